@@ -1,0 +1,70 @@
+# teepy: `make demo` and `make check` do all set-up on a fresh Debian 12 machine.
+SHELL := /bin/bash
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+PY := /usr/bin/python3
+# Debian's interpreter headers, never a pyenv python3.pc that may come first
+export PKG_CONFIG_PATH := /usr/lib/x86_64-linux-gnu/pkgconfig
+
+# Debian packages, with the reason for each in the README's dependency table.
+DEB_PACKAGES := gcc libc6-dev make meson ninja-build pkg-config python3 python3-dev \
+	libseccomp-dev python3-pytest python3-numpy util-linux
+
+.PHONY: all deps build demo check test-unit test-e2e check-asan bench format clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "teepy: installing Debian packages:" $$missing; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+		else echo "teepy: run as root or install:" $$missing >&2; exit 1; fi; \
+		$$SUDO apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) -Dwerror=true
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+demo: build
+	@echo '$$ teepy run examples/hello/service.py --input world --data examples/hello/greeting.txt'
+	@$(BUILD)/teepy run examples/hello/service.py --input world --data examples/hello/greeting.txt; \
+		code=$$?; echo; echo "(exit code $$code)"; exit $$code
+
+test-unit: build
+	$(BUILD)/test_units
+
+test-e2e: build
+	TEEPY_BIN=$(abspath $(BUILD))/teepy $(PY) -m pytest -c tests/pytest.ini tests
+
+# The unit tests and the launcher under ASan+UBSan (the extension runs inside the
+# system interpreter, which is not instrumented, so the sandbox runs the plain one).
+check-asan: deps
+	@[ -f $(ASAN_BUILD)/build.ninja ] || meson setup $(ASAN_BUILD) -Dwerror=true \
+		-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+	ninja -C $(ASAN_BUILD)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 $(ASAN_BUILD)/test_units
+	cp $(BUILD)/_teepy*.so $(ASAN_BUILD)/
+	TEEPY_BIN=$(abspath $(ASAN_BUILD))/teepy ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1 \
+		$(PY) -m pytest -c tests/pytest.ini tests/e2e -k "root and not numpy" -q -p no:cacheprovider
+
+check: build
+	$(BUILD)/test_units
+	TEEPY_BIN=$(abspath $(BUILD))/teepy $(PY) -m pytest -c tests/pytest.ini tests
+	$(MAKE) --no-print-directory check-asan
+
+bench: build
+	TEEPY_BIN=$(abspath $(BUILD))/teepy bench/startup
+	TEEPY_BIN=$(abspath $(BUILD))/teepy bench/compute
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,7 @@
+/* The commands of teepy: each takes argv from its own name on and returns an exit code. */
+#ifndef TEEPY_CLI_COMMANDS_H
+#define TEEPY_CLI_COMMANDS_H
+
+int tp_cmd_run(int argc, char **argv);
+
+#endif

@@ -1,0 +1,60 @@
+/* Options of `teepy run`: parsed from argv and TEEPY_* settings, no OS calls. */
+#ifndef TEEPY_CLI_RUN_OPTS_H
+#define TEEPY_CLI_RUN_OPTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TP_DEFAULT_MEMORY (3ULL << 30)
+#define TP_DEFAULT_CPU_MS (30ULL * 60 * 1000)
+#define TP_DEFAULT_TIMEOUT_MS (60ULL * 60 * 1000)
+#define TP_DEFAULT_THREADS 64u
+
+enum tp_mode { TP_MODE_AUTO, TP_MODE_SIM, TP_MODE_HW };
+
+struct tp_strv {
+	const char **items; /* borrowed from argv/env; the array itself is owned */
+	size_t count;
+};
+
+struct tp_run_opts {
+	const char *script;
+	struct tp_strv script_args;
+	const char *input;       /* --input, or NULL */
+	const char *input_file;  /* --input-file, "-" = stdin, or NULL */
+	const char *output_file; /* --output, or NULL = stdout */
+	struct tp_strv data;      /* service data then task data, in order */
+	size_t service_data_count; /* how many of data.items are service data */
+	struct tp_strv allow;      /* --allow and --pythonpath paths */
+	struct tp_strv pythonpath; /* --pythonpath paths (also in allow) */
+	struct tp_strv env;        /* NAME=VALUE */
+	uint64_t memory_bytes;
+	uint64_t cpu_ms;
+	uint64_t timeout_ms;
+	uint64_t scratch_bytes; /* 0 = no scratch /tmp */
+	unsigned threads;
+	bool allow_site_packages;
+	bool print_config;
+	bool help;
+	enum tp_mode mode;
+	bool mode_was_auto;
+};
+
+/* Looks up a setting such as TEEPY_MEMORY; getenv in production, a table in tests. */
+typedef const char *(*tp_getenv_fn)(const char *name);
+
+/* Parses `teepy run` arguments (argv[0] is "run"). On a usage error returns -EINVAL
+ * and writes one line (without "teepy: ") into err. The caller owns opts and frees
+ * it with tp_run_opts_free. */
+int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv_fn getenv_fn,
+		      char *err, size_t err_size);
+
+void tp_run_opts_free(struct tp_run_opts *opts);
+
+/* Data item i of the TEEX list (service data, then task data), or NULL if out of range. */
+const char *tp_run_opts_data_item(const struct tp_run_opts *opts, size_t i);
+
+extern const char tp_run_usage[];
+
+#endif

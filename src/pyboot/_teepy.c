@@ -1,0 +1,534 @@
+/* _teepy: the runtime's bootstrap inside the sandboxed interpreter. Imported before
+ * any service code: installs seccomp stage 2 (no execve), registers `teex`, wires
+ * the control channel, and runs the service as __main__. The only C in the sandbox. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "protocol.h"
+
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* One request and its reply at a time, whichever thread asks. */
+static pthread_mutex_t channel_lock = PTHREAD_MUTEX_INITIALIZER;
+static Py_ssize_t data_count;
+static bool result_sent;
+static bool booted;
+static PyObject *input_bytes; /* cached after the first ask */
+
+/* ---- the channel (GIL released around every blocking call) ---- */
+
+static int chan_read(void *buf, size_t size)
+{
+	char *p = buf;
+
+	while (size) {
+		ssize_t n = read(TP_CTRL_FD, p, size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		size -= (size_t)n;
+	}
+	return 0;
+}
+
+static int chan_write(const void *buf, size_t size)
+{
+	const char *p = buf;
+
+	while (size) {
+		ssize_t n = write(TP_CTRL_FD, p, size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		size -= (size_t)n;
+	}
+	return 0;
+}
+
+static PyObject *channel_error(void)
+{
+	PyErr_SetString(PyExc_RuntimeError, "teepy: the control channel to the supervisor is closed");
+	return NULL;
+}
+
+/* Sends a request and returns the reply's payload as bytes, or None when the
+ * supervisor answers out of range. */
+static PyObject *request(uint32_t type, uint32_t arg)
+{
+	struct tp_frame frame = { .type = type, .arg = arg, .size = 0 };
+	struct tp_frame reply;
+	PyObject *bytes;
+	int r;
+
+	Py_BEGIN_ALLOW_THREADS
+	pthread_mutex_lock(&channel_lock);
+	r = chan_write(&frame, sizeof(frame));
+	if (r == 0)
+		r = chan_read(&reply, sizeof(reply));
+	Py_END_ALLOW_THREADS
+	if (r < 0 || reply.type != TP_FRAME_REPLY || reply.size > (uint64_t)PY_SSIZE_T_MAX) {
+		pthread_mutex_unlock(&channel_lock);
+		return channel_error();
+	}
+	if (reply.arg != TP_REPLY_OK) {
+		pthread_mutex_unlock(&channel_lock);
+		Py_RETURN_NONE;
+	}
+	bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)reply.size);
+	if (!bytes) {
+		/* keep the channel in step: drain what the supervisor sends */
+		char sink[4096];
+		for (uint64_t left = reply.size; left;) {
+			size_t chunk = left < sizeof(sink) ? (size_t)left : sizeof(sink);
+			if (chan_read(sink, chunk) < 0)
+				break;
+			left -= chunk;
+		}
+		pthread_mutex_unlock(&channel_lock);
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	r = chan_read(PyBytes_AS_STRING(bytes), (size_t)reply.size);
+	pthread_mutex_unlock(&channel_lock);
+	Py_END_ALLOW_THREADS
+	if (r < 0) {
+		Py_DECREF(bytes);
+		return channel_error();
+	}
+	return bytes;
+}
+
+static int send_frame(uint32_t type, uint32_t arg, const void *payload, size_t size)
+{
+	struct tp_frame frame = { .type = type, .arg = arg, .size = size };
+	int r;
+
+	Py_BEGIN_ALLOW_THREADS
+	pthread_mutex_lock(&channel_lock);
+	r = chan_write(&frame, sizeof(frame));
+	if (r == 0 && size)
+		r = chan_write(payload, size);
+	pthread_mutex_unlock(&channel_lock);
+	Py_END_ALLOW_THREADS
+	return r;
+}
+
+/* ---- the teex module ---- */
+
+static PyObject *get_input_bytes(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	if (!input_bytes) {
+		PyObject *b = request(TP_FRAME_GET_INPUT, 0);
+		if (!b)
+			return NULL;
+		if (b == Py_None) {
+			Py_DECREF(b);
+			return channel_error();
+		}
+		input_bytes = b;
+	}
+	Py_INCREF(input_bytes);
+	return input_bytes;
+}
+
+static PyObject *get_input(PyObject *self, PyObject *unused)
+{
+	PyObject *b = get_input_bytes(self, unused);
+	PyObject *s;
+
+	if (!b)
+		return NULL;
+	s = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b), "surrogateescape");
+	Py_DECREF(b);
+	return s;
+}
+
+static PyObject *set_result(PyObject *self, PyObject *arg)
+{
+	PyObject *encoded = NULL;
+	const char *data;
+	Py_ssize_t size;
+	bool first;
+
+	(void)self;
+	if (PyUnicode_Check(arg)) {
+		encoded = PyUnicode_AsEncodedString(arg, "utf-8", "surrogateescape");
+		if (!encoded)
+			return NULL;
+		data = PyBytes_AS_STRING(encoded);
+		size = PyBytes_GET_SIZE(encoded);
+	} else if (PyBytes_Check(arg)) {
+		data = PyBytes_AS_STRING(arg);
+		size = PyBytes_GET_SIZE(arg);
+	} else {
+		return PyErr_Format(PyExc_TypeError,
+				    "TEEX_return() argument must be str or bytes, not '%.100s'",
+				    Py_TYPE(arg)->tp_name);
+	}
+
+	/* the GIL orders concurrent callers: the first one to get here wins */
+	first = !result_sent;
+	result_sent = true;
+	if (first && send_frame(TP_FRAME_RESULT, 0, data, (size_t)size) < 0) {
+		Py_XDECREF(encoded);
+		return channel_error();
+	}
+	Py_XDECREF(encoded);
+	return PyBool_FromLong(first);
+}
+
+static PyObject *get_data(PyObject *self, PyObject *arg)
+{
+	Py_ssize_t index;
+	PyObject *b;
+
+	(void)self;
+	if (!PyLong_Check(arg))
+		return PyErr_Format(PyExc_TypeError, "TEEX_getdata() index must be int, not '%.100s'",
+				    Py_TYPE(arg)->tp_name);
+	index = PyLong_AsSsize_t(arg);
+	if (index == -1 && PyErr_Occurred()) {
+		if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+			return NULL;
+		PyErr_Clear();
+		index = -1;
+	}
+	if (index < 0 || index >= data_count)
+		return PyErr_Format(PyExc_IndexError,
+				    "data index %R out of range: there are %zd data items "
+				    "(service data first, then task data)",
+				    arg, data_count);
+	b = request(TP_FRAME_GET_DATA, (uint32_t)index);
+	if (b == Py_None) {
+		Py_DECREF(b);
+		return PyErr_Format(PyExc_IndexError, "data index %zd out of range (%zd items)", index,
+				    data_count);
+	}
+	return b;
+}
+
+static PyObject *get_data_count(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	return PyLong_FromSsize_t(data_count);
+}
+
+static PyMethodDef teex_methods[] = {
+	{ "TEEX_getinput", get_input, METH_NOARGS, "The input string of this invocation." },
+	{ "get_input", get_input, METH_NOARGS, "The input string of this invocation." },
+	{ "get_input_bytes", get_input_bytes, METH_NOARGS, "The input as bytes." },
+	{ "TEEX_return", set_result, METH_O,
+	  "Return the result (str or bytes). Only the first call counts; later calls return False." },
+	{ "set_result", set_result, METH_O,
+	  "Return the result (str or bytes). Only the first call counts; later calls return False." },
+	{ "TEEX_getdata", get_data, METH_O,
+	  "Bytes of data item i: the service data in order, then the task data." },
+	{ "get_data", get_data, METH_O,
+	  "Bytes of data item i: the service data in order, then the task data." },
+	{ "data_count", get_data_count, METH_NOARGS, "How many data items there are." },
+	{ NULL, NULL, 0, NULL },
+};
+
+static struct PyModuleDef teex_def = {
+	PyModuleDef_HEAD_INIT, "teex",
+	"The TEEX service interface, provided by the teepy runtime.", -1, teex_methods,
+	NULL, NULL, NULL, NULL,
+};
+
+/* ---- kill rules: say which call it was, then end ---- */
+
+static void on_sigsys(int sig, siginfo_t *info, void *context)
+{
+	struct tp_frame frame = { .type = TP_FRAME_TRAP, .arg = (uint32_t)info->si_syscall };
+
+	(void)sig;
+	(void)context;
+	/* async-signal-safe: one write that the supervisor reads whole, then exit */
+	if (write(TP_CTRL_FD, &frame, sizeof(frame)) < 0) {
+		/* the supervisor still sees the exit status */
+	}
+	syscall(SYS_exit_group, TP_TRAP_EXIT_STATUS);
+}
+
+/* ---- boot ---- */
+
+struct boot {
+	PyObject *entry;
+	PyObject *argv;
+	PyObject *path;
+	struct sock_fprog filter;
+};
+
+static int parse_boot(char *payload, size_t size, struct boot *boot)
+{
+	size_t pos = 0;
+
+	while (pos < size) {
+		uint32_t len;
+		char tag;
+		char *field;
+
+		if (size - pos < sizeof(len))
+			return -1;
+		memcpy(&len, payload + pos, sizeof(len));
+		pos += sizeof(len);
+		if (len < 1 || len > size - pos)
+			return -1;
+		tag = payload[pos];
+		field = payload + pos + 1;
+		pos += len;
+		len -= 1;
+
+		if (tag == TP_BOOT_FILTER) {
+			if (len == 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > 0xffff)
+				return -1;
+			boot->filter.len = (unsigned short)(len / sizeof(struct sock_filter));
+			boot->filter.filter = (struct sock_filter *)field;
+			continue;
+		}
+		PyObject *s = PyUnicode_DecodeFSDefaultAndSize(field, len);
+		if (!s)
+			return -1;
+		int r = 0;
+		if (tag == TP_BOOT_ENTRY) {
+			Py_XSETREF(boot->entry, s);
+			Py_INCREF(s);
+		} else if (tag == TP_BOOT_ARG)
+			r = PyList_Append(boot->argv, s);
+		else if (tag == TP_BOOT_PATH)
+			r = PyList_Append(boot->path, s);
+		else if (tag == TP_BOOT_DATA_COUNT)
+			data_count = (Py_ssize_t)strtoull(PyUnicode_AsUTF8(s), NULL, 10);
+		Py_DECREF(s);
+		if (r < 0)
+			return -1;
+	}
+	return boot->entry && boot->filter.len ? 0 : -1;
+}
+
+static int install_stage2(const struct sock_fprog *filter)
+{
+	struct sigaction sa = { 0 };
+
+	sa.sa_sigaction = on_sigsys;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSYS, &sa, NULL) < 0)
+		return -1;
+	/* TSYNC: every thread of the interpreter (there should be one) gets the filter */
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, filter) != 0)
+		return -1;
+	return 0;
+}
+
+/* Prints a syntax error as one line: "teepy: FILE:LINE:COL: SyntaxError: MSG". */
+static void report_syntax_error(void)
+{
+	PyObject *type, *value, *tb;
+	PyObject *msg = NULL, *filename = NULL, *lineno = NULL, *offset = NULL;
+
+	PyErr_Fetch(&type, &value, &tb);
+	PyErr_NormalizeException(&type, &value, &tb);
+	if (value) {
+		msg = PyObject_GetAttrString(value, "msg");
+		filename = PyObject_GetAttrString(value, "filename");
+		lineno = PyObject_GetAttrString(value, "lineno");
+		offset = PyObject_GetAttrString(value, "offset");
+	}
+	PyErr_Clear();
+	PySys_FormatStderr("teepy: %S:%S:%S: %s: %S\n", filename ? filename : Py_None,
+			   lineno ? lineno : Py_None, offset ? offset : Py_None,
+			   ((PyTypeObject *)type)->tp_name, msg ? msg : Py_None);
+	Py_XDECREF(msg);
+	Py_XDECREF(filename);
+	Py_XDECREF(lineno);
+	Py_XDECREF(offset);
+	Py_XDECREF(type);
+	Py_XDECREF(value);
+	Py_XDECREF(tb);
+}
+
+/* SystemExit(code) -> the exit status Python itself would use. */
+static int exit_status_of(PyObject *value)
+{
+	PyObject *code = value ? PyObject_GetAttrString(value, "code") : NULL;
+	int status = 0;
+
+	PyErr_Clear();
+	if (!code || code == Py_None)
+		status = 0;
+	else if (PyLong_Check(code))
+		status = (int)PyLong_AsLong(code) & 0xff;
+	else {
+		PyObject_Print(code, stderr, Py_PRINT_RAW);
+		fputc('\n', stderr);
+		status = 1;
+	}
+	PyErr_Clear();
+	Py_XDECREF(code);
+	return status;
+}
+
+static PyObject *run_entry(const char *entry, int *status)
+{
+	PyObject *main_module, *globals, *result, *sys_modules;
+	FILE *fp;
+
+	main_module = PyModule_New("__main__");
+	if (!main_module)
+		return NULL;
+	globals = PyModule_GetDict(main_module);
+	sys_modules = PyImport_GetModuleDict();
+	if (PyDict_SetItemString(sys_modules, "__main__", main_module) < 0 ||
+	    PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0 ||
+	    PyDict_SetItemString(globals, "__file__", PyUnicode_DecodeFSDefault(entry)) < 0 ||
+	    PyDict_SetItemString(globals, "__cached__", Py_None) < 0) {
+		Py_DECREF(main_module);
+		return NULL;
+	}
+
+	fp = fopen(entry, "rb");
+	if (!fp) {
+		PyErr_SetFromErrnoWithFilename(PyExc_OSError, entry);
+		Py_DECREF(main_module);
+		return NULL;
+	}
+	PyCompilerFlags flags = _PyCompilerFlags_INIT;
+	result = PyRun_FileExFlags(fp, entry, Py_file_input, globals, globals, 1, &flags);
+	Py_XDECREF(result);
+	*status = 0;
+	if (!result) {
+		char name[128] = "";
+		uint32_t kind = TP_STATUS_EXCEPTION;
+
+		if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
+			PyObject *type, *value, *tb;
+			PyErr_Fetch(&type, &value, &tb);
+			PyErr_NormalizeException(&type, &value, &tb);
+			*status = exit_status_of(value);
+			Py_XDECREF(type);
+			Py_XDECREF(value);
+			Py_XDECREF(tb);
+			kind = TP_STATUS_OK;
+		} else {
+			PyObject *type, *value, *tb;
+			PyErr_Fetch(&type, &value, &tb);
+			snprintf(name, sizeof(name), "%s",
+				 type ? ((PyTypeObject *)type)->tp_name : "exception");
+			bool syntax = type && PyErr_GivenExceptionMatches(type, PyExc_SyntaxError);
+			PyErr_Restore(type, value, tb);
+			if (syntax) {
+				kind = TP_STATUS_SYNTAX;
+				report_syntax_error();
+			} else {
+				PyErr_Print();
+			}
+			*status = 1;
+		}
+		send_frame(TP_FRAME_STATUS, kind, name, strlen(name));
+	} else {
+		send_frame(TP_FRAME_STATUS, TP_STATUS_OK, "", 0);
+	}
+	Py_DECREF(main_module);
+	Py_RETURN_NONE;
+}
+
+static PyObject *boot(PyObject *self, PyObject *unused)
+{
+	struct boot b = { 0 };
+	struct tp_frame frame;
+	PyObject *teex = NULL, *result = NULL;
+	char *payload = NULL;
+	int status = 1, r;
+
+	(void)self;
+	(void)unused;
+	if (booted) {
+		PyErr_SetString(PyExc_RuntimeError, "teepy: the runtime is already booted");
+		return NULL;
+	}
+	booted = true;
+
+	r = chan_read(&frame, sizeof(frame));
+	if (r < 0 || frame.type != TP_FRAME_BOOT || frame.size > TP_MAX_BOOT_SIZE)
+		return channel_error();
+	payload = PyMem_Malloc((size_t)frame.size + 1);
+	if (!payload)
+		return PyErr_NoMemory();
+	if (chan_read(payload, (size_t)frame.size) < 0) {
+		PyMem_Free(payload);
+		return channel_error();
+	}
+	payload[frame.size] = '\0';
+	b.argv = PyList_New(0);
+	b.path = PyList_New(0);
+	if (!b.argv || !b.path || parse_boot(payload, (size_t)frame.size, &b) < 0) {
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_RuntimeError, "teepy: malformed boot frame");
+		goto out;
+	}
+
+	/* From here on no new program can run, ever. */
+	if (install_stage2(&b.filter) < 0) {
+		PyErr_SetFromErrno(PyExc_OSError);
+		goto out;
+	}
+
+	/* `teex` is a runtime module: a service file named teex.py cannot replace it */
+	teex = PyModule_Create(&teex_def);
+	if (!teex || PyDict_SetItemString(PyImport_GetModuleDict(), "teex", teex) < 0)
+		goto out;
+	if (PySys_SetObject("argv", b.argv) < 0 || PySys_SetObject("path", b.path) < 0 ||
+	    PySys_SetObject("dont_write_bytecode", Py_True) < 0)
+		goto out;
+	{
+		PyObject *entry = PyUnicode_EncodeFSDefault(b.entry);
+		if (!entry)
+			goto out;
+		result = run_entry(PyBytes_AS_STRING(entry), &status);
+		Py_DECREF(entry);
+	}
+	if (!result)
+		goto out;
+	Py_DECREF(result);
+	result = PyLong_FromLong(status);
+out:
+	Py_XDECREF(teex);
+	Py_XDECREF(b.entry);
+	Py_XDECREF(b.argv);
+	Py_XDECREF(b.path);
+	PyMem_Free(payload);
+	return result;
+}
+
+static PyMethodDef teepy_methods[] = {
+	{ "boot", boot, METH_NOARGS, "Start the service (called once by the runtime)." },
+	{ NULL, NULL, 0, NULL },
+};
+
+static struct PyModuleDef teepy_def = {
+	PyModuleDef_HEAD_INIT, "_teepy", "The teepy runtime bootstrap.", -1, teepy_methods,
+	NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__teepy(void);
+PyMODINIT_FUNC PyInit__teepy(void)
+{
+	return PyModule_Create(&teepy_def);
+}

@@ -1,0 +1,56 @@
+/* The control channel between the supervisor and `_teepy`: frame layout and types.
+ * Shared by both sides; the supervisor treats every frame from the service as
+ * untrusted once the service runs. */
+#ifndef TEEPY_PYBOOT_PROTOCOL_H
+#define TEEPY_PYBOOT_PROTOCOL_H
+
+#include <stdint.h>
+
+/* The sandboxed interpreter finds the channel at this fd. */
+#define TP_CTRL_FD 3
+
+/* Where the runtime's own files are inside the sealed root. */
+#define TP_RUNTIME_DIR "/.teepy"
+
+/* Every frame: this header, then `size` payload bytes (host byte order: both
+ * ends are on one machine). */
+struct tp_frame {
+	uint32_t type;
+	uint32_t arg;
+	uint64_t size;
+};
+
+enum tp_frame_type {
+	/* supervisor -> service */
+	TP_FRAME_BOOT = 1,  /* payload: boot fields, see below */
+	TP_FRAME_REPLY = 2, /* arg: TP_REPLY_*, payload: the bytes asked for */
+
+	/* service -> supervisor */
+	TP_FRAME_GET_INPUT = 16,
+	TP_FRAME_GET_DATA = 17, /* arg: index */
+	TP_FRAME_RESULT = 18,   /* payload: the result bytes */
+	TP_FRAME_STATUS = 19,   /* arg: TP_STATUS_*, payload: exception type name */
+	TP_FRAME_TRAP = 20,     /* arg: the system call number that broke a kill rule */
+};
+
+enum tp_reply { TP_REPLY_OK = 0, TP_REPLY_OUT_OF_RANGE = 1 };
+
+enum tp_status { TP_STATUS_OK = 0, TP_STATUS_EXCEPTION = 1, TP_STATUS_SYNTAX = 2 };
+
+/* The exit status `_teepy` uses after it reported a TRAP frame: 128 + SIGSYS. */
+#define TP_TRAP_EXIT_STATUS (128 + 31)
+
+/* BOOT payload: a sequence of fields, each a u32 length then that many bytes,
+ * whose first byte is a tag: */
+enum tp_boot_tag {
+	TP_BOOT_FILTER = 'f', /* stage-2 seccomp program (struct sock_filter[]) */
+	TP_BOOT_ENTRY = 'e',  /* the entry script's path inside the root */
+	TP_BOOT_ARG = 'a',    /* sys.argv, in order */
+	TP_BOOT_PATH = 'p',   /* sys.path, in order */
+	TP_BOOT_DATA_COUNT = 'n', /* decimal count of data items */
+};
+
+#define TP_MAX_STATUS_SIZE 4096u
+#define TP_MAX_BOOT_SIZE (1u << 20)
+
+#endif

@@ -1,0 +1,406 @@
+/* Building the root: every construction step happens after the host's tree is
+ * detached, so a path inside the new root can never lead back to the host. */
+#include "root.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/mount.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV 0x00000004
+#define MOUNT_ATTR_NOEXEC 0x00000008
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+struct mount_attr {
+	uint64_t attr_set;
+	uint64_t attr_clr;
+	uint64_t propagation;
+	uint64_t userns_fd;
+};
+#endif
+
+/* ---- the plan (supervisor side) ---- */
+
+int tp_root_plan_add(struct tp_root_plan *plan, enum tp_root_op_kind kind, const char *path,
+		     const char *source, uint64_t size)
+{
+	struct tp_root_op *ops = realloc(plan->ops, (plan->count + 1) * sizeof(*ops));
+	struct tp_root_op *op;
+
+	if (!ops)
+		return -ENOMEM;
+	plan->ops = ops;
+	op = &ops[plan->count];
+	op->kind = kind;
+	op->size = size;
+	op->path = strdup(path);
+	op->source = source ? strdup(source) : NULL;
+	if (!op->path || (source && !op->source)) {
+		free(op->path);
+		free(op->source);
+		return -ENOMEM;
+	}
+	plan->count++;
+	return 0;
+}
+
+static bool is_under(const char *path, const char *dir)
+{
+	size_t len = strlen(dir);
+
+	if (strcmp(dir, "/") == 0)
+		return true;
+	return strncmp(path, dir, len) == 0 && (path[len] == '\0' || path[len] == '/');
+}
+
+bool tp_root_plan_covers(const struct tp_root_plan *plan, const char *path)
+{
+	for (size_t i = 0; i < plan->count; i++)
+		if (plan->ops[i].kind == TP_ROOT_BIND && is_under(path, plan->ops[i].path))
+			return true;
+	return false;
+}
+
+static bool has_symlink(const struct tp_root_plan *plan, const char *path)
+{
+	for (size_t i = 0; i < plan->count; i++)
+		if (plan->ops[i].kind == TP_ROOT_SYMLINK && strcmp(plan->ops[i].path, path) == 0)
+			return true;
+	return false;
+}
+
+/* Walks PATH one component at a time as the kernel would, recording every symbolic
+ * link met (with its target, followed in turn). On success `resolved` holds the
+ * real path. At most 40 links, as in the kernel. */
+static int walk_links(struct tp_root_plan *plan, const char *path, char *resolved, int depth)
+{
+	char done[PATH_MAX] = "";
+	char rest[PATH_MAX];
+	int r;
+
+	if (depth > 40)
+		return -ELOOP;
+	if (path[0] != '/')
+		return -EINVAL;
+	snprintf(rest, sizeof(rest), "%s", path);
+
+	for (char *p = rest; *p;) {
+		char component[NAME_MAX + 1];
+		char candidate[PATH_MAX];
+		char target[PATH_MAX];
+		struct stat st;
+		size_t len;
+		ssize_t n;
+
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		len = strcspn(p, "/");
+		if (len > NAME_MAX)
+			return -ENAMETOOLONG;
+		memcpy(component, p, len);
+		component[len] = '\0';
+		p += len;
+
+		if (strcmp(component, ".") == 0)
+			continue;
+		if (strcmp(component, "..") == 0) {
+			char *slash = strrchr(done, '/');
+			if (slash)
+				*slash = '\0';
+			continue;
+		}
+		if ((size_t)snprintf(candidate, sizeof(candidate), "%s/%s", done, component) >=
+		    sizeof(candidate))
+			return -ENAMETOOLONG;
+		if (lstat(candidate, &st) < 0)
+			return -errno;
+		if (!S_ISLNK(st.st_mode)) {
+			memcpy(done, candidate, strlen(candidate) + 1);
+			continue;
+		}
+		n = readlink(candidate, target, sizeof(target) - 1);
+		if (n < 0)
+			return -errno;
+		target[n] = '\0';
+		if (!has_symlink(plan, candidate) &&
+		    (r = tp_root_plan_add(plan, TP_ROOT_SYMLINK, candidate, target, 0)) < 0)
+			return r;
+
+		/* continue from the link's target, then whatever is left of the path */
+		char next[PATH_MAX];
+		if (target[0] == '/')
+			r = snprintf(next, sizeof(next), "%s%s", target, p);
+		else
+			r = snprintf(next, sizeof(next), "%s/%s%s", done, target, p);
+		if (r < 0 || (size_t)r >= sizeof(next))
+			return -ENAMETOOLONG;
+		return walk_links(plan, next, resolved, depth + 1);
+	}
+	snprintf(resolved, PATH_MAX, "%s", done[0] ? done : "/");
+	return 0;
+}
+
+int tp_root_plan_add_path(struct tp_root_plan *plan, const char *path)
+{
+	char resolved[PATH_MAX];
+	int r = walk_links(plan, path, resolved, 0);
+
+	if (r < 0)
+		return r;
+	if (access(resolved, R_OK) < 0)
+		return -errno;
+	if (tp_root_plan_covers(plan, resolved))
+		return 0;
+	return tp_root_plan_add(plan, TP_ROOT_BIND, resolved, resolved, 0);
+}
+
+int tp_root_plan_add_links(struct tp_root_plan *plan, const char *path)
+{
+	char resolved[PATH_MAX];
+	size_t before = plan->count;
+	int r = walk_links(plan, path, resolved, 0);
+
+	if (r < 0 || !tp_root_plan_covers(plan, resolved)) {
+		/* leads nowhere visible: do not leave dangling links behind */
+		for (size_t i = before; i < plan->count; i++) {
+			free(plan->ops[i].path);
+			free(plan->ops[i].source);
+		}
+		plan->count = before;
+	}
+	return 0;
+}
+
+static int op_rank(const struct tp_root_op *op)
+{
+	switch (op->kind) {
+	case TP_ROOT_TMPFS:
+		return 0;
+	case TP_ROOT_BIND:
+	case TP_ROOT_DEVICE:
+	case TP_ROOT_RUNTIME:
+		return 1;
+	case TP_ROOT_SYMLINK:
+		return 2;
+	}
+	return 3;
+}
+
+static int compare_ops(const void *a, const void *b)
+{
+	const struct tp_root_op *x = a, *y = b;
+	int rx = op_rank(x), ry = op_rank(y);
+
+	if (rx != ry)
+		return rx - ry;
+	return strcmp(x->path, y->path); /* a parent sorts before what is under it */
+}
+
+void tp_root_plan_finish(struct tp_root_plan *plan)
+{
+	size_t kept = 0;
+
+	qsort(plan->ops, plan->count, sizeof(plan->ops[0]), compare_ops);
+	for (size_t i = 0; i < plan->count; i++) {
+		struct tp_root_op *op = &plan->ops[i];
+		bool covered = false;
+
+		/* a bind, or a link, under another bind is already there, read-only */
+		for (size_t j = 0; j < kept && op->kind != TP_ROOT_TMPFS; j++)
+			covered = covered || (plan->ops[j].kind == TP_ROOT_BIND &&
+					      is_under(op->path, plan->ops[j].path));
+		if (covered) {
+			free(op->path);
+			free(op->source);
+			continue;
+		}
+		plan->ops[kept++] = *op;
+	}
+	plan->count = kept;
+}
+
+void tp_root_plan_free(struct tp_root_plan *plan)
+{
+	for (size_t i = 0; i < plan->count; i++) {
+		free(plan->ops[i].path);
+		free(plan->ops[i].source);
+	}
+	free(plan->ops);
+	plan->ops = NULL;
+	plan->count = 0;
+}
+
+/* ---- carrying it out (child side) ---- */
+
+static int fail(char *err, size_t err_size, int r, const char *what, const char *path)
+{
+	snprintf(err, err_size, "%s %s: %s", what, path, strerror(-r));
+	return r;
+}
+
+/* mkdir -p inside the new root; there is nothing but our own tmpfs to walk. */
+static int make_parents(const char *path)
+{
+	char buf[PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; (p = strchr(p, '/')); p++) {
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return 0;
+}
+
+static int make_mountpoint(const char *path, bool dir)
+{
+	int r = make_parents(path);
+
+	if (r < 0)
+		return r;
+	if (dir)
+		return mkdir(path, 0755) < 0 && errno != EEXIST ? -errno : 0;
+	r = open(path, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (r < 0)
+		return -errno;
+	close(r);
+	return 0;
+}
+
+int tp_root_enter(const struct tp_root_plan *plan, char *err, size_t err_size)
+{
+	int *trees = calloc(plan->count ? plan->count : 1, sizeof(int));
+	int r = 0;
+
+	if (!trees)
+		return fail(err, err_size, -ENOMEM, "allocate", "root plan");
+	for (size_t i = 0; i < plan->count; i++)
+		trees[i] = -1;
+
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		r = fail(err, err_size, -errno, "make private", "/");
+		goto out;
+	}
+
+	/* 1. clone every source while the host tree is still reachable */
+	for (size_t i = 0; i < plan->count; i++) {
+		const struct tp_root_op *op = &plan->ops[i];
+		struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID };
+
+		if (op->kind != TP_ROOT_BIND && op->kind != TP_ROOT_DEVICE &&
+		    op->kind != TP_ROOT_RUNTIME)
+			continue;
+		trees[i] = (int)syscall(SYS_open_tree, AT_FDCWD, op->source,
+					OPEN_TREE_CLONE | O_CLOEXEC | AT_RECURSIVE);
+		if (trees[i] < 0) {
+			r = fail(err, err_size, -errno, "clone mount of", op->source);
+			goto out;
+		}
+		if (op->kind != TP_ROOT_DEVICE)
+			attr.attr_set |= MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV;
+		else
+			attr.attr_set |= MOUNT_ATTR_NOEXEC;
+		if (syscall(SYS_mount_setattr, trees[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
+			    sizeof(attr)) < 0) {
+			r = fail(err, err_size, -errno, "make read-only", op->source);
+			goto out;
+		}
+	}
+
+	/* 2. an empty tmpfs becomes the root; the host's tree is detached from us */
+	if (mount("teepy", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m") < 0) {
+		r = fail(err, err_size, -errno, "mount root tmpfs on", "/tmp");
+		goto out;
+	}
+	if (chdir("/tmp") < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
+	    umount2(".", MNT_DETACH) < 0 || chdir("/") < 0) {
+		r = fail(err, err_size, -errno, "pivot into", "the new root");
+		goto out;
+	}
+
+	/* 3. build the root from the clones, then links */
+	for (size_t i = 0; i < plan->count; i++) {
+		const struct tp_root_op *op = &plan->ops[i];
+		char options[64];
+		struct stat st;
+
+		switch (op->kind) {
+		case TP_ROOT_TMPFS:
+			snprintf(options, sizeof(options), "mode=1777,size=%llu",
+				 (unsigned long long)op->size);
+			if ((r = make_mountpoint(op->path, true)) < 0 ||
+			    (mount("teepy-scratch", op->path, "tmpfs", MS_NOSUID | MS_NODEV, options) <
+				     0 &&
+			     (r = -errno)))
+				goto fail_op;
+			break;
+		case TP_ROOT_BIND:
+		case TP_ROOT_DEVICE:
+		case TP_ROOT_RUNTIME:
+			if (fstat(trees[i], &st) < 0) {
+				r = -errno;
+				goto fail_op;
+			}
+			if ((r = make_mountpoint(op->path, S_ISDIR(st.st_mode))) < 0)
+				goto fail_op;
+			if (syscall(SYS_move_mount, trees[i], "", AT_FDCWD, op->path,
+				    MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+				r = -errno;
+				goto fail_op;
+			}
+			break;
+		case TP_ROOT_SYMLINK:
+			if ((r = make_parents(op->path)) < 0)
+				goto fail_op;
+			if (symlink(op->source, op->path) < 0 && errno != EEXIST) {
+				r = -errno;
+				goto fail_op;
+			}
+			break;
+		}
+		continue;
+fail_op:
+		fail(err, err_size, r, "place", op->path);
+		goto out;
+	}
+
+	{
+		struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+						     MOUNT_ATTR_NODEV };
+		if (syscall(SYS_mount_setattr, AT_FDCWD, "/", 0, &ro, sizeof(ro)) < 0) {
+			r = fail(err, err_size, -errno, "make read-only", "/");
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	for (size_t i = 0; i < plan->count; i++)
+		if (trees[i] >= 0)
+			close(trees[i]);
+	free(trees);
+	return r;
+}

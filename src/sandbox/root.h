@@ -1,0 +1,55 @@
+/* The service's root: a plan computed from host paths by the supervisor, carried
+ * out by the child in its own mount namespace. */
+#ifndef TEEPY_SANDBOX_ROOT_H
+#define TEEPY_SANDBOX_ROOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum tp_root_op_kind {
+	TP_ROOT_TMPFS,   /* scratch: a size-capped writable tmpfs */
+	TP_ROOT_BIND,    /* a host file or directory, read-only, at the same path */
+	TP_ROOT_DEVICE,  /* a host device node (/dev/null ...), not read-only */
+	TP_ROOT_RUNTIME, /* a host file placed at another path (the _teepy extension) */
+	TP_ROOT_SYMLINK, /* a symbolic link, as on the host */
+};
+
+struct tp_root_op {
+	enum tp_root_op_kind kind;
+	char *path;   /* inside the root, absolute */
+	char *source; /* host path (bind, device, runtime) or link target (symlink) */
+	uint64_t size; /* tmpfs size in bytes */
+};
+
+struct tp_root_plan {
+	struct tp_root_op *ops;
+	size_t count;
+};
+
+/* Adds host PATH (file or directory) read-only at its real path, and the symbolic
+ * links passed on the way so the given spelling works inside too. Returns 0 or
+ * -errno (-ENOENT, -EACCES ... naming the host's answer). */
+int tp_root_plan_add_path(struct tp_root_plan *plan, const char *path);
+
+/* Adds the symbolic links of PATH (not its content) if it resolves into the plan. */
+int tp_root_plan_add_links(struct tp_root_plan *plan, const char *path);
+
+int tp_root_plan_add(struct tp_root_plan *plan, enum tp_root_op_kind kind, const char *path,
+		     const char *source, uint64_t size);
+
+/* Orders the operations (tmpfs, then binds parents first, then links) and drops
+ * binds a parent bind already shows. */
+void tp_root_plan_finish(struct tp_root_plan *plan);
+
+/* True if PATH is inside (or is) a bind of the plan. */
+bool tp_root_plan_covers(const struct tp_root_plan *plan, const char *path);
+
+void tp_root_plan_free(struct tp_root_plan *plan);
+
+/* In the child, in a new mount namespace with CAP_SYS_ADMIN there: clones every
+ * source, pivots into an empty tmpfs, detaches the host, builds the root from the
+ * clones, and makes it read-only. On error returns -errno and names the step in err. */
+int tp_root_enter(const struct tp_root_plan *plan, char *err, size_t err_size);
+
+#endif

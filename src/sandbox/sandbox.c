@@ -1,0 +1,278 @@
+/* The child between clone and exec. Everything it needs was computed by the
+ * supervisor; here it only applies, in an order where each step still has the
+ * rights it needs: maps, root, rlimits, fds, capabilities, no_new_privs,
+ * Landlock, seccomp stage 1, exec. */
+#include "sandbox.h"
+
+#include "landlock.h"
+#include "../pyboot/protocol.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define NAMESPACES \
+	(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
+
+/* Reports a setup failure to the supervisor through the error pipe and ends the child. */
+static void __attribute__((noreturn, format(printf, 2, 3))) child_die(int err_fd, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	int len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (len > (int)sizeof(msg) - 1)
+		len = (int)sizeof(msg) - 1;
+	if (write(err_fd, msg, (size_t)len) < 0) {
+		/* nothing more to say to anyone */
+	}
+	_exit(127);
+}
+
+static int write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	size_t len = strlen(text);
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, len) != (ssize_t)len)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/* The service keeps the caller's uid and gid, mapped to themselves: as root it is
+ * root only inside its own user namespace, and then drops every capability. */
+static int write_id_maps(pid_t pid)
+{
+	char path[64], map[64];
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
+	if ((r = write_text(path, "deny")) < 0 && r != -ENOENT)
+		return r;
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)getuid(), (unsigned)getuid());
+	if ((r = write_text(path, map)) < 0)
+		return r;
+	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
+	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)getgid(), (unsigned)getgid());
+	return write_text(path, map);
+}
+
+static int drop_capabilities(void)
+{
+	struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2] = { { 0 } };
+
+	/* no way back to capabilities through setuid or exec of root */
+	if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+					     SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+					     SECBIT_NO_CAP_AMBIENT_RAISE |
+					     SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED) < 0)
+		return -errno;
+	for (int cap = 0; cap <= CAP_LAST_CAP + 8; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			return -errno;
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		return -errno;
+	if (syscall(SYS_capset, &header, data) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Puts fd at target (which must be free or equal). */
+static int move_fd(int fd, int target)
+{
+	if (fd == target)
+		return fcntl(fd, F_SETFD, 0) < 0 ? -errno : 0;
+	if (dup2(fd, target) < 0)
+		return -errno;
+	return 0;
+}
+
+static void __attribute__((noreturn))
+child_main(const struct tp_sandbox_config *cfg, int sync_fd, int err_fd, int ctrl_fd, int out_fd)
+{
+	char err[400];
+	char byte;
+	int r, null_fd;
+
+	/* wait until the supervisor has written our id maps and placed us in cgroups */
+	if (read(sync_fd, &byte, 1) != 1)
+		_exit(127);
+	close(sync_fd);
+
+	r = tp_root_enter(cfg->root, err, sizeof(err));
+	if (r < 0)
+		child_die(err_fd, "root: %s", err);
+	if (sethostname("teepy", 5) < 0)
+		child_die(err_fd, "sethostname: %s", strerror(errno));
+	if (chdir(cfg->cwd) < 0)
+		child_die(err_fd, "chdir %s: %s", cfg->cwd, strerror(errno));
+
+	if ((r = tp_limits_apply_rlimits(cfg->limits, cfg->cpu_ms)) < 0)
+		child_die(err_fd, "rlimits: %s", strerror(-r));
+
+	/* fds: 0 = /dev/null, 1 and 2 = the output pipe, 3 = control, nothing else */
+	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null_fd < 0)
+		child_die(err_fd, "open /dev/null: %s", strerror(errno));
+	/* move err_fd and ctrl_fd out of the way of 0..3 first */
+	err_fd = fcntl(err_fd, F_DUPFD_CLOEXEC, 10);
+	ctrl_fd = fcntl(ctrl_fd, F_DUPFD, 10);
+	out_fd = fcntl(out_fd, F_DUPFD, 10);
+	if (err_fd < 0 || ctrl_fd < 0 || out_fd < 0)
+		_exit(127);
+	if ((r = move_fd(null_fd, 0)) < 0 || (r = move_fd(out_fd, 1)) < 0 ||
+	    (r = move_fd(out_fd, 2)) < 0 || (r = move_fd(ctrl_fd, TP_CTRL_FD)) < 0)
+		child_die(err_fd, "set up fds: %s", strerror(-r));
+	if (err_fd != 4) {
+		if (dup3(err_fd, 4, O_CLOEXEC) < 0)
+			child_die(err_fd, "set up fds: %s", strerror(errno));
+		err_fd = 4;
+	}
+	if (syscall(SYS_close_range, 5, ~0U, 0) < 0)
+		child_die(err_fd, "close inherited fds: %s", strerror(errno));
+
+	if ((r = drop_capabilities()) < 0)
+		child_die(err_fd, "drop capabilities: %s", strerror(-r));
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_die(err_fd, "no_new_privs: %s", strerror(errno));
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		child_die(err_fd, "dumpable: %s", strerror(errno));
+
+	const char *write_files[] = { "/dev/null", NULL };
+	struct tp_landlock_paths ll = {
+		.exec_files = cfg->exec_files,
+		.write_files = write_files,
+		.scratch_dir = cfg->scratch_dir,
+	};
+	r = tp_landlock_apply(&ll);
+	if (r == -ENOSYS)
+		child_die(err_fd, "Landlock is not built into this kernel (CONFIG_SECURITY_LANDLOCK)");
+	if (r == -EOPNOTSUPP)
+		child_die(err_fd, "Landlock is disabled at boot (add landlock to the lsm= parameter)");
+	if (r < 0)
+		child_die(err_fd, "Landlock: %s", strerror(-r));
+
+	if ((r = tp_seccomp_install(cfg->stage1)) < 0)
+		child_die(err_fd, "seccomp: %s", strerror(-r));
+
+	execve(cfg->interpreter, (char *const *)cfg->argv, (char *const *)cfg->envp);
+	child_die(err_fd, "exec %s: %s", cfg->interpreter, strerror(errno));
+}
+
+int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb, char *err,
+		     size_t err_size)
+{
+	int ctrl[2] = { -1, -1 }, out[2] = { -1, -1 }, sync[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	char msg[512];
+	ssize_t n;
+	pid_t pid;
+	int r;
+
+	sb->pid = -1;
+	sb->ctrl_fd = sb->out_fd = -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctrl) < 0 ||
+	    pipe2(out, O_CLOEXEC) < 0 || pipe2(sync, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		r = -errno;
+		snprintf(err, err_size, "cannot create channels: %s", strerror(errno));
+		goto fail;
+	}
+
+	pid = (pid_t)syscall(SYS_clone, NAMESPACES | SIGCHLD, NULL, NULL, NULL, NULL);
+	if (pid < 0) {
+		r = -errno;
+		if (errno == EPERM || errno == ENOSPC || errno == EINVAL)
+			snprintf(err, err_size,
+				 "cannot create namespaces: %s (are user namespaces enabled? "
+				 "check user.max_user_namespaces)",
+				 strerror(errno));
+		else
+			snprintf(err, err_size, "clone: %s", strerror(errno));
+		goto fail;
+	}
+	if (pid == 0) {
+		close(ctrl[0]);
+		close(out[0]);
+		close(sync[1]);
+		close(errp[0]);
+		child_main(cfg, sync[0], errp[1], ctrl[1], out[1]);
+	}
+
+	close(ctrl[1]);
+	close(out[1]);
+	close(sync[0]);
+	close(errp[1]);
+	ctrl[1] = out[1] = sync[0] = errp[1] = -1;
+	sb->pid = pid;
+
+	if ((r = write_id_maps(pid)) < 0) {
+		snprintf(err, err_size, "cannot map user ids into the sandbox: %s", strerror(-r));
+		goto fail_kill;
+	}
+	if ((r = tp_limits_attach(cfg->limits, pid)) < 0) {
+		snprintf(err, err_size, "cannot move the service into its cgroup: %s", strerror(-r));
+		goto fail_kill;
+	}
+	if (write(sync[1], "go", 1) != 1) {
+		r = -errno;
+		snprintf(err, err_size, "cannot start the service: %s", strerror(errno));
+		goto fail_kill;
+	}
+	close(sync[1]);
+	sync[1] = -1;
+
+	/* the error pipe closes on exec; anything read before that is a setup failure */
+	do
+		n = read(errp[0], msg, sizeof(msg) - 1);
+	while (n < 0 && errno == EINTR);
+	close(errp[0]);
+	errp[0] = -1;
+	if (n > 0) {
+		msg[n] = '\0';
+		snprintf(err, err_size, "sandbox setup failed: %s", msg);
+		r = -EPERM;
+		goto fail_kill;
+	}
+
+	sb->ctrl_fd = ctrl[0];
+	sb->out_fd = out[0];
+	return 0;
+
+fail_kill:
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	sb->pid = -1;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (ctrl[i] >= 0)
+			close(ctrl[i]);
+		if (out[i] >= 0)
+			close(out[i]);
+		if (sync[i] >= 0)
+			close(sync[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	return r;
+}

@@ -1,0 +1,319 @@
+/* The seccomp policy as data: what a sandboxed service may ask of the kernel.
+ *
+ * Default deny: a call not named here fails with ENOSYS (libc then falls back,
+ * as on an old kernel). Calls that would leave the sandbox or touch the host
+ * fail with EPERM so Python raises PermissionError. Calls that only an escape
+ * attempt makes trap: _teepy reports them and the service is ended.
+ * Integer arguments are compared on their low 32 bits only, as the kernel reads them. */
+#include "seccomp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+
+enum action { ALLOW, DENY_EPERM, DENY_ENOSYS, KILL };
+
+struct rule {
+	const char *name;
+	enum action action;
+};
+
+/* Plain rules, no argument checks. */
+static const struct rule rules[] = {
+	/* files: reads, and writes that Landlock and the read-only root refuse */
+	{ "read", ALLOW }, { "write", ALLOW }, { "open", ALLOW }, { "openat", ALLOW },
+	{ "openat2", ALLOW }, { "close", ALLOW }, { "close_range", ALLOW }, { "stat", ALLOW },
+	{ "fstat", ALLOW }, { "lstat", ALLOW }, { "newfstatat", ALLOW }, { "statx", ALLOW },
+	{ "lseek", ALLOW }, { "pread64", ALLOW }, { "pwrite64", ALLOW }, { "readv", ALLOW },
+	{ "writev", ALLOW }, { "preadv", ALLOW }, { "pwritev", ALLOW }, { "preadv2", ALLOW },
+	{ "pwritev2", ALLOW }, { "access", ALLOW }, { "faccessat", ALLOW }, { "faccessat2", ALLOW },
+	{ "getdents", ALLOW }, { "getdents64", ALLOW }, { "getcwd", ALLOW }, { "chdir", ALLOW },
+	{ "fchdir", ALLOW }, { "readlink", ALLOW }, { "readlinkat", ALLOW }, { "statfs", ALLOW },
+	{ "fstatfs", ALLOW }, { "fcntl", ALLOW }, { "flock", ALLOW }, { "fsync", ALLOW },
+	{ "fdatasync", ALLOW }, { "sync_file_range", ALLOW }, { "fadvise64", ALLOW },
+	{ "readahead", ALLOW }, { "getxattr", ALLOW }, { "lgetxattr", ALLOW }, { "fgetxattr", ALLOW },
+	{ "listxattr", ALLOW }, { "llistxattr", ALLOW }, { "flistxattr", ALLOW }, { "dup", ALLOW },
+	{ "dup2", ALLOW }, { "dup3", ALLOW }, { "pipe", ALLOW }, { "pipe2", ALLOW },
+	{ "sendfile", ALLOW }, { "splice", ALLOW }, { "tee", ALLOW }, { "vmsplice", ALLOW },
+	{ "copy_file_range", ALLOW }, { "mkdir", ALLOW }, { "mkdirat", ALLOW }, { "rmdir", ALLOW },
+	{ "creat", ALLOW }, { "link", ALLOW }, { "linkat", ALLOW }, { "unlink", ALLOW },
+	{ "unlinkat", ALLOW }, { "symlink", ALLOW }, { "symlinkat", ALLOW }, { "rename", ALLOW },
+	{ "renameat", ALLOW }, { "renameat2", ALLOW }, { "chmod", ALLOW }, { "fchmod", ALLOW },
+	{ "fchmodat", ALLOW }, { "truncate", ALLOW }, { "ftruncate", ALLOW }, { "fallocate", ALLOW },
+	{ "utime", ALLOW }, { "utimes", ALLOW }, { "utimensat", ALLOW }, { "futimesat", ALLOW },
+	{ "umask", ALLOW }, { "inotify_init", ALLOW }, { "inotify_init1", ALLOW },
+	{ "inotify_add_watch", ALLOW }, { "inotify_rm_watch", ALLOW },
+
+	/* memory */
+	{ "brk", ALLOW }, { "mmap", ALLOW }, { "munmap", ALLOW }, { "mremap", ALLOW },
+	{ "mprotect", ALLOW }, { "madvise", ALLOW }, { "msync", ALLOW }, { "mincore", ALLOW },
+	{ "mlock", ALLOW }, { "mlock2", ALLOW }, { "munlock", ALLOW }, { "mlockall", ALLOW },
+	{ "munlockall", ALLOW }, { "memfd_create", ALLOW }, { "membarrier", ALLOW },
+	{ "get_mempolicy", ALLOW }, { "set_mempolicy", ALLOW }, { "mbind", ALLOW },
+	{ "pkey_alloc", ALLOW }, { "pkey_free", ALLOW }, { "pkey_mprotect", ALLOW },
+	{ "map_shadow_stack", ALLOW },
+
+	/* threads, signals, scheduling, time */
+	{ "futex", ALLOW }, { "futex_waitv", ALLOW }, { "set_robust_list", ALLOW },
+	{ "get_robust_list", ALLOW }, { "set_tid_address", ALLOW }, { "rseq", ALLOW },
+	{ "arch_prctl", ALLOW }, { "gettid", ALLOW }, { "getpid", ALLOW }, { "getppid", ALLOW },
+	{ "exit", ALLOW }, { "exit_group", ALLOW }, { "wait4", ALLOW }, { "waitid", ALLOW },
+	{ "kill", ALLOW }, { "tkill", ALLOW }, { "tgkill", ALLOW }, { "rt_sigaction", ALLOW },
+	{ "rt_sigprocmask", ALLOW }, { "rt_sigreturn", ALLOW }, { "rt_sigpending", ALLOW },
+	{ "rt_sigtimedwait", ALLOW }, { "rt_sigqueueinfo", ALLOW }, { "rt_tgsigqueueinfo", ALLOW },
+	{ "rt_sigsuspend", ALLOW }, { "sigaltstack", ALLOW }, { "pause", ALLOW },
+	{ "restart_syscall", ALLOW }, { "sched_yield", ALLOW }, { "sched_getaffinity", ALLOW },
+	{ "sched_setaffinity", ALLOW }, { "sched_getparam", ALLOW }, { "sched_setparam", ALLOW },
+	{ "sched_getscheduler", ALLOW }, { "sched_setscheduler", ALLOW }, { "sched_getattr", ALLOW },
+	{ "sched_setattr", ALLOW }, { "sched_get_priority_max", ALLOW },
+	{ "sched_get_priority_min", ALLOW }, { "sched_rr_get_interval", ALLOW },
+	{ "getpriority", ALLOW }, { "setpriority", ALLOW }, { "ioprio_get", ALLOW }, { "getcpu", ALLOW },
+	{ "nanosleep", ALLOW }, { "clock_nanosleep", ALLOW }, { "clock_gettime", ALLOW },
+	{ "clock_getres", ALLOW }, { "gettimeofday", ALLOW }, { "time", ALLOW }, { "times", ALLOW },
+	{ "getitimer", ALLOW }, { "setitimer", ALLOW }, { "alarm", ALLOW }, { "timer_create", ALLOW },
+	{ "timer_settime", ALLOW }, { "timer_gettime", ALLOW }, { "timer_getoverrun", ALLOW },
+	{ "timer_delete", ALLOW }, { "timerfd_create", ALLOW }, { "timerfd_settime", ALLOW },
+	{ "timerfd_gettime", ALLOW }, { "signalfd", ALLOW }, { "signalfd4", ALLOW },
+	{ "eventfd", ALLOW }, { "eventfd2", ALLOW },
+
+	/* waiting on file descriptors */
+	{ "poll", ALLOW }, { "ppoll", ALLOW }, { "select", ALLOW }, { "pselect6", ALLOW },
+	{ "epoll_create", ALLOW }, { "epoll_create1", ALLOW }, { "epoll_ctl", ALLOW },
+	{ "epoll_wait", ALLOW }, { "epoll_pwait", ALLOW }, { "epoll_pwait2", ALLOW },
+
+	/* sockets: only AF_UNIX ones can be made (see the argument rules) */
+	{ "connect", ALLOW }, { "accept", ALLOW }, { "accept4", ALLOW }, { "bind", ALLOW },
+	{ "listen", ALLOW }, { "sendto", ALLOW }, { "recvfrom", ALLOW }, { "sendmsg", ALLOW },
+	{ "recvmsg", ALLOW }, { "sendmmsg", ALLOW }, { "recvmmsg", ALLOW }, { "shutdown", ALLOW },
+	{ "getsockname", ALLOW }, { "getpeername", ALLOW }, { "setsockopt", ALLOW },
+	{ "getsockopt", ALLOW },
+
+	/* identity and limits: reading is fine, the sandbox already holds the limits */
+	{ "uname", ALLOW }, { "sysinfo", ALLOW }, { "getrusage", ALLOW }, { "getrlimit", ALLOW },
+	{ "setrlimit", ALLOW }, { "prlimit64", ALLOW }, { "getuid", ALLOW }, { "geteuid", ALLOW },
+	{ "getgid", ALLOW }, { "getegid", ALLOW }, { "getresuid", ALLOW }, { "getresgid", ALLOW },
+	{ "getgroups", ALLOW }, { "getpgid", ALLOW }, { "getpgrp", ALLOW }, { "getsid", ALLOW },
+	{ "setpgid", ALLOW }, { "setsid", ALLOW }, { "capget", ALLOW }, { "prctl", ALLOW },
+	{ "getrandom", ALLOW }, { "seccomp", ALLOW }, { "landlock_create_ruleset", ALLOW },
+	{ "landlock_add_rule", ALLOW }, { "landlock_restrict_self", ALLOW },
+
+	/* processes: TEEX services make threads, never processes */
+	{ "fork", DENY_EPERM }, { "vfork", DENY_EPERM }, { "clone3", DENY_ENOSYS },
+
+	/* leaving the sandbox or reaching other processes */
+	{ "ptrace", DENY_EPERM }, { "process_vm_readv", DENY_EPERM },
+	{ "process_vm_writev", DENY_EPERM }, { "process_madvise", DENY_EPERM },
+	{ "pidfd_open", DENY_EPERM }, { "pidfd_getfd", DENY_EPERM },
+	{ "pidfd_send_signal", DENY_EPERM }, { "kcmp", DENY_EPERM }, { "bpf", DENY_EPERM },
+	{ "perf_event_open", DENY_EPERM }, { "io_uring_setup", DENY_EPERM },
+	{ "io_uring_enter", DENY_EPERM }, { "io_uring_register", DENY_EPERM },
+	{ "userfaultfd", DENY_EPERM }, { "keyctl", DENY_EPERM }, { "add_key", DENY_EPERM },
+	{ "request_key", DENY_EPERM }, { "mount", DENY_EPERM }, { "umount2", DENY_EPERM },
+	{ "pivot_root", DENY_EPERM }, { "chroot", DENY_EPERM }, { "move_mount", DENY_EPERM },
+	{ "open_tree", DENY_EPERM }, { "fsopen", DENY_EPERM }, { "fsconfig", DENY_EPERM },
+	{ "fsmount", DENY_EPERM }, { "fspick", DENY_EPERM }, { "mount_setattr", DENY_EPERM },
+	{ "unshare", DENY_EPERM }, { "setns", DENY_EPERM }, { "open_by_handle_at", DENY_EPERM },
+	{ "name_to_handle_at", DENY_EPERM }, { "mknod", DENY_EPERM }, { "mknodat", DENY_EPERM },
+	{ "setuid", DENY_EPERM }, { "setgid", DENY_EPERM }, { "setreuid", DENY_EPERM },
+	{ "setregid", DENY_EPERM }, { "setresuid", DENY_EPERM }, { "setresgid", DENY_EPERM },
+	{ "setfsuid", DENY_EPERM }, { "setfsgid", DENY_EPERM }, { "setgroups", DENY_EPERM },
+	{ "capset", DENY_EPERM }, { "chown", DENY_EPERM }, { "fchown", DENY_EPERM },
+	{ "lchown", DENY_EPERM }, { "fchownat", DENY_EPERM }, { "setxattr", DENY_EPERM },
+	{ "lsetxattr", DENY_EPERM }, { "fsetxattr", DENY_EPERM }, { "removexattr", DENY_EPERM },
+	{ "lremovexattr", DENY_EPERM }, { "fremovexattr", DENY_EPERM },
+	{ "fanotify_init", DENY_EPERM }, { "fanotify_mark", DENY_EPERM },
+	{ "memfd_secret", DENY_EPERM }, { "process_mrelease", DENY_EPERM },
+	{ "sethostname", DENY_EPERM }, { "setdomainname", DENY_EPERM },
+	{ "settimeofday", DENY_EPERM }, { "clock_settime", DENY_EPERM }, { "adjtimex", DENY_EPERM },
+	{ "clock_adjtime", DENY_EPERM }, { "syslog", DENY_EPERM }, { "quotactl", DENY_EPERM },
+	{ "quotactl_fd", DENY_EPERM }, { "vhangup", DENY_EPERM }, { "modify_ldt", DENY_EPERM },
+	{ "uselib", DENY_EPERM }, { "ustat", DENY_EPERM }, { "sysfs", DENY_EPERM },
+	{ "_sysctl", DENY_EPERM }, { "lookup_dcookie", DENY_EPERM }, { "ioprio_set", DENY_EPERM },
+	{ "migrate_pages", DENY_EPERM }, { "move_pages", DENY_EPERM }, { "sync", DENY_EPERM },
+	{ "syncfs", DENY_EPERM },
+
+	/* only an attempt on the kernel itself makes these: the service is ended */
+	{ "reboot", KILL }, { "kexec_load", KILL }, { "kexec_file_load", KILL },
+	{ "init_module", KILL }, { "finit_module", KILL }, { "delete_module", KILL },
+	{ "iopl", KILL }, { "ioperm", KILL }, { "swapon", KILL }, { "swapoff", KILL },
+	{ "acct", KILL },
+};
+
+#define LOW32 0xffffffffULL
+#define NAMESPACE_FLAGS                                                                    \
+	((uint64_t)(CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | \
+		    CLONE_NEWPID | CLONE_NEWNET | 0x00000080 /* CLONE_NEWTIME */))
+
+static uint32_t to_libseccomp(enum action action)
+{
+	switch (action) {
+	case ALLOW:
+		return SCMP_ACT_ALLOW;
+	case DENY_EPERM:
+		return SCMP_ACT_ERRNO(EPERM);
+	case DENY_ENOSYS:
+		return SCMP_ACT_ERRNO(ENOSYS);
+	case KILL:
+		return SCMP_ACT_TRAP;
+	}
+	return SCMP_ACT_KILL_PROCESS;
+}
+
+static int add(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned count,
+	       const struct scmp_arg_cmp *args)
+{
+	int nr = seccomp_syscall_resolve_name(name);
+
+	if (nr == __NR_SCMP_ERROR)
+		return 0; /* not a system call on this architecture */
+	if (action == SCMP_ACT_ERRNO(ENOSYS))
+		return 0; /* the default already; listed in the table to say so */
+	return seccomp_rule_add_array(ctx, action, nr, count, args);
+}
+
+/* Rules that look at arguments. libseccomp lets an unconditional rule override
+ * conditional ones, so every argument-checked call is listed only here; a value
+ * no rule names gets the default (ENOSYS). */
+static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage)
+{
+	/* Threads share everything and make no namespace; anything else is a process. */
+	const struct scmp_arg_cmp thread_clone[] = {
+		SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_THREAD | NAMESPACE_FLAGS, CLONE_THREAD),
+	};
+	const struct scmp_arg_cmp process_clone[] = {
+		SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0),
+	};
+	static const int denied_families[] = {
+		AF_INET,  AF_INET6,   AF_NETLINK, AF_PACKET, AF_VSOCK, AF_BLUETOOTH, AF_ALG, AF_KEY,
+		AF_XDP,   AF_CAN,     AF_TIPC,    AF_RDS,    AF_SMC,   AF_QIPCRTR,   AF_NFC, AF_X25,
+		AF_AX25,  AF_APPLETALK, AF_IPX,   AF_LLC,    AF_IB,    AF_MPLS,      AF_KCM, AF_PPPOX,
+	};
+	int r = 0;
+
+	r = r ?: add(ctx, SCMP_ACT_ALLOW, "clone", 1, thread_clone);
+	r = r ?: add(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, process_clone);
+
+	for (const char *const *call = (const char *const[]){ "socket", "socketpair", NULL }; *call;
+	     call++) {
+		const struct scmp_arg_cmp unix_domain[] = {
+			SCMP_A0_64(SCMP_CMP_MASKED_EQ, LOW32, AF_UNIX),
+		};
+		r = r ?: add(ctx, SCMP_ACT_ALLOW, *call, 1, unix_domain);
+		for (size_t i = 0; i < sizeof(denied_families) / sizeof(denied_families[0]); i++) {
+			const struct scmp_arg_cmp family[] = {
+				SCMP_A0_64(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)denied_families[i]),
+			};
+			r = r ?: add(ctx, SCMP_ACT_ERRNO(EPERM), *call, 1, family);
+		}
+	}
+
+	/* personality: the default, and the query that reads it back */
+	const struct scmp_arg_cmp personality_default[] = {
+		SCMP_A0_64(SCMP_CMP_MASKED_EQ, LOW32, 0),
+	};
+	const struct scmp_arg_cmp personality_query[] = {
+		SCMP_A0_64(SCMP_CMP_MASKED_EQ, LOW32, 0xffffffffULL),
+	};
+	r = r ?: add(ctx, SCMP_ACT_ALLOW, "personality", 1, personality_default);
+	r = r ?: add(ctx, SCMP_ACT_ALLOW, "personality", 1, personality_query);
+
+	/* ioctl is allowed whole: no terminal is reachable inside (stdin is /dev/null,
+	 * stdout and stderr are pipes, /dev/tty does not exist), so TIOCSTI has no target. */
+	r = r ?: add(ctx, SCMP_ACT_ALLOW, "ioctl", 0, NULL);
+
+	/* Stage 1 must let the launcher exec the interpreter; stage 2 ends that. */
+	const uint32_t exec_action =
+		stage == TP_SECCOMP_STAGE1 ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EPERM);
+	r = r ?: add(ctx, exec_action, "execve", 0, NULL);
+	r = r ?: add(ctx, exec_action, "execveat", 0, NULL);
+	return r;
+}
+
+int tp_seccomp_build(enum tp_seccomp_stage stage, struct tp_bpf *out)
+{
+	scmp_filter_ctx ctx;
+	int r, memfd = -1;
+	off_t size;
+
+	out->insns = NULL;
+	out->size = 0;
+	ctx = seccomp_init(SCMP_ACT_ERRNO(ENOSYS));
+	if (!ctx)
+		return -ENOMEM;
+	/* Another architecture's calls (int 0x80, x32) are an escape attempt. */
+	r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	for (size_t i = 0; r == 0 && i < sizeof(rules) / sizeof(rules[0]); i++)
+		r = add(ctx, to_libseccomp(rules[i].action), rules[i].name, 0, NULL);
+	if (r == 0)
+		r = add_argument_rules(ctx, stage);
+	if (r < 0)
+		goto out;
+
+	/* libseccomp 2.5 exports only to a file descriptor. */
+	memfd = memfd_create("teepy-seccomp", MFD_CLOEXEC);
+	if (memfd < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = seccomp_export_bpf(ctx, memfd);
+	if (r < 0)
+		goto out;
+	size = lseek(memfd, 0, SEEK_CUR);
+	if (size <= 0 || size % (off_t)sizeof(struct sock_filter) != 0) {
+		r = -EINVAL;
+		goto out;
+	}
+	out->insns = malloc((size_t)size);
+	if (!out->insns) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (pread(memfd, out->insns, (size_t)size, 0) != size) {
+		r = -EIO;
+		free(out->insns);
+		out->insns = NULL;
+		goto out;
+	}
+	out->size = (size_t)size;
+	r = 0;
+out:
+	if (memfd >= 0)
+		close(memfd);
+	seccomp_release(ctx);
+	return r;
+}
+
+int tp_seccomp_install(const struct tp_bpf *prog)
+{
+	struct sock_fprog fprog = {
+		.len = (unsigned short)(prog->size / sizeof(struct sock_filter)),
+		.filter = prog->insns,
+	};
+
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) < 0)
+		return -errno;
+	return 0;
+}
+
+char *tp_seccomp_syscall_name(int nr)
+{
+	return seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+}
+
+size_t tp_seccomp_rule_count(void)
+{
+	return sizeof(rules) / sizeof(rules[0]);
+}

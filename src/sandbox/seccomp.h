@@ -1,0 +1,34 @@
+/* The seccomp policy: one table of system calls and what the service gets for each. */
+#ifndef TEEPY_SANDBOX_SECCOMP_H
+#define TEEPY_SANDBOX_SECCOMP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum tp_seccomp_stage {
+	TP_SECCOMP_STAGE1, /* before the interpreter starts: the policy, but execve allowed */
+	TP_SECCOMP_STAGE2, /* installed by _teepy: the full policy, no execve */
+};
+
+struct tp_bpf {
+	void *insns; /* struct sock_filter[], malloc'd, owned by the caller */
+	size_t size; /* bytes */
+};
+
+/* Both stages, compiled at build time by tools/seccomp_gen (seccomp_bpf.c). */
+extern const struct tp_bpf tp_seccomp_stage1;
+extern const struct tp_bpf tp_seccomp_stage2;
+
+/* Builds the program of a stage with libseccomp. Returns 0 or -errno. */
+int tp_seccomp_build(enum tp_seccomp_stage stage, struct tp_bpf *out);
+
+/* Installs a built program on the calling thread (no_new_privs must be set). */
+int tp_seccomp_install(const struct tp_bpf *prog);
+
+/* The name of a system call number on this architecture, or NULL (malloc'd). */
+char *tp_seccomp_syscall_name(int nr);
+
+/* Counts for --print-config. */
+size_t tp_seccomp_rule_count(void);
+
+#endif

@@ -1,0 +1,30 @@
+/* Runs every unit test group and prints "N passed, N failed". */
+#include "test.h"
+
+int tp_test_failures;
+
+extern const struct tp_test units_tests[];
+extern const struct tp_test run_opts_tests[];
+extern const struct tp_test root_plan_tests[];
+
+int main(void)
+{
+	const struct tp_test *groups[] = { units_tests, run_opts_tests, root_plan_tests };
+	int passed = 0, failed = 0;
+
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		for (const struct tp_test *t = groups[g]; t->name; t++) {
+			int before = tp_test_failures;
+			t->fn();
+			if (tp_test_failures == before) {
+				passed++;
+				printf("ok   %s\n", t->name);
+			} else {
+				failed++;
+				printf("FAIL %s\n", t->name);
+			}
+		}
+	}
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}

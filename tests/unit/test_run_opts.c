@@ -1,0 +1,159 @@
+/* `teepy run` options: flags, TEEPY_* settings, data order. */
+#include "test.h"
+#include "../../src/cli/run_opts.h"
+
+#include <errno.h>
+
+static const char *env_table[8][2];
+
+static const char *fake_getenv(const char *name)
+{
+	for (size_t i = 0; i < 8 && env_table[i][0]; i++)
+		if (strcmp(env_table[i][0], name) == 0)
+			return env_table[i][1];
+	return NULL;
+}
+
+static int parse(struct tp_run_opts *o, char *err, const char *const *args)
+{
+	char *argv[64];
+	int argc = 0;
+
+	argv[argc++] = (char *)"run";
+	for (; *args; args++)
+		argv[argc++] = (char *)*args;
+	argv[argc] = NULL;
+	return tp_run_opts_parse(o, argc, argv, fake_getenv, err, 256);
+}
+
+static void test_defaults_are_the_teex_limits(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+	memset(env_table, 0, sizeof(env_table));
+	CHECK(parse(&o, err, (const char *[]){ "svc.py", NULL }) == 0);
+	CHECK_STR(o.script, "svc.py");
+	CHECK(o.memory_bytes == 3ULL << 30);
+	CHECK(o.cpu_ms == 30ULL * 60 * 1000);
+	CHECK(o.scratch_bytes == 0);
+	CHECK(o.threads == 64);
+	CHECK(o.mode == TP_MODE_SIM && o.mode_was_auto);
+	CHECK(!o.print_config && !o.allow_site_packages);
+	tp_run_opts_free(&o);
+}
+
+static void test_service_data_come_before_task_data(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+	memset(env_table, 0, sizeof(env_table));
+	CHECK(parse(&o, err,
+		    (const char *[]){ "--task-data", "t0", "--data", "s0", "--task-data", "t1",
+				      "--data", "s1", "--data", "s2", "--task-data", "t2",
+				      "--task-data=t3", "svc.py", NULL }) == 0);
+	CHECK(o.data.count == 7);
+	CHECK(o.service_data_count == 3);
+	CHECK_STR(tp_run_opts_data_item(&o, 0), "s0");
+	CHECK_STR(tp_run_opts_data_item(&o, 2), "s2");
+	CHECK_STR(tp_run_opts_data_item(&o, 3), "t0");
+	CHECK_STR(tp_run_opts_data_item(&o, 4), "t1"); /* the TEEX example: 3 + 4, index 4 */
+	CHECK_STR(tp_run_opts_data_item(&o, 6), "t3");
+	CHECK(tp_run_opts_data_item(&o, 7) == NULL);
+	tp_run_opts_free(&o);
+}
+
+static void test_flags_override_environment(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+	memset(env_table, 0, sizeof(env_table));
+	env_table[0][0] = "TEEPY_MEMORY";
+	env_table[0][1] = "1G";
+	env_table[1][0] = "TEEPY_CPU_TIME";
+	env_table[1][1] = "5";
+	env_table[2][0] = "TEEPY_VERSION";
+	env_table[2][1] = "1";
+	CHECK(parse(&o, err, (const char *[]){ "--memory", "256M", "svc.py", NULL }) == 0);
+	CHECK(o.memory_bytes == 256ULL << 20);
+	CHECK(o.cpu_ms == 5000);
+	CHECK(o.print_config);
+	tp_run_opts_free(&o);
+	memset(env_table, 0, sizeof(env_table));
+}
+
+static void test_bad_values_name_the_flag(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+	memset(env_table, 0, sizeof(env_table));
+	CHECK(parse(&o, err, (const char *[]){ "--memory", "3Q", "svc.py", NULL }) == -EINVAL);
+	CHECK(strstr(err, "--memory") && strstr(err, "3Q"));
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--cpu-time", "abc", "svc.py", NULL }) == -EINVAL);
+	CHECK(strstr(err, "--cpu-time") != NULL);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--bogus", "svc.py", NULL }) == -EINVAL);
+	CHECK(strstr(err, "--bogus") != NULL);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--input", "a", "--input-file", "b", "svc.py", NULL }) ==
+	      -EINVAL);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--threads", "0", "svc.py", NULL }) == -EINVAL);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--env", "1X=2", "svc.py", NULL }) == -EINVAL);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--data", NULL }) == -EINVAL);
+	CHECK(strstr(err, "needs a value") != NULL);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--mode", "tdx", "svc.py", NULL }) == -EINVAL);
+	tp_run_opts_free(&o);
+	env_table[0][0] = "TEEPY_TIMEOUT";
+	env_table[0][1] = "soon";
+	CHECK(parse(&o, err, (const char *[]){ "svc.py", NULL }) == -EINVAL);
+	CHECK(strstr(err, "TEEPY_TIMEOUT") != NULL);
+	tp_run_opts_free(&o);
+	memset(env_table, 0, sizeof(env_table));
+}
+
+static void test_missing_script_is_a_usage_error(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+	CHECK(parse(&o, err, (const char *[]){ "--input", "x", NULL }) == -EINVAL);
+	CHECK(strstr(err, "SCRIPT") != NULL);
+	tp_run_opts_free(&o);
+}
+
+static void test_arguments_after_the_script_belong_to_it(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+	CHECK(parse(&o, err, (const char *[]){ "svc.py", "--", "--memory", "x", NULL }) == 0);
+	CHECK(o.script_args.count == 2);
+	CHECK_STR(o.script_args.items[0], "--memory");
+	CHECK(o.memory_bytes == 3ULL << 30);
+	tp_run_opts_free(&o);
+}
+
+static void test_hw_mode_is_parsed_auto_is_sim(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+	CHECK(parse(&o, err, (const char *[]){ "--mode=hw", "svc.py", NULL }) == 0);
+	CHECK(o.mode == TP_MODE_HW);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--mode", "auto", "svc.py", NULL }) == 0);
+	CHECK(o.mode == TP_MODE_SIM && o.mode_was_auto);
+	tp_run_opts_free(&o);
+}
+
+TESTS(run_opts_tests) = {
+	{ "defaults_are_the_teex_limits", test_defaults_are_the_teex_limits },
+	{ "service_data_come_before_task_data", test_service_data_come_before_task_data },
+	{ "flags_override_environment", test_flags_override_environment },
+	{ "bad_values_name_the_flag", test_bad_values_name_the_flag },
+	{ "missing_script_is_a_usage_error", test_missing_script_is_a_usage_error },
+	{ "arguments_after_the_script_belong_to_it", test_arguments_after_the_script_belong_to_it },
+	{ "hw_mode_is_parsed_auto_is_sim", test_hw_mode_is_parsed_auto_is_sim },
+	END_TESTS,
+};
