@@ -184,13 +184,11 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 		     size_t err_size)
 {
 	int ctrl[2] = { -1, -1 }, out[2] = { -1, -1 }, sync[2] = { -1, -1 }, errp[2] = { -1, -1 };
-	char msg[512];
-	ssize_t n;
 	pid_t pid;
 	int r;
 
 	sb->pid = -1;
-	sb->ctrl_fd = sb->out_fd = -1;
+	sb->ctrl_fd = sb->out_fd = sb->err_fd = -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctrl) < 0 ||
 	    pipe2(out, O_CLOEXEC) < 0 || pipe2(sync, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		r = -errno;
@@ -229,10 +227,6 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 		snprintf(err, err_size, "cannot map user ids into the sandbox: %s", strerror(-r));
 		goto fail_kill;
 	}
-	if ((r = tp_limits_attach(cfg->limits, pid)) < 0) {
-		snprintf(err, err_size, "cannot move the service into its cgroup: %s", strerror(-r));
-		goto fail_kill;
-	}
 	if (write(sync[1], "go", 1) != 1) {
 		r = -errno;
 		snprintf(err, err_size, "cannot start the service: %s", strerror(errno));
@@ -241,19 +235,8 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 	close(sync[1]);
 	sync[1] = -1;
 
-	/* the error pipe closes on exec; anything read before that is a setup failure */
-	do
-		n = read(errp[0], msg, sizeof(msg) - 1);
-	while (n < 0 && errno == EINTR);
-	close(errp[0]);
+	sb->err_fd = errp[0];
 	errp[0] = -1;
-	if (n > 0) {
-		msg[n] = '\0';
-		snprintf(err, err_size, "sandbox setup failed: %s", msg);
-		r = -EPERM;
-		goto fail_kill;
-	}
-
 	sb->ctrl_fd = ctrl[0];
 	sb->out_fd = out[0];
 	return 0;
@@ -275,4 +258,22 @@ fail:
 			close(errp[i]);
 	}
 	return r;
+}
+
+int tp_sandbox_wait_exec(struct tp_sandbox *sb, char *err, size_t err_size)
+{
+	char msg[512];
+	ssize_t n;
+
+	/* the error pipe closes on exec; anything read before that is a setup failure */
+	do
+		n = read(sb->err_fd, msg, sizeof(msg) - 1);
+	while (n < 0 && errno == EINTR);
+	close(sb->err_fd);
+	sb->err_fd = -1;
+	if (n <= 0)
+		return 0;
+	msg[n] = '\0';
+	snprintf(err, err_size, "sandbox setup failed: %s", msg);
+	return -EPERM;
 }
