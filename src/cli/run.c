@@ -2,8 +2,10 @@
  * enforce the wall clock, and report how the run ended. */
 #include "commands.h"
 
+#include "channel.h"
 #include "exit_codes.h"
 #include "run_opts.h"
+#include "../common/io.h"
 #include "../common/log.h"
 #include "../common/units.h"
 #include "../pyboot/protocol.h"
@@ -94,80 +96,12 @@ static const char *host_getenv(const char *name)
 }
 
 
-static int read_full(int fd, void *buf, size_t size)
-{
-	char *p = buf;
-
-	while (size) {
-		ssize_t n = read(fd, p, size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EPIPE;
-		p += n;
-		size -= (size_t)n;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t size)
-{
-	const char *p = buf;
-
-	while (size) {
-		ssize_t n = write(fd, p, size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		size -= (size_t)n;
-	}
-	return 0;
-}
-
 static int send_frame(int fd, uint32_t type, uint32_t arg, const void *payload, uint64_t size)
 {
 	struct tp_frame frame = { .type = type, .arg = arg, .size = size };
-	int r = write_full(fd, &frame, sizeof(frame));
+	int r = tp_write_full(fd, &frame, sizeof(frame));
 
-	return r < 0 ? r : write_full(fd, payload, (size_t)size);
-}
-
-static int read_all_fd(int fd, char **out, size_t *out_size)
-{
-	size_t size = 0, cap = 4096;
-	char *buf = malloc(cap);
-
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t n;
-		if (size == cap) {
-			char *bigger = realloc(buf, cap *= 2);
-			if (!bigger) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = bigger;
-		}
-		n = read(fd, buf + size, cap - size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int r = -errno;
-			free(buf);
-			return r;
-		}
-		if (n == 0)
-			break;
-		size += (size_t)n;
-	}
-	*out = buf;
-	*out_size = size;
-	return 0;
+	return r < 0 ? r : tp_write_full(fd, payload, (size_t)size);
 }
 
 /* ---- the boot frame ---- */
@@ -214,17 +148,8 @@ struct run {
 	size_t env_count;
 	unsigned blas_threads;
 
-	/* what the service told us */
-	bool have_result;
-	bool result_incomplete;
-	int status_kind; /* -1: no STATUS frame */
-	char status_name[128];
-	int trap_nr; /* -1: none */
-	bool protocol_violation;
-
-	/* the result sink */
-	int out_fd;
-	char out_tmp[PATH_MAX];
+	struct tp_channel channel;
+	char out_tmp[PATH_MAX]; /* --output is written here, then renamed */
 };
 
 static int find_runtime(char *out, size_t size)
@@ -295,7 +220,7 @@ static int load_inputs(struct run *run)
 		int r;
 		if (fd < 0)
 			return usage_error("--input-file %s: %s", o->input_file, strerror(errno));
-		r = read_all_fd(fd, &run->input, &run->input_size);
+		r = tp_read_all(fd, &run->input, &run->input_size);
 		close(fd);
 		if (r < 0)
 			return usage_error("--input-file %s: %s", o->input_file, strerror(-r));
@@ -528,119 +453,27 @@ static void print_config(const struct run *run)
 
 /* ---- serving the control channel ---- */
 
-static int result_sink_open(struct run *run)
+static int open_result(void *ctx)
 {
-	if (!run->opts.output_file) {
-		run->out_fd = STDOUT_FILENO;
-		return 0;
-	}
+	struct run *run = ctx;
+
+	if (!run->opts.output_file)
+		return STDOUT_FILENO;
 	snprintf(run->out_tmp, sizeof(run->out_tmp), "%s.teepy-XXXXXX", run->opts.output_file);
-	run->out_fd = mkostemp(run->out_tmp, O_CLOEXEC);
-	if (run->out_fd < 0) {
+	int fd = mkostemp(run->out_tmp, O_CLOEXEC);
+	if (fd < 0) {
+		int r = -errno;
+		tp_error("--output %s: %s", run->opts.output_file, strerror(errno));
 		run->out_tmp[0] = '\0';
-		return -errno;
-	}
-	return 0;
-}
-
-/* Moves `size` bytes from the service to the sink (or nowhere when sink < 0). */
-static int pump(int from, int sink, uint64_t size)
-{
-	char buf[65536];
-
-	while (size) {
-		size_t chunk = size < sizeof(buf) ? (size_t)size : sizeof(buf);
-		ssize_t n = read(from, buf, chunk);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EPIPE;
-		if (sink >= 0) {
-			int r = write_full(sink, buf, (size_t)n);
-			if (r < 0)
-				return r;
-		}
-		size -= (uint64_t)n;
-	}
-	return 0;
-}
-
-static int send_data(struct run *run, int ctrl, uint32_t index)
-{
-	struct stat st;
-	off_t offset = 0;
-
-	if (index >= run->opts.data.count)
-		return send_frame(ctrl, TP_FRAME_REPLY, TP_REPLY_OUT_OF_RANGE, NULL, 0);
-	if (fstat(run->data_fds[index], &st) < 0)
-		return -errno;
-	struct tp_frame frame = { .type = TP_FRAME_REPLY, .arg = TP_REPLY_OK,
-				  .size = (uint64_t)st.st_size };
-	int r = write_full(ctrl, &frame, sizeof(frame));
-	if (r < 0)
 		return r;
-	while (offset < st.st_size) {
-		ssize_t n = sendfile(ctrl, run->data_fds[index], &offset, (size_t)(st.st_size - offset));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO; /* the file shrank under us */
 	}
-	return 0;
-}
-
-/* Handles one frame. Returns 0, or < 0 when the channel is finished or broken. */
-static int serve_frame(struct run *run, int ctrl)
-{
-	struct tp_frame frame;
-	int r = read_full(ctrl, &frame, sizeof(frame));
-
-	if (r < 0)
-		return r;
-	switch (frame.type) {
-	case TP_FRAME_GET_INPUT:
-		if (frame.size)
-			break;
-		return send_frame(ctrl, TP_FRAME_REPLY, TP_REPLY_OK, run->input, run->input_size);
-	case TP_FRAME_GET_DATA:
-		if (frame.size)
-			break;
-		return send_data(run, ctrl, frame.arg);
-	case TP_FRAME_RESULT:
-		if (run->have_result) /* only the first result counts */
-			return pump(ctrl, -1, frame.size);
-		run->have_result = true;
-		if ((r = result_sink_open(run)) < 0) {
-			tp_error("--output %s: %s", run->opts.output_file, strerror(-r));
-			return pump(ctrl, -1, frame.size);
-		}
-		run->result_incomplete = true;
-		r = pump(ctrl, run->out_fd, frame.size);
-		if (r == 0)
-			run->result_incomplete = false;
-		return r;
-	case TP_FRAME_STATUS:
-		if (frame.size >= sizeof(run->status_name))
-			break;
-		if ((r = read_full(ctrl, run->status_name, (size_t)frame.size)) < 0)
-			return r;
-		run->status_name[frame.size] = '\0';
-		run->status_kind = (int)frame.arg;
-		return 0;
-	case TP_FRAME_TRAP:
-		if (frame.size)
-			break;
-		run->trap_nr = (int)frame.arg;
-		return 0;
-	}
-	run->protocol_violation = true;
-	return -EPROTO;
+	return fd;
 }
 
 static void supervise(struct run *run, struct tp_sandbox *sb)
 {
+	struct tp_channel *ch = &run->channel;
+
 	struct pollfd fds[2] = {
 		{ .fd = sb->ctrl_fd, .events = POLLIN },
 		{ .fd = sb->out_fd, .events = POLLIN },
@@ -657,15 +490,15 @@ static void supervise(struct run *run, struct tp_sandbox *sb)
 			char buf[65536];
 			ssize_t got = read(fds[1].fd, buf, sizeof(buf));
 			if (got > 0)
-				write_full(STDERR_FILENO, buf, (size_t)got);
+				tp_write_full(STDERR_FILENO, buf, (size_t)got);
 			else if (got == 0 || errno != EINTR) {
 				close(fds[1].fd);
 				fds[1].fd = -1;
 			}
 		}
 		if (fds[0].fd >= 0 && fds[0].revents) {
-			if (serve_frame(run, fds[0].fd) < 0) {
-				if (run->protocol_violation && child_pid > 0)
+			if (tp_channel_serve_one(ch) < 0) {
+				if (ch->protocol_violation && child_pid > 0)
 					kill(child_pid, SIGKILL);
 				close(fds[0].fd);
 				fds[0].fd = -1;
@@ -677,14 +510,16 @@ static void supervise(struct run *run, struct tp_sandbox *sb)
 
 static int finish_result(struct run *run)
 {
-	if (!run->have_result || !run->opts.output_file || run->out_fd < 0)
+	const struct tp_channel *ch = &run->channel;
+
+	if (!ch->have_result || !run->opts.output_file || ch->result_fd < 0)
 		return 0;
-	if (run->result_incomplete) {
+	if (ch->result_incomplete) {
 		unlink(run->out_tmp);
-		close(run->out_fd);
+		close(ch->result_fd);
 		return -EPIPE;
 	}
-	if (fsync(run->out_fd) < 0 || close(run->out_fd) < 0 ||
+	if (fsync(ch->result_fd) < 0 || close(ch->result_fd) < 0 ||
 	    rename(run->out_tmp, run->opts.output_file) < 0) {
 		int r = -errno;
 		unlink(run->out_tmp);
@@ -697,6 +532,7 @@ static int finish_result(struct run *run)
 /* Reads how the service ended and says so in one line. */
 static int judge(struct run *run, int status, const struct rusage *ru)
 {
+	const struct tp_channel *ch = &run->channel;
 	char text[64];
 	double cpu_used = (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
 			  (double)ru->ru_stime.tv_sec + (double)ru->ru_stime.tv_usec / 1e6;
@@ -707,7 +543,7 @@ static int judge(struct run *run, int status, const struct rusage *ru)
 		tp_error("interrupted by signal %d; the service was stopped", (int)interrupted);
 		return TP_EXIT_INTERRUPTED;
 	}
-	if (run->protocol_violation) {
+	if (ch->protocol_violation) {
 		tp_error("killed for a rule: the service wrote malformed frames to its control channel");
 		return TP_EXIT_RULE;
 	}
@@ -717,18 +553,18 @@ static int judge(struct run *run, int status, const struct rusage *ru)
 		return TP_EXIT_TIMEOUT;
 	}
 	if ((WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) ||
-	    (WIFEXITED(status) && WEXITSTATUS(status) == TP_TRAP_EXIT_STATUS && run->trap_nr >= 0)) {
-		char *name = run->trap_nr >= 0 ? tp_seccomp_syscall_name(run->trap_nr) : NULL;
-		if (run->trap_nr >= 0)
+	    (WIFEXITED(status) && WEXITSTATUS(status) == TP_TRAP_EXIT_STATUS && ch->trap_nr >= 0)) {
+		char *name = ch->trap_nr >= 0 ? tp_seccomp_syscall_name(ch->trap_nr) : NULL;
+		if (ch->trap_nr >= 0)
 			tp_error("killed for a rule: forbidden system call %s (%d)",
-				 name ? name : "?", run->trap_nr);
+				 name ? name : "?", ch->trap_nr);
 		else
 			tp_error("killed for a rule: forbidden system call or architecture (SIGSYS)");
 		free(name);
 		return TP_EXIT_RULE;
 	}
-	if (oom || (run->status_kind == TP_STATUS_EXCEPTION &&
-		    strcmp(run->status_name, "MemoryError") == 0)) {
+	if (oom || (ch->status_kind == TP_STATUS_EXCEPTION &&
+		    strcmp(ch->status_name, "MemoryError") == 0)) {
 		tp_error("memory limit exceeded (%s, %s)",
 			 tp_format_size(run->opts.memory_bytes, text, sizeof(text)),
 			 oom ? "killed by the cgroup" : "MemoryError");
@@ -745,13 +581,13 @@ static int judge(struct run *run, int status, const struct rusage *ru)
 		return TP_EXIT_SERVICE_FAILED;
 	}
 	if (WEXITSTATUS(status) != 0) {
-		if (run->status_kind == TP_STATUS_EXCEPTION)
-			tp_error("the service raised %s (traceback above)", run->status_name);
-		else if (run->status_kind != TP_STATUS_SYNTAX)
+		if (ch->status_kind == TP_STATUS_EXCEPTION)
+			tp_error("the service raised %s (traceback above)", ch->status_name);
+		else if (ch->status_kind != TP_STATUS_SYNTAX)
 			tp_error("the service exited with status %d", WEXITSTATUS(status));
 		return TP_EXIT_SERVICE_FAILED;
 	}
-	if (!run->have_result) {
+	if (!ch->have_result) {
 		tp_error("the service ended without returning a result (call teex.TEEX_return)");
 		return TP_EXIT_NO_RESULT;
 	}
@@ -778,7 +614,7 @@ static void run_free(struct run *run)
 
 int tp_cmd_run(int argc, char **argv)
 {
-	struct run run = { .status_kind = -1, .trap_nr = -1, .out_fd = -1 };
+	struct run run = { 0 };
 	struct tp_sandbox sb = { .pid = -1, .ctrl_fd = -1, .out_fd = -1 };
 	struct buf boot = { 0 };
 	char err[512];
@@ -884,6 +720,13 @@ int tp_cmd_run(int argc, char **argv)
 		goto out_kill;
 	}
 	mark("cgroups joined");
+	tp_channel_init(&run.channel, sb.ctrl_fd);
+	run.channel.input = run.input;
+	run.channel.input_size = run.input_size;
+	run.channel.data_fds = run.data_fds;
+	run.channel.data_count = run.opts.data.count;
+	run.channel.open_result = open_result;
+	run.channel.ctx = &run;
 	if (send_frame(sb.ctrl_fd, TP_FRAME_BOOT, 0, boot.data, boot.size) < 0) {
 		/* the child died before reading it: its setup error or status says why */
 	}
@@ -902,7 +745,7 @@ int tp_cmd_run(int argc, char **argv)
 	memset(&timer, 0, sizeof(timer));
 	setitimer(ITIMER_REAL, &timer, NULL);
 
-	if (finish_result(&run) < 0 && run.result_incomplete)
+	if (finish_result(&run) < 0 && run.channel.result_incomplete)
 		tp_error("the result was cut short: the service ended while sending it");
 	mark("service reaped");
 	code = judge(&run, status, &ru);

@@ -10,7 +10,7 @@
 #include <string.h>
 
 const char tp_run_usage[] =
-	"usage: teepy run [OPTIONS] SCRIPT.py [-- ARG...]\n"
+	"usage: teepy run [OPTIONS] SCRIPT.py [OPTIONS] [-- ARG...]\n"
 	"\n"
 	"Runs SCRIPT.py with Debian's /usr/bin/python3 in a kernel-enforced sandbox:\n"
 	"no network, no writes, no processes, only the stdlib, the script's directory\n"
@@ -174,27 +174,28 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 		const char *eq;
 		char name[32];
 
-		if (opts->script) {
-			/* Everything after the script belongs to it, with or without "--". */
-			if (strcmp(arg, "--") == 0 && opts->script_args.count == 0)
-				continue;
-			if ((r = strv_push(&opts->script_args, arg)) < 0)
-				goto out;
-			continue;
+		if (strcmp(arg, "--") == 0) {
+			/* "--" ends teepy's options: the script (if not named yet), then its arguments */
+			if (!opts->script && ++i < argc)
+				opts->script = argv[i];
+			while (++i < argc)
+				if ((r = strv_push(&opts->script_args, argv[i])) < 0)
+					goto out;
+			break;
 		}
 		if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
 			opts->help = true;
 			goto out;
 		}
-		if (strncmp(arg, "--", 2) != 0 || strcmp(arg, "--") == 0) {
-			if (strcmp(arg, "--") == 0) {
-				if (++i >= argc) {
-					r = fail(err, err_size, "missing SCRIPT.py after '--'");
-					goto out;
-				}
-				arg = argv[i];
-			} else if (arg[0] == '-' && arg[1] != '\0') {
+		if (strncmp(arg, "--", 2) != 0) {
+			if (arg[0] == '-' && arg[1] != '\0') {
 				r = fail(err, err_size, "unknown option '%s' (see teepy run --help)", arg);
+				goto out;
+			}
+			if (opts->script) {
+				r = fail(err, err_size,
+					 "unexpected argument '%s' (arguments for the script go after --)",
+					 arg);
 				goto out;
 			}
 			opts->script = arg;

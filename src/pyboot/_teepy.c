@@ -5,6 +5,7 @@
 #include <Python.h>
 
 #include "protocol.h"
+#include "../common/io.h"
 
 #include <errno.h>
 #include <linux/filter.h>
@@ -26,36 +27,14 @@ static PyObject *input_bytes; /* cached after the first ask */
 
 /* ---- the channel (GIL released around every blocking call) ---- */
 
-static int chan_read(void *buf, size_t size)
+static int chan_read_(void *buf, size_t size)
 {
-	char *p = buf;
-
-	while (size) {
-		ssize_t n = read(TP_CTRL_FD, p, size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		size -= (size_t)n;
-	}
-	return 0;
+	return tp_read_full(TP_CTRL_FD, buf, size);
 }
 
-static int chan_write(const void *buf, size_t size)
+static int chan_write_(const void *buf, size_t size)
 {
-	const char *p = buf;
-
-	while (size) {
-		ssize_t n = write(TP_CTRL_FD, p, size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		size -= (size_t)n;
-	}
-	return 0;
+	return tp_write_full(TP_CTRL_FD, buf, size);
 }
 
 static PyObject *channel_error(void)
@@ -75,9 +54,9 @@ static PyObject *request(uint32_t type, uint32_t arg)
 
 	Py_BEGIN_ALLOW_THREADS
 	pthread_mutex_lock(&channel_lock);
-	r = chan_write(&frame, sizeof(frame));
+	r = chan_write_(&frame, sizeof(frame));
 	if (r == 0)
-		r = chan_read(&reply, sizeof(reply));
+		r = chan_read_(&reply, sizeof(reply));
 	Py_END_ALLOW_THREADS
 	if (r < 0 || reply.type != TP_FRAME_REPLY || reply.size > (uint64_t)PY_SSIZE_T_MAX) {
 		pthread_mutex_unlock(&channel_lock);
@@ -93,7 +72,7 @@ static PyObject *request(uint32_t type, uint32_t arg)
 		char sink[4096];
 		for (uint64_t left = reply.size; left;) {
 			size_t chunk = left < sizeof(sink) ? (size_t)left : sizeof(sink);
-			if (chan_read(sink, chunk) < 0)
+			if (chan_read_(sink, chunk) < 0)
 				break;
 			left -= chunk;
 		}
@@ -101,7 +80,7 @@ static PyObject *request(uint32_t type, uint32_t arg)
 		return NULL;
 	}
 	Py_BEGIN_ALLOW_THREADS
-	r = chan_read(PyBytes_AS_STRING(bytes), (size_t)reply.size);
+	r = chan_read_(PyBytes_AS_STRING(bytes), (size_t)reply.size);
 	pthread_mutex_unlock(&channel_lock);
 	Py_END_ALLOW_THREADS
 	if (r < 0) {
@@ -118,9 +97,9 @@ static int send_frame(uint32_t type, uint32_t arg, const void *payload, size_t s
 
 	Py_BEGIN_ALLOW_THREADS
 	pthread_mutex_lock(&channel_lock);
-	r = chan_write(&frame, sizeof(frame));
+	r = chan_write_(&frame, sizeof(frame));
 	if (r == 0 && size)
-		r = chan_write(payload, size);
+		r = chan_write_(payload, size);
 	pthread_mutex_unlock(&channel_lock);
 	Py_END_ALLOW_THREADS
 	return r;
@@ -465,13 +444,13 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 	}
 	booted = true;
 
-	r = chan_read(&frame, sizeof(frame));
+	r = chan_read_(&frame, sizeof(frame));
 	if (r < 0 || frame.type != TP_FRAME_BOOT || frame.size > TP_MAX_BOOT_SIZE)
 		return channel_error();
 	payload = PyMem_Malloc((size_t)frame.size + 1);
 	if (!payload)
 		return PyErr_NoMemory();
-	if (chan_read(payload, (size_t)frame.size) < 0) {
+	if (chan_read_(payload, (size_t)frame.size) < 0) {
 		PyMem_Free(payload);
 		return channel_error();
 	}

@@ -124,7 +124,7 @@ static void test_missing_script_is_a_usage_error(void)
 	tp_run_opts_free(&o);
 }
 
-static void test_arguments_after_the_script_belong_to_it(void)
+static void test_arguments_after_double_dash_belong_to_the_script(void)
 {
 	struct tp_run_opts o;
 	char err[256];
@@ -132,6 +132,24 @@ static void test_arguments_after_the_script_belong_to_it(void)
 	CHECK(o.script_args.count == 2);
 	CHECK_STR(o.script_args.items[0], "--memory");
 	CHECK(o.memory_bytes == 3ULL << 30);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--", "svc.py", "a", NULL }) == 0);
+	CHECK_STR(o.script, "svc.py");
+	CHECK(o.script_args.count == 1);
+	tp_run_opts_free(&o);
+}
+
+static void test_options_after_the_script_are_teepys(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+	CHECK(parse(&o, err, (const char *[]){ "svc.py", "--input", "world", "--data", "g.txt", NULL }) == 0);
+	CHECK_STR(o.input, "world");
+	CHECK(o.data.count == 1);
+	CHECK(o.script_args.count == 0);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "svc.py", "stray", NULL }) == -EINVAL);
+	CHECK(strstr(err, "stray") && strstr(err, "--"));
 	tp_run_opts_free(&o);
 }
 
@@ -153,7 +171,8 @@ TESTS(run_opts_tests) = {
 	{ "flags_override_environment", test_flags_override_environment },
 	{ "bad_values_name_the_flag", test_bad_values_name_the_flag },
 	{ "missing_script_is_a_usage_error", test_missing_script_is_a_usage_error },
-	{ "arguments_after_the_script_belong_to_it", test_arguments_after_the_script_belong_to_it },
+	{ "arguments_after_double_dash_belong_to_the_script", test_arguments_after_double_dash_belong_to_the_script },
+	{ "options_after_the_script_are_teepys", test_options_after_the_script_are_teepys },
 	{ "hw_mode_is_parsed_auto_is_sim", test_hw_mode_is_parsed_auto_is_sim },
 	END_TESTS,
 };

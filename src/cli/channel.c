@@ -1,0 +1,122 @@
+/* Control-channel frames from the service: sizes checked before anything is read,
+ * unknown or malformed frames end the conversation, only the first result counts. */
+#include "channel.h"
+
+#include "../common/io.h"
+#include "../pyboot/protocol.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void tp_channel_init(struct tp_channel *ch, int fd)
+{
+	memset(ch, 0, sizeof(*ch));
+	ch->fd = fd;
+	ch->result_fd = -1;
+	ch->status_kind = -1;
+	ch->trap_nr = -1;
+}
+
+static int reply(int fd, uint32_t arg, const void *payload, uint64_t size)
+{
+	struct tp_frame frame = { .type = TP_FRAME_REPLY, .arg = arg, .size = size };
+	int r = tp_write_full(fd, &frame, sizeof(frame));
+
+	return r < 0 ? r : tp_write_full(fd, payload, (size_t)size);
+}
+
+/* Moves `size` bytes from the service to sink (or nowhere when sink < 0). */
+static int pump(int from, int sink, uint64_t size)
+{
+	char buf[65536];
+
+	while (size) {
+		size_t chunk = size < sizeof(buf) ? (size_t)size : sizeof(buf);
+		ssize_t n = read(from, buf, chunk);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EPIPE;
+		if (sink >= 0) {
+			int r = tp_write_full(sink, buf, (size_t)n);
+			if (r < 0)
+				return r;
+		}
+		size -= (uint64_t)n;
+	}
+	return 0;
+}
+
+static int send_data(struct tp_channel *ch, uint32_t index)
+{
+	struct stat st;
+	off_t offset = 0;
+	int r;
+
+	if (index >= ch->data_count)
+		return reply(ch->fd, TP_REPLY_OUT_OF_RANGE, NULL, 0);
+	if (fstat(ch->data_fds[index], &st) < 0)
+		return -errno;
+	struct tp_frame frame = { .type = TP_FRAME_REPLY, .arg = TP_REPLY_OK,
+				  .size = (uint64_t)st.st_size };
+	if ((r = tp_write_full(ch->fd, &frame, sizeof(frame))) < 0)
+		return r;
+	while (offset < st.st_size) {
+		ssize_t n = sendfile(ch->fd, ch->data_fds[index], &offset,
+				     (size_t)(st.st_size - offset));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO; /* the file shrank under us: the stream cannot be kept in step */
+	}
+	return 0;
+}
+
+int tp_channel_serve_one(struct tp_channel *ch)
+{
+	struct tp_frame frame;
+	int r = tp_read_full(ch->fd, &frame, sizeof(frame));
+
+	if (r < 0)
+		return r;
+	switch (frame.type) {
+	case TP_FRAME_GET_INPUT:
+		if (frame.size)
+			break;
+		return reply(ch->fd, TP_REPLY_OK, ch->input, ch->input_size);
+	case TP_FRAME_GET_DATA:
+		if (frame.size)
+			break;
+		return send_data(ch, frame.arg);
+	case TP_FRAME_RESULT:
+		if (ch->have_result) /* only the first result counts */
+			return pump(ch->fd, -1, frame.size);
+		ch->have_result = true;
+		ch->result_fd = ch->open_result ? ch->open_result(ch->ctx) : -1;
+		ch->result_incomplete = true;
+		r = pump(ch->fd, ch->result_fd, frame.size);
+		if (r == 0)
+			ch->result_incomplete = false;
+		return r;
+	case TP_FRAME_STATUS:
+		if (frame.size >= sizeof(ch->status_name))
+			break;
+		if ((r = tp_read_full(ch->fd, ch->status_name, (size_t)frame.size)) < 0)
+			return r;
+		ch->status_name[frame.size] = '\0';
+		ch->status_kind = (int)frame.arg;
+		return 0;
+	case TP_FRAME_TRAP:
+		if (frame.size)
+			break;
+		ch->trap_nr = (int)frame.arg;
+		return 0;
+	}
+	ch->protocol_violation = true;
+	return -EPROTO;
+}

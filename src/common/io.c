@@ -1,0 +1,77 @@
+/* Whole reads and writes: the control channel and the input file use these. */
+#include "io.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int tp_read_full(int fd, void *buf, size_t size)
+{
+	char *p = buf;
+
+	while (size) {
+		ssize_t n = read(fd, p, size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EPIPE;
+		p += n;
+		size -= (size_t)n;
+	}
+	return 0;
+}
+
+int tp_write_full(int fd, const void *buf, size_t size)
+{
+	const char *p = buf;
+
+	while (size) {
+		ssize_t n = write(fd, p, size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		size -= (size_t)n;
+	}
+	return 0;
+}
+
+int tp_read_all(int fd, char **out, size_t *out_size)
+{
+	size_t size = 0, cap = 4096;
+	char *buf = malloc(cap);
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n;
+		if (size + 1 >= cap) {
+			char *bigger = realloc(buf, cap *= 2);
+			if (!bigger) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = bigger;
+		}
+		n = read(fd, buf + size, cap - size - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int r = -errno;
+			free(buf);
+			return r;
+		}
+		if (n == 0)
+			break;
+		size += (size_t)n;
+	}
+	buf[size] = '\0';
+	*out = buf;
+	*out_size = size;
+	return 0;
+}

@@ -1,0 +1,16 @@
+/* Whole reads and writes on file descriptors, retried on EINTR. */
+#ifndef TEEPY_COMMON_IO_H
+#define TEEPY_COMMON_IO_H
+
+#include <stddef.h>
+
+/* Reads exactly size bytes. Returns 0, -EPIPE at end of file, or -errno. */
+int tp_read_full(int fd, void *buf, size_t size);
+
+/* Writes exactly size bytes. Returns 0 or -errno. */
+int tp_write_full(int fd, const void *buf, size_t size);
+
+/* Reads to end of file into a malloc'd buffer (NUL-terminated, not counted in size). */
+int tp_read_all(int fd, char **out, size_t *out_size);
+
+#endif
