@@ -8,9 +8,9 @@ export PKG_CONFIG_PATH := /usr/lib/x86_64-linux-gnu/pkgconfig
 
 # Debian packages, with the reason for each in the README's dependency table.
 DEB_PACKAGES := gcc libc6-dev make meson ninja-build pkg-config python3 python3-dev \
-	libseccomp-dev python3-pytest python3-numpy util-linux
+	libseccomp-dev python3-pytest python3-numpy util-linux clang libclang-rt-14-dev
 
-.PHONY: all deps build demo check test-unit test-e2e check-asan bench format clean
+.PHONY: all deps build demo check test-unit test-e2e check-asan fuzz bench format clean
 
 all: build
 
@@ -58,6 +58,17 @@ check: build
 	$(BUILD)/test_units
 	TEEPY_BIN=$(abspath $(BUILD))/teepy $(PY) -m pytest -c tests/pytest.ini tests
 	$(MAKE) --no-print-directory check-asan
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
+
+# Each fuzz target for FUZZ_SECONDS (make check runs a short pass; longer by hand).
+FUZZ_SECONDS ?= 20
+FUZZ_BUILD ?= build-fuzz
+fuzz: deps
+	@[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dwerror=true
+	ninja -C $(FUZZ_BUILD) fuzz/fuzz_channel
+	mkdir -p $(FUZZ_BUILD)/corpus-channel
+	$(FUZZ_BUILD)/fuzz/fuzz_channel -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		-print_final_stats=1 $(FUZZ_BUILD)/corpus-channel fuzz/corpus/channel
 
 bench: build
 	TEEPY_BIN=$(abspath $(BUILD))/teepy bench/startup
@@ -67,4 +78,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

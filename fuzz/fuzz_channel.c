@@ -1,0 +1,93 @@
+/* libFuzzer target: arbitrary bytes from a hostile service on the control channel.
+ * The server must answer, drop or refuse them without crashing, hanging or
+ * reading out of bounds. */
+#include "src/cli/channel.h"
+#include "src/pyboot/protocol.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct feed {
+	int fd;
+	const uint8_t *data;
+	size_t size;
+};
+
+static void *writer(void *arg)
+{
+	struct feed *f = arg;
+
+	for (size_t off = 0; off < f->size;) {
+		ssize_t n = write(f->fd, f->data + off, f->size - off);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	shutdown(f->fd, SHUT_WR);
+	return NULL;
+}
+
+static void *drainer(void *arg)
+{
+	char buf[65536];
+
+	while (read(*(int *)arg, buf, sizeof(buf)) > 0)
+		;
+	return NULL;
+}
+
+static int open_null(void *ctx)
+{
+	(void)ctx;
+	return open("/dev/null", O_WRONLY | O_CLOEXEC);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int data_fds[2] = { -1, -1 };
+	struct tp_channel ch;
+	struct feed feed;
+	pthread_t w, d;
+	int sv[2];
+
+	if (data_fds[0] < 0) {
+		for (int i = 0; i < 2; i++) {
+			data_fds[i] = memfd_create("fuzz-data", MFD_CLOEXEC);
+			if (write(data_fds[i], "data item", 9 + (size_t)i) < 0)
+				abort();
+		}
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		abort();
+	feed = (struct feed){ .fd = sv[1], .data = data, .size = size };
+	pthread_create(&w, NULL, writer, &feed);
+	pthread_create(&d, NULL, drainer, &sv[1]);
+
+	tp_channel_init(&ch, sv[0]);
+	ch.input = "input";
+	ch.input_size = 5;
+	ch.data_fds = data_fds;
+	ch.data_count = 2;
+	ch.open_result = open_null;
+	while (tp_channel_serve_one(&ch) == 0)
+		;
+	if (ch.result_fd >= 0)
+		close(ch.result_fd);
+	/* whatever the bytes were, the outcome is one of these */
+	if (ch.status_kind >= 0 && strlen(ch.status_name) >= sizeof(ch.status_name))
+		abort();
+
+	shutdown(sv[0], SHUT_RDWR);
+	pthread_join(w, NULL);
+	pthread_join(d, NULL);
+	close(sv[0]);
+	close(sv[1]);
+	return 0;
+}
