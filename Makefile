@@ -8,7 +8,8 @@ export PKG_CONFIG_PATH := /usr/lib/x86_64-linux-gnu/pkgconfig
 
 # Debian packages, with the reason for each in the README's dependency table.
 DEB_PACKAGES := gcc libc6-dev make meson ninja-build pkg-config python3 python3-dev \
-	libseccomp-dev python3-pytest python3-numpy util-linux clang libclang-rt-14-dev
+	libseccomp-dev libssl-dev libjansson-dev python3-pytest python3-numpy util-linux \
+	clang libclang-rt-14-dev gzip
 
 .PHONY: all deps build demo check test-unit test-e2e check-asan fuzz bench format clean
 
@@ -65,10 +66,12 @@ FUZZ_SECONDS ?= 20
 FUZZ_BUILD ?= build-fuzz
 fuzz: deps
 	@[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dwerror=true
-	ninja -C $(FUZZ_BUILD) fuzz/fuzz_channel
-	mkdir -p $(FUZZ_BUILD)/corpus-channel
+	ninja -C $(FUZZ_BUILD) fuzz/fuzz_channel fuzz/fuzz_bundle
+	mkdir -p $(FUZZ_BUILD)/corpus-channel $(FUZZ_BUILD)/corpus-bundle
 	$(FUZZ_BUILD)/fuzz/fuzz_channel -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-channel fuzz/corpus/channel
+	$(FUZZ_BUILD)/fuzz/fuzz_bundle -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		-print_final_stats=1 $(FUZZ_BUILD)/corpus-bundle fuzz/corpus/bundle
 
 bench: build
 	TEEPY_BIN=$(abspath $(BUILD))/teepy bench/startup

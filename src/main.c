@@ -11,6 +11,10 @@ static const char usage[] =
 	"\n"
 	"Commands:\n"
 	"  run SCRIPT.py   run a service in the sandbox (teepy run --help)\n"
+	"  run APP.tpy     run a sealed bundle (--trust PUB)\n"
+	"  build SCRIPT.py trace a sample run into a signed bundle (teepy build --help)\n"
+	"  inspect APP.tpy measurements, signer, policy and files of a bundle\n"
+	"  keygen -o KEY   a new Ed25519 signing key and its .pub\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help      show this help\n"
@@ -31,8 +35,18 @@ int main(int argc, char **argv)
 		printf("teepy %s (runs %s, Python %s)\n", TP_VERSION, TP_PYTHON_EXE, TP_PYTHON_VERSION);
 		return TP_EXIT_OK;
 	}
-	if (strcmp(argv[1], "run") == 0)
-		return tp_cmd_run(argc - 1, argv + 1);
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} commands[] = {
+		{ "run", tp_cmd_run },
+		{ "build", tp_cmd_build },
+		{ "inspect", tp_cmd_inspect },
+		{ "keygen", tp_cmd_keygen },
+	};
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
 	tp_error("unknown command '%s' (see teepy --help)", argv[1]);
 	return TP_EXIT_USAGE;
 }

@@ -3,5 +3,8 @@
 #define TEEPY_CLI_COMMANDS_H
 
 int tp_cmd_run(int argc, char **argv);
+int tp_cmd_keygen(int argc, char **argv);
+int tp_cmd_inspect(int argc, char **argv);
+int tp_cmd_build(int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@ enum tp_exit {
 	TP_EXIT_MEMORY = 5,        /* memory limit exceeded */
 	TP_EXIT_CPU = 6,           /* CPU time limit exceeded */
 	TP_EXIT_TIMEOUT = 7,       /* wall-clock timeout */
+	TP_EXIT_BUNDLE = 8,        /* bundle refused: malformed, bad signature, untrusted signer, a file changed */
 	TP_EXIT_INTERNAL = 70,     /* teepy could not do its part */
 	TP_EXIT_INTERRUPTED = 130, /* teepy itself was interrupted (SIGINT, SIGTERM) */
 };

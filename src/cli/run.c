@@ -2,12 +2,18 @@
  * enforce the wall clock, and report how the run ended. */
 #include "commands.h"
 
+#include "bundle_file.h"
 #include "channel.h"
+#include "run.h"
+#include "sealed.h"
+#include "../trace/trace.h"
 #include "exit_codes.h"
 #include "run_opts.h"
 #include "../common/io.h"
 #include "../common/log.h"
 #include "../common/units.h"
+#include "../manifest/manifest.h"
+#include "../pyboot/boot.h"
 #include "../pyboot/protocol.h"
 #include "../sandbox/landlock.h"
 #include "../sandbox/limits.h"
@@ -22,6 +28,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,11 +49,6 @@
 #else
 #error "teepy knows the program loader of x86_64 and aarch64 only"
 #endif
-
-/* The whole of what runs in Python before the service: import the runtime from its
- * own directory and hand over. Part of the runtime measurement. */
-static const char boot_text[] = "import sys;sys.path[:0]=['" TP_RUNTIME_DIR "'];"
-				"import _teepy;raise SystemExit(_teepy.boot())";
 
 static const char *const devices[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random",
 				       "/dev/urandom" };
@@ -135,10 +137,12 @@ static int buf_string(struct buf *b, char tag, const char *s)
 
 struct run {
 	struct tp_run_opts opts;
-	char script[PATH_MAX];
-	char script_dir[PATH_MAX];
+	char script[PATH_MAX];     /* unsealed: the host path of the script */
+	char script_dir[PATH_MAX]; /* unsealed: its directory, visible at the same path */
+	char entry[PATH_MAX];      /* the entry script inside the root */
+	char cwd[PATH_MAX];        /* inside the root */
 	char runtime_so[PATH_MAX];
-	char **pythonpath; /* real paths */
+	struct tp_strlist python_path; /* inside the root */
 	char *input;
 	size_t input_size;
 	int *data_fds;
@@ -147,32 +151,23 @@ struct run {
 	char **envp;
 	size_t env_count;
 	unsigned blas_threads;
+	bool processes; /* fork and exec allowed (bundle policy "manifest", or build) */
+	const char *exec_files[4];
+	char exec_buf[2][PATH_MAX];
+
+	/* sealed bundles */
+	bool sealed;
+	struct tp_bundle_file bundle;
+	struct tp_sealed sealed_files;
+
+	/* teepy build: trace the run */
+	struct tp_trace_log *trace_log;
 
 	struct tp_channel channel;
 	char out_tmp[PATH_MAX]; /* --output is written here, then renamed */
+	int status;
+	struct rusage ru;
 };
-
-static int find_runtime(char *out, size_t size)
-{
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	const char *candidates[2];
-	char beside[PATH_MAX];
-
-	if (n < 0)
-		return -errno;
-	exe[n] = '\0';
-	snprintf(beside, sizeof(beside), "%s/_teepy%s", dirname(exe), TP_PYTHON_EXT_SUFFIX);
-	candidates[0] = beside; /* the build tree, or a copy of both files */
-	candidates[1] = TP_RUNTIME_INSTALL_DIR "/_teepy" TP_PYTHON_EXT_SUFFIX;
-	for (size_t i = 0; i < 2; i++) {
-		if (access(candidates[i], R_OK) == 0) {
-			snprintf(out, size, "%s", candidates[i]);
-			return 0;
-		}
-	}
-	return -ENOENT;
-}
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
@@ -187,8 +182,8 @@ static int usage_error(const char *fmt, ...)
 	return TP_EXIT_USAGE;
 }
 
-/* Checks the files the user named and reads the input; returns an exit code or 0. */
-static int load_inputs(struct run *run)
+/* The unsealed script: its real path and directory. Returns an exit code or 0. */
+static int load_script(struct run *run)
 {
 	struct tp_run_opts *o = &run->opts;
 	struct stat st;
@@ -208,6 +203,16 @@ static int load_inputs(struct run *run)
 	if (o->scratch_bytes && strcmp(run->script_dir, "/tmp") == 0)
 		return usage_error("--scratch: the script's directory is /tmp itself; move the "
 				   "script into a directory of its own");
+	snprintf(run->entry, sizeof(run->entry), "%s", run->script);
+	snprintf(run->cwd, sizeof(run->cwd), "%s", run->script_dir);
+	return 0;
+}
+
+/* Reads the input and opens the data files the user named. Returns an exit code or 0. */
+static int load_inputs(struct run *run)
+{
+	struct tp_run_opts *o = &run->opts;
+	struct stat st;
 
 	if (o->input) {
 		run->input = strdup(o->input);
@@ -253,7 +258,10 @@ static int load_inputs(struct run *run)
 	return 0;
 }
 
-static int plan_root(struct run *run)
+static void set_exec_files(struct run *run, const char *exe, const char *loader, const char *more);
+static int plan_runtime(struct run *run);
+
+static int plan_unsealed(struct run *run)
 {
 	struct tp_run_opts *o = &run->opts;
 	struct tp_root_plan *plan = &run->plan;
@@ -284,10 +292,25 @@ static int plan_root(struct run *run)
 		return usage_error("--allow-site-packages: %s: %s (install python3-numpy or the "
 				   "packages you need)",
 				   TP_PYTHON_DIST_PACKAGES, strerror(-r));
+	/* a build that allows processes needs the programs the app runs to be visible */
+	if (run->processes && ((r = tp_root_plan_add_path(plan, "/usr/bin")) < 0 ||
+			       (r = tp_root_plan_add_links(plan, "/bin/sh")) < 0)) {
+		tp_error("/usr/bin: %s", strerror(-r));
+		return TP_EXIT_INTERNAL;
+	}
 
-	/* what the user allows */
-	if ((r = tp_root_plan_add_path(plan, run->script_dir)) < 0)
+	/* what the user allows. A traced build sees its app where the sealed bundle
+	 * will have it, at /app, so paths the sample run uses hold in the bundle */
+	if (run->trace_log) {
+		char entry[PATH_MAX];
+		if ((r = tp_root_plan_add(plan, TP_ROOT_BIND, TP_APP_DIR, run->script_dir, 0)) < 0)
+			return TP_EXIT_INTERNAL;
+		snprintf(entry, sizeof(entry), "%s%s", TP_APP_DIR, run->script + strlen(run->script_dir));
+		snprintf(run->entry, sizeof(run->entry), "%s", entry);
+		snprintf(run->cwd, sizeof(run->cwd), "%s", TP_APP_DIR);
+	} else if ((r = tp_root_plan_add_path(plan, run->script_dir)) < 0) {
 		return usage_error("%s: %s", run->script_dir, strerror(-r));
+	}
 	for (size_t i = 0; i < o->allow.count; i++) {
 		if (o->allow.items[i][0] == '\0')
 			continue;
@@ -300,9 +323,20 @@ static int plan_root(struct run *run)
 		if ((r = tp_root_plan_add_path(plan, real)) < 0)
 			return usage_error("--allow %s: %s", o->allow.items[i], strerror(-r));
 	}
-	run->pythonpath = calloc(o->pythonpath.count + 1, sizeof(char *));
-	for (size_t i = 0; run->pythonpath && i < o->pythonpath.count; i++)
-		run->pythonpath[i] = realpath(o->pythonpath.items[i], NULL);
+	if ((r = tp_strlist_push(&run->python_path, run->trace_log ? TP_APP_DIR : run->script_dir)) < 0)
+		return TP_EXIT_INTERNAL;
+	for (size_t i = 0; i < o->pythonpath.count; i++) {
+		char real[PATH_MAX];
+		if (!realpath(o->pythonpath.items[i], real))
+			return usage_error("--pythonpath %s: %s", o->pythonpath.items[i], strerror(errno));
+		if ((r = tp_strlist_push(&run->python_path, real)) < 0)
+			return TP_EXIT_INTERNAL;
+	}
+	if ((r = tp_strlist_push(&run->python_path, TP_PYTHON_STDLIB)) < 0 ||
+	    (r = tp_strlist_push(&run->python_path, TP_PYTHON_STDLIB "/lib-dynload")) < 0 ||
+	    (o->allow_site_packages &&
+	     (r = tp_strlist_push(&run->python_path, TP_PYTHON_DIST_PACKAGES)) < 0))
+		return TP_EXIT_INTERNAL;
 
 	/* Debian reaches some libraries through /etc/alternatives (BLAS, LAPACK): keep
 	 * the links whose targets are visible, nothing else of /etc */
@@ -320,17 +354,164 @@ static int plan_root(struct run *run)
 			closedir(d);
 	}
 
+	char loader_real[PATH_MAX], exe_real[PATH_MAX];
+	if (!realpath(TP_LOADER, loader_real) || !realpath(TP_PYTHON_EXE, exe_real)) {
+		tp_error("cannot resolve the interpreter: %s", strerror(errno));
+		return TP_EXIT_INTERNAL;
+	}
+	set_exec_files(run, exe_real, loader_real, run->processes ? "/usr/bin" : NULL);
+	return plan_runtime(run);
+}
+
+/* Landlock: what may be executed inside (the interpreter and its loader, and for a
+ * processes policy the directory of programs). */
+static void set_exec_files(struct run *run, const char *exe, const char *loader, const char *more)
+{
+	snprintf(run->exec_buf[0], PATH_MAX, "%s", exe);
+	snprintf(run->exec_buf[1], PATH_MAX, "%s", loader);
+	run->exec_files[0] = run->exec_buf[0];
+	run->exec_files[1] = run->exec_buf[1];
+	run->exec_files[2] = more;
+	run->exec_files[3] = NULL;
+}
+
+/* What every root has: devices, the runtime extension, scratch. */
+static int plan_runtime(struct run *run)
+{
+	struct tp_root_plan *plan = &run->plan;
+	int r;
+
 	for (size_t i = 0; i < sizeof(devices) / sizeof(devices[0]); i++)
 		if ((r = tp_root_plan_add(plan, TP_ROOT_DEVICE, devices[i], devices[i], 0)) < 0)
 			return TP_EXIT_INTERNAL;
 	if ((r = tp_root_plan_add(plan, TP_ROOT_RUNTIME, TP_RUNTIME_DIR "/_teepy" TP_PYTHON_EXT_SUFFIX,
 				  run->runtime_so, 0)) < 0)
 		return TP_EXIT_INTERNAL;
-	if (o->scratch_bytes &&
-	    (r = tp_root_plan_add(plan, TP_ROOT_TMPFS, "/tmp", NULL, o->scratch_bytes)) < 0)
+	if (run->opts.scratch_bytes &&
+	    (r = tp_root_plan_add(plan, TP_ROOT_TMPFS, "/tmp", NULL, run->opts.scratch_bytes)) < 0)
 		return TP_EXIT_INTERNAL;
 	tp_root_plan_finish(plan);
 	return 0;
+}
+
+/* ---- sealed bundles ---- */
+
+/* The trusted signers: --trust, else TEEPY_TRUSTED_SIGNERS (colon-separated). */
+static int check_signer(struct run *run)
+{
+	const struct tp_bundle_file *bf = &run->bundle;
+	char signer[65], err[256];
+	struct tp_strlist trusted = { 0 };
+	const char *env = getenv("TEEPY_TRUSTED_SIGNERS");
+	int code = TP_EXIT_BUNDLE;
+
+	tp_hex(bf->signer, 32, signer);
+	if (!bf->signature_ok) {
+		tp_error("%s: the signature does not verify: the manifest or the signature was "
+			 "changed after signing",
+			 run->opts.script);
+		return TP_EXIT_BUNDLE;
+	}
+	for (size_t i = 0; i < run->opts.trust.count; i++)
+		tp_strlist_push(&trusted, run->opts.trust.items[i]);
+	if (!trusted.count && env && *env) {
+		char *copy = strdup(env), *save = NULL;
+		for (char *tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save))
+			tp_strlist_push(&trusted, tok);
+		free(copy);
+	}
+	if (!trusted.count) {
+		if (run->opts.insecure_any_signer) {
+			tp_warn("--insecure-any-signer: running %s signed by %.16s… without checking "
+				"who that is",
+				run->opts.script, signer);
+			code = 0;
+		} else {
+			tp_error("%s: no trusted signer given; the bundle is signed by %.16s… (use "
+				 "--trust SIGNER.pub, or --insecure-any-signer)",
+				 run->opts.script, signer);
+			code = TP_EXIT_USAGE;
+		}
+		goto out;
+	}
+	for (size_t i = 0; i < trusted.count; i++) {
+		struct tp_key *key = tp_key_load_public(trusted.items[i], err, sizeof(err));
+		uint8_t raw[32];
+		if (!key) {
+			tp_error("--trust %s: %s", trusted.items[i], err);
+			code = TP_EXIT_USAGE;
+			goto out;
+		}
+		tp_key_public_raw(key, raw);
+		tp_key_free(key);
+		if (memcmp(raw, bf->bundle.pubkey, 32) == 0) {
+			code = 0;
+			goto out;
+		}
+	}
+	tp_error("%s: signed by %.16s…, which is none of the trusted signers (use --trust KEY)",
+		 run->opts.script, signer);
+out:
+	tp_strlist_free(&trusted);
+	return code;
+}
+
+static uint64_t tighter(bool given, uint64_t flag, uint64_t manifest)
+{
+	return given && flag < manifest ? flag : manifest;
+}
+
+static int prepare_sealed(struct run *run)
+{
+	struct tp_run_opts *o = &run->opts;
+	const struct tp_manifest *m;
+	char err[768];
+	int r, code;
+
+	if ((r = tp_bundle_file_open(o->script, &run->bundle, err, sizeof(err))) < 0) {
+		tp_error("%s: %s", o->script, err);
+		return TP_EXIT_BUNDLE;
+	}
+	if ((code = check_signer(run)) != 0)
+		return code;
+	m = &run->bundle.manifest;
+	if (tp_sealed_load(&run->bundle, &run->sealed_files, err, sizeof(err)) < 0) {
+		tp_error("%s: refused: %s", o->script, err);
+		return TP_EXIT_BUNDLE;
+	}
+	mark("sealed files verified");
+	run->sealed = true;
+	run->processes = m->processes == TP_PROCESSES_MANIFEST;
+	snprintf(run->entry, sizeof(run->entry), "%s", m->entry);
+	snprintf(run->cwd, sizeof(run->cwd), "%s", TP_APP_DIR);
+	snprintf(run->script, sizeof(run->script), "%s", o->script);
+	for (size_t i = 0; i < m->python_path.count; i++)
+		if (tp_strlist_push(&run->python_path, m->python_path.items[i]) < 0)
+			return TP_EXIT_INTERNAL;
+
+	/* the bundle's signed limits hold; flags may only tighten them */
+	o->memory_bytes = tighter(o->memory_given, o->memory_bytes, m->memory_bytes);
+	o->cpu_ms = tighter(o->cpu_given, o->cpu_ms, m->cpu_ms);
+	o->timeout_ms = tighter(o->timeout_given, o->timeout_ms, m->timeout_ms);
+	o->threads = (unsigned)tighter(o->threads_given, o->threads, m->threads);
+	if (o->scratch_bytes && o->scratch_bytes != m->scratch_bytes)
+		tp_warn("--scratch is set by the bundle's policy (%llu bytes); the flag is ignored",
+			(unsigned long long)m->scratch_bytes);
+	o->scratch_bytes = m->scratch_bytes;
+	if (o->allow.count || o->allow_site_packages)
+		tp_warn("--allow and --allow-site-packages do not apply to a sealed bundle: it sees "
+			"only its manifest's files");
+
+	if (tp_sealed_plan(&run->bundle, &run->sealed_files, &run->plan) < 0)
+		return TP_EXIT_INTERNAL;
+	/* sys.path directories exist even if empty: CPython finds its exec_prefix by
+	 * lib-dynload, and an empty directory reveals nothing */
+	for (size_t i = 0; i < run->python_path.count; i++)
+		if (tp_root_plan_add(&run->plan, TP_ROOT_DIR, run->python_path.items[i], NULL, 0) < 0)
+			return TP_EXIT_INTERNAL;
+	/* only manifest files exist: in a processes policy any of them may be executed */
+	set_exec_files(run, TP_PYTHON_EXE, TP_LOADER, run->processes ? "/" : NULL);
+	return plan_runtime(run);
 }
 
 static int push_env(struct run *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -364,8 +545,10 @@ static int build_env(struct run *run)
 	r = r ?: push_env(run, "OPENBLAS_NUM_THREADS=%u", run->blas_threads);
 	r = r ?: push_env(run, "OMP_NUM_THREADS=%u", run->blas_threads);
 	r = r ?: push_env(run, "MKL_NUM_THREADS=%u", run->blas_threads);
-	for (size_t i = 0; r == 0 && i < run->opts.env.count; i++) {
-		const char *assignment = run->opts.env.items[i];
+	size_t manifest_count = run->sealed ? run->bundle.manifest.env.count : 0;
+	for (size_t i = 0; r == 0 && i < manifest_count + run->opts.env.count; i++) {
+		const char *assignment = i < manifest_count ? run->bundle.manifest.env.items[i]
+							    : run->opts.env.items[i - manifest_count];
 		size_t name_len = (size_t)(strchr(assignment, '=') - assignment);
 		/* a later assignment of the same name replaces the earlier one */
 		for (size_t j = 0; j < run->env_count; j++) {
@@ -383,23 +566,21 @@ static int build_env(struct run *run)
 
 static int build_boot(struct run *run, struct buf *boot)
 {
+	const struct tp_bpf *stage2 = run->processes ? &tp_seccomp_stage2_processes : &tp_seccomp_stage2;
 	char count[32];
 	int r = 0;
 
 	snprintf(count, sizeof(count), "%zu", run->opts.data.count);
-	r = r ?: buf_field(boot, TP_BOOT_FILTER, tp_seccomp_stage2.insns, tp_seccomp_stage2.size);
-	r = r ?: buf_string(boot, TP_BOOT_ENTRY, run->script);
+	r = r ?: buf_field(boot, TP_BOOT_FILTER, stage2->insns, stage2->size);
+	r = r ?: buf_string(boot, TP_BOOT_ENTRY, run->entry);
 	r = r ?: buf_string(boot, TP_BOOT_DATA_COUNT, count);
-	r = r ?: buf_string(boot, TP_BOOT_ARG, run->script);
+	r = r ?: buf_string(boot, TP_BOOT_ARG, run->entry);
+	for (size_t i = 0; r == 0 && run->sealed && i < run->bundle.manifest.argv.count; i++)
+		r = buf_string(boot, TP_BOOT_ARG, run->bundle.manifest.argv.items[i]);
 	for (size_t i = 0; r == 0 && i < run->opts.script_args.count; i++)
 		r = buf_string(boot, TP_BOOT_ARG, run->opts.script_args.items[i]);
-	r = r ?: buf_string(boot, TP_BOOT_PATH, run->script_dir);
-	for (size_t i = 0; r == 0 && run->pythonpath && run->pythonpath[i]; i++)
-		r = buf_string(boot, TP_BOOT_PATH, run->pythonpath[i]);
-	r = r ?: buf_string(boot, TP_BOOT_PATH, TP_PYTHON_STDLIB);
-	r = r ?: buf_string(boot, TP_BOOT_PATH, TP_PYTHON_STDLIB "/lib-dynload");
-	if (run->opts.allow_site_packages)
-		r = r ?: buf_string(boot, TP_BOOT_PATH, TP_PYTHON_DIST_PACKAGES);
+	for (size_t i = 0; r == 0 && i < run->python_path.count; i++)
+		r = buf_string(boot, TP_BOOT_PATH, run->python_path.items[i]);
 	return r;
 }
 
@@ -413,7 +594,17 @@ static void print_config(const struct run *run)
 	for (size_t i = 0; i < run->plan.count; i++)
 		binds += run->plan.ops[i].kind == TP_ROOT_BIND;
 	fprintf(stderr, "teepy: configuration\n");
-	fprintf(stderr, "  script        %s\n", run->script);
+	fprintf(stderr, "  %s        %s\n", run->sealed ? "bundle" : "script", run->script);
+	if (run->sealed) {
+		char app[65], signer[65];
+		tp_hex(run->bundle.app, 32, app);
+		tp_hex(run->bundle.signer, 32, signer);
+		fprintf(stderr, "  app           %s\n", app);
+		fprintf(stderr, "  signer        %s\n", signer);
+		fprintf(stderr, "  verified      %zu files, %llu bytes, in %.1f ms\n",
+			run->sealed_files.count, (unsigned long long)run->sealed_files.bytes,
+			run->sealed_files.seconds * 1e3);
+	}
 	fprintf(stderr, "  interpreter   %s (Python %s), executed, not embedded\n", TP_PYTHON_EXE,
 		TP_PYTHON_VERSION);
 	fprintf(stderr, "  runtime       %s\n", run->runtime_so);
@@ -421,10 +612,18 @@ static void print_config(const struct run *run)
 		o->mode_was_auto ? " (auto)" : "");
 	fprintf(stderr, "  namespaces    user, mount, pid, network, ipc, uts (uid %u mapped to itself)\n",
 		(unsigned)getuid());
-	fprintf(stderr, "  root          read-only tmpfs with %zu read-only binds: stdlib, libraries, "
-			"script directory%s%s\n",
-		binds, o->allow_site_packages ? ", dist-packages" : "",
-		o->allow.count ? ", allowed paths" : "");
+	if (run->sealed)
+		fprintf(stderr, "  root          sealed: read-only tmpfs holding only the %zu manifest "
+				"files, written from the verified bytes\n",
+			run->sealed_files.count);
+	else
+		fprintf(stderr, "  root          read-only tmpfs with %zu read-only binds: stdlib, "
+				"libraries, script directory%s%s\n",
+			binds, o->allow_site_packages ? ", dist-packages" : "",
+			o->allow.count ? ", allowed paths" : "");
+	fprintf(stderr, "  processes     %s\n",
+		run->processes ? "fork and exec of files inside the root (policy \"manifest\")"
+			       : "none: threads only");
 	fprintf(stderr, "  scratch       %s\n",
 		o->scratch_bytes ? tp_format_size(o->scratch_bytes, scratch, sizeof(scratch))
 				 : "none (no writable path)");
@@ -434,8 +633,8 @@ static void print_config(const struct run *run)
 		fprintf(stderr, "  landlock      unavailable (%s): teepy will refuse to run\n",
 			strerror(-abi));
 	fprintf(stderr, "  seccomp       2 stages, %zu named calls + argument rules, default ENOSYS; "
-			"execve allowed once for the interpreter, denied after boot\n",
-		tp_seccomp_rule_count());
+			"execve allowed once for the interpreter, %s after boot\n",
+		tp_seccomp_rule_count(), run->processes ? "allowed (Landlock: root files only)" : "denied");
 	fprintf(stderr, "  memory        %s via %s\n",
 		tp_format_size(o->memory_bytes, mem, sizeof(mem)),
 		tp_limit_mechanism_name(run->limits.memory_mechanism, true));
@@ -600,94 +799,73 @@ static void run_free(struct run *run)
 		if (run->data_fds[i] >= 0)
 			close(run->data_fds[i]);
 	free(run->data_fds);
-	for (size_t i = 0; run->pythonpath && run->pythonpath[i]; i++)
-		free(run->pythonpath[i]);
-	free(run->pythonpath);
+	tp_strlist_free(&run->python_path);
 	for (size_t i = 0; i < run->env_count; i++)
 		free(run->envp[i]);
 	free(run->envp);
 	free(run->input);
 	tp_root_plan_free(&run->plan);
 	tp_limits_cleanup(&run->limits);
+	tp_sealed_free(&run->sealed_files);
+	if (run->sealed)
+		tp_bundle_file_close(&run->bundle);
 	tp_run_opts_free(&run->opts);
 }
 
-int tp_cmd_run(int argc, char **argv)
+struct serve_args {
+	struct run *run;
+	struct tp_sandbox *sb;
+	int code; /* non-zero if the child failed before exec */
+	char err[512];
+};
+
+/* The channel and the output relay; in a traced run this is its own thread, since
+ * the main thread must be the tracer. */
+static void *serve_thread(void *arg)
 {
-	struct run run = { 0 };
-	struct tp_sandbox sb = { .pid = -1, .ctrl_fd = -1, .out_fd = -1 };
+	struct serve_args *a = arg;
+
+	if (tp_sandbox_wait_exec(a->sb, a->err, sizeof(a->err)) < 0) {
+		a->code = TP_EXIT_INTERNAL;
+		if (child_pid > 0)
+			kill(child_pid, SIGKILL);
+	}
+	supervise(a->run, a->sb);
+	return NULL;
+}
+
+/* Spawns, serves and judges; the common part of every kind of run. */
+static int execute(struct run *run)
+{
+	struct tp_sandbox sb = { .pid = -1, .ctrl_fd = -1, .out_fd = -1, .err_fd = -1 };
 	struct buf boot = { 0 };
 	char err[512];
-	int code, r, status = 0;
-	struct rusage ru = { 0 };
+	int r;
 
-	timing_on = getenv("TEEPY_TIMING") && strcmp(getenv("TEEPY_TIMING"), "1") == 0;
-	clock_gettime(CLOCK_MONOTONIC, &timing_start);
-	if (tp_run_opts_parse(&run.opts, argc, argv, host_getenv, err, sizeof(err)) < 0) {
-		tp_error("%s", err);
-		tp_run_opts_free(&run.opts);
-		return TP_EXIT_USAGE;
+	if (build_env(run) < 0 || build_boot(run, &boot) < 0) {
+		free(boot.data);
+		return TP_EXIT_INTERNAL;
 	}
-	if (run.opts.help) {
-		fputs(tp_run_usage, stdout);
-		tp_run_opts_free(&run.opts);
-		return TP_EXIT_OK;
-	}
-	if (run.opts.mode == TP_MODE_HW) {
-		tp_error("mode hw: hardware attestation needs a confidential VM with configfs-tsm "
-			 "(/sys/kernel/config/tsm/report), which this build does not use yet; use "
-			 "--mode sim");
-		tp_run_opts_free(&run.opts);
-		return TP_EXIT_USAGE;
-	}
-
-	if ((code = load_inputs(&run)) != 0)
-		goto out;
-	if ((r = find_runtime(run.runtime_so, sizeof(run.runtime_so))) < 0) {
-		tp_error("runtime extension _teepy%s not found beside teepy or in %s (rebuild with "
-			 "make)",
-			 TP_PYTHON_EXT_SUFFIX, TP_RUNTIME_INSTALL_DIR);
-		code = TP_EXIT_INTERNAL;
-		goto out;
-	}
-	mark("inputs loaded");
-	if ((code = plan_root(&run)) != 0)
-		goto out;
-	mark("root planned");
-	if (build_env(&run) < 0) {
-		code = TP_EXIT_INTERNAL;
-		goto out;
-	}
-	if (build_boot(&run, &boot) < 0) {
-		code = TP_EXIT_INTERNAL;
-		goto out;
-	}
-	run.limits.memory_bytes = run.opts.memory_bytes;
-	run.limits.threads = run.opts.threads;
-	tp_limits_prepare(&run.limits);
+	run->limits.memory_bytes = run->opts.memory_bytes;
+	run->limits.threads = run->opts.threads;
+	tp_limits_prepare(&run->limits);
 	mark("cgroups prepared");
-	if (run.opts.print_config)
-		print_config(&run);
+	if (run->opts.print_config)
+		print_config(run);
 
-	char loader_real[PATH_MAX], exe_real[PATH_MAX];
-	if (!realpath(TP_LOADER, loader_real) || !realpath(TP_PYTHON_EXE, exe_real)) {
-		tp_error("cannot resolve the interpreter: %s", strerror(errno));
-		code = TP_EXIT_INTERNAL;
-		goto out;
-	}
-	const char *exec_files[] = { exe_real, loader_real, NULL };
-	const char *interp_argv[] = { TP_PYTHON_EXE, "-I", "-S", "-B", "-c", boot_text, NULL };
+	const char *interp_argv[] = { TP_PYTHON_EXE, "-I", "-S", "-B", "-c", TP_BOOT_TEXT, NULL };
 	struct tp_sandbox_config cfg = {
 		.interpreter = TP_PYTHON_EXE,
 		.argv = interp_argv,
-		.envp = (const char *const *)run.envp,
-		.exec_files = exec_files,
-		.root = &run.plan,
-		.cwd = run.script_dir,
-		.scratch_dir = run.opts.scratch_bytes ? "/tmp" : NULL,
-		.limits = &run.limits,
-		.cpu_ms = run.opts.cpu_ms,
-		.stage1 = &tp_seccomp_stage1,
+		.envp = (const char *const *)run->envp,
+		.exec_files = run->exec_files,
+		.root = &run->plan,
+		.cwd = run->cwd,
+		.scratch_dir = run->opts.scratch_bytes ? "/tmp" : NULL,
+		.limits = &run->limits,
+		.cpu_ms = run->opts.cpu_ms,
+		.stage1 = run->processes ? &tp_seccomp_stage1_processes : &tp_seccomp_stage1,
+		.trace = run->trace_log != NULL,
 	};
 
 	signal(SIGPIPE, SIG_IGN);
@@ -701,69 +879,158 @@ int tp_cmd_run(int argc, char **argv)
 
 	if (tp_sandbox_spawn(&cfg, &sb, err, sizeof(err)) < 0) {
 		tp_error("%s", err);
-		code = TP_EXIT_INTERNAL;
-		goto out;
+		free(boot.data);
+		return TP_EXIT_INTERNAL;
 	}
 	child_pid = sb.pid;
 	struct itimerval timer = {
-		.it_value = { .tv_sec = (time_t)(run.opts.timeout_ms / 1000),
-			      .tv_usec = (suseconds_t)(run.opts.timeout_ms % 1000) * 1000 },
+		.it_value = { .tv_sec = (time_t)(run->opts.timeout_ms / 1000),
+			      .tv_usec = (suseconds_t)(run->opts.timeout_ms % 1000) * 1000 },
 	};
 	setitimer(ITIMER_REAL, &timer, NULL);
 
 	/* Joining a cgroup can wait for an RCU grace period (1-12 ms measured on v1), so
 	 * it runs while the child builds its root and the interpreter starts. No service
 	 * code runs before BOOT, which is sent only once the limits hold. */
-	if ((r = tp_limits_attach(&run.limits, sb.pid)) < 0) {
+	if ((r = tp_limits_attach(&run->limits, sb.pid)) < 0) {
 		tp_error("cannot move the service into its cgroup: %s", strerror(-r));
-		code = TP_EXIT_INTERNAL;
-		goto out_kill;
+		kill(sb.pid, SIGKILL); /* judged below as an internal error */
 	}
 	mark("cgroups joined");
-	tp_channel_init(&run.channel, sb.ctrl_fd);
-	run.channel.input = run.input;
-	run.channel.input_size = run.input_size;
-	run.channel.data_fds = run.data_fds;
-	run.channel.data_count = run.opts.data.count;
-	run.channel.open_result = open_result;
-	run.channel.ctx = &run;
-	if (send_frame(sb.ctrl_fd, TP_FRAME_BOOT, 0, boot.data, boot.size) < 0) {
+	tp_channel_init(&run->channel, sb.ctrl_fd);
+	run->channel.input = run->input;
+	run->channel.input_size = run->input_size;
+	run->channel.data_fds = run->data_fds;
+	run->channel.data_count = run->opts.data.count;
+	run->channel.open_result = open_result;
+	run->channel.ctx = run;
+	if (r == 0 && send_frame(sb.ctrl_fd, TP_FRAME_BOOT, 0, boot.data, boot.size) < 0) {
 		/* the child died before reading it: its setup error or status says why */
 	}
-	if (tp_sandbox_wait_exec(&sb, err, sizeof(err)) < 0) {
-		tp_error("%s", err);
-		code = TP_EXIT_INTERNAL;
-		goto out_kill;
-	}
-	mark("service exec'd");
+	free(boot.data);
 
-	supervise(&run, &sb);
-	mark("channel closed");
-	while (wait4(sb.pid, &status, 0, &ru) < 0 && errno == EINTR)
-		;
+	struct serve_args serve = { .run = run, .sb = &sb };
+	if (run->trace_log) {
+		pthread_t thread;
+		if (pthread_create(&thread, NULL, serve_thread, &serve) != 0) {
+			kill(sb.pid, SIGKILL);
+			serve.code = TP_EXIT_INTERNAL;
+			snprintf(serve.err, sizeof(serve.err), "cannot start the channel thread");
+			while (wait4(sb.pid, &run->status, 0, &run->ru) < 0 && errno == EINTR)
+				;
+		} else {
+			if (tp_trace_run(sb.pid, run->trace_log, &run->status, &run->ru) < 0)
+				while (wait4(sb.pid, &run->status, 0, &run->ru) < 0 && errno == EINTR)
+					;
+			child_pid = 0;
+			pthread_join(thread, NULL);
+		}
+	} else {
+		serve_thread(&serve);
+		mark("channel closed");
+		while (wait4(sb.pid, &run->status, 0, &run->ru) < 0 && errno == EINTR)
+			;
+	}
 	child_pid = 0;
 	memset(&timer, 0, sizeof(timer));
 	setitimer(ITIMER_REAL, &timer, NULL);
-
-	if (finish_result(&run) < 0 && run.channel.result_incomplete)
-		tp_error("the result was cut short: the service ended while sending it");
-	mark("service reaped");
-	code = judge(&run, status, &ru);
-	goto out;
-out_kill:
-	kill(sb.pid, SIGKILL);
-	while (waitpid(sb.pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	child_pid = 0;
-	if (sb.ctrl_fd >= 0)
-		close(sb.ctrl_fd);
-	if (sb.out_fd >= 0)
-		close(sb.out_fd);
 	if (sb.err_fd >= 0)
 		close(sb.err_fd);
-out:
-	free(boot.data);
+	if (serve.code) {
+		tp_error("%s", serve.err);
+		return serve.code;
+	}
+	if (r < 0)
+		return TP_EXIT_INTERNAL;
+
+	if (finish_result(run) < 0 && run->channel.result_incomplete)
+		tp_error("the result was cut short: the service ended while sending it");
+	mark("service reaped");
+	return judge(run, run->status, &run->ru);
+}
+
+static int check_mode(const struct tp_run_opts *o)
+{
+	if (o->mode != TP_MODE_HW)
+		return 0;
+	tp_error("mode hw: hardware attestation needs a confidential VM with configfs-tsm "
+		 "(/sys/kernel/config/tsm/report), which this build does not use yet; use --mode sim");
+	return TP_EXIT_USAGE;
+}
+
+/* Loads, prepares and executes one run described by run->opts. */
+static int run_prepared_opts(struct run *run)
+{
+	int code;
+
+	if ((code = check_mode(&run->opts)) != 0)
+		return code;
+	if (tp_find_runtime(run->runtime_so, sizeof(run->runtime_so)) < 0) {
+		tp_error("runtime extension _teepy%s not found beside teepy or in %s (rebuild with "
+			 "make)",
+			 TP_PYTHON_EXT_SUFFIX, TP_RUNTIME_INSTALL_DIR);
+		return TP_EXIT_INTERNAL;
+	}
+	size_t name_len = strlen(run->opts.script);
+	bool tpy_name = name_len > 4 && strcmp(run->opts.script + name_len - 4, ".tpy") == 0;
+	/* a .tpy is always a bundle (a damaged one is refused as such, never run as Python) */
+	if (tpy_name || (access(run->opts.script, R_OK) == 0 && tp_is_bundle(run->opts.script))) {
+		if (run->trace_log) {
+			tp_error("%s: already a bundle; build from the service's script", run->opts.script);
+			return TP_EXIT_USAGE;
+		}
+		if ((code = load_inputs(run)) != 0 || (code = prepare_sealed(run)) != 0)
+			return code;
+	} else {
+		run->processes = run->opts.allow_processes;
+		if ((code = load_script(run)) != 0 || (code = load_inputs(run)) != 0)
+			return code;
+		mark("inputs loaded");
+		if ((code = plan_unsealed(run)) != 0)
+			return code;
+	}
+	mark("root planned");
+	return execute(run);
+}
+
+int tp_cmd_run(int argc, char **argv)
+{
+	struct run run = { 0 };
+	char err[512];
+	int code;
+
+	timing_on = getenv("TEEPY_TIMING") && strcmp(getenv("TEEPY_TIMING"), "1") == 0;
+	clock_gettime(CLOCK_MONOTONIC, &timing_start);
+	if (tp_run_opts_parse(&run.opts, argc, argv, host_getenv, err, sizeof(err)) < 0) {
+		tp_error("%s", err);
+		tp_run_opts_free(&run.opts);
+		return TP_EXIT_USAGE;
+	}
+	if (run.opts.help) {
+		fputs(tp_run_usage, stdout);
+		tp_run_opts_free(&run.opts);
+		return TP_EXIT_OK;
+	}
+	code = run_prepared_opts(&run);
 	run_free(&run);
 	mark("cleaned up");
+	return code;
+}
+
+int tp_run_traced(struct tp_run_opts *opts, struct tp_trace_log *log, struct tp_traced_run *out)
+{
+	struct run run = { 0 };
+	int code;
+
+	run.opts = *opts;
+	memset(opts, 0, sizeof(*opts)); /* run owns it now */
+	run.trace_log = log;
+	code = run_prepared_opts(&run);
+	snprintf(out->script, sizeof(out->script), "%s", run.script);
+	snprintf(out->script_dir, sizeof(out->script_dir), "%s", run.script_dir);
+	out->plan = run.plan; /* the caller filters traced paths by what was visible */
+	memset(&run.plan, 0, sizeof(run.plan));
+	out->had_result = run.channel.have_result;
+	run_free(&run);
 	return code;
 }

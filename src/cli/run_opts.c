@@ -11,10 +11,14 @@
 
 const char tp_run_usage[] =
 	"usage: teepy run [OPTIONS] SCRIPT.py [OPTIONS] [-- ARG...]\n"
+	"       teepy run [OPTIONS] APP.tpy --trust SIGNER.pub [OPTIONS] [-- ARG...]\n"
 	"\n"
 	"Runs SCRIPT.py with Debian's /usr/bin/python3 in a kernel-enforced sandbox:\n"
 	"no network, no writes, no processes, only the stdlib, the script's directory\n"
 	"and allowed paths visible. The service talks through the `teex` module.\n"
+	"A sealed bundle (teepy build) runs in a root holding only its manifest's files,\n"
+	"each checked against its signed SHA-256 first; its limits apply, and limit\n"
+	"flags can only tighten them.\n"
 	"\n"
 	"Input and data:\n"
 	"  --input STR            the input string (teex.TEEX_getinput())\n"
@@ -36,6 +40,11 @@ const char tp_run_usage[] =
 	"  --allow-site-packages  make Debian's dist-packages importable (numpy)\n"
 	"  --env NAME=VALUE       set a variable inside; no host variable is passed\n"
 	"\n"
+	"Bundles:\n"
+	"  --trust PUB            run bundles signed by this key; repeat  [TEEPY_TRUSTED_SIGNERS,\n"
+	"                         a colon-separated list of .pub files]\n"
+	"  --insecure-any-signer  run a bundle whatever key signed it (prints a warning)\n"
+	"\n"
 	"Other:\n"
 	"  --mode MODE            sim | auto | hw (default auto = sim)  [TEEPY_MODE]\n"
 	"  --print-config         print the configuration and applied protections\n"
@@ -47,7 +56,8 @@ const char tp_run_usage[] =
 	"\n"
 	"Exit codes: 0 result returned; 1 service failed (exception, syntax error,\n"
 	"non-zero exit); 2 usage error; 3 no result returned; 4 killed for a rule;\n"
-	"5 memory limit; 6 CPU time limit; 7 wall-clock timeout; 70 internal error.\n";
+	"5 memory limit; 6 CPU time limit; 7 wall-clock timeout; 8 bundle refused;\n"
+	"70 internal error.\n";
 
 static int fail(char *err, size_t err_size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -118,15 +128,21 @@ static int apply_env(struct tp_run_opts *opts, tp_getenv_fn getenv_fn, char *err
 
 	if (!getenv_fn)
 		return 0;
-	if ((v = getenv_fn("TEEPY_MEMORY")) && *v &&
-	    (r = parse_size_setting("TEEPY_MEMORY", v, &opts->memory_bytes, err, err_size)) < 0)
-		return r;
-	if ((v = getenv_fn("TEEPY_CPU_TIME")) && *v &&
-	    (r = parse_duration_setting("TEEPY_CPU_TIME", v, &opts->cpu_ms, err, err_size)) < 0)
-		return r;
-	if ((v = getenv_fn("TEEPY_TIMEOUT")) && *v &&
-	    (r = parse_duration_setting("TEEPY_TIMEOUT", v, &opts->timeout_ms, err, err_size)) < 0)
-		return r;
+	if ((v = getenv_fn("TEEPY_MEMORY")) && *v) {
+		if ((r = parse_size_setting("TEEPY_MEMORY", v, &opts->memory_bytes, err, err_size)) < 0)
+			return r;
+		opts->memory_given = true;
+	}
+	if ((v = getenv_fn("TEEPY_CPU_TIME")) && *v) {
+		if ((r = parse_duration_setting("TEEPY_CPU_TIME", v, &opts->cpu_ms, err, err_size)) < 0)
+			return r;
+		opts->cpu_given = true;
+	}
+	if ((v = getenv_fn("TEEPY_TIMEOUT")) && *v) {
+		if ((r = parse_duration_setting("TEEPY_TIMEOUT", v, &opts->timeout_ms, err, err_size)) < 0)
+			return r;
+		opts->timeout_given = true;
+	}
 	if ((v = getenv_fn("TEEPY_MODE")) && *v &&
 	    (r = parse_mode("TEEPY_MODE", v, opts, err, err_size)) < 0)
 		return r;
@@ -217,13 +233,16 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 			snprintf(name, sizeof(name), "%s", arg);
 		}
 
-		if (strcmp(name, "--allow-site-packages") == 0 || strcmp(name, "--print-config") == 0) {
+		if (strcmp(name, "--allow-site-packages") == 0 || strcmp(name, "--print-config") == 0 ||
+		    strcmp(name, "--insecure-any-signer") == 0) {
 			if (value) {
 				r = fail(err, err_size, "%s takes no value", name);
 				goto out;
 			}
 			if (strcmp(name, "--print-config") == 0)
 				opts->print_config = true;
+			else if (strcmp(name, "--insecure-any-signer") == 0)
+				opts->insecure_any_signer = true;
 			else
 				opts->allow_site_packages = true;
 			continue;
@@ -232,7 +251,7 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 		static const char *const with_value[] = {
 			"--input",  "--input-file", "--data",    "--task-data", "--output",
 			"--memory", "--cpu-time",   "--timeout", "--threads",   "--scratch",
-			"--allow",  "--pythonpath", "--env",     "--mode",
+			"--allow",  "--pythonpath", "--env",     "--mode",      "--trust",
 		};
 		bool known = false;
 		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
@@ -269,14 +288,23 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 				goto out;
 			}
 			opts->output_file = value;
+		} else if (strcmp(name, "--trust") == 0) {
+			if (!*value) {
+				r = fail(err, err_size, "--trust: empty file name");
+				goto out;
+			}
+			r = strv_push(&opts->trust, value);
 		} else if (strcmp(name, "--memory") == 0) {
 			r = parse_size_setting("--memory", value, &opts->memory_bytes, err, err_size);
+			opts->memory_given = true;
 		} else if (strcmp(name, "--scratch") == 0) {
 			r = parse_size_setting("--scratch", value, &opts->scratch_bytes, err, err_size);
 		} else if (strcmp(name, "--cpu-time") == 0) {
 			r = parse_duration_setting("--cpu-time", value, &opts->cpu_ms, err, err_size);
+			opts->cpu_given = true;
 		} else if (strcmp(name, "--timeout") == 0) {
 			r = parse_duration_setting("--timeout", value, &opts->timeout_ms, err, err_size);
+			opts->timeout_given = true;
 		} else if (strcmp(name, "--threads") == 0) {
 			char *end;
 			unsigned long n;
@@ -287,6 +315,7 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 					 value);
 			else
 				opts->threads = (unsigned)n;
+			opts->threads_given = true;
 		} else if (strcmp(name, "--allow") == 0 || strcmp(name, "--pythonpath") == 0) {
 			if (!*value) {
 				r = fail(err, err_size, "%s: empty path", name);
@@ -334,6 +363,7 @@ void tp_run_opts_free(struct tp_run_opts *opts)
 	free(opts->allow.items);
 	free(opts->pythonpath.items);
 	free(opts->env.items);
+	free(opts->trust.items);
 	memset(opts, 0, sizeof(*opts));
 }
 

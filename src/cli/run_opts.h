@@ -34,6 +34,12 @@ struct tp_run_opts {
 	uint64_t timeout_ms;
 	uint64_t scratch_bytes; /* 0 = no scratch /tmp */
 	unsigned threads;
+	struct tp_strv trust;      /* --trust PUB: signers whose bundles may run */
+	bool insecure_any_signer;
+	bool allow_processes;      /* set by teepy build --allow-processes, not a run flag */
+	/* which limits were given (flag or TEEPY_*): a bundle's own limits are only
+	 * tightened by them */
+	bool memory_given, cpu_given, timeout_given, threads_given;
 	bool allow_site_packages;
 	bool print_config;
 	bool help;

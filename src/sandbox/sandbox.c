@@ -5,6 +5,7 @@
 #include "sandbox.h"
 
 #include "landlock.h"
+#include "../trace/trace.h"
 #include "../pyboot/protocol.h"
 
 #include <errno.h>
@@ -173,6 +174,9 @@ child_main(const struct tp_sandbox_config *cfg, int sync_fd, int err_fd, int ctr
 	if (r < 0)
 		child_die(err_fd, "Landlock: %s", strerror(-r));
 
+	/* a traced build reports every open and exec to the supervisor, stage 1 and 2 still hold */
+	if (cfg->trace && (r = tp_trace_filter_install()) < 0)
+		child_die(err_fd, "trace filter: %s", strerror(-r));
 	if ((r = tp_seccomp_install(cfg->stage1)) < 0)
 		child_die(err_fd, "seccomp: %s", strerror(-r));
 
@@ -223,6 +227,10 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 	ctrl[1] = out[1] = sync[0] = errp[1] = -1;
 	sb->pid = pid;
 
+	if (cfg->trace && (r = tp_trace_seize(pid)) < 0) {
+		snprintf(err, err_size, "cannot trace the sample run: %s", strerror(-r));
+		goto fail_kill;
+	}
 	if ((r = write_id_maps(pid)) < 0) {
 		snprintf(err, err_size, "cannot map user ids into the sandbox: %s", strerror(-r));
 		goto fail_kill;

@@ -19,6 +19,7 @@ struct tp_sandbox_config {
 	const struct tp_limits *limits; /* prepared by tp_limits_prepare */
 	uint64_t cpu_ms;
 	const struct tp_bpf *stage1;
+	bool trace; /* teepy build: the caller traces the child (see trace/trace.h) */
 };
 
 struct tp_sandbox {

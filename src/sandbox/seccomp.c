@@ -110,8 +110,9 @@ static const struct rule rules[] = {
 	{ "getrandom", ALLOW }, { "seccomp", ALLOW }, { "landlock_create_ruleset", ALLOW },
 	{ "landlock_add_rule", ALLOW }, { "landlock_restrict_self", ALLOW },
 
-	/* processes: TEEX services make threads, never processes */
-	{ "fork", DENY_EPERM }, { "vfork", DENY_EPERM }, { "clone3", DENY_ENOSYS },
+	/* processes: TEEX services make threads, never processes (fork, vfork and clone
+	 * are argument rules, for the manifest-processes policy) */
+	{ "clone3", DENY_ENOSYS },
 
 	/* leaving the sandbox or reaching other processes */
 	{ "ptrace", DENY_EPERM }, { "process_vm_readv", DENY_EPERM },
@@ -187,7 +188,7 @@ static int add(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned 
 /* Rules that look at arguments. libseccomp lets an unconditional rule override
  * conditional ones, so every argument-checked call is listed only here; a value
  * no rule names gets the default (ENOSYS). */
-static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage)
+static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, bool processes)
 {
 	/* Threads share everything and make no namespace; anything else is a process. */
 	const struct scmp_arg_cmp thread_clone[] = {
@@ -204,7 +205,10 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage)
 	int r = 0;
 
 	r = r ?: add(ctx, SCMP_ACT_ALLOW, "clone", 1, thread_clone);
-	r = r ?: add(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, process_clone);
+	r = r ?: add(ctx, processes ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EPERM), "clone", 1,
+		     process_clone);
+	r = r ?: add(ctx, processes ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EPERM), "fork", 0, NULL);
+	r = r ?: add(ctx, processes ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EPERM), "vfork", 0, NULL);
 
 	for (const char *const *call = (const char *const[]){ "socket", "socketpair", NULL }; *call;
 	     call++) {
@@ -235,14 +239,14 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage)
 	r = r ?: add(ctx, SCMP_ACT_ALLOW, "ioctl", 0, NULL);
 
 	/* Stage 1 must let the launcher exec the interpreter; stage 2 ends that. */
-	const uint32_t exec_action =
-		stage == TP_SECCOMP_STAGE1 ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EPERM);
+	const uint32_t exec_action = stage == TP_SECCOMP_STAGE1 || processes ? SCMP_ACT_ALLOW
+									     : SCMP_ACT_ERRNO(EPERM);
 	r = r ?: add(ctx, exec_action, "execve", 0, NULL);
 	r = r ?: add(ctx, exec_action, "execveat", 0, NULL);
 	return r;
 }
 
-int tp_seccomp_build(enum tp_seccomp_stage stage, struct tp_bpf *out)
+int tp_seccomp_build(enum tp_seccomp_stage stage, bool processes, struct tp_bpf *out)
 {
 	scmp_filter_ctx ctx;
 	int r, memfd = -1;
@@ -258,7 +262,7 @@ int tp_seccomp_build(enum tp_seccomp_stage stage, struct tp_bpf *out)
 	for (size_t i = 0; r == 0 && i < sizeof(rules) / sizeof(rules[0]); i++)
 		r = add(ctx, to_libseccomp(rules[i].action), rules[i].name, 0, NULL);
 	if (r == 0)
-		r = add_argument_rules(ctx, stage);
+		r = add_argument_rules(ctx, stage, processes);
 	if (r < 0)
 		goto out;
 

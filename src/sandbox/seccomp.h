@@ -2,6 +2,7 @@
 #ifndef TEEPY_SANDBOX_SECCOMP_H
 #define TEEPY_SANDBOX_SECCOMP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,12 +16,16 @@ struct tp_bpf {
 	size_t size; /* bytes */
 };
 
-/* Both stages, compiled at build time by tools/seccomp_gen (seccomp_bpf.c). */
+/* Both stages, compiled at build time by tools/seccomp_gen (seccomp_bpf.c); the
+ * _processes variants are the SGXPy policy `processes = "manifest"`: fork, vfork,
+ * process clone and execve allowed (Landlock limits exec to the sealed root). */
 extern const struct tp_bpf tp_seccomp_stage1;
 extern const struct tp_bpf tp_seccomp_stage2;
+extern const struct tp_bpf tp_seccomp_stage1_processes;
+extern const struct tp_bpf tp_seccomp_stage2_processes;
 
 /* Builds the program of a stage with libseccomp. Returns 0 or -errno. */
-int tp_seccomp_build(enum tp_seccomp_stage stage, struct tp_bpf *out);
+int tp_seccomp_build(enum tp_seccomp_stage stage, bool processes, struct tp_bpf *out);
 
 /* Installs a built program on the calling thread (no_new_privs must be set). */
 int tp_seccomp_install(const struct tp_bpf *prog);

@@ -1,0 +1,34 @@
+/* libFuzzer target: the head of a bundle (header, manifest, key, signature) as
+ * stored on hostile storage. Parsing must refuse or accept without crashing, and
+ * whatever it accepts must lie inside the bytes given. */
+#include "src/manifest/bundle.h"
+#include "src/manifest/manifest.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct tp_bundle b;
+	struct tp_manifest m;
+	char err[512];
+
+	/* the file size is the input's size, or claims more (a truncated read) */
+	for (uint64_t extra = 0; extra < 2; extra++) {
+		if (tp_bundle_parse(data, size, size + extra * 4096, &b, err, sizeof(err)) < 0)
+			continue;
+		if ((const uint8_t *)b.manifest + b.header.manifest_size > data + size ||
+		    b.signature + 64 > data + size)
+			abort();
+		if (tp_manifest_from_json(b.manifest, b.header.manifest_size, &m, err, sizeof(err)) == 0) {
+			tp_bundle_check_blobs(&b, &m, err, sizeof(err));
+			tp_manifest_free(&m);
+		}
+	}
+	/* the manifest parser on its own */
+	if (tp_manifest_from_json((const char *)data, size, &m, err, sizeof(err)) == 0)
+		tp_manifest_free(&m);
+	return 0;
+}

@@ -1,0 +1,164 @@
+/* Reading bundles from disk. The manifest is copied into private memory before it
+ * is verified, so a bundle changed under us cannot show one manifest to the
+ * signature check and another to the parser. */
+#include "bundle_file.h"
+
+#include "../common/io.h"
+#include "../pyboot/boot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+bool tp_is_bundle(const char *path)
+{
+	char magic[8];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool yes;
+
+	if (fd < 0)
+		return false;
+	yes = pread(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
+	      memcmp(magic, TP_BUNDLE_MAGIC, sizeof(magic)) == 0;
+	close(fd);
+	return yes;
+}
+
+int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, size_t err_size)
+{
+	uint8_t header[TP_BUNDLE_HEADER_SIZE];
+	struct tp_bundle_header h;
+	struct stat st;
+	size_t head_size, msg_size;
+	uint8_t *msg;
+	struct tp_key *key = NULL;
+	int r;
+
+	memset(bf, 0, sizeof(*bf));
+	bf->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (bf->fd < 0) {
+		snprintf(err, err_size, "%s", strerror(errno));
+		return -errno;
+	}
+	if (fstat(bf->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, err_size, "not a regular file");
+		r = -EINVAL;
+		goto fail;
+	}
+	bf->file_size = (uint64_t)st.st_size;
+	if (pread(bf->fd, header, sizeof(header), 0) != (ssize_t)sizeof(header)) {
+		snprintf(err, err_size, "bundle is cut short: no complete header");
+		r = -EINVAL;
+		goto fail;
+	}
+	if ((r = tp_bundle_parse_header(header, sizeof(header), bf->file_size, &h, err, err_size)) < 0)
+		goto fail;
+	head_size = TP_BUNDLE_HEADER_SIZE + h.manifest_size + TP_BUNDLE_KEY_SIZE + TP_BUNDLE_SIG_SIZE;
+	bf->head = malloc(head_size);
+	if (!bf->head) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (pread(bf->fd, bf->head, head_size, 0) != (ssize_t)head_size) {
+		snprintf(err, err_size, "bundle is cut short");
+		r = -EINVAL;
+		goto fail;
+	}
+	/* parse our copy: the header read again must agree with the first read */
+	if ((r = tp_bundle_parse(bf->head, head_size, bf->file_size, &bf->bundle, err, err_size)) < 0)
+		goto fail;
+	if (bf->bundle.header.manifest_size != h.manifest_size) {
+		snprintf(err, err_size, "bundle changed while it was read");
+		r = -EINVAL;
+		goto fail;
+	}
+
+	/* the signature is checked before the manifest is trusted for anything */
+	tp_sha256(bf->bundle.pubkey, TP_BUNDLE_KEY_SIZE, bf->signer);
+	msg = tp_bundle_signed_message(bf->bundle.manifest, h.manifest_size, &msg_size);
+	key = tp_key_from_raw_public(bf->bundle.pubkey);
+	bf->signature_ok = msg && key && tp_verify(key, msg, msg_size, bf->bundle.signature) == 0;
+	free(msg);
+	tp_key_free(key);
+
+	if ((r = tp_manifest_from_json(bf->bundle.manifest, h.manifest_size, &bf->manifest, err,
+				       err_size)) < 0)
+		goto fail;
+	if ((r = tp_bundle_check_blobs(&bf->bundle, &bf->manifest, err, err_size)) < 0)
+		goto fail;
+	tp_manifest_measure(bf->bundle.manifest, h.manifest_size, bf->app);
+	return 0;
+fail:
+	tp_bundle_file_close(bf);
+	return r;
+}
+
+void tp_bundle_file_close(struct tp_bundle_file *bf)
+{
+	if (bf->fd > 0)
+		close(bf->fd);
+	free(bf->head);
+	tp_manifest_free(&bf->manifest);
+	memset(bf, 0, sizeof(*bf));
+	bf->fd = -1;
+}
+
+static int hash_file(const char *path, struct tp_sha256 *ctx)
+{
+	char buf[1 << 16];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		tp_sha256_update(ctx, buf, (size_t)n);
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+int tp_runtime_measure(const char *runtime_so, uint8_t out[32])
+{
+	static const char tag[] = "teepy-runtime-v1";
+	static const char boot[] = TP_BOOT_TEXT;
+	struct tp_sha256 *ctx = tp_sha256_new();
+	int r;
+
+	if (!ctx)
+		return -ENOMEM;
+	tp_sha256_update(ctx, tag, sizeof(tag));
+	r = hash_file("/proc/self/exe", ctx);
+	if (r == 0)
+		r = hash_file(runtime_so, ctx);
+	tp_sha256_update(ctx, boot, sizeof(boot));
+	tp_sha256_final(ctx, out);
+	return r;
+}
+
+int tp_find_runtime(char *out, size_t size)
+{
+	char exe[PATH_MAX];
+	char beside[PATH_MAX + 64];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	const char *candidates[2];
+
+	if (n < 0)
+		return -errno;
+	exe[n] = '\0';
+	snprintf(beside, sizeof(beside), "%s/_teepy%s", dirname(exe), TP_PYTHON_EXT_SUFFIX);
+	candidates[0] = beside; /* the build tree, or a copy of both files */
+	candidates[1] = TP_RUNTIME_INSTALL_DIR "/_teepy" TP_PYTHON_EXT_SUFFIX;
+	for (size_t i = 0; i < 2; i++) {
+		if (access(candidates[i], R_OK) == 0) {
+			snprintf(out, size, "%s", candidates[i]);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}

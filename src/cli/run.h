@@ -1,0 +1,25 @@
+/* Running a service for another command: `teepy build` traces a sample run. */
+#ifndef TEEPY_CLI_RUN_H
+#define TEEPY_CLI_RUN_H
+
+#include "run_opts.h"
+#include "../sandbox/root.h"
+
+#include <limits.h>
+#include <stdbool.h>
+
+struct tp_trace_log;
+
+struct tp_traced_run {
+	char script[PATH_MAX];     /* real path of the script */
+	char script_dir[PATH_MAX];
+	struct tp_root_plan plan;  /* what was visible in the run (caller frees) */
+	bool had_result;
+};
+
+/* Runs the service described by opts (which it takes over and frees) in the
+ * unsealed sandbox while tracing every file opened and program executed into log.
+ * Returns teepy run's exit code for the run. */
+int tp_run_traced(struct tp_run_opts *opts, struct tp_trace_log *log, struct tp_traced_run *out);
+
+#endif

@@ -1,0 +1,73 @@
+/* The manifest: what a sealed service is (entry, argv, env, paths, limits, policy)
+ * and every file it may see, with hashes. Canonical JSON codec and the app
+ * measurement. Pure: no OS calls. */
+#ifndef TEEPY_MANIFEST_MANIFEST_H
+#define TEEPY_MANIFEST_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TP_MANIFEST_FORMAT 1
+#define TP_APP_DIR "/app" /* where the app's own files are inside the root */
+
+enum tp_processes { TP_PROCESSES_NONE, TP_PROCESSES_MANIFEST };
+
+struct tp_manifest_file {
+	char *path;        /* absolute, normalized, inside the root */
+	uint8_t sha256[32];
+	uint64_t size;     /* bytes */
+	uint32_t mode;     /* permission bits */
+	bool bundled;      /* content travels in the bundle; else a host file at `path` */
+	uint64_t mtime;    /* system files: seconds, kept so CPython's timestamp-checked
+			    * .pyc caches stay valid; 0 for bundled files (reproducible) */
+	uint64_t offset;   /* in the blob area, computed from the bundled files before it */
+};
+
+struct tp_strlist {
+	char **items;
+	size_t count;
+};
+
+struct tp_manifest {
+	char *entry;              /* inside the root */
+	struct tp_strlist argv;   /* sys.argv[1:] */
+	struct tp_strlist env;    /* NAME=VALUE, sorted by name */
+	struct tp_strlist python_path;
+	struct tp_strlist preload;
+	uint64_t memory_bytes;
+	uint64_t cpu_ms;
+	uint64_t timeout_ms;
+	uint64_t scratch_bytes;   /* 0 = none */
+	unsigned threads;
+	enum tp_processes processes;
+	struct tp_manifest_file *files; /* sorted by path, unique */
+	size_t file_count;
+};
+
+/* Canonical JSON: sorted keys, no insignificant space, UTF-8. malloc'd, NUL-terminated. */
+int tp_manifest_to_json(const struct tp_manifest *m, char **out, size_t *size);
+
+/* Parses and validates; the bytes must be exactly the canonical form. On error
+ * returns -EINVAL with one line in err. */
+int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, char *err,
+			  size_t err_size);
+
+void tp_manifest_free(struct tp_manifest *m);
+
+/* Sorts the file table and computes offsets; fails on a duplicate path. */
+int tp_manifest_finish(struct tp_manifest *m, char *err, size_t err_size);
+
+/* Total bytes of bundled file contents. */
+uint64_t tp_manifest_blob_size(const struct tp_manifest *m);
+
+/* The `app` measurement: SHA-256 over a domain tag and the canonical manifest. */
+void tp_manifest_measure(const char *canonical, size_t size, uint8_t out[32]);
+
+int tp_strlist_push(struct tp_strlist *l, const char *s);
+void tp_strlist_free(struct tp_strlist *l);
+
+/* True for "/a/b": absolute, no empty, "." or ".." component, no trailing slash. */
+bool tp_path_is_normal(const char *path);
+
+#endif

@@ -1,0 +1,321 @@
+"""teepy keygen / build / inspect / run BUNDLE: signing, measurements, the sealed
+root, and refusal of every kind of tampering (on copies; system files are never
+modified)."""
+import json
+import os
+import shutil
+import stat
+import struct
+import subprocess
+
+import pytest
+
+from sealed_support import build, inspect_json, teepy, write_app
+
+HELLO = '''import teex
+import helper
+teex.TEEX_return(helper.greet(teex.TEEX_getinput()))
+'''
+HELPER = '''def greet(name):
+    return "hello, " + name
+'''
+EXIT_BUNDLE = 8
+
+
+@pytest.fixture
+def hello(work, keys):
+    app = write_app(work, {"svc.py": HELLO, "helper.py": HELPER,
+                           "unused.py": "raise SystemExit('never opened')\n"})
+    bundle = build(work, keys, os.path.join(app, "svc.py"), "--input", "sample")
+    return bundle, app
+
+
+def run_bundle(bundle, keys, *args, **kw):
+    return teepy("run", bundle, "--trust", keys[1], *args, **kw)
+
+
+def test_keygen_writes_private_key_0600_and_pub_beside_it(work):
+    key = os.path.join(work, "k.key")
+    r = teepy("keygen", "-o", key)
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    assert open(os.path.join(work, "k.pub")).read().startswith("-----BEGIN PUBLIC KEY-----")
+    again = teepy("keygen", "-o", key)
+    assert again.returncode == 2 and b"already exists" in again.stderr
+
+
+def test_sealed_run_gives_the_result(hello, keys):
+    bundle, _ = hello
+    r = run_bundle(bundle, keys, "--input", "sealed")
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == b"hello, sealed"
+
+
+def test_inspect_prints_measurements_and_files(hello):
+    bundle, _ = hello
+    info = inspect_json(bundle)
+    for key in ("app", "runtime", "signer"):
+        assert len(info[key]) == 64 and int(info[key], 16) >= 0
+    assert info["signature_valid"] is True
+    paths = {f["path"]: f for f in info["files"]}
+    assert paths["/app/svc.py"]["bundled"] is True
+    assert paths["/app/helper.py"]["bundled"] is True
+    assert paths["/usr/bin/python3.11"]["bundled"] is False
+    text = teepy("inspect", bundle)
+    assert text.returncode == 0 and b"app " in text.stdout and b"signer " in text.stdout
+
+
+def test_build_is_reproducible(work, keys, hello):
+    bundle, app = hello
+    again = build(work, keys, os.path.join(app, "svc.py"), "--input", "other sample", name="again.tpy")
+    assert inspect_json(bundle)["app"] == inspect_json(again)["app"]
+
+
+def test_a_file_the_sample_run_did_not_open_is_absent(work, keys):
+    app = write_app(work, {"svc.py": "import os, teex\n"
+                                     "teex.TEEX_return(str(os.path.exists('/app/unused.py')) + ' ' + "
+                                     "str(os.path.exists('/etc/passwd')) + ' ' + str(sorted(os.listdir('/app'))))\n",
+                           "unused.py": "x = 1\n"})
+    bundle = build(work, keys, os.path.join(app, "svc.py"))
+    r = run_bundle(bundle, keys)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode() == "False False ['svc.py']"
+
+
+def test_a_file_added_on_the_host_is_invisible(work, keys):
+    app = write_app(work, {"svc.py": "import os, teex\n"
+                                     "teex.TEEX_return(str(os.path.exists('/app/added.py')))\n"})
+    bundle = build(work, keys, os.path.join(app, "svc.py"))
+    with open(os.path.join(app, "added.py"), "w") as f:
+        f.write("x = 1\n")
+    r = run_bundle(bundle, keys)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == b"False"
+
+
+def test_untrusted_signer_is_refused(work, hello):
+    bundle, _ = hello
+    other = os.path.join(work, "other.key")
+    assert teepy("keygen", "-o", other).returncode == 0
+    r = teepy("run", bundle, "--trust", os.path.join(work, "other.pub"))
+    assert r.returncode == EXIT_BUNDLE
+    assert b"none of the trusted signers" in r.stderr
+
+
+def test_no_signer_is_refused_unless_insecure(hello):
+    bundle, _ = hello
+    r = teepy("run", bundle)
+    assert r.returncode == 2 and b"--trust" in r.stderr
+    r = teepy("run", bundle, "--insecure-any-signer", "--input", "x")
+    assert r.returncode == 0 and b"warning" in r.stderr
+    assert r.stdout == b"hello, x"
+
+
+def test_trusted_signers_from_environment(hello, keys):
+    bundle, _ = hello
+    r = teepy("run", bundle, "--input", "env", env={"TEEPY_TRUSTED_SIGNERS": keys[1]})
+    assert r.returncode == 0, r.stderr.decode()
+
+
+def copy(bundle, work, name):
+    dst = os.path.join(work, name)
+    shutil.copy(bundle, dst)
+    return dst
+
+
+def flip(path, offset):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x01]))
+
+
+def layout(bundle):
+    with open(bundle, "rb") as f:
+        head = f.read(24)
+    magic, version, msize, bsize = struct.unpack("<8sIIQ", head)
+    return msize, bsize, 24 + msize + 32 + 64
+
+
+def one_line_error(r):
+    lines = [l for l in r.stderr.decode().splitlines() if l.startswith("teepy:")]
+    assert lines, r.stderr
+    return lines[-1]
+
+
+def test_tampered_manifest_is_refused(work, keys, hello):
+    bundle = copy(hello[0], work, "m.tpy")
+    msize, _, _ = layout(bundle)
+    flip(bundle, 24 + msize // 2)
+    r = run_bundle(bundle, keys)
+    assert r.returncode == EXIT_BUNDLE, r.stderr
+    assert "signature does not verify" in one_line_error(r) or "manifest" in one_line_error(r)
+
+
+def test_tampered_signature_is_refused(work, keys, hello):
+    bundle = copy(hello[0], work, "s.tpy")
+    msize, _, blob = layout(bundle)
+    flip(bundle, blob - 10)
+    r = run_bundle(bundle, keys)
+    assert r.returncode == EXIT_BUNDLE
+    assert "signature does not verify" in one_line_error(r)
+
+
+def test_tampered_app_file_in_blob_area_is_refused(work, keys, hello):
+    bundle = copy(hello[0], work, "b.tpy")
+    _, bsize, blob = layout(bundle)
+    assert bsize > 0
+    flip(bundle, blob + bsize - 2)
+    r = run_bundle(bundle, keys)
+    assert r.returncode == EXIT_BUNDLE
+    line = one_line_error(r)
+    assert "/app/" in line and "sha256 is" in line and "manifest says" in line
+
+
+def test_swapped_blobs_are_refused(work, keys):
+    app = write_app(work, {"svc.py": "import teex, a, b\nteex.TEEX_return(a.X + b.X)\n",
+                           "a.py": "X = 'aaaa'\n", "b.py": "X = 'bbbb'\n"})
+    bundle = build(work, keys, os.path.join(app, "svc.py"))
+    info = inspect_json(bundle)
+    _, _, blob = layout(bundle)
+    data = bytearray(open(bundle, "rb").read())
+    i = data.index(b"X = 'aaaa'\n", blob)
+    j = data.index(b"X = 'bbbb'\n", blob)
+    data[i:i + 11], data[j:j + 11] = data[j:j + 11], data[i:i + 11]
+    open(bundle, "wb").write(bytes(data))
+    r = run_bundle(bundle, keys)
+    assert r.returncode == EXIT_BUNDLE
+    assert "sha256 is" in one_line_error(r)
+
+
+@pytest.mark.parametrize("cut", [0, 10, 23, 24, 100, -1, -64])
+def test_truncated_bundle_is_refused(work, keys, hello, cut):
+    bundle = copy(hello[0], work, "t.tpy")
+    size = os.path.getsize(bundle)
+    keep = cut if cut >= 0 else size + cut
+    with open(bundle, "r+b") as f:
+        f.truncate(keep)
+    r = run_bundle(bundle, keys)
+    assert r.returncode in (EXIT_BUNDLE, 2), r.stderr
+    assert len(one_line_error(r)) < 300
+
+
+def test_extended_bundle_is_refused(work, keys, hello):
+    bundle = copy(hello[0], work, "x.tpy")
+    with open(bundle, "ab") as f:
+        f.write(b"extra")
+    r = run_bundle(bundle, keys)
+    assert r.returncode == EXIT_BUNDLE
+    assert "truncated or extended" in one_line_error(r)
+
+
+def test_changed_referenced_library_is_refused(work, keys):
+    lib = os.path.join(work, "vendor")
+    os.makedirs(lib)
+    with open(os.path.join(lib, "vendored.py"), "w") as f:
+        f.write("VALUE = 42\n")
+    app = write_app(work, {"svc.py": "import teex, vendored\nteex.TEEX_return(str(vendored.VALUE))\n"})
+    bundle = build(work, keys, os.path.join(app, "svc.py"), "--pythonpath", lib, "--include-dir", lib)
+    ok = run_bundle(bundle, keys)
+    assert ok.returncode == 0 and ok.stdout == b"42", ok.stderr.decode()
+    with open(os.path.join(lib, "vendored.py"), "w") as f:
+        f.write("VALUE = 43\n")  # same size, other content
+    r = run_bundle(bundle, keys)
+    assert r.returncode == EXIT_BUNDLE
+    line = one_line_error(r)
+    assert "vendored.py" in line and "sha256 is" in line
+    os.remove(os.path.join(lib, "vendored.py"))
+    r = run_bundle(bundle, keys)
+    assert r.returncode == EXIT_BUNDLE and "missing" in one_line_error(r)
+
+
+def test_sealed_service_keeps_the_sandbox(work, keys):
+    src = ("import os, socket, teex\n"
+           "out = []\n"
+           "for f in (lambda: socket.socket(socket.AF_INET), lambda: open('/app/x', 'w'), os.fork):\n"
+           "    try:\n        f(); out.append('allowed')\n"
+           "    except OSError as e:\n        out.append(type(e).__name__)\n"
+           "teex.TEEX_return(' '.join(out))\n")
+    app = write_app(work, {"svc.py": src})
+    bundle = build(work, keys, os.path.join(app, "svc.py"))
+    r = run_bundle(bundle, keys)
+    assert r.returncode == 0, r.stderr.decode()
+    assert "allowed" not in r.stdout.decode()
+
+
+GZIP_SVC = '''import subprocess, teex
+out = subprocess.run(["gzip", "-c"], input=teex.TEEX_getinput().encode(), capture_output=True)
+teex.TEEX_return(str(len(out.stdout)) + " " + str(out.returncode))
+'''
+
+
+def test_processes_policy_manifest_runs_traced_programs(work, keys):
+    app = write_app(work, {"svc.py": GZIP_SVC})
+    bundle = build(work, keys, os.path.join(app, "svc.py"), "--allow-processes", "--input", "abc")
+    info = inspect_json(bundle)
+    assert info["processes"] == "manifest"
+    assert any(f["path"].endswith("/gzip") for f in info["files"])
+    r = run_bundle(bundle, keys, "--input", "hello hello hello")
+    assert r.returncode == 0, r.stderr.decode()
+    size, code = r.stdout.decode().split()
+    assert code == "0" and int(size) > 10
+
+
+def test_processes_policy_none_refuses_subprocess(work, keys):
+    app = write_app(work, {"svc.py": "import subprocess, teex\n"
+                                     "try:\n    subprocess.run(['gzip', '-c'], input=b'x')\n    teex.TEEX_return('ran')\n"
+                                     "except OSError as e:\n    teex.TEEX_return(type(e).__name__)\n"})
+    bundle = build(work, keys, os.path.join(app, "svc.py"))
+    r = run_bundle(bundle, keys)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout != b"ran"
+
+
+NUMPY_SVC = '''import numpy as np, teex
+a = np.arange(16.0).reshape(4, 4) + np.eye(4) * 10
+teex.TEEX_return(repr(np.linalg.solve(a, np.ones(4)).round(9).tolist()))
+'''
+
+
+def test_numpy_sealed_matches_native(work, keys):
+    app = write_app(work, {"svc.py": NUMPY_SVC})
+    bundle = build(work, keys, os.path.join(app, "svc.py"), "--allow-site-packages")
+    r = run_bundle(bundle, keys)
+    assert r.returncode == 0, r.stderr.decode()
+    native = subprocess.run(["/usr/bin/python3", "-c", NUMPY_SVC.replace("import numpy as np, teex", "import numpy as np")
+                             .replace("teex.TEEX_return(", "print(")], capture_output=True, text=True)
+    assert r.stdout.decode() == native.stdout.strip()
+
+
+def test_bundle_limits_are_recorded_and_only_tightened(work, keys):
+    app = write_app(work, {"svc.py": "import teex\nteex.TEEX_return('ok')\n"})
+    bundle = build(work, keys, os.path.join(app, "svc.py"), "--memory", "512M", "--cpu-time", "10")
+    info = inspect_json(bundle)
+    assert info["memory"] == 512 << 20 and info["cpu_ms"] == 10000
+    r = run_bundle(bundle, keys, "--memory", "8G", "--print-config")
+    assert r.returncode == 0
+    assert b"512 MiB" in r.stderr
+
+
+def test_build_without_key_is_a_usage_error(work):
+    app = write_app(work, {"svc.py": "import teex\nteex.TEEX_return('ok')\n"})
+    r = teepy("build", os.path.join(app, "svc.py"), "-o", os.path.join(work, "x.tpy"))
+    assert r.returncode == 2 and b"--key" in r.stderr
+    assert not os.path.exists(os.path.join(work, "x.tpy"))
+
+
+def test_build_of_a_failing_sample_run_writes_nothing(work, keys):
+    app = write_app(work, {"svc.py": "raise ValueError('boom')\n"})
+    out = os.path.join(work, "bad.tpy")
+    r = teepy("build", os.path.join(app, "svc.py"), "-o", out, "--key", keys[0])
+    assert r.returncode != 0 and b"sample run failed" in r.stderr
+    assert not os.path.exists(out)
+
+
+def test_inspect_of_garbage_is_one_line(work):
+    junk = os.path.join(work, "junk.tpy")
+    open(junk, "wb").write(b"TEEPYBDL" + b"\xff" * 100)
+    r = teepy("inspect", junk)
+    assert r.returncode == EXIT_BUNDLE
+    assert len(r.stderr.decode().strip().splitlines()) == 1
