@@ -475,12 +475,8 @@ static int prepare_sealed(struct run *run)
 	if ((code = check_signer(run)) != 0)
 		return code;
 	m = &run->bundle.manifest;
-	if (tp_sealed_load(&run->bundle, &run->sealed_files, err, sizeof(err)) < 0) {
-		tp_error("%s: refused: %s", o->script, err);
-		return TP_EXIT_BUNDLE;
-	}
-	mark("sealed files verified");
 	run->sealed = true;
+	run->plan.reserve_bytes = tp_sealed_reserve(&run->bundle);
 	run->processes = m->processes == TP_PROCESSES_MANIFEST;
 	snprintf(run->entry, sizeof(run->entry), "%s", m->entry);
 	snprintf(run->cwd, sizeof(run->cwd), "%s", TP_APP_DIR);
@@ -502,8 +498,6 @@ static int prepare_sealed(struct run *run)
 		tp_warn("--allow and --allow-site-packages do not apply to a sealed bundle: it sees "
 			"only its manifest's files");
 
-	if (tp_sealed_plan(&run->bundle, &run->sealed_files, &run->plan) < 0)
-		return TP_EXIT_INTERNAL;
 	/* sys.path directories exist even if empty: CPython finds its exec_prefix by
 	 * lib-dynload, and an empty directory reveals nothing */
 	for (size_t i = 0; i < run->python_path.count; i++)
@@ -601,9 +595,8 @@ static void print_config(const struct run *run)
 		tp_hex(run->bundle.signer, 32, signer);
 		fprintf(stderr, "  app           %s\n", app);
 		fprintf(stderr, "  signer        %s\n", signer);
-		fprintf(stderr, "  verified      %zu files, %llu bytes, in %.1f ms\n",
-			run->sealed_files.count, (unsigned long long)run->sealed_files.bytes,
-			run->sealed_files.seconds * 1e3);
+		fprintf(stderr, "  verify        %zu files, each hashed as it is written into the root\n",
+			run->bundle.manifest.file_count);
 	}
 	fprintf(stderr, "  interpreter   %s (Python %s), executed, not embedded\n", TP_PYTHON_EXE,
 		TP_PYTHON_VERSION);
@@ -615,7 +608,7 @@ static void print_config(const struct run *run)
 	if (run->sealed)
 		fprintf(stderr, "  root          sealed: read-only tmpfs holding only the %zu manifest "
 				"files, written from the verified bytes\n",
-			run->sealed_files.count);
+			run->bundle.manifest.file_count);
 	else
 		fprintf(stderr, "  root          read-only tmpfs with %zu read-only binds: stdlib, "
 				"libraries, script directory%s%s\n",
@@ -806,7 +799,6 @@ static void run_free(struct run *run)
 	free(run->input);
 	tp_root_plan_free(&run->plan);
 	tp_limits_cleanup(&run->limits);
-	tp_sealed_free(&run->sealed_files);
 	if (run->sealed)
 		tp_bundle_file_close(&run->bundle);
 	tp_run_opts_free(&run->opts);
@@ -831,6 +823,20 @@ static void *serve_thread(void *arg)
 			kill(child_pid, SIGKILL);
 	}
 	supervise(a->run, a->sb);
+	return NULL;
+}
+
+struct attach_args {
+	const struct tp_limits *limits;
+	pid_t pid;
+	int result;
+};
+
+static void *attach_main(void *arg)
+{
+	struct attach_args *a = arg;
+
+	a->result = tp_limits_attach(a->limits, a->pid);
 	return NULL;
 }
 
@@ -866,6 +872,7 @@ static int execute(struct run *run)
 		.cpu_ms = run->opts.cpu_ms,
 		.stage1 = run->processes ? &tp_seccomp_stage1_processes : &tp_seccomp_stage1,
 		.trace = run->trace_log != NULL,
+		.filled_from_outside = run->sealed,
 	};
 
 	signal(SIGPIPE, SIG_IGN);
@@ -889,10 +896,60 @@ static int execute(struct run *run)
 	};
 	setitimer(ITIMER_REAL, &timer, NULL);
 
-	/* Joining a cgroup can wait for an RCU grace period (1-12 ms measured on v1), so
-	 * it runs while the child builds its root and the interpreter starts. No service
-	 * code runs before BOOT, which is sent only once the limits hold. */
-	if ((r = tp_limits_attach(&run->limits, sb.pid)) < 0) {
+	/* Joining a cgroup can wait for an RCU grace period (1-12 ms measured on v1): it
+	 * runs in its own thread while the child builds its root, the sealed files are
+	 * written and the interpreter starts. No service code runs before BOOT, which is
+	 * sent only once the limits hold. */
+	struct attach_args attach = { .limits = &run->limits, .pid = sb.pid };
+	pthread_t attach_thread;
+	bool attach_threaded = pthread_create(&attach_thread, NULL, attach_main, &attach) == 0;
+	if (!attach_threaded)
+		attach_main(&attach);
+
+	if (run->sealed) {
+		/* the child waits in its empty root while we write the verified files in */
+		int root_fd = tp_sandbox_wait_ready(&sb, err, sizeof(err));
+		char line[768];
+		if (root_fd < 0) {
+			tp_error("%s", err);
+			kill(sb.pid, SIGKILL);
+			r = root_fd;
+		} else if (tp_sealed_fill(&run->bundle, root_fd, &run->sealed_files, line,
+					  sizeof(line)) < 0) {
+			tp_error("%s: refused: %s", run->opts.script, line);
+			kill(sb.pid, SIGKILL);
+			r = -EBADMSG;
+		} else {
+			r = tp_sandbox_go(&sb);
+			if (run->opts.print_config)
+				fprintf(stderr, "teepy: verified %zu files, %llu bytes, in %.1f ms\n",
+					run->sealed_files.count,
+					(unsigned long long)run->sealed_files.bytes,
+					run->sealed_files.seconds * 1e3);
+		}
+		if (root_fd >= 0)
+			close(root_fd);
+		mark("sealed root filled");
+		if (r < 0) {
+			if (attach_threaded)
+				pthread_join(attach_thread, NULL);
+			while (wait4(sb.pid, &run->status, 0, &run->ru) < 0 && errno == EINTR)
+				;
+			child_pid = 0;
+			close(sb.ctrl_fd);
+			close(sb.out_fd);
+			if (sb.err_fd >= 0)
+				close(sb.err_fd);
+			if (sb.go_fd >= 0)
+				close(sb.go_fd);
+			free(boot.data);
+			return r == -EBADMSG ? TP_EXIT_BUNDLE : TP_EXIT_INTERNAL;
+		}
+	}
+
+	if (attach_threaded)
+		pthread_join(attach_thread, NULL);
+	if ((r = attach.result) < 0) {
 		tp_error("cannot move the service into its cgroup: %s", strerror(-r));
 		kill(sb.pid, SIGKILL); /* judged below as an internal error */
 	}

@@ -12,7 +12,6 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #ifndef OPEN_TREE_CLONE
@@ -55,9 +54,6 @@ int tp_root_plan_add(struct tp_root_plan *plan, enum tp_root_op_kind kind, const
 	op = &ops[plan->count];
 	op->kind = kind;
 	op->size = size;
-	op->data = NULL;
-	op->mode = 0;
-	op->mtime = 0;
 	op->path = strdup(path);
 	op->source = source ? strdup(source) : NULL;
 	if (!op->path || (source && !op->source)) {
@@ -67,30 +63,6 @@ int tp_root_plan_add(struct tp_root_plan *plan, enum tp_root_op_kind kind, const
 	}
 	plan->count++;
 	return 0;
-}
-
-int tp_root_plan_add_file(struct tp_root_plan *plan, const char *path, const void *data,
-			  uint64_t size, unsigned mode, uint64_t mtime)
-{
-	int r = tp_root_plan_add(plan, TP_ROOT_FILE, path, NULL, size);
-
-	if (r == 0) {
-		plan->ops[plan->count - 1].data = data;
-		plan->ops[plan->count - 1].mode = mode;
-		plan->ops[plan->count - 1].mtime = mtime;
-	}
-	return r;
-}
-
-uint64_t tp_root_plan_file_bytes(const struct tp_root_plan *plan)
-{
-	uint64_t total = 0;
-
-	/* tmpfs rounds every file up to whole pages */
-	for (size_t i = 0; i < plan->count; i++)
-		if (plan->ops[i].kind == TP_ROOT_FILE)
-			total += (plan->ops[i].size + 4095) / 4096 * 4096 + 4096;
-	return total;
 }
 
 static bool is_under(const char *path, const char *dir)
@@ -228,7 +200,6 @@ static int op_rank(const struct tp_root_op *op)
 	case TP_ROOT_TMPFS:
 		return 0;
 	case TP_ROOT_DIR:
-	case TP_ROOT_FILE:
 	case TP_ROOT_BIND:
 	case TP_ROOT_DEVICE:
 	case TP_ROOT_RUNTIME:
@@ -321,40 +292,8 @@ static int make_mountpoint(const char *path, bool dir)
 	return 0;
 }
 
-/* Writes verified bytes: they were hashed in the supervisor's memory, which this
- * process inherited at clone, so what is written is exactly what was checked. */
-static int write_file(const char *path, const void *data, uint64_t size, unsigned mode,
-		      uint64_t mtime)
-{
-	int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, mode & 0777);
-	const char *p = data;
-	int r = 0;
-
-	if (fd < 0)
-		return -errno;
-	while (size) {
-		ssize_t n = write(fd, p, size > (1U << 30) ? (1U << 30) : (size_t)size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : -EIO;
-			break;
-		}
-		p += n;
-		size -= (uint64_t)n;
-	}
-	if (r == 0 && fchmod(fd, mode & 0777) < 0)
-		r = -errno;
-	if (r == 0 && mtime) {
-		struct timespec times[2] = { { (time_t)mtime, 0 }, { (time_t)mtime, 0 } };
-		if (futimens(fd, times) < 0)
-			r = -errno;
-	}
-	close(fd);
-	return r;
-}
-
-int tp_root_enter(const struct tp_root_plan *plan, char *err, size_t err_size)
+int tp_root_enter(const struct tp_root_plan *plan, int (*after_pivot)(void *), void *arg,
+		  char *err, size_t err_size)
 {
 	int *trees = calloc(plan->count ? plan->count : 1, sizeof(int));
 	int r = 0;
@@ -397,7 +336,7 @@ int tp_root_enter(const struct tp_root_plan *plan, char *err, size_t err_size)
 	/* 2. an empty tmpfs becomes the root; the host's tree is detached from us */
 	char root_options[64];
 	snprintf(root_options, sizeof(root_options), "mode=0755,size=%llu",
-		 (unsigned long long)((16ULL << 20) + tp_root_plan_file_bytes(plan)));
+		 (unsigned long long)((16ULL << 20) + plan->reserve_bytes));
 	if (mount("teepy", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, root_options) < 0) {
 		r = fail(err, err_size, -errno, "mount root tmpfs on", "/tmp");
 		goto out;
@@ -405,6 +344,10 @@ int tp_root_enter(const struct tp_root_plan *plan, char *err, size_t err_size)
 	if (chdir("/tmp") < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
 	    umount2(".", MNT_DETACH) < 0 || chdir("/") < 0) {
 		r = fail(err, err_size, -errno, "pivot into", "the new root");
+		goto out;
+	}
+	if (after_pivot && (r = after_pivot(arg)) < 0) {
+		r = fail(err, err_size, r, "wait for the files of", "the sealed root");
 		goto out;
 	}
 
@@ -441,11 +384,6 @@ int tp_root_enter(const struct tp_root_plan *plan, char *err, size_t err_size)
 			break;
 		case TP_ROOT_DIR:
 			if ((r = make_mountpoint(op->path, true)) < 0)
-				goto fail_op;
-			break;
-		case TP_ROOT_FILE:
-			if ((r = make_parents(op->path)) < 0 ||
-			    (r = write_file(op->path, op->data, op->size, op->mode, op->mtime)) < 0)
 				goto fail_op;
 			break;
 		case TP_ROOT_SYMLINK:

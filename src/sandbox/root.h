@@ -13,7 +13,6 @@ enum tp_root_op_kind {
 	TP_ROOT_DEVICE,  /* a host device node (/dev/null ...), not read-only */
 	TP_ROOT_RUNTIME, /* a host file placed at another path (the _teepy extension) */
 	TP_ROOT_SYMLINK, /* a symbolic link, as on the host */
-	TP_ROOT_FILE,    /* a file written from verified bytes in memory (sealed root) */
 	TP_ROOT_DIR,     /* an empty directory (sys.path entries of a sealed root) */
 };
 
@@ -21,15 +20,13 @@ struct tp_root_op {
 	enum tp_root_op_kind kind;
 	char *path;   /* inside the root, absolute */
 	char *source; /* host path (bind, device, runtime) or link target (symlink) */
-	uint64_t size; /* tmpfs size, or file size, in bytes */
-	const void *data; /* TP_ROOT_FILE: the verified content (not owned) */
-	unsigned mode;    /* TP_ROOT_FILE: permission bits */
-	uint64_t mtime;   /* TP_ROOT_FILE: seconds, 0 = leave as written */
+	uint64_t size; /* tmpfs size in bytes */
 };
 
 struct tp_root_plan {
 	struct tp_root_op *ops;
 	size_t count;
+	uint64_t reserve_bytes; /* room in the root's tmpfs for files written into it */
 };
 
 /* Adds host PATH (file or directory) read-only at its real path, and the symbolic
@@ -52,16 +49,14 @@ bool tp_root_plan_covers(const struct tp_root_plan *plan, const char *path);
 
 void tp_root_plan_free(struct tp_root_plan *plan);
 
-/* Adds a file whose verified content is in memory; data must outlive the spawn. */
-int tp_root_plan_add_file(struct tp_root_plan *plan, const char *path, const void *data,
-			  uint64_t size, unsigned mode, uint64_t mtime);
 
-/* Bytes the root's tmpfs needs for the files of the plan. */
-uint64_t tp_root_plan_file_bytes(const struct tp_root_plan *plan);
 
 /* In the child, in a new mount namespace with CAP_SYS_ADMIN there: clones every
- * source, pivots into an empty tmpfs, detaches the host, builds the root from the
- * clones, and makes it read-only. On error returns -errno and names the step in err. */
-int tp_root_enter(const struct tp_root_plan *plan, char *err, size_t err_size);
+ * source, pivots into an empty tmpfs, detaches the host, calls after_pivot (if
+ * any: a sealed root is filled then, from outside), builds the rest of the root
+ * from the clones, and makes it read-only. On error returns -errno and names the
+ * step in err. */
+int tp_root_enter(const struct tp_root_plan *plan, int (*after_pivot)(void *), void *arg,
+		  char *err, size_t err_size);
 
 #endif

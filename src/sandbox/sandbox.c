@@ -109,8 +109,29 @@ static int move_fd(int fd, int target)
 	return 0;
 }
 
+struct handshake {
+	int ready_fd;
+	int go_fd;
+};
+
+/* In the empty root: tell the supervisor, wait until it has written the files. */
+static int wait_for_files(void *arg)
+{
+	const struct handshake *h = arg;
+	char byte = 'R';
+
+	if (write(h->ready_fd, &byte, 1) != 1)
+		return -errno;
+	if (read(h->go_fd, &byte, 1) != 1 || byte != 'G')
+		return -ECANCELED;
+	close(h->ready_fd);
+	close(h->go_fd);
+	return 0;
+}
+
 static void __attribute__((noreturn))
-child_main(const struct tp_sandbox_config *cfg, int sync_fd, int err_fd, int ctrl_fd, int out_fd)
+child_main(const struct tp_sandbox_config *cfg, int sync_fd, int err_fd, int ctrl_fd, int out_fd,
+	   const struct handshake *handshake)
 {
 	char err[400];
 	char byte;
@@ -121,7 +142,8 @@ child_main(const struct tp_sandbox_config *cfg, int sync_fd, int err_fd, int ctr
 		_exit(127);
 	close(sync_fd);
 
-	r = tp_root_enter(cfg->root, err, sizeof(err));
+	r = tp_root_enter(cfg->root, cfg->filled_from_outside ? wait_for_files : NULL,
+			  (void *)handshake, err, sizeof(err));
 	if (r < 0)
 		child_die(err_fd, "root: %s", err);
 	if (sethostname("teepy", 5) < 0)
@@ -188,13 +210,16 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 		     size_t err_size)
 {
 	int ctrl[2] = { -1, -1 }, out[2] = { -1, -1 }, sync[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	int ready[2] = { -1, -1 }, go[2] = { -1, -1 };
 	pid_t pid;
 	int r;
 
 	sb->pid = -1;
-	sb->ctrl_fd = sb->out_fd = sb->err_fd = -1;
+	sb->ctrl_fd = sb->out_fd = sb->err_fd = sb->ready_fd = sb->go_fd = -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctrl) < 0 ||
-	    pipe2(out, O_CLOEXEC) < 0 || pipe2(sync, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+	    pipe2(out, O_CLOEXEC) < 0 || pipe2(sync, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+	    (cfg->filled_from_outside &&
+	     (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0))) {
 		r = -errno;
 		snprintf(err, err_size, "cannot create channels: %s", strerror(errno));
 		goto fail;
@@ -217,7 +242,12 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 		close(out[0]);
 		close(sync[1]);
 		close(errp[0]);
-		child_main(cfg, sync[0], errp[1], ctrl[1], out[1]);
+		struct handshake h = { .ready_fd = ready[1], .go_fd = go[0] };
+		if (ready[0] >= 0) {
+			close(ready[0]);
+			close(go[1]);
+		}
+		child_main(cfg, sync[0], errp[1], ctrl[1], out[1], &h);
 	}
 
 	close(ctrl[1]);
@@ -225,6 +255,11 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 	close(sync[0]);
 	close(errp[1]);
 	ctrl[1] = out[1] = sync[0] = errp[1] = -1;
+	if (ready[1] >= 0) {
+		close(ready[1]);
+		close(go[0]);
+		ready[1] = go[0] = -1;
+	}
 	sb->pid = pid;
 
 	if (cfg->trace && (r = tp_trace_seize(pid)) < 0) {
@@ -244,7 +279,9 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 	sync[1] = -1;
 
 	sb->err_fd = errp[0];
-	errp[0] = -1;
+	sb->ready_fd = ready[0];
+	sb->go_fd = go[1];
+	errp[0] = ready[0] = go[1] = -1;
 	sb->ctrl_fd = ctrl[0];
 	sb->out_fd = out[0];
 	return 0;
@@ -264,6 +301,10 @@ fail:
 			close(sync[i]);
 		if (errp[i] >= 0)
 			close(errp[i]);
+		if (ready[i] >= 0)
+			close(ready[i]);
+		if (go[i] >= 0)
+			close(go[i]);
 	}
 	return r;
 }
@@ -284,4 +325,40 @@ int tp_sandbox_wait_exec(struct tp_sandbox *sb, char *err, size_t err_size)
 	msg[n] = '\0';
 	snprintf(err, err_size, "sandbox setup failed: %s", msg);
 	return -EPERM;
+}
+
+int tp_sandbox_wait_ready(struct tp_sandbox *sb, char *err, size_t err_size)
+{
+	char byte, path[64];
+	ssize_t n;
+	int fd;
+
+	do
+		n = read(sb->ready_fd, &byte, 1);
+	while (n < 0 && errno == EINTR);
+	close(sb->ready_fd);
+	sb->ready_fd = -1;
+	if (n != 1) {
+		/* the child died on the way: its error pipe says why */
+		if (tp_sandbox_wait_exec(sb, err, err_size) == 0)
+			snprintf(err, err_size, "sandbox setup failed before the sealed root was ready");
+		return -EPIPE;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/root", (int)sb->pid);
+	fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, err_size, "cannot reach the sealed root through %s: %s", path,
+			 strerror(errno));
+		return -errno;
+	}
+	return fd;
+}
+
+int tp_sandbox_go(struct tp_sandbox *sb)
+{
+	int r = write(sb->go_fd, "G", 1) == 1 ? 0 : -errno;
+
+	close(sb->go_fd);
+	sb->go_fd = -1;
+	return r;
 }

@@ -20,6 +20,9 @@ struct tp_sandbox_config {
 	uint64_t cpu_ms;
 	const struct tp_bpf *stage1;
 	bool trace; /* teepy build: the caller traces the child (see trace/trace.h) */
+	/* sealed root: the child stops in its empty root until the supervisor has
+	 * written the verified files into it (tp_sandbox_wait_ready / tp_sandbox_go) */
+	bool filled_from_outside;
 };
 
 struct tp_sandbox {
@@ -27,6 +30,8 @@ struct tp_sandbox {
 	int ctrl_fd; /* our end of the control channel */
 	int out_fd;  /* the service's stdout and stderr, merged */
 	int err_fd;  /* setup errors of the child; closes when it execs */
+	int ready_fd; /* sealed root: the child writes a byte here in its empty root */
+	int go_fd;    /* sealed root: a byte here lets the child go on */
 };
 
 /* Starts the service: namespaces, id maps, then the child builds its root and execs
@@ -35,6 +40,14 @@ struct tp_sandbox {
  * writes one line into err. */
 int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb, char *err,
 		     size_t err_size);
+
+/* Sealed root: waits until the child stands in its empty root, and returns an
+ * O_PATH descriptor of that root (through /proc/PID/root) to write files into.
+ * On failure returns -errno with the child's line (if any) in err. */
+int tp_sandbox_wait_ready(struct tp_sandbox *sb, char *err, size_t err_size);
+
+/* Sealed root: the files are in place, the child goes on. */
+int tp_sandbox_go(struct tp_sandbox *sb);
 
 /* Waits until the child has exec'd the interpreter or reported a setup failure
  * (then returns -EPERM with the child's line in err). */
