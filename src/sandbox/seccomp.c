@@ -224,13 +224,16 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, 
 		}
 	}
 
-	/* personality: the default, and the query that reads it back */
-	const struct scmp_arg_cmp personality_default[] = {
-		SCMP_A0_64(SCMP_CMP_MASKED_EQ, LOW32, 0),
-	};
-	const struct scmp_arg_cmp personality_query[] = {
-		SCMP_A0_64(SCMP_CMP_MASKED_EQ, LOW32, 0xffffffffULL),
-	};
+	/* personality: the default, and the query that reads it back; any other value,
+	 * high bits included, is refused (a value the kernel would truncate to 0 too:
+	 * refused, never allowed). libseccomp 2.5 allows one comparison per argument in
+	 * a rule, so "not 0 and not 0xffffffff" is GT 0 with the two exact values
+	 * allowed by their own rules, which libseccomp checks first;
+	 * tests/hostile/test_syscalls.py pins that result. */
+	const struct scmp_arg_cmp personality_default[] = { SCMP_A0_64(SCMP_CMP_EQ, 0) };
+	const struct scmp_arg_cmp personality_query[] = { SCMP_A0_64(SCMP_CMP_EQ, 0xffffffffULL) };
+	const struct scmp_arg_cmp personality_other[] = { SCMP_A0_64(SCMP_CMP_GT, 0) };
+	r = r ?: add(ctx, SCMP_ACT_ERRNO(EPERM), "personality", 1, personality_other);
 	r = r ?: add(ctx, SCMP_ACT_ALLOW, "personality", 1, personality_default);
 	r = r ?: add(ctx, SCMP_ACT_ALLOW, "personality", 1, personality_query);
 
