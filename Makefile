@@ -76,6 +76,7 @@ fuzz: deps
 bench: build
 	TEEPY_BIN=$(abspath $(BUILD))/teepy bench/startup
 	TEEPY_BIN=$(abspath $(BUILD))/teepy bench/compute
+	TEEPY_BIN=$(abspath $(BUILD))/teepy bench/sealed
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,0 +1,61 @@
+"""Sealed bundles as an unprivileged user (uid 65534, user namespaces only): build,
+run, refuse tampering, keep the sandbox. The binary and its extension are copied
+where that user can read them."""
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from sealed_support import TEEPY, write_app
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def as_nobody():
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to uid 65534 (the suite already runs unprivileged)")
+    d = tempfile.mkdtemp(prefix="teepy-sealed-user-")
+    os.chmod(d, 0o777)
+    shutil.copy(TEEPY, d)
+    for name in os.listdir(os.path.dirname(TEEPY)):
+        if name.startswith("_teepy") and name.endswith(".so"):
+            shutil.copy(os.path.join(os.path.dirname(TEEPY), name), d)
+    for name in os.listdir(d):
+        os.chmod(os.path.join(d, name), 0o755)
+
+    def run(*args, input=None):
+        cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+               os.path.join(d, "teepy"), *map(str, args)]
+        return subprocess.run(cmd, input=input, capture_output=True, timeout=120, cwd=d,
+                              env={"PATH": "/usr/bin:/bin"})
+    yield d, run
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_build_and_run_sealed_as_unprivileged_user(as_nobody):
+    d, run = as_nobody
+    app = write_app(d, {"svc.py": "import os, socket, teex\n"
+                                  "try:\n    socket.socket(socket.AF_INET); net = 'open'\n"
+                                  "except OSError:\n    net = 'closed'\n"
+                                  "teex.TEEX_return(f'{teex.TEEX_getinput()} uid={os.getuid()} net={net}')\n"})
+    os.chmod(app, 0o777)
+    assert run("keygen", "-o", "k.key").returncode == 0
+    b = run("build", os.path.join(app, "svc.py"), "-o", "u.tpy", "--key", "k.key", "--input", "x")
+    assert b.returncode == 0, b.stderr.decode()
+    r = run("run", "u.tpy", "--trust", "k.pub", "--input", "hi")
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == f"hi uid={NOBODY} net=closed".encode()
+
+    # the same tampering is refused for this user too
+    bundle = os.path.join(d, "u.tpy")
+    with open(bundle, "r+b") as f:
+        f.seek(-3, os.SEEK_END)
+        last = f.read(1)
+        f.seek(-3, os.SEEK_END)
+        f.write(bytes([last[0] ^ 0xff]))
+    r = run("run", "u.tpy", "--trust", "k.pub")
+    assert r.returncode == 8, r.stderr.decode()
+    assert b"sha256 is" in r.stderr
