@@ -54,6 +54,8 @@ check-asan: deps
 	cp $(BUILD)/_teepy*.so $(ASAN_BUILD)/
 	TEEPY_BIN=$(abspath $(ASAN_BUILD))/teepy ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1 \
 		$(PY) -m pytest -c tests/pytest.ini tests/e2e -k "root and not numpy" -q -p no:cacheprovider
+	TEEPY_BIN=$(abspath $(ASAN_BUILD))/teepy ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1 \
+		$(PY) -m pytest -c tests/pytest.ini tests/sealed -k "not numpy" -q -p no:cacheprovider
 
 check: build
 	$(BUILD)/test_units

@@ -7,7 +7,9 @@
 #include "exit_codes.h"
 #include "run.h"
 #include "run_opts.h"
+#include "../common/io.h"
 #include "../common/log.h"
+#include "../pyboot/boot.h"
 #include "../common/units.h"
 #include "../crypto/crypto.h"
 #include "../manifest/bundle.h"
@@ -24,12 +26,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#if defined(__x86_64__)
-#define TP_LOADER "/lib64/ld-linux-x86-64.so.2"
-#elif defined(__aarch64__)
-#define TP_LOADER "/lib/ld-linux-aarch64.so.1"
-#endif
 
 static const char usage[] =
 	"usage: teepy build SCRIPT.py -o APP.tpy --key SIGNER.key [OPTIONS] [-- ARG...]\n"
@@ -234,22 +230,6 @@ static int add_tree(struct build *b, const char *dir, void ***blobs)
 	return r;
 }
 
-static int write_all(int fd, const void *data, uint64_t size)
-{
-	const char *p = data;
-
-	while (size) {
-		ssize_t n = write(fd, p, size > (1U << 30) ? (1U << 30) : (size_t)size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -errno;
-		p += n;
-		size -= (uint64_t)n;
-	}
-	return 0;
-}
-
 static int write_bundle(struct build *b, void **blobs, const struct tp_key *key, const char *json,
 			size_t json_size)
 {
@@ -273,13 +253,13 @@ static int write_bundle(struct build *b, void **blobs, const struct tp_key *key,
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	r = write_all(fd, header, sizeof(header));
-	r = r ?: write_all(fd, json, json_size);
-	r = r ?: write_all(fd, pub, sizeof(pub));
-	r = r ?: write_all(fd, sig, sizeof(sig));
+	r = tp_write_full(fd, header, sizeof(header));
+	r = r ?: tp_write_full(fd, json, json_size);
+	r = r ?: tp_write_full(fd, pub, sizeof(pub));
+	r = r ?: tp_write_full(fd, sig, sizeof(sig));
 	for (size_t i = 0; r == 0 && i < b->manifest.file_count; i++)
 		if (b->manifest.files[i].bundled)
-			r = write_all(fd, blobs[i], b->manifest.files[i].size);
+			r = tp_write_full(fd, blobs[i], b->manifest.files[i].size);
 	if (r == 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0))
 		r = -errno;
 	close(fd);

@@ -42,14 +42,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__x86_64__)
-#define TP_LOADER "/lib64/ld-linux-x86-64.so.2"
-#elif defined(__aarch64__)
-#define TP_LOADER "/lib/ld-linux-aarch64.so.1"
-#else
-#error "teepy knows the program loader of x86_64 and aarch64 only"
-#endif
-
 static const char *const devices[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random",
 				       "/dev/urandom" };
 

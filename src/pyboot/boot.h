@@ -5,6 +5,16 @@
 
 #include "protocol.h"
 
+/* The interpreter's program loader (its PT_INTERP): the kernel opens it, so no
+ * trace sees it, and Landlock must let it be executed. */
+#if defined(__x86_64__)
+#define TP_LOADER "/lib64/ld-linux-x86-64.so.2"
+#elif defined(__aarch64__)
+#define TP_LOADER "/lib/ld-linux-aarch64.so.1"
+#else
+#error "teepy knows the program loader of x86_64 and aarch64 only"
+#endif
+
 #define TP_BOOT_TEXT                                                                   \
 	"import sys;sys.path[:0]=['" TP_RUNTIME_DIR "'];import _teepy;raise SystemExit(" \
 	"_teepy.boot())"

@@ -1,0 +1,416 @@
+"""Fixtures for the end-to-end and hostile tests: they drive the built `teepy`
+binary through subprocess, as root and as an unprivileged user (uid 65534), and
+check after every test that nothing on the host changed that the test itself did
+not create.
+
+Run with Debian's interpreter: /usr/bin/python3 -m pytest tests
+"""
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_BIN = REPO / "build" / "teepy"
+NOBODY = 65534
+
+# Every temporary directory the fixtures make starts with this prefix, so the
+# host check can tell them apart (also those of a suite running concurrently).
+TMP_PREFIX = "teepy-test-"
+
+
+def _binary_path():
+    return Path(os.environ.get("TEEPY_BIN") or DEFAULT_BIN)
+
+
+def _extensions(binary):
+    return sorted(binary.parent.glob("_teepy*.so"))
+
+
+def _mkdtemp(tag):
+    path = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{tag}-", dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+# --------------------------------------------------------------------------
+# the binary
+
+
+@pytest.fixture(scope="session")
+def teepy():
+    """Path of the teepy binary under test; skips everything if it is missing."""
+    binary = _binary_path()
+    if not binary.is_file() or not os.access(binary, os.X_OK):
+        pytest.skip(f"teepy binary not found at {binary} (build it with `make build` or set TEEPY_BIN)")
+    if not _extensions(binary):
+        pytest.skip(f"the _teepy extension is missing beside {binary} (expected _teepy*.so)")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def user_teepy(teepy):
+    """A copy of teepy and its extension that uid 65534 can reach (mode 0755 under /tmp)."""
+    d = _mkdtemp("bin")
+    shutil.copy2(teepy, d / "teepy")
+    (d / "teepy").chmod(0o755)
+    for so in _extensions(teepy):
+        shutil.copy2(so, d / so.name)
+        (d / so.name).chmod(0o755)
+    yield d / "teepy"
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def run_cwd():
+    """An empty directory teepy is started in; the host check asserts it stays empty."""
+    d = _mkdtemp("cwd")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# who runs teepy
+
+
+@pytest.fixture(params=["root", "user"])
+def as_user(request):
+    """Run teepy as root and as the unprivileged uid 65534."""
+    if request.param == "root" and os.geteuid() != 0:
+        pytest.skip("the root variant needs the tests to run as root")
+    if request.param == "user" and os.geteuid() == 0 and not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is needed to run teepy as uid 65534")
+    return request.param
+
+
+def _variant(request):
+    if "as_user" in request.fixturenames:
+        return request.getfixturevalue("as_user")
+    return "root" if os.geteuid() == 0 else "user"
+
+
+@pytest.fixture
+def variant(request):
+    """'root' or 'user': who runs teepy in this test."""
+    return _variant(request)
+
+
+_launched_pids = set()
+# (start, end) wall-clock times of every teepy run, for the host check
+_run_windows = []
+
+
+def _base_env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
+    return env
+
+
+@pytest.fixture
+def run(request, teepy, run_cwd):
+    """run(*args, stdin=b"", env=None, timeout=60) -> CompletedProcess (bytes).
+
+    args follow the binary (e.g. run("run", script, "--input", "x")). `env` adds
+    to (value None: removes from) the test process's environment minus TEEPY_*.
+    """
+    who = _variant(request)
+    if who == "user" and os.geteuid() == 0:
+        binary = request.getfixturevalue("user_teepy")
+        prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", str(binary)]
+    else:
+        prefix = [str(teepy)]
+
+    def _run(*args, stdin=b"", env=None, timeout=60):
+        full_env = _base_env()
+        for k, v in (env or {}).items():
+            if v is None:
+                full_env.pop(k, None)
+            else:
+                full_env[k] = v
+        started = time.time()
+        proc = subprocess.Popen(
+            prefix + [str(a) for a in args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=full_env,
+            cwd=run_cwd,
+        )
+        _launched_pids.add(proc.pid)
+        try:
+            out, err = proc.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            _run_windows.append((started, time.time()))
+            raise AssertionError(
+                f"teepy did not finish within {timeout}s: {args!r}\nstderr: {err[-2000:]!r}"
+            )
+        _run_windows.append((started, time.time()))
+        return Result(proc.args, proc.returncode, out, err)
+
+    _run.variant = who
+    return _run
+
+
+class Result(subprocess.CompletedProcess):
+    """A finished teepy run; stdout and stderr are bytes."""
+
+    @property
+    def err(self):
+        """stderr as text"""
+        return self.stderr.decode("utf-8", errors="replace")
+
+    def json(self):
+        """The JSON result of a run that must have ended with exit code 0."""
+        return result_json(self)
+
+    def __repr__(self):
+        return f"<teepy exit {self.returncode}, stdout {self.stdout[:300]!r}, stderr {self.err[-1500:]!r}>"
+
+
+# --------------------------------------------------------------------------
+# files
+
+
+class Workdir(type(Path())):
+    """A Path to a fresh directory (mode 0755 under /tmp) with small helpers."""
+
+    def write(self, name, data, mode=0o644):
+        p = self / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, str):
+            data = data.encode()
+        p.write_bytes(data)
+        p.chmod(mode)
+        return p
+
+    def script(self, source, name="svc.py"):
+        return self.write(name, textwrap.dedent(source).lstrip("\n"))
+
+
+@pytest.fixture
+def tmp(request):
+    """A fresh directory readable by anyone (0755, under /tmp), removed afterwards."""
+    made = []
+
+    def make(tag="t"):
+        d = Workdir(_mkdtemp(tag))
+        made.append(d)
+        return d
+
+    d = make("t")
+    d.make_sibling = make
+    yield d
+    for m in made:
+        # the tests make some files unreadable or read-only; undo before removing
+        for root, dirs, files in os.walk(m):
+            for n in dirs + files:
+                try:
+                    os.chmod(os.path.join(root, n), 0o755, follow_symlinks=False)
+                except OSError:
+                    pass
+        shutil.rmtree(m, ignore_errors=True)
+
+
+@pytest.fixture
+def script(tmp):
+    """script(source, name="svc.py") -> Path of a service script in `tmp`."""
+    return tmp.script
+
+
+def result_json(r):
+    """The JSON result of a run that must have ended with exit code 0."""
+    assert r.returncode == 0, f"exit {r.returncode}\nstdout: {r.stdout[-2000:]!r}\nstderr: {r.stderr.decode(errors='replace')[-4000:]}"
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        raise AssertionError(f"result is not JSON: {r.stdout[:2000]!r}\nstderr: {r.stderr[-2000:]!r}")
+
+
+# --------------------------------------------------------------------------
+# the host must be unchanged
+
+
+# Names other programs on the machine make while the suite runs: compilers' and
+# mkdtemp's temporary files, other teepy test suites' work directories (tests/sealed,
+# benchmarks). Extra shell patterns: TEEPY_TEST_HOST_IGNORE="pat1,pat2". The names a
+# hostile script tries (teepy-pwned-*, teepy-scratch-*) are never ignored.
+_TRANSIENT = re.compile(
+    r"^(cc\w{6}\.\w+|tmp\w+|pytest-of-.*|\.X\d+-lock|bash_tool_.*|bash_jobs\..*|teepy-(sealed|bench|build|fuzz|unit)-.*)$"
+)
+
+
+def _ignored(name):
+    if name.startswith(TMP_PREFIX) or _TRANSIENT.match(name):
+        return True
+    extra = [p for p in os.environ.get("TEEPY_TEST_HOST_IGNORE", "").split(",") if p]
+    return any(fnmatch.fnmatchcase(name, p) for p in extra)
+
+
+def _names(d):
+    try:
+        return set(os.listdir(d))
+    except OSError:
+        return set()
+
+
+def _mount_count():
+    with open("/proc/self/mountinfo") as f:
+        return sum(1 for _ in f)
+
+
+def _teepy_cgroups():
+    found = set()
+    for top in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+        if not os.path.isdir(top):
+            continue
+        for root, dirs, _files in os.walk(top):
+            for n in dirs:
+                if n.startswith("teepy"):
+                    found.add(os.path.join(root, n))
+            # keep the walk to cgroup trees only (the v1 layout has a tmpfs at the top)
+            if root == "/sys/fs/cgroup" and top == "/sys/fs/cgroup":
+                dirs[:] = [x for x in dirs if x not in ("memory", "pids", "unified")]
+    return found
+
+
+def _cgroup_owner_alive(path):
+    """A teepy cgroup of another (still running) teepy is not ours to judge."""
+    m = re.match(r"teepy-(\d+)-", os.path.basename(path))
+    if not m:
+        return False
+    pid = int(m.group(1))
+    if pid in _launched_pids:
+        return False
+    return os.path.exists(f"/proc/{pid}")
+
+
+def _snapshot():
+    return {
+        "/tmp": _names("/tmp"),
+        "/dev/shm": _names("/dev/shm"),
+        "/var/tmp": _names("/var/tmp"),
+        "cwd": _names(os.getcwd()),
+        "mounts": _mount_count(),
+        "cgroups": _teepy_cgroups(),
+        "runs": len(_run_windows),
+    }
+
+
+def _made_during_a_run(directory, name, windows):
+    """Whether the entry's inode changed while one of the test's teepy runs was going.
+
+    The machine is shared (other suites, editors and profilers write to /tmp while
+    this suite runs): an entry that appeared outside every teepy run of the test
+    cannot be the work of a sandboxed service, whose processes end with the run."""
+    try:
+        st = os.lstat(os.path.join(directory, name))
+    except OSError:
+        return False  # gone again: a transient file of another program
+    stamp = st.st_ctime
+    # the kernel's file times come from a coarse clock (a tick behind); the service
+    # is gone shortly after teepy ends
+    return any(start - 0.05 <= stamp <= end + 0.25 for start, end in windows)
+
+
+def _shared_host():
+    return os.environ.get("TEEPY_TEST_SHARED_HOST", "") not in ("", "0")
+
+
+def _suspicious_on_shared_host(directory, name):
+    """On a shared machine only what can be told apart from others' files counts:
+    entries owned by the unprivileged test user, or named like teepy's own."""
+    try:
+        st = os.lstat(os.path.join(directory, name))
+    except OSError:
+        return False
+    return st.st_uid == NOBODY or name.startswith("teepy")
+
+
+def _differences(before):
+    now = _snapshot()
+    diff = []
+    windows = _run_windows[before["runs"]:]
+    for key in ("/tmp", "/dev/shm", "/var/tmp", "cwd"):
+        directory = os.getcwd() if key == "cwd" else key
+        new = {n for n in now[key] - before[key]
+               if not _ignored(n) and _made_during_a_run(directory, n, windows)
+               and (not _shared_host() or _suspicious_on_shared_host(directory, n))}
+        if new:
+            diff.append(f"new entries in {key}: {sorted(new)}")
+    if now["mounts"] > before["mounts"]:
+        diff.append(f"/proc/self/mountinfo grew from {before['mounts']} to {now['mounts']} lines")
+    new_cg = {c for c in now["cgroups"] - before["cgroups"] if not _cgroup_owner_alive(c)}
+    if new_cg:
+        diff.append(f"teepy cgroups left behind: {sorted(new_cg)}")
+    return diff
+
+
+_CHECKED_DIRS = (REPO / "tests" / "e2e", REPO / "tests" / "hostile")
+
+
+@pytest.fixture(autouse=True)
+def host_unchanged(request, run_cwd):
+    """Snapshot what a sandbox escape could change; after the test nothing new may exist.
+
+    Applies to the tests in tests/e2e and tests/hostile. Checked: names in /tmp,
+    /dev/shm, /var/tmp and the working directory (entries made while a teepy run of
+    the test was going, minus the fixtures' own teepy-test-* directories), the
+    number of mounts, and teepy* cgroups under the v1 memory/pids and v2 trees."""
+    path = Path(str(request.node.fspath)).resolve()
+    if not any(d in path.parents for d in _CHECKED_DIRS):
+        yield
+        return
+    before = _snapshot()
+    yield
+    diff = _differences(before)
+    if diff:
+        time.sleep(0.5)  # let transient files of concurrent programs and cgroup removal settle
+        diff = _differences(before)
+    leftovers = os.listdir(run_cwd)
+    if leftovers:
+        diff.append(f"teepy's working directory {run_cwd} is not empty: {leftovers}")
+    assert not diff, (
+        "the host changed: " + "; ".join(diff) + ". (On a machine where other programs write "
+        "to /tmp while the suite runs, TEEPY_TEST_SHARED_HOST=1 limits the check to entries "
+        "owned by uid 65534 or named teepy*; TEEPY_TEST_HOST_IGNORE=pattern,... ignores names.)"
+    )
+
+
+@pytest.fixture
+def sentinel():
+    """sentinel(tag="pwned", directory="/tmp") -> a unique host path
+    (/tmp/teepy-pwned-<uuid>) a hostile script tries to create; asserted absent after
+    the test (and removed if a broken sandbox let the script create it)."""
+    made = []
+
+    def make(tag="pwned", directory="/tmp"):
+        p = f"{directory.rstrip('/')}/teepy-{tag}-{uuid.uuid4().hex}"
+        made.append(p)
+        return p
+
+    yield make
+    present = [p for p in made if os.path.lexists(p)]
+    for p in present:
+        shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else os.unlink(p)
+    assert not present, f"sandbox escape: the service created {present} on the host"
+
+
+@pytest.fixture
+def host_check():
+    """The host check's parts, for the suite's own self-test."""
+    import types
+
+    def note_run(start, end):
+        _run_windows.append((start, end))
+
+    return types.SimpleNamespace(snapshot=_snapshot, differences=_differences, note_run=note_run)

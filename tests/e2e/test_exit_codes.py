@@ -1,0 +1,267 @@
+"""Exit codes and teepy's own messages, as docs/cli.md defines them."""
+import re
+
+import pytest
+
+RETURN_OK = "import teex\nteex.TEEX_return('ok')\n"
+
+
+def one_teepy_line(r):
+    """A usage error is exactly one stderr line starting with 'teepy:'."""
+    lines = r.err.splitlines()
+    assert len(lines) == 1, f"expected one stderr line, got {len(lines)}: {r.err!r}"
+    assert lines[0].startswith("teepy:"), lines[0]
+    return lines[0]
+
+
+# ---------------------------------------------------------------- 0, 1, 3
+
+
+def test_exit_0_when_result_returned(as_user, run, script):
+    r = run("run", script(RETURN_OK))
+    assert (r.returncode, r.stdout) == (0, b"ok"), r.err
+
+
+def test_exit_0_when_result_returned_then_sys_exit_0(run, script):
+    r = run("run", script("import sys, teex\nteex.TEEX_return('ok')\nsys.exit(0)\n"))
+    assert (r.returncode, r.stdout) == (0, b"ok"), r.err
+
+
+def test_exit_1_on_uncaught_exception_with_traceback(as_user, run, script):
+    s = script(
+        """
+        def inner():
+            raise ValueError("boom-marker-1234")
+        inner()
+        """
+    )
+    r = run("run", s)
+    assert r.returncode == 1, r
+    assert r.stdout == b""
+    assert "Traceback" in r.err
+    assert "ValueError" in r.err and "boom-marker-1234" in r.err
+    assert "inner" in r.err
+
+
+def test_exit_1_on_custom_exception_after_result_keeps_result(run, script):
+    s = script(
+        """
+        import teex
+        class ServiceBroke(Exception):
+            pass
+        teex.TEEX_return("partial result")
+        raise ServiceBroke("after the result")
+        """
+    )
+    r = run("run", s)
+    assert r.returncode == 1, r
+    assert r.stdout == b"partial result"  # a result returned before a failure is still written
+    assert "ServiceBroke" in r.err
+
+
+@pytest.mark.parametrize("code", ["3", "'a message'", "255"])
+def test_exit_1_on_nonzero_sys_exit(run, script, code):
+    r = run("run", script(f"import sys\nsys.exit({code})\n"))
+    assert r.returncode == 1, r
+
+
+def test_exit_1_on_nonzero_sys_exit_after_result(run, script):
+    r = run("run", script("import sys, teex\nteex.TEEX_return('r')\nsys.exit(9)\n"))
+    assert (r.returncode, r.stdout) == (1, b"r"), r
+
+
+def test_exit_3_without_result(as_user, run, script):
+    r = run("run", script("x = 1 + 1\nprint('did some work')\n"))
+    assert r.returncode == 3, r
+    assert r.stdout == b""
+    assert "without returning a result" in r.err
+
+
+def test_exit_3_on_sys_exit_0_without_result(run, script):
+    r = run("run", script("import sys\nsys.exit(0)\n"))
+    assert r.returncode == 3, r
+    assert "without returning a result" in r.err
+
+
+def test_exit_3_when_every_return_was_rejected(run, script):
+    s = script(
+        """
+        import teex
+        try:
+            teex.TEEX_return(123)
+        except TypeError:
+            pass
+        """
+    )
+    r = run("run", s)
+    assert r.returncode == 3, r
+    assert "without returning a result" in r.err
+
+
+def test_syntax_error_is_one_line_exit_1(as_user, run, script):
+    s = script("import teex\n\ndef broken(:\n    pass\n", name="broken_svc.py")
+    r = run("run", s)
+    assert r.returncode == 1, r
+    lines = r.err.splitlines()
+    assert len(lines) == 1, f"a syntax error must be one stderr line, got: {r.err!r}"
+    line = lines[0]
+    assert "SyntaxError" in line
+    assert "broken_svc.py" in line
+    assert re.search(r"\b3\b", line), f"line number 3 missing: {line!r}"
+
+
+# ---------------------------------------------------------------- 2: usage errors
+
+
+def test_missing_script_is_usage_error(as_user, run, tmp):
+    r = run("run", tmp / "does_not_exist.py")
+    assert r.returncode == 2, r
+    assert "does_not_exist.py" in one_teepy_line(r)
+
+
+def test_no_script_is_usage_error(run):
+    r = run("run")
+    assert r.returncode == 2, r
+    assert r.err.startswith("teepy:")
+
+
+@pytest.mark.parametrize("flag", ["--data", "--task-data", "--input-file"])
+@pytest.mark.parametrize("kind", ["nonexistent", "directory", "unreadable"])
+def test_unreadable_data_or_input_file_is_usage_error(as_user, run, tmp, script, flag, kind):
+    s = script(RETURN_OK)
+    if kind == "nonexistent":
+        path = tmp / "no_such_file.bin"
+    elif kind == "directory":
+        path = tmp.make_sibling("a-directory")
+    else:
+        if as_user == "root":
+            pytest.skip("root reads a mode-000 file; covered by the nonexistent and directory cases")
+        path = tmp.write("secret.bin", b"secret", mode=0o000)
+    r = run("run", s, flag, path)
+    assert r.returncode == 2, r
+    assert r.stdout == b""
+    one_teepy_line(r)
+
+
+BAD_FLAGS = [
+    ("memory-3Q", ["--memory", "3Q"]),
+    ("memory-negative", ["--memory", "-1"]),
+    ("memory-empty", ["--memory", ""]),
+    ("memory-fraction", ["--memory", "1.5G"]),
+    ("cpu-abc", ["--cpu-time", "abc"]),
+    ("cpu-zero", ["--cpu-time", "0"]),
+    ("timeout-negative", ["--timeout", "-5s"]),
+    ("timeout-unit", ["--timeout", "5parsecs"]),
+    ("threads-abc", ["--threads", "many"]),
+    ("scratch-3Q", ["--scratch", "3Q"]),
+    ("unknown-flag", ["--frobnicate"]),
+    ("missing-value", ["--memory"]),
+    ("env-without-equals", ["--env", "NOEQUALS"]),
+    ("mode-unknown", ["--mode", "turbo"]),
+]
+
+
+@pytest.mark.parametrize("args", [a for _, a in BAD_FLAGS], ids=[i for i, _ in BAD_FLAGS])
+def test_bad_flag_or_value_is_one_line_usage_error(run, script, args):
+    s = script(RETURN_OK)
+    if args == ["--memory"]:
+        r = run("run", s, *args)  # the flag is last: its value is missing
+    else:
+        r = run("run", *args, s)
+    assert r.returncode == 2, r
+    assert r.stdout == b""
+    one_teepy_line(r)
+
+
+def test_input_and_input_file_together_is_usage_error(as_user, run, tmp, script):
+    f = tmp.write("in.txt", "file input")
+    r = run("run", script(RETURN_OK), "--input", "x", "--input-file", f)
+    assert r.returncode == 2, r
+    one_teepy_line(r)
+
+
+@pytest.mark.parametrize("var,value", [("TEEPY_MEMORY", "3Q"), ("TEEPY_CPU_TIME", "abc"),
+                                       ("TEEPY_TIMEOUT", "0"), ("TEEPY_MODE", "turbo")])
+def test_bad_environment_setting_is_usage_error(run, script, var, value):
+    r = run("run", script(RETURN_OK), env={var: value})
+    assert r.returncode == 2, r
+    line = one_teepy_line(r)
+    assert var in line
+
+
+def test_mode_hw_is_refused(as_user, run, script):
+    s = script(RETURN_OK)
+    r = run("run", "--mode", "hw", s)
+    assert r.returncode == 2, r
+    assert r.stdout == b""
+    one_teepy_line(r)
+    r_env = run("run", s, env={"TEEPY_MODE": "hw"})
+    assert r_env.returncode == 2, r_env
+    one_teepy_line(r_env)
+
+
+@pytest.mark.parametrize("mode", ["sim", "auto"])
+def test_mode_sim_and_auto_run(run, script, mode):
+    r = run("run", "--mode", mode, script(RETURN_OK))
+    assert (r.returncode, r.stdout) == (0, b"ok"), r
+
+
+def test_mode_flag_wins_over_environment(run, script):
+    r = run("run", "--mode", "sim", script(RETURN_OK), env={"TEEPY_MODE": "hw"})
+    assert (r.returncode, r.stdout) == (0, b"ok"), r
+
+
+# ---------------------------------------------------------------- help and configuration
+
+ALL_FLAGS = ["--input", "--input-file", "--data", "--task-data", "--output", "--memory",
+             "--cpu-time", "--timeout", "--threads", "--scratch", "--allow", "--pythonpath",
+             "--allow-site-packages", "--env", "--mode", "--print-config", "--help"]
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_exits_0_and_mentions_every_flag(run, flag):
+    r = run("run", flag)
+    assert r.returncode == 0, r
+    text = (r.stdout + r.stderr).decode()
+    missing = [f for f in ALL_FLAGS if not re.search(re.escape(f) + r"(?![\w-])", text)]
+    assert not missing, f"help does not mention {missing}"
+    for var in ("TEEPY_MEMORY", "TEEPY_CPU_TIME", "TEEPY_TIMEOUT", "TEEPY_MODE"):
+        assert var in text
+
+
+def _check_config(text):
+    low = text.lower()
+    assert "namespace" in low
+    assert "landlock" in low
+    assert "seccomp" in low
+    assert "python 3" in low
+    memory_lines = [l for l in low.splitlines() if "memory" in l]
+    assert memory_lines, "no line about the memory limit"
+    assert any(m in l for l in memory_lines for m in ("cgroup", "rlimit")), \
+        f"the memory line does not name the mechanism: {memory_lines}"
+
+
+def test_print_config_describes_protections(as_user, run, script):
+    r = run("run", "--print-config", script(RETURN_OK))
+    assert (r.returncode, r.stdout) == (0, b"ok"), r
+    _check_config(r.err)
+
+
+def test_teepy_version_env_prints_config(run, script):
+    r = run("run", script(RETURN_OK), env={"TEEPY_VERSION": "1"})
+    assert (r.returncode, r.stdout) == (0, b"ok"), r
+    _check_config(r.err)
+
+
+def test_no_config_printed_by_default(run, script):
+    r = run("run", script(RETURN_OK))
+    assert (r.returncode, r.stdout) == (0, b"ok"), r
+    assert "landlock" not in r.err.lower()
+    assert "seccomp" not in r.err.lower()
+
+
+def test_print_config_reflects_memory_flag(run, script):
+    r = run("run", "--print-config", "--memory", "300M", script(RETURN_OK))
+    assert r.returncode == 0, r
+    memory_lines = [l for l in r.err.splitlines() if "memory" in l.lower()]
+    assert any("300" in l for l in memory_lines), memory_lines

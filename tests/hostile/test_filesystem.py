@@ -1,0 +1,330 @@
+"""Reads only of libraries, the script's directory and allowed paths; no writes
+anywhere (a --scratch /tmp excepted), proven from Python and with raw system calls."""
+import errno
+import os
+from pathlib import Path
+
+from hostile_prelude import failed, hostile
+
+WRITE_DENIED = (errno.EROFS, errno.EACCES, errno.EPERM)
+# What the sandbox's root may hold: the interpreter and libraries, teepy's own
+# runtime directory, devices, and the first component of the script's directory.
+ALLOWED_TOP = {"usr", "lib", "lib64", "lib32", "libx32", "bin", "sbin", "dev", "tmp", ".teepy"}
+HOST_ONLY_TOP = {"etc", "home", "root", "proc", "sys", "var", "boot", "run", "srv", "opt", "mnt",
+                 "media", "work", "snap"}
+
+
+def snapshot(d):
+    """name -> (size, mode, mtime_ns, content) for every file under d."""
+    out = {}
+    for p in sorted(Path(d).rglob("*")):
+        st = p.lstat()
+        out[str(p)] = (st.st_size, st.st_mode, st.st_mtime_ns, p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+    return out
+
+
+# ---------------------------------------------------------------- reading
+
+
+def test_etc_passwd_does_not_exist(as_user, run, script):
+    s = hostile(
+        script,
+        """
+        report({"open": attempt(lambda: open("/etc/passwd").read()),
+                "exists_etc": os.path.exists("/etc"),
+                "raw": sc(257, AT_FDCWD, b"/etc/passwd", os.O_RDONLY, 0),
+                "shadow": attempt(lambda: open("/etc/shadow", "rb").read())})
+        """,
+    )
+    out = run("run", s).json()
+    assert out["open"][:2] == ["FileNotFoundError", errno.ENOENT], out
+    assert out["exists_etc"] is False
+    assert out["raw"] == {"ret": -1, "errno": errno.ENOENT}
+    assert failed(out["shadow"])
+
+
+def test_root_lists_only_expected_directories(as_user, run, script):
+    s = hostile(script, 'report(sorted(os.listdir("/")))\n')
+    top = set(run("run", s).json())
+    assert not (top & HOST_ONLY_TOP), f"host directories visible: {sorted(top & HOST_ONLY_TOP)}"
+    assert top <= ALLOWED_TOP, f"unexpected top-level entries: {sorted(top - ALLOWED_TOP)}"
+    assert "usr" in top
+
+
+def test_host_proc_and_devices_not_readable(run, script):
+    s = hostile(
+        script,
+        """
+        out = {}
+        for p in ("/proc/1/environ", "/proc/self/mounts", "/proc/self/environ", "/proc/1/cmdline",
+                  "/proc/kcore", "/sys/kernel/notes", "/dev/mem", "/dev/kmsg", "/dev/sda"):
+            out[p] = attempt(lambda: open(p, "rb").read(64).hex())
+        out["proc_dir"] = attempt(os.listdir, "/proc")
+        out["dev"] = sorted(os.listdir("/dev")) if os.path.isdir("/dev") else []
+        report(out)
+        """,
+    )
+    out = run("run", s).json()
+    for p in ("/proc/1/environ", "/proc/self/mounts", "/proc/self/environ", "/proc/1/cmdline",
+              "/proc/kcore", "/sys/kernel/notes", "/dev/mem", "/dev/kmsg", "/dev/sda", "proc_dir"):
+        assert failed(out[p]), f"{p} readable: {out[p]}"
+    assert not set(out["dev"]) & {"mem", "kmem", "kmsg", "port", "sda", "vda", "nvme0", "fuse", "tty", "console"}, out["dev"]
+
+
+def test_script_directory_visible_sibling_host_directory_not(as_user, run, tmp, script):
+    tmp.write("data.txt", "beside the script")
+    hidden = tmp.make_sibling("hidden")
+    hidden.write("secret.txt", "host secret")
+    s = hostile(
+        script,
+        """
+        here = os.path.dirname(os.path.abspath(__file__))
+        report({"listing": sorted(os.listdir(here)),
+                "data": open(os.path.join(here, "data.txt")).read(),
+                "hidden_exists": os.path.exists(HIDDEN),
+                "hidden_read": attempt(lambda: open(HIDDEN + "/secret.txt").read()),
+                "tests_exist": os.path.exists(TEST_FILE),
+                "tmp": sorted(os.listdir("/tmp"))})
+        """,
+        HIDDEN=str(hidden),
+        TEST_FILE=str(Path(__file__).resolve()),
+    )
+    out = run("run", s).json()
+    assert {"data.txt", "svc.py"} <= set(out["listing"])
+    assert out["data"] == "beside the script"
+    assert out["hidden_exists"] is False
+    assert out["hidden_read"][0] == "FileNotFoundError", out
+    assert out["tests_exist"] is False
+    assert out["tmp"] == [tmp.name], f"other host /tmp entries visible: {out['tmp']}"
+
+
+def test_allow_makes_directory_readable_not_writable(as_user, run, tmp, script):
+    allowed = tmp.make_sibling("allowed")
+    allowed.write("model.bin", b"\x00weights\xff")
+    before = snapshot(allowed)
+    s = hostile(
+        script,
+        """
+        report({"read": open(ALLOWED + "/model.bin", "rb").read().hex(),
+                "listing": sorted(os.listdir(ALLOWED)),
+                "write_new": attempt(lambda: open(ALLOWED + "/new.txt", "w").write("x")),
+                "append": attempt(lambda: open(ALLOWED + "/model.bin", "ab").write(b"x")),
+                "mkdir": attempt(os.mkdir, ALLOWED + "/sub"),
+                "unlink": attempt(os.unlink, ALLOWED + "/model.bin")})
+        """,
+        ALLOWED=str(allowed),
+    )
+    out = run("run", s, "--allow", allowed).json()
+    assert bytes.fromhex(out["read"]) == b"\x00weights\xff"
+    assert out["listing"] == ["model.bin"]
+    for key in ("write_new", "append", "mkdir", "unlink"):
+        assert failed(out[key]) and out[key][1] in WRITE_DENIED, f"{key}: {out[key]}"
+    assert snapshot(allowed) == before
+
+
+def test_allow_single_file_shows_only_that_file(run, tmp, script):
+    d = tmp.make_sibling("onefile")
+    wanted = d.write("wanted.txt", "yes")
+    d.write("other.txt", "no")
+    s = hostile(
+        script,
+        """
+        report({"wanted": open(WANTED).read(),
+                "other": attempt(lambda: open(OTHER).read())})
+        """,
+        WANTED=str(wanted),
+        OTHER=str(d / "other.txt"),
+    )
+    out = run("run", s, "--allow", wanted).json()
+    assert out["wanted"] == "yes"
+    assert out["other"][0] == "FileNotFoundError", out
+
+
+def test_pythonpath_dir_is_importable(run, tmp, script):
+    lib = tmp.make_sibling("lib")
+    lib.write("helper_mod_xyz.py", "VALUE = 'from pythonpath'\n")
+    s = hostile(script, "import helper_mod_xyz\nreport(helper_mod_xyz.VALUE)\n")
+    assert run("run", s, "--pythonpath", lib).json() == "from pythonpath"
+    r = run("run", s)
+    assert r.returncode == 1 and "ModuleNotFoundError" in r.err, r
+
+
+# ---------------------------------------------------------------- writing
+
+
+def test_writes_anywhere_fail(as_user, run, tmp, script, sentinel):
+    tmp.write("data.txt", "original")
+    host_tmp_file = sentinel()
+    names = {"root": sentinel(directory="/"), "stdlib": sentinel(directory="/usr/lib/python3.11"),
+             "usr_bin": sentinel(directory="/usr/bin"), "devshm": sentinel(directory="/dev/shm")}
+    s = hostile(
+        script,
+        """
+        here = os.path.dirname(os.path.abspath(__file__))
+        targets = {"script_dir": os.path.join(here, "new.txt"), "root": NAMES["root"],
+                   "stdlib": NAMES["stdlib"], "tmp": HOST_TMP_FILE,
+                   "usr_bin": NAMES["usr_bin"], "existing": os.path.join(here, "data.txt")}
+        out = {}
+        for k, p in targets.items():
+            def w(p=p):
+                with open(p, "w") as f:
+                    f.write("pwned")
+                return "written"
+            out[k] = attempt(w)
+        out["append"] = attempt(lambda: open(os.path.join(here, "data.txt"), "a").write("more"))
+        out["rplus"] = attempt(lambda: open(os.path.join(here, "data.txt"), "r+").write("X"))
+        out["devshm"] = attempt(lambda: open(NAMES["devshm"], "w").write("x"))
+        report(out)
+        """,
+        HOST_TMP_FILE=host_tmp_file,
+        NAMES=names,
+    )
+    before = snapshot(tmp)
+    out = run("run", s).json()
+    for key in ("script_dir", "root", "stdlib", "tmp", "usr_bin", "existing", "append", "rplus"):
+        assert failed(out[key]), f"write to {key} worked: {out[key]}"
+        assert out[key][1] in WRITE_DENIED, f"{key}: {out[key]}"
+    assert failed(out["devshm"])
+    assert snapshot(tmp) == before
+    # (the sentinel fixture also asserts that none of the host paths exist)
+    for p in names.values():
+        assert not os.path.exists(p), p
+
+
+def test_file_system_changes_fail(as_user, run, tmp, script):
+    tmp.write("data.txt", "original content")
+    (tmp / "subdir").mkdir()
+    (tmp / "subdir").chmod(0o755)
+    s = hostile(
+        script,
+        """
+        here = os.path.dirname(os.path.abspath(__file__))
+        data = os.path.join(here, "data.txt")
+        out = {
+            "mkdir": attempt(os.mkdir, os.path.join(here, "newdir")),
+            "symlink": attempt(os.symlink, "/usr", os.path.join(here, "link")),
+            "link": attempt(os.link, data, os.path.join(here, "hardlink")),
+            "rename": attempt(os.rename, data, os.path.join(here, "renamed.txt")),
+            "chmod": attempt(os.chmod, data, 0o777),
+            "utime": attempt(os.utime, data, (0, 0)),
+            "truncate": attempt(os.truncate, data, 0),
+            "unlink": attempt(os.unlink, data),
+            "rmdir": attempt(os.rmdir, os.path.join(here, "subdir")),
+            "mkfifo": attempt(os.mkfifo, os.path.join(here, "fifo")),
+            "chown": attempt(os.chown, data, 0, 0),
+            "setxattr": attempt(os.setxattr, data, "user.pwned", b"1"),
+        }
+        report(out)
+        """,
+    )
+    before = snapshot(tmp)
+    out = run("run", s).json()
+    for key, res in out.items():
+        assert failed(res), f"{key} worked: {res}"
+        assert res[1] in WRITE_DENIED, f"{key}: {res}"
+    assert snapshot(tmp) == before
+
+
+def test_raw_write_syscalls_fail(as_user, run, tmp, script, sentinel):
+    tmp.write("data.txt", "original content")
+    s = hostile(
+        script,
+        """
+        here = os.path.dirname(os.path.abspath(__file__)).encode()
+        data = here + b"/data.txt"
+        out = {
+            "openat_creat": sc(257, AT_FDCWD, here + b"/raw.txt", os.O_CREAT | os.O_WRONLY, 0o644),
+            "openat_trunc": sc(257, AT_FDCWD, data, os.O_WRONLY | os.O_TRUNC, 0),
+            "openat_root": sc(257, AT_FDCWD, ROOT_FILE.encode(), os.O_CREAT | os.O_WRONLY, 0o644),
+            "mknodat_reg": sc(259, AT_FDCWD, here + b"/node", 0o100644, 0),
+            "mknodat_chr": sc(259, AT_FDCWD, here + b"/mem", 0o020666, (1 << 8) | 1),
+            "unlinkat": sc(263, AT_FDCWD, data, 0),
+            "mkdirat": sc(258, AT_FDCWD, here + b"/rawdir", 0o755),
+            "renameat2": sc(316, AT_FDCWD, data, AT_FDCWD, here + b"/moved", 0),
+            "truncate": sc(76, data, 0),
+            "symlinkat": sc(266, b"/", AT_FDCWD, here + b"/rawlink"),
+        }
+        report(out)
+        """,
+        ROOT_FILE=sentinel(directory="/"),
+    )
+    before = snapshot(tmp)
+    out = run("run", s).json()
+    for key, res in out.items():
+        assert res["ret"] == -1, f"{key} succeeded: {res}"
+        assert res["errno"] in WRITE_DENIED, f"{key}: {res}"
+    assert out["mknodat_reg"]["errno"] == errno.EPERM
+    assert out["mknodat_chr"]["errno"] == errno.EPERM
+    assert snapshot(tmp) == before
+
+
+def test_mount_syscall_denied(run, script):
+    s = hostile(
+        script,
+        """
+        # nonexistent targets: ENOENT if mount were allowed, EPERM from the policy
+        report({"tmpfs": sc(165, b"none", b"/nonexistent-teepy", b"tmpfs", 0, None),
+                "remount": sc(165, None, b"/nonexistent-teepy", None, 0x1020, None)})  # MS_REMOUNT|MS_BIND
+        """,
+    )
+    out = run("run", s).json()
+    assert out["tmpfs"] == {"ret": -1, "errno": errno.EPERM}
+    assert out["remount"] == {"ret": -1, "errno": errno.EPERM}
+
+
+# ---------------------------------------------------------------- scratch
+
+
+def test_scratch_tmp_writable_size_capped_and_gone(as_user, run, tmp, script, sentinel):
+    tmp.write("data.txt", "still visible")
+    inside = sentinel("scratch")
+    s = hostile(
+        script,
+        """
+        here = os.path.dirname(os.path.abspath(__file__))
+        out = {}
+        def small():
+            with open(INSIDE, "w") as f:
+                f.write("scratch works")
+            return open(INSIDE).read()
+        out["small"] = attempt(small)
+        def big():
+            with open(BIG, "wb") as f:
+                f.write(b"x" * (2 * 1024 * 1024))
+            return "written"
+        out["big"] = attempt(big)
+        out["mkdir"] = attempt(lambda: os.mkdir(SUBDIR) or "made")
+        out["script_dir"] = attempt(lambda: open(os.path.join(here, "data.txt")).read())
+        out["script_dir_write"] = attempt(lambda: open(os.path.join(here, "new.txt"), "w").write("x"))
+        out["stdlib_write"] = attempt(lambda: open("/usr/lib/python3.11/pwned.py", "w").write("x"))
+        report(out)
+        """,
+        INSIDE=inside,
+        BIG=sentinel("scratch-big"),
+        SUBDIR=sentinel("scratch-dir"),
+    )
+    out = run("run", s, "--scratch", "1M").json()
+    assert out["small"] == {"ok": "scratch works"}
+    assert out["big"][:2] == ["OSError", errno.ENOSPC], out["big"]
+    assert out["mkdir"] == {"ok": "made"}
+    assert out["script_dir"] == {"ok": "still visible"}
+    assert failed(out["script_dir_write"]) and out["script_dir_write"][1] in WRITE_DENIED
+    assert failed(out["stdlib_write"]) and out["stdlib_write"][1] in WRITE_DENIED
+    assert not os.path.exists(inside)
+    assert not (tmp / "new.txt").exists()
+
+
+def test_scratch_is_fresh_each_run(run, script, sentinel):
+    marker = sentinel("scratch-fresh")
+    s = hostile(
+        script,
+        """
+        existed = os.path.exists(MARKER)
+        open(MARKER, "w").write("x")
+        report({"existed": existed})
+        """,
+        MARKER=marker,
+    )
+    assert run("run", s, "--scratch", "1M").json() == {"existed": False}
+    assert run("run", s, "--scratch", "1M").json() == {"existed": False}
+    assert not os.path.exists(marker)

@@ -1,0 +1,171 @@
+"""The seccomp policy (../shared/DESIGN.md): calls that reach other processes or the
+kernel fail with EPERM; calls only an escape attempt makes end the service with
+exit code 4 and a line naming the call; other architectures' calls never succeed."""
+import errno
+
+import pytest
+
+from hostile_prelude import hostile
+
+# name -> (number, arguments as Python source evaluated inside the sandbox).
+# The arguments are chosen so that the call would fail harmlessly with another errno
+# if it were ever allowed (nonexistent paths, bad lengths): EPERM proves the policy,
+# and a broken sandbox cannot change the host through these tests.
+EPERM_CALLS = {
+    "ptrace": (101, "0, 0, 0, 0"),  # PTRACE_TRACEME
+    "process_vm_readv": (310, "os.getpid(), ctypes.byref(local), 1, ctypes.byref(remote), 1, 0"),
+    "process_vm_writev": (311, "os.getpid(), ctypes.byref(local), 1, ctypes.byref(remote), 1, 0"),
+    "bpf": (321, "0, buf, 72"),  # BPF_MAP_CREATE
+    "perf_event_open": (298, "buf, 0, -1, -1, 0"),
+    "io_uring_setup": (425, "8, buf"),
+    "userfaultfd": (323, "0"),
+    "keyctl": (250, "0, -3, 1"),  # KEYCTL_GET_KEYRING_ID of the session keyring, create
+    "add_key": (248, 'b"user", b"teepy", b"payload", 7, -3'),
+    "request_key": (249, 'b"user", b"teepy", None, -3'),
+    "unshare_user": (272, "0x10000000"),  # CLONE_NEWUSER
+    "unshare_net": (272, "0x40000000"),  # CLONE_NEWNET
+    "setns": (308, "fd, 0"),  # /dev/null: EINVAL if the call were allowed
+    "mount": (165, 'b"none", b"/nonexistent-teepy", b"tmpfs", 0, None'),
+    "umount2": (166, 'b"/nonexistent-teepy", 2'),  # MNT_DETACH
+    "pivot_root": (155, 'b"/nonexistent-teepy", b"/nonexistent-teepy"'),
+    "chroot": (161, 'b"/nonexistent-teepy"'),
+    "open_tree": (428, 'AT_FDCWD, b"/nonexistent-teepy", 1'),  # OPEN_TREE_CLONE
+    "fsopen": (430, 'b"tmpfs", 0'),
+    "open_by_handle_at": (304, "AT_FDCWD, buf, 0"),
+    "name_to_handle_at": (303, 'AT_FDCWD, b"/usr", buf, ctypes.byref(mount_id), 0'),
+    "pidfd_open": (434, "os.getpid(), 0"),
+    "pidfd_getfd": (438, "fd, 0, 0"),
+    "setuid": (105, "0"),
+    "sethostname": (170, 'b"x" * 80, 80'),  # too long: EINVAL if the call were allowed
+    "syslog": (103, "3, buf, 64"),  # SYSLOG_ACTION_READ_ALL
+}
+
+SETUP = """
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+src = ctypes.create_string_buffer(b"secret in the same process", 64)
+dst = ctypes.create_string_buffer(64)
+local = iovec(ctypes.addressof(dst), 16)
+remote = iovec(ctypes.addressof(src), 16)
+buf = ctypes.create_string_buffer(512)
+mount_id = ctypes.c_int(0)
+fd = os.open("/dev/null", os.O_RDONLY)
+"""
+
+
+@pytest.mark.parametrize("name", sorted(EPERM_CALLS))
+def test_denied_syscall_returns_eperm(run, script, name):
+    nr, args = EPERM_CALLS[name]
+    s = hostile(script, SETUP + f"report(sc({nr}, {args}))\n")
+    out = run("run", s).json()
+    assert out == {"ret": -1, "errno": errno.EPERM}, f"{name}({args}) -> {out}"
+
+
+def test_denied_syscalls_as_unprivileged_user(as_user, run, script):
+    """The most dangerous ones once more, for root and for uid 65534."""
+    names = ["ptrace", "process_vm_readv", "bpf", "unshare_user", "mount", "setns", "keyctl"]
+    body = SETUP + "report({" + ", ".join(
+        f"{n!r}: sc({EPERM_CALLS[n][0]}, {EPERM_CALLS[n][1]})" for n in names) + "})\n"
+    out = run("run", hostile(script, body)).json()
+    for n in names:
+        assert out[n] == {"ret": -1, "errno": errno.EPERM}, f"{n}: {out[n]}"
+
+
+def test_personality_only_default_and_query(run, script):
+    s = hostile(
+        script,
+        """
+        report({"no_randomize": sc(135, 0x0040000),          # ADDR_NO_RANDOMIZE
+                "read_implies_exec": sc(135, 0x0400000),
+                "high_bits": sc(135, 0x100040000),
+                "query": sc(135, 0xffffffff),
+                "default": sc(135, 0)})
+        """,
+    )
+    out = run("run", s).json()
+    # DESIGN.md: personality only 0/0xffffffff; any other persona is denied (EPERM)
+    for key in ("no_randomize", "read_implies_exec", "high_bits"):
+        assert out[key]["ret"] == -1, f"personality {key} was accepted: {out}"
+        assert out[key]["errno"] == errno.EPERM, out
+    assert out["query"]["ret"] >= 0, out
+    assert out["query"]["ret"] & 0x0440000 == 0, "a denied persona took effect"
+    assert out["default"]["ret"] >= 0, out
+
+
+def test_syscall_not_on_allow_list_fails_enosys(run, script):
+    s = hostile(
+        script,
+        """
+        report({"msgget": sc(68, 0, 0o1600),   # SysV IPC: not on the allow-list
+                "shmget": sc(29, 0, 4096, 0o1600),
+                "semget": sc(64, 0, 1, 0o1600),
+                "getpid": sc(39)})
+        """,
+    )
+    out = run("run", s).json()
+    for key in ("msgget", "shmget", "semget"):
+        assert out[key] == {"ret": -1, "errno": errno.ENOSYS}, f"{key}: {out[key]}"
+    assert out["getpid"]["ret"] > 0
+
+
+# Harmless arguments here too: without the rule each call fails with EINVAL/ENOENT/EFAULT.
+KILL_CALLS = {
+    "reboot": (169, "0, 0, 0, None"),  # wrong magic: EINVAL even if it were allowed
+    "init_module": (175, 'None, 0, b""'),
+    "finit_module": (313, "-1, b\"\", 0"),
+    "delete_module": (176, 'b"teepy_nonexistent_module", 0'),
+    "kexec_load": (246, "0, 1000, None, 0"),
+    "iopl": (172, "0"),
+    "ioperm": (173, "0x80, 1, 0"),  # turning access off
+    "swapon": (167, 'b"/nonexistent", 0'),
+    "acct": (163, 'b"/nonexistent-teepy/acct"'),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KILL_CALLS))
+def test_kill_rule_syscall_ends_service_with_exit_4(run, script, name):
+    nr, args = KILL_CALLS[name]
+    s = hostile(
+        script,
+        f"""
+        r = sc({nr}, {args})
+        print("still running after the call", r, file=sys.stderr)
+        report(r)
+        """,
+    )
+    r = run("run", s)
+    assert r.returncode == 4, r
+    assert "killed for a rule" in r.err, r
+    assert name in r.err, f"the line does not name {name}: {r.err!r}"
+    assert "still running after the call" not in r.err
+    assert r.stdout == b""
+
+
+def test_kill_rule_reboot_as_unprivileged_user(as_user, run, script):
+    s = hostile(script, "r = sc(169, 0, 0, 0, None)\nreport(r)\n")
+    r = run("run", s)
+    assert r.returncode == 4, r
+    assert "killed for a rule" in r.err and "reboot" in r.err, r
+
+
+def test_kill_rule_keeps_earlier_result(run, script):
+    s = hostile(script, 'teex.TEEX_return("before the attack")\nsc(175, None, 0, b"")\n')
+    r = run("run", s)
+    assert r.returncode == 4, r
+    assert r.stdout == b"before the attack"
+
+
+def test_x32_syscall_does_not_succeed(run, script):
+    s = hostile(
+        script,
+        """
+        r = sc(0x40000000 | 39)   # getpid through the x32 ABI
+        report(r)
+        """,
+    )
+    r = run("run", s)
+    if r.returncode == 0:
+        out = r.json()
+        assert out == {"ret": -1, "errno": errno.ENOSYS}, f"x32 getpid succeeded: {out}"
+    else:
+        assert r.returncode == 4, r
