@@ -256,7 +256,8 @@ int tp_sealed_fill(const struct tp_bundle_file *bf, int root_fd, struct tp_seale
 	for (size_t i = 0; i < n; i++)
 		job.order[i] = i;
 	sort_files = bf->manifest.files;
-	qsort(job.order, n, sizeof(size_t), larger_first);
+	if (n > 1)
+		qsort(job.order, n, sizeof(size_t), larger_first);
 	pthread_mutex_init(&job.lock, NULL);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -83,8 +83,11 @@ int tp_manifest_finish(struct tp_manifest *m, char *err, size_t err_size)
 {
 	uint64_t offset = 0;
 
-	qsort(m->files, m->file_count, sizeof(m->files[0]), compare_files);
-	qsort(m->env.items, m->env.count, sizeof(char *), compare_strings);
+	/* qsort must not be given a NULL array, even of no elements */
+	if (m->file_count > 1)
+		qsort(m->files, m->file_count, sizeof(m->files[0]), compare_files);
+	if (m->env.count > 1)
+		qsort(m->env.items, m->env.count, sizeof(char *), compare_strings);
 	for (size_t i = 0; i < m->file_count; i++) {
 		if (i && strcmp(m->files[i - 1].path, m->files[i].path) == 0) {
 			snprintf(err, err_size, "file %s is listed twice", m->files[i].path);

@@ -224,7 +224,8 @@ void tp_root_plan_finish(struct tp_root_plan *plan)
 {
 	size_t kept = 0;
 
-	qsort(plan->ops, plan->count, sizeof(plan->ops[0]), compare_ops);
+	if (plan->count > 1)
+		qsort(plan->ops, plan->count, sizeof(plan->ops[0]), compare_ops);
 	for (size_t i = 0; i < plan->count; i++) {
 		struct tp_root_op *op = &plan->ops[i];
 		bool covered = false;
