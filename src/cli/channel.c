@@ -17,7 +17,6 @@ void tp_channel_init(struct tp_channel *ch, int fd)
 	ch->fd = fd;
 	ch->result_fd = -1;
 	ch->status_kind = -1;
-	ch->trap_nr = -1;
 }
 
 static int reply(int fd, uint32_t arg, const void *payload, uint64_t size)
@@ -110,11 +109,6 @@ int tp_channel_serve_one(struct tp_channel *ch)
 			return r;
 		ch->status_name[frame.size] = '\0';
 		ch->status_kind = (int)frame.arg;
-		return 0;
-	case TP_FRAME_TRAP:
-		if (frame.size)
-			break;
-		ch->trap_nr = (int)frame.arg;
 		return 0;
 	}
 	ch->protocol_violation = true;

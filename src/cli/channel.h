@@ -24,7 +24,6 @@ struct tp_channel {
 	int result_fd;
 	int status_kind; /* -1: no STATUS frame */
 	char status_name[128];
-	int trap_nr; /* -1: none */
 };
 
 void tp_channel_init(struct tp_channel *ch, int fd);

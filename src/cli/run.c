@@ -736,15 +736,11 @@ static int judge(struct run *run, int status, const struct rusage *ru)
 			 tp_format_duration(run->opts.timeout_ms, text, sizeof(text)));
 		return TP_EXIT_TIMEOUT;
 	}
-	if ((WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) ||
-	    (WIFEXITED(status) && WEXITSTATUS(status) == TP_TRAP_EXIT_STATUS && ch->trap_nr >= 0)) {
-		char *name = ch->trap_nr >= 0 ? tp_seccomp_syscall_name(ch->trap_nr) : NULL;
-		if (ch->trap_nr >= 0)
-			tp_error("killed for a rule: forbidden system call %s (%d)",
-				 name ? name : "?", ch->trap_nr);
-		else
-			tp_error("killed for a rule: forbidden system call or architecture (SIGSYS)");
-		free(name);
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
+		/* the kernel ended it (SECCOMP_RET_KILL_PROCESS): which call, it does not say */
+		tp_error("killed for a rule: a forbidden system call that ends the service (reboot, "
+			 "kexec, kernel modules, iopl/ioperm, swap, acct) or another architecture's "
+			 "system call");
 		return TP_EXIT_RULE;
 	}
 	if (oom || (ch->status_kind == TP_STATUS_EXCEPTION &&

@@ -11,7 +11,6 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -230,21 +229,6 @@ static struct PyModuleDef teex_def = {
 	NULL, NULL, NULL, NULL,
 };
 
-/* ---- kill rules: say which call it was, then end ---- */
-
-static void on_sigsys(int sig, siginfo_t *info, void *context)
-{
-	struct tp_frame frame = { .type = TP_FRAME_TRAP, .arg = (uint32_t)info->si_syscall };
-
-	(void)sig;
-	(void)context;
-	/* async-signal-safe: one write that the supervisor reads whole, then exit */
-	if (write(TP_CTRL_FD, &frame, sizeof(frame)) < 0) {
-		/* the supervisor still sees the exit status */
-	}
-	syscall(SYS_exit_group, TP_TRAP_EXIT_STATUS);
-}
-
 /* ---- boot ---- */
 
 struct boot {
@@ -303,13 +287,6 @@ static int parse_boot(char *payload, size_t size, struct boot *boot)
 
 static int install_stage2(const struct sock_fprog *filter)
 {
-	struct sigaction sa = { 0 };
-
-	sa.sa_sigaction = on_sigsys;
-	sa.sa_flags = SA_SIGINFO;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGSYS, &sa, NULL) < 0)
-		return -1;
 	/* TSYNC: every thread of the interpreter (there should be one) gets the filter */
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, filter) != 0)
 		return -1;

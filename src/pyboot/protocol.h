@@ -30,15 +30,11 @@ enum tp_frame_type {
 	TP_FRAME_GET_DATA = 17, /* arg: index */
 	TP_FRAME_RESULT = 18,   /* payload: the result bytes */
 	TP_FRAME_STATUS = 19,   /* arg: TP_STATUS_*, payload: exception type name */
-	TP_FRAME_TRAP = 20,     /* arg: the system call number that broke a kill rule */
 };
 
 enum tp_reply { TP_REPLY_OK = 0, TP_REPLY_OUT_OF_RANGE = 1 };
 
 enum tp_status { TP_STATUS_OK = 0, TP_STATUS_EXCEPTION = 1, TP_STATUS_SYNTAX = 2 };
-
-/* The exit status `_teepy` uses after it reported a TRAP frame: 128 + SIGSYS. */
-#define TP_TRAP_EXIT_STATUS (128 + 31)
 
 /* BOOT payload: a sequence of fields, each a u32 length then that many bytes,
  * whose first byte is a tag: */

@@ -323,8 +323,11 @@ int tp_root_enter(const struct tp_root_plan *plan, int (*after_pivot)(void *), v
 			r = fail(err, err_size, -errno, "clone mount of", op->source);
 			goto out;
 		}
+		/* read-only for devices too: writing to a device node works on a read-only
+		 * mount, changing the host's node (chmod, utime) does not */
+		attr.attr_set |= MOUNT_ATTR_RDONLY;
 		if (op->kind != TP_ROOT_DEVICE)
-			attr.attr_set |= MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV;
+			attr.attr_set |= MOUNT_ATTR_NODEV;
 		else
 			attr.attr_set |= MOUNT_ATTR_NOEXEC;
 		if (syscall(SYS_mount_setattr, trees[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,

@@ -179,8 +179,6 @@ child_main(const struct tp_sandbox_config *cfg, int sync_fd, int err_fd, int ctr
 		child_die(err_fd, "drop capabilities: %s", strerror(-r));
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_die(err_fd, "no_new_privs: %s", strerror(errno));
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
-		child_die(err_fd, "dumpable: %s", strerror(errno));
 
 	const char *write_files[] = { "/dev/null", NULL };
 	struct tp_landlock_paths ll = {

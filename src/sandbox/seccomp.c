@@ -2,8 +2,9 @@
  *
  * Default deny: a call not named here fails with ENOSYS (libc then falls back,
  * as on an old kernel). Calls that would leave the sandbox or touch the host
- * fail with EPERM so Python raises PermissionError. Calls that only an escape
- * attempt makes trap: _teepy reports them and the service is ended.
+ * fail with EPERM so Python raises PermissionError. Calls that only an attack on
+ * the kernel makes end the process (SECCOMP_RET_KILL_PROCESS: nothing in the
+ * process can catch it, unlike a trap whose handler native code could replace).
  * Integer arguments are compared on their low 32 bits only, as the kernel reads them. */
 #include "seccomp.h"
 
@@ -94,9 +95,12 @@ static const struct rule rules[] = {
 	{ "epoll_create", ALLOW }, { "epoll_create1", ALLOW }, { "epoll_ctl", ALLOW },
 	{ "epoll_wait", ALLOW }, { "epoll_pwait", ALLOW }, { "epoll_pwait2", ALLOW },
 
-	/* sockets: only AF_UNIX ones can be made (see the argument rules) */
-	{ "connect", ALLOW }, { "accept", ALLOW }, { "accept4", ALLOW }, { "bind", ALLOW },
-	{ "listen", ALLOW }, { "sendto", ALLOW }, { "recvfrom", ALLOW }, { "sendmsg", ALLOW },
+	/* sockets: only connected AF_UNIX stream pairs can be made (see the argument
+	 * rules); naming a socket file would reach a daemon of the host through a
+	 * visible directory, so nothing can be connected, bound or listened on */
+	{ "connect", DENY_EPERM }, { "accept", DENY_EPERM }, { "accept4", DENY_EPERM },
+	{ "bind", DENY_EPERM }, { "listen", DENY_EPERM },
+	{ "sendto", ALLOW }, { "recvfrom", ALLOW }, { "sendmsg", ALLOW },
 	{ "recvmsg", ALLOW }, { "sendmmsg", ALLOW }, { "recvmmsg", ALLOW }, { "shutdown", ALLOW },
 	{ "getsockname", ALLOW }, { "getpeername", ALLOW }, { "setsockopt", ALLOW },
 	{ "getsockopt", ALLOW },
@@ -168,7 +172,7 @@ static uint32_t to_libseccomp(enum action action)
 	case DENY_ENOSYS:
 		return SCMP_ACT_ERRNO(ENOSYS);
 	case KILL:
-		return SCMP_ACT_TRAP;
+		return SCMP_ACT_KILL_PROCESS;
 	}
 	return SCMP_ACT_KILL_PROCESS;
 }
@@ -194,8 +198,10 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, 
 	const struct scmp_arg_cmp thread_clone[] = {
 		SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_THREAD | NAMESPACE_FLAGS, CLONE_THREAD),
 	};
+	/* a process clone, without namespaces: a new user namespace would hand the
+	 * child every capability inside it */
 	const struct scmp_arg_cmp process_clone[] = {
-		SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0),
+		SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_THREAD | NAMESPACE_FLAGS, 0),
 	};
 	static const int denied_families[] = {
 		AF_INET,  AF_INET6,   AF_NETLINK, AF_PACKET, AF_VSOCK, AF_BLUETOOTH, AF_ALG, AF_KEY,
@@ -210,12 +216,24 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, 
 	r = r ?: add(ctx, processes ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EPERM), "fork", 0, NULL);
 	r = r ?: add(ctx, processes ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EPERM), "vfork", 0, NULL);
 
+	/* AF_UNIX of the connection-oriented types only: a datagram socket could name
+	 * a socket file of the host in sendto/sendmsg; a stream or seqpacket one
+	 * refuses an address (EOPNOTSUPP / EISCONN, or ignores it) */
+	static const int unix_types[] = { SOCK_STREAM, SOCK_SEQPACKET };
 	for (const char *const *call = (const char *const[]){ "socket", "socketpair", NULL }; *call;
 	     call++) {
-		const struct scmp_arg_cmp unix_domain[] = {
+		for (size_t i = 0; i < sizeof(unix_types) / sizeof(unix_types[0]); i++) {
+			const struct scmp_arg_cmp unix_stream[] = {
+				SCMP_A0_64(SCMP_CMP_MASKED_EQ, LOW32, AF_UNIX),
+				SCMP_A1_64(SCMP_CMP_MASKED_EQ, 0xf, (uint64_t)unix_types[i]),
+			};
+			r = r ?: add(ctx, SCMP_ACT_ALLOW, *call, 2, unix_stream);
+		}
+		const struct scmp_arg_cmp unix_dgram[] = {
 			SCMP_A0_64(SCMP_CMP_MASKED_EQ, LOW32, AF_UNIX),
+			SCMP_A1_64(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM),
 		};
-		r = r ?: add(ctx, SCMP_ACT_ALLOW, *call, 1, unix_domain);
+		r = r ?: add(ctx, SCMP_ACT_ERRNO(EPERM), *call, 2, unix_dgram);
 		for (size_t i = 0; i < sizeof(denied_families) / sizeof(denied_families[0]); i++) {
 			const struct scmp_arg_cmp family[] = {
 				SCMP_A0_64(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)denied_families[i]),
@@ -313,11 +331,6 @@ int tp_seccomp_install(const struct tp_bpf *prog)
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) < 0)
 		return -errno;
 	return 0;
-}
-
-char *tp_seccomp_syscall_name(int nr)
-{
-	return seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
 }
 
 size_t tp_seccomp_rule_count(void)

@@ -30,9 +30,6 @@ int tp_seccomp_build(enum tp_seccomp_stage stage, bool processes, struct tp_bpf 
 /* Installs a built program on the calling thread (no_new_privs must be set). */
 int tp_seccomp_install(const struct tp_bpf *prog);
 
-/* The name of a system call number on this architecture, or NULL (malloc'd). */
-char *tp_seccomp_syscall_name(int nr);
-
 /* Counts for --print-config. */
 size_t tp_seccomp_rule_count(void);
 

@@ -1,6 +1,7 @@
 """No network: a hostile service cannot reach a socket listening on the host,
 neither through Python's socket module nor through raw system calls."""
 import errno
+import os
 import select
 import socket
 
@@ -123,13 +124,62 @@ def test_unix_socketpair_works(as_user, run, script):
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         a.sendall(b"ping through a unix socketpair")
         got = b.recv(100)
-        d1, d2 = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        d1.send(b"datagram")
-        report({"stream": got.decode(), "dgram": d2.recv(100).decode(), "family": int(a.family)})
+        try:
+            socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+            dgram = "made"
+        except PermissionError:
+            dgram = "refused"
+        report({"stream": got.decode(), "dgram": dgram, "family": int(a.family)})
         """,
     )
     out = run("run", s).json()
-    assert out == {"stream": "ping through a unix socketpair", "dgram": "datagram", "family": 1}
+    # datagram sockets can address any socket file in sendmsg, which seccomp cannot inspect
+    assert out == {"stream": "ping through a unix socketpair", "dgram": "refused", "family": 1}
+
+
+def test_host_unix_socket_in_a_visible_directory_is_unreachable(as_user, run, script):
+    """A daemon of the host listening on a socket file in the script's directory (which
+    the service can see) must not be reachable: connect, bind and datagram sockets are
+    refused."""
+    import socket as pysocket
+    sock_path = os.path.join(os.path.dirname(script("x = 1\n")), "host.sock")
+    server = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM)
+    server.bind(sock_path)
+    os.chmod(sock_path, 0o777)
+    server.listen(1)
+    server.settimeout(0.2)
+    try:
+        s = hostile(
+            script,
+            f"""
+            import socket
+            out = {{}}
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                c.connect({sock_path!r}); out["connect"] = "connected"
+            except OSError as e:
+                out["connect"] = e.errno
+            try:
+                c.bind({sock_path!r} + "2"); out["bind"] = "bound"
+            except OSError as e:
+                out["bind"] = e.errno
+            libc_fd = sc(41, 1, 2, 0)  # raw socket(AF_UNIX, SOCK_DGRAM)
+            out["raw_dgram"] = libc_fd
+            report(out)
+            """,
+        )
+        out = run("run", s).json()
+        assert out["connect"] == errno.EPERM and out["bind"] == errno.EPERM, out
+        assert out["raw_dgram"]["ret"] == -1, out
+        try:
+            conn, _ = server.accept()
+            conn.close()
+            raise AssertionError("the host's socket received a connection")
+        except pysocket.timeout:
+            pass
+    finally:
+        server.close()
+        os.unlink(sock_path)
 
 
 def test_socket_domain_high_bits_do_not_make_inet_socket(run, script, listeners):
