@@ -3,8 +3,10 @@
 #include "cli/exit_codes.h"
 #include "common/log.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
 	"usage: teepy <command> [options]\n"
@@ -20,8 +22,24 @@ static const char usage[] =
 	"  -h, --help      show this help\n"
 	"  --version       show the version and the Python it runs\n";
 
+/* fds 0-2 must be taken: if one is closed, the first file or socket teepy opens
+ * would become stdout, and a result would go into it. */
+static void ensure_std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0)
+			continue;
+		int null_fd = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+		if (null_fd >= 0 && null_fd != fd) {
+			dup2(null_fd, fd);
+			close(null_fd);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
+	ensure_std_fds();
 	if (argc < 2) {
 		fputs(usage, stderr);
 		return TP_EXIT_USAGE;

@@ -185,15 +185,18 @@ static int add_seen(struct build *b, const char *path, void ***blobs)
 	}
 	if ((under(path, TP_APP_DIR) || under(path, dir)) && cache)
 		return 0; /* the app's own caches carry its files' mtimes: not reproducible */
-	if (under(path, TP_APP_DIR)) {
-		/* the sample run saw the app's directory at /app */
-		char host[PATH_MAX];
-		snprintf(host, sizeof(host), "%s%s", dir, path + strlen(TP_APP_DIR));
-		return add_file(b, host, path, true, blobs);
-	}
-	if (under(path, dir)) {
-		snprintf(inside, sizeof(inside), "%s%s", TP_APP_DIR, path + strlen(dir));
-		return add_file(b, path, inside, true, blobs);
+	if (under(path, TP_APP_DIR) || under(path, dir)) {
+		/* the sample run saw the app's directory at /app; a link in it that leads
+		 * elsewhere on the host is not the app's to bundle */
+		char host[PATH_MAX], real_host[PATH_MAX];
+		const char *rest = under(path, TP_APP_DIR) ? path + strlen(TP_APP_DIR) : path + strlen(dir);
+		snprintf(host, sizeof(host), "%s%s", dir, rest);
+		snprintf(inside, sizeof(inside), "%s%s", TP_APP_DIR, rest);
+		if (!realpath(host, real_host) || !under(real_host, dir)) {
+			tp_warn("build: %s leads outside the app's directory; not bundled", host);
+			return 0;
+		}
+		return add_file(b, real_host, inside, true, blobs);
 	}
 	/* visibility is a matter of the real file: the loader asks for /lib/<multiarch>/...,
 	 * reached through the /lib -> usr/lib link; the content goes at the path asked for */
@@ -260,7 +263,9 @@ static int write_bundle(struct build *b, void **blobs, const struct tp_key *key,
 	for (size_t i = 0; r == 0 && i < b->manifest.file_count; i++)
 		if (b->manifest.files[i].bundled)
 			r = tp_write_full(fd, blobs[i], b->manifest.files[i].size);
-	if (r == 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0))
+	mode_t mask = umask(0);
+	umask(mask);
+	if (r == 0 && (fchmod(fd, 0666 & ~mask) < 0 || fsync(fd) < 0))
 		r = -errno;
 	close(fd);
 	if (r == 0 && rename(tmp, b->bundle_path) < 0)
@@ -292,7 +297,7 @@ int tp_cmd_build(int argc, char **argv)
 	struct tp_trace_log log;
 	struct tp_key *key = NULL;
 	void **blobs = NULL;
-	char err[512], *json = NULL;
+	char err[512] = "", *json = NULL;
 	char **run_argv = calloc((size_t)argc + 1, sizeof(char *));
 	int run_argc = 0, code = TP_EXIT_USAGE, r;
 	size_t json_size;
@@ -459,7 +464,7 @@ int tp_cmd_build(int argc, char **argv)
 	sort_with_blobs(&b.manifest, blobs);
 	if (tp_manifest_finish(&b.manifest, err, sizeof(err)) < 0 ||
 	    tp_manifest_to_json(&b.manifest, &json, &json_size) < 0) {
-		tp_error("build: %s", err);
+		tp_error("build: cannot write the manifest: %s", err[0] ? err : "an --env name is too long");
 		code = TP_EXIT_INTERNAL;
 		goto out_paths;
 	}

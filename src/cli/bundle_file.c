@@ -87,16 +87,21 @@ int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, 
 	free(msg);
 	tp_key_free(key);
 
-	if ((r = tp_manifest_from_json(bf->bundle.manifest, h.manifest_size, &bf->manifest, err,
-				       err_size)) < 0)
-		goto fail;
-	if ((r = tp_bundle_check_blobs(&bf->bundle, &bf->manifest, err, err_size)) < 0)
-		goto fail;
 	tp_manifest_measure(bf->bundle.manifest, h.manifest_size, bf->app);
 	return 0;
 fail:
 	tp_bundle_file_close(bf);
 	return r;
+}
+
+int tp_bundle_file_parse(struct tp_bundle_file *bf, char *err, size_t err_size)
+{
+	int r = tp_manifest_from_json(bf->bundle.manifest, bf->bundle.header.manifest_size,
+				      &bf->manifest, err, err_size);
+
+	if (r < 0)
+		return r;
+	return tp_bundle_check_blobs(&bf->bundle, &bf->manifest, err, err_size);
 }
 
 void tp_bundle_file_close(struct tp_bundle_file *bf)

@@ -23,8 +23,13 @@ struct tp_bundle_file {
 /* True if path starts with the bundle magic. */
 bool tp_is_bundle(const char *path);
 
-/* Opens and parses. Returns 0 or an exit-code-worthy -errno with one line in err. */
+/* Opens the bundle: header, manifest bytes, key, signature (checked: signature_ok),
+ * app and signer measurements. The manifest is not parsed yet, so the caller can
+ * decide on the signer first. Returns 0 or -errno with one line in err. */
 int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, size_t err_size);
+
+/* Parses the manifest and checks it against the blob area. */
+int tp_bundle_file_parse(struct tp_bundle_file *bf, char *err, size_t err_size);
 void tp_bundle_file_close(struct tp_bundle_file *bf);
 
 /* The runtime measurement: SHA-256 over a tag, the teepy executable, the _teepy

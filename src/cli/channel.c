@@ -27,8 +27,10 @@ static int reply(int fd, uint32_t arg, const void *payload, uint64_t size)
 	return r < 0 ? r : tp_write_full(fd, payload, (size_t)size);
 }
 
-/* Moves `size` bytes from the service to sink (or nowhere when sink < 0). */
-static int pump(int from, int sink, uint64_t size)
+/* Moves `size` bytes from the service to sink (or nowhere when sink < 0). A sink
+ * that fails is noted in *sink_error and the rest drained, so the channel stays in
+ * step. Returns 0, or -errno when the service side fails. */
+static int pump(int from, int sink, uint64_t size, int *sink_error)
 {
 	char buf[65536];
 
@@ -41,8 +43,10 @@ static int pump(int from, int sink, uint64_t size)
 			return n < 0 ? -errno : -EPIPE;
 		if (sink >= 0) {
 			int r = tp_write_full(sink, buf, (size_t)n);
-			if (r < 0)
-				return r;
+			if (r < 0) {
+				*sink_error = r;
+				sink = -1;
+			}
 		}
 		size -= (uint64_t)n;
 	}
@@ -92,16 +96,24 @@ int tp_channel_serve_one(struct tp_channel *ch)
 		if (frame.size)
 			break;
 		return send_data(ch, frame.arg);
-	case TP_FRAME_RESULT:
+	case TP_FRAME_RESULT: {
+		int ignored = 0;
+		if (ch->max_result && frame.size > ch->max_result) {
+			ch->result_too_large = true;
+			break;
+		}
 		if (ch->have_result) /* only the first result counts */
-			return pump(ch->fd, -1, frame.size);
+			return pump(ch->fd, -1, frame.size, &ignored);
 		ch->have_result = true;
 		ch->result_fd = ch->open_result ? ch->open_result(ch->ctx) : -1;
+		if (ch->result_fd < 0)
+			ch->result_error = ch->result_fd < -1 ? ch->result_fd : -EBADF;
 		ch->result_incomplete = true;
-		r = pump(ch->fd, ch->result_fd, frame.size);
+		r = pump(ch->fd, ch->result_fd, frame.size, &ch->result_error);
 		if (r == 0)
 			ch->result_incomplete = false;
 		return r;
+	}
 	case TP_FRAME_STATUS:
 		if (frame.size >= sizeof(ch->status_name))
 			break;

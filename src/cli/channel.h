@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct tp_channel {
 	int fd;
@@ -16,11 +17,14 @@ struct tp_channel {
 	 * or -errno (the result is then drained and dropped). */
 	int (*open_result)(void *ctx);
 	void *ctx;
+	uint64_t max_result; /* bytes; a larger RESULT frame breaks the channel */
 
 	/* what the service told us */
 	bool have_result;
 	bool result_incomplete;
 	bool protocol_violation;
+	bool result_too_large;
+	int result_error; /* -errno from writing the result, 0 if none */
 	int result_fd;
 	int status_kind; /* -1: no STATUS frame */
 	char status_name[128];

@@ -47,6 +47,11 @@ int tp_cmd_inspect(int argc, char **argv)
 		tp_error("%s: %s", path, err);
 		return TP_EXIT_BUNDLE;
 	}
+	if (tp_bundle_file_parse(&bf, err, sizeof(err)) < 0) {
+		tp_error("%s: %s%s", path, err, bf.signature_ok ? "" : " (and the signature does not verify)");
+		tp_bundle_file_close(&bf);
+		return TP_EXIT_BUNDLE;
+	}
 	tp_hex(bf.app, 32, app);
 	tp_hex(bf.signer, 32, signer);
 	if (tp_find_runtime(runtime_so, sizeof(runtime_so)) == 0 &&

@@ -58,6 +58,11 @@ static void on_alarm(int sig)
 		kill(child_pid, SIGKILL);
 }
 
+static bool stop_requested(void)
+{
+	return timed_out || interrupted;
+}
+
 static void on_interrupt(int sig)
 {
 	interrupted = sig;
@@ -464,10 +469,15 @@ static int prepare_sealed(struct run *run)
 		tp_error("%s: %s", o->script, err);
 		return TP_EXIT_BUNDLE;
 	}
+	run->sealed = true; /* run_free closes the bundle from here on */
+	/* who signed it is settled before a byte of the manifest is parsed */
 	if ((code = check_signer(run)) != 0)
 		return code;
+	if ((r = tp_bundle_file_parse(&run->bundle, err, sizeof(err))) < 0) {
+		tp_error("%s: %s", o->script, err);
+		return TP_EXIT_BUNDLE;
+	}
 	m = &run->bundle.manifest;
-	run->sealed = true;
 	run->plan.reserve_bytes = tp_sealed_reserve(&run->bundle);
 	run->processes = m->processes == TP_PROCESSES_MANIFEST;
 	snprintf(run->entry, sizeof(run->entry), "%s", m->entry);
@@ -682,7 +692,7 @@ static void supervise(struct run *run, struct tp_sandbox *sb)
 		}
 		if (fds[0].fd >= 0 && fds[0].revents) {
 			if (tp_channel_serve_one(ch) < 0) {
-				if (ch->protocol_violation && child_pid > 0)
+				if ((ch->protocol_violation || ch->result_too_large) && child_pid > 0)
 					kill(child_pid, SIGKILL);
 				close(fds[0].fd);
 				fds[0].fd = -1;
@@ -698,8 +708,8 @@ static int finish_result(struct run *run)
 
 	if (!ch->have_result || !run->opts.output_file || ch->result_fd < 0)
 		return 0;
-	if (ch->result_incomplete) {
-		unlink(run->out_tmp);
+	if (ch->result_incomplete || ch->result_error) {
+		unlink(run->out_tmp); /* nothing half-written is left behind */
 		close(ch->result_fd);
 		return -EPIPE;
 	}
@@ -727,9 +737,21 @@ static int judge(struct run *run, int status, const struct rusage *ru)
 		tp_error("interrupted by signal %d; the service was stopped", (int)interrupted);
 		return TP_EXIT_INTERRUPTED;
 	}
+	if (ch->result_too_large) {
+		tp_error("killed for a rule: the service sent a result larger than its memory limit "
+			 "(%s)",
+			 tp_format_size(run->opts.memory_bytes, text, sizeof(text)));
+		return TP_EXIT_RULE;
+	}
 	if (ch->protocol_violation) {
 		tp_error("killed for a rule: the service wrote malformed frames to its control channel");
 		return TP_EXIT_RULE;
+	}
+	if (ch->result_error) {
+		tp_error("cannot write the result to %s: %s",
+			 run->opts.output_file ? run->opts.output_file : "stdout",
+			 strerror(-ch->result_error));
+		return TP_EXIT_INTERNAL;
 	}
 	if (timed_out) {
 		tp_error("wall-clock timeout (%s) exceeded; the service was killed",
@@ -758,6 +780,11 @@ static int judge(struct run *run, int status, const struct rusage *ru)
 	}
 	if (WIFSIGNALED(status)) {
 		tp_error("the service crashed: %s", strsignal(WTERMSIG(status)));
+		return TP_EXIT_SERVICE_FAILED;
+	}
+	if (ch->result_incomplete) {
+		tp_error("the service ended while sending its result: the result is cut short%s",
+			 run->opts.output_file ? " and was not written" : "");
 		return TP_EXIT_SERVICE_FAILED;
 	}
 	if (WEXITSTATUS(status) != 0) {
@@ -882,7 +909,15 @@ static int execute(struct run *run)
 		.it_value = { .tv_sec = (time_t)(run->opts.timeout_ms / 1000),
 			      .tv_usec = (suseconds_t)(run->opts.timeout_ms % 1000) * 1000 },
 	};
-	setitimer(ITIMER_REAL, &timer, NULL);
+	if (setitimer(ITIMER_REAL, &timer, NULL) < 0) {
+		tp_error("cannot set the wall-clock timer: %s", strerror(errno));
+		kill(sb.pid, SIGKILL);
+		while (waitpid(sb.pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		child_pid = 0;
+		free(boot.data);
+		return TP_EXIT_INTERNAL;
+	}
 
 	/* Joining a cgroup can wait for an RCU grace period (1-12 ms measured on v1): it
 	 * runs in its own thread while the child builds its root, the sealed files are
@@ -903,12 +938,15 @@ static int execute(struct run *run)
 			kill(sb.pid, SIGKILL);
 			r = root_fd;
 		} else if (tp_sealed_fill(&run->bundle, root_fd, &run->sealed_files, line,
-					  sizeof(line)) < 0) {
-			tp_error("%s: refused: %s", run->opts.script, line);
+					  sizeof(line), stop_requested) < 0) {
+			if (!stop_requested())
+				tp_error("%s: refused: %s", run->opts.script, line);
 			kill(sb.pid, SIGKILL);
 			r = -EBADMSG;
+		} else if ((r = tp_sandbox_go(&sb)) < 0) {
+			if (!stop_requested())
+				tp_error("the service ended while its root was being filled");
 		} else {
-			r = tp_sandbox_go(&sb);
 			if (run->opts.print_config)
 				fprintf(stderr, "teepy: verified %zu files, %llu bytes, in %.1f ms\n",
 					run->sealed_files.count,
@@ -931,6 +969,8 @@ static int execute(struct run *run)
 			if (sb.go_fd >= 0)
 				close(sb.go_fd);
 			free(boot.data);
+			if (stop_requested())
+				return judge(run, run->status, &run->ru);
 			return r == -EBADMSG ? TP_EXIT_BUNDLE : TP_EXIT_INTERNAL;
 		}
 	}
@@ -949,6 +989,8 @@ static int execute(struct run *run)
 	run->channel.data_count = run->opts.data.count;
 	run->channel.open_result = open_result;
 	run->channel.ctx = run;
+	/* a result cannot be larger than the memory the service may hold */
+	run->channel.max_result = run->opts.memory_bytes;
 	if (r == 0 && send_frame(sb.ctrl_fd, TP_FRAME_BOOT, 0, boot.data, boot.size) < 0) {
 		/* the child died before reading it: its setup error or status says why */
 	}
@@ -988,8 +1030,7 @@ static int execute(struct run *run)
 	if (r < 0)
 		return TP_EXIT_INTERNAL;
 
-	if (finish_result(run) < 0 && run->channel.result_incomplete)
-		tp_error("the result was cut short: the service ended while sending it");
+	finish_result(run); /* an incomplete or failed result is judged below */
 	mark("service reaped");
 	return judge(run, run->status, &run->ru);
 }

@@ -57,7 +57,7 @@ const char tp_run_usage[] =
 	"Exit codes: 0 result returned; 1 service failed (exception, syntax error,\n"
 	"non-zero exit); 2 usage error; 3 no result returned; 4 killed for a rule;\n"
 	"5 memory limit; 6 CPU time limit; 7 wall-clock timeout; 8 bundle refused;\n"
-	"70 internal error.\n";
+	"70 internal error; 130 interrupted.\n";
 
 static int fail(char *err, size_t err_size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -155,7 +155,7 @@ static bool valid_env_name(const char *assignment)
 {
 	const char *eq = strchr(assignment, '=');
 
-	if (!eq || eq == assignment)
+	if (!eq || eq == assignment || eq - assignment >= 256 || strncmp(assignment, "LD_", 3) == 0)
 		return false;
 	for (const char *p = assignment; p < eq; p++) {
 		bool ok = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_' ||
@@ -326,7 +326,10 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 				r = strv_push(&opts->pythonpath, value);
 		} else if (strcmp(name, "--env") == 0) {
 			if (!valid_env_name(value))
-				r = fail(err, err_size, "--env: '%s' is not NAME=VALUE", value);
+				r = fail(err, err_size,
+					 "--env: '%.64s' is not NAME=VALUE (a name of letters, digits and _, "
+					 "not LD_*)",
+					 value);
 			else
 				r = strv_push(&opts->env, value);
 		} else if (strcmp(name, "--mode") == 0) {

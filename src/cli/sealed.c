@@ -42,6 +42,7 @@ struct job {
 	atomic_size_t next; /* the threads take files from the same list */
 	atomic_int failed;
 	pthread_mutex_t lock; /* err, and directory creation */
+	bool (*stop)(void);
 	char *err;
 	size_t err_size;
 };
@@ -92,7 +93,8 @@ static int copy_one(struct job *job, size_t i, char *buf)
 		src = job->bf->fd;
 		base = job->bf->bundle.blob_offset + f->offset;
 	} else {
-		src = open(f->path, O_RDONLY | O_CLOEXEC);
+		/* a FIFO or device planted at a system path must not block us */
+		src = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 		if (src < 0) {
 			report(job, "file %s: missing on this host: %s (the manifest expects sha256 %s)",
 			       f->path, strerror(errno), want);
@@ -213,6 +215,10 @@ static void *worker(void *arg)
 		size_t k = atomic_fetch_add(&job->next, 1);
 		if (k >= job->bf->manifest.file_count || atomic_load(&job->failed))
 			break;
+		if (job->stop && job->stop()) {
+			report(job, "stopped before every file was verified");
+			break;
+		}
 		copy_one(job, job->order[k], buf);
 	}
 	free(buf);
@@ -238,9 +244,10 @@ uint64_t tp_sealed_reserve(const struct tp_bundle_file *bf)
 }
 
 int tp_sealed_fill(const struct tp_bundle_file *bf, int root_fd, struct tp_sealed *out, char *err,
-		   size_t err_size)
+		   size_t err_size, bool (*stop)(void))
 {
-	struct job job = { .bf = bf, .root_fd = root_fd, .err = err, .err_size = err_size };
+	struct job job = { .bf = bf, .root_fd = root_fd, .err = err, .err_size = err_size,
+			   .stop = stop };
 	size_t n = bf->manifest.file_count;
 	struct timespec t0, t1;
 	pthread_t helper;

@@ -278,6 +278,13 @@ static int parse_file(const char *path, json_t *entry, struct tp_manifest_file *
 		return r;
 	if (!tp_path_is_normal(path))
 		return bad(err, err_size, "file %s: not a normal absolute path", path);
+	/* the runtime's own directory and devices are teepy's, never a bundle's */
+	static const char *const reserved[] = { "/.teepy", "/dev", "/proc", "/sys" };
+	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+		size_t len = strlen(reserved[i]);
+		if (strncmp(path, reserved[i], len) == 0 && (path[len] == '/' || path[len] == '\0'))
+			return bad(err, err_size, "file %s: %s belongs to the runtime", path, reserved[i]);
+	}
 	if (!json_is_boolean(json_object_get(entry, "bundled")))
 		return bad(err, err_size, "file %s: \"bundled\" must be true or false", path);
 	if (!json_is_false(json_object_get(entry, "encrypted")))
@@ -291,6 +298,10 @@ static int parse_file(const char *path, json_t *entry, struct tp_manifest_file *
 		return bad(err, err_size, "file %s: \"sha256\" must be 64 hex digits", path);
 	f->mode = (uint32_t)mode;
 	f->bundled = json_is_true(json_object_get(entry, "bundled"));
+	/* only the app's own files travel in a bundle: a bundled interpreter or stdlib
+	 * module would run before the runtime's last seccomp stage */
+	if (f->bundled && strncmp(path, TP_APP_DIR "/", strlen(TP_APP_DIR) + 1) != 0)
+		return bad(err, err_size, "file %s: only files under %s can be bundled", path, TP_APP_DIR);
 	f->path = strdup(path);
 	return f->path ? 0 : -ENOMEM;
 }
@@ -347,9 +358,14 @@ int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, 
 	}
 	json_object_foreach(obj, key, value) {
 		char assignment[8192];
-		if (!json_is_string(value) || !*key || strchr(key, '=') ||
+		if (!json_is_string(value) || !*key || strchr(key, '=') || strlen(key) >= 256 ||
 		    strlen(json_string_value(value)) != json_string_length(value)) {
-			r = bad(err, err_size, "\"env\" entry \"%s\" is not NAME: string", key);
+			r = bad(err, err_size, "\"env\" entry \"%.64s\" is not NAME: string", key);
+			goto out;
+		}
+		/* the program loader reads LD_*: a manifest must not steer it */
+		if (strncmp(key, "LD_", 3) == 0) {
+			r = bad(err, err_size, "\"env\" entry %.64s would steer the program loader", key);
 			goto out;
 		}
 		if ((size_t)snprintf(assignment, sizeof(assignment), "%s=%s", key,
@@ -414,10 +430,20 @@ int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, 
 	}
 	if ((r = tp_manifest_finish(m, err, err_size)) < 0)
 		goto out;
+	/* the scratch /tmp would hide files under it */
+	for (size_t i = 0; m->scratch_bytes && i < m->file_count; i++) {
+		if (strncmp(m->files[i].path, "/tmp/", 5) == 0) {
+			r = bad(err, err_size, "file %s lies under /tmp, where the policy's scratch goes",
+				m->files[i].path);
+			goto out;
+		}
+	}
 
 	/* one manifest, one byte string: what was signed must be the canonical form */
-	if ((r = tp_manifest_to_json(m, &again, &again_size)) < 0)
+	if ((r = tp_manifest_to_json(m, &again, &again_size)) < 0) {
+		r = bad(err, err_size, "cannot be encoded again (%s)", strerror(-r));
 		goto out;
+	}
 	if (again_size != size || memcmp(again, json, size) != 0) {
 		r = bad(err, err_size, "not in canonical form (sorted keys, no spaces)");
 		goto out;

@@ -328,3 +328,29 @@ def test_scratch_is_fresh_each_run(run, script, sentinel):
     assert run("run", s, "--scratch", "1M").json() == {"existed": False}
     assert run("run", s, "--scratch", "1M").json() == {"existed": False}
     assert not os.path.exists(marker)
+
+
+def test_device_nodes_cannot_be_changed(as_user, run, script):
+    """Writing to /dev/null works; changing the host's node (chmod, utime) does not."""
+    before = os.stat("/dev/null")
+    s = hostile(
+        script,
+        """
+        import os
+        out = {}
+        with open("/dev/null", "w") as f:
+            out["write"] = f.write("x")
+        for name, f in (("chmod", lambda: os.chmod("/dev/null", 0o600)),
+                        ("utime", lambda: os.utime("/dev/null", (0, 0)))):
+            try:
+                f(); out[name] = "changed"
+            except OSError as e:
+                out[name] = e.errno
+        report(out)
+        """,
+    )
+    out = run("run", s).json()
+    after = os.stat("/dev/null")
+    assert out["write"] == 1
+    assert out["chmod"] != "changed" and out["utime"] != "changed", out
+    assert (after.st_mode, after.st_mtime) == (before.st_mode, before.st_mtime)

@@ -319,3 +319,58 @@ def test_inspect_of_garbage_is_one_line(work):
     r = teepy("inspect", junk)
     assert r.returncode == EXIT_BUNDLE
     assert len(r.stderr.decode().strip().splitlines()) == 1
+
+
+# ---- regressions from review ----
+
+def test_fifo_at_a_system_path_is_refused_not_hung(work, keys):
+    lib = os.path.join(work, "vendor")
+    os.makedirs(lib)
+    with open(os.path.join(lib, "vendored.py"), "w") as f:
+        f.write("VALUE = 1\n")
+    app = write_app(work, {"svc.py": "import teex, vendored\nteex.TEEX_return('ok')\n"})
+    bundle = build(work, keys, os.path.join(app, "svc.py"), "--pythonpath", lib, "--include-dir", lib)
+    os.remove(os.path.join(lib, "vendored.py"))
+    os.mkfifo(os.path.join(lib, "vendored.py"))
+    start = __import__("time").monotonic()
+    r = run_bundle(bundle, keys, "--timeout", "5", timeout=30)
+    assert __import__("time").monotonic() - start < 5
+    assert r.returncode == EXIT_BUNDLE, r.stderr.decode()
+    assert "vendored.py" in one_line_error(r)
+
+
+def test_a_link_out_of_the_app_directory_is_not_bundled(work, keys):
+    secret_dir = os.path.join(work, "secret")
+    os.makedirs(secret_dir)
+    with open(os.path.join(secret_dir, "creds"), "w") as f:
+        f.write("password=hunter2\n")
+    app = write_app(work, {"svc.py": "import teex\n"
+                                     "try:\n    open('/app/config.ini').read()\nexcept OSError:\n    pass\n"
+                                     "teex.TEEX_return('ok')\n"})
+    os.symlink(os.path.join(secret_dir, "creds"), os.path.join(app, "config.ini"))
+    bundle = build(work, keys, os.path.join(app, "svc.py"))
+    assert b"hunter2" not in open(bundle, "rb").read()
+    assert "/app/config.ini" not in {f["path"] for f in inspect_json(bundle)["files"]}
+
+
+def test_processes_policy_still_refuses_namespaces(work, keys):
+    src = ("import ctypes, teex\n"
+           "libc = ctypes.CDLL(None, use_errno=True)\n"
+           "CLONE_NEWUSER, SIGCHLD = 0x10000000, 17\n"
+           "r = libc.syscall(56, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0)\n"
+           "if r == 0:\n    libc.syscall(60, 0)\n"
+           "teex.TEEX_return(str(r) + ' ' + str(ctypes.get_errno()))\n")
+    app = write_app(work, {"svc.py": src})
+    bundle = build(work, keys, os.path.join(app, "svc.py"), "--allow-processes")
+    r = run_bundle(bundle, keys)
+    assert r.returncode == 0, r.stderr.decode()
+    ret, err = r.stdout.decode().split()
+    assert ret == "-1", r.stdout
+
+
+def test_timeout_while_verifying_reports_the_timeout(work, keys):
+    app = write_app(work, {"svc.py": NUMPY_SVC})
+    bundle = build(work, keys, os.path.join(app, "svc.py"), "--allow-site-packages")
+    r = run_bundle(bundle, keys, "--timeout", "1ms")
+    assert r.returncode == 7, r.stderr.decode()
+    assert "timeout" in one_line_error(r)

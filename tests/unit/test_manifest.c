@@ -103,6 +103,15 @@ static void test_manifest_refuses_what_is_not_canonical_or_valid(void)
 	hash[0] = 'x';
 	CHECK(parse_str(copy, err) == -EINVAL && strstr(err, "sha256"));
 	free(copy);
+	/* only /app files can be bundled; runtime paths never appear */
+	copy = strdup(json);
+	memcpy(strstr(copy, "/app/lib.py"), "/usr/lib.py", 11);
+	CHECK(parse_str(copy, err) == -EINVAL && strstr(err, "only files under /app"));
+	free(copy);
+	copy = strdup(json);
+	memcpy(strstr(copy, "/usr/bin/python3.11"), "/.teepy/_teepy.py/", 18);
+	CHECK(parse_str(copy, err) == -EINVAL);
+	free(copy);
 	CHECK(parse_str("[]", err) == -EINVAL);
 	CHECK(parse_str("{", err) == -EINVAL);
 	CHECK(parse_str("", err) == -EINVAL);
