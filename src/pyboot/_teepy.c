@@ -351,13 +351,16 @@ static PyObject *run_entry(const char *entry, int *status)
 		return NULL;
 	globals = PyModule_GetDict(main_module);
 	sys_modules = PyImport_GetModuleDict();
-	if (PyDict_SetItemString(sys_modules, "__main__", main_module) < 0 ||
+	PyObject *file = PyUnicode_DecodeFSDefault(entry);
+	if (!file || PyDict_SetItemString(sys_modules, "__main__", main_module) < 0 ||
 	    PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0 ||
-	    PyDict_SetItemString(globals, "__file__", PyUnicode_DecodeFSDefault(entry)) < 0 ||
+	    PyDict_SetItemString(globals, "__file__", file) < 0 ||
 	    PyDict_SetItemString(globals, "__cached__", Py_None) < 0) {
+		Py_XDECREF(file);
 		Py_DECREF(main_module);
 		return NULL;
 	}
+	Py_DECREF(file);
 
 	fp = fopen(entry, "rb");
 	if (!fp) {
