@@ -1032,6 +1032,11 @@ static int execute(struct run *run)
 
 	finish_result(run); /* an incomplete or failed result is judged below */
 	mark("service reaped");
+	if (timing_on)
+		fprintf(stderr, "teepy: usage  peak RSS %ld KiB, user %.3f s, system %.3f s\n",
+			run->ru.ru_maxrss,
+			(double)run->ru.ru_utime.tv_sec + (double)run->ru.ru_utime.tv_usec / 1e6,
+			(double)run->ru.ru_stime.tv_sec + (double)run->ru.ru_stime.tv_usec / 1e6);
 	return judge(run, run->status, &run->ru);
 }
 
