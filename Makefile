@@ -68,12 +68,14 @@ FUZZ_SECONDS ?= 20
 FUZZ_BUILD ?= build-fuzz
 fuzz: deps
 	@[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dwerror=true
-	ninja -C $(FUZZ_BUILD) fuzz/fuzz_channel fuzz/fuzz_bundle
-	mkdir -p $(FUZZ_BUILD)/corpus-channel $(FUZZ_BUILD)/corpus-bundle
+	ninja -C $(FUZZ_BUILD) fuzz/fuzz_channel fuzz/fuzz_bundle fuzz/fuzz_elf
+	mkdir -p $(FUZZ_BUILD)/corpus-channel $(FUZZ_BUILD)/corpus-bundle $(FUZZ_BUILD)/corpus-elf
 	$(FUZZ_BUILD)/fuzz/fuzz_channel -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-channel fuzz/corpus/channel
 	$(FUZZ_BUILD)/fuzz/fuzz_bundle -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-bundle fuzz/corpus/bundle
+	$(FUZZ_BUILD)/fuzz/fuzz_elf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		-print_final_stats=1 $(FUZZ_BUILD)/corpus-elf fuzz/corpus/elf
 
 bench: build
 	TEEPY_BIN=$(abspath $(BUILD))/teepy bench/startup
