@@ -140,7 +140,7 @@ void tp_trace_log_sort(struct tp_trace_log *log)
 	if (!(r = malloc(log->count * sizeof(*r))))
 		return; /* left unsorted; every record is still there */
 	for (size_t i = 0; i < log->count; i++)
-		r[i] = (struct record){ log->paths[i], log->kinds[i] };
+		r[i] = (struct record){log->paths[i], log->kinds[i]};
 	qsort(r, log->count, sizeof(*r), compare_records);
 	for (size_t i = 0; i < log->count; i++) {
 		log->paths[i] = r[i].path;
@@ -160,19 +160,21 @@ void tp_trace_log_sort(struct tp_trace_log *log)
 
 /* Every call that names a file to open or to execute. */
 static const int traced_calls[] = {
-	__NR_open, __NR_openat, __NR_openat2, __NR_creat, __NR_execve, __NR_execveat,
+    __NR_open, __NR_openat, __NR_openat2, __NR_creat, __NR_execve, __NR_execveat,
 };
 #define TRACED_COUNT (sizeof(traced_calls) / sizeof(traced_calls[0]))
 
-#define LOAD(field) \
-	((struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, field)))
-#define JUMP_IF(op, k, jt, jf) ((struct sock_filter)BPF_JUMP(BPF_JMP | (op) | BPF_K, (k), (jt), (jf)))
+#define LOAD(field)                                                                                \
+	((struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,                                    \
+				      offsetof(struct seccomp_data, field)))
+#define JUMP_IF(op, k, jt, jf)                                                                     \
+	((struct sock_filter)BPF_JUMP(BPF_JMP | (op) | BPF_K, (k), (jt), (jf)))
 #define RET(action) ((struct sock_filter)BPF_STMT(BPF_RET | BPF_K, (action)))
 
 int tp_trace_filter_install(void)
 {
 	struct sock_filter insns[5 + TRACED_COUNT + 2];
-	struct sock_fprog prog = { .len = 0, .filter = insns };
+	struct sock_fprog prog = {.len = 0, .filter = insns};
 	size_t n = 0;
 
 	/* Other architectures' calls (int 0x80, x32) are the sandbox filter's business:
@@ -199,7 +201,8 @@ int tp_trace_filter_install(void)
 int tp_trace_seize(pid_t pid)
 {
 	long options = PTRACE_O_TRACESECCOMP | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK |
-		       PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL;
+		       PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL |
+		       PTRACE_O_TRACESYSGOOD;
 
 	if (ptrace(PTRACE_SEIZE, pid, 0, options) < 0)
 		return -errno;
@@ -217,8 +220,8 @@ static int read_string(pid_t tid, uint64_t addr, char *buf, size_t size)
 		size_t chunk = page - (size_t)((addr + len) % page);
 		if (chunk > size - len)
 			chunk = size - len;
-		struct iovec local = { buf + len, chunk };
-		struct iovec remote = { (void *)(uintptr_t)(addr + len), chunk };
+		struct iovec local = {buf + len, chunk};
+		struct iovec remote = {(void *)(uintptr_t)(addr + len), chunk};
 		ssize_t got = process_vm_readv(tid, &local, 1, &remote, 1, 0);
 		if (got < 0)
 			return -errno;
@@ -284,10 +287,81 @@ static int start_dir(pid_t tid, int dirfd, char *buf, size_t size)
 	return 0;
 }
 
-/* Records the file named by the stopped system call. A call the kernel is sure to
- * refuse for its dirfd or an empty path is not recorded; one whose path cannot be
- * read is counted as missed. */
-static void record_call(pid_t tid, struct tp_trace_log *log)
+/* ---- calls between their seccomp stop and their end ---- */
+
+/* A traced call whose path was read at its seccomp stop; it is recorded only once the
+ * call is known to have succeeded (at its syscall-exit stop, or for an exec at the
+ * exec event), so a file the app failed to open, or a program it failed to run, is
+ * never part of the record. */
+struct pending {
+	pid_t tid;
+	enum tp_trace_kind kind;
+	char *path; /* NULL: the path could not be read */
+};
+
+struct pendings {
+	struct pending *items;
+	size_t count, cap;
+};
+
+static struct pending *pending_of(struct pendings *p, pid_t tid)
+{
+	for (size_t i = 0; i < p->count; i++)
+		if (p->items[i].tid == tid)
+			return &p->items[i];
+	return NULL;
+}
+
+static void pending_drop(struct pendings *p, pid_t tid)
+{
+	struct pending *x = pending_of(p, tid);
+
+	if (!x)
+		return;
+	free(x->path);
+	*x = p->items[--p->count];
+}
+
+/* Notes the call of tid; a thread has at most one call in flight. */
+static int pending_add(struct pendings *p, pid_t tid, enum tp_trace_kind kind, const char *path)
+{
+	pending_drop(p, tid);
+	if (p->count == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 16;
+		struct pending *items = realloc(p->items, cap * sizeof(*items));
+		if (!items)
+			return -ENOMEM;
+		p->items = items;
+		p->cap = cap;
+	}
+	p->items[p->count] = (struct pending){tid, kind, path ? strdup(path) : NULL};
+	if (path && !p->items[p->count].path)
+		return -ENOMEM;
+	p->count++;
+	return 0;
+}
+
+static void pendings_free(struct pendings *p)
+{
+	for (size_t i = 0; i < p->count; i++)
+		free(p->items[i].path);
+	free(p->items);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Notes tid's call as pending; without memory it goes unrecorded, and counted. */
+static void note(struct pendings *pend, struct tp_trace_log *log, pid_t tid,
+		 enum tp_trace_kind kind, const char *path)
+{
+	if (pending_add(pend, tid, kind, path) < 0)
+		log->missed++;
+}
+
+/* Reads the file named by the call stopped at its seccomp stop and notes it as
+ * pending. A call the kernel is sure to refuse for its dirfd or an empty path is
+ * not noted; one whose path cannot be read is noted without a path, and counted
+ * as missed if it then succeeds. */
+static void read_call(pid_t tid, struct pendings *pend, struct tp_trace_log *log)
 {
 	struct user_regs_struct regs;
 	enum tp_trace_kind kind = TP_TRACE_OPEN;
@@ -313,9 +387,9 @@ static void record_call(pid_t tid, struct tp_trace_log *log)
 		break;
 	case __NR_openat2: {
 		/* RESOLVE_IN_ROOT makes an absolute path start at dirfd */
-		struct open_how how = { 0 };
-		struct iovec local = { &how, sizeof(how) };
-		struct iovec remote = { (void *)(uintptr_t)regs.rdx, sizeof(how) };
+		struct open_how how = {0};
+		struct iovec local = {&how, sizeof(how)};
+		struct iovec remote = {(void *)(uintptr_t)regs.rdx, sizeof(how)};
 		dirfd = (int)regs.rdi;
 		addr = regs.rsi;
 		if (regs.r10 >= sizeof(how) &&
@@ -335,7 +409,7 @@ static void record_call(pid_t tid, struct tp_trace_log *log)
 
 	if ((r = read_string(tid, addr, path, sizeof(path))) < 0) {
 		if (r != -ENAMETOOLONG && r != -EFAULT) /* those the kernel refuses too */
-			log->missed++;
+			note(pend, log, tid, kind, NULL);
 		return;
 	}
 	if (path[0] == '\0' && !empty_path_ok)
@@ -346,14 +420,28 @@ static void record_call(pid_t tid, struct tp_trace_log *log)
 		char dir[PATH_MAX];
 		if ((r = start_dir(tid, dirfd, dir, sizeof(dir))) < 0) {
 			if (r == -EACCES || r == -EPERM)
-				log->missed++;
+				note(pend, log, tid, kind, NULL);
 			return;
 		}
 		snprintf(full, sizeof(full), "%s/%s", dir, path);
 	}
 	normalize(full);
-	if (tp_trace_log_add(log, kind, full) < 0)
-		log->missed++;
+	note(pend, log, tid, kind, full);
+}
+
+/* At the syscall-exit stop of a pending call: recorded if it succeeded. */
+static void end_call(pid_t tid, struct pendings *pend, struct tp_trace_log *log)
+{
+	struct user_regs_struct regs;
+	struct pending *x = pending_of(pend, tid);
+
+	if (!x)
+		return;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &regs) == 0 && (int64_t)regs.rax >= 0) {
+		if (!x->path || tp_trace_log_add(log, x->kind, x->path) < 0)
+			log->missed++;
+	}
+	pending_drop(pend, tid);
 }
 
 /* After an exec: the file the kernel ran, which is also the interpreter of a "#!"
@@ -375,25 +463,45 @@ static void record_exe(pid_t tid, struct tp_trace_log *log)
 		log->missed++;
 }
 
-/* Lets a stopped tracee go on. ESRCH means it was killed meanwhile: its exit will
- * be reported, nothing to do. */
-static void resume(pid_t tid, int sig)
+/* An exec succeeded: the path asked for, and the program the kernel ran. A thread
+ * other than the leader that execs takes the leader's id; the event names the id
+ * it had. An exec whose path could not be read (a tracee not yet dumpable, as the
+ * sandbox is before it runs the interpreter) is not counted as missed: the program
+ * itself is recorded from /proc/PID/exe. */
+static void exec_done(pid_t tid, struct pendings *pend, struct tp_trace_log *log)
 {
-	(void)ptrace(PTRACE_CONT, tid, 0, sig);
+	unsigned long former = (unsigned long)tid;
+	struct pending *x;
+
+	if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &former) < 0)
+		former = (unsigned long)tid;
+	x = pending_of(pend, (pid_t)former);
+	if (x && x->kind == TP_TRACE_EXEC && x->path && tp_trace_log_add(log, x->kind, x->path) < 0)
+		log->missed++;
+	pending_drop(pend, (pid_t)former);
+	pending_drop(pend, tid); /* the leader's own call, if it was another thread */
+	record_exe(tid, log);
 }
 
-static void serve_stop(pid_t tid, int status, struct tp_trace_log *log)
+/* Lets a stopped tracee go on; to its syscall-exit stop when it has a call in
+ * flight. ESRCH means it was killed meanwhile: its exit will be reported. */
+static void resume(pid_t tid, int sig, struct pendings *pend)
+{
+	(void)ptrace(pending_of(pend, tid) ? PTRACE_SYSCALL : PTRACE_CONT, tid, 0, sig);
+}
+
+static void serve_stop(pid_t tid, int status, struct pendings *pend, struct tp_trace_log *log)
 {
 	int sig = WSTOPSIG(status);
 
 	switch ((unsigned)status >> 16) {
 	case PTRACE_EVENT_SECCOMP:
-		record_call(tid, log);
-		resume(tid, 0);
+		read_call(tid, pend, log);
+		resume(tid, 0, pend);
 		break;
 	case PTRACE_EVENT_EXEC:
-		record_exe(tid, log);
-		resume(tid, 0);
+		exec_done(tid, pend, log);
+		resume(tid, 0, pend);
 		break;
 	case PTRACE_EVENT_STOP:
 		/* With PTRACE_SEIZE a group-stop (SIGSTOP and friends) is reported here:
@@ -402,24 +510,32 @@ static void serve_stop(pid_t tid, int status, struct tp_trace_log *log)
 		 * (SIGTRAP), which just goes on. */
 		if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
 			if (ptrace(PTRACE_LISTEN, tid, 0, 0) < 0 && errno != ESRCH)
-				resume(tid, 0);
+				resume(tid, 0, pend);
 		} else {
-			resume(tid, 0);
+			resume(tid, 0, pend);
 		}
 		break;
 	case 0:
+		if (sig == (SIGTRAP | 0x80)) {
+			/* the syscall-exit stop of a pending call (PTRACE_O_TRACESYSGOOD) */
+			end_call(tid, pend, log);
+			resume(tid, 0, pend);
+			break;
+		}
 		/* a signal on its way to the tracee: deliver it */
-		resume(tid, sig);
+		resume(tid, sig, pend);
 		break;
 	default:
 		/* clone, fork, vfork: the new tracee is attached already */
-		resume(tid, 0);
+		resume(tid, 0, pend);
 		break;
 	}
 }
 
 int tp_trace_run(pid_t pid, struct tp_trace_log *log, int *status, struct rusage *ru)
 {
+	struct pendings pend = {0};
+
 	for (;;) {
 		struct rusage usage;
 		int st;
@@ -430,17 +546,20 @@ int tp_trace_run(pid_t pid, struct tp_trace_log *log, int *status, struct rusage
 		if (tid < 0) {
 			if (errno == EINTR)
 				continue;
+			pendings_free(&pend);
 			return -errno;
 		}
 		if (WIFEXITED(st) || WIFSIGNALED(st)) {
+			pending_drop(&pend, tid); /* killed in the middle of a call */
 			if (tid != pid)
 				continue; /* a thread or another process ended */
 			*status = st;
 			if (ru)
 				*ru = usage;
+			pendings_free(&pend);
 			return 0;
 		}
 		if (WIFSTOPPED(st))
-			serve_stop(tid, st, log);
+			serve_stop(tid, st, &pend, log);
 	}
 }

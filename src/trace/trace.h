@@ -12,12 +12,13 @@
  * wait4(-1, __WALL): it would also reap any other child of the process, so the
  * traced child should be the only one.
  *
- * What is recorded is what the app asked for, read from its registers and memory,
- * before the kernel acts: files that do not exist, or that it may not open, are
- * recorded too. The caller filters the records by checking the files on the host.
- * Paths are as the tracee sees them (its root and cwd). This is a measuring tool
- * for the app's own developer, not a security boundary: a thread of the tracee can
- * change a path between our read and the kernel's. x86-64 only. */
+ * What is recorded is what the app asked for, read from its registers and memory at
+ * the call's seccomp stop, but only once the call has succeeded: the tracee is then
+ * let run to the call's syscall-exit stop (an exec: to its exec event), whose return
+ * value decides. A file that does not exist, or that the app may not open, is never
+ * recorded. Paths are as the tracee sees them (its root and cwd). This is a measuring
+ * tool for the app's own developer, not a security boundary: a thread of the tracee
+ * can change a path between our read and the kernel's. x86-64 only. */
 #ifndef TEEPY_TRACE_TRACE_H
 #define TEEPY_TRACE_TRACE_H
 
@@ -36,7 +37,7 @@ struct tp_trace_log {
 	size_t count;
 	enum tp_trace_kind *kinds; /* [count] */
 	char **paths;              /* [count], absolute, lexically normalized; owned by the log */
-	size_t missed;             /* events whose path could not be read or stored (see below) */
+	size_t missed;             /* successful calls whose path could not be read or stored */
 
 	/* private: capacity and the deduplication index */
 	size_t cap;
@@ -70,12 +71,12 @@ int tp_trace_seize(pid_t pid);
  * reaped. EINTR is retried: a caller with a deadline kills PID (SIGKILL) from a
  * signal handler or another thread and the loop sees the exit.
  *
- * A record is missed (log->missed counts it) when the tracee's memory or /proc
- * entry cannot be read: an unprivileged tracer may not read a tracee that made
- * itself non-dumpable (PR_SET_DUMPABLE 0, as the sandbox does before its exec)
+ * A record is missed (log->missed counts it) when a call succeeded but its path
+ * could not be read or stored: an unprivileged tracer may not read a tracee that
+ * made itself non-dumpable (PR_SET_DUMPABLE 0, as the sandbox does before its exec)
  * until that tracee execs, because the mm still belongs to the caller's user
- * namespace. The file an exec ended up running is recorded again from
- * /proc/PID/exe after the exec, which always works.
+ * namespace. Such an exec is not counted: the file it ended up running is recorded
+ * from /proc/PID/exe after the exec, which always works.
  *
  * Processes that outlive PID stay traced: if PID is not the init of its own pid
  * namespace (the sandbox's child is), they stop at their next traced call and

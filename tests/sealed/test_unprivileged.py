@@ -59,3 +59,23 @@ def test_build_and_run_sealed_as_unprivileged_user(as_nobody):
     r = run("run", "u.tpy", "--trust", "k.pub")
     assert r.returncode == 8, r.stderr.decode()
     assert b"sha256 is" in r.stderr
+
+
+def test_a_file_the_sample_run_may_not_open_is_left_out(as_nobody):
+    """The app tries a root-owned 0600 file beside it: the open fails in the sample
+    run, so the file is not the app's to bundle and the build goes on."""
+    d, run = as_nobody
+    app = write_app(d, {"svc.py": "import teex\n"
+                                  "try:\n    open('/app/secret.txt').read(); seen = 'read'\n"
+                                  "except OSError as e:\n    seen = type(e).__name__\n"
+                                  "teex.TEEX_return(seen)\n",
+                        "secret.txt": "root only\n"})
+    os.chmod(app, 0o777)
+    os.chmod(os.path.join(app, "secret.txt"), 0o600)  # owned by root, the test's user
+    assert run("keygen", "-o", "k.key").returncode == 0
+    b = run("build", os.path.join(app, "svc.py"), "-o", "s.tpy", "--key", "k.key")
+    assert b.returncode == 0, b.stderr.decode()
+    assert b"root only" not in open(os.path.join(d, "s.tpy"), "rb").read()
+    r = run("run", "s.tpy", "--trust", "k.pub")
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == b"FileNotFoundError"  # absent from the sealed root
