@@ -10,13 +10,165 @@
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char usage[] =
-	"usage: teepy inspect BUNDLE.tpy [--json]\n"
-	"\n"
-	"Prints the bundle's measurements (app, runtime, signer), whether its signature\n"
-	"verifies, its entry, limits, policy and file table. --json prints one JSON object.\n";
+    "usage: teepy inspect BUNDLE.tpy [--json]\n"
+    "\n"
+    "Prints the bundle's measurements (app, runtime, signer), whether its signature\n"
+    "verifies, its entry, argv, environment, sys.path, limits, policy (with the\n"
+    "preload modules) and file table (B bundled / S system file, mode, mtime, size,\n"
+    "sha256, path): everything the signature pins. Bytes that are not printable ASCII\n"
+    "are shown as \\xNN. --json prints one JSON object (ASCII, \\u escapes).\n";
+
+/* Prints s with every byte outside printable ASCII escaped: a manifest's strings
+ * (argv and env values may hold any character) must not drive the terminal. */
+static void put(const char *s)
+{
+	size_t size = 4 * strlen(s) + 8;
+	char *buf = malloc(size);
+
+	fputs(buf ? tp_escape(s, buf, size) : "?", stdout);
+	free(buf);
+}
+
+/* A labelled list, one item a line; "(none)" when empty. */
+static void put_list(const char *label, const struct tp_strlist *l)
+{
+	printf("%-10s %s", label, l->count ? "" : "(none)\n");
+	for (size_t i = 0; i < l->count; i++) {
+		printf("%s", i ? "           " : "");
+		put(l->items[i]);
+		putchar('\n');
+	}
+}
+
+static json_t *strings(const struct tp_strlist *l)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < l->count; i++)
+		json_array_append_new(a, json_string(l->items[i]));
+	return a;
+}
+
+/* The manifest's env, NAME=VALUE items, as an object. */
+static json_t *env_object(const struct tp_strlist *env)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < env->count; i++) {
+		const char *eq = strchr(env->items[i], '=');
+		char *name = strndup(env->items[i], (size_t)(eq - env->items[i]));
+		if (name)
+			json_object_set_new(o, name, json_string(eq + 1));
+		free(name);
+	}
+	return o;
+}
+
+static void print_json(const char *path, const struct tp_bundle_file *bf, const char *app,
+		       const char *runtime, const char *signer)
+{
+	const struct tp_manifest *m = &bf->manifest;
+	json_t *o = json_object(), *files = json_array();
+	json_t *bundle = json_string(path);
+	char *shown = NULL;
+
+	if (!bundle) { /* a file name that is not UTF-8 */
+		size_t size = 4 * strlen(path) + 8;
+		shown = malloc(size);
+		bundle = json_string(shown ? tp_escape(path, shown, size) : "?");
+	}
+	json_object_set_new(o, "bundle", bundle);
+	json_object_set_new(o, "app", json_string(app));
+	json_object_set_new(o, "runtime", json_string(runtime));
+	json_object_set_new(o, "signer", json_string(signer));
+	json_object_set_new(o, "signature_valid", json_boolean(bf->signature_ok));
+	json_object_set_new(o, "entry", json_string(m->entry));
+	json_object_set_new(o, "argv", strings(&m->argv));
+	json_object_set_new(o, "env", env_object(&m->env));
+	json_object_set_new(o, "python_path", strings(&m->python_path));
+	json_object_set_new(o, "preload", strings(&m->preload));
+	json_object_set_new(o, "processes", json_string(m->processes ? "manifest" : "none"));
+	json_object_set_new(o, "memory", json_integer((json_int_t)m->memory_bytes));
+	json_object_set_new(o, "cpu_ms", json_integer((json_int_t)m->cpu_ms));
+	json_object_set_new(o, "timeout_ms", json_integer((json_int_t)m->timeout_ms));
+	json_object_set_new(o, "threads", json_integer(m->threads));
+	json_object_set_new(o, "scratch", json_integer((json_int_t)m->scratch_bytes));
+	for (size_t i = 0; i < m->file_count; i++) {
+		char hex[65];
+		json_t *f = json_object();
+		tp_hex(m->files[i].sha256, 32, hex);
+		json_object_set_new(f, "path", json_string(m->files[i].path));
+		json_object_set_new(f, "sha256", json_string(hex));
+		json_object_set_new(f, "size", json_integer((json_int_t)m->files[i].size));
+		json_object_set_new(f, "mode", json_integer(m->files[i].mode));
+		json_object_set_new(f, "mtime", json_integer((json_int_t)m->files[i].mtime));
+		json_object_set_new(f, "bundled", json_boolean(m->files[i].bundled));
+		json_array_append_new(files, f);
+	}
+	json_object_set_new(o, "files", files);
+	/* ASCII only: every control character and non-ASCII one as \u; jansson leaves
+	 * DEL as it is, so it is escaped here */
+	char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+	for (const char *c = text ? text : "{}"; *c; c++) {
+		if (*c == 0x7f)
+			fputs("\\u007f", stdout);
+		else
+			putchar(*c);
+	}
+	putchar('\n');
+	free(text);
+	free(shown);
+	json_decref(o);
+}
+
+static void print_text(const char *path, const struct tp_bundle_file *bf, const char *app,
+		       const char *runtime, const char *signer)
+{
+	const struct tp_manifest *m = &bf->manifest;
+	char mem[32], cpu[32], timeout[32], scratch[32];
+	uint64_t bundled = 0, system = 0;
+
+	for (size_t i = 0; i < m->file_count; i++)
+		*(m->files[i].bundled ? &bundled : &system) += m->files[i].size;
+	printf("bundle     ");
+	put(path);
+	printf(" (%llu bytes)\n", (unsigned long long)bf->file_size);
+	printf("app        %s\n", app);
+	printf("runtime    %s (this teepy and its _teepy)\n", runtime);
+	printf("signer     %s\n", signer);
+	printf("signature  %s\n",
+	       bf->signature_ok ? "valid (check the signer with --trust)" : "INVALID");
+	printf("entry      ");
+	put(m->entry);
+	putchar('\n');
+	put_list("argv", &m->argv);
+	put_list("env", &m->env);
+	put_list("sys.path", &m->python_path);
+	printf("limits     memory %s, cpu %s, timeout %s, threads %u\n",
+	       tp_format_size(m->memory_bytes, mem, sizeof(mem)),
+	       tp_format_duration(m->cpu_ms, cpu, sizeof(cpu)),
+	       tp_format_duration(m->timeout_ms, timeout, sizeof(timeout)), m->threads);
+	printf("policy     processes %s, scratch %s\n", m->processes ? "manifest" : "none",
+	       m->scratch_bytes ? tp_format_size(m->scratch_bytes, scratch, sizeof(scratch))
+				: "none");
+	put_list("preload", &m->preload);
+	printf("files      %zu (%llu bytes bundled, %llu bytes of system files)\n", m->file_count,
+	       (unsigned long long)bundled, (unsigned long long)system);
+	printf("  B/S mode      mtime       size %-64s path\n", "sha256");
+	for (size_t i = 0; i < m->file_count; i++) {
+		const struct tp_manifest_file *f = &m->files[i];
+		char hex[65];
+		tp_hex(f->sha256, 32, hex);
+		printf("  %s   %04o %10llu %10llu %s ", f->bundled ? "B" : "S", f->mode,
+		       (unsigned long long)f->mtime, (unsigned long long)f->size, hex);
+		put(f->path);
+		putchar('\n');
+	}
+}
 
 int tp_cmd_inspect(int argc, char **argv)
 {
@@ -33,7 +185,8 @@ int tp_cmd_inspect(int argc, char **argv)
 		} else if (strcmp(argv[i], "--json") == 0) {
 			as_json = true;
 		} else if (argv[i][0] == '-' || path) {
-			tp_error("inspect: unexpected argument '%s' (see teepy inspect --help)", argv[i]);
+			tp_error("inspect: unexpected argument '%s' (see teepy inspect --help)",
+				 argv[i]);
 			return TP_EXIT_USAGE;
 		} else {
 			path = argv[i];
@@ -48,7 +201,8 @@ int tp_cmd_inspect(int argc, char **argv)
 		return TP_EXIT_BUNDLE;
 	}
 	if (tp_bundle_file_parse(&bf, err, sizeof(err)) < 0) {
-		tp_error("%s: %s%s", path, err, bf.signature_ok ? "" : " (and the signature does not verify)");
+		tp_error("%s: %s%s", path, err,
+			 bf.signature_ok ? "" : " (and the signature does not verify)");
 		tp_bundle_file_close(&bf);
 		return TP_EXIT_BUNDLE;
 	}
@@ -57,69 +211,10 @@ int tp_cmd_inspect(int argc, char **argv)
 	if (tp_find_runtime(runtime_so, sizeof(runtime_so)) == 0 &&
 	    tp_runtime_measure(runtime_so, runtime) == 0)
 		tp_hex(runtime, 32, runtime_hex);
-	const struct tp_manifest *m = &bf.manifest;
-
-	if (as_json) {
-		json_t *o = json_object(), *files = json_array();
-		json_object_set_new(o, "bundle", json_string(path));
-		json_object_set_new(o, "app", json_string(app));
-		json_object_set_new(o, "runtime", json_string(runtime_hex));
-		json_object_set_new(o, "signer", json_string(signer));
-		json_object_set_new(o, "signature_valid", json_boolean(bf.signature_ok));
-		json_object_set_new(o, "entry", json_string(m->entry));
-		json_object_set_new(o, "processes", json_string(m->processes ? "manifest" : "none"));
-		json_object_set_new(o, "memory", json_integer((json_int_t)m->memory_bytes));
-		json_object_set_new(o, "cpu_ms", json_integer((json_int_t)m->cpu_ms));
-		json_object_set_new(o, "timeout_ms", json_integer((json_int_t)m->timeout_ms));
-		json_object_set_new(o, "threads", json_integer(m->threads));
-		json_object_set_new(o, "scratch", json_integer((json_int_t)m->scratch_bytes));
-		for (size_t i = 0; i < m->file_count; i++) {
-			char hex[65];
-			json_t *f = json_object();
-			tp_hex(m->files[i].sha256, 32, hex);
-			json_object_set_new(f, "path", json_string(m->files[i].path));
-			json_object_set_new(f, "sha256", json_string(hex));
-			json_object_set_new(f, "size", json_integer((json_int_t)m->files[i].size));
-			json_object_set_new(f, "mode", json_integer(m->files[i].mode));
-			json_object_set_new(f, "bundled", json_boolean(m->files[i].bundled));
-			json_array_append_new(files, f);
-		}
-		json_object_set_new(o, "files", files);
-		char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
-		puts(text ? text : "{}");
-		free(text);
-		json_decref(o);
-	} else {
-		char mem[32], cpu[32], timeout[32], scratch[32];
-		uint64_t bundled = 0, system = 0;
-		for (size_t i = 0; i < m->file_count; i++)
-			*(m->files[i].bundled ? &bundled : &system) += m->files[i].size;
-		printf("bundle     %s (%llu bytes)\n", path, (unsigned long long)bf.file_size);
-		printf("app        %s\n", app);
-		printf("runtime    %s (this teepy and its _teepy)\n", runtime_hex);
-		printf("signer     %s\n", signer);
-		printf("signature  %s\n", bf.signature_ok ? "valid (check the signer with --trust)"
-						       : "INVALID");
-		printf("entry      %s\n", m->entry);
-		printf("limits     memory %s, cpu %s, timeout %s, threads %u\n",
-		       tp_format_size(m->memory_bytes, mem, sizeof(mem)),
-		       tp_format_duration(m->cpu_ms, cpu, sizeof(cpu)),
-		       tp_format_duration(m->timeout_ms, timeout, sizeof(timeout)), m->threads);
-		printf("policy     processes %s, scratch %s, preload %zu module(s)\n",
-		       m->processes ? "manifest" : "none",
-		       m->scratch_bytes ? tp_format_size(m->scratch_bytes, scratch, sizeof(scratch))
-					: "none",
-		       m->preload.count);
-		printf("files      %zu (%llu bytes bundled, %llu bytes of system files)\n",
-		       m->file_count, (unsigned long long)bundled, (unsigned long long)system);
-		for (size_t i = 0; i < m->file_count; i++) {
-			char hex[65];
-			tp_hex(m->files[i].sha256, 32, hex);
-			printf("  %s %04o %10llu %s %s\n", m->files[i].bundled ? "B" : "S",
-			       m->files[i].mode, (unsigned long long)m->files[i].size, hex,
-			       m->files[i].path);
-		}
-	}
+	if (as_json)
+		print_json(path, &bf, app, runtime_hex, signer);
+	else
+		print_text(path, &bf, app, runtime_hex, signer);
 	int code = bf.signature_ok ? TP_EXIT_OK : TP_EXIT_BUNDLE;
 	tp_bundle_file_close(&bf);
 	return code;

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define MAX_FILE_SIZE (1ULL << 40)
-#define MAX_FILES 1000000
+#define MAX_FILES     1000000
 
 int tp_strlist_push(struct tp_strlist *l, const char *s)
 {
@@ -38,9 +38,47 @@ void tp_strlist_free(struct tp_strlist *l)
 	l->count = 0;
 }
 
+bool tp_has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+const char *tp_escape(const char *s, char *out, size_t size)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t n = 0;
+
+	for (; *s && n + 5 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c < 0x7f && c != '\\') {
+			out[n++] = (char)c;
+		} else if (c == '\\') {
+			out[n++] = '\\';
+			out[n++] = '\\';
+		} else {
+			out[n++] = '\\';
+			out[n++] = 'x';
+			out[n++] = digits[c >> 4];
+			out[n++] = digits[c & 15];
+		}
+	}
+	if (*s && size >= 4) { /* cut short: say so */
+		while (n + 4 > size)
+			n--;
+		memcpy(out + n, "...", 3);
+		n += 3;
+	}
+	out[n] = '\0';
+	return out;
+}
+
 bool tp_path_is_normal(const char *path)
 {
-	if (!path || path[0] != '/' || strlen(path) > 4096)
+	/* a control character in a name has no use but to forge lines on a terminal */
+	if (!path || path[0] != '/' || strlen(path) > 4096 || tp_has_control(path))
 		return false;
 	if (strcmp(path, "/") == 0)
 		return false;
@@ -51,6 +89,27 @@ bool tp_path_is_normal(const char *path)
 		    (len == 2 && start[0] == '.' && start[1] == '.'))
 			return false;
 		p = start + len;
+	}
+	return true;
+}
+
+bool tp_module_name_ok(const char *name)
+{
+	/* dotted ASCII identifiers: "json", "numpy.linalg"; what import takes, minus
+	 * the non-ASCII identifiers nobody preloads */
+	size_t len = strlen(name);
+
+	if (len == 0 || len > 255)
+		return false;
+	for (const char *p = name; *p; p++) {
+		bool start = p == name || p[-1] == '.';
+		if (*p == '.' && !start && p[1] != '\0')
+			continue;
+		if (*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))
+			continue;
+		if (!start && *p >= '0' && *p <= '9')
+			continue;
+		return false;
 	}
 	return true;
 }
@@ -122,12 +181,17 @@ void tp_manifest_measure(const char *canonical, size_t size, uint8_t out[32])
 
 /* ---- encoding ---- */
 
+/* NULL when an item is not UTF-8 (jansson refuses it): the caller fails. */
 static json_t *string_array(const struct tp_strlist *l)
 {
 	json_t *a = json_array();
 
-	for (size_t i = 0; a && i < l->count; i++)
-		json_array_append_new(a, json_string(l->items[i]));
+	for (size_t i = 0; a && i < l->count; i++) {
+		if (json_array_append_new(a, json_string(l->items[i])) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
 	return a;
 }
 
@@ -145,12 +209,15 @@ int tp_manifest_to_json(const struct tp_manifest *m, char **out, size_t *size)
 		char name[256];
 		size_t len = eq ? (size_t)(eq - m->env.items[i]) : 0;
 		if (!eq || len >= sizeof(name)) {
-			r = -EINVAL;
+			r = -ENAMETOOLONG;
 			goto out;
 		}
 		memcpy(name, m->env.items[i], len);
 		name[len] = '\0';
-		json_object_set_new(env, name, json_string(eq + 1));
+		if (json_object_set_new(env, name, json_string(eq + 1)) < 0) {
+			r = -EILSEQ;
+			goto out;
+		}
 	}
 	for (size_t i = 0; i < m->file_count; i++) {
 		const struct tp_manifest_file *f = &m->files[i];
@@ -162,26 +229,35 @@ int tp_manifest_to_json(const struct tp_manifest *m, char **out, size_t *size)
 		json_object_set_new(entry, "mtime", json_integer((json_int_t)f->mtime));
 		json_object_set_new(entry, "sha256", json_string(hex));
 		json_object_set_new(entry, "size", json_integer((json_int_t)f->size));
-		json_object_set_new(files, f->path, entry);
+		if (json_object_set_new(files, f->path, entry) < 0) {
+			r = -EILSEQ; /* a file name that is not UTF-8 */
+			goto out;
+		}
 	}
 	json_object_set_new(limits, "cpu_ms", json_integer((json_int_t)m->cpu_ms));
 	json_object_set_new(limits, "memory", json_integer((json_int_t)m->memory_bytes));
 	json_object_set_new(limits, "threads", json_integer(m->threads));
 	json_object_set_new(limits, "timeout_ms", json_integer((json_int_t)m->timeout_ms));
-	json_object_set_new(policy, "preload", string_array(&m->preload));
-	json_object_set_new(policy, "processes",
-			    json_string(m->processes == TP_PROCESSES_MANIFEST ? "manifest" : "none"));
+	json_object_set_new(
+	    policy, "processes",
+	    json_string(m->processes == TP_PROCESSES_MANIFEST ? "manifest" : "none"));
 	json_object_set_new(policy, "scratch", json_integer((json_int_t)m->scratch_bytes));
 
-	json_object_set_new(root, "argv", string_array(&m->argv));
-	json_object_set_new(root, "entry", json_string(m->entry ? m->entry : ""));
+	/* every string must be UTF-8: a name or value jansson refuses fails the whole */
+	bool ok = json_object_set_new(policy, "preload", string_array(&m->preload)) == 0;
+	ok = json_object_set_new(root, "argv", string_array(&m->argv)) == 0 && ok;
+	ok = json_object_set_new(root, "entry", json_string(m->entry ? m->entry : "")) == 0 && ok;
 	json_object_set_new(root, "env", env);
 	json_object_set_new(root, "files", files);
 	json_object_set_new(root, "format", json_integer(TP_MANIFEST_FORMAT));
 	json_object_set_new(root, "limits", limits);
 	json_object_set_new(root, "policy", policy);
-	json_object_set_new(root, "python_path", string_array(&m->python_path));
+	ok = json_object_set_new(root, "python_path", string_array(&m->python_path)) == 0 && ok;
 	env = files = limits = policy = NULL;
+	if (!ok) {
+		r = -EILSEQ;
+		goto out;
+	}
 
 	*out = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!*out)
@@ -199,7 +275,8 @@ out:
 
 /* ---- decoding ---- */
 
-static int bad(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int bad(char *err, size_t err_size, const char *fmt, ...)
 {
 	va_list ap;
@@ -219,7 +296,8 @@ static int only_keys(json_t *obj, const char *where, const char *const *names, c
 	const char *key;
 	json_t *value;
 
-	json_object_foreach(obj, key, value) {
+	json_object_foreach(obj, key, value)
+	{
 		bool known = false;
 		(void)value;
 		for (const char *const *n = names; *n; n++)
@@ -246,19 +324,26 @@ static int get_uint(json_t *obj, const char *key, uint64_t max, uint64_t *out, c
 	return 0;
 }
 
-static int get_strings(json_t *obj, const char *key, struct tp_strlist *out, bool paths, char *err,
-		       size_t err_size)
+enum strings_kind { ANY_STRINGS, PATHS, NAMES };
+
+static int get_strings(json_t *obj, const char *key, struct tp_strlist *out, enum strings_kind kind,
+		       char *err, size_t err_size)
 {
 	json_t *a = json_object_get(obj, key), *v;
 	size_t i;
 
 	if (!json_is_array(a))
 		return bad(err, err_size, "\"%s\" must be a list of strings", key);
-	json_array_foreach(a, i, v) {
+	json_array_foreach(a, i, v)
+	{
 		if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
-			return bad(err, err_size, "\"%s\"[%zu] must be a string without NUL", key, i);
-		if (paths && !tp_path_is_normal(json_string_value(v)))
-			return bad(err, err_size, "\"%s\"[%zu] is not a normal absolute path", key, i);
+			return bad(err, err_size, "\"%s\"[%zu] must be a string without NUL", key,
+				   i);
+		if (kind == PATHS && !tp_path_is_normal(json_string_value(v)))
+			return bad(err, err_size, "\"%s\"[%zu] is not a normal absolute path", key,
+				   i);
+		if (kind == NAMES && !tp_module_name_ok(json_string_value(v)))
+			return bad(err, err_size, "\"%s\"[%zu] is not a module name", key, i);
 		if (tp_strlist_push(out, json_string_value(v)) < 0)
 			return -ENOMEM;
 	}
@@ -268,7 +353,8 @@ static int get_strings(json_t *obj, const char *key, struct tp_strlist *out, boo
 static int parse_file(const char *path, json_t *entry, struct tp_manifest_file *f, char *err,
 		      size_t err_size)
 {
-	static const char *const keys[] = { "bundled", "encrypted", "mode", "mtime", "sha256", "size", NULL };
+	static const char *const keys[] = {"bundled", "encrypted", "mode", "mtime",
+					   "sha256",  "size",	   NULL};
 	uint64_t mode;
 	int r;
 
@@ -276,19 +362,24 @@ static int parse_file(const char *path, json_t *entry, struct tp_manifest_file *
 		return bad(err, err_size, "file %s: entry must be an object", path);
 	if ((r = only_keys(entry, "a file entry", keys, err, err_size)) < 0)
 		return r;
-	if (!tp_path_is_normal(path))
-		return bad(err, err_size, "file %s: not a normal absolute path", path);
+	if (!tp_path_is_normal(path)) {
+		char shown[256];
+		return bad(err, err_size, "file %s: not a normal absolute path",
+			   tp_escape(path, shown, sizeof(shown)));
+	}
 	/* the runtime's own directory and devices are teepy's, never a bundle's */
-	static const char *const reserved[] = { "/.teepy", "/dev", "/proc", "/sys" };
+	static const char *const reserved[] = {"/.teepy", "/dev", "/proc", "/sys"};
 	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
 		size_t len = strlen(reserved[i]);
 		if (strncmp(path, reserved[i], len) == 0 && (path[len] == '/' || path[len] == '\0'))
-			return bad(err, err_size, "file %s: %s belongs to the runtime", path, reserved[i]);
+			return bad(err, err_size, "file %s: %s belongs to the runtime", path,
+				   reserved[i]);
 	}
 	if (!json_is_boolean(json_object_get(entry, "bundled")))
 		return bad(err, err_size, "file %s: \"bundled\" must be true or false", path);
 	if (!json_is_false(json_object_get(entry, "encrypted")))
-		return bad(err, err_size, "file %s: encrypted files are not supported by this version", path);
+		return bad(err, err_size,
+			   "file %s: encrypted files are not supported by this version", path);
 	if ((r = get_uint(entry, "mode", 07777, &mode, err, err_size)) < 0 ||
 	    (r = get_uint(entry, "size", MAX_FILE_SIZE, &f->size, err, err_size)) < 0 ||
 	    (r = get_uint(entry, "mtime", UINT32_MAX, &f->mtime, err, err_size)) < 0)
@@ -301,7 +392,8 @@ static int parse_file(const char *path, json_t *entry, struct tp_manifest_file *
 	/* only the app's own files travel in a bundle: a bundled interpreter or stdlib
 	 * module would run before the runtime's last seccomp stage */
 	if (f->bundled && strncmp(path, TP_APP_DIR "/", strlen(TP_APP_DIR) + 1) != 0)
-		return bad(err, err_size, "file %s: only files under %s can be bundled", path, TP_APP_DIR);
+		return bad(err, err_size, "file %s: only files under %s can be bundled", path,
+			   TP_APP_DIR);
 	f->path = strdup(path);
 	return f->path ? 0 : -ENOMEM;
 }
@@ -309,10 +401,10 @@ static int parse_file(const char *path, json_t *entry, struct tp_manifest_file *
 int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, char *err,
 			  size_t err_size)
 {
-	static const char *const top_keys[] = { "argv",   "entry",  "env",         "files", "format",
-						"limits", "policy", "python_path", NULL };
-	static const char *const limit_keys[] = { "cpu_ms", "memory", "threads", "timeout_ms", NULL };
-	static const char *const policy_keys[] = { "preload", "processes", "scratch", NULL };
+	static const char *const top_keys[] = {"argv",	 "entry",  "env",	  "files", "format",
+					       "limits", "policy", "python_path", NULL};
+	static const char *const limit_keys[] = {"cpu_ms", "memory", "threads", "timeout_ms", NULL};
+	static const char *const policy_keys[] = {"preload", "processes", "scratch", NULL};
 	json_error_t jerr;
 	json_t *root, *obj, *value;
 	const char *key;
@@ -347,8 +439,8 @@ int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, 
 		goto out;
 	}
 	m->entry = strdup(json_string_value(value));
-	if ((r = get_strings(root, "argv", &m->argv, false, err, err_size)) < 0 ||
-	    (r = get_strings(root, "python_path", &m->python_path, true, err, err_size)) < 0)
+	if ((r = get_strings(root, "argv", &m->argv, ANY_STRINGS, err, err_size)) < 0 ||
+	    (r = get_strings(root, "python_path", &m->python_path, PATHS, err, err_size)) < 0)
 		goto out;
 
 	obj = json_object_get(root, "env");
@@ -356,16 +448,21 @@ int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, 
 		r = bad(err, err_size, "\"env\" must be an object of strings");
 		goto out;
 	}
-	json_object_foreach(obj, key, value) {
+	json_object_foreach(obj, key, value)
+	{
 		char assignment[8192];
 		if (!json_is_string(value) || !*key || strchr(key, '=') || strlen(key) >= 256 ||
+		    tp_has_control(key) ||
 		    strlen(json_string_value(value)) != json_string_length(value)) {
-			r = bad(err, err_size, "\"env\" entry \"%.64s\" is not NAME: string", key);
+			char shown[256];
+			r = bad(err, err_size, "\"env\" entry \"%s\" is not NAME: string",
+				tp_escape(key, shown, sizeof(shown)));
 			goto out;
 		}
 		/* the program loader reads LD_*: a manifest must not steer it */
 		if (strncmp(key, "LD_", 3) == 0) {
-			r = bad(err, err_size, "\"env\" entry %.64s would steer the program loader", key);
+			r = bad(err, err_size, "\"env\" entry %.64s would steer the program loader",
+				key);
 			goto out;
 		}
 		if ((size_t)snprintf(assignment, sizeof(assignment), "%s=%s", key,
@@ -385,7 +482,8 @@ int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, 
 	if ((r = only_keys(obj, "\"limits\"", limit_keys, err, err_size)) < 0 ||
 	    (r = get_uint(obj, "cpu_ms", UINT32_MAX * 1000ULL, &m->cpu_ms, err, err_size)) < 0 ||
 	    (r = get_uint(obj, "memory", 1ULL << 50, &m->memory_bytes, err, err_size)) < 0 ||
-	    (r = get_uint(obj, "timeout_ms", UINT32_MAX * 1000ULL, &m->timeout_ms, err, err_size)) < 0 ||
+	    (r = get_uint(obj, "timeout_ms", UINT32_MAX * 1000ULL, &m->timeout_ms, err, err_size)) <
+		0 ||
 	    (r = get_uint(obj, "threads", 4096, &v, err, err_size)) < 0)
 		goto out;
 	m->threads = (unsigned)v;
@@ -401,7 +499,7 @@ int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, 
 	}
 	if ((r = only_keys(obj, "\"policy\"", policy_keys, err, err_size)) < 0 ||
 	    (r = get_uint(obj, "scratch", 1ULL << 50, &m->scratch_bytes, err, err_size)) < 0 ||
-	    (r = get_strings(obj, "preload", &m->preload, false, err, err_size)) < 0)
+	    (r = get_strings(obj, "preload", &m->preload, NAMES, err, err_size)) < 0)
 		goto out;
 	value = json_object_get(obj, "processes");
 	if (json_is_string(value) && strcmp(json_string_value(value), "none") == 0)
@@ -415,7 +513,8 @@ int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, 
 
 	obj = json_object_get(root, "files");
 	if (!json_is_object(obj) || json_object_size(obj) > MAX_FILES) {
-		r = bad(err, err_size, "\"files\" must be an object of at most %d files", MAX_FILES);
+		r = bad(err, err_size, "\"files\" must be an object of at most %d files",
+			MAX_FILES);
 		goto out;
 	}
 	m->files = calloc(json_object_size(obj) + 1, sizeof(*m->files));
@@ -423,7 +522,8 @@ int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, 
 		r = -ENOMEM;
 		goto out;
 	}
-	json_object_foreach(obj, key, value) {
+	json_object_foreach(obj, key, value)
+	{
 		if ((r = parse_file(key, value, &m->files[m->file_count], err, err_size)) < 0)
 			goto out;
 		m->file_count++;
@@ -433,7 +533,8 @@ int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, 
 	/* the scratch /tmp would hide files under it */
 	for (size_t i = 0; m->scratch_bytes && i < m->file_count; i++) {
 		if (strncmp(m->files[i].path, "/tmp/", 5) == 0) {
-			r = bad(err, err_size, "file %s lies under /tmp, where the policy's scratch goes",
+			r = bad(err, err_size,
+				"file %s lies under /tmp, where the policy's scratch goes",
 				m->files[i].path);
 			goto out;
 		}

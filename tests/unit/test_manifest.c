@@ -21,9 +21,12 @@ static void sample(struct tp_manifest *m)
 	tp_strlist_push(&m->env, "B=2");
 	tp_strlist_push(&m->env, "A=1");
 	m->files = calloc(3, sizeof(*m->files));
-	m->files[0] = (struct tp_manifest_file){ .path = strdup("/usr/bin/python3.11"), .size = 10, .mode = 0755, .mtime = 5 };
-	m->files[1] = (struct tp_manifest_file){ .path = strdup("/app/svc.py"), .size = 4, .mode = 0644, .bundled = true };
-	m->files[2] = (struct tp_manifest_file){ .path = strdup("/app/lib.py"), .size = 6, .mode = 0644, .bundled = true };
+	m->files[0] = (struct tp_manifest_file){
+	    .path = strdup("/usr/bin/python3.11"), .size = 10, .mode = 0755, .mtime = 5};
+	m->files[1] = (struct tp_manifest_file){
+	    .path = strdup("/app/svc.py"), .size = 4, .mode = 0644, .bundled = true};
+	m->files[2] = (struct tp_manifest_file){
+	    .path = strdup("/app/lib.py"), .size = 6, .mode = 0644, .bundled = true};
 	m->file_count = 3;
 	tp_sha256("abcd", 4, m->files[1].sha256);
 }
@@ -37,7 +40,7 @@ static void test_manifest_round_trips_canonically(void)
 	sample(&m);
 	CHECK(tp_manifest_finish(&m, err, sizeof(err)) == 0);
 	CHECK(strcmp(m.files[0].path, "/app/lib.py") == 0); /* sorted by path */
-	CHECK(m.files[1].offset == 6);                      /* offsets follow the order */
+	CHECK(m.files[1].offset == 6);			    /* offsets follow the order */
 	CHECK(tp_manifest_blob_size(&m) == 10);
 	CHECK(tp_manifest_to_json(&m, &json, &size) == 0);
 	CHECK(strchr(json, ' ') == NULL);
@@ -112,6 +115,25 @@ static void test_manifest_refuses_what_is_not_canonical_or_valid(void)
 	memcpy(strstr(copy, "/usr/bin/python3.11"), "/.teepy/_teepy.py/", 18);
 	CHECK(parse_str(copy, err) == -EINVAL);
 	free(copy);
+	/* a control character in a path forges rows and escapes on a terminal */
+	copy = strdup(json);
+	memcpy(strstr(copy, "/app/lib.py"), "/app/z\\n.py", 11);
+	CHECK(parse_str(copy, err) == -EINVAL && strstr(err, "/app/z\\x0a.py") &&
+	      !strchr(err, '\n'));
+	free(copy);
+	copy = strdup(json);
+	memcpy(strstr(copy, "/app/lib.py"), "/app/\\u001b", 11);
+	CHECK(parse_str(copy, err) == -EINVAL && !strchr(err, 0x1b));
+	free(copy);
+	copy = strdup(json);
+	memcpy(strstr(copy, "/app/lib.py"), "/app/\\u007f", 11);
+	CHECK(parse_str(copy, err) == -EINVAL);
+	free(copy);
+	/* and so in an env name */
+	copy = strdup(json);
+	memcpy(strstr(copy, "\"A\":\"1\""), "\"\\t\":\"\"", 7);
+	CHECK(parse_str(copy, err) == -EINVAL && strstr(err, "env") && !strchr(err, '\t'));
+	free(copy);
 	CHECK(parse_str("[]", err) == -EINVAL);
 	CHECK(parse_str("{", err) == -EINVAL);
 	CHECK(parse_str("", err) == -EINVAL);
@@ -127,12 +149,40 @@ static void test_paths_must_be_normal(void)
 	CHECK(!tp_path_is_normal("/a/../b"));
 	CHECK(!tp_path_is_normal("/a/"));
 	CHECK(!tp_path_is_normal("/"));
+	CHECK(!tp_path_is_normal("/a\nb"));
+	CHECK(!tp_path_is_normal("/a\x1b[2Kb"));
+	CHECK(!tp_path_is_normal("/a\x7f"));
+	CHECK(tp_path_is_normal("/caf\xc3\xa9")); /* UTF-8 names are names */
+}
+
+static void test_module_names(void)
+{
+	CHECK(tp_module_name_ok("json"));
+	CHECK(tp_module_name_ok("numpy.linalg"));
+	CHECK(tp_module_name_ok("_x1"));
+	CHECK(!tp_module_name_ok(""));
+	CHECK(!tp_module_name_ok("1x"));
+	CHECK(!tp_module_name_ok("a..b"));
+	CHECK(!tp_module_name_ok(".a"));
+	CHECK(!tp_module_name_ok("a."));
+	CHECK(!tp_module_name_ok("a b"));
+	CHECK(!tp_module_name_ok("a\n"));
+}
+
+static void test_escape_makes_any_bytes_printable(void)
+{
+	char out[64];
+
+	CHECK_STR(tp_escape("/app/ok.py", out, sizeof(out)), "/app/ok.py");
+	CHECK_STR(tp_escape("a\nb\x1b[2K\\\x7f\xc3\xa9", out, sizeof(out)),
+		  "a\\x0ab\\x1b[2K\\\\\\x7f\\xc3\\xa9");
+	CHECK_STR(tp_escape("0123456789abcdef", out, 10), "01234...");
 }
 
 static void test_bundle_header_bounds(void)
 {
 	uint8_t h[TP_BUNDLE_HEADER_SIZE];
-	struct tp_bundle_header in = { .version = 1, .manifest_size = 100, .blob_size = 50 }, out;
+	struct tp_bundle_header in = {.version = 1, .manifest_size = 100, .blob_size = 50}, out;
 	char err[256];
 	uint64_t total = TP_BUNDLE_HEADER_SIZE + 100 + 32 + 64 + 50;
 
@@ -186,11 +236,14 @@ static void test_signature_covers_the_manifest(void)
 }
 
 TESTS(manifest_tests) = {
-	{ "manifest_round_trips_canonically", test_manifest_round_trips_canonically },
-	{ "measurement_is_stable_and_sensitive", test_measurement_is_stable_and_sensitive },
-	{ "manifest_refuses_what_is_not_canonical_or_valid", test_manifest_refuses_what_is_not_canonical_or_valid },
-	{ "paths_must_be_normal", test_paths_must_be_normal },
-	{ "bundle_header_bounds", test_bundle_header_bounds },
-	{ "signature_covers_the_manifest", test_signature_covers_the_manifest },
-	END_TESTS,
+    {"manifest_round_trips_canonically", test_manifest_round_trips_canonically},
+    {"measurement_is_stable_and_sensitive", test_measurement_is_stable_and_sensitive},
+    {"manifest_refuses_what_is_not_canonical_or_valid",
+     test_manifest_refuses_what_is_not_canonical_or_valid},
+    {"paths_must_be_normal", test_paths_must_be_normal},
+    {"module_names", test_module_names},
+    {"escape_makes_any_bytes_printable", test_escape_makes_any_bytes_printable},
+    {"bundle_header_bounds", test_bundle_header_bounds},
+    {"signature_covers_the_manifest", test_signature_covers_the_manifest},
+    END_TESTS,
 };
