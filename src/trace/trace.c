@@ -156,6 +156,29 @@ void tp_trace_log_sort(struct tp_trace_log *log)
 	}
 }
 
+/* ---- scripts ---- */
+
+int tp_trace_script_interpreter(const char *head, size_t size, char *out, size_t out_size)
+{
+	size_t i = 2, start;
+
+	if (size > 256) /* BINPRM_BUF_SIZE: the kernel looks no further */
+		size = 256;
+	if (size < 3 || head[0] != '#' || head[1] != '!')
+		return -ENOEXEC;
+	while (i < size && (head[i] == ' ' || head[i] == '\t'))
+		i++;
+	start = i;
+	while (i < size && head[i] != ' ' && head[i] != '\t' && head[i] != '\n' && head[i] != '\0')
+		i++;
+	/* a name cut by the end of what was read is not a name the kernel runs */
+	if (i == start || (i == size && size == 256) || head[start] != '/' || i - start >= out_size)
+		return -ENOEXEC;
+	memcpy(out, head + start, i - start);
+	out[i - start] = '\0';
+	return 0;
+}
+
 /* ---- the filter, run by the child ---- */
 
 /* Every call that names a file to open or to execute. */

@@ -36,8 +36,8 @@ enum tp_trace_kind {
 struct tp_trace_log {
 	size_t count;
 	enum tp_trace_kind *kinds; /* [count] */
-	char **paths;              /* [count], absolute, lexically normalized; owned by the log */
-	size_t missed;             /* successful calls whose path could not be read or stored */
+	char **paths;		   /* [count], absolute, lexically normalized; owned by the log */
+	size_t missed;		   /* successful calls whose path could not be read or stored */
 
 	/* private: capacity and the deduplication index */
 	size_t cap;
@@ -55,6 +55,12 @@ bool tp_trace_log_has(const struct tp_trace_log *log, enum tp_trace_kind kind, c
 
 /* Orders the records by path, then kind (a manifest is sorted by path). */
 void tp_trace_log_sort(struct tp_trace_log *log);
+
+/* The interpreter a "#!" script names, as the kernel reads it (binfmt_script): head
+ * is the file's first bytes (at most 256 are looked at). The kernel opens that
+ * interpreter itself, so no traced call names it. Returns 0 with the absolute path
+ * in out, or -ENOEXEC when head is not such a script (or names a relative path). */
+int tp_trace_script_interpreter(const char *head, size_t size, char *out, size_t out_size);
 
 /* In the child: installs the tracing filter on the calling thread (its later threads
  * and children inherit it). no_new_privs must be set. Without a tracer attached the

@@ -4,6 +4,7 @@
 #include "test.h"
 #include "../../src/trace/trace.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -32,8 +33,8 @@ static void kill_victim(int sig)
 static int traced_run(int (*body)(void *), void *arg, int timeout_ms, struct tp_trace_log *log,
 		      int *status)
 {
-	struct sigaction sa = { .sa_handler = kill_victim }, old;
-	struct itimerval timer = { .it_value = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 } };
+	struct sigaction sa = {.sa_handler = kill_victim}, old;
+	struct itimerval timer = {.it_value = {timeout_ms / 1000, (timeout_ms % 1000) * 1000}};
 	struct rusage ru;
 	int go[2], r;
 	pid_t pid;
@@ -86,8 +87,8 @@ static void make_dir(char *dir, size_t size)
 	CHECK(realpath(tmpl, dir) != NULL && strlen(dir) < size);
 	snprintf(path, sizeof(path), "%s/sub", dir);
 	CHECK(mkdir(path, 0755) == 0);
-	const char *files[] = { "abs.txt", "norm.txt", "rel.txt", "sub/at.txt", "thread.txt",
-				"forked.txt" };
+	const char *files[] = {"abs.txt",    "norm.txt",   "rel.txt",
+			       "sub/at.txt", "thread.txt", "forked.txt"};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
 		FILE *f = fopen(path, "w");
@@ -254,7 +255,7 @@ static void on_usr1(int sig)
 
 static int body_catches_a_signal(void *arg)
 {
-	struct sigaction sa = { .sa_handler = on_usr1 };
+	struct sigaction sa = {.sa_handler = on_usr1};
 
 	sigaction(SIGUSR1, &sa, NULL);
 	raise(SIGUSR1);
@@ -381,6 +382,47 @@ static void test_the_executed_file_is_recorded_even_from_a_non_dumpable_tracee(v
 	remove_dir(dir);
 }
 
+/* As root, the unprivileged case of the test above, in a child that becomes uid
+ * 65534: its tracee cannot be read before the exec. Exit status: the missed count,
+ * 100 + step when a step failed. */
+static void test_an_unreadable_call_is_missed_only_if_it_succeeded(void)
+{
+	int status = -1;
+	pid_t child;
+
+	if (geteuid() != 0)
+		return; /* the test above covers it */
+	child = fork();
+	if (child == 0) {
+		char dir[] = "/tmp/teepy-trace-user-XXXXXX", path[PATH_MAX];
+		struct tp_trace_log log;
+		int st = -1;
+		/* changing uid makes the process non-dumpable; its tracee must start as one */
+		if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0 ||
+		    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+			_exit(101);
+		if (!mkdtemp(dir))
+			_exit(102);
+		snprintf(path, sizeof(path), "%s/abs.txt", dir);
+		int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+		if (fd < 0)
+			_exit(103);
+		close(fd);
+		tp_trace_log_init(&log);
+		if (traced_run(body_not_dumpable_execs, dir, 10000, &log, &st) < 0 ||
+		    !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			_exit(104);
+		unlink(path);
+		rmdir(dir);
+		_exit((int)log.missed);
+	}
+	CHECK(child > 0 && waitpid(child, &status, 0) == child);
+	/* the open of abs.txt: missed; the failed open of missing.txt and the exec: not */
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	if (WIFEXITED(status) && WEXITSTATUS(status) != 1)
+		fprintf(stderr, "  child exited %d\n", WEXITSTATUS(status));
+}
+
 static void *thread_execs(void *arg)
 {
 	(void)arg;
@@ -411,6 +453,30 @@ static void test_an_exec_by_a_thread_is_recorded(void)
 	CHECK(has(&log, TP_TRACE_EXEC, "", "/bin/true"));
 	CHECK(log.missed == 0);
 	tp_trace_log_free(&log);
+}
+
+static void test_a_script_names_its_interpreter(void)
+{
+	char out[64], long_line[300];
+	const char *gunzip = "#!/bin/sh\n# Uncompress files.\n";
+
+	CHECK(tp_trace_script_interpreter(gunzip, strlen(gunzip), out, sizeof(out)) == 0);
+	CHECK_STR(out, "/bin/sh");
+	CHECK(tp_trace_script_interpreter("#! \t/usr/bin/env python3\n", 25, out, sizeof(out)) ==
+	      0);
+	CHECK_STR(out, "/usr/bin/env");
+	CHECK(tp_trace_script_interpreter("#!/bin/sh", 9, out, sizeof(out)) == 0);
+	CHECK_STR(out, "/bin/sh");
+	CHECK(tp_trace_script_interpreter("\x7f"
+					  "ELF\2\1\1",
+					  7, out, sizeof(out)) == -ENOEXEC);
+	CHECK(tp_trace_script_interpreter("#!sh\n", 5, out, sizeof(out)) == -ENOEXEC);
+	CHECK(tp_trace_script_interpreter("#!\n", 3, out, sizeof(out)) == -ENOEXEC);
+	CHECK(tp_trace_script_interpreter("#", 1, out, sizeof(out)) == -ENOEXEC);
+	memset(long_line, 'a', sizeof(long_line));
+	memcpy(long_line, "#!/", 3);
+	CHECK(tp_trace_script_interpreter(long_line, sizeof(long_line), out, sizeof(out)) ==
+	      -ENOEXEC);
 }
 
 static void test_log_keeps_each_kind_and_path_once_and_sorts(void)
@@ -448,17 +514,19 @@ static void test_log_keeps_each_kind_and_path_once_and_sorts(void)
 }
 
 TESTS(trace_tests) = {
-	{ "log_keeps_each_kind_and_path_once_and_sorts",
-	  test_log_keeps_each_kind_and_path_once_and_sorts },
-	{ "every_open_and_exec_of_a_run_is_recorded", test_every_open_and_exec_of_a_run_is_recorded },
-	{ "a_tracee_killed_mid_run_ends_the_loop", test_a_tracee_killed_mid_run_ends_the_loop },
-	{ "signals_reach_the_tracee", test_signals_reach_the_tracee },
-	{ "a_forked_child_is_traced_and_its_parent_gets_its_status",
-	  test_a_forked_child_is_traced_and_its_parent_gets_its_status },
-	{ "a_stopped_tracee_stays_stopped_until_sigcont",
-	  test_a_stopped_tracee_stays_stopped_until_sigcont },
-	{ "the_executed_file_is_recorded_even_from_a_non_dumpable_tracee",
-	  test_the_executed_file_is_recorded_even_from_a_non_dumpable_tracee },
-	{ "an_exec_by_a_thread_is_recorded", test_an_exec_by_a_thread_is_recorded },
-	END_TESTS
-};
+    {"log_keeps_each_kind_and_path_once_and_sorts",
+     test_log_keeps_each_kind_and_path_once_and_sorts},
+    {"every_open_and_exec_of_a_run_is_recorded", test_every_open_and_exec_of_a_run_is_recorded},
+    {"a_tracee_killed_mid_run_ends_the_loop", test_a_tracee_killed_mid_run_ends_the_loop},
+    {"signals_reach_the_tracee", test_signals_reach_the_tracee},
+    {"a_forked_child_is_traced_and_its_parent_gets_its_status",
+     test_a_forked_child_is_traced_and_its_parent_gets_its_status},
+    {"a_stopped_tracee_stays_stopped_until_sigcont",
+     test_a_stopped_tracee_stays_stopped_until_sigcont},
+    {"the_executed_file_is_recorded_even_from_a_non_dumpable_tracee",
+     test_the_executed_file_is_recorded_even_from_a_non_dumpable_tracee},
+    {"an_exec_by_a_thread_is_recorded", test_an_exec_by_a_thread_is_recorded},
+    {"an_unreadable_call_is_missed_only_if_it_succeeded",
+     test_an_unreadable_call_is_missed_only_if_it_succeeded},
+    {"a_script_names_its_interpreter", test_a_script_names_its_interpreter},
+    END_TESTS};
