@@ -393,22 +393,20 @@ static int plan_runtime(struct run *run)
 
 /* ---- sealed bundles ---- */
 
-/* The trusted signers: --trust, else TEEPY_TRUSTED_SIGNERS (colon-separated). */
+/* The trusted signers: --trust, else TEEPY_TRUSTED_SIGNERS (colon-separated). Every
+ * one is loaded before any is compared, so a bad entry is reported wherever it
+ * stands in the list, not only when no earlier one matched. */
 static int check_signer(struct run *run)
 {
 	const struct tp_bundle_file *bf = &run->bundle;
 	char signer[65], err[256];
 	struct tp_strlist trusted = { 0 };
 	const char *env = getenv("TEEPY_TRUSTED_SIGNERS");
-	int code = TP_EXIT_BUNDLE;
+	const char *source = "--trust";
+	uint8_t(*raw)[32] = NULL;
+	int code = TP_EXIT_USAGE;
 
 	tp_hex(bf->signer, 32, signer);
-	if (!bf->signature_ok) {
-		tp_error("%s: the signature does not verify: the manifest or the signature was "
-			 "changed after signing",
-			 run->opts.script);
-		return TP_EXIT_BUNDLE;
-	}
 	for (size_t i = 0; i < run->opts.trust.count; i++)
 		tp_strlist_push(&trusted, run->opts.trust.items[i]);
 	if (!trusted.count && env && *env) {
@@ -416,6 +414,29 @@ static int check_signer(struct run *run)
 		for (char *tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save))
 			tp_strlist_push(&trusted, tok);
 		free(copy);
+		source = "TEEPY_TRUSTED_SIGNERS entry";
+	}
+	raw = calloc(trusted.count ? trusted.count : 1, sizeof(*raw));
+	if (!raw) {
+		code = TP_EXIT_INTERNAL;
+		goto out;
+	}
+	for (size_t i = 0; i < trusted.count; i++) {
+		struct tp_key *key = tp_key_load_public(trusted.items[i], err, sizeof(err));
+		if (!key) {
+			tp_error("%s %s: %s", source, trusted.items[i], err);
+			goto out;
+		}
+		tp_key_public_raw(key, raw[i]);
+		tp_key_free(key);
+	}
+
+	code = TP_EXIT_BUNDLE;
+	if (!bf->signature_ok) {
+		tp_error("%s: the signature does not verify: the manifest or the signature was "
+			 "changed after signing",
+			 run->opts.script);
+		goto out;
 	}
 	if (!trusted.count) {
 		if (run->opts.insecure_any_signer) {
@@ -432,16 +453,7 @@ static int check_signer(struct run *run)
 		goto out;
 	}
 	for (size_t i = 0; i < trusted.count; i++) {
-		struct tp_key *key = tp_key_load_public(trusted.items[i], err, sizeof(err));
-		uint8_t raw[32];
-		if (!key) {
-			tp_error("--trust %s: %s", trusted.items[i], err);
-			code = TP_EXIT_USAGE;
-			goto out;
-		}
-		tp_key_public_raw(key, raw);
-		tp_key_free(key);
-		if (memcmp(raw, bf->bundle.pubkey, 32) == 0) {
+		if (memcmp(raw[i], bf->bundle.pubkey, 32) == 0) {
 			code = 0;
 			goto out;
 		}
@@ -449,8 +461,30 @@ static int check_signer(struct run *run)
 	tp_error("%s: signed by %.16s…, which is none of the trusted signers (use --trust KEY)",
 		 run->opts.script, signer);
 out:
+	free(raw);
 	tp_strlist_free(&trusted);
 	return code;
+}
+
+/* A run may add environment variables to a sealed bundle, never change one the
+ * signer set: the manifest's values are part of what was measured. Returns an exit
+ * code or 0. */
+static int check_env(const struct run *run)
+{
+	const struct tp_strlist *signed_env = &run->bundle.manifest.env;
+
+	for (size_t i = 0; i < run->opts.env.count; i++) {
+		const char *assignment = run->opts.env.items[i];
+		size_t name_len = (size_t)(strchr(assignment, '=') - assignment);
+		for (size_t j = 0; j < signed_env->count; j++) {
+			if (strncmp(signed_env->items[j], assignment, name_len + 1) == 0)
+				return usage_error(
+				    "--env %.*s: the bundle's signed manifest sets %.*s; "
+				    "a run may add variables, not change signed ones",
+				    (int)name_len, assignment, (int)name_len, assignment);
+		}
+	}
+	return 0;
 }
 
 static uint64_t tighter(bool given, uint64_t flag, uint64_t manifest)
@@ -477,6 +511,8 @@ static int prepare_sealed(struct run *run)
 		tp_error("%s: %s", o->script, err);
 		return TP_EXIT_BUNDLE;
 	}
+	if ((code = check_env(run)) != 0)
+		return code;
 	m = &run->bundle.manifest;
 	run->plan.reserve_bytes = tp_sealed_reserve(&run->bundle);
 	run->processes = m->processes == TP_PROCESSES_MANIFEST;

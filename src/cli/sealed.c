@@ -77,6 +77,60 @@ static int make_parents(int root_fd, const char *path)
 	return 0;
 }
 
+/* The refusals of a system file that is not what the manifest says, each naming the
+ * file, the expected sha256 and, where the file can be read, the actual one. */
+static void refuse_unreadable(struct job *job, const struct tp_manifest_file *f, const char *want,
+			      int err)
+{
+	if (err == ENOENT || err == ENOTDIR)
+		report(job, "file %s: missing on this host (the manifest expects sha256 %s)",
+		       f->path, want);
+	else
+		report(job,
+		       "file %s: cannot be read on this host: %s (the manifest expects sha256 %s)",
+		       f->path, strerror(err), want);
+}
+
+static const char *file_type(mode_t mode)
+{
+	return S_ISDIR(mode)	? "a directory"
+	       : S_ISCHR(mode)	? "a character device"
+	       : S_ISBLK(mode)	? "a block device"
+	       : S_ISFIFO(mode) ? "a FIFO"
+	       : S_ISSOCK(mode) ? "a socket"
+				: "not a regular file";
+}
+
+static void refuse_changed(struct job *job, const struct tp_manifest_file *f, const char *want,
+			   int fd, const struct stat *st)
+{
+	char got[65] = "unknown";
+	uint8_t digest[32];
+	struct tp_sha256 *ctx;
+	char buf[1 << 16];
+	ssize_t n;
+
+	if (!S_ISREG(st->st_mode)) {
+		report(job,
+		       "file %s: not a regular file on this host (%s; the manifest expects %llu "
+		       "bytes with sha256 %s)",
+		       f->path, file_type(st->st_mode), (unsigned long long)f->size, want);
+		return;
+	}
+	/* a refusal only: the file is read once more to say what is there instead */
+	if ((ctx = tp_sha256_new())) {
+		while ((n = read(fd, buf, sizeof(buf))) > 0 && !(job->stop && job->stop()))
+			tp_sha256_update(ctx, buf, (size_t)n);
+		tp_sha256_final(ctx, digest);
+		if (n == 0)
+			tp_hex(digest, 32, got);
+	}
+	report(job,
+	       "file %s: size is %lld bytes, the manifest says %llu (changed on this host): "
+	       "sha256 is %s, the manifest says %s",
+	       f->path, (long long)st->st_size, (unsigned long long)f->size, got, want);
+}
+
 static int copy_one(struct job *job, size_t i, char *buf)
 {
 	const struct tp_manifest_file *f = &job->bf->manifest.files[i];
@@ -96,13 +150,18 @@ static int copy_one(struct job *job, size_t i, char *buf)
 		/* a FIFO or device planted at a system path must not block us */
 		src = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 		if (src < 0) {
-			report(job, "file %s: missing on this host: %s (the manifest expects sha256 %s)",
-			       f->path, strerror(errno), want);
-			return -errno;
+			r = -errno;
+			refuse_unreadable(job, f, want, -r);
+			return r;
 		}
-		if (fstat(src, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size) {
-			report(job, "file %s: size is %lld bytes, the manifest says %llu (changed on this host)",
-			       f->path, (long long)st.st_size, (unsigned long long)f->size);
+		if (fstat(src, &st) < 0) {
+			r = -errno;
+			refuse_unreadable(job, f, want, -r);
+			close(src);
+			return r;
+		}
+		if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size) {
+			refuse_changed(job, f, want, src, &st);
 			close(src);
 			return -EBADMSG;
 		}

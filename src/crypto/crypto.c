@@ -6,6 +6,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,17 +93,6 @@ int tp_unhex(const char *hex, uint8_t *out, size_t size)
 	return 0;
 }
 
-static void openssl_reason(char *err, size_t err_size)
-{
-	unsigned long e = ERR_get_error();
-
-	if (e)
-		ERR_error_string_n(e, err, err_size);
-	else
-		snprintf(err, err_size, "not an Ed25519 key");
-	ERR_clear_error();
-}
-
 static int write_pem(const char *path, mode_t mode, EVP_PKEY *pkey, int private)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
@@ -144,6 +134,31 @@ int tp_key_generate(const char *path, const char *pub_path)
 	return r;
 }
 
+/* Why path holds no key of the kind wanted, in words for the one who gave it: never
+ * OpenSSL's own error codes. */
+static void not_a_key(FILE *f, int private, char *err, size_t err_size)
+{
+	char head[4096];
+	size_t n;
+	bool other_half;
+
+	rewind(f);
+	n = fread(head, 1, sizeof(head) - 1, f);
+	head[n] = '\0';
+	other_half = strstr(head, private ? "PUBLIC KEY-----" : "PRIVATE KEY-----") != NULL;
+	if (private)
+		snprintf(err, err_size, "%s",
+			 other_half ? "a public key; signing needs the private key (the .key from "
+				      "teepy keygen)"
+				    : "not an Ed25519 private key (a .key from teepy keygen)");
+	else
+		snprintf(err, err_size, "%s",
+			 other_half ? "a private key, not a public one (give the .pub from teepy "
+				      "keygen, and keep the .key to yourself)"
+				    : "not an Ed25519 public key (a .pub from teepy keygen)");
+	ERR_clear_error();
+}
+
 static struct tp_key *load(const char *path, int private, char *err, size_t err_size)
 {
 	FILE *f = fopen(path, "re");
@@ -155,16 +170,15 @@ static struct tp_key *load(const char *path, int private, char *err, size_t err_
 		snprintf(err, err_size, "%s", strerror(errno));
 		return NULL;
 	}
-	pkey = private ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : PEM_read_PUBKEY(f, NULL, NULL, NULL);
-	fclose(f);
+	pkey = private ? PEM_read_PrivateKey(f, NULL, NULL, NULL)
+		       : PEM_read_PUBKEY(f, NULL, NULL, NULL);
 	if (!pkey || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_ED25519) {
-		if (pkey)
-			snprintf(err, err_size, "not an Ed25519 key");
-		else
-			openssl_reason(err, err_size);
+		not_a_key(f, private, err, err_size);
+		fclose(f);
 		EVP_PKEY_free(pkey);
 		return NULL;
 	}
+	fclose(f);
 	key = calloc(1, sizeof(*key));
 	if (!key || EVP_PKEY_get_raw_public_key(pkey, key->pub, &len) != 1) {
 		snprintf(err, err_size, "cannot read the public key");
