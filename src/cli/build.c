@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,39 +29,52 @@
 #include <unistd.h>
 
 static const char usage[] =
-	"usage: teepy build SCRIPT.py -o APP.tpy --key SIGNER.key [OPTIONS] [-- ARG...]\n"
-	"\n"
-	"Runs SCRIPT.py once in the sandbox with the sample input and data you give,\n"
-	"traces every file it opens and program it runs, and writes a signed bundle:\n"
-	"the app's own files (its directory) inside, system files (stdlib, libraries,\n"
-	"dist-packages) by path, size and SHA-256. teepy run APP.tpy --trust SIGNER.pub\n"
-	"then runs it in a root holding only those files, each verified first.\n"
-	"\n"
-	"Build options:\n"
-	"  -o, --bundle APP.tpy   where to write the bundle (required)\n"
-	"  --key SIGNER.key       Ed25519 signing key from teepy keygen (required)\n"
-	"  --include PATH         add a file the sample run did not open; repeat\n"
-	"  --include-dir DIR      add every file under DIR; repeat\n"
-	"  --preload MOD          a module to import before input arrives (warm starts); repeat\n"
-	"  --allow-processes      policy processes = \"manifest\": the service may run the\n"
-	"                         programs the sample run ran (they and their libraries are\n"
-	"                         traced into the manifest)\n"
-	"\n"
-	"The sample run takes teepy run's options (--input, --input-file, --data,\n"
-	"--task-data, --allow-site-packages, --allow, --pythonpath, --env, --scratch);\n"
-	"--memory, --cpu-time, --timeout, --threads and --scratch are recorded in the\n"
-	"manifest as the bundle's limits.\n";
+    "usage: teepy build SCRIPT.py -o APP.tpy --key SIGNER.key [OPTIONS] [-- ARG...]\n"
+    "\n"
+    "Runs SCRIPT.py once in the sandbox with the sample input and data you give,\n"
+    "traces every file it opens and program it runs, and writes a signed bundle:\n"
+    "the app's own files (its directory) inside, system files (stdlib, libraries,\n"
+    "dist-packages) by path, size and SHA-256. teepy run APP.tpy --trust SIGNER.pub\n"
+    "then runs it in a root holding only those files, each verified first. Private\n"
+    "keys and bundles (the --key file, the -o file, any other) are never bundled.\n"
+    "The sample run's result is not printed; build says how many bytes it returned.\n"
+    "\n"
+    "Build options:\n"
+    "  -o, --bundle APP.tpy   where to write the bundle (required)\n"
+    "  --key SIGNER.key       Ed25519 signing key from teepy keygen (required)\n"
+    "  --include PATH         add a file (at the path given, and its target if it is a\n"
+    "                         link) or directory the sample run did not open; repeat\n"
+    "  --include-dir DIR      add every file under DIR (links to files as files); repeat\n"
+    "  --preload MOD          a module imported before the entry (and before input\n"
+    "                         arrives on a worker); the sample run imports it; repeat\n"
+    "  --allow-processes      policy processes = \"manifest\": the service may run the\n"
+    "                         programs the sample run ran (they, their #! interpreters\n"
+    "                         and their libraries are traced into the manifest)\n"
+    "\n"
+    "The sample run takes teepy run's options (--input, --input-file, --data,\n"
+    "--task-data, --allow-site-packages, --allow, --pythonpath, --env, --scratch);\n"
+    "--memory, --cpu-time, --timeout, --threads and --scratch are recorded in the\n"
+    "manifest as the bundle's limits. Included paths are visible in the sample run.\n";
+
+/* What an --include-dir walk could not add, for one warning line per directory. */
+struct dropped {
+	char text[512];
+	size_t count;
+};
 
 struct build {
 	const char *bundle_path;
 	const char *key_path;
-	struct tp_strlist includes;
-	struct tp_strlist include_dirs;
+	struct tp_strlist includes;	/* --include, as given */
+	struct tp_strlist include_dirs; /* --include-dir, as given */
 	struct tp_strlist preload;
 	bool allow_processes;
 	struct tp_manifest manifest;
 	struct tp_traced_run traced;
-	void **blobs; /* contents of bundled files, by manifest index after finish */
+	void **blobs; /* contents of bundled files, by manifest index */
+	struct stat key_st, out_st;
+	bool have_out_st;	    /* the -o file exists already (an earlier build) */
+	struct tp_strlist left_out; /* "PATH (why)": never bundled, said in one warning */
 };
 
 static bool under(const char *path, const char *dir)
@@ -70,9 +84,16 @@ static bool under(const char *path, const char *dir)
 	return strncmp(path, dir, len) == 0 && (path[len] == '/' || path[len] == '\0');
 }
 
+static bool runtime_owned(const char *path)
+{
+	return under(path, "/dev") || under(path, "/proc") || under(path, "/sys") ||
+	       under(path, TP_RUNTIME_DIR);
+}
+
 static int read_file(const char *path, void **out, uint64_t *size, struct stat *st)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* a FIFO or device met on the way must not block the build */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	char *buf;
 	uint64_t done = 0;
 
@@ -105,9 +126,60 @@ static int read_file(const char *path, void **out, uint64_t *size, struct stat *
 	return 0;
 }
 
-/* Adds one host file under its path inside the root; app files are bundled. */
-static int add_file(struct build *b, const char *host_path, const char *inside, bool bundled,
-		    void ***blobs_by_file)
+/* A PEM private key of any kind ("-----BEGIN [RSA |EC |OPENSSH |ENCRYPTED ]PRIVATE
+ * KEY-----") as the file's first line. */
+static bool is_private_key(const char *content, uint64_t size)
+{
+	static const char begin[] = "-----BEGIN ", end[] = "PRIVATE KEY-----";
+	uint64_t i = 0;
+
+	while (i < size && (content[i] == ' ' || content[i] == '\t' || content[i] == '\r' ||
+			    content[i] == '\n'))
+		i++;
+	if (size - i < sizeof(begin) - 1 || memcmp(content + i, begin, sizeof(begin) - 1) != 0)
+		return false;
+	const char *line = content + i;
+	const char *nl = memchr(line, '\n', (size_t)(size - i));
+	size_t len = nl ? (size_t)(nl - line) : (size_t)(size - i);
+	while (len && line[len - 1] == '\r')
+		len--;
+	return len >= sizeof(end) - 1 &&
+	       memcmp(line + len - (sizeof(end) - 1), end, sizeof(end) - 1) == 0;
+}
+
+/* Why a file of the app must not travel in the bundle, or NULL. The signing key and
+ * the bundle being written are told by their inode, whatever they are called; any
+ * other private key or bundle by its content. */
+static const char *secret_reason(const struct build *b, const struct stat *st, const char *content,
+				 uint64_t size)
+{
+	if (st->st_dev == b->key_st.st_dev && st->st_ino == b->key_st.st_ino)
+		return "the --key file";
+	if (b->have_out_st && st->st_dev == b->out_st.st_dev && st->st_ino == b->out_st.st_ino)
+		return "the -o bundle";
+	if (size >= 8 && memcmp(content, TP_BUNDLE_MAGIC, 8) == 0)
+		return "a bundle";
+	if (is_private_key(content, size))
+		return "a private key";
+	return NULL;
+}
+
+static void note_left_out(struct build *b, const char *inside, const char *why)
+{
+	char item[PATH_MAX + 64];
+	size_t len = strlen(inside);
+
+	for (size_t i = 0; i < b->left_out.count; i++)
+		if (strncmp(b->left_out.items[i], inside, len) == 0 &&
+		    strncmp(b->left_out.items[i] + len, " (", 2) == 0)
+			return; /* met twice: traced and included */
+	snprintf(item, sizeof(item), "%s (%s)", inside, why);
+	tp_strlist_push(&b->left_out, item);
+}
+
+/* Adds one host file under its path inside the root; app files are bundled. Returns
+ * 0 (also for a file left out as a secret) or -errno when it cannot be read. */
+static int add_file(struct build *b, const char *host_path, const char *inside, bool bundled)
 {
 	struct tp_manifest *m = &b->manifest;
 	struct tp_manifest_file *files;
@@ -122,25 +194,30 @@ static int add_file(struct build *b, const char *host_path, const char *inside, 
 	r = read_file(host_path, &content, &size, &st);
 	if (r < 0)
 		return r;
+	const char *why = bundled ? secret_reason(b, &st, content, size) : NULL;
+	if (why) {
+		note_left_out(b, inside, why);
+		free(content);
+		return 0;
+	}
 	files = realloc(m->files, (m->file_count + 1) * sizeof(*files));
-	void **blobs = realloc(*blobs_by_file, (m->file_count + 1) * sizeof(void *));
+	if (files)
+		m->files = files;
+	void **blobs = realloc(b->blobs, (m->file_count + 1) * sizeof(void *));
+	if (blobs)
+		b->blobs = blobs;
 	if (!files || !blobs) {
 		free(content);
-		if (files)
-			m->files = files;
-		if (blobs)
-			*blobs_by_file = blobs;
 		return -ENOMEM;
 	}
-	m->files = files;
-	*blobs_by_file = blobs;
 	struct tp_manifest_file *f = &files[m->file_count];
 	memset(f, 0, sizeof(*f));
 	f->path = strdup(inside);
 	f->size = size;
-	f->mode = st.st_mode & 0755; /* never setuid, never writable by others */
+	/* what the kernel needs: executable or not. The builder's umask is not the app's */
+	f->mode = st.st_mode & 0111 ? 0755 : 0644;
 	f->bundled = bundled;
-	f->mtime = bundled ? 0 : (uint64_t)st.st_mtime;
+	f->mtime = bundled ? 0 : (uint64_t)st.st_mtime; /* kept or cleared by settle_mtimes */
 	tp_sha256(content, size, f->sha256);
 	if (bundled) {
 		blobs[m->file_count] = content;
@@ -152,24 +229,31 @@ static int add_file(struct build *b, const char *host_path, const char *inside, 
 	return f->path ? 0 : -ENOMEM;
 }
 
+/* Where a path of the sample run is on this host: the app's directory was at /app. */
+static void host_view(const struct build *b, const char *path, char *out, size_t size)
+{
+	if (under(path, TP_APP_DIR))
+		snprintf(out, size, "%s%s", b->traced.script_dir, path + strlen(TP_APP_DIR));
+	else
+		snprintf(out, size, "%s", path);
+}
+
 /* Maps a path seen in the sandbox to its place in the manifest: the app's own
- * directory moves to /app and is bundled; anything else stays at its path. */
-static int add_seen(struct build *b, const char *path, void ***blobs)
+ * directory moves to /app and is bundled; anything else stays at its path, with
+ * the content of the file it leads to. Returns 0 (added, or not the bundle's to
+ * carry) or -errno when it cannot be read. */
+static int add_seen(struct build *b, const char *path)
 {
 	char inside[PATH_MAX];
 	const char *dir = b->traced.script_dir;
 	struct stat st;
 
-	if (under(path, "/dev") || under(path, "/proc") || under(path, "/sys") ||
-	    under(path, "/.teepy"))
+	if (runtime_owned(path))
 		return 0;
-	char host_view[PATH_MAX];
-	if (under(path, TP_APP_DIR))
-		snprintf(host_view, sizeof(host_view), "%s%s", dir, path + strlen(TP_APP_DIR));
-	else
-		snprintf(host_view, sizeof(host_view), "%s", path);
-	if (stat(host_view, &st) < 0 || !S_ISREG(st.st_mode))
-		return 0; /* it failed in the run, or is not a file */
+	char host_path[PATH_MAX];
+	host_view(b, path, host_path, sizeof(host_path));
+	if (stat(host_path, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0; /* gone since, or not a file */
 	/* a cached module is only used beside its source: CPython stats the .py (the
 	 * tracer sees no open) and checks its mtime and size against the .pyc */
 	const char *cache = strstr(path, "/__pycache__/");
@@ -177,10 +261,10 @@ static int add_seen(struct build *b, const char *path, void ***blobs)
 		char source[PATH_MAX];
 		const char *name = cache + strlen("/__pycache__/");
 		size_t stem = strcspn(name, ".");
-		snprintf(source, sizeof(source), "%.*s/%.*s.py", (int)(cache - path), path, (int)stem,
-			 name);
-		int r = add_seen(b, source, blobs);
-		if (r < 0)
+		snprintf(source, sizeof(source), "%.*s/%.*s.py", (int)(cache - path), path,
+			 (int)stem, name);
+		int r = add_seen(b, source);
+		if (r < 0 && r != -ENOENT)
 			return r;
 	}
 	if ((under(path, TP_APP_DIR) || under(path, dir)) && cache)
@@ -189,14 +273,15 @@ static int add_seen(struct build *b, const char *path, void ***blobs)
 		/* the sample run saw the app's directory at /app; a link in it that leads
 		 * elsewhere on the host is not the app's to bundle */
 		char host[PATH_MAX], real_host[PATH_MAX];
-		const char *rest = under(path, TP_APP_DIR) ? path + strlen(TP_APP_DIR) : path + strlen(dir);
+		const char *rest =
+		    under(path, TP_APP_DIR) ? path + strlen(TP_APP_DIR) : path + strlen(dir);
 		snprintf(host, sizeof(host), "%s%s", dir, rest);
 		snprintf(inside, sizeof(inside), "%s%s", TP_APP_DIR, rest);
 		if (!realpath(host, real_host) || !under(real_host, dir)) {
 			tp_warn("build: %s leads outside the app's directory; not bundled", host);
 			return 0;
 		}
-		return add_file(b, real_host, inside, true, blobs);
+		return add_file(b, real_host, inside, true);
 	}
 	/* visibility is a matter of the real file: the loader asks for /lib/<multiarch>/...,
 	 * reached through the /lib -> usr/lib link; the content goes at the path asked for */
@@ -204,41 +289,239 @@ static int add_seen(struct build *b, const char *path, void ***blobs)
 	if (!realpath(path, real))
 		return 0;
 	if (!tp_root_plan_covers(&b->traced.plan, real) && strcmp(path, TP_LOADER) != 0)
-		return 0; /* not visible in the run: the open failed there */
-	return add_file(b, path, path, false, blobs);
+		return 0; /* not visible in the run */
+	return add_file(b, path, path, false);
 }
 
-static int add_tree(struct build *b, const char *dir, void ***blobs)
+/* A "#!" script that ran had its interpreter opened by the kernel, which no traced
+ * call shows: add it at the path the script names (like the loader, the content
+ * at that path, links followed), and its own interpreter in turn, as deep as the
+ * kernel goes (4). */
+static int add_interpreters(struct build *b, const char *program, int depth)
 {
-	DIR *d = opendir(dir);
+	char host[PATH_MAX], head[256], interpreter[PATH_MAX];
+	ssize_t n;
+	int fd, r;
+
+	host_view(b, program, host, sizeof(host));
+	fd = open(host, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return 0;
+	n = read(fd, head, sizeof(head));
+	close(fd);
+	if (n <= 0 ||
+	    tp_trace_script_interpreter(head, (size_t)n, interpreter, sizeof(interpreter)) < 0)
+		return 0;
+	if ((r = add_seen(b, interpreter)) < 0)
+		return r;
+	return depth < 4 ? add_interpreters(b, interpreter, depth + 1) : 0;
+}
+
+static void note_dropped(struct dropped *d, const char *path, const char *why)
+{
+	size_t used = strlen(d->text);
+
+	if (d->count < 3 && used < sizeof(d->text) - 1)
+		snprintf(d->text + used, sizeof(d->text) - used, "%s%s (%s)", d->count ? ", " : "",
+			 path, why);
+	d->count++;
+}
+
+/* Every file under dir, and every link in it to a file (placed as a file at the
+ * link's path). What cannot be added is noted in d. Returns 0 or -ENOMEM. */
+static int add_tree(struct build *b, const char *dir, struct dropped *d)
+{
+	DIR *dp = opendir(dir);
 	struct dirent *e;
 	int r = 0;
 
-	if (!d)
-		return -errno;
-	while (r == 0 && (e = readdir(d))) {
+	if (!dp) {
+		note_dropped(d, dir, strerror(errno));
+		return 0;
+	}
+	while (r == 0 && (e = readdir(dp))) {
 		char path[PATH_MAX];
-		struct stat st;
+		struct stat st, target;
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (lstat(path, &st) < 0)
+		if (lstat(path, &st) < 0) {
+			note_dropped(d, path, strerror(errno));
 			continue;
-		if (S_ISDIR(st.st_mode))
-			r = add_tree(b, path, blobs);
-		else if (S_ISREG(st.st_mode))
-			r = add_seen(b, path, blobs);
+		}
+		if (S_ISDIR(st.st_mode)) {
+			r = add_tree(b, path, d);
+			continue;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			if (stat(path, &target) < 0) {
+				note_dropped(d, path, "a dangling link");
+				continue;
+			}
+			if (!S_ISREG(target.st_mode)) {
+				/* a link to a directory may loop back; name it with --include-dir
+				 */
+				note_dropped(d, path,
+					     S_ISDIR(target.st_mode) ? "a link to a directory"
+								     : "a link to no regular file");
+				continue;
+			}
+		} else if (!S_ISREG(st.st_mode)) {
+			note_dropped(d, path, "not a regular file");
+			continue;
+		}
+		int added = add_seen(b, path);
+		if (added == -ENOMEM)
+			r = added;
+		else if (added < 0)
+			note_dropped(d, path, strerror(-added));
 	}
-	closedir(d);
+	closedir(dp);
 	return r;
 }
 
-static int write_bundle(struct build *b, void **blobs, const struct tp_key *key, const char *json,
+/* An --include PATH as named: its directory resolved, its last name kept, so an
+ * included link is placed at its own path (and its target beside it). */
+static int named_path(const char *given, char *out, size_t size)
+{
+	char copy[PATH_MAX], copy2[PATH_MAX], dir[PATH_MAX];
+	const char *base;
+
+	snprintf(copy, sizeof(copy), "%s", given);
+	snprintf(copy2, sizeof(copy2), "%s", given);
+	base = basename(copy);
+	if (!realpath(dirname(copy2), dir))
+		return -errno;
+	if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || strcmp(base, "/") == 0 || !*base)
+		return realpath(given, out) ? 0 : -errno;
+	if ((size_t)snprintf(out, size, "%s/%s", strcmp(dir, "/") == 0 ? "" : dir, base) >= size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* Before the sample run: what --include and --include-dir name must exist, be
+ * readable, and be something a bundle can hold. Returns 0 or an exit code. */
+static int check_include(const char *flag, const char *given, bool want_dir, char real[PATH_MAX])
+{
+	char named[PATH_MAX];
+	struct stat st;
+	int r;
+
+	if (realpath(given, real) == NULL || stat(real, &st) < 0) {
+		tp_error("build: %s %s: %s", flag, given, strerror(errno));
+		return TP_EXIT_USAGE;
+	}
+	if ((r = named_path(given, named, sizeof(named))) < 0) {
+		tp_error("build: %s %s: %s", flag, given, strerror(-r));
+		return TP_EXIT_USAGE;
+	}
+	if (runtime_owned(real) || runtime_owned(named)) {
+		tp_error("build: %s %s: /dev, /proc, /sys and %s belong to the runtime; a bundle "
+			 "cannot carry them",
+			 flag, given, TP_RUNTIME_DIR);
+		return TP_EXIT_USAGE;
+	}
+	if (want_dir && !S_ISDIR(st.st_mode)) {
+		tp_error("build: %s %s: not a directory (use --include for a file)", flag, given);
+		return TP_EXIT_USAGE;
+	}
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+		tp_error("build: %s %s: not a regular file or directory (a FIFO, socket or device "
+			 "cannot be in a bundle)",
+			 flag, given);
+		return TP_EXIT_USAGE;
+	}
+	if (access(real, R_OK) < 0) {
+		tp_error("build: %s %s: %s", flag, given, strerror(errno));
+		return TP_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* After the sample run: adds one --include or --include-dir. Returns 0 or an exit code. */
+static int add_include(struct build *b, const char *flag, const char *given)
+{
+	char real[PATH_MAX], named[PATH_MAX];
+	struct stat st;
+	int r;
+
+	if (!realpath(given, real) || stat(real, &st) < 0 ||
+	    named_path(given, named, sizeof(named)) < 0) {
+		tp_error("build: %s %s: %s", flag, given, strerror(errno));
+		return TP_EXIT_USAGE;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		struct dropped d = {.count = 0};
+		if (add_tree(b, real, &d) < 0) {
+			tp_error("build: %s %s: out of memory", flag, given);
+			return TP_EXIT_INTERNAL;
+		}
+		if (d.count)
+			tp_warn("build: %s %s: %zu entr%s not in the bundle: %s%s", flag, given,
+				d.count, d.count == 1 ? "y" : "ies", d.text,
+				d.count > 3 ? ", ..." : "");
+		return 0;
+	}
+	/* the file at the path named, and where a link leads */
+	if ((r = add_seen(b, named)) == 0 && strcmp(named, real) != 0)
+		r = add_seen(b, real);
+	if (r < 0) {
+		tp_error("build: %s %s: %s", flag, given, strerror(-r));
+		return r == -ENOMEM ? TP_EXIT_INTERNAL : TP_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* A .py file's mtime matters only where its cached .pyc is in the root: CPython
+ * stats the source and uses the cache only if the mtime and size recorded in the
+ * .pyc's header match (else it compiles the source, and a read-only root keeps
+ * nothing). The .pyc's own mtime is never looked at, nor anything else's (the
+ * sealed root's directories are made fresh). So a source keeps its mtime only
+ * when some __pycache__/STEM.*.pyc beside it is in the manifest; every other
+ * mtime is 0. Debian ships a source's mtime in its package, identical on every
+ * machine, while .pyc files and everything compiled or unpacked at install time
+ * carry the install time, which is not: so the same app measures the same on
+ * every worker. m is sorted by path. */
+static void settle_mtimes(struct tp_manifest *m)
+{
+	for (size_t i = 0; i < m->file_count; i++) {
+		struct tp_manifest_file *f = &m->files[i];
+		size_t len = strlen(f->path);
+		bool keep = false;
+
+		if (!f->bundled && len > 3 && strcmp(f->path + len - 3, ".py") == 0) {
+			char prefix[PATH_MAX];
+			const char *slash = strrchr(f->path, '/');
+			snprintf(prefix, sizeof(prefix), "%.*s/__pycache__/%.*s.",
+				 (int)(slash - f->path), f->path,
+				 (int)(f->path + len - 3 - slash - 1), slash + 1);
+			/* the first path not below prefix, by binary search; caches follow */
+			size_t lo = 0, hi = m->file_count, plen = strlen(prefix);
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+				if (strcmp(m->files[mid].path, prefix) < 0)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			for (; !keep && lo < m->file_count &&
+			       strncmp(m->files[lo].path, prefix, plen) == 0;
+			     lo++) {
+				size_t l = strlen(m->files[lo].path);
+				keep = l > 4 && strcmp(m->files[lo].path + l - 4, ".pyc") == 0;
+			}
+		}
+		if (!keep)
+			f->mtime = 0;
+	}
+}
+
+static int write_bundle(struct build *b, const struct tp_key *key, const char *json,
 			size_t json_size)
 {
-	struct tp_bundle_header h = { .version = TP_BUNDLE_VERSION,
-				      .manifest_size = (uint32_t)json_size,
-				      .blob_size = tp_manifest_blob_size(&b->manifest) };
+	struct tp_bundle_header h = {.version = TP_BUNDLE_VERSION,
+				     .manifest_size = (uint32_t)json_size,
+				     .blob_size = tp_manifest_blob_size(&b->manifest)};
 	uint8_t header[TP_BUNDLE_HEADER_SIZE], pub[32], sig[64];
 	char tmp[PATH_MAX];
 	size_t msg_size;
@@ -262,7 +545,7 @@ static int write_bundle(struct build *b, void **blobs, const struct tp_key *key,
 	r = r ?: tp_write_full(fd, sig, sizeof(sig));
 	for (size_t i = 0; r == 0 && i < b->manifest.file_count; i++)
 		if (b->manifest.files[i].bundled)
-			r = tp_write_full(fd, blobs[i], b->manifest.files[i].size);
+			r = tp_write_full(fd, b->blobs[i], b->manifest.files[i].size);
 	mode_t mask = umask(0);
 	umask(mask);
 	if (r == 0 && (fchmod(fd, 0666 & ~mask) < 0 || fsync(fd) < 0))
@@ -279,7 +562,8 @@ static int write_bundle(struct build *b, void **blobs, const struct tp_key *key,
 static void sort_with_blobs(struct tp_manifest *m, void **blobs)
 {
 	for (size_t i = 1; i < m->file_count; i++) {
-		for (size_t j = i; j > 0 && strcmp(m->files[j - 1].path, m->files[j].path) > 0; j--) {
+		for (size_t j = i; j > 0 && strcmp(m->files[j - 1].path, m->files[j].path) > 0;
+		     j--) {
 			struct tp_manifest_file f = m->files[j];
 			void *blob = blobs[j];
 			m->files[j] = m->files[j - 1];
@@ -292,15 +576,16 @@ static void sort_with_blobs(struct tp_manifest *m, void **blobs)
 
 int tp_cmd_build(int argc, char **argv)
 {
-	struct build b = { 0 };
+	struct build b = {0};
 	struct tp_run_opts opts;
 	struct tp_trace_log log;
 	struct tp_key *key = NULL;
-	void **blobs = NULL;
 	char err[512] = "", *json = NULL;
-	char **run_argv = calloc((size_t)argc + 1, sizeof(char *));
-	int run_argc = 0, code = TP_EXIT_USAGE, r;
-	size_t json_size;
+	/* teepy run's options, an --allow for each include, then "--" and the arguments */
+	char **run_argv = calloc(3 * (size_t)argc + 1, sizeof(char *));
+	char **includes_real = NULL;
+	int run_argc = 0, code = TP_EXIT_USAGE, r, tail = argc;
+	size_t json_size, include_count = 0;
 	struct timespec t0, t1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -312,8 +597,7 @@ int tp_cmd_build(int argc, char **argv)
 		const char *a = argv[i];
 		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--") == 0) {
-			while (i < argc)
-				run_argv[run_argc++] = argv[i++];
+			tail = i;
 			break;
 		}
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -353,7 +637,8 @@ int tp_cmd_build(int argc, char **argv)
 		goto out;
 	}
 	if (!b.key_path) {
-		tp_error("build: missing --key SIGNER.key (make one with teepy keygen -o SIGNER.key)");
+		tp_error(
+		    "build: missing --key SIGNER.key (make one with teepy keygen -o SIGNER.key)");
 		goto out;
 	}
 	key = tp_key_load_private(b.key_path, err, sizeof(err));
@@ -361,23 +646,55 @@ int tp_cmd_build(int argc, char **argv)
 		tp_error("build: --key %s: %s", b.key_path, err);
 		goto out;
 	}
+	/* told apart by inode, not by name: never bundled even when the app reads them */
+	if (stat(b.key_path, &b.key_st) < 0) {
+		tp_error("build: --key %s: %s", b.key_path, strerror(errno));
+		goto out;
+	}
+	b.have_out_st = stat(b.bundle_path, &b.out_st) == 0;
+	for (size_t i = 0; i < b.preload.count; i++) {
+		if (!tp_module_name_ok(b.preload.items[i])) {
+			char shown[128];
+			tp_error("build: --preload %s: not a module name (dotted identifiers, e.g. "
+				 "numpy.linalg)",
+				 tp_escape(b.preload.items[i], shown, sizeof(shown)));
+			goto out;
+		}
+	}
+
+	/* what the build adds is visible in the sample run too (at its real path, as
+	 * --allow makes it), so the run sees what the sealed root will hold */
+	include_count = b.includes.count + b.include_dirs.count;
+	includes_real = calloc(include_count + 1, sizeof(char *));
+	if (!includes_real) {
+		code = TP_EXIT_INTERNAL;
+		goto out;
+	}
+	for (size_t i = 0; i < include_count; i++) {
+		bool dir = i >= b.includes.count;
+		const char *given =
+		    dir ? b.include_dirs.items[i - b.includes.count] : b.includes.items[i];
+		char real[PATH_MAX];
+		if ((code = check_include(dir ? "--include-dir" : "--include", given, dir, real)) !=
+		    0)
+			goto out;
+		if (!(includes_real[i] = strdup(real))) {
+			code = TP_EXIT_INTERNAL;
+			goto out;
+		}
+		run_argv[run_argc++] = "--allow";
+		run_argv[run_argc++] = includes_real[i];
+	}
+	code = TP_EXIT_USAGE;
+	for (int i = tail; i < argc; i++)
+		run_argv[run_argc++] = argv[i];
+
 	if (tp_run_opts_parse(&opts, run_argc, run_argv, NULL, err, sizeof(err)) < 0) {
 		tp_error("build: %s", err);
 		tp_run_opts_free(&opts);
 		goto out;
 	}
 	opts.allow_processes = b.allow_processes;
-	for (size_t i = 0; i < b.include_dirs.count; i++)
-		tp_strlist_push(&b.includes, b.include_dirs.items[i]);
-	for (size_t i = 0; i < b.includes.count; i++) {
-		/* what the build adds must be readable by the sample run too */
-		struct stat st;
-		if (stat(b.includes.items[i], &st) < 0) {
-			tp_error("build: --include %s: %s", b.includes.items[i], strerror(errno));
-			tp_run_opts_free(&opts);
-			goto out;
-		}
-	}
 
 	/* the bundle records the sample run's limits and policy */
 	b.manifest.memory_bytes = opts.memory_bytes;
@@ -397,51 +714,74 @@ int tp_cmd_build(int argc, char **argv)
 		pythonpath_copy[i] = realpath(pythonpath.items[i], NULL);
 
 	fprintf(stderr, "teepy: tracing a sample run of %s\n", opts.script);
-	r = tp_run_traced(&opts, &log, &b.traced);
+	r = tp_run_traced(&opts, &b.preload, &log, &b.traced);
+	if (b.traced.preload_failed) {
+		code = TP_EXIT_USAGE; /* the runtime said which module, in one line */
+		goto out_paths;
+	}
 	if (r != TP_EXIT_OK && r != TP_EXIT_NO_RESULT) {
-		tp_error("build: the sample run failed (exit code %d, see above); fix it or give it "
-			 "the input and data it needs",
-			 r);
+		tp_error(
+		    "build: the sample run failed (exit code %d, see above); fix it or give it "
+		    "the input and data it needs",
+		    r);
 		code = r == TP_EXIT_USAGE ? TP_EXIT_USAGE : TP_EXIT_SERVICE_FAILED;
 		goto out_paths;
 	}
+	if (b.traced.had_result)
+		fprintf(stderr,
+			"teepy: the sample run returned %llu bytes (build prints no result)\n",
+			(unsigned long long)b.traced.result_size);
+	if (log.missed)
+		tp_warn("build: the tracer could not read the path of %zu file%s the sample run "
+			"opened or ran; the manifest may be incomplete (add what is missing with "
+			"--include)",
+			log.missed, log.missed == 1 ? "" : "s");
 
-	/* every file seen, then what the user adds */
+	/* every file seen, the interpreters of the scripts that ran, then what the user adds */
 	tp_trace_log_sort(&log);
 	for (size_t i = 0; i < log.count; i++) {
-		if ((r = add_seen(&b, log.paths[i], &blobs)) < 0) {
-			tp_error("build: %s: %s", log.paths[i], strerror(-r));
+		r = add_seen(&b, log.paths[i]);
+		if (r == 0 && log.kinds[i] == TP_TRACE_EXEC)
+			r = add_interpreters(&b, log.paths[i], 1);
+		if (r == -ENOMEM) {
+			tp_error("build: out of memory");
 			code = TP_EXIT_INTERNAL;
 			goto out_paths;
 		}
+		if (r < 0)
+			tp_warn(
+			    "build: %s was opened in the sample run but cannot be read now (%s); "
+			    "it is not in the manifest",
+			    log.paths[i], strerror(-r));
 	}
 	/* the loader (the kernel opens it, no open call is traced), the interpreter, and
 	 * os.py, the landmark by which CPython finds its prefix (os itself is frozen) */
-	if ((r = add_seen(&b, TP_LOADER, &blobs)) < 0 || (r = add_seen(&b, TP_PYTHON_EXE, &blobs)) < 0 ||
-	    (r = add_seen(&b, TP_PYTHON_STDLIB "/os.py", &blobs)) < 0) {
+	if ((r = add_seen(&b, TP_LOADER)) < 0 || (r = add_seen(&b, TP_PYTHON_EXE)) < 0 ||
+	    (r = add_seen(&b, TP_PYTHON_STDLIB "/os.py")) < 0) {
 		tp_error("build: the interpreter's files: %s", strerror(-r));
 		code = TP_EXIT_INTERNAL;
 		goto out_paths;
 	}
-	for (size_t i = 0; i < b.includes.count; i++) {
-		char real[PATH_MAX];
-		struct stat st;
-		if (!realpath(b.includes.items[i], real) || stat(real, &st) < 0) {
-			tp_error("build: --include %s: %s", b.includes.items[i], strerror(errno));
+	for (size_t i = 0; i < include_count; i++) {
+		bool dir = i >= b.includes.count;
+		if ((code = add_include(&b, dir ? "--include-dir" : "--include",
+					dir ? b.include_dirs.items[i - b.includes.count]
+					    : b.includes.items[i])) != 0)
 			goto out_paths;
-		}
-		/* included paths count as visible: they are system files named on purpose */
-		tp_root_plan_add(&b.traced.plan, TP_ROOT_BIND, real, real, 0);
-		r = S_ISDIR(st.st_mode) ? add_tree(&b, real, &blobs) : add_seen(&b, real, &blobs);
-		if (r < 0) {
-			tp_error("build: --include %s: %s", b.includes.items[i], strerror(-r));
-			goto out_paths;
-		}
+	}
+	code = TP_EXIT_USAGE;
+	if (b.left_out.count) {
+		char line[2048] = "";
+		for (size_t i = 0; i < b.left_out.count; i++)
+			snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s%s",
+				 i ? ", " : "", b.left_out.items[i]);
+		tp_warn("build: not bundled (private keys and bundles never are): %s", line);
 	}
 
 	/* where things are inside the sealed root */
 	char entry[PATH_MAX];
-	snprintf(entry, sizeof(entry), "%s%s", TP_APP_DIR, b.traced.script + strlen(b.traced.script_dir));
+	snprintf(entry, sizeof(entry), "%s%s", TP_APP_DIR,
+		 b.traced.script + strlen(b.traced.script_dir));
 	b.manifest.entry = strdup(entry);
 	tp_strlist_push(&b.manifest.python_path, TP_APP_DIR);
 	for (size_t i = 0; pythonpath_copy && pythonpath_copy[i]; i++) {
@@ -461,11 +801,19 @@ int tp_cmd_build(int argc, char **argv)
 	for (size_t i = 0; i < b.preload.count; i++)
 		tp_strlist_push(&b.manifest.preload, b.preload.items[i]);
 
-	sort_with_blobs(&b.manifest, blobs);
-	if (tp_manifest_finish(&b.manifest, err, sizeof(err)) < 0 ||
-	    tp_manifest_to_json(&b.manifest, &json, &json_size) < 0) {
-		tp_error("build: cannot write the manifest: %s", err[0] ? err : "an --env name is too long");
+	sort_with_blobs(&b.manifest, b.blobs);
+	settle_mtimes(&b.manifest);
+	if (tp_manifest_finish(&b.manifest, err, sizeof(err)) < 0) {
+		tp_error("build: cannot write the manifest: %s", err);
 		code = TP_EXIT_INTERNAL;
+		goto out_paths;
+	}
+	if ((r = tp_manifest_to_json(&b.manifest, &json, &json_size)) < 0) {
+		tp_error("build: cannot write the manifest: %s",
+			 r == -EILSEQ	      ? "a file name, argument or --env value is not UTF-8"
+			 : r == -ENAMETOOLONG ? "an --env name is too long"
+					      : strerror(-r));
+		code = r == -ENOMEM ? TP_EXIT_INTERNAL : TP_EXIT_USAGE;
 		goto out_paths;
 	}
 	if (json_size > TP_BUNDLE_MAX_MANIFEST) {
@@ -473,7 +821,7 @@ int tp_cmd_build(int argc, char **argv)
 		code = TP_EXIT_INTERNAL;
 		goto out_paths;
 	}
-	if ((r = write_bundle(&b, blobs, key, json, json_size)) < 0) {
+	if ((r = write_bundle(&b, key, json, json_size)) < 0) {
 		tp_error("build: cannot write %s: %s", b.bundle_path, strerror(-r));
 		code = TP_EXIT_USAGE;
 		goto out_paths;
@@ -497,8 +845,9 @@ int tp_cmd_build(int argc, char **argv)
 	fprintf(stderr,
 		"teepy: built %s: %zu files (%zu bundled, %s; %zu system, %s) in %.0f ms\n"
 		"teepy: app measurement %s\n",
-		b.bundle_path, b.manifest.file_count, n_bundled, tp_format_size(bundled, s1, sizeof(s1)),
-		b.manifest.file_count - n_bundled, tp_format_size(system, s2, sizeof(s2)),
+		b.bundle_path, b.manifest.file_count, n_bundled,
+		tp_format_size(bundled, s1, sizeof(s1)), b.manifest.file_count - n_bundled,
+		tp_format_size(system, s2, sizeof(s2)),
 		(double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
 		app_hex);
 	code = TP_EXIT_OK;
@@ -507,9 +856,9 @@ out_paths:
 		free(pythonpath_copy[i]);
 	free(pythonpath_copy);
 out:
-	for (size_t i = 0; blobs && i < b.manifest.file_count; i++)
-		free(blobs[i]);
-	free(blobs);
+	for (size_t i = 0; b.blobs && i < b.manifest.file_count; i++)
+		free(b.blobs[i]);
+	free(b.blobs);
 	free(json);
 	tp_key_free(key);
 	tp_manifest_free(&b.manifest);
@@ -517,7 +866,11 @@ out:
 	tp_strlist_free(&b.includes);
 	tp_strlist_free(&b.include_dirs);
 	tp_strlist_free(&b.preload);
+	tp_strlist_free(&b.left_out);
 	tp_trace_log_free(&log);
+	for (size_t i = 0; includes_real && i < include_count; i++)
+		free(includes_real[i]);
+	free(includes_real);
 	free(run_argv);
 	return code;
 }

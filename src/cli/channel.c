@@ -105,6 +105,7 @@ int tp_channel_serve_one(struct tp_channel *ch)
 		if (ch->have_result) /* only the first result counts */
 			return pump(ch->fd, -1, frame.size, &ignored);
 		ch->have_result = true;
+		ch->result_size = frame.size;
 		ch->result_fd = ch->open_result ? ch->open_result(ch->ctx) : -1;
 		if (ch->result_fd < 0)
 			ch->result_error = ch->result_fd < -1 ? ch->result_fd : -EBADF;

@@ -21,6 +21,7 @@ struct tp_channel {
 
 	/* what the service told us */
 	bool have_result;
+	uint64_t result_size; /* bytes of the first result */
 	bool result_incomplete;
 	bool protocol_violation;
 	bool result_too_large;

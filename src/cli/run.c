@@ -159,6 +159,7 @@ struct run {
 
 	/* teepy build: trace the run */
 	struct tp_trace_log *trace_log;
+	const struct tp_strlist *preload; /* unsealed: modules to import before the entry */
 
 	struct tp_channel channel;
 	char out_tmp[PATH_MAX]; /* --output is written here, then renamed */
@@ -613,6 +614,10 @@ static int build_boot(struct run *run, struct buf *boot)
 		r = buf_string(boot, TP_BOOT_ARG, run->opts.script_args.items[i]);
 	for (size_t i = 0; r == 0 && i < run->python_path.count; i++)
 		r = buf_string(boot, TP_BOOT_PATH, run->python_path.items[i]);
+	const struct tp_strlist *preload =
+	    run->sealed ? &run->bundle.manifest.preload : run->preload;
+	for (size_t i = 0; r == 0 && preload && i < preload->count; i++)
+		r = buf_string(boot, TP_BOOT_PRELOAD, preload->items[i]);
 	return r;
 }
 
@@ -687,6 +692,11 @@ static int open_result(void *ctx)
 {
 	struct run *run = ctx;
 
+	if (!run->opts.output_file && run->trace_log) {
+		/* a build's stdout is its own: the sample run's result is only counted */
+		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		return fd < 0 ? -errno : fd;
+	}
 	if (!run->opts.output_file)
 		return STDOUT_FILENO;
 	snprintf(run->out_tmp, sizeof(run->out_tmp), "%s.teepy-XXXXXX", run->opts.output_file);
@@ -1144,7 +1154,8 @@ int tp_cmd_run(int argc, char **argv)
 	return code;
 }
 
-int tp_run_traced(struct tp_run_opts *opts, struct tp_trace_log *log, struct tp_traced_run *out)
+int tp_run_traced(struct tp_run_opts *opts, const struct tp_strlist *preload,
+		  struct tp_trace_log *log, struct tp_traced_run *out)
 {
 	struct run run = { 0 };
 	int code;
@@ -1152,12 +1163,18 @@ int tp_run_traced(struct tp_run_opts *opts, struct tp_trace_log *log, struct tp_
 	run.opts = *opts;
 	memset(opts, 0, sizeof(*opts)); /* run owns it now */
 	run.trace_log = log;
+	run.preload = preload;
 	code = run_prepared_opts(&run);
 	snprintf(out->script, sizeof(out->script), "%s", run.script);
 	snprintf(out->script_dir, sizeof(out->script_dir), "%s", run.script_dir);
 	out->plan = run.plan; /* the caller filters traced paths by what was visible */
 	memset(&run.plan, 0, sizeof(run.plan));
 	out->had_result = run.channel.have_result;
+	out->result_size = run.channel.result_size;
+	out->preload_failed = run.channel.status_kind == TP_STATUS_SYNTAX &&
+			      strcmp(run.channel.status_name, TP_STATUS_PRELOAD_NAME) == 0;
+	if (!run.opts.output_file && run.channel.result_fd > STDERR_FILENO)
+		close(run.channel.result_fd); /* /dev/null */
 	run_free(&run);
 	return code;
 }

@@ -9,17 +9,23 @@
 #include <stdbool.h>
 
 struct tp_trace_log;
+struct tp_strlist;
 
 struct tp_traced_run {
 	char script[PATH_MAX];     /* real path of the script */
 	char script_dir[PATH_MAX];
 	struct tp_root_plan plan;  /* what was visible in the run (caller frees) */
 	bool had_result;
+	uint64_t result_size; /* bytes; the result itself is dropped (or --output) */
+	bool preload_failed;  /* a preload module could not be imported (said so) */
 };
 
 /* Runs the service described by opts (which it takes over and frees) in the
- * unsealed sandbox while tracing every file opened and program executed into log.
- * Returns teepy run's exit code for the run. */
-int tp_run_traced(struct tp_run_opts *opts, struct tp_trace_log *log, struct tp_traced_run *out);
+ * unsealed sandbox while tracing every file opened and program executed into log,
+ * after importing the preload modules (may be NULL). The result goes to --output
+ * if given, else nowhere: the caller's stdout stays its own. Returns teepy run's
+ * exit code for the run. */
+int tp_run_traced(struct tp_run_opts *opts, const struct tp_strlist *preload,
+		  struct tp_trace_log *log, struct tp_traced_run *out);
 
 #endif

@@ -235,6 +235,7 @@ struct boot {
 	PyObject *entry;
 	PyObject *argv;
 	PyObject *path;
+	PyObject *preload;
 	struct sock_fprog filter;
 };
 
@@ -276,6 +277,8 @@ static int parse_boot(char *payload, size_t size, struct boot *boot)
 			r = PyList_Append(boot->argv, s);
 		else if (tag == TP_BOOT_PATH)
 			r = PyList_Append(boot->path, s);
+		else if (tag == TP_BOOT_PRELOAD)
+			r = PyList_Append(boot->preload, s);
 		else if (tag == TP_BOOT_DATA_COUNT)
 			data_count = (Py_ssize_t)strtoull(PyUnicode_AsUTF8(s), NULL, 10);
 		Py_DECREF(s);
@@ -408,6 +411,39 @@ static PyObject *run_entry(const char *entry, int *status)
 	Py_RETURN_NONE;
 }
 
+/* The policy's preload modules, imported before the entry (a worker imports them
+ * before input arrives; the build's sample run imports them so their files are
+ * traced). One that cannot be imported ends the run with one line naming it.
+ * Returns 0, or -1 with that line printed and the status sent. */
+static int import_preload(PyObject *names)
+{
+	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
+		PyObject *name = PyList_GET_ITEM(names, i);
+		PyObject *module = PyImport_Import(name);
+		PyObject *type, *value, *tb, *text;
+
+		if (module) {
+			Py_DECREF(module);
+			continue;
+		}
+		PyErr_Fetch(&type, &value, &tb);
+		PyErr_NormalizeException(&type, &value, &tb);
+		text = value ? PyObject_Str(value) : NULL;
+		PyErr_Clear();
+		PySys_FormatStderr("teepy: preload module %U cannot be imported: %s: %S\n", name,
+				   type ? ((PyTypeObject *)type)->tp_name : "error",
+				   text ? text : Py_None);
+		Py_XDECREF(text);
+		Py_XDECREF(type);
+		Py_XDECREF(value);
+		Py_XDECREF(tb);
+		send_frame(TP_FRAME_STATUS, TP_STATUS_SYNTAX, TP_STATUS_PRELOAD_NAME,
+			   strlen(TP_STATUS_PRELOAD_NAME));
+		return -1;
+	}
+	return 0;
+}
+
 static PyObject *boot(PyObject *self, PyObject *unused)
 {
 	struct boot b = { 0 };
@@ -437,7 +473,8 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 	payload[frame.size] = '\0';
 	b.argv = PyList_New(0);
 	b.path = PyList_New(0);
-	if (!b.argv || !b.path || parse_boot(payload, (size_t)frame.size, &b) < 0) {
+	b.preload = PyList_New(0);
+	if (!b.argv || !b.path || !b.preload || parse_boot(payload, (size_t)frame.size, &b) < 0) {
 		if (!PyErr_Occurred())
 			PyErr_SetString(PyExc_RuntimeError, "teepy: malformed boot frame");
 		goto out;
@@ -456,6 +493,10 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 	if (PySys_SetObject("argv", b.argv) < 0 || PySys_SetObject("path", b.path) < 0 ||
 	    PySys_SetObject("dont_write_bytecode", Py_True) < 0)
 		goto out;
+	if (import_preload(b.preload) < 0) {
+		result = PyLong_FromLong(1);
+		goto out;
+	}
 	{
 		PyObject *entry = PyUnicode_EncodeFSDefault(b.entry);
 		if (!entry)
@@ -472,6 +513,7 @@ out:
 	Py_XDECREF(b.entry);
 	Py_XDECREF(b.argv);
 	Py_XDECREF(b.path);
+	Py_XDECREF(b.preload);
 	PyMem_Free(payload);
 	return result;
 }

@@ -34,16 +34,22 @@ enum tp_frame_type {
 
 enum tp_reply { TP_REPLY_OK = 0, TP_REPLY_OUT_OF_RANGE = 1 };
 
+/* STATUS kinds. TP_STATUS_SYNTAX: the runtime has printed the one-line error itself,
+ * so the supervisor adds none; the payload says what failed: "SyntaxError" in the
+ * entry, or "preload" (TP_STATUS_PRELOAD_NAME) for a preload module that cannot be
+ * imported. */
 enum tp_status { TP_STATUS_OK = 0, TP_STATUS_EXCEPTION = 1, TP_STATUS_SYNTAX = 2 };
+#define TP_STATUS_PRELOAD_NAME "preload"
 
 /* BOOT payload: a sequence of fields, each a u32 length then that many bytes,
  * whose first byte is a tag: */
 enum tp_boot_tag {
-	TP_BOOT_FILTER = 'f', /* stage-2 seccomp program (struct sock_filter[]) */
-	TP_BOOT_ENTRY = 'e',  /* the entry script's path inside the root */
-	TP_BOOT_ARG = 'a',    /* sys.argv, in order */
-	TP_BOOT_PATH = 'p',   /* sys.path, in order */
+	TP_BOOT_FILTER = 'f',	  /* stage-2 seccomp program (struct sock_filter[]) */
+	TP_BOOT_ENTRY = 'e',	  /* the entry script's path inside the root */
+	TP_BOOT_ARG = 'a',	  /* sys.argv, in order */
+	TP_BOOT_PATH = 'p',	  /* sys.path, in order */
 	TP_BOOT_DATA_COUNT = 'n', /* decimal count of data items */
+	TP_BOOT_PRELOAD = 'i',	  /* a module to import before the entry, in order */
 };
 
 #define TP_MAX_STATUS_SIZE 4096u

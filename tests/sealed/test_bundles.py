@@ -288,6 +288,30 @@ def test_numpy_sealed_matches_native(work, keys):
     assert r.stdout.decode() == native.stdout.strip()
 
 
+EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                       "examples", "numpy", "service.py")
+# the example run by Debian's python3 itself, with a stand-in teex module
+NATIVE_TEEX = '''import sys, types
+teex = types.ModuleType("teex")
+teex.TEEX_getinput = lambda: sys.argv[2]
+teex.TEEX_return = sys.stdout.write
+sys.modules["teex"] = teex
+exec(compile(open(sys.argv[1]).read(), sys.argv[1], "exec"), {"__name__": "__main__"})
+'''
+
+
+def test_the_numpy_example_sealed_matches_native(work, keys):
+    bundle = build(work, keys, EXAMPLE, "--allow-site-packages",
+                   "--input", '{"a": [[3, 1], [1, 2]], "b": [9, 8]}')
+    request = '{"a": [[4, 1, 0], [1, 3, 1], [0, 1, 2]], "b": [1, 2, 3]}'
+    r = run_bundle(bundle, keys, "--input", request)
+    assert r.returncode == 0, r.stderr.decode()
+    native = subprocess.run(["/usr/bin/python3", "-c", NATIVE_TEEX, EXAMPLE, request],
+                            capture_output=True, check=True)
+    assert r.stdout == native.stdout
+    assert json.loads(r.stdout)["x"] == [0.222222222, 0.111111111, 1.444444444]
+
+
 def test_bundle_limits_are_recorded_and_only_tightened(work, keys):
     app = write_app(work, {"svc.py": "import teex\nteex.TEEX_return('ok')\n"})
     bundle = build(work, keys, os.path.join(app, "svc.py"), "--memory", "512M", "--cpu-time", "10")

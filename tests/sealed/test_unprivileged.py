@@ -79,3 +79,32 @@ def test_a_file_the_sample_run_may_not_open_is_left_out(as_nobody):
     r = run("run", "s.tpy", "--trust", "k.pub")
     assert r.returncode == 0, r.stderr.decode()
     assert r.stdout == b"FileNotFoundError"  # absent from the sealed root
+
+
+def test_unreadable_files_meet_a_warning_at_build_and_a_reason_at_run(as_nobody):
+    """An --include-dir file the builder may not read is left out with a warning (not
+    an internal error); a system file the runner may not read is refused as
+    unreadable, not as missing."""
+    d, run = as_nobody
+    lib = os.path.join(d, "vendor")
+    os.makedirs(lib)
+    for name, text in (("vendored.py", "VALUE = 42\n"), ("secret.txt", "root only\n")):
+        with open(os.path.join(lib, name), "w") as f:
+            f.write(text)
+    os.chmod(os.path.join(lib, "secret.txt"), 0o600)  # owned by root, the test's user
+    app = write_app(d, {"svc.py": "import teex, vendored\nteex.TEEX_return(str(vendored.VALUE))\n"})
+    os.chmod(app, 0o777)
+    assert run("keygen", "-o", "k.key").returncode == 0
+    b = run("build", os.path.join(app, "svc.py"), "-o", "v.tpy", "--key", "k.key",
+            "--pythonpath", lib, "--include-dir", lib)
+    assert b.returncode == 0, b.stderr.decode()
+    warned = [l for l in b.stderr.decode().splitlines() if l.startswith("teepy: warning:")]
+    assert len(warned) == 1 and "secret.txt (Permission denied)" in warned[0], warned
+    assert run("run", "v.tpy", "--trust", "k.pub").stdout == b"42"
+
+    os.chmod(os.path.join(lib, "vendored.py"), 0o600)
+    r = run("run", "v.tpy", "--trust", "k.pub")
+    assert r.returncode == 8, r.stderr.decode()
+    line = r.stderr.decode().strip().splitlines()[-1]
+    assert "vendored.py: cannot be read on this host: Permission denied" in line
+    assert "missing" not in line

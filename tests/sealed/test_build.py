@@ -1,0 +1,297 @@
+"""teepy build: what goes into a bundle and what never does, scripts, includes,
+preload, reproducible measurements, a clean stdout; teepy inspect shows and
+escapes everything the signature pins."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from sealed_support import TEEPY, build, inspect_json, teepy, write_app
+
+EXIT_USAGE = 2
+EXIT_BUNDLE = 8
+
+READ_EVERYTHING = '''import os, teex
+total = 0
+for name in sorted(os.listdir('/app')):
+    try:
+        total += len(open('/app/' + name, 'rb').read())
+    except OSError:
+        pass
+teex.TEEX_return(str(total))
+'''
+
+
+def run_bundle(bundle, keys, *args, **kw):
+    return teepy("run", bundle, "--trust", keys[1], *args, **kw)
+
+
+def warnings(r):
+    return [l for l in r.stderr.decode().splitlines() if l.startswith("teepy: warning:")]
+
+
+# ---- secrets and bundles never travel ----
+
+def test_the_readme_workflow_bundles_no_key_and_no_earlier_bundle(work):
+    """cd app; keygen; build twice into the app's own directory, with a service that
+    reads every file there: neither the key nor the previous bundle goes in, and the
+    measurement does not change from one build to the next."""
+    app = write_app(work, {"svc.py": READ_EVERYTHING})
+    assert teepy("keygen", "-o", os.path.join(app, "signer.key")).returncode == 0
+    # another private key and another bundle, under names that say nothing
+    shutil.copy(os.path.join(app, "signer.key"), os.path.join(app, "config.dat"))
+    measurements = []
+    for round in range(2):
+        r = subprocess.run([TEEPY, "build", "svc.py", "-o", "svc.tpy",
+                            "--key", "signer.key"], cwd=app, capture_output=True)
+        assert r.returncode == 0, r.stderr.decode()
+        data = open(os.path.join(app, "svc.tpy"), "rb").read()
+        assert data.count(b"BEGIN PRIVATE KEY") == 0
+        assert data.count(b"TEEPYBDL") == 1  # only its own header
+        info = inspect_json(os.path.join(app, "svc.tpy"))
+        paths = {f["path"] for f in info["files"]}
+        assert not paths & {"/app/signer.key", "/app/config.dat", "/app/svc.tpy", "/app/old.tpy"}
+        assert "/app/signer.pub" in paths  # a public key is no secret
+        measurements.append(info["app"])
+        lines = warnings(r)
+        assert len(lines) == 1, r.stderr.decode()
+        assert "/app/signer.key (the --key file)" in lines[0]
+        assert "/app/config.dat (a private key)" in lines[0]
+        if round == 0:
+            assert "svc.tpy" not in lines[0]
+            shutil.copy(os.path.join(app, "svc.tpy"), os.path.join(app, "old.tpy"))
+        else:
+            assert "/app/svc.tpy (the -o bundle)" in lines[0]
+            assert "/app/old.tpy (a bundle)" in lines[0]
+    assert measurements[0] == measurements[1]
+
+
+# ---- inspect ----
+
+def test_inspect_shows_what_the_signature_pins_and_escapes_it(work, keys):
+    app = write_app(work, {"svc.py": "import teex\nteex.TEEX_return('ok')\n"})
+    evil = "x\x1b[2K\n  S 0644 forged row\x07"
+    bundle = build(work, keys, os.path.join(app, "svc.py"), "--env", "GREETING=" + evil,
+                   "--env", "PLAIN=1", "--preload", "json", "--", evil, "two")
+    text = teepy("inspect", bundle)
+    assert text.returncode == 0, text.stderr
+    out = text.stdout
+    assert b"\x1b" not in out and b"\x07" not in out
+    assert b"forged row" in out and b"\n  S 0644 forged row" not in out
+    assert b"GREETING=x\\x1b[2K\\x0a  S 0644 forged row\\x07" in out
+    assert b"PLAIN=1" in out and b"json" in out and b"/usr/lib/python3.11/lib-dynload" in out
+    raw = teepy("inspect", bundle, "--json").stdout
+    assert all(b < 0x80 for b in raw) and b"\x1b" not in raw
+    info = json.loads(raw)
+    assert info["env"] == {"GREETING": evil, "PLAIN": "1"}
+    assert info["argv"] == [evil, "two"]
+    assert info["preload"] == ["json"]
+    assert info["python_path"][0] == "/app"
+    assert all("mtime" in f for f in info["files"])
+
+
+# ---- programs run by a processes policy ----
+
+GUNZIP_SVC = '''import gzip, subprocess, teex
+packed = gzip.compress(teex.TEEX_getinput().encode())
+out = subprocess.run(["gunzip", "-c"], input=packed, capture_output=True)
+teex.TEEX_return(out.stdout.decode() + " " + str(out.returncode))
+'''
+
+
+def test_a_shell_script_program_runs_sealed_with_its_interpreter(work, keys):
+    """gunzip is a #!/bin/sh script: the kernel opens /bin/sh itself, so the build
+    must add it (at that path) for the sealed run to start the script."""
+    app = write_app(work, {"svc.py": GUNZIP_SVC})
+    bundle = build(work, keys, os.path.join(app, "svc.py"), "--allow-processes", "--input", "x")
+    paths = {f["path"] for f in inspect_json(bundle)["files"]}
+    assert "/bin/sh" in paths
+    r = run_bundle(bundle, keys, "--input", "hello")
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == b"hello 0"
+
+
+FORKS_SVC = '''import os, teex
+r, w = os.pipe()
+children = []
+error = "none"
+for _ in range(40):
+    try:
+        pid = os.fork()
+    except OSError as e:
+        error = type(e).__name__
+        break
+    if pid == 0:
+        os.close(w)
+        os.read(r, 1)
+        os._exit(0)
+    children.append(pid)
+os.close(w)
+for pid in children:
+    os.waitpid(pid, 0)
+teex.TEEX_return(f"{len(children)} {error}")
+'''
+
+
+def test_the_thread_cap_bounds_the_processes_of_a_processes_bundle(work, keys):
+    app = write_app(work, {"svc.py": FORKS_SVC})
+    bundle = build(work, keys, os.path.join(app, "svc.py"), "--allow-processes", "--threads", "8")
+    assert inspect_json(bundle)["threads"] == 8
+    r = run_bundle(bundle, keys)
+    assert r.returncode == 0, r.stderr.decode()
+    forked, error = r.stdout.decode().split()
+    assert int(forked) < 8 and error == "BlockingIOError", r.stdout
+
+
+# ---- includes ----
+
+LINKS_SVC = '''import os, teex
+names = ["/usr/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13",
+         "/usr/share/zoneinfo/UTC", "/usr/share/zoneinfo/Etc/UTC"]
+teex.TEEX_return(" ".join(str(os.path.isfile(n)) for n in names))
+'''
+
+
+def test_an_included_link_is_at_its_own_path_and_its_target(work, keys):
+    app = write_app(work, {"svc.py": LINKS_SVC})
+    bundle = build(work, keys, os.path.join(app, "svc.py"),
+                   "--include", "/usr/lib/x86_64-linux-gnu/libz.so.1",
+                   "--include", "/usr/share/zoneinfo/UTC")
+    r = run_bundle(bundle, keys)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == b"True True True True"
+
+
+def test_include_dir_places_links_to_files_and_says_what_it_drops(work, keys):
+    vendor = os.path.join(work, "vendor")
+    os.makedirs(os.path.join(vendor, "sub"))
+    with open(os.path.join(vendor, "real.txt"), "w") as f:
+        f.write("content\n")
+    os.symlink("real.txt", os.path.join(vendor, "alias.txt"))
+    os.symlink("sub", os.path.join(vendor, "subdir-link"))
+    os.symlink("nowhere", os.path.join(vendor, "dangling"))
+    os.mkfifo(os.path.join(vendor, "pipe"))
+    app = write_app(work, {"svc.py": "import teex\n"
+                                     f"teex.TEEX_return(open('{vendor}/alias.txt').read())\n"})
+    out = os.path.join(work, "v.tpy")
+    r = teepy("build", os.path.join(app, "svc.py"), "-o", out, "--key", keys[0],
+              "--include-dir", vendor)
+    assert r.returncode == 0, r.stderr.decode()
+    lines = warnings(r)
+    assert len(lines) == 1 and "3 entries not in the bundle" in lines[0], r.stderr.decode()
+    for what in ("subdir-link (a link to a directory)", "dangling (a dangling link)",
+                 "pipe (not a regular file)"):
+        assert what in lines[0]
+    ok = run_bundle(out, keys)
+    assert ok.returncode == 0 and ok.stdout == b"content\n", ok.stderr.decode()
+
+
+@pytest.mark.parametrize("path, why", [("/proc/cpuinfo", "belong to the runtime"),
+                                       ("/dev/null", "belong to the runtime"),
+                                       ("/sys/kernel", "belong to the runtime"),
+                                       ("FIFO", "not a regular file or directory")])
+def test_include_of_what_a_bundle_cannot_hold_is_refused(work, keys, path, why):
+    if path == "FIFO":
+        path = os.path.join(work, "fifo")
+        os.mkfifo(path)
+    app = write_app(work, {"svc.py": "import teex\nteex.TEEX_return('ok')\n"})
+    out = os.path.join(work, "r.tpy")
+    r = teepy("build", os.path.join(app, "svc.py"), "-o", out, "--key", keys[0], "--include", path)
+    assert r.returncode == EXIT_USAGE, r.stderr.decode()
+    errors = [l for l in r.stderr.decode().splitlines() if l.startswith("teepy:")]
+    assert len(errors) == 1 and why in errors[0] and path in errors[0]
+    assert not os.path.exists(out)
+
+
+def test_included_files_are_visible_in_the_sample_run(work, keys):
+    data = os.path.join(work, "table.csv")
+    with open(data, "w") as f:
+        f.write("a,b\n")
+    app = write_app(work, {"svc.py": f"import teex\nteex.TEEX_return(open('{data}').read())\n"})
+    bundle = build(work, keys, os.path.join(app, "svc.py"), "--include", data)
+    r = run_bundle(bundle, keys)
+    assert r.returncode == 0 and r.stdout == b"a,b\n", r.stderr.decode()
+
+
+# ---- preload ----
+
+PRELOAD_SVC = '''import sys, teex
+teex.TEEX_return(" ".join(m for m in ("json", "decimal") if m in sys.modules))
+'''
+
+
+def test_preload_modules_are_imported_first_and_their_files_traced(work, keys):
+    app = write_app(work, {"svc.py": PRELOAD_SVC})
+    bundle = build(work, keys, os.path.join(app, "svc.py"), "--preload", "json")
+    info = inspect_json(bundle)
+    assert info["preload"] == ["json"]
+    assert "/usr/lib/python3.11/json/__init__.py" in {f["path"] for f in info["files"]}
+    r = run_bundle(bundle, keys)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == b"json"
+
+
+@pytest.mark.parametrize("name", ["nonexistent_mod_xyz", "not a name"])
+def test_a_preload_that_cannot_be_imported_refuses_the_build(work, keys, name):
+    app = write_app(work, {"svc.py": PRELOAD_SVC})
+    out = os.path.join(work, "p.tpy")
+    r = teepy("build", os.path.join(app, "svc.py"), "-o", out, "--key", keys[0], "--preload", name)
+    assert r.returncode == EXIT_USAGE, r.stderr.decode()
+    errors = [l for l in r.stderr.decode().splitlines()
+              if l.startswith("teepy:") and "tracing a sample run" not in l]
+    assert len(errors) == 1 and name in errors[0], r.stderr.decode()
+    assert not os.path.exists(out)
+
+
+# ---- reproducible measurements ----
+
+def test_mtimes_are_kept_only_for_sources_whose_cache_is_in_the_root(work, keys):
+    app = write_app(work, {"svc.py": "import json, teex\nteex.TEEX_return('ok')\n"})
+    info = inspect_json(build(work, keys, os.path.join(app, "svc.py")))
+    paths = {f["path"] for f in info["files"]}
+    kept = [f["path"] for f in info["files"] if f["mtime"]]
+    assert "/usr/lib/python3.11/json/__init__.py" in kept
+    for path in kept:
+        assert path.endswith(".py")
+        d, name = os.path.split(path)
+        assert any(p.startswith(f"{d}/__pycache__/{name[:-3]}.") and p.endswith(".pyc")
+                   for p in paths), path
+    # install-time stamps (.pyc, libraries, the interpreter) are never recorded
+    assert not [f for f in info["files"] if f["mtime"] and not f["path"].endswith(".py")]
+
+
+def test_same_app_measures_the_same_whatever_umask_and_touched_includes(work, keys):
+    vendor = os.path.join(work, "vendor")
+    os.makedirs(vendor)
+    with open(os.path.join(vendor, "data.bin"), "wb") as f:
+        f.write(b"\0" * 10)
+    src = {"svc.py": "import teex, helper\nteex.TEEX_return(helper.X)\n",
+           "helper.py": "X = 'ok'\n", "tool.sh": "#!/bin/sh\n"}
+    apps, measures = [], []
+    for i, mode in enumerate((0o600, 0o644)):
+        d = os.path.join(work, f"copy{i}")
+        os.makedirs(d)
+        app = write_app(d, src)
+        for name in src:
+            os.chmod(os.path.join(app, name), 0o700 if name == "tool.sh" else mode)
+        os.utime(os.path.join(vendor, "data.bin"), (1000000000 + i, 1000000000 + i))
+        bundle = build(work, keys, os.path.join(app, "svc.py"), "--include", os.path.join(app, "tool.sh"),
+                       "--include-dir", vendor, name=f"m{i}.tpy")
+        info = inspect_json(bundle)
+        modes = {f["path"]: f["mode"] for f in info["files"]}
+        assert modes["/app/helper.py"] == 0o644 and modes["/app/tool.sh"] == 0o755
+        measures.append(info["app"])
+    assert measures[0] == measures[1]
+
+
+# ---- output ----
+
+def test_build_keeps_stdout_clean_and_says_what_the_sample_run_returned(work, keys):
+    app = write_app(work, {"svc.py": "import teex\nteex.TEEX_return('twelve bytes')\n"})
+    r = teepy("build", os.path.join(app, "svc.py"), "-o", os.path.join(work, "o.tpy"), "--key", keys[0])
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == b""
+    assert b"the sample run returned 12 bytes" in r.stderr
+    assert not warnings(r)  # nothing the tracer missed, nothing left out
