@@ -14,6 +14,7 @@
 #include "../crypto/crypto.h"
 #include "../manifest/bundle.h"
 #include "../manifest/manifest.h"
+#include "../trace/elf.h"
 #include "../trace/trace.h"
 
 #include <dirent.h>
@@ -54,7 +55,9 @@ static const char usage[] =
     "The sample run takes teepy run's options (--input, --input-file, --data,\n"
     "--task-data, --allow-site-packages, --allow, --pythonpath, --env, --scratch);\n"
     "--memory, --cpu-time, --timeout, --threads and --scratch are recorded in the\n"
-    "manifest as the bundle's limits. Included paths are visible in the sample run.\n";
+    "manifest as the bundle's limits. Included paths are visible in the sample run.\n"
+    "An ELF file in the bundle (an included extension module) brings the libraries\n"
+    "it links, found as the program loader finds them (runpath, then /lib and /usr/lib).\n";
 
 /* What an --include-dir walk could not add, for one warning line per directory. */
 struct dropped {
@@ -177,6 +180,57 @@ static void note_left_out(struct build *b, const char *inside, const char *why)
 	tp_strlist_push(&b->left_out, item);
 }
 
+static int add_seen(struct build *b, const char *path);
+static void host_view(const struct build *b, const char *path, char *out, size_t size);
+
+struct library_search {
+	struct build *b;
+	const char *name;
+	int result;
+};
+
+/* One directory of the loader's search: the first that holds the library wins. */
+static int try_library_dir(const char *dir, void *ctx)
+{
+	struct library_search *ls = ctx;
+	char path[PATH_MAX], host[PATH_MAX];
+	struct stat st;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, ls->name) >= sizeof(path))
+		return 0;
+	host_view(ls->b, path, host, sizeof(host));
+	if (stat(host, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	ls->result = add_seen(ls->b, path);
+	return 1;
+}
+
+/* The libraries an ELF file links (DT_NEEDED), looked up as the loader does: its
+ * runpath, then the multiarch and system directories (there is no ld.so.cache in
+ * a sealed root). The sample run traced those it loaded; an extension module added
+ * by --include-dir would otherwise arrive without its libraries. A library not on
+ * this host is left to fail as it would natively. */
+static int add_libraries(struct build *b, const char *inside, const struct tp_elf_deps *deps)
+{
+	static const char *const system_dirs =
+	    "/lib/" TP_MULTIARCH ":/usr/lib/" TP_MULTIARCH ":/lib:/usr/lib";
+	char origin[PATH_MAX];
+
+	snprintf(origin, sizeof(origin), "%s", inside);
+	*strrchr(origin, '/') = '\0';
+	for (size_t i = 0; i < deps->count; i++) {
+		struct library_search ls = {.b = b, .name = deps->needed[i]};
+		if (strchr(ls.name, '/'))
+			continue; /* a path of its own: the loader does not search for it */
+		if (!(deps->runpath &&
+		      tp_elf_runpath_each(deps->runpath, origin, try_library_dir, &ls)))
+			tp_elf_runpath_each(system_dirs, origin, try_library_dir, &ls);
+		if (ls.result < 0 && ls.result != -ENOENT)
+			return ls.result;
+	}
+	return 0;
+}
+
 /* Adds one host file under its path inside the root; app files are bundled. Returns
  * 0 (also for a file left out as a secret) or -errno when it cannot be read. */
 static int add_file(struct build *b, const char *host_path, const char *inside, bool bundled)
@@ -219,6 +273,8 @@ static int add_file(struct build *b, const char *host_path, const char *inside, 
 	f->bundled = bundled;
 	f->mtime = bundled ? 0 : (uint64_t)st.st_mtime; /* kept or cleared by settle_mtimes */
 	tp_sha256(content, size, f->sha256);
+	struct tp_elf_deps deps;
+	bool elf = tp_elf_deps(content, (size_t)size, &deps) == 0 && deps.count;
 	if (bundled) {
 		blobs[m->file_count] = content;
 	} else {
@@ -226,16 +282,22 @@ static int add_file(struct build *b, const char *host_path, const char *inside, 
 		free(content);
 	}
 	m->file_count++;
-	return f->path ? 0 : -ENOMEM;
+	if (!f->path)
+		r = -ENOMEM;
+	else if (elf)
+		r = add_libraries(b, inside, &deps);
+	tp_elf_deps_free(&deps);
+	return r;
 }
 
 /* Where a path of the sample run is on this host: the app's directory was at /app. */
 static void host_view(const struct build *b, const char *path, char *out, size_t size)
 {
-	if (under(path, TP_APP_DIR))
-		snprintf(out, size, "%s%s", b->traced.script_dir, path + strlen(TP_APP_DIR));
-	else
-		snprintf(out, size, "%s", path);
+	int n = under(path, TP_APP_DIR)
+		    ? snprintf(out, size, "%s%s", b->traced.script_dir, path + strlen(TP_APP_DIR))
+		    : snprintf(out, size, "%s", path);
+	if (n < 0 || (size_t)n >= size)
+		out[0] = '\0'; /* too long to exist: nothing is found there */
 }
 
 /* Maps a path seen in the sandbox to its place in the manifest: the app's own

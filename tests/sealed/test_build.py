@@ -215,6 +215,24 @@ def test_included_files_are_visible_in_the_sample_run(work, keys):
     assert r.returncode == 0 and r.stdout == b"a,b\n", r.stderr.decode()
 
 
+def test_an_included_extension_module_brings_the_libraries_it_links(work, keys):
+    """The sample run imports nothing but json; _bz2, _lzma and _ssl arrive by
+    --include-dir alone, and their libraries (libbz2, liblzma, libssl, libcrypto)
+    must come with them, or the sealed import fails for want of a .so."""
+    app = write_app(work, {"svc.py": "import importlib, teex\n"
+                                     "name = teex.get_input()\n"
+                                     "importlib.import_module(name)\n"
+                                     "teex.TEEX_return(name)\n"})
+    bundle = build(work, keys, os.path.join(app, "svc.py"), "--input", "json",
+                   "--include-dir", "/usr/lib/python3.11/lib-dynload")
+    paths = {f["path"] for f in inspect_json(bundle)["files"]}
+    for lib in ("libbz2.so.1.0", "liblzma.so.5", "libssl.so.3", "libcrypto.so.3"):
+        assert f"/lib/x86_64-linux-gnu/{lib}" in paths, lib
+    for module in ("_bz2", "_lzma", "_ssl"):
+        r = run_bundle(bundle, keys, "--input", module)
+        assert r.returncode == 0 and r.stdout == module.encode(), r.stderr.decode()
+
+
 # ---- preload ----
 
 PRELOAD_SVC = '''import sys, teex
