@@ -365,9 +365,12 @@ int tp_root_enter(const struct tp_root_plan *plan, int (*after_pivot)(void *), v
 		case TP_ROOT_TMPFS:
 			snprintf(options, sizeof(options), "mode=1777,size=%llu",
 				 (unsigned long long)op->size);
+			/* noexec: a program written there is none of the root's files, the
+			 * only ones a processes policy may run, nor may a library there be
+			 * mapped executable */
 			if ((r = make_mountpoint(op->path, true)) < 0 ||
-			    (mount("teepy-scratch", op->path, "tmpfs", MS_NOSUID | MS_NODEV, options) <
-				     0 &&
+			    (mount("teepy-scratch", op->path, "tmpfs",
+				   MS_NOSUID | MS_NODEV | MS_NOEXEC, options) < 0 &&
 			     (r = -errno)))
 				goto fail_op;
 			break;

@@ -263,7 +263,17 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, 
 	const uint32_t exec_action = stage == TP_SECCOMP_STAGE1 || processes ? SCMP_ACT_ALLOW
 									     : SCMP_ACT_ERRNO(EPERM);
 	r = r ?: add(ctx, exec_action, "execve", 0, NULL);
-	r = r ?: add(ctx, exec_action, "execveat", 0, NULL);
+	/* Landlock checks the path of an exec against the root: execveat of a bare
+	 * file descriptor (AT_EMPTY_PATH, as fexecve does) would run a memfd, which no
+	 * path reaches. The flags are an int: the low word decides. */
+	const struct scmp_arg_cmp exec_by_path[] = {
+	    SCMP_A4_64(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, 0),
+	};
+	const struct scmp_arg_cmp exec_by_fd[] = {
+	    SCMP_A4_64(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH),
+	};
+	r = r ?: add(ctx, exec_action, "execveat", 1, exec_by_path);
+	r = r ?: add(ctx, SCMP_ACT_ERRNO(EPERM), "execveat", 1, exec_by_fd);
 	return r;
 }
 

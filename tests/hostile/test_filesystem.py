@@ -354,3 +354,34 @@ def test_device_nodes_cannot_be_changed(as_user, run, script):
     assert out["write"] == 1
     assert out["chmod"] != "changed" and out["utime"] != "changed", out
     assert (after.st_mode, after.st_mtime) == (before.st_mode, before.st_mtime)
+
+
+def test_scratch_is_noexec_nosuid_nodev(as_user, run, script):
+    """Nothing written to scratch can be executed or mapped executable (a library
+    copied there does not load), whatever the policy."""
+    s = hostile(
+        script,
+        """
+        import mmap, shutil
+        lib = "/usr/lib/x86_64-linux-gnu/libz.so.1"
+        shutil.copy(lib, "/tmp/libcopy.so")
+        st = os.statvfs("/tmp")
+        fd = os.open("/tmp/libcopy.so", os.O_RDONLY)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                              ctypes.c_int, ctypes.c_long]
+        ctypes.set_errno(0)
+        addr = libc.mmap(None, 4096, mmap.PROT_READ | mmap.PROT_EXEC, mmap.MAP_PRIVATE, fd, 0)
+        report({"flags": [bool(st.f_flag & f) for f in (os.ST_NOEXEC, os.ST_NOSUID, os.ST_NODEV)],
+                "mmap_exec": [addr, ctypes.get_errno()],
+                "mmap_read": attempt(lambda: len(mmap.mmap(fd, 4096, prot=mmap.PROT_READ))),
+                "dlopen": attempt(ctypes.CDLL, "/tmp/libcopy.so"),
+                "dlopen_original": attempt(lambda: ctypes.CDLL(lib) and "loaded")})
+        """,
+    )
+    out = run("run", s, "--scratch", "4M").json()
+    assert out["flags"] == [True, True, True], out
+    assert out["mmap_exec"] == [2**64 - 1, errno.EPERM], out  # MAP_FAILED
+    assert out["mmap_read"] == {"ok": 4096}, out
+    assert out["dlopen"][0] == "OSError", out
+    assert out["dlopen_original"] == {"ok": "loaded"}, out

@@ -111,3 +111,81 @@ def test_multiprocessing_cannot_start_process(run, script):
     out = r.json()
     assert isinstance(out["process"], list), f"a process was started: {out}"
     assert "child ran" not in r.err
+
+
+# ---------------------------------------------------------------- processes policy
+# A bundle built with --allow-processes may fork and run the programs of its
+# manifest; nothing reached other than by a path inside its sealed root may run.
+
+PROCESSES_SVC = """
+import shutil, subprocess
+out = {"gzip": subprocess.run(["gzip", "-c"], input=b"hello " * 20, capture_output=True).returncode}
+argv = (ctypes.c_char_p * 3)(b"prog", b"--version", None)
+envp = (ctypes.c_char_p * 1)(None)
+
+
+def in_child(fn):
+    # the attempt runs in a child: a successful exec replaces it, not the service;
+    # the child reports an error through a pipe that closes on exec
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            res = fn()
+        except OSError as e:
+            res = [type(e).__name__, e.errno]
+        os.write(w, json.dumps(res).encode())
+        os._exit(0)
+    os.close(w)
+    report = os.read(r, 4096).decode()
+    _, status = os.waitpid(pid, 0)
+    return {"report": json.loads(report) if report else "exec succeeded", "status": status}
+
+
+if teex.get_input() == "attack":
+    # no other way to name a descriptor by path exists in the root
+    out["fd_paths"] = [p for p in ("/proc", "/dev/fd", "/dev/stdin") if os.path.lexists(p)]
+    fd = os.memfd_create("prog")
+    with open("/usr/bin/gzip", "rb") as f:
+        os.write(fd, f.read())
+    out["memfd_fexecve"] = in_child(lambda: os.execve(fd, ["prog", "--version"], {}))
+    out["memfd_execveat"] = in_child(lambda: sc(322, fd, b"", argv, envp, 0x1000))  # AT_EMPTY_PATH
+    shutil.copy("/usr/bin/gzip", "/tmp/prog")
+    os.chmod("/tmp/prog", 0o755)
+    out["scratch_execv"] = in_child(lambda: os.execv("/tmp/prog", ["prog", "--version"]))
+    out["scratch_execve_raw"] = in_child(lambda: sc(59, b"/tmp/prog", argv, envp))
+    # the loader as a program maps the file itself: noexec refuses the mapping
+    out["scratch_via_loader"] = in_child(
+        lambda: os.execv("/lib64/ld-linux-x86-64.so.2", ["ld.so", "/tmp/prog", "--version"]))
+report(out)
+"""
+
+
+def build_processes_bundle(run, tmp, script, *extra):
+    """keygen and build (as the test's user) of a --allow-processes bundle with scratch."""
+    out = tmp.make_sibling("bundle")
+    out.chmod(0o777)  # the unprivileged variant writes its key and bundle here
+    assert run("keygen", "-o", out / "k.key").returncode == 0
+    s = hostile(script, PROCESSES_SVC)
+    b = run("build", s, "-o", out / "p.tpy", "--key", out / "k.key", "--allow-processes",
+            "--scratch", "4M", "--input", "sample", *extra)
+    assert b.returncode == 0, b
+    return out / "p.tpy", out / "k.pub"
+
+
+def test_processes_policy_runs_only_programs_of_the_root(as_user, run, tmp, script):
+    bundle, pub = build_processes_bundle(run, tmp, script)
+    out = run("run", bundle, "--trust", pub, "--input", "attack").json()
+    assert out["gzip"] == 0, out  # the manifest's own program still runs
+    assert out["fd_paths"] == [], out
+    # a memfd is outside every path: fexecve and execveat(AT_EMPTY_PATH) are refused
+    for key in ("memfd_fexecve", "memfd_execveat"):
+        assert out[key]["status"] == 0, f"{key}: {out[key]}"
+    assert out["memfd_fexecve"]["report"] == ["PermissionError", errno.EPERM], out
+    assert out["memfd_execveat"]["report"] == {"ret": -1, "errno": errno.EPERM}, out
+    # the scratch /tmp is noexec: a program copied there does not run, nor maps
+    assert out["scratch_execv"]["report"] == ["PermissionError", errno.EACCES], out
+    assert out["scratch_execve_raw"]["report"] == {"ret": -1, "errno": errno.EACCES}, out
+    assert out["scratch_via_loader"]["report"] == "exec succeeded", out  # ld.so itself runs
+    assert out["scratch_via_loader"]["status"] != 0, f"ld.so ran a program from scratch: {out}"
