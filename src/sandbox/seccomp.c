@@ -43,7 +43,7 @@ static const struct rule rules[] = {
 	{ "pwritev2", ALLOW }, { "access", ALLOW }, { "faccessat", ALLOW }, { "faccessat2", ALLOW },
 	{ "getdents", ALLOW }, { "getdents64", ALLOW }, { "getcwd", ALLOW }, { "chdir", ALLOW },
 	{ "fchdir", ALLOW }, { "readlink", ALLOW }, { "readlinkat", ALLOW }, { "statfs", ALLOW },
-	{ "fstatfs", ALLOW }, { "fcntl", ALLOW }, { "flock", ALLOW }, { "fsync", ALLOW },
+	{ "fstatfs", ALLOW }, { "flock", ALLOW }, { "fsync", ALLOW },
 	{ "fdatasync", ALLOW }, { "sync_file_range", ALLOW }, { "fadvise64", ALLOW },
 	{ "readahead", ALLOW }, { "getxattr", ALLOW }, { "lgetxattr", ALLOW }, { "fgetxattr", ALLOW },
 	{ "listxattr", ALLOW }, { "llistxattr", ALLOW }, { "flistxattr", ALLOW }, { "dup", ALLOW },
@@ -55,8 +55,7 @@ static const struct rule rules[] = {
 	{ "renameat", ALLOW }, { "renameat2", ALLOW }, { "chmod", ALLOW }, { "fchmod", ALLOW },
 	{ "fchmodat", ALLOW }, { "truncate", ALLOW }, { "ftruncate", ALLOW }, { "fallocate", ALLOW },
 	{ "utime", ALLOW }, { "utimes", ALLOW }, { "utimensat", ALLOW }, { "futimesat", ALLOW },
-	{ "umask", ALLOW }, { "inotify_init", ALLOW }, { "inotify_init1", ALLOW },
-	{ "inotify_add_watch", ALLOW }, { "inotify_rm_watch", ALLOW },
+	{ "umask", ALLOW },
 
 	/* memory */
 	{ "brk", ALLOW }, { "mmap", ALLOW }, { "munmap", ALLOW }, { "mremap", ALLOW },
@@ -139,6 +138,10 @@ static const struct rule rules[] = {
 	{ "lchown", DENY_EPERM }, { "fchownat", DENY_EPERM }, { "setxattr", DENY_EPERM },
 	{ "lsetxattr", DENY_EPERM }, { "fsetxattr", DENY_EPERM }, { "removexattr", DENY_EPERM },
 	{ "lremovexattr", DENY_EPERM }, { "fremovexattr", DENY_EPERM },
+	/* watching files: the binds are the host's own inodes, so a watch would see
+	 * host processes open and read them */
+	{ "inotify_init", DENY_EPERM }, { "inotify_init1", DENY_EPERM },
+	{ "inotify_add_watch", DENY_EPERM }, { "inotify_rm_watch", DENY_EPERM },
 	{ "fanotify_init", DENY_EPERM }, { "fanotify_mark", DENY_EPERM },
 	{ "memfd_secret", DENY_EPERM }, { "process_mrelease", DENY_EPERM },
 	{ "sethostname", DENY_EPERM }, { "setdomainname", DENY_EPERM },
@@ -189,6 +192,23 @@ static int add(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned 
 	return seccomp_rule_add_array(ctx, action, nr, count, args);
 }
 
+/* One rule for each value of argument ARG (its low word: the kernel reads an int). */
+static int add_each_value(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned arg,
+			  const unsigned *values, size_t count)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < count; i++) {
+		const struct scmp_arg_cmp cmp[] = {
+			SCMP_CMP64(arg, SCMP_CMP_MASKED_EQ, LOW32, values[i]),
+		};
+		r = add(ctx, action, name, 1, cmp);
+	}
+	return r;
+}
+
+#define COUNT(array) (sizeof(array) / sizeof((array)[0]))
+
 /* Rules that look at arguments. libseccomp lets an unconditional rule override
  * conditional ones, so every argument-checked call is listed only here; a value
  * no rule names gets the default (ENOSYS). */
@@ -203,7 +223,7 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, 
 	const struct scmp_arg_cmp process_clone[] = {
 		SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_THREAD | NAMESPACE_FLAGS, 0),
 	};
-	static const int denied_families[] = {
+	static const unsigned denied_families[] = {
 		AF_INET,  AF_INET6,   AF_NETLINK, AF_PACKET, AF_VSOCK, AF_BLUETOOTH, AF_ALG, AF_KEY,
 		AF_XDP,   AF_CAN,     AF_TIPC,    AF_RDS,    AF_SMC,   AF_QIPCRTR,   AF_NFC, AF_X25,
 		AF_AX25,  AF_APPLETALK, AF_IPX,   AF_LLC,    AF_IB,    AF_MPLS,      AF_KCM, AF_PPPOX,
@@ -234,12 +254,8 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, 
 			SCMP_A1_64(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM),
 		};
 		r = r ?: add(ctx, SCMP_ACT_ERRNO(EPERM), *call, 2, unix_dgram);
-		for (size_t i = 0; i < sizeof(denied_families) / sizeof(denied_families[0]); i++) {
-			const struct scmp_arg_cmp family[] = {
-				SCMP_A0_64(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)denied_families[i]),
-			};
-			r = r ?: add(ctx, SCMP_ACT_ERRNO(EPERM), *call, 1, family);
-		}
+		r = r ?: add_each_value(ctx, SCMP_ACT_ERRNO(EPERM), *call, 0, denied_families,
+					COUNT(denied_families));
 	}
 
 	/* personality: the default, and the query that reads it back; any other value,
@@ -254,6 +270,24 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, 
 	r = r ?: add(ctx, SCMP_ACT_ERRNO(EPERM), "personality", 1, personality_other);
 	r = r ?: add(ctx, SCMP_ACT_ALLOW, "personality", 1, personality_default);
 	r = r ?: add(ctx, SCMP_ACT_ALLOW, "personality", 1, personality_query);
+
+	/* fcntl: the commands of file descriptors, locks, pipes and seals. A lease or
+	 * a directory notification (dnotify) on a bound host file would tell the
+	 * service when a host process opens it, and a lease delays that process:
+	 * EPERM. A command named nowhere gets the default (ENOSYS). The kernel reads
+	 * cmd as an unsigned int, so only the low word is compared. */
+	static const unsigned fcntl_allowed[] = {
+		F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL,
+		F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW,
+		F_SETOWN, F_GETOWN, F_SETOWN_EX, F_GETOWN_EX, F_SETSIG, F_GETSIG,
+		F_SETPIPE_SZ, F_GETPIPE_SZ, F_ADD_SEALS, F_GET_SEALS,
+		F_GET_RW_HINT, F_SET_RW_HINT, F_GET_FILE_RW_HINT, F_SET_FILE_RW_HINT,
+		1027 /* F_DUPFD_QUERY */, 1028 /* F_CREATED_QUERY */,
+	};
+	static const unsigned fcntl_denied[] = { F_SETLEASE, F_GETLEASE, F_NOTIFY };
+	r = r ?: add_each_value(ctx, SCMP_ACT_ALLOW, "fcntl", 1, fcntl_allowed, COUNT(fcntl_allowed));
+	r = r ?: add_each_value(ctx, SCMP_ACT_ERRNO(EPERM), "fcntl", 1, fcntl_denied,
+				COUNT(fcntl_denied));
 
 	/* ioctl is allowed whole: no terminal is reachable inside (stdin is /dev/null,
 	 * stdout and stderr are pipes, /dev/tty does not exist), so TIOCSTI has no target. */

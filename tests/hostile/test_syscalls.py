@@ -186,3 +186,84 @@ def test_x32_syscall_does_not_succeed(run, script):
         assert out == {"ret": -1, "errno": errno.ENOSYS}, f"x32 getpid succeeded: {out}"
     else:
         assert r.returncode == 4, r
+
+
+# ---------------------------------------------------------------- watching the host
+# The read-only binds of `teepy run` are the host's own inodes: a watch or a lease on
+# them would see host processes open the stdlib (or delay them).
+
+
+def test_file_watches_are_refused(as_user, run, script):
+    s = hostile(
+        script,
+        """
+        import fcntl
+        fd = os.open("/dev/null", os.O_RDONLY)     # not an inotify/fanotify fd: EINVAL/EBADF if allowed
+        d = os.open("/usr/lib/python3.11", os.O_RDONLY | os.O_DIRECTORY)
+        report({"inotify_init": sc(253),
+                "inotify_init1": sc(294, 0),
+                "inotify_add_watch": sc(254, fd, b"/usr/lib/python3.11", 0x1 | 0x20),  # ACCESS|OPEN
+                "inotify_rm_watch": sc(255, fd, 1),
+                "fanotify_init": sc(300, 0, 0),
+                "fanotify_mark": sc(301, fd, 1, 0x20, AT_FDCWD, b"/usr/lib/python3.11"),
+                "dnotify": attempt(fcntl.fcntl, d, fcntl.F_NOTIFY, fcntl.DN_ACCESS),
+                "dnotify_raw": sc(72, d, 1026, 1)})
+        """,
+    )
+    out = run("run", s).json()
+    for key, res in out.items():
+        if key == "dnotify":
+            assert res[:2] == ["PermissionError", errno.EPERM], f"{key}: {res}"
+        else:
+            assert res == {"ret": -1, "errno": errno.EPERM}, f"{key}: {res}"
+
+
+def test_leases_on_host_files_are_refused(as_user, run, script):
+    s = hostile(
+        script,
+        """
+        import fcntl
+        fd = os.open("/usr/lib/python3.11/os.py", os.O_RDONLY)
+        here = os.open(__file__, os.O_RDONLY)
+        report({"setlease": attempt(fcntl.fcntl, fd, fcntl.F_SETLEASE, fcntl.F_RDLCK),
+                "setlease_script": attempt(fcntl.fcntl, here, fcntl.F_SETLEASE, fcntl.F_RDLCK),
+                "getlease": attempt(fcntl.fcntl, fd, fcntl.F_GETLEASE),
+                "setlease_raw": sc(72, fd, 1024, 0),
+                # the kernel reads cmd as 32 bits: high bits must not slip past the rule
+                "setlease_high_bits": sc(72, fd, (1 << 32) | 1024, 0),
+                "getlease_high_bits": sc(72, fd, (0xffffffff << 32) | 1025, 0),
+                # everyday commands still work, high bits or not
+                "getfd": sc(72, fd, 1, 0),
+                "getfl_high_bits": sc(72, fd, (1 << 32) | 3, 0)["ret"] >= 0,
+                "cloexec_dup": attempt(lambda: fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) >= 10),
+                "unknown": sc(72, fd, 1040, 0)})
+        """,
+    )
+    out = run("run", s).json()
+    for key in ("setlease", "setlease_script", "getlease"):
+        assert out[key][:2] == ["PermissionError", errno.EPERM], f"{key}: {out[key]}"
+    for key in ("setlease_raw", "setlease_high_bits", "getlease_high_bits"):
+        assert out[key] == {"ret": -1, "errno": errno.EPERM}, f"{key}: {out[key]}"
+    assert out["getfd"]["ret"] >= 0 and out["getfl_high_bits"] is True, out
+    assert out["cloexec_dup"] == {"ok": True}, out
+    assert out["unknown"] == {"ret": -1, "errno": errno.ENOSYS}, out
+
+
+def test_locks_in_scratch_still_work(as_user, run, script):
+    """sqlite (POSIX locks) and flock on scratch files are untouched by the fcntl rule."""
+    s = hostile(
+        script,
+        """
+        import fcntl, sqlite3
+        db = sqlite3.connect("/tmp/t.db")
+        db.execute("create table t (x)")
+        db.executemany("insert into t values (?)", [(i,) for i in range(10)])
+        db.commit()
+        total = db.execute("select sum(x) from t").fetchone()[0]
+        f = open("/tmp/lock", "w")
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        report({"sum": total, "locked": True})
+        """,
+    )
+    assert run("run", s, "--scratch", "4M").json() == {"sum": 45, "locked": True}
