@@ -180,6 +180,24 @@ static int usage_error(const char *fmt, ...)
 	return TP_EXIT_USAGE;
 }
 
+/* A bind shows every mount beneath it: no proc, sysfs, devtmpfs ... may be there.
+ * WHAT names the flag or script in the message. Returns an exit code or 0. */
+static int check_no_kernel_mount(const char *what, const char *real)
+{
+	char found[PATH_MAX + 64];
+	int r = tp_root_kernel_mount(real, found, sizeof(found));
+
+	if (r < 0) {
+		tp_error("cannot read the mount table /proc/self/mountinfo: %s", strerror(-r));
+		return TP_EXIT_INTERNAL;
+	}
+	if (r > 0)
+		return usage_error("%s: %s would show the host's kernel file system %s; use a path "
+				   "without it",
+				   what, real, found);
+	return 0;
+}
+
 /* The unsealed script: its real path and directory. Returns an exit code or 0. */
 static int load_script(struct run *run)
 {
@@ -195,12 +213,20 @@ static int load_script(struct run *run)
 	snprintf(run->script_dir, sizeof(run->script_dir), "%s", run->script);
 	*strrchr(run->script_dir, '/') = '\0';
 	if (!run->script_dir[0])
-		return usage_error("%s: a script directly in / would expose the whole host; move it "
-				   "into a directory of its own",
-				   o->script);
-	if (o->scratch_bytes && strcmp(run->script_dir, "/tmp") == 0)
-		return usage_error("--scratch: the script's directory is /tmp itself; move the "
-				   "script into a directory of its own");
+		snprintf(run->script_dir, sizeof(run->script_dir), "/");
+
+	/* the whole directory is visible inside: it must be the script's own */
+	char home[PATH_MAX];
+	const char *home_env = getenv("HOME");
+	const char *shared = tp_run_shared_dir(
+		run->script_dir, home_env && *home_env && realpath(home_env, home) ? home : NULL);
+	if (shared)
+		return usage_error("%s: its directory %s is %s, and all of it would be visible inside; "
+				   "move the script into a directory of its own",
+				   o->script, run->script_dir, shared);
+	int code = check_no_kernel_mount(o->script, run->script_dir);
+	if (code)
+		return code;
 	snprintf(run->entry, sizeof(run->entry), "%s", run->script);
 	snprintf(run->cwd, sizeof(run->cwd), "%s", run->script_dir);
 	return 0;
@@ -259,6 +285,35 @@ static int load_inputs(struct run *run)
 static void set_exec_files(struct run *run, const char *exe, const char *loader, const char *more);
 static int plan_runtime(struct run *run);
 
+/* One --allow or --pythonpath PATH (FLAG names it): its real path into the plan.
+ * Returns an exit code or 0. */
+static int plan_allowed(struct run *run, const char *flag, const char *path, char real[PATH_MAX])
+{
+	static const char *const kernel_dirs[] = { "/proc", "/sys", "/dev" };
+	int r;
+
+	if (!realpath(path, real))
+		return usage_error("%s %s: %s", flag, path, strerror(errno));
+	if (strcmp(real, "/") == 0)
+		return usage_error("%s %s: the whole host cannot be allowed", flag, path);
+	for (size_t k = 0; k < sizeof(kernel_dirs) / sizeof(kernel_dirs[0]); k++)
+		if (tp_root_path_under(real, kernel_dirs[k]))
+			return usage_error("%s %s: %s is the host's kernel view (its processes, "
+					   "devices, settings) and cannot be allowed",
+					   flag, path, kernel_dirs[k]);
+	if (run->opts.scratch_bytes && tp_root_path_under(real, "/tmp"))
+		return usage_error("%s %s: --scratch makes /tmp private; allow a path outside /tmp, "
+				   "or drop --scratch",
+				   flag, path);
+	char what[PATH_MAX + 16];
+	snprintf(what, sizeof(what), "%s %s", flag, path);
+	if ((r = check_no_kernel_mount(what, real)) != 0)
+		return r;
+	if ((r = tp_root_plan_add_path(&run->plan, real)) < 0)
+		return usage_error("%s %s: %s", flag, path, strerror(-r));
+	return 0;
+}
+
 static int plan_unsealed(struct run *run)
 {
 	struct tp_run_opts *o = &run->opts;
@@ -310,23 +365,18 @@ static int plan_unsealed(struct run *run)
 		return usage_error("%s: %s", run->script_dir, strerror(-r));
 	}
 	for (size_t i = 0; i < o->allow.count; i++) {
-		if (o->allow.items[i][0] == '\0')
-			continue;
 		char real[PATH_MAX];
-		if (!realpath(o->allow.items[i], real))
-			return usage_error("--allow %s: %s", o->allow.items[i], strerror(errno));
-		if (strcmp(real, "/") == 0)
-			return usage_error("--allow %s: the whole host cannot be allowed",
-					   o->allow.items[i]);
-		if ((r = tp_root_plan_add_path(plan, real)) < 0)
-			return usage_error("--allow %s: %s", o->allow.items[i], strerror(-r));
+		int code = plan_allowed(run, "--allow", o->allow.items[i], real);
+		if (code)
+			return code;
 	}
 	if ((r = tp_strlist_push(&run->python_path, run->trace_log ? TP_APP_DIR : run->script_dir)) < 0)
 		return TP_EXIT_INTERNAL;
 	for (size_t i = 0; i < o->pythonpath.count; i++) {
 		char real[PATH_MAX];
-		if (!realpath(o->pythonpath.items[i], real))
-			return usage_error("--pythonpath %s: %s", o->pythonpath.items[i], strerror(errno));
+		int code = plan_allowed(run, "--pythonpath", o->pythonpath.items[i], real);
+		if (code)
+			return code;
 		if ((r = tp_strlist_push(&run->python_path, real)) < 0)
 			return TP_EXIT_INTERNAL;
 	}
@@ -338,7 +388,7 @@ static int plan_unsealed(struct run *run)
 
 	/* Debian reaches some libraries through /etc/alternatives (BLAS, LAPACK): keep
 	 * the links whose targets are visible, nothing else of /etc */
-	if (o->allow_site_packages || o->allow.count) {
+	if (o->allow_site_packages || o->allow.count || o->pythonpath.count) {
 		DIR *d = opendir("/etc/alternatives");
 		struct dirent *e;
 		while (d && (e = readdir(d))) {
@@ -533,9 +583,9 @@ static int prepare_sealed(struct run *run)
 		tp_warn("--scratch is set by the bundle's policy (%llu bytes); the flag is ignored",
 			(unsigned long long)m->scratch_bytes);
 	o->scratch_bytes = m->scratch_bytes;
-	if (o->allow.count || o->allow_site_packages)
-		tp_warn("--allow and --allow-site-packages do not apply to a sealed bundle: it sees "
-			"only its manifest's files");
+	if (o->allow.count || o->pythonpath.count || o->allow_site_packages)
+		tp_warn("--allow, --pythonpath and --allow-site-packages do not apply to a sealed "
+			"bundle: it sees only its manifest's files");
 
 	/* sys.path directories exist even if empty: CPython finds its exec_prefix by
 	 * lib-dynload, and an empty directory reveals nothing */
@@ -656,7 +706,7 @@ static void print_config(const struct run *run)
 		fprintf(stderr, "  root          read-only tmpfs with %zu read-only binds: stdlib, "
 				"libraries, script directory%s%s\n",
 			binds, o->allow_site_packages ? ", dist-packages" : "",
-			o->allow.count ? ", allowed paths" : "");
+			o->allow.count || o->pythonpath.count ? ", allowed paths" : "");
 	fprintf(stderr, "  processes     %s\n",
 		run->processes ? "fork and exec of files inside the root (policy \"manifest\")"
 			       : "none: threads only");

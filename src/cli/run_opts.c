@@ -321,9 +321,8 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 				r = fail(err, err_size, "%s: empty path", name);
 				goto out;
 			}
-			r = strv_push(&opts->allow, value);
-			if (r == 0 && strcmp(name, "--pythonpath") == 0)
-				r = strv_push(&opts->pythonpath, value);
+			r = strv_push(strcmp(name, "--allow") == 0 ? &opts->allow : &opts->pythonpath,
+				      value);
 		} else if (strcmp(name, "--env") == 0) {
 			if (!valid_env_name(value))
 				r = fail(err, err_size,
@@ -357,6 +356,26 @@ out:
 		fail(err, err_size, "out of memory");
 	free(task_data.items);
 	return r;
+}
+
+const char *tp_run_shared_dir(const char *dir, const char *home)
+{
+	static const char *const shared[] = { "/tmp", "/var/tmp", "/dev/shm" };
+	static const char *const homes[] = { "/root", "/home" };
+
+	if (strcmp(dir, "/") == 0)
+		return "the host's root";
+	for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++)
+		if (strcmp(dir, shared[i]) == 0)
+			return "shared by every user";
+	for (size_t i = 0; i < sizeof(homes) / sizeof(homes[0]); i++)
+		if (strcmp(dir, homes[i]) == 0)
+			return "a home directory";
+	if (home && *home && strcmp(dir, home) == 0)
+		return "a home directory";
+	if (strncmp(dir, "/home/", 6) == 0 && dir[6] && !strchr(dir + 6, '/'))
+		return "a home directory";
+	return NULL;
 }
 
 void tp_run_opts_free(struct tp_run_opts *opts)

@@ -2,6 +2,8 @@
  * detached, so a path inside the new root can never lead back to the host. */
 #include "root.h"
 
+#include "../common/io.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -65,13 +67,99 @@ int tp_root_plan_add(struct tp_root_plan *plan, enum tp_root_op_kind kind, const
 	return 0;
 }
 
-static bool is_under(const char *path, const char *dir)
+bool tp_root_path_under(const char *path, const char *dir)
 {
 	size_t len = strlen(dir);
 
 	if (strcmp(dir, "/") == 0)
 		return true;
 	return strncmp(path, dir, len) == 0 && (path[len] == '\0' || path[len] == '/');
+}
+
+static bool is_under(const char *path, const char *dir)
+{
+	return tp_root_path_under(path, dir);
+}
+
+/* File systems that show the host's processes, devices or kernel state: a bind
+ * is cloned with every mount beneath it, so none of them may be inside one. */
+static const char *const kernel_fs[] = {
+	"proc",       "sysfs",   "devtmpfs", "devpts", "cgroup",   "cgroup2",     "debugfs",
+	"tracefs",    "securityfs", "bpf",   "configfs", "fusectl", "pstore",     "efivarfs",
+	"binfmt_misc", "mqueue", "nsfs",
+};
+
+/* A mountinfo field with the kernel's octal escapes (\040 for a space) undone. */
+static void unescape_field(const char *field, size_t len, char *out, size_t out_size)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len && n + 1 < out_size; i++) {
+		if (field[i] == '\\' && i + 3 < len && field[i + 1] >= '0' && field[i + 1] <= '3' &&
+		    field[i + 2] >= '0' && field[i + 2] <= '7' && field[i + 3] >= '0' &&
+		    field[i + 3] <= '7') {
+			out[n++] = (char)(((field[i + 1] - '0') << 6) | ((field[i + 2] - '0') << 3) |
+					  (field[i + 3] - '0'));
+			i += 3;
+		} else {
+			out[n++] = field[i];
+		}
+	}
+	out[n] = '\0';
+}
+
+int tp_root_kernel_mount_in(const char *mountinfo, const char *path, char *found,
+			    size_t found_size)
+{
+	for (const char *line = mountinfo; line && *line;) {
+		const char *end = strchr(line, '\n');
+		size_t line_len = end ? (size_t)(end - line) : strlen(line);
+		const char *p = line, *sep;
+		char point[PATH_MAX], fstype[64];
+		size_t len;
+
+		/* id parent major:minor root MOUNT-POINT options [optional...] - FSTYPE source */
+		for (int field = 0; field < 4 && p; field++) {
+			p = memchr(p, ' ', line_len - (size_t)(p - line));
+			p = p ? p + 1 : NULL;
+		}
+		sep = p ? strstr(p, " - ") : NULL;
+		if (!p || !sep || sep >= line + line_len)
+			goto next;
+		len = strcspn(p, " \n");
+		unescape_field(p, len, point, sizeof(point));
+		len = strcspn(sep + 3, " \n");
+		snprintf(fstype, sizeof(fstype), "%.*s", (int)len, sep + 3);
+		for (size_t i = 0; i < sizeof(kernel_fs) / sizeof(kernel_fs[0]); i++) {
+			if (strcmp(fstype, kernel_fs[i]) != 0)
+				continue;
+			if (is_under(point, path) || is_under(path, point)) {
+				snprintf(found, found_size, "%s at %s", fstype, point);
+				return 1;
+			}
+		}
+next:
+		line = end ? end + 1 : NULL;
+	}
+	return 0;
+}
+
+int tp_root_kernel_mount(const char *path, char *found, size_t found_size)
+{
+	int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+	char *text;
+	size_t size;
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	r = tp_read_all(fd, &text, &size);
+	close(fd);
+	if (r < 0)
+		return r;
+	r = tp_root_kernel_mount_in(text, path, found, found_size);
+	free(text);
+	return r;
 }
 
 bool tp_root_plan_covers(const struct tp_root_plan *plan, const char *path)

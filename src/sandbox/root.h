@@ -49,6 +49,18 @@ bool tp_root_plan_covers(const struct tp_root_plan *plan, const char *path);
 
 void tp_root_plan_free(struct tp_root_plan *plan);
 
+/* True if PATH is DIR or beneath it (both absolute and canonical). */
+bool tp_root_path_under(const char *path, const char *dir);
+
+/* Whether a kernel file system (proc, sysfs, devtmpfs, cgroup ...) is mounted at,
+ * beneath or above host PATH: a bind of PATH would show it. Returns 1 and names
+ * it ("proc at /srv/chroot/proc") in found, 0 if none, or -errno if the mount
+ * table cannot be read. tp_root_kernel_mount_in does the same on the text of a
+ * /proc/self/mountinfo. */
+int tp_root_kernel_mount(const char *path, char *found, size_t found_size);
+int tp_root_kernel_mount_in(const char *mountinfo, const char *path, char *found,
+			    size_t found_size);
+
 
 
 /* In the child, in a new mount namespace with CAP_SYS_ADMIN there: clones every

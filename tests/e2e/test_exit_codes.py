@@ -173,6 +173,14 @@ def test_bad_flag_or_value_is_one_line_usage_error(run, script, args):
     one_teepy_line(r)
 
 
+@pytest.mark.parametrize("flag", ["--allow", "--pythonpath"])
+def test_missing_allowed_path_names_its_flag(run, script, flag):
+    r = run("run", script(RETURN_OK), flag, "/nonexistent-teepy-path")
+    assert r.returncode == 2, r
+    line = one_teepy_line(r)
+    assert line.startswith(f"teepy: {flag} /nonexistent-teepy-path: "), line
+
+
 def test_input_and_input_file_together_is_usage_error(as_user, run, tmp, script):
     f = tmp.write("in.txt", "file input")
     r = run("run", script(RETURN_OK), "--input", "x", "--input-file", f)

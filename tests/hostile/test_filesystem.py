@@ -2,7 +2,12 @@
 anywhere (a --scratch /tmp excepted), proven from Python and with raw system calls."""
 import errno
 import os
+import shutil
+import subprocess
+import uuid
 from pathlib import Path
+
+import pytest
 
 from hostile_prelude import failed, hostile
 
@@ -385,3 +390,94 @@ def test_scratch_is_noexec_nosuid_nodev(as_user, run, script):
     assert out["mmap_read"] == {"ok": 4096}, out
     assert out["dlopen"][0] == "OSError", out
     assert out["dlopen_original"] == {"ok": "loaded"}, out
+
+
+# ---------------------------------------------------------------- what may be made visible
+
+RETURN_OK = "import teex\nteex.TEEX_return('ok')\n"
+MOVE_IT = "move the script into a directory of its own"
+
+
+def one_line(r):
+    lines = r.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("teepy: "), r
+    return lines[0]
+
+
+@pytest.mark.parametrize("directory", ["/tmp", "/var/tmp", "/dev/shm"])
+def test_script_directly_in_a_shared_directory_is_refused(as_user, run, directory):
+    """Its directory would be bound whole: the host's /tmp of every user."""
+    path = Path(directory) / f"teepy-test-{uuid.uuid4().hex}.py"
+    path.write_text('import os, teex\nteex.TEEX_return(repr(os.listdir(os.path.dirname(__file__))))\n')
+    path.chmod(0o644)
+    try:
+        r = run("run", path)
+    finally:
+        path.unlink()
+    assert r.returncode == 2, r
+    assert r.stdout == b""
+    line = one_line(r)
+    assert directory in line and MOVE_IT in line, line
+
+
+def test_script_directly_in_the_home_directory_is_refused(as_user, run, tmp, script):
+    s = script(RETURN_OK)
+    r = run("run", s, env={"HOME": str(tmp)})
+    assert r.returncode == 2, r
+    line = one_line(r)
+    assert "home directory" in line and MOVE_IT in line, line
+    # a directory of its own inside the home directory is fine
+    assert run("run", s, env={"HOME": str(tmp.parent)}).returncode == 0
+
+
+@pytest.mark.parametrize("flag", ["--allow", "--pythonpath"])
+@pytest.mark.parametrize("path", ["/proc", "/proc/self", "/proc/1", "/sys", "/sys/kernel", "/dev",
+                                  "/dev/null", "/dev/shm"])
+def test_allow_of_the_kernel_view_is_refused(run, script, flag, path):
+    """--allow /proc showed host PIDs and their command lines."""
+    r = run("run", script(RETURN_OK), flag, path)
+    assert r.returncode == 2, r
+    assert r.stdout == b""
+    line = one_line(r)
+    assert f"{flag} {path}:" in line, line
+
+
+def test_allow_of_the_kernel_view_as_unprivileged_user(as_user, run, script):
+    r = run("run", script(RETURN_OK), "--allow", "/proc")
+    assert r.returncode == 2, r
+    one_line(r)
+
+
+@pytest.mark.parametrize("flag", ["--allow", "--pythonpath"])
+def test_scratch_with_allow_under_tmp_is_usage_error(run, tmp, script, flag):
+    other = tmp.make_sibling("other")
+    s = script(RETURN_OK)
+    for path in (other, "/tmp"):
+        r = run("run", s, "--scratch", "1M", flag, path)
+        assert r.returncode == 2, r
+        line = one_line(r)
+        assert "--scratch" in line and f"{flag} {path}" in line, line
+    # without --scratch the same path is simply readable
+    assert run("run", s, flag, other).returncode == 0
+
+
+def test_kernel_file_system_mounted_beneath_an_allowed_path_is_refused(teepy, run_cwd, tmp):
+    """A bind carries every mount beneath it: a chroot with its own /proc mount (made
+    here in a private mount namespace) would show the host's processes."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare(1) for a private mount namespace")
+    chroot = tmp.make_sibling("chroot")
+    (chroot / "proc").mkdir()
+    app = tmp.make_sibling("app")
+    svc = app.script('import os, teex\nteex.TEEX_return(repr(os.listdir(CHROOT + "/proc")))\n'
+                     .replace("CHROOT", repr(str(chroot))))
+    inner = chroot / "svc.py"
+    shutil.copy(svc, inner)
+    inner.chmod(0o644)
+    shell = ('mount --rbind /proc "$1/proc" || exit 99; "$2" run "$3" --allow "$1"; echo "exit $?"; '
+             '"$2" run "$1/svc.py"; echo "exit $?"')
+    p = subprocess.run(["unshare", "-rm", "sh", "-c", shell, "sh", str(chroot), str(teepy), str(svc)],
+                       capture_output=True, text=True, cwd=run_cwd, timeout=60)
+    assert p.stdout.count("exit 2") == 2, (p.stdout, p.stderr)
+    lines = p.stderr.splitlines()
+    assert len(lines) == 2 and all(f"proc at {chroot}/proc" in l for l in lines), lines

@@ -94,10 +94,39 @@ static void test_missing_path_is_an_error(void)
 	tp_root_plan_free(&plan);
 }
 
+static void test_kernel_mounts_at_beneath_or_above_a_path_are_found(void)
+{
+	static const char mountinfo[] =
+		"21 1 0:19 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"
+		"22 21 0:20 / /proc rw,nosuid shared:2 - proc proc rw\n"
+		"23 21 0:21 / /sys rw,nosuid shared:3 - sysfs sysfs rw\n"
+		"24 21 0:22 / /tmp rw shared:4 - tmpfs tmpfs rw\n"
+		"40 24 0:20 / /srv/my\\040root/proc rw master:2 - proc proc rw\n"
+		"41 21 0:23 / /srv/plain/data rw - tmpfs tmpfs rw\n";
+	char found[256] = "";
+
+	CHECK(tp_root_kernel_mount_in(mountinfo, "/srv/my root", found, sizeof(found)) == 1);
+	CHECK_STR(found, "proc at /srv/my root/proc");
+	CHECK(tp_root_kernel_mount_in(mountinfo, "/srv", found, sizeof(found)) == 1);
+	CHECK(tp_root_kernel_mount_in(mountinfo, "/proc/1", found, sizeof(found)) == 1);
+	CHECK_STR(found, "proc at /proc");
+	CHECK(tp_root_kernel_mount_in(mountinfo, "/sys", found, sizeof(found)) == 1);
+	CHECK(tp_root_kernel_mount_in(mountinfo, "/srv/plain", found, sizeof(found)) == 0);
+	CHECK(tp_root_kernel_mount_in(mountinfo, "/tmp/app", found, sizeof(found)) == 0);
+	CHECK(tp_root_kernel_mount_in(mountinfo, "/srv/my", found, sizeof(found)) == 0);
+	CHECK(tp_root_kernel_mount_in("", "/x", found, sizeof(found)) == 0);
+	CHECK(tp_root_kernel_mount_in("garbage without fields", "/x", found, sizeof(found)) == 0);
+	/* the host's own table: /proc is proc */
+	CHECK(tp_root_kernel_mount("/proc", found, sizeof(found)) == 1);
+	CHECK(tp_root_kernel_mount("/usr/lib", found, sizeof(found)) == 0);
+}
+
 TESTS(root_plan_tests) = {
 	{ "links_on_the_way_are_recorded", test_links_on_the_way_are_recorded },
 	{ "links_to_nowhere_visible_are_dropped", test_links_to_nowhere_visible_are_dropped },
 	{ "binds_under_binds_are_dropped", test_binds_under_binds_are_dropped },
 	{ "missing_path_is_an_error", test_missing_path_is_an_error },
+	{ "kernel_mounts_at_beneath_or_above_a_path_are_found",
+	  test_kernel_mounts_at_beneath_or_above_a_path_are_found },
 	END_TESTS,
 };

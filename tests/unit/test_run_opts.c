@@ -165,6 +165,35 @@ static void test_hw_mode_is_parsed_auto_is_sim(void)
 	tp_run_opts_free(&o);
 }
 
+static void test_shared_script_directories_are_named(void)
+{
+	static const char *const shared[] = { "/", "/tmp", "/var/tmp", "/dev/shm", "/root", "/home",
+					      "/home/alice", "/srv/users/bob" };
+	static const char *const own[] = { "/tmp/app", "/home/alice/app", "/root/svc", "/srv/app",
+					   "/srv/users", "/homes", "/home2/alice" };
+
+	for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++)
+		CHECK(tp_run_shared_dir(shared[i], "/srv/users/bob") != NULL);
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		CHECK(tp_run_shared_dir(own[i], "/srv/users/bob") == NULL);
+	CHECK(tp_run_shared_dir("/srv/users/bob", NULL) == NULL);
+	CHECK_STR(tp_run_shared_dir("/home/alice", NULL), "a home directory");
+	CHECK_STR(tp_run_shared_dir("/root", ""), "a home directory");
+	CHECK_STR(tp_run_shared_dir("/var/tmp", NULL), "shared by every user");
+}
+
+static void test_pythonpath_and_allow_are_kept_apart(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+	CHECK(parse(&o, err, (const char *[]){ "--allow", "/a", "--pythonpath", "/p", "svc.py",
+					       NULL }) == 0);
+	CHECK(o.allow.count == 1 && o.pythonpath.count == 1);
+	CHECK_STR(o.allow.items[0], "/a");
+	CHECK_STR(o.pythonpath.items[0], "/p");
+	tp_run_opts_free(&o);
+}
+
 TESTS(run_opts_tests) = {
 	{ "defaults_are_the_teex_limits", test_defaults_are_the_teex_limits },
 	{ "service_data_come_before_task_data", test_service_data_come_before_task_data },
@@ -174,5 +203,7 @@ TESTS(run_opts_tests) = {
 	{ "arguments_after_double_dash_belong_to_the_script", test_arguments_after_double_dash_belong_to_the_script },
 	{ "options_after_the_script_are_teepys", test_options_after_the_script_are_teepys },
 	{ "hw_mode_is_parsed_auto_is_sim", test_hw_mode_is_parsed_auto_is_sim },
+	{ "shared_script_directories_are_named", test_shared_script_directories_are_named },
+	{ "pythonpath_and_allow_are_kept_apart", test_pythonpath_and_allow_are_kept_apart },
 	END_TESTS,
 };
