@@ -296,11 +296,13 @@ static int install_stage2(const struct sock_fprog *filter)
 	return 0;
 }
 
-/* Prints a syntax error as one line: "teepy: FILE:LINE:COL: SyntaxError: MSG". */
-static void report_syntax_error(void)
+/* Prints a syntax error as one line: "teepy: FILE:LINE:COL: SyntaxError: MSG".
+ * A file that cannot be decoded has no position (the tokenizer stops before a
+ * line exists): then "teepy: FILE: SyntaxError: MSG", MSG naming the line. */
+static void report_syntax_error(const char *entry)
 {
 	PyObject *type, *value, *tb;
-	PyObject *msg = NULL, *filename = NULL, *lineno = NULL, *offset = NULL;
+	PyObject *msg = NULL, *filename = NULL, *lineno = NULL, *offset = NULL, *where = NULL;
 
 	PyErr_Fetch(&type, &value, &tb);
 	PyErr_NormalizeException(&type, &value, &tb);
@@ -311,9 +313,20 @@ static void report_syntax_error(void)
 		offset = PyObject_GetAttrString(value, "offset");
 	}
 	PyErr_Clear();
-	PySys_FormatStderr("teepy: %S:%S:%S: %s: %S\n", filename ? filename : Py_None,
-			   lineno ? lineno : Py_None, offset ? offset : Py_None,
+	if (!filename || filename == Py_None) {
+		Py_XDECREF(filename);
+		filename = PyUnicode_DecodeFSDefault(entry);
+	}
+	if (lineno && lineno != Py_None && offset && offset != Py_None)
+		where = PyUnicode_FromFormat("%S:%S:%S", filename, lineno, offset);
+	else if (lineno && lineno != Py_None)
+		where = PyUnicode_FromFormat("%S:%S", filename, lineno);
+	else if (filename)
+		where = PyUnicode_FromFormat("%S", filename);
+	PyErr_Clear();
+	PySys_FormatStderr("teepy: %S: %s: %S\n", where ? where : Py_None,
 			   ((PyTypeObject *)type)->tp_name, msg ? msg : Py_None);
+	Py_XDECREF(where);
 	Py_XDECREF(msg);
 	Py_XDECREF(filename);
 	Py_XDECREF(lineno);
@@ -397,7 +410,7 @@ static PyObject *run_entry(const char *entry, int *status)
 			PyErr_Restore(type, value, tb);
 			if (syntax) {
 				kind = TP_STATUS_SYNTAX;
-				report_syntax_error();
+				report_syntax_error(entry);
 			} else {
 				PyErr_Print();
 			}

@@ -110,6 +110,17 @@ def test_syntax_error_is_one_line_exit_1(as_user, run, script):
     assert re.search(r"\b3\b", line), f"line number 3 missing: {line!r}"
 
 
+@pytest.mark.parametrize("source", [b"import teex\nx = 'caf\xe9'\n", b"# -*- coding: bogus -*-\n"],
+                         ids=["not-utf8", "unknown-coding"])
+def test_undecodable_script_is_one_line_naming_the_file(as_user, run, tmp, source):
+    s = tmp.write("latin_svc.py", source)
+    r = run("run", s)
+    assert r.returncode == 1, r
+    line = one_teepy_line(r)
+    assert line.startswith(f"teepy: {s}: SyntaxError: "), line
+    assert "None" not in line, line
+
+
 # ---------------------------------------------------------------- 2: usage errors
 
 
