@@ -23,9 +23,10 @@ const char tp_run_usage[] =
 	"Input and data:\n"
 	"  --input STR            the input string (teex.TEEX_getinput())\n"
 	"  --input-file FILE      read the input from FILE ('-' = stdin)\n"
+	"                         (one input: --input or --input-file, once)\n"
 	"  --data FILE            a service data item; repeat, kept in order\n"
 	"  --task-data FILE       a task data item; repeat, after the service data\n"
-	"  --output FILE          write the result to FILE instead of stdout\n"
+	"  --output FILE          write the result to FILE instead of stdout ('-' = stdout)\n"
 	"\n"
 	"Limits:\n"
 	"  --memory SIZE          memory limit (default 3G)            [TEEPY_MEMORY]\n"
@@ -170,6 +171,7 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 		      char *err, size_t err_size)
 {
 	struct tp_strv task_data = { 0 };
+	bool input_given = false, output_given = false;
 	int r;
 
 	memset(opts, 0, sizeof(*opts));
@@ -268,14 +270,29 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 			value = argv[++i];
 		}
 
+		/* one input and one output: a second would silently replace the first */
+		if ((strcmp(name, "--input") == 0 || strcmp(name, "--input-file") == 0) &&
+		    input_given) {
+			r = fail(err, err_size,
+				 "%s: the input is already given (use one --input or --input-file)",
+				 name);
+			goto out;
+		}
+		if (strcmp(name, "--output") == 0 && output_given) {
+			r = fail(err, err_size, "--output: given more than once (use one)");
+			goto out;
+		}
+
 		if (strcmp(name, "--input") == 0) {
 			opts->input = value;
+			input_given = true;
 		} else if (strcmp(name, "--input-file") == 0) {
 			if (!*value) {
 				r = fail(err, err_size, "--input-file: empty file name");
 				goto out;
 			}
 			opts->input_file = value;
+			input_given = true;
 		} else if (strcmp(name, "--data") == 0 || strcmp(name, "--task-data") == 0) {
 			if (!*value) {
 				r = fail(err, err_size, "%s: empty file name", name);
@@ -287,7 +304,9 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 				r = fail(err, err_size, "--output: empty file name");
 				goto out;
 			}
-			opts->output_file = value;
+			/* "-" is stdout, as "-" is stdin for --input-file; ./- names a file */
+			opts->output_file = strcmp(value, "-") == 0 ? NULL : value;
+			output_given = true;
 		} else if (strcmp(name, "--trust") == 0) {
 			if (!*value) {
 				r = fail(err, err_size, "--trust: empty file name");
@@ -340,10 +359,6 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 
 	if (!opts->script) {
 		r = fail(err, err_size, "missing SCRIPT.py (see teepy run --help)");
-		goto out;
-	}
-	if (opts->input && opts->input_file) {
-		r = fail(err, err_size, "--input and --input-file cannot be used together");
 		goto out;
 	}
 	opts->service_data_count = opts->data.count;

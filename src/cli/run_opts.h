@@ -23,7 +23,7 @@ struct tp_run_opts {
 	struct tp_strv script_args;
 	const char *input;       /* --input, or NULL */
 	const char *input_file;  /* --input-file, "-" = stdin, or NULL */
-	const char *output_file; /* --output, or NULL = stdout */
+	const char *output_file; /* --output, or NULL = stdout (also for --output -) */
 	struct tp_strv data;      /* service data then task data, in order */
 	size_t service_data_count; /* how many of data.items are service data */
 	struct tp_strv allow;      /* --allow paths */

@@ -199,6 +199,16 @@ def test_input_and_input_file_together_is_usage_error(as_user, run, tmp, script)
     one_teepy_line(r)
 
 
+@pytest.mark.parametrize("args", [["--input", "a", "--input", "b"],
+                                  ["--input-file", "-", "--input-file", "-"],
+                                  ["--output", "-", "--output", "-"]],
+                         ids=["input", "input-file", "output"])
+def test_repeated_input_or_output_is_usage_error(run, script, args):
+    r = run("run", script(RETURN_OK), *args)
+    assert r.returncode == 2, r
+    assert args[2] in one_teepy_line(r)
+
+
 @pytest.mark.parametrize("var,value", [("TEEPY_MEMORY", "3Q"), ("TEEPY_CPU_TIME", "abc"),
                                        ("TEEPY_TIMEOUT", "0"), ("TEEPY_MODE", "turbo")])
 def test_bad_environment_setting_is_usage_error(run, script, var, value):

@@ -1,6 +1,7 @@
 """The teex module and the data flow of `teepy run`, as docs/cli.md defines them."""
 import hashlib
 import json
+import os
 
 
 ECHO_INPUT = """
@@ -205,6 +206,13 @@ def test_result_to_output_file(as_user, run, tmp, script):
     assert r.returncode == 0, r.err
     assert r.stdout == b""
     assert target.read_bytes() == b"to a file \x00\xff"
+
+
+def test_output_dash_is_stdout(as_user, run, run_cwd, script):
+    s = script("import teex\nteex.TEEX_return('to stdout')\n")
+    r = run("run", s, "--output", "-")
+    assert (r.returncode, r.stdout) == (0, b"to stdout"), r
+    assert os.listdir(run_cwd) == [], "a file named '-' was written"
 
 
 # ---------------------------------------------------------------- data

@@ -194,6 +194,34 @@ static void test_pythonpath_and_allow_are_kept_apart(void)
 	tp_run_opts_free(&o);
 }
 
+static void test_one_input_and_one_output(void)
+{
+	/* the second flag is named in the error */
+	static const char *const twice[][6] = {
+		{ "--input", "a", "--input", "b", "svc.py", NULL },
+		{ "--input-file", "a", "--input-file", "b", "svc.py", NULL },
+		{ "--input-file", "a", "--input", "b", "svc.py", NULL },
+		{ "--output", "a", "--output", "b", "svc.py", NULL },
+		{ "--output=-", "svc.py", "--output", "-", NULL },
+	};
+	static const char *const named[] = { "--input", "--input-file", "--input", "--output",
+					     "--output" };
+	struct tp_run_opts o;
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(twice) / sizeof(twice[0]); i++) {
+		CHECK(parse(&o, err, twice[i]) == -EINVAL);
+		CHECK(strncmp(err, named[i], strlen(named[i])) == 0 && err[strlen(named[i])] == ':');
+		tp_run_opts_free(&o);
+	}
+	CHECK(parse(&o, err, (const char *[]){ "--output", "-", "svc.py", NULL }) == 0);
+	CHECK(o.output_file == NULL);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--output", "./-", "svc.py", NULL }) == 0);
+	CHECK_STR(o.output_file, "./-");
+	tp_run_opts_free(&o);
+}
+
 TESTS(run_opts_tests) = {
 	{ "defaults_are_the_teex_limits", test_defaults_are_the_teex_limits },
 	{ "service_data_come_before_task_data", test_service_data_come_before_task_data },
@@ -205,5 +233,6 @@ TESTS(run_opts_tests) = {
 	{ "hw_mode_is_parsed_auto_is_sim", test_hw_mode_is_parsed_auto_is_sim },
 	{ "shared_script_directories_are_named", test_shared_script_directories_are_named },
 	{ "pythonpath_and_allow_are_kept_apart", test_pythonpath_and_allow_are_kept_apart },
+	{ "one_input_and_one_output", test_one_input_and_one_output },
 	END_TESTS,
 };
