@@ -1,5 +1,6 @@
 """Exit codes and teepy's own messages, as docs/cli.md defines them."""
 import re
+from pathlib import Path
 
 import pytest
 
@@ -256,6 +257,17 @@ def test_help_exits_0_and_mentions_every_flag(run, flag):
     assert not missing, f"help does not mention {missing}"
     for var in ("TEEPY_MEMORY", "TEEPY_CPU_TIME", "TEEPY_TIMEOUT", "TEEPY_MODE"):
         assert var in text
+
+
+def test_help_lists_the_teex_api_of_the_reference(run):
+    """README: `teepy run --help` prints what docs/cli.md says, the teex table too."""
+    cli = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    table = cli.split("## The `teex` module")[1].split("##")[0]
+    names = set(re.findall(r"`(\w+)\(", table))
+    assert {"TEEX_getinput", "TEEX_return", "TEEX_getdata", "get_input_bytes", "data_count"} <= names
+    text = run("run", "--help").stdout.decode()
+    missing = sorted(n for n in names if n + "(" not in text)
+    assert not missing, f"--help lacks {missing}"
 
 
 def _check_config(text):

@@ -53,6 +53,20 @@ def test_input_file_is_read_exactly(as_user, run, tmp, script):
     assert bytes.fromhex(out["str"]) == data
 
 
+def test_returned_str_gives_back_the_bytes_of_surrogate_escapes(run, tmp, script):
+    """get_input turns undecodable bytes into surrogate escapes; TEEX_return turns
+    them back, so echoing the input returns its bytes exactly (docs/cli.md)."""
+    data = b"ok \xff\xfe\x80 \xc3\xa9"
+    f = tmp.write("input.bin", data)
+    echo = run("run", script(ECHO_INPUT), "--input-file", f)
+    assert (echo.returncode, echo.stdout) == (0, data), echo
+    lone = run("run", script("import teex\nteex.TEEX_return('a\\udcffb')\n", name="lone.py"))
+    assert (lone.returncode, lone.stdout) == (0, b"a\xffb"), lone
+    # any other lone surrogate has no bytes to go back to
+    other = run("run", script("import teex\nteex.TEEX_return('\\ud800')\n", name="other.py"))
+    assert other.returncode == 1 and "UnicodeEncodeError" in other.err, other
+
+
 def test_input_file_dash_reads_stdin(as_user, run, script):
     s = script(ECHO_INPUT_BYTES)
     payload = b"from stdin \x00\x01\xff" * 1000

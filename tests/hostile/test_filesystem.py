@@ -481,3 +481,65 @@ def test_kernel_file_system_mounted_beneath_an_allowed_path_is_refused(teepy, ru
     assert p.stdout.count("exit 2") == 2, (p.stdout, p.stderr)
     lines = p.stderr.splitlines()
     assert len(lines) == 2 and all(f"proc at {chroot}/proc" in l for l in lines), lines
+
+
+def _landlock_abi():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint(1))  # RULESET_VERSION
+
+
+def test_devices_read_only_null_writable(as_user, run, script):
+    """README: all five devices read; only /dev/null takes writes; no device ioctl."""
+    s = hostile(
+        script,
+        """
+        import fcntl
+        out = {}
+        for d in ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"):
+            def rd(d=d):
+                fd = os.open(d, os.O_RDONLY)
+                return len(os.read(fd, 4))
+            def wr(d=d):
+                fd = os.open(d, os.O_WRONLY)
+                return os.write(fd, b"x")
+            def ioctl(d=d):
+                fd = os.open(d, os.O_RDONLY)
+                return fcntl.ioctl(fd, 0x80045200, b"\\0" * 4).hex()   # RNDGETENTCNT
+            out[d] = {"read": attempt(rd), "write": attempt(wr), "ioctl": attempt(ioctl),
+                      "raw_write": sc(257, AT_FDCWD, d.encode(), os.O_WRONLY, 0)}
+        out["listing"] = sorted(os.listdir("/dev"))
+        report(out)
+        """,
+    )
+    out = run("run", s).json()
+    assert out.pop("listing") == ["full", "null", "random", "urandom", "zero"]
+    for d, res in out.items():
+        assert res["read"] == {"ok": 0 if d == "/dev/null" else 4}, (d, res)
+        if d == "/dev/null":
+            assert res["write"] == {"ok": 1}, res
+            assert res["raw_write"]["ret"] >= 0, res
+        else:
+            assert res["write"][:2] == ["PermissionError", errno.EACCES], (d, res)
+            assert res["raw_write"] == {"ret": -1, "errno": errno.EACCES}, (d, res)
+        if _landlock_abi() >= 5:
+            assert res["ioctl"][:2] == ["PermissionError", errno.EACCES], (d, res)
+
+
+def test_etc_holds_only_alternatives_links_with_allow(as_user, run, tmp, script):
+    """README: no /etc, except /etc/alternatives links (only links) once a path is allowed."""
+    allowed = tmp.make_sibling("allowed")
+    s = hostile(
+        script,
+        """
+        alt = "/etc/alternatives"
+        names = os.listdir(alt) if os.path.isdir(alt) else []
+        report({"etc": sorted(os.listdir("/etc")) if os.path.isdir("/etc") else None,
+                "not_links": [n for n in names if not os.path.islink(os.path.join(alt, n))],
+                "passwd": os.path.exists("/etc/passwd")})
+        """,
+    )
+    assert run("run", s).json() == {"etc": None, "not_links": [], "passwd": False}
+    out = run("run", s, "--allow", allowed).json()
+    assert out["etc"] in ([], ["alternatives"]), out
+    assert out["not_links"] == [] and out["passwd"] is False, out
