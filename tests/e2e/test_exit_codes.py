@@ -122,6 +122,44 @@ def test_undecodable_script_is_one_line_naming_the_file(as_user, run, tmp, sourc
     assert "None" not in line, line
 
 
+# ---------------------------------------------------------------- 4: the control channel
+# The service holds fd 3, the control channel (src/pyboot/protocol.h): a frame is
+# u32 type, u32 arg, u64 size in host byte order, then size bytes. Native code can
+# write anything there; the supervisor must end the run, not trust or hang on it.
+
+FRAME = """
+import os, struct, sys, teex
+def frame(type_, arg, size, payload=b""):
+    os.write(3, struct.pack("=IIQ", type_, arg, size) + payload)
+"""
+
+
+@pytest.mark.parametrize("frame", ["frame(99, 0, 0)",                 # no such type
+                                   "frame(16, 0, 5, b'extra')",       # GET_INPUT carries nothing
+                                   "frame(19, 1, 1 << 40)"],          # a status name of 1 TiB
+                         ids=["unknown-type", "get-input-with-payload", "huge-status"])
+def test_malformed_frame_ends_service_with_exit_4(as_user, run, script, frame):
+    s = script(FRAME + frame + "\nimport time\ntime.sleep(30)\n")
+    r = run("run", s, "--timeout", "20s")
+    assert r.returncode == 4, r
+    assert "malformed frames" in r.err and "killed for a rule" in r.err, r
+    assert r.stdout == b""
+
+
+def test_result_header_larger_than_memory_limit_ends_service_with_exit_4(as_user, run, script):
+    s = script(FRAME + "frame(18, 0, 1 << 62)\nimport time\ntime.sleep(30)\n")
+    r = run("run", s, "--memory", "256M", "--timeout", "20s")
+    assert r.returncode == 4, r
+    assert "larger than its memory limit" in r.err and "256" in r.err, r
+    assert r.stdout == b""
+
+
+def test_forged_result_frame_after_the_real_one_changes_nothing(run, script):
+    s = script(FRAME + "teex.TEEX_return('real')\nframe(18, 0, 6, b'forged')\n")
+    r = run("run", s)
+    assert (r.returncode, r.stdout) == (0, b"real"), r
+
+
 # ---------------------------------------------------------------- 2: usage errors
 
 

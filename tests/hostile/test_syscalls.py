@@ -267,3 +267,32 @@ def test_locks_in_scratch_still_work(as_user, run, script):
         """,
     )
     assert run("run", s, "--scratch", "4M").json() == {"sum": 45, "locked": True}
+
+
+INT80_GETPID = """
+import ctypes, mmap
+code = bytes([0xb8, 20, 0, 0, 0, 0xcd, 0x80, 0xc3])   # mov eax, 20 (i386 getpid); int 0x80; ret
+page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+page.write(code)
+getpid32 = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(page)))
+"""
+
+
+def test_int_0x80_syscall_ends_service_with_exit_4(as_user, run, script):
+    """A 32-bit system call (int 0x80) is another architecture's: the kernel ends the
+    service before the call runs."""
+    import subprocess
+    native = subprocess.run(["/usr/bin/python3", "-c", INT80_GETPID + "print(getpid32())"],
+                            capture_output=True, text=True)
+    if native.returncode != 0:
+        pytest.skip("this kernel runs no 32-bit system calls (IA32 emulation off)")
+    s = hostile(script, INT80_GETPID + """
+r = getpid32()
+print("still running after int 0x80", r, file=sys.stderr)
+report(r)
+""")
+    r = run("run", s)
+    assert r.returncode == 4, r
+    assert "killed for a rule" in r.err and "another architecture" in r.err, r
+    assert "still running after int 0x80" not in r.err
+    assert r.stdout == b""
