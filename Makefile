@@ -87,10 +87,13 @@ fuzz: deps
 	$(FUZZ_BUILD)/fuzz/fuzz_elf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-elf fuzz/corpus/elf
 
+# Every benchmark group, native vs teepy in one run, (re)writing bench/REPORT.md and its
+# PNG plots (about 10 minutes; `bench/all --quick` is a rough pass). gnuplot draws the
+# plots, GNU time measures native peak RSS, openssl gives the AES-GCM library ceiling.
+BENCH_PACKAGES := gnuplot-nox time openssl
 bench: build
-	TEEPY_BIN=$(abspath $(BUILD))/teepy bench/startup
-	TEEPY_BIN=$(abspath $(BUILD))/teepy bench/compute
-	TEEPY_BIN=$(abspath $(BUILD))/teepy bench/sealed
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BENCH_PACKAGES)"
+	$(PY) bench/all --teepy $(BUILD)/teepy
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
