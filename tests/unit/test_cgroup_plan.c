@@ -1,0 +1,175 @@
+/* Where teepy's cgroups go, from the text real hosts give (fixtures below). */
+#include "test.h"
+#include "../../src/sandbox/cgroup_plan.h"
+
+#include <errno.h>
+
+/* A stock Debian 12 host (systemd, pure cgroup v2), root logged in over ssh. */
+static const char debian12_self[] = "0::/user.slice/user-0.slice/session-3.scope\n";
+static const char debian12_root_controllers[] = "cpuset cpu io memory hugetlb pids rdma misc\n";
+
+/* The hybrid build machines: v1 controllers, an empty v2 at /sys/fs/cgroup/unified. */
+static const char hybrid_self[] = "9:name=systemd:/\n"
+				  "8:pids:/\n"
+				  "7:blkio:/\n"
+				  "4:memory:/process_api/67ea89da17b24dade54d7c6024d3677b\n"
+				  "2:cpuacct:/\n"
+				  "1:cpu:/\n"
+				  "0::/\n";
+
+/* Debian 10 style v1: cpu and cpuacct mounted together. */
+static const char comounted_self[] = "5:cpu,cpuacct:/user.slice\n4:memory:/user.slice\n";
+
+static void test_own_path_of_the_v2_line(void)
+{
+	char path[256];
+
+	CHECK(tp_cgroup_own_path(debian12_self, "", path, sizeof(path)) == 0);
+	CHECK_STR(path, "/user.slice/user-0.slice/session-3.scope");
+	CHECK(tp_cgroup_own_path(hybrid_self, "", path, sizeof(path)) == 0);
+	CHECK_STR(path, "/");
+}
+
+static void test_own_path_of_a_v1_controller(void)
+{
+	char path[256];
+
+	CHECK(tp_cgroup_own_path(hybrid_self, "memory", path, sizeof(path)) == 0);
+	CHECK_STR(path, "/process_api/67ea89da17b24dade54d7c6024d3677b");
+	CHECK(tp_cgroup_own_path(hybrid_self, "pids", path, sizeof(path)) == 0);
+	CHECK_STR(path, "/");
+	/* a controller mounted with another is found by its own name */
+	CHECK(tp_cgroup_own_path(comounted_self, "cpuacct", path, sizeof(path)) == 0);
+	CHECK_STR(path, "/user.slice");
+	CHECK(tp_cgroup_own_path(comounted_self, "cpu", path, sizeof(path)) == 0);
+	CHECK_STR(path, "/user.slice");
+}
+
+static void test_own_path_absent_or_too_long(void)
+{
+	char path[8];
+
+	CHECK(tp_cgroup_own_path(debian12_self, "memory", path, sizeof(path)) == -ENOENT);
+	CHECK(tp_cgroup_own_path(comounted_self, "", path, sizeof(path)) == -ENOENT);
+	/* "name=systemd" is not the "systemd" controller, nor is "cpu" in "cpuacct" */
+	CHECK(tp_cgroup_own_path(hybrid_self, "systemd", path, sizeof(path)) == -ENOENT);
+	CHECK(tp_cgroup_own_path("2:cpuacct:/\n", "cpu", path, sizeof(path)) == -ENOENT);
+	CHECK(tp_cgroup_own_path(debian12_self, "", path, sizeof(path)) == -ENAMETOOLONG);
+	CHECK(tp_cgroup_own_path("", "", path, sizeof(path)) == -ENOENT);
+	CHECK(tp_cgroup_own_path("garbage\n0:\n", "", path, sizeof(path)) == -ENOENT);
+}
+
+static void test_controller_lists_match_whole_words(void)
+{
+	CHECK(tp_cgroup_list_has(debian12_root_controllers, "memory"));
+	CHECK(tp_cgroup_list_has(debian12_root_controllers, "misc"));
+	CHECK(tp_cgroup_list_has("memory pids\n", "pids"));
+	CHECK(!tp_cgroup_list_has("cpuset cpu io\n", "cpuacct"));
+	CHECK(!tp_cgroup_list_has("cpuset io\n", "cpu"));
+	CHECK(!tp_cgroup_list_has("", "memory"));
+}
+
+static void test_v2_own_cgroup_when_it_delegates_memory(void)
+{
+	struct tp_cgroup_v2_plan plan;
+
+	/* systemd-run -p Delegate=yes: the unit's cgroup hands memory and pids down */
+	tp_cgroup_v2_choose("/sys/fs/cgroup", "/system.slice/run-1.service", "memory pids\n",
+			    debian12_root_controllers, false, &plan);
+	CHECK(plan.place == TP_CGROUP_V2_OWN);
+	CHECK_STR(plan.parent, "/sys/fs/cgroup/system.slice/run-1.service");
+	CHECK(plan.pids);
+	CHECK_STR(plan.enable, "");
+}
+
+static void test_v2_root_in_a_session_scope_uses_a_teepy_cgroup(void)
+{
+	struct tp_cgroup_v2_plan plan;
+
+	/* the scope holds the shell: nothing can be enabled in its subtree */
+	tp_cgroup_v2_choose("/sys/fs/cgroup", "/user.slice/user-0.slice/session-3.scope", "",
+			    debian12_root_controllers, true, &plan);
+	CHECK(plan.place == TP_CGROUP_V2_TEEPY);
+	CHECK_STR(plan.parent, "/sys/fs/cgroup/teepy");
+	CHECK_STR(plan.enable, "+memory +pids");
+	CHECK(plan.pids);
+}
+
+static void test_v2_user_in_a_session_scope_gets_no_cgroup(void)
+{
+	struct tp_cgroup_v2_plan plan;
+
+	tp_cgroup_v2_choose("/sys/fs/cgroup", "/user.slice/user-1000.slice/session-3.scope", "",
+			    debian12_root_controllers, false, &plan);
+	CHECK(plan.place == TP_CGROUP_V2_NONE);
+}
+
+static void test_v2_without_memory_controller_gets_no_cgroup(void)
+{
+	struct tp_cgroup_v2_plan plan;
+
+	/* the hybrid hosts: the v1 hierarchies hold memory and pids */
+	tp_cgroup_v2_choose("/sys/fs/cgroup/unified", "/", "", "", true, &plan);
+	CHECK(plan.place == TP_CGROUP_V2_NONE);
+	/* memory without pids: the cgroup is still made, pids are capped otherwise */
+	tp_cgroup_v2_choose("/sys/fs/cgroup", "/", "", "cpu memory\n", true, &plan);
+	CHECK(plan.place == TP_CGROUP_V2_TEEPY);
+	CHECK_STR(plan.enable, "+memory");
+	CHECK(!plan.pids);
+}
+
+static void test_v2_own_root_cgroup_is_not_doubled(void)
+{
+	struct tp_cgroup_v2_plan plan;
+
+	tp_cgroup_v2_choose("/sys/fs/cgroup", "/", "cpu memory\n", "cpu memory\n", true, &plan);
+	CHECK(plan.place == TP_CGROUP_V2_OWN);
+	CHECK_STR(plan.parent, "/sys/fs/cgroup");
+	CHECK(!plan.pids);
+}
+
+static void test_run_owner_from_cgroup_name(void)
+{
+	CHECK(tp_cgroup_run_owner("teepy-1234-1a2b3c") == 1234);
+	CHECK(tp_cgroup_run_owner("teepy-1-0") == 1);
+	CHECK(tp_cgroup_run_owner("teepy") == 0);
+	CHECK(tp_cgroup_run_owner("teepy-") == 0);
+	CHECK(tp_cgroup_run_owner("teepy-0-1") == 0);
+	CHECK(tp_cgroup_run_owner("teepy--5-1") == 0);
+	CHECK(tp_cgroup_run_owner("teepy-12x-1") == 0);
+	CHECK(tp_cgroup_run_owner("teepy-99999999999-1") == 0);
+	CHECK(tp_cgroup_run_owner("user.slice") == 0);
+}
+
+static void test_stat_values(void)
+{
+	static const char oom_control[] = "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n";
+	static const char cpu_stat[] =
+	    "usage_usec 2503411\nuser_usec 2400000\nsystem_usec 103411\n";
+	uint64_t v = 0;
+
+	CHECK(tp_cgroup_stat_value(oom_control, "oom_kill", &v) == 0 && v == 2);
+	CHECK(tp_cgroup_stat_value(oom_control, "oom_kill_disable", &v) == 0 && v == 0);
+	CHECK(tp_cgroup_stat_value(cpu_stat, "usage_usec", &v) == 0 && v == 2503411);
+	CHECK(tp_cgroup_stat_value(cpu_stat, "system_usec", &v) == 0 && v == 103411);
+	CHECK(tp_cgroup_stat_value(cpu_stat, "usec", &v) == -ENOENT);
+	CHECK(tp_cgroup_stat_value("", "oom_kill", &v) == -ENOENT);
+}
+
+TESTS(cgroup_plan_tests) = {
+    {"cgroup own path of the v2 line", test_own_path_of_the_v2_line},
+    {"cgroup own path of a v1 controller", test_own_path_of_a_v1_controller},
+    {"cgroup own path absent or too long", test_own_path_absent_or_too_long},
+    {"cgroup controller lists match whole words", test_controller_lists_match_whole_words},
+    {"cgroup v2 own cgroup when it delegates memory", test_v2_own_cgroup_when_it_delegates_memory},
+    {"cgroup v2 root in a session scope uses a teepy cgroup",
+     test_v2_root_in_a_session_scope_uses_a_teepy_cgroup},
+    {"cgroup v2 user in a session scope gets no cgroup",
+     test_v2_user_in_a_session_scope_gets_no_cgroup},
+    {"cgroup v2 without memory controller gets no cgroup",
+     test_v2_without_memory_controller_gets_no_cgroup},
+    {"cgroup v2 own root cgroup is not doubled", test_v2_own_root_cgroup_is_not_doubled},
+    {"cgroup run owner from cgroup name", test_run_owner_from_cgroup_name},
+    {"cgroup stat values", test_stat_values},
+    END_TESTS,
+};
