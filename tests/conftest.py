@@ -114,6 +114,24 @@ def _base_env():
     return env
 
 
+def _command(request, teepy):
+    """How this test's variant starts teepy: the binary, or setpriv and a copy of it."""
+    if _variant(request) == "user" and os.geteuid() == 0:
+        binary = request.getfixturevalue("user_teepy")
+        return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", str(binary)]
+    return [str(teepy)]
+
+
+def _env(env):
+    full_env = _base_env()
+    for k, v in (env or {}).items():
+        if v is None:
+            full_env.pop(k, None)
+        else:
+            full_env[k] = v
+    return full_env
+
+
 @pytest.fixture
 def run(request, teepy, run_cwd):
     """run(*args, stdin=b"", env=None, timeout=60) -> CompletedProcess (bytes).
@@ -122,19 +140,10 @@ def run(request, teepy, run_cwd):
     to (value None: removes from) the test process's environment minus TEEPY_*.
     """
     who = _variant(request)
-    if who == "user" and os.geteuid() == 0:
-        binary = request.getfixturevalue("user_teepy")
-        prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", str(binary)]
-    else:
-        prefix = [str(teepy)]
+    prefix = _command(request, teepy)
 
     def _run(*args, stdin=b"", env=None, timeout=60):
-        full_env = _base_env()
-        for k, v in (env or {}).items():
-            if v is None:
-                full_env.pop(k, None)
-            else:
-                full_env[k] = v
+        full_env = _env(env)
         started = time.time()
         proc = subprocess.Popen(
             prefix + [str(a) for a in args],
@@ -161,6 +170,37 @@ def run(request, teepy, run_cwd):
     return _run
 
 
+@pytest.fixture
+def start(request, teepy, run_cwd):
+    """start(*args, stdout=PIPE, env=None) -> Popen of teepy that the test drives
+    (signals, a dead supervisor, stdout on a full device); stdin is /dev/null and
+    stderr a pipe. Whatever is still running at the end of the test is killed."""
+    prefix = _command(request, teepy)
+    started = []
+
+    def _start(*args, stdout=subprocess.PIPE, env=None):
+        proc = subprocess.Popen(prefix + [str(a) for a in args], stdin=subprocess.DEVNULL,
+                                stdout=stdout, stderr=subprocess.PIPE, env=_env(env), cwd=run_cwd)
+        _launched_pids.add(proc.pid)
+        started.append((proc, time.time()))
+        return proc
+
+    yield _start
+    for proc, when in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe:
+                pipe.close()
+        _run_windows.append((when, time.time()))
+
+
+# What a run prints first when no cgroup could be made (an unprivileged user on a
+# cgroup v1 host): the limits that hold less than a cgroup's.
+LIMITS_WARNING = "teepy: warning: no cgroup for the limits:"
+
+
 class Result(subprocess.CompletedProcess):
     """A finished teepy run; stdout and stderr are bytes."""
 
@@ -168,6 +208,11 @@ class Result(subprocess.CompletedProcess):
     def err(self):
         """stderr as text"""
         return self.stderr.decode("utf-8", errors="replace")
+
+    @property
+    def err_lines(self):
+        """stderr lines, without the one warning a run without cgroups starts with"""
+        return [l for l in self.err.splitlines() if not l.startswith(LIMITS_WARNING)]
 
     def json(self):
         """The JSON result of a run that must have ended with exit code 0."""

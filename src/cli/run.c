@@ -37,6 +37,7 @@
 #include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -47,15 +48,24 @@ static const char *const devices[] = { "/dev/null", "/dev/zero", "/dev/full", "/
 
 /* ---- state shared with signal handlers ---- */
 static volatile sig_atomic_t child_pid;
+static volatile sig_atomic_t child_pidfd = -1; /* signals reach it even once reaped: ESRCH */
 static volatile sig_atomic_t timed_out;
 static volatile sig_atomic_t interrupted;
+
+/* Async-signal-safe. */
+static void kill_service(void)
+{
+	if (child_pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, (int)child_pidfd, SIGKILL, NULL, 0);
+	else if (child_pid > 0)
+		kill(child_pid, SIGKILL);
+}
 
 static void on_alarm(int sig)
 {
 	(void)sig;
 	timed_out = 1;
-	if (child_pid > 0)
-		kill(child_pid, SIGKILL);
+	kill_service();
 }
 
 static bool stop_requested(void)
@@ -66,8 +76,103 @@ static bool stop_requested(void)
 static void on_interrupt(int sig)
 {
 	interrupted = sig;
-	if (child_pid > 0)
-		kill(child_pid, SIGKILL);
+	kill_service();
+}
+
+/* After the service is reaped: signals no longer go to it. */
+static void forget_child(void)
+{
+	int fd = child_pidfd;
+
+	child_pid = 0;
+	child_pidfd = -1;
+	if (fd >= 0)
+		close(fd);
+}
+
+/* ---- the CPU-time watch ---- */
+
+/* RLIMIT_CPU holds one process, by a tick-sampled clock; the limit is for the whole
+ * service. teepy reads the service's CPU time (its cgroup's, else its process
+ * clock) no later than the service could reach the limit, and kills it there. */
+struct cpu_watch {
+	const struct tp_limits *limits;
+	pid_t pid;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool running;
+	bool done;
+	bool exceeded; /* the service was killed at the limit */
+};
+
+static void *cpu_watch_main(void *arg)
+{
+	struct cpu_watch *w = arg;
+	uint64_t limit_ns = w->limits->cpu_ms * 1000000u;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->done) {
+		uint64_t used = tp_limits_cpu_used_ns(w->limits, w->pid);
+		if (used >= limit_ns) {
+			w->exceeded =
+			    syscall(SYS_pidfd_send_signal, (int)child_pidfd, SIGKILL, NULL, 0) == 0;
+			break;
+		}
+		/* at most one CPU-second per CPU and second: nothing to see before then;
+		 * at least 5 ms, so the service overshoots by no more than that per CPU */
+		uint64_t wait_ns = (limit_ns - used) / (uint64_t)(cpus > 0 ? cpus : 1);
+		if (wait_ns < 5000000u)
+			wait_ns = 5000000u;
+		if (wait_ns > 1000000000u)
+			wait_ns = 1000000000u;
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += (long)wait_ns;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&w->wake, &w->lock, &until);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+/* Returns 0 or -errno; without a pidfd the watch cannot kill safely. */
+static int cpu_watch_start(struct cpu_watch *w, const struct tp_limits *limits, pid_t pid)
+{
+	pthread_condattr_t attr;
+
+	memset(w, 0, sizeof(*w));
+	w->limits = limits;
+	w->pid = pid;
+	if (child_pidfd < 0)
+		return -EBADF;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	if (pthread_create(&w->thread, NULL, cpu_watch_main, w) != 0)
+		return -EAGAIN;
+	w->running = true;
+	return 0;
+}
+
+/* After the service is reaped. Returns whether it was killed at the limit. */
+static bool cpu_watch_stop(struct cpu_watch *w)
+{
+	if (!w->running)
+		return false;
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->wake);
+	pthread_mutex_destroy(&w->lock);
+	w->running = false;
+	return w->exceeded;
 }
 
 /* ---- small helpers ---- */
@@ -165,6 +270,7 @@ struct run {
 	char out_tmp[PATH_MAX]; /* --output is written here, then renamed */
 	int status;
 	struct rusage ru;
+	bool cpu_exceeded; /* teepy killed the service at its CPU-time limit */
 };
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -232,6 +338,54 @@ static int load_script(struct run *run)
 	return 0;
 }
 
+static int input_too_large(const struct run *run)
+{
+	char limit[32];
+
+	return usage_error("%s%s: larger than the memory limit (%s), which the service could not "
+			   "hold (raise --memory)",
+			   run->opts.input_file ? "--input-file " : "--input",
+			   run->opts.input_file ? run->opts.input_file : "",
+			   tp_format_size(run->opts.memory_bytes, limit, sizeof(limit)));
+}
+
+/* The memory limit holds the sealed root's files and, without a cgroup, the
+ * scratch tmpfs (see limits.c); what is left must start the interpreter. Checked
+ * once the limits are final: a bundle's signed limit, tightened by flags. */
+static int check_memory(const struct run *run)
+{
+	const struct tp_run_opts *o = &run->opts;
+	uint64_t root = run->sealed ? run->plan.reserve_bytes : 0;
+	uint64_t taken = root + o->scratch_bytes;
+	char limit[32], root_text[32], scratch[32], min[32], parts[128] = "";
+	const char *fix;
+
+	if (run->input_size > o->memory_bytes)
+		return input_too_large(run);
+	if (o->memory_bytes >= taken && o->memory_bytes - taken >= TP_LIMITS_MIN_MEMORY)
+		return 0;
+	if (root)
+		snprintf(parts, sizeof(parts), " less the sealed root's files (%s)",
+			 tp_format_size(root, root_text, sizeof(root_text)));
+	if (o->scratch_bytes)
+		snprintf(parts + strlen(parts), sizeof(parts) - strlen(parts),
+			 " less the scratch (%s)",
+			 tp_format_size(o->scratch_bytes, scratch, sizeof(scratch)));
+	if (run->sealed)
+		fix = o->memory_bytes < run->bundle.manifest.memory_bytes
+			  ? "raise --memory, up to the bundle's own limit"
+			  : "rebuild the bundle with a larger --memory";
+	else if (o->scratch_bytes)
+		fix = "raise --memory or lower --scratch";
+	else
+		fix = "use --memory 32M or more";
+	return usage_error(
+	    "%s%smemory limit %s%s leaves less than the %s the interpreter needs (%s)",
+	    run->sealed ? o->script : "", run->sealed ? ": " : "",
+	    tp_format_size(o->memory_bytes, limit, sizeof(limit)), parts,
+	    tp_format_size(TP_LIMITS_MIN_MEMORY, min, sizeof(min)), fix);
+}
+
 /* Reads the input and opens the data files the user named. Returns an exit code or 0. */
 static int load_inputs(struct run *run)
 {
@@ -249,8 +403,12 @@ static int load_inputs(struct run *run)
 		int r;
 		if (fd < 0)
 			return usage_error("--input-file %s: %s", o->input_file, strerror(errno));
-		r = tp_read_all(fd, &run->input, &run->input_size);
+		/* the service could not hold more; /dev/zero must not exhaust teepy */
+		r = tp_read_all(fd, o->memory_bytes > SIZE_MAX ? SIZE_MAX : (size_t)o->memory_bytes,
+				&run->input, &run->input_size);
 		close(fd);
+		if (r == -EFBIG)
+			return input_too_large(run);
 		if (r < 0)
 			return usage_error("--input-file %s: %s", o->input_file, strerror(-r));
 	} else {
@@ -726,7 +884,7 @@ static int build_boot(struct run *run, struct buf *boot)
 static void print_config(const struct run *run)
 {
 	const struct tp_run_opts *o = &run->opts;
-	char mem[32], cpu[32], timeout[32], scratch[32];
+	char timeout[32], scratch[32];
 	int abi = tp_landlock_abi();
 	size_t binds = 0;
 
@@ -773,13 +931,11 @@ static void print_config(const struct run *run)
 	fprintf(stderr, "  seccomp       2 stages, %zu named calls + argument rules, default ENOSYS; "
 			"execve allowed once for the interpreter, %s after boot\n",
 		tp_seccomp_rule_count(), run->processes ? "allowed (Landlock: root files only)" : "denied");
-	fprintf(stderr, "  memory        %s via %s\n",
-		tp_format_size(o->memory_bytes, mem, sizeof(mem)),
-		tp_limit_mechanism_name(run->limits.memory_mechanism, true));
-	fprintf(stderr, "  threads       %u via %s; BLAS/OpenMP threads %u\n", o->threads,
-		tp_limit_mechanism_name(run->limits.threads_mechanism, false), run->blas_threads);
-	fprintf(stderr, "  cpu time      %s (RLIMIT_CPU, soft = hard)\n",
-		tp_format_duration(o->cpu_ms, cpu, sizeof(cpu)));
+	tp_limits_print(&run->limits, o->memory_bytes, run->sealed ? run->plan.reserve_bytes : 0,
+			stderr);
+	fprintf(stderr,
+		"  BLAS threads  %u (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS)\n",
+		run->blas_threads);
 	fprintf(stderr, "  timeout       %s (wall clock, enforced by teepy)\n",
 		tp_format_duration(o->timeout_ms, timeout, sizeof(timeout)));
 	fprintf(stderr, "  environment   %zu variables, none from the host\n", run->env_count);
@@ -840,8 +996,8 @@ static void supervise(struct run *run, struct tp_sandbox *sb)
 		}
 		if (fds[0].fd >= 0 && fds[0].revents) {
 			if (tp_channel_serve_one(ch) < 0) {
-				if ((ch->protocol_violation || ch->result_too_large) && child_pid > 0)
-					kill(child_pid, SIGKILL);
+				if (ch->protocol_violation || ch->result_too_large)
+					kill_service();
 				close(fds[0].fd);
 				fds[0].fd = -1;
 			}
@@ -871,14 +1027,39 @@ static int finish_result(struct run *run)
 	return 0;
 }
 
+/* "memory limit exceeded (3 GiB, killed by the cgroup, peak 3.0 GiB)" */
+static void memory_exceeded(const struct run *run, bool oom, const struct rusage *ru)
+{
+	uint64_t root = run->sealed ? run->plan.reserve_bytes : 0;
+	uint64_t peak = tp_limits_peak_memory(&run->limits);
+	char limit[32], peak_text[32], root_text[32], how[128];
+
+	if (peak)
+		snprintf(how, sizeof(how), "peak %s%s%s%s",
+			 tp_format_size(peak + root, peak_text, 32),
+			 root ? " with the sealed root's files (" : "",
+			 root ? tp_format_size(root, root_text, sizeof(root_text)) : "",
+			 root ? ")" : "");
+	else /* RLIMIT_AS: no memory counter, what the kernel kept resident at most */
+		snprintf(how, sizeof(how), "peak resident %s",
+			 tp_format_size((uint64_t)ru->ru_maxrss * 1024, peak_text, 32));
+	tp_error("memory limit exceeded (%s, %s, %s)",
+		 tp_format_size(run->opts.memory_bytes, limit, sizeof(limit)),
+		 oom ? "killed by the cgroup" : "MemoryError", how);
+}
+
 /* Reads how the service ended and says so in one line. */
 static int judge(struct run *run, int status, const struct rusage *ru)
 {
 	const struct tp_channel *ch = &run->channel;
 	char text[64];
-	double cpu_used = (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
-			  (double)ru->ru_stime.tv_sec + (double)ru->ru_stime.tv_usec / 1e6;
-	double cpu_limit = (double)((run->opts.cpu_ms + 999) / 1000);
+	/* a cgroup counts every process; the rusage of a reaped service its threads
+	 * and the children it waited for */
+	uint64_t cgroup_cpu_ns = tp_limits_cpu_used_ns(&run->limits, 0);
+	double cpu_used =
+	    cgroup_cpu_ns ? (double)cgroup_cpu_ns / 1e9
+			  : (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
+				(double)ru->ru_stime.tv_sec + (double)ru->ru_stime.tv_usec / 1e6;
 	bool oom = tp_limits_oom_killed(&run->limits);
 
 	if (interrupted) {
@@ -915,12 +1096,12 @@ static int judge(struct run *run, int status, const struct rusage *ru)
 	}
 	if (oom || (ch->status_kind == TP_STATUS_EXCEPTION &&
 		    strcmp(ch->status_name, "MemoryError") == 0)) {
-		tp_error("memory limit exceeded (%s, %s)",
-			 tp_format_size(run->opts.memory_bytes, text, sizeof(text)),
-			 oom ? "killed by the cgroup" : "MemoryError");
+		memory_exceeded(run, oom, ru);
 		return TP_EXIT_MEMORY;
 	}
-	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && cpu_used >= cpu_limit - 0.05) {
+	/* killed by teepy's watch at the limit, or by the RLIMIT_CPU backstop past it */
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
+	    (run->cpu_exceeded || cpu_used * 1000 >= (double)run->opts.cpu_ms)) {
 		tp_error("CPU time limit exceeded (%s used of %s)",
 			 tp_format_duration((uint64_t)(cpu_used * 1000), text, sizeof(text)),
 			 tp_format_duration(run->opts.cpu_ms, text + 32, 32));
@@ -982,8 +1163,7 @@ static void *serve_thread(void *arg)
 
 	if (tp_sandbox_wait_exec(a->sb, a->err, sizeof(a->err)) < 0) {
 		a->code = TP_EXIT_INTERNAL;
-		if (child_pid > 0)
-			kill(child_pid, SIGKILL);
+		kill_service();
 	}
 	supervise(a->run, a->sb);
 	return NULL;
@@ -1015,10 +1195,28 @@ static int execute(struct run *run)
 		free(boot.data);
 		return TP_EXIT_INTERNAL;
 	}
-	run->limits.memory_bytes = run->opts.memory_bytes;
+	/* from here on a signal to teepy stops the service and removes the cgroups */
+	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa = {.sa_handler = on_interrupt};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_alarm;
+	sigaction(SIGALRM, &sa, NULL);
+
+	/* the sealed root's files are held in memory for the service: they come out of
+	 * its limit (check_memory made sure enough is left) */
+	run->limits.memory_bytes =
+	    run->opts.memory_bytes - (run->sealed ? run->plan.reserve_bytes : 0);
+	run->limits.scratch_bytes = run->opts.scratch_bytes;
+	run->limits.cpu_ms = run->opts.cpu_ms;
 	run->limits.threads = run->opts.threads;
+	run->limits.processes = run->processes;
 	tp_limits_prepare(&run->limits);
 	mark("cgroups prepared");
+	if (tp_limits_weaker(&run->limits, err, sizeof(err)))
+		tp_warn("%s", err);
 	if (run->opts.print_config)
 		print_config(run);
 
@@ -1032,20 +1230,10 @@ static int execute(struct run *run)
 		.cwd = run->cwd,
 		.scratch_dir = run->opts.scratch_bytes ? "/tmp" : NULL,
 		.limits = &run->limits,
-		.cpu_ms = run->opts.cpu_ms,
 		.stage1 = run->processes ? &tp_seccomp_stage1_processes : &tp_seccomp_stage1,
 		.trace = run->trace_log != NULL,
 		.filled_from_outside = run->sealed,
 	};
-
-	signal(SIGPIPE, SIG_IGN);
-	struct sigaction sa = { .sa_handler = on_interrupt };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = on_alarm;
-	sigaction(SIGALRM, &sa, NULL);
 
 	if (tp_sandbox_spawn(&cfg, &sb, err, sizeof(err)) < 0) {
 		tp_error("%s", err);
@@ -1053,6 +1241,9 @@ static int execute(struct run *run)
 		return TP_EXIT_INTERNAL;
 	}
 	child_pid = sb.pid;
+	child_pidfd = (int)syscall(SYS_pidfd_open, sb.pid, 0);
+	if (stop_requested())
+		kill(sb.pid, SIGKILL); /* a signal came before child_pid was set */
 	struct itimerval timer = {
 		.it_value = { .tv_sec = (time_t)(run->opts.timeout_ms / 1000),
 			      .tv_usec = (suseconds_t)(run->opts.timeout_ms % 1000) * 1000 },
@@ -1062,7 +1253,17 @@ static int execute(struct run *run)
 		kill(sb.pid, SIGKILL);
 		while (waitpid(sb.pid, NULL, 0) < 0 && errno == EINTR)
 			;
-		child_pid = 0;
+		forget_child();
+		free(boot.data);
+		return TP_EXIT_INTERNAL;
+	}
+	struct cpu_watch watch;
+	if ((r = cpu_watch_start(&watch, &run->limits, sb.pid)) < 0) {
+		tp_error("cannot watch the service's CPU time: %s", strerror(-r));
+		kill(sb.pid, SIGKILL);
+		while (waitpid(sb.pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		forget_child();
 		free(boot.data);
 		return TP_EXIT_INTERNAL;
 	}
@@ -1109,7 +1310,8 @@ static int execute(struct run *run)
 				pthread_join(attach_thread, NULL);
 			while (wait4(sb.pid, &run->status, 0, &run->ru) < 0 && errno == EINTR)
 				;
-			child_pid = 0;
+			run->cpu_exceeded = cpu_watch_stop(&watch);
+			forget_child();
 			close(sb.ctrl_fd);
 			close(sb.out_fd);
 			if (sb.err_fd >= 0)
@@ -1166,7 +1368,8 @@ static int execute(struct run *run)
 		while (wait4(sb.pid, &run->status, 0, &run->ru) < 0 && errno == EINTR)
 			;
 	}
-	child_pid = 0;
+	run->cpu_exceeded = cpu_watch_stop(&watch);
+	forget_child();
 	memset(&timer, 0, sizeof(timer));
 	setitimer(ITIMER_REAL, &timer, NULL);
 	if (sb.err_fd >= 0)
@@ -1229,6 +1432,8 @@ static int run_prepared_opts(struct run *run)
 			return code;
 	}
 	mark("root planned");
+	if ((code = check_memory(run)) != 0)
+		return code;
 	return execute(run);
 }
 

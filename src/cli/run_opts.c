@@ -100,7 +100,12 @@ static int strv_push(struct tp_strv *v, const char *item)
 static int parse_size_setting(const char *what, const char *text, uint64_t *out, char *err,
 			      size_t err_size)
 {
-	if (tp_parse_size(text, out) < 0)
+	int r = tp_parse_size(text, out);
+
+	if (r == -ERANGE)
+		return fail(err, err_size, "%s: '%s' is too large (use e.g. 512M or 3G)", what,
+			    text);
+	if (r < 0)
 		return fail(err, err_size, "%s: '%s' is not a size (use e.g. 512M or 3G)", what, text);
 	if (*out == 0)
 		return fail(err, err_size, "%s: must be more than 0", what);
@@ -110,7 +115,12 @@ static int parse_size_setting(const char *what, const char *text, uint64_t *out,
 static int parse_duration_setting(const char *what, const char *text, uint64_t *out, char *err,
 				  size_t err_size)
 {
-	if (tp_parse_duration_ms(text, out) < 0)
+	int r = tp_parse_duration_ms(text, out);
+
+	if (r == -ERANGE)
+		return fail(err, err_size, "%s: '%s' is too long (use e.g. 2s, 1.5s or 30m)", what,
+			    text);
+	if (r < 0)
 		return fail(err, err_size, "%s: '%s' is not a duration (use e.g. 2s, 1.5s or 30m)", what,
 			    text);
 	return 0;

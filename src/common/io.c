@@ -41,7 +41,7 @@ int tp_write_full(int fd, const void *buf, size_t size)
 	return 0;
 }
 
-int tp_read_all(int fd, char **out, size_t *out_size)
+int tp_read_all(int fd, size_t max, char **out, size_t *out_size)
 {
 	size_t size = 0, cap = 4096;
 	char *buf = malloc(cap);
@@ -69,6 +69,10 @@ int tp_read_all(int fd, char **out, size_t *out_size)
 		if (n == 0)
 			break;
 		size += (size_t)n;
+		if (size > max) {
+			free(buf);
+			return -EFBIG;
+		}
 	}
 	buf[size] = '\0';
 	*out = buf;

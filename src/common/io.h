@@ -10,7 +10,8 @@ int tp_read_full(int fd, void *buf, size_t size);
 /* Writes exactly size bytes. Returns 0 or -errno. */
 int tp_write_full(int fd, const void *buf, size_t size);
 
-/* Reads to end of file into a malloc'd buffer (NUL-terminated, not counted in size). */
-int tp_read_all(int fd, char **out, size_t *out_size);
+/* Reads to end of file into a malloc'd buffer (NUL-terminated, not counted in size).
+ * Returns 0, -EFBIG as soon as more than max bytes came, or -errno. */
+int tp_read_all(int fd, size_t max, char **out, size_t *out_size);
 
 #endif

@@ -1,18 +1,35 @@
 /* Limits the service cannot lift: cgroup memory.max (v2) or memory.limit_in_bytes
- * (v1) with pids.max; RLIMIT_AS / RLIMIT_NPROC when no cgroup can be made (weaker:
- * RLIMIT_AS counts address space, not memory, and may refuse BLAS thread stacks). */
+ * (v1) with pids.max and CPU accounting; RLIMIT_AS / RLIMIT_NPROC when no cgroup
+ * can be made. The fallback is weaker and says so (tp_limits_print,
+ * tp_limits_weaker): RLIMIT_AS counts address space, not memory, so memory the
+ * kernel holds for the service (socket and pipe buffers, memfd and tmpfs pages) is
+ * outside it; the fallback bounds what it can (descriptors, buffer sizes, memfd)
+ * and deducts the scratch tmpfs from RLIMIT_AS. */
 #include "limits.h"
 
+#include "cgroup_plan.h"
+#include "seccomp.h"
+
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../common/units.h"
 
 static int write_file(const char *dir, const char *name, const char *text)
 {
@@ -36,6 +53,7 @@ static int read_file(const char *dir, const char *name, char *buf, size_t size)
 	int fd;
 	ssize_t n;
 
+	buf[0] = '\0';
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -48,78 +66,81 @@ static int read_file(const char *dir, const char *name, char *buf, size_t size)
 	return 0;
 }
 
-/* Finds "<hierarchy>:<path>" for a controller in /proc/self/cgroup; "" = the v2 line. */
-static int own_cgroup(const char *controller, char *path, size_t size)
+/* A run's cgroup whose teepy died (kill -9, power cut of a container) is removed by
+ * the next run that makes its cgroup beside it. One with tasks left refuses rmdir. */
+static void remove_stale(const char *parent)
 {
-	char line[1024];
-	FILE *f = fopen("/proc/self/cgroup", "re");
-	int r = -ENOENT;
+	DIR *d = opendir(parent);
+	struct dirent *e;
 
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		char *controllers = strchr(line, ':');
-		char *p = controllers ? strchr(controllers + 1, ':') : NULL;
-		if (!p)
+	while (d && (e = readdir(d))) {
+		pid_t owner = tp_cgroup_run_owner(e->d_name);
+		char path[1024];
+		if (owner <= 0 || owner == getpid() || kill(owner, 0) == 0 || errno != ESRCH)
 			continue;
-		*p++ = '\0';
-		controllers++;
-		p[strcspn(p, "\n")] = '\0';
-		bool match = false;
-		if (!*controller) {
-			match = *controllers == '\0';
-		} else {
-			for (char *tok = strtok(controllers, ","); tok; tok = strtok(NULL, ","))
-				match = match || strcmp(tok, controller) == 0;
-		}
-		if (match) {
-			snprintf(path, size, "%s", p);
-			r = 0;
-			break;
-		}
+		snprintf(path, sizeof(path), "%s/%s", parent, e->d_name);
+		rmdir(path);
 	}
-	fclose(f);
-	return r;
+	if (d)
+		closedir(d);
 }
 
-static bool make_child_cgroup(const char *base, char *out, size_t size)
+static int make_child_cgroup(const char *parent, char *out, size_t size)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	snprintf(out, size, "%s/teepy-%d-%lx", base, (int)getpid(), (unsigned long)ts.tv_nsec);
+	snprintf(out, size, "%s/teepy-%d-%lx", parent, (int)getpid(), (unsigned long)ts.tv_nsec);
 	if (mkdir(out, 0755) == 0)
-		return true;
+		return 0;
 	out[0] = '\0';
-	return false;
+	return -errno;
 }
 
-static bool has_word(const char *list, const char *word)
+/* Root's cgroup under the v2 root: controllers enabled on the way down. Another run
+ * may remove the (then empty) parent between our steps, so the caller retries. */
+static int enter_teepy_parent(const char *mount, const struct tp_cgroup_v2_plan *plan)
 {
-	size_t len = strlen(word);
+	int r;
 
-	for (const char *p = list; (p = strstr(p, word)); p += len)
-		if ((p == list || p[-1] == ' ') && (p[len] == '\0' || p[len] == ' ' || p[len] == '\n'))
-			return true;
-	return false;
+	if ((r = write_file(mount, "cgroup.subtree_control", plan->enable)) < 0)
+		return r;
+	if (mkdir(plan->parent, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return write_file(plan->parent, "cgroup.subtree_control", plan->enable);
 }
 
-static const char *const v2_mounts[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+static const char *const v2_mounts[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
 
-/* v2: only where our own cgroup already delegates memory and pids to children. */
-static bool prepare_v2(struct tp_limits *limits)
+static bool prepare_v2(struct tp_limits *limits, const char *self_cgroup)
 {
-	char own[512], base[1024], controllers[256], text[64];
+	char own[512], base[1024], subtree[256], root_controllers[256], text[64];
+	struct tp_cgroup_v2_plan plan;
 
-	if (own_cgroup("", own, sizeof(own)) < 0)
+	if (tp_cgroup_own_path(self_cgroup, "", own, sizeof(own)) < 0)
 		return false;
 	for (size_t i = 0; i < sizeof(v2_mounts) / sizeof(v2_mounts[0]); i++) {
-		snprintf(base, sizeof(base), "%s%s", v2_mounts[i], strcmp(own, "/") == 0 ? "" : own);
-		if (read_file(base, "cgroup.subtree_control", controllers, sizeof(controllers)) < 0)
+		const char *mount = v2_mounts[i];
+		int r = -ENOENT;
+
+		/* only a v2 mount has cgroup.controllers at its top */
+		if (read_file(mount, "cgroup.controllers", root_controllers,
+			      sizeof(root_controllers)) < 0)
 			continue;
-		if (!has_word(controllers, "memory"))
+		snprintf(base, sizeof(base), "%s%s", mount, strcmp(own, "/") == 0 ? "" : own);
+		read_file(base, "cgroup.subtree_control", subtree, sizeof(subtree));
+		tp_cgroup_v2_choose(mount, own, subtree, root_controllers, geteuid() == 0, &plan);
+		if (plan.place == TP_CGROUP_V2_NONE)
 			continue;
-		if (!make_child_cgroup(base, limits->memory_dir, sizeof(limits->memory_dir)))
+		for (int attempt = 0; attempt < 3 && r == -ENOENT; attempt++) {
+			if (plan.place == TP_CGROUP_V2_TEEPY &&
+			    (r = enter_teepy_parent(mount, &plan)) < 0)
+				continue; /* -ENOENT: another run removed the parent, again */
+			remove_stale(plan.parent);
+			r = make_child_cgroup(plan.parent, limits->memory_dir,
+					      sizeof(limits->memory_dir));
+		}
+		if (r < 0)
 			continue;
 		snprintf(text, sizeof(text), "%" PRIu64, limits->memory_bytes);
 		if (write_file(limits->memory_dir, "memory.max", text) < 0) {
@@ -127,32 +148,38 @@ static bool prepare_v2(struct tp_limits *limits)
 			limits->memory_dir[0] = '\0';
 			continue;
 		}
-		write_file(limits->memory_dir, "memory.swap.max", "0");
+		limits->swap_counted = write_file(limits->memory_dir, "memory.swap.max", "0") == 0;
 		write_file(limits->memory_dir, "memory.oom.group", "1");
 		limits->memory_mechanism = TP_LIMIT_CGROUP_V2;
-		if (has_word(controllers, "pids")) {
+		/* cpu.stat's usage_usec is in every v2 cgroup, cpu controller or not */
+		limits->cpu_mechanism = TP_LIMIT_CGROUP_V2;
+		if (plan.pids) {
 			snprintf(text, sizeof(text), "%u", limits->threads);
 			if (write_file(limits->memory_dir, "pids.max", text) == 0)
 				limits->threads_mechanism = TP_LIMIT_CGROUP_V2;
 		}
+		if (plan.place == TP_CGROUP_V2_TEEPY)
+			snprintf(limits->v2_parent, sizeof(limits->v2_parent), "%s", plan.parent);
 		return true;
 	}
 	return false;
 }
 
-static bool prepare_v1(const char *controller, const char *limit_file, uint64_t value,
-		       char *dir, size_t dir_size)
+/* A cgroup under our own in a v1 hierarchy; limit_file NULL: accounting only. */
+static bool prepare_v1(const char *self_cgroup, const char *controller, const char *limit_file,
+		       uint64_t value, char *dir, size_t dir_size)
 {
 	char own[512], base[1024], text[64];
 
-	if (own_cgroup(controller, own, sizeof(own)) < 0)
+	if (tp_cgroup_own_path(self_cgroup, controller, own, sizeof(own)) < 0)
 		return false;
 	snprintf(base, sizeof(base), "/sys/fs/cgroup/%s%s", controller,
 		 strcmp(own, "/") == 0 ? "" : own);
-	if (!make_child_cgroup(base, dir, dir_size))
+	remove_stale(base);
+	if (make_child_cgroup(base, dir, dir_size) < 0)
 		return false;
 	snprintf(text, sizeof(text), "%" PRIu64, value);
-	if (write_file(dir, limit_file, text) < 0) {
+	if (limit_file && write_file(dir, limit_file, text) < 0) {
 		rmdir(dir);
 		dir[0] = '\0';
 		return false;
@@ -162,92 +189,230 @@ static bool prepare_v1(const char *controller, const char *limit_file, uint64_t 
 
 void tp_limits_prepare(struct tp_limits *limits)
 {
-	limits->memory_mechanism = TP_LIMIT_RLIMIT;
-	limits->threads_mechanism = TP_LIMIT_RLIMIT;
-	limits->memory_dir[0] = limits->pids_dir[0] = '\0';
+	char self_cgroup[4096];
+	int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, self_cgroup, sizeof(self_cgroup) - 1) : -1;
 
-	if (prepare_v2(limits))
-		return;
-	if (prepare_v1("memory", "memory.limit_in_bytes", limits->memory_bytes, limits->memory_dir,
-		       sizeof(limits->memory_dir))) {
-		char text[64];
-		snprintf(text, sizeof(text), "%" PRIu64, limits->memory_bytes);
-		/* memsw exists only with swap accounting; there it must not exceed the limit */
-		write_file(limits->memory_dir, "memory.memsw.limit_in_bytes", text);
-		limits->memory_mechanism = TP_LIMIT_CGROUP_V1;
+	if (fd >= 0)
+		close(fd);
+	self_cgroup[n > 0 ? n : 0] = '\0';
+	limits->memory_mechanism = TP_LIMIT_RLIMIT;
+	/* RLIMIT_NPROC binds every uid but 0: the kernel lets root's processes past it */
+	limits->threads_mechanism = getuid() == 0 ? TP_LIMIT_NONE : TP_LIMIT_RLIMIT;
+	/* one process: its CPU clock counts all its threads; more need a cgroup */
+	limits->cpu_mechanism = TP_LIMIT_CLOCK;
+	limits->swap_counted = false;
+	limits->memory_dir[0] = limits->pids_dir[0] = limits->cpu_dir[0] = '\0';
+	limits->v2_parent[0] = '\0';
+
+	if (!prepare_v2(limits, self_cgroup)) {
+		if (prepare_v1(self_cgroup, "memory", "memory.limit_in_bytes", limits->memory_bytes,
+			       limits->memory_dir, sizeof(limits->memory_dir))) {
+			char text[64];
+			snprintf(text, sizeof(text), "%" PRIu64, limits->memory_bytes);
+			/* memsw exists only with swap accounting; there it must not exceed the
+			 * limit */
+			limits->swap_counted = write_file(limits->memory_dir,
+							  "memory.memsw.limit_in_bytes", text) == 0;
+			limits->memory_mechanism = TP_LIMIT_CGROUP_V1;
+		}
+		if (prepare_v1(self_cgroup, "pids", "pids.max", limits->threads, limits->pids_dir,
+			       sizeof(limits->pids_dir)))
+			limits->threads_mechanism = TP_LIMIT_CGROUP_V1;
+		if (limits->processes && prepare_v1(self_cgroup, "cpuacct", NULL, 0,
+						    limits->cpu_dir, sizeof(limits->cpu_dir)))
+			limits->cpu_mechanism = TP_LIMIT_CGROUP_V1;
 	}
-	if (prepare_v1("pids", "pids.max", limits->threads, limits->pids_dir,
-		       sizeof(limits->pids_dir)))
-		limits->threads_mechanism = TP_LIMIT_CGROUP_V1;
+
+	/* Without a memory cgroup, each descriptor can hold kernel buffers (a socket's
+	 * default send buffer, a pipe's 16 pages) that RLIMIT_AS does not see: their
+	 * number follows the limit. */
+	limits->nofile = TP_LIMITS_NOFILE;
+	if (limits->memory_mechanism == TP_LIMIT_RLIMIT) {
+		uint64_t per_2mib = limits->memory_bytes >> 21;
+		if (per_2mib < TP_LIMITS_NOFILE)
+			limits->nofile = per_2mib < 32 ? 32 : (unsigned)per_2mib;
+	}
 }
 
 int tp_limits_attach(const struct tp_limits *limits, pid_t pid)
 {
+	const char *const dirs[] = {limits->memory_dir, limits->pids_dir, limits->cpu_dir};
 	char text[32];
 	int r;
 
 	snprintf(text, sizeof(text), "%d", (int)pid);
-	if (limits->memory_dir[0] && (r = write_file(limits->memory_dir, "cgroup.procs", text)) < 0)
-		return r;
-	if (limits->pids_dir[0] && (r = write_file(limits->pids_dir, "cgroup.procs", text)) < 0)
-		return r;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		if (dirs[i][0] && (r = write_file(dirs[i], "cgroup.procs", text)) < 0)
+			return r;
 	return 0;
 }
 
-int tp_limits_apply_rlimits(const struct tp_limits *limits, uint64_t cpu_ms)
+/* What RLIMIT_AS is set to without a memory cgroup: the scratch tmpfs's pages are
+ * memory the address space does not show, so they come out of it. */
+static uint64_t fallback_address_space(const struct tp_limits *limits)
 {
-	/* soft = hard: the kernel sends SIGKILL at the limit, nothing to catch */
-	rlim_t cpu_s = (rlim_t)((cpu_ms + 999) / 1000);
-	struct rlimit cpu = { cpu_s, cpu_s };
-	struct rlimit none = { 0, 0 };
+	return limits->memory_bytes - limits->scratch_bytes;
+}
 
-	if (setrlimit(RLIMIT_CPU, &cpu) < 0 || setrlimit(RLIMIT_CORE, &none) < 0)
+static rlim_t cpu_backstop_seconds(const struct tp_limits *limits)
+{
+	return (rlim_t)((limits->cpu_ms + 999) / 1000 + 1);
+}
+
+int tp_limits_apply_rlimits(const struct tp_limits *limits)
+{
+	/* teepy kills at the limit (tp_limits_cpu_used_ns); the kernel's own kill comes a
+	 * second later, should teepy be stopped. Its clock is tick-sampled, so at the
+	 * limit itself it could end a service a little early. */
+	rlim_t cpu_s = cpu_backstop_seconds(limits);
+	struct rlimit cpu = {cpu_s, cpu_s};
+	struct rlimit none = {0, 0};
+	struct rlimit nofile = {limits->nofile, limits->nofile};
+
+	if (setrlimit(RLIMIT_CPU, &cpu) < 0 || setrlimit(RLIMIT_CORE, &none) < 0 ||
+	    setrlimit(RLIMIT_NOFILE, &nofile) < 0)
 		return -errno;
 	if (limits->memory_mechanism == TP_LIMIT_RLIMIT) {
-		struct rlimit as = { limits->memory_bytes, limits->memory_bytes };
+		uint64_t bytes = fallback_address_space(limits);
+		struct rlimit as = {bytes, bytes};
 		if (setrlimit(RLIMIT_AS, &as) < 0)
 			return -errno;
 	}
 	if (limits->threads_mechanism == TP_LIMIT_RLIMIT) {
-		/* counted per user in the service's own user namespace */
-		struct rlimit nproc = { limits->threads, limits->threads };
+		/* counted per uid in the service's own user namespace (and the host's) */
+		struct rlimit nproc = {limits->threads, limits->threads};
 		if (setrlimit(RLIMIT_NPROC, &nproc) < 0)
 			return -errno;
 	}
 	return 0;
 }
 
-static uint64_t read_counter(const char *dir, const char *file, const char *key)
+#if defined(__x86_64__)
+#define TP_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define TP_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "tp_limits_apply_filter: add this architecture's AUDIT_ARCH_*"
+#endif
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define ARG_LOW(i) (offsetof(struct seccomp_data, args) + 8 * (i))
+#else
+#define ARG_LOW(i) (offsetof(struct seccomp_data, args) + 8 * (i) + 4)
+#endif
+
+#ifndef F_SETPIPE_SZ
+#define F_SETPIPE_SZ 1031
+#endif
+
+/* Instruction numbers of the filter below, for its jumps. */
+enum {
+	AT_MEMFD = 4,
+	AT_FCNTL = 5,
+	AT_SETSOCKOPT = 8,
+	AT_ALLOW = 16,
+	AT_DENY = 17,
+};
+#define TO(from, to) ((to) - (from)-1)
+
+/* Stacked on the policy (the stricter answer wins), so seccomp.c's table stays the
+ * one policy. The kernel reads these arguments as 32-bit ints: low words only.
+ * Another architecture's call passes here; the policy's filter kills it. */
+static const struct sock_filter fallback_filter[] = {
+    /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+    /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TP_AUDIT_ARCH, 1, 0),
+    /* 2 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    /* 3 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+    /* 4: memfd pages are memory no rlimit counts */
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_memfd_create, TO(AT_MEMFD, AT_DENY), 0),
+    /* 5-7: pipes keep their 16 pages */
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fcntl, 0, TO(AT_FCNTL, AT_SETSOCKOPT)),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LOW(1)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_SETPIPE_SZ, TO(7, AT_DENY), TO(7, AT_ALLOW)),
+    /* 8-15: sockets keep the default buffer sizes */
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_setsockopt, 0, TO(AT_SETSOCKOPT, AT_ALLOW)),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LOW(1)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOL_SOCKET, 0, TO(10, AT_ALLOW)),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LOW(2)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SO_SNDBUF, TO(12, AT_DENY), 0),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SO_RCVBUF, TO(13, AT_DENY), 0),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SO_SNDBUFFORCE, TO(14, AT_DENY), 0),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SO_RCVBUFFORCE, TO(15, AT_DENY), TO(15, AT_ALLOW)),
+    /* 16 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    /* 17 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+};
+
+_Static_assert(sizeof(fallback_filter) / sizeof(fallback_filter[0]) == AT_DENY + 1,
+	       "the jump targets of fallback_filter are out of step with its instructions");
+
+int tp_limits_apply_filter(const struct tp_limits *limits)
+{
+	const struct tp_bpf prog = {(void *)fallback_filter, sizeof(fallback_filter)};
+
+	if (limits->memory_mechanism != TP_LIMIT_RLIMIT)
+		return 0;
+	return tp_seccomp_install(&prog);
+}
+
+static int read_counter(const char *dir, const char *file, const char *key, uint64_t *value)
 {
 	char buf[4096];
-	const char *p;
+	int r;
 
-	if (!dir[0] || read_file(dir, file, buf, sizeof(buf)) < 0)
-		return 0;
-	if (!key)
-		return strtoull(buf, NULL, 10);
-	for (p = buf; (p = strstr(p, key)); p++)
-		if ((p == buf || p[-1] == '\n') && p[strlen(key)] == ' ')
-			return strtoull(p + strlen(key) + 1, NULL, 10);
+	if (!dir[0])
+		return -ENOENT;
+	if ((r = read_file(dir, file, buf, sizeof(buf))) < 0)
+		return r;
+	if (key)
+		return tp_cgroup_stat_value(buf, key, value);
+	*value = strtoull(buf, NULL, 10);
 	return 0;
+}
+
+uint64_t tp_limits_cpu_used_ns(const struct tp_limits *limits, pid_t pid)
+{
+	uint64_t value = 0;
+	clockid_t clock;
+	struct timespec ts;
+
+	switch (limits->cpu_mechanism) {
+	case TP_LIMIT_CGROUP_V2:
+		return read_counter(limits->memory_dir, "cpu.stat", "usage_usec", &value) == 0
+			   ? value * 1000
+			   : 0;
+	case TP_LIMIT_CGROUP_V1:
+		return read_counter(limits->cpu_dir, "cpuacct.usage", NULL, &value) == 0 ? value
+											 : 0;
+	default:
+		/* the process clock: every thread, live or ended, to the nanosecond */
+		if (pid <= 0 || clock_getcpuclockid(pid, &clock) != 0 ||
+		    clock_gettime(clock, &ts) < 0)
+			return 0;
+		return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	}
 }
 
 bool tp_limits_oom_killed(const struct tp_limits *limits)
 {
+	uint64_t kills = 0;
+
 	if (limits->memory_mechanism == TP_LIMIT_CGROUP_V2)
-		return read_counter(limits->memory_dir, "memory.events", "oom_kill") > 0;
-	if (limits->memory_mechanism == TP_LIMIT_CGROUP_V1)
-		return read_counter(limits->memory_dir, "memory.oom_control", "oom_kill") > 0;
-	return false;
+		read_counter(limits->memory_dir, "memory.events", "oom_kill", &kills);
+	else if (limits->memory_mechanism == TP_LIMIT_CGROUP_V1)
+		read_counter(limits->memory_dir, "memory.oom_control", "oom_kill", &kills);
+	return kills > 0;
 }
 
 uint64_t tp_limits_peak_memory(const struct tp_limits *limits)
 {
+	uint64_t peak = 0;
+
 	if (limits->memory_mechanism == TP_LIMIT_CGROUP_V2)
-		return read_counter(limits->memory_dir, "memory.peak", NULL);
-	if (limits->memory_mechanism == TP_LIMIT_CGROUP_V1)
-		return read_counter(limits->memory_dir, "memory.max_usage_in_bytes", NULL);
-	return 0;
+		read_counter(limits->memory_dir, "memory.peak", NULL, &peak);
+	else if (limits->memory_mechanism == TP_LIMIT_CGROUP_V1)
+		read_counter(limits->memory_dir, "memory.max_usage_in_bytes", NULL, &peak);
+	return peak;
 }
 
 static void remove_cgroup(char *dir)
@@ -264,18 +429,107 @@ void tp_limits_cleanup(struct tp_limits *limits)
 {
 	remove_cgroup(limits->memory_dir);
 	remove_cgroup(limits->pids_dir);
+	remove_cgroup(limits->cpu_dir);
+	/* the shared parent goes when no other run is in it (EBUSY otherwise) */
+	if (limits->v2_parent[0])
+		rmdir(limits->v2_parent);
+	limits->v2_parent[0] = '\0';
 }
 
-const char *tp_limit_mechanism_name(enum tp_limit_mechanism m, bool memory)
+void tp_limits_print(const struct tp_limits *limits, uint64_t limit_bytes, uint64_t root_bytes,
+		     FILE *out)
 {
-	switch (m) {
-	case TP_LIMIT_CGROUP_V2:
-		return memory ? "cgroup v2 memory.max (swap 0, oom.group)" : "cgroup v2 pids.max";
-	case TP_LIMIT_CGROUP_V1:
-		return memory ? "cgroup v1 memory.limit_in_bytes" : "cgroup v1 pids.max";
-	case TP_LIMIT_RLIMIT:
-		break;
+	char a[32], b[32];
+	bool cgroup = limits->memory_mechanism != TP_LIMIT_RLIMIT;
+
+	fprintf(out, "  memory        %s", tp_format_size(limit_bytes, a, sizeof(a)));
+	if (root_bytes)
+		fprintf(out, " (the sealed root's files take %s, the service gets %s)",
+			tp_format_size(root_bytes, a, sizeof(a)),
+			tp_format_size(limits->memory_bytes, b, sizeof(b)));
+	if (cgroup) {
+		fprintf(out,
+			" via cgroup %s, all processes together; page cache, tmpfs and the "
+			"kernel's accounted memory count; swap %s\n",
+			limits->memory_mechanism == TP_LIMIT_CGROUP_V2 ? "v2 memory.max (oom.group)"
+								       : "v1 memory.limit_in_bytes",
+			limits->swap_counted ? "counted" : "not counted (no swap accounting)");
+	} else {
+		fprintf(out,
+			" via RLIMIT_AS %s (fallback, no cgroup: address space, not memory, %s",
+			tp_format_size(fallback_address_space(limits), a, sizeof(a)),
+			limits->processes ? "of each process separately" : "of the one process");
+		if (limits->scratch_bytes)
+			fprintf(out, "; less the %s scratch",
+				tp_format_size(limits->scratch_bytes, b, sizeof(b)));
+		fprintf(out,
+			")\n  not counted   memory the kernel holds for the service: socket "
+			"and pipe buffers (bounded: %u descriptors per process, default buffer "
+			"sizes, resizing refused); memfd_create refused\n",
+			limits->nofile);
 	}
-	return memory ? "RLIMIT_AS (fallback: address space, weaker than a cgroup)"
-		      : "RLIMIT_NPROC (fallback)";
+	fprintf(out, "  descriptors   %u per process (RLIMIT_NOFILE)\n", limits->nofile);
+	switch (limits->threads_mechanism) {
+	case TP_LIMIT_CGROUP_V2:
+	case TP_LIMIT_CGROUP_V1:
+		fprintf(out, "  threads       %u via cgroup %s pids.max, all processes together\n",
+			limits->threads,
+			limits->threads_mechanism == TP_LIMIT_CGROUP_V2 ? "v2" : "v1");
+		break;
+	case TP_LIMIT_RLIMIT:
+		fprintf(out,
+			"  threads       %u via RLIMIT_NPROC (fallback, no cgroup: counted for uid "
+			"%u in the service's user namespace)\n",
+			limits->threads, (unsigned)getuid());
+		break;
+	default:
+		fprintf(out,
+			"  threads       %u NOT enforced: no pids cgroup, and the kernel exempts "
+			"uid 0 from RLIMIT_NPROC\n",
+			limits->threads);
+	}
+	fprintf(out, "  cpu time      %s", tp_format_duration(limits->cpu_ms, a, sizeof(a)));
+	switch (limits->cpu_mechanism) {
+	case TP_LIMIT_CGROUP_V2:
+	case TP_LIMIT_CGROUP_V1:
+		fprintf(out, " for all processes together (cgroup %s, watched by teepy)",
+			limits->cpu_mechanism == TP_LIMIT_CGROUP_V2 ? "v2 cpu.stat"
+								    : "v1 cpuacct.usage");
+		break;
+	default:
+		if (limits->processes)
+			fprintf(out,
+				" for each process separately (fallback, no cgroup adds up "
+				"processes; the first process's CPU clock is watched by teepy)");
+		else
+			fprintf(out, " for all threads together (the process's CPU clock, watched "
+				     "by teepy)");
+	}
+	fprintf(out, "; RLIMIT_CPU %llu s per process as a backstop\n",
+		(unsigned long long)cpu_backstop_seconds(limits));
+}
+
+bool tp_limits_weaker(const struct tp_limits *limits, char *line, size_t size)
+{
+	const char *parts[3];
+	size_t count = 0, len;
+
+	if (limits->memory_mechanism == TP_LIMIT_RLIMIT)
+		parts[count++] = limits->processes
+				     ? "memory is capped as address space of each process "
+				       "(RLIMIT_AS), kernel buffers are not counted"
+				     : "memory is capped as address space (RLIMIT_AS), kernel "
+				       "buffers are not counted";
+	if (limits->threads_mechanism == TP_LIMIT_NONE)
+		parts[count++] = "threads are not capped (uid 0 is exempt from RLIMIT_NPROC)";
+	if (limits->cpu_mechanism == TP_LIMIT_CLOCK && limits->processes)
+		parts[count++] = "CPU time holds per process, not in total";
+	if (!count)
+		return false;
+	len = (size_t)snprintf(line, size, "no cgroup for the limits:");
+	for (size_t i = 0; i < count && len < size; i++)
+		len += (size_t)snprintf(line + len, size - len, "%s %s", i ? ";" : "", parts[i]);
+	if (len < size)
+		snprintf(line + len, size - len, " (--print-config says what holds)");
+	return true;
 }

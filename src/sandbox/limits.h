@@ -1,40 +1,85 @@
-/* Memory and thread limits: a cgroup under the caller's own (v2, else v1), else rlimits. */
+/* Memory, thread, descriptor and CPU-time limits: a cgroup (v2, else v1) where teepy
+ * can make one, else rlimits, which are weaker and say so. */
 #ifndef TEEPY_SANDBOX_LIMITS_H
 #define TEEPY_SANDBOX_LIMITS_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
-enum tp_limit_mechanism { TP_LIMIT_RLIMIT, TP_LIMIT_CGROUP_V1, TP_LIMIT_CGROUP_V2 };
+/* The interpreter with one thread needs this much (under RLIMIT_AS a thread's 8 MiB
+ * default stack counts): smaller memory limits are refused before the run. */
+#define TP_LIMITS_MIN_MEMORY (32ULL << 20)
 
-struct tp_limits {
-	uint64_t memory_bytes;
-	unsigned threads;
-	/* filled by tp_limits_prepare: */
-	enum tp_limit_mechanism memory_mechanism;
-	enum tp_limit_mechanism threads_mechanism;
-	char memory_dir[512]; /* cgroup directory, empty if none */
-	char pids_dir[512];
+/* Descriptors of each process where a cgroup counts the kernel's memory for them;
+ * without one, one per 2 MiB of the limit, from 32 to this. */
+#define TP_LIMITS_NOFILE 1024u
+
+enum tp_limit_mechanism {
+	TP_LIMIT_NONE,	 /* not enforced: --print-config and a warning say so */
+	TP_LIMIT_RLIMIT, /* per process: RLIMIT_AS, RLIMIT_NPROC */
+	TP_LIMIT_CLOCK,	 /* CPU: the service process's own CPU clock, watched by teepy */
+	TP_LIMIT_CGROUP_V1,
+	TP_LIMIT_CGROUP_V2,
 };
 
-/* Creates the cgroups (where the caller may) before the service starts. Never fails:
- * what cannot be made falls back to rlimits, which the child applies. */
+struct tp_limits {
+	/* set by the caller */
+	uint64_t memory_bytes;	/* what the service may hold: the limit less the sealed root */
+	uint64_t scratch_bytes; /* its scratch tmpfs: a cgroup counts it, RLIMIT_AS does not */
+	uint64_t cpu_ms;
+	unsigned threads;
+	bool processes; /* the service may start processes */
+
+	/* filled by tp_limits_prepare */
+	enum tp_limit_mechanism memory_mechanism, threads_mechanism, cpu_mechanism;
+	bool swap_counted;    /* v1 memsw or v2 swap.max 0 was set */
+	unsigned nofile;      /* RLIMIT_NOFILE of each process */
+	char memory_dir[512]; /* cgroup directories, "" if none (v2: one for all) */
+	char pids_dir[512];
+	char cpu_dir[512];
+	char v2_parent[512]; /* <v2 mount>/teepy if the run's cgroup is in it */
+};
+
+/* Creates the cgroups (where the caller may) before the service starts, first
+ * removing those that dead teepy runs left behind. Never fails: what cannot be
+ * made falls back to rlimits, which the child applies. */
 void tp_limits_prepare(struct tp_limits *limits);
 
 /* Moves pid into the prepared cgroups. Returns 0 or -errno. */
 int tp_limits_attach(const struct tp_limits *limits, pid_t pid);
 
-/* In the child before exec: rlimits for what no cgroup covers, and RLIMIT_CPU. */
-int tp_limits_apply_rlimits(const struct tp_limits *limits, uint64_t cpu_ms);
+/* In the child before exec: RLIMIT_CPU (a backstop a second past the limit that
+ * teepy watches), RLIMIT_CORE 0, RLIMIT_NOFILE, and RLIMIT_AS / RLIMIT_NPROC for
+ * what no cgroup covers. Returns 0 or -errno. */
+int tp_limits_apply_rlimits(const struct tp_limits *limits);
 
-/* After the run: did the memory cgroup kill for lack of memory; peak use in bytes (0 if unknown). */
+/* In the child after no_new_privs, without a memory cgroup only: a seccomp filter
+ * stacked on the policy refuses what would hold memory RLIMIT_AS cannot see
+ * (memfd_create, larger socket and pipe buffers). Returns 0 or -errno. */
+int tp_limits_apply_filter(const struct tp_limits *limits);
+
+/* CPU time the service has used, in nanoseconds: its cgroup's, else the CPU clock
+ * of pid (its first process; 0 = reaped, then 0 is returned). */
+uint64_t tp_limits_cpu_used_ns(const struct tp_limits *limits, pid_t pid);
+
+/* After the run: did the memory cgroup kill for lack of memory; peak use in bytes (0 if unknown).
+ */
 bool tp_limits_oom_killed(const struct tp_limits *limits);
 uint64_t tp_limits_peak_memory(const struct tp_limits *limits);
 
 /* Removes the cgroups (retrying briefly while the kernel lets go of the tasks). */
 void tp_limits_cleanup(struct tp_limits *limits);
 
-const char *tp_limit_mechanism_name(enum tp_limit_mechanism m, bool memory);
+/* --print-config's memory, descriptors, threads and cpu time lines, exactly what
+ * each mechanism holds. limit_bytes: the memory limit; root_bytes: what the
+ * sealed root's files take of it. */
+void tp_limits_print(const struct tp_limits *limits, uint64_t limit_bytes, uint64_t root_bytes,
+		     FILE *out);
+
+/* One line (without "teepy: warning: ") naming the limits that hold less than a
+ * cgroup would; false when every limit has a cgroup. */
+bool tp_limits_weaker(const struct tp_limits *limits, char *line, size_t size);
 
 #endif

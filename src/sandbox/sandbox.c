@@ -137,6 +137,12 @@ child_main(const struct tp_sandbox_config *cfg, int sync_fd, int err_fd, int ctr
 	char byte;
 	int r, null_fd;
 
+	/* The service must not outlive its supervisor (no wall clock, no CPU watch would
+	 * be left). The signal follows the thread that cloned us: teepy clones from its
+	 * main thread, which lives until the end. Should teepy have died before this
+	 * prctl, the sync read below finds the pipe closed, with nothing written. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		_exit(127);
 	/* wait until the supervisor has written our id maps and placed us in cgroups */
 	if (read(sync_fd, &byte, 1) != 1)
 		_exit(127);
@@ -151,7 +157,7 @@ child_main(const struct tp_sandbox_config *cfg, int sync_fd, int err_fd, int ctr
 	if (chdir(cfg->cwd) < 0)
 		child_die(err_fd, "chdir %s: %s", cfg->cwd, strerror(errno));
 
-	if ((r = tp_limits_apply_rlimits(cfg->limits, cfg->cpu_ms)) < 0)
+	if ((r = tp_limits_apply_rlimits(cfg->limits)) < 0)
 		child_die(err_fd, "rlimits: %s", strerror(-r));
 
 	/* fds: 0 = /dev/null, 1 and 2 = the output pipe, 3 = control, nothing else */
@@ -179,6 +185,8 @@ child_main(const struct tp_sandbox_config *cfg, int sync_fd, int err_fd, int ctr
 		child_die(err_fd, "drop capabilities: %s", strerror(-r));
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_die(err_fd, "no_new_privs: %s", strerror(errno));
+	if ((r = tp_limits_apply_filter(cfg->limits)) < 0)
+		child_die(err_fd, "memory filter: %s", strerror(-r));
 
 	const char *write_files[] = { "/dev/null", NULL };
 	struct tp_landlock_paths ll = {

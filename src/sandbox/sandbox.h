@@ -17,7 +17,6 @@ struct tp_sandbox_config {
 	const char *cwd;                /* inside the root */
 	const char *scratch_dir;        /* inside the root, or NULL */
 	const struct tp_limits *limits; /* prepared by tp_limits_prepare */
-	uint64_t cpu_ms;
 	const struct tp_bpf *stage1;
 	bool trace; /* teepy build: the caller traces the child (see trace/trace.h) */
 	/* sealed root: the child stops in its empty root until the supervisor has

@@ -1,5 +1,8 @@
 """Exit codes and teepy's own messages, as docs/cli.md defines them."""
+import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -103,7 +106,7 @@ def test_syntax_error_is_one_line_exit_1(as_user, run, script):
     s = script("import teex\n\ndef broken(:\n    pass\n", name="broken_svc.py")
     r = run("run", s)
     assert r.returncode == 1, r
-    lines = r.err.splitlines()
+    lines = r.err_lines
     assert len(lines) == 1, f"a syntax error must be one stderr line, got: {r.err!r}"
     line = lines[0]
     assert "SyntaxError" in line
@@ -344,3 +347,126 @@ def test_print_config_reflects_memory_flag(run, script):
     assert r.returncode == 0, r
     memory_lines = [l for l in r.err.splitlines() if "memory" in l.lower()]
     assert any("300" in l for l in memory_lines), memory_lines
+
+
+# ---------------------------------------------------------------- 70, 130: teepy's own end
+
+WAIT_FOR_SIGNAL = """
+import sys, time
+print("ready", file=sys.stderr, flush=True)
+time.sleep(60)
+"""
+
+
+def wait_until_ready(proc):
+    """Reads teepy's stderr until the service says it runs; returns what came."""
+    seen = b""
+    for line in iter(proc.stderr.readline, b""):
+        seen += line
+        if line.strip() == b"ready":
+            return seen
+    raise AssertionError(f"the service never got ready: exit {proc.wait()}, stderr {seen!r}")
+
+
+def service_pid(teepy_pid):
+    """The host pid of the process teepy started (its only child)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == teepy_pid:
+            return int(entry)
+    raise AssertionError(f"teepy {teepy_pid} has no child")
+
+
+def process_gone(pid, within=10.0):
+    """Whether pid ends (or is a zombie) within `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_exit_70_when_the_result_cannot_be_written(as_user, start, script):
+    with open("/dev/full", "wb") as full:
+        proc = start("run", script(RETURN_OK), stdout=full)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 70, err
+    assert b"cannot write the result to stdout" in err
+
+
+def test_exit_130_on_sigterm_stops_the_service(as_user, start, script):
+    proc = start("run", script(WAIT_FOR_SIGNAL))
+    wait_until_ready(proc)
+    service = service_pid(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert b"interrupted by signal 15; the service was stopped" in err
+    assert process_gone(service, within=1.0), "the service outlived teepy's SIGTERM"
+    # the host check after the test: no cgroup of the run is left behind
+
+
+def test_service_dies_with_its_supervisor(as_user, start, run, script, host_check):
+    proc = start("run", "--timeout", "60", script(WAIT_FOR_SIGNAL))
+    wait_until_ready(proc)
+    service = service_pid(proc.pid)
+    cgroups = {c for c in host_check.snapshot()["cgroups"] if f"/teepy-{proc.pid}-" in c}
+    if as_user == "root":
+        assert cgroups, "a root run on this host makes cgroups"
+    proc.kill()  # SIGKILL: teepy cannot clean up
+    proc.wait()
+    assert process_gone(service), "the service outlived its supervisor (no wall clock left)"
+    # the next run removes the cgroups the dead one left behind
+    assert run("run", script(RETURN_OK)).returncode == 0
+    left = sorted(c for c in cgroups if os.path.exists(c))
+    assert not left, f"a dead run's cgroups stayed: {left}"
+
+
+# ---------------------------------------------------------------- limits too small or too large
+
+
+@pytest.mark.parametrize("memory", ["1M", "8M", "31M"])
+def test_memory_below_what_the_interpreter_needs_is_usage_error(as_user, run, script, memory):
+    r = run("run", "--memory", memory, script(RETURN_OK))
+    assert r.returncode == 2, r
+    line = one_teepy_line(r)
+    assert "less than the 32 MiB the interpreter needs" in line, line
+
+
+def test_scratch_leaving_too_little_memory_is_usage_error(run, script):
+    r = run("run", "--memory", "64M", "--scratch", "48M", script(RETURN_OK))
+    assert r.returncode == 2, r
+    line = one_teepy_line(r)
+    assert "less the scratch (48 MiB)" in line and "lower --scratch" in line, line
+
+
+def test_smallest_memory_limit_runs(as_user, run, script):
+    r = run("run", "--memory", "32M", script(RETURN_OK))
+    assert (r.returncode, r.stdout) == (0, b"ok"), r
+
+
+@pytest.mark.parametrize("flag,value", [("--memory", "99999999T"), ("--scratch", "99999999T"),
+                                        ("--timeout", "99999999999999999h")])
+def test_value_too_large_says_so(run, script, flag, value):
+    r = run("run", flag, value, script(RETURN_OK))
+    assert r.returncode == 2, r
+    line = one_teepy_line(r)
+    assert f"'{value}' is too" in line and "not a" not in line, line
+
+
+def test_input_larger_than_the_memory_limit_is_usage_error(as_user, run, script):
+    r = run("run", "--memory", "64M", "--input-file", "/dev/zero", script(RETURN_OK))
+    assert r.returncode == 2, r
+    line = one_teepy_line(r)
+    assert "--input-file /dev/zero: larger than the memory limit (64 MiB)" in line, line

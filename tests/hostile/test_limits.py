@@ -1,6 +1,10 @@
 """Limits: memory, CPU time, wall clock and threads end or constrain the service
 with the exit codes and messages of docs/cli.md; numpy works when allowed."""
+import errno
 import json
+import os
+import re
+import shutil
 import subprocess
 import time
 
@@ -26,6 +30,15 @@ def test_memory_bomb_ends_with_exit_5(as_user, run, script):
     elapsed = time.monotonic() - start
     assert r.returncode == 5, r
     assert "memory limit exceeded" in r.err
+    # the report says how much was used: the cgroup's peak, or the peak resident size
+    peak = re.search(r"memory limit exceeded \(256 MiB, (killed by the cgroup|MemoryError), "
+                     r"peak (resident )?([\d.]+) (MiB|GiB)\)", r.err)
+    assert peak, r.err
+    if as_user == "root":
+        assert peak.group(1) == "killed by the cgroup" and not peak.group(2)
+        assert 200 <= float(peak.group(3)) <= 256, r.err
+    else:
+        assert 64 <= float(peak.group(3)) <= 256, r.err
     assert r.stdout == b""
     assert "allocated 512 MiB" not in r.err, "the service went far past a 256 MiB limit"
     assert elapsed < 30
@@ -47,6 +60,154 @@ def test_memory_within_limit_is_fine(run, script):
         """,
     )
     assert run("run", "--memory", "512M", s).json() == {"len": 100 * 1024 * 1024}
+
+
+# ---------------------------------------------------------------- memory the kernel holds
+
+# Without a memory cgroup (uid 65534 on this v1 host) RLIMIT_AS counts address
+# space only: these channels hold memory outside it. A cgroup counts them (exit 5);
+# the fallback must keep each bounded below the limit.
+
+SOCKET_FILL = """
+import socket
+held, pairs, stopped = 0, [], None
+chunk = b"x" * 65536
+try:
+    for i in range(4000):                        # 889 MiB when nothing bounds it
+        a, b = socket.socketpair()
+        pairs.append((a, b))
+        for end in (a, b):
+            end.setblocking(False)
+            try:
+                while True:
+                    held += end.send(chunk)
+            except BlockingIOError:
+                pass
+except OSError as e:
+    stopped = errno.errorcode.get(e.errno, e.errno)
+report({"pairs": len(pairs), "held_mib": held / 2**20, "stopped": stopped})
+"""
+
+
+def test_socket_buffers_stay_below_the_memory_limit(as_user, run, script):
+    r = run("run", "--memory", "64M", hostile(script, SOCKET_FILL))
+    if r.returncode == 5:
+        assert "memory limit exceeded" in r.err  # counted by the cgroup
+        return
+    out = r.json()
+    assert out["held_mib"] < 64, f"socket buffers held past a 64 MiB limit: {out}"
+    assert out["stopped"] == "EMFILE", out
+
+
+def test_buffers_cannot_grow_and_memfd_is_refused_without_a_cgroup(as_user, run, script):
+    s = hostile(
+        script,
+        """
+        import fcntl, socket
+        a, b = socket.socketpair()
+        size = ctypes.c_int(4 << 20)
+        r, w = os.pipe()
+        report({
+            "sndbuf": attempt(a.setsockopt, socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20),
+            "rcvbuf": attempt(a.setsockopt, socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20),
+            "sndbuf_raw": sc(54, a.fileno(), 1, 7, ctypes.byref(size), 4),
+            "pipe": attempt(fcntl.fcntl, w, 1031, 1 << 20),            # F_SETPIPE_SZ
+            "pipe_raw": sc(72, w, 1031, 1 << 20),
+            "memfd": attempt(os.memfd_create, "hold"),
+            "memfd_raw": sc(319, b"hold", 0),
+            "keepalive": attempt(a.setsockopt, socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+        })
+        """,
+    )
+    out = run("run", "--memory", "64M", s).json()
+    assert out["keepalive"] == {"ok": None}, out  # other socket options still work
+    if run.variant == "root":  # a cgroup counts these: nothing is refused
+        assert out["sndbuf"] == {"ok": None} and out["pipe"] == {"ok": 1 << 20}, out
+        assert out["memfd_raw"]["ret"] >= 0, out
+        return
+    for name in ("sndbuf", "rcvbuf", "pipe", "memfd"):
+        assert out[name][:2] == ["PermissionError", errno.EPERM], (name, out)
+    for name in ("sndbuf_raw", "pipe_raw", "memfd_raw"):
+        assert out[name] == {"ret": -1, "errno": errno.EPERM}, (name, out)
+
+
+def test_memfd_pages_count_against_the_memory_limit(as_user, run, script):
+    s = hostile(
+        script,
+        """
+        made = attempt(os.memfd_create, "hold")
+        if "ok" in made:
+            block = b"\\x03" * (1 << 20)
+            for i in range(128):                   # twice the limit, never mapped
+                os.write(made["ok"], block)
+        report(made)
+        """,
+    )
+    r = run("run", "--memory", "64M", s)
+    if run.variant == "root":
+        assert r.returncode == 5, r
+        assert "memory limit exceeded" in r.err
+    else:
+        assert r.json()[:2] == ["PermissionError", errno.EPERM]
+
+
+def test_scratch_counts_against_the_memory_limit(as_user, run, script):
+    s = hostile(
+        script,
+        """
+        with open("/tmp/fill", "wb") as f:           # 60 MiB of tmpfs pages
+            for i in range(60):
+                f.write(b"\\x04" * (1 << 20))
+        block = b"\\x05" * (90 << 20)                 # 150 MiB together, limit 128
+        report("survived")
+        """,
+    )
+    r = run("run", "--memory", "128M", "--scratch", "64M", s)
+    assert r.returncode == 5, r
+    assert "memory limit exceeded" in r.err
+
+
+def test_descriptors_are_capped(as_user, run, script):
+    s = hostile(
+        script,
+        """
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        report({"soft": soft, "hard": hard,
+                "raise": attempt(resource.setrlimit, resource.RLIMIT_NOFILE, (hard + 1, hard + 1))})
+        """,
+    )
+    out = run("run", "--memory", "64M", s).json()
+    expected = 1024 if run.variant == "root" else 32  # without a cgroup: one per 2 MiB
+    assert (out["soft"], out["hard"]) == (expected, expected), out
+    assert out["raise"][0] == "ValueError", out
+
+
+def test_weaker_limits_are_announced_in_one_line(as_user, run, script):
+    r = run("run", "--memory", "64M", script("import teex\nteex.TEEX_return('ok')\n"))
+    assert (r.returncode, r.stdout) == (0, b"ok"), r
+    warnings = [l for l in r.err.splitlines() if "no cgroup for the limits" in l]
+    if run.variant == "root":
+        assert warnings == [], r.err
+    else:
+        assert len(warnings) == 1 and warnings[0].startswith("teepy: warning: "), r.err
+        assert "RLIMIT_AS" in warnings[0] and "kernel buffers are not counted" in warnings[0]
+
+
+def test_print_config_names_what_the_memory_limit_does_not_count(as_user, run, script):
+    r = run("run", "--print-config", "--memory", "64M", "--scratch", "16M",
+            script("import teex\nteex.TEEX_return('ok')\n"))
+    assert r.returncode == 0, r
+    config = r.err
+    if run.variant == "root":
+        assert "64 MiB via cgroup v1 memory.limit_in_bytes, all processes together" in config
+        assert "not counted   memory the kernel" not in config
+        assert "descriptors   1024 per process" in config
+    else:
+        assert "64 MiB via RLIMIT_AS 48 MiB (fallback, no cgroup" in config, config
+        assert "less the 16 MiB scratch" in config
+        assert "not counted   memory the kernel holds for the service" in config
+        assert "32 descriptors per process" in config and "memfd_create refused" in config
 
 
 BUSY = """
@@ -163,6 +324,40 @@ def test_thread_cap_refuses_extra_threads(as_user, run, script):
     assert out["errors"] > 0, f"all 50 threads started under --threads 8: {out}"
     assert 1 <= out["started"] < 8, out
     assert "can't start new thread" in out["msg"][0]
+
+
+def test_thread_cap_without_cgroups_is_not_claimed_for_root(teepy, tmp):
+    """The kernel lets uid 0 past RLIMIT_NPROC: without a pids cgroup (hidden here
+    by a tmpfs over /sys/fs/cgroup, in a private mount namespace) root's thread cap
+    does not hold, and teepy must say so rather than name RLIMIT_NPROC."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare to hide the cgroup trees")
+    s = hostile(
+        tmp.script,
+        """
+        stop = threading.Event()
+        started = 0
+        try:
+            for i in range(40):
+                threading.Thread(target=stop.wait).start()
+                started += 1
+        except RuntimeError:
+            pass
+        stop.set()
+        report(started)
+        """,
+    )
+    hide = 'mount --make-rprivate / && mount -t tmpfs none /sys/fs/cgroup && exec "$@"'
+    p = subprocess.run(["unshare", "-m", "sh", "-c", hide, "sh", str(teepy), "run",
+                        "--print-config", "--threads", "8", str(s)],
+                       capture_output=True, timeout=60, cwd=tmp)
+    err = p.stderr.decode()
+    assert p.returncode == 0, err
+    assert json.loads(p.stdout) > 8, "the kernel capped root's threads after all: update teepy"
+    assert "threads       8 NOT enforced" in err, err
+    assert "via RLIMIT_NPROC" not in err, err
+    warnings = [l for l in err.splitlines() if l.startswith("teepy: warning: no cgroup")]
+    assert len(warnings) == 1 and "threads are not capped" in warnings[0], err
 
 
 def test_thread_pool_works_under_default_cap(run, script):
