@@ -153,7 +153,7 @@ int tp_root_kernel_mount(const char *path, char *found, size_t found_size)
 
 	if (fd < 0)
 		return -errno;
-	r = tp_read_all(fd, &text, &size);
+	r = tp_read_all(fd, SIZE_MAX, &text, &size);
 	close(fd);
 	if (r < 0)
 		return r;

@@ -11,8 +11,9 @@ RETURN_OK = "import teex\nteex.TEEX_return('ok')\n"
 
 
 def one_teepy_line(r):
-    """A usage error is exactly one stderr line starting with 'teepy:'."""
-    lines = r.err.splitlines()
+    """A usage error is exactly one stderr line starting with 'teepy:' (besides the
+    warning a run without cgroups starts with)."""
+    lines = r.err_lines
     assert len(lines) == 1, f"expected one stderr line, got {len(lines)}: {r.err!r}"
     assert lines[0].startswith("teepy:"), lines[0]
     return lines[0]
