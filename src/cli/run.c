@@ -558,6 +558,13 @@ static int plan_unsealed(struct run *run)
 			return TP_EXIT_INTERNAL;
 		}
 	}
+	/* the locale teepy sets (LC_CTYPE=C.UTF-8): without its data glibc falls back
+	 * to "C" and CPython to its UTF-8 mode, which code and tests can tell apart.
+	 * glibc may also have it built in, so its absence is no error. */
+	if ((r = tp_root_plan_add_path(plan, "/usr/lib/locale/C.utf8")) < 0 && r != -ENOENT) {
+		tp_error("/usr/lib/locale/C.utf8: %s", strerror(-r));
+		return TP_EXIT_INTERNAL;
+	}
 	if ((r = tp_root_plan_add_path(plan, TP_LOADER)) < 0 ||
 	    (r = tp_root_plan_add_links(plan, "/usr/bin/python3")) < 0 ||
 	    (r = tp_root_plan_add_links(plan, "/lib/" TP_MULTIARCH)) < 0) {
@@ -634,6 +641,24 @@ static void set_exec_files(struct run *run, const char *exe, const char *loader,
 }
 
 /* What every root has: devices, the runtime extension, scratch. */
+/* A user database naming the service's own uid and gid, and nothing of the host's:
+ * pwd.getpwuid(os.getuid()), getpass.getuser(), Path.home() and tarfile's owner
+ * names work as they do natively, and no other account is revealed. */
+static int plan_user_database(struct run *run)
+{
+	unsigned uid = (unsigned)getuid(), gid = (unsigned)getgid();
+	const char *user = uid == 0 ? "root" : "teepy", *group = gid == 0 ? "root" : "teepy";
+	const char *home = run->opts.scratch_bytes ? "/tmp" : "/";
+	char passwd[256], groups[128];
+	int r;
+
+	snprintf(passwd, sizeof(passwd), "%s:x:%u:%u:%s:%s:/usr/sbin/nologin\n", user, uid, gid,
+		 user, home);
+	snprintf(groups, sizeof(groups), "%s:x:%u:\n", group, gid);
+	r = tp_root_plan_add(&run->plan, TP_ROOT_FILE, "/etc/passwd", passwd, 0);
+	return r ?: tp_root_plan_add(&run->plan, TP_ROOT_FILE, "/etc/group", groups, 0);
+}
+
 static int plan_runtime(struct run *run)
 {
 	struct tp_root_plan *plan = &run->plan;
@@ -644,6 +669,8 @@ static int plan_runtime(struct run *run)
 			return TP_EXIT_INTERNAL;
 	if ((r = tp_root_plan_add(plan, TP_ROOT_RUNTIME, TP_RUNTIME_DIR "/_teepy" TP_PYTHON_EXT_SUFFIX,
 				  run->runtime_so, 0)) < 0)
+		return TP_EXIT_INTERNAL;
+	if ((r = plan_user_database(run)) < 0)
 		return TP_EXIT_INTERNAL;
 	if (run->opts.scratch_bytes &&
 	    (r = tp_root_plan_add(plan, TP_ROOT_TMPFS, "/tmp", NULL, run->opts.scratch_bytes)) < 0)

@@ -367,8 +367,10 @@ static int parse_file(const char *path, json_t *entry, struct tp_manifest_file *
 		return bad(err, err_size, "file %s: not a normal absolute path",
 			   tp_escape(path, shown, sizeof(shown)));
 	}
-	/* the runtime's own directory and devices are teepy's, never a bundle's */
-	static const char *const reserved[] = {"/.teepy", "/dev", "/proc", "/sys"};
+	/* the runtime's own directory, devices and user database are teepy's, never a
+	 * bundle's */
+	static const char *const reserved[] = {"/.teepy", "/dev", "/proc", "/sys", "/etc/passwd",
+					       "/etc/group"};
 	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
 		size_t len = strlen(reserved[i]);
 		if (strncmp(path, reserved[i], len) == 0 && (path[len] == '/' || path[len] == '\0'))

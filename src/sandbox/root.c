@@ -282,6 +282,21 @@ int tp_root_plan_add_links(struct tp_root_plan *plan, const char *path)
 	return 0;
 }
 
+/* A runtime file in the new root (nothing of the host is reachable from here). */
+static int write_new_file(const struct tp_root_op *op)
+{
+	int fd = open(op->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	size_t len = strlen(op->source);
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, op->source, len) != (ssize_t)len)
+		r = -EIO;
+	close(fd);
+	return r;
+}
+
 static int op_rank(const struct tp_root_op *op)
 {
 	switch (op->kind) {
@@ -293,6 +308,7 @@ static int op_rank(const struct tp_root_op *op)
 	case TP_ROOT_RUNTIME:
 		return 1;
 	case TP_ROOT_SYMLINK:
+	case TP_ROOT_FILE:
 		return 2;
 	}
 	return 3;
@@ -488,6 +504,10 @@ int tp_root_enter(const struct tp_root_plan *plan, int (*after_pivot)(void *), v
 				r = -errno;
 				goto fail_op;
 			}
+			break;
+		case TP_ROOT_FILE:
+			if ((r = make_parents(op->path)) < 0 || (r = write_new_file(op)) < 0)
+				goto fail_op;
 			break;
 		}
 		continue;

@@ -14,12 +14,14 @@ enum tp_root_op_kind {
 	TP_ROOT_RUNTIME, /* a host file placed at another path (the _teepy extension) */
 	TP_ROOT_SYMLINK, /* a symbolic link, as on the host */
 	TP_ROOT_DIR,     /* an empty directory (sys.path entries of a sealed root) */
+	TP_ROOT_FILE,    /* a small file the runtime writes: source is its content */
 };
 
 struct tp_root_op {
 	enum tp_root_op_kind kind;
 	char *path;   /* inside the root, absolute */
-	char *source; /* host path (bind, device, runtime) or link target (symlink) */
+	char *source; /* host path (bind, device, runtime), link target (symlink) or
+		       * content (file) */
 	uint64_t size; /* tmpfs size in bytes */
 };
 

@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
@@ -130,14 +131,16 @@ static const struct rule rules[] = {
 	{ "open_tree", DENY_EPERM }, { "fsopen", DENY_EPERM }, { "fsconfig", DENY_EPERM },
 	{ "fsmount", DENY_EPERM }, { "fspick", DENY_EPERM }, { "mount_setattr", DENY_EPERM },
 	{ "unshare", DENY_EPERM }, { "setns", DENY_EPERM }, { "open_by_handle_at", DENY_EPERM },
-	{ "name_to_handle_at", DENY_EPERM }, { "mknod", DENY_EPERM }, { "mknodat", DENY_EPERM },
+	{ "name_to_handle_at", DENY_EPERM },
 	{ "setuid", DENY_EPERM }, { "setgid", DENY_EPERM }, { "setreuid", DENY_EPERM },
 	{ "setregid", DENY_EPERM }, { "setresuid", DENY_EPERM }, { "setresgid", DENY_EPERM },
 	{ "setfsuid", DENY_EPERM }, { "setfsgid", DENY_EPERM }, { "setgroups", DENY_EPERM },
 	{ "capset", DENY_EPERM }, { "chown", DENY_EPERM }, { "fchown", DENY_EPERM },
-	{ "lchown", DENY_EPERM }, { "fchownat", DENY_EPERM }, { "setxattr", DENY_EPERM },
-	{ "lsetxattr", DENY_EPERM }, { "fsetxattr", DENY_EPERM }, { "removexattr", DENY_EPERM },
-	{ "lremovexattr", DENY_EPERM }, { "fremovexattr", DENY_EPERM },
+	{ "lchown", DENY_EPERM }, { "fchownat", DENY_EPERM },
+	/* extended attributes: every mount but scratch is read-only (EROFS), and
+	 * only user.* names are open to an unprivileged owner */
+	{ "setxattr", ALLOW }, { "lsetxattr", ALLOW }, { "fsetxattr", ALLOW },
+	{ "removexattr", ALLOW }, { "lremovexattr", ALLOW }, { "fremovexattr", ALLOW },
 	/* watching files: the binds are the host's own inodes, so a watch would see
 	 * host processes open and read them */
 	{ "inotify_init", DENY_EPERM }, { "inotify_init1", DENY_EPERM },
@@ -288,6 +291,21 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, 
 	r = r ?: add_each_value(ctx, SCMP_ACT_ALLOW, "fcntl", 1, fcntl_allowed, COUNT(fcntl_allowed));
 	r = r ?: add_each_value(ctx, SCMP_ACT_ERRNO(EPERM), "fcntl", 1, fcntl_denied,
 				COUNT(fcntl_denied));
+
+	/* mknod: FIFOs and plain files, which Landlock lets be made in scratch only;
+	 * device and socket nodes: EPERM (mode is the kernel's umode_t: the type bits
+	 * are compared under S_IFMT) */
+	static const unsigned node_allowed[] = { S_IFIFO, S_IFREG, 0 };
+	static const unsigned node_denied[] = { S_IFCHR, S_IFBLK, S_IFSOCK };
+	for (size_t i = 0; i < COUNT(node_allowed) + COUNT(node_denied); i++) {
+		bool allowed = i < COUNT(node_allowed);
+		unsigned type = allowed ? node_allowed[i] : node_denied[i - COUNT(node_allowed)];
+		uint32_t action = allowed ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EPERM);
+		const struct scmp_arg_cmp mknod_type[] = { SCMP_A1_64(SCMP_CMP_MASKED_EQ, S_IFMT, type) };
+		const struct scmp_arg_cmp mknodat_type[] = { SCMP_A2_64(SCMP_CMP_MASKED_EQ, S_IFMT, type) };
+		r = r ?: add(ctx, action, "mknod", 1, mknod_type);
+		r = r ?: add(ctx, action, "mknodat", 1, mknodat_type);
+	}
 
 	/* ioctl is allowed whole: no terminal is reachable inside (stdin is /dev/null,
 	 * stdout and stderr are pipes, /dev/tty does not exist), so TIOCSTI has no target. */

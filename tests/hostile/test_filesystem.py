@@ -14,8 +14,9 @@ from hostile_prelude import failed, hostile
 WRITE_DENIED = (errno.EROFS, errno.EACCES, errno.EPERM)
 # What the sandbox's root may hold: the interpreter and libraries, teepy's own
 # runtime directory, devices, and the first component of the script's directory.
-ALLOWED_TOP = {"usr", "lib", "lib64", "lib32", "libx32", "bin", "sbin", "dev", "tmp", ".teepy"}
-HOST_ONLY_TOP = {"etc", "home", "root", "proc", "sys", "var", "boot", "run", "srv", "opt", "mnt",
+ALLOWED_TOP = {"usr", "lib", "lib64", "lib32", "libx32", "bin", "sbin", "dev", "tmp", ".teepy",
+               "etc"}  # etc: the runtime's user database (test_etc_passwd_is_the_runtimes_...)
+HOST_ONLY_TOP = {"home", "root", "proc", "sys", "var", "boot", "run", "srv", "opt", "mnt",
                  "media", "work", "snap"}
 
 
@@ -31,21 +32,40 @@ def snapshot(d):
 # ---------------------------------------------------------------- reading
 
 
-def test_etc_passwd_does_not_exist(as_user, run, script):
+def test_etc_passwd_is_the_runtimes_naming_only_the_service(as_user, run, script):
+    """/etc holds a user database teepy writes (the service's own uid and gid), none
+    of the host's accounts, and nothing else of the host's /etc."""
     s = hostile(
         script,
         """
-        report({"open": attempt(lambda: open("/etc/passwd").read()),
-                "exists_etc": os.path.exists("/etc"),
-                "raw": sc(257, AT_FDCWD, b"/etc/passwd", os.O_RDONLY, 0),
-                "shadow": attempt(lambda: open("/etc/shadow", "rb").read())})
+        import pwd, grp, getpass, pathlib
+        report({"passwd": open("/etc/passwd").read(),
+                "group": open("/etc/group").read(),
+                "etc": sorted(os.listdir("/etc")),
+                "me": list(pwd.getpwuid(os.getuid()))[:4],
+                "accounts": len(pwd.getpwall()), "groups": len(grp.getgrall()),
+                "user": getpass.getuser(), "home": str(pathlib.Path.home()),
+                "raw_shadow": sc(257, AT_FDCWD, b"/etc/shadow", os.O_RDONLY, 0),
+                "hosts": attempt(lambda: open("/etc/hosts").read()),
+                "write": attempt(lambda: open("/etc/passwd", "a").write("x:x:0:0::/:/bin/sh"))})
         """,
     )
     out = run("run", s).json()
-    assert out["open"][:2] == ["FileNotFoundError", errno.ENOENT], out
-    assert out["exists_etc"] is False
-    assert out["raw"] == {"ret": -1, "errno": errno.ENOENT}
-    assert failed(out["shadow"])
+    uid, gid = out["me"][2], out["me"][3]
+    name = "root" if uid == 0 else "teepy"
+    assert out["passwd"] == f"{name}:x:{uid}:{gid}:{name}:/:/usr/sbin/nologin\n", out
+    assert out["group"] == f"{'root' if gid == 0 else 'teepy'}:x:{gid}:\n", out
+    assert out["etc"] == ["group", "passwd"], out
+    assert out["accounts"] == 1 and out["groups"] == 1, out
+    assert out["user"] == name and out["home"] == "/", out
+    assert out["raw_shadow"] == {"ret": -1, "errno": errno.ENOENT}, out
+    assert out["hosts"][:2] == ["FileNotFoundError", errno.ENOENT], out
+    assert out["write"][1] in WRITE_DENIED, out
+
+
+def test_home_of_the_user_database_is_scratch_when_there_is_one(run, script):
+    s = hostile(script, "import pathlib\nreport(str(pathlib.Path.home()))\n")
+    assert run("run", s, "--scratch", "1M").json() == "/tmp"
 
 
 def test_root_lists_only_expected_directories(as_user, run, script):
@@ -258,7 +278,9 @@ def test_raw_write_syscalls_fail(as_user, run, tmp, script, sentinel):
     for key, res in out.items():
         assert res["ret"] == -1, f"{key} succeeded: {res}"
         assert res["errno"] in WRITE_DENIED, f"{key}: {res}"
-    assert out["mknodat_reg"]["errno"] == errno.EPERM
+    # a plain-file node is seccomp's to allow and the read-only mount's to refuse;
+    # a device node is refused by seccomp before the kernel looks at the mount
+    assert out["mknodat_reg"]["errno"] == errno.EROFS
     assert out["mknodat_chr"]["errno"] == errno.EPERM
     assert snapshot(tmp) == before
 
@@ -359,6 +381,39 @@ def test_device_nodes_cannot_be_changed(as_user, run, script):
     assert out["write"] == 1
     assert out["chmod"] != "changed" and out["utime"] != "changed", out
     assert (after.st_mode, after.st_mtime) == (before.st_mode, before.st_mtime)
+
+
+def test_fifos_and_xattrs_in_scratch_only_devices_never(as_user, run, script):
+    """mkfifo and user.* extended attributes work in scratch, as on any tmpfs; a FIFO
+    or an attribute anywhere else fails (read-only mounts, Landlock), and a device
+    or socket node is refused by seccomp whatever the place, also by raw mknodat."""
+    s = hostile(
+        script,
+        """
+        import stat
+        os.mkfifo("/tmp/fifo")
+        open("/tmp/plain", "w").close()
+        os.setxattr("/tmp/plain", "user.k", b"v")
+        S_IFCHR, S_IFSOCK = 0o020000, 0o140000
+        report({"fifo": stat.S_ISFIFO(os.stat("/tmp/fifo").st_mode),
+                "xattr": os.getxattr("/tmp/plain", "user.k").decode(),
+                "fifo_root": attempt(os.mkfifo, "/fifo"),
+                "xattr_host": attempt(os.setxattr, "/usr/lib/python3.11/os.py", "user.k", b"v"),
+                "xattr_device": attempt(os.setxattr, "/dev/null", "user.k", b"v"),
+                "chr": attempt(os.mknod, "/tmp/null", 0o666 | S_IFCHR, os.makedev(1, 3)),
+                "raw_chr": sc(259, AT_FDCWD, b"/tmp/null2", 0o666 | S_IFCHR, os.makedev(1, 3)),
+                "raw_chr_high": sc(259, AT_FDCWD, b"/tmp/null3",
+                                   (1 << 32) | 0o666 | S_IFCHR, os.makedev(1, 3)),
+                "raw_sock": sc(133, b"/tmp/sock", 0o666 | S_IFSOCK, 0)})
+        """,
+    )
+    out = run("run", s, "--scratch", "1M").json()
+    assert out["fifo"] is True and out["xattr"] == "v", out
+    assert out["fifo_root"][1] in WRITE_DENIED, out
+    assert out["xattr_host"][1] == errno.EROFS and out["xattr_device"][1] == errno.EROFS, out
+    assert out["chr"][:2] == ["PermissionError", errno.EPERM], out
+    for key in ("raw_chr", "raw_chr_high", "raw_sock"):
+        assert out[key] == {"ret": -1, "errno": errno.EPERM}, (key, out)
 
 
 def test_scratch_is_noexec_nosuid_nodev(as_user, run, script):
@@ -527,7 +582,8 @@ def test_devices_read_only_null_writable(as_user, run, script):
 
 
 def test_etc_holds_only_alternatives_links_with_allow(as_user, run, tmp, script):
-    """README: no /etc, except /etc/alternatives links (only links) once a path is allowed."""
+    """README: no /etc of the host, except /etc/alternatives links (only links) once
+    a path is allowed; /etc/passwd and /etc/group are the runtime's."""
     allowed = tmp.make_sibling("allowed")
     s = hostile(
         script,
@@ -536,10 +592,10 @@ def test_etc_holds_only_alternatives_links_with_allow(as_user, run, tmp, script)
         names = os.listdir(alt) if os.path.isdir(alt) else []
         report({"etc": sorted(os.listdir("/etc")) if os.path.isdir("/etc") else None,
                 "not_links": [n for n in names if not os.path.islink(os.path.join(alt, n))],
-                "passwd": os.path.exists("/etc/passwd")})
+                "passwd_lines": len(open("/etc/passwd").readlines())})
         """,
     )
-    assert run("run", s).json() == {"etc": None, "not_links": [], "passwd": False}
+    assert run("run", s).json() == {"etc": ["group", "passwd"], "not_links": [], "passwd_lines": 1}
     out = run("run", s, "--allow", allowed).json()
-    assert out["etc"] in ([], ["alternatives"]), out
-    assert out["not_links"] == [] and out["passwd"] is False, out
+    assert out["etc"] in (["group", "passwd"], ["alternatives", "group", "passwd"]), out
+    assert out["not_links"] == [] and out["passwd_lines"] == 1, out

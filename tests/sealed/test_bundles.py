@@ -74,12 +74,14 @@ def test_build_is_reproducible(work, keys, hello):
 def test_a_file_the_sample_run_did_not_open_is_absent(work, keys):
     app = write_app(work, {"svc.py": "import os, teex\n"
                                      "teex.TEEX_return(str(os.path.exists('/app/unused.py')) + ' ' + "
-                                     "str(os.path.exists('/etc/passwd')) + ' ' + str(sorted(os.listdir('/app'))))\n",
+                                     "str(os.path.exists('/etc/hosts')) + ' ' + str(sorted(os.listdir('/app'))) + ' ' + "
+                                     "str(sorted(os.listdir('/etc'))) + ' ' + str(len(open('/etc/passwd').readlines())))\n",
                            "unused.py": "x = 1\n"})
     bundle = build(work, keys, os.path.join(app, "svc.py"))
     r = run_bundle(bundle, keys)
     assert r.returncode == 0, r.stderr.decode()
-    assert r.stdout.decode() == "False False ['svc.py']"
+    # /etc holds only the runtime's one-account user database
+    assert r.stdout.decode() == "False False ['svc.py'] ['group', 'passwd'] 1"
 
 
 def test_a_file_added_on_the_host_is_invisible(work, keys):

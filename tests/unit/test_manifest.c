@@ -115,6 +115,24 @@ static void test_manifest_refuses_what_is_not_canonical_or_valid(void)
 	memcpy(strstr(copy, "/usr/bin/python3.11"), "/.teepy/_teepy.py/", 18);
 	CHECK(parse_str(copy, err) == -EINVAL);
 	free(copy);
+	/* the runtime writes /etc/passwd and /etc/group itself */
+	copy = strdup(json);
+	memcpy(strstr(copy, "/usr/bin/python3.11"), "/etc/group/python3", 18);
+	CHECK(parse_str(copy, err) == -EINVAL && strstr(err, "belongs to the runtime"));
+	free(copy);
+	{
+		struct tp_manifest own;
+		char *own_json;
+		size_t own_size;
+		sample(&own);
+		free(own.files[0].path);
+		own.files[0].path = strdup("/etc/passwd");
+		CHECK(tp_manifest_finish(&own, err, sizeof(err)) == 0);
+		CHECK(tp_manifest_to_json(&own, &own_json, &own_size) == 0);
+		CHECK(parse_str(own_json, err) == -EINVAL && strstr(err, "/etc/passwd belongs"));
+		free(own_json);
+		tp_manifest_free(&own);
+	}
 	/* a control character in a path forges rows and escapes on a terminal */
 	copy = strdup(json);
 	memcpy(strstr(copy, "/app/lib.py"), "/app/z\\n.py", 11);

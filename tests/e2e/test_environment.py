@@ -1,0 +1,43 @@
+"""What a service finds around it behaves as in plain CPython: the locale teepy sets
+is really in effect (not CPython's fallback UTF-8 mode), and the user database
+answers for the service's own ids. Found missing by compat/run (CPython's own
+tests: test_io, test_builtin, test_readline, test_tarfile, test_pathlib)."""
+import json
+
+SERVICE = """
+import getpass, grp, json, locale, os, pathlib, pwd, sys, tarfile, io, teex
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:       # tarfile names the owner
+    info = tarfile.TarInfo("x")
+    t.addfile(info, io.BytesIO(b""))
+teex.TEEX_return(json.dumps({
+    "ctype": locale.setlocale(locale.LC_CTYPE),
+    "utf8_mode": sys.flags.utf8_mode,
+    "preferred": locale.getpreferredencoding(False),
+    "user": getpass.getuser(),
+    "uid_name": pwd.getpwuid(os.getuid()).pw_name,
+    "gid_name": grp.getgrgid(os.getgid()).gr_name,
+    "home": str(pathlib.Path.home()),
+}))
+"""
+
+
+def test_locale_and_user_database_work_as_natively(as_user, run, script):
+    out = run("run", script(SERVICE)).json()
+    assert out["ctype"] == "C.UTF-8" and out["utf8_mode"] == 0, out
+    assert out["preferred"] == "UTF-8", out
+    name = out["uid_name"]
+    assert name in ("root", "teepy") and out["user"] == name, out
+    assert out["gid_name"] in ("root", "teepy") and out["home"] == "/", out
+
+
+def test_locale_and_user_database_work_in_a_sealed_bundle(as_user, run, script, tmp):
+    svc = script(SERVICE)
+    out_dir = tmp.make_sibling("bundle")
+    out_dir.chmod(0o777)
+    assert run("keygen", "-o", out_dir / "k.key").returncode == 0
+    b = run("build", svc, "-o", out_dir / "s.tpy", "--key", out_dir / "k.key")
+    assert b.returncode == 0, b
+    out = json.loads(run("run", out_dir / "s.tpy", "--trust", out_dir / "k.pub").stdout)
+    assert out["ctype"] == "C.UTF-8" and out["utf8_mode"] == 0, out
+    assert out["user"] == out["uid_name"] and out["home"] == "/", out
