@@ -135,8 +135,10 @@ static const struct rule rules[] = {
 	{ "setuid", DENY_EPERM }, { "setgid", DENY_EPERM }, { "setreuid", DENY_EPERM },
 	{ "setregid", DENY_EPERM }, { "setresuid", DENY_EPERM }, { "setresgid", DENY_EPERM },
 	{ "setfsuid", DENY_EPERM }, { "setfsgid", DENY_EPERM }, { "setgroups", DENY_EPERM },
-	{ "capset", DENY_EPERM }, { "chown", DENY_EPERM }, { "fchown", DENY_EPERM },
-	{ "lchown", DENY_EPERM }, { "fchownat", DENY_EPERM },
+	{ "capset", DENY_EPERM },
+	/* owners: the user namespace maps only the service's own uid and gid, so a
+	 * chown can only name those (others: EINVAL), and only scratch is writable */
+	{ "chown", ALLOW }, { "fchown", ALLOW }, { "lchown", ALLOW }, { "fchownat", ALLOW },
 	/* extended attributes: every mount but scratch is read-only (EROFS), and
 	 * only user.* names are open to an unprivileged owner */
 	{ "setxattr", ALLOW }, { "lsetxattr", ALLOW }, { "fsetxattr", ALLOW },

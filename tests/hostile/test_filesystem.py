@@ -383,10 +383,11 @@ def test_device_nodes_cannot_be_changed(as_user, run, script):
     assert (after.st_mode, after.st_mtime) == (before.st_mode, before.st_mtime)
 
 
-def test_fifos_and_xattrs_in_scratch_only_devices_never(as_user, run, script):
-    """mkfifo and user.* extended attributes work in scratch, as on any tmpfs; a FIFO
-    or an attribute anywhere else fails (read-only mounts, Landlock), and a device
-    or socket node is refused by seccomp whatever the place, also by raw mknodat."""
+def test_fifos_xattrs_and_chown_in_scratch_only_devices_never(as_user, run, script):
+    """mkfifo, user.* extended attributes and chown to the service's own ids work in
+    scratch, as on any tmpfs; anywhere else they fail (read-only mounts, Landlock);
+    chown to any other id fails (the user namespace maps no other id); a device or
+    socket node is refused by seccomp whatever the place, also by raw mknodat."""
     s = hostile(
         script,
         """
@@ -404,7 +405,11 @@ def test_fifos_and_xattrs_in_scratch_only_devices_never(as_user, run, script):
                 "raw_chr": sc(259, AT_FDCWD, b"/tmp/null2", 0o666 | S_IFCHR, os.makedev(1, 3)),
                 "raw_chr_high": sc(259, AT_FDCWD, b"/tmp/null3",
                                    (1 << 32) | 0o666 | S_IFCHR, os.makedev(1, 3)),
-                "raw_sock": sc(133, b"/tmp/sock", 0o666 | S_IFSOCK, 0)})
+                "raw_sock": sc(133, b"/tmp/sock", 0o666 | S_IFSOCK, 0),
+                "chown_own": attempt(os.chown, "/tmp/plain", os.getuid(), os.getgid()),
+                "chown_other": attempt(os.chown, "/tmp/plain", 4242, 4242),
+                "raw_chown_other": sc(92, b"/tmp/plain", 4242, 4242),
+                "chown_host": attempt(os.chown, "/usr/lib/python3.11/os.py", os.getuid(), -1)})
         """,
     )
     out = run("run", s, "--scratch", "1M").json()
@@ -414,6 +419,10 @@ def test_fifos_and_xattrs_in_scratch_only_devices_never(as_user, run, script):
     assert out["chr"][:2] == ["PermissionError", errno.EPERM], out
     for key in ("raw_chr", "raw_chr_high", "raw_sock"):
         assert out[key] == {"ret": -1, "errno": errno.EPERM}, (key, out)
+    assert out["chown_own"] == {"ok": None}, out
+    assert out["chown_other"][1] in (errno.EINVAL, errno.EPERM), out
+    assert out["raw_chown_other"]["errno"] in (errno.EINVAL, errno.EPERM), out
+    assert out["chown_host"][1] == errno.EROFS, out
 
 
 def test_scratch_is_noexec_nosuid_nodev(as_user, run, script):
