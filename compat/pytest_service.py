@@ -41,6 +41,7 @@ class Collector:
     def __init__(self):
         self.tests = {}
         self.collect_errors = {}
+        self.probes = {}
 
     def pytest_runtest_logstart(self, nodeid, location):
         policy_audit.reset()
@@ -60,6 +61,11 @@ class Collector:
                                              policy_audit.taken() if bad else []]
 
     def pytest_collectreport(self, report):
+        # what importing a test module tried (a probe for a compiler, say)
+        probe = policy_audit.taken()
+        policy_audit.reset()
+        if probe and report.nodeid.endswith(".py"):
+            self.probes[report.nodeid] = probe
         if report.failed:
             self.collect_errors[report.nodeid] = [short(report), detail(report)]
 
@@ -70,7 +76,7 @@ def main():
     collector = Collector()
     code = pytest.main(list(request["args"]), plugins=[collector])
     result = json.dumps({"exit": int(code), "tests": collector.tests,
-                         "collect_errors": collector.collect_errors})
+                         "collect_errors": collector.collect_errors, "probes": collector.probes})
     if teex:
         teex.TEEX_return(result)
     else:

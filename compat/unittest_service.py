@@ -9,6 +9,7 @@
 import importlib
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -35,6 +36,20 @@ def text(err):
     return last[:300], "\n".join(kept)[-6000:]
 
 
+# A test still running after this long is ended with TestTimeout, so that one test
+# waiting forever (on a server thread the policy stopped, say) costs the module
+# only that test. The same on both sides; regrtest uses a watchdog for the same.
+TEST_TIMEOUT = 30
+
+
+class TestTimeout(Exception):
+    pass
+
+
+def _timeout(signum, frame):
+    raise TestTimeout(f"the test did not finish in {TEST_TIMEOUT} s")
+
+
 class Result(unittest.TestResult):
     def __init__(self):
         super().__init__()
@@ -43,6 +58,12 @@ class Result(unittest.TestResult):
     def startTest(self, test):
         super().startTest(test)
         policy_audit.reset()
+        signal.signal(signal.SIGALRM, _timeout)  # a test may have replaced it
+        signal.setitimer(signal.ITIMER_REAL, TEST_TIMEOUT)
+
+    def stopTest(self, test):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        super().stopTest(test)
 
     def _put(self, test, outcome, reason="", detail=""):
         prev = self.tests.get(test.id())
@@ -91,6 +112,9 @@ def run_module(name):
     try:
         with os_helper.temp_cwd(name=None, quiet=True):
             module = importlib.import_module("test." + name)
+            # what importing tried: a module that probes for a shell or a
+            # compiler when it is imported decides its skips there
+            entry["probe"] = policy_audit.taken()
             if hasattr(module, "test_main"):
                 module.test_main()
             else:
