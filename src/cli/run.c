@@ -1196,20 +1196,6 @@ static void *serve_thread(void *arg)
 	return NULL;
 }
 
-struct attach_args {
-	const struct tp_limits *limits;
-	pid_t pid;
-	int result;
-};
-
-static void *attach_main(void *arg)
-{
-	struct attach_args *a = arg;
-
-	a->result = tp_limits_attach(a->limits, a->pid);
-	return NULL;
-}
-
 /* Spawns, serves and judges; the common part of every kind of run. */
 static int execute(struct run *run)
 {
@@ -1262,7 +1248,16 @@ static int execute(struct run *run)
 		.filled_from_outside = run->sealed,
 	};
 
-	if (tp_sandbox_spawn(&cfg, &sb, err, sizeof(err)) < 0) {
+	struct tp_cgroup_join join;
+	if ((r = tp_limits_open_join(&run->limits, &join)) < 0) {
+		tp_error("cannot open the run's cgroup: %s", strerror(-r));
+		free(boot.data);
+		return TP_EXIT_INTERNAL;
+	}
+	cfg.join = &join;
+	r = tp_sandbox_spawn(&cfg, &sb, err, sizeof(err));
+	tp_limits_close_join(&join);
+	if (r < 0) {
 		tp_error("%s", err);
 		free(boot.data);
 		return TP_EXIT_INTERNAL;
@@ -1295,16 +1290,6 @@ static int execute(struct run *run)
 		return TP_EXIT_INTERNAL;
 	}
 
-	/* Joining a cgroup can wait for an RCU grace period (1-12 ms measured on v1): it
-	 * runs in its own thread while the child builds its root, the sealed files are
-	 * written and the interpreter starts. No service code runs before BOOT, which is
-	 * sent only once the limits hold. */
-	struct attach_args attach = { .limits = &run->limits, .pid = sb.pid };
-	pthread_t attach_thread;
-	bool attach_threaded = pthread_create(&attach_thread, NULL, attach_main, &attach) == 0;
-	if (!attach_threaded)
-		attach_main(&attach);
-
 	if (run->sealed) {
 		/* the child waits in its empty root while we write the verified files in */
 		int root_fd = tp_sandbox_wait_ready(&sb, err, sizeof(err));
@@ -1333,8 +1318,6 @@ static int execute(struct run *run)
 			close(root_fd);
 		mark("sealed root filled");
 		if (r < 0) {
-			if (attach_threaded)
-				pthread_join(attach_thread, NULL);
 			while (wait4(sb.pid, &run->status, 0, &run->ru) < 0 && errno == EINTR)
 				;
 			run->cpu_exceeded = cpu_watch_stop(&watch);
@@ -1352,13 +1335,7 @@ static int execute(struct run *run)
 		}
 	}
 
-	if (attach_threaded)
-		pthread_join(attach_thread, NULL);
-	if ((r = attach.result) < 0) {
-		tp_error("cannot move the service into its cgroup: %s", strerror(-r));
-		kill(sb.pid, SIGKILL); /* judged below as an internal error */
-	}
-	mark("cgroups joined");
+	mark("root ready");
 	tp_channel_init(&run->channel, sb.ctrl_fd);
 	run->channel.input = run->input;
 	run->channel.input_size = run->input_size;
@@ -1368,7 +1345,7 @@ static int execute(struct run *run)
 	run->channel.ctx = run;
 	/* a result cannot be larger than the memory the service may hold */
 	run->channel.max_result = run->opts.memory_bytes;
-	if (r == 0 && send_frame(sb.ctrl_fd, TP_FRAME_BOOT, 0, boot.data, boot.size) < 0) {
+	if (send_frame(sb.ctrl_fd, TP_FRAME_BOOT, 0, boot.data, boot.size) < 0) {
 		/* the child died before reading it: its setup error or status says why */
 	}
 	free(boot.data);
@@ -1405,8 +1382,6 @@ static int execute(struct run *run)
 		tp_error("%s", serve.err);
 		return serve.code;
 	}
-	if (r < 0)
-		return TP_EXIT_INTERNAL;
 
 	finish_result(run); /* an incomplete or failed result is judged below */
 	mark("service reaped");

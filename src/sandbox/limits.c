@@ -235,16 +235,66 @@ void tp_limits_prepare(struct tp_limits *limits)
 	}
 }
 
-int tp_limits_attach(const struct tp_limits *limits, pid_t pid)
+int tp_limits_open_join(const struct tp_limits *limits, struct tp_cgroup_join *j)
 {
-	const char *const dirs[] = {limits->memory_dir, limits->pids_dir, limits->cpu_dir};
-	char text[32];
-	int r;
+	const char *const v1_dirs[] = {limits->memory_dir, limits->pids_dir, limits->cpu_dir};
+	char path[640];
 
-	snprintf(text, sizeof(text), "%d", (int)pid);
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
-		if (dirs[i][0] && (r = write_file(dirs[i], "cgroup.procs", text)) < 0)
-			return r;
+	j->v2_dir_fd = j->v2_procs_fd = -1;
+	for (size_t i = 0; i < 3; i++)
+		j->tasks_fds[i] = -1;
+	if (limits->memory_mechanism == TP_LIMIT_CGROUP_V2) {
+		j->v2_dir_fd = open(limits->memory_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		snprintf(path, sizeof(path), "%s/cgroup.procs", limits->memory_dir);
+		j->v2_procs_fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (j->v2_dir_fd < 0 || j->v2_procs_fd < 0)
+			goto fail;
+		return 0;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		if (!v1_dirs[i][0])
+			continue;
+		snprintf(path, sizeof(path), "%s/tasks", v1_dirs[i]);
+		if ((j->tasks_fds[i] = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+			goto fail;
+	}
+	return 0;
+fail: {
+	int r = -errno;
+	tp_limits_close_join(j);
+	return r;
+}
+}
+
+void tp_limits_close_join(struct tp_cgroup_join *j)
+{
+	for (size_t i = 0; i < 3; i++) {
+		if (j->tasks_fds[i] >= 0)
+			close(j->tasks_fds[i]);
+		j->tasks_fds[i] = -1;
+	}
+	if (j->v2_dir_fd >= 0)
+		close(j->v2_dir_fd);
+	if (j->v2_procs_fd >= 0)
+		close(j->v2_procs_fd);
+	j->v2_dir_fd = j->v2_procs_fd = -1;
+}
+
+int tp_limits_join_self(const struct tp_cgroup_join *j, bool in_v2, const char **failed)
+{
+	static const char *const v1_names[] = {"memory tasks", "pids tasks", "cpuacct tasks"};
+
+	for (size_t i = 0; i < 3; i++) {
+		if (j->tasks_fds[i] >= 0 && write(j->tasks_fds[i], "0", 1) != 1) {
+			*failed = v1_names[i];
+			return -errno;
+		}
+	}
+	/* moving a whole process on v2 takes the global lock: only where clone3 failed */
+	if (!in_v2 && j->v2_procs_fd >= 0 && write(j->v2_procs_fd, "0", 1) != 1) {
+		*failed = "cgroup.procs";
+		return -errno;
+	}
 	return 0;
 }
 

@@ -47,8 +47,28 @@ struct tp_limits {
  * made falls back to rlimits, which the child applies. */
 void tp_limits_prepare(struct tp_limits *limits);
 
-/* Moves pid into the prepared cgroups. Returns 0 or -errno. */
-int tp_limits_attach(const struct tp_limits *limits, pid_t pid);
+/* How the service enters its cgroups without the supervisor moving it: a move by
+ * another process takes the kernel's global threadgroup lock, whose first writer
+ * waits for an RCU grace period (1-12 ms measured on v1, on every start that did
+ * not follow another closely). A v1 task that writes "0" to its cgroup's `tasks`
+ * file moves only itself and takes no such lock (measured: 0.1 ms); on v2 the
+ * child is cloned straight into its cgroup (clone3 CLONE_INTO_CGROUP). The
+ * descriptors are opened by the supervisor, whose credentials the kernel checks. */
+struct tp_cgroup_join {
+	int tasks_fds[3]; /* v1: the `tasks` file of each cgroup, -1 if none */
+	int v2_dir_fd;	  /* v2: the run's cgroup directory, -1 if none */
+	int v2_procs_fd;  /* v2 without clone3 (a container's filter): its cgroup.procs */
+};
+
+/* Opens what tp_limits_join_self and CLONE_INTO_CGROUP use (every descriptor
+ * close-on-exec). Returns 0 or -errno, with j closed. */
+int tp_limits_open_join(const struct tp_limits *limits, struct tp_cgroup_join *j);
+void tp_limits_close_join(struct tp_cgroup_join *j);
+
+/* In the child, single-threaded, before anything of the service can run: joins the
+ * v1 cgroups (and the v2 one when clone3 could not place it there: in_v2 false).
+ * Returns 0 or -errno; *failed names the cgroup file that refused. */
+int tp_limits_join_self(const struct tp_cgroup_join *j, bool in_v2, const char **failed);
 
 /* In the child before exec: RLIMIT_CPU (a backstop a second past the limit that
  * teepy watches), RLIMIT_CORE 0, RLIMIT_NOFILE, and RLIMIT_AS / RLIMIT_NPROC for

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/securebits.h>
+#include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -130,9 +131,10 @@ static int wait_for_files(void *arg)
 }
 
 static void __attribute__((noreturn))
-child_main(const struct tp_sandbox_config *cfg, int sync_fd, int err_fd, int ctrl_fd, int out_fd,
-	   const struct handshake *handshake)
+child_main(const struct tp_sandbox_config *cfg, bool in_v2, int sync_fd, int err_fd, int ctrl_fd,
+	   int out_fd, const struct handshake *handshake)
 {
+	const char *refused;
 	char err[400];
 	char byte;
 	int r, null_fd;
@@ -143,7 +145,10 @@ child_main(const struct tp_sandbox_config *cfg, int sync_fd, int err_fd, int ctr
 	 * prctl, the sync read below finds the pipe closed, with nothing written. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		_exit(127);
-	/* wait until the supervisor has written our id maps and placed us in cgroups */
+	/* the limits hold from here on, while the supervisor writes our id maps */
+	if (cfg->join && (r = tp_limits_join_self(cfg->join, in_v2, &refused)) < 0)
+		child_die(err_fd, "cannot join the run's cgroup (%s): %s", refused, strerror(-r));
+	/* wait until the supervisor has written our id maps */
 	if (read(sync_fd, &byte, 1) != 1)
 		_exit(127);
 	close(sync_fd);
@@ -212,11 +217,33 @@ child_main(const struct tp_sandbox_config *cfg, int sync_fd, int err_fd, int ctr
 	child_die(err_fd, "exec %s: %s", cfg->interpreter, strerror(errno));
 }
 
+/* clone(2) with the namespaces; on cgroup v2 clone3 places the child in its cgroup
+ * as it is made, with no move (*in_v2 set). Where clone3 is refused (a container's
+ * seccomp profile answers ENOSYS) the child moves itself. Returns as clone does. */
+static pid_t clone_into_cgroup(const struct tp_cgroup_join *join, bool *in_v2)
+{
+	*in_v2 = false;
+	if (join && join->v2_dir_fd >= 0) {
+		struct clone_args args = {
+			.flags = NAMESPACES | CLONE_INTO_CGROUP,
+			.exit_signal = SIGCHLD,
+			.cgroup = (uint64_t)join->v2_dir_fd,
+		};
+		pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+		if (pid >= 0 || (errno != ENOSYS && errno != E2BIG && errno != EPERM)) {
+			*in_v2 = pid >= 0;
+			return pid;
+		}
+	}
+	return (pid_t)syscall(SYS_clone, NAMESPACES | SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
 int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb, char *err,
 		     size_t err_size)
 {
 	int ctrl[2] = { -1, -1 }, out[2] = { -1, -1 }, sync[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	int ready[2] = { -1, -1 }, go[2] = { -1, -1 };
+	bool in_v2 = false;
 	pid_t pid;
 	int r;
 
@@ -231,7 +258,7 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 		goto fail;
 	}
 
-	pid = (pid_t)syscall(SYS_clone, NAMESPACES | SIGCHLD, NULL, NULL, NULL, NULL);
+	pid = clone_into_cgroup(cfg->join, &in_v2);
 	if (pid < 0) {
 		r = -errno;
 		if (errno == EPERM || errno == ENOSPC || errno == EINVAL)
@@ -253,7 +280,7 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 			close(ready[0]);
 			close(go[1]);
 		}
-		child_main(cfg, sync[0], errp[1], ctrl[1], out[1], &h);
+		child_main(cfg, in_v2, sync[0], errp[1], ctrl[1], out[1], &h);
 	}
 
 	close(ctrl[1]);

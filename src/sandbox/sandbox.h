@@ -17,6 +17,7 @@ struct tp_sandbox_config {
 	const char *cwd;                /* inside the root */
 	const char *scratch_dir;        /* inside the root, or NULL */
 	const struct tp_limits *limits; /* prepared by tp_limits_prepare */
+	const struct tp_cgroup_join *join; /* opened by tp_limits_open_join */
 	const struct tp_bpf *stage1;
 	bool trace; /* teepy build: the caller traces the child (see trace/trace.h) */
 	/* sealed root: the child stops in its empty root until the supervisor has
@@ -33,10 +34,10 @@ struct tp_sandbox {
 	int go_fd;    /* sealed root: a byte here lets the child go on */
 };
 
-/* Starts the service: namespaces, id maps, then the child builds its root and execs
- * the interpreter on its own. The caller may meanwhile move it into cgroups (see
- * run.c), then waits with tp_sandbox_wait_exec. On failure returns -errno and
- * writes one line into err. */
+/* Starts the service: namespaces and cgroups (the child joins them itself before
+ * anything else), id maps, then the child builds its root and execs the
+ * interpreter on its own; the caller waits with tp_sandbox_wait_exec. On failure
+ * returns -errno and writes one line into err. */
 int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb, char *err,
 		     size_t err_size);
 
