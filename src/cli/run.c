@@ -719,35 +719,38 @@ static int check_signer(struct run *run)
 		tp_key_free(key);
 	}
 
+	/* who claims to have signed first: a changed key is an unknown signer, a changed
+	 * manifest or signature a signature that does not verify (Ed25519 cannot tell
+	 * those two apart) */
 	code = TP_EXIT_BUNDLE;
+	if (trusted.count) {
+		bool known = false;
+		for (size_t i = 0; i < trusted.count; i++)
+			known = known || memcmp(raw[i], bf->bundle.pubkey, 32) == 0;
+		if (!known) {
+			tp_error("%s: signed by %.16s…, which is none of the trusted signers (use "
+				 "--trust KEY)",
+				 run->opts.script, signer);
+			goto out;
+		}
+	} else if (!run->opts.insecure_any_signer) {
+		tp_error("%s: no trusted signer given; the bundle is signed by %.16s… (use --trust "
+			 "SIGNER.pub, or --insecure-any-signer)",
+			 run->opts.script, signer);
+		code = TP_EXIT_USAGE;
+		goto out;
+	}
 	if (!bf->signature_ok) {
 		tp_error("%s: the signature does not verify: the manifest or the signature was "
 			 "changed after signing",
 			 run->opts.script);
 		goto out;
 	}
-	if (!trusted.count) {
-		if (run->opts.insecure_any_signer) {
-			tp_warn("--insecure-any-signer: running %s signed by %.16s… without checking "
-				"who that is",
-				run->opts.script, signer);
-			code = 0;
-		} else {
-			tp_error("%s: no trusted signer given; the bundle is signed by %.16s… (use "
-				 "--trust SIGNER.pub, or --insecure-any-signer)",
-				 run->opts.script, signer);
-			code = TP_EXIT_USAGE;
-		}
-		goto out;
-	}
-	for (size_t i = 0; i < trusted.count; i++) {
-		if (memcmp(raw[i], bf->bundle.pubkey, 32) == 0) {
-			code = 0;
-			goto out;
-		}
-	}
-	tp_error("%s: signed by %.16s…, which is none of the trusted signers (use --trust KEY)",
-		 run->opts.script, signer);
+	if (!trusted.count)
+		tp_warn("--insecure-any-signer: running %s signed by %.16s… without checking who "
+			"that is",
+			run->opts.script, signer);
+	code = 0;
 out:
 	free(raw);
 	tp_strlist_free(&trusted);

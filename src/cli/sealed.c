@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,19 +42,28 @@ struct job {
 	size_t *order;      /* file indexes, largest first */
 	atomic_size_t next; /* the threads take files from the same list */
 	atomic_int failed;
-	pthread_mutex_t lock; /* err, and directory creation */
+	size_t err_index;     /* the manifest index of the file err names */
+	pthread_mutex_t lock; /* err, err_index, and directory creation */
 	bool (*stop)(void);
 	char *err;
 	size_t err_size;
 };
 
+/* The manifest index of the file this thread is on (SIZE_MAX: none). */
+static __thread size_t current_file = SIZE_MAX;
+
+/* A refusal. Every file is still checked, and the one named is the first in the
+ * manifest's (path) order that failed, so the same bundle on the same host is
+ * always refused with the same line, whichever thread found what first. */
 static void report(struct job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void report(struct job *job, const char *fmt, ...)
 {
 	va_list ap;
 
 	pthread_mutex_lock(&job->lock);
-	if (atomic_fetch_add(&job->failed, 1) == 0) {
+	atomic_fetch_add(&job->failed, 1);
+	if (current_file < job->err_index || !job->err[0]) {
+		job->err_index = current_file;
 		va_start(ap, fmt);
 		vsnprintf(job->err, job->err_size, fmt, ap);
 		va_end(ap);
@@ -272,13 +282,15 @@ static void *worker(void *arg)
 	}
 	for (;;) {
 		size_t k = atomic_fetch_add(&job->next, 1);
-		if (k >= job->bf->manifest.file_count || atomic_load(&job->failed))
+		if (k >= job->bf->manifest.file_count)
 			break;
 		if (job->stop && job->stop()) {
 			report(job, "stopped before every file was verified");
 			break;
 		}
-		copy_one(job, job->order[k], buf);
+		current_file = job->order[k];
+		copy_one(job, current_file, buf);
+		current_file = SIZE_MAX;
 	}
 	free(buf);
 	return NULL;
@@ -306,13 +318,14 @@ int tp_sealed_fill(const struct tp_bundle_file *bf, int root_fd, struct tp_seale
 		   size_t err_size, bool (*stop)(void))
 {
 	struct job job = { .bf = bf, .root_fd = root_fd, .err = err, .err_size = err_size,
-			   .stop = stop };
+			   .stop = stop, .err_index = SIZE_MAX };
 	size_t n = bf->manifest.file_count;
 	struct timespec t0, t1;
 	pthread_t helper;
 	bool have_helper;
 
 	memset(out, 0, sizeof(*out));
+	err[0] = '\0';
 	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO | SA_NODEFER };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, NULL);
@@ -340,5 +353,11 @@ int tp_sealed_fill(const struct tp_bundle_file *bf, int root_fd, struct tp_seale
 	out->count = n;
 	for (size_t i = 0; i < n; i++)
 		out->bytes += bf->manifest.files[i].size;
-	return atomic_load(&job.failed) ? -EBADMSG : 0;
+	int failed = atomic_load(&job.failed);
+	if (failed > 1) {
+		size_t len = strlen(err);
+		snprintf(err + len, err_size - len, " (and %d more file%s)", failed - 1,
+			 failed > 2 ? "s" : "");
+	}
+	return failed ? -EBADMSG : 0;
 }

@@ -313,3 +313,47 @@ def test_build_keeps_stdout_clean_and_says_what_the_sample_run_returned(work, ke
     assert r.stdout == b""
     assert b"the sample run returned 12 bytes" in r.stderr
     assert not warnings(r)  # nothing the tracer missed, nothing left out
+
+
+def _size(n):
+    """tp_format_size: binary units, a whole number when exact, else one decimal."""
+    names, i, unit = ["B", "KiB", "MiB", "GiB", "TiB"], 0, 1
+    while i + 1 < len(names) and n >= unit * 1024:
+        unit, i = unit * 1024, i + 1
+    return f"{n // unit} {names[i]}" if n % unit == 0 else f"{n / unit:.1f} {names[i]}"
+
+
+def test_build_prints_a_summary_line_matching_the_bundle(work, keys):
+    """The summary build ends with names the bundle and counts what inspect finds
+    in it: files, bundled and system ones with their sizes, the time taken, and the
+    app measurement."""
+    import re
+    import time
+
+    sources = {"svc.py": "import teex, helper\nteex.TEEX_return(helper.X)\n",
+               "helper.py": "X = 'helped'\n"}
+    app = write_app(work, sources)
+    out = os.path.join(work, "s.tpy")
+    start = time.monotonic()
+    r = teepy("build", os.path.join(app, "svc.py"), "-o", out, "--key", keys[0])
+    elapsed_ms = (time.monotonic() - start) * 1000
+    assert r.returncode == 0, r.stderr.decode()
+    lines = r.stderr.decode().splitlines()
+    built = [l for l in lines if l.startswith("teepy: built ")]
+    assert len(built) == 1, lines
+    m = re.fullmatch(r"teepy: built (.+): (\d+) files \((\d+) bundled, (.+?); (\d+) system, (.+?)\) "
+                     r"in (\d+) ms", built[0])
+    assert m, built[0]
+    info = inspect_json(out)
+    files = info["files"]
+    bundled = [f for f in files if f["bundled"]]
+    system = [f for f in files if not f["bundled"]]
+    assert m.group(1) == out
+    assert int(m.group(2)) == len(files) and len(files) > 2
+    assert int(m.group(3)) == len(bundled) == 2
+    assert m.group(4) == _size(sum(f["size"] for f in bundled))
+    assert m.group(4) == f"{sum(len(t) for t in sources.values())} B"
+    assert int(m.group(5)) == len(system) > 0
+    assert m.group(6) == _size(sum(f["size"] for f in system))
+    assert 0 < int(m.group(7)) <= elapsed_ms + 1
+    assert f"teepy: app measurement {info['app']}" in lines
