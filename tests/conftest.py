@@ -134,15 +134,16 @@ def _env(env):
 
 @pytest.fixture
 def run(request, teepy, run_cwd):
-    """run(*args, stdin=b"", env=None, timeout=60) -> CompletedProcess (bytes).
+    """run(*args, stdin=b"", env=None, timeout=60, pass_fds=()) -> CompletedProcess (bytes).
 
     args follow the binary (e.g. run("run", script, "--input", "x")). `env` adds
     to (value None: removes from) the test process's environment minus TEEPY_*.
+    `pass_fds`: descriptors of the test process teepy inherits (as subprocess's).
     """
     who = _variant(request)
     prefix = _command(request, teepy)
 
-    def _run(*args, stdin=b"", env=None, timeout=60):
+    def _run(*args, stdin=b"", env=None, timeout=60, pass_fds=()):
         full_env = _env(env)
         started = time.time()
         proc = subprocess.Popen(
@@ -152,6 +153,7 @@ def run(request, teepy, run_cwd):
             stderr=subprocess.PIPE,
             env=full_env,
             cwd=run_cwd,
+            pass_fds=pass_fds,
         )
         _launched_pids.add(proc.pid)
         try:

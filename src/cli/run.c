@@ -1124,7 +1124,11 @@ static int judge(struct run *run, int status, const struct rusage *ru)
 			 "system call");
 		return TP_EXIT_RULE;
 	}
-	if (oom || (ch->status_kind == TP_STATUS_EXCEPTION &&
+	/* Under RLIMIT_AS the limit shows as an allocation that fails: MemoryError. A
+	 * cgroup never fails an allocation, it kills: there a MemoryError is the
+	 * service's own (an impossible size, as natively), not the limit. */
+	if (oom || (run->limits.memory_mechanism == TP_LIMIT_RLIMIT &&
+		    ch->status_kind == TP_STATUS_EXCEPTION &&
 		    strcmp(ch->status_name, "MemoryError") == 0)) {
 		memory_exceeded(run, oom, ru);
 		return TP_EXIT_MEMORY;

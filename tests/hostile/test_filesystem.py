@@ -34,12 +34,28 @@ def snapshot(d):
 
 def test_etc_passwd_is_the_runtimes_naming_only_the_service(as_user, run, script):
     """/etc holds a user database teepy writes (the service's own uid and gid), none
-    of the host's accounts, and nothing else of the host's /etc."""
+    of the host's accounts, and nothing else of the host's /etc: the same through
+    raw openat and read system calls as through Python's open()."""
     s = hostile(
         script,
         """
         import pwd, grp, getpass, pathlib
+
+        def raw_read(path):
+            opened = sc(257, AT_FDCWD, path, os.O_RDONLY, 0)      # SYS_openat
+            if opened["ret"] < 0:
+                return opened
+            buf, data = ctypes.create_string_buffer(4096), b""
+            while True:
+                n = sc(0, opened["ret"], buf, 4096)["ret"]         # SYS_read
+                if n <= 0:
+                    break
+                data += buf.raw[:n]
+            sc(3, opened["ret"])                                   # SYS_close
+            return {"data": data.decode("utf-8", "replace")}
+
         report({"passwd": open("/etc/passwd").read(),
+                "raw_passwd": raw_read(b"/etc/passwd"),
                 "group": open("/etc/group").read(),
                 "etc": sorted(os.listdir("/etc")),
                 "me": list(pwd.getpwuid(os.getuid()))[:4],
@@ -54,6 +70,10 @@ def test_etc_passwd_is_the_runtimes_naming_only_the_service(as_user, run, script
     uid, gid = out["me"][2], out["me"][3]
     name = "root" if uid == 0 else "teepy"
     assert out["passwd"] == f"{name}:x:{uid}:{gid}:{name}:/:/usr/sbin/nologin\n", out
+    assert out["raw_passwd"] == {"data": out["passwd"]}, out
+    with open("/etc/passwd") as f:
+        host = f.read()
+    assert len(host.splitlines()) > 1 and out["raw_passwd"]["data"] != host, out
     assert out["group"] == f"{'root' if gid == 0 else 'teepy'}:x:{gid}:\n", out
     assert out["etc"] == ["group", "passwd"], out
     assert out["accounts"] == 1 and out["groups"] == 1, out

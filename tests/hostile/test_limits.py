@@ -44,6 +44,64 @@ def test_memory_bomb_ends_with_exit_5(as_user, run, script):
     assert elapsed < 30
 
 
+NATIVE_MEMORY_BOMB = """
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+MAP_PRIVATE, MAP_ANONYMOUS, MAP_POPULATE = 0x02, 0x20, 0x8000
+mapped = 0
+for i in range(16):                              # up to 1 GiB, bounded even if unlimited
+    # MAP_POPULATE: the kernel faults every page in at once, no Python object holds it
+    p = libc.mmap(None, 64 << 20, 3, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0)
+    if p is None or p == 2**64 - 1:              # MAP_FAILED
+        raise MemoryError(f"mmap failed: errno {ctypes.get_errno()}")
+    mapped += 64
+    print("mapped", mapped, "MiB", file=sys.stderr, flush=True)
+report({"survived_mib": mapped})
+"""
+
+
+def test_native_memory_bomb_ends_with_exit_5(as_user, run, script):
+    """The memory limit is the kernel's, not the interpreter's: pages that libc mmap
+    populates behind Python's back end the run too. With a cgroup (root) the cgroup
+    kills it; without one (uid 65534 on a v1 host) RLIMIT_AS makes mmap fail with
+    ENOMEM, and the service's MemoryError is reported as the memory limit."""
+    s = hostile(script, NATIVE_MEMORY_BOMB)
+    r = run("run", "--memory", "256M", s)
+    assert r.returncode == 5, r
+    peak = re.search(r"memory limit exceeded \(256 MiB, (killed by the cgroup|MemoryError), "
+                     r"peak (resident )?([\d.]+) (MiB|GiB)\)", r.err)
+    assert peak, r.err
+    assert "mapped 64 MiB" in r.err, f"the first map should fit in 256 MiB: {r.err}"
+    assert "mapped 256 MiB" not in r.err, "the service mapped past a 256 MiB limit"
+    if as_user == "root":
+        assert peak.group(1) == "killed by the cgroup" and not peak.group(2), r.err
+        assert 200 <= float(peak.group(3)) <= 256, r.err
+        assert "MemoryError" not in r.err, r.err
+    else:
+        assert peak.group(1) == "MemoryError" and peak.group(2), r.err
+        assert f"MemoryError: mmap failed: errno {errno.ENOMEM}" in r.err, r.err
+        assert 64 <= float(peak.group(3)) <= 256, r.err
+    assert r.stdout == b""
+
+
+def test_a_memory_error_of_the_service_is_no_limit_under_a_cgroup(as_user, run, script):
+    """A cgroup never fails an allocation (it kills at the limit), so a MemoryError
+    the service raises itself, or gets for an impossible size as it would natively,
+    is the service's failure (exit 1), not the memory limit: a service cannot pass
+    itself off as killed by the limit. Without a cgroup (uid 65534 on this v1 host)
+    RLIMIT_AS shows the limit as exactly that exception, so it counts as the limit."""
+    s = hostile(script, "raise MemoryError('made up by the service')\n")
+    r = run("run", "--memory", "256M", s)
+    if as_user == "root":
+        assert r.returncode == 1, r
+        assert "teepy: the service raised MemoryError (traceback above)" in r.err, r.err
+        assert "memory limit exceeded" not in r.err, r.err
+    else:
+        assert r.returncode == 5, r
+        assert "memory limit exceeded (256 MiB, MemoryError, peak resident" in r.err, r.err
+
+
 def test_memory_limit_from_environment(run, script):
     s = hostile(script, MEMORY_BOMB)
     r = run("run", s, env={"TEEPY_MEMORY": "256M"})
@@ -194,13 +252,32 @@ def test_weaker_limits_are_announced_in_one_line(as_user, run, script):
         assert "RLIMIT_AS" in warnings[0] and "kernel buffers are not counted" in warnings[0]
 
 
+def host_memory_cgroup_is_v2():
+    """Whether root's memory limit is a cgroup v2 one on this host, decided as
+    src/sandbox/limits.c does: a v2 mount (/sys/fs/cgroup, pure v2 as on a stock
+    Debian 12, or /sys/fs/cgroup/unified in the hybrid layout, a v2 mount told by
+    cgroup.controllers at its top) whose root offers the memory controller. On a
+    hybrid host the memory controller is bound to the v1 hierarchy instead and the
+    v2 mount offers none."""
+    for mount in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        try:
+            with open(os.path.join(mount, "cgroup.controllers")) as f:
+                if "memory" in f.read().split():
+                    return True
+        except OSError:
+            continue
+    return False
+
+
 def test_print_config_names_what_the_memory_limit_does_not_count(as_user, run, script):
     r = run("run", "--print-config", "--memory", "64M", "--scratch", "16M",
             script("import teex\nteex.TEEX_return('ok')\n"))
     assert r.returncode == 0, r
     config = r.err
     if run.variant == "root":
-        assert "64 MiB via cgroup v1 memory.limit_in_bytes, all processes together" in config
+        mechanism = ("v2 memory.max (oom.group)" if host_memory_cgroup_is_v2()
+                     else "v1 memory.limit_in_bytes")
+        assert f"64 MiB via cgroup {mechanism}, all processes together" in config, config
         assert "not counted   memory the kernel" not in config
         assert "descriptors   1024 per process" in config
     else:
@@ -229,6 +306,53 @@ def test_cpu_time_limit_ends_with_exit_6(as_user, run, script):
     assert "CPU time limit exceeded" in r.err
     assert elapsed < 20, f"took {elapsed:.1f}s"
     assert elapsed >= 1.5, f"ended after {elapsed:.1f}s, before 2 s of CPU could be used"
+
+
+# x86-64 `jmp $` (EB FE) in an executable anonymous page, called through ctypes: the
+# thread spins in native code and never returns to the interpreter, so nothing at
+# the Python level (signal handlers, the eval loop) can be what stops it.
+NATIVE_SPIN = """
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+page = libc.mmap(None, 4096, 3, 0x22, -1, 0)     # PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS
+if page is None or page == 2**64 - 1:
+    report({"mmap": ctypes.get_errno()})
+    raise SystemExit(0)
+ctypes.memmove(page, b"\\xeb\\xfe", 2)               # jmp $
+if libc.mprotect(page, 4096, 5) != 0:            # PROT_READ|PROT_EXEC
+    report({"mprotect": ctypes.get_errno()})
+    raise SystemExit(0)
+print("spinning in native code", file=sys.stderr, flush=True)
+ctypes.CFUNCTYPE(None)(page)()
+report("returned")
+"""
+
+
+def test_native_spin_ends_with_exit_6(as_user, run, script):
+    """A busy loop in machine code is stopped by the CPU clock, not by the
+    interpreter. Natively the same code runs until the kernel's RLIMIT_CPU sends
+    SIGXCPU (checked first with a 1 s limit), so the probe really spins."""
+    import resource
+    import signal
+
+    s = hostile(script, NATIVE_SPIN)
+    native_teex = "import sys, types; sys.modules['teex'] = types.SimpleNamespace(TEEX_return=print)\n"
+    native = subprocess.run(
+        ["/usr/bin/python3", "-I", "-c", native_teex + s.read_text()], capture_output=True,
+        timeout=30, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CPU, (1, 5)))
+    assert native.returncode == -signal.SIGXCPU, native
+    assert b"spinning in native code" in native.stderr and native.stdout == b"", native
+
+    start = time.monotonic()
+    r = run("run", "--cpu-time", "2", s, timeout=60)
+    elapsed = time.monotonic() - start
+    assert r.returncode == 6, r
+    assert re.search(r"teepy: CPU time limit exceeded \([\d.]+ s used of 2 s\)", r.err), r.err
+    assert "spinning in native code" in r.err, r.err  # mmap and mprotect worked inside
+    assert r.stdout == b"", r
+    assert 1.5 <= elapsed < 20, f"took {elapsed:.1f}s"
 
 
 def test_cpu_time_counts_all_threads(run, script):
@@ -278,6 +402,35 @@ def test_wall_clock_timeout_ends_with_exit_7(as_user, run, script):
     elapsed = time.monotonic() - start
     assert r.returncode == 7, r
     assert "timeout" in r.err
+    assert r.stdout == b""
+    assert 1.5 <= elapsed < 20, f"took {elapsed:.1f}s"
+
+
+@pytest.mark.parametrize("how", ["nanosleep", "pause"])
+def test_raw_sleep_ends_with_exit_7(as_user, run, script, how):
+    """A sleep the interpreter never sees (the nanosleep system call through
+    libc.syscall, or libc pause()) ends at the wall-clock timeout: teepy's own timer
+    kills the service, no Python-level timeout is involved."""
+    s = hostile(
+        script,
+        """
+        class timespec(ctypes.Structure):
+            _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+        print("sleeping", file=sys.stderr, flush=True)
+        if HOW == "nanosleep":
+            res = sc(35, ctypes.byref(timespec(30, 0)), None)   # SYS_nanosleep, 30 s
+        else:
+            res = libc.pause()                                  # until a signal: never
+        report({"woke": res})
+        """,
+        HOW=how,
+    )
+    start = time.monotonic()
+    r = run("run", "--timeout", "2", s)
+    elapsed = time.monotonic() - start
+    assert r.returncode == 7, r
+    assert "teepy: wall-clock timeout (2 s) exceeded; the service was killed" in r.err, r.err
+    assert "sleeping" in r.err, r.err
     assert r.stdout == b""
     assert 1.5 <= elapsed < 20, f"took {elapsed:.1f}s"
 
@@ -374,6 +527,98 @@ def test_thread_pool_works_under_default_cap(run, script):
     import hashlib
 
     assert run("run", s).json() == [hashlib.sha256(str(i).encode()).hexdigest() for i in range(200)]
+
+
+# ---------------------------------------------------------------- what the service starts with
+
+FD_PROBE = """
+import fcntl, resource, stat
+soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+fds = {}
+for fd in range(soft):                   # no /proc inside: every number is probed
+    try:
+        st = os.fstat(fd)
+    except OSError as e:
+        if e.errno != errno.EBADF:
+            fds[fd] = ["fstat", e.errno]
+        continue
+    fds[fd] = [stat.S_IFMT(st.st_mode), fcntl.fcntl(fd, fcntl.F_GETFD)]
+report({"probed": soft, "fds": fds})
+"""
+
+
+def test_inherited_descriptors_are_closed_inside(as_user, run, script, tmp):
+    """A descriptor teepy inherits (here: open files of a host file outside every
+    visible path) must not reach the service: inside only 0 (/dev/null), 1 and 2
+    (the output pipe) and 3 (the control channel, a socket) are open, none of them
+    close-on-exec. Natively the same probe sees the passed descriptors, so the
+    probe can tell."""
+    import stat
+
+    secret = tmp.make_sibling("secret").write("host.txt", "host secret\n")
+    passed = [os.open(secret, os.O_RDONLY) for _ in range(3)]
+    try:
+        s = hostile(script, FD_PROBE)
+        native_teex = ("import sys, types, json; sys.modules['teex'] = "
+                       "types.SimpleNamespace(TEEX_return=print)\n")
+        native = subprocess.run(["/usr/bin/python3", "-I", "-c", native_teex + s.read_text()],
+                                capture_output=True, timeout=30, pass_fds=passed)
+        seen = json.loads(native.stdout)["fds"]
+        assert all(str(fd) in seen for fd in passed), (passed, seen)
+
+        out = run("run", s, pass_fds=passed).json()
+    finally:
+        for fd in passed:
+            os.close(fd)
+    assert out["probed"] >= 32, out
+    assert out["fds"] == {"0": [stat.S_IFCHR, 0], "1": [stat.S_IFIFO, 0],
+                          "2": [stat.S_IFIFO, 0], "3": [stat.S_IFSOCK, 0]}, (passed, out)
+
+
+@pytest.mark.parametrize("limit, backstop", [("10", 11), ("2.5", 4), ("1500ms", 3)])
+def test_rlimit_cpu_is_a_backstop_one_second_past_the_limit(run, script, limit, backstop):
+    """RLIMIT_CPU is set soft == hard to the limit rounded up to whole seconds plus
+    one (src/sandbox/limits.c): the kernel's SIGXCPU comes only after teepy's own
+    kill, and the service can neither raise it nor get a soft limit it could catch
+    as a signal before the hard one."""
+    s = hostile(
+        script,
+        """
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        report({"soft": soft, "hard": hard,
+                "raise": attempt(resource.setrlimit, resource.RLIMIT_CPU, (hard + 1, hard + 1))})
+        """,
+    )
+    r = run("run", "--cpu-time", limit, "--print-config", s)
+    out = r.json()
+    assert (out["soft"], out["hard"]) == (backstop, backstop), out
+    assert out["raise"][0] == "ValueError", out
+    assert f"RLIMIT_CPU {backstop} s per process as a backstop" in r.err, r.err
+
+
+@pytest.mark.parametrize("threads", [None, "2", "3", "8"])
+def test_blas_and_openmp_threads_are_capped(run, script, threads):
+    """build_env (src/cli/run.c) caps OpenBLAS, OpenMP and MKL at min(online CPUs,
+    threads / 2) (at least 1): a BLAS call must not start more threads than the
+    thread cap leaves room for. No host variable passes, so these are teepy's."""
+    s = hostile(
+        script,
+        """
+        report({k: os.environ.get(k) for k in
+                ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+        """,
+    )
+    cap = int(threads or 64)
+    cpus = os.sysconf("SC_NPROCESSORS_ONLN")
+    expected = str(min(cpus, max(cap // 2, 1)))
+    args = ["--threads", threads] if threads else []
+    env = {"OPENBLAS_NUM_THREADS": "99", "OMP_NUM_THREADS": "99", "MKL_NUM_THREADS": "99"}
+    out = run("run", *args, s, env=env).json()
+    assert out == {"OPENBLAS_NUM_THREADS": expected, "OMP_NUM_THREADS": expected,
+                   "MKL_NUM_THREADS": expected}, (cpus, out)
+    if threads in ("2", "3"):
+        assert expected == "1"
 
 
 # ---------------------------------------------------------------- numpy

@@ -1,6 +1,8 @@
 """No processes: fork, spawn and exec fail (Python APIs and raw system calls),
 threads keep working."""
 import errno
+import json
+import subprocess
 import textwrap
 
 from hostile_prelude import failed, hostile
@@ -50,8 +52,9 @@ def test_python_process_apis_fail(as_user, run, script):
         assert failed(out[key]), f"{key}: {out[key]}"
         assert out[key][1] == errno.EPERM, f"{key}: {out[key]}"
     assert out["fork"][0] == "PermissionError"
-    # os.system either raises or reports a failed start (-1 or exit status 127)
-    assert failed(out["system"]) or out["system"]["ok"] != 0, out["system"]
+    # os.system reports the failed start as glibc's system() does: the status of a
+    # shell that exited 127 (test_system_and_posix_spawn_create_no_process tells the two apart)
+    assert out["system"] == {"ok": 127 << 8}, out["system"]
     assert failed(out["pty_fork"]), out["pty_fork"]
     assert out["threads_after"] is True
 
@@ -91,6 +94,58 @@ def test_raw_process_syscalls_denied(as_user, run, script):
     assert out["execveat"] == {"ret": -1, "errno": errno.EPERM}
     assert out["execveat_fd"] == {"ret": -1, "errno": errno.EPERM}
     assert out["threads_after"] is True
+
+
+SPAWN_PROBE = """
+out = {}
+# system(): a shell that ran would exit 3; a refused spawn gives glibc's 127 status
+# with errno the spawn's error
+ctypes.set_errno(0)
+out["libc_system"] = [libc.system(b"exit 3"), ctypes.get_errno()]
+out["os_system"] = os.system("exit 3")
+pid = ctypes.c_int(0)
+argv = (ctypes.c_char_p * 3)(b"sh", b"-c", b"exit 3")
+envp = (ctypes.c_char_p * 1)(None)
+for name in ("posix_spawn", "posix_spawnp"):
+    pid.value = 0
+    ctypes.set_errno(0)
+    prog = b"/bin/sh" if name == "posix_spawn" else b"sh"
+    ret = getattr(libc, name)(ctypes.byref(pid), prog, None, None, argv, envp)
+    out[name] = {"ret": ret, "pid": pid.value}
+    if ret == 0:
+        os.waitpid(pid.value, 0)
+out["os_posix_spawn"] = attempt(os.posix_spawn, "/bin/sh", ["sh", "-c", "exit 3"], {})
+# no child of any kind is left to wait for (system() reaps its own, so this
+# speaks for posix_spawn only)
+out["waitpid"] = attempt(os.waitpid, -1, os.WNOHANG)
+report(out)
+"""
+
+
+def test_system_and_posix_spawn_create_no_process(as_user, run, script):
+    """libc system() and posix_spawn() through ctypes: the clone behind them is
+    refused (EPERM), so no child exists. system()'s status alone (127 << 8) cannot
+    tell a refused fork from a shell that ran and failed: errno can, and the probe's
+    shell would exit 3. Natively (checked first) the shell runs: status 3 << 8,
+    errno 0, a pid from posix_spawn."""
+    s = hostile(script, SPAWN_PROBE)
+    native_teex = ("import sys, types; sys.modules['teex'] = "
+                   "types.SimpleNamespace(TEEX_return=print)\n")
+    native = subprocess.run(["/usr/bin/python3", "-I", "-c", native_teex + s.read_text()],
+                            capture_output=True, timeout=30)
+    nat = json.loads(native.stdout)
+    assert nat["libc_system"] == [3 << 8, 0] and nat["os_system"] == 3 << 8, nat
+    assert nat["posix_spawn"]["ret"] == 0 and nat["posix_spawn"]["pid"] > 0, nat
+    assert nat["posix_spawnp"]["ret"] == 0 and nat["posix_spawnp"]["pid"] > 0, nat
+
+    out = run("run", s).json()
+    assert out["libc_system"] == [127 << 8, errno.EPERM], out
+    assert out["os_system"] == 127 << 8, out
+    # posix_spawn returns the error number (it does not set errno) and no pid
+    assert out["posix_spawn"] == {"ret": errno.EPERM, "pid": 0}, out
+    assert out["posix_spawnp"] == {"ret": errno.EPERM, "pid": 0}, out
+    assert out["os_posix_spawn"][:2] == ["PermissionError", errno.EPERM], out
+    assert out["waitpid"][:2] == ["ChildProcessError", errno.ECHILD], out
 
 
 def test_multiprocessing_cannot_start_process(run, script):
