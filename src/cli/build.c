@@ -41,6 +41,7 @@ static const char usage[] =
     "The sample run's result is not printed; build says how many bytes it returned.\n"
     "\n"
     "Build options:\n"
+    "  -h, --help             show this help\n"
     "  -o, --bundle APP.tpy   where to write the bundle (required)\n"
     "  --key SIGNER.key       Ed25519 signing key from teepy keygen (required)\n"
     "  --include PATH         add a file (at the path given, and its target if it is a\n"
@@ -57,7 +58,12 @@ static const char usage[] =
     "--memory, --cpu-time, --timeout, --threads and --scratch are recorded in the\n"
     "manifest as the bundle's limits. Included paths are visible in the sample run.\n"
     "An ELF file in the bundle (an included extension module) brings the libraries\n"
-    "it links, found as the program loader finds them (runpath, then /lib and /usr/lib).\n";
+    "it links, found as the program loader finds them (runpath, then /lib and /usr/lib).\n"
+    "\n"
+    "Exit codes: 0 bundle written (also when the sample run returned no result);\n"
+    "1 the sample run failed (the line above says how); 2 usage error: a flag, the\n"
+    "key, an include, a --preload module that cannot be imported, a bundle that\n"
+    "cannot be written; 70 internal error.\n";
 
 /* What an --include-dir walk could not add, for one warning line per directory. */
 struct dropped {
@@ -637,6 +643,17 @@ static void sort_with_blobs(struct tp_manifest *m, void **blobs)
 	}
 }
 
+/* teepy run's parser names its own help; build's options are in build's */
+static void build_usage_error(char *err)
+{
+	static const char run_help[] = "(see teepy run --help)";
+	char *hint = strstr(err, run_help);
+
+	if (hint)
+		snprintf(hint, sizeof(run_help) + 2, "(see teepy build --help)");
+	tp_error("build: %s", err);
+}
+
 int tp_cmd_build(int argc, char **argv)
 {
 	struct build b = {0};
@@ -695,6 +712,15 @@ int tp_cmd_build(int argc, char **argv)
 		else
 			tp_strlist_push(&b.preload, next);
 	}
+	/* a wrong flag is named first, before what else is missing */
+	for (int i = tail; i < argc; i++)
+		run_argv[run_argc + (i - tail)] = argv[i];
+	if (tp_run_opts_parse(&opts, run_argc + (argc - tail), run_argv, NULL, err, sizeof(err)) < 0) {
+		build_usage_error(err);
+		tp_run_opts_free(&opts);
+		goto out;
+	}
+	tp_run_opts_free(&opts);
 	if (!b.bundle_path) {
 		tp_error("build: missing -o APP.tpy (see teepy build --help)");
 		goto out;
@@ -753,7 +779,7 @@ int tp_cmd_build(int argc, char **argv)
 		run_argv[run_argc++] = argv[i];
 
 	if (tp_run_opts_parse(&opts, run_argc, run_argv, NULL, err, sizeof(err)) < 0) {
-		tp_error("build: %s", err);
+		build_usage_error(err);
 		tp_run_opts_free(&opts);
 		goto out;
 	}

@@ -20,7 +20,15 @@ static const char usage[] =
     "verifies, its entry, argv, environment, sys.path, limits, policy (with the\n"
     "preload modules) and file table (B bundled / S system file, mode, mtime, size,\n"
     "sha256, path): everything the signature pins. Bytes that are not printable ASCII\n"
-    "are shown as \\xNN. --json prints one JSON object (ASCII, \\u escapes).\n";
+    "are shown as \\xNN.\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help   show this help\n"
+    "  --json       one JSON object instead (ASCII, \\u escapes)\n"
+    "\n"
+    "Exit codes: 0 printed, signature valid; 8 the signature does not verify (printed\n"
+    "all the same, marked INVALID) or the bundle is malformed (one line says why);\n"
+    "2 usage error.\n";
 
 /* Prints s with every byte outside printable ASCII escaped: a manifest's strings
  * (argv and env values may hold any character) must not drive the terminal. */

@@ -15,8 +15,15 @@ static const char usage[] =
 	"usage: teepy keygen -o KEY [--pub PUB]\n"
 	"\n"
 	"Writes a new Ed25519 signing key to KEY (PEM, mode 0600) and its public key to\n"
-	"PUB (default: KEY with .key replaced by .pub, else KEY.pub). Refuses to overwrite.\n"
-	"Give PUB to whoever runs your bundles: teepy run app.tpy --trust PUB.\n";
+	"PUB (default: KEY with .key replaced by .pub, else KEY.pub). Refuses to overwrite\n"
+	"either (exit 2). Give PUB to whoever runs your bundles: teepy run app.tpy --trust PUB.\n"
+	"\n"
+	"Options:\n"
+	"  -h, --help          show this help\n"
+	"  -o, --output KEY    where to write the private key (required)\n"
+	"  --pub PUB           where to write the public key\n"
+	"\n"
+	"Exit codes: 0 written; 2 usage error, or KEY or PUB exists or cannot be written.\n";
 
 int tp_cmd_keygen(int argc, char **argv)
 {

@@ -287,7 +287,8 @@ def test_mode_flag_wins_over_environment(run, script):
 
 ALL_FLAGS = ["--input", "--input-file", "--data", "--task-data", "--output", "--memory",
              "--cpu-time", "--timeout", "--threads", "--scratch", "--allow", "--pythonpath",
-             "--allow-site-packages", "--env", "--mode", "--print-config", "--help"]
+             "--allow-site-packages", "--env", "--trust", "--insecure-any-signer", "--mode",
+             "--print-config", "--help"]
 
 
 @pytest.mark.parametrize("flag", ["--help", "-h"])
@@ -310,6 +311,65 @@ def test_help_lists_the_teex_api_of_the_reference(run):
     text = run("run", "--help").stdout.decode()
     missing = sorted(n for n in names if n + "(" not in text)
     assert not missing, f"--help lacks {missing}"
+
+
+def _mentions(text, flags):
+    return [f for f in flags if not re.search(r"(?<![\w-])" + re.escape(f) + r"(?![\w-])", text)]
+
+
+# what each command's parser accepts (src/main.c, src/cli/build.c, inspect.c, keygen.c)
+# and its --help lists; build passes the others to the sample run, whose options its
+# help names too
+COMMAND_FLAGS = {
+    (): ["run", "build", "inspect", "keygen", "-h", "--help", "--version"],
+    ("build",): ["-h", "--help", "-o", "--bundle", "--key", "--include", "--include-dir",
+                 "--preload", "--allow-processes", "--input", "--input-file", "--data",
+                 "--task-data", "--allow-site-packages", "--allow", "--pythonpath", "--env",
+                 "--scratch", "--memory", "--cpu-time", "--timeout", "--threads"],
+    ("inspect",): ["-h", "--help", "--json"],
+    ("keygen",): ["-h", "--help", "-o", "--output", "--pub"],
+}
+
+
+@pytest.mark.parametrize("command", list(COMMAND_FLAGS), ids=lambda c: " ".join(c) or "teepy")
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_every_command_help_exits_0_and_lists_its_flags(run, command, flag):
+    """Each command's --help goes to stdout (exit 0, nothing on stderr) and names
+    every flag its parser takes."""
+    r = run(*command, flag)
+    assert r.returncode == 0, r
+    assert r.stderr == b"", r
+    text = r.stdout.decode()
+    assert text.startswith("usage: teepy " + (command[0] if command else "<command>")), text
+    missing = _mentions(text, COMMAND_FLAGS[command])
+    assert not missing, f"teepy {' '.join(command)} --help does not mention {missing}"
+
+
+def test_every_command_refuses_an_unknown_flag_in_one_line(run, tmp):
+    """An unknown flag is a usage error (exit 2) of one line that names it, for
+    every command, before anything else is checked (build with no -o or --key names
+    the flag, not what is missing); no bundle or key is written."""
+    key = tmp / "k.key"
+    assert run("keygen", "-o", key).returncode == 0
+    svc = tmp.script(RETURN_OK)
+    bundle = tmp / "x.tpy"
+    cases = {
+        "teepy": [],
+        "run": ["run", svc],
+        "build": ["build", svc, "-o", bundle, "--key", key],
+        "build without -o or --key": ["build", svc],
+        "inspect": ["inspect"],
+        "keygen": ["keygen", "-o", tmp / "other.key"],
+    }
+    for name, args in cases.items():
+        r = run(*args, "--frobnicate")
+        assert r.returncode == 2, (name, r)
+        assert r.stdout == b"", (name, r)
+        line = one_teepy_line(r)
+        assert "'--frobnicate'" in line, (name, line)
+        if name.startswith("build"):
+            assert line == "teepy: build: unknown option '--frobnicate' (see teepy build --help)"
+    assert not bundle.exists() and not (tmp / "other.key").exists()
 
 
 def _check_config(text):
