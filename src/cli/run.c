@@ -795,9 +795,11 @@ static int prepare_sealed(struct run *run)
 		return TP_EXIT_BUNDLE;
 	}
 	run->sealed = true; /* run_free closes the bundle from here on */
+	mark("bundle read, signature checked");
 	/* who signed it is settled before a byte of the manifest is parsed */
 	if ((code = check_signer(run)) != 0)
 		return code;
+	mark("signer trusted");
 	if ((r = tp_bundle_file_parse(&run->bundle, err, sizeof(err))) < 0) {
 		tp_error("%s: %s", o->script, err);
 		return TP_EXIT_BUNDLE;
@@ -1253,6 +1255,7 @@ static int execute(struct run *run)
 		.stage1 = run->processes ? &tp_seccomp_stage1_processes : &tp_seccomp_stage1,
 		.trace = run->trace_log != NULL,
 		.filled_from_outside = run->sealed,
+		.mark = timing_on ? mark : NULL,
 	};
 
 	struct tp_cgroup_join join;
@@ -1301,6 +1304,7 @@ static int execute(struct run *run)
 		/* the child waits in its empty root while we write the verified files in */
 		int root_fd = tp_sandbox_wait_ready(&sb, err, sizeof(err));
 		char line[768];
+		mark("child ready for its files");
 		if (root_fd < 0) {
 			tp_error("%s", err);
 			kill(sb.pid, SIGKILL);
@@ -1316,10 +1320,17 @@ static int execute(struct run *run)
 				tp_error("the service ended while its root was being filled");
 		} else {
 			if (run->opts.print_config)
-				fprintf(stderr, "teepy: verified %zu files, %llu bytes, in %.1f ms\n",
+				fprintf(stderr,
+					"teepy: verified %zu files, %llu bytes, in %.1f ms (%u threads, "
+					"%.1f ms CPU: %.0f MB/s per core)\n",
 					run->sealed_files.count,
 					(unsigned long long)run->sealed_files.bytes,
-					run->sealed_files.seconds * 1e3);
+					run->sealed_files.seconds * 1e3, run->sealed_files.threads,
+					run->sealed_files.cpu_seconds * 1e3,
+					run->sealed_files.cpu_seconds > 0
+					    ? (double)run->sealed_files.bytes /
+						  run->sealed_files.cpu_seconds / 1e6
+					    : 0.0);
 		}
 		if (root_fd >= 0)
 			close(root_fd);

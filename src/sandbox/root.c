@@ -442,10 +442,17 @@ int tp_root_enter(const struct tp_root_plan *plan, int (*after_pivot)(void *), v
 	}
 
 	/* 2. an empty tmpfs becomes the root; the host's tree is detached from us */
-	char root_options[64];
-	snprintf(root_options, sizeof(root_options), "mode=0755,size=%llu",
-		 (unsigned long long)((16ULL << 20) + plan->reserve_bytes));
-	if (mount("teepy", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, root_options) < 0) {
+	char root_options[96];
+	int n = snprintf(root_options, sizeof(root_options), "mode=0755,size=%llu",
+			 (unsigned long long)((16ULL << 20) + plan->reserve_bytes));
+	/* huge pages for the 2 MiB ranges of a sealed file, none that its size does not
+	 * fill (within_size): hello's root filled in 8.8 ms instead of 10.5 (14.3 ms of
+	 * CPU instead of 17.1, 40 interleaved runs). A kernel without transparent huge
+	 * pages refuses the option: then without */
+	snprintf(root_options + n, sizeof(root_options) - (size_t)n, ",huge=within_size");
+	if (mount("teepy", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, root_options) < 0 &&
+	    (root_options[n] = '\0',
+	     mount("teepy", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, root_options) < 0)) {
 		r = fail(err, err_size, -errno, "mount root tmpfs on", "/tmp");
 		goto out;
 	}

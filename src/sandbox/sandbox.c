@@ -113,6 +113,7 @@ static int move_fd(int fd, int target)
 struct handshake {
 	int ready_fd;
 	int go_fd;
+	void (*mark)(const char *phase);
 };
 
 /* In the empty root: tell the supervisor, wait until it has written the files. */
@@ -121,10 +122,14 @@ static int wait_for_files(void *arg)
 	const struct handshake *h = arg;
 	char byte = 'R';
 
+	if (h->mark)
+		h->mark("child: in its empty root");
 	if (write(h->ready_fd, &byte, 1) != 1)
 		return -errno;
 	if (read(h->go_fd, &byte, 1) != 1 || byte != 'G')
 		return -ECANCELED;
+	if (h->mark)
+		h->mark("child: files written");
 	close(h->ready_fd);
 	close(h->go_fd);
 	return 0;
@@ -148,15 +153,21 @@ child_main(const struct tp_sandbox_config *cfg, bool in_v2, int sync_fd, int err
 	/* the limits hold from here on, while the supervisor writes our id maps */
 	if (cfg->join && (r = tp_limits_join_self(cfg->join, in_v2, &refused)) < 0)
 		child_die(err_fd, "cannot join the run's cgroup (%s): %s", refused, strerror(-r));
+	if (cfg->mark)
+		cfg->mark("child: in its cgroups");
 	/* wait until the supervisor has written our id maps */
 	if (read(sync_fd, &byte, 1) != 1)
 		_exit(127);
 	close(sync_fd);
+	if (cfg->mark)
+		cfg->mark("child: id maps written");
 
 	r = tp_root_enter(cfg->root, cfg->filled_from_outside ? wait_for_files : NULL,
 			  (void *)handshake, err, sizeof(err));
 	if (r < 0)
 		child_die(err_fd, "root: %s", err);
+	if (cfg->mark)
+		cfg->mark("child: root built");
 	if (sethostname("teepy", 5) < 0)
 		child_die(err_fd, "sethostname: %s", strerror(errno));
 	if (chdir(cfg->cwd) < 0)
@@ -165,6 +176,8 @@ child_main(const struct tp_sandbox_config *cfg, bool in_v2, int sync_fd, int err
 	if ((r = tp_limits_apply_rlimits(cfg->limits)) < 0)
 		child_die(err_fd, "rlimits: %s", strerror(-r));
 
+	if (cfg->mark)
+		cfg->mark("child: limits set, exec next");
 	/* fds: 0 = /dev/null, 1 and 2 = the output pipe, 3 = control, nothing else */
 	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null_fd < 0)
@@ -275,7 +288,7 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 		close(out[0]);
 		close(sync[1]);
 		close(errp[0]);
-		struct handshake h = { .ready_fd = ready[1], .go_fd = go[0] };
+		struct handshake h = { .ready_fd = ready[1], .go_fd = go[0], .mark = cfg->mark };
 		if (ready[0] >= 0) {
 			close(ready[0]);
 			close(go[1]);

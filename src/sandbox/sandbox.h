@@ -23,6 +23,9 @@ struct tp_sandbox_config {
 	/* sealed root: the child stops in its empty root until the supervisor has
 	 * written the verified files into it (tp_sandbox_wait_ready / tp_sandbox_go) */
 	bool filled_from_outside;
+	/* TEEPY_TIMING: called with a phase name at each step of the child, on its
+	 * inherited stderr, until the child's fds are set up (NULL: off) */
+	void (*mark)(const char *phase);
 };
 
 struct tp_sandbox {
