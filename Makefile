@@ -78,14 +78,17 @@ FUZZ_SECONDS ?= 20
 FUZZ_BUILD ?= build-fuzz
 fuzz: deps
 	@[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dwerror=true
-	ninja -C $(FUZZ_BUILD) fuzz/fuzz_channel fuzz/fuzz_bundle fuzz/fuzz_elf
-	mkdir -p $(FUZZ_BUILD)/corpus-channel $(FUZZ_BUILD)/corpus-bundle $(FUZZ_BUILD)/corpus-elf
+	ninja -C $(FUZZ_BUILD) fuzz/fuzz_channel fuzz/fuzz_bundle fuzz/fuzz_elf fuzz/fuzz_pubkey
+	mkdir -p $(FUZZ_BUILD)/corpus-channel $(FUZZ_BUILD)/corpus-bundle $(FUZZ_BUILD)/corpus-elf \
+		$(FUZZ_BUILD)/corpus-pubkey
 	$(FUZZ_BUILD)/fuzz/fuzz_channel -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-channel fuzz/corpus/channel
 	$(FUZZ_BUILD)/fuzz/fuzz_bundle -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-bundle fuzz/corpus/bundle
 	$(FUZZ_BUILD)/fuzz/fuzz_elf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-elf fuzz/corpus/elf
+	$(FUZZ_BUILD)/fuzz/fuzz_pubkey -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		-print_final_stats=1 $(FUZZ_BUILD)/corpus-pubkey fuzz/corpus/pubkey
 
 # Every benchmark group, native vs teepy in one run, (re)writing bench/REPORT.md and its
 # PNG plots (about 10 minutes; `bench/all --quick` is a rough pass). gnuplot draws the

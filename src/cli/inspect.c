@@ -204,6 +204,10 @@ int tp_cmd_inspect(int argc, char **argv)
 		tp_error("inspect: missing BUNDLE.tpy (see teepy inspect --help)");
 		return TP_EXIT_USAGE;
 	}
+	if (tp_crypto_load(err, sizeof(err)) < 0) {
+		tp_error("inspect: %s", err);
+		return TP_EXIT_INTERNAL;
+	}
 	if (tp_bundle_file_open(path, &bf, err, sizeof(err)) < 0) {
 		tp_error("%s: %s", path, err);
 		return TP_EXIT_BUNDLE;

@@ -56,6 +56,11 @@ int tp_cmd_keygen(int argc, char **argv)
 			snprintf(pub_buf, sizeof(pub_buf), "%s.pub", out);
 		pub = pub_buf;
 	}
+	char err[256];
+	if (tp_crypto_load(err, sizeof(err)) < 0) {
+		tp_error("keygen: %s", err);
+		return TP_EXIT_INTERNAL;
+	}
 	r = tp_key_generate(out, pub);
 	if (r == -EEXIST) {
 		tp_error("keygen: %s or %s already exists; teepy never overwrites a key", out, pub);

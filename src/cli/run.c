@@ -790,6 +790,10 @@ static int prepare_sealed(struct run *run)
 	char err[768];
 	int r, code;
 
+	if (tp_crypto_load(err, sizeof(err)) < 0) {
+		tp_error("%s: %s", o->script, err);
+		return TP_EXIT_INTERNAL;
+	}
 	if ((r = tp_bundle_file_open(o->script, &run->bundle, err, sizeof(err))) < 0) {
 		tp_error("%s: %s", o->script, err);
 		return TP_EXIT_BUNDLE;

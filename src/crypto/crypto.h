@@ -9,6 +9,11 @@
 #define TP_ED25519_PUB_SIZE 32
 #define TP_ED25519_SIG_SIZE 64
 
+/* Loads libcrypto (once; every function below does it when first called). A
+ * command calls this first to stop with one clear line where OpenSSL is missing.
+ * Returns 0, or -ENOSYS with the reason in err. */
+int tp_crypto_load(char *err, size_t err_size);
+
 struct tp_sha256; /* opaque streaming context */
 
 struct tp_sha256 *tp_sha256_new(void);
@@ -26,6 +31,10 @@ struct tp_key; /* an Ed25519 private or public key */
 /* Writes a new private key to path (PEM, mode 0600, refusing to overwrite) and its
  * public key to pub_path (PEM, 0644). Returns 0 or -errno. */
 int tp_key_generate(const char *path, const char *pub_path);
+
+/* The raw key of an Ed25519 public key in PEM (SubjectPublicKeyInfo, as teepy
+ * keygen writes it). Pure: text need not be NUL-terminated. Returns 0 or -EINVAL. */
+int tp_ed25519_public_from_pem(const char *text, size_t size, uint8_t out[TP_ED25519_PUB_SIZE]);
 
 /* Loads a PEM key; a private key file also yields its public half. Returns NULL and
  * a reason in err on failure. */

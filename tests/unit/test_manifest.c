@@ -253,7 +253,48 @@ static void test_signature_covers_the_manifest(void)
 	rmdir(dir);
 }
 
+/* teepy reads --trust keys without OpenSSL: exactly RFC 8410's SubjectPublicKeyInfo */
+static void test_public_key_pem_is_read_strictly(void)
+{
+	static const char good[] = "-----BEGIN PUBLIC KEY-----\n"
+				   "MCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0=\n"
+				   "-----END PUBLIC KEY-----\n";
+	static const uint8_t want[8] = { 0x66, 0x12, 0x83, 0x1f, 0x54, 0xed, 0x32, 0x71 };
+	const char *refused[] = {
+		/* no padding, two paddings, a character after the padding */
+		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0\n"
+		"-----END PUBLIC KEY-----\n",
+		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM==\n"
+		"-----END PUBLIC KEY-----\n",
+		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0=A\n"
+		"-----END PUBLIC KEY-----\n",
+		/* an X25519 key (OID 1.3.101.110), the same length */
+		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VuAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0=\n"
+		"-----END PUBLIC KEY-----\n",
+		/* cut short, no end line, not base64, nothing */
+		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZ\n-----END PUBLIC KEY-----\n",
+		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0=\n",
+		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA*hKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0=\n"
+		"-----END PUBLIC KEY-----\n",
+		"",
+	};
+	uint8_t key[32];
+	char crlf[sizeof(good) + 8];
+
+	CHECK(tp_ed25519_public_from_pem(good, sizeof(good) - 1, key) == 0);
+	CHECK(memcmp(key, want, sizeof(want)) == 0);
+	/* Windows line ends and a comment line before it are fine */
+	snprintf(crlf, sizeof(crlf), "x\r\n%.26s\r\n%.60s\r\n%s", good, good + 27, good + 88);
+	CHECK(tp_ed25519_public_from_pem(crlf, strlen(crlf), key) == 0);
+	CHECK(memcmp(key, want, sizeof(want)) == 0);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		CHECK(tp_ed25519_public_from_pem(refused[i], strlen(refused[i]), key) == -EINVAL);
+	/* the length is the input's: the NUL of a shorter count is never reached */
+	CHECK(tp_ed25519_public_from_pem(good, sizeof(good) - 10, key) == -EINVAL);
+}
+
 TESTS(manifest_tests) = {
+    {"public_key_pem_is_read_strictly", test_public_key_pem_is_read_strictly},
     {"manifest_round_trips_canonically", test_manifest_round_trips_canonically},
     {"measurement_is_stable_and_sensitive", test_measurement_is_stable_and_sensitive},
     {"manifest_refuses_what_is_not_canonical_or_valid",
