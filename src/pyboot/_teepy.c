@@ -457,6 +457,30 @@ static int import_preload(PyObject *names)
 	return 0;
 }
 
+/* What `site` gives every interpreter not started with -S, as teepy starts it so
+ * that no site-packages directory or .pth file is read: exit, quit, help,
+ * copyright, credits and license (a script ending in exit(0) would raise
+ * NameError without them). site and _sitebuiltins are frozen into the
+ * interpreter; importing site under -S runs none of its path work. */
+static int add_site_builtins(void)
+{
+	static const char *const setters[] = { "setquit", "setcopyright", "sethelper" };
+	PyObject *site = PyImport_ImportModule("site");
+
+	if (!site)
+		return -1;
+	for (size_t i = 0; i < sizeof(setters) / sizeof(setters[0]); i++) {
+		PyObject *r = PyObject_CallMethod(site, setters[i], NULL);
+		if (!r) {
+			Py_DECREF(site);
+			return -1;
+		}
+		Py_DECREF(r);
+	}
+	Py_DECREF(site);
+	return 0;
+}
+
 static PyObject *boot(PyObject *self, PyObject *unused)
 {
 	struct boot b = { 0 };
@@ -504,7 +528,7 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 	if (!teex || PyDict_SetItemString(PyImport_GetModuleDict(), "teex", teex) < 0)
 		goto out;
 	if (PySys_SetObject("argv", b.argv) < 0 || PySys_SetObject("path", b.path) < 0 ||
-	    PySys_SetObject("dont_write_bytecode", Py_True) < 0)
+	    PySys_SetObject("dont_write_bytecode", Py_True) < 0 || add_site_builtins() < 0)
 		goto out;
 	if (import_preload(b.preload) < 0) {
 		result = PyLong_FromLong(1);

@@ -41,3 +41,27 @@ def test_locale_and_user_database_work_in_a_sealed_bundle(as_user, run, script, 
     out = json.loads(run("run", out_dir / "s.tpy", "--trust", out_dir / "k.pub").stdout)
     assert out["ctype"] == "C.UTF-8" and out["utf8_mode"] == 0, out
     assert out["user"] == out["uid_name"] and out["home"] == "/", out
+
+
+SITE_BUILTINS = """
+import builtins, json, teex
+names = ("exit", "quit", "help", "copyright", "credits", "license")
+teex.TEEX_return(json.dumps({n: type(getattr(builtins, n, None)).__name__ for n in names}))
+exit(0)
+"""
+
+
+def test_site_builtins_exist_though_site_is_not_run(as_user, run, script):
+    """teepy starts the interpreter with -S (no site-packages, no .pth file), yet a
+    script may end with exit(0) or call help(), as with plain python3 -I: the
+    builtins site adds are there, with site's own types."""
+    r = run("run", script(SITE_BUILTINS))
+    assert r.returncode == 0, r  # exit(0) ended it cleanly, after the result
+    assert r.json() == {"exit": "Quitter", "quit": "Quitter", "help": "_Helper",
+                        "copyright": "_Printer", "credits": "_Printer", "license": "_Printer"}
+
+
+def test_quit_with_a_status_is_the_service_exit_status(run, script):
+    r = run("run", script("import teex\nteex.TEEX_return('x')\nquit(3)\n"))
+    assert r.returncode == 1 and "exited with status 3" in r.err, r
+
