@@ -640,14 +640,13 @@ static void set_exec_files(struct run *run, const char *exe, const char *loader,
 	run->exec_files[3] = NULL;
 }
 
-/* What every root has: devices, the runtime extension, scratch. */
 /* A user database naming the service's own uid and gid, and nothing of the host's:
  * pwd.getpwuid(os.getuid()), getpass.getuser(), Path.home() and tarfile's owner
  * names work as they do natively, and no other account is revealed. */
 static int plan_user_database(struct run *run)
 {
-	unsigned uid = (unsigned)getuid(), gid = (unsigned)getgid();
-	const char *user = uid == 0 ? "root" : "teepy", *group = gid == 0 ? "root" : "teepy";
+	unsigned uid = tp_sandbox_service_uid(), gid = tp_sandbox_service_gid();
+	const char *user = "teepy", *group = "teepy";
 	const char *home = run->opts.scratch_bytes ? "/tmp" : "/";
 	char passwd[256], groups[128];
 	int r;
@@ -659,6 +658,7 @@ static int plan_user_database(struct run *run)
 	return r ?: tp_root_plan_add(&run->plan, TP_ROOT_FILE, "/etc/group", groups, 0);
 }
 
+/* What every root has: devices, the runtime extension, the user database, scratch. */
 static int plan_runtime(struct run *run)
 {
 	struct tp_root_plan *plan = &run->plan;
@@ -942,8 +942,10 @@ static void print_config(const struct run *run)
 	fprintf(stderr, "  runtime       %s\n", run->runtime_so);
 	fprintf(stderr, "  mode          sim%s (no hardware attestation)\n",
 		o->mode_was_auto ? " (auto)" : "");
-	fprintf(stderr, "  namespaces    user, mount, pid, network, ipc, uts (uid %u mapped to itself)\n",
-		(unsigned)getuid());
+	fprintf(stderr,
+		"  namespaces    user, mount, pid, network, ipc, uts (uid %u is %u inside, no "
+		"capabilities)\n",
+		(unsigned)getuid(), tp_sandbox_service_uid());
 	if (run->sealed)
 		fprintf(stderr, "  root          sealed: read-only tmpfs holding only the %zu manifest "
 				"files, written from the verified bytes\n",

@@ -60,8 +60,18 @@ static int write_text(const char *path, const char *text)
 	return r;
 }
 
-/* The service keeps the caller's uid and gid, mapped to themselves: as root it is
- * root only inside its own user namespace, and then drops every capability. */
+unsigned tp_sandbox_service_uid(void)
+{
+	return getuid() == 0 ? TP_ROOT_SERVICE_ID : (unsigned)getuid();
+}
+
+unsigned tp_sandbox_service_gid(void)
+{
+	return getgid() == 0 ? TP_ROOT_SERVICE_ID : (unsigned)getgid();
+}
+
+/* One id each, the caller's (root's as TP_ROOT_SERVICE_ID): files of other host
+ * users show as the overflow id, and no other id can be taken. */
 static int write_id_maps(pid_t pid)
 {
 	char path[64], map[64];
@@ -71,11 +81,11 @@ static int write_id_maps(pid_t pid)
 	if ((r = write_text(path, "deny")) < 0 && r != -ENOENT)
 		return r;
 	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
-	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)getuid(), (unsigned)getuid());
+	snprintf(map, sizeof(map), "%u %u 1\n", tp_sandbox_service_uid(), (unsigned)getuid());
 	if ((r = write_text(path, map)) < 0)
 		return r;
 	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
-	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)getgid(), (unsigned)getgid());
+	snprintf(map, sizeof(map), "%u %u 1\n", tp_sandbox_service_gid(), (unsigned)getgid());
 	return write_text(path, map);
 }
 

@@ -8,6 +8,14 @@
 
 #include <sys/types.h>
 
+/* The ids the service has inside its user namespace: the caller's own, but for
+ * root, whose service is an ordinary user (1000). A process that sees euid 0 acts
+ * as root: tarfile, say, then restores every member's owner, which fails without
+ * capabilities (teepy drops them all), and skips the modes and times after it. */
+#define TP_ROOT_SERVICE_ID 1000u
+unsigned tp_sandbox_service_uid(void);
+unsigned tp_sandbox_service_gid(void);
+
 struct tp_sandbox_config {
 	const char *interpreter;        /* path inside the root (same as the host's) */
 	const char *const *argv;        /* for the interpreter */

@@ -68,13 +68,15 @@ def test_etc_passwd_is_the_runtimes_naming_only_the_service(as_user, run, script
     )
     out = run("run", s).json()
     uid, gid = out["me"][2], out["me"][3]
-    name = "root" if uid == 0 else "teepy"
+    # the caller's ids, but root's service is an ordinary user (uid and gid 1000)
+    assert (uid, gid) == ((1000, 1000) if as_user == "root" else (65534, 65534)), out
+    name = "teepy"
     assert out["passwd"] == f"{name}:x:{uid}:{gid}:{name}:/:/usr/sbin/nologin\n", out
     assert out["raw_passwd"] == {"data": out["passwd"]}, out
     with open("/etc/passwd") as f:
         host = f.read()
     assert len(host.splitlines()) > 1 and out["raw_passwd"]["data"] != host, out
-    assert out["group"] == f"{'root' if gid == 0 else 'teepy'}:x:{gid}:\n", out
+    assert out["group"] == f"teepy:x:{gid}:\n", out
     assert out["etc"] == ["group", "passwd"], out
     assert out["accounts"] == 1 and out["groups"] == 1, out
     assert out["user"] == name and out["home"] == "/", out
