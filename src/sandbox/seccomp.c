@@ -121,8 +121,7 @@ static const struct rule rules[] = {
 	/* leaving the sandbox or reaching other processes */
 	{ "ptrace", DENY_EPERM }, { "process_vm_readv", DENY_EPERM },
 	{ "process_vm_writev", DENY_EPERM }, { "process_madvise", DENY_EPERM },
-	{ "pidfd_open", DENY_EPERM }, { "pidfd_getfd", DENY_EPERM },
-	{ "pidfd_send_signal", DENY_EPERM }, { "kcmp", DENY_EPERM }, { "bpf", DENY_EPERM },
+	{ "pidfd_getfd", DENY_EPERM }, { "kcmp", DENY_EPERM }, { "bpf", DENY_EPERM },
 	{ "perf_event_open", DENY_EPERM }, { "io_uring_setup", DENY_EPERM },
 	{ "io_uring_enter", DENY_EPERM }, { "io_uring_register", DENY_EPERM },
 	{ "userfaultfd", DENY_EPERM }, { "keyctl", DENY_EPERM }, { "add_key", DENY_EPERM },
@@ -132,10 +131,15 @@ static const struct rule rules[] = {
 	{ "fsmount", DENY_EPERM }, { "fspick", DENY_EPERM }, { "mount_setattr", DENY_EPERM },
 	{ "unshare", DENY_EPERM }, { "setns", DENY_EPERM }, { "open_by_handle_at", DENY_EPERM },
 	{ "name_to_handle_at", DENY_EPERM },
-	{ "setuid", DENY_EPERM }, { "setgid", DENY_EPERM }, { "setreuid", DENY_EPERM },
-	{ "setregid", DENY_EPERM }, { "setresuid", DENY_EPERM }, { "setresgid", DENY_EPERM },
-	{ "setfsuid", DENY_EPERM }, { "setfsgid", DENY_EPERM }, { "setgroups", DENY_EPERM },
-	{ "capset", DENY_EPERM },
+	{ "setgroups", DENY_EPERM }, { "capset", DENY_EPERM },
+	/* identity: with no capability and one id mapped, the kernel lets these only
+	 * set the ids the service already has (EPERM for any other), so a program that
+	 * drops privileges with setuid(getuid()) works as natively */
+	{ "setuid", ALLOW }, { "setgid", ALLOW }, { "setreuid", ALLOW }, { "setregid", ALLOW },
+	{ "setresuid", ALLOW }, { "setresgid", ALLOW }, { "setfsuid", ALLOW }, { "setfsgid", ALLOW },
+	/* the service's own processes by descriptor: its pid namespace holds no other
+	 * (asyncio watches children with them); taking another's fds stays refused */
+	{ "pidfd_open", ALLOW }, { "pidfd_send_signal", ALLOW },
 	/* owners: the user namespace maps only the service's own uid and gid, so a
 	 * chown can only name those (others: EINVAL), and only scratch is writable */
 	{ "chown", ALLOW }, { "fchown", ALLOW }, { "lchown", ALLOW }, { "fchownat", ALLOW },

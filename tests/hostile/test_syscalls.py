@@ -33,9 +33,7 @@ EPERM_CALLS = {
     "fsopen": (430, 'b"tmpfs", 0'),
     "open_by_handle_at": (304, "AT_FDCWD, buf, 0"),
     "name_to_handle_at": (303, 'AT_FDCWD, b"/usr", buf, ctypes.byref(mount_id), 0'),
-    "pidfd_open": (434, "os.getpid(), 0"),
     "pidfd_getfd": (438, "fd, 0, 0"),
-    "setuid": (105, "0"),
     "sethostname": (170, 'b"x" * 80, 80'),  # too long: EINVAL if the call were allowed
     "syslog": (103, "3, buf, 64"),  # SYSLOG_ACTION_READ_ALL
 }
@@ -59,6 +57,54 @@ def test_denied_syscall_returns_eperm(run, script, name):
     s = hostile(script, SETUP + f"report(sc({nr}, {args}))\n")
     out = run("run", s).json()
     assert out == {"ret": -1, "errno": errno.EPERM}, f"{name}({args}) -> {out}"
+
+
+def test_identity_calls_only_keep_the_ids_the_service_has(as_user, run, script):
+    """setuid and its kin pass seccomp, so that a program dropping privileges with
+    setuid(getuid()) works; the kernel then refuses every id but the service's own,
+    since its user namespace maps no other (EINVAL: root's 0, a host user's 65534 or
+    1000), and supplementary groups (EPERM: setgroups is denied in the namespace)."""
+    s = hostile(
+        script,
+        """
+        me, grp = os.getuid(), os.getgid()
+        other = 65534 if me != 65534 else 1000
+        report({"setresuid_own": sc(117, me, me, me), "setresgid_own": sc(119, grp, grp, grp),
+                "setuid_own": sc(105, me), "setreuid_own": sc(113, me, me),
+                "setuid_root": sc(105, 0), "setgid_root": sc(106, 0),
+                "setuid_other": sc(105, other), "setresuid_other": sc(117, me, other, me),
+                "setgroups": sc(116, 0, None), "after": [os.getuid(), os.geteuid(), os.getgid()],
+                "me": me})
+        """,
+    )
+    out = run("run", s).json()
+    ok, einval = {"ret": 0, "errno": 0}, {"ret": -1, "errno": errno.EINVAL}
+    for k in ("setresuid_own", "setresgid_own", "setuid_own", "setreuid_own"):
+        assert out[k] == ok, (k, out)
+    for k in ("setuid_root", "setgid_root", "setuid_other", "setresuid_other"):
+        assert out[k] == einval, (k, out)
+    assert out["setgroups"] == {"ret": -1, "errno": errno.EPERM}, out
+    assert out["after"] == [out["me"]] * 3, out
+
+
+def test_pidfd_reaches_only_the_services_own_processes(run, script):
+    """pidfd_open works on the service itself (its pid namespace holds nothing
+    else: pid 1 is the service, and no host pid exists there); pidfd_getfd, which
+    takes another process's descriptors, stays refused."""
+    s = hostile(
+        script,
+        """
+        pidfd = sc(434, os.getpid(), 0)
+        report({"self": pidfd["ret"] >= 0, "pid": os.getpid(), "host_pid": sc(434, 2, 0),
+                "getfd": sc(438, pidfd["ret"], 0, 0),
+                "signal0": sc(424, pidfd["ret"], 0, None, 0)})
+        """,
+    )
+    out = run("run", s).json()
+    assert out["self"] and out["pid"] == 1, out
+    assert out["host_pid"] == {"ret": -1, "errno": errno.ESRCH}, out
+    assert out["getfd"] == {"ret": -1, "errno": errno.EPERM}, out
+    assert out["signal0"] == {"ret": 0, "errno": 0}, out
 
 
 def test_denied_syscalls_as_unprivileged_user(as_user, run, script):
