@@ -640,20 +640,29 @@ static void set_exec_files(struct run *run, const char *exe, const char *loader,
 	run->exec_files[3] = NULL;
 }
 
-/* A user database naming the service's own uid and gid, and nothing of the host's:
- * pwd.getpwuid(os.getuid()), getpass.getuser(), Path.home() and tarfile's owner
- * names work as they do natively, and no other account is revealed. */
+/* A user database of the service's own account, root and nobody, and nothing of
+ * the host's: pwd.getpwuid(os.getuid()), getpass.getuser(), Path.home() and
+ * tarfile's owner names work as natively, and so does pwd.getpwuid(0), which
+ * programs take for granted (CPython's test_tarfile looks root up at import). Every
+ * Unix has root and nobody: naming them reveals no host account. Inside, uid 0 is
+ * mapped to nothing; 65534 is what any unmapped owner shows as. */
 static int plan_user_database(struct run *run)
 {
 	unsigned uid = tp_sandbox_service_uid(), gid = tp_sandbox_service_gid();
-	const char *user = "teepy", *group = "teepy";
 	const char *home = run->opts.scratch_bytes ? "/tmp" : "/";
-	char passwd[256], groups[128];
-	int r;
+	char passwd[512], groups[256];
+	int n, r;
 
-	snprintf(passwd, sizeof(passwd), "%s:x:%u:%u:%s:%s:/usr/sbin/nologin\n", user, uid, gid,
-		 user, home);
-	snprintf(groups, sizeof(groups), "%s:x:%u:\n", group, gid);
+	n = snprintf(passwd, sizeof(passwd),
+		     "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+		     "teepy:x:%u:%u:teepy:%s:/usr/sbin/nologin\n",
+		     uid, gid, home);
+	if (uid != 65534)
+		snprintf(passwd + n, sizeof(passwd) - (size_t)n,
+			 "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
+	n = snprintf(groups, sizeof(groups), "root:x:0:\nteepy:x:%u:\n", gid);
+	if (gid != 65534)
+		snprintf(groups + n, sizeof(groups) - (size_t)n, "nogroup:x:65534:\n");
 	r = tp_root_plan_add(&run->plan, TP_ROOT_FILE, "/etc/passwd", passwd, 0);
 	return r ?: tp_root_plan_add(&run->plan, TP_ROOT_FILE, "/etc/group", groups, 0);
 }

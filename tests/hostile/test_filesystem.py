@@ -71,14 +71,18 @@ def test_etc_passwd_is_the_runtimes_naming_only_the_service(as_user, run, script
     # the caller's ids, but root's service is an ordinary user (uid and gid 1000)
     assert (uid, gid) == ((1000, 1000) if as_user == "root" else (65534, 65534)), out
     name = "teepy"
-    assert out["passwd"] == f"{name}:x:{uid}:{gid}:{name}:/:/usr/sbin/nologin\n", out
+    # the service's own account, and root and nobody, which every Unix has
+    nobody = "" if uid == 65534 else "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    assert out["passwd"] == ("root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                             f"{name}:x:{uid}:{gid}:{name}:/:/usr/sbin/nologin\n" + nobody), out
     assert out["raw_passwd"] == {"data": out["passwd"]}, out
     with open("/etc/passwd") as f:
         host = f.read()
     assert len(host.splitlines()) > 1 and out["raw_passwd"]["data"] != host, out
-    assert out["group"] == f"teepy:x:{gid}:\n", out
+    assert out["group"] == ("root:x:0:\n" f"teepy:x:{gid}:\n"
+                            + ("" if gid == 65534 else "nogroup:x:65534:\n")), out
     assert out["etc"] == ["group", "passwd"], out
-    assert out["accounts"] == 1 and out["groups"] == 1, out
+    assert out["accounts"] == out["groups"] == (2 if uid == 65534 else 3), out
     assert out["user"] == name and out["home"] == "/", out
     assert out["raw_shadow"] == {"ret": -1, "errno": errno.ENOENT}, out
     assert out["hosts"][:2] == ["FileNotFoundError", errno.ENOENT], out
@@ -623,10 +627,11 @@ def test_etc_holds_only_alternatives_links_with_allow(as_user, run, tmp, script)
         names = os.listdir(alt) if os.path.isdir(alt) else []
         report({"etc": sorted(os.listdir("/etc")) if os.path.isdir("/etc") else None,
                 "not_links": [n for n in names if not os.path.islink(os.path.join(alt, n))],
-                "passwd_lines": len(open("/etc/passwd").readlines())})
+                "accounts": [l.split(":")[0] for l in open("/etc/passwd")]})
         """,
     )
-    assert run("run", s).json() == {"etc": ["group", "passwd"], "not_links": [], "passwd_lines": 1}
+    accounts = ["root", "teepy"] + ([] if as_user == "user" else ["nobody"])
+    assert run("run", s).json() == {"etc": ["group", "passwd"], "not_links": [], "accounts": accounts}
     out = run("run", s, "--allow", allowed).json()
     assert out["etc"] in (["group", "passwd"], ["alternatives", "group", "passwd"]), out
-    assert out["not_links"] == [] and out["passwd_lines"] == 1, out
+    assert out["not_links"] == [] and out["accounts"] == accounts, out

@@ -81,8 +81,8 @@ def test_a_file_the_sample_run_did_not_open_is_absent(work, keys):
     bundle = build(work, keys, os.path.join(app, "svc.py"))
     r = run_bundle(bundle, keys)
     assert r.returncode == 0, r.stderr.decode()
-    # /etc holds only the runtime's one-account user database
-    assert r.stdout.decode() == "False False ['svc.py'] ['group', 'passwd'] 1"
+    # /etc holds only the runtime's user database: root, the service and nobody
+    assert r.stdout.decode() == "False False ['svc.py'] ['group', 'passwd'] 3"
 
 
 def test_a_file_added_on_the_host_is_invisible(work, keys):
