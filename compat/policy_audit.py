@@ -58,8 +58,13 @@ def _hook(event, args):
                 what = " ".join(map(str, what))
             attempts.add(("subprocess", f"{event} {str(what)[:80]}"))
         elif event == "socket.__new__":
-            if len(args) > 1 and args[1] not in (socket.AF_UNIX, -1):
-                attempts.add(("network", f"socket(family {args[1]})"))
+            family, kind = (list(args[1:3]) + [-1, -1])[:2]
+            if family not in (socket.AF_UNIX, -1):
+                attempts.add(("network", f"socket(family {family})"))
+            elif family == socket.AF_UNIX and isinstance(kind, int) and \
+                    kind & 0xF == socket.SOCK_DGRAM:
+                # a datagram socket could sendto() any socket path it can name
+                attempts.add(("network", "socket(AF_UNIX, SOCK_DGRAM)"))
         elif event in _NETWORK:
             target = args[1] if len(args) > 1 else (args[0] if args else "")
             attempts.add(("network", f"{event} {str(target)[:60]}"))

@@ -45,6 +45,8 @@ class Collector:
 
     def pytest_runtest_logstart(self, nodeid, location):
         policy_audit.reset()
+        # should the process be killed (a limit), the harness knows which test it was
+        print(f"\ncompat: running {nodeid}", file=sys.stderr, flush=True)
 
     def pytest_runtest_logreport(self, report):
         outcome = report.outcome
