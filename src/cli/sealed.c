@@ -32,7 +32,7 @@ struct job {
 	atomic_size_t next; /* the threads take files from the same list */
 	atomic_int failed;
 	size_t err_index;     /* the manifest index of the file err names */
-	pthread_mutex_t lock; /* err, err_index, and directory creation */
+	pthread_mutex_t lock; /* err, err_index, cpu_seconds */
 	bool (*stop)(void);
 	char *err;
 	size_t err_size;
@@ -61,18 +61,50 @@ static void report(struct job *job, const char *fmt, ...)
 	pthread_mutex_unlock(&job->lock);
 }
 
-/* mkdir -p of the parents of path (absolute) below root_fd; the root is a fresh
- * tmpfs holding only what we create, so there is no link to follow. */
-static int make_parents(int root_fd, const char *path)
+/* Every directory the files need, each made once before the copying starts (a
+ * mkdir per component of every file took 1,800 calls for numpy's 307 files, under
+ * a lock both threads wanted). The manifest is sorted by path, so each file's
+ * directory shares a prefix with the one before it: only what lies past it is
+ * made. The root is a fresh tmpfs holding only what we create: no link to follow. */
+static int make_dirs(const struct tp_manifest *m, int root_fd, char *err, size_t err_size)
 {
-	char rel[4096];
+	char prev[4096] = "", dir[4096];
 
-	snprintf(rel, sizeof(rel), "%s", path + 1);
-	for (char *p = rel; (p = strchr(p, '/')); p++) {
-		*p = '\0';
-		if (mkdirat(root_fd, rel, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
+	for (size_t i = 0; i < m->file_count; i++) {
+		const char *path = m->files[i].path + 1; /* relative to the root */
+		const char *slash = strrchr(path, '/');
+		size_t len = slash ? (size_t)(slash - path) : 0, common = 0;
+
+		if (len >= sizeof(dir)) {
+			snprintf(err, err_size, "file /%s: its directory's name is too long", path);
+			return -ENAMETOOLONG;
+		}
+		memcpy(dir, path, len);
+		dir[len] = '\0';
+		/* the longest whole-component prefix of dir that prev already made */
+		size_t k = 0;
+		for (; dir[k] && dir[k] == prev[k]; k++)
+			if (dir[k] == '/')
+				common = k;
+		if (dir[k] == prev[k])
+			continue; /* the same directory as the file before */
+		if ((dir[k] == '/' || dir[k] == '\0') && (prev[k] == '/' || prev[k] == '\0'))
+			common = k; /* one of the two lies inside the other */
+		for (k = common + (common > 0); k <= len; k++) {
+			if (dir[k] != '/' && dir[k] != '\0')
+				continue;
+			dir[k] = '\0';
+			if (k > 0 && mkdirat(root_fd, dir, 0755) < 0 && errno != EEXIST) {
+				int r = -errno;
+				snprintf(err, err_size, "file /%s: cannot make its directory /%s in the "
+					 "sealed root: %s", path, dir, strerror(-r));
+				return r;
+			}
+			if (k < len)
+				dir[k] = '/';
+		}
+		memcpy(prev, path, len);
+		prev[len] = '\0';
 	}
 	return 0;
 }
@@ -180,10 +212,7 @@ static int copy_one(struct job *job, size_t i, char *buf)
 		}
 	}
 
-	pthread_mutex_lock(&job->lock);
-	r = make_parents(job->root_fd, f->path);
-	pthread_mutex_unlock(&job->lock);
-	if (r == 0 && (dst = openat(job->root_fd, f->path + 1,
+	if ((dst = openat(job->root_fd, f->path + 1,
 				    O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
 		r = -errno;
 	if (r == 0 && !(ctx = tp_sha256_new()))
@@ -312,6 +341,7 @@ int tp_sealed_fill(const struct tp_bundle_file *bf, int root_fd, struct tp_seale
 	struct timespec t0, t1;
 	pthread_t helper;
 	bool have_helper;
+	int r;
 
 	memset(out, 0, sizeof(*out));
 	err[0] = '\0';
@@ -326,6 +356,11 @@ int tp_sealed_fill(const struct tp_bundle_file *bf, int root_fd, struct tp_seale
 	pthread_mutex_init(&job.lock, NULL);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if ((r = make_dirs(&bf->manifest, root_fd, err, err_size)) < 0) {
+		pthread_mutex_destroy(&job.lock);
+		free(job.order);
+		return r;
+	}
 	/* this thread and one more: hashing is CPU-bound, the machines have two cores */
 	have_helper = pthread_create(&helper, NULL, worker, &job) == 0;
 	worker(&job);
