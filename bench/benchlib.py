@@ -129,7 +129,7 @@ class Sides:
         self.teepy = check_teepy(teepy)
         self.teepy_env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
         self.config = self.print_config([os.path.join(HERE, "hello.py")])
-        m = re.search(r"BLAS/OpenMP threads (\d+)", self.config)
+        m = re.search(r"^  BLAS threads\s+(\d+)", self.config, re.M)
         if not m:
             raise BenchError("teepy run --print-config does not say its BLAS/OpenMP thread cap")
         self.blas_threads = int(m.group(1))
@@ -267,11 +267,14 @@ def usage_rss_kib(stderr):
 
 # --- parsing teepy's diagnostics --------------------------------------------
 def verified(stderr):
-    """(files, bytes, ms) from a sealed run's 'teepy: verified N files, B bytes, in T ms'."""
-    m = re.search(r"verified (\d+) files, (\d+) bytes, in ([\d.]+) ms", stderr)
+    """(files, bytes, wall ms, threads, CPU ms) from a sealed run's 'teepy: verified N
+    files, B bytes, in T ms (K threads, C ms CPU: …)'."""
+    m = re.search(r"verified (\d+) files, (\d+) bytes, in ([\d.]+) ms \((\d+) threads, "
+                  r"([\d.]+) ms CPU", stderr)
     if not m:
         raise BenchError("no 'teepy: verified' line on stderr of a sealed --print-config run")
-    return int(m.group(1)), int(m.group(2)), float(m.group(3))
+    return (int(m.group(1)), int(m.group(2)), float(m.group(3)), int(m.group(4)),
+            float(m.group(5)))
 
 
 # --- the machine ------------------------------------------------------------

@@ -18,7 +18,7 @@ from benchlib import (HERE, NOT_BUILT, BenchError, Group, Row, Stats, Target, in
 UNSEALED_START = Target("diff", 6.0, "≤ +6 ms")     # sandbox set-up over a bare interpreter start
 SEALED_START = Target("ratio", 1.3, "≤ 1.3×")       # sealed start-up, every file verified per run
 COMPUTE = Target("ratio", 1.02, "≤ 1.02×")          # CPU-bound work: ≤ 2 % overhead
-SHA256_CORE = Target("min", 1000.0, "≥ 1000 MB/s")  # raw SHA-256, one core
+SHA256_CORE = Target("min", 1000.0, "≥ 1000 MB/s")  # SHA-256 verification, per core
 
 NUMPY_SERVICE = """\
 # Start-up and memory benchmark: a service that imports numpy.
@@ -100,16 +100,19 @@ def startup(sides, apps, runs, warmup, variants=("native", "teepy", "sealed"), p
     rows = []
     for (key, label, script, options, expect), (_, cmds, _) in zip(apps.services(), cases):
         native = Stats(samples[key]["native"])
+
+        def difference(side):
+            return {"difference": "%+.1f ms" % (Stats(samples[key][side]).median - native.median)}
         if "teepy" in cmds:
             rows.append(Row("%s: `teepy run %s`" % (label, " ".join(options + (os.path.basename(script),))),
                             native, Stats(samples[key]["teepy"]), "ms", UNSEALED_START,
                             commands={"native": show(cmds["native"], b), "teepy": show(cmds["teepy"], b)},
-                            short="%s\\nunsealed" % key))
+                            extra=difference("teepy"), short="%s\\nunsealed" % key))
         if "sealed" in cmds:
             rows.append(Row("%s: sealed bundle" % label, native, Stats(samples[key]["sealed"]), "ms",
                             SEALED_START,
                             commands={"native": show(cmds["native"], b), "teepy": show(cmds["sealed"], b)},
-                            short="%s\\nsealed" % key))
+                            extra=difference("sealed"), short="%s\\nsealed" % key))
         if key == "hello":
             rows.append(Row("hello: encrypted bundle (protected files)", native, NOT_BUILT, "ms", SEALED_START,
                             short="hello\\nencrypted"))
@@ -213,17 +216,22 @@ def throughput(sides, apps, runs, progress=None):
         bundle = apps.sealed(script, *options)
         files = b.files(bundle)
         cmd = b.run_cmd(bundle, "--print-config")
-        nat, tee = [], []
+        nat, tee, core = [], [], []
         for rnd in range(runs + 1):  # the first round warms the page cache
             r = run(cmd, sides.teepy_env, label="%s sealed" % key)
-            n_files, size, ms = verified(r.err)
+            n_files, size, ms, threads, cpu_ms = verified(r.err)
             speed = native_verify(files, os.path.dirname(script))
             if rnd:
                 tee.append(size / (ms / 1e3) / MB)
+                core.append(size / (cpu_ms / 1e3) / MB)
                 nat.append(speed)
-        rows.append(Row("SHA-256 verify, %s bundle (%d files, %.1f MB)" % (key, n_files, size / MB),
+        rows.append(Row("SHA-256 verify, %s bundle (%d files, %.1f MB), %d threads"
+                        % (key, n_files, size / MB, threads),
                         Stats(nat), Stats(tee), "MB/s", commands={"teepy": show(cmd, b)},
                         short="verify\\n%s" % key))
+        rows.append(Row("SHA-256 verify per core, %s bundle: bytes / CPU time of the threads"
+                        % key, Stats(nat), Stats(core), "MB/s", SHA256_CORE,
+                        commands={"teepy": show(cmd, b)}, short="verify/core\\n%s" % key))
         if progress:
             progress("verified %s %d times" % (key, runs))
 
@@ -234,7 +242,7 @@ def throughput(sides, apps, runs, progress=None):
         for side, cmd in cmds.items():
             speeds[side].append(float(run(cmd, sides.env_for(cmd), label="sha256 (%s)" % side).out))
     rows.append(Row("SHA-256 in memory, one core (OpenSSL via hashlib, 64 MiB, best of 3 per run)",
-                    Stats(speeds["native"]), Stats(speeds["teepy"]), "MB/s", SHA256_CORE,
+                    Stats(speeds["native"]), Stats(speeds["teepy"]), "MB/s",
                     commands={"native": show(cmds["native"], b), "teepy": show(cmds["teepy"], b)},
                     short="SHA-256\\n1 core"))
 
@@ -253,7 +261,10 @@ def throughput(sides, apps, runs, progress=None):
                         "(hashlib.file_digest, one thread, page cache warm, hashes checked against the "
                         "manifest); teepy = the 'verified N files, B bytes, in T ms' line of a sealed run with "
                         "--print-config: read, SHA-256 and write into the tmpfs root, on 2 threads",
-                        "the SHA-256 target (≥ 1000 MB/s on one core, issue 3) applies to the teepy column",
+                        "per core: the same bytes over the CPU time of the threads that verified them "
+                        "(teepy measures it, CLOCK_THREAD_CPUTIME_ID); native is one thread, so its "
+                        "figure is per core already. The target (≥ 1000 MB/s per core, issue 3) "
+                        "applies to the teepy column",
                         "encrypted bundles, AES-GCM decryption and the worker do not exist yet: their rows "
                         "say so rather than carry a number"],
                  plot={"unit": "MB/s", "ylabel": "MB/s, median (higher is better)"})
