@@ -63,7 +63,7 @@ static const char usage[] =
     "Exit codes: 0 bundle written (also when the sample run returned no result);\n"
     "1 the sample run failed (the line above says how); 2 usage error: a flag, the\n"
     "key, an include, a --preload module that cannot be imported, a bundle that\n"
-    "cannot be written; 70 internal error.\n";
+    "cannot be written; 70 internal error (OpenSSL's libcrypto cannot be loaded, say).\n";
 
 /* What an --include-dir walk could not add, for one warning line per directory. */
 struct dropped {
@@ -644,14 +644,32 @@ static void sort_with_blobs(struct tp_manifest *m, void **blobs)
 }
 
 /* teepy run's parser names its own help; build's options are in build's */
-static void build_usage_error(char *err)
+static void build_usage_error(const char *err)
 {
-	static const char run_help[] = "(see teepy run --help)";
-	char *hint = strstr(err, run_help);
+	static const char run_help[] = " (see teepy run --help)";
+	const char *hint = strstr(err, run_help);
 
-	if (hint)
-		snprintf(hint, sizeof(run_help) + 2, "(see teepy build --help)");
-	tp_error("build: %s", err);
+	if (hint && hint[sizeof(run_help) - 1] == '\0')
+		tp_error("build: %.*s (see teepy build --help)", (int)(hint - err), err);
+	else
+		tp_error("build: %s", err);
+}
+
+/* The sample run's options: the teepy run flags gathered in run_argv, then the
+ * arguments after "--" (not kept there: --allow entries may still come before
+ * them). Returns 0, or says what is wrong in one line and returns -1. */
+static int parse_sample_opts(struct tp_run_opts *opts, char **run_argv, int run_argc, char **rest,
+			     int rest_count)
+{
+	char err[512];
+
+	for (int i = 0; i < rest_count; i++)
+		run_argv[run_argc + i] = rest[i];
+	if (tp_run_opts_parse(opts, run_argc + rest_count, run_argv, NULL, err, sizeof(err)) == 0)
+		return 0;
+	build_usage_error(err);
+	tp_run_opts_free(opts);
+	return -1;
 }
 
 int tp_cmd_build(int argc, char **argv)
@@ -713,13 +731,8 @@ int tp_cmd_build(int argc, char **argv)
 			tp_strlist_push(&b.preload, next);
 	}
 	/* a wrong flag is named first, before what else is missing */
-	for (int i = tail; i < argc; i++)
-		run_argv[run_argc + (i - tail)] = argv[i];
-	if (tp_run_opts_parse(&opts, run_argc + (argc - tail), run_argv, NULL, err, sizeof(err)) < 0) {
-		build_usage_error(err);
-		tp_run_opts_free(&opts);
+	if (parse_sample_opts(&opts, run_argv, run_argc, argv + tail, argc - tail) < 0)
 		goto out;
-	}
 	tp_run_opts_free(&opts);
 	if (!b.bundle_path) {
 		tp_error("build: missing -o APP.tpy (see teepy build --help)");
@@ -728,6 +741,11 @@ int tp_cmd_build(int argc, char **argv)
 	if (!b.key_path) {
 		tp_error(
 		    "build: missing --key SIGNER.key (make one with teepy keygen -o SIGNER.key)");
+		goto out;
+	}
+	if (tp_crypto_load(err, sizeof(err)) < 0) {
+		tp_error("build: %s", err);
+		code = TP_EXIT_INTERNAL;
 		goto out;
 	}
 	key = tp_key_load_private(b.key_path, err, sizeof(err));
@@ -775,14 +793,8 @@ int tp_cmd_build(int argc, char **argv)
 		run_argv[run_argc++] = includes_real[i];
 	}
 	code = TP_EXIT_USAGE;
-	for (int i = tail; i < argc; i++)
-		run_argv[run_argc++] = argv[i];
-
-	if (tp_run_opts_parse(&opts, run_argc, run_argv, NULL, err, sizeof(err)) < 0) {
-		build_usage_error(err);
-		tp_run_opts_free(&opts);
+	if (parse_sample_opts(&opts, run_argv, run_argc, argv + tail, argc - tail) < 0)
 		goto out;
-	}
 	opts.allow_processes = b.allow_processes;
 
 	/* the bundle records the sample run's limits and policy */

@@ -28,7 +28,7 @@ static const char usage[] =
     "\n"
     "Exit codes: 0 printed, signature valid; 8 the signature does not verify (printed\n"
     "all the same, marked INVALID) or the bundle is malformed (one line says why);\n"
-    "2 usage error.\n";
+    "2 usage error; 70 OpenSSL's libcrypto cannot be loaded.\n";
 
 /* Prints s with every byte outside printable ASCII escaped: a manifest's strings
  * (argv and env values may hold any character) must not drive the terminal. */

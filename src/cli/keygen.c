@@ -23,7 +23,8 @@ static const char usage[] =
 	"  -o, --output KEY    where to write the private key (required)\n"
 	"  --pub PUB           where to write the public key\n"
 	"\n"
-	"Exit codes: 0 written; 2 usage error, or KEY or PUB exists or cannot be written.\n";
+	"Exit codes: 0 written; 2 usage error, or KEY or PUB exists or cannot be written;\n"
+	"70 OpenSSL's libcrypto cannot be loaded.\n";
 
 int tp_cmd_keygen(int argc, char **argv)
 {

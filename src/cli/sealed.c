@@ -3,6 +3,8 @@
  * read is exactly what was checked, whatever the source does meanwhile. */
 #include "sealed.h"
 
+#include "../common/io.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -163,20 +165,6 @@ static void refuse_changed(struct job *job, const struct tp_manifest_file *f, co
 	       f->path, (long long)st->st_size, (unsigned long long)f->size, got, want);
 }
 
-/* Writes all of buf, or returns -errno. */
-static int write_all(int fd, const char *buf, size_t n)
-{
-	for (size_t done = 0; done < n;) {
-		ssize_t w = write(fd, buf + done, n - done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		done += (size_t)w;
-	}
-	return 0;
-}
-
 static int copy_one(struct job *job, size_t i, char *buf)
 {
 	const struct tp_manifest_file *f = &job->bf->manifest.files[i];
@@ -239,7 +227,7 @@ static int copy_one(struct job *job, size_t i, char *buf)
 			goto out;
 		}
 		tp_sha256_update(ctx, buf, (size_t)n);
-		if ((r = write_all(dst, buf, (size_t)n)) < 0) {
+		if ((r = tp_write_full(dst, buf, (size_t)n)) < 0) {
 			report(job, "file %s: cannot write it into the sealed root: %s", f->path,
 			       strerror(-r));
 			goto out;
@@ -356,7 +344,10 @@ int tp_sealed_fill(const struct tp_bundle_file *bf, int root_fd, struct tp_seale
 	pthread_mutex_init(&job.lock, NULL);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if ((r = make_dirs(&bf->manifest, root_fd, err, err_size)) < 0) {
+	double dirs_cpu = thread_cpu_seconds();
+	r = make_dirs(&bf->manifest, root_fd, err, err_size);
+	job.cpu_seconds = thread_cpu_seconds() - dirs_cpu;
+	if (r < 0) {
 		pthread_mutex_destroy(&job.lock);
 		free(job.order);
 		return r;

@@ -4,6 +4,8 @@
  * here (an empty program: 2.2 ms, linked with libcrypto: 5.2 ms). */
 #include "crypto.h"
 
+#include "../common/io.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -111,9 +113,11 @@ struct tp_key {
 
 struct tp_sha256 *tp_sha256_new(void)
 {
-	struct tp_sha256 *ctx = ready() ? malloc(sizeof(*ctx)) : NULL;
+	struct tp_sha256 *ctx;
 
-	if (!ctx)
+	if (!ready())
+		abort(); /* as in tp_sha256: the command loads libcrypto first */
+	if (!(ctx = malloc(sizeof(*ctx))))
 		return NULL;
 	ctx->md = ossl.EVP_MD_CTX_new();
 	if (!ctx->md || ossl.EVP_DigestInit_ex(ctx->md, ossl.EVP_sha256(), NULL) != 1) {
@@ -303,51 +307,48 @@ int tp_ed25519_public_from_pem(const char *text, size_t size, uint8_t out[TP_ED2
 	return 0;
 }
 
-/* The first 4 KiB of path, NUL-terminated (a key file is a few hundred bytes). */
-static int read_head(const char *path, char *buf, size_t size, size_t *len, char *err,
-		     size_t err_size)
+/* A key file, whole and NUL-terminated (a key is a few hundred bytes; more than
+ * 64 KiB is no key). Returns 0, or -errno with the reason in err. */
+static int read_key_file(const char *path, char **text, size_t *len, char *err, size_t err_size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
 
 	if (fd < 0) {
-		snprintf(err, err_size, "%s", strerror(errno));
-		return -1;
+		r = -errno;
+		snprintf(err, err_size, "%s", strerror(-r));
+		return r;
 	}
-	n = read(fd, buf, size - 1);
+	r = tp_read_all(fd, 64 << 10, text, len);
 	close(fd);
-	if (n < 0) {
-		snprintf(err, err_size, "%s", strerror(errno));
-		return -1;
-	}
-	buf[n] = '\0';
-	*len = (size_t)n;
-	return 0;
+	if (r < 0)
+		snprintf(err, err_size, "%s", r == -EFBIG ? "larger than any key file" : strerror(-r));
+	return r;
 }
 
 struct tp_key *tp_key_load_private(const char *path, char *err, size_t err_size)
 {
-	char head[4096];
-	size_t head_len, len = TP_ED25519_PUB_SIZE;
+	char *text = NULL;
+	size_t text_len, len = TP_ED25519_PUB_SIZE;
 	struct tp_key *key;
 	EVP_PKEY *pkey;
 	FILE *f;
 
 	if (tp_crypto_load(err, err_size) < 0 ||
-	    read_head(path, head, sizeof(head), &head_len, err, err_size) < 0)
+	    read_key_file(path, &text, &text_len, err, err_size) < 0)
 		return NULL;
-	if (!(f = fopen(path, "re"))) {
-		snprintf(err, err_size, "%s", strerror(errno));
-		return NULL;
-	}
-	pkey = ossl.PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
+	/* OpenSSL reads the text we hold, not the file again */
+	f = fmemopen(text, text_len, "r");
+	pkey = f ? ossl.PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+	if (f)
+		fclose(f);
 	if (!pkey || ossl.EVP_PKEY_get_base_id(pkey) != EVP_PKEY_ED25519) {
-		not_a_key(head, 1, err, err_size);
+		not_a_key(text, 1, err, err_size);
 		ossl.ERR_clear_error();
 		ossl.EVP_PKEY_free(pkey);
+		free(text);
 		return NULL;
 	}
+	free(text);
 	key = calloc(1, sizeof(*key));
 	if (!key || ossl.EVP_PKEY_get_raw_public_key(pkey, key->pub, &len) != 1) {
 		snprintf(err, err_size, "cannot read the public key");
@@ -363,17 +364,20 @@ struct tp_key *tp_key_load_private(const char *path, char *err, size_t err_size)
  * compared with a bundle's; tp_verify makes the EVP key when it is needed. */
 struct tp_key *tp_key_load_public(const char *path, char *err, size_t err_size)
 {
-	char head[4096];
-	size_t head_len;
+	char *text = NULL;
+	size_t text_len;
 	uint8_t raw[TP_ED25519_PUB_SIZE];
 	struct tp_key *key;
+	int r;
 
-	if (read_head(path, head, sizeof(head), &head_len, err, err_size) < 0)
+	if (read_key_file(path, &text, &text_len, err, err_size) < 0)
 		return NULL;
-	if (tp_ed25519_public_from_pem(head, head_len, raw) < 0) {
-		not_a_key(head, 0, err, err_size);
+	r = tp_ed25519_public_from_pem(text, text_len, raw);
+	if (r < 0)
+		not_a_key(text, 0, err, err_size);
+	free(text);
+	if (r < 0)
 		return NULL;
-	}
 	if (!(key = calloc(1, sizeof(*key)))) {
 		snprintf(err, err_size, "%s", strerror(ENOMEM));
 		return NULL;

@@ -527,8 +527,10 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 	teex = PyModule_Create(&teex_def);
 	if (!teex || PyDict_SetItemString(PyImport_GetModuleDict(), "teex", teex) < 0)
 		goto out;
-	if (PySys_SetObject("argv", b.argv) < 0 || PySys_SetObject("path", b.path) < 0 ||
-	    PySys_SetObject("dont_write_bytecode", Py_True) < 0 || add_site_builtins() < 0)
+	/* site comes before the service's sys.path, so that it is the interpreter's
+	 * own (frozen) module, never a site.py of the service's */
+	if (add_site_builtins() < 0 || PySys_SetObject("argv", b.argv) < 0 ||
+	    PySys_SetObject("path", b.path) < 0 || PySys_SetObject("dont_write_bytecode", Py_True) < 0)
 		goto out;
 	if (import_preload(b.preload) < 0) {
 		result = PyLong_FromLong(1);

@@ -535,7 +535,7 @@ void tp_limits_print(const struct tp_limits *limits, uint64_t limit_bytes, uint6
 	default:
 		fprintf(out,
 			"  threads       %u NOT enforced: no pids cgroup, and the kernel exempts "
-			"uid 0 from RLIMIT_NPROC\n",
+			"host uid 0 from RLIMIT_NPROC\n",
 			limits->threads);
 	}
 	fprintf(out, "  cpu time      %s", tp_format_duration(limits->cpu_ms, a, sizeof(a)));
@@ -571,7 +571,7 @@ bool tp_limits_weaker(const struct tp_limits *limits, char *line, size_t size)
 				     : "memory is capped as address space (RLIMIT_AS), kernel "
 				       "buffers are not counted";
 	if (limits->threads_mechanism == TP_LIMIT_NONE)
-		parts[count++] = "threads are not capped (uid 0 is exempt from RLIMIT_NPROC)";
+		parts[count++] = "threads are not capped (host uid 0 is exempt from RLIMIT_NPROC)";
 	if (limits->cpu_mechanism == TP_LIMIT_CLOCK && limits->processes)
 		parts[count++] = "CPU time holds per process, not in total";
 	if (!count)

@@ -531,3 +531,15 @@ def test_input_larger_than_the_memory_limit_is_usage_error(as_user, run, script)
     assert r.returncode == 2, r
     line = one_teepy_line(r)
     assert "--input-file /dev/zero: larger than the memory limit (64 MiB)" in line, line
+
+
+def test_build_names_a_very_long_unknown_flag_without_overflowing(run, tmp):
+    """The parser's message fills its whole buffer: build's rewording of the hint
+    must not write past it (it did, by 2 bytes), and the line stays one line."""
+    svc = tmp.script(RETURN_OK)
+    flag = "--" + "x" * 600
+    r = run("build", svc, flag)
+    assert r.returncode == 2, r
+    line = one_teepy_line(r)
+    assert line.startswith("teepy: build: unknown option '--xxxx"), line
+    assert r.stdout == b""

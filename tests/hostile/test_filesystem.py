@@ -32,10 +32,11 @@ def snapshot(d):
 # ---------------------------------------------------------------- reading
 
 
-def test_etc_passwd_is_the_runtimes_naming_only_the_service(as_user, run, script):
-    """/etc holds a user database teepy writes (the service's own uid and gid), none
-    of the host's accounts, and nothing else of the host's /etc: the same through
-    raw openat and read system calls as through Python's open()."""
+def test_etc_passwd_is_the_runtimes_naming_no_host_account(as_user, run, script):
+    """/etc holds a user database teepy writes (the service's own uid and gid, and
+    root and nobody, which every Unix has), none of the host's accounts, and nothing
+    else of the host's /etc: the same through raw openat and read system calls as
+    through Python's open()."""
     s = hostile(
         script,
         """

@@ -261,7 +261,10 @@ static void test_public_key_pem_is_read_strictly(void)
 				   "-----END PUBLIC KEY-----\n";
 	static const uint8_t want[8] = { 0x66, 0x12, 0x83, 0x1f, 0x54, 0xed, 0x32, 0x71 };
 	const char *refused[] = {
-		/* no padding, two paddings, a character after the padding */
+		/* no padding, two paddings (one character short, and in full), a character
+		 * after the padding */
+		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0==\n"
+		"-----END PUBLIC KEY-----\n",
 		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0\n"
 		"-----END PUBLIC KEY-----\n",
 		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM==\n"
