@@ -1,8 +1,11 @@
-/* Whole reads and writes: the control channel and the input file use these. */
+/* Whole reads and writes: the control channel, the input file and the kernel's
+ * control files use these. */
 #include "io.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 int tp_read_full(int fd, void *buf, size_t size)
@@ -39,6 +42,18 @@ int tp_write_full(int fd, const void *buf, size_t size)
 		size -= (size_t)n;
 	}
 	return 0;
+}
+
+int tp_write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	r = tp_write_full(fd, text, strlen(text));
+	close(fd);
+	return r;
 }
 
 int tp_read_all(int fd, size_t max, char **out, size_t *out_size)

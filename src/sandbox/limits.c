@@ -29,22 +29,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/io.h"
 #include "../common/units.h"
 
 static int write_file(const char *dir, const char *name, const char *text)
 {
 	char path[640];
-	int fd, r = 0;
-	size_t len = strlen(text);
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, len) != (ssize_t)len)
-		r = -errno;
-	close(fd);
-	return r;
+	return tp_write_text(path, text);
 }
 
 static int read_file(const char *dir, const char *name, char *buf, size_t size)

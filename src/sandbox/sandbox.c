@@ -7,6 +7,7 @@
 #include "landlock.h"
 #include "../trace/trace.h"
 #include "../pyboot/protocol.h"
+#include "../common/io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,20 +47,6 @@ static void __attribute__((noreturn, format(printf, 2, 3))) child_die(int err_fd
 	_exit(127);
 }
 
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	size_t len = strlen(text);
-	int r = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, len) != (ssize_t)len)
-		r = -errno;
-	close(fd);
-	return r;
-}
-
 unsigned tp_sandbox_service_uid(void)
 {
 	return getuid() == 0 ? TP_ROOT_SERVICE_ID : (unsigned)getuid();
@@ -78,15 +65,15 @@ static int write_id_maps(pid_t pid)
 	int r;
 
 	snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
-	if ((r = write_text(path, "deny")) < 0 && r != -ENOENT)
+	if ((r = tp_write_text(path, "deny")) < 0 && r != -ENOENT)
 		return r;
 	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
 	snprintf(map, sizeof(map), "%u %u 1\n", tp_sandbox_service_uid(), (unsigned)getuid());
-	if ((r = write_text(path, map)) < 0)
+	if ((r = tp_write_text(path, map)) < 0)
 		return r;
 	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
 	snprintf(map, sizeof(map), "%u %u 1\n", tp_sandbox_service_gid(), (unsigned)getgid());
-	return write_text(path, map);
+	return tp_write_text(path, map);
 }
 
 static int drop_capabilities(void)
