@@ -228,8 +228,11 @@ child_main(const struct tp_sandbox_config *cfg, bool in_v2, int sync_fd, int err
 }
 
 /* clone(2) with the namespaces; on cgroup v2 clone3 places the child in its cgroup
- * as it is made, with no move (*in_v2 set). Where clone3 is refused (a container's
- * seccomp profile answers ENOSYS) the child moves itself. Returns as clone does. */
+ * as it is made, with no move (*in_v2 set). Where clone3 fails for any reason (a
+ * container's seccomp profile answers ENOSYS; the cgroup refuses the child) plain
+ * clone follows and the child moves itself, so that the error, if it recurs, is
+ * reported by the step it belongs to: the namespaces, or the cgroup's file.
+ * Returns as clone does. */
 static pid_t clone_into_cgroup(const struct tp_cgroup_join *join, bool *in_v2)
 {
 	*in_v2 = false;
@@ -240,12 +243,29 @@ static pid_t clone_into_cgroup(const struct tp_cgroup_join *join, bool *in_v2)
 			.cgroup = (uint64_t)join->v2_dir_fd,
 		};
 		pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
-		if (pid >= 0 || (errno != ENOSYS && errno != E2BIG && errno != EPERM)) {
-			*in_v2 = pid >= 0;
+		if (pid >= 0) {
+			*in_v2 = true;
 			return pid;
 		}
 	}
 	return (pid_t)syscall(SYS_clone, NAMESPACES | SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
+/* Reads the child's error pipe until it closes (on exec, or when the child died).
+ * Returns true, with the child's line in err, if the child said why it failed. */
+static bool read_child_error(int fd, char *err, size_t err_size)
+{
+	char msg[512];
+	ssize_t n;
+
+	do
+		n = read(fd, msg, sizeof(msg) - 1);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return false;
+	msg[n] = '\0';
+	snprintf(err, err_size, "sandbox setup failed: %s", msg);
+	return true;
 }
 
 int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb, char *err,
@@ -334,6 +354,9 @@ fail_kill:
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	sb->pid = -1;
+	/* a child that failed first (its cgroup join, say) closed our pipes: its own
+	 * line names the cause, ours only the broken pipe */
+	read_child_error(errp[0], err, err_size);
 fail:
 	for (int i = 0; i < 2; i++) {
 		if (ctrl[i] >= 0)
@@ -354,20 +377,12 @@ fail:
 
 int tp_sandbox_wait_exec(struct tp_sandbox *sb, char *err, size_t err_size)
 {
-	char msg[512];
-	ssize_t n;
-
 	/* the error pipe closes on exec; anything read before that is a setup failure */
-	do
-		n = read(sb->err_fd, msg, sizeof(msg) - 1);
-	while (n < 0 && errno == EINTR);
+	bool failed = read_child_error(sb->err_fd, err, err_size);
+
 	close(sb->err_fd);
 	sb->err_fd = -1;
-	if (n <= 0)
-		return 0;
-	msg[n] = '\0';
-	snprintf(err, err_size, "sandbox setup failed: %s", msg);
-	return -EPERM;
+	return failed ? -EPERM : 0;
 }
 
 int tp_sandbox_wait_ready(struct tp_sandbox *sb, char *err, size_t err_size)
