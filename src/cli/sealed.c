@@ -32,8 +32,9 @@ struct job {
 	int root_fd;
 	size_t *order;      /* file indexes, largest first */
 	atomic_size_t next; /* the threads take files from the same list */
-	atomic_int failed;
-	size_t err_index;     /* the manifest index of the file err names */
+	atomic_int failed;    /* refusals reported, of files or not */
+	atomic_int bad_files; /* files refused */
+	size_t err_index;     /* the manifest index of the file err names (SIZE_MAX: none) */
 	pthread_mutex_t lock; /* err, err_index, cpu_seconds */
 	bool (*stop)(void);
 	char *err;
@@ -292,7 +293,8 @@ static void *worker(void *arg)
 			break;
 		}
 		current_file = job->order[k];
-		copy_one(job, current_file, buf);
+		if (copy_one(job, current_file, buf) < 0)
+			atomic_fetch_add(&job->bad_files, 1);
 		current_file = SIZE_MAX;
 	}
 	free(buf);
@@ -367,11 +369,12 @@ int tp_sealed_fill(const struct tp_bundle_file *bf, int root_fd, struct tp_seale
 	out->count = n;
 	for (size_t i = 0; i < n; i++)
 		out->bytes += bf->manifest.files[i].size;
-	int failed = atomic_load(&job.failed);
-	if (failed > 1) {
+	/* the other files refused, beside the one err names (if it names a file) */
+	int more = atomic_load(&job.bad_files) - (job.err_index != SIZE_MAX);
+	if (more > 0) {
 		size_t len = strlen(err);
-		snprintf(err + len, err_size - len, " (and %d more file%s)", failed - 1,
-			 failed > 2 ? "s" : "");
+		snprintf(err + len, err_size - len, " (and %d more file%s)", more,
+			 more > 1 ? "s" : "");
 	}
-	return failed ? -EBADMSG : 0;
+	return atomic_load(&job.failed) ? -EBADMSG : 0;
 }
