@@ -460,24 +460,40 @@ static int import_preload(PyObject *names)
 /* What `site` gives every interpreter not started with -S, as teepy starts it so
  * that no site-packages directory or .pth file is read: exit, quit, help,
  * copyright, credits and license (a script ending in exit(0) would raise
- * NameError without them). site and _sitebuiltins are frozen into the
- * interpreter; importing site under -S runs none of its path work. */
+ * NameError without them), the same objects site.setquit, setcopyright and
+ * sethelper make on Linux. Made here from the frozen _sitebuiltins rather than by
+ * importing site, which imports os, stat and posixpath (1.5 ms of a start-up here)
+ * for a service that may need none of them; _Printer's constructor imports os
+ * too, so its three objects are filled in as that constructor fills them.
+ * tests/e2e compares every attribute of the six with a native python3 -I's. */
+static const char site_builtins_text[] =
+	"import _sitebuiltins, builtins, sys\n"
+	"def _printer(name, data, files=(), dirs=()):\n"
+	"    p = object.__new__(_sitebuiltins._Printer)\n"
+	"    p.__dict__.update(_Printer__name=name, _Printer__data=data, _Printer__lines=None,\n"
+	"                      _Printer__filenames=[d + '/' + f for d in dirs for f in files])\n"
+	"    return p\n"
+	"builtins.quit = _sitebuiltins.Quitter('quit', 'Ctrl-D (i.e. EOF)')\n"
+	"builtins.exit = _sitebuiltins.Quitter('exit', 'Ctrl-D (i.e. EOF)')\n"
+	"builtins.copyright = _printer('copyright', sys.copyright)\n"
+	"builtins.credits = _printer('credits',\n"
+	"    '    Thanks to CWI, CNRI, BeOpen.com, Zope Corporation and a cast of thousands\\n'\n"
+	"    '    for supporting Python development.  See www.python.org for more information.')\n"
+	"builtins.license = _printer('license', 'See https://www.python.org/psf/license/',\n"
+	"                            ['LICENSE.txt', 'LICENSE'],\n"
+	"                            [sys._stdlib_dir + '/..', sys._stdlib_dir, '.'])\n"
+	"builtins.help = _sitebuiltins._Helper()\n";
+
 static int add_site_builtins(void)
 {
-	static const char *const setters[] = { "setquit", "setcopyright", "sethelper" };
-	PyObject *site = PyImport_ImportModule("site");
+	PyObject *globals = PyDict_New(), *r = NULL;
 
-	if (!site)
+	if (globals && PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) == 0)
+		r = PyRun_String(site_builtins_text, Py_file_input, globals, globals);
+	Py_XDECREF(globals);
+	if (!r)
 		return -1;
-	for (size_t i = 0; i < sizeof(setters) / sizeof(setters[0]); i++) {
-		PyObject *r = PyObject_CallMethod(site, setters[i], NULL);
-		if (!r) {
-			Py_DECREF(site);
-			return -1;
-		}
-		Py_DECREF(r);
-	}
-	Py_DECREF(site);
+	Py_DECREF(r);
 	return 0;
 }
 

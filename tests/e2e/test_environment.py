@@ -3,6 +3,7 @@ is really in effect (not CPython's fallback UTF-8 mode), and the user database
 answers for the service's own ids. Found missing by compat/run (CPython's own
 tests: test_io, test_builtin, test_readline, test_tarfile, test_pathlib)."""
 import json
+import subprocess
 
 SERVICE = """
 import getpass, grp, json, locale, os, pathlib, pwd, sys, tarfile, io, teex
@@ -43,21 +44,32 @@ def test_locale_and_user_database_work_in_a_sealed_bundle(as_user, run, script, 
 
 
 SITE_BUILTINS = """
-import builtins, json, teex
+import builtins, json
 names = ("exit", "quit", "help", "copyright", "credits", "license")
-teex.TEEX_return(json.dumps({n: type(getattr(builtins, n, None)).__name__ for n in names}))
+seen = {n: [type(getattr(builtins, n)).__module__, type(getattr(builtins, n)).__qualname__,
+            vars(getattr(builtins, n)), repr(getattr(builtins, n))] for n in names}
+try:
+    import teex
+except ImportError:      # natively
+    print(json.dumps(seen))
+else:
+    teex.TEEX_return(json.dumps(seen))
 exit(0)
 """
 
 
-def test_site_builtins_exist_though_site_is_not_run(as_user, run, script):
-    """teepy starts the interpreter with -S (no site-packages, no .pth file), yet a
-    script may end with exit(0) or call help(), as with plain python3 -I: the
-    builtins site adds are there, with site's own types."""
-    r = run("run", script(SITE_BUILTINS))
+def test_site_builtins_are_those_of_plain_python(as_user, run, script):
+    """teepy starts the interpreter with -S (no site-packages, no .pth file) and
+    makes site's builtins itself, without importing site (and os): a script may
+    end with exit(0) or call help() or license(), and each of the six is the object
+    plain python3 -I has, to the last attribute."""
+    svc = script(SITE_BUILTINS)
+    r = run("run", svc)
     assert r.returncode == 0, r  # exit(0) ended it cleanly, after the result
-    assert r.json() == {"exit": "Quitter", "quit": "Quitter", "help": "_Helper",
-                        "copyright": "_Printer", "credits": "_Printer", "license": "_Printer"}
+    native = subprocess.run(["/usr/bin/python3", "-I", str(svc)], capture_output=True,
+                            text=True, env={"LC_ALL": "C.UTF-8"}, check=True)
+    assert r.json() == json.loads(native.stdout)
+    assert r.json()["license"][2]["_Printer__filenames"][2] == "/usr/lib/python3.11/LICENSE.txt"
 
 
 def test_quit_with_a_status_is_the_service_exit_status(run, script):
