@@ -643,18 +643,6 @@ static void sort_with_blobs(struct tp_manifest *m, void **blobs)
 	}
 }
 
-/* teepy run's parser names its own help; build's options are in build's */
-static void build_usage_error(const char *err)
-{
-	static const char run_help[] = " (see teepy run --help)";
-	const char *hint = strstr(err, run_help);
-
-	if (hint && hint[sizeof(run_help) - 1] == '\0')
-		tp_error("build: %.*s (see teepy build --help)", (int)(hint - err), err);
-	else
-		tp_error("build: %s", err);
-}
-
 /* The sample run's options: the teepy run flags gathered in run_argv, then the
  * arguments after "--" (not kept there: --allow entries may still come before
  * them). Returns 0, or says what is wrong in one line and returns -1. */
@@ -667,7 +655,7 @@ static int parse_sample_opts(struct tp_run_opts *opts, char **run_argv, int run_
 		run_argv[run_argc + i] = rest[i];
 	if (tp_run_opts_parse(opts, run_argc + rest_count, run_argv, NULL, err, sizeof(err)) == 0)
 		return 0;
-	build_usage_error(err);
+	tp_error("build: %s", err);
 	tp_run_opts_free(opts);
 	return -1;
 }

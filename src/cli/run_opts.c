@@ -195,6 +195,8 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 {
 	struct tp_strv task_data = { 0 };
 	bool input_given = false, output_given = false;
+	/* run, or build for its sample run: each usage error names that command's help */
+	const char *command = argc > 0 ? argv[0] : "run";
 	int r;
 
 	memset(opts, 0, sizeof(*opts));
@@ -230,7 +232,8 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 		}
 		if (strncmp(arg, "--", 2) != 0) {
 			if (arg[0] == '-' && arg[1] != '\0') {
-				r = fail(err, err_size, "unknown option '%s' (see teepy run --help)", arg);
+				r = fail(err, err_size, "unknown option '%s' (see teepy %s --help)", arg,
+					 command);
 				goto out;
 			}
 			if (opts->script) {
@@ -248,7 +251,8 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 		if (eq) {
 			size_t len = (size_t)(eq - arg);
 			if (len >= sizeof(name)) {
-				r = fail(err, err_size, "unknown option '%s' (see teepy run --help)", arg);
+				r = fail(err, err_size, "unknown option '%s' (see teepy %s --help)", arg,
+					 command);
 				goto out;
 			}
 			memcpy(name, arg, len);
@@ -282,7 +286,8 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
 			known = known || strcmp(name, with_value[k]) == 0;
 		if (!known) {
-			r = fail(err, err_size, "unknown option '%s' (see teepy run --help)", name);
+			r = fail(err, err_size, "unknown option '%s' (see teepy %s --help)", name,
+				 command);
 			goto out;
 		}
 		if (!value) {
@@ -381,7 +386,7 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 	}
 
 	if (!opts->script) {
-		r = fail(err, err_size, "missing SCRIPT.py (see teepy run --help)");
+		r = fail(err, err_size, "missing SCRIPT.py (see teepy %s --help)", command);
 		goto out;
 	}
 	opts->service_data_count = opts->data.count;

@@ -50,8 +50,9 @@ struct tp_run_opts {
 /* Looks up a setting such as TEEPY_MEMORY; getenv in production, a table in tests. */
 typedef const char *(*tp_getenv_fn)(const char *name);
 
-/* Parses `teepy run` arguments (argv[0] is "run"). On a usage error returns -EINVAL
- * and writes one line (without "teepy: ") into err. The caller owns opts and frees
+/* Parses `teepy run` arguments (argv[0] is "run", or "build" for a build's sample
+ * run: a usage error points to that command's --help). On a usage error returns
+ * -EINVAL and writes one line (without "teepy: ") into err. The caller owns opts and frees
  * it with tp_run_opts_free. */
 int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv_fn getenv_fn,
 		      char *err, size_t err_size);
