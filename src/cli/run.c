@@ -719,13 +719,10 @@ static int check_signer(struct run *run)
 		goto out;
 	}
 	for (size_t i = 0; i < trusted.count; i++) {
-		struct tp_key *key = tp_key_load_public(trusted.items[i], err, sizeof(err));
-		if (!key) {
+		if (tp_key_read_public(trusted.items[i], raw[i], err, sizeof(err)) < 0) {
 			tp_error("%s %s: %s", source, trusted.items[i], err);
 			goto out;
 		}
-		tp_key_public_raw(key, raw[i]);
-		tp_key_free(key);
 	}
 
 	/* who claims to have signed first: a changed key is an unknown signer, a changed

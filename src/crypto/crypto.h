@@ -36,10 +36,13 @@ int tp_key_generate(const char *path, const char *pub_path);
  * keygen writes it). Pure: text need not be NUL-terminated. Returns 0 or -EINVAL. */
 int tp_ed25519_public_from_pem(const char *text, size_t size, uint8_t out[TP_ED25519_PUB_SIZE]);
 
-/* Loads a PEM key; a private key file also yields its public half. Returns NULL and
- * a reason in err on failure. */
+/* Loads a PEM private key, which also yields its public half. Returns NULL and a
+ * reason in err on failure. */
 struct tp_key *tp_key_load_private(const char *path, char *err, size_t err_size);
-struct tp_key *tp_key_load_public(const char *path, char *err, size_t err_size);
+/* The raw bytes of the Ed25519 public key in a PEM file (a .pub of teepy keygen),
+ * read without OpenSSL. Returns 0, or -EINVAL with a reason in err. */
+int tp_key_read_public(const char *path, uint8_t out[TP_ED25519_PUB_SIZE], char *err,
+		       size_t err_size);
 void tp_key_free(struct tp_key *key);
 
 /* A public key from its 32 raw bytes, or NULL. */
