@@ -48,7 +48,9 @@ struct tp_sandbox {
 /* Starts the service: namespaces and cgroups (the child joins them itself before
  * anything else), id maps, then the child builds its root and execs the
  * interpreter on its own; the caller waits with tp_sandbox_wait_exec. On failure
- * returns -errno and writes one line into err. */
+ * returns -errno and writes one line into err. Call it while the process has one
+ * thread: between clone and exec the child formats messages and cfg->mark lines
+ * with stdio, which a lock held by another thread at the clone would deadlock. */
 int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb, char *err,
 		     size_t err_size);
 
