@@ -369,8 +369,8 @@ int tp_key_read_public(const char *path, uint8_t out[TP_ED25519_PUB_SIZE], char 
 	size_t text_len;
 	int r;
 
-	if (read_key_file(path, &text, &text_len, err, err_size) < 0)
-		return -EINVAL;
+	if ((r = read_key_file(path, &text, &text_len, err, err_size)) < 0)
+		return r;
 	r = tp_ed25519_public_from_pem(text, text_len, out);
 	if (r < 0)
 		not_a_key(text, 0, err, err_size);

@@ -40,7 +40,7 @@ int tp_ed25519_public_from_pem(const char *text, size_t size, uint8_t out[TP_ED2
  * reason in err on failure. */
 struct tp_key *tp_key_load_private(const char *path, char *err, size_t err_size);
 /* The raw bytes of the Ed25519 public key in a PEM file (a .pub of teepy keygen),
- * read without OpenSSL. Returns 0, or -EINVAL with a reason in err. */
+ * read without OpenSSL. Returns 0, or -errno (-EINVAL: no such key) with a reason in err. */
 int tp_key_read_public(const char *path, uint8_t out[TP_ED25519_PUB_SIZE], char *err,
 		       size_t err_size);
 void tp_key_free(struct tp_key *key);
