@@ -1,0 +1,42 @@
+/* The limits of one invocation: one record, used by the options, the manifest,
+ * the runner and the sandbox's enforcement. Pure: no OS calls. */
+#ifndef TEEPY_COMMON_LIMITS_H
+#define TEEPY_COMMON_LIMITS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define TP_DEFAULT_MEMORY     (3ULL << 30)
+#define TP_DEFAULT_CPU_MS     (30ULL * 60 * 1000)
+#define TP_DEFAULT_TIMEOUT_MS (60ULL * 60 * 1000)
+#define TP_DEFAULT_THREADS    64u
+#define TP_MAX_THREADS	      4096u
+
+struct tp_limits {
+	uint64_t memory_bytes;	/* everything the service holds, a sealed root's files included */
+	uint64_t cpu_ms;	/* CPU time of all its threads and processes */
+	uint64_t timeout_ms;	/* wall clock, from spawn to the end */
+	uint64_t scratch_bytes; /* a private tmpfs at /tmp; 0 = none */
+	unsigned threads;	/* threads (and processes) at once */
+};
+
+/* Which limits a person set (a flag or TEEPY_*): a bundle's signed limits are only
+ * tightened by those. */
+enum tp_limit_bit {
+	TP_LIMIT_MEMORY = 1u << 0,
+	TP_LIMIT_CPU = 1u << 1,
+	TP_LIMIT_TIMEOUT = 1u << 2,
+	TP_LIMIT_SCRATCH = 1u << 3,
+	TP_LIMIT_THREADS = 1u << 4,
+};
+
+/* The defaults of `teepy run`: 3 GiB, 30 min CPU, 60 min wall clock, 64 threads, no scratch. */
+struct tp_limits tp_limits_default(void);
+
+/* The signed limits of a bundle, tightened by the ones a person gave (GIVEN, a set of
+ * enum tp_limit_bit): a given limit replaces the signed one only when it is smaller.
+ * Scratch is the bundle's policy and is kept. */
+struct tp_limits tp_limits_tighten(const struct tp_limits *signed_limits,
+				   const struct tp_limits *given_limits, unsigned given);
+
+#endif
