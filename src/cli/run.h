@@ -3,6 +3,7 @@
 #define TEEPY_CLI_RUN_H
 
 #include "run_opts.h"
+#include "../runner/runner.h"
 #include "../sandbox/root.h"
 
 #include <limits.h>
@@ -27,5 +28,8 @@ struct tp_traced_run {
  * exit code for the run. */
 int tp_run_traced(struct tp_run_opts *opts, const struct tp_strlist *preload,
 		  struct tp_trace_log *log, struct tp_traced_run *out);
+
+/* The exit code of a run that ended so (exit_codes.h). */
+int tp_exit_code_for(enum tp_end end);
 
 #endif

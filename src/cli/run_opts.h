@@ -62,13 +62,6 @@ void tp_run_opts_free(struct tp_run_opts *opts);
 /* Data item i of the TEEX list (service data, then task data), or NULL if out of range. */
 const char *tp_run_opts_data_item(const struct tp_run_opts *opts, size_t i);
 
-/* A script directly in a directory other users or programs share (/tmp, /dev/shm),
- * or in a home directory (/root, /home/USER, HOME), would make all of it visible
- * inside: says what DIR is ("shared by every user", "a home directory", "the
- * host's root"), or NULL for a directory of its own. DIR and HOME are canonical
- * paths; HOME may be NULL. No OS calls. */
-const char *tp_run_shared_dir(const char *dir, const char *home);
-
 extern const char tp_run_usage[];
 
 #endif

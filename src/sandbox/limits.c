@@ -105,7 +105,7 @@ static int enter_teepy_parent(const char *mount, const struct tp_cgroup_v2_plan 
 
 static const char *const v2_mounts[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
 
-static bool prepare_v2(struct tp_limits *limits, const char *self_cgroup)
+static bool prepare_v2(struct tp_limits_state *limits, const char *self_cgroup)
 {
 	char own[512], base[1024], subtree[256], root_controllers[256], text[64];
 	struct tp_cgroup_v2_plan plan;
@@ -135,7 +135,7 @@ static bool prepare_v2(struct tp_limits *limits, const char *self_cgroup)
 		}
 		if (r < 0)
 			continue;
-		snprintf(text, sizeof(text), "%" PRIu64, limits->memory_bytes);
+		snprintf(text, sizeof(text), "%" PRIu64, limits->set.memory_bytes);
 		if (write_file(limits->memory_dir, "memory.max", text) < 0) {
 			rmdir(limits->memory_dir);
 			limits->memory_dir[0] = '\0';
@@ -147,7 +147,7 @@ static bool prepare_v2(struct tp_limits *limits, const char *self_cgroup)
 		/* cpu.stat's usage_usec is in every v2 cgroup, cpu controller or not */
 		limits->cpu_mechanism = TP_LIMIT_CGROUP_V2;
 		if (plan.pids) {
-			snprintf(text, sizeof(text), "%u", limits->threads);
+			snprintf(text, sizeof(text), "%u", limits->set.threads);
 			if (write_file(limits->memory_dir, "pids.max", text) == 0)
 				limits->threads_mechanism = TP_LIMIT_CGROUP_V2;
 		}
@@ -180,7 +180,7 @@ static bool prepare_v1(const char *self_cgroup, const char *controller, const ch
 	return true;
 }
 
-void tp_limits_prepare(struct tp_limits *limits)
+void tp_limits_prepare(struct tp_limits_state *limits)
 {
 	char self_cgroup[4096];
 	int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
@@ -199,17 +199,17 @@ void tp_limits_prepare(struct tp_limits *limits)
 	limits->v2_parent[0] = '\0';
 
 	if (!prepare_v2(limits, self_cgroup)) {
-		if (prepare_v1(self_cgroup, "memory", "memory.limit_in_bytes", limits->memory_bytes,
+		if (prepare_v1(self_cgroup, "memory", "memory.limit_in_bytes", limits->set.memory_bytes,
 			       limits->memory_dir, sizeof(limits->memory_dir))) {
 			char text[64];
-			snprintf(text, sizeof(text), "%" PRIu64, limits->memory_bytes);
+			snprintf(text, sizeof(text), "%" PRIu64, limits->set.memory_bytes);
 			/* memsw exists only with swap accounting; there it must not exceed the
 			 * limit */
 			limits->swap_counted = write_file(limits->memory_dir,
 							  "memory.memsw.limit_in_bytes", text) == 0;
 			limits->memory_mechanism = TP_LIMIT_CGROUP_V1;
 		}
-		if (prepare_v1(self_cgroup, "pids", "pids.max", limits->threads, limits->pids_dir,
+		if (prepare_v1(self_cgroup, "pids", "pids.max", limits->set.threads, limits->pids_dir,
 			       sizeof(limits->pids_dir)))
 			limits->threads_mechanism = TP_LIMIT_CGROUP_V1;
 		if (limits->processes && prepare_v1(self_cgroup, "cpuacct", NULL, 0,
@@ -222,13 +222,13 @@ void tp_limits_prepare(struct tp_limits *limits)
 	 * number follows the limit. */
 	limits->nofile = TP_LIMITS_NOFILE;
 	if (limits->memory_mechanism == TP_LIMIT_RLIMIT) {
-		uint64_t per_2mib = limits->memory_bytes >> 21;
+		uint64_t per_2mib = limits->set.memory_bytes >> 21;
 		if (per_2mib < TP_LIMITS_NOFILE)
 			limits->nofile = per_2mib < 32 ? 32 : (unsigned)per_2mib;
 	}
 }
 
-int tp_limits_open_join(const struct tp_limits *limits, struct tp_cgroup_join *j)
+int tp_limits_open_join(const struct tp_limits_state *limits, struct tp_cgroup_join *j)
 {
 	const char *const v1_dirs[] = {limits->memory_dir, limits->pids_dir, limits->cpu_dir};
 	char path[640];
@@ -302,17 +302,17 @@ int tp_limits_join_self(const struct tp_cgroup_join *j, bool in_v2, const char *
 
 /* What RLIMIT_AS is set to without a memory cgroup: the scratch tmpfs's pages are
  * memory the address space does not show, so they come out of it. */
-static uint64_t fallback_address_space(const struct tp_limits *limits)
+static uint64_t fallback_address_space(const struct tp_limits_state *limits)
 {
-	return limits->memory_bytes - limits->scratch_bytes;
+	return limits->set.memory_bytes - limits->set.scratch_bytes;
 }
 
-static rlim_t cpu_backstop_seconds(const struct tp_limits *limits)
+static rlim_t cpu_backstop_seconds(const struct tp_limits_state *limits)
 {
-	return (rlim_t)((limits->cpu_ms + 999) / 1000 + 1);
+	return (rlim_t)((limits->set.cpu_ms + 999) / 1000 + 1);
 }
 
-int tp_limits_apply_rlimits(const struct tp_limits *limits)
+int tp_limits_apply_rlimits(const struct tp_limits_state *limits)
 {
 	/* teepy kills at the limit (tp_limits_cpu_used_ns); the kernel's own kill comes a
 	 * second later, should teepy be stopped. Its clock is tick-sampled, so at the
@@ -333,7 +333,7 @@ int tp_limits_apply_rlimits(const struct tp_limits *limits)
 	}
 	if (limits->threads_mechanism == TP_LIMIT_RLIMIT) {
 		/* counted per uid in the service's own user namespace (and the host's) */
-		struct rlimit nproc = {limits->threads, limits->threads};
+		struct rlimit nproc = {limits->set.threads, limits->set.threads};
 		if (setrlimit(RLIMIT_NPROC, &nproc) < 0)
 			return -errno;
 	}
@@ -398,7 +398,7 @@ static const struct sock_filter fallback_filter[] = {
 _Static_assert(sizeof(fallback_filter) / sizeof(fallback_filter[0]) == AT_DENY + 1,
 	       "the jump targets of fallback_filter are out of step with its instructions");
 
-int tp_limits_apply_filter(const struct tp_limits *limits)
+int tp_limits_apply_filter(const struct tp_limits_state *limits)
 {
 	const struct tp_bpf prog = {(void *)fallback_filter, sizeof(fallback_filter)};
 
@@ -422,7 +422,7 @@ static int read_counter(const char *dir, const char *file, const char *key, uint
 	return 0;
 }
 
-uint64_t tp_limits_cpu_used_ns(const struct tp_limits *limits, pid_t pid)
+uint64_t tp_limits_cpu_used_ns(const struct tp_limits_state *limits, pid_t pid)
 {
 	uint64_t value = 0;
 	clockid_t clock;
@@ -445,7 +445,7 @@ uint64_t tp_limits_cpu_used_ns(const struct tp_limits *limits, pid_t pid)
 	}
 }
 
-bool tp_limits_oom_killed(const struct tp_limits *limits)
+bool tp_limits_oom_killed(const struct tp_limits_state *limits)
 {
 	uint64_t kills = 0;
 
@@ -456,7 +456,7 @@ bool tp_limits_oom_killed(const struct tp_limits *limits)
 	return kills > 0;
 }
 
-uint64_t tp_limits_peak_memory(const struct tp_limits *limits)
+uint64_t tp_limits_peak_memory(const struct tp_limits_state *limits)
 {
 	uint64_t peak = 0;
 
@@ -477,7 +477,7 @@ static void remove_cgroup(char *dir)
 	dir[0] = '\0';
 }
 
-void tp_limits_cleanup(struct tp_limits *limits)
+void tp_limits_cleanup(struct tp_limits_state *limits)
 {
 	remove_cgroup(limits->memory_dir);
 	remove_cgroup(limits->pids_dir);
@@ -488,7 +488,7 @@ void tp_limits_cleanup(struct tp_limits *limits)
 	limits->v2_parent[0] = '\0';
 }
 
-void tp_limits_print(const struct tp_limits *limits, uint64_t limit_bytes, uint64_t root_bytes,
+void tp_limits_print(const struct tp_limits_state *limits, uint64_t limit_bytes, uint64_t root_bytes,
 		     FILE *out)
 {
 	char a[32], b[32];
@@ -498,7 +498,7 @@ void tp_limits_print(const struct tp_limits *limits, uint64_t limit_bytes, uint6
 	if (root_bytes)
 		fprintf(out, " (the sealed root's files take %s, the service gets %s)",
 			tp_format_size(root_bytes, a, sizeof(a)),
-			tp_format_size(limits->memory_bytes, b, sizeof(b)));
+			tp_format_size(limits->set.memory_bytes, b, sizeof(b)));
 	if (cgroup) {
 		fprintf(out,
 			" via cgroup %s, all processes together; page cache, tmpfs and the "
@@ -511,9 +511,9 @@ void tp_limits_print(const struct tp_limits *limits, uint64_t limit_bytes, uint6
 			" via RLIMIT_AS %s (fallback, no cgroup: address space, not memory, %s",
 			tp_format_size(fallback_address_space(limits), a, sizeof(a)),
 			limits->processes ? "of each process separately" : "of the one process");
-		if (limits->scratch_bytes)
+		if (limits->set.scratch_bytes)
 			fprintf(out, "; less the %s scratch",
-				tp_format_size(limits->scratch_bytes, b, sizeof(b)));
+				tp_format_size(limits->set.scratch_bytes, b, sizeof(b)));
 		fprintf(out,
 			")\n  not counted   memory the kernel holds for the service: socket "
 			"and pipe buffers (bounded: %u descriptors per process, default buffer "
@@ -525,22 +525,22 @@ void tp_limits_print(const struct tp_limits *limits, uint64_t limit_bytes, uint6
 	case TP_LIMIT_CGROUP_V2:
 	case TP_LIMIT_CGROUP_V1:
 		fprintf(out, "  threads       %u via cgroup %s pids.max, all processes together\n",
-			limits->threads,
+			limits->set.threads,
 			limits->threads_mechanism == TP_LIMIT_CGROUP_V2 ? "v2" : "v1");
 		break;
 	case TP_LIMIT_RLIMIT:
 		fprintf(out,
 			"  threads       %u via RLIMIT_NPROC (fallback, no cgroup: counted for uid "
 			"%u in the service's user namespace)\n",
-			limits->threads, (unsigned)getuid());
+			limits->set.threads, (unsigned)getuid());
 		break;
 	default:
 		fprintf(out,
 			"  threads       %u NOT enforced: no pids cgroup, and the kernel exempts "
 			"host uid 0 from RLIMIT_NPROC\n",
-			limits->threads);
+			limits->set.threads);
 	}
-	fprintf(out, "  cpu time      %s", tp_format_duration(limits->cpu_ms, a, sizeof(a)));
+	fprintf(out, "  cpu time      %s", tp_format_duration(limits->set.cpu_ms, a, sizeof(a)));
 	switch (limits->cpu_mechanism) {
 	case TP_LIMIT_CGROUP_V2:
 	case TP_LIMIT_CGROUP_V1:
@@ -561,7 +561,7 @@ void tp_limits_print(const struct tp_limits *limits, uint64_t limit_bytes, uint6
 		(unsigned long long)cpu_backstop_seconds(limits));
 }
 
-bool tp_limits_weaker(const struct tp_limits *limits, char *line, size_t size)
+bool tp_limits_weaker(const struct tp_limits_state *limits, char *line, size_t size)
 {
 	const char *parts[3];
 	size_t count = 0, len;

@@ -175,25 +175,35 @@ child_main(const struct tp_sandbox_config *cfg, bool in_v2, int sync_fd, int err
 
 	if (cfg->mark)
 		cfg->mark("child: limits set, exec next");
-	/* fds: 0 = /dev/null, 1 and 2 = the output pipe, 3 = control, nothing else */
+	/* fds: 0 = /dev/null, 1 and 2 = the output pipe, 3 = control, 4.. the handed
+	 * ones, nothing else (the setup-error pipe, close-on-exec, just past them) */
+	size_t handed = cfg->handed_count;
+	int err_target = 4 + (int)handed;
+	int moved[TP_SANDBOX_MAX_HANDED];
 	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null_fd < 0)
 		child_die(err_fd, "open /dev/null: %s", strerror(errno));
-	/* move err_fd and ctrl_fd out of the way of 0..3 first */
-	err_fd = fcntl(err_fd, F_DUPFD_CLOEXEC, 10);
-	ctrl_fd = fcntl(ctrl_fd, F_DUPFD, 10);
-	out_fd = fcntl(out_fd, F_DUPFD, 10);
+	/* move everything out of the way of 0..err_target first */
+	err_fd = fcntl(err_fd, F_DUPFD_CLOEXEC, err_target + 10);
+	ctrl_fd = fcntl(ctrl_fd, F_DUPFD, err_target + 10);
+	out_fd = fcntl(out_fd, F_DUPFD, err_target + 10);
 	if (err_fd < 0 || ctrl_fd < 0 || out_fd < 0)
 		_exit(127);
+	for (size_t i = 0; i < handed; i++)
+		if ((moved[i] = fcntl(cfg->handed_fds[i], F_DUPFD, err_target + 10)) < 0)
+			child_die(err_fd, "handed fd %d: %s", cfg->handed_fds[i], strerror(errno));
 	if ((r = move_fd(null_fd, 0)) < 0 || (r = move_fd(out_fd, 1)) < 0 ||
 	    (r = move_fd(out_fd, 2)) < 0 || (r = move_fd(ctrl_fd, TP_CTRL_FD)) < 0)
 		child_die(err_fd, "set up fds: %s", strerror(-r));
-	if (err_fd != 4) {
-		if (dup3(err_fd, 4, O_CLOEXEC) < 0)
+	for (size_t i = 0; i < handed; i++)
+		if ((r = move_fd(moved[i], 4 + (int)i)) < 0)
+			child_die(err_fd, "set up fds: %s", strerror(-r));
+	if (err_fd != err_target) {
+		if (dup3(err_fd, err_target, O_CLOEXEC) < 0)
 			child_die(err_fd, "set up fds: %s", strerror(errno));
-		err_fd = 4;
+		err_fd = err_target;
 	}
-	if (syscall(SYS_close_range, 5, ~0U, 0) < 0)
+	if (syscall(SYS_close_range, (unsigned)err_target + 1, ~0U, 0) < 0)
 		child_die(err_fd, "close inherited fds: %s", strerror(errno));
 
 	if ((r = drop_capabilities()) < 0)
@@ -279,6 +289,11 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 
 	sb->pid = -1;
 	sb->ctrl_fd = sb->out_fd = sb->err_fd = sb->ready_fd = sb->go_fd = -1;
+	if (cfg->handed_count > TP_SANDBOX_MAX_HANDED) {
+		snprintf(err, err_size, "at most %d descriptors can be handed to the service",
+			 TP_SANDBOX_MAX_HANDED);
+		return -E2BIG;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctrl) < 0 ||
 	    pipe2(out, O_CLOEXEC) < 0 || pipe2(sync, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
 	    (cfg->filled_from_outside &&

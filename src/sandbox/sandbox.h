@@ -16,6 +16,8 @@
 unsigned tp_sandbox_service_uid(void);
 unsigned tp_sandbox_service_gid(void);
 
+#define TP_SANDBOX_MAX_HANDED 16
+
 struct tp_sandbox_config {
 	const char *interpreter;        /* path inside the root (same as the host's) */
 	const char *const *argv;        /* for the interpreter */
@@ -24,9 +26,12 @@ struct tp_sandbox_config {
 	const struct tp_root_plan *root;
 	const char *cwd;                /* inside the root */
 	const char *scratch_dir;        /* inside the root, or NULL */
-	const struct tp_limits *limits; /* prepared by tp_limits_prepare */
+	const struct tp_limits_state *limits; /* prepared by tp_limits_prepare */
 	const struct tp_cgroup_join *join; /* opened by tp_limits_open_join */
 	const struct tp_bpf *stage1;
+	const int *handed_fds; /* the service gets these at fd 4, 5, ... (at most
+				* TP_SANDBOX_MAX_HANDED) */
+	size_t handed_count;
 	bool trace; /* teepy build: the caller traces the child (see trace/trace.h) */
 	/* sealed root: the child stops in its empty root until the supervisor has
 	 * written the verified files into it (tp_sandbox_wait_ready / tp_sandbox_go) */

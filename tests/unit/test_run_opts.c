@@ -1,6 +1,7 @@
 /* `teepy run` options: flags, TEEPY_* settings, data order. */
 #include "test.h"
 #include "../../src/cli/run_opts.h"
+#include "../../src/runner/runner.h"
 
 #include <errno.h>
 

@@ -1,9 +1,10 @@
 /* The sealed root's content, verified as it is written: the hash is computed over
  * each chunk on its way from the source into the root, so what the service will
  * read is exactly what was checked, whatever the source does meanwhile. */
-#include "sealed.h"
+#include "fill.h"
 
 #include "../common/io.h"
+#include "../crypto/crypto.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +29,8 @@
  * with pread and the root on huge pages, root.c). */
 
 struct job {
-	const struct tp_bundle_file *bf;
+	const struct tp_manifest *m;
+	const struct tp_file_source *bundled, *system;
 	int root_fd;
 	size_t *order;      /* file indexes, largest first */
 	atomic_size_t next; /* the threads take files from the same list */
@@ -36,7 +38,8 @@ struct job {
 	atomic_int bad_files; /* files refused */
 	size_t err_index;     /* the manifest index of the file err names (SIZE_MAX: none) */
 	pthread_mutex_t lock; /* err, err_index, cpu_seconds */
-	bool (*stop)(void);
+	bool (*stop)(void *);
+	void *stop_ctx;
 	char *err;
 	size_t err_size;
 	double cpu_seconds; /* of the threads that have finished, under lock */
@@ -114,16 +117,16 @@ static int make_dirs(const struct tp_manifest *m, int root_fd, char *err, size_t
 
 /* The refusals of a system file that is not what the manifest says, each naming the
  * file, the expected sha256 and, where the file can be read, the actual one. */
-static void refuse_unreadable(struct job *job, const struct tp_manifest_file *f, const char *want,
-			      int err)
+static void refuse_unreadable(const struct tp_manifest_file *f, const char *want, int err,
+			      char *line, size_t size)
 {
 	if (err == ENOENT || err == ENOTDIR)
-		report(job, "file %s: missing on this host (the manifest expects sha256 %s)",
-		       f->path, want);
+		snprintf(line, size, "file %s: missing on this host (the manifest expects sha256 %s)",
+			 f->path, want);
 	else
-		report(job,
-		       "file %s: cannot be read on this host: %s (the manifest expects sha256 %s)",
-		       f->path, strerror(err), want);
+		snprintf(line, size,
+			 "file %s: cannot be read on this host: %s (the manifest expects sha256 %s)",
+			 f->path, strerror(err), want);
 }
 
 static const char *file_type(mode_t mode)
@@ -136,8 +139,8 @@ static const char *file_type(mode_t mode)
 				: "not a regular file";
 }
 
-static void refuse_changed(struct job *job, const struct tp_manifest_file *f, const char *want,
-			   int fd, const struct stat *st)
+static void refuse_changed(const struct tp_manifest_file *f, const char *want, int fd,
+			   const struct stat *st, char *line, size_t size)
 {
 	char got[65] = "unknown";
 	uint8_t digest[32];
@@ -146,59 +149,103 @@ static void refuse_changed(struct job *job, const struct tp_manifest_file *f, co
 	ssize_t n;
 
 	if (!S_ISREG(st->st_mode)) {
-		report(job,
-		       "file %s: not a regular file on this host (%s; the manifest expects %llu "
-		       "bytes with sha256 %s)",
-		       f->path, file_type(st->st_mode), (unsigned long long)f->size, want);
+		snprintf(line, size,
+			 "file %s: not a regular file on this host (%s; the manifest expects %llu "
+			 "bytes with sha256 %s)",
+			 f->path, file_type(st->st_mode), (unsigned long long)f->size, want);
 		return;
 	}
 	/* a refusal only: the file is read once more to say what is there instead */
 	if ((ctx = tp_sha256_new())) {
-		while ((n = read(fd, buf, sizeof(buf))) > 0 && !(job->stop && job->stop()))
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
 			tp_sha256_update(ctx, buf, (size_t)n);
 		tp_sha256_final(ctx, digest);
 		if (n == 0)
 			tp_hex(digest, 32, got);
 	}
-	report(job,
-	       "file %s: size is %lld bytes, the manifest says %llu (changed on this host): "
-	       "sha256 is %s, the manifest says %s",
-	       f->path, (long long)st->st_size, (unsigned long long)f->size, got, want);
+	snprintf(line, size,
+		 "file %s: size is %lld bytes, the manifest says %llu (changed on this host): "
+		 "sha256 is %s, the manifest says %s",
+		 f->path, (long long)st->st_size, (unsigned long long)f->size, got, want);
+}
+
+/* ---- the sources ---- */
+
+static int host_open(void *ctx, const struct tp_manifest_file *f, struct tp_source_file *out,
+		     char *err, size_t err_size)
+{
+	char want[65];
+	struct stat st;
+	int fd, r;
+
+	(void)ctx;
+	tp_hex(f->sha256, 32, want);
+	/* a FIFO or device planted at a system path must not block us */
+	fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		r = -errno;
+		refuse_unreadable(f, want, -r, err, err_size);
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size) {
+		refuse_changed(f, want, fd, &st, err, err_size);
+		close(fd);
+		return -EBADMSG;
+	}
+	*out = (struct tp_source_file){ .fd = fd, .base = 0, .owned = true };
+	return 0;
+}
+
+static ssize_t fd_read(void *ctx, const struct tp_source_file *sf, void *buf, size_t size,
+		       uint64_t offset)
+{
+	(void)ctx;
+	return pread(sf->fd, buf, size, (off_t)(sf->base + offset));
+}
+
+static void fd_close(void *ctx, struct tp_source_file *sf)
+{
+	(void)ctx;
+	if (sf->owned && sf->fd >= 0)
+		close(sf->fd);
+	sf->fd = -1;
+}
+
+const struct tp_file_source tp_host_source = { host_open, fd_read, fd_close, NULL };
+
+static int blob_open(void *ctx, const struct tp_manifest_file *f, struct tp_source_file *out,
+		     char *err, size_t err_size)
+{
+	const struct tp_blob_source_ctx *b = ctx;
+
+	(void)err;
+	(void)err_size;
+	*out = (struct tp_source_file){ .fd = b->bundle_fd, .base = b->blob_offset + f->offset,
+					.owned = false };
+	return 0;
+}
+
+struct tp_file_source tp_blob_source(struct tp_blob_source_ctx *ctx)
+{
+	return (struct tp_file_source){ blob_open, fd_read, fd_close, ctx };
 }
 
 static int copy_one(struct job *job, size_t i, char *buf)
 {
-	const struct tp_manifest_file *f = &job->bf->manifest.files[i];
+	const struct tp_manifest_file *f = &job->m->files[i];
+	const struct tp_file_source *source = f->bundled ? job->bundled : job->system;
+	struct tp_source_file src = { .fd = -1 };
 	struct tp_sha256 *ctx = NULL;
 	uint8_t digest[32];
-	char want[65], got[65];
-	struct stat st;
-	uint64_t base = 0;
-	int src, dst = -1, r = 0;
+	char want[65], got[65], line[1024];
+	int dst = -1, r = 0;
 
 	tp_hex(f->sha256, 32, want);
-	if (f->bundled) {
-		src = job->bf->fd;
-		base = job->bf->bundle.blob_offset + f->offset;
-	} else {
-		/* a FIFO or device planted at a system path must not block us */
-		src = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-		if (src < 0) {
-			r = -errno;
-			refuse_unreadable(job, f, want, -r);
-			return r;
-		}
-		if (fstat(src, &st) < 0) {
-			r = -errno;
-			refuse_unreadable(job, f, want, -r);
-			close(src);
-			return r;
-		}
-		if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size) {
-			refuse_changed(job, f, want, src, &st);
-			close(src);
-			return -EBADMSG;
-		}
+	if ((r = source->open(source->ctx, f, &src, line, sizeof(line))) < 0) {
+		report(job, "%s", line);
+		return r;
 	}
 
 	if ((dst = openat(job->root_fd, f->path + 1,
@@ -215,7 +262,7 @@ static int copy_one(struct job *job, size_t i, char *buf)
 	}
 	for (uint64_t offset = 0; offset < f->size;) {
 		size_t want_n = f->size - offset < CHUNK ? (size_t)(f->size - offset) : CHUNK;
-		ssize_t n = pread(src, buf, want_n, (off_t)(base + offset));
+		ssize_t n = source->read(source->ctx, &src, buf, want_n, offset);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -261,8 +308,7 @@ out:
 	}
 	if (dst >= 0)
 		close(dst);
-	if (!f->bundled)
-		close(src);
+	source->close(source->ctx, &src);
 	return r;
 }
 
@@ -286,9 +332,9 @@ static void *worker(void *arg)
 	}
 	for (;;) {
 		size_t k = atomic_fetch_add(&job->next, 1);
-		if (k >= job->bf->manifest.file_count)
+		if (k >= job->m->file_count)
 			break;
-		if (job->stop && job->stop()) {
+		if (job->stop && job->stop(job->stop_ctx)) {
 			report(job, "stopped before every file was verified");
 			break;
 		}
@@ -304,30 +350,32 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static const struct tp_manifest_file *sort_files;
-static int larger_first(const void *a, const void *b)
+static int larger_first(const void *a, const void *b, void *files_arg)
 {
-	uint64_t x = sort_files[*(const size_t *)a].size, y = sort_files[*(const size_t *)b].size;
+	const struct tp_manifest_file *files = files_arg;
+	uint64_t x = files[*(const size_t *)a].size, y = files[*(const size_t *)b].size;
 
 	return x < y ? 1 : x > y ? -1 : 0;
 }
 
-uint64_t tp_sealed_reserve(const struct tp_bundle_file *bf)
+uint64_t tp_fill_reserve(const struct tp_manifest *m)
 {
 	uint64_t total = 0;
 
 	/* tmpfs rounds every file up to whole pages; directories cost a page or so */
-	for (size_t i = 0; i < bf->manifest.file_count; i++)
-		total += (bf->manifest.files[i].size + 4095) / 4096 * 4096 + 4096;
+	for (size_t i = 0; i < m->file_count; i++)
+		total += (m->files[i].size + 4095) / 4096 * 4096 + 4096;
 	return total;
 }
 
-int tp_sealed_fill(const struct tp_bundle_file *bf, int root_fd, struct tp_sealed *out, char *err,
-		   size_t err_size, bool (*stop)(void))
+int tp_fill_root(const struct tp_manifest *m, const struct tp_file_source *bundled,
+		 const struct tp_file_source *system, int root_fd, struct tp_fill_stats *out,
+		 char *err, size_t err_size, bool (*stop)(void *stop_ctx), void *stop_ctx)
 {
-	struct job job = { .bf = bf, .root_fd = root_fd, .err = err, .err_size = err_size,
-			   .stop = stop, .err_index = SIZE_MAX };
-	size_t n = bf->manifest.file_count;
+	struct job job = { .m = m, .bundled = bundled, .system = system, .root_fd = root_fd,
+			   .err = err, .err_size = err_size, .stop = stop, .stop_ctx = stop_ctx,
+			   .err_index = SIZE_MAX };
+	size_t n = m->file_count;
 	struct timespec t0, t1;
 	pthread_t helper;
 	bool have_helper;
@@ -340,14 +388,13 @@ int tp_sealed_fill(const struct tp_bundle_file *bf, int root_fd, struct tp_seale
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		job.order[i] = i;
-	sort_files = bf->manifest.files;
 	if (n > 1)
-		qsort(job.order, n, sizeof(size_t), larger_first);
+		qsort_r(job.order, n, sizeof(size_t), larger_first, (void *)m->files);
 	pthread_mutex_init(&job.lock, NULL);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	double dirs_cpu = thread_cpu_seconds();
-	r = make_dirs(&bf->manifest, root_fd, err, err_size);
+	r = make_dirs(m, root_fd, err, err_size);
 	job.cpu_seconds = thread_cpu_seconds() - dirs_cpu;
 	if (r < 0) {
 		pthread_mutex_destroy(&job.lock);
@@ -368,7 +415,7 @@ int tp_sealed_fill(const struct tp_bundle_file *bf, int root_fd, struct tp_seale
 	out->threads = have_helper ? 2 : 1;
 	out->count = n;
 	for (size_t i = 0; i < n; i++)
-		out->bytes += bf->manifest.files[i].size;
+		out->bytes += m->files[i].size;
 	/* the other files refused, beside the one err names (if it names a file) */
 	int more = atomic_load(&job.bad_files) - (job.err_index != SIZE_MAX);
 	if (more > 0) {

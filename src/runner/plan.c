@@ -1,0 +1,702 @@
+/* Planning one invocation: the script or bundle loaded, its root, sys.path, limits,
+ * environment and boot payload decided before anything is spawned. */
+#include "plan.h"
+
+#include "../crypto/crypto.h"
+
+#include "../common/units.h"
+#include "../pyboot/boot.h"
+#include "../sandbox/landlock.h"
+#include "../sandbox/sandbox.h"
+#include "../sandbox/seccomp.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const devices[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random",
+				       "/dev/urandom" };
+
+int tp_runner_fail(struct tp_outcome *out, enum tp_end end, const char *fmt, ...)
+{
+	va_list ap;
+
+	out->end = end;
+	va_start(ap, fmt);
+	vsnprintf(out->message, sizeof(out->message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static size_t count_of(const char *const *list)
+{
+	size_t n = 0;
+
+	while (list && list[n])
+		n++;
+	return n;
+}
+
+/* A bind shows every mount beneath it: no proc, sysfs, devtmpfs ... may be there.
+ * WHAT names the flag or script in the message. */
+static int check_no_kernel_mount(struct tp_outcome *out, const char *what, const char *real)
+{
+	char found[PATH_MAX + 64];
+	int r = tp_root_kernel_mount(real, found, sizeof(found));
+
+	if (r < 0)
+		return tp_runner_fail(out, TP_END_INTERNAL,
+				      "cannot read the mount table /proc/self/mountinfo: %s",
+				      strerror(-r));
+	if (r > 0)
+		return tp_runner_fail(out, TP_END_CONFIG,
+				      "%s: %s would show the host's kernel file system %s; use a "
+				      "path without it",
+				      what, real, found);
+	return 0;
+}
+
+/* The unsealed script: its real path and directory. */
+static int load_script(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	const struct tp_run_config *cfg = inv->cfg;
+	struct stat st;
+
+	if (!realpath(cfg->script, inv->script))
+		return tp_runner_fail(out, TP_END_CONFIG, "%s: %s", cfg->script, strerror(errno));
+	if (stat(inv->script, &st) < 0 || !S_ISREG(st.st_mode))
+		return tp_runner_fail(out, TP_END_CONFIG, "%s: not a regular file", cfg->script);
+	if (access(inv->script, R_OK) < 0)
+		return tp_runner_fail(out, TP_END_CONFIG, "%s: %s", cfg->script, strerror(errno));
+	snprintf(inv->script_dir, sizeof(inv->script_dir), "%s", inv->script);
+	*strrchr(inv->script_dir, '/') = '\0';
+	if (!inv->script_dir[0])
+		snprintf(inv->script_dir, sizeof(inv->script_dir), "/");
+
+	/* the whole directory is visible inside: it must be the script's own */
+	char home[PATH_MAX];
+	const char *shared = tp_run_shared_dir(
+	    inv->script_dir, cfg->home && *cfg->home && realpath(cfg->home, home) ? home : NULL);
+	if (shared)
+		return tp_runner_fail(out, TP_END_CONFIG,
+				      "%s: its directory %s is %s, and all of it would be visible "
+				      "inside; move the script into a directory of its own",
+				      cfg->script, inv->script_dir, shared);
+	if (check_no_kernel_mount(out, cfg->script, inv->script_dir) < 0)
+		return -1;
+	snprintf(inv->entry, sizeof(inv->entry), "%s", inv->script);
+	snprintf(inv->cwd, sizeof(inv->cwd), "%s", inv->script_dir);
+	return 0;
+}
+
+/* The memory limit holds the sealed root's files and, without a cgroup, the
+ * scratch tmpfs (see limits.c); what is left must start the interpreter. Checked
+ * once the limits are final: a bundle's signed limit, tightened by flags. */
+static int check_memory(const struct tp_invocation *inv, struct tp_outcome *out)
+{
+	const struct tp_run_config *cfg = inv->cfg;
+	const struct tp_limits *l = &inv->limits;
+	uint64_t root = inv->sealed ? inv->plan.reserve_bytes : 0;
+	uint64_t taken = root + l->scratch_bytes;
+	char limit[32], root_text[32], scratch[32], min[32], parts[128] = "";
+	const char *fix;
+
+	if (cfg->input_size > l->memory_bytes)
+		return tp_runner_fail(out, TP_END_CONFIG,
+				      "%s: larger than the memory limit (%s), which the service "
+				      "could not hold (raise --memory)",
+				      cfg->input_name ? cfg->input_name : "the input",
+				      tp_format_size(l->memory_bytes, limit, sizeof(limit)));
+	if (l->memory_bytes >= taken && l->memory_bytes - taken >= TP_LIMITS_MIN_MEMORY)
+		return 0;
+	if (root)
+		snprintf(parts, sizeof(parts), " less the sealed root's files (%s)",
+			 tp_format_size(root, root_text, sizeof(root_text)));
+	if (l->scratch_bytes)
+		snprintf(parts + strlen(parts), sizeof(parts) - strlen(parts),
+			 " less the scratch (%s)",
+			 tp_format_size(l->scratch_bytes, scratch, sizeof(scratch)));
+	if (inv->sealed)
+		fix = l->memory_bytes < inv->bundle.manifest.memory_bytes
+			  ? "raise --memory, up to the bundle's own limit"
+			  : "rebuild the bundle with a larger --memory";
+	else if (l->scratch_bytes)
+		fix = "raise --memory or lower --scratch";
+	else
+		fix = "use --memory 32M or more";
+	return tp_runner_fail(
+	    out, TP_END_CONFIG,
+	    "%s%smemory limit %s%s leaves less than the %s the interpreter needs (%s)",
+	    inv->sealed ? cfg->script : "", inv->sealed ? ": " : "",
+	    tp_format_size(l->memory_bytes, limit, sizeof(limit)), parts,
+	    tp_format_size(TP_LIMITS_MIN_MEMORY, min, sizeof(min)), fix);
+}
+
+/* Landlock: what may be executed inside (the interpreter and its loader, and for a
+ * processes policy the directory of programs). */
+static void set_exec_files(struct tp_invocation *inv, const char *exe, const char *loader,
+			   const char *more)
+{
+	snprintf(inv->exec_buf[0], PATH_MAX, "%s", exe);
+	snprintf(inv->exec_buf[1], PATH_MAX, "%s", loader);
+	inv->exec_files[0] = inv->exec_buf[0];
+	inv->exec_files[1] = inv->exec_buf[1];
+	inv->exec_files[2] = more;
+	inv->exec_files[3] = NULL;
+}
+
+/* Directories of /etc/alternatives targets already resolved. */
+struct resolved_dirs {
+	char dir[16][2][PATH_MAX];
+	size_t count;
+};
+
+/* Whether an /etc/alternatives target may be visible: inside a bind once its
+ * directory is resolved (dirs caches the few directories the ~500 links share), or
+ * itself a link, which only a full walk can follow. */
+static bool may_be_visible(const struct tp_root_plan *plan, const char *target,
+			   struct resolved_dirs *dirs)
+{
+	char dir[PATH_MAX], real[PATH_MAX];
+	const char *slash = strrchr(target, '/');
+	struct stat st;
+	size_t i;
+
+	if (target[0] != '/' || tp_root_plan_covers(plan, target))
+		return true;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - target), target);
+	for (i = 0; i < dirs->count && strcmp(dirs->dir[i][0], dir) != 0; i++)
+		;
+	if (i == dirs->count) {
+		if (!realpath(dir[0] ? dir : "/", real))
+			return false;
+		if (dirs->count < 16) {
+			snprintf(dirs->dir[dirs->count][0], PATH_MAX, "%s", dir);
+			snprintf(dirs->dir[dirs->count][1], PATH_MAX, "%s", real);
+			dirs->count++;
+		}
+	} else {
+		snprintf(real, sizeof(real), "%s", dirs->dir[i][1]);
+	}
+	if (strlen(real) + strlen(slash) < sizeof(real)) {
+		strcat(real, slash);
+		if (tp_root_plan_covers(plan, real))
+			return true;
+	}
+	return lstat(target, &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+/* Debian reaches some libraries through /etc/alternatives (BLAS, LAPACK): keep the
+ * links whose targets are visible, nothing else of /etc. Most lead to programs and
+ * manuals that are not: a readlink settles those before the full walk, which costs
+ * about ten system calls a link (measured: 4,400 calls, most of the planning time
+ * of an --allow-site-packages run, before this filter). */
+static int plan_alternatives(struct tp_root_plan *plan)
+{
+	struct resolved_dirs *dirs = calloc(1, sizeof(*dirs));
+	DIR *d = opendir("/etc/alternatives");
+	struct dirent *e;
+
+	if (!dirs) {
+		if (d)
+			closedir(d);
+		return -ENOMEM;
+	}
+	while (d && (e = readdir(d))) {
+		char path[PATH_MAX], target[PATH_MAX];
+		ssize_t n;
+		if (e->d_name[0] == '.' || e->d_type != DT_LNK)
+			continue;
+		n = readlinkat(dirfd(d), e->d_name, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (!may_be_visible(plan, target, dirs))
+			continue;
+		snprintf(path, sizeof(path), "/etc/alternatives/%s", e->d_name);
+		tp_root_plan_add_links(plan, path);
+	}
+	if (d)
+		closedir(d);
+	free(dirs);
+	return 0;
+}
+
+/* One --allow or --pythonpath PATH (FLAG names it): its real path into the plan. */
+static int plan_allowed(struct tp_invocation *inv, struct tp_outcome *out, const char *flag,
+			const char *path, char real[PATH_MAX])
+{
+	static const char *const kernel_dirs[] = { "/proc", "/sys", "/dev" };
+	int r;
+
+	if (!realpath(path, real))
+		return tp_runner_fail(out, TP_END_CONFIG, "%s %s: %s", flag, path, strerror(errno));
+	if (strcmp(real, "/") == 0)
+		return tp_runner_fail(out, TP_END_CONFIG, "%s %s: the whole host cannot be allowed",
+				      flag, path);
+	for (size_t k = 0; k < sizeof(kernel_dirs) / sizeof(kernel_dirs[0]); k++)
+		if (tp_root_path_under(real, kernel_dirs[k]))
+			return tp_runner_fail(out, TP_END_CONFIG,
+					      "%s %s: %s is the host's kernel view (its processes, "
+					      "devices, settings) and cannot be allowed",
+					      flag, path, kernel_dirs[k]);
+	if (inv->limits.scratch_bytes && tp_root_path_under(real, "/tmp"))
+		return tp_runner_fail(out, TP_END_CONFIG,
+				      "%s %s: --scratch makes /tmp private; allow a path outside "
+				      "/tmp, or drop --scratch",
+				      flag, path);
+	char what[PATH_MAX + 16];
+	snprintf(what, sizeof(what), "%s %s", flag, path);
+	if (check_no_kernel_mount(out, what, real) < 0)
+		return -1;
+	if ((r = tp_root_plan_add_path(&inv->plan, real)) < 0)
+		return tp_runner_fail(out, TP_END_CONFIG, "%s %s: %s", flag, path, strerror(-r));
+	return 0;
+}
+
+/* A user database of the service's own account, root and nobody, and nothing of
+ * the host's: pwd.getpwuid(os.getuid()), getpass.getuser(), Path.home() and
+ * tarfile's owner names work as natively, and so does pwd.getpwuid(0), which
+ * programs take for granted (CPython's test_tarfile looks root up at import). Every
+ * Unix has root and nobody: naming them reveals no host account. Inside, uid 0 is
+ * mapped to nothing; 65534 is what any unmapped owner shows as. */
+static int plan_user_database(struct tp_invocation *inv)
+{
+	unsigned uid = tp_sandbox_service_uid(), gid = tp_sandbox_service_gid();
+	const char *home = inv->limits.scratch_bytes ? "/tmp" : "/";
+	char passwd[512], groups[256];
+	int n, r;
+
+	n = snprintf(passwd, sizeof(passwd),
+		     "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+		     "teepy:x:%u:%u:teepy:%s:/usr/sbin/nologin\n",
+		     uid, gid, home);
+	if (uid != 65534)
+		snprintf(passwd + n, sizeof(passwd) - (size_t)n,
+			 "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
+	n = snprintf(groups, sizeof(groups), "root:x:0:\nteepy:x:%u:\n", gid);
+	if (gid != 65534)
+		snprintf(groups + n, sizeof(groups) - (size_t)n, "nogroup:x:65534:\n");
+	r = tp_root_plan_add(&inv->plan, TP_ROOT_FILE, "/etc/passwd", passwd, 0);
+	return r ?: tp_root_plan_add(&inv->plan, TP_ROOT_FILE, "/etc/group", groups, 0);
+}
+
+/* What every root has: devices, the runtime extension, the user database, scratch. */
+static int plan_runtime(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	struct tp_root_plan *plan = &inv->plan;
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < sizeof(devices) / sizeof(devices[0]); i++)
+		r = tp_root_plan_add(plan, TP_ROOT_DEVICE, devices[i], devices[i], 0);
+	r = r ?: tp_root_plan_add(plan, TP_ROOT_RUNTIME,
+				  TP_RUNTIME_DIR "/_teepy" TP_PYTHON_EXT_SUFFIX, inv->runtime_so, 0);
+	r = r ?: plan_user_database(inv);
+	if (r == 0 && inv->limits.scratch_bytes)
+		r = tp_root_plan_add(plan, TP_ROOT_TMPFS, "/tmp", NULL, inv->limits.scratch_bytes);
+	if (r < 0)
+		return tp_runner_fail(out, TP_END_INTERNAL, "cannot plan the root: %s",
+				      strerror(-r));
+	tp_root_plan_finish(plan);
+	return 0;
+}
+
+/* sys.path of an unsealed run: the script's directory (or /app in a traced build),
+ * the --pythonpath entries, the stdlib, lib-dynload, and dist-packages if allowed.
+ * A build records the same list, rewritten to where the bundle has each entry. */
+static int plan_python_path(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	const struct tp_run_config *cfg = inv->cfg;
+	struct tp_strlist *path = &inv->python_path;
+	int r = tp_strlist_push(path, cfg->trace_log ? TP_APP_DIR : inv->script_dir);
+
+	for (size_t i = 0; r == 0 && cfg->pythonpath && cfg->pythonpath[i]; i++) {
+		char real[PATH_MAX];
+		if (plan_allowed(inv, out, "--pythonpath", cfg->pythonpath[i], real) < 0)
+			return -1;
+		r = tp_strlist_push(path, real);
+	}
+	r = r ?: tp_strlist_push(path, TP_PYTHON_STDLIB);
+	r = r ?: tp_strlist_push(path, TP_PYTHON_STDLIB "/lib-dynload");
+	if (r == 0 && cfg->allow_site_packages)
+		r = tp_strlist_push(path, TP_PYTHON_DIST_PACKAGES);
+	if (r < 0)
+		return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
+	return 0;
+}
+
+static int plan_unsealed(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	const struct tp_run_config *cfg = inv->cfg;
+	struct tp_root_plan *plan = &inv->plan;
+	int r;
+
+	/* the interpreter, its stdlib and the shared libraries (with the links to them) */
+	if ((r = tp_root_plan_add_path(plan, TP_PYTHON_EXE)) < 0)
+		return tp_runner_fail(out, TP_END_INTERNAL, "interpreter %s: %s (install python3)",
+				      TP_PYTHON_EXE, strerror(-r));
+	static const char *const system_paths[] = {
+		TP_PYTHON_STDLIB,
+		"/usr/lib/" TP_MULTIARCH,
+	};
+	for (size_t i = 0; i < sizeof(system_paths) / sizeof(system_paths[0]); i++)
+		if ((r = tp_root_plan_add_path(plan, system_paths[i])) < 0)
+			return tp_runner_fail(out, TP_END_INTERNAL, "%s: %s", system_paths[i],
+					      strerror(-r));
+	/* the locale teepy sets (LC_CTYPE=C.UTF-8): without its data glibc falls back
+	 * to "C" and CPython to its UTF-8 mode, which code and tests can tell apart.
+	 * glibc may also have it built in, so its absence is no error. */
+	if ((r = tp_root_plan_add_path(plan, "/usr/lib/locale/C.utf8")) < 0 && r != -ENOENT)
+		return tp_runner_fail(out, TP_END_INTERNAL, "/usr/lib/locale/C.utf8: %s",
+				      strerror(-r));
+	if ((r = tp_root_plan_add_path(plan, TP_LOADER)) < 0 ||
+	    (r = tp_root_plan_add_links(plan, "/usr/bin/python3")) < 0 ||
+	    (r = tp_root_plan_add_links(plan, "/lib/" TP_MULTIARCH)) < 0)
+		return tp_runner_fail(out, TP_END_INTERNAL, "program loader %s: %s", TP_LOADER,
+				      strerror(-r));
+	if (cfg->allow_site_packages && (r = tp_root_plan_add_path(plan, TP_PYTHON_DIST_PACKAGES)) < 0)
+		return tp_runner_fail(out, TP_END_CONFIG,
+				      "--allow-site-packages: %s: %s (install python3-numpy or the "
+				      "packages you need)",
+				      TP_PYTHON_DIST_PACKAGES, strerror(-r));
+	/* a build that allows processes needs the programs the app runs to be visible */
+	if (inv->processes && ((r = tp_root_plan_add_path(plan, "/usr/bin")) < 0 ||
+			       (r = tp_root_plan_add_links(plan, "/bin/sh")) < 0))
+		return tp_runner_fail(out, TP_END_INTERNAL, "/usr/bin: %s", strerror(-r));
+
+	/* what the user allows. A traced build sees its app where the sealed bundle
+	 * will have it, at /app, so paths the sample run uses hold in the bundle */
+	if (cfg->trace_log) {
+		if ((r = tp_root_plan_add(plan, TP_ROOT_BIND, TP_APP_DIR, inv->script_dir, 0)) < 0)
+			return tp_runner_fail(out, TP_END_INTERNAL, "cannot plan the root: %s",
+					      strerror(-r));
+		snprintf(inv->entry, sizeof(inv->entry), "%s%s", TP_APP_DIR,
+			 inv->script + strlen(inv->script_dir));
+		snprintf(inv->cwd, sizeof(inv->cwd), "%s", TP_APP_DIR);
+	} else if ((r = tp_root_plan_add_path(plan, inv->script_dir)) < 0) {
+		return tp_runner_fail(out, TP_END_CONFIG, "%s: %s", inv->script_dir, strerror(-r));
+	}
+	for (size_t i = 0; cfg->allow && cfg->allow[i]; i++) {
+		char real[PATH_MAX];
+		if (plan_allowed(inv, out, "--allow", cfg->allow[i], real) < 0)
+			return -1;
+	}
+	if (plan_python_path(inv, out) < 0)
+		return -1;
+	if ((cfg->allow_site_packages || count_of(cfg->allow) || count_of(cfg->pythonpath)) &&
+	    plan_alternatives(plan) < 0)
+		return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
+
+	char loader_real[PATH_MAX], exe_real[PATH_MAX];
+	if (!realpath(TP_LOADER, loader_real) || !realpath(TP_PYTHON_EXE, exe_real))
+		return tp_runner_fail(out, TP_END_INTERNAL, "cannot resolve the interpreter: %s",
+				      strerror(errno));
+	set_exec_files(inv, exe_real, loader_real, inv->processes ? "/usr/bin" : NULL);
+	return plan_runtime(inv, out);
+}
+
+/* ---- sealed bundles ---- */
+
+/* The trusted signers are loaded before any is compared, so a bad entry is reported
+ * wherever it stands in the list, not only when no earlier one matched. */
+static int check_signer(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	const struct tp_run_config *cfg = inv->cfg;
+	const struct tp_bundle_file *bf = &inv->bundle;
+	size_t count = count_of(cfg->trust_paths);
+	const char *source = cfg->trust_source ? cfg->trust_source : "--trust";
+	uint8_t(*raw)[32] = calloc(count ? count : 1, sizeof(*raw));
+	char signer[65], err[256];
+	int r = -1;
+
+	tp_hex(bf->signer, 32, signer);
+	if (!raw)
+		return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
+	for (size_t i = 0; i < count; i++) {
+		if (tp_key_read_public(cfg->trust_paths[i], raw[i], err, sizeof(err)) < 0) {
+			tp_runner_fail(out, TP_END_CONFIG, "%s %s: %s", source, cfg->trust_paths[i],
+				       err);
+			goto out;
+		}
+	}
+
+	/* who claims to have signed first: a changed key is an unknown signer, a changed
+	 * manifest or signature a signature that does not verify (Ed25519 cannot tell
+	 * those two apart) */
+	if (count) {
+		bool known = false;
+		for (size_t i = 0; i < count; i++)
+			known = known || memcmp(raw[i], bf->bundle.pubkey, 32) == 0;
+		if (!known) {
+			tp_runner_fail(out, TP_END_REFUSED,
+				       "%s: signed by %.16s…, which is none of the trusted signers "
+				       "(use --trust KEY)",
+				       cfg->script, signer);
+			goto out;
+		}
+	} else if (!cfg->insecure_any_signer) {
+		tp_runner_fail(out, TP_END_CONFIG,
+			       "%s: no trusted signer given; the bundle is signed by %.16s… (use "
+			       "--trust SIGNER.pub, or --insecure-any-signer)",
+			       cfg->script, signer);
+		goto out;
+	}
+	if (!bf->signature_ok) {
+		tp_runner_fail(out, TP_END_REFUSED,
+			       "%s: the signature does not verify: the manifest or the signature "
+			       "was changed after signing",
+			       cfg->script);
+		goto out;
+	}
+	if (!count && cfg->warn) {
+		char line[512];
+		snprintf(line, sizeof(line),
+			 "--insecure-any-signer: running %s signed by %.16s… without checking who "
+			 "that is",
+			 cfg->script, signer);
+		cfg->warn(cfg->observer, line);
+	}
+	r = 0;
+out:
+	free(raw);
+	return r;
+}
+
+/* A run may add environment variables to a sealed bundle, never change one the
+ * signer set: the manifest's values are part of what was measured. */
+static int check_env(const struct tp_invocation *inv, struct tp_outcome *out)
+{
+	const struct tp_strlist *signed_env = &inv->bundle.manifest.env;
+	const char *const *env = inv->cfg->env;
+
+	for (size_t i = 0; env && env[i]; i++) {
+		const char *assignment = env[i];
+		size_t name_len = (size_t)(strchr(assignment, '=') - assignment);
+		for (size_t j = 0; j < signed_env->count; j++) {
+			if (strncmp(signed_env->items[j], assignment, name_len + 1) == 0)
+				return tp_runner_fail(
+				    out, TP_END_CONFIG,
+				    "--env %.*s: the bundle's signed manifest sets %.*s; "
+				    "a run may add variables, not change signed ones",
+				    (int)name_len, assignment, (int)name_len, assignment);
+		}
+	}
+	return 0;
+}
+
+static void warn(const struct tp_invocation *inv, const char *line)
+{
+	if (inv->cfg->warn)
+		inv->cfg->warn(inv->cfg->observer, line);
+}
+
+static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	const struct tp_run_config *cfg = inv->cfg;
+	const struct tp_manifest *m;
+	char err[768];
+	int r;
+
+	if (cfg->trace_log)
+		return tp_runner_fail(out, TP_END_CONFIG,
+				      "%s: already a bundle; build from the service's script",
+				      cfg->script);
+	if (tp_crypto_load(err, sizeof(err)) < 0)
+		return tp_runner_fail(out, TP_END_INTERNAL, "%s: %s", cfg->script, err);
+	if ((r = tp_bundle_file_open(cfg->script, &inv->bundle, err, sizeof(err))) < 0)
+		return tp_runner_fail(out, TP_END_REFUSED, "%s: %s", cfg->script, err);
+	inv->sealed = true; /* tp_invocation_free closes the bundle from here on */
+	if (cfg->mark)
+		cfg->mark("bundle read, signature checked");
+	/* who signed it is settled before a byte of the manifest is parsed */
+	if (check_signer(inv, out) < 0)
+		return -1;
+	if (cfg->mark)
+		cfg->mark("signer trusted");
+	if ((r = tp_bundle_file_parse(&inv->bundle, err, sizeof(err))) < 0)
+		return tp_runner_fail(out, TP_END_REFUSED, "%s: %s", cfg->script, err);
+	if (check_env(inv, out) < 0)
+		return -1;
+	m = &inv->bundle.manifest;
+	inv->plan.reserve_bytes = tp_fill_reserve(m);
+	inv->processes = m->processes == TP_PROCESSES_MANIFEST;
+	snprintf(inv->entry, sizeof(inv->entry), "%s", m->entry);
+	snprintf(inv->cwd, sizeof(inv->cwd), "%s", TP_APP_DIR);
+	snprintf(inv->script, sizeof(inv->script), "%s", cfg->script);
+	for (size_t i = 0; i < m->python_path.count; i++)
+		if (tp_strlist_push(&inv->python_path, m->python_path.items[i]) < 0)
+			return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
+
+	/* the bundle's signed limits hold; flags may only tighten them */
+	struct tp_limits signed_limits = { .memory_bytes = m->memory_bytes, .cpu_ms = m->cpu_ms,
+					   .timeout_ms = m->timeout_ms,
+					   .scratch_bytes = m->scratch_bytes, .threads = m->threads };
+	inv->limits = tp_limits_tighten(&signed_limits, &cfg->limits, cfg->limits_given);
+	if ((cfg->limits_given & TP_LIMIT_SCRATCH) && cfg->limits.scratch_bytes &&
+	    cfg->limits.scratch_bytes != m->scratch_bytes) {
+		snprintf(err, sizeof(err),
+			 "--scratch is set by the bundle's policy (%llu bytes); the flag is ignored",
+			 (unsigned long long)m->scratch_bytes);
+		warn(inv, err);
+	}
+	if (count_of(cfg->allow) || count_of(cfg->pythonpath) || cfg->allow_site_packages)
+		warn(inv, "--allow, --pythonpath and --allow-site-packages do not apply to a sealed "
+			  "bundle: it sees only its manifest's files");
+
+	/* sys.path directories exist even if empty: CPython finds its exec_prefix by
+	 * lib-dynload, and an empty directory reveals nothing */
+	for (size_t i = 0; i < inv->python_path.count; i++)
+		if (tp_root_plan_add(&inv->plan, TP_ROOT_DIR, inv->python_path.items[i], NULL, 0) < 0)
+			return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
+	/* only manifest files exist: in a processes policy any of them may be executed */
+	set_exec_files(inv, TP_PYTHON_EXE, TP_LOADER, inv->processes ? "/" : NULL);
+	return plan_runtime(inv, out);
+}
+
+int tp_plan_invocation(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	const struct tp_run_config *cfg = inv->cfg;
+
+	if (tp_find_runtime(inv->runtime_so, sizeof(inv->runtime_so)) < 0)
+		return tp_runner_fail(out, TP_END_INTERNAL,
+				      "runtime extension _teepy%s not found beside teepy or in %s "
+				      "(rebuild with make)",
+				      TP_PYTHON_EXT_SUFFIX, TP_RUNTIME_INSTALL_DIR);
+	inv->limits = cfg->limits;
+	if (cfg->is_bundle) {
+		if (plan_sealed(inv, out) < 0)
+			return -1;
+	} else {
+		inv->processes = cfg->allow_processes;
+		if (load_script(inv, out) < 0)
+			return -1;
+		if (cfg->mark)
+			cfg->mark("inputs loaded");
+		if (plan_unsealed(inv, out) < 0)
+			return -1;
+	}
+	if (cfg->mark)
+		cfg->mark("root planned");
+	return check_memory(inv, out);
+}
+
+static int push_env(struct tp_invocation *inv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int push_env(struct tp_invocation *inv, const char *fmt, ...)
+{
+	char **envp = realloc(inv->envp, (inv->env_count + 2) * sizeof(char *));
+	va_list ap;
+	int r;
+
+	if (!envp)
+		return -ENOMEM;
+	inv->envp = envp;
+	va_start(ap, fmt);
+	r = vasprintf(&envp[inv->env_count], fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return -ENOMEM;
+	envp[++inv->env_count] = NULL;
+	return 0;
+}
+
+int tp_plan_env(struct tp_invocation *inv)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned cap = inv->limits.threads > 1 ? inv->limits.threads / 2 : 1;
+	const char *const *env = inv->cfg->env;
+	size_t manifest_count = inv->sealed ? inv->bundle.manifest.env.count : 0;
+	size_t extra = count_of(env);
+	int r = 0;
+
+	inv->blas_threads = cpus > 0 && (unsigned long)cpus < cap ? (unsigned)cpus : cap;
+	r = r ?: push_env(inv, "LC_CTYPE=C.UTF-8");
+	r = r ?: push_env(inv, "OPENBLAS_NUM_THREADS=%u", inv->blas_threads);
+	r = r ?: push_env(inv, "OMP_NUM_THREADS=%u", inv->blas_threads);
+	r = r ?: push_env(inv, "MKL_NUM_THREADS=%u", inv->blas_threads);
+	for (size_t i = 0; r == 0 && i < manifest_count + extra; i++) {
+		const char *assignment = i < manifest_count ? inv->bundle.manifest.env.items[i]
+							    : env[i - manifest_count];
+		size_t name_len = (size_t)(strchr(assignment, '=') - assignment);
+		/* a later assignment of the same name replaces the earlier one */
+		for (size_t j = 0; j < inv->env_count; j++) {
+			if (strncmp(inv->envp[j], assignment, name_len + 1) == 0) {
+				free(inv->envp[j]);
+				inv->envp[j] = inv->envp[--inv->env_count];
+				inv->envp[inv->env_count] = NULL;
+				break;
+			}
+		}
+		r = push_env(inv, "%s", assignment);
+	}
+	return r;
+}
+
+/* ---- the boot payload ---- */
+
+struct buf {
+	char *data;
+	size_t size;
+};
+
+static int buf_field(struct buf *b, char tag, const void *bytes, size_t size)
+{
+	uint32_t len = (uint32_t)(size + 1);
+	char *data = realloc(b->data, b->size + sizeof(len) + len);
+
+	if (!data)
+		return -ENOMEM;
+	b->data = data;
+	memcpy(b->data + b->size, &len, sizeof(len));
+	b->data[b->size + sizeof(len)] = tag;
+	memcpy(b->data + b->size + sizeof(len) + 1, bytes, size);
+	b->size += sizeof(len) + len;
+	return 0;
+}
+
+static int buf_string(struct buf *b, char tag, const char *s)
+{
+	return buf_field(b, tag, s, strlen(s));
+}
+
+int tp_plan_boot(const struct tp_invocation *inv, char **data, size_t *size)
+{
+	const struct tp_run_config *cfg = inv->cfg;
+	const struct tp_bpf *stage2 =
+	    inv->processes ? &tp_seccomp_stage2_processes : &tp_seccomp_stage2;
+	struct buf boot = { 0 };
+	char count[32];
+	int r = 0;
+
+	snprintf(count, sizeof(count), "%zu", cfg->data_count);
+	r = r ?: buf_field(&boot, TP_BOOT_FILTER, stage2->insns, stage2->size);
+	r = r ?: buf_string(&boot, TP_BOOT_ENTRY, inv->entry);
+	r = r ?: buf_string(&boot, TP_BOOT_DATA_COUNT, count);
+	r = r ?: buf_string(&boot, TP_BOOT_ARG, inv->entry);
+	for (size_t i = 0; r == 0 && inv->sealed && i < inv->bundle.manifest.argv.count; i++)
+		r = buf_string(&boot, TP_BOOT_ARG, inv->bundle.manifest.argv.items[i]);
+	for (size_t i = 0; r == 0 && cfg->args && cfg->args[i]; i++)
+		r = buf_string(&boot, TP_BOOT_ARG, cfg->args[i]);
+	for (size_t i = 0; r == 0 && i < inv->python_path.count; i++)
+		r = buf_string(&boot, TP_BOOT_PATH, inv->python_path.items[i]);
+	if (inv->sealed) {
+		const struct tp_strlist *preload = &inv->bundle.manifest.preload;
+		for (size_t i = 0; r == 0 && i < preload->count; i++)
+			r = buf_string(&boot, TP_BOOT_PRELOAD, preload->items[i]);
+	} else {
+		for (size_t i = 0; r == 0 && cfg->preload && cfg->preload[i]; i++)
+			r = buf_string(&boot, TP_BOOT_PRELOAD, cfg->preload[i]);
+	}
+	if (r < 0) {
+		free(boot.data);
+		return r;
+	}
+	*data = boot.data;
+	*size = boot.size;
+	return 0;
+}

@@ -1,0 +1,23 @@
+/* The runner's planning: from a config to an invocation ready to spawn (its root,
+ * sys.path, environment and boot payload). Internal to the runner. */
+#ifndef TEEPY_RUNNER_PLAN_H
+#define TEEPY_RUNNER_PLAN_H
+
+#include "runner.h"
+
+/* Sets out->end and out->message; returns -1, for `return fail(...)`. */
+int tp_runner_fail(struct tp_outcome *out, enum tp_end end, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Loads the script or the bundle and plans the root, sys.path and the limits.
+ * Returns 0, or -1 with out->end and out->message set. */
+int tp_plan_invocation(struct tp_invocation *inv, struct tp_outcome *out);
+
+/* The service's whole environment: no host variable, a fixed locale, BLAS/OpenMP
+ * thread caps, the manifest's variables, then the config's. Returns 0 or -ENOMEM. */
+int tp_plan_env(struct tp_invocation *inv);
+
+/* The boot payload (channel/protocol.h). Returns 0 or -ENOMEM. */
+int tp_plan_boot(const struct tp_invocation *inv, char **data, size_t *size);
+
+#endif

@@ -1,0 +1,231 @@
+/* One invocation as a library: a config in, a structured outcome out. The runner
+ * plans the root, fills a sealed one, spawns, serves the control channel, watches
+ * the limits and the wall clock, and judges how the run ended. It prints nothing,
+ * chooses no exit code and keeps no process-global state: one process may run many
+ * invocations, one after another, or from several threads through one spawning
+ * thread (see tp_invoke). */
+#ifndef TEEPY_RUNNER_RUNNER_H
+#define TEEPY_RUNNER_RUNNER_H
+
+#include "fill.h"
+#include "../common/limits.h"
+#include "../cli/bundle_file.h"
+#include "../manifest/manifest.h"
+#include "../sandbox/limits.h"
+#include "../sandbox/root.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/resource.h>
+
+struct tp_trace_log;
+struct tp_invocation;
+
+/* Where the service's result goes. open is called once, on the first result frame,
+ * and returns an fd to write it to, or -errno (the result is then dropped and the
+ * run ends as an internal error); NULL: the runner keeps the result in memory
+ * (tp_outcome.result). */
+struct tp_result_sink {
+	int (*open)(void *ctx);
+	void *ctx;
+	const char *name; /* for messages: "stdout", the file's name */
+	bool is_file;	  /* a result cut short is not written (the sink removes it) */
+};
+
+/* Where the service's stdout and stderr (merged, as it writes them) go: write sees
+ * every piece as it streams. NULL: the runner keeps up to log_keep_bytes of it
+ * (tp_outcome.log). */
+struct tp_log_sink {
+	void (*write)(void *ctx, const char *bytes, size_t size);
+	void *ctx;
+};
+
+struct tp_run_config {
+	/* what runs: a script on this host, or a bundle (.tpy) */
+	const char *script; /* path as the person gave it; messages name it */
+	bool is_bundle;	    /* decided by the caller (tp_bundle_path_is_bundle) */
+	const char *const *args; /* sys.argv[1:] after the bundle's own, NULL-terminated */
+	const char *home; /* the person's home directory (a script there is refused), or NULL */
+
+	/* the request */
+	const char *input;
+	size_t input_size;
+	const char *input_name; /* "--input", "--input-file F": for messages */
+	const int *data_fds;	/* regular files, read from offset 0; the caller owns them */
+	size_t data_count;
+	size_t service_data_count; /* the first ones; the rest are task data */
+
+	/* the limits: for a script these hold; for a bundle its signed limits hold,
+	 * tightened by the ones in limits_given (enum tp_limit_bit) */
+	struct tp_limits limits;
+	unsigned limits_given;
+
+	/* policy of an unsealed run (a bundle's manifest sets its own) */
+	const char *const *allow;      /* host paths visible read-only, NULL-terminated */
+	const char *const *pythonpath; /* allowed, and on sys.path after the script's dir */
+	bool allow_site_packages;
+	bool allow_processes;
+	const char *const *env; /* NAME=VALUE added (a bundle's signed ones cannot change) */
+
+	/* sealed bundles: public-key files of the signers whose bundles may run,
+	 * NULL-terminated; trust_source names where they came from in messages
+	 * ("--trust", "TEEPY_TRUSTED_SIGNERS entry") */
+	const char *const *trust_paths;
+	const char *trust_source;
+	bool insecure_any_signer;
+
+	/* descriptors the service gets at fd 4, 5, ... (a listening socket, a terminal) */
+	const int *handed_fds;
+	size_t handed_count;
+
+	/* teepy build: trace the run into trace_log (the app is seen at /app, as the
+	 * bundle will have it) and import preload (may be NULL) before the entry */
+	struct tp_trace_log *trace_log;
+	const char *const *preload;
+
+	struct tp_result_sink result;
+	struct tp_log_sink log;
+	size_t log_keep_bytes; /* without a log sink; 0: keep none */
+
+	/* a byte readable here stops the run (a signal handler writes it); -1: none */
+	int cancel_fd;
+
+	/* optional observers, called on the invoking thread */
+	void *observer; /* their first argument */
+	void (*warn)(void *observer, const char *line); /* one line, no prefix */
+	/* the run is planned and its limits are in place; nothing has started yet */
+	void (*on_planned)(void *observer, const struct tp_invocation *inv);
+	/* the sealed root is filled and verified */
+	void (*on_filled)(void *observer, const struct tp_invocation *inv);
+	/* TEEPY_TIMING: a phase has ended (also called in the child until its exec) */
+	void (*mark)(const char *phase);
+};
+
+/* How a run ended: the runner's verdict, which a command turns into an exit code
+ * and the worker into an HTTP answer. */
+enum tp_end {
+	TP_END_RESULT,	  /* the service returned a result and ended normally */
+	TP_END_FAILED,	  /* exception, syntax error, non-zero exit, crash, result cut short */
+	TP_END_CONFIG,	  /* the config cannot run: a script, path, limit or input is wrong */
+	TP_END_NO_RESULT, /* the service ended without returning a result */
+	TP_END_RULE,	  /* killed for a rule (tp_outcome.rule says which) */
+	TP_END_MEMORY,	  /* memory limit exceeded */
+	TP_END_CPU,	  /* CPU-time limit exceeded */
+	TP_END_TIMEOUT,	  /* wall-clock timeout */
+	TP_END_REFUSED,	  /* the bundle was refused: malformed, signer, a file changed */
+	TP_END_INTERNAL,  /* the runner could not do its part */
+	TP_END_CANCELLED, /* stopped through cancel_fd */
+};
+
+enum tp_rule {
+	TP_RULE_NONE,
+	TP_RULE_SYSCALL,     /* a system call the policy answers by ending the service */
+	TP_RULE_CHANNEL,     /* malformed frames on the control channel */
+	TP_RULE_RESULT_SIZE, /* a result larger than the memory limit */
+};
+
+struct tp_usage {
+	uint64_t cpu_ms;	    /* every thread and process of the service */
+	uint64_t peak_memory_bytes; /* the cgroup's peak, else the peak resident set */
+	uint64_t wall_ms;	    /* from spawn to reaping */
+};
+
+struct tp_outcome {
+	enum tp_end end;
+	enum tp_rule rule;
+	/* one line saying why, when end is not TP_END_RESULT ("" when the service
+	 * already said it, as for a syntax error) */
+	char message[1024];
+	int wait_status; /* of the service process; -1 if it never started */
+
+	bool have_result;
+	uint64_t result_size;	/* bytes of the result */
+	bool result_incomplete; /* the service ended while sending it: cut short */
+	int result_error;	/* -errno writing it to the sink, 0 if none */
+	char *result;	      /* without a result sink: the bytes (malloc'd) */
+	int result_fd;	      /* with one: what open returned (-1 if never called) */
+
+	int status_kind;	/* what the service said of its end (TP_STATUS_*, -1 none) */
+	char status_name[128];	/* the exception's type, or the syntax/preload marker */
+	bool preload_failed;	/* a preload module could not be imported */
+
+	char *log; /* without a log sink: the first log_keep_bytes of the output */
+	size_t log_size;
+	uint64_t log_dropped; /* bytes past log_keep_bytes */
+
+	struct tp_usage usage;
+	struct rusage rusage;
+};
+
+/* One invocation's working state, visible to observers (read only). */
+struct tp_invocation {
+	const struct tp_run_config *cfg;
+	struct tp_limits limits;   /* final: a bundle's tightened by the given ones */
+	char script[PATH_MAX];	   /* unsealed: the real path; sealed: the bundle's */
+	char script_dir[PATH_MAX]; /* unsealed: its directory */
+	char entry[PATH_MAX];	   /* inside the root */
+	char cwd[PATH_MAX];	   /* inside the root */
+	char runtime_so[PATH_MAX];
+	struct tp_strlist python_path; /* inside the root */
+	struct tp_root_plan plan;
+	struct tp_limits_state enforce; /* how each limit is held */
+	char **envp;
+	size_t env_count;
+	unsigned blas_threads;
+	bool processes;
+	const char *exec_files[4];
+	char exec_buf[2][PATH_MAX];
+	bool sealed;
+	struct tp_bundle_file bundle;
+	struct tp_fill_stats fill;
+};
+
+/* Runs one invocation start to end and fills *out (free it with tp_outcome_free).
+ * Returns 0 when the run was judged (out->end says how), or -ENOMEM before
+ * anything could be said. tp_invoke spawns from the calling thread, which must be
+ * the only thread while it spawns (tp_sandbox_spawn) and must live until the
+ * invocation ends: the service's parent-death signal follows that thread. */
+int tp_invoke(const struct tp_run_config *cfg, struct tp_outcome *out);
+
+/* The same, keeping the invocation (its plan, paths and bundle) for the caller,
+ * which frees it with tp_invocation_free: teepy build reads what was visible. */
+int tp_invoke_keep(const struct tp_run_config *cfg, struct tp_outcome *out,
+		   struct tp_invocation *inv);
+
+void tp_invocation_free(struct tp_invocation *inv);
+void tp_outcome_free(struct tp_outcome *out);
+
+/* A script directly in a directory other users or programs share (/tmp, /dev/shm),
+ * or in a home directory (/root, /home/USER, HOME), would make all of it visible
+ * inside: says what DIR is ("shared by every user", "a home directory", "the
+ * host's root"), or NULL for a directory of its own. DIR and HOME are canonical
+ * paths; HOME may be NULL. No OS calls. */
+const char *tp_run_shared_dir(const char *dir, const char *home);
+
+/* What was observed of a finished run, for tp_judge. */
+struct tp_observed {
+	int wait_status;
+	bool cancelled;
+	bool timed_out;
+	bool cpu_killed; /* the CPU watch killed it at the limit */
+	bool oom_killed;
+	bool rlimit_memory; /* memory held by RLIMIT_AS: a MemoryError is the limit */
+	double cpu_seconds;
+	uint64_t cpu_limit_ms, timeout_ms, memory_limit_bytes;
+	uint64_t peak_bytes;	     /* the cgroup's peak, 0 if unknown */
+	uint64_t root_bytes;	     /* a sealed root's files, held in the limit */
+	uint64_t max_resident_bytes; /* the rusage peak */
+	bool result_too_large, protocol_violation, result_incomplete, have_result;
+	int result_error;	  /* -errno writing the result */
+	const char *result_where; /* "stdout", a file: for the message */
+	bool result_to_file;	  /* a cut-short result was not written */
+	int status_kind;
+	const char *status_name;
+};
+
+/* The verdict: out->end, out->rule and out->message. Pure. */
+void tp_judge(const struct tp_observed *o, struct tp_outcome *out);
+
+#endif
