@@ -40,6 +40,7 @@ demo: build
 
 test-unit: build
 	$(BUILD)/test_units
+	$(BUILD)/test_runner
 
 test-e2e: build
 	TEEPY_BIN=$(abspath $(BUILD))/teepy $(PY) -m pytest -c tests/pytest.ini tests
@@ -67,7 +68,9 @@ check-asan: deps
 		$(PY) -m pytest -c tests/pytest.ini tests/sealed -k "not numpy" -q -p no:cacheprovider
 
 check: build
+	$(PY) tools/check_layers.py
 	$(BUILD)/test_units
+	$(BUILD)/test_runner
 	TEEPY_BIN=$(abspath $(BUILD))/teepy $(PY) -m pytest -c tests/pytest.ini tests
 	$(MAKE) --no-print-directory test-compat
 	$(MAKE) --no-print-directory check-asan

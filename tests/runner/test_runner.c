@@ -1,0 +1,191 @@
+/* The runner as a library: several invocations in one process, one after another,
+ * each ending its own way, and each outcome checked. Runs real sandboxes, so it
+ * needs what teepy run needs (user namespaces, Landlock) and _teepy beside it. */
+#include "../unit/test.h"
+#include "../../src/runner/runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int tp_test_failures;
+static char dir[] = "/tmp/teepy-runner-XXXXXX";
+
+static const char *script(const char *name, const char *text)
+{
+	static char path[4][512];
+	static int next;
+	char *p = path[next++ % 4];
+	FILE *f;
+
+	snprintf(p, 512, "%s/%s", dir, name);
+	f = fopen(p, "w");
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+		perror(p);
+		exit(2);
+	}
+	return p;
+}
+
+static struct tp_run_config config(const char *path)
+{
+	struct tp_run_config cfg = {
+		.script = path,
+		.limits = tp_limits_default(),
+		.log_keep_bytes = 1 << 16,
+		.cancel_fd = -1,
+	};
+	return cfg;
+}
+
+static void show(const char *what, const struct tp_outcome *out)
+{
+	printf("  %s: end %d, message '%s', result %llu bytes, cpu %llu ms, peak %llu KiB, "
+	       "wall %llu ms\n",
+	       what, (int)out->end, out->message, (unsigned long long)out->result_size,
+	       (unsigned long long)out->usage.cpu_ms,
+	       (unsigned long long)out->usage.peak_memory_bytes >> 10,
+	       (unsigned long long)out->usage.wall_ms);
+}
+
+static void test_a_result_in_memory_with_its_log(void)
+{
+	struct tp_run_config cfg = config(script("ok.py", "import teex\n"
+							  "print('to the log')\n"
+							  "teex.TEEX_return('got ' + teex.TEEX_getinput())\n"));
+	struct tp_outcome out;
+
+	cfg.input = "hello";
+	cfg.input_size = 5;
+	CHECK(tp_invoke(&cfg, &out) == 0);
+	show("result", &out);
+	CHECK(out.end == TP_END_RESULT);
+	CHECK(out.have_result && out.result_size == 9);
+	CHECK(out.result && memcmp(out.result, "got hello", 9) == 0);
+	CHECK(out.log && strstr(out.log, "to the log\n") != NULL);
+	CHECK(out.log_dropped == 0);
+	CHECK(WIFEXITED(out.wait_status) && WEXITSTATUS(out.wait_status) == 0);
+	CHECK(out.usage.wall_ms > 0 && out.usage.peak_memory_bytes > 0);
+	tp_outcome_free(&out);
+}
+
+static void test_the_memory_limit(void)
+{
+	struct tp_run_config cfg =
+	    config(script("mem.py", "import teex\nblocks = []\n"
+				    "while True:\n    blocks.append(bytearray(1 << 20))\n"));
+	struct tp_outcome out;
+
+	cfg.limits.memory_bytes = 64ull << 20;
+	CHECK(tp_invoke(&cfg, &out) == 0);
+	show("memory", &out);
+	CHECK(out.end == TP_END_MEMORY);
+	CHECK(strstr(out.message, "memory limit exceeded (64 MiB") != NULL);
+	CHECK(!out.have_result);
+	tp_outcome_free(&out);
+}
+
+static void test_the_wall_clock(void)
+{
+	struct tp_run_config cfg = config(script("sleep.py", "import time\ntime.sleep(30)\n"));
+	struct tp_outcome out;
+
+	cfg.limits.timeout_ms = 1500;
+	CHECK(tp_invoke(&cfg, &out) == 0);
+	show("timeout", &out);
+	CHECK(out.end == TP_END_TIMEOUT);
+	CHECK(out.usage.wall_ms >= 1500 && out.usage.wall_ms < 10000);
+	tp_outcome_free(&out);
+}
+
+static void test_a_handed_descriptor(void)
+{
+	struct tp_run_config cfg = config(script("fd.py", "import os, teex\n"
+							  "os.write(4, b'through fd 4')\n"
+							  "teex.TEEX_return('done')\n"));
+	struct tp_outcome out;
+	int p[2];
+	char buf[64] = "";
+
+	CHECK(pipe2(p, O_CLOEXEC) == 0);
+	cfg.handed_fds = &p[1];
+	cfg.handed_count = 1;
+	CHECK(tp_invoke(&cfg, &out) == 0);
+	show("handed fd", &out);
+	close(p[1]);
+	CHECK(out.end == TP_END_RESULT);
+	CHECK(read(p[0], buf, sizeof(buf) - 1) == 12);
+	CHECK_STR(buf, "through fd 4");
+	close(p[0]);
+	tp_outcome_free(&out);
+}
+
+static void test_a_cancel(void)
+{
+	struct tp_run_config cfg = config(script("sleep.py", "import time\ntime.sleep(30)\n"));
+	struct tp_outcome out;
+	int p[2];
+
+	CHECK(pipe2(p, O_CLOEXEC) == 0);
+	CHECK(write(p[1], "C", 1) == 1);
+	cfg.cancel_fd = p[0];
+	CHECK(tp_invoke(&cfg, &out) == 0);
+	show("cancel", &out);
+	CHECK(out.end == TP_END_CANCELLED);
+	CHECK(out.usage.wall_ms < 10000);
+	close(p[0]);
+	close(p[1]);
+	tp_outcome_free(&out);
+}
+
+static void test_a_config_error_is_said_not_printed(void)
+{
+	struct tp_run_config cfg = config("/nonexistent/service.py");
+	struct tp_outcome out;
+
+	CHECK(tp_invoke(&cfg, &out) == 0);
+	CHECK(out.end == TP_END_CONFIG);
+	CHECK_STR(out.message, "/nonexistent/service.py: No such file or directory");
+	CHECK(out.wait_status == -1);
+	tp_outcome_free(&out);
+}
+
+int main(void)
+{
+	static const struct tp_test tests[] = {
+		{ "runner: a result, kept in memory, with the service's log",
+		  test_a_result_in_memory_with_its_log },
+		{ "runner: the memory limit", test_the_memory_limit },
+		{ "runner: the wall clock", test_the_wall_clock },
+		{ "runner: a descriptor handed in at fd 4", test_a_handed_descriptor },
+		{ "runner: a cancel through cancel_fd", test_a_cancel },
+		{ "runner: a config error is said, not printed", test_a_config_error_is_said_not_printed },
+	};
+	int passed = 0, failed = 0;
+	char cmd[600];
+
+	if (!mkdtemp(dir) || chmod(dir, 0755) < 0) {
+		perror("mkdtemp");
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		int before = tp_test_failures;
+		tests[i].fn();
+		if (tp_test_failures == before) {
+			passed++;
+			printf("ok   %s\n", tests[i].name);
+		} else {
+			failed++;
+			printf("FAIL %s\n", tests[i].name);
+		}
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
