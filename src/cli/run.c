@@ -454,7 +454,6 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 	tp_invoke_keep(&run->cfg, &out, keep ? keep : &inv);
 	finish_result(run, &out);
 	if (timing_on) {
-		mark("service reaped");
 		fprintf(stderr, "teepy: usage  peak RSS %ld KiB, user %.3f s, system %.3f s\n",
 			out.rusage.ru_maxrss,
 			(double)out.rusage.ru_utime.tv_sec + (double)out.rusage.ru_utime.tv_usec / 1e6,
