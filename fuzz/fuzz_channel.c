@@ -2,7 +2,7 @@
  * The server must answer, drop or refuse them without crashing, hanging or
  * reading out of bounds. */
 #include "src/cli/channel.h"
-#include "src/pyboot/protocol.h"
+#include "src/channel/protocol.h"
 
 #include <fcntl.h>
 #include <pthread.h>

@@ -3,7 +3,7 @@
 #include "channel.h"
 
 #include "../common/io.h"
-#include "../pyboot/protocol.h"
+#include "../channel/protocol.h"
 
 #include <errno.h>
 #include <string.h>

@@ -14,7 +14,7 @@
 #include "../common/units.h"
 #include "../manifest/manifest.h"
 #include "../pyboot/boot.h"
-#include "../pyboot/protocol.h"
+#include "../channel/protocol.h"
 #include "../sandbox/landlock.h"
 #include "../sandbox/limits.h"
 #include "../sandbox/root.h"

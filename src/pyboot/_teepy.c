@@ -4,7 +4,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "protocol.h"
+#include "../channel/protocol.h"
 #include "../common/io.h"
 
 #include <errno.h>

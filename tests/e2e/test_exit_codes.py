@@ -127,7 +127,7 @@ def test_undecodable_script_is_one_line_naming_the_file(as_user, run, tmp, sourc
 
 
 # ---------------------------------------------------------------- 4: the control channel
-# The service holds fd 3, the control channel (src/pyboot/protocol.h): a frame is
+# The service holds fd 3, the control channel (src/channel/protocol.h): a frame is
 # u32 type, u32 arg, u64 size in host byte order, then size bytes. Native code can
 # write anything there; the supervisor must end the run, not trust or hang on it.
 

@@ -1,8 +1,8 @@
 /* The control channel between the supervisor and `_teepy`: frame layout and types.
  * Shared by both sides; the supervisor treats every frame from the service as
  * untrusted once the service runs. */
-#ifndef TEEPY_PYBOOT_PROTOCOL_H
-#define TEEPY_PYBOOT_PROTOCOL_H
+#ifndef TEEPY_CHANNEL_PROTOCOL_H
+#define TEEPY_CHANNEL_PROTOCOL_H
 
 #include <stdint.h>
 
