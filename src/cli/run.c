@@ -3,7 +3,7 @@
 #include "commands.h"
 
 #include "bundle_file.h"
-#include "channel.h"
+#include "../channel/channel.h"
 #include "run.h"
 #include "sealed.h"
 #include "../trace/trace.h"
@@ -14,7 +14,6 @@
 #include "../common/units.h"
 #include "../manifest/manifest.h"
 #include "../pyboot/boot.h"
-#include "../channel/protocol.h"
 #include "../sandbox/landlock.h"
 #include "../sandbox/limits.h"
 #include "../sandbox/root.h"
