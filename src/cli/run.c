@@ -199,41 +199,6 @@ static const char *host_getenv(const char *name)
 }
 
 
-static int send_frame(int fd, uint32_t type, uint32_t arg, const void *payload, uint64_t size)
-{
-	struct tp_frame frame = { .type = type, .arg = arg, .size = size };
-	int r = tp_write_full(fd, &frame, sizeof(frame));
-
-	return r < 0 ? r : tp_write_full(fd, payload, (size_t)size);
-}
-
-/* ---- the boot frame ---- */
-
-struct buf {
-	char *data;
-	size_t size;
-};
-
-static int buf_field(struct buf *b, char tag, const void *bytes, size_t size)
-{
-	uint32_t len = (uint32_t)(size + 1);
-	char *data = realloc(b->data, b->size + sizeof(len) + len);
-
-	if (!data)
-		return -ENOMEM;
-	b->data = data;
-	memcpy(b->data + b->size, &len, sizeof(len));
-	b->data[b->size + sizeof(len)] = tag;
-	memcpy(b->data + b->size + sizeof(len) + 1, bytes, size);
-	b->size += sizeof(len) + len;
-	return 0;
-}
-
-static int buf_string(struct buf *b, char tag, const char *s)
-{
-	return buf_field(b, tag, s, strlen(s));
-}
-
 /* ---- one run ---- */
 
 struct run {
@@ -898,27 +863,51 @@ static int build_env(struct run *run)
 	return r;
 }
 
-static int build_boot(struct run *run, struct buf *boot)
+/* The boot payload: the stage-2 filter, the entry, sys.argv, sys.path, the data
+ * count and the preload modules. */
+static int build_boot(struct run *run, uint8_t **boot, size_t *boot_size)
 {
 	const struct tp_bpf *stage2 = run->processes ? &tp_seccomp_stage2_processes : &tp_seccomp_stage2;
-	char count[32];
-	int r = 0;
-
-	snprintf(count, sizeof(count), "%zu", run->opts.data.count);
-	r = r ?: buf_field(boot, TP_BOOT_FILTER, stage2->insns, stage2->size);
-	r = r ?: buf_string(boot, TP_BOOT_ENTRY, run->entry);
-	r = r ?: buf_string(boot, TP_BOOT_DATA_COUNT, count);
-	r = r ?: buf_string(boot, TP_BOOT_ARG, run->entry);
-	for (size_t i = 0; r == 0 && run->sealed && i < run->bundle.manifest.argv.count; i++)
-		r = buf_string(boot, TP_BOOT_ARG, run->bundle.manifest.argv.items[i]);
-	for (size_t i = 0; r == 0 && i < run->opts.script_args.count; i++)
-		r = buf_string(boot, TP_BOOT_ARG, run->opts.script_args.items[i]);
-	for (size_t i = 0; r == 0 && i < run->python_path.count; i++)
-		r = buf_string(boot, TP_BOOT_PATH, run->python_path.items[i]);
+	const struct tp_strlist *argv = run->sealed ? &run->bundle.manifest.argv : NULL;
 	const struct tp_strlist *preload =
 	    run->sealed ? &run->bundle.manifest.preload : run->preload;
-	for (size_t i = 0; r == 0 && preload && i < preload->count; i++)
-		r = buf_string(boot, TP_BOOT_PRELOAD, preload->items[i]);
+	size_t argc = 1 + (argv ? argv->count : 0) + run->opts.script_args.count;
+	size_t n = 0, preload_count = preload ? preload->count : 0;
+	/* one array: sys.argv, then sys.path, then the preload names */
+	const char **items = calloc(argc + run->python_path.count + preload_count, sizeof(*items));
+	int r;
+
+	if (!items)
+		return -ENOMEM;
+	items[n++] = run->entry;
+	for (size_t i = 0; argv && i < argv->count; i++)
+		items[n++] = argv->items[i];
+	for (size_t i = 0; i < run->opts.script_args.count; i++)
+		items[n++] = run->opts.script_args.items[i];
+	for (size_t i = 0; i < run->python_path.count; i++)
+		items[n++] = run->python_path.items[i];
+	for (size_t i = 0; i < preload_count; i++)
+		items[n++] = preload->items[i];
+	struct tp_boot b = {
+		.filter = stage2->insns,
+		.filter_size = stage2->size,
+		.entry = run->entry,
+		.argv = items,
+		.argv_count = argc,
+		.path = items + argc,
+		.path_count = run->python_path.count,
+		.preload = items + argc + run->python_path.count,
+		.preload_count = preload_count,
+		.data_count = run->opts.data.count,
+	};
+	r = tp_boot_encode(&b, boot, boot_size);
+	free(items);
+	if (r == -EMSGSIZE)
+		tp_error("the service's arguments, paths and preload names come to more than %u "
+			 "bytes (pass fewer or shorter arguments)",
+			 TP_MAX_BOOT_SIZE);
+	else if (r < 0)
+		tp_error("cannot build the boot payload: %s", strerror(-r));
 	return r;
 }
 
@@ -1220,14 +1209,15 @@ static void *serve_thread(void *arg)
 static int execute(struct run *run)
 {
 	struct tp_sandbox sb = { .pid = -1, .ctrl_fd = -1, .out_fd = -1, .err_fd = -1 };
-	struct buf boot = { 0 };
+	uint8_t *boot = NULL;
+	size_t boot_size = 0;
 	char err[512];
 	int r;
 
-	if (build_env(run) < 0 || build_boot(run, &boot) < 0) {
-		free(boot.data);
+	if (build_env(run) < 0)
 		return TP_EXIT_INTERNAL;
-	}
+	if ((r = build_boot(run, &boot, &boot_size)) < 0)
+		return r == -EMSGSIZE ? TP_EXIT_USAGE : TP_EXIT_INTERNAL;
 	/* from here on a signal to teepy stops the service and removes the cgroups */
 	signal(SIGPIPE, SIG_IGN);
 	struct sigaction sa = {.sa_handler = on_interrupt};
@@ -1272,7 +1262,7 @@ static int execute(struct run *run)
 	struct tp_cgroup_join join;
 	if ((r = tp_limits_open_join(&run->limits, &join)) < 0) {
 		tp_error("cannot open the run's cgroup: %s", strerror(-r));
-		free(boot.data);
+		free(boot);
 		return TP_EXIT_INTERNAL;
 	}
 	cfg.join = &join;
@@ -1280,7 +1270,7 @@ static int execute(struct run *run)
 	tp_limits_close_join(&join);
 	if (r < 0) {
 		tp_error("%s", err);
-		free(boot.data);
+		free(boot);
 		return TP_EXIT_INTERNAL;
 	}
 	child_pid = sb.pid;
@@ -1297,7 +1287,7 @@ static int execute(struct run *run)
 		while (waitpid(sb.pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		forget_child();
-		free(boot.data);
+		free(boot);
 		return TP_EXIT_INTERNAL;
 	}
 	struct cpu_watch watch;
@@ -1307,7 +1297,7 @@ static int execute(struct run *run)
 		while (waitpid(sb.pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		forget_child();
-		free(boot.data);
+		free(boot);
 		return TP_EXIT_INTERNAL;
 	}
 
@@ -1357,7 +1347,7 @@ static int execute(struct run *run)
 				close(sb.err_fd);
 			if (sb.go_fd >= 0)
 				close(sb.go_fd);
-			free(boot.data);
+			free(boot);
 			if (stop_requested())
 				return judge(run, run->status, &run->ru);
 			return r == -EBADMSG ? TP_EXIT_BUNDLE : TP_EXIT_INTERNAL;
@@ -1374,10 +1364,10 @@ static int execute(struct run *run)
 	run->channel.ctx = run;
 	/* a result cannot be larger than the memory the service may hold */
 	run->channel.max_result = run->opts.memory_bytes;
-	if (send_frame(sb.ctrl_fd, TP_FRAME_BOOT, 0, boot.data, boot.size) < 0) {
+	if (tp_frame_write(sb.ctrl_fd, TP_FRAME_BOOT, 0, boot, boot_size) < 0) {
 		/* the child died before reading it: its setup error or status says why */
 	}
-	free(boot.data);
+	free(boot);
 
 	struct serve_args serve = { .run = run, .sb = &sb };
 	if (run->trace_log) {

@@ -173,6 +173,15 @@ def test_missing_script_is_usage_error(as_user, run, tmp):
     assert "does_not_exist.py" in one_teepy_line(r)
 
 
+def test_arguments_larger_than_the_boot_payload_are_usage_error(run, script):
+    # 10 x 120 kB: each below the kernel's 128 KiB for one argument, together over
+    # the 1 MiB boot payload (src/channel/protocol.h)
+    r = run("run", script(RETURN_OK), "--", *["a" * 120_000] * 10)
+    assert r.returncode == 2, r
+    assert "more than 1048576 bytes" in one_teepy_line(r)
+    assert r.stdout == b""
+
+
 def test_no_script_is_usage_error(run):
     r = run("run")
     assert r.returncode == 2, r
