@@ -81,11 +81,14 @@ FUZZ_SECONDS ?= 20
 FUZZ_BUILD ?= build-fuzz
 fuzz: deps
 	@[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dwerror=true
-	ninja -C $(FUZZ_BUILD) fuzz/fuzz_channel fuzz/fuzz_bundle fuzz/fuzz_elf fuzz/fuzz_pubkey
-	mkdir -p $(FUZZ_BUILD)/corpus-channel $(FUZZ_BUILD)/corpus-bundle $(FUZZ_BUILD)/corpus-elf \
-		$(FUZZ_BUILD)/corpus-pubkey
+	ninja -C $(FUZZ_BUILD) fuzz/fuzz_channel fuzz/fuzz_boot fuzz/fuzz_bundle fuzz/fuzz_elf \
+		fuzz/fuzz_pubkey
+	mkdir -p $(FUZZ_BUILD)/corpus-channel $(FUZZ_BUILD)/corpus-boot $(FUZZ_BUILD)/corpus-bundle \
+		$(FUZZ_BUILD)/corpus-elf $(FUZZ_BUILD)/corpus-pubkey
 	$(FUZZ_BUILD)/fuzz/fuzz_channel -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-channel fuzz/corpus/channel
+	$(FUZZ_BUILD)/fuzz/fuzz_boot -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		-print_final_stats=1 $(FUZZ_BUILD)/corpus-boot fuzz/corpus/boot
 	$(FUZZ_BUILD)/fuzz/fuzz_bundle -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-bundle fuzz/corpus/bundle
 	$(FUZZ_BUILD)/fuzz/fuzz_elf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \

@@ -1,8 +1,7 @@
 /* libFuzzer target: arbitrary bytes from a hostile service on the control channel.
  * The server must answer, drop or refuse them without crashing, hanging or
  * reading out of bounds. */
-#include "src/cli/channel.h"
-#include "src/pyboot/protocol.h"
+#include "src/channel/channel.h"
 
 #include <fcntl.h>
 #include <pthread.h>

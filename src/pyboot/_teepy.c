@@ -4,7 +4,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "protocol.h"
+#include "../channel/channel.h"
 #include "../common/io.h"
 
 #include <errno.h>
@@ -17,6 +17,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+_Static_assert(sizeof(struct sock_filter) == TP_BOOT_FILTER_INSN_SIZE,
+	       "the boot filter is sock_filter[]");
+
 /* One request and its reply at a time, whichever thread asks. */
 static pthread_mutex_t channel_lock = PTHREAD_MUTEX_INITIALIZER;
 static Py_ssize_t data_count;
@@ -25,16 +28,6 @@ static bool booted;
 static PyObject *input_bytes; /* cached after the first ask */
 
 /* ---- the channel (GIL released around every blocking call) ---- */
-
-static int chan_read_(void *buf, size_t size)
-{
-	return tp_read_full(TP_CTRL_FD, buf, size);
-}
-
-static int chan_write_(const void *buf, size_t size)
-{
-	return tp_write_full(TP_CTRL_FD, buf, size);
-}
 
 static PyObject *channel_error(void)
 {
@@ -46,16 +39,15 @@ static PyObject *channel_error(void)
  * supervisor answers out of range. */
 static PyObject *request(uint32_t type, uint32_t arg)
 {
-	struct tp_frame frame = { .type = type, .arg = arg, .size = 0 };
 	struct tp_frame reply;
 	PyObject *bytes;
 	int r;
 
 	Py_BEGIN_ALLOW_THREADS
 	pthread_mutex_lock(&channel_lock);
-	r = chan_write_(&frame, sizeof(frame));
+	r = tp_frame_write(TP_CTRL_FD, type, arg, NULL, 0);
 	if (r == 0)
-		r = chan_read_(&reply, sizeof(reply));
+		r = tp_frame_read_header(TP_CTRL_FD, &reply);
 	Py_END_ALLOW_THREADS
 	if (r < 0 || reply.type != TP_FRAME_REPLY || reply.size > (uint64_t)PY_SSIZE_T_MAX) {
 		pthread_mutex_unlock(&channel_lock);
@@ -68,18 +60,12 @@ static PyObject *request(uint32_t type, uint32_t arg)
 	bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)reply.size);
 	if (!bytes) {
 		/* keep the channel in step: drain what the supervisor sends */
-		char sink[4096];
-		for (uint64_t left = reply.size; left;) {
-			size_t chunk = left < sizeof(sink) ? (size_t)left : sizeof(sink);
-			if (chan_read_(sink, chunk) < 0)
-				break;
-			left -= chunk;
-		}
+		(void)tp_frame_skip(TP_CTRL_FD, reply.size);
 		pthread_mutex_unlock(&channel_lock);
 		return NULL;
 	}
 	Py_BEGIN_ALLOW_THREADS
-	r = chan_read_(PyBytes_AS_STRING(bytes), (size_t)reply.size);
+	r = tp_read_full(TP_CTRL_FD, PyBytes_AS_STRING(bytes), (size_t)reply.size);
 	pthread_mutex_unlock(&channel_lock);
 	Py_END_ALLOW_THREADS
 	if (r < 0) {
@@ -91,14 +77,11 @@ static PyObject *request(uint32_t type, uint32_t arg)
 
 static int send_frame(uint32_t type, uint32_t arg, const void *payload, size_t size)
 {
-	struct tp_frame frame = { .type = type, .arg = arg, .size = size };
 	int r;
 
 	Py_BEGIN_ALLOW_THREADS
 	pthread_mutex_lock(&channel_lock);
-	r = chan_write_(&frame, sizeof(frame));
-	if (r == 0 && size)
-		r = chan_write_(payload, size);
+	r = tp_frame_write(TP_CTRL_FD, type, arg, payload, size);
 	pthread_mutex_unlock(&channel_lock);
 	Py_END_ALLOW_THREADS
 	return r;
@@ -231,61 +214,52 @@ static struct PyModuleDef teex_def = {
 
 /* ---- boot ---- */
 
-struct boot {
-	PyObject *entry;
-	PyObject *argv;
-	PyObject *path;
-	PyObject *preload;
-	struct sock_fprog filter;
-};
-
-static int parse_boot(char *payload, size_t size, struct boot *boot)
+/* sys.argv, sys.path or the preload names from the decoded boot, as str the way
+ * the interpreter decodes file names (surrogateescape). */
+static PyObject *str_list(const char *const *items, size_t count)
 {
-	size_t pos = 0;
+	PyObject *list = PyList_New((Py_ssize_t)count);
 
-	while (pos < size) {
-		uint32_t len;
-		char tag;
-		char *field;
-
-		if (size - pos < sizeof(len))
-			return -1;
-		memcpy(&len, payload + pos, sizeof(len));
-		pos += sizeof(len);
-		if (len < 1 || len > size - pos)
-			return -1;
-		tag = payload[pos];
-		field = payload + pos + 1;
-		pos += len;
-		len -= 1;
-
-		if (tag == TP_BOOT_FILTER) {
-			if (len == 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > 0xffff)
-				return -1;
-			boot->filter.len = (unsigned short)(len / sizeof(struct sock_filter));
-			boot->filter.filter = (struct sock_filter *)field;
-			continue;
+	for (size_t i = 0; list && i < count; i++) {
+		PyObject *s = PyUnicode_DecodeFSDefault(items[i]);
+		if (!s) {
+			Py_CLEAR(list);
+			break;
 		}
-		PyObject *s = PyUnicode_DecodeFSDefaultAndSize(field, len);
-		if (!s)
-			return -1;
-		int r = 0;
-		if (tag == TP_BOOT_ENTRY) {
-			Py_XSETREF(boot->entry, s);
-			Py_INCREF(s);
-		} else if (tag == TP_BOOT_ARG)
-			r = PyList_Append(boot->argv, s);
-		else if (tag == TP_BOOT_PATH)
-			r = PyList_Append(boot->path, s);
-		else if (tag == TP_BOOT_PRELOAD)
-			r = PyList_Append(boot->preload, s);
-		else if (tag == TP_BOOT_DATA_COUNT)
-			data_count = (Py_ssize_t)strtoull(PyUnicode_AsUTF8(s), NULL, 10);
-		Py_DECREF(s);
-		if (r < 0)
-			return -1;
+		PyList_SET_ITEM(list, (Py_ssize_t)i, s);
 	}
-	return boot->entry && boot->filter.len ? 0 : -1;
+	return list;
+}
+
+/* Reads the BOOT frame and decodes it. Returns 0, or -1 with a Python error set. */
+static int read_boot(struct tp_boot *boot)
+{
+	struct tp_frame frame;
+	char *payload;
+	int r;
+
+	r = tp_frame_read_header(TP_CTRL_FD, &frame);
+	if (r < 0 || frame.type != TP_FRAME_BOOT) {
+		channel_error();
+		return -1;
+	}
+	payload = PyMem_Malloc(frame.size ? (size_t)frame.size : 1);
+	if (!payload) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	if (tp_read_full(TP_CTRL_FD, payload, (size_t)frame.size) < 0) {
+		PyMem_Free(payload);
+		channel_error();
+		return -1;
+	}
+	r = tp_boot_decode(payload, (size_t)frame.size, boot);
+	PyMem_Free(payload);
+	if (r == -ENOMEM)
+		PyErr_NoMemory();
+	else if (r < 0)
+		PyErr_SetString(PyExc_RuntimeError, "teepy: malformed boot frame");
+	return r < 0 ? -1 : 0;
 }
 
 static int install_stage2(const struct sock_fprog *filter)
@@ -499,11 +473,11 @@ static int add_site_builtins(void)
 
 static PyObject *boot(PyObject *self, PyObject *unused)
 {
-	struct boot b = { 0 };
-	struct tp_frame frame;
+	struct tp_boot b = { 0 };
+	struct sock_fprog filter;
+	PyObject *argv = NULL, *path = NULL, *preload = NULL;
 	PyObject *teex = NULL, *result = NULL;
-	char *payload = NULL;
-	int status = 1, r;
+	int status = 1;
 
 	(void)self;
 	(void)unused;
@@ -513,28 +487,17 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 	}
 	booted = true;
 
-	r = chan_read_(&frame, sizeof(frame));
-	if (r < 0 || frame.type != TP_FRAME_BOOT || frame.size > TP_MAX_BOOT_SIZE)
-		return channel_error();
-	payload = PyMem_Malloc((size_t)frame.size + 1);
-	if (!payload)
-		return PyErr_NoMemory();
-	if (chan_read_(payload, (size_t)frame.size) < 0) {
-		PyMem_Free(payload);
-		return channel_error();
-	}
-	payload[frame.size] = '\0';
-	b.argv = PyList_New(0);
-	b.path = PyList_New(0);
-	b.preload = PyList_New(0);
-	if (!b.argv || !b.path || !b.preload || parse_boot(payload, (size_t)frame.size, &b) < 0) {
-		if (!PyErr_Occurred())
-			PyErr_SetString(PyExc_RuntimeError, "teepy: malformed boot frame");
+	if (read_boot(&b) < 0)
+		return NULL;
+	data_count = (Py_ssize_t)b.data_count;
+	if (!(argv = str_list(b.argv, b.argv_count)) || !(path = str_list(b.path, b.path_count)) ||
+	    !(preload = str_list(b.preload, b.preload_count)))
 		goto out;
-	}
 
 	/* From here on no new program can run, ever. */
-	if (install_stage2(&b.filter) < 0) {
+	filter.len = (unsigned short)(b.filter_size / sizeof(struct sock_filter));
+	filter.filter = (struct sock_filter *)b.filter; /* aligned: the decoder's own copy */
+	if (install_stage2(&filter) < 0) {
 		PyErr_SetFromErrno(PyExc_OSError);
 		goto out;
 	}
@@ -545,31 +508,24 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 		goto out;
 	/* site comes before the service's sys.path, so that it is the interpreter's
 	 * own (frozen) module, never a site.py of the service's */
-	if (add_site_builtins() < 0 || PySys_SetObject("argv", b.argv) < 0 ||
-	    PySys_SetObject("path", b.path) < 0 || PySys_SetObject("dont_write_bytecode", Py_True) < 0)
+	if (add_site_builtins() < 0 || PySys_SetObject("argv", argv) < 0 ||
+	    PySys_SetObject("path", path) < 0 || PySys_SetObject("dont_write_bytecode", Py_True) < 0)
 		goto out;
-	if (import_preload(b.preload) < 0) {
+	if (import_preload(preload) < 0) {
 		result = PyLong_FromLong(1);
 		goto out;
 	}
-	{
-		PyObject *entry = PyUnicode_EncodeFSDefault(b.entry);
-		if (!entry)
-			goto out;
-		result = run_entry(PyBytes_AS_STRING(entry), &status);
-		Py_DECREF(entry);
-	}
+	result = run_entry(b.entry, &status);
 	if (!result)
 		goto out;
 	Py_DECREF(result);
 	result = PyLong_FromLong(status);
 out:
 	Py_XDECREF(teex);
-	Py_XDECREF(b.entry);
-	Py_XDECREF(b.argv);
-	Py_XDECREF(b.path);
-	Py_XDECREF(b.preload);
-	PyMem_Free(payload);
+	Py_XDECREF(argv);
+	Py_XDECREF(path);
+	Py_XDECREF(preload);
+	tp_boot_free(&b);
 	return result;
 }
 

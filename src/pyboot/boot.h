@@ -3,7 +3,7 @@
 #ifndef TEEPY_PYBOOT_BOOT_H
 #define TEEPY_PYBOOT_BOOT_H
 
-#include "protocol.h"
+#include "../channel/protocol.h"
 
 /* The interpreter's program loader (its PT_INTERP): the kernel opens it, so no
  * trace sees it, and Landlock must let it be executed. */

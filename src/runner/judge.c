@@ -2,7 +2,7 @@
 #include "runner.h"
 
 #include "../common/units.h"
-#include "../pyboot/protocol.h"
+#include "../channel/protocol.h"
 
 #include <signal.h>
 #include <stdarg.h>

@@ -2,6 +2,7 @@
  * environment and boot payload decided before anything is spawned. */
 #include "plan.h"
 
+#include "../channel/channel.h"
 #include "../crypto/crypto.h"
 
 #include "../common/units.h"
@@ -639,64 +640,46 @@ int tp_plan_env(struct tp_invocation *inv)
 
 /* ---- the boot payload ---- */
 
-struct buf {
-	char *data;
-	size_t size;
-};
-
-static int buf_field(struct buf *b, char tag, const void *bytes, size_t size)
-{
-	uint32_t len = (uint32_t)(size + 1);
-	char *data = realloc(b->data, b->size + sizeof(len) + len);
-
-	if (!data)
-		return -ENOMEM;
-	b->data = data;
-	memcpy(b->data + b->size, &len, sizeof(len));
-	b->data[b->size + sizeof(len)] = tag;
-	memcpy(b->data + b->size + sizeof(len) + 1, bytes, size);
-	b->size += sizeof(len) + len;
-	return 0;
-}
-
-static int buf_string(struct buf *b, char tag, const char *s)
-{
-	return buf_field(b, tag, s, strlen(s));
-}
-
-int tp_plan_boot(const struct tp_invocation *inv, char **data, size_t *size)
+int tp_plan_boot(const struct tp_invocation *inv, uint8_t **data, size_t *size)
 {
 	const struct tp_run_config *cfg = inv->cfg;
 	const struct tp_bpf *stage2 =
 	    inv->processes ? &tp_seccomp_stage2_processes : &tp_seccomp_stage2;
-	struct buf boot = { 0 };
-	char count[32];
-	int r = 0;
+	const struct tp_strlist *argv = inv->sealed ? &inv->bundle.manifest.argv : NULL;
+	const struct tp_strlist *signed_preload = inv->sealed ? &inv->bundle.manifest.preload : NULL;
+	size_t args = count_of(cfg->args);
+	size_t argc = 1 + (argv ? argv->count : 0) + args;
+	size_t preload_count =
+	    signed_preload ? signed_preload->count : count_of(cfg->preload);
+	size_t n = 0;
+	/* one array: sys.argv, then sys.path, then the preload names */
+	const char **items = calloc(argc + inv->python_path.count + preload_count, sizeof(*items));
+	int r;
 
-	snprintf(count, sizeof(count), "%zu", cfg->data_count);
-	r = r ?: buf_field(&boot, TP_BOOT_FILTER, stage2->insns, stage2->size);
-	r = r ?: buf_string(&boot, TP_BOOT_ENTRY, inv->entry);
-	r = r ?: buf_string(&boot, TP_BOOT_DATA_COUNT, count);
-	r = r ?: buf_string(&boot, TP_BOOT_ARG, inv->entry);
-	for (size_t i = 0; r == 0 && inv->sealed && i < inv->bundle.manifest.argv.count; i++)
-		r = buf_string(&boot, TP_BOOT_ARG, inv->bundle.manifest.argv.items[i]);
-	for (size_t i = 0; r == 0 && cfg->args && cfg->args[i]; i++)
-		r = buf_string(&boot, TP_BOOT_ARG, cfg->args[i]);
-	for (size_t i = 0; r == 0 && i < inv->python_path.count; i++)
-		r = buf_string(&boot, TP_BOOT_PATH, inv->python_path.items[i]);
-	if (inv->sealed) {
-		const struct tp_strlist *preload = &inv->bundle.manifest.preload;
-		for (size_t i = 0; r == 0 && i < preload->count; i++)
-			r = buf_string(&boot, TP_BOOT_PRELOAD, preload->items[i]);
-	} else {
-		for (size_t i = 0; r == 0 && cfg->preload && cfg->preload[i]; i++)
-			r = buf_string(&boot, TP_BOOT_PRELOAD, cfg->preload[i]);
-	}
-	if (r < 0) {
-		free(boot.data);
-		return r;
-	}
-	*data = boot.data;
-	*size = boot.size;
-	return 0;
+	if (!items)
+		return -ENOMEM;
+	items[n++] = inv->entry;
+	for (size_t i = 0; argv && i < argv->count; i++)
+		items[n++] = argv->items[i];
+	for (size_t i = 0; i < args; i++)
+		items[n++] = cfg->args[i];
+	for (size_t i = 0; i < inv->python_path.count; i++)
+		items[n++] = inv->python_path.items[i];
+	for (size_t i = 0; i < preload_count; i++)
+		items[n++] = signed_preload ? signed_preload->items[i] : cfg->preload[i];
+	struct tp_boot boot = {
+		.filter = stage2->insns,
+		.filter_size = stage2->size,
+		.entry = inv->entry,
+		.argv = items,
+		.argv_count = argc,
+		.path = items + argc,
+		.path_count = inv->python_path.count,
+		.preload = items + argc + inv->python_path.count,
+		.preload_count = preload_count,
+		.data_count = cfg->data_count,
+	};
+	r = tp_boot_encode(&boot, data, size);
+	free(items);
+	return r;
 }

@@ -17,7 +17,9 @@ int tp_plan_invocation(struct tp_invocation *inv, struct tp_outcome *out);
  * thread caps, the manifest's variables, then the config's. Returns 0 or -ENOMEM. */
 int tp_plan_env(struct tp_invocation *inv);
 
-/* The boot payload (channel/protocol.h). Returns 0 or -ENOMEM. */
-int tp_plan_boot(const struct tp_invocation *inv, char **data, size_t *size);
+/* The boot payload (channel/channel.h): the stage-2 filter, the entry, sys.argv,
+ * sys.path, the data count and the preload modules. Returns 0, -EMSGSIZE when it
+ * would be larger than the channel carries, or -ENOMEM. */
+int tp_plan_boot(const struct tp_invocation *inv, uint8_t **data, size_t *size);
 
 #endif

@@ -4,10 +4,9 @@
 #include "runner.h"
 
 #include "plan.h"
-#include "../cli/channel.h"
+#include "../channel/channel.h"
 #include "../common/io.h"
 #include "../pyboot/boot.h"
-#include "../pyboot/protocol.h"
 #include "../sandbox/sandbox.h"
 #include "../sandbox/seccomp.h"
 #include "../trace/trace.h"
@@ -440,13 +439,22 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 	struct tp_sandbox sb = { .pid = -1, .ctrl_fd = -1, .out_fd = -1, .err_fd = -1,
 				 .ready_fd = -1, .go_fd = -1 };
 	struct watch w = { .inv = inv, .out = out, .pid = -1, .pidfd = -1, .result_fd = -1 };
-	char *boot = NULL, err[512];
+	uint8_t *boot = NULL;
+	char err[512];
 	size_t boot_size = 0;
 	struct timespec t0;
 	int r;
 
-	if (tp_plan_env(inv) < 0 || tp_plan_boot(inv, &boot, &boot_size) < 0)
+	if (tp_plan_env(inv) < 0)
 		return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
+	if ((r = tp_plan_boot(inv, &boot, &boot_size)) == -EMSGSIZE)
+		return tp_runner_fail(out, TP_END_CONFIG,
+				      "the service's arguments, paths and preload names come to "
+				      "more than %u bytes (pass fewer or shorter arguments)",
+				      TP_MAX_BOOT_SIZE);
+	if (r < 0)
+		return tp_runner_fail(out, TP_END_INTERNAL, "cannot build the boot payload: %s",
+				      strerror(-r));
 
 	/* the sealed root's files are held in memory for the service: they come out of
 	 * its limit (the plan made sure enough is left) */
@@ -538,10 +546,8 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 	w.channel.ctx = &w;
 	/* a result cannot be larger than the memory the service may hold */
 	w.channel.max_result = inv->limits.memory_bytes;
-	struct tp_frame frame = { .type = TP_FRAME_BOOT, .size = boot_size };
 	/* a child that died before reading it: its setup error or status says why */
-	if (tp_write_full(sb.ctrl_fd, &frame, sizeof(frame)) == 0)
-		tp_write_full(sb.ctrl_fd, boot, boot_size);
+	tp_frame_write(sb.ctrl_fd, TP_FRAME_BOOT, 0, boot, boot_size);
 	free(boot);
 
 	struct serve_args serve = { .w = &w, .sb = &sb };

@@ -6,7 +6,7 @@
 
 #include "landlock.h"
 #include "../trace/trace.h"
-#include "../pyboot/protocol.h"
+#include "../channel/protocol.h"
 #include "../common/io.h"
 
 #include <errno.h>

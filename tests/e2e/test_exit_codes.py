@@ -127,7 +127,7 @@ def test_undecodable_script_is_one_line_naming_the_file(as_user, run, tmp, sourc
 
 
 # ---------------------------------------------------------------- 4: the control channel
-# The service holds fd 3, the control channel (src/pyboot/protocol.h): a frame is
+# The service holds fd 3, the control channel (src/channel/protocol.h): a frame is
 # u32 type, u32 arg, u64 size in host byte order, then size bytes. Native code can
 # write anything there; the supervisor must end the run, not trust or hang on it.
 
@@ -171,6 +171,15 @@ def test_missing_script_is_usage_error(as_user, run, tmp):
     r = run("run", tmp / "does_not_exist.py")
     assert r.returncode == 2, r
     assert "does_not_exist.py" in one_teepy_line(r)
+
+
+def test_arguments_larger_than_the_boot_payload_are_usage_error(run, script):
+    # 10 x 120 kB: each below the kernel's 128 KiB for one argument, together over
+    # the 1 MiB boot payload (src/channel/protocol.h)
+    r = run("run", script(RETURN_OK), "--", *["a" * 120_000] * 10)
+    assert r.returncode == 2, r
+    assert "more than 1048576 bytes" in one_teepy_line(r)
+    assert r.stdout == b""
 
 
 def test_no_script_is_usage_error(run):

@@ -2,7 +2,7 @@
 #include "test.h"
 #include "../../src/cli/exit_codes.h"
 #include "../../src/cli/run.h"
-#include "../../src/pyboot/protocol.h"
+#include "../../src/channel/protocol.h"
 #include "../../src/runner/runner.h"
 
 #include <signal.h>

@@ -1,9 +1,9 @@
-/* Control-channel frames from the service: sizes checked before anything is read,
- * unknown or malformed frames end the conversation, only the first result counts. */
+/* The supervisor's side of the control channel: serves input and data, takes the
+ * result. Sizes are checked before anything is read, unknown or malformed frames end
+ * the conversation, only the first result counts. */
 #include "channel.h"
 
 #include "../common/io.h"
-#include "../pyboot/protocol.h"
 
 #include <errno.h>
 #include <string.h>
@@ -17,14 +17,6 @@ void tp_channel_init(struct tp_channel *ch, int fd)
 	ch->fd = fd;
 	ch->result_fd = -1;
 	ch->status_kind = -1;
-}
-
-static int reply(int fd, uint32_t arg, const void *payload, uint64_t size)
-{
-	struct tp_frame frame = { .type = TP_FRAME_REPLY, .arg = arg, .size = size };
-	int r = tp_write_full(fd, &frame, sizeof(frame));
-
-	return r < 0 ? r : tp_write_full(fd, payload, (size_t)size);
 }
 
 /* Moves `size` bytes from the service to sink (or nowhere when sink < 0). A sink
@@ -60,12 +52,11 @@ static int send_data(struct tp_channel *ch, uint32_t index)
 	int r;
 
 	if (index >= ch->data_count)
-		return reply(ch->fd, TP_REPLY_OUT_OF_RANGE, NULL, 0);
+		return tp_frame_write(ch->fd, TP_FRAME_REPLY, TP_REPLY_OUT_OF_RANGE, NULL, 0);
 	if (fstat(ch->data_fds[index], &st) < 0)
 		return -errno;
-	struct tp_frame frame = { .type = TP_FRAME_REPLY, .arg = TP_REPLY_OK,
-				  .size = (uint64_t)st.st_size };
-	if ((r = tp_write_full(ch->fd, &frame, sizeof(frame))) < 0)
+	r = tp_frame_write_header(ch->fd, TP_FRAME_REPLY, TP_REPLY_OK, (uint64_t)st.st_size);
+	if (r < 0)
 		return r;
 	while (offset < st.st_size) {
 		ssize_t n = sendfile(ch->fd, ch->data_fds[index], &offset,
@@ -83,27 +74,26 @@ static int send_data(struct tp_channel *ch, uint32_t index)
 int tp_channel_serve_one(struct tp_channel *ch)
 {
 	struct tp_frame frame;
-	int r = tp_read_full(ch->fd, &frame, sizeof(frame));
+	int r = tp_frame_read_header(ch->fd, &frame);
 
+	if (r == -EPROTO || r == -EMSGSIZE)
+		goto violation;
 	if (r < 0)
 		return r;
+	/* tp_frame_check has held each type to its size */
 	switch (frame.type) {
 	case TP_FRAME_GET_INPUT:
-		if (frame.size)
-			break;
-		return reply(ch->fd, TP_REPLY_OK, ch->input, ch->input_size);
+		return tp_frame_write(ch->fd, TP_FRAME_REPLY, TP_REPLY_OK, ch->input,
+				      ch->input_size);
 	case TP_FRAME_GET_DATA:
-		if (frame.size)
-			break;
 		return send_data(ch, frame.arg);
-	case TP_FRAME_RESULT: {
-		int ignored = 0;
+	case TP_FRAME_RESULT:
 		if (ch->max_result && frame.size > ch->max_result) {
 			ch->result_too_large = true;
 			break;
 		}
 		if (ch->have_result) /* only the first result counts */
-			return pump(ch->fd, -1, frame.size, &ignored);
+			return tp_frame_skip(ch->fd, frame.size);
 		ch->have_result = true;
 		ch->result_size = frame.size;
 		ch->result_fd = ch->open_result ? ch->open_result(ch->ctx) : -1;
@@ -114,16 +104,14 @@ int tp_channel_serve_one(struct tp_channel *ch)
 		if (r == 0)
 			ch->result_incomplete = false;
 		return r;
-	}
 	case TP_FRAME_STATUS:
-		if (frame.size >= sizeof(ch->status_name))
-			break;
 		if ((r = tp_read_full(ch->fd, ch->status_name, (size_t)frame.size)) < 0)
 			return r;
 		ch->status_name[frame.size] = '\0';
 		ch->status_kind = (int)frame.arg;
 		return 0;
 	}
+violation:
 	ch->protocol_violation = true;
 	return -EPROTO;
 }

@@ -1,8 +1,8 @@
 /* The control channel between the supervisor and `_teepy`: frame layout and types.
  * Shared by both sides; the supervisor treats every frame from the service as
  * untrusted once the service runs. */
-#ifndef TEEPY_PYBOOT_PROTOCOL_H
-#define TEEPY_PYBOOT_PROTOCOL_H
+#ifndef TEEPY_CHANNEL_PROTOCOL_H
+#define TEEPY_CHANNEL_PROTOCOL_H
 
 #include <stdint.h>
 
@@ -19,6 +19,7 @@ struct tp_frame {
 	uint32_t arg;
 	uint64_t size;
 };
+_Static_assert(sizeof(struct tp_frame) == 16, "a frame header is 16 bytes, no padding");
 
 enum tp_frame_type {
 	/* supervisor -> service */
@@ -41,18 +42,21 @@ enum tp_reply { TP_REPLY_OK = 0, TP_REPLY_OUT_OF_RANGE = 1 };
 enum tp_status { TP_STATUS_OK = 0, TP_STATUS_EXCEPTION = 1, TP_STATUS_SYNTAX = 2 };
 #define TP_STATUS_PRELOAD_NAME "preload"
 
-/* BOOT payload: a sequence of fields, each a u32 length then that many bytes,
- * whose first byte is a tag: */
+/* BOOT payload: a sequence of fields, each a u32 length (host byte order) then that
+ * many bytes, whose first byte is a tag and the rest the value. Filter, entry and
+ * data count come once each; the lists in order. Strings hold no NUL byte.
+ * src/channel/boot.c is the one encoder and decoder. */
 enum tp_boot_tag {
-	TP_BOOT_FILTER = 'f',	  /* stage-2 seccomp program (struct sock_filter[]) */
+	TP_BOOT_FILTER = 'f',	  /* stage-2 seccomp program (struct sock_filter[], 8 bytes each) */
 	TP_BOOT_ENTRY = 'e',	  /* the entry script's path inside the root */
 	TP_BOOT_ARG = 'a',	  /* sys.argv, in order */
 	TP_BOOT_PATH = 'p',	  /* sys.path, in order */
-	TP_BOOT_DATA_COUNT = 'n', /* decimal count of data items */
+	TP_BOOT_DATA_COUNT = 'n', /* decimal count of data items, at most UINT32_MAX */
 	TP_BOOT_PRELOAD = 'i',	  /* a module to import before the entry, in order */
 };
 
-#define TP_MAX_STATUS_SIZE 4096u
+/* Bytes of a STATUS frame's name: the supervisor keeps it NUL-terminated in 128. */
+#define TP_MAX_STATUS_SIZE 127u
 #define TP_MAX_BOOT_SIZE (1u << 20)
 
 #endif

@@ -1,0 +1,518 @@
+/* The control channel: the boot payload's encoder and decoder, frames on a stream,
+ * and the supervisor's serving side against a hand-written service. */
+#include "test.h"
+#include "../../src/channel/channel.h"
+#include "../../src/common/io.h"
+
+#include <errno.h>
+#include <stdalign.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const uint8_t filter[16] = { 6, 0, 0, 0, 0, 0, 0xff, 0x7f, 6, 0, 0, 0, 0, 0, 0, 0 };
+
+static struct tp_boot sample(void)
+{
+	static const char *const argv[] = { "/app/service.py", "--flag", "" };
+	static const char *const path[] = { "/app", "/usr/lib/python3.11" };
+	static const char *const preload[] = { "numpy" };
+
+	return (struct tp_boot){
+		.filter = filter,
+		.filter_size = sizeof(filter),
+		.entry = "/app/service.py",
+		.argv = argv,
+		.argv_count = 3,
+		.path = path,
+		.path_count = 2,
+		.preload = preload,
+		.preload_count = 1,
+		.data_count = 2,
+	};
+}
+
+/* Appends one raw field to buf at *at. */
+static void put(uint8_t *buf, size_t *at, uint32_t len, char tag, const void *value, size_t size)
+{
+	memcpy(buf + *at, &len, sizeof(len));
+	buf[*at + 4] = (uint8_t)tag;
+	memcpy(buf + *at + 5, value, size);
+	*at += 5 + size;
+}
+
+static void put_field(uint8_t *buf, size_t *at, char tag, const char *s)
+{
+	put(buf, at, (uint32_t)strlen(s) + 1, tag, s, strlen(s));
+}
+
+/* A minimal valid payload: filter, entry, count; returns its size. */
+static size_t minimal(uint8_t *buf)
+{
+	size_t at = 0;
+
+	put(buf, &at, sizeof(filter) + 1, TP_BOOT_FILTER, filter, sizeof(filter));
+	put_field(buf, &at, TP_BOOT_ENTRY, "/e.py");
+	put_field(buf, &at, TP_BOOT_DATA_COUNT, "0");
+	return at;
+}
+
+static void check_same_list(const char *const *a, size_t na, const char *const *b, size_t nb)
+{
+	CHECK(na == nb);
+	for (size_t i = 0; i < na && i < nb; i++)
+		CHECK_STR(a[i], b[i]);
+}
+
+static void test_boot_round_trip_keeps_every_field(void)
+{
+	struct tp_boot in = sample(), out;
+	uint8_t *bytes = NULL;
+	size_t size = 0;
+
+	CHECK(tp_boot_encode(&in, &bytes, &size) == 0);
+	CHECK(tp_boot_decode(bytes, size, &out) == 0);
+	free(bytes); /* the decoded boot does not refer to the bytes */
+	CHECK(out.filter_size == sizeof(filter) && memcmp(out.filter, filter, sizeof(filter)) == 0);
+	CHECK_STR(out.entry, in.entry);
+	check_same_list(out.argv, out.argv_count, in.argv, in.argv_count);
+	check_same_list(out.path, out.path_count, in.path, in.path_count);
+	check_same_list(out.preload, out.preload_count, in.preload, in.preload_count);
+	CHECK(out.data_count == 2);
+	CHECK((uintptr_t)out.filter % alignof(uint64_t) == 0);
+	tp_boot_free(&out);
+	CHECK(out.owned == NULL && out.entry == NULL);
+}
+
+static void test_boot_round_trip_with_no_lists_and_the_largest_count(void)
+{
+	struct tp_boot in = {
+		.filter = filter, .filter_size = 8, .entry = "", .data_count = UINT32_MAX
+	};
+	struct tp_boot out;
+	uint8_t *bytes = NULL;
+	size_t size = 0;
+
+	CHECK(tp_boot_encode(&in, &bytes, &size) == 0);
+	CHECK(tp_boot_decode(bytes, size, &out) == 0);
+	CHECK_STR(out.entry, "");
+	CHECK(out.argv_count == 0 && out.path_count == 0 && out.preload_count == 0);
+	CHECK(out.data_count == UINT32_MAX && out.filter_size == 8);
+	tp_boot_free(&out);
+	free(bytes);
+}
+
+/* The bytes _teepy has always read: filter, entry, data count, then the lists. */
+static void test_boot_encoding_is_the_field_sequence_of_protocol_h(void)
+{
+	static const char *const argv[] = { "/e.py" };
+	static const char *const path[] = { "/p" };
+	struct tp_boot in = { .filter = filter,
+			      .filter_size = 8,
+			      .entry = "/e.py",
+			      .argv = argv,
+			      .argv_count = 1,
+			      .path = path,
+			      .path_count = 1,
+			      .data_count = 12 };
+	uint8_t want[128], *bytes = NULL;
+	size_t at = 0, size = 0;
+
+	put(want, &at, 9, TP_BOOT_FILTER, filter, 8);
+	put_field(want, &at, TP_BOOT_ENTRY, "/e.py");
+	put_field(want, &at, TP_BOOT_DATA_COUNT, "12");
+	put_field(want, &at, TP_BOOT_ARG, "/e.py");
+	put_field(want, &at, TP_BOOT_PATH, "/p");
+	CHECK(tp_boot_encode(&in, &bytes, &size) == 0);
+	CHECK(size == at && bytes && memcmp(bytes, want, at) == 0);
+	free(bytes);
+}
+
+static void test_boot_decode_accepts_fields_in_any_order(void)
+{
+	uint8_t buf[256];
+	size_t at = 0;
+	struct tp_boot b;
+
+	put_field(buf, &at, TP_BOOT_PATH, "/one");
+	put_field(buf, &at, TP_BOOT_DATA_COUNT, "3");
+	put_field(buf, &at, TP_BOOT_ARG, "a0");
+	put_field(buf, &at, TP_BOOT_ENTRY, "/e.py");
+	put_field(buf, &at, TP_BOOT_PATH, "/two");
+	put(buf, &at, 9, TP_BOOT_FILTER, filter, 8);
+	CHECK(tp_boot_decode(buf, at, &b) == 0);
+	CHECK(b.path_count == 2 && b.argv_count == 1 && b.data_count == 3);
+	if (b.path_count == 2) {
+		CHECK_STR(b.path[0], "/one");
+		CHECK_STR(b.path[1], "/two");
+	}
+	tp_boot_free(&b);
+}
+
+static void test_boot_decode_refuses_every_cut_inside_a_field(void)
+{
+	struct tp_boot in = sample(), out;
+	uint8_t *bytes = NULL;
+	size_t size = 0, boundary = 0;
+	int bad = 0;
+
+	CHECK(tp_boot_encode(&in, &bytes, &size) == 0);
+	for (size_t cut = 0; cut < size; cut++) {
+		/* a cut on a field boundary is a shorter, well-formed payload */
+		if (cut == boundary) {
+			uint32_t len;
+			memcpy(&len, bytes + cut, sizeof(len));
+			boundary += sizeof(len) + len;
+			int r = tp_boot_decode(bytes, cut, &out);
+			CHECK(r == 0 || r == -EPROTO);
+			tp_boot_free(&out);
+			continue;
+		}
+		if (tp_boot_decode(bytes, cut, &out) != -EBADMSG)
+			bad++;
+		CHECK(out.owned == NULL);
+	}
+	CHECK(bad == 0);
+	free(bytes);
+}
+
+static void test_boot_decode_refuses_lengths_past_the_end_or_zero(void)
+{
+	uint8_t buf[256];
+	size_t at = minimal(buf), end = at;
+	struct tp_boot b;
+
+	put_field(buf, &at, TP_BOOT_ARG, "x");
+	uint32_t huge = UINT32_MAX, zero = 0, one_more = 3;
+	memcpy(buf + end, &huge, 4);
+	CHECK(tp_boot_decode(buf, at, &b) == -EBADMSG);
+	memcpy(buf + end, &zero, 4);
+	CHECK(tp_boot_decode(buf, at, &b) == -EBADMSG);
+	memcpy(buf + end, &one_more, 4);
+	CHECK(tp_boot_decode(buf, at, &b) == -EBADMSG);
+	CHECK(tp_boot_decode(buf, end + 2, &b) == -EBADMSG); /* half a length */
+}
+
+static void test_boot_decode_refuses_more_than_the_largest_payload(void)
+{
+	size_t size = TP_MAX_BOOT_SIZE + 5;
+	uint8_t *buf = calloc(1, size);
+	struct tp_boot b;
+	size_t at;
+
+	if (!buf)
+		return;
+	at = minimal(buf);
+	/* one well-formed argument filling the rest: only the total is wrong */
+	uint32_t len = (uint32_t)(size - at - 4);
+	memcpy(buf + at, &len, 4);
+	buf[at + 4] = TP_BOOT_ARG;
+	memset(buf + at + 5, 'a', size - at - 5);
+	CHECK(tp_boot_decode(buf, size, &b) == -EBADMSG);
+	free(buf);
+}
+
+static void test_boot_decode_refuses_an_unknown_tag(void)
+{
+	uint8_t buf[256];
+	size_t at = minimal(buf);
+	struct tp_boot b;
+
+	put_field(buf, &at, 'z', "what");
+	CHECK(tp_boot_decode(buf, at, &b) == -EPROTO);
+	CHECK(b.owned == NULL && b.entry == NULL);
+}
+
+static void test_boot_decode_refuses_a_missing_or_repeated_field(void)
+{
+	uint8_t buf[256];
+	size_t at;
+	struct tp_boot b;
+	const char tags[] = { TP_BOOT_FILTER, TP_BOOT_ENTRY, TP_BOOT_DATA_COUNT };
+
+	for (size_t t = 0; t < sizeof(tags); t++) {
+		at = 0;
+		if (tags[t] != TP_BOOT_FILTER)
+			put(buf, &at, 9, TP_BOOT_FILTER, filter, 8);
+		if (tags[t] != TP_BOOT_ENTRY)
+			put_field(buf, &at, TP_BOOT_ENTRY, "/e.py");
+		if (tags[t] != TP_BOOT_DATA_COUNT)
+			put_field(buf, &at, TP_BOOT_DATA_COUNT, "1");
+		CHECK(tp_boot_decode(buf, at, &b) == -EPROTO);
+
+		at = minimal(buf);
+		if (tags[t] == TP_BOOT_FILTER)
+			put(buf, &at, 9, TP_BOOT_FILTER, filter, 8);
+		else
+			put_field(buf, &at, tags[t], "1");
+		CHECK(tp_boot_decode(buf, at, &b) == -EPROTO);
+	}
+	CHECK(tp_boot_decode(buf, 0, &b) == -EPROTO); /* nothing at all */
+}
+
+static void test_boot_decode_refuses_a_filter_of_a_wrong_size(void)
+{
+	uint8_t buf[256];
+	size_t at, sizes[] = { 0, 1, 7, 9, 15 };
+	struct tp_boot b;
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		at = 0;
+		put(buf, &at, (uint32_t)sizes[i] + 1, TP_BOOT_FILTER, filter, sizes[i]);
+		put_field(buf, &at, TP_BOOT_ENTRY, "/e.py");
+		put_field(buf, &at, TP_BOOT_DATA_COUNT, "0");
+		CHECK(tp_boot_decode(buf, at, &b) == -EBADMSG);
+	}
+}
+
+static void test_boot_decode_refuses_a_nul_inside_a_string(void)
+{
+	uint8_t buf[256];
+	size_t at = minimal(buf);
+	struct tp_boot b;
+
+	put(buf, &at, 5, TP_BOOT_PATH, "/a\0b", 4);
+	CHECK(tp_boot_decode(buf, at, &b) == -EBADMSG);
+}
+
+static void test_boot_decode_takes_only_a_canonical_decimal_count(void)
+{
+	const char *bad[] = { "",   "01",  "-1",   "+1",	 " 1",
+			      "1 ", "12a", "0x10", "4294967296", "99999999999" };
+	uint8_t buf[256];
+	size_t at;
+	struct tp_boot b;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		at = 0;
+		put(buf, &at, 9, TP_BOOT_FILTER, filter, 8);
+		put_field(buf, &at, TP_BOOT_ENTRY, "/e.py");
+		put_field(buf, &at, TP_BOOT_DATA_COUNT, bad[i]);
+		if (tp_boot_decode(buf, at, &b) != -EBADMSG) {
+			fprintf(stderr, "  data count '%s' was taken\n", bad[i]);
+			tp_test_failures++;
+		}
+		tp_boot_free(&b);
+	}
+}
+
+static void test_boot_encode_refuses_what_the_decoder_would(void)
+{
+	static const char *const holes[] = { "a", NULL };
+	struct tp_boot b;
+	uint8_t *bytes = NULL;
+	size_t size = 0;
+
+	b = sample(), b.entry = NULL;
+	CHECK(tp_boot_encode(&b, &bytes, &size) == -EINVAL);
+	b = sample(), b.filter = NULL;
+	CHECK(tp_boot_encode(&b, &bytes, &size) == -EINVAL);
+	b = sample(), b.filter_size = 12;
+	CHECK(tp_boot_encode(&b, &bytes, &size) == -EINVAL);
+	b = sample(), b.filter_size = 0;
+	CHECK(tp_boot_encode(&b, &bytes, &size) == -EINVAL);
+	b = sample(), b.data_count = (uint64_t)UINT32_MAX + 1;
+	CHECK(tp_boot_encode(&b, &bytes, &size) == -EINVAL);
+	b = sample(), b.path = holes, b.path_count = 2;
+	CHECK(tp_boot_encode(&b, &bytes, &size) == -EINVAL);
+	b = sample(), b.preload = NULL;
+	CHECK(tp_boot_encode(&b, &bytes, &size) == -EINVAL);
+	CHECK(bytes == NULL);
+}
+
+static void test_boot_encode_refuses_more_than_the_largest_payload(void)
+{
+	char *big = malloc(TP_MAX_BOOT_SIZE);
+	struct tp_boot b = sample();
+	uint8_t *bytes = NULL;
+	size_t size = 0;
+
+	if (!big)
+		return;
+	memset(big, 'a', TP_MAX_BOOT_SIZE - 1);
+	big[TP_MAX_BOOT_SIZE - 1] = '\0';
+	b.entry = big;
+	CHECK(tp_boot_encode(&b, &bytes, &size) == -EMSGSIZE);
+	CHECK(bytes == NULL);
+
+	/* the largest payload the decoder takes is one the encoder makes */
+	b = (struct tp_boot){ .filter = filter, .filter_size = 8, .entry = big };
+	big[TP_MAX_BOOT_SIZE - 3 * 5 - 8 - 1] = '\0'; /* three field heads, filter, "0" */
+	CHECK(tp_boot_encode(&b, &bytes, &size) == 0 && size == TP_MAX_BOOT_SIZE);
+	struct tp_boot out;
+	CHECK(bytes && tp_boot_decode(bytes, size, &out) == 0);
+	tp_boot_free(&out);
+	free(bytes);
+	free(big);
+}
+
+/* ---- frames ---- */
+
+static void test_frame_check_holds_each_type_to_its_size(void)
+{
+	struct tp_frame f = { .type = TP_FRAME_GET_INPUT };
+	CHECK(tp_frame_check(&f) == 0);
+	f.size = 1;
+	CHECK(tp_frame_check(&f) == -EMSGSIZE);
+	f = (struct tp_frame){ .type = TP_FRAME_GET_DATA, .arg = 7, .size = 1 };
+	CHECK(tp_frame_check(&f) == -EMSGSIZE);
+	f = (struct tp_frame){ .type = TP_FRAME_STATUS, .size = TP_MAX_STATUS_SIZE };
+	CHECK(tp_frame_check(&f) == 0);
+	f.size++;
+	CHECK(tp_frame_check(&f) == -EMSGSIZE);
+	f = (struct tp_frame){ .type = TP_FRAME_BOOT, .size = TP_MAX_BOOT_SIZE };
+	CHECK(tp_frame_check(&f) == 0);
+	f.size++;
+	CHECK(tp_frame_check(&f) == -EMSGSIZE);
+	f = (struct tp_frame){ .type = TP_FRAME_RESULT, .size = UINT64_MAX };
+	CHECK(tp_frame_check(&f) == 0);
+	f = (struct tp_frame){ .type = TP_FRAME_REPLY, .size = UINT64_MAX };
+	CHECK(tp_frame_check(&f) == 0);
+	f = (struct tp_frame){ .type = 99 };
+	CHECK(tp_frame_check(&f) == -EPROTO);
+	f.type = 0;
+	CHECK(tp_frame_check(&f) == -EPROTO);
+}
+
+static void test_frame_written_is_read_back_and_skipped_in_step(void)
+{
+	int sv[2];
+	struct tp_frame f;
+	char payload[6] = "";
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		CHECK(!"socketpair");
+		return;
+	}
+	CHECK(tp_frame_write(sv[0], TP_FRAME_RESULT, 0, "skip me", 7) == 0);
+	CHECK(tp_frame_write(sv[0], TP_FRAME_STATUS, TP_STATUS_EXCEPTION, "Error", 5) == 0);
+	CHECK(tp_frame_write(sv[0], 99, 0, NULL, 0) == 0);
+	CHECK(tp_frame_write_header(sv[0], TP_FRAME_GET_INPUT, 0, 3) == 0);
+	close(sv[0]);
+
+	CHECK(tp_frame_read_header(sv[1], &f) == 0 && f.type == TP_FRAME_RESULT && f.size == 7);
+	CHECK(tp_frame_skip(sv[1], f.size) == 0);
+	CHECK(tp_frame_read_header(sv[1], &f) == 0 && f.type == TP_FRAME_STATUS &&
+	      f.arg == TP_STATUS_EXCEPTION && f.size == 5);
+	CHECK(tp_read_full(sv[1], payload, 5) == 0 && strcmp(payload, "Error") == 0);
+	CHECK(tp_frame_read_header(sv[1], &f) == -EPROTO && f.type == 99);
+	CHECK(tp_frame_read_header(sv[1], &f) == -EMSGSIZE);
+	CHECK(tp_frame_read_header(sv[1], &f) == -EPIPE);
+	CHECK(tp_frame_skip(sv[1], 1) == -EPIPE);
+	close(sv[1]);
+}
+
+/* ---- serving ---- */
+
+static void test_serve_answers_input_and_keeps_status_then_ends_at_close(void)
+{
+	struct tp_channel ch;
+	struct tp_frame f;
+	char got[6] = "";
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		CHECK(!"socketpair");
+		return;
+	}
+	tp_channel_init(&ch, sv[0]);
+	ch.input = "hello";
+	ch.input_size = 5;
+	CHECK(tp_frame_write(sv[1], TP_FRAME_GET_INPUT, 0, NULL, 0) == 0);
+	CHECK(tp_channel_serve_one(&ch) == 0);
+	CHECK(tp_frame_read_header(sv[1], &f) == 0 && f.type == TP_FRAME_REPLY &&
+	      f.arg == TP_REPLY_OK && f.size == 5);
+	CHECK(tp_read_full(sv[1], got, 5) == 0 && strcmp(got, "hello") == 0);
+
+	CHECK(tp_frame_write(sv[1], TP_FRAME_GET_DATA, 0, NULL, 0) == 0);
+	CHECK(tp_channel_serve_one(&ch) == 0);
+	CHECK(tp_frame_read_header(sv[1], &f) == 0 && f.arg == TP_REPLY_OUT_OF_RANGE);
+
+	CHECK(tp_frame_write(sv[1], TP_FRAME_STATUS, TP_STATUS_EXCEPTION, "KeyError", 8) == 0);
+	CHECK(tp_channel_serve_one(&ch) == 0);
+	CHECK(ch.status_kind == TP_STATUS_EXCEPTION);
+	CHECK_STR(ch.status_name, "KeyError");
+	close(sv[1]);
+	CHECK(tp_channel_serve_one(&ch) == -EPIPE && !ch.protocol_violation);
+	close(sv[0]);
+}
+
+static void test_serve_ends_at_a_frame_the_service_may_not_send(void)
+{
+	const struct tp_frame bad[] = {
+		{ .type = 99 },
+		{ .type = TP_FRAME_BOOT },
+		{ .type = TP_FRAME_GET_INPUT, .size = 5 },
+		{ .type = TP_FRAME_STATUS, .size = 1ull << 40 },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct tp_channel ch;
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+			CHECK(!"socketpair");
+			return;
+		}
+		tp_channel_init(&ch, sv[0]);
+		CHECK(tp_write_full(sv[1], &bad[i], sizeof(bad[i])) == 0);
+		CHECK(tp_channel_serve_one(&ch) == -EPROTO && ch.protocol_violation);
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
+
+static void test_serve_flags_a_result_over_the_limit(void)
+{
+	struct tp_channel ch;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		CHECK(!"socketpair");
+		return;
+	}
+	tp_channel_init(&ch, sv[0]);
+	ch.max_result = 4;
+	CHECK(tp_frame_write(sv[1], TP_FRAME_RESULT, 0, "12345", 5) == 0);
+	CHECK(tp_channel_serve_one(&ch) == -EPROTO && ch.result_too_large && !ch.have_result);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+TESTS(channel_tests) = {
+	{ "boot_round_trip_keeps_every_field", test_boot_round_trip_keeps_every_field },
+	{ "boot_round_trip_with_no_lists_and_the_largest_count",
+	  test_boot_round_trip_with_no_lists_and_the_largest_count },
+	{ "boot_encoding_is_the_field_sequence_of_protocol_h",
+	  test_boot_encoding_is_the_field_sequence_of_protocol_h },
+	{ "boot_decode_accepts_fields_in_any_order", test_boot_decode_accepts_fields_in_any_order },
+	{ "boot_decode_refuses_every_cut_inside_a_field",
+	  test_boot_decode_refuses_every_cut_inside_a_field },
+	{ "boot_decode_refuses_lengths_past_the_end_or_zero",
+	  test_boot_decode_refuses_lengths_past_the_end_or_zero },
+	{ "boot_decode_refuses_more_than_the_largest_payload",
+	  test_boot_decode_refuses_more_than_the_largest_payload },
+	{ "boot_decode_refuses_an_unknown_tag", test_boot_decode_refuses_an_unknown_tag },
+	{ "boot_decode_refuses_a_missing_or_repeated_field",
+	  test_boot_decode_refuses_a_missing_or_repeated_field },
+	{ "boot_decode_refuses_a_filter_of_a_wrong_size",
+	  test_boot_decode_refuses_a_filter_of_a_wrong_size },
+	{ "boot_decode_refuses_a_nul_inside_a_string",
+	  test_boot_decode_refuses_a_nul_inside_a_string },
+	{ "boot_decode_takes_only_a_canonical_decimal_count",
+	  test_boot_decode_takes_only_a_canonical_decimal_count },
+	{ "boot_encode_refuses_what_the_decoder_would",
+	  test_boot_encode_refuses_what_the_decoder_would },
+	{ "boot_encode_refuses_more_than_the_largest_payload",
+	  test_boot_encode_refuses_more_than_the_largest_payload },
+	{ "frame_check_holds_each_type_to_its_size", test_frame_check_holds_each_type_to_its_size },
+	{ "frame_written_is_read_back_and_skipped_in_step",
+	  test_frame_written_is_read_back_and_skipped_in_step },
+	{ "serve_answers_input_and_keeps_status_then_ends_at_close",
+	  test_serve_answers_input_and_keeps_status_then_ends_at_close },
+	{ "serve_ends_at_a_frame_the_service_may_not_send",
+	  test_serve_ends_at_a_frame_the_service_may_not_send },
+	{ "serve_flags_a_result_over_the_limit", test_serve_flags_a_result_over_the_limit },
+	END_TESTS,
+};
