@@ -96,7 +96,7 @@ static void forget_child(void)
  * service. teepy reads the service's CPU time (its cgroup's, else its process
  * clock) no later than the service could reach the limit, and kills it there. */
 struct cpu_watch {
-	const struct tp_limits *limits;
+	const struct tp_enforced_limits *limits;
 	pid_t pid;
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -139,7 +139,7 @@ static void *cpu_watch_main(void *arg)
 }
 
 /* Returns 0 or -errno; without a pidfd the watch cannot kill safely. */
-static int cpu_watch_start(struct cpu_watch *w, const struct tp_limits *limits, pid_t pid)
+static int cpu_watch_start(struct cpu_watch *w, const struct tp_enforced_limits *limits, pid_t pid)
 {
 	pthread_condattr_t attr;
 
@@ -249,7 +249,7 @@ struct run {
 	size_t input_size;
 	int *data_fds;
 	struct tp_root_plan plan;
-	struct tp_limits limits;
+	struct tp_enforced_limits limits;
 	char **envp;
 	size_t env_count;
 	unsigned blas_threads;

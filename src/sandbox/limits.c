@@ -105,7 +105,7 @@ static int enter_teepy_parent(const char *mount, const struct tp_cgroup_v2_plan 
 
 static const char *const v2_mounts[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
 
-static bool prepare_v2(struct tp_limits *limits, const char *self_cgroup)
+static bool prepare_v2(struct tp_enforced_limits *limits, const char *self_cgroup)
 {
 	char own[512], base[1024], subtree[256], root_controllers[256], text[64];
 	struct tp_cgroup_v2_plan plan;
@@ -180,7 +180,7 @@ static bool prepare_v1(const char *self_cgroup, const char *controller, const ch
 	return true;
 }
 
-void tp_limits_prepare(struct tp_limits *limits)
+void tp_limits_prepare(struct tp_enforced_limits *limits)
 {
 	char self_cgroup[4096];
 	int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
@@ -228,7 +228,7 @@ void tp_limits_prepare(struct tp_limits *limits)
 	}
 }
 
-int tp_limits_open_join(const struct tp_limits *limits, struct tp_cgroup_join *j)
+int tp_limits_open_join(const struct tp_enforced_limits *limits, struct tp_cgroup_join *j)
 {
 	const char *const v1_dirs[] = {limits->memory_dir, limits->pids_dir, limits->cpu_dir};
 	char path[640];
@@ -302,17 +302,17 @@ int tp_limits_join_self(const struct tp_cgroup_join *j, bool in_v2, const char *
 
 /* What RLIMIT_AS is set to without a memory cgroup: the scratch tmpfs's pages are
  * memory the address space does not show, so they come out of it. */
-static uint64_t fallback_address_space(const struct tp_limits *limits)
+static uint64_t fallback_address_space(const struct tp_enforced_limits *limits)
 {
 	return limits->memory_bytes - limits->scratch_bytes;
 }
 
-static rlim_t cpu_backstop_seconds(const struct tp_limits *limits)
+static rlim_t cpu_backstop_seconds(const struct tp_enforced_limits *limits)
 {
 	return (rlim_t)((limits->cpu_ms + 999) / 1000 + 1);
 }
 
-int tp_limits_apply_rlimits(const struct tp_limits *limits)
+int tp_limits_apply_rlimits(const struct tp_enforced_limits *limits)
 {
 	/* teepy kills at the limit (tp_limits_cpu_used_ns); the kernel's own kill comes a
 	 * second later, should teepy be stopped. Its clock is tick-sampled, so at the
@@ -398,7 +398,7 @@ static const struct sock_filter fallback_filter[] = {
 _Static_assert(sizeof(fallback_filter) / sizeof(fallback_filter[0]) == AT_DENY + 1,
 	       "the jump targets of fallback_filter are out of step with its instructions");
 
-int tp_limits_apply_filter(const struct tp_limits *limits)
+int tp_limits_apply_filter(const struct tp_enforced_limits *limits)
 {
 	const struct tp_bpf prog = {(void *)fallback_filter, sizeof(fallback_filter)};
 
@@ -422,7 +422,7 @@ static int read_counter(const char *dir, const char *file, const char *key, uint
 	return 0;
 }
 
-uint64_t tp_limits_cpu_used_ns(const struct tp_limits *limits, pid_t pid)
+uint64_t tp_limits_cpu_used_ns(const struct tp_enforced_limits *limits, pid_t pid)
 {
 	uint64_t value = 0;
 	clockid_t clock;
@@ -445,7 +445,7 @@ uint64_t tp_limits_cpu_used_ns(const struct tp_limits *limits, pid_t pid)
 	}
 }
 
-bool tp_limits_oom_killed(const struct tp_limits *limits)
+bool tp_limits_oom_killed(const struct tp_enforced_limits *limits)
 {
 	uint64_t kills = 0;
 
@@ -456,7 +456,7 @@ bool tp_limits_oom_killed(const struct tp_limits *limits)
 	return kills > 0;
 }
 
-uint64_t tp_limits_peak_memory(const struct tp_limits *limits)
+uint64_t tp_limits_peak_memory(const struct tp_enforced_limits *limits)
 {
 	uint64_t peak = 0;
 
@@ -477,7 +477,7 @@ static void remove_cgroup(char *dir)
 	dir[0] = '\0';
 }
 
-void tp_limits_cleanup(struct tp_limits *limits)
+void tp_limits_cleanup(struct tp_enforced_limits *limits)
 {
 	remove_cgroup(limits->memory_dir);
 	remove_cgroup(limits->pids_dir);
@@ -488,8 +488,8 @@ void tp_limits_cleanup(struct tp_limits *limits)
 	limits->v2_parent[0] = '\0';
 }
 
-void tp_limits_print(const struct tp_limits *limits, uint64_t limit_bytes, uint64_t root_bytes,
-		     FILE *out)
+void tp_limits_print(const struct tp_enforced_limits *limits, uint64_t limit_bytes,
+		     uint64_t root_bytes, FILE *out)
 {
 	char a[32], b[32];
 	bool cgroup = limits->memory_mechanism != TP_LIMIT_RLIMIT;
@@ -561,7 +561,7 @@ void tp_limits_print(const struct tp_limits *limits, uint64_t limit_bytes, uint6
 		(unsigned long long)cpu_backstop_seconds(limits));
 }
 
-bool tp_limits_weaker(const struct tp_limits *limits, char *line, size_t size)
+bool tp_limits_weaker(const struct tp_enforced_limits *limits, char *line, size_t size)
 {
 	const char *parts[3];
 	size_t count = 0, len;

@@ -24,7 +24,7 @@ enum tp_limit_mechanism {
 	TP_LIMIT_CGROUP_V2,
 };
 
-struct tp_limits {
+struct tp_enforced_limits {
 	/* set by the caller */
 	uint64_t memory_bytes;	/* what the service may hold: the limit less the sealed root */
 	uint64_t scratch_bytes; /* its scratch tmpfs: a cgroup counts it, RLIMIT_AS does not */
@@ -45,7 +45,7 @@ struct tp_limits {
 /* Creates the cgroups (where the caller may) before the service starts, first
  * removing those that dead teepy runs left behind. Never fails: what cannot be
  * made falls back to rlimits, which the child applies. */
-void tp_limits_prepare(struct tp_limits *limits);
+void tp_limits_prepare(struct tp_enforced_limits *limits);
 
 /* How the service enters its cgroups without the supervisor moving it: a move by
  * another process takes the kernel's global threadgroup lock, whose first writer
@@ -62,7 +62,7 @@ struct tp_cgroup_join {
 
 /* Opens what tp_limits_join_self and CLONE_INTO_CGROUP use (every descriptor
  * close-on-exec). Returns 0 or -errno, with j closed. */
-int tp_limits_open_join(const struct tp_limits *limits, struct tp_cgroup_join *j);
+int tp_limits_open_join(const struct tp_enforced_limits *limits, struct tp_cgroup_join *j);
 void tp_limits_close_join(struct tp_cgroup_join *j);
 
 /* In the child, single-threaded, before anything of the service can run: joins the
@@ -73,33 +73,33 @@ int tp_limits_join_self(const struct tp_cgroup_join *j, bool in_v2, const char *
 /* In the child before exec: RLIMIT_CPU (a backstop a second past the limit that
  * teepy watches), RLIMIT_CORE 0, RLIMIT_NOFILE, and RLIMIT_AS / RLIMIT_NPROC for
  * what no cgroup covers. Returns 0 or -errno. */
-int tp_limits_apply_rlimits(const struct tp_limits *limits);
+int tp_limits_apply_rlimits(const struct tp_enforced_limits *limits);
 
 /* In the child after no_new_privs, without a memory cgroup only: a seccomp filter
  * stacked on the policy refuses what would hold memory RLIMIT_AS cannot see
  * (memfd_create, larger socket and pipe buffers). Returns 0 or -errno. */
-int tp_limits_apply_filter(const struct tp_limits *limits);
+int tp_limits_apply_filter(const struct tp_enforced_limits *limits);
 
 /* CPU time the service has used, in nanoseconds: its cgroup's, else the CPU clock
  * of pid (its first process; 0 = reaped, then 0 is returned). */
-uint64_t tp_limits_cpu_used_ns(const struct tp_limits *limits, pid_t pid);
+uint64_t tp_limits_cpu_used_ns(const struct tp_enforced_limits *limits, pid_t pid);
 
 /* After the run: did the memory cgroup kill for lack of memory; peak use in bytes (0 if unknown).
  */
-bool tp_limits_oom_killed(const struct tp_limits *limits);
-uint64_t tp_limits_peak_memory(const struct tp_limits *limits);
+bool tp_limits_oom_killed(const struct tp_enforced_limits *limits);
+uint64_t tp_limits_peak_memory(const struct tp_enforced_limits *limits);
 
 /* Removes the cgroups (retrying briefly while the kernel lets go of the tasks). */
-void tp_limits_cleanup(struct tp_limits *limits);
+void tp_limits_cleanup(struct tp_enforced_limits *limits);
 
 /* --print-config's memory, descriptors, threads and cpu time lines, exactly what
  * each mechanism holds. limit_bytes: the memory limit; root_bytes: what the
  * sealed root's files take of it. */
-void tp_limits_print(const struct tp_limits *limits, uint64_t limit_bytes, uint64_t root_bytes,
-		     FILE *out);
+void tp_limits_print(const struct tp_enforced_limits *limits, uint64_t limit_bytes,
+		     uint64_t root_bytes, FILE *out);
 
 /* One line (without "teepy: warning: ") naming the limits that hold less than a
  * cgroup would; false when every limit has a cgroup. */
-bool tp_limits_weaker(const struct tp_limits *limits, char *line, size_t size);
+bool tp_limits_weaker(const struct tp_enforced_limits *limits, char *line, size_t size);
 
 #endif

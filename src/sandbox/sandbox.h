@@ -24,7 +24,7 @@ struct tp_sandbox_config {
 	const struct tp_root_plan *root;
 	const char *cwd;                /* inside the root */
 	const char *scratch_dir;        /* inside the root, or NULL */
-	const struct tp_limits *limits; /* prepared by tp_limits_prepare */
+	const struct tp_enforced_limits *limits; /* prepared by tp_limits_prepare */
 	const struct tp_cgroup_join *join; /* opened by tp_limits_open_join */
 	const struct tp_bpf *stage1;
 	bool trace; /* teepy build: the caller traces the child (see trace/trace.h) */
