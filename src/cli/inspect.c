@@ -80,6 +80,7 @@ static void print_json(const char *path, const struct tp_bundle_file *bf, const 
 		       const char *runtime, const char *signer)
 {
 	const struct tp_manifest *m = &bf->manifest;
+	const struct tp_limits *l = &m->limits;
 	json_t *o = json_object(), *files = json_array();
 	json_t *bundle = json_string(path);
 	char *shown = NULL;
@@ -100,11 +101,11 @@ static void print_json(const char *path, const struct tp_bundle_file *bf, const 
 	json_object_set_new(o, "python_path", strings(&m->python_path));
 	json_object_set_new(o, "preload", strings(&m->preload));
 	json_object_set_new(o, "processes", json_string(m->processes ? "manifest" : "none"));
-	json_object_set_new(o, "memory", json_integer((json_int_t)m->memory_bytes));
-	json_object_set_new(o, "cpu_ms", json_integer((json_int_t)m->cpu_ms));
-	json_object_set_new(o, "timeout_ms", json_integer((json_int_t)m->timeout_ms));
-	json_object_set_new(o, "threads", json_integer(m->threads));
-	json_object_set_new(o, "scratch", json_integer((json_int_t)m->scratch_bytes));
+	json_object_set_new(o, "memory", json_integer((json_int_t)l->memory_bytes));
+	json_object_set_new(o, "cpu_ms", json_integer((json_int_t)l->cpu_ms));
+	json_object_set_new(o, "timeout_ms", json_integer((json_int_t)l->timeout_ms));
+	json_object_set_new(o, "threads", json_integer(l->threads));
+	json_object_set_new(o, "scratch", json_integer((json_int_t)l->scratch_bytes));
 	for (size_t i = 0; i < m->file_count; i++) {
 		char hex[65];
 		json_t *f = json_object();
@@ -137,6 +138,7 @@ static void print_text(const char *path, const struct tp_bundle_file *bf, const 
 		       const char *runtime, const char *signer)
 {
 	const struct tp_manifest *m = &bf->manifest;
+	const struct tp_limits *l = &m->limits;
 	char mem[32], cpu[32], timeout[32], scratch[32];
 	uint64_t bundled = 0, system = 0;
 
@@ -157,11 +159,11 @@ static void print_text(const char *path, const struct tp_bundle_file *bf, const 
 	put_list("env", &m->env);
 	put_list("sys.path", &m->python_path);
 	printf("limits     memory %s, cpu %s, timeout %s, threads %u\n",
-	       tp_format_size(m->memory_bytes, mem, sizeof(mem)),
-	       tp_format_duration(m->cpu_ms, cpu, sizeof(cpu)),
-	       tp_format_duration(m->timeout_ms, timeout, sizeof(timeout)), m->threads);
+	       tp_format_size(l->memory_bytes, mem, sizeof(mem)),
+	       tp_format_duration(l->cpu_ms, cpu, sizeof(cpu)),
+	       tp_format_duration(l->timeout_ms, timeout, sizeof(timeout)), l->threads);
 	printf("policy     processes %s, scratch %s\n", m->processes ? "manifest" : "none",
-	       m->scratch_bytes ? tp_format_size(m->scratch_bytes, scratch, sizeof(scratch))
+	       l->scratch_bytes ? tp_format_size(l->scratch_bytes, scratch, sizeof(scratch))
 				: "none");
 	put_list("preload", &m->preload);
 	printf("files      %zu (%llu bytes bundled, %llu bytes of system files)\n", m->file_count,

@@ -372,7 +372,7 @@ static int check_memory(const struct run *run)
 			 " less the scratch (%s)",
 			 tp_format_size(o->scratch_bytes, scratch, sizeof(scratch)));
 	if (run->sealed)
-		fix = o->memory_bytes < run->bundle.manifest.memory_bytes
+		fix = o->memory_bytes < run->bundle.manifest.limits.memory_bytes
 			  ? "raise --memory, up to the bundle's own limit"
 			  : "rebuild the bundle with a larger --memory";
 	else if (o->scratch_bytes)
@@ -827,14 +827,14 @@ static int prepare_sealed(struct run *run)
 			return TP_EXIT_INTERNAL;
 
 	/* the bundle's signed limits hold; flags may only tighten them */
-	o->memory_bytes = tighter(o->memory_given, o->memory_bytes, m->memory_bytes);
-	o->cpu_ms = tighter(o->cpu_given, o->cpu_ms, m->cpu_ms);
-	o->timeout_ms = tighter(o->timeout_given, o->timeout_ms, m->timeout_ms);
-	o->threads = (unsigned)tighter(o->threads_given, o->threads, m->threads);
-	if (o->scratch_bytes && o->scratch_bytes != m->scratch_bytes)
+	o->memory_bytes = tighter(o->memory_given, o->memory_bytes, m->limits.memory_bytes);
+	o->cpu_ms = tighter(o->cpu_given, o->cpu_ms, m->limits.cpu_ms);
+	o->timeout_ms = tighter(o->timeout_given, o->timeout_ms, m->limits.timeout_ms);
+	o->threads = (unsigned)tighter(o->threads_given, o->threads, m->limits.threads);
+	if (o->scratch_bytes && o->scratch_bytes != m->limits.scratch_bytes)
 		tp_warn("--scratch is set by the bundle's policy (%llu bytes); the flag is ignored",
-			(unsigned long long)m->scratch_bytes);
-	o->scratch_bytes = m->scratch_bytes;
+			(unsigned long long)m->limits.scratch_bytes);
+	o->scratch_bytes = m->limits.scratch_bytes;
 	if (o->allow.count || o->pythonpath.count || o->allow_site_packages)
 		tp_warn("--allow, --pythonpath and --allow-site-packages do not apply to a sealed "
 			"bundle: it sees only its manifest's files");

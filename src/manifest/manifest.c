@@ -199,6 +199,7 @@ int tp_manifest_to_json(const struct tp_manifest *m, char **out, size_t *size)
 {
 	json_t *root = json_object(), *files = json_object(), *env = json_object();
 	json_t *limits = json_object(), *policy = json_object();
+	const struct tp_limits *l = &m->limits;
 	char hex[65];
 	int r = -ENOMEM;
 
@@ -234,14 +235,14 @@ int tp_manifest_to_json(const struct tp_manifest *m, char **out, size_t *size)
 			goto out;
 		}
 	}
-	json_object_set_new(limits, "cpu_ms", json_integer((json_int_t)m->cpu_ms));
-	json_object_set_new(limits, "memory", json_integer((json_int_t)m->memory_bytes));
-	json_object_set_new(limits, "threads", json_integer(m->threads));
-	json_object_set_new(limits, "timeout_ms", json_integer((json_int_t)m->timeout_ms));
+	json_object_set_new(limits, "cpu_ms", json_integer((json_int_t)l->cpu_ms));
+	json_object_set_new(limits, "memory", json_integer((json_int_t)l->memory_bytes));
+	json_object_set_new(limits, "threads", json_integer(l->threads));
+	json_object_set_new(limits, "timeout_ms", json_integer((json_int_t)l->timeout_ms));
 	json_object_set_new(
 	    policy, "processes",
 	    json_string(m->processes == TP_PROCESSES_MANIFEST ? "manifest" : "none"));
-	json_object_set_new(policy, "scratch", json_integer((json_int_t)m->scratch_bytes));
+	json_object_set_new(policy, "scratch", json_integer((json_int_t)l->scratch_bytes));
 
 	/* every string must be UTF-8: a name or value jansson refuses fails the whole */
 	bool ok = json_object_set_new(policy, "preload", string_array(&m->preload)) == 0;
@@ -409,6 +410,7 @@ int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, 
 	static const char *const policy_keys[] = {"preload", "processes", "scratch", NULL};
 	json_error_t jerr;
 	json_t *root, *obj, *value;
+	struct tp_limits *l = &m->limits;
 	const char *key;
 	uint64_t v;
 	char *again = NULL;
@@ -482,14 +484,14 @@ int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, 
 		goto out;
 	}
 	if ((r = only_keys(obj, "\"limits\"", limit_keys, err, err_size)) < 0 ||
-	    (r = get_uint(obj, "cpu_ms", UINT32_MAX * 1000ULL, &m->cpu_ms, err, err_size)) < 0 ||
-	    (r = get_uint(obj, "memory", 1ULL << 50, &m->memory_bytes, err, err_size)) < 0 ||
-	    (r = get_uint(obj, "timeout_ms", UINT32_MAX * 1000ULL, &m->timeout_ms, err, err_size)) <
+	    (r = get_uint(obj, "cpu_ms", UINT32_MAX * 1000ULL, &l->cpu_ms, err, err_size)) < 0 ||
+	    (r = get_uint(obj, "memory", 1ULL << 50, &l->memory_bytes, err, err_size)) < 0 ||
+	    (r = get_uint(obj, "timeout_ms", UINT32_MAX * 1000ULL, &l->timeout_ms, err, err_size)) <
 		0 ||
-	    (r = get_uint(obj, "threads", 4096, &v, err, err_size)) < 0)
+	    (r = get_uint(obj, "threads", TP_MAX_THREADS, &v, err, err_size)) < 0)
 		goto out;
-	m->threads = (unsigned)v;
-	if (!m->cpu_ms || !m->memory_bytes || !m->timeout_ms || !m->threads) {
+	l->threads = (unsigned)v;
+	if (!l->cpu_ms || !l->memory_bytes || !l->timeout_ms || !l->threads) {
 		r = bad(err, err_size, "\"limits\" must all be more than 0");
 		goto out;
 	}
@@ -500,7 +502,7 @@ int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, 
 		goto out;
 	}
 	if ((r = only_keys(obj, "\"policy\"", policy_keys, err, err_size)) < 0 ||
-	    (r = get_uint(obj, "scratch", 1ULL << 50, &m->scratch_bytes, err, err_size)) < 0 ||
+	    (r = get_uint(obj, "scratch", 1ULL << 50, &l->scratch_bytes, err, err_size)) < 0 ||
 	    (r = get_strings(obj, "preload", &m->preload, NAMES, err, err_size)) < 0)
 		goto out;
 	value = json_object_get(obj, "processes");
@@ -533,7 +535,7 @@ int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, 
 	if ((r = tp_manifest_finish(m, err, err_size)) < 0)
 		goto out;
 	/* the scratch /tmp would hide files under it */
-	for (size_t i = 0; m->scratch_bytes && i < m->file_count; i++) {
+	for (size_t i = 0; m->limits.scratch_bytes && i < m->file_count; i++) {
 		if (strncmp(m->files[i].path, "/tmp/", 5) == 0) {
 			r = bad(err, err_size,
 				"file %s lies under /tmp, where the policy's scratch goes",

@@ -4,6 +4,8 @@
 #ifndef TEEPY_MANIFEST_MANIFEST_H
 #define TEEPY_MANIFEST_MANIFEST_H
 
+#include "../common/limits.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,11 +37,7 @@ struct tp_manifest {
 	struct tp_strlist env;	/* NAME=VALUE, sorted by name */
 	struct tp_strlist python_path;
 	struct tp_strlist preload;
-	uint64_t memory_bytes;
-	uint64_t cpu_ms;
-	uint64_t timeout_ms;
-	uint64_t scratch_bytes; /* 0 = none */
-	unsigned threads;
+	struct tp_limits limits; /* scratch_bytes is "policy.scratch" in the JSON */
 	enum tp_processes processes;
 	struct tp_manifest_file *files; /* sorted by path, unique */
 	size_t file_count;

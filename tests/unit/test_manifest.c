@@ -12,10 +12,10 @@ static void sample(struct tp_manifest *m)
 {
 	memset(m, 0, sizeof(*m));
 	m->entry = strdup("/app/svc.py");
-	m->memory_bytes = 3ULL << 30;
-	m->cpu_ms = 1800000;
-	m->timeout_ms = 3600000;
-	m->threads = 64;
+	m->limits.memory_bytes = 3ULL << 30;
+	m->limits.cpu_ms = 1800000;
+	m->limits.timeout_ms = 3600000;
+	m->limits.threads = 64;
 	tp_strlist_push(&m->python_path, "/app");
 	tp_strlist_push(&m->python_path, "/usr/lib/python3.11");
 	tp_strlist_push(&m->env, "B=2");
