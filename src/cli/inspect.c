@@ -2,7 +2,7 @@
  * signer, the policy and the file table. */
 #include "commands.h"
 
-#include "bundle_file.h"
+#include "../manifest/bundle_file.h"
 #include "exit_codes.h"
 #include "../common/log.h"
 #include "../common/units.h"

@@ -2,7 +2,7 @@
  * enforce the wall clock, and report how the run ended. */
 #include "commands.h"
 
-#include "bundle_file.h"
+#include "../manifest/bundle_file.h"
 #include "channel.h"
 #include "run.h"
 #include "sealed.h"

@@ -4,7 +4,7 @@
 #ifndef TEEPY_CLI_SEALED_H
 #define TEEPY_CLI_SEALED_H
 
-#include "bundle_file.h"
+#include "../manifest/bundle_file.h"
 
 #include <stdbool.h>
 

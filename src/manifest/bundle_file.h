@@ -1,11 +1,11 @@
 /* Opening a .tpy bundle from disk: header, manifest, key and signature read into
  * memory once, parsed and (optionally) checked against trusted signers. */
-#ifndef TEEPY_CLI_BUNDLE_FILE_H
-#define TEEPY_CLI_BUNDLE_FILE_H
+#ifndef TEEPY_MANIFEST_BUNDLE_FILE_H
+#define TEEPY_MANIFEST_BUNDLE_FILE_H
 
 #include "../crypto/crypto.h"
-#include "../manifest/bundle.h"
-#include "../manifest/manifest.h"
+#include "bundle.h"
+#include "manifest.h"
 
 #include <stdbool.h>
 
