@@ -114,6 +114,52 @@ void tp_bundle_file_close(struct tp_bundle_file *bf)
 	bf->fd = -1;
 }
 
+int tp_bundle_write(const char *path, const char *json, size_t json_size, const struct tp_key *key,
+		    const struct tp_manifest *m, void *const *blobs)
+{
+	struct tp_bundle_header h = { .version = TP_BUNDLE_VERSION,
+				      .manifest_size = (uint32_t)json_size,
+				      .blob_size = tp_manifest_blob_size(m) };
+	uint8_t header[TP_BUNDLE_HEADER_SIZE], pub[TP_BUNDLE_KEY_SIZE], sig[TP_BUNDLE_SIG_SIZE];
+	char tmp[PATH_MAX];
+	size_t msg_size;
+	uint8_t *msg;
+	int fd, r;
+
+	if (json_size == 0 || json_size > TP_BUNDLE_MAX_MANIFEST)
+		return -EFBIG;
+	msg = tp_bundle_signed_message(json, json_size, &msg_size);
+	if (!msg || tp_sign(key, msg, msg_size, sig) < 0) {
+		free(msg);
+		return -EIO;
+	}
+	free(msg);
+	tp_key_public_raw(key, pub);
+	tp_bundle_encode_header(&h, header);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.teepy-XXXXXX", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = tp_write_full(fd, header, sizeof(header));
+	r = r ?: tp_write_full(fd, json, json_size);
+	r = r ?: tp_write_full(fd, pub, sizeof(pub));
+	r = r ?: tp_write_full(fd, sig, sizeof(sig));
+	for (size_t i = 0; r == 0 && i < m->file_count; i++)
+		if (m->files[i].bundled)
+			r = tp_write_full(fd, blobs[i], m->files[i].size);
+	mode_t mask = umask(0);
+	umask(mask);
+	if (r == 0 && (fchmod(fd, 0666 & ~mask) < 0 || fsync(fd) < 0))
+		r = -errno;
+	close(fd);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
 static int hash_file(const char *path, struct tp_sha256 *ctx)
 {
 	char buf[1 << 16];

@@ -1,5 +1,6 @@
-/* Opening a .tpy bundle from disk: header, manifest, key and signature read into
- * memory once, parsed and (optionally) checked against trusted signers. */
+/* .tpy bundles on disk: opening one (header, manifest, key and signature read into
+ * memory once, then parsed) and writing one. The byte layout and its checks are
+ * bundle.c's, which touches no file. */
 #ifndef TEEPY_MANIFEST_BUNDLE_FILE_H
 #define TEEPY_MANIFEST_BUNDLE_FILE_H
 
@@ -31,6 +32,16 @@ int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, 
 /* Parses the manifest and checks it against the blob area. */
 int tp_bundle_file_parse(struct tp_bundle_file *bf, char *err, size_t err_size);
 void tp_bundle_file_close(struct tp_bundle_file *bf);
+
+/* Writes a bundle at path: the header, json (the canonical manifest of m, json_size
+ * bytes), key's public half, its signature over the manifest, then the contents of
+ * m's bundled files in m's order (blobs[i], m->files[i].size bytes, for each bundled
+ * file i; blobs[i] of a system file is not read). Written to a temporary file beside
+ * path, synced and renamed over it, so a reader sees the old bundle or the new one,
+ * never a part; mode 0666 less the umask. Returns 0 or -errno (-EIO: the key could
+ * not sign; -EFBIG: a manifest larger than a bundle holds). */
+int tp_bundle_write(const char *path, const char *json, size_t json_size, const struct tp_key *key,
+		    const struct tp_manifest *m, void *const *blobs);
 
 /* The runtime measurement: SHA-256 over a tag, the teepy executable, the _teepy
  * extension and the boot text. */
