@@ -3,6 +3,7 @@
 #include "commands.h"
 
 #include "../manifest/bundle_file.h"
+#include "../manifest/trust.h"
 #include "exit_codes.h"
 #include "../common/log.h"
 #include "../common/units.h"

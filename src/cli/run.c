@@ -3,6 +3,7 @@
 #include "commands.h"
 
 #include "../manifest/bundle_file.h"
+#include "../manifest/trust.h"
 #include "channel.h"
 #include "run.h"
 #include "sealed.h"
@@ -698,9 +699,10 @@ static int check_signer(struct run *run)
 	const struct tp_bundle_file *bf = &run->bundle;
 	char signer[65], err[256];
 	struct tp_strlist trusted = { 0 };
+	struct tp_signers signers = { 0 };
 	const char *env = getenv("TEEPY_TRUSTED_SIGNERS");
 	const char *source = "--trust";
-	uint8_t(*raw)[32] = NULL;
+	size_t failed;
 	int code = TP_EXIT_USAGE;
 
 	tp_hex(bf->signer, 32, signer);
@@ -713,52 +715,47 @@ static int check_signer(struct run *run)
 		free(copy);
 		source = "TEEPY_TRUSTED_SIGNERS entry";
 	}
-	raw = calloc(trusted.count ? trusted.count : 1, sizeof(*raw));
-	if (!raw) {
-		code = TP_EXIT_INTERNAL;
+	if (tp_signers_load(&signers, (const char *const *)trusted.items, trusted.count, &failed,
+			    err, sizeof(err)) < 0) {
+		if (failed < trusted.count)
+			tp_error("%s %s: %s", source, trusted.items[failed], err);
+		else
+			code = TP_EXIT_INTERNAL;
 		goto out;
 	}
-	for (size_t i = 0; i < trusted.count; i++) {
-		if (tp_key_read_public(trusted.items[i], raw[i], err, sizeof(err)) < 0) {
-			tp_error("%s %s: %s", source, trusted.items[i], err);
-			goto out;
-		}
-	}
 
-	/* who claims to have signed first: a changed key is an unknown signer, a changed
-	 * manifest or signature a signature that does not verify (Ed25519 cannot tell
-	 * those two apart) */
-	code = TP_EXIT_BUNDLE;
-	if (trusted.count) {
-		bool known = false;
-		for (size_t i = 0; i < trusted.count; i++)
-			known = known || memcmp(raw[i], bf->bundle.pubkey, 32) == 0;
-		if (!known) {
-			tp_error("%s: signed by %.16s…, which is none of the trusted signers (use "
-				 "--trust KEY)",
-				 run->opts.script, signer);
-			goto out;
-		}
-	} else if (!run->opts.insecure_any_signer) {
+	switch (tp_trust_judge(&signers, run->opts.insecure_any_signer, bf->bundle.pubkey,
+			       bf->signature_ok)) {
+	case TP_TRUST_UNKNOWN_SIGNER:
+		tp_error("%s: signed by %.16s…, which is none of the trusted signers (use "
+			 "--trust KEY)",
+			 run->opts.script, signer);
+		code = TP_EXIT_BUNDLE;
+		break;
+	case TP_TRUST_NO_SIGNER_GIVEN:
 		tp_error("%s: no trusted signer given; the bundle is signed by %.16s… (use --trust "
 			 "SIGNER.pub, or --insecure-any-signer)",
 			 run->opts.script, signer);
 		code = TP_EXIT_USAGE;
-		goto out;
-	}
-	if (!bf->signature_ok) {
+		break;
+	case TP_TRUST_BAD_SIGNATURE:
 		tp_error("%s: the signature does not verify: the manifest or the signature was "
 			 "changed after signing",
 			 run->opts.script);
-		goto out;
-	}
-	if (!trusted.count)
+		code = TP_EXIT_BUNDLE;
+		break;
+	case TP_TRUST_OK_ANY_SIGNER:
 		tp_warn("--insecure-any-signer: running %s signed by %.16s… without checking who "
 			"that is",
 			run->opts.script, signer);
-	code = 0;
+		code = 0;
+		break;
+	case TP_TRUST_OK:
+		code = 0;
+		break;
+	}
 out:
-	free(raw);
+	tp_signers_free(&signers);
 	tp_strlist_free(&trusted);
 	return code;
 }

@@ -1,14 +1,14 @@
-/* Reading bundles from disk. The manifest is copied into private memory before it
+/* Bundles on disk. The manifest is copied into private memory before it
  * is verified, so a bundle changed under us cannot show one manifest to the
  * signature check and another to the parser. */
 #include "bundle_file.h"
 
+#include "trust.h"
+
 #include "../common/io.h"
-#include "../pyboot/boot.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,9 +35,7 @@ int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, 
 	uint8_t header[TP_BUNDLE_HEADER_SIZE];
 	struct tp_bundle_header h;
 	struct stat st;
-	size_t head_size, msg_size;
-	uint8_t *msg;
-	struct tp_key *key = NULL;
+	size_t head_size;
 	int r;
 
 	memset(bf, 0, sizeof(*bf));
@@ -80,12 +78,8 @@ int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, 
 	}
 
 	/* the signature is checked before the manifest is trusted for anything */
-	tp_sha256(bf->bundle.pubkey, TP_BUNDLE_KEY_SIZE, bf->signer);
-	msg = tp_bundle_signed_message(bf->bundle.manifest, h.manifest_size, &msg_size);
-	key = tp_key_from_raw_public(bf->bundle.pubkey);
-	bf->signature_ok = msg && key && tp_verify(key, msg, msg_size, bf->bundle.signature) == 0;
-	free(msg);
-	tp_key_free(key);
+	tp_trust_signer_measure(bf->bundle.pubkey, bf->signer);
+	bf->signature_ok = tp_trust_signature_valid(&bf->bundle);
 
 	tp_manifest_measure(bf->bundle.manifest, h.manifest_size, bf->app);
 	return 0;
@@ -158,58 +152,4 @@ int tp_bundle_write(const char *path, const char *json, size_t json_size, const 
 	if (r < 0)
 		unlink(tmp);
 	return r;
-}
-
-static int hash_file(const char *path, struct tp_sha256 *ctx)
-{
-	char buf[1 << 16];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		tp_sha256_update(ctx, buf, (size_t)n);
-	close(fd);
-	return n < 0 ? -errno : 0;
-}
-
-int tp_runtime_measure(const char *runtime_so, uint8_t out[32])
-{
-	static const char tag[] = "teepy-runtime-v1";
-	static const char boot[] = TP_BOOT_TEXT;
-	struct tp_sha256 *ctx = tp_sha256_new();
-	int r;
-
-	if (!ctx)
-		return -ENOMEM;
-	tp_sha256_update(ctx, tag, sizeof(tag));
-	r = hash_file("/proc/self/exe", ctx);
-	if (r == 0)
-		r = hash_file(runtime_so, ctx);
-	tp_sha256_update(ctx, boot, sizeof(boot));
-	tp_sha256_final(ctx, out);
-	return r;
-}
-
-int tp_find_runtime(char *out, size_t size)
-{
-	char exe[PATH_MAX];
-	char beside[PATH_MAX + 64];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	const char *candidates[2];
-
-	if (n < 0)
-		return -errno;
-	exe[n] = '\0';
-	snprintf(beside, sizeof(beside), "%s/_teepy%s", dirname(exe), TP_PYTHON_EXT_SUFFIX);
-	candidates[0] = beside; /* the build tree, or a copy of both files */
-	candidates[1] = TP_RUNTIME_INSTALL_DIR "/_teepy" TP_PYTHON_EXT_SUFFIX;
-	for (size_t i = 0; i < 2; i++) {
-		if (access(candidates[i], R_OK) == 0) {
-			snprintf(out, size, "%s", candidates[i]);
-			return 0;
-		}
-	}
-	return -ENOENT;
 }

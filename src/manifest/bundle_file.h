@@ -24,8 +24,9 @@ struct tp_bundle_file {
 /* True if path starts with the bundle magic. */
 bool tp_is_bundle(const char *path);
 
-/* Opens the bundle: header, manifest bytes, key, signature (checked: signature_ok),
- * app and signer measurements. The manifest is not parsed yet, so the caller can
+/* Opens the bundle: header, manifest bytes, key, signature (checked under the
+ * bundle's own key: signature_ok), app and signer measurements. Who the signer is,
+ * is for tp_trust_judge (trust.h). The manifest is not parsed yet, so the caller can
  * decide on the signer first. Returns 0 or -errno with one line in err. */
 int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, size_t err_size);
 
@@ -42,12 +43,5 @@ void tp_bundle_file_close(struct tp_bundle_file *bf);
  * not sign; -EFBIG: a manifest larger than a bundle holds). */
 int tp_bundle_write(const char *path, const char *json, size_t json_size, const struct tp_key *key,
 		    const struct tp_manifest *m, void *const *blobs);
-
-/* The runtime measurement: SHA-256 over a tag, the teepy executable, the _teepy
- * extension and the boot text. */
-int tp_runtime_measure(const char *runtime_so, uint8_t out[32]);
-
-/* Finds _teepy beside the running teepy, else in the install directory. */
-int tp_find_runtime(char *out, size_t size);
 
 #endif

@@ -10,11 +10,12 @@ extern const struct tp_test manifest_tests[];
 extern const struct tp_test trace_tests[];
 extern const struct tp_test elf_tests[];
 extern const struct tp_test cgroup_plan_tests[];
+extern const struct tp_test trust_tests[];
 
 int main(void)
 {
 	const struct tp_test *groups[] = { units_tests, run_opts_tests, root_plan_tests, manifest_tests,
-					    trace_tests, elf_tests, cgroup_plan_tests };
+					    trace_tests, elf_tests, cgroup_plan_tests, trust_tests };
 	int passed = 0, failed = 0;
 
 	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
