@@ -743,7 +743,9 @@ int tp_cmd_build(int argc, char **argv)
 		goto out;
 	opts.allow_processes = b.allow_processes;
 
-	/* the bundle records the sample run's limits and policy */
+	/* the bundle records the sample run's limits and policy; the keys no flag sets
+	 * yet (engine, network, ids, trees, encryption) keep today's defaults */
+	tp_manifest_init(&b.manifest);
 	b.manifest.limits.memory_bytes = opts.memory_bytes;
 	b.manifest.limits.cpu_ms = opts.cpu_ms;
 	b.manifest.limits.timeout_ms = opts.timeout_ms;

@@ -95,7 +95,9 @@ int tp_bundle_file_parse(struct tp_bundle_file *bf, char *err, size_t err_size)
 
 	if (r < 0)
 		return r;
-	return tp_bundle_check_blobs(&bf->bundle, &bf->manifest, err, err_size);
+	if ((r = tp_bundle_check_blobs(&bf->bundle, &bf->manifest, err, err_size)) < 0)
+		return r;
+	return tp_manifest_check_runnable(&bf->manifest, err, err_size);
 }
 
 void tp_bundle_file_close(struct tp_bundle_file *bf)

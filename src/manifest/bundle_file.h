@@ -30,7 +30,10 @@ bool tp_is_bundle(const char *path);
  * decide on the signer first. Returns 0 or -errno with one line in err. */
 int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, size_t err_size);
 
-/* Parses the manifest and checks it against the blob area. */
+/* Parses the manifest, checks it against the blob area, then whether this teepy
+ * can run it: -ENOTSUP (tp_manifest_check_runnable) for a valid bundle using what
+ * this teepy does not support yet, with the manifest kept in bf->manifest for one
+ * that only shows it (inspect). Any error: one line in err. */
 int tp_bundle_file_parse(struct tp_bundle_file *bf, char *err, size_t err_size);
 void tp_bundle_file_close(struct tp_bundle_file *bf);
 

@@ -98,8 +98,7 @@ static void small_manifest(struct tp_manifest *m)
 {
 	char err[256];
 
-	memset(m, 0, sizeof(*m));
-	m->limits = tp_limits_default();
+	tp_manifest_init(m);
 	m->entry = strdup("/app/svc.py");
 	tp_strlist_push(&m->python_path, "/app");
 	m->files = calloc(3, sizeof(*m->files));
