@@ -7,8 +7,8 @@ import struct
 
 import pytest
 
-from sealed_support import (as_format_1, build, bundle_manifest, canonical, resign, teepy,
-                            write_app)
+from sealed_support import (as_format_1, build, bundle_manifest, canonical, inspect_json,
+                            resign, teepy, write_app)
 
 SVC = '''import teex
 import helper
@@ -53,15 +53,35 @@ def test_build_writes_format_2_with_todays_defaults(hello):
     assert canonical(m) == raw_manifest(hello)
 
 
+def test_inspect_shows_the_format_2_keys(hello):
+    info = inspect_json(hello)
+    assert info["format"] == 2
+    assert info["supported"] is True and info["unsupported"] is None
+    assert info["engine"]["name"] == "cpython" and info["network"] == "none"
+    assert info["product_id"] == 0 and info["security_version"] == 0
+    assert info["trees"] == [] and info["encryption"] is None
+    assert all(f["encrypted"] is False for f in info["files"])
+    text = teepy("inspect", hello).stdout.decode()
+    for line in ("format     2", "engine     cpython ", "product    id 0, security version 0",
+                 "network none", "encryption none", "supported  yes"):
+        assert line in text, text
+
+
 def test_a_format_1_bundle_still_runs(work, keys, hello):
     """teepy 0.1 wrote format 1, which has none of format 2's keys: such a bundle
-    runs as it always did."""
+    runs as it always did, and inspect shows the defaults it gets."""
     old = resign(hello, keys[0], as_format_1(bundle_manifest(hello)),
                  os.path.join(work, "v1.tpy"))
     assert b'"format":1' in raw_manifest(old) and b"engine" not in raw_manifest(old)
     r = run_bundle(old, keys, "--input", "old")
     assert r.returncode == 0, r.stderr.decode()
     assert r.stdout == b"hello, old"
+    info = inspect_json(old)
+    assert info["format"] == 1 and info["supported"] is True
+    assert info["engine"]["name"] == "cpython" and info["network"] == "none"
+    assert info["trees"] == [] and info["encryption"] is None
+    assert "(engine, ids, network, trees and encryption: defaults)" in \
+        teepy("inspect", old).stdout.decode()
 
 
 def test_a_format_1_manifest_with_a_format_2_key_is_refused(work, keys, hello):
@@ -129,3 +149,29 @@ def test_what_is_not_built_yet_is_refused_at_run(work, keys, hello, what):
     lines = errors(r)
     assert len(lines) == 1 and lines[0].startswith(f"teepy: {later}: {says}"), lines
     assert r.stdout == b""
+    # inspect shows such a bundle all the same, saying what this teepy lacks
+    info = inspect_json(later)
+    assert info["supported"] is False and info["unsupported"].startswith(says)
+
+
+def test_inspect_shows_trees_ids_and_encryption(work, keys, hello):
+    m = bundle_manifest(hello)
+    encrypted(m)
+    m["product_id"], m["security_version"] = 42, 7
+    m["trees"] = [{"kind": "libraries", "path": "/lib"}, {"kind": "libraries", "path": "/lib64"},
+                  {"kind": "prefix", "path": "/usr"}]
+    shown = resign(hello, keys[0], m, os.path.join(work, "shown.tpy"))
+    info = inspect_json(shown)
+    assert info["product_id"] == 42 and info["security_version"] == 7
+    assert info["trees"] == m["trees"]
+    assert info["encryption"] == m["encryption"]
+    helper = [f for f in info["files"] if f["path"] == "/app/helper.py"][0]
+    assert helper["encrypted"] is True and helper["plain_sha256"] == "00" * 32
+    text = teepy("inspect", shown)
+    assert text.returncode == 0
+    out = text.stdout.decode()
+    assert "product    id 42, security version 7" in out
+    assert "trees      libraries /lib\n           libraries /lib64\n           prefix    /usr\n" \
+        in out
+    assert "encryption aes-256-gcm, chunks of 64 KiB, key id svc/key" in out
+    assert " BE  0644 " in out and ("plain " + "00" * 32) in out
