@@ -250,7 +250,7 @@ static void print_text(const char *path, const struct tp_bundle_file *bf, const 
 		putchar('\n');
 		if (f->encrypted) {
 			tp_hex(f->plain_sha256, 32, hex);
-			printf("%*s plain %s\n", 27, "", hex);
+			printf("%*s plain %s\n", 26, "", hex);
 		}
 	}
 }
