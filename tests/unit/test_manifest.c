@@ -420,6 +420,7 @@ static void test_format_2_round_trips_every_new_key(void)
 	CHECK(memcmp(back.files[0].plain_sha256, m.files[0].plain_sha256, 32) == 0);
 	CHECK(tp_manifest_to_json(&back, &again, &again_size) == 0);
 	CHECK(again_size == strlen(json) && memcmp(json, again, again_size) == 0);
+	free(again);
 	/* format 1 has no key for any of these */
 	back.format = 1;
 	CHECK(tp_manifest_to_json(&back, &again, &again_size) == -EINVAL);
