@@ -27,8 +27,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			tp_manifest_free(&m);
 		}
 	}
-	/* the manifest parser on its own */
-	if (tp_manifest_from_json((const char *)data, size, &m, err, sizeof(err)) == 0)
+	/* the manifest parser on its own: what it accepts is canonical, so it encodes
+	 * back to exactly the bytes given, and is judged runnable or not without a crash */
+	if (tp_manifest_from_json((const char *)data, size, &m, err, sizeof(err)) == 0) {
+		char *again;
+		size_t again_size;
+		if (tp_manifest_to_json(&m, &again, &again_size) != 0 || again_size != size ||
+		    memcmp(again, data, size) != 0)
+			abort();
+		free(again);
+		tp_manifest_check_runnable(&m, err, sizeof(err));
 		tp_manifest_free(&m);
+	}
 	return 0;
 }

@@ -7,12 +7,12 @@
 #include "exit_codes.h"
 #include "run.h"
 #include "run_opts.h"
-#include "../common/io.h"
 #include "../common/log.h"
 #include "../pyboot/boot.h"
 #include "../common/units.h"
 #include "../crypto/crypto.h"
 #include "../manifest/bundle.h"
+#include "../manifest/bundle_file.h"
 #include "../manifest/manifest.h"
 #include "../trace/elf.h"
 #include "../trace/trace.h"
@@ -585,48 +585,6 @@ static void settle_mtimes(struct tp_manifest *m)
 	}
 }
 
-static int write_bundle(struct build *b, const struct tp_key *key, const char *json,
-			size_t json_size)
-{
-	struct tp_bundle_header h = {.version = TP_BUNDLE_VERSION,
-				     .manifest_size = (uint32_t)json_size,
-				     .blob_size = tp_manifest_blob_size(&b->manifest)};
-	uint8_t header[TP_BUNDLE_HEADER_SIZE], pub[32], sig[64];
-	char tmp[PATH_MAX];
-	size_t msg_size;
-	uint8_t *msg = tp_bundle_signed_message(json, json_size, &msg_size);
-	int fd, r;
-
-	if (!msg || tp_sign(key, msg, msg_size, sig) < 0) {
-		free(msg);
-		return -EIO;
-	}
-	free(msg);
-	tp_key_public_raw(key, pub);
-	tp_bundle_encode_header(&h, header);
-	snprintf(tmp, sizeof(tmp), "%s.teepy-XXXXXX", b->bundle_path);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	r = tp_write_full(fd, header, sizeof(header));
-	r = r ?: tp_write_full(fd, json, json_size);
-	r = r ?: tp_write_full(fd, pub, sizeof(pub));
-	r = r ?: tp_write_full(fd, sig, sizeof(sig));
-	for (size_t i = 0; r == 0 && i < b->manifest.file_count; i++)
-		if (b->manifest.files[i].bundled)
-			r = tp_write_full(fd, b->blobs[i], b->manifest.files[i].size);
-	mode_t mask = umask(0);
-	umask(mask);
-	if (r == 0 && (fchmod(fd, 0666 & ~mask) < 0 || fsync(fd) < 0))
-		r = -errno;
-	close(fd);
-	if (r == 0 && rename(tmp, b->bundle_path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-	return r;
-}
-
 /* Sorts files and their blobs together (the manifest's order is by path). */
 static void sort_with_blobs(struct tp_manifest *m, void **blobs)
 {
@@ -785,12 +743,14 @@ int tp_cmd_build(int argc, char **argv)
 		goto out;
 	opts.allow_processes = b.allow_processes;
 
-	/* the bundle records the sample run's limits and policy */
-	b.manifest.memory_bytes = opts.memory_bytes;
-	b.manifest.cpu_ms = opts.cpu_ms;
-	b.manifest.timeout_ms = opts.timeout_ms;
-	b.manifest.threads = opts.threads;
-	b.manifest.scratch_bytes = opts.scratch_bytes;
+	/* the bundle records the sample run's limits and policy; the keys no flag sets
+	 * yet (engine, network, ids, trees, encryption) keep today's defaults */
+	tp_manifest_init(&b.manifest);
+	b.manifest.limits.memory_bytes = opts.memory_bytes;
+	b.manifest.limits.cpu_ms = opts.cpu_ms;
+	b.manifest.limits.timeout_ms = opts.timeout_ms;
+	b.manifest.limits.threads = opts.threads;
+	b.manifest.limits.scratch_bytes = opts.scratch_bytes;
 	b.manifest.processes = b.allow_processes ? TP_PROCESSES_MANIFEST : TP_PROCESSES_NONE;
 	for (size_t i = 0; i < opts.env.count; i++)
 		tp_strlist_push(&b.manifest.env, opts.env.items[i]);
@@ -910,7 +870,7 @@ int tp_cmd_build(int argc, char **argv)
 		code = TP_EXIT_INTERNAL;
 		goto out_paths;
 	}
-	if ((r = write_bundle(&b, key, json, json_size)) < 0) {
+	if ((r = tp_bundle_write(b.bundle_path, json, json_size, key, &b.manifest, b.blobs)) < 0) {
 		tp_error("build: cannot write %s: %s", b.bundle_path, strerror(-r));
 		code = TP_EXIT_USAGE;
 		goto out_paths;

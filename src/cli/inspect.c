@@ -2,11 +2,13 @@
  * signer, the policy and the file table. */
 #include "commands.h"
 
-#include "bundle_file.h"
+#include "../manifest/bundle_file.h"
+#include "../manifest/trust.h"
 #include "exit_codes.h"
 #include "../common/log.h"
 #include "../common/units.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -17,17 +19,20 @@ static const char usage[] =
     "usage: teepy inspect BUNDLE.tpy [--json]\n"
     "\n"
     "Prints the bundle's measurements (app, runtime, signer), whether its signature\n"
-    "verifies, its entry, argv, environment, sys.path, limits, policy (with the\n"
-    "preload modules) and file table (B bundled / S system file, mode, mtime, size,\n"
-    "sha256, path): everything the signature pins. Bytes that are not printable ASCII\n"
-    "are shown as \\xNN.\n"
+    "verifies, whether this teepy supports every feature it uses, its manifest\n"
+    "format, engine, product id and security version, entry, argv, environment,\n"
+    "sys.path, limits, policy (with the network and the preload modules), trees,\n"
+    "encryption and file table (B bundled / S system file, E encrypted, mode, mtime,\n"
+    "size, sha256, path): everything the signature pins. Bytes that are not printable\n"
+    "ASCII are shown as \\xNN.\n"
     "\n"
     "Options:\n"
     "  -h, --help   show this help\n"
     "  --json       one JSON object instead (ASCII, \\u escapes)\n"
     "\n"
-    "Exit codes: 0 printed, signature valid; 8 the signature does not verify (printed\n"
-    "all the same, marked INVALID) or the bundle is malformed (one line says why);\n"
+    "Exit codes: 0 printed, signature valid (also for a bundle this teepy cannot run\n"
+    "yet: it says why); 8 the signature does not verify (printed all the same,\n"
+    "marked INVALID) or the bundle is malformed (one line says why);\n"
     "2 usage error; 70 OpenSSL's libcrypto cannot be loaded.\n";
 
 /* Prints s with every byte outside printable ASCII escaped: a manifest's strings
@@ -76,10 +81,38 @@ static json_t *env_object(const struct tp_strlist *env)
 	return o;
 }
 
+static json_t *trees_json(const struct tp_manifest *m)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < m->tree_count; i++) {
+		json_t *t = json_object();
+		json_object_set_new(t, "kind", json_string(tp_tree_kind_name(m->trees[i].kind)));
+		json_object_set_new(t, "path", json_string(m->trees[i].path));
+		json_array_append_new(a, t);
+	}
+	return a;
+}
+
+static json_t *encryption_json(const struct tp_manifest_encryption *e)
+{
+	json_t *o;
+
+	if (e->cipher == TP_CIPHER_NONE)
+		return json_null();
+	o = json_object();
+	json_object_set_new(o, "algorithm", json_string(tp_cipher_name(e->cipher)));
+	json_object_set_new(o, "chunk_size", json_integer(e->chunk_size));
+	json_object_set_new(o, "key_id", json_string(e->key_id));
+	return o;
+}
+
+/* unsupported: what of the bundle this teepy cannot run yet, or NULL. */
 static void print_json(const char *path, const struct tp_bundle_file *bf, const char *app,
-		       const char *runtime, const char *signer)
+		       const char *runtime, const char *signer, const char *unsupported)
 {
 	const struct tp_manifest *m = &bf->manifest;
+	const struct tp_limits *l = &m->limits;
 	json_t *o = json_object(), *files = json_array();
 	json_t *bundle = json_string(path);
 	char *shown = NULL;
@@ -94,17 +127,29 @@ static void print_json(const char *path, const struct tp_bundle_file *bf, const 
 	json_object_set_new(o, "runtime", json_string(runtime));
 	json_object_set_new(o, "signer", json_string(signer));
 	json_object_set_new(o, "signature_valid", json_boolean(bf->signature_ok));
+	json_object_set_new(o, "supported", json_boolean(!unsupported));
+	json_object_set_new(o, "unsupported", unsupported ? json_string(unsupported) : json_null());
+	json_object_set_new(o, "format", json_integer(m->format));
+	json_t *engine = json_object();
+	json_object_set_new(engine, "name", json_string(tp_engine_name(m->engine.name)));
+	json_object_set_new(engine, "version", json_string(m->engine.version));
+	json_object_set_new(o, "engine", engine);
+	json_object_set_new(o, "product_id", json_integer(m->product_id));
+	json_object_set_new(o, "security_version", json_integer(m->security_version));
+	json_object_set_new(o, "network", json_string(tp_network_name(m->network)));
+	json_object_set_new(o, "trees", trees_json(m));
+	json_object_set_new(o, "encryption", encryption_json(&m->encryption));
 	json_object_set_new(o, "entry", json_string(m->entry));
 	json_object_set_new(o, "argv", strings(&m->argv));
 	json_object_set_new(o, "env", env_object(&m->env));
 	json_object_set_new(o, "python_path", strings(&m->python_path));
 	json_object_set_new(o, "preload", strings(&m->preload));
 	json_object_set_new(o, "processes", json_string(m->processes ? "manifest" : "none"));
-	json_object_set_new(o, "memory", json_integer((json_int_t)m->memory_bytes));
-	json_object_set_new(o, "cpu_ms", json_integer((json_int_t)m->cpu_ms));
-	json_object_set_new(o, "timeout_ms", json_integer((json_int_t)m->timeout_ms));
-	json_object_set_new(o, "threads", json_integer(m->threads));
-	json_object_set_new(o, "scratch", json_integer((json_int_t)m->scratch_bytes));
+	json_object_set_new(o, "memory", json_integer((json_int_t)l->memory_bytes));
+	json_object_set_new(o, "cpu_ms", json_integer((json_int_t)l->cpu_ms));
+	json_object_set_new(o, "timeout_ms", json_integer((json_int_t)l->timeout_ms));
+	json_object_set_new(o, "threads", json_integer(l->threads));
+	json_object_set_new(o, "scratch", json_integer((json_int_t)l->scratch_bytes));
 	for (size_t i = 0; i < m->file_count; i++) {
 		char hex[65];
 		json_t *f = json_object();
@@ -115,6 +160,11 @@ static void print_json(const char *path, const struct tp_bundle_file *bf, const 
 		json_object_set_new(f, "mode", json_integer(m->files[i].mode));
 		json_object_set_new(f, "mtime", json_integer((json_int_t)m->files[i].mtime));
 		json_object_set_new(f, "bundled", json_boolean(m->files[i].bundled));
+		json_object_set_new(f, "encrypted", json_boolean(m->files[i].encrypted));
+		if (m->files[i].encrypted) {
+			tp_hex(m->files[i].plain_sha256, 32, hex);
+			json_object_set_new(f, "plain_sha256", json_string(hex));
+		}
 		json_array_append_new(files, f);
 	}
 	json_object_set_new(o, "files", files);
@@ -134,10 +184,11 @@ static void print_json(const char *path, const struct tp_bundle_file *bf, const 
 }
 
 static void print_text(const char *path, const struct tp_bundle_file *bf, const char *app,
-		       const char *runtime, const char *signer)
+		       const char *runtime, const char *signer, const char *unsupported)
 {
 	const struct tp_manifest *m = &bf->manifest;
-	char mem[32], cpu[32], timeout[32], scratch[32];
+	const struct tp_limits *l = &m->limits;
+	char mem[32], cpu[32], timeout[32], scratch[32], chunk[32];
 	uint64_t bundled = 0, system = 0;
 
 	for (size_t i = 0; i < m->file_count; i++)
@@ -150,6 +201,13 @@ static void print_text(const char *path, const struct tp_bundle_file *bf, const 
 	printf("signer     %s\n", signer);
 	printf("signature  %s\n",
 	       bf->signature_ok ? "valid (check the signer with --trust)" : "INVALID");
+	printf("supported  %s%s\n",
+	       unsupported ? "no: " : "yes (this teepy has every feature it uses)",
+	       unsupported ? unsupported : "");
+	printf("format     %u%s\n", m->format,
+	       m->format == 1 ? " (engine, ids, network, trees and encryption: defaults)" : "");
+	printf("engine     %s %s\n", tp_engine_name(m->engine.name), m->engine.version);
+	printf("product    id %u, security version %u\n", m->product_id, m->security_version);
 	printf("entry      ");
 	put(m->entry);
 	putchar('\n');
@@ -157,13 +215,27 @@ static void print_text(const char *path, const struct tp_bundle_file *bf, const 
 	put_list("env", &m->env);
 	put_list("sys.path", &m->python_path);
 	printf("limits     memory %s, cpu %s, timeout %s, threads %u\n",
-	       tp_format_size(m->memory_bytes, mem, sizeof(mem)),
-	       tp_format_duration(m->cpu_ms, cpu, sizeof(cpu)),
-	       tp_format_duration(m->timeout_ms, timeout, sizeof(timeout)), m->threads);
-	printf("policy     processes %s, scratch %s\n", m->processes ? "manifest" : "none",
-	       m->scratch_bytes ? tp_format_size(m->scratch_bytes, scratch, sizeof(scratch))
+	       tp_format_size(l->memory_bytes, mem, sizeof(mem)),
+	       tp_format_duration(l->cpu_ms, cpu, sizeof(cpu)),
+	       tp_format_duration(l->timeout_ms, timeout, sizeof(timeout)), l->threads);
+	printf("policy     processes %s, network %s, scratch %s\n",
+	       m->processes ? "manifest" : "none", tp_network_name(m->network),
+	       l->scratch_bytes ? tp_format_size(l->scratch_bytes, scratch, sizeof(scratch))
 				: "none");
 	put_list("preload", &m->preload);
+	printf("trees      %s", m->tree_count ? "" : "(none: each system file at its own path)\n");
+	for (size_t i = 0; i < m->tree_count; i++) {
+		printf("%s%-9s ", i ? "           " : "", tp_tree_kind_name(m->trees[i].kind));
+		put(m->trees[i].path);
+		putchar('\n');
+	}
+	if (m->encryption.cipher == TP_CIPHER_NONE)
+		printf("encryption none\n");
+	else
+		printf("encryption %s, chunks of %s, key id %s\n",
+		       tp_cipher_name(m->encryption.cipher),
+		       tp_format_size(m->encryption.chunk_size, chunk, sizeof(chunk)),
+		       m->encryption.key_id);
 	printf("files      %zu (%llu bytes bundled, %llu bytes of system files)\n", m->file_count,
 	       (unsigned long long)bundled, (unsigned long long)system);
 	printf("  B/S mode      mtime       size %-64s path\n", "sha256");
@@ -171,10 +243,15 @@ static void print_text(const char *path, const struct tp_bundle_file *bf, const 
 		const struct tp_manifest_file *f = &m->files[i];
 		char hex[65];
 		tp_hex(f->sha256, 32, hex);
-		printf("  %s   %04o %10llu %10llu %s ", f->bundled ? "B" : "S", f->mode,
-		       (unsigned long long)f->mtime, (unsigned long long)f->size, hex);
+		printf("  %s%s  %04o %10llu %10llu %s ", f->bundled ? "B" : "S",
+		       f->encrypted ? "E" : " ", f->mode, (unsigned long long)f->mtime,
+		       (unsigned long long)f->size, hex);
 		put(f->path);
 		putchar('\n');
+		if (f->encrypted) {
+			tp_hex(f->plain_sha256, 32, hex);
+			printf("%*s plain %s\n", 26, "", hex);
+		}
 	}
 }
 
@@ -212,21 +289,24 @@ int tp_cmd_inspect(int argc, char **argv)
 		tp_error("%s: %s", path, err);
 		return TP_EXIT_BUNDLE;
 	}
-	if (tp_bundle_file_parse(&bf, err, sizeof(err)) < 0) {
+	/* a bundle this teepy cannot run yet is shown all the same, saying why */
+	int r = tp_bundle_file_parse(&bf, err, sizeof(err));
+	if (r < 0 && r != -ENOTSUP) {
 		tp_error("%s: %s%s", path, err,
 			 bf.signature_ok ? "" : " (and the signature does not verify)");
 		tp_bundle_file_close(&bf);
 		return TP_EXIT_BUNDLE;
 	}
+	const char *unsupported = r == -ENOTSUP ? err : NULL;
 	tp_hex(bf.app, 32, app);
 	tp_hex(bf.signer, 32, signer);
 	if (tp_find_runtime(runtime_so, sizeof(runtime_so)) == 0 &&
 	    tp_runtime_measure(runtime_so, runtime) == 0)
 		tp_hex(runtime, 32, runtime_hex);
 	if (as_json)
-		print_json(path, &bf, app, runtime_hex, signer);
+		print_json(path, &bf, app, runtime_hex, signer, unsupported);
 	else
-		print_text(path, &bf, app, runtime_hex, signer);
+		print_text(path, &bf, app, runtime_hex, signer, unsupported);
 	int code = bf.signature_ok ? TP_EXIT_OK : TP_EXIT_BUNDLE;
 	tp_bundle_file_close(&bf);
 	return code;

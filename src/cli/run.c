@@ -2,13 +2,13 @@
  * config, and turn its outcome into a message and an exit code. */
 #include "commands.h"
 
-#include "bundle_file.h"
 #include "exit_codes.h"
 #include "run.h"
 #include "run_opts.h"
 #include "../common/io.h"
 #include "../common/log.h"
 #include "../common/units.h"
+#include "../manifest/bundle_file.h"
 #include "../pyboot/boot.h"
 #include "../runner/runner.h"
 #include "../sandbox/landlock.h"

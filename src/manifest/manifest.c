@@ -14,6 +14,7 @@
 
 #define MAX_FILE_SIZE (1ULL << 40)
 #define MAX_FILES     1000000
+#define MAX_TREES     256
 
 int tp_strlist_push(struct tp_strlist *l, const char *s)
 {
@@ -124,13 +125,137 @@ void tp_manifest_free(struct tp_manifest *m)
 	for (size_t i = 0; i < m->file_count; i++)
 		free(m->files[i].path);
 	free(m->files);
+	for (size_t i = 0; i < m->tree_count; i++)
+		free(m->trees[i].path);
+	free(m->trees);
 	memset(m, 0, sizeof(*m));
+}
+
+void tp_manifest_engine_this(struct tp_manifest_engine *e)
+{
+	/* "3.11.2" -> "3.11": a bundle is for a language version; the interpreter's
+	 * own bytes are a manifest file and pin the rest */
+	static const char full[] = TP_PYTHON_VERSION;
+	const char *dot = strchr(full, '.');
+	size_t len = dot ? strcspn(dot + 1, ".") + (size_t)(dot + 1 - full) : strlen(full);
+
+	e->name = TP_ENGINE_CPYTHON;
+	if (len >= sizeof(e->version))
+		len = sizeof(e->version) - 1;
+	memcpy(e->version, full, len);
+	e->version[len] = '\0';
+}
+
+void tp_manifest_init(struct tp_manifest *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->format = TP_MANIFEST_FORMAT;
+	m->limits = tp_limits_default();
+	m->processes = TP_PROCESSES_NONE;
+	m->network = TP_NETWORK_NONE;
+	tp_manifest_engine_this(&m->engine);
+	m->encryption.cipher = TP_CIPHER_NONE;
+}
+
+static const char *const engine_names[] = {
+	[TP_ENGINE_CPYTHON] = "cpython", [TP_ENGINE_PYPY] = "pypy"
+};
+static const char *const network_names[] = {
+	[TP_NETWORK_NONE] = "none", [TP_NETWORK_LISTEN] = "listen"
+};
+static const char *const tree_kind_names[] = { [TP_TREE_PREFIX] = "prefix",
+					       [TP_TREE_LIBRARIES] = "libraries",
+					       [TP_TREE_PACKAGES] = "packages",
+					       [TP_TREE_VENV] = "venv" };
+static const char *const cipher_names[] = {
+	[TP_CIPHER_NONE] = "none", [TP_CIPHER_AES_256_GCM] = "aes-256-gcm"
+};
+
+#define COUNT(table)	  (sizeof(table) / sizeof((table)[0]))
+#define NAME_OF(table, i) ((size_t)(i) < COUNT(table) ? table[i] : "?")
+
+const char *tp_engine_name(enum tp_engine e)
+{
+	return NAME_OF(engine_names, e);
+}
+
+const char *tp_network_name(enum tp_network n)
+{
+	return NAME_OF(network_names, n);
+}
+
+const char *tp_tree_kind_name(enum tp_tree_kind k)
+{
+	return NAME_OF(tree_kind_names, k);
+}
+
+const char *tp_cipher_name(enum tp_cipher c)
+{
+	return NAME_OF(cipher_names, c);
+}
+
+/* The index of name in table, or -1. */
+static int name_index(const char *const *table, size_t count, const char *name)
+{
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(table[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static bool any_encrypted(const struct tp_manifest *m)
+{
+	if (m->encryption.cipher != TP_CIPHER_NONE)
+		return true;
+	for (size_t i = 0; i < m->file_count; i++)
+		if (m->files[i].encrypted)
+			return true;
+	return false;
+}
+
+int tp_manifest_check_runnable(const struct tp_manifest *m, char *err, size_t err_size)
+{
+	struct tp_manifest_engine this;
+
+	tp_manifest_engine_this(&this);
+	if (any_encrypted(m)) {
+		snprintf(err, err_size, "encrypted files (%s) are not supported by this teepy yet",
+			 tp_cipher_name(m->encryption.cipher));
+		return -ENOTSUP;
+	}
+	if (m->network != TP_NETWORK_NONE) {
+		snprintf(err, err_size,
+			 "policy network \"%s\" is not supported by this teepy yet (only \"none\")",
+			 tp_network_name(m->network));
+		return -ENOTSUP;
+	}
+	if (m->engine.name != this.name) {
+		snprintf(err, err_size,
+			 "engine %s is not supported by this teepy yet (it runs %s %s)",
+			 tp_engine_name(m->engine.name), tp_engine_name(this.name), this.version);
+		return -ENOTSUP;
+	}
+	if (strcmp(m->engine.version, this.version) != 0) {
+		snprintf(err, err_size,
+			 "engine %s %s is not supported by this teepy, which runs %s %s (rebuild "
+			 "the bundle with this teepy)",
+			 tp_engine_name(m->engine.name), m->engine.version,
+			 tp_engine_name(this.name), this.version);
+		return -ENOTSUP;
+	}
+	return 0;
 }
 
 static int compare_files(const void *a, const void *b)
 {
 	return strcmp(((const struct tp_manifest_file *)a)->path,
 		      ((const struct tp_manifest_file *)b)->path);
+}
+
+static int compare_trees(const void *a, const void *b)
+{
+	return strcmp(((const struct tp_manifest_tree *)a)->path,
+		      ((const struct tp_manifest_tree *)b)->path);
 }
 
 static int compare_strings(const void *a, const void *b)
@@ -147,6 +272,14 @@ int tp_manifest_finish(struct tp_manifest *m, char *err, size_t err_size)
 		qsort(m->files, m->file_count, sizeof(m->files[0]), compare_files);
 	if (m->env.count > 1)
 		qsort(m->env.items, m->env.count, sizeof(char *), compare_strings);
+	if (m->tree_count > 1)
+		qsort(m->trees, m->tree_count, sizeof(m->trees[0]), compare_trees);
+	for (size_t i = 1; i < m->tree_count; i++) {
+		if (strcmp(m->trees[i - 1].path, m->trees[i].path) == 0) {
+			snprintf(err, err_size, "tree %s is listed twice", m->trees[i].path);
+			return -EINVAL;
+		}
+	}
 	for (size_t i = 0; i < m->file_count; i++) {
 		if (i && strcmp(m->files[i - 1].path, m->files[i].path) == 0) {
 			snprintf(err, err_size, "file %s is listed twice", m->files[i].path);
@@ -195,13 +328,68 @@ static json_t *string_array(const struct tp_strlist *l)
 	return a;
 }
 
+/* Format 1 has no key for these: a format 1 manifest must leave them at their
+ * defaults (the engine's version is this teepy's, whatever it says). */
+static bool fits_format_1(const struct tp_manifest *m)
+{
+	return m->network == TP_NETWORK_NONE && m->engine.name == TP_ENGINE_CPYTHON &&
+	       m->product_id == 0 && m->security_version == 0 && m->tree_count == 0 &&
+	       !any_encrypted(m);
+}
+
+static json_t *encode_engine(const struct tp_manifest_engine *e)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "name", json_string(tp_engine_name(e->name)));
+	json_object_set_new(o, "version", json_string(e->version));
+	return o;
+}
+
+static json_t *encode_encryption(const struct tp_manifest_encryption *e)
+{
+	json_t *o;
+
+	if (e->cipher == TP_CIPHER_NONE)
+		return json_null();
+	o = json_object();
+	json_object_set_new(o, "algorithm", json_string(tp_cipher_name(e->cipher)));
+	json_object_set_new(o, "chunk_size", json_integer(e->chunk_size));
+	json_object_set_new(o, "key_id", json_string(e->key_id));
+	return o;
+}
+
+/* NULL when a path is not UTF-8. */
+static json_t *encode_trees(const struct tp_manifest *m)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < m->tree_count; i++) {
+		json_t *t = json_object();
+		json_object_set_new(t, "kind", json_string(tp_tree_kind_name(m->trees[i].kind)));
+		if (json_object_set_new(t, "path", json_string(m->trees[i].path)) < 0 ||
+		    json_array_append_new(a, t) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
 int tp_manifest_to_json(const struct tp_manifest *m, char **out, size_t *size)
 {
 	json_t *root = json_object(), *files = json_object(), *env = json_object();
 	json_t *limits = json_object(), *policy = json_object();
+	const struct tp_limits *l = &m->limits;
+	bool v2 = m->format == 2;
 	char hex[65];
 	int r = -ENOMEM;
 
+	if (m->format < TP_MANIFEST_FORMAT_MIN || m->format > TP_MANIFEST_FORMAT ||
+	    (m->format == 1 && !fits_format_1(m))) {
+		r = -EINVAL;
+		goto out;
+	}
 	if (!root || !files || !env || !limits || !policy)
 		goto out;
 	for (size_t i = 0; i < m->env.count; i++) {
@@ -224,24 +412,30 @@ int tp_manifest_to_json(const struct tp_manifest *m, char **out, size_t *size)
 		json_t *entry = json_object();
 		tp_hex(f->sha256, 32, hex);
 		json_object_set_new(entry, "bundled", json_boolean(f->bundled));
-		json_object_set_new(entry, "encrypted", json_false());
+		json_object_set_new(entry, "encrypted", json_boolean(f->encrypted));
 		json_object_set_new(entry, "mode", json_integer(f->mode));
 		json_object_set_new(entry, "mtime", json_integer((json_int_t)f->mtime));
 		json_object_set_new(entry, "sha256", json_string(hex));
 		json_object_set_new(entry, "size", json_integer((json_int_t)f->size));
+		if (f->encrypted) {
+			tp_hex(f->plain_sha256, 32, hex);
+			json_object_set_new(entry, "plain_sha256", json_string(hex));
+		}
 		if (json_object_set_new(files, f->path, entry) < 0) {
 			r = -EILSEQ; /* a file name that is not UTF-8 */
 			goto out;
 		}
 	}
-	json_object_set_new(limits, "cpu_ms", json_integer((json_int_t)m->cpu_ms));
-	json_object_set_new(limits, "memory", json_integer((json_int_t)m->memory_bytes));
-	json_object_set_new(limits, "threads", json_integer(m->threads));
-	json_object_set_new(limits, "timeout_ms", json_integer((json_int_t)m->timeout_ms));
+	json_object_set_new(limits, "cpu_ms", json_integer((json_int_t)l->cpu_ms));
+	json_object_set_new(limits, "memory", json_integer((json_int_t)l->memory_bytes));
+	json_object_set_new(limits, "threads", json_integer(l->threads));
+	json_object_set_new(limits, "timeout_ms", json_integer((json_int_t)l->timeout_ms));
 	json_object_set_new(
 	    policy, "processes",
 	    json_string(m->processes == TP_PROCESSES_MANIFEST ? "manifest" : "none"));
-	json_object_set_new(policy, "scratch", json_integer((json_int_t)m->scratch_bytes));
+	json_object_set_new(policy, "scratch", json_integer((json_int_t)l->scratch_bytes));
+	if (v2)
+		json_object_set_new(policy, "network", json_string(tp_network_name(m->network)));
 
 	/* every string must be UTF-8: a name or value jansson refuses fails the whole */
 	bool ok = json_object_set_new(policy, "preload", string_array(&m->preload)) == 0;
@@ -249,10 +443,17 @@ int tp_manifest_to_json(const struct tp_manifest *m, char **out, size_t *size)
 	ok = json_object_set_new(root, "entry", json_string(m->entry ? m->entry : "")) == 0 && ok;
 	json_object_set_new(root, "env", env);
 	json_object_set_new(root, "files", files);
-	json_object_set_new(root, "format", json_integer(TP_MANIFEST_FORMAT));
+	json_object_set_new(root, "format", json_integer(m->format));
 	json_object_set_new(root, "limits", limits);
 	json_object_set_new(root, "policy", policy);
 	ok = json_object_set_new(root, "python_path", string_array(&m->python_path)) == 0 && ok;
+	if (v2) {
+		json_object_set_new(root, "encryption", encode_encryption(&m->encryption));
+		ok = json_object_set_new(root, "engine", encode_engine(&m->engine)) == 0 && ok;
+		json_object_set_new(root, "product_id", json_integer(m->product_id));
+		json_object_set_new(root, "security_version", json_integer(m->security_version));
+		ok = json_object_set_new(root, "trees", encode_trees(m)) == 0 && ok;
+	}
 	env = files = limits = policy = NULL;
 	if (!ok) {
 		r = -EILSEQ;
@@ -350,38 +551,59 @@ static int get_strings(json_t *obj, const char *key, struct tp_strlist *out, enu
 	return 0;
 }
 
-static int parse_file(const char *path, json_t *entry, struct tp_manifest_file *f, char *err,
-		      size_t err_size)
+/* The runtime's own directory, devices and user database are teepy's, never a
+ * bundle's: the reserved path path lies at or under, or NULL. */
+static const char *runtime_owned(const char *path)
 {
-	static const char *const keys[] = {"bundled", "encrypted", "mode", "mtime",
-					   "sha256",  "size",	   NULL};
+	static const char *const reserved[] = { "/.teepy", "/dev",	  "/proc",
+						"/sys",	   "/etc/passwd", "/etc/group" };
+
+	for (size_t i = 0; i < COUNT(reserved); i++) {
+		size_t len = strlen(reserved[i]);
+		if (strncmp(path, reserved[i], len) == 0 && (path[len] == '/' || path[len] == '\0'))
+			return reserved[i];
+	}
+	return NULL;
+}
+
+static bool path_under(const char *path, const char *dir)
+{
+	size_t len = strlen(dir);
+
+	return strncmp(path, dir, len) == 0 && (path[len] == '/' || path[len] == '\0');
+}
+
+static int parse_file(const char *path, json_t *entry, unsigned format, struct tp_manifest_file *f,
+		      char *err, size_t err_size)
+{
+	static const char *const keys[] = { "bundled", "encrypted", "mode", "mtime",
+					    "sha256",  "size",	    NULL };
+	static const char *const encrypted_keys[] = { "bundled",      "encrypted", "mode", "mtime",
+						      "plain_sha256", "sha256",	   "size", NULL };
+	const char *reserved;
 	uint64_t mode;
 	int r;
 
-	if (!json_is_object(entry))
-		return bad(err, err_size, "file %s: entry must be an object", path);
-	if ((r = only_keys(entry, "a file entry", keys, err, err_size)) < 0)
-		return r;
 	if (!tp_path_is_normal(path)) {
 		char shown[256];
 		return bad(err, err_size, "file %s: not a normal absolute path",
 			   tp_escape(path, shown, sizeof(shown)));
 	}
-	/* the runtime's own directory, devices and user database are teepy's, never a
-	 * bundle's */
-	static const char *const reserved[] = {"/.teepy", "/dev", "/proc", "/sys", "/etc/passwd",
-					       "/etc/group"};
-	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
-		size_t len = strlen(reserved[i]);
-		if (strncmp(path, reserved[i], len) == 0 && (path[len] == '/' || path[len] == '\0'))
-			return bad(err, err_size, "file %s: %s belongs to the runtime", path,
-				   reserved[i]);
-	}
+	if (!json_is_object(entry))
+		return bad(err, err_size, "file %s: entry must be an object", path);
+	if ((reserved = runtime_owned(path)))
+		return bad(err, err_size, "file %s: %s belongs to the runtime", path, reserved);
+	/* an encrypted file of format 2 also names its plaintext's hash */
+	json_t *encrypted = json_object_get(entry, "encrypted");
+	if (encrypted && !json_is_boolean(encrypted))
+		return bad(err, err_size, "file %s: \"encrypted\" must be true or false", path);
+	if (format == 1 && json_is_true(encrypted))
+		return bad(err, err_size, "file %s: \"encrypted\" must be false in format 1", path);
+	if ((r = only_keys(entry, "a file entry", json_is_true(encrypted) ? encrypted_keys : keys,
+			   err, err_size)) < 0)
+		return r;
 	if (!json_is_boolean(json_object_get(entry, "bundled")))
 		return bad(err, err_size, "file %s: \"bundled\" must be true or false", path);
-	if (!json_is_false(json_object_get(entry, "encrypted")))
-		return bad(err, err_size,
-			   "file %s: encrypted files are not supported by this version", path);
 	if ((r = get_uint(entry, "mode", 07777, &mode, err, err_size)) < 0 ||
 	    (r = get_uint(entry, "size", MAX_FILE_SIZE, &f->size, err, err_size)) < 0 ||
 	    (r = get_uint(entry, "mtime", UINT32_MAX, &f->mtime, err, err_size)) < 0)
@@ -389,8 +611,16 @@ static int parse_file(const char *path, json_t *entry, struct tp_manifest_file *
 	json_t *hash = json_object_get(entry, "sha256");
 	if (!json_is_string(hash) || tp_unhex(json_string_value(hash), f->sha256, 32) < 0)
 		return bad(err, err_size, "file %s: \"sha256\" must be 64 hex digits", path);
+	if (json_is_true(encrypted)) {
+		hash = json_object_get(entry, "plain_sha256");
+		if (!json_is_string(hash) ||
+		    tp_unhex(json_string_value(hash), f->plain_sha256, 32) < 0)
+			return bad(err, err_size, "file %s: \"plain_sha256\" must be 64 hex digits",
+				   path);
+	}
 	f->mode = (uint32_t)mode;
 	f->bundled = json_is_true(json_object_get(entry, "bundled"));
+	f->encrypted = json_is_true(encrypted);
 	/* only the app's own files travel in a bundle: a bundled interpreter or stdlib
 	 * module would run before the runtime's last seccomp stage */
 	if (f->bundled && strncmp(path, TP_APP_DIR "/", strlen(TP_APP_DIR) + 1) != 0)
@@ -400,22 +630,285 @@ static int parse_file(const char *path, json_t *entry, struct tp_manifest_file *
 	return f->path ? 0 : -ENOMEM;
 }
 
+/* "MAJOR.MINOR": one to three digits each, no leading zero (one spelling each). */
+static bool engine_version_ok(const char *v)
+{
+	for (int part = 0; part < 2; part++) {
+		size_t digits = strspn(v, "0123456789");
+		if (digits == 0 || digits > 3 || (digits > 1 && v[0] == '0'))
+			return false;
+		v += digits;
+		if (part == 0 && *v++ != '.')
+			return false;
+	}
+	return *v == '\0';
+}
+
+static int parse_engine(json_t *obj, struct tp_manifest_engine *e, char *err, size_t err_size)
+{
+	static const char *const keys[] = { "name", "version", NULL };
+	json_t *name, *version;
+	int r, i;
+
+	if (!json_is_object(obj))
+		return bad(err, err_size, "\"engine\" must be an object");
+	if ((r = only_keys(obj, "\"engine\"", keys, err, err_size)) < 0)
+		return r;
+	name = json_object_get(obj, "name");
+	version = json_object_get(obj, "version");
+	i = json_is_string(name)
+		? name_index(engine_names, COUNT(engine_names), json_string_value(name))
+		: -1;
+	if (i < 0)
+		return bad(err, err_size, "\"engine\".\"name\" must be \"cpython\" or \"pypy\"");
+	if (!json_is_string(version) || !engine_version_ok(json_string_value(version)))
+		return bad(
+		    err, err_size,
+		    "\"engine\".\"version\" must be the Python version MAJOR.MINOR (\"3.11\")");
+	e->name = (enum tp_engine)i;
+	snprintf(e->version, sizeof(e->version), "%s", json_string_value(version));
+	return 0;
+}
+
+/* A key id is what a CAS names a key by: ASCII letters, digits and ._:/- */
+static bool key_id_ok(const char *id)
+{
+	size_t len = strlen(id);
+
+	return len >= 1 && len <= TP_MANIFEST_KEY_ID_MAX &&
+	       strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/-") ==
+		   len;
+}
+
+static int parse_encryption(json_t *obj, struct tp_manifest_encryption *e, char *err,
+			    size_t err_size)
+{
+	static const char *const keys[] = { "algorithm", "chunk_size", "key_id", NULL };
+	json_t *algorithm, *key_id;
+	uint64_t chunk;
+	int r;
+
+	if (json_is_null(obj)) {
+		e->cipher = TP_CIPHER_NONE;
+		return 0;
+	}
+	if (!json_is_object(obj))
+		return bad(err, err_size, "\"encryption\" must be null or an object");
+	if ((r = only_keys(obj, "\"encryption\"", keys, err, err_size)) < 0)
+		return r;
+	algorithm = json_object_get(obj, "algorithm");
+	if (!json_is_string(algorithm) ||
+	    strcmp(json_string_value(algorithm), cipher_names[TP_CIPHER_AES_256_GCM]) != 0)
+		return bad(err, err_size, "\"encryption\".\"algorithm\" must be \"aes-256-gcm\"");
+	if ((r = get_uint(obj, "chunk_size", TP_MANIFEST_CHUNK_MAX, &chunk, err, err_size)) < 0)
+		return r;
+	if (chunk < TP_MANIFEST_CHUNK_MIN || (chunk & (chunk - 1)) != 0)
+		return bad(err, err_size,
+			   "\"encryption\".\"chunk_size\" must be a power of 2 from %u to %u",
+			   TP_MANIFEST_CHUNK_MIN, TP_MANIFEST_CHUNK_MAX);
+	key_id = json_object_get(obj, "key_id");
+	if (!json_is_string(key_id) || !key_id_ok(json_string_value(key_id)))
+		return bad(err, err_size,
+			   "\"encryption\".\"key_id\" must be 1 to %d ASCII letters, digits or "
+			   "._:/-",
+			   TP_MANIFEST_KEY_ID_MAX);
+	e->cipher = TP_CIPHER_AES_256_GCM;
+	e->chunk_size = (uint32_t)chunk;
+	snprintf(e->key_id, sizeof(e->key_id), "%s", json_string_value(key_id));
+	return 0;
+}
+
+static int parse_trees(json_t *a, struct tp_manifest *m, char *err, size_t err_size)
+{
+	static const char *const keys[] = { "kind", "path", NULL };
+	json_t *t;
+	size_t i;
+	int r;
+
+	if (!json_is_array(a) || json_array_size(a) > MAX_TREES)
+		return bad(err, err_size, "\"trees\" must be a list of at most %d trees",
+			   MAX_TREES);
+	m->trees = calloc(json_array_size(a) + 1, sizeof(*m->trees));
+	if (!m->trees)
+		return -ENOMEM;
+	json_array_foreach(a, i, t)
+	{
+		json_t *kind = json_object_get(t, "kind"), *path = json_object_get(t, "path");
+		const char *p, *reserved;
+		int k;
+		if (!json_is_object(t))
+			return bad(err, err_size, "\"trees\"[%zu] must be an object", i);
+		if ((r = only_keys(t, "a tree", keys, err, err_size)) < 0)
+			return r;
+		k = json_is_string(kind) ? name_index(tree_kind_names, COUNT(tree_kind_names),
+						      json_string_value(kind))
+					 : -1;
+		if (k < 0)
+			return bad(err, err_size,
+				   "\"trees\"[%zu].\"kind\" must be \"prefix\", \"libraries\", "
+				   "\"packages\" or \"venv\"",
+				   i);
+		if (!json_is_string(path) || !tp_path_is_normal(json_string_value(path)))
+			return bad(err, err_size, "\"trees\"[%zu] is not a normal absolute path",
+				   i);
+		p = json_string_value(path);
+		if ((reserved = runtime_owned(p)))
+			return bad(err, err_size, "tree %s: %s belongs to the runtime", p,
+				   reserved);
+		if (path_under(p, TP_APP_DIR))
+			return bad(err, err_size,
+				   "tree %s: the app's own files under %s are bundled", p,
+				   TP_APP_DIR);
+		if (i && strcmp(m->trees[i - 1].path, p) >= 0)
+			return bad(err, err_size,
+				   "\"trees\" must be sorted by path, each path once");
+		if (!(m->trees[i].path = strdup(p)))
+			return -ENOMEM;
+		m->trees[i].kind = (enum tp_tree_kind)k;
+		m->tree_count++;
+	}
+	return 0;
+}
+
+/* With trees, every system file lies under one of them; without, each stands
+ * at its own path (format 1's behaviour). */
+static int check_trees(const struct tp_manifest *m, char *err, size_t err_size)
+{
+	for (size_t i = 0; m->tree_count && i < m->file_count; i++) {
+		bool inside = m->files[i].bundled;
+		for (size_t t = 0; !inside && t < m->tree_count; t++)
+			inside = path_under(m->files[i].path, m->trees[t].path);
+		if (!inside)
+			return bad(err, err_size, "file %s lies under none of the manifest's trees",
+				   m->files[i].path);
+	}
+	return 0;
+}
+
+static int parse_env(json_t *obj, struct tp_manifest *m, char *err, size_t err_size)
+{
+	const char *key;
+	json_t *value;
+	int r;
+
+	if (!json_is_object(obj))
+		return bad(err, err_size, "\"env\" must be an object of strings");
+	json_object_foreach(obj, key, value)
+	{
+		char assignment[8192];
+		if (!json_is_string(value) || !*key || strchr(key, '=') || strlen(key) >= 256 ||
+		    tp_has_control(key) ||
+		    strlen(json_string_value(value)) != json_string_length(value)) {
+			char shown[256];
+			return bad(err, err_size, "\"env\" entry \"%s\" is not NAME: string",
+				   tp_escape(key, shown, sizeof(shown)));
+		}
+		/* the program loader reads LD_*: a manifest must not steer it */
+		if (strncmp(key, "LD_", 3) == 0)
+			return bad(err, err_size,
+				   "\"env\" entry %.64s would steer the program loader", key);
+		if ((size_t)snprintf(assignment, sizeof(assignment), "%s=%s", key,
+				     json_string_value(value)) >= sizeof(assignment))
+			return bad(err, err_size, "\"env\" entry \"%s\" is too long", key);
+		if ((r = tp_strlist_push(&m->env, assignment)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int parse_limits(json_t *obj, struct tp_limits *l, char *err, size_t err_size)
+{
+	static const char *const keys[] = { "cpu_ms", "memory", "threads", "timeout_ms", NULL };
+	uint64_t threads;
+	int r;
+
+	if (!json_is_object(obj))
+		return bad(err, err_size, "\"limits\" must be an object");
+	if ((r = only_keys(obj, "\"limits\"", keys, err, err_size)) < 0 ||
+	    (r = get_uint(obj, "cpu_ms", UINT32_MAX * 1000ULL, &l->cpu_ms, err, err_size)) < 0 ||
+	    (r = get_uint(obj, "memory", 1ULL << 50, &l->memory_bytes, err, err_size)) < 0 ||
+	    (r = get_uint(obj, "timeout_ms", UINT32_MAX * 1000ULL, &l->timeout_ms, err, err_size)) <
+		0 ||
+	    (r = get_uint(obj, "threads", TP_MAX_THREADS, &threads, err, err_size)) < 0)
+		return r;
+	l->threads = (unsigned)threads;
+	if (!l->cpu_ms || !l->memory_bytes || !l->timeout_ms || !l->threads)
+		return bad(err, err_size, "\"limits\" must all be more than 0");
+	return 0;
+}
+
+static int parse_policy(json_t *obj, struct tp_manifest *m, char *err, size_t err_size)
+{
+	static const char *const keys_v1[] = { "preload", "processes", "scratch", NULL };
+	static const char *const keys_v2[] = { "network", "preload", "processes", "scratch", NULL };
+	json_t *value;
+	int r;
+
+	if (!json_is_object(obj))
+		return bad(err, err_size, "\"policy\" must be an object");
+	if ((r = only_keys(obj, "\"policy\"", m->format == 1 ? keys_v1 : keys_v2, err, err_size)) <
+		0 ||
+	    (r = get_uint(obj, "scratch", 1ULL << 50, &m->limits.scratch_bytes, err, err_size)) <
+		0 ||
+	    (r = get_strings(obj, "preload", &m->preload, NAMES, err, err_size)) < 0)
+		return r;
+	value = json_object_get(obj, "processes");
+	if (json_is_string(value) && strcmp(json_string_value(value), "none") == 0)
+		m->processes = TP_PROCESSES_NONE;
+	else if (json_is_string(value) && strcmp(json_string_value(value), "manifest") == 0)
+		m->processes = TP_PROCESSES_MANIFEST;
+	else
+		return bad(err, err_size, "\"processes\" must be \"none\" or \"manifest\"");
+	if (m->format == 1)
+		return 0;
+	value = json_object_get(obj, "network");
+	int n = json_is_string(value)
+		    ? name_index(network_names, COUNT(network_names), json_string_value(value))
+		    : -1;
+	if (n < 0)
+		return bad(err, err_size, "\"network\" must be \"none\" or \"listen\"");
+	m->network = (enum tp_network)n;
+	return 0;
+}
+
+/* The keys format 2 adds at the top: engine, identity, trees, encryption. */
+static int parse_format_2(json_t *root, struct tp_manifest *m, char *err, size_t err_size)
+{
+	uint64_t v;
+	int r;
+
+	if ((r = parse_engine(json_object_get(root, "engine"), &m->engine, err, err_size)) < 0 ||
+	    (r = get_uint(root, "product_id", TP_MANIFEST_MAX_ID, &v, err, err_size)) < 0)
+		return r;
+	m->product_id = (uint32_t)v;
+	if ((r = get_uint(root, "security_version", TP_MANIFEST_MAX_ID, &v, err, err_size)) < 0)
+		return r;
+	m->security_version = (uint32_t)v;
+	if ((r = parse_encryption(json_object_get(root, "encryption"), &m->encryption, err,
+				  err_size)) < 0)
+		return r;
+	return parse_trees(json_object_get(root, "trees"), m, err, err_size);
+}
+
 int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, char *err,
 			  size_t err_size)
 {
-	static const char *const top_keys[] = {"argv",	 "entry",  "env",	  "files", "format",
-					       "limits", "policy", "python_path", NULL};
-	static const char *const limit_keys[] = {"cpu_ms", "memory", "threads", "timeout_ms", NULL};
-	static const char *const policy_keys[] = {"preload", "processes", "scratch", NULL};
+	static const char *const keys_v1[] = { "argv",	 "entry",  "env",	  "files", "format",
+					       "limits", "policy", "python_path", NULL };
+	static const char *const keys_v2[] = { "argv",	     "encryption",  "engine",
+					       "entry",	     "env",	    "files",
+					       "format",     "limits",	    "policy",
+					       "product_id", "python_path", "security_version",
+					       "trees",	     NULL };
 	json_error_t jerr;
 	json_t *root, *obj, *value;
 	const char *key;
-	uint64_t v;
+	uint64_t format;
 	char *again = NULL;
 	size_t again_size;
 	int r = -EINVAL;
 
-	memset(m, 0, sizeof(*m));
+	tp_manifest_init(m);
 	if (memchr(json, '\0', size))
 		return bad(err, err_size, "contains a NUL byte");
 	root = json_loadb(json, size, JSON_REJECT_DUPLICATES, &jerr);
@@ -425,93 +918,41 @@ int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, 
 		r = bad(err, err_size, "must be a JSON object");
 		goto out;
 	}
-	if ((r = only_keys(root, "the manifest", top_keys, err, err_size)) < 0)
-		goto out;
-	if ((r = get_uint(root, "format", 1000, &v, err, err_size)) < 0)
-		goto out;
-	if (v != TP_MANIFEST_FORMAT) {
-		r = bad(err, err_size, "format %llu is not supported (this teepy reads format %d)",
-			(unsigned long long)v, TP_MANIFEST_FORMAT);
+	/* the format says which keys there are */
+	if (!json_object_get(root, "format")) {
+		r = bad(err, err_size, "the manifest lacks \"format\"");
 		goto out;
 	}
+	if ((r = get_uint(root, "format", 1000, &format, err, err_size)) < 0)
+		goto out;
+	if (format < TP_MANIFEST_FORMAT_MIN || format > TP_MANIFEST_FORMAT) {
+		r = bad(err, err_size,
+			"format %llu is not supported (this teepy reads formats %d to %d%s)",
+			(unsigned long long)format, TP_MANIFEST_FORMAT_MIN, TP_MANIFEST_FORMAT,
+			format > TP_MANIFEST_FORMAT ? "; a newer teepy built it" : "");
+		goto out;
+	}
+	m->format = (unsigned)format;
+	if ((r = only_keys(root, "the manifest", format == 1 ? keys_v1 : keys_v2, err, err_size)) <
+	    0)
+		goto out;
 
 	value = json_object_get(root, "entry");
 	if (!json_is_string(value) || !tp_path_is_normal(json_string_value(value))) {
 		r = bad(err, err_size, "\"entry\" must be a normal absolute path");
 		goto out;
 	}
-	m->entry = strdup(json_string_value(value));
+	if (!(m->entry = strdup(json_string_value(value)))) {
+		r = -ENOMEM;
+		goto out;
+	}
 	if ((r = get_strings(root, "argv", &m->argv, ANY_STRINGS, err, err_size)) < 0 ||
-	    (r = get_strings(root, "python_path", &m->python_path, PATHS, err, err_size)) < 0)
+	    (r = get_strings(root, "python_path", &m->python_path, PATHS, err, err_size)) < 0 ||
+	    (r = parse_env(json_object_get(root, "env"), m, err, err_size)) < 0 ||
+	    (r = parse_limits(json_object_get(root, "limits"), &m->limits, err, err_size)) < 0 ||
+	    (r = parse_policy(json_object_get(root, "policy"), m, err, err_size)) < 0 ||
+	    (format >= 2 && (r = parse_format_2(root, m, err, err_size)) < 0))
 		goto out;
-
-	obj = json_object_get(root, "env");
-	if (!json_is_object(obj)) {
-		r = bad(err, err_size, "\"env\" must be an object of strings");
-		goto out;
-	}
-	json_object_foreach(obj, key, value)
-	{
-		char assignment[8192];
-		if (!json_is_string(value) || !*key || strchr(key, '=') || strlen(key) >= 256 ||
-		    tp_has_control(key) ||
-		    strlen(json_string_value(value)) != json_string_length(value)) {
-			char shown[256];
-			r = bad(err, err_size, "\"env\" entry \"%s\" is not NAME: string",
-				tp_escape(key, shown, sizeof(shown)));
-			goto out;
-		}
-		/* the program loader reads LD_*: a manifest must not steer it */
-		if (strncmp(key, "LD_", 3) == 0) {
-			r = bad(err, err_size, "\"env\" entry %.64s would steer the program loader",
-				key);
-			goto out;
-		}
-		if ((size_t)snprintf(assignment, sizeof(assignment), "%s=%s", key,
-				     json_string_value(value)) >= sizeof(assignment)) {
-			r = bad(err, err_size, "\"env\" entry \"%s\" is too long", key);
-			goto out;
-		}
-		if ((r = tp_strlist_push(&m->env, assignment)) < 0)
-			goto out;
-	}
-
-	obj = json_object_get(root, "limits");
-	if (!json_is_object(obj)) {
-		r = bad(err, err_size, "\"limits\" must be an object");
-		goto out;
-	}
-	if ((r = only_keys(obj, "\"limits\"", limit_keys, err, err_size)) < 0 ||
-	    (r = get_uint(obj, "cpu_ms", UINT32_MAX * 1000ULL, &m->cpu_ms, err, err_size)) < 0 ||
-	    (r = get_uint(obj, "memory", 1ULL << 50, &m->memory_bytes, err, err_size)) < 0 ||
-	    (r = get_uint(obj, "timeout_ms", UINT32_MAX * 1000ULL, &m->timeout_ms, err, err_size)) <
-		0 ||
-	    (r = get_uint(obj, "threads", 4096, &v, err, err_size)) < 0)
-		goto out;
-	m->threads = (unsigned)v;
-	if (!m->cpu_ms || !m->memory_bytes || !m->timeout_ms || !m->threads) {
-		r = bad(err, err_size, "\"limits\" must all be more than 0");
-		goto out;
-	}
-
-	obj = json_object_get(root, "policy");
-	if (!json_is_object(obj)) {
-		r = bad(err, err_size, "\"policy\" must be an object");
-		goto out;
-	}
-	if ((r = only_keys(obj, "\"policy\"", policy_keys, err, err_size)) < 0 ||
-	    (r = get_uint(obj, "scratch", 1ULL << 50, &m->scratch_bytes, err, err_size)) < 0 ||
-	    (r = get_strings(obj, "preload", &m->preload, NAMES, err, err_size)) < 0)
-		goto out;
-	value = json_object_get(obj, "processes");
-	if (json_is_string(value) && strcmp(json_string_value(value), "none") == 0)
-		m->processes = TP_PROCESSES_NONE;
-	else if (json_is_string(value) && strcmp(json_string_value(value), "manifest") == 0)
-		m->processes = TP_PROCESSES_MANIFEST;
-	else {
-		r = bad(err, err_size, "\"processes\" must be \"none\" or \"manifest\"");
-		goto out;
-	}
 
 	obj = json_object_get(root, "files");
 	if (!json_is_object(obj) || json_object_size(obj) > MAX_FILES) {
@@ -526,14 +967,22 @@ int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, 
 	}
 	json_object_foreach(obj, key, value)
 	{
-		if ((r = parse_file(key, value, &m->files[m->file_count], err, err_size)) < 0)
+		struct tp_manifest_file *f = &m->files[m->file_count];
+		if ((r = parse_file(key, value, m->format, f, err, err_size)) < 0)
 			goto out;
 		m->file_count++;
+		if (f->encrypted && m->encryption.cipher == TP_CIPHER_NONE) {
+			r = bad(err, err_size,
+				"file %s is encrypted but the manifest's \"encryption\" is null",
+				f->path);
+			goto out;
+		}
 	}
-	if ((r = tp_manifest_finish(m, err, err_size)) < 0)
+	if ((r = tp_manifest_finish(m, err, err_size)) < 0 ||
+	    (r = check_trees(m, err, err_size)) < 0)
 		goto out;
 	/* the scratch /tmp would hide files under it */
-	for (size_t i = 0; m->scratch_bytes && i < m->file_count; i++) {
+	for (size_t i = 0; m->limits.scratch_bytes && i < m->file_count; i++) {
 		if (strncmp(m->files[i].path, "/tmp/", 5) == 0) {
 			r = bad(err, err_size,
 				"file %s lies under /tmp, where the policy's scratch goes",
@@ -553,6 +1002,8 @@ int tp_manifest_from_json(const char *json, size_t size, struct tp_manifest *m, 
 	}
 	r = 0;
 out:
+	if (r == -ENOMEM)
+		snprintf(err, err_size, "manifest: out of memory");
 	free(again);
 	json_decref(root);
 	if (r < 0)

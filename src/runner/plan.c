@@ -4,6 +4,7 @@
 
 #include "../channel/channel.h"
 #include "../crypto/crypto.h"
+#include "../manifest/trust.h"
 
 #include "../common/units.h"
 #include "../pyboot/boot.h"
@@ -123,7 +124,7 @@ static int check_memory(const struct tp_invocation *inv, struct tp_outcome *out)
 			 " less the scratch (%s)",
 			 tp_format_size(l->scratch_bytes, scratch, sizeof(scratch)));
 	if (inv->sealed)
-		fix = l->memory_bytes < inv->bundle.manifest.memory_bytes
+		fix = l->memory_bytes < inv->bundle.manifest.limits.memory_bytes
 			  ? "raise --memory, up to the bundle's own limit"
 			  : "rebuild the bundle with a larger --memory";
 	else if (l->scratch_bytes)
@@ -403,68 +404,59 @@ static int plan_unsealed(struct tp_invocation *inv, struct tp_outcome *out)
 
 /* ---- sealed bundles ---- */
 
-/* The trusted signers are loaded before any is compared, so a bad entry is reported
- * wherever it stands in the list, not only when no earlier one matched. */
+/* Who signed the bundle is settled before a byte of its manifest is parsed
+ * (manifest/trust.c decides; the words are the runner's). */
 static int check_signer(struct tp_invocation *inv, struct tp_outcome *out)
 {
 	const struct tp_run_config *cfg = inv->cfg;
 	const struct tp_bundle_file *bf = &inv->bundle;
-	size_t count = count_of(cfg->trust_paths);
+	size_t count = count_of(cfg->trust_paths), failed;
 	const char *source = cfg->trust_source ? cfg->trust_source : "--trust";
-	uint8_t(*raw)[32] = calloc(count ? count : 1, sizeof(*raw));
+	struct tp_signers signers = { 0 };
 	char signer[65], err[256];
 	int r = -1;
 
 	tp_hex(bf->signer, 32, signer);
-	if (!raw)
+	if (tp_signers_load(&signers, cfg->trust_paths, count, &failed, err, sizeof(err)) < 0) {
+		if (failed < count)
+			return tp_runner_fail(out, TP_END_CONFIG, "%s %s: %s", source,
+					      cfg->trust_paths[failed], err);
 		return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
-	for (size_t i = 0; i < count; i++) {
-		if (tp_key_read_public(cfg->trust_paths[i], raw[i], err, sizeof(err)) < 0) {
-			tp_runner_fail(out, TP_END_CONFIG, "%s %s: %s", source, cfg->trust_paths[i],
-				       err);
-			goto out;
-		}
 	}
-
-	/* who claims to have signed first: a changed key is an unknown signer, a changed
-	 * manifest or signature a signature that does not verify (Ed25519 cannot tell
-	 * those two apart) */
-	if (count) {
-		bool known = false;
-		for (size_t i = 0; i < count; i++)
-			known = known || memcmp(raw[i], bf->bundle.pubkey, 32) == 0;
-		if (!known) {
-			tp_runner_fail(out, TP_END_REFUSED,
-				       "%s: signed by %.16s…, which is none of the trusted signers "
-				       "(use --trust KEY)",
-				       cfg->script, signer);
-			goto out;
-		}
-	} else if (!cfg->insecure_any_signer) {
+	switch (tp_trust_judge(&signers, cfg->insecure_any_signer, bf->bundle.pubkey,
+			       bf->signature_ok)) {
+	case TP_TRUST_UNKNOWN_SIGNER:
+		tp_runner_fail(out, TP_END_REFUSED,
+			       "%s: signed by %.16s…, which is none of the trusted signers (use "
+			       "--trust KEY)",
+			       cfg->script, signer);
+		break;
+	case TP_TRUST_NO_SIGNER_GIVEN:
 		tp_runner_fail(out, TP_END_CONFIG,
 			       "%s: no trusted signer given; the bundle is signed by %.16s… (use "
 			       "--trust SIGNER.pub, or --insecure-any-signer)",
 			       cfg->script, signer);
-		goto out;
-	}
-	if (!bf->signature_ok) {
+		break;
+	case TP_TRUST_BAD_SIGNATURE:
 		tp_runner_fail(out, TP_END_REFUSED,
 			       "%s: the signature does not verify: the manifest or the signature "
 			       "was changed after signing",
 			       cfg->script);
-		goto out;
-	}
-	if (!count && cfg->warn) {
-		char line[512];
-		snprintf(line, sizeof(line),
+		break;
+	case TP_TRUST_OK_ANY_SIGNER:
+		snprintf(err, sizeof(err),
 			 "--insecure-any-signer: running %s signed by %.16s… without checking who "
 			 "that is",
 			 cfg->script, signer);
-		cfg->warn(cfg->observer, line);
+		if (cfg->warn)
+			cfg->warn(cfg->observer, err);
+		r = 0;
+		break;
+	case TP_TRUST_OK:
+		r = 0;
+		break;
 	}
-	r = 0;
-out:
-	free(raw);
+	tp_signers_free(&signers);
 	return r;
 }
 
@@ -534,15 +526,12 @@ static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 			return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
 
 	/* the bundle's signed limits hold; flags may only tighten them */
-	struct tp_limits signed_limits = { .memory_bytes = m->memory_bytes, .cpu_ms = m->cpu_ms,
-					   .timeout_ms = m->timeout_ms,
-					   .scratch_bytes = m->scratch_bytes, .threads = m->threads };
-	inv->limits = tp_limits_tighten(&signed_limits, &cfg->limits, cfg->limits_given);
+	inv->limits = tp_limits_tighten(&m->limits, &cfg->limits, cfg->limits_given);
 	if ((cfg->limits_given & TP_LIMIT_SCRATCH) && cfg->limits.scratch_bytes &&
-	    cfg->limits.scratch_bytes != m->scratch_bytes) {
+	    cfg->limits.scratch_bytes != m->limits.scratch_bytes) {
 		snprintf(err, sizeof(err),
 			 "--scratch is set by the bundle's policy (%llu bytes); the flag is ignored",
-			 (unsigned long long)m->scratch_bytes);
+			 (unsigned long long)m->limits.scratch_bytes);
 		warn(inv, err);
 	}
 	if (count_of(cfg->allow) || count_of(cfg->pythonpath) || cfg->allow_site_packages)

@@ -9,7 +9,7 @@
 
 #include "fill.h"
 #include "../common/limits.h"
-#include "../cli/bundle_file.h"
+#include "../manifest/bundle_file.h"
 #include "../manifest/manifest.h"
 #include "../sandbox/limits.h"
 #include "../sandbox/root.h"

@@ -10,12 +10,8 @@
 
 static void sample(struct tp_manifest *m)
 {
-	memset(m, 0, sizeof(*m));
+	tp_manifest_init(m);
 	m->entry = strdup("/app/svc.py");
-	m->memory_bytes = 3ULL << 30;
-	m->cpu_ms = 1800000;
-	m->timeout_ms = 3600000;
-	m->threads = 64;
 	tp_strlist_push(&m->python_path, "/app");
 	tp_strlist_push(&m->python_path, "/usr/lib/python3.11");
 	tp_strlist_push(&m->env, "B=2");
@@ -300,16 +296,332 @@ static void test_public_key_pem_is_read_strictly(void)
 	CHECK(tp_ed25519_public_from_pem(good, sizeof(good) - 10, key) == -EINVAL);
 }
 
+/* ---- format 2 ---- */
+
+/* json with the first `from` replaced by `to`, parsed. -12345 if from is not there. */
+static int parse_replaced(const char *json, const char *from, const char *to, char *err)
+{
+	const char *at = strstr(json, from);
+	size_t head, size;
+	char *copy;
+	int r;
+
+	if (!at) {
+		fprintf(stderr, "  (no %s in the manifest)\n", from);
+		return -12345;
+	}
+	head = (size_t)(at - json);
+	size = strlen(json) - strlen(from) + strlen(to);
+	copy = malloc(size + 1);
+	memcpy(copy, json, head);
+	memcpy(copy + head, to, strlen(to));
+	strcpy(copy + head + strlen(to), at + strlen(from));
+	r = parse_str(copy, err);
+	free(copy);
+	return r;
+}
+
+static char *encode(struct tp_manifest *m)
+{
+	char *json = NULL, err[256];
+	size_t size;
+
+	CHECK(tp_manifest_finish(m, err, sizeof(err)) == 0);
+	CHECK(tp_manifest_to_json(m, &json, &size) == 0);
+	return json;
+}
+
+static void add_tree(struct tp_manifest *m, enum tp_tree_kind kind, const char *path)
+{
+	m->trees = realloc(m->trees, (m->tree_count + 1) * sizeof(*m->trees));
+	m->trees[m->tree_count++] = (struct tp_manifest_tree){ .path = strdup(path), .kind = kind };
+}
+
+/* Every key format 2 adds, set away from its default. */
+static void sample_v2(struct tp_manifest *m)
+{
+	sample(m);
+	m->product_id = 7;
+	m->security_version = 65535;
+	m->network = TP_NETWORK_LISTEN;
+	m->engine.name = TP_ENGINE_PYPY;
+	snprintf(m->engine.version, sizeof(m->engine.version), "3.10");
+	add_tree(m, TP_TREE_PACKAGES, "/usr/lib/python3/dist-packages");
+	add_tree(m, TP_TREE_PREFIX, "/usr");
+	m->encryption.cipher = TP_CIPHER_AES_256_GCM;
+	m->encryption.chunk_size = 65536;
+	snprintf(m->encryption.key_id, sizeof(m->encryption.key_id), "svc/key-1:v2");
+	m->files[2].encrypted = true; /* /app/lib.py, first once sorted */
+	tp_sha256("plain", 5, m->files[2].plain_sha256);
+}
+
+static void test_format_2_defaults_mean_todays_behaviour(void)
+{
+	struct tp_manifest m, back;
+	char *json, err[256];
+
+	tp_manifest_init(&m);
+	CHECK(m.format == TP_MANIFEST_FORMAT && TP_MANIFEST_FORMAT == 2);
+	CHECK(m.network == TP_NETWORK_NONE && m.processes == TP_PROCESSES_NONE);
+	CHECK(m.product_id == 0 && m.security_version == 0 && m.tree_count == 0);
+	CHECK(m.encryption.cipher == TP_CIPHER_NONE);
+	CHECK(m.limits.memory_bytes == TP_DEFAULT_MEMORY && m.limits.threads == TP_DEFAULT_THREADS);
+	/* the engine is the interpreter teepy was built for, as MAJOR.MINOR */
+	CHECK(m.engine.name == TP_ENGINE_CPYTHON);
+	CHECK(strncmp(TP_PYTHON_VERSION, m.engine.version, strlen(m.engine.version)) == 0);
+	CHECK(strchr(m.engine.version, '.') && !strchr(strchr(m.engine.version, '.') + 1, '.'));
+	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == 0);
+	tp_manifest_free(&m);
+
+	sample(&m);
+	json = encode(&m);
+	CHECK(strstr(json, "\"format\":2,") != NULL);
+	CHECK(strstr(json, "\"encryption\":null,") != NULL);
+	CHECK(strstr(json, "\"trees\":[]}") != NULL);
+	CHECK(strstr(json, "\"product_id\":0,") && strstr(json, "\"security_version\":0,"));
+	CHECK(strstr(json, "\"network\":\"none\",\"preload\""));
+	CHECK(strstr(json, "\"engine\":{\"name\":\"cpython\",\"version\":\"") != NULL);
+	CHECK(!strstr(json, "plain_sha256")); /* only encrypted files name a plaintext */
+	CHECK(tp_manifest_from_json(json, strlen(json), &back, err, sizeof(err)) == 0);
+	CHECK(back.format == 2 && tp_manifest_check_runnable(&back, err, sizeof(err)) == 0);
+	free(json);
+	tp_manifest_free(&m);
+	tp_manifest_free(&back);
+}
+
+static void test_format_2_round_trips_every_new_key(void)
+{
+	struct tp_manifest m, back;
+	char *json, *again, err[256];
+	size_t again_size;
+
+	sample_v2(&m);
+	json = encode(&m);
+	CHECK(strstr(json, "\"encryption\":{\"algorithm\":\"aes-256-gcm\",\"chunk_size\":65536,"
+			   "\"key_id\":\"svc/key-1:v2\"},"));
+	CHECK(strstr(json, "\"engine\":{\"name\":\"pypy\",\"version\":\"3.10\"},"));
+	CHECK(strstr(json, "\"network\":\"listen\""));
+	CHECK(strstr(json, "\"product_id\":7,") && strstr(json, "\"security_version\":65535,"));
+	/* trees sorted by path; a file's keys sorted, plain_sha256 among them */
+	CHECK(strstr(json, "\"trees\":[{\"kind\":\"prefix\",\"path\":\"/usr\"},{\"kind\":"
+			   "\"packages\",\"path\":\"/usr/lib/python3/dist-packages\"}]}"));
+	CHECK(strstr(json, "\"encrypted\":true,\"mode\":420,\"mtime\":0,\"plain_sha256\":\""));
+	CHECK(tp_manifest_from_json(json, strlen(json), &back, err, sizeof(err)) == 0);
+	CHECK(back.format == 2 && back.product_id == 7 && back.security_version == 65535);
+	CHECK(back.network == TP_NETWORK_LISTEN && back.engine.name == TP_ENGINE_PYPY);
+	CHECK_STR(back.engine.version, "3.10");
+	CHECK(back.tree_count == 2 && back.trees[0].kind == TP_TREE_PREFIX);
+	CHECK_STR(back.trees[1].path, "/usr/lib/python3/dist-packages");
+	CHECK(back.encryption.cipher == TP_CIPHER_AES_256_GCM);
+	CHECK(back.encryption.chunk_size == 65536);
+	CHECK_STR(back.encryption.key_id, "svc/key-1:v2");
+	/* /app/lib.py, first by path */
+	CHECK(back.files[0].encrypted && !back.files[1].encrypted && !back.files[2].encrypted);
+	CHECK(memcmp(back.files[0].plain_sha256, m.files[0].plain_sha256, 32) == 0);
+	CHECK(tp_manifest_to_json(&back, &again, &again_size) == 0);
+	CHECK(again_size == strlen(json) && memcmp(json, again, again_size) == 0);
+	free(again);
+	/* format 1 has no key for any of these */
+	back.format = 1;
+	CHECK(tp_manifest_to_json(&back, &again, &again_size) == -EINVAL);
+	back.format = 3;
+	CHECK(tp_manifest_to_json(&back, &again, &again_size) == -EINVAL);
+	free(json);
+	tp_manifest_free(&m);
+	tp_manifest_free(&back);
+}
+
+/* A manifest teepy 0.1 wrote (format 1), as bytes: it must keep parsing. */
+static const char v1_manifest[] =
+    "{\"argv\":[],\"entry\":\"/app/svc.py\",\"env\":{},\"files\":{\"/app/svc.py\":{\"bundled\":"
+    "true,\"encrypted\":false,\"mode\":420,\"mtime\":0,\"sha256\":"
+    "\"88d4266fd4e6338d13b845fcf289579d209c897823b9217da3e161936f031589\",\"size\":4},"
+    "\"/usr/bin/python3.11\":{\"bundled\":false,\"encrypted\":false,\"mode\":493,\"mtime\":5,"
+    "\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\",\"size\":"
+    "10}},\"format\":1,\"limits\":{\"cpu_ms\":1800000,\"memory\":3221225472,\"threads\":64,"
+    "\"timeout_ms\":3600000},\"policy\":{\"preload\":[],\"processes\":\"none\",\"scratch\":0},"
+    "\"python_path\":[\"/app\",\"/usr/lib/python3.11\"]}";
+
+static void test_format_1_is_still_read_with_defaults(void)
+{
+	struct tp_manifest m, back;
+	char *json, err[256];
+	size_t size;
+
+	CHECK(tp_manifest_from_json(v1_manifest, strlen(v1_manifest), &m, err, sizeof(err)) == 0);
+	CHECK(m.format == 1 && m.file_count == 2 && m.limits.threads == 64);
+	CHECK(m.network == TP_NETWORK_NONE && m.engine.name == TP_ENGINE_CPYTHON);
+	CHECK(m.product_id == 0 && m.security_version == 0 && m.tree_count == 0);
+	CHECK(m.encryption.cipher == TP_CIPHER_NONE);
+	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == 0);
+	/* encoded again as format 1, byte for byte */
+	CHECK(tp_manifest_to_json(&m, &json, &size) == 0);
+	CHECK(size == strlen(v1_manifest) && memcmp(json, v1_manifest, size) == 0);
+	free(json);
+	/* the same manifest as format 2 spells out the defaults */
+	m.format = 2;
+	CHECK(tp_manifest_to_json(&m, &json, &size) == 0);
+	CHECK(tp_manifest_from_json(json, size, &back, err, sizeof(err)) == 0 && back.format == 2);
+	free(json);
+	tp_manifest_free(&back);
+	tp_manifest_free(&m);
+
+	/* format 1 has none of format 2's keys, and format 2 lacks none of them */
+	CHECK(parse_replaced(v1_manifest, "\"policy\":{", "\"policy\":{\"network\":\"none\",",
+			     err) == -EINVAL &&
+	      strstr(err, "unknown key \"network\""));
+	CHECK(parse_replaced(v1_manifest, "\"format\":1,", "\"format\":1,\"product_id\":0,", err) ==
+		  -EINVAL &&
+	      strstr(err, "unknown key \"product_id\""));
+	CHECK(parse_replaced(v1_manifest, "\"format\":1", "\"format\":2", err) == -EINVAL &&
+	      strstr(err, "lacks \"encryption\""));
+	/* a format 1 file is never encrypted */
+	CHECK(parse_replaced(v1_manifest, "\"encrypted\":false", "\"encrypted\":true", err) ==
+		  -EINVAL &&
+	      strstr(err, "must be false in format 1"));
+	/* formats before 1 and after 2 */
+	CHECK(parse_replaced(v1_manifest, "\"format\":1", "\"format\":3", err) == -EINVAL &&
+	      strstr(err, "format 3 is not supported") && strstr(err, "newer teepy"));
+	CHECK(parse_replaced(v1_manifest, "\"format\":1", "\"format\":0", err) == -EINVAL &&
+	      strstr(err, "format 0 is not supported"));
+	CHECK(parse_replaced(v1_manifest, "\"format\":1,", "", err) == -EINVAL &&
+	      strstr(err, "lacks \"format\""));
+}
+
+static void test_format_2_refuses_bad_values(void)
+{
+	struct tp_manifest m;
+	char *json, err[256];
+
+	sample_v2(&m);
+	json = encode(&m);
+	tp_manifest_free(&m);
+#define REFUSED(from, to, says)                                                                    \
+	do {                                                                                       \
+		CHECK(parse_replaced(json, from, to, err) == -EINVAL);                             \
+		if (!strstr(err, says))                                                            \
+			fprintf(stderr, "  %s -> %s: '%s' lacks '%s'\n", from, to, err, says);     \
+		CHECK(strstr(err, says) != NULL);                                                  \
+	} while (0)
+	/* network */
+	REFUSED("\"network\":\"listen\"", "\"network\":\"all\"", "\"network\" must be");
+	REFUSED("\"network\":\"listen\"", "\"network\":null", "\"network\" must be");
+	/* engine */
+	REFUSED("\"name\":\"pypy\"", "\"name\":\"jython\"", "\"engine\".\"name\"");
+	REFUSED("\"name\":\"pypy\"", "\"name\":1", "\"engine\".\"name\"");
+	REFUSED("\"version\":\"3.10\"", "\"version\":\"3\"", "\"engine\".\"version\"");
+	REFUSED("\"version\":\"3.10\"", "\"version\":\"3.010\"", "\"engine\".\"version\"");
+	REFUSED("\"version\":\"3.10\"", "\"version\":\"03.10\"", "\"engine\".\"version\"");
+	REFUSED("\"version\":\"3.10\"", "\"version\":\"3.1000\"", "\"engine\".\"version\"");
+	REFUSED("\"version\":\"3.10\"", "\"version\":\"3.10.1\"", "\"engine\".\"version\"");
+	REFUSED("\"version\":\"3.10\"", "\"version\":\"3.x\"", "\"engine\".\"version\"");
+	REFUSED("\"version\":\"3.10\"}", "\"version\":\"3.10\",\"abi\":1}", "unknown key \"abi\"");
+	REFUSED("\"engine\":{\"name\":\"pypy\",", "\"engine\":{", "lacks \"name\"");
+	REFUSED("\"engine\":{\"name\":\"pypy\",\"version\":\"3.10\"}", "\"engine\":\"pypy\"",
+		"\"engine\" must be an object");
+	/* product id and security version: SGX's 16 bits, integers */
+	REFUSED("\"product_id\":7", "\"product_id\":65536", "\"product_id\" must be");
+	REFUSED("\"product_id\":7", "\"product_id\":-1", "\"product_id\" must be");
+	REFUSED("\"product_id\":7", "\"product_id\":\"7\"", "\"product_id\" must be");
+	REFUSED("\"security_version\":65535", "\"security_version\":65536",
+		"\"security_version\" must be");
+	REFUSED("\"security_version\":65535", "\"security_version\":1.5",
+		"\"security_version\" must be");
+	/* encryption */
+	REFUSED("\"aes-256-gcm\"", "\"aes-128-gcm\"", "\"algorithm\" must be \"aes-256-gcm\"");
+	REFUSED("\"chunk_size\":65536", "\"chunk_size\":65535", "power of 2");
+	REFUSED("\"chunk_size\":65536", "\"chunk_size\":2048", "power of 2");
+	REFUSED("\"chunk_size\":65536", "\"chunk_size\":33554432", "\"chunk_size\" must be");
+	REFUSED("\"key_id\":\"svc/key-1:v2\"", "\"key_id\":\"\"", "\"key_id\" must be");
+	REFUSED("\"key_id\":\"svc/key-1:v2\"", "\"key_id\":\"a b\"", "\"key_id\" must be");
+	REFUSED("\"key_id\":\"svc/key-1:v2\"", "\"key_id\":\"caf\\u00e9\"", "\"key_id\" must be");
+	REFUSED("\"key_id\":\"svc/key-1:v2\"}", "\"key_id\":\"k\",\"mode\":\"ctr\"}",
+		"unknown key \"mode\"");
+	REFUSED("\"encryption\":{", "\"encryption\":[", "not JSON");
+	REFUSED("\"encryption\":{\"algorithm\":\"aes-256-gcm\",\"chunk_size\":65536,\"key_id\":"
+		"\"svc/key-1:v2\"}",
+		"\"encryption\":false", "\"encryption\" must be null or an object");
+	/* an encrypted file needs the section and its plaintext's hash; a plain one has none */
+	REFUSED("\"encryption\":{\"algorithm\":\"aes-256-gcm\",\"chunk_size\":65536,\"key_id\":"
+		"\"svc/key-1:v2\"}",
+		"\"encryption\":null", "is encrypted but the manifest's \"encryption\" is null");
+	REFUSED("\"mtime\":0,\"plain_sha256\":\"", "\"mtime\":0,\"plain_sha257\":\"",
+		"unknown key \"plain_sha257\"");
+	REFUSED("\"plain_sha256\":\"", "\"plain_sha256\":\"x", "\"plain_sha256\" must be 64 hex");
+	REFUSED("\"encrypted\":false,\"mode\":420,\"mtime\":0,",
+		"\"encrypted\":false,\"mode\":420,\"mtime\":0,\"plain_sha256\":\"00\",",
+		"unknown key \"plain_sha256\"");
+	REFUSED("\"encrypted\":true", "\"encrypted\":1", "\"encrypted\" must be true or false");
+	/* trees: known kinds, normal paths, sorted, once, not the runtime's nor the app's */
+	REFUSED("\"kind\":\"prefix\"", "\"kind\":\"bin\"", "\"kind\" must be");
+	REFUSED("\"path\":\"/usr\"}", "\"path\":\"usr\"}", "not a normal absolute path");
+	REFUSED("\"path\":\"/usr\"}", "\"path\":\"/usr/\"}", "not a normal absolute path");
+	REFUSED("\"path\":\"/usr\"}", "\"path\":\"/zzz\"}", "sorted by path");
+	REFUSED("\"path\":\"/usr\"}", "\"path\":\"/usr/lib/python3/dist-packages\"}",
+		"sorted by path, each path once");
+	REFUSED("\"path\":\"/usr\"}", "\"path\":\"/proc/1\"}", "/proc belongs to the runtime");
+	REFUSED("\"path\":\"/usr\"}", "\"path\":\"/app\"}", "are bundled");
+	REFUSED("\"path\":\"/usr\"}", "\"path\":\"/usr\",\"size\":1}", "unknown key \"size\"");
+	REFUSED("{\"kind\":\"prefix\",", "{", "lacks \"kind\"");
+	REFUSED("\"trees\":[", "\"trees\":[1,", "\"trees\"[0] must be an object");
+	/* with trees, each system file lies under one: /usr/bin/python3.11 under /usr */
+	REFUSED("\"path\":\"/usr\"}", "\"path\":\"/opt\"}",
+		"file /usr/bin/python3.11 lies under none of the manifest's trees");
+#undef REFUSED
+	free(json);
+}
+
+static void test_not_yet_built_features_are_refused_to_run(void)
+{
+	struct tp_manifest m;
+	char err[256];
+
+	sample(&m);
+	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == 0);
+	m.files[1].encrypted = true;
+	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == -ENOTSUP);
+	CHECK(strstr(err, "encrypted files") && strstr(err, "not supported by this teepy yet"));
+	m.files[1].encrypted = false;
+	m.encryption.cipher = TP_CIPHER_AES_256_GCM;
+	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == -ENOTSUP);
+	CHECK(strstr(err, "encrypted files (aes-256-gcm) are not supported by this teepy yet"));
+	m.encryption.cipher = TP_CIPHER_NONE;
+	m.network = TP_NETWORK_LISTEN;
+	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == -ENOTSUP);
+	CHECK(strstr(err, "network \"listen\" is not supported by this teepy yet"));
+	m.network = TP_NETWORK_NONE;
+	m.engine.name = TP_ENGINE_PYPY;
+	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == -ENOTSUP);
+	CHECK(strstr(err, "engine pypy is not supported by this teepy yet"));
+	m.engine.name = TP_ENGINE_CPYTHON;
+	snprintf(m.engine.version, sizeof(m.engine.version), "2.7");
+	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == -ENOTSUP);
+	CHECK(strstr(err, "engine cpython 2.7 is not supported by this teepy") &&
+	      strstr(err, "rebuild the bundle"));
+	/* ids and trees are only declared: nothing about them needs a newer teepy */
+	tp_manifest_engine_this(&m.engine);
+	m.product_id = m.security_version = 9;
+	add_tree(&m, TP_TREE_PREFIX, "/usr");
+	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == 0);
+	tp_manifest_free(&m);
+}
+
 TESTS(manifest_tests) = {
-    {"public_key_pem_is_read_strictly", test_public_key_pem_is_read_strictly},
-    {"manifest_round_trips_canonically", test_manifest_round_trips_canonically},
-    {"measurement_is_stable_and_sensitive", test_measurement_is_stable_and_sensitive},
-    {"manifest_refuses_what_is_not_canonical_or_valid",
-     test_manifest_refuses_what_is_not_canonical_or_valid},
-    {"paths_must_be_normal", test_paths_must_be_normal},
-    {"module_names", test_module_names},
-    {"escape_makes_any_bytes_printable", test_escape_makes_any_bytes_printable},
-    {"bundle_header_bounds", test_bundle_header_bounds},
-    {"signature_covers_the_manifest", test_signature_covers_the_manifest},
-    END_TESTS,
+	{ "public_key_pem_is_read_strictly", test_public_key_pem_is_read_strictly },
+	{ "manifest_round_trips_canonically", test_manifest_round_trips_canonically },
+	{ "measurement_is_stable_and_sensitive", test_measurement_is_stable_and_sensitive },
+	{ "manifest_refuses_what_is_not_canonical_or_valid",
+	  test_manifest_refuses_what_is_not_canonical_or_valid },
+	{ "paths_must_be_normal", test_paths_must_be_normal },
+	{ "module_names", test_module_names },
+	{ "escape_makes_any_bytes_printable", test_escape_makes_any_bytes_printable },
+	{ "bundle_header_bounds", test_bundle_header_bounds },
+	{ "signature_covers_the_manifest", test_signature_covers_the_manifest },
+	{ "format_2_defaults_mean_todays_behaviour", test_format_2_defaults_mean_todays_behaviour },
+	{ "format_2_round_trips_every_new_key", test_format_2_round_trips_every_new_key },
+	{ "format_1_is_still_read_with_defaults", test_format_1_is_still_read_with_defaults },
+	{ "format_2_refuses_bad_values", test_format_2_refuses_bad_values },
+	{ "not_yet_built_features_are_refused_to_run",
+	  test_not_yet_built_features_are_refused_to_run },
+	END_TESTS,
 };

@@ -1,14 +1,14 @@
-/* Reading bundles from disk. The manifest is copied into private memory before it
+/* Bundles on disk. The manifest is copied into private memory before it
  * is verified, so a bundle changed under us cannot show one manifest to the
  * signature check and another to the parser. */
 #include "bundle_file.h"
 
+#include "trust.h"
+
 #include "../common/io.h"
-#include "../pyboot/boot.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,9 +35,7 @@ int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, 
 	uint8_t header[TP_BUNDLE_HEADER_SIZE];
 	struct tp_bundle_header h;
 	struct stat st;
-	size_t head_size, msg_size;
-	uint8_t *msg;
-	struct tp_key *key = NULL;
+	size_t head_size;
 	int r;
 
 	memset(bf, 0, sizeof(*bf));
@@ -80,12 +78,8 @@ int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, 
 	}
 
 	/* the signature is checked before the manifest is trusted for anything */
-	tp_sha256(bf->bundle.pubkey, TP_BUNDLE_KEY_SIZE, bf->signer);
-	msg = tp_bundle_signed_message(bf->bundle.manifest, h.manifest_size, &msg_size);
-	key = tp_key_from_raw_public(bf->bundle.pubkey);
-	bf->signature_ok = msg && key && tp_verify(key, msg, msg_size, bf->bundle.signature) == 0;
-	free(msg);
-	tp_key_free(key);
+	tp_trust_signer_measure(bf->bundle.pubkey, bf->signer);
+	bf->signature_ok = tp_trust_signature_valid(&bf->bundle);
 
 	tp_manifest_measure(bf->bundle.manifest, h.manifest_size, bf->app);
 	return 0;
@@ -101,7 +95,9 @@ int tp_bundle_file_parse(struct tp_bundle_file *bf, char *err, size_t err_size)
 
 	if (r < 0)
 		return r;
-	return tp_bundle_check_blobs(&bf->bundle, &bf->manifest, err, err_size);
+	if ((r = tp_bundle_check_blobs(&bf->bundle, &bf->manifest, err, err_size)) < 0)
+		return r;
+	return tp_manifest_check_runnable(&bf->manifest, err, err_size);
 }
 
 void tp_bundle_file_close(struct tp_bundle_file *bf)
@@ -114,56 +110,48 @@ void tp_bundle_file_close(struct tp_bundle_file *bf)
 	bf->fd = -1;
 }
 
-static int hash_file(const char *path, struct tp_sha256 *ctx)
+int tp_bundle_write(const char *path, const char *json, size_t json_size, const struct tp_key *key,
+		    const struct tp_manifest *m, void *const *blobs)
 {
-	char buf[1 << 16];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
+	struct tp_bundle_header h = { .version = TP_BUNDLE_VERSION,
+				      .manifest_size = (uint32_t)json_size,
+				      .blob_size = tp_manifest_blob_size(m) };
+	uint8_t header[TP_BUNDLE_HEADER_SIZE], pub[TP_BUNDLE_KEY_SIZE], sig[TP_BUNDLE_SIG_SIZE];
+	char tmp[PATH_MAX];
+	size_t msg_size;
+	uint8_t *msg;
+	int fd, r;
 
+	if (json_size == 0 || json_size > TP_BUNDLE_MAX_MANIFEST)
+		return -EFBIG;
+	msg = tp_bundle_signed_message(json, json_size, &msg_size);
+	if (!msg || tp_sign(key, msg, msg_size, sig) < 0) {
+		free(msg);
+		return -EIO;
+	}
+	free(msg);
+	tp_key_public_raw(key, pub);
+	tp_bundle_encode_header(&h, header);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.teepy-XXXXXX", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		tp_sha256_update(ctx, buf, (size_t)n);
+	r = tp_write_full(fd, header, sizeof(header));
+	r = r ?: tp_write_full(fd, json, json_size);
+	r = r ?: tp_write_full(fd, pub, sizeof(pub));
+	r = r ?: tp_write_full(fd, sig, sizeof(sig));
+	for (size_t i = 0; r == 0 && i < m->file_count; i++)
+		if (m->files[i].bundled)
+			r = tp_write_full(fd, blobs[i], m->files[i].size);
+	mode_t mask = umask(0);
+	umask(mask);
+	if (r == 0 && (fchmod(fd, 0666 & ~mask) < 0 || fsync(fd) < 0))
+		r = -errno;
 	close(fd);
-	return n < 0 ? -errno : 0;
-}
-
-int tp_runtime_measure(const char *runtime_so, uint8_t out[32])
-{
-	static const char tag[] = "teepy-runtime-v1";
-	static const char boot[] = TP_BOOT_TEXT;
-	struct tp_sha256 *ctx = tp_sha256_new();
-	int r;
-
-	if (!ctx)
-		return -ENOMEM;
-	tp_sha256_update(ctx, tag, sizeof(tag));
-	r = hash_file("/proc/self/exe", ctx);
-	if (r == 0)
-		r = hash_file(runtime_so, ctx);
-	tp_sha256_update(ctx, boot, sizeof(boot));
-	tp_sha256_final(ctx, out);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
 	return r;
-}
-
-int tp_find_runtime(char *out, size_t size)
-{
-	char exe[PATH_MAX];
-	char beside[PATH_MAX + 64];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	const char *candidates[2];
-
-	if (n < 0)
-		return -errno;
-	exe[n] = '\0';
-	snprintf(beside, sizeof(beside), "%s/_teepy%s", dirname(exe), TP_PYTHON_EXT_SUFFIX);
-	candidates[0] = beside; /* the build tree, or a copy of both files */
-	candidates[1] = TP_RUNTIME_INSTALL_DIR "/_teepy" TP_PYTHON_EXT_SUFFIX;
-	for (size_t i = 0; i < 2; i++) {
-		if (access(candidates[i], R_OK) == 0) {
-			snprintf(out, size, "%s", candidates[i]);
-			return 0;
-		}
-	}
-	return -ENOENT;
 }
