@@ -756,11 +756,6 @@ int tp_cmd_build(int argc, char **argv)
 		tp_strlist_push(&b.manifest.env, opts.env.items[i]);
 	for (size_t i = 0; i < opts.script_args.count; i++)
 		tp_strlist_push(&b.manifest.argv, opts.script_args.items[i]);
-	bool site_packages = opts.allow_site_packages;
-	struct tp_strv pythonpath = opts.pythonpath;
-	char **pythonpath_copy = calloc(pythonpath.count + 1, sizeof(char *));
-	for (size_t i = 0; pythonpath_copy && i < pythonpath.count; i++)
-		pythonpath_copy[i] = realpath(pythonpath.items[i], NULL);
 
 	fprintf(stderr, "teepy: tracing a sample run of %s\n", opts.script);
 	r = tp_run_traced(&opts, &b.preload, &log, &b.traced);
@@ -832,21 +827,18 @@ int tp_cmd_build(int argc, char **argv)
 	snprintf(entry, sizeof(entry), "%s%s", TP_APP_DIR,
 		 b.traced.script + strlen(b.traced.script_dir));
 	b.manifest.entry = strdup(entry);
-	tp_strlist_push(&b.manifest.python_path, TP_APP_DIR);
-	for (size_t i = 0; pythonpath_copy && pythonpath_copy[i]; i++) {
-		if (under(pythonpath_copy[i], b.traced.script_dir)) {
-			char inside[PATH_MAX];
+	/* the sample run's sys.path (the runner made it: /app first), with what lay in
+	 * the app's directory moved to where the bundle has it */
+	for (size_t i = 0; i < b.traced.python_path.count; i++) {
+		const char *dir = b.traced.python_path.items[i];
+		char inside[PATH_MAX];
+		if (under(dir, b.traced.script_dir)) {
 			snprintf(inside, sizeof(inside), "%s%s", TP_APP_DIR,
-				 pythonpath_copy[i] + strlen(b.traced.script_dir));
-			tp_strlist_push(&b.manifest.python_path, inside);
-		} else {
-			tp_strlist_push(&b.manifest.python_path, pythonpath_copy[i]);
+				 dir + strlen(b.traced.script_dir));
+			dir = inside;
 		}
+		tp_strlist_push(&b.manifest.python_path, dir);
 	}
-	tp_strlist_push(&b.manifest.python_path, TP_PYTHON_STDLIB);
-	tp_strlist_push(&b.manifest.python_path, TP_PYTHON_STDLIB "/lib-dynload");
-	if (site_packages)
-		tp_strlist_push(&b.manifest.python_path, TP_PYTHON_DIST_PACKAGES);
 	for (size_t i = 0; i < b.preload.count; i++)
 		tp_strlist_push(&b.manifest.preload, b.preload.items[i]);
 
@@ -901,9 +893,6 @@ int tp_cmd_build(int argc, char **argv)
 		app_hex);
 	code = TP_EXIT_OK;
 out_paths:
-	for (size_t i = 0; pythonpath_copy && pythonpath_copy[i]; i++)
-		free(pythonpath_copy[i]);
-	free(pythonpath_copy);
 out:
 	for (size_t i = 0; b.blobs && i < b.manifest.file_count; i++)
 		free(b.blobs[i]);
@@ -912,6 +901,7 @@ out:
 	tp_key_free(key);
 	tp_manifest_free(&b.manifest);
 	tp_root_plan_free(&b.traced.plan);
+	tp_strlist_free(&b.traced.python_path);
 	tp_strlist_free(&b.includes);
 	tp_strlist_free(&b.include_dirs);
 	tp_strlist_free(&b.preload);

@@ -520,7 +520,9 @@ int tp_run_traced(struct tp_run_opts *opts, const struct tp_strlist *preload,
 	snprintf(out->script, sizeof(out->script), "%s", inv.script);
 	snprintf(out->script_dir, sizeof(out->script_dir), "%s", inv.script_dir);
 	out->plan = inv.plan; /* the caller filters traced paths by what was visible */
+	out->python_path = inv.python_path;
 	memset(&inv.plan, 0, sizeof(inv.plan));
+	memset(&inv.python_path, 0, sizeof(inv.python_path));
 	tp_invocation_free(&inv);
 	cli_run_free(&run);
 	return code;
