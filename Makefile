@@ -62,6 +62,7 @@ check-asan: deps
 	ninja -C $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 $(ASAN_BUILD)/test_units
 	cp $(BUILD)/_teepy*.so $(ASAN_BUILD)/
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 $(ASAN_BUILD)/test_runner
 	TEEPY_BIN=$(abspath $(ASAN_BUILD))/teepy ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1 \
 		$(PY) -m pytest -c tests/pytest.ini tests/e2e -k "root and not numpy" -q -p no:cacheprovider
 	TEEPY_BIN=$(abspath $(ASAN_BUILD))/teepy ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1 \
