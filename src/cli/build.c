@@ -786,11 +786,11 @@ int tp_cmd_build(int argc, char **argv)
 	opts.allow_processes = b.allow_processes;
 
 	/* the bundle records the sample run's limits and policy */
-	b.manifest.memory_bytes = opts.memory_bytes;
-	b.manifest.cpu_ms = opts.cpu_ms;
-	b.manifest.timeout_ms = opts.timeout_ms;
-	b.manifest.threads = opts.threads;
-	b.manifest.scratch_bytes = opts.scratch_bytes;
+	b.manifest.memory_bytes = opts.limits.memory_bytes;
+	b.manifest.cpu_ms = opts.limits.cpu_ms;
+	b.manifest.timeout_ms = opts.limits.timeout_ms;
+	b.manifest.threads = opts.limits.threads;
+	b.manifest.scratch_bytes = opts.limits.scratch_bytes;
 	b.manifest.processes = b.allow_processes ? TP_PROCESSES_MANIFEST : TP_PROCESSES_NONE;
 	for (size_t i = 0; i < opts.env.count; i++)
 		tp_strlist_push(&b.manifest.env, opts.env.items[i]);

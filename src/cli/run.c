@@ -16,6 +16,10 @@
 #include "../pyboot/boot.h"
 #include "../pyboot/protocol.h"
 #include "../sandbox/landlock.h"
+/* sandbox/limits.h's record of how limits are enforced has the tag of common/limits.h's
+ * record of an invocation's limits (run_opts.h); here it is named apart until the
+ * runner takes the common record */
+#define tp_limits tp_sandbox_limits
 #include "../sandbox/limits.h"
 #include "../sandbox/root.h"
 #include "../sandbox/sandbox.h"
@@ -346,7 +350,7 @@ static int input_too_large(const struct run *run)
 			   "hold (raise --memory)",
 			   run->opts.input_file ? "--input-file " : "--input",
 			   run->opts.input_file ? run->opts.input_file : "",
-			   tp_format_size(run->opts.memory_bytes, limit, sizeof(limit)));
+			   tp_format_size(run->opts.limits.memory_bytes, limit, sizeof(limit)));
 }
 
 /* The memory limit holds the sealed root's files and, without a cgroup, the
@@ -356,33 +360,34 @@ static int check_memory(const struct run *run)
 {
 	const struct tp_run_opts *o = &run->opts;
 	uint64_t root = run->sealed ? run->plan.reserve_bytes : 0;
-	uint64_t taken = root + o->scratch_bytes;
+	uint64_t taken = root + o->limits.scratch_bytes;
 	char limit[32], root_text[32], scratch[32], min[32], parts[128] = "";
 	const char *fix;
 
-	if (run->input_size > o->memory_bytes)
+	if (run->input_size > o->limits.memory_bytes)
 		return input_too_large(run);
-	if (o->memory_bytes >= taken && o->memory_bytes - taken >= TP_LIMITS_MIN_MEMORY)
+	if (o->limits.memory_bytes >= taken &&
+	    o->limits.memory_bytes - taken >= TP_LIMITS_MIN_MEMORY)
 		return 0;
 	if (root)
 		snprintf(parts, sizeof(parts), " less the sealed root's files (%s)",
 			 tp_format_size(root, root_text, sizeof(root_text)));
-	if (o->scratch_bytes)
+	if (o->limits.scratch_bytes)
 		snprintf(parts + strlen(parts), sizeof(parts) - strlen(parts),
 			 " less the scratch (%s)",
-			 tp_format_size(o->scratch_bytes, scratch, sizeof(scratch)));
+			 tp_format_size(o->limits.scratch_bytes, scratch, sizeof(scratch)));
 	if (run->sealed)
-		fix = o->memory_bytes < run->bundle.manifest.memory_bytes
+		fix = o->limits.memory_bytes < run->bundle.manifest.memory_bytes
 			  ? "raise --memory, up to the bundle's own limit"
 			  : "rebuild the bundle with a larger --memory";
-	else if (o->scratch_bytes)
+	else if (o->limits.scratch_bytes)
 		fix = "raise --memory or lower --scratch";
 	else
 		fix = "use --memory 32M or more";
 	return usage_error(
 	    "%s%smemory limit %s%s leaves less than the %s the interpreter needs (%s)",
 	    run->sealed ? o->script : "", run->sealed ? ": " : "",
-	    tp_format_size(o->memory_bytes, limit, sizeof(limit)), parts,
+	    tp_format_size(o->limits.memory_bytes, limit, sizeof(limit)), parts,
 	    tp_format_size(TP_LIMITS_MIN_MEMORY, min, sizeof(min)), fix);
 }
 
@@ -404,7 +409,9 @@ static int load_inputs(struct run *run)
 		if (fd < 0)
 			return usage_error("--input-file %s: %s", o->input_file, strerror(errno));
 		/* the service could not hold more; /dev/zero must not exhaust teepy */
-		r = tp_read_all(fd, o->memory_bytes > SIZE_MAX ? SIZE_MAX : (size_t)o->memory_bytes,
+		r = tp_read_all(fd,
+				o->limits.memory_bytes > SIZE_MAX ? SIZE_MAX
+								  : (size_t)o->limits.memory_bytes,
 				&run->input, &run->input_size);
 		close(fd);
 		if (r == -EFBIG)
@@ -524,7 +531,7 @@ static int plan_allowed(struct run *run, const char *flag, const char *path, cha
 			return usage_error("%s %s: %s is the host's kernel view (its processes, "
 					   "devices, settings) and cannot be allowed",
 					   flag, path, kernel_dirs[k]);
-	if (run->opts.scratch_bytes && tp_root_path_under(real, "/tmp"))
+	if (run->opts.limits.scratch_bytes && tp_root_path_under(real, "/tmp"))
 		return usage_error("%s %s: --scratch makes /tmp private; allow a path outside /tmp, "
 				   "or drop --scratch",
 				   flag, path);
@@ -649,7 +656,7 @@ static void set_exec_files(struct run *run, const char *exe, const char *loader,
 static int plan_user_database(struct run *run)
 {
 	unsigned uid = tp_sandbox_service_uid(), gid = tp_sandbox_service_gid();
-	const char *home = run->opts.scratch_bytes ? "/tmp" : "/";
+	const char *home = run->opts.limits.scratch_bytes ? "/tmp" : "/";
 	char passwd[512], groups[256];
 	int n, r;
 
@@ -681,8 +688,9 @@ static int plan_runtime(struct run *run)
 		return TP_EXIT_INTERNAL;
 	if ((r = plan_user_database(run)) < 0)
 		return TP_EXIT_INTERNAL;
-	if (run->opts.scratch_bytes &&
-	    (r = tp_root_plan_add(plan, TP_ROOT_TMPFS, "/tmp", NULL, run->opts.scratch_bytes)) < 0)
+	if (run->opts.limits.scratch_bytes &&
+	    (r = tp_root_plan_add(plan, TP_ROOT_TMPFS, "/tmp", NULL,
+				  run->opts.limits.scratch_bytes)) < 0)
 		return TP_EXIT_INTERNAL;
 	tp_root_plan_finish(plan);
 	return 0;
@@ -827,14 +835,17 @@ static int prepare_sealed(struct run *run)
 			return TP_EXIT_INTERNAL;
 
 	/* the bundle's signed limits hold; flags may only tighten them */
-	o->memory_bytes = tighter(o->memory_given, o->memory_bytes, m->memory_bytes);
-	o->cpu_ms = tighter(o->cpu_given, o->cpu_ms, m->cpu_ms);
-	o->timeout_ms = tighter(o->timeout_given, o->timeout_ms, m->timeout_ms);
-	o->threads = (unsigned)tighter(o->threads_given, o->threads, m->threads);
-	if (o->scratch_bytes && o->scratch_bytes != m->scratch_bytes)
+	o->limits.memory_bytes =
+	    tighter(o->limits_given & TP_LIMIT_MEMORY, o->limits.memory_bytes, m->memory_bytes);
+	o->limits.cpu_ms = tighter(o->limits_given & TP_LIMIT_CPU, o->limits.cpu_ms, m->cpu_ms);
+	o->limits.timeout_ms =
+	    tighter(o->limits_given & TP_LIMIT_TIMEOUT, o->limits.timeout_ms, m->timeout_ms);
+	o->limits.threads =
+	    (unsigned)tighter(o->limits_given & TP_LIMIT_THREADS, o->limits.threads, m->threads);
+	if (o->limits.scratch_bytes && o->limits.scratch_bytes != m->scratch_bytes)
 		tp_warn("--scratch is set by the bundle's policy (%llu bytes); the flag is ignored",
 			(unsigned long long)m->scratch_bytes);
-	o->scratch_bytes = m->scratch_bytes;
+	o->limits.scratch_bytes = m->scratch_bytes;
 	if (o->allow.count || o->pythonpath.count || o->allow_site_packages)
 		tp_warn("--allow, --pythonpath and --allow-site-packages do not apply to a sealed "
 			"bundle: it sees only its manifest's files");
@@ -872,7 +883,7 @@ static int push_env(struct run *run, const char *fmt, ...)
 static int build_env(struct run *run)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned cap = run->opts.threads > 1 ? run->opts.threads / 2 : 1;
+	unsigned cap = run->opts.limits.threads > 1 ? run->opts.limits.threads / 2 : 1;
 	int r = 0;
 
 	run->blas_threads = cpus > 0 && (unsigned long)cpus < cap ? (unsigned)cpus : cap;
@@ -965,8 +976,9 @@ static void print_config(const struct run *run)
 		run->processes ? "fork and exec of files inside the root (policy \"manifest\")"
 			       : "none: threads only");
 	fprintf(stderr, "  scratch       %s\n",
-		o->scratch_bytes ? tp_format_size(o->scratch_bytes, scratch, sizeof(scratch))
-				 : "none (no writable path)");
+		o->limits.scratch_bytes
+		    ? tp_format_size(o->limits.scratch_bytes, scratch, sizeof(scratch))
+		    : "none (no writable path)");
 	if (abi > 0)
 		fprintf(stderr, "  landlock      ABI %d: %s\n", abi, tp_landlock_describe(abi));
 	else
@@ -975,13 +987,13 @@ static void print_config(const struct run *run)
 	fprintf(stderr, "  seccomp       2 stages, %zu named calls + argument rules, default ENOSYS; "
 			"execve allowed once for the interpreter, %s after boot\n",
 		tp_seccomp_rule_count(), run->processes ? "allowed (Landlock: root files only)" : "denied");
-	tp_limits_print(&run->limits, o->memory_bytes, run->sealed ? run->plan.reserve_bytes : 0,
-			stderr);
+	tp_limits_print(&run->limits, o->limits.memory_bytes,
+			run->sealed ? run->plan.reserve_bytes : 0, stderr);
 	fprintf(stderr,
 		"  BLAS threads  %u (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS)\n",
 		run->blas_threads);
 	fprintf(stderr, "  timeout       %s (wall clock, enforced by teepy)\n",
-		tp_format_duration(o->timeout_ms, timeout, sizeof(timeout)));
+		tp_format_duration(o->limits.timeout_ms, timeout, sizeof(timeout)));
 	fprintf(stderr, "  environment   %zu variables, none from the host\n", run->env_count);
 	fprintf(stderr, "  data          %zu service + %zu task items\n", o->service_data_count,
 		o->data.count - o->service_data_count);
@@ -1088,7 +1100,7 @@ static void memory_exceeded(const struct run *run, bool oom, const struct rusage
 		snprintf(how, sizeof(how), "peak resident %s",
 			 tp_format_size((uint64_t)ru->ru_maxrss * 1024, peak_text, 32));
 	tp_error("memory limit exceeded (%s, %s, %s)",
-		 tp_format_size(run->opts.memory_bytes, limit, sizeof(limit)),
+		 tp_format_size(run->opts.limits.memory_bytes, limit, sizeof(limit)),
 		 oom ? "killed by the cgroup" : "MemoryError", how);
 }
 
@@ -1111,9 +1123,10 @@ static int judge(struct run *run, int status, const struct rusage *ru)
 		return TP_EXIT_INTERRUPTED;
 	}
 	if (ch->result_too_large) {
-		tp_error("killed for a rule: the service sent a result larger than its memory limit "
-			 "(%s)",
-			 tp_format_size(run->opts.memory_bytes, text, sizeof(text)));
+		tp_error(
+		    "killed for a rule: the service sent a result larger than its memory limit "
+		    "(%s)",
+		    tp_format_size(run->opts.limits.memory_bytes, text, sizeof(text)));
 		return TP_EXIT_RULE;
 	}
 	if (ch->protocol_violation) {
@@ -1128,7 +1141,7 @@ static int judge(struct run *run, int status, const struct rusage *ru)
 	}
 	if (timed_out) {
 		tp_error("wall-clock timeout (%s) exceeded; the service was killed",
-			 tp_format_duration(run->opts.timeout_ms, text, sizeof(text)));
+			 tp_format_duration(run->opts.limits.timeout_ms, text, sizeof(text)));
 		return TP_EXIT_TIMEOUT;
 	}
 	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
@@ -1149,10 +1162,10 @@ static int judge(struct run *run, int status, const struct rusage *ru)
 	}
 	/* killed by teepy's watch at the limit, or by the RLIMIT_CPU backstop past it */
 	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
-	    (run->cpu_exceeded || cpu_used * 1000 >= (double)run->opts.cpu_ms)) {
+	    (run->cpu_exceeded || cpu_used * 1000 >= (double)run->opts.limits.cpu_ms)) {
 		tp_error("CPU time limit exceeded (%s used of %s)",
 			 tp_format_duration((uint64_t)(cpu_used * 1000), text, sizeof(text)),
-			 tp_format_duration(run->opts.cpu_ms, text + 32, 32));
+			 tp_format_duration(run->opts.limits.cpu_ms, text + 32, 32));
 		return TP_EXIT_CPU;
 	}
 	if (WIFSIGNALED(status)) {
@@ -1242,10 +1255,10 @@ static int execute(struct run *run)
 	/* the sealed root's files are held in memory for the service: they come out of
 	 * its limit (check_memory made sure enough is left) */
 	run->limits.memory_bytes =
-	    run->opts.memory_bytes - (run->sealed ? run->plan.reserve_bytes : 0);
-	run->limits.scratch_bytes = run->opts.scratch_bytes;
-	run->limits.cpu_ms = run->opts.cpu_ms;
-	run->limits.threads = run->opts.threads;
+	    run->opts.limits.memory_bytes - (run->sealed ? run->plan.reserve_bytes : 0);
+	run->limits.scratch_bytes = run->opts.limits.scratch_bytes;
+	run->limits.cpu_ms = run->opts.limits.cpu_ms;
+	run->limits.threads = run->opts.limits.threads;
 	run->limits.processes = run->processes;
 	tp_limits_prepare(&run->limits);
 	mark("cgroups prepared");
@@ -1262,7 +1275,7 @@ static int execute(struct run *run)
 		.exec_files = run->exec_files,
 		.root = &run->plan,
 		.cwd = run->cwd,
-		.scratch_dir = run->opts.scratch_bytes ? "/tmp" : NULL,
+		.scratch_dir = run->opts.limits.scratch_bytes ? "/tmp" : NULL,
 		.limits = &run->limits,
 		.stage1 = run->processes ? &tp_seccomp_stage1_processes : &tp_seccomp_stage1,
 		.trace = run->trace_log != NULL,
@@ -1289,8 +1302,8 @@ static int execute(struct run *run)
 	if (stop_requested())
 		kill(sb.pid, SIGKILL); /* a signal came before child_pid was set */
 	struct itimerval timer = {
-		.it_value = { .tv_sec = (time_t)(run->opts.timeout_ms / 1000),
-			      .tv_usec = (suseconds_t)(run->opts.timeout_ms % 1000) * 1000 },
+		.it_value = { .tv_sec = (time_t)(run->opts.limits.timeout_ms / 1000),
+			      .tv_usec = (suseconds_t)(run->opts.limits.timeout_ms % 1000) * 1000 },
 	};
 	if (setitimer(ITIMER_REAL, &timer, NULL) < 0) {
 		tp_error("cannot set the wall-clock timer: %s", strerror(errno));
@@ -1374,7 +1387,7 @@ static int execute(struct run *run)
 	run->channel.open_result = open_result;
 	run->channel.ctx = run;
 	/* a result cannot be larger than the memory the service may hold */
-	run->channel.max_result = run->opts.memory_bytes;
+	run->channel.max_result = run->opts.limits.memory_bytes;
 	if (send_frame(sb.ctrl_fd, TP_FRAME_BOOT, 0, boot.data, boot.size) < 0) {
 		/* the child died before reading it: its setup error or status says why */
 	}

@@ -153,19 +153,22 @@ static int apply_env(struct tp_run_opts *opts, tp_getenv_fn getenv_fn, char *err
 	if (!getenv_fn)
 		return 0;
 	if ((v = getenv_fn("TEEPY_MEMORY")) && *v) {
-		if ((r = parse_size_setting("TEEPY_MEMORY", v, &opts->memory_bytes, err, err_size)) < 0)
+		if ((r = parse_size_setting("TEEPY_MEMORY", v, &opts->limits.memory_bytes, err,
+					    err_size)) < 0)
 			return r;
-		opts->memory_given = true;
+		opts->limits_given |= TP_LIMIT_MEMORY;
 	}
 	if ((v = getenv_fn("TEEPY_CPU_TIME")) && *v) {
-		if ((r = parse_duration_setting("TEEPY_CPU_TIME", v, &opts->cpu_ms, err, err_size)) < 0)
+		if ((r = parse_duration_setting("TEEPY_CPU_TIME", v, &opts->limits.cpu_ms, err,
+						err_size)) < 0)
 			return r;
-		opts->cpu_given = true;
+		opts->limits_given |= TP_LIMIT_CPU;
 	}
 	if ((v = getenv_fn("TEEPY_TIMEOUT")) && *v) {
-		if ((r = parse_duration_setting("TEEPY_TIMEOUT", v, &opts->timeout_ms, err, err_size)) < 0)
+		if ((r = parse_duration_setting("TEEPY_TIMEOUT", v, &opts->limits.timeout_ms, err,
+						err_size)) < 0)
 			return r;
-		opts->timeout_given = true;
+		opts->limits_given |= TP_LIMIT_TIMEOUT;
 	}
 	if ((v = getenv_fn("TEEPY_MODE")) && *v &&
 	    (r = parse_mode("TEEPY_MODE", v, opts, err, err_size)) < 0)
@@ -200,10 +203,7 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 	int r;
 
 	memset(opts, 0, sizeof(*opts));
-	opts->memory_bytes = TP_DEFAULT_MEMORY;
-	opts->cpu_ms = TP_DEFAULT_CPU_MS;
-	opts->timeout_ms = TP_DEFAULT_TIMEOUT_MS;
-	opts->threads = TP_DEFAULT_THREADS;
+	opts->limits = tp_limits_default();
 	opts->mode = TP_MODE_SIM;
 	opts->mode_was_auto = true;
 
@@ -342,27 +342,33 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 			}
 			r = strv_push(&opts->trust, value);
 		} else if (strcmp(name, "--memory") == 0) {
-			r = parse_size_setting("--memory", value, &opts->memory_bytes, err, err_size);
-			opts->memory_given = true;
+			r = parse_size_setting("--memory", value, &opts->limits.memory_bytes, err,
+					       err_size);
+			opts->limits_given |= TP_LIMIT_MEMORY;
 		} else if (strcmp(name, "--scratch") == 0) {
-			r = parse_size_setting("--scratch", value, &opts->scratch_bytes, err, err_size);
+			r = parse_size_setting("--scratch", value, &opts->limits.scratch_bytes, err,
+					       err_size);
+			opts->limits_given |= TP_LIMIT_SCRATCH;
 		} else if (strcmp(name, "--cpu-time") == 0) {
-			r = parse_duration_setting("--cpu-time", value, &opts->cpu_ms, err, err_size);
-			opts->cpu_given = true;
+			r = parse_duration_setting("--cpu-time", value, &opts->limits.cpu_ms, err,
+						   err_size);
+			opts->limits_given |= TP_LIMIT_CPU;
 		} else if (strcmp(name, "--timeout") == 0) {
-			r = parse_duration_setting("--timeout", value, &opts->timeout_ms, err, err_size);
-			opts->timeout_given = true;
+			r = parse_duration_setting("--timeout", value, &opts->limits.timeout_ms, err,
+						   err_size);
+			opts->limits_given |= TP_LIMIT_TIMEOUT;
 		} else if (strcmp(name, "--threads") == 0) {
 			char *end;
 			unsigned long n;
 			errno = 0;
 			n = strtoul(value, &end, 10);
-			if (errno || *end || end == value || value[0] == '-' || n < 1 || n > 4096)
-				r = fail(err, err_size, "--threads: '%s' is not a number from 1 to 4096",
-					 value);
+			if (errno || *end || end == value || value[0] == '-' || n < 1 ||
+			    n > TP_MAX_THREADS)
+				r = fail(err, err_size, "--threads: '%s' is not a number from 1 to %u",
+					 value, TP_MAX_THREADS);
 			else
-				opts->threads = (unsigned)n;
-			opts->threads_given = true;
+				opts->limits.threads = (unsigned)n;
+			opts->limits_given |= TP_LIMIT_THREADS;
 		} else if (strcmp(name, "--allow") == 0 || strcmp(name, "--pythonpath") == 0) {
 			if (!*value) {
 				r = fail(err, err_size, "%s: empty path", name);
