@@ -1496,7 +1496,7 @@ int tp_cmd_run(int argc, char **argv)
 		return TP_EXIT_USAGE;
 	}
 	if (run.opts.help) {
-		fputs(tp_run_usage, stdout);
+		tp_help_print(stdout, &tp_run_help);
 		tp_run_opts_free(&run.opts);
 		return TP_EXIT_OK;
 	}

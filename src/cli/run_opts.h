@@ -2,6 +2,7 @@
 #ifndef TEEPY_CLI_RUN_OPTS_H
 #define TEEPY_CLI_RUN_OPTS_H
 
+#include "flags.h"
 #include "../common/limits.h"
 
 #include <stdbool.h>
@@ -62,6 +63,8 @@ const char *tp_run_opts_data_item(const struct tp_run_opts *opts, size_t i);
  * paths; HOME may be NULL. No OS calls. */
 const char *tp_run_shared_dir(const char *dir, const char *home);
 
-extern const char tp_run_usage[];
+/* The flags of `teepy run` (build takes them too) and its --help. */
+extern const struct tp_flag tp_run_flags[];
+extern const struct tp_command_help tp_run_help;
 
 #endif

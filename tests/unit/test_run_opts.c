@@ -244,6 +244,27 @@ static void test_given_limits_are_a_set_of_bits(void)
 	memset(env_table, 0, sizeof(env_table));
 }
 
+static void test_flags_are_named_whole_and_switches_take_no_value(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+	memset(env_table, 0, sizeof(env_table));
+	CHECK(parse(&o, err, (const char *[]){ "--mem", "1G", "svc.py", NULL }) == -EINVAL);
+	CHECK_STR(err, "unknown option '--mem' (see teepy run --help)");
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--print-config=1", "svc.py", NULL }) == -EINVAL);
+	CHECK_STR(err, "--print-config takes no value");
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "svc.py", "-xyz", NULL }) == -EINVAL);
+	CHECK_STR(err, "unknown option '-xyz' (see teepy run --help)");
+	tp_run_opts_free(&o);
+	/* --help wins over what follows it, not over an error before it */
+	CHECK(parse(&o, err, (const char *[]){ "--help", "--bogus", NULL }) == 0 && o.help);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--bogus", "--help", NULL }) == -EINVAL);
+	tp_run_opts_free(&o);
+}
+
 TESTS(run_opts_tests) = {
 	{ "defaults_are_the_teex_limits", test_defaults_are_the_teex_limits },
 	{ "service_data_come_before_task_data", test_service_data_come_before_task_data },
@@ -258,5 +279,7 @@ TESTS(run_opts_tests) = {
 	{ "pythonpath_and_allow_are_kept_apart", test_pythonpath_and_allow_are_kept_apart },
 	{ "one_input_and_one_output", test_one_input_and_one_output },
 	{ "given_limits_are_a_set_of_bits", test_given_limits_are_a_set_of_bits },
+	{ "flags_are_named_whole_and_switches_take_no_value",
+	  test_flags_are_named_whole_and_switches_take_no_value },
 	END_TESTS,
 };
