@@ -1,6 +1,7 @@
 /* teepy: run Python services sealed. Dispatches to one command per file in cli/. */
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/flags.h"
 #include "common/log.h"
 
 #include <fcntl.h>
@@ -8,19 +9,83 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char usage[] =
-	"usage: teepy <command> [options]\n"
-	"\n"
-	"Commands:\n"
-	"  run SCRIPT.py   run a service in the sandbox (teepy run --help)\n"
-	"  run APP.tpy     run a sealed bundle (--trust PUB)\n"
-	"  build SCRIPT.py trace a sample run into a signed bundle (teepy build --help)\n"
-	"  inspect APP.tpy measurements, signer, policy and files of a bundle\n"
-	"  keygen -o KEY   a new Ed25519 signing key and its .pub\n"
-	"\n"
-	"Options:\n"
-	"  -h, --help      show this help\n"
-	"  --version       show the version and the Python it runs\n";
+static int cmd_help(int argc, char **argv);
+
+/* A command named twice is listed twice in --help, once for each of its uses. */
+static const struct tp_command commands[] = {
+	{ "run", "SCRIPT.py", "run a service in the sandbox", tp_cmd_run, &tp_run_help },
+	{ "run", "APP.tpy", "run a sealed bundle (--trust PUB)", tp_cmd_run, &tp_run_help },
+	{ "build", "SCRIPT.py", "trace a sample run into a signed bundle", tp_cmd_build,
+	  &tp_build_help },
+	{ "inspect", "APP.tpy", "measurements, signer, policy and files of a bundle",
+	  tp_cmd_inspect, &tp_inspect_help },
+	{ "keygen", "-o KEY", "a new Ed25519 signing key and its .pub", tp_cmd_keygen,
+	  &tp_keygen_help },
+	{ "help", "[TOPIC]",
+	  "a command's help (as teepy COMMAND --help); exit-codes: every exit "
+	  "code; flags: every command's flags, one a line",
+	  cmd_help, NULL },
+	{ 0 },
+};
+
+enum main_flag { MAIN_HELP = 1, MAIN_VERSION };
+
+static const struct tp_flag flags[] = {
+	{ MAIN_HELP, "help", 'h', NULL, NULL, "show this help" },
+	{ MAIN_VERSION, "version", 0, NULL, NULL, "show the version and the Python it runs" },
+	TP_FLAGS_END,
+};
+
+static const struct tp_exit_use no_exits[] = { { 0, NULL } };
+
+static const struct tp_command_help help = {
+	.name = NULL,
+	.synopsis = "<command> [options]",
+	.commands = commands,
+	.flags = flags,
+	.exits = no_exits, /* each command's help lists its own */
+};
+
+static const struct tp_command *find_command(const char *name)
+{
+	for (const struct tp_command *c = commands; c->name; c++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+/* `teepy help [TOPIC]`: this help, a command's, or a list for scripts and tests. */
+static int cmd_help(int argc, char **argv)
+{
+	const struct tp_command *c;
+
+	if (argc < 2) {
+		tp_help_print(stdout, &help);
+		return TP_EXIT_OK;
+	}
+	if (argc > 2) {
+		tp_error("help: unexpected argument '%s' (see teepy --help)", argv[2]);
+		return TP_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "exit-codes") == 0) {
+		tp_exit_codes_print_list(stdout);
+		return TP_EXIT_OK;
+	}
+	if (strcmp(argv[1], "flags") == 0) {
+		tp_flags_print_list(stdout, "teepy", flags);
+		for (c = commands; c->name; c++)
+			if (c->help && find_command(c->name) == c)
+				tp_flags_print_list(stdout, c->name, c->help->flags);
+		return TP_EXIT_OK;
+	}
+	c = find_command(argv[1]);
+	if (!c || !c->help) {
+		tp_error("help: unknown topic '%s' (a command, exit-codes or flags)", argv[1]);
+		return TP_EXIT_USAGE;
+	}
+	tp_help_print(stdout, c->help);
+	return TP_EXIT_OK;
+}
 
 /* fds 0-2 must be taken: if one is closed, the first file or socket teepy opens
  * would become stdout, and a result would go into it. */
@@ -41,30 +106,34 @@ int main(int argc, char **argv)
 {
 	ensure_std_fds();
 	if (argc < 2) {
-		fputs(usage, stderr);
+		tp_help_print(stderr, &help);
 		return TP_EXIT_USAGE;
 	}
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		fputs(usage, stdout);
-		return TP_EXIT_OK;
+	if (argv[1][0] == '-' && strcmp(argv[1], "--") != 0) {
+		struct tp_flag_parser p;
+		char err[256];
+		int r;
+
+		if (tp_flags_start(&p, NULL, flags, NULL, 2, argv) < 0)
+			return TP_EXIT_INTERNAL;
+		r = tp_flags_next(&p, err, sizeof(err));
+		if (r < 0) {
+			tp_error("%s", err);
+			return TP_EXIT_USAGE;
+		}
+		if (r == TP_FLAGS_FLAG && p.flag->id == MAIN_HELP) {
+			tp_help_print(stdout, &help);
+			return TP_EXIT_OK;
+		}
+		if (r == TP_FLAGS_FLAG && p.flag->id == MAIN_VERSION) {
+			printf("teepy %s (runs %s, Python %s)\n", TP_VERSION, TP_PYTHON_EXE,
+			       TP_PYTHON_VERSION);
+			return TP_EXIT_OK;
+		}
 	}
-	if (strcmp(argv[1], "--version") == 0) {
-		printf("teepy %s (runs %s, Python %s)\n", TP_VERSION, TP_PYTHON_EXE, TP_PYTHON_VERSION);
-		return TP_EXIT_OK;
-	}
-	static const struct {
-		const char *name;
-		int (*fn)(int, char **);
-	} commands[] = {
-		{ "run", tp_cmd_run },
-		{ "build", tp_cmd_build },
-		{ "inspect", tp_cmd_inspect },
-		{ "keygen", tp_cmd_keygen },
-	};
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[1], commands[i].name) == 0)
-			return commands[i].fn(argc - 1, argv + 1);
+	const struct tp_command *c = find_command(argv[1]);
+	if (c)
+		return c->main(argc - 1, argv + 1);
 	tp_error("unknown command '%s' (see teepy --help)", argv[1]);
 	return TP_EXIT_USAGE;
 }

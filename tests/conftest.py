@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from exit_codes import EXIT
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BIN = REPO / "build" / "teepy"
 NOBODY = 65534
@@ -276,7 +278,7 @@ def script(tmp):
 
 def result_json(r):
     """The JSON result of a run that must have ended with exit code 0."""
-    assert r.returncode == 0, f"exit {r.returncode}\nstdout: {r.stdout[-2000:]!r}\nstderr: {r.stderr.decode(errors='replace')[-4000:]}"
+    assert r.returncode == EXIT.OK, f"exit {r.returncode}\nstdout: {r.stdout[-2000:]!r}\nstderr: {r.stderr.decode(errors='replace')[-4000:]}"
     try:
         return json.loads(r.stdout)
     except ValueError:

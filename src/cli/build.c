@@ -5,6 +5,7 @@
 #include "commands.h"
 
 #include "exit_codes.h"
+#include "flags.h"
 #include "run.h"
 #include "run_opts.h"
 #include "../common/log.h"
@@ -29,41 +30,66 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char usage[] =
-    "usage: teepy build SCRIPT.py -o APP.tpy --key SIGNER.key [OPTIONS] [-- ARG...]\n"
-    "\n"
-    "Runs SCRIPT.py once in the sandbox with the sample input and data you give,\n"
-    "traces every file it opens and program it runs, and writes a signed bundle:\n"
-    "the app's own files (its directory) inside, system files (stdlib, libraries,\n"
-    "dist-packages) by path, size and SHA-256. teepy run APP.tpy --trust SIGNER.pub\n"
-    "then runs it in a root holding only those files, each verified first. Private\n"
-    "keys and bundles (the --key file, the -o file, any other) are never bundled.\n"
-    "The sample run's result is not printed; build says how many bytes it returned.\n"
-    "\n"
-    "Build options:\n"
-    "  -h, --help             show this help\n"
-    "  -o, --bundle APP.tpy   where to write the bundle (required)\n"
-    "  --key SIGNER.key       Ed25519 signing key from teepy keygen (required)\n"
-    "  --include PATH         add a file (at the path given, and its target if it is a\n"
-    "                         link) or directory the sample run did not open; repeat\n"
-    "  --include-dir DIR      add every file under DIR (links to files as files); repeat\n"
-    "  --preload MOD          a module imported before the entry (and before input\n"
-    "                         arrives on a worker); the sample run imports it; repeat\n"
-    "  --allow-processes      policy processes = \"manifest\": the service may run the\n"
-    "                         programs the sample run ran (they, their #! interpreters\n"
-    "                         and their libraries are traced into the manifest)\n"
-    "\n"
-    "The sample run takes teepy run's options (--input, --input-file, --data,\n"
-    "--task-data, --allow-site-packages, --allow, --pythonpath, --env, --scratch);\n"
-    "--memory, --cpu-time, --timeout, --threads and --scratch are recorded in the\n"
-    "manifest as the bundle's limits. Included paths are visible in the sample run.\n"
-    "An ELF file in the bundle (an included extension module) brings the libraries\n"
-    "it links, found as the program loader finds them (runpath, then /lib and /usr/lib).\n"
-    "\n"
-    "Exit codes: 0 bundle written (also when the sample run returned no result);\n"
-    "1 the sample run failed (the line above says how); 2 usage error: a flag, the\n"
-    "key, an include, a --preload module that cannot be imported, a bundle that\n"
-    "cannot be written; 70 internal error (OpenSSL's libcrypto cannot be loaded, say).\n";
+enum build_flag {
+	BUILD_HELP = 1,
+	BUILD_BUNDLE,
+	BUILD_KEY,
+	BUILD_INCLUDE,
+	BUILD_INCLUDE_DIR,
+	BUILD_PRELOAD,
+	BUILD_ALLOW_PROCESSES,
+};
+
+/* build's own flags; every other flag of teepy run goes to the sample run */
+static const struct tp_flag flags[] = {
+	TP_FLAG_HEADING("Build options:"),
+	{ BUILD_HELP, "help", 'h', NULL, NULL, "show this help" },
+	{ BUILD_BUNDLE, "bundle", 'o', "APP.tpy", NULL, "where to write the bundle (required)" },
+	{ BUILD_KEY, "key", 0, "SIGNER.key", NULL,
+	  "Ed25519 signing key from teepy keygen (required)" },
+	{ BUILD_INCLUDE, "include", 0, "PATH", NULL,
+	  "add a file (at the path given, and its target if it is a link) or directory the "
+	  "sample run did not open; repeat" },
+	{ BUILD_INCLUDE_DIR, "include-dir", 0, "DIR", NULL,
+	  "add every file under DIR (links to files as files); repeat" },
+	{ BUILD_PRELOAD, "preload", 0, "MOD", NULL,
+	  "a module imported before the entry (and before input arrives on a worker); the "
+	  "sample run imports it; repeat" },
+	{ BUILD_ALLOW_PROCESSES, "allow-processes", 0, NULL, NULL,
+	  "policy processes = \"manifest\": the service may run the programs the sample run ran "
+	  "(they, their #! interpreters and their libraries are traced into the manifest)" },
+	TP_FLAGS_END,
+};
+
+static const struct tp_exit_use exits[] = {
+	{ TP_EXIT_OK, "bundle written (also when the sample run returned no result)" },
+	{ TP_EXIT_SERVICE_FAILED, "the sample run failed (the line above says how)" },
+	{ TP_EXIT_USAGE, "usage error: a flag, the key, an include, a --preload module the sample "
+			 "run cannot import, a bundle that cannot be written" },
+	{ TP_EXIT_INTERNAL, "internal error (OpenSSL's libcrypto cannot be loaded, say)" },
+	{ 0, NULL },
+};
+
+const struct tp_command_help tp_build_help = {
+	.name = "build",
+	.synopsis = "SCRIPT.py -o APP.tpy --key SIGNER.key [OPTIONS] [-- ARG...]",
+	.about = "Runs SCRIPT.py once in the sandbox with the sample input and data you give,\n"
+		 "traces every file it opens and program it runs, and writes a signed bundle:\n"
+		 "the app's own files (its directory) inside, system files (stdlib, libraries,\n"
+		 "dist-packages) by path, size and SHA-256. teepy run APP.tpy --trust SIGNER.pub\n"
+		 "then runs it in a root holding only those files, each verified first. Private\n"
+		 "keys and bundles (the --key file, the -o file, any other) are never bundled.\n"
+		 "The sample run's result is not printed; build says how many bytes it returned.\n",
+	.flags = flags,
+	.after = "The sample run takes teepy run's options (--input, --input-file, --data,\n"
+		 "--task-data, --allow-site-packages, --allow, --pythonpath, --env, --scratch);\n"
+		 "--memory, --cpu-time, --timeout, --threads and --scratch are recorded in the\n"
+		 "manifest as the bundle's limits. Included paths are visible in the sample run.\n"
+		 "An ELF file in the bundle (an included extension module) brings the libraries\n"
+		 "it links, found as the program loader finds them (runpath, then /lib and "
+		 "/usr/lib).\n",
+	.exits = exits,
+};
 
 /* What an --include-dir walk could not add, for one warning line per directory. */
 struct dropped {
@@ -631,51 +657,59 @@ int tp_cmd_build(int argc, char **argv)
 	int run_argc = 0, code = TP_EXIT_USAGE, r, tail = argc;
 	size_t json_size, include_count = 0;
 	struct timespec t0, t1;
+	struct tp_flag_parser p;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	tp_trace_log_init(&log);
 	if (!run_argv)
 		return TP_EXIT_INTERNAL;
 	run_argv[run_argc++] = argv[0];
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-		if (strcmp(a, "--") == 0) {
-			tail = i;
-			break;
+	if (tp_flags_start(&p, "build", flags, tp_run_flags, argc, argv) < 0) {
+		code = TP_EXIT_INTERNAL;
+		goto out;
+	}
+	while ((r = tp_flags_next(&p, err, sizeof(err))) != TP_FLAGS_DONE) {
+		if (r < 0) {
+			tp_error("build: %s", err);
+			goto out;
 		}
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			fputs(usage, stdout);
+		/* the script and teepy run's flags are the sample run's: its parser reads them */
+		if (r == TP_FLAGS_OPERAND || p.flag_is_also) {
+			for (int i = p.first; i < p.end; i++)
+				run_argv[run_argc++] = argv[i];
+			continue;
+		}
+		if (p.flag->arg && !*p.value) {
+			tp_error("build: %s needs a value", p.given);
+			goto out;
+		}
+		switch (p.flag->id) {
+		case BUILD_HELP:
+			tp_help_print(stdout, &tp_build_help);
 			code = TP_EXIT_OK;
 			goto out;
-		}
-		if (strcmp(a, "--allow-processes") == 0) {
+		case BUILD_BUNDLE:
+			b.bundle_path = p.value;
+			break;
+		case BUILD_KEY:
+			b.key_path = p.value;
+			break;
+		case BUILD_INCLUDE:
+			tp_strlist_push(&b.includes, p.value);
+			break;
+		case BUILD_INCLUDE_DIR:
+			tp_strlist_push(&b.include_dirs, p.value);
+			break;
+		case BUILD_PRELOAD:
+			tp_strlist_push(&b.preload, p.value);
+			break;
+		case BUILD_ALLOW_PROCESSES:
 			b.allow_processes = true;
-			continue;
+			break;
 		}
-		bool takes = strcmp(a, "-o") == 0 || strcmp(a, "--bundle") == 0 ||
-			     strcmp(a, "--key") == 0 || strcmp(a, "--include") == 0 ||
-			     strcmp(a, "--include-dir") == 0 || strcmp(a, "--preload") == 0;
-		if (!takes) {
-			run_argv[run_argc++] = argv[i];
-			continue;
-		}
-		if (!next || !*next) {
-			tp_error("build: %s needs a value", a);
-			goto out;
-		}
-		i++;
-		if (strcmp(a, "-o") == 0 || strcmp(a, "--bundle") == 0)
-			b.bundle_path = next;
-		else if (strcmp(a, "--key") == 0)
-			b.key_path = next;
-		else if (strcmp(a, "--include") == 0)
-			tp_strlist_push(&b.includes, next);
-		else if (strcmp(a, "--include-dir") == 0)
-			tp_strlist_push(&b.include_dirs, next);
-		else
-			tp_strlist_push(&b.preload, next);
 	}
+	if (p.dashdash)
+		tail = p.rest - 1; /* the sample run's parser reads the "--" too */
 	/* a wrong flag is named first, before what else is missing */
 	if (parse_sample_opts(&opts, run_argv, run_argc, argv + tail, argc - tail) < 0)
 		goto out;
@@ -746,11 +780,7 @@ int tp_cmd_build(int argc, char **argv)
 	/* the bundle records the sample run's limits and policy; the keys no flag sets
 	 * yet (engine, network, ids, trees, encryption) keep today's defaults */
 	tp_manifest_init(&b.manifest);
-	b.manifest.limits.memory_bytes = opts.memory_bytes;
-	b.manifest.limits.cpu_ms = opts.cpu_ms;
-	b.manifest.limits.timeout_ms = opts.timeout_ms;
-	b.manifest.limits.threads = opts.threads;
-	b.manifest.limits.scratch_bytes = opts.scratch_bytes;
+	b.manifest.limits = opts.limits;
 	b.manifest.processes = b.allow_processes ? TP_PROCESSES_MANIFEST : TP_PROCESSES_NONE;
 	for (size_t i = 0; i < opts.env.count; i++)
 		tp_strlist_push(&b.manifest.env, opts.env.items[i]);

@@ -5,6 +5,7 @@
 #include "../manifest/bundle_file.h"
 #include "../manifest/trust.h"
 #include "exit_codes.h"
+#include "flags.h"
 #include "../common/log.h"
 #include "../common/units.h"
 
@@ -15,25 +16,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-    "usage: teepy inspect BUNDLE.tpy [--json]\n"
-    "\n"
-    "Prints the bundle's measurements (app, runtime, signer), whether its signature\n"
-    "verifies, whether this teepy supports every feature it uses, its manifest\n"
-    "format, engine, product id and security version, entry, argv, environment,\n"
-    "sys.path, limits, policy (with the network and the preload modules), trees,\n"
-    "encryption and file table (B bundled / S system file, E encrypted, mode, mtime,\n"
-    "size, sha256, path): everything the signature pins. Bytes that are not printable\n"
-    "ASCII are shown as \\xNN.\n"
-    "\n"
-    "Options:\n"
-    "  -h, --help   show this help\n"
-    "  --json       one JSON object instead (ASCII, \\u escapes)\n"
-    "\n"
-    "Exit codes: 0 printed, signature valid (also for a bundle this teepy cannot run\n"
-    "yet: it says why); 8 the signature does not verify (printed all the same,\n"
-    "marked INVALID) or the bundle is malformed (one line says why);\n"
-    "2 usage error; 70 OpenSSL's libcrypto cannot be loaded.\n";
+enum inspect_flag { INSPECT_HELP = 1, INSPECT_JSON };
+
+static const struct tp_flag flags[] = {
+	{ INSPECT_HELP, "help", 'h', NULL, NULL, "show this help" },
+	{ INSPECT_JSON, "json", 0, NULL, NULL, "one JSON object instead (ASCII, \\u escapes)" },
+	TP_FLAGS_END,
+};
+
+static const struct tp_exit_use exits[] = {
+	{ TP_EXIT_OK, "printed, signature valid (also for a bundle this teepy cannot run yet: "
+		      "it says why)" },
+	{ TP_EXIT_USAGE, "usage error" },
+	{ TP_EXIT_BUNDLE, "the signature does not verify (printed all the same, marked INVALID) "
+			  "or the bundle is malformed (one line says why, nothing printed)" },
+	{ TP_EXIT_INTERNAL, "OpenSSL's libcrypto cannot be loaded" },
+	{ 0, NULL },
+};
+
+const struct tp_command_help tp_inspect_help = {
+	.name = "inspect",
+	.synopsis = "BUNDLE.tpy [--json]",
+	.about =
+	    "Prints the bundle's measurements (app, runtime, signer), whether its signature\n"
+	    "verifies, whether this teepy supports every feature it uses, its manifest\n"
+	    "format, engine, product id and security version, entry, argv, environment,\n"
+	    "sys.path, limits, policy (with the network and the preload modules), trees,\n"
+	    "encryption and file table (B bundled / S system file, E encrypted, mode, mtime,\n"
+	    "size, sha256, path): everything the signature pins. Bytes that are not printable\n"
+	    "ASCII are shown as \\xNN.\n",
+	.flags = flags,
+	.exits = exits,
+};
 
 /* Prints s with every byte outside printable ASCII escaped: a manifest's strings
  * (argv and env values may hold any character) must not drive the terminal. */
@@ -262,20 +276,32 @@ int tp_cmd_inspect(int argc, char **argv)
 	struct tp_bundle_file bf;
 	char err[512], app[65], signer[65], runtime_hex[65] = "unknown", runtime_so[PATH_MAX];
 	uint8_t runtime[32];
+	struct tp_flag_parser p;
+	int r;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			fputs(usage, stdout);
-			return TP_EXIT_OK;
-		} else if (strcmp(argv[i], "--json") == 0) {
-			as_json = true;
-		} else if (argv[i][0] == '-' || path) {
-			tp_error("inspect: unexpected argument '%s' (see teepy inspect --help)",
-				 argv[i]);
+	if (tp_flags_start(&p, "inspect", flags, NULL, argc, argv) < 0)
+		return TP_EXIT_INTERNAL;
+	while ((r = tp_flags_next(&p, err, sizeof(err))) != TP_FLAGS_DONE) {
+		if (r < 0) {
+			tp_error("inspect: %s", err);
 			return TP_EXIT_USAGE;
-		} else {
-			path = argv[i];
 		}
+		if (r == TP_FLAGS_OPERAND && !path && strcmp(p.value, "-") != 0) {
+			path = p.value;
+		} else if (r == TP_FLAGS_OPERAND) {
+			tp_error("inspect: unexpected argument '%s' (see teepy inspect --help)",
+				 p.value);
+			return TP_EXIT_USAGE;
+		} else if (p.flag->id == INSPECT_HELP) {
+			tp_help_print(stdout, &tp_inspect_help);
+			return TP_EXIT_OK;
+		} else {
+			as_json = true;
+		}
+	}
+	if (p.dashdash) {
+		tp_error("inspect: unexpected argument '--' (see teepy inspect --help)");
+		return TP_EXIT_USAGE;
 	}
 	if (!path) {
 		tp_error("inspect: missing BUNDLE.tpy (see teepy inspect --help)");
@@ -290,7 +316,7 @@ int tp_cmd_inspect(int argc, char **argv)
 		return TP_EXIT_BUNDLE;
 	}
 	/* a bundle this teepy cannot run yet is shown all the same, saying why */
-	int r = tp_bundle_file_parse(&bf, err, sizeof(err));
+	r = tp_bundle_file_parse(&bf, err, sizeof(err));
 	if (r < 0 && r != -ENOTSUP) {
 		tp_error("%s: %s%s", path, err,
 			 bf.signature_ok ? "" : " (and the signature does not verify)");

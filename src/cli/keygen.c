@@ -3,6 +3,7 @@
 #include "commands.h"
 
 #include "exit_codes.h"
+#include "flags.h"
 #include "../common/log.h"
 #include "../crypto/crypto.h"
 
@@ -11,39 +12,67 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char usage[] =
-	"usage: teepy keygen -o KEY [--pub PUB]\n"
-	"\n"
-	"Writes a new Ed25519 signing key to KEY (PEM, mode 0600) and its public key to\n"
-	"PUB (default: KEY with .key replaced by .pub, else KEY.pub). Refuses to overwrite\n"
-	"either (exit 2). Give PUB to whoever runs your bundles: teepy run app.tpy --trust PUB.\n"
-	"\n"
-	"Options:\n"
-	"  -h, --help          show this help\n"
-	"  -o, --output KEY    where to write the private key (required)\n"
-	"  --pub PUB           where to write the public key\n"
-	"\n"
-	"Exit codes: 0 written; 2 usage error, or KEY or PUB exists or cannot be written;\n"
-	"70 OpenSSL's libcrypto cannot be loaded.\n";
+enum keygen_flag { KEYGEN_HELP = 1, KEYGEN_OUTPUT, KEYGEN_PUB };
+
+static const struct tp_flag flags[] = {
+	{ KEYGEN_HELP, "help", 'h', NULL, NULL, "show this help" },
+	{ KEYGEN_OUTPUT, "output", 'o', "KEY", NULL, "where to write the private key (required)" },
+	{ KEYGEN_PUB, "pub", 0, "PUB", NULL, "where to write the public key" },
+	TP_FLAGS_END,
+};
+
+static const struct tp_exit_use exits[] = {
+	{ TP_EXIT_OK, "written" },
+	{ TP_EXIT_USAGE, "usage error, or KEY or PUB exists or cannot be written" },
+	{ TP_EXIT_INTERNAL, "OpenSSL's libcrypto cannot be loaded" },
+	{ 0, NULL },
+};
+
+const struct tp_command_help tp_keygen_help = {
+	.name = "keygen",
+	.synopsis = "-o KEY [--pub PUB]",
+	.about =
+	    "Writes a new Ed25519 signing key to KEY (PEM, mode 0600) and its public key to\n"
+	    "PUB (default: KEY with .key replaced by .pub, else KEY.pub). Refuses to overwrite\n"
+	    "either. Give PUB to whoever runs your bundles: teepy run app.tpy --trust PUB.\n",
+	.flags = flags,
+	.exits = exits,
+};
 
 int tp_cmd_keygen(int argc, char **argv)
 {
 	const char *out = NULL, *pub = NULL;
-	char pub_buf[PATH_MAX];
+	char pub_buf[PATH_MAX], err[256];
+	struct tp_flag_parser p;
 	int r;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			fputs(usage, stdout);
-			return TP_EXIT_OK;
-		} else if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc) {
-			out = argv[++i];
-		} else if (strcmp(argv[i], "--pub") == 0 && i + 1 < argc) {
-			pub = argv[++i];
-		} else {
-			tp_error("keygen: unexpected argument '%s' (see teepy keygen --help)", argv[i]);
+	if (tp_flags_start(&p, "keygen", flags, NULL, argc, argv) < 0)
+		return TP_EXIT_INTERNAL;
+	while ((r = tp_flags_next(&p, err, sizeof(err))) != TP_FLAGS_DONE) {
+		if (r < 0) {
+			tp_error("keygen: %s", err);
 			return TP_EXIT_USAGE;
 		}
+		if (r == TP_FLAGS_OPERAND) {
+			tp_error("keygen: unexpected argument '%s' (see teepy keygen --help)",
+				 p.value);
+			return TP_EXIT_USAGE;
+		}
+		switch (p.flag->id) {
+		case KEYGEN_HELP:
+			tp_help_print(stdout, &tp_keygen_help);
+			return TP_EXIT_OK;
+		case KEYGEN_OUTPUT:
+			out = p.value;
+			break;
+		case KEYGEN_PUB:
+			pub = p.value;
+			break;
+		}
+	}
+	if (p.dashdash) {
+		tp_error("keygen: unexpected argument '--' (see teepy keygen --help)");
+		return TP_EXIT_USAGE;
 	}
 	if (!out || !*out) {
 		tp_error("keygen: missing -o KEY (see teepy keygen --help)");
@@ -57,7 +86,6 @@ int tp_cmd_keygen(int argc, char **argv)
 			snprintf(pub_buf, sizeof(pub_buf), "%s.pub", out);
 		pub = pub_buf;
 	}
-	char err[256];
 	if (tp_crypto_load(err, sizeof(err)) < 0) {
 		tp_error("keygen: %s", err);
 		return TP_EXIT_INTERNAL;

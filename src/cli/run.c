@@ -193,7 +193,7 @@ static int load_inputs(struct cli_run *run)
 		if (fd < 0)
 			return usage_error("--input-file %s: %s", o->input_file, strerror(errno));
 		/* the service could not hold more; /dev/zero must not exhaust teepy */
-		uint64_t max = o->memory_bytes;
+		uint64_t max = o->limits.memory_bytes;
 		r = tp_read_all(fd, max > SIZE_MAX ? SIZE_MAX : (size_t)max, &run->input,
 				&run->input_size);
 		close(fd);
@@ -202,7 +202,7 @@ static int load_inputs(struct cli_run *run)
 			return usage_error("%s: larger than the memory limit (%s), which the service "
 					   "could not hold (raise --memory)",
 					   run->input_name,
-					   tp_format_size(o->memory_bytes, limit, sizeof(limit)));
+					   tp_format_size(o->limits.memory_bytes, limit, sizeof(limit)));
 		}
 		if (r < 0)
 			return usage_error("--input-file %s: %s", o->input_file, strerror(-r));
@@ -382,14 +382,8 @@ static int make_config(struct cli_run *run)
 		.data_fds = run->data_fds,
 		.data_count = o->data.count,
 		.service_data_count = o->service_data_count,
-		.limits = { .memory_bytes = o->memory_bytes, .cpu_ms = o->cpu_ms,
-			    .timeout_ms = o->timeout_ms, .scratch_bytes = o->scratch_bytes,
-			    .threads = o->threads },
-		.limits_given = (o->memory_given ? TP_LIMIT_MEMORY : 0) |
-				(o->cpu_given ? TP_LIMIT_CPU : 0) |
-				(o->timeout_given ? TP_LIMIT_TIMEOUT : 0) |
-				(o->threads_given ? TP_LIMIT_THREADS : 0) |
-				(o->scratch_bytes ? TP_LIMIT_SCRATCH : 0),
+		.limits = o->limits,
+		.limits_given = o->limits_given,
 		.allow = run->allow,
 		.pythonpath = run->pythonpath,
 		.allow_site_packages = o->allow_site_packages,
@@ -487,7 +481,7 @@ int tp_cmd_run(int argc, char **argv)
 		return TP_EXIT_USAGE;
 	}
 	if (run.opts.help) {
-		fputs(tp_run_usage, stdout);
+		tp_help_print(stdout, &tp_run_help);
 		tp_run_opts_free(&run.opts);
 		return TP_EXIT_OK;
 	}

@@ -1,6 +1,7 @@
 /* `teepy run` option parsing: flags first, TEEPY_* environment settings as defaults. */
 #include "run_opts.h"
 
+#include "flags.h"
 #include "../common/units.h"
 
 #include <errno.h>
@@ -9,69 +10,103 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char tp_run_usage[] =
-	"usage: teepy run [OPTIONS] SCRIPT.py [OPTIONS] [-- ARG...]\n"
-	"       teepy run [OPTIONS] APP.tpy --trust SIGNER.pub [OPTIONS] [-- ARG...]\n"
-	"\n"
-	"Runs SCRIPT.py with Debian's /usr/bin/python3 in a kernel-enforced sandbox:\n"
-	"no network, no writes, no processes, only the stdlib, the script's directory\n"
-	"and allowed paths visible. The service talks through the `teex` module.\n"
-	"A sealed bundle (teepy build) runs in a root holding only its manifest's files,\n"
-	"each checked against its signed SHA-256 first; its limits apply, and limit\n"
-	"flags can only tighten them.\n"
-	"\n"
-	"Input and data:\n"
-	"  --input STR            the input string (teex.TEEX_getinput())\n"
-	"  --input-file FILE      read the input from FILE ('-' = stdin)\n"
-	"                         (one input: --input or --input-file, once)\n"
-	"  --data FILE            a service data item; repeat, kept in order\n"
-	"  --task-data FILE       a task data item; repeat, after the service data\n"
-	"  --output FILE          write the result to FILE instead of stdout ('-' = stdout)\n"
-	"\n"
-	"Limits:\n"
-	"  --memory SIZE          memory limit (default 3G)            [TEEPY_MEMORY]\n"
-	"  --cpu-time DURATION    CPU time, all threads (default 30m)  [TEEPY_CPU_TIME]\n"
-	"  --timeout DURATION     wall-clock limit (default 60m)       [TEEPY_TIMEOUT]\n"
-	"  --threads N            most threads the service may have (default 64)\n"
-	"  --scratch SIZE         a private in-memory /tmp of SIZE (default: none)\n"
-	"\n"
-	"What the service may read:\n"
-	"  --allow PATH           make PATH readable inside, at the same path; repeat\n"
-	"  --pythonpath DIR       like --allow DIR, and put DIR on sys.path; repeat\n"
-	"  --allow-site-packages  make Debian's dist-packages importable (numpy)\n"
-	"  --env NAME=VALUE       set a variable inside; no host variable is passed\n"
-	"\n"
-	"Bundles:\n"
-	"  --trust PUB            run bundles signed by this key; repeat  [TEEPY_TRUSTED_SIGNERS,\n"
-	"                         a colon-separated list of .pub files]\n"
-	"  --insecure-any-signer  run a bundle whatever key signed it (prints a warning)\n"
-	"\n"
-	"Other:\n"
-	"  --mode MODE            sim | auto | hw (default auto = sim)  [TEEPY_MODE]\n"
-	"  --print-config         print the configuration and applied protections\n"
-	"                         to stderr before running         [TEEPY_VERSION=1]\n"
-	"  -h, --help             show this help\n"
-	"\n"
-	"The teex module inside the service:\n"
-	"  TEEX_getinput(), get_input()   the input as str (undecodable bytes as\n"
-	"                                 surrogate escapes); \"\" when none was given\n"
-	"  get_input_bytes()              the input as bytes\n"
-	"  TEEX_return(s), set_result(s)  the result, str (UTF-8; surrogate escapes go\n"
-	"                                 back to their bytes) or bytes; the first call\n"
-	"                                 wins and returns True, later ones False\n"
-	"  TEEX_getdata(i), get_data(i)   data item i as bytes: the --data items, then\n"
-	"                                 the --task-data items (IndexError past the end)\n"
-	"  data_count()                   how many data items there are\n"
-	"The result goes to stdout (or --output) exactly as returned; what the service\n"
-	"prints goes to teepy's stderr.\n"
-	"\n"
-	"SIZE: bytes with an optional K, M, G, T (binary) unit, e.g. 512M, 3G.\n"
-	"DURATION: a number with an optional ms, s (default), m, h unit, e.g. 1.5s, 30m.\n"
-	"\n"
-	"Exit codes: 0 result returned; 1 service failed (exception, syntax error,\n"
-	"non-zero exit, crash); 2 usage error; 3 no result returned; 4 killed for a rule;\n"
-	"5 memory limit; 6 CPU time limit; 7 wall-clock timeout; 8 bundle refused;\n"
-	"70 internal error; 130 interrupted.\n";
+enum run_flag {
+	RUN_INPUT = 1,
+	RUN_INPUT_FILE,
+	RUN_DATA,
+	RUN_TASK_DATA,
+	RUN_OUTPUT,
+	RUN_MEMORY,
+	RUN_CPU_TIME,
+	RUN_TIMEOUT,
+	RUN_THREADS,
+	RUN_SCRATCH,
+	RUN_ALLOW,
+	RUN_PYTHONPATH,
+	RUN_ALLOW_SITE_PACKAGES,
+	RUN_ENV,
+	RUN_TRUST,
+	RUN_INSECURE_ANY_SIGNER,
+	RUN_MODE,
+	RUN_PRINT_CONFIG,
+	RUN_HELP,
+};
+
+const struct tp_flag tp_run_flags[] = {
+	TP_FLAG_HEADING("Input and data:"),
+	{ RUN_INPUT, "input", 0, "STR", NULL, "the input string (teex.TEEX_getinput())" },
+	{ RUN_INPUT_FILE, "input-file", 0, "FILE", NULL,
+	  "read the input from FILE ('-' = stdin) (one input: --input or --input-file, once)" },
+	{ RUN_DATA, "data", 0, "FILE", NULL, "a service data item; repeat, kept in order" },
+	{ RUN_TASK_DATA, "task-data", 0, "FILE", NULL,
+	  "a task data item; repeat, after the service data" },
+	{ RUN_OUTPUT, "output", 0, "FILE", NULL,
+	  "write the result to FILE, not stdout ('-' = stdout)" },
+
+	TP_FLAG_HEADING("Limits:"),
+	{ RUN_MEMORY, "memory", 0, "SIZE", "TEEPY_MEMORY", "memory limit (default 3G)" },
+	{ RUN_CPU_TIME, "cpu-time", 0, "DURATION", "TEEPY_CPU_TIME",
+	  "CPU time, all threads (default 30m)" },
+	{ RUN_TIMEOUT, "timeout", 0, "DURATION", "TEEPY_TIMEOUT",
+	  "wall-clock limit (default 60m)" },
+	{ RUN_THREADS, "threads", 0, "N", NULL, "most threads the service may have (default 64)" },
+	{ RUN_SCRATCH, "scratch", 0, "SIZE", NULL,
+	  "a private in-memory /tmp of SIZE (default: none)" },
+
+	TP_FLAG_HEADING("What the service may read:"),
+	{ RUN_ALLOW, "allow", 0, "PATH", NULL,
+	  "make PATH readable inside, at the same path; repeat" },
+	{ RUN_PYTHONPATH, "pythonpath", 0, "DIR", NULL,
+	  "like --allow DIR, and put DIR on sys.path; repeat" },
+	{ RUN_ALLOW_SITE_PACKAGES, "allow-site-packages", 0, NULL, NULL,
+	  "make Debian's dist-packages importable (numpy)" },
+	{ RUN_ENV, "env", 0, "NAME=VALUE", NULL,
+	  "set a variable inside; no host variable is passed" },
+
+	TP_FLAG_HEADING("Bundles:"),
+	{ RUN_TRUST, "trust", 0, "PUB", "TEEPY_TRUSTED_SIGNERS",
+	  "run bundles signed by this key; repeat (the variable: .pub files separated by "
+	  "colons)" },
+	{ RUN_INSECURE_ANY_SIGNER, "insecure-any-signer", 0, NULL, NULL,
+	  "run a bundle whatever key signed it (prints a warning)" },
+
+	TP_FLAG_HEADING("Other:"),
+	{ RUN_MODE, "mode", 0, "MODE", "TEEPY_MODE", "sim | auto | hw (default auto = sim)" },
+	{ RUN_PRINT_CONFIG, "print-config", 0, NULL, "TEEPY_VERSION",
+	  "print the configuration and applied protections to stderr before running" },
+	{ RUN_HELP, "help", 'h', NULL, NULL, "show this help" },
+	TP_FLAGS_END,
+};
+
+const struct tp_command_help tp_run_help = {
+	.name = "run",
+	.synopsis = "[OPTIONS] SCRIPT.py [OPTIONS] [-- ARG...]\n"
+		    "[OPTIONS] APP.tpy --trust SIGNER.pub [OPTIONS] [-- ARG...]",
+	.about = "Runs SCRIPT.py with Debian's /usr/bin/python3 in a kernel-enforced sandbox:\n"
+		 "no network, no writes, no processes, only the stdlib, the script's directory\n"
+		 "and allowed paths visible. The service talks through the `teex` module.\n"
+		 "A sealed bundle (teepy build) runs in a root holding only its manifest's files,\n"
+		 "each checked against its signed SHA-256 first; its limits apply, and limit\n"
+		 "flags can only tighten them.\n",
+	.flags = tp_run_flags,
+	.after =
+	    "The teex module inside the service:\n"
+	    "  TEEX_getinput(), get_input()   the input as str (undecodable bytes as\n"
+	    "                                 surrogate escapes); \"\" when none was given\n"
+	    "  get_input_bytes()              the input as bytes\n"
+	    "  TEEX_return(s), set_result(s)  the result, str (UTF-8; surrogate escapes go\n"
+	    "                                 back to their bytes) or bytes; the first call\n"
+	    "                                 wins and returns True, later ones False\n"
+	    "  TEEX_getdata(i), get_data(i)   data item i as bytes: the --data items, then\n"
+	    "                                 the --task-data items (IndexError past the end)\n"
+	    "  data_count()                   how many data items there are\n"
+	    "The result goes to stdout (or --output) exactly as returned; what the service\n"
+	    "prints goes to teepy's stderr.\n"
+	    "\n"
+	    "SIZE: bytes with an optional K, M, G, T (binary) unit, e.g. 512M, 3G.\n"
+	    "DURATION: a number with an optional ms, s (default), m, h unit, e.g. 1.5s, 30m.\n",
+	.exits = NULL, /* all of them */
+};
 
 static int fail(char *err, size_t err_size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -144,37 +179,6 @@ static int parse_mode(const char *what, const char *text, struct tp_run_opts *op
 	return 0;
 }
 
-/* TEEPY_* settings give the defaults that flags then override. */
-static int apply_env(struct tp_run_opts *opts, tp_getenv_fn getenv_fn, char *err, size_t err_size)
-{
-	const char *v;
-	int r;
-
-	if (!getenv_fn)
-		return 0;
-	if ((v = getenv_fn("TEEPY_MEMORY")) && *v) {
-		if ((r = parse_size_setting("TEEPY_MEMORY", v, &opts->memory_bytes, err, err_size)) < 0)
-			return r;
-		opts->memory_given = true;
-	}
-	if ((v = getenv_fn("TEEPY_CPU_TIME")) && *v) {
-		if ((r = parse_duration_setting("TEEPY_CPU_TIME", v, &opts->cpu_ms, err, err_size)) < 0)
-			return r;
-		opts->cpu_given = true;
-	}
-	if ((v = getenv_fn("TEEPY_TIMEOUT")) && *v) {
-		if ((r = parse_duration_setting("TEEPY_TIMEOUT", v, &opts->timeout_ms, err, err_size)) < 0)
-			return r;
-		opts->timeout_given = true;
-	}
-	if ((v = getenv_fn("TEEPY_MODE")) && *v &&
-	    (r = parse_mode("TEEPY_MODE", v, opts, err, err_size)) < 0)
-		return r;
-	if ((v = getenv_fn("TEEPY_VERSION")) && strcmp(v, "1") == 0)
-		opts->print_config = true;
-	return 0;
-}
-
 static bool valid_env_name(const char *assignment)
 {
 	const char *eq = strchr(assignment, '=');
@@ -190,198 +194,174 @@ static bool valid_env_name(const char *assignment)
 	return true;
 }
 
+/* What one parse has seen besides opts. */
+struct seen {
+	struct tp_strv task_data; /* kept apart until the end: they follow the service data */
+	bool input, output;
+};
+
+/* Sets what flag ID says, given as WHAT ("--memory", or "TEEPY_MEMORY" for a setting),
+ * with VALUE (NULL for a switch). */
+static int set_flag(struct tp_run_opts *opts, struct seen *seen, int id, const char *what,
+		    const char *value, char *err, size_t err_size)
+{
+	struct tp_limits *l = &opts->limits;
+
+	switch (id) {
+	case RUN_INPUT:
+	case RUN_INPUT_FILE:
+		/* one input and one output: a second would silently replace the first */
+		if (seen->input)
+			return fail(
+			    err, err_size,
+			    "%s: the input is already given (use one --input or --input-file)",
+			    what);
+		if (id == RUN_INPUT_FILE && !*value)
+			return fail(err, err_size, "%s: empty file name", what);
+		*(id == RUN_INPUT ? &opts->input : &opts->input_file) = value;
+		seen->input = true;
+		return 0;
+	case RUN_DATA:
+	case RUN_TASK_DATA:
+		if (!*value)
+			return fail(err, err_size, "%s: empty file name", what);
+		return strv_push(id == RUN_DATA ? &opts->data : &seen->task_data, value);
+	case RUN_OUTPUT:
+		if (seen->output)
+			return fail(err, err_size, "%s: given more than once (use one)", what);
+		if (!*value)
+			return fail(err, err_size, "%s: empty file name", what);
+		/* "-" is stdout, as "-" is stdin for --input-file; ./- names a file */
+		opts->output_file = strcmp(value, "-") == 0 ? NULL : value;
+		seen->output = true;
+		return 0;
+	case RUN_TRUST:
+		if (!*value)
+			return fail(err, err_size, "%s: empty file name", what);
+		return strv_push(&opts->trust, value);
+	case RUN_MEMORY:
+		opts->limits_given |= TP_LIMIT_MEMORY;
+		return parse_size_setting(what, value, &l->memory_bytes, err, err_size);
+	case RUN_SCRATCH:
+		opts->limits_given |= TP_LIMIT_SCRATCH;
+		return parse_size_setting(what, value, &l->scratch_bytes, err, err_size);
+	case RUN_CPU_TIME:
+		opts->limits_given |= TP_LIMIT_CPU;
+		return parse_duration_setting(what, value, &l->cpu_ms, err, err_size);
+	case RUN_TIMEOUT:
+		opts->limits_given |= TP_LIMIT_TIMEOUT;
+		return parse_duration_setting(what, value, &l->timeout_ms, err, err_size);
+	case RUN_THREADS: {
+		char *end;
+		unsigned long n;
+
+		opts->limits_given |= TP_LIMIT_THREADS;
+		errno = 0;
+		n = strtoul(value, &end, 10);
+		if (errno || *end || end == value || value[0] == '-' || n < 1 || n > TP_MAX_THREADS)
+			return fail(err, err_size, "%s: '%s' is not a number from 1 to %u", what,
+				    value, TP_MAX_THREADS);
+		l->threads = (unsigned)n;
+		return 0;
+	}
+	case RUN_ALLOW:
+	case RUN_PYTHONPATH:
+		if (!*value)
+			return fail(err, err_size, "%s: empty path", what);
+		return strv_push(id == RUN_ALLOW ? &opts->allow : &opts->pythonpath, value);
+	case RUN_ENV:
+		if (!valid_env_name(value))
+			return fail(
+			    err, err_size,
+			    "%s: '%.64s' is not NAME=VALUE (a name of letters, digits and _, "
+			    "not LD_*)",
+			    what, value);
+		return strv_push(&opts->env, value);
+	case RUN_MODE:
+		return parse_mode(what, value, opts, err, err_size);
+	case RUN_ALLOW_SITE_PACKAGES:
+		opts->allow_site_packages = true;
+		return 0;
+	case RUN_PRINT_CONFIG:
+		opts->print_config = true;
+		return 0;
+	case RUN_INSECURE_ANY_SIGNER:
+		opts->insecure_any_signer = true;
+		return 0;
+	case RUN_HELP:
+		opts->help = true;
+		return 0;
+	}
+	return fail(err, err_size, "%s: not a flag of teepy run", what);
+}
+
+/* TEEPY_* settings give the defaults that flags then override: a value when it is
+ * not empty, a switch's when it is 1. */
+static int apply_env(struct tp_run_opts *opts, struct seen *seen, tp_getenv_fn getenv_fn, char *err,
+		     size_t err_size)
+{
+	const char *v;
+	int r;
+
+	if (!getenv_fn)
+		return 0;
+	for (const struct tp_flag *f = tp_run_flags; !tp_flag_is_end(f); f++) {
+		/* TEEPY_TRUSTED_SIGNERS is a colon-separated list, which any --trust
+		 * replaces: run.c reads it */
+		if (!f->env || f->id == RUN_TRUST || !(v = getenv_fn(f->env)))
+			continue;
+		if (f->arg ? !*v : strcmp(v, "1") != 0)
+			continue;
+		if ((r = set_flag(opts, seen, f->id, f->env, f->arg ? v : NULL, err, err_size)) < 0)
+			return r;
+	}
+	return 0;
+}
+
 int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv_fn getenv_fn,
 		      char *err, size_t err_size)
 {
-	struct tp_strv task_data = { 0 };
-	bool input_given = false, output_given = false;
+	struct tp_flag_parser p;
+	struct seen seen = { 0 };
 	/* run, or build for its sample run: each usage error names that command's help */
 	const char *command = argc > 0 ? argv[0] : "run";
 	int r;
 
 	memset(opts, 0, sizeof(*opts));
-	opts->memory_bytes = TP_DEFAULT_MEMORY;
-	opts->cpu_ms = TP_DEFAULT_CPU_MS;
-	opts->timeout_ms = TP_DEFAULT_TIMEOUT_MS;
-	opts->threads = TP_DEFAULT_THREADS;
+	opts->limits = tp_limits_default();
 	opts->mode = TP_MODE_SIM;
 	opts->mode_was_auto = true;
 
-	r = apply_env(opts, getenv_fn, err, err_size);
+	r = apply_env(opts, &seen, getenv_fn, err, err_size);
 	if (r < 0)
 		goto out;
 
-	for (int i = 1; i < argc; i++) {
-		const char *arg = argv[i];
-		const char *value = NULL;
-		const char *eq;
-		char name[32];
-
-		if (strcmp(arg, "--") == 0) {
-			/* "--" ends teepy's options: the script (if not named yet), then its arguments */
-			if (!opts->script && ++i < argc)
-				opts->script = argv[i];
-			while (++i < argc)
-				if ((r = strv_push(&opts->script_args, argv[i])) < 0)
-					goto out;
-			break;
-		}
-		if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-			opts->help = true;
+	if ((r = tp_flags_start(&p, command, tp_run_flags, NULL, argc, argv)) < 0)
+		goto out;
+	while ((r = tp_flags_next(&p, err, err_size)) != TP_FLAGS_DONE) {
+		if (r < 0)
 			goto out;
-		}
-		if (strncmp(arg, "--", 2) != 0) {
-			if (arg[0] == '-' && arg[1] != '\0') {
-				r = fail(err, err_size, "unknown option '%s' (see teepy %s --help)", arg,
-					 command);
-				goto out;
-			}
+		if (r == TP_FLAGS_OPERAND) {
 			if (opts->script) {
 				r = fail(err, err_size,
-					 "unexpected argument '%s' (arguments for the script go after --)",
-					 arg);
+					 "unexpected argument '%s' (arguments for the script go "
+					 "after --)",
+					 p.value);
 				goto out;
 			}
-			opts->script = arg;
+			opts->script = p.value;
 			continue;
 		}
-
-		/* --name=value or --name value */
-		eq = strchr(arg, '=');
-		if (eq) {
-			size_t len = (size_t)(eq - arg);
-			if (len >= sizeof(name)) {
-				r = fail(err, err_size, "unknown option '%s' (see teepy %s --help)", arg,
-					 command);
-				goto out;
-			}
-			memcpy(name, arg, len);
-			name[len] = '\0';
-			value = eq + 1;
-		} else {
-			snprintf(name, sizeof(name), "%s", arg);
-		}
-
-		if (strcmp(name, "--allow-site-packages") == 0 || strcmp(name, "--print-config") == 0 ||
-		    strcmp(name, "--insecure-any-signer") == 0) {
-			if (value) {
-				r = fail(err, err_size, "%s takes no value", name);
-				goto out;
-			}
-			if (strcmp(name, "--print-config") == 0)
-				opts->print_config = true;
-			else if (strcmp(name, "--insecure-any-signer") == 0)
-				opts->insecure_any_signer = true;
-			else
-				opts->allow_site_packages = true;
-			continue;
-		}
-
-		static const char *const with_value[] = {
-			"--input",  "--input-file", "--data",    "--task-data", "--output",
-			"--memory", "--cpu-time",   "--timeout", "--threads",   "--scratch",
-			"--allow",  "--pythonpath", "--env",     "--mode",      "--trust",
-		};
-		bool known = false;
-		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
-			known = known || strcmp(name, with_value[k]) == 0;
-		if (!known) {
-			r = fail(err, err_size, "unknown option '%s' (see teepy %s --help)", name,
-				 command);
+		if ((r = set_flag(opts, &seen, p.flag->id, p.given, p.value, err, err_size)) < 0)
 			goto out;
-		}
-		if (!value) {
-			if (i + 1 >= argc) {
-				r = fail(err, err_size, "%s needs a value", name);
-				goto out;
-			}
-			value = argv[++i];
-		}
-
-		/* one input and one output: a second would silently replace the first */
-		if ((strcmp(name, "--input") == 0 || strcmp(name, "--input-file") == 0) &&
-		    input_given) {
-			r = fail(err, err_size,
-				 "%s: the input is already given (use one --input or --input-file)",
-				 name);
+		if (opts->help)
 			goto out;
-		}
-		if (strcmp(name, "--output") == 0 && output_given) {
-			r = fail(err, err_size, "--output: given more than once (use one)");
-			goto out;
-		}
-
-		if (strcmp(name, "--input") == 0) {
-			opts->input = value;
-			input_given = true;
-		} else if (strcmp(name, "--input-file") == 0) {
-			if (!*value) {
-				r = fail(err, err_size, "--input-file: empty file name");
-				goto out;
-			}
-			opts->input_file = value;
-			input_given = true;
-		} else if (strcmp(name, "--data") == 0 || strcmp(name, "--task-data") == 0) {
-			if (!*value) {
-				r = fail(err, err_size, "%s: empty file name", name);
-				goto out;
-			}
-			r = strv_push(strcmp(name, "--data") == 0 ? &opts->data : &task_data, value);
-		} else if (strcmp(name, "--output") == 0) {
-			if (!*value) {
-				r = fail(err, err_size, "--output: empty file name");
-				goto out;
-			}
-			/* "-" is stdout, as "-" is stdin for --input-file; ./- names a file */
-			opts->output_file = strcmp(value, "-") == 0 ? NULL : value;
-			output_given = true;
-		} else if (strcmp(name, "--trust") == 0) {
-			if (!*value) {
-				r = fail(err, err_size, "--trust: empty file name");
-				goto out;
-			}
-			r = strv_push(&opts->trust, value);
-		} else if (strcmp(name, "--memory") == 0) {
-			r = parse_size_setting("--memory", value, &opts->memory_bytes, err, err_size);
-			opts->memory_given = true;
-		} else if (strcmp(name, "--scratch") == 0) {
-			r = parse_size_setting("--scratch", value, &opts->scratch_bytes, err, err_size);
-		} else if (strcmp(name, "--cpu-time") == 0) {
-			r = parse_duration_setting("--cpu-time", value, &opts->cpu_ms, err, err_size);
-			opts->cpu_given = true;
-		} else if (strcmp(name, "--timeout") == 0) {
-			r = parse_duration_setting("--timeout", value, &opts->timeout_ms, err, err_size);
-			opts->timeout_given = true;
-		} else if (strcmp(name, "--threads") == 0) {
-			char *end;
-			unsigned long n;
-			errno = 0;
-			n = strtoul(value, &end, 10);
-			if (errno || *end || end == value || value[0] == '-' || n < 1 || n > 4096)
-				r = fail(err, err_size, "--threads: '%s' is not a number from 1 to 4096",
-					 value);
-			else
-				opts->threads = (unsigned)n;
-			opts->threads_given = true;
-		} else if (strcmp(name, "--allow") == 0 || strcmp(name, "--pythonpath") == 0) {
-			if (!*value) {
-				r = fail(err, err_size, "%s: empty path", name);
-				goto out;
-			}
-			r = strv_push(strcmp(name, "--allow") == 0 ? &opts->allow : &opts->pythonpath,
-				      value);
-		} else if (strcmp(name, "--env") == 0) {
-			if (!valid_env_name(value))
-				r = fail(err, err_size,
-					 "--env: '%.64s' is not NAME=VALUE (a name of letters, digits and _, "
-					 "not LD_*)",
-					 value);
-			else
-				r = strv_push(&opts->env, value);
-		} else if (strcmp(name, "--mode") == 0) {
-			r = parse_mode("--mode", value, opts, err, err_size);
-		}
-		if (r < 0)
+	}
+	/* "--" ends teepy's options: the script (if not named yet), then its arguments */
+	for (int i = p.rest; p.dashdash && i < argc; i++) {
+		if (!opts->script)
+			opts->script = argv[i];
+		else if ((r = strv_push(&opts->script_args, argv[i])) < 0)
 			goto out;
 	}
 
@@ -390,14 +370,14 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 		goto out;
 	}
 	opts->service_data_count = opts->data.count;
-	for (size_t k = 0; k < task_data.count; k++)
-		if ((r = strv_push(&opts->data, task_data.items[k])) < 0)
+	for (size_t k = 0; k < seen.task_data.count; k++)
+		if ((r = strv_push(&opts->data, seen.task_data.items[k])) < 0)
 			goto out;
 	r = 0;
 out:
 	if (r == -ENOMEM)
 		fail(err, err_size, "out of memory");
-	free(task_data.items);
+	free(seen.task_data.items);
 	return r;
 }
 

@@ -2,14 +2,12 @@
 #ifndef TEEPY_CLI_RUN_OPTS_H
 #define TEEPY_CLI_RUN_OPTS_H
 
+#include "flags.h"
+#include "../common/limits.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define TP_DEFAULT_MEMORY (3ULL << 30)
-#define TP_DEFAULT_CPU_MS (30ULL * 60 * 1000)
-#define TP_DEFAULT_TIMEOUT_MS (60ULL * 60 * 1000)
-#define TP_DEFAULT_THREADS 64u
 
 enum tp_mode { TP_MODE_AUTO, TP_MODE_SIM, TP_MODE_HW };
 
@@ -29,17 +27,13 @@ struct tp_run_opts {
 	struct tp_strv allow;      /* --allow paths */
 	struct tp_strv pythonpath; /* --pythonpath paths: allowed, and on sys.path */
 	struct tp_strv env;        /* NAME=VALUE */
-	uint64_t memory_bytes;
-	uint64_t cpu_ms;
-	uint64_t timeout_ms;
-	uint64_t scratch_bytes; /* 0 = no scratch /tmp */
-	unsigned threads;
+	struct tp_limits limits;   /* the defaults, TEEPY_* settings, then flags */
 	struct tp_strv trust;      /* --trust PUB: signers whose bundles may run */
 	bool insecure_any_signer;
 	bool allow_processes;      /* set by teepy build --allow-processes, not a run flag */
-	/* which limits were given (flag or TEEPY_*): a bundle's own limits are only
-	 * tightened by them */
-	bool memory_given, cpu_given, timeout_given, threads_given;
+	/* which limits were given (flag or TEEPY_*), a set of enum tp_limit_bit: a
+	 * bundle's own limits are only tightened by them */
+	unsigned limits_given;
 	bool allow_site_packages;
 	bool print_config;
 	bool help;
@@ -62,6 +56,8 @@ void tp_run_opts_free(struct tp_run_opts *opts);
 /* Data item i of the TEEX list (service data, then task data), or NULL if out of range. */
 const char *tp_run_opts_data_item(const struct tp_run_opts *opts, size_t i);
 
-extern const char tp_run_usage[];
+/* The flags of `teepy run` (build takes them too) and its --help. */
+extern const struct tp_flag tp_run_flags[];
+extern const struct tp_command_help tp_run_help;
 
 #endif

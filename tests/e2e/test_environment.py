@@ -5,6 +5,8 @@ tests: test_io, test_builtin, test_readline, test_tarfile, test_pathlib)."""
 import json
 import subprocess
 
+from exit_codes import EXIT
+
 SERVICE = """
 import getpass, grp, json, locale, os, pathlib, pwd, sys, tarfile, io, teex
 buf = io.BytesIO()
@@ -35,9 +37,9 @@ def test_locale_and_user_database_work_in_a_sealed_bundle(as_user, run, script, 
     svc = script(SERVICE)
     out_dir = tmp.make_sibling("bundle")
     out_dir.chmod(0o777)
-    assert run("keygen", "-o", out_dir / "k.key").returncode == 0
+    assert run("keygen", "-o", out_dir / "k.key").returncode == EXIT.OK
     b = run("build", svc, "-o", out_dir / "s.tpy", "--key", out_dir / "k.key")
-    assert b.returncode == 0, b
+    assert b.returncode == EXIT.OK, b
     out = json.loads(run("run", out_dir / "s.tpy", "--trust", out_dir / "k.pub").stdout)
     assert out["ctype"] == "C.UTF-8" and out["utf8_mode"] == 0, out
     assert out["user"] == out["uid_name"] and out["home"] == "/", out
@@ -65,7 +67,7 @@ def test_site_builtins_are_those_of_plain_python(as_user, run, script):
     plain python3 -I has, to the last attribute."""
     svc = script(SITE_BUILTINS)
     r = run("run", svc)
-    assert r.returncode == 0, r  # exit(0) ended it cleanly, after the result
+    assert r.returncode == EXIT.OK, r  # exit(0) ended it cleanly, after the result
     native = subprocess.run(["/usr/bin/python3", "-I", str(svc)], capture_output=True,
                             text=True, env={"LC_ALL": "C.UTF-8"}, check=True)
     assert r.json() == json.loads(native.stdout)
@@ -74,7 +76,7 @@ def test_site_builtins_are_those_of_plain_python(as_user, run, script):
 
 def test_quit_with_a_status_is_the_service_exit_status(run, script):
     r = run("run", script("import teex\nteex.TEEX_return('x')\nquit(3)\n"))
-    assert r.returncode == 1 and "exited with status 3" in r.err, r
+    assert r.returncode == EXIT.SERVICE_FAILED and "exited with status 3" in r.err, r
 
 
 EXTRACT = """

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from exit_codes import EXIT
+
 RETURN_OK = "import teex\nteex.TEEX_return('ok')\n"
 
 
@@ -24,12 +26,12 @@ def one_teepy_line(r):
 
 def test_exit_0_when_result_returned(as_user, run, script):
     r = run("run", script(RETURN_OK))
-    assert (r.returncode, r.stdout) == (0, b"ok"), r.err
+    assert (r.returncode, r.stdout) == (EXIT.OK, b"ok"), r.err
 
 
 def test_exit_0_when_result_returned_then_sys_exit_0(run, script):
     r = run("run", script("import sys, teex\nteex.TEEX_return('ok')\nsys.exit(0)\n"))
-    assert (r.returncode, r.stdout) == (0, b"ok"), r.err
+    assert (r.returncode, r.stdout) == (EXIT.OK, b"ok"), r.err
 
 
 def test_exit_1_on_uncaught_exception_with_traceback(as_user, run, script):
@@ -41,7 +43,7 @@ def test_exit_1_on_uncaught_exception_with_traceback(as_user, run, script):
         """
     )
     r = run("run", s)
-    assert r.returncode == 1, r
+    assert r.returncode == EXIT.SERVICE_FAILED, r
     assert r.stdout == b""
     assert "Traceback" in r.err
     assert "ValueError" in r.err and "boom-marker-1234" in r.err
@@ -59,7 +61,7 @@ def test_exit_1_on_custom_exception_after_result_keeps_result(run, script):
         """
     )
     r = run("run", s)
-    assert r.returncode == 1, r
+    assert r.returncode == EXIT.SERVICE_FAILED, r
     assert r.stdout == b"partial result"  # a result returned before a failure is still written
     assert "ServiceBroke" in r.err
 
@@ -67,24 +69,24 @@ def test_exit_1_on_custom_exception_after_result_keeps_result(run, script):
 @pytest.mark.parametrize("code", ["3", "'a message'", "255"])
 def test_exit_1_on_nonzero_sys_exit(run, script, code):
     r = run("run", script(f"import sys\nsys.exit({code})\n"))
-    assert r.returncode == 1, r
+    assert r.returncode == EXIT.SERVICE_FAILED, r
 
 
 def test_exit_1_on_nonzero_sys_exit_after_result(run, script):
     r = run("run", script("import sys, teex\nteex.TEEX_return('r')\nsys.exit(9)\n"))
-    assert (r.returncode, r.stdout) == (1, b"r"), r
+    assert (r.returncode, r.stdout) == (EXIT.SERVICE_FAILED, b"r"), r
 
 
 def test_exit_3_without_result(as_user, run, script):
     r = run("run", script("x = 1 + 1\nprint('did some work')\n"))
-    assert r.returncode == 3, r
+    assert r.returncode == EXIT.NO_RESULT, r
     assert r.stdout == b""
     assert "without returning a result" in r.err
 
 
 def test_exit_3_on_sys_exit_0_without_result(run, script):
     r = run("run", script("import sys\nsys.exit(0)\n"))
-    assert r.returncode == 3, r
+    assert r.returncode == EXIT.NO_RESULT, r
     assert "without returning a result" in r.err
 
 
@@ -99,14 +101,14 @@ def test_exit_3_when_every_return_was_rejected(run, script):
         """
     )
     r = run("run", s)
-    assert r.returncode == 3, r
+    assert r.returncode == EXIT.NO_RESULT, r
     assert "without returning a result" in r.err
 
 
 def test_syntax_error_is_one_line_exit_1(as_user, run, script):
     s = script("import teex\n\ndef broken(:\n    pass\n", name="broken_svc.py")
     r = run("run", s)
-    assert r.returncode == 1, r
+    assert r.returncode == EXIT.SERVICE_FAILED, r
     lines = r.err_lines
     assert len(lines) == 1, f"a syntax error must be one stderr line, got: {r.err!r}"
     line = lines[0]
@@ -120,7 +122,7 @@ def test_syntax_error_is_one_line_exit_1(as_user, run, script):
 def test_undecodable_script_is_one_line_naming_the_file(as_user, run, tmp, source):
     s = tmp.write("latin_svc.py", source)
     r = run("run", s)
-    assert r.returncode == 1, r
+    assert r.returncode == EXIT.SERVICE_FAILED, r
     line = one_teepy_line(r)
     assert line.startswith(f"teepy: {s}: SyntaxError: "), line
     assert "None" not in line, line
@@ -145,7 +147,7 @@ def frame(type_, arg, size, payload=b""):
 def test_malformed_frame_ends_service_with_exit_4(as_user, run, script, frame):
     s = script(FRAME + frame + "\nimport time\ntime.sleep(30)\n")
     r = run("run", s, "--timeout", "20s")
-    assert r.returncode == 4, r
+    assert r.returncode == EXIT.RULE, r
     assert "malformed frames" in r.err and "killed for a rule" in r.err, r
     assert r.stdout == b""
 
@@ -153,7 +155,7 @@ def test_malformed_frame_ends_service_with_exit_4(as_user, run, script, frame):
 def test_result_header_larger_than_memory_limit_ends_service_with_exit_4(as_user, run, script):
     s = script(FRAME + "frame(18, 0, 1 << 62)\nimport time\ntime.sleep(30)\n")
     r = run("run", s, "--memory", "256M", "--timeout", "20s")
-    assert r.returncode == 4, r
+    assert r.returncode == EXIT.RULE, r
     assert "larger than its memory limit" in r.err and "256" in r.err, r
     assert r.stdout == b""
 
@@ -161,7 +163,7 @@ def test_result_header_larger_than_memory_limit_ends_service_with_exit_4(as_user
 def test_forged_result_frame_after_the_real_one_changes_nothing(run, script):
     s = script(FRAME + "teex.TEEX_return('real')\nframe(18, 0, 6, b'forged')\n")
     r = run("run", s)
-    assert (r.returncode, r.stdout) == (0, b"real"), r
+    assert (r.returncode, r.stdout) == (EXIT.OK, b"real"), r
 
 
 # ---------------------------------------------------------------- 2: usage errors
@@ -169,7 +171,7 @@ def test_forged_result_frame_after_the_real_one_changes_nothing(run, script):
 
 def test_missing_script_is_usage_error(as_user, run, tmp):
     r = run("run", tmp / "does_not_exist.py")
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     assert "does_not_exist.py" in one_teepy_line(r)
 
 
@@ -184,7 +186,7 @@ def test_arguments_larger_than_the_boot_payload_are_usage_error(run, script):
 
 def test_no_script_is_usage_error(run):
     r = run("run")
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     assert r.err.startswith("teepy:")
 
 
@@ -201,7 +203,7 @@ def test_unreadable_data_or_input_file_is_usage_error(as_user, run, tmp, script,
             pytest.skip("root reads a mode-000 file; covered by the nonexistent and directory cases")
         path = tmp.write("secret.bin", b"secret", mode=0o000)
     r = run("run", s, flag, path)
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     assert r.stdout == b""
     one_teepy_line(r)
 
@@ -231,7 +233,7 @@ def test_bad_flag_or_value_is_one_line_usage_error(run, script, args):
         r = run("run", s, *args)  # the flag is last: its value is missing
     else:
         r = run("run", *args, s)
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     assert r.stdout == b""
     one_teepy_line(r)
 
@@ -239,7 +241,7 @@ def test_bad_flag_or_value_is_one_line_usage_error(run, script, args):
 @pytest.mark.parametrize("flag", ["--allow", "--pythonpath"])
 def test_missing_allowed_path_names_its_flag(run, script, flag):
     r = run("run", script(RETURN_OK), flag, "/nonexistent-teepy-path")
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     line = one_teepy_line(r)
     assert line.startswith(f"teepy: {flag} /nonexistent-teepy-path: "), line
 
@@ -247,7 +249,7 @@ def test_missing_allowed_path_names_its_flag(run, script, flag):
 def test_input_and_input_file_together_is_usage_error(as_user, run, tmp, script):
     f = tmp.write("in.txt", "file input")
     r = run("run", script(RETURN_OK), "--input", "x", "--input-file", f)
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     one_teepy_line(r)
 
 
@@ -257,7 +259,7 @@ def test_input_and_input_file_together_is_usage_error(as_user, run, tmp, script)
                          ids=["input", "input-file", "output"])
 def test_repeated_input_or_output_is_usage_error(run, script, args):
     r = run("run", script(RETURN_OK), *args)
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     assert args[2] in one_teepy_line(r)
 
 
@@ -265,7 +267,7 @@ def test_repeated_input_or_output_is_usage_error(run, script, args):
                                        ("TEEPY_TIMEOUT", "0"), ("TEEPY_MODE", "turbo")])
 def test_bad_environment_setting_is_usage_error(run, script, var, value):
     r = run("run", script(RETURN_OK), env={var: value})
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     line = one_teepy_line(r)
     assert var in line
 
@@ -273,23 +275,23 @@ def test_bad_environment_setting_is_usage_error(run, script, var, value):
 def test_mode_hw_is_refused(as_user, run, script):
     s = script(RETURN_OK)
     r = run("run", "--mode", "hw", s)
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     assert r.stdout == b""
     one_teepy_line(r)
     r_env = run("run", s, env={"TEEPY_MODE": "hw"})
-    assert r_env.returncode == 2, r_env
+    assert r_env.returncode == EXIT.USAGE, r_env
     one_teepy_line(r_env)
 
 
 @pytest.mark.parametrize("mode", ["sim", "auto"])
 def test_mode_sim_and_auto_run(run, script, mode):
     r = run("run", "--mode", mode, script(RETURN_OK))
-    assert (r.returncode, r.stdout) == (0, b"ok"), r
+    assert (r.returncode, r.stdout) == (EXIT.OK, b"ok"), r
 
 
 def test_mode_flag_wins_over_environment(run, script):
     r = run("run", "--mode", "sim", script(RETURN_OK), env={"TEEPY_MODE": "hw"})
-    assert (r.returncode, r.stdout) == (0, b"ok"), r
+    assert (r.returncode, r.stdout) == (EXIT.OK, b"ok"), r
 
 
 # ---------------------------------------------------------------- help and configuration
@@ -303,7 +305,7 @@ ALL_FLAGS = ["--input", "--input-file", "--data", "--task-data", "--output", "--
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_help_exits_0_and_mentions_every_flag(run, flag):
     r = run("run", flag)
-    assert r.returncode == 0, r
+    assert r.returncode == EXIT.OK, r
     text = (r.stdout + r.stderr).decode()
     missing = [f for f in ALL_FLAGS if not re.search(re.escape(f) + r"(?![\w-])", text)]
     assert not missing, f"help does not mention {missing}"
@@ -346,7 +348,7 @@ def test_every_command_help_exits_0_and_lists_its_flags(run, command, flag):
     """Each command's --help goes to stdout (exit 0, nothing on stderr) and names
     every flag its parser takes."""
     r = run(*command, flag)
-    assert r.returncode == 0, r
+    assert r.returncode == EXIT.OK, r
     assert r.stderr == b"", r
     text = r.stdout.decode()
     assert text.startswith("usage: teepy " + (command[0] if command else "<command>")), text
@@ -359,7 +361,7 @@ def test_every_command_refuses_an_unknown_flag_in_one_line(run, tmp):
     every command, before anything else is checked (build with no -o or --key names
     the flag, not what is missing); no bundle or key is written."""
     key = tmp / "k.key"
-    assert run("keygen", "-o", key).returncode == 0
+    assert run("keygen", "-o", key).returncode == EXIT.OK
     svc = tmp.script(RETURN_OK)
     bundle = tmp / "x.tpy"
     cases = {
@@ -372,7 +374,7 @@ def test_every_command_refuses_an_unknown_flag_in_one_line(run, tmp):
     }
     for name, args in cases.items():
         r = run(*args, "--frobnicate")
-        assert r.returncode == 2, (name, r)
+        assert r.returncode == EXIT.USAGE, (name, r)
         assert r.stdout == b"", (name, r)
         line = one_teepy_line(r)
         assert "'--frobnicate'" in line, (name, line)
@@ -395,26 +397,26 @@ def _check_config(text):
 
 def test_print_config_describes_protections(as_user, run, script):
     r = run("run", "--print-config", script(RETURN_OK))
-    assert (r.returncode, r.stdout) == (0, b"ok"), r
+    assert (r.returncode, r.stdout) == (EXIT.OK, b"ok"), r
     _check_config(r.err)
 
 
 def test_teepy_version_env_prints_config(run, script):
     r = run("run", script(RETURN_OK), env={"TEEPY_VERSION": "1"})
-    assert (r.returncode, r.stdout) == (0, b"ok"), r
+    assert (r.returncode, r.stdout) == (EXIT.OK, b"ok"), r
     _check_config(r.err)
 
 
 def test_no_config_printed_by_default(run, script):
     r = run("run", script(RETURN_OK))
-    assert (r.returncode, r.stdout) == (0, b"ok"), r
+    assert (r.returncode, r.stdout) == (EXIT.OK, b"ok"), r
     assert "landlock" not in r.err.lower()
     assert "seccomp" not in r.err.lower()
 
 
 def test_print_config_reflects_memory_flag(run, script):
     r = run("run", "--print-config", "--memory", "300M", script(RETURN_OK))
-    assert r.returncode == 0, r
+    assert r.returncode == EXIT.OK, r
     memory_lines = [l for l in r.err.splitlines() if "memory" in l.lower()]
     assert any("300" in l for l in memory_lines), memory_lines
 
@@ -471,7 +473,7 @@ def test_exit_70_when_the_result_cannot_be_written(as_user, start, script):
     with open("/dev/full", "wb") as full:
         proc = start("run", script(RETURN_OK), stdout=full)
         _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 70, err
+    assert proc.returncode == EXIT.INTERNAL, err
     assert b"cannot write the result to stdout" in err
 
 
@@ -481,7 +483,7 @@ def test_exit_130_on_sigterm_stops_the_service(as_user, start, script):
     service = service_pid(proc.pid)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    assert proc.returncode == EXIT.INTERRUPTED, err
     assert b"interrupted by signal 15; the service was stopped" in err
     assert process_gone(service, within=1.0), "the service outlived teepy's SIGTERM"
     # the host check after the test: no cgroup of the run is left behind
@@ -498,7 +500,7 @@ def test_service_dies_with_its_supervisor(as_user, start, run, script, host_chec
     proc.wait()
     assert process_gone(service), "the service outlived its supervisor (no wall clock left)"
     # the next run removes the cgroups the dead one left behind
-    assert run("run", script(RETURN_OK)).returncode == 0
+    assert run("run", script(RETURN_OK)).returncode == EXIT.OK
     left = sorted(c for c in cgroups if os.path.exists(c))
     assert not left, f"a dead run's cgroups stayed: {left}"
 
@@ -509,35 +511,35 @@ def test_service_dies_with_its_supervisor(as_user, start, run, script, host_chec
 @pytest.mark.parametrize("memory", ["1M", "8M", "31M"])
 def test_memory_below_what_the_interpreter_needs_is_usage_error(as_user, run, script, memory):
     r = run("run", "--memory", memory, script(RETURN_OK))
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     line = one_teepy_line(r)
     assert "less than the 32 MiB the interpreter needs" in line, line
 
 
 def test_scratch_leaving_too_little_memory_is_usage_error(run, script):
     r = run("run", "--memory", "64M", "--scratch", "48M", script(RETURN_OK))
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     line = one_teepy_line(r)
     assert "less the scratch (48 MiB)" in line and "lower --scratch" in line, line
 
 
 def test_smallest_memory_limit_runs(as_user, run, script):
     r = run("run", "--memory", "32M", script(RETURN_OK))
-    assert (r.returncode, r.stdout) == (0, b"ok"), r
+    assert (r.returncode, r.stdout) == (EXIT.OK, b"ok"), r
 
 
 @pytest.mark.parametrize("flag,value", [("--memory", "99999999T"), ("--scratch", "99999999T"),
                                         ("--timeout", "99999999999999999h")])
 def test_value_too_large_says_so(run, script, flag, value):
     r = run("run", flag, value, script(RETURN_OK))
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     line = one_teepy_line(r)
     assert f"'{value}' is too" in line and "not a" not in line, line
 
 
 def test_input_larger_than_the_memory_limit_is_usage_error(as_user, run, script):
     r = run("run", "--memory", "64M", "--input-file", "/dev/zero", script(RETURN_OK))
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     line = one_teepy_line(r)
     assert "--input-file /dev/zero: larger than the memory limit (64 MiB)" in line, line
 
@@ -548,7 +550,7 @@ def test_build_names_a_very_long_unknown_flag_without_overflowing(run, tmp):
     svc = tmp.script(RETURN_OK)
     flag = "--" + "x" * 600
     r = run("build", svc, flag)
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     line = one_teepy_line(r)
     assert line.startswith("teepy: build: unknown option '--xxxx"), line
     assert r.stdout == b""

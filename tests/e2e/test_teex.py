@@ -3,6 +3,8 @@ import hashlib
 import json
 import os
 
+from exit_codes import EXIT
+
 
 ECHO_INPUT = """
 import teex
@@ -21,7 +23,7 @@ teex.TEEX_return(teex.get_input_bytes())
 def test_input_flag_reaches_getinput(as_user, run, script):
     s = script(ECHO_INPUT)
     r = run("run", s, "--input", "hello, sandbox")
-    assert r.returncode == 0, r.err
+    assert r.returncode == EXIT.OK, r.err
     assert r.stdout == b"hello, sandbox"
 
 
@@ -29,8 +31,8 @@ def test_options_may_follow_or_precede_the_script(run, script):
     s = script(ECHO_INPUT)
     before = run("run", "--input", "early", s)
     after = run("run", s, "--input", "late")
-    assert (before.returncode, before.stdout) == (0, b"early"), before.err
-    assert (after.returncode, after.stdout) == (0, b"late"), after.err
+    assert (before.returncode, before.stdout) == (EXIT.OK, b"early"), before.err
+    assert (after.returncode, after.stdout) == (EXIT.OK, b"late"), after.err
 
 
 def test_input_file_is_read_exactly(as_user, run, tmp, script):
@@ -59,19 +61,19 @@ def test_returned_str_gives_back_the_bytes_of_surrogate_escapes(run, tmp, script
     data = b"ok \xff\xfe\x80 \xc3\xa9"
     f = tmp.write("input.bin", data)
     echo = run("run", script(ECHO_INPUT), "--input-file", f)
-    assert (echo.returncode, echo.stdout) == (0, data), echo
+    assert (echo.returncode, echo.stdout) == (EXIT.OK, data), echo
     lone = run("run", script("import teex\nteex.TEEX_return('a\\udcffb')\n", name="lone.py"))
-    assert (lone.returncode, lone.stdout) == (0, b"a\xffb"), lone
+    assert (lone.returncode, lone.stdout) == (EXIT.OK, b"a\xffb"), lone
     # any other lone surrogate has no bytes to go back to
     other = run("run", script("import teex\nteex.TEEX_return('\\ud800')\n", name="other.py"))
-    assert other.returncode == 1 and "UnicodeEncodeError" in other.err, other
+    assert other.returncode == EXIT.SERVICE_FAILED and "UnicodeEncodeError" in other.err, other
 
 
 def test_input_file_dash_reads_stdin(as_user, run, script):
     s = script(ECHO_INPUT_BYTES)
     payload = b"from stdin \x00\x01\xff" * 1000
     r = run("run", s, "--input-file", "-", stdin=payload)
-    assert r.returncode == 0, r.err
+    assert r.returncode == EXIT.OK, r.err
     assert r.stdout == payload
 
 
@@ -102,7 +104,7 @@ def test_return_first_call_wins(as_user, run, script):
         """
     )
     r = run("run", s)
-    assert r.returncode == 0, r.err
+    assert r.returncode == EXIT.OK, r.err
     assert r.stdout == b"first result"
     assert "first=True second=False third=False" in r.err
 
@@ -175,7 +177,7 @@ def test_bytes_result_written_exactly(as_user, run, script):
         """
     )
     r = run("run", s)
-    assert r.returncode == 0, r.err
+    assert r.returncode == EXIT.OK, r.err
     assert r.stdout == bytes(range(256)) + b"\x00\xff\xfe\x80 no newline"
 
 
@@ -183,18 +185,18 @@ def test_str_result_written_as_utf8(as_user, run, script):
     text = "héllo wörld ✓ 😀 日本"
     s = script(f"import teex\nteex.TEEX_return({text!r})\n")
     r = run("run", s)
-    assert r.returncode == 0, r.err
+    assert r.returncode == EXIT.OK, r.err
     assert r.stdout == text.encode("utf-8")
 
 
 def test_no_newline_added_to_result(run, script):
     s = script("import teex\nteex.TEEX_return('abc')\n")
     r = run("run", s)
-    assert r.returncode == 0, r.err
+    assert r.returncode == EXIT.OK, r.err
     assert r.stdout == b"abc"
     s2 = script("import teex\nteex.TEEX_return('')\n", name="empty.py")
     r2 = run("run", s2)
-    assert r2.returncode == 0, r2.err
+    assert r2.returncode == EXIT.OK, r2.err
     assert r2.stdout == b""
 
 
@@ -206,7 +208,7 @@ def test_large_result_written_exactly(run, script):
         """
     )
     r = run("run", s)
-    assert r.returncode == 0, r.err
+    assert r.returncode == EXIT.OK, r.err
     assert r.stdout == bytes(i * 7 % 251 for i in range(3 * 1024 * 1024))
 
 
@@ -217,7 +219,7 @@ def test_result_to_output_file(as_user, run, tmp, script):
     target = outdir / "result.bin"
     s = script("import teex\nteex.TEEX_return(b'to a file \\x00\\xff')\n")
     r = run("run", s, "--output", target)
-    assert r.returncode == 0, r.err
+    assert r.returncode == EXIT.OK, r.err
     assert r.stdout == b""
     assert target.read_bytes() == b"to a file \x00\xff"
 
@@ -225,7 +227,7 @@ def test_result_to_output_file(as_user, run, tmp, script):
 def test_output_dash_is_stdout(as_user, run, run_cwd, script):
     s = script("import teex\nteex.TEEX_return('to stdout')\n")
     r = run("run", s, "--output", "-")
-    assert (r.returncode, r.stdout) == (0, b"to stdout"), r
+    assert (r.returncode, r.stdout) == (EXIT.OK, b"to stdout"), r
     assert os.listdir(run_cwd) == [], "a file named '-' was written"
 
 
@@ -380,7 +382,7 @@ def test_service_prints_go_to_stderr_not_stdout(as_user, run, script):
         """
     )
     r = run("run", s)
-    assert r.returncode == 0, r.err
+    assert r.returncode == EXIT.OK, r.err
     assert r.stdout == b"the result"
     err = r.err
     for marker in ("marker-printed-to-stdout", "marker-raw-fd1", "marker-printed-to-stderr", "marker-after-result"):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from exit_codes import EXIT
 from hostile_prelude import failed, hostile
 
 WRITE_DENIED = (errno.EROFS, errno.EACCES, errno.EPERM)
@@ -198,7 +199,7 @@ def test_pythonpath_dir_is_importable(run, tmp, script):
     s = hostile(script, "import helper_mod_xyz\nreport(helper_mod_xyz.VALUE)\n")
     assert run("run", s, "--pythonpath", lib).json() == "from pythonpath"
     r = run("run", s)
-    assert r.returncode == 1 and "ModuleNotFoundError" in r.err, r
+    assert r.returncode == EXIT.SERVICE_FAILED and "ModuleNotFoundError" in r.err, r
 
 
 # ---------------------------------------------------------------- writing
@@ -505,7 +506,7 @@ def test_script_directly_in_a_shared_directory_is_refused(as_user, run, director
         r = run("run", path)
     finally:
         path.unlink()
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     assert r.stdout == b""
     line = one_line(r)
     assert directory in line and MOVE_IT in line, line
@@ -514,11 +515,11 @@ def test_script_directly_in_a_shared_directory_is_refused(as_user, run, director
 def test_script_directly_in_the_home_directory_is_refused(as_user, run, tmp, script):
     s = script(RETURN_OK)
     r = run("run", s, env={"HOME": str(tmp)})
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     line = one_line(r)
     assert "home directory" in line and MOVE_IT in line, line
     # a directory of its own inside the home directory is fine
-    assert run("run", s, env={"HOME": str(tmp.parent)}).returncode == 0
+    assert run("run", s, env={"HOME": str(tmp.parent)}).returncode == EXIT.OK
 
 
 @pytest.mark.parametrize("flag", ["--allow", "--pythonpath"])
@@ -527,7 +528,7 @@ def test_script_directly_in_the_home_directory_is_refused(as_user, run, tmp, scr
 def test_allow_of_the_kernel_view_is_refused(run, script, flag, path):
     """--allow /proc showed host PIDs and their command lines."""
     r = run("run", script(RETURN_OK), flag, path)
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     assert r.stdout == b""
     line = one_line(r)
     assert f"{flag} {path}:" in line, line
@@ -535,7 +536,7 @@ def test_allow_of_the_kernel_view_is_refused(run, script, flag, path):
 
 def test_allow_of_the_kernel_view_as_unprivileged_user(as_user, run, script):
     r = run("run", script(RETURN_OK), "--allow", "/proc")
-    assert r.returncode == 2, r
+    assert r.returncode == EXIT.USAGE, r
     one_line(r)
 
 
@@ -545,11 +546,11 @@ def test_scratch_with_allow_under_tmp_is_usage_error(run, tmp, script, flag):
     s = script(RETURN_OK)
     for path in (other, "/tmp"):
         r = run("run", s, "--scratch", "1M", flag, path)
-        assert r.returncode == 2, r
+        assert r.returncode == EXIT.USAGE, r
         line = one_line(r)
         assert "--scratch" in line and f"{flag} {path}" in line, line
     # without --scratch the same path is simply readable
-    assert run("run", s, flag, other).returncode == 0
+    assert run("run", s, flag, other).returncode == EXIT.OK
 
 
 def test_kernel_file_system_mounted_beneath_an_allowed_path_is_refused(teepy, run_cwd, tmp):
@@ -569,7 +570,7 @@ def test_kernel_file_system_mounted_beneath_an_allowed_path_is_refused(teepy, ru
              '"$2" run "$1/svc.py"; echo "exit $?"')
     p = subprocess.run(["unshare", "-rm", "sh", "-c", shell, "sh", str(chroot), str(teepy), str(svc)],
                        capture_output=True, text=True, cwd=run_cwd, timeout=60)
-    assert p.stdout.count("exit 2") == 2, (p.stdout, p.stderr)
+    assert p.stdout.count(f"exit {int(EXIT.USAGE)}") == 2, (p.stdout, p.stderr)
     lines = p.stderr.splitlines()
     assert len(lines) == 2 and all(f"proc at {chroot}/proc" in l for l in lines), lines
 

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from exit_codes import EXIT
 from hostile_prelude import hostile
 
 pytestmark = pytest.mark.slow
@@ -28,7 +29,7 @@ def test_memory_bomb_ends_with_exit_5(as_user, run, script):
     start = time.monotonic()
     r = run("run", "--memory", "256M", s)
     elapsed = time.monotonic() - start
-    assert r.returncode == 5, r
+    assert r.returncode == EXIT.MEMORY, r
     assert "memory limit exceeded" in r.err
     # the report says how much was used: the cgroup's peak, or the peak resident size
     peak = re.search(r"memory limit exceeded \(256 MiB, (killed by the cgroup|MemoryError), "
@@ -68,7 +69,7 @@ def test_native_memory_bomb_ends_with_exit_5(as_user, run, script):
     ENOMEM, and the service's MemoryError is reported as the memory limit."""
     s = hostile(script, NATIVE_MEMORY_BOMB)
     r = run("run", "--memory", "256M", s)
-    assert r.returncode == 5, r
+    assert r.returncode == EXIT.MEMORY, r
     peak = re.search(r"memory limit exceeded \(256 MiB, (killed by the cgroup|MemoryError), "
                      r"peak (resident )?([\d.]+) (MiB|GiB)\)", r.err)
     assert peak, r.err
@@ -94,18 +95,18 @@ def test_a_memory_error_of_the_service_is_no_limit_under_a_cgroup(as_user, run, 
     s = hostile(script, "raise MemoryError('made up by the service')\n")
     r = run("run", "--memory", "256M", s)
     if as_user == "root":
-        assert r.returncode == 1, r
+        assert r.returncode == EXIT.SERVICE_FAILED, r
         assert "teepy: the service raised MemoryError (traceback above)" in r.err, r.err
         assert "memory limit exceeded" not in r.err, r.err
     else:
-        assert r.returncode == 5, r
+        assert r.returncode == EXIT.MEMORY, r
         assert "memory limit exceeded (256 MiB, MemoryError, peak resident" in r.err, r.err
 
 
 def test_memory_limit_from_environment(run, script):
     s = hostile(script, MEMORY_BOMB)
     r = run("run", s, env={"TEEPY_MEMORY": "256M"})
-    assert r.returncode == 5, r
+    assert r.returncode == EXIT.MEMORY, r
     assert "memory limit exceeded" in r.err
 
 
@@ -149,7 +150,7 @@ report({"pairs": len(pairs), "held_mib": held / 2**20, "stopped": stopped})
 
 def test_socket_buffers_stay_below_the_memory_limit(as_user, run, script):
     r = run("run", "--memory", "64M", hostile(script, SOCKET_FILL))
-    if r.returncode == 5:
+    if r.returncode == EXIT.MEMORY:
         assert "memory limit exceeded" in r.err  # counted by the cgroup
         return
     out = r.json()
@@ -203,7 +204,7 @@ def test_memfd_pages_count_against_the_memory_limit(as_user, run, script):
     )
     r = run("run", "--memory", "64M", s)
     if run.variant == "root":
-        assert r.returncode == 5, r
+        assert r.returncode == EXIT.MEMORY, r
         assert "memory limit exceeded" in r.err
     else:
         assert r.json()[:2] == ["PermissionError", errno.EPERM]
@@ -221,7 +222,7 @@ def test_scratch_counts_against_the_memory_limit(as_user, run, script):
         """,
     )
     r = run("run", "--memory", "128M", "--scratch", "64M", s)
-    assert r.returncode == 5, r
+    assert r.returncode == EXIT.MEMORY, r
     assert "memory limit exceeded" in r.err
 
 
@@ -243,7 +244,7 @@ def test_descriptors_are_capped(as_user, run, script):
 
 def test_weaker_limits_are_announced_in_one_line(as_user, run, script):
     r = run("run", "--memory", "64M", script("import teex\nteex.TEEX_return('ok')\n"))
-    assert (r.returncode, r.stdout) == (0, b"ok"), r
+    assert (r.returncode, r.stdout) == (EXIT.OK, b"ok"), r
     warnings = [l for l in r.err.splitlines() if "no cgroup for the limits" in l]
     if run.variant == "root":
         assert warnings == [], r.err
@@ -272,7 +273,7 @@ def host_memory_cgroup_is_v2():
 def test_print_config_names_what_the_memory_limit_does_not_count(as_user, run, script):
     r = run("run", "--print-config", "--memory", "64M", "--scratch", "16M",
             script("import teex\nteex.TEEX_return('ok')\n"))
-    assert r.returncode == 0, r
+    assert r.returncode == EXIT.OK, r
     config = r.err
     if run.variant == "root":
         mechanism = ("v2 memory.max (oom.group)" if host_memory_cgroup_is_v2()
@@ -302,7 +303,7 @@ def test_cpu_time_limit_ends_with_exit_6(as_user, run, script):
     start = time.monotonic()
     r = run("run", "--cpu-time", "2", s, timeout=60)
     elapsed = time.monotonic() - start
-    assert r.returncode == 6, r
+    assert r.returncode == EXIT.CPU, r
     assert "CPU time limit exceeded" in r.err
     assert elapsed < 20, f"took {elapsed:.1f}s"
     assert elapsed >= 1.5, f"ended after {elapsed:.1f}s, before 2 s of CPU could be used"
@@ -348,7 +349,7 @@ def test_native_spin_ends_with_exit_6(as_user, run, script):
     start = time.monotonic()
     r = run("run", "--cpu-time", "2", s, timeout=60)
     elapsed = time.monotonic() - start
-    assert r.returncode == 6, r
+    assert r.returncode == EXIT.CPU, r
     assert re.search(r"teepy: CPU time limit exceeded \([\d.]+ s used of 2 s\)", r.err), r.err
     assert "spinning in native code" in r.err, r.err  # mmap and mprotect worked inside
     assert r.stdout == b"", r
@@ -372,14 +373,14 @@ def test_cpu_time_counts_all_threads(run, script):
         """,
     )
     r = run("run", "--cpu-time", "2", s, timeout=60)
-    assert r.returncode == 6, r
+    assert r.returncode == EXIT.CPU, r
     assert "CPU time limit exceeded" in r.err
 
 
 def test_cpu_time_from_environment_and_flag_wins(run, script):
     s = hostile(script, BUSY)
     r = run("run", s, env={"TEEPY_CPU_TIME": "1s"})
-    assert r.returncode == 6, r
+    assert r.returncode == EXIT.CPU, r
     spin = hostile(
         script,
         """
@@ -392,7 +393,7 @@ def test_cpu_time_from_environment_and_flag_wins(run, script):
         name="spin.py",
     )
     r2 = run("run", "--cpu-time", "30", spin, env={"TEEPY_CPU_TIME": "1s"})
-    assert (r2.returncode, r2.stdout) == (0, b'"spun"'), r2
+    assert (r2.returncode, r2.stdout) == (EXIT.OK, b'"spun"'), r2
 
 
 def test_wall_clock_timeout_ends_with_exit_7(as_user, run, script):
@@ -400,7 +401,7 @@ def test_wall_clock_timeout_ends_with_exit_7(as_user, run, script):
     start = time.monotonic()
     r = run("run", "--timeout", "2", s)
     elapsed = time.monotonic() - start
-    assert r.returncode == 7, r
+    assert r.returncode == EXIT.TIMEOUT, r
     assert "timeout" in r.err
     assert r.stdout == b""
     assert 1.5 <= elapsed < 20, f"took {elapsed:.1f}s"
@@ -428,7 +429,7 @@ def test_raw_sleep_ends_with_exit_7(as_user, run, script, how):
     start = time.monotonic()
     r = run("run", "--timeout", "2", s)
     elapsed = time.monotonic() - start
-    assert r.returncode == 7, r
+    assert r.returncode == EXIT.TIMEOUT, r
     assert "teepy: wall-clock timeout (2 s) exceeded; the service was killed" in r.err, r.err
     assert "sleeping" in r.err, r.err
     assert r.stdout == b""
@@ -438,16 +439,16 @@ def test_raw_sleep_ends_with_exit_7(as_user, run, script, how):
 def test_timeout_keeps_result_returned_before(run, script):
     s = hostile(script, "import time\nreport('early')\ntime.sleep(30)\n")
     r = run("run", "--timeout", "1.5s", s)
-    assert r.returncode == 7, r
+    assert r.returncode == EXIT.TIMEOUT, r
     assert r.stdout == b'"early"'
 
 
 def test_timeout_from_environment_flag_wins(run, script):
     s = hostile(script, "import time\ntime.sleep(SLEEP)\nreport('done')\n", SLEEP=2)
     r = run("run", s, env={"TEEPY_TIMEOUT": "500ms"})
-    assert r.returncode == 7, r
+    assert r.returncode == EXIT.TIMEOUT, r
     r2 = run("run", "--timeout", "30s", s, env={"TEEPY_TIMEOUT": "500ms"})
-    assert (r2.returncode, r2.stdout) == (0, b'"done"'), r2
+    assert (r2.returncode, r2.stdout) == (EXIT.OK, b'"done"'), r2
 
 
 def test_thread_cap_refuses_extra_threads(as_user, run, script):
@@ -505,7 +506,7 @@ def test_thread_cap_without_cgroups_is_not_claimed_for_root(teepy, tmp):
                         "--print-config", "--threads", "8", str(s)],
                        capture_output=True, timeout=60, cwd=tmp)
     err = p.stderr.decode()
-    assert p.returncode == 0, err
+    assert p.returncode == EXIT.OK, err
     assert json.loads(p.stdout) > 8, "the kernel capped root's threads after all: update teepy"
     assert "threads       8 NOT enforced" in err, err
     assert "via RLIMIT_NPROC" not in err, err

@@ -5,6 +5,7 @@ import json
 import subprocess
 import textwrap
 
+from exit_codes import EXIT
 from hostile_prelude import failed, hostile
 
 THREAD_CHECK = """
@@ -227,11 +228,11 @@ def build_processes_bundle(run, tmp, script, *extra):
     """keygen and build (as the test's user) of a --allow-processes bundle with scratch."""
     out = tmp.make_sibling("bundle")
     out.chmod(0o777)  # the unprivileged variant writes its key and bundle here
-    assert run("keygen", "-o", out / "k.key").returncode == 0
+    assert run("keygen", "-o", out / "k.key").returncode == EXIT.OK
     s = hostile(script, PROCESSES_SVC)
     b = run("build", s, "-o", out / "p.tpy", "--key", out / "k.key", "--allow-processes",
             "--scratch", "4M", "--input", "sample", *extra)
-    assert b.returncode == 0, b
+    assert b.returncode == EXIT.OK, b
     return out / "p.tpy", out / "k.pub"
 
 

@@ -5,6 +5,7 @@ import errno
 
 import pytest
 
+from exit_codes import EXIT
 from hostile_prelude import hostile
 
 # name -> (number, arguments as Python source evaluated inside the sandbox).
@@ -173,7 +174,7 @@ STILL_RUNNING = "still running after the call"
 
 def assert_ended_by_the_kernel(r):
     """Exit 4 with the kill line; nothing the service did after the call happened."""
-    assert r.returncode == 4, r
+    assert r.returncode == EXIT.RULE, r
     assert "killed for a rule" in r.err and "forbidden system call" in r.err, r
     assert STILL_RUNNING not in r.err
     assert r.stdout == b""
@@ -197,7 +198,7 @@ def test_kill_rule_syscall_ends_service_with_exit_4(run, script, name):
 def test_kill_rule_reboot_as_unprivileged_user(as_user, run, script):
     s = hostile(script, "r = sc(169, 0, 0, 0, None)\nreport(r)\n")
     r = run("run", s)
-    assert r.returncode == 4, r
+    assert r.returncode == EXIT.RULE, r
     assert "killed for a rule" in r.err and "reboot" in r.err, r
 
 
@@ -215,14 +216,14 @@ def test_kill_rule_cannot_be_caught_by_a_sigsys_handler(as_user, run, script):
         """,
     )
     r = run("run", s)
-    assert r.returncode == 4, r
+    assert r.returncode == EXIT.RULE, r
     assert "still running after the call" not in r.err
 
 
 def test_kill_rule_keeps_earlier_result(run, script):
     s = hostile(script, 'teex.TEEX_return("before the attack")\nsc(175, None, 0, b"")\n')
     r = run("run", s)
-    assert r.returncode == 4, r
+    assert r.returncode == EXIT.RULE, r
     assert r.stdout == b"before the attack"
 
 
@@ -235,11 +236,11 @@ def test_x32_syscall_does_not_succeed(run, script):
         """,
     )
     r = run("run", s)
-    if r.returncode == 0:
+    if r.returncode == EXIT.OK:
         out = r.json()
         assert out == {"ret": -1, "errno": errno.ENOSYS}, f"x32 getpid succeeded: {out}"
     else:
-        assert r.returncode == 4, r
+        assert r.returncode == EXIT.RULE, r
 
 
 # ---------------------------------------------------------------- watching the host

@@ -5,6 +5,7 @@ import tempfile
 
 import pytest
 
+from exit_codes import EXIT
 from sealed_support import teepy
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def work():
 def keys(work):
     key = os.path.join(work, "signer.key")
     r = teepy("keygen", "-o", key)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == EXIT.OK, r.stderr
     return key, os.path.join(work, "signer.pub")
 
 

@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import tempfile
 
+from exit_codes import EXIT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEEPY = os.environ.get("TEEPY_BIN", os.path.join(ROOT, "build", "teepy"))
@@ -33,14 +34,14 @@ def write_app(work, files):
 def build(work, keys, script, *extra, name="svc.tpy"):
     out = os.path.join(work, name)
     r = teepy("build", script, "-o", out, "--key", keys[0], *extra)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     return out
 
 
 def inspect_json(bundle):
     import json
     r = teepy("inspect", bundle, "--json")
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     return json.loads(r.stdout)
 
 

@@ -8,10 +8,9 @@ import subprocess
 
 import pytest
 
+from exit_codes import EXIT
 from sealed_support import TEEPY, build, inspect_json, teepy, write_app
 
-EXIT_USAGE = 2
-EXIT_BUNDLE = 8
 
 READ_EVERYTHING = '''import os, teex
 total = 0
@@ -39,14 +38,14 @@ def test_the_readme_workflow_bundles_no_key_and_no_earlier_bundle(work):
     reads every file there: neither the key nor the previous bundle goes in, and the
     measurement does not change from one build to the next."""
     app = write_app(work, {"svc.py": READ_EVERYTHING})
-    assert teepy("keygen", "-o", os.path.join(app, "signer.key")).returncode == 0
+    assert teepy("keygen", "-o", os.path.join(app, "signer.key")).returncode == EXIT.OK
     # another private key and another bundle, under names that say nothing
     shutil.copy(os.path.join(app, "signer.key"), os.path.join(app, "config.dat"))
     measurements = []
     for round in range(2):
         r = subprocess.run([TEEPY, "build", "svc.py", "-o", "svc.tpy",
                             "--key", "signer.key"], cwd=app, capture_output=True)
-        assert r.returncode == 0, r.stderr.decode()
+        assert r.returncode == EXIT.OK, r.stderr.decode()
         data = open(os.path.join(app, "svc.tpy"), "rb").read()
         assert data.count(b"BEGIN PRIVATE KEY") == 0
         assert data.count(b"TEEPYBDL") == 1  # only its own header
@@ -76,7 +75,7 @@ def test_inspect_shows_what_the_signature_pins_and_escapes_it(work, keys):
     bundle = build(work, keys, os.path.join(app, "svc.py"), "--env", "GREETING=" + evil,
                    "--env", "PLAIN=1", "--preload", "json", "--", evil, "two")
     text = teepy("inspect", bundle)
-    assert text.returncode == 0, text.stderr
+    assert text.returncode == EXIT.OK, text.stderr
     out = text.stdout
     assert b"\x1b" not in out and b"\x07" not in out
     assert b"forged row" in out and b"\n  S 0644 forged row" not in out
@@ -109,7 +108,7 @@ def test_a_shell_script_program_runs_sealed_with_its_interpreter(work, keys):
     paths = {f["path"] for f in inspect_json(bundle)["files"]}
     assert "/bin/sh" in paths
     r = run_bundle(bundle, keys, "--input", "hello")
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     assert r.stdout == b"hello 0"
 
 
@@ -140,7 +139,7 @@ def test_the_thread_cap_bounds_the_processes_of_a_processes_bundle(work, keys):
     bundle = build(work, keys, os.path.join(app, "svc.py"), "--allow-processes", "--threads", "8")
     assert inspect_json(bundle)["threads"] == 8
     r = run_bundle(bundle, keys)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     forked, error = r.stdout.decode().split()
     assert int(forked) < 8 and error == "BlockingIOError", r.stdout
 
@@ -160,7 +159,7 @@ def test_an_included_link_is_at_its_own_path_and_its_target(work, keys):
                    "--include", "/usr/lib/x86_64-linux-gnu/libz.so.1",
                    "--include", "/usr/share/zoneinfo/UTC")
     r = run_bundle(bundle, keys)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     assert r.stdout == b"True True True True"
 
 
@@ -178,14 +177,14 @@ def test_include_dir_places_links_to_files_and_says_what_it_drops(work, keys):
     out = os.path.join(work, "v.tpy")
     r = teepy("build", os.path.join(app, "svc.py"), "-o", out, "--key", keys[0],
               "--include-dir", vendor)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     lines = warnings(r)
     assert len(lines) == 1 and "3 entries not in the bundle" in lines[0], r.stderr.decode()
     for what in ("subdir-link (a link to a directory)", "dangling (a dangling link)",
                  "pipe (not a regular file)"):
         assert what in lines[0]
     ok = run_bundle(out, keys)
-    assert ok.returncode == 0 and ok.stdout == b"content\n", ok.stderr.decode()
+    assert ok.returncode == EXIT.OK and ok.stdout == b"content\n", ok.stderr.decode()
 
 
 @pytest.mark.parametrize("path, why", [("/proc/cpuinfo", "belong to the runtime"),
@@ -199,7 +198,7 @@ def test_include_of_what_a_bundle_cannot_hold_is_refused(work, keys, path, why):
     app = write_app(work, {"svc.py": "import teex\nteex.TEEX_return('ok')\n"})
     out = os.path.join(work, "r.tpy")
     r = teepy("build", os.path.join(app, "svc.py"), "-o", out, "--key", keys[0], "--include", path)
-    assert r.returncode == EXIT_USAGE, r.stderr.decode()
+    assert r.returncode == EXIT.USAGE, r.stderr.decode()
     errors = [l for l in r.stderr.decode().splitlines() if l.startswith("teepy:")]
     assert len(errors) == 1 and why in errors[0] and path in errors[0]
     assert not os.path.exists(out)
@@ -212,7 +211,7 @@ def test_included_files_are_visible_in_the_sample_run(work, keys):
     app = write_app(work, {"svc.py": f"import teex\nteex.TEEX_return(open('{data}').read())\n"})
     bundle = build(work, keys, os.path.join(app, "svc.py"), "--include", data)
     r = run_bundle(bundle, keys)
-    assert r.returncode == 0 and r.stdout == b"a,b\n", r.stderr.decode()
+    assert r.returncode == EXIT.OK and r.stdout == b"a,b\n", r.stderr.decode()
 
 
 def test_an_included_extension_module_brings_the_libraries_it_links(work, keys):
@@ -230,7 +229,7 @@ def test_an_included_extension_module_brings_the_libraries_it_links(work, keys):
         assert f"/lib/x86_64-linux-gnu/{lib}" in paths, lib
     for module in ("_bz2", "_lzma", "_ssl"):
         r = run_bundle(bundle, keys, "--input", module)
-        assert r.returncode == 0 and r.stdout == module.encode(), r.stderr.decode()
+        assert r.returncode == EXIT.OK and r.stdout == module.encode(), r.stderr.decode()
 
 
 # ---- preload ----
@@ -247,7 +246,7 @@ def test_preload_modules_are_imported_first_and_their_files_traced(work, keys):
     assert info["preload"] == ["json"]
     assert "/usr/lib/python3.11/json/__init__.py" in {f["path"] for f in info["files"]}
     r = run_bundle(bundle, keys)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     assert r.stdout == b"json"
 
 
@@ -256,7 +255,7 @@ def test_a_preload_that_cannot_be_imported_refuses_the_build(work, keys, name):
     app = write_app(work, {"svc.py": PRELOAD_SVC})
     out = os.path.join(work, "p.tpy")
     r = teepy("build", os.path.join(app, "svc.py"), "-o", out, "--key", keys[0], "--preload", name)
-    assert r.returncode == EXIT_USAGE, r.stderr.decode()
+    assert r.returncode == EXIT.USAGE, r.stderr.decode()
     errors = [l for l in r.stderr.decode().splitlines()
               if l.startswith("teepy:") and "tracing a sample run" not in l]
     assert len(errors) == 1 and name in errors[0], r.stderr.decode()
@@ -309,7 +308,7 @@ def test_same_app_measures_the_same_whatever_umask_and_touched_includes(work, ke
 def test_build_keeps_stdout_clean_and_says_what_the_sample_run_returned(work, keys):
     app = write_app(work, {"svc.py": "import teex\nteex.TEEX_return('twelve bytes')\n"})
     r = teepy("build", os.path.join(app, "svc.py"), "-o", os.path.join(work, "o.tpy"), "--key", keys[0])
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     assert r.stdout == b""
     assert b"the sample run returned 12 bytes" in r.stderr
     assert not warnings(r)  # nothing the tracer missed, nothing left out
@@ -337,7 +336,7 @@ def test_build_prints_a_summary_line_matching_the_bundle(work, keys):
     start = time.monotonic()
     r = teepy("build", os.path.join(app, "svc.py"), "-o", out, "--key", keys[0])
     elapsed_ms = (time.monotonic() - start) * 1000
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     lines = r.stderr.decode().splitlines()
     built = [l for l in lines if l.startswith("teepy: built ")]
     assert len(built) == 1, lines

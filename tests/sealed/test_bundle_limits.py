@@ -5,10 +5,10 @@ import os
 
 import pytest
 
+from exit_codes import EXIT
 from sealed_support import build, teepy, write_app
 from test_unprivileged import as_nobody  # noqa: F401 - a fixture
 
-EXIT_USAGE, EXIT_MEMORY, EXIT_CPU = 2, 5, 6
 
 # The sample run (input "light") is cheap; "burn" makes 6 children each want 1.5 s
 # of CPU (9 s together), "hold" makes 4 children hold 100 MiB each at once.
@@ -48,7 +48,7 @@ def test_cpu_time_holds_for_all_processes_together(children_bundle, keys):
     root_only()
     r = teepy("run", children_bundle, "--trust", keys[1], "--input", "burn")
     err = r.stderr.decode()
-    assert r.returncode == EXIT_CPU, (r.returncode, r.stdout, err)
+    assert r.returncode == EXIT.CPU, (r.returncode, r.stdout, err)
     assert "CPU time limit exceeded" in err
 
 
@@ -56,7 +56,7 @@ def test_memory_holds_for_all_processes_together(children_bundle, keys):
     root_only()
     r = teepy("run", children_bundle, "--trust", keys[1], "--input", "hold", "--memory", "300M")
     err = r.stderr.decode()
-    assert r.returncode == EXIT_MEMORY, (r.returncode, r.stdout, err)
+    assert r.returncode == EXIT.MEMORY, (r.returncode, r.stdout, err)
     assert "memory limit exceeded (300 MiB, killed by the cgroup, peak" in err
 
 
@@ -64,13 +64,13 @@ def test_limits_per_process_without_cgroup_are_announced(as_nobody):  # noqa: F8
     d, run = as_nobody
     app = write_app(d, {"svc.py": CHILDREN_SVC})
     os.chmod(app, 0o777)
-    assert run("keygen", "-o", "k.key").returncode == 0
+    assert run("keygen", "-o", "k.key").returncode == EXIT.OK
     b = run("build", os.path.join(app, "svc.py"), "-o", "c.tpy", "--key", "k.key",
             "--allow-processes", "--input", "light", "--cpu-time", "2")
-    assert b.returncode == 0, b.stderr.decode()
+    assert b.returncode == EXIT.OK, b.stderr.decode()
     r = run("run", "c.tpy", "--trust", "k.pub", "--input", "light", "--print-config")
     err = r.stderr.decode()
-    assert r.returncode == 0, err
+    assert r.returncode == EXIT.OK, err
     warnings = [l for l in err.splitlines() if l.startswith("teepy: warning: no cgroup")]
     assert len(warnings) == 1, err
     assert "address space of each process" in warnings[0]
@@ -99,11 +99,11 @@ def test_sealed_files_count_against_the_memory_limit(work, keys):
     bundle = build(work, keys, os.path.join(app, "svc.py"), "--input", "0",
                    "--include", os.path.join(app, "big.bin"), "--memory", "128M")
     ok = teepy("run", bundle, "--trust", keys[1], "--input", "8")
-    assert (ok.returncode, ok.stdout) == (0, str(8 << 20).encode()), ok.stderr.decode()
+    assert (ok.returncode, ok.stdout) == (EXIT.OK, str(8 << 20).encode()), ok.stderr.decode()
     # 100 MiB would fit in 128 MiB, but not beside the root's 40 MiB and more
     r = teepy("run", bundle, "--trust", keys[1], "--input", "100")
     err = r.stderr.decode()
-    assert r.returncode == EXIT_MEMORY, (r.returncode, err)
+    assert r.returncode == EXIT.MEMORY, (r.returncode, err)
     assert "with the sealed root's files" in err, err
 
 
@@ -115,7 +115,7 @@ def test_sealed_files_leaving_too_little_memory_are_refused(work, keys):
                        name="low.tpy")
     r = teepy("run", signed_low, "--trust", keys[1])
     lines = [l for l in r.stderr.decode().splitlines() if l.startswith("teepy:")]
-    assert r.returncode == EXIT_USAGE, r.stderr.decode()
+    assert r.returncode == EXIT.USAGE, r.stderr.decode()
     assert len(lines) == 1 and "less the sealed root's files" in lines[0], lines
     assert "rebuild the bundle with a larger --memory" in lines[0], lines
 
@@ -124,5 +124,5 @@ def test_sealed_files_leaving_too_little_memory_are_refused(work, keys):
                         name="high.tpy")
     r = teepy("run", signed_high, "--trust", keys[1], "--memory", "64M")
     lines = [l for l in r.stderr.decode().splitlines() if l.startswith("teepy:")]
-    assert r.returncode == EXIT_USAGE, r.stderr.decode()
+    assert r.returncode == EXIT.USAGE, r.stderr.decode()
     assert len(lines) == 1 and "raise --memory, up to the bundle's own limit" in lines[0], lines

@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 
+from exit_codes import EXIT
 from sealed_support import build, inspect_json, teepy, write_app
 
 HELLO = '''import teex
@@ -20,7 +21,6 @@ teex.TEEX_return(helper.greet(teex.TEEX_getinput()))
 HELPER = '''def greet(name):
     return "hello, " + name
 '''
-EXIT_BUNDLE = 8
 
 
 @pytest.fixture
@@ -38,17 +38,17 @@ def run_bundle(bundle, keys, *args, **kw):
 def test_keygen_writes_private_key_0600_and_pub_beside_it(work):
     key = os.path.join(work, "k.key")
     r = teepy("keygen", "-o", key)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == EXIT.OK, r.stderr
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     assert open(os.path.join(work, "k.pub")).read().startswith("-----BEGIN PUBLIC KEY-----")
     again = teepy("keygen", "-o", key)
-    assert again.returncode == 2 and b"already exists" in again.stderr
+    assert again.returncode == EXIT.USAGE and b"already exists" in again.stderr
 
 
 def test_sealed_run_gives_the_result(hello, keys):
     bundle, _ = hello
     r = run_bundle(bundle, keys, "--input", "sealed")
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     assert r.stdout == b"hello, sealed"
 
 
@@ -63,7 +63,7 @@ def test_inspect_prints_measurements_and_files(hello):
     assert paths["/app/helper.py"]["bundled"] is True
     assert paths["/usr/bin/python3.11"]["bundled"] is False
     text = teepy("inspect", bundle)
-    assert text.returncode == 0 and b"app " in text.stdout and b"signer " in text.stdout
+    assert text.returncode == EXIT.OK and b"app " in text.stdout and b"signer " in text.stdout
 
 
 def test_build_is_reproducible(work, keys, hello):
@@ -80,7 +80,7 @@ def test_a_file_the_sample_run_did_not_open_is_absent(work, keys):
                            "unused.py": "x = 1\n"})
     bundle = build(work, keys, os.path.join(app, "svc.py"))
     r = run_bundle(bundle, keys)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     # /etc holds only the runtime's user database: root, the service and nobody
     assert r.stdout.decode() == "False False ['svc.py'] ['group', 'passwd'] 3"
 
@@ -92,32 +92,32 @@ def test_a_file_added_on_the_host_is_invisible(work, keys):
     with open(os.path.join(app, "added.py"), "w") as f:
         f.write("x = 1\n")
     r = run_bundle(bundle, keys)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     assert r.stdout == b"False"
 
 
 def test_untrusted_signer_is_refused(work, hello):
     bundle, _ = hello
     other = os.path.join(work, "other.key")
-    assert teepy("keygen", "-o", other).returncode == 0
+    assert teepy("keygen", "-o", other).returncode == EXIT.OK
     r = teepy("run", bundle, "--trust", os.path.join(work, "other.pub"))
-    assert r.returncode == EXIT_BUNDLE
+    assert r.returncode == EXIT.BUNDLE
     assert b"none of the trusted signers" in r.stderr
 
 
 def test_no_signer_is_refused_unless_insecure(hello):
     bundle, _ = hello
     r = teepy("run", bundle)
-    assert r.returncode == 2 and b"--trust" in r.stderr
+    assert r.returncode == EXIT.USAGE and b"--trust" in r.stderr
     r = teepy("run", bundle, "--insecure-any-signer", "--input", "x")
-    assert r.returncode == 0 and b"warning" in r.stderr
+    assert r.returncode == EXIT.OK and b"warning" in r.stderr
     assert r.stdout == b"hello, x"
 
 
 def test_trusted_signers_from_environment(hello, keys):
     bundle, _ = hello
     r = teepy("run", bundle, "--input", "env", env={"TEEPY_TRUSTED_SIGNERS": keys[1]})
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
 
 
 def copy(bundle, work, name):
@@ -157,7 +157,7 @@ def test_tampered_manifest_is_refused(work, keys, hello, where):
     msize, _, _ = layout(bundle)
     flip(bundle, 24 + {"first": 0, "middle": msize // 2, "last": msize - 1}[where])
     r = run_bundle(bundle, keys)
-    assert r.returncode == EXIT_BUNDLE, r.stderr
+    assert r.returncode == EXIT.BUNDLE, r.stderr
     assert one_line_error(r) == f"teepy: {bundle}: {SIGNATURE_FAILS}"
     assert r.stdout == b""
 
@@ -171,7 +171,7 @@ def test_tampered_signature_is_refused(work, keys, hello, where):
     msize, _, _ = layout(bundle)
     flip(bundle, 56 + msize + {"first": 0, "middle": 32, "last": 63}[where])
     r = run_bundle(bundle, keys)
-    assert r.returncode == EXIT_BUNDLE
+    assert r.returncode == EXIT.BUNDLE
     assert one_line_error(r) == f"teepy: {bundle}: {SIGNATURE_FAILS}"
     assert r.stdout == b""
 
@@ -190,7 +190,7 @@ def test_tampered_signer_key_is_an_unknown_signer(work, keys, hello, where):
     signer = hashlib.sha256(key).hexdigest()
     assert signer != inspect_json(hello[0])["signer"]
     r = run_bundle(bundle, keys)
-    assert r.returncode == EXIT_BUNDLE
+    assert r.returncode == EXIT.BUNDLE
     assert one_line_error(r) == (f"teepy: {bundle}: signed by {signer[:16]}\u2026, which is none "
                                  "of the trusted signers (use --trust KEY)")
 
@@ -213,7 +213,7 @@ def test_tampered_app_file_in_blob_area_is_refused(work, keys, hello, where):
     start = blob if where == "first" else blob + bsize - victim["size"]
     now = open(bundle, "rb").read()[start:start + victim["size"]]
     r = run_bundle(bundle, keys)
-    assert r.returncode == EXIT_BUNDLE
+    assert r.returncode == EXIT.BUNDLE
     assert one_line_error(r) == (
         f"teepy: {bundle}: refused: file {victim['path']}: sha256 is "
         f"{hashlib.sha256(now).hexdigest()}, the manifest says {victim['sha256']} "
@@ -242,7 +242,7 @@ def test_swapped_blobs_are_refused(work, keys):
     sha = lambda text: hashlib.sha256(text.encode()).hexdigest()  # noqa: E731
     for _ in range(5):
         r = run_bundle(bundle, keys)
-        assert r.returncode == EXIT_BUNDLE
+        assert r.returncode == EXIT.BUNDLE
         assert one_line_error(r) == (
             f"teepy: {bundle}: refused: file /app/a.py: sha256 is {sha(b)}, the manifest "
             f"says {sha(a)} (changed since it was signed) (and 1 more file)"), r.stderr
@@ -277,7 +277,7 @@ def test_truncated_bundle_is_refused(work, keys, hello, cut):
     with open(bundle, "r+b") as f:
         f.truncate(keep)
     r = run_bundle(bundle, keys)
-    assert r.returncode == EXIT_BUNDLE, r.stderr
+    assert r.returncode == EXIT.BUNDLE, r.stderr
     if keep < 24:
         says = "bundle is cut short: no complete header"
     else:
@@ -293,7 +293,7 @@ def test_other_bundle_version_is_refused(work, keys, hello, version):
         f.seek(8)
         f.write(struct.pack("<I", version))
     r = run_bundle(bundle, keys)
-    assert r.returncode == EXIT_BUNDLE
+    assert r.returncode == EXIT.BUNDLE
     assert one_line_error(r) == (f"teepy: {bundle}: bundle version {version} is not supported "
                                  "(this teepy reads 1)")
 
@@ -303,7 +303,7 @@ def test_extended_bundle_is_refused(work, keys, hello):
     with open(bundle, "ab") as f:
         f.write(b"extra")
     r = run_bundle(bundle, keys)
-    assert r.returncode == EXIT_BUNDLE
+    assert r.returncode == EXIT.BUNDLE
     assert "truncated or extended" in one_line_error(r)
 
 
@@ -315,16 +315,16 @@ def test_changed_referenced_library_is_refused(work, keys):
     app = write_app(work, {"svc.py": "import teex, vendored\nteex.TEEX_return(str(vendored.VALUE))\n"})
     bundle = build(work, keys, os.path.join(app, "svc.py"), "--pythonpath", lib, "--include-dir", lib)
     ok = run_bundle(bundle, keys)
-    assert ok.returncode == 0 and ok.stdout == b"42", ok.stderr.decode()
+    assert ok.returncode == EXIT.OK and ok.stdout == b"42", ok.stderr.decode()
     with open(os.path.join(lib, "vendored.py"), "w") as f:
         f.write("VALUE = 43\n")  # same size, other content
     r = run_bundle(bundle, keys)
-    assert r.returncode == EXIT_BUNDLE
+    assert r.returncode == EXIT.BUNDLE
     line = one_line_error(r)
     assert "vendored.py" in line and "sha256 is" in line
     os.remove(os.path.join(lib, "vendored.py"))
     r = run_bundle(bundle, keys)
-    assert r.returncode == EXIT_BUNDLE and "missing" in one_line_error(r)
+    assert r.returncode == EXIT.BUNDLE and "missing" in one_line_error(r)
 
 
 def test_a_file_added_beside_a_system_file_is_invisible(work, keys):
@@ -345,7 +345,7 @@ def test_a_file_added_beside_a_system_file_is_invisible(work, keys):
     under = sorted(f["path"] for f in inspect_json(bundle)["files"] if f["path"].startswith(lib + "/"))
     assert under == [os.path.join(lib, "vendored.py")], under
     before = run_bundle(bundle, keys)
-    assert before.returncode == 0, before.stderr.decode()
+    assert before.returncode == EXIT.OK, before.stderr.decode()
     assert before.stdout == b"(['vendored.py'], False, False)"
     with open(os.path.join(lib, "added.py"), "w") as f:
         f.write("SECRET = 1\n")
@@ -353,7 +353,7 @@ def test_a_file_added_beside_a_system_file_is_invisible(work, keys):
     with open(os.path.join(lib, "sub", "more.py"), "w") as f:
         f.write("SECRET = 2\n")
     r = run_bundle(bundle, keys)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     assert r.stdout == b"(['vendored.py'], False, False)"
 
 
@@ -367,7 +367,7 @@ def test_sealed_service_keeps_the_sandbox(work, keys):
     app = write_app(work, {"svc.py": src})
     bundle = build(work, keys, os.path.join(app, "svc.py"))
     r = run_bundle(bundle, keys)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     assert "allowed" not in r.stdout.decode()
 
 
@@ -384,7 +384,7 @@ def test_processes_policy_manifest_runs_traced_programs(work, keys):
     assert info["processes"] == "manifest"
     assert any(f["path"].endswith("/gzip") for f in info["files"])
     r = run_bundle(bundle, keys, "--input", "hello hello hello")
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     size, code = r.stdout.decode().split()
     assert code == "0" and int(size) > 10
 
@@ -399,7 +399,7 @@ def test_processes_policy_none_refuses_subprocess(work, keys):
     bundle = build(work, keys, os.path.join(app, "svc.py"))
     assert inspect_json(bundle)["processes"] == "none"
     r = run_bundle(bundle, keys)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     assert r.stdout == f"PermissionError {errno.EPERM}".encode()
 
 
@@ -413,7 +413,7 @@ def test_numpy_sealed_matches_native(work, keys):
     app = write_app(work, {"svc.py": NUMPY_SVC})
     bundle = build(work, keys, os.path.join(app, "svc.py"), "--allow-site-packages")
     r = run_bundle(bundle, keys)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     native = subprocess.run(["/usr/bin/python3", "-c", NUMPY_SVC.replace("import numpy as np, teex", "import numpy as np")
                              .replace("teex.TEEX_return(", "print(")], capture_output=True, text=True)
     assert r.stdout.decode() == native.stdout.strip()
@@ -436,7 +436,7 @@ def test_the_numpy_example_sealed_matches_native(work, keys):
                    "--input", '{"a": [[3, 1], [1, 2]], "b": [9, 8]}')
     request = '{"a": [[4, 1, 0], [1, 3, 1], [0, 1, 2]], "b": [1, 2, 3]}'
     r = run_bundle(bundle, keys, "--input", request)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     native = subprocess.run(["/usr/bin/python3", "-c", NATIVE_TEEX, EXAMPLE, request],
                             capture_output=True, check=True)
     assert r.stdout == native.stdout
@@ -449,14 +449,14 @@ def test_bundle_limits_are_recorded_and_only_tightened(work, keys):
     info = inspect_json(bundle)
     assert info["memory"] == 512 << 20 and info["cpu_ms"] == 10000
     r = run_bundle(bundle, keys, "--memory", "8G", "--print-config")
-    assert r.returncode == 0
+    assert r.returncode == EXIT.OK
     assert b"512 MiB" in r.stderr
 
 
 def test_build_without_key_is_a_usage_error(work):
     app = write_app(work, {"svc.py": "import teex\nteex.TEEX_return('ok')\n"})
     r = teepy("build", os.path.join(app, "svc.py"), "-o", os.path.join(work, "x.tpy"))
-    assert r.returncode == 2 and b"--key" in r.stderr
+    assert r.returncode == EXIT.USAGE and b"--key" in r.stderr
     assert not os.path.exists(os.path.join(work, "x.tpy"))
 
 
@@ -464,7 +464,7 @@ def test_build_of_a_failing_sample_run_writes_nothing(work, keys):
     app = write_app(work, {"svc.py": "raise ValueError('boom')\n"})
     out = os.path.join(work, "bad.tpy")
     r = teepy("build", os.path.join(app, "svc.py"), "-o", out, "--key", keys[0])
-    assert r.returncode != 0 and b"sample run failed" in r.stderr
+    assert r.returncode != EXIT.OK and b"sample run failed" in r.stderr
     assert not os.path.exists(out)
 
 
@@ -472,7 +472,7 @@ def test_inspect_of_garbage_is_one_line(work):
     junk = os.path.join(work, "junk.tpy")
     open(junk, "wb").write(b"TEEPYBDL" + b"\xff" * 100)
     r = teepy("inspect", junk)
-    assert r.returncode == EXIT_BUNDLE
+    assert r.returncode == EXIT.BUNDLE
     assert len(r.stderr.decode().strip().splitlines()) == 1
 
 
@@ -490,7 +490,7 @@ def test_fifo_at_a_system_path_is_refused_not_hung(work, keys):
     start = __import__("time").monotonic()
     r = run_bundle(bundle, keys, "--timeout", "5", timeout=30)
     assert __import__("time").monotonic() - start < 5
-    assert r.returncode == EXIT_BUNDLE, r.stderr.decode()
+    assert r.returncode == EXIT.BUNDLE, r.stderr.decode()
     assert "vendored.py" in one_line_error(r)
 
 
@@ -518,7 +518,7 @@ def test_processes_policy_still_refuses_namespaces(work, keys):
     app = write_app(work, {"svc.py": src})
     bundle = build(work, keys, os.path.join(app, "svc.py"), "--allow-processes")
     r = run_bundle(bundle, keys)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     ret, err = r.stdout.decode().split()
     assert ret == "-1", r.stdout
 
@@ -527,5 +527,5 @@ def test_timeout_while_verifying_reports_the_timeout(work, keys):
     app = write_app(work, {"svc.py": NUMPY_SVC})
     bundle = build(work, keys, os.path.join(app, "svc.py"), "--allow-site-packages")
     r = run_bundle(bundle, keys, "--timeout", "1ms")
-    assert r.returncode == 7, r.stderr.decode()
+    assert r.returncode == EXIT.TIMEOUT, r.stderr.decode()
     assert "timeout" in one_line_error(r)

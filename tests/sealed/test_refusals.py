@@ -7,10 +7,9 @@ import shutil
 
 import pytest
 
+from exit_codes import EXIT
 from sealed_support import build, teepy, write_app
 
-EXIT_USAGE = 2
-EXIT_BUNDLE = 8
 
 
 def run_bundle(bundle, keys, *args, **kw):
@@ -34,13 +33,13 @@ def env_bundle(work, keys):
 
 def test_a_run_may_add_variables(env_bundle, keys):
     r = run_bundle(env_bundle, keys, "--env", "EXTRA=operator")
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     assert r.stdout == b"signed operator"
 
 
 def test_a_run_may_not_change_a_signed_variable(env_bundle, keys):
     r = run_bundle(env_bundle, keys, "--env", "FOO=operator")
-    assert r.returncode == EXIT_USAGE, r.stdout
+    assert r.returncode == EXIT.USAGE, r.stdout
     assert r.stdout == b""
     lines = errors(r)
     assert len(lines) == 1 and "--env FOO" in lines[0] and "signed" in lines[0]
@@ -59,7 +58,7 @@ def test_every_trusted_signer_entry_is_checked(work, keys, hello, order):
     missing = os.path.join(work, "nonexist.pub")
     entries = [missing, keys[1]] if order == "bad first" else [keys[1], missing]
     r = teepy("run", hello, env={"TEEPY_TRUSTED_SIGNERS": ":".join(entries)})
-    assert r.returncode == EXIT_USAGE, r.stderr.decode()
+    assert r.returncode == EXIT.USAGE, r.stderr.decode()
     lines = errors(r)
     assert len(lines) == 1 and "nonexist.pub" in lines[0] and "TEEPY_TRUSTED_SIGNERS" in lines[0]
 
@@ -75,7 +74,7 @@ def test_trust_given_no_public_key_says_so_in_words(work, keys, hello, what, say
             f.write("hello\n")
     for r in (teepy("run", hello, "--trust", path),
               teepy("run", hello, "--trust", keys[1], "--trust", path)):
-        assert r.returncode == EXIT_USAGE, r.stderr.decode()
+        assert r.returncode == EXIT.USAGE, r.stderr.decode()
         lines = errors(r)
         assert len(lines) == 1 and says in lines[0], lines
         assert "error:" not in lines[0] and "DECODER" not in lines[0]
@@ -84,7 +83,7 @@ def test_trust_given_no_public_key_says_so_in_words(work, keys, hello, what, say
 def test_build_given_a_public_key_says_so(work, keys):
     app = write_app(work, {"svc.py": "import teex\nteex.TEEX_return('ok')\n"})
     r = teepy("build", os.path.join(app, "svc.py"), "-o", os.path.join(work, "x.tpy"), "--key", keys[1])
-    assert r.returncode == EXIT_USAGE
+    assert r.returncode == EXIT.USAGE
     lines = errors(r)
     assert len(lines) == 1 and "a public key" in lines[0] and "error:" not in lines[0]
 
@@ -100,7 +99,7 @@ def vendored(work, keys):
         f.write("VALUE = 42\n")
     app = write_app(work, {"svc.py": "import teex, vendored\nteex.TEEX_return(str(vendored.VALUE))\n"})
     bundle = build(work, keys, os.path.join(app, "svc.py"), "--pythonpath", lib, "--include-dir", lib)
-    assert run_bundle(bundle, keys).returncode == 0
+    assert run_bundle(bundle, keys).returncode == EXIT.OK
     return bundle, target, hashlib.sha256(b"VALUE = 42\n").hexdigest()
 
 
@@ -113,7 +112,7 @@ def test_what_is_not_a_regular_file_is_named_so(work, keys, vendored, replacemen
     else:
         os.symlink("/dev/zero", target)
     r = run_bundle(bundle, keys)
-    assert r.returncode == EXIT_BUNDLE, r.stderr.decode()
+    assert r.returncode == EXIT.BUNDLE, r.stderr.decode()
     line = errors(r)[-1]
     assert "vendored.py" in line and "not a regular file" in line and want in line
     assert "size is" not in line
@@ -124,7 +123,7 @@ def test_a_resized_file_is_refused_with_both_hashes(work, keys, vendored):
     with open(target, "w") as f:
         f.write("VALUE = 4242\n")
     r = run_bundle(bundle, keys)
-    assert r.returncode == EXIT_BUNDLE
+    assert r.returncode == EXIT.BUNDLE
     line = errors(r)[-1]
     got = hashlib.sha256(b"VALUE = 4242\n").hexdigest()
     assert "size is 13 bytes" in line and f"sha256 is {got}" in line and want in line
@@ -134,6 +133,6 @@ def test_a_missing_file_is_refused_with_the_expected_hash(work, keys, vendored):
     bundle, target, want = vendored
     os.remove(target)
     r = run_bundle(bundle, keys)
-    assert r.returncode == EXIT_BUNDLE
+    assert r.returncode == EXIT.BUNDLE
     line = errors(r)[-1]
     assert "vendored.py: missing on this host" in line and want in line

@@ -8,6 +8,7 @@ import tempfile
 
 import pytest
 
+from exit_codes import EXIT
 from sealed_support import TEEPY, write_app
 
 NOBODY = 65534
@@ -42,11 +43,11 @@ def test_build_and_run_sealed_as_unprivileged_user(as_nobody):
                                   "except OSError:\n    net = 'closed'\n"
                                   "teex.TEEX_return(f'{teex.TEEX_getinput()} uid={os.getuid()} net={net}')\n"})
     os.chmod(app, 0o777)
-    assert run("keygen", "-o", "k.key").returncode == 0
+    assert run("keygen", "-o", "k.key").returncode == EXIT.OK
     b = run("build", os.path.join(app, "svc.py"), "-o", "u.tpy", "--key", "k.key", "--input", "x")
-    assert b.returncode == 0, b.stderr.decode()
+    assert b.returncode == EXIT.OK, b.stderr.decode()
     r = run("run", "u.tpy", "--trust", "k.pub", "--input", "hi")
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     assert r.stdout == f"hi uid={NOBODY} net=closed".encode()
 
     # the same tampering is refused for this user too
@@ -57,7 +58,7 @@ def test_build_and_run_sealed_as_unprivileged_user(as_nobody):
         f.seek(-3, os.SEEK_END)
         f.write(bytes([last[0] ^ 0xff]))
     r = run("run", "u.tpy", "--trust", "k.pub")
-    assert r.returncode == 8, r.stderr.decode()
+    assert r.returncode == EXIT.BUNDLE, r.stderr.decode()
     assert b"sha256 is" in r.stderr
 
 
@@ -72,12 +73,12 @@ def test_a_file_the_sample_run_may_not_open_is_left_out(as_nobody):
                         "secret.txt": "root only\n"})
     os.chmod(app, 0o777)
     os.chmod(os.path.join(app, "secret.txt"), 0o600)  # owned by root, the test's user
-    assert run("keygen", "-o", "k.key").returncode == 0
+    assert run("keygen", "-o", "k.key").returncode == EXIT.OK
     b = run("build", os.path.join(app, "svc.py"), "-o", "s.tpy", "--key", "k.key")
-    assert b.returncode == 0, b.stderr.decode()
+    assert b.returncode == EXIT.OK, b.stderr.decode()
     assert b"root only" not in open(os.path.join(d, "s.tpy"), "rb").read()
     r = run("run", "s.tpy", "--trust", "k.pub")
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == EXIT.OK, r.stderr.decode()
     assert r.stdout == b"FileNotFoundError"  # absent from the sealed root
 
 
@@ -94,10 +95,10 @@ def test_unreadable_files_meet_a_warning_at_build_and_a_reason_at_run(as_nobody)
     os.chmod(os.path.join(lib, "secret.txt"), 0o600)  # owned by root, the test's user
     app = write_app(d, {"svc.py": "import teex, vendored\nteex.TEEX_return(str(vendored.VALUE))\n"})
     os.chmod(app, 0o777)
-    assert run("keygen", "-o", "k.key").returncode == 0
+    assert run("keygen", "-o", "k.key").returncode == EXIT.OK
     b = run("build", os.path.join(app, "svc.py"), "-o", "v.tpy", "--key", "k.key",
             "--pythonpath", lib, "--include-dir", lib)
-    assert b.returncode == 0, b.stderr.decode()
+    assert b.returncode == EXIT.OK, b.stderr.decode()
     warned = [l for l in b.stderr.decode().splitlines() if l.startswith("teepy: warning:")
               and "no cgroup for the limits" not in l]
     assert len(warned) == 1 and "secret.txt (Permission denied)" in warned[0], warned
@@ -105,7 +106,7 @@ def test_unreadable_files_meet_a_warning_at_build_and_a_reason_at_run(as_nobody)
 
     os.chmod(os.path.join(lib, "vendored.py"), 0o600)
     r = run("run", "v.tpy", "--trust", "k.pub")
-    assert r.returncode == 8, r.stderr.decode()
+    assert r.returncode == EXIT.BUNDLE, r.stderr.decode()
     line = r.stderr.decode().strip().splitlines()[-1]
     assert "vendored.py: cannot be read on this host: Permission denied" in line
     assert "missing" not in line

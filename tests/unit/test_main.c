@@ -5,6 +5,7 @@ int tp_test_failures;
 
 extern const struct tp_test units_tests[];
 extern const struct tp_test run_opts_tests[];
+extern const struct tp_test flags_tests[];
 extern const struct tp_test root_plan_tests[];
 extern const struct tp_test manifest_tests[];
 extern const struct tp_test trace_tests[];
@@ -18,7 +19,7 @@ int main(void)
 {
 	const struct tp_test *groups[] = { units_tests, run_opts_tests, root_plan_tests, manifest_tests,
 					    trace_tests, elf_tests, cgroup_plan_tests, judge_tests,
-					    channel_tests, trust_tests };
+					    channel_tests, trust_tests, flags_tests };
 	int passed = 0, failed = 0;
 
 	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {

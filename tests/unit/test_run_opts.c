@@ -34,10 +34,10 @@ static void test_defaults_are_the_teex_limits(void)
 	memset(env_table, 0, sizeof(env_table));
 	CHECK(parse(&o, err, (const char *[]){ "svc.py", NULL }) == 0);
 	CHECK_STR(o.script, "svc.py");
-	CHECK(o.memory_bytes == 3ULL << 30);
-	CHECK(o.cpu_ms == 30ULL * 60 * 1000);
-	CHECK(o.scratch_bytes == 0);
-	CHECK(o.threads == 64);
+	CHECK(o.limits.memory_bytes == 3ULL << 30);
+	CHECK(o.limits.cpu_ms == 30ULL * 60 * 1000);
+	CHECK(o.limits.scratch_bytes == 0);
+	CHECK(o.limits.threads == 64);
 	CHECK(o.mode == TP_MODE_SIM && o.mode_was_auto);
 	CHECK(!o.print_config && !o.allow_site_packages);
 	tp_run_opts_free(&o);
@@ -75,8 +75,8 @@ static void test_flags_override_environment(void)
 	env_table[2][0] = "TEEPY_VERSION";
 	env_table[2][1] = "1";
 	CHECK(parse(&o, err, (const char *[]){ "--memory", "256M", "svc.py", NULL }) == 0);
-	CHECK(o.memory_bytes == 256ULL << 20);
-	CHECK(o.cpu_ms == 5000);
+	CHECK(o.limits.memory_bytes == 256ULL << 20);
+	CHECK(o.limits.cpu_ms == 5000);
 	CHECK(o.print_config);
 	tp_run_opts_free(&o);
 	memset(env_table, 0, sizeof(env_table));
@@ -132,7 +132,7 @@ static void test_arguments_after_double_dash_belong_to_the_script(void)
 	CHECK(parse(&o, err, (const char *[]){ "svc.py", "--", "--memory", "x", NULL }) == 0);
 	CHECK(o.script_args.count == 2);
 	CHECK_STR(o.script_args.items[0], "--memory");
-	CHECK(o.memory_bytes == 3ULL << 30);
+	CHECK(o.limits.memory_bytes == 3ULL << 30);
 	tp_run_opts_free(&o);
 	CHECK(parse(&o, err, (const char *[]){ "--", "svc.py", "a", NULL }) == 0);
 	CHECK_STR(o.script, "svc.py");
@@ -223,17 +223,64 @@ static void test_one_input_and_one_output(void)
 	tp_run_opts_free(&o);
 }
 
+static void test_given_limits_are_a_set_of_bits(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+	memset(env_table, 0, sizeof(env_table));
+	CHECK(parse(&o, err, (const char *[]){ "svc.py", NULL }) == 0);
+	CHECK(o.limits_given == 0);
+	tp_run_opts_free(&o);
+	env_table[0][0] = "TEEPY_TIMEOUT";
+	env_table[0][1] = "5s";
+	CHECK(parse(&o, err,
+		    (const char *[]){ "--memory", "1G", "--scratch=16M", "--threads", "8", "svc.py",
+				      NULL }) == 0);
+	CHECK(o.limits_given ==
+	      (TP_LIMIT_MEMORY | TP_LIMIT_SCRATCH | TP_LIMIT_THREADS | TP_LIMIT_TIMEOUT));
+	CHECK(o.limits.memory_bytes == 1ULL << 30 && o.limits.scratch_bytes == 16ULL << 20);
+	CHECK(o.limits.threads == 8 && o.limits.timeout_ms == 5000);
+	CHECK(o.limits.cpu_ms == TP_DEFAULT_CPU_MS);
+	tp_run_opts_free(&o);
+	memset(env_table, 0, sizeof(env_table));
+}
+
+static void test_flags_are_named_whole_and_switches_take_no_value(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+	memset(env_table, 0, sizeof(env_table));
+	CHECK(parse(&o, err, (const char *[]){ "--mem", "1G", "svc.py", NULL }) == -EINVAL);
+	CHECK_STR(err, "unknown option '--mem' (see teepy run --help)");
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--print-config=1", "svc.py", NULL }) == -EINVAL);
+	CHECK_STR(err, "--print-config takes no value");
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "svc.py", "-xyz", NULL }) == -EINVAL);
+	CHECK_STR(err, "unknown option '-xyz' (see teepy run --help)");
+	tp_run_opts_free(&o);
+	/* --help wins over what follows it, not over an error before it */
+	CHECK(parse(&o, err, (const char *[]){ "--help", "--bogus", NULL }) == 0 && o.help);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--bogus", "--help", NULL }) == -EINVAL);
+	tp_run_opts_free(&o);
+}
+
 TESTS(run_opts_tests) = {
 	{ "defaults_are_the_teex_limits", test_defaults_are_the_teex_limits },
 	{ "service_data_come_before_task_data", test_service_data_come_before_task_data },
 	{ "flags_override_environment", test_flags_override_environment },
 	{ "bad_values_name_the_flag", test_bad_values_name_the_flag },
 	{ "missing_script_is_a_usage_error", test_missing_script_is_a_usage_error },
-	{ "arguments_after_double_dash_belong_to_the_script", test_arguments_after_double_dash_belong_to_the_script },
+	{ "arguments_after_double_dash_belong_to_the_script",
+	  test_arguments_after_double_dash_belong_to_the_script },
 	{ "options_after_the_script_are_teepys", test_options_after_the_script_are_teepys },
 	{ "hw_mode_is_parsed_auto_is_sim", test_hw_mode_is_parsed_auto_is_sim },
 	{ "shared_script_directories_are_named", test_shared_script_directories_are_named },
 	{ "pythonpath_and_allow_are_kept_apart", test_pythonpath_and_allow_are_kept_apart },
 	{ "one_input_and_one_output", test_one_input_and_one_output },
+	{ "given_limits_are_a_set_of_bits", test_given_limits_are_a_set_of_bits },
+	{ "flags_are_named_whole_and_switches_take_no_value",
+	  test_flags_are_named_whole_and_switches_take_no_value },
 	END_TESTS,
 };

@@ -1,0 +1,59 @@
+/* teepy's exit codes, each with its name and meaning: the one record that --help,
+ * `teepy help exit-codes` and the tests read. */
+#include "exit_codes.h"
+
+/* clang-format off */
+#define EXIT(name, meaning) { TP_EXIT_##name, #name, meaning }
+/* clang-format on */
+
+/* A code nothing produces yet is "reserved for" what will: a later command that
+ * needs it uses it, and no other code takes its number. */
+const struct tp_exit_code tp_exit_codes[] = {
+	EXIT(OK, "the service returned a result and ended normally"),
+	EXIT(SERVICE_FAILED,
+	     "the service failed: uncaught exception (traceback on stderr), syntax error (one "
+	     "line), non-zero exit, a crash (killed by a signal other than a limit's, e.g. "
+	     "SIGSEGV), or a result cut short (the service ended while sending it)"),
+	EXIT(USAGE, "usage error: bad flag or value (a value too large, or memory below the "
+		    "32 MiB the interpreter needs once scratch and a bundle's files are taken "
+		    "off), missing script, unreadable input or data file, input larger than the "
+		    "memory limit, the script's arguments, paths and preload names more than "
+		    "1 MiB together"),
+	EXIT(NO_RESULT, "the service ended without returning a result"),
+	EXIT(RULE, "killed for a rule: a forbidden system call that the policy answers by "
+		   "ending the service, a corrupted control channel, or a result larger than the "
+		   "memory limit"),
+	EXIT(MEMORY, "memory limit exceeded: killed by the cgroup, or without a cgroup a "
+		     "MemoryError the service did not catch (with a cgroup, a MemoryError is the "
+		     "service's own error)"),
+	EXIT(CPU, "CPU time limit exceeded (all threads and processes together)"),
+	EXIT(TIMEOUT, "wall-clock timeout"),
+	EXIT(BUNDLE, "bundle refused: malformed, signature does not verify, untrusted signer, a "
+		     "file changed, missing, unreadable, resized or not a regular file"),
+	EXIT(DATA_REFUSED, "reserved for a data item that fails its check (nothing produces it "
+			   "yet)"),
+	EXIT(KEY_MISSING, "reserved for a missing key: no key for an encrypted bundle or volume "
+			  "(nothing produces it yet)"),
+	EXIT(ATTESTATION_DENIED, "reserved for attestation denied: the CAS refused the evidence "
+				 "(nothing produces it yet)"),
+	EXIT(INTERNAL, "internal error: teepy could not set up the sandbox or write the result, "
+		       "or OpenSSL's libcrypto (needed for a bundle) cannot be loaded (the line "
+		       "says what failed)"),
+	EXIT(INTERRUPTED, "teepy itself was interrupted (SIGINT, SIGTERM, SIGHUP); the service "
+			  "was stopped"),
+	{ 0, NULL, NULL },
+};
+
+const struct tp_exit_code *tp_exit_code_find(int code)
+{
+	for (const struct tp_exit_code *e = tp_exit_codes; e->name; e++)
+		if (e->code == code)
+			return e;
+	return NULL;
+}
+
+void tp_exit_codes_print_list(FILE *f)
+{
+	for (const struct tp_exit_code *e = tp_exit_codes; e->name; e++)
+		fprintf(f, "%d %s %s\n", e->code, e->name, e->meaning);
+}
