@@ -627,23 +627,6 @@ static void sort_with_blobs(struct tp_manifest *m, void **blobs)
 	}
 }
 
-/* The sample run's options: the teepy run flags gathered in run_argv, then the
- * arguments after "--" (not kept there: --allow entries may still come before
- * them). Returns 0, or says what is wrong in one line and returns -1. */
-static int parse_sample_opts(struct tp_run_opts *opts, char **run_argv, int run_argc, char **rest,
-			     int rest_count)
-{
-	char err[512];
-
-	for (int i = 0; i < rest_count; i++)
-		run_argv[run_argc + i] = rest[i];
-	if (tp_run_opts_parse(opts, run_argc + rest_count, run_argv, NULL, err, sizeof(err)) == 0)
-		return 0;
-	tp_error("build: %s", err);
-	tp_run_opts_free(opts);
-	return -1;
-}
-
 int tp_cmd_build(int argc, char **argv)
 {
 	struct build b = {0};
@@ -651,19 +634,16 @@ int tp_cmd_build(int argc, char **argv)
 	struct tp_trace_log log;
 	struct tp_key *key = NULL;
 	char err[512] = "", *json = NULL;
-	/* teepy run's options, an --allow for each include, then "--" and the arguments */
-	char **run_argv = calloc(3 * (size_t)argc + 1, sizeof(char *));
 	char **includes_real = NULL;
-	int run_argc = 0, code = TP_EXIT_USAGE, r, tail = argc;
+	int code = TP_EXIT_USAGE, r;
 	size_t json_size, include_count = 0;
 	struct timespec t0, t1;
 	struct tp_flag_parser p;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	tp_trace_log_init(&log);
-	if (!run_argv)
-		return TP_EXIT_INTERNAL;
-	run_argv[run_argc++] = argv[0];
+	/* one pass: build's own flags here, teepy run's (the sample run's) into opts */
+	tp_run_opts_init(&opts);
 	if (tp_flags_start(&p, "build", flags, tp_run_flags, argc, argv) < 0) {
 		code = TP_EXIT_INTERNAL;
 		goto out;
@@ -673,10 +653,16 @@ int tp_cmd_build(int argc, char **argv)
 			tp_error("build: %s", err);
 			goto out;
 		}
-		/* the script and teepy run's flags are the sample run's: its parser reads them */
+		/* the script and teepy run's flags are the sample run's */
 		if (r == TP_FLAGS_OPERAND || p.flag_is_also) {
-			for (int i = p.first; i < p.end; i++)
-				run_argv[run_argc++] = argv[i];
+			r = r == TP_FLAGS_OPERAND
+				? tp_run_opts_operand(&opts, p.value, err, sizeof(err))
+				: tp_run_opts_set(&opts, p.flag->id, p.given, p.value, err,
+						  sizeof(err));
+			if (r < 0) {
+				tp_error("build: %s", err);
+				goto out;
+			}
 			continue;
 		}
 		if (p.flag->arg && !*p.value) {
@@ -708,12 +694,12 @@ int tp_cmd_build(int argc, char **argv)
 			break;
 		}
 	}
-	if (p.dashdash)
-		tail = p.rest - 1; /* the sample run's parser reads the "--" too */
 	/* a wrong flag is named first, before what else is missing */
-	if (parse_sample_opts(&opts, run_argv, run_argc, argv + tail, argc - tail) < 0)
+	if ((p.dashdash && tp_run_opts_rest(&opts, argc, argv, p.rest) < 0) ||
+	    tp_run_opts_finish(&opts, "build", err, sizeof(err)) < 0) {
+		tp_error("build: %s", err[0] ? err : "out of memory");
 		goto out;
-	tp_run_opts_free(&opts);
+	}
 	if (!b.bundle_path) {
 		tp_error("build: missing -o APP.tpy (see teepy build --help)");
 		goto out;
@@ -765,16 +751,13 @@ int tp_cmd_build(int argc, char **argv)
 		if ((code = check_include(dir ? "--include-dir" : "--include", given, dir, real)) !=
 		    0)
 			goto out;
-		if (!(includes_real[i] = strdup(real))) {
+		if (!(includes_real[i] = strdup(real)) ||
+		    tp_run_opts_allow(&opts, includes_real[i]) < 0) {
 			code = TP_EXIT_INTERNAL;
 			goto out;
 		}
-		run_argv[run_argc++] = "--allow";
-		run_argv[run_argc++] = includes_real[i];
 	}
 	code = TP_EXIT_USAGE;
-	if (parse_sample_opts(&opts, run_argv, run_argc, argv + tail, argc - tail) < 0)
-		goto out;
 	opts.allow_processes = b.allow_processes;
 
 	/* the bundle records the sample run's limits and policy; the keys no flag sets
@@ -940,6 +923,6 @@ out:
 	for (size_t i = 0; includes_real && i < include_count; i++)
 		free(includes_real[i]);
 	free(includes_real);
-	free(run_argv);
+	tp_run_opts_free(&opts);
 	return code;
 }

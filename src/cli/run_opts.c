@@ -195,17 +195,13 @@ static bool valid_env_name(const char *assignment)
 }
 
 /* What one parse has seen besides opts. */
-struct seen {
-	struct tp_strv task_data; /* kept apart until the end: they follow the service data */
-	bool input, output;
-};
-
 /* Sets what flag ID says, given as WHAT ("--memory", or "TEEPY_MEMORY" for a setting),
  * with VALUE (NULL for a switch). */
-static int set_flag(struct tp_run_opts *opts, struct seen *seen, int id, const char *what,
+int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what,
 		    const char *value, char *err, size_t err_size)
 {
 	struct tp_limits *l = &opts->limits;
+	struct tp_run_opts_seen *seen = &opts->seen;
 
 	switch (id) {
 	case RUN_INPUT:
@@ -297,8 +293,7 @@ static int set_flag(struct tp_run_opts *opts, struct seen *seen, int id, const c
 
 /* TEEPY_* settings give the defaults that flags then override: a value when it is
  * not empty, a switch's when it is 1. */
-static int apply_env(struct tp_run_opts *opts, struct seen *seen, tp_getenv_fn getenv_fn, char *err,
-		     size_t err_size)
+int tp_run_opts_env(struct tp_run_opts *opts, tp_getenv_fn getenv_fn, char *err, size_t err_size)
 {
 	const char *v;
 	int r;
@@ -312,9 +307,57 @@ static int apply_env(struct tp_run_opts *opts, struct seen *seen, tp_getenv_fn g
 			continue;
 		if (f->arg ? !*v : strcmp(v, "1") != 0)
 			continue;
-		if ((r = set_flag(opts, seen, f->id, f->env, f->arg ? v : NULL, err, err_size)) < 0)
+		if ((r = tp_run_opts_set(opts, f->id, f->env, f->arg ? v : NULL, err, err_size)) < 0)
 			return r;
 	}
+	return 0;
+}
+
+void tp_run_opts_init(struct tp_run_opts *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->limits = tp_limits_default();
+	opts->mode = TP_MODE_SIM;
+	opts->mode_was_auto = true;
+}
+
+int tp_run_opts_operand(struct tp_run_opts *opts, const char *arg, char *err, size_t err_size)
+{
+	if (opts->script)
+		return fail(err, err_size,
+			    "unexpected argument '%s' (arguments for the script go after --)", arg);
+	opts->script = arg;
+	return 0;
+}
+
+int tp_run_opts_rest(struct tp_run_opts *opts, int argc, char **argv, int from)
+{
+	for (int i = from; i < argc; i++) {
+		if (!opts->script)
+			opts->script = argv[i];
+		else if (strv_push(&opts->script_args, argv[i]) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int tp_run_opts_allow(struct tp_run_opts *opts, const char *path)
+{
+	return strv_push(&opts->allow, path);
+}
+
+int tp_run_opts_finish(struct tp_run_opts *opts, const char *command, char *err, size_t err_size)
+{
+	if (!opts->script)
+		return fail(err, err_size, "missing SCRIPT.py (see teepy %s --help)", command);
+	opts->service_data_count = opts->data.count;
+	for (size_t k = 0; k < opts->seen.task_data.count; k++)
+		if (strv_push(&opts->data, opts->seen.task_data.items[k]) < 0) {
+			fail(err, err_size, "out of memory");
+			return -ENOMEM;
+		}
+	free(opts->seen.task_data.items);
+	opts->seen.task_data = (struct tp_strv){ 0 };
 	return 0;
 }
 
@@ -322,67 +365,40 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 		      char *err, size_t err_size)
 {
 	struct tp_flag_parser p;
-	struct seen seen = { 0 };
 	/* run, or build for its sample run: each usage error names that command's help */
 	const char *command = argc > 0 ? argv[0] : "run";
 	int r;
 
-	memset(opts, 0, sizeof(*opts));
-	opts->limits = tp_limits_default();
-	opts->mode = TP_MODE_SIM;
-	opts->mode_was_auto = true;
-
-	r = apply_env(opts, &seen, getenv_fn, err, err_size);
-	if (r < 0)
+	tp_run_opts_init(opts);
+	if ((r = tp_run_opts_env(opts, getenv_fn, err, err_size)) < 0)
 		goto out;
-
 	if ((r = tp_flags_start(&p, command, tp_run_flags, NULL, argc, argv)) < 0)
 		goto out;
 	while ((r = tp_flags_next(&p, err, err_size)) != TP_FLAGS_DONE) {
 		if (r < 0)
 			goto out;
-		if (r == TP_FLAGS_OPERAND) {
-			if (opts->script) {
-				r = fail(err, err_size,
-					 "unexpected argument '%s' (arguments for the script go "
-					 "after --)",
-					 p.value);
-				goto out;
-			}
-			opts->script = p.value;
-			continue;
-		}
-		if ((r = set_flag(opts, &seen, p.flag->id, p.given, p.value, err, err_size)) < 0)
+		if (r == TP_FLAGS_OPERAND)
+			r = tp_run_opts_operand(opts, p.value, err, err_size);
+		else
+			r = tp_run_opts_set(opts, p.flag->id, p.given, p.value, err, err_size);
+		if (r < 0)
 			goto out;
 		if (opts->help)
-			goto out;
+			return 0;
 	}
 	/* "--" ends teepy's options: the script (if not named yet), then its arguments */
-	for (int i = p.rest; p.dashdash && i < argc; i++) {
-		if (!opts->script)
-			opts->script = argv[i];
-		else if ((r = strv_push(&opts->script_args, argv[i])) < 0)
-			goto out;
-	}
-
-	if (!opts->script) {
-		r = fail(err, err_size, "missing SCRIPT.py (see teepy %s --help)", command);
+	if (p.dashdash && (r = tp_run_opts_rest(opts, argc, argv, p.rest)) < 0)
 		goto out;
-	}
-	opts->service_data_count = opts->data.count;
-	for (size_t k = 0; k < seen.task_data.count; k++)
-		if ((r = strv_push(&opts->data, seen.task_data.items[k])) < 0)
-			goto out;
-	r = 0;
+	r = tp_run_opts_finish(opts, command, err, err_size);
 out:
 	if (r == -ENOMEM)
 		fail(err, err_size, "out of memory");
-	free(seen.task_data.items);
 	return r;
 }
 
 void tp_run_opts_free(struct tp_run_opts *opts)
 {
+	free(opts->seen.task_data.items);
 	free(opts->script_args.items);
 	free(opts->data.items);
 	free(opts->allow.items);

@@ -16,6 +16,12 @@ struct tp_strv {
 	size_t count;
 };
 
+/* What the parser has seen so far (tp_run_opts_finish settles it). */
+struct tp_run_opts_seen {
+	struct tp_strv task_data; /* kept apart until the end: they follow the service data */
+	bool input, output;
+};
+
 struct tp_run_opts {
 	const char *script;
 	struct tp_strv script_args;
@@ -39,6 +45,7 @@ struct tp_run_opts {
 	bool help;
 	enum tp_mode mode;
 	bool mode_was_auto;
+	struct tp_run_opts_seen seen;
 };
 
 /* Looks up a setting such as TEEPY_MEMORY; getenv in production, a table in tests. */
@@ -50,6 +57,21 @@ typedef const char *(*tp_getenv_fn)(const char *name);
  * it with tp_run_opts_free. */
 int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv_fn getenv_fn,
 		      char *err, size_t err_size);
+
+/* The same in steps, for a command that takes teepy run's flags among its own (build
+ * parses its argv once, handing each of run's flags here). Each returns 0 or -errno
+ * (-EINVAL with one line in err for a usage error). */
+void tp_run_opts_init(struct tp_run_opts *opts); /* the defaults */
+int tp_run_opts_env(struct tp_run_opts *opts, tp_getenv_fn getenv_fn, char *err, size_t err_size);
+/* flag ID of tp_run_flags, as the person wrote it (GIVEN), VALUE NULL for a switch */
+int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *given, const char *value,
+		    char *err, size_t err_size);
+int tp_run_opts_operand(struct tp_run_opts *opts, const char *arg, char *err, size_t err_size);
+/* argv[from..] after "--": the script if not named yet, then its arguments */
+int tp_run_opts_rest(struct tp_run_opts *opts, int argc, char **argv, int from);
+/* path (borrowed) made visible, as --allow does */
+int tp_run_opts_allow(struct tp_run_opts *opts, const char *path);
+int tp_run_opts_finish(struct tp_run_opts *opts, const char *command, char *err, size_t err_size);
 
 void tp_run_opts_free(struct tp_run_opts *opts);
 
