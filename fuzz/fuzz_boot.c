@@ -21,7 +21,8 @@ static bool same_list(const char *const *a, size_t na, const char *const *b, siz
 static bool same_boot(const struct tp_boot *a, const struct tp_boot *b)
 {
 	return a->filter_size == b->filter_size &&
-	       memcmp(a->filter, b->filter, a->filter_size) == 0 && strcmp(a->entry, b->entry) == 0 &&
+	       memcmp(a->filter, b->filter, a->filter_size) == 0 &&
+	       strcmp(a->entry, b->entry) == 0 &&
 	       same_list(a->argv, a->argv_count, b->argv, b->argv_count) &&
 	       same_list(a->path, a->path_count, b->path, b->path_count) &&
 	       same_list(a->preload, a->preload_count, b->preload, b->preload_count) &&

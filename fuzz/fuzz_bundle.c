@@ -22,7 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if ((const uint8_t *)b.manifest + b.header.manifest_size > data + size ||
 		    b.signature + 64 > data + size)
 			abort();
-		if (tp_manifest_from_json(b.manifest, b.header.manifest_size, &m, err, sizeof(err)) == 0) {
+		if (tp_manifest_from_json(b.manifest, b.header.manifest_size, &m, err,
+					  sizeof(err)) == 0) {
 			tp_bundle_check_blobs(&b, &m, err, sizeof(err));
 			tp_manifest_free(&m);
 		}

@@ -29,8 +29,8 @@ enum tp_frame_type {
 	/* service -> supervisor */
 	TP_FRAME_GET_INPUT = 16,
 	TP_FRAME_GET_DATA = 17, /* arg: index */
-	TP_FRAME_RESULT = 18,   /* payload: the result bytes */
-	TP_FRAME_STATUS = 19,   /* arg: TP_STATUS_*, payload: exception type name */
+	TP_FRAME_RESULT = 18,	/* payload: the result bytes */
+	TP_FRAME_STATUS = 19,	/* arg: TP_STATUS_*, payload: exception type name */
 };
 
 enum tp_reply { TP_REPLY_OK = 0, TP_REPLY_OUT_OF_RANGE = 1 };
@@ -57,6 +57,6 @@ enum tp_boot_tag {
 
 /* Bytes of a STATUS frame's name: the supervisor keeps it NUL-terminated in 128. */
 #define TP_MAX_STATUS_SIZE 127u
-#define TP_MAX_BOOT_SIZE (1u << 20)
+#define TP_MAX_BOOT_SIZE   (1u << 20)
 
 #endif

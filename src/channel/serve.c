@@ -59,14 +59,15 @@ static int send_data(struct tp_channel *ch, uint32_t index)
 	if (r < 0)
 		return r;
 	while (offset < st.st_size) {
-		ssize_t n = sendfile(ch->fd, ch->data_fds[index], &offset,
-				     (size_t)(st.st_size - offset));
+		ssize_t n =
+		    sendfile(ch->fd, ch->data_fds[index], &offset, (size_t)(st.st_size - offset));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
 		if (n == 0)
-			return -EIO; /* the file shrank under us: the stream cannot be kept in step */
+			return -EIO; /* the file shrank under us: the stream cannot be kept in step
+				      */
 	}
 	return 0;
 }

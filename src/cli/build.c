@@ -252,7 +252,7 @@ static int add_libraries(struct build *b, const char *inside, const struct tp_el
 	snprintf(origin, sizeof(origin), "%s", inside);
 	*strrchr(origin, '/') = '\0';
 	for (size_t i = 0; i < deps->count; i++) {
-		struct library_search ls = {.b = b, .name = deps->needed[i]};
+		struct library_search ls = { .b = b, .name = deps->needed[i] };
 		if (strchr(ls.name, '/'))
 			continue; /* a path of its own: the loader does not search for it */
 		if (!(deps->runpath &&
@@ -326,9 +326,9 @@ static int add_file(struct build *b, const char *host_path, const char *inside, 
 /* Where a path of the sample run is on this host: the app's directory was at /app. */
 static void host_view(const struct build *b, const char *path, char *out, size_t size)
 {
-	int n = under(path, TP_APP_DIR)
-		    ? snprintf(out, size, "%s%s", b->traced.script_dir, path + strlen(TP_APP_DIR))
-		    : snprintf(out, size, "%s", path);
+	int n = under(path, TP_APP_DIR) ?
+		    snprintf(out, size, "%s%s", b->traced.script_dir, path + strlen(TP_APP_DIR)) :
+		    snprintf(out, size, "%s", path);
 	if (n < 0 || (size_t)n >= size)
 		out[0] = '\0'; /* too long to exist: nothing is found there */
 }
@@ -457,8 +457,8 @@ static int add_tree(struct build *b, const char *dir, struct dropped *d)
 				/* a link to a directory may loop back; name it with --include-dir
 				 */
 				note_dropped(d, path,
-					     S_ISDIR(target.st_mode) ? "a link to a directory"
-								     : "a link to no regular file");
+					     S_ISDIR(target.st_mode) ? "a link to a directory" :
+								       "a link to no regular file");
 				continue;
 			}
 		} else if (!S_ISREG(st.st_mode)) {
@@ -546,7 +546,7 @@ static int add_include(struct build *b, const char *flag, const char *given)
 		return TP_EXIT_USAGE;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		struct dropped d = {.count = 0};
+		struct dropped d = { .count = 0 };
 		if (add_tree(b, real, &d) < 0) {
 			tp_error("build: %s %s: out of memory", flag, given);
 			return TP_EXIT_INTERNAL;
@@ -629,7 +629,7 @@ static void sort_with_blobs(struct tp_manifest *m, void **blobs)
 
 int tp_cmd_build(int argc, char **argv)
 {
-	struct build b = {0};
+	struct build b = { 0 };
 	struct tp_run_opts opts;
 	struct tp_trace_log log;
 	struct tp_key *key = NULL;
@@ -655,10 +655,10 @@ int tp_cmd_build(int argc, char **argv)
 		}
 		/* the script and teepy run's flags are the sample run's */
 		if (r == TP_FLAGS_OPERAND || p.flag_is_also) {
-			r = r == TP_FLAGS_OPERAND
-				? tp_run_opts_operand(&opts, p.value, err, sizeof(err))
-				: tp_run_opts_set(&opts, p.flag->id, p.given, p.value, err,
-						  sizeof(err));
+			r = r == TP_FLAGS_OPERAND ?
+				tp_run_opts_operand(&opts, p.value, err, sizeof(err)) :
+				tp_run_opts_set(&opts, p.flag->id, p.given, p.value, err,
+						sizeof(err));
 			if (r < 0) {
 				tp_error("build: %s", err);
 				goto out;
@@ -822,8 +822,8 @@ int tp_cmd_build(int argc, char **argv)
 	for (size_t i = 0; i < include_count; i++) {
 		bool dir = i >= b.includes.count;
 		if ((code = add_include(&b, dir ? "--include-dir" : "--include",
-					dir ? b.include_dirs.items[i - b.includes.count]
-					    : b.includes.items[i])) != 0)
+					dir ? b.include_dirs.items[i - b.includes.count] :
+					      b.includes.items[i])) != 0)
 			goto out_paths;
 	}
 	code = TP_EXIT_USAGE;
@@ -864,9 +864,9 @@ int tp_cmd_build(int argc, char **argv)
 	}
 	if ((r = tp_manifest_to_json(&b.manifest, &json, &json_size)) < 0) {
 		tp_error("build: cannot write the manifest: %s",
-			 r == -EILSEQ	      ? "a file name, argument or --env value is not UTF-8"
-			 : r == -ENAMETOOLONG ? "an --env name is too long"
-					      : strerror(-r));
+			 r == -EILSEQ	    ? "a file name, argument or --env value is not UTF-8" :
+			 r == -ENAMETOOLONG ? "an --env name is too long" :
+					      strerror(-r));
 		code = r == -ENOMEM ? TP_EXIT_INTERNAL : TP_EXIT_USAGE;
 		goto out_paths;
 	}

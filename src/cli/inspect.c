@@ -234,8 +234,8 @@ static void print_text(const char *path, const struct tp_bundle_file *bf, const 
 	       tp_format_duration(l->timeout_ms, timeout, sizeof(timeout)), l->threads);
 	printf("policy     processes %s, network %s, scratch %s\n",
 	       m->processes ? "manifest" : "none", tp_network_name(m->network),
-	       l->scratch_bytes ? tp_format_size(l->scratch_bytes, scratch, sizeof(scratch))
-				: "none");
+	       l->scratch_bytes ? tp_format_size(l->scratch_bytes, scratch, sizeof(scratch)) :
+				  "none");
 	put_list("preload", &m->preload);
 	printf("trees      %s", m->tree_count ? "" : "(none: each system file at its own path)\n");
 	for (size_t i = 0; i < m->tree_count; i++) {

@@ -69,7 +69,7 @@ static void mark(const char *phase)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	fprintf(stderr, "teepy: timing %7.3f ms  %s\n",
 		(double)(now.tv_sec - timing_start.tv_sec) * 1e3 +
-			(double)(now.tv_nsec - timing_start.tv_nsec) / 1e6,
+		    (double)(now.tv_nsec - timing_start.tv_nsec) / 1e6,
 		phase);
 }
 
@@ -89,7 +89,7 @@ struct cli_run {
 	int *data_fds;
 	char out_tmp[PATH_MAX]; /* --output is written here, then renamed */
 	const char **allow, **pythonpath, **env, **args, **trust, **preload;
-	char *trust_copy; /* TEEPY_TRUSTED_SIGNERS, split in place */
+	char *trust_copy;		/* TEEPY_TRUSTED_SIGNERS, split in place */
 	struct tp_trace_log *trace_log; /* teepy build's sample run */
 	struct tp_traced_run *traced_out;
 	struct tp_run_config cfg;
@@ -186,10 +186,12 @@ static int load_inputs(struct cli_run *run)
 		if (!run->input)
 			return usage_error("out of memory");
 	} else if (o->input_file) {
-		int fd = strcmp(o->input_file, "-") == 0 ? dup(0)
-							   : open(o->input_file, O_RDONLY | O_CLOEXEC);
+		int fd = strcmp(o->input_file, "-") == 0 ?
+			     dup(0) :
+			     open(o->input_file, O_RDONLY | O_CLOEXEC);
 		int r;
-		snprintf(run->input_name, sizeof(run->input_name), "--input-file %s", o->input_file);
+		snprintf(run->input_name, sizeof(run->input_name), "--input-file %s",
+			 o->input_file);
 		if (fd < 0)
 			return usage_error("--input-file %s: %s", o->input_file, strerror(errno));
 		/* the service could not hold more; /dev/zero must not exhaust teepy */
@@ -199,10 +201,11 @@ static int load_inputs(struct cli_run *run)
 		close(fd);
 		if (r == -EFBIG) {
 			char limit[32];
-			return usage_error("%s: larger than the memory limit (%s), which the service "
-					   "could not hold (raise --memory)",
-					   run->input_name,
-					   tp_format_size(o->limits.memory_bytes, limit, sizeof(limit)));
+			return usage_error(
+			    "%s: larger than the memory limit (%s), which the service "
+			    "could not hold (raise --memory)",
+			    run->input_name,
+			    tp_format_size(o->limits.memory_bytes, limit, sizeof(limit)));
 		}
 		if (r < 0)
 			return usage_error("--input-file %s: %s", o->input_file, strerror(-r));
@@ -252,7 +255,8 @@ static int load_trust(struct cli_run *run)
 	    !(run->trust = calloc(strlen(env) / 2 + 2, sizeof(char *))))
 		return -ENOMEM;
 	char *save = NULL;
-	for (char *tok = strtok_r(run->trust_copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save))
+	for (char *tok = strtok_r(run->trust_copy, ":", &save); tok;
+	     tok = strtok_r(NULL, ":", &save))
 		run->trust[n++] = tok;
 	run->cfg.trust_source = "TEEPY_TRUSTED_SIGNERS entry";
 	return 0;
@@ -279,7 +283,8 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 		tp_hex(inv->bundle.signer, 32, signer);
 		fprintf(stderr, "  app           %s\n", app);
 		fprintf(stderr, "  signer        %s\n", signer);
-		fprintf(stderr, "  verify        %zu files, each hashed as it is written into the root\n",
+		fprintf(stderr,
+			"  verify        %zu files, each hashed as it is written into the root\n",
 			inv->bundle.manifest.file_count);
 	}
 	fprintf(stderr, "  interpreter   %s (Python %s), executed, not embedded\n", TP_PYTHON_EXE,
@@ -292,28 +297,32 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 		"capabilities)\n",
 		(unsigned)getuid(), tp_sandbox_service_uid());
 	if (inv->sealed)
-		fprintf(stderr, "  root          sealed: read-only tmpfs holding only the %zu manifest "
-				"files, written from the verified bytes\n",
+		fprintf(stderr,
+			"  root          sealed: read-only tmpfs holding only the %zu manifest "
+			"files, written from the verified bytes\n",
 			inv->bundle.manifest.file_count);
 	else
-		fprintf(stderr, "  root          read-only tmpfs with %zu read-only binds: stdlib, "
-				"libraries, script directory%s%s\n",
+		fprintf(stderr,
+			"  root          read-only tmpfs with %zu read-only binds: stdlib, "
+			"libraries, script directory%s%s\n",
 			binds, o->allow_site_packages ? ", dist-packages" : "",
 			o->allow.count || o->pythonpath.count ? ", allowed paths" : "");
 	fprintf(stderr, "  processes     %s\n",
-		inv->processes ? "fork and exec of files inside the root (policy \"manifest\")"
-			       : "none: threads only");
+		inv->processes ? "fork and exec of files inside the root (policy \"manifest\")" :
+				 "none: threads only");
 	fprintf(stderr, "  scratch       %s\n",
-		l->scratch_bytes ? tp_format_size(l->scratch_bytes, scratch, sizeof(scratch))
-				 : "none (no writable path)");
+		l->scratch_bytes ? tp_format_size(l->scratch_bytes, scratch, sizeof(scratch)) :
+				   "none (no writable path)");
 	if (abi > 0)
 		fprintf(stderr, "  landlock      ABI %d: %s\n", abi, tp_landlock_describe(abi));
 	else
 		fprintf(stderr, "  landlock      unavailable (%s): teepy will refuse to run\n",
 			strerror(-abi));
-	fprintf(stderr, "  seccomp       2 stages, %zu named calls + argument rules, default ENOSYS; "
-			"execve allowed once for the interpreter, %s after boot\n",
-		tp_seccomp_rule_count(), inv->processes ? "allowed (Landlock: root files only)" : "denied");
+	fprintf(stderr,
+		"  seccomp       2 stages, %zu named calls + argument rules, default ENOSYS; "
+		"execve allowed once for the interpreter, %s after boot\n",
+		tp_seccomp_rule_count(),
+		inv->processes ? "allowed (Landlock: root files only)" : "denied");
 	tp_limits_print(&inv->enforce, l->memory_bytes, inv->sealed ? inv->plan.reserve_bytes : 0,
 			stderr);
 	fprintf(stderr,
@@ -338,15 +347,17 @@ static void print_filled(void *observer, const struct tp_invocation *inv)
 		"teepy: verified %zu files, %llu bytes, in %.1f ms (%u threads, %.1f ms CPU: %.0f "
 		"MB/s per core)\n",
 		f->count, (unsigned long long)f->bytes, f->seconds * 1e3, f->threads,
-		f->cpu_seconds * 1e3, f->cpu_seconds > 0 ? (double)f->bytes / f->cpu_seconds / 1e6 : 0.0);
+		f->cpu_seconds * 1e3,
+		f->cpu_seconds > 0 ? (double)f->bytes / f->cpu_seconds / 1e6 : 0.0);
 }
 
 static int check_mode(const struct tp_run_opts *o)
 {
 	if (o->mode != TP_MODE_HW)
 		return 0;
-	tp_error("mode hw: hardware attestation needs a confidential VM with configfs-tsm "
-		 "(/sys/kernel/config/tsm/report), which this build does not use yet; use --mode sim");
+	tp_error(
+	    "mode hw: hardware attestation needs a confidential VM with configfs-tsm "
+	    "(/sys/kernel/config/tsm/report), which this build does not use yet; use --mode sim");
 	return TP_EXIT_USAGE;
 }
 
@@ -363,9 +374,10 @@ static int make_config(struct cli_run *run)
 	bool tpy_name = name_len > 4 && strcmp(o->script + name_len - 4, ".tpy") == 0;
 	if ((code = load_inputs(run)) != 0)
 		return code;
-	if (!(run->allow = strv_array(&o->allow)) || !(run->pythonpath = strv_array(&o->pythonpath)) ||
-	    !(run->env = strv_array(&o->env)) || !(run->args = strv_array(&o->script_args)) ||
-	    load_trust(run) < 0 || catch_interrupts() < 0) {
+	if (!(run->allow = strv_array(&o->allow)) ||
+	    !(run->pythonpath = strv_array(&o->pythonpath)) || !(run->env = strv_array(&o->env)) ||
+	    !(run->args = strv_array(&o->script_args)) || load_trust(run) < 0 ||
+	    catch_interrupts() < 0) {
 		tp_error("out of memory");
 		return TP_EXIT_INTERNAL;
 	}
@@ -392,7 +404,8 @@ static int make_config(struct cli_run *run)
 		.trust_paths = run->trust,
 		.trust_source = cfg->trust_source,
 		.insecure_any_signer = o->insecure_any_signer,
-		.result = { .open = open_result, .ctx = run,
+		.result = { .open = open_result,
+			    .ctx = run,
 			    .name = o->output_file ? o->output_file : "stdout",
 			    .is_file = o->output_file != NULL },
 		.log = { .write = log_to_stderr },
@@ -448,10 +461,11 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 	tp_invoke_keep(&run->cfg, &out, keep ? keep : &inv);
 	finish_result(run, &out);
 	if (timing_on) {
-		fprintf(stderr, "teepy: usage  peak RSS %ld KiB, user %.3f s, system %.3f s\n",
-			out.rusage.ru_maxrss,
-			(double)out.rusage.ru_utime.tv_sec + (double)out.rusage.ru_utime.tv_usec / 1e6,
-			(double)out.rusage.ru_stime.tv_sec + (double)out.rusage.ru_stime.tv_usec / 1e6);
+		fprintf(
+		    stderr, "teepy: usage  peak RSS %ld KiB, user %.3f s, system %.3f s\n",
+		    out.rusage.ru_maxrss,
+		    (double)out.rusage.ru_utime.tv_sec + (double)out.rusage.ru_utime.tv_usec / 1e6,
+		    (double)out.rusage.ru_stime.tv_sec + (double)out.rusage.ru_stime.tv_usec / 1e6);
 	}
 	code = report(&out);
 	if (run->traced_out) {

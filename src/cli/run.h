@@ -13,9 +13,9 @@ struct tp_trace_log;
 struct tp_strlist;
 
 struct tp_traced_run {
-	char script[PATH_MAX];     /* real path of the script */
+	char script[PATH_MAX]; /* real path of the script */
 	char script_dir[PATH_MAX];
-	struct tp_root_plan plan;  /* what was visible in the run (caller frees) */
+	struct tp_root_plan plan;      /* what was visible in the run (caller frees) */
 	struct tp_strlist python_path; /* the run's sys.path, inside its root (caller frees) */
 	bool had_result;
 	uint64_t result_size; /* bytes; the result itself is dropped (or --output) */

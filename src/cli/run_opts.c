@@ -109,7 +109,7 @@ const struct tp_command_help tp_run_help = {
 };
 
 static int fail(char *err, size_t err_size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t err_size, const char *fmt, ...)
 {
@@ -141,7 +141,8 @@ static int parse_size_setting(const char *what, const char *text, uint64_t *out,
 		return fail(err, err_size, "%s: '%s' is too large (use e.g. 512M or 3G)", what,
 			    text);
 	if (r < 0)
-		return fail(err, err_size, "%s: '%s' is not a size (use e.g. 512M or 3G)", what, text);
+		return fail(err, err_size, "%s: '%s' is not a size (use e.g. 512M or 3G)", what,
+			    text);
 	if (*out == 0)
 		return fail(err, err_size, "%s: must be more than 0", what);
 	return 0;
@@ -156,8 +157,8 @@ static int parse_duration_setting(const char *what, const char *text, uint64_t *
 		return fail(err, err_size, "%s: '%s' is too long (use e.g. 2s, 1.5s or 30m)", what,
 			    text);
 	if (r < 0)
-		return fail(err, err_size, "%s: '%s' is not a duration (use e.g. 2s, 1.5s or 30m)", what,
-			    text);
+		return fail(err, err_size, "%s: '%s' is not a duration (use e.g. 2s, 1.5s or 30m)",
+			    what, text);
 	return 0;
 }
 
@@ -174,7 +175,8 @@ static int parse_mode(const char *what, const char *text, struct tp_run_opts *op
 		opts->mode = TP_MODE_HW;
 		opts->mode_was_auto = false;
 	} else {
-		return fail(err, err_size, "%s: unknown mode '%s' (use sim, auto or hw)", what, text);
+		return fail(err, err_size, "%s: unknown mode '%s' (use sim, auto or hw)", what,
+			    text);
 	}
 	return 0;
 }
@@ -197,8 +199,8 @@ static bool valid_env_name(const char *assignment)
 /* What one parse has seen besides opts. */
 /* Sets what flag ID says, given as WHAT ("--memory", or "TEEPY_MEMORY" for a setting),
  * with VALUE (NULL for a switch). */
-int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what,
-		    const char *value, char *err, size_t err_size)
+int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const char *value,
+		    char *err, size_t err_size)
 {
 	struct tp_limits *l = &opts->limits;
 	struct tp_run_opts_seen *seen = &opts->seen;
@@ -307,7 +309,8 @@ int tp_run_opts_env(struct tp_run_opts *opts, tp_getenv_fn getenv_fn, char *err,
 			continue;
 		if (f->arg ? !*v : strcmp(v, "1") != 0)
 			continue;
-		if ((r = tp_run_opts_set(opts, f->id, f->env, f->arg ? v : NULL, err, err_size)) < 0)
+		if ((r = tp_run_opts_set(opts, f->id, f->env, f->arg ? v : NULL, err, err_size)) <
+		    0)
 			return r;
 	}
 	return 0;

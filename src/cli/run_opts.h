@@ -25,18 +25,18 @@ struct tp_run_opts_seen {
 struct tp_run_opts {
 	const char *script;
 	struct tp_strv script_args;
-	const char *input;       /* --input, or NULL */
-	const char *input_file;  /* --input-file, "-" = stdin, or NULL */
-	const char *output_file; /* --output, or NULL = stdout (also for --output -) */
-	struct tp_strv data;      /* service data then task data, in order */
+	const char *input;	   /* --input, or NULL */
+	const char *input_file;	   /* --input-file, "-" = stdin, or NULL */
+	const char *output_file;   /* --output, or NULL = stdout (also for --output -) */
+	struct tp_strv data;	   /* service data then task data, in order */
 	size_t service_data_count; /* how many of data.items are service data */
-	struct tp_strv allow;      /* --allow paths */
+	struct tp_strv allow;	   /* --allow paths */
 	struct tp_strv pythonpath; /* --pythonpath paths: allowed, and on sys.path */
-	struct tp_strv env;        /* NAME=VALUE */
+	struct tp_strv env;	   /* NAME=VALUE */
 	struct tp_limits limits;   /* the defaults, TEEPY_* settings, then flags */
-	struct tp_strv trust;      /* --trust PUB: signers whose bundles may run */
+	struct tp_strv trust;	   /* --trust PUB: signers whose bundles may run */
 	bool insecure_any_signer;
-	bool allow_processes;      /* set by teepy build --allow-processes, not a run flag */
+	bool allow_processes; /* set by teepy build --allow-processes, not a run flag */
 	/* which limits were given (flag or TEEPY_*), a set of enum tp_limit_bit: a
 	 * bundle's own limits are only tightened by them */
 	unsigned limits_given;

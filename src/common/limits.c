@@ -26,7 +26,6 @@ struct tp_limits tp_limits_tighten(const struct tp_limits *signed_limits,
 	    tighter(given & TP_LIMIT_MEMORY, given_limits->memory_bytes, l.memory_bytes);
 	l.cpu_ms = tighter(given & TP_LIMIT_CPU, given_limits->cpu_ms, l.cpu_ms);
 	l.timeout_ms = tighter(given & TP_LIMIT_TIMEOUT, given_limits->timeout_ms, l.timeout_ms);
-	l.threads =
-	    (unsigned)tighter(given & TP_LIMIT_THREADS, given_limits->threads, l.threads);
+	l.threads = (unsigned)tighter(given & TP_LIMIT_THREADS, given_limits->threads, l.threads);
 	return l;
 }

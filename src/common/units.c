@@ -30,9 +30,9 @@ int tp_parse_size(const char *text, uint64_t *bytes_out)
 		const char *suffix;
 		unsigned shift;
 	} units[] = {
-		{ "", 0 },    { "b", 0 },    { "k", 10 },   { "kb", 10 },  { "kib", 10 }, { "m", 20 },
-		{ "mb", 20 }, { "mib", 20 }, { "g", 30 },   { "gb", 30 },  { "gib", 30 }, { "t", 40 },
-		{ "tb", 40 }, { "tib", 40 },
+		{ "", 0 },     { "b", 0 },   { "k", 10 },   { "kb", 10 },  { "kib", 10 },
+		{ "m", 20 },   { "mb", 20 }, { "mib", 20 }, { "g", 30 },   { "gb", 30 },
+		{ "gib", 30 }, { "t", 40 },  { "tb", 40 },  { "tib", 40 },
 	};
 	const char *p = text;
 	uint64_t value;
@@ -60,7 +60,8 @@ int tp_parse_duration_ms(const char *text, uint64_t *ms_out)
 		const char *suffix;
 		uint64_t ms;
 	} units[] = {
-		{ "", 1000 }, { "s", 1000 }, { "ms", 1 }, { "m", 60000 }, { "min", 60000 }, { "h", 3600000 },
+		{ "", 1000 },	{ "s", 1000 },	  { "ms", 1 },
+		{ "m", 60000 }, { "min", 60000 }, { "h", 3600000 },
 	};
 	const char *p = text;
 	uint64_t whole, frac = 0, frac_scale = 1;

@@ -25,27 +25,27 @@
 
 /* Every OpenSSL function teepy calls, taken from libcrypto by name; their types
  * come from OpenSSL's own headers. */
-#define OSSL_FUNCTIONS(X)                                                                      \
-	X(OPENSSL_init_crypto)                                                                 \
-	X(ERR_clear_error)                                                                     \
-	X(EVP_MD_CTX_new)                                                                      \
-	X(EVP_MD_CTX_free)                                                                     \
-	X(EVP_sha256)                                                                          \
-	X(EVP_Digest)                                                                          \
-	X(EVP_DigestInit_ex)                                                                   \
-	X(EVP_DigestUpdate)                                                                    \
-	X(EVP_DigestFinal_ex)                                                                  \
-	X(EVP_DigestSignInit)                                                                  \
-	X(EVP_DigestSign)                                                                      \
-	X(EVP_DigestVerifyInit)                                                                \
-	X(EVP_DigestVerify)                                                                    \
-	X(EVP_PKEY_Q_keygen)                                                                   \
-	X(EVP_PKEY_new_raw_public_key)                                                         \
-	X(EVP_PKEY_get_raw_public_key)                                                         \
-	X(EVP_PKEY_get_base_id)                                                                \
-	X(EVP_PKEY_free)                                                                       \
-	X(PEM_read_PrivateKey)                                                                 \
-	X(PEM_write_PrivateKey)                                                                \
+#define OSSL_FUNCTIONS(X)                                                                          \
+	X(OPENSSL_init_crypto)                                                                     \
+	X(ERR_clear_error)                                                                         \
+	X(EVP_MD_CTX_new)                                                                          \
+	X(EVP_MD_CTX_free)                                                                         \
+	X(EVP_sha256)                                                                              \
+	X(EVP_Digest)                                                                              \
+	X(EVP_DigestInit_ex)                                                                       \
+	X(EVP_DigestUpdate)                                                                        \
+	X(EVP_DigestFinal_ex)                                                                      \
+	X(EVP_DigestSignInit)                                                                      \
+	X(EVP_DigestSign)                                                                          \
+	X(EVP_DigestVerifyInit)                                                                    \
+	X(EVP_DigestVerify)                                                                        \
+	X(EVP_PKEY_Q_keygen)                                                                       \
+	X(EVP_PKEY_new_raw_public_key)                                                             \
+	X(EVP_PKEY_get_raw_public_key)                                                             \
+	X(EVP_PKEY_get_base_id)                                                                    \
+	X(EVP_PKEY_free)                                                                           \
+	X(PEM_read_PrivateKey)                                                                     \
+	X(PEM_write_PrivateKey)                                                                    \
 	X(PEM_write_PUBKEY)
 
 #define DECLARE(name) __typeof__(name) *name;
@@ -67,11 +67,11 @@ static void load_libcrypto(void)
 			 LIBCRYPTO, dlerror());
 		return;
 	}
-#define RESOLVE(name)                                                                          \
-	if (!(*(void **)&ossl.name = dlsym(lib, #name))) {                                     \
-		snprintf(load_error, sizeof(load_error), "%s has no %s: not OpenSSL 3",        \
-			 LIBCRYPTO, #name);                                                    \
-		return;                                                                        \
+#define RESOLVE(name)                                                                              \
+	if (!(*(void **)&ossl.name = dlsym(lib, #name))) {                                         \
+		snprintf(load_error, sizeof(load_error), "%s has no %s: not OpenSSL 3", LIBCRYPTO, \
+			 #name);                                                                   \
+		return;                                                                            \
 	}
 	OSSL_FUNCTIONS(RESOLVE)
 #undef RESOLVE
@@ -203,8 +203,8 @@ static int write_pem(const char *path, mode_t mode, EVP_PKEY *pkey, int private)
 		unlink(path);
 		return r;
 	}
-	ok = private ? ossl.PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL)
-		     : ossl.PEM_write_PUBKEY(f, pkey);
+	ok = private ? ossl.PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL) :
+		       ossl.PEM_write_PUBKEY(f, pkey);
 	if (fclose(f) != 0 || !ok) {
 		unlink(path);
 		return -EIO;
@@ -238,13 +238,13 @@ static void not_a_key(const char *head, int private, char *err, size_t err_size)
 	if (private)
 		snprintf(err, err_size, "%s",
 			 other_half ? "a public key; signing needs the private key (the .key from "
-				      "teepy keygen)"
-				    : "not an Ed25519 private key (a .key from teepy keygen)");
+				      "teepy keygen)" :
+				      "not an Ed25519 private key (a .key from teepy keygen)");
 	else
 		snprintf(err, err_size, "%s",
 			 other_half ? "a private key, not a public one (give the .pub from teepy "
-				      "keygen, and keep the .key to yourself)"
-				    : "not an Ed25519 public key (a .pub from teepy keygen)");
+				      "keygen, and keep the .key to yourself)" :
+				      "not an Ed25519 public key (a .pub from teepy keygen)");
 }
 
 static int base64_value(unsigned char c)
@@ -265,7 +265,8 @@ static const uint8_t ed25519_spki_prefix[12] = { 0x30, 0x2a, 0x30, 0x05, 0x06, 0
 
 int tp_ed25519_public_from_pem(const char *text, size_t size, uint8_t out[TP_ED25519_PUB_SIZE])
 {
-	static const char begin[] = "-----BEGIN PUBLIC KEY-----", end[] = "-----END PUBLIC KEY-----";
+	static const char begin[] = "-----BEGIN PUBLIC KEY-----",
+			  end[] = "-----END PUBLIC KEY-----";
 	const char *p = memmem(text, size, begin, sizeof(begin) - 1), *stop;
 	uint8_t der[sizeof(ed25519_spki_prefix) + TP_ED25519_PUB_SIZE];
 	size_t n = 0, pad = 0;
@@ -321,7 +322,8 @@ static int read_key_file(const char *path, char **text, size_t *len, char *err, 
 	r = tp_read_all(fd, 64 << 10, text, len);
 	close(fd);
 	if (r < 0)
-		snprintf(err, err_size, "%s", r == -EFBIG ? "larger than any key file" : strerror(-r));
+		snprintf(err, err_size, "%s",
+			 r == -EFBIG ? "larger than any key file" : strerror(-r));
 	return r;
 }
 
@@ -384,7 +386,8 @@ struct tp_key *tp_key_from_raw_public(const uint8_t raw[TP_ED25519_PUB_SIZE])
 
 	if (!key)
 		return NULL;
-	key->pkey = ossl.EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, TP_ED25519_PUB_SIZE);
+	key->pkey =
+	    ossl.EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, TP_ED25519_PUB_SIZE);
 	if (!key->pkey) {
 		ossl.ERR_clear_error();
 		free(key);

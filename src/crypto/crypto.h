@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TP_SHA256_SIZE 32
+#define TP_SHA256_SIZE	    32
 #define TP_ED25519_PUB_SIZE 32
 #define TP_ED25519_SIG_SIZE 64
 

@@ -63,10 +63,11 @@ int tp_bundle_parse_header(const uint8_t *bytes, size_t size, uint64_t file_size
 	expected = (uint64_t)TP_BUNDLE_HEADER_SIZE + out->manifest_size + TP_BUNDLE_KEY_SIZE +
 		   TP_BUNDLE_SIG_SIZE;
 	if (out->blob_size > UINT64_MAX - expected || expected + out->blob_size != file_size) {
-		snprintf(err, err_size,
-			 "bundle is %llu bytes but its header says %llu + %llu (truncated or extended)",
-			 (unsigned long long)file_size, (unsigned long long)expected,
-			 (unsigned long long)out->blob_size);
+		snprintf(
+		    err, err_size,
+		    "bundle is %llu bytes but its header says %llu + %llu (truncated or extended)",
+		    (unsigned long long)file_size, (unsigned long long)expected,
+		    (unsigned long long)out->blob_size);
 		return -EINVAL;
 	}
 	return 0;
@@ -103,7 +104,8 @@ int tp_bundle_check_blobs(const struct tp_bundle *b, const struct tp_manifest *m
 		if (!f->bundled)
 			continue;
 		if (f->offset != total || f->size > b->header.blob_size - total) {
-			snprintf(err, err_size, "bundled file %s lies outside the blob area", f->path);
+			snprintf(err, err_size, "bundled file %s lies outside the blob area",
+				 f->path);
 			return -EINVAL;
 		}
 		total += f->size;

@@ -20,12 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TP_BUNDLE_MAGIC "TEEPYBDL"
-#define TP_BUNDLE_VERSION 1
-#define TP_BUNDLE_HEADER_SIZE 24
+#define TP_BUNDLE_MAGIC	       "TEEPYBDL"
+#define TP_BUNDLE_VERSION      1
+#define TP_BUNDLE_HEADER_SIZE  24
 #define TP_BUNDLE_MAX_MANIFEST (16u << 20)
-#define TP_BUNDLE_KEY_SIZE 32
-#define TP_BUNDLE_SIG_SIZE 64
+#define TP_BUNDLE_KEY_SIZE     32
+#define TP_BUNDLE_SIG_SIZE     64
 
 struct tp_bundle_header {
 	uint32_t version;

@@ -55,9 +55,11 @@ int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, 
 		r = -EINVAL;
 		goto fail;
 	}
-	if ((r = tp_bundle_parse_header(header, sizeof(header), bf->file_size, &h, err, err_size)) < 0)
+	if ((r = tp_bundle_parse_header(header, sizeof(header), bf->file_size, &h, err, err_size)) <
+	    0)
 		goto fail;
-	head_size = TP_BUNDLE_HEADER_SIZE + h.manifest_size + TP_BUNDLE_KEY_SIZE + TP_BUNDLE_SIG_SIZE;
+	head_size =
+	    TP_BUNDLE_HEADER_SIZE + h.manifest_size + TP_BUNDLE_KEY_SIZE + TP_BUNDLE_SIG_SIZE;
 	bf->head = malloc(head_size);
 	if (!bf->head) {
 		r = -ENOMEM;
@@ -69,7 +71,8 @@ int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, 
 		goto fail;
 	}
 	/* parse our copy: the header read again must agree with the first read */
-	if ((r = tp_bundle_parse(bf->head, head_size, bf->file_size, &bf->bundle, err, err_size)) < 0)
+	if ((r = tp_bundle_parse(bf->head, head_size, bf->file_size, &bf->bundle, err, err_size)) <
+	    0)
 		goto fail;
 	if (bf->bundle.header.manifest_size != h.manifest_size) {
 		snprintf(err, err_size, "bundle changed while it was read");

@@ -11,9 +11,9 @@
 #include <stdbool.h>
 
 struct tp_bundle_file {
-	int fd;             /* kept open: blobs are read from it later */
+	int fd; /* kept open: blobs are read from it later */
 	uint64_t file_size;
-	uint8_t *head;      /* header .. signature, our private copy */
+	uint8_t *head; /* header .. signature, our private copy */
 	struct tp_bundle bundle;
 	struct tp_manifest manifest;
 	uint8_t app[32];    /* measurement */

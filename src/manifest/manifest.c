@@ -656,9 +656,9 @@ static int parse_engine(json_t *obj, struct tp_manifest_engine *e, char *err, si
 		return r;
 	name = json_object_get(obj, "name");
 	version = json_object_get(obj, "version");
-	i = json_is_string(name)
-		? name_index(engine_names, COUNT(engine_names), json_string_value(name))
-		: -1;
+	i = json_is_string(name) ?
+		name_index(engine_names, COUNT(engine_names), json_string_value(name)) :
+		-1;
 	if (i < 0)
 		return bad(err, err_size, "\"engine\".\"name\" must be \"cpython\" or \"pypy\"");
 	if (!json_is_string(version) || !engine_version_ok(json_string_value(version)))
@@ -741,8 +741,8 @@ static int parse_trees(json_t *a, struct tp_manifest *m, char *err, size_t err_s
 		if ((r = only_keys(t, "a tree", keys, err, err_size)) < 0)
 			return r;
 		k = json_is_string(kind) ? name_index(tree_kind_names, COUNT(tree_kind_names),
-						      json_string_value(kind))
-					 : -1;
+						      json_string_value(kind)) :
+					   -1;
 		if (k < 0)
 			return bad(err, err_size,
 				   "\"trees\"[%zu].\"kind\" must be \"prefix\", \"libraries\", "
@@ -862,9 +862,9 @@ static int parse_policy(json_t *obj, struct tp_manifest *m, char *err, size_t er
 	if (m->format == 1)
 		return 0;
 	value = json_object_get(obj, "network");
-	int n = json_is_string(value)
-		    ? name_index(network_names, COUNT(network_names), json_string_value(value))
-		    : -1;
+	int n = json_is_string(value) ?
+		    name_index(network_names, COUNT(network_names), json_string_value(value)) :
+		    -1;
 	if (n < 0)
 		return bad(err, err_size, "\"network\" must be \"none\" or \"listen\"");
 	m->network = (enum tp_network)n;

@@ -40,13 +40,13 @@ struct tp_manifest_file {
 	char *path; /* absolute, normalized, inside the root */
 	/* of the bytes stored: for an encrypted file, its protected (ciphertext) form */
 	uint8_t sha256[32];
-	uint64_t size;	 /* bytes stored */
-	uint32_t mode;	 /* permission bits */
-	bool bundled;	 /* content travels in the bundle; else a host file at `path` */
-	bool encrypted;	 /* stored as a protected file (format 2 only) */
-	uint64_t mtime;	 /* system files: seconds, kept so CPython's timestamp-checked
-			  * .pyc caches stay valid; 0 for bundled files (reproducible) */
-	uint64_t offset; /* in the blob area, computed from the bundled files before it */
+	uint64_t size;		  /* bytes stored */
+	uint32_t mode;		  /* permission bits */
+	bool bundled;		  /* content travels in the bundle; else a host file at `path` */
+	bool encrypted;		  /* stored as a protected file (format 2 only) */
+	uint64_t mtime;		  /* system files: seconds, kept so CPython's timestamp-checked
+				   * .pyc caches stay valid; 0 for bundled files (reproducible) */
+	uint64_t offset;	  /* in the blob area, computed from the bundled files before it */
 	uint8_t plain_sha256[32]; /* an encrypted file's plaintext; zero otherwise */
 };
 

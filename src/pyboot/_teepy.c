@@ -31,7 +31,8 @@ static PyObject *input_bytes; /* cached after the first ask */
 
 static PyObject *channel_error(void)
 {
-	PyErr_SetString(PyExc_RuntimeError, "teepy: the control channel to the supervisor is closed");
+	PyErr_SetString(PyExc_RuntimeError,
+			"teepy: the control channel to the supervisor is closed");
 	return NULL;
 }
 
@@ -160,7 +161,8 @@ static PyObject *get_data(PyObject *self, PyObject *arg)
 
 	(void)self;
 	if (!PyLong_Check(arg))
-		return PyErr_Format(PyExc_TypeError, "TEEX_getdata() index must be int, not '%.100s'",
+		return PyErr_Format(PyExc_TypeError,
+				    "TEEX_getdata() index must be int, not '%.100s'",
 				    Py_TYPE(arg)->tp_name);
 	index = PyLong_AsSsize_t(arg);
 	if (index == -1 && PyErr_Occurred()) {
@@ -177,8 +179,8 @@ static PyObject *get_data(PyObject *self, PyObject *arg)
 	b = request(TP_FRAME_GET_DATA, (uint32_t)index);
 	if (b == Py_None) {
 		Py_DECREF(b);
-		return PyErr_Format(PyExc_IndexError, "data index %zd out of range (%zd items)", index,
-				    data_count);
+		return PyErr_Format(PyExc_IndexError, "data index %zd out of range (%zd items)",
+				    index, data_count);
 	}
 	return b;
 }
@@ -195,9 +197,11 @@ static PyMethodDef teex_methods[] = {
 	{ "get_input", get_input, METH_NOARGS, "The input string of this invocation." },
 	{ "get_input_bytes", get_input_bytes, METH_NOARGS, "The input as bytes." },
 	{ "TEEX_return", set_result, METH_O,
-	  "Return the result (str or bytes). Only the first call counts; later calls return False." },
+	  "Return the result (str or bytes). Only the first call counts; later calls return "
+	  "False." },
 	{ "set_result", set_result, METH_O,
-	  "Return the result (str or bytes). Only the first call counts; later calls return False." },
+	  "Return the result (str or bytes). Only the first call counts; later calls return "
+	  "False." },
 	{ "TEEX_getdata", get_data, METH_O,
 	  "Bytes of data item i: the service data in order, then the task data." },
 	{ "get_data", get_data, METH_O,
@@ -207,9 +211,15 @@ static PyMethodDef teex_methods[] = {
 };
 
 static struct PyModuleDef teex_def = {
-	PyModuleDef_HEAD_INIT, "teex",
-	"The TEEX service interface, provided by the teepy runtime.", -1, teex_methods,
-	NULL, NULL, NULL, NULL,
+	PyModuleDef_HEAD_INIT,
+	"teex",
+	"The TEEX service interface, provided by the teepy runtime.",
+	-1,
+	teex_methods,
+	NULL,
+	NULL,
+	NULL,
+	NULL,
 };
 
 /* ---- boot ---- */
@@ -441,22 +451,22 @@ static int import_preload(PyObject *names)
  * too, so its three objects are filled in as that constructor fills them.
  * tests/e2e compares every attribute of the six with a native python3 -I's. */
 static const char site_builtins_text[] =
-	"import _sitebuiltins, builtins, sys\n"
-	"def _printer(name, data, files=(), dirs=()):\n"
-	"    p = object.__new__(_sitebuiltins._Printer)\n"
-	"    p.__dict__.update(_Printer__name=name, _Printer__data=data, _Printer__lines=None,\n"
-	"                      _Printer__filenames=[d + '/' + f for d in dirs for f in files])\n"
-	"    return p\n"
-	"builtins.quit = _sitebuiltins.Quitter('quit', 'Ctrl-D (i.e. EOF)')\n"
-	"builtins.exit = _sitebuiltins.Quitter('exit', 'Ctrl-D (i.e. EOF)')\n"
-	"builtins.copyright = _printer('copyright', sys.copyright)\n"
-	"builtins.credits = _printer('credits',\n"
-	"    '    Thanks to CWI, CNRI, BeOpen.com, Zope Corporation and a cast of thousands\\n'\n"
-	"    '    for supporting Python development.  See www.python.org for more information.')\n"
-	"builtins.license = _printer('license', 'See https://www.python.org/psf/license/',\n"
-	"                            ['LICENSE.txt', 'LICENSE'],\n"
-	"                            [sys._stdlib_dir + '/..', sys._stdlib_dir, '.'])\n"
-	"builtins.help = _sitebuiltins._Helper()\n";
+    "import _sitebuiltins, builtins, sys\n"
+    "def _printer(name, data, files=(), dirs=()):\n"
+    "    p = object.__new__(_sitebuiltins._Printer)\n"
+    "    p.__dict__.update(_Printer__name=name, _Printer__data=data, _Printer__lines=None,\n"
+    "                      _Printer__filenames=[d + '/' + f for d in dirs for f in files])\n"
+    "    return p\n"
+    "builtins.quit = _sitebuiltins.Quitter('quit', 'Ctrl-D (i.e. EOF)')\n"
+    "builtins.exit = _sitebuiltins.Quitter('exit', 'Ctrl-D (i.e. EOF)')\n"
+    "builtins.copyright = _printer('copyright', sys.copyright)\n"
+    "builtins.credits = _printer('credits',\n"
+    "    '    Thanks to CWI, CNRI, BeOpen.com, Zope Corporation and a cast of thousands\\n'\n"
+    "    '    for supporting Python development.  See www.python.org for more information.')\n"
+    "builtins.license = _printer('license', 'See https://www.python.org/psf/license/',\n"
+    "                            ['LICENSE.txt', 'LICENSE'],\n"
+    "                            [sys._stdlib_dir + '/..', sys._stdlib_dir, '.'])\n"
+    "builtins.help = _sitebuiltins._Helper()\n";
 
 static int add_site_builtins(void)
 {
@@ -509,7 +519,8 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 	/* site comes before the service's sys.path, so that it is the interpreter's
 	 * own (frozen) module, never a site.py of the service's */
 	if (add_site_builtins() < 0 || PySys_SetObject("argv", argv) < 0 ||
-	    PySys_SetObject("path", path) < 0 || PySys_SetObject("dont_write_bytecode", Py_True) < 0)
+	    PySys_SetObject("path", path) < 0 ||
+	    PySys_SetObject("dont_write_bytecode", Py_True) < 0)
 		goto out;
 	if (import_preload(preload) < 0) {
 		result = PyLong_FromLong(1);
@@ -535,8 +546,15 @@ static PyMethodDef teepy_methods[] = {
 };
 
 static struct PyModuleDef teepy_def = {
-	PyModuleDef_HEAD_INIT, "_teepy", "The teepy runtime bootstrap.", -1, teepy_methods,
-	NULL, NULL, NULL, NULL,
+	PyModuleDef_HEAD_INIT,
+	"_teepy",
+	"The teepy runtime bootstrap.",
+	-1,
+	teepy_methods,
+	NULL,
+	NULL,
+	NULL,
+	NULL,
 };
 
 PyMODINIT_FUNC PyInit__teepy(void);

@@ -15,8 +15,8 @@
 #error "teepy knows the program loader of x86_64 and aarch64 only"
 #endif
 
-#define TP_BOOT_TEXT                                                                   \
-	"import sys;sys.path[:0]=['" TP_RUNTIME_DIR "'];import _teepy;raise SystemExit(" \
+#define TP_BOOT_TEXT                                                                               \
+	"import sys;sys.path[:0]=['" TP_RUNTIME_DIR "'];import _teepy;raise SystemExit("           \
 	"_teepy.boot())"
 
 #endif

@@ -32,8 +32,8 @@ struct job {
 	const struct tp_manifest *m;
 	const struct tp_file_source *bundled, *system;
 	int root_fd;
-	size_t *order;      /* file indexes, largest first */
-	atomic_size_t next; /* the threads take files from the same list */
+	size_t *order;	      /* file indexes, largest first */
+	atomic_size_t next;   /* the threads take files from the same list */
 	atomic_int failed;    /* refusals reported, of files or not */
 	atomic_int bad_files; /* files refused */
 	size_t err_index;     /* the manifest index of the file err names (SIZE_MAX: none) */
@@ -102,8 +102,10 @@ static int make_dirs(const struct tp_manifest *m, int root_fd, char *err, size_t
 			dir[k] = '\0';
 			if (k > 0 && mkdirat(root_fd, dir, 0755) < 0 && errno != EEXIST) {
 				int r = -errno;
-				snprintf(err, err_size, "file /%s: cannot make its directory /%s in the "
-					 "sealed root: %s", path, dir, strerror(-r));
+				snprintf(err, err_size,
+					 "file /%s: cannot make its directory /%s in the "
+					 "sealed root: %s",
+					 path, dir, strerror(-r));
 				return r;
 			}
 			if (k < len)
@@ -121,22 +123,24 @@ static void refuse_unreadable(const struct tp_manifest_file *f, const char *want
 			      char *line, size_t size)
 {
 	if (err == ENOENT || err == ENOTDIR)
-		snprintf(line, size, "file %s: missing on this host (the manifest expects sha256 %s)",
-			 f->path, want);
-	else
 		snprintf(line, size,
-			 "file %s: cannot be read on this host: %s (the manifest expects sha256 %s)",
-			 f->path, strerror(err), want);
+			 "file %s: missing on this host (the manifest expects sha256 %s)", f->path,
+			 want);
+	else
+		snprintf(
+		    line, size,
+		    "file %s: cannot be read on this host: %s (the manifest expects sha256 %s)",
+		    f->path, strerror(err), want);
 }
 
 static const char *file_type(mode_t mode)
 {
-	return S_ISDIR(mode)	? "a directory"
-	       : S_ISCHR(mode)	? "a character device"
-	       : S_ISBLK(mode)	? "a block device"
-	       : S_ISFIFO(mode) ? "a FIFO"
-	       : S_ISSOCK(mode) ? "a socket"
-				: "not a regular file";
+	return S_ISDIR(mode)  ? "a directory" :
+	       S_ISCHR(mode)  ? "a character device" :
+	       S_ISBLK(mode)  ? "a block device" :
+	       S_ISFIFO(mode) ? "a FIFO" :
+	       S_ISSOCK(mode) ? "a socket" :
+				"not a regular file";
 }
 
 static void refuse_changed(const struct tp_manifest_file *f, const char *want, int fd,
@@ -222,7 +226,8 @@ static int blob_open(void *ctx, const struct tp_manifest_file *f, struct tp_sour
 
 	(void)err;
 	(void)err_size;
-	*out = (struct tp_source_file){ .fd = b->bundle_fd, .base = b->blob_offset + f->offset,
+	*out = (struct tp_source_file){ .fd = b->bundle_fd,
+					.base = b->blob_offset + f->offset,
 					.owned = false };
 	return 0;
 }
@@ -249,7 +254,7 @@ static int copy_one(struct job *job, size_t i, char *buf)
 	}
 
 	if ((dst = openat(job->root_fd, f->path + 1,
-				    O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+			  O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
 		r = -errno;
 	if (r == 0 && !(ctx = tp_sha256_new()))
 		r = -ENOMEM;
@@ -257,7 +262,8 @@ static int copy_one(struct job *job, size_t i, char *buf)
 	if (r == 0 && ftruncate(dst, (off_t)f->size) < 0)
 		r = -errno;
 	if (r < 0) {
-		report(job, "file %s: cannot create it in the sealed root: %s", f->path, strerror(-r));
+		report(job, "file %s: cannot create it in the sealed root: %s", f->path,
+		       strerror(-r));
 		goto out;
 	}
 	for (uint64_t offset = 0; offset < f->size;) {
@@ -270,7 +276,8 @@ static int copy_one(struct job *job, size_t i, char *buf)
 			if (n < 0)
 				report(job, "file %s: cannot be read: %s", f->path, strerror(-r));
 			else
-				report(job, "file %s: shrank while it was read (changed on this host)",
+				report(job,
+				       "file %s: shrank while it was read (changed on this host)",
 				       f->path);
 			goto out;
 		}
@@ -286,7 +293,8 @@ static int copy_one(struct job *job, size_t i, char *buf)
 	ctx = NULL;
 	if (memcmp(digest, f->sha256, 32) != 0) {
 		tp_hex(digest, 32, got);
-		report(job, "file %s: sha256 is %s, the manifest says %s (changed since it was signed)",
+		report(job,
+		       "file %s: sha256 is %s, the manifest says %s (changed since it was signed)",
 		       f->path, got, want);
 		r = -EBADMSG;
 		goto out;
@@ -372,8 +380,14 @@ int tp_fill_root(const struct tp_manifest *m, const struct tp_file_source *bundl
 		 const struct tp_file_source *system, int root_fd, struct tp_fill_stats *out,
 		 char *err, size_t err_size, bool (*stop)(void *stop_ctx), void *stop_ctx)
 {
-	struct job job = { .m = m, .bundled = bundled, .system = system, .root_fd = root_fd,
-			   .err = err, .err_size = err_size, .stop = stop, .stop_ctx = stop_ctx,
+	struct job job = { .m = m,
+			   .bundled = bundled,
+			   .system = system,
+			   .root_fd = root_fd,
+			   .err = err,
+			   .err_size = err_size,
+			   .stop = stop,
+			   .stop_ctx = stop_ctx,
 			   .err_index = SIZE_MAX };
 	size_t n = m->file_count;
 	struct timespec t0, t1;

@@ -31,8 +31,9 @@ static void memory_exceeded(const struct tp_observed *o, struct tp_outcome *out)
 		snprintf(how, sizeof(how), "peak %s%s%s%s",
 			 tp_format_size(o->peak_bytes + o->root_bytes, peak_text, 32),
 			 o->root_bytes ? " with the sealed root's files (" : "",
-			 o->root_bytes ? tp_format_size(o->root_bytes, root_text, sizeof(root_text))
-				       : "",
+			 o->root_bytes ?
+			     tp_format_size(o->root_bytes, root_text, sizeof(root_text)) :
+			     "",
 			 o->root_bytes ? ")" : "");
 	else /* RLIMIT_AS: no memory counter, what the kernel kept resident at most */
 		snprintf(how, sizeof(how), "peak resident %s",
@@ -56,7 +57,8 @@ void tp_judge(const struct tp_observed *o, struct tp_outcome *out)
 	if (o->result_too_large) {
 		out->rule = TP_RULE_RESULT_SIZE;
 		say(out, TP_END_RULE,
-		    "killed for a rule: the service sent a result larger than its memory limit (%s)",
+		    "killed for a rule: the service sent a result larger than its memory limit "
+		    "(%s)",
 		    tp_format_size(o->memory_limit_bytes, text, sizeof(text)));
 		return;
 	}
@@ -89,9 +91,8 @@ void tp_judge(const struct tp_observed *o, struct tp_outcome *out)
 	/* Under RLIMIT_AS the limit shows as an allocation that fails: MemoryError. A
 	 * cgroup never fails an allocation, it kills: there a MemoryError is the
 	 * service's own (an impossible size, as natively), not the limit. */
-	if (o->oom_killed ||
-	    (o->rlimit_memory && o->status_kind == TP_STATUS_EXCEPTION && o->status_name &&
-	     strcmp(o->status_name, "MemoryError") == 0)) {
+	if (o->oom_killed || (o->rlimit_memory && o->status_kind == TP_STATUS_EXCEPTION &&
+			      o->status_name && strcmp(o->status_name, "MemoryError") == 0)) {
 		memory_exceeded(o, out);
 		return;
 	}

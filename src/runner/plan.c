@@ -124,9 +124,9 @@ static int check_memory(const struct tp_invocation *inv, struct tp_outcome *out)
 			 " less the scratch (%s)",
 			 tp_format_size(l->scratch_bytes, scratch, sizeof(scratch)));
 	if (inv->sealed)
-		fix = l->memory_bytes < inv->bundle.manifest.limits.memory_bytes
-			  ? "raise --memory, up to the bundle's own limit"
-			  : "rebuild the bundle with a larger --memory";
+		fix = l->memory_bytes < inv->bundle.manifest.limits.memory_bytes ?
+			  "raise --memory, up to the bundle's own limit" :
+			  "rebuild the bundle with a larger --memory";
 	else if (l->scratch_bytes)
 		fix = "raise --memory or lower --scratch";
 	else
@@ -296,8 +296,9 @@ static int plan_runtime(struct tp_invocation *inv, struct tp_outcome *out)
 
 	for (size_t i = 0; r == 0 && i < sizeof(devices) / sizeof(devices[0]); i++)
 		r = tp_root_plan_add(plan, TP_ROOT_DEVICE, devices[i], devices[i], 0);
-	r = r ?: tp_root_plan_add(plan, TP_ROOT_RUNTIME,
-				  TP_RUNTIME_DIR "/_teepy" TP_PYTHON_EXT_SUFFIX, inv->runtime_so, 0);
+	r = r ?:
+		tp_root_plan_add(plan, TP_ROOT_RUNTIME,
+				 TP_RUNTIME_DIR "/_teepy" TP_PYTHON_EXT_SUFFIX, inv->runtime_so, 0);
 	r = r ?: plan_user_database(inv);
 	if (r == 0 && inv->limits.scratch_bytes)
 		r = tp_root_plan_add(plan, TP_ROOT_TMPFS, "/tmp", NULL, inv->limits.scratch_bytes);
@@ -361,7 +362,8 @@ static int plan_unsealed(struct tp_invocation *inv, struct tp_outcome *out)
 	    (r = tp_root_plan_add_links(plan, "/lib/" TP_MULTIARCH)) < 0)
 		return tp_runner_fail(out, TP_END_INTERNAL, "program loader %s: %s", TP_LOADER,
 				      strerror(-r));
-	if (cfg->allow_site_packages && (r = tp_root_plan_add_path(plan, TP_PYTHON_DIST_PACKAGES)) < 0)
+	if (cfg->allow_site_packages &&
+	    (r = tp_root_plan_add_path(plan, TP_PYTHON_DIST_PACKAGES)) < 0)
 		return tp_runner_fail(out, TP_END_CONFIG,
 				      "--allow-site-packages: %s: %s (install python3-numpy or the "
 				      "packages you need)",
@@ -529,19 +531,22 @@ static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 	inv->limits = tp_limits_tighten(&m->limits, &cfg->limits, cfg->limits_given);
 	if ((cfg->limits_given & TP_LIMIT_SCRATCH) && cfg->limits.scratch_bytes &&
 	    cfg->limits.scratch_bytes != m->limits.scratch_bytes) {
-		snprintf(err, sizeof(err),
-			 "--scratch is set by the bundle's policy (%llu bytes); the flag is ignored",
-			 (unsigned long long)m->limits.scratch_bytes);
+		snprintf(
+		    err, sizeof(err),
+		    "--scratch is set by the bundle's policy (%llu bytes); the flag is ignored",
+		    (unsigned long long)m->limits.scratch_bytes);
 		warn(inv, err);
 	}
 	if (count_of(cfg->allow) || count_of(cfg->pythonpath) || cfg->allow_site_packages)
-		warn(inv, "--allow, --pythonpath and --allow-site-packages do not apply to a sealed "
-			  "bundle: it sees only its manifest's files");
+		warn(inv,
+		     "--allow, --pythonpath and --allow-site-packages do not apply to a sealed "
+		     "bundle: it sees only its manifest's files");
 
 	/* sys.path directories exist even if empty: CPython finds its exec_prefix by
 	 * lib-dynload, and an empty directory reveals nothing */
 	for (size_t i = 0; i < inv->python_path.count; i++)
-		if (tp_root_plan_add(&inv->plan, TP_ROOT_DIR, inv->python_path.items[i], NULL, 0) < 0)
+		if (tp_root_plan_add(&inv->plan, TP_ROOT_DIR, inv->python_path.items[i], NULL, 0) <
+		    0)
 			return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
 	/* only manifest files exist: in a processes policy any of them may be executed */
 	set_exec_files(inv, TP_PYTHON_EXE, TP_LOADER, inv->processes ? "/" : NULL);
@@ -610,8 +615,8 @@ int tp_plan_env(struct tp_invocation *inv)
 	r = r ?: push_env(inv, "OMP_NUM_THREADS=%u", inv->blas_threads);
 	r = r ?: push_env(inv, "MKL_NUM_THREADS=%u", inv->blas_threads);
 	for (size_t i = 0; r == 0 && i < manifest_count + extra; i++) {
-		const char *assignment = i < manifest_count ? inv->bundle.manifest.env.items[i]
-							    : env[i - manifest_count];
+		const char *assignment = i < manifest_count ? inv->bundle.manifest.env.items[i] :
+							      env[i - manifest_count];
 		size_t name_len = (size_t)(strchr(assignment, '=') - assignment);
 		/* a later assignment of the same name replaces the earlier one */
 		for (size_t j = 0; j < inv->env_count; j++) {
@@ -635,11 +640,11 @@ int tp_plan_boot(const struct tp_invocation *inv, uint8_t **data, size_t *size)
 	const struct tp_bpf *stage2 =
 	    inv->processes ? &tp_seccomp_stage2_processes : &tp_seccomp_stage2;
 	const struct tp_strlist *argv = inv->sealed ? &inv->bundle.manifest.argv : NULL;
-	const struct tp_strlist *signed_preload = inv->sealed ? &inv->bundle.manifest.preload : NULL;
+	const struct tp_strlist *signed_preload =
+	    inv->sealed ? &inv->bundle.manifest.preload : NULL;
 	size_t args = count_of(cfg->args);
 	size_t argc = 1 + (argv ? argv->count : 0) + args;
-	size_t preload_count =
-	    signed_preload ? signed_preload->count : count_of(cfg->preload);
+	size_t preload_count = signed_preload ? signed_preload->count : count_of(cfg->preload);
 	size_t n = 0;
 	/* one array: sys.argv, then sys.path, then the preload names */
 	const char **items = calloc(argc + inv->python_path.count + preload_count, sizeof(*items));

@@ -36,8 +36,8 @@ struct watch {
 	atomic_bool timed_out;
 	atomic_bool cancelled;
 	struct tp_channel channel;
-	int result_fd;	 /* what the sink opened (or the memfd), -1 before */
-	bool result_mem; /* the result is kept in memory (no sink) */
+	int result_fd;	  /* what the sink opened (or the memfd), -1 before */
+	bool result_mem;  /* the result is kept in memory (no sink) */
 	int setup_failed; /* the child failed before exec: its line is in setup_err */
 	char setup_err[512];
 
@@ -117,7 +117,8 @@ static void *cpu_watch_main(void *arg)
 	while (!w->cpu_done) {
 		uint64_t used = tp_limits_cpu_used_ns(&w->inv->enforce, w->pid);
 		if (used >= limit_ns) {
-			w->cpu_killed = syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0) == 0;
+			w->cpu_killed =
+			    syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0) == 0;
 			break;
 		}
 		/* at most one CPU-second per CPU and second: nothing to see before then;
@@ -229,8 +230,8 @@ static void supervise(struct watch *w, struct tp_sandbox *sb)
 	bool exited = false;
 
 	while (!exited || fds[0].fd >= 0 || fds[1].fd >= 0) {
-		int timeout = atomic_load(&w->timed_out) || atomic_load(&w->cancelled) ? -1
-											: ms_left(w);
+		int timeout =
+		    atomic_load(&w->timed_out) || atomic_load(&w->cancelled) ? -1 : ms_left(w);
 		if (timeout == 0) {
 			must_stop(w);
 			timeout = -1;
@@ -436,8 +437,9 @@ static void record(struct watch *w, const struct timespec *t0)
 static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 {
 	const struct tp_run_config *cfg = inv->cfg;
-	struct tp_sandbox sb = { .pid = -1, .ctrl_fd = -1, .out_fd = -1, .err_fd = -1,
-				 .ready_fd = -1, .go_fd = -1 };
+	struct tp_sandbox sb = {
+		.pid = -1, .ctrl_fd = -1, .out_fd = -1, .err_fd = -1, .ready_fd = -1, .go_fd = -1
+	};
 	struct watch w = { .inv = inv, .out = out, .pid = -1, .pidfd = -1, .result_fd = -1 };
 	uint8_t *boot = NULL;
 	char err[512];
@@ -556,10 +558,12 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		if (pthread_create(&thread, NULL, serve_thread, &serve) != 0) {
 			kill_service(&w);
 			w.setup_failed = 1;
-			snprintf(w.setup_err, sizeof(w.setup_err), "cannot start the channel thread");
+			snprintf(w.setup_err, sizeof(w.setup_err),
+				 "cannot start the channel thread");
 			reap(&w);
 		} else {
-			if (tp_trace_run(sb.pid, cfg->trace_log, &out->wait_status, &out->rusage) < 0)
+			if (tp_trace_run(sb.pid, cfg->trace_log, &out->wait_status, &out->rusage) <
+			    0)
 				reap(&w);
 			pthread_join(thread, NULL);
 		}

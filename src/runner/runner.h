@@ -44,8 +44,8 @@ struct tp_log_sink {
 
 struct tp_run_config {
 	/* what runs: a script on this host, or a bundle (.tpy) */
-	const char *script; /* path as the person gave it; messages name it */
-	bool is_bundle;	    /* decided by the caller (tp_bundle_path_is_bundle) */
+	const char *script;	 /* path as the person gave it; messages name it */
+	bool is_bundle;		 /* decided by the caller (tp_bundle_path_is_bundle) */
 	const char *const *args; /* sys.argv[1:] after the bundle's own, NULL-terminated */
 	const char *home; /* the person's home directory (a script there is refused), or NULL */
 
@@ -93,7 +93,7 @@ struct tp_run_config {
 	int cancel_fd;
 
 	/* optional observers, called on the invoking thread */
-	void *observer; /* their first argument */
+	void *observer;					/* their first argument */
 	void (*warn)(void *observer, const char *line); /* one line, no prefix */
 	/* the run is planned and its limits are in place; nothing has started yet */
 	void (*on_planned)(void *observer, const struct tp_invocation *inv);
@@ -144,12 +144,12 @@ struct tp_outcome {
 	uint64_t result_size;	/* bytes of the result */
 	bool result_incomplete; /* the service ended while sending it: cut short */
 	int result_error;	/* -errno writing it to the sink, 0 if none */
-	char *result;	      /* without a result sink: the bytes (malloc'd) */
-	int result_fd;	      /* with one: what open returned (-1 if never called) */
+	char *result;		/* without a result sink: the bytes (malloc'd) */
+	int result_fd;		/* with one: what open returned (-1 if never called) */
 
-	int status_kind;	/* what the service said of its end (TP_STATUS_*, -1 none) */
-	char status_name[128];	/* the exception's type, or the syntax/preload marker */
-	bool preload_failed;	/* a preload module could not be imported */
+	int status_kind;       /* what the service said of its end (TP_STATUS_*, -1 none) */
+	char status_name[128]; /* the exception's type, or the syntax/preload marker */
+	bool preload_failed;   /* a preload module could not be imported */
 
 	char *log; /* without a log sink: the first log_keep_bytes of the output */
 	size_t log_size;

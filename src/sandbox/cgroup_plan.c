@@ -32,8 +32,8 @@ int tp_cgroup_own_path(const char *text, const char *controller, char *path, siz
 		    first ? memchr(first + 1, ':', (size_t)(end - first - 1)) : NULL;
 
 		if (second) {
-			bool match = *controller ? comma_list_has(first + 1, second, controller)
-						 : second == first + 1;
+			bool match = *controller ? comma_list_has(first + 1, second, controller) :
+						   second == first + 1;
 			if (match) {
 				size_t len = (size_t)(end - second - 1);
 				if (len == 0)

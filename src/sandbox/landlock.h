@@ -9,9 +9,9 @@
 int tp_landlock_abi(void);
 
 struct tp_landlock_paths {
-	const char *const *exec_files; /* files that may be executed (interpreter, loader) */
+	const char *const *exec_files;	/* files that may be executed (interpreter, loader) */
 	const char *const *write_files; /* files that may be written (/dev/null) */
-	const char *scratch_dir;        /* directory with every write right, or NULL */
+	const char *scratch_dir;	/* directory with every write right, or NULL */
 };
 
 /* Restricts the calling thread (no_new_privs must be set). Returns the ABI applied

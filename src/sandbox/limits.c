@@ -103,7 +103,7 @@ static int enter_teepy_parent(const char *mount, const struct tp_cgroup_v2_plan 
 	return write_file(plan->parent, "cgroup.subtree_control", plan->enable);
 }
 
-static const char *const v2_mounts[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
+static const char *const v2_mounts[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
 
 static bool prepare_v2(struct tp_limits_state *limits, const char *self_cgroup)
 {
@@ -199,8 +199,9 @@ void tp_limits_prepare(struct tp_limits_state *limits)
 	limits->v2_parent[0] = '\0';
 
 	if (!prepare_v2(limits, self_cgroup)) {
-		if (prepare_v1(self_cgroup, "memory", "memory.limit_in_bytes", limits->set.memory_bytes,
-			       limits->memory_dir, sizeof(limits->memory_dir))) {
+		if (prepare_v1(self_cgroup, "memory", "memory.limit_in_bytes",
+			       limits->set.memory_bytes, limits->memory_dir,
+			       sizeof(limits->memory_dir))) {
 			char text[64];
 			snprintf(text, sizeof(text), "%" PRIu64, limits->set.memory_bytes);
 			/* memsw exists only with swap accounting; there it must not exceed the
@@ -209,8 +210,8 @@ void tp_limits_prepare(struct tp_limits_state *limits)
 							  "memory.memsw.limit_in_bytes", text) == 0;
 			limits->memory_mechanism = TP_LIMIT_CGROUP_V1;
 		}
-		if (prepare_v1(self_cgroup, "pids", "pids.max", limits->set.threads, limits->pids_dir,
-			       sizeof(limits->pids_dir)))
+		if (prepare_v1(self_cgroup, "pids", "pids.max", limits->set.threads,
+			       limits->pids_dir, sizeof(limits->pids_dir)))
 			limits->threads_mechanism = TP_LIMIT_CGROUP_V1;
 		if (limits->processes && prepare_v1(self_cgroup, "cpuacct", NULL, 0,
 						    limits->cpu_dir, sizeof(limits->cpu_dir)))
@@ -230,7 +231,7 @@ void tp_limits_prepare(struct tp_limits_state *limits)
 
 int tp_limits_open_join(const struct tp_limits_state *limits, struct tp_cgroup_join *j)
 {
-	const char *const v1_dirs[] = {limits->memory_dir, limits->pids_dir, limits->cpu_dir};
+	const char *const v1_dirs[] = { limits->memory_dir, limits->pids_dir, limits->cpu_dir };
 	char path[640];
 
 	j->v2_dir_fd = j->v2_procs_fd = -1;
@@ -252,7 +253,7 @@ int tp_limits_open_join(const struct tp_limits_state *limits, struct tp_cgroup_j
 			goto fail;
 	}
 	return 0;
-fail: {
+fail : {
 	int r = -errno;
 	tp_limits_close_join(j);
 	return r;
@@ -283,7 +284,7 @@ static int join_with(int fd)
 
 int tp_limits_join_self(const struct tp_cgroup_join *j, bool in_v2, const char **failed)
 {
-	static const char *const v1_names[] = {"memory tasks", "pids tasks", "cpuacct tasks"};
+	static const char *const v1_names[] = { "memory tasks", "pids tasks", "cpuacct tasks" };
 	int r;
 
 	for (size_t i = 0; i < 3; i++) {
@@ -318,22 +319,22 @@ int tp_limits_apply_rlimits(const struct tp_limits_state *limits)
 	 * second later, should teepy be stopped. Its clock is tick-sampled, so at the
 	 * limit itself it could end a service a little early. */
 	rlim_t cpu_s = cpu_backstop_seconds(limits);
-	struct rlimit cpu = {cpu_s, cpu_s};
-	struct rlimit none = {0, 0};
-	struct rlimit nofile = {limits->nofile, limits->nofile};
+	struct rlimit cpu = { cpu_s, cpu_s };
+	struct rlimit none = { 0, 0 };
+	struct rlimit nofile = { limits->nofile, limits->nofile };
 
 	if (setrlimit(RLIMIT_CPU, &cpu) < 0 || setrlimit(RLIMIT_CORE, &none) < 0 ||
 	    setrlimit(RLIMIT_NOFILE, &nofile) < 0)
 		return -errno;
 	if (limits->memory_mechanism == TP_LIMIT_RLIMIT) {
 		uint64_t bytes = fallback_address_space(limits);
-		struct rlimit as = {bytes, bytes};
+		struct rlimit as = { bytes, bytes };
 		if (setrlimit(RLIMIT_AS, &as) < 0)
 			return -errno;
 	}
 	if (limits->threads_mechanism == TP_LIMIT_RLIMIT) {
 		/* counted per uid in the service's own user namespace (and the host's) */
-		struct rlimit nproc = {limits->set.threads, limits->set.threads};
+		struct rlimit nproc = { limits->set.threads, limits->set.threads };
 		if (setrlimit(RLIMIT_NPROC, &nproc) < 0)
 			return -errno;
 	}
@@ -372,27 +373,27 @@ enum {
  * one policy. The kernel reads these arguments as 32-bit ints: low words only.
  * Another architecture's call passes here; the policy's filter kills it. */
 static const struct sock_filter fallback_filter[] = {
-    /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-    /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TP_AUDIT_ARCH, 1, 0),
-    /* 2 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    /* 3 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-    /* 4: memfd pages are memory no rlimit counts */
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_memfd_create, TO(AT_MEMFD, AT_DENY), 0),
-    /* 5-7: pipes keep their 16 pages */
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fcntl, 0, TO(AT_FCNTL, AT_SETSOCKOPT)),
-    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LOW(1)),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_SETPIPE_SZ, TO(7, AT_DENY), TO(7, AT_ALLOW)),
-    /* 8-15: sockets keep the default buffer sizes */
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_setsockopt, 0, TO(AT_SETSOCKOPT, AT_ALLOW)),
-    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LOW(1)),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOL_SOCKET, 0, TO(10, AT_ALLOW)),
-    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LOW(2)),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SO_SNDBUF, TO(12, AT_DENY), 0),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SO_RCVBUF, TO(13, AT_DENY), 0),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SO_SNDBUFFORCE, TO(14, AT_DENY), 0),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SO_RCVBUFFORCE, TO(15, AT_DENY), TO(15, AT_ALLOW)),
-    /* 16 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    /* 17 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+	/* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+	/* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TP_AUDIT_ARCH, 1, 0),
+	/* 2 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	/* 3 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	/* 4: memfd pages are memory no rlimit counts */
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_memfd_create, TO(AT_MEMFD, AT_DENY), 0),
+	/* 5-7: pipes keep their 16 pages */
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fcntl, 0, TO(AT_FCNTL, AT_SETSOCKOPT)),
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LOW(1)),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_SETPIPE_SZ, TO(7, AT_DENY), TO(7, AT_ALLOW)),
+	/* 8-15: sockets keep the default buffer sizes */
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_setsockopt, 0, TO(AT_SETSOCKOPT, AT_ALLOW)),
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LOW(1)),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOL_SOCKET, 0, TO(10, AT_ALLOW)),
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LOW(2)),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SO_SNDBUF, TO(12, AT_DENY), 0),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SO_RCVBUF, TO(13, AT_DENY), 0),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SO_SNDBUFFORCE, TO(14, AT_DENY), 0),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SO_RCVBUFFORCE, TO(15, AT_DENY), TO(15, AT_ALLOW)),
+	/* 16 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	/* 17 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
 };
 
 _Static_assert(sizeof(fallback_filter) / sizeof(fallback_filter[0]) == AT_DENY + 1,
@@ -400,7 +401,7 @@ _Static_assert(sizeof(fallback_filter) / sizeof(fallback_filter[0]) == AT_DENY +
 
 int tp_limits_apply_filter(const struct tp_limits_state *limits)
 {
-	const struct tp_bpf prog = {(void *)fallback_filter, sizeof(fallback_filter)};
+	const struct tp_bpf prog = { (void *)fallback_filter, sizeof(fallback_filter) };
 
 	if (limits->memory_mechanism != TP_LIMIT_RLIMIT)
 		return 0;
@@ -430,12 +431,12 @@ uint64_t tp_limits_cpu_used_ns(const struct tp_limits_state *limits, pid_t pid)
 
 	switch (limits->cpu_mechanism) {
 	case TP_LIMIT_CGROUP_V2:
-		return read_counter(limits->memory_dir, "cpu.stat", "usage_usec", &value) == 0
-			   ? value * 1000
-			   : 0;
+		return read_counter(limits->memory_dir, "cpu.stat", "usage_usec", &value) == 0 ?
+			   value * 1000 :
+			   0;
 	case TP_LIMIT_CGROUP_V1:
-		return read_counter(limits->cpu_dir, "cpuacct.usage", NULL, &value) == 0 ? value
-											 : 0;
+		return read_counter(limits->cpu_dir, "cpuacct.usage", NULL, &value) == 0 ? value :
+											   0;
 	default:
 		/* the process clock: every thread, live or ended, to the nanosecond */
 		if (pid <= 0 || clock_getcpuclockid(pid, &clock) != 0 ||
@@ -488,8 +489,8 @@ void tp_limits_cleanup(struct tp_limits_state *limits)
 	limits->v2_parent[0] = '\0';
 }
 
-void tp_limits_print(const struct tp_limits_state *limits, uint64_t limit_bytes, uint64_t root_bytes,
-		     FILE *out)
+void tp_limits_print(const struct tp_limits_state *limits, uint64_t limit_bytes,
+		     uint64_t root_bytes, FILE *out)
 {
 	char a[32], b[32];
 	bool cgroup = limits->memory_mechanism != TP_LIMIT_RLIMIT;
@@ -503,8 +504,9 @@ void tp_limits_print(const struct tp_limits_state *limits, uint64_t limit_bytes,
 		fprintf(out,
 			" via cgroup %s, all processes together; page cache, tmpfs and the "
 			"kernel's accounted memory count; swap %s\n",
-			limits->memory_mechanism == TP_LIMIT_CGROUP_V2 ? "v2 memory.max (oom.group)"
-								       : "v1 memory.limit_in_bytes",
+			limits->memory_mechanism == TP_LIMIT_CGROUP_V2 ?
+			    "v2 memory.max (oom.group)" :
+			    "v1 memory.limit_in_bytes",
 			limits->swap_counted ? "counted" : "not counted (no swap accounting)");
 	} else {
 		fprintf(out,
@@ -545,8 +547,8 @@ void tp_limits_print(const struct tp_limits_state *limits, uint64_t limit_bytes,
 	case TP_LIMIT_CGROUP_V2:
 	case TP_LIMIT_CGROUP_V1:
 		fprintf(out, " for all processes together (cgroup %s, watched by teepy)",
-			limits->cpu_mechanism == TP_LIMIT_CGROUP_V2 ? "v2 cpu.stat"
-								    : "v1 cpuacct.usage");
+			limits->cpu_mechanism == TP_LIMIT_CGROUP_V2 ? "v2 cpu.stat" :
+								      "v1 cpuacct.usage");
 		break;
 	default:
 		if (limits->processes)
@@ -567,11 +569,11 @@ bool tp_limits_weaker(const struct tp_limits_state *limits, char *line, size_t s
 	size_t count = 0, len;
 
 	if (limits->memory_mechanism == TP_LIMIT_RLIMIT)
-		parts[count++] = limits->processes
-				     ? "memory is capped as address space of each process "
-				       "(RLIMIT_AS), kernel buffers are not counted"
-				     : "memory is capped as address space (RLIMIT_AS), kernel "
-				       "buffers are not counted";
+		parts[count++] = limits->processes ?
+				     "memory is capped as address space of each process "
+				     "(RLIMIT_AS), kernel buffers are not counted" :
+				     "memory is capped as address space (RLIMIT_AS), kernel "
+				     "buffers are not counted";
 	if (limits->threads_mechanism == TP_LIMIT_NONE)
 		parts[count++] = "threads are not capped (host uid 0 is exempt from RLIMIT_NPROC)";
 	if (limits->cpu_mechanism == TP_LIMIT_CLOCK && limits->processes)

@@ -96,8 +96,8 @@ void tp_limits_cleanup(struct tp_limits_state *limits);
 /* --print-config's memory, descriptors, threads and cpu time lines, exactly what
  * each mechanism holds. limit_bytes: the memory limit; root_bytes: what the
  * sealed root's files take of it. */
-void tp_limits_print(const struct tp_limits_state *limits, uint64_t limit_bytes, uint64_t root_bytes,
-		     FILE *out);
+void tp_limits_print(const struct tp_limits_state *limits, uint64_t limit_bytes,
+		     uint64_t root_bytes, FILE *out);
 
 /* One line (without "teepy: warning: ") naming the limits that hold less than a
  * cgroup would; false when every limit has a cgroup. */

@@ -25,11 +25,11 @@
 #ifndef MOUNT_ATTR_RDONLY
 #define MOUNT_ATTR_RDONLY 0x00000001
 #define MOUNT_ATTR_NOSUID 0x00000002
-#define MOUNT_ATTR_NODEV 0x00000004
+#define MOUNT_ATTR_NODEV  0x00000004
 #define MOUNT_ATTR_NOEXEC 0x00000008
 #endif
 #ifndef SYS_open_tree
-#define SYS_open_tree 428
+#define SYS_open_tree  428
 #define SYS_move_mount 429
 #endif
 #ifndef SYS_mount_setattr
@@ -84,9 +84,9 @@ static bool is_under(const char *path, const char *dir)
 /* File systems that show the host's processes, devices or kernel state: a bind
  * is cloned with every mount beneath it, so none of them may be inside one. */
 static const char *const kernel_fs[] = {
-	"proc",       "sysfs",   "devtmpfs", "devpts", "cgroup",   "cgroup2",     "debugfs",
-	"tracefs",    "securityfs", "bpf",   "configfs", "fusectl", "pstore",     "efivarfs",
-	"binfmt_misc", "mqueue", "nsfs",
+	"proc",	   "sysfs",    "devtmpfs",    "devpts", "cgroup",   "cgroup2",
+	"debugfs", "tracefs",  "securityfs",  "bpf",	"configfs", "fusectl",
+	"pstore",  "efivarfs", "binfmt_misc", "mqueue", "nsfs",
 };
 
 /* A mountinfo field with the kernel's octal escapes (\040 for a space) undone. */
@@ -98,8 +98,8 @@ static void unescape_field(const char *field, size_t len, char *out, size_t out_
 		if (field[i] == '\\' && i + 3 < len && field[i + 1] >= '0' && field[i + 1] <= '3' &&
 		    field[i + 2] >= '0' && field[i + 2] <= '7' && field[i + 3] >= '0' &&
 		    field[i + 3] <= '7') {
-			out[n++] = (char)(((field[i + 1] - '0') << 6) | ((field[i + 2] - '0') << 3) |
-					  (field[i + 3] - '0'));
+			out[n++] = (char)(((field[i + 1] - '0') << 6) |
+					  ((field[i + 2] - '0') << 3) | (field[i + 3] - '0'));
 			i += 3;
 		} else {
 			out[n++] = field[i];
@@ -108,8 +108,7 @@ static void unescape_field(const char *field, size_t len, char *out, size_t out_
 	out[n] = '\0';
 }
 
-int tp_root_kernel_mount_in(const char *mountinfo, const char *path, char *found,
-			    size_t found_size)
+int tp_root_kernel_mount_in(const char *mountinfo, const char *path, char *found, size_t found_size)
 {
 	for (const char *line = mountinfo; line && *line;) {
 		const char *end = strchr(line, '\n');
@@ -397,8 +396,8 @@ static int make_mountpoint(const char *path, bool dir)
 	return 0;
 }
 
-int tp_root_enter(const struct tp_root_plan *plan, int (*after_pivot)(void *), void *arg,
-		  char *err, size_t err_size)
+int tp_root_enter(const struct tp_root_plan *plan, int (*after_pivot)(void *), void *arg, char *err,
+		  size_t err_size)
 {
 	int *trees = calloc(plan->count ? plan->count : 1, sizeof(int));
 	int r = 0;

@@ -8,20 +8,20 @@
 #include <stdint.h>
 
 enum tp_root_op_kind {
-	TP_ROOT_TMPFS,   /* scratch: a size-capped writable tmpfs */
-	TP_ROOT_BIND,    /* a host file or directory, read-only, at the same path */
-	TP_ROOT_DEVICE,  /* a host device node (/dev/null ...), not read-only */
+	TP_ROOT_TMPFS,	 /* scratch: a size-capped writable tmpfs */
+	TP_ROOT_BIND,	 /* a host file or directory, read-only, at the same path */
+	TP_ROOT_DEVICE,	 /* a host device node (/dev/null ...), not read-only */
 	TP_ROOT_RUNTIME, /* a host file placed at another path (the _teepy extension) */
 	TP_ROOT_SYMLINK, /* a symbolic link, as on the host */
-	TP_ROOT_DIR,     /* an empty directory (sys.path entries of a sealed root) */
-	TP_ROOT_FILE,    /* a small file the runtime writes: source is its content */
+	TP_ROOT_DIR,	 /* an empty directory (sys.path entries of a sealed root) */
+	TP_ROOT_FILE,	 /* a small file the runtime writes: source is its content */
 };
 
 struct tp_root_op {
 	enum tp_root_op_kind kind;
-	char *path;   /* inside the root, absolute */
-	char *source; /* host path (bind, device, runtime), link target (symlink) or
-		       * content (file) */
+	char *path;    /* inside the root, absolute */
+	char *source;  /* host path (bind, device, runtime), link target (symlink) or
+			* content (file) */
 	uint64_t size; /* tmpfs size in bytes */
 };
 
@@ -63,14 +63,12 @@ int tp_root_kernel_mount(const char *path, char *found, size_t found_size);
 int tp_root_kernel_mount_in(const char *mountinfo, const char *path, char *found,
 			    size_t found_size);
 
-
-
 /* In the child, in a new mount namespace with CAP_SYS_ADMIN there: clones every
  * source, pivots into an empty tmpfs, detaches the host, calls after_pivot (if
  * any: a sealed root is filled then, from outside), builds the rest of the root
  * from the clones, and makes it read-only. On error returns -errno and names the
  * step in err. */
-int tp_root_enter(const struct tp_root_plan *plan, int (*after_pivot)(void *), void *arg,
-		  char *err, size_t err_size);
+int tp_root_enter(const struct tp_root_plan *plan, int (*after_pivot)(void *), void *arg, char *err,
+		  size_t err_size);
 
 #endif

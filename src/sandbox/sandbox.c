@@ -26,11 +26,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define NAMESPACES \
+#define NAMESPACES                                                                                 \
 	(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
 
 /* Reports a setup failure to the supervisor through the error pipe and ends the child. */
-static void __attribute__((noreturn, format(printf, 2, 3))) child_die(int err_fd, const char *fmt, ...)
+static void __attribute__((noreturn, format(printf, 2, 3)))
+child_die(int err_fd, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -83,9 +84,9 @@ static int drop_capabilities(void)
 
 	/* no way back to capabilities through setuid or exec of root */
 	if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
-					     SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
-					     SECBIT_NO_CAP_AMBIENT_RAISE |
-					     SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED) < 0)
+					 SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+					 SECBIT_NO_CAP_AMBIENT_RAISE |
+					 SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED) < 0)
 		return -errno;
 	for (int cap = 0; cap <= CAP_LAST_CAP + 8; cap++)
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
@@ -221,9 +222,11 @@ child_main(const struct tp_sandbox_config *cfg, bool in_v2, int sync_fd, int err
 	};
 	r = tp_landlock_apply(&ll);
 	if (r == -ENOSYS)
-		child_die(err_fd, "Landlock is not built into this kernel (CONFIG_SECURITY_LANDLOCK)");
+		child_die(err_fd,
+			  "Landlock is not built into this kernel (CONFIG_SECURITY_LANDLOCK)");
 	if (r == -EOPNOTSUPP)
-		child_die(err_fd, "Landlock is disabled at boot (add landlock to the lsm= parameter)");
+		child_die(err_fd,
+			  "Landlock is disabled at boot (add landlock to the lsm= parameter)");
 	if (r < 0)
 		child_die(err_fd, "Landlock: %s", strerror(-r));
 
@@ -414,7 +417,8 @@ int tp_sandbox_wait_ready(struct tp_sandbox *sb, char *err, size_t err_size)
 	if (n != 1) {
 		/* the child died on the way: its error pipe says why */
 		if (tp_sandbox_wait_exec(sb, err, err_size) == 0)
-			snprintf(err, err_size, "sandbox setup failed before the sealed root was ready");
+			snprintf(err, err_size,
+				 "sandbox setup failed before the sealed root was ready");
 		return -EPIPE;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/root", (int)sb->pid);

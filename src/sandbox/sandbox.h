@@ -19,15 +19,15 @@ unsigned tp_sandbox_service_gid(void);
 #define TP_SANDBOX_MAX_HANDED 16
 
 struct tp_sandbox_config {
-	const char *interpreter;        /* path inside the root (same as the host's) */
-	const char *const *argv;        /* for the interpreter */
-	const char *const *envp;        /* the whole environment inside */
-	const char *const *exec_files;  /* Landlock: what may be executed (interpreter, loader) */
+	const char *interpreter;       /* path inside the root (same as the host's) */
+	const char *const *argv;       /* for the interpreter */
+	const char *const *envp;       /* the whole environment inside */
+	const char *const *exec_files; /* Landlock: what may be executed (interpreter, loader) */
 	const struct tp_root_plan *root;
-	const char *cwd;                /* inside the root */
-	const char *scratch_dir;        /* inside the root, or NULL */
+	const char *cwd;		      /* inside the root */
+	const char *scratch_dir;	      /* inside the root, or NULL */
 	const struct tp_limits_state *limits; /* prepared by tp_limits_prepare */
-	const struct tp_cgroup_join *join; /* opened by tp_limits_open_join */
+	const struct tp_cgroup_join *join;    /* opened by tp_limits_open_join */
 	const struct tp_bpf *stage1;
 	const int *handed_fds; /* the service gets these at fd 4, 5, ... (at most
 				* TP_SANDBOX_MAX_HANDED) */
@@ -43,9 +43,9 @@ struct tp_sandbox_config {
 
 struct tp_sandbox {
 	pid_t pid;
-	int ctrl_fd; /* our end of the control channel */
-	int out_fd;  /* the service's stdout and stderr, merged */
-	int err_fd;  /* setup errors of the child; closes when it execs */
+	int ctrl_fd;  /* our end of the control channel */
+	int out_fd;   /* the service's stdout and stderr, merged */
+	int err_fd;   /* setup errors of the child; closes when it execs */
 	int ready_fd; /* sealed root: the child writes a byte here in its empty root */
 	int go_fd;    /* sealed root: a byte here lets the child go on */
 };

@@ -63,7 +63,7 @@ int tp_elf_deps(const void *bytes, size_t size, struct tp_elf_deps *out)
 {
 	const uint8_t *data = bytes;
 	Elf64_Ehdr eh;
-	Elf64_Phdr dyn = {0};
+	Elf64_Phdr dyn = { 0 };
 	bool have_dyn = false;
 	uint64_t strtab_addr = 0, strsz = 0, strtab, room, runpath_index = 0;
 	bool have_strtab = false, have_strsz = false, have_runpath = false;

@@ -140,7 +140,7 @@ void tp_trace_log_sort(struct tp_trace_log *log)
 	if (!(r = malloc(log->count * sizeof(*r))))
 		return; /* left unsorted; every record is still there */
 	for (size_t i = 0; i < log->count; i++)
-		r[i] = (struct record){log->paths[i], log->kinds[i]};
+		r[i] = (struct record){ log->paths[i], log->kinds[i] };
 	qsort(r, log->count, sizeof(*r), compare_records);
 	for (size_t i = 0; i < log->count; i++) {
 		log->paths[i] = r[i].path;
@@ -183,7 +183,7 @@ int tp_trace_script_interpreter(const char *head, size_t size, char *out, size_t
 
 /* Every call that names a file to open or to execute. */
 static const int traced_calls[] = {
-    __NR_open, __NR_openat, __NR_openat2, __NR_creat, __NR_execve, __NR_execveat,
+	__NR_open, __NR_openat, __NR_openat2, __NR_creat, __NR_execve, __NR_execveat,
 };
 #define TRACED_COUNT (sizeof(traced_calls) / sizeof(traced_calls[0]))
 
@@ -197,7 +197,7 @@ static const int traced_calls[] = {
 int tp_trace_filter_install(void)
 {
 	struct sock_filter insns[5 + TRACED_COUNT + 2];
-	struct sock_fprog prog = {.len = 0, .filter = insns};
+	struct sock_fprog prog = { .len = 0, .filter = insns };
 	size_t n = 0;
 
 	/* Other architectures' calls (int 0x80, x32) are the sandbox filter's business:
@@ -243,8 +243,8 @@ static int read_string(pid_t tid, uint64_t addr, char *buf, size_t size)
 		size_t chunk = page - (size_t)((addr + len) % page);
 		if (chunk > size - len)
 			chunk = size - len;
-		struct iovec local = {buf + len, chunk};
-		struct iovec remote = {(void *)(uintptr_t)(addr + len), chunk};
+		struct iovec local = { buf + len, chunk };
+		struct iovec remote = { (void *)(uintptr_t)(addr + len), chunk };
 		ssize_t got = process_vm_readv(tid, &local, 1, &remote, 1, 0);
 		if (got < 0)
 			return -errno;
@@ -357,7 +357,7 @@ static int pending_add(struct pendings *p, pid_t tid, enum tp_trace_kind kind, c
 		p->items = items;
 		p->cap = cap;
 	}
-	p->items[p->count] = (struct pending){tid, kind, path ? strdup(path) : NULL};
+	p->items[p->count] = (struct pending){ tid, kind, path ? strdup(path) : NULL };
 	if (path && !p->items[p->count].path)
 		return -ENOMEM;
 	p->count++;
@@ -410,9 +410,9 @@ static void read_call(pid_t tid, struct pendings *pend, struct tp_trace_log *log
 		break;
 	case __NR_openat2: {
 		/* RESOLVE_IN_ROOT makes an absolute path start at dirfd */
-		struct open_how how = {0};
-		struct iovec local = {&how, sizeof(how)};
-		struct iovec remote = {(void *)(uintptr_t)regs.rdx, sizeof(how)};
+		struct open_how how = { 0 };
+		struct iovec local = { &how, sizeof(how) };
+		struct iovec remote = { (void *)(uintptr_t)regs.rdx, sizeof(how) };
 		dirfd = (int)regs.rdi;
 		addr = regs.rsi;
 		if (regs.r10 >= sizeof(how) &&
@@ -557,7 +557,7 @@ static void serve_stop(pid_t tid, int status, struct pendings *pend, struct tp_t
 
 int tp_trace_run(pid_t pid, struct tp_trace_log *log, int *status, struct rusage *ru)
 {
-	struct pendings pend = {0};
+	struct pendings pend = { 0 };
 
 	for (;;) {
 		struct rusage usage;

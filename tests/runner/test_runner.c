@@ -54,9 +54,10 @@ static void show(const char *what, const struct tp_outcome *out)
 
 static void test_a_result_in_memory_with_its_log(void)
 {
-	struct tp_run_config cfg = config(script("ok.py", "import teex\n"
-							  "print('to the log')\n"
-							  "teex.TEEX_return('got ' + teex.TEEX_getinput())\n"));
+	struct tp_run_config cfg =
+	    config(script("ok.py", "import teex\n"
+				   "print('to the log')\n"
+				   "teex.TEEX_return('got ' + teex.TEEX_getinput())\n"));
 	struct tp_outcome out;
 
 	cfg.input = "hello";
@@ -163,7 +164,8 @@ int main(void)
 		{ "runner: the wall clock", test_the_wall_clock },
 		{ "runner: a descriptor handed in at fd 4", test_a_handed_descriptor },
 		{ "runner: a cancel through cancel_fd", test_a_cancel },
-		{ "runner: a config error is said, not printed", test_a_config_error_is_said_not_printed },
+		{ "runner: a config error is said, not printed",
+		  test_a_config_error_is_said_not_printed },
 	};
 	int passed = 0, failed = 0;
 	char cmd[600];

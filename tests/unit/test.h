@@ -7,22 +7,22 @@
 
 extern int tp_test_failures;
 
-#define CHECK(cond)                                                                    \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
 			fprintf(stderr, "  %s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-			tp_test_failures++;                                            \
-		}                                                                      \
+			tp_test_failures++;                                                        \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_STR(a, b)                                                                      \
-	do {                                                                                 \
-		const char *a_ = (a), *b_ = (b);                                             \
-		if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                     \
-			fprintf(stderr, "  %s:%d: '%s' != '%s'\n", __FILE__, __LINE__,      \
-				a_ ? a_ : "(null)", b_ ? b_ : "(null)");                     \
-			tp_test_failures++;                                                  \
-		}                                                                            \
+#define CHECK_STR(a, b)                                                                            \
+	do {                                                                                       \
+		const char *a_ = (a), *b_ = (b);                                                   \
+		if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                           \
+			fprintf(stderr, "  %s:%d: '%s' != '%s'\n", __FILE__, __LINE__,             \
+				a_ ? a_ : "(null)", b_ ? b_ : "(null)");                           \
+			tp_test_failures++;                                                        \
+		}                                                                                  \
 	} while (0)
 
 struct tp_test {
@@ -31,6 +31,9 @@ struct tp_test {
 };
 
 #define TESTS(group) const struct tp_test group[]
-#define END_TESTS { NULL, NULL }
+#define END_TESTS                                                                                  \
+	{                                                                                          \
+		NULL, NULL                                                                         \
+	}
 
 #endif

@@ -22,9 +22,9 @@ struct image {
 
 static void build(struct image *im, const char *const *names, size_t count, const char *runpath)
 {
-	Elf64_Ehdr eh = {0};
-	Elf64_Phdr load = {0}, dynph = {0};
-	char strtab[256] = {0};
+	Elf64_Ehdr eh = { 0 };
+	Elf64_Phdr load = { 0 }, dynph = { 0 };
+	char strtab[256] = { 0 };
 	size_t strsz = 1, name_at[8], runpath_at = 0;
 	Elf64_Dyn dyn[12];
 	size_t nd = 0;
@@ -42,13 +42,13 @@ static void build(struct image *im, const char *const *names, size_t count, cons
 	memset(im, 0, sizeof(*im));
 	im->dyn_off = sizeof(eh) + 2 * sizeof(Elf64_Phdr);
 	for (size_t i = 0; i < count; i++)
-		dyn[nd++] = (Elf64_Dyn){.d_tag = DT_NEEDED, .d_un.d_val = name_at[i]};
+		dyn[nd++] = (Elf64_Dyn){ .d_tag = DT_NEEDED, .d_un.d_val = name_at[i] };
 	if (runpath)
-		dyn[nd++] = (Elf64_Dyn){.d_tag = DT_RUNPATH, .d_un.d_val = runpath_at};
+		dyn[nd++] = (Elf64_Dyn){ .d_tag = DT_RUNPATH, .d_un.d_val = runpath_at };
 	im->str_off = im->dyn_off + (nd + 3) * sizeof(Elf64_Dyn);
-	dyn[nd++] = (Elf64_Dyn){.d_tag = DT_STRTAB, .d_un.d_ptr = 0x400000 + im->str_off};
-	dyn[nd++] = (Elf64_Dyn){.d_tag = DT_STRSZ, .d_un.d_val = strsz};
-	dyn[nd++] = (Elf64_Dyn){.d_tag = DT_NULL};
+	dyn[nd++] = (Elf64_Dyn){ .d_tag = DT_STRTAB, .d_un.d_ptr = 0x400000 + im->str_off };
+	dyn[nd++] = (Elf64_Dyn){ .d_tag = DT_STRSZ, .d_un.d_val = strsz };
+	dyn[nd++] = (Elf64_Dyn){ .d_tag = DT_NULL };
 	im->size = im->str_off + strsz;
 
 	memcpy(eh.e_ident, ELFMAG, SELFMAG);
@@ -59,15 +59,15 @@ static void build(struct image *im, const char *const *names, size_t count, cons
 	eh.e_phoff = sizeof(eh);
 	eh.e_phentsize = sizeof(Elf64_Phdr);
 	eh.e_phnum = 2;
-	load = (Elf64_Phdr){.p_type = PT_LOAD,
-			    .p_offset = 0,
-			    .p_vaddr = 0x400000,
-			    .p_filesz = im->size,
-			    .p_memsz = im->size};
-	dynph = (Elf64_Phdr){.p_type = PT_DYNAMIC,
-			     .p_offset = im->dyn_off,
-			     .p_vaddr = 0x400000 + im->dyn_off,
-			     .p_filesz = nd * sizeof(Elf64_Dyn)};
+	load = (Elf64_Phdr){ .p_type = PT_LOAD,
+			     .p_offset = 0,
+			     .p_vaddr = 0x400000,
+			     .p_filesz = im->size,
+			     .p_memsz = im->size };
+	dynph = (Elf64_Phdr){ .p_type = PT_DYNAMIC,
+			      .p_offset = im->dyn_off,
+			      .p_vaddr = 0x400000 + im->dyn_off,
+			      .p_filesz = nd * sizeof(Elf64_Dyn) };
 	memcpy(im->bytes, &eh, sizeof(eh));
 	memcpy(im->bytes + sizeof(eh), &load, sizeof(load));
 	memcpy(im->bytes + sizeof(eh) + sizeof(load), &dynph, sizeof(dynph));
@@ -77,7 +77,7 @@ static void build(struct image *im, const char *const *names, size_t count, cons
 
 static void test_elf_lists_needed_libraries_and_runpath(void)
 {
-	const char *names[] = {"libbz2.so.1.0", "libc.so.6"};
+	const char *names[] = { "libbz2.so.1.0", "libc.so.6" };
 	struct image im;
 	struct tp_elf_deps d;
 
@@ -94,7 +94,7 @@ static void test_elf_lists_needed_libraries_and_runpath(void)
 
 static void test_elf_refuses_what_is_not_elf_or_not_this_machine(void)
 {
-	const char *names[] = {"libc.so.6"};
+	const char *names[] = { "libc.so.6" };
 	struct image im;
 	struct tp_elf_deps d;
 
@@ -112,7 +112,7 @@ static void test_elf_refuses_what_is_not_elf_or_not_this_machine(void)
 
 static void test_elf_refuses_offsets_outside_the_bytes(void)
 {
-	const char *names[] = {"libc.so.6"};
+	const char *names[] = { "libc.so.6" };
 	struct image im;
 	struct tp_elf_deps d;
 
@@ -184,7 +184,7 @@ static int collect(const char *dir, void *ctx)
 
 static void test_elf_runpath_expands_origin_and_skips_relative_dirs(void)
 {
-	struct collected c = {0};
+	struct collected c = { 0 };
 
 	tp_elf_runpath_each("$ORIGIN/../lib:relative:${ORIGIN}:/opt/x::", "/usr/lib/py", collect,
 			    &c);
@@ -195,12 +195,12 @@ static void test_elf_runpath_expands_origin_and_skips_relative_dirs(void)
 }
 
 TESTS(elf_tests) = {
-    {"elf_lists_needed_libraries_and_runpath", test_elf_lists_needed_libraries_and_runpath},
-    {"elf_refuses_what_is_not_elf_or_not_this_machine",
-     test_elf_refuses_what_is_not_elf_or_not_this_machine},
-    {"elf_refuses_offsets_outside_the_bytes", test_elf_refuses_offsets_outside_the_bytes},
-    {"elf_reads_the_interpreters_own_needs", test_elf_reads_the_interpreters_own_needs},
-    {"elf_runpath_expands_origin_and_skips_relative_dirs",
-     test_elf_runpath_expands_origin_and_skips_relative_dirs},
-    END_TESTS,
+	{ "elf_lists_needed_libraries_and_runpath", test_elf_lists_needed_libraries_and_runpath },
+	{ "elf_refuses_what_is_not_elf_or_not_this_machine",
+	  test_elf_refuses_what_is_not_elf_or_not_this_machine },
+	{ "elf_refuses_offsets_outside_the_bytes", test_elf_refuses_offsets_outside_the_bytes },
+	{ "elf_reads_the_interpreters_own_needs", test_elf_reads_the_interpreters_own_needs },
+	{ "elf_runpath_expands_origin_and_skips_relative_dirs",
+	  test_elf_runpath_expands_origin_and_skips_relative_dirs },
+	END_TESTS,
 };

@@ -8,7 +8,7 @@
 #include <signal.h>
 
 #define EXITED(code) ((code) << 8)
-#define KILLED(sig) (sig)
+#define KILLED(sig)  (sig)
 
 static struct tp_observed base(void)
 {
@@ -161,8 +161,11 @@ static void test_every_end_has_its_exit_code(void)
 static void test_limits_tighten_never_loosen(void)
 {
 	struct tp_limits signed_limits = tp_limits_default();
-	struct tp_limits given = { .memory_bytes = 1ull << 40, .cpu_ms = 1000, .timeout_ms = 5000,
-				   .scratch_bytes = 1 << 20, .threads = 8 };
+	struct tp_limits given = { .memory_bytes = 1ull << 40,
+				   .cpu_ms = 1000,
+				   .timeout_ms = 5000,
+				   .scratch_bytes = 1 << 20,
+				   .threads = 8 };
 
 	signed_limits.scratch_bytes = 4 << 20;
 	struct tp_limits l = tp_limits_tighten(&signed_limits, &given,

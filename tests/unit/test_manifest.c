@@ -18,11 +18,14 @@ static void sample(struct tp_manifest *m)
 	tp_strlist_push(&m->env, "A=1");
 	m->files = calloc(3, sizeof(*m->files));
 	m->files[0] = (struct tp_manifest_file){
-	    .path = strdup("/usr/bin/python3.11"), .size = 10, .mode = 0755, .mtime = 5};
+		.path = strdup("/usr/bin/python3.11"), .size = 10, .mode = 0755, .mtime = 5
+	};
 	m->files[1] = (struct tp_manifest_file){
-	    .path = strdup("/app/svc.py"), .size = 4, .mode = 0644, .bundled = true};
+		.path = strdup("/app/svc.py"), .size = 4, .mode = 0644, .bundled = true
+	};
 	m->files[2] = (struct tp_manifest_file){
-	    .path = strdup("/app/lib.py"), .size = 6, .mode = 0644, .bundled = true};
+		.path = strdup("/app/lib.py"), .size = 6, .mode = 0644, .bundled = true
+	};
 	m->file_count = 3;
 	tp_sha256("abcd", 4, m->files[1].sha256);
 }
@@ -196,7 +199,7 @@ static void test_escape_makes_any_bytes_printable(void)
 static void test_bundle_header_bounds(void)
 {
 	uint8_t h[TP_BUNDLE_HEADER_SIZE];
-	struct tp_bundle_header in = {.version = 1, .manifest_size = 100, .blob_size = 50}, out;
+	struct tp_bundle_header in = { .version = 1, .manifest_size = 100, .blob_size = 50 }, out;
 	char err[256];
 	uint64_t total = TP_BUNDLE_HEADER_SIZE + 100 + 32 + 64 + 50;
 
@@ -263,21 +266,29 @@ static void test_public_key_pem_is_read_strictly(void)
 	const char *refused[] = {
 		/* no padding, two paddings (one character short, and in full), a character
 		 * after the padding */
-		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0==\n"
+		"-----BEGIN PUBLIC "
+		"KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0==\n"
 		"-----END PUBLIC KEY-----\n",
-		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0\n"
+		"-----BEGIN PUBLIC "
+		"KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0\n"
 		"-----END PUBLIC KEY-----\n",
-		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM==\n"
+		"-----BEGIN PUBLIC "
+		"KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM==\n"
 		"-----END PUBLIC KEY-----\n",
-		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0=A\n"
+		"-----BEGIN PUBLIC "
+		"KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0=A\n"
 		"-----END PUBLIC KEY-----\n",
 		/* an X25519 key (OID 1.3.101.110), the same length */
-		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VuAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0=\n"
+		"-----BEGIN PUBLIC "
+		"KEY-----\nMCowBQYDK2VuAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0=\n"
 		"-----END PUBLIC KEY-----\n",
 		/* cut short, no end line, not base64, nothing */
-		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZ\n-----END PUBLIC KEY-----\n",
-		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0=\n",
-		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA*hKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0=\n"
+		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZ\n-----END PUBLIC "
+		"KEY-----\n",
+		"-----BEGIN PUBLIC "
+		"KEY-----\nMCowBQYDK2VwAyEAZhKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0=\n",
+		"-----BEGIN PUBLIC "
+		"KEY-----\nMCowBQYDK2VwAyEA*hKDH1TtMnEIqCCZV8RvheJ0lFFWFRGccjkgL7IPXM0=\n"
 		"-----END PUBLIC KEY-----\n",
 		"",
 	};

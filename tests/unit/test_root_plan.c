@@ -71,7 +71,8 @@ static void test_binds_under_binds_are_dropped(void)
 {
 	struct tp_root_plan plan = { 0 };
 
-	CHECK(tp_root_plan_add(&plan, TP_ROOT_BIND, "/usr/lib/python3.11", "/usr/lib/python3.11", 0) == 0);
+	CHECK(tp_root_plan_add(&plan, TP_ROOT_BIND, "/usr/lib/python3.11", "/usr/lib/python3.11",
+			       0) == 0);
 	CHECK(tp_root_plan_add(&plan, TP_ROOT_BIND, "/usr/lib", "/usr/lib", 0) == 0);
 	CHECK(tp_root_plan_add(&plan, TP_ROOT_BIND, "/usr/libexec", "/usr/libexec", 0) == 0);
 	CHECK(tp_root_plan_add(&plan, TP_ROOT_TMPFS, "/tmp", NULL, 1024) == 0);
@@ -97,12 +98,12 @@ static void test_missing_path_is_an_error(void)
 static void test_kernel_mounts_at_beneath_or_above_a_path_are_found(void)
 {
 	static const char mountinfo[] =
-		"21 1 0:19 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"
-		"22 21 0:20 / /proc rw,nosuid shared:2 - proc proc rw\n"
-		"23 21 0:21 / /sys rw,nosuid shared:3 - sysfs sysfs rw\n"
-		"24 21 0:22 / /tmp rw shared:4 - tmpfs tmpfs rw\n"
-		"40 24 0:20 / /srv/my\\040root/proc rw master:2 - proc proc rw\n"
-		"41 21 0:23 / /srv/plain/data rw - tmpfs tmpfs rw\n";
+	    "21 1 0:19 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"
+	    "22 21 0:20 / /proc rw,nosuid shared:2 - proc proc rw\n"
+	    "23 21 0:21 / /sys rw,nosuid shared:3 - sysfs sysfs rw\n"
+	    "24 21 0:22 / /tmp rw shared:4 - tmpfs tmpfs rw\n"
+	    "40 24 0:20 / /srv/my\\040root/proc rw master:2 - proc proc rw\n"
+	    "41 21 0:23 / /srv/plain/data rw - tmpfs tmpfs rw\n";
 	char found[256] = "";
 
 	CHECK(tp_root_kernel_mount_in(mountinfo, "/srv/my root", found, sizeof(found)) == 1);

@@ -96,7 +96,8 @@ static void test_bad_values_name_the_flag(void)
 	CHECK(parse(&o, err, (const char *[]){ "--bogus", "svc.py", NULL }) == -EINVAL);
 	CHECK(strstr(err, "--bogus") != NULL);
 	tp_run_opts_free(&o);
-	CHECK(parse(&o, err, (const char *[]){ "--input", "a", "--input-file", "b", "svc.py", NULL }) ==
+	CHECK(parse(&o, err,
+		    (const char *[]){ "--input", "a", "--input-file", "b", "svc.py", NULL }) ==
 	      -EINVAL);
 	tp_run_opts_free(&o);
 	CHECK(parse(&o, err, (const char *[]){ "--threads", "0", "svc.py", NULL }) == -EINVAL);
@@ -144,7 +145,9 @@ static void test_options_after_the_script_are_teepys(void)
 {
 	struct tp_run_opts o;
 	char err[256];
-	CHECK(parse(&o, err, (const char *[]){ "svc.py", "--input", "world", "--data", "g.txt", NULL }) == 0);
+	CHECK(parse(&o, err,
+		    (const char *[]){ "svc.py", "--input", "world", "--data", "g.txt", NULL }) ==
+	      0);
 	CHECK_STR(o.input, "world");
 	CHECK(o.data.count == 1);
 	CHECK(o.script_args.count == 0);
@@ -168,10 +171,11 @@ static void test_hw_mode_is_parsed_auto_is_sim(void)
 
 static void test_shared_script_directories_are_named(void)
 {
-	static const char *const shared[] = { "/", "/tmp", "/var/tmp", "/dev/shm", "/root", "/home",
-					      "/home/alice", "/srv/users/bob" };
-	static const char *const own[] = { "/tmp/app", "/home/alice/app", "/root/svc", "/srv/app",
-					   "/srv/users", "/homes", "/home2/alice" };
+	static const char *const shared[] = { "/",     "/tmp",	"/var/tmp",    "/dev/shm",
+					      "/root", "/home", "/home/alice", "/srv/users/bob" };
+	static const char *const own[] = { "/tmp/app",	  "/home/alice/app", "/root/svc",
+					   "/srv/app",	  "/srv/users",	     "/homes",
+					   "/home2/alice" };
 
 	for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++)
 		CHECK(tp_run_shared_dir(shared[i], "/srv/users/bob") != NULL);
@@ -187,8 +191,9 @@ static void test_pythonpath_and_allow_are_kept_apart(void)
 {
 	struct tp_run_opts o;
 	char err[256];
-	CHECK(parse(&o, err, (const char *[]){ "--allow", "/a", "--pythonpath", "/p", "svc.py",
-					       NULL }) == 0);
+	CHECK(parse(&o, err,
+		    (const char *[]){ "--allow", "/a", "--pythonpath", "/p", "svc.py", NULL }) ==
+	      0);
 	CHECK(o.allow.count == 1 && o.pythonpath.count == 1);
 	CHECK_STR(o.allow.items[0], "/a");
 	CHECK_STR(o.pythonpath.items[0], "/p");
@@ -212,7 +217,8 @@ static void test_one_input_and_one_output(void)
 
 	for (size_t i = 0; i < sizeof(twice) / sizeof(twice[0]); i++) {
 		CHECK(parse(&o, err, twice[i]) == -EINVAL);
-		CHECK(strncmp(err, named[i], strlen(named[i])) == 0 && err[strlen(named[i])] == ':');
+		CHECK(strncmp(err, named[i], strlen(named[i])) == 0 &&
+		      err[strlen(named[i])] == ':');
 		tp_run_opts_free(&o);
 	}
 	CHECK(parse(&o, err, (const char *[]){ "--output", "-", "svc.py", NULL }) == 0);

@@ -33,8 +33,8 @@ static void kill_victim(int sig)
 static int traced_run(int (*body)(void *), void *arg, int timeout_ms, struct tp_trace_log *log,
 		      int *status)
 {
-	struct sigaction sa = {.sa_handler = kill_victim}, old;
-	struct itimerval timer = {.it_value = {timeout_ms / 1000, (timeout_ms % 1000) * 1000}};
+	struct sigaction sa = { .sa_handler = kill_victim }, old;
+	struct itimerval timer = { .it_value = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 } };
 	struct rusage ru;
 	int go[2], r;
 	pid_t pid;
@@ -87,8 +87,8 @@ static void make_dir(char *dir, size_t size)
 	CHECK(realpath(tmpl, dir) != NULL && strlen(dir) < size);
 	snprintf(path, sizeof(path), "%s/sub", dir);
 	CHECK(mkdir(path, 0755) == 0);
-	const char *files[] = {"abs.txt",    "norm.txt",   "rel.txt",
-			       "sub/at.txt", "thread.txt", "forked.txt"};
+	const char *files[] = { "abs.txt",    "norm.txt",   "rel.txt",
+				"sub/at.txt", "thread.txt", "forked.txt" };
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
 		FILE *f = fopen(path, "w");
@@ -255,7 +255,7 @@ static void on_usr1(int sig)
 
 static int body_catches_a_signal(void *arg)
 {
-	struct sigaction sa = {.sa_handler = on_usr1};
+	struct sigaction sa = { .sa_handler = on_usr1 };
 
 	sigaction(SIGUSR1, &sa, NULL);
 	raise(SIGUSR1);
@@ -513,20 +513,21 @@ static void test_log_keeps_each_kind_and_path_once_and_sorts(void)
 	CHECK(log.count == 0 && log.paths == NULL);
 }
 
-TESTS(trace_tests) = {
-    {"log_keeps_each_kind_and_path_once_and_sorts",
-     test_log_keeps_each_kind_and_path_once_and_sorts},
-    {"every_open_and_exec_of_a_run_is_recorded", test_every_open_and_exec_of_a_run_is_recorded},
-    {"a_tracee_killed_mid_run_ends_the_loop", test_a_tracee_killed_mid_run_ends_the_loop},
-    {"signals_reach_the_tracee", test_signals_reach_the_tracee},
-    {"a_forked_child_is_traced_and_its_parent_gets_its_status",
-     test_a_forked_child_is_traced_and_its_parent_gets_its_status},
-    {"a_stopped_tracee_stays_stopped_until_sigcont",
-     test_a_stopped_tracee_stays_stopped_until_sigcont},
-    {"the_executed_file_is_recorded_even_from_a_non_dumpable_tracee",
-     test_the_executed_file_is_recorded_even_from_a_non_dumpable_tracee},
-    {"an_exec_by_a_thread_is_recorded", test_an_exec_by_a_thread_is_recorded},
-    {"an_unreadable_call_is_missed_only_if_it_succeeded",
-     test_an_unreadable_call_is_missed_only_if_it_succeeded},
-    {"a_script_names_its_interpreter", test_a_script_names_its_interpreter},
-    END_TESTS};
+TESTS(trace_tests) = { { "log_keeps_each_kind_and_path_once_and_sorts",
+			 test_log_keeps_each_kind_and_path_once_and_sorts },
+		       { "every_open_and_exec_of_a_run_is_recorded",
+			 test_every_open_and_exec_of_a_run_is_recorded },
+		       { "a_tracee_killed_mid_run_ends_the_loop",
+			 test_a_tracee_killed_mid_run_ends_the_loop },
+		       { "signals_reach_the_tracee", test_signals_reach_the_tracee },
+		       { "a_forked_child_is_traced_and_its_parent_gets_its_status",
+			 test_a_forked_child_is_traced_and_its_parent_gets_its_status },
+		       { "a_stopped_tracee_stays_stopped_until_sigcont",
+			 test_a_stopped_tracee_stays_stopped_until_sigcont },
+		       { "the_executed_file_is_recorded_even_from_a_non_dumpable_tracee",
+			 test_the_executed_file_is_recorded_even_from_a_non_dumpable_tracee },
+		       { "an_exec_by_a_thread_is_recorded", test_an_exec_by_a_thread_is_recorded },
+		       { "an_unreadable_call_is_missed_only_if_it_succeeded",
+			 test_an_unreadable_call_is_missed_only_if_it_succeeded },
+		       { "a_script_names_its_interpreter", test_a_script_names_its_interpreter },
+		       END_TESTS };
