@@ -1,6 +1,8 @@
 /* Flag tables: --help printed from them, and getopt_long driven by them. */
 #include "flags.h"
 
+#include "../common/log.h"
+
 #include "exit_codes.h"
 
 #include <errno.h>
@@ -208,26 +210,13 @@ int tp_flags_start(struct tp_flag_parser *p, const char *command, const struct t
 	return 0;
 }
 
-static int fail(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t err_size, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, err_size, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 static int unknown(struct tp_flag_parser *p, const char *arg, char *err, size_t err_size)
 {
 	/* "--name=value" names "--name" */
 	size_t len = strncmp(arg, "--", 2) == 0 ? strcspn(arg, "=") : strlen(arg);
 
-	return fail(err, err_size, "unknown option '%.*s' (see teepy %s%s--help)", (int)len, arg,
-		    p->command ? p->command : "", p->command ? " " : "");
+	return tp_errf(err, err_size, "unknown option '%.*s' (see teepy %s%s--help)", (int)len, arg,
+		       p->command ? p->command : "", p->command ? " " : "");
 }
 
 /* The index of the flag getopt_long answered with VALUE (a LONG_VALUE or a short
@@ -285,9 +274,9 @@ int tp_flags_next(struct tp_flag_parser *p, char *err, size_t err_size)
 	p->flag_is_also = i >= p->own_count;
 	p->given = given_name(p, c == ':' || c == '?' ? optopt : c, p->flag);
 	if (c == ':')
-		return fail(err, err_size, "%s needs a value", p->given);
+		return tp_errf(err, err_size, "%s needs a value", p->given);
 	if (c == '?')
-		return fail(err, err_size, "%s takes no value", p->given);
+		return tp_errf(err, err_size, "%s takes no value", p->given);
 	/* getopt_long takes a unique prefix of a name; teepy takes names whole */
 	if (c >= LONG_VALUE(0) &&
 	    (strncmp(arg, "--", 2) != 0 || strcspn(arg + 2, "=") != strlen(p->flag->name) ||

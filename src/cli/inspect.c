@@ -3,6 +3,7 @@
 #include "commands.h"
 
 #include "../manifest/bundle_file.h"
+#include "../manifest/manifest_json.h"
 #include "../manifest/trust.h"
 #include "exit_codes.h"
 #include "flags.h"
@@ -95,32 +96,6 @@ static json_t *env_object(const struct tp_strlist *env)
 	return o;
 }
 
-static json_t *trees_json(const struct tp_manifest *m)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; i < m->tree_count; i++) {
-		json_t *t = json_object();
-		json_object_set_new(t, "kind", json_string(tp_tree_kind_name(m->trees[i].kind)));
-		json_object_set_new(t, "path", json_string(m->trees[i].path));
-		json_array_append_new(a, t);
-	}
-	return a;
-}
-
-static json_t *encryption_json(const struct tp_manifest_encryption *e)
-{
-	json_t *o;
-
-	if (e->cipher == TP_CIPHER_NONE)
-		return json_null();
-	o = json_object();
-	json_object_set_new(o, "algorithm", json_string(tp_cipher_name(e->cipher)));
-	json_object_set_new(o, "chunk_size", json_integer(e->chunk_size));
-	json_object_set_new(o, "key_id", json_string(e->key_id));
-	return o;
-}
-
 /* unsupported: what of the bundle this teepy cannot run yet, or NULL. */
 static void print_json(const char *path, const struct tp_bundle_file *bf, const char *app,
 		       const char *runtime, const char *signer, const char *unsupported)
@@ -151,8 +126,8 @@ static void print_json(const char *path, const struct tp_bundle_file *bf, const 
 	json_object_set_new(o, "product_id", json_integer(m->product_id));
 	json_object_set_new(o, "security_version", json_integer(m->security_version));
 	json_object_set_new(o, "network", json_string(tp_network_name(m->network)));
-	json_object_set_new(o, "trees", trees_json(m));
-	json_object_set_new(o, "encryption", encryption_json(&m->encryption));
+	json_object_set_new(o, "trees", tp_manifest_trees_json(m));
+	json_object_set_new(o, "encryption", tp_manifest_encryption_json(&m->encryption));
 	json_object_set_new(o, "entry", json_string(m->entry));
 	json_object_set_new(o, "argv", strings(&m->argv));
 	json_object_set_new(o, "env", env_object(&m->env));

@@ -2,6 +2,7 @@
 #include "run_opts.h"
 
 #include "flags.h"
+#include "../common/log.h"
 #include "../common/units.h"
 
 #include <errno.h>
@@ -108,19 +109,6 @@ const struct tp_command_help tp_run_help = {
 	.exits = NULL, /* all of them */
 };
 
-static int fail(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t err_size, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, err_size, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 static int strv_push(struct tp_strv *v, const char *item)
 {
 	const char **items = realloc(v->items, (v->count + 1) * sizeof(*items));
@@ -138,13 +126,13 @@ static int parse_size_setting(const char *what, const char *text, uint64_t *out,
 	int r = tp_parse_size(text, out);
 
 	if (r == -ERANGE)
-		return fail(err, err_size, "%s: '%s' is too large (use e.g. 512M or 3G)", what,
-			    text);
+		return tp_errf(err, err_size, "%s: '%s' is too large (use e.g. 512M or 3G)", what,
+			       text);
 	if (r < 0)
-		return fail(err, err_size, "%s: '%s' is not a size (use e.g. 512M or 3G)", what,
-			    text);
+		return tp_errf(err, err_size, "%s: '%s' is not a size (use e.g. 512M or 3G)", what,
+			       text);
 	if (*out == 0)
-		return fail(err, err_size, "%s: must be more than 0", what);
+		return tp_errf(err, err_size, "%s: must be more than 0", what);
 	return 0;
 }
 
@@ -154,11 +142,11 @@ static int parse_duration_setting(const char *what, const char *text, uint64_t *
 	int r = tp_parse_duration_ms(text, out);
 
 	if (r == -ERANGE)
-		return fail(err, err_size, "%s: '%s' is too long (use e.g. 2s, 1.5s or 30m)", what,
-			    text);
+		return tp_errf(err, err_size, "%s: '%s' is too long (use e.g. 2s, 1.5s or 30m)",
+			       what, text);
 	if (r < 0)
-		return fail(err, err_size, "%s: '%s' is not a duration (use e.g. 2s, 1.5s or 30m)",
-			    what, text);
+		return tp_errf(err, err_size,
+			       "%s: '%s' is not a duration (use e.g. 2s, 1.5s or 30m)", what, text);
 	return 0;
 }
 
@@ -175,8 +163,8 @@ static int parse_mode(const char *what, const char *text, struct tp_run_opts *op
 		opts->mode = TP_MODE_HW;
 		opts->mode_was_auto = false;
 	} else {
-		return fail(err, err_size, "%s: unknown mode '%s' (use sim, auto or hw)", what,
-			    text);
+		return tp_errf(err, err_size, "%s: unknown mode '%s' (use sim, auto or hw)", what,
+			       text);
 	}
 	return 0;
 }
@@ -210,32 +198,32 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 	case RUN_INPUT_FILE:
 		/* one input and one output: a second would silently replace the first */
 		if (seen->input)
-			return fail(
+			return tp_errf(
 			    err, err_size,
 			    "%s: the input is already given (use one --input or --input-file)",
 			    what);
 		if (id == RUN_INPUT_FILE && !*value)
-			return fail(err, err_size, "%s: empty file name", what);
+			return tp_errf(err, err_size, "%s: empty file name", what);
 		*(id == RUN_INPUT ? &opts->input : &opts->input_file) = value;
 		seen->input = true;
 		return 0;
 	case RUN_DATA:
 	case RUN_TASK_DATA:
 		if (!*value)
-			return fail(err, err_size, "%s: empty file name", what);
+			return tp_errf(err, err_size, "%s: empty file name", what);
 		return strv_push(id == RUN_DATA ? &opts->data : &seen->task_data, value);
 	case RUN_OUTPUT:
 		if (seen->output)
-			return fail(err, err_size, "%s: given more than once (use one)", what);
+			return tp_errf(err, err_size, "%s: given more than once (use one)", what);
 		if (!*value)
-			return fail(err, err_size, "%s: empty file name", what);
+			return tp_errf(err, err_size, "%s: empty file name", what);
 		/* "-" is stdout, as "-" is stdin for --input-file; ./- names a file */
 		opts->output_file = strcmp(value, "-") == 0 ? NULL : value;
 		seen->output = true;
 		return 0;
 	case RUN_TRUST:
 		if (!*value)
-			return fail(err, err_size, "%s: empty file name", what);
+			return tp_errf(err, err_size, "%s: empty file name", what);
 		return strv_push(&opts->trust, value);
 	case RUN_MEMORY:
 		opts->limits_given |= TP_LIMIT_MEMORY;
@@ -257,19 +245,19 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 		errno = 0;
 		n = strtoul(value, &end, 10);
 		if (errno || *end || end == value || value[0] == '-' || n < 1 || n > TP_MAX_THREADS)
-			return fail(err, err_size, "%s: '%s' is not a number from 1 to %u", what,
-				    value, TP_MAX_THREADS);
+			return tp_errf(err, err_size, "%s: '%s' is not a number from 1 to %u", what,
+				       value, TP_MAX_THREADS);
 		l->threads = (unsigned)n;
 		return 0;
 	}
 	case RUN_ALLOW:
 	case RUN_PYTHONPATH:
 		if (!*value)
-			return fail(err, err_size, "%s: empty path", what);
+			return tp_errf(err, err_size, "%s: empty path", what);
 		return strv_push(id == RUN_ALLOW ? &opts->allow : &opts->pythonpath, value);
 	case RUN_ENV:
 		if (!valid_env_name(value))
-			return fail(
+			return tp_errf(
 			    err, err_size,
 			    "%s: '%.64s' is not NAME=VALUE (a name of letters, digits and _, "
 			    "not LD_*)",
@@ -290,7 +278,7 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 		opts->help = true;
 		return 0;
 	}
-	return fail(err, err_size, "%s: not a flag of teepy run", what);
+	return tp_errf(err, err_size, "%s: not a flag of teepy run", what);
 }
 
 /* TEEPY_* settings give the defaults that flags then override: a value when it is
@@ -327,8 +315,9 @@ void tp_run_opts_init(struct tp_run_opts *opts)
 int tp_run_opts_operand(struct tp_run_opts *opts, const char *arg, char *err, size_t err_size)
 {
 	if (opts->script)
-		return fail(err, err_size,
-			    "unexpected argument '%s' (arguments for the script go after --)", arg);
+		return tp_errf(err, err_size,
+			       "unexpected argument '%s' (arguments for the script go after --)",
+			       arg);
 	opts->script = arg;
 	return 0;
 }
@@ -352,11 +341,11 @@ int tp_run_opts_allow(struct tp_run_opts *opts, const char *path)
 int tp_run_opts_finish(struct tp_run_opts *opts, const char *command, char *err, size_t err_size)
 {
 	if (!opts->script)
-		return fail(err, err_size, "missing SCRIPT.py (see teepy %s --help)", command);
+		return tp_errf(err, err_size, "missing SCRIPT.py (see teepy %s --help)", command);
 	opts->service_data_count = opts->data.count;
 	for (size_t k = 0; k < opts->seen.task_data.count; k++)
 		if (strv_push(&opts->data, opts->seen.task_data.items[k]) < 0) {
-			fail(err, err_size, "out of memory");
+			tp_errf(err, err_size, "out of memory");
 			return -ENOMEM;
 		}
 	free(opts->seen.task_data.items);
@@ -395,7 +384,7 @@ int tp_run_opts_parse(struct tp_run_opts *opts, int argc, char **argv, tp_getenv
 	r = tp_run_opts_finish(opts, command, err, err_size);
 out:
 	if (r == -ENOMEM)
-		fail(err, err_size, "out of memory");
+		tp_errf(err, err_size, "out of memory");
 	return r;
 }
 

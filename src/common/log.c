@@ -1,6 +1,7 @@
 /* One place that formats teepy's own messages. */
 #include "log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -28,4 +29,14 @@ void tp_warn(const char *fmt, ...)
 	va_start(ap, fmt);
 	emit("warning: ", fmt, ap);
 	va_end(ap);
+}
+
+int tp_errf(char *err, size_t err_size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, err_size, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
 }

@@ -2,6 +2,7 @@
  * types, unsorted or duplicate files, bad hashes and non-canonical bytes are all
  * refused, so one manifest has exactly one byte representation to sign. */
 #include "manifest.h"
+#include "manifest_json.h"
 
 #include "../crypto/crypto.h"
 
@@ -346,7 +347,7 @@ static json_t *encode_engine(const struct tp_manifest_engine *e)
 	return o;
 }
 
-static json_t *encode_encryption(const struct tp_manifest_encryption *e)
+json_t *tp_manifest_encryption_json(const struct tp_manifest_encryption *e)
 {
 	json_t *o;
 
@@ -360,7 +361,7 @@ static json_t *encode_encryption(const struct tp_manifest_encryption *e)
 }
 
 /* NULL when a path is not UTF-8. */
-static json_t *encode_trees(const struct tp_manifest *m)
+json_t *tp_manifest_trees_json(const struct tp_manifest *m)
 {
 	json_t *a = json_array();
 
@@ -448,11 +449,12 @@ int tp_manifest_to_json(const struct tp_manifest *m, char **out, size_t *size)
 	json_object_set_new(root, "policy", policy);
 	ok = json_object_set_new(root, "python_path", string_array(&m->python_path)) == 0 && ok;
 	if (v2) {
-		json_object_set_new(root, "encryption", encode_encryption(&m->encryption));
+		json_object_set_new(root, "encryption",
+				    tp_manifest_encryption_json(&m->encryption));
 		ok = json_object_set_new(root, "engine", encode_engine(&m->engine)) == 0 && ok;
 		json_object_set_new(root, "product_id", json_integer(m->product_id));
 		json_object_set_new(root, "security_version", json_integer(m->security_version));
-		ok = json_object_set_new(root, "trees", encode_trees(m)) == 0 && ok;
+		ok = json_object_set_new(root, "trees", tp_manifest_trees_json(m)) == 0 && ok;
 	}
 	env = files = limits = policy = NULL;
 	if (!ok) {
