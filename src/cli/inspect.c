@@ -5,6 +5,7 @@
 #include "../manifest/bundle_file.h"
 #include "../manifest/manifest_json.h"
 #include "../manifest/trust.h"
+#include "../pyboot/boot.h"
 #include "exit_codes.h"
 #include "flags.h"
 #include "../common/log.h"
@@ -302,7 +303,7 @@ int tp_cmd_inspect(int argc, char **argv)
 	tp_hex(bf.app, 32, app);
 	tp_hex(bf.signer, 32, signer);
 	if (tp_find_runtime(runtime_so, sizeof(runtime_so)) == 0 &&
-	    tp_runtime_measure(runtime_so, runtime) == 0)
+	    tp_runtime_measure(runtime_so, TP_BOOT_TEXT, runtime) == 0)
 		tp_hex(runtime, 32, runtime_hex);
 	if (as_json)
 		print_json(path, &bf, app, runtime_hex, signer, unsupported);

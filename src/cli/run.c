@@ -372,8 +372,6 @@ static int make_config(struct cli_run *run)
 		return code;
 	size_t name_len = strlen(o->script);
 	bool tpy_name = name_len > 4 && strcmp(o->script + name_len - 4, ".tpy") == 0;
-	if ((code = load_inputs(run)) != 0)
-		return code;
 	if (!(run->allow = strv_array(&o->allow)) ||
 	    !(run->pythonpath = strv_array(&o->pythonpath)) || !(run->env = strv_array(&o->env)) ||
 	    !(run->args = strv_array(&o->script_args)) || load_trust(run) < 0 ||
@@ -388,10 +386,7 @@ static int make_config(struct cli_run *run)
 		.is_bundle = tpy_name || (access(o->script, R_OK) == 0 && tp_is_bundle(o->script)),
 		.args = run->args,
 		.home = getenv("HOME"),
-		.input = run->input,
-		.input_size = run->input_size,
 		.input_name = run->input_name,
-		.data_fds = run->data_fds,
 		.data_count = o->data.count,
 		.service_data_count = o->service_data_count,
 		.limits = o->limits,
@@ -454,11 +449,28 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 {
 	struct tp_outcome out;
 	struct tp_invocation inv;
-	int code = make_config(run);
+	int code;
 
+	memset(keep ? keep : &inv, 0, sizeof(inv)); /* freed whatever happens below */
+	code = make_config(run);
+	/* refusals come in the order they always have: a bundle's input is read before
+	 * the bundle is opened, a script's once the script is found */
+	if (code == 0 && run->cfg.is_bundle)
+		code = load_inputs(run);
 	if (code)
 		return interrupted ? TP_EXIT_INTERRUPTED : code;
-	tp_invoke_keep(&run->cfg, &out, keep ? keep : &inv);
+	if (tp_invocation_open(&run->cfg, keep ? keep : &inv, &out) == 0) {
+		if (!run->cfg.is_bundle && (code = load_inputs(run)) != 0) {
+			tp_outcome_free(&out);
+			if (!keep)
+				tp_invocation_free(&inv);
+			return interrupted ? TP_EXIT_INTERRUPTED : code;
+		}
+		run->cfg.input = run->input;
+		run->cfg.input_size = run->input_size;
+		run->cfg.data_fds = run->data_fds;
+		tp_invocation_run(keep ? keep : &inv, &out);
+	}
 	finish_result(run, &out);
 	if (timing_on) {
 		fprintf(

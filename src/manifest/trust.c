@@ -3,7 +3,6 @@
 #include "trust.h"
 
 #include "../crypto/crypto.h"
-#include "../pyboot/boot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,10 +97,9 @@ static int hash_file(const char *path, struct tp_sha256 *ctx)
 	return n < 0 ? -errno : 0;
 }
 
-int tp_runtime_measure(const char *runtime_so, uint8_t out[32])
+int tp_runtime_measure(const char *runtime_so, const char *boot_text, uint8_t out[32])
 {
 	static const char tag[] = "teepy-runtime-v1";
-	static const char boot[] = TP_BOOT_TEXT;
 	struct tp_sha256 *ctx = tp_sha256_new();
 	int r;
 
@@ -111,7 +109,7 @@ int tp_runtime_measure(const char *runtime_so, uint8_t out[32])
 	r = hash_file("/proc/self/exe", ctx);
 	if (r == 0)
 		r = hash_file(runtime_so, ctx);
-	tp_sha256_update(ctx, boot, sizeof(boot));
+	tp_sha256_update(ctx, boot_text, strlen(boot_text) + 1); /* with its NUL, as v1 was */
 	tp_sha256_final(ctx, out);
 	return r;
 }

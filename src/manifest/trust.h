@@ -58,9 +58,10 @@ bool tp_trust_signature_valid(const struct tp_bundle *b);
 void tp_trust_signer_measure(const uint8_t pubkey[TP_BUNDLE_KEY_SIZE], uint8_t out[32]);
 
 /* The `runtime` measurement: SHA-256 over a tag, the running teepy executable
- * (/proc/self/exe), the _teepy extension at runtime_so and the boot text. Returns
- * 0 or -errno of a file that cannot be read (out then holds no measurement). */
-int tp_runtime_measure(const char *runtime_so, uint8_t out[32]);
+ * (/proc/self/exe), the _teepy extension at runtime_so and the boot text (the
+ * Python the interpreter runs first, pyboot/boot.h's TP_BOOT_TEXT). Returns 0 or
+ * -errno of a file that cannot be read (out then holds no measurement). */
+int tp_runtime_measure(const char *runtime_so, const char *boot_text, uint8_t out[32]);
 
 /* Finds _teepy beside the running teepy (the build tree, or a copy of both
  * files), else in the install directory. Returns 0 or -ENOENT. */

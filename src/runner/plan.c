@@ -490,10 +490,10 @@ static void warn(const struct tp_invocation *inv, const char *line)
 		inv->cfg->warn(inv->cfg->observer, line);
 }
 
-static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
+/* The bundle opened, its signer trusted, its manifest parsed. */
+static int open_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 {
 	const struct tp_run_config *cfg = inv->cfg;
-	const struct tp_manifest *m;
 	char err[768];
 	int r;
 
@@ -515,9 +515,15 @@ static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 		cfg->mark("signer trusted");
 	if ((r = tp_bundle_file_parse(&inv->bundle, err, sizeof(err))) < 0)
 		return tp_runner_fail(out, TP_END_REFUSED, "%s: %s", cfg->script, err);
-	if (check_env(inv, out) < 0)
-		return -1;
-	m = &inv->bundle.manifest;
+	return check_env(inv, out);
+}
+
+static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	const struct tp_run_config *cfg = inv->cfg;
+	const struct tp_manifest *m = &inv->bundle.manifest;
+	char err[256];
+
 	inv->plan.reserve_bytes = tp_fill_reserve(m);
 	inv->processes = m->processes == TP_PROCESSES_MANIFEST;
 	snprintf(inv->entry, sizeof(inv->entry), "%s", m->entry);
@@ -553,7 +559,7 @@ static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 	return plan_runtime(inv, out);
 }
 
-int tp_plan_invocation(struct tp_invocation *inv, struct tp_outcome *out)
+int tp_plan_open(struct tp_invocation *inv, struct tp_outcome *out)
 {
 	const struct tp_run_config *cfg = inv->cfg;
 
@@ -563,20 +569,22 @@ int tp_plan_invocation(struct tp_invocation *inv, struct tp_outcome *out)
 				      "(rebuild with make)",
 				      TP_PYTHON_EXT_SUFFIX, TP_RUNTIME_INSTALL_DIR);
 	inv->limits = cfg->limits;
-	if (cfg->is_bundle) {
-		if (plan_sealed(inv, out) < 0)
-			return -1;
-	} else {
-		inv->processes = cfg->allow_processes;
-		if (load_script(inv, out) < 0)
-			return -1;
-		if (cfg->mark)
-			cfg->mark("inputs loaded");
-		if (plan_unsealed(inv, out) < 0)
-			return -1;
-	}
+	if (cfg->is_bundle)
+		return open_sealed(inv, out);
+	inv->processes = cfg->allow_processes;
+	if (load_script(inv, out) < 0)
+		return -1;
 	if (cfg->mark)
-		cfg->mark("root planned");
+		cfg->mark("script loaded");
+	return 0;
+}
+
+int tp_plan_root(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	if ((inv->sealed ? plan_sealed(inv, out) : plan_unsealed(inv, out)) < 0)
+		return -1;
+	if (inv->cfg->mark)
+		inv->cfg->mark("root planned");
 	return check_memory(inv, out);
 }
 

@@ -9,9 +9,13 @@
 int tp_runner_fail(struct tp_outcome *out, enum tp_end end, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Loads the script or the bundle and plans the root, sys.path and the limits.
- * Returns 0, or -1 with out->end and out->message set. */
-int tp_plan_invocation(struct tp_invocation *inv, struct tp_outcome *out);
+/* Finds the runtime and opens the script, or the bundle (its signer trusted, its
+ * manifest parsed). Returns 0, or -1 with out->end and out->message set. */
+int tp_plan_open(struct tp_invocation *inv, struct tp_outcome *out);
+
+/* Plans the root, sys.path and the final limits, and checks that the memory limit
+ * holds the input and what the root takes of it. Returns 0 or -1 as above. */
+int tp_plan_root(struct tp_invocation *inv, struct tp_outcome *out);
 
 /* The service's whole environment: no host variable, a fixed locale, BLAS/OpenMP
  * thread caps, the manifest's variables, then the config's. Returns 0 or -ENOMEM. */

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -25,27 +26,25 @@
 #include <time.h>
 #include <unistd.h>
 
-/* One run's supervision: shared by the invoking thread, the CPU watch and, in a
- * traced build, the channel thread. */
+/* One run's supervision: shared by the invoking thread, the watch thread and, in
+ * a traced build, the channel thread. */
 struct watch {
 	struct tp_invocation *inv;
 	struct tp_outcome *out;
 	pid_t pid;
 	int pidfd;
 	struct timespec deadline; /* CLOCK_MONOTONIC */
-	atomic_bool timed_out;
-	atomic_bool cancelled;
+	atomic_bool timed_out;	  /* the watch killed the service at the deadline */
+	atomic_bool cancelled;	  /* ... because the caller cancelled */
+	atomic_bool cpu_killed;	  /* ... at its CPU-time limit */
 	struct tp_channel channel;
-	int result_fd;	  /* what the sink opened (or the memfd), -1 before */
 	bool result_mem;  /* the result is kept in memory (no sink) */
 	int setup_failed; /* the child failed before exec: its line is in setup_err */
 	char setup_err[512];
 
-	/* the CPU watch */
-	pthread_t cpu_thread;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	bool cpu_running, cpu_done, cpu_killed;
+	pthread_t thread;
+	bool running;
+	int wake[2]; /* a byte ends the watch */
 };
 
 static uint64_t ms_between(const struct timespec *a, const struct timespec *b)
@@ -54,122 +53,110 @@ static uint64_t ms_between(const struct timespec *a, const struct timespec *b)
 	return ms > 0 ? (uint64_t)ms : 0;
 }
 
-static void kill_service(struct watch *w)
+/* Through the pidfd: it names this service even once its pid is reaped and reused. */
+static bool kill_service(struct watch *w)
 {
-	if (w->pidfd >= 0)
-		syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+	return w->pidfd >= 0 && syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0) == 0;
 }
 
-/* Milliseconds left before the deadline, 0 once it has passed. */
+/* Milliseconds left before the deadline, rounded up; 0 once it has passed. */
 static int ms_left(const struct watch *w)
 {
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	uint64_t left = ms_between(&now, &w->deadline);
-	if (now.tv_sec > w->deadline.tv_sec ||
-	    (now.tv_sec == w->deadline.tv_sec && now.tv_nsec >= w->deadline.tv_nsec))
+	int64_t ns = (int64_t)(w->deadline.tv_sec - now.tv_sec) * 1000000000 +
+		     (w->deadline.tv_nsec - now.tv_nsec);
+	if (ns <= 0)
 		return 0;
-	return left > INT32_MAX ? INT32_MAX : (int)(left ? left : 1);
+	int64_t ms = (ns + 999999) / 1000000;
+	return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
-/* Whether the run must stop: the wall clock has run out or the caller cancelled.
- * Kills the service the first time it says so. */
-static bool must_stop(struct watch *w)
+static bool stopped(struct watch *w)
 {
-	int cancel_fd = w->inv->cfg->cancel_fd;
-
-	if (atomic_load(&w->timed_out) || atomic_load(&w->cancelled))
-		return true;
-	if (cancel_fd >= 0) {
-		struct pollfd p = { .fd = cancel_fd, .events = POLLIN };
-		if (poll(&p, 1, 0) > 0) {
-			atomic_store(&w->cancelled, true);
-			kill_service(w);
-			return true;
-		}
-	}
-	if (ms_left(w) == 0) {
-		atomic_store(&w->timed_out, true);
-		kill_service(w);
-		return true;
-	}
-	return false;
+	return atomic_load(&w->timed_out) || atomic_load(&w->cancelled);
 }
 
 static bool fill_stop(void *arg)
 {
-	return must_stop(arg);
+	return stopped(arg);
 }
 
-/* ---- the CPU-time watch ---- */
+/* ---- the watch: CPU time, the wall clock, the caller's cancel ---- */
 
-/* RLIMIT_CPU holds one process, by a tick-sampled clock; the limit is for the whole
- * service. The runner reads the service's CPU time (its cgroup's, else its process
- * clock) no later than the service could reach the limit, and kills it there. */
-static void *cpu_watch_main(void *arg)
+/* One thread holds the three, whatever the others are blocked in (a frame the
+ * service never finishes, a reply it never reads, the tracer): killing the
+ * service, pid 1 of its namespace, ends everything it holds, and with it those
+ * calls. RLIMIT_CPU holds one process, by a tick-sampled clock; the limit is for
+ * the whole service, so the watch reads its CPU time (its cgroup's, else its
+ * process clock) no later than the service could reach the limit. */
+static void *watch_main(void *arg)
 {
 	struct watch *w = arg;
 	uint64_t limit_ns = w->inv->limits.cpu_ms * 1000000u;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	struct pollfd fds[2] = {
+		{ .fd = w->wake[0], .events = POLLIN },
+		{ .fd = w->inv->cfg->cancel_fd, .events = POLLIN },
+	};
 
-	pthread_mutex_lock(&w->lock);
-	while (!w->cpu_done) {
+	for (;;) {
 		uint64_t used = tp_limits_cpu_used_ns(&w->inv->enforce, w->pid);
 		if (used >= limit_ns) {
-			w->cpu_killed =
-			    syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0) == 0;
-			break;
+			atomic_store(&w->cpu_killed, kill_service(w));
+			return NULL;
+		}
+		int left = ms_left(w);
+		if (left == 0) {
+			atomic_store(&w->timed_out, true);
+			kill_service(w);
+			return NULL;
 		}
 		/* at most one CPU-second per CPU and second: nothing to see before then;
 		 * at least 5 ms, so the service overshoots by no more than that per CPU */
-		uint64_t wait_ns = (limit_ns - used) / (uint64_t)(cpus > 0 ? cpus : 1);
-		if (wait_ns < 5000000u)
-			wait_ns = 5000000u;
-		if (wait_ns > 1000000000u)
-			wait_ns = 1000000000u;
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += (long)wait_ns;
-		until.tv_sec += until.tv_nsec / 1000000000L;
-		until.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&w->wake, &w->lock, &until);
+		uint64_t wait_ms = (limit_ns - used) / (uint64_t)(cpus > 0 ? cpus : 1) / 1000000u;
+		wait_ms = wait_ms < 5 ? 5 : wait_ms > 1000 ? 1000 : wait_ms;
+		int n = poll(fds, 2, (int)wait_ms < left ? (int)wait_ms : left);
+		if (n < 0 && errno != EINTR)
+			return NULL; /* cannot happen with two valid pollfds */
+		if (n > 0 && fds[0].revents)
+			return NULL; /* the run is over */
+		if (n > 0 && (fds[1].revents & POLLIN)) {
+			atomic_store(&w->cancelled, true);
+			kill_service(w);
+			return NULL;
+		}
+		if (n > 0 && fds[1].revents)
+			fds[1].fd = -1; /* the caller closed its end: no cancel can come */
 	}
-	pthread_mutex_unlock(&w->lock);
-	return NULL;
 }
 
-static int cpu_watch_start(struct watch *w)
+static int watch_start(struct watch *w)
 {
-	pthread_condattr_t attr;
-
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&w->wake, &attr);
-	pthread_condattr_destroy(&attr);
-	if (pthread_create(&w->cpu_thread, NULL, cpu_watch_main, w) != 0) {
-		pthread_cond_destroy(&w->wake);
-		pthread_mutex_destroy(&w->lock);
+	if (pipe2(w->wake, O_CLOEXEC) < 0)
+		return -errno;
+	if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+		close(w->wake[0]);
+		close(w->wake[1]);
 		return -EAGAIN;
 	}
-	w->cpu_running = true;
+	w->running = true;
 	return 0;
 }
 
 /* After the service is reaped. */
-static void cpu_watch_stop(struct watch *w)
+static void watch_stop(struct watch *w)
 {
-	if (!w->cpu_running)
+	if (!w->running)
 		return;
-	pthread_mutex_lock(&w->lock);
-	w->cpu_done = true;
-	pthread_cond_signal(&w->wake);
-	pthread_mutex_unlock(&w->lock);
-	pthread_join(w->cpu_thread, NULL);
-	pthread_cond_destroy(&w->wake);
-	pthread_mutex_destroy(&w->lock);
-	w->cpu_running = false;
+	if (write(w->wake[1], "x", 1) != 1) {
+		/* a pipe's first byte always fits */
+	}
+	pthread_join(w->thread, NULL);
+	close(w->wake[0]);
+	close(w->wake[1]);
+	w->running = false;
 }
 
 /* ---- the result and the log ---- */
@@ -180,15 +167,11 @@ static int open_result(void *arg)
 	const struct tp_result_sink *sink = &w->inv->cfg->result;
 	int fd;
 
-	if (sink->open) {
-		fd = sink->open(sink->ctx);
-	} else {
-		fd = memfd_create("teepy-result", MFD_CLOEXEC);
-		fd = fd < 0 ? -errno : fd;
-		w->result_mem = fd >= 0;
-	}
-	w->result_fd = fd;
-	return fd;
+	if (sink->open)
+		return sink->open(sink->ctx);
+	fd = memfd_create("teepy-result", MFD_CLOEXEC);
+	w->result_mem = fd >= 0;
+	return fd < 0 ? -errno : fd;
 }
 
 static void log_bytes(struct watch *w, const char *bytes, size_t size)
@@ -216,35 +199,22 @@ static void log_bytes(struct watch *w, const char *bytes, size_t size)
 	out->log_dropped += size - keep;
 }
 
-/* Serves the control channel and relays the service's output until both close and
- * the service has ended, or the wall clock runs out, or the caller cancels. */
+/* Serves the control channel and relays the service's output until both are closed
+ * and the service has ended. The watch thread ends it at the deadline or a cancel. */
 static void supervise(struct watch *w, struct tp_sandbox *sb)
 {
-	int cancel_fd = w->inv->cfg->cancel_fd;
-	struct pollfd fds[4] = {
+	struct pollfd fds[3] = {
 		{ .fd = sb->ctrl_fd, .events = POLLIN },
 		{ .fd = sb->out_fd, .events = POLLIN },
 		{ .fd = w->pidfd, .events = POLLIN },
-		{ .fd = cancel_fd, .events = POLLIN },
 	};
-	bool exited = false;
 
-	while (!exited || fds[0].fd >= 0 || fds[1].fd >= 0) {
-		int timeout =
-		    atomic_load(&w->timed_out) || atomic_load(&w->cancelled) ? -1 : ms_left(w);
-		if (timeout == 0) {
-			must_stop(w);
-			timeout = -1;
-		}
-		int n = poll(fds, 4, timeout);
-		if (n < 0) {
+	while (fds[0].fd >= 0 || fds[1].fd >= 0 || fds[2].fd >= 0) {
+		if (poll(fds, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
+			kill_service(w); /* cannot serve it: end it, and so its descriptors */
 			break;
-		}
-		if (n == 0) {
-			must_stop(w); /* the deadline */
-			continue;
 		}
 		if (fds[1].fd >= 0 && fds[1].revents) {
 			char buf[65536];
@@ -264,15 +234,12 @@ static void supervise(struct watch *w, struct tp_sandbox *sb)
 				fds[0].fd = -1;
 			}
 		}
-		if (fds[2].fd >= 0 && fds[2].revents) {
-			exited = true;
-			fds[2].fd = -1; /* stays readable: no more polling it */
-		}
-		if (fds[3].fd >= 0 && fds[3].revents) {
-			must_stop(w);
-			fds[3].fd = -1;
-		}
+		if (fds[2].fd >= 0 && fds[2].revents)
+			fds[2].fd = -1; /* it has ended; a pidfd stays readable */
 	}
+	for (int i = 0; i < 2; i++)
+		if (fds[i].fd >= 0)
+			close(fds[i].fd);
 	sb->ctrl_fd = sb->out_fd = -1;
 }
 
@@ -341,12 +308,12 @@ static int fill_sealed_root(struct watch *w, struct tp_sandbox *sb)
 		r = -1;
 	} else if (tp_fill_root(&inv->bundle.manifest, &blobs, &tp_host_source, root_fd, &inv->fill,
 				err, sizeof(err), fill_stop, w) < 0) {
-		if (!must_stop(w))
+		if (!stopped(w))
 			tp_runner_fail(w->out, TP_END_REFUSED, "%s: refused: %s", inv->cfg->script,
 				       err);
 		r = -1;
 	} else if (tp_sandbox_go(sb) < 0) {
-		if (!must_stop(w))
+		if (!stopped(w))
 			tp_runner_fail(w->out, TP_END_INTERNAL,
 				       "the service ended while its root was being filled");
 		r = -1;
@@ -373,7 +340,7 @@ static void observe(struct watch *w, struct tp_observed *o)
 		.wait_status = w->out->wait_status,
 		.cancelled = atomic_load(&w->cancelled),
 		.timed_out = atomic_load(&w->timed_out),
-		.cpu_killed = w->cpu_killed,
+		.cpu_killed = atomic_load(&w->cpu_killed),
 		.oom_killed = tp_limits_oom_killed(&inv->enforce),
 		.rlimit_memory = inv->enforce.memory_mechanism == TP_LIMIT_RLIMIT,
 		.cpu_seconds = cgroup_cpu_ns ? (double)cgroup_cpu_ns / 1e9 : rusage_cpu,
@@ -401,35 +368,35 @@ static void take_result(struct watch *w)
 	struct tp_outcome *out = w->out;
 	size_t size;
 
-	if (!w->result_mem || w->result_fd < 0)
+	int fd = w->channel.result_fd;
+
+	if (!w->result_mem || fd < 0)
 		return;
-	if (lseek(w->result_fd, 0, SEEK_SET) == 0 &&
-	    tp_read_all(w->result_fd, SIZE_MAX, &out->result, &size) == 0)
+	if (lseek(fd, 0, SEEK_SET) == 0 && tp_read_all(fd, SIZE_MAX, &out->result, &size) == 0)
 		out->result_size = size;
-	close(w->result_fd);
-	w->result_fd = -1;
+	close(fd);
+	w->channel.result_fd = -1;
 }
 
-static void record(struct watch *w, const struct timespec *t0)
+/* What the outcome reports besides the verdict. */
+static void record(struct watch *w, const struct tp_observed *o, const struct timespec *t0)
 {
 	const struct tp_channel *ch = &w->channel;
 	struct tp_outcome *out = w->out;
-	struct tp_observed o;
 	struct timespec t1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	observe(w, &o);
 	out->have_result = ch->have_result;
 	out->result_size = ch->result_size;
 	out->result_incomplete = ch->result_incomplete;
 	out->result_error = ch->result_error;
-	out->result_fd = w->result_mem ? -1 : w->result_fd;
+	out->result_fd = w->result_mem ? -1 : ch->result_fd;
 	out->status_kind = ch->status_kind;
 	snprintf(out->status_name, sizeof(out->status_name), "%s", ch->status_name);
 	out->preload_failed = ch->status_kind == TP_STATUS_SYNTAX &&
 			      strcmp(ch->status_name, TP_STATUS_PRELOAD_NAME) == 0;
-	out->usage.cpu_ms = (uint64_t)(o.cpu_seconds * 1000);
-	out->usage.peak_memory_bytes = o.peak_bytes ? o.peak_bytes : o.max_resident_bytes;
+	out->usage.cpu_ms = (uint64_t)(o->cpu_seconds * 1000);
+	out->usage.peak_memory_bytes = o->peak_bytes ? o->peak_bytes : o->max_resident_bytes;
 	out->usage.wall_ms = ms_between(t0, &t1);
 	take_result(w);
 }
@@ -440,7 +407,8 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 	struct tp_sandbox sb = {
 		.pid = -1, .ctrl_fd = -1, .out_fd = -1, .err_fd = -1, .ready_fd = -1, .go_fd = -1
 	};
-	struct watch w = { .inv = inv, .out = out, .pid = -1, .pidfd = -1, .result_fd = -1 };
+	struct watch w = { .inv = inv, .out = out, .pid = -1, .pidfd = -1 };
+	struct tp_observed o;
 	uint8_t *boot = NULL;
 	char err[512];
 	size_t boot_size = 0;
@@ -471,6 +439,7 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		cfg->on_planned(cfg->observer, inv);
 
 	const char *interp_argv[] = { TP_PYTHON_EXE, "-I", "-S", "-B", "-c", TP_BOOT_TEXT, NULL };
+	static const struct tp_sandbox_tracer tracer = { tp_trace_filter_install, tp_trace_seize };
 	struct tp_sandbox_config sc = {
 		.interpreter = TP_PYTHON_EXE,
 		.argv = interp_argv,
@@ -481,7 +450,7 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		.scratch_dir = inv->limits.scratch_bytes ? "/tmp" : NULL,
 		.limits = &inv->enforce,
 		.stage1 = inv->processes ? &tp_seccomp_stage1_processes : &tp_seccomp_stage1,
-		.trace = cfg->trace_log != NULL,
+		.tracer = cfg->trace_log ? &tracer : NULL,
 		.filled_from_outside = inv->sealed,
 		.handed_fds = cfg->handed_fds,
 		.handed_count = cfg->handed_count,
@@ -508,8 +477,8 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 	}
 	w.pid = sb.pid;
 	w.pidfd = (int)syscall(SYS_pidfd_open, sb.pid, 0);
-	if (w.pidfd < 0 || cpu_watch_start(&w) < 0) {
-		int e = w.pidfd < 0 ? errno : EAGAIN;
+	if (w.pidfd < 0 || (r = watch_start(&w)) < 0) {
+		int e = w.pidfd < 0 ? errno : -r;
 		kill(sb.pid, SIGKILL);
 		reap(&w);
 		close_sandbox(&sb);
@@ -519,17 +488,15 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		return tp_runner_fail(out, TP_END_INTERNAL,
 				      "cannot watch the service's CPU time: %s", strerror(e));
 	}
-	must_stop(&w); /* a cancel that came before the spawn */
 
 	if (inv->sealed && fill_sealed_root(&w, &sb) < 0) {
 		kill_service(&w);
 		reap(&w);
-		cpu_watch_stop(&w);
+		watch_stop(&w);
 		close_sandbox(&sb);
 		close(w.pidfd);
 		free(boot);
-		if (atomic_load(&w.timed_out) || atomic_load(&w.cancelled)) {
-			struct tp_observed o;
+		if (stopped(&w)) {
 			observe(&w, &o);
 			tp_judge(&o, out);
 		}
@@ -572,16 +539,15 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		mark(inv, "channel closed");
 		reap(&w);
 	}
-	cpu_watch_stop(&w);
+	watch_stop(&w);
 	close(w.pidfd);
 	w.pidfd = -1;
 	close_sandbox(&sb);
-	record(&w, &t0);
+	observe(&w, &o);
+	record(&w, &o, &t0);
 	if (w.setup_failed)
 		return tp_runner_fail(out, TP_END_INTERNAL, "%s", w.setup_err);
 	mark(inv, "service reaped");
-	struct tp_observed o;
-	observe(&w, &o);
 	tp_judge(&o, out);
 	return 0;
 }
@@ -606,8 +572,8 @@ void tp_outcome_free(struct tp_outcome *out)
 	out->result = out->log = NULL;
 }
 
-int tp_invoke_keep(const struct tp_run_config *cfg, struct tp_outcome *out,
-		   struct tp_invocation *inv)
+int tp_invocation_open(const struct tp_run_config *cfg, struct tp_invocation *inv,
+		       struct tp_outcome *out)
 {
 	memset(out, 0, sizeof(*out));
 	memset(inv, 0, sizeof(*inv));
@@ -615,10 +581,37 @@ int tp_invoke_keep(const struct tp_run_config *cfg, struct tp_outcome *out,
 	out->result_fd = -1;
 	out->status_kind = -1;
 	inv->cfg = cfg;
-	if (tp_plan_invocation(inv, out) == 0 && execute(inv, out) == 0)
-		return 0;
-	if (out->end == TP_END_RESULT) /* a failure that said nothing */
-		tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
+	return tp_plan_open(inv, out) < 0 ? -1 : 0;
+}
+
+int tp_invocation_run(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	sigset_t pipe_signal, before;
+	const struct timespec now = { 0, 0 };
+
+	/* A service that closes its end makes the next write to it raise SIGPIPE in the
+	 * writing thread, which would end the caller: blocked here (threads the run
+	 * starts inherit the mask), each such write fails with EPIPE instead, and what
+	 * is left pending is taken before the mask is restored. */
+	sigemptyset(&pipe_signal);
+	sigaddset(&pipe_signal, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_signal, &before);
+	if (tp_plan_root(inv, out) < 0 || execute(inv, out) < 0) {
+		if (out->end == TP_END_RESULT) /* a failure that said nothing */
+			tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
+	}
+	if (!sigismember(&before, SIGPIPE))
+		while (sigtimedwait(&pipe_signal, NULL, &now) == SIGPIPE)
+			;
+	pthread_sigmask(SIG_SETMASK, &before, NULL);
+	return 0;
+}
+
+int tp_invoke_keep(const struct tp_run_config *cfg, struct tp_outcome *out,
+		   struct tp_invocation *inv)
+{
+	if (tp_invocation_open(cfg, inv, out) == 0)
+		tp_invocation_run(inv, out);
 	return 0;
 }
 

@@ -194,6 +194,17 @@ int tp_invoke(const struct tp_run_config *cfg, struct tp_outcome *out);
 int tp_invoke_keep(const struct tp_run_config *cfg, struct tp_outcome *out,
 		   struct tp_invocation *inv);
 
+/* tp_invoke_keep in two steps, for a caller that checks its own inputs between
+ * them (teepy run reads a script's input after the script is found, a bundle's
+ * before it is opened): open finds the runtime and opens the script or the bundle
+ * (signer trusted, manifest parsed); it returns 0, or -1 with out said (inv is then
+ * still freed with tp_invocation_free). run plans the root, checks the memory
+ * limit against the input (cfg's input may be set between the two) and runs; it
+ * returns 0 with out said. */
+int tp_invocation_open(const struct tp_run_config *cfg, struct tp_invocation *inv,
+		       struct tp_outcome *out);
+int tp_invocation_run(struct tp_invocation *inv, struct tp_outcome *out);
+
 void tp_invocation_free(struct tp_invocation *inv);
 void tp_outcome_free(struct tp_outcome *out);
 

@@ -5,7 +5,6 @@
 #include "sandbox.h"
 
 #include "landlock.h"
-#include "../trace/trace.h"
 #include "../channel/protocol.h"
 #include "../common/io.h"
 
@@ -231,7 +230,7 @@ child_main(const struct tp_sandbox_config *cfg, bool in_v2, int sync_fd, int err
 		child_die(err_fd, "Landlock: %s", strerror(-r));
 
 	/* a traced build reports every open and exec to the supervisor, stage 1 and 2 still hold */
-	if (cfg->trace && (r = tp_trace_filter_install()) < 0)
+	if (cfg->tracer && (r = cfg->tracer->child_filter()) < 0)
 		child_die(err_fd, "trace filter: %s", strerror(-r));
 	if ((r = tp_seccomp_install(cfg->stage1)) < 0)
 		child_die(err_fd, "seccomp: %s", strerror(-r));
@@ -343,7 +342,7 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 	}
 	sb->pid = pid;
 
-	if (cfg->trace && (r = tp_trace_seize(pid)) < 0) {
+	if (cfg->tracer && (r = cfg->tracer->seize(pid)) < 0) {
 		snprintf(err, err_size, "cannot trace the sample run: %s", strerror(-r));
 		goto fail_kill;
 	}

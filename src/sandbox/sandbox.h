@@ -18,6 +18,14 @@ unsigned tp_sandbox_service_gid(void);
 
 #define TP_SANDBOX_MAX_HANDED 16
 
+/* How a tracer takes the child: the child installs child_filter last before its exec
+ * (so stages 1 and 2 still hold), the supervisor seizes it right after the clone.
+ * Each returns 0 or -errno. */
+struct tp_sandbox_tracer {
+	int (*child_filter)(void);
+	int (*seize)(pid_t pid);
+};
+
 struct tp_sandbox_config {
 	const char *interpreter;       /* path inside the root (same as the host's) */
 	const char *const *argv;       /* for the interpreter */
@@ -32,7 +40,8 @@ struct tp_sandbox_config {
 	const int *handed_fds; /* the service gets these at fd 4, 5, ... (at most
 				* TP_SANDBOX_MAX_HANDED) */
 	size_t handed_count;
-	bool trace; /* teepy build: the caller traces the child (see trace/trace.h) */
+	/* teepy build: the caller traces the child (trace/trace.h), NULL: not traced */
+	const struct tp_sandbox_tracer *tracer;
 	/* sealed root: the child stops in its empty root until the supervisor has
 	 * written the verified files into it (tp_sandbox_wait_ready / tp_sandbox_go) */
 	bool filled_from_outside;

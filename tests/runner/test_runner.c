@@ -6,6 +6,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +147,117 @@ static void test_a_cancel(void)
 	tp_outcome_free(&out);
 }
 
+/* A RESULT frame promising 100 bytes, 10 sent, then nothing: the runner is inside
+ * the frame, blocked on the service, when the deadline comes. */
+static const char stall[] = "import os, struct, time\n"
+			    "os.write(3, struct.pack('=IIQ', 18, 0, 100) + b'x' * 10)\n"
+			    "time.sleep(30)\n";
+
+static void test_the_wall_clock_inside_a_frame(void)
+{
+	struct tp_run_config cfg = config(script("stall.py", stall));
+	struct tp_outcome out;
+
+	cfg.limits.timeout_ms = 1500;
+	CHECK(tp_invoke(&cfg, &out) == 0);
+	show("timeout in a frame", &out);
+	CHECK(out.end == TP_END_TIMEOUT);
+	CHECK(out.usage.wall_ms >= 1500 && out.usage.wall_ms < 10000);
+	tp_outcome_free(&out);
+}
+
+static void *cancel_later(void *arg)
+{
+	usleep(800 * 1000);
+	if (write(*(int *)arg, "C", 1) != 1)
+		perror("cancel");
+	return NULL;
+}
+
+static void test_a_cancel_inside_a_frame(void)
+{
+	struct tp_run_config cfg = config(script("stall.py", stall));
+	struct tp_outcome out;
+	pthread_t thread;
+	int p[2];
+
+	CHECK(pipe2(p, O_CLOEXEC) == 0);
+	cfg.cancel_fd = p[0];
+	CHECK(pthread_create(&thread, NULL, cancel_later, &p[1]) == 0);
+	CHECK(tp_invoke(&cfg, &out) == 0);
+	pthread_join(thread, NULL);
+	show("cancel in a frame", &out);
+	CHECK(out.end == TP_END_CANCELLED);
+	CHECK(out.usage.wall_ms < 10000);
+	close(p[0]);
+	close(p[1]);
+	tp_outcome_free(&out);
+}
+
+/* The service asks for its input and closes the channel: the reply meets a closed
+ * socket, whose SIGPIPE must not end the program that runs the service. */
+static void test_a_closed_channel_does_not_end_the_caller(void)
+{
+	struct tp_run_config cfg =
+	    config(script("close.py", "import os, struct, time\n"
+				      "os.write(3, struct.pack('=IIQ', 16, 0, 0))\n"
+				      "os.close(3)\n"
+				      "time.sleep(0.5)\n"));
+	struct tp_outcome out;
+	static char input[4 << 20];
+	sigset_t pending;
+
+	memset(input, 'i', sizeof(input));
+	cfg.input = input;
+	cfg.input_size = sizeof(input);
+	CHECK(tp_invoke(&cfg, &out) == 0);
+	show("closed channel", &out);
+	CHECK(out.end == TP_END_NO_RESULT);
+	CHECK(sigpending(&pending) == 0 && !sigismember(&pending, SIGPIPE));
+	tp_outcome_free(&out);
+}
+
+/* A sealed bundle built by the teepy beside this program, run through the API. */
+static void test_a_bundle_and_its_signer(void)
+{
+	char exe[PATH_MAX], cmd[4 * PATH_MAX], tpy[600], pub[600], other[600];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	struct tp_outcome out;
+
+	CHECK(n > 0);
+	exe[n > 0 ? n : 0] = '\0';
+	script("svc.py", "import teex\nteex.TEEX_return('sealed ' + teex.TEEX_getinput())\n");
+	snprintf(tpy, sizeof(tpy), "%s/svc.tpy", dir);
+	snprintf(pub, sizeof(pub), "%s/signer.pub", dir);
+	snprintf(other, sizeof(other), "%s/other.pub", dir);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "{ cd '%s' && T='%s/teepy' && $T keygen -o signer.key && $T keygen -o other.key && "
+	    "$T build svc.py --input x -o svc.tpy --key signer.key; } >/dev/null 2>&1",
+	    dir, dirname(exe));
+	CHECK(system(cmd) == 0);
+
+	const char *trusted[] = { pub, NULL };
+	struct tp_run_config cfg = config(tpy);
+	cfg.is_bundle = true;
+	cfg.trust_paths = trusted;
+	cfg.input = "run";
+	cfg.input_size = 3;
+	CHECK(tp_invoke(&cfg, &out) == 0);
+	show("bundle", &out);
+	CHECK(out.end == TP_END_RESULT);
+	CHECK(out.result && out.result_size == 10 && memcmp(out.result, "sealed run", 10) == 0);
+	tp_outcome_free(&out);
+
+	const char *wrong[] = { other, NULL };
+	cfg.trust_paths = wrong;
+	CHECK(tp_invoke(&cfg, &out) == 0);
+	CHECK(out.end == TP_END_REFUSED);
+	CHECK(strstr(out.message, "none of the trusted signers") != NULL);
+	CHECK(out.wait_status == -1); /* refused before anything was spawned */
+	tp_outcome_free(&out);
+}
+
 static void test_a_config_error_is_said_not_printed(void)
 {
 	struct tp_run_config cfg = config("/nonexistent/service.py");
@@ -164,6 +279,14 @@ int main(void)
 		{ "runner: the wall clock", test_the_wall_clock },
 		{ "runner: a descriptor handed in at fd 4", test_a_handed_descriptor },
 		{ "runner: a cancel through cancel_fd", test_a_cancel },
+		{ "runner: the wall clock while the service stalls inside a frame",
+		  test_the_wall_clock_inside_a_frame },
+		{ "runner: a cancel while the service stalls inside a frame",
+		  test_a_cancel_inside_a_frame },
+		{ "runner: a channel closed under a reply does not end the caller (SIGPIPE)",
+		  test_a_closed_channel_does_not_end_the_caller },
+		{ "runner: a sealed bundle, and one from a signer not trusted",
+		  test_a_bundle_and_its_signer },
 		{ "runner: a config error is said, not printed",
 		  test_a_config_error_is_said_not_printed },
 	};

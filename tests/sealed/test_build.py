@@ -262,6 +262,23 @@ def test_a_preload_that_cannot_be_imported_refuses_the_build(work, keys, name):
     assert not os.path.exists(out)
 
 
+@pytest.mark.parametrize("flag, value, said", [
+    ("--data", "/nonexistent/d.bin", "--data /nonexistent/d.bin: No such file or directory"),
+    ("--input-file", "/nonexistent/in.txt", "--input-file /nonexistent/in.txt: No such file"),
+    ("--mode", "hw", "mode hw: hardware attestation needs a confidential VM"),
+])
+def test_a_sample_run_refused_before_it_starts_is_one_line(work, keys, flag, value, said):
+    app = write_app(work, {"svc.py": "import teex\nteex.TEEX_return('x')\n"})
+    out = os.path.join(work, "s.tpy")
+    r = teepy("build", os.path.join(app, "svc.py"), "-o", out, "--key", keys[0], flag, value)
+    assert r.returncode == EXIT.USAGE, r.stderr.decode()
+    errors = [l for l in r.stderr.decode().splitlines()
+              if l.startswith("teepy:") and "tracing a sample run" not in l
+              and "sample run failed" not in l]
+    assert len(errors) == 1 and said in errors[0], r.stderr.decode()
+    assert not os.path.exists(out)
+
+
 # ---- reproducible measurements ----
 
 def test_mtimes_are_kept_only_for_sources_whose_cache_is_in_the_root(work, keys):

@@ -183,15 +183,17 @@ static void test_runtime_measurement_covers_the_extension(void)
 	fd = open(so, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	CHECK(fd >= 0 && write(fd, "one", 3) == 3);
 	close(fd);
-	CHECK(tp_runtime_measure(so, a) == 0);
-	CHECK(tp_runtime_measure(so, b) == 0);
+	CHECK(tp_runtime_measure(so, "boot", a) == 0);
+	CHECK(tp_runtime_measure(so, "boot", b) == 0);
 	CHECK(memcmp(a, b, 32) == 0);
 	fd = open(so, O_WRONLY | O_APPEND | O_CLOEXEC);
 	CHECK(fd >= 0 && write(fd, "!", 1) == 1);
 	close(fd);
-	CHECK(tp_runtime_measure(so, c) == 0);
+	CHECK(tp_runtime_measure(so, "boot", c) == 0);
 	CHECK(memcmp(a, c, 32) != 0);
-	CHECK(tp_runtime_measure(missing, c) == -ENOENT);
+	CHECK(tp_runtime_measure(so, "another boot", b) == 0);
+	CHECK(memcmp(b, c, 32) != 0); /* the boot text is measured too */
+	CHECK(tp_runtime_measure(missing, "boot", c) == -ENOENT);
 	unlink(so);
 	rmdir(dir);
 }
