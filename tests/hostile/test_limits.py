@@ -436,6 +436,34 @@ def test_raw_sleep_ends_with_exit_7(as_user, run, script, how):
     assert 1.5 <= elapsed < 20, f"took {elapsed:.1f}s"
 
 
+@pytest.mark.parametrize("stall", ["result", "reply"])
+def test_a_service_that_stalls_the_channel_still_ends_at_the_timeout(as_user, run, script, stall):
+    """Half a frame and then nothing (a result promised and never sent), or a reply
+    never read (an input larger than the socket holds): teepy is inside a frame,
+    blocked on the service, when the deadline comes, and still ends it there."""
+    s = hostile(
+        script,
+        """
+        import struct, time
+        if STALL == "result":
+            os.write(3, struct.pack("=IIQ", 18, 0, 100) + b"x" * 10)   # RESULT, 10 of 100
+        else:
+            os.write(3, struct.pack("=IIQ", 16, 0, 0))                 # GET_INPUT, unread
+        time.sleep(30)
+        """,
+        STALL=stall,
+    )
+    big = os.path.join(os.path.dirname(s), "big-input")
+    with open(big, "wb") as f:
+        f.write(b"i" * (16 << 20))
+    start = time.monotonic()
+    r = run("run", "--timeout", "2", "--input-file", big, s)
+    elapsed = time.monotonic() - start
+    assert r.returncode == EXIT.TIMEOUT, r
+    assert "teepy: wall-clock timeout (2 s) exceeded; the service was killed" in r.err, r.err
+    assert 1.5 <= elapsed < 10, f"took {elapsed:.1f}s"
+
+
 def test_timeout_keeps_result_returned_before(run, script):
     s = hostile(script, "import time\nreport('early')\ntime.sleep(30)\n")
     r = run("run", "--timeout", "1.5s", s)
