@@ -3,6 +3,7 @@
 #include "cli/exit_codes.h"
 #include "cli/flags.h"
 #include "common/log.h"
+#include "sandbox/landlock.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -32,7 +33,8 @@ enum main_flag { MAIN_HELP = 1, MAIN_VERSION };
 
 static const struct tp_flag flags[] = {
 	{ MAIN_HELP, "help", 'h', NULL, NULL, "show this help" },
-	{ MAIN_VERSION, "version", 0, NULL, NULL, "show the version and the Python it runs" },
+	{ MAIN_VERSION, "version", 0, NULL, NULL,
+	  "show the version, the Python it runs and the Landlock ABI it uses" },
 	TP_FLAGS_END,
 };
 
@@ -126,8 +128,10 @@ int main(int argc, char **argv)
 			return TP_EXIT_OK;
 		}
 		if (r == TP_FLAGS_FLAG && p.flag->id == MAIN_VERSION) {
-			printf("teepy %s (runs %s, Python %s)\n", TP_VERSION, TP_PYTHON_EXE,
-			       TP_PYTHON_VERSION);
+			int abi = tp_landlock_abi();
+			printf("teepy %s (runs %s, Python %s; Landlock ABI %d%s)\n", TP_VERSION,
+			       TP_PYTHON_EXE, TP_PYTHON_VERSION, abi > 0 ? abi : 0,
+			       TP_LANDLOCK_ABI_MAX > 0 ? ", capped by the build" : "");
 			return TP_EXIT_OK;
 		}
 	}

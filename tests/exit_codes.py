@@ -41,3 +41,13 @@ class _Exit:
 
 
 EXIT = _Exit()
+
+
+def landlock_abi():
+    """The Landlock ABI the binary under test uses: the kernel's, or less in a build
+    capped with -Dlandlock_abi_max (`teepy --version` says which)."""
+    import re
+    out = subprocess.run([str(binary()), "--version"], capture_output=True, check=True,
+                         timeout=30).stdout.decode()
+    m = re.search(r"Landlock ABI (\d+)", out)
+    return int(m.group(1)) if m else 0

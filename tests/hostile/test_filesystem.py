@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from exit_codes import EXIT
+from exit_codes import EXIT, landlock_abi
 from hostile_prelude import failed, hostile
 
 WRITE_DENIED = (errno.EROFS, errno.EACCES, errno.EPERM)
@@ -576,9 +576,7 @@ def test_kernel_file_system_mounted_beneath_an_allowed_path_is_refused(teepy, ru
 
 
 def _landlock_abi():
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint(1))  # RULESET_VERSION
+    return landlock_abi()
 
 
 def test_devices_read_only_null_writable(as_user, run, script):
