@@ -147,6 +147,11 @@ child_main(const struct tp_sandbox_config *cfg, bool in_v2, int sync_fd, int err
 	 * prctl, the sync read below finds the pipe closed, with nothing written. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		_exit(127);
+	/* Its own session and process group: kill(0, ...) (which getppid() gives inside
+	 * a pid namespace) and killpg reach the service alone, never teepy or the
+	 * program that ran it, on any Landlock ABI (signal scoping is ABI 6). */
+	if (setsid() < 0)
+		_exit(127);
 	/* the limits hold from here on, while the supervisor writes our id maps */
 	if (cfg->join && (r = tp_limits_join_self(cfg->join, in_v2, &refused)) < 0)
 		child_die(err_fd, "cannot join the run's cgroup (%s): %s", refused, strerror(-r));

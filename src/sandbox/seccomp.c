@@ -260,9 +260,7 @@ static const struct rule rules[] = {
 	{ "setpgid", ALLOW },
 	{ "setsid", ALLOW },
 	{ "capget", ALLOW },
-	{ "prctl", ALLOW },
 	{ "getrandom", ALLOW },
-	{ "seccomp", ALLOW },
 	{ "landlock_create_ruleset", ALLOW },
 	{ "landlock_add_rule", ALLOW },
 	{ "landlock_restrict_self", ALLOW },
@@ -552,6 +550,53 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, 
 		r = r ?: add(ctx, action, "mknod", 1, mknod_type);
 		r = r ?: add(ctx, action, "mknodat", 1, mknodat_type);
 	}
+
+	/* prctl: what reads the process's state, names threads and tunes its own timers
+	 * and pages. What would undo the sandbox is refused by name: the parent-death
+	 * signal that ends the service with teepy, the seccomp and no_new_privs settings,
+	 * capability and securebit changes, the memory map's layout, dumpability (the
+	 * tracer of a build and teepy's view of the root rely on it). Any other option:
+	 * ENOSYS, as an unknown call. The option is an int: the low word decides. */
+	static const unsigned prctl_allowed[] = {
+		PR_GET_PDEATHSIG,
+		PR_GET_DUMPABLE,
+		PR_GET_KEEPCAPS,
+		PR_SET_NAME,
+		PR_GET_NAME,
+		PR_GET_SECCOMP,
+		PR_CAPBSET_READ,
+		PR_GET_SECUREBITS,
+		PR_GET_TIMERSLACK,
+		PR_SET_TIMERSLACK,
+		PR_GET_NO_NEW_PRIVS,
+		PR_GET_TID_ADDRESS,
+		PR_GET_THP_DISABLE,
+		PR_SET_THP_DISABLE,
+		PR_GET_CHILD_SUBREAPER,
+		PR_SET_CHILD_SUBREAPER,
+		PR_GET_SPECULATION_CTRL,
+		PR_SET_SPECULATION_CTRL,
+		PR_MCE_KILL_GET,
+		PR_GET_TSC,
+		0x53564d41 /* PR_SET_VMA: names anonymous memory */,
+		0x59616d61 /* PR_SET_PTRACER: ptrace is refused anyway */,
+	};
+	static const unsigned prctl_denied[] = {
+		PR_SET_PDEATHSIG,  PR_SET_SECCOMP,  PR_SET_NO_NEW_PRIVS,
+		PR_SET_SECUREBITS, PR_SET_KEEPCAPS, PR_CAPBSET_DROP,
+		PR_CAP_AMBIENT,	   PR_SET_MM,	    PR_SET_DUMPABLE,
+	};
+	r = r ?:
+		add_each_value(ctx, SCMP_ACT_ALLOW, "prctl", 0, prctl_allowed,
+			       COUNT(prctl_allowed));
+	r = r ?:
+		add_each_value(ctx, SCMP_ACT_ERRNO(EPERM), "prctl", 0, prctl_denied,
+			       COUNT(prctl_denied));
+	/* seccomp(2): _teepy installs stage 2 with it under stage 1; after that no
+	 * filter is added or changed, and nothing is asked of it (EPERM) */
+	r = r ?:
+		add(ctx, stage == TP_SECCOMP_STAGE1 ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EPERM),
+		    "seccomp", 0, NULL);
 
 	/* ioctl is allowed whole: no terminal is reachable inside (stdin is /dev/null,
 	 * stdout and stderr are pipes, /dev/tty does not exist), so TIOCSTI has no target. */

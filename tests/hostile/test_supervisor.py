@@ -1,0 +1,109 @@
+"""The service against its supervisor: it cannot outlive teepy, undo its own
+filters, or signal anything outside its own session, whatever Landlock ABI the
+kernel has (Debian 12's 6.1 has 2; signal scoping came with 6)."""
+import ctypes
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from exit_codes import EXIT, landlock_abi
+from hostile_prelude import hostile
+from supervision import process_gone, service_pid, wait_until_ready
+
+PR_SET_PDEATHSIG, PR_GET_PDEATHSIG = 1, 2
+PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 4, 22, 38
+SYS_PRCTL, SYS_SECCOMP, SYS_KILL = 157, 317, 62
+
+
+def test_prctl_cannot_undo_the_sandbox(as_user, run, script):
+    """The parent-death signal, seccomp, no_new_privs and dumpability cannot be
+    changed, through libc or the raw call; reading them and naming a thread can."""
+    s = hostile(
+        script,
+        """
+        out = {}
+        for name, option, arg in (("pdeathsig", 1, 0), ("dumpable", 4, 1),
+                                  ("seccomp", 22, 2), ("no_new_privs", 38, 1)):
+            ctypes.set_errno(0)
+            r = libc.prctl(option, arg, 0, 0, 0)
+            out[name] = [r, ctypes.get_errno()]
+            out["raw_" + name] = sc(157, option, arg, 0, 0, 0)
+        sig = ctypes.c_int(-1)
+        out["get_pdeathsig"] = [libc.prctl(2, ctypes.byref(sig), 0, 0, 0), sig.value]
+        out["set_name"] = libc.prctl(15, b"svc-thread", 0, 0, 0)
+        out["seccomp_syscall"] = sc(317, 1, 0, 0)      # SECCOMP_SET_MODE_FILTER, no program
+        report(out)
+        """,
+    )
+    r = run("run", s)
+    assert r.returncode == EXIT.OK, r
+    import json
+    res = json.loads(r.stdout)
+    for name in ("pdeathsig", "dumpable", "seccomp", "no_new_privs"):
+        assert res[name] == [-1, 1], (name, res)                    # EPERM
+        assert res["raw_" + name] == {"ret": -1, "errno": 1}, (name, res)
+    assert res["get_pdeathsig"] == [0, signal.SIGKILL], res
+    assert res["set_name"] == 0, res
+    assert res["seccomp_syscall"] == {"ret": -1, "errno": 1}, res
+
+
+def test_a_service_that_tried_to_clear_its_death_signal_dies_with_teepy(as_user, start, run,
+                                                                        script):
+    """SIGKILL to teepy: no service process is left after 1 s, though it tried to
+    clear its parent-death signal first (the reproduction of the finding)."""
+    s = hostile(
+        script,
+        """
+        import time
+        libc.prctl(1, 0, 0, 0, 0)
+        sc(157, 1, 0, 0, 0, 0)
+        print("ready", file=sys.stderr, flush=True)
+        time.sleep(60)
+        """,
+    )
+    proc = start("run", "--timeout", "60", s)
+    wait_until_ready(proc)
+    service = service_pid(proc.pid)
+    proc.kill()
+    proc.wait()
+    assert process_gone(service, within=1.0), "the service outlived teepy killed with SIGKILL"
+    # the next run removes the cgroups the dead one left behind (the host check)
+    assert run("run", script("import teex\nteex.TEEX_return('ok')\n", name="ok.py")).returncode == EXIT.OK
+
+
+@pytest.mark.parametrize("how", ["os.kill", "raw"])
+def test_kill_zero_reaches_the_service_alone(as_user, teepy, user_teepy, script, how):
+    """kill(0, SIGKILL) (what os.kill(os.getppid(), ...) is inside a pid namespace)
+    signals the caller's process group. The service has a session of its own, so
+    teepy, the program that ran it and a sibling in that program's group live on;
+    the service itself is the init of its pid namespace, which a signal from inside
+    does not end, so it goes on and returns. This holds on every Landlock ABI (the
+    test also runs with a build capped below 6: make check-landlock)."""
+    s = hostile(
+        script,
+        """
+        import signal
+        print("about to", file=sys.stderr, flush=True)
+        if HOW == "raw":
+            sc(62, 0, 9)
+        else:
+            os.kill(os.getppid(), signal.SIGKILL)
+        report("survived")
+        """,
+        HOW=how,
+    )
+    binary = user_teepy if as_user == "user" else teepy
+    prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if as_user == "user" else []
+    # a group of our making: the sibling and teepy in it, as a shell script's jobs are
+    sibling = subprocess.Popen(["sleep", "30"], process_group=0)
+    try:
+        r = subprocess.run(prefix + [str(binary), "run", str(s)], capture_output=True, timeout=60,
+                           process_group=sibling.pid)
+        assert sibling.poll() is None, "the service's kill(0) reached a process of teepy's group"
+        assert (r.returncode, r.stdout) == (EXIT.OK, b'"survived"'), r
+    finally:
+        sibling.kill()
+        sibling.wait()
