@@ -251,8 +251,11 @@ def run_suite(job):
             rc = 2
             break
         record("killed", victim, why)
-        killed.append((victim, why))
-        out(f"FAILED {victim}: {why}")
+        # as pytest names it in its own lines (relative to the repository, not tests/)
+        shown = f"tests/{victim}" if os.path.exists(
+            os.path.join(job["repo"], "tests", victim.split("::")[0])) else victim
+        killed.append((shown, why))
+        out(f"FAILED {shown}: {why}")
         if time.monotonic() > deadline:
             rc = 1
             break
