@@ -124,6 +124,21 @@ def _command(request, teepy):
     return [str(teepy)]
 
 
+def _user_cgroup(request):
+    """preexec_fn placing a uid 65534 run started by root in TEEPY_TEST_USER_CGROUP,
+    as a login places a user's processes in the cgroup subtree delegated to them
+    (make check-kernel sets it: tests/kernel/guest.py); None elsewhere."""
+    procs = os.path.join(os.environ.get("TEEPY_TEST_USER_CGROUP", ""), "cgroup.procs")
+    if procs == "cgroup.procs" or _variant(request) != "user" or os.geteuid() != 0:
+        return None
+
+    def enter():
+        with open(procs, "w") as f:
+            f.write("0")  # this process, before setpriv drops to uid 65534
+
+    return enter
+
+
 def _env(env):
     full_env = _base_env()
     for k, v in (env or {}).items():
@@ -156,6 +171,7 @@ def run(request, teepy, run_cwd):
             env=full_env,
             cwd=run_cwd,
             pass_fds=pass_fds,
+            preexec_fn=_user_cgroup(request),
         )
         _launched_pids.add(proc.pid)
         try:
@@ -184,7 +200,8 @@ def start(request, teepy, run_cwd):
 
     def _start(*args, stdout=subprocess.PIPE, env=None):
         proc = subprocess.Popen(prefix + [str(a) for a in args], stdin=subprocess.DEVNULL,
-                                stdout=stdout, stderr=subprocess.PIPE, env=_env(env), cwd=run_cwd)
+                                stdout=stdout, stderr=subprocess.PIPE, env=_env(env), cwd=run_cwd,
+                                preexec_fn=_user_cgroup(request))
         _launched_pids.add(proc.pid)
         started.append((proc, time.time()))
         return proc
