@@ -1,0 +1,207 @@
+/* The runner's planning, config in, plan out: what the root shows, sys.path, the
+ * entry and the final limits, and the config errors said, not printed. Nothing is
+ * spawned. Needs _teepy beside the test program, as teepy does. */
+#include "test.h"
+#include "../../src/runner/plan.h"
+#include "../../src/runner/runner.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/teepy-unit-plan-XXXXXX";
+static char script_path[600], lib_path[600];
+
+static void make_app(void)
+{
+	FILE *f;
+
+	if (script_path[0])
+		return;
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		exit(2);
+	}
+	snprintf(script_path, sizeof(script_path), "%s/svc.py", dir);
+	snprintf(lib_path, sizeof(lib_path), "%s/lib", dir);
+	f = fopen(script_path, "w");
+	if (!f || fputs("import teex\n", f) < 0 || fclose(f) != 0 || mkdir(lib_path, 0755) < 0) {
+		perror(script_path);
+		exit(2);
+	}
+}
+
+/* Opens and plans cfg into inv; returns what tp_plan_root returned (or -1). */
+static int plan(const struct tp_run_config *cfg, struct tp_invocation *inv, struct tp_outcome *out)
+{
+	if (tp_invocation_open(cfg, inv, out) < 0)
+		return -1;
+	return tp_plan_root(inv, out);
+}
+
+static struct tp_run_config config(void)
+{
+	make_app();
+	return (struct tp_run_config){ .script = script_path,
+				       .limits = tp_limits_default(),
+				       .cancel_fd = -1 };
+}
+
+static const struct tp_root_op *op_at(const struct tp_root_plan *p, const char *path)
+{
+	for (size_t i = 0; i < p->count; i++)
+		if (strcmp(p->ops[i].path, path) == 0)
+			return &p->ops[i];
+	return NULL;
+}
+
+static void test_a_script_sees_its_directory_the_stdlib_and_nothing_of_the_host(void)
+{
+	struct tp_run_config cfg = config();
+	struct tp_invocation inv;
+	struct tp_outcome out;
+
+	CHECK(plan(&cfg, &inv, &out) == 0);
+	CHECK(op_at(&inv.plan, dir) && op_at(&inv.plan, dir)->kind == TP_ROOT_BIND);
+	CHECK(tp_root_plan_covers(&inv.plan, TP_PYTHON_STDLIB "/os.py"));
+	CHECK(!tp_root_plan_covers(&inv.plan, "/etc/shadow"));
+	CHECK(!tp_root_plan_covers(&inv.plan, "/usr/lib/python3/dist-packages"));
+	CHECK(op_at(&inv.plan, "/etc/passwd") &&
+	      op_at(&inv.plan, "/etc/passwd")->kind == TP_ROOT_FILE);
+	CHECK(!op_at(&inv.plan, "/tmp")); /* no scratch unless asked */
+	CHECK_STR(inv.entry, script_path);
+	CHECK_STR(inv.cwd, dir);
+	CHECK(inv.python_path.count == 3);
+	CHECK_STR(inv.python_path.items[0], dir);
+	CHECK_STR(inv.python_path.items[1], TP_PYTHON_STDLIB);
+	CHECK_STR(inv.python_path.items[2], TP_PYTHON_STDLIB "/lib-dynload");
+	CHECK(!inv.sealed && !inv.processes);
+	CHECK(inv.limits.memory_bytes == TP_DEFAULT_MEMORY);
+	tp_invocation_free(&inv);
+}
+
+static void test_pythonpath_and_site_packages_go_on_sys_path_in_order(void)
+{
+	struct tp_run_config cfg = config();
+	const char *pythonpath[] = { lib_path, NULL };
+	struct tp_invocation inv;
+	struct tp_outcome out;
+
+	cfg.pythonpath = pythonpath;
+	cfg.allow_site_packages = true;
+	CHECK(plan(&cfg, &inv, &out) == 0);
+	CHECK(inv.python_path.count == 5);
+	CHECK_STR(inv.python_path.items[0], dir);
+	CHECK_STR(inv.python_path.items[1], lib_path);
+	CHECK_STR(inv.python_path.items[4], TP_PYTHON_DIST_PACKAGES);
+	CHECK(tp_root_plan_covers(&inv.plan, TP_PYTHON_DIST_PACKAGES));
+	tp_invocation_free(&inv);
+}
+
+static void test_a_traced_build_sees_its_app_at_app(void)
+{
+	struct tp_run_config cfg = config();
+	struct tp_invocation inv;
+	struct tp_outcome out;
+	struct tp_trace_log *log = (struct tp_trace_log *)&cfg; /* only tested for NULL */
+
+	cfg.trace_log = log;
+	CHECK(plan(&cfg, &inv, &out) == 0);
+	CHECK_STR(inv.entry, "/app/svc.py");
+	CHECK_STR(inv.cwd, "/app");
+	CHECK_STR(inv.python_path.items[0], "/app");
+	CHECK(op_at(&inv.plan, "/app") && strcmp(op_at(&inv.plan, "/app")->source, dir) == 0);
+	tp_invocation_free(&inv);
+}
+
+static void test_scratch_is_a_private_tmp_and_no_allowed_path_may_lie_there(void)
+{
+	struct tp_run_config cfg = config();
+	const char *allow[] = { lib_path, NULL }; /* under /tmp */
+	struct tp_invocation inv;
+	struct tp_outcome out;
+
+	cfg.limits.scratch_bytes = 1 << 20;
+	CHECK(plan(&cfg, &inv, &out) == 0);
+	CHECK(op_at(&inv.plan, "/tmp") && op_at(&inv.plan, "/tmp")->kind == TP_ROOT_TMPFS);
+	tp_invocation_free(&inv);
+	cfg.allow = allow;
+	CHECK(plan(&cfg, &inv, &out) < 0);
+	CHECK(out.end == TP_END_CONFIG);
+	CHECK(strstr(out.message, "--scratch makes /tmp private") != NULL);
+	tp_invocation_free(&inv);
+}
+
+static void test_config_errors_are_said_with_what_to_do(void)
+{
+	struct tp_run_config cfg = config();
+	const char *allow[] = { "/proc/self", NULL };
+	struct tp_invocation inv;
+	struct tp_outcome out;
+
+	cfg.script = "/nonexistent/svc.py";
+	CHECK(plan(&cfg, &inv, &out) < 0 && out.end == TP_END_CONFIG);
+	CHECK_STR(out.message, "/nonexistent/svc.py: No such file or directory");
+	tp_invocation_free(&inv);
+
+	cfg = config();
+	cfg.allow = allow;
+	CHECK(plan(&cfg, &inv, &out) < 0 && out.end == TP_END_CONFIG);
+	CHECK(strstr(out.message, "/proc is the host's kernel view") != NULL);
+	tp_invocation_free(&inv);
+
+	cfg = config();
+	cfg.limits.memory_bytes = 16 << 20;
+	CHECK(plan(&cfg, &inv, &out) < 0 && out.end == TP_END_CONFIG);
+	CHECK(strstr(out.message, "use --memory 32M or more") != NULL);
+	tp_invocation_free(&inv);
+
+	cfg = config();
+	cfg.limits.memory_bytes = 40 << 20;
+	cfg.input = "x";
+	cfg.input_size = 41 << 20; /* only the size is read */
+	cfg.input_name = "--input-file big";
+	CHECK(plan(&cfg, &inv, &out) < 0 && out.end == TP_END_CONFIG);
+	CHECK(strstr(out.message, "--input-file big: larger than the memory limit") != NULL);
+	tp_invocation_free(&inv);
+}
+
+static void test_processes_policy_lets_programs_be_seen_and_run(void)
+{
+	struct tp_run_config cfg = config();
+	struct tp_invocation inv;
+	struct tp_outcome out;
+
+	cfg.allow_processes = true;
+	CHECK(plan(&cfg, &inv, &out) == 0);
+	CHECK(inv.processes);
+	CHECK(tp_root_plan_covers(&inv.plan, "/usr/bin/gzip"));
+	CHECK(inv.exec_files[2] && strcmp(inv.exec_files[2], "/usr/bin") == 0);
+	tp_invocation_free(&inv);
+}
+
+static void test_cleanup(void)
+{
+	char cmd[700];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK(system(cmd) == 0);
+}
+
+TESTS(plan_tests) = {
+	{ "plan: a script sees its directory and the stdlib, nothing else of the host",
+	  test_a_script_sees_its_directory_the_stdlib_and_nothing_of_the_host },
+	{ "plan: --pythonpath and site-packages on sys.path, in order",
+	  test_pythonpath_and_site_packages_go_on_sys_path_in_order },
+	{ "plan: a traced build sees its app at /app", test_a_traced_build_sees_its_app_at_app },
+	{ "plan: scratch is a private /tmp; no allowed path lies there",
+	  test_scratch_is_a_private_tmp_and_no_allowed_path_may_lie_there },
+	{ "plan: config errors are said, with what to do",
+	  test_config_errors_are_said_with_what_to_do },
+	{ "plan: the processes policy shows the programs and lets them run",
+	  test_processes_policy_lets_programs_be_seen_and_run },
+	{ "plan: (cleanup)", test_cleanup },
+	END_TESTS
+};
