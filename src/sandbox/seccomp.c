@@ -426,6 +426,17 @@ static int add_each_value(scmp_filter_ctx ctx, uint32_t action, const char *name
 
 #define COUNT(array) (sizeof(array) / sizeof((array)[0]))
 
+/* A call whose argument ARG is a command: the allowed values pass, the denied ones
+ * get EPERM, any other the default (ENOSYS). */
+static int add_value_lists(scmp_filter_ctx ctx, const char *name, unsigned arg,
+			   const unsigned *allowed, size_t allowed_count, const unsigned *denied,
+			   size_t denied_count)
+{
+	int r = add_each_value(ctx, SCMP_ACT_ALLOW, name, arg, allowed, allowed_count);
+
+	return r ?: add_each_value(ctx, SCMP_ACT_ERRNO(EPERM), name, arg, denied, denied_count);
+}
+
 /* Rules that look at arguments. libseccomp lets an unconditional rule override
  * conditional ones, so every argument-checked call is listed only here; a value
  * no rule names gets the default (ENOSYS). */
@@ -528,11 +539,8 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, 
 	};
 	static const unsigned fcntl_denied[] = { F_SETLEASE, F_GETLEASE, F_NOTIFY };
 	r = r ?:
-		add_each_value(ctx, SCMP_ACT_ALLOW, "fcntl", 1, fcntl_allowed,
-			       COUNT(fcntl_allowed));
-	r = r ?:
-		add_each_value(ctx, SCMP_ACT_ERRNO(EPERM), "fcntl", 1, fcntl_denied,
-			       COUNT(fcntl_denied));
+		add_value_lists(ctx, "fcntl", 1, fcntl_allowed, COUNT(fcntl_allowed), fcntl_denied,
+				COUNT(fcntl_denied));
 
 	/* mknod: FIFOs and plain files, which Landlock lets be made in scratch only;
 	 * device and socket nodes: EPERM (mode is the kernel's umode_t: the type bits
@@ -587,11 +595,8 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, 
 		PR_CAP_AMBIENT,	   PR_SET_MM,	    PR_SET_DUMPABLE,
 	};
 	r = r ?:
-		add_each_value(ctx, SCMP_ACT_ALLOW, "prctl", 0, prctl_allowed,
-			       COUNT(prctl_allowed));
-	r = r ?:
-		add_each_value(ctx, SCMP_ACT_ERRNO(EPERM), "prctl", 0, prctl_denied,
-			       COUNT(prctl_denied));
+		add_value_lists(ctx, "prctl", 0, prctl_allowed, COUNT(prctl_allowed), prctl_denied,
+				COUNT(prctl_denied));
 	/* seccomp(2): _teepy installs stage 2 with it under stage 1; after that no
 	 * filter is added or changed, and nothing is asked of it (EPERM) */
 	r = r ?:
