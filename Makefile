@@ -78,6 +78,7 @@ check: build
 	$(MAKE) --no-print-directory check-landlock
 	$(MAKE) --no-print-directory check-asan
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
+	$(MAKE) --no-print-directory check-kernel
 
 # Each fuzz target for FUZZ_SECONDS (make check runs a short pass; longer by hand).
 FUZZ_SECONDS ?= 20
@@ -114,7 +115,7 @@ bench: build
 # busybox-static is the initramfs's init; the host's / is shared read-only over 9p.
 # Runs the subset in tests/kernel/SUBSET (it must fit CI's 15 minutes on 2 cores);
 # KERNEL_ARGS="--full" for every suite, or pytest arguments after "--". Prints the
-# suite's count line; exits with its status. Not part of `make check` (tools/check-kernel).
+# suite's count line; exits with its status. The last step of `make check` (about 5 min).
 KERNEL_PACKAGES := qemu-system-x86 busybox-static
 KERNEL_CACHE ?= build-kernel
 KERNEL_ARGS ?=
