@@ -90,6 +90,7 @@ struct cli_run {
 	char out_tmp[PATH_MAX]; /* --output is written here, then renamed */
 	const char **allow, **pythonpath, **env, **args, **trust, **preload;
 	char *trust_copy;		/* TEEPY_TRUSTED_SIGNERS, split in place */
+	bool log_line_open;		/* the service's output so far ends inside a line */
 	struct tp_trace_log *trace_log; /* teepy build's sample run */
 	struct tp_traced_run *traced_out;
 	struct tp_run_config cfg;
@@ -116,8 +117,10 @@ static void warn_line(void *observer, const char *line)
 
 static void log_to_stderr(void *ctx, const char *bytes, size_t size)
 {
-	(void)ctx;
+	struct cli_run *run = ctx;
+
 	tp_write_full(STDERR_FILENO, bytes, size);
+	run->log_line_open = size && bytes[size - 1] != '\n';
 }
 
 static int open_result(void *ctx)
@@ -330,6 +333,9 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 		inv->blas_threads);
 	fprintf(stderr, "  timeout       %s (wall clock, enforced by teepy)\n",
 		tp_format_duration(l->timeout_ms, timeout, sizeof(timeout)));
+	fprintf(stderr,
+		"  relay         at most %s of the service's stdout and stderr (--log-max)\n",
+		tp_format_size(l->log_max_bytes, timeout, sizeof(timeout)));
 	fprintf(stderr, "  environment   %zu variables, none from the host\n", inv->env_count);
 	fprintf(stderr, "  data          %zu service + %zu task items\n", o->service_data_count,
 		o->data.count - o->service_data_count);
@@ -403,7 +409,7 @@ static int make_config(struct cli_run *run)
 			    .ctx = run,
 			    .name = o->output_file ? o->output_file : "stdout",
 			    .is_file = o->output_file != NULL },
-		.log = { .write = log_to_stderr },
+		.log = { .write = log_to_stderr, .ctx = run },
 		.cancel_fd = cancel_pipe[0],
 		.observer = run,
 		.warn = warn_line,
@@ -472,6 +478,15 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 		tp_invocation_run(keep ? keep : &inv, &out);
 	}
 	finish_result(run, &out);
+	if (out.log_dropped) {
+		char cap[32], dropped[32];
+		if (run->log_line_open) /* teepy's line starts a line of its own */
+			tp_write_full(STDERR_FILENO, "\n", 1);
+		tp_warn(
+		    "the service's output was cut at %s: %s more were dropped (raise --log-max)",
+		    tp_format_size(run->cfg.limits.log_max_bytes, cap, sizeof(cap)),
+		    tp_format_size(out.log_dropped, dropped, sizeof(dropped)));
+	}
 	if (timing_on) {
 		fprintf(
 		    stderr, "teepy: usage  peak RSS %ld KiB, user %.3f s, system %.3f s\n",

@@ -22,6 +22,7 @@ enum run_flag {
 	RUN_TIMEOUT,
 	RUN_THREADS,
 	RUN_SCRATCH,
+	RUN_LOG_MAX,
 	RUN_ALLOW,
 	RUN_PYTHONPATH,
 	RUN_ALLOW_SITE_PACKAGES,
@@ -53,6 +54,8 @@ const struct tp_flag tp_run_flags[] = {
 	{ RUN_THREADS, "threads", 0, "N", NULL, "most threads the service may have (default 64)" },
 	{ RUN_SCRATCH, "scratch", 0, "SIZE", NULL,
 	  "a private in-memory /tmp of SIZE (default: none)" },
+	{ RUN_LOG_MAX, "log-max", 0, "SIZE", "TEEPY_LOG_MAX",
+	  "relay at most SIZE of the service's stdout and stderr (default 16M)" },
 
 	TP_FLAG_HEADING("What the service may read:"),
 	{ RUN_ALLOW, "allow", 0, "PATH", NULL,
@@ -231,6 +234,9 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 	case RUN_SCRATCH:
 		opts->limits_given |= TP_LIMIT_SCRATCH;
 		return parse_size_setting(what, value, &l->scratch_bytes, err, err_size);
+	case RUN_LOG_MAX:
+		opts->limits_given |= TP_LIMIT_LOG;
+		return parse_size_setting(what, value, &l->log_max_bytes, err, err_size);
 	case RUN_CPU_TIME:
 		opts->limits_given |= TP_LIMIT_CPU;
 		return parse_duration_setting(what, value, &l->cpu_ms, err, err_size);

@@ -9,6 +9,7 @@ struct tp_limits tp_limits_default(void)
 		.timeout_ms = TP_DEFAULT_TIMEOUT_MS,
 		.scratch_bytes = 0,
 		.threads = TP_DEFAULT_THREADS,
+		.log_max_bytes = TP_DEFAULT_LOG_MAX,
 	};
 }
 
@@ -27,5 +28,6 @@ struct tp_limits tp_limits_tighten(const struct tp_limits *signed_limits,
 	l.cpu_ms = tighter(given & TP_LIMIT_CPU, given_limits->cpu_ms, l.cpu_ms);
 	l.timeout_ms = tighter(given & TP_LIMIT_TIMEOUT, given_limits->timeout_ms, l.timeout_ms);
 	l.threads = (unsigned)tighter(given & TP_LIMIT_THREADS, given_limits->threads, l.threads);
+	l.log_max_bytes = given_limits->log_max_bytes;
 	return l;
 }

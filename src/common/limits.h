@@ -10,6 +10,7 @@
 #define TP_DEFAULT_CPU_MS     (30ULL * 60 * 1000)
 #define TP_DEFAULT_TIMEOUT_MS (60ULL * 60 * 1000)
 #define TP_DEFAULT_THREADS    64u
+#define TP_DEFAULT_LOG_MAX    (16ULL << 20)
 #define TP_MAX_THREADS	      4096u
 
 struct tp_limits {
@@ -18,6 +19,9 @@ struct tp_limits {
 	uint64_t timeout_ms;	/* wall clock, from spawn to the end */
 	uint64_t scratch_bytes; /* a private tmpfs at /tmp; 0 = none */
 	unsigned threads;	/* threads (and processes) at once */
+	/* the service's stdout and stderr relayed at most this much (the rest is
+	 * counted and dropped); a setting of whoever runs it, never a bundle's */
+	uint64_t log_max_bytes;
 };
 
 /* Which limits a person set (a flag or TEEPY_*): a bundle's signed limits are only
@@ -28,14 +32,16 @@ enum tp_limit_bit {
 	TP_LIMIT_TIMEOUT = 1u << 2,
 	TP_LIMIT_SCRATCH = 1u << 3,
 	TP_LIMIT_THREADS = 1u << 4,
+	TP_LIMIT_LOG = 1u << 5,
 };
 
-/* The defaults of `teepy run`: 3 GiB, 30 min CPU, 60 min wall clock, 64 threads, no scratch. */
+/* The defaults of `teepy run`: 3 GiB, 30 min CPU, 60 min wall clock, 64 threads, no
+ * scratch, 16 MiB of output relayed. */
 struct tp_limits tp_limits_default(void);
 
 /* The signed limits of a bundle, tightened by the ones a person gave (GIVEN, a set of
  * enum tp_limit_bit): a given limit replaces the signed one only when it is smaller.
- * Scratch is the bundle's policy and is kept. */
+ * Scratch is the bundle's policy and is kept; the output cap is the person's. */
 struct tp_limits tp_limits_tighten(const struct tp_limits *signed_limits,
 				   const struct tp_limits *given_limits, unsigned given);
 

@@ -179,13 +179,13 @@ static void log_bytes(struct watch *w, const char *bytes, size_t size)
 	const struct tp_run_config *cfg = w->inv->cfg;
 	struct tp_outcome *out = w->out;
 
-	if (cfg->log.write) {
-		cfg->log.write(cfg->log.ctx, bytes, size);
-		return;
-	}
-	size_t room = cfg->log_keep_bytes > out->log_size ? cfg->log_keep_bytes - out->log_size : 0;
-	size_t keep = size < room ? size : room;
-	if (keep) {
+	uint64_t cap = w->inv->limits.log_max_bytes;
+	uint64_t room = cap > out->log_relayed ? cap - out->log_relayed : 0;
+	size_t keep = size < room ? size : (size_t)room;
+
+	if (keep && cfg->log.write) {
+		cfg->log.write(cfg->log.ctx, bytes, keep);
+	} else if (keep) {
 		char *grown = realloc(out->log, out->log_size + keep + 1);
 		if (grown) {
 			memcpy(grown + out->log_size, bytes, keep);
@@ -196,6 +196,7 @@ static void log_bytes(struct watch *w, const char *bytes, size_t size)
 			keep = 0;
 		}
 	}
+	out->log_relayed += keep;
 	out->log_dropped += size - keep;
 }
 

@@ -35,8 +35,8 @@ struct tp_result_sink {
 };
 
 /* Where the service's stdout and stderr (merged, as it writes them) go: write sees
- * every piece as it streams. NULL: the runner keeps up to log_keep_bytes of it
- * (tp_outcome.log). */
+ * every piece as it streams, up to limits.log_max_bytes in all. NULL: the runner
+ * keeps that much of it (tp_outcome.log). */
 struct tp_log_sink {
 	void (*write)(void *ctx, const char *bytes, size_t size);
 	void *ctx;
@@ -87,7 +87,6 @@ struct tp_run_config {
 
 	struct tp_result_sink result;
 	struct tp_log_sink log;
-	size_t log_keep_bytes; /* without a log sink; 0: keep none */
 
 	/* a byte readable here stops the run (a signal handler writes it); -1: none */
 	int cancel_fd;
@@ -151,9 +150,10 @@ struct tp_outcome {
 	char status_name[128]; /* the exception's type, or the syntax/preload marker */
 	bool preload_failed;   /* a preload module could not be imported */
 
-	char *log; /* without a log sink: the first log_keep_bytes of the output */
+	char *log; /* without a log sink: the first log_max_bytes of the output */
 	size_t log_size;
-	uint64_t log_dropped; /* bytes past log_keep_bytes */
+	uint64_t log_relayed; /* bytes given to the sink or kept */
+	uint64_t log_dropped; /* bytes past limits.log_max_bytes (or that memory refused) */
 
 	struct tp_usage usage;
 	struct rusage rusage;

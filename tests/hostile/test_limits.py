@@ -464,6 +464,34 @@ def test_a_service_that_stalls_the_channel_still_ends_at_the_timeout(as_user, ru
     assert 1.5 <= elapsed < 10, f"took {elapsed:.1f}s"
 
 
+@pytest.mark.parametrize("how", ["print", "raw"])
+def test_output_past_the_log_cap_is_dropped_and_said_once(as_user, run, script, how):
+    """20 MiB written to stdout and stderr, by print or the raw write call: teepy
+    relays the first --log-max (1 MiB), drops the rest, and says so in one line;
+    the result and the exit code are the service's."""
+    s = hostile(
+        script,
+        """
+        chunk = b"y" * 65535 + b"\\n"
+        for i in range(320):
+            if HOW == "raw":
+                sc(1, 1 + i % 2, chunk, len(chunk))    # SYS_write to fd 1 and 2
+            else:
+                print(chunk.decode(), end="", file=sys.stdout if i % 2 else sys.stderr, flush=True)
+        report("written")
+        """,
+        HOW=how,
+    )
+    r = run("run", "--log-max", "1M", s)
+    assert (r.returncode, r.stdout) == (EXIT.OK, b'"written"'), r.err[-500:]
+    lines = [l for l in r.err_lines if l.startswith("teepy:")]
+    assert lines == ["teepy: warning: the service's output was cut at 1 MiB: 19 MiB more "
+                     "were dropped (raise --log-max)"], lines
+    ours = [l for l in r.stderr.split(b"\n") if l.startswith(b"teepy:")]
+    relayed = len(r.stderr) - sum(len(l) + 1 for l in ours)
+    assert (1 << 20) - 1 <= relayed <= (1 << 20) + 1, relayed
+
+
 def test_timeout_keeps_result_returned_before(run, script):
     s = hostile(script, "import time\nreport('early')\ntime.sleep(30)\n")
     r = run("run", "--timeout", "1.5s", s)

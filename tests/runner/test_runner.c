@@ -40,7 +40,6 @@ static struct tp_run_config config(const char *path)
 	struct tp_run_config cfg = {
 		.script = path,
 		.limits = tp_limits_default(),
-		.log_keep_bytes = 1 << 16,
 		.cancel_fd = -1,
 	};
 	return cfg;
@@ -73,6 +72,14 @@ static void test_a_result_in_memory_with_its_log(void)
 	CHECK(out.result && memcmp(out.result, "got hello", 9) == 0);
 	CHECK(out.log && strstr(out.log, "to the log\n") != NULL);
 	CHECK(out.log_dropped == 0);
+	tp_outcome_free(&out);
+
+	/* the log is kept up to the output cap, the rest counted */
+	cfg.limits.log_max_bytes = 4;
+	CHECK(tp_invoke(&cfg, &out) == 0);
+	CHECK(out.end == TP_END_RESULT);
+	CHECK(out.log_size == 4 && out.log && strcmp(out.log, "to t") == 0);
+	CHECK(out.log_relayed == 4 && out.log_dropped == 7);
 	CHECK(WIFEXITED(out.wait_status) && WEXITSTATUS(out.wait_status) == 0);
 	CHECK(out.usage.wall_ms > 0 && out.usage.peak_memory_bytes > 0);
 	tp_outcome_free(&out);

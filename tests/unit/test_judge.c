@@ -162,6 +162,7 @@ static void test_limits_tighten_never_loosen(void)
 {
 	struct tp_limits signed_limits = tp_limits_default();
 	struct tp_limits given = { .memory_bytes = 1ull << 40,
+				   .log_max_bytes = 4096,
 				   .cpu_ms = 1000,
 				   .timeout_ms = 5000,
 				   .scratch_bytes = 1 << 20,
@@ -174,7 +175,8 @@ static void test_limits_tighten_never_loosen(void)
 	CHECK(l.cpu_ms == 1000);
 	CHECK(l.timeout_ms == TP_DEFAULT_TIMEOUT_MS); /* not given */
 	CHECK(l.threads == TP_DEFAULT_THREADS);
-	CHECK(l.scratch_bytes == 4 << 20); /* the bundle's policy */
+	CHECK(l.scratch_bytes == 4 << 20);	       /* the bundle's policy */
+	CHECK(l.log_max_bytes == given.log_max_bytes); /* whoever runs it sets the output cap */
 }
 
 TESTS(judge_tests) = {
