@@ -151,9 +151,7 @@ static void finish_result(struct cli_run *run, const struct tp_outcome *out)
 	const char *output = run->opts.output_file;
 	int fd = out->result_fd;
 
-	if (!output || fd < 0 || !run->out_tmp[0])
-		return;
-	if (!out->have_result)
+	if (!output || fd < 0 || !run->out_tmp[0] || !out->have_result)
 		return;
 	if (out->result_incomplete || out->result_error) {
 		unlink(run->out_tmp); /* nothing half-written is left behind */

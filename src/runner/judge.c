@@ -1,26 +1,14 @@
 /* How a run ended, from what was observed of it: pure, so every path is unit-tested. */
+#include "plan.h"
 #include "runner.h"
 
 #include "../common/units.h"
 #include "../channel/protocol.h"
 
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
-
-static void say(struct tp_outcome *out, enum tp_end end, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(struct tp_outcome *out, enum tp_end end, const char *fmt, ...)
-{
-	va_list ap;
-
-	out->end = end;
-	va_start(ap, fmt);
-	vsnprintf(out->message, sizeof(out->message), fmt, ap);
-	va_end(ap);
-}
 
 /* "memory limit exceeded (3 GiB, killed by the cgroup, peak 3.0 GiB)" */
 static void memory_exceeded(const struct tp_observed *o, struct tp_outcome *out)
@@ -38,9 +26,9 @@ static void memory_exceeded(const struct tp_observed *o, struct tp_outcome *out)
 	else /* RLIMIT_AS: no memory counter, what the kernel kept resident at most */
 		snprintf(how, sizeof(how), "peak resident %s",
 			 tp_format_size(o->max_resident_bytes, peak_text, 32));
-	say(out, TP_END_MEMORY, "memory limit exceeded (%s, %s, %s)",
-	    tp_format_size(o->memory_limit_bytes, limit, sizeof(limit)),
-	    o->oom_killed ? "killed by the cgroup" : "MemoryError", how);
+	tp_runner_fail(out, TP_END_MEMORY, "memory limit exceeded (%s, %s, %s)",
+		       tp_format_size(o->memory_limit_bytes, limit, sizeof(limit)),
+		       o->oom_killed ? "killed by the cgroup" : "MemoryError", how);
 }
 
 void tp_judge(const struct tp_observed *o, struct tp_outcome *out)
@@ -51,12 +39,13 @@ void tp_judge(const struct tp_observed *o, struct tp_outcome *out)
 	out->rule = TP_RULE_NONE;
 	out->message[0] = '\0';
 	if (o->cancelled) {
-		say(out, TP_END_CANCELLED, "the run was stopped; so was the service");
+		tp_runner_fail(out, TP_END_CANCELLED, "the run was stopped; so was the service");
 		return;
 	}
 	if (o->result_too_large) {
 		out->rule = TP_RULE_RESULT_SIZE;
-		say(out, TP_END_RULE,
+		tp_runner_fail(
+		    out, TP_END_RULE,
 		    "killed for a rule: the service sent a result larger than its memory limit "
 		    "(%s)",
 		    tp_format_size(o->memory_limit_bytes, text, sizeof(text)));
@@ -64,25 +53,28 @@ void tp_judge(const struct tp_observed *o, struct tp_outcome *out)
 	}
 	if (o->protocol_violation) {
 		out->rule = TP_RULE_CHANNEL;
-		say(out, TP_END_RULE,
+		tp_runner_fail(
+		    out, TP_END_RULE,
 		    "killed for a rule: the service wrote malformed frames to its control channel");
 		return;
 	}
 	if (o->result_error) {
-		say(out, TP_END_INTERNAL, "cannot write the result to %s: %s",
-		    o->result_where ? o->result_where : "its destination",
-		    strerror(-o->result_error));
+		tp_runner_fail(out, TP_END_INTERNAL, "cannot write the result to %s: %s",
+			       o->result_where ? o->result_where : "its destination",
+			       strerror(-o->result_error));
 		return;
 	}
 	if (o->timed_out) {
-		say(out, TP_END_TIMEOUT, "wall-clock timeout (%s) exceeded; the service was killed",
-		    tp_format_duration(o->timeout_ms, text, sizeof(text)));
+		tp_runner_fail(out, TP_END_TIMEOUT,
+			       "wall-clock timeout (%s) exceeded; the service was killed",
+			       tp_format_duration(o->timeout_ms, text, sizeof(text)));
 		return;
 	}
 	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
 		/* the kernel ended it (SECCOMP_RET_KILL_PROCESS): which call, it does not say */
 		out->rule = TP_RULE_SYSCALL;
-		say(out, TP_END_RULE,
+		tp_runner_fail(
+		    out, TP_END_RULE,
 		    "killed for a rule: a forbidden system call that ends the service (reboot, "
 		    "kexec, kernel modules, iopl/ioperm, swap, acct) or another architecture's "
 		    "system call");
@@ -99,17 +91,20 @@ void tp_judge(const struct tp_observed *o, struct tp_outcome *out)
 	/* killed by teepy's watch at the limit, or by the RLIMIT_CPU backstop past it */
 	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
 	    (o->cpu_killed || o->cpu_seconds * 1000 >= (double)o->cpu_limit_ms)) {
-		say(out, TP_END_CPU, "CPU time limit exceeded (%s used of %s)",
+		tp_runner_fail(
+		    out, TP_END_CPU, "CPU time limit exceeded (%s used of %s)",
 		    tp_format_duration((uint64_t)(o->cpu_seconds * 1000), text, sizeof(text)),
 		    tp_format_duration(o->cpu_limit_ms, text + 32, 32));
 		return;
 	}
 	if (WIFSIGNALED(status)) {
-		say(out, TP_END_FAILED, "the service crashed: %s", strsignal(WTERMSIG(status)));
+		tp_runner_fail(out, TP_END_FAILED, "the service crashed: %s",
+			       strsignal(WTERMSIG(status)));
 		return;
 	}
 	if (o->result_incomplete) {
-		say(out, TP_END_FAILED,
+		tp_runner_fail(
+		    out, TP_END_FAILED,
 		    "the service ended while sending its result: the result is cut short%s",
 		    o->result_to_file ? " and was not written" : "");
 		return;
@@ -117,15 +112,16 @@ void tp_judge(const struct tp_observed *o, struct tp_outcome *out)
 	if (WEXITSTATUS(status) != 0) {
 		out->end = TP_END_FAILED;
 		if (o->status_kind == TP_STATUS_EXCEPTION)
-			say(out, TP_END_FAILED, "the service raised %s (traceback above)",
-			    o->status_name);
+			tp_runner_fail(out, TP_END_FAILED,
+				       "the service raised %s (traceback above)", o->status_name);
 		else if (o->status_kind != TP_STATUS_SYNTAX)
-			say(out, TP_END_FAILED, "the service exited with status %d",
-			    WEXITSTATUS(status));
+			tp_runner_fail(out, TP_END_FAILED, "the service exited with status %d",
+				       WEXITSTATUS(status));
 		return;
 	}
 	if (!o->have_result) {
-		say(out, TP_END_NO_RESULT,
+		tp_runner_fail(
+		    out, TP_END_NO_RESULT,
 		    "the service ended without returning a result (call teex.TEEX_return)");
 		return;
 	}
