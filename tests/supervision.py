@@ -14,8 +14,9 @@ def wait_until_ready(proc):
     raise AssertionError(f"the service never got ready: exit {proc.wait()}, stderr {seen!r}")
 
 
-def service_pid(teepy_pid):
-    """The host pid of the process teepy started (its only child)."""
+def reaper_pid(teepy_pid):
+    """The host pid of the process teepy started (its only child): the reaper, pid 1
+    of the service's namespace."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -27,6 +28,15 @@ def service_pid(teepy_pid):
         if int(fields[1]) == teepy_pid:
             return int(entry)
     raise AssertionError(f"teepy {teepy_pid} has no child")
+
+
+def service_pid(teepy_pid):
+    """The host pid of the service: the reaper's first child."""
+    reaper = reaper_pid(teepy_pid)
+    with open(f"/proc/{reaper}/task/{reaper}/children") as f:
+        children = f.read().split()
+    assert children, f"teepy {teepy_pid}'s reaper {reaper} has no child"
+    return int(children[0])
 
 
 def process_gone(pid, within=10.0):

@@ -31,12 +31,14 @@
 struct watch {
 	struct tp_invocation *inv;
 	struct tp_outcome *out;
-	pid_t pid;
-	int pidfd;
-	struct timespec deadline; /* CLOCK_MONOTONIC */
-	atomic_bool timed_out;	  /* the watch killed the service at the deadline */
-	atomic_bool cancelled;	  /* ... because the caller cancelled */
-	atomic_bool cpu_killed;	  /* ... at its CPU-time limit */
+	pid_t pid;		      /* the reaper, pid 1 of the service's namespace */
+	atomic_int service_pid;	      /* the service, once it has exec'd (else 0) */
+	int pidfd;		      /* the reaper's: killing it ends the namespace */
+	struct timespec deadline;     /* CLOCK_MONOTONIC */
+	atomic_bool timed_out;	      /* the watch killed the service at the deadline */
+	atomic_bool cancelled;	      /* ... because the caller cancelled */
+	atomic_bool cpu_killed;	      /* ... at its CPU-time limit */
+	_Atomic uint64_t cpu_seen_ns; /* the service's CPU time when the watch last looked */
 	struct tp_channel channel;
 	bool result_mem;  /* the result is kept in memory (no sink) */
 	int setup_failed; /* the child failed before exec: its line is in setup_err */
@@ -102,7 +104,10 @@ static void *watch_main(void *arg)
 	};
 
 	for (;;) {
-		uint64_t used = tp_limits_cpu_used_ns(&w->inv->enforce, w->pid);
+		pid_t service = atomic_load(&w->service_pid);
+		uint64_t used =
+		    tp_limits_cpu_used_ns(&w->inv->enforce, service > 0 ? service : w->pid);
+		atomic_store(&w->cpu_seen_ns, used);
 		if (used >= limit_ns) {
 			atomic_store(&w->cpu_killed, kill_service(w));
 			return NULL;
@@ -259,6 +264,8 @@ static void *serve_thread(void *arg)
 	if (tp_sandbox_wait_exec(a->sb, w->setup_err, sizeof(w->setup_err)) < 0) {
 		w->setup_failed = 1;
 		kill_service(w);
+	} else {
+		atomic_store(&w->service_pid, tp_sandbox_find_service(a->sb));
 	}
 	supervise(w, a->sb);
 	return NULL;
@@ -268,6 +275,29 @@ static void reap(struct watch *w)
 {
 	while (wait4(w->pid, &w->out->wait_status, 0, &w->out->rusage) < 0 && errno == EINTR)
 		;
+}
+
+/* The reaper has been waited for: its report gives the service's own status, or
+ * says the reaper's clock ended the run. Killed without a word, the reaper's
+ * status (SIGKILL) stands for the service's: teepy's watch or the OOM killer. */
+static void take_report(struct watch *w, struct tp_sandbox *sb)
+{
+	switch (tp_sandbox_reaped(sb, &w->out->wait_status)) {
+	case TP_SANDBOX_END_SERVICE:
+	case TP_SANDBOX_END_KILLED:
+		break;
+	case TP_SANDBOX_END_DEADLINE:
+		atomic_store(&w->timed_out, true);
+		break;
+	case TP_SANDBOX_END_REAPER_FAILED:
+		if (!w->setup_failed) {
+			w->setup_failed = 1;
+			snprintf(w->setup_err, sizeof(w->setup_err),
+				 "sandbox setup failed: the service's reaper (pid 1 of its "
+				 "namespace) could not drop its rights");
+		}
+		break;
+	}
 }
 
 /* ---- one invocation ---- */
@@ -280,7 +310,8 @@ static void mark(const struct tp_invocation *inv, const char *phase)
 
 static void close_sandbox(struct tp_sandbox *sb)
 {
-	int *fds[] = { &sb->ctrl_fd, &sb->out_fd, &sb->err_fd, &sb->go_fd, &sb->ready_fd };
+	int *fds[] = { &sb->ctrl_fd, &sb->out_fd,   &sb->err_fd,
+		       &sb->go_fd,   &sb->ready_fd, &sb->status_fd };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
@@ -336,6 +367,12 @@ static void observe(struct watch *w, struct tp_observed *o)
 	uint64_t cgroup_cpu_ns = tp_limits_cpu_used_ns(&inv->enforce, 0);
 	double rusage_cpu = (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
 			    (double)ru->ru_stime.tv_sec + (double)ru->ru_stime.tv_usec / 1e6;
+	/* a reaper killed before it waited for the service brings none of its time:
+	 * the watch's last look at the service's clock does */
+	double seen_cpu = (double)atomic_load(&w->cpu_seen_ns) / 1e9;
+
+	if (seen_cpu > rusage_cpu)
+		rusage_cpu = seen_cpu;
 
 	*o = (struct tp_observed){
 		.wait_status = w->out->wait_status,
@@ -405,9 +442,14 @@ static void record(struct watch *w, const struct tp_observed *o, const struct ti
 static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 {
 	const struct tp_run_config *cfg = inv->cfg;
-	struct tp_sandbox sb = {
-		.pid = -1, .ctrl_fd = -1, .out_fd = -1, .err_fd = -1, .ready_fd = -1, .go_fd = -1
-	};
+	struct tp_sandbox sb = { .pid = -1,
+				 .service_pid = -1,
+				 .ctrl_fd = -1,
+				 .out_fd = -1,
+				 .err_fd = -1,
+				 .ready_fd = -1,
+				 .go_fd = -1,
+				 .status_fd = -1 };
 	struct watch w = { .inv = inv, .out = out, .pid = -1, .pidfd = -1 };
 	struct tp_observed o;
 	uint8_t *boot = NULL;
@@ -540,6 +582,7 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		mark(inv, "channel closed");
 		reap(&w);
 	}
+	take_report(&w, &sb);
 	watch_stop(&w);
 	close(w.pidfd);
 	w.pidfd = -1;

@@ -147,7 +147,7 @@ static bool prepare_v2(struct tp_limits_state *limits, const char *self_cgroup)
 		/* cpu.stat's usage_usec is in every v2 cgroup, cpu controller or not */
 		limits->cpu_mechanism = TP_LIMIT_CGROUP_V2;
 		if (plan.pids) {
-			snprintf(text, sizeof(text), "%u", limits->set.threads);
+			snprintf(text, sizeof(text), "%u", limits->set.threads + TP_REAPER_TASKS);
 			if (write_file(limits->memory_dir, "pids.max", text) == 0)
 				limits->threads_mechanism = TP_LIMIT_CGROUP_V2;
 		}
@@ -210,8 +210,9 @@ void tp_limits_prepare(struct tp_limits_state *limits)
 							  "memory.memsw.limit_in_bytes", text) == 0;
 			limits->memory_mechanism = TP_LIMIT_CGROUP_V1;
 		}
-		if (prepare_v1(self_cgroup, "pids", "pids.max", limits->set.threads,
-			       limits->pids_dir, sizeof(limits->pids_dir)))
+		if (prepare_v1(self_cgroup, "pids", "pids.max",
+			       limits->set.threads + TP_REAPER_TASKS, limits->pids_dir,
+			       sizeof(limits->pids_dir)))
 			limits->threads_mechanism = TP_LIMIT_CGROUP_V1;
 		if (limits->processes && prepare_v1(self_cgroup, "cpuacct", NULL, 0,
 						    limits->cpu_dir, sizeof(limits->cpu_dir)))
@@ -334,7 +335,8 @@ int tp_limits_apply_rlimits(const struct tp_limits_state *limits)
 	}
 	if (limits->threads_mechanism == TP_LIMIT_RLIMIT) {
 		/* counted per uid in the service's own user namespace (and the host's) */
-		struct rlimit nproc = { limits->set.threads, limits->set.threads };
+		rlim_t n = limits->set.threads + TP_REAPER_TASKS;
+		struct rlimit nproc = { n, n };
 		if (setrlimit(RLIMIT_NPROC, &nproc) < 0)
 			return -errno;
 	}

@@ -3,6 +3,10 @@
 #ifndef TEEPY_SANDBOX_LIMITS_H
 #define TEEPY_SANDBOX_LIMITS_H
 
+/* The service's reaper (pid 1 of its namespace) is one more task in its cgroup and
+ * for its uid: the thread cap counts the service's alone. */
+#define TP_REAPER_TASKS 1u
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -5,6 +5,7 @@
 #include "sandbox.h"
 
 #include "landlock.h"
+#include "reaper.h"
 #include "../channel/protocol.h"
 #include "../common/io.h"
 
@@ -132,9 +133,33 @@ static int wait_for_files(void *arg)
 	return 0;
 }
 
+/* pid 1: everything but the report pipe closed, no capability left, then the
+ * reaper's loop (reaper.c). Its clock runs out a little after teepy's, so that
+ * teepy, when it can act, is the one that ends the run and says why. */
+static void __attribute__((noreturn))
+become_reaper(const struct tp_sandbox_config *cfg, pid_t service, int status_fd)
+{
+	uint64_t timeout = cfg->limits->set.timeout_ms;
+	int r = 0;
+
+	if ((status_fd > 0 && syscall(SYS_close_range, 0u, (unsigned)status_fd - 1, 0) < 0) ||
+	    syscall(SYS_close_range, (unsigned)status_fd + 1, ~0U, 0) < 0)
+		r = -errno;
+	if (r == 0)
+		r = drop_capabilities();
+	if (r < 0) {
+		struct tp_reaper_report fail = { .kind = TP_REAPER_FAILED, .status = -r };
+		if (write(status_fd, &fail, sizeof(fail)) < 0) {
+			/* the supervisor is gone */
+		}
+		_exit(127);
+	}
+	tp_reaper_run(service, status_fd, timeout ? timeout + TP_REAPER_GRACE_MS : 0);
+}
+
 static void __attribute__((noreturn))
 child_main(const struct tp_sandbox_config *cfg, bool in_v2, int sync_fd, int err_fd, int ctrl_fd,
-	   int out_fd, const struct handshake *handshake)
+	   int out_fd, int status_fd, const struct handshake *handshake)
 {
 	const char *refused;
 	char err[400];
@@ -177,6 +202,17 @@ child_main(const struct tp_sandbox_config *cfg, bool in_v2, int sync_fd, int err
 
 	if ((r = tp_limits_apply_rlimits(cfg->limits)) < 0)
 		child_die(err_fd, "rlimits: %s", strerror(-r));
+
+	/* pid 1 stays behind as the reaper; its child goes on to be the service */
+	pid_t service = fork();
+	if (service < 0)
+		child_die(err_fd, "fork the service: %s", strerror(errno));
+	if (service > 0)
+		become_reaper(cfg, service, status_fd);
+	close(status_fd);
+	/* a third hold, after the namespace's end and the reaper's own signal */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		_exit(127);
 
 	if (cfg->mark)
 		cfg->mark("child: limits set, exec next");
@@ -289,13 +325,14 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 		     size_t err_size)
 {
 	int ctrl[2] = { -1, -1 }, out[2] = { -1, -1 }, sync[2] = { -1, -1 }, errp[2] = { -1, -1 };
-	int ready[2] = { -1, -1 }, go[2] = { -1, -1 };
+	int ready[2] = { -1, -1 }, go[2] = { -1, -1 }, status[2] = { -1, -1 };
 	bool in_v2 = false;
 	pid_t pid;
 	int r;
 
 	sb->pid = -1;
-	sb->ctrl_fd = sb->out_fd = sb->err_fd = sb->ready_fd = sb->go_fd = -1;
+	sb->ctrl_fd = sb->out_fd = sb->err_fd = sb->ready_fd = sb->go_fd = sb->status_fd = -1;
+	sb->service_pid = -1;
 	if (cfg->handed_count > TP_SANDBOX_MAX_HANDED) {
 		snprintf(err, err_size, "at most %d descriptors can be handed to the service",
 			 TP_SANDBOX_MAX_HANDED);
@@ -303,6 +340,7 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctrl) < 0 ||
 	    pipe2(out, O_CLOEXEC) < 0 || pipe2(sync, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+	    pipe2(status, O_CLOEXEC) < 0 ||
 	    (cfg->filled_from_outside &&
 	     (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0))) {
 		r = -errno;
@@ -327,19 +365,21 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 		close(out[0]);
 		close(sync[1]);
 		close(errp[0]);
+		close(status[0]);
 		struct handshake h = { .ready_fd = ready[1], .go_fd = go[0], .mark = cfg->mark };
 		if (ready[0] >= 0) {
 			close(ready[0]);
 			close(go[1]);
 		}
-		child_main(cfg, in_v2, sync[0], errp[1], ctrl[1], out[1], &h);
+		child_main(cfg, in_v2, sync[0], errp[1], ctrl[1], out[1], status[1], &h);
 	}
 
 	close(ctrl[1]);
 	close(out[1]);
 	close(sync[0]);
 	close(errp[1]);
-	ctrl[1] = out[1] = sync[0] = errp[1] = -1;
+	close(status[1]);
+	ctrl[1] = out[1] = sync[0] = errp[1] = status[1] = -1;
 	if (ready[1] >= 0) {
 		close(ready[1]);
 		close(go[0]);
@@ -369,6 +409,7 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 	errp[0] = ready[0] = go[1] = -1;
 	sb->ctrl_fd = ctrl[0];
 	sb->out_fd = out[0];
+	sb->status_fd = status[0];
 	return 0;
 
 fail_kill:
@@ -393,6 +434,8 @@ fail:
 			close(ready[i]);
 		if (go[i] >= 0)
 			close(go[i]);
+		if (status[i] >= 0)
+			close(status[i]);
 	}
 	return r;
 }
@@ -442,4 +485,49 @@ int tp_sandbox_go(struct tp_sandbox *sb)
 	close(sb->go_fd);
 	sb->go_fd = -1;
 	return r;
+}
+
+pid_t tp_sandbox_find_service(struct tp_sandbox *sb)
+{
+	char path[64], text[64];
+	int fd, n;
+
+	if (sb->service_pid > 0)
+		return sb->service_pid;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)sb->pid, (int)sb->pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	n = (int)read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	text[n] = '\0';
+	/* the service is the reaper's first child; orphans come later, if ever */
+	sb->service_pid = (pid_t)strtol(text, NULL, 10);
+	return sb->service_pid > 0 ? sb->service_pid : -1;
+}
+
+enum tp_sandbox_end tp_sandbox_reaped(struct tp_sandbox *sb, int *wait_status)
+{
+	struct tp_reaper_report r;
+	ssize_t n = -1;
+
+	if (sb->status_fd >= 0) {
+		do
+			n = read(sb->status_fd, &r, sizeof(r));
+		while (n < 0 && errno == EINTR);
+		close(sb->status_fd);
+		sb->status_fd = -1;
+	}
+	if (n != (ssize_t)sizeof(r))
+		return TP_SANDBOX_END_KILLED; /* the reaper itself was killed */
+	switch (r.kind) {
+	case TP_REAPER_SERVICE:
+		*wait_status = r.status;
+		return TP_SANDBOX_END_SERVICE;
+	case TP_REAPER_DEADLINE:
+		return TP_SANDBOX_END_DEADLINE;
+	default:
+		return TP_SANDBOX_END_REAPER_FAILED;
+	}
 }

@@ -51,12 +51,14 @@ struct tp_sandbox_config {
 };
 
 struct tp_sandbox {
-	pid_t pid;
-	int ctrl_fd;  /* our end of the control channel */
-	int out_fd;   /* the service's stdout and stderr, merged */
-	int err_fd;   /* setup errors of the child; closes when it execs */
-	int ready_fd; /* sealed root: the child writes a byte here in its empty root */
-	int go_fd;    /* sealed root: a byte here lets the child go on */
+	pid_t pid;	   /* the reaper: pid 1 of the service's namespace */
+	pid_t service_pid; /* the service, the reaper's child (tp_sandbox_find_service) */
+	int status_fd;	   /* the reaper's one report, as it ends */
+	int ctrl_fd;	   /* our end of the control channel */
+	int out_fd;	   /* the service's stdout and stderr, merged */
+	int err_fd;	   /* setup errors of the child; closes when it execs */
+	int ready_fd;	   /* sealed root: the child writes a byte here in its empty root */
+	int go_fd;	   /* sealed root: a byte here lets the child go on */
 };
 
 /* Starts the service: namespaces and cgroups (the child joins them itself before
@@ -79,5 +81,22 @@ int tp_sandbox_go(struct tp_sandbox *sb);
 /* Waits until the child has exec'd the interpreter or reported a setup failure
  * (then returns -EPERM with the child's line in err). */
 int tp_sandbox_wait_exec(struct tp_sandbox *sb, char *err, size_t err_size);
+
+/* The reaper's clock runs out this long after the run's timeout: teepy's own watch
+ * ends a run on time and says so; the reaper's is for a teepy that cannot. */
+#define TP_REAPER_GRACE_MS 1000u
+
+/* The service's host pid, once it exists (after tp_sandbox_wait_exec), or -1. */
+pid_t tp_sandbox_find_service(struct tp_sandbox *sb);
+
+enum tp_sandbox_end {
+	TP_SANDBOX_END_SERVICE,	      /* the service ended: *wait_status is its status */
+	TP_SANDBOX_END_KILLED,	      /* the reaper was killed (by teepy, or the OOM killer) */
+	TP_SANDBOX_END_DEADLINE,      /* the reaper's own clock ended the run */
+	TP_SANDBOX_END_REAPER_FAILED, /* the reaper could not set itself up */
+};
+
+/* After the reaper has been waited for: how the run ended, from its report. */
+enum tp_sandbox_end tp_sandbox_reaped(struct tp_sandbox *sb, int *wait_status);
 
 #endif

@@ -11,7 +11,7 @@ import pytest
 
 from exit_codes import EXIT, landlock_abi
 from hostile_prelude import hostile
-from supervision import process_gone, service_pid, wait_until_ready
+from supervision import process_gone, reaper_pid, service_pid, wait_until_ready
 
 PR_SET_PDEATHSIG, PR_GET_PDEATHSIG = 1, 2
 PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 4, 22, 38
@@ -66,32 +66,38 @@ def test_a_service_that_tried_to_clear_its_death_signal_dies_with_teepy(as_user,
     )
     proc = start("run", "--timeout", "60", s)
     wait_until_ready(proc)
-    service = service_pid(proc.pid)
+    reaper, service = reaper_pid(proc.pid), service_pid(proc.pid)
     proc.kill()
     proc.wait()
     assert process_gone(service, within=1.0), "the service outlived teepy killed with SIGKILL"
+    assert process_gone(reaper, within=1.0), "the reaper outlived teepy killed with SIGKILL"
     # the next run removes the cgroups the dead one left behind (the host check)
     assert run("run", script("import teex\nteex.TEEX_return('ok')\n", name="ok.py")).returncode == EXIT.OK
 
 
 @pytest.mark.parametrize("how", ["os.kill", "raw"])
 def test_kill_zero_reaches_the_service_alone(as_user, teepy, user_teepy, script, how):
-    """kill(0, SIGKILL) (what os.kill(os.getppid(), ...) is inside a pid namespace)
-    signals the caller's process group. The service has a session of its own, so
-    teepy, the program that ran it and a sibling in that program's group live on;
-    the service itself is the init of its pid namespace, which a signal from inside
-    does not end, so it goes on and returns. This holds on every Landlock ABI (the
-    test also runs with a build capped below 6: make check-landlock)."""
+    """kill(0, SIGKILL) signals the caller's process group. The service has a
+    session of its own, so teepy, the program that ran it and a sibling in that
+    program's group live on; in the service's group there is only the service and
+    its reaper (pid 1 of its namespace, which no signal from inside ends), so the
+    service ends itself. Its parent is that reaper: os.kill(os.getppid(), SIGKILL)
+    is refused. This holds on every Landlock ABI (the test also runs with a build
+    capped below 6: make check-landlock)."""
     s = hostile(
         script,
         """
-        import signal
+        import signal, time
         print("about to", file=sys.stderr, flush=True)
         if HOW == "raw":
             sc(62, 0, 9)
-        else:
+            report("survived kill(0)")
+        try:
             os.kill(os.getppid(), signal.SIGKILL)
-        report("survived")
+        except PermissionError:
+            pass    # Landlock >= 6 refuses it; below, the kernel drops it unsaid
+        time.sleep(0.2)
+        report(["survived", os.getppid()])
         """,
         HOW=how,
     )
@@ -103,7 +109,72 @@ def test_kill_zero_reaches_the_service_alone(as_user, teepy, user_teepy, script,
         r = subprocess.run(prefix + [str(binary), "run", str(s)], capture_output=True, timeout=60,
                            process_group=sibling.pid)
         assert sibling.poll() is None, "the service's kill(0) reached a process of teepy's group"
-        assert (r.returncode, r.stdout) == (EXIT.OK, b'"survived"'), r
+        if how == "raw":
+            assert r.returncode == EXIT.SERVICE_FAILED, r
+            assert "the service crashed: Killed" in r.stderr.decode(), r
+        else:
+            assert (r.returncode, r.stdout) == (EXIT.OK, b'["survived", 1]'), r
     finally:
         sibling.kill()
         sibling.wait()
+
+
+def test_the_service_cannot_end_or_reach_its_reaper(as_user, run, script):
+    """The reaper, pid 1 of the service's namespace and its parent, holds the run's
+    end: no signal from inside ends or stops it (raw calls too), and it cannot be
+    read or traced. The run returns, so the reaper lived through all of it."""
+    s = hostile(
+        script,
+        """
+        import signal, time
+        out = {"ppid": os.getppid()}
+        for sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGTERM, signal.SIGSEGV):
+            out["kill_%d" % sig] = sc(62, 1, int(sig))
+            out["tgkill_%d" % sig] = sc(234, 1, 1, int(sig))
+        out["kill_all"] = sc(62, -1, 9)          # every process it may signal but itself
+        for name in ("mem", "environ", "maps"):
+            try:
+                open("/proc/1/" + name, "rb").read(1)
+                out[name] = "read"
+            except OSError as e:
+                out[name] = e.errno
+        out["ptrace"] = sc(101, 16, 1, 0, 0)     # PTRACE_ATTACH
+        out["process_vm_readv"] = sc(310, 1, 0, 0, 0, 0, 0)
+        time.sleep(0.3)
+        out["ppid_after"] = os.getppid()
+        report(out)
+        """,
+    )
+    r = run("run", s)
+    assert r.returncode == EXIT.OK, r
+    import json
+    res = json.loads(r.stdout)
+    assert res["ppid"] == res["ppid_after"] == 1, res
+    for name in ("mem", "environ", "maps"):
+        assert res[name] != "read", res
+    assert res["ptrace"]["ret"] == -1 and res["process_vm_readv"]["ret"] == -1, res
+
+
+def test_the_reaper_keeps_the_clock_while_teepy_is_stopped(as_user, start, script):
+    """The wall clock's second layer: with teepy stopped (SIGSTOP), its watch cannot
+    act; the reaper's own deadline, a second after the timeout, ends the service.
+    Once teepy goes on, it says the run timed out."""
+    s = hostile(
+        script,
+        """
+        import time
+        print("ready", file=sys.stderr, flush=True)
+        time.sleep(60)
+        """,
+    )
+    proc = start("run", "--timeout", "2", s)
+    wait_until_ready(proc)
+    service = service_pid(proc.pid)
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        assert process_gone(service, within=6.0), "the service outlived its timeout with teepy stopped"
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    rest = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == EXIT.TIMEOUT, rest
+    assert "wall-clock timeout (2 s) exceeded" in rest, rest

@@ -90,21 +90,25 @@ def test_identity_calls_only_keep_the_ids_the_service_has(as_user, run, script):
 
 def test_pidfd_reaches_only_the_services_own_processes(run, script):
     """pidfd_open works on the service itself (its pid namespace holds nothing
-    else: pid 1 is the service, and no host pid exists there); pidfd_getfd, which
-    takes another process's descriptors, stays refused."""
+    else: pid 1 is its reaper, pid 2 the service, and no host pid exists there);
+    pidfd_getfd, which takes another process's descriptors, stays refused, on the
+    service itself and on its reaper."""
     s = hostile(
         script,
         """
         pidfd = sc(434, os.getpid(), 0)
-        report({"self": pidfd["ret"] >= 0, "pid": os.getpid(), "host_pid": sc(434, 2, 0),
+        reaper = sc(434, 1, 0)
+        report({"self": pidfd["ret"] >= 0, "pid": os.getpid(), "host_pid": sc(434, 3, 0),
                 "getfd": sc(438, pidfd["ret"], 0, 0),
+                "reaper_getfd": sc(438, reaper["ret"], 0, 0),
                 "signal0": sc(424, pidfd["ret"], 0, None, 0)})
         """,
     )
     out = run("run", s).json()
-    assert out["self"] and out["pid"] == 1, out
+    assert out["self"] and out["pid"] == 2, out
     assert out["host_pid"] == {"ret": -1, "errno": errno.ESRCH}, out
     assert out["getfd"] == {"ret": -1, "errno": errno.EPERM}, out
+    assert out["reaper_getfd"] == {"ret": -1, "errno": errno.EPERM}, out
     assert out["signal0"] == {"ret": 0, "errno": 0}, out
 
 
