@@ -293,10 +293,16 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 	fprintf(stderr, "  runtime       %s\n", inv->runtime_so);
 	fprintf(stderr, "  mode          sim%s (no hardware attestation)\n",
 		o->mode_was_auto ? " (auto)" : "");
-	fprintf(stderr,
-		"  namespaces    user, mount, pid, network, ipc, uts (uid %u is %u inside, no "
-		"capabilities)\n",
-		(unsigned)getuid(), tp_sandbox_service_uid());
+	if (getuid() == 0)
+		fprintf(stderr,
+			"  namespaces    user, mount, pid, network, ipc, uts (root's service is "
+			"uid %u inside and host uid %u, nobody; no capabilities)\n",
+			tp_sandbox_service_uid(), TP_ROOT_SERVICE_HOST_ID);
+	else
+		fprintf(stderr,
+			"  namespaces    user, mount, pid, network, ipc, uts (uid %u is %u inside, "
+			"no capabilities)\n",
+			(unsigned)getuid(), tp_sandbox_service_uid());
 	if (inv->sealed)
 		fprintf(stderr,
 			"  root          sealed: read-only tmpfs holding only the %zu manifest "

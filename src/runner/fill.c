@@ -254,7 +254,7 @@ static int copy_one(struct job *job, size_t i, char *buf)
 	}
 
 	if ((dst = openat(job->root_fd, f->path + 1,
-			  O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+			  O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0444)) < 0)
 		r = -errno;
 	if (r == 0 && !(ctx = tp_sha256_new()))
 		r = -ENOMEM;

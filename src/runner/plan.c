@@ -63,6 +63,45 @@ static int check_no_kernel_mount(struct tp_outcome *out, const char *what, const
 	return 0;
 }
 
+/* Whether root's service (host uid and gid TP_ROOT_SERVICE_HOST_ID, no other
+ * group) is granted want (R_OK, X_OK) on a host file: the owner's, the group's or
+ * the others' bits, the first that applies. */
+static bool root_service_may(const struct stat *st, int want)
+{
+	unsigned id = TP_ROOT_SERVICE_HOST_ID;
+	mode_t bits = st->st_uid == id ? st->st_mode >> 6 :
+		      st->st_gid == id ? st->st_mode >> 3 :
+					 st->st_mode;
+
+	return ((want & R_OK) == 0 || (bits & S_IROTH)) && ((want & X_OK) == 0 || (bits & S_IXOTH));
+}
+
+/* Root's service is not root on the host: the script and its directory must be
+ * open to it, which a 0600 file or a 0700 directory is not. Said here, in one
+ * line, rather than by Python's PermissionError inside. */
+static int check_root_service_reads(struct tp_invocation *inv, struct tp_outcome *out,
+				    const struct stat *script)
+{
+	struct stat dir;
+
+	if (getuid() != 0)
+		return 0;
+	if (!root_service_may(script, R_OK))
+		return tp_runner_fail(out, TP_END_CONFIG,
+				      "%s: root's service runs as host uid %u (nobody) and cannot "
+				      "read it (mode %04o): make it readable to others (chmod o+r)",
+				      inv->cfg->script, TP_ROOT_SERVICE_HOST_ID,
+				      (unsigned)(script->st_mode & 07777));
+	if (stat(inv->script_dir, &dir) == 0 && !root_service_may(&dir, R_OK | X_OK))
+		return tp_runner_fail(out, TP_END_CONFIG,
+				      "%s: root's service runs as host uid %u (nobody) and cannot "
+				      "list its directory %s (mode %04o): open it to others "
+				      "(chmod o+rx)",
+				      inv->cfg->script, TP_ROOT_SERVICE_HOST_ID, inv->script_dir,
+				      (unsigned)(dir.st_mode & 07777));
+	return 0;
+}
+
 /* The unsealed script: its real path and directory. */
 static int load_script(struct tp_invocation *inv, struct tp_outcome *out)
 {
@@ -89,7 +128,8 @@ static int load_script(struct tp_invocation *inv, struct tp_outcome *out)
 				      "%s: its directory %s is %s, and all of it would be visible "
 				      "inside; move the script into a directory of its own",
 				      cfg->script, inv->script_dir, shared);
-	if (check_no_kernel_mount(out, cfg->script, inv->script_dir) < 0)
+	if (check_no_kernel_mount(out, cfg->script, inv->script_dir) < 0 ||
+	    check_root_service_reads(inv, out, &st) < 0)
 		return -1;
 	snprintf(inv->entry, sizeof(inv->entry), "%s", inv->script);
 	snprintf(inv->cwd, sizeof(inv->cwd), "%s", inv->script_dir);

@@ -6,6 +6,7 @@
  * outside it; the fallback bounds what it can (descriptors, buffer sizes, memfd)
  * and deducts the scratch tmpfs from RLIMIT_AS. */
 #include "limits.h"
+#include "sandbox.h"
 
 #include "cgroup_plan.h"
 #include "seccomp.h"
@@ -190,8 +191,9 @@ void tp_limits_prepare(struct tp_limits_state *limits)
 		close(fd);
 	self_cgroup[n > 0 ? n : 0] = '\0';
 	limits->memory_mechanism = TP_LIMIT_RLIMIT;
-	/* RLIMIT_NPROC binds every uid but 0: the kernel lets root's processes past it */
-	limits->threads_mechanism = getuid() == 0 ? TP_LIMIT_NONE : TP_LIMIT_RLIMIT;
+	/* RLIMIT_NPROC binds every uid but 0, and the service is never host uid 0 (root's
+	 * runs as TP_ROOT_SERVICE_HOST_ID) */
+	limits->threads_mechanism = TP_LIMIT_RLIMIT;
 	/* one process: its CPU clock counts all its threads; more need a cgroup */
 	limits->cpu_mechanism = TP_LIMIT_CLOCK;
 	limits->swap_counted = false;
@@ -335,7 +337,8 @@ int tp_limits_apply_rlimits(const struct tp_limits_state *limits)
 	}
 	if (limits->threads_mechanism == TP_LIMIT_RLIMIT) {
 		/* counted per uid in the service's own user namespace (and the host's) */
-		rlim_t n = limits->set.threads + TP_REAPER_TASKS;
+		/* the reaper shares the service's uid, but for root's (uid 0 inside) */
+		rlim_t n = limits->set.threads + (getuid() == 0 ? 0 : TP_REAPER_TASKS);
 		struct rlimit nproc = { n, n };
 		if (setrlimit(RLIMIT_NPROC, &nproc) < 0)
 			return -errno;
@@ -534,14 +537,14 @@ void tp_limits_print(const struct tp_limits_state *limits, uint64_t limit_bytes,
 		break;
 	case TP_LIMIT_RLIMIT:
 		fprintf(out,
-			"  threads       %u via RLIMIT_NPROC (fallback, no cgroup: counted for uid "
+			"  threads       %u via RLIMIT_NPROC (fallback, no cgroup: counted for "
+			"host uid "
 			"%u in the service's user namespace)\n",
-			limits->set.threads, (unsigned)getuid());
+			limits->set.threads,
+			getuid() == 0 ? TP_ROOT_SERVICE_HOST_ID : (unsigned)getuid());
 		break;
 	default:
-		fprintf(out,
-			"  threads       %u NOT enforced: no pids cgroup, and the kernel exempts "
-			"host uid 0 from RLIMIT_NPROC\n",
+		fprintf(out, "  threads       %u NOT enforced: no pids cgroup\n",
 			limits->set.threads);
 	}
 	fprintf(out, "  cpu time      %s", tp_format_duration(limits->set.cpu_ms, a, sizeof(a)));
@@ -577,7 +580,7 @@ bool tp_limits_weaker(const struct tp_limits_state *limits, char *line, size_t s
 				     "memory is capped as address space (RLIMIT_AS), kernel "
 				     "buffers are not counted";
 	if (limits->threads_mechanism == TP_LIMIT_NONE)
-		parts[count++] = "threads are not capped (host uid 0 is exempt from RLIMIT_NPROC)";
+		parts[count++] = "threads are not capped";
 	if (limits->cpu_mechanism == TP_LIMIT_CLOCK && limits->processes)
 		parts[count++] = "CPU time holds per process, not in total";
 	if (!count)

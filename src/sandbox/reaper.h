@@ -21,7 +21,6 @@ struct tp_reaper_report {
  * service (its child), reaping every orphan on the way, and ends when the service
  * does or deadline_ms (0: none) has passed, writing one report to status_fd. The
  * kernel then kills whatever is left in the namespace. */
-void tp_reaper_run(pid_t service, int status_fd, uint64_t deadline_ms)
-    __attribute__((noreturn));
+void tp_reaper_run(pid_t service, int status_fd, uint64_t deadline_ms) __attribute__((noreturn));
 
 #endif

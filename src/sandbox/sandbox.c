@@ -23,6 +23,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -58,29 +59,61 @@ unsigned tp_sandbox_service_gid(void)
 	return getgid() == 0 ? TP_ROOT_SERVICE_ID : (unsigned)getgid();
 }
 
-/* One id each, the caller's (root's as TP_ROOT_SERVICE_ID): files of other host
- * users show as the overflow id, and no other id can be taken. */
+/* One id each, the caller's: files of other host users show as the overflow id,
+ * and no other id can be taken. Root maps two: 0 to itself, for the sandbox's
+ * setup (it builds the root and writes the sealed files as the namespace's
+ * root), and the service's TP_ROOT_SERVICE_ID to TP_ROOT_SERVICE_HOST_ID, which
+ * the service becomes before its exec (become_service_ids): root's service is
+ * never host uid 0, so a host file it could reach some other way holds by its
+ * owner and mode too. */
 static int write_id_maps(pid_t pid)
 {
-	char path[64], map[64];
+	char path[64], map[96];
 	int r;
 
-	snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
-	if ((r = tp_write_text(path, "deny")) < 0 && r != -ENOENT)
-		return r;
+	if (getuid() != 0) {
+		snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
+		if ((r = tp_write_text(path, "deny")) < 0 && r != -ENOENT)
+			return r;
+	}
 	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
-	snprintf(map, sizeof(map), "%u %u 1\n", tp_sandbox_service_uid(), (unsigned)getuid());
+	if (getuid() == 0)
+		snprintf(map, sizeof(map), "0 0 1\n%u %u 1\n", TP_ROOT_SERVICE_ID,
+			 TP_ROOT_SERVICE_HOST_ID);
+	else
+		snprintf(map, sizeof(map), "%u %u 1\n", tp_sandbox_service_uid(),
+			 (unsigned)getuid());
 	if ((r = tp_write_text(path, map)) < 0)
 		return r;
 	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
-	snprintf(map, sizeof(map), "%u %u 1\n", tp_sandbox_service_gid(), (unsigned)getgid());
+	if (getuid() == 0)
+		snprintf(map, sizeof(map), "0 0 1\n%u %u 1\n", TP_ROOT_SERVICE_ID,
+			 TP_ROOT_SERVICE_HOST_ID);
+	else
+		snprintf(map, sizeof(map), "%u %u 1\n", tp_sandbox_service_gid(),
+			 (unsigned)getgid());
 	return tp_write_text(path, map);
 }
 
-static int drop_capabilities(void)
+/* Root's service: no supplementary group (root's would stay otherwise), then the
+ * service's ids. SECBIT_NO_SETUID_FIXUP is set: the capabilities stay until
+ * drop_capabilities clears them right after. */
+static int become_service_ids(void)
+{
+	unsigned id = TP_ROOT_SERVICE_ID;
+
+	if (getuid() != 0)
+		return 0;
+	if (setgroups(0, NULL) < 0 || setresgid(id, id, id) < 0 || setresuid(id, id, id) < 0)
+		return -errno;
+	return 0;
+}
+
+static int drop_capabilities(bool service)
 {
 	struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct data[2] = { { 0 } };
+	int r;
 
 	/* no way back to capabilities through setuid or exec of root */
 	if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
@@ -93,6 +126,8 @@ static int drop_capabilities(void)
 			return -errno;
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return -errno;
+	if (service && (r = become_service_ids()) < 0)
+		return r;
 	if (syscall(SYS_capset, &header, data) < 0)
 		return -errno;
 	return 0;
@@ -146,7 +181,7 @@ become_reaper(const struct tp_sandbox_config *cfg, pid_t service, int status_fd)
 	    syscall(SYS_close_range, (unsigned)status_fd + 1, ~0U, 0) < 0)
 		r = -errno;
 	if (r == 0)
-		r = drop_capabilities();
+		r = drop_capabilities(false);
 	if (r < 0) {
 		struct tp_reaper_report fail = { .kind = TP_REAPER_FAILED, .status = -r };
 		if (write(status_fd, &fail, sizeof(fail)) < 0) {
@@ -210,9 +245,6 @@ child_main(const struct tp_sandbox_config *cfg, bool in_v2, int sync_fd, int err
 	if (service > 0)
 		become_reaper(cfg, service, status_fd);
 	close(status_fd);
-	/* a third hold, after the namespace's end and the reaper's own signal */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		_exit(127);
 
 	if (cfg->mark)
 		cfg->mark("child: limits set, exec next");
@@ -247,8 +279,12 @@ child_main(const struct tp_sandbox_config *cfg, bool in_v2, int sync_fd, int err
 	if (syscall(SYS_close_range, (unsigned)err_target + 1, ~0U, 0) < 0)
 		child_die(err_fd, "close inherited fds: %s", strerror(errno));
 
-	if ((r = drop_capabilities()) < 0)
+	if ((r = drop_capabilities(true)) < 0)
 		child_die(err_fd, "drop capabilities: %s", strerror(-r));
+	/* a third hold, after the namespace's end and the reaper's own signal; set after
+	 * the ids change, which clears it */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		child_die(err_fd, "parent-death signal: %s", strerror(errno));
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_die(err_fd, "no_new_privs: %s", strerror(errno));
 	if ((r = tp_limits_apply_filter(cfg->limits)) < 0)

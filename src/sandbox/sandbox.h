@@ -13,6 +13,11 @@
  * as root: tarfile, say, then restores every member's owner, which fails without
  * capabilities (teepy drops them all), and skips the modes and times after it. */
 #define TP_ROOT_SERVICE_ID 1000u
+/* ... and on the host, root's service is nobody (65534): the id Debian keeps for
+ * "no one", which owns no file (Debian policy 9.2.2) and so has only the "other"
+ * bits of any host file it could reach; the kernel already shows every unmapped id
+ * as 65534. An id no one uses is not something teepy can know on every host. */
+#define TP_ROOT_SERVICE_HOST_ID 65534u
 unsigned tp_sandbox_service_uid(void);
 unsigned tp_sandbox_service_gid(void);
 

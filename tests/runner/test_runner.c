@@ -136,6 +136,59 @@ static void test_a_handed_descriptor(void)
 	tp_outcome_free(&out);
 }
 
+/* The second layer under the read-only mounts: root's service is host uid 65534.
+ * A descriptor of a root-owned host file, handed in, reaches it past every mount
+ * of the sandbox; its owner, mode, times and attributes hold by the file's owner
+ * alone. */
+static void test_root_service_is_not_host_root(void)
+{
+	struct tp_run_config cfg = config(
+	    script("owner.py", "import errno, os, teex\n"
+			       "tries = {'chmod': lambda: os.chmod(4, 0o777),\n"
+			       "         'chown': lambda: os.chown(4, 1000, 1000),\n"
+			       "         'utime': lambda: os.utime(4, (0, 0)),\n"
+			       "         'xattr': lambda: os.setxattr(4, 'user.teepy', b'1'),\n"
+			       "         'write': lambda: os.write(4, b'x')}\n"
+			       "out = []\n"
+			       "for name, f in tries.items():\n"
+			       "    try:\n"
+			       "        f(); out.append(name + ' done')\n"
+			       "    except OSError as e:\n"
+			       "        out.append(name + ' ' + errno.errorcode[e.errno])\n"
+			       "teex.TEEX_return(', '.join(out))\n"));
+	struct tp_outcome out;
+	struct stat before, after;
+	char path[600];
+	int fd;
+
+	if (getuid() != 0) {
+		printf("  (root only: an unprivileged caller's service is the caller)\n");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/host-file", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	CHECK(fd >= 0 && fstat(fd, &before) == 0);
+	close(fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	cfg.handed_fds = &fd;
+	cfg.handed_count = 1;
+	CHECK(tp_invoke(&cfg, &out) == 0);
+	show("host file", &out);
+	close(fd);
+	CHECK(out.end == TP_END_RESULT);
+	static const char want[] =
+	    "chmod EPERM, chown EPERM, utime EPERM, xattr EACCES, write EBADF";
+	CHECK(out.result && out.result_size == sizeof(want) - 1 &&
+	      memcmp(out.result, want, sizeof(want) - 1) == 0);
+	if (out.result)
+		printf("  %.*s\n", (int)out.result_size, (const char *)out.result);
+	CHECK(stat(path, &after) == 0);
+	CHECK(after.st_mode == before.st_mode && after.st_uid == 0 &&
+	      after.st_mtim.tv_sec == before.st_mtim.tv_sec);
+	unlink(path);
+	tp_outcome_free(&out);
+}
+
 static void test_a_cancel(void)
 {
 	struct tp_run_config cfg = config(script("sleep.py", "import time\ntime.sleep(30)\n"));
@@ -285,6 +338,8 @@ int main(void)
 		{ "runner: the memory limit", test_the_memory_limit },
 		{ "runner: the wall clock", test_the_wall_clock },
 		{ "runner: a descriptor handed in at fd 4", test_a_handed_descriptor },
+		{ "runner: root's service is not host root, past the read-only mounts",
+		  test_root_service_is_not_host_root },
 		{ "runner: a cancel through cancel_fd", test_a_cancel },
 		{ "runner: the wall clock while the service stalls inside a frame",
 		  test_the_wall_clock_inside_a_frame },

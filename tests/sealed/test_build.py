@@ -41,6 +41,10 @@ def test_the_readme_workflow_bundles_no_key_and_no_earlier_bundle(work):
     assert teepy("keygen", "-o", os.path.join(app, "signer.key")).returncode == EXIT.OK
     # another private key and another bundle, under names that say nothing
     shutil.copy(os.path.join(app, "signer.key"), os.path.join(app, "config.dat"))
+    # keygen writes 0600, which root's service (host uid 65534) cannot read at all;
+    # opened to others here so that the sample run sees them and build leaves them out
+    for name in ("signer.key", "config.dat"):
+        os.chmod(os.path.join(app, name), 0o644)
     measurements = []
     for round in range(2):
         r = subprocess.run([TEEPY, "build", "svc.py", "-o", "svc.tpy",
@@ -304,7 +308,10 @@ def test_same_app_measures_the_same_whatever_umask_and_touched_includes(work, ke
     src = {"svc.py": "import teex, helper\nteex.TEEX_return(helper.X)\n",
            "helper.py": "X = 'ok'\n", "tool.sh": "#!/bin/sh\n"}
     apps, measures = [], []
-    for i, mode in enumerate((0o600, 0o644)):
+    # as root the service is host uid 65534 (nobody): it reads what others may
+    # (test_build_as_root_refuses_an_app_its_service_cannot_read), so the modes
+    # differ in the owner's and group's bits only
+    for i, mode in enumerate((0o604, 0o644)):
         d = os.path.join(work, f"copy{i}")
         os.makedirs(d)
         app = write_app(d, src)
@@ -373,3 +380,21 @@ def test_build_prints_a_summary_line_matching_the_bundle(work, keys):
     assert m.group(6) == _size(sum(f["size"] for f in system))
     assert 0 < int(m.group(7)) <= elapsed_ms + 1
     assert f"teepy: app measurement {info['app']}" in lines
+
+
+def test_build_as_root_refuses_an_app_its_service_cannot_read(work, keys):
+    """Root's service is host uid 65534 (nobody): a script only its owner may read
+    is refused before the sample run, in one line naming the fix."""
+    if os.geteuid() != 0:
+        pytest.skip("root's service only")
+    app = write_app(work, {"svc.py": "import teex\nteex.TEEX_return('ok')\n"})
+    os.chmod(os.path.join(app, "svc.py"), 0o600)
+    r = teepy("build", os.path.join(app, "svc.py"), "-o", os.path.join(work, "x.tpy"), "--key", keys[0])
+    assert r.returncode == EXIT.USAGE, r.stderr.decode()
+    assert "root's service runs as host uid 65534 (nobody) and cannot read it (mode 0600)" in r.stderr.decode()
+    assert not os.path.exists(os.path.join(work, "x.tpy"))
+    os.chmod(os.path.join(app, "svc.py"), 0o644)
+    os.chmod(app, 0o700)
+    r = teepy("run", os.path.join(app, "svc.py"))
+    assert r.returncode == EXIT.USAGE, r.stderr.decode()
+    assert "cannot list its directory" in r.stderr.decode() and "(mode 0700)" in r.stderr.decode()

@@ -20,7 +20,8 @@ static void make_app(void)
 
 	if (script_path[0])
 		return;
-	if (!mkdtemp(dir)) {
+	/* open to others, as root's service (host uid 65534) must find it */
+	if (!mkdtemp(dir) || chmod(dir, 0755) < 0) {
 		perror("mkdtemp");
 		exit(2);
 	}
