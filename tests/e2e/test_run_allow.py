@@ -1,8 +1,11 @@
 """--allow PATH for a sealed bundle: the person running it lets it take system files
 from PATH, a host path outside the system trees that its signed manifest names
-(an --include-dir of the builder's, say). A refusal names the file and what is wrong, never what the host's file holds."""
+(an --include-dir of the builder's, say); teepy build says which paths those are.
+A refusal names the file and what is wrong, never what the host's file holds."""
 import hashlib
+import os
 import subprocess
+import uuid
 
 import pytest
 
@@ -88,3 +91,33 @@ def test_allow_for_a_bundle_refuses_what_it_refuses_for_a_script(as_user, run, v
     assert r.returncode == EXIT.USAGE, r
     (line,) = teepy_lines(r)
     assert line.startswith(f"teepy: --allow {path}: ") and says in line, line
+
+
+def test_build_warns_once_per_path_outside_the_system_trees(teepy, tmp):
+    """One line for the --include-dir (its --pythonpath, the same files, says
+    nothing more), one for an --include of a link out of the app's directory; an
+    --include under a system tree is no news."""
+    vendor = tmp / "vendor"
+    tmp.write("vendor/vendored.py", "VALUE = 'v'\n")
+    tmp.write("vendor/more.py", "")
+    outside = tmp.write(f"outside-{uuid.uuid4().hex[:6]}.txt", "beside the app\n")
+    app = tmp / "app"
+    tmp.write("app/svc.py", SVC)
+    os.symlink(outside, app / "data.txt")
+    key = tmp / "signer.key"
+    assert teepy_as_root(teepy, "keygen", "-o", key, cwd=tmp).returncode == EXIT.OK
+    r = teepy_as_root(teepy, "build", app / "svc.py", "-o", tmp / "b.tpy", "--key", key,
+                      "--pythonpath", vendor, "--include-dir", vendor,
+                      "--include", app / "data.txt", "--include", "/usr/share/zoneinfo/UTC",
+                      cwd=tmp)
+    assert r.returncode == EXIT.OK, r.stderr.decode()
+    warned = [l for l in r.stderr.decode().splitlines() if l.startswith("teepy: warning:")]
+    assert warned == [
+        f"teepy: warning: build: --include {app}/data.txt leads to {outside}, outside the app's "
+        f"directory: not bundled, but taken from the host that runs the bundle, and teepy run "
+        f"refuses it there unless run with --allow {outside}",
+        f"teepy: warning: build: --include-dir {vendor}: 2 system files outside the system "
+        f"trees ({vendor}/more.py, ...): teepy run refuses the bundle unless run with --allow "
+        f"{vendor}",
+    ], r.stderr.decode()
+    assert b"beside the app" not in (tmp / "b.tpy").read_bytes()

@@ -101,7 +101,8 @@ def test_unreadable_files_meet_a_warning_at_build_and_a_reason_at_run(as_nobody)
     assert b.returncode == EXIT.OK, b.stderr.decode()
     warned = [l for l in b.stderr.decode().splitlines() if l.startswith("teepy: warning:")
               and "no cgroup for the limits" not in l]
-    assert len(warned) == 1 and "secret.txt (Permission denied)" in warned[0], warned
+    assert len(warned) == 2 and "secret.txt (Permission denied)" in warned[0], warned
+    assert f"--include-dir {lib}: 1 system file outside the system trees" in warned[1], warned
     assert run("run", "v.tpy", "--trust", "k.pub", "--allow", lib).stdout == b"42"
 
     os.chmod(os.path.join(lib, "vendored.py"), 0o600)
