@@ -87,7 +87,11 @@ const struct tp_command_help tp_build_help = {
 		 "manifest as the bundle's limits. Included paths are visible in the sample run.\n"
 		 "An ELF file in the bundle (an included extension module) brings the libraries\n"
 		 "it links, found as the program loader finds them (runpath, then /lib and "
-		 "/usr/lib).\n",
+		 "/usr/lib).\n"
+		 "What lies outside the app's directory is not bundled but taken from the host\n"
+		 "that runs the bundle; outside the system trees (interpreter, libraries,\n"
+		 "dist-packages) teepy run refuses it unless run with --allow: build warns, one\n"
+		 "line per path.\n",
 	.exits = exits,
 };
 
@@ -108,8 +112,17 @@ struct build {
 	struct tp_traced_run traced;
 	void **blobs; /* contents of bundled files, by manifest index */
 	struct stat key_st, out_st;
-	bool have_out_st;	    /* the -o file exists already (an earlier build) */
-	struct tp_strlist left_out; /* "PATH (why)": never bundled, said in one warning */
+	bool have_out_st;	     /* the -o file exists already (an earlier build) */
+	struct tp_strlist left_out;  /* "PATH (why)": never bundled, said in one warning */
+	struct host_source *sources; /* the host paths the builder named */
+	size_t source_count;
+};
+
+/* A host path the builder named (--include, --include-dir, --allow, --pythonpath):
+ * where system files outside the system trees come from, for the warnings. */
+struct host_source {
+	const char *flag, *given;
+	char real[PATH_MAX];
 };
 
 static bool under(const char *path, const char *dir)
@@ -239,14 +252,12 @@ static int try_library_dir(const char *dir, void *ctx)
 }
 
 /* The libraries an ELF file links (DT_NEEDED), looked up as the loader does: its
- * runpath, then the multiarch and system directories (there is no ld.so.cache in
- * a sealed root). The sample run traced those it loaded; an extension module added
- * by --include-dir would otherwise arrive without its libraries. A library not on
- * this host is left to fail as it would natively. */
+ * runpath, then the loader's own directories (tp_system_library_dirs_each: there
+ * is no ld.so.cache in a sealed root). The sample run traced those it loaded; an extension module
+ * added by --include-dir would otherwise arrive without its libraries. A library not on this host
+ * is left to fail as it would natively. */
 static int add_libraries(struct build *b, const char *inside, const struct tp_elf_deps *deps)
 {
-	static const char *const system_dirs =
-	    "/lib/" TP_MULTIARCH ":/usr/lib/" TP_MULTIARCH ":/lib:/usr/lib";
 	char origin[PATH_MAX];
 
 	snprintf(origin, sizeof(origin), "%s", inside);
@@ -257,7 +268,7 @@ static int add_libraries(struct build *b, const char *inside, const struct tp_el
 			continue; /* a path of its own: the loader does not search for it */
 		if (!(deps->runpath &&
 		      tp_elf_runpath_each(deps->runpath, origin, try_library_dir, &ls)))
-			tp_elf_runpath_each(system_dirs, origin, try_library_dir, &ls);
+			tp_system_library_dirs_each(try_library_dir, &ls);
 		if (ls.result < 0 && ls.result != -ENOENT)
 			return ls.result;
 	}
@@ -557,13 +568,102 @@ static int add_include(struct build *b, const char *flag, const char *given)
 				d.count > 3 ? ", ..." : "");
 		return 0;
 	}
-	/* the file at the path named, and where a link leads */
-	if ((r = add_seen(b, named)) == 0 && strcmp(named, real) != 0)
+	/* the file at the path named, and where a link leads; a link from the app's
+	 * directory out of it brings only its target, as a system file (warn_host_files) */
+	if (under(named, b->traced.script_dir) && !under(real, b->traced.script_dir))
+		r = add_seen(b, real);
+	else if ((r = add_seen(b, named)) == 0 && strcmp(named, real) != 0)
 		r = add_seen(b, real);
 	if (r < 0) {
 		tp_error("build: %s %s: %s", flag, given, strerror(-r));
 		return r == -ENOMEM ? TP_EXIT_INTERNAL : TP_EXIT_USAGE;
 	}
+	return 0;
+}
+
+/* Notes a host path the builder named, resolved (one that cannot be is skipped: the
+ * run or the include says why). */
+static int note_source(struct build *b, const char *flag, const char *given)
+{
+	struct host_source *s = realloc(b->sources, (b->source_count + 1) * sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	b->sources = s;
+	s = &s[b->source_count];
+	*s = (struct host_source){ .flag = flag, .given = given };
+	if (!realpath(given, s->real))
+		return 0;
+	b->source_count++;
+	return 0;
+}
+
+/* An --include of a link in the app's directory that leads out of it. */
+static bool leads_out(const struct build *b, const struct host_source *s)
+{
+	char named[PATH_MAX];
+
+	return strcmp(s->flag, "--include") == 0 &&
+	       named_path(s->given, named, sizeof(named)) == 0 &&
+	       under(named, b->traced.script_dir) && !under(s->real, b->traced.script_dir);
+}
+
+/* Whether teepy run takes a system file without an --allow: the path named, and
+ * where it leads, lie under the system trees (as tp_plan_may_take judges a run). */
+static bool in_system_trees(const char *path, bool processes)
+{
+	char real[PATH_MAX];
+
+	return tp_system_tree_covers(path, processes) &&
+	       (!realpath(path, real) || tp_system_tree_covers(real, processes));
+}
+
+/* The manifest names its system files, and cannot grant itself host paths: teepy
+ * run refuses one outside the system trees unless the person running the bundle
+ * allows it (--allow). Says so, one line per host path the builder named that such
+ * files lie under, and one per file under none; and says where an --include of a
+ * link led out of the app's directory (its target is not bundled). */
+static int warn_host_files(const struct build *b)
+{
+	const struct tp_manifest *m = &b->manifest;
+	bool processes = m->processes == TP_PROCESSES_MANIFEST;
+	bool *said = calloc(m->file_count + 1, sizeof(bool));
+
+	if (!said)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->file_count; i++)
+		said[i] = m->files[i].bundled || in_system_trees(m->files[i].path, processes);
+	for (size_t k = 0; k < b->source_count; k++) {
+		const struct host_source *s = &b->sources[k];
+		const char *first = NULL;
+		size_t n = 0;
+		for (size_t i = 0; i < m->file_count; i++) {
+			if (said[i] || !(under(m->files[i].path, s->real) ||
+					 (s->given[0] == '/' && under(m->files[i].path, s->given))))
+				continue;
+			said[i] = true;
+			first = first ? first : m->files[i].path;
+			n++;
+		}
+		if (leads_out(b, s))
+			tp_warn("build: %s %s leads to %s, outside the app's directory: not "
+				"bundled, but taken from the host that runs the bundle%s%s",
+				s->flag, s->given, s->real,
+				n ? ", and teepy run refuses it there unless run with --allow " :
+				    "",
+				n ? s->real : "");
+		else if (n)
+			tp_warn("build: %s %s: %zu system file%s outside the system trees (%s%s): "
+				"teepy run refuses the bundle unless run with --allow %s",
+				s->flag, s->given, n, n > 1 ? "s" : "", first, n > 1 ? ", ..." : "",
+				s->real);
+	}
+	for (size_t i = 0; i < m->file_count; i++)
+		if (!said[i])
+			tp_warn("build: system file %s lies outside the system trees: teepy run "
+				"refuses the bundle unless run with --allow %s",
+				m->files[i].path, m->files[i].path);
+	free(said);
 	return 0;
 }
 
@@ -735,6 +835,22 @@ int tp_cmd_build(int argc, char **argv)
 		}
 	}
 
+	/* the host paths named, for warn_host_files: the includes first, whose lines
+	 * say more */
+	r = 0;
+	for (size_t i = 0; i < b.includes.count; i++)
+		r = r ?: note_source(&b, "--include", b.includes.items[i]);
+	for (size_t i = 0; i < b.include_dirs.count; i++)
+		r = r ?: note_source(&b, "--include-dir", b.include_dirs.items[i]);
+	for (size_t i = 0; i < opts.allow.count; i++)
+		r = r ?: note_source(&b, "--allow", opts.allow.items[i]);
+	for (size_t i = 0; i < opts.pythonpath.count; i++)
+		r = r ?: note_source(&b, "--pythonpath", opts.pythonpath.items[i]);
+	if (r < 0) {
+		code = TP_EXIT_INTERNAL;
+		goto out;
+	}
+
 	/* what the build adds is visible in the sample run too (at its real path, as
 	 * --allow makes it), so the run sees what the sealed root will hold */
 	include_count = b.includes.count + b.include_dirs.count;
@@ -857,6 +973,11 @@ int tp_cmd_build(int argc, char **argv)
 
 	sort_with_blobs(&b.manifest, b.blobs);
 	settle_mtimes(&b.manifest);
+	if (warn_host_files(&b) < 0) {
+		tp_error("build: out of memory");
+		code = TP_EXIT_INTERNAL;
+		goto out_paths;
+	}
 	if (tp_manifest_finish(&b.manifest, err, sizeof(err)) < 0) {
 		tp_error("build: cannot write the manifest: %s", err);
 		code = TP_EXIT_INTERNAL;
@@ -919,6 +1040,7 @@ out:
 	tp_strlist_free(&b.include_dirs);
 	tp_strlist_free(&b.preload);
 	tp_strlist_free(&b.left_out);
+	free(b.sources);
 	tp_trace_log_free(&log);
 	for (size_t i = 0; includes_real && i < include_count; i++)
 		free(includes_real[i]);

@@ -59,7 +59,8 @@ const struct tp_flag tp_run_flags[] = {
 
 	TP_FLAG_HEADING("What the service may read:"),
 	{ RUN_ALLOW, "allow", 0, "PATH", NULL,
-	  "make PATH readable inside, at the same path; repeat" },
+	  "make PATH readable inside, at the same path; a bundle may take system files from "
+	  "it; repeat" },
 	{ RUN_PYTHONPATH, "pythonpath", 0, "DIR", NULL,
 	  "like --allow DIR, and put DIR on sys.path; repeat" },
 	{ RUN_ALLOW_SITE_PACKAGES, "allow-site-packages", 0, NULL, NULL,
@@ -91,7 +92,8 @@ const struct tp_command_help tp_run_help = {
 		 "and allowed paths visible. The service talks through the `teex` module.\n"
 		 "A sealed bundle (teepy build) runs in a root holding only its manifest's files,\n"
 		 "each checked against its signed SHA-256 first; its limits apply, and limit\n"
-		 "flags can only tighten them.\n",
+		 "flags can only tighten them. Its system files come from the host's system\n"
+		 "trees (interpreter, libraries, dist-packages), others only if --allow'ed.\n",
 	.flags = tp_run_flags,
 	.after =
 	    "The teex module inside the service:\n"

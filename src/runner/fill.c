@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -118,7 +121,13 @@ static int make_dirs(const struct tp_manifest *m, int root_fd, char *err, size_t
 }
 
 /* The refusals of a system file that is not what the manifest says, each naming the
- * file, the expected sha256 and, where the file can be read, the actual one. */
+ * file and what is wrong, never what the host's file holds: a refusal may travel to
+ * a remote client (the worker), and a host file's actual size or hash would tell
+ * it about the content. What the manifest expects is the signer's, and is said. */
+#define CONTENT_DIFFERS                                                                            \
+	"file %s: its content differs from what the manifest expects (changed since it was "       \
+	"signed; the manifest expects sha256 %s)"
+
 static void refuse_unreadable(const struct tp_manifest_file *f, const char *want, int err,
 			      char *line, size_t size)
 {
@@ -143,60 +152,112 @@ static const char *file_type(mode_t mode)
 				"not a regular file";
 }
 
-static void refuse_changed(const struct tp_manifest_file *f, const char *want, int fd,
-			   const struct stat *st, char *line, size_t size)
+/* What fd is must be a regular file of the manifest's size. Returns 0, or -errno
+ * (-EBADMSG for a refusal) with err said. */
+static int check_file(const struct tp_manifest_file *f, const char *want, int fd, char *err,
+		      size_t err_size)
 {
-	char got[65] = "unknown";
-	uint8_t digest[32];
-	struct tp_sha256 *ctx;
-	char buf[1 << 16];
-	ssize_t n;
+	struct stat st;
+	int r;
 
-	if (!S_ISREG(st->st_mode)) {
-		snprintf(line, size,
-			 "file %s: not a regular file on this host (%s; the manifest expects %llu "
-			 "bytes with sha256 %s)",
-			 f->path, file_type(st->st_mode), (unsigned long long)f->size, want);
-		return;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		refuse_unreadable(f, want, -r, err, err_size);
+		return r;
 	}
-	/* a refusal only: the file is read once more to say what is there instead */
-	if ((ctx = tp_sha256_new())) {
-		while ((n = read(fd, buf, sizeof(buf))) > 0)
-			tp_sha256_update(ctx, buf, (size_t)n);
-		tp_sha256_final(ctx, digest);
-		if (n == 0)
-			tp_hex(digest, 32, got);
-	}
-	snprintf(line, size,
-		 "file %s: size is %lld bytes, the manifest says %llu (changed on this host): "
-		 "sha256 is %s, the manifest says %s",
-		 f->path, (long long)st->st_size, (unsigned long long)f->size, got, want);
+	if (!S_ISREG(st.st_mode))
+		snprintf(err, err_size,
+			 "file %s: not a regular file on this host (%s; the manifest expects a "
+			 "file with sha256 %s)",
+			 f->path, file_type(st.st_mode), want);
+	else if ((uint64_t)st.st_size != f->size)
+		snprintf(err, err_size, CONTENT_DIFFERS, f->path, want);
+	else
+		return 0;
+	return -EBADMSG;
 }
 
 /* ---- the sources ---- */
 
+/* A system file whose path has a link on the way (/lib/<multiarch>/libc.so.6, a
+ * file of Debian's alternatives): opened as a path only, then where it leads is
+ * checked, and its type, before anything there is opened for reading (a device's
+ * driver is never asked); then the same file is opened through /proc/self/fd, so
+ * what is read is what was checked. Returns the fd, or -errno with err said. */
+static int open_through_links(const struct tp_host_source_ctx *h, const struct tp_manifest_file *f,
+			      const char *want, char *err, size_t err_size)
+{
+	char self[64], real[PATH_MAX];
+	int at, fd = -1, r = 0;
+	ssize_t n;
+
+	if ((at = open(f->path, O_PATH | O_CLOEXEC)) < 0) {
+		r = -errno;
+		refuse_unreadable(f, want, -r, err, err_size);
+		return r;
+	}
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", at);
+	if (h && h->may_take) {
+		n = readlink(self, real, sizeof(real) - 1);
+		if (n < 0 || (size_t)n >= sizeof(real) - 1) {
+			r = n < 0 ? -errno : -ENAMETOOLONG;
+			refuse_unreadable(f, want, -r, err, err_size);
+			goto out;
+		}
+		real[n] = '\0';
+		if (!h->may_take(h->may_take_ctx, real)) {
+			/* where it leads is the host's business: not said */
+			snprintf(err, err_size,
+				 "file %s: leads out of the system trees and the allowed paths "
+				 "through a link on this host (allow where it leads with --allow, "
+				 "if you mean to)",
+				 f->path);
+			r = -EBADMSG;
+			goto out;
+		}
+	}
+	if ((r = check_file(f, want, at, err, err_size)) == 0 &&
+	    (fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+		r = -errno;
+		refuse_unreadable(f, want, -r, err, err_size);
+	}
+out:
+	close(at);
+	return r < 0 ? r : fd;
+}
+
+/* Most system files have no link on their path, which is then where they are: one
+ * openat2 (the path is one the plan let through, tp_plan_may_take). The others,
+ * and a kernel without openat2, take the longer way above. */
 static int host_open(void *ctx, const struct tp_manifest_file *f, struct tp_source_file *out,
 		     char *err, size_t err_size)
 {
+	const struct tp_host_source_ctx *h = ctx;
+	/* a FIFO or device planted at a system path must not block us */
+	struct open_how how = { .flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
+				.resolve = RESOLVE_NO_SYMLINKS };
 	char want[65];
-	struct stat st;
 	int fd, r;
 
-	(void)ctx;
 	tp_hex(f->sha256, 32, want);
-	/* a FIFO or device planted at a system path must not block us */
-	fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0 || fstat(fd, &st) < 0) {
+	if (h && h->may_take && !h->may_take(h->may_take_ctx, f->path)) {
+		snprintf(err, err_size,
+			 "file %s: lies outside the system trees and the allowed paths", f->path);
+		return -EBADMSG;
+	}
+	fd = (int)syscall(SYS_openat2, AT_FDCWD, f->path, &how, sizeof(how));
+	if (fd >= 0) {
+		if ((r = check_file(f, want, fd, err, err_size)) < 0) {
+			close(fd);
+			return r;
+		}
+	} else if (errno == ELOOP || errno == ENOSYS) {
+		if ((fd = open_through_links(h, f, want, err, err_size)) < 0)
+			return fd;
+	} else {
 		r = -errno;
 		refuse_unreadable(f, want, -r, err, err_size);
-		if (fd >= 0)
-			close(fd);
 		return r;
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size) {
-		refuse_changed(f, want, fd, &st, err, err_size);
-		close(fd);
-		return -EBADMSG;
 	}
 	*out = (struct tp_source_file){ .fd = fd, .base = 0, .owned = true };
 	return 0;
@@ -217,7 +278,10 @@ static void fd_close(void *ctx, struct tp_source_file *sf)
 	sf->fd = -1;
 }
 
-const struct tp_file_source tp_host_source = { host_open, fd_read, fd_close, NULL };
+struct tp_file_source tp_host_source(const struct tp_host_source_ctx *ctx)
+{
+	return (struct tp_file_source){ host_open, fd_read, fd_close, (void *)ctx };
+}
 
 static int blob_open(void *ctx, const struct tp_manifest_file *f, struct tp_source_file *out,
 		     char *err, size_t err_size)
@@ -244,7 +308,7 @@ static int copy_one(struct job *job, size_t i, char *buf)
 	struct tp_source_file src = { .fd = -1 };
 	struct tp_sha256 *ctx = NULL;
 	uint8_t digest[32];
-	char want[65], got[65], line[1024];
+	char want[65], line[1024];
 	int dst = -1, r = 0;
 
 	tp_hex(f->sha256, 32, want);
@@ -292,10 +356,7 @@ static int copy_one(struct job *job, size_t i, char *buf)
 	tp_sha256_final(ctx, digest);
 	ctx = NULL;
 	if (memcmp(digest, f->sha256, 32) != 0) {
-		tp_hex(digest, 32, got);
-		report(job,
-		       "file %s: sha256 is %s, the manifest says %s (changed since it was signed)",
-		       f->path, got, want);
+		report(job, CONTENT_DIFFERS, f->path, want);
 		r = -EBADMSG;
 		goto out;
 	}

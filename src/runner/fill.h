@@ -31,8 +31,14 @@ struct tp_file_source {
 	void *ctx;
 };
 
-/* A system file at its own path on this host. */
-extern const struct tp_file_source tp_host_source;
+/* A system file at its own path on this host. may_take (NULL: any file) says
+ * whether a file whose real path, every link resolved, is PATH may be taken; one
+ * that may not is refused before it is opened for reading. */
+struct tp_host_source_ctx {
+	bool (*may_take)(const void *may_take_ctx, const char *path);
+	const void *may_take_ctx;
+};
+struct tp_file_source tp_host_source(const struct tp_host_source_ctx *ctx);
 
 /* The blob of a bundled file: bundle_fd, at blob_offset + the file's offset. */
 struct tp_blob_source_ctx {
@@ -54,9 +60,10 @@ uint64_t tp_fill_reserve(const struct tp_manifest *m);
 
 /* Writes every file of m into the directory root_fd, bundled ones from `bundled`
  * and the others from `system`, two threads, largest files first, stopping early
- * when stop(stop_ctx) says so. On a mismatch returns -EBADMSG with one line in err
- * naming the file and the expected and actual hash; a missing or resized file is
- * named too. */
+ * when stop(stop_ctx) says so. On a refusal (a file missing, unreadable, not a
+ * regular file, of other content, or leading where it may not) returns -EBADMSG
+ * with one line in err naming the file and what is wrong, with what the manifest
+ * expects but never what the host's file holds (its size or hash). */
 int tp_fill_root(const struct tp_manifest *m, const struct tp_file_source *bundled,
 		 const struct tp_file_source *system, int root_fd, struct tp_fill_stats *out,
 		 char *err, size_t err_size, bool (*stop)(void *stop_ctx), void *stop_ctx);

@@ -44,6 +44,102 @@ static size_t count_of(const char *const *list)
 	return n;
 }
 
+/* ---- the host's system trees ---- */
+
+/* How an unsealed run shows a tree (NONE: it does not; only a bundle may take files
+ * from it), and when. */
+enum tree_show { SHOW_NONE, SHOW_BIND, SHOW_BIND_IF_PRESENT, SHOW_LINKS };
+enum tree_when { WHEN_ALWAYS, WHEN_SITE_PACKAGES, WHEN_PROCESSES };
+
+struct system_tree {
+	const char *prefix; /* NULL, or what comes before path */
+	const char *path;
+	enum tree_show show;
+	enum tree_when when; /* a bundle: WHEN_PROCESSES only with that policy */
+	bool searched;	     /* the loader searches it for libraries, in this order */
+};
+
+/* The one list of what teepy takes from the host besides the script's directory and
+ * what the person allows: an unsealed run shows it (and so a build's sample run, so
+ * a bundle's manifest names it), and a sealed bundle's system files must lie under
+ * it, as named and as resolved (links and all), unless the person running it
+ * allows more with --allow. The signer writes the manifest: it cannot grant itself
+ * host paths, not even by declaring a tree ("trees", bundle-format.md).
+ *
+ * A venv: teepy knows none yet (a manifest's "venv" tree is the signer's word, not
+ * a grant). When a run names one, its directory joins the allowed paths the way an
+ * --allow does (tp_plan_may_take); until then, --allow VENV does it. */
+static const struct system_tree system_trees[] = {
+	/* the engine: the interpreter, the link python3 names it by, its program loader */
+	{ NULL, TP_PYTHON_EXE, SHOW_BIND, WHEN_ALWAYS, false },
+	{ NULL, "/usr/bin/python3", SHOW_LINKS, WHEN_ALWAYS, false },
+	{ NULL, TP_LOADER, SHOW_BIND, WHEN_ALWAYS, false },
+	/* the interpreter's prefix: the stdlib and lib-dynload */
+	{ NULL, TP_PYTHON_STDLIB, SHOW_BIND, WHEN_ALWAYS, false },
+	/* shared libraries: the loader's own search path when it has no ld.so.cache, as
+	 * in a sealed root (ld.so --list-diagnostics: path.system_dirs), then the
+	 * directories of the loader itself */
+	{ NULL, "/lib/" TP_MULTIARCH, SHOW_LINKS, WHEN_ALWAYS, true },
+	{ NULL, "/usr/lib/" TP_MULTIARCH, SHOW_BIND, WHEN_ALWAYS, true },
+	{ NULL, "/lib", SHOW_NONE, WHEN_ALWAYS, true },
+	{ NULL, "/usr/lib", SHOW_NONE, WHEN_ALWAYS, true },
+	{ NULL, "/lib64", SHOW_NONE, WHEN_ALWAYS, false },
+	{ NULL, "/usr/lib64", SHOW_NONE, WHEN_ALWAYS, false },
+	/* the locale teepy sets (LC_CTYPE=C.UTF-8): without its data glibc falls back
+	 * to "C" and CPython to its UTF-8 mode, which code and tests can tell apart.
+	 * glibc may also have it built in, so its absence is no error. */
+	{ NULL, "/usr/lib/locale/C.utf8", SHOW_BIND_IF_PRESENT, WHEN_ALWAYS, false },
+	/* installed packages: Debian's, and pip's in /usr/local (Debian's posix_local
+	 * scheme: /usr/local in place of /usr) */
+	{ NULL, TP_PYTHON_DIST_PACKAGES, SHOW_BIND, WHEN_SITE_PACKAGES, false },
+	{ "/usr/local", TP_PYTHON_STDLIB "/dist-packages" + sizeof("/usr") - 1, SHOW_NONE,
+	  WHEN_ALWAYS, false },
+	/* Debian's alternatives (BLAS, LAPACK): an unsealed run shows the links whose
+	 * targets it shows (plan_alternatives) */
+	{ NULL, "/etc/alternatives", SHOW_NONE, WHEN_ALWAYS, false },
+	{ NULL, "/usr/share/zoneinfo", SHOW_NONE, WHEN_ALWAYS, false },
+	/* the programs a processes policy runs, and the shell their "#!" names */
+	{ NULL, "/usr/bin", SHOW_BIND, WHEN_PROCESSES, false },
+	{ NULL, "/bin/sh", SHOW_LINKS, WHEN_PROCESSES, false },
+	{ NULL, "/bin", SHOW_NONE, WHEN_PROCESSES, false },
+};
+
+#define SYSTEM_TREE_COUNT (sizeof(system_trees) / sizeof(system_trees[0]))
+
+bool tp_system_tree_covers(const char *path, bool processes)
+{
+	for (size_t i = 0; i < SYSTEM_TREE_COUNT; i++) {
+		const struct system_tree *t = &system_trees[i];
+		size_t n = t->prefix ? strlen(t->prefix) : 0;
+		if (t->when == WHEN_PROCESSES && !processes)
+			continue;
+		if (strncmp(path, t->prefix ? t->prefix : "", n) == 0 &&
+		    tp_root_path_under(path + n, t->path))
+			return true;
+	}
+	return false;
+}
+
+int tp_system_library_dirs_each(int (*fn)(const char *dir, void *ctx), void *ctx)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < SYSTEM_TREE_COUNT; i++)
+		if (system_trees[i].searched)
+			r = fn(system_trees[i].path, ctx);
+	return r;
+}
+
+bool tp_plan_may_take(const struct tp_invocation *inv, const char *path)
+{
+	if (tp_system_tree_covers(path, inv->processes))
+		return true;
+	for (size_t i = 0; i < inv->allowed.count; i++)
+		if (tp_root_path_under(path, inv->allowed.items[i]))
+			return true;
+	return false;
+}
+
 /* A bind shows every mount beneath it: no proc, sysfs, devtmpfs ... may be there.
  * WHAT names the flag or script in the message. */
 static int check_no_kernel_mount(struct tp_outcome *out, const char *what, const char *real)
@@ -269,12 +365,12 @@ static int plan_alternatives(struct tp_root_plan *plan)
 	return 0;
 }
 
-/* One --allow or --pythonpath PATH (FLAG names it): its real path into the plan. */
-static int plan_allowed(struct tp_invocation *inv, struct tp_outcome *out, const char *flag,
-			const char *path, char real[PATH_MAX])
+/* One --allow or --pythonpath PATH (FLAG names it): its real path, or -1 with the
+ * refusal said. WITH_SCRATCH: a private /tmp hides whatever is allowed under it. */
+static int check_allowed(struct tp_invocation *inv, struct tp_outcome *out, const char *flag,
+			 const char *path, bool with_scratch, char real[PATH_MAX])
 {
 	static const char *const kernel_dirs[] = { "/proc", "/sys", "/dev" };
-	int r;
 
 	if (!realpath(path, real))
 		return tp_runner_fail(out, TP_END_CONFIG, "%s %s: %s", flag, path, strerror(errno));
@@ -287,14 +383,23 @@ static int plan_allowed(struct tp_invocation *inv, struct tp_outcome *out, const
 					      "%s %s: %s is the host's kernel view (its processes, "
 					      "devices, settings) and cannot be allowed",
 					      flag, path, kernel_dirs[k]);
-	if (inv->limits.scratch_bytes && tp_root_path_under(real, "/tmp"))
+	if (with_scratch && inv->limits.scratch_bytes && tp_root_path_under(real, "/tmp"))
 		return tp_runner_fail(out, TP_END_CONFIG,
 				      "%s %s: --scratch makes /tmp private; allow a path outside "
 				      "/tmp, or drop --scratch",
 				      flag, path);
 	char what[PATH_MAX + 16];
 	snprintf(what, sizeof(what), "%s %s", flag, path);
-	if (check_no_kernel_mount(out, what, real) < 0)
+	return check_no_kernel_mount(out, what, real);
+}
+
+/* One --allow or --pythonpath PATH of an unsealed run: its real path into the plan. */
+static int plan_allowed(struct tp_invocation *inv, struct tp_outcome *out, const char *flag,
+			const char *path, char real[PATH_MAX])
+{
+	int r;
+
+	if (check_allowed(inv, out, flag, path, true, real) < 0)
 		return -1;
 	if ((r = tp_root_plan_add_path(&inv->plan, real)) < 0)
 		return tp_runner_fail(out, TP_END_CONFIG, "%s %s: %s", flag, path, strerror(-r));
@@ -379,39 +484,29 @@ static int plan_unsealed(struct tp_invocation *inv, struct tp_outcome *out)
 	struct tp_root_plan *plan = &inv->plan;
 	int r;
 
-	/* the interpreter, its stdlib and the shared libraries (with the links to them) */
-	if ((r = tp_root_plan_add_path(plan, TP_PYTHON_EXE)) < 0)
-		return tp_runner_fail(out, TP_END_INTERNAL, "interpreter %s: %s (install python3)",
-				      TP_PYTHON_EXE, strerror(-r));
-	static const char *const system_paths[] = {
-		TP_PYTHON_STDLIB,
-		"/usr/lib/" TP_MULTIARCH,
-	};
-	for (size_t i = 0; i < sizeof(system_paths) / sizeof(system_paths[0]); i++)
-		if ((r = tp_root_plan_add_path(plan, system_paths[i])) < 0)
-			return tp_runner_fail(out, TP_END_INTERNAL, "%s: %s", system_paths[i],
-					      strerror(-r));
-	/* the locale teepy sets (LC_CTYPE=C.UTF-8): without its data glibc falls back
-	 * to "C" and CPython to its UTF-8 mode, which code and tests can tell apart.
-	 * glibc may also have it built in, so its absence is no error. */
-	if ((r = tp_root_plan_add_path(plan, "/usr/lib/locale/C.utf8")) < 0 && r != -ENOENT)
-		return tp_runner_fail(out, TP_END_INTERNAL, "/usr/lib/locale/C.utf8: %s",
-				      strerror(-r));
-	if ((r = tp_root_plan_add_path(plan, TP_LOADER)) < 0 ||
-	    (r = tp_root_plan_add_links(plan, "/usr/bin/python3")) < 0 ||
-	    (r = tp_root_plan_add_links(plan, "/lib/" TP_MULTIARCH)) < 0)
-		return tp_runner_fail(out, TP_END_INTERNAL, "program loader %s: %s", TP_LOADER,
-				      strerror(-r));
-	if (cfg->allow_site_packages &&
-	    (r = tp_root_plan_add_path(plan, TP_PYTHON_DIST_PACKAGES)) < 0)
-		return tp_runner_fail(out, TP_END_CONFIG,
-				      "--allow-site-packages: %s: %s (install python3-numpy or the "
-				      "packages you need)",
-				      TP_PYTHON_DIST_PACKAGES, strerror(-r));
-	/* a build that allows processes needs the programs the app runs to be visible */
-	if (inv->processes && ((r = tp_root_plan_add_path(plan, "/usr/bin")) < 0 ||
-			       (r = tp_root_plan_add_links(plan, "/bin/sh")) < 0))
-		return tp_runner_fail(out, TP_END_INTERNAL, "/usr/bin: %s", strerror(-r));
+	/* the interpreter, its stdlib and the shared libraries (with the links to them),
+	 * dist-packages if allowed, the programs if a build allows processes */
+	for (size_t i = 0; i < SYSTEM_TREE_COUNT; i++) {
+		const struct system_tree *t = &system_trees[i];
+		if (t->show == SHOW_NONE ||
+		    (t->when == WHEN_SITE_PACKAGES && !cfg->allow_site_packages) ||
+		    (t->when == WHEN_PROCESSES && !inv->processes))
+			continue;
+		r = t->show == SHOW_LINKS ? tp_root_plan_add_links(plan, t->path) :
+					    tp_root_plan_add_path(plan, t->path);
+		if (r == -ENOENT && t->show == SHOW_BIND_IF_PRESENT)
+			continue;
+		if (r < 0 && t->when == WHEN_SITE_PACKAGES)
+			return tp_runner_fail(
+			    out, TP_END_CONFIG,
+			    "--allow-site-packages: %s: %s (install python3-numpy "
+			    "or the packages you need)",
+			    t->path, strerror(-r));
+		if (r < 0)
+			return tp_runner_fail(out, TP_END_INTERNAL,
+					      "cannot show the system file %s in the root: %s",
+					      t->path, strerror(-r));
+	}
 
 	/* what the user allows. A traced build sees its app where the sealed bundle
 	 * will have it, at /app, so paths the sample run uses hold in the bundle */
@@ -558,6 +653,48 @@ static int open_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 	return check_env(inv, out);
 }
 
+/* A sealed bundle takes its system files from the system trees, and from the host
+ * paths the person running it allows (--allow): those, as given and resolved, join
+ * inv->allowed. Every system file's path must lie under one of them; where it
+ * leads is checked as each is opened (tp_host_source). Refused: the first file in
+ * path order, and how many more. */
+static int check_system_files(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	const struct tp_run_config *cfg = inv->cfg;
+	const struct tp_manifest *m = &inv->bundle.manifest;
+	const char *first = NULL;
+	size_t more = 0;
+
+	for (size_t i = 0; cfg->allow && cfg->allow[i]; i++) {
+		char real[PATH_MAX];
+		const char *given = cfg->allow[i];
+		if (check_allowed(inv, out, "--allow", given, false, real) < 0)
+			return -1;
+		if (tp_strlist_push(&inv->allowed, real) < 0 ||
+		    (tp_path_is_normal(given) && strcmp(given, real) != 0 &&
+		     tp_strlist_push(&inv->allowed, given) < 0))
+			return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
+	}
+	for (size_t i = 0; i < m->file_count; i++) {
+		if (m->files[i].bundled || tp_plan_may_take(inv, m->files[i].path))
+			continue;
+		if (first)
+			more++;
+		else
+			first = m->files[i].path;
+	}
+	if (!first)
+		return 0;
+	char also[64] = "";
+	if (more)
+		snprintf(also, sizeof(also), " (and %zu more file%s)", more, more > 1 ? "s" : "");
+	return tp_runner_fail(out, TP_END_REFUSED,
+			      "%s: refused: file %s: a host file outside the system trees, which "
+			      "the signed manifest cannot grant itself (run with --allow %s to "
+			      "let this bundle read it)%s",
+			      cfg->script, first, first, also);
+}
+
 static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 {
 	const struct tp_run_config *cfg = inv->cfg;
@@ -583,10 +720,11 @@ static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 		    (unsigned long long)m->limits.scratch_bytes);
 		warn(inv, err);
 	}
-	if (count_of(cfg->allow) || count_of(cfg->pythonpath) || cfg->allow_site_packages)
-		warn(inv,
-		     "--allow, --pythonpath and --allow-site-packages do not apply to a sealed "
-		     "bundle: it sees only its manifest's files");
+	if (count_of(cfg->pythonpath) || cfg->allow_site_packages)
+		warn(inv, "--pythonpath and --allow-site-packages do not apply to a sealed bundle: "
+			  "it sees only its manifest's files");
+	if (check_system_files(inv, out) < 0)
+		return -1;
 
 	/* sys.path directories exist even if empty: CPython finds its exec_prefix by
 	 * lib-dynload, and an empty directory reveals nothing */

@@ -17,6 +17,11 @@ int tp_plan_open(struct tp_invocation *inv, struct tp_outcome *out);
  * holds the input and what the root takes of it. Returns 0 or -1 as above. */
 int tp_plan_root(struct tp_invocation *inv, struct tp_outcome *out);
 
+/* Whether a sealed invocation may take the host file PATH (normal, absolute: as
+ * the manifest names it, or where it leads) as a system file: it lies under a
+ * system tree (tp_system_tree_covers) or an --allow path. No OS calls. */
+bool tp_plan_may_take(const struct tp_invocation *inv, const char *path);
+
 /* The service's whole environment: no host variable, a fixed locale, BLAS/OpenMP
  * thread caps, the manifest's variables, then the config's. Returns 0 or -ENOMEM. */
 int tp_plan_env(struct tp_invocation *inv);

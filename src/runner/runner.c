@@ -320,6 +320,11 @@ static void close_sandbox(struct tp_sandbox *sb)
 	}
 }
 
+static bool may_take(const void *inv, const char *path)
+{
+	return tp_plan_may_take(inv, path);
+}
+
 /* The sealed root: the child waits in its empty root while the runner writes the
  * verified files in. Returns 0, or -1 with the outcome said. */
 static int fill_sealed_root(struct watch *w, struct tp_sandbox *sb)
@@ -330,6 +335,8 @@ static int fill_sealed_root(struct watch *w, struct tp_sandbox *sb)
 		.blob_offset = inv->bundle.bundle.blob_offset,
 	};
 	struct tp_file_source blobs = tp_blob_source(&blob_ctx);
+	struct tp_host_source_ctx host_ctx = { may_take, inv };
+	struct tp_file_source host = tp_host_source(&host_ctx);
 	char err[768];
 	int root_fd = tp_sandbox_wait_ready(sb, err, sizeof(err));
 	int r = 0;
@@ -338,8 +345,8 @@ static int fill_sealed_root(struct watch *w, struct tp_sandbox *sb)
 	if (root_fd < 0) {
 		tp_runner_fail(w->out, TP_END_INTERNAL, "%s", err);
 		r = -1;
-	} else if (tp_fill_root(&inv->bundle.manifest, &blobs, &tp_host_source, root_fd, &inv->fill,
-				err, sizeof(err), fill_stop, w) < 0) {
+	} else if (tp_fill_root(&inv->bundle.manifest, &blobs, &host, root_fd, &inv->fill, err,
+				sizeof(err), fill_stop, w) < 0) {
 		if (!stopped(w))
 			tp_runner_fail(w->out, TP_END_REFUSED, "%s: refused: %s", inv->cfg->script,
 				       err);
@@ -599,6 +606,7 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 void tp_invocation_free(struct tp_invocation *inv)
 {
 	tp_strlist_free(&inv->python_path);
+	tp_strlist_free(&inv->allowed);
 	for (size_t i = 0; i < inv->env_count; i++)
 		free(inv->envp[i]);
 	free(inv->envp);

@@ -62,8 +62,11 @@ struct tp_run_config {
 	struct tp_limits limits;
 	unsigned limits_given;
 
+	/* host paths the person allows, NULL-terminated: visible read-only in an
+	 * unsealed run; a sealed bundle may take system files from under them too */
+	const char *const *allow;
+
 	/* policy of an unsealed run (a bundle's manifest sets its own) */
-	const char *const *allow;      /* host paths visible read-only, NULL-terminated */
 	const char *const *pythonpath; /* allowed, and on sys.path after the script's dir */
 	bool allow_site_packages;
 	bool allow_processes;
@@ -179,6 +182,7 @@ struct tp_invocation {
 	char exec_buf[2][PATH_MAX];
 	bool sealed;
 	struct tp_bundle_file bundle;
+	struct tp_strlist allowed; /* sealed: the --allow paths, as given and resolved */
 	struct tp_fill_stats fill;
 };
 
@@ -214,6 +218,19 @@ void tp_outcome_free(struct tp_outcome *out);
  * host's root"), or NULL for a directory of its own. DIR and HOME are canonical
  * paths; HOME may be NULL. No OS calls. */
 const char *tp_run_shared_dir(const char *dir, const char *home);
+
+/* Whether a sealed bundle may take the host file PATH (normal and absolute) as a
+ * system file without the person running it allowing it: PATH lies under one of
+ * the host's system trees (plan.c lists them: the interpreter, its loader, its
+ * prefix, the library directories, dist-packages, /etc/alternatives, time-zone
+ * data, and with the processes policy /usr/bin and /bin). They are also what an
+ * unsealed run (a build's sample run) shows of the host. No OS calls. */
+bool tp_system_tree_covers(const char *path, bool processes);
+
+/* Calls fn with each directory the program loader searches for a library when it
+ * has no ld.so.cache (a sealed root has none), in its order, until fn returns
+ * non-zero; returns that, or 0. */
+int tp_system_library_dirs_each(int (*fn)(const char *dir, void *ctx), void *ctx);
 
 /* What was observed of a finished run, for tp_judge. */
 struct tp_observed {

@@ -183,11 +183,15 @@ def test_include_dir_places_links_to_files_and_says_what_it_drops(work, keys):
               "--include-dir", vendor)
     assert r.returncode == EXIT.OK, r.stderr.decode()
     lines = warnings(r)
-    assert len(lines) == 1 and "3 entries not in the bundle" in lines[0], r.stderr.decode()
+    assert len(lines) == 2 and "3 entries not in the bundle" in lines[0], r.stderr.decode()
     for what in ("subdir-link (a link to a directory)", "dangling (a dangling link)",
                  "pipe (not a regular file)"):
         assert what in lines[0]
-    ok = run_bundle(out, keys)
+    # the files it holds are the host's, outside the system trees: run must allow them
+    assert lines[1] == (f"teepy: warning: build: --include-dir {vendor}: 2 system files outside "
+                        f"the system trees ({vendor}/alias.txt, ...): teepy run refuses the "
+                        f"bundle unless run with --allow {vendor}")
+    ok = run_bundle(out, keys, "--allow", vendor)
     assert ok.returncode == EXIT.OK and ok.stdout == b"content\n", ok.stderr.decode()
 
 
@@ -214,7 +218,7 @@ def test_included_files_are_visible_in_the_sample_run(work, keys):
         f.write("a,b\n")
     app = write_app(work, {"svc.py": f"import teex\nteex.TEEX_return(open('{data}').read())\n"})
     bundle = build(work, keys, os.path.join(app, "svc.py"), "--include", data)
-    r = run_bundle(bundle, keys)
+    r = run_bundle(bundle, keys, "--allow", data)
     assert r.returncode == EXIT.OK and r.stdout == b"a,b\n", r.stderr.decode()
 
 

@@ -1,6 +1,7 @@
 """teepy run APP.tpy: what an operator may not change (signed variables, signers given
 wrongly) and how a system file that is not what the manifest says is refused: one
-line naming the file, with the expected and, where it can be read, the actual hash."""
+line naming the file and what is wrong, with the expected hash, never what the
+host's file holds (its hash or size)."""
 import hashlib
 import os
 import shutil
@@ -92,6 +93,8 @@ def test_build_given_a_public_key_says_so(work, keys):
 
 @pytest.fixture
 def vendored(work, keys):
+    """A bundle taking vendor/vendored.py from the host: outside the system trees,
+    so every run allows the directory."""
     lib = os.path.join(work, "vendor")
     os.makedirs(lib)
     target = os.path.join(lib, "vendored.py")
@@ -99,40 +102,65 @@ def vendored(work, keys):
         f.write("VALUE = 42\n")
     app = write_app(work, {"svc.py": "import teex, vendored\nteex.TEEX_return(str(vendored.VALUE))\n"})
     bundle = build(work, keys, os.path.join(app, "svc.py"), "--pythonpath", lib, "--include-dir", lib)
-    assert run_bundle(bundle, keys).returncode == EXIT.OK
+    assert run_bundle(bundle, keys, "--allow", lib).returncode == EXIT.OK
     return bundle, target, hashlib.sha256(b"VALUE = 42\n").hexdigest()
 
 
-@pytest.mark.parametrize("replacement", ["directory", "device"])
+def run_vendored(vendored, keys):
+    bundle, target, _ = vendored
+    return run_bundle(bundle, keys, "--allow", os.path.dirname(target))
+
+
+@pytest.mark.parametrize("replacement", ["directory", "fifo"])
 def test_what_is_not_a_regular_file_is_named_so(work, keys, vendored, replacement):
     bundle, target, want = vendored
     os.remove(target)
     if replacement == "directory":
         os.mkdir(target)
     else:
-        os.symlink("/dev/zero", target)
-    r = run_bundle(bundle, keys)
+        os.mkfifo(target)
+    r = run_vendored(vendored, keys)
     assert r.returncode == EXIT.BUNDLE, r.stderr.decode()
     line = errors(r)[-1]
     assert "vendored.py" in line and "not a regular file" in line and want in line
-    assert "size is" not in line
 
 
-def test_a_resized_file_is_refused_with_both_hashes(work, keys, vendored):
+def test_a_link_leading_out_of_the_allowed_paths_is_refused_unopened(work, keys, vendored):
+    """A link at the file's place to /dev/zero: refused for where it leads, which
+    the line does not say; the device is not opened (nor read)."""
+    bundle, target, want = vendored
+    os.remove(target)
+    os.symlink("/dev/zero", target)
+    r = run_vendored(vendored, keys)
+    assert r.returncode == EXIT.BUNDLE, r.stderr.decode()
+    line = errors(r)[-1]
+    assert "vendored.py: leads out of the system trees and the allowed paths" in line, line
+    assert "/dev/zero" not in line and "device" not in line
+
+
+@pytest.mark.parametrize("now", ["VALUE = 4242\n", "VALUE = 43\n"])
+def test_a_changed_file_is_refused_without_what_the_host_holds(work, keys, vendored, now):
+    """Resized or the same size: one line, the same either way, with the hash the
+    manifest expects; the file's actual hash and size are not said."""
     bundle, target, want = vendored
     with open(target, "w") as f:
-        f.write("VALUE = 4242\n")
-    r = run_bundle(bundle, keys)
+        f.write(now)
+    r = run_vendored(vendored, keys)
     assert r.returncode == EXIT.BUNDLE
     line = errors(r)[-1]
-    got = hashlib.sha256(b"VALUE = 4242\n").hexdigest()
-    assert "size is 13 bytes" in line and f"sha256 is {got}" in line and want in line
+    got = hashlib.sha256(now.encode()).hexdigest()
+    assert line == (f"teepy: {bundle}: refused: file {target}: its content differs from what "
+                    f"the manifest expects (changed since it was signed; the manifest expects "
+                    f"sha256 {want})"), line
+    assert got not in r.stderr.decode()
+    rest = line.replace(want, "").replace(target, "").replace(bundle, "").replace("sha256", "")
+    assert not any(c.isdigit() for c in rest), rest  # no size
 
 
 def test_a_missing_file_is_refused_with_the_expected_hash(work, keys, vendored):
     bundle, target, want = vendored
     os.remove(target)
-    r = run_bundle(bundle, keys)
+    r = run_vendored(vendored, keys)
     assert r.returncode == EXIT.BUNDLE
     line = errors(r)[-1]
     assert "vendored.py: missing on this host" in line and want in line

@@ -59,7 +59,7 @@ def test_build_and_run_sealed_as_unprivileged_user(as_nobody):
         f.write(bytes([last[0] ^ 0xff]))
     r = run("run", "u.tpy", "--trust", "k.pub")
     assert r.returncode == EXIT.BUNDLE, r.stderr.decode()
-    assert b"sha256 is" in r.stderr
+    assert b"content differs from what the manifest expects" in r.stderr
 
 
 def test_a_file_the_sample_run_may_not_open_is_left_out(as_nobody):
@@ -101,11 +101,12 @@ def test_unreadable_files_meet_a_warning_at_build_and_a_reason_at_run(as_nobody)
     assert b.returncode == EXIT.OK, b.stderr.decode()
     warned = [l for l in b.stderr.decode().splitlines() if l.startswith("teepy: warning:")
               and "no cgroup for the limits" not in l]
-    assert len(warned) == 1 and "secret.txt (Permission denied)" in warned[0], warned
-    assert run("run", "v.tpy", "--trust", "k.pub").stdout == b"42"
+    assert len(warned) == 2 and "secret.txt (Permission denied)" in warned[0], warned
+    assert f"--include-dir {lib}: 1 system file outside the system trees" in warned[1], warned
+    assert run("run", "v.tpy", "--trust", "k.pub", "--allow", lib).stdout == b"42"
 
     os.chmod(os.path.join(lib, "vendored.py"), 0o600)
-    r = run("run", "v.tpy", "--trust", "k.pub")
+    r = run("run", "v.tpy", "--trust", "k.pub", "--allow", lib)
     assert r.returncode == EXIT.BUNDLE, r.stderr.decode()
     line = r.stderr.decode().strip().splitlines()[-1]
     assert "vendored.py: cannot be read on this host: Permission denied" in line

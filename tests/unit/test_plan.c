@@ -2,6 +2,7 @@
  * entry and the final limits, and the config errors said, not printed. Nothing is
  * spawned. Needs _teepy beside the test program, as teepy does. */
 #include "test.h"
+#include "../../src/pyboot/boot.h"
 #include "../../src/runner/plan.h"
 #include "../../src/runner/runner.h"
 
@@ -183,6 +184,59 @@ static void test_processes_policy_lets_programs_be_seen_and_run(void)
 	tp_invocation_free(&inv);
 }
 
+static void test_system_trees_cover_the_engine_libraries_and_packages_only(void)
+{
+	static const char *const taken[] = {
+		TP_PYTHON_EXE,
+		TP_LOADER,
+		TP_PYTHON_STDLIB "/json/__init__.py",
+		"/lib/" TP_MULTIARCH "/libc.so.6",
+		"/usr/lib/" TP_MULTIARCH "/libz.so.1",
+		"/usr/lib64/ld-linux-x86-64.so.2",
+		TP_PYTHON_DIST_PACKAGES "/numpy/__init__.py",
+		"/etc/alternatives/libblas.so.3-" TP_MULTIARCH,
+		"/usr/share/zoneinfo/UTC",
+	};
+	static const char *const refused[] = {
+		"/etc/shadow",	"/etc/passwd",	       "/root/.profile",
+		"/home/a/b.py", "/usr/libx/y",	       "/usr/lib64x",
+		"/etc",		"/usr/share/doc/x",    "/usr/bin/gzip",
+		"/bin/sh",	"/usr/local/lib/x.so", "/usr/bin/python3-config",
+	};
+
+	for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++)
+		CHECK(tp_system_tree_covers(taken[i], false));
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		CHECK(!tp_system_tree_covers(refused[i], false));
+	/* pip's packages in /usr/local, not the rest of it */
+	char local[256];
+	snprintf(local, sizeof(local), "/usr/local%s/dist-packages/x.py",
+		 TP_PYTHON_STDLIB + strlen("/usr"));
+	CHECK(tp_system_tree_covers(local, false));
+	snprintf(local, sizeof(local), "/usr/local%s/site.py", TP_PYTHON_STDLIB + strlen("/usr"));
+	CHECK(!tp_system_tree_covers(local, false));
+	/* the processes policy takes the programs it runs */
+	CHECK(tp_system_tree_covers("/usr/bin/gzip", true));
+	CHECK(tp_system_tree_covers("/bin/sh", true));
+	CHECK(!tp_system_tree_covers("/etc/shadow", true));
+}
+
+static int note_dir(const char *searched, void *ctx)
+{
+	char *order = ctx;
+
+	snprintf(order + strlen(order), 256 - strlen(order), "%s:", searched);
+	return strcmp(searched, "/usr/lib") == 0 ? 7 : 0;
+}
+
+static void test_library_dirs_are_the_loaders_search_path_in_order(void)
+{
+	char order[256] = "";
+
+	CHECK(tp_system_library_dirs_each(note_dir, order) == 7);
+	CHECK_STR(order, "/lib/" TP_MULTIARCH ":/usr/lib/" TP_MULTIARCH ":/lib:/usr/lib:");
+}
+
 static void test_cleanup(void)
 {
 	char cmd[700];
@@ -203,6 +257,10 @@ TESTS(plan_tests) = {
 	  test_config_errors_are_said_with_what_to_do },
 	{ "plan: the processes policy shows the programs and lets them run",
 	  test_processes_policy_lets_programs_be_seen_and_run },
+	{ "plan: system files come from the engine's, library and package trees only",
+	  test_system_trees_cover_the_engine_libraries_and_packages_only },
+	{ "plan: library directories are the loader's search path, in order",
+	  test_library_dirs_are_the_loaders_search_path_in_order },
 	{ "plan: (cleanup)", test_cleanup },
 	END_TESTS
 };
