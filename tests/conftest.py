@@ -217,6 +217,60 @@ def start(request, teepy, run_cwd):
         _run_windows.append((when, time.time()))
 
 
+@pytest.fixture
+def run_tty(request, teepy, run_cwd):
+    """run_tty(*args, env=None, timeout=60) -> Result: as run, but teepy's stderr is a
+    pseudo-terminal, as an operator's is. Its stderr holds every byte the terminal
+    was sent (the line discipline's output processing is off, so nothing is added)."""
+    import pty
+    import termios
+    import threading
+
+    prefix = _command(request, teepy)
+
+    def _run(*args, env=None, timeout=60):
+        master, slave = pty.openpty()
+        attrs = termios.tcgetattr(slave)
+        attrs[1] &= ~termios.OPOST  # no \n -> \r\n: the bytes as teepy wrote them
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        received = []
+
+        def drain():
+            while True:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: every holder of the terminal has closed it
+                    return
+                if not chunk:
+                    return
+                received.append(chunk)
+
+        reader = threading.Thread(target=drain, daemon=True)
+        started = time.time()
+        try:
+            proc = subprocess.Popen(prefix + [str(a) for a in args], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=slave, env=_env(env),
+                                    cwd=run_cwd, preexec_fn=_user_cgroup(request))
+        finally:
+            os.close(slave)
+        _launched_pids.add(proc.pid)
+        reader.start()
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise AssertionError(f"teepy did not finish within {timeout}s: {args!r}")
+        finally:
+            _run_windows.append((started, time.time()))
+            reader.join(timeout=10)
+            os.close(master)
+        return Result(proc.args, proc.returncode, out, b"".join(received))
+
+    _run.variant = _variant(request)
+    return _run
+
+
 # What a run prints first when no cgroup could be made (an unprivileged user on a
 # cgroup v1 host): the limits that hold less than a cgroup's.
 LIMITS_WARNING = "teepy: warning: no cgroup for the limits:"

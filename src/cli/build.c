@@ -886,7 +886,8 @@ int tp_cmd_build(int argc, char **argv)
 	for (size_t i = 0; i < opts.script_args.count; i++)
 		tp_strlist_push(&b.manifest.argv, opts.script_args.items[i]);
 
-	fprintf(stderr, "teepy: tracing a sample run of %s\n", opts.script);
+	tp_run_escapes_output(&opts); /* teepy's lines are marked from here on */
+	tp_info("tracing a sample run of %s", opts.script);
 	r = tp_run_traced(&opts, &b.preload, &log, &b.traced);
 	if (b.traced.preload_failed) {
 		code = TP_EXIT_USAGE; /* the runtime said which module, in one line */
@@ -901,8 +902,7 @@ int tp_cmd_build(int argc, char **argv)
 		goto out_paths;
 	}
 	if (b.traced.had_result)
-		fprintf(stderr,
-			"teepy: the sample run returned %llu bytes (build prints no result)\n",
+		tp_info("the sample run returned %llu bytes (build prints no result)",
 			(unsigned long long)b.traced.result_size);
 	if (log.missed)
 		tp_warn("build: the tracer could not read the path of %zu file%s the sample run "
@@ -1017,14 +1017,11 @@ int tp_cmd_build(int argc, char **argv)
 	char app_hex[65], s1[32], s2[32];
 	tp_manifest_measure(json, json_size, app);
 	tp_hex(app, 32, app_hex);
-	fprintf(stderr,
-		"teepy: built %s: %zu files (%zu bundled, %s; %zu system, %s) in %.0f ms\n"
-		"teepy: app measurement %s\n",
-		b.bundle_path, b.manifest.file_count, n_bundled,
-		tp_format_size(bundled, s1, sizeof(s1)), b.manifest.file_count - n_bundled,
-		tp_format_size(system, s2, sizeof(s2)),
-		(double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
-		app_hex);
+	tp_info("built %s: %zu files (%zu bundled, %s; %zu system, %s) in %.0f ms", b.bundle_path,
+		b.manifest.file_count, n_bundled, tp_format_size(bundled, s1, sizeof(s1)),
+		b.manifest.file_count - n_bundled, tp_format_size(system, s2, sizeof(s2)),
+		(double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	tp_info("app measurement %s", app_hex);
 	code = TP_EXIT_OK;
 out_paths:
 out:

@@ -99,6 +99,6 @@ int tp_cmd_keygen(int argc, char **argv)
 		tp_error("keygen: cannot write %s: %s", out, strerror(-r));
 		return TP_EXIT_USAGE;
 	}
-	fprintf(stderr, "teepy: wrote %s (private, 0600) and %s (public)\n", out, pub);
+	tp_info("wrote %s (private, 0600) and %s (public)", out, pub);
 	return TP_EXIT_OK;
 }

@@ -7,6 +7,7 @@
 #include "run_opts.h"
 #include "../common/io.h"
 #include "../common/log.h"
+#include "../common/term.h"
 #include "../common/units.h"
 #include "../manifest/bundle_file.h"
 #include "../pyboot/boot.h"
@@ -67,7 +68,7 @@ static void mark(const char *phase)
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	fprintf(stderr, "teepy: timing %7.3f ms  %s\n",
+	tp_info("timing %7.3f ms  %s",
 		(double)(now.tv_sec - timing_start.tv_sec) * 1e3 +
 		    (double)(now.tv_nsec - timing_start.tv_nsec) / 1e6,
 		phase);
@@ -89,8 +90,11 @@ struct cli_run {
 	int *data_fds;
 	char out_tmp[PATH_MAX]; /* --output is written here, then renamed */
 	const char **allow, **pythonpath, **env, **args, **trust, **preload;
-	char *trust_copy;		/* TEEPY_TRUSTED_SIGNERS, split in place */
-	bool log_line_open;		/* the service's output so far ends inside a line */
+	char *trust_copy;   /* TEEPY_TRUSTED_SIGNERS, split in place */
+	bool log_line_open; /* the service's output so far ends inside a line */
+	bool escape;	    /* --escape: the output is shown through esc */
+	bool ascii;	    /* the terminal's locale is not UTF-8 */
+	struct tp_term_escape esc;
 	struct tp_trace_log *trace_log; /* teepy build's sample run */
 	struct tp_traced_run *traced_out;
 	struct tp_run_config cfg;
@@ -115,12 +119,44 @@ static void warn_line(void *observer, const char *line)
 	tp_warn("%s", line);
 }
 
+static void write_stderr(void *ctx, const char *bytes, size_t size)
+{
+	(void)ctx;
+	tp_write_full(STDERR_FILENO, bytes, size);
+}
+
 static void log_to_stderr(void *ctx, const char *bytes, size_t size)
 {
 	struct cli_run *run = ctx;
 
-	tp_write_full(STDERR_FILENO, bytes, size);
+	if (run->escape) {
+		tp_term_escape_write(&run->esc, bytes, size, write_stderr, NULL);
+		run->log_line_open = run->esc.in_line;
+		return;
+	}
+	write_stderr(NULL, bytes, size); /* byte for byte */
 	run->log_line_open = size && bytes[size - 1] != '\n';
+}
+
+/* The service's output is over: what is held is shown, and its last line is ended so
+ * that teepy's lines after it start on their own. */
+static void log_end(struct cli_run *run)
+{
+	if (!run->escape)
+		return;
+	tp_term_escape_flush(&run->esc, write_stderr, NULL);
+	if (run->esc.in_line)
+		write_stderr(NULL, "\n", 1);
+	run->log_line_open = false;
+}
+
+bool tp_run_escapes_output(const struct tp_run_opts *o)
+{
+	bool on =
+	    o->escape == TP_ESCAPE_ALWAYS || (o->escape == TP_ESCAPE_AUTO && isatty(STDERR_FILENO));
+
+	tp_log_mark_own(on);
+	return on;
 }
 
 static int open_result(void *ctx)
@@ -276,7 +312,7 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 		return;
 	for (size_t i = 0; i < inv->plan.count; i++)
 		binds += inv->plan.ops[i].kind == TP_ROOT_BIND;
-	fprintf(stderr, "teepy: configuration\n");
+	tp_info("configuration");
 	fprintf(stderr, "  %s        %s\n", inv->sealed ? "bundle" : "script", inv->script);
 	if (inv->sealed) {
 		char app[65], signer[65];
@@ -338,8 +374,10 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 	fprintf(stderr, "  timeout       %s (wall clock, enforced by teepy)\n",
 		tp_format_duration(l->timeout_ms, timeout, sizeof(timeout)));
 	fprintf(stderr,
-		"  relay         at most %s of the service's stdout and stderr (--log-max)\n",
-		tp_format_size(l->log_max_bytes, timeout, sizeof(timeout)));
+		"  relay         at most %s of the service's stdout and stderr (--log-max), %s "
+		"(--escape)\n",
+		tp_format_size(l->log_max_bytes, timeout, sizeof(timeout)),
+		run->escape ? "control characters shown as text, lines marked" : "byte for byte");
 	fprintf(stderr, "  environment   %zu variables, none from the host\n", inv->env_count);
 	fprintf(stderr, "  data          %zu service + %zu task items\n", o->service_data_count,
 		o->data.count - o->service_data_count);
@@ -353,9 +391,8 @@ static void print_filled(void *observer, const struct tp_invocation *inv)
 
 	if (!run->opts.print_config)
 		return;
-	fprintf(stderr,
-		"teepy: verified %zu files, %llu bytes, in %.1f ms (%u threads, %.1f ms CPU: %.0f "
-		"MB/s per core)\n",
+	tp_info("verified %zu files, %llu bytes, in %.1f ms (%u threads, %.1f ms CPU: %.0f MB/s "
+		"per core)",
 		f->count, (unsigned long long)f->bytes, f->seconds * 1e3, f->threads,
 		f->cpu_seconds * 1e3,
 		f->cpu_seconds > 0 ? (double)f->bytes / f->cpu_seconds / 1e6 : 0.0);
@@ -443,15 +480,19 @@ static void cli_run_free(struct cli_run *run)
 	tp_run_opts_free(&run->opts);
 }
 
-/* The outcome in words (one line, unless the service said it already) and as an exit code. */
-static int report(const struct tp_outcome *out)
+/* The outcome in words (one line, unless the service said it already) and as an exit
+ * code. The line may name what the service chose (its exception's type name): shown
+ * escaped whatever --escape says, since it is teepy's line. */
+static int report(const struct cli_run *run, const struct tp_outcome *out)
 {
+	char shown[4 * sizeof(out->message)];
+
 	if (interrupted) {
 		tp_error("interrupted by signal %d; the service was stopped", (int)interrupted);
 		return TP_EXIT_INTERRUPTED;
 	}
 	if (out->end != TP_END_RESULT && out->message[0])
-		tp_error("%s", out->message);
+		tp_error("%s", tp_term_escape_line(out->message, run->ascii, shown, sizeof(shown)));
 	return tp_exit_code_for(out->end);
 }
 
@@ -462,6 +503,9 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 	int code;
 
 	memset(keep ? keep : &inv, 0, sizeof(inv)); /* freed whatever happens below */
+	run->escape = tp_run_escapes_output(&run->opts);
+	run->ascii = !tp_term_locale_is_utf8(getenv("LC_ALL"), getenv("LC_CTYPE"), getenv("LANG"));
+	tp_term_escape_init(&run->esc, run->ascii, TP_TERM_SERVICE_MARK);
 	code = make_config(run);
 	/* refusals come in the order they always have: a bundle's input is read before
 	 * the bundle is opened, a script's once the script is found */
@@ -481,6 +525,7 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 		run->cfg.data_fds = run->data_fds;
 		tp_invocation_run(keep ? keep : &inv, &out);
 	}
+	log_end(run);
 	finish_result(run, &out);
 	if (out.log_dropped) {
 		char cap[32], dropped[32];
@@ -492,13 +537,12 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 		    tp_format_size(out.log_dropped, dropped, sizeof(dropped)));
 	}
 	if (timing_on) {
-		fprintf(
-		    stderr, "teepy: usage  peak RSS %ld KiB, user %.3f s, system %.3f s\n",
-		    out.rusage.ru_maxrss,
+		tp_info(
+		    "usage  peak RSS %ld KiB, user %.3f s, system %.3f s", out.rusage.ru_maxrss,
 		    (double)out.rusage.ru_utime.tv_sec + (double)out.rusage.ru_utime.tv_usec / 1e6,
 		    (double)out.rusage.ru_stime.tv_sec + (double)out.rusage.ru_stime.tv_usec / 1e6);
 	}
-	code = report(&out);
+	code = report(run, &out);
 	if (run->traced_out) {
 		run->traced_out->had_result = out.have_result;
 		run->traced_out->result_size = out.result_size;

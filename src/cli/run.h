@@ -30,6 +30,10 @@ struct tp_traced_run {
 int tp_run_traced(struct tp_run_opts *opts, const struct tp_strlist *preload,
 		  struct tp_trace_log *log, struct tp_traced_run *out);
 
+/* --escape settled: whether the service's output is shown escaped (auto: when stderr
+ * is a terminal). teepy's own lines are marked (tp_log_mark_own) from then on. */
+bool tp_run_escapes_output(const struct tp_run_opts *opts);
+
 /* The exit code of a run that ended so (exit_codes.h). */
 int tp_exit_code_for(enum tp_end end);
 

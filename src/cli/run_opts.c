@@ -31,6 +31,7 @@ enum run_flag {
 	RUN_INSECURE_ANY_SIGNER,
 	RUN_MODE,
 	RUN_PRINT_CONFIG,
+	RUN_ESCAPE,
 	RUN_HELP,
 };
 
@@ -79,6 +80,9 @@ const struct tp_flag tp_run_flags[] = {
 	{ RUN_MODE, "mode", 0, "MODE", "TEEPY_MODE", "sim | auto | hw (default auto = sim)" },
 	{ RUN_PRINT_CONFIG, "print-config", 0, NULL, "TEEPY_VERSION",
 	  "print the configuration and applied protections to stderr before running" },
+	{ RUN_ESCAPE, "escape", 0, "WHEN", "TEEPY_ESCAPE",
+	  "auto | always | never: show the service's control characters as text and mark "
+	  "its lines (default auto: when stderr is a terminal)" },
 	{ RUN_HELP, "help", 'h', NULL, NULL, "show this help" },
 	TP_FLAGS_END,
 };
@@ -172,6 +176,22 @@ static int parse_mode(const char *what, const char *text, struct tp_run_opts *op
 			       text);
 	}
 	return 0;
+}
+
+static int parse_escape(const char *what, const char *text, struct tp_run_opts *opts, char *err,
+			size_t err_size)
+{
+	static const char *const names[] = { [TP_ESCAPE_AUTO] = "auto",
+					     [TP_ESCAPE_ALWAYS] = "always",
+					     [TP_ESCAPE_NEVER] = "never" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(text, names[i]) == 0) {
+			opts->escape = (enum tp_escape_when)i;
+			return 0;
+		}
+	}
+	return tp_errf(err, err_size, "%s: '%s' is not auto, always or never", what, text);
 }
 
 static bool valid_env_name(const char *assignment)
@@ -273,6 +293,8 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 		return strv_push(&opts->env, value);
 	case RUN_MODE:
 		return parse_mode(what, value, opts, err, err_size);
+	case RUN_ESCAPE:
+		return parse_escape(what, value, opts, err, err_size);
 	case RUN_ALLOW_SITE_PACKAGES:
 		opts->allow_site_packages = true;
 		return 0;

@@ -11,6 +11,9 @@
 
 enum tp_mode { TP_MODE_AUTO, TP_MODE_SIM, TP_MODE_HW };
 
+/* --escape: when the service's output is shown escaped (auto: when stderr is a terminal) */
+enum tp_escape_when { TP_ESCAPE_AUTO, TP_ESCAPE_ALWAYS, TP_ESCAPE_NEVER };
+
 struct tp_strv {
 	const char **items; /* borrowed from argv/env; the array itself is owned */
 	size_t count;
@@ -42,6 +45,7 @@ struct tp_run_opts {
 	unsigned limits_given;
 	bool allow_site_packages;
 	bool print_config;
+	enum tp_escape_when escape;
 	bool help;
 	enum tp_mode mode;
 	bool mode_was_auto;

@@ -1,16 +1,26 @@
 /* One place that formats teepy's own messages. */
 #include "log.h"
 
+#include "term.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+
+static bool marked;
+
+void tp_log_mark_own(bool on)
+{
+	marked = on;
+}
 
 static void emit(const char *prefix, const char *fmt, va_list ap)
 {
 	char line[1024];
 
 	vsnprintf(line, sizeof(line), fmt, ap);
-	fprintf(stderr, "teepy: %s%s\n", prefix, line);
+	fprintf(stderr, "%steepy: %s%s%s\n", marked ? TP_TERM_OWN_START : "", prefix, line,
+		marked ? TP_TERM_OWN_END : "");
 }
 
 void tp_error(const char *fmt, ...)
@@ -21,6 +31,9 @@ void tp_error(const char *fmt, ...)
 	emit("", fmt, ap);
 	va_end(ap);
 }
+
+/* the same line, said of what is not a problem */
+void tp_info(const char *fmt, ...) __attribute__((alias("tp_error")));
 
 void tp_warn(const char *fmt, ...)
 {

@@ -169,6 +169,31 @@ static void test_hw_mode_is_parsed_auto_is_sim(void)
 	tp_run_opts_free(&o);
 }
 
+static void test_escape_is_auto_always_or_never(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+	memset(env_table, 0, sizeof(env_table));
+	CHECK(parse(&o, err, (const char *[]){ "svc.py", NULL }) == 0);
+	CHECK(o.escape == TP_ESCAPE_AUTO);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--escape=always", "svc.py", NULL }) == 0);
+	CHECK(o.escape == TP_ESCAPE_ALWAYS);
+	tp_run_opts_free(&o);
+	env_table[0][0] = "TEEPY_ESCAPE";
+	env_table[0][1] = "never";
+	CHECK(parse(&o, err, (const char *[]){ "svc.py", NULL }) == 0);
+	CHECK(o.escape == TP_ESCAPE_NEVER);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--escape", "auto", "svc.py", NULL }) == 0);
+	CHECK(o.escape == TP_ESCAPE_AUTO); /* the flag wins */
+	tp_run_opts_free(&o);
+	memset(env_table, 0, sizeof(env_table));
+	CHECK(parse(&o, err, (const char *[]){ "--escape", "yes", "svc.py", NULL }) == -EINVAL);
+	CHECK_STR(err, "--escape: 'yes' is not auto, always or never");
+	tp_run_opts_free(&o);
+}
+
 static void test_shared_script_directories_are_named(void)
 {
 	static const char *const shared[] = { "/",     "/tmp",	"/var/tmp",    "/dev/shm",
@@ -282,6 +307,7 @@ TESTS(run_opts_tests) = {
 	  test_arguments_after_double_dash_belong_to_the_script },
 	{ "options_after_the_script_are_teepys", test_options_after_the_script_are_teepys },
 	{ "hw_mode_is_parsed_auto_is_sim", test_hw_mode_is_parsed_auto_is_sim },
+	{ "escape_is_auto_always_or_never", test_escape_is_auto_always_or_never },
 	{ "shared_script_directories_are_named", test_shared_script_directories_are_named },
 	{ "pythonpath_and_allow_are_kept_apart", test_pythonpath_and_allow_are_kept_apart },
 	{ "one_input_and_one_output", test_one_input_and_one_output },
