@@ -29,7 +29,8 @@ const struct tp_exit_code tp_exit_codes[] = {
 	EXIT(CPU, "CPU time limit exceeded (all threads and processes together)"),
 	EXIT(TIMEOUT, "wall-clock timeout"),
 	EXIT(BUNDLE, "bundle refused: malformed, signature does not verify, untrusted signer, a "
-		     "file changed, missing, unreadable, resized or not a regular file"),
+		     "file changed, missing, unreadable or not a regular file, a system file "
+		     "outside the system trees and not allowed (--allow)"),
 	EXIT(DATA_REFUSED, "reserved for a data item that fails its check (nothing produces it "
 			   "yet)"),
 	EXIT(KEY_MISSING, "reserved for a missing key: no key for an encrypted bundle or volume "

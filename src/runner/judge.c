@@ -2,6 +2,8 @@
 #include "plan.h"
 #include "runner.h"
 
+#include "../common/term.h"
+
 #include "../common/units.h"
 #include "../channel/protocol.h"
 
@@ -111,10 +113,15 @@ void tp_judge(const struct tp_observed *o, struct tp_outcome *out)
 	}
 	if (WEXITSTATUS(status) != 0) {
 		out->end = TP_END_FAILED;
-		if (o->status_kind == TP_STATUS_EXCEPTION)
+		if (o->status_kind == TP_STATUS_EXCEPTION) {
+			/* the name is the service's to choose: shown as text, whoever reads
+			 * the line (a terminal, a log, a remote client) */
+			char name[sizeof(out->status_name) * 4];
+			tp_term_escape_line(o->status_name ? o->status_name : "", false, name,
+					    sizeof(name));
 			tp_runner_fail(out, TP_END_FAILED,
-				       "the service raised %s (traceback above)", o->status_name);
-		else if (o->status_kind != TP_STATUS_SYNTAX)
+				       "the service raised %s (traceback above)", name);
+		} else if (o->status_kind != TP_STATUS_SYNTAX)
 			tp_runner_fail(out, TP_END_FAILED, "the service exited with status %d",
 				       WEXITSTATUS(status));
 		return;
