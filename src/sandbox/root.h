@@ -17,6 +17,10 @@ enum tp_root_op_kind {
 	TP_ROOT_FILE,	 /* a small file the runtime writes: source is its content */
 };
 
+/* Inodes of each tmpfs teepy mounts (the root, scratch): far more than any root
+ * holds, and the same on every host. */
+#define TP_ROOT_TMPFS_INODES 1048576u
+
 struct tp_root_op {
 	enum tp_root_op_kind kind;
 	char *path;    /* inside the root, absolute */

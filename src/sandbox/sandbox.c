@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <grp.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NAMESPACES                                                                                 \
@@ -168,6 +169,33 @@ static int wait_for_files(void *arg)
 	return 0;
 }
 
+/* The service's clocks start near zero: CLOCK_MONOTONIC, CLOCK_BOOTTIME and
+ * sysinfo's uptime would otherwise tell it how long the host has been up. A time
+ * namespace for the children of the caller (the service, not its reaper, whose
+ * deadline keeps the host's clock); its offsets are written before anyone enters
+ * it, through the host's /proc, which is still there before the pivot. Best
+ * effort: a kernel without time namespaces (CONFIG_TIME_NS) shows the uptime. */
+static void hide_uptime(void)
+{
+	struct timespec mono, boot;
+	char text[96];
+	int fd;
+
+	if (unshare(CLONE_NEWTIME) < 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_BOOTTIME, &boot);
+	snprintf(text, sizeof(text), "monotonic %lld 0\nboottime %lld 0\n",
+		 -(long long)(mono.tv_sec > 1 ? mono.tv_sec - 1 : 0),
+		 -(long long)(boot.tv_sec > 1 ? boot.tv_sec - 1 : 0));
+	if ((fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC)) < 0)
+		return;
+	if (write(fd, text, strlen(text)) < 0) {
+		/* the clocks stay the host's: no worse than without the namespace */
+	}
+	close(fd);
+}
+
 /* pid 1: everything but the report pipe closed, no capability left, then the
  * reaper's loop (reaper.c). Its clock runs out a little after teepy's, so that
  * teepy, when it can act, is the one that ends the run and says why. */
@@ -223,6 +251,7 @@ child_main(const struct tp_sandbox_config *cfg, bool in_v2, int sync_fd, int err
 	close(sync_fd);
 	if (cfg->mark)
 		cfg->mark("child: id maps written");
+	hide_uptime();
 
 	r = tp_root_enter(cfg->root, cfg->filled_from_outside ? wait_for_files : NULL,
 			  (void *)handshake, err, sizeof(err));
