@@ -267,6 +267,9 @@ child_main(const struct tp_sandbox_config *cfg, bool in_v2, int sync_fd, int err
 	if ((r = tp_limits_apply_rlimits(cfg->limits)) < 0)
 		child_die(err_fd, "rlimits: %s", strerror(-r));
 
+	/* the last mark on the supervisor's clock: the service's own starts near zero */
+	if (cfg->mark)
+		cfg->mark("child: limits set, fork the service, exec next");
 	/* pid 1 stays behind as the reaper; its child goes on to be the service */
 	pid_t service = fork();
 	if (service < 0)
@@ -274,9 +277,6 @@ child_main(const struct tp_sandbox_config *cfg, bool in_v2, int sync_fd, int err
 	if (service > 0)
 		become_reaper(cfg, service, status_fd);
 	close(status_fd);
-
-	if (cfg->mark)
-		cfg->mark("child: limits set, exec next");
 	/* fds: 0 = /dev/null, 1 and 2 = the output pipe, 3 = control, 4.. the handed
 	 * ones, nothing else (the setup-error pipe, close-on-exec, just past them) */
 	size_t handed = cfg->handed_count;
