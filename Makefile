@@ -11,7 +11,7 @@ DEB_PACKAGES := gcc libc6-dev make meson ninja-build pkg-config python3 python3-
 	libseccomp-dev libssl-dev libjansson-dev python3-pytest python3-numpy util-linux \
 	clang libclang-rt-14-dev clang-format gzip python3-hypothesis libpython3.11-testsuite
 
-.PHONY: all deps build demo check check-format check-landlock test-unit test-e2e test-compat check-asan check-kernel fuzz compat bench format clean
+.PHONY: all deps build demo check check-format check-landlock test-unit test-e2e test-compat check-asan check-kernel fuzz fuzz-campaign compat bench format clean
 
 all: build
 
@@ -99,6 +99,13 @@ fuzz: deps
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-elf fuzz/corpus/elf
 	$(FUZZ_BUILD)/fuzz/fuzz_pubkey -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-pubkey fuzz/corpus/pubkey
+
+# A long campaign: each target alone for FUZZ_CAMPAIGN_SECONDS (default 30 min), its
+# executions, coverage and crashes appended to fuzz/REPORT.md (tools/fuzz-campaign).
+FUZZ_CAMPAIGN_SECONDS ?= 1800
+fuzz-campaign:
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=1
+	$(PY) tools/fuzz-campaign --seconds $(FUZZ_CAMPAIGN_SECONDS) --build $(FUZZ_BUILD)
 
 # Every benchmark group, native vs teepy in one run, (re)writing bench/REPORT.md and its
 # PNG plots (about 10 minutes; `bench/all --quick` is a rough pass). gnuplot draws the
