@@ -126,14 +126,17 @@ bench: build
 KERNEL_PACKAGES := qemu-system-x86 busybox-static
 KERNEL_CACHE ?= build-kernel
 KERNEL_ARGS ?=
-# The end-to-end and hostile suites with teepy built to use at most Landlock ABI 2,
-# Debian 12's own kernel's: what rests on a newer Landlock (signal scoping, TCP,
-# ioctl on devices) must hold by its other layer. Part of make check.
+# The end-to-end and hostile suites, and the runner's test, with teepy built to use at
+# most Landlock ABI 2, Debian 12's own kernel's: what rests on a newer Landlock (signal
+# scoping, TCP, ioctl on devices) must hold by its other layer, and what ABI 1 already
+# holds (the read rights: test_runner hands in a host directory) must hold there too.
+# Part of make check.
 LANDLOCK_BUILD ?= build-landlock2
 check-landlock: deps
 	@[ -f $(LANDLOCK_BUILD)/build.ninja ] || meson setup $(LANDLOCK_BUILD) -Dwerror=true \
 		-Dlandlock_abi_max=2
-	ninja -C $(LANDLOCK_BUILD) teepy _teepy$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+	ninja -C $(LANDLOCK_BUILD) teepy test_runner _teepy$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+	$(LANDLOCK_BUILD)/test_runner
 	TEEPY_BIN=$(abspath $(LANDLOCK_BUILD))/teepy $(PY) -m pytest -c tests/pytest.ini tests/e2e \
 		tests/hostile -q -p no:cacheprovider
 
