@@ -45,9 +45,32 @@ void tp_cgroup_v2_choose(const char *mount, const char *own, const char *own_sub
 			 const char *root_controllers, bool privileged,
 			 struct tp_cgroup_v2_plan *plan);
 
-/* The supervisor pid in a run's cgroup name ("teepy-<pid>-<suffix>"), or 0 for
- * any other name. */
-pid_t tp_cgroup_run_owner(const char *name);
+/* Who made a run's cgroup: the supervisor's pid and start time, so that a pid the
+ * kernel gave again to another process does not keep a dead run's cgroup alive. */
+struct tp_cgroup_owner {
+	pid_t pid;
+	bool has_start; /* false: a name of an older teepy, which held the pid only */
+	uint64_t start; /* field 22 of /proc/<pid>/stat: clock ticks after boot */
+};
+
+/* A run's cgroup name, "teepy-<pid>-<start>-<suffix in hex>" ("teepy-<pid>-<suffix>"
+ * when owner has no start). Returns 0 or -ENAMETOOLONG. */
+int tp_cgroup_run_name(const struct tp_cgroup_owner *owner, unsigned long suffix, char *name,
+		       size_t size);
+
+/* The owner in a run's cgroup name, of this form or the older one. Returns 0, or
+ * -EINVAL for any other name. */
+int tp_cgroup_run_owner(const char *name, struct tp_cgroup_owner *owner);
+
+/* The start time (field 22) in the text of /proc/<pid>/stat, whose second field
+ * (the command name, in parentheses) may hold spaces and ')'. Returns 0 or -EINVAL. */
+int tp_proc_stat_start(const char *stat, uint64_t *start);
+
+/* Whether the run that made a cgroup has ended. owner_stat: the text of
+ * /proc/<pid>/stat of the owner's pid, NULL when no process has that pid; a text
+ * without a start time ("" if it could not be read) counts as the owner alive. An
+ * older name (no start time) is dead only when its pid is gone. */
+bool tp_cgroup_owner_gone(const struct tp_cgroup_owner *owner, const char *owner_stat);
 
 /* The value of key in "key value" lines (memory.events, memory.oom_control,
  * cpu.stat). Returns 0, or -ENOENT. */

@@ -3,6 +3,8 @@
 #include "../../src/sandbox/cgroup_plan.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 
 /* A stock Debian 12 host (systemd, pure cgroup v2), root logged in over ssh. */
 static const char debian12_self[] = "0::/user.slice/user-0.slice/session-3.scope\n";
@@ -128,17 +130,108 @@ static void test_v2_own_root_cgroup_is_not_doubled(void)
 	CHECK(!plan.pids);
 }
 
+static void test_run_name_holds_pid_and_start_time(void)
+{
+	const struct tp_cgroup_owner me = { 4242, true, 987654321 };
+	const struct tp_cgroup_owner old = { 4242, false, 0 };
+	struct tp_cgroup_owner o;
+	char name[64];
+
+	CHECK(tp_cgroup_run_name(&me, 0x1a2b, name, sizeof(name)) == 0);
+	CHECK_STR(name, "teepy-4242-987654321-1a2b");
+	CHECK(tp_cgroup_run_owner(name, &o) == 0);
+	CHECK(o.pid == 4242 && o.has_start && o.start == 987654321);
+	CHECK(tp_cgroup_run_name(&old, 0x1a2b, name, sizeof(name)) == 0);
+	CHECK_STR(name, "teepy-4242-1a2b");
+	CHECK(tp_cgroup_run_name(&me, 0x1a2b, name, 20) == -ENAMETOOLONG);
+}
+
 static void test_run_owner_from_cgroup_name(void)
 {
-	CHECK(tp_cgroup_run_owner("teepy-1234-1a2b3c") == 1234);
-	CHECK(tp_cgroup_run_owner("teepy-1-0") == 1);
-	CHECK(tp_cgroup_run_owner("teepy") == 0);
-	CHECK(tp_cgroup_run_owner("teepy-") == 0);
-	CHECK(tp_cgroup_run_owner("teepy-0-1") == 0);
-	CHECK(tp_cgroup_run_owner("teepy--5-1") == 0);
-	CHECK(tp_cgroup_run_owner("teepy-12x-1") == 0);
-	CHECK(tp_cgroup_run_owner("teepy-99999999999-1") == 0);
-	CHECK(tp_cgroup_run_owner("user.slice") == 0);
+	struct tp_cgroup_owner o;
+
+	CHECK(tp_cgroup_run_owner("teepy-1234-5678-1a2b3c", &o) == 0);
+	CHECK(o.pid == 1234 && o.has_start && o.start == 5678);
+	CHECK(tp_cgroup_run_owner("teepy-1-0-0", &o) == 0);
+	CHECK(o.pid == 1 && o.has_start && o.start == 0);
+	CHECK(tp_cgroup_run_owner("teepy-7-18446744073709551615-f", &o) == 0);
+	CHECK(o.start == UINT64_MAX);
+	/* an older teepy's name: the pid alone, then a hex suffix (digits too) */
+	CHECK(tp_cgroup_run_owner("teepy-1234-1a2b3c", &o) == 0);
+	CHECK(o.pid == 1234 && !o.has_start);
+	CHECK(tp_cgroup_run_owner("teepy-1234-5678", &o) == 0);
+	CHECK(o.pid == 1234 && !o.has_start);
+	/* anything else is not a run's cgroup, and o says no owner */
+	static const char *const others[] = {
+		"teepy",
+		"teepy-",
+		"teepy-0-1",
+		"teepy--5-1",
+		"teepy-12x-1",
+		"teepy-012-1",
+		"teepy-99999999999-1",
+		"user.slice",
+		"teepy-12-",
+		"teepy-12-34-",
+		"teepy-12-34-5-6",
+		"teepy-12-3x-5",
+		"teepy-12-18446744073709551616-5",
+		"teepy-12-1A2B",
+		"teepy-12-07-5",
+		"xteepy-12-34-5",
+		"teepy-12-34-5\n",
+	};
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		o.pid = 99;
+		if (tp_cgroup_run_owner(others[i], &o) != -EINVAL || o.pid != 0)
+			fprintf(stderr, "  accepted as a run's cgroup: '%s'\n", others[i]);
+		CHECK(tp_cgroup_run_owner(others[i], &o) == -EINVAL && o.pid == 0);
+	}
+}
+
+/* /proc/<pid>/stat of a Python process on the build machines, and one whose
+ * command name holds ") " and digits, as a process may name itself. */
+static const char stat_python[] =
+    "4096 (python3) S 4000 4096 4000 34816 4096 4194304 1520 0 0 0 3 1 0 0 20 0 1 0 "
+    "123456 21237760 2369 18446744073709551615 1 1 0 0 0 0 0 16781312 2 0 0 0 17 1 0 0 0 0 0\n";
+static const char stat_odd_name[] =
+    "77 (a) 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22) R 1 77 77 0 -1 "
+    "4194560 100 0 0 0 0 0 0 0 20 0 1 0 555 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 "
+    "0 17 0 0 0 0 0 0\n";
+
+static void test_proc_stat_start_time(void)
+{
+	uint64_t start = 0;
+
+	CHECK(tp_proc_stat_start(stat_python, &start) == 0 && start == 123456);
+	CHECK(tp_proc_stat_start(stat_odd_name, &start) == 0 && start == 555);
+	CHECK(tp_proc_stat_start("", &start) == -EINVAL);
+	CHECK(tp_proc_stat_start("4096 (python3) S 4000 4096", &start) == -EINVAL);
+	CHECK(tp_proc_stat_start("4096 (python3) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 "
+				 "-5 6 7\n",
+				 &start) == -EINVAL);
+	/* cut short after field 22: not the kernel's text */
+	CHECK(tp_proc_stat_start("1 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19",
+				 &start) == -EINVAL);
+}
+
+static void test_owner_gone_by_pid_and_start_time(void)
+{
+	const struct tp_cgroup_owner same = { 4096, true, 123456 };
+	const struct tp_cgroup_owner other = { 4096, true, 123455 };
+	const struct tp_cgroup_owner old = { 4096, false, 0 };
+
+	/* the pid names no process: dead, whatever the name's form */
+	CHECK(tp_cgroup_owner_gone(&same, NULL));
+	CHECK(tp_cgroup_owner_gone(&old, NULL));
+	/* the pid is the owner, started when the name says: alive */
+	CHECK(!tp_cgroup_owner_gone(&same, stat_python));
+	/* the pid was given to another process since: dead */
+	CHECK(tp_cgroup_owner_gone(&other, stat_python));
+	/* an older name cannot tell: alive while the pid is */
+	CHECK(!tp_cgroup_owner_gone(&old, stat_python));
+	/* the pid exists but its start time cannot be read: alive */
+	CHECK(!tp_cgroup_owner_gone(&other, ""));
 }
 
 static void test_stat_values(void)
@@ -170,7 +263,10 @@ TESTS(cgroup_plan_tests) = {
 	{ "cgroup v2 without memory controller gets no cgroup",
 	  test_v2_without_memory_controller_gets_no_cgroup },
 	{ "cgroup v2 own root cgroup is not doubled", test_v2_own_root_cgroup_is_not_doubled },
+	{ "cgroup run name holds pid and start time", test_run_name_holds_pid_and_start_time },
 	{ "cgroup run owner from cgroup name", test_run_owner_from_cgroup_name },
+	{ "cgroup proc stat start time", test_proc_stat_start_time },
+	{ "cgroup owner gone by pid and start time", test_owner_gone_by_pid_and_start_time },
 	{ "cgroup stat values", test_stat_values },
 	END_TESTS,
 };
