@@ -62,16 +62,39 @@ bool tp_cgroup_list_has(const char *list, const char *word)
 	return false;
 }
 
-void tp_cgroup_v2_choose(const char *mount, const char *own, const char *own_subtree,
-			 const char *root_controllers, bool privileged,
-			 struct tp_cgroup_v2_plan *plan)
+int tp_cgroup_parent_path(const char *path, char *parent, size_t size)
 {
+	const char *slash = strrchr(path, '/');
+	size_t len;
+
+	if (path[0] != '/' || path[1] == '\0' || !slash)
+		return -ENOENT;
+	len = slash == path ? 1 : (size_t)(slash - path);
+	if (len >= size)
+		return -ENAMETOOLONG;
+	memmove(parent, path, len);
+	parent[len] = '\0';
+	return 0;
+}
+
+static void place_under(struct tp_cgroup_v2_plan *plan, enum tp_cgroup_v2_place place,
+			const char *mount, const char *path, const char *subtree)
+{
+	plan->place = place;
+	snprintf(plan->parent, sizeof(plan->parent), "%s%s", mount,
+		 strcmp(path, "/") == 0 ? "" : path);
+	plan->pids = tp_cgroup_list_has(subtree, "pids");
+}
+
+void tp_cgroup_v2_choose(const char *mount, const char *own, const char *own_subtree,
+			 const char *const *up, size_t up_count, const char *root_controllers,
+			 bool privileged, struct tp_cgroup_v2_plan *plan)
+{
+	char path[512];
+
 	memset(plan, 0, sizeof(*plan));
 	if (tp_cgroup_list_has(own_subtree, "memory")) {
-		plan->place = TP_CGROUP_V2_OWN;
-		snprintf(plan->parent, sizeof(plan->parent), "%s%s", mount,
-			 strcmp(own, "/") == 0 ? "" : own);
-		plan->pids = tp_cgroup_list_has(own_subtree, "pids");
+		place_under(plan, TP_CGROUP_V2_OWN, mount, own, own_subtree);
 		return;
 	}
 	/* The v2 root is exempt from the no-internal-processes rule: root can enable
@@ -83,6 +106,15 @@ void tp_cgroup_v2_choose(const char *mount, const char *own, const char *own_sub
 		snprintf(plan->enable, sizeof(plan->enable), "+memory%s",
 			 plan->pids ? " +pids" : "");
 		return;
+	}
+	snprintf(path, sizeof(path), "%s", own);
+	for (size_t i = 0; !privileged && i < up_count && i < TP_CGROUP_V2_MAX_UP; i++) {
+		if (tp_cgroup_parent_path(path, path, sizeof(path)) < 0)
+			break;
+		if (tp_cgroup_list_has(up[i], "memory")) {
+			place_under(plan, TP_CGROUP_V2_ANCESTOR, mount, path, up[i]);
+			return;
+		}
 	}
 	plan->place = TP_CGROUP_V2_NONE;
 }

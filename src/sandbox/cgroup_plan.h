@@ -19,15 +19,21 @@ int tp_cgroup_own_path(const char *proc_self_cgroup, const char *controller, cha
 bool tp_cgroup_list_has(const char *list, const char *word);
 
 enum tp_cgroup_v2_place {
-	TP_CGROUP_V2_NONE,  /* no v2 cgroup with a memory controller can be made */
-	TP_CGROUP_V2_OWN,   /* under the caller's own cgroup, which delegates memory */
-	TP_CGROUP_V2_TEEPY, /* root only: under <mount>/teepy, enabling controllers on the way */
+	TP_CGROUP_V2_NONE,     /* no v2 cgroup with a memory controller can be made */
+	TP_CGROUP_V2_OWN,      /* under the caller's own cgroup, which delegates memory */
+	TP_CGROUP_V2_ANCESTOR, /* a user: under an ancestor delegated to it (memory on) */
+	TP_CGROUP_V2_TEEPY,    /* root only: under <mount>/teepy, enabling controllers on the way */
 };
 
 /* Where a run's v2 cgroup goes. A caller on a systemd host usually sits in a leaf
  * (a session scope or a service) that holds processes, so the kernel's
  * no-internal-processes rule keeps it from delegating controllers: root then uses
- * a `teepy` cgroup under the v2 root, where controllers can always be enabled. */
+ * a `teepy` cgroup under the v2 root, where controllers can always be enabled. A
+ * user uses the nearest ancestor delegated to it (systemd's user@.service subtree,
+ * for what the user's manager starts): one with memory on holds no process of its
+ * own, so a child can be made there, and being the common ancestor of the user's
+ * cgroup and the child, its cgroup.procs is the one the kernel checks (with the
+ * child's) when the service moves in. */
 struct tp_cgroup_v2_plan {
 	enum tp_cgroup_v2_place place;
 	char parent[512]; /* the run's cgroup is made in here */
@@ -37,13 +43,23 @@ struct tp_cgroup_v2_plan {
 	bool pids; /* pids.max will exist in the run's cgroup */
 };
 
+/* How far up a user's delegated ancestor is looked for. */
+#define TP_CGROUP_V2_MAX_UP 8
+
 /* mount: the v2 mount point; own: the caller's v2 path from /proc/self/cgroup;
  * own_subtree: <mount><own>/cgroup.subtree_control ("" if unreadable);
+ * up: the cgroup.subtree_control of own's ancestors, nearest first, as far as the
+ * caller may make cgroups in them and write their cgroup.procs (up_count of them,
+ * at most TP_CGROUP_V2_MAX_UP; root's are not looked at);
  * root_controllers: <mount>/cgroup.controllers ("" if unreadable);
  * privileged: may write the v2 root's files (euid 0). */
 void tp_cgroup_v2_choose(const char *mount, const char *own, const char *own_subtree,
-			 const char *root_controllers, bool privileged,
-			 struct tp_cgroup_v2_plan *plan);
+			 const char *const *up, size_t up_count, const char *root_controllers,
+			 bool privileged, struct tp_cgroup_v2_plan *plan);
+
+/* The parent of a cgroup path ("/a/b" has "/a", "/a" has "/"). Returns 0, -ENOENT
+ * for "/" (or a path not starting with '/'), or -ENAMETOOLONG. parent may be path. */
+int tp_cgroup_parent_path(const char *path, char *parent, size_t size);
 
 /* Who made a run's cgroup: the supervisor's pid and start time, so that a pid the
  * kernel gave again to another process does not keep a dead run's cgroup alive. */

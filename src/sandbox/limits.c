@@ -217,17 +217,54 @@ static int enter_teepy_parent(const char *mount, const struct tp_cgroup_v2_plan 
 	return write_file(plan->parent, "cgroup.subtree_control", plan->enable);
 }
 
+/* Whether this process may make a cgroup in dir and move a process of its own from
+ * below dir into it: the kernel checks the cgroup.procs of the common ancestor. */
+static bool may_delegate(const char *dir)
+{
+	char procs[1040];
+
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+	return faccessat(AT_FDCWD, dir, W_OK, AT_EACCESS) == 0 &&
+	       faccessat(AT_FDCWD, procs, W_OK, AT_EACCESS) == 0;
+}
+
+/* The cgroup.subtree_control of own's ancestors, nearest first, up to the first
+ * this process may not write (systemd delegates a user's subtree by its owner).
+ * Returns how many were read. */
+static size_t delegated_ancestors(const char *mount, const char *own,
+				  char text[TP_CGROUP_V2_MAX_UP][256])
+{
+	char path[512], dir[1024];
+	size_t count = 0;
+
+	snprintf(path, sizeof(path), "%s", own);
+	while (count < TP_CGROUP_V2_MAX_UP &&
+	       tp_cgroup_parent_path(path, path, sizeof(path)) == 0) {
+		snprintf(dir, sizeof(dir), "%s%s", mount, strcmp(path, "/") == 0 ? "" : path);
+		if (!may_delegate(dir))
+			break;
+		read_file(dir, "cgroup.subtree_control", text[count++], 256);
+	}
+	return count;
+}
+
 static const char *const v2_mounts[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
 
 static bool prepare_v2(struct tp_limits_state *limits, const char *self_cgroup, const char *name)
 {
 	char own[512], base[1024], subtree[256], root_controllers[256], text[64];
+	char up_text[TP_CGROUP_V2_MAX_UP][256];
+	const char *up[TP_CGROUP_V2_MAX_UP];
+	bool privileged = geteuid() == 0;
 	struct tp_cgroup_v2_plan plan;
 
 	if (tp_cgroup_own_path(self_cgroup, "", own, sizeof(own)) < 0)
 		return false;
+	for (size_t i = 0; i < TP_CGROUP_V2_MAX_UP; i++)
+		up[i] = up_text[i];
 	for (size_t i = 0; i < sizeof(v2_mounts) / sizeof(v2_mounts[0]); i++) {
 		const char *mount = v2_mounts[i];
+		size_t up_count = 0;
 		int r = -ENOENT;
 
 		/* only a v2 mount has cgroup.controllers at its top */
@@ -236,7 +273,11 @@ static bool prepare_v2(struct tp_limits_state *limits, const char *self_cgroup, 
 			continue;
 		snprintf(base, sizeof(base), "%s%s", mount, strcmp(own, "/") == 0 ? "" : own);
 		read_file(base, "cgroup.subtree_control", subtree, sizeof(subtree));
-		tp_cgroup_v2_choose(mount, own, subtree, root_controllers, geteuid() == 0, &plan);
+		if (!privileged && !tp_cgroup_list_has(subtree, "memory") &&
+		    tp_cgroup_list_has(root_controllers, "memory"))
+			up_count = delegated_ancestors(mount, own, up_text);
+		tp_cgroup_v2_choose(mount, own, subtree, up, up_count, root_controllers, privileged,
+				    &plan);
 		if (plan.place == TP_CGROUP_V2_NONE)
 			continue;
 		for (int attempt = 0; attempt < 3 && r == -ENOENT; attempt++) {

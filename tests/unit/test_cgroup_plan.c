@@ -76,8 +76,8 @@ static void test_v2_own_cgroup_when_it_delegates_memory(void)
 	struct tp_cgroup_v2_plan plan;
 
 	/* systemd-run -p Delegate=yes: the unit's cgroup hands memory and pids down */
-	tp_cgroup_v2_choose("/sys/fs/cgroup", "/system.slice/run-1.service", "memory pids\n",
-			    debian12_root_controllers, false, &plan);
+	tp_cgroup_v2_choose("/sys/fs/cgroup", "/system.slice/run-1.service", "memory pids\n", NULL,
+			    0, debian12_root_controllers, false, &plan);
 	CHECK(plan.place == TP_CGROUP_V2_OWN);
 	CHECK_STR(plan.parent, "/sys/fs/cgroup/system.slice/run-1.service");
 	CHECK(plan.pids);
@@ -89,8 +89,8 @@ static void test_v2_root_in_a_session_scope_uses_a_teepy_cgroup(void)
 	struct tp_cgroup_v2_plan plan;
 
 	/* the scope holds the shell: nothing can be enabled in its subtree */
-	tp_cgroup_v2_choose("/sys/fs/cgroup", "/user.slice/user-0.slice/session-3.scope", "",
-			    debian12_root_controllers, true, &plan);
+	tp_cgroup_v2_choose("/sys/fs/cgroup", "/user.slice/user-0.slice/session-3.scope", "", NULL,
+			    0, debian12_root_controllers, true, &plan);
 	CHECK(plan.place == TP_CGROUP_V2_TEEPY);
 	CHECK_STR(plan.parent, "/sys/fs/cgroup/teepy");
 	CHECK_STR(plan.enable, "+memory +pids");
@@ -102,8 +102,87 @@ static void test_v2_user_in_a_session_scope_gets_no_cgroup(void)
 	struct tp_cgroup_v2_plan plan;
 
 	tp_cgroup_v2_choose("/sys/fs/cgroup", "/user.slice/user-1000.slice/session-3.scope", "",
-			    debian12_root_controllers, false, &plan);
+			    NULL, 0, debian12_root_controllers, false, &plan);
 	CHECK(plan.place == TP_CGROUP_V2_NONE);
+}
+
+/* What a user's manager starts (a terminal, `systemd-run --user --scope`) sits in a
+ * scope under app.slice, in the subtree systemd delegates to the user (user@.service):
+ * make check-kernel's guest builds the same for uid 65534. */
+static const char user_scope[] =
+    "/user.slice/user-65534.slice/user@65534.service/app.slice/check-kernel.scope";
+
+static void test_v2_user_uses_the_nearest_delegated_ancestor(void)
+{
+	static const char *const app_slice_delegates[] = { "memory pids\n", "cpu memory pids\n" };
+	struct tp_cgroup_v2_plan plan;
+
+	tp_cgroup_v2_choose("/sys/fs/cgroup", user_scope, "", app_slice_delegates, 2,
+			    debian12_root_controllers, false, &plan);
+	CHECK(plan.place == TP_CGROUP_V2_ANCESTOR);
+	CHECK_STR(plan.parent,
+		  "/sys/fs/cgroup/user.slice/user-65534.slice/user@65534.service/app.slice");
+	CHECK(plan.pids);
+	CHECK_STR(plan.enable, "");
+}
+
+static void test_v2_user_passes_ancestors_without_memory(void)
+{
+	static const char *const only_the_service[] = { "cpu\n", "memory\n" };
+	struct tp_cgroup_v2_plan plan;
+
+	tp_cgroup_v2_choose("/sys/fs/cgroup", user_scope, "", only_the_service, 2,
+			    debian12_root_controllers, false, &plan);
+	CHECK(plan.place == TP_CGROUP_V2_ANCESTOR);
+	CHECK_STR(plan.parent, "/sys/fs/cgroup/user.slice/user-65534.slice/user@65534.service");
+	CHECK(!plan.pids);
+}
+
+static void test_v2_user_without_a_delegated_ancestor_gets_no_cgroup(void)
+{
+	static const char *const none[] = { "pids\n", "" };
+	static const char *const past_the_root[] = { "memory\n", "memory\n" };
+	struct tp_cgroup_v2_plan plan;
+
+	/* the ancestors it may write delegate no memory (up stops at one it may not) */
+	tp_cgroup_v2_choose("/sys/fs/cgroup", user_scope, "", none, 2, debian12_root_controllers,
+			    false, &plan);
+	CHECK(plan.place == TP_CGROUP_V2_NONE);
+	/* "/a" has one ancestor, "/": nothing is made above it */
+	tp_cgroup_v2_choose("/sys/fs/cgroup", "/a", "", past_the_root, 2, debian12_root_controllers,
+			    false, &plan);
+	CHECK(plan.place == TP_CGROUP_V2_ANCESTOR);
+	CHECK_STR(plan.parent, "/sys/fs/cgroup");
+	tp_cgroup_v2_choose("/sys/fs/cgroup", "/", "", past_the_root, 2, debian12_root_controllers,
+			    false, &plan);
+	CHECK(plan.place == TP_CGROUP_V2_NONE);
+}
+
+static void test_v2_root_keeps_its_teepy_cgroup_over_ancestors(void)
+{
+	static const char *const delegated[] = { "memory pids\n" };
+	struct tp_cgroup_v2_plan plan;
+
+	tp_cgroup_v2_choose("/sys/fs/cgroup", user_scope, "", delegated, 1,
+			    debian12_root_controllers, true, &plan);
+	CHECK(plan.place == TP_CGROUP_V2_TEEPY);
+	CHECK_STR(plan.parent, "/sys/fs/cgroup/teepy");
+}
+
+static void test_parent_of_a_cgroup_path(void)
+{
+	char path[16] = "/a/bc/d";
+
+	CHECK(tp_cgroup_parent_path(path, path, sizeof(path)) == 0);
+	CHECK_STR(path, "/a/bc");
+	CHECK(tp_cgroup_parent_path(path, path, sizeof(path)) == 0);
+	CHECK_STR(path, "/a");
+	CHECK(tp_cgroup_parent_path(path, path, sizeof(path)) == 0);
+	CHECK_STR(path, "/");
+	CHECK(tp_cgroup_parent_path(path, path, sizeof(path)) == -ENOENT);
+	CHECK(tp_cgroup_parent_path("", path, sizeof(path)) == -ENOENT);
+	CHECK(tp_cgroup_parent_path("a/b", path, sizeof(path)) == -ENOENT);
+	CHECK(tp_cgroup_parent_path("/abcd/e", path, 5) == -ENAMETOOLONG);
 }
 
 static void test_v2_without_memory_controller_gets_no_cgroup(void)
@@ -111,10 +190,10 @@ static void test_v2_without_memory_controller_gets_no_cgroup(void)
 	struct tp_cgroup_v2_plan plan;
 
 	/* the hybrid hosts: the v1 hierarchies hold memory and pids */
-	tp_cgroup_v2_choose("/sys/fs/cgroup/unified", "/", "", "", true, &plan);
+	tp_cgroup_v2_choose("/sys/fs/cgroup/unified", "/", "", NULL, 0, "", true, &plan);
 	CHECK(plan.place == TP_CGROUP_V2_NONE);
 	/* memory without pids: the cgroup is still made, pids are capped otherwise */
-	tp_cgroup_v2_choose("/sys/fs/cgroup", "/", "", "cpu memory\n", true, &plan);
+	tp_cgroup_v2_choose("/sys/fs/cgroup", "/", "", NULL, 0, "cpu memory\n", true, &plan);
 	CHECK(plan.place == TP_CGROUP_V2_TEEPY);
 	CHECK_STR(plan.enable, "+memory");
 	CHECK(!plan.pids);
@@ -124,7 +203,8 @@ static void test_v2_own_root_cgroup_is_not_doubled(void)
 {
 	struct tp_cgroup_v2_plan plan;
 
-	tp_cgroup_v2_choose("/sys/fs/cgroup", "/", "cpu memory\n", "cpu memory\n", true, &plan);
+	tp_cgroup_v2_choose("/sys/fs/cgroup", "/", "cpu memory\n", NULL, 0, "cpu memory\n", true,
+			    &plan);
 	CHECK(plan.place == TP_CGROUP_V2_OWN);
 	CHECK_STR(plan.parent, "/sys/fs/cgroup");
 	CHECK(!plan.pids);
@@ -260,6 +340,15 @@ TESTS(cgroup_plan_tests) = {
 	  test_v2_root_in_a_session_scope_uses_a_teepy_cgroup },
 	{ "cgroup v2 user in a session scope gets no cgroup",
 	  test_v2_user_in_a_session_scope_gets_no_cgroup },
+	{ "cgroup v2 user uses the nearest delegated ancestor",
+	  test_v2_user_uses_the_nearest_delegated_ancestor },
+	{ "cgroup v2 user passes ancestors without memory",
+	  test_v2_user_passes_ancestors_without_memory },
+	{ "cgroup v2 user without a delegated ancestor gets no cgroup",
+	  test_v2_user_without_a_delegated_ancestor_gets_no_cgroup },
+	{ "cgroup v2 root keeps its teepy cgroup over ancestors",
+	  test_v2_root_keeps_its_teepy_cgroup_over_ancestors },
+	{ "cgroup parent of a cgroup path", test_parent_of_a_cgroup_path },
 	{ "cgroup v2 without memory controller gets no cgroup",
 	  test_v2_without_memory_controller_gets_no_cgroup },
 	{ "cgroup v2 own root cgroup is not doubled", test_v2_own_root_cgroup_is_not_doubled },
