@@ -581,8 +581,8 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 				 "cannot start the channel thread");
 			reap(&w);
 		} else {
-			if (tp_trace_run(sb.pid, cfg->trace_log, &out->wait_status, &out->rusage) <
-			    0)
+			if (tp_trace_run(sb.pid, TP_TRACE_PID_IS_REAPER, cfg->trace_log,
+					 &out->wait_status, &out->rusage) < 0)
 				reap(&w);
 			pthread_join(thread, NULL);
 		}
