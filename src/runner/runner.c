@@ -265,7 +265,18 @@ static void *serve_thread(void *arg)
 		w->setup_failed = 1;
 		kill_service(w);
 	} else {
-		atomic_store(&w->service_pid, tp_sandbox_find_service(a->sb));
+		pid_t service = tp_sandbox_find_service(a->sb);
+		atomic_store(&w->service_pid, service > 0 ? service : 0);
+		/* without a cgroup the CPU limit is the service's own clock: no pid, no
+		 * limit, so no run */
+		if (service == -ENOSYS && w->inv->enforce.cpu_mechanism == TP_LIMIT_CLOCK) {
+			w->setup_failed = 1;
+			snprintf(w->setup_err, sizeof(w->setup_err),
+				 "cannot find the service's pid to watch its CPU time (/proc/%d/"
+				 "task/%d/children: a kernel without CONFIG_PROC_CHILDREN?)",
+				 (int)a->sb->pid, (int)a->sb->pid);
+			kill_service(w);
+		}
 	}
 	supervise(w, a->sb);
 	return NULL;

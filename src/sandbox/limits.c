@@ -96,18 +96,31 @@ static void wait_unpopulated(const char *dir, int64_t deadline)
 }
 
 /* SIGKILL to each process cgroup.procs lists (0: one outside our pid namespace). */
+/* SIGKILL to each process cgroup.procs lists, through a pidfd taken before the
+ * process is checked to be in the cgroup still: a listed process that ended since,
+ * its pid given to another, is not the one killed. */
 static void kill_listed(const char *dir)
 {
-	char path[640];
+	const char *name = strrchr(dir, '/');
+	char path[640], cgroup[4096];
 	FILE *f;
 	int pid;
 
 	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	if (!(f = fopen(path, "re")))
+	if (!name || !(f = fopen(path, "re")))
 		return;
-	while (fscanf(f, "%d", &pid) == 1)
-		if (pid > 0)
-			kill(pid, SIGKILL);
+	while (fscanf(f, "%d", &pid) == 1) {
+		int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+		char proc[32];
+		if (pidfd < 0)
+			continue;
+		/* every line of /proc/PID/cgroup ends in the path of one hierarchy */
+		snprintf(proc, sizeof(proc), "/proc/%d", pid);
+		snprintf(path, sizeof(path), "%s\n", name);
+		if (read_file(proc, "cgroup", cgroup, sizeof(cgroup)) == 0 && strstr(cgroup, path))
+			syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+		close(pidfd);
+	}
 	fclose(f);
 }
 
