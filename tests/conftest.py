@@ -113,6 +113,8 @@ _run_windows = []
 
 def _base_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
+    # no cache of verified roots (a host's /run/teepy stays as it was)
+    env["TEEPY_NO_CACHE"] = "1"
     return env
 
 

@@ -31,6 +31,7 @@ enum run_flag {
 	RUN_INSECURE_ANY_SIGNER,
 	RUN_MODE,
 	RUN_PRINT_CONFIG,
+	RUN_NO_CACHE,
 	RUN_ESCAPE,
 	RUN_HELP,
 };
@@ -80,6 +81,9 @@ const struct tp_flag tp_run_flags[] = {
 	{ RUN_MODE, "mode", 0, "MODE", "TEEPY_MODE", "sim | auto | hw (default auto = sim)" },
 	{ RUN_PRINT_CONFIG, "print-config", 0, NULL, "TEEPY_VERSION",
 	  "print the configuration and applied protections to stderr before running" },
+	{ RUN_NO_CACHE, "no-cache", 0, NULL, "TEEPY_NO_CACHE",
+	  "build a sealed bundle's root from the host's files, not from the cache of "
+	  "verified roots" },
 	{ RUN_ESCAPE, "escape", 0, "WHEN", "TEEPY_ESCAPE",
 	  "auto | always | never: show the service's control characters as text and mark "
 	  "its lines (default auto: when stderr is a terminal)" },
@@ -300,6 +304,11 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 		return 0;
 	case RUN_PRINT_CONFIG:
 		opts->print_config = true;
+		return 0;
+	case RUN_NO_CACHE:
+		/* what names the setting in a buffer of the parser's */
+		opts->no_cache =
+		    strncmp(what, "TEEPY_", 6) == 0 ? "TEEPY_NO_CACHE=1" : "--no-cache";
 		return 0;
 	case RUN_INSECURE_ANY_SIGNER:
 		opts->insecure_any_signer = true;

@@ -79,6 +79,14 @@ struct tp_run_config {
 	const char *trust_source;
 	bool insecure_any_signer;
 
+	/* the cache of verified sealed roots (runner/cache.c): no_cache names why it is
+	 * not used ("--no-cache"), NULL: it is; cache_dir is the one to use (tests), NULL:
+	 * /run/teepy for root, runtime_dir/teepy for a user (runtime_dir: the caller's
+	 * XDG_RUNTIME_DIR, NULL: none, and no cache) */
+	const char *no_cache;
+	const char *cache_dir;
+	const char *runtime_dir;
+
 	/* descriptors the service gets at fd 4, 5, ... (a listening socket, a terminal) */
 	const int *handed_fds;
 	size_t handed_count;
@@ -162,6 +170,22 @@ struct tp_outcome {
 	struct rusage rusage;
 };
 
+enum tp_cache_state {
+	TP_CACHE_OFF,  /* no cache: why says why */
+	TP_CACHE_HIT,  /* the root is bound from a verified entry */
+	TP_CACHE_MISS, /* the root is filled into a new entry, then bound from it */
+};
+
+struct tp_cache {
+	enum tp_cache_state state;
+	char why[PATH_MAX + 160]; /* off: the reason; else the entry's path */
+	char path[PATH_MAX];	  /* the cache directory */
+	char key[65];		  /* the entry's name */
+	int dir_fd;		  /* the checked cache directory, or -1 */
+	int entry_fd;		  /* the entry the root is bound from, or -1 */
+	bool warned;		  /* a warning said why the cache is off */
+};
+
 /* One invocation's working state, visible to observers (read only). */
 struct tp_invocation {
 	const struct tp_run_config *cfg;
@@ -184,6 +208,7 @@ struct tp_invocation {
 	struct tp_bundle_file bundle;
 	struct tp_strlist allowed; /* sealed: the --allow paths, as given and resolved */
 	struct tp_fill_stats fill;
+	struct tp_cache cache; /* sealed */
 };
 
 /* Runs one invocation start to end and fills *out (free it with tp_outcome_free).

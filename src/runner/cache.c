@@ -1,0 +1,507 @@
+/* The cache of verified sealed roots. An entry is a directory named by a key over
+ * the manifest's bytes (the app measurement) and this teepy (its executable and
+ * runtime extension, by inode and time), holding every manifest file as a fill
+ * verified it. It is made under a temporary name and renamed into place whole, so
+ * a run sees a complete entry or none. The cache directory is trusted only once
+ * its descriptor shows a tmpfs owned by the invoking uid with mode 0700; from then
+ * on everything is done relative to that descriptor, never through its path. */
+#include "cache.h"
+
+#include "plan.h"
+#include "../crypto/crypto.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
+/* A temporary entry whose filler is gone (or that is older than this, whatever its
+ * pid says: pids are reused, and another pid namespace's are not ours to ask). */
+#define STALE_TEMP_SECONDS 600
+#define TEMP_PREFIX	   "tmp-"
+
+static void set_off(struct tp_invocation *inv, bool say, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_off(struct tp_invocation *inv, bool say, const char *fmt, ...)
+{
+	struct tp_cache *c = &inv->cache;
+	va_list ap;
+
+	tp_cache_close(c);
+	c->state = TP_CACHE_OFF;
+	va_start(ap, fmt);
+	vsnprintf(c->why, sizeof(c->why), fmt, ap);
+	va_end(ap);
+	if (say && inv->cfg->warn && !c->warned) {
+		char line[sizeof(c->why) + 64];
+		snprintf(line, sizeof(line), "%s; running without the cache", c->why);
+		inv->cfg->warn(inv->cfg->observer, line);
+		c->warned = true;
+	}
+}
+
+void tp_cache_close(struct tp_cache *c)
+{
+	if (c->entry_fd >= 0)
+		close(c->entry_fd);
+	if (c->dir_fd >= 0)
+		close(c->dir_fd);
+	c->entry_fd = c->dir_fd = -1;
+}
+
+/* Removes NAME under dir_fd and all it holds, without following a link. */
+static int remove_tree(int dir_fd, const char *name, int depth)
+{
+	int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d;
+	struct dirent *e;
+	int r = 0;
+
+	if (fd < 0)
+		return unlinkat(dir_fd, name, 0) < 0 ? -errno : 0;
+	if (depth > 256 || !(d = fdopendir(fd))) {
+		close(fd);
+		return depth > 256 ? -ELOOP : -errno;
+	}
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		int rr = e->d_type == DT_DIR ? remove_tree(fd, e->d_name, depth + 1) :
+					       (unlinkat(fd, e->d_name, 0) < 0 ? -errno : 0);
+		if (rr == -EISDIR)
+			rr = remove_tree(fd, e->d_name, depth + 1);
+		r = r ?: rr;
+	}
+	closedir(d);
+	if (unlinkat(dir_fd, name, AT_REMOVEDIR) < 0)
+		r = r ?: -errno;
+	return r;
+}
+
+/* Temporary entries of fills that were killed (their pid is gone) or are old. */
+static void remove_stale_temps(int dir_fd)
+{
+	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	time_t now = time(NULL);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		struct stat st;
+		long pid;
+		char *end;
+
+		if (strncmp(e->d_name, TEMP_PREFIX, strlen(TEMP_PREFIX)) != 0)
+			continue;
+		pid = strtol(e->d_name + strlen(TEMP_PREFIX), &end, 10);
+		if (*end != '-' || fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		bool dead = pid <= 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH);
+		if (dead || now - st.st_mtime > STALE_TEMP_SECONDS)
+			remove_tree(dir_fd, e->d_name, 0);
+	}
+	closedir(d);
+}
+
+/* What is wrong with a directory for holding a cache or an entry, or NULL. */
+static const char *untrusted(int fd, mode_t want_mode, char *why, size_t why_size)
+{
+	struct statfs sf;
+	struct stat st;
+
+	if (fstatfs(fd, &sf) < 0 || fstat(fd, &st) < 0)
+		snprintf(why, why_size, "cannot be examined: %s", strerror(errno));
+	else if (sf.f_type != TMPFS_MAGIC)
+		snprintf(why, why_size, "not on a tmpfs (a cache must live in memory)");
+	else if (st.st_uid != geteuid())
+		snprintf(why, why_size, "owned by uid %u, not by uid %u, who runs teepy",
+			 (unsigned)st.st_uid, (unsigned)geteuid());
+	else if ((st.st_mode & 07777) != want_mode)
+		snprintf(why, why_size, "has mode %04o, not %04o", (unsigned)(st.st_mode & 07777),
+			 (unsigned)want_mode);
+	else
+		return NULL;
+	return why;
+}
+
+/* The cache directory, checked; creates it (mode 0700) in a parent on a tmpfs.
+ * Returns its descriptor, or -1 with the cache set off. */
+static int open_cache_dir(struct tp_invocation *inv)
+{
+	const struct tp_run_config *cfg = inv->cfg;
+	struct tp_cache *c = &inv->cache;
+	bool created = false;
+	char why[160];
+	int fd;
+
+	if (cfg->cache_dir)
+		snprintf(c->path, sizeof(c->path), "%s", cfg->cache_dir);
+	else if (geteuid() == 0)
+		snprintf(c->path, sizeof(c->path), "/run/teepy");
+	else if (cfg->runtime_dir && cfg->runtime_dir[0] == '/')
+		snprintf(c->path, sizeof(c->path), "%s/teepy", cfg->runtime_dir);
+	else {
+		set_off(inv, false, "no XDG_RUNTIME_DIR to keep a cache in");
+		return -1;
+	}
+	fd = open(c->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		/* made only where it would pass the checks: a parent on a tmpfs */
+		char parent[PATH_MAX];
+		struct statfs sf;
+		char *slash;
+		snprintf(parent, sizeof(parent), "%s", c->path);
+		slash = strrchr(parent, '/');
+		if (slash)
+			*(slash == parent ? slash + 1 : slash) = '\0';
+		if (!slash || statfs(parent, &sf) < 0 || sf.f_type != TMPFS_MAGIC) {
+			set_off(inv, cfg->cache_dir != NULL, "cache %s: its directory is not a tmpfs",
+				c->path);
+			return -1;
+		}
+		if (mkdir(c->path, 0700) == 0)
+			created = true;
+		else if (errno != EEXIST) {
+			set_off(inv, true, "cache %s: cannot be made: %s", c->path,
+				strerror(errno));
+			return -1;
+		}
+		fd = open(c->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		set_off(inv, true, "cache %s: %s", c->path,
+			errno == ELOOP || errno == ENOTDIR ? "a symbolic link or not a directory" :
+							     strerror(errno));
+		return -1;
+	}
+	if (created && fchmod(fd, 0700) < 0) { /* whatever the umask took away */
+		close(fd);
+		set_off(inv, true, "cache %s: %s", c->path, strerror(errno));
+		return -1;
+	}
+	if (untrusted(fd, 0700, why, sizeof(why))) {
+		close(fd);
+		set_off(inv, true, "cache %s: %s", c->path, why);
+		return -1;
+	}
+	return fd;
+}
+
+/* The entry's name: the manifest's bytes (through the app measurement) and which
+ * teepy fills and binds it. The runtime extension is not in the entry (it is bound
+ * from the host on every run), but another teepy may lay an entry out otherwise:
+ * its files' inode and modification time tell it apart without hashing it. */
+static int make_key(struct tp_invocation *inv)
+{
+	static const char tag[] = "teepy-root-cache-v1";
+	struct tp_sha256 *h = tp_sha256_new();
+	const char *parts[] = { "/proc/self/exe", inv->runtime_so };
+	uint8_t digest[32];
+
+	if (!h)
+		return -ENOMEM;
+	tp_sha256_update(h, tag, sizeof(tag));
+	tp_sha256_update(h, inv->bundle.app, sizeof(inv->bundle.app));
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		struct stat st;
+		if (stat(parts[i], &st) < 0) {
+			int r = -errno;
+			tp_sha256_final(h, digest);
+			return r;
+		}
+		uint64_t id[] = { st.st_dev,
+				  st.st_ino,
+				  (uint64_t)st.st_size,
+				  (uint64_t)st.st_mtim.tv_sec,
+				  (uint64_t)st.st_mtim.tv_nsec,
+				  (uint64_t)st.st_ctim.tv_sec,
+				  (uint64_t)st.st_ctim.tv_nsec };
+		tp_sha256_update(h, id, sizeof(id));
+	}
+	tp_sha256_final(h, digest);
+	tp_hex(digest, 32, inv->cache.key);
+	return 0;
+}
+
+/* The entry, if there is one and it can be trusted: a directory of the cache's
+ * owner, mode 0755, on the cache's own file system. Returns its fd, -ENOENT when
+ * there is none, or -EBADMSG with why said. */
+static int open_entry(int dir_fd, const char *key, char *why, size_t why_size)
+{
+	int fd = openat(dir_fd, key, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat dir_st, st;
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return -ENOENT;
+		snprintf(why, why_size, "%s",
+			 errno == ELOOP || errno == ENOTDIR ? "a symbolic link or not a directory" :
+							      strerror(errno));
+		return -EBADMSG;
+	}
+	if (untrusted(fd, 0755, why, why_size) ||
+	    (fstat(dir_fd, &dir_st) == 0 && fstat(fd, &st) == 0 && dir_st.st_dev != st.st_dev &&
+	     snprintf(why, why_size, "on another file system than the cache") > 0)) {
+		close(fd);
+		return -EBADMSG;
+	}
+	return fd;
+}
+
+static bool any_encrypted(const struct tp_manifest *m)
+{
+	if (m->encryption.cipher != TP_CIPHER_NONE)
+		return true;
+	for (size_t i = 0; i < m->file_count; i++)
+		if (m->files[i].encrypted)
+			return true;
+	return false;
+}
+
+void tp_cache_open(struct tp_invocation *inv)
+{
+	struct tp_cache *c = &inv->cache;
+	char why[160];
+	int fd;
+
+	c->dir_fd = c->entry_fd = -1;
+	if (inv->cfg->no_cache) {
+		set_off(inv, false, "%s", inv->cfg->no_cache);
+		return;
+	}
+	/* this teepy refuses them (tp_manifest_check_runnable); when it decrypts them,
+	 * their plaintext must still never land in a cache */
+	if (any_encrypted(&inv->bundle.manifest)) {
+		set_off(inv, false, "the bundle has encrypted files, which are never cached");
+		return;
+	}
+	if ((c->dir_fd = open_cache_dir(inv)) < 0)
+		return;
+	if (make_key(inv) < 0) {
+		set_off(inv, true, "cache %s: cannot identify this teepy: %s", c->path,
+			strerror(errno));
+		return;
+	}
+	fd = open_entry(c->dir_fd, c->key, why, sizeof(why));
+	if (fd == -EBADMSG) {
+		/* an entry the checks refuse is never used: removed and made again */
+		if (remove_tree(c->dir_fd, c->key, 0) < 0) {
+			set_off(inv, true, "cache entry %s/%s: %s, and cannot be removed", c->path,
+				c->key, why);
+			return;
+		}
+		char line[sizeof(why) + PATH_MAX + 160];
+		snprintf(line, sizeof(line), "cache entry %s/%s: %s; made again", c->path, c->key,
+			 why);
+		if (inv->cfg->warn)
+			inv->cfg->warn(inv->cfg->observer, line);
+		fd = -ENOENT;
+	}
+	c->entry_fd = fd;
+	c->state = fd >= 0 ? TP_CACHE_HIT : TP_CACHE_MISS;
+	snprintf(c->why, sizeof(c->why), "%s/%s", c->path, c->key);
+}
+
+/* ---- filling an entry ---- */
+
+static bool cancelled(void *arg)
+{
+	const struct tp_invocation *inv = arg;
+	struct pollfd p = { .fd = inv->cfg->cancel_fd, .events = POLLIN };
+
+	return p.fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/* mkdir -p of an absolute PATH under dir_fd (a fresh entry: nothing to follow). */
+static int make_dirs_at(int dir_fd, const char *path)
+{
+	char buf[PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s/", path + 1);
+	for (char *p = buf; (p = strchr(p, '/')); p++) {
+		*p = '\0';
+		if (buf[0] && mkdirat(dir_fd, buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return 0;
+}
+
+/* A miss: the files verified into a temporary entry, which is then renamed into
+ * place; a run that loses the race to another uses the winner's. Returns 0 with
+ * entry_fd set, or -1 with out said. */
+static int fill_entry(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	struct tp_cache *c = &inv->cache;
+	struct tp_blob_source_ctx blob_ctx;
+	struct tp_host_source_ctx host_ctx;
+	struct tp_file_source blobs, host;
+	char temp[64], err[768];
+	uint8_t nonce[8];
+	int fd, r;
+
+	remove_stale_temps(c->dir_fd);
+	if (getrandom(nonce, sizeof(nonce), 0) != sizeof(nonce))
+		return tp_runner_fail(out, TP_END_INTERNAL, "cannot name a cache entry: %s",
+				      strerror(errno));
+	char hex[17];
+	tp_hex(nonce, sizeof(nonce), hex);
+	snprintf(temp, sizeof(temp), TEMP_PREFIX "%ld-%s", (long)getpid(), hex);
+	if (mkdirat(c->dir_fd, temp, 0755) < 0 ||
+	    (fd = openat(c->dir_fd, temp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return tp_runner_fail(out, TP_END_INTERNAL, "cache %s: cannot make an entry: %s",
+				      c->path, strerror(errno));
+	tp_plan_sources(inv, &blob_ctx, &host_ctx, &blobs, &host);
+	r = tp_fill_root(&inv->bundle.manifest, &blobs, &host, fd, &inv->fill, err, sizeof(err),
+			 cancelled, inv);
+	/* sys.path directories exist even if empty (plan_sealed) */
+	for (size_t i = 0; r == 0 && i < inv->python_path.count; i++)
+		if ((r = make_dirs_at(fd, inv->python_path.items[i])) < 0)
+			snprintf(err, sizeof(err), "cannot make %s in the cache entry: %s",
+				 inv->python_path.items[i], strerror(-r));
+	if (r == 0 && fchmod(fd, 0755) < 0) {
+		r = -errno;
+		snprintf(err, sizeof(err), "%s", strerror(-r));
+	}
+	if (r == 0 && renameat2(c->dir_fd, temp, c->dir_fd, c->key, RENAME_NOREPLACE) == 0) {
+		c->entry_fd = fd;
+		return 0;
+	}
+	int rename_errno = errno;
+	close(fd);
+	remove_tree(c->dir_fd, temp, 0);
+	if (r < 0) {
+		if (cancelled(inv))
+			return tp_runner_fail(out, TP_END_CANCELLED,
+					      "the run was stopped; so was the service");
+		return tp_runner_fail(out, TP_END_REFUSED, "%s: refused: %s", inv->cfg->script,
+				      err);
+	}
+	/* another run made the same entry first: its copy was verified as ours was */
+	if (rename_errno == EEXIST || rename_errno == ENOTEMPTY) {
+		char why[160];
+		if ((c->entry_fd = open_entry(c->dir_fd, c->key, why, sizeof(why))) >= 0)
+			return 0;
+	}
+	return tp_runner_fail(out, TP_END_INTERNAL, "cache %s: cannot put entry %s in place: %s",
+			      c->path, c->key, strerror(rename_errno));
+}
+
+/* ---- binding an entry ---- */
+
+/* Whether a runtime operation (a device, the extension, the user database, scratch)
+ * lies at or under PATH: the entry's tree there cannot be bound whole over it. */
+static int hole_at(const struct tp_root_plan *plan, size_t count, const char *path)
+{
+	int found = 0;
+
+	for (size_t i = 0; i < count; i++) {
+		if (plan->ops[i].kind == TP_ROOT_DIR || plan->ops[i].kind == TP_ROOT_BIND)
+			continue;
+		if (strcmp(plan->ops[i].path, path) == 0)
+			return 2;
+		if (tp_root_path_under(plan->ops[i].path, path))
+			found = 1;
+	}
+	return found;
+}
+
+/* The entry's trees under REL bound read-only at the same paths inside: each whole
+ * where no runtime operation lies beneath it, else what it holds, one by one. The
+ * child looks each up by its path, in its own mount namespace, and binds it only if
+ * it is the inode seen here through entry_fd (tp_root_enter). */
+static int bind_entry(struct tp_root_plan *plan, size_t count, int entry_fd,
+		      const char *entry_path, const char *rel, int depth)
+{
+	int fd = openat(entry_fd, rel[0] ? rel + 1 : ".",
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+	int r = 0;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	while (r == 0 && (e = readdir(d))) {
+		char path[PATH_MAX], source[PATH_MAX + 32];
+		struct stat st;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", rel, e->d_name) >= sizeof(path))
+			r = -ENAMETOOLONG;
+		else if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			r = -errno;
+		if (r < 0 || !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
+			continue; /* a fill makes nothing else */
+		switch (hole_at(plan, count, path)) {
+		case 2:
+			continue; /* the runtime's, as in a filled root */
+		case 1:
+			if (S_ISDIR(st.st_mode) && depth < 64) {
+				r = bind_entry(plan, count, entry_fd, entry_path, path, depth + 1);
+				continue;
+			}
+			break;
+		}
+		snprintf(source, sizeof(source), "%s%s", entry_path, path);
+		if ((r = tp_root_plan_add(plan, TP_ROOT_BIND, path, source, 0)) == 0) {
+			plan->ops[plan->count - 1].dev = st.st_dev;
+			plan->ops[plan->count - 1].ino = st.st_ino;
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+int tp_cache_root(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	struct tp_cache *c = &inv->cache;
+	int r;
+
+	if (c->state == TP_CACHE_MISS && fill_entry(inv, out) < 0)
+		return -1;
+	if (c->state == TP_CACHE_HIT) {
+		/* the system files are the entry's verified copies; the bundle's own blobs
+		 * are checked again, as the bundle may have changed under the same manifest */
+		struct tp_blob_source_ctx blob_ctx;
+		struct tp_host_source_ctx host_ctx;
+		struct tp_file_source blobs, host;
+		char err[768];
+		tp_plan_sources(inv, &blob_ctx, &host_ctx, &blobs, &host);
+		if (tp_fill_root(&inv->bundle.manifest, &blobs, NULL, -1, &inv->fill, err,
+				 sizeof(err), cancelled, inv) < 0)
+			return tp_runner_fail(out, TP_END_REFUSED, "%s: refused: %s",
+					      inv->cfg->script, err);
+	}
+	if ((r = bind_entry(&inv->plan, inv->plan.count, c->entry_fd, c->why, "", 0)) < 0)
+		return tp_runner_fail(out, TP_END_INTERNAL, "cache entry %s: cannot bind it: %s",
+				      c->why, strerror(-r));
+	tp_root_plan_finish(&inv->plan);
+	return 0;
+}
