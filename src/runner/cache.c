@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -147,66 +148,81 @@ static const char *untrusted(int fd, mode_t want_mode, char *why, size_t why_siz
 	return why;
 }
 
-/* The cache directory, checked; creates it (mode 0700) in a parent on a tmpfs.
- * Returns its descriptor, or -1 with the cache set off. */
-static int open_cache_dir(struct tp_invocation *inv)
+int tp_cache_dir_open(const char *cache_dir, const char *runtime_dir, bool create, char *path,
+		      size_t path_size, char *why, size_t why_size)
 {
-	const struct tp_run_config *cfg = inv->cfg;
-	struct tp_cache *c = &inv->cache;
 	bool created = false;
-	char why[160];
+	char problem[160];
 	int fd;
 
-	if (cfg->cache_dir)
-		snprintf(c->path, sizeof(c->path), "%s", cfg->cache_dir);
+	if (cache_dir)
+		snprintf(path, path_size, "%s", cache_dir);
 	else if (geteuid() == 0)
-		snprintf(c->path, sizeof(c->path), "/run/teepy");
-	else if (cfg->runtime_dir && cfg->runtime_dir[0] == '/')
-		snprintf(c->path, sizeof(c->path), "%s/teepy", cfg->runtime_dir);
+		snprintf(path, path_size, "/run/teepy");
+	else if (runtime_dir && runtime_dir[0] == '/')
+		snprintf(path, path_size, "%s/teepy", runtime_dir);
 	else {
-		set_off(inv, false, "no XDG_RUNTIME_DIR to keep a cache in");
-		return -1;
+		path[0] = '\0';
+		snprintf(why, why_size, "no XDG_RUNTIME_DIR to keep a cache in");
+		return -ENOENT;
 	}
-	fd = open(c->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
 		/* made only where it would pass the checks: a parent on a tmpfs */
 		char parent[PATH_MAX];
 		struct statfs sf;
 		char *slash;
-		snprintf(parent, sizeof(parent), "%s", c->path);
+		snprintf(parent, sizeof(parent), "%s", path);
 		slash = strrchr(parent, '/');
 		if (slash)
 			*(slash == parent ? slash + 1 : slash) = '\0';
-		if (!slash || statfs(parent, &sf) < 0 || sf.f_type != TMPFS_MAGIC) {
-			set_off(inv, cfg->cache_dir != NULL, "cache %s: its directory is not a tmpfs",
-				c->path);
-			return -1;
+		if (!create) {
+			snprintf(why, why_size, "no cache at %s yet", path);
+			return -ENOENT;
 		}
-		if (mkdir(c->path, 0700) == 0)
+		if (!slash || statfs(parent, &sf) < 0 || sf.f_type != TMPFS_MAGIC) {
+			snprintf(why, why_size, "cache %s: its directory is not a tmpfs", path);
+			/* said only of a directory named on purpose */
+			return cache_dir ? -EPERM : -ENOENT;
+		}
+		if (mkdir(path, 0700) == 0)
 			created = true;
 		else if (errno != EEXIST) {
-			set_off(inv, true, "cache %s: cannot be made: %s", c->path,
-				strerror(errno));
-			return -1;
+			snprintf(why, why_size, "cache %s: cannot be made: %s", path,
+				 strerror(errno));
+			return -EPERM;
 		}
-		fd = open(c->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	}
 	if (fd < 0) {
-		set_off(inv, true, "cache %s: %s", c->path,
-			errno == ELOOP || errno == ENOTDIR ? "a symbolic link or not a directory" :
-							     strerror(errno));
-		return -1;
+		snprintf(why, why_size, "cache %s: %s", path,
+			 errno == ELOOP || errno == ENOTDIR ? "a symbolic link or not a directory" :
+							      strerror(errno));
+		return -EPERM;
 	}
 	if (created && fchmod(fd, 0700) < 0) { /* whatever the umask took away */
+		snprintf(why, why_size, "cache %s: %s", path, strerror(errno));
 		close(fd);
-		set_off(inv, true, "cache %s: %s", c->path, strerror(errno));
-		return -1;
+		return -EPERM;
 	}
-	if (untrusted(fd, 0700, why, sizeof(why))) {
+	if (untrusted(fd, 0700, problem, sizeof(problem))) {
+		snprintf(why, why_size, "cache %s: %s", path, problem);
 		close(fd);
-		set_off(inv, true, "cache %s: %s", c->path, why);
-		return -1;
+		return -EPERM;
 	}
+	return fd;
+}
+
+/* The cache directory, checked, or -1 with the cache set off. */
+static int open_cache_dir(struct tp_invocation *inv)
+{
+	struct tp_cache *c = &inv->cache;
+	char why[sizeof(c->why)];
+	int fd = tp_cache_dir_open(inv->cfg->cache_dir, inv->cfg->runtime_dir, true, c->path,
+				   sizeof(c->path), why, sizeof(why));
+
+	if (fd < 0)
+		set_off(inv, fd != -ENOENT, "%s", why);
 	return fd;
 }
 
@@ -271,6 +287,14 @@ static int open_entry(int dir_fd, const char *key, char *why, size_t why_size)
 	return fd;
 }
 
+static bool still_in_place(int dir_fd, const char *key, int fd)
+{
+	struct stat at_key, held;
+
+	return fstatat(dir_fd, key, &at_key, AT_SYMLINK_NOFOLLOW) == 0 && fstat(fd, &held) == 0 &&
+	       at_key.st_dev == held.st_dev && at_key.st_ino == held.st_ino;
+}
+
 static bool any_encrypted(const struct tp_manifest *m)
 {
 	if (m->encryption.cipher != TP_CIPHER_NONE)
@@ -320,6 +344,14 @@ void tp_cache_open(struct tp_invocation *inv)
 			inv->cfg->warn(inv->cfg->observer, line);
 		fd = -ENOENT;
 	}
+	/* held while the run lasts: teepy cache clear leaves an entry in use alone; one
+	 * it removed meanwhile is no longer under its key, and is made again */
+	if (fd >= 0 && (flock(fd, LOCK_SH) < 0 || !still_in_place(c->dir_fd, c->key, fd))) {
+		close(fd);
+		fd = -ENOENT;
+	}
+	if (fd >= 0)
+		futimens(fd, NULL); /* its last use, for teepy cache ls */
 	c->entry_fd = fd;
 	c->state = fd >= 0 ? TP_CACHE_HIT : TP_CACHE_MISS;
 	snprintf(c->why, sizeof(c->why), "%s/%s", c->path, c->key);
@@ -374,6 +406,7 @@ static int fill_entry(struct tp_invocation *inv, struct tp_outcome *out)
 	    (fd = openat(c->dir_fd, temp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return tp_runner_fail(out, TP_END_INTERNAL, "cache %s: cannot make an entry: %s",
 				      c->path, strerror(errno));
+	flock(fd, LOCK_SH); /* in use from the start (tp_cache_open) */
 	tp_plan_sources(inv, &blob_ctx, &host_ctx, &blobs, &host);
 	r = tp_fill_root(&inv->bundle.manifest, &blobs, &host, fd, &inv->fill, err, sizeof(err),
 			 cancelled, inv);
@@ -403,8 +436,10 @@ static int fill_entry(struct tp_invocation *inv, struct tp_outcome *out)
 	/* another run made the same entry first: its copy was verified as ours was */
 	if (rename_errno == EEXIST || rename_errno == ENOTEMPTY) {
 		char why[160];
-		if ((c->entry_fd = open_entry(c->dir_fd, c->key, why, sizeof(why))) >= 0)
+		if ((c->entry_fd = open_entry(c->dir_fd, c->key, why, sizeof(why))) >= 0) {
+			flock(c->entry_fd, LOCK_SH);
 			return 0;
+		}
 	}
 	return tp_runner_fail(out, TP_END_INTERNAL, "cache %s: cannot put entry %s in place: %s",
 			      c->path, c->key, strerror(rename_errno));
@@ -433,8 +468,8 @@ static int hole_at(const struct tp_root_plan *plan, size_t count, const char *pa
  * where no runtime operation lies beneath it, else what it holds, one by one. The
  * child looks each up by its path, in its own mount namespace, and binds it only if
  * it is the inode seen here through entry_fd (tp_root_enter). */
-static int bind_entry(struct tp_root_plan *plan, size_t count, int entry_fd,
-		      const char *entry_path, const char *rel, int depth)
+static int bind_entry(struct tp_root_plan *plan, size_t count, int entry_fd, const char *entry_path,
+		      const char *rel, int depth)
 {
 	int fd = openat(entry_fd, rel[0] ? rel + 1 : ".",
 			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -503,5 +538,106 @@ int tp_cache_root(struct tp_invocation *inv, struct tp_outcome *out)
 		return tp_runner_fail(out, TP_END_INTERNAL, "cache entry %s: cannot bind it: %s",
 				      c->why, strerror(-r));
 	tp_root_plan_finish(&inv->plan);
+	return 0;
+}
+
+/* ---- teepy cache ---- */
+
+static bool is_key(const char *name)
+{
+	return strlen(name) == 64 && strspn(name, "0123456789abcdef") == 64;
+}
+
+static void measure_tree(int dir_fd, const char *name, struct tp_cache_entry *e, int depth)
+{
+	int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 && depth < 256 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		e->bytes += (uint64_t)st.st_blocks * 512;
+		if (S_ISDIR(st.st_mode))
+			measure_tree(fd, de->d_name, e, depth + 1);
+		else
+			e->files++;
+	}
+	closedir(d);
+}
+
+int tp_cache_list(int dir_fd, struct tp_cache_entry **entries, size_t *count)
+{
+	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct tp_cache_entry *list = NULL;
+	struct dirent *de;
+	size_t n = 0;
+
+	if (!d) {
+		int r = -errno;
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (!is_key(de->d_name) ||
+		    fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		struct tp_cache_entry *grown = realloc(list, (n + 1) * sizeof(*list));
+		if (!grown) {
+			free(list);
+			closedir(d);
+			return -ENOMEM;
+		}
+		list = grown;
+		list[n] = (struct tp_cache_entry){ .last_use = st.st_mtim };
+		snprintf(list[n].key, sizeof(list[n].key), "%s", de->d_name);
+		measure_tree(dir_fd, de->d_name, &list[n], 0);
+		n++;
+	}
+	closedir(d);
+	*entries = list;
+	*count = n;
+	return 0;
+}
+
+int tp_cache_clear(int dir_fd, size_t *removed, size_t *in_use)
+{
+	struct tp_cache_entry *list;
+	size_t n;
+	int r = tp_cache_list(dir_fd, &list, &n);
+
+	*removed = *in_use = 0;
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		int fd =
+		    openat(dir_fd, list[i].key, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		/* a run holds its entry (shared): its root's files stay */
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			(*in_use)++;
+		} else {
+			/* out of its key first: a run that opens it meanwhile sees it gone */
+			char temp[64 + 32];
+			snprintf(temp, sizeof(temp), TEMP_PREFIX "0-%s", list[i].key);
+			if (renameat(dir_fd, list[i].key, dir_fd, temp) == 0 &&
+			    remove_tree(dir_fd, temp, 0) == 0)
+				(*removed)++;
+		}
+		close(fd);
+	}
+	free(list);
+	remove_stale_temps(dir_fd);
 	return 0;
 }

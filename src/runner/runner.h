@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <time.h>
 
 struct tp_trace_log;
 struct tp_invocation;
@@ -256,6 +257,28 @@ bool tp_system_tree_covers(const char *path, bool processes);
  * has no ld.so.cache (a sealed root has none), in its order, until fn returns
  * non-zero; returns that, or 0. */
 int tp_system_library_dirs_each(int (*fn)(const char *dir, void *ctx), void *ctx);
+
+/* The cache of verified sealed roots, for teepy cache. tp_cache_dir_open opens the
+ * directory a run would use (cache_dir, else /run/teepy for root, runtime_dir/teepy
+ * for a user), creating it only if create (and its parent is a tmpfs), checked as a
+ * run checks it; returns its fd, or -ENOENT when there is none, -EPERM when it fails
+ * the checks, with one line in why. path gets its name either way ("" if none). */
+int tp_cache_dir_open(const char *cache_dir, const char *runtime_dir, bool create, char *path,
+		      size_t path_size, char *why, size_t why_size);
+
+struct tp_cache_entry {
+	char key[65];
+	uint64_t bytes; /* held in memory: the tmpfs blocks of its files and directories */
+	size_t files;
+	struct timespec last_use; /* made, or last bound by a run */
+};
+
+/* The entries of the cache dir_fd (a malloc'd array). Returns 0 or -errno. */
+int tp_cache_list(int dir_fd, struct tp_cache_entry **entries, size_t *count);
+
+/* Removes every entry no run is using (in_use counts those left) and the temporary
+ * entries of fills that died. Returns 0 or -errno. */
+int tp_cache_clear(int dir_fd, size_t *removed, size_t *in_use);
 
 /* What was observed of a finished run, for tp_judge. */
 struct tp_observed {

@@ -253,3 +253,70 @@ def test_without_xdg_runtime_dir_a_user_runs_without_cache(work, keys):
         assert not [l for l in warnings(r) if "cache" in l]
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def cache_cmd(cache_dir, *args):
+    return teepy("cache", *args, env={"TEEPY_CACHE_DIR": cache_dir})
+
+
+def test_cache_ls_lists_entries_and_clear_removes_them(vendored, keys, cache):
+    assert run_vendored(vendored, keys, cache).returncode == EXIT.OK
+    [entry] = entries(cache)
+    r = cache_cmd(cache, "ls")
+    assert r.returncode == EXIT.OK, r.stderr.decode()
+    [line] = r.stdout.decode().splitlines()
+    assert line.startswith(entry) and " files " in line and "used " in line
+    assert b"1 entry" in r.stderr
+    r = cache_cmd(cache, "clear")
+    assert r.returncode == EXIT.OK, r.stderr.decode()
+    assert b"removed 1 entry" in r.stderr
+    assert entries(cache) == []
+    assert cache_cmd(cache, "ls").stdout == b""
+    # and the next run makes it again
+    assert cache_line(run_vendored(vendored, keys, cache)).startswith("miss:")
+
+
+def test_cache_clear_keeps_an_entry_a_run_is_using(vendored, keys, cache):
+    bundle, target = vendored
+    app_dir = os.path.dirname(target)
+    env = dict(os.environ, TEEPY_NO_CACHE="0", TEEPY_CACHE_DIR=cache)
+    env.pop("TEEPY_TRUSTED_SIGNERS", None)
+    assert run_vendored(vendored, keys, cache).returncode == EXIT.OK
+    # a run that waits for its input: its entry is in use until it ends
+    slow = os.path.join(os.path.dirname(bundle), "slow.tpy")
+    app = write_app(os.path.dirname(bundle), {"slow.py": SVC + "import time\ntime.sleep(3)\n"})
+    slow = build(os.path.dirname(bundle), keys, os.path.join(app, "slow.py"), "--pythonpath",
+                 app_dir, "--include-dir", app_dir, name="slow.tpy")
+    p = subprocess.Popen([TEEPY, "run", slow, "--trust", keys[1], "--allow", app_dir],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 60
+    while len(entries(cache)) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    r = cache_cmd(cache, "clear")
+    assert r.returncode == EXIT.OK, r.stderr.decode()
+    assert b"removed 1 entry; 1 in use by a run now, kept" in r.stderr, r.stderr
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == EXIT.OK, err.decode()
+    assert out == b"42"
+    assert len(entries(cache)) == 1
+
+
+@pytest.mark.parametrize("flaw", ["mode", "symlink"])
+def test_cache_commands_refuse_an_untrusted_cache_dir(work, cache, flaw):
+    where = cache
+    if flaw == "mode":
+        os.chmod(cache, 0o755)
+    else:
+        where = os.path.join(work, "link")
+        os.symlink(cache, where)
+    for action in ("ls", "clear"):
+        r = cache_cmd(where, action)
+        assert r.returncode == EXIT.USAGE
+        [line] = r.stderr.decode().splitlines()
+        assert line.startswith(f"teepy: cache {where}: "), line
+
+
+def test_cache_commands_without_a_cache_say_so(work):
+    r = cache_cmd(os.path.join("/dev/shm", "teepy-sealed-none-" + os.path.basename(work)), "ls")
+    assert r.returncode == EXIT.OK and b"no cache at" in r.stderr
