@@ -33,11 +33,10 @@ static const struct tp_exit_use exits[] = {
 const struct tp_command_help tp_cache_help = {
 	.name = "cache",
 	.synopsis = "ls | clear",
-	.about =
-	    "The cache of verified sealed roots (docs/cli.md): /run/teepy for root,\n"
-	    "$XDG_RUNTIME_DIR/teepy for a user, TEEPY_CACHE_DIR if set. ls: one line an\n"
-	    "entry: its key, the memory it holds, its files and when a run last used it.\n"
-	    "clear: removes every entry no run is using now.\n",
+	.about = "The cache of verified sealed roots (docs/cli.md): /run/teepy for root,\n"
+		 "$XDG_RUNTIME_DIR/teepy for a user, TEEPY_CACHE_DIR if set. ls: one line an\n"
+		 "entry: its key, the memory it holds, its files and when a run last used it.\n"
+		 "clear: removes every entry no run is using now.\n",
 	.flags = flags,
 	.exits = exits,
 };
@@ -74,7 +73,8 @@ static int list(int fd, const char *path)
 		char size[32], when[64];
 		ago(&entries[i].last_use, when, sizeof(when));
 		printf("%s  %9s  %5zu files  used %s\n", entries[i].key,
-		       tp_format_size(entries[i].bytes, size, sizeof(size)), entries[i].files, when);
+		       tp_format_size(entries[i].bytes, size, sizeof(size)), entries[i].files,
+		       when);
 		total += entries[i].bytes;
 	}
 	char size[32];

@@ -474,6 +474,7 @@ static int make_config(struct cli_run *run)
 		.trust_source = cfg->trust_source,
 		.insecure_any_signer = o->insecure_any_signer,
 		.no_cache = o->no_cache,
+		.cache_max_bytes = o->cache_max_bytes,
 		/* tests keep their cache apart; it is checked as any other */
 		.cache_dir = getenv("TEEPY_CACHE_DIR") && *getenv("TEEPY_CACHE_DIR") ?
 				 getenv("TEEPY_CACHE_DIR") :

@@ -316,6 +316,12 @@ void tp_cache_open(struct tp_invocation *inv)
 		set_off(inv, false, "%s", inv->cfg->no_cache);
 		return;
 	}
+	uint64_t size = tp_fill_reserve(&inv->bundle.manifest);
+	if (size > inv->cfg->cache_max_bytes) {
+		set_off(inv, false, "the root (%llu bytes) is larger than --cache-max (%llu bytes)",
+			(unsigned long long)size, (unsigned long long)inv->cfg->cache_max_bytes);
+		return;
+	}
 	/* this teepy refuses them (tp_manifest_check_runnable); when it decrypts them,
 	 * their plaintext must still never land in a cache */
 	if (any_encrypted(&inv->bundle.manifest)) {
@@ -359,6 +365,8 @@ void tp_cache_open(struct tp_invocation *inv)
 
 /* ---- filling an entry ---- */
 
+static void make_room(int dir_fd, uint64_t need, uint64_t max);
+
 static bool cancelled(void *arg)
 {
 	const struct tp_invocation *inv = arg;
@@ -396,6 +404,7 @@ static int fill_entry(struct tp_invocation *inv, struct tp_outcome *out)
 	int fd, r;
 
 	remove_stale_temps(c->dir_fd);
+	make_room(c->dir_fd, tp_fill_reserve(&inv->bundle.manifest), inv->cfg->cache_max_bytes);
 	if (getrandom(nonce, sizeof(nonce), 0) != sizeof(nonce))
 		return tp_runner_fail(out, TP_END_INTERNAL, "cannot name a cache entry: %s",
 				      strerror(errno));
@@ -610,6 +619,56 @@ int tp_cache_list(int dir_fd, struct tp_cache_entry **entries, size_t *count)
 	return 0;
 }
 
+/* Removes the entry KEY unless a run is using it (-EBUSY): a run holds its entry
+ * shared, so its root's files stay. Returns 0 or -errno. */
+static int remove_entry(int dir_fd, const char *key)
+{
+	int fd = openat(dir_fd, key, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	char temp[64 + 32];
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return -EBUSY;
+	}
+	/* out of its key first: a run that opens it meanwhile sees it gone */
+	snprintf(temp, sizeof(temp), TEMP_PREFIX "0-%s", key);
+	r = renameat(dir_fd, key, dir_fd, temp) < 0 ? -errno : remove_tree(dir_fd, temp, 0);
+	close(fd);
+	return r;
+}
+
+static int older_first(const void *a, const void *b)
+{
+	const struct timespec *x = &((const struct tp_cache_entry *)a)->last_use,
+			      *y = &((const struct tp_cache_entry *)b)->last_use;
+
+	if (x->tv_sec != y->tv_sec)
+		return x->tv_sec < y->tv_sec ? -1 : 1;
+	return x->tv_nsec < y->tv_nsec ? -1 : x->tv_nsec > y->tv_nsec;
+}
+
+/* Evicts the least recently used entries no run is using until NEED more bytes
+ * fit under MAX. */
+static void make_room(int dir_fd, uint64_t need, uint64_t max)
+{
+	struct tp_cache_entry *list;
+	uint64_t total = 0;
+	size_t n;
+
+	if (tp_cache_list(dir_fd, &list, &n) < 0)
+		return;
+	qsort(list, n, sizeof(*list), older_first);
+	for (size_t i = 0; i < n; i++)
+		total += list[i].bytes;
+	for (size_t i = 0; i < n && total + need > max; i++)
+		if (remove_entry(dir_fd, list[i].key) == 0)
+			total -= list[i].bytes;
+	free(list);
+}
+
 int tp_cache_clear(int dir_fd, size_t *removed, size_t *in_use)
 {
 	struct tp_cache_entry *list;
@@ -620,22 +679,9 @@ int tp_cache_clear(int dir_fd, size_t *removed, size_t *in_use)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		int fd =
-		    openat(dir_fd, list[i].key, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		/* a run holds its entry (shared): its root's files stay */
-		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			(*in_use)++;
-		} else {
-			/* out of its key first: a run that opens it meanwhile sees it gone */
-			char temp[64 + 32];
-			snprintf(temp, sizeof(temp), TEMP_PREFIX "0-%s", list[i].key);
-			if (renameat(dir_fd, list[i].key, dir_fd, temp) == 0 &&
-			    remove_tree(dir_fd, temp, 0) == 0)
-				(*removed)++;
-		}
-		close(fd);
+		r = remove_entry(dir_fd, list[i].key);
+		*removed += r == 0;
+		*in_use += r == -EBUSY;
 	}
 	free(list);
 	remove_stale_temps(dir_fd);

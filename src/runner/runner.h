@@ -85,6 +85,7 @@ struct tp_run_config {
 	 * /run/teepy for root, runtime_dir/teepy for a user (runtime_dir: the caller's
 	 * XDG_RUNTIME_DIR, NULL: none, and no cache) */
 	const char *no_cache;
+	uint64_t cache_max_bytes; /* the most its entries hold together */
 	const char *cache_dir;
 	const char *runtime_dir;
 
@@ -265,6 +266,11 @@ int tp_system_library_dirs_each(int (*fn)(const char *dir, void *ctx), void *ctx
  * the checks, with one line in why. path gets its name either way ("" if none). */
 int tp_cache_dir_open(const char *cache_dir, const char *runtime_dir, bool create, char *path,
 		      size_t path_size, char *why, size_t why_size);
+
+/* 1 GiB: 25 roots of numpy's size (41 MiB), a hundred of hello's (10 MiB); a
+ * root's tmpfs (/run) is a tenth to a fifth of RAM by default, and the cache is
+ * not all that lives there */
+#define TP_CACHE_MAX_DEFAULT (1ULL << 30)
 
 struct tp_cache_entry {
 	char key[65];

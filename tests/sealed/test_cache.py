@@ -219,8 +219,13 @@ def test_a_killed_fill_leaves_nothing_a_later_run_uses(vendored, keys, cache):
         r = run_vendored(vendored, keys, cache)
         assert r.returncode == EXIT.OK, r.stderr.decode()
         assert r.stdout == b"42"
+        made = [e for e in entries(cache) if not e.startswith("tmp-")]
+        assert len(made) == 1 and made[0] in cache_line(r)
+        # a fill removes a dead filler's temporary entry; a hit (the killed run had
+        # finished its entry) leaves it to the next fill or to cache clear
+        if cache_line(r).startswith("hit:"):
+            assert cache_cmd(cache, "clear").returncode == EXIT.OK
         assert [e for e in entries(cache) if e.startswith("tmp-")] == []
-        assert len(entries(cache)) == 1
 
 
 def test_without_xdg_runtime_dir_a_user_runs_without_cache(work, keys):
@@ -320,3 +325,26 @@ def test_cache_commands_refuse_an_untrusted_cache_dir(work, cache, flaw):
 def test_cache_commands_without_a_cache_say_so(work):
     r = cache_cmd(os.path.join("/dev/shm", "teepy-sealed-none-" + os.path.basename(work)), "ls")
     assert r.returncode == EXIT.OK and b"no cache at" in r.stderr
+
+
+def test_the_least_recently_used_entries_are_evicted_at_the_cap(work, keys, vendored, cache):
+    """Three roots of ~10.5 MiB under a 23M cap: the third evicts the one used
+    least recently (b, since a was used again after it)."""
+    lib = os.path.dirname(vendored[1])
+    bundles = {}
+    for name in "abc":
+        app = write_app(work, {f"svc_{name}.py": SVC})
+        bundles[name] = build(work, keys, os.path.join(app, f"svc_{name}.py"), "--pythonpath",
+                              lib, "--include-dir", lib, name=f"{name}.tpy")
+    keys_of = {}
+    for name in ("a", "b", "a", "c"):
+        before = set(entries(cache))
+        r = run(bundles[name], keys, cache, "--cache-max", "23M", allow=lib)
+        assert r.returncode == EXIT.OK, r.stderr.decode()
+        keys_of.setdefault(name, (set(entries(cache)) - before) or None)
+        time.sleep(0.05)
+    assert set(entries(cache)) == keys_of["a"] | keys_of["c"]
+    # a root larger than the cap is not cached
+    r = run(bundles["b"], keys, cache, "--cache-max", "5M", allow=lib)
+    assert r.returncode == EXIT.OK, r.stderr.decode()
+    assert cache_line(r).startswith("off: the root (") and "larger than --cache-max" in cache_line(r)
