@@ -25,6 +25,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -138,6 +139,8 @@ static const char *untrusted(int fd, mode_t want_mode, char *why, size_t why_siz
 		snprintf(why, why_size, "cannot be examined: %s", strerror(errno));
 	else if (sf.f_type != TMPFS_MAGIC)
 		snprintf(why, why_size, "not on a tmpfs (a cache must live in memory)");
+	else if (sf.f_flags & ST_NOEXEC) /* a bind keeps it: the interpreter would not run */
+		snprintf(why, why_size, "on a tmpfs mounted noexec");
 	else if (st.st_uid != geteuid())
 		snprintf(why, why_size, "owned by uid %u, not by uid %u, who runs teepy",
 			 (unsigned)st.st_uid, (unsigned)geteuid());

@@ -141,8 +141,20 @@ def _fs_type(path):
                           text=True).stdout.strip()
 
 
-@pytest.mark.parametrize("flaw", ["owner", "mode", "not-tmpfs", "symlink"])
-def test_an_untrusted_cache_dir_is_refused_with_one_warning(work, keys, vendored, cache, flaw):
+@pytest.fixture
+def noexec_tmpfs(work):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs")
+    d = os.path.join(work, "noexec")
+    os.mkdir(d)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec,mode=0700", "teepy-test", d], check=True)
+    yield d
+    subprocess.run(["umount", d], check=True)
+
+
+@pytest.mark.parametrize("flaw", ["owner", "mode", "not-tmpfs", "symlink", "noexec"])
+def test_an_untrusted_cache_dir_is_refused_with_one_warning(request, work, keys, vendored, cache,
+                                                            flaw):
     where = cache
     if flaw == "owner":
         os.chown(cache, 65534, 65534)
@@ -156,6 +168,9 @@ def test_an_untrusted_cache_dir_is_refused_with_one_warning(work, keys, vendored
         if _fs_type(where) == "tmpfs":
             pytest.skip(f"{work} is on a tmpfs here")
         says = "not on a tmpfs"
+    elif flaw == "noexec":
+        where = request.getfixturevalue("noexec_tmpfs")
+        says = "on a tmpfs mounted noexec"
     else:
         where = os.path.join(work, "link")
         os.symlink(cache, where)
