@@ -11,7 +11,7 @@ DEB_PACKAGES := gcc libc6-dev make meson ninja-build pkg-config python3 python3-
 	libseccomp-dev libssl-dev libjansson-dev python3-pytest python3-numpy util-linux \
 	clang libclang-rt-14-dev clang-format gzip python3-hypothesis libpython3.11-testsuite
 
-.PHONY: all deps build demo check check-format check-landlock test-unit test-e2e test-compat check-asan check-kernel fuzz compat bench format clean
+.PHONY: all deps build demo check check-format check-landlock test-unit test-e2e test-compat check-asan check-kernel fuzz fuzz-campaign compat bench format clean
 
 all: build
 
@@ -100,6 +100,13 @@ fuzz: deps
 	$(FUZZ_BUILD)/fuzz/fuzz_pubkey -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-pubkey fuzz/corpus/pubkey
 
+# A long campaign: each target alone for FUZZ_CAMPAIGN_SECONDS (default 30 min), its
+# executions, coverage and crashes appended to fuzz/REPORT.md (tools/fuzz-campaign).
+FUZZ_CAMPAIGN_SECONDS ?= 1800
+fuzz-campaign:
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=1
+	$(PY) tools/fuzz-campaign --seconds $(FUZZ_CAMPAIGN_SECONDS) --build $(FUZZ_BUILD)
+
 # Every benchmark group, native vs teepy in one run, (re)writing bench/REPORT.md and its
 # PNG plots (about 10 minutes; `bench/all --quick` is a rough pass). gnuplot draws the
 # plots, GNU time measures native peak RSS, openssl gives the AES-GCM library ceiling.
@@ -119,14 +126,17 @@ bench: build
 KERNEL_PACKAGES := qemu-system-x86 busybox-static
 KERNEL_CACHE ?= build-kernel
 KERNEL_ARGS ?=
-# The end-to-end and hostile suites with teepy built to use at most Landlock ABI 2,
-# Debian 12's own kernel's: what rests on a newer Landlock (signal scoping, TCP,
-# ioctl on devices) must hold by its other layer. Part of make check.
+# The end-to-end and hostile suites, and the runner's test, with teepy built to use at
+# most Landlock ABI 2, Debian 12's own kernel's: what rests on a newer Landlock (signal
+# scoping, TCP, ioctl on devices) must hold by its other layer, and what ABI 1 already
+# holds (the read rights: test_runner hands in a host directory) must hold there too.
+# Part of make check.
 LANDLOCK_BUILD ?= build-landlock2
 check-landlock: deps
 	@[ -f $(LANDLOCK_BUILD)/build.ninja ] || meson setup $(LANDLOCK_BUILD) -Dwerror=true \
 		-Dlandlock_abi_max=2
-	ninja -C $(LANDLOCK_BUILD) teepy _teepy$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+	ninja -C $(LANDLOCK_BUILD) teepy test_runner _teepy$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+	$(LANDLOCK_BUILD)/test_runner
 	TEEPY_BIN=$(abspath $(LANDLOCK_BUILD))/teepy $(PY) -m pytest -c tests/pytest.ini tests/e2e \
 		tests/hostile -q -p no:cacheprovider
 

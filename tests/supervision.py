@@ -1,5 +1,6 @@
 """Watching a teepy run from outside: its service's host pid, when it is ready,
 whether it is gone."""
+import contextlib
 import os
 import time
 
@@ -51,3 +52,32 @@ def process_gone(pid, within=10.0):
             return True
         time.sleep(0.05)
     return False
+
+
+# A service that says it runs, then waits to be looked at (SIGTERM to teepy ends it).
+WAITING = 'import sys, time\nprint("ready", file=sys.stderr, flush=True)\ntime.sleep(60)\n'
+
+
+def service_root(proc):
+    """The root of teepy PROC's service as seen from outside, through /proc/PID/root,
+    once the service printed "ready": the mount namespace's view alone. Landlock
+    refuses the service itself a listing of the directories above the trees it may
+    read ("/", "/etc", "/dev"), so what the root holds is listed from here."""
+    wait_until_ready(proc)
+    return f"/proc/{service_pid(proc.pid)}/root"
+
+
+@contextlib.contextmanager
+def waiting_root(proc):
+    """service_root(proc) for the block, then teepy is stopped as a person would
+    (SIGTERM: it ends the service and removes its cgroups)."""
+    try:
+        yield service_root(proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def listing(root, path):
+    """The sorted names in ROOT + PATH, or None if it is not a directory there."""
+    return sorted(os.listdir(root + path)) if os.path.isdir(root + path) else None

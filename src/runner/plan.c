@@ -756,6 +756,69 @@ void tp_plan_sources(const struct tp_invocation *inv, struct tp_blob_source_ctx 
 	*host = tp_host_source(host_ctx);
 }
 
+/* ---- what the service may read ---- */
+
+/* PATH into trees unless a tree already holds it; trees beneath it leave. */
+static int add_read_tree(struct tp_strlist *trees, const char *path)
+{
+	for (size_t i = 0; i < trees->count; i++)
+		if (tp_root_path_under(path, trees->items[i]))
+			return 0;
+	for (size_t i = 0; i < trees->count;) {
+		if (tp_root_path_under(trees->items[i], path)) {
+			free(trees->items[i]);
+			trees->items[i] = trees->items[--trees->count];
+		} else {
+			i++;
+		}
+	}
+	return tp_strlist_push(trees, path);
+}
+
+int tp_plan_read_trees(const struct tp_root_plan *plan, const struct tp_manifest *m,
+		       struct tp_strlist *trees)
+{
+	char dir[PATH_MAX], prev[PATH_MAX] = "";
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < plan->count; i++) {
+		const struct tp_root_op *op = &plan->ops[i];
+		switch (op->kind) {
+		case TP_ROOT_BIND:
+		case TP_ROOT_DEVICE:
+		case TP_ROOT_DIR:
+		case TP_ROOT_FILE:
+			r = add_read_tree(trees, op->path);
+			break;
+		case TP_ROOT_RUNTIME: /* its directory too, which import lists */
+			snprintf(dir, sizeof(dir), "%s", op->path);
+			*strrchr(dir, '/') = '\0';
+			r = add_read_tree(trees, dir[0] ? dir : op->path);
+			break;
+		case TP_ROOT_TMPFS: /* scratch: a rule of its own */
+		case TP_ROOT_SYMLINK:
+			break;
+		}
+	}
+	/* the file table is sorted by path: a directory's files follow one another */
+	for (size_t i = 0; r == 0 && m && i < m->file_count; i++) {
+		const char *path = m->files[i].path;
+		size_t len = (size_t)(strrchr(path, '/') - path);
+		if (len == 0) {
+			r = add_read_tree(trees, path); /* not / for one file */
+			continue;
+		}
+		if (len >= sizeof(dir))
+			continue; /* the fill refuses it: no directory so long is made */
+		snprintf(dir, sizeof(dir), "%.*s", (int)len, path);
+		if (strcmp(dir, prev) == 0)
+			continue;
+		snprintf(prev, sizeof(prev), "%s", dir);
+		r = add_read_tree(trees, dir);
+	}
+	return r;
+}
+
 int tp_plan_open(struct tp_invocation *inv, struct tp_outcome *out)
 {
 	const struct tp_run_config *cfg = inv->cfg;
@@ -780,6 +843,9 @@ int tp_plan_root(struct tp_invocation *inv, struct tp_outcome *out)
 {
 	if ((inv->sealed ? plan_sealed(inv, out) : plan_unsealed(inv, out)) < 0)
 		return -1;
+	if (tp_plan_read_trees(&inv->plan, inv->sealed ? &inv->bundle.manifest : NULL,
+			       &inv->read_trees) < 0)
+		return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
 	if (inv->cfg->mark)
 		inv->cfg->mark("root planned");
 	return check_memory(inv, out);

@@ -21,6 +21,15 @@ int tp_plan_root(struct tp_invocation *inv, struct tp_outcome *out);
  * the manifest names it, or where it leads) as a system file: it lies under a
  * system tree (tp_system_tree_covers) or an --allow path. No OS calls. */
 bool tp_plan_may_take(const struct tp_invocation *inv, const char *path);
+/* Landlock's read rights, granted on what the root shows and on nothing above it:
+ * each bind, device, runtime file (with its directory, which import lists),
+ * sys.path directory and file teepy writes, and for a sealed root (m, else NULL)
+ * the directories its files are written into (a file directly in / alone). The
+ * directories between them and / can be walked through, not listed or read.
+ * Scratch has a rule of its own; a symbolic link leads into one of these or
+ * nowhere. None lies beneath another. Pure. Returns 0 or -ENOMEM. */
+int tp_plan_read_trees(const struct tp_root_plan *plan, const struct tp_manifest *m,
+		       struct tp_strlist *trees);
 
 /* Where a sealed invocation's files come from: the bundle's blobs and the host's
  * system files it may take (contexts filled in by the call, kept by the caller). */

@@ -500,6 +500,8 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		.argv = interp_argv,
 		.envp = (const char *const *)inv->envp,
 		.exec_files = inv->exec_files,
+		.read_trees = (const char *const *)inv->read_trees.items,
+		.read_count = inv->read_trees.count,
 		.root = &inv->plan,
 		.cwd = inv->cwd,
 		.scratch_dir = inv->limits.scratch_bytes ? "/tmp" : NULL,
@@ -612,6 +614,7 @@ void tp_invocation_free(struct tp_invocation *inv)
 {
 	tp_strlist_free(&inv->python_path);
 	tp_strlist_free(&inv->allowed);
+	tp_strlist_free(&inv->read_trees);
 	for (size_t i = 0; i < inv->env_count; i++)
 		free(inv->envp[i]);
 	free(inv->envp);

@@ -205,6 +205,7 @@ struct tp_invocation {
 	unsigned blas_threads;
 	bool processes;
 	const char *exec_files[4];
+	struct tp_strlist read_trees; /* Landlock: what the service may read, inside the root */
 	char exec_buf[2][PATH_MAX];
 	bool sealed;
 	struct tp_bundle_file bundle;

@@ -1,6 +1,7 @@
-/* Landlock ruleset: every write right handled and none granted outside scratch.
- * Debian 12's headers stop at ABI 2, while kernels here offer more: the newer
- * constants are defined below and used only when the kernel says it has them. */
+/* Landlock ruleset: read rights handled and granted only on the root's trees, every
+ * write right handled and none granted outside scratch. Debian 12's headers stop at
+ * ABI 2, while kernels here offer more: the newer constants are defined below and
+ * used only when the kernel says it has them. */
 #include "landlock.h"
 
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <linux/landlock.h>
 #include <stdint.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -57,6 +59,8 @@ struct path_beneath_attr {
 	 LANDLOCK_ACCESS_FS_MAKE_DIR | LANDLOCK_ACCESS_FS_MAKE_REG |                               \
 	 LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO |                             \
 	 LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_SYM)
+#define READ_RIGHTS (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
+/* the rights a rule on a file (not a directory) may carry */
 #define FILE_ONLY_RIGHTS                                                                           \
 	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |                              \
 	 LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_TRUNCATE |                              \
@@ -74,15 +78,22 @@ int tp_landlock_abi(void)
 	return (int)abi;
 }
 
+/* A rule on PATH; on a file only the rights a file has (the kernel refuses a rule
+ * on a file with directory rights). */
 static int allow_path(int ruleset_fd, const char *path, uint64_t rights)
 {
 	struct path_beneath_attr attr = { .allowed_access = rights };
+	struct stat st;
 	int r = 0;
 
 	attr.parent_fd = open(path, O_PATH | O_CLOEXEC);
 	if (attr.parent_fd < 0)
 		return -errno;
-	if (syscall(SYS_landlock_add_rule, ruleset_fd, RULE_PATH_BENEATH, &attr, 0) < 0)
+	if (fstat(attr.parent_fd, &st) < 0)
+		r = -errno;
+	else if (!S_ISDIR(st.st_mode))
+		attr.allowed_access &= FILE_ONLY_RIGHTS;
+	if (r == 0 && syscall(SYS_landlock_add_rule, ruleset_fd, RULE_PATH_BENEATH, &attr, 0) < 0)
 		r = -errno;
 	close(attr.parent_fd);
 	return r;
@@ -91,7 +102,7 @@ static int allow_path(int ruleset_fd, const char *path, uint64_t rights)
 int tp_landlock_apply(const struct tp_landlock_paths *paths)
 {
 	struct ruleset_attr attr = {
-		.handled_access_fs = WRITE_RIGHTS_V1 | LANDLOCK_ACCESS_FS_EXECUTE,
+		.handled_access_fs = READ_RIGHTS | WRITE_RIGHTS_V1 | LANDLOCK_ACCESS_FS_EXECUTE,
 	};
 	size_t attr_size = sizeof(attr.handled_access_fs);
 	uint64_t scratch_rights;
@@ -135,6 +146,8 @@ int tp_landlock_apply(const struct tp_landlock_paths *paths)
 		r = allow_path(fd, *p, LANDLOCK_ACCESS_FS_EXECUTE);
 	for (const char *const *p = paths->write_files; r == 0 && p && *p; p++)
 		r = allow_path(fd, *p, LANDLOCK_ACCESS_FS_WRITE_FILE & attr.handled_access_fs);
+	for (size_t i = 0; r == 0 && i < paths->read_count; i++)
+		r = allow_path(fd, paths->read_trees[i], READ_RIGHTS);
 	if (r == 0 && paths->scratch_dir)
 		r = allow_path(fd, paths->scratch_dir, scratch_rights);
 	if (r == 0 && syscall(SYS_landlock_restrict_self, fd, 0) < 0)
@@ -146,14 +159,15 @@ int tp_landlock_apply(const struct tp_landlock_paths *paths)
 const char *tp_landlock_describe(int abi)
 {
 	if (abi >= 6)
-		return "writes denied outside scratch, exec of the interpreter only, TCP "
-		       "bind/connect "
-		       "denied, abstract unix sockets and signals scoped";
+		return "reads only of the root's trees, writes denied outside scratch, exec of "
+		       "the interpreter only, TCP bind/connect denied, abstract unix sockets "
+		       "and signals scoped";
 	if (abi >= 4)
-		return "writes denied outside scratch, exec of the interpreter only, TCP "
-		       "bind/connect "
-		       "denied";
+		return "reads only of the root's trees, writes denied outside scratch, exec of the "
+		       "interpreter only, TCP bind/connect denied";
 	if (abi >= 3)
-		return "writes and truncation denied outside scratch, exec of the interpreter only";
-	return "writes denied outside scratch, exec of the interpreter only";
+		return "reads only of the root's trees, writes and truncation denied outside "
+		       "scratch, exec of the interpreter only";
+	return "reads only of the root's trees, writes denied outside scratch, exec of the "
+	       "interpreter only";
 }

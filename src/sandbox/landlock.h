@@ -1,8 +1,10 @@
-/* Landlock: no writes anywhere but the scratch directory, exec only of the interpreter. */
+/* Landlock: reads only of the trees the root shows, no writes anywhere but the scratch
+ * directory, exec only of the interpreter. */
 #ifndef TEEPY_SANDBOX_LANDLOCK_H
 #define TEEPY_SANDBOX_LANDLOCK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* The ABI the running kernel offers: > 0, or -ENOSYS (not built in), -EOPNOTSUPP
  * (disabled at boot). */
@@ -11,11 +13,17 @@ int tp_landlock_abi(void);
 struct tp_landlock_paths {
 	const char *const *exec_files;	/* files that may be executed (interpreter, loader) */
 	const char *const *write_files; /* files that may be written (/dev/null) */
-	const char *scratch_dir;	/* directory with every write right, or NULL */
+	/* what may be read: each a file, or a directory with everything beneath it as the
+	 * path walk reaches it. Nothing else is: a file reached another way (a handed
+	 * descriptor of a host directory) lies outside every one. */
+	const char *const *read_trees;
+	size_t read_count;
+	const char *scratch_dir; /* directory with every read and write right, or NULL */
 };
 
-/* Restricts the calling thread (no_new_privs must be set). Returns the ABI applied
- * (>= 1) or -errno. */
+/* Restricts the calling thread (no_new_privs must be set). Makes no allocation: it
+ * runs in the child between clone and exec. Returns the ABI applied (>= 1) or
+ * -errno. */
 int tp_landlock_apply(const struct tp_landlock_paths *paths);
 
 /* Words describing what an ABI lets teepy restrict, for --print-config. */

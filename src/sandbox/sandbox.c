@@ -323,6 +323,8 @@ child_main(const struct tp_sandbox_config *cfg, bool in_v2, int sync_fd, int err
 	struct tp_landlock_paths ll = {
 		.exec_files = cfg->exec_files,
 		.write_files = write_files,
+		.read_trees = cfg->read_trees,
+		.read_count = cfg->read_count,
 		.scratch_dir = cfg->scratch_dir,
 	};
 	r = tp_landlock_apply(&ll);

@@ -36,6 +36,8 @@ struct tp_sandbox_config {
 	const char *const *argv;       /* for the interpreter */
 	const char *const *envp;       /* the whole environment inside */
 	const char *const *exec_files; /* Landlock: what may be executed (interpreter, loader) */
+	const char *const *read_trees; /* Landlock: what may be read (tp_landlock_paths) */
+	size_t read_count;
 	const struct tp_root_plan *root;
 	const char *cwd;		      /* inside the root */
 	const char *scratch_dir;	      /* inside the root, or NULL */

@@ -11,6 +11,7 @@ import pytest
 
 from exit_codes import EXIT, landlock_abi
 from hostile_prelude import failed, hostile
+from supervision import WAITING, listing, waiting_root
 
 WRITE_DENIED = (errno.EROFS, errno.EACCES, errno.EPERM)
 # What the sandbox's root may hold: the interpreter and libraries, teepy's own
@@ -59,7 +60,7 @@ def test_etc_passwd_is_the_runtimes_naming_no_host_account(as_user, run, script)
         report({"passwd": open("/etc/passwd").read(),
                 "raw_passwd": raw_read(b"/etc/passwd"),
                 "group": open("/etc/group").read(),
-                "etc": sorted(os.listdir("/etc")),
+                "etc": attempt(os.listdir, "/etc"),
                 "me": list(pwd.getpwuid(os.getuid()))[:4],
                 "accounts": len(pwd.getpwall()), "groups": len(grp.getgrall()),
                 "user": getpass.getuser(), "home": str(pathlib.Path.home()),
@@ -83,7 +84,9 @@ def test_etc_passwd_is_the_runtimes_naming_no_host_account(as_user, run, script)
     assert len(host.splitlines()) > 1 and out["raw_passwd"]["data"] != host, out
     assert out["group"] == ("root:x:0:\n" f"teepy:x:{gid}:\n"
                             + ("" if gid == 65534 else "nogroup:x:65534:\n")), out
-    assert out["etc"] == ["group", "passwd"], out
+    # what /etc holds is listed from outside (test_etc_holds_only_alternatives_...):
+    # it is none of the trees Landlock lets the service read, only its two files are
+    assert out["etc"][:2] == ["PermissionError", errno.EACCES], out
     assert out["accounts"] == out["groups"] == (2 if uid == 65534 else 3), out
     assert out["user"] == name and out["home"] == "/", out
     assert out["raw_shadow"] == {"ret": -1, "errno": errno.ENOENT}, out
@@ -96,12 +99,66 @@ def test_home_of_the_user_database_is_scratch_when_there_is_one(run, script):
     assert run("run", s, "--scratch", "1M").json() == "/tmp"
 
 
-def test_root_lists_only_expected_directories(as_user, run, script):
-    s = hostile(script, 'report(sorted(os.listdir("/")))\n')
-    top = set(run("run", s).json())
+def test_root_lists_only_expected_directories(as_user, start, script):
+    """The mount namespace: the root holds nothing of the host's top level (listed
+    from outside; the service itself may not list /)."""
+    with waiting_root(start("run", script(WAITING))) as root:
+        top = set(listing(root, "/"))
     assert not (top & HOST_ONLY_TOP), f"host directories visible: {sorted(top & HOST_ONLY_TOP)}"
     assert top <= ALLOWED_TOP, f"unexpected top-level entries: {sorted(top - ALLOWED_TOP)}"
     assert "usr" in top
+
+
+# the directories of the root that lie above every tree the service may read
+ABOVE_THE_TREES = ("/", "/usr", "/usr/lib", "/etc", "/etc/alternatives", "/dev", "/tmp")
+
+
+def test_directories_above_the_readable_trees_cannot_be_listed(as_user, run, tmp, script):
+    """Landlock handles the read rights and grants them only on the trees the root
+    shows (the stdlib, the libraries, the script's directory, the devices ...): the
+    directories between them and / can be walked through, not opened, whether by
+    Python or by raw open and openat; the trees themselves read as before. (With
+    an allowed path, so that /etc/alternatives is there too.)"""
+    s = hostile(
+        script,
+        """
+        import sysconfig
+        def raw(nr, path):
+            args = (path.encode(), os.O_RDONLY | os.O_DIRECTORY, 0)
+            res = sc(nr, *((AT_FDCWD,) + args if nr == 257 else args))
+            if res["ret"] >= 0:
+                os.close(res["ret"])
+            return res
+        out = {}
+        for d in ABOVE:
+            out[d] = {"listdir": attempt(os.listdir, d),
+                      "scandir": attempt(lambda: [e.name for e in os.scandir(d)]),
+                      "open": attempt(os.open, d, os.O_RDONLY | os.O_DIRECTORY),
+                      "openat": raw(257, d), "open(2)": raw(2, d),
+                      "stat": attempt(lambda: os.stat(d).st_nlink > 0)}
+        here = os.path.dirname(os.path.abspath(__file__))
+        stdlib = sysconfig.get_paths()["stdlib"]
+        report({"above": out,
+                "here": attempt(os.listdir, here),
+                "stdlib": attempt(lambda: "os.py" in os.listdir(stdlib)),
+                "stdlib_raw": raw(257, stdlib),
+                "runtime": attempt(os.listdir, "/.teepy"),
+                "passwd": attempt(lambda: open("/etc/passwd").read().count("\\n")),
+                "urandom": attempt(lambda: len(open("/dev/urandom", "rb").read(8)))})
+        """,
+        ABOVE=ABOVE_THE_TREES,
+    )
+    out = run("run", s, "--allow", tmp.make_sibling("allowed")).json()
+    for d, res in out["above"].items():
+        for how in ("listdir", "scandir", "open"):
+            assert res[how][:2] == ["PermissionError", errno.EACCES], (d, how, res)
+        for how in ("openat", "open(2)"):
+            assert res[how] == {"ret": -1, "errno": errno.EACCES}, (d, how, res)
+        assert res["stat"] == {"ok": True}, (d, res)  # there, only not readable
+    assert out["here"] == {"ok": ["svc.py"]}, out
+    assert out["stdlib"] == {"ok": True} and out["stdlib_raw"]["ret"] >= 0, out
+    assert len(out["runtime"]["ok"]) == 1, out
+    assert out["passwd"]["ok"] >= 2 and out["urandom"] == {"ok": 8}, out
 
 
 def test_host_proc_and_devices_not_readable(run, script):
@@ -113,18 +170,19 @@ def test_host_proc_and_devices_not_readable(run, script):
                   "/proc/kcore", "/sys/kernel/notes", "/dev/mem", "/dev/kmsg", "/dev/sda"):
             out[p] = attempt(lambda: open(p, "rb").read(64).hex())
         out["proc_dir"] = attempt(os.listdir, "/proc")
-        out["dev"] = sorted(os.listdir("/dev")) if os.path.isdir("/dev") else []
+        out["dev_dir"] = attempt(os.listdir, "/dev")
         report(out)
         """,
     )
     out = run("run", s).json()
     for p in ("/proc/1/environ", "/proc/self/mounts", "/proc/self/environ", "/proc/1/cmdline",
-              "/proc/kcore", "/sys/kernel/notes", "/dev/mem", "/dev/kmsg", "/dev/sda", "proc_dir"):
+              "/proc/kcore", "/sys/kernel/notes", "/dev/mem", "/dev/kmsg", "/dev/sda", "proc_dir",
+              "dev_dir"):
         assert failed(out[p]), f"{p} readable: {out[p]}"
-    assert not set(out["dev"]) & {"mem", "kmem", "kmsg", "port", "sda", "vda", "nvme0", "fuse", "tty", "console"}, out["dev"]
+    # what /dev holds (its five devices alone): test_devices_read_only_null_writable
 
 
-def test_script_directory_visible_sibling_host_directory_not(as_user, run, tmp, script):
+def test_script_directory_visible_sibling_host_directory_not(as_user, run, start, tmp, script):
     tmp.write("data.txt", "beside the script")
     hidden = tmp.make_sibling("hidden")
     hidden.write("secret.txt", "host secret")
@@ -136,8 +194,7 @@ def test_script_directory_visible_sibling_host_directory_not(as_user, run, tmp, 
                 "data": open(os.path.join(here, "data.txt")).read(),
                 "hidden_exists": os.path.exists(HIDDEN),
                 "hidden_read": attempt(lambda: open(HIDDEN + "/secret.txt").read()),
-                "tests_exist": os.path.exists(TEST_FILE),
-                "tmp": sorted(os.listdir("/tmp"))})
+                "tests_exist": os.path.exists(TEST_FILE)})
         """,
         HIDDEN=str(hidden),
         TEST_FILE=str(Path(__file__).resolve()),
@@ -148,7 +205,9 @@ def test_script_directory_visible_sibling_host_directory_not(as_user, run, tmp, 
     assert out["hidden_exists"] is False
     assert out["hidden_read"][0] == "FileNotFoundError", out
     assert out["tests_exist"] is False
-    assert out["tmp"] == [tmp.name], f"other host /tmp entries visible: {out['tmp']}"
+    with waiting_root(start("run", script(WAITING, name="waiting.py"))) as root:
+        in_tmp = listing(root, "/tmp")
+    assert in_tmp == [tmp.name], f"other host /tmp entries visible: {in_tmp}"
 
 
 def test_allow_makes_directory_readable_not_writable(as_user, run, tmp, script):
@@ -586,7 +645,7 @@ def _landlock_abi():
     return landlock_abi()
 
 
-def test_devices_read_only_null_writable(as_user, run, script):
+def test_devices_read_only_null_writable(as_user, run, start, script):
     """README: all five devices read; only /dev/null takes writes; no device ioctl."""
     s = hostile(
         script,
@@ -605,12 +664,12 @@ def test_devices_read_only_null_writable(as_user, run, script):
                 return fcntl.ioctl(fd, 0x80045200, b"\\0" * 4).hex()   # RNDGETENTCNT
             out[d] = {"read": attempt(rd), "write": attempt(wr), "ioctl": attempt(ioctl),
                       "raw_write": sc(257, AT_FDCWD, d.encode(), os.O_WRONLY, 0)}
-        out["listing"] = sorted(os.listdir("/dev"))
         report(out)
         """,
     )
     out = run("run", s).json()
-    assert out.pop("listing") == ["full", "null", "random", "urandom", "zero"]
+    with waiting_root(start("run", script(WAITING, name="waiting.py"))) as root:
+        assert listing(root, "/dev") == ["full", "null", "random", "urandom", "zero"]
     for d, res in out.items():
         assert res["read"] == {"ok": 0 if d == "/dev/null" else 4}, (d, res)
         if d == "/dev/null":
@@ -623,22 +682,24 @@ def test_devices_read_only_null_writable(as_user, run, script):
             assert res["ioctl"][:2] == ["PermissionError", errno.EACCES], (d, res)
 
 
-def test_etc_holds_only_alternatives_links_with_allow(as_user, run, tmp, script):
+def test_etc_holds_only_alternatives_links_with_allow(as_user, start, tmp, script):
     """README: no /etc of the host, except /etc/alternatives links (only links) once
-    a path is allowed; /etc/passwd and /etc/group are the runtime's."""
+    a path is allowed; /etc/passwd and /etc/group are the runtime's. Seen from
+    outside: the service may read those two files, not list /etc."""
     allowed = tmp.make_sibling("allowed")
-    s = hostile(
-        script,
-        """
-        alt = "/etc/alternatives"
-        names = os.listdir(alt) if os.path.isdir(alt) else []
-        report({"etc": sorted(os.listdir("/etc")) if os.path.isdir("/etc") else None,
-                "not_links": [n for n in names if not os.path.islink(os.path.join(alt, n))],
-                "accounts": [l.split(":")[0] for l in open("/etc/passwd")]})
-        """,
-    )
+    s = script(WAITING)
+
+    def etc(*flags):
+        with waiting_root(start("run", s, *flags)) as root:
+            names = listing(root, "/etc/alternatives") or []
+            with open(root + "/etc/passwd") as f:
+                return {"etc": listing(root, "/etc"),
+                        "not_links": [n for n in names
+                                      if not os.path.islink(f"{root}/etc/alternatives/{n}")],
+                        "accounts": [l.split(":")[0] for l in f]}
+
     accounts = ["root", "teepy"] + ([] if as_user == "user" else ["nobody"])
-    assert run("run", s).json() == {"etc": ["group", "passwd"], "not_links": [], "accounts": accounts}
-    out = run("run", s, "--allow", allowed).json()
+    assert etc() == {"etc": ["group", "passwd"], "not_links": [], "accounts": accounts}
+    out = etc("--allow", allowed)
     assert out["etc"] in (["group", "passwd"], ["alternatives", "group", "passwd"]), out
     assert out["not_links"] == [] and out["accounts"] == accounts, out

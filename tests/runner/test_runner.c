@@ -189,6 +189,95 @@ static void test_root_service_is_not_host_root(void)
 	tp_outcome_free(&out);
 }
 
+/* Landlock's read rights alone, with the mount namespace out of the way: a
+ * descriptor of a host directory outside the root, handed in at fd 4, reaches the
+ * host's tree past the namespace (a stat there works), yet no file or listing
+ * there can be opened, through Python or a raw openat. Everything there is
+ * readable by the service's ids, so only Landlock refuses. */
+static const char escape[] =
+    "import ctypes, errno, os, teex\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "def name(e):\n"
+    "    return errno.errorcode.get(e, str(e))\n"
+    "def attempt(fn):\n"
+    "    try:\n"
+    "        return 'ok:' + str(fn())\n"
+    "    except OSError as e:\n"
+    "        return name(e.errno)\n"
+    "def raw_openat(path, flags):\n"
+    "    fd = libc.syscall(257, 4, path, flags, 0)\n"
+    "    return name(ctypes.get_errno()) if fd < 0 else 'ok'\n"
+    "try:\n"
+    "    os.fstat(4)\n"
+    "except OSError:\n"
+    "    teex.TEEX_return('no fd 4')\n"
+    "else:\n"
+    "    teex.TEEX_return(' '.join([\n"
+    "        attempt(lambda: os.stat('secret', dir_fd=4).st_size),\n"
+    "        attempt(lambda: os.read(os.open('secret', os.O_RDONLY, dir_fd=4), 64).decode()),\n"
+    "        attempt(lambda: os.listdir(os.open('.', os.O_RDONLY | os.O_DIRECTORY, dir_fd=4))),\n"
+    "        raw_openat(b'secret', os.O_RDONLY),\n"
+    "        raw_openat(b'.', os.O_RDONLY | os.O_DIRECTORY)]))\n";
+/* what the old code let through: "ok:6 ok:secret ok:['secret'] ok ok" */
+static const char escape_refused[] = "ok:6 EACCES EACCES EACCES EACCES";
+
+/* A host directory outside every tree of the root, with a file anyone may read;
+ * returns an O_PATH descriptor of it. */
+static int host_directory(char *path, size_t size)
+{
+	char file[600];
+	FILE *f;
+	int fd;
+
+	snprintf(path, size, "/tmp/teepy-runner-host-XXXXXX");
+	if (!mkdtemp(path) || chmod(path, 0755) < 0)
+		return -1;
+	snprintf(file, sizeof(file), "%s/secret", path);
+	f = fopen(file, "w");
+	if (!f || fputs("secret", f) < 0 || fclose(f) != 0 || chmod(file, 0644) < 0)
+		return -1;
+	fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return fd;
+}
+
+static void remove_host_directory(const char *path)
+{
+	char file[600];
+
+	snprintf(file, sizeof(file), "%s/secret", path);
+	unlink(file);
+	rmdir(path);
+}
+
+/* Runs cfg (the escape service) with the host directory handed in at fd 4. */
+static void check_escape_refused(struct tp_run_config *cfg, const char *what)
+{
+	struct tp_outcome out;
+	char host[64];
+	int fd = host_directory(host, sizeof(host));
+
+	CHECK(fd >= 0);
+	cfg->handed_fds = &fd;
+	cfg->handed_count = 1;
+	CHECK(tp_invoke(cfg, &out) == 0);
+	show(what, &out);
+	CHECK(out.end == TP_END_RESULT);
+	CHECK(out.result && out.result_size == strlen(escape_refused) &&
+	      memcmp(out.result, escape_refused, out.result_size) == 0);
+	if (out.result)
+		printf("  service: %.*s\n", (int)out.result_size, out.result);
+	close(fd);
+	remove_host_directory(host);
+	tp_outcome_free(&out);
+}
+
+static void test_a_handed_host_directory_cannot_be_read(void)
+{
+	struct tp_run_config cfg = config(script("escape.py", escape));
+
+	check_escape_refused(&cfg, "handed host directory");
+}
+
 static void test_a_cancel(void)
 {
 	struct tp_run_config cfg = config(script("sleep.py", "import time\ntime.sleep(30)\n"));
@@ -277,25 +366,33 @@ static void test_a_closed_channel_does_not_end_the_caller(void)
 	tp_outcome_free(&out);
 }
 
+/* Runs SHELL (%s: this directory, then the teepy beside this program) in the
+ * directory, its output dropped; returns its status. */
+static int teepy_here(const char *shell)
+{
+	char exe[PATH_MAX], cmd[4 * PATH_MAX], line[2 * PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		return -1;
+	exe[n] = '\0';
+	snprintf(line, sizeof(line), "cd '%s' && T='%s/teepy' && ", dir, dirname(exe));
+	snprintf(cmd, sizeof(cmd), "{ %s%s; } >/dev/null 2>&1", line, shell);
+	return system(cmd);
+}
+
 /* A sealed bundle built by the teepy beside this program, run through the API. */
 static void test_a_bundle_and_its_signer(void)
 {
-	char exe[PATH_MAX], cmd[4 * PATH_MAX], tpy[600], pub[600], other[600];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char tpy[600], pub[600], other[600];
 	struct tp_outcome out;
 
-	CHECK(n > 0);
-	exe[n > 0 ? n : 0] = '\0';
 	script("svc.py", "import teex\nteex.TEEX_return('sealed ' + teex.TEEX_getinput())\n");
 	snprintf(tpy, sizeof(tpy), "%s/svc.tpy", dir);
 	snprintf(pub, sizeof(pub), "%s/signer.pub", dir);
 	snprintf(other, sizeof(other), "%s/other.pub", dir);
-	snprintf(
-	    cmd, sizeof(cmd),
-	    "{ cd '%s' && T='%s/teepy' && $T keygen -o signer.key && $T keygen -o other.key && "
-	    "$T build svc.py --input x -o svc.tpy --key signer.key; } >/dev/null 2>&1",
-	    dir, dirname(exe));
-	CHECK(system(cmd) == 0);
+	CHECK(teepy_here("$T keygen -o signer.key && $T keygen -o other.key && "
+			 "$T build svc.py --input x -o svc.tpy --key signer.key") == 0);
 
 	const char *trusted[] = { pub, NULL };
 	struct tp_run_config cfg = config(tpy);
@@ -316,6 +413,25 @@ static void test_a_bundle_and_its_signer(void)
 	CHECK(strstr(out.message, "none of the trusted signers") != NULL);
 	CHECK(out.wait_status == -1); /* refused before anything was spawned */
 	tp_outcome_free(&out);
+}
+
+/* The same in a sealed root: the directories its files were written into are
+ * readable, the host's tree past a handed descriptor is not. */
+static void test_a_handed_host_directory_cannot_be_read_in_a_sealed_root(void)
+{
+	char tpy[600], pub[600];
+
+	script("escape.py", escape);
+	snprintf(tpy, sizeof(tpy), "%s/escape.tpy", dir);
+	snprintf(pub, sizeof(pub), "%s/escape.pub", dir);
+	CHECK(teepy_here("$T keygen -o escape.key && "
+			 "$T build escape.py -o escape.tpy --key escape.key") == 0);
+
+	const char *trusted[] = { pub, NULL };
+	struct tp_run_config cfg = config(tpy);
+	cfg.is_bundle = true;
+	cfg.trust_paths = trusted;
+	check_escape_refused(&cfg, "handed host directory, sealed");
 }
 
 static void test_a_config_error_is_said_not_printed(void)
@@ -340,6 +456,8 @@ int main(void)
 		{ "runner: a descriptor handed in at fd 4", test_a_handed_descriptor },
 		{ "runner: root's service is not host root, past the read-only mounts",
 		  test_root_service_is_not_host_root },
+		{ "runner: a handed host directory outside the root cannot be read (Landlock)",
+		  test_a_handed_host_directory_cannot_be_read },
 		{ "runner: a cancel through cancel_fd", test_a_cancel },
 		{ "runner: the wall clock while the service stalls inside a frame",
 		  test_the_wall_clock_inside_a_frame },
@@ -349,6 +467,8 @@ int main(void)
 		  test_a_closed_channel_does_not_end_the_caller },
 		{ "runner: a sealed bundle, and one from a signer not trusted",
 		  test_a_bundle_and_its_signer },
+		{ "runner: the same in a sealed root",
+		  test_a_handed_host_directory_cannot_be_read_in_a_sealed_root },
 		{ "runner: a config error is said, not printed",
 		  test_a_config_error_is_said_not_printed },
 	};

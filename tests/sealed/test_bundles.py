@@ -12,7 +12,8 @@ import subprocess
 import pytest
 
 from exit_codes import EXIT
-from sealed_support import build, inspect_json, teepy, write_app
+from sealed_support import TEEPY, build, inspect_json, teepy, write_app
+from supervision import listing, waiting_root
 
 HELLO = '''import teex
 import helper
@@ -72,17 +73,38 @@ def test_build_is_reproducible(work, keys, hello):
     assert inspect_json(bundle)["app"] == inspect_json(again)["app"]
 
 
+ABSENT_SVC = """import os, sys, time, teex
+if os.environ.get('WAIT'):
+    print('ready', file=sys.stderr, flush=True)
+    time.sleep(60)
+try:
+    etc = sorted(os.listdir('/etc'))
+except OSError as e:
+    etc = e.errno
+teex.TEEX_return(repr((os.path.exists('/app/unused.py'), os.path.exists('/etc/hosts'),
+                       sorted(os.listdir('/app')), etc, len(open('/etc/passwd').readlines()))))
+"""
+
+
 def test_a_file_the_sample_run_did_not_open_is_absent(work, keys):
-    app = write_app(work, {"svc.py": "import os, teex\n"
-                                     "teex.TEEX_return(str(os.path.exists('/app/unused.py')) + ' ' + "
-                                     "str(os.path.exists('/etc/hosts')) + ' ' + str(sorted(os.listdir('/app'))) + ' ' + "
-                                     "str(sorted(os.listdir('/etc'))) + ' ' + str(len(open('/etc/passwd').readlines())))\n",
-                           "unused.py": "x = 1\n"})
+    """Only the manifest's files and the runtime's are there. The service reads the
+    directories its files were written into and the user database, and may not list
+    /etc (Landlock grants nothing above them), so what /etc holds is listed from
+    outside."""
+    app = write_app(work, {"svc.py": ABSENT_SVC, "unused.py": "x = 1\n"})
     bundle = build(work, keys, os.path.join(app, "svc.py"))
     r = run_bundle(bundle, keys)
     assert r.returncode == EXIT.OK, r.stderr.decode()
     # /etc holds only the runtime's user database: root, the service and nobody
-    assert r.stdout.decode() == "False False ['svc.py'] ['group', 'passwd'] 3"
+    assert r.stdout.decode() == repr((False, False, ["svc.py"], errno.EACCES, 3))
+    env = {k: v for k, v in os.environ.items() if k != "TEEPY_TRUSTED_SIGNERS"}
+    proc = subprocess.Popen([TEEPY, "run", bundle, "--trust", keys[1], "--env", "WAIT=1"], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with waiting_root(proc) as root:
+        assert listing(root, "/etc") == ["group", "passwd"]
+        assert listing(root, "/app") == ["svc.py"]
+    proc.stdout.close()
+    proc.stderr.close()
 
 
 def test_a_file_added_on_the_host_is_invisible(work, keys):

@@ -5,7 +5,9 @@
 #include "../../src/pyboot/boot.h"
 #include "../../src/runner/plan.h"
 #include "../../src/runner/runner.h"
+#include "../../src/channel/protocol.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +239,73 @@ static void test_library_dirs_are_the_loaders_search_path_in_order(void)
 	CHECK_STR(order, "/lib/" TP_MULTIARCH ":/usr/lib/" TP_MULTIARCH ":/lib:/usr/lib:");
 }
 
+static bool reads(const struct tp_invocation *inv, const char *path)
+{
+	for (size_t i = 0; i < inv->read_trees.count; i++)
+		if (strcmp(inv->read_trees.items[i], path) == 0)
+			return true;
+	return false;
+}
+
+static void test_landlock_reads_only_the_trees_the_root_shows(void)
+{
+	struct tp_run_config cfg = config();
+	const char *pythonpath[] = { lib_path, NULL };
+	struct tp_invocation inv;
+	struct tp_outcome out;
+
+	cfg.pythonpath = pythonpath;
+	CHECK(plan(&cfg, &inv, &out) == 0);
+	/* the binds, devices, the runtime's directory (import lists it), the user
+	 * database; the script's directory holds lib, which is no tree of its own */
+	CHECK(reads(&inv, dir) && !reads(&inv, lib_path));
+	CHECK(reads(&inv, TP_PYTHON_STDLIB) && reads(&inv, "/usr/lib/" TP_MULTIARCH));
+	CHECK(reads(&inv, "/dev/null") && reads(&inv, "/dev/urandom"));
+	CHECK(reads(&inv, TP_RUNTIME_DIR));
+	CHECK(reads(&inv, "/etc/passwd") && reads(&inv, "/etc/group"));
+	/* nothing above them: not /, /usr, /etc, /dev, nor the links' places */
+	for (size_t i = 0; i < inv.read_trees.count; i++) {
+		const char *t = inv.read_trees.items[i];
+		CHECK(strcmp(t, "/") != 0 && strcmp(t, "/usr") != 0 && strcmp(t, "/usr/lib") != 0 &&
+		      strcmp(t, "/etc") != 0 && strcmp(t, "/dev") != 0 && strcmp(t, "/tmp") != 0);
+		CHECK(strcmp(t, "/lib64") != 0 && strcmp(t, "/usr/bin/python3") != 0);
+		for (size_t j = 0; j < inv.read_trees.count; j++)
+			CHECK(i == j || !tp_root_path_under(t, inv.read_trees.items[j]));
+	}
+	tp_invocation_free(&inv);
+}
+
+/* A sealed root: the directories its files go into, not /, /usr or /app/sub again;
+ * a file directly in / alone. */
+static void test_landlock_reads_the_directories_of_a_sealed_roots_files(void)
+{
+	struct tp_root_plan plan = { 0 };
+	struct tp_manifest_file files[] = {
+		{ .path = "/app/sub/b.py" },
+		{ .path = "/app/svc.py" },
+		{ .path = "/top.py" },
+		{ .path = "/usr/lib/python3.11/json/__init__.py" },
+		{ .path = "/usr/lib/python3.11/os.py" },
+	};
+	struct tp_manifest m = { .files = files, .file_count = 5 };
+	struct tp_invocation inv = { 0 };
+
+	CHECK(tp_root_plan_add(&plan, TP_ROOT_DIR, "/usr/lib/python3.11/lib-dynload", NULL, 0) ==
+	      0);
+	CHECK(tp_root_plan_add(&plan, TP_ROOT_FILE, "/etc/passwd", "x", 0) == 0);
+	CHECK(tp_root_plan_add(&plan, TP_ROOT_DEVICE, "/dev/null", "/dev/null", 0) == 0);
+	CHECK(tp_root_plan_add(&plan, TP_ROOT_RUNTIME, "/.teepy/_teepy.so", "/x/_teepy.so", 0) ==
+	      0);
+	CHECK(tp_root_plan_add(&plan, TP_ROOT_SYMLINK, "/lib64", "usr/lib64", 0) == 0);
+	CHECK(tp_root_plan_add(&plan, TP_ROOT_TMPFS, "/tmp", NULL, 1 << 20) == 0);
+	CHECK(tp_plan_read_trees(&plan, &m, &inv.read_trees) == 0);
+	CHECK(inv.read_trees.count == 6);
+	CHECK(reads(&inv, "/usr/lib/python3.11") && reads(&inv, "/app") && reads(&inv, "/top.py"));
+	CHECK(reads(&inv, "/etc/passwd") && reads(&inv, "/dev/null") && reads(&inv, "/.teepy"));
+	tp_strlist_free(&inv.read_trees);
+	tp_root_plan_free(&plan);
+}
+
 static void test_cleanup(void)
 {
 	char cmd[700];
@@ -251,6 +320,10 @@ TESTS(plan_tests) = {
 	{ "plan: --pythonpath and site-packages on sys.path, in order",
 	  test_pythonpath_and_site_packages_go_on_sys_path_in_order },
 	{ "plan: a traced build sees its app at /app", test_a_traced_build_sees_its_app_at_app },
+	{ "plan: Landlock reads only the trees the root shows, nothing above them",
+	  test_landlock_reads_only_the_trees_the_root_shows },
+	{ "plan: Landlock reads the directories of a sealed root's files",
+	  test_landlock_reads_the_directories_of_a_sealed_roots_files },
 	{ "plan: scratch is a private /tmp; no allowed path lies there",
 	  test_scratch_is_a_private_tmp_and_no_allowed_path_may_lie_there },
 	{ "plan: config errors are said, with what to do",
