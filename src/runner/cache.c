@@ -359,9 +359,9 @@ void tp_cache_open(struct tp_invocation *inv)
 	}
 	if ((c->dir_fd = open_cache_dir(inv)) < 0)
 		return;
-	if (make_key(inv) < 0) {
+	if ((fd = make_key(inv)) < 0) {
 		set_off(inv, true, "cache %s: cannot identify this teepy: %s", c->path,
-			strerror(errno));
+			strerror(-fd));
 		return;
 	}
 	fd = open_entry(c->dir_fd, c->key, why, sizeof(why));
