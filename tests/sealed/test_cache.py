@@ -243,36 +243,58 @@ def test_a_killed_fill_leaves_nothing_a_later_run_uses(vendored, keys, cache):
         assert [e for e in entries(cache) if e.startswith("tmp-")] == []
 
 
-def test_without_xdg_runtime_dir_a_user_runs_without_cache(work, keys):
-    """uid 65534 with no XDG_RUNTIME_DIR: no cache, no warning, the run works."""
+@pytest.fixture
+def nobody():
+    """(run, directory): teepy as uid 65534 in a directory it owns, with a bundle
+    u.tpy of its own building; run(*args, env) runs teepy there."""
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to uid 65534")
     d = tempfile.mkdtemp(prefix="teepy-sealed-user-")
-    try:
-        os.chmod(d, 0o777)
-        shutil.copy(TEEPY, d)
-        for name in os.listdir(os.path.dirname(TEEPY)):
-            if name.startswith("_teepy") and name.endswith(".so"):
-                shutil.copy(os.path.join(os.path.dirname(TEEPY), name), d)
-        for name in os.listdir(d):
-            os.chmod(os.path.join(d, name), 0o755)
-        app = write_app(d, {"svc.py": "import teex\nteex.TEEX_return('ok')\n"})
-        os.chmod(app, 0o777)
+    os.chmod(d, 0o777)
+    shutil.copy(TEEPY, d)
+    for name in os.listdir(os.path.dirname(TEEPY)):
+        if name.startswith("_teepy") and name.endswith(".so"):
+            shutil.copy(os.path.join(os.path.dirname(TEEPY), name), d)
+    for name in os.listdir(d):
+        os.chmod(os.path.join(d, name), 0o755)
+    app = write_app(d, {"svc.py": "import teex\nteex.TEEX_return('ok')\n"})
+    os.chmod(app, 0o777)
 
-        def as_nobody(*args):
-            return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                   os.path.join(d, "teepy"), *args], capture_output=True,
-                                  timeout=120, cwd=d, env={"PATH": "/usr/bin:/bin"})
-        assert as_nobody("keygen", "-o", "k.key").returncode == EXIT.OK
-        b = as_nobody("build", os.path.join(app, "svc.py"), "-o", "u.tpy", "--key", "k.key")
-        assert b.returncode == EXIT.OK, b.stderr.decode()
-        r = as_nobody("run", "u.tpy", "--trust", "k.pub", "--print-config")
-        assert r.returncode == EXIT.OK, r.stderr.decode()
-        assert r.stdout == b"ok"
-        assert cache_line(r) == "off: no XDG_RUNTIME_DIR to keep a cache in"
-        assert not [l for l in warnings(r) if "cache" in l]
+    def as_nobody(*args, env=None):
+        return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               os.path.join(d, "teepy"), *args], capture_output=True,
+                              timeout=120, cwd=d, env=dict({"PATH": "/usr/bin:/bin"}, **(env or {})))
+    assert as_nobody("keygen", "-o", "k.key").returncode == EXIT.OK
+    b = as_nobody("build", os.path.join(app, "svc.py"), "-o", "u.tpy", "--key", "k.key")
+    assert b.returncode == EXIT.OK, b.stderr.decode()
+    yield as_nobody
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_without_xdg_runtime_dir_a_user_runs_without_cache(nobody):
+    """uid 65534 with no XDG_RUNTIME_DIR: no cache, no warning, the run works."""
+    r = nobody("run", "u.tpy", "--trust", "k.pub", "--print-config")
+    assert r.returncode == EXIT.OK, r.stderr.decode()
+    assert r.stdout == b"ok"
+    assert cache_line(r) == "off: no XDG_RUNTIME_DIR to keep a cache in"
+    assert not [l for l in warnings(r) if "cache" in l]
+
+
+def test_a_user_keeps_a_cache_in_xdg_runtime_dir(nobody):
+    xdg = tempfile.mkdtemp(prefix="teepy-sealed-xdg-", dir="/dev/shm")
+    try:
+        os.chown(xdg, 65534, 65534)
+        runs = [nobody("run", "u.tpy", "--trust", "k.pub", "--print-config",
+                       env={"XDG_RUNTIME_DIR": xdg}) for _ in range(2)]
+        for r in runs:
+            assert r.returncode == EXIT.OK, r.stderr.decode()
+            assert r.stdout == b"ok"
+        assert cache_line(runs[0]).startswith(f"miss: the verified files are kept in {xdg}/teepy/")
+        assert cache_line(runs[1]).startswith(f"hit: the root is bound read-only from {xdg}/teepy/")
+        st = os.stat(os.path.join(xdg, "teepy"))
+        assert (st.st_uid, st.st_mode & 0o7777) == (65534, 0o700)
     finally:
-        shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(xdg, ignore_errors=True)
 
 
 def cache_cmd(cache_dir, *args):
