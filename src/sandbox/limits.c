@@ -18,6 +18,7 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -60,35 +61,147 @@ static int read_file(const char *dir, const char *name, char *buf, size_t size)
 	return 0;
 }
 
-/* A run's cgroup whose teepy died (kill -9, power cut of a container) is removed by
- * the next run that makes its cgroup beside it. One with tasks left refuses rmdir. */
-static void remove_stale(const char *parent)
+/* How long a run waits for what is left in a cgroup to end once it is killed. */
+#define EMPTY_WAIT_NS 1000000000LL
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Until a v2 cgroup's cgroup.events says "populated 0" (the kernel wakes a poller
+ * of the file when it changes) or the deadline passes. */
+static void wait_unpopulated(const char *dir, int64_t deadline)
+{
+	char path[640], text[128];
+	uint64_t populated = 1;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/cgroup.events", dir);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	for (int64_t left; (left = deadline - now_ns()) > 0;) {
+		ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+		struct pollfd p = { fd, POLLPRI, 0 };
+		text[n > 0 ? n : 0] = '\0';
+		if (tp_cgroup_stat_value(text, "populated", &populated) == 0 && populated == 0)
+			break;
+		/* bounded naps too, should a change come between the read and the poll */
+		poll(&p, 1, left > 20000000 ? 20 : (int)(left / 1000000) + 1);
+	}
+	close(fd);
+}
+
+/* SIGKILL to each process cgroup.procs lists (0: one outside our pid namespace). */
+static void kill_listed(const char *dir)
+{
+	char path[640];
+	FILE *f;
+	int pid;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	if (!(f = fopen(path, "re")))
+		return;
+	while (fscanf(f, "%d", &pid) == 1)
+		if (pid > 0)
+			kill(pid, SIGKILL);
+	fclose(f);
+}
+
+/* Removes a run's cgroup, first killing what is still in it; gives up after
+ * EMPTY_WAIT_NS (the cgroup stays, for a later run). v2's cgroup.kill (Linux 5.14)
+ * ends every process in it at once, forks in flight included. Without it, and on v1
+ * (teepy makes no v1 freezer cgroup to hold them still), pids.max 0 stops new
+ * processes where the cgroup has it, and every listed process gets SIGKILL until
+ * none is left: a process with SIGKILL pending forks no more, so each round meets
+ * only children forked before their parent's kill, and pids.max bounds them. */
+static void empty_and_remove(const char *dir, bool v2)
+{
+	int64_t deadline;
+	bool killed;
+
+	if (rmdir(dir) == 0 || errno != EBUSY)
+		return;
+	deadline = now_ns() + EMPTY_WAIT_NS;
+	killed = v2 && write_file(dir, "cgroup.kill", "1") == 0;
+	if (killed)
+		wait_unpopulated(dir, deadline);
+	else
+		write_file(dir, "pids.max", "0");
+	/* the last task leaves its cgroup a moment after it ends */
+	while (rmdir(dir) < 0 && errno == EBUSY && now_ns() < deadline) {
+		if (!killed)
+			kill_listed(dir);
+		usleep(500);
+	}
+}
+
+/* Whether the teepy that named a cgroup has ended: its pid is gone, or is now
+ * another process's (started at another time). */
+static bool owner_gone(const struct tp_cgroup_owner *owner)
+{
+	char dir[32], stat[1024];
+
+	if (kill(owner->pid, 0) < 0 && errno == ESRCH)
+		return tp_cgroup_owner_gone(owner, NULL);
+	snprintf(dir, sizeof(dir), "/proc/%d", (int)owner->pid);
+	read_file(dir, "stat", stat, sizeof(stat)); /* "" if it ended since: alive */
+	return tp_cgroup_owner_gone(owner, stat);
+}
+
+/* A run's cgroup whose teepy died (kill -9, a power cut of a container) is removed,
+ * with whatever still runs in it, by the next run that makes its cgroup beside it.
+ * Only teepy's names directly in teepy's parent are looked at, and only a cgroup
+ * of our own uid is emptied: another user's is removed only if already empty. The
+ * runs of one process (a worker's invocations) share its pid and start time, so
+ * their cgroups all count as alive while it lives. */
+static void remove_stale(const char *parent, bool v2)
 {
 	DIR *d = opendir(parent);
 	struct dirent *e;
 
 	while (d && (e = readdir(d))) {
-		pid_t owner = tp_cgroup_run_owner(e->d_name);
+		struct tp_cgroup_owner owner;
+		struct stat st;
 		char path[1024];
-		if (owner <= 0 || owner == getpid() || kill(owner, 0) == 0 || errno != ESRCH)
+		if (tp_cgroup_run_owner(e->d_name, &owner) < 0 || !owner_gone(&owner))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", parent, e->d_name);
-		rmdir(path);
+		if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		if (st.st_uid == geteuid())
+			empty_and_remove(path, v2);
+		else
+			rmdir(path);
 	}
 	if (d)
 		closedir(d);
 }
 
-static int make_child_cgroup(const char *parent, char *out, size_t size)
+/* This run's cgroup name, the same in every hierarchy: the owner's pid and start
+ * time, so that a later run can tell it from a live one. */
+static void run_cgroup_name(char *name, size_t size)
 {
-	struct timespec ts;
+	struct tp_cgroup_owner me = { getpid(), false, 0 };
+	char stat[1024];
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	snprintf(out, size, "%s/teepy-%d-%lx", parent, (int)getpid(), (unsigned long)ts.tv_nsec);
-	if (mkdir(out, 0755) == 0)
-		return 0;
-	out[0] = '\0';
-	return -errno;
+	/* without the start time, the older name: dead only once the pid is gone */
+	me.has_start = read_file("/proc/self", "stat", stat, sizeof(stat)) == 0 &&
+		       tp_proc_stat_start(stat, &me.start) == 0;
+	tp_cgroup_run_name(&me, (unsigned long)now_ns(), name, size);
+}
+
+static int make_child_cgroup(const char *parent, const char *name, char *out, size_t size)
+{
+	int n = snprintf(out, size, "%s/%s", parent, name);
+	int r = n < 0 || (size_t)n >= size ? -ENAMETOOLONG : mkdir(out, 0755) == 0 ? 0 : -errno;
+
+	if (r < 0)
+		out[0] = '\0';
+	return r;
 }
 
 /* Root's cgroup under the v2 root: controllers enabled on the way down. Another run
@@ -104,17 +217,54 @@ static int enter_teepy_parent(const char *mount, const struct tp_cgroup_v2_plan 
 	return write_file(plan->parent, "cgroup.subtree_control", plan->enable);
 }
 
+/* Whether this process may make a cgroup in dir and move a process of its own from
+ * below dir into it: the kernel checks the cgroup.procs of the common ancestor. */
+static bool may_delegate(const char *dir)
+{
+	char procs[1040];
+
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+	return faccessat(AT_FDCWD, dir, W_OK, AT_EACCESS) == 0 &&
+	       faccessat(AT_FDCWD, procs, W_OK, AT_EACCESS) == 0;
+}
+
+/* The cgroup.subtree_control of own's ancestors, nearest first, up to the first
+ * this process may not write (systemd delegates a user's subtree by its owner).
+ * Returns how many were read. */
+static size_t delegated_ancestors(const char *mount, const char *own,
+				  char text[TP_CGROUP_V2_MAX_UP][256])
+{
+	char path[512], dir[1024];
+	size_t count = 0;
+
+	snprintf(path, sizeof(path), "%s", own);
+	while (count < TP_CGROUP_V2_MAX_UP &&
+	       tp_cgroup_parent_path(path, path, sizeof(path)) == 0) {
+		snprintf(dir, sizeof(dir), "%s%s", mount, strcmp(path, "/") == 0 ? "" : path);
+		if (!may_delegate(dir))
+			break;
+		read_file(dir, "cgroup.subtree_control", text[count++], 256);
+	}
+	return count;
+}
+
 static const char *const v2_mounts[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
 
-static bool prepare_v2(struct tp_limits_state *limits, const char *self_cgroup)
+static bool prepare_v2(struct tp_limits_state *limits, const char *self_cgroup, const char *name)
 {
 	char own[512], base[1024], subtree[256], root_controllers[256], text[64];
+	char up_text[TP_CGROUP_V2_MAX_UP][256];
+	const char *up[TP_CGROUP_V2_MAX_UP];
+	bool privileged = geteuid() == 0;
 	struct tp_cgroup_v2_plan plan;
 
 	if (tp_cgroup_own_path(self_cgroup, "", own, sizeof(own)) < 0)
 		return false;
+	for (size_t i = 0; i < TP_CGROUP_V2_MAX_UP; i++)
+		up[i] = up_text[i];
 	for (size_t i = 0; i < sizeof(v2_mounts) / sizeof(v2_mounts[0]); i++) {
 		const char *mount = v2_mounts[i];
+		size_t up_count = 0;
 		int r = -ENOENT;
 
 		/* only a v2 mount has cgroup.controllers at its top */
@@ -123,15 +273,19 @@ static bool prepare_v2(struct tp_limits_state *limits, const char *self_cgroup)
 			continue;
 		snprintf(base, sizeof(base), "%s%s", mount, strcmp(own, "/") == 0 ? "" : own);
 		read_file(base, "cgroup.subtree_control", subtree, sizeof(subtree));
-		tp_cgroup_v2_choose(mount, own, subtree, root_controllers, geteuid() == 0, &plan);
+		if (!privileged && !tp_cgroup_list_has(subtree, "memory") &&
+		    tp_cgroup_list_has(root_controllers, "memory"))
+			up_count = delegated_ancestors(mount, own, up_text);
+		tp_cgroup_v2_choose(mount, own, subtree, up, up_count, root_controllers, privileged,
+				    &plan);
 		if (plan.place == TP_CGROUP_V2_NONE)
 			continue;
 		for (int attempt = 0; attempt < 3 && r == -ENOENT; attempt++) {
 			if (plan.place == TP_CGROUP_V2_TEEPY &&
 			    (r = enter_teepy_parent(mount, &plan)) < 0)
 				continue; /* -ENOENT: another run removed the parent, again */
-			remove_stale(plan.parent);
-			r = make_child_cgroup(plan.parent, limits->memory_dir,
+			remove_stale(plan.parent, true);
+			r = make_child_cgroup(plan.parent, name, limits->memory_dir,
 					      sizeof(limits->memory_dir));
 		}
 		if (r < 0)
@@ -160,8 +314,8 @@ static bool prepare_v2(struct tp_limits_state *limits, const char *self_cgroup)
 }
 
 /* A cgroup under our own in a v1 hierarchy; limit_file NULL: accounting only. */
-static bool prepare_v1(const char *self_cgroup, const char *controller, const char *limit_file,
-		       uint64_t value, char *dir, size_t dir_size)
+static bool prepare_v1(const char *self_cgroup, const char *name, const char *controller,
+		       const char *limit_file, uint64_t value, char *dir, size_t dir_size)
 {
 	char own[512], base[1024], text[64];
 
@@ -169,8 +323,8 @@ static bool prepare_v1(const char *self_cgroup, const char *controller, const ch
 		return false;
 	snprintf(base, sizeof(base), "/sys/fs/cgroup/%s%s", controller,
 		 strcmp(own, "/") == 0 ? "" : own);
-	remove_stale(base);
-	if (make_child_cgroup(base, dir, dir_size) < 0)
+	remove_stale(base, false);
+	if (make_child_cgroup(base, name, dir, dir_size) < 0)
 		return false;
 	snprintf(text, sizeof(text), "%" PRIu64, value);
 	if (limit_file && write_file(dir, limit_file, text) < 0) {
@@ -183,7 +337,7 @@ static bool prepare_v1(const char *self_cgroup, const char *controller, const ch
 
 void tp_limits_prepare(struct tp_limits_state *limits)
 {
-	char self_cgroup[4096];
+	char self_cgroup[4096], name[64];
 	int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
 	ssize_t n = fd >= 0 ? read(fd, self_cgroup, sizeof(self_cgroup) - 1) : -1;
 
@@ -200,8 +354,9 @@ void tp_limits_prepare(struct tp_limits_state *limits)
 	limits->memory_dir[0] = limits->pids_dir[0] = limits->cpu_dir[0] = '\0';
 	limits->v2_parent[0] = '\0';
 
-	if (!prepare_v2(limits, self_cgroup)) {
-		if (prepare_v1(self_cgroup, "memory", "memory.limit_in_bytes",
+	run_cgroup_name(name, sizeof(name));
+	if (!prepare_v2(limits, self_cgroup, name)) {
+		if (prepare_v1(self_cgroup, name, "memory", "memory.limit_in_bytes",
 			       limits->set.memory_bytes, limits->memory_dir,
 			       sizeof(limits->memory_dir))) {
 			char text[64];
@@ -212,11 +367,11 @@ void tp_limits_prepare(struct tp_limits_state *limits)
 							  "memory.memsw.limit_in_bytes", text) == 0;
 			limits->memory_mechanism = TP_LIMIT_CGROUP_V1;
 		}
-		if (prepare_v1(self_cgroup, "pids", "pids.max",
+		if (prepare_v1(self_cgroup, name, "pids", "pids.max",
 			       limits->set.threads + TP_REAPER_TASKS, limits->pids_dir,
 			       sizeof(limits->pids_dir)))
 			limits->threads_mechanism = TP_LIMIT_CGROUP_V1;
-		if (limits->processes && prepare_v1(self_cgroup, "cpuacct", NULL, 0,
+		if (limits->processes && prepare_v1(self_cgroup, name, "cpuacct", NULL, 0,
 						    limits->cpu_dir, sizeof(limits->cpu_dir)))
 			limits->cpu_mechanism = TP_LIMIT_CGROUP_V1;
 	}
@@ -473,21 +628,20 @@ uint64_t tp_limits_peak_memory(const struct tp_limits_state *limits)
 	return peak;
 }
 
-static void remove_cgroup(char *dir)
+/* The service has been reaped: whatever is left in its cgroup is its own. */
+static void remove_cgroup(char *dir, bool v2)
 {
 	if (!dir[0])
 		return;
-	/* the last task leaves its cgroup a moment after it is reaped */
-	for (int i = 0; i < 200 && rmdir(dir) < 0 && errno == EBUSY; i++)
-		usleep(500);
+	empty_and_remove(dir, v2);
 	dir[0] = '\0';
 }
 
 void tp_limits_cleanup(struct tp_limits_state *limits)
 {
-	remove_cgroup(limits->memory_dir);
-	remove_cgroup(limits->pids_dir);
-	remove_cgroup(limits->cpu_dir);
+	remove_cgroup(limits->memory_dir, limits->memory_mechanism == TP_LIMIT_CGROUP_V2);
+	remove_cgroup(limits->pids_dir, false);
+	remove_cgroup(limits->cpu_dir, false);
 	/* the shared parent goes when no other run is in it (EBUSY otherwise) */
 	if (limits->v2_parent[0])
 		rmdir(limits->v2_parent);

@@ -82,8 +82,8 @@ def stat_of(paths):
 @pytest.fixture
 def root_file():
     """A file of root's own under /root, made for the test and removed after."""
-    if os.geteuid() != 0 or not os.path.isdir("/root"):
-        pytest.skip("needs root to make a file under /root")
+    if os.geteuid() != 0 or not os.path.isdir("/root") or not os.access("/root", os.W_OK):
+        pytest.skip("needs root and a writable /root (the check-kernel guest shares it read-only)")
     p = Path("/root") / f"teepy-test-secret-{uuid.uuid4().hex}"
     p.write_text("root's own\n")
     p.chmod(0o600)
@@ -147,8 +147,9 @@ def test_every_file_outside_is_counted_the_first_named(run, bundle_naming, root_
 @pytest.fixture
 def link_in_system_tree():
     """A link in pip's dist-packages (a system tree) to /etc/shadow, removed after."""
-    if os.geteuid() != 0 or not LOCAL_PACKAGES.is_dir() or not os.path.isfile("/etc/shadow"):
-        pytest.skip(f"needs root, {LOCAL_PACKAGES} and /etc/shadow")
+    if (os.geteuid() != 0 or not LOCAL_PACKAGES.is_dir() or not os.path.isfile("/etc/shadow")
+            or not os.access(LOCAL_PACKAGES, os.W_OK)):
+        pytest.skip(f"needs root, a writable {LOCAL_PACKAGES} and /etc/shadow")
     link = LOCAL_PACKAGES / f"teepy-test-link-{uuid.uuid4().hex}.py"
     link.symlink_to("/etc/shadow")
     yield link
