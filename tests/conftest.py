@@ -424,7 +424,7 @@ def _snapshot():
         "cwd": _names(os.getcwd()),
         "mounts": _mount_count(),
         "cgroups": _teepy_cgroups(),
-        "root cache": _names("/run/teepy") if os.path.isdir("/run/teepy") else None,
+        "/run/teepy": _names("/run/teepy"),
         "runs": len(_run_windows),
     }
 
@@ -472,9 +472,13 @@ def _differences(before):
             diff.append(f"new entries in {key}: {sorted(new)}")
     if now["mounts"] > before["mounts"]:
         diff.append(f"/proc/self/mountinfo grew from {before['mounts']} to {now['mounts']} lines")
-    # the suite runs without the cache or with one of its own (TEEPY_CACHE_DIR)
-    if now["root cache"] != before["root cache"] and not _shared_host():
-        diff.append(f"root's cache /run/teepy changed: {before['root cache']} -> {now['root cache']}")
+    # the suite runs without the cache or with one of its own (TEEPY_CACHE_DIR): an
+    # entry of root's cache made while a run of the test went is the test's, on a
+    # shared host too (only teepy makes them)
+    new = {n for n in now["/run/teepy"] - before["/run/teepy"]
+           if _made_during_a_run("/run/teepy", n, windows)}
+    if new:
+        diff.append(f"new entries in root's cache /run/teepy: {sorted(new)}")
     new_cg = {c for c in now["cgroups"] - before["cgroups"] if not _cgroup_owner_alive(c)}
     if new_cg:
         diff.append(f"teepy cgroups left behind: {sorted(new_cg)}")
