@@ -200,8 +200,10 @@ static bool names_utf8(const char *locale)
 	const char *end;
 	size_t len;
 
-	if (!dot) /* "C", "POSIX", or a language without a character set */
-		return strcmp(locale, "C") == 0 || strcmp(locale, "POSIX") == 0;
+	if (!dot) /* "C", "POSIX", or a language without a character set: which
+		   * character set the terminal has is not said, and an 8-bit one acts
+		   * on a 0x9b inside UTF-8 text ("\xc3\x9b", U+00DB) as CSI */
+		return false;
 	end = strchr(dot, '@'); /* "de_DE.UTF-8@euro" */
 	len = end ? (size_t)(end - dot - 1) : strlen(dot + 1);
 	return (len == 5 && strncasecmp(dot + 1, "utf-8", 5) == 0) ||
@@ -215,5 +217,5 @@ bool tp_term_locale_is_utf8(const char *lc_all, const char *lc_ctype, const char
 	for (size_t i = 0; i < 3; i++)
 		if (set[i] && *set[i])
 			return names_utf8(set[i]);
-	return true;
+	return false;
 }

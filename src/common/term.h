@@ -47,8 +47,8 @@ void tp_term_escape_flush(struct tp_term_escape *e, tp_term_write_fn write, void
 const char *tp_term_escape_line(const char *s, bool ascii, char *out, size_t size);
 
 /* Whether the locale the environment names (LC_ALL, else LC_CTYPE, else LANG; NULL
- * or "" if unset) has a UTF-8 character set. The C and POSIX locales (and none set)
- * count as UTF-8, as Python 3 treats them. */
+ * or "" if unset) names a UTF-8 character set. The C and POSIX locales, and none
+ * set, do not: they say nothing of the terminal's. */
 bool tp_term_locale_is_utf8(const char *lc_all, const char *lc_ctype, const char *lang);
 
 #endif

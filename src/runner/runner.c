@@ -266,7 +266,18 @@ static void *serve_thread(void *arg)
 		w->setup_failed = 1;
 		kill_service(w);
 	} else {
-		atomic_store(&w->service_pid, tp_sandbox_find_service(a->sb));
+		pid_t service = tp_sandbox_find_service(a->sb);
+		atomic_store(&w->service_pid, service > 0 ? service : 0);
+		/* without a cgroup the CPU limit is the service's own clock: no pid, no
+		 * limit, so no run */
+		if (service == -ENOSYS && w->inv->enforce.cpu_mechanism == TP_LIMIT_CLOCK) {
+			w->setup_failed = 1;
+			snprintf(w->setup_err, sizeof(w->setup_err),
+				 "cannot find the service's pid to watch its CPU time (/proc/%d/"
+				 "task/%d/children: a kernel without CONFIG_PROC_CHILDREN?)",
+				 (int)a->sb->pid, (int)a->sb->pid);
+			kill_service(w);
+		}
 	}
 	supervise(w, a->sb);
 	return NULL;
@@ -586,8 +597,8 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 				 "cannot start the channel thread");
 			reap(&w);
 		} else {
-			if (tp_trace_run(sb.pid, cfg->trace_log, &out->wait_status, &out->rusage) <
-			    0)
+			if (tp_trace_run(sb.pid, TP_TRACE_PID_IS_REAPER, cfg->trace_log,
+					 &out->wait_status, &out->rusage) < 0)
 				reap(&w);
 			pthread_join(thread, NULL);
 		}

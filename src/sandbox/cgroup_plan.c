@@ -122,7 +122,10 @@ void tp_cgroup_v2_choose(const char *mount, const char *own, const char *own_sub
 int tp_cgroup_run_name(const struct tp_cgroup_owner *owner, unsigned long suffix, char *name,
 		       size_t size)
 {
-	int n = owner->has_start ? snprintf(name, size, "teepy-%d-%" PRIu64 "-%lx", (int)owner->pid,
+	int n = owner->has_start && owner->has_ns ?
+		    snprintf(name, size, "teepy-%d-%" PRIu64 "-%" PRIx64 "-%lx", (int)owner->pid,
+			     owner->start, owner->ns, suffix) :
+		owner->has_start ? snprintf(name, size, "teepy-%d-%" PRIu64 "-%lx", (int)owner->pid,
 					    owner->start, suffix) :
 				   snprintf(name, size, "teepy-%d-%lx", (int)owner->pid, suffix);
 
@@ -172,12 +175,28 @@ int tp_cgroup_run_owner(const char *name, struct tp_cgroup_owner *owner)
 	owner->pid = (pid_t)pid;
 	if (is_hex_word(p))
 		return 0; /* an older teepy's "teepy-<pid>-<suffix>" */
-	if (!take_decimal(&p, '-', UINT64_MAX, &start) || !is_hex_word(p + 1)) {
+	if (!take_decimal(&p, '-', UINT64_MAX, &start)) {
 		owner->pid = 0;
 		return -EINVAL;
 	}
 	owner->has_start = true;
 	owner->start = start;
+	p++;
+	if (is_hex_word(p))
+		return 0; /* "teepy-<pid>-<start>-<suffix>": no namespaces */
+	const char *dash = strchr(p, '-');
+	char *end;
+	if (!dash || dash == p || dash - p > 16 || !is_hex_word(dash + 1)) {
+		memset(owner, 0, sizeof(*owner));
+		return -EINVAL;
+	}
+	for (const char *q = p; q < dash; q++)
+		if (!((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f'))) {
+			memset(owner, 0, sizeof(*owner));
+			return -EINVAL;
+		}
+	owner->ns = strtoull(p, &end, 16);
+	owner->has_ns = true;
 	return 0;
 }
 

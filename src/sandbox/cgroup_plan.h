@@ -67,10 +67,16 @@ struct tp_cgroup_owner {
 	pid_t pid;
 	bool has_start; /* false: a name of an older teepy, which held the pid only */
 	uint64_t start; /* field 22 of /proc/<pid>/stat: clock ticks after boot */
+	/* The namespaces pid and start mean something in: the inodes of the owner's pid
+	 * (high 32 bits) and time namespaces. A teepy in a container sees other pids
+	 * and start times: only a name of its own namespaces tells it anything. */
+	bool has_ns;
+	uint64_t ns;
 };
 
-/* A run's cgroup name, "teepy-<pid>-<start>-<suffix in hex>" ("teepy-<pid>-<suffix>"
- * when owner has no start). Returns 0 or -ENAMETOOLONG. */
+/* A run's cgroup name, "teepy-<pid>-<start>-<ns in hex>-<suffix in hex>"; with no ns
+ * "teepy-<pid>-<start>-<suffix>", with no start either "teepy-<pid>-<suffix>" (the
+ * forms of older teepys). Returns 0 or -ENAMETOOLONG. */
 int tp_cgroup_run_name(const struct tp_cgroup_owner *owner, unsigned long suffix, char *name,
 		       size_t size);
 

@@ -96,18 +96,31 @@ static void wait_unpopulated(const char *dir, int64_t deadline)
 }
 
 /* SIGKILL to each process cgroup.procs lists (0: one outside our pid namespace). */
+/* SIGKILL to each process cgroup.procs lists, through a pidfd taken before the
+ * process is checked to be in the cgroup still: a listed process that ended since,
+ * its pid given to another, is not the one killed. */
 static void kill_listed(const char *dir)
 {
-	char path[640];
+	const char *name = strrchr(dir, '/');
+	char path[640], cgroup[4096];
 	FILE *f;
 	int pid;
 
 	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	if (!(f = fopen(path, "re")))
+	if (!name || !(f = fopen(path, "re")))
 		return;
-	while (fscanf(f, "%d", &pid) == 1)
-		if (pid > 0)
-			kill(pid, SIGKILL);
+	while (fscanf(f, "%d", &pid) == 1) {
+		int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+		char proc[32];
+		if (pidfd < 0)
+			continue;
+		/* every line of /proc/PID/cgroup ends in the path of one hierarchy */
+		snprintf(proc, sizeof(proc), "/proc/%d", pid);
+		snprintf(path, sizeof(path), "%s\n", name);
+		if (read_file(proc, "cgroup", cgroup, sizeof(cgroup)) == 0 && strstr(cgroup, path))
+			syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+		close(pidfd);
+	}
 	fclose(f);
 }
 
@@ -152,14 +165,31 @@ static bool owner_gone(const struct tp_cgroup_owner *owner)
 	return tp_cgroup_owner_gone(owner, stat);
 }
 
+/* The inodes of our pid and time namespaces, in which our pid and start time mean
+ * what they say (0 if /proc cannot tell). */
+static uint64_t own_namespaces(void)
+{
+	struct stat pid_ns, time_ns;
+
+	if (stat("/proc/self/ns/pid", &pid_ns) < 0)
+		return 0;
+	if (stat("/proc/self/ns/time", &time_ns) < 0)
+		time_ns.st_ino = 0; /* a kernel without time namespaces */
+	return ((uint64_t)(pid_ns.st_ino & 0xffffffffu) << 32) | (time_ns.st_ino & 0xffffffffu);
+}
+
 /* A run's cgroup whose teepy died (kill -9, a power cut of a container) is removed,
  * with whatever still runs in it, by the next run that makes its cgroup beside it.
  * Only teepy's names directly in teepy's parent are looked at, and only a cgroup
- * of our own uid is emptied: another user's is removed only if already empty. The
- * runs of one process (a worker's invocations) share its pid and start time, so
- * their cgroups all count as alive while it lives. */
+ * named in our own namespaces and of our own uid is emptied: one named in other
+ * namespaces (a teepy in a container sharing this parent) belongs to pids and
+ * start times we cannot see, and is left alone; an older teepy's name (no
+ * namespaces) or another user's cgroup is removed only if already empty. The runs
+ * of one process (a worker's invocations) share its pid and start time, so their
+ * cgroups all count as alive while it lives. */
 static void remove_stale(const char *parent, bool v2)
 {
+	uint64_t ns = own_namespaces();
 	DIR *d = opendir(parent);
 	struct dirent *e;
 
@@ -167,12 +197,13 @@ static void remove_stale(const char *parent, bool v2)
 		struct tp_cgroup_owner owner;
 		struct stat st;
 		char path[1024];
-		if (tp_cgroup_run_owner(e->d_name, &owner) < 0 || !owner_gone(&owner))
+		if (tp_cgroup_run_owner(e->d_name, &owner) < 0 ||
+		    (owner.has_ns && (!ns || owner.ns != ns)) || !owner_gone(&owner))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", parent, e->d_name);
 		if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
 			continue;
-		if (st.st_uid == geteuid())
+		if (owner.has_ns && st.st_uid == geteuid())
 			empty_and_remove(path, v2);
 		else
 			rmdir(path);
@@ -185,8 +216,11 @@ static void remove_stale(const char *parent, bool v2)
  * time, so that a later run can tell it from a live one. */
 static void run_cgroup_name(char *name, size_t size)
 {
-	struct tp_cgroup_owner me = { getpid(), false, 0 };
+	struct tp_cgroup_owner me = { getpid(), false, 0, false, 0 };
 	char stat[1024];
+
+	me.ns = own_namespaces();
+	me.has_ns = me.ns != 0;
 
 	/* without the start time, the older name: dead only once the pid is gone */
 	me.has_start = read_file("/proc/self", "stat", stat, sizeof(stat)) == 0 &&

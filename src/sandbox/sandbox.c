@@ -407,7 +407,9 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctrl) < 0 ||
 	    pipe2(out, O_CLOEXEC) < 0 || pipe2(sync, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
-	    pipe2(status, O_CLOEXEC) < 0 ||
+	    /* non-blocking: once the reaper is reaped its report is there or never will
+	     * be, whoever else (a concurrent spawn's child) still holds the write end */
+	    pipe2(status, O_CLOEXEC | O_NONBLOCK) < 0 ||
 	    (cfg->filled_from_outside &&
 	     (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0))) {
 		r = -errno;
@@ -563,15 +565,15 @@ pid_t tp_sandbox_find_service(struct tp_sandbox *sb)
 		return sb->service_pid;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)sb->pid, (int)sb->pid);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
+		return errno == ENOENT && access("/proc/self/task", F_OK) == 0 ? -ENOSYS : 0;
 	n = (int)read(fd, text, sizeof(text) - 1);
 	close(fd);
 	if (n <= 0)
-		return -1;
+		return 0; /* the service has ended (and been reaped) already */
 	text[n] = '\0';
 	/* the service is the reaper's first child; orphans come later, if ever */
 	sb->service_pid = (pid_t)strtol(text, NULL, 10);
-	return sb->service_pid > 0 ? sb->service_pid : -1;
+	return sb->service_pid > 0 ? sb->service_pid : 0;
 }
 
 enum tp_sandbox_end tp_sandbox_reaped(struct tp_sandbox *sb, int *wait_status)

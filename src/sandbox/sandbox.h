@@ -93,7 +93,9 @@ int tp_sandbox_wait_exec(struct tp_sandbox *sb, char *err, size_t err_size);
  * ends a run on time and says so; the reaper's is for a teepy that cannot. */
 #define TP_REAPER_GRACE_MS 1000u
 
-/* The service's host pid, once it exists (after tp_sandbox_wait_exec), or -1. */
+/* The service's host pid, once it exists (after tp_sandbox_wait_exec); 0 if it has
+ * ended already (or the reaper has), -ENOSYS if the kernel cannot say
+ * (/proc/PID/task/TID/children is CONFIG_PROC_CHILDREN). */
 pid_t tp_sandbox_find_service(struct tp_sandbox *sb);
 
 enum tp_sandbox_end {

@@ -513,7 +513,8 @@ static void resume(pid_t tid, int sig, struct pendings *pend)
 	(void)ptrace(pending_of(pend, tid) ? PTRACE_SYSCALL : PTRACE_CONT, tid, 0, sig);
 }
 
-static void serve_stop(pid_t tid, int status, struct pendings *pend, struct tp_trace_log *log)
+static void serve_stop(pid_t tid, pid_t guarded, int status, struct pendings *pend,
+		       struct tp_trace_log *log)
 {
 	int sig = WSTOPSIG(status);
 
@@ -545,8 +546,11 @@ static void serve_stop(pid_t tid, int status, struct pendings *pend, struct tp_t
 			resume(tid, 0, pend);
 			break;
 		}
-		/* a signal on its way to the tracee: deliver it */
-		resume(tid, sig, pend);
+		/* a signal on its way to the tracee: deliver it, but never to a guarded
+		 * reaper (TP_TRACE_PID_IS_REAPER): being traced must not let the service
+		 * stop it (its own SIGCHLD it takes with sigtimedwait, blocked, with no
+		 * stop here) */
+		resume(tid, tid == guarded ? 0 : sig, pend);
 		break;
 	default:
 		/* clone, fork, vfork: the new tracee is attached already */
@@ -555,8 +559,10 @@ static void serve_stop(pid_t tid, int status, struct pendings *pend, struct tp_t
 	}
 }
 
-int tp_trace_run(pid_t pid, struct tp_trace_log *log, int *status, struct rusage *ru)
+int tp_trace_run(pid_t pid, unsigned flags, struct tp_trace_log *log, int *status,
+		 struct rusage *ru)
 {
+	pid_t guarded = flags & TP_TRACE_PID_IS_REAPER ? pid : -1;
 	struct pendings pend = { 0 };
 
 	for (;;) {
@@ -583,6 +589,6 @@ int tp_trace_run(pid_t pid, struct tp_trace_log *log, int *status, struct rusage
 			return 0;
 		}
 		if (WIFSTOPPED(st))
-			serve_stop(tid, st, &pend, log);
+			serve_stop(tid, guarded, st, &pend, log);
 	}
 }

@@ -87,7 +87,13 @@ int tp_trace_seize(pid_t pid);
  * Processes that outlive PID stay traced: if PID is not the init of its own pid
  * namespace (the sandbox's child is), they stop at their next traced call and
  * PTRACE_O_EXITKILL ends them when the caller exits. Returns -errno only if
- * waiting failed before PID was reaped (e.g. -ECHILD). */
-int tp_trace_run(pid_t pid, struct tp_trace_log *log, int *status, struct rusage *ru);
+ * waiting failed before PID was reaped (e.g. -ECHILD).
+ *
+ * TP_TRACE_PID_IS_REAPER: PID is the init of the tracees' pid namespace, which the
+ * kernel guards from every signal sent from inside when untraced; traced, a signal
+ * would reach the tracer first and be delivered: so none is delivered to PID. */
+#define TP_TRACE_PID_IS_REAPER 1u
+int tp_trace_run(pid_t pid, unsigned flags, struct tp_trace_log *log, int *status,
+		 struct rusage *ru);
 
 #endif

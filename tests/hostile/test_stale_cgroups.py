@@ -22,6 +22,14 @@ NOBODY = 65534
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 
 
+def namespaces():
+    """The hex of teepy's cgroup names: our pid namespace's inode (high 32 bits) and
+    our time namespace's."""
+    pid_ns = os.stat("/proc/self/ns/pid").st_ino & 0xFFFFFFFF
+    time_ns = os.stat("/proc/self/ns/time").st_ino & 0xFFFFFFFF if os.path.exists("/proc/self/ns/time") else 0
+    return f"{(pid_ns << 32) | time_ns:x}"
+
+
 def start_time(pid):
     """Field 22 of /proc/<pid>/stat: clock ticks after boot."""
     with open(f"/proc/{pid}/stat") as f:
@@ -131,11 +139,12 @@ report(os.path.exists(GO))
 
 def test_a_dead_runs_cgroup_is_emptied_and_removed_a_live_ones_kept(as_user, start, run,
                                                                     script, tmp):
-    """Cgroups of a dead owner (pid gone; pid now another process's; an older
-    teepy's name without start time, pid gone; pid gone and a process forking as
-    fast as it can) lose their processes and go; one whose
-    owner lives (pid and start time match), and a concurrent run's, stay, and that
-    run ends normally."""
+    """Cgroups of a dead owner named in our namespaces (pid gone; pid now another
+    process's; pid gone and a process forking as fast as it can) lose their
+    processes and go. One whose owner lives (pid and start time match), one named in
+    other namespaces (a teepy in a container sharing the parent: its pids are not
+    ours to judge), an older teepy's name without namespaces, and a concurrent run's
+    stay, and that run ends normally."""
     if os.geteuid() != 0:
         pytest.skip("the test makes cgroups and moves processes into them as root")
     go = tmp / "go"
@@ -150,12 +159,18 @@ def test_a_dead_runs_cgroup_is_emptied_and_removed_a_live_ones_kept(as_user, sta
     me, dead = os.getpid(), a_dead_pid()
     made = {}
     try:
-        made["pid gone"] = HandMade(parents, f"teepy-{dead}-{start_time(me)}-d1", user)
-        made["pid reused"] = HandMade(parents, f"teepy-{me}-{start_time(me) + 1}-d2", user)
-        made["older name, pid gone"] = HandMade(parents, f"teepy-{dead}-d3", user)
-        made["pid gone, forking"] = HandMade(parents, f"teepy-{dead}-{start_time(me)}-d4", user,
-                                             FORKING)
-        alive = made["owner alive"] = HandMade(parents, f"teepy-{me}-{start_time(me)}-a1", user)
+        ns, other_ns = namespaces(), f"{int(namespaces(), 16) ^ (1 << 40):x}"
+        made["pid gone"] = HandMade(parents, f"teepy-{dead}-{start_time(me)}-{ns}-d1", user)
+        made["pid reused"] = HandMade(parents, f"teepy-{me}-{start_time(me) + 1}-{ns}-d2", user)
+        made["pid gone, forking"] = HandMade(parents, f"teepy-{dead}-{start_time(me)}-{ns}-d4",
+                                             user, FORKING)
+        kept = {
+            "owner alive": HandMade(parents, f"teepy-{me}-{start_time(me)}-{ns}-a1", user),
+            "other namespaces": HandMade(parents, f"teepy-{dead}-{start_time(me)}-{other_ns}-a2",
+                                        user),
+            "older name, pid gone": HandMade(parents, f"teepy-{dead}-a3", user),
+        }
+        made.update(kept)
         for why, h in made.items():
             assert h.populated() >= 1, why
 
@@ -164,12 +179,13 @@ def test_a_dead_runs_cgroup_is_emptied_and_removed_a_live_ones_kept(as_user, sta
         assert (r.returncode, r.stdout) == (EXIT.OK, b"ok"), r
 
         for why, h in made.items():
-            if h is alive:
+            if why in kept:
                 continue
             assert process_gone(h.proc.pid, within=1.0), f"{why}: its process lives on"
             assert h.gone(), f"{why}: its cgroup is still there: {h.dirs}"
-        assert alive.proc.poll() is None, "a live owner's cgroup was emptied"
-        assert not alive.gone() and alive.populated() >= 1
+        for why, h in kept.items():
+            assert h.proc.poll() is None, f"{why}: the cgroup was emptied"
+            assert not h.gone() and h.populated() >= 1, why
         assert all(os.path.isdir(d) for d in live), "a concurrent run lost its cgroup"
     finally:
         for h in made.values():

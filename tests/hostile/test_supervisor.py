@@ -178,3 +178,34 @@ def test_the_reaper_keeps_the_clock_while_teepy_is_stopped(as_user, start, scrip
     rest = proc.stderr.read().decode()
     assert proc.wait(timeout=30) == EXIT.TIMEOUT, rest
     assert "wall-clock timeout (2 s) exceeded" in rest, rest
+
+
+def test_a_traced_build_does_not_let_the_service_stop_its_reaper(as_user, run, script, tmp, teepy):
+    """teepy build traces the run, the reaper too: a signal sent to a traced process
+    reaches its tracer, which must not deliver one to the reaper (untraced, the
+    kernel drops every signal sent to a namespace's pid 1 from inside). A SIGSTOP
+    the service sends it would freeze the reaper and its clock, and the build would
+    wait for its timeout. On Landlock ABI >= 6 the signal scope refuses the kill
+    first; make check-landlock runs this with ABI 2."""
+    s = hostile(
+        script,
+        """
+        import signal
+        try:
+            os.kill(1, signal.SIGSTOP)
+        except PermissionError:
+            pass
+        report("sent")
+        """,
+    )
+    out = tmp.make_sibling("out")
+    assert subprocess.run([str(teepy), "keygen", "-o", str(out / "k.key")],
+                          capture_output=True).returncode == EXIT.OK
+    if as_user == "user":
+        for p in (out, out / "k.key", out / "k.pub"):
+            os.chown(p, 65534, 65534)
+    started = time.monotonic()
+    r = run("build", s, "-o", out / "s.tpy", "--key", out / "k.key", "--timeout", "30s", timeout=90)
+    took = time.monotonic() - started
+    assert r.returncode == EXIT.OK, r.stderr.decode()
+    assert took < 20, f"the build waited {took:.1f} s: the reaper was stopped"

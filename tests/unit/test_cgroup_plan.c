@@ -212,15 +212,21 @@ static void test_v2_own_root_cgroup_is_not_doubled(void)
 
 static void test_run_name_holds_pid_and_start_time(void)
 {
-	const struct tp_cgroup_owner me = { 4242, true, 987654321 };
-	const struct tp_cgroup_owner old = { 4242, false, 0 };
+	const struct tp_cgroup_owner me = { 4242, true, 987654321, true, 0xeffffffceffffffbull };
+	const struct tp_cgroup_owner no_ns = { 4242, true, 987654321, false, 0 };
+	const struct tp_cgroup_owner old = { 4242, false, 0, false, 0 };
 	struct tp_cgroup_owner o;
 	char name[64];
 
 	CHECK(tp_cgroup_run_name(&me, 0x1a2b, name, sizeof(name)) == 0);
-	CHECK_STR(name, "teepy-4242-987654321-1a2b");
+	CHECK_STR(name, "teepy-4242-987654321-effffffceffffffb-1a2b");
 	CHECK(tp_cgroup_run_owner(name, &o) == 0);
 	CHECK(o.pid == 4242 && o.has_start && o.start == 987654321);
+	CHECK(o.has_ns && o.ns == 0xeffffffceffffffbull);
+	CHECK(tp_cgroup_run_name(&no_ns, 0x1a2b, name, sizeof(name)) == 0);
+	CHECK_STR(name, "teepy-4242-987654321-1a2b");
+	CHECK(tp_cgroup_run_owner(name, &o) == 0);
+	CHECK(o.pid == 4242 && o.has_start && o.start == 987654321 && !o.has_ns);
 	CHECK(tp_cgroup_run_name(&old, 0x1a2b, name, sizeof(name)) == 0);
 	CHECK_STR(name, "teepy-4242-1a2b");
 	CHECK(tp_cgroup_run_name(&me, 0x1a2b, name, 20) == -ENAMETOOLONG);
@@ -231,7 +237,12 @@ static void test_run_owner_from_cgroup_name(void)
 	struct tp_cgroup_owner o;
 
 	CHECK(tp_cgroup_run_owner("teepy-1234-5678-1a2b3c", &o) == 0);
-	CHECK(o.pid == 1234 && o.has_start && o.start == 5678);
+	CHECK(o.pid == 1234 && o.has_start && o.start == 5678 && !o.has_ns);
+	CHECK(tp_cgroup_run_owner("teepy-1234-5678-f00000001-1a2b3c", &o) == 0);
+	CHECK(o.pid == 1234 && o.start == 5678 && o.has_ns && o.ns == 0xf00000001ull);
+	CHECK(tp_cgroup_run_owner("teepy-1234-5678--1a", &o) == -EINVAL && o.pid == 0);
+	CHECK(tp_cgroup_run_owner("teepy-1234-5678-12345678901234567-1a", &o) == -EINVAL);
+	CHECK(tp_cgroup_run_owner("teepy-1234-5678-1X-1a", &o) == -EINVAL);
 	CHECK(tp_cgroup_run_owner("teepy-1-0-0", &o) == 0);
 	CHECK(o.pid == 1 && o.has_start && o.start == 0);
 	CHECK(tp_cgroup_run_owner("teepy-7-18446744073709551615-f", &o) == 0);
@@ -253,7 +264,7 @@ static void test_run_owner_from_cgroup_name(void)
 		"user.slice",
 		"teepy-12-",
 		"teepy-12-34-",
-		"teepy-12-34-5-6",
+		"teepy-12-34-5-6-7",
 		"teepy-12-3x-5",
 		"teepy-12-18446744073709551616-5",
 		"teepy-12-1A2B",
@@ -297,9 +308,9 @@ static void test_proc_stat_start_time(void)
 
 static void test_owner_gone_by_pid_and_start_time(void)
 {
-	const struct tp_cgroup_owner same = { 4096, true, 123456 };
-	const struct tp_cgroup_owner other = { 4096, true, 123455 };
-	const struct tp_cgroup_owner old = { 4096, false, 0 };
+	const struct tp_cgroup_owner same = { 4096, true, 123456, true, 1 };
+	const struct tp_cgroup_owner other = { 4096, true, 123455, true, 1 };
+	const struct tp_cgroup_owner old = { 4096, false, 0, false, 0 };
 
 	/* the pid names no process: dead, whatever the name's form */
 	CHECK(tp_cgroup_owner_gone(&same, NULL));

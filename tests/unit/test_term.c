@@ -243,10 +243,11 @@ static void test_one_line_of_teepys_holds_no_control(void)
 
 static void test_locale_decides_utf8(void)
 {
-	CHECK(tp_term_locale_is_utf8(NULL, NULL, NULL));
-	CHECK(tp_term_locale_is_utf8("", "", ""));
-	CHECK(tp_term_locale_is_utf8(NULL, NULL, "C"));
-	CHECK(tp_term_locale_is_utf8(NULL, NULL, "POSIX"));
+	/* no locale, C or POSIX: the terminal's character set is not said */
+	CHECK(!tp_term_locale_is_utf8(NULL, NULL, NULL));
+	CHECK(!tp_term_locale_is_utf8("", "", ""));
+	CHECK(!tp_term_locale_is_utf8(NULL, NULL, "C"));
+	CHECK(!tp_term_locale_is_utf8(NULL, NULL, "POSIX"));
 	CHECK(tp_term_locale_is_utf8(NULL, NULL, "C.UTF-8"));
 	CHECK(tp_term_locale_is_utf8(NULL, NULL, "en_US.utf8"));
 	CHECK(tp_term_locale_is_utf8(NULL, NULL, "de_DE.UTF-8@euro"));

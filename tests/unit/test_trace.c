@@ -67,7 +67,7 @@ static int traced_run(int (*body)(void *), void *arg, int timeout_ms, struct tp_
 	victim = pid;
 	sigaction(SIGALRM, &sa, &old);
 	setitimer(ITIMER_REAL, &timer, NULL);
-	r = tp_trace_run(pid, log, status, &ru);
+	r = tp_trace_run(pid, 0, log, status, &ru);
 	memset(&timer, 0, sizeof(timer));
 	setitimer(ITIMER_REAL, &timer, NULL);
 	sigaction(SIGALRM, &old, NULL);
