@@ -22,6 +22,8 @@ static const struct tp_command commands[] = {
 	  tp_cmd_inspect, &tp_inspect_help },
 	{ "keygen", "-o KEY", "a new Ed25519 signing key and its .pub", tp_cmd_keygen,
 	  &tp_keygen_help },
+	{ "cache", "ls|clear", "the cache of verified sealed roots: list or clear it", tp_cmd_cache,
+	  &tp_cache_help },
 	{ "help", "[TOPIC]",
 	  "a command's help (as teepy COMMAND --help); exit-codes: every exit "
 	  "code; flags: every command's flags, one a line",

@@ -113,6 +113,8 @@ _run_windows = []
 
 def _base_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
+    # no cache of verified roots (a host's /run/teepy stays as it was)
+    env["TEEPY_NO_CACHE"] = "1"
     return env
 
 
@@ -422,6 +424,7 @@ def _snapshot():
         "cwd": _names(os.getcwd()),
         "mounts": _mount_count(),
         "cgroups": _teepy_cgroups(),
+        "/run/teepy": _names("/run/teepy"),
         "runs": len(_run_windows),
     }
 
@@ -469,6 +472,13 @@ def _differences(before):
             diff.append(f"new entries in {key}: {sorted(new)}")
     if now["mounts"] > before["mounts"]:
         diff.append(f"/proc/self/mountinfo grew from {before['mounts']} to {now['mounts']} lines")
+    # the suite runs without the cache or with one of its own (TEEPY_CACHE_DIR): an
+    # entry of root's cache made while a run of the test went is the test's, on a
+    # shared host too (only teepy makes them)
+    new = {n for n in now["/run/teepy"] - before["/run/teepy"]
+           if _made_during_a_run("/run/teepy", n, windows)}
+    if new:
+        diff.append(f"new entries in root's cache /run/teepy: {sorted(new)}")
     new_cg = {c for c in now["cgroups"] - before["cgroups"] if not _cgroup_owner_alive(c)}
     if new_cg:
         diff.append(f"teepy cgroups left behind: {sorted(new_cg)}")

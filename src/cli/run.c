@@ -299,6 +299,27 @@ static int load_trust(struct cli_run *run)
 	return 0;
 }
 
+static void print_cache(const struct tp_cache *c)
+{
+	switch (c->state) {
+	case TP_CACHE_HIT:
+		fprintf(stderr,
+			"  cache         hit: the root is bound read-only from %s (its files "
+			"were verified when it was made; the bundle's own are checked again)\n",
+			c->why);
+		break;
+	case TP_CACHE_MISS:
+		fprintf(stderr,
+			"  cache         miss: the verified files are kept in %s, and the root "
+			"bound read-only from it\n",
+			c->why);
+		break;
+	case TP_CACHE_OFF:
+		fprintf(stderr, "  cache         off: %s\n", c->why);
+		break;
+	}
+}
+
 static void print_config(void *observer, const struct tp_invocation *inv)
 {
 	const struct cli_run *run = observer;
@@ -323,6 +344,7 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 		fprintf(stderr,
 			"  verify        %zu files, each hashed as it is written into the root\n",
 			inv->bundle.manifest.file_count);
+		print_cache(&inv->cache);
 	}
 	fprintf(stderr, "  interpreter   %s (Python %s), executed, not embedded\n", TP_PYTHON_EXE,
 		TP_PYTHON_VERSION);
@@ -339,7 +361,12 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 			"  namespaces    user, mount, pid, network, ipc, uts (uid %u is %u inside, "
 			"no capabilities)\n",
 			(unsigned)getuid(), tp_sandbox_service_uid());
-	if (inv->sealed)
+	if (inv->sealed && inv->cache.state != TP_CACHE_OFF)
+		fprintf(stderr,
+			"  root          sealed: read-only tmpfs with %zu read-only binds of the "
+			"cache entry, which holds only the %zu manifest files, as verified\n",
+			binds, inv->bundle.manifest.file_count);
+	else if (inv->sealed)
 		fprintf(stderr,
 			"  root          sealed: read-only tmpfs holding only the %zu manifest "
 			"files, written from the verified bytes\n",
@@ -446,6 +473,13 @@ static int make_config(struct cli_run *run)
 		.trust_paths = run->trust,
 		.trust_source = cfg->trust_source,
 		.insecure_any_signer = o->insecure_any_signer,
+		.no_cache = o->no_cache,
+		.cache_max_bytes = o->cache_max_bytes,
+		/* tests keep their cache apart; it is checked as any other */
+		.cache_dir = getenv("TEEPY_CACHE_DIR") && *getenv("TEEPY_CACHE_DIR") ?
+				 getenv("TEEPY_CACHE_DIR") :
+				 NULL,
+		.runtime_dir = getenv("XDG_RUNTIME_DIR"),
 		.result = { .open = open_result,
 			    .ctx = run,
 			    .name = o->output_file ? o->output_file : "stdout",

@@ -4,6 +4,7 @@
 #include "flags.h"
 #include "../common/log.h"
 #include "../common/units.h"
+#include "../runner/runner.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -31,6 +32,8 @@ enum run_flag {
 	RUN_INSECURE_ANY_SIGNER,
 	RUN_MODE,
 	RUN_PRINT_CONFIG,
+	RUN_NO_CACHE,
+	RUN_CACHE_MAX,
 	RUN_ESCAPE,
 	RUN_HELP,
 };
@@ -80,6 +83,12 @@ const struct tp_flag tp_run_flags[] = {
 	{ RUN_MODE, "mode", 0, "MODE", "TEEPY_MODE", "sim | auto | hw (default auto = sim)" },
 	{ RUN_PRINT_CONFIG, "print-config", 0, NULL, "TEEPY_VERSION",
 	  "print the configuration and applied protections to stderr before running" },
+	{ RUN_NO_CACHE, "no-cache", 0, NULL, "TEEPY_NO_CACHE",
+	  "build a sealed bundle's root from the host's files, not from the cache of "
+	  "verified roots" },
+	{ RUN_CACHE_MAX, "cache-max", 0, "SIZE", "TEEPY_CACHE_MAX",
+	  "keep at most SIZE of verified roots in the cache, least recently used ones "
+	  "evicted first (default 1G)" },
 	{ RUN_ESCAPE, "escape", 0, "WHEN", "TEEPY_ESCAPE",
 	  "auto | always | never: show the service's control characters as text and mark "
 	  "its lines (default auto: when stderr is a terminal)" },
@@ -301,6 +310,13 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 	case RUN_PRINT_CONFIG:
 		opts->print_config = true;
 		return 0;
+	case RUN_CACHE_MAX:
+		return parse_size_setting(what, value, &opts->cache_max_bytes, err, err_size);
+	case RUN_NO_CACHE:
+		/* what names the setting in a buffer of the parser's */
+		opts->no_cache =
+		    strncmp(what, "TEEPY_", 6) == 0 ? "TEEPY_NO_CACHE=1" : "--no-cache";
+		return 0;
 	case RUN_INSECURE_ANY_SIGNER:
 		opts->insecure_any_signer = true;
 		return 0;
@@ -340,6 +356,7 @@ void tp_run_opts_init(struct tp_run_opts *opts)
 	opts->limits = tp_limits_default();
 	opts->mode = TP_MODE_SIM;
 	opts->mode_was_auto = true;
+	opts->cache_max_bytes = TP_CACHE_MAX_DEFAULT;
 }
 
 int tp_run_opts_operand(struct tp_run_opts *opts, const char *arg, char *err, size_t err_size)

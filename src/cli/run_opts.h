@@ -45,6 +45,8 @@ struct tp_run_opts {
 	unsigned limits_given;
 	bool allow_site_packages;
 	bool print_config;
+	const char *no_cache; /* "--no-cache" or "TEEPY_NO_CACHE" as given, or NULL */
+	uint64_t cache_max_bytes;
 	enum tp_escape_when escape;
 	bool help;
 	enum tp_mode mode;

@@ -317,13 +317,14 @@ static int copy_one(struct job *job, size_t i, char *buf)
 		return r;
 	}
 
-	if ((dst = openat(job->root_fd, f->path + 1,
+	if (job->root_fd >= 0 &&
+	    (dst = openat(job->root_fd, f->path + 1,
 			  O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0444)) < 0)
 		r = -errno;
 	if (r == 0 && !(ctx = tp_sha256_new()))
 		r = -ENOMEM;
 	/* the final size first: the tmpfs then gives the file huge pages (within_size) */
-	if (r == 0 && ftruncate(dst, (off_t)f->size) < 0)
+	if (r == 0 && dst >= 0 && ftruncate(dst, (off_t)f->size) < 0)
 		r = -errno;
 	if (r < 0) {
 		report(job, "file %s: cannot create it in the sealed root: %s", f->path,
@@ -346,7 +347,7 @@ static int copy_one(struct job *job, size_t i, char *buf)
 			goto out;
 		}
 		tp_sha256_update(ctx, buf, (size_t)n);
-		if ((r = tp_write_full(dst, buf, (size_t)n)) < 0) {
+		if (dst >= 0 && (r = tp_write_full(dst, buf, (size_t)n)) < 0) {
 			report(job, "file %s: cannot write it into the sealed root: %s", f->path,
 			       strerror(-r));
 			goto out;
@@ -360,6 +361,8 @@ static int copy_one(struct job *job, size_t i, char *buf)
 		r = -EBADMSG;
 		goto out;
 	}
+	if (dst < 0)
+		goto out; /* checked only, nothing written */
 	if (fchmod(dst, f->mode & 0755) < 0)
 		r = -errno;
 	if (r == 0 && f->mtime) {
@@ -408,6 +411,8 @@ static void *worker(void *arg)
 			break;
 		}
 		current_file = job->order[k];
+		if (!job->system && !job->m->files[current_file].bundled)
+			continue; /* checking the bundle's blobs only */
 		if (copy_one(job, current_file, buf) < 0)
 			atomic_fetch_add(&job->bad_files, 1);
 		current_file = SIZE_MAX;
@@ -469,15 +474,19 @@ int tp_fill_root(const struct tp_manifest *m, const struct tp_file_source *bundl
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	double dirs_cpu = thread_cpu_seconds();
-	r = make_dirs(m, root_fd, err, err_size);
+	r = root_fd >= 0 ? make_dirs(m, root_fd, err, err_size) : 0;
 	job.cpu_seconds = thread_cpu_seconds() - dirs_cpu;
 	if (r < 0) {
 		pthread_mutex_destroy(&job.lock);
 		free(job.order);
 		return r;
 	}
-	/* this thread and one more: hashing is CPU-bound, the machines have two cores */
-	have_helper = pthread_create(&helper, NULL, worker, &job) == 0;
+	/* this thread and one more: hashing is CPU-bound, the machines have two cores;
+	 * alone for a few small files (a cached root's blobs), not worth a thread */
+	uint64_t todo = 0;
+	for (size_t i = 0; i < n; i++)
+		todo += system || m->files[i].bundled ? m->files[i].size : 0;
+	have_helper = todo >= (1u << 20) && pthread_create(&helper, NULL, worker, &job) == 0;
 	worker(&job);
 	if (have_helper)
 		pthread_join(helper, NULL);
@@ -488,9 +497,12 @@ int tp_fill_root(const struct tp_manifest *m, const struct tp_file_source *bundl
 	out->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	out->cpu_seconds = job.cpu_seconds;
 	out->threads = have_helper ? 2 : 1;
-	out->count = n;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (!system && !m->files[i].bundled)
+			continue;
+		out->count++;
 		out->bytes += m->files[i].size;
+	}
 	/* the other files refused, beside the one err names (if it names a file) */
 	int more = atomic_load(&job.bad_files) - (job.err_index != SIZE_MAX);
 	if (more > 0) {

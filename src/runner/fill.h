@@ -67,5 +67,8 @@ uint64_t tp_fill_reserve(const struct tp_manifest *m);
 int tp_fill_root(const struct tp_manifest *m, const struct tp_file_source *bundled,
 		 const struct tp_file_source *system, int root_fd, struct tp_fill_stats *out,
 		 char *err, size_t err_size, bool (*stop)(void *stop_ctx), void *stop_ctx);
+/* With root_fd -1 the files are read and hashed, nothing is written; with system
+ * NULL only the bundled files are (the blobs of a bundle whose verified root is
+ * cached, runner/cache.c). */
 
 #endif

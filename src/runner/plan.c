@@ -1,6 +1,7 @@
 /* Planning one invocation: the script or bundle loaded, its root, sys.path, limits,
  * environment and boot payload decided before anything is spawned. */
 #include "plan.h"
+#include "cache.h"
 
 #include "../channel/channel.h"
 #include "../crypto/crypto.h"
@@ -701,7 +702,6 @@ static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 	const struct tp_manifest *m = &inv->bundle.manifest;
 	char err[256];
 
-	inv->plan.reserve_bytes = tp_fill_reserve(m);
 	inv->processes = m->processes == TP_PROCESSES_MANIFEST;
 	snprintf(inv->entry, sizeof(inv->entry), "%s", m->entry);
 	snprintf(inv->cwd, sizeof(inv->cwd), "%s", TP_APP_DIR);
@@ -725,6 +725,9 @@ static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 			  "it sees only its manifest's files");
 	if (check_system_files(inv, out) < 0)
 		return -1;
+	/* a cached root's files are held in the cache, not in the service's memory */
+	tp_cache_open(inv);
+	inv->plan.reserve_bytes = inv->cache.state == TP_CACHE_OFF ? tp_fill_reserve(m) : 0;
 
 	/* sys.path directories exist even if empty: CPython finds its exec_prefix by
 	 * lib-dynload, and an empty directory reveals nothing */
@@ -735,6 +738,22 @@ static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 	/* only manifest files exist: in a processes policy any of them may be executed */
 	set_exec_files(inv, TP_PYTHON_EXE, TP_LOADER, inv->processes ? "/" : NULL);
 	return plan_runtime(inv, out);
+}
+
+static bool may_take(const void *inv, const char *path)
+{
+	return tp_plan_may_take(inv, path);
+}
+
+void tp_plan_sources(const struct tp_invocation *inv, struct tp_blob_source_ctx *blob_ctx,
+		     struct tp_host_source_ctx *host_ctx, struct tp_file_source *blobs,
+		     struct tp_file_source *host)
+{
+	*blob_ctx = (struct tp_blob_source_ctx){ .bundle_fd = inv->bundle.fd,
+						 .blob_offset = inv->bundle.bundle.blob_offset };
+	*host_ctx = (struct tp_host_source_ctx){ may_take, inv };
+	*blobs = tp_blob_source(blob_ctx);
+	*host = tp_host_source(host_ctx);
 }
 
 /* ---- what the service may read ---- */

@@ -31,6 +31,12 @@ bool tp_plan_may_take(const struct tp_invocation *inv, const char *path);
 int tp_plan_read_trees(const struct tp_root_plan *plan, const struct tp_manifest *m,
 		       struct tp_strlist *trees);
 
+/* Where a sealed invocation's files come from: the bundle's blobs and the host's
+ * system files it may take (contexts filled in by the call, kept by the caller). */
+void tp_plan_sources(const struct tp_invocation *inv, struct tp_blob_source_ctx *blob_ctx,
+		     struct tp_host_source_ctx *host_ctx, struct tp_file_source *blobs,
+		     struct tp_file_source *host);
+
 /* The service's whole environment: no host variable, a fixed locale, BLAS/OpenMP
  * thread caps, the manifest's variables, then the config's. Returns 0 or -ENOMEM. */
 int tp_plan_env(struct tp_invocation *inv);

@@ -3,6 +3,7 @@
  * lives in the invocation: nothing is global, no signal is caught. */
 #include "runner.h"
 
+#include "cache.h"
 #include "plan.h"
 #include "../channel/channel.h"
 #include "../common/io.h"
@@ -331,27 +332,19 @@ static void close_sandbox(struct tp_sandbox *sb)
 	}
 }
 
-static bool may_take(const void *inv, const char *path)
-{
-	return tp_plan_may_take(inv, path);
-}
-
 /* The sealed root: the child waits in its empty root while the runner writes the
  * verified files in. Returns 0, or -1 with the outcome said. */
 static int fill_sealed_root(struct watch *w, struct tp_sandbox *sb)
 {
 	struct tp_invocation *inv = w->inv;
-	struct tp_blob_source_ctx blob_ctx = {
-		.bundle_fd = inv->bundle.fd,
-		.blob_offset = inv->bundle.bundle.blob_offset,
-	};
-	struct tp_file_source blobs = tp_blob_source(&blob_ctx);
-	struct tp_host_source_ctx host_ctx = { may_take, inv };
-	struct tp_file_source host = tp_host_source(&host_ctx);
+	struct tp_blob_source_ctx blob_ctx;
+	struct tp_host_source_ctx host_ctx;
+	struct tp_file_source blobs, host;
 	char err[768];
 	int root_fd = tp_sandbox_wait_ready(sb, err, sizeof(err));
 	int r = 0;
 
+	tp_plan_sources(inv, &blob_ctx, &host_ctx, &blobs, &host);
 	mark(inv, "child ready for its files");
 	if (root_fd < 0) {
 		tp_runner_fail(w->out, TP_END_INTERNAL, "%s", err);
@@ -487,6 +480,18 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		return tp_runner_fail(out, TP_END_INTERNAL, "cannot build the boot payload: %s",
 				      strerror(-r));
 
+	/* a cached root is filled (or its bundle's blobs checked) before the spawn and
+	 * bound into the root: the child need not wait for its files */
+	bool filled_from_outside = inv->sealed && inv->cache.state == TP_CACHE_OFF;
+	if (inv->sealed && !filled_from_outside) {
+		if (tp_cache_root(inv, out) < 0) {
+			free(boot);
+			return -1;
+		}
+		mark(inv,
+		     inv->cache.state == TP_CACHE_HIT ? "cached root bound" : "cached root filled");
+	}
+
 	/* the sealed root's files are held in memory for the service: they come out of
 	 * its limit (the plan made sure enough is left) */
 	inv->enforce.set = inv->limits;
@@ -514,7 +519,7 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		.limits = &inv->enforce,
 		.stage1 = inv->processes ? &tp_seccomp_stage1_processes : &tp_seccomp_stage1,
 		.tracer = cfg->trace_log ? &tracer : NULL,
-		.filled_from_outside = inv->sealed,
+		.filled_from_outside = filled_from_outside,
 		.handed_fds = cfg->handed_fds,
 		.handed_count = cfg->handed_count,
 		.mark = cfg->mark,
@@ -552,7 +557,7 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 				      "cannot watch the service's CPU time: %s", strerror(e));
 	}
 
-	if (inv->sealed && fill_sealed_root(&w, &sb) < 0) {
+	if (filled_from_outside && fill_sealed_root(&w, &sb) < 0) {
 		kill_service(&w);
 		reap(&w);
 		watch_stop(&w);
@@ -626,9 +631,11 @@ void tp_invocation_free(struct tp_invocation *inv)
 	free(inv->envp);
 	tp_root_plan_free(&inv->plan);
 	tp_limits_cleanup(&inv->enforce);
+	tp_cache_close(&inv->cache);
 	if (inv->sealed)
 		tp_bundle_file_close(&inv->bundle);
 	memset(inv, 0, sizeof(*inv));
+	inv->cache.dir_fd = inv->cache.entry_fd = -1;
 }
 
 void tp_outcome_free(struct tp_outcome *out)
@@ -647,6 +654,7 @@ int tp_invocation_open(const struct tp_run_config *cfg, struct tp_invocation *in
 	out->result_fd = -1;
 	out->status_kind = -1;
 	inv->cfg = cfg;
+	inv->cache.dir_fd = inv->cache.entry_fd = -1;
 	return tp_plan_open(inv, out) < 0 ? -1 : 0;
 }
 

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <time.h>
 
 struct tp_trace_log;
 struct tp_invocation;
@@ -78,6 +79,15 @@ struct tp_run_config {
 	const char *const *trust_paths;
 	const char *trust_source;
 	bool insecure_any_signer;
+
+	/* the cache of verified sealed roots (runner/cache.c): no_cache names why it is
+	 * not used ("--no-cache"), NULL: it is; cache_dir is the one to use (tests), NULL:
+	 * /run/teepy for root, runtime_dir/teepy for a user (runtime_dir: the caller's
+	 * XDG_RUNTIME_DIR, NULL: none, and no cache) */
+	const char *no_cache;
+	uint64_t cache_max_bytes; /* the most its entries hold together */
+	const char *cache_dir;
+	const char *runtime_dir;
 
 	/* descriptors the service gets at fd 4, 5, ... (a listening socket, a terminal) */
 	const int *handed_fds;
@@ -162,6 +172,22 @@ struct tp_outcome {
 	struct rusage rusage;
 };
 
+enum tp_cache_state {
+	TP_CACHE_OFF,  /* no cache: why says why */
+	TP_CACHE_HIT,  /* the root is bound from a verified entry */
+	TP_CACHE_MISS, /* the root is filled into a new entry, then bound from it */
+};
+
+struct tp_cache {
+	enum tp_cache_state state;
+	char why[PATH_MAX + 160]; /* off: the reason; else the entry's path */
+	char path[PATH_MAX];	  /* the cache directory */
+	char key[65];		  /* the entry's name */
+	int dir_fd;		  /* the checked cache directory, or -1 */
+	int entry_fd;		  /* the entry the root is bound from, or -1 */
+	bool warned;		  /* a warning said why the cache is off */
+};
+
 /* One invocation's working state, visible to observers (read only). */
 struct tp_invocation {
 	const struct tp_run_config *cfg;
@@ -185,6 +211,7 @@ struct tp_invocation {
 	struct tp_bundle_file bundle;
 	struct tp_strlist allowed; /* sealed: the --allow paths, as given and resolved */
 	struct tp_fill_stats fill;
+	struct tp_cache cache; /* sealed */
 };
 
 /* Runs one invocation start to end and fills *out (free it with tp_outcome_free).
@@ -232,6 +259,33 @@ bool tp_system_tree_covers(const char *path, bool processes);
  * has no ld.so.cache (a sealed root has none), in its order, until fn returns
  * non-zero; returns that, or 0. */
 int tp_system_library_dirs_each(int (*fn)(const char *dir, void *ctx), void *ctx);
+
+/* The cache of verified sealed roots, for teepy cache. tp_cache_dir_open opens the
+ * directory a run would use (cache_dir, else /run/teepy for root, runtime_dir/teepy
+ * for a user), creating it only if create (and its parent is a tmpfs), checked as a
+ * run checks it; returns its fd, or -ENOENT when there is none, -EPERM when it fails
+ * the checks, with one line in why. path gets its name either way ("" if none). */
+int tp_cache_dir_open(const char *cache_dir, const char *runtime_dir, bool create, char *path,
+		      size_t path_size, char *why, size_t why_size);
+
+/* 1 GiB: 25 roots of numpy's size (41 MiB), a hundred of hello's (10 MiB); a
+ * root's tmpfs (/run) is a tenth to a fifth of RAM by default, and the cache is
+ * not all that lives there */
+#define TP_CACHE_MAX_DEFAULT (1ULL << 30)
+
+struct tp_cache_entry {
+	char key[65];
+	uint64_t bytes; /* held in memory: the tmpfs blocks of its files and directories */
+	size_t files;
+	struct timespec last_use; /* made, or last bound by a run */
+};
+
+/* The entries of the cache dir_fd (a malloc'd array). Returns 0 or -errno. */
+int tp_cache_list(int dir_fd, struct tp_cache_entry **entries, size_t *count);
+
+/* Removes every entry no run is using (in_use counts those left) and the temporary
+ * entries of fills that died. Returns 0 or -errno. */
+int tp_cache_clear(int dir_fd, size_t *removed, size_t *in_use);
 
 /* What was observed of a finished run, for tp_judge. */
 struct tp_observed {

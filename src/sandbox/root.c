@@ -56,6 +56,7 @@ int tp_root_plan_add(struct tp_root_plan *plan, enum tp_root_op_kind kind, const
 	op = &ops[plan->count];
 	op->kind = kind;
 	op->size = size;
+	op->dev = op->ino = 0;
 	op->path = strdup(path);
 	op->source = source ? strdup(source) : NULL;
 	if (!op->path || (source && !op->source)) {
@@ -424,6 +425,15 @@ int tp_root_enter(const struct tp_root_plan *plan, int (*after_pivot)(void *), v
 					OPEN_TREE_CLONE | O_CLOEXEC | AT_RECURSIVE);
 		if (trees[i] < 0) {
 			r = fail(err, err_size, -errno, "clone mount of", op->source);
+			goto out;
+		}
+		/* the path was looked up again here, in our own mount namespace (a
+		 * descriptor of the supervisor's names its namespace's mount, which
+		 * cannot be cloned into ours): it must still lead where it was checked */
+		struct stat st;
+		if (op->ino &&
+		    (fstat(trees[i], &st) < 0 || st.st_dev != op->dev || st.st_ino != op->ino)) {
+			r = fail(err, err_size, -ESTALE, "clone mount of", op->source);
 			goto out;
 		}
 		/* read-only for devices too: writing to a device node works on a read-only

@@ -27,6 +27,9 @@ struct tp_root_op {
 	char *source;  /* host path (bind, device, runtime), link target (symlink) or
 			* content (file) */
 	uint64_t size; /* tmpfs size in bytes */
+	/* a bind whose source must be this very file or directory (a cached root's,
+	 * checked by the supervisor through a descriptor): its device and inode, else 0 */
+	uint64_t dev, ino;
 };
 
 struct tp_root_plan {

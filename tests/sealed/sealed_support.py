@@ -14,6 +14,15 @@ def teepy(*args, input=None, timeout=120, env=None):
     """Runs the built teepy; returns CompletedProcess with bytes stdout/stderr."""
     full_env = dict(os.environ)
     full_env.pop("TEEPY_TRUSTED_SIGNERS", None)
+    # no cache of verified roots unless a test asks for one (test_cache.py): runs
+    # stay independent, and root's /run/teepy on the host is left alone
+    # (TEEPY_TEST_CACHE=DIR: every run with the cache DIR, a mode-0700 directory on a
+    # tmpfs, to see the suite through cached roots; tests that change a host file
+    # after a run of the same manifest then see the cached copy)
+    if os.environ.get("TEEPY_TEST_CACHE"):
+        full_env["TEEPY_CACHE_DIR"] = os.environ["TEEPY_TEST_CACHE"]
+    else:
+        full_env["TEEPY_NO_CACHE"] = "1"
     if env:
         full_env.update(env)
     return subprocess.run([TEEPY, *map(str, args)], input=input, capture_output=True,

@@ -98,6 +98,7 @@ def test_a_file_the_sample_run_did_not_open_is_absent(work, keys):
     # /etc holds only the runtime's user database: root, the service and nobody
     assert r.stdout.decode() == repr((False, False, ["svc.py"], errno.EACCES, 3))
     env = {k: v for k, v in os.environ.items() if k != "TEEPY_TRUSTED_SIGNERS"}
+    env["TEEPY_NO_CACHE"] = "1"  # root's /run/teepy stays as it was
     proc = subprocess.Popen([TEEPY, "run", bundle, "--trust", keys[1], "--env", "WAIT=1"], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     with waiting_root(proc) as root:
