@@ -638,7 +638,8 @@ int tp_cache_list(int dir_fd, struct tp_cache_entry **entries, size_t *count)
 		}
 		list = grown;
 		list[n] = (struct tp_cache_entry){ .last_use = st.st_mtim };
-		snprintf(list[n].key, sizeof(list[n].key), "%s", de->d_name);
+		/* is_key: 64 hex digits */
+		snprintf(list[n].key, sizeof(list[n].key), "%.64s", de->d_name);
 		measure_tree(dir_fd, de->d_name, &list[n], 0);
 		n++;
 	}
@@ -687,7 +688,7 @@ static void make_room(int dir_fd, uint64_t need, uint64_t max)
 	uint64_t total = 0;
 	size_t n;
 
-	if (tp_cache_list(dir_fd, &list, &n) < 0)
+	if (tp_cache_list(dir_fd, &list, &n) < 0 || n == 0)
 		return;
 	qsort(list, n, sizeof(*list), older_first);
 	for (size_t i = 0; i < n; i++)

@@ -3,7 +3,7 @@
  * It is there so that two rules rest on more than the service's good manners.
  * The kernel ignores every signal the service sends its namespace's init (only
  * the supervisor, outside, can kill it), the reaper is not dumpable and holds no
- * capability, and its seccomp filter lets it make seven calls. When it ends, for
+ * capability, and its seccomp filter lets it make eight calls. When it ends, for
  * any reason, the kernel kills everything left in the namespace. So:
  *  - teepy's death ends the run: the reaper's parent-death signal, which the
  *    service cannot reach, takes the namespace down with it;
@@ -37,7 +37,8 @@
 	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
 
 /* What the loop below calls, and nothing else. clock_gettime normally stays in the
- * vDSO; it is here for the kernels where it does not. */
+ * vDSO; it is here for the kernels where it does not. sigaltstack only reads or sets
+ * the reaper's own signal stack: a sanitizer build's runtime asks for it. */
 static const struct sock_filter reaper_filter[] = {
 	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
 	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, REAPER_AUDIT_ARCH, 1, 0),
@@ -50,6 +51,7 @@ static const struct sock_filter reaper_filter[] = {
 	ALLOW_NR(__NR_exit),
 	ALLOW_NR(__NR_rt_sigreturn),
 	ALLOW_NR(__NR_clock_gettime),
+	ALLOW_NR(__NR_sigaltstack),
 	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
 };
 
