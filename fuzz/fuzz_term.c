@@ -47,7 +47,8 @@ static void check_inert(const struct sink *s, bool ascii)
 		if (ascii && c >= 0x80)
 			abort();
 		/* U+0080..U+009F in UTF-8: C2 80..C2 9F */
-		if (c == 0xc2 && i + 1 < s->size && s->bytes[i + 1] >= 0x80 && s->bytes[i + 1] <= 0x9f)
+		if (c == 0xc2 && i + 1 < s->size && s->bytes[i + 1] >= 0x80 &&
+		    s->bytes[i + 1] <= 0x9f)
 			abort();
 		/* a lone byte 0x80..0x9F is no part of valid UTF-8 here: the escaper lets
 		 * only whole, valid sequences through */
@@ -70,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	escape(data, size, size ? size : 1, ascii, &whole);
 	escape(data, size, piece, ascii, &cut);
 	check_inert(&whole, ascii);
-	if (whole.size != cut.size || (whole.size && memcmp(whole.bytes, cut.bytes, whole.size) != 0))
+	if (whole.size != cut.size ||
+	    (whole.size && memcmp(whole.bytes, cut.bytes, whole.size) != 0))
 		abort();
 	free(whole.bytes);
 	free(cut.bytes);
