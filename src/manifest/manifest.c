@@ -204,7 +204,7 @@ static int name_index(const char *const *table, size_t count, const char *name)
 	return -1;
 }
 
-static bool any_encrypted(const struct tp_manifest *m)
+bool tp_manifest_any_encrypted(const struct tp_manifest *m)
 {
 	if (m->encryption.cipher != TP_CIPHER_NONE)
 		return true;
@@ -219,7 +219,7 @@ int tp_manifest_check_runnable(const struct tp_manifest *m, char *err, size_t er
 	struct tp_manifest_engine this;
 
 	tp_manifest_engine_this(&this);
-	if (any_encrypted(m)) {
+	if (tp_manifest_any_encrypted(m)) {
 		snprintf(err, err_size, "encrypted files (%s) are not supported by this teepy yet",
 			 tp_cipher_name(m->encryption.cipher));
 		return -ENOTSUP;
@@ -335,7 +335,7 @@ static bool fits_format_1(const struct tp_manifest *m)
 {
 	return m->network == TP_NETWORK_NONE && m->engine.name == TP_ENGINE_CPYTHON &&
 	       m->product_id == 0 && m->security_version == 0 && m->tree_count == 0 &&
-	       !any_encrypted(m);
+	       !tp_manifest_any_encrypted(m);
 }
 
 static json_t *encode_engine(const struct tp_manifest_engine *e)

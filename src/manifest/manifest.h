@@ -114,6 +114,9 @@ const char *tp_cipher_name(enum tp_cipher c);
 /* A valid manifest this teepy cannot run: encryption, network "listen", another
  * engine or engine version. Returns 0, or -ENOTSUP with one line in err saying
  * what is not supported. Pure: the caller refuses the bundle. */
+/* Whether the bundle or any of its files is encrypted. */
+bool tp_manifest_any_encrypted(const struct tp_manifest *m);
+
 int tp_manifest_check_runnable(const struct tp_manifest *m, char *err, size_t err_size);
 
 /* Canonical JSON of m's format: sorted keys, no insignificant space, UTF-8.

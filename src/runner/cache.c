@@ -324,16 +324,6 @@ static bool still_in_place(int dir_fd, const char *key, int fd)
 	       at_key.st_dev == held.st_dev && at_key.st_ino == held.st_ino;
 }
 
-static bool any_encrypted(const struct tp_manifest *m)
-{
-	if (m->encryption.cipher != TP_CIPHER_NONE)
-		return true;
-	for (size_t i = 0; i < m->file_count; i++)
-		if (m->files[i].encrypted)
-			return true;
-	return false;
-}
-
 void tp_cache_open(struct tp_invocation *inv)
 {
 	struct tp_cache *c = &inv->cache;
@@ -353,7 +343,7 @@ void tp_cache_open(struct tp_invocation *inv)
 	}
 	/* this teepy refuses them (tp_manifest_check_runnable); when it decrypts them,
 	 * their plaintext must still never land in a cache */
-	if (any_encrypted(&inv->bundle.manifest)) {
+	if (tp_manifest_any_encrypted(&inv->bundle.manifest)) {
 		set_off(inv, false, "the bundle has encrypted files, which are never cached");
 		return;
 	}

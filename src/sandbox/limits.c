@@ -535,14 +535,6 @@ int tp_limits_apply_rlimits(const struct tp_limits_state *limits)
 	return 0;
 }
 
-#if defined(__x86_64__)
-#define TP_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define TP_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#else
-#error "tp_limits_apply_filter: add this architecture's AUDIT_ARCH_*"
-#endif
-
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define ARG_LOW(i) (offsetof(struct seccomp_data, args) + 8 * (i))
 #else

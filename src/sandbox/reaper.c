@@ -10,6 +10,7 @@
  *  - the wall clock holds even when teepy cannot act (stopped, starved): the
  *    reaper keeps its own deadline, a little after teepy's. */
 #include "reaper.h"
+#include "seccomp.h"
 
 #include <errno.h>
 #include <linux/audit.h>
@@ -24,14 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__x86_64__)
-#define REAPER_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define REAPER_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#else
-#error "reaper: add this architecture's AUDIT_ARCH_*"
-#endif
-
 #define ALLOW_NR(nr)                                                                               \
 	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1),                                           \
 	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
@@ -41,7 +34,7 @@
  * the reaper's own signal stack: a sanitizer build's runtime asks for it. */
 static const struct sock_filter reaper_filter[] = {
 	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, REAPER_AUDIT_ARCH, 1, 0),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TP_AUDIT_ARCH, 1, 0),
 	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
 	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
 	ALLOW_NR(__NR_wait4),

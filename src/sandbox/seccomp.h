@@ -6,6 +6,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/audit.h>
+
+/* The architecture every hand-written filter checks first (limits.c, reaper.c). */
+#if defined(__x86_64__)
+#define TP_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define TP_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "add this architecture's AUDIT_ARCH_*"
+#endif
+
 enum tp_seccomp_stage {
 	TP_SECCOMP_STAGE1, /* before the interpreter starts: the policy, but execve allowed */
 	TP_SECCOMP_STAGE2, /* installed by _teepy: the full policy, no execve */
