@@ -32,13 +32,13 @@
 struct watch {
 	struct tp_invocation *inv;
 	struct tp_outcome *out;
-	pid_t pid;		      /* the reaper, pid 1 of the service's namespace */
-	atomic_int service_pid;	      /* the service, once it has exec'd (else 0) */
-	int pidfd;		      /* the reaper's: killing it ends the namespace */
-	struct timespec deadline;     /* CLOCK_MONOTONIC */
-	atomic_bool timed_out;	      /* the watch killed the service at the deadline */
-	atomic_bool cancelled;	      /* ... because the caller cancelled */
-	atomic_bool cpu_killed;	      /* ... at its CPU-time limit */
+	pid_t pid;		  /* the reaper, pid 1 of the service's namespace */
+	atomic_int service_pid;	  /* the service, once it has exec'd, for its CPU clock (else 0) */
+	int pidfd;		  /* the reaper's: killing it ends the namespace */
+	struct timespec deadline; /* CLOCK_MONOTONIC */
+	atomic_bool timed_out;	  /* the watch killed the service at the deadline */
+	atomic_bool cancelled;	  /* ... because the caller cancelled */
+	atomic_bool cpu_killed;	  /* ... at its CPU-time limit */
 	_Atomic uint64_t cpu_seen_ns; /* the service's CPU time when the watch last looked */
 	struct tp_channel channel;
 	bool result_mem;  /* the result is kept in memory (no sink) */
@@ -265,12 +265,12 @@ static void *serve_thread(void *arg)
 	if (tp_sandbox_wait_exec(a->sb, w->setup_err, sizeof(w->setup_err)) < 0) {
 		w->setup_failed = 1;
 		kill_service(w);
-	} else {
+	} else if (w->inv->enforce.cpu_mechanism == TP_LIMIT_CLOCK) {
+		/* without a cgroup the CPU limit is the service's own clock (a cgroup counts
+		 * the reaper's children by itself): no pid, no limit, so no run */
 		pid_t service = tp_sandbox_find_service(a->sb);
 		atomic_store(&w->service_pid, service > 0 ? service : 0);
-		/* without a cgroup the CPU limit is the service's own clock: no pid, no
-		 * limit, so no run */
-		if (service == -ENOSYS && w->inv->enforce.cpu_mechanism == TP_LIMIT_CLOCK) {
+		if (service == -ENOSYS) {
 			w->setup_failed = 1;
 			snprintf(w->setup_err, sizeof(w->setup_err),
 				 "cannot find the service's pid to watch its CPU time (/proc/%d/"
