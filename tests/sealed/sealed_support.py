@@ -29,6 +29,21 @@ def teepy(*args, input=None, timeout=120, env=None):
                           timeout=timeout, env=full_env)
 
 
+def teepy_copy_for_nobody():
+    """A fresh directory anyone may write (mode 0777, under /tmp) holding a copy of
+    teepy and its runtime extension, both 0755: what uid 65534 runs from. The
+    caller removes it."""
+    d = tempfile.mkdtemp(prefix="teepy-sealed-user-")
+    os.chmod(d, 0o777)
+    shutil.copy(TEEPY, d)
+    for name in os.listdir(os.path.dirname(TEEPY)):
+        if name.startswith("_teepy") and name.endswith(".so"):
+            shutil.copy(os.path.join(os.path.dirname(TEEPY), name), d)
+    for name in os.listdir(d):
+        os.chmod(os.path.join(d, name), 0o755)
+    return d
+
+
 def write_app(work, files):
     app = os.path.join(work, "app")
     os.makedirs(app, exist_ok=True)

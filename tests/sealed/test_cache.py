@@ -12,7 +12,7 @@ import time
 import pytest
 
 from exit_codes import EXIT
-from sealed_support import TEEPY, build, teepy, write_app
+from sealed_support import TEEPY, build, teepy, teepy_copy_for_nobody, write_app
 
 SVC = "import teex, vendored\nteex.TEEX_return(str(vendored.VALUE))\n"
 
@@ -249,14 +249,7 @@ def nobody():
     u.tpy of its own building; run(*args, env) runs teepy there."""
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to uid 65534")
-    d = tempfile.mkdtemp(prefix="teepy-sealed-user-")
-    os.chmod(d, 0o777)
-    shutil.copy(TEEPY, d)
-    for name in os.listdir(os.path.dirname(TEEPY)):
-        if name.startswith("_teepy") and name.endswith(".so"):
-            shutil.copy(os.path.join(os.path.dirname(TEEPY), name), d)
-    for name in os.listdir(d):
-        os.chmod(os.path.join(d, name), 0o755)
+    d = teepy_copy_for_nobody()
     app = write_app(d, {"svc.py": "import teex\nteex.TEEX_return('ok')\n"})
     os.chmod(app, 0o777)
 

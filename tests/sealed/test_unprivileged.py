@@ -4,12 +4,11 @@ where that user can read them."""
 import os
 import shutil
 import subprocess
-import tempfile
 
 import pytest
 
 from exit_codes import EXIT
-from sealed_support import TEEPY, write_app
+from sealed_support import teepy_copy_for_nobody, write_app
 
 NOBODY = 65534
 
@@ -18,14 +17,7 @@ NOBODY = 65534
 def as_nobody():
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to uid 65534 (the suite already runs unprivileged)")
-    d = tempfile.mkdtemp(prefix="teepy-sealed-user-")
-    os.chmod(d, 0o777)
-    shutil.copy(TEEPY, d)
-    for name in os.listdir(os.path.dirname(TEEPY)):
-        if name.startswith("_teepy") and name.endswith(".so"):
-            shutil.copy(os.path.join(os.path.dirname(TEEPY), name), d)
-    for name in os.listdir(d):
-        os.chmod(os.path.join(d, name), 0o755)
+    d = teepy_copy_for_nobody()
 
     def run(*args, input=None):
         cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
