@@ -41,6 +41,8 @@ static struct tp_run_config config(const char *path)
 		.script = path,
 		.limits = tp_limits_default(),
 		.cancel_fd = -1,
+		/* the host's /run/teepy stays as it was (tests/sealed/test_cache.py tests it) */
+		.no_cache = "test_runner",
 	};
 	return cfg;
 }
