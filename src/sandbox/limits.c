@@ -466,27 +466,29 @@ void tp_limits_close_join(struct tp_cgroup_join *j)
 	j->v2_dir_fd = j->v2_procs_fd = -1;
 }
 
-/* Writes "0" (this task) to a cgroup file. Returns 0 or -errno. */
-static int join_with(int fd)
+/* Writes the child's pid to a cgroup file. Returns 0 or -errno. */
+static int join_with(int fd, pid_t child)
 {
-	ssize_t n = write(fd, "0", 1);
+	char text[24];
+	int len = snprintf(text, sizeof(text), "%d", (int)child);
+	ssize_t n = write(fd, text, (size_t)len);
 
-	return n == 1 ? 0 : n < 0 ? -errno : -EIO;
+	return n == len ? 0 : n < 0 ? -errno : -EIO;
 }
 
-int tp_limits_join_self(const struct tp_cgroup_join *j, bool in_v2, const char **failed)
+int tp_limits_join(const struct tp_cgroup_join *j, pid_t child, bool in_v2, const char **failed)
 {
 	static const char *const v1_names[] = { "memory tasks", "pids tasks", "cpuacct tasks" };
 	int r;
 
 	for (size_t i = 0; i < 3; i++) {
-		if (j->tasks_fds[i] >= 0 && (r = join_with(j->tasks_fds[i])) < 0) {
+		if (j->tasks_fds[i] >= 0 && (r = join_with(j->tasks_fds[i], child)) < 0) {
 			*failed = v1_names[i];
 			return r;
 		}
 	}
 	/* moving a whole process on v2 takes the global lock: only where clone3 failed */
-	if (!in_v2 && j->v2_procs_fd >= 0 && (r = join_with(j->v2_procs_fd)) < 0) {
+	if (!in_v2 && j->v2_procs_fd >= 0 && (r = join_with(j->v2_procs_fd, child)) < 0) {
 		*failed = "cgroup.procs";
 		return r;
 	}

@@ -65,15 +65,16 @@ struct tp_cgroup_join {
 	int v2_procs_fd;  /* v2 without clone3 (a container's filter): its cgroup.procs */
 };
 
-/* Opens what tp_limits_join_self and CLONE_INTO_CGROUP use (every descriptor
+/* Opens what tp_limits_join and CLONE_INTO_CGROUP use (every descriptor
  * close-on-exec). Returns 0 or -errno, with j closed. */
 int tp_limits_open_join(const struct tp_limits_state *limits, struct tp_cgroup_join *j);
 void tp_limits_close_join(struct tp_cgroup_join *j);
 
-/* In the child, single-threaded, before anything of the service can run: joins the
- * v1 cgroups (and the v2 one when clone3 could not place it there: in_v2 false).
- * Returns 0 or -errno; *failed names the cgroup file that refused. */
-int tp_limits_join_self(const struct tp_cgroup_join *j, bool in_v2, const char **failed);
+/* In the supervisor, while the new child (single-threaded, waiting for its go) cannot
+ * yet run anything of the service: moves it into the v1 cgroups (and the v2 one when
+ * clone3 could not place it there: in_v2 false). Returns 0 or -errno; *failed names
+ * the cgroup file that refused. */
+int tp_limits_join(const struct tp_cgroup_join *j, pid_t child, bool in_v2, const char **failed);
 
 /* In the child before exec: RLIMIT_CPU (a backstop a second past the limit that
  * teepy watches), RLIMIT_CORE 0, RLIMIT_NOFILE, and RLIMIT_AS / RLIMIT_NPROC for
