@@ -138,7 +138,7 @@ LANDLOCK_BUILD ?= build-landlock2
 check-landlock: deps
 	@[ -f $(LANDLOCK_BUILD)/build.ninja ] || meson setup $(LANDLOCK_BUILD) -Dwerror=true \
 		-Dlandlock_abi_max=2
-	ninja -C $(LANDLOCK_BUILD) teepy test_runner _teepy$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+	ninja -C $(LANDLOCK_BUILD) teepy teepy-reaper test_runner _teepy$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 	$(LANDLOCK_BUILD)/test_runner
 	TEEPY_BIN=$(abspath $(LANDLOCK_BUILD))/teepy $(PY) -m pytest -c tests/pytest.ini tests/e2e \
 		tests/hostile -q -p no:cacheprovider

@@ -34,8 +34,9 @@ def _binary_path():
     return Path(os.environ.get("TEEPY_BIN") or DEFAULT_BIN)
 
 
-def _extensions(binary):
-    return sorted(binary.parent.glob("_teepy*.so"))
+def _runtime_files(binary):
+    """What teepy needs beside it: the _teepy extension and the teepy-reaper program."""
+    return sorted(binary.parent.glob("_teepy*.so")) + sorted(binary.parent.glob("teepy-reaper"))
 
 
 def _mkdtemp(tag):
@@ -54,18 +55,18 @@ def teepy():
     binary = _binary_path()
     if not binary.is_file() or not os.access(binary, os.X_OK):
         pytest.skip(f"teepy binary not found at {binary} (build it with `make build` or set TEEPY_BIN)")
-    if not _extensions(binary):
-        pytest.skip(f"the _teepy extension is missing beside {binary} (expected _teepy*.so)")
+    if len(_runtime_files(binary)) < 2:
+        pytest.skip(f"the _teepy extension or teepy-reaper is missing beside {binary}")
     return binary
 
 
 @pytest.fixture(scope="session")
 def user_teepy(teepy):
-    """A copy of teepy and its extension that uid 65534 can reach (mode 0755 under /tmp)."""
+    """A copy of teepy and its runtime files that uid 65534 can reach (mode 0755 under /tmp)."""
     d = _mkdtemp("bin")
     shutil.copy2(teepy, d / "teepy")
     (d / "teepy").chmod(0o755)
-    for so in _extensions(teepy):
+    for so in _runtime_files(teepy):
         shutil.copy2(so, d / so.name)
         (d / so.name).chmod(0o755)
     yield d / "teepy"

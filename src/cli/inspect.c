@@ -251,6 +251,7 @@ int tp_cmd_inspect(int argc, char **argv)
 	bool as_json = false;
 	struct tp_bundle_file bf;
 	char err[512], app[65], signer[65], runtime_hex[65] = "unknown", runtime_so[PATH_MAX];
+	char reaper[PATH_MAX];
 	uint8_t runtime[32];
 	struct tp_flag_parser p;
 	int r;
@@ -303,7 +304,8 @@ int tp_cmd_inspect(int argc, char **argv)
 	tp_hex(bf.app, 32, app);
 	tp_hex(bf.signer, 32, signer);
 	if (tp_find_runtime(runtime_so, sizeof(runtime_so)) == 0 &&
-	    tp_runtime_measure(runtime_so, TP_BOOT_TEXT, runtime) == 0)
+	    tp_find_reaper(reaper, sizeof(reaper)) == 0 &&
+	    tp_runtime_measure(runtime_so, reaper, TP_BOOT_TEXT, runtime) == 0)
 		tp_hex(runtime, 32, runtime_hex);
 	if (as_json)
 		print_json(path, &bf, app, runtime_hex, signer, unsupported);

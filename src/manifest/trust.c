@@ -97,9 +97,10 @@ static int hash_file(const char *path, struct tp_sha256 *ctx)
 	return n < 0 ? -errno : 0;
 }
 
-int tp_runtime_measure(const char *runtime_so, const char *boot_text, uint8_t out[32])
+int tp_runtime_measure(const char *runtime_so, const char *reaper, const char *boot_text,
+		       uint8_t out[32])
 {
-	static const char tag[] = "teepy-runtime-v1";
+	static const char tag[] = "teepy-runtime-v2";
 	struct tp_sha256 *ctx = tp_sha256_new();
 	int r;
 
@@ -109,24 +110,29 @@ int tp_runtime_measure(const char *runtime_so, const char *boot_text, uint8_t ou
 	r = hash_file("/proc/self/exe", ctx);
 	if (r == 0)
 		r = hash_file(runtime_so, ctx);
+	if (r == 0)
+		r = hash_file(reaper, ctx);
 	tp_sha256_update(ctx, boot_text, strlen(boot_text) + 1); /* with its NUL, as v1 was */
 	tp_sha256_final(ctx, out);
 	return r;
 }
 
-int tp_find_runtime(char *out, size_t size)
+/* NAME beside the running teepy (the build tree, or a copy of its files), else in
+ * the install directory. Returns 0 or -ENOENT. */
+static int find_beside(const char *name, char *out, size_t size)
 {
 	char exe[PATH_MAX];
-	char beside[PATH_MAX + 64];
+	char beside[PATH_MAX + 64], installed[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	const char *candidates[2];
 
 	if (n < 0)
 		return -errno;
 	exe[n] = '\0';
-	snprintf(beside, sizeof(beside), "%s/_teepy%s", dirname(exe), TP_PYTHON_EXT_SUFFIX);
-	candidates[0] = beside; /* the build tree, or a copy of both files */
-	candidates[1] = TP_RUNTIME_INSTALL_DIR "/_teepy" TP_PYTHON_EXT_SUFFIX;
+	snprintf(beside, sizeof(beside), "%s/%s", dirname(exe), name);
+	snprintf(installed, sizeof(installed), "%s/%s", TP_RUNTIME_INSTALL_DIR, name);
+	candidates[0] = beside;
+	candidates[1] = installed;
 	for (size_t i = 0; i < 2; i++) {
 		if (access(candidates[i], R_OK) == 0) {
 			snprintf(out, size, "%s", candidates[i]);
@@ -134,4 +140,14 @@ int tp_find_runtime(char *out, size_t size)
 		}
 	}
 	return -ENOENT;
+}
+
+int tp_find_runtime(char *out, size_t size)
+{
+	return find_beside("_teepy" TP_PYTHON_EXT_SUFFIX, out, size);
+}
+
+int tp_find_reaper(char *out, size_t size)
+{
+	return find_beside(TP_REAPER_PROGRAM, out, size);
 }

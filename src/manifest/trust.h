@@ -58,13 +58,19 @@ bool tp_trust_signature_valid(const struct tp_bundle *b);
 void tp_trust_signer_measure(const uint8_t pubkey[TP_BUNDLE_KEY_SIZE], uint8_t out[32]);
 
 /* The `runtime` measurement: SHA-256 over a tag, the running teepy executable
- * (/proc/self/exe), the _teepy extension at runtime_so and the boot text (the
- * Python the interpreter runs first, pyboot/boot.h's TP_BOOT_TEXT). Returns 0 or
- * -errno of a file that cannot be read (out then holds no measurement). */
-int tp_runtime_measure(const char *runtime_so, const char *boot_text, uint8_t out[32]);
+ * (/proc/self/exe), the _teepy extension at runtime_so, the teepy-reaper program
+ * at reaper and the boot text (the Python the interpreter runs first,
+ * pyboot/boot.h's TP_BOOT_TEXT). Returns 0 or -errno of a file that cannot be
+ * read (out then holds no measurement). */
+int tp_runtime_measure(const char *runtime_so, const char *reaper, const char *boot_text,
+		       uint8_t out[32]);
 
-/* Finds _teepy beside the running teepy (the build tree, or a copy of both
- * files), else in the install directory. Returns 0 or -ENOENT. */
+/* The reaper's program, which the sandbox's pid 1 executes (sandbox/reaper_main.c). */
+#define TP_REAPER_PROGRAM "teepy-reaper"
+
+/* Find _teepy, and teepy-reaper, beside the running teepy (the build tree, or a
+ * copy of its files), else in the install directory. Return 0 or -ENOENT. */
 int tp_find_runtime(char *out, size_t size);
+int tp_find_reaper(char *out, size_t size);
 
 #endif

@@ -828,6 +828,11 @@ int tp_plan_open(struct tp_invocation *inv, struct tp_outcome *out)
 				      "runtime extension _teepy%s not found beside teepy or in %s "
 				      "(rebuild with make)",
 				      TP_PYTHON_EXT_SUFFIX, TP_RUNTIME_INSTALL_DIR);
+	if (tp_find_reaper(inv->reaper, sizeof(inv->reaper)) < 0)
+		return tp_runner_fail(out, TP_END_INTERNAL,
+				      "runtime program %s not found beside teepy or in %s "
+				      "(rebuild with make)",
+				      TP_REAPER_PROGRAM, TP_RUNTIME_INSTALL_DIR);
 	inv->limits = cfg->limits;
 	if (cfg->is_bundle)
 		return open_sealed(inv, out);

@@ -39,6 +39,10 @@ struct watch {
 	atomic_bool timed_out;	  /* the watch killed the service at the deadline */
 	atomic_bool cancelled;	  /* ... because the caller cancelled */
 	atomic_bool cpu_killed;	  /* ... at its CPU-time limit */
+	/* the child finishes its set-up on our memory (tp_sandbox_go): a kill then could
+	 * leave a lock of the C library held, so the watch waits; tp_sandbox_go keeps the
+	 * clock and the cancel itself meanwhile */
+	atomic_bool hold;
 	_Atomic uint64_t cpu_seen_ns; /* the service's CPU time when the watch last looked */
 	struct tp_channel channel;
 	bool result_mem;  /* the result is kept in memory (no sink) */
@@ -109,6 +113,11 @@ static void *watch_main(void *arg)
 	};
 
 	for (;;) {
+		if (atomic_load(&w->hold)) {
+			if (poll(fds, 1, 1) > 0)
+				return NULL; /* the run is over */
+			continue;
+		}
 		pid_t service = atomic_load(&w->service_pid);
 		uint64_t used =
 		    tp_limits_cpu_used_ns(&w->inv->enforce, service > 0 ? service : w->pid);
@@ -324,16 +333,14 @@ static void mark(const struct tp_invocation *inv, const char *phase)
 		inv->cfg->mark(phase);
 }
 
-static void close_sandbox(struct tp_sandbox *sb)
+/* The wall clock or the caller ended a child in its set-up on our memory, which
+ * the sandbox waits for itself (sandbox.c's await_readable). */
+static void take_stop(struct watch *w, const struct tp_sandbox *sb)
 {
-	int *fds[] = { &sb->ctrl_fd, &sb->out_fd,   &sb->err_fd,
-		       &sb->go_fd,   &sb->ready_fd, &sb->status_fd };
-
-	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
-		if (*fds[i] >= 0)
-			close(*fds[i]);
-		*fds[i] = -1;
-	}
+	if (sb->stopped == TP_SANDBOX_TIMED_OUT)
+		atomic_store(&w->timed_out, true);
+	else if (sb->stopped == TP_SANDBOX_CANCELLED)
+		atomic_store(&w->cancelled, true);
 }
 
 /* The sealed root: the child waits in its empty root while the runner writes the
@@ -359,11 +366,17 @@ static int fill_sealed_root(struct watch *w, struct tp_sandbox *sb)
 			tp_runner_fail(w->out, TP_END_REFUSED, "%s: refused: %s", inv->cfg->script,
 				       err);
 		r = -1;
-	} else if (tp_sandbox_go(sb) < 0) {
-		if (!stopped(w))
-			tp_runner_fail(w->out, TP_END_INTERNAL,
-				       "the service ended while its root was being filled");
-		r = -1;
+	} else {
+		atomic_store(&w->hold, sb->shares_memory);
+		int go = tp_sandbox_go(sb);
+		take_stop(w, sb);
+		atomic_store(&w->hold, false);
+		if (go < 0) {
+			if (!stopped(w))
+				tp_runner_fail(w->out, TP_END_INTERNAL,
+					       "the service ended while its root was being filled");
+			r = -1;
+		}
 	}
 	if (root_fd >= 0)
 		close(root_fd);
@@ -457,14 +470,7 @@ static void record(struct watch *w, const struct tp_observed *o, const struct ti
 static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 {
 	const struct tp_run_config *cfg = inv->cfg;
-	struct tp_sandbox sb = { .pid = -1,
-				 .service_pid = -1,
-				 .ctrl_fd = -1,
-				 .out_fd = -1,
-				 .err_fd = -1,
-				 .ready_fd = -1,
-				 .go_fd = -1,
-				 .status_fd = -1 };
+	struct tp_sandbox sb;
 	struct watch w = { .inv = inv, .out = out, .pid = -1, .pidfd = -1 };
 	struct tp_observed o;
 	uint8_t *boot = NULL;
@@ -527,6 +533,8 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		.handed_fds = cfg->handed_fds,
 		.handed_count = cfg->handed_count,
 		.mark = cfg->mark,
+		.deadline = &w.deadline,
+		.cancel_fd = cfg->cancel_fd,
 	};
 	struct tp_cgroup_join join;
 	if ((r = tp_limits_open_join(&inv->enforce, &join)) < 0) {
@@ -535,6 +543,13 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 				      strerror(-r));
 	}
 	sc.join = &join;
+	if ((sc.reaper_fd = open(inv->reaper, O_PATH | O_CLOEXEC)) < 0) {
+		r = -errno;
+		tp_limits_close_join(&join);
+		free(boot);
+		return tp_runner_fail(out, TP_END_INTERNAL, "cannot open %s: %s", inv->reaper,
+				      strerror(-r));
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	w.deadline = t0;
 	w.deadline.tv_sec += (time_t)(inv->limits.timeout_ms / 1000);
@@ -543,17 +558,19 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 	w.deadline.tv_nsec %= 1000000000L;
 	r = tp_sandbox_spawn(&sc, &sb, err, sizeof(err));
 	tp_limits_close_join(&join);
+	close(sc.reaper_fd);
 	if (r < 0) {
 		free(boot);
 		return tp_runner_fail(out, TP_END_INTERNAL, "%s", err);
 	}
 	w.pid = sb.pid;
+	take_stop(&w, &sb);
 	w.pidfd = (int)syscall(SYS_pidfd_open, sb.pid, 0);
 	if (w.pidfd < 0 || (r = watch_start(&w)) < 0) {
 		int e = w.pidfd < 0 ? errno : -r;
 		kill(sb.pid, SIGKILL);
 		reap(&w);
-		close_sandbox(&sb);
+		tp_sandbox_close(&sb);
 		if (w.pidfd >= 0)
 			close(w.pidfd);
 		free(boot);
@@ -565,7 +582,7 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		kill_service(&w);
 		reap(&w);
 		watch_stop(&w);
-		close_sandbox(&sb);
+		tp_sandbox_close(&sb);
 		close(w.pidfd);
 		free(boot);
 		if (stopped(&w)) {
@@ -615,7 +632,7 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 	watch_stop(&w);
 	close(w.pidfd);
 	w.pidfd = -1;
-	close_sandbox(&sb);
+	tp_sandbox_close(&sb);
 	observe(&w, &o);
 	record(&w, &o, &t0);
 	if (w.setup_failed)

@@ -197,6 +197,7 @@ struct tp_invocation {
 	char entry[PATH_MAX];	   /* inside the root */
 	char cwd[PATH_MAX];	   /* inside the root */
 	char runtime_so[PATH_MAX];
+	char reaper[PATH_MAX];	       /* teepy-reaper, which the sandbox's pid 1 executes */
 	struct tp_strlist python_path; /* inside the root */
 	struct tp_root_plan plan;
 	struct tp_limits_state enforce; /* how each limit is held */

@@ -17,6 +17,14 @@ struct tp_reaper_report {
 	int32_t status;
 };
 
+/* The report pipe's descriptor in teepy-reaper (reaper_main.c). */
+#define TP_REAPER_STATUS_FD 3
+#define TP_REAPER_NAME	    "teepy-reaper"
+
+/* In the namespace's pid 1, before it executes teepy-reaper: SIGCHLD blocked (for
+ * the loop's sigtimedwait), no_new_privs (for its filter). Returns 0 or -errno. */
+int tp_reaper_prepare(void);
+
 /* In the namespace's pid 1, with every descriptor but status_fd closed: waits for
  * service (its child), reaping every orphan on the way, and ends when the service
  * does or deadline_ms (0: none) has passed, writing one report to status_fd. The

@@ -14,12 +14,15 @@
 #include <linux/capability.h>
 #include <linux/securebits.h>
 #include <linux/sched.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -201,47 +204,97 @@ static void hide_uptime(void)
 	close(fd);
 }
 
-/* pid 1: everything but the report pipe closed, no capability left, then the
- * reaper's loop (reaper.c). Its clock runs out a little after teepy's, so that
- * teepy, when it can act, is the one that ends the run and says why. */
-static void __attribute__((noreturn))
-become_reaper(const struct tp_sandbox_config *cfg, pid_t service, int status_fd)
-{
-	uint64_t timeout = cfg->limits->set.timeout_ms;
-	int r = 0;
-
-	if ((status_fd > 0 && syscall(SYS_close_range, 0u, (unsigned)status_fd - 1, 0) < 0) ||
-	    syscall(SYS_close_range, (unsigned)status_fd + 1, ~0U, 0) < 0)
-		r = -errno;
-	if (r == 0)
-		r = drop_capabilities(false);
-	if (r < 0) {
-		struct tp_reaper_report fail = { .kind = TP_REAPER_FAILED, .status = -r };
-		if (write(status_fd, &fail, sizeof(fail)) < 0) {
-			/* the supervisor is gone */
-		}
-		_exit(127);
-	}
-	tp_reaper_run(service, status_fd, timeout ? timeout + TP_REAPER_GRACE_MS : 0);
-}
-
-struct service_args {
+/* What the child needs, in memory of its own (not the supervisor's stack, which
+ * tp_sandbox_spawn leaves while the child still reads it), with the stacks the
+ * child and the service run on. Freed by tp_sandbox_close. */
+struct spawn_area {
 	const struct tp_sandbox_config *cfg;
-	int err_fd, ctrl_fd, out_fd, status_fd;
+	int parent_ends[7]; /* the supervisor's ends of the pipes, -1 for none */
+	int sync_fd, err_fd, ctrl_fd, out_fd, status_fd;
+	struct handshake handshake;
+	uint64_t reaper_deadline_ms; /* 0: none */
+	sigset_t mask;		     /* the spawning thread's, restored in the child */
+	char *stacks;		     /* SPAWN_STACK_SIZE each: the child's, then the service's */
 };
 
-/* The service's stack until its exec: in the reaper's memory, touched by nobody else. */
-static char service_stack[256 * 1024] __attribute__((aligned(64)));
+/* Deep enough for the root's set-up and a sanitizer build's frames; only the pages
+ * touched are ever memory. A page below each is a guard. */
+#define SPAWN_STACK_SIZE  (512u * 1024u)
+#define SPAWN_GUARD_SIZE  4096u
+#define SPAWN_STACKS_SIZE (2 * (SPAWN_GUARD_SIZE + SPAWN_STACK_SIZE))
+
+static char *stack_top(const struct spawn_area *a, int which)
+{
+	return a->stacks + (size_t)(which + 1) * (SPAWN_GUARD_SIZE + SPAWN_STACK_SIZE);
+}
+
+/* pid 1, once the service has exec'd: no capability left, then teepy-reaper
+ * (reaper_main.c) executed in its place, with the report pipe as fd 3 and nothing
+ * else open but the error pipe, which the exec closes. The reaper's clock runs out
+ * a little after teepy's, so that teepy, when it can act, is the one that ends the
+ * run and says why. Executed, the reaper has an address space of its own: until
+ * then pid 1 may be on teepy's (clone_child), and the OOM killer, choosing a
+ * process, kills every process on its memory. */
+static void __attribute__((noreturn)) become_reaper(const struct spawn_area *a, pid_t service)
+{
+	char pid_text[24], deadline_text[24];
+	char *argv[] = { TP_REAPER_NAME, pid_text, deadline_text, NULL };
+	char *envp[] = { NULL };
+	int err_fd = a->err_fd, r;
+
+	snprintf(pid_text, sizeof(pid_text), "%d", (int)service);
+	snprintf(deadline_text, sizeof(deadline_text), "%llu",
+		 (unsigned long long)a->reaper_deadline_ms);
+	if ((r = drop_capabilities(false)) < 0 || (r = tp_reaper_prepare()) < 0)
+		child_die(err_fd, "the reaper's rights: %s", strerror(-r));
+	/* 3 the report, 4 the program, 5 the error pipe (both close at the exec); each
+	 * copied above them first (RLIMIT_NOFILE may be as low as 32 here) */
+	int status = fcntl(a->status_fd, F_DUPFD, 6);
+	int program = fcntl(a->cfg->reaper_fd, F_DUPFD_CLOEXEC, 6);
+	int err = fcntl(err_fd, F_DUPFD_CLOEXEC, 6);
+	if (status < 0 || program < 0 || err < 0 || dup2(status, TP_REAPER_STATUS_FD) < 0 ||
+	    dup3(program, 4, O_CLOEXEC) < 0 || dup3(err, 5, O_CLOEXEC) < 0)
+		child_die(err_fd, "the reaper's fds: %s", strerror(errno));
+	if (syscall(SYS_close_range, 0u, 2u, 0) < 0 || syscall(SYS_close_range, 6u, ~0U, 0) < 0)
+		child_die(5, "the reaper's fds: %s", strerror(errno));
+	syscall(SYS_execveat, 4, "", argv, envp, AT_EMPTY_PATH);
+	child_die(5, "start %s: %s", TP_REAPER_NAME, strerror(errno));
+}
 
 static int service_main(void *arg);
 
-static void __attribute__((noreturn))
-child_main(const struct tp_sandbox_config *cfg, int sync_fd, int err_fd, int ctrl_fd, int out_fd,
-	   int status_fd, const struct handshake *handshake)
+/* The supervisor's handlers are not the child's: pid 1 with a handler for a signal
+ * would take it from the service (the kernel drops only what pid 1 does not
+ * handle), and a handler run on the supervisor's memory would act for it. Each
+ * handled signal goes back to its default, as exec would do; ignored ones stay
+ * ignored. The child starts with every signal blocked (tp_sandbox_spawn), so none
+ * is handled before this. */
+static void reset_signal_handlers(void)
 {
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa;
+		if (sigaction(sig, NULL, &sa) < 0 || sa.sa_handler == SIG_DFL ||
+		    sa.sa_handler == SIG_IGN)
+			continue;
+		sa.sa_handler = SIG_DFL;
+		sa.sa_flags = 0;
+		sigaction(sig, &sa, NULL);
+	}
+}
+
+static void __attribute__((noreturn)) child_main(struct spawn_area *a)
+{
+	const struct tp_sandbox_config *cfg = a->cfg;
+	int err_fd = a->err_fd;
 	char err[400];
 	char byte;
 	int r;
+
+	reset_signal_handlers();
+	sigprocmask(SIG_SETMASK, &a->mask, NULL);
+	for (size_t i = 0; i < sizeof(a->parent_ends) / sizeof(a->parent_ends[0]); i++)
+		if (a->parent_ends[i] >= 0)
+			close(a->parent_ends[i]);
 
 	/* The service must not outlive its supervisor (no wall clock, no CPU watch would
 	 * be left). The signal follows the thread that cloned us: teepy clones from its
@@ -256,15 +309,15 @@ child_main(const struct tp_sandbox_config *cfg, int sync_fd, int err_fd, int ctr
 		_exit(127);
 	/* wait until the supervisor has put us in the run's cgroups (the limits hold
 	 * from here on) and written our id maps */
-	if (read(sync_fd, &byte, 1) != 1)
+	if (read(a->sync_fd, &byte, 1) != 1)
 		_exit(127);
-	close(sync_fd);
+	close(a->sync_fd);
 	if (cfg->mark)
 		cfg->mark("child: in its cgroups, id maps written");
 	hide_uptime();
 
 	r = tp_root_enter(cfg->root, cfg->filled_from_outside ? wait_for_files : NULL,
-			  (void *)handshake, err, sizeof(err));
+			  &a->handshake, err, sizeof(err));
 	if (r < 0)
 		child_die(err_fd, "root: %s", err);
 	if (cfg->mark)
@@ -284,25 +337,24 @@ child_main(const struct tp_sandbox_config *cfg, int sync_fd, int err_fd, int ctr
 	 * child shares the reaper's memory until its exec (CLONE_VM | CLONE_VFORK: the
 	 * reaper waits), so no page table is copied and none torn down: a full fork
 	 * cost about 1.2 ms of every start here (bench/RESULTS.md). */
-	struct service_args args = { cfg, err_fd, ctrl_fd, out_fd, status_fd };
-	pid_t service = clone(service_main, service_stack + sizeof(service_stack),
-			      CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+	uint64_t timeout = cfg->limits->set.timeout_ms;
+	a->reaper_deadline_ms = timeout ? timeout + TP_REAPER_GRACE_MS : 0;
+	pid_t service = clone(service_main, stack_top(a, 1), CLONE_VM | CLONE_VFORK | SIGCHLD, a);
 	/* older kernels (Debian 12's 6.1) refuse to share memory with a child bound for
 	 * another time namespace (hide_uptime's): there the service takes a copy */
 	if (service < 0 && errno == EINVAL)
-		service = clone(service_main, service_stack + sizeof(service_stack),
-				CLONE_VFORK | SIGCHLD, &args);
+		service = clone(service_main, stack_top(a, 1), CLONE_VFORK | SIGCHLD, a);
 	if (service < 0)
 		child_die(err_fd, "start the service: %s", strerror(errno));
-	become_reaper(cfg, service, status_fd);
+	become_reaper(a, service);
 }
 
-/* The service, from the reaper's clone to its exec. It runs on service_stack in
+/* The service, from the reaper's clone to its exec. It runs on its own stack in
  * the reaper's memory, which waits meanwhile: nothing here may leave a lock held
  * or state the reaper reads. */
 static int service_main(void *arg)
 {
-	const struct service_args *a = arg;
+	const struct spawn_area *a = arg;
 	const struct tp_sandbox_config *cfg = a->cfg;
 	int err_fd = a->err_fd, ctrl_fd = a->ctrl_fd, out_fd = a->out_fd;
 	int r, null_fd;
@@ -378,28 +430,109 @@ static int service_main(void *arg)
 	child_die(err_fd, "exec %s: %s", cfg->interpreter, strerror(errno));
 }
 
-/* clone(2) with the namespaces; on cgroup v2 clone3 places the child in its cgroup
- * as it is made, with no move (*in_v2 set). Where clone3 fails for any reason (a
- * container's seccomp profile answers ENOSYS; the cgroup refuses the child) plain
- * clone follows and the child moves itself, so that the error, if it recurs, is
- * reported by the step it belongs to: the namespaces, or the cgroup's file.
- * Returns as clone does. */
-static pid_t clone_into_cgroup(const struct tp_cgroup_join *join, bool *in_v2)
+static int child_entry(void *arg)
 {
-	*in_v2 = false;
-	if (join && join->v2_dir_fd >= 0) {
+	child_main(arg);
+}
+
+#if defined(__x86_64__)
+/* clone3 with a stack of the child's own, for CLONE_VM: the child cannot return
+ * into C code whose frame is on the parent's stack, so it calls fn(arg) and exits
+ * without leaving this instruction sequence (libc has no clone3 wrapper). */
+static pid_t clone3_call(struct clone_args *args, int (*fn)(void *), void *arg)
+{
+	register int (*r12)(void *) __asm__("r12") = fn;
+	register void *r13 __asm__("r13") = arg;
+	long ret;
+
+	__asm__ volatile("syscall\n\t"
+			 "test %%rax, %%rax\n\t"
+			 "jnz 1f\n\t"
+			 "xor %%ebp, %%ebp\n\t"
+			 "mov %%r13, %%rdi\n\t"
+			 "call *%%r12\n\t"
+			 "mov %%eax, %%edi\n\t"
+			 "mov %[exit], %%eax\n\t"
+			 "syscall\n\t"
+			 "hlt\n"
+			 "1:"
+			 : "=a"(ret)
+			 : "a"((long)SYS_clone3), "D"(args), "S"(sizeof(*args)), "r"(r12),
+			   "r"(r13), [exit] "i"(SYS_exit)
+			 : "rcx", "r11", "memory");
+	return (pid_t)ret < 0 ? (errno = (int)-ret, -1) : (pid_t)ret;
+}
+#define TP_CLONE3_SHARES 1
+#else
+#define TP_CLONE3_SHARES 0
+#endif
+
+/* AddressSanitizer keeps one stack per thread, by its thread-local state: a child on
+ * a stack of its own with the same state draws false reports. Its builds copy. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TP_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TP_SANITIZED 1
+#endif
+#endif
+#ifndef TP_SANITIZED
+#define TP_SANITIZED 0
+#endif
+
+/* The child, in its namespaces. It shares our memory (*shares set) until it has
+ * exec'd the service: no page table is copied, faulted in or torn down, which took
+ * 2.5 ms of every start here (bench/RESULTS.md); its pages are the supervisor's,
+ * so tp_sandbox_spawn and tp_sandbox_go return only when it has stopped using the
+ * C library. A traced child keeps a copy: the tracer runs beside its set-up (so
+ * does a child in an AddressSanitizer build). On
+ * cgroup v2, clone3 places it in its cgroup as it is made (*in_v2 set): a move
+ * afterwards would take the global lock, a grace period. Where clone3 fails for
+ * any reason (a container's seccomp profile answers ENOSYS; the cgroup refuses the
+ * child) clone follows and the supervisor moves the child, so that the error, if
+ * it recurs, is reported by the step it belongs to: the namespaces, or the
+ * cgroup's file. Returns as clone does. */
+static pid_t clone_child(struct spawn_area *a, bool *in_v2, bool *shares)
+{
+	const struct tp_sandbox_config *cfg = a->cfg;
+	int flags = NAMESPACES | SIGCHLD;
+	bool share = !cfg->tracer && !TP_SANITIZED;
+	pid_t pid = -1;
+
+	*in_v2 = *shares = false;
+	if (cfg->join && cfg->join->v2_dir_fd >= 0 && (TP_CLONE3_SHARES || !share)) {
 		struct clone_args args = {
-			.flags = NAMESPACES | CLONE_INTO_CGROUP,
+			.flags = NAMESPACES | CLONE_INTO_CGROUP | (share ? CLONE_VM : 0),
 			.exit_signal = SIGCHLD,
-			.cgroup = (uint64_t)join->v2_dir_fd,
+			.cgroup = (uint64_t)cfg->join->v2_dir_fd,
 		};
-		pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
-		if (pid >= 0) {
+		if (share) {
+#if TP_CLONE3_SHARES
+			args.stack = (uint64_t)(uintptr_t)a->stacks + SPAWN_GUARD_SIZE;
+			args.stack_size = SPAWN_STACK_SIZE;
+			pid = clone3_call(&args, child_entry, a);
+#endif
+		} else {
+			pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+			if (pid == 0)
+				child_main(a);
+		}
+		if (pid > 0) {
 			*in_v2 = true;
+			*shares = share;
 			return pid;
 		}
 	}
-	return (pid_t)syscall(SYS_clone, NAMESPACES | SIGCHLD, NULL, NULL, NULL, NULL);
+	if (!share) {
+		/* a copy goes on on its copy of this stack, which a sanitizer knows */
+		pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+		if (pid == 0)
+			child_main(a);
+		return pid;
+	}
+	pid = clone(child_entry, stack_top(a, 0), flags | CLONE_VM, a);
+	*shares = pid > 0;
+	return pid;
 }
 
 /* Reads the child's error pipe until it closes (on exec, or when the child died).
@@ -419,22 +552,150 @@ static bool read_child_error(int fd, char *err, size_t err_size)
 	return true;
 }
 
+/* Until fd is readable (or closed), the deadline passes or the caller cancels: then
+ * the child is killed, and sb->stopped says why. Only for a child on our memory,
+ * whose set-up tp_sandbox_spawn and tp_sandbox_go wait for; a child stuck that long
+ * is in a system call (a hung file system under an --allow path), not in the C
+ * library's state. */
+static void await_readable(struct tp_sandbox *sb, int fd)
+{
+	struct pollfd fds[2] = { { .fd = fd, .events = POLLIN },
+				 { .fd = sb->cancel_fd, .events = POLLIN } };
+
+	while (sb->deadline) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		int64_t ms = (int64_t)(sb->deadline->tv_sec - now.tv_sec) * 1000 +
+			     (sb->deadline->tv_nsec - now.tv_nsec) / 1000000;
+		int n = poll(fds, 2, ms <= 0 ? 0 : ms > INT32_MAX ? INT32_MAX : (int)ms + 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n > 0 && fds[0].revents)
+			return;
+		if (n > 0 && (fds[1].revents & POLLIN)) {
+			sb->stopped = TP_SANDBOX_CANCELLED;
+		} else if (n > 0 && fds[1].revents) {
+			fds[1].fd = -1; /* the caller closed its end: no cancel can come */
+			continue;
+		} else if (n == 0 && ms > 0) {
+			continue;
+		} else {
+			sb->stopped = TP_SANDBOX_TIMED_OUT;
+		}
+		kill(sb->pid, SIGKILL);
+		return;
+	}
+}
+
+/* The child's setup failure, if it reported one, into sb; the error pipe read
+ * until it closes: on the service's exec, once the reaper has exec'd too (or the
+ * child died). */
+static void await_exec(struct tp_sandbox *sb)
+{
+	if (sb->err_fd < 0)
+		return;
+	if (sb->shares_memory)
+		await_readable(sb, sb->err_fd);
+	sb->setup_failed = read_child_error(sb->err_fd, sb->setup_err, sizeof(sb->setup_err));
+	close(sb->err_fd);
+	sb->err_fd = -1;
+}
+
+/* Sealed root: until the child stands in its empty root, then an O_PATH descriptor
+ * of that root (through /proc/PID/root) into sb->root_fd; or the reason not. */
+static void await_ready(struct tp_sandbox *sb)
+{
+	char byte, path[64];
+	ssize_t n;
+
+	if (sb->ready_fd < 0)
+		return;
+	if (sb->shares_memory)
+		await_readable(sb, sb->ready_fd);
+	do
+		n = read(sb->ready_fd, &byte, 1);
+	while (n < 0 && errno == EINTR);
+	close(sb->ready_fd);
+	sb->ready_fd = -1;
+	if (n != 1) {
+		/* the child died on the way: its error pipe says why */
+		await_exec(sb);
+		if (!sb->setup_failed)
+			snprintf(sb->setup_err, sizeof(sb->setup_err),
+				 "sandbox setup failed before the sealed root was ready");
+		sb->root_fd = -EPIPE;
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/root", (int)sb->pid);
+	sb->root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (sb->root_fd < 0) {
+		sb->root_fd = -errno;
+		snprintf(sb->setup_err, sizeof(sb->setup_err),
+			 "cannot reach the sealed root through %s: %s", path, strerror(errno));
+	}
+}
+
+static void free_area(struct spawn_area *a)
+{
+	if (!a)
+		return;
+	if (a->stacks)
+		munmap(a->stacks, SPAWN_STACKS_SIZE);
+	free(a);
+}
+
+/* The child's memory of its own: the arguments and two stacks, each above a guard. */
+static struct spawn_area *new_area(const struct tp_sandbox_config *cfg)
+{
+	struct spawn_area *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->cfg = cfg;
+	a->stacks = mmap(NULL, SPAWN_STACKS_SIZE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (a->stacks == MAP_FAILED) {
+		a->stacks = NULL;
+		free_area(a);
+		return NULL;
+	}
+	if (mprotect(a->stacks, SPAWN_GUARD_SIZE, PROT_NONE) < 0 ||
+	    mprotect(a->stacks + SPAWN_GUARD_SIZE + SPAWN_STACK_SIZE, SPAWN_GUARD_SIZE, PROT_NONE) <
+		0) {
+		free_area(a);
+		return NULL;
+	}
+	return a;
+}
+
 int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb, char *err,
 		     size_t err_size)
 {
 	int ctrl[2] = { -1, -1 }, out[2] = { -1, -1 }, sync[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	int ready[2] = { -1, -1 }, go[2] = { -1, -1 }, status[2] = { -1, -1 };
-	bool in_v2 = false;
+	bool in_v2 = false, shares = false;
+	struct spawn_area *a = NULL;
 	pid_t pid;
 	int r;
 
-	sb->pid = -1;
-	sb->ctrl_fd = sb->out_fd = sb->err_fd = sb->ready_fd = sb->go_fd = sb->status_fd = -1;
-	sb->service_pid = -1;
+	*sb = (struct tp_sandbox){ .pid = -1,
+				   .service_pid = -1,
+				   .status_fd = -1,
+				   .ctrl_fd = -1,
+				   .out_fd = -1,
+				   .err_fd = -1,
+				   .ready_fd = -1,
+				   .go_fd = -1,
+				   .root_fd = -1 };
 	if (cfg->handed_count > TP_SANDBOX_MAX_HANDED) {
 		snprintf(err, err_size, "at most %d descriptors can be handed to the service",
 			 TP_SANDBOX_MAX_HANDED);
 		return -E2BIG;
+	}
+	if (!(a = new_area(cfg))) {
+		r = -ENOMEM;
+		snprintf(err, err_size, "cannot allocate the child's stacks: %s", strerror(ENOMEM));
+		goto fail;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctrl) < 0 ||
 	    pipe2(out, O_CLOEXEC) < 0 || pipe2(sync, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
@@ -447,8 +708,23 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 		snprintf(err, err_size, "cannot create channels: %s", strerror(errno));
 		goto fail;
 	}
+	a->sync_fd = sync[0];
+	a->err_fd = errp[1];
+	a->ctrl_fd = ctrl[1];
+	a->out_fd = out[1];
+	a->status_fd = status[1];
+	a->handshake =
+	    (struct handshake){ .ready_fd = ready[1], .go_fd = go[0], .mark = cfg->mark };
+	int parent_ends[] = { ctrl[0], out[0], sync[1], errp[0], status[0], ready[0], go[1] };
+	memcpy(a->parent_ends, parent_ends, sizeof(parent_ends));
 
-	pid = clone_into_cgroup(cfg->join, &in_v2);
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &a->mask);
+	pid = clone_child(a, &in_v2, &shares);
+	int clone_errno = errno;
+	pthread_sigmask(SIG_SETMASK, &a->mask, NULL);
+	errno = clone_errno;
 	if (pid < 0) {
 		r = -errno;
 		if (errno == EPERM || errno == ENOSPC || errno == EINVAL)
@@ -459,19 +735,6 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 		else
 			snprintf(err, err_size, "clone: %s", strerror(errno));
 		goto fail;
-	}
-	if (pid == 0) {
-		close(ctrl[0]);
-		close(out[0]);
-		close(sync[1]);
-		close(errp[0]);
-		close(status[0]);
-		struct handshake h = { .ready_fd = ready[1], .go_fd = go[0], .mark = cfg->mark };
-		if (ready[0] >= 0) {
-			close(ready[0]);
-			close(go[1]);
-		}
-		child_main(cfg, sync[0], errp[1], ctrl[1], out[1], status[1], &h);
 	}
 
 	close(ctrl[1]);
@@ -511,6 +774,10 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 	close(sync[1]);
 	sync[1] = -1;
 
+	sb->area = a;
+	sb->shares_memory = shares;
+	sb->deadline = cfg->deadline;
+	sb->cancel_fd = cfg->cancel_fd;
 	sb->err_fd = errp[0];
 	sb->ready_fd = ready[0];
 	sb->go_fd = go[1];
@@ -518,6 +785,12 @@ int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb,
 	sb->ctrl_fd = ctrl[0];
 	sb->out_fd = out[0];
 	sb->status_fd = status[0];
+	/* a child on our memory runs the C library on this thread's state: nothing else
+	 * may until it waits for its files or has exec'd the service */
+	if (shares && cfg->filled_from_outside)
+		await_ready(sb);
+	else if (shares)
+		await_exec(sb);
 	return 0;
 
 fail_kill:
@@ -530,59 +803,35 @@ fail_kill:
 	read_child_error(errp[0], err, err_size);
 fail:
 	for (int i = 0; i < 2; i++) {
-		if (ctrl[i] >= 0)
-			close(ctrl[i]);
-		if (out[i] >= 0)
-			close(out[i]);
-		if (sync[i] >= 0)
-			close(sync[i]);
-		if (errp[i] >= 0)
-			close(errp[i]);
-		if (ready[i] >= 0)
-			close(ready[i]);
-		if (go[i] >= 0)
-			close(go[i]);
-		if (status[i] >= 0)
-			close(status[i]);
+		int *fds[] = {
+			&ctrl[i], &out[i], &sync[i], &errp[i], &ready[i], &go[i], &status[i]
+		};
+		for (size_t j = 0; j < sizeof(fds) / sizeof(fds[0]); j++)
+			if (*fds[j] >= 0)
+				close(*fds[j]);
 	}
+	free_area(a);
 	return r;
 }
 
 int tp_sandbox_wait_exec(struct tp_sandbox *sb, char *err, size_t err_size)
 {
-	/* the error pipe closes on exec; anything read before that is a setup failure */
-	bool failed = read_child_error(sb->err_fd, err, err_size);
-
-	close(sb->err_fd);
-	sb->err_fd = -1;
-	return failed ? -EPERM : 0;
+	/* anything the child wrote before its exec is a setup failure */
+	await_exec(sb);
+	if (sb->setup_failed)
+		snprintf(err, err_size, "%s", sb->setup_err);
+	return sb->setup_failed ? -EPERM : 0;
 }
 
 int tp_sandbox_wait_ready(struct tp_sandbox *sb, char *err, size_t err_size)
 {
-	char byte, path[64];
-	ssize_t n;
 	int fd;
 
-	do
-		n = read(sb->ready_fd, &byte, 1);
-	while (n < 0 && errno == EINTR);
-	close(sb->ready_fd);
-	sb->ready_fd = -1;
-	if (n != 1) {
-		/* the child died on the way: its error pipe says why */
-		if (tp_sandbox_wait_exec(sb, err, err_size) == 0)
-			snprintf(err, err_size,
-				 "sandbox setup failed before the sealed root was ready");
-		return -EPIPE;
-	}
-	snprintf(path, sizeof(path), "/proc/%d/root", (int)sb->pid);
-	fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, err_size, "cannot reach the sealed root through %s: %s", path,
-			 strerror(errno));
-		return -errno;
-	}
+	await_ready(sb);
+	fd = sb->root_fd;
+	sb->root_fd = -1;
+	if (fd < 0)
+		snprintf(err, err_size, "%s", sb->setup_err);
 	return fd;
 }
 
@@ -592,7 +841,24 @@ int tp_sandbox_go(struct tp_sandbox *sb)
 
 	close(sb->go_fd);
 	sb->go_fd = -1;
+	/* the child builds the rest of its root on our memory (clone_child) */
+	if (sb->shares_memory)
+		await_exec(sb);
 	return r;
+}
+
+void tp_sandbox_close(struct tp_sandbox *sb)
+{
+	int *fds[] = { &sb->ctrl_fd,  &sb->out_fd,    &sb->err_fd, &sb->go_fd,
+		       &sb->ready_fd, &sb->status_fd, &sb->root_fd };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+	free_area(sb->area);
+	sb->area = NULL;
 }
 
 pid_t tp_sandbox_find_service(struct tp_sandbox *sb)

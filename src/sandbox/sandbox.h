@@ -6,7 +6,9 @@
 #include "root.h"
 #include "seccomp.h"
 
+#include <stdbool.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* The ids the service has inside its user namespace: the caller's own, but for
  * root, whose service is an ordinary user (1000). A process that sees euid 0 acts
@@ -44,6 +46,7 @@ struct tp_sandbox_config {
 	const struct tp_limits_state *limits; /* prepared by tp_limits_prepare */
 	const struct tp_cgroup_join *join;    /* opened by tp_limits_open_join */
 	const struct tp_bpf *stage1;
+	int reaper_fd;	       /* teepy-reaper (O_PATH), which pid 1 executes */
 	const int *handed_fds; /* the service gets these at fd 4, 5, ... (at most
 				* TP_SANDBOX_MAX_HANDED) */
 	size_t handed_count;
@@ -55,27 +58,52 @@ struct tp_sandbox_config {
 	/* TEEPY_TIMING: called with a phase name at each step of the child, on its
 	 * inherited stderr, until the child's fds are set up (NULL: off) */
 	void (*mark)(const char *phase);
+	/* while tp_sandbox_spawn waits for a child on our memory: the run's wall clock
+	 * (CLOCK_MONOTONIC) and the caller's cancel descriptor (-1: none); either ends
+	 * the child (sb->stopped says which) */
+	const struct timespec *deadline;
+	int cancel_fd;
 };
+
+struct spawn_area;
 
 struct tp_sandbox {
-	pid_t pid;	   /* the reaper: pid 1 of the service's namespace */
-	pid_t service_pid; /* the service, the reaper's child (tp_sandbox_find_service) */
-	int status_fd;	   /* the reaper's one report, as it ends */
-	int ctrl_fd;	   /* our end of the control channel */
-	int out_fd;	   /* the service's stdout and stderr, merged */
-	int err_fd;	   /* setup errors of the child; closes when it execs */
-	int ready_fd;	   /* sealed root: the child writes a byte here in its empty root */
-	int go_fd;	   /* sealed root: a byte here lets the child go on */
+	pid_t pid;	    /* the reaper: pid 1 of the service's namespace */
+	pid_t service_pid;  /* the service, the reaper's child (tp_sandbox_find_service) */
+	int status_fd;	    /* the reaper's one report, as it ends */
+	int ctrl_fd;	    /* our end of the control channel */
+	int out_fd;	    /* the service's stdout and stderr, merged */
+	int err_fd;	    /* setup errors of the child; closes when it execs */
+	int ready_fd;	    /* sealed root: the child writes a byte here in its empty root */
+	int go_fd;	    /* sealed root: a byte here lets the child go on */
+	int root_fd;	    /* sealed root: the child's, once ready (or -errno) */
+	bool shares_memory; /* the child runs on our memory until it has exec'd */
+	bool setup_failed;  /* the child reported a setup failure: setup_err */
+	enum { TP_SANDBOX_RAN, TP_SANDBOX_TIMED_OUT, TP_SANDBOX_CANCELLED } stopped;
+	char setup_err[512];
+	struct spawn_area *area;	 /* the child's arguments and stacks */
+	const struct timespec *deadline; /* cfg's, for a child on our memory */
+	int cancel_fd;
 };
 
-/* Starts the service: namespaces and cgroups (the child joins them itself before
- * anything else), id maps, then the child builds its root and execs the
- * interpreter on its own; the caller waits with tp_sandbox_wait_exec. On failure
- * returns -errno and writes one line into err. Call it while the process has one
- * thread: between clone and exec the child formats messages and cfg->mark lines
- * with stdio, which a lock held by another thread at the clone would deadlock. */
+/* Starts the service: namespaces, cgroups (the supervisor moves the child into them
+ * before it may go on, unless clone3 placed it), id maps, then the child builds its
+ * root, starts the service, which execs the interpreter, and executes teepy-reaper
+ * (cfg->reaper_fd); the caller waits with tp_sandbox_wait_exec. Where the child
+ * shares our memory (sb->shares_memory: not traced, not an AddressSanitizer build)
+ * this returns only when the reaper has exec'd (or the child failed, or was killed
+ * at cfg->deadline or a cancel: sb->stopped), or, with filled_from_outside, when it
+ * waits in its empty root; tp_sandbox_go then returns at the exec. On failure
+ * returns -errno and writes one line into err. Between clone and exec the child
+ * formats messages and cfg->mark lines with stdio: a copy of a lock another thread
+ * held at the clone would deadlock it, so a child that does not share our memory
+ * needs a caller with one thread. */
 int tp_sandbox_spawn(const struct tp_sandbox_config *cfg, struct tp_sandbox *sb, char *err,
 		     size_t err_size);
+
+/* After the reaper has been waited for (or after a failed spawn, which cleans up
+ * itself): every descriptor closed, the child's stacks freed. */
+void tp_sandbox_close(struct tp_sandbox *sb);
 
 /* Sealed root: waits until the child stands in its empty root, and returns an
  * O_PATH descriptor of that root (through /proc/PID/root) to write files into.

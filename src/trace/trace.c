@@ -524,7 +524,9 @@ static void serve_stop(pid_t tid, pid_t guarded, int status, struct pendings *pe
 		resume(tid, 0, pend);
 		break;
 	case PTRACE_EVENT_EXEC:
-		exec_done(tid, pend, log);
+		/* the reaper executing teepy-reaper is teepy's, not the service's */
+		if (tid != guarded)
+			exec_done(tid, pend, log);
 		resume(tid, 0, pend);
 		break;
 	case PTRACE_EVENT_STOP:

@@ -29,16 +29,23 @@ def teepy(*args, input=None, timeout=120, env=None):
                           timeout=timeout, env=full_env)
 
 
-def teepy_copy_for_nobody():
-    """A fresh directory anyone may write (mode 0777, under /tmp) holding a copy of
-    teepy and its runtime extension, both 0755: what uid 65534 runs from. The
-    caller removes it."""
-    d = tempfile.mkdtemp(prefix="teepy-sealed-user-")
-    os.chmod(d, 0o777)
+def copy_teepy(d):
+    """Copies teepy and what it needs beside it (the _teepy extension, teepy-reaper)
+    into directory d; returns the copy's path."""
     shutil.copy(TEEPY, d)
     for name in os.listdir(os.path.dirname(TEEPY)):
-        if name.startswith("_teepy") and name.endswith(".so"):
+        if (name.startswith("_teepy") and name.endswith(".so")) or name == "teepy-reaper":
             shutil.copy(os.path.join(os.path.dirname(TEEPY), name), d)
+    return os.path.join(d, "teepy")
+
+
+def teepy_copy_for_nobody():
+    """A fresh directory anyone may write (mode 0777, under /tmp) holding a copy of
+    teepy and its runtime files, all 0755: what uid 65534 runs from. The caller
+    removes it."""
+    d = tempfile.mkdtemp(prefix="teepy-sealed-user-")
+    os.chmod(d, 0o777)
+    copy_teepy(d)
     for name in os.listdir(d):
         os.chmod(os.path.join(d, name), 0o755)
     return d

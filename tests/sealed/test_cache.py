@@ -12,7 +12,7 @@ import time
 import pytest
 
 from exit_codes import EXIT
-from sealed_support import TEEPY, build, teepy, teepy_copy_for_nobody, write_app
+from sealed_support import TEEPY, build, copy_teepy, teepy, teepy_copy_for_nobody, write_app
 
 SVC = "import teex, vendored\nteex.TEEX_return(str(vendored.VALUE))\n"
 
@@ -127,11 +127,7 @@ def test_another_teepy_misses(work, keys, vendored, cache):
     assert cache_line(run_vendored(vendored, keys, cache)).startswith("miss:")
     d = os.path.join(work, "bin")
     os.makedirs(d)
-    shutil.copy(TEEPY, d)
-    for name in os.listdir(os.path.dirname(TEEPY)):
-        if name.startswith("_teepy") and name.endswith(".so"):
-            shutil.copy(os.path.join(os.path.dirname(TEEPY), name), d)
-    r = run_vendored(vendored, keys, cache, binary=os.path.join(d, "teepy"))
+    r = run_vendored(vendored, keys, cache, binary=copy_teepy(d))
     assert r.returncode == EXIT.OK, r.stderr.decode()
     assert cache_line(r).startswith("miss:")
 

@@ -171,30 +171,40 @@ static void test_bundle_written_is_read_back_and_measured(void)
 	remove_keys(&k);
 }
 
-static void test_runtime_measurement_covers_the_extension(void)
+static void write_one(const char *path, const char *text, int flags)
 {
-	char dir[] = "/tmp/teepy-unit-XXXXXX", so[64], missing[64];
+	int fd = open(path, O_WRONLY | O_CLOEXEC | flags, 0644);
+
+	CHECK(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+}
+
+static void test_runtime_measurement_covers_the_extension_and_the_reaper(void)
+{
+	char dir[] = "/tmp/teepy-unit-XXXXXX", so[64], reaper[64], missing[64];
 	uint8_t a[32], b[32], c[32];
-	int fd;
 
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(so, sizeof(so), "%s/_teepy.so", dir);
+	snprintf(reaper, sizeof(reaper), "%s/teepy-reaper", dir);
 	snprintf(missing, sizeof(missing), "%s/none.so", dir);
-	fd = open(so, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	CHECK(fd >= 0 && write(fd, "one", 3) == 3);
-	close(fd);
-	CHECK(tp_runtime_measure(so, "boot", a) == 0);
-	CHECK(tp_runtime_measure(so, "boot", b) == 0);
+	write_one(so, "one", O_CREAT | O_EXCL);
+	write_one(reaper, "two", O_CREAT | O_EXCL);
+	CHECK(tp_runtime_measure(so, reaper, "boot", a) == 0);
+	CHECK(tp_runtime_measure(so, reaper, "boot", b) == 0);
 	CHECK(memcmp(a, b, 32) == 0);
-	fd = open(so, O_WRONLY | O_APPEND | O_CLOEXEC);
-	CHECK(fd >= 0 && write(fd, "!", 1) == 1);
-	close(fd);
-	CHECK(tp_runtime_measure(so, "boot", c) == 0);
+	write_one(so, "!", O_APPEND);
+	CHECK(tp_runtime_measure(so, reaper, "boot", c) == 0);
 	CHECK(memcmp(a, c, 32) != 0);
-	CHECK(tp_runtime_measure(so, "another boot", b) == 0);
+	CHECK(tp_runtime_measure(so, reaper, "another boot", b) == 0);
 	CHECK(memcmp(b, c, 32) != 0); /* the boot text is measured too */
-	CHECK(tp_runtime_measure(missing, "boot", c) == -ENOENT);
+	write_one(reaper, "!", O_APPEND);
+	CHECK(tp_runtime_measure(so, reaper, "boot", a) == 0);
+	CHECK(memcmp(a, c, 32) != 0); /* and the reaper */
+	CHECK(tp_runtime_measure(missing, reaper, "boot", c) == -ENOENT);
+	CHECK(tp_runtime_measure(so, missing, "boot", c) == -ENOENT);
 	unlink(so);
+	unlink(reaper);
 	rmdir(dir);
 }
 
@@ -203,7 +213,7 @@ TESTS(trust_tests) = {
 	{ "trust_verdict_judges_the_signer_first", test_trust_verdict_judges_the_signer_first },
 	{ "bundle_written_is_read_back_and_measured",
 	  test_bundle_written_is_read_back_and_measured },
-	{ "runtime_measurement_covers_the_extension",
-	  test_runtime_measurement_covers_the_extension },
+	{ "runtime_measurement_covers_the_extension_and_the_reaper",
+	  test_runtime_measurement_covers_the_extension_and_the_reaper },
 	END_TESTS,
 };
