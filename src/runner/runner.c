@@ -41,8 +41,10 @@ struct watch {
 	atomic_bool cpu_killed;	  /* ... at its CPU-time limit */
 	/* the child finishes its set-up on our memory (tp_sandbox_go): a kill then could
 	 * leave a lock of the C library held, so the watch waits; tp_sandbox_go keeps the
-	 * clock and the cancel itself meanwhile */
-	atomic_bool hold;
+	 * clock and the cancel itself meanwhile. hold_lock makes the watch's look at hold
+	 * and its kill one step. */
+	bool hold;
+	pthread_mutex_t hold_lock;
 	_Atomic uint64_t cpu_seen_ns; /* the service's CPU time when the watch last looked */
 	struct tp_channel channel;
 	bool result_mem;  /* the result is kept in memory (no sink) */
@@ -90,6 +92,27 @@ static bool fill_stop(void *arg)
 	return stopped(arg);
 }
 
+/* The watch's kill, unless the child is held (struct watch): then false, and the
+ * watch looks again once it is not. */
+static bool watch_kill(struct watch *w, atomic_bool *why)
+{
+	pthread_mutex_lock(&w->hold_lock);
+	bool held = w->hold;
+	if (!held) {
+		bool killed = kill_service(w);
+		atomic_store(why, why == &w->cpu_killed ? killed : true);
+	}
+	pthread_mutex_unlock(&w->hold_lock);
+	return !held;
+}
+
+static void set_hold(struct watch *w, bool hold)
+{
+	pthread_mutex_lock(&w->hold_lock);
+	w->hold = hold;
+	pthread_mutex_unlock(&w->hold_lock);
+}
+
 /* ---- the watch: CPU time, the wall clock, the caller's cancel ---- */
 
 /* One thread holds the three, whatever the others are blocked in (a frame the
@@ -113,24 +136,19 @@ static void *watch_main(void *arg)
 	};
 
 	for (;;) {
-		if (atomic_load(&w->hold)) {
-			if (poll(fds, 1, 1) > 0)
-				return NULL; /* the run is over */
-			continue;
-		}
 		pid_t service = atomic_load(&w->service_pid);
 		uint64_t used =
 		    tp_limits_cpu_used_ns(&w->inv->enforce, service > 0 ? service : w->pid);
 		atomic_store(&w->cpu_seen_ns, used);
-		if (used >= limit_ns) {
-			atomic_store(&w->cpu_killed, kill_service(w));
-			return NULL;
-		}
 		int left = ms_left(w);
-		if (left == 0) {
-			atomic_store(&w->timed_out, true);
-			kill_service(w);
+		if ((used >= limit_ns && watch_kill(w, &w->cpu_killed)) ||
+		    (left == 0 && watch_kill(w, &w->timed_out)))
 			return NULL;
+		if (used >= limit_ns || left == 0) {
+			/* held: look again in a millisecond, unless the run ends */
+			if (poll(fds, 1, 1) > 0)
+				return NULL;
+			continue;
 		}
 		/* at most one CPU-second per CPU and second: nothing to see before then;
 		 * at least 5 ms, so the service overshoots by no more than that per CPU */
@@ -142,9 +160,9 @@ static void *watch_main(void *arg)
 		if (n > 0 && (fds[0].revents || fds[2].revents))
 			return NULL; /* the run is over */
 		if (n > 0 && (fds[1].revents & POLLIN)) {
-			atomic_store(&w->cancelled, true);
-			kill_service(w);
-			return NULL;
+			if (watch_kill(w, &w->cancelled))
+				return NULL;
+			poll(fds, 1, 1); /* held: the cancel stays readable for the next look */
 		}
 		if (n > 0 && fds[1].revents)
 			fds[1].fd = -1; /* the caller closed its end: no cancel can come */
@@ -367,10 +385,10 @@ static int fill_sealed_root(struct watch *w, struct tp_sandbox *sb)
 				       err);
 		r = -1;
 	} else {
-		atomic_store(&w->hold, sb->shares_memory);
+		set_hold(w, sb->shares_memory);
 		int go = tp_sandbox_go(sb);
 		take_stop(w, sb);
-		atomic_store(&w->hold, false);
+		set_hold(w, false);
 		if (go < 0) {
 			if (!stopped(w))
 				tp_runner_fail(w->out, TP_END_INTERNAL,
@@ -471,7 +489,11 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 {
 	const struct tp_run_config *cfg = inv->cfg;
 	struct tp_sandbox sb;
-	struct watch w = { .inv = inv, .out = out, .pid = -1, .pidfd = -1 };
+	struct watch w = { .inv = inv,
+			   .out = out,
+			   .pid = -1,
+			   .pidfd = -1,
+			   .hold_lock = PTHREAD_MUTEX_INITIALIZER };
 	struct tp_observed o;
 	uint8_t *boot = NULL;
 	char err[512];

@@ -179,8 +179,8 @@ static int wait_for_files(void *arg)
 
 /* The service's clocks start near zero: CLOCK_MONOTONIC, CLOCK_BOOTTIME and
  * sysinfo's uptime would otherwise tell it how long the host has been up. A time
- * namespace for the children of the caller (the service, not its reaper, whose
- * deadline keeps the host's clock); its offsets are written before anyone enters
+ * namespace for the children of the caller (the service; the reaper enters it at
+ * its own exec, and keeps only relative time); its offsets are written before anyone enters
  * it, through the host's /proc, which is still there before the pivot. Best
  * effort: a kernel without time namespaces (CONFIG_TIME_NS) shows the uptime. */
 static void hide_uptime(void)
@@ -252,9 +252,11 @@ static void __attribute__((noreturn)) become_reaper(const struct spawn_area *a, 
 	int status = fcntl(a->status_fd, F_DUPFD, 6);
 	int program = fcntl(a->cfg->reaper_fd, F_DUPFD_CLOEXEC, 6);
 	int err = fcntl(err_fd, F_DUPFD_CLOEXEC, 6);
-	if (status < 0 || program < 0 || err < 0 || dup2(status, TP_REAPER_STATUS_FD) < 0 ||
-	    dup3(program, 4, O_CLOEXEC) < 0 || dup3(err, 5, O_CLOEXEC) < 0)
+	if (status < 0 || program < 0 || err < 0)
 		child_die(err_fd, "the reaper's fds: %s", strerror(errno));
+	if (dup2(status, TP_REAPER_STATUS_FD) < 0 || dup3(program, 4, O_CLOEXEC) < 0 ||
+	    dup3(err, 5, O_CLOEXEC) < 0)
+		child_die(err, "the reaper's fds: %s", strerror(errno));
 	if (syscall(SYS_close_range, 0u, 2u, 0) < 0 || syscall(SYS_close_range, 6u, ~0U, 0) < 0)
 		child_die(5, "the reaper's fds: %s", strerror(errno));
 	syscall(SYS_execveat, 4, "", argv, envp, AT_EMPTY_PATH);
@@ -327,12 +329,9 @@ static void __attribute__((noreturn)) child_main(struct spawn_area *a)
 	if (chdir(cfg->cwd) < 0)
 		child_die(err_fd, "chdir %s: %s", cfg->cwd, strerror(errno));
 
-	if ((r = tp_limits_apply_rlimits(cfg->limits)) < 0)
-		child_die(err_fd, "rlimits: %s", strerror(-r));
-
 	/* the last mark on the supervisor's clock: the service's own starts near zero */
 	if (cfg->mark)
-		cfg->mark("child: limits set, fork the service, exec next");
+		cfg->mark("child: root set, fork the service, exec next");
 	/* pid 1 stays behind as the reaper; its child goes on to be the service. The
 	 * child shares the reaper's memory until its exec (CLONE_VM | CLONE_VFORK: the
 	 * reaper waits), so no page table is copied and none torn down: a full fork
@@ -390,6 +389,10 @@ static int service_main(void *arg)
 	}
 	if (syscall(SYS_close_range, (unsigned)err_target + 1, ~0U, 0) < 0)
 		child_die(err_fd, "close inherited fds: %s", strerror(errno));
+	/* the service's own: RLIMIT_NOFILE may be as low as 32, which the descriptors
+	 * inherited from the caller could fill before the moves above */
+	if ((r = tp_limits_apply_rlimits(cfg->limits)) < 0)
+		child_die(err_fd, "rlimits: %s", strerror(-r));
 
 	if ((r = drop_capabilities(true)) < 0)
 		child_die(err_fd, "drop capabilities: %s", strerror(-r));
@@ -552,39 +555,57 @@ static bool read_child_error(int fd, char *err, size_t err_size)
 	return true;
 }
 
-/* Until fd is readable (or closed), the deadline passes or the caller cancels: then
- * the child is killed, and sb->stopped says why. Only for a child on our memory,
- * whose set-up tp_sandbox_spawn and tp_sandbox_go wait for; a child stuck that long
- * is in a system call (a hung file system under an --allow path), not in the C
- * library's state. */
+/* Milliseconds from now to *t, clamped to what poll takes; 0 once it has passed. */
+static int ms_until(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t ms =
+	    (int64_t)(t->tv_sec - now.tv_sec) * 1000 + (t->tv_nsec - now.tv_nsec) / 1000000;
+	return ms <= 0 ? 0 : ms >= INT32_MAX ? INT32_MAX : (int)ms + 1;
+}
+
+/* A child on our memory has this long after the deadline or a cancel to reach its
+ * exec before it is killed: killed inside malloc or stdio it would leave our heap
+ * or a lock half changed, and a set-up takes a few ms; one still going after a
+ * second is stuck in a system call (a hung file system under an --allow path). */
+#define STOP_GRACE_MS 1000
+
+/* Until fd is readable (or closed). The deadline passing or the caller cancelling
+ * sets sb->stopped (the runner's watch ends the run once the child has exec'd);
+ * a child that has not reached its exec STOP_GRACE_MS later is killed. Only for a
+ * child on our memory, whose set-up tp_sandbox_spawn and tp_sandbox_go wait for.
+ * errno is not looked at: the child writes it too. */
 static void await_readable(struct tp_sandbox *sb, int fd)
 {
 	struct pollfd fds[2] = { { .fd = fd, .events = POLLIN },
 				 { .fd = sb->cancel_fd, .events = POLLIN } };
+	struct timespec grace_end = { 0 };
 
 	while (sb->deadline) {
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		int64_t ms = (int64_t)(sb->deadline->tv_sec - now.tv_sec) * 1000 +
-			     (sb->deadline->tv_nsec - now.tv_nsec) / 1000000;
-		int n = poll(fds, 2, ms <= 0 ? 0 : ms > INT32_MAX ? INT32_MAX : (int)ms + 1);
-		if (n < 0 && errno == EINTR)
-			continue;
+		const struct timespec *until = sb->stopped ? &grace_end : sb->deadline;
+		int wait = ms_until(until);
+		int n = poll(fds, sb->stopped ? 1 : 2, wait);
 		if (n > 0 && fds[0].revents)
 			return;
-		if (n > 0 && (fds[1].revents & POLLIN)) {
+		if (n < 0)
+			continue; /* EINTR: nothing else can fail with these descriptors */
+		if (n > 0 && (fds[1].revents & POLLIN))
 			sb->stopped = TP_SANDBOX_CANCELLED;
-		} else if (n > 0 && fds[1].revents) {
+		else if (n > 0 && fds[1].revents)
 			fds[1].fd = -1; /* the caller closed its end: no cancel can come */
-			continue;
-		} else if (n == 0 && ms > 0) {
-			continue;
-		} else {
+		else if (n == 0 && wait == 0 && sb->stopped)
+			break; /* the grace is over */
+		else if (n == 0 && wait == 0)
 			sb->stopped = TP_SANDBOX_TIMED_OUT;
+		if (sb->stopped && !grace_end.tv_sec) {
+			clock_gettime(CLOCK_MONOTONIC, &grace_end);
+			grace_end.tv_sec += STOP_GRACE_MS / 1000;
 		}
-		kill(sb->pid, SIGKILL);
-		return;
 	}
+	if (sb->deadline)
+		kill(sb->pid, SIGKILL);
 }
 
 /* The child's setup failure, if it reported one, into sb; the error pipe read
@@ -837,6 +858,21 @@ int tp_sandbox_wait_ready(struct tp_sandbox *sb, char *err, size_t err_size)
 
 int tp_sandbox_go(struct tp_sandbox *sb)
 {
+	/* a child on our memory that would only be stopped is stopped now, while it
+	 * waits in a read (await_readable) */
+	if (sb->shares_memory && sb->deadline) {
+		struct pollfd cancel = { .fd = sb->cancel_fd, .events = POLLIN };
+		if (ms_until(sb->deadline) == 0)
+			sb->stopped = TP_SANDBOX_TIMED_OUT;
+		else if (poll(&cancel, 1, 0) > 0 && (cancel.revents & POLLIN))
+			sb->stopped = TP_SANDBOX_CANCELLED;
+		if (sb->stopped) {
+			kill(sb->pid, SIGKILL);
+			close(sb->go_fd);
+			sb->go_fd = -1;
+			return -ECANCELED;
+		}
+	}
 	int r = write(sb->go_fd, "G", 1) == 1 ? 0 : -errno;
 
 	close(sb->go_fd);

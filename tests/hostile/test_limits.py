@@ -644,6 +644,23 @@ def test_inherited_descriptors_are_closed_inside(as_user, run, script, tmp):
                           "2": [stat.S_IFIFO, 0], "3": [stat.S_IFSOCK, 0]}, (passed, out)
 
 
+def test_many_inherited_descriptors_do_not_stop_a_small_service(as_user, run, script):
+    """Without a memory cgroup (a user's runs here), --memory under 64M caps the
+    service's descriptors at 32 (src/sandbox/limits.c). A caller with more than that
+    open must still get its service started: the cap is set once the service's
+    descriptors are down to its own four, not while it still holds the caller's
+    (then `open /dev/null: Too many open files`)."""
+    s = hostile(script, FD_PROBE)
+    passed = [os.open("/dev/null", os.O_RDONLY) for _ in range(40)]
+    try:
+        r = run("run", "--memory", "40M", s, pass_fds=passed)
+    finally:
+        for fd in passed:
+            os.close(fd)
+    assert r.returncode == EXIT.OK, r
+    assert sorted(r.json()["fds"]) == ["0", "1", "2", "3"], r.json()
+
+
 @pytest.mark.parametrize("limit, backstop", [("10", 11), ("2.5", 4), ("1500ms", 3)])
 def test_rlimit_cpu_is_a_backstop_one_second_past_the_limit(run, script, limit, backstop):
     """RLIMIT_CPU is set soft == hard to the limit rounded up to whole seconds plus
