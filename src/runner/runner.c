@@ -163,9 +163,9 @@ static void *watch_main(void *arg)
 			if (watch_kill(w, &w->cancelled))
 				return NULL;
 			poll(fds, 1, 1); /* held: the cancel stays readable for the next look */
-		}
-		if (n > 0 && fds[1].revents)
+		} else if (n > 0 && fds[1].revents) {
 			fds[1].fd = -1; /* the caller closed its end: no cancel can come */
+		}
 	}
 }
 
