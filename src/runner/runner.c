@@ -6,6 +6,7 @@
 #include "cache.h"
 #include "plan.h"
 #include "../channel/channel.h"
+#include "../common/clock.h"
 #include "../common/io.h"
 #include "../pyboot/boot.h"
 #include "../sandbox/sandbox.h"
@@ -68,20 +69,6 @@ static bool kill_service(struct watch *w)
 	return w->pidfd >= 0 && syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0) == 0;
 }
 
-/* Milliseconds left before the deadline, rounded up; 0 once it has passed. */
-static int ms_left(const struct watch *w)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	int64_t ns = (int64_t)(w->deadline.tv_sec - now.tv_sec) * 1000000000 +
-		     (w->deadline.tv_nsec - now.tv_nsec);
-	if (ns <= 0)
-		return 0;
-	int64_t ms = (ns + 999999) / 1000000;
-	return ms > INT32_MAX ? INT32_MAX : (int)ms;
-}
-
 static bool stopped(struct watch *w)
 {
 	return atomic_load(&w->timed_out) || atomic_load(&w->cancelled);
@@ -140,7 +127,7 @@ static void *watch_main(void *arg)
 		uint64_t used =
 		    tp_limits_cpu_used_ns(&w->inv->enforce, service > 0 ? service : w->pid);
 		atomic_store(&w->cpu_seen_ns, used);
-		int left = ms_left(w);
+		int left = tp_ms_until(&w->deadline);
 		if ((used >= limit_ns && watch_kill(w, &w->cpu_killed)) ||
 		    (left == 0 && watch_kill(w, &w->timed_out)))
 			return NULL;

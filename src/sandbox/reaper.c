@@ -69,25 +69,6 @@ static void __attribute__((noreturn)) report(int status_fd, uint32_t kind, int32
 	__builtin_unreachable();
 }
 
-/* SIGCHLD, for the loop's sigtimedwait. */
-static void chld_set(sigset_t *set)
-{
-	sigemptyset(set);
-	sigaddset(set, SIGCHLD);
-}
-
-int tp_reaper_prepare(void)
-{
-	sigset_t chld;
-
-	chld_set(&chld);
-	/* blocked, so a child's end stays pending for sigtimedwait (and a SIGCHLD the
-	 * service sends us only wakes the loop); both hold across the exec */
-	if (sigprocmask(SIG_BLOCK, &chld, NULL) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -errno;
-	return 0;
-}
-
 void tp_reaper_run(pid_t service, int status_fd, uint64_t deadline_ms)
 {
 	const struct sock_fprog prog = {
@@ -97,7 +78,11 @@ void tp_reaper_run(pid_t service, int status_fd, uint64_t deadline_ms)
 	uint64_t end = deadline_ms ? now_ms() + deadline_ms : 0;
 	sigset_t chld;
 
-	chld_set(&chld);
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	/* blocked, so a child's end stays pending for sigtimedwait (and a SIGCHLD the
+	 * service sends us only wakes the loop); one that came before is found by the
+	 * loop's first wait4 */
 	sigprocmask(SIG_BLOCK, &chld, NULL);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
 	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0) {

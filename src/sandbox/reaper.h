@@ -19,11 +19,6 @@ struct tp_reaper_report {
 
 /* The report pipe's descriptor in teepy-reaper (reaper_main.c). */
 #define TP_REAPER_STATUS_FD 3
-#define TP_REAPER_NAME	    "teepy-reaper"
-
-/* In the namespace's pid 1, before it executes teepy-reaper: SIGCHLD blocked (for
- * the loop's sigtimedwait), no_new_privs (for its filter). Returns 0 or -errno. */
-int tp_reaper_prepare(void);
 
 /* In the namespace's pid 1, with every descriptor but status_fd closed: waits for
  * service (its child), reaping every orphan on the way, and ends when the service

@@ -5,8 +5,7 @@
  * memory would take teepy with it when the OOM killer chose it.
  *
  * argv: teepy-reaper SERVICE_PID DEADLINE_MS (0: none); the report pipe is fd 3.
- * Started with SIGCHLD blocked, no capability, no_new_privs, every other
- * descriptor closed. */
+ * Started with no capability and every other descriptor closed. */
 #include "reaper.h"
 
 #include <stdlib.h>

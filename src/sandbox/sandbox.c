@@ -6,7 +6,9 @@
 
 #include "landlock.h"
 #include "reaper.h"
+#include "../manifest/trust.h"
 #include "../channel/protocol.h"
+#include "../common/clock.h"
 #include "../common/io.h"
 
 #include <errno.h>
@@ -238,14 +240,14 @@ static char *stack_top(const struct spawn_area *a, int which)
 static void __attribute__((noreturn)) become_reaper(const struct spawn_area *a, pid_t service)
 {
 	char pid_text[24], deadline_text[24];
-	char *argv[] = { TP_REAPER_NAME, pid_text, deadline_text, NULL };
+	char *argv[] = { TP_REAPER_PROGRAM, pid_text, deadline_text, NULL };
 	char *envp[] = { NULL };
 	int err_fd = a->err_fd, r;
 
 	snprintf(pid_text, sizeof(pid_text), "%d", (int)service);
 	snprintf(deadline_text, sizeof(deadline_text), "%llu",
 		 (unsigned long long)a->reaper_deadline_ms);
-	if ((r = drop_capabilities(false)) < 0 || (r = tp_reaper_prepare()) < 0)
+	if ((r = drop_capabilities(false)) < 0)
 		child_die(err_fd, "the reaper's rights: %s", strerror(-r));
 	/* 3 the report, 4 the program, 5 the error pipe (both close at the exec); each
 	 * copied above them first (RLIMIT_NOFILE may be as low as 32 here) */
@@ -260,7 +262,7 @@ static void __attribute__((noreturn)) become_reaper(const struct spawn_area *a, 
 	if (syscall(SYS_close_range, 0u, 2u, 0) < 0 || syscall(SYS_close_range, 6u, ~0U, 0) < 0)
 		child_die(5, "the reaper's fds: %s", strerror(errno));
 	syscall(SYS_execveat, 4, "", argv, envp, AT_EMPTY_PATH);
-	child_die(5, "start %s: %s", TP_REAPER_NAME, strerror(errno));
+	child_die(5, "start %s: %s", TP_REAPER_PROGRAM, strerror(errno));
 }
 
 static int service_main(void *arg);
@@ -555,17 +557,6 @@ static bool read_child_error(int fd, char *err, size_t err_size)
 	return true;
 }
 
-/* Milliseconds from now to *t, clamped to what poll takes; 0 once it has passed. */
-static int ms_until(const struct timespec *t)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	int64_t ms =
-	    (int64_t)(t->tv_sec - now.tv_sec) * 1000 + (t->tv_nsec - now.tv_nsec) / 1000000;
-	return ms <= 0 ? 0 : ms >= INT32_MAX ? INT32_MAX : (int)ms + 1;
-}
-
 /* A child on our memory has this long after the deadline or a cancel to reach its
  * exec before it is killed: killed inside malloc or stdio it would leave our heap
  * or a lock half changed, and a set-up takes a few ms; one still going after a
@@ -585,7 +576,7 @@ static void await_readable(struct tp_sandbox *sb, int fd)
 
 	while (sb->deadline) {
 		const struct timespec *until = sb->stopped ? &grace_end : sb->deadline;
-		int wait = ms_until(until);
+		int wait = tp_ms_until(until);
 		int n = poll(fds, sb->stopped ? 1 : 2, wait);
 		if (n > 0 && fds[0].revents)
 			return;
@@ -862,7 +853,7 @@ int tp_sandbox_go(struct tp_sandbox *sb)
 	 * waits in a read (await_readable) */
 	if (sb->shares_memory && sb->deadline) {
 		struct pollfd cancel = { .fd = sb->cancel_fd, .events = POLLIN };
-		if (ms_until(sb->deadline) == 0)
+		if (tp_ms_until(sb->deadline) == 0)
 			sb->stopped = TP_SANDBOX_TIMED_OUT;
 		else if (poll(&cancel, 1, 0) > 0 && (cancel.revents & POLLIN))
 			sb->stopped = TP_SANDBOX_CANCELLED;

@@ -1,0 +1,11 @@
+/* Deadlines on CLOCK_MONOTONIC. */
+#ifndef TEEPY_COMMON_CLOCK_H
+#define TEEPY_COMMON_CLOCK_H
+
+#include <time.h>
+
+/* Milliseconds from now to the deadline (CLOCK_MONOTONIC), rounded up and at most
+ * INT32_MAX, as poll takes them; 0 once it has passed. */
+int tp_ms_until(const struct timespec *deadline);
+
+#endif
