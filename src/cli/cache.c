@@ -36,7 +36,8 @@ const struct tp_command_help tp_cache_help = {
 	.about = "The cache of verified sealed roots (docs/cli.md): /run/teepy for root,\n"
 		 "$XDG_RUNTIME_DIR/teepy for a user, TEEPY_CACHE_DIR if set. ls: one line an\n"
 		 "entry: its key, the memory it holds, its files and when a run last used it.\n"
-		 "clear: removes every entry no run is using now.\n",
+		 "clear: removes every entry no run is using now, and the facts about\n"
+		 "/etc/alternatives that unsealed runs keep there.\n",
 	.flags = flags,
 	.exits = exits,
 };

@@ -7,6 +7,7 @@
  * on everything is done relative to that descriptor, never through its path. */
 #include "cache.h"
 
+#include "alternatives.h"
 #include "plan.h"
 #include "../crypto/crypto.h"
 
@@ -705,5 +706,6 @@ int tp_cache_clear(int dir_fd, size_t *removed, size_t *in_use)
 	}
 	free(list);
 	remove_stale_temps(dir_fd);
+	unlinkat(dir_fd, TP_ALTERNATIVES_FACTS, 0);
 	return 0;
 }

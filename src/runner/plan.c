@@ -1,6 +1,7 @@
 /* Planning one invocation: the script or bundle loaded, its root, sys.path, limits,
  * environment and boot payload decided before anything is spawned. */
 #include "plan.h"
+#include "alternatives.h"
 #include "cache.h"
 
 #include "../channel/channel.h"
@@ -289,81 +290,23 @@ static void set_exec_files(struct tp_invocation *inv, const char *exe, const cha
 	inv->exec_files[3] = NULL;
 }
 
-/* Directories of /etc/alternatives targets already resolved. */
-struct resolved_dirs {
-	char dir[16][2][PATH_MAX];
-	size_t count;
-};
-
-/* Whether an /etc/alternatives target may be visible: inside a bind once its
- * directory is resolved (dirs caches the few directories the ~500 links share), or
- * itself a link, which only a full walk can follow. */
-static bool may_be_visible(const struct tp_root_plan *plan, const char *target,
-			   struct resolved_dirs *dirs)
+/* Debian's alternatives (BLAS, LAPACK) an unsealed run shows: decided from facts
+ * kept in the cache directory where there is one (alternatives.c); a cache that is
+ * off or fails its checks only costs the time, and is said by a sealed run. A
+ * build's sample run takes them afresh: it makes no cache directory. */
+static int plan_alternatives(struct tp_invocation *inv)
 {
-	char dir[PATH_MAX], real[PATH_MAX];
-	const char *slash = strrchr(target, '/');
-	struct stat st;
-	size_t i;
+	const struct tp_run_config *cfg = inv->cfg;
+	char path[PATH_MAX], why[256];
+	int fd = cfg->no_cache || cfg->trace_log ?
+		     -1 :
+		     tp_cache_dir_open(cfg->cache_dir, cfg->runtime_dir, true, path, sizeof(path),
+				       why, sizeof(why));
+	int r = tp_alternatives_plan(&inv->plan, fd);
 
-	if (target[0] != '/' || tp_root_plan_covers(plan, target))
-		return true;
-	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - target), target);
-	for (i = 0; i < dirs->count && strcmp(dirs->dir[i][0], dir) != 0; i++)
-		;
-	if (i == dirs->count) {
-		if (!realpath(dir[0] ? dir : "/", real))
-			return false;
-		if (dirs->count < 16) {
-			snprintf(dirs->dir[dirs->count][0], PATH_MAX, "%s", dir);
-			snprintf(dirs->dir[dirs->count][1], PATH_MAX, "%s", real);
-			dirs->count++;
-		}
-	} else {
-		snprintf(real, sizeof(real), "%s", dirs->dir[i][1]);
-	}
-	if (strlen(real) + strlen(slash) < sizeof(real)) {
-		strcat(real, slash);
-		if (tp_root_plan_covers(plan, real))
-			return true;
-	}
-	return lstat(target, &st) == 0 && S_ISLNK(st.st_mode);
-}
-
-/* Debian reaches some libraries through /etc/alternatives (BLAS, LAPACK): keep the
- * links whose targets are visible, nothing else of /etc. Most lead to programs and
- * manuals that are not: a readlink settles those before the full walk, which costs
- * about ten system calls a link (measured: 4,400 calls, most of the planning time
- * of an --allow-site-packages run, before this filter). */
-static int plan_alternatives(struct tp_root_plan *plan)
-{
-	struct resolved_dirs *dirs = calloc(1, sizeof(*dirs));
-	DIR *d = opendir("/etc/alternatives");
-	struct dirent *e;
-
-	if (!dirs) {
-		if (d)
-			closedir(d);
-		return -ENOMEM;
-	}
-	while (d && (e = readdir(d))) {
-		char path[PATH_MAX], target[PATH_MAX];
-		ssize_t n;
-		if (e->d_name[0] == '.' || e->d_type != DT_LNK)
-			continue;
-		n = readlinkat(dirfd(d), e->d_name, target, sizeof(target) - 1);
-		if (n <= 0)
-			continue;
-		target[n] = '\0';
-		if (!may_be_visible(plan, target, dirs))
-			continue;
-		snprintf(path, sizeof(path), "/etc/alternatives/%s", e->d_name);
-		tp_root_plan_add_links(plan, path);
-	}
-	if (d)
-		closedir(d);
-	free(dirs);
-	return 0;
+	if (fd >= 0)
+		close(fd);
+	return r;
 }
 
 /* One --allow or --pythonpath PATH (FLAG names it): its real path, or -1 with the
@@ -529,7 +472,7 @@ static int plan_unsealed(struct tp_invocation *inv, struct tp_outcome *out)
 	if (plan_python_path(inv, out) < 0)
 		return -1;
 	if ((cfg->allow_site_packages || count_of(cfg->allow) || count_of(cfg->pythonpath)) &&
-	    plan_alternatives(plan) < 0)
+	    plan_alternatives(inv) < 0)
 		return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
 
 	char loader_real[PATH_MAX], exe_real[PATH_MAX];

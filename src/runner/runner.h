@@ -284,8 +284,9 @@ struct tp_cache_entry {
 /* The entries of the cache dir_fd (a malloc'd array). Returns 0 or -errno. */
 int tp_cache_list(int dir_fd, struct tp_cache_entry **entries, size_t *count);
 
-/* Removes every entry no run is using (in_use counts those left) and the temporary
- * entries of fills that died. Returns 0 or -errno. */
+/* Removes every entry no run is using (in_use counts those left), the temporary
+ * entries of fills that died and the facts kept about /etc/alternatives
+ * (alternatives.c). Returns 0 or -errno. */
 int tp_cache_clear(int dir_fd, size_t *removed, size_t *in_use);
 
 /* What was observed of a finished run, for tp_judge. */
