@@ -305,8 +305,12 @@ static void print_cache(const struct tp_cache *c)
 	case TP_CACHE_HIT:
 		fprintf(stderr,
 			"  cache         hit: the root is bound read-only from %s (its files "
-			"were verified when it was made; the bundle's own are checked again)\n",
-			c->why);
+			"were verified when it was made; the bundle's own are checked again)%s\n",
+			c->why,
+			c->indexed ? "; the bundle's bytes are a verified run's (the cache's "
+				     "index), so its signature was checked as the interpreter "
+				     "started" :
+				     "");
 		break;
 	case TP_CACHE_MISS:
 		fprintf(stderr,

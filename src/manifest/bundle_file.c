@@ -30,7 +30,7 @@ bool tp_is_bundle(const char *path)
 	return yes;
 }
 
-int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, size_t err_size)
+int tp_bundle_file_read(const char *path, struct tp_bundle_file *bf, char *err, size_t err_size)
 {
 	uint8_t header[TP_BUNDLE_HEADER_SIZE];
 	struct tp_bundle_header h;
@@ -80,14 +80,26 @@ int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, 
 		goto fail;
 	}
 
-	/* the signature is checked before the manifest is trusted for anything */
-	tp_trust_signer_measure(bf->bundle.pubkey, bf->signer);
-	bf->signature_ok = tp_trust_signature_valid(&bf->bundle);
-
-	tp_manifest_measure(bf->bundle.manifest, h.manifest_size, bf->app);
 	return 0;
 fail:
 	tp_bundle_file_close(bf);
+	return r;
+}
+
+void tp_bundle_file_verify(struct tp_bundle_file *bf)
+{
+	tp_trust_signer_measure(bf->bundle.pubkey, bf->signer);
+	bf->signature_ok = tp_trust_signature_valid(&bf->bundle);
+	tp_manifest_measure(bf->bundle.manifest, bf->bundle.header.manifest_size, bf->app);
+}
+
+int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, size_t err_size)
+{
+	int r = tp_bundle_file_read(path, bf, err, err_size);
+
+	/* the signature is checked before the manifest is trusted for anything */
+	if (r == 0)
+		tp_bundle_file_verify(bf);
 	return r;
 }
 

@@ -30,6 +30,14 @@ bool tp_is_bundle(const char *path);
  * decide on the signer first. Returns 0 or -errno with one line in err. */
 int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, size_t err_size);
 
+/* tp_bundle_file_open in two steps: the bytes read into our copy and their layout
+ * checked (no cryptography), then the signature checked and the measurements taken
+ * (libcrypto loaded first: tp_crypto_load). The second only reads bf->bundle, so it
+ * may run on another thread while this one parses the manifest (nothing may act on
+ * it until the signer is settled: the runner's tp_plan_settle). */
+int tp_bundle_file_read(const char *path, struct tp_bundle_file *bf, char *err, size_t err_size);
+void tp_bundle_file_verify(struct tp_bundle_file *bf);
+
 /* Parses the manifest, checks it against the blob area, then whether this teepy
  * can run it: -ENOTSUP (tp_manifest_check_runnable) for a valid bundle using what
  * this teepy does not support yet, with the manifest kept in bf->manifest for one

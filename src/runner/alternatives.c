@@ -29,9 +29,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define ALTERNATIVES  "/etc/alternatives"
-#define FACTS_MAGIC   "teepy-alternatives-v1\n"
-#define FACTS_MAX     (4u << 20)
+#define ALTERNATIVES "/etc/alternatives"
+#define FACTS_MAGIC  "teepy-alternatives-v1\n"
+#define FACTS_MAX    (4u << 20)
 
 /* A directory the facts depend on, as it was when they were taken. */
 struct fact_dir {
@@ -233,8 +233,8 @@ static int parse_dir(struct facts *f, char *line)
 	int present, used = 0;
 	char *path;
 
-	if (sscanf(line, "d %d %llu %llu %lld %ld %lld %ld %n", &present, &dev, &ino, &msec,
-		   &mnsec, &csec, &cnsec, &used) != 7 ||
+	if (sscanf(line, "d %d %llu %llu %lld %ld %lld %ld %n", &present, &dev, &ino, &msec, &mnsec,
+		   &csec, &cnsec, &used) != 7 ||
 	    !used || (path = line + used)[0] != '/' ||
 	    (f->dir_count == 0 && strcmp(path, ALTERNATIVES) != 0))
 		return -1;

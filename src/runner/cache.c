@@ -9,6 +9,7 @@
 
 #include "alternatives.h"
 #include "plan.h"
+#include "../common/io.h"
 #include "../crypto/crypto.h"
 
 #include <dirent.h>
@@ -100,11 +101,10 @@ static int remove_tree(int dir_fd, const char *name, int depth)
 	return r;
 }
 
-/* Temporary entries of fills that were killed (their pid is gone) or are old. */
-static void remove_stale_temps(int dir_fd)
+/* Calls fn for every name in the cache directory (through its descriptor). */
+static void each_name(int dir_fd, void (*fn)(int dir_fd, const char *name))
 {
 	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	time_t now = time(NULL);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *e;
 
@@ -113,21 +113,32 @@ static void remove_stale_temps(int dir_fd)
 			close(fd);
 		return;
 	}
-	while ((e = readdir(d))) {
-		struct stat st;
-		long pid;
-		char *end;
-
-		if (strncmp(e->d_name, TEMP_PREFIX, strlen(TEMP_PREFIX)) != 0)
-			continue;
-		pid = strtol(e->d_name + strlen(TEMP_PREFIX), &end, 10);
-		if (*end != '-' || fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		bool dead = pid <= 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH);
-		if (dead || now - st.st_mtime > STALE_TEMP_SECONDS)
-			remove_tree(dir_fd, e->d_name, 0);
-	}
+	while ((e = readdir(d)))
+		fn(dir_fd, e->d_name);
 	closedir(d);
+}
+
+/* A temporary entry (or index file) of a fill that was killed (its pid is gone) or
+ * that is old. */
+static void remove_if_stale_temp(int dir_fd, const char *name)
+{
+	struct stat st;
+	long pid;
+	char *end;
+
+	if (strncmp(name, TEMP_PREFIX, strlen(TEMP_PREFIX)) != 0)
+		return;
+	pid = strtol(name + strlen(TEMP_PREFIX), &end, 10);
+	if (*end != '-' || fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	bool dead = pid <= 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH);
+	if (dead || time(NULL) - st.st_mtime > STALE_TEMP_SECONDS)
+		remove_tree(dir_fd, name, 0);
+}
+
+static void remove_stale_temps(int dir_fd)
+{
+	each_name(dir_fd, remove_if_stale_temp);
 }
 
 /* What is wrong with a directory for holding a cache or an entry, or NULL. */
@@ -260,7 +271,7 @@ static int open_cache_dir(struct tp_invocation *inv)
  * teepy fills and binds it. The runtime extension is not in the entry (it is bound
  * from the host on every run), but another teepy may lay an entry out otherwise:
  * its files' inode and modification time tell it apart without hashing it. */
-static int make_key(struct tp_invocation *inv)
+static int make_key(const struct tp_invocation *inv, char key[65])
 {
 	static const char tag[] = "teepy-root-cache-v1";
 	struct tp_sha256 *h = tp_sha256_new();
@@ -288,7 +299,7 @@ static int make_key(struct tp_invocation *inv)
 		tp_sha256_update(h, id, sizeof(id));
 	}
 	tp_sha256_final(h, digest);
-	tp_hex(digest, 32, inv->cache.key);
+	tp_hex(digest, 32, key);
 	return 0;
 }
 
@@ -331,7 +342,7 @@ void tp_cache_open(struct tp_invocation *inv)
 	char why[160];
 	int fd;
 
-	c->dir_fd = c->entry_fd = -1;
+	c->entry_fd = -1;
 	if (inv->cfg->no_cache) {
 		set_off(inv, false, "%s", inv->cfg->no_cache);
 		return;
@@ -348,9 +359,9 @@ void tp_cache_open(struct tp_invocation *inv)
 		set_off(inv, false, "the bundle has encrypted files, which are never cached");
 		return;
 	}
-	if ((c->dir_fd = open_cache_dir(inv)) < 0)
+	if (c->dir_fd < 0 && (c->dir_fd = open_cache_dir(inv)) < 0)
 		return;
-	if ((fd = make_key(inv)) < 0) {
+	if (!c->foreseen && (fd = make_key(inv, c->key)) < 0) {
 		set_off(inv, true, "cache %s: cannot identify this teepy: %s", c->path,
 			strerror(-fd));
 		return;
@@ -381,6 +392,160 @@ void tp_cache_open(struct tp_invocation *inv)
 	c->entry_fd = fd;
 	c->state = fd >= 0 ? TP_CACHE_HIT : TP_CACHE_MISS;
 	snprintf(c->why, sizeof(c->why), "%s/%s", c->path, c->key);
+}
+
+static bool is_key(const char *name)
+{
+	return strlen(name) == 64 && strspn(name, "0123456789abcdef") == 64;
+}
+
+/* ---- the index: the entry a bundle file had ---- */
+
+/* A later run of the same bundle file finds its entry here without hashing the
+ * manifest, which needs libcrypto (4-5 ms to load and start Ed25519 on these
+ * guests), and the bytes a verified run read: manifest, key and signature. A run
+ * whose bytes are the same (plan.c's open_sealed) parses and plans at once and
+ * checks the signature while the interpreter starts; the key made from the
+ * verified manifest must then be the one foreseen (check_hit). A file
+ * INDEX_PREFIX + name: the key, a newline, the bytes; made by a verified run.
+ * Only the cache's owner can write it, who could change teepy itself. */
+#define INDEX_PREFIX "b-"
+
+/* The index's name: FNV-1a over the bundle file's device, inode, size and times
+ * (bundles are written whole under a new inode: tp_bundle_write) and this teepy's
+ * executable and runtime extension, as make_key takes them. Only a name: what the
+ * file holds is compared. Returns 0 or -errno. */
+static int index_name(const struct tp_invocation *inv, char name[32])
+{
+	const char *parts[] = { "/proc/self/exe", inv->runtime_so };
+	uint64_t hash = 0xcbf29ce484222325ULL;
+	struct stat st[3];
+
+	if (fstat(inv->bundle.fd, &st[0]) < 0 || stat(parts[0], &st[1]) < 0 ||
+	    stat(parts[1], &st[2]) < 0)
+		return -errno;
+	for (size_t i = 0; i < 3; i++) {
+		uint64_t id[] = { st[i].st_dev,
+				  st[i].st_ino,
+				  (uint64_t)st[i].st_size,
+				  (uint64_t)st[i].st_mtim.tv_sec,
+				  (uint64_t)st[i].st_mtim.tv_nsec,
+				  (uint64_t)st[i].st_ctim.tv_sec,
+				  (uint64_t)st[i].st_ctim.tv_nsec };
+		const uint8_t *bytes = (const uint8_t *)id;
+		for (size_t j = 0; j < sizeof(id); j++)
+			hash = (hash ^ bytes[j]) * 0x100000001b3ULL;
+	}
+	snprintf(name, 32, INDEX_PREFIX "%016llx", (unsigned long long)hash);
+	return 0;
+}
+
+/* The bytes a verified run read: from the header to the signature. */
+static size_t head_size(const struct tp_bundle_file *bf)
+{
+	return TP_BUNDLE_HEADER_SIZE + bf->bundle.header.manifest_size + TP_BUNDLE_KEY_SIZE +
+	       TP_BUNDLE_SIG_SIZE;
+}
+
+/* Whether the index file NAME holds this bundle's bytes; its key into key. */
+static bool index_matches(int dir_fd, const char *name, const struct tp_bundle_file *bf,
+			  char key[65])
+{
+	int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	size_t size = head_size(bf);
+	struct stat st;
+	bool same = false;
+	char *text;
+
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+	    (uint64_t)st.st_size == 65 + size && (text = malloc(65 + size))) {
+		same = tp_read_full(fd, text, 65 + size) == 0 && text[64] == '\n' &&
+		       memcmp(text + 65, bf->head, size) == 0;
+		text[64] = '\0';
+		same = same && is_key(text);
+		if (same)
+			memcpy(key, text, 65);
+		free(text);
+	}
+	close(fd);
+	return same;
+}
+
+bool tp_cache_foresee(struct tp_invocation *inv)
+{
+	const struct tp_run_config *cfg = inv->cfg;
+	struct tp_cache *c = &inv->cache;
+	char name[32], why[160];
+	int fd;
+
+	if (cfg->no_cache || index_name(inv, name) < 0)
+		return false;
+	fd = tp_cache_dir_open(cfg->cache_dir, cfg->runtime_dir, false, c->path, sizeof(c->path),
+			       why, sizeof(why));
+	if (fd < 0)
+		return false;
+	c->indexed = c->foreseen = index_matches(fd, name, &inv->bundle, c->key);
+	if (c->foreseen)
+		c->dir_fd = fd; /* tp_cache_open goes on with it */
+	else
+		close(fd);
+	return c->foreseen;
+}
+
+/* A verified run's entry and bytes join the index (a new file renamed over the
+ * old); best effort. */
+static void remember(const struct tp_invocation *inv)
+{
+	const struct tp_cache *c = &inv->cache;
+	char name[32], temp[64], key[65];
+	int fd;
+
+	if (c->entry_fd < 0 || c->dir_fd < 0 || index_name(inv, name) < 0 ||
+	    index_matches(c->dir_fd, name, &inv->bundle, key))
+		return;
+	snprintf(temp, sizeof(temp), TEMP_PREFIX "%ld-%s", (long)getpid(), name);
+	fd = openat(c->dir_fd, temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	memcpy(key, c->key, 64);
+	key[64] = '\n';
+	bool ok = tp_write_full(fd, key, 65) == 0 &&
+		  tp_write_full(fd, inv->bundle.head, head_size(&inv->bundle)) == 0;
+	if (close(fd) < 0 || !ok || renameat(c->dir_fd, temp, c->dir_fd, name) < 0)
+		unlinkat(c->dir_fd, temp, 0);
+}
+
+static void forget(const struct tp_invocation *inv)
+{
+	char name[32];
+
+	if (inv->cache.dir_fd >= 0 && index_name(inv, name) == 0)
+		unlinkat(inv->cache.dir_fd, name, 0);
+}
+
+/* An index file whose entry is gone (evicted, cleared). */
+static void remove_if_dangling_index(int dir_fd, const char *name)
+{
+	char key[65];
+	struct stat st;
+	int fd;
+
+	if (strncmp(name, INDEX_PREFIX, strlen(INDEX_PREFIX)) != 0)
+		return;
+	fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	bool keep = fd >= 0 && tp_read_full(fd, key, 64) == 0;
+	if (fd >= 0)
+		close(fd);
+	key[64] = '\0';
+	if (!keep || !is_key(key) || fstatat(dir_fd, key, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		unlinkat(dir_fd, name, 0);
+}
+
+static void remove_dangling_index(int dir_fd)
+{
+	each_name(dir_fd, remove_if_dangling_index);
 }
 
 /* ---- filling an entry ---- */
@@ -543,6 +708,43 @@ static int bind_entry(struct tp_root_plan *plan, size_t count, int entry_fd, con
 	return r;
 }
 
+/* A hit's checks, on a verified manifest: the foreseen key is the manifest's, and
+ * the bundle's own blobs are what it names (the system files are the entry's
+ * verified copies; the bundle may have changed under the same manifest). */
+static int check_hit(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	struct tp_cache *c = &inv->cache;
+	struct tp_blob_source_ctx blob_ctx;
+	struct tp_host_source_ctx host_ctx;
+	struct tp_file_source blobs, host;
+	char err[768], key[65];
+	int r;
+
+	if (c->foreseen) {
+		if ((r = make_key(inv, key)) < 0)
+			return tp_runner_fail(out, TP_END_INTERNAL,
+					      "cache %s: cannot identify this teepy: %s", c->path,
+					      strerror(-r));
+		if (strcmp(key, c->key) != 0) {
+			/* an index its owner changed by hand: never trusted again */
+			forget(inv);
+			return tp_runner_fail(
+			    out, TP_END_INTERNAL,
+			    "cache %s: its index named entry %.16s… for %s, not the "
+			    "entry of its manifest (the index file is removed; run "
+			    "again)",
+			    c->path, c->key, inv->cfg->script);
+		}
+		c->foreseen = false;
+	}
+	tp_plan_sources(inv, &blob_ctx, &host_ctx, &blobs, &host);
+	if (tp_fill_root(&inv->bundle.manifest, &blobs, NULL, -1, &inv->fill, err, sizeof(err),
+			 cancelled, inv) < 0)
+		return tp_runner_fail(out, TP_END_REFUSED, "%s: refused: %s", inv->cfg->script,
+				      err);
+	return 0;
+}
+
 int tp_cache_root(struct tp_invocation *inv, struct tp_outcome *out)
 {
 	struct tp_cache *c = &inv->cache;
@@ -550,19 +752,11 @@ int tp_cache_root(struct tp_invocation *inv, struct tp_outcome *out)
 
 	if (c->state == TP_CACHE_MISS && fill_entry(inv, out) < 0)
 		return -1;
-	if (c->state == TP_CACHE_HIT) {
-		/* the system files are the entry's verified copies; the bundle's own blobs
-		 * are checked again, as the bundle may have changed under the same manifest */
-		struct tp_blob_source_ctx blob_ctx;
-		struct tp_host_source_ctx host_ctx;
-		struct tp_file_source blobs, host;
-		char err[768];
-		tp_plan_sources(inv, &blob_ctx, &host_ctx, &blobs, &host);
-		if (tp_fill_root(&inv->bundle.manifest, &blobs, NULL, -1, &inv->fill, err,
-				 sizeof(err), cancelled, inv) < 0)
-			return tp_runner_fail(out, TP_END_REFUSED, "%s: refused: %s",
-					      inv->cfg->script, err);
-	}
+	/* a pending signer: checked once it is settled (tp_cache_settle) */
+	if (c->state == TP_CACHE_HIT && !inv->pending && check_hit(inv, out) < 0)
+		return -1;
+	if (!inv->pending)
+		remember(inv);
 	if ((r = bind_entry(&inv->plan, inv->plan.count, c->entry_fd, c->why, "", 0)) < 0)
 		return tp_runner_fail(out, TP_END_INTERNAL, "cache entry %s: cannot bind it: %s",
 				      c->why, strerror(-r));
@@ -570,12 +764,12 @@ int tp_cache_root(struct tp_invocation *inv, struct tp_outcome *out)
 	return 0;
 }
 
-/* ---- teepy cache ---- */
-
-static bool is_key(const char *name)
+int tp_cache_settle(struct tp_invocation *inv, struct tp_outcome *out)
 {
-	return strlen(name) == 64 && strspn(name, "0123456789abcdef") == 64;
+	return inv->cache.state == TP_CACHE_HIT ? check_hit(inv, out) : 0;
 }
+
+/* ---- teepy cache ---- */
 
 static void measure_tree(int dir_fd, const char *name, struct tp_cache_entry *e, int depth)
 {
@@ -688,6 +882,7 @@ static void make_room(int dir_fd, uint64_t need, uint64_t max)
 		if (remove_entry(dir_fd, list[i].key) == 0)
 			total -= list[i].bytes;
 	free(list);
+	remove_dangling_index(dir_fd);
 }
 
 int tp_cache_clear(int dir_fd, size_t *removed, size_t *in_use)
@@ -706,6 +901,7 @@ int tp_cache_clear(int dir_fd, size_t *removed, size_t *in_use)
 	}
 	free(list);
 	remove_stale_temps(dir_fd);
+	remove_dangling_index(dir_fd);
 	unlinkat(dir_fd, TP_ALTERNATIVES_FACTS, 0);
 	return 0;
 }

@@ -13,6 +13,16 @@ int tp_runner_fail(struct tp_outcome *out, enum tp_end end, const char *fmt, ...
  * manifest parsed). Returns 0, or -1 with out->end and out->message set. */
 int tp_plan_open(struct tp_invocation *inv, struct tp_outcome *out);
 
+/* A sealed invocation whose signer is pending (inv->pending, plan.c's open_sealed):
+ * waits for the verifier thread and settles the signer as the open would have.
+ * Returns 0 (also when nothing was pending) or -1 with out said. */
+int tp_plan_settle(struct tp_invocation *inv, struct tp_outcome *out);
+
+/* After a failure said in out while the signer was pending: the signer's refusal,
+ * if there is one, takes its place, so refusals come in the order they always
+ * have. Returns -1. */
+int tp_plan_settle_first(struct tp_invocation *inv, struct tp_outcome *out);
+
 /* Plans the root, sys.path and the final limits, and checks that the memory limit
  * holds the input and what the root takes of it. Returns 0 or -1 as above. */
 int tp_plan_root(struct tp_invocation *inv, struct tp_outcome *out);

@@ -389,6 +389,31 @@ static int fill_sealed_root(struct watch *w, struct tp_sandbox *sb)
 	return r;
 }
 
+/* What is said of a planned run before its service starts: limits held more weakly
+ * than asked, and the caller's own look (--print-config). */
+static void announce(struct tp_invocation *inv)
+{
+	const struct tp_run_config *cfg = inv->cfg;
+	char err[512];
+
+	if (cfg->warn && tp_limits_weaker(&inv->enforce, err, sizeof(err)))
+		cfg->warn(cfg->observer, err);
+	if (cfg->on_planned)
+		cfg->on_planned(cfg->observer, inv);
+}
+
+/* A manifest a verified run recorded (inv->pending): the interpreter is starting
+ * meanwhile, but is told nothing yet. The signer is settled, the entry's key and
+ * the bundle's blobs checked, and the run announced; only then does the boot
+ * payload tell the service what to run. Returns 0, or -1 with the outcome said. */
+static int settle_started(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	if (tp_plan_settle(inv, out) < 0 || tp_cache_settle(inv, out) < 0)
+		return -1;
+	announce(inv);
+	return 0;
+}
+
 /* What the run did, for the judge. */
 static void observe(struct watch *w, struct tp_observed *o)
 {
@@ -518,10 +543,9 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 	inv->enforce.processes = inv->processes;
 	tp_limits_prepare(&inv->enforce);
 	mark(inv, "cgroups prepared");
-	if (cfg->warn && tp_limits_weaker(&inv->enforce, err, sizeof(err)))
-		cfg->warn(cfg->observer, err);
-	if (cfg->on_planned)
-		cfg->on_planned(cfg->observer, inv);
+	/* nothing of an unsettled manifest is said (settle_held says it) */
+	if (!inv->pending)
+		announce(inv);
 
 	const char *interp_argv[] = { TP_PYTHON_EXE, "-I", "-S", "-B", "-c", TP_BOOT_TEXT, NULL };
 	static const struct tp_sandbox_tracer tracer = { tp_trace_filter_install, tp_trace_seize };
@@ -573,6 +597,7 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		return tp_runner_fail(out, TP_END_INTERNAL, "%s", err);
 	}
 	w.pid = sb.pid;
+	mark(inv, "spawned");
 	take_stop(&w, &sb);
 	w.pidfd = (int)syscall(SYS_pidfd_open, sb.pid, 0);
 	if (w.pidfd < 0 || (r = watch_start(&w)) < 0) {
@@ -587,7 +612,9 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 				      "cannot watch the service's CPU time: %s", strerror(e));
 	}
 
-	if (filled_from_outside && fill_sealed_root(&w, &sb) < 0) {
+	if (filled_from_outside ? fill_sealed_root(&w, &sb) < 0 :
+	    inv->pending	? settle_started(inv, out) < 0 :
+				  false) {
 		kill_service(&w);
 		reap(&w);
 		watch_stop(&w);
@@ -685,7 +712,7 @@ int tp_invocation_open(const struct tp_run_config *cfg, struct tp_invocation *in
 	out->status_kind = -1;
 	inv->cfg = cfg;
 	inv->cache.dir_fd = inv->cache.entry_fd = -1;
-	return tp_plan_open(inv, out) < 0 ? -1 : 0;
+	return tp_plan_open(inv, out) < 0 ? tp_plan_settle_first(inv, out) : 0;
 }
 
 int tp_invocation_run(struct tp_invocation *inv, struct tp_outcome *out)
@@ -703,6 +730,7 @@ int tp_invocation_run(struct tp_invocation *inv, struct tp_outcome *out)
 	if (tp_plan_root(inv, out) < 0 || execute(inv, out) < 0) {
 		if (out->end == TP_END_RESULT) /* a failure that said nothing */
 			tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
+		tp_plan_settle_first(inv, out);
 	}
 	if (!sigismember(&before, SIGPIPE))
 		while (sigtimedwait(&pipe_signal, NULL, &now) == SIGPIPE)

@@ -186,6 +186,12 @@ struct tp_cache {
 	int dir_fd;		  /* the checked cache directory, or -1 */
 	int entry_fd;		  /* the entry the root is bound from, or -1 */
 	bool warned;		  /* a warning said why the cache is off */
+	/* the cache's index holds this bundle file's bytes as a verified run read
+	 * them (cache.c's tp_cache_foresee): the signature is checked as the
+	 * interpreter starts */
+	bool indexed;
+	/* key is the index's, not yet made from the verified manifest (check_hit) */
+	bool foreseen;
 };
 
 /* One invocation's working state, visible to observers (read only). */
@@ -213,6 +219,11 @@ struct tp_invocation {
 	struct tp_strlist allowed; /* sealed: the --allow paths, as given and resolved */
 	struct tp_fill_stats fill;
 	struct tp_cache cache; /* sealed */
+	/* sealed: the manifest is byte for byte one a verified run recorded in the
+	 * cache's index (cache.c's tp_cache_foresee); its signature is checked, and its
+	 * signer settled (tp_plan_settle), once the interpreter is starting, before
+	 * the service is told what to run */
+	bool pending;
 };
 
 /* Runs one invocation start to end and fills *out (free it with tp_outcome_free).

@@ -61,7 +61,16 @@ def warnings(r):
 
 
 def entries(cache_dir):
-    return sorted(os.listdir(cache_dir))
+    """The cache's entries (and temporary ones), not its index files (b-…)."""
+    return sorted(n for n in os.listdir(cache_dir) if not n.startswith("b-"))
+
+
+def index_files(cache_dir):
+    return sorted(os.path.join(cache_dir, n) for n in os.listdir(cache_dir)
+                  if n.startswith("b-"))
+
+
+INDEXED = "the bundle's bytes are a verified run's"
 
 
 def run_vendored(vendored, keys, cache_dir, *args, **kw):
@@ -301,7 +310,7 @@ def test_cache_ls_lists_entries_and_clear_removes_them(vendored, keys, cache):
     r = cache_cmd(cache, "clear")
     assert r.returncode == EXIT.OK, r.stderr.decode()
     assert b"removed 1 entry" in r.stderr
-    assert entries(cache) == []
+    assert entries(cache) == [] and index_files(cache) == []
     assert cache_cmd(cache, "ls").stdout == b""
     # and the next run makes it again
     assert cache_line(run_vendored(vendored, keys, cache)).startswith("miss:")
@@ -374,3 +383,75 @@ def test_the_least_recently_used_entries_are_evicted_at_the_cap(work, keys, vend
     r = run(bundles["b"], keys, cache, "--cache-max", "5M", allow=lib)
     assert r.returncode == EXIT.OK, r.stderr.decode()
     assert cache_line(r).startswith("off: the root (") and "larger than --cache-max" in cache_line(r)
+
+
+# --- the index: a later run of the same bundle file checks its signature as the
+# interpreter starts, when its bytes are the ones a verified run recorded
+
+
+def test_a_later_run_checks_the_signature_as_the_interpreter_starts(vendored, keys, cache):
+    first = run_vendored(vendored, keys, cache)
+    assert first.returncode == EXIT.OK and INDEXED not in cache_line(first)
+    [index] = index_files(cache)
+    assert os.stat(index).st_mode & 0o777 == 0o600
+    [entry] = entries(cache)
+    with open(index, "rb") as f:
+        assert f.read(65) == entry.encode() + b"\n"
+    for _ in range(2):
+        r = run_vendored(vendored, keys, cache)
+        assert r.returncode == EXIT.OK and r.stdout == b"42", r.stderr.decode()
+        assert cache_line(r).startswith("hit:") and INDEXED in cache_line(r)
+    assert index_files(cache) == [index]
+
+
+def test_an_indexed_run_refuses_a_signer_not_trusted_as_any_run_does(work, vendored, keys, cache):
+    assert run_vendored(vendored, keys, cache).returncode == EXIT.OK
+    other = os.path.join(work, "other.key")
+    assert teepy("keygen", "-o", other).returncode == EXIT.OK
+    untrusted = (keys[0], os.path.join(work, "other.pub"))
+    warm = run_vendored(vendored, untrusted, cache)
+    cold = run_vendored(vendored, untrusted, cache, "--no-cache")
+    assert warm.returncode == cold.returncode == EXIT.BUNDLE, warm.stderr.decode()
+    assert warm.stdout == b"" and b"none of the trusted signers" in warm.stderr
+    # the same line, and no configuration printed for a signer not settled
+    assert warm.stderr == cold.stderr
+    # nothing of the refused run is left: the trusted signer's next run is indexed
+    r = run_vendored(vendored, keys, cache)
+    assert r.returncode == EXIT.OK and INDEXED in cache_line(r), r.stderr.decode()
+
+
+def test_an_index_with_other_bytes_is_not_used_and_is_made_again(vendored, keys, cache):
+    assert run_vendored(vendored, keys, cache).returncode == EXIT.OK
+    [index] = index_files(cache)
+    with open(index, "rb") as f:
+        good = f.read()
+    bad = bytearray(good)
+    bad[-1] ^= 1  # the signature's last byte
+    with open(index, "wb") as f:
+        f.write(bad)
+    r = run_vendored(vendored, keys, cache)
+    assert r.returncode == EXIT.OK, r.stderr.decode()
+    assert cache_line(r).startswith("hit:") and INDEXED not in cache_line(r)
+    with open(index, "rb") as f:
+        assert f.read() == good
+
+
+def test_an_index_naming_another_entry_is_refused_and_removed(work, vendored, keys, cache):
+    assert run_vendored(vendored, keys, cache).returncode == EXIT.OK
+    [index] = index_files(cache)
+    app = write_app(work, {"svc.py": SVC + "# another manifest\n"})
+    lib = os.path.dirname(vendored[1])
+    other = build(work, keys, os.path.join(app, "svc.py"), "--pythonpath", lib,
+                  "--include-dir", lib, name="other.tpy")
+    assert run(other, keys, cache, allow=lib).returncode == EXIT.OK
+    [other_entry] = [e for e in entries(cache) if e not in open(index, "rb").read(64).decode()]
+    with open(index, "rb") as f:
+        data = f.read()
+    with open(index, "wb") as f:
+        f.write(other_entry.encode() + data[64:])
+    r = run_vendored(vendored, keys, cache)
+    assert r.returncode == EXIT.INTERNAL and r.stdout == b"", r.stderr.decode()
+    assert b"its index named entry" in r.stderr
+    assert not os.path.exists(index)
+    r = run_vendored(vendored, keys, cache)
+    assert r.returncode == EXIT.OK and r.stdout == b"42", r.stderr.decode()
