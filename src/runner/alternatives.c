@@ -254,9 +254,13 @@ static int parse_dir(struct facts *f, char *line)
 
 static int parse_link(struct facts *f, char *line)
 {
-	char *name = line + 2, *tab = strchr(name, '\t'), *end = tab ? tab + 1 : NULL;
+	char *name, *tab, *end;
 
-	if (strncmp(line, "l ", 2) != 0 || !tab || tab == name || (end[0] && end[0] != '/'))
+	if (strncmp(line, "l ", 2) != 0)
+		return -1;
+	name = line + 2;
+	tab = strchr(name, '\t');
+	if (!tab || tab == name || ((end = tab + 1)[0] && end[0] != '/'))
 		return -1;
 	*tab = '\0';
 	struct fact_link *l = new_link(f);
@@ -266,44 +270,68 @@ static int parse_link(struct facts *f, char *line)
 	return 0;
 }
 
+/* The facts in TEXT (SIZE bytes and a NUL after them, changed in place; f->text
+ * takes it): 0, or -1 when they are not as save_facts writes them. */
+static int parse_facts(struct facts *f, char *text, size_t size)
+{
+	size_t magic = strlen(FACTS_MAGIC);
+	char *line, *next;
+
+	f->text = text;
+	if (size < magic || memchr(text, '\0', size) || memcmp(text, FACTS_MAGIC, magic) != 0 ||
+	    text[size - 1] != '\n')
+		return -1;
+	text[size - 1] = '\0'; /* the last line's end */
+	for (line = size > magic ? text + magic : NULL; line; line = next) {
+		if ((next = strchr(line, '\n')))
+			*next++ = '\0';
+		if ((line[0] == 'd' && f->link_count == 0 ? parse_dir(f, line) :
+		     line[0] == 'l'			  ? parse_link(f, line) :
+							    -1) < 0)
+			return -1;
+	}
+	return f->dir_count ? 0 : -1;
+}
+
+int tp_alternatives_parse(const char *bytes, size_t size)
+{
+	struct facts f = { 0 };
+	char *text = malloc(size + 1);
+	int r;
+
+	if (!text)
+		return -1;
+	memcpy(text, bytes, size);
+	text[size] = '\0';
+	r = parse_facts(&f, text, size) < 0 ? -1 : (int)f.link_count;
+	facts_free(&f);
+	return r;
+}
+
 /* The facts kept in the cache, if every directory they depend on is as it was.
  * Returns 0, or -1 (f empty) when there are none to trust. */
 static int load_facts(struct facts *f, int cache_fd)
 {
 	int fd = openat(cache_fd, TP_ALTERNATIVES_FACTS, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	size_t magic = strlen(FACTS_MAGIC), size;
-	char *line, *next;
 	struct stat st;
+	char *text;
 	int r = -1;
 
 	if (fd < 0)
 		return -1;
 	/* read whole in one go: its size is known, and the heap grown once (on these
 	 * guests each new page costs a fault of ~10 us) */
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-	    st.st_size < (off_t)magic || st.st_size > FACTS_MAX ||
-	    !(f->text = malloc((size_t)st.st_size + 1)))
-		goto out;
-	size = (size_t)st.st_size;
-	if (tp_read_full(fd, f->text, size) < 0 || memchr(f->text, '\0', size) ||
-	    memcmp(f->text, FACTS_MAGIC, magic) != 0 || f->text[size - 1] != '\n')
-		goto out;
-	f->text[size - 1] = '\0';
-	for (line = f->text + magic; line; line = next) {
-		if ((next = strchr(line, '\n')))
-			*next++ = '\0';
-		if ((line[0] == 'd' && f->link_count == 0 ? parse_dir(f, line) :
-		     line[0] == 'l'			  ? parse_link(f, line) :
-							    -1) < 0)
-			goto out;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+	    st.st_size > 0 && st.st_size <= FACTS_MAX && (text = malloc((size_t)st.st_size + 1))) {
+		text[st.st_size] = '\0';
+		if (tp_read_full(fd, text, (size_t)st.st_size) == 0)
+			r = parse_facts(f, text, (size_t)st.st_size);
+		else
+			free(text);
 	}
-	if (f->dir_count == 0)
-		goto out;
-	for (size_t i = 0; i < f->dir_count; i++)
+	for (size_t i = 0; r == 0 && i < f->dir_count; i++)
 		if (!unchanged(&f->dirs[i]))
-			goto out;
-	r = 0;
-out:
+			r = -1;
 	close(fd);
 	if (r < 0)
 		facts_free(f);

@@ -5,6 +5,8 @@
 
 #include "../sandbox/root.h"
 
+#include <stddef.h>
+
 /* The file in the cache directory that holds those facts */
 #define TP_ALTERNATIVES_FACTS "alternatives"
 
@@ -13,5 +15,10 @@
  * (tp_cache_dir_open), where the facts are read and kept; -1: taken afresh and not
  * kept. Returns 0 or -ENOMEM. */
 int tp_alternatives_plan(struct tp_root_plan *plan, int cache_fd);
+
+/* Parses the facts file's bytes as a run would, without asking the host whether
+ * they still hold: the number of links, or -1 when they are not a facts file (for
+ * the fuzz target). */
+int tp_alternatives_parse(const char *bytes, size_t size);
 
 #endif
