@@ -32,9 +32,9 @@ int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, 
 
 /* tp_bundle_file_open in two steps: the bytes read into our copy and their layout
  * checked (no cryptography), then the signature checked and the measurements taken
- * (libcrypto loaded first: tp_crypto_load). The second only reads bf->bundle, so it
- * may run on another thread while this one parses the manifest (nothing may act on
- * it until the signer is settled: the runner's tp_plan_settle). */
+ * (libcrypto loaded first: tp_crypto_load). The runner parses between the two only
+ * for bytes a verified run read (its cache's index), and settles the signer before
+ * the service is told what to run (runner/plan.c's tp_plan_settle). */
 int tp_bundle_file_read(const char *path, struct tp_bundle_file *bf, char *err, size_t err_size);
 void tp_bundle_file_verify(struct tp_bundle_file *bf);
 

@@ -27,16 +27,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ALTERNATIVES "/etc/alternatives"
-#define FACTS_MAGIC  "teepy-alternatives-v1\n"
+#define FACTS_MAGIC  "teepy-alternatives-v2\n"
 #define FACTS_MAX    (4u << 20)
 
 /* A directory the facts depend on, as it was when they were taken. */
 struct fact_dir {
 	char *path;
-	bool present;
+	int error; /* 0: there, as stamped; else stat's errno */
 	dev_t dev;
 	ino_t ino;
 	struct timespec mtime, ctime;
@@ -54,7 +55,8 @@ struct facts {
 	size_t dir_count, dir_room;
 	struct fact_link *links;
 	size_t link_count, link_room;
-	char *text; /* read from the cache: the strings point into it */
+	char *text;  /* read from the cache: the strings point into it */
+	bool unsure; /* taken with an error that may pass, or as a directory changed */
 };
 
 static void facts_free(struct facts *f)
@@ -75,17 +77,19 @@ static void facts_free(struct facts *f)
  * twofold from FIRST), zeroed; NULL when out of memory. */
 static void *one_more(void *items, size_t *count, size_t *room, size_t size, size_t first)
 {
-	void **list = items;
+	char *list;
 
+	memcpy(&list, items, sizeof(list)); /* *items is a pointer of another type */
 	if (*count == *room) {
 		size_t more = *room ? 2 * *room : first;
-		void *grown = realloc(*list, more * size);
+		char *grown = realloc(list, more * size);
 		if (!grown)
 			return NULL;
-		*list = grown;
+		list = grown;
+		memcpy(items, &list, sizeof(list));
 		*room = more;
 	}
-	char *item = (char *)*list + (*count)++ * size;
+	char *item = list + (*count)++ * size;
 	memset(item, 0, size);
 	return item;
 }
@@ -104,8 +108,8 @@ static void stamp(struct fact_dir *d)
 {
 	struct stat st;
 
-	d->present = stat(d->path, &st) == 0;
-	if (d->present) {
+	d->error = stat(d->path, &st) == 0 ? 0 : errno;
+	if (d->error == 0) {
 		d->dev = st.st_dev;
 		d->ino = st.st_ino;
 		d->mtime = st.st_mtim;
@@ -118,8 +122,8 @@ static bool unchanged(const struct fact_dir *d)
 	struct stat st;
 
 	if (stat(d->path, &st) < 0)
-		return !d->present && errno == ENOENT;
-	return d->present && st.st_dev == d->dev && st.st_ino == d->ino &&
+		return d->error == errno;
+	return d->error == 0 && st.st_dev == d->dev && st.st_ino == d->ino &&
 	       st.st_mtim.tv_sec == d->mtime.tv_sec && st.st_mtim.tv_nsec == d->mtime.tv_nsec &&
 	       st.st_ctim.tv_sec == d->ctime.tv_sec && st.st_ctim.tv_nsec == d->ctime.tv_nsec;
 }
@@ -145,13 +149,16 @@ static int depend_on_dir_of(struct facts *f, const char *path)
 /* The facts read off the host: where every link ends. Returns 0 or -ENOMEM. */
 static int take_facts(struct facts *f)
 {
+	time_t started = time(NULL);
 	DIR *d;
 	struct dirent *e;
 
 	if (depend_on_dir_of(f, ALTERNATIVES "/") < 0)
 		return -ENOMEM;
-	if (!(d = opendir(ALTERNATIVES)))
+	if (!(d = opendir(ALTERNATIVES))) {
+		f->unsure = errno != ENOENT; /* none at all is a fact; EMFILE is not */
 		return 0;
+	}
 	while ((e = readdir(d))) {
 		char path[PATH_MAX], target[PATH_MAX], end[PATH_MAX];
 		ssize_t n;
@@ -159,20 +166,35 @@ static int take_facts(struct facts *f)
 		if (e->d_name[0] == '.' || e->d_type != DT_LNK)
 			continue;
 		n = readlinkat(dirfd(d), e->d_name, target, sizeof(target) - 1);
-		if (n <= 0)
+		if (n <= 0) {
+			f->unsure |= n < 0 && errno != ENOENT && errno != EINVAL;
 			continue;
+		}
 		target[n] = '\0';
 		snprintf(path, sizeof(path), ALTERNATIVES "/%s", e->d_name);
 		struct fact_link *l = new_link(f);
 		if (!l || !(l->name = strdup(e->d_name)))
 			goto oom;
-		if (realpath(path, end) && !(l->end = strdup(end)))
-			goto oom;
+		if (realpath(path, end)) {
+			if (!(l->end = strdup(end)))
+				goto oom;
+		} else {
+			/* leading nowhere is a fact; a lack of memory or descriptors is not */
+			f->unsure |= errno != ENOENT && errno != ENOTDIR && errno != ELOOP &&
+				     errno != EACCES && errno != ENAMETOOLONG;
+		}
 		if ((target[0] == '/' && depend_on_dir_of(f, target) < 0) ||
 		    (l->end && depend_on_dir_of(f, l->end) < 0))
 			goto oom;
 	}
 	closedir(d);
+	/* a directory stamped after it was read, or changed twice within one tick of
+	 * a coarse clock, could look unchanged while the facts are not: facts taken
+	 * while one was changing (its times within a second of the start) are used
+	 * once, not kept */
+	for (size_t i = 0; i < f->dir_count; i++)
+		f->unsure |= f->dirs[i].error == 0 && (f->dirs[i].mtime.tv_sec >= started - 1 ||
+						       f->dirs[i].ctime.tv_sec >= started - 1);
 	return 0;
 oom:
 	closedir(d);
@@ -193,6 +215,8 @@ static void save_facts(const struct facts *f, int cache_fd)
 	FILE *out;
 	int fd;
 
+	if (f->unsure)
+		return;
 	for (size_t i = 0; i < f->dir_count; i++)
 		if (unwritable(f->dirs[i].path))
 			return;
@@ -212,7 +236,7 @@ static void save_facts(const struct facts *f, int cache_fd)
 	fputs(FACTS_MAGIC, out);
 	for (size_t i = 0; i < f->dir_count; i++) {
 		const struct fact_dir *d = &f->dirs[i];
-		fprintf(out, "d %d %llu %llu %lld %ld %lld %ld %s\n", d->present,
+		fprintf(out, "d %d %llu %llu %lld %ld %lld %ld %s\n", d->error,
 			(unsigned long long)d->dev, (unsigned long long)d->ino,
 			(long long)d->mtime.tv_sec, d->mtime.tv_nsec, (long long)d->ctime.tv_sec,
 			d->ctime.tv_nsec, d->path);
@@ -230,10 +254,10 @@ static int parse_dir(struct facts *f, char *line)
 	unsigned long long dev, ino;
 	long long msec, csec;
 	long mnsec, cnsec;
-	int present, used = 0;
+	int error, used = 0;
 	char *path;
 
-	if (sscanf(line, "d %d %llu %llu %lld %ld %lld %ld %n", &present, &dev, &ino, &msec, &mnsec,
+	if (sscanf(line, "d %d %llu %llu %lld %ld %lld %ld %n", &error, &dev, &ino, &msec, &mnsec,
 		   &csec, &cnsec, &used) != 7 ||
 	    !used || (path = line + used)[0] != '/' ||
 	    (f->dir_count == 0 && strcmp(path, ALTERNATIVES) != 0))
@@ -243,7 +267,7 @@ static int parse_dir(struct facts *f, char *line)
 		return -1;
 	*d = (struct fact_dir){
 		.path = path,
-		.present = present == 1,
+		.error = error,
 		.dev = (dev_t)dev,
 		.ino = (ino_t)ino,
 		.mtime = { (time_t)msec, mnsec },
@@ -312,7 +336,8 @@ int tp_alternatives_parse(const char *bytes, size_t size)
  * Returns 0, or -1 (f empty) when there are none to trust. */
 static int load_facts(struct facts *f, int cache_fd)
 {
-	int fd = openat(cache_fd, TP_ALTERNATIVES_FACTS, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd =
+	    openat(cache_fd, TP_ALTERNATIVES_FACTS, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	struct stat st;
 	char *text;
 	int r = -1;

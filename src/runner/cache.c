@@ -55,10 +55,10 @@ static void set_off(struct tp_invocation *inv, bool say, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(c->why, sizeof(c->why), fmt, ap);
 	va_end(ap);
-	if (say && inv->cfg->warn && !c->warned) {
+	if (say && !c->warned) {
 		char line[sizeof(c->why) + 64];
 		snprintf(line, sizeof(line), "%s; running without the cache", c->why);
-		inv->cfg->warn(inv->cfg->observer, line);
+		tp_plan_warn(inv, line);
 		c->warned = true;
 	}
 }
@@ -377,8 +377,7 @@ void tp_cache_open(struct tp_invocation *inv)
 		char line[sizeof(why) + PATH_MAX + 160];
 		snprintf(line, sizeof(line), "cache entry %s/%s: %s; made again", c->path, c->key,
 			 why);
-		if (inv->cfg->warn)
-			inv->cfg->warn(inv->cfg->observer, line);
+		tp_plan_warn(inv, line);
 		fd = -ENOENT;
 	}
 	/* held while the run lasts: teepy cache clear leaves an entry in use alone; one
@@ -451,7 +450,8 @@ static size_t head_size(const struct tp_bundle_file *bf)
 static bool index_matches(int dir_fd, const char *name, const struct tp_bundle_file *bf,
 			  char key[65])
 {
-	int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* non-blocking: a FIFO in its place must not hang the run (fstat refuses it) */
+	int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	size_t size = head_size(bf);
 	struct stat st;
 	bool same = false;
@@ -480,7 +480,9 @@ bool tp_cache_foresee(struct tp_invocation *inv)
 	char name[32], why[160];
 	int fd;
 
-	if (cfg->no_cache || index_name(inv, name) < 0)
+	/* descriptors handed to the service would reach it before the signer is
+	 * settled: such a run settles it first */
+	if (cfg->no_cache || cfg->handed_count || index_name(inv, name) < 0)
 		return false;
 	fd = tp_cache_dir_open(cfg->cache_dir, cfg->runtime_dir, false, c->path, sizeof(c->path),
 			       why, sizeof(why));
@@ -503,7 +505,7 @@ static void remember(const struct tp_invocation *inv)
 	int fd;
 
 	if (c->entry_fd < 0 || c->dir_fd < 0 || index_name(inv, name) < 0 ||
-	    index_matches(c->dir_fd, name, &inv->bundle, key))
+	    (index_matches(c->dir_fd, name, &inv->bundle, key) && strcmp(key, c->key) == 0))
 		return;
 	snprintf(temp, sizeof(temp), TEMP_PREFIX "%ld-%s", (long)getpid(), name);
 	fd = openat(c->dir_fd, temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -534,7 +536,7 @@ static void remove_if_dangling_index(int dir_fd, const char *name)
 
 	if (strncmp(name, INDEX_PREFIX, strlen(INDEX_PREFIX)) != 0)
 		return;
-	fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	bool keep = fd >= 0 && tp_read_full(fd, key, 64) == 0;
 	if (fd >= 0)
 		close(fd);

@@ -563,10 +563,21 @@ static int check_env(const struct tp_invocation *inv, struct tp_outcome *out)
 	return 0;
 }
 
-static void warn(const struct tp_invocation *inv, const char *line)
+void tp_plan_warn(struct tp_invocation *inv, const char *line)
 {
-	if (inv->cfg->warn)
+	/* nothing is said of a manifest whose signer is not settled: kept until it is
+	 * (tp_plan_settle), dropped if it is refused */
+	if (inv->pending) {
+		if (tp_strlist_push(&inv->held_warnings, line) < 0)
+			return;
+	} else if (inv->cfg->warn) {
 		inv->cfg->warn(inv->cfg->observer, line);
+	}
+}
+
+static void warn(struct tp_invocation *inv, const char *line)
+{
+	tp_plan_warn(inv, line);
 }
 
 /* Who signed the bundle, settled: libcrypto loaded, the signature checked, the
@@ -590,10 +601,16 @@ static int settle_signer(struct tp_invocation *inv, struct tp_outcome *out)
 
 int tp_plan_settle(struct tp_invocation *inv, struct tp_outcome *out)
 {
+	int r;
+
 	if (!inv->pending)
 		return 0;
 	inv->pending = false;
-	return settle_signer(inv, out);
+	r = settle_signer(inv, out);
+	for (size_t i = 0; r == 0 && i < inv->held_warnings.count; i++)
+		warn(inv, inv->held_warnings.items[i]);
+	tp_strlist_free(&inv->held_warnings);
+	return r;
 }
 
 int tp_plan_settle_first(struct tp_invocation *inv, struct tp_outcome *out)
@@ -604,7 +621,8 @@ int tp_plan_settle_first(struct tp_invocation *inv, struct tp_outcome *out)
 	if (!inv->pending)
 		return -1;
 	memcpy(message, out->message, sizeof(message));
-	if (tp_plan_settle(inv, out) == 0) {
+	/* the refusals a run without the index says before anything else */
+	if (tp_plan_settle(inv, out) == 0 && tp_cache_settle(inv, out) == 0) {
 		out->end = end;
 		memcpy(out->message, message, sizeof(message));
 	}
@@ -718,7 +736,7 @@ static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 		if (tp_plan_settle(inv, out) < 0)
 			return -1;
 		tp_cache_close(&inv->cache);
-		inv->cache.foreseen = false;
+		inv->cache.foreseen = inv->cache.indexed = false;
 		tp_cache_open(inv);
 	}
 	inv->plan.reserve_bytes = inv->cache.state == TP_CACHE_OFF ? tp_fill_reserve(m) : 0;

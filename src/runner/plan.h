@@ -9,19 +9,24 @@
 int tp_runner_fail(struct tp_outcome *out, enum tp_end end, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Finds the runtime and opens the script, or the bundle (its signer trusted, its
- * manifest parsed). Returns 0, or -1 with out->end and out->message set. */
+/* Finds the runtime and opens the script, or the bundle (its signer trusted, or
+ * pending: tp_plan_settle; its manifest parsed). Returns 0, or -1 with out->end
+ * and out->message set. */
 int tp_plan_open(struct tp_invocation *inv, struct tp_outcome *out);
 
-/* A sealed invocation whose signer is pending (inv->pending, plan.c's open_sealed):
- * waits for the verifier thread and settles the signer as the open would have.
- * Returns 0 (also when nothing was pending) or -1 with out said. */
+/* A sealed invocation whose signer is pending (inv->pending: plan.c's open_sealed):
+ * libcrypto loaded, the signature checked and the signer settled as the open
+ * would have, and the warnings held meanwhile said. Returns 0 (also when nothing
+ * was pending) or -1 with out said. */
 int tp_plan_settle(struct tp_invocation *inv, struct tp_outcome *out);
 
-/* After a failure said in out while the signer was pending: the signer's refusal,
- * if there is one, takes its place, so refusals come in the order they always
- * have. Returns -1. */
+/* After a failure said in out while the signer was pending: the refusals a run
+ * without the cache's index says first (the signer's, a changed blob's) take its
+ * place. Returns -1. */
 int tp_plan_settle_first(struct tp_invocation *inv, struct tp_outcome *out);
+
+/* A warning about the invocation (cfg->warn), held while its signer is pending. */
+void tp_plan_warn(struct tp_invocation *inv, const char *line);
 
 /* Plans the root, sys.path and the final limits, and checks that the memory limit
  * holds the input and what the root takes of it. Returns 0 or -1 as above. */

@@ -404,13 +404,16 @@ static void announce(struct tp_invocation *inv)
 
 /* A manifest a verified run recorded (inv->pending): the interpreter is starting
  * meanwhile, but is told nothing yet. The signer is settled, the entry's key and
- * the bundle's blobs checked, and the run announced; only then does the boot
- * payload tell the service what to run. Returns 0, or -1 with the outcome said. */
-static int settle_started(struct tp_invocation *inv, struct tp_outcome *out)
+ * the bundle's blobs checked, and the run announced; only then does the run's
+ * clock start (*deadline, timeout_ms from now), its watch, and the boot payload
+ * that tells the service what to run. Returns 0, or -1 with the outcome said. */
+static int settle_started(struct tp_invocation *inv, struct tp_outcome *out,
+			  struct timespec *deadline)
 {
 	if (tp_plan_settle(inv, out) < 0 || tp_cache_settle(inv, out) < 0)
 		return -1;
 	announce(inv);
+	tp_deadline_after(deadline, inv->limits.timeout_ms);
 	return 0;
 }
 
@@ -543,7 +546,7 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 	inv->enforce.processes = inv->processes;
 	tp_limits_prepare(&inv->enforce);
 	mark(inv, "cgroups prepared");
-	/* nothing of an unsettled manifest is said (settle_held says it) */
+	/* nothing of an unsettled manifest is said (settle_started says it) */
 	if (!inv->pending)
 		announce(inv);
 
@@ -584,11 +587,7 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 				      strerror(-r));
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	w.deadline = t0;
-	w.deadline.tv_sec += (time_t)(inv->limits.timeout_ms / 1000);
-	w.deadline.tv_nsec += (long)(inv->limits.timeout_ms % 1000) * 1000000L;
-	w.deadline.tv_sec += w.deadline.tv_nsec / 1000000000L;
-	w.deadline.tv_nsec %= 1000000000L;
+	tp_deadline_after(&w.deadline, inv->limits.timeout_ms);
 	r = tp_sandbox_spawn(&sc, &sb, err, sizeof(err));
 	tp_limits_close_join(&join);
 	close(sc.reaper_fd);
@@ -599,6 +598,14 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 	w.pid = sb.pid;
 	mark(inv, "spawned");
 	take_stop(&w, &sb);
+	if (inv->pending && settle_started(inv, out, &w.deadline) < 0) {
+		/* refused (or failed) as the open would have: the verdict is that */
+		kill(sb.pid, SIGKILL);
+		reap(&w);
+		tp_sandbox_close(&sb);
+		free(boot);
+		return -1;
+	}
 	w.pidfd = (int)syscall(SYS_pidfd_open, sb.pid, 0);
 	if (w.pidfd < 0 || (r = watch_start(&w)) < 0) {
 		int e = w.pidfd < 0 ? errno : -r;
@@ -612,9 +619,7 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 				      "cannot watch the service's CPU time: %s", strerror(e));
 	}
 
-	if (filled_from_outside ? fill_sealed_root(&w, &sb) < 0 :
-	    inv->pending	? settle_started(inv, out) < 0 :
-				  false) {
+	if (filled_from_outside && fill_sealed_root(&w, &sb) < 0) {
 		kill_service(&w);
 		reap(&w);
 		watch_stop(&w);
@@ -683,6 +688,7 @@ void tp_invocation_free(struct tp_invocation *inv)
 	tp_strlist_free(&inv->python_path);
 	tp_strlist_free(&inv->allowed);
 	tp_strlist_free(&inv->read_trees);
+	tp_strlist_free(&inv->held_warnings);
 	for (size_t i = 0; i < inv->env_count; i++)
 		free(inv->envp[i]);
 	free(inv->envp);

@@ -224,6 +224,7 @@ struct tp_invocation {
 	 * signer settled (tp_plan_settle), once the interpreter is starting, before
 	 * the service is told what to run */
 	bool pending;
+	struct tp_strlist held_warnings; /* said while pending: kept until settled */
 };
 
 /* Runs one invocation start to end and fills *out (free it with tp_outcome_free).
@@ -241,8 +242,10 @@ int tp_invoke_keep(const struct tp_run_config *cfg, struct tp_outcome *out,
 /* tp_invoke_keep in two steps, for a caller that checks its own inputs between
  * them (teepy run reads a script's input after the script is found, a bundle's
  * before it is opened): open finds the runtime and opens the script or the bundle
- * (signer trusted, manifest parsed); it returns 0, or -1 with out said (inv is then
- * still freed with tp_invocation_free). run plans the root, checks the memory
+ * (signer trusted, manifest parsed; a bundle whose bytes the cache's index holds
+ * leaves the signer to run, which settles it before the service is told what to
+ * run: inv->pending); it returns 0, or -1 with out said (inv is then still freed
+ * with tp_invocation_free). run plans the root, checks the memory
  * limit against the input (cfg's input may be set between the two) and runs; it
  * returns 0 with out said. */
 int tp_invocation_open(const struct tp_run_config *cfg, struct tp_invocation *inv,

@@ -87,7 +87,7 @@ def test_the_facts_are_kept_and_used(as_user, see, cache):
     name = a_library_link(see, cache)
     st = os.stat(facts_path(cache))
     assert st.st_mode & 0o777 == 0o600 and st.st_uid == os.stat(cache).st_uid
-    assert read_facts(cache).startswith("teepy-alternatives-v1\n")
+    assert read_facts(cache).startswith("teepy-alternatives-v2\n")
     assert see(name) == [True]
     # a fact changed while the directories stay as they were: a later run believes it
     # (the link is left out), which shows it decides from the facts
@@ -111,12 +111,14 @@ def test_a_changed_directory_takes_the_facts_afresh(as_user, see, cache):
     assert read_facts(cache) == text
 
 
-@pytest.mark.parametrize("damage", [b"", b"teepy-alternatives-v1\n", b"\0\1\2garbage\n",
-                                    b"teepy-alternatives-v1\nl x\n",
-                                    b"teepy-alternatives-v1\nd 1 2 3 4 5 6 7 /etc/alt",
-                                    b"teepy-alternatives-v1\nd one 2 3 4 5 6 7 /etc/alternatives\n"],
+@pytest.mark.parametrize("damage", [b"", b"teepy-alternatives-v2\n", b"\0\1\2garbage\n",
+                                    b"teepy-alternatives-v2\nl x\n",
+                                    b"teepy-alternatives-v2\nd 1 2 3 4 5 6 7 /etc/alt",
+                                    b"teepy-alternatives-v2\nd one 2 3 4 5 6 7 /etc/alternatives\n",
+                                    b"teepy-alternatives-v2\nd 0 1 2 3 4 5 6 /etc/alternatives\nl\n",
+                                    b"teepy-alternatives-v1\nd 1 1 2 3 4 5 6 /etc/alternatives\n"],
                          ids=["empty", "no directories", "binary", "bad link", "cut short",
-                              "bad number"])
+                              "bad number", "one-byte link line", "an older teepy's"])
 def test_a_damaged_file_is_taken_afresh(as_user, see, cache, damage):
     name = a_library_link(see, cache)
     text = read_facts(cache)
@@ -128,13 +130,13 @@ def test_a_damaged_file_is_taken_afresh(as_user, see, cache, damage):
 def test_a_link_in_its_place_is_not_followed(as_user, see, cache, tmp):
     name = a_library_link(see, cache)
     text = read_facts(cache)
-    decoy = tmp.write("decoy", "teepy-alternatives-v1\n")
+    decoy = tmp.write("decoy", "teepy-alternatives-v2\n")
     os.unlink(facts_path(cache))
     os.symlink(str(decoy), facts_path(cache))
     assert see(name) == [True]
     assert not os.path.islink(facts_path(cache))
     assert read_facts(cache) == text
-    assert decoy.read_text() == "teepy-alternatives-v1\n"
+    assert decoy.read_text() == "teepy-alternatives-v2\n"
 
 
 def test_without_the_cache_nothing_is_kept(as_user, see, cache):

@@ -404,16 +404,21 @@ def test_a_later_run_checks_the_signature_as_the_interpreter_starts(vendored, ke
     assert index_files(cache) == [index]
 
 
-def test_an_indexed_run_refuses_a_signer_not_trusted_as_any_run_does(work, vendored, keys, cache):
+@pytest.mark.parametrize("flags", [(), ("--scratch", "1M", "--allow-site-packages"),
+                                   ("--timeout", "1ms"), ("--timeout", "5ms")],
+                         ids=["plain", "flags a bundle warns of", "1 ms", "5 ms"])
+def test_an_indexed_run_refuses_a_signer_not_trusted_as_any_run_does(work, vendored, keys, cache,
+                                                                       flags):
     assert run_vendored(vendored, keys, cache).returncode == EXIT.OK
     other = os.path.join(work, "other.key")
     assert teepy("keygen", "-o", other).returncode == EXIT.OK
     untrusted = (keys[0], os.path.join(work, "other.pub"))
-    warm = run_vendored(vendored, untrusted, cache)
-    cold = run_vendored(vendored, untrusted, cache, "--no-cache")
-    assert warm.returncode == cold.returncode == EXIT.BUNDLE, warm.stderr.decode()
+    warm = run_vendored(vendored, untrusted, cache, *flags)
+    cold = run_vendored(vendored, untrusted, cache, "--no-cache", *flags)
+    assert (warm.returncode, cold.returncode) == (EXIT.BUNDLE, EXIT.BUNDLE), warm.stderr.decode()
     assert warm.stdout == b"" and b"none of the trusted signers" in warm.stderr
-    # the same line, and no configuration printed for a signer not settled
+    # the same line, and no configuration nor warning printed for a signer not
+    # settled, however short the run's clock
     assert warm.stderr == cold.stderr
     # nothing of the refused run is left: the trusted signer's next run is indexed
     r = run_vendored(vendored, keys, cache)
@@ -455,3 +460,16 @@ def test_an_index_naming_another_entry_is_refused_and_removed(work, vendored, ke
     assert not os.path.exists(index)
     r = run_vendored(vendored, keys, cache)
     assert r.returncode == EXIT.OK and r.stdout == b"42", r.stderr.decode()
+
+
+def test_an_index_naming_a_gone_entry_is_made_again(vendored, keys, cache):
+    assert run_vendored(vendored, keys, cache).returncode == EXIT.OK
+    [index] = index_files(cache)
+    [entry] = entries(cache)
+    shutil.rmtree(os.path.join(cache, entry))  # evicted behind the index's back
+    r = run_vendored(vendored, keys, cache)
+    assert r.returncode == EXIT.OK and r.stdout == b"42", r.stderr.decode()
+    assert cache_line(r).startswith("miss:") and INDEXED not in cache_line(r)
+    assert index_files(cache) == [index] and entries(cache) == [entry]
+    r = run_vendored(vendored, keys, cache)
+    assert INDEXED in cache_line(r)

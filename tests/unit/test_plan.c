@@ -48,9 +48,12 @@ static int plan(const struct tp_run_config *cfg, struct tp_invocation *inv, stru
 static struct tp_run_config config(void)
 {
 	make_app();
+	/* no cache: the host's /run/teepy stays as it was (an --allow-site-packages
+	 * plan keeps its facts about /etc/alternatives there) */
 	return (struct tp_run_config){ .script = script_path,
 				       .limits = tp_limits_default(),
-				       .cancel_fd = -1 };
+				       .cancel_fd = -1,
+				       .no_cache = "test_plan" };
 }
 
 static const struct tp_root_op *op_at(const struct tp_root_plan *p, const char *path)
