@@ -293,7 +293,7 @@ int tp_cmd_inspect(int argc, char **argv)
 		return TP_EXIT_BUNDLE;
 	}
 	/* a bundle this teepy cannot run yet is shown all the same, saying why */
-	r = tp_bundle_file_parse(&bf, err, sizeof(err));
+	r = tp_bundle_file_parse(&bf, false, err, sizeof(err));
 	if (r < 0 && r != -ENOTSUP) {
 		tp_error("%s: %s%s", path, err,
 			 bf.signature_ok ? "" : " (and the signature does not verify)");

@@ -103,10 +103,10 @@ int tp_bundle_file_open(const char *path, struct tp_bundle_file *bf, char *err, 
 	return r;
 }
 
-int tp_bundle_file_parse(struct tp_bundle_file *bf, char *err, size_t err_size)
+int tp_bundle_file_parse(struct tp_bundle_file *bf, bool known, char *err, size_t err_size)
 {
-	int r = tp_manifest_from_json(bf->bundle.manifest, bf->bundle.header.manifest_size,
-				      &bf->manifest, err, err_size);
+	int r = (known ? tp_manifest_from_known_json : tp_manifest_from_json)(
+	    bf->bundle.manifest, bf->bundle.header.manifest_size, &bf->manifest, err, err_size);
 
 	if (r < 0)
 		return r;

@@ -41,8 +41,9 @@ void tp_bundle_file_verify(struct tp_bundle_file *bf);
 /* Parses the manifest, checks it against the blob area, then whether this teepy
  * can run it: -ENOTSUP (tp_manifest_check_runnable) for a valid bundle using what
  * this teepy does not support yet, with the manifest kept in bf->manifest for one
- * that only shows it (inspect). Any error: one line in err. */
-int tp_bundle_file_parse(struct tp_bundle_file *bf, char *err, size_t err_size);
+ * that only shows it (inspect). KNOWN: bytes this teepy accepted before
+ * (tp_manifest_from_known_json). Any error: one line in err. */
+int tp_bundle_file_parse(struct tp_bundle_file *bf, bool known, char *err, size_t err_size);
 void tp_bundle_file_close(struct tp_bundle_file *bf);
 
 /* Writes a bundle at path: the header, json (the canonical manifest of m, json_size

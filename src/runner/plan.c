@@ -652,7 +652,8 @@ static int open_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 	inv->pending = tp_cache_foresee(inv);
 	if (!inv->pending && settle_signer(inv, out) < 0)
 		return -1;
-	if ((r = tp_bundle_file_parse(&inv->bundle, err, sizeof(err))) < 0)
+	/* bytes the index holds passed this teepy's checks once: not encoded again */
+	if ((r = tp_bundle_file_parse(&inv->bundle, inv->pending, err, sizeof(err))) < 0)
 		return tp_runner_fail(out, TP_END_REFUSED, "%s: %s", cfg->script, err);
 	return check_env(inv, out);
 }

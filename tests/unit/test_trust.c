@@ -147,7 +147,7 @@ static void test_bundle_written_is_read_back_and_measured(void)
 	tp_trust_signer_measure(pub, signer);
 	CHECK(memcmp(bf.signer, signer, 32) == 0);
 	CHECK(memcmp(bf.bundle.pubkey, pub, 32) == 0);
-	CHECK(tp_bundle_file_parse(&bf, err, sizeof(err)) == 0);
+	CHECK(tp_bundle_file_parse(&bf, false, err, sizeof(err)) == 0);
 	CHECK(bf.manifest.file_count == 3 && bf.manifest.files[1].offset == 2);
 	uint8_t blob[6];
 	CHECK(pread(bf.fd, blob, 6, (off_t)bf.bundle.blob_offset) == 6);
