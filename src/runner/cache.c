@@ -267,6 +267,37 @@ static int open_cache_dir(struct tp_invocation *inv)
 	return fd;
 }
 
+/* A file told apart without reading it: device, inode, size and times. */
+typedef uint64_t file_id[7];
+
+static void file_id_of(const struct stat *st, file_id id)
+{
+	const uint64_t v[] = { st->st_dev,
+			       st->st_ino,
+			       (uint64_t)st->st_size,
+			       (uint64_t)st->st_mtim.tv_sec,
+			       (uint64_t)st->st_mtim.tv_nsec,
+			       (uint64_t)st->st_ctim.tv_sec,
+			       (uint64_t)st->st_ctim.tv_nsec };
+
+	memcpy(id, v, sizeof(v));
+}
+
+/* Which teepy this is: its executable's and runtime extension's file ids. Returns 0
+ * or -errno. */
+static int teepy_id(const struct tp_invocation *inv, file_id id[2])
+{
+	const char *parts[] = { "/proc/self/exe", inv->runtime_so };
+
+	for (size_t i = 0; i < 2; i++) {
+		struct stat st;
+		if (stat(parts[i], &st) < 0)
+			return -errno;
+		file_id_of(&st, id[i]);
+	}
+	return 0;
+}
+
 /* The entry's name: the manifest's bytes (through the app measurement) and which
  * teepy fills and binds it. The runtime extension is not in the entry (it is bound
  * from the host on every run), but another teepy may lay an entry out otherwise:
@@ -274,30 +305,18 @@ static int open_cache_dir(struct tp_invocation *inv)
 static int make_key(const struct tp_invocation *inv, char key[65])
 {
 	static const char tag[] = "teepy-root-cache-v1";
-	struct tp_sha256 *h = tp_sha256_new();
-	const char *parts[] = { "/proc/self/exe", inv->runtime_so };
+	struct tp_sha256 *h;
+	file_id teepy[2];
 	uint8_t digest[32];
+	int r;
 
-	if (!h)
+	if ((r = teepy_id(inv, teepy)) < 0)
+		return r;
+	if (!(h = tp_sha256_new()))
 		return -ENOMEM;
 	tp_sha256_update(h, tag, sizeof(tag));
 	tp_sha256_update(h, inv->bundle.app, sizeof(inv->bundle.app));
-	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-		struct stat st;
-		if (stat(parts[i], &st) < 0) {
-			int r = -errno;
-			tp_sha256_final(h, digest);
-			return r;
-		}
-		uint64_t id[] = { st.st_dev,
-				  st.st_ino,
-				  (uint64_t)st.st_size,
-				  (uint64_t)st.st_mtim.tv_sec,
-				  (uint64_t)st.st_mtim.tv_nsec,
-				  (uint64_t)st.st_ctim.tv_sec,
-				  (uint64_t)st.st_ctim.tv_nsec };
-		tp_sha256_update(h, id, sizeof(id));
-	}
+	tp_sha256_update(h, teepy, sizeof(teepy));
 	tp_sha256_final(h, digest);
 	tp_hex(digest, 32, key);
 	return 0;
@@ -416,25 +435,21 @@ static bool is_key(const char *name)
  * file holds is compared. Returns 0 or -errno. */
 static int index_name(const struct tp_invocation *inv, char name[32])
 {
-	const char *parts[] = { "/proc/self/exe", inv->runtime_so };
+	struct {
+		file_id bundle, teepy[2];
+	} ids;
+	struct stat st;
 	uint64_t hash = 0xcbf29ce484222325ULL;
-	struct stat st[3];
+	int r;
 
-	if (fstat(inv->bundle.fd, &st[0]) < 0 || stat(parts[0], &st[1]) < 0 ||
-	    stat(parts[1], &st[2]) < 0)
+	if (fstat(inv->bundle.fd, &st) < 0)
 		return -errno;
-	for (size_t i = 0; i < 3; i++) {
-		uint64_t id[] = { st[i].st_dev,
-				  st[i].st_ino,
-				  (uint64_t)st[i].st_size,
-				  (uint64_t)st[i].st_mtim.tv_sec,
-				  (uint64_t)st[i].st_mtim.tv_nsec,
-				  (uint64_t)st[i].st_ctim.tv_sec,
-				  (uint64_t)st[i].st_ctim.tv_nsec };
-		const uint8_t *bytes = (const uint8_t *)id;
-		for (size_t j = 0; j < sizeof(id); j++)
-			hash = (hash ^ bytes[j]) * 0x100000001b3ULL;
-	}
+	file_id_of(&st, ids.bundle);
+	if ((r = teepy_id(inv, ids.teepy)) < 0)
+		return r;
+	const uint8_t *bytes = (const uint8_t *)&ids;
+	for (size_t j = 0; j < sizeof(ids); j++)
+		hash = (hash ^ bytes[j]) * 0x100000001b3ULL;
 	snprintf(name, 32, INDEX_PREFIX "%016llx", (unsigned long long)hash);
 	return 0;
 }

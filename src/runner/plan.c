@@ -575,11 +575,6 @@ void tp_plan_warn(struct tp_invocation *inv, const char *line)
 	}
 }
 
-static void warn(struct tp_invocation *inv, const char *line)
-{
-	tp_plan_warn(inv, line);
-}
-
 /* Who signed the bundle, settled: libcrypto loaded, the signature checked, the
  * measurements taken, the signer judged. */
 static int settle_signer(struct tp_invocation *inv, struct tp_outcome *out)
@@ -608,7 +603,7 @@ int tp_plan_settle(struct tp_invocation *inv, struct tp_outcome *out)
 	inv->pending = false;
 	r = settle_signer(inv, out);
 	for (size_t i = 0; r == 0 && i < inv->held_warnings.count; i++)
-		warn(inv, inv->held_warnings.items[i]);
+		tp_plan_warn(inv, inv->held_warnings.items[i]);
 	tp_strlist_free(&inv->held_warnings);
 	return r;
 }
@@ -722,11 +717,12 @@ static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 		    err, sizeof(err),
 		    "--scratch is set by the bundle's policy (%llu bytes); the flag is ignored",
 		    (unsigned long long)m->limits.scratch_bytes);
-		warn(inv, err);
+		tp_plan_warn(inv, err);
 	}
 	if (count_of(cfg->pythonpath) || cfg->allow_site_packages)
-		warn(inv, "--pythonpath and --allow-site-packages do not apply to a sealed bundle: "
-			  "it sees only its manifest's files");
+		tp_plan_warn(
+		    inv, "--pythonpath and --allow-site-packages do not apply to a sealed bundle: "
+			 "it sees only its manifest's files");
 	if (check_system_files(inv, out) < 0)
 		return -1;
 	/* a cached root's files are held in the cache, not in the service's memory */
