@@ -638,6 +638,12 @@ int tp_seccomp_build(enum tp_seccomp_stage stage, bool processes, struct tp_bpf 
 		return -ENOMEM;
 	/* Another architecture's calls (int 0x80, x32) are an escape attempt. */
 	r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	/* The calls as a binary tree, not a list: on attaching a filter the kernel runs
+	 * it once for every call number of each architecture to cache what it always
+	 * allows, which took 400 us of the list's 487 instructions on each start here
+	 * and 200 us of the tree's 572 (both stages: 580 us, then 330); a call it
+	 * cannot cache (its arguments decide) walks log n tests instead of n. */
+	r = r ?: seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 	for (size_t i = 0; r == 0 && i < sizeof(rules) / sizeof(rules[0]); i++)
 		r = add(ctx, to_libseccomp(rules[i].action), rules[i].name, 0, NULL);
 	if (r == 0)
