@@ -9,18 +9,20 @@ import sys
 from pathlib import Path
 
 # each module and the modules it may use (DESIGN.md: common -> crypto -> manifest,
-# channel -> sandbox, trace -> runner -> cli); pyboot, the C inside the sandbox,
+# channel, pfs -> sandbox, trace -> runner -> cli); pyboot, the C inside the sandbox,
 # only the channel and common, and only the runner and cli use its boot text
 BELOW = {
     "common": set(),
     "crypto": {"common"},
     "manifest": {"crypto", "common"},
     "channel": {"common"},
+    "pfs": {"crypto", "common"},
     "pyboot": {"channel", "common"},
     "sandbox": {"manifest", "channel", "crypto", "common"},
     "trace": {"manifest", "channel", "crypto", "common"},
-    "runner": {"sandbox", "trace", "manifest", "channel", "crypto", "pyboot", "common"},
-    "cli": {"runner", "sandbox", "trace", "manifest", "channel", "crypto", "pyboot", "common"},
+    "runner": {"sandbox", "trace", "manifest", "channel", "pfs", "crypto", "pyboot", "common"},
+    "cli": {"runner", "sandbox", "trace", "manifest", "channel", "pfs", "crypto", "pyboot",
+            "common"},
 }
 
 def main():

@@ -94,3 +94,33 @@ int tp_read_all(int fd, size_t max, char **out, size_t *out_size)
 	*out_size = size;
 	return 0;
 }
+
+int tp_pread_full(int fd, void *buf, size_t size, uint64_t offset)
+{
+	uint8_t *p = buf;
+
+	while (size) {
+		ssize_t n = pread(fd, p, size, (off_t)offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ENODATA;
+		p += n;
+		size -= (size_t)n;
+		offset += (uint64_t)n;
+	}
+	return 0;
+}
+
+int tp_pread_fd(void *ctx, uint64_t offset, void *buf, size_t size)
+{
+	return tp_pread_full(*(const int *)ctx, buf, size, offset);
+}
+
+int tp_write_fd(void *ctx, uint64_t offset, const void *buf, size_t size)
+{
+	(void)offset; /* the caller writes in order */
+	return tp_write_full(*(const int *)ctx, buf, size);
+}

@@ -3,9 +3,19 @@
 #define TEEPY_COMMON_IO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Reads exactly size bytes. Returns 0, -EPIPE at end of file, or -errno. */
 int tp_read_full(int fd, void *buf, size_t size);
+
+/* Reads exactly size bytes at offset (pread). Returns 0, -ENODATA when the file
+ * ends before them, or -errno. */
+int tp_pread_full(int fd, void *buf, size_t size, uint64_t offset);
+
+/* The same as a protected-file read callback (pfs/pfs.h): ctx points to the fd. */
+int tp_pread_fd(void *ctx, uint64_t offset, void *buf, size_t size);
+/* Writes in order to the fd ctx points to, as a protected-file write callback. */
+int tp_write_fd(void *ctx, uint64_t offset, const void *buf, size_t size);
 
 /* Writes exactly size bytes. Returns 0 or -errno. */
 int tp_write_full(int fd, const void *buf, size_t size);

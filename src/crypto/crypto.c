@@ -46,7 +46,17 @@
 	X(EVP_PKEY_free)                                                                           \
 	X(PEM_read_PrivateKey)                                                                     \
 	X(PEM_write_PrivateKey)                                                                    \
-	X(PEM_write_PUBKEY)
+	X(PEM_write_PUBKEY)                                                                        \
+	X(EVP_CIPHER_CTX_new)                                                                      \
+	X(EVP_CIPHER_CTX_free)                                                                     \
+	X(EVP_CIPHER_CTX_ctrl)                                                                     \
+	X(EVP_aes_256_gcm)                                                                         \
+	X(EVP_EncryptInit_ex)                                                                      \
+	X(EVP_EncryptUpdate)                                                                       \
+	X(EVP_EncryptFinal_ex)                                                                     \
+	X(EVP_DecryptInit_ex)                                                                      \
+	X(EVP_DecryptUpdate)                                                                       \
+	X(EVP_DecryptFinal_ex)
 
 #define DECLARE(name) __typeof__(name) *name;
 static struct {
@@ -437,5 +447,207 @@ int tp_verify(const struct tp_key *key, const void *msg, size_t size,
 		r = 0;
 	ossl.ERR_clear_error();
 	ossl.EVP_MD_CTX_free(md);
+	return r;
+}
+
+/* ---- AES-256-GCM ---- */
+
+struct tp_gcm {
+	EVP_CIPHER_CTX *enc, *dec; /* the key set in each, made on first use */
+	uint8_t key[TP_AES_KEY_SIZE];
+};
+
+struct tp_gcm *tp_gcm_new(const uint8_t key[TP_AES_KEY_SIZE])
+{
+	struct tp_gcm *g;
+
+	if (!ready())
+		abort(); /* as in tp_sha256: the command loads libcrypto first */
+	if (!(g = tp_secret_alloc(sizeof(*g))))
+		return NULL;
+	memcpy(g->key, key, TP_AES_KEY_SIZE);
+	return g;
+}
+
+void tp_gcm_free(struct tp_gcm *g)
+{
+	if (!g)
+		return;
+	ossl.EVP_CIPHER_CTX_free(g->enc); /* OpenSSL wipes the schedule it holds */
+	ossl.EVP_CIPHER_CTX_free(g->dec);
+	tp_secret_free(g, sizeof(*g));
+}
+
+/* The context for one direction with the key in it, the chunk's nonce set. */
+static EVP_CIPHER_CTX *gcm_start(struct tp_gcm *g, bool seal, const uint8_t *nonce)
+{
+	EVP_CIPHER_CTX **ctx = seal ? &g->enc : &g->dec;
+	__typeof__(ossl.EVP_EncryptInit_ex) init =
+	    seal ? ossl.EVP_EncryptInit_ex : ossl.EVP_DecryptInit_ex;
+
+	if (!*ctx) {
+		if (!(*ctx = ossl.EVP_CIPHER_CTX_new()))
+			return NULL;
+		if (init(*ctx, ossl.EVP_aes_256_gcm(), NULL, g->key, NULL) != 1) {
+			ossl.EVP_CIPHER_CTX_free(*ctx);
+			*ctx = NULL;
+			return NULL;
+		}
+	}
+	/* the default IV length is 12 bytes, the nonce's: only the IV changes */
+	return init(*ctx, NULL, NULL, NULL, nonce) == 1 ? *ctx : NULL;
+}
+
+/* EVP takes lengths as int: a chunk or its associated data is far below INT_MAX. */
+static bool fits_int(size_t size)
+{
+	return size <= (size_t)INT32_MAX;
+}
+
+int tp_gcm_seal(struct tp_gcm *g, const uint8_t nonce[TP_GCM_NONCE_SIZE], const void *aad,
+		size_t aad_size, const void *in, size_t size, void *out,
+		uint8_t tag[TP_GCM_TAG_SIZE])
+{
+	EVP_CIPHER_CTX *ctx = gcm_start(g, true, nonce);
+	int len;
+
+	if (!ctx || !fits_int(aad_size) || !fits_int(size))
+		return -EINVAL;
+	if ((aad_size && ossl.EVP_EncryptUpdate(ctx, NULL, &len, aad, (int)aad_size) != 1) ||
+	    (size && ossl.EVP_EncryptUpdate(ctx, out, &len, in, (int)size) != 1) ||
+	    ossl.EVP_EncryptFinal_ex(ctx, (uint8_t *)out + size, &len) != 1 ||
+	    ossl.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TP_GCM_TAG_SIZE, tag) != 1) {
+		ossl.ERR_clear_error();
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int tp_gcm_open(struct tp_gcm *g, const uint8_t nonce[TP_GCM_NONCE_SIZE], const void *aad,
+		size_t aad_size, const void *in, size_t size, const uint8_t tag[TP_GCM_TAG_SIZE],
+		void *out)
+{
+	EVP_CIPHER_CTX *ctx = gcm_start(g, false, nonce);
+	uint8_t expected[TP_GCM_TAG_SIZE];
+	int len, ok;
+
+	if (!ctx || !fits_int(aad_size) || !fits_int(size))
+		return -EINVAL;
+	memcpy(expected, tag, sizeof(expected));
+	if ((aad_size && ossl.EVP_DecryptUpdate(ctx, NULL, &len, aad, (int)aad_size) != 1) ||
+	    (size && ossl.EVP_DecryptUpdate(ctx, out, &len, in, (int)size) != 1) ||
+	    ossl.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TP_GCM_TAG_SIZE, expected) != 1) {
+		ossl.ERR_clear_error();
+		return -EINVAL;
+	}
+	ok = ossl.EVP_DecryptFinal_ex(ctx, (uint8_t *)out + size, &len) == 1;
+	ossl.ERR_clear_error();
+	if (!ok) {
+		/* what was written is not to be used: it is not left behind either */
+		explicit_bzero(out, size);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* ---- HMAC-SHA-256 and HKDF (RFC 2104, RFC 5869), on the SHA-256 above ---- */
+
+#define SHA256_BLOCK 64
+
+struct tp_hmac {
+	struct tp_sha256 *inner;
+	uint8_t outer_key[SHA256_BLOCK];
+};
+
+struct tp_hmac *tp_hmac_new(const void *key, size_t key_size)
+{
+	uint8_t block[SHA256_BLOCK] = { 0 };
+	struct tp_hmac *h = tp_secret_alloc(sizeof(*h));
+
+	if (!h)
+		return NULL;
+	if (key_size > SHA256_BLOCK)
+		tp_sha256(key, key_size, block);
+	else if (key_size)
+		memcpy(block, key, key_size);
+	for (size_t i = 0; i < SHA256_BLOCK; i++)
+		h->outer_key[i] = block[i] ^ 0x5c;
+	for (size_t i = 0; i < SHA256_BLOCK; i++)
+		block[i] ^= 0x36;
+	h->inner = tp_sha256_new();
+	if (h->inner)
+		tp_sha256_update(h->inner, block, sizeof(block));
+	explicit_bzero(block, sizeof(block));
+	if (!h->inner) {
+		tp_secret_free(h, sizeof(*h));
+		return NULL;
+	}
+	return h;
+}
+
+void tp_hmac_update(struct tp_hmac *h, const void *data, size_t size)
+{
+	tp_sha256_update(h->inner, data, size);
+}
+
+void tp_hmac_final(struct tp_hmac *h, uint8_t out[TP_SHA256_SIZE])
+{
+	uint8_t inner[TP_SHA256_SIZE];
+	struct tp_sha256 *outer = tp_sha256_new();
+
+	tp_sha256_final(h->inner, inner);
+	if (!outer)
+		abort(); /* a few bytes of OpenSSL state: nothing else could go on either */
+	tp_sha256_update(outer, h->outer_key, sizeof(h->outer_key));
+	tp_sha256_update(outer, inner, sizeof(inner));
+	tp_sha256_final(outer, out);
+	explicit_bzero(inner, sizeof(inner));
+	tp_secret_free(h, sizeof(*h));
+}
+
+int tp_hmac_sha256(const void *key, size_t key_size, const void *data, size_t size,
+		   uint8_t out[TP_SHA256_SIZE])
+{
+	struct tp_hmac *h = tp_hmac_new(key, key_size);
+
+	if (!h)
+		return -ENOMEM;
+	tp_hmac_update(h, data, size);
+	tp_hmac_final(h, out);
+	return 0;
+}
+
+int tp_hkdf_sha256(const void *ikm, size_t ikm_size, const void *salt, size_t salt_size,
+		   const void *info, size_t info_size, uint8_t *out, size_t out_size)
+{
+	uint8_t prk[TP_SHA256_SIZE], t[TP_SHA256_SIZE];
+	size_t done = 0;
+	int r;
+
+	if (out_size > 255 * TP_SHA256_SIZE)
+		return -EINVAL;
+	/* extract: no salt is a block of zeros (RFC 5869 2.2) */
+	if ((r = tp_hmac_sha256(salt_size ? salt : t, salt_size ? salt_size : 0, ikm, ikm_size,
+				prk)) < 0)
+		return r;
+	for (uint8_t i = 1; done < out_size; i++) {
+		struct tp_hmac *h = tp_hmac_new(prk, sizeof(prk));
+		if (!h) {
+			r = -ENOMEM;
+			break;
+		}
+		if (i > 1)
+			tp_hmac_update(h, t, sizeof(t));
+		tp_hmac_update(h, info, info_size);
+		tp_hmac_update(h, &i, 1);
+		tp_hmac_final(h, t);
+		size_t n = out_size - done < sizeof(t) ? out_size - done : sizeof(t);
+		memcpy(out + done, t, n);
+		done += n;
+	}
+	explicit_bzero(prk, sizeof(prk));
+	explicit_bzero(t, sizeof(t));
+	if (r < 0)
+		explicit_bzero(out, out_size);
 	return r;
 }

@@ -1,7 +1,9 @@
-/* Hashes and signatures through OpenSSL 3 EVP: SHA-256 and Ed25519. */
+/* teepy's cryptography: SHA-256, HMAC and HKDF, AES-256-GCM and Ed25519 through
+ * OpenSSL 3 EVP; secrets in locked memory; random bytes; symmetric key files. */
 #ifndef TEEPY_CRYPTO_CRYPTO_H
 #define TEEPY_CRYPTO_CRYPTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,5 +57,70 @@ int tp_sign(const struct tp_key *key, const void *msg, size_t size,
 /* Returns 0 if sig is key's signature over msg, -EBADMSG if not. */
 int tp_verify(const struct tp_key *key, const void *msg, size_t size,
 	      const uint8_t sig[TP_ED25519_SIG_SIZE]);
+
+/* ---- HMAC-SHA-256 (RFC 2104) and HKDF-SHA-256 (RFC 5869) ---- */
+
+struct tp_hmac; /* opaque streaming context, in locked memory */
+
+/* NULL when out of memory. */
+struct tp_hmac *tp_hmac_new(const void *key, size_t key_size);
+void tp_hmac_update(struct tp_hmac *h, const void *data, size_t size);
+void tp_hmac_final(struct tp_hmac *h, uint8_t out[TP_SHA256_SIZE]); /* also frees */
+/* Returns 0 or -ENOMEM. */
+int tp_hmac_sha256(const void *key, size_t key_size, const void *data, size_t size,
+		   uint8_t out[TP_SHA256_SIZE]);
+/* out_size bytes (at most 8160) derived from ikm; salt may be empty. Returns 0,
+ * -EINVAL or -ENOMEM (out wiped). */
+int tp_hkdf_sha256(const void *ikm, size_t ikm_size, const void *salt, size_t salt_size,
+		   const void *info, size_t info_size, uint8_t *out, size_t out_size);
+
+/* ---- AES-256-GCM, one message (a chunk) at a time ---- */
+
+#define TP_AES_KEY_SIZE	  32
+#define TP_GCM_NONCE_SIZE 12
+#define TP_GCM_TAG_SIZE	  16
+
+struct tp_gcm; /* a key, ready for many messages; in locked memory */
+
+/* The command loads libcrypto first (tp_crypto_load). NULL when out of memory. */
+struct tp_gcm *tp_gcm_new(const uint8_t key[TP_AES_KEY_SIZE]);
+void tp_gcm_free(struct tp_gcm *g); /* wipes the key */
+/* size bytes of in encrypted into out (the same size; in == out allowed), aad
+ * authenticated with them. A nonce must never be used twice under one key.
+ * Returns 0 or -EINVAL. */
+int tp_gcm_seal(struct tp_gcm *g, const uint8_t nonce[TP_GCM_NONCE_SIZE], const void *aad,
+		size_t aad_size, const void *in, size_t size, void *out,
+		uint8_t tag[TP_GCM_TAG_SIZE]);
+/* The reverse. Returns 0, -EBADMSG when the tag does not authenticate the bytes
+ * (out is then wiped), or -EINVAL. */
+int tp_gcm_open(struct tp_gcm *g, const uint8_t nonce[TP_GCM_NONCE_SIZE], const void *aad,
+		size_t aad_size, const void *in, size_t size, const uint8_t tag[TP_GCM_TAG_SIZE],
+		void *out);
+
+/* ---- secrets (secret.c) ---- */
+
+/* Zeroed memory that is locked (where RLIMIT_MEMLOCK allows), left out of core
+ * dumps, and wiped by tp_secret_free (given the same size). NULL when out of memory. */
+void *tp_secret_alloc(size_t size);
+void tp_secret_free(void *p, size_t size);
+/* No core dump of this process, whatever it holds (RLIMIT_CORE 0). Returns 0 or -errno. */
+int tp_secret_no_core(void);
+/* size bytes from the kernel's CSPRNG (getrandom). Returns 0 or -errno. */
+int tp_random(void *buf, size_t size);
+
+/* ---- symmetric key files (teepy keygen --symmetric) ---- */
+
+#define TP_SYMKEY_SIZE 32
+
+/* Writes a new random 256-bit key to path (mode 0600, never overwriting: -EEXIST).
+ * Returns 0 or -errno (nothing left at path). */
+int tp_symkey_generate(const char *path);
+/* The key in a key file's text. Pure. Returns 0 or -EINVAL (out wiped). */
+int tp_symkey_parse(const char *text, size_t size, uint8_t out[TP_SYMKEY_SIZE]);
+/* Whether text starts (after blank lines) as a symmetric key file does. Pure. */
+bool tp_symkey_looks_like(const char *text, size_t size);
+/* Reads path's key into out (the caller's locked memory). Refuses a file others
+ * may read. Returns 0, or -errno with the reason in err. */
+int tp_symkey_read(const char *path, uint8_t out[TP_SYMKEY_SIZE], char *err, size_t err_size);
 
 #endif
