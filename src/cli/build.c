@@ -198,7 +198,8 @@ static bool is_private_key(const char *content, uint64_t size)
 
 /* Why a file of the app must not travel in the bundle, or NULL. The signing key and
  * the bundle being written are told by their inode, whatever they are called; any
- * other private key or bundle by its content. */
+ * other private key, symmetric key (teepy keygen --symmetric) or bundle by its
+ * content. */
 static const char *secret_reason(const struct build *b, const struct stat *st, const char *content,
 				 uint64_t size)
 {
@@ -210,6 +211,8 @@ static const char *secret_reason(const struct build *b, const struct stat *st, c
 		return "a bundle";
 	if (is_private_key(content, size))
 		return "a private key";
+	if (tp_symkey_looks_like(content, (size_t)size))
+		return "a symmetric key";
 	return NULL;
 }
 

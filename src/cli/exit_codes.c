@@ -31,10 +31,12 @@ const struct tp_exit_code tp_exit_codes[] = {
 	EXIT(BUNDLE, "bundle refused: malformed, signature does not verify, untrusted signer, a "
 		     "file changed, missing, unreadable or not a regular file, a system file "
 		     "outside the system trees and not allowed (--allow)"),
-	EXIT(DATA_REFUSED, "reserved for a data item that fails its check (nothing produces it "
-			   "yet)"),
-	EXIT(KEY_MISSING, "reserved for a missing key: no key for an encrypted bundle or volume "
-			  "(nothing produces it yet)"),
+	EXIT(DATA_REFUSED,
+	     "a sealed data item refused: not a sealed item, sealed with another "
+	     "key, or changed, truncated or extended (a run's --data and --task-data, "
+	     "teepy data open and info)"),
+	EXIT(KEY_MISSING, "a key is missing: a sealed data item without --data-key, teepy data "
+			  "open without it (for an encrypted bundle or volume: still to come)"),
 	EXIT(ATTESTATION_DENIED, "reserved for attestation denied: the CAS refused the evidence "
 				 "(nothing produces it yet)"),
 	EXIT(INTERNAL, "internal error: teepy could not set up the sandbox or write the result, "

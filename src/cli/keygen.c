@@ -1,5 +1,6 @@
 /* `teepy keygen -o signer.key`: a new Ed25519 signing key (PEM, 0600) and
- * signer.pub beside it. */
+ * signer.pub beside it; `teepy keygen --symmetric -o vol.key`: a new 256-bit
+ * encryption key (0600). */
 #include "commands.h"
 
 #include "exit_codes.h"
@@ -8,40 +9,72 @@
 #include "../crypto/crypto.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
-enum keygen_flag { KEYGEN_HELP = 1, KEYGEN_OUTPUT, KEYGEN_PUB };
+enum keygen_flag { KEYGEN_HELP = 1, KEYGEN_OUTPUT, KEYGEN_PUB, KEYGEN_SYMMETRIC };
 
 static const struct tp_flag flags[] = {
 	{ KEYGEN_HELP, "help", 'h', NULL, NULL, "show this help" },
 	{ KEYGEN_OUTPUT, "output", 'o', "KEY", NULL, "where to write the private key (required)" },
 	{ KEYGEN_PUB, "pub", 0, "PUB", NULL, "where to write the public key" },
+	{ KEYGEN_SYMMETRIC, "symmetric", 0, NULL, NULL,
+	  "a random 256-bit encryption key (bundle, data or volume key) instead: KEY only, "
+	  "no public half" },
 	TP_FLAGS_END,
 };
 
 static const struct tp_exit_use exits[] = {
 	{ TP_EXIT_OK, "written" },
 	{ TP_EXIT_USAGE, "usage error, or KEY or PUB exists or cannot be written" },
-	{ TP_EXIT_INTERNAL, "OpenSSL's libcrypto cannot be loaded" },
+	{ TP_EXIT_INTERNAL, "OpenSSL's libcrypto cannot be loaded, or no random bytes" },
 	{ 0, NULL },
 };
 
 const struct tp_command_help tp_keygen_help = {
 	.name = "keygen",
-	.synopsis = "-o KEY [--pub PUB]",
+	.synopsis = "-o KEY [--pub PUB]\n"
+		    "--symmetric -o KEY",
 	.about =
 	    "Writes a new Ed25519 signing key to KEY (PEM, mode 0600) and its public key to\n"
 	    "PUB (default: KEY with .key replaced by .pub, else KEY.pub). Refuses to overwrite\n"
-	    "either. Give PUB to whoever runs your bundles: teepy run app.tpy --trust PUB.\n",
+	    "either. Give PUB to whoever runs your bundles: teepy run app.tpy --trust PUB.\n"
+	    "\n"
+	    "With --symmetric, writes a random 256-bit key to KEY (mode 0600), for\n"
+	    "encryption: teepy data seal --data-key KEY, and the bundle and volume keys.\n"
+	    "Whoever holds it can read what it seals: give it only to who must.\n",
 	.flags = flags,
 	.exits = exits,
 };
 
+static int symmetric_key(const char *out, const char *pub)
+{
+	int r;
+
+	if (pub) {
+		tp_error("keygen: --pub has no use with --symmetric (a symmetric key has no "
+			 "public half)");
+		return TP_EXIT_USAGE;
+	}
+	r = tp_symkey_generate(out);
+	if (r == -EEXIST) {
+		tp_error("keygen: %s already exists; teepy never overwrites a key", out);
+		return TP_EXIT_USAGE;
+	}
+	if (r < 0) {
+		tp_error("keygen: cannot write %s: %s", out, strerror(-r));
+		return r == -ENOSYS || r == -EIO ? TP_EXIT_INTERNAL : TP_EXIT_USAGE;
+	}
+	tp_info("wrote %s (a 256-bit symmetric key, 0600)", out);
+	return TP_EXIT_OK;
+}
+
 int tp_cmd_keygen(int argc, char **argv)
 {
 	const char *out = NULL, *pub = NULL;
+	bool symmetric = false;
 	char pub_buf[PATH_MAX], err[256];
 	struct tp_flag_parser p;
 	int r;
@@ -68,6 +101,9 @@ int tp_cmd_keygen(int argc, char **argv)
 		case KEYGEN_PUB:
 			pub = p.value;
 			break;
+		case KEYGEN_SYMMETRIC:
+			symmetric = true;
+			break;
 		}
 	}
 	if (p.dashdash) {
@@ -78,6 +114,8 @@ int tp_cmd_keygen(int argc, char **argv)
 		tp_error("keygen: missing -o KEY (see teepy keygen --help)");
 		return TP_EXIT_USAGE;
 	}
+	if (symmetric)
+		return symmetric_key(out, pub);
 	if (!pub) {
 		size_t len = strlen(out);
 		if (len > 4 && strcmp(out + len - 4, ".key") == 0)

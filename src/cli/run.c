@@ -9,6 +9,7 @@
 #include "../common/log.h"
 #include "../common/term.h"
 #include "../common/units.h"
+#include "../crypto/crypto.h"
 #include "../manifest/bundle_file.h"
 #include "../pyboot/boot.h"
 #include "../runner/runner.h"
@@ -100,8 +101,9 @@ struct cli_run {
 	struct tp_run_config cfg;
 };
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
+/* One line said, and the exit code it comes with. */
+static int refused(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int refused(int code, const char *fmt, ...)
 {
 	char line[1024];
 	va_list ap;
@@ -110,8 +112,10 @@ static int usage_error(const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	tp_error("%s", line);
-	return TP_EXIT_USAGE;
+	return code;
 }
+
+#define usage_error(...) refused(TP_EXIT_USAGE, __VA_ARGS__)
 
 static void warn_line(void *observer, const char *line)
 {
@@ -210,6 +214,131 @@ static const char **strv_array(const struct tp_strv *v)
 	return a;
 }
 
+/* ---- sealed data items: --data ITEM.tpd with --data-key, or ITEM.tpd:KEY ---- */
+
+/* Item i opened as named: "FILE", or "FILE:KEY" when no FILE of that whole name
+ * exists (*own_key then points into the name, path holds FILE). */
+static int open_item(const char *item, char path[PATH_MAX], const char **own_key)
+{
+	int fd = open(item, O_RDONLY | O_CLOEXEC);
+	const char *colon = strrchr(item, ':');
+
+	*own_key = NULL;
+	snprintf(path, PATH_MAX, "%s", item);
+	if (fd >= 0 || errno != ENOENT || !colon || colon == item || !colon[1])
+		return fd;
+	snprintf(path, PATH_MAX, "%.*s", (int)(colon - item), item);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0)
+		*own_key = colon + 1;
+	else
+		errno = ENOENT; /* of the name as given */
+	return fd;
+}
+
+/* The data files, each opened; a sealed item (docs/protected-files.md) is opened
+ * with its key, every chunk checked, into a memfd of its plaintext in its place.
+ * The keys: an item's own (FILE:KEY), else --data-key, given once for every
+ * sealed item or once for each, in order. Returns an exit code or 0. */
+static int open_data_items(struct cli_run *run)
+{
+	struct tp_run_opts *o = &run->opts;
+	/* each sealed item's key file, and how much of its name is the file's */
+	struct item_key {
+		const char *key;
+		int name_len;
+	} *keys = calloc(o->data.count ? o->data.count : 1, sizeof(*keys));
+	char path[PATH_MAX], err[512] = "";
+	size_t from_list = 0, sealed = 0, missing = SIZE_MAX;
+	uint8_t *key = NULL;
+	struct stat st;
+	int code = 0;
+
+	if (!keys)
+		return usage_error("out of memory");
+	for (size_t i = 0; code == 0 && i < o->data.count; i++) {
+		const char *flag = i < o->service_data_count ? "--data" : "--task-data";
+		const char *own_key;
+		int fd = open_item(o->data.items[i], path, &own_key);
+		run->data_fds[i] = fd;
+		if (fd < 0)
+			code = usage_error("%s %s: %s", flag, o->data.items[i], strerror(errno));
+		else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+			code = usage_error("%s %s: not a regular file", flag, path);
+		else if (!tp_data_is_sealed(fd) && own_key)
+			code = usage_error("%s %s: a key is given for it (:%s), but %s is not a "
+					   "sealed item (teepy data seal)",
+					   flag, o->data.items[i], own_key, path);
+		else if (tp_data_is_sealed(fd)) {
+			sealed++;
+			keys[i].name_len = (int)strlen(path);
+			keys[i].key = own_key		      ? own_key :
+				      o->data_keys.count == 1 ? o->data_keys.items[0] :
+				      from_list < o->data_keys.count ?
+								o->data_keys.items[from_list] :
+								NULL;
+			from_list += !own_key;
+			if (!keys[i].key && missing == SIZE_MAX)
+				missing = i;
+		}
+	}
+	if (code == 0 && o->data_keys.count && sealed == 0)
+		code =
+		    usage_error("--data-key: no --data or --task-data item is sealed (teepy data "
+				"seal makes one)");
+	else if (code == 0 && o->data_keys.count &&
+		 (from_list == 0 || (o->data_keys.count > 1 && o->data_keys.count != from_list)))
+		code = usage_error("--data-key: %zu given, for %zu sealed item%s without a key of "
+				   "its own (give one for all, or one each, in order)",
+				   o->data_keys.count, from_list, from_list == 1 ? "" : "s");
+	if (code == 0 && missing != SIZE_MAX) {
+		const char *flag = missing < o->service_data_count ? "--data" : "--task-data";
+		code = refused(TP_EXIT_KEY_MISSING,
+			       "%s %s: a sealed item opens only with its key: --data-key KEY (or "
+			       "%s %s:KEY)",
+			       flag, o->data.items[missing], flag, o->data.items[missing]);
+	}
+	if (code == 0 && sealed) {
+		/* key material never reaches a core dump; the key's memory is locked */
+		tp_secret_no_core();
+		if (tp_crypto_load(err, sizeof(err)) < 0)
+			code = refused(TP_EXIT_INTERNAL, "sealed data: %s", err);
+		else if (!(key = tp_secret_alloc(TP_SYMKEY_SIZE)))
+			code = usage_error("out of memory");
+	}
+	for (size_t i = 0; code == 0 && i < o->data.count; i++) {
+		const char *flag = i < o->service_data_count ? "--data" : "--task-data";
+		const char *name = o->data.items[i];
+		int fd = run->data_fds[i], plain;
+		if (!keys[i].key)
+			continue;
+		if (tp_symkey_read(keys[i].key, key, err, sizeof(err)) < 0) {
+			code = usage_error("%s %.*s: key %s: %s", flag, keys[i].name_len, name,
+					   keys[i].key, err);
+			break;
+		}
+		plain = fstat(fd, &st) < 0 ?
+			    -errno :
+			    tp_data_unseal(fd, (uint64_t)st.st_size, key, err, sizeof(err));
+		if (plain == -ENOMEM || plain == -EIO || plain == -ENOSPC)
+			code = refused(TP_EXIT_INTERNAL, "%s %.*s: %s", flag, keys[i].name_len,
+				       name, err);
+		else if (plain < 0)
+			code =
+			    refused(TP_EXIT_DATA_REFUSED, "%s %.*s: refused: %s%s", flag,
+				    keys[i].name_len, name, err,
+				    plain == -EKEYREJECTED ? " (is its --data-key the key it was "
+							     "sealed with?)" :
+							     "");
+		else {
+			close(fd);
+			run->data_fds[i] = plain;
+		}
+	}
+	tp_secret_free(key, TP_SYMKEY_SIZE);
+	free(keys);
+	return code;
+}
+
 /* Reads the input and opens the data files the person named. Returns an exit code or 0. */
 static int load_inputs(struct cli_run *run)
 {
@@ -255,15 +384,9 @@ static int load_inputs(struct cli_run *run)
 		return usage_error("out of memory");
 	for (size_t i = 0; i < o->data.count; i++)
 		run->data_fds[i] = -1;
-	for (size_t i = 0; i < o->data.count; i++) {
-		const char *flag = i < o->service_data_count ? "--data" : "--task-data";
-		int fd = open(o->data.items[i], O_RDONLY | O_CLOEXEC);
-		run->data_fds[i] = fd;
-		if (fd < 0)
-			return usage_error("%s %s: %s", flag, o->data.items[i], strerror(errno));
-		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-			return usage_error("%s %s: not a regular file", flag, o->data.items[i]);
-	}
+	int code = open_data_items(run);
+	if (code)
+		return code;
 
 	if (o->output_file) {
 		char dir[PATH_MAX];

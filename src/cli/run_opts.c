@@ -17,6 +17,7 @@ enum run_flag {
 	RUN_INPUT_FILE,
 	RUN_DATA,
 	RUN_TASK_DATA,
+	RUN_DATA_KEY,
 	RUN_OUTPUT,
 	RUN_MEMORY,
 	RUN_CPU_TIME,
@@ -46,6 +47,9 @@ const struct tp_flag tp_run_flags[] = {
 	{ RUN_DATA, "data", 0, "FILE", NULL, "a service data item; repeat, kept in order" },
 	{ RUN_TASK_DATA, "task-data", 0, "FILE", NULL,
 	  "a task data item; repeat, after the service data" },
+	{ RUN_DATA_KEY, "data-key", 0, "KEY", NULL,
+	  "the key of the sealed items (teepy data seal): one for all, or one each, in "
+	  "order; or give an item's own as FILE:KEY" },
 	{ RUN_OUTPUT, "output", 0, "FILE", NULL,
 	  "write the result to FILE, not stdout ('-' = stdout)" },
 
@@ -246,6 +250,10 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 		if (!*value)
 			return tp_errf(err, err_size, "%s: empty file name", what);
 		return strv_push(id == RUN_DATA ? &opts->data : &seen->task_data, value);
+	case RUN_DATA_KEY:
+		if (!*value)
+			return tp_errf(err, err_size, "%s: empty file name", what);
+		return strv_push(&opts->data_keys, value);
 	case RUN_OUTPUT:
 		if (seen->output)
 			return tp_errf(err, err_size, "%s: given more than once (use one)", what);
@@ -440,6 +448,7 @@ void tp_run_opts_free(struct tp_run_opts *opts)
 	free(opts->seen.task_data.items);
 	free(opts->script_args.items);
 	free(opts->data.items);
+	free(opts->data_keys.items);
 	free(opts->allow.items);
 	free(opts->pythonpath.items);
 	free(opts->env.items);

@@ -33,6 +33,7 @@ struct tp_run_opts {
 	const char *output_file;   /* --output, or NULL = stdout (also for --output -) */
 	struct tp_strv data;	   /* service data then task data, in order */
 	size_t service_data_count; /* how many of data.items are service data */
+	struct tp_strv data_keys;  /* --data-key: the sealed items' keys, in order */
 	struct tp_strv allow;	   /* --allow paths */
 	struct tp_strv pythonpath; /* --pythonpath paths: allowed, and on sys.path */
 	struct tp_strv env;	   /* NAME=VALUE */

@@ -303,6 +303,21 @@ int tp_cache_list(int dir_fd, struct tp_cache_entry **entries, size_t *count);
  * (alternatives.c). Returns 0 or -errno. */
 int tp_cache_clear(int dir_fd, size_t *removed, size_t *in_use);
 
+/* ---- sealed data items (teepy data seal; docs/protected-files.md) ---- */
+
+/* Whether the file at fd starts as a protected file does (read with pread). */
+bool tp_data_is_sealed(int fd);
+
+/* The plaintext of the sealed data item of size bytes at fd, opened with key, in
+ * a new memfd sealed against any change, which the run serves to TEEX_getdata as
+ * it serves a plain data file. Every chunk has authenticated when it returns; the
+ * plaintext is in memory only (teepy's, outside the service's cgroup). Returns the
+ * memfd, or -errno with the reason in err: -EKEYREJECTED (another key, or a changed
+ * header), -EBADMSG (changed, truncated or extended), -EINVAL, -EPROTONOSUPPORT or
+ * -EMEDIUMTYPE (not a sealed data item), -ENOMEM, or a read's error. The caller
+ * has loaded libcrypto (tp_crypto_load). */
+int tp_data_unseal(int fd, uint64_t size, const uint8_t key[32], char *err, size_t err_size);
+
 /* What was observed of a finished run, for tp_judge. */
 struct tp_observed {
 	int wait_status;

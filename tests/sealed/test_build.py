@@ -71,6 +71,25 @@ def test_the_readme_workflow_bundles_no_key_and_no_earlier_bundle(work):
     assert measurements[0] == measurements[1]
 
 
+def test_a_symmetric_key_is_never_bundled_whatever_its_name(work):
+    """A key from keygen --symmetric in the app's directory, under a name that says
+    nothing, is read by the sample run but left out of the bundle, with a warning."""
+    app = write_app(work, {"svc.py": READ_EVERYTHING})
+    assert teepy("keygen", "-o", os.path.join(app, "signer.key")).returncode == EXIT.OK
+    assert teepy("keygen", "--symmetric", "-o",
+                 os.path.join(app, "settings.txt")).returncode == EXIT.OK
+    secret = open(os.path.join(app, "settings.txt")).read().splitlines()[1]
+    os.chmod(os.path.join(app, "settings.txt"), 0o644)  # readable by root's service
+    r = subprocess.run([TEEPY, "build", "svc.py", "-o", "svc.tpy", "--key", "signer.key"],
+                       cwd=app, capture_output=True)
+    assert r.returncode == EXIT.OK, r.stderr.decode()
+    data = open(os.path.join(app, "svc.tpy"), "rb").read()
+    assert secret.encode() not in data and b"TEEPY SYMMETRIC KEY" not in data
+    paths = {f["path"] for f in inspect_json(os.path.join(app, "svc.tpy"))["files"]}
+    assert "/app/settings.txt" not in paths and "/app/svc.py" in paths
+    assert any("/app/settings.txt (a symmetric key)" in l for l in warnings(r)), r.stderr
+
+
 # ---- inspect ----
 
 def test_inspect_shows_what_the_signature_pins_and_escapes_it(work, keys):
