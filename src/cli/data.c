@@ -9,12 +9,14 @@
 #include "../common/units.h"
 #include "../crypto/crypto.h"
 #include "../pfs/pfs.h"
+#include "../runner/runner.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -75,9 +77,10 @@ struct new_file {
 	int fd;
 };
 
-/* An unnamed file in path's directory (O_TMPFILE), named path by new_file_publish;
- * where the file system has no unnamed files, a hidden name beside it. */
-static int new_file_open(struct new_file *f, const char *path)
+/* An unnamed file in path's directory (O_TMPFILE), named path by new_file_publish.
+ * Where the file system has no unnamed files, a hidden name beside it, but only
+ * when named_ok: never for plaintext, which a killed teepy would leave there. */
+static int new_file_open(struct new_file *f, const char *path, bool named_ok)
 {
 	char dir[PATH_MAX];
 	const char *slash = strrchr(path, '/');
@@ -91,6 +94,8 @@ static int new_file_open(struct new_file *f, const char *path)
 	f->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
 	if (f->fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
 		return f->fd < 0 ? -errno : 0;
+	if (!named_ok)
+		return -EOPNOTSUPP;
 	if ((size_t)snprintf(f->tmp, sizeof(f->tmp), "%s/.%s.%d.tmp", dir, slash ? slash + 1 : path,
 			     (int)getpid()) >= sizeof(f->tmp)) {
 		f->tmp[0] = '\0';
@@ -108,8 +113,11 @@ static int new_file_publish(struct new_file *f, mode_t mode)
 	if (fchmod(f->fd, mode) < 0 || fsync(f->fd) < 0)
 		r = -errno;
 	if (r == 0 && !f->tmp[0]) {
+		/* by the descriptor itself where allowed (CAP_DAC_READ_SEARCH), else
+		 * through /proc */
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
-		if (linkat(AT_FDCWD, proc, AT_FDCWD, f->path, AT_SYMLINK_FOLLOW) < 0)
+		if (linkat(f->fd, "", AT_FDCWD, f->path, AT_EMPTY_PATH) < 0 &&
+		    linkat(AT_FDCWD, proc, AT_FDCWD, f->path, AT_SYMLINK_FOLLOW) < 0)
 			r = -errno;
 	} else if (r == 0) {
 		/* link, not rename: an existing path is never replaced */
@@ -147,33 +155,62 @@ static int load_key(const char *action, const char *path, uint8_t *key)
 
 /* ---- the three actions ---- */
 
+/* The permission bits a new file of this user gets (0666 less the umask). */
+static mode_t new_file_mode(void)
+{
+	mode_t mask = umask(0);
+
+	umask(mask);
+	return 0666 & ~mask;
+}
+
+/* An input opened for reading: a regular file (a FIFO does not block the open).
+ * Returns the fd, or -1 with the line said. */
+static int open_input(const char *action, const char *path, struct stat *st)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, st) < 0) {
+		tp_error("data %s: %s: %s", action, path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		tp_error("data %s: %s: not a regular file", action, path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The exit code of a codec failure that is not the file's fault. */
+static int internal_or(int r, int code)
+{
+	return r == -ENOMEM || r == -ENOTRECOVERABLE ? TP_EXIT_INTERNAL : code;
+}
+
 static int seal(const char *file, const char *out_arg, const char *key_path, uint8_t *key)
 {
 	char out[PATH_MAX], new_key[PATH_MAX + 8] = "", id_hex[2 * TP_PFS_ID_SIZE + 1];
-	char err[256], size_text[32];
+	char err[256], size_text[32], extra;
 	struct tp_pfs_header h = { .purpose = TP_PFS_DATA, .chunk_shift = TP_PFS_DEFAULT_SHIFT };
 	struct new_file nf = { .fd = -1 };
-	struct stat st;
+	struct stat st, after;
 	int in = -1, r, code = TP_EXIT_USAGE;
 
 	snprintf(out, sizeof(out), "%s", out_arg ? out_arg : file);
 	if (!out_arg && strlen(file) + 5 <= sizeof(out))
 		strcat(out, ".tpd");
-	if ((in = open(file, O_RDONLY | O_CLOEXEC)) < 0 || fstat(in, &st) < 0) {
-		tp_error("data seal: %s: %s", file, strerror(errno));
+	if ((in = open_input("seal", file, &st)) < 0)
 		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		tp_error("data seal: %s: not a regular file", file);
-		goto out;
-	}
 	h.size = (uint64_t)st.st_size;
 	if (tp_random(h.id, sizeof(h.id)) < 0) {
 		tp_error("data seal: no random bytes from the kernel: %s", strerror(errno));
 		code = TP_EXIT_INTERNAL;
 		goto out;
 	}
-	if ((r = new_file_open(&nf, out)) < 0) {
+	if ((r = new_file_open(&nf, out, true)) < 0) {
 		tp_error("data seal: %s: %s", out,
 			 r == -EEXIST ? "exists already; teepy never overwrites a file" :
 					strerror(-r));
@@ -199,10 +236,20 @@ static int seal(const char *file, const char *out_arg, const char *key_path, uin
 	code = TP_EXIT_USAGE;
 	if ((r = tp_pfs_seal(key, &h, tp_pread_fd, &in, tp_write_fd, &nf.fd, err, sizeof(err))) <
 	    0) {
-		tp_error("data seal: %s: %s", file, err);
+		tp_error("data seal: %s: %s", r == -ENODATA || r == -EIO ? file : out, err);
+		code = internal_or(r, TP_EXIT_USAGE);
 		goto out;
 	}
-	if ((r = new_file_publish(&nf, 0644)) < 0) {
+	/* what was sealed is the whole file: it neither grew nor changed meanwhile */
+	if (fstat(in, &after) < 0 || after.st_size != st.st_size ||
+	    after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
+	    after.st_mtim.tv_nsec != st.st_mtim.tv_nsec || pread(in, &extra, 1, st.st_size) != 0) {
+		tp_error("data seal: %s: changed while it was sealed; nothing written (seal it "
+			 "again once it is complete)",
+			 file);
+		goto out;
+	}
+	if ((r = new_file_publish(&nf, new_file_mode())) < 0) {
 		tp_error("data seal: %s: %s", out, strerror(-r));
 		goto out;
 	}
@@ -223,6 +270,31 @@ out:
 	return code;
 }
 
+/* The exit code of a sealed item's refusal (or of a failure that is not one). */
+static int refusal_code(int r)
+{
+	switch (r) {
+	case -EKEYREJECTED:
+	case -EBADMSG:
+	case -EINVAL:
+	case -EPROTONOSUPPORT:
+	case -EMEDIUMTYPE:
+		return TP_EXIT_DATA_REFUSED;
+	default:
+		return internal_or(r, TP_EXIT_USAGE); /* a read error: as an unreadable file */
+	}
+}
+
+static int say_refusal(const char *action, const char *path, int r, const char *err)
+{
+	int code = refusal_code(r);
+
+	tp_error("data %s: %s: %s%s%s", action, path,
+		 code == TP_EXIT_DATA_REFUSED ? "refused: " : "", err,
+		 r == -EKEYREJECTED ? " (is --data-key the key it was sealed with?)" : "");
+	return code;
+}
+
 /* The sealed item at path opened for reading: 0 with *fd and *rd, or an exit code said. */
 static int open_item(const char *action, const char *path, const uint8_t *key, int *fd,
 		     struct tp_pfs_reader **rd)
@@ -231,62 +303,77 @@ static int open_item(const char *action, const char *path, const uint8_t *key, i
 	struct stat st;
 	int r;
 
-	if ((*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(*fd, &st) < 0) {
-		tp_error("data %s: %s: %s", action, path, strerror(errno));
+	if ((*fd = open_input(action, path, &st)) < 0)
 		return TP_EXIT_USAGE;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		tp_error("data %s: %s: not a regular file", action, path);
-		return TP_EXIT_USAGE;
-	}
 	r = tp_pfs_reader_open(key, TP_PFS_DATA, tp_pread_fd, fd, (uint64_t)st.st_size, rd, err,
 			       sizeof(err));
-	if (r == -EKEYREJECTED) {
-		tp_error("data %s: %s: refused: %s (is --data-key the key it was sealed with?)",
-			 action, path, err);
-		return TP_EXIT_DATA_REFUSED;
+	return r < 0 ? say_refusal(action, path, r, err) : 0;
+}
+
+/* The whole of fd (a memfd, from its start) to stdout. Returns 0 or -errno. */
+static int copy_out(int fd)
+{
+	char buf[1 << 16];
+	ssize_t n;
+	int r = 0;
+
+	while (r == 0 && (n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		r = n < 0 ? -errno : tp_write_full(STDOUT_FILENO, buf, (size_t)n);
 	}
-	if (r == -ENOMEM) {
-		tp_error("data %s: %s: %s", action, path, err);
-		return TP_EXIT_INTERNAL;
-	}
-	if (r < 0) {
-		tp_error("data %s: %s: refused: %s", action, path, err);
-		return r == -EIO ? TP_EXIT_USAGE : TP_EXIT_DATA_REFUSED;
-	}
-	return 0;
+	explicit_bzero(buf, sizeof(buf));
+	return r;
 }
 
 static int open_data(const char *path, const char *out, const uint8_t *key)
 {
 	struct new_file nf = { .fd = -1 };
 	struct tp_pfs_reader *rd = NULL;
+	struct stat st;
 	char err[256];
-	int fd = -1, code, r;
+	int fd = -1, plain = -1, code, r;
 
+	if (!out) {
+		/* to stdout, nothing is written before every chunk has authenticated: the
+		 * plaintext is made whole in memory first (one pass over the item, so it
+		 * cannot change between a check and the copy) */
+		if ((fd = open_input("open", path, &st)) < 0)
+			return TP_EXIT_USAGE;
+		plain = tp_data_unseal(fd, (uint64_t)st.st_size, key, err, sizeof(err));
+		close(fd);
+		if (plain < 0)
+			return say_refusal("open", path, plain, err);
+		r = copy_out(plain);
+		close(plain);
+		if (r < 0) {
+			tp_error("data open: cannot write the plaintext: %s", strerror(-r));
+			return TP_EXIT_USAGE;
+		}
+		return TP_EXIT_OK;
+	}
 	if ((code = open_item("open", path, key, &fd, &rd)) != 0)
 		goto done;
-	if (out && (r = new_file_open(&nf, out)) < 0) {
+	if ((r = new_file_open(&nf, out, false)) < 0) {
 		tp_error("data open: %s: %s", out,
 			 r == -EEXIST ? "exists already; teepy never overwrites a file" :
+			 r == -EOPNOTSUPP ?
+					"this file system makes no unnamed file (O_TMPFILE), and "
+					"teepy names no file of plaintext before it is whole: "
+					"write to stdout instead" :
 					strerror(-r));
 		code = TP_EXIT_USAGE;
 		goto done;
 	}
-	/* to stdout, nothing is written before every chunk has authenticated: a first
-	 * pass checks them all (a file, unnamed until the end, needs no such pass) */
-	if (!out && (r = tp_pfs_open_all(rd, discard, NULL, err, sizeof(err))) < 0) {
-		tp_error("data open: %s: refused: %s", path, err);
-		code = r == -EBADMSG ? TP_EXIT_DATA_REFUSED : TP_EXIT_USAGE;
+	/* an unnamed file: what a refused chunk leaves behind vanishes with it */
+	if ((r = tp_pfs_open_all(rd, tp_write_fd, &nf.fd, err, sizeof(err))) < 0) {
+		code = r == -EBADMSG || r == -ENOTRECOVERABLE ? say_refusal("open", path, r, err) :
+								TP_EXIT_USAGE;
+		if (code == TP_EXIT_USAGE)
+			tp_error("data open: %s: %s", out, err);
 		goto done;
 	}
-	int sink = out ? nf.fd : STDOUT_FILENO;
-	if ((r = tp_pfs_open_all(rd, tp_write_fd, &sink, err, sizeof(err))) < 0) {
-		tp_error("data open: %s: %s%s", path, r == -EBADMSG ? "refused: " : "", err);
-		code = r == -EBADMSG ? TP_EXIT_DATA_REFUSED : TP_EXIT_USAGE;
-		goto done;
-	}
-	if (out && (r = new_file_publish(&nf, 0600)) < 0) {
+	if ((r = new_file_publish(&nf, 0600)) < 0) {
 		tp_error("data open: %s: %s", out, strerror(-r));
 		code = TP_EXIT_USAGE;
 		goto done;
@@ -305,35 +392,35 @@ static int info(const char *path, const uint8_t *key)
 	uint8_t bytes[TP_PFS_HEADER_SIZE];
 	struct tp_pfs_header h;
 	struct tp_pfs_reader *rd = NULL;
-	char err[256], id_hex[2 * TP_PFS_ID_SIZE + 1], size_text[32], chunk_text[32];
+	struct stat st;
+	char err[256] = "", id_hex[2 * TP_PFS_ID_SIZE + 1], size_text[32], chunk_text[32];
 	int fd = -1, code = TP_EXIT_USAGE, r;
 
 	if (key) {
 		if ((code = open_item("info", path, key, &fd, &rd)) != 0)
 			goto done;
 		if ((r = tp_pfs_open_all(rd, discard, NULL, err, sizeof(err))) < 0) {
-			tp_error("data info: %s: refused: %s", path, err);
-			code = r == -EBADMSG ? TP_EXIT_DATA_REFUSED : TP_EXIT_USAGE;
+			code = say_refusal("info", path, r, err);
 			goto done;
 		}
 		h = *tp_pfs_reader_header(rd);
 	} else {
-		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-			tp_error("data info: %s: %s", path, strerror(errno));
+		if ((fd = open_input("info", path, &st)) < 0)
+			goto done;
+		r = tp_pread_fd(&fd, 0, bytes, sizeof(bytes));
+		if (r < 0 && r != -ENODATA) {
+			tp_error("data info: %s: %s", path, strerror(-r));
 			goto done;
 		}
-		if ((r = tp_pread_fd(&fd, 0, bytes, sizeof(bytes))) < 0 ||
-		    tp_pfs_header_parse(bytes, &h, err, sizeof(err)) < 0) {
-			tp_error("data info: %s: refused: %s", path,
-				 r < 0 ? "not a teepy protected file" : err);
-			code = TP_EXIT_DATA_REFUSED;
+		if ((r = r < 0 ? -EINVAL : tp_pfs_header_parse(bytes, &h, err, sizeof(err))) < 0) {
+			code = say_refusal("info", path, r,
+					   r == -EINVAL && !err[0] ? "not a teepy protected file" :
+								     err);
 			goto done;
 		}
 		if (h.purpose != TP_PFS_DATA) {
-			tp_error("data info: %s: refused: a protected file, but not a sealed data "
-				 "item",
-				 path);
-			code = TP_EXIT_DATA_REFUSED;
+			code = say_refusal("info", path, -EMEDIUMTYPE,
+					   "a protected file, but not a sealed data item");
 			goto done;
 		}
 	}
@@ -414,7 +501,7 @@ int tp_cmd_data(int argc, char **argv)
 		return TP_EXIT_KEY_MISSING;
 	}
 	/* key material never reaches a core dump; the key's memory is locked and wiped */
-	tp_secret_no_core();
+	tp_secret_no_core(true);
 	if (tp_crypto_load(err, sizeof(err)) < 0) {
 		tp_error("data %s: %s", action, err);
 		return TP_EXIT_INTERNAL;

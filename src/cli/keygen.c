@@ -58,6 +58,7 @@ static int symmetric_key(const char *out, const char *pub)
 			 "public half)");
 		return TP_EXIT_USAGE;
 	}
+	tp_secret_no_core(true); /* the key passes through this process's memory */
 	r = tp_symkey_generate(out);
 	if (r == -EEXIST) {
 		tp_error("keygen: %s already exists; teepy never overwrites a key", out);

@@ -216,11 +216,18 @@ static const char **strv_array(const struct tp_strv *v)
 
 /* ---- sealed data items: --data ITEM.tpd with --data-key, or ITEM.tpd:KEY ---- */
 
+static bool ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), t = strlen(tail);
+	return n > t && strcmp(s + n - t, tail) == 0;
+}
+
 /* Item i opened as named: "FILE", or "FILE:KEY" when no FILE of that whole name
  * exists (*own_key then points into the name, path holds FILE). */
 static int open_item(const char *item, char path[PATH_MAX], const char **own_key)
 {
-	int fd = open(item, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO named as data does not hang the open (it is refused) */
+	int fd = open(item, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	const char *colon = strrchr(item, ':');
 
 	*own_key = NULL;
@@ -228,7 +235,7 @@ static int open_item(const char *item, char path[PATH_MAX], const char **own_key
 	if (fd >= 0 || errno != ENOENT || !colon || colon == item || !colon[1])
 		return fd;
 	snprintf(path, PATH_MAX, "%.*s", (int)(colon - item), item);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0)
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) >= 0)
 		*own_key = colon + 1;
 	else
 		errno = ENOENT; /* of the name as given */
@@ -254,7 +261,7 @@ static int open_data_items(struct cli_run *run)
 	int code = 0;
 
 	if (!keys)
-		return usage_error("out of memory");
+		return refused(TP_EXIT_INTERNAL, "out of memory");
 	for (size_t i = 0; code == 0 && i < o->data.count; i++) {
 		const char *flag = i < o->service_data_count ? "--data" : "--task-data";
 		const char *own_key;
@@ -264,10 +271,12 @@ static int open_data_items(struct cli_run *run)
 			code = usage_error("%s %s: %s", flag, o->data.items[i], strerror(errno));
 		else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 			code = usage_error("%s %s: not a regular file", flag, path);
-		else if (!tp_data_is_sealed(fd) && own_key)
-			code = usage_error("%s %s: a key is given for it (:%s), but %s is not a "
-					   "sealed item (teepy data seal)",
-					   flag, o->data.items[i], own_key, path);
+		else if (!tp_data_is_sealed(fd) && (own_key || ends_with(path, ".tpd")))
+			/* named as a sealed item: a plain file in its place is not taken */
+			code = refused(TP_EXIT_DATA_REFUSED,
+				       "%s %s: refused: not a teepy protected file, where a sealed "
+				       "item was named (%s)",
+				       flag, path, own_key ? "with a key of its own" : "*.tpd");
 		else if (tp_data_is_sealed(fd)) {
 			sealed++;
 			keys[i].name_len = (int)strlen(path);
@@ -298,12 +307,13 @@ static int open_data_items(struct cli_run *run)
 			       flag, o->data.items[missing], flag, o->data.items[missing]);
 	}
 	if (code == 0 && sealed) {
-		/* key material never reaches a core dump; the key's memory is locked */
-		tp_secret_no_core();
+		/* no core dump holds the key or the plaintext; the key's memory is locked
+		 * (not PR_SET_DUMPABLE: the sandbox's unprivileged id maps need it) */
+		tp_secret_no_core(false);
 		if (tp_crypto_load(err, sizeof(err)) < 0)
 			code = refused(TP_EXIT_INTERNAL, "sealed data: %s", err);
 		else if (!(key = tp_secret_alloc(TP_SYMKEY_SIZE)))
-			code = usage_error("out of memory");
+			code = refused(TP_EXIT_INTERNAL, "out of memory");
 	}
 	for (size_t i = 0; code == 0 && i < o->data.count; i++) {
 		const char *flag = i < o->service_data_count ? "--data" : "--task-data";
@@ -319,9 +329,12 @@ static int open_data_items(struct cli_run *run)
 		plain = fstat(fd, &st) < 0 ?
 			    -errno :
 			    tp_data_unseal(fd, (uint64_t)st.st_size, key, err, sizeof(err));
-		if (plain == -ENOMEM || plain == -EIO || plain == -ENOSPC)
+		if (plain == -ENOMEM || plain == -ENOTRECOVERABLE)
 			code = refused(TP_EXIT_INTERNAL, "%s %.*s: %s", flag, keys[i].name_len,
 				       name, err);
+		else if (plain < 0 && plain != -EKEYREJECTED && plain != -EBADMSG &&
+			 plain != -EINVAL && plain != -EPROTONOSUPPORT && plain != -EMEDIUMTYPE)
+			code = usage_error("%s %.*s: %s", flag, keys[i].name_len, name, err);
 		else if (plain < 0)
 			code =
 			    refused(TP_EXIT_DATA_REFUSED, "%s %.*s: refused: %s%s", flag,

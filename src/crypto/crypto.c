@@ -509,13 +509,16 @@ int tp_gcm_seal(struct tp_gcm *g, const uint8_t nonce[TP_GCM_NONCE_SIZE], const 
 		uint8_t tag[TP_GCM_TAG_SIZE])
 {
 	EVP_CIPHER_CTX *ctx = gcm_start(g, true, nonce);
+	uint8_t none[16]; /* GCM's final step writes nothing */
 	int len;
 
-	if (!ctx || !fits_int(aad_size) || !fits_int(size))
+	if (!ctx || !fits_int(aad_size) || !fits_int(size)) {
+		ossl.ERR_clear_error();
 		return -EINVAL;
+	}
 	if ((aad_size && ossl.EVP_EncryptUpdate(ctx, NULL, &len, aad, (int)aad_size) != 1) ||
 	    (size && ossl.EVP_EncryptUpdate(ctx, out, &len, in, (int)size) != 1) ||
-	    ossl.EVP_EncryptFinal_ex(ctx, (uint8_t *)out + size, &len) != 1 ||
+	    ossl.EVP_EncryptFinal_ex(ctx, none, &len) != 1 ||
 	    ossl.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TP_GCM_TAG_SIZE, tag) != 1) {
 		ossl.ERR_clear_error();
 		return -EINVAL;
@@ -528,11 +531,13 @@ int tp_gcm_open(struct tp_gcm *g, const uint8_t nonce[TP_GCM_NONCE_SIZE], const 
 		void *out)
 {
 	EVP_CIPHER_CTX *ctx = gcm_start(g, false, nonce);
-	uint8_t expected[TP_GCM_TAG_SIZE];
+	uint8_t expected[TP_GCM_TAG_SIZE], none[16];
 	int len, ok;
 
-	if (!ctx || !fits_int(aad_size) || !fits_int(size))
+	if (!ctx || !fits_int(aad_size) || !fits_int(size)) {
+		ossl.ERR_clear_error();
 		return -EINVAL;
+	}
 	memcpy(expected, tag, sizeof(expected));
 	if ((aad_size && ossl.EVP_DecryptUpdate(ctx, NULL, &len, aad, (int)aad_size) != 1) ||
 	    (size && ossl.EVP_DecryptUpdate(ctx, out, &len, in, (int)size) != 1) ||
@@ -540,7 +545,7 @@ int tp_gcm_open(struct tp_gcm *g, const uint8_t nonce[TP_GCM_NONCE_SIZE], const 
 		ossl.ERR_clear_error();
 		return -EINVAL;
 	}
-	ok = ossl.EVP_DecryptFinal_ex(ctx, (uint8_t *)out + size, &len) == 1;
+	ok = ossl.EVP_DecryptFinal_ex(ctx, none, &len) == 1;
 	ossl.ERR_clear_error();
 	if (!ok) {
 		/* what was written is not to be used: it is not left behind either */

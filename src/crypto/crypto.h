@@ -103,8 +103,11 @@ int tp_gcm_open(struct tp_gcm *g, const uint8_t nonce[TP_GCM_NONCE_SIZE], const 
  * dumps, and wiped by tp_secret_free (given the same size). NULL when out of memory. */
 void *tp_secret_alloc(size_t size);
 void tp_secret_free(void *p, size_t size);
-/* No core dump of this process, whatever it holds (RLIMIT_CORE 0). Returns 0 or -errno. */
-int tp_secret_no_core(void);
+/* No core dump of this process, whatever it holds: RLIMIT_CORE 0, and with
+ * undumpable PR_SET_DUMPABLE 0 too (which also keeps processes of the same uid out
+ * of /proc/PID/mem; a run cannot have it before its sandbox is made, whose
+ * unprivileged id maps it would break). Returns 0 or -errno. */
+int tp_secret_no_core(bool undumpable);
 /* size bytes from the kernel's CSPRNG (getrandom). Returns 0 or -errno. */
 int tp_random(void *buf, size_t size);
 

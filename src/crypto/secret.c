@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -95,10 +96,17 @@ void tp_secret_free(void *p, size_t size)
 	munmap(p, page_round(size));
 }
 
-int tp_secret_no_core(void)
+int tp_secret_no_core(bool undumpable)
 {
 	const struct rlimit none = { 0, 0 };
-	return setrlimit(RLIMIT_CORE, &none) < 0 ? -errno : 0;
+
+	if (setrlimit(RLIMIT_CORE, &none) < 0)
+		return -errno;
+	/* a core_pattern that pipes to a handler ignores RLIMIT_CORE; not dumpable, no
+	 * core is made at all, and no process of our uid reads /proc/PID/mem or fd/ */
+	if (undumpable && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return -errno;
+	return 0;
 }
 
 int tp_random(void *buf, size_t size)

@@ -121,6 +121,17 @@ int tp_pfs_header_parse(const uint8_t bytes[TP_PFS_HEADER_SIZE], struct tp_pfs_h
 	return 0;
 }
 
+/* Equal or not, in a time that does not depend on where they differ: a reader
+ * could otherwise learn a key check byte by byte. */
+static bool same_bytes(const uint8_t *a, const uint8_t *b, size_t size)
+{
+	uint8_t diff = 0;
+
+	for (size_t i = 0; i < size; i++)
+		diff |= a[i] ^ b[i];
+	return diff == 0;
+}
+
 /* The file's own keys: HKDF over the given key, the purpose and the id. */
 static int derive_keys(const uint8_t key[TP_PFS_KEY_SIZE], const struct tp_pfs_header *h,
 		       struct file_keys *k)
@@ -204,7 +215,8 @@ int tp_pfs_seal(const uint8_t key[TP_PFS_KEY_SIZE], const struct tp_pfs_header *
 		}
 		chunk_binding(header, i, i + 1 == chunks, nonce, aad);
 		if ((r = tp_gcm_seal(gcm, nonce, aad, sizeof(aad), buf, len, buf, buf + len)) < 0) {
-			snprintf(err, err_size, "AES-GCM failed");
+			snprintf(err, err_size, "AES-GCM failed (OpenSSL out of memory?)");
+			r = -ENOTRECOVERABLE;
 			goto out;
 		}
 		if ((r = write_sealed(sealed_ctx, offset, buf, len + TP_PFS_TAG_SIZE)) < 0) {
@@ -314,8 +326,7 @@ int tp_pfs_reader_open(const uint8_t key[TP_PFS_KEY_SIZE], enum tp_pfs_purpose p
 		r = -ENOMEM;
 		goto fail;
 	}
-	/* not secret-dependent timing that matters: the check is no secret once made */
-	if (memcmp(check, rd->header_bytes + CHECKED_SIZE, sizeof(check)) != 0) {
+	if (!same_bytes(check, rd->header_bytes + CHECKED_SIZE, sizeof(check))) {
 		snprintf(err, err_size, "sealed with another key, or its header was changed");
 		r = -EKEYREJECTED;
 		goto fail;
@@ -377,6 +388,10 @@ int tp_pfs_read_chunk(struct tp_pfs_reader *rd, uint64_t index, void *buf, size_
 	}
 	chunk_binding(rd->header_bytes, index, index + 1 == rd->chunks, nonce, aad);
 	r = tp_gcm_open(rd->gcm, nonce, aad, sizeof(aad), rd->sealed, len, rd->sealed + len, buf);
+	if (r < 0 && r != -EBADMSG) {
+		snprintf(err, err_size, "AES-GCM failed (OpenSSL out of memory?)");
+		return -ENOTRECOVERABLE;
+	}
 	if (r < 0) {
 		snprintf(err, err_size,
 			 "chunk %llu of %llu does not authenticate: changed, moved or taken from "

@@ -1,7 +1,8 @@
 /* Protected files: teepy's one format for file contents kept encrypted outside the
  * sealed runtime's memory (sealed data items, encrypted bundle files, output
- * volumes). A pure codec: the caller's callbacks do every read and write, nothing
- * here touches the OS. The format and what it detects: docs/protected-files.md. */
+ * volumes). A codec: the caller's callbacks do every read and write; nothing here
+ * opens, reads or writes a file (its keys alone go into crypto/'s locked memory).
+ * The format and what it detects: docs/protected-files.md. */
 #ifndef TEEPY_PFS_PFS_H
 #define TEEPY_PFS_PFS_H
 
@@ -96,7 +97,8 @@ int tp_pfs_read_chunk(struct tp_pfs_reader *r, uint64_t index, void *buf, size_t
 		      size_t err_size);
 /* Every chunk, in order, into write_plain (offsets 0 ..). A chunk that does not
  * authenticate stops it: what was written before is the caller's to discard.
- * Returns as tp_pfs_read_chunk, or the write callback's error. */
+ * Returns as tp_pfs_read_chunk, or the write callback's error. -ENOTRECOVERABLE
+ * from any function here: OpenSSL failed (out of memory), not the file. */
 int tp_pfs_open_all(struct tp_pfs_reader *r, tp_pfs_write_fn write_plain, void *plain_ctx,
 		    char *err, size_t err_size);
 void tp_pfs_reader_free(struct tp_pfs_reader *r);

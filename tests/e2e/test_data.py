@@ -364,8 +364,9 @@ def test_a_later_version_is_refused(run, tmp, sealed3):
 def test_items_swapped_by_name_each_open_to_their_own_content(run, tmp):
     # Two items sealed under one --data-key and swapped by renaming both open: the
     # codec authenticates each item as a whole and cannot know which name it was
-    # given. What catches the swap is the id, which `data seal` printed and a run
-    # checks against the one it was told to expect, not the codec.
+    # given. What tells them apart is the id, which `data seal` printed and `data
+    # info` shows (the platform will name data by it; a run does not check it yet),
+    # or a key of each item's own, the default.
     key = keygen(run, tmp / "data.key")
     a_item, _, a_id = seal(run, tmp.write("a.bin", b"content of A"), item=tmp / "a.tpd", key=key)
     b_item, _, b_id = seal(run, tmp.write("b.bin", b"content of B"), item=tmp / "b.tpd", key=key)
@@ -476,6 +477,26 @@ def test_a_directory_as_input_is_a_usage_error(run, tmp, action):
     one_line(r)
     assert not os.path.exists(tmp / "out")
     assert os.listdir(d) == []
+
+
+def test_info_without_a_key_refuses_what_is_no_regular_file_as_a_usage_error(run, tmp):
+    d = tmp / "adir"
+    d.mkdir()
+    fifo = tmp / "fifo"
+    os.mkfifo(fifo)
+    for path in (d, "/dev/null", fifo):  # a FIFO nobody writes must not hang it
+        r = run("data", "info", path)
+        assert (r.returncode, r.stdout) == (EXIT.USAGE, b""), r
+        assert "not a regular file" in one_line(r)
+
+
+def test_a_file_that_grows_while_it_is_sealed_is_refused(run, tmp):
+    """/proc's files say size 0 and then have content: sealed, they would be cut."""
+    r = run("data", "seal", "/proc/self/status", "-o", tmp / "status.tpd")
+    assert (r.returncode, r.stdout) == (EXIT.USAGE, b""), r
+    assert "changed while it was sealed" in one_line(r)
+    assert not os.path.exists(tmp / "status.tpd")
+    assert not os.path.exists(tmp / "status.tpd.key")
 
 
 def test_seal_never_overwrites_the_item(run, tmp):

@@ -155,7 +155,6 @@ def test_key_usage_errors_are_one_line_each(as_user, run, script, seal, tmp, var
         (["--data", plain, "--data-key", key], "no --data or --task-data item is sealed"),
         (["--data", item, "--data", item, "--data", item, "--data-key", key,
           "--data-key", key], "2 given, for 3 sealed items"),
-        (["--data", f"{plain}:{key}"], "is not a sealed item"),
         (["--data", item, "--data-key", os.path.join(str(tmp), "missing.key")], "No such file"),
         (["--data", item, "--data-key", not_a_key], "not a teepy symmetric key"),
     ]
@@ -199,3 +198,27 @@ def test_the_plaintext_of_a_sealed_item_never_reaches_a_file(as_user, run, scrip
                 except OSError:
                     continue
     assert found == [], found
+
+
+def test_a_plain_file_in_place_of_a_sealed_item_is_refused(as_user, teepy, run, script, seal,
+                                                         tmp, variant):
+    """Items named as sealed (*.tpd, or with a key of their own) must be sealed: a
+    plain file, or one whose magic was changed, put in place of one is refused, even
+    among other items under the same key, and never reaches the service."""
+    shared = new_key(teepy, tmp, variant)
+    a, _ = seal("a.txt", b"genuine a", key=shared)
+    b, _ = seal("b.txt", b"genuine b", key=shared)
+    s = script(DIGESTS)
+    with open(b, "wb") as f:
+        f.write(b"attacker data\n")
+    r = run("run", s, "--data", a, "--data", b, "--data-key", shared)
+    assert r.returncode == EXIT.DATA_REFUSED, r.err
+    assert "not a teepy protected file" in r.err and b in r.err and r.stdout == b""
+    c, c_key = seal("c.txt", b"genuine c")
+    data = bytearray(open(c, "rb").read())
+    data[0] ^= 0x01  # "teepy-pf" no more
+    open(c, "wb").write(bytes(data))
+    for args in (["--data", c, "--data-key", c_key], ["--data", f"{c}:{c_key}"]):
+        r = run("run", s, *args)
+        assert r.returncode == EXIT.DATA_REFUSED, (args, r.err)
+        assert "not a teepy protected file" in r.err and r.stdout == b"", (args, r.err)
