@@ -15,12 +15,14 @@
 #include "../manifest/bundle.h"
 #include "../manifest/bundle_file.h"
 #include "../manifest/manifest.h"
+#include "../pfs/pfs.h"
 #include "../trace/elf.h"
 #include "../trace/trace.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -38,6 +40,8 @@ enum build_flag {
 	BUILD_INCLUDE_DIR,
 	BUILD_PRELOAD,
 	BUILD_ALLOW_PROCESSES,
+	BUILD_ENCRYPT,
+	BUILD_ENCRYPT_PATH,
 };
 
 /* build's own flags; every other flag of teepy run goes to the sample run */
@@ -58,6 +62,12 @@ static const struct tp_flag flags[] = {
 	{ BUILD_ALLOW_PROCESSES, "allow-processes", 0, NULL, NULL,
 	  "policy processes = \"manifest\": the service may run the programs the sample run ran "
 	  "(they, their #! interpreters and their libraries are traced into the manifest)" },
+	{ BUILD_ENCRYPT, "encrypt", 0, NULL, NULL,
+	  "store the app's own files encrypted (docs/protected-files.md) under --bundle-key, "
+	  "or a new key written to APP.tpy.key" },
+	{ BUILD_ENCRYPT_PATH, "encrypt-path", 0, "GLOB", NULL,
+	  "encrypt only the app files whose path under the app's directory matches GLOB "
+	  "(fnmatch; * matches / too); repeat; implies --encrypt" },
 	TP_FLAGS_END,
 };
 
@@ -109,6 +119,8 @@ struct build {
 	struct tp_strlist include_dirs; /* --include-dir, as given */
 	struct tp_strlist preload;
 	bool allow_processes;
+	bool encrypt;
+	struct tp_strlist encrypt_paths; /* --encrypt-path GLOBs; none: every app file */
 	struct tp_manifest manifest;
 	struct tp_traced_run traced;
 	void **blobs; /* contents of bundled files, by manifest index */
@@ -731,6 +743,170 @@ static void sort_with_blobs(struct tp_manifest *m, void **blobs)
 	}
 }
 
+/* ---- --encrypt: the app's files as protected files ---- */
+
+struct blob_reader {
+	const uint8_t *bytes;
+	uint64_t size;
+};
+
+static int blob_read(void *ctx, uint64_t offset, void *buf, size_t size)
+{
+	const struct blob_reader *br = ctx;
+
+	if (offset > br->size || size > br->size - offset)
+		return -ENODATA;
+	memcpy(buf, br->bytes + offset, size);
+	return 0;
+}
+
+struct blob_writer {
+	uint8_t *bytes;
+	uint64_t size, used;
+};
+
+static int blob_write(void *ctx, uint64_t offset, const void *buf, size_t size)
+{
+	struct blob_writer *bw = ctx;
+
+	if (offset != bw->used || size > bw->size - bw->used)
+		return -EIO;
+	memcpy(bw->bytes + bw->used, buf, size);
+	bw->used += size;
+	return 0;
+}
+
+static bool chosen(const struct build *b, const char *path)
+{
+	const char *rel = path + strlen(TP_APP_DIR "/");
+
+	if (!b->encrypt_paths.count)
+		return true;
+	for (size_t i = 0; i < b->encrypt_paths.count; i++)
+		if (fnmatch(b->encrypt_paths.items[i], rel, 0) == 0)
+			return true;
+	return false;
+}
+
+/* The bundle's key: --bundle-key's, or a new one beside the bundle (said so). Into
+ * key (locked memory). Returns an exit code or 0. */
+static int bundle_key(const struct build *b, const char *given, uint8_t *key, char *made,
+		      size_t made_size)
+{
+	char err[PATH_MAX + 128];
+	int r;
+
+	made[0] = '\0';
+	if (!given) {
+		snprintf(made, made_size, "%s.key", b->bundle_path);
+		if ((r = tp_symkey_generate(made)) < 0) {
+			tp_error("build: %s: %s", made,
+				 r == -EEXIST ?
+				     "exists already; teepy never overwrites a key (give "
+				     "it with --bundle-key to encrypt under it again)" :
+				     strerror(-r));
+			made[0] = '\0';
+			return TP_EXIT_USAGE;
+		}
+		given = made;
+	}
+	if (tp_symkey_read(given, key, err, sizeof(err)) < 0) {
+		tp_error("build: --bundle-key %s: %s", given, err);
+		return TP_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Every chosen app file sealed into its blob, deterministically (a keyed id from
+ * its path and content, docs/protected-files.md): the same files and key give the
+ * same bundle and measurement. The manifest records each one's id, and the size
+ * and SHA-256 of its protected form. Returns an exit code or 0. */
+static int encrypt_files(struct build *b, const char *key_path)
+{
+	struct tp_manifest *m = &b->manifest;
+	uint8_t *key = tp_secret_alloc(TP_SYMKEY_SIZE);
+	char made[PATH_MAX + 8], key_id[TP_SYMKEY_ID_SIZE], err[256], size_text[32];
+	size_t count = 0;
+	uint64_t bytes = 0;
+	int code;
+
+	/* no core dump holds the key or the plaintext */
+	tp_secret_no_core(false);
+	if (!key) {
+		tp_error("build: out of memory");
+		return TP_EXIT_INTERNAL;
+	}
+	if ((code = bundle_key(b, key_path, key, made, sizeof(made))) != 0)
+		goto out;
+	code = TP_EXIT_INTERNAL;
+	if (tp_symkey_id(key, key_id) < 0) {
+		tp_error("build: out of memory");
+		goto out;
+	}
+	m->encryption.cipher = TP_CIPHER_AES_256_GCM;
+	m->encryption.chunk_size = 1u << TP_PFS_DEFAULT_SHIFT;
+	snprintf(m->encryption.key_id, sizeof(m->encryption.key_id), "%s", key_id);
+	for (size_t i = 0; i < m->file_count; i++) {
+		struct tp_manifest_file *f = &m->files[i];
+		if (!f->bundled || !chosen(b, f->path))
+			continue;
+		struct blob_reader br = { b->blobs[i], f->size };
+		struct tp_pfs_header h = { .purpose = TP_PFS_BUNDLE,
+					   .chunk_shift = TP_PFS_DEFAULT_SHIFT,
+					   .size = f->size };
+		struct blob_writer bw = { .size = tp_pfs_sealed_size(f->size, h.chunk_shift) };
+		if (!bw.size || !(bw.bytes = malloc(bw.size))) {
+			tp_error("build: out of memory");
+			goto out;
+		}
+		if (tp_pfs_derive_id(key, TP_PFS_BUNDLE, f->path, f->size, blob_read, &br, h.id,
+				     err, sizeof(err)) < 0 ||
+		    tp_pfs_seal(key, &h, blob_read, &br, blob_write, &bw, err, sizeof(err)) < 0) {
+			tp_error("build: %s: cannot encrypt it: %s", f->path, err);
+			free(bw.bytes);
+			goto out;
+		}
+		/* the plaintext leaves the build's memory; the blob is its protected form */
+		explicit_bzero(b->blobs[i], f->size);
+		free(b->blobs[i]);
+		b->blobs[i] = bw.bytes;
+		bytes += f->size;
+		memcpy(f->id, h.id, sizeof(f->id));
+		f->encrypted = true;
+		f->size = bw.size;
+		tp_sha256(bw.bytes, bw.size, f->sha256);
+		count++;
+	}
+	if (count == 0) {
+		/* a bundle that says it is encrypted and holds nothing so is no use */
+		tp_error("build: --encrypt-path: none of the app's bundled files matches; nothing "
+			 "would be encrypted");
+		code = TP_EXIT_USAGE;
+		goto out;
+	}
+	for (size_t g = 0; g < b->encrypt_paths.count; g++) {
+		bool matched = false;
+		for (size_t i = 0; i < m->file_count && !matched; i++)
+			matched = m->files[i].bundled &&
+				  fnmatch(b->encrypt_paths.items[g],
+					  m->files[i].path + strlen(TP_APP_DIR "/"), 0) == 0;
+		if (!matched)
+			tp_warn("build: --encrypt-path %s matches none of the app's files",
+				b->encrypt_paths.items[g]);
+	}
+	tp_info("encrypted %zu app file%s (%s) with AES-256-GCM under %s%s (key id %s)", count,
+		count == 1 ? "" : "s", tp_format_size(bytes, size_text, sizeof(size_text)),
+		made[0] ? made : key_path, made[0] ? ", a new key: keep it, a run needs it" : "",
+		key_id);
+	made[0] = '\0';
+	code = 0;
+out:
+	if (made[0])
+		unlink(made); /* a key for no bundle is of no use */
+	tp_secret_free(key, TP_SYMKEY_SIZE);
+	return code;
+}
+
 int tp_cmd_build(int argc, char **argv)
 {
 	struct build b = { 0 };
@@ -796,6 +972,13 @@ int tp_cmd_build(int argc, char **argv)
 		case BUILD_ALLOW_PROCESSES:
 			b.allow_processes = true;
 			break;
+		case BUILD_ENCRYPT:
+			b.encrypt = true;
+			break;
+		case BUILD_ENCRYPT_PATH:
+			b.encrypt = true;
+			tp_strlist_push(&b.encrypt_paths, p.value);
+			break;
 		}
 	}
 	/* a wrong flag is named first, before what else is missing */
@@ -811,6 +994,12 @@ int tp_cmd_build(int argc, char **argv)
 	if (!b.key_path) {
 		tp_error(
 		    "build: missing --key SIGNER.key (make one with teepy keygen -o SIGNER.key)");
+		goto out;
+	}
+	if (opts.bundle_key && !b.encrypt) {
+		tp_error("build: --bundle-key %s: nothing is encrypted without --encrypt (or "
+			 "--encrypt-path)",
+			 opts.bundle_key);
 		goto out;
 	}
 	if (tp_crypto_load(err, sizeof(err)) < 0) {
@@ -890,6 +1079,8 @@ int tp_cmd_build(int argc, char **argv)
 	for (size_t i = 0; i < opts.script_args.count; i++)
 		tp_strlist_push(&b.manifest.argv, opts.script_args.items[i]);
 
+	/* the sample run takes opts over; --bundle-key's path (argv's) is build's */
+	const char *bundle_key_path = opts.bundle_key;
 	tp_run_escapes_output(&opts); /* teepy's lines are marked from here on */
 	tp_info("tracing a sample run of %s", opts.script);
 	r = tp_run_traced(&opts, &b.preload, &log, &b.traced);
@@ -977,6 +1168,9 @@ int tp_cmd_build(int argc, char **argv)
 
 	sort_with_blobs(&b.manifest, b.blobs);
 	settle_mtimes(&b.manifest);
+	if (b.encrypt && (code = encrypt_files(&b, bundle_key_path)) != 0)
+		goto out_paths;
+	code = TP_EXIT_USAGE;
 	if (warn_host_files(&b) < 0) {
 		tp_error("build: out of memory");
 		code = TP_EXIT_INTERNAL;
@@ -1040,6 +1234,7 @@ out:
 	tp_strlist_free(&b.includes);
 	tp_strlist_free(&b.include_dirs);
 	tp_strlist_free(&b.preload);
+	tp_strlist_free(&b.encrypt_paths);
 	tp_strlist_free(&b.left_out);
 	free(b.sources);
 	tp_trace_log_free(&log);

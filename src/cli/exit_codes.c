@@ -35,8 +35,8 @@ const struct tp_exit_code tp_exit_codes[] = {
 	     "a sealed data item refused: not a sealed item, sealed with another "
 	     "key, or changed, truncated or extended (a run's --data and --task-data, "
 	     "teepy data open and info)"),
-	EXIT(KEY_MISSING, "a key is missing: a sealed data item without --data-key, teepy data "
-			  "open without it (for an encrypted bundle or volume: still to come)"),
+	EXIT(KEY_MISSING, "a key is missing: an encrypted bundle without --bundle-key, a sealed "
+			  "data item without --data-key, teepy data open without it"),
 	EXIT(ATTESTATION_DENIED, "reserved for attestation denied: the CAS refused the evidence "
 				 "(nothing produces it yet)"),
 	EXIT(INTERNAL, "internal error: teepy could not set up the sandbox or write the result, "

@@ -152,8 +152,8 @@ static void print_json(const char *path, const struct tp_bundle_file *bf, const 
 		json_object_set_new(f, "bundled", json_boolean(m->files[i].bundled));
 		json_object_set_new(f, "encrypted", json_boolean(m->files[i].encrypted));
 		if (m->files[i].encrypted) {
-			tp_hex(m->files[i].plain_sha256, 32, hex);
-			json_object_set_new(f, "plain_sha256", json_string(hex));
+			tp_hex(m->files[i].id, 32, hex);
+			json_object_set_new(f, "id", json_string(hex));
 		}
 		json_array_append_new(files, f);
 	}
@@ -239,8 +239,10 @@ static void print_text(const char *path, const struct tp_bundle_file *bf, const 
 		put(f->path);
 		putchar('\n');
 		if (f->encrypted) {
-			tp_hex(f->plain_sha256, 32, hex);
-			printf("%*s plain %s\n", 26, "", hex);
+			tp_hex(f->id, 32, hex);
+			printf(
+			    "%*s id    %s (encrypted: size and sha256 are of its protected form)\n",
+			    26, "", hex);
 		}
 	}
 }

@@ -98,6 +98,7 @@ struct cli_run {
 	struct tp_term_escape esc;
 	struct tp_trace_log *trace_log; /* teepy build's sample run */
 	struct tp_traced_run *traced_out;
+	uint8_t *bundle_key; /* --bundle-key's key, in locked memory, or NULL */
 	struct tp_run_config cfg;
 };
 
@@ -481,9 +482,23 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 		tp_hex(inv->bundle.signer, 32, signer);
 		fprintf(stderr, "  app           %s\n", app);
 		fprintf(stderr, "  signer        %s\n", signer);
-		fprintf(stderr,
-			"  verify        %zu files, each hashed as it is written into the root\n",
-			inv->bundle.manifest.file_count);
+		const struct tp_manifest *m = &inv->bundle.manifest;
+		size_t encrypted = 0;
+		for (size_t i = 0; i < m->file_count; i++)
+			encrypted += m->files[i].encrypted;
+		if (encrypted)
+			fprintf(
+			    stderr,
+			    "  verify        %zu files: %zu hashed as each is written into the "
+			    "root, %zu encrypted (AES-256-GCM, key id %s) decrypted into it, each "
+			    "chunk's tag checked first\n",
+			    m->file_count, m->file_count - encrypted, encrypted,
+			    m->encryption.key_id);
+		else
+			fprintf(stderr,
+				"  verify        %zu files, each hashed as it is written into the "
+				"root\n",
+				m->file_count);
 		print_cache(&inv->cache);
 	}
 	fprintf(stderr, "  interpreter   %s (Python %s), executed, not embedded\n", TP_PYTHON_EXE,
@@ -576,6 +591,28 @@ static int check_mode(const struct tp_run_opts *o)
 }
 
 /* The runner's config from the flags. Returns an exit code or 0. */
+/* --bundle-key: an encrypted bundle's key, into locked memory (a build's sample
+ * run, unsealed, leaves it to build). Returns an exit code or 0. */
+static int load_bundle_key(struct cli_run *run)
+{
+	char err[PATH_MAX + 128];
+
+	if (!run->opts.bundle_key || run->traced_out)
+		return 0;
+	if (!run->cfg.is_bundle)
+		return usage_error("--bundle-key: %s is not a bundle; only an encrypted bundle "
+				   "(teepy build --encrypt) has a bundle key",
+				   run->opts.script);
+	/* no core dump holds it (not PR_SET_DUMPABLE: the sandbox's id maps need it) */
+	tp_secret_no_core(false);
+	if (!(run->bundle_key = tp_secret_alloc(TP_SYMKEY_SIZE)))
+		return refused(TP_EXIT_INTERNAL, "out of memory");
+	if (tp_symkey_read(run->opts.bundle_key, run->bundle_key, err, sizeof(err)) < 0)
+		return usage_error("--bundle-key %s: %s", run->opts.bundle_key, err);
+	run->cfg.bundle_key = run->bundle_key;
+	return 0;
+}
+
 static int make_config(struct cli_run *run)
 {
 	struct tp_run_opts *o = &run->opts;
@@ -634,7 +671,7 @@ static int make_config(struct cli_run *run)
 		.preload = run->preload,
 		.mark = timing_on ? mark : NULL,
 	};
-	return 0;
+	return load_bundle_key(run);
 }
 
 static void cli_run_free(struct cli_run *run)
@@ -651,6 +688,7 @@ static void cli_run_free(struct cli_run *run)
 	free(run->trust);
 	free(run->trust_copy);
 	free(run->preload);
+	tp_secret_free(run->bundle_key, TP_SYMKEY_SIZE);
 	tp_run_opts_free(&run->opts);
 }
 

@@ -30,6 +30,7 @@ enum run_flag {
 	RUN_ALLOW_SITE_PACKAGES,
 	RUN_ENV,
 	RUN_TRUST,
+	RUN_BUNDLE_KEY,
 	RUN_INSECURE_ANY_SIGNER,
 	RUN_MODE,
 	RUN_PRINT_CONFIG,
@@ -82,6 +83,9 @@ const struct tp_flag tp_run_flags[] = {
 	  "colons)" },
 	{ RUN_INSECURE_ANY_SIGNER, "insecure-any-signer", 0, NULL, NULL,
 	  "run a bundle whatever key signed it (prints a warning)" },
+	{ RUN_BUNDLE_KEY, "bundle-key", 0, "KEY", NULL,
+	  "the key an encrypted bundle's files are sealed with (teepy keygen --symmetric; "
+	  "build: the key to encrypt with)" },
 
 	TP_FLAG_HEADING("Other:"),
 	{ RUN_MODE, "mode", 0, "MODE", "TEEPY_MODE", "sim | auto | hw (default auto = sim)" },
@@ -267,6 +271,13 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 		if (!*value)
 			return tp_errf(err, err_size, "%s: empty file name", what);
 		return strv_push(&opts->trust, value);
+	case RUN_BUNDLE_KEY:
+		if (!*value)
+			return tp_errf(err, err_size, "%s: empty file name", what);
+		if (opts->bundle_key)
+			return tp_errf(err, err_size, "%s: given more than once (use one)", what);
+		opts->bundle_key = value;
+		return 0;
 	case RUN_MEMORY:
 		opts->limits_given |= TP_LIMIT_MEMORY;
 		return parse_size_setting(what, value, &l->memory_bytes, err, err_size);

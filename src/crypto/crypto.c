@@ -656,3 +656,16 @@ int tp_hkdf_sha256(const void *ikm, size_t ikm_size, const void *salt, size_t sa
 		explicit_bzero(out, out_size);
 	return r;
 }
+
+int tp_symkey_id(const uint8_t key[TP_SYMKEY_SIZE], char out[TP_SYMKEY_ID_SIZE])
+{
+	static const char tag[] = "teepy key id v1";
+	uint8_t mac[TP_SHA256_SIZE];
+	int r = tp_hmac_sha256(key, TP_SYMKEY_SIZE, tag, sizeof(tag) - 1, mac);
+
+	if (r < 0)
+		return r;
+	memcpy(out, "local:", 6);
+	tp_hex(mac, 16, out + 6);
+	return 0;
+}

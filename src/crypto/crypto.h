@@ -122,6 +122,12 @@ int tp_symkey_generate(const char *path);
 int tp_symkey_parse(const char *text, size_t size, uint8_t out[TP_SYMKEY_SIZE]);
 /* Whether text starts (after blank lines) as a symmetric key file does. Pure. */
 bool tp_symkey_looks_like(const char *text, size_t size);
+/* A key's public name, "local:" and 32 hex digits of a keyed hash: which key
+ * sealed a bundle (its manifest's encryption.key_id), without saying anything of
+ * the key. Returns 0 or -ENOMEM. */
+#define TP_SYMKEY_ID_SIZE (6 + 32 + 1)
+int tp_symkey_id(const uint8_t key[TP_SYMKEY_SIZE], char out[TP_SYMKEY_ID_SIZE]);
+
 /* Reads path's key into out (the caller's locked memory). Refuses a file others
  * may read. Returns 0, or -errno with the reason in err. */
 int tp_symkey_read(const char *path, uint8_t out[TP_SYMKEY_SIZE], char *err, size_t err_size);

@@ -219,11 +219,6 @@ int tp_manifest_check_runnable(const struct tp_manifest *m, char *err, size_t er
 	struct tp_manifest_engine this;
 
 	tp_manifest_engine_this(&this);
-	if (tp_manifest_any_encrypted(m)) {
-		snprintf(err, err_size, "encrypted files (%s) are not supported by this teepy yet",
-			 tp_cipher_name(m->encryption.cipher));
-		return -ENOTSUP;
-	}
 	if (m->network != TP_NETWORK_NONE) {
 		snprintf(err, err_size,
 			 "policy network \"%s\" is not supported by this teepy yet (only \"none\")",
@@ -419,8 +414,8 @@ int tp_manifest_to_json(const struct tp_manifest *m, char **out, size_t *size)
 		json_object_set_new(entry, "sha256", json_string(hex));
 		json_object_set_new(entry, "size", json_integer((json_int_t)f->size));
 		if (f->encrypted) {
-			tp_hex(f->plain_sha256, 32, hex);
-			json_object_set_new(entry, "plain_sha256", json_string(hex));
+			tp_hex(f->id, 32, hex);
+			json_object_set_new(entry, "id", json_string(hex));
 		}
 		if (json_object_set_new(files, f->path, entry) < 0) {
 			r = -EILSEQ; /* a file name that is not UTF-8 */
@@ -580,8 +575,8 @@ static int parse_file(const char *path, json_t *entry, unsigned format, struct t
 {
 	static const char *const keys[] = { "bundled", "encrypted", "mode", "mtime",
 					    "sha256",  "size",	    NULL };
-	static const char *const encrypted_keys[] = { "bundled",      "encrypted", "mode", "mtime",
-						      "plain_sha256", "sha256",	   "size", NULL };
+	static const char *const encrypted_keys[] = { "bundled", "encrypted", "id",   "mode",
+						      "mtime",	 "sha256",    "size", NULL };
 	const char *reserved;
 	uint64_t mode;
 	int r;
@@ -595,7 +590,7 @@ static int parse_file(const char *path, json_t *entry, unsigned format, struct t
 		return bad(err, err_size, "file %s: entry must be an object", path);
 	if ((reserved = runtime_owned(path)))
 		return bad(err, err_size, "file %s: %s belongs to the runtime", path, reserved);
-	/* an encrypted file of format 2 also names its plaintext's hash */
+	/* an encrypted file of format 2 also names its protected-file id */
 	json_t *encrypted = json_object_get(entry, "encrypted");
 	if (encrypted && !json_is_boolean(encrypted))
 		return bad(err, err_size, "file %s: \"encrypted\" must be true or false", path);
@@ -614,10 +609,12 @@ static int parse_file(const char *path, json_t *entry, unsigned format, struct t
 	if (!json_is_string(hash) || tp_unhex(json_string_value(hash), f->sha256, 32) < 0)
 		return bad(err, err_size, "file %s: \"sha256\" must be 64 hex digits", path);
 	if (json_is_true(encrypted)) {
-		hash = json_object_get(entry, "plain_sha256");
-		if (!json_is_string(hash) ||
-		    tp_unhex(json_string_value(hash), f->plain_sha256, 32) < 0)
-			return bad(err, err_size, "file %s: \"plain_sha256\" must be 64 hex digits",
+		hash = json_object_get(entry, "id");
+		if (!json_is_string(hash) || tp_unhex(json_string_value(hash), f->id, 32) < 0)
+			return bad(err, err_size, "file %s: \"id\" must be 64 hex digits", path);
+		/* its content comes with the bundle: a host file is never decrypted */
+		if (!json_is_true(json_object_get(entry, "bundled")))
+			return bad(err, err_size, "file %s: an encrypted file must be bundled",
 				   path);
 	}
 	f->mode = (uint32_t)mode;

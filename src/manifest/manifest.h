@@ -20,8 +20,8 @@
 #define TP_MANIFEST_MAX_ID		65535u /* product id and security version: SGX's 16 bits */
 #define TP_MANIFEST_KEY_ID_MAX		128    /* bytes of an encryption key id */
 #define TP_MANIFEST_CHUNK_MIN		4096u
-#define TP_MANIFEST_CHUNK_MAX		(16u << 20)
-#define TP_MANIFEST_ENGINE_VERSION_SIZE 8 /* "MAJOR.MINOR", up to 3 digits each, and NUL */
+#define TP_MANIFEST_CHUNK_MAX		(1u << 20) /* what a protected file's header holds */
+#define TP_MANIFEST_ENGINE_VERSION_SIZE 8	   /* "MAJOR.MINOR", up to 3 digits each, and NUL */
 
 enum tp_processes { TP_PROCESSES_NONE, TP_PROCESSES_MANIFEST };
 
@@ -40,14 +40,16 @@ struct tp_manifest_file {
 	char *path; /* absolute, normalized, inside the root */
 	/* of the bytes stored: for an encrypted file, its protected (ciphertext) form */
 	uint8_t sha256[32];
-	uint64_t size;		  /* bytes stored */
-	uint32_t mode;		  /* permission bits */
-	bool bundled;		  /* content travels in the bundle; else a host file at `path` */
-	bool encrypted;		  /* stored as a protected file (format 2 only) */
-	uint64_t mtime;		  /* system files: seconds, kept so CPython's timestamp-checked
-				   * .pyc caches stay valid; 0 for bundled files (reproducible) */
-	uint64_t offset;	  /* in the blob area, computed from the bundled files before it */
-	uint8_t plain_sha256[32]; /* an encrypted file's plaintext; zero otherwise */
+	uint64_t size;	 /* bytes stored */
+	uint32_t mode;	 /* permission bits */
+	bool bundled;	 /* content travels in the bundle; else a host file at `path` */
+	bool encrypted;	 /* stored as a protected file (format 2 only) */
+	uint64_t mtime;	 /* system files: seconds, kept so CPython's timestamp-checked
+			  * .pyc caches stay valid; 0 for bundled files (reproducible) */
+	uint64_t offset; /* in the blob area, computed from the bundled files before it */
+	/* an encrypted file's protected-file id (pfs/pfs.h): a keyed hash of its path and
+	 * plaintext, no oracle for the plaintext; zero otherwise */
+	uint8_t id[32];
 };
 
 /* A directory whose files the bundle may reference by path (format 2). */
@@ -111,12 +113,12 @@ const char *tp_network_name(enum tp_network n);
 const char *tp_tree_kind_name(enum tp_tree_kind k);
 const char *tp_cipher_name(enum tp_cipher c);
 
-/* A valid manifest this teepy cannot run: encryption, network "listen", another
- * engine or engine version. Returns 0, or -ENOTSUP with one line in err saying
- * what is not supported. Pure: the caller refuses the bundle. */
 /* Whether the bundle or any of its files is encrypted. */
 bool tp_manifest_any_encrypted(const struct tp_manifest *m);
 
+/* A valid manifest this teepy cannot run: network "listen", another engine or
+ * engine version. Returns 0, or -ENOTSUP with one line in err saying what is not
+ * supported. Pure: the caller refuses the bundle. */
 int tp_manifest_check_runnable(const struct tp_manifest *m, char *err, size_t err_size);
 
 /* Canonical JSON of m's format: sorted keys, no insignificant space, UTF-8.

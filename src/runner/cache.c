@@ -372,8 +372,7 @@ void tp_cache_open(struct tp_invocation *inv)
 			(unsigned long long)size, (unsigned long long)inv->cfg->cache_max_bytes);
 		return;
 	}
-	/* this teepy refuses them (tp_manifest_check_runnable); when it decrypts them,
-	 * their plaintext must still never land in a cache */
+	/* their plaintext goes only into the service's own root, never into a cache */
 	if (tp_manifest_any_encrypted(&inv->bundle.manifest)) {
 		set_off(inv, false, "the bundle has encrypted files, which are never cached");
 		return;

@@ -5,6 +5,7 @@
 
 #include "../common/io.h"
 #include "../crypto/crypto.h"
+#include "../pfs/pfs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -280,7 +281,7 @@ static void fd_close(void *ctx, struct tp_source_file *sf)
 
 struct tp_file_source tp_host_source(const struct tp_host_source_ctx *ctx)
 {
-	return (struct tp_file_source){ host_open, fd_read, fd_close, (void *)ctx };
+	return (struct tp_file_source){ host_open, fd_read, fd_close, (void *)ctx, NULL };
 }
 
 static int blob_open(void *ctx, const struct tp_manifest_file *f, struct tp_source_file *out,
@@ -298,7 +299,88 @@ static int blob_open(void *ctx, const struct tp_manifest_file *f, struct tp_sour
 
 struct tp_file_source tp_blob_source(struct tp_blob_source_ctx *ctx)
 {
-	return (struct tp_file_source){ blob_open, fd_read, fd_close, ctx };
+	return (struct tp_file_source){ blob_open, fd_read, fd_close, ctx, ctx->key };
+}
+
+/* ---- an encrypted blob: a protected file, decrypted into the root ---- */
+
+/* An opened blob (an fd and where the file starts in it) as the codec's reader. */
+static int blob_read(void *ctx, uint64_t offset, void *buf, size_t size)
+{
+	const struct tp_source_file *sf = ctx;
+	return tp_pread_full(sf->fd, buf, size, sf->base + offset);
+}
+
+static unsigned log2_of(uint32_t v)
+{
+	unsigned s = 0;
+	while ((1u << s) < v)
+		s++;
+	return s;
+}
+
+/* File i, encrypted: its blob opened as a protected file under the bundle key, its
+ * header the manifest's (its id: no other file under the same key passes), every
+ * chunk's tag checked as it is decrypted and before it is written. The tags are the
+ * check: no SHA-256 pass over it. Returns as copy_one. */
+static int copy_encrypted(struct job *job, size_t i, struct tp_source_file *src, int dst)
+{
+	const struct tp_manifest_file *f = &job->m->files[i];
+	struct tp_pfs_reader *rd = NULL;
+	const struct tp_pfs_header *h;
+	uint8_t *buf = NULL;
+	size_t chunk = 0, len;
+	char line[512];
+	int r;
+
+	if (!job->bundled->key) {
+		report(job, "file %s: encrypted, and no key to open it", f->path);
+		return -EBADMSG;
+	}
+	r = tp_pfs_reader_open(job->bundled->key, TP_PFS_BUNDLE, blob_read, src, f->size, &rd, line,
+			       sizeof(line));
+	if (r < 0) {
+		report(job, "file %s: its encrypted content is refused: %s", f->path, line);
+		return r == -ENOMEM || r == -ENOTRECOVERABLE ? r : -EBADMSG;
+	}
+	h = tp_pfs_reader_header(rd);
+	if (memcmp(h->id, f->id, sizeof(f->id)) != 0 ||
+	    h->chunk_shift != log2_of(job->m->encryption.chunk_size)) {
+		report(job,
+		       "file %s: its encrypted content is refused: another file sealed under the "
+		       "same key (its id or chunk size is not the manifest's)",
+		       f->path);
+		r = -EBADMSG;
+		goto out;
+	}
+	chunk = (size_t)1 << h->chunk_shift;
+	/* the plaintext's size first: one allocation in the tmpfs */
+	if (!(buf = malloc(chunk)) || (dst >= 0 && ftruncate(dst, (off_t)h->size) < 0)) {
+		r = buf ? -errno : -ENOMEM;
+		report(job, "file %s: cannot create it in the sealed root: %s", f->path,
+		       strerror(-r));
+		goto out;
+	}
+	for (uint64_t c = 0; c < tp_pfs_chunk_count(h->size, h->chunk_shift); c++) {
+		if ((r = tp_pfs_read_chunk(rd, c, buf, &len, line, sizeof(line))) < 0) {
+			report(job, "file %s: its encrypted content is refused: %s", f->path, line);
+			r = r == -ENOTRECOVERABLE ? r : -EBADMSG;
+			goto out;
+		}
+		if (dst >= 0 && len && (r = tp_write_full(dst, buf, len)) < 0) {
+			report(job, "file %s: cannot write it into the sealed root: %s", f->path,
+			       strerror(-r));
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	if (buf) {
+		explicit_bzero(buf, chunk);
+		free(buf);
+	}
+	tp_pfs_reader_free(rd);
+	return r;
 }
 
 static int copy_one(struct job *job, size_t i, char *buf)
@@ -321,6 +403,11 @@ static int copy_one(struct job *job, size_t i, char *buf)
 	    (dst = openat(job->root_fd, f->path + 1,
 			  O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0444)) < 0)
 		r = -errno;
+	if (r == 0 && f->encrypted) {
+		if ((r = copy_encrypted(job, i, &src, dst)) < 0)
+			goto out;
+		goto written;
+	}
 	if (r == 0 && !(ctx = tp_sha256_new()))
 		r = -ENOMEM;
 	/* the final size first: the tmpfs then gives the file huge pages (within_size) */
@@ -361,6 +448,7 @@ static int copy_one(struct job *job, size_t i, char *buf)
 		r = -EBADMSG;
 		goto out;
 	}
+written:
 	if (dst < 0)
 		goto out; /* checked only, nothing written */
 	if (fchmod(dst, f->mode & 0755) < 0)

@@ -1,7 +1,8 @@
 /* Filling a sealed root: every manifest file read once, in chunks, each chunk hashed
  * and written into the service's root; the digest over exactly the bytes written
  * must match the manifest. Where the bytes come from is a file source: a host file,
- * a bundle's blob, later a protected (encrypted) file. */
+ * or a bundle's blob. An encrypted blob (a protected file) is decrypted instead,
+ * chunk by chunk, each chunk's GCM tag checked before it is written. */
 #ifndef TEEPY_RUNNER_FILL_H
 #define TEEPY_RUNNER_FILL_H
 
@@ -29,6 +30,9 @@ struct tp_file_source {
 			uint64_t offset);
 	void (*close)(void *ctx, struct tp_source_file *sf);
 	void *ctx;
+	/* a bundle's blobs: the key its encrypted files are sealed with (protected files,
+	 * pfs/pfs.h; TP_PFS_KEY_SIZE bytes), NULL when there is none */
+	const uint8_t *key;
 };
 
 /* A system file at its own path on this host. may_take (NULL: any file) says
@@ -40,10 +44,12 @@ struct tp_host_source_ctx {
 };
 struct tp_file_source tp_host_source(const struct tp_host_source_ctx *ctx);
 
-/* The blob of a bundled file: bundle_fd, at blob_offset + the file's offset. */
+/* The blob of a bundled file: bundle_fd, at blob_offset + the file's offset; an
+ * encrypted one is opened with key (NULL: it is refused). */
 struct tp_blob_source_ctx {
 	int bundle_fd;
 	uint64_t blob_offset;
+	const uint8_t *key;
 };
 struct tp_file_source tp_blob_source(struct tp_blob_source_ctx *ctx);
 

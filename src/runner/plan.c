@@ -541,6 +541,37 @@ static int check_signer(struct tp_invocation *inv, struct tp_outcome *out)
 	return r;
 }
 
+/* An encrypted bundle runs only with the key its files were sealed with, which the
+ * manifest names by its id (tp_symkey_id): a wrong key is refused before anything
+ * is decrypted, a missing one said as such. */
+static int check_bundle_key(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	const struct tp_run_config *cfg = inv->cfg;
+	const struct tp_manifest *m = &inv->bundle.manifest;
+	char id[TP_SYMKEY_ID_SIZE];
+
+	if (!tp_manifest_any_encrypted(m)) {
+		if (cfg->bundle_key)
+			tp_plan_warn(inv,
+				     "--bundle-key: the bundle is not encrypted; the key is not "
+				     "used");
+		return 0;
+	}
+	if (!cfg->bundle_key)
+		return tp_runner_fail(out, TP_END_KEY_MISSING,
+				      "%s: its app files are encrypted (key id %s): give the "
+				      "bundle key with --bundle-key KEY",
+				      cfg->script, m->encryption.key_id);
+	if (tp_symkey_id(cfg->bundle_key, id) < 0)
+		return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
+	if (strcmp(id, m->encryption.key_id) != 0)
+		return tp_runner_fail(out, TP_END_REFUSED,
+				      "%s: refused: --bundle-key is not the key its files were "
+				      "encrypted with (key id %s; the key given is %s)",
+				      cfg->script, m->encryption.key_id, id);
+	return 0;
+}
+
 /* A run may add environment variables to a sealed bundle, never change one the
  * signer set: the manifest's values are part of what was measured. */
 static int check_env(const struct tp_invocation *inv, struct tp_outcome *out)
@@ -650,6 +681,8 @@ static int open_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 	/* bytes the index holds passed this teepy's checks once: not encoded again */
 	if ((r = tp_bundle_file_parse(&inv->bundle, inv->pending, err, sizeof(err))) < 0)
 		return tp_runner_fail(out, TP_END_REFUSED, "%s: %s", cfg->script, err);
+	if (check_bundle_key(inv, out) < 0)
+		return -1;
 	return check_env(inv, out);
 }
 
@@ -759,7 +792,8 @@ void tp_plan_sources(const struct tp_invocation *inv, struct tp_blob_source_ctx 
 		     struct tp_file_source *host)
 {
 	*blob_ctx = (struct tp_blob_source_ctx){ .bundle_fd = inv->bundle.fd,
-						 .blob_offset = inv->bundle.bundle.blob_offset };
+						 .blob_offset = inv->bundle.bundle.blob_offset,
+						 .key = inv->cfg->bundle_key };
 	*host_ctx = (struct tp_host_source_ctx){ may_take, inv };
 	*blobs = tp_blob_source(blob_ctx);
 	*host = tp_host_source(host_ctx);

@@ -77,6 +77,9 @@ struct tp_run_config {
 	 * NULL-terminated; trust_source names where they came from in messages
 	 * ("--trust", "TEEPY_TRUSTED_SIGNERS entry") */
 	const char *const *trust_paths;
+	/* the key an encrypted bundle's files are sealed with (TP_SYMKEY_SIZE bytes, in
+	 * the caller's locked memory), or NULL */
+	const uint8_t *bundle_key;
 	const char *trust_source;
 	bool insecure_any_signer;
 
@@ -118,17 +121,18 @@ struct tp_run_config {
 /* How a run ended: the runner's verdict, which a command turns into an exit code
  * and the worker into an HTTP answer. */
 enum tp_end {
-	TP_END_RESULT,	  /* the service returned a result and ended normally */
-	TP_END_FAILED,	  /* exception, syntax error, non-zero exit, crash, result cut short */
-	TP_END_CONFIG,	  /* the config cannot run: a script, path, limit or input is wrong */
-	TP_END_NO_RESULT, /* the service ended without returning a result */
-	TP_END_RULE,	  /* killed for a rule (tp_outcome.rule says which) */
-	TP_END_MEMORY,	  /* memory limit exceeded */
-	TP_END_CPU,	  /* CPU-time limit exceeded */
-	TP_END_TIMEOUT,	  /* wall-clock timeout */
-	TP_END_REFUSED,	  /* the bundle was refused: malformed, signer, a file changed */
-	TP_END_INTERNAL,  /* the runner could not do its part */
-	TP_END_CANCELLED, /* stopped through cancel_fd */
+	TP_END_RESULT,	    /* the service returned a result and ended normally */
+	TP_END_FAILED,	    /* exception, syntax error, non-zero exit, crash, result cut short */
+	TP_END_CONFIG,	    /* the config cannot run: a script, path, limit or input is wrong */
+	TP_END_NO_RESULT,   /* the service ended without returning a result */
+	TP_END_RULE,	    /* killed for a rule (tp_outcome.rule says which) */
+	TP_END_MEMORY,	    /* memory limit exceeded */
+	TP_END_CPU,	    /* CPU-time limit exceeded */
+	TP_END_TIMEOUT,	    /* wall-clock timeout */
+	TP_END_REFUSED,	    /* the bundle was refused: malformed, signer, a file changed */
+	TP_END_KEY_MISSING, /* an encrypted bundle, and no key for it (cfg.bundle_key) */
+	TP_END_INTERNAL,    /* the runner could not do its part */
+	TP_END_CANCELLED,   /* stopped through cancel_fd */
 };
 
 enum tp_rule {

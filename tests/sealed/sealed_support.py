@@ -69,6 +69,15 @@ def build(work, keys, script, *extra, name="svc.tpy"):
     return out
 
 
+def flip(path, offset):
+    """One bit of the file at path changed, in place, at offset."""
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x01]))
+
+
 def inspect_json(bundle):
     import json
     r = teepy("inspect", bundle, "--json")

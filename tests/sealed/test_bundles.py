@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from exit_codes import EXIT
-from sealed_support import TEEPY, build, inspect_json, teepy, write_app
+from sealed_support import TEEPY, build, flip, inspect_json, teepy, write_app
 from supervision import listing, waiting_root
 
 HELLO = '''import teex
@@ -147,14 +147,6 @@ def copy(bundle, work, name):
     dst = os.path.join(work, name)
     shutil.copy(bundle, dst)
     return dst
-
-
-def flip(path, offset):
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ 0x01]))
 
 
 def layout(bundle):

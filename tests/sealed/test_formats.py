@@ -48,7 +48,7 @@ def test_build_writes_format_2_with_todays_defaults(hello):
     assert m["engine"]["name"] == "cpython"
     import sysconfig
     assert m["engine"]["version"] == sysconfig.get_python_version()  # "3.11"
-    assert all(f["encrypted"] is False and "plain_sha256" not in f for f in m["files"].values())
+    assert all(f["encrypted"] is False and "id" not in f for f in m["files"].values())
     # this helper writes manifests exactly as teepy does
     assert canonical(m) == raw_manifest(hello)
 
@@ -106,7 +106,7 @@ def test_a_newer_format_is_refused_in_one_line(work, keys, hello):
 def encrypted(m):
     m["encryption"] = {"algorithm": "aes-256-gcm", "chunk_size": 65536, "key_id": "svc/key"}
     m["files"]["/app/helper.py"]["encrypted"] = True
-    m["files"]["/app/helper.py"]["plain_sha256"] = "00" * 32
+    m["files"]["/app/helper.py"]["id"] = "00" * 32
 
 
 def encryption_section_only(m):
@@ -126,10 +126,6 @@ def other_cpython(m):
 
 
 NOT_YET = {
-    "encrypted file": (encrypted, "encrypted files (aes-256-gcm) are not supported by this "
-                                  "teepy yet"),
-    "encryption section": (encryption_section_only, "encrypted files (aes-256-gcm) are not "
-                                                    "supported by this teepy yet"),
     "network listen": (listen, 'policy network "listen" is not supported by this teepy yet '
                                '(only "none")'),
     "engine pypy": (pypy, "engine pypy is not supported by this teepy yet (it runs cpython "),
@@ -154,6 +150,22 @@ def test_what_is_not_built_yet_is_refused_at_run(work, keys, hello, what):
     assert info["supported"] is False and info["unsupported"].startswith(says)
 
 
+@pytest.mark.parametrize("change", [encrypted, encryption_section_only])
+def test_an_encrypted_manifest_asks_for_its_key_before_anything_runs(work, keys, hello, change):
+    """Encryption is supported: a bundle that says so runs only with its key, and
+    without one stops in one line that names --bundle-key (exit 10)."""
+    m = bundle_manifest(hello)
+    change(m)
+    sealed = resign(hello, keys[0], m, os.path.join(work, "enc.tpy"))
+    r = run_bundle(sealed, keys, "--input", "x")
+    assert r.returncode == 10, r.stderr.decode()
+    lines = errors(r)
+    assert len(lines) == 1 and "--bundle-key KEY" in lines[0] and m["encryption"]["key_id"] \
+        in lines[0], lines
+    assert r.stdout == b""
+    assert inspect_json(sealed)["supported"] is True
+
+
 def test_inspect_shows_trees_ids_and_encryption(work, keys, hello):
     m = bundle_manifest(hello)
     encrypted(m)
@@ -166,7 +178,7 @@ def test_inspect_shows_trees_ids_and_encryption(work, keys, hello):
     assert info["trees"] == m["trees"]
     assert info["encryption"] == m["encryption"]
     helper = [f for f in info["files"] if f["path"] == "/app/helper.py"][0]
-    assert helper["encrypted"] is True and helper["plain_sha256"] == "00" * 32
+    assert helper["encrypted"] is True and helper["id"] == "00" * 32
     text = teepy("inspect", shown)
     assert text.returncode == 0
     out = text.stdout.decode()
@@ -174,4 +186,4 @@ def test_inspect_shows_trees_ids_and_encryption(work, keys, hello):
     assert "trees      libraries /lib\n           libraries /lib64\n           prefix    /usr\n" \
         in out
     assert "encryption aes-256-gcm, chunks of 64 KiB, key id svc/key" in out
-    assert " BE  0644 " in out and ("plain " + "00" * 32) in out
+    assert " BE  0644 " in out and ("id    " + "00" * 32) in out

@@ -370,7 +370,7 @@ static void sample_v2(struct tp_manifest *m)
 	m->encryption.chunk_size = 65536;
 	snprintf(m->encryption.key_id, sizeof(m->encryption.key_id), "svc/key-1:v2");
 	m->files[2].encrypted = true; /* /app/lib.py, first once sorted */
-	tp_sha256("plain", 5, m->files[2].plain_sha256);
+	memset(m->files[2].id, 0xab, 32);
 }
 
 static void test_format_2_defaults_mean_todays_behaviour(void)
@@ -399,7 +399,7 @@ static void test_format_2_defaults_mean_todays_behaviour(void)
 	CHECK(strstr(json, "\"product_id\":0,") && strstr(json, "\"security_version\":0,"));
 	CHECK(strstr(json, "\"network\":\"none\",\"preload\""));
 	CHECK(strstr(json, "\"engine\":{\"name\":\"cpython\",\"version\":\"") != NULL);
-	CHECK(!strstr(json, "plain_sha256")); /* only encrypted files name a plaintext */
+	CHECK(!strstr(json, "\"id\"")); /* only encrypted files have an id */
 	CHECK(tp_manifest_from_json(json, strlen(json), &back, err, sizeof(err)) == 0);
 	CHECK(back.format == 2 && tp_manifest_check_runnable(&back, err, sizeof(err)) == 0);
 	free(json);
@@ -420,10 +420,10 @@ static void test_format_2_round_trips_every_new_key(void)
 	CHECK(strstr(json, "\"engine\":{\"name\":\"pypy\",\"version\":\"3.10\"},"));
 	CHECK(strstr(json, "\"network\":\"listen\""));
 	CHECK(strstr(json, "\"product_id\":7,") && strstr(json, "\"security_version\":65535,"));
-	/* trees sorted by path; a file's keys sorted, plain_sha256 among them */
+	/* trees sorted by path; a file's keys sorted, its id among them */
 	CHECK(strstr(json, "\"trees\":[{\"kind\":\"prefix\",\"path\":\"/usr\"},{\"kind\":"
 			   "\"packages\",\"path\":\"/usr/lib/python3/dist-packages\"}]}"));
-	CHECK(strstr(json, "\"encrypted\":true,\"mode\":420,\"mtime\":0,\"plain_sha256\":\""));
+	CHECK(strstr(json, "\"encrypted\":true,\"id\":\"abababab"));
 	CHECK(tp_manifest_from_json(json, strlen(json), &back, err, sizeof(err)) == 0);
 	CHECK(back.format == 2 && back.product_id == 7 && back.security_version == 65535);
 	CHECK(back.network == TP_NETWORK_LISTEN && back.engine.name == TP_ENGINE_PYPY);
@@ -435,7 +435,7 @@ static void test_format_2_round_trips_every_new_key(void)
 	CHECK_STR(back.encryption.key_id, "svc/key-1:v2");
 	/* /app/lib.py, first by path */
 	CHECK(back.files[0].encrypted && !back.files[1].encrypted && !back.files[2].encrypted);
-	CHECK(memcmp(back.files[0].plain_sha256, m.files[0].plain_sha256, 32) == 0);
+	CHECK(memcmp(back.files[0].id, m.files[0].id, 32) == 0);
 	CHECK(tp_manifest_to_json(&back, &again, &again_size) == 0);
 	CHECK(again_size == strlen(json) && memcmp(json, again, again_size) == 0);
 	free(again);
@@ -550,6 +550,7 @@ static void test_format_2_refuses_bad_values(void)
 	REFUSED("\"chunk_size\":65536", "\"chunk_size\":65535", "power of 2");
 	REFUSED("\"chunk_size\":65536", "\"chunk_size\":2048", "power of 2");
 	REFUSED("\"chunk_size\":65536", "\"chunk_size\":33554432", "\"chunk_size\" must be");
+	REFUSED("\"chunk_size\":65536", "\"chunk_size\":2097152", "\"chunk_size\" must be");
 	REFUSED("\"key_id\":\"svc/key-1:v2\"", "\"key_id\":\"\"", "\"key_id\" must be");
 	REFUSED("\"key_id\":\"svc/key-1:v2\"", "\"key_id\":\"a b\"", "\"key_id\" must be");
 	REFUSED("\"key_id\":\"svc/key-1:v2\"", "\"key_id\":\"caf\\u00e9\"", "\"key_id\" must be");
@@ -559,16 +560,19 @@ static void test_format_2_refuses_bad_values(void)
 	REFUSED("\"encryption\":{\"algorithm\":\"aes-256-gcm\",\"chunk_size\":65536,\"key_id\":"
 		"\"svc/key-1:v2\"}",
 		"\"encryption\":false", "\"encryption\" must be null or an object");
-	/* an encrypted file needs the section and its plaintext's hash; a plain one has none */
+	/* an encrypted file needs the section and its id, and is bundled; a plain one has
+	 * no id */
 	REFUSED("\"encryption\":{\"algorithm\":\"aes-256-gcm\",\"chunk_size\":65536,\"key_id\":"
 		"\"svc/key-1:v2\"}",
 		"\"encryption\":null", "is encrypted but the manifest's \"encryption\" is null");
-	REFUSED("\"mtime\":0,\"plain_sha256\":\"", "\"mtime\":0,\"plain_sha257\":\"",
-		"unknown key \"plain_sha257\"");
-	REFUSED("\"plain_sha256\":\"", "\"plain_sha256\":\"x", "\"plain_sha256\" must be 64 hex");
+	REFUSED("\"encrypted\":true,\"id\":\"", "\"encrypted\":true,\"ix\":\"",
+		"unknown key \"ix\"");
+	REFUSED("\"id\":\"abab", "\"id\":\"xbab", "\"id\" must be 64 hex");
 	REFUSED("\"encrypted\":false,\"mode\":420,\"mtime\":0,",
-		"\"encrypted\":false,\"mode\":420,\"mtime\":0,\"plain_sha256\":\"00\",",
-		"unknown key \"plain_sha256\"");
+		"\"encrypted\":false,\"id\":\"00\",\"mode\":420,\"mtime\":0,",
+		"unknown key \"id\"");
+	REFUSED("\"bundled\":true,\"encrypted\":true", "\"bundled\":false,\"encrypted\":true",
+		"an encrypted file must be bundled");
 	REFUSED("\"encrypted\":true", "\"encrypted\":1", "\"encrypted\" must be true or false");
 	/* trees: known kinds, normal paths, sorted, once, not the runtime's nor the app's */
 	REFUSED("\"kind\":\"prefix\"", "\"kind\":\"bin\"", "\"kind\" must be");
@@ -596,13 +600,11 @@ static void test_not_yet_built_features_are_refused_to_run(void)
 
 	sample(&m);
 	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == 0);
+	/* encrypted files run (with their key: the runner asks for it) */
 	m.files[1].encrypted = true;
-	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == -ENOTSUP);
-	CHECK(strstr(err, "encrypted files") && strstr(err, "not supported by this teepy yet"));
-	m.files[1].encrypted = false;
 	m.encryption.cipher = TP_CIPHER_AES_256_GCM;
-	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == -ENOTSUP);
-	CHECK(strstr(err, "encrypted files (aes-256-gcm) are not supported by this teepy yet"));
+	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == 0);
+	m.files[1].encrypted = false;
 	m.encryption.cipher = TP_CIPHER_NONE;
 	m.network = TP_NETWORK_LISTEN;
 	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == -ENOTSUP);
