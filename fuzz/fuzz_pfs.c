@@ -144,8 +144,8 @@ static void fuzz_round_trip(const uint8_t key[TP_PFS_KEY_SIZE], enum tp_pfs_purp
 	struct tp_pfs_reader *rd;
 	char err[512];
 
-	if (tp_pfs_derive_id(key, purpose, "fuzz", size, source_read, &src, h.id, err,
-			     sizeof(err)) != 0)
+	if (tp_pfs_derive_id(key, purpose, h.chunk_shift, "fuzz", size, source_read, &src, h.id,
+			     err, sizeof(err)) != 0)
 		abort();
 	sealed.cap = (size_t)tp_pfs_sealed_size(size, shift);
 	sealed.data = malloc(sealed.cap);

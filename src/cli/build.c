@@ -120,7 +120,10 @@ struct build {
 	struct tp_strlist preload;
 	bool allow_processes;
 	bool encrypt;
-	struct tp_strlist encrypt_paths; /* --encrypt-path GLOBs; none: every app file */
+	struct tp_strlist encrypt_paths;     /* --encrypt-path GLOBs; none: every app file */
+	char new_key[PATH_MAX + 8];	     /* a key made for the bundle: removed unless it is
+					      * written ("" for none) */
+	char encrypted_line[PATH_MAX + 256]; /* said once the bundle is written */
 	struct tp_manifest manifest;
 	struct tp_traced_run traced;
 	void **blobs; /* contents of bundled files, by manifest index */
@@ -825,18 +828,19 @@ static int encrypt_files(struct build *b, const char *key_path)
 {
 	struct tp_manifest *m = &b->manifest;
 	uint8_t *key = tp_secret_alloc(TP_SYMKEY_SIZE);
-	char made[PATH_MAX + 8], key_id[TP_SYMKEY_ID_SIZE], err[256], size_text[32];
+	char *made = b->new_key, key_id[TP_SYMKEY_ID_SIZE], err[256], size_text[32];
 	size_t count = 0;
 	uint64_t bytes = 0;
 	int code;
 
-	/* no core dump holds the key or the plaintext */
-	tp_secret_no_core(false);
+	/* no core dump holds the key or the plaintext; the sample run is over, no
+	 * sandbox follows, so nothing needs this process dumpable */
+	tp_secret_no_core(true);
 	if (!key) {
 		tp_error("build: out of memory");
 		return TP_EXIT_INTERNAL;
 	}
-	if ((code = bundle_key(b, key_path, key, made, sizeof(made))) != 0)
+	if ((code = bundle_key(b, key_path, key, made, sizeof(b->new_key))) != 0)
 		goto out;
 	code = TP_EXIT_INTERNAL;
 	if (tp_symkey_id(key, key_id) < 0) {
@@ -859,8 +863,8 @@ static int encrypt_files(struct build *b, const char *key_path)
 			tp_error("build: out of memory");
 			goto out;
 		}
-		if (tp_pfs_derive_id(key, TP_PFS_BUNDLE, f->path, f->size, blob_read, &br, h.id,
-				     err, sizeof(err)) < 0 ||
+		if (tp_pfs_derive_id(key, TP_PFS_BUNDLE, h.chunk_shift, f->path, f->size, blob_read,
+				     &br, h.id, err, sizeof(err)) < 0 ||
 		    tp_pfs_seal(key, &h, blob_read, &br, blob_write, &bw, err, sizeof(err)) < 0) {
 			tp_error("build: %s: cannot encrypt it: %s", f->path, err);
 			free(bw.bytes);
@@ -894,15 +898,13 @@ static int encrypt_files(struct build *b, const char *key_path)
 			tp_warn("build: --encrypt-path %s matches none of the app's files",
 				b->encrypt_paths.items[g]);
 	}
-	tp_info("encrypted %zu app file%s (%s) with AES-256-GCM under %s%s (key id %s)", count,
-		count == 1 ? "" : "s", tp_format_size(bytes, size_text, sizeof(size_text)),
-		made[0] ? made : key_path, made[0] ? ", a new key: keep it, a run needs it" : "",
-		key_id);
-	made[0] = '\0';
+	snprintf(b->encrypted_line, sizeof(b->encrypted_line),
+		 "encrypted %zu app file%s (%s) with AES-256-GCM under %s%s (key id %s)", count,
+		 count == 1 ? "" : "s", tp_format_size(bytes, size_text, sizeof(size_text)),
+		 made[0] ? made : key_path, made[0] ? ", a new key: keep it, a run needs it" : "",
+		 key_id);
 	code = 0;
 out:
-	if (made[0])
-		unlink(made); /* a key for no bundle is of no use */
 	tp_secret_free(key, TP_SYMKEY_SIZE);
 	return code;
 }
@@ -1200,6 +1202,10 @@ int tp_cmd_build(int argc, char **argv)
 		goto out_paths;
 	}
 
+	if (b.encrypted_line[0])
+		tp_info("%s", b.encrypted_line);
+	b.new_key[0] = '\0'; /* the bundle needs it now */
+
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	uint64_t bundled = 0, system = 0;
 	size_t n_bundled = 0;
@@ -1223,8 +1229,14 @@ int tp_cmd_build(int argc, char **argv)
 	code = TP_EXIT_OK;
 out_paths:
 out:
-	for (size_t i = 0; b.blobs && i < b.manifest.file_count; i++)
+	if (b.new_key[0])
+		unlink(b.new_key); /* made for a bundle that was not written: of no use */
+	/* an app's plaintext does not stay behind in freed memory */
+	for (size_t i = 0; b.blobs && i < b.manifest.file_count; i++) {
+		if (b.blobs[i])
+			explicit_bzero(b.blobs[i], b.manifest.files[i].size);
 		free(b.blobs[i]);
+	}
 	free(b.blobs);
 	free(json);
 	tp_key_free(key);

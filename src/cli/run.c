@@ -566,11 +566,18 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 	fprintf(stderr, "  output        %s\n", o->output_file ? o->output_file : "stdout");
 }
 
-static void print_filled(void *observer, const struct tp_invocation *inv)
+/* The sealed root is filled: the bundle key has done its work and goes (wiped), not
+ * to stay in this process for the run; --print-config's line on the fill. */
+static void filled(void *observer, const struct tp_invocation *inv)
 {
-	const struct cli_run *run = observer;
+	struct cli_run *run = observer;
 	const struct tp_fill_stats *f = &inv->fill;
 
+	if (run->bundle_key) {
+		run->cfg.bundle_key = NULL;
+		tp_secret_free(run->bundle_key, TP_SYMKEY_SIZE);
+		run->bundle_key = NULL;
+	}
 	if (!run->opts.print_config)
 		return;
 	tp_info("verified %zu files, %llu bytes, in %.1f ms (%u threads, %.1f ms CPU: %.0f MB/s "
@@ -590,7 +597,6 @@ static int check_mode(const struct tp_run_opts *o)
 	return TP_EXIT_USAGE;
 }
 
-/* The runner's config from the flags. Returns an exit code or 0. */
 /* --bundle-key: an encrypted bundle's key, into locked memory (a build's sample
  * run, unsealed, leaves it to build). Returns an exit code or 0. */
 static int load_bundle_key(struct cli_run *run)
@@ -613,6 +619,7 @@ static int load_bundle_key(struct cli_run *run)
 	return 0;
 }
 
+/* The runner's config from the flags. Returns an exit code or 0. */
 static int make_config(struct cli_run *run)
 {
 	struct tp_run_opts *o = &run->opts;
@@ -666,7 +673,7 @@ static int make_config(struct cli_run *run)
 		.observer = run,
 		.warn = warn_line,
 		.on_planned = print_config,
-		.on_filled = print_filled,
+		.on_filled = filled,
 		.trace_log = run->trace_log,
 		.preload = run->preload,
 		.mark = timing_on ? mark : NULL,

@@ -237,8 +237,9 @@ out:
 }
 
 int tp_pfs_derive_id(const uint8_t key[TP_PFS_KEY_SIZE], enum tp_pfs_purpose purpose,
-		     const char *name, uint64_t size, tp_pfs_read_fn read_plain, void *plain_ctx,
-		     uint8_t id[TP_PFS_ID_SIZE], char *err, size_t err_size)
+		     unsigned chunk_shift, const char *name, uint64_t size,
+		     tp_pfs_read_fn read_plain, void *plain_ctx, uint8_t id[TP_PFS_ID_SIZE],
+		     char *err, size_t err_size)
 {
 	uint8_t info[2 + 1], lengths[8], *id_key = tp_secret_alloc(TP_SHA256_SIZE);
 	size_t buf_size = 1u << TP_PFS_DEFAULT_SHIFT;
@@ -255,7 +256,11 @@ int tp_pfs_derive_id(const uint8_t key[TP_PFS_KEY_SIZE], enum tp_pfs_purpose pur
 		snprintf(err, err_size, "out of memory");
 		goto out;
 	}
-	/* each field's length first: no two (name, content) pairs hash alike */
+	/* the chunk size first (the same content in other chunks is another file: it must
+	 * not share this one's keys and nonces), then each field's length: no two (name,
+	 * content) pairs hash alike */
+	uint8_t shift = (uint8_t)chunk_shift;
+	tp_hmac_update(h, &shift, 1);
 	put_le(lengths, strlen(name), 8);
 	tp_hmac_update(h, lengths, sizeof(lengths));
 	tp_hmac_update(h, name, strlen(name));

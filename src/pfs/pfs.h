@@ -65,13 +65,15 @@ int tp_pfs_seal(const uint8_t key[TP_PFS_KEY_SIZE], const struct tp_pfs_header *
 		void *sealed_ctx, char *err, size_t err_size);
 
 /* The id a deterministic seal (an encrypted bundle's files) gives NAME's content
- * of SIZE bytes, read from plain: a keyed hash of the name and the bytes, so the
- * same file under the same key is sealed the same way, a changed one never under
- * the same nonces, and nobody without the key can test a guess against it.
- * Returns 0 or -errno with the reason in err. */
+ * of SIZE bytes, read from plain, in chunks of 1 << chunk_shift: a keyed hash of
+ * them all, so the same file under the same key is sealed the same way, a changed
+ * one (or the same content in other chunks) never under the same keys and nonces,
+ * and nobody without the key can test a guess against it. Returns 0 or -errno with
+ * the reason in err. */
 int tp_pfs_derive_id(const uint8_t key[TP_PFS_KEY_SIZE], enum tp_pfs_purpose purpose,
-		     const char *name, uint64_t size, tp_pfs_read_fn read_plain, void *plain_ctx,
-		     uint8_t id[TP_PFS_ID_SIZE], char *err, size_t err_size);
+		     unsigned chunk_shift, const char *name, uint64_t size,
+		     tp_pfs_read_fn read_plain, void *plain_ctx, uint8_t id[TP_PFS_ID_SIZE],
+		     char *err, size_t err_size);
 
 struct tp_pfs_reader;
 

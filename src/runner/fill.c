@@ -40,6 +40,7 @@ struct job {
 	atomic_size_t next;   /* the threads take files from the same list */
 	atomic_int failed;    /* refusals reported, of files or not */
 	atomic_int bad_files; /* files refused */
+	atomic_bool internal; /* a failure of this host (memory, OpenSSL), not a file's */
 	size_t err_index;     /* the manifest index of the file err names (SIZE_MAX: none) */
 	pthread_mutex_t lock; /* err, err_index, cpu_seconds */
 	bool (*stop)(void *);
@@ -304,7 +305,9 @@ struct tp_file_source tp_blob_source(struct tp_blob_source_ctx *ctx)
 
 /* ---- an encrypted blob: a protected file, decrypted into the root ---- */
 
-/* An opened blob (an fd and where the file starts in it) as the codec's reader. */
+/* An opened blob (an fd and where the file starts in it) as the codec's reader: an
+ * encrypted file is always a bundle's blob (tp_blob_source), read as its read
+ * would, by pread at base + offset. */
 static int blob_read(void *ctx, uint64_t offset, void *buf, size_t size)
 {
 	const struct tp_source_file *sf = ctx;
@@ -344,12 +347,19 @@ static int copy_encrypted(struct job *job, size_t i, struct tp_source_file *src,
 		return r == -ENOMEM || r == -ENOTRECOVERABLE ? r : -EBADMSG;
 	}
 	h = tp_pfs_reader_header(rd);
-	if (memcmp(h->id, f->id, sizeof(f->id)) != 0 ||
-	    h->chunk_shift != log2_of(job->m->encryption.chunk_size)) {
+	if (memcmp(h->id, f->id, sizeof(f->id)) != 0) {
 		report(job,
 		       "file %s: its encrypted content is refused: another file sealed under the "
-		       "same key (its id or chunk size is not the manifest's)",
+		       "same key (its id is not the manifest's)",
 		       f->path);
+		r = -EBADMSG;
+		goto out;
+	}
+	if (h->chunk_shift != log2_of(job->m->encryption.chunk_size)) {
+		report(job,
+		       "file %s: its encrypted content is refused: sealed in chunks of %llu bytes, "
+		       "the manifest says %u",
+		       f->path, 1ULL << h->chunk_shift, job->m->encryption.chunk_size);
 		r = -EBADMSG;
 		goto out;
 	}
@@ -488,6 +498,7 @@ static void *worker(void *arg)
 
 	if (!buf) {
 		report(job, "out of memory");
+		atomic_store(&job->internal, true);
 		return NULL;
 	}
 	for (;;) {
@@ -501,7 +512,10 @@ static void *worker(void *arg)
 		current_file = job->order[k];
 		if (!job->system && !job->m->files[current_file].bundled)
 			continue; /* checking the bundle's blobs only */
-		if (copy_one(job, current_file, buf) < 0)
+		int r = copy_one(job, current_file, buf);
+		if (r == -ENOMEM || r == -ENOTRECOVERABLE)
+			atomic_store(&job->internal, true);
+		if (r < 0)
 			atomic_fetch_add(&job->bad_files, 1);
 		current_file = SIZE_MAX;
 	}
@@ -598,5 +612,7 @@ int tp_fill_root(const struct tp_manifest *m, const struct tp_file_source *bundl
 		snprintf(err + len, err_size - len, " (and %d more file%s)", more,
 			 more > 1 ? "s" : "");
 	}
-	return atomic_load(&job.failed) ? -EBADMSG : 0;
+	if (!atomic_load(&job.failed))
+		return 0;
+	return atomic_load(&job.internal) ? -ENOTRECOVERABLE : -EBADMSG;
 }

@@ -69,7 +69,8 @@ uint64_t tp_fill_reserve(const struct tp_manifest *m);
  * when stop(stop_ctx) says so. On a refusal (a file missing, unreadable, not a
  * regular file, of other content, or leading where it may not) returns -EBADMSG
  * with one line in err naming the file and what is wrong, with what the manifest
- * expects but never what the host's file holds (its size or hash). */
+ * expects but never what the host's file holds (its size or hash); -ENOTRECOVERABLE
+ * when the host failed instead (memory, OpenSSL), the line saying so. */
 int tp_fill_root(const struct tp_manifest *m, const struct tp_file_source *bundled,
 		 const struct tp_file_source *system, int root_fd, struct tp_fill_stats *out,
 		 char *err, size_t err_size, bool (*stop)(void *stop_ctx), void *stop_ctx);

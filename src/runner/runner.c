@@ -365,9 +365,13 @@ static int fill_sealed_root(struct watch *w, struct tp_sandbox *sb)
 	if (root_fd < 0) {
 		tp_runner_fail(w->out, TP_END_INTERNAL, "%s", err);
 		r = -1;
-	} else if (tp_fill_root(&inv->bundle.manifest, &blobs, &host, root_fd, &inv->fill, err,
-				sizeof(err), fill_stop, w) < 0) {
-		if (!stopped(w))
+	} else if ((r = tp_fill_root(&inv->bundle.manifest, &blobs, &host, root_fd, &inv->fill, err,
+				     sizeof(err), fill_stop, w)) < 0) {
+		if (stopped(w))
+			;
+		else if (r == -ENOTRECOVERABLE)
+			tp_runner_fail(w->out, TP_END_INTERNAL, "%s: %s", inv->cfg->script, err);
+		else
 			tp_runner_fail(w->out, TP_END_REFUSED, "%s: refused: %s", inv->cfg->script,
 				       err);
 		r = -1;

@@ -77,11 +77,11 @@ struct tp_run_config {
 	 * NULL-terminated; trust_source names where they came from in messages
 	 * ("--trust", "TEEPY_TRUSTED_SIGNERS entry") */
 	const char *const *trust_paths;
-	/* the key an encrypted bundle's files are sealed with (TP_SYMKEY_SIZE bytes, in
-	 * the caller's locked memory), or NULL */
-	const uint8_t *bundle_key;
 	const char *trust_source;
 	bool insecure_any_signer;
+	/* the key an encrypted bundle's files are sealed with (TP_SYMKEY_SIZE bytes, in
+	 * the caller's locked memory), or NULL; not read after on_filled */
+	const uint8_t *bundle_key;
 
 	/* the cache of verified sealed roots (runner/cache.c): no_cache names why it is
 	 * not used ("--no-cache"), NULL: it is; cache_dir is the one to use (tests), NULL:

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from exit_codes import EXIT
-from sealed_support import TEEPY, bundle_manifest, build, flip, inspect_json, teepy
+from sealed_support import TEEPY, bundle_manifest, build, flip, inspect_json, resign, teepy
 
 NOBODY = 65534
 PF_HEADER = 72  # a protected file's header (docs/protected-files.md)
@@ -408,6 +408,62 @@ def test_build_writes_a_new_key_beside_the_bundle_and_never_overwrites_it(work, 
     assert key_secret(key) == secret
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     assert open(bundle, "rb").read() == before
+
+
+def resigned_with(encrypted, work, change):
+    """The encrypted bundle with its manifest changed by change(m) and signed again
+    by its own signer, as a signer (or whoever holds the signing key) could."""
+    d, bundle, key, keys, _, _ = encrypted
+    m = bundle_manifest(bundle)
+    change(m)
+    return resign(bundle, keys[0], m, os.path.join(work, "resigned.tpy")), key, keys
+
+
+def set_chunk_size(m):
+    m["encryption"]["chunk_size"] = 4096
+
+
+def swap_ids(m):
+    a, b = m["files"]["/app/data/a.txt"], m["files"]["/app/data/b.txt"]
+    a["id"], b["id"] = b["id"], a["id"]
+
+
+def shrink(m):
+    m["files"]["/app/data/big.bin"]["size"] -= PF_TAG
+
+
+@pytest.mark.parametrize("change, says", [
+    (set_chunk_size, "sealed in chunks of 65536 bytes, the manifest says 4096"),
+    (swap_ids, "its id is not the manifest's"),
+    (shrink, "the blob area is"),
+])
+def test_a_signed_manifest_that_disagrees_with_a_blob_is_refused(encrypted, work, change, says):
+    """What the manifest says of an encrypted file, its chunk size, id and size, is
+    checked against the blob's own protected header, not taken on trust."""
+    bundle, key, keys = resigned_with(encrypted, work, change)
+    r = run_bundle(bundle, keys, "--bundle-key", key, "--input", "sealed")
+    assert r.returncode == EXIT.BUNDLE, r.stderr.decode()
+    assert says in r.stderr.decode() and r.stdout == b""
+
+
+def test_a_new_key_is_removed_when_the_bundle_cannot_be_written(work, keys):
+    script, _, _ = make_app(work)
+    bundle = os.path.join(work, "adir.tpy")
+    os.mkdir(bundle)  # a directory where the bundle should go
+    r = teepy("build", script, "-o", bundle, "--key", keys[0], "--encrypt", "--input", "sample")
+    assert r.returncode == EXIT.USAGE, r.stderr.decode()
+    assert "cannot write" in r.stderr.decode() and "new key" not in r.stderr.decode()
+    assert not os.path.exists(bundle + ".key")
+
+
+def test_encrypt_path_that_matches_nothing_is_a_usage_error(work, keys):
+    script, _, _ = make_app(work)
+    bundle = os.path.join(work, "svc.tpy")
+    r = teepy("build", script, "-o", bundle, "--key", keys[0], "--encrypt-path", "zzz*",
+              "--input", "sample")
+    assert r.returncode == EXIT.USAGE, r.stderr.decode()
+    assert "none of the app's bundled files matches" in r.stderr.decode()
+    assert not os.path.exists(bundle) and not os.path.exists(bundle + ".key")
 
 
 def test_a_bundle_key_without_encrypt_is_a_usage_error(work, keys):

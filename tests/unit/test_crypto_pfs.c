@@ -1012,8 +1012,8 @@ static bool derive(const uint8_t *key, enum tp_pfs_purpose purpose, const char *
 {
 	char err[256];
 
-	return tp_pfs_derive_id(key, purpose, name, plain->size, mem_read, plain, id, err,
-				sizeof(err)) == 0;
+	return tp_pfs_derive_id(key, purpose, TP_PFS_DEFAULT_SHIFT, name, plain->size, mem_read,
+				plain, id, err, sizeof(err)) == 0;
 }
 
 static void test_pfs_derived_id_follows_key_name_and_every_byte(void)
@@ -1059,8 +1059,8 @@ static void test_pfs_derived_id_follows_key_name_and_every_byte(void)
 	CHECK(derive(key_a, TP_PFS_BUNDLE, "", &empty, a));
 	/* the plaintext shorter than its size: an error and no id */
 	memset(b, 0x33, sizeof(b));
-	CHECK(tp_pfs_derive_id(key_a, TP_PFS_BUNDLE, "x", size + 1, mem_read, &plain, b, err,
-			       sizeof(err)) == -ENODATA);
+	CHECK(tp_pfs_derive_id(key_a, TP_PFS_BUNDLE, TP_PFS_DEFAULT_SHIFT, "x", size + 1, mem_read,
+			       &plain, b, err, sizeof(err)) == -ENODATA);
 	CHECK(is_zero(b, sizeof(b)));
 	mem_free(&plain);
 }
