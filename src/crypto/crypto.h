@@ -23,6 +23,11 @@ void tp_sha256_update(struct tp_sha256 *ctx, const void *data, size_t size);
 void tp_sha256_final(struct tp_sha256 *ctx, uint8_t out[TP_SHA256_SIZE]); /* also frees */
 void tp_sha256(const void *data, size_t size, uint8_t out[TP_SHA256_SIZE]);
 
+/* Whether a and b hold the same size bytes, in a time that does not depend on
+ * where they differ (a MAC or key check compared byte by byte would say how much of
+ * a guess was right). */
+bool tp_same_bytes(const void *a, const void *b, size_t size);
+
 /* Lower-case hex of size bytes into out (2 * size + 1 bytes). */
 void tp_hex(const uint8_t *bytes, size_t size, char *out);
 /* Parses exactly 2 * size hex digits. Returns 0 or -EINVAL. */

@@ -285,3 +285,13 @@ out:
 	tp_secret_free(text, MAX);
 	return r;
 }
+
+bool tp_same_bytes(const void *a, const void *b, size_t size)
+{
+	const volatile uint8_t *x = a, *y = b;
+	uint8_t diff = 0;
+
+	for (size_t i = 0; i < size; i++)
+		diff |= x[i] ^ y[i];
+	return diff == 0;
+}

@@ -2,6 +2,7 @@
  * sealing and opening. Every byte comes and goes through the caller's callbacks. */
 #include "pfs.h"
 
+#include "le.h"
 #include "../crypto/crypto.h"
 
 #include <errno.h>
@@ -29,20 +30,6 @@ struct tp_pfs_reader {
 	uint64_t chunks;
 	uint8_t *sealed; /* one chunk and its tag */
 };
-
-static void put_le(uint8_t *p, uint64_t v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, size_t n)
-{
-	uint64_t v = 0;
-	for (size_t i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 uint64_t tp_pfs_chunk_count(uint64_t size, unsigned chunk_shift)
 {
@@ -82,17 +69,17 @@ static void header_fields(const struct tp_pfs_header *h, uint8_t bytes[TP_PFS_HE
 {
 	memset(bytes, 0, TP_PFS_HEADER_SIZE);
 	memcpy(bytes, TP_PFS_MAGIC, 8);
-	put_le(bytes + 8, TP_PFS_VERSION, 2);
+	tp_put_le(bytes + 8, TP_PFS_VERSION, 2);
 	bytes[10] = (uint8_t)h->purpose;
 	bytes[11] = (uint8_t)h->chunk_shift;
-	put_le(bytes + 16, h->size, 8);
+	tp_put_le(bytes + 16, h->size, 8);
 	memcpy(bytes + 24, h->id, TP_PFS_ID_SIZE);
 }
 
 int tp_pfs_header_parse(const uint8_t bytes[TP_PFS_HEADER_SIZE], struct tp_pfs_header *h, char *err,
 			size_t err_size)
 {
-	unsigned version = (unsigned)get_le(bytes + 8, 2);
+	unsigned version = (unsigned)tp_get_le(bytes + 8, 2);
 
 	if (memcmp(bytes, TP_PFS_MAGIC, 8) != 0) {
 		snprintf(err, err_size, "not a teepy protected file");
@@ -106,30 +93,19 @@ int tp_pfs_header_parse(const uint8_t bytes[TP_PFS_HEADER_SIZE], struct tp_pfs_h
 		return -EPROTONOSUPPORT;
 	}
 	if (!known_purpose(bytes[10]) || bytes[11] < TP_PFS_MIN_SHIFT ||
-	    bytes[11] > TP_PFS_MAX_SHIFT || get_le(bytes + 12, 4) != 0) {
+	    bytes[11] > TP_PFS_MAX_SHIFT || tp_get_le(bytes + 12, 4) != 0) {
 		snprintf(err, err_size, "a protected file's header with fields no teepy writes");
 		return -EINVAL;
 	}
 	h->purpose = bytes[10];
 	h->chunk_shift = bytes[11];
-	h->size = get_le(bytes + 16, 8);
+	h->size = tp_get_le(bytes + 16, 8);
 	memcpy(h->id, bytes + 24, TP_PFS_ID_SIZE);
 	if (tp_pfs_sealed_size(h->size, h->chunk_shift) == 0) {
 		snprintf(err, err_size, "a protected file's header with a size no file has");
 		return -EINVAL;
 	}
 	return 0;
-}
-
-/* Equal or not, in a time that does not depend on where they differ: a reader
- * could otherwise learn a key check byte by byte. */
-static bool same_bytes(const uint8_t *a, const uint8_t *b, size_t size)
-{
-	uint8_t diff = 0;
-
-	for (size_t i = 0; i < size; i++)
-		diff |= a[i] ^ b[i];
-	return diff == 0;
 }
 
 /* The file's own keys: HKDF over the given key, the purpose and the id. */
@@ -162,9 +138,9 @@ static void chunk_binding(const uint8_t header[TP_PFS_HEADER_SIZE], uint64_t ind
 			  uint8_t nonce[TP_GCM_NONCE_SIZE], uint8_t aad[AAD_SIZE])
 {
 	memset(nonce, 0, TP_GCM_NONCE_SIZE);
-	put_le(nonce, index, 8);
+	tp_put_le(nonce, index, 8);
 	memcpy(aad, header, TP_PFS_HEADER_SIZE);
-	put_le(aad + TP_PFS_HEADER_SIZE, index, 8);
+	tp_put_le(aad + TP_PFS_HEADER_SIZE, index, 8);
 	aad[TP_PFS_HEADER_SIZE + 8] = last;
 }
 
@@ -261,10 +237,10 @@ int tp_pfs_derive_id(const uint8_t key[TP_PFS_KEY_SIZE], enum tp_pfs_purpose pur
 	 * content) pairs hash alike */
 	uint8_t shift = (uint8_t)chunk_shift;
 	tp_hmac_update(h, &shift, 1);
-	put_le(lengths, strlen(name), 8);
+	tp_put_le(lengths, strlen(name), 8);
 	tp_hmac_update(h, lengths, sizeof(lengths));
 	tp_hmac_update(h, name, strlen(name));
-	put_le(lengths, size, 8);
+	tp_put_le(lengths, size, 8);
 	tp_hmac_update(h, lengths, sizeof(lengths));
 	for (uint64_t done = 0; done < size;) {
 		size_t n = size - done < buf_size ? (size_t)(size - done) : buf_size;
@@ -331,7 +307,7 @@ int tp_pfs_reader_open(const uint8_t key[TP_PFS_KEY_SIZE], enum tp_pfs_purpose p
 		r = -ENOMEM;
 		goto fail;
 	}
-	if (!same_bytes(check, rd->header_bytes + CHECKED_SIZE, sizeof(check))) {
+	if (!tp_same_bytes(check, rd->header_bytes + CHECKED_SIZE, sizeof(check))) {
 		snprintf(err, err_size, "sealed with another key, or its header was changed");
 		r = -EKEYREJECTED;
 		goto fail;

@@ -17,14 +17,15 @@ extern const struct tp_test channel_tests[];
 extern const struct tp_test trust_tests[];
 extern const struct tp_test term_tests[];
 extern const struct tp_test crypto_pfs_tests[];
+extern const struct tp_test volume_tests[];
 
 int main(void)
 {
-	const struct tp_test *groups[] = { units_tests,	      run_opts_tests,  root_plan_tests,
-					   manifest_tests,    trace_tests,     elf_tests,
-					   cgroup_plan_tests, judge_tests,     plan_tests,
-					   channel_tests,     trust_tests,     flags_tests,
-					   term_tests,	      crypto_pfs_tests };
+	const struct tp_test *groups[] = { units_tests,	      run_opts_tests,	root_plan_tests,
+					   manifest_tests,    trace_tests,	elf_tests,
+					   cgroup_plan_tests, judge_tests,	plan_tests,
+					   channel_tests,     trust_tests,	flags_tests,
+					   term_tests,	      crypto_pfs_tests, volume_tests };
 	int passed = 0, failed = 0;
 
 	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
