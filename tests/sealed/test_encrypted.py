@@ -286,6 +286,29 @@ def test_two_equal_size_encrypted_blobs_swapped_are_refused(tampered):
     assert r.stdout == b""
 
 
+def test_a_bundle_file_taken_out_is_no_sealed_data_item(encrypted, work):
+    """The purpose is part of every protected file: an encrypted bundle file copied
+    out and given as data, even with its own key, is refused as what it is."""
+    d, bundle, key, keys, _, _ = encrypted
+    offset, size = blobs(bundle)["/app/data/table.txt"]
+    item = os.path.join(work, "table.tpd")
+    with open(item, "wb") as f:
+        f.write(open(bundle, "rb").read()[offset:offset + size])
+    r = teepy("data", "info", item)
+    assert r.returncode == EXIT.DATA_REFUSED, r.stderr.decode()
+    assert "not a sealed data item" in r.stderr.decode() and r.stdout == b""
+    svc = os.path.join(work, "app", "svc.py")
+    os.makedirs(os.path.dirname(svc), exist_ok=True)
+    with open(svc, "w") as f:
+        f.write("import teex\nteex.TEEX_return(teex.TEEX_getdata(0))\n")
+    os.chmod(os.path.dirname(svc), 0o755)
+    os.chmod(svc, 0o644)
+    r = teepy("run", svc, "--data", item, "--data-key", key)
+    assert r.returncode == EXIT.DATA_REFUSED, r.stderr.decode()
+    assert "an encrypted bundle file, not a sealed data item" in r.stderr.decode()
+    assert r.stdout == b""
+
+
 def test_a_bundle_key_for_a_plain_script_is_a_usage_error(encrypted, work):
     _, _, key, _, _, _ = encrypted
     script = os.path.join(work, "plain.py")
