@@ -187,7 +187,7 @@ static int open_input(const char *action, const char *path, struct stat *st)
 /* The exit code of a codec failure that is not the file's fault. */
 static int internal_or(int r, int code)
 {
-	return r == -ENOMEM || r == -ENOTRECOVERABLE ? TP_EXIT_INTERNAL : code;
+	return tp_pfs_host_failed(r) ? TP_EXIT_INTERNAL : code;
 }
 
 static int seal(const char *file, const char *out_arg, const char *key_path, uint8_t *key)
@@ -273,16 +273,8 @@ out:
 /* The exit code of a sealed item's refusal (or of a failure that is not one). */
 static int refusal_code(int r)
 {
-	switch (r) {
-	case -EKEYREJECTED:
-	case -EBADMSG:
-	case -EINVAL:
-	case -EPROTONOSUPPORT:
-	case -EMEDIUMTYPE:
-		return TP_EXIT_DATA_REFUSED;
-	default:
-		return internal_or(r, TP_EXIT_USAGE); /* a read error: as an unreadable file */
-	}
+	/* a read error: as an unreadable file */
+	return tp_pfs_refused(r) ? TP_EXIT_DATA_REFUSED : internal_or(r, TP_EXIT_USAGE);
 }
 
 static int say_refusal(const char *action, const char *path, int r, const char *err)
@@ -367,7 +359,7 @@ static int open_data(const char *path, const char *out, const uint8_t *key)
 	}
 	/* an unnamed file: what a refused chunk leaves behind vanishes with it */
 	if ((r = tp_pfs_open_all(rd, tp_write_fd, &nf.fd, err, sizeof(err))) < 0) {
-		code = r == -EBADMSG || r == -ENOTRECOVERABLE ? say_refusal("open", path, r, err) :
+		code = r == -EBADMSG || tp_pfs_host_failed(r) ? say_refusal("open", path, r, err) :
 								TP_EXIT_USAGE;
 		if (code == TP_EXIT_USAGE)
 			tp_error("data open: %s: %s", out, err);

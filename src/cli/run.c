@@ -11,6 +11,7 @@
 #include "../common/units.h"
 #include "../crypto/crypto.h"
 #include "../manifest/bundle_file.h"
+#include "../pfs/pfs.h"
 #include "../pyboot/boot.h"
 #include "../runner/runner.h"
 #include "../sandbox/landlock.h"
@@ -254,6 +255,7 @@ static int open_data_items(struct cli_run *run)
 	struct item_key {
 		const char *key;
 		int name_len;
+		uint64_t size;
 	} *keys = calloc(o->data.count ? o->data.count : 1, sizeof(*keys));
 	char path[PATH_MAX], err[512] = "";
 	size_t from_list = 0, sealed = 0, missing = SIZE_MAX;
@@ -266,21 +268,24 @@ static int open_data_items(struct cli_run *run)
 	for (size_t i = 0; code == 0 && i < o->data.count; i++) {
 		const char *flag = i < o->service_data_count ? "--data" : "--task-data";
 		const char *own_key;
+		bool is_sealed = false;
 		int fd = open_item(o->data.items[i], path, &own_key);
 		run->data_fds[i] = fd;
 		if (fd < 0)
 			code = usage_error("%s %s: %s", flag, o->data.items[i], strerror(errno));
 		else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 			code = usage_error("%s %s: not a regular file", flag, path);
-		else if (!tp_data_is_sealed(fd) && (own_key || ends_with(path, ".tpd")))
+		else if (!(is_sealed = tp_data_is_sealed(fd)) &&
+			 (own_key || ends_with(path, ".tpd")))
 			/* named as a sealed item: a plain file in its place is not taken */
 			code = refused(TP_EXIT_DATA_REFUSED,
 				       "%s %s: refused: not a teepy protected file, where a sealed "
 				       "item was named (%s)",
 				       flag, path, own_key ? "with a key of its own" : "*.tpd");
-		else if (tp_data_is_sealed(fd)) {
+		else if (is_sealed) {
 			sealed++;
 			keys[i].name_len = (int)strlen(path);
+			keys[i].size = (uint64_t)st.st_size;
 			keys[i].key = own_key		      ? own_key :
 				      o->data_keys.count == 1 ? o->data_keys.items[0] :
 				      from_list < o->data_keys.count ?
@@ -327,14 +332,11 @@ static int open_data_items(struct cli_run *run)
 					   keys[i].key, err);
 			break;
 		}
-		plain = fstat(fd, &st) < 0 ?
-			    -errno :
-			    tp_data_unseal(fd, (uint64_t)st.st_size, key, err, sizeof(err));
-		if (plain == -ENOMEM || plain == -ENOTRECOVERABLE)
+		plain = tp_data_unseal(fd, keys[i].size, key, err, sizeof(err));
+		if (tp_pfs_host_failed(plain))
 			code = refused(TP_EXIT_INTERNAL, "%s %.*s: %s", flag, keys[i].name_len,
 				       name, err);
-		else if (plain < 0 && plain != -EKEYREJECTED && plain != -EBADMSG &&
-			 plain != -EINVAL && plain != -EPROTONOSUPPORT && plain != -EMEDIUMTYPE)
+		else if (plain < 0 && !tp_pfs_refused(plain))
 			code = usage_error("%s %.*s: %s", flag, keys[i].name_len, name, err);
 		else if (plain < 0)
 			code =

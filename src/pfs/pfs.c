@@ -408,6 +408,17 @@ int tp_pfs_open_all(struct tp_pfs_reader *rd, tp_pfs_write_fn write_plain, void 
 	return r;
 }
 
+bool tp_pfs_refused(int r)
+{
+	return r == -EKEYREJECTED || r == -EBADMSG || r == -EINVAL || r == -EPROTONOSUPPORT ||
+	       r == -EMEDIUMTYPE;
+}
+
+bool tp_pfs_host_failed(int r)
+{
+	return r == -ENOMEM || r == -ENOTRECOVERABLE;
+}
+
 void tp_pfs_reader_free(struct tp_pfs_reader *rd)
 {
 	if (!rd)

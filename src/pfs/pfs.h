@@ -105,4 +105,11 @@ int tp_pfs_open_all(struct tp_pfs_reader *r, tp_pfs_write_fn write_plain, void *
 		    char *err, size_t err_size);
 void tp_pfs_reader_free(struct tp_pfs_reader *r);
 
+/* What an error of a reader here says (tp_pfs_reader_open, tp_pfs_read_chunk,
+ * tp_pfs_open_all): the file is refused (not a protected file of that purpose and
+ * key, a later version, or changed), or the host failed (memory, OpenSSL). Any other
+ * is a callback's own (a read or write error). */
+bool tp_pfs_refused(int r);
+bool tp_pfs_host_failed(int r);
+
 #endif

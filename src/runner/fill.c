@@ -344,7 +344,7 @@ static int copy_encrypted(struct job *job, size_t i, struct tp_source_file *src,
 			       sizeof(line));
 	if (r < 0) {
 		report(job, "file %s: its encrypted content is refused: %s", f->path, line);
-		return r == -ENOMEM || r == -ENOTRECOVERABLE ? r : -EBADMSG;
+		return tp_pfs_host_failed(r) ? r : -EBADMSG;
 	}
 	h = tp_pfs_reader_header(rd);
 	if (memcmp(h->id, f->id, sizeof(f->id)) != 0) {
@@ -513,7 +513,7 @@ static void *worker(void *arg)
 		if (!job->system && !job->m->files[current_file].bundled)
 			continue; /* checking the bundle's blobs only */
 		int r = copy_one(job, current_file, buf);
-		if (r == -ENOMEM || r == -ENOTRECOVERABLE)
+		if (tp_pfs_host_failed(r))
 			atomic_store(&job->internal, true);
 		if (r < 0)
 			atomic_fetch_add(&job->bad_files, 1);
