@@ -26,6 +26,8 @@ static const struct tp_command commands[] = {
 	  &tp_keygen_help },
 	{ "data", "seal|open|info", "a data file sealed for a service; open or describe one",
 	  tp_cmd_data, &tp_data_help },
+	{ "volume", "ls|cat", "an output volume a run sealed: list its files or print one",
+	  tp_cmd_volume, &tp_volume_help },
 	{ "cache", "ls|clear", "the cache of verified sealed roots: list or clear it", tp_cmd_cache,
 	  &tp_cache_help },
 	{ "help", "[TOPIC]",

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from exit_codes import EXIT
+from volumes import Place, own
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BIN = REPO / "build" / "teepy"
@@ -348,6 +349,15 @@ def tmp(request):
 def script(tmp):
     """script(source, name="svc.py") -> Path of a service script in `tmp`."""
     return tmp.script
+
+
+@pytest.fixture
+def place(run, tmp, variant):
+    """The place of an output volume (volumes.Place): a directory beside `tmp` the
+    variant's user owns, with a volume key; the volume itself is not made yet."""
+    root = tmp.make_sibling("vol")
+    own(root, variant)
+    return Place(root, run, variant)
 
 
 def result_json(r):

@@ -302,22 +302,6 @@ static int open_item(const char *action, const char *path, const uint8_t *key, i
 	return r < 0 ? say_refusal(action, path, r, err) : 0;
 }
 
-/* The whole of fd (a memfd, from its start) to stdout. Returns 0 or -errno. */
-static int copy_out(int fd)
-{
-	char buf[1 << 16];
-	ssize_t n;
-	int r = 0;
-
-	while (r == 0 && (n = read(fd, buf, sizeof(buf))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		r = n < 0 ? -errno : tp_write_full(STDOUT_FILENO, buf, (size_t)n);
-	}
-	explicit_bzero(buf, sizeof(buf));
-	return r;
-}
-
 static int open_data(const char *path, const char *out, const uint8_t *key)
 {
 	struct new_file nf = { .fd = -1 };
@@ -336,7 +320,7 @@ static int open_data(const char *path, const char *out, const uint8_t *key)
 		close(fd);
 		if (plain < 0)
 			return say_refusal("open", path, plain, err);
-		r = copy_out(plain);
+		r = tp_copy_fd(plain, STDOUT_FILENO);
 		close(plain);
 		if (r < 0) {
 			tp_error("data open: cannot write the plaintext: %s", strerror(-r));

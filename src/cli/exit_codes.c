@@ -32,11 +32,14 @@ const struct tp_exit_code tp_exit_codes[] = {
 		     "file changed, missing, unreadable or not a regular file, a system file "
 		     "outside the system trees and not allowed (--allow)"),
 	EXIT(DATA_REFUSED,
-	     "a sealed data item refused: not a sealed item, sealed with another "
-	     "key, or changed, truncated or extended (a run's --data and --task-data, "
-	     "teepy data open and info)"),
+	     "a sealed data item or output volume refused: an item not sealed, sealed with "
+	     "another key, or changed, truncated or extended (a run's --data and --task-data, "
+	     "teepy data open and info); a volume sealed with another key, whose index or "
+	     "files changed, or at another version than --expect-version (a run's "
+	     "--output-volume, teepy volume)"),
 	EXIT(KEY_MISSING, "a key is missing: an encrypted bundle without --bundle-key, a sealed "
-			  "data item without --data-key, teepy data open without it"),
+			  "data item without --data-key, an output volume without --volume-key, "
+			  "teepy data open or teepy volume without it"),
 	EXIT(ATTESTATION_DENIED, "reserved for attestation denied: the CAS refused the evidence "
 				 "(nothing produces it yet)"),
 	EXIT(INTERNAL, "internal error: teepy could not set up the sandbox or write the result, "

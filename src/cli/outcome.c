@@ -26,6 +26,8 @@ int tp_exit_code_for(enum tp_end end)
 		return TP_EXIT_BUNDLE;
 	case TP_END_KEY_MISSING:
 		return TP_EXIT_KEY_MISSING;
+	case TP_END_VOLUME_REFUSED:
+		return TP_EXIT_DATA_REFUSED;
 	case TP_END_CANCELLED:
 		return TP_EXIT_INTERRUPTED;
 	case TP_END_INTERNAL:

@@ -100,6 +100,7 @@ struct cli_run {
 	struct tp_trace_log *trace_log; /* teepy build's sample run */
 	struct tp_traced_run *traced_out;
 	uint8_t *bundle_key; /* --bundle-key's key, in locked memory, or NULL */
+	uint8_t *volume_key; /* --volume-key's, in locked memory, or NULL */
 	struct tp_run_config cfg;
 };
 
@@ -539,7 +540,14 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 				 "none: threads only");
 	fprintf(stderr, "  scratch       %s\n",
 		l->scratch_bytes ? tp_format_size(l->scratch_bytes, scratch, sizeof(scratch)) :
+		l->output_bytes	 ? "none" :
 				   "none (no writable path)");
+	if (l->output_bytes)
+		fprintf(stderr,
+			"  output        /out, %s in memory; after a normal end each file is "
+			"sealed (AES-256-GCM) into %s as its next version\n",
+			tp_format_size(l->output_bytes, scratch, sizeof(scratch)),
+			o->output_volume);
 	if (abi > 0)
 		fprintf(stderr, "  landlock      ABI %d: %s\n", abi, tp_landlock_describe(abi));
 	else
@@ -621,6 +629,32 @@ static int load_bundle_key(struct cli_run *run)
 	return 0;
 }
 
+/* --output-volume's key, into locked memory until the run ends. Returns an exit
+ * code or 0. */
+static int load_volume_key(struct cli_run *run)
+{
+	const struct tp_run_opts *o = &run->opts;
+	char err[PATH_MAX + 128];
+
+	run->cfg.output_volume = o->output_volume;
+	run->cfg.expect_version_given = o->expect_version_given;
+	run->cfg.expect_version = o->expect_version;
+	if (!o->output_volume)
+		return 0;
+	if (!o->volume_key)
+		return refused(TP_EXIT_KEY_MISSING,
+			       "--output-volume %s: no volume key; give it with --volume-key KEY "
+			       "(make one with: teepy keygen --symmetric -o vol.key)",
+			       o->output_volume);
+	tp_secret_no_core(false);
+	if (!(run->volume_key = tp_secret_alloc(TP_SYMKEY_SIZE)))
+		return refused(TP_EXIT_INTERNAL, "out of memory");
+	if (tp_symkey_read(o->volume_key, run->volume_key, err, sizeof(err)) < 0)
+		return usage_error("--volume-key %s: %s", o->volume_key, err);
+	run->cfg.volume_key = run->volume_key;
+	return 0;
+}
+
 /* The runner's config from the flags. Returns an exit code or 0. */
 static int make_config(struct cli_run *run)
 {
@@ -680,7 +714,7 @@ static int make_config(struct cli_run *run)
 		.preload = run->preload,
 		.mark = timing_on ? mark : NULL,
 	};
-	return load_bundle_key(run);
+	return load_bundle_key(run) ?: load_volume_key(run);
 }
 
 static void cli_run_free(struct cli_run *run)
@@ -698,6 +732,7 @@ static void cli_run_free(struct cli_run *run)
 	free(run->trust_copy);
 	free(run->preload);
 	tp_secret_free(run->bundle_key, TP_SYMKEY_SIZE);
+	tp_secret_free(run->volume_key, TP_SYMKEY_SIZE);
 	tp_run_opts_free(&run->opts);
 }
 
@@ -708,7 +743,8 @@ static int report(const struct cli_run *run, const struct tp_outcome *out)
 {
 	char shown[4 * sizeof(out->message)];
 
-	if (interrupted) {
+	/* a signal after the volume was published came too late to stop anything */
+	if (interrupted && !out->volume.published) {
 		tp_error("interrupted by signal %d; the service was stopped", (int)interrupted);
 		return TP_EXIT_INTERRUPTED;
 	}
@@ -764,6 +800,13 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 		    (double)out.rusage.ru_stime.tv_sec + (double)out.rusage.ru_stime.tv_usec / 1e6);
 	}
 	code = report(run, &out);
+	if (out.volume.published) {
+		char size[32];
+		tp_info("output volume %s: version %llu, %zu file%s, %s", run->opts.output_volume,
+			(unsigned long long)out.volume.version, out.volume.files,
+			out.volume.files == 1 ? "" : "s",
+			tp_format_size(out.volume.bytes, size, sizeof(size)));
+	}
 	if (run->traced_out) {
 		run->traced_out->had_result = out.have_result;
 		run->traced_out->result_size = out.result_size;

@@ -19,6 +19,10 @@ enum run_flag {
 	RUN_TASK_DATA,
 	RUN_DATA_KEY,
 	RUN_OUTPUT,
+	RUN_OUTPUT_VOLUME,
+	RUN_VOLUME_KEY,
+	RUN_OUTPUT_MAX,
+	RUN_EXPECT_VERSION,
 	RUN_MEMORY,
 	RUN_CPU_TIME,
 	RUN_TIMEOUT,
@@ -53,6 +57,18 @@ const struct tp_flag tp_run_flags[] = {
 	  "order; or give an item's own as FILE:KEY" },
 	{ RUN_OUTPUT, "output", 0, "FILE", NULL,
 	  "write the result to FILE, not stdout ('-' = stdout)" },
+
+	TP_FLAG_HEADING("Output volume:"),
+	{ RUN_OUTPUT_VOLUME, "output-volume", 0, "DIR", NULL,
+	  "give the service a writable in-memory /out; when it ends normally, seal every file "
+	  "there into DIR (a new, empty or volume directory) as the volume's next version" },
+	{ RUN_VOLUME_KEY, "volume-key", 0, "KEY", NULL,
+	  "the key the volume is sealed with (teepy keygen --symmetric)" },
+	{ RUN_OUTPUT_MAX, "output-max", 0, "SIZE", NULL,
+	  "the most /out holds, counted in the memory limit (default a quarter of it)" },
+	{ RUN_EXPECT_VERSION, "expect-version", 0, "N", NULL,
+	  "refuse to run unless DIR's volume is at version N (0: none yet): an older state "
+	  "put back is refused" },
 
 	TP_FLAG_HEADING("Limits:"),
 	{ RUN_MEMORY, "memory", 0, "SIZE", "TEEPY_MEMORY", "memory limit (default 3G)" },
@@ -278,6 +294,31 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 			return tp_errf(err, err_size, "%s: given more than once (use one)", what);
 		opts->bundle_key = value;
 		return 0;
+	case RUN_OUTPUT_VOLUME:
+	case RUN_VOLUME_KEY: {
+		const char **slot =
+		    id == RUN_OUTPUT_VOLUME ? &opts->output_volume : &opts->volume_key;
+		if (!*value)
+			return tp_errf(err, err_size, "%s: empty %s name", what,
+				       id == RUN_OUTPUT_VOLUME ? "directory" : "file");
+		if (*slot)
+			return tp_errf(err, err_size, "%s: given more than once (use one)", what);
+		*slot = value;
+		return 0;
+	}
+	case RUN_OUTPUT_MAX:
+		return parse_size_setting(what, value, &l->output_bytes, err, err_size);
+	case RUN_EXPECT_VERSION: {
+		char *end;
+		errno = 0;
+		unsigned long long n = strtoull(value, &end, 10);
+		if (errno || *end || end == value || value[0] == '-' || value[0] == '+')
+			return tp_errf(err, err_size, "%s: '%s' is not a version (0, 1, 2 ...)",
+				       what, value);
+		opts->expect_version = n;
+		opts->expect_version_given = true;
+		return 0;
+	}
 	case RUN_MEMORY:
 		opts->limits_given |= TP_LIMIT_MEMORY;
 		return parse_size_setting(what, value, &l->memory_bytes, err, err_size);
@@ -408,6 +449,18 @@ int tp_run_opts_finish(struct tp_run_opts *opts, const char *command, char *err,
 {
 	if (!opts->script)
 		return tp_errf(err, err_size, "missing SCRIPT.py (see teepy %s --help)", command);
+	const char *needs_volume = opts->volume_key	      ? "--volume-key" :
+				   opts->limits.output_bytes  ? "--output-max" :
+				   opts->expect_version_given ? "--expect-version" :
+								NULL;
+	if (strcmp(command, "build") == 0 && opts->output_volume)
+		return tp_errf(err, err_size,
+			       "--output-volume: a build's sample run publishes no volume (give it "
+			       "to teepy run)");
+	if (!opts->output_volume && needs_volume)
+		return tp_errf(err, err_size,
+			       "%s applies to an output volume: give --output-volume DIR too",
+			       needs_volume);
 	opts->service_data_count = opts->data.count;
 	for (size_t k = 0; k < opts->seen.task_data.count; k++)
 		if (strv_push(&opts->data, opts->seen.task_data.items[k]) < 0) {

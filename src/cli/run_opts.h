@@ -40,6 +40,10 @@ struct tp_run_opts {
 	struct tp_limits limits;   /* the defaults, TEEPY_* settings, then flags */
 	struct tp_strv trust;	   /* --trust PUB: signers whose bundles may run */
 	const char *bundle_key;	   /* --bundle-key KEY, or NULL */
+	const char *output_volume; /* --output-volume DIR, or NULL */
+	const char *volume_key;	   /* --volume-key KEY, or NULL */
+	bool expect_version_given; /* --expect-version N */
+	uint64_t expect_version;
 	bool insecure_any_signer;
 	bool allow_processes; /* set by teepy build --allow-processes, not a run flag */
 	/* which limits were given (flag or TEEPY_*), a set of enum tp_limit_bit: a

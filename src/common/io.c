@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int tp_read_full(int fd, void *buf, size_t size)
@@ -24,6 +25,47 @@ int tp_read_full(int fd, void *buf, size_t size)
 		size -= (size_t)n;
 	}
 	return 0;
+}
+
+DIR *tp_dir_open(int fd)
+{
+	DIR *d;
+
+	if (fd < 0)
+		return NULL;
+	if (!(d = fdopendir(fd))) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return d;
+}
+
+const char *tp_file_kind(mode_t mode)
+{
+	return S_ISREG(mode)  ? "a regular file" :
+	       S_ISDIR(mode)  ? "a directory" :
+	       S_ISLNK(mode)  ? "a symbolic link" :
+	       S_ISFIFO(mode) ? "a FIFO" :
+	       S_ISSOCK(mode) ? "a socket" :
+	       S_ISCHR(mode)  ? "a character device" :
+	       S_ISBLK(mode)  ? "a block device" :
+				"a special file";
+}
+
+int tp_copy_fd(int from, int to)
+{
+	char buf[1 << 16];
+	ssize_t n;
+	int r = 0;
+
+	while (r == 0 && (n = read(from, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		r = n < 0 ? -errno : tp_write_full(to, buf, (size_t)n);
+	}
+	explicit_bzero(buf, sizeof(buf));
+	return r;
 }
 
 int tp_write_full(int fd, const void *buf, size_t size)

@@ -2,8 +2,10 @@
 #ifndef TEEPY_COMMON_IO_H
 #define TEEPY_COMMON_IO_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Reads exactly size bytes. Returns 0, -EPIPE at end of file, or -errno. */
 int tp_read_full(int fd, void *buf, size_t size);
@@ -16,6 +18,18 @@ int tp_pread_full(int fd, void *buf, size_t size, uint64_t offset);
 int tp_pread_fd(void *ctx, uint64_t offset, void *buf, size_t size);
 /* Writes in order to the fd ctx points to, as a protected-file write callback. */
 int tp_write_fd(void *ctx, uint64_t offset, const void *buf, size_t size);
+
+/* The rest of from (read to its end) written to to, the buffer wiped after (it may
+ * have held plaintext). Returns 0 or -errno. */
+int tp_copy_fd(int from, int to);
+
+/* What a file of this mode is, with its article, for messages: "a FIFO", "a
+ * symbolic link", "a directory" ... */
+const char *tp_file_kind(mode_t mode);
+
+/* The directory fd opened to read with readdir (closedir closes fd), or NULL with
+ * errno set, fd closed: fd may be a failed open's -1, whose errno stays. */
+DIR *tp_dir_open(int fd);
 
 /* Writes exactly size bytes. Returns 0 or -errno. */
 int tp_write_full(int fd, const void *buf, size_t size);

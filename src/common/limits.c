@@ -29,5 +29,6 @@ struct tp_limits tp_limits_tighten(const struct tp_limits *signed_limits,
 	l.timeout_ms = tighter(given & TP_LIMIT_TIMEOUT, given_limits->timeout_ms, l.timeout_ms);
 	l.threads = (unsigned)tighter(given & TP_LIMIT_THREADS, given_limits->threads, l.threads);
 	l.log_max_bytes = given_limits->log_max_bytes;
+	l.output_bytes = given_limits->output_bytes;
 	return l;
 }

@@ -18,7 +18,10 @@ struct tp_limits {
 	uint64_t cpu_ms;	/* CPU time of all its threads and processes */
 	uint64_t timeout_ms;	/* wall clock, from spawn to the end */
 	uint64_t scratch_bytes; /* a private tmpfs at /tmp; 0 = none */
-	unsigned threads;	/* threads (and processes) at once */
+	/* the output volume's tmpfs at /out; 0 = none; a setting of whoever runs it
+	 * (--output-max), never a bundle's */
+	uint64_t output_bytes;
+	unsigned threads; /* threads (and processes) at once */
 	/* the service's stdout and stderr relayed at most this much (the rest is
 	 * counted and dropped); a setting of whoever runs it, never a bundle's */
 	uint64_t log_max_bytes;
@@ -41,7 +44,8 @@ struct tp_limits tp_limits_default(void);
 
 /* The signed limits of a bundle, tightened by the ones a person gave (GIVEN, a set of
  * enum tp_limit_bit): a given limit replaces the signed one only when it is smaller.
- * Scratch is the bundle's policy and is kept; the output cap is the person's. */
+ * Scratch is the bundle's policy and is kept; the output cap and the output volume's
+ * size are the person's. */
 struct tp_limits tp_limits_tighten(const struct tp_limits *signed_limits,
 				   const struct tp_limits *given_limits, unsigned given);
 

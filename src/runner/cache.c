@@ -104,15 +104,11 @@ static int remove_tree(int dir_fd, const char *name, int depth)
 /* Calls fn for every name in the cache directory (through its descriptor). */
 static void each_name(int dir_fd, void (*fn)(int dir_fd, const char *name))
 {
-	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = tp_dir_open(openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	struct dirent *e;
 
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	if (!d)
 		return;
-	}
 	while ((e = readdir(d)))
 		fn(dir_fd, e->d_name);
 	closedir(d);
@@ -681,17 +677,13 @@ static int hole_at(const struct tp_root_plan *plan, size_t count, const char *pa
 static int bind_entry(struct tp_root_plan *plan, size_t count, int entry_fd, const char *entry_path,
 		      const char *rel, int depth)
 {
-	int fd = openat(entry_fd, rel[0] ? rel + 1 : ".",
-			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = tp_dir_open(openat(entry_fd, rel[0] ? rel + 1 : ".",
+				    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 	struct dirent *e;
 	int r = 0;
 
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	if (!d)
 		return -errno;
-	}
 	while (r == 0 && (e = readdir(d))) {
 		char path[PATH_MAX], source[PATH_MAX + 32];
 		struct stat st;
@@ -790,11 +782,11 @@ int tp_cache_settle(struct tp_invocation *inv, struct tp_outcome *out)
 static void measure_tree(int dir_fd, const char *name, struct tp_cache_entry *e, int depth)
 {
 	int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = fd >= 0 && depth < 256 ? fdopendir(fd) : NULL;
+	DIR *d = depth < 256 ? tp_dir_open(fd) : NULL;
 	struct dirent *de;
 
 	if (!d) {
-		if (fd >= 0)
+		if (fd >= 0 && depth >= 256)
 			close(fd);
 		return;
 	}
@@ -814,18 +806,13 @@ static void measure_tree(int dir_fd, const char *name, struct tp_cache_entry *e,
 
 int tp_cache_list(int dir_fd, struct tp_cache_entry **entries, size_t *count)
 {
-	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = tp_dir_open(openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	struct tp_cache_entry *list = NULL;
 	struct dirent *de;
 	size_t n = 0;
 
-	if (!d) {
-		int r = -errno;
-		if (fd >= 0)
-			close(fd);
-		return r;
-	}
+	if (!d)
+		return -errno;
 	while ((de = readdir(d))) {
 		struct stat st;
 		if (!is_key(de->d_name) ||

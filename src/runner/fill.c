@@ -144,16 +144,6 @@ static void refuse_unreadable(const struct tp_manifest_file *f, const char *want
 		    f->path, strerror(err), want);
 }
 
-static const char *file_type(mode_t mode)
-{
-	return S_ISDIR(mode)  ? "a directory" :
-	       S_ISCHR(mode)  ? "a character device" :
-	       S_ISBLK(mode)  ? "a block device" :
-	       S_ISFIFO(mode) ? "a FIFO" :
-	       S_ISSOCK(mode) ? "a socket" :
-				"not a regular file";
-}
-
 /* What fd is must be a regular file of the manifest's size. Returns 0, or -errno
  * (-EBADMSG for a refusal) with err said. */
 static int check_file(const struct tp_manifest_file *f, const char *want, int fd, char *err,
@@ -171,7 +161,7 @@ static int check_file(const struct tp_manifest_file *f, const char *want, int fd
 		snprintf(err, err_size,
 			 "file %s: not a regular file on this host (%s; the manifest expects a "
 			 "file with sha256 %s)",
-			 f->path, file_type(st.st_mode), want);
+			 f->path, tp_file_kind(st.st_mode), want);
 	else if ((uint64_t)st.st_size != f->size)
 		snprintf(err, err_size, CONTENT_DIFFERS, f->path, want);
 	else

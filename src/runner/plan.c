@@ -235,15 +235,15 @@ static int load_script(struct tp_invocation *inv, struct tp_outcome *out)
 }
 
 /* The memory limit holds the sealed root's files and, without a cgroup, the
- * scratch tmpfs (see limits.c); what is left must start the interpreter. Checked
+ * scratch and output tmpfs (see limits.c); what is left must start the interpreter. Checked
  * once the limits are final: a bundle's signed limit, tightened by flags. */
 static int check_memory(const struct tp_invocation *inv, struct tp_outcome *out)
 {
 	const struct tp_run_config *cfg = inv->cfg;
 	const struct tp_limits *l = &inv->limits;
 	uint64_t root = inv->sealed ? inv->plan.reserve_bytes : 0;
-	uint64_t taken = root + l->scratch_bytes;
-	char limit[32], root_text[32], scratch[32], min[32], parts[128] = "";
+	uint64_t taken = root + l->scratch_bytes + l->output_bytes;
+	char limit[32], root_text[32], scratch[32], output[32], min[32], parts[160] = "";
 	const char *fix;
 
 	if (cfg->input_size > l->memory_bytes)
@@ -261,7 +261,12 @@ static int check_memory(const struct tp_invocation *inv, struct tp_outcome *out)
 		snprintf(parts + strlen(parts), sizeof(parts) - strlen(parts),
 			 " less the scratch (%s)",
 			 tp_format_size(l->scratch_bytes, scratch, sizeof(scratch)));
-	if (inv->sealed)
+	if (l->output_bytes)
+		snprintf(parts + strlen(parts), sizeof(parts) - strlen(parts), " less /out (%s)",
+			 tp_format_size(l->output_bytes, output, sizeof(output)));
+	if (l->output_bytes)
+		fix = "lower --output-max (a quarter of --memory unless given), or raise --memory";
+	else if (inv->sealed)
 		fix = l->memory_bytes < inv->bundle.manifest.limits.memory_bytes ?
 			  "raise --memory, up to the bundle's own limit" :
 			  "rebuild the bundle with a larger --memory";
@@ -377,7 +382,33 @@ static int plan_user_database(struct tp_invocation *inv)
 	return r ?: tp_root_plan_add(&inv->plan, TP_ROOT_FILE, "/etc/group", groups, 0);
 }
 
-/* What every root has: devices, the runtime extension, the user database, scratch. */
+/* The output volume's tmpfs would hide whatever the root shows beneath /out: a
+ * path the run makes visible there, or a sealed bundle's file. */
+static int check_out_hides(const struct tp_invocation *inv, struct tp_outcome *out)
+{
+	const struct tp_root_plan *plan = &inv->plan;
+	const struct tp_manifest *m = inv->sealed ? &inv->bundle.manifest : NULL;
+	const char *hidden = NULL;
+
+	if (!inv->has_out)
+		return 0;
+	for (size_t i = 0; !hidden && i < plan->count; i++)
+		if (plan->ops[i].kind != TP_ROOT_TMPFS &&
+		    tp_root_path_under(plan->ops[i].path, TP_OUT_DIR))
+			hidden = plan->ops[i].path;
+	for (size_t i = 0; !hidden && m && i < m->file_count; i++)
+		if (tp_root_path_under(m->files[i].path, TP_OUT_DIR))
+			hidden = m->files[i].path;
+	if (!hidden)
+		return 0;
+	return tp_runner_fail(out, TP_END_CONFIG,
+			      "--output-volume: the service's writable %s would hide %s, which "
+			      "the run shows there (move it out of %s)",
+			      TP_OUT_DIR, hidden, TP_OUT_DIR);
+}
+
+/* What every root has: devices, the runtime extension, the user database, scratch
+ * and the output volume's /out. */
 static int plan_runtime(struct tp_invocation *inv, struct tp_outcome *out)
 {
 	struct tp_root_plan *plan = &inv->plan;
@@ -391,11 +422,32 @@ static int plan_runtime(struct tp_invocation *inv, struct tp_outcome *out)
 	r = r ?: plan_user_database(inv);
 	if (r == 0 && inv->limits.scratch_bytes)
 		r = tp_root_plan_add(plan, TP_ROOT_TMPFS, "/tmp", NULL, inv->limits.scratch_bytes);
+	/* the output volume's /out: a quarter of the memory limit unless given, in whole
+	 * pages (as tmpfs takes its size: what the publish checks is what it holds).
+	 * teepy build's sample run has one too, published nowhere and out of no limit
+	 * (at most TP_SAMPLE_OUT_MAX), so that a service that writes a volume can be
+	 * built */
+	uint64_t out_size = 0;
+	if (!inv->cfg->output_volume) {
+		inv->limits.output_bytes = 0;
+		if (inv->cfg->trace_log)
+			out_size = inv->limits.memory_bytes / 4 < TP_SAMPLE_OUT_MAX ?
+				       inv->limits.memory_bytes / 4 :
+				       TP_SAMPLE_OUT_MAX;
+	} else {
+		out_size = inv->limits.output_bytes ?: inv->limits.memory_bytes / 4;
+		if (out_size > UINT64_MAX - 4095)
+			out_size = UINT64_MAX - 4095;
+		out_size = inv->limits.output_bytes = (out_size + 4095) & ~(uint64_t)4095;
+	}
+	inv->has_out = out_size > 0;
+	if (r == 0 && inv->has_out)
+		r = tp_root_plan_add(plan, TP_ROOT_TMPFS, TP_OUT_DIR, NULL, out_size);
 	if (r < 0)
 		return tp_runner_fail(out, TP_END_INTERNAL, "cannot plan the root: %s",
 				      strerror(-r));
 	tp_root_plan_finish(plan);
-	return 0;
+	return check_out_hides(inv, out);
 }
 
 /* sys.path of an unsealed run: the script's directory (or /app in a traced build),

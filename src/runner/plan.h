@@ -61,4 +61,17 @@ int tp_plan_env(struct tp_invocation *inv);
  * would be larger than the channel carries, or -ENOMEM. */
 int tp_plan_boot(const struct tp_invocation *inv, uint8_t **data, size_t *size);
 
+/* The output volume (volume.c). prepare checks its directory before the run (the
+ * key, the index, cfg->expect_version) and makes the hidden sibling the next
+ * version is written into; 0, or -1 with out said. reach opens the service's /out
+ * through the root of pid (the reaper) while the service runs, and keeps it; 0 or
+ * -errno with the reason in err. publish, after a normal end (out->end a result or
+ * none), seals every file of /out into the sibling and switches it in for the
+ * directory; a failure is said in out. close frees what is left: a sibling not
+ * switched in is removed. */
+int tp_out_volume_prepare(struct tp_invocation *inv, struct tp_outcome *out);
+int tp_out_volume_reach(struct tp_out_volume *v, pid_t pid, char *err, size_t err_size);
+void tp_out_volume_publish(struct tp_invocation *inv, struct tp_outcome *out);
+void tp_out_volume_close(struct tp_out_volume *v);
+
 #endif

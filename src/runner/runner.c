@@ -522,6 +522,8 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 
 	if (tp_plan_env(inv) < 0)
 		return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
+	if (tp_out_volume_prepare(inv, out) < 0)
+		return -1;
 	if ((r = tp_plan_boot(inv, &boot, &boot_size)) == -EMSGSIZE)
 		return tp_runner_fail(out, TP_END_CONFIG,
 				      "the service's arguments, paths and preload names come to "
@@ -555,6 +557,12 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		announce(inv);
 
 	const char *interp_argv[] = { TP_PYTHON_EXE, "-I", "-S", "-B", "-c", TP_BOOT_TEXT, NULL };
+	const char *write_dirs[3] = { NULL };
+	size_t writable = 0;
+	if (inv->limits.scratch_bytes)
+		write_dirs[writable++] = "/tmp";
+	if (inv->has_out)
+		write_dirs[writable++] = TP_OUT_DIR;
 	static const struct tp_sandbox_tracer tracer = { tp_trace_filter_install, tp_trace_seize };
 	struct tp_sandbox_config sc = {
 		.interpreter = TP_PYTHON_EXE,
@@ -565,7 +573,7 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		.read_count = inv->read_trees.count,
 		.root = &inv->plan,
 		.cwd = inv->cwd,
-		.scratch_dir = inv->limits.scratch_bytes ? "/tmp" : NULL,
+		.write_dirs = write_dirs,
 		.limits = &inv->enforce,
 		.stage1 = inv->processes ? &tp_seccomp_stage1_processes : &tp_seccomp_stage1,
 		.tracer = cfg->trace_log ? &tracer : NULL,
@@ -649,6 +657,21 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 	w.channel.ctx = &w;
 	/* a result cannot be larger than the memory the service may hold */
 	w.channel.max_result = inv->limits.memory_bytes;
+	/* the service's /out, reached while the interpreter waits for its boot payload
+	 * (nothing of the service runs before it): held for the publish, it outlives
+	 * the service's mount namespace */
+	if (cfg->output_volume &&
+	    tp_sandbox_wait_exec(&sb, w.setup_err, sizeof(w.setup_err)) == 0 &&
+	    tp_out_volume_reach(&inv->volume, sb.pid, err, sizeof(err)) < 0) {
+		/* unless the run has ended already (a timeout, a cancel, the OOM killer),
+		 * which the judge says: the volume is published only after a normal end */
+		struct pollfd ended = { .fd = w.pidfd, .events = POLLIN };
+		if (!stopped(&w) && poll(&ended, 1, 0) == 0) {
+			snprintf(w.setup_err, sizeof(w.setup_err), "%s", err);
+			w.setup_failed = 1;
+			kill_service(&w);
+		}
+	}
 	/* a child that died before reading it: its setup error or status says why */
 	tp_frame_write(sb.ctrl_fd, TP_FRAME_BOOT, 0, boot, boot_size);
 	free(boot);
@@ -684,6 +707,9 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		return tp_runner_fail(out, TP_END_INTERNAL, "%s", w.setup_err);
 	mark(inv, "service reaped");
 	tp_judge(&o, out);
+	tp_out_volume_publish(inv, out);
+	if (out->volume.published)
+		mark(inv, "output volume published");
 	return 0;
 }
 
@@ -699,10 +725,12 @@ void tp_invocation_free(struct tp_invocation *inv)
 	tp_root_plan_free(&inv->plan);
 	tp_limits_cleanup(&inv->enforce);
 	tp_cache_close(&inv->cache);
+	tp_out_volume_close(&inv->volume);
 	if (inv->sealed)
 		tp_bundle_file_close(&inv->bundle);
 	memset(inv, 0, sizeof(*inv));
 	inv->cache.dir_fd = inv->cache.entry_fd = -1;
+	inv->volume.parent_fd = inv->volume.stage_fd = inv->volume.out_fd = -1;
 }
 
 void tp_outcome_free(struct tp_outcome *out)
@@ -722,6 +750,7 @@ int tp_invocation_open(const struct tp_run_config *cfg, struct tp_invocation *in
 	out->status_kind = -1;
 	inv->cfg = cfg;
 	inv->cache.dir_fd = inv->cache.entry_fd = -1;
+	inv->volume.parent_fd = inv->volume.stage_fd = inv->volume.out_fd = -1;
 	return tp_plan_open(inv, out) < 0 ? tp_plan_settle_first(inv, out) : 0;
 }
 

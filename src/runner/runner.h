@@ -23,6 +23,14 @@
 
 struct tp_trace_log;
 struct tp_invocation;
+struct tp_volume_index;
+struct tp_volume_entry;
+struct tp_pfs_reader;
+
+/* the output volume's directory inside the root (tp_run_config.output_volume) */
+#define TP_OUT_DIR "/out"
+/* teepy build's sample run has a /out of a quarter of its memory, at most this */
+#define TP_SAMPLE_OUT_MAX (64ULL << 20)
 
 /* Where the service's result goes. open is called once, on the first result frame,
  * and returns an fd to write it to, or -errno (the result is then dropped and the
@@ -83,6 +91,19 @@ struct tp_run_config {
 	 * the caller's locked memory), or NULL; not read after on_filled */
 	const uint8_t *bundle_key;
 
+	/* an output volume (docs/protected-files.md, "Output volumes"): the service gets
+	 * a writable tmpfs at /out of limits.output_bytes (0: a quarter of the memory
+	 * limit); when it ends normally (status 0, with a result or without) every file
+	 * there is sealed under volume_key (TP_SYMKEY_SIZE bytes, in the caller's locked
+	 * memory) into the directory output_volume as the volume's next version, which
+	 * replaces the last one at once; after any other end the directory is as it was.
+	 * NULL: none. With expect_version the volume must be at that version before the
+	 * run (0: none yet), else the run is refused (TP_END_VOLUME_REFUSED). */
+	const char *output_volume;
+	const uint8_t *volume_key;
+	bool expect_version_given;
+	uint64_t expect_version;
+
 	/* the cache of verified sealed roots (runner/cache.c): no_cache names why it is
 	 * not used ("--no-cache"), NULL: it is; cache_dir is the one to use (tests), NULL:
 	 * /run/teepy for root, runtime_dir/teepy for a user (runtime_dir: the caller's
@@ -131,8 +152,11 @@ enum tp_end {
 	TP_END_TIMEOUT,	    /* wall-clock timeout */
 	TP_END_REFUSED,	    /* the bundle was refused: malformed, signer, a file changed */
 	TP_END_KEY_MISSING, /* an encrypted bundle, and no key for it (cfg.bundle_key) */
-	TP_END_INTERNAL,    /* the runner could not do its part */
-	TP_END_CANCELLED,   /* stopped through cancel_fd */
+	/* the output volume was refused before the run: another key, changed, or not at
+	 * the version expected (cfg.expect_version) */
+	TP_END_VOLUME_REFUSED,
+	TP_END_INTERNAL,  /* the runner could not do its part */
+	TP_END_CANCELLED, /* stopped through cancel_fd */
 };
 
 enum tp_rule {
@@ -174,12 +198,35 @@ struct tp_outcome {
 
 	struct tp_usage usage;
 	struct rusage rusage;
+
+	/* the output volume (cfg.output_volume): published as version, with files files
+	 * of bytes plaintext bytes together */
+	struct {
+		bool published;
+		uint64_t version;
+		size_t files;
+		uint64_t bytes;
+	} volume;
 };
 
 enum tp_cache_state {
 	TP_CACHE_OFF,  /* no cache: why says why */
 	TP_CACHE_HIT,  /* the root is bound from a verified entry */
 	TP_CACHE_MISS, /* the root is filled into a new entry, then bound from it */
+};
+
+/* An output volume's directory before and after a run (runner/volume.c). */
+struct tp_out_volume {
+	int parent_fd;	 /* the directory's parent, or -1 */
+	char name[256];	 /* the directory's name in it */
+	char stage[256]; /* the sibling the next version is written into */
+	int stage_fd;	 /* that sibling, or -1 */
+	bool exists;	 /* the directory was there (a volume, or empty) */
+	bool give_owner; /* root publishing a user's: its files stay the user's */
+	unsigned owner_uid, owner_gid;
+	uint64_t version;      /* its version: 0 for none yet */
+	uint8_t volume_id[32]; /* its id, or the new volume's */
+	int out_fd;	       /* the service's /out, once reached, or -1 */
 };
 
 struct tp_cache {
@@ -229,6 +276,8 @@ struct tp_invocation {
 	 * the service is told what to run */
 	bool pending;
 	struct tp_strlist held_warnings; /* said while pending: kept until settled */
+	struct tp_out_volume volume;	 /* cfg.output_volume's */
+	bool has_out;			 /* the root has /out (a volume's, or a build's sample) */
 };
 
 /* Runs one invocation start to end and fills *out (free it with tp_outcome_free).
@@ -321,6 +370,33 @@ bool tp_data_is_sealed(int fd);
  * -EMEDIUMTYPE (not a sealed data item), -ENOMEM, or a read's error. The caller
  * has loaded libcrypto (tp_crypto_load). */
 int tp_data_unseal(int fd, uint64_t size, const uint8_t key[32], char *err, size_t err_size);
+
+/* The same for any protected file opened with rd (tp_pfs_reader_open): its
+ * plaintext, every chunk authenticated, in a sealed memfd (from offset 0). Returns
+ * the memfd, or -errno with the reason in err (tp_pfs_open_all's). */
+int tp_pfs_unseal_memfd(struct tp_pfs_reader *rd, char *err, size_t err_size);
+
+/* ---- output volumes (runner/volume.c; docs/protected-files.md) ---- */
+
+/* A volume's directory holds its index under this name, and each file as the 64 hex
+ * digits of its id and ".tpf" (tp_volume_file_name: 69 bytes with the NUL). */
+#define TP_VOLUME_INDEX_FILE "index.tpv"
+void tp_volume_file_name(const uint8_t id[32], char name[69]);
+
+/* The index of the volume in directory dir_fd, its MAC checked under key first.
+ * Returns 0 with *ix filled (tp_volume_index_free), -ENOENT when dir_fd holds no
+ * index, or -errno with the reason in err: -EKEYREJECTED (another key, or a changed
+ * byte), -EINVAL (not an index), -EPROTONOSUPPORT (a later version), or the read's
+ * error. The caller has loaded libcrypto. */
+int tp_volume_read_index(int dir_fd, const uint8_t key[32], struct tp_volume_index *ix, char *err,
+			 size_t err_size);
+
+/* The file of entry e in the volume dir_fd, opened (*fd) with a reader under key
+ * (*rd), whose header is the entry's: its id and size. Returns 0, or -errno with the
+ * reason in err: -ENOENT (missing), -EBADMSG (another file of the volume, or its
+ * size changed), or tp_pfs_reader_open's errors. */
+int tp_volume_open_file(int dir_fd, const uint8_t key[32], const struct tp_volume_entry *e, int *fd,
+			struct tp_pfs_reader **rd, char *err, size_t err_size);
 
 /* What was observed of a finished run, for tp_judge. */
 struct tp_observed {

@@ -148,8 +148,8 @@ int tp_landlock_apply(const struct tp_landlock_paths *paths)
 		r = allow_path(fd, *p, LANDLOCK_ACCESS_FS_WRITE_FILE & attr.handled_access_fs);
 	for (size_t i = 0; r == 0 && i < paths->read_count; i++)
 		r = allow_path(fd, paths->read_trees[i], READ_RIGHTS);
-	if (r == 0 && paths->scratch_dir)
-		r = allow_path(fd, paths->scratch_dir, scratch_rights);
+	for (const char *const *p = paths->write_dirs; r == 0 && p && *p; p++)
+		r = allow_path(fd, *p, scratch_rights);
 	if (r == 0 && syscall(SYS_landlock_restrict_self, fd, 0) < 0)
 		r = -errno;
 	close(fd);
@@ -159,15 +159,18 @@ int tp_landlock_apply(const struct tp_landlock_paths *paths)
 const char *tp_landlock_describe(int abi)
 {
 	if (abi >= 6)
-		return "reads only of the root's trees, writes denied outside scratch, exec of "
+		return "reads only of the root's trees, writes denied outside scratch and /out, "
+		       "exec of "
 		       "the interpreter only, TCP bind/connect denied, abstract unix sockets "
 		       "and signals scoped";
 	if (abi >= 4)
-		return "reads only of the root's trees, writes denied outside scratch, exec of the "
+		return "reads only of the root's trees, writes denied outside scratch and /out, "
+		       "exec of the "
 		       "interpreter only, TCP bind/connect denied";
 	if (abi >= 3)
 		return "reads only of the root's trees, writes and truncation denied outside "
-		       "scratch, exec of the interpreter only";
-	return "reads only of the root's trees, writes denied outside scratch, exec of the "
+		       "scratch and /out, exec of the interpreter only";
+	return "reads only of the root's trees, writes denied outside scratch and /out, exec of "
+	       "the "
 	       "interpreter only";
 }

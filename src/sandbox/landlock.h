@@ -1,5 +1,5 @@
 /* Landlock: reads only of the trees the root shows, no writes anywhere but the scratch
- * directory, exec only of the interpreter. */
+ * and output directories, exec only of the interpreter. */
 #ifndef TEEPY_SANDBOX_LANDLOCK_H
 #define TEEPY_SANDBOX_LANDLOCK_H
 
@@ -18,7 +18,9 @@ struct tp_landlock_paths {
 	 * descriptor of a host directory) lies outside every one. */
 	const char *const *read_trees;
 	size_t read_count;
-	const char *scratch_dir; /* directory with every read and write right, or NULL */
+	/* directories with every read and write right but exec (scratch, /out),
+	 * NULL-terminated, or NULL */
+	const char *const *write_dirs;
 };
 
 /* Restricts the calling thread (no_new_privs must be set). Makes no allocation: it

@@ -495,11 +495,11 @@ int tp_limits_join(const struct tp_cgroup_join *j, pid_t child, bool in_v2, cons
 	return 0;
 }
 
-/* What RLIMIT_AS is set to without a memory cgroup: the scratch tmpfs's pages are
- * memory the address space does not show, so they come out of it. */
+/* What RLIMIT_AS is set to without a memory cgroup: the pages of the scratch and
+ * output tmpfs are memory the address space does not show, so they come out of it. */
 static uint64_t fallback_address_space(const struct tp_limits_state *limits)
 {
-	return limits->set.memory_bytes - limits->set.scratch_bytes;
+	return limits->set.memory_bytes - limits->set.scratch_bytes - limits->set.output_bytes;
 }
 
 static rlim_t cpu_backstop_seconds(const struct tp_limits_state *limits)
@@ -703,6 +703,9 @@ void tp_limits_print(const struct tp_limits_state *limits, uint64_t limit_bytes,
 		if (limits->set.scratch_bytes)
 			fprintf(out, "; less the %s scratch",
 				tp_format_size(limits->set.scratch_bytes, b, sizeof(b)));
+		if (limits->set.output_bytes)
+			fprintf(out, "; less the %s of /out",
+				tp_format_size(limits->set.output_bytes, b, sizeof(b)));
 		fprintf(out,
 			")\n  not counted   memory the kernel holds for the service: socket "
 			"and pipe buffers (bounded: %u descriptors per process, default buffer "

@@ -397,6 +397,12 @@ static int make_mountpoint(const char *path, bool dir)
 	return 0;
 }
 
+unsigned tp_root_tmpfs_inodes(uint64_t size)
+{
+	uint64_t n = size / 4096 + 1024;
+	return n < TP_ROOT_TMPFS_INODES ? (unsigned)n : TP_ROOT_TMPFS_INODES;
+}
+
 int tp_root_enter(const struct tp_root_plan *plan, int (*after_pivot)(void *), void *arg, char *err,
 		  size_t err_size)
 {
@@ -487,7 +493,7 @@ int tp_root_enter(const struct tp_root_plan *plan, int (*after_pivot)(void *), v
 		switch (op->kind) {
 		case TP_ROOT_TMPFS:
 			snprintf(options, sizeof(options), "mode=1777,size=%llu,nr_inodes=%u",
-				 (unsigned long long)op->size, TP_ROOT_TMPFS_INODES);
+				 (unsigned long long)op->size, tp_root_tmpfs_inodes(op->size));
 			/* noexec: a program written there is none of the root's files, the
 			 * only ones a processes policy may run, nor may a library there be
 			 * mapped executable */

@@ -17,9 +17,16 @@ enum tp_root_op_kind {
 	TP_ROOT_FILE,	 /* a small file the runtime writes: source is its content */
 };
 
-/* Inodes of each tmpfs teepy mounts (the root, scratch): far more than any root
- * holds, and the same on every host. */
+/* Inodes of the root's tmpfs: far more than any root holds, and the same on every
+ * host (a tmpfs's default, half the host's RAM pages, would tell the service how
+ * much memory the host has). */
 #define TP_ROOT_TMPFS_INODES 1048576u
+
+/* Inodes of a writable tmpfs of size bytes (scratch, /out): one a page and 1024 more
+ * for directories and empty files, at most TP_ROOT_TMPFS_INODES. Each inode is
+ * kernel memory a memory cgroup may not count (RLIMIT_AS never does): what a
+ * service can pin so stays in proportion to the size it was given. Pure. */
+unsigned tp_root_tmpfs_inodes(uint64_t size);
 
 struct tp_root_op {
 	enum tp_root_op_kind kind;

@@ -413,7 +413,7 @@ static int service_main(void *arg)
 		.write_files = write_files,
 		.read_trees = cfg->read_trees,
 		.read_count = cfg->read_count,
-		.scratch_dir = cfg->scratch_dir,
+		.write_dirs = cfg->write_dirs,
 	};
 	r = tp_landlock_apply(&ll);
 	if (r == -ENOSYS)

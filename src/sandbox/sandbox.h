@@ -42,7 +42,7 @@ struct tp_sandbox_config {
 	size_t read_count;
 	const struct tp_root_plan *root;
 	const char *cwd;		      /* inside the root */
-	const char *scratch_dir;	      /* inside the root, or NULL */
+	const char *const *write_dirs;	      /* inside the root (Landlock's), or NULL */
 	const struct tp_limits_state *limits; /* prepared by tp_limits_prepare */
 	const struct tp_cgroup_join *join;    /* opened by tp_limits_open_join */
 	const struct tp_bpf *stage1;

@@ -14,11 +14,9 @@ from pathlib import Path
 import pytest
 
 from exit_codes import EXIT
+from protected_files import CHUNK, HEADER, TAG, chunk_offset, chunks_of, sealed_size
 
-# the format (docs/protected-files.md, src/pfs/pfs.h)
-HEADER = 72
-CHUNK = 65536
-TAG = 16
+# the format (docs/protected-files.md, src/pfs/pfs.h; the sizes in protected_files.py)
 SIZE_FIELD = 16  # plaintext size, u64 LE, bytes 16..24
 ID_FIELD = 24  # item id, bytes 24..56
 CHECK_FIELD = 56  # key check, bytes 56..72
@@ -35,19 +33,6 @@ def one_line(r):
     assert len(lines) == 1, f"expected one stderr line, got {len(lines)}: {r.err!r}"
     assert lines[0].startswith("teepy:"), lines[0]
     return lines[0]
-
-
-def chunks_of(size):
-    return 1 if size == 0 else -(-size // CHUNK)
-
-
-def sealed_size(size):
-    return HEADER + TAG * chunks_of(size) + size
-
-
-def chunk_offset(i):
-    """Where chunk i (ciphertext, then its tag) starts in the sealed item."""
-    return HEADER + i * (CHUNK + TAG)
 
 
 def mode(path):

@@ -3,6 +3,7 @@
 Every hostile script reports what happened through teex.TEEX_return(json.dumps(...))
 so the tests can assert exact errno values.
 """
+import errno
 import textwrap
 
 PRELUDE = '''
@@ -38,6 +39,41 @@ def attempt(fn, *args, **kwargs):
 def report(obj):
     teex.TEEX_return(json.dumps(obj))
 '''
+
+
+# For a hostile body, before its own lines: noexec_probe(DIR) copies a library into
+# DIR, a directory the service may write, and returns DIR's mount flags and whether
+# the copy maps executable or loads (the original does); assert_noexec checks them.
+NOEXEC_PROBE = '''
+import mmap, shutil
+
+
+def noexec_probe(directory):
+    lib = "/usr/lib/x86_64-linux-gnu/libz.so.1"
+    copy = directory + "/libcopy.so"
+    shutil.copy(lib, copy)
+    st = os.statvfs(directory)
+    fd = os.open(copy, os.O_RDONLY)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    ctypes.set_errno(0)
+    addr = libc.mmap(None, 4096, mmap.PROT_READ | mmap.PROT_EXEC, mmap.MAP_PRIVATE, fd, 0)
+    return {"flags": [bool(st.f_flag & f) for f in (os.ST_NOEXEC, os.ST_NOSUID, os.ST_NODEV)],
+            "mmap_exec": [addr, ctypes.get_errno()],
+            "mmap_read": attempt(lambda: len(mmap.mmap(fd, 4096, prot=mmap.PROT_READ))),
+            "dlopen": attempt(ctypes.CDLL, copy),
+            "dlopen_original": attempt(lambda: ctypes.CDLL(lib) and "loaded")}
+'''
+
+
+def assert_noexec(out):
+    """What noexec_probe reported of a directory mounted noexec, nosuid and nodev."""
+    assert out["flags"] == [True, True, True], out
+    assert out["mmap_exec"] == [2**64 - 1, errno.EPERM], out  # MAP_FAILED
+    assert out["mmap_read"] == {"ok": 4096}, out
+    assert out["dlopen"][0] == "OSError", out
+    assert out["dlopen_original"] == {"ok": "loaded"}, out
 
 
 def hostile(script, body, name="svc.py", **values):

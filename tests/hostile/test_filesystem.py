@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from exit_codes import EXIT, landlock_abi
-from hostile_prelude import failed, hostile
+from hostile_prelude import NOEXEC_PROBE, assert_noexec, failed, hostile
 from supervision import WAITING, listing, waiting_root
 
 WRITE_DENIED = (errno.EROFS, errno.EACCES, errno.EPERM)
@@ -522,32 +522,8 @@ def test_fifos_xattrs_and_chown_in_scratch_only_devices_never(as_user, run, scri
 def test_scratch_is_noexec_nosuid_nodev(as_user, run, script):
     """Nothing written to scratch can be executed or mapped executable (a library
     copied there does not load), whatever the policy."""
-    s = hostile(
-        script,
-        """
-        import mmap, shutil
-        lib = "/usr/lib/x86_64-linux-gnu/libz.so.1"
-        shutil.copy(lib, "/tmp/libcopy.so")
-        st = os.statvfs("/tmp")
-        fd = os.open("/tmp/libcopy.so", os.O_RDONLY)
-        libc.mmap.restype = ctypes.c_void_p
-        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                              ctypes.c_int, ctypes.c_long]
-        ctypes.set_errno(0)
-        addr = libc.mmap(None, 4096, mmap.PROT_READ | mmap.PROT_EXEC, mmap.MAP_PRIVATE, fd, 0)
-        report({"flags": [bool(st.f_flag & f) for f in (os.ST_NOEXEC, os.ST_NOSUID, os.ST_NODEV)],
-                "mmap_exec": [addr, ctypes.get_errno()],
-                "mmap_read": attempt(lambda: len(mmap.mmap(fd, 4096, prot=mmap.PROT_READ))),
-                "dlopen": attempt(ctypes.CDLL, "/tmp/libcopy.so"),
-                "dlopen_original": attempt(lambda: ctypes.CDLL(lib) and "loaded")})
-        """,
-    )
-    out = run("run", s, "--scratch", "4M").json()
-    assert out["flags"] == [True, True, True], out
-    assert out["mmap_exec"] == [2**64 - 1, errno.EPERM], out  # MAP_FAILED
-    assert out["mmap_read"] == {"ok": 4096}, out
-    assert out["dlopen"][0] == "OSError", out
-    assert out["dlopen_original"] == {"ok": "loaded"}, out
+    s = hostile(script, NOEXEC_PROBE + 'report(noexec_probe("/tmp"))\n')
+    assert_noexec(run("run", s, "--scratch", "4M").json())
 
 
 # ---------------------------------------------------------------- what may be made visible

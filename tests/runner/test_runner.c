@@ -2,6 +2,8 @@
  * each ending its own way, and each outcome checked. Runs real sandboxes, so it
  * needs what teepy run needs (user namespaces, Landlock) and _teepy beside it. */
 #include "../unit/test.h"
+#include "../../src/crypto/crypto.h"
+#include "../../src/pfs/volume.h"
 #include "../../src/runner/runner.h"
 
 #include <errno.h>
@@ -448,6 +450,88 @@ static void test_a_config_error_is_said_not_printed(void)
 	tp_outcome_free(&out);
 }
 
+/* The plaintext of NAME in the volume at path, read through the library, or NULL. */
+static char *volume_file(const char *path, const uint8_t *key, const char *name, uint64_t *version)
+{
+	struct tp_volume_index ix;
+	struct tp_pfs_reader *rd = NULL;
+	char err[512], *text = NULL;
+	int dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd = -1;
+
+	if (dir_fd < 0 || tp_volume_read_index(dir_fd, key, &ix, err, sizeof(err)) < 0) {
+		printf("  %s: %s\n", path, dir_fd < 0 ? strerror(errno) : err);
+		if (dir_fd >= 0)
+			close(dir_fd);
+		return NULL;
+	}
+	*version = ix.version;
+	for (size_t i = 0; i < ix.count; i++) {
+		if (strcmp(ix.entries[i].name, name) != 0)
+			continue;
+		size_t size;
+		if (tp_volume_open_file(dir_fd, key, &ix.entries[i], &fd, &rd, err, sizeof(err)) ==
+			0 &&
+		    (text = calloc(1, 1 << TP_PFS_DEFAULT_SHIFT)) &&
+		    tp_pfs_read_chunk(rd, 0, text, &size, err, sizeof(err)) < 0) {
+			free(text);
+			text = NULL;
+		}
+		tp_pfs_reader_free(rd);
+		if (fd >= 0)
+			close(fd);
+	}
+	tp_volume_index_free(&ix);
+	close(dir_fd);
+	return text;
+}
+
+static void test_an_output_volume_version_after_version(void)
+{
+	struct tp_run_config cfg = config(script(
+	    "vol.py", "import os, teex\n"
+		      "os.makedirs('/out/sub', exist_ok=True)\n"
+		      "open('/out/sub/said.txt', 'w').write('said ' + teex.TEEX_getinput())\n"
+		      "if teex.TEEX_getinput() == 'fail': raise SystemExit(4)\n"
+		      "teex.TEEX_return('ok')\n"));
+	uint8_t *key = tp_secret_alloc(TP_SYMKEY_SIZE);
+	char path[600], err[256];
+	struct tp_outcome out;
+	uint64_t version = 0;
+	char *text;
+
+	CHECK(key && tp_crypto_load(err, sizeof(err)) == 0 && tp_random(key, TP_SYMKEY_SIZE) == 0);
+	snprintf(path, sizeof(path), "%s/volume", dir);
+	cfg.output_volume = path;
+	cfg.volume_key = key;
+	const char *inputs[] = { "one", "two", "fail" };
+	for (int i = 0; i < 3; i++) {
+		cfg.input = inputs[i];
+		cfg.input_size = strlen(inputs[i]);
+		CHECK(tp_invoke(&cfg, &out) == 0);
+		show(inputs[i], &out);
+		CHECK(out.end == (i < 2 ? TP_END_RESULT : TP_END_FAILED));
+		CHECK(out.volume.published == (i < 2));
+		CHECK(i == 2 || (out.volume.version == (uint64_t)i + 1 && out.volume.files == 1));
+		tp_outcome_free(&out);
+	}
+	/* the failed run left the second version as it was */
+	text = volume_file(path, key, "sub/said.txt", &version);
+	CHECK(version == 2);
+	CHECK_STR(text ? text : "", "said two");
+	free(text);
+
+	/* an older version expected: refused before the service runs */
+	cfg.input = "three";
+	cfg.input_size = 5;
+	cfg.expect_version_given = true;
+	cfg.expect_version = 1;
+	CHECK(tp_invoke(&cfg, &out) == 0);
+	CHECK(out.end == TP_END_VOLUME_REFUSED && out.wait_status == -1);
+	CHECK(strstr(out.message, "at version 2, not 1") != NULL);
+	tp_outcome_free(&out);
+	tp_secret_free(key, TP_SYMKEY_SIZE);
+}
+
 int main(void)
 {
 	static const struct tp_test tests[] = {
@@ -473,6 +557,9 @@ int main(void)
 		  test_a_handed_host_directory_cannot_be_read_in_a_sealed_root },
 		{ "runner: a config error is said, not printed",
 		  test_a_config_error_is_said_not_printed },
+		{ "runner: an output volume, version after version; a failed run publishes "
+		  "nothing",
+		  test_an_output_volume_version_after_version },
 	};
 	int passed = 0, failed = 0;
 	char cmd[600];

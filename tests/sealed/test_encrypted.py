@@ -19,6 +19,7 @@ import time
 import pytest
 
 from exit_codes import EXIT
+from protected_files import holding, recent_files
 from sealed_support import TEEPY, bundle_manifest, build, flip, inspect_json, resign, teepy
 
 NOBODY = 65534
@@ -563,36 +564,6 @@ def test_the_manifest_records_the_protected_form_never_the_plaintext_hash(encryp
 
 # ---- confidentiality ----
 
-def recent_files(top, since):
-    """Regular files under top changed at or after since."""
-    found = []
-    for root, _dirs, files in os.walk(top, onerror=lambda e: None):
-        for name in files:
-            path = os.path.join(root, name)
-            try:
-                st = os.lstat(path)
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode) and max(st.st_mtime, st.st_ctime) >= since:
-                found.append(path)
-    return found
-
-
-def holding(paths, marks):
-    """{path: [markers it holds]} for the paths holding any."""
-    held = {}
-    for path in paths:
-        try:
-            with open(path, "rb") as f:
-                data = f.read(256 << 20)
-        except OSError:
-            continue
-        hits = [m for m in marks if m.encode() in data]
-        if hits:
-            held[path] = hits
-    return held
-
-
 def test_the_plaintext_shows_only_in_the_result_the_service_returns(work, keys):
     """Markers in the code, a module and a data file: after build, inspect, a run
     (with --print-config) and a refused run, none is in the bundle, the key-less
@@ -625,7 +596,7 @@ def test_the_plaintext_shows_only_in_the_result_the_service_returns(work, keys):
     # files: the search finds the developer's own copies, and nothing else
     tops = ["/tmp", "/var/tmp", "/dev/shm", os.path.dirname(os.path.abspath(TEEPY))]
     files = [p for top in tops for p in recent_files(top, since)]
-    everywhere = holding(files, marks)
+    everywhere = holding(files, [m.encode() for m in marks])
     assert {p for p in everywhere if p.startswith(app + os.sep)} == \
         {os.path.join(app, n) for n in ("svc.py", "helper.py", "data/table.txt")}
     assert {p: h for p, h in everywhere.items() if not p.startswith(app + os.sep)} == {}
