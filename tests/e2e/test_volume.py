@@ -857,7 +857,9 @@ def test_an_old_sibling_is_removed_unless_a_live_process_holds_it(as_user, run, 
         pytest.skip("needs root, mkfs.ext4 and debugfs to mount a file system of old files")
     image = file_system_with_an_old_sibling(tmp, as_user)
     root = tmp.make_sibling("fs")
-    subprocess.run(["mount", "-o", "loop", image, root], check=True)
+    mounted = subprocess.run(["mount", "-o", "loop", image, root], capture_output=True)
+    if mounted.returncode != 0:  # a kernel without loop devices (check-kernel's guest)
+        pytest.skip(f"cannot mount a loop image here: {mounted.stderr.decode().strip()}")
     try:
         os.chown(root, *(2 * [NOBODY if as_user == "user" else 0]))
         place = Place(root, run, as_user)
