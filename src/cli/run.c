@@ -607,52 +607,48 @@ static int check_mode(const struct tp_run_opts *o)
 	return TP_EXIT_USAGE;
 }
 
+/* The key file path given with flag into locked memory (*slot, which the run frees),
+ * and the runner's config pointed at it. Returns an exit code or 0. */
+static int read_key(const char *flag, const char *path, uint8_t **slot, const uint8_t **cfg_key)
+{
+	char err[PATH_MAX + 128];
+
+	/* no core dump holds it (not PR_SET_DUMPABLE: the sandbox's id maps need it) */
+	tp_secret_no_core(false);
+	if (!(*slot = tp_secret_alloc(TP_SYMKEY_SIZE)))
+		return refused(TP_EXIT_INTERNAL, "out of memory");
+	if (tp_symkey_read(path, *slot, err, sizeof(err)) < 0)
+		return usage_error("%s %s: %s", flag, path, err);
+	*cfg_key = *slot;
+	return 0;
+}
+
 /* --bundle-key: an encrypted bundle's key, into locked memory (a build's sample
  * run, unsealed, leaves it to build). Returns an exit code or 0. */
 static int load_bundle_key(struct cli_run *run)
 {
-	char err[PATH_MAX + 128];
-
 	if (!run->opts.bundle_key || run->traced_out)
 		return 0;
 	if (!run->cfg.is_bundle)
 		return usage_error("--bundle-key: %s is not a bundle; only an encrypted bundle "
 				   "(teepy build --encrypt) has a bundle key",
 				   run->opts.script);
-	/* no core dump holds it (not PR_SET_DUMPABLE: the sandbox's id maps need it) */
-	tp_secret_no_core(false);
-	if (!(run->bundle_key = tp_secret_alloc(TP_SYMKEY_SIZE)))
-		return refused(TP_EXIT_INTERNAL, "out of memory");
-	if (tp_symkey_read(run->opts.bundle_key, run->bundle_key, err, sizeof(err)) < 0)
-		return usage_error("--bundle-key %s: %s", run->opts.bundle_key, err);
-	run->cfg.bundle_key = run->bundle_key;
-	return 0;
+	return read_key("--bundle-key", run->opts.bundle_key, &run->bundle_key,
+			&run->cfg.bundle_key);
 }
 
-/* --output-volume's key, into locked memory until the run ends. Returns an exit
- * code or 0. */
+/* --output-volume's key, into locked memory until the run ends (without one the
+ * runner refuses the volume). Returns an exit code or 0. */
 static int load_volume_key(struct cli_run *run)
 {
 	const struct tp_run_opts *o = &run->opts;
-	char err[PATH_MAX + 128];
 
 	run->cfg.output_volume = o->output_volume;
 	run->cfg.expect_version_given = o->expect_version_given;
 	run->cfg.expect_version = o->expect_version;
-	if (!o->output_volume)
+	if (!o->output_volume || !o->volume_key)
 		return 0;
-	if (!o->volume_key)
-		return refused(TP_EXIT_KEY_MISSING,
-			       "--output-volume %s: no volume key; give it with --volume-key KEY "
-			       "(make one with: teepy keygen --symmetric -o vol.key)",
-			       o->output_volume);
-	tp_secret_no_core(false);
-	if (!(run->volume_key = tp_secret_alloc(TP_SYMKEY_SIZE)))
-		return refused(TP_EXIT_INTERNAL, "out of memory");
-	if (tp_symkey_read(o->volume_key, run->volume_key, err, sizeof(err)) < 0)
-		return usage_error("--volume-key %s: %s", o->volume_key, err);
-	run->cfg.volume_key = run->volume_key;
-	return 0;
+	return read_key("--volume-key", o->volume_key, &run->volume_key, &run->cfg.volume_key);
 }
 
 /* The runner's config from the flags. Returns an exit code or 0. */

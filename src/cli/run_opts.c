@@ -308,17 +308,12 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 	}
 	case RUN_OUTPUT_MAX:
 		return parse_size_setting(what, value, &l->output_bytes, err, err_size);
-	case RUN_EXPECT_VERSION: {
-		char *end;
-		errno = 0;
-		unsigned long long n = strtoull(value, &end, 10);
-		if (errno || *end || end == value || value[0] == '-' || value[0] == '+')
+	case RUN_EXPECT_VERSION:
+		if (tp_parse_count(value, &opts->expect_version) < 0)
 			return tp_errf(err, err_size, "%s: '%s' is not a version (0, 1, 2 ...)",
 				       what, value);
-		opts->expect_version = n;
 		opts->expect_version_given = true;
 		return 0;
-	}
 	case RUN_MEMORY:
 		opts->limits_given |= TP_LIMIT_MEMORY;
 		return parse_size_setting(what, value, &l->memory_bytes, err, err_size);

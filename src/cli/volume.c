@@ -8,6 +8,7 @@
 #include "../common/io.h"
 #include "../common/log.h"
 #include "../common/term.h"
+#include "../common/units.h"
 #include "../crypto/crypto.h"
 #include "../pfs/pfs.h"
 #include "../pfs/volume.h"
@@ -121,7 +122,7 @@ static int open_volume(struct volume_cmd *c)
 	if (r == -EKEYREJECTED)
 		return refused(c, TP_EXIT_DATA_REFUSED,
 			       "%s (is --volume-key the key it was sealed with?)", err);
-	if (r == -EINVAL || r == -EPROTONOSUPPORT)
+	if (tp_pfs_refused(r))
 		return refused(c, TP_EXIT_DATA_REFUSED, "%s", err);
 	if (r < 0)
 		return refused(c, r == -ENOMEM ? TP_EXIT_INTERNAL : TP_EXIT_USAGE, "%s", err);
@@ -239,17 +240,6 @@ static int cat(struct volume_cmd *c)
 	return TP_EXIT_OK;
 }
 
-static int parse_version(const char *text, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long n = strtoull(text, &end, 10);
-	if (errno || *end || end == text || text[0] == '-' || text[0] == '+')
-		return -EINVAL;
-	*out = n;
-	return 0;
-}
-
 int tp_cmd_volume(int argc, char **argv)
 {
 	struct volume_cmd c = { .dir_fd = -1 };
@@ -284,7 +274,7 @@ int tp_cmd_volume(int argc, char **argv)
 			c.key_path = p.value;
 			break;
 		case VOLUME_EXPECT:
-			if (parse_version(p.value, &c.expect) < 0) {
+			if (tp_parse_count(p.value, &c.expect) < 0) {
 				tp_error("volume: %s: '%s' is not a version (0, 1, 2 ...)", p.given,
 					 p.value);
 				return TP_EXIT_USAGE;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -128,4 +129,18 @@ const char *tp_format_duration(uint64_t ms, char *buf, size_t buf_size)
 	else
 		snprintf(buf, buf_size, "%llu ms", (unsigned long long)ms);
 	return buf;
+}
+
+int tp_parse_count(const char *text, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	unsigned long long n = strtoull(text, &end, 10);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (errno || *end || end == text || text[0] == '-' || text[0] == '+')
+		return -EINVAL;
+	*out = n;
+	return 0;
 }

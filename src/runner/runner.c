@@ -713,6 +713,13 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 	return 0;
 }
 
+/* An invocation holding none yet: its cache's and its volume's descriptors -1. */
+static void no_descriptors(struct tp_invocation *inv)
+{
+	inv->cache.dir_fd = inv->cache.entry_fd = -1;
+	inv->volume.parent_fd = inv->volume.stage_fd = inv->volume.out_fd = -1;
+}
+
 void tp_invocation_free(struct tp_invocation *inv)
 {
 	tp_strlist_free(&inv->python_path);
@@ -729,8 +736,7 @@ void tp_invocation_free(struct tp_invocation *inv)
 	if (inv->sealed)
 		tp_bundle_file_close(&inv->bundle);
 	memset(inv, 0, sizeof(*inv));
-	inv->cache.dir_fd = inv->cache.entry_fd = -1;
-	inv->volume.parent_fd = inv->volume.stage_fd = inv->volume.out_fd = -1;
+	no_descriptors(inv);
 }
 
 void tp_outcome_free(struct tp_outcome *out)
@@ -749,8 +755,7 @@ int tp_invocation_open(const struct tp_run_config *cfg, struct tp_invocation *in
 	out->result_fd = -1;
 	out->status_kind = -1;
 	inv->cfg = cfg;
-	inv->cache.dir_fd = inv->cache.entry_fd = -1;
-	inv->volume.parent_fd = inv->volume.stage_fd = inv->volume.out_fd = -1;
+	no_descriptors(inv);
 	return tp_plan_open(inv, out) < 0 ? tp_plan_settle_first(inv, out) : 0;
 }
 

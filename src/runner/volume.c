@@ -41,12 +41,7 @@
 
 void tp_volume_file_name(const uint8_t id[32], char name[69])
 {
-	static const char hex[] = "0123456789abcdef";
-
-	for (int i = 0; i < 32; i++) {
-		name[2 * i] = hex[id[i] >> 4];
-		name[2 * i + 1] = hex[id[i] & 15];
-	}
+	tp_hex(id, 32, name);
 	memcpy(name + 64, ".tpf", 5);
 }
 
@@ -152,32 +147,32 @@ static bool dir_is_empty(int dir_fd)
 	return empty;
 }
 
-/* The volume's state as the directory shows it now: *exists, and for a volume its
- * version and id (a new or empty directory: version 0). Returns 0, or -1 with out
- * said (end: how a refusal ends). */
+/* The volume's state as the directory shows it now: *exists (and its stat in *st),
+ * and for a volume its version and id (a new or empty directory: version 0).
+ * Returns 0, or -1 with out said (end: how a refusal ends). */
 static int read_state(const struct tp_run_config *cfg, const struct tp_out_volume *v, bool *exists,
-		      uint64_t *version, uint8_t volume_id[32], struct tp_outcome *out)
+		      struct stat *st, uint64_t *version, uint8_t volume_id[32],
+		      struct tp_outcome *out)
 {
 	const char *given = cfg->output_volume;
 	struct tp_volume_index ix;
-	struct stat st;
 	char err[512];
 	int fd, r;
 
 	*exists = false;
 	*version = 0;
-	if (fstatat(v->parent_fd, v->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+	if (fstatat(v->parent_fd, v->name, st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno == ENOENT)
 			return 0;
 		return tp_runner_fail(out, TP_END_CONFIG, "--output-volume %s: %s", given,
 				      strerror(errno));
 	}
-	if (S_ISLNK(st.st_mode))
+	if (S_ISLNK(st->st_mode))
 		return tp_runner_fail(out, TP_END_CONFIG,
 				      "--output-volume %s: a symbolic link; give the volume's "
 				      "directory itself",
 				      given);
-	if (!S_ISDIR(st.st_mode))
+	if (!S_ISDIR(st->st_mode))
 		return tp_runner_fail(out, TP_END_CONFIG,
 				      "--output-volume %s: not a directory; give a new or empty "
 				      "directory, or a volume's",
@@ -191,11 +186,11 @@ static int read_state(const struct tp_run_config *cfg, const struct tp_out_volum
 	 * one it may write, and not another's in a sticky directory such as /tmp) */
 	struct stat parent;
 	const char *cannot = NULL;
-	if (fstat(v->parent_fd, &parent) < 0 || parent.st_dev != st.st_dev)
+	if (fstat(v->parent_fd, &parent) < 0 || parent.st_dev != st->st_dev)
 		cannot = "a mount point";
 	else if (faccessat(v->parent_fd, v->name, W_OK | X_OK, AT_EACCESS) < 0)
 		cannot = "not writable by this user";
-	else if (geteuid() != 0 && (parent.st_mode & S_ISVTX) && st.st_uid != geteuid() &&
+	else if (geteuid() != 0 && (parent.st_mode & S_ISVTX) && st->st_uid != geteuid() &&
 		 parent.st_uid != geteuid())
 		cannot = "another user's, in a sticky directory";
 	if (cannot) {
@@ -218,7 +213,7 @@ static int read_state(const struct tp_run_config *cfg, const struct tp_out_volum
 				      given, TP_VOLUME_INDEX_FILE);
 	}
 	close(fd);
-	if (r == -EKEYREJECTED || r == -EINVAL || r == -EPROTONOSUPPORT)
+	if (tp_pfs_refused(r))
 		return tp_runner_fail(out, TP_END_VOLUME_REFUSED, "--output-volume %s: refused: %s",
 				      given, err);
 	if (r < 0)
@@ -344,13 +339,11 @@ int tp_out_volume_prepare(struct tp_invocation *inv, struct tp_outcome *out)
 		return tp_runner_fail(out, TP_END_CONFIG,
 				      "--output-volume %s: its directory %s: %s", given, parent,
 				      strerror(errno));
-	if (read_state(cfg, v, &v->exists, &v->version, v->volume_id, out) < 0)
+	struct stat dir;
+	if (read_state(cfg, v, &v->exists, &dir, &v->version, v->volume_id, out) < 0)
 		return -1;
 	/* root publishing a user's volume keeps it theirs */
-	struct stat dir;
-	v->give_owner = v->exists && geteuid() == 0 &&
-			fstatat(v->parent_fd, v->name, &dir, AT_SYMLINK_NOFOLLOW) == 0 &&
-			dir.st_uid != 0;
+	v->give_owner = v->exists && geteuid() == 0 && dir.st_uid != 0;
 	if (v->give_owner) {
 		v->owner_uid = dir.st_uid;
 		v->owner_gid = dir.st_gid;
@@ -674,6 +667,15 @@ static bool cancelled(const struct tp_run_config *cfg)
 	return cfg->cancel_fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
 }
 
+/* A publish the caller stopped before the switch. Returns -1. */
+static int say_cancelled(struct tp_outcome *out, const char *given)
+{
+	return tp_runner_fail(out, TP_END_CANCELLED,
+			      "stopped before the output volume %s was published; nothing was "
+			      "published",
+			      given);
+}
+
 /* An exclusive lock of the volume's directory (fd), waited for while the caller
  * lets it: a reader (teepy volume) or another run's publish holds it briefly.
  * Only this user and root can open the directory (0700 once a version is in). */
@@ -702,6 +704,7 @@ static int switch_in(struct tp_invocation *inv, struct tp_outcome *out)
 	const char *given = cfg->output_volume;
 	uint8_t volume_id[32];
 	uint64_t version;
+	struct stat dir;
 	bool exists;
 	int dir_fd = -1, r = 0;
 
@@ -711,10 +714,7 @@ static int switch_in(struct tp_invocation *inv, struct tp_outcome *out)
 		r = dir_fd < 0 ? -errno : lock_dir(cfg, dir_fd);
 	}
 	if (r == -ECANCELED)
-		r = tp_runner_fail(out, TP_END_CANCELLED,
-				   "stopped before the output volume %s was published; nothing was "
-				   "published",
-				   given);
+		r = say_cancelled(out, given);
 	else if (r == -ETIMEDOUT)
 		r = tp_runner_fail(
 		    out, TP_END_INTERNAL,
@@ -726,7 +726,7 @@ static int switch_in(struct tp_invocation *inv, struct tp_outcome *out)
 				   "--output-volume %s: cannot lock it: %s; nothing was published",
 				   given, strerror(-r));
 	else
-		r = read_state(cfg, v, &exists, &version, volume_id, out);
+		r = read_state(cfg, v, &exists, &dir, &version, volume_id, out);
 	if (r == 0 && (exists != v->exists || version != v->version ||
 		       (version && memcmp(volume_id, v->volume_id, 32) != 0)))
 		r = tp_runner_fail(out, TP_END_VOLUME_REFUSED,
@@ -818,10 +818,7 @@ void tp_out_volume_publish(struct tp_invocation *inv, struct tp_outcome *out)
 	if (r == 0 && cancelled(cfg))
 		r = -ECANCELED;
 	if (r == -ECANCELED) {
-		tp_runner_fail(out, TP_END_CANCELLED,
-			       "stopped before the output volume %s was published; nothing was "
-			       "published",
-			       given);
+		say_cancelled(out, given);
 		goto out;
 	}
 	if (r < 0) {
