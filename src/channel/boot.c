@@ -70,9 +70,11 @@ static int emit(const struct tp_boot *b, struct out *o)
 	    (r = add(o, TP_BOOT_ENTRY, b->entry, strlen(b->entry))) < 0 ||
 	    (r = add(o, TP_BOOT_DATA_COUNT, count, strlen(count))) < 0 ||
 	    (r = add_list(o, TP_BOOT_ARG, b->argv, b->argv_count)) < 0 ||
-	    (r = add_list(o, TP_BOOT_PATH, b->path, b->path_count)) < 0)
+	    (r = add_list(o, TP_BOOT_PATH, b->path, b->path_count)) < 0 ||
+	    (r = add_list(o, TP_BOOT_PRELOAD, b->preload, b->preload_count)) < 0 ||
+	    (r = add_list(o, TP_BOOT_SITE, b->site, b->site_count)) < 0)
 		return r;
-	return add_list(o, TP_BOOT_PRELOAD, b->preload, b->preload_count);
+	return b->sealed ? add(o, TP_BOOT_SEALED, "1", 1) : 0;
 }
 
 int tp_boot_encode(const struct tp_boot *boot, uint8_t **out, size_t *out_size)
@@ -152,8 +154,9 @@ struct census {
 	bool have_filter;
 	bool have_entry;
 	bool have_count;
+	bool sealed;
 	uint64_t data_count;
-	size_t lists[3];     /* argv, path, preload */
+	size_t lists[4];     /* argv, path, preload, site */
 	size_t string_bytes; /* every string with its NUL */
 };
 
@@ -166,6 +169,8 @@ static int list_index(uint8_t tag)
 		return 1;
 	case TP_BOOT_PRELOAD:
 		return 2;
+	case TP_BOOT_SITE:
+		return 3;
 	}
 	return -1;
 }
@@ -194,6 +199,14 @@ static int take_census(const uint8_t *bytes, size_t size, struct census *c)
 			c->have_count = true;
 			continue;
 		}
+		if (f.tag == TP_BOOT_SEALED) {
+			if (f.size != 1 || f.value[0] != '1')
+				return -EBADMSG;
+			if (c->sealed)
+				return -EPROTO;
+			c->sealed = true;
+			continue;
+		}
 		if (f.tag != TP_BOOT_ENTRY && list_index(f.tag) < 0)
 			return -EPROTO;
 		if (memchr(f.value, '\0', f.size))
@@ -215,8 +228,8 @@ static int take_census(const uint8_t *bytes, size_t size, struct census *c)
 int tp_boot_decode(const void *bytes, size_t size, struct tp_boot *boot)
 {
 	struct census c = { 0 };
-	const char **lists[3];
-	size_t filled[3] = { 0 };
+	const char **lists[4];
+	size_t filled[4] = { 0 };
 	struct field f;
 	size_t pos = 0, ptrs_at, strings_at, total;
 	char *block, *strings;
@@ -229,10 +242,10 @@ int tp_boot_decode(const void *bytes, size_t size, struct tp_boot *boot)
 		return r;
 
 	/* one block: the filter first (malloc's alignment suits sock_filter), then the
-	 * three pointer arrays, then the strings; bounded by a few times size, which is
+	 * four pointer arrays, then the strings; bounded by a few times size, which is
 	 * at most TP_MAX_BOOT_SIZE, so nothing here overflows */
 	ptrs_at = (c.filter.size + alignof(char *) - 1) / alignof(char *) * alignof(char *);
-	strings_at = ptrs_at + (c.lists[0] + c.lists[1] + c.lists[2]) * sizeof(char *);
+	strings_at = ptrs_at + (c.lists[0] + c.lists[1] + c.lists[2] + c.lists[3]) * sizeof(char *);
 	total = strings_at + c.string_bytes;
 	block = malloc(total);
 	if (!block)
@@ -241,6 +254,7 @@ int tp_boot_decode(const void *bytes, size_t size, struct tp_boot *boot)
 	lists[0] = (const char **)(void *)(block + ptrs_at);
 	lists[1] = lists[0] + c.lists[0];
 	lists[2] = lists[1] + c.lists[1];
+	lists[3] = lists[2] + c.lists[2];
 	strings = block + strings_at;
 
 	/* the census checked every field: this pass only copies */
@@ -265,6 +279,9 @@ int tp_boot_decode(const void *bytes, size_t size, struct tp_boot *boot)
 	boot->path_count = c.lists[1];
 	boot->preload = lists[2];
 	boot->preload_count = c.lists[2];
+	boot->site = lists[3];
+	boot->site_count = c.lists[3];
+	boot->sealed = c.sealed;
 	boot->data_count = c.data_count;
 	boot->owned = block;
 	return 0;

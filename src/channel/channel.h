@@ -56,6 +56,11 @@ struct tp_boot {
 	size_t path_count;
 	const char *const *preload; /* modules imported before the entry, in order */
 	size_t preload_count;
+	/* site directories: each already on sys.path (or appended), its .pth files read
+	 * as site.addsitedir reads them, their entries placed right after it */
+	const char *const *site;
+	size_t site_count;
+	bool sealed;	     /* a sealed bundle: a missing module or file gets a hint */
 	uint64_t data_count; /* data items the service may ask for, at most UINT32_MAX */
 	void *owned;	     /* decoded only */
 };

@@ -44,7 +44,7 @@ enum tp_status { TP_STATUS_OK = 0, TP_STATUS_EXCEPTION = 1, TP_STATUS_SYNTAX = 2
 
 /* BOOT payload: a sequence of fields, each a u32 length (host byte order) then that
  * many bytes, whose first byte is a tag and the rest the value. Filter, entry and
- * data count come once each; the lists in order. Strings hold no NUL byte.
+ * data count come once each, sealed at most once; the lists in order. Strings hold no NUL byte.
  * src/channel/boot.c is the one encoder and decoder. */
 enum tp_boot_tag {
 	TP_BOOT_FILTER = 'f',	  /* stage-2 seccomp program (struct sock_filter[], 8 bytes each) */
@@ -53,6 +53,8 @@ enum tp_boot_tag {
 	TP_BOOT_PATH = 'p',	  /* sys.path, in order */
 	TP_BOOT_DATA_COUNT = 'n', /* decimal count of data items, at most UINT32_MAX */
 	TP_BOOT_PRELOAD = 'i',	  /* a module to import before the entry, in order */
+	TP_BOOT_SITE = 's',	  /* a site directory (a venv's): its .pth files read, in order */
+	TP_BOOT_SEALED = 'b',	  /* "1", at most once: a sealed bundle runs (for hints) */
 };
 
 /* Bytes of a STATUS frame's name: the supervisor keeps it NUL-terminated in 128. */

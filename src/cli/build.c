@@ -10,6 +10,7 @@
 #include "run_opts.h"
 #include "../common/log.h"
 #include "../pyboot/boot.h"
+#include "../runner/venv.h"
 #include "../common/units.h"
 #include "../crypto/crypto.h"
 #include "../manifest/bundle.h"
@@ -42,6 +43,7 @@ enum build_flag {
 	BUILD_ALLOW_PROCESSES,
 	BUILD_ENCRYPT,
 	BUILD_ENCRYPT_PATH,
+	BUILD_SAMPLE_INPUT,
 };
 
 /* build's own flags; every other flag of teepy run goes to the sample run */
@@ -56,6 +58,9 @@ static const struct tp_flag flags[] = {
 	  "sample run did not open; repeat" },
 	{ BUILD_INCLUDE_DIR, "include-dir", 0, "DIR", NULL,
 	  "add every file under DIR (links to files as files); repeat" },
+	{ BUILD_SAMPLE_INPUT, "sample-input", 0, "FILE", NULL,
+	  "one sample run with FILE as its input (each with the same data flags); repeat: the "
+	  "manifest holds what any of them used (instead of one --input or --input-file)" },
 	{ BUILD_PRELOAD, "preload", 0, "MOD", NULL,
 	  "a module imported before the entry (and before input arrives on a worker); the "
 	  "sample run imports it; repeat" },
@@ -118,6 +123,7 @@ struct build {
 	struct tp_strlist includes;	/* --include, as given */
 	struct tp_strlist include_dirs; /* --include-dir, as given */
 	struct tp_strlist preload;
+	struct tp_strlist samples; /* --sample-input FILEs: one sample run each */
 	bool allow_processes;
 	bool encrypt;
 	struct tp_strlist encrypt_paths;     /* --encrypt-path GLOBs; none: every app file */
@@ -353,11 +359,15 @@ static int add_file(struct build *b, const char *host_path, const char *inside, 
 	return r;
 }
 
-/* Where a path of the sample run is on this host: the app's directory was at /app. */
+/* Where a path of the sample run is on this host: the app's directory was at /app,
+ * the venv at /venv. */
 static void host_view(const struct build *b, const char *path, char *out, size_t size)
 {
+	const char *venv = b->traced.venv_dir;
 	int n = under(path, TP_APP_DIR) ?
 		    snprintf(out, size, "%s%s", b->traced.script_dir, path + strlen(TP_APP_DIR)) :
+		venv[0] && under(path, TP_VENV_DIR) ?
+		    snprintf(out, size, "%s%s", venv, path + strlen(TP_VENV_DIR)) :
 		    snprintf(out, size, "%s", path);
 	if (n < 0 || (size_t)n >= size)
 		out[0] = '\0'; /* too long to exist: nothing is found there */
@@ -392,18 +402,26 @@ static int add_seen(struct build *b, const char *path)
 		if (r < 0 && r != -ENOENT)
 			return r;
 	}
-	if ((under(path, TP_APP_DIR) || under(path, dir)) && cache)
-		return 0; /* the app's own caches carry its files' mtimes: not reproducible */
-	if (under(path, TP_APP_DIR) || under(path, dir)) {
-		/* the sample run saw the app's directory at /app; a link in it that leads
-		 * elsewhere on the host is not the app's to bundle */
+	const char *venv = b->traced.venv_dir;
+	bool in_app = under(path, TP_APP_DIR) || under(path, dir);
+	bool in_venv = !in_app && venv[0] && under(path, TP_VENV_DIR);
+	/* the bundled files' caches carry their sources' mtimes, which a bundle does not
+	 * keep (reproducible): of no use, and not reproducible either */
+	if ((in_app || in_venv) && cache)
+		return 0;
+	if (in_app || in_venv) {
+		/* the sample run saw the app's directory at /app and the venv at /venv; a
+		 * link in them that leads elsewhere on the host is not theirs to bundle */
+		const char *host_dir = in_app ? dir : venv,
+			   *inside_dir = in_app ? TP_APP_DIR : TP_VENV_DIR;
 		char host[PATH_MAX], real_host[PATH_MAX];
 		const char *rest =
-		    under(path, TP_APP_DIR) ? path + strlen(TP_APP_DIR) : path + strlen(dir);
-		snprintf(host, sizeof(host), "%s%s", dir, rest);
-		snprintf(inside, sizeof(inside), "%s%s", TP_APP_DIR, rest);
-		if (!realpath(host, real_host) || !under(real_host, dir)) {
-			tp_warn("build: %s leads outside the app's directory; not bundled", host);
+		    under(path, inside_dir) ? path + strlen(inside_dir) : path + strlen(host_dir);
+		snprintf(host, sizeof(host), "%s%s", host_dir, rest);
+		snprintf(inside, sizeof(inside), "%s%s", inside_dir, rest);
+		if (!realpath(host, real_host) || !under(real_host, host_dir)) {
+			tp_warn("build: %s leads outside the %s; not bundled", host,
+				in_app ? "app's directory" : "venv");
 			return 0;
 		}
 		return add_file(b, real_host, inside, true);
@@ -852,7 +870,8 @@ static int encrypt_files(struct build *b, const char *key_path)
 	snprintf(m->encryption.key_id, sizeof(m->encryption.key_id), "%s", key_id);
 	for (size_t i = 0; i < m->file_count; i++) {
 		struct tp_manifest_file *f = &m->files[i];
-		if (!f->bundled || !chosen(b, f->path))
+		/* the app's own files; a venv's packages are others' (public) code */
+		if (!f->bundled || !under(f->path, TP_APP_DIR) || !chosen(b, f->path))
 			continue;
 		struct blob_reader br = { b->blobs[i], f->size };
 		struct tp_pfs_header h = { .purpose = TP_PFS_BUNDLE,
@@ -907,6 +926,47 @@ static int encrypt_files(struct build *b, const char *key_path)
 out:
 	tp_secret_free(key, TP_SYMKEY_SIZE);
 	return code;
+}
+
+/* The sample runs, traced into one log: one with the input given (--input,
+ * --input-file, or none), or one per --sample-input FILE, each with the same data
+ * and flags. b->traced is the first run's view (every run has the same one).
+ * Returns an exit code or 0. */
+static int trace_samples(struct build *b, struct tp_run_opts *opts, struct tp_trace_log *log)
+{
+	size_t count = b->samples.count ? b->samples.count : 1;
+	char which[PATH_MAX + 64] = "the sample run";
+
+	for (size_t i = 0; i < count; i++) {
+		struct tp_traced_run later = { 0 };
+		struct tp_traced_run *traced = i ? &later : &b->traced;
+		int r;
+		if (b->samples.count) {
+			opts->input_file = b->samples.items[i];
+			snprintf(which, sizeof(which), "sample run %zu of %zu (--sample-input %s)",
+				 i + 1, count, b->samples.items[i]);
+			tp_info("tracing %s of %s", which, opts->script);
+		} else {
+			tp_info("tracing a sample run of %s", opts->script);
+		}
+		r = tp_run_traced(opts, &b->preload, log, traced);
+		bool preload_failed = traced->preload_failed, had_result = traced->had_result;
+		uint64_t result_size = traced->result_size;
+		tp_root_plan_free(&later.plan);
+		tp_strlist_free(&later.python_path);
+		if (preload_failed)
+			return TP_EXIT_USAGE; /* the runtime said which module, in one line */
+		if (r != TP_EXIT_OK && r != TP_EXIT_NO_RESULT) {
+			tp_error("build: %s failed (exit code %d, see above); fix it or give it "
+				 "the input and data it needs",
+				 which, r);
+			return r == TP_EXIT_USAGE ? TP_EXIT_USAGE : TP_EXIT_SERVICE_FAILED;
+		}
+		if (had_result)
+			tp_info("%s returned %llu bytes (build prints no result)", which,
+				(unsigned long long)result_size);
+	}
+	return 0;
 }
 
 int tp_cmd_build(int argc, char **argv)
@@ -971,6 +1031,9 @@ int tp_cmd_build(int argc, char **argv)
 		case BUILD_PRELOAD:
 			tp_strlist_push(&b.preload, p.value);
 			break;
+		case BUILD_SAMPLE_INPUT:
+			tp_strlist_push(&b.samples, p.value);
+			break;
 		case BUILD_ALLOW_PROCESSES:
 			b.allow_processes = true;
 			break;
@@ -997,6 +1060,37 @@ int tp_cmd_build(int argc, char **argv)
 		tp_error(
 		    "build: missing --key SIGNER.key (make one with teepy keygen -o SIGNER.key)");
 		goto out;
+	}
+	if (b.samples.count && (opts.input || opts.input_file)) {
+		tp_error("build: --sample-input and %s: give every sample as --sample-input FILE "
+			 "(one --input or --input-file is a single sample)",
+			 opts.input ? "--input" : "--input-file");
+		goto out;
+	}
+	for (size_t i = 0; i < b.samples.count; i++) {
+		const char *sample = b.samples.items[i];
+		struct stat st;
+		if (strcmp(sample, "-") == 0) {
+			tp_error("build: --sample-input -: standard input is one sample (give it "
+				 "with --input-file -, or save it to a file)");
+			goto out;
+		}
+		if (access(sample, R_OK) < 0 || stat(sample, &st) < 0) {
+			tp_error("build: --sample-input %s: %s", sample, strerror(errno));
+			goto out;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			tp_error("build: --sample-input %s: is a directory", sample);
+			goto out;
+		}
+	}
+	if (opts.venv) { /* said before a sample run starts, in one line */
+		struct tp_venv venv;
+		char why[PATH_MAX + 256];
+		if (tp_venv_open(opts.venv, &venv, why, sizeof(why)) < 0) {
+			tp_error("build: --venv %s: %s", opts.venv, why);
+			goto out;
+		}
 	}
 	if (opts.bundle_key && !b.encrypt) {
 		tp_error("build: --bundle-key %s: nothing is encrypted without --encrypt (or "
@@ -1084,23 +1178,9 @@ int tp_cmd_build(int argc, char **argv)
 	/* the sample run takes opts over; --bundle-key's path (argv's) is build's */
 	const char *bundle_key_path = opts.bundle_key;
 	tp_run_escapes_output(&opts); /* teepy's lines are marked from here on */
-	tp_info("tracing a sample run of %s", opts.script);
-	r = tp_run_traced(&opts, &b.preload, &log, &b.traced);
-	if (b.traced.preload_failed) {
-		code = TP_EXIT_USAGE; /* the runtime said which module, in one line */
+	if ((code = trace_samples(&b, &opts, &log)) != 0)
 		goto out_paths;
-	}
-	if (r != TP_EXIT_OK && r != TP_EXIT_NO_RESULT) {
-		tp_error(
-		    "build: the sample run failed (exit code %d, see above); fix it or give it "
-		    "the input and data it needs",
-		    r);
-		code = r == TP_EXIT_USAGE ? TP_EXIT_USAGE : TP_EXIT_SERVICE_FAILED;
-		goto out_paths;
-	}
-	if (b.traced.had_result)
-		tp_info("the sample run returned %llu bytes (build prints no result)",
-			(unsigned long long)b.traced.result_size);
+	code = TP_EXIT_USAGE;
 	if (log.missed)
 		tp_warn("build: the tracer could not read the path of %zu file%s the sample run "
 			"opened or ran; the manifest may be incomplete (add what is missing with "
@@ -1246,6 +1326,7 @@ out:
 	tp_strlist_free(&b.includes);
 	tp_strlist_free(&b.include_dirs);
 	tp_strlist_free(&b.preload);
+	tp_strlist_free(&b.samples);
 	tp_strlist_free(&b.encrypt_paths);
 	tp_strlist_free(&b.left_out);
 	free(b.sources);

@@ -684,6 +684,7 @@ static int make_config(struct cli_run *run)
 		.allow = run->allow,
 		.pythonpath = run->pythonpath,
 		.allow_site_packages = o->allow_site_packages,
+		.venv = o->venv,
 		.allow_processes = o->allow_processes,
 		.env = run->env,
 		.trust_paths = run->trust,
@@ -841,32 +842,31 @@ int tp_cmd_run(int argc, char **argv)
 	return code;
 }
 
-int tp_run_traced(struct tp_run_opts *opts, const struct tp_strlist *preload,
+int tp_run_traced(const struct tp_run_opts *opts, const struct tp_strlist *preload,
 		  struct tp_trace_log *log, struct tp_traced_run *out)
 {
 	struct cli_run run = { 0 };
 	struct tp_invocation inv;
 	int code;
 
-	if (!(run.preload = calloc(preload->count + 1, sizeof(char *)))) {
-		tp_run_opts_free(opts);
+	if (!(run.preload = calloc(preload->count + 1, sizeof(char *))))
 		return TP_EXIT_INTERNAL;
-	}
 	for (size_t i = 0; i < preload->count; i++)
 		run.preload[i] = preload->items[i];
-	run.opts = *opts;
-	memset(opts, 0, sizeof(*opts)); /* run owns it now */
+	run.opts = *opts; /* borrowed: the caller frees it */
 	run.discard_result = true;
 	run.traced_out = out;
 	run.trace_log = log;
 	code = run_with(&run, &inv);
 	snprintf(out->script, sizeof(out->script), "%s", inv.script);
 	snprintf(out->script_dir, sizeof(out->script_dir), "%s", inv.script_dir);
+	snprintf(out->venv_dir, sizeof(out->venv_dir), "%s", inv.venv_dir);
 	out->plan = inv.plan; /* the caller filters traced paths by what was visible */
 	out->python_path = inv.python_path;
 	memset(&inv.plan, 0, sizeof(inv.plan));
 	memset(&inv.python_path, 0, sizeof(inv.python_path));
 	tp_invocation_free(&inv);
+	memset(&run.opts, 0, sizeof(run.opts));
 	cli_run_free(&run);
 	return code;
 }

@@ -15,6 +15,7 @@ struct tp_strlist;
 struct tp_traced_run {
 	char script[PATH_MAX]; /* real path of the script */
 	char script_dir[PATH_MAX];
+	char venv_dir[PATH_MAX];       /* --venv's real path (seen at /venv), or "" */
 	struct tp_root_plan plan;      /* what was visible in the run (caller frees) */
 	struct tp_strlist python_path; /* the run's sys.path, inside its root (caller frees) */
 	bool had_result;
@@ -22,12 +23,12 @@ struct tp_traced_run {
 	bool preload_failed;  /* a preload module could not be imported (said so) */
 };
 
-/* Runs the service described by opts (which it takes over and frees) in the
- * unsealed sandbox while tracing every file opened and program executed into log,
- * after importing the preload modules (may be NULL). The result goes to --output
- * if given, else nowhere: the caller's stdout stays its own. Returns teepy run's
- * exit code for the run. */
-int tp_run_traced(struct tp_run_opts *opts, const struct tp_strlist *preload,
+/* Runs the service described by opts (borrowed: the caller frees it) in the
+ * unsealed sandbox while tracing every file opened and program executed into log
+ * (added to what it holds: several sample runs make one log), after importing the
+ * preload modules. The result goes to --output if given, else nowhere: the caller's
+ * stdout stays its own. Returns teepy run's exit code for the run. */
+int tp_run_traced(const struct tp_run_opts *opts, const struct tp_strlist *preload,
 		  struct tp_trace_log *log, struct tp_traced_run *out);
 
 /* --escape settled: whether the service's output is shown escaped (auto: when stderr

@@ -32,6 +32,7 @@ enum run_flag {
 	RUN_ALLOW,
 	RUN_PYTHONPATH,
 	RUN_ALLOW_SITE_PACKAGES,
+	RUN_VENV,
 	RUN_ENV,
 	RUN_TRUST,
 	RUN_BUNDLE_KEY,
@@ -90,6 +91,9 @@ const struct tp_flag tp_run_flags[] = {
 	  "like --allow DIR, and put DIR on sys.path; repeat" },
 	{ RUN_ALLOW_SITE_PACKAGES, "allow-site-packages", 0, NULL, NULL,
 	  "make Debian's dist-packages importable (numpy)" },
+	{ RUN_VENV, "venv", 0, "DIR", NULL,
+	  "make a virtual environment's packages importable (made with /usr/bin/python3 -m "
+	  "venv; its .pth files are read); build bundles the files the sample run used" },
 	{ RUN_ENV, "env", 0, "NAME=VALUE", NULL,
 	  "set a variable inside; no host variable is passed" },
 
@@ -288,19 +292,18 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 			return tp_errf(err, err_size, "%s: empty file name", what);
 		return strv_push(&opts->trust, value);
 	case RUN_BUNDLE_KEY:
-		if (!*value)
-			return tp_errf(err, err_size, "%s: empty file name", what);
-		if (opts->bundle_key)
-			return tp_errf(err, err_size, "%s: given more than once (use one)", what);
-		opts->bundle_key = value;
-		return 0;
 	case RUN_OUTPUT_VOLUME:
-	case RUN_VOLUME_KEY: {
-		const char **slot =
-		    id == RUN_OUTPUT_VOLUME ? &opts->output_volume : &opts->volume_key;
+	case RUN_VOLUME_KEY:
+	case RUN_VENV: {
+		/* a path given once */
+		const char **slot = id == RUN_BUNDLE_KEY    ? &opts->bundle_key :
+				    id == RUN_OUTPUT_VOLUME ? &opts->output_volume :
+				    id == RUN_VOLUME_KEY    ? &opts->volume_key :
+							      &opts->venv;
 		if (!*value)
 			return tp_errf(err, err_size, "%s: empty %s name", what,
-				       id == RUN_OUTPUT_VOLUME ? "directory" : "file");
+				       id == RUN_OUTPUT_VOLUME || id == RUN_VENV ? "directory" :
+										   "file");
 		if (*slot)
 			return tp_errf(err, err_size, "%s: given more than once (use one)", what);
 		*slot = value;

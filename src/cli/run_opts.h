@@ -36,6 +36,7 @@ struct tp_run_opts {
 	struct tp_strv data_keys;  /* --data-key: the sealed items' keys, in order */
 	struct tp_strv allow;	   /* --allow paths */
 	struct tp_strv pythonpath; /* --pythonpath paths: allowed, and on sys.path */
+	const char *venv;	   /* --venv DIR, or NULL */
 	struct tp_strv env;	   /* NAME=VALUE */
 	struct tp_limits limits;   /* the defaults, TEEPY_* settings, then flags */
 	struct tp_strv trust;	   /* --trust PUB: signers whose bundles may run */

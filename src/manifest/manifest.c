@@ -620,11 +620,12 @@ static int parse_file(const char *path, json_t *entry, unsigned format, struct t
 	f->mode = (uint32_t)mode;
 	f->bundled = json_is_true(json_object_get(entry, "bundled"));
 	f->encrypted = json_is_true(encrypted);
-	/* only the app's own files travel in a bundle: a bundled interpreter or stdlib
-	 * module would run before the runtime's last seccomp stage */
-	if (f->bundled && strncmp(path, TP_APP_DIR "/", strlen(TP_APP_DIR) + 1) != 0)
-		return bad(err, err_size, "file %s: only files under %s can be bundled", path,
-			   TP_APP_DIR);
+	/* only the app's own files and its venv's travel in a bundle: a bundled
+	 * interpreter or stdlib module would run before the runtime's last seccomp stage */
+	if (f->bundled && !(path_under(path, TP_APP_DIR) && strcmp(path, TP_APP_DIR) != 0) &&
+	    !(path_under(path, TP_VENV_DIR) && strcmp(path, TP_VENV_DIR) != 0))
+		return bad(err, err_size, "file %s: only files under %s and %s can be bundled",
+			   path, TP_APP_DIR, TP_VENV_DIR);
 	f->path = strdup(path);
 	return f->path ? 0 : -ENOMEM;
 }
@@ -754,10 +755,9 @@ static int parse_trees(json_t *a, struct tp_manifest *m, char *err, size_t err_s
 		if ((reserved = runtime_owned(p)))
 			return bad(err, err_size, "tree %s: %s belongs to the runtime", p,
 				   reserved);
-		if (path_under(p, TP_APP_DIR))
-			return bad(err, err_size,
-				   "tree %s: the app's own files under %s are bundled", p,
-				   TP_APP_DIR);
+		if (path_under(p, TP_APP_DIR) || path_under(p, TP_VENV_DIR))
+			return bad(err, err_size, "tree %s: the files under %s and %s are bundled",
+				   p, TP_APP_DIR, TP_VENV_DIR);
 		if (i && strcmp(m->trees[i - 1].path, p) >= 0)
 			return bad(err, err_size,
 				   "\"trees\" must be sorted by path, each path once");

@@ -15,7 +15,8 @@
  * network and encryption keys existed) is still read, with their defaults. */
 #define TP_MANIFEST_FORMAT     2
 #define TP_MANIFEST_FORMAT_MIN 1
-#define TP_APP_DIR	       "/app" /* where the app's own files are inside the root */
+#define TP_APP_DIR	       "/app"  /* where the app's own files are inside the root */
+#define TP_VENV_DIR	       "/venv" /* where a build's --venv is: its files are bundled */
 
 #define TP_MANIFEST_MAX_ID		65535u /* product id and security version: SGX's 16 bits */
 #define TP_MANIFEST_KEY_ID_MAX		128    /* bytes of an encryption key id */

@@ -25,6 +25,7 @@ static pthread_mutex_t channel_lock = PTHREAD_MUTEX_INITIALIZER;
 static Py_ssize_t data_count;
 static bool result_sent;
 static bool booted;
+static bool sealed_run;	      /* a missing module or file gets a hint after its traceback */
 static PyObject *input_bytes; /* cached after the first ask */
 
 /* ---- the channel (GIL released around every blocking call) ---- */
@@ -341,6 +342,81 @@ static int exit_status_of(PyObject *value)
 	return status;
 }
 
+/* Defines TEXT's functions in a fresh namespace and calls NAME(ARG): a new reference,
+ * or NULL with the exception set. Python is clearer than C for what only touches
+ * Python objects. */
+static PyObject *call_text(const char *text, const char *name, PyObject *arg)
+{
+	PyObject *globals = PyDict_New(), *r = NULL, *fn;
+
+	if (globals && PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) == 0 &&
+	    (r = PyRun_String(text, Py_file_input, globals, globals))) {
+		Py_DECREF(r);
+		fn = PyDict_GetItemString(globals, name); /* borrowed */
+		r = fn ? PyObject_CallOneArg(fn, arg) : NULL;
+	}
+	Py_XDECREF(globals);
+	return r;
+}
+
+/* A sealed root holds only what the manifest names, so a service that fails on a
+ * module, a time zone or a file its sample runs never touched meets a bare
+ * ModuleNotFoundError or FileNotFoundError; a missing module opens no file (the
+ * import system lists directories), so no tracer could have said more. A zone
+ * zoneinfo cannot find ends in its fallback's import (importlib.resources, for
+ * the tzdata package), which a bundle of a service that found its zones lacks:
+ * the zone is named from zoneinfo's frame. One line
+ * after the traceback names what is missing and how to add it, for the first such
+ * error in the exception's chain. Honest about what it cannot know from inside:
+ * whether the thing exists where the bundle is built. */
+static const char hint_text[] =
+    "def hint(e):\n"
+    "    import os\n"
+    "    seen = set()\n"
+    "    while e is not None and id(e) not in seen:\n"
+    "        seen.add(id(e))\n"
+    "        tb, key = e.__traceback__, None\n"
+    "        while tb is not None:\n"
+    "            code = tb.tb_frame.f_code\n"
+    "            if (code.co_name == 'load_tzdata'\n"
+    "                    and code.co_filename.endswith('/zoneinfo/_common.py')):\n"
+    "                key = tb.tb_frame.f_locals.get('key')\n"
+    "            tb = tb.tb_next\n"
+    "        if (key is None and type(e).__name__ == 'ZoneInfoNotFoundError' and e.args\n"
+    "                and isinstance(e.args[0], str) and 'with key ' in e.args[0]):\n"
+    "            key = e.args[0].rsplit('with key ', 1)[1]\n"
+    "        if isinstance(key, str):\n"
+    "            return ('the time zone %s is not in this sealed bundle: if the service '\n"
+    "                    'needs it, no sample run used it (rebuild with --include '\n"
+    "                    '/usr/share/zoneinfo/%s, or --include-dir /usr/share/zoneinfo '\n"
+    "                    'for every zone)' % (key, key))\n"
+    "        if isinstance(e, ModuleNotFoundError) and isinstance(e.name, str) and e.name:\n"
+    "            return ('the module %s is not in this sealed bundle: if the service needs '\n"
+    "                    'it, no sample run imported it (rebuild with a --sample-input that '\n"
+    "                    'does, or with --preload %s)' % (e.name, e.name))\n"
+    "        if isinstance(e, FileNotFoundError) and isinstance(e.filename, str) and e.filename:\n"
+    "            try:\n"
+    "                p = os.path.normpath(os.path.join(os.getcwd(), e.filename))\n"
+    "            except OSError:\n"
+    "                p = e.filename\n"
+    "            if p.startswith('/') and not any(p == d or p.startswith(d + '/') for d in\n"
+    "                    ('/tmp', '/out', '/proc', '/dev', '/sys', '/.teepy')):\n"
+    "                return ('%s is not in this sealed bundle: if the service needs it, no '\n"
+    "                        'sample run opened it (rebuild with --include for it, or with a '\n"
+    "                        '--sample-input that opens it)' % p)\n"
+    "        e = e.__cause__ or e.__context__\n"
+    "    return None\n";
+
+static void print_hint(PyObject *exc)
+{
+	PyObject *line = call_text(hint_text, "hint", exc);
+
+	if (line && PyUnicode_Check(line))
+		PySys_FormatStderr("teepy: %U\n", line);
+	Py_XDECREF(line);
+	PyErr_Clear();
+}
+
 static PyObject *run_entry(const char *entry, int *status)
 {
 	PyObject *main_module, *globals, *result, *sys_modules;
@@ -388,16 +464,24 @@ static PyObject *run_entry(const char *entry, int *status)
 		} else {
 			PyObject *type, *value, *tb;
 			PyErr_Fetch(&type, &value, &tb);
+			PyErr_NormalizeException(&type, &value, &tb);
+			if (value && tb)
+				PyException_SetTraceback(value, tb);
 			snprintf(name, sizeof(name), "%s",
 				 type ? ((PyTypeObject *)type)->tp_name : "exception");
 			bool syntax = type && PyErr_GivenExceptionMatches(type, PyExc_SyntaxError);
+			PyObject *seen = value;
+			Py_XINCREF(seen);
 			PyErr_Restore(type, value, tb);
 			if (syntax) {
 				kind = TP_STATUS_SYNTAX;
 				report_syntax_error(entry);
 			} else {
 				PyErr_Print();
+				if (sealed_run && seen)
+					print_hint(seen);
 			}
+			Py_XDECREF(seen);
 			*status = 1;
 		}
 		send_frame(TP_FRAME_STATUS, kind, name, strlen(name));
@@ -481,11 +565,36 @@ static int add_site_builtins(void)
 	return 0;
 }
 
+/* A venv's site-packages as the interpreter's own `site` reads it (teepy starts
+ * python3 with -S): each directory's .pth files, in name order, their path entries
+ * placed right after the directory (as natively, before the system's
+ * dist-packages) and their "import" lines run, here in the sandbox, before the
+ * service: in a bundle the .pth files are measured like any file. site is frozen,
+ * never a site.py of the service's. */
+static const char site_text[] = "def add(dirs):\n"
+				"    import site, sys\n"
+				"    for d in dirs:\n"
+				"        tail = []\n"
+				"        if d in sys.path:\n"
+				"            i = sys.path.index(d) + 1\n"
+				"            tail = sys.path[i:]\n"
+				"            del sys.path[i:]\n"
+				"        site.addsitedir(d)\n"
+				"        sys.path.extend(p for p in tail if p not in sys.path)\n";
+
+static int add_site_dirs(PyObject *dirs)
+{
+	PyObject *r = call_text(site_text, "add", dirs);
+
+	Py_XDECREF(r);
+	return r ? 0 : -1;
+}
+
 static PyObject *boot(PyObject *self, PyObject *unused)
 {
 	struct tp_boot b = { 0 };
 	struct sock_fprog filter;
-	PyObject *argv = NULL, *path = NULL, *preload = NULL;
+	PyObject *argv = NULL, *path = NULL, *preload = NULL, *site = NULL;
 	PyObject *teex = NULL, *result = NULL;
 	int status = 1;
 
@@ -501,8 +610,10 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 		return NULL;
 	data_count = (Py_ssize_t)b.data_count;
 	if (!(argv = str_list(b.argv, b.argv_count)) || !(path = str_list(b.path, b.path_count)) ||
-	    !(preload = str_list(b.preload, b.preload_count)))
+	    !(preload = str_list(b.preload, b.preload_count)) ||
+	    !(site = str_list(b.site, b.site_count)))
 		goto out;
+	sealed_run = b.sealed;
 
 	/* From here on no new program can run, ever. */
 	filter.len = (unsigned short)(b.filter_size / sizeof(struct sock_filter));
@@ -522,6 +633,8 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 	    PySys_SetObject("path", path) < 0 ||
 	    PySys_SetObject("dont_write_bytecode", Py_True) < 0)
 		goto out;
+	if (b.site_count && add_site_dirs(site) < 0)
+		goto out;
 	if (import_preload(preload) < 0) {
 		result = PyLong_FromLong(1);
 		goto out;
@@ -536,6 +649,7 @@ out:
 	Py_XDECREF(argv);
 	Py_XDECREF(path);
 	Py_XDECREF(preload);
+	Py_XDECREF(site);
 	tp_boot_free(&b);
 	return result;
 }

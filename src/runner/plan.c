@@ -3,6 +3,7 @@
 #include "plan.h"
 #include "alternatives.h"
 #include "cache.h"
+#include "venv.h"
 
 #include "../channel/channel.h"
 #include "../crypto/crypto.h"
@@ -99,7 +100,10 @@ static const struct system_tree system_trees[] = {
 	/* Debian's alternatives (BLAS, LAPACK): an unsealed run shows the links whose
 	 * targets it shows (plan_alternatives) */
 	{ NULL, "/etc/alternatives", SHOW_NONE, WHEN_ALWAYS, false },
-	{ NULL, "/usr/share/zoneinfo", SHOW_NONE, WHEN_ALWAYS, false },
+	/* the time-zone database, one read-only directory: zoneinfo.ZoneInfo works as
+	 * natively. The service's own zone stays UTC: no TZ is set and the host's
+	 * /etc/localtime is not shown (zoneinfo's own "localtime" link dangles) */
+	{ NULL, "/usr/share/zoneinfo", SHOW_BIND_IF_PRESENT, WHEN_ALWAYS, false },
 	/* the programs a processes policy runs, and the shell their "#!" names */
 	{ NULL, "/usr/bin", SHOW_BIND, WHEN_PROCESSES, false },
 	{ NULL, "/bin/sh", SHOW_LINKS, WHEN_PROCESSES, false },
@@ -450,10 +454,19 @@ static int plan_runtime(struct tp_invocation *inv, struct tp_outcome *out)
 	return check_out_hides(inv, out);
 }
 
+/* A venv's site-packages where a traced build sees it: under /venv. */
+static void venv_site_inside(const struct tp_venv *venv, char *out, size_t size)
+{
+	snprintf(out, size, "%s%s", TP_VENV_DIR, venv->site + strlen(venv->dir));
+}
+
 /* sys.path of an unsealed run: the script's directory (or /app in a traced build),
- * the --pythonpath entries, the stdlib, lib-dynload, and dist-packages if allowed.
- * A build records the same list, rewritten to where the bundle has each entry. */
-static int plan_python_path(struct tp_invocation *inv, struct tp_outcome *out)
+ * the --pythonpath entries, the stdlib, lib-dynload, the venv's site-packages (its
+ * .pth entries follow it, inside), and dist-packages if shown: a venv's python's
+ * order. A build records the same list, rewritten to where the bundle has each
+ * entry. */
+static int plan_python_path(struct tp_invocation *inv, struct tp_outcome *out,
+			    const struct tp_venv *venv)
 {
 	const struct tp_run_config *cfg = inv->cfg;
 	struct tp_strlist *path = &inv->python_path;
@@ -467,10 +480,46 @@ static int plan_python_path(struct tp_invocation *inv, struct tp_outcome *out)
 	}
 	r = r ?: tp_strlist_push(path, TP_PYTHON_STDLIB);
 	r = r ?: tp_strlist_push(path, TP_PYTHON_STDLIB "/lib-dynload");
-	if (r == 0 && cfg->allow_site_packages)
+	if (r == 0 && venv) {
+		char site[PATH_MAX];
+		if (cfg->trace_log)
+			venv_site_inside(venv, site, sizeof(site));
+		else
+			snprintf(site, sizeof(site), "%s", venv->site);
+		r = tp_strlist_push(path, site) ?: tp_strlist_push(&inv->site_dirs, site);
+	}
+	if (r == 0 && inv->site_packages)
 		r = tp_strlist_push(path, TP_PYTHON_DIST_PACKAGES);
 	if (r < 0)
 		return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
+	return 0;
+}
+
+/* --venv DIR: checked, and shown read-only at its path, or at /venv in a traced
+ * build (as the app is at /app: the bundle carries the files the sample run used
+ * from it, at the paths it used them). Its wish for the system's packages
+ * (include-system-site-packages) shows dist-packages as --allow-site-packages does. */
+static int plan_venv(struct tp_invocation *inv, struct tp_outcome *out, struct tp_venv *venv)
+{
+	const struct tp_run_config *cfg = inv->cfg;
+	char err[PATH_MAX + 256], real[PATH_MAX];
+	int r;
+
+	if (tp_venv_open(cfg->venv, venv, err, sizeof(err)) < 0)
+		return tp_runner_fail(out, TP_END_CONFIG, "--venv %s: %s", cfg->venv, err);
+	if (!tp_root_path_under(venv->site, venv->dir))
+		return tp_runner_fail(out, TP_END_CONFIG,
+				      "--venv %s: its site-packages leads outside it, to %s",
+				      cfg->venv, venv->site);
+	snprintf(inv->venv_dir, sizeof(inv->venv_dir), "%s", venv->dir);
+	inv->site_packages = inv->site_packages || venv->system_site_packages;
+	if (!cfg->trace_log)
+		return plan_allowed(inv, out, "--venv", cfg->venv, real);
+	if (check_allowed(inv, out, "--venv", cfg->venv, true, real) < 0)
+		return -1;
+	if ((r = tp_root_plan_add(&inv->plan, TP_ROOT_BIND, TP_VENV_DIR, venv->dir, 0)) < 0)
+		return tp_runner_fail(out, TP_END_INTERNAL, "cannot plan the root: %s",
+				      strerror(-r));
 	return 0;
 }
 
@@ -478,14 +527,19 @@ static int plan_unsealed(struct tp_invocation *inv, struct tp_outcome *out)
 {
 	const struct tp_run_config *cfg = inv->cfg;
 	struct tp_root_plan *plan = &inv->plan;
+	struct tp_venv venv;
 	int r;
+
+	inv->site_packages = cfg->allow_site_packages;
+	if (cfg->venv && plan_venv(inv, out, &venv) < 0)
+		return -1;
 
 	/* the interpreter, its stdlib and the shared libraries (with the links to them),
 	 * dist-packages if allowed, the programs if a build allows processes */
 	for (size_t i = 0; i < SYSTEM_TREE_COUNT; i++) {
 		const struct system_tree *t = &system_trees[i];
 		if (t->show == SHOW_NONE ||
-		    (t->when == WHEN_SITE_PACKAGES && !cfg->allow_site_packages) ||
+		    (t->when == WHEN_SITE_PACKAGES && !inv->site_packages) ||
 		    (t->when == WHEN_PROCESSES && !inv->processes))
 			continue;
 		r = t->show == SHOW_LINKS ? tp_root_plan_add_links(plan, t->path) :
@@ -521,9 +575,10 @@ static int plan_unsealed(struct tp_invocation *inv, struct tp_outcome *out)
 		if (plan_allowed(inv, out, "--allow", cfg->allow[i], real) < 0)
 			return -1;
 	}
-	if (plan_python_path(inv, out) < 0)
+	if (plan_python_path(inv, out, cfg->venv ? &venv : NULL) < 0)
 		return -1;
-	if ((cfg->allow_site_packages || count_of(cfg->allow) || count_of(cfg->pythonpath)) &&
+	if ((inv->site_packages || cfg->venv || count_of(cfg->allow) ||
+	     count_of(cfg->pythonpath)) &&
 	    plan_alternatives(inv) < 0)
 		return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
 
@@ -804,10 +859,19 @@ static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 		    (unsigned long long)m->limits.scratch_bytes);
 		tp_plan_warn(inv, err);
 	}
-	if (count_of(cfg->pythonpath) || cfg->allow_site_packages)
-		tp_plan_warn(
-		    inv, "--pythonpath and --allow-site-packages do not apply to a sealed bundle: "
-			 "it sees only its manifest's files");
+	if (count_of(cfg->pythonpath) || cfg->allow_site_packages || cfg->venv)
+		tp_plan_warn(inv, "--pythonpath, --allow-site-packages and --venv do not apply to "
+				  "a sealed bundle: it sees only its manifest's files");
+	/* a venv the build used is at /venv: its site-packages' .pth files are read as
+	 * they were in the sample run */
+	for (size_t i = 0; i < m->python_path.count; i++) {
+		const char *dir = m->python_path.items[i];
+		size_t n = strlen(dir), tail = strlen("/site-packages");
+		if (tp_root_path_under(dir, TP_VENV_DIR) && n > tail &&
+		    strcmp(dir + n - tail, "/site-packages") == 0 &&
+		    tp_strlist_push(&inv->site_dirs, dir) < 0)
+			return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
+	}
 	if (check_system_files(inv, out) < 0)
 		return -1;
 	/* a cached root's files are held in the cache, not in the service's memory */
@@ -1042,6 +1106,9 @@ int tp_plan_boot(const struct tp_invocation *inv, uint8_t **data, size_t *size)
 		.path_count = inv->python_path.count,
 		.preload = items + argc + inv->python_path.count,
 		.preload_count = preload_count,
+		.site = (const char *const *)inv->site_dirs.items,
+		.site_count = inv->site_dirs.count,
+		.sealed = inv->sealed,
 		.data_count = cfg->data_count,
 	};
 	r = tp_boot_encode(&boot, data, size);

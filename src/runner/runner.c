@@ -723,6 +723,7 @@ static void no_descriptors(struct tp_invocation *inv)
 void tp_invocation_free(struct tp_invocation *inv)
 {
 	tp_strlist_free(&inv->python_path);
+	tp_strlist_free(&inv->site_dirs);
 	tp_strlist_free(&inv->allowed);
 	tp_strlist_free(&inv->read_trees);
 	tp_strlist_free(&inv->held_warnings);

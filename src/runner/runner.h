@@ -78,6 +78,10 @@ struct tp_run_config {
 	/* policy of an unsealed run (a bundle's manifest sets its own) */
 	const char *const *pythonpath; /* allowed, and on sys.path after the script's dir */
 	bool allow_site_packages;
+	/* a virtual environment (runner/venv.h): its site-packages on sys.path after the
+	 * stdlib, its .pth files read; visible at its path, or at /venv in a traced
+	 * build (whose bundle carries the files the sample run used). NULL: none */
+	const char *venv;
 	bool allow_processes;
 	const char *const *env; /* NAME=VALUE added (a bundle's signed ones cannot change) */
 
@@ -256,6 +260,9 @@ struct tp_invocation {
 	char runtime_so[PATH_MAX];
 	char reaper[PATH_MAX];	       /* teepy-reaper, which the sandbox's pid 1 executes */
 	struct tp_strlist python_path; /* inside the root */
+	struct tp_strlist site_dirs;   /* inside the root: a venv's site-packages */
+	bool site_packages;	       /* dist-packages shown: allowed, or the venv's wish */
+	char venv_dir[PATH_MAX];       /* unsealed: cfg.venv's real path; "" for none */
 	struct tp_root_plan plan;
 	struct tp_limits_state enforce; /* how each limit is held */
 	char **envp;

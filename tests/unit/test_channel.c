@@ -18,8 +18,12 @@ static struct tp_boot sample(void)
 	static const char *const argv[] = { "/app/service.py", "--flag", "" };
 	static const char *const path[] = { "/app", "/usr/lib/python3.11" };
 	static const char *const preload[] = { "numpy" };
+	static const char *const site[] = { "/venv/lib/python3.11/site-packages" };
 
 	return (struct tp_boot){
+		.site = site,
+		.site_count = 1,
+		.sealed = true,
 		.filter = filter,
 		.filter_size = sizeof(filter),
 		.entry = "/app/service.py",
@@ -79,6 +83,8 @@ static void test_boot_round_trip_keeps_every_field(void)
 	check_same_list(out.argv, out.argv_count, in.argv, in.argv_count);
 	check_same_list(out.path, out.path_count, in.path, in.path_count);
 	check_same_list(out.preload, out.preload_count, in.preload, in.preload_count);
+	check_same_list(out.site, out.site_count, in.site, in.site_count);
+	CHECK(out.sealed);
 	CHECK(out.data_count == 2);
 	CHECK((uintptr_t)out.filter % alignof(uint64_t) == 0);
 	tp_boot_free(&out);
@@ -98,6 +104,7 @@ static void test_boot_round_trip_with_no_lists_and_the_largest_count(void)
 	CHECK(tp_boot_decode(bytes, size, &out) == 0);
 	CHECK_STR(out.entry, "");
 	CHECK(out.argv_count == 0 && out.path_count == 0 && out.preload_count == 0);
+	CHECK(out.site_count == 0 && !out.sealed);
 	CHECK(out.data_count == UINT32_MAX && out.filter_size == 8);
 	tp_boot_free(&out);
 	free(bytes);
@@ -249,6 +256,28 @@ static void test_boot_decode_refuses_a_missing_or_repeated_field(void)
 		CHECK(tp_boot_decode(buf, at, &b) == -EPROTO);
 	}
 	CHECK(tp_boot_decode(buf, 0, &b) == -EPROTO); /* nothing at all */
+}
+
+/* "sealed" is one field of "1" at most once: nothing else means it. */
+static void test_boot_decode_takes_sealed_once_and_only_as_1(void)
+{
+	uint8_t buf[256];
+	size_t at = minimal(buf);
+	struct tp_boot b;
+
+	put_field(buf, &at, TP_BOOT_SEALED, "1");
+	put_field(buf, &at, TP_BOOT_SITE, "/venv/s");
+	CHECK(tp_boot_decode(buf, at, &b) == 0 && b.sealed && b.site_count == 1);
+	CHECK_STR(b.site[0], "/venv/s");
+	tp_boot_free(&b);
+	put_field(buf, &at, TP_BOOT_SEALED, "1");
+	CHECK(tp_boot_decode(buf, at, &b) == -EPROTO);
+	const char *const wrong[] = { "0", "11", "" };
+	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+		at = minimal(buf);
+		put_field(buf, &at, TP_BOOT_SEALED, wrong[i]);
+		CHECK(tp_boot_decode(buf, at, &b) == -EBADMSG);
+	}
 }
 
 static void test_boot_decode_refuses_a_filter_of_a_wrong_size(void)
@@ -496,6 +525,8 @@ TESTS(channel_tests) = {
 	{ "boot_decode_refuses_an_unknown_tag", test_boot_decode_refuses_an_unknown_tag },
 	{ "boot_decode_refuses_a_missing_or_repeated_field",
 	  test_boot_decode_refuses_a_missing_or_repeated_field },
+	{ "boot: sealed comes once and only as \"1\"",
+	  test_boot_decode_takes_sealed_once_and_only_as_1 },
 	{ "boot_decode_refuses_a_filter_of_a_wrong_size",
 	  test_boot_decode_refuses_a_filter_of_a_wrong_size },
 	{ "boot_decode_refuses_a_nul_inside_a_string",

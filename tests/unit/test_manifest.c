@@ -583,6 +583,7 @@ static void test_format_2_refuses_bad_values(void)
 		"sorted by path, each path once");
 	REFUSED("\"path\":\"/usr\"}", "\"path\":\"/proc/1\"}", "/proc belongs to the runtime");
 	REFUSED("\"path\":\"/usr\"}", "\"path\":\"/app\"}", "are bundled");
+	REFUSED("\"path\":\"/usr\"}", "\"path\":\"/venv\"}", "are bundled");
 	REFUSED("\"path\":\"/usr\"}", "\"path\":\"/usr\",\"size\":1}", "unknown key \"size\"");
 	REFUSED("{\"kind\":\"prefix\",", "{", "lacks \"kind\"");
 	REFUSED("\"trees\":[", "\"trees\":[1,", "\"trees\"[0] must be an object");

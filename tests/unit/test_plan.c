@@ -5,8 +5,10 @@
 #include "../../src/pyboot/boot.h"
 #include "../../src/runner/plan.h"
 #include "../../src/runner/runner.h"
+#include "../../src/runner/venv.h"
 #include "../../src/channel/protocol.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,6 +191,39 @@ static void test_processes_policy_lets_programs_be_seen_and_run(void)
 	tp_invocation_free(&inv);
 }
 
+static int parse_cfg(const char *text, struct tp_venv_cfg *cfg)
+{
+	return tp_venv_parse_cfg(text, strlen(text), cfg);
+}
+
+static void test_venv_cfg_is_read_as_cpython_reads_it(void)
+{
+	struct tp_venv_cfg cfg;
+
+	/* what python -m venv writes */
+	CHECK(parse_cfg("home = /usr/bin\ninclude-system-site-packages = false\n"
+			"version = 3.11.2\nexecutable = /usr/bin/python3.11\n",
+			&cfg) == 0);
+	CHECK_STR(cfg.home, "/usr/bin");
+	CHECK_STR(cfg.version, "3.11.2");
+	CHECK(!cfg.system_site_packages);
+	/* virtualenv's spelling, any case, spaces and CRLF around, no final newline */
+	CHECK(parse_cfg("HOME=/opt/x\r\n  Include-System-Site-Packages =  True \r\n"
+			"version_info = 3.11.2.final.0",
+			&cfg) == 0);
+	CHECK_STR(cfg.home, "/opt/x");
+	CHECK_STR(cfg.version, "3.11.2.final.0");
+	CHECK(cfg.system_site_packages);
+	/* only "true" is true; unknown keys and lines without '=' are ignored */
+	CHECK(parse_cfg("home = /usr/bin\ninclude-system-site-packages = yes\njunk\nx = y\n",
+			&cfg) == 0);
+	CHECK(!cfg.system_site_packages && cfg.version[0] == '\0');
+	/* no home: not a venv (CPython's own mark) */
+	CHECK(parse_cfg("version = 3.11.2\n", &cfg) == -EINVAL);
+	CHECK(parse_cfg("", &cfg) == -EINVAL);
+	CHECK(parse_cfg("homes = /usr/bin\n", &cfg) == -EINVAL);
+}
+
 static void test_system_trees_cover_the_engine_libraries_and_packages_only(void)
 {
 	static const char *const taken[] = {
@@ -337,6 +372,8 @@ TESTS(plan_tests) = {
 	  test_system_trees_cover_the_engine_libraries_and_packages_only },
 	{ "plan: library directories are the loader's search path, in order",
 	  test_library_dirs_are_the_loaders_search_path_in_order },
+	{ "plan: a venv's pyvenv.cfg is read as CPython reads it",
+	  test_venv_cfg_is_read_as_cpython_reads_it },
 	{ "plan: (cleanup)", test_cleanup },
 	END_TESTS
 };
