@@ -3,16 +3,13 @@
  * mapping and relocating libcrypto.so.3 took 3 ms of every start on the machines
  * here (an empty program: 2.2 ms, linked with libcrypto: 5.2 ms). */
 #include "crypto.h"
+#include "ossl.h"
 
 #include "../common/io.h"
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,46 +20,7 @@
 
 #define LIBCRYPTO "libcrypto.so.3"
 
-/* Every OpenSSL function teepy calls, taken from libcrypto by name; their types
- * come from OpenSSL's own headers. */
-#define OSSL_FUNCTIONS(X)                                                                          \
-	X(OPENSSL_init_crypto)                                                                     \
-	X(ERR_clear_error)                                                                         \
-	X(EVP_MD_CTX_new)                                                                          \
-	X(EVP_MD_CTX_free)                                                                         \
-	X(EVP_sha256)                                                                              \
-	X(EVP_Digest)                                                                              \
-	X(EVP_DigestInit_ex)                                                                       \
-	X(EVP_DigestUpdate)                                                                        \
-	X(EVP_DigestFinal_ex)                                                                      \
-	X(EVP_DigestSignInit)                                                                      \
-	X(EVP_DigestSign)                                                                          \
-	X(EVP_DigestVerifyInit)                                                                    \
-	X(EVP_DigestVerify)                                                                        \
-	X(EVP_PKEY_Q_keygen)                                                                       \
-	X(EVP_PKEY_new_raw_public_key)                                                             \
-	X(EVP_PKEY_get_raw_public_key)                                                             \
-	X(EVP_PKEY_get_base_id)                                                                    \
-	X(EVP_PKEY_free)                                                                           \
-	X(PEM_read_PrivateKey)                                                                     \
-	X(PEM_write_PrivateKey)                                                                    \
-	X(PEM_write_PUBKEY)                                                                        \
-	X(EVP_CIPHER_CTX_new)                                                                      \
-	X(EVP_CIPHER_CTX_free)                                                                     \
-	X(EVP_CIPHER_CTX_ctrl)                                                                     \
-	X(EVP_aes_256_gcm)                                                                         \
-	X(EVP_EncryptInit_ex)                                                                      \
-	X(EVP_EncryptUpdate)                                                                       \
-	X(EVP_EncryptFinal_ex)                                                                     \
-	X(EVP_DecryptInit_ex)                                                                      \
-	X(EVP_DecryptUpdate)                                                                       \
-	X(EVP_DecryptFinal_ex)
-
-#define DECLARE(name) __typeof__(name) *name;
-static struct {
-	OSSL_FUNCTIONS(DECLARE)
-} ossl;
-#undef DECLARE
+struct tp_ossl tp_ossl;
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static bool loaded;
@@ -78,7 +36,7 @@ static void load_libcrypto(void)
 		return;
 	}
 #define RESOLVE(name)                                                                              \
-	if (!(*(void **)&ossl.name = dlsym(lib, #name))) {                                         \
+	if (!(*(void **)&tp_ossl.name = dlsym(lib, #name))) {                                      \
 		snprintf(load_error, sizeof(load_error), "%s has no %s: not OpenSSL 3", LIBCRYPTO, \
 			 #name);                                                                   \
 		return;                                                                            \
@@ -88,9 +46,10 @@ static void load_libcrypto(void)
 	/* no openssl.cnf: teepy's few algorithms are the default provider's, whatever
 	 * the host configures; nor the legacy tables of every cipher and digest, which
 	 * EVP's fetches do not use (together 0.7 ms of the first key's set-up) */
-	if (ossl.OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ADD_ALL_CIPHERS |
-					 OPENSSL_INIT_NO_ADD_ALL_DIGESTS,
-				     NULL) != 1) {
+	if (tp_ossl.OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG |
+					    OPENSSL_INIT_NO_ADD_ALL_CIPHERS |
+					    OPENSSL_INIT_NO_ADD_ALL_DIGESTS,
+					NULL) != 1) {
 		snprintf(load_error, sizeof(load_error), "OpenSSL would not start");
 		return;
 	}
@@ -107,7 +66,7 @@ int tp_crypto_load(char *err, size_t err_size)
 	return -ENOSYS;
 }
 
-static bool ready(void)
+bool tp_ossl_ready(void)
 {
 	return tp_crypto_load(NULL, 0) == 0;
 }
@@ -125,13 +84,13 @@ struct tp_sha256 *tp_sha256_new(void)
 {
 	struct tp_sha256 *ctx;
 
-	if (!ready())
+	if (!tp_ossl_ready())
 		abort(); /* as in tp_sha256: the command loads libcrypto first */
 	if (!(ctx = malloc(sizeof(*ctx))))
 		return NULL;
-	ctx->md = ossl.EVP_MD_CTX_new();
-	if (!ctx->md || ossl.EVP_DigestInit_ex(ctx->md, ossl.EVP_sha256(), NULL) != 1) {
-		ossl.EVP_MD_CTX_free(ctx->md);
+	ctx->md = tp_ossl.EVP_MD_CTX_new();
+	if (!ctx->md || tp_ossl.EVP_DigestInit_ex(ctx->md, tp_ossl.EVP_sha256(), NULL) != 1) {
+		tp_ossl.EVP_MD_CTX_free(ctx->md);
 		free(ctx);
 		return NULL;
 	}
@@ -140,15 +99,15 @@ struct tp_sha256 *tp_sha256_new(void)
 
 void tp_sha256_update(struct tp_sha256 *ctx, const void *data, size_t size)
 {
-	ossl.EVP_DigestUpdate(ctx->md, data, size);
+	tp_ossl.EVP_DigestUpdate(ctx->md, data, size);
 }
 
 void tp_sha256_final(struct tp_sha256 *ctx, uint8_t out[TP_SHA256_SIZE])
 {
 	unsigned int len = TP_SHA256_SIZE;
 
-	ossl.EVP_DigestFinal_ex(ctx->md, out, &len);
-	ossl.EVP_MD_CTX_free(ctx->md);
+	tp_ossl.EVP_DigestFinal_ex(ctx->md, out, &len);
+	tp_ossl.EVP_MD_CTX_free(ctx->md);
 	free(ctx);
 }
 
@@ -158,9 +117,9 @@ void tp_sha256(const void *data, size_t size, uint8_t out[TP_SHA256_SIZE])
 
 	/* every command that hashes loads libcrypto first (tp_crypto_load) and stops if
 	 * it cannot: a digest without it would be a programming error, never zeros */
-	if (!ready())
+	if (!tp_ossl_ready())
 		abort();
-	ossl.EVP_Digest(data, size, out, &len, ossl.EVP_sha256(), NULL);
+	tp_ossl.EVP_Digest(data, size, out, &len, tp_ossl.EVP_sha256(), NULL);
 }
 
 void tp_hex(const uint8_t *bytes, size_t size, char *out)
@@ -213,8 +172,8 @@ static int write_pem(const char *path, mode_t mode, EVP_PKEY *pkey, int private)
 		unlink(path);
 		return r;
 	}
-	ok = private ? ossl.PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL) :
-		       ossl.PEM_write_PUBKEY(f, pkey);
+	ok = private ? tp_ossl.PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL) :
+		       tp_ossl.PEM_write_PUBKEY(f, pkey);
 	if (fclose(f) != 0 || !ok) {
 		unlink(path);
 		return -EIO;
@@ -224,7 +183,7 @@ static int write_pem(const char *path, mode_t mode, EVP_PKEY *pkey, int private)
 
 int tp_key_generate(const char *path, const char *pub_path)
 {
-	EVP_PKEY *pkey = ready() ? ossl.EVP_PKEY_Q_keygen(NULL, NULL, "ED25519") : NULL;
+	EVP_PKEY *pkey = tp_ossl_ready() ? tp_ossl.EVP_PKEY_Q_keygen(NULL, NULL, "ED25519") : NULL;
 	int r;
 
 	if (!pkey)
@@ -235,7 +194,7 @@ int tp_key_generate(const char *path, const char *pub_path)
 		if (r < 0)
 			unlink(path);
 	}
-	ossl.EVP_PKEY_free(pkey);
+	tp_ossl.EVP_PKEY_free(pkey);
 	return r;
 }
 
@@ -350,21 +309,21 @@ struct tp_key *tp_key_load_private(const char *path, char *err, size_t err_size)
 		return NULL;
 	/* OpenSSL reads the text we hold, not the file again */
 	f = fmemopen(text, text_len, "r");
-	pkey = f ? ossl.PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+	pkey = f ? tp_ossl.PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
 	if (f)
 		fclose(f);
-	if (!pkey || ossl.EVP_PKEY_get_base_id(pkey) != EVP_PKEY_ED25519) {
+	if (!pkey || tp_ossl.EVP_PKEY_get_base_id(pkey) != EVP_PKEY_ED25519) {
 		not_a_key(text, 1, err, err_size);
-		ossl.ERR_clear_error();
-		ossl.EVP_PKEY_free(pkey);
+		tp_ossl.ERR_clear_error();
+		tp_ossl.EVP_PKEY_free(pkey);
 		free(text);
 		return NULL;
 	}
 	free(text);
 	key = calloc(1, sizeof(*key));
-	if (!key || ossl.EVP_PKEY_get_raw_public_key(pkey, key->pub, &len) != 1) {
+	if (!key || tp_ossl.EVP_PKEY_get_raw_public_key(pkey, key->pub, &len) != 1) {
 		snprintf(err, err_size, "cannot read the public key");
-		ossl.EVP_PKEY_free(pkey);
+		tp_ossl.EVP_PKEY_free(pkey);
 		free(key);
 		return NULL;
 	}
@@ -392,14 +351,14 @@ int tp_key_read_public(const char *path, uint8_t out[TP_ED25519_PUB_SIZE], char 
 
 struct tp_key *tp_key_from_raw_public(const uint8_t raw[TP_ED25519_PUB_SIZE])
 {
-	struct tp_key *key = ready() ? calloc(1, sizeof(*key)) : NULL;
+	struct tp_key *key = tp_ossl_ready() ? calloc(1, sizeof(*key)) : NULL;
 
 	if (!key)
 		return NULL;
 	key->pkey =
-	    ossl.EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, TP_ED25519_PUB_SIZE);
+	    tp_ossl.EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, TP_ED25519_PUB_SIZE);
 	if (!key->pkey) {
-		ossl.ERR_clear_error();
+		tp_ossl.ERR_clear_error();
 		free(key);
 		return NULL;
 	}
@@ -412,7 +371,7 @@ void tp_key_free(struct tp_key *key)
 	if (!key)
 		return;
 	if (key->pkey)
-		ossl.EVP_PKEY_free(key->pkey);
+		tp_ossl.EVP_PKEY_free(key->pkey);
 	free(key);
 }
 
@@ -424,29 +383,29 @@ void tp_key_public_raw(const struct tp_key *key, uint8_t out[TP_ED25519_PUB_SIZE
 int tp_sign(const struct tp_key *key, const void *msg, size_t size,
 	    uint8_t sig[TP_ED25519_SIG_SIZE])
 {
-	EVP_MD_CTX *md = ossl.EVP_MD_CTX_new();
+	EVP_MD_CTX *md = tp_ossl.EVP_MD_CTX_new();
 	size_t len = TP_ED25519_SIG_SIZE;
 	int r = -EIO;
 
 	/* PureEdDSA: no digest, one-shot */
-	if (md && ossl.EVP_DigestSignInit(md, NULL, NULL, NULL, key->pkey) == 1 &&
-	    ossl.EVP_DigestSign(md, sig, &len, msg, size) == 1 && len == TP_ED25519_SIG_SIZE)
+	if (md && tp_ossl.EVP_DigestSignInit(md, NULL, NULL, NULL, key->pkey) == 1 &&
+	    tp_ossl.EVP_DigestSign(md, sig, &len, msg, size) == 1 && len == TP_ED25519_SIG_SIZE)
 		r = 0;
-	ossl.EVP_MD_CTX_free(md);
+	tp_ossl.EVP_MD_CTX_free(md);
 	return r;
 }
 
 int tp_verify(const struct tp_key *key, const void *msg, size_t size,
 	      const uint8_t sig[TP_ED25519_SIG_SIZE])
 {
-	EVP_MD_CTX *md = ossl.EVP_MD_CTX_new();
+	EVP_MD_CTX *md = tp_ossl.EVP_MD_CTX_new();
 	int r = -EBADMSG;
 
-	if (md && ossl.EVP_DigestVerifyInit(md, NULL, NULL, NULL, key->pkey) == 1 &&
-	    ossl.EVP_DigestVerify(md, sig, TP_ED25519_SIG_SIZE, msg, size) == 1)
+	if (md && tp_ossl.EVP_DigestVerifyInit(md, NULL, NULL, NULL, key->pkey) == 1 &&
+	    tp_ossl.EVP_DigestVerify(md, sig, TP_ED25519_SIG_SIZE, msg, size) == 1)
 		r = 0;
-	ossl.ERR_clear_error();
-	ossl.EVP_MD_CTX_free(md);
+	tp_ossl.ERR_clear_error();
+	tp_ossl.EVP_MD_CTX_free(md);
 	return r;
 }
 
@@ -461,7 +420,7 @@ struct tp_gcm *tp_gcm_new(const uint8_t key[TP_AES_KEY_SIZE])
 {
 	struct tp_gcm *g;
 
-	if (!ready())
+	if (!tp_ossl_ready())
 		abort(); /* as in tp_sha256: the command loads libcrypto first */
 	if (!(g = tp_secret_alloc(sizeof(*g))))
 		return NULL;
@@ -473,8 +432,8 @@ void tp_gcm_free(struct tp_gcm *g)
 {
 	if (!g)
 		return;
-	ossl.EVP_CIPHER_CTX_free(g->enc); /* OpenSSL wipes the schedule it holds */
-	ossl.EVP_CIPHER_CTX_free(g->dec);
+	tp_ossl.EVP_CIPHER_CTX_free(g->enc); /* OpenSSL wipes the schedule it holds */
+	tp_ossl.EVP_CIPHER_CTX_free(g->dec);
 	tp_secret_free(g, sizeof(*g));
 }
 
@@ -482,14 +441,14 @@ void tp_gcm_free(struct tp_gcm *g)
 static EVP_CIPHER_CTX *gcm_start(struct tp_gcm *g, bool seal, const uint8_t *nonce)
 {
 	EVP_CIPHER_CTX **ctx = seal ? &g->enc : &g->dec;
-	__typeof__(ossl.EVP_EncryptInit_ex) init =
-	    seal ? ossl.EVP_EncryptInit_ex : ossl.EVP_DecryptInit_ex;
+	__typeof__(tp_ossl.EVP_EncryptInit_ex) init =
+	    seal ? tp_ossl.EVP_EncryptInit_ex : tp_ossl.EVP_DecryptInit_ex;
 
 	if (!*ctx) {
-		if (!(*ctx = ossl.EVP_CIPHER_CTX_new()))
+		if (!(*ctx = tp_ossl.EVP_CIPHER_CTX_new()))
 			return NULL;
-		if (init(*ctx, ossl.EVP_aes_256_gcm(), NULL, g->key, NULL) != 1) {
-			ossl.EVP_CIPHER_CTX_free(*ctx);
+		if (init(*ctx, tp_ossl.EVP_aes_256_gcm(), NULL, g->key, NULL) != 1) {
+			tp_ossl.EVP_CIPHER_CTX_free(*ctx);
 			*ctx = NULL;
 			return NULL;
 		}
@@ -513,14 +472,14 @@ int tp_gcm_seal(struct tp_gcm *g, const uint8_t nonce[TP_GCM_NONCE_SIZE], const 
 	int len;
 
 	if (!ctx || !fits_int(aad_size) || !fits_int(size)) {
-		ossl.ERR_clear_error();
+		tp_ossl.ERR_clear_error();
 		return -EINVAL;
 	}
-	if ((aad_size && ossl.EVP_EncryptUpdate(ctx, NULL, &len, aad, (int)aad_size) != 1) ||
-	    (size && ossl.EVP_EncryptUpdate(ctx, out, &len, in, (int)size) != 1) ||
-	    ossl.EVP_EncryptFinal_ex(ctx, none, &len) != 1 ||
-	    ossl.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TP_GCM_TAG_SIZE, tag) != 1) {
-		ossl.ERR_clear_error();
+	if ((aad_size && tp_ossl.EVP_EncryptUpdate(ctx, NULL, &len, aad, (int)aad_size) != 1) ||
+	    (size && tp_ossl.EVP_EncryptUpdate(ctx, out, &len, in, (int)size) != 1) ||
+	    tp_ossl.EVP_EncryptFinal_ex(ctx, none, &len) != 1 ||
+	    tp_ossl.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TP_GCM_TAG_SIZE, tag) != 1) {
+		tp_ossl.ERR_clear_error();
 		return -EINVAL;
 	}
 	return 0;
@@ -535,18 +494,19 @@ int tp_gcm_open(struct tp_gcm *g, const uint8_t nonce[TP_GCM_NONCE_SIZE], const 
 	int len, ok;
 
 	if (!ctx || !fits_int(aad_size) || !fits_int(size)) {
-		ossl.ERR_clear_error();
+		tp_ossl.ERR_clear_error();
 		return -EINVAL;
 	}
 	memcpy(expected, tag, sizeof(expected));
-	if ((aad_size && ossl.EVP_DecryptUpdate(ctx, NULL, &len, aad, (int)aad_size) != 1) ||
-	    (size && ossl.EVP_DecryptUpdate(ctx, out, &len, in, (int)size) != 1) ||
-	    ossl.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TP_GCM_TAG_SIZE, expected) != 1) {
-		ossl.ERR_clear_error();
+	if ((aad_size && tp_ossl.EVP_DecryptUpdate(ctx, NULL, &len, aad, (int)aad_size) != 1) ||
+	    (size && tp_ossl.EVP_DecryptUpdate(ctx, out, &len, in, (int)size) != 1) ||
+	    tp_ossl.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TP_GCM_TAG_SIZE, expected) !=
+		1) {
+		tp_ossl.ERR_clear_error();
 		return -EINVAL;
 	}
-	ok = ossl.EVP_DecryptFinal_ex(ctx, none, &len) == 1;
-	ossl.ERR_clear_error();
+	ok = tp_ossl.EVP_DecryptFinal_ex(ctx, none, &len) == 1;
+	tp_ossl.ERR_clear_error();
 	if (!ok) {
 		/* what was written is not to be used: it is not left behind either */
 		explicit_bzero(out, size);

@@ -137,4 +137,54 @@ int tp_symkey_id(const uint8_t key[TP_SYMKEY_SIZE], char out[TP_SYMKEY_ID_SIZE])
  * may read. Returns 0, or -errno with the reason in err. */
 int tp_symkey_read(const char *path, uint8_t out[TP_SYMKEY_SIZE], char *err, size_t err_size);
 
+/* ---- X.509 certificates and ECDSA, for hardware evidence (x509.c) ---- */
+
+#define TP_P256_PUB_SIZE 64 /* X || Y, big-endian */
+
+struct tp_cert; /* an X.509 certificate */
+
+/* One certificate in DER, all of der and nothing after it. NULL when it is none
+ * (or libcrypto is not loaded). */
+struct tp_cert *tp_cert_from_der(const void *der, size_t size);
+/* Every certificate of PEM text (text need not be NUL-terminated), in order, into
+ * out (the caller frees each). Returns how many, or -EINVAL when a "BEGIN
+ * CERTIFICATE" block does not parse, -E2BIG when there are more than max. */
+int tp_certs_from_pem(const char *text, size_t size, struct tp_cert **out, size_t max);
+void tp_cert_free(struct tp_cert *cert);
+
+/* SHA-256 of the certificate's SubjectPublicKeyInfo (DER): what a pin names,
+ * whichever certificate carries the key. Returns 0 or -EINVAL. */
+int tp_cert_key_sha256(const struct tp_cert *cert, uint8_t out[TP_SHA256_SIZE]);
+/* The subject's common name, cut to out_size; "" when it has none. */
+void tp_cert_subject_cn(const struct tp_cert *cert, char *out, size_t out_size);
+/* The value (the extnValue's content) of the extension OID ("1.3.6.1.4.1.3704.1.4"),
+ * borrowed from the certificate. Returns 0 or -ENOENT. */
+int tp_cert_extension(const struct tp_cert *cert, const char *oid, const uint8_t **value,
+		      size_t *size);
+
+/* How a chain is checked against certificate times. */
+struct tp_cert_time {
+	bool unchecked; /* no time checks at all (X509_V_FLAG_NO_CHECK_TIME) */
+	int64_t at;	/* seconds since the epoch to check at; 0: now */
+};
+
+/* Whether leaf chains up through others (any order; those not needed are ignored)
+ * to anchor, the only certificate trusted, whose self-signature is checked too
+ * (OpenSSL's X509_verify_cert; no purpose, policy or revocation checks). Returns 0,
+ * or -EBADMSG with OpenSSL's reason and the certificate it concerns in err. */
+int tp_cert_chain_verify(const struct tp_cert *leaf, struct tp_cert *const *others, size_t count,
+			 const struct tp_cert *anchor, const struct tp_cert_time *when, char *err,
+			 size_t err_size);
+
+/* An ECDSA signature, r and s big-endian of size bytes each, over msg with SHA-256
+ * (bits 256) or SHA-384 (bits 384), by the EC key of that many bits in cert.
+ * Returns 0, -EBADMSG when it does not verify, -EKEYREJECTED when the certificate's
+ * key is not such a key. */
+int tp_cert_ecdsa_verify(const struct tp_cert *cert, unsigned bits, const void *msg,
+			 size_t msg_size, const uint8_t *r, const uint8_t *s, size_t size);
+/* The same by a raw P-256 public key (X || Y) with SHA-256, r || s of 32 bytes
+ * each. Returns 0, -EBADMSG, or -EKEYREJECTED when the key is no point of P-256. */
+int tp_p256_verify(const uint8_t pub[TP_P256_PUB_SIZE], const void *msg, size_t msg_size,
+		   const uint8_t sig[64]);
+
 #endif

@@ -2,7 +2,7 @@
  * sealing and opening. Every byte comes and goes through the caller's callbacks. */
 #include "pfs.h"
 
-#include "le.h"
+#include "../common/le.h"
 #include "../crypto/crypto.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* The output volume's index codec (volume.h, docs/protected-files.md). */
 #include "volume.h"
 
-#include "le.h"
+#include "../common/le.h"
 #include "../crypto/crypto.h"
 
 #include <errno.h>

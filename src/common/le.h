@@ -1,6 +1,7 @@
-/* Little-endian integers in a protected file's or a volume index's bytes. */
-#ifndef TEEPY_PFS_LE_H
-#define TEEPY_PFS_LE_H
+/* Little-endian integers in formats on disk and from hardware (protected files, volume
+ * indexes, TDX quotes, SEV-SNP reports). */
+#ifndef TEEPY_COMMON_LE_H
+#define TEEPY_COMMON_LE_H
 
 #include <stddef.h>
 #include <stdint.h>
