@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 # each module and the modules it may use (DESIGN.md: common -> crypto -> manifest,
-# channel, pfs -> sandbox, trace -> runner -> cli); pyboot, the C inside the sandbox,
+# channel, pfs -> sandbox, trace -> runner -> attest -> cli); pyboot, the C inside the sandbox,
 # only the channel and common, and only the runner and cli use its boot text
 BELOW = {
     "common": set(),
@@ -21,8 +21,10 @@ BELOW = {
     "sandbox": {"manifest", "channel", "crypto", "common"},
     "trace": {"manifest", "channel", "crypto", "common"},
     "runner": {"sandbox", "trace", "manifest", "channel", "pfs", "crypto", "pyboot", "common"},
-    "cli": {"runner", "sandbox", "trace", "manifest", "channel", "pfs", "crypto", "pyboot",
-            "common"},
+    "attest": {"runner", "sandbox", "trace", "manifest", "channel", "pfs", "crypto", "pyboot",
+               "common"},
+    "cli": {"attest", "runner", "sandbox", "trace", "manifest", "channel", "pfs", "crypto",
+            "pyboot", "common"},
 }
 
 def main():

@@ -2,6 +2,7 @@
 #ifndef TEEPY_TEST_H
 #define TEEPY_TEST_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,6 +23,19 @@ extern int tp_test_failures;
 			fprintf(stderr, "  %s:%d: '%s' != '%s'\n", __FILE__, __LINE__,             \
 				a_ ? a_ : "(null)", b_ ? b_ : "(null)");                           \
 			tp_test_failures++;                                                        \
+		}                                                                                  \
+	} while (0)
+
+/* Loads libcrypto (test_crypto_pfs.c); false, with the reason on stderr, when it
+ * cannot. */
+bool tp_test_crypto_ready(void);
+
+/* every test of the cryptography starts here: libcrypto is loaded on demand */
+#define NEED_CRYPTO()                                                                              \
+	do {                                                                                       \
+		if (!tp_test_crypto_ready()) {                                                     \
+			CHECK(false);                                                              \
+			return;                                                                    \
 		}                                                                                  \
 	} while (0)
 

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static bool crypto_ready(void)
+bool tp_test_crypto_ready(void)
 {
 	char err[256];
 
@@ -23,15 +23,6 @@ static bool crypto_ready(void)
 	}
 	return true;
 }
-
-/* every test of the cryptography starts here: libcrypto is loaded on demand */
-#define NEED_CRYPTO()                                                                              \
-	do {                                                                                       \
-		if (!crypto_ready()) {                                                             \
-			CHECK(false);                                                              \
-			return;                                                                    \
-		}                                                                                  \
-	} while (0)
 
 static void unhex(const char *hex, uint8_t *out, size_t size)
 {
@@ -551,7 +542,7 @@ static void test_pfs_seals_as_an_independent_implementation_does(void)
 	uint8_t key[TP_PFS_KEY_SIZE], digest[32];
 	struct mem plain = { 0 }, sealed, back;
 
-	if (!crypto_ready())
+	if (!tp_test_crypto_ready())
 		return;
 	for (size_t i = 0; i < sizeof(key); i++)
 		key[i] = (uint8_t)i;

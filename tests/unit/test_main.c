@@ -18,6 +18,7 @@ extern const struct tp_test trust_tests[];
 extern const struct tp_test term_tests[];
 extern const struct tp_test crypto_pfs_tests[];
 extern const struct tp_test volume_tests[];
+extern const struct tp_test attest_tests[];
 
 int main(void)
 {
@@ -25,7 +26,8 @@ int main(void)
 					   manifest_tests,    trace_tests,	elf_tests,
 					   cgroup_plan_tests, judge_tests,	plan_tests,
 					   channel_tests,     trust_tests,	flags_tests,
-					   term_tests,	      crypto_pfs_tests, volume_tests };
+					   term_tests,	      crypto_pfs_tests, volume_tests,
+					   attest_tests };
 	int passed = 0, failed = 0;
 
 	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {

@@ -1,0 +1,187 @@
+/* Evidence of confidential VMs, as the kernel's configfs-tsm gives it: Intel TDX
+ * quotes (versions 4 and 5) and AMD SEV-SNP attestation reports. The parsers
+ * (tdx.c, snp.c) are pure and take untrusted bytes; the verifiers (verify.c) check
+ * every signature and certificate chain up to the vendors' root keys pinned here;
+ * json.c renders the fields. What is verified and what is not (TCB status and the
+ * vendors' other collateral): docs/cas.md, "Evidence". */
+#ifndef TEEPY_ATTEST_ATTEST_H
+#define TEEPY_ATTEST_ATTEST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- TDX quotes (Intel TDX DCAP quote format, versions 4 and 5) ---- */
+
+#define TP_TDX_HEADER_SIZE	 48
+#define TP_TDX_REPORT_1_0_SIZE	 584 /* TD report body 1.0 (TDX 1.0) */
+#define TP_TDX_REPORT_1_5_SIZE	 648 /* 1.5 adds tee_tcb_svn2 and mr_servicetd */
+#define TP_TDX_MR_SIZE		 48  /* SHA-384: MRTD, RTMRs, MRSEAM, ... */
+#define TP_TDX_QE_REPORT_SIZE	 384 /* an SGX report body: the quoting enclave's */
+#define TP_TDX_TEE_TYPE		 0x81
+#define TP_TDX_KEY_ECDSA_P256	 2
+#define TP_TDX_CERT_PCK_CHAIN	 5 /* certification data: PCK chain, PEM */
+#define TP_TDX_CERT_QE_REPORT	 6 /* certification data: QE report and its data */
+#define TP_TDX_BODY_TD_REPORT_10 2 /* v5 body types */
+#define TP_TDX_BODY_TD_REPORT_15 3
+
+/* The TD attributes a policy reads, bits of td_attributes (little-endian). */
+#define TP_TDX_ATTR_DEBUG	    (1ull << 0)
+#define TP_TDX_ATTR_SEPT_VE_DISABLE (1ull << 28)
+#define TP_TDX_ATTR_PKS		    (1ull << 30)
+#define TP_TDX_ATTR_KEY_LOCKER	    (1ull << 31)
+#define TP_TDX_ATTR_PERFMON	    (1ull << 63)
+
+/* The quoting enclave's report (SGX report body), which the PCK key signs. */
+struct tp_sgx_report {
+	uint8_t cpu_svn[16];
+	uint32_t misc_select;
+	uint8_t attributes[16];
+	uint8_t mr_enclave[32];
+	uint8_t mr_signer[32];
+	uint16_t isv_prod_id, isv_svn;
+	uint8_t report_data[64];
+};
+
+/* A quote's fields. Byte fields are as they stand in the quote; the pointers
+ * borrow the bytes parsed, which must outlive the struct. */
+struct tp_tdx_quote {
+	/* header */
+	uint16_t version, att_key_type;
+	uint32_t tee_type;
+	uint16_t qe_svn, pce_svn;
+	uint8_t qe_vendor_id[16];
+	uint8_t user_data[20];
+	/* the TD report body; v4 is always 1.0 */
+	uint16_t body_type; /* TP_TDX_BODY_TD_REPORT_10 or _15 */
+	uint8_t tee_tcb_svn[16];
+	uint8_t mr_seam[TP_TDX_MR_SIZE], mr_signer_seam[TP_TDX_MR_SIZE];
+	uint64_t seam_attributes, td_attributes, xfam;
+	uint8_t mr_td[TP_TDX_MR_SIZE], mr_config_id[TP_TDX_MR_SIZE];
+	uint8_t mr_owner[TP_TDX_MR_SIZE], mr_owner_config[TP_TDX_MR_SIZE];
+	uint8_t rtmr[4][TP_TDX_MR_SIZE];
+	uint8_t report_data[64];
+	uint8_t tee_tcb_svn2[16], mr_servicetd[TP_TDX_MR_SIZE]; /* 1.5 only, else zeros */
+	/* the signature data */
+	uint8_t signature[64];	     /* ECDSA-P256 r || s over the signed region */
+	uint8_t attestation_key[64]; /* P-256 X || Y */
+	struct tp_sgx_report qe;
+	const uint8_t *qe_report; /* the TP_TDX_QE_REPORT_SIZE bytes of qe, as signed */
+	uint8_t qe_report_signature[64];
+	const uint8_t *qe_auth_data;
+	size_t qe_auth_size;
+	const char *pck_chain; /* PEM: PCK certificate, intermediate CA, root CA */
+	size_t pck_chain_size;
+	/* the region the attestation key signs: header and body, [0, signed_size) */
+	const uint8_t *bytes;
+	size_t signed_size;
+};
+
+/* Parses a quote. Bytes after the signature data may only be zeros (a buffer of
+ * configfs-tsm's size). Pure. Returns 0, or with the reason in err -EINVAL (not a
+ * quote: cut short, lengths that do not add up) or -EPROTONOSUPPORT (another
+ * version, TEE, key type or body). */
+int tp_tdx_parse(const uint8_t *bytes, size_t size, struct tp_tdx_quote *q, char *err,
+		 size_t err_size);
+
+/* ---- SEV-SNP attestation reports (AMD SEV-SNP ABI, ATTESTATION_REPORT) ---- */
+
+#define TP_SNP_REPORT_SIZE    1184
+#define TP_SNP_SIGNED_SIZE    0x2a0 /* the signature covers [0, 0x2a0) */
+#define TP_SNP_SIG_ECDSA_P384 1
+#define TP_SNP_KEY_VCEK	      0
+#define TP_SNP_KEY_VLEK	      1
+
+/* Guest policy bits a policy reads (ABI: GUEST_POLICY). */
+#define TP_SNP_POLICY_SMT	    (1ull << 16)
+#define TP_SNP_POLICY_MIGRATE_MA    (1ull << 18)
+#define TP_SNP_POLICY_DEBUG	    (1ull << 19)
+#define TP_SNP_POLICY_SINGLE_SOCKET (1ull << 20)
+
+/* A TCB_VERSION (Milan and Genoa layout): the security versions of each part. */
+struct tp_snp_tcb {
+	uint64_t raw;
+	uint8_t bootloader, tee, snp, microcode;
+};
+
+struct tp_snp_report {
+	uint32_t version, guest_svn;
+	uint64_t policy;
+	uint8_t family_id[16], image_id[16];
+	uint32_t vmpl, signature_algo;
+	struct tp_snp_tcb current_tcb;
+	uint64_t platform_info;
+	bool author_key_en, mask_chip_key;
+	unsigned signing_key; /* TP_SNP_KEY_VCEK or _VLEK */
+	uint8_t report_data[64];
+	uint8_t measurement[48];
+	uint8_t host_data[32];
+	uint8_t id_key_digest[48], author_key_digest[48];
+	uint8_t report_id[32], report_id_ma[32];
+	struct tp_snp_tcb reported_tcb;
+	uint8_t chip_id[64];
+	struct tp_snp_tcb committed_tcb;
+	uint8_t current_build, current_minor, current_major;
+	uint8_t committed_build, committed_minor, committed_major;
+	struct tp_snp_tcb launch_tcb;
+	uint8_t sig_r[48], sig_s[48]; /* big-endian, from the report's little-endian */
+	const uint8_t *bytes;	      /* the report, borrowed: its signed region */
+};
+
+/* Parses a report of exactly TP_SNP_REPORT_SIZE bytes. Pure. Returns 0, or with
+ * the reason in err -EINVAL (not a report) or -EPROTONOSUPPORT (another version
+ * or signature algorithm). */
+int tp_snp_parse(const uint8_t *bytes, size_t size, struct tp_snp_report *r, char *err,
+		 size_t err_size);
+
+/* ---- verification (verify.c): the command loads libcrypto first ---- */
+
+/* How certificate times are checked (tests fix a time, as the evidence's
+ * certificates expire; the CLI's --insecure-no-time-check turns them off). */
+struct tp_attest_opts {
+	bool insecure_no_time_check;
+	int64_t at_time; /* seconds since the epoch; 0: now */
+};
+
+#define TP_ATTEST_CHECKS_MAX 5
+
+struct tp_attest_check {
+	const char *name; /* "quote_signature" */
+	const char *what; /* one line: what the check establishes */
+	bool ok;
+	char detail[256]; /* why it failed, or what it found ("Milan") */
+};
+
+struct tp_attest_result {
+	struct tp_attest_check checks[TP_ATTEST_CHECKS_MAX];
+	size_t count;
+	char product[16]; /* SNP: "Milan" or "Genoa", by the pinned ARK the chain ends at */
+};
+
+/* The first check that failed, or NULL when every one passed. */
+const struct tp_attest_check *tp_attest_failed(const struct tp_attest_result *res);
+
+/* Every check of a quote, each run whatever the others gave: the quote's signature
+ * by its attestation key, the QE report's binding of that key, the QE report's
+ * signature by the PCK certificate, the PCK chain up to the pinned Intel SGX Root
+ * CA. Returns 0 when all pass, -EBADMSG when one fails (tp_attest_failed). */
+int tp_tdx_verify(const struct tp_tdx_quote *q, const struct tp_attest_opts *opts,
+		  struct tp_attest_result *res);
+
+/* Every check of a report: the VCEK or VLEK (cert, DER) chained through chain's
+ * (PEM: ASK or ASVK, ARK) to a pinned AMD ARK, what the certificate says of the chip
+ * and TCB against the report, the report's signature. Returns 0 or -EBADMSG. */
+int tp_snp_verify(const struct tp_snp_report *r, const uint8_t *cert, size_t cert_size,
+		  const char *chain, size_t chain_size, const struct tp_attest_opts *opts,
+		  struct tp_attest_result *res);
+
+/* ---- rendering (json.c) ---- */
+
+/* The fields as JSON objects, in the order of the evidence; measurements as hex. */
+json_t *tp_tdx_json(const struct tp_tdx_quote *q);
+json_t *tp_snp_json(const struct tp_snp_report *r);
+/* [{"name", "ok", "detail"}] */
+json_t *tp_attest_checks_json(const struct tp_attest_result *res);
+
+#endif
