@@ -40,8 +40,10 @@ const struct tp_exit_code tp_exit_codes[] = {
 	EXIT(KEY_MISSING, "a key is missing: an encrypted bundle without --bundle-key, a sealed "
 			  "data item without --data-key, an output volume without --volume-key, "
 			  "teepy data open or teepy volume without it"),
-	EXIT(ATTESTATION_DENIED, "reserved for attestation denied: the CAS refused the evidence "
-				 "(nothing produces it yet)"),
+	EXIT(ATTESTATION_DENIED,
+	     "attestation evidence refused: teepy attest verify found a TDX quote or SEV-SNP "
+	     "report malformed, or a signature or certificate chain that does not verify (later "
+	     "also the CAS refusing evidence)"),
 	EXIT(INTERNAL, "internal error: teepy could not set up the sandbox or write the result, "
 		       "or OpenSSL's libcrypto (needed for a bundle) cannot be loaded (the line "
 		       "says what failed)"),

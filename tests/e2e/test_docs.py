@@ -131,7 +131,8 @@ def test_exit_code_tables_are_the_binarys(teepy):
     assert exit_rows(table_rows(README, "| code | name | meaning |")) == codes
 
 
-@pytest.mark.parametrize("command", ["run", "build", "inspect", "keygen", "data", "volume"])
+@pytest.mark.parametrize("command", ["run", "build", "inspect", "keygen", "data", "volume",
+                                     "attest"])
 def test_each_commands_exit_codes_are_its_help(teepy, command):
     """`teepy run --help` lists every exit code; the other commands list the ones they
     use, with their own wording, by the same numbers and names; docs/cli.md shows the

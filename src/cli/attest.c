@@ -1,0 +1,349 @@
+/* `teepy attest verify FILE --type tdx|snp`: a TDX quote or an SEV-SNP report
+ * parsed, every signature and certificate chain checked up to the vendors' pinned
+ * root keys (attest/), its fields and each check printed. */
+#include "commands.h"
+
+#include "exit_codes.h"
+#include "flags.h"
+#include "../attest/attest.h"
+#include "../common/io.h"
+#include "../common/log.h"
+#include "../crypto/crypto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum attest_flag {
+	ATTEST_HELP = 1,
+	ATTEST_TYPE,
+	ATTEST_VCEK,
+	ATTEST_CHAIN,
+	ATTEST_NO_TIME,
+	ATTEST_JSON
+};
+
+static const struct tp_flag flags[] = {
+	{ ATTEST_HELP, "help", 'h', NULL, NULL, "show this help" },
+	{ ATTEST_TYPE, "type", 0, "TYPE", NULL,
+	  "what FILE is: tdx (a TDX quote, version 4 or 5) or snp (an SEV-SNP attestation "
+	  "report)" },
+	{ ATTEST_VCEK, "vcek", 0, "DER", NULL,
+	  "snp: the VCEK or VLEK certificate that signed the report (DER, from AMD's KDS or "
+	  "the host)" },
+	{ ATTEST_CHAIN, "chain", 0, "PEM", NULL,
+	  "snp: AMD's chain of the product (ASK or ASVK, ARK: KDS's cert_chain); it must end "
+	  "at a pinned ARK (Milan, Genoa)" },
+	{ ATTEST_NO_TIME, "insecure-no-time-check", 0, NULL, NULL,
+	  "do not check certificates' validity periods (to verify old evidence; says so on "
+	  "stderr)" },
+	{ ATTEST_JSON, "json", 0, NULL, NULL,
+	  "print {\"type\", \"verified\", \"checks\", ...the fields} as JSON instead" },
+	TP_FLAGS_END,
+};
+
+static const struct tp_exit_use exits[] = {
+	{ TP_EXIT_OK, "every check passed (the fields and the checks printed)" },
+	{ TP_EXIT_USAGE, "usage error; FILE, --vcek or --chain cannot be read" },
+	{ TP_EXIT_ATTESTATION_DENIED,
+	  "the evidence is refused: malformed, of a version or kind teepy does not read, or a "
+	  "signature or certificate chain that does not verify (one line names the first check "
+	  "that failed; the fields and every check are printed all the same, marked FAILED)" },
+	{ TP_EXIT_INTERNAL, "OpenSSL's libcrypto cannot be loaded, or out of memory" },
+	{ 0, NULL },
+};
+
+const struct tp_command_help tp_attest_help = {
+	.name = "attest",
+	.synopsis = "verify QUOTE --type tdx [--insecure-no-time-check] [--json]\n"
+		    "verify REPORT --type snp --vcek DER --chain PEM [--insecure-no-time-check] "
+		    "[--json]",
+	.about = "Verifies hardware evidence of a confidential VM, as the kernel's configfs-tsm\n"
+		 "gives it, and prints its fields. A TDX quote (version 4 or 5): its signature by\n"
+		 "the attestation key, the quoting enclave's report binding that key and signed\n"
+		 "by the PCK certificate, whose chain must end at the pinned Intel SGX Root CA\n"
+		 "key. An SEV-SNP report: its ECDSA P-384 signature by the VCEK or VLEK, whose\n"
+		 "chain must end at a pinned AMD ARK key (Milan, Genoa), and the certificate's\n"
+		 "chip id and TCB against the report's. A policy pins MRTD and RTMR0-3 (TDX), or\n"
+		 "MEASUREMENT and the guest policy (SNP). TCB status and Intel's and AMD's other\n"
+		 "collateral (TCB info, QE identity, revocation lists) are not checked: see\n"
+		 "docs/cas.md, \"Evidence\".\n",
+	.flags = flags,
+	.exits = exits,
+};
+
+#define EVIDENCE_MAX (1 << 20) /* a quote is a few KiB, a report 1184 bytes */
+#define CERTS_MAX    (64 << 10)
+
+struct attest_cmd {
+	const char *file, *type, *vcek_path, *chain_path;
+	bool json;
+	struct tp_attest_opts opts;
+	char *bytes, *vcek, *chain;
+	size_t size, vcek_size, chain_size;
+};
+
+/* Reads path whole. Returns an exit code or 0. */
+static int read_input(const char *what, const char *path, size_t max, char **out, size_t *size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0) {
+		tp_error("attest verify: %s%s: %s", what, path, strerror(errno));
+		return TP_EXIT_USAGE;
+	}
+	r = tp_read_all(fd, max, out, size);
+	close(fd);
+	if (r < 0) {
+		tp_error("attest verify: %s%s: %s", what, path,
+			 r == -EFBIG ? "larger than any evidence or certificate file" :
+				       strerror(-r));
+		return r == -ENOMEM ? TP_EXIT_INTERNAL : TP_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* The fields of a JSON object one a line, "prefix.key value", nested objects
+ * flattened: the same fields --json prints, in their order. */
+static void print_fields(const char *prefix, json_t *o)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(o, key, v)
+	{
+		char name[128];
+		snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix ? "." : "", key);
+		if (json_is_object(v))
+			print_fields(name, v);
+		else if (json_is_string(v))
+			printf("%-34s %s\n", name, json_string_value(v));
+		else if (json_is_integer(v))
+			printf("%-34s %lld\n", name, (long long)json_integer_value(v));
+		else if (json_is_boolean(v))
+			printf("%-34s %s\n", name, json_is_true(v) ? "yes" : "no");
+	}
+}
+
+static int print_report(const struct attest_cmd *c, json_t *fields,
+			const struct tp_attest_result *res)
+{
+	bool ok = !tp_attest_failed(res);
+	int r;
+
+	if (c->json) {
+		json_t *o = json_object();
+		json_object_set_new(o, "type", json_string(c->type));
+		json_object_set_new(o, "verified", json_boolean(ok));
+		json_object_set_new(o, "checks", tp_attest_checks_json(res));
+		if (*res->product)
+			json_object_set_new(o, "product", json_string(res->product));
+		json_object_set_new(o, "time_checked",
+				    json_boolean(!c->opts.insecure_no_time_check));
+		json_object_update(o, fields);
+		r = json_dumpf(o, stdout, JSON_INDENT(2));
+		json_decref(o);
+		if (r == 0)
+			putchar('\n');
+	} else {
+		print_fields("", fields);
+		if (*res->product)
+			printf("%-34s %s\n", "product", res->product);
+		printf("checks:\n");
+		for (size_t i = 0; i < res->count; i++) {
+			const struct tp_attest_check *k = &res->checks[i];
+			printf("  %-6s  %-20s %s%s%s\n", k->ok ? "ok" : "FAILED", k->name, k->what,
+			       *k->detail ? ": " : "", k->detail);
+		}
+		printf("verified: %s%s\n", ok ? "yes" : "NO",
+		       c->opts.insecure_no_time_check ? " (certificate times not checked)" : "");
+	}
+	return fflush(stdout) == 0 ? 0 : -EIO;
+}
+
+static int verify(struct attest_cmd *c)
+{
+	struct tp_attest_result res;
+	const struct tp_attest_check *bad;
+	json_t *fields;
+	char err[512];
+	int r, code;
+
+	if ((code = read_input("", c->file, EVIDENCE_MAX, &c->bytes, &c->size)) != 0)
+		return code;
+	if (strcmp(c->type, "tdx") == 0) {
+		struct tp_tdx_quote q;
+		if ((r = tp_tdx_parse((const uint8_t *)c->bytes, c->size, &q, err, sizeof(err))) <
+		    0) {
+			struct tp_snp_report other;
+			tp_error(
+			    "attest verify: %s: refused: not a TDX quote teepy reads: %s%s",
+			    c->file, err,
+			    tp_snp_parse((const uint8_t *)c->bytes, c->size, &other, NULL, 0) == 0 ?
+				" (an SEV-SNP report: --type snp)" :
+				"");
+			return TP_EXIT_ATTESTATION_DENIED;
+		}
+		tp_tdx_verify(&q, &c->opts, &res);
+		fields = tp_tdx_json(&q);
+	} else {
+		struct tp_snp_report rep;
+		if ((r = tp_snp_parse((const uint8_t *)c->bytes, c->size, &rep, err, sizeof(err))) <
+		    0) {
+			struct tp_tdx_quote other;
+			tp_error(
+			    "attest verify: %s: refused: not an SEV-SNP report teepy reads: %s%s",
+			    c->file, err,
+			    tp_tdx_parse((const uint8_t *)c->bytes, c->size, &other, NULL, 0) == 0 ?
+				" (a TDX quote: --type tdx)" :
+				"");
+			return TP_EXIT_ATTESTATION_DENIED;
+		}
+		if ((code = read_input("--vcek ", c->vcek_path, CERTS_MAX, &c->vcek,
+				       &c->vcek_size)) != 0 ||
+		    (code = read_input("--chain ", c->chain_path, CERTS_MAX, &c->chain,
+				       &c->chain_size)) != 0)
+			return code;
+		tp_snp_verify(&rep, (const uint8_t *)c->vcek, c->vcek_size, c->chain, c->chain_size,
+			      &c->opts, &res);
+		fields = tp_snp_json(&rep);
+	}
+	if (!fields) {
+		tp_error("attest verify: out of memory");
+		return TP_EXIT_INTERNAL;
+	}
+	r = print_report(c, fields, &res);
+	json_decref(fields);
+	if ((bad = tp_attest_failed(&res))) {
+		tp_error("attest verify: %s: refused: %s failed: %s", c->file, bad->name,
+			 bad->detail);
+		return TP_EXIT_ATTESTATION_DENIED;
+	}
+	if (r < 0) {
+		tp_error("attest verify: cannot write the report: %s", strerror(-r));
+		return TP_EXIT_USAGE;
+	}
+	return TP_EXIT_OK;
+}
+
+/* Checks the flags' combination. Returns an exit code or 0. */
+static int check_usage(const struct attest_cmd *c, const char *action)
+{
+	if (!action) {
+		tp_error("attest: missing verify (teepy attest verify FILE --type tdx|snp; see "
+			 "teepy attest --help)");
+		return TP_EXIT_USAGE;
+	}
+	if (strcmp(action, "verify") != 0) {
+		tp_error("attest: unknown action '%s' (verify; see teepy attest --help)", action);
+		return TP_EXIT_USAGE;
+	}
+	if (!c->file || !*c->file) {
+		tp_error("attest verify: missing FILE, the quote or report (see teepy attest "
+			 "--help)");
+		return TP_EXIT_USAGE;
+	}
+	if (!c->type) {
+		tp_error("attest verify: %s: say what it is: --type tdx or --type snp", c->file);
+		return TP_EXIT_USAGE;
+	}
+	if (strcmp(c->type, "tdx") != 0 && strcmp(c->type, "snp") != 0) {
+		tp_error("attest verify: --type: '%s' is no evidence type (tdx or snp)", c->type);
+		return TP_EXIT_USAGE;
+	}
+	bool snp = strcmp(c->type, "snp") == 0;
+	if (!snp && (c->vcek_path || c->chain_path)) {
+		tp_error("attest verify: %s is for --type snp (a TDX quote carries its own "
+			 "certificates)",
+			 c->vcek_path ? "--vcek" : "--chain");
+		return TP_EXIT_USAGE;
+	}
+	if (snp && (!c->vcek_path || !c->chain_path)) {
+		tp_error("attest verify: %s: an SEV-SNP report is verified with its signer's "
+			 "certificate and AMD's chain: %s",
+			 c->file,
+			 !c->vcek_path ? "--vcek DER (the VCEK or VLEK)" :
+					 "--chain PEM (ASK or ASVK, and ARK)");
+		return TP_EXIT_USAGE;
+	}
+	return 0;
+}
+
+int tp_cmd_attest(int argc, char **argv)
+{
+	struct attest_cmd c = { 0 };
+	const char *operands[3] = { NULL };
+	size_t count = 0;
+	struct tp_flag_parser p;
+	char err[PATH_MAX + 128];
+	int r, code;
+
+	if (tp_flags_start(&p, "attest", flags, NULL, argc, argv) < 0)
+		return TP_EXIT_INTERNAL;
+	while ((r = tp_flags_next(&p, err, sizeof(err))) != TP_FLAGS_DONE) {
+		if (r < 0) {
+			tp_error("attest: %s", err);
+			return TP_EXIT_USAGE;
+		}
+		if (r == TP_FLAGS_OPERAND) {
+			if (count == 2) {
+				tp_error(
+				    "attest: unexpected argument '%s' (see teepy attest --help)",
+				    p.value);
+				return TP_EXIT_USAGE;
+			}
+			operands[count++] = p.value;
+			continue;
+		}
+		switch (p.flag->id) {
+		case ATTEST_HELP:
+			tp_help_print(stdout, &tp_attest_help);
+			return TP_EXIT_OK;
+		case ATTEST_TYPE:
+			c.type = p.value;
+			break;
+		case ATTEST_VCEK:
+			c.vcek_path = p.value;
+			break;
+		case ATTEST_CHAIN:
+			c.chain_path = p.value;
+			break;
+		case ATTEST_NO_TIME:
+			c.opts.insecure_no_time_check = true;
+			break;
+		case ATTEST_JSON:
+			c.json = true;
+			break;
+		}
+	}
+	/* after "--", operands alone: a file whose name starts with a dash */
+	for (int i = p.rest; p.dashdash && i < argc; i++) {
+		if (count == 2) {
+			tp_error("attest: unexpected argument '%s' (see teepy attest --help)",
+				 argv[i]);
+			return TP_EXIT_USAGE;
+		}
+		operands[count++] = argv[i];
+	}
+	c.file = operands[1];
+	if ((code = check_usage(&c, operands[0])) != 0)
+		return code;
+	if (tp_crypto_load(err, sizeof(err)) < 0) {
+		tp_error("attest verify: %s", err);
+		return TP_EXIT_INTERNAL;
+	}
+	if (c.opts.insecure_no_time_check)
+		tp_warn("attest verify: certificate validity periods are not checked "
+			"(--insecure-no-time-check)");
+	code = verify(&c);
+	free(c.bytes);
+	free(c.vcek);
+	free(c.chain);
+	return code;
+}
