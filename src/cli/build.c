@@ -97,8 +97,8 @@ const struct tp_command_help tp_build_help = {
 		 "The sample run's result is not printed; build says how many bytes it returned.\n",
 	.flags = flags,
 	.after = "The sample run takes teepy run's options (--input, --input-file, --data,\n"
-		 "--task-data, --data-key, --allow-site-packages, --allow, --pythonpath, --env,\n"
-		 "--scratch);\n"
+		 "--task-data, --data-key, --allow-site-packages, --allow, --pythonpath, --venv,\n"
+		 "--env, --scratch); a --venv's files the sample runs used are bundled at /venv.\n"
 		 "--memory, --cpu-time, --timeout, --threads and --scratch are recorded in the\n"
 		 "manifest as the bundle's limits. Included paths are visible in the sample run.\n"
 		 "An ELF file in the bundle (an included extension module) brings the libraries\n"
