@@ -402,9 +402,11 @@ static int add_seen(struct build *b, const char *path)
 		if (r < 0 && r != -ENOENT)
 			return r;
 	}
+	/* where the sample run saw them, or their host paths (an --include): a venv
+	 * inside the app's directory is the venv's, at /venv */
 	const char *venv = b->traced.venv_dir;
-	bool in_app = under(path, TP_APP_DIR) || under(path, dir);
-	bool in_venv = !in_app && venv[0] && under(path, TP_VENV_DIR);
+	bool in_venv = venv[0] && (under(path, TP_VENV_DIR) || under(path, venv));
+	bool in_app = !in_venv && (under(path, TP_APP_DIR) || under(path, dir));
 	/* the bundled files' caches carry their sources' mtimes, which a bundle does not
 	 * keep (reproducible): of no use, and not reproducible either */
 	if ((in_app || in_venv) && cache)
@@ -910,13 +912,22 @@ static int encrypt_files(struct build *b, const char *key_path)
 	for (size_t g = 0; g < b->encrypt_paths.count; g++) {
 		bool matched = false;
 		for (size_t i = 0; i < m->file_count && !matched; i++)
-			matched = m->files[i].bundled &&
+			matched = m->files[i].bundled && under(m->files[i].path, TP_APP_DIR) &&
 				  fnmatch(b->encrypt_paths.items[g],
 					  m->files[i].path + strlen(TP_APP_DIR "/"), 0) == 0;
 		if (!matched)
 			tp_warn("build: --encrypt-path %s matches none of the app's files",
 				b->encrypt_paths.items[g]);
 	}
+	size_t plain_venv = 0;
+	for (size_t i = 0; i < m->file_count; i++)
+		plain_venv += m->files[i].bundled && under(m->files[i].path, TP_VENV_DIR);
+	if (plain_venv)
+		tp_warn(
+		    "build: --encrypt: the venv's %zu bundled file%s under %s stay in plaintext "
+		    "(--encrypt seals the app's own files; keep a private package in the app's "
+		    "directory to have it encrypted)",
+		    plain_venv, plain_venv == 1 ? "" : "s", TP_VENV_DIR);
 	snprintf(b->encrypted_line, sizeof(b->encrypted_line),
 		 "encrypted %zu app file%s (%s) with AES-256-GCM under %s%s (key id %s)", count,
 		 count == 1 ? "" : "s", tp_format_size(bytes, size_text, sizeof(size_text)),
@@ -945,7 +956,7 @@ static int trace_samples(struct build *b, struct tp_run_opts *opts, struct tp_tr
 			opts->input_file = b->samples.items[i];
 			snprintf(which, sizeof(which), "sample run %zu of %zu (--sample-input %s)",
 				 i + 1, count, b->samples.items[i]);
-			tp_info("tracing %s of %s", which, opts->script);
+			tp_info("tracing %s", which);
 		} else {
 			tp_info("tracing a sample run of %s", opts->script);
 		}
@@ -954,6 +965,7 @@ static int trace_samples(struct build *b, struct tp_run_opts *opts, struct tp_tr
 		uint64_t result_size = traced->result_size;
 		tp_root_plan_free(&later.plan);
 		tp_strlist_free(&later.python_path);
+		tp_strlist_free(&later.site_dirs);
 		if (preload_failed)
 			return TP_EXIT_USAGE; /* the runtime said which module, in one line */
 		if (r != TP_EXIT_OK && r != TP_EXIT_NO_RESULT) {
@@ -1175,7 +1187,7 @@ int tp_cmd_build(int argc, char **argv)
 	for (size_t i = 0; i < opts.script_args.count; i++)
 		tp_strlist_push(&b.manifest.argv, opts.script_args.items[i]);
 
-	/* the sample run takes opts over; --bundle-key's path (argv's) is build's */
+	/* the sample runs borrow opts; --bundle-key's path (argv's) is build's */
 	const char *bundle_key_path = opts.bundle_key;
 	tp_run_escapes_output(&opts); /* teepy's lines are marked from here on */
 	if ((code = trace_samples(&b, &opts, &log)) != 0)
@@ -1247,9 +1259,13 @@ int tp_cmd_build(int argc, char **argv)
 	}
 	for (size_t i = 0; i < b.preload.count; i++)
 		tp_strlist_push(&b.manifest.preload, b.preload.items[i]);
+	for (size_t i = 0; i < b.traced.site_dirs.count; i++)
+		tp_strlist_push(&b.manifest.site, b.traced.site_dirs.items[i]);
 
 	sort_with_blobs(&b.manifest, b.blobs);
 	settle_mtimes(&b.manifest);
+	/* a bundle without a venv keeps format 2: the same app, the same measurement */
+	b.manifest.format = tp_manifest_lowest_format(&b.manifest);
 	if (b.encrypt && (code = encrypt_files(&b, bundle_key_path)) != 0)
 		goto out_paths;
 	code = TP_EXIT_USAGE;
@@ -1323,6 +1339,7 @@ out:
 	tp_manifest_free(&b.manifest);
 	tp_root_plan_free(&b.traced.plan);
 	tp_strlist_free(&b.traced.python_path);
+	tp_strlist_free(&b.traced.site_dirs);
 	tp_strlist_free(&b.includes);
 	tp_strlist_free(&b.include_dirs);
 	tp_strlist_free(&b.preload);

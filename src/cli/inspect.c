@@ -43,7 +43,8 @@ const struct tp_command_help tp_inspect_help = {
 	    "Prints the bundle's measurements (app, runtime, signer), whether its signature\n"
 	    "verifies, whether this teepy supports every feature it uses, its manifest\n"
 	    "format, engine, product id and security version, entry, argv, environment,\n"
-	    "sys.path, limits, policy (with the network and the preload modules), trees,\n"
+	    "sys.path, site directories (format 3: a venv's), limits, policy (with the\n"
+	    "network and the preload modules), trees,\n"
 	    "encryption and file table (B bundled / S system file, E encrypted, mode, mtime,\n"
 	    "size, sha256, path): everything the signature pins. Bytes that are not printable\n"
 	    "ASCII are shown as \\xNN.\n",
@@ -133,6 +134,7 @@ static void print_json(const char *path, const struct tp_bundle_file *bf, const 
 	json_object_set_new(o, "argv", strings(&m->argv));
 	json_object_set_new(o, "env", env_object(&m->env));
 	json_object_set_new(o, "python_path", strings(&m->python_path));
+	json_object_set_new(o, "site", strings(&m->site));
 	json_object_set_new(o, "preload", strings(&m->preload));
 	json_object_set_new(o, "processes", json_string(m->processes ? "manifest" : "none"));
 	json_object_set_new(o, "memory", json_integer((json_int_t)l->memory_bytes));
@@ -204,6 +206,8 @@ static void print_text(const char *path, const struct tp_bundle_file *bf, const 
 	put_list("argv", &m->argv);
 	put_list("env", &m->env);
 	put_list("sys.path", &m->python_path);
+	if (m->format >= 3)
+		put_list("site", &m->site);
 	printf("limits     memory %s, cpu %s, timeout %s, threads %u\n",
 	       tp_format_size(l->memory_bytes, mem, sizeof(mem)),
 	       tp_format_duration(l->cpu_ms, cpu, sizeof(cpu)),

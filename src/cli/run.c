@@ -532,8 +532,9 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 	else
 		fprintf(stderr,
 			"  root          read-only tmpfs with %zu read-only binds: stdlib, "
-			"libraries, script directory%s%s\n",
-			binds, o->allow_site_packages ? ", dist-packages" : "",
+			"libraries, time zones, script directory%s%s%s\n",
+			binds, inv->site_packages ? ", dist-packages" : "",
+			inv->venv_dir[0] ? ", the venv" : "",
 			o->allow.count || o->pythonpath.count ? ", allowed paths" : "");
 	fprintf(stderr, "  processes     %s\n",
 		inv->processes ? "fork and exec of files inside the root (policy \"manifest\")" :
@@ -863,8 +864,10 @@ int tp_run_traced(const struct tp_run_opts *opts, const struct tp_strlist *prelo
 	snprintf(out->venv_dir, sizeof(out->venv_dir), "%s", inv.venv_dir);
 	out->plan = inv.plan; /* the caller filters traced paths by what was visible */
 	out->python_path = inv.python_path;
+	out->site_dirs = inv.site_dirs;
 	memset(&inv.plan, 0, sizeof(inv.plan));
 	memset(&inv.python_path, 0, sizeof(inv.python_path));
+	memset(&inv.site_dirs, 0, sizeof(inv.site_dirs));
 	tp_invocation_free(&inv);
 	memset(&run.opts, 0, sizeof(run.opts));
 	cli_run_free(&run);

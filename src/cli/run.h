@@ -18,6 +18,7 @@ struct tp_traced_run {
 	char venv_dir[PATH_MAX];       /* --venv's real path (seen at /venv), or "" */
 	struct tp_root_plan plan;      /* what was visible in the run (caller frees) */
 	struct tp_strlist python_path; /* the run's sys.path, inside its root (caller frees) */
+	struct tp_strlist site_dirs;   /* of those, the venv's site directories (caller frees) */
 	bool had_result;
 	uint64_t result_size; /* bytes; the result itself is dropped (or --output) */
 	bool preload_failed;  /* a preload module could not be imported (said so) */

@@ -122,6 +122,7 @@ void tp_manifest_free(struct tp_manifest *m)
 	tp_strlist_free(&m->argv);
 	tp_strlist_free(&m->env);
 	tp_strlist_free(&m->python_path);
+	tp_strlist_free(&m->site);
 	tp_strlist_free(&m->preload);
 	for (size_t i = 0; i < m->file_count; i++)
 		free(m->files[i].path);
@@ -324,6 +325,30 @@ static json_t *string_array(const struct tp_strlist *l)
 	return a;
 }
 
+static bool path_under(const char *path, const char *dir);
+
+/* Whether a file may be bundled at path: the app's own, or (format 3) the venv's;
+ * a bundled interpreter or stdlib module would run before the runtime's last
+ * seccomp stage. */
+static bool bundled_place(const char *path, unsigned format, const char **dirs)
+{
+	*dirs = format >= 3 ? TP_APP_DIR " and " TP_VENV_DIR : TP_APP_DIR;
+	return (path_under(path, TP_APP_DIR) && strcmp(path, TP_APP_DIR) != 0) ||
+	       (format >= 3 && path_under(path, TP_VENV_DIR) && strcmp(path, TP_VENV_DIR) != 0);
+}
+
+unsigned tp_manifest_lowest_format(const struct tp_manifest *m)
+{
+	const char *dirs;
+
+	if (m->site.count)
+		return 3;
+	for (size_t i = 0; i < m->file_count; i++)
+		if (m->files[i].bundled && !bundled_place(m->files[i].path, 2, &dirs))
+			return 3;
+	return 2;
+}
+
 /* Format 1 has no key for these: a format 1 manifest must leave them at their
  * defaults (the engine's version is this teepy's, whatever it says). */
 static bool fits_format_1(const struct tp_manifest *m)
@@ -377,12 +402,13 @@ int tp_manifest_to_json(const struct tp_manifest *m, char **out, size_t *size)
 	json_t *root = json_object(), *files = json_object(), *env = json_object();
 	json_t *limits = json_object(), *policy = json_object();
 	const struct tp_limits *l = &m->limits;
-	bool v2 = m->format == 2;
+	bool v2 = m->format >= 2;
 	char hex[65];
 	int r = -ENOMEM;
 
 	if (m->format < TP_MANIFEST_FORMAT_MIN || m->format > TP_MANIFEST_FORMAT ||
-	    (m->format == 1 && !fits_format_1(m))) {
+	    (m->format == 1 && !fits_format_1(m)) ||
+	    (m->format < 3 && tp_manifest_lowest_format(m) >= 3)) {
 		r = -EINVAL;
 		goto out;
 	}
@@ -451,6 +477,8 @@ int tp_manifest_to_json(const struct tp_manifest *m, char **out, size_t *size)
 		json_object_set_new(root, "security_version", json_integer(m->security_version));
 		ok = json_object_set_new(root, "trees", tp_manifest_trees_json(m)) == 0 && ok;
 	}
+	if (m->format >= 3)
+		ok = json_object_set_new(root, "site", string_array(&m->site)) == 0 && ok;
 	env = files = limits = policy = NULL;
 	if (!ok) {
 		r = -EILSEQ;
@@ -620,12 +648,11 @@ static int parse_file(const char *path, json_t *entry, unsigned format, struct t
 	f->mode = (uint32_t)mode;
 	f->bundled = json_is_true(json_object_get(entry, "bundled"));
 	f->encrypted = json_is_true(encrypted);
-	/* only the app's own files and its venv's travel in a bundle: a bundled
-	 * interpreter or stdlib module would run before the runtime's last seccomp stage */
-	if (f->bundled && !(path_under(path, TP_APP_DIR) && strcmp(path, TP_APP_DIR) != 0) &&
-	    !(path_under(path, TP_VENV_DIR) && strcmp(path, TP_VENV_DIR) != 0))
-		return bad(err, err_size, "file %s: only files under %s and %s can be bundled",
-			   path, TP_APP_DIR, TP_VENV_DIR);
+	/* only the app's own files and its venv's travel in a bundle */
+	const char *dirs;
+	if (f->bundled && !bundled_place(path, format, &dirs))
+		return bad(err, err_size, "file %s: only files under %s can be bundled%s", path,
+			   dirs, format < 3 ? " (in format 3 also /venv)" : "");
 	f->path = strdup(path);
 	return f->path ? 0 : -ENOMEM;
 }
@@ -889,6 +916,29 @@ static int parse_format_2(json_t *root, struct tp_manifest *m, char *err, size_t
 	return parse_trees(json_object_get(root, "trees"), m, err, err_size);
 }
 
+/* The key format 3 adds: the site directories, each a python_path entry strictly
+ * under /venv, once. */
+static int parse_format_3(json_t *root, struct tp_manifest *m, char *err, size_t err_size)
+{
+	int r = get_strings(root, "site", &m->site, PATHS, err, err_size);
+
+	for (size_t i = 0; r == 0 && i < m->site.count; i++) {
+		const char *dir = m->site.items[i];
+		bool on_path = false;
+		if (!path_under(dir, TP_VENV_DIR) || strcmp(dir, TP_VENV_DIR) == 0)
+			return bad(err, err_size, "site %s: a site directory lies under %s", dir,
+				   TP_VENV_DIR);
+		for (size_t k = 0; k < m->python_path.count; k++)
+			on_path = on_path || strcmp(m->python_path.items[k], dir) == 0;
+		if (!on_path)
+			return bad(err, err_size, "site %s: not on \"python_path\"", dir);
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(m->site.items[k], dir) == 0)
+				return bad(err, err_size, "site %s: named twice", dir);
+	}
+	return r;
+}
+
 static int from_json(const char *json, size_t size, bool check_canonical, struct tp_manifest *m,
 		     char *err, size_t err_size)
 {
@@ -899,6 +949,11 @@ static int from_json(const char *json, size_t size, bool check_canonical, struct
 					       "format",     "limits",	    "policy",
 					       "product_id", "python_path", "security_version",
 					       "trees",	     NULL };
+	static const char *const keys_v3[] = { "argv",	     "encryption",  "engine",
+					       "entry",	     "env",	    "files",
+					       "format",     "limits",	    "policy",
+					       "product_id", "python_path", "security_version",
+					       "site",	     "trees",	    NULL };
 	json_error_t jerr;
 	json_t *root, *obj, *value;
 	const char *key;
@@ -932,8 +987,11 @@ static int from_json(const char *json, size_t size, bool check_canonical, struct
 		goto out;
 	}
 	m->format = (unsigned)format;
-	if ((r = only_keys(root, "the manifest", format == 1 ? keys_v1 : keys_v2, err, err_size)) <
-	    0)
+	if ((r = only_keys(root, "the manifest",
+			   format == 1 ? keys_v1 :
+			   format == 2 ? keys_v2 :
+					 keys_v3,
+			   err, err_size)) < 0)
 		goto out;
 
 	value = json_object_get(root, "entry");
@@ -950,7 +1008,8 @@ static int from_json(const char *json, size_t size, bool check_canonical, struct
 	    (r = parse_env(json_object_get(root, "env"), m, err, err_size)) < 0 ||
 	    (r = parse_limits(json_object_get(root, "limits"), &m->limits, err, err_size)) < 0 ||
 	    (r = parse_policy(json_object_get(root, "policy"), m, err, err_size)) < 0 ||
-	    (format >= 2 && (r = parse_format_2(root, m, err, err_size)) < 0))
+	    (format >= 2 && (r = parse_format_2(root, m, err, err_size)) < 0) ||
+	    (format >= 3 && (r = parse_format_3(root, m, err, err_size)) < 0))
 		goto out;
 
 	obj = json_object_get(root, "files");

@@ -1,6 +1,6 @@
 /* The manifest: what a sealed service is (entry, argv, env, paths, limits, policy,
  * engine, identity, trees, encryption) and every file it may see, with hashes.
- * Canonical JSON codec (formats 1 and 2) and the app measurement. Pure: no OS
+ * Canonical JSON codec (formats 1 to 3) and the app measurement. Pure: no OS
  * calls. docs/bundle-format.md describes every key. */
 #ifndef TEEPY_MANIFEST_MANIFEST_H
 #define TEEPY_MANIFEST_MANIFEST_H
@@ -11,9 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Format 2 is what teepy build writes; format 1 (before the engine, trees, ids,
- * network and encryption keys existed) is still read, with their defaults. */
-#define TP_MANIFEST_FORMAT     2
+/* Format 3 adds a venv: its files bundled under /venv and its site directories
+ * ("site"). teepy build writes the lowest format that holds the manifest (3 with a
+ * venv, else 2, so an app's measurement does not change with teepy's version);
+ * format 1 (before the engine, trees, ids, network and encryption keys existed) is
+ * still read, with their defaults. */
+#define TP_MANIFEST_FORMAT     3
 #define TP_MANIFEST_FORMAT_MIN 1
 #define TP_APP_DIR	       "/app"  /* where the app's own files are inside the root */
 #define TP_VENV_DIR	       "/venv" /* where a build's --venv is: its files are bundled */
@@ -83,6 +86,9 @@ struct tp_manifest {
 	struct tp_strlist argv; /* sys.argv[1:] */
 	struct tp_strlist env;	/* NAME=VALUE, sorted by name */
 	struct tp_strlist python_path;
+	/* format 3: site directories, in order: python_path entries under /venv (a venv's
+	 * site-packages) whose .pth files are read as CPython's site reads them */
+	struct tp_strlist site;
 	struct tp_strlist preload;
 	struct tp_limits limits; /* scratch_bytes is "policy.scratch" in the JSON */
 	enum tp_processes processes;
@@ -107,6 +113,10 @@ void tp_manifest_init(struct tp_manifest *m);
 /* The engine this teepy runs: cpython, the MAJOR.MINOR of the interpreter it was
  * built for. */
 void tp_manifest_engine_this(struct tp_manifest_engine *e);
+
+/* The lowest format that holds m: 3 with a venv (site directories, files bundled
+ * under /venv), else 2. Pure. */
+unsigned tp_manifest_lowest_format(const struct tp_manifest *m);
 
 /* Names as the JSON spells them. */
 const char *tp_engine_name(enum tp_engine e);

@@ -569,8 +569,8 @@ static int add_site_builtins(void)
  * python3 with -S): each directory's .pth files, in name order, their path entries
  * placed right after the directory (as natively, before the system's
  * dist-packages) and their "import" lines run, here in the sandbox, before the
- * service: in a bundle the .pth files are measured like any file. site is frozen,
- * never a site.py of the service's. */
+ * service: in a bundle the .pth files are measured like any file. site was
+ * imported before sys.path became the service's (boot): never a site.py of its. */
 static const char site_text[] = "def add(dirs):\n"
 				"    import site, sys\n"
 				"    for d in dirs:\n"
@@ -594,7 +594,7 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 {
 	struct tp_boot b = { 0 };
 	struct sock_fprog filter;
-	PyObject *argv = NULL, *path = NULL, *preload = NULL, *site = NULL;
+	PyObject *argv = NULL, *path = NULL, *preload = NULL, *site = NULL, *site_module = NULL;
 	PyObject *teex = NULL, *result = NULL;
 	int status = 1;
 
@@ -627,8 +627,11 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 	teex = PyModule_Create(&teex_def);
 	if (!teex || PyDict_SetItemString(PyImport_GetModuleDict(), "teex", teex) < 0)
 		goto out;
-	/* site comes before the service's sys.path, so that it is the interpreter's
-	 * own (frozen) module, never a site.py of the service's */
+	/* the site builtins, and the site module a venv's .pth files are read with,
+	 * come before the service's sys.path: the interpreter's own (frozen) modules,
+	 * never a site.py of the service's */
+	if (b.site_count && !(site_module = PyImport_ImportModule("site")))
+		goto out;
 	if (add_site_builtins() < 0 || PySys_SetObject("argv", argv) < 0 ||
 	    PySys_SetObject("path", path) < 0 ||
 	    PySys_SetObject("dont_write_bytecode", Py_True) < 0)
@@ -650,6 +653,7 @@ out:
 	Py_XDECREF(path);
 	Py_XDECREF(preload);
 	Py_XDECREF(site);
+	Py_XDECREF(site_module);
 	tp_boot_free(&b);
 	return result;
 }

@@ -513,9 +513,11 @@ static int plan_venv(struct tp_invocation *inv, struct tp_outcome *out, struct t
 				      cfg->venv, venv->site);
 	snprintf(inv->venv_dir, sizeof(inv->venv_dir), "%s", venv->dir);
 	inv->site_packages = inv->site_packages || venv->system_site_packages;
+	/* the directory checked is the one shown: its real path, resolved once */
 	if (!cfg->trace_log)
-		return plan_allowed(inv, out, "--venv", cfg->venv, real);
-	if (check_allowed(inv, out, "--venv", cfg->venv, true, real) < 0)
+		return plan_allowed(inv, out, "--venv", venv->dir, real);
+	/* at /venv a private /tmp cannot hide it */
+	if (check_allowed(inv, out, "--venv", venv->dir, false, real) < 0)
 		return -1;
 	if ((r = tp_root_plan_add(&inv->plan, TP_ROOT_BIND, TP_VENV_DIR, venv->dir, 0)) < 0)
 		return tp_runner_fail(out, TP_END_INTERNAL, "cannot plan the root: %s",
@@ -862,16 +864,11 @@ static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 	if (count_of(cfg->pythonpath) || cfg->allow_site_packages || cfg->venv)
 		tp_plan_warn(inv, "--pythonpath, --allow-site-packages and --venv do not apply to "
 				  "a sealed bundle: it sees only its manifest's files");
-	/* a venv the build used is at /venv: its site-packages' .pth files are read as
-	 * they were in the sample run */
-	for (size_t i = 0; i < m->python_path.count; i++) {
-		const char *dir = m->python_path.items[i];
-		size_t n = strlen(dir), tail = strlen("/site-packages");
-		if (tp_root_path_under(dir, TP_VENV_DIR) && n > tail &&
-		    strcmp(dir + n - tail, "/site-packages") == 0 &&
-		    tp_strlist_push(&inv->site_dirs, dir) < 0)
+	/* a venv the build used is at /venv: the signed site directories' .pth files
+	 * are read as they were in the sample run */
+	for (size_t i = 0; i < m->site.count; i++)
+		if (tp_strlist_push(&inv->site_dirs, m->site.items[i]) < 0)
 			return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
-	}
 	if (check_system_files(inv, out) < 0)
 		return -1;
 	/* a cached root's files are held in the cache, not in the service's memory */

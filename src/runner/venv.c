@@ -126,8 +126,8 @@ int tp_venv_open(const char *given, struct tp_venv *venv, char *err, size_t err_
 		snprintf(err, err_size,
 			 "made for Python %s (home %s); teepy runs %s %s: make the venv with "
 			 "%s -m venv DIR",
-			 cfg.version, cfg.home, "/usr/bin/python3", python_name() + 6,
-			 "/usr/bin/python3");
+			 cfg.version, cfg.home, "/usr/bin/python3",
+			 python_name() + strlen("python"), "/usr/bin/python3");
 		return -1;
 	}
 	snprintf(site, sizeof(site), "%s/lib/%s/site-packages", venv->dir, python_name());

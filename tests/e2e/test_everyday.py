@@ -179,6 +179,7 @@ def venvs():
         (site / "teepy-extra.pth").write_text("# a comment\nextra\nmissing-dir\n")
         (site / "teepy-hook.pth").write_text(
             "import builtins; builtins.TEEPY_PTH_HOOK = 'ran'\n")
+        (site / "purepkg" / "data.txt").write_text("package data no sample opened\n")
         shutil.rmtree(work / "tmp")
         for root, dirs, files in os.walk(work):  # uid 65534 reads them too
             for n in dirs + files:
@@ -241,12 +242,18 @@ def test_build_with_a_venv_bundles_what_the_sample_used(as_user, run, tmp, venvs
     venv = venvs["venv"]
     svc = tmp.script(VENV_SERVICE)
     out = _keyed(run, tmp)
-    b = run("build", svc, "--venv", venv, "-o", out / "v.tpy", "--key", out / "k.key")
+    data = venv / SITE / "purepkg" / "data.txt"
+    b = run("build", svc, "--venv", venv, "-o", out / "v.tpy", "--key", out / "k.key",
+            "--include", data)
     assert b.returncode == EXIT.OK, b
     # the venv's files are bundled, not taken from the host: no warning about them
     assert not any("warning" in l for l in b.err_lines), b
     listing = run("inspect", out / "v.tpy").stdout.decode()
+    assert "format     3\n" in listing, listing
+    assert f"site       /venv/{SITE}\n" in listing, listing
     bundled = [l.split()[-1] for l in listing.splitlines() if l.strip().startswith("B ")]
+    # an --include of a venv file goes where the venv is in the bundle
+    assert f"/venv/{SITE}/purepkg/data.txt" in bundled, listing
     assert "/venv/" + SITE + "/purepkg/__init__.py" in bundled, listing
     assert any(p.startswith("/venv/" + SITE + "/cpkg/fast.cpython-311") for p in bundled), listing
     assert "/venv/" + SITE + "/teepy-hook.pth" in bundled, listing
@@ -278,6 +285,65 @@ def test_a_venv_inside_the_apps_directory_is_bundled_once_at_venv(as_user, run, 
     listing = run("inspect", out / "v.tpy").stdout.decode()
     assert "/app/.venv/" not in listing, listing
     assert run("run", out / "v.tpy", "--trust", out / "k.pub").json()["add"] == 5
+
+
+def test_a_bundle_without_a_venv_stays_format_2(as_user, run, tmp):
+    svc = tmp.script("import teex; teex.TEEX_return('x')")
+    out = _keyed(run, tmp)
+    assert run("build", svc, "-o", out / "p.tpy", "--key", out / "k.key").returncode == EXIT.OK
+    listing = run("inspect", out / "p.tpy").stdout.decode()
+    assert "format     2\n" in listing and "\nsite " not in listing, listing
+
+
+def test_encrypt_with_a_venv_says_the_venv_stays_plain(as_user, run, tmp, venvs):
+    svc = tmp.script(VENV_SERVICE)
+    out = _keyed(run, tmp)
+    b = run("build", svc, "--venv", venvs["venv"], "-o", out / "e.tpy", "--key", out / "k.key",
+            "--encrypt", "--bundle-key", out / "b.key")
+    assert b.returncode == EXIT.USAGE, b  # the bundle key does not exist yet
+    assert run("keygen", "--symmetric", "-o", out / "b.key").returncode == EXIT.OK
+    b = run("build", svc, "--venv", venvs["venv"], "-o", out / "e.tpy", "--key", out / "k.key",
+            "--encrypt", "--bundle-key", out / "b.key")
+    assert b.returncode == EXIT.OK, b
+    said = [l for l in b.err_lines if "stay in plaintext" in l]
+    assert len(said) == 1 and said[0].startswith("teepy: warning: build: --encrypt: the venv's "), b
+    listing = run("inspect", out / "e.tpy").stdout.decode().splitlines()
+    marks = {l.split()[-1]: l.split()[0] for l in listing if l.strip()[:1] in ("B", "S")}
+    assert marks["/app/svc.py"] == "BE", listing
+    assert marks[f"/venv/{SITE}/purepkg/__init__.py"] == "B", listing
+    r = run("run", out / "e.tpy", "--trust", out / "k.pub", "--bundle-key", out / "b.key")
+    assert r.json()["greet"] == "hello venv", r
+
+
+def test_a_venv_under_tmp_with_scratch(as_user, run, tmp, venvs):
+    """A private /tmp would hide a venv under /tmp in a plain run: refused, saying so.
+    A build's sample sees it at /venv, where scratch hides nothing."""
+    svc = tmp.script(VENV_SERVICE)
+    r = run("run", "--scratch", "16M", "--venv", venvs["venv"], svc)
+    assert r.returncode == EXIT.USAGE, r
+    assert r.err_lines == [f"teepy: --venv {venvs['venv']}: --scratch makes /tmp private; "
+                           "allow a path outside /tmp, or drop --scratch"], r
+    out = _keyed(run, tmp)
+    b = run("build", svc, "--scratch", "16M", "--venv", venvs["venv"], "-o", out / "s.tpy",
+            "--key", out / "k.key")
+    assert b.returncode == EXIT.OK, b
+    assert run("run", out / "s.tpy", "--trust", out / "k.pub").json()["add"] == 5
+
+
+def test_a_venv_whose_packages_lie_elsewhere_or_whose_cfg_is_huge(as_user, run, tmp):
+    svc = tmp.script("import teex")
+    elsewhere = tmp.make_sibling("elsewhere")
+    venv = tmp.make_sibling("linked")
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.11.2\n")
+    (venv / "lib" / "python3.11").mkdir(parents=True)
+    (venv / "lib" / "python3.11" / "site-packages").symlink_to(elsewhere)
+    r = run("run", "--venv", venv, svc)
+    assert r.returncode == EXIT.USAGE and r.err_lines == [
+        f"teepy: --venv {venv}: its site-packages leads outside it, to {elsewhere}"], r
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n" + "# padding\n" * 8000)
+    r = run("run", "--venv", venv, svc)
+    assert r.returncode == EXIT.USAGE and r.err_lines == [
+        f"teepy: --venv {venv}: pyvenv.cfg: larger than a venv's 64 KiB"], r
 
 
 @pytest.mark.parametrize("make, said", [

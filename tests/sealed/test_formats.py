@@ -95,12 +95,26 @@ def test_a_format_1_manifest_with_a_format_2_key_is_refused(work, keys, hello):
 
 def test_a_newer_format_is_refused_in_one_line(work, keys, hello):
     m = bundle_manifest(hello)
-    m["format"] = 3
-    newer = resign(hello, keys[0], m, os.path.join(work, "v3.tpy"))
+    m["format"] = 4
+    newer = resign(hello, keys[0], m, os.path.join(work, "v4.tpy"))
     r = run_bundle(newer, keys, "--input", "x")
     assert r.returncode == EXIT_BUNDLE
-    assert errors(r) == [f"teepy: {newer}: manifest: format 3 is not supported (this teepy "
-                         "reads formats 1 to 2; a newer teepy built it)"]
+    assert errors(r) == [f"teepy: {newer}: manifest: format 4 is not supported (this teepy "
+                         "reads formats 1 to 3; a newer teepy built it)"]
+
+
+def test_format_3_is_format_2_and_the_site_key(work, keys, hello):
+    """A format 2 manifest relabelled 3 lacks "site"; with it (empty), it runs."""
+    m = bundle_manifest(hello)
+    m["format"] = 3
+    bad = resign(hello, keys[0], m, os.path.join(work, "v3.tpy"))
+    r = run_bundle(bad, keys, "--input", "x")
+    assert r.returncode == EXIT_BUNDLE
+    assert errors(r) == [f"teepy: {bad}: manifest: the manifest lacks \"site\""]
+    m["site"] = []
+    ok = resign(hello, keys[0], m, os.path.join(work, "v3ok.tpy"))
+    r = run_bundle(ok, keys, "--input", "x")
+    assert r.returncode == 0, r.stderr
 
 
 def encrypted(m):

@@ -525,7 +525,7 @@ TESTS(channel_tests) = {
 	{ "boot_decode_refuses_an_unknown_tag", test_boot_decode_refuses_an_unknown_tag },
 	{ "boot_decode_refuses_a_missing_or_repeated_field",
 	  test_boot_decode_refuses_a_missing_or_repeated_field },
-	{ "boot: sealed comes once and only as \"1\"",
+	{ "boot_decode_takes_sealed_once_and_only_as_1",
 	  test_boot_decode_takes_sealed_once_and_only_as_1 },
 	{ "boot_decode_refuses_a_filter_of_a_wrong_size",
 	  test_boot_decode_refuses_a_filter_of_a_wrong_size },

@@ -11,6 +11,7 @@
 static void sample(struct tp_manifest *m)
 {
 	tp_manifest_init(m);
+	m->format = 2; /* what build writes for an app without a venv */
 	m->entry = strdup("/app/svc.py");
 	tp_strlist_push(&m->python_path, "/app");
 	tp_strlist_push(&m->python_path, "/usr/lib/python3.11");
@@ -379,7 +380,8 @@ static void test_format_2_defaults_mean_todays_behaviour(void)
 	char *json, err[256];
 
 	tp_manifest_init(&m);
-	CHECK(m.format == TP_MANIFEST_FORMAT && TP_MANIFEST_FORMAT == 2);
+	CHECK(m.format == TP_MANIFEST_FORMAT && TP_MANIFEST_FORMAT == 3);
+	CHECK(tp_manifest_lowest_format(&m) == 2); /* nothing of format 3 in it */
 	CHECK(m.network == TP_NETWORK_NONE && m.processes == TP_PROCESSES_NONE);
 	CHECK(m.product_id == 0 && m.security_version == 0 && m.tree_count == 0);
 	CHECK(m.encryption.cipher == TP_CIPHER_NONE);
@@ -405,6 +407,91 @@ static void test_format_2_defaults_mean_todays_behaviour(void)
 	free(json);
 	tp_manifest_free(&m);
 	tp_manifest_free(&back);
+}
+
+/* Format 3: a venv's files bundled under /venv and its site directories, each on
+ * python_path under /venv; build writes it only when there is a venv. */
+static void test_format_3_carries_a_venv_and_only_it_needs_format_3(void)
+{
+	struct tp_manifest m, back;
+	char *json, *again, err[256];
+	size_t again_size;
+
+	sample(&m);
+	tp_strlist_push(&m.python_path, "/venv/lib/python3.11/site-packages");
+	tp_strlist_push(&m.site, "/venv/lib/python3.11/site-packages");
+	free(m.files[1].path); /* the bundled /app/lib.py moves into the venv */
+	m.files[1].path = strdup("/venv/lib/python3.11/site-packages/lib.py");
+	CHECK(tp_manifest_lowest_format(&m) == 3);
+	CHECK(tp_manifest_to_json(&m, &again, &again_size) == -EINVAL); /* it says format 2 */
+	m.format = 3;
+	json = encode(&m);
+	CHECK(strstr(json, "\"format\":3,") && strstr(json, "\"site\":[\"/venv/lib/python3.11/"
+							    "site-packages\"],"));
+	CHECK(tp_manifest_from_json(json, strlen(json), &back, err, sizeof(err)) == 0);
+	CHECK(back.format == 3 && back.site.count == 1);
+	CHECK_STR(back.site.items[0], "/venv/lib/python3.11/site-packages");
+	CHECK(tp_manifest_to_json(&back, &again, &again_size) == 0);
+	CHECK(again_size == strlen(json) && memcmp(json, again, again_size) == 0);
+	free(again);
+	tp_manifest_free(&back);
+	/* only the site key or a /venv file needs format 3 */
+	tp_strlist_free(&m.site);
+	CHECK(tp_manifest_lowest_format(&m) == 3);
+	for (size_t i = 0; i < m.file_count; i++) /* sorted by encode: find it */
+		if (strncmp(m.files[i].path, "/venv/", 6) == 0) {
+			free(m.files[i].path);
+			m.files[i].path = strdup("/app/lib.py");
+		}
+	CHECK(tp_manifest_lowest_format(&m) == 2);
+
+	/* what a site directory may be, and where bundled files may lie */
+	static const struct {
+		const char *from, *to, *said;
+	} refused[] = {
+		{ "\"site\":[\"/venv/lib/python3.11/site-packages\"]", "\"site\":[\"/usr/lib\"]",
+		  "site /usr/lib: a site directory lies under /venv" },
+		{ "\"site\":[\"/venv/lib/python3.11/site-packages\"]", "\"site\":[\"/venv\"]",
+		  "site /venv: a site directory lies under /venv" },
+		{ "\"site\":[\"/venv/lib/python3.11/site-packages\"]", "\"site\":[\"/venv/other\"]",
+		  "site /venv/other: not on \"python_path\"" },
+		{ "\"site\":[\"/venv/lib/python3.11/site-packages\"]",
+		  "\"site\":[\"/venv/lib/python3.11/site-packages\",\"/venv/lib/python3.11/"
+		  "site-packages\"]",
+		  "named twice" },
+		{ "\"site\":[\"/venv/lib/python3.11/site-packages\"],", "", "lacks \"site\"" },
+		{ "\"format\":3,", "\"format\":2,", "unknown key \"site\"" },
+		{ "\"/venv/lib/python3.11/site-packages/lib.py\"", "\"/venvx/lib.py\"",
+		  "only files under /app and /venv can be bundled" },
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char *copy = malloc(strlen(json) + 256), *at = strstr(json, refused[i].from);
+		struct tp_manifest t;
+		CHECK(at != NULL);
+		if (!at) {
+			free(copy);
+			continue;
+		}
+		sprintf(copy, "%.*s%s%s", (int)(at - json), json, refused[i].to,
+			at + strlen(refused[i].from));
+		CHECK(tp_manifest_from_json(copy, strlen(copy), &t, err, sizeof(err)) == -EINVAL);
+		if (!strstr(err, refused[i].said))
+			printf("  refused[%zu]: %s\n", i, err);
+		CHECK(strstr(err, refused[i].said) != NULL);
+		tp_manifest_free(&t);
+		free(copy);
+	}
+	/* in format 2 a bundled file under /venv is refused, and says why */
+	char *v2 = malloc(strlen(json) + 16), *site = strstr(json, "\"site\":");
+	const char *tail = strchr(site, ']') + 2;
+	snprintf(v2, strlen(json) + 16, "%.*s%s", (int)(site - json), json, tail);
+	memcpy(strstr(v2, "\"format\":3"), "\"format\":2", 10);
+	CHECK(tp_manifest_from_json(v2, strlen(v2), &back, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "only files under /app can be bundled (in format 3 also /venv)") != NULL);
+	tp_manifest_free(&back);
+	free(v2);
+	free(json);
+	tp_manifest_free(&m);
 }
 
 static void test_format_2_round_trips_every_new_key(void)
@@ -442,7 +529,7 @@ static void test_format_2_round_trips_every_new_key(void)
 	/* format 1 has no key for any of these */
 	back.format = 1;
 	CHECK(tp_manifest_to_json(&back, &again, &again_size) == -EINVAL);
-	back.format = 3;
+	back.format = 4;
 	CHECK(tp_manifest_to_json(&back, &again, &again_size) == -EINVAL);
 	free(json);
 	tp_manifest_free(&m);
@@ -498,8 +585,8 @@ static void test_format_1_is_still_read_with_defaults(void)
 		  -EINVAL &&
 	      strstr(err, "must be false in format 1"));
 	/* formats before 1 and after 2 */
-	CHECK(parse_replaced(v1_manifest, "\"format\":1", "\"format\":3", err) == -EINVAL &&
-	      strstr(err, "format 3 is not supported") && strstr(err, "newer teepy"));
+	CHECK(parse_replaced(v1_manifest, "\"format\":1", "\"format\":4", err) == -EINVAL &&
+	      strstr(err, "format 4 is not supported") && strstr(err, "newer teepy"));
 	CHECK(parse_replaced(v1_manifest, "\"format\":1", "\"format\":0", err) == -EINVAL &&
 	      strstr(err, "format 0 is not supported"));
 	CHECK(parse_replaced(v1_manifest, "\"format\":1,", "", err) == -EINVAL &&
@@ -639,6 +726,8 @@ TESTS(manifest_tests) = {
 	{ "bundle_header_bounds", test_bundle_header_bounds },
 	{ "signature_covers_the_manifest", test_signature_covers_the_manifest },
 	{ "format_2_defaults_mean_todays_behaviour", test_format_2_defaults_mean_todays_behaviour },
+	{ "format_3_carries_a_venv_and_only_it_needs_format_3",
+	  test_format_3_carries_a_venv_and_only_it_needs_format_3 },
 	{ "format_2_round_trips_every_new_key", test_format_2_round_trips_every_new_key },
 	{ "format_1_is_still_read_with_defaults", test_format_1_is_still_read_with_defaults },
 	{ "format_2_refuses_bad_values", test_format_2_refuses_bad_values },
