@@ -176,6 +176,11 @@ int tp_snp_verify(const struct tp_snp_report *r, const uint8_t *cert, size_t cer
 		  const char *chain, size_t chain_size, const struct tp_attest_opts *opts,
 		  struct tp_attest_result *res);
 
+/* A small non-negative DER INTEGER in its minimal encoding, the whole of v (02 01 08;
+ * 02 02 00 80 to 02 02 00 ff), as a VCEK's TCB extensions hold them; -1 for anything
+ * else. Pure. */
+int tp_der_small_int(const uint8_t *v, size_t size);
+
 /* ---- rendering (json.c) ---- */
 
 /* The fields as JSON objects, in the order of the evidence; measurements as hex. */

@@ -174,14 +174,18 @@ int tp_tdx_verify(const struct tp_tdx_quote *q, const struct tp_attest_opts *opt
 /* ---- SEV-SNP ---- */
 
 /* A small non-negative DER INTEGER, the whole of value (the TCB extensions of a
- * VCEK or VLEK: 02 01 08). -1 when it is not one. */
-static int der_small_int(const uint8_t *v, size_t size)
+ * VCEK or VLEK: 02 01 08), minimally encoded as DER requires: a leading zero byte
+ * only before a byte whose top bit is set (02 02 00 80, never 02 02 00 05). -1 when
+ * it is not one. */
+int tp_der_small_int(const uint8_t *v, size_t size)
 {
-	if (size < 3 || v[0] != 0x02 || v[1] != size - 2 || size > 4 || (v[2] & 0x80))
+	if (size < 3 || size > 4 || v[0] != 0x02 || v[1] != size - 2)
 		return -1;
-	if (size == 4 && v[2] != 0)
-		return -1; /* at most one byte of value, after a sign byte */
-	return v[size - 1];
+	if (size == 3)
+		return v[2] & 0x80 ? -1 : v[2]; /* a negative number */
+	if (v[2] != 0 || !(v[3] & 0x80))
+		return -1; /* at most one byte of value, after a sign byte it needs */
+	return v[3];
 }
 
 /* What the certificate says of the chip and its TCB, against the report. */
@@ -212,7 +216,7 @@ static void check_cert_report(const struct tp_snp_report *r, const struct tp_cer
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
 		int want = ((const uint8_t *)&r->reported_tcb)[parts[i].offset], have;
 		if (tp_cert_extension(cert, parts[i].oid, &v, &n) < 0 ||
-		    (have = der_small_int(v, n)) < 0) {
+		    (have = tp_der_small_int(v, n)) < 0) {
 			failed(c, "the certificate has no %s security version", parts[i].name);
 			return;
 		}

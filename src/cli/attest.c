@@ -161,8 +161,13 @@ static int print_report(const struct attest_cmd *c, json_t *fields,
 			printf("  %-6s  %-20s %s%s%s\n", k->ok ? "ok" : "FAILED", k->name, k->what,
 			       *k->detail ? ": " : "", k->detail);
 		}
-		printf("verified: %s%s\n", ok ? "yes" : "NO",
-		       c->opts.insecure_no_time_check ? " (certificate times not checked)" : "");
+		/* what "yes" covers, as docs/cas.md says: not the platform's TCB status */
+		if (ok)
+			printf("verified: yes (signatures and chain; TCB status not checked%s)\n",
+			       c->opts.insecure_no_time_check ? "; certificate times not checked" :
+								"");
+		else
+			printf("verified: NO\n");
 	}
 	return fflush(stdout) == 0 ? 0 : -EIO;
 }

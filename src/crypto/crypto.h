@@ -147,15 +147,18 @@ struct tp_cert; /* an X.509 certificate */
  * (or libcrypto is not loaded). */
 struct tp_cert *tp_cert_from_der(const void *der, size_t size);
 /* Every certificate of PEM text (text need not be NUL-terminated), in order, into
- * out (the caller frees each). Returns how many, or -EINVAL when a "BEGIN
- * CERTIFICATE" block does not parse, -E2BIG when there are more than max. */
+ * out (the caller frees each): the blocks labelled CERTIFICATE or X509 CERTIFICATE,
+ * which are those OpenSSL reads as one; blocks of other labels are ignored. Returns
+ * how many, or -EINVAL when such a block does not parse, -E2BIG when there are more
+ * than max. */
 int tp_certs_from_pem(const char *text, size_t size, struct tp_cert **out, size_t max);
 void tp_cert_free(struct tp_cert *cert);
 
 /* SHA-256 of the certificate's SubjectPublicKeyInfo (DER): what a pin names,
  * whichever certificate carries the key. Returns 0 or -EINVAL. */
 int tp_cert_key_sha256(const struct tp_cert *cert, uint8_t out[TP_SHA256_SIZE]);
-/* The subject's common name, cut to out_size; "" when it has none. */
+/* The subject's common name, cut to out_size; "" when it has none. Safe to print:
+ * every byte below 0x20, DEL and every non-ASCII byte is shown as '?'. */
 void tp_cert_subject_cn(const struct tp_cert *cert, char *out, size_t out_size);
 /* The value (the extnValue's content) of the extension OID ("1.3.6.1.4.1.3704.1.4"),
  * borrowed from the certificate. Returns 0 or -ENOENT. */

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,29 +33,49 @@ struct tp_cert *tp_cert_from_der(const void *der, size_t size)
 	return (struct tp_cert *)x;
 }
 
+/* How many PEM blocks of text PEM_read_bio_X509 takes for a certificate: its label
+ * and the old one (OpenSSL's check_pem() accepts both for an X509). */
+static size_t pem_cert_blocks(const char *text, size_t size)
+{
+	static const char *const labels[] = { "-----BEGIN CERTIFICATE-----",
+					      "-----BEGIN X509 CERTIFICATE-----" };
+	size_t blocks = 0;
+
+	for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++) {
+		size_t len = strlen(labels[i]);
+		for (const char *p = text;
+		     (p = memmem(p, size - (size_t)(p - text), labels[i], len)); p += len)
+			blocks++;
+	}
+	return blocks;
+}
+
 int tp_certs_from_pem(const char *text, size_t size, struct tp_cert **out, size_t max)
 {
-	static const char begin[] = "-----BEGIN CERTIFICATE-----";
-	size_t blocks = 0, count = 0;
+	size_t blocks, count = 0;
+	bool extra = false;
 	BIO *bio;
 	X509 *x;
 
 	if (!tp_ossl_ready() || size > INT_MAX)
 		return -EINVAL;
-	/* OpenSSL's reader skips what it cannot parse: every block must come out */
-	for (const char *p = text;
-	     (p = memmem(p, size - (size_t)(p - text), begin, sizeof(begin) - 1));
-	     p += sizeof(begin) - 1)
-		blocks++;
-	if (blocks > max)
+	/* OpenSSL's reader skips what it cannot parse: every block it would take must
+	 * come out, and nothing more */
+	if ((blocks = pem_cert_blocks(text, size)) > max)
 		return -E2BIG;
 	if (!(bio = tp_ossl.BIO_new_mem_buf(text, (int)size)))
 		return -ENOMEM;
-	while (count < blocks && (x = tp_ossl.PEM_read_bio_X509(bio, NULL, NULL, NULL)))
-		out[count++] = (struct tp_cert *)x;
+	while (!extra && (x = tp_ossl.PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		if (count == blocks) {
+			tp_ossl.X509_free(x);
+			extra = true;
+		} else {
+			out[count++] = (struct tp_cert *)x;
+		}
+	}
 	tp_ossl.BIO_free(bio);
 	tp_ossl.ERR_clear_error();
-	if (count != blocks) {
+	if (extra || count != blocks) {
 		while (count)
 			tp_cert_free(out[--count]);
 		return -EINVAL;
@@ -97,6 +118,11 @@ void tp_cert_subject_cn(const struct tp_cert *cert, char *out, size_t out_size)
 	    tp_ossl.X509_NAME_get_text_by_NID(name, NID_commonName, out, (int)out_size) < 0)
 		out[0] = '\0';
 	tp_ossl.ERR_clear_error();
+	/* the name comes from evidence anyone can make, and is printed: no byte of it
+	 * may drive a terminal or forge a line, nor be half a UTF-8 sequence in JSON */
+	for (char *p = out; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
 }
 
 int tp_cert_extension(const struct tp_cert *cert, const char *oid, const uint8_t **value,

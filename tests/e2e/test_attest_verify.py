@@ -58,7 +58,7 @@ def test_tdx_quote_verifies_and_prints_its_measurements(run, n):
                   "body.td_attributes_flags.debug", "header.version", "qe_report.mr_signer"]:
         assert f"\n{field} " in out, field
     assert checks(r) == {name: True for name in TDX_CHECKS}
-    assert out.endswith("verified: yes\n")
+    assert out.endswith("verified: yes (signatures and chain; TCB status not checked)\n")
 
 
 def test_tdx_json_fields_are_trustees(run):
@@ -109,7 +109,9 @@ def test_expired_vlek_is_refused_unless_time_checks_are_off(run):
                    "--insecure-no-time-check")
     assert r.returncode == EXIT.OK, r
     assert "--insecure-no-time-check" in one_line(r) and "warning" in one_line(r)
-    assert r.stdout.decode().endswith("verified: yes (certificate times not checked)\n")
+    assert r.stdout.decode().endswith(
+        "verified: yes (signatures and chain; TCB status not checked; "
+        "certificate times not checked)\n")
 
 
 def test_invalid_vcek_is_refused(run):

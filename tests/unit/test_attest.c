@@ -12,6 +12,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -552,6 +556,263 @@ static void test_snp_any_other_size_or_version_is_refused(void)
 	free(b.bytes);
 }
 
+/* ---- certificates made here, with OpenSSL itself (linked into this test only):
+ * chains that look like the vendors' but end at a root the test made ---- */
+
+struct made_cert {
+	EVP_PKEY *key;
+	X509 *cert;
+};
+
+/* A certificate for a new P-256 key, subject CN cn (size bytes, any bytes),
+ * issued by issuer (NULL: self-signed), a CA when ca. Valid 2020 to 2040. */
+static struct made_cert make_cert(const char *cn, size_t size, const struct made_cert *issuer,
+				  bool ca)
+{
+	struct made_cert m = { EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"), X509_new() };
+	X509_NAME *name = X509_NAME_new();
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+
+	if (!m.key || !m.cert || !name)
+		abort();
+	X509_set_version(m.cert, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(m.cert), 1);
+	ASN1_TIME_set(X509_getm_notBefore(m.cert), 1577836800); /* 2020-01-01 */
+	ASN1_TIME_set(X509_getm_notAfter(m.cert), 2208988800);	/* 2040-01-01 */
+	/* the bytes as they are: a UTF8String that need not be UTF-8 */
+	X509_NAME_add_entry_by_NID(name, NID_commonName, V_ASN1_UTF8STRING,
+				   (const unsigned char *)cn, (int)size, -1, 0);
+	X509_set_subject_name(m.cert, name);
+	X509_set_issuer_name(m.cert, issuer ? X509_get_subject_name(issuer->cert) : name);
+	X509_set_pubkey(m.cert, m.key);
+	X509V3_set_ctx(&ctx, issuer ? issuer->cert : m.cert, m.cert, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
+				  ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+	X509_add_ext(m.cert, ext, -1);
+	X509_EXTENSION_free(ext);
+	if (X509_sign(m.cert, issuer ? issuer->key : m.key, EVP_sha256()) <= 0)
+		abort();
+	X509_NAME_free(name);
+	return m;
+}
+
+static void made_free(struct made_cert *m)
+{
+	EVP_PKEY_free(m->key);
+	X509_free(m->cert);
+}
+
+/* The certificates' PEM, one after another, appended to out (NUL-terminated). */
+static void pem_append(char *out, size_t size, const struct made_cert *certs, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		BIO *bio = BIO_new(BIO_s_mem());
+		char *data;
+		long n;
+		PEM_write_bio_X509(bio, certs[i].cert);
+		n = BIO_get_mem_data(bio, &data);
+		if (strlen(out) + (size_t)n >= size)
+			abort();
+		strncat(out, data, (size_t)n);
+		BIO_free(bio);
+	}
+}
+
+/* A certificate's DER, in a buffer of at least 4096 bytes; returns its size. */
+static size_t der_of(const struct made_cert *m, uint8_t *out)
+{
+	int n = i2d_X509(m->cert, NULL);
+	unsigned char *p = out;
+
+	if (n <= 0 || n > 4096 || i2d_X509(m->cert, &p) != n)
+		abort();
+	return (size_t)n;
+}
+
+#define CN(s) s, sizeof(s) - 1
+
+/* A subject name is untrusted evidence that is printed: no control byte, DEL or
+ * non-ASCII byte of it comes out, so it cannot move the cursor, forge a
+ * "verified: yes" line or be invalid UTF-8 in JSON. */
+static void test_cert_subject_cn_shows_only_printable_ascii(void)
+{
+	/* C0 controls, DEL, a C1 control (CSI, U+009B) and an e acute in UTF-8 */
+	static const char forged[] = "SEV-VCEK\n\033[2Kverified: yes\r\x7f\xc2\x9b\xc3\xa9!";
+	struct made_cert m;
+	struct tp_cert *cert;
+	uint8_t der[4096];
+	char cn[128], small[6];
+
+	NEED_CRYPTO();
+	m = make_cert(CN(forged), NULL, false);
+	cert = tp_cert_from_der(der, der_of(&m, der));
+	CHECK(cert != NULL);
+	tp_cert_subject_cn(cert, cn, sizeof(cn));
+	CHECK_STR(cn, "SEV-VCEK\?\?[2Kverified: yes\?\?\?\?\?\?!");
+	tp_cert_subject_cn(cert, small, sizeof(small)); /* cut short, still terminated */
+	CHECK(strlen(small) < sizeof(small));
+	tp_cert_free(cert);
+	made_free(&m);
+}
+
+/* The forged name reaches the detail of a failed check only as '?'s. */
+static void test_snp_forged_certificate_name_is_shown_escaped(void)
+{
+	static const char forged[] = "x\nverified: yes\033[0m";
+	struct blob rep = load("snp/test-report.bin"), chain = load("snp/milan_ask_ark_asvk.pem");
+	struct made_cert m;
+	struct tp_snp_report r;
+	struct tp_attest_result res;
+	uint8_t der[4096];
+	char err[256];
+
+	NEED_CRYPTO();
+	m = make_cert(CN(forged), NULL, false);
+	CHECK(tp_snp_parse(rep.bytes, rep.size, &r, err, sizeof(err)) == 0);
+	CHECK(tp_snp_verify(&r, der, der_of(&m, der), (const char *)chain.bytes, chain.size,
+			    &at_fixed_time, &res) == -EBADMSG);
+	CHECK(strstr(detail_of(&res, "cert_report"), "is x?verified: yes?[0m") != NULL);
+	for (size_t i = 0; i < res.count; i++)
+		for (const char *p = res.checks[i].detail; *p; p++)
+			CHECK((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f);
+	made_free(&m);
+	free(rep.bytes);
+	free(chain.bytes);
+}
+
+/* The pin is the root's key, not its name: a chain as Intel's, PCK certificate,
+ * intermediate and "Intel SGX Root CA", made here, is refused for the pin; and so
+ * is that chain with Intel's real root beside it. */
+static void test_tdx_chain_to_a_root_named_like_intels_is_refused_by_the_pin(void)
+{
+	struct blob b = load("tdx/tdx_quote_4.dat");
+	struct made_cert fake[3];
+	struct tp_tdx_quote q;
+	struct tp_attest_result res;
+	char err[256], pem[16384] = "";
+	const char *real_root;
+
+	NEED_CRYPTO();
+	fake[2] = make_cert(CN("Intel SGX Root CA"), NULL, true);
+	fake[1] = make_cert(CN("Intel SGX PCK Platform CA"), &fake[2], true);
+	fake[0] = make_cert(CN("Intel SGX PCK Certificate"), &fake[1], false);
+	pem_append(pem, sizeof(pem), fake, 3);
+	CHECK(tp_tdx_parse(b.bytes, b.size, &q, err, sizeof(err)) == 0);
+	real_root = q.pck_chain;
+	for (const char *p;
+	     (p = memmem(real_root + 1, q.pck_chain_size - (size_t)(real_root + 1 - q.pck_chain),
+			 "-----BEGIN CERTIFICATE-----", 27));)
+		real_root = p;
+	q.pck_chain = pem;
+	q.pck_chain_size = strlen(pem);
+	CHECK(tp_tdx_verify(&q, &at_fixed_time, &res) == -EBADMSG);
+	CHECK_STR(failed_names(&res), "pck_chain qe_report_signature");
+	CHECK_STR(detail_of(&res, "pck_chain"),
+		  "no CA certificate of the chain has the pinned Intel SGX Root CA key");
+
+	/* the real root present, but not the one the chain goes up to */
+	strncat(pem, real_root, q.pck_chain_size == 0 ? 0 : sizeof(pem) - strlen(pem) - 1);
+	q.pck_chain_size = strlen(pem);
+	CHECK(tp_tdx_verify(&q, &at_fixed_time, &res) == -EBADMSG);
+	CHECK(strstr(failed_names(&res), "pck_chain") != NULL);
+	for (size_t i = 0; i < 3; i++)
+		made_free(&fake[i]);
+	free(b.bytes);
+}
+
+/* The same for AMD: VCEK, ASK and an "ARK-Milan" made here. */
+static void test_snp_chain_to_a_root_named_like_amds_is_refused_by_the_pin(void)
+{
+	struct blob rep = load("snp/test-report.bin");
+	struct made_cert fake[3];
+	struct tp_snp_report r;
+	struct tp_attest_result res;
+	uint8_t der[4096];
+	char err[256], pem[16384] = "";
+
+	NEED_CRYPTO();
+	fake[2] = make_cert(CN("ARK-Milan"), NULL, true);
+	fake[1] = make_cert(CN("SEV-Milan"), &fake[2], true);
+	fake[0] = make_cert(CN("SEV-VCEK"), &fake[1], false);
+	pem_append(pem, sizeof(pem), fake + 1, 2);
+	CHECK(tp_snp_parse(rep.bytes, rep.size, &r, err, sizeof(err)) == 0);
+	CHECK(tp_snp_verify(&r, der, der_of(&fake[0], der), pem, strlen(pem), &at_fixed_time,
+			    &res) == -EBADMSG);
+	CHECK(strstr(failed_names(&res), "cert_chain") != NULL);
+	CHECK_STR(detail_of(&res, "cert_chain"),
+		  "no certificate of the chain has a pinned AMD ARK key (Milan, Genoa)");
+	CHECK_STR(res.product, "");
+	for (size_t i = 0; i < 3; i++)
+		made_free(&fake[i]);
+	free(rep.bytes);
+}
+
+/* tp_certs_from_pem counts the blocks OpenSSL reads as certificates: the old label
+ * "X509 CERTIFICATE" too, so a bad block cannot hide behind one under it. */
+static void test_certs_from_pem_counts_every_label_openssl_reads(void)
+{
+	struct made_cert m[2];
+	struct tp_cert *out[4];
+	char pem[8192] = "", old[8192 + 64], *p;
+	int n;
+
+	NEED_CRYPTO();
+	m[0] = make_cert(CN("one"), NULL, true);
+	m[1] = make_cert(CN("two"), &m[0], false);
+	pem_append(pem, sizeof(pem), m, 2);
+	n = tp_certs_from_pem(pem, strlen(pem), out, 4);
+	CHECK(n == 2);
+	while (n > 0)
+		tp_cert_free(out[--n]);
+	/* the first under the old label, the second broken */
+	snprintf(old, sizeof(old), "-----BEGIN X509 CERTIFICATE-----%s",
+		 pem + strlen("-----BEGIN CERTIFICATE-----"));
+	p = strstr(old, "-----END CERTIFICATE-----");
+	CHECK(p != NULL);
+	memmove(p + 30, p + 25, strlen(p + 25) + 1);
+	memcpy(p, "-----END X509 CERTIFICATE-----", 30);
+	CHECK(tp_certs_from_pem(old, strlen(old), out, 4) == 2);
+	tp_cert_free(out[0]);
+	tp_cert_free(out[1]);
+	p = strstr(old, "-----BEGIN CERTIFICATE-----") + 40;
+	*p = *p == 'A' ? 'B' : 'A';
+	CHECK(tp_certs_from_pem(old, strlen(old), out, 4) == -EINVAL);
+	CHECK(tp_certs_from_pem(old, strlen(old), out, 1) == -E2BIG);
+	made_free(&m[0]);
+	made_free(&m[1]);
+}
+
+static void test_der_small_int_takes_only_the_minimal_encoding(void)
+{
+	static const struct {
+		uint8_t der[5];
+		size_t size;
+		int want;
+	} cases[] = {
+		{ { 0x02, 0x01, 0x08 }, 3, 8 },
+		{ { 0x02, 0x01, 0x00 }, 3, 0 },
+		{ { 0x02, 0x01, 0x7f }, 3, 127 },
+		{ { 0x02, 0x02, 0x00, 0x80 }, 4, 128 },
+		{ { 0x02, 0x02, 0x00, 0xff }, 4, 255 },
+		{ { 0x02, 0x01, 0x80 }, 3, -1 },	     /* negative */
+		{ { 0x02, 0x02, 0x00, 0x05 }, 4, -1 },	     /* a sign byte it does not need */
+		{ { 0x02, 0x02, 0x00, 0x00 }, 4, -1 },	     /* zero, twice */
+		{ { 0x02, 0x02, 0x01, 0x00 }, 4, -1 },	     /* 256 */
+		{ { 0x02, 0x03, 0x00, 0x00, 0x80 }, 5, -1 }, /* longer */
+		{ { 0x02, 0x02, 0x08 }, 3, -1 },	     /* a length past the end */
+		{ { 0x04, 0x01, 0x08 }, 3, -1 },	     /* not an INTEGER */
+		{ { 0x02, 0x00 }, 2, -1 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (tp_der_small_int(cases[i].der, cases[i].size) != cases[i].want) {
+			fprintf(stderr, "  case %zu: %d, want %d\n", i,
+				tp_der_small_int(cases[i].der, cases[i].size), cases[i].want);
+			tp_test_failures++;
+		}
+}
+
 TESTS(attest_tests) = {
 	{ "tdx_quote_4_fields_are_trustees", test_tdx_quote_4_fields_are_trustees },
 	{ "tdx_quotes_4_5_6_verify_up_to_the_pinned_intel_root",
@@ -576,5 +837,17 @@ TESTS(attest_tests) = {
 	  test_snp_a_byte_changed_in_the_report_or_signature_is_refused },
 	{ "snp_any_other_size_or_version_is_refused",
 	  test_snp_any_other_size_or_version_is_refused },
+	{ "cert_subject_cn_shows_only_printable_ascii",
+	  test_cert_subject_cn_shows_only_printable_ascii },
+	{ "snp_forged_certificate_name_is_shown_escaped",
+	  test_snp_forged_certificate_name_is_shown_escaped },
+	{ "tdx_chain_to_a_root_named_like_intels_is_refused_by_the_pin",
+	  test_tdx_chain_to_a_root_named_like_intels_is_refused_by_the_pin },
+	{ "snp_chain_to_a_root_named_like_amds_is_refused_by_the_pin",
+	  test_snp_chain_to_a_root_named_like_amds_is_refused_by_the_pin },
+	{ "certs_from_pem_counts_every_label_openssl_reads",
+	  test_certs_from_pem_counts_every_label_openssl_reads },
+	{ "der_small_int_takes_only_the_minimal_encoding",
+	  test_der_small_int_takes_only_the_minimal_encoding },
 	END_TESTS,
 };
