@@ -1,9 +1,13 @@
-/* Evidence of confidential VMs, as the kernel's configfs-tsm gives it: Intel TDX
- * quotes (versions 4 and 5) and AMD SEV-SNP attestation reports. The parsers
- * (tdx.c, snp.c) are pure and take untrusted bytes; the verifiers (verify.c) check
- * every signature and certificate chain up to the vendors' root keys pinned here;
- * json.c renders the fields. What is verified and what is not (TCB status and the
- * vendors' other collateral): docs/cas.md, "Evidence". */
+/* Evidence: what a runtime claims ({mode, runtime, app, signer, nonce, pubkey}),
+ * bound into 64 bytes of report data (report_data.c); evidence of confidential VMs
+ * as the kernel's configfs-tsm gives it, Intel TDX quotes (versions 4 and 5) and
+ * AMD SEV-SNP attestation reports; and teepy's sim evidence, signed by a host's
+ * platform key (sim.c). The parsers (tdx.c, snp.c, sim.c) are pure and take
+ * untrusted bytes; the verifiers (verify.c, sim.c) check every signature and
+ * certificate chain up to the vendors' root keys pinned here, or the platform keys
+ * a verifier trusts; json.c renders the fields; tsm.c, the only OS code here, asks
+ * configfs-tsm for a report. What is verified and what is not (TCB status and the
+ * vendors' other collateral): docs/cas.md, "Evidence" and "Producing evidence". */
 #ifndef TEEPY_ATTEST_ATTEST_H
 #define TEEPY_ATTEST_ATTEST_H
 
@@ -11,6 +15,28 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* ---- the claims and their report data (report_data.c) ---- */
+
+#define TP_REPORT_DATA_SIZE 64
+#define TP_CLAIM_SIZE	    32 /* runtime, app, signer, pubkey */
+#define TP_NONCE_MAX	    64
+
+/* What a runtime says of itself, bound into the report data of its evidence. */
+struct tp_claims {
+	char mode[4];			/* "sim" or "hw" */
+	uint8_t runtime[TP_CLAIM_SIZE]; /* the runtime measurement (teepy inspect) */
+	uint8_t app[TP_CLAIM_SIZE];	/* the app measurement */
+	uint8_t signer[TP_CLAIM_SIZE];	/* SHA-256 of the bundle signer's Ed25519 key */
+	uint8_t nonce[TP_NONCE_MAX];	/* the verifier's challenge */
+	size_t nonce_size;		/* 1 to TP_NONCE_MAX */
+	uint8_t pubkey[TP_CLAIM_SIZE];	/* the runtime's ephemeral X25519 public key */
+};
+
+/* The report data: SHA-512 over "teepy report data v1" and each claim, in the order
+ * above, as a 4-byte big-endian length and its bytes (docs/cas.md, "Report data").
+ * Needs libcrypto. Returns 0, or -EINVAL for another mode or nonce size. */
+int tp_report_data(const struct tp_claims *c, uint8_t out[TP_REPORT_DATA_SIZE]);
 
 /* ---- TDX quotes (Intel TDX DCAP quote format, versions 4 and 5) ---- */
 
@@ -181,11 +207,93 @@ int tp_snp_verify(const struct tp_snp_report *r, const uint8_t *cert, size_t cer
  * else. Pure. */
 int tp_der_small_int(const uint8_t *v, size_t size);
 
+/* ---- sim evidence (sim.c): SIMULATION, signed by a host's platform key ---- */
+
+/* The first bytes of every sim evidence: what it is, to anyone who looks. */
+#define TP_SIM_LABEL	    "teepy sim evidence: SIMULATION, not hardware\n"
+#define TP_SIM_LABEL_SIZE   (sizeof(TP_SIM_LABEL) - 1)
+#define TP_SIM_VERSION	    1
+#define TP_SIM_PLATFORM_KEY 32 /* Ed25519 public key */
+#define TP_SIM_SIGNATURE    64
+/* label, version, runtime, app, signer, pubkey, nonce size, report data, platform
+ * key, signature; and the nonce */
+#define TP_SIM_FIXED_SIZE                                                                          \
+	(TP_SIM_LABEL_SIZE + 2 + 4 * TP_CLAIM_SIZE + 1 + TP_REPORT_DATA_SIZE +                     \
+	 TP_SIM_PLATFORM_KEY + TP_SIM_SIGNATURE)
+#define TP_SIM_MAX_SIZE (TP_SIM_FIXED_SIZE + TP_NONCE_MAX)
+
+struct tp_sim_evidence {
+	uint16_t version;
+	struct tp_claims claims; /* mode "sim" */
+	uint8_t report_data[TP_REPORT_DATA_SIZE];
+	uint8_t platform_key[TP_SIM_PLATFORM_KEY];
+	uint8_t signature[TP_SIM_SIGNATURE];
+	const uint8_t *bytes; /* borrowed: the signed region is [0, signed_size) */
+	size_t signed_size;
+};
+
+/* Parses sim evidence: exactly its size, nothing after. Pure. Returns 0, or with
+ * the reason in err -EINVAL (not sim evidence, cut short, a nonce size out of
+ * range) or -EPROTONOSUPPORT (another version). */
+int tp_sim_parse(const uint8_t *bytes, size_t size, struct tp_sim_evidence *e, char *err,
+		 size_t err_size);
+
+struct tp_key;
+
+/* Writes the sim evidence of c (mode "sim"), signed by platform (Ed25519), into out
+ * (TP_SIM_MAX_SIZE bytes). Returns its size, or -EINVAL (claims) or -EIO (signing). */
+int tp_sim_write(const struct tp_claims *c, const struct tp_key *platform, uint8_t *out);
+
+/* What a verifier expects of the claims; a NULL field is not compared. */
+struct tp_sim_expect {
+	const uint8_t *nonce;
+	size_t nonce_size;
+	const uint8_t *app, *signer, *runtime; /* TP_CLAIM_SIZE bytes each */
+};
+
+/* Every check of sim evidence, each run whatever the others gave: the report data
+ * is the claims' (report_data), the platform key is one of trusted (platform_key),
+ * the signature by that key (signature), and with expect the claims expected
+ * (claims). Needs libcrypto. Returns 0 or -EBADMSG. */
+int tp_sim_verify(const struct tp_sim_evidence *e, const uint8_t (*trusted)[TP_SIM_PLATFORM_KEY],
+		  size_t count, const struct tp_sim_expect *expect, struct tp_attest_result *res);
+
+/* ---- hw evidence from configfs-tsm (tsm.c, the only OS code of attest/) ---- */
+
+#define TP_TSM_DIR	"/sys/kernel/config/tsm/report"
+#define TP_TSM_OUT_MAX	(1 << 20) /* a quote is a few KiB */
+#define TP_TSM_ATTEMPTS 3
+
+struct tp_tsm_report {
+	uint8_t *outblob; /* the report or quote, malloc'd */
+	size_t size;
+	char provider[32]; /* "tdx_guest", "sev_guest", "arm_cca_guest" */
+	unsigned attempts; /* how many it took (the generation changed in the others) */
+};
+
+/* Whether dir (TP_TSM_DIR) is there to ask: a confidential VM with configfs-tsm. */
+bool tp_tsm_present(const char *dir);
+
+/* Asks configfs-tsm under dir for a report over report_data: makes an entry of its
+ * own (mkdir DIR/teepy-PID-RANDOM), writes inblob, reads outblob and provider, and
+ * removes the entry; when the entry's generation says another write came between
+ * inblob and outblob, asks again (TP_TSM_ATTEMPTS in all). entry non-NULL is the test
+ * seam: an entry that is there already (a directory laid out like configfs-tsm
+ * holding a recorded report), used and left in place, whose generation may stay as
+ * it is. Returns 0, or -errno with one line in err. */
+int tp_tsm_get(const char *dir, const char *entry, const uint8_t report_data[TP_REPORT_DATA_SIZE],
+	       struct tp_tsm_report *out, char *err, size_t err_size);
+void tp_tsm_report_free(struct tp_tsm_report *r);
+
 /* ---- rendering (json.c) ---- */
 
 /* The fields as JSON objects, in the order of the evidence; measurements as hex. */
 json_t *tp_tdx_json(const struct tp_tdx_quote *q);
 json_t *tp_snp_json(const struct tp_snp_report *r);
+/* {"mode", "runtime", "app", "signer", "nonce", "pubkey"}, bytes as hex */
+json_t *tp_claims_json(const struct tp_claims *c);
+/* {"label", "simulation": true, "version", the claims, "report_data", "platform_key"} */
+json_t *tp_sim_json(const struct tp_sim_evidence *e);
 /* [{"name", "ok", "detail"}] */
 json_t *tp_attest_checks_json(const struct tp_attest_result *res);
 

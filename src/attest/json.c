@@ -170,6 +170,32 @@ json_t *tp_snp_json(const struct tp_snp_report *r)
 	return o;
 }
 
+json_t *tp_claims_json(const struct tp_claims *c)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "mode", json_string(c->mode));
+	SET_HEX(o, "runtime", c->runtime);
+	SET_HEX(o, "app", c->app);
+	SET_HEX(o, "signer", c->signer);
+	set_hex(o, "nonce", c->nonce, c->nonce_size);
+	SET_HEX(o, "pubkey", c->pubkey);
+	return o;
+}
+
+json_t *tp_sim_json(const struct tp_sim_evidence *e)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "label", json_string("SIMULATION, not hardware"));
+	set_bool(o, "simulation", true);
+	set_int(o, "version", e->version);
+	json_object_set_new(o, "claims", tp_claims_json(&e->claims));
+	SET_HEX(o, "report_data", e->report_data);
+	SET_HEX(o, "platform_key", e->platform_key);
+	return o;
+}
+
 json_t *tp_attest_checks_json(const struct tp_attest_result *res)
 {
 	json_t *a = json_array();

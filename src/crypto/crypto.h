@@ -137,6 +137,36 @@ int tp_symkey_id(const uint8_t key[TP_SYMKEY_SIZE], char out[TP_SYMKEY_ID_SIZE])
  * may read. Returns 0, or -errno with the reason in err. */
 int tp_symkey_read(const char *path, uint8_t out[TP_SYMKEY_SIZE], char *err, size_t err_size);
 
+/* ---- SHA-512, X25519 and sealing to a public key (x25519.c) ---- */
+
+#define TP_SHA512_SIZE	 64
+#define TP_X25519_SIZE	 32
+#define TP_SEAL_OVERHEAD (TP_X25519_SIZE + TP_GCM_TAG_SIZE) /* ephemeral key, tag */
+
+void tp_sha512(const void *data, size_t size, uint8_t out[TP_SHA512_SIZE]);
+
+struct tp_x25519; /* an X25519 key pair, in locked memory */
+
+/* A new key pair (the command loads libcrypto first). NULL when OpenSSL or memory
+ * fails. */
+struct tp_x25519 *tp_x25519_generate(void);
+void tp_x25519_public(const struct tp_x25519 *k, uint8_t out[TP_X25519_SIZE]);
+void tp_x25519_free(struct tp_x25519 *k); /* wipes the private key */
+
+/* Seals size bytes of in to the holder of recipient's private key: a new ephemeral
+ * key pair, X25519 with recipient, HKDF-SHA-256 (salt: the ephemeral and the
+ * recipient public keys; info "teepy seal v1") to an AES-256-GCM key and nonce used
+ * once, aad authenticated too. out (size + TP_SEAL_OVERHEAD bytes) is
+ * ephemeral public key || ciphertext || tag. Returns 0, -EINVAL (recipient is a key
+ * of small order) or -ENOMEM. */
+int tp_seal(const uint8_t recipient[TP_X25519_SIZE], const void *aad, size_t aad_size,
+	    const void *in, size_t size, uint8_t *out);
+/* The reverse by the recipient's key pair: out gets in_size - TP_SEAL_OVERHEAD bytes.
+ * Returns 0, -EBADMSG when the bytes, aad or key are not those sealed (out wiped),
+ * -EINVAL when in is shorter than the overhead, or -ENOMEM. */
+int tp_seal_open(const struct tp_x25519 *recipient, const void *aad, size_t aad_size,
+		 const uint8_t *in, size_t in_size, void *out);
+
 /* ---- X.509 certificates and ECDSA, for hardware evidence (x509.c) ---- */
 
 #define TP_P256_PUB_SIZE 64 /* X || Y, big-endian */

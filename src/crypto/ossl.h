@@ -37,6 +37,13 @@
 	X(EVP_PKEY_get_base_id)                                                                    \
 	X(EVP_PKEY_get_bits)                                                                       \
 	X(EVP_PKEY_free)                                                                           \
+	X(EVP_PKEY_new_raw_private_key)                                                            \
+	X(EVP_PKEY_get_raw_private_key)                                                            \
+	X(EVP_PKEY_CTX_new)                                                                        \
+	X(EVP_PKEY_CTX_free)                                                                       \
+	X(EVP_PKEY_derive_init)                                                                    \
+	X(EVP_PKEY_derive_set_peer)                                                                \
+	X(EVP_PKEY_derive)                                                                         \
 	X(PEM_read_PrivateKey)                                                                     \
 	X(PEM_write_PrivateKey)                                                                    \
 	X(PEM_write_PUBKEY)                                                                        \

@@ -39,6 +39,11 @@ bool tp_test_crypto_ready(void);
 		}                                                                                  \
 	} while (0)
 
+struct tp_attest_result;
+/* The names of the checks that failed, space-separated ("" when none), in a static
+ * buffer (test_attest.c). */
+const char *tp_test_failed_names(const struct tp_attest_result *res);
+
 struct tp_test {
 	const char *name;
 	void (*fn)(void);

@@ -50,8 +50,7 @@ static struct blob load(const char *name)
 	return b;
 }
 
-/* The names of the checks that failed, space-separated ("" when none). */
-static const char *failed_names(const struct tp_attest_result *res)
+const char *tp_test_failed_names(const struct tp_attest_result *res)
 {
 	static char out[256];
 
@@ -192,7 +191,7 @@ static void test_tdx_quotes_4_5_6_verify_up_to_the_pinned_intel_root(void)
 		char err[256];
 		CHECK(tp_tdx_parse(b.bytes, b.size, &q, err, sizeof(err)) == 0);
 		CHECK(tp_tdx_verify(&q, &at_fixed_time, &res) == 0);
-		CHECK_STR(failed_names(&res), "");
+		CHECK_STR(tp_test_failed_names(&res), "");
 		CHECK(res.count == 4);
 		free(b.bytes);
 	}
@@ -240,7 +239,7 @@ static void test_tdx_expired_root_is_refused(void)
 	NEED_CRYPTO();
 	CHECK(tp_tdx_parse(b.bytes, b.size, &q, err, sizeof(err)) == 0);
 	CHECK(tp_tdx_verify(&q, &late, &res) == -EBADMSG);
-	CHECK_STR(failed_names(&res), "pck_chain");
+	CHECK_STR(tp_test_failed_names(&res), "pck_chain");
 	CHECK(strstr(detail_of(&res, "pck_chain"), "expired") != NULL);
 	free(b.bytes);
 }
@@ -303,9 +302,9 @@ static void test_tdx_a_byte_changed_in_each_signed_region_is_refused(void)
 			*at ^= 0x01;
 		CHECK(tp_tdx_parse(copy, b.size, &t, err, sizeof(err)) == 0);
 		CHECK(tp_tdx_verify(&t, &at_fixed_time, &res) == -EBADMSG);
-		if (strcmp(failed_names(&res), cases[i].failed) != 0) {
+		if (strcmp(tp_test_failed_names(&res), cases[i].failed) != 0) {
 			fprintf(stderr, "  %s changed: failed [%s], expected [%s]\n",
-				cases[i].region, failed_names(&res), cases[i].failed);
+				cases[i].region, tp_test_failed_names(&res), cases[i].failed);
 			tp_test_failures++;
 		}
 		free(copy);
@@ -450,12 +449,12 @@ static void test_snp_vcek_and_vlek_reports_verify_up_to_the_milan_ark(void)
 	res = snp_verify("snp/test-report.bin", "snp/test-vcek.der", "snp/milan_ask_ark_asvk.pem",
 			 &at_fixed_time, &r);
 	CHECK(r == 0);
-	CHECK_STR(failed_names(&res), "");
+	CHECK_STR(tp_test_failed_names(&res), "");
 	CHECK_STR(res.product, "Milan");
 	res = snp_verify("snp/test-vlek-report.bin", "snp/test-vlek.der",
 			 "snp/milan_ask_ark_asvk.pem", &at_fixed_time, &r);
 	CHECK(r == 0);
-	CHECK_STR(failed_names(&res), "");
+	CHECK_STR(tp_test_failed_names(&res), "");
 	CHECK_STR(res.product, "Milan");
 }
 
@@ -491,7 +490,7 @@ static void test_snp_wrong_certificate_chain_or_time_is_refused(void)
 		    snp_verify(cases[i].report, cases[i].cert, cases[i].chain, cases[i].opts, &r);
 		const struct tp_attest_check *first = tp_attest_failed(&res);
 		CHECK(r == -EBADMSG);
-		CHECK_STR(failed_names(&res), cases[i].failed);
+		CHECK_STR(tp_test_failed_names(&res), cases[i].failed);
 		CHECK(first && strstr(first->detail, cases[i].says));
 	}
 }
@@ -525,9 +524,9 @@ static void test_snp_a_byte_changed_in_the_report_or_signature_is_refused(void)
 		CHECK(tp_snp_parse(rep.bytes, rep.size, &r, err, sizeof(err)) == 0);
 		CHECK(tp_snp_verify(&r, cert.bytes, cert.size, (const char *)chain.bytes,
 				    chain.size, &at_fixed_time, &res) == -EBADMSG);
-		if (strcmp(failed_names(&res), cases[i].failed) != 0) {
+		if (strcmp(tp_test_failed_names(&res), cases[i].failed) != 0) {
 			fprintf(stderr, "  %s changed: failed [%s], expected [%s]\n",
-				cases[i].region, failed_names(&res), cases[i].failed);
+				cases[i].region, tp_test_failed_names(&res), cases[i].failed);
 			tp_test_failures++;
 		}
 		rep.bytes[cases[i].offset] ^= 0x01;
@@ -707,7 +706,7 @@ static void test_tdx_chain_to_a_root_named_like_intels_is_refused_by_the_pin(voi
 	q.pck_chain = pem;
 	q.pck_chain_size = strlen(pem);
 	CHECK(tp_tdx_verify(&q, &at_fixed_time, &res) == -EBADMSG);
-	CHECK_STR(failed_names(&res), "pck_chain qe_report_signature");
+	CHECK_STR(tp_test_failed_names(&res), "pck_chain qe_report_signature");
 	CHECK_STR(detail_of(&res, "pck_chain"),
 		  "no CA certificate of the chain has the pinned Intel SGX Root CA key");
 
@@ -715,7 +714,7 @@ static void test_tdx_chain_to_a_root_named_like_intels_is_refused_by_the_pin(voi
 	strncat(pem, real_root, q.pck_chain_size == 0 ? 0 : sizeof(pem) - strlen(pem) - 1);
 	q.pck_chain_size = strlen(pem);
 	CHECK(tp_tdx_verify(&q, &at_fixed_time, &res) == -EBADMSG);
-	CHECK(strstr(failed_names(&res), "pck_chain") != NULL);
+	CHECK(strstr(tp_test_failed_names(&res), "pck_chain") != NULL);
 	for (size_t i = 0; i < 3; i++)
 		made_free(&fake[i]);
 	free(b.bytes);
@@ -739,7 +738,7 @@ static void test_snp_chain_to_a_root_named_like_amds_is_refused_by_the_pin(void)
 	CHECK(tp_snp_parse(rep.bytes, rep.size, &r, err, sizeof(err)) == 0);
 	CHECK(tp_snp_verify(&r, der, der_of(&fake[0], der), pem, strlen(pem), &at_fixed_time,
 			    &res) == -EBADMSG);
-	CHECK(strstr(failed_names(&res), "cert_chain") != NULL);
+	CHECK(strstr(tp_test_failed_names(&res), "cert_chain") != NULL);
 	CHECK_STR(detail_of(&res, "cert_chain"),
 		  "no certificate of the chain has a pinned AMD ARK key (Milan, Genoa)");
 	CHECK_STR(res.product, "");
