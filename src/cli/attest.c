@@ -1,8 +1,11 @@
-/* `teepy attest verify FILE --type tdx|snp`: a TDX quote or an SEV-SNP report
+/* `teepy attest verify FILE --type tdx|snp|sim`: a TDX quote or an SEV-SNP report
  * parsed, every signature and certificate chain checked up to the vendors' pinned
- * root keys (attest/), its fields and each check printed. */
+ * root keys (attest/), or sim evidence checked against the platform keys given; its
+ * fields and each check printed. `teepy attest` alone makes this host's evidence
+ * (attest_produce.c). */
 #include "commands.h"
 
+#include "attest_cmd.h"
 #include "exit_codes.h"
 #include "flags.h"
 #include "../attest/attest.h"
@@ -22,58 +25,100 @@
 
 enum attest_flag {
 	ATTEST_HELP = 1,
+	ATTEST_MODE,
+	ATTEST_NONCE,
+	ATTEST_APP,
+	ATTEST_SIGNER,
+	ATTEST_OUTPUT,
+	ATTEST_KEY,
 	ATTEST_TYPE,
 	ATTEST_VCEK,
 	ATTEST_CHAIN,
+	ATTEST_PLATFORM_KEY,
 	ATTEST_NO_TIME,
 	ATTEST_JSON
 };
 
 static const struct tp_flag flags[] = {
 	{ ATTEST_HELP, "help", 'h', NULL, NULL, "show this help" },
+	TP_FLAG_HEADING("Producing evidence (teepy attest):"),
+	{ ATTEST_MODE, "mode", 0, "MODE", "TEEPY_MODE",
+	  "sim (SIMULATION: signed by the platform key), hw (a report from configfs-tsm) or "
+	  "auto (default: hw when configfs-tsm is there, else sim)" },
+	{ ATTEST_NONCE, "nonce", 0, "HEX", NULL,
+	  "the verifier's challenge, 1 to 64 bytes (default: 32 random bytes); verify: the "
+	  "nonce sim evidence must bind" },
+	{ ATTEST_APP, "app", 0, "HEX", NULL,
+	  "the app measurement to bind, 32 bytes (default zeros); verify: the one expected" },
+	{ ATTEST_SIGNER, "signer", 0, "HEX", NULL,
+	  "the signer measurement to bind, 32 bytes (default zeros); verify: the one expected" },
+	{ ATTEST_OUTPUT, "output", 'o', "FILE", NULL,
+	  "write the evidence to FILE instead of printing it in hex" },
+	{ ATTEST_KEY, "key", 0, "KEY", "TEEPY_PLATFORM_KEY",
+	  "sim: the platform key that signs (default: teepy platform init's)" },
+	TP_FLAG_HEADING("Verifying evidence (teepy attest verify FILE):"),
 	{ ATTEST_TYPE, "type", 0, "TYPE", NULL,
-	  "what FILE is: tdx (a TDX quote, version 4 or 5) or snp (an SEV-SNP attestation "
-	  "report)" },
+	  "what FILE is: tdx (a TDX quote, version 4 or 5), snp (an SEV-SNP attestation "
+	  "report) or sim (sim evidence, SIMULATION)" },
 	{ ATTEST_VCEK, "vcek", 0, "DER", NULL,
 	  "snp: the VCEK or VLEK certificate that signed the report (DER, from AMD's KDS or "
 	  "the host)" },
 	{ ATTEST_CHAIN, "chain", 0, "PEM", NULL,
 	  "snp: AMD's chain of the product (ASK or ASVK, ARK: KDS's cert_chain); it must end "
 	  "at a pinned ARK (Milan, Genoa)" },
+	{ ATTEST_PLATFORM_KEY, "platform-key", 0, "PUB", NULL,
+	  "sim: a platform public key trusted to sign (its .pub, as teepy platform show names "
+	  "it); repeat for more" },
 	{ ATTEST_NO_TIME, "insecure-no-time-check", 0, NULL, NULL,
 	  "do not check certificates' validity periods (to verify old evidence; says so on "
 	  "stderr)" },
 	{ ATTEST_JSON, "json", 0, NULL, NULL,
-	  "print {\"type\", \"verified\", \"checks\", ...the fields} as JSON instead" },
+	  "print JSON instead (verify: {\"type\", \"verified\", \"checks\", ...the fields})" },
 	TP_FLAGS_END,
 };
 
 static const struct tp_exit_use exits[] = {
-	{ TP_EXIT_OK, "every check passed (the fields and the checks printed)" },
-	{ TP_EXIT_USAGE, "usage error; FILE, --vcek or --chain cannot be read" },
+	{ TP_EXIT_OK, "evidence made and printed; verify: every check passed (the fields and the "
+		      "checks printed)" },
+	{ TP_EXIT_USAGE, "usage error; FILE, --vcek, --chain or --platform-key cannot be read; "
+			 "--mode hw without configfs-tsm" },
+	{ TP_EXIT_KEY_MISSING, "sim: there is no platform key (teepy platform init)" },
 	{ TP_EXIT_ATTESTATION_DENIED,
-	  "the evidence is refused: malformed, of a version or kind teepy does not read, or a "
-	  "signature or certificate chain that does not verify (one line names the first check "
-	  "that failed; the fields and every check are printed all the same, marked FAILED)" },
-	{ TP_EXIT_INTERNAL, "OpenSSL's libcrypto cannot be loaded, or out of memory" },
+	  "verify: the evidence is refused: malformed, of a version or kind teepy does not read, "
+	  "a signature or certificate chain that does not verify, an untrusted platform key or "
+	  "claims not those expected (one line names the first check that failed; the fields "
+	  "and every check are printed all the same, marked FAILED)" },
+	{ TP_EXIT_INTERNAL, "OpenSSL's libcrypto cannot be loaded, out of memory, or "
+			    "configfs-tsm refused the request" },
 	{ 0, NULL },
 };
 
 const struct tp_command_help tp_attest_help = {
 	.name = "attest",
-	.synopsis = "verify QUOTE --type tdx [--insecure-no-time-check] [--json]\n"
-		    "verify REPORT --type snp --vcek DER --chain PEM [--insecure-no-time-check] "
-		    "[--json]",
-	.about = "Verifies hardware evidence of a confidential VM, as the kernel's configfs-tsm\n"
-		 "gives it, and prints its fields. A TDX quote (version 4 or 5): its signature by\n"
-		 "the attestation key, the quoting enclave's report binding that key and signed\n"
-		 "by the PCK certificate, whose chain must end at the pinned Intel SGX Root CA\n"
-		 "key. An SEV-SNP report: its ECDSA P-384 signature by the VCEK or VLEK, whose\n"
-		 "chain must end at a pinned AMD ARK key (Milan, Genoa), and the certificate's\n"
-		 "chip id and TCB against the report's. A policy pins MRTD and RTMR0-3 (TDX), or\n"
-		 "MEASUREMENT and the guest policy (SNP). TCB status and Intel's and AMD's other\n"
-		 "collateral (TCB info, QE identity, revocation lists) are not checked: see\n"
-		 "docs/cas.md, \"Evidence\".\n",
+	.synopsis =
+	    "[--mode sim|hw|auto] [--nonce HEX] [--app HEX --signer HEX] [--json] [-o FILE]\n"
+	    "verify QUOTE --type tdx [--insecure-no-time-check] [--json]\n"
+	    "verify REPORT --type snp --vcek DER --chain PEM [--insecure-no-time-check] "
+	    "[--json]\n"
+	    "verify EVIDENCE --type sim --platform-key PUB [--nonce HEX] [--app HEX] "
+	    "[--signer HEX] [--json]",
+	.about =
+	    "teepy attest makes this host's evidence for the claims given and prints what it\n"
+	    "binds (runtime: this teepy's; app and signer: given or zeros; nonce: given or\n"
+	    "random; pubkey: a new X25519 key) and the evidence, for debugging: sim evidence is\n"
+	    "SIMULATION, signed by this host's platform key (teepy platform init); hw evidence\n"
+	    "is a report from the kernel's configfs-tsm (TDX, SEV-SNP, CCA guests).\n"
+	    "\n"
+	    "teepy attest verify checks evidence and prints its fields. A TDX quote (version 4\n"
+	    "or 5): its signature by the attestation key, the quoting enclave's report binding\n"
+	    "that key and signed by the PCK certificate, whose chain must end at the pinned\n"
+	    "Intel SGX Root CA key. An SEV-SNP report: its ECDSA P-384 signature by the VCEK or\n"
+	    "VLEK, whose chain must end at a pinned AMD ARK key (Milan, Genoa), and the\n"
+	    "certificate's chip id and TCB against the report's. sim evidence: its report\n"
+	    "data binds its claims, its platform key is one given, and it signed them. A policy\n"
+	    "pins MRTD and RTMR0-3 (TDX), or MEASUREMENT and the guest policy (SNP). TCB status\n"
+	    "and Intel's and AMD's other collateral (TCB info, QE identity, revocation lists)\n"
+	    "are not checked: see docs/cas.md, \"Evidence\" and \"Producing evidence\".\n",
 	.flags = flags,
 	.exits = exits,
 };
@@ -81,8 +126,14 @@ const struct tp_command_help tp_attest_help = {
 #define EVIDENCE_MAX (1 << 20) /* a quote is a few KiB, a report 1184 bytes */
 #define CERTS_MAX    (64 << 10)
 
+#define PLATFORM_KEYS_MAX 16
+
 struct attest_cmd {
 	const char *file, *type, *vcek_path, *chain_path;
+	const char *platform_keys[PLATFORM_KEYS_MAX];
+	size_t platform_key_count;
+	struct tp_attest_produce produce; /* its nonce, app, signer and json serve verify too */
+	const char *given_produce;	  /* a flag of producing, given to verify */
 	bool json;
 	struct tp_attest_opts opts;
 	char *bytes, *vcek, *chain;
@@ -162,7 +213,10 @@ static int print_report(const struct attest_cmd *c, json_t *fields,
 			       *k->detail ? ": " : "", k->detail);
 		}
 		/* what "yes" covers, as docs/cas.md says: not the platform's TCB status */
-		if (ok)
+		if (ok && strcmp(c->type, "sim") == 0)
+			printf("verified: yes (SIMULATION: signed by a trusted platform key, not "
+			       "by hardware)\n");
+		else if (ok)
 			printf("verified: yes (signatures and chain; TCB status not checked%s)\n",
 			       c->opts.insecure_no_time_check ? "; certificate times not checked" :
 								"");
@@ -170,6 +224,66 @@ static int print_report(const struct attest_cmd *c, json_t *fields,
 			printf("verified: NO\n");
 	}
 	return fflush(stdout) == 0 ? 0 : -EIO;
+}
+
+/* The claims verify compares with sim evidence's: those given. Returns an exit code
+ * or 0. */
+static int expected_claims(const struct attest_cmd *c, struct tp_sim_expect *x,
+			   uint8_t nonce[TP_NONCE_MAX], uint8_t app[TP_CLAIM_SIZE],
+			   uint8_t signer[TP_CLAIM_SIZE])
+{
+	const struct tp_attest_produce *p = &c->produce;
+	int code;
+
+	if (p->nonce_hex) {
+		if ((code = tp_attest_claim_hex("--nonce", p->nonce_hex, nonce, 1, TP_NONCE_MAX,
+						&x->nonce_size)) != 0)
+			return code;
+		x->nonce = nonce;
+	}
+	if (p->app_hex) {
+		if ((code = tp_attest_claim_hex("--app", p->app_hex, app, TP_CLAIM_SIZE,
+						TP_CLAIM_SIZE, NULL)) != 0)
+			return code;
+		x->app = app;
+	}
+	if (p->signer_hex) {
+		if ((code = tp_attest_claim_hex("--signer", p->signer_hex, signer, TP_CLAIM_SIZE,
+						TP_CLAIM_SIZE, NULL)) != 0)
+			return code;
+		x->signer = signer;
+	}
+	return 0;
+}
+
+/* sim evidence against the platform keys given. Returns an exit code or 0 (then
+ * res and fields are set). */
+static int verify_sim(struct attest_cmd *c, struct tp_attest_result *res, json_t **fields)
+{
+	uint8_t keys[PLATFORM_KEYS_MAX][TP_SIM_PLATFORM_KEY], nonce[TP_NONCE_MAX];
+	uint8_t app[TP_CLAIM_SIZE], signer[TP_CLAIM_SIZE];
+	struct tp_sim_expect x = { 0 };
+	struct tp_sim_evidence e;
+	char err[512];
+	int code;
+
+	if ((code = expected_claims(c, &x, nonce, app, signer)) != 0)
+		return code;
+	for (size_t i = 0; i < c->platform_key_count; i++) {
+		if (tp_key_read_public(c->platform_keys[i], keys[i], err, sizeof(err)) < 0) {
+			tp_error("attest verify: --platform-key %s: %s", c->platform_keys[i], err);
+			return TP_EXIT_USAGE;
+		}
+	}
+	if (tp_sim_parse((const uint8_t *)c->bytes, c->size, &e, err, sizeof(err)) < 0) {
+		tp_error("attest verify: %s: refused: not sim evidence teepy reads: %s", c->file,
+			 err);
+		return TP_EXIT_ATTESTATION_DENIED;
+	}
+	tp_sim_verify(&e, (const uint8_t(*)[TP_SIM_PLATFORM_KEY])keys, c->platform_key_count, &x,
+		      res);
+	*fields = tp_sim_json(&e);
+	return 0;
 }
 
 static int verify(struct attest_cmd *c)
@@ -182,7 +296,10 @@ static int verify(struct attest_cmd *c)
 
 	if ((code = read_input("", c->file, EVIDENCE_MAX, &c->bytes, &c->size)) != 0)
 		return code;
-	if (strcmp(c->type, "tdx") == 0) {
+	if (strcmp(c->type, "sim") == 0) {
+		if ((code = verify_sim(c, &res, &fields)) != 0)
+			return code;
+	} else if (strcmp(c->type, "tdx") == 0) {
 		struct tp_tdx_quote q;
 		if ((r = tp_tdx_parse((const uint8_t *)c->bytes, c->size, &q, err, sizeof(err))) <
 		    0) {
@@ -240,33 +357,56 @@ static int verify(struct attest_cmd *c)
 /* Checks the flags' combination. Returns an exit code or 0. */
 static int check_usage(const struct attest_cmd *c, const char *action)
 {
+	const struct tp_attest_produce *p = &c->produce;
+
 	if (!action) {
-		tp_error("attest: missing verify (teepy attest verify FILE --type tdx|snp; see "
-			 "teepy attest --help)");
-		return TP_EXIT_USAGE;
+		const char *verify_flag = c->type		? "--type" :
+					  c->vcek_path		? "--vcek" :
+					  c->chain_path		? "--chain" :
+					  c->platform_key_count ? "--platform-key" :
+					  c->opts.insecure_no_time_check ?
+								  "--insecure-no-time-check" :
+								  NULL;
+		if (verify_flag) {
+			tp_error("attest: %s is for verify (teepy attest verify FILE %s ...)",
+				 verify_flag, verify_flag);
+			return TP_EXIT_USAGE;
+		}
+		return 0;
 	}
 	if (strcmp(action, "verify") != 0) {
-		tp_error("attest: unknown action '%s' (verify; see teepy attest --help)", action);
+		tp_error("attest: unknown action '%s' (verify, or none to make evidence; see teepy "
+			 "attest --help)",
+			 action);
+		return TP_EXIT_USAGE;
+	}
+	if (c->given_produce) {
+		tp_error("attest verify: %s is for making evidence (teepy attest, without verify)",
+			 c->given_produce);
 		return TP_EXIT_USAGE;
 	}
 	if (!c->file || !*c->file) {
-		tp_error("attest verify: missing FILE, the quote or report (see teepy attest "
-			 "--help)");
+		tp_error(
+		    "attest verify: missing FILE, the quote, report or sim evidence (see teepy "
+		    "attest --help)");
 		return TP_EXIT_USAGE;
 	}
 	if (!c->type) {
-		tp_error("attest verify: %s: say what it is: --type tdx or --type snp", c->file);
+		tp_error("attest verify: %s: say what it is: --type tdx, snp or sim", c->file);
 		return TP_EXIT_USAGE;
 	}
-	if (strcmp(c->type, "tdx") != 0 && strcmp(c->type, "snp") != 0) {
-		tp_error("attest verify: --type: '%s' is no evidence type (tdx or snp)", c->type);
+	if (strcmp(c->type, "tdx") != 0 && strcmp(c->type, "snp") != 0 &&
+	    strcmp(c->type, "sim") != 0) {
+		tp_error("attest verify: --type: '%s' is no evidence type (tdx, snp or sim)",
+			 c->type);
 		return TP_EXIT_USAGE;
 	}
-	bool snp = strcmp(c->type, "snp") == 0;
+	bool snp = strcmp(c->type, "snp") == 0, sim = strcmp(c->type, "sim") == 0;
 	if (!snp && (c->vcek_path || c->chain_path)) {
-		tp_error("attest verify: %s is for --type snp (a TDX quote carries its own "
-			 "certificates)",
-			 c->vcek_path ? "--vcek" : "--chain");
+		tp_error("attest verify: %s is for --type snp (%s)",
+			 c->vcek_path ? "--vcek" : "--chain",
+			 sim ? "sim evidence carries its platform key" :
+			       "a TDX quote carries its own certificates");
 		return TP_EXIT_USAGE;
 	}
 	if (snp && (!c->vcek_path || !c->chain_path)) {
@@ -275,6 +415,27 @@ static int check_usage(const struct attest_cmd *c, const char *action)
 			 c->file,
 			 !c->vcek_path ? "--vcek DER (the VCEK or VLEK)" :
 					 "--chain PEM (ASK or ASVK, and ARK)");
+		return TP_EXIT_USAGE;
+	}
+	if (!sim && (c->platform_key_count || p->nonce_hex || p->app_hex || p->signer_hex)) {
+		tp_error(
+		    "attest verify: %s is for --type sim (a quote's or report's claims are its "
+		    "report data: docs/cas.md, Report data)",
+		    c->platform_key_count ? "--platform-key" :
+		    p->nonce_hex	  ? "--nonce" :
+		    p->app_hex		  ? "--app" :
+					    "--signer");
+		return TP_EXIT_USAGE;
+	}
+	if (sim && !c->platform_key_count) {
+		tp_error("attest verify: %s: sim evidence is verified against the platform keys "
+			 "you trust: --platform-key PUB (teepy platform show names one)",
+			 c->file);
+		return TP_EXIT_USAGE;
+	}
+	if (sim && c->opts.insecure_no_time_check) {
+		tp_error("attest verify: --insecure-no-time-check is for tdx and snp (sim evidence "
+			 "has no certificates)");
 		return TP_EXIT_USAGE;
 	}
 	return 0;
@@ -310,6 +471,35 @@ int tp_cmd_attest(int argc, char **argv)
 		case ATTEST_HELP:
 			tp_help_print(stdout, &tp_attest_help);
 			return TP_EXIT_OK;
+		case ATTEST_MODE:
+			c.produce.mode = p.value;
+			c.given_produce = "--mode";
+			break;
+		case ATTEST_NONCE:
+			c.produce.nonce_hex = p.value;
+			break;
+		case ATTEST_APP:
+			c.produce.app_hex = p.value;
+			break;
+		case ATTEST_SIGNER:
+			c.produce.signer_hex = p.value;
+			break;
+		case ATTEST_OUTPUT:
+			c.produce.output = p.value;
+			c.given_produce = "-o";
+			break;
+		case ATTEST_KEY:
+			c.produce.key = p.value;
+			c.given_produce = "--key";
+			break;
+		case ATTEST_PLATFORM_KEY:
+			if (c.platform_key_count == PLATFORM_KEYS_MAX) {
+				tp_error("attest verify: more than %d --platform-key",
+					 PLATFORM_KEYS_MAX);
+				return TP_EXIT_USAGE;
+			}
+			c.platform_keys[c.platform_key_count++] = p.value;
+			break;
 		case ATTEST_TYPE:
 			c.type = p.value;
 			break;
@@ -339,6 +529,14 @@ int tp_cmd_attest(int argc, char **argv)
 	c.file = operands[1];
 	if ((code = check_usage(&c, operands[0])) != 0)
 		return code;
+	if (!operands[0]) {
+		c.produce.json = c.json;
+		if (!c.produce.mode && getenv("TEEPY_MODE") && *getenv("TEEPY_MODE"))
+			c.produce.mode = getenv("TEEPY_MODE");
+		if (!c.produce.key)
+			c.produce.key = getenv("TEEPY_PLATFORM_KEY");
+		return tp_attest_produce(&c.produce);
+	}
 	if (tp_crypto_load(err, sizeof(err)) < 0) {
 		tp_error("attest verify: %s", err);
 		return TP_EXIT_INTERNAL;

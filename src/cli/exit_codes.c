@@ -39,11 +39,13 @@ const struct tp_exit_code tp_exit_codes[] = {
 	     "--output-volume, teepy volume)"),
 	EXIT(KEY_MISSING, "a key is missing: an encrypted bundle without --bundle-key, a sealed "
 			  "data item without --data-key, an output volume without --volume-key, "
-			  "teepy data open or teepy volume without it"),
+			  "teepy data open or teepy volume without it, sim evidence or teepy "
+			  "platform show without a platform key"),
 	EXIT(ATTESTATION_DENIED,
-	     "attestation evidence refused: teepy attest verify found a TDX quote or SEV-SNP "
-	     "report malformed, or a signature or certificate chain that does not verify (later "
-	     "also the CAS refusing evidence)"),
+	     "attestation evidence refused: teepy attest verify found a TDX quote, SEV-SNP "
+	     "report or sim evidence malformed, a signature or certificate chain that does not "
+	     "verify, an untrusted platform key or claims not those expected (later also the "
+	     "CAS refusing evidence)"),
 	EXIT(INTERNAL, "internal error: teepy could not set up the sandbox or write the result, "
 		       "or OpenSSL's libcrypto (needed for a bundle) cannot be loaded (the line "
 		       "says what failed)"),

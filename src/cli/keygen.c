@@ -72,6 +72,16 @@ static int symmetric_key(const char *out, const char *pub)
 	return TP_EXIT_OK;
 }
 
+void tp_keygen_pub_path(const char *key, char *out, size_t size)
+{
+	size_t len = strlen(key);
+
+	if (len > 4 && strcmp(key + len - 4, ".key") == 0)
+		snprintf(out, size, "%.*s.pub", (int)(len - 4), key);
+	else
+		snprintf(out, size, "%s.pub", key);
+}
+
 int tp_cmd_keygen(int argc, char **argv)
 {
 	const char *out = NULL, *pub = NULL;
@@ -118,11 +128,7 @@ int tp_cmd_keygen(int argc, char **argv)
 	if (symmetric)
 		return symmetric_key(out, pub);
 	if (!pub) {
-		size_t len = strlen(out);
-		if (len > 4 && strcmp(out + len - 4, ".key") == 0)
-			snprintf(pub_buf, sizeof(pub_buf), "%.*s.pub", (int)(len - 4), out);
-		else
-			snprintf(pub_buf, sizeof(pub_buf), "%s.pub", out);
+		tp_keygen_pub_path(out, pub_buf, sizeof(pub_buf));
 		pub = pub_buf;
 	}
 	if (tp_crypto_load(err, sizeof(err)) < 0) {

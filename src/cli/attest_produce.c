@@ -1,0 +1,321 @@
+/* `teepy attest [--mode sim|hw|auto]`: this host's evidence for the claims given (a
+ * debugging aid: the ephemeral X25519 key it binds is made and thrown away here).
+ * sim: signed by the platform key, SIMULATION; hw: a report from configfs-tsm. */
+#include "attest_cmd.h"
+
+#include "commands.h"
+#include "exit_codes.h"
+#include "../attest/attest.h"
+#include "../common/io.h"
+#include "../common/log.h"
+#include "../crypto/crypto.h"
+#include "../manifest/trust.h"
+#include "../pyboot/boot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int tp_attest_claim_hex(const char *flag, const char *hex, uint8_t *out, size_t min, size_t max,
+			size_t *size)
+{
+	size_t len = strlen(hex);
+
+	if (len % 2 || len / 2 < min || len / 2 > max || tp_unhex(hex, out, len / 2) < 0) {
+		if (min == max)
+			tp_error("attest: %s: not %zu bytes in hex (%zu hex digits)", flag, min,
+				 2 * min);
+		else
+			tp_error("attest: %s: not %zu to %zu bytes in hex", flag, min, max);
+		return TP_EXIT_USAGE;
+	}
+	if (size)
+		*size = len / 2;
+	return 0;
+}
+
+/* The claims: this teepy's runtime, the app and signer given (or zeros), the nonce
+ * given (or 32 random bytes), a new X25519 key's public half. Returns an exit code
+ * or 0. */
+static int claims(const struct tp_attest_produce *p, const char *mode, struct tp_claims *c)
+{
+	char so[PATH_MAX], reaper[PATH_MAX];
+	struct tp_x25519 *k;
+	int code, r;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->mode, sizeof(c->mode), "%s", mode);
+	if ((r = tp_find_runtime(so, sizeof(so))) < 0 ||
+	    (r = tp_find_reaper(reaper, sizeof(reaper))) < 0 ||
+	    (r = tp_runtime_measure(so, reaper, TP_BOOT_TEXT, c->runtime)) < 0) {
+		tp_error("attest: cannot measure this teepy's runtime: %s (_teepy or teepy-reaper "
+			 "beside teepy)",
+			 strerror(-r));
+		return TP_EXIT_INTERNAL;
+	}
+	if ((p->app_hex && (code = tp_attest_claim_hex("--app", p->app_hex, c->app, TP_CLAIM_SIZE,
+						       TP_CLAIM_SIZE, NULL)) != 0) ||
+	    (p->signer_hex &&
+	     (code = tp_attest_claim_hex("--signer", p->signer_hex, c->signer, TP_CLAIM_SIZE,
+					 TP_CLAIM_SIZE, NULL)) != 0) ||
+	    (p->nonce_hex && (code = tp_attest_claim_hex("--nonce", p->nonce_hex, c->nonce, 1,
+							 TP_NONCE_MAX, &c->nonce_size)) != 0))
+		return code;
+	if (!p->nonce_hex) {
+		c->nonce_size = 32;
+		if ((r = tp_random(c->nonce, c->nonce_size)) < 0) {
+			tp_error("attest: no random bytes for the nonce: %s", strerror(-r));
+			return TP_EXIT_INTERNAL;
+		}
+	}
+	/* the runtime's key: here only to show what is bound; its private half goes */
+	if (!(k = tp_x25519_generate())) {
+		tp_error("attest: cannot make an X25519 key");
+		return TP_EXIT_INTERNAL;
+	}
+	tp_x25519_public(k, c->pubkey);
+	tp_x25519_free(k);
+	return 0;
+}
+
+/* The platform key, refused when others may read it. Returns an exit code or 0. */
+static int load_platform_key(const char *given, struct tp_key **key, char *path, size_t size)
+{
+	char err[PATH_MAX + 128];
+	struct stat st;
+
+	if (tp_platform_key_path(given, path, size, err, sizeof(err)) < 0) {
+		tp_error("attest: %s", err);
+		return TP_EXIT_USAGE;
+	}
+	if (stat(path, &st) < 0) {
+		tp_error("attest: no platform key at %s: %s (sim evidence is signed with it: "
+			 "teepy platform init)",
+			 path, strerror(errno));
+		return TP_EXIT_KEY_MISSING;
+	}
+	if (st.st_mode & 077) {
+		tp_error("attest: %s: others may read the platform key (mode %03o): chmod 600 it, "
+			 "and make a new one (teepy platform init --force) if they did",
+			 path, (unsigned)(st.st_mode & 0777));
+		return TP_EXIT_USAGE;
+	}
+	if (!(*key = tp_key_load_private(path, err, sizeof(err)))) {
+		tp_error("attest: %s: %s", path, err);
+		return TP_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* The report data inside a TDX quote or an SNP report, or NULL. */
+static const uint8_t *bound_data(const struct tp_tsm_report *t, struct tp_tdx_quote *q,
+				 struct tp_snp_report *s)
+{
+	if (strcmp(t->provider, "tdx_guest") == 0 &&
+	    tp_tdx_parse(t->outblob, t->size, q, NULL, 0) == 0)
+		return q->report_data;
+	if (strcmp(t->provider, "sev_guest") == 0 &&
+	    tp_snp_parse(t->outblob, t->size, s, NULL, 0) == 0)
+		return s->report_data;
+	return NULL;
+}
+
+static int hw(const char *dir, const uint8_t *rd, struct tp_tsm_report *t)
+{
+	const char *entry = getenv("TEEPY_TSM_ENTRY");
+	struct tp_tdx_quote q;
+	struct tp_snp_report s;
+	const uint8_t *in;
+	char err[PATH_MAX + 256];
+
+	if (entry && !*entry)
+		entry = NULL;
+	if (tp_tsm_get(dir, entry, rd, t, err, sizeof(err)) < 0) {
+		tp_error("attest: --mode hw: %s", err);
+		return TP_EXIT_INTERNAL;
+	}
+	if (entry)
+		tp_warn("attest: TEEPY_TSM_ENTRY: the report is the one recorded in %s/%s, not "
+			"one the kernel made now",
+			dir, entry);
+	in = bound_data(t, &q, &s);
+	if (!in)
+		tp_warn("attest: %s: the report is not one teepy reads, its report data unchecked",
+			t->provider);
+	else if (memcmp(in, rd, TP_REPORT_DATA_SIZE) != 0)
+		tp_warn("attest: the report's data is not what teepy wrote: it binds none of these "
+			"claims (a RECORDED report?)");
+	return 0;
+}
+
+static int write_output(const char *path, const uint8_t *bytes, size_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), r;
+
+	if (fd < 0) {
+		tp_error("attest: -o %s: %s", path, strerror(errno));
+		return TP_EXIT_USAGE;
+	}
+	r = tp_write_full(fd, bytes, size);
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r < 0) {
+		tp_error("attest: -o %s: %s", path, strerror(-r));
+		return TP_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static void print_hex_line(const char *label, const uint8_t *bytes, size_t size, const char *after)
+{
+	char *hex = malloc(2 * size + 1);
+
+	if (!hex)
+		return;
+	tp_hex(bytes, size, hex);
+	printf("%-13s %s%s\n", label, hex, after);
+	free(hex);
+}
+
+static void print_text(const struct tp_claims *c, const uint8_t *rd, const char *key_path,
+		       const uint8_t *platform_pub, const struct tp_tsm_report *t,
+		       const char *output, const uint8_t *ev, size_t size)
+{
+	char note[PATH_MAX + 32];
+	bool sim = strcmp(c->mode, "sim") == 0;
+
+	printf("%-13s %s\n", "mode",
+	       sim ? "sim (SIMULATION: signed by this host's platform key, not by hardware)" :
+		     "hw (a report from configfs-tsm)");
+	print_hex_line("runtime", c->runtime, sizeof(c->runtime), "");
+	print_hex_line("app", c->app, sizeof(c->app), "");
+	print_hex_line("signer", c->signer, sizeof(c->signer), "");
+	print_hex_line("nonce", c->nonce, c->nonce_size, "");
+	print_hex_line("pubkey", c->pubkey, sizeof(c->pubkey),
+		       " (X25519; its private half is gone: this shows evidence only)");
+	print_hex_line("report_data", rd, TP_REPORT_DATA_SIZE, "");
+	if (sim) {
+		snprintf(note, sizeof(note), " (%s)", key_path);
+		print_hex_line("platform_key", platform_pub, TP_SIM_PLATFORM_KEY, note);
+	} else {
+		printf("%-13s %s\n", "provider", t->provider);
+	}
+	if (output)
+		printf("%-13s written to %s (%zu bytes)\n", "evidence", output, size);
+	else
+		print_hex_line("evidence", ev, size, "");
+}
+
+static void print_json(const struct tp_claims *c, const uint8_t *rd, const uint8_t *platform_pub,
+		       const struct tp_tsm_report *t, const char *output, const uint8_t *ev,
+		       size_t size)
+{
+	bool sim = strcmp(c->mode, "sim") == 0;
+	json_t *o = json_object();
+	char *hex = malloc(2 * (size > TP_REPORT_DATA_SIZE ? size : TP_REPORT_DATA_SIZE) + 1);
+
+	if (!o || !hex) {
+		free(hex);
+		json_decref(o);
+		return;
+	}
+	json_object_set_new(o, "mode", json_string(c->mode));
+	json_object_set_new(o, "simulation", json_boolean(sim));
+	json_object_set_new(o, "claims", tp_claims_json(c));
+	tp_hex(rd, TP_REPORT_DATA_SIZE, hex);
+	json_object_set_new(o, "report_data", json_string(hex));
+	if (sim) {
+		tp_hex(platform_pub, TP_SIM_PLATFORM_KEY, hex);
+		json_object_set_new(o, "platform_key", json_string(hex));
+	} else {
+		json_object_set_new(o, "provider", json_string(t->provider));
+	}
+	json_object_set_new(o, "size", json_integer((json_int_t)size));
+	if (output) {
+		json_t *name = json_string(output);
+		json_object_set_new(o, "evidence_file", name ? name : json_string("?"));
+	} else {
+		tp_hex(ev, size, hex);
+		json_object_set_new(o, "evidence", json_string(hex));
+	}
+	if (json_dumpf(o, stdout, JSON_INDENT(2)) == 0)
+		putchar('\n');
+	json_decref(o);
+	free(hex);
+}
+
+int tp_attest_produce(const struct tp_attest_produce *p)
+{
+	const char *dir = getenv("TEEPY_TSM_DIR"), *mode = p->mode ? p->mode : "auto";
+	uint8_t rd[TP_REPORT_DATA_SIZE], sim_ev[TP_SIM_MAX_SIZE], platform_pub[TP_SIM_PLATFORM_KEY];
+	struct tp_tsm_report t = { 0 };
+	struct tp_key *key = NULL;
+	struct tp_claims c;
+	char key_path[PATH_MAX], err[256];
+	const uint8_t *ev;
+	size_t size;
+	int code, n;
+
+	if (!dir || !*dir)
+		dir = TP_TSM_DIR;
+	if (strcmp(mode, "auto") == 0)
+		mode = tp_tsm_present(dir) ? "hw" : "sim";
+	else if (strcmp(mode, "sim") != 0 && strcmp(mode, "hw") != 0) {
+		tp_error("attest: --mode: unknown mode '%s' (use sim, auto or hw)", mode);
+		return TP_EXIT_USAGE;
+	}
+	if (strcmp(mode, "hw") == 0 && !tp_tsm_present(dir)) {
+		tp_error("attest: --mode hw: no configfs-tsm at %s (not a confidential VM, or a "
+			 "kernel without TSM reports; --mode sim makes SIMULATION evidence)",
+			 dir);
+		return TP_EXIT_USAGE;
+	}
+	if (tp_crypto_load(err, sizeof(err)) < 0) {
+		tp_error("attest: %s", err);
+		return TP_EXIT_INTERNAL;
+	}
+	if ((code = claims(p, mode, &c)) != 0)
+		return code;
+	if (tp_report_data(&c, rd) < 0) {
+		tp_error("attest: the claims cannot be encoded");
+		return TP_EXIT_INTERNAL;
+	}
+	if (strcmp(mode, "sim") == 0) {
+		if ((code = load_platform_key(p->key, &key, key_path, sizeof(key_path))) != 0)
+			return code;
+		tp_key_public_raw(key, platform_pub);
+		n = tp_sim_write(&c, key, sim_ev);
+		tp_key_free(key);
+		if (n < 0) {
+			tp_error("attest: cannot sign the sim evidence: %s", strerror(-n));
+			return TP_EXIT_INTERNAL;
+		}
+		ev = sim_ev;
+		size = (size_t)n;
+	} else {
+		if ((code = hw(dir, rd, &t)) != 0)
+			return code;
+		ev = t.outblob;
+		size = t.size;
+	}
+	if (p->output && (code = write_output(p->output, ev, size)) != 0) {
+		tp_tsm_report_free(&t);
+		return code;
+	}
+	if (p->json)
+		print_json(&c, rd, platform_pub, &t, p->output, ev, size);
+	else
+		print_text(&c, rd, key_path, platform_pub, &t, p->output, ev, size);
+	tp_tsm_report_free(&t);
+	if (fflush(stdout) != 0) {
+		tp_error("attest: cannot write the evidence: %s", strerror(errno));
+		return TP_EXIT_USAGE;
+	}
+	return TP_EXIT_OK;
+}

@@ -1,0 +1,265 @@
+"""Producing evidence (docs/cas.md "Producing evidence", docs/cli.md): `teepy platform
+init|show`, the platform key of sim mode, as root (at a path the test gives: the
+host's /var/lib/teepy is never touched) and as uid 65534 (its default place under a
+HOME or XDG_DATA_HOME the test owns); `teepy attest` making sim evidence and `teepy
+attest verify --type sim` checking it, a changed byte, another platform key or
+another nonce refused; and `--mode hw` against a directory laid out like
+configfs-tsm holding a RECORDED TDX quote (trustee's tdx_quote_4.dat), not a kernel:
+no machine here is a confidential VM."""
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from exit_codes import EXIT
+from volumes import one_line, own
+
+EVIDENCE = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "attestation"
+QUOTE_4 = EVIDENCE / "tdx" / "tdx_quote_4.dat"
+NONCE = "00112233445566778899aabbccddeeff"
+APP = "aa" * 32
+SIGNER = "bb" * 32
+
+
+def fields(r):
+    """{label: value} of the lines `teepy attest` or `platform` prints."""
+    out = {}
+    for line in r.stdout.decode().splitlines():
+        label, _, value = line.partition(" ")
+        out[label] = value.strip()
+    return out
+
+
+@pytest.fixture
+def keys(tmp, variant, as_user):
+    """(env, key path) of a platform key place this variant's user owns: root gives a
+    path (TEEPY_PLATFORM_KEY); the user its default under a HOME of its own."""
+    home = tmp.make_sibling("home")
+    own(home, variant)
+    if variant == "root":
+        return {"TEEPY_PLATFORM_KEY": str(home / "platform.key")}, home / "platform.key"
+    env = {"HOME": str(home), "XDG_DATA_HOME": None}
+    return env, home / ".local" / "share" / "teepy" / "platform.key"
+
+
+def init(run, env):
+    r = run("platform", "init", env=env)
+    assert r.returncode == EXIT.OK, r
+    return r
+
+
+def test_platform_init_makes_a_key_only_its_owner_reads(run, keys):
+    env, key = keys
+    r = init(run, env)
+    f = fields(r)
+    assert f["key"].startswith(f"{key} (private, 0600")
+    assert f["pub"] == str(key.with_suffix(".pub"))
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    raw = bytes.fromhex(f["public"])
+    assert f["fingerprint"] == "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert "SIMULATION" in one_line(r)
+    # show: the same key, the same lines
+    r = run("platform", "show", env=env)
+    assert r.returncode == EXIT.OK, r
+    assert fields(r) == f
+    # never overwritten without --force; with it, a new key
+    r = run("platform", "init", env=env)
+    assert r.returncode == EXIT.USAGE, r
+    assert f"{key} already exists" in one_line(r) and "--force" in one_line(r)
+    r = run("platform", "init", "--force", env=env)
+    assert r.returncode == EXIT.OK, r
+    assert fields(r)["fingerprint"] != f["fingerprint"]
+
+
+def test_a_users_key_follows_xdg_data_home(run, tmp, variant, as_user):
+    if variant == "root":
+        pytest.skip("root's key is the host's, /var/lib/teepy")
+    home = tmp.make_sibling("home")
+    own(home, variant)
+    r = init(run, {"HOME": str(home), "XDG_DATA_HOME": str(home / "data")})
+    assert fields(r)["key"].startswith(f"{home}/data/teepy/platform.key ")
+    assert stat.S_IMODE((home / "data" / "teepy").stat().st_mode) == 0o700
+
+
+def test_platform_show_without_a_key_is_exit_10(run, keys):
+    env, key = keys
+    r = run("platform", "show", env=env)
+    assert r.returncode == EXIT.KEY_MISSING, r
+    assert f"no platform key at {key}" in one_line(r) and "teepy platform init" in one_line(r)
+
+
+def test_sim_evidence_round_trip(run, tmp, keys, variant):
+    env, key = keys
+    init(run, env)
+    out = tmp.make_sibling("out")
+    own(out, variant)
+    ev = out / "ev.bin"
+    r = run("attest", "--mode", "sim", "--nonce", NONCE, "--app", APP, "--signer", SIGNER,
+            "-o", ev, env=env)
+    assert r.returncode == EXIT.OK, r
+    made = fields(r)
+    assert made["mode"].startswith("sim (SIMULATION")
+    assert (made["nonce"], made["app"], made["signer"]) == (NONCE, APP, SIGNER)
+    assert ev.read_bytes().startswith(b"teepy sim evidence: SIMULATION, not hardware\n")
+    r = run("attest", "verify", ev, "--type", "sim", "--platform-key", key.with_suffix(".pub"),
+            "--nonce", NONCE, "--app", APP, "--signer", SIGNER, "--json", env=env)
+    assert r.returncode == EXIT.OK, r
+    got = json.loads(r.stdout)
+    assert got["verified"] is True and got["simulation"] is True
+    assert [c["name"] for c in got["checks"]] == ["report_data", "platform_key", "signature",
+                                                 "claims"]
+    assert got["claims"]["nonce"] == NONCE and got["claims"]["runtime"] == made["runtime"]
+    assert got["claims"]["pubkey"] == made["pubkey"].split()[0]
+    assert got["report_data"] == made["report_data"]
+    r = run("attest", "verify", ev, "--type", "sim", "--platform-key", key.with_suffix(".pub"))
+    assert r.returncode == EXIT.OK, r
+    assert r.stdout.decode().endswith(
+        "verified: yes (SIMULATION: signed by a trusted platform key, not by hardware)\n")
+    # the evidence in hex on stdout, and as JSON, is the same format
+    r = run("attest", "--nonce", NONCE, "--json", env={**env, "TEEPY_TSM_DIR": "/nonexistent"})
+    assert r.returncode == EXIT.OK, r
+    got = json.loads(r.stdout)
+    assert got["mode"] == "sim" and got["simulation"] is True
+    assert bytes.fromhex(got["evidence"]).startswith(b"teepy sim evidence: SIMULATION")
+
+
+# (offset, what): the label, the version, the runtime, the nonce size, the nonce,
+# the report data, the platform key, the signature; 47 label bytes + 2 version bytes
+LABEL = 45
+FLIPS = [(3, "label"), (LABEL + 1, "version"), (LABEL + 2, "runtime"),
+         (LABEL + 2 + 128, "nonce size"), (LABEL + 2 + 129 + 5, "nonce"),
+         (LABEL + 2 + 129 + 16 + 7, "report data"), (LABEL + 2 + 129 + 16 + 64 + 1, "platform key"),
+         (-1, "signature")]
+
+
+@pytest.mark.parametrize("offset,what", FLIPS)
+def test_a_flipped_byte_is_refused(run, tmp, keys, offset, what):
+    env, key = keys
+    init(run, env)
+    r = run("attest", "--mode", "sim", "--nonce", NONCE, "--json", env=env)
+    assert r.returncode == EXIT.OK, r
+    data = bytearray.fromhex(json.loads(r.stdout)["evidence"])
+    data[offset] ^= 0x01
+    ev = tmp.write("ev.bin", bytes(data))
+    r = run("attest", "verify", ev, "--type", "sim", "--platform-key", key.with_suffix(".pub"))
+    assert r.returncode == EXIT.ATTESTATION_DENIED, (what, r)
+    assert one_line(r).startswith(f"teepy: attest verify: {ev}: refused: "), what
+
+
+def test_another_platform_key_or_nonce_is_refused(run, tmp, keys, variant):
+    env, key = keys
+    init(run, env)
+    other = tmp.make_sibling("other")
+    own(other, variant)
+    r = run("platform", "init", "--key", other / "o.key")
+    assert r.returncode == EXIT.OK, r
+    ev = other / "ev.bin"
+    r = run("attest", "--mode", "sim", "--nonce", NONCE, "-o", ev, env=env)
+    assert r.returncode == EXIT.OK, r
+    r = run("attest", "verify", ev, "--type", "sim", "--platform-key", other / "o.pub")
+    assert r.returncode == EXIT.ATTESTATION_DENIED, r
+    assert "refused: platform_key failed: signed by a platform key not given" in one_line(r)
+    r = run("attest", "verify", ev, "--type", "sim", "--platform-key", other / "o.pub",
+            "--platform-key", key.with_suffix(".pub"), "--nonce", NONCE[:-2] + "00")
+    assert r.returncode == EXIT.ATTESTATION_DENIED, r
+    assert "refused: claims failed: the nonce is not the one expected" in one_line(r)
+    assert r.stdout.decode().endswith("verified: NO\n")
+
+
+def test_a_platform_key_others_may_read_is_refused(run, keys):
+    env, key = keys
+    init(run, env)
+    key.chmod(0o644)
+    r = run("attest", "--mode", "sim", env=env)
+    assert r.returncode == EXIT.USAGE, r
+    assert "others may read the platform key (mode 644)" in one_line(r)
+
+
+def test_sim_without_a_platform_key_is_exit_10(run, keys):
+    env, key = keys
+    r = run("attest", "--mode", "sim", env=env)
+    assert r.returncode == EXIT.KEY_MISSING, r
+    assert f"no platform key at {key}" in one_line(r) and "teepy platform init" in one_line(r)
+
+
+@pytest.fixture
+def recorded_tsm(tmp, variant):
+    """A directory laid out like configfs-tsm (/sys/kernel/config/tsm/report) holding
+    one entry with a RECORDED TDX quote in its outblob: NOT a kernel. teepy uses the
+    entry named by TEEPY_TSM_ENTRY (the test seam) instead of making its own."""
+    d = tmp.make_sibling("tsm")
+    entry = d / "recorded"
+    entry.mkdir()
+    (entry / "inblob").write_bytes(b"")
+    (entry / "outblob").write_bytes(QUOTE_4.read_bytes())
+    (entry / "provider").write_text("tdx_guest\n")
+    (entry / "generation").write_text("1\n")
+    own(d, variant)
+    return d
+
+
+@pytest.mark.parametrize("how", [["--mode", "hw"], []])
+def test_hw_against_a_recorded_configfs_tsm_entry(run, tmp, variant, as_user, recorded_tsm, how):
+    env = {"TEEPY_TSM_DIR": str(recorded_tsm), "TEEPY_TSM_ENTRY": "recorded"}
+    out = tmp.make_sibling("out")
+    own(out, variant)
+    quote = out / "quote.dat"
+    r = run("attest", *how, "--nonce", NONCE, "-o", quote, env=env)
+    assert r.returncode == EXIT.OK, r
+    f = fields(r)
+    assert f["mode"].startswith("hw ") and f["provider"] == "tdx_guest"
+    # what teepy wrote to inblob is the report data it printed
+    assert (recorded_tsm / "recorded" / "inblob").read_bytes().hex() == f["report_data"]
+    assert quote.read_bytes() == QUOTE_4.read_bytes()
+    # the recorded quote binds other report data: teepy says so
+    assert "recorded" in r.err and "binds none of these claims" in r.err
+    r = run("attest", "verify", quote, "--type", "tdx")
+    assert r.returncode == EXIT.OK, r
+
+
+def test_hw_is_also_chosen_by_teepy_mode(run, recorded_tsm):
+    env = {"TEEPY_TSM_DIR": str(recorded_tsm), "TEEPY_TSM_ENTRY": "recorded", "TEEPY_MODE": "hw"}
+    r = run("attest", "--json", env=env)
+    assert r.returncode == EXIT.OK, r
+    got = json.loads(r.stdout)
+    assert got["mode"] == "hw" and got["simulation"] is False and got["provider"] == "tdx_guest"
+
+
+@pytest.mark.parametrize("env", [{}, {"TEEPY_MODE": "hw"}])
+def test_hw_without_configfs_tsm_is_one_line(run, env):
+    args = ["--mode", "hw"] if not env else []
+    r = run("attest", *args, env={"TEEPY_TSM_DIR": "/nonexistent/tsm", **env})
+    assert r.returncode == EXIT.USAGE, r
+    assert "--mode hw: no configfs-tsm at /nonexistent/tsm" in one_line(r)
+    assert r.stdout == b""
+
+
+@pytest.mark.parametrize("args,says", [
+    (["verify", "ev.bin", "--type", "sim"], "--platform-key PUB"),
+    (["verify", "q.dat", "--type", "tdx", "--platform-key", "p.pub"], "--platform-key is for --type sim"),
+    (["verify", "q.dat", "--type", "tdx", "--nonce", "00"], "--nonce is for --type sim"),
+    (["verify", "ev.bin", "--type", "sim", "--mode", "sim"], "--mode is for making evidence"),
+    (["--type", "sim"], "--type is for verify"),
+    (["--mode", "tee"], "unknown mode 'tee'"),
+    (["--nonce", "abc"], "--nonce: not 1 to 64 bytes in hex"),
+    (["--app", "00"], "--app: not 32 bytes in hex"),
+    (["frob"], "unknown action 'frob'"),
+])
+def test_usage_errors_are_one_line_exit_2(run, args, says):
+    r = run("attest", *args, env={"TEEPY_TSM_DIR": "/nonexistent"})
+    assert r.returncode == EXIT.USAGE, r
+    assert says in one_line(r), one_line(r)
+
+
+@pytest.mark.parametrize("args,says", [
+    ([], "missing init or show"),
+    (["frob"], "unknown action 'frob'"),
+    (["show", "--force"], "--force is for init"),
+])
+def test_platform_usage_errors(run, args, says):
+    r = run("platform", *args)
+    assert r.returncode == EXIT.USAGE, r
+    assert says in one_line(r)
