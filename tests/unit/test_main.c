@@ -20,6 +20,7 @@ extern const struct tp_test crypto_pfs_tests[];
 extern const struct tp_test volume_tests[];
 extern const struct tp_test attest_tests[];
 extern const struct tp_test evidence_tests[];
+extern const struct tp_test cas_tests[];
 
 int main(void)
 {
@@ -28,7 +29,7 @@ int main(void)
 					   cgroup_plan_tests, judge_tests,	plan_tests,
 					   channel_tests,     trust_tests,	flags_tests,
 					   term_tests,	      crypto_pfs_tests, volume_tests,
-					   attest_tests,      evidence_tests };
+					   attest_tests,      evidence_tests,	cas_tests };
 	int passed = 0, failed = 0;
 
 	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
