@@ -8,7 +8,7 @@ export PKG_CONFIG_PATH := /usr/lib/x86_64-linux-gnu/pkgconfig
 
 # Debian packages, with the reason for each in the README's dependency table.
 DEB_PACKAGES := gcc libc6-dev make meson ninja-build pkg-config python3 python3-dev \
-	libseccomp-dev libssl-dev libjansson-dev python3-pytest python3-numpy util-linux \
+	libseccomp-dev libssl-dev libjansson-dev libcurl4-openssl-dev python3-pytest python3-numpy util-linux \
 	clang libclang-rt-14-dev clang-format gzip python3-hypothesis libpython3.11-testsuite \
 	python3-venv python3-pip python3-setuptools python3-wheel libmicrohttpd-dev libsqlite3-dev \
 	openssl

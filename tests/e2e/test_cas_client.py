@@ -1,0 +1,255 @@
+"""The CAS's client (docs/cas.md "Policy commands"): `teepy policy
+create|update|get|delete|list`, against a CAS stand-in written from
+the contract (tests/cas_mock.py: a real TLS 1.3 server, self-signed, its key
+pinned): usage errors, nothing listening, another key than the pinned one, the
+CAS's refusals in one line, every owner signature checked. The same against the real
+server, `teepy cas`."""
+import json
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from cas_mock import MockCas, make_cert
+from exit_codes import EXIT
+from volumes import one_line
+
+NOBODY = 65534
+
+class RealCas:
+    """`teepy cas --listen 127.0.0.1:0` on a new database, as root; what it printed
+    gives its URL and its key's fingerprint. It keeps no log of requests for a test
+    to read (seen is None)."""
+
+    seen = None
+
+    def __init__(self, teepy, d):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
+        self.proc = subprocess.Popen([str(teepy), "cas", "--listen", "127.0.0.1:0", "--db",
+                                      os.path.join(d, "cas.db")], stderr=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, env=env)
+        said = []
+        for line in self.proc.stderr:  # first the keys it made, then where it listens
+            said.append(line.decode())
+            m = re.search(r"listening on (https://\S+), key fingerprint (sha256//\S+)", said[-1])
+            if m or len(said) > 8:
+                break
+        if not m:
+            self.proc.kill()
+            raise AssertionError(f"teepy cas did not start: {said!r}")
+        self.url, self.fingerprint = m.group(1), m.group(2)
+        # what it says later is drained, so that it never blocks on a full pipe
+        threading.Thread(target=self.proc.stderr.read, daemon=True).start()
+
+    def close(self):
+        self.proc.terminate()
+        assert self.proc.wait(timeout=30) == 0
+
+
+def _has_cas(teepy):
+    return subprocess.run([str(teepy), "cas", "--help"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(params=["stand-in", "teepy-cas"])
+def cas(request, tmp, teepy):
+    """The CAS each test talks to: the stand-in written from the contract
+    (tests/cas_mock.py), and the real server, `teepy cas`."""
+    d = tmp.make_sibling("cas")
+    if request.param == "stand-in":
+        c = MockCas(str(d))
+    else:
+        if not _has_cas(teepy):
+            pytest.skip("the CAS server (teepy cas) is not in this build")
+        c = RealCas(teepy, str(d))
+    yield c
+    c.close()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def teepy_direct(teepy, *args, env=None):
+    full = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
+    full["TEEPY_NO_CACHE"] = "1"
+    full.update(env or {})
+    return subprocess.run([str(teepy), *map(str, args)], capture_output=True, timeout=120,
+                          env=full)
+
+
+def cas_args(cas):
+    return ["--cas", cas.url, "--cas-fingerprint", cas.fingerprint]
+
+
+@pytest.fixture
+def owner(teepy, tmp):
+    key = tmp / "owner.key"
+    r = teepy_direct(teepy, "keygen", "-o", key)
+    assert r.returncode == EXIT.OK, r.stderr
+    return key
+
+
+def owner_hex(teepy, key):
+    """The owner's raw public key in hex, as the CAS keeps it."""
+    from cryptography.hazmat.primitives import serialization
+    with open(str(key).replace(".key", ".pub"), "rb") as f:
+        pub = serialization.load_pem_public_key(f.read())
+    return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+
+
+def policy_doc(name="mysvc", app=None, runtime=None, platform=None, secrets=None, service_secrets=None):
+    return {
+        "name": name,
+        "services": {"main": {
+            "app": [app or "aa" * 32],
+            "runtime": [runtime or "bb" * 32],
+            "tolerate": ["sim"],
+            "platform_keys": [platform or "cc" * 32],
+            "secrets": service_secrets if service_secrets is not None else list((secrets or {}).keys()),
+        }},
+        "secrets": secrets or {},
+    }
+
+
+# ---- usage errors: nothing is sent ----
+
+FP = "sha256//LSBV0fVbhLi3AkvK0Ty1YEO0X1vACeg0/ygdmP+ZrtM="
+
+
+@pytest.mark.parametrize("args, says", [
+    (["policy"], "policy: missing create, update, get, delete or list"),
+    (["policy", "frobnicate"], "policy: unknown action 'frobnicate'"),
+    (["policy", "list", "--cas-fingerprint", FP, "--owner", "o.key"], "policy list: missing --cas URL"),
+    (["policy", "list", "--cas", "https://h:1", "--owner", "o.key"],
+     "policy list: missing --cas-fingerprint FP"),
+    (["policy", "get", "--cas", "https://h:1", "--cas-fingerprint", FP, "--owner", "o.key"],
+     "policy get: missing NAME"),
+    (["policy", "get", "Bad/../x", "--cas", "https://h:1", "--cas-fingerprint", FP, "--owner", "o"],
+     "is not a policy name"),
+    (["policy", "list", "--cas", "http://h:1", "--cas-fingerprint", FP, "--owner", "o.key"],
+     "is not an https:// URL"),
+    (["policy", "list", "--cas", "https://h:1", "--cas-fingerprint", "abc", "--owner", "o.key"],
+     "'abc' is not a key fingerprint"),
+    (["policy", "get", "x", "--predecessor", "a" * 64, "--cas", "https://h:1",
+      "--cas-fingerprint", FP, "--owner", "o"], "--predecessor is for update and delete"),
+])
+def test_usage_errors_are_one_line(run, args, says):
+    r = run(*args)
+    assert r.returncode == EXIT.USAGE, r
+    assert says in one_line(r), r
+
+
+def test_help_names_every_action_and_flag(run):
+    r = run("policy", "--help")
+    assert r.returncode == EXIT.OK
+    for word in ("create FILE.json", "update NAME FILE.json", "get NAME", "delete NAME", "list",
+                 "--cas URL", "--cas-fingerprint FP", "--owner KEY", "--predecessor HASH"):
+        assert word in r.stdout.decode(), word
+
+
+# ---- the connection ----
+
+def test_nothing_listening_is_one_line(run, owner, tmp):
+    url = f"https://127.0.0.1:{free_port()}"
+    r = run("policy", "list", "--cas", url, "--cas-fingerprint", FP, "--owner", owner)
+    assert r.returncode == EXIT.USAGE, r
+    line = one_line(r)
+    assert line.startswith(f"teepy: policy list: cannot reach the CAS at {url}"), line
+
+
+def test_another_key_than_the_pinned_one_is_refused_before_anything_is_sent(run, owner, cas, tmp):
+    _, _, other = make_cert(str(tmp), "other")
+    r = run("policy", "list", "--cas", cas.url, "--cas-fingerprint", other, "--owner", owner)
+    assert r.returncode == EXIT.USAGE, r
+    assert "the CAS's key is not the pinned one" in one_line(r), r
+    assert cas.seen in ([], None)
+    # the right pin: the same request goes through
+    r = run("policy", "list", *cas_args(cas), "--owner", owner)
+    assert r.returncode == EXIT.OK, r
+    assert cas.seen is None or len(cas.seen) == 1
+
+
+def test_settings_give_the_cas_and_its_pin(run, owner, cas):
+    r = run("policy", "list", "--owner", owner,
+            env={"TEEPY_CAS_ADDR": cas.url, "TEEPY_CAS_FINGERPRINT": cas.fingerprint})
+    assert r.returncode == EXIT.OK, r
+
+
+# ---- policy commands, each signature checked by the stand-in ----
+
+def test_policy_create_get_update_list_delete(run, teepy, owner, cas, tmp):
+    doc = policy_doc(secrets={"API_TOKEN": {"kind": "env", "value": "tok"}})
+    f = tmp.write("mysvc.json", json.dumps(doc, indent=2).encode())
+    r = run("policy", "create", f, *cas_args(cas), "--owner", owner)
+    assert r.returncode == EXIT.OK, r
+    first = r.stdout.decode().strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", first), r
+    if cas.seen is not None:
+        method, path, body = cas.seen[-1]
+        assert (method, path) == ("POST", "/v1/policies")
+        assert body["owner"] == owner_hex(teepy, owner) and body["policy"] == doc
+
+    r = run("policy", "get", "mysvc", *cas_args(cas), "--owner", owner)
+    assert r.returncode == EXIT.OK, r
+    got = json.loads(r.stdout)
+    assert got["hash"] == first and got["name"] == "mysvc"
+    assert got["owner"] == owner_hex(teepy, owner)
+    assert "value" not in got["policy"]["secrets"]["API_TOKEN"]
+
+    doc["services"]["main"]["app"].append("dd" * 32)
+    f.write_text(json.dumps(doc))
+    # a get is signed over the time in seconds, accepted once: the same request in
+    # the same second would be a replay (docs/cas.md, "Policy commands")
+    time.sleep(1.1)
+    r = run("policy", "update", "mysvc", f, *cas_args(cas), "--owner", owner)
+    assert r.returncode == EXIT.OK, r
+    second = r.stdout.decode().strip()
+    assert second != first
+    # the predecessor was asked for with a get, then named
+    if cas.seen is not None:
+        assert [p for _, p, _ in cas.seen[-2:]] == ["/v1/policies/mysvc/get",
+                                                     "/v1/policies/mysvc"]
+        assert cas.seen[-1][2]["predecessor"] == first
+
+    # a stale predecessor given: the CAS's refusal in its own words
+    r = run("policy", "update", "mysvc", f, "--predecessor", first, *cas_args(cas), "--owner", owner)
+    assert r.returncode == EXIT.USAGE, r
+    line = one_line(r)
+    assert line.startswith("teepy: policy update: the CAS refused: stale predecessor"), line
+    assert line.endswith("(HTTP 409 conflict)"), line
+
+    r = run("policy", "list", *cas_args(cas), "--owner", owner)
+    assert r.returncode == EXIT.OK, r
+    assert r.stdout.decode() == f"{second} mysvc\n"
+
+    time.sleep(1.1)
+    r = run("policy", "delete", "mysvc", *cas_args(cas), "--owner", owner)
+    assert r.returncode == EXIT.OK, r
+    time.sleep(1.1)
+    r = run("policy", "get", "mysvc", *cas_args(cas), "--owner", owner)
+    assert r.returncode == EXIT.USAGE, r
+    assert one_line(r) == "teepy: policy get: the CAS refused: no policy mysvc (HTTP 404 not_found)"
+
+
+def test_create_of_a_name_taken_says_the_cas_refused(run, owner, cas, tmp):
+    f = tmp.write("p.json", json.dumps(policy_doc()).encode())
+    assert run("policy", "create", f, *cas_args(cas), "--owner", owner).returncode == EXIT.OK
+    r = run("policy", "create", f, *cas_args(cas), "--owner", owner)
+    assert r.returncode == EXIT.USAGE
+    assert one_line(r) == "teepy: policy create: the CAS refused: policy mysvc exists (HTTP 409 conflict)"
+
+
+def test_a_policy_file_that_is_not_json_is_one_line(run, owner, cas, tmp):
+    f = tmp.write("p.json", b"{not json")
+    r = run("policy", "create", f, *cas_args(cas), "--owner", owner)
+    assert r.returncode == EXIT.USAGE
+    assert one_line(r).startswith(f"teepy: policy create: {f}:")
+    assert cas.seen in ([], None)
