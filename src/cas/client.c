@@ -154,9 +154,27 @@ static void server_error(const struct answer_buf *a, long status, char *err, siz
 	char shown[512];
 	size_t n = 0;
 
-	/* the server's words, shown as printable ASCII on one line */
-	for (const char *p = message ? message : ""; *p && n + 1 < sizeof(shown); p++)
-		shown[n++] = (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f ? *p : '?';
+	/* the server's words on one line: jansson gives valid UTF-8 ("…" stays), in which
+	 * every control character, C0, DEL or C1, is shown as '?' */
+	const unsigned char *p = (const unsigned char *)(message ? message : "");
+	for (; *p && n + 4 < sizeof(shown); p++) {
+		if (*p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)) {
+			shown[n++] = '?';
+			p += *p == 0xc2;
+			continue;
+		}
+		shown[n++] = (char)*p;
+	}
+	if (*p) { /* cut short: not inside a character */
+		size_t k = n;
+		while (k && ((unsigned char)shown[k - 1] & 0xc0) == 0x80)
+			k--;
+		if (k && (unsigned char)shown[k - 1] >= 0xc0) {
+			unsigned lead = (unsigned char)shown[k - 1];
+			if (n - (k - 1) < (lead >= 0xf0 ? 4u : lead >= 0xe0 ? 3u : 2u))
+				n = k - 1;
+		}
+	}
 	shown[n] = '\0';
 	if (message)
 		snprintf(err, err_size, "%s (HTTP %ld%s%.32s)", shown, status, kind ? " " : "",

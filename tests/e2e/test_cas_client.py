@@ -1,24 +1,45 @@
-"""The CAS's client (docs/cas.md "Policy commands"): `teepy policy
-create|update|get|delete|list`, against a CAS stand-in written from
+"""The CAS's client (docs/cas.md "The runtime side" and "Policy commands"):
+`teepy policy create|update|get|delete|list` and `teepy run --cas URL
+--cas-fingerprint FP --config-id POLICY/SERVICE`, against a CAS stand-in written from
 the contract (tests/cas_mock.py: a real TLS 1.3 server, self-signed, its key
 pinned): usage errors, nothing listening, another key than the pinned one, the
-CAS's refusals in one line, every owner signature checked. The same against the real
-server, `teepy cas`."""
+CAS's refusals in one line, every owner signature checked, and an encrypted bundle
+with a sealed data item and an env secret that gets its keys only by attestation, as
+root and as uid 65534; a denial is exit 11 with the CAS's reason. The same against
+the real server, `teepy cas`, when this build has it."""
 import json
 import os
 import re
 import socket
 import subprocess
 import threading
+import textwrap
 import time
 
 import pytest
 
 from cas_mock import MockCas, make_cert
 from exit_codes import EXIT
-from volumes import one_line
+from volumes import one_line, own
 
 NOBODY = 65534
+
+SERVICE = """
+import json, os, teex
+try:
+    data = teex.TEEX_getdata(0).decode()
+except IndexError:
+    data = None
+from helper import greeting
+teex.TEEX_return(json.dumps({"input": teex.TEEX_getinput(), "data": data,
+                             "token": os.environ.get("API_TOKEN"),
+                             "greeting": greeting()}))
+"""
+HELPER = """
+def greeting():
+    return "hello from an encrypted module"
+"""
+
 
 class RealCas:
     """`teepy cas --listen 127.0.0.1:0` on a new database, as root; what it printed
@@ -140,6 +161,17 @@ FP = "sha256//LSBV0fVbhLi3AkvK0Ty1YEO0X1vACeg0/ygdmP+ZrtM="
      "'abc' is not a key fingerprint"),
     (["policy", "get", "x", "--predecessor", "a" * 64, "--cas", "https://h:1",
       "--cas-fingerprint", FP, "--owner", "o"], "--predecessor is for update and delete"),
+    (["run", "x.tpy", "--cas", "https://h:1", "--cas-fingerprint", FP],
+     "--cas: give --config-id POLICY/SERVICE too"),
+    (["run", "x.tpy", "--config-id", "mysvc/main"], "--config-id: applies to --cas URL"),
+    (["run", "x.tpy", "--cas", "https://h:1", "--cas-fingerprint", FP, "--config-id", "a/b",
+      "--bundle-key", "k"], "--bundle-key: with --cas the keys come from the CAS"),
+    (["run", "x.tpy", "--cas", "https://h:1", "--cas-fingerprint", FP, "--config-id", "a/b",
+      "--data-key", "k"], "--data-key: with --cas the keys come from the CAS"),
+    (["run", "x.tpy", "--cas", "https://h:1", "--cas-fingerprint", FP, "--config-id", "A/b"],
+     "is not POLICY/SERVICE"),
+    (["build", "x.py", "-o", "x.tpy", "--key", "k", "--cas", "https://h:1",
+      "--cas-fingerprint", FP, "--config-id", "a/b"], "a build's sample run gets no keys"),
 ])
 def test_usage_errors_are_one_line(run, args, says):
     r = run(*args)
@@ -147,11 +179,27 @@ def test_usage_errors_are_one_line(run, args, says):
     assert says in one_line(r), r
 
 
+def test_cas_for_an_unsealed_script_is_a_usage_error(run, script):
+    s = script("import teex\nteex.TEEX_return('x')\n")
+    r = run("run", s, "--cas", "https://127.0.0.1:1", "--cas-fingerprint", FP,
+            "--config-id", "mysvc/main")
+    assert r.returncode == EXIT.USAGE, r
+    assert "is not a bundle; only a sealed bundle" in one_line(r)
+    # from the deployment's settings it is left alone: the script runs
+    r = run("run", s, env={"TEEPY_CAS_ADDR": "https://127.0.0.1:1", "TEEPY_CAS_FINGERPRINT": FP,
+                           "TEEPY_CONFIG_ID": "mysvc/main"})
+    assert r.returncode == EXIT.OK and r.stdout == b"x", r
+
+
 def test_help_names_every_action_and_flag(run):
     r = run("policy", "--help")
     assert r.returncode == EXIT.OK
     for word in ("create FILE.json", "update NAME FILE.json", "get NAME", "delete NAME", "list",
                  "--cas URL", "--cas-fingerprint FP", "--owner KEY", "--predecessor HASH"):
+        assert word in r.stdout.decode(), word
+    r = run("run", "--help")
+    for word in ("--cas URL", "--cas-fingerprint FP", "--config-id POLICY/SERVICE",
+                 "TEEPY_CAS_ADDR", "TEEPY_CAS_FINGERPRINT", "TEEPY_CONFIG_ID"):
         assert word in r.stdout.decode(), word
 
 
@@ -253,3 +301,126 @@ def test_a_policy_file_that_is_not_json_is_one_line(run, owner, cas, tmp):
     assert r.returncode == EXIT.USAGE
     assert one_line(r).startswith(f"teepy: policy create: {f}:")
     assert cas.seen in ([], None)
+
+
+# ---- a run's keys by attestation ----
+
+@pytest.fixture
+def deployment(teepy, tmp, cas, owner, variant, run):
+    """An encrypted bundle, a sealed data item, a platform key of the variant's user,
+    and the policy that names them: what `teepy run --cas` needs. Returns a dict."""
+    app = tmp / "app"
+    app.mkdir()
+    (app / "svc.py").write_text(textwrap.dedent(SERVICE))
+    (app / "helper.py").write_text(textwrap.dedent(HELPER))
+    os.chmod(app, 0o755)
+    signer = tmp / "signer.key"
+    assert teepy_direct(teepy, "keygen", "-o", signer).returncode == EXIT.OK
+    bundle = tmp / "svc.tpy"
+    b = teepy_direct(teepy, "build", app / "svc.py", "-o", bundle, "--key", signer, "--encrypt",
+                     "--input", "sample")
+    assert b.returncode == EXIT.OK, b.stderr.decode()
+    bundle_key = open(f"{bundle}.key").read().split("\n")[1]
+    tmp.write("train.txt", b"training data, sealed")
+    s = teepy_direct(teepy, "data", "seal", tmp / "train.txt", "-o", tmp / "train.tpd")
+    assert s.returncode == EXIT.OK, s.stderr.decode()
+    data_key = open(tmp / "train.tpd.key").read().split("\n")[1]
+    os.remove(tmp / "train.txt")
+    info = teepy_direct(teepy, "data", "info", tmp / "train.tpd").stdout.decode()
+    data_id = re.search(r"^id\s+([0-9a-f]{64})$", info, re.M).group(1)
+    ins = json.loads(teepy_direct(teepy, "inspect", bundle, "--json").stdout)
+
+    home = tmp.make_sibling("home")
+    own(home, variant)
+    env = {"TEEPY_PLATFORM_KEY": str(home / "platform.key")} if variant == "root" else \
+        {"HOME": str(home), "XDG_DATA_HOME": None}
+    p = run("platform", "init", env=env)
+    assert p.returncode == EXIT.OK, p
+    platform = re.search(r"^public\s+([0-9a-f]{64})$", p.stdout.decode(), re.M).group(1)
+
+    def b64(hex_key):
+        import base64
+        return base64.b64encode(bytes.fromhex(hex_key)).decode()
+
+    secrets = {
+        "app_key": {"kind": "bundle_key", "value": b64(bundle_key)},
+        "train": {"kind": "data_key", "value": b64(data_key), "data_id": data_id},
+        "API_TOKEN": {"kind": "env", "value": "s3cret token"},
+        "model": {"kind": "blob", "value": "AAAA"},
+    }
+    doc = policy_doc(app=ins["app"], runtime=ins["runtime"], platform=platform, secrets=secrets)
+    f = tmp.write("mysvc.json", json.dumps(doc).encode())
+    r = teepy_direct(teepy, "policy", "create", f, *cas_args(cas), "--owner", owner)
+    assert r.returncode == EXIT.OK, r.stderr.decode()
+    # nothing else holds the keys: the run gets them from the CAS or not at all
+    os.remove(f"{bundle}.key")
+    os.remove(tmp / "train.tpd.key")
+    return {"bundle": bundle, "trust": tmp / "signer.pub", "data": tmp / "train.tpd",
+            "env": env, "doc": doc, "file": f, "app": ins["app"]}
+
+
+def test_an_encrypted_bundle_gets_its_keys_only_by_attestation(as_user, run, cas, deployment):
+    d = deployment
+    r = run("run", d["bundle"], "--trust", d["trust"], *cas_args(cas), "--config-id", "mysvc/main",
+            "--data", d["data"], "--input", "x", env=d["env"], timeout=120)
+    assert r.returncode == EXIT.OK, r
+    assert r.json() == {"input": "x", "data": "training data, sealed", "token": "s3cret token",
+                        "greeting": "hello from an encrypted module"}
+    if cas.seen is not None:
+        assert [p for _, p, _ in cas.seen[-2:]] == ["/v1/challenge", "/v1/attest"]
+    assert r.err_lines == [], r  # nothing said of the keys
+    # --print-config names what the run took from the CAS and the blob it did not use
+    r = run("run", d["bundle"], "--trust", d["trust"], *cas_args(cas), "--config-id", "mysvc/main",
+            "--data", d["data"], "--input", "x", "--print-config", env=d["env"], timeout=120)
+    assert r.returncode == EXIT.OK, r
+    assert re.search(r"keys +by attestation: https://127\.0\.0\.1:\d+ \(key sha256//\S+\), "
+                     r"config id mysvc/main, sim evidence; blob secrets not used by a run: model",
+                     r.err), r.err
+    # no key, no run: without --cas the bundle stops at its missing key
+    r = run("run", d["bundle"], "--trust", d["trust"], "--input", "x", env=d["env"])
+    assert r.returncode == EXIT.KEY_MISSING, r
+
+
+def test_settings_give_the_cas_and_config_id_to_a_bundle(run, cas, deployment):
+    d = deployment
+    env = dict(d["env"], TEEPY_CAS_ADDR=cas.url, TEEPY_CAS_FINGERPRINT=cas.fingerprint,
+               TEEPY_CONFIG_ID="mysvc/main")
+    r = run("run", d["bundle"], "--trust", d["trust"], "--data", d["data"], "--input", "y",
+            env=env, timeout=120)
+    assert r.returncode == EXIT.OK, r
+    assert r.json()["token"] == "s3cret token"
+
+
+def test_a_denial_is_exit_11_with_the_cas_reason(run, teepy, cas, owner, deployment):
+    d = deployment
+    doc = d["doc"]
+    doc["services"]["main"]["app"] = ["ee" * 32]  # another app
+    f = d["file"]
+    f.write_text(json.dumps(doc))
+    r = teepy_direct(teepy, "policy", "update", "mysvc", f, *cas_args(cas), "--owner", owner)
+    assert r.returncode == EXIT.OK, r.stderr.decode()
+    r = run("run", d["bundle"], "--trust", d["trust"], *cas_args(cas), "--config-id", "mysvc/main",
+            "--data", d["data"], "--input", "x", env=d["env"])
+    assert r.returncode == EXIT.ATTESTATION_DENIED, r
+    assert one_line(r) == (f"teepy: run: the CAS denied mysvc/main: app {d['app'][:16]}… is not "
+                           "in policy mysvc/main (HTTP 403 denied)")
+    assert r.stdout == b""
+
+
+def test_an_env_secret_the_run_also_sets_is_refused(run, cas, deployment):
+    d = deployment
+    r = run("run", d["bundle"], "--trust", d["trust"], *cas_args(cas), "--config-id", "mysvc/main",
+            "--data", d["data"], "--env", "API_TOKEN=mine", env=d["env"])
+    assert r.returncode == EXIT.USAGE, r
+    assert "--env API_TOKEN: the CAS gives API_TOKEN for mysvc/main" in one_line(r)
+
+
+def test_a_sealed_item_the_cas_has_no_key_for_says_its_id(run, teepy, cas, deployment, tmp):
+    d = deployment
+    tmp.write("other.txt", b"other")
+    assert teepy_direct(teepy, "data", "seal", tmp / "other.txt", "-o", tmp / "other.tpd").returncode == 0
+    r = run("run", d["bundle"], "--trust", d["trust"], *cas_args(cas), "--config-id", "mysvc/main",
+            "--data", tmp / "other.tpd", env=d["env"])
+    assert r.returncode == EXIT.KEY_MISSING, r
+    assert "the CAS gave mysvc/main no key for item" in one_line(r)
+
