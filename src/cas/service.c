@@ -23,16 +23,18 @@
 
 struct tp_cas_service {
 	struct tp_cas_store *st;
+	unsigned nonce_ttl;
 	pthread_mutex_t lock;
 };
 
-struct tp_cas_service *tp_cas_service_new(struct tp_cas_store *st)
+struct tp_cas_service *tp_cas_service_new(struct tp_cas_store *st, unsigned nonce_ttl)
 {
 	struct tp_cas_service *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return NULL;
 	s->st = st;
+	s->nonce_ttl = nonce_ttl ? nonce_ttl : TP_CAS_NONCE_TTL;
 	pthread_mutex_init(&s->lock, NULL);
 	return s;
 }
@@ -443,12 +445,12 @@ static void challenge(struct call *c)
 		return;
 	}
 	tp_hex(nonce, sizeof(nonce), hex);
-	if (tp_cas_store_nonce_add(c->s->st, hex, c->req->now + TP_CAS_NONCE_TTL) < 0) {
+	if (tp_cas_store_nonce_add(c->s->st, hex, c->req->now + c->s->nonce_ttl) < 0) {
 		answer_error(c->out, 503, "the store failed");
 		return;
 	}
 	answer_json(c->out, 200,
-		    json_pack("{s:s, s:i}", "nonce", hex, "expires_in", TP_CAS_NONCE_TTL));
+		    json_pack("{s:s, s:i}", "nonce", hex, "expires_in", (int)c->s->nonce_ttl));
 }
 
 static bool in_hex_list(const json_t *list, const uint8_t *bytes, size_t size)

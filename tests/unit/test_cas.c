@@ -176,7 +176,7 @@ static bool fixture_open(struct fixture *f)
 		fprintf(stderr, "  %s\n", err);
 		return false;
 	}
-	f->svc = tp_cas_service_new(f->st);
+	f->svc = tp_cas_service_new(f->st, 0);
 	return f->owner && f->other && f->platform && f->svc;
 }
 
@@ -544,7 +544,7 @@ static void test_attestation_releases_and_denies_with_reasons(void)
 	      (!file_holds(wal, ENV_VALUE) && !file_holds(wal, SECRET_KEY)));
 	free(env64);
 	CHECK(tp_cas_store_open(f.db, f.master, &f.st, err, sizeof(err)) == 0);
-	f.svc = tp_cas_service_new(f.st);
+	f.svc = tp_cas_service_new(f.st, 0);
 	struct attempt again = { .flip = -1 };
 	CHECK(attest(&f, &again, NULL, NULL, &body) == 200);
 	json_decref(body);
@@ -553,7 +553,7 @@ static void test_attestation_releases_and_denies_with_reasons(void)
 	tp_cas_store_close(f.st);
 	f.master[0] ^= 1;
 	CHECK(tp_cas_store_open(f.db, f.master, &f.st, err, sizeof(err)) == 0);
-	f.svc = tp_cas_service_new(f.st);
+	f.svc = tp_cas_service_new(f.st, 0);
 	CHECK(attest(&f, &again, NULL, NULL, &body) == 503);
 	json_decref(body);
 	fixture_close(&f);
