@@ -560,6 +560,19 @@ static void test_attestation_releases_and_denies_with_reasons(void)
 	fixture_close(&f);
 }
 
+/* f's policy tolerating no sim: a TDX entry instead. */
+static json_t *hw_only_doc(const struct fixture *f)
+{
+	json_t *doc = policy_doc("mysvc", f->app, f->runtime, f->platform_pub);
+	json_t *svc = json_object_get(json_object_get(doc, "services"), "main");
+	json_object_set_new(svc, "tolerate", json_array());
+	json_object_set_new(svc, "hw",
+			    json_pack("{s:[{s:s}]}", "tdx", "mr_td",
+				      "000000000000000000000000000000000000000000000000"
+				      "000000000000000000000000000000000000000000000000"));
+	return doc;
+}
+
 static void test_sim_evidence_needs_a_policy_that_tolerates_it(void)
 {
 	struct fixture f;
@@ -569,14 +582,7 @@ static void test_sim_evidence_needs_a_policy_that_tolerates_it(void)
 		CHECK(false);
 		return;
 	}
-	json_t *doc = policy_doc("mysvc", f.app, f.runtime, f.platform_pub);
-	json_t *svc = json_object_get(json_object_get(doc, "services"), "main");
-	json_object_set_new(svc, "tolerate", json_array());
-	json_object_set_new(svc, "hw",
-			    json_pack("{s:[{s:s}]}", "tdx", "mr_td",
-				      "000000000000000000000000000000000000000000000000"
-				      "000000000000000000000000000000000000000000000000"));
-	CHECK(create(&f, doc, f.owner, NULL) == 201);
+	CHECK(create(&f, hw_only_doc(&f), f.owner, NULL) == 201);
 	struct attempt at = { .flip = -1 };
 	expect_denied(&f, &at, "sim evidence is not tolerated by mysvc/main");
 	fixture_close(&f);
@@ -728,14 +734,7 @@ static void test_tdx_evidence_is_checked_against_the_claims(void)
 	if (fp)
 		fclose(fp);
 	CHECK(n > 1000);
-	json_t *doc = policy_doc("mysvc", f.app, f.runtime, f.platform_pub);
-	json_t *svc = json_object_get(json_object_get(doc, "services"), "main");
-	json_object_set_new(svc, "tolerate", json_array());
-	json_object_set_new(svc, "hw",
-			    json_pack("{s:[{s:s}]}", "tdx", "mr_td",
-				      "000000000000000000000000000000000000000000000000"
-				      "000000000000000000000000000000000000000000000000"));
-	CHECK(create(&f, doc, f.owner, NULL) == 201);
+	CHECK(create(&f, hw_only_doc(&f), f.owner, NULL) == 201);
 	for (int mode = 0; mode < 2; mode++) {
 		new_nonce(&f, nonce, NOW);
 		tp_hex(nonce, 32, nhex);
