@@ -308,15 +308,15 @@ int tp_cmd_cas(int argc, char **argv)
 			master = p.value;
 			break;
 		case CAS_TIMEOUT:
+		case CAS_NONCE_TTL:
 			errno = 0;
 			v = strtoul(p.value, &end, 10);
 			if (!*p.value || *end || errno || v == 0 || v > 3600) {
-				tp_error(
-				    "cas: --timeout %s: not a number of seconds from 1 to 3600",
-				    p.value);
+				tp_error("cas: %s %s: not a number of seconds from 1 to 3600",
+					 p.given, p.value);
 				return TP_EXIT_USAGE;
 			}
-			timeout = (unsigned)v;
+			*(p.flag->id == CAS_TIMEOUT ? &timeout : &nonce_ttl) = (unsigned)v;
 			break;
 		case CAS_JSON:
 			as_json = true;
