@@ -8,6 +8,7 @@
 #include "../common/log.h"
 #include "../crypto/crypto.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -162,7 +163,10 @@ static int serve(const char *listen, const char *db, const char *master_path, un
 	sigset_t set;
 	int code, sig = 0;
 
-	if (split_listen(listen, host, sizeof(host), &o.port) < 0) {
+	uint8_t addr[sizeof(struct in6_addr)];
+
+	if (split_listen(listen, host, sizeof(host), &o.port) < 0 ||
+	    (inet_pton(AF_INET, host, addr) != 1 && inet_pton(AF_INET6, host, addr) != 1)) {
 		tp_error("cas: --listen %s: not ADDR:PORT (127.0.0.1:8443, [::1]:8443)", listen);
 		tp_secret_free(master, TP_CAS_MASTER_SIZE);
 		return TP_EXIT_USAGE;
