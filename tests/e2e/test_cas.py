@@ -169,13 +169,14 @@ def update(cas, owner, doc, predecessor):
     return cas.call("PUT", f"/v1/policies/{doc['name']}", body)
 
 
-_EARLIER = itertools.count()
+_TIMES = itertools.count(int(time.time()), -1)
 
 
 def get(cas, owner, name):
-    # each get its own time: a (time, signature) pair is accepted once, and Ed25519
-    # signs the same message the same way
-    t = int(time.time()) - next(_EARLIER)
+    # each get a time of its own, counting down from the module's start (within the
+    # server's 300 s): a (time, signature) pair is accepted once, and Ed25519 signs the
+    # same message the same way
+    t = next(_TIMES)
     return cas.call("POST", f"/v1/policies/{name}/get", {
         "time": t, "signature": owner.sign("get", name.encode() + b"\0" + str(t).encode())})
 
