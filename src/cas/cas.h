@@ -100,8 +100,9 @@ int tp_cas_store_audit_each(struct tp_cas_store *st, bool denied_only,
 
 struct tp_cas_service;
 
-/* A service over st (borrowed). NULL when out of memory. */
-struct tp_cas_service *tp_cas_service_new(struct tp_cas_store *st);
+/* A service over st (borrowed) whose challenges are good for nonce_ttl seconds (0:
+ * TP_CAS_NONCE_TTL). NULL when out of memory. */
+struct tp_cas_service *tp_cas_service_new(struct tp_cas_store *st, unsigned nonce_ttl);
 void tp_cas_service_free(struct tp_cas_service *s);
 
 struct tp_cas_request {

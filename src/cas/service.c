@@ -23,16 +23,18 @@
 
 struct tp_cas_service {
 	struct tp_cas_store *st;
+	unsigned nonce_ttl;
 	pthread_mutex_t lock;
 };
 
-struct tp_cas_service *tp_cas_service_new(struct tp_cas_store *st)
+struct tp_cas_service *tp_cas_service_new(struct tp_cas_store *st, unsigned nonce_ttl)
 {
 	struct tp_cas_service *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return NULL;
 	s->st = st;
+	s->nonce_ttl = nonce_ttl ? nonce_ttl : TP_CAS_NONCE_TTL;
 	pthread_mutex_init(&s->lock, NULL);
 	return s;
 }
@@ -103,8 +105,26 @@ struct call {
 	char subject[2 * TP_CAS_NAME_MAX + 2];
 };
 
+/* s made printable in place: every byte outside printable ASCII becomes '?', but for
+ * the ellipsis this file writes. What a request names reaches messages and the audit
+ * log, which a terminal shows and JSON must hold as UTF-8 (a name cut at 64 bytes may
+ * end inside a character). */
+static char *printable(char *s)
+{
+	for (unsigned char *p = (unsigned char *)s; *p; p++) {
+		if (p[0] == 0xe2 && p[1] == 0x80 && p[2] == 0xa6) {
+			p += 2;
+			continue;
+		}
+		if (*p < 0x20 || *p >= 0x7f)
+			*p = '?';
+	}
+	return s;
+}
+
 static void audit(struct call *c, const char *outcome, const char *reason)
 {
+	printable(c->subject);
 	struct tp_cas_audit row = {
 		.time = c->req->now,
 		.remote = c->req->remote,
@@ -127,6 +147,7 @@ static void refuse(struct call *c, unsigned status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
+	printable(message);
 	audit(c, strcmp(c->op, "attest") == 0 ? "denied" : "refused", message);
 	answer_error(c->out, status, message);
 }
@@ -443,12 +464,12 @@ static void challenge(struct call *c)
 		return;
 	}
 	tp_hex(nonce, sizeof(nonce), hex);
-	if (tp_cas_store_nonce_add(c->s->st, hex, c->req->now + TP_CAS_NONCE_TTL) < 0) {
+	if (tp_cas_store_nonce_add(c->s->st, hex, c->req->now + c->s->nonce_ttl) < 0) {
 		answer_error(c->out, 503, "the store failed");
 		return;
 	}
 	answer_json(c->out, 200,
-		    json_pack("{s:s, s:i}", "nonce", hex, "expires_in", TP_CAS_NONCE_TTL));
+		    json_pack("{s:s, s:i}", "nonce", hex, "expires_in", (int)c->s->nonce_ttl));
 }
 
 static bool in_hex_list(const json_t *list, const uint8_t *bytes, size_t size)
@@ -939,14 +960,40 @@ static void route(struct call *c, const json_t *body)
 	answer_error(c->out, 404, "no such path");
 }
 
+/* Whether path is a route and method its method: 0, 404 or 405 (before the body is
+ * looked at). */
+static unsigned route_check(const char *path, const char *method)
+{
+	static const char *const posts[] = { "/v1/challenge", "/v1/attest", "/v1/policies",
+					     "/v1/policies/list", NULL };
+	bool post = strcmp(method, "POST") == 0;
+	const char *tail;
+
+	for (const char *const *p = posts; *p; p++)
+		if (strcmp(path, *p) == 0)
+			return post ? 0 : 405;
+	if (strncmp(path, "/v1/policies/", 13) != 0)
+		return 404;
+	tail = path + 13 + strcspn(path + 13, "/");
+	if (*tail == '\0')
+		return strcmp(method, "PUT") == 0 ? 0 : 405;
+	if (strcmp(tail, "/get") == 0 || strcmp(tail, "/delete") == 0)
+		return post ? 0 : 405;
+	return 404;
+}
+
 void tp_cas_handle(struct tp_cas_service *s, const struct tp_cas_request *req,
 		   struct tp_cas_answer *out)
 {
+	unsigned bad;
+
 	struct call c = { .s = s, .req = req, .out = out, .op = "request" };
 	json_error_t je;
 	json_t *body;
 
 	memset(out, 0, sizeof(*out));
+	if ((bad = route_check(req->path, req->method)))
+		return answer_error(out, bad, bad == 404 ? "no such path" : "another method");
 	if (req->size > TP_CAS_BODY_MAX)
 		return answer_error(out, 413, "the body is over 1 MiB");
 	if (!json_content(req->content_type))
@@ -956,6 +1003,7 @@ void tp_cas_handle(struct tp_cas_service *s, const struct tp_cas_request *req,
 		char message[256];
 		snprintf(message, sizeof(message), "the body is not a JSON object%s%s",
 			 body ? "" : ": ", body ? "" : je.text);
+		printable(message);
 		json_decref(body);
 		return answer_error(out, 400, message);
 	}

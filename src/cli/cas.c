@@ -8,6 +8,7 @@
 #include "../common/log.h"
 #include "../crypto/crypto.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -24,7 +25,16 @@
 #define THREADS		4
 #define MAX_CONN	4096
 
-enum cas_flag { CAS_HELP = 1, CAS_LISTEN, CAS_DB, CAS_MASTER, CAS_TIMEOUT, CAS_JSON, CAS_DENIED };
+enum cas_flag {
+	CAS_HELP = 1,
+	CAS_LISTEN,
+	CAS_DB,
+	CAS_MASTER,
+	CAS_TIMEOUT,
+	CAS_NONCE_TTL,
+	CAS_JSON,
+	CAS_DENIED
+};
 
 static const struct tp_flag flags[] = {
 	{ CAS_HELP, "help", 'h', NULL, NULL, "show this help" },
@@ -39,6 +49,8 @@ static const struct tp_flag flags[] = {
 	  "keygen --symmetric key, mode 0600)" },
 	{ CAS_TIMEOUT, "timeout", 0, "S", NULL,
 	  "close a connection idle this many seconds (default 10)" },
+	{ CAS_NONCE_TTL, "nonce-ttl", 0, "S", NULL,
+	  "how many seconds a challenge's nonce is good for (default 60)" },
 	{ CAS_JSON, "json", 0, NULL, NULL, "audit: the rows as a JSON array" },
 	{ CAS_DENIED, "denied", 0, NULL, NULL, "audit: only denials and refusals" },
 	TP_FLAGS_END,
@@ -139,7 +151,8 @@ static unsigned raise_fd_limit(void)
 	return rl.rlim_cur > MAX_CONN + 64 ? MAX_CONN : (unsigned)(rl.rlim_cur - 64);
 }
 
-static int serve(const char *listen, const char *db, const char *master_path, unsigned timeout)
+static int serve(const char *listen, const char *db, const char *master_path, unsigned timeout,
+		 unsigned nonce_ttl)
 {
 	struct tp_cas_server_opts o = { .timeout = timeout, .threads = THREADS };
 	char host[128], key[PATH_MAX], cert[PATH_MAX], err[PATH_MAX + 256], fp[128];
@@ -150,7 +163,10 @@ static int serve(const char *listen, const char *db, const char *master_path, un
 	sigset_t set;
 	int code, sig = 0;
 
-	if (split_listen(listen, host, sizeof(host), &o.port) < 0) {
+	uint8_t addr[sizeof(struct in6_addr)];
+
+	if (split_listen(listen, host, sizeof(host), &o.port) < 0 ||
+	    (inet_pton(AF_INET, host, addr) != 1 && inet_pton(AF_INET6, host, addr) != 1)) {
 		tp_error("cas: --listen %s: not ADDR:PORT (127.0.0.1:8443, [::1]:8443)", listen);
 		tp_secret_free(master, TP_CAS_MASTER_SIZE);
 		return TP_EXIT_USAGE;
@@ -170,7 +186,7 @@ static int serve(const char *listen, const char *db, const char *master_path, un
 		tp_error("cas: %s: cannot open the database: %s", db, err);
 		return TP_EXIT_USAGE;
 	}
-	if (!(service = tp_cas_service_new(st))) {
+	if (!(service = tp_cas_service_new(st, nonce_ttl))) {
 		tp_cas_store_close(st);
 		return TP_EXIT_INTERNAL;
 	}
@@ -260,7 +276,7 @@ int tp_cmd_cas(int argc, char **argv)
 {
 	const char *listen = NULL, *db = NULL, *master = NULL, *action = NULL;
 	bool as_json = false, denied = false;
-	unsigned timeout = DEFAULT_TIMEOUT;
+	unsigned timeout = DEFAULT_TIMEOUT, nonce_ttl = TP_CAS_NONCE_TTL;
 	struct tp_flag_parser p;
 	char err[512], *end;
 	unsigned long v;
@@ -296,15 +312,15 @@ int tp_cmd_cas(int argc, char **argv)
 			master = p.value;
 			break;
 		case CAS_TIMEOUT:
+		case CAS_NONCE_TTL:
 			errno = 0;
 			v = strtoul(p.value, &end, 10);
 			if (!*p.value || *end || errno || v == 0 || v > 3600) {
-				tp_error(
-				    "cas: --timeout %s: not a number of seconds from 1 to 3600",
-				    p.value);
+				tp_error("cas: %s %s: not a number of seconds from 1 to 3600",
+					 p.given, p.value);
 				return TP_EXIT_USAGE;
 			}
-			timeout = (unsigned)v;
+			*(p.flag->id == CAS_TIMEOUT ? &timeout : &nonce_ttl) = (unsigned)v;
 			break;
 		case CAS_JSON:
 			as_json = true;
@@ -341,5 +357,5 @@ int tp_cmd_cas(int argc, char **argv)
 		tp_error("cas: --listen ADDR:PORT is needed (see teepy cas --help)");
 		return TP_EXIT_USAGE;
 	}
-	return serve(listen, db, master, timeout);
+	return serve(listen, db, master, timeout, nonce_ttl);
 }

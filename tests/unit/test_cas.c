@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #define NOW	   1700000000
+#define HEX64	   "0000000000000000000000000000000000000000000000000000000000000000"
 #define SECRET_KEY "c2VjcmV0LWJ1bmRsZS1rZXktMzItYnl0ZXMtbG9uZyE=" /* 32 bytes */
 #define ENV_VALUE  "hunter2-env-plaintext"
 
@@ -176,7 +177,7 @@ static bool fixture_open(struct fixture *f)
 		fprintf(stderr, "  %s\n", err);
 		return false;
 	}
-	f->svc = tp_cas_service_new(f->st);
+	f->svc = tp_cas_service_new(f->st, 0);
 	return f->owner && f->other && f->platform && f->svc;
 }
 
@@ -544,7 +545,7 @@ static void test_attestation_releases_and_denies_with_reasons(void)
 	      (!file_holds(wal, ENV_VALUE) && !file_holds(wal, SECRET_KEY)));
 	free(env64);
 	CHECK(tp_cas_store_open(f.db, f.master, &f.st, err, sizeof(err)) == 0);
-	f.svc = tp_cas_service_new(f.st);
+	f.svc = tp_cas_service_new(f.st, 0);
 	struct attempt again = { .flip = -1 };
 	CHECK(attest(&f, &again, NULL, NULL, &body) == 200);
 	json_decref(body);
@@ -553,10 +554,23 @@ static void test_attestation_releases_and_denies_with_reasons(void)
 	tp_cas_store_close(f.st);
 	f.master[0] ^= 1;
 	CHECK(tp_cas_store_open(f.db, f.master, &f.st, err, sizeof(err)) == 0);
-	f.svc = tp_cas_service_new(f.st);
+	f.svc = tp_cas_service_new(f.st, 0);
 	CHECK(attest(&f, &again, NULL, NULL, &body) == 503);
 	json_decref(body);
 	fixture_close(&f);
+}
+
+/* f's policy tolerating no sim: a TDX entry instead. */
+static json_t *hw_only_doc(const struct fixture *f)
+{
+	json_t *doc = policy_doc("mysvc", f->app, f->runtime, f->platform_pub);
+	json_t *svc = json_object_get(json_object_get(doc, "services"), "main");
+	json_object_set_new(svc, "tolerate", json_array());
+	json_object_set_new(svc, "hw",
+			    json_pack("{s:[{s:s}]}", "tdx", "mr_td",
+				      "000000000000000000000000000000000000000000000000"
+				      "000000000000000000000000000000000000000000000000"));
+	return doc;
 }
 
 static void test_sim_evidence_needs_a_policy_that_tolerates_it(void)
@@ -568,14 +582,7 @@ static void test_sim_evidence_needs_a_policy_that_tolerates_it(void)
 		CHECK(false);
 		return;
 	}
-	json_t *doc = policy_doc("mysvc", f.app, f.runtime, f.platform_pub);
-	json_t *svc = json_object_get(json_object_get(doc, "services"), "main");
-	json_object_set_new(svc, "tolerate", json_array());
-	json_object_set_new(svc, "hw",
-			    json_pack("{s:[{s:s}]}", "tdx", "mr_td",
-				      "000000000000000000000000000000000000000000000000"
-				      "000000000000000000000000000000000000000000000000"));
-	CHECK(create(&f, doc, f.owner, NULL) == 201);
+	CHECK(create(&f, hw_only_doc(&f), f.owner, NULL) == 201);
 	struct attempt at = { .flip = -1 };
 	expect_denied(&f, &at, "sim evidence is not tolerated by mysvc/main");
 	fixture_close(&f);
@@ -668,6 +675,14 @@ static void test_bad_requests_get_4xx(void)
 		{ "POST", "/v1/policies/../x/get", "application/json", "{}", 404 },
 		{ "PUT", "/v1/policies/mysvc", "application/json", "{\"policy\":1}", 400 },
 		{ "POST", "/v1/attest", "application/json", "{\"config_id\":\"a/b\"}", 400 },
+		/* a terminal escape and a character cut at the name's 64 bytes: shown as '?' */
+		{ "POST", "/v1/attest", "application/json", "{\"config_id\":\"\\u001b[31m/x\"}",
+		  400 },
+		{ "PUT", "/v1/policies/mysvc", "application/json",
+		  "{\"predecessor\":\"" HEX64 "\",\"signature\":\"" HEX64 HEX64
+		  "\",\"policy\":{\"name\":\"mysvc\","
+		  "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\u00e9\":1}}",
+		  400 },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct tp_cas_request r = { .method = cases[i].method,
@@ -678,6 +693,9 @@ static void test_bad_requests_get_4xx(void)
 					    .remote = "127.0.0.1",
 					    .now = NOW };
 		tp_cas_handle(f.svc, &r, &a);
+		json_t *j = json_loads(a.body, 0, NULL);
+		CHECK(j != NULL && !strchr(a.body, 0x1b));
+		json_decref(j);
 		if (a.status != cases[i].status) {
 			fprintf(stderr, "  case %zu: %u %s\n", i, a.status, a.body);
 			CHECK(false);
@@ -696,6 +714,48 @@ static void test_bad_requests_get_4xx(void)
 	fixture_close(&f);
 }
 
+/* A real TDX quote (recorded): parsed, and refused since its report data binds
+ * another runtime's claims and nonce; a debug mode in the claims is a bad request. */
+static void test_tdx_evidence_is_checked_against_the_claims(void)
+{
+	struct fixture f;
+	uint8_t nonce[32];
+	json_t *body;
+	char nhex[65];
+
+	NEED_CRYPTO();
+	if (!fixture_open(&f)) {
+		CHECK(false);
+		return;
+	}
+	FILE *fp = fopen(TP_ATTEST_TESTDATA "/tdx/tdx_quote_4.dat", "rb");
+	static uint8_t quote[1 << 16];
+	size_t n = fp ? fread(quote, 1, sizeof(quote), fp) : 0;
+	if (fp)
+		fclose(fp);
+	CHECK(n > 1000);
+	CHECK(create(&f, hw_only_doc(&f), f.owner, NULL) == 201);
+	for (int mode = 0; mode < 2; mode++) {
+		new_nonce(&f, nonce, NOW);
+		tp_hex(nonce, 32, nhex);
+		char *data = tp_base64_encode(quote, n);
+		json_t *req = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s}, s:{s:s, s:s}}",
+					"config_id", "mysvc/main", "nonce", nhex, "claims", "mode",
+					mode ? "hw" : "debug", "runtime", hex32(f.runtime), "app",
+					hex32(f.app), "signer", hex32(f.signer), "pubkey",
+					hex32(f.app), "evidence", "type", "tdx", "data", data);
+		free(data);
+		unsigned st = call(&f, "POST", "/v1/attest", req, NOW, &body);
+		if (mode == 0)
+			CHECK(st == 400);
+		else
+			CHECK(st == 403 &&
+			      strcmp(message(body), "report data does not match the claims") == 0);
+		json_decref(body);
+	}
+	fixture_close(&f);
+}
+
 TESTS(cas_tests) = {
 	{ "cas_policy_parses_and_hashes", test_a_valid_policy_parses_and_hashes_canonically },
 	{ "cas_policy_rules_refuse", test_each_policy_rule_refuses },
@@ -706,5 +766,6 @@ TESTS(cas_tests) = {
 	{ "cas_sim_needs_toleration", test_sim_evidence_needs_a_policy_that_tolerates_it },
 	{ "cas_signer_rule", test_signer_rule_checks_product_and_security_version },
 	{ "cas_bad_requests_get_4xx", test_bad_requests_get_4xx },
+	{ "cas_tdx_evidence_checked", test_tdx_evidence_is_checked_against_the_claims },
 	END_TESTS,
 };
