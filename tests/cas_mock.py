@@ -1,4 +1,4 @@
-"""A stand-in CAS for the client's tests, written from /work/cas-api.md alone (not
+"""A stand-in CAS for the client's tests, written from docs/cas-api.md alone (not
 from teepy's C): TLS 1.3 with a self-signed ECDSA P-256 certificate made by
 `openssl req -x509`, the policy requests with their owner signatures checked
 (Ed25519 over "teepy-cas-v1\\0" OP "\\0" REST), the challenge and the attestation of

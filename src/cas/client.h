@@ -1,4 +1,4 @@
-/* The CAS client (/work/cas-api.md, docs/cas.md "The runtime side" and "Policy
+/* The CAS client (docs/cas-api.md, docs/cas.md "The runtime side" and "Policy
  * commands"): JSON over HTTPS to a CAS whose key is pinned, through libcurl, which
  * is loaded on first use as libcrypto is (an unsealed `teepy run` maps neither);
  * the bytes an owner signs; and the secrets of an attestation's sealed

@@ -1,5 +1,5 @@
 /* `teepy policy create|update|get|delete|list`: a policy owner's requests to the CAS,
- * each signed with the owner's Ed25519 key over the bytes /work/cas-api.md names
+ * each signed with the owner's Ed25519 key over the bytes docs/cas-api.md names
  * (docs/cas.md, "Policy commands"). */
 #include "commands.h"
 
