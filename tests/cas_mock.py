@@ -76,6 +76,7 @@ class MockCas:
         self.nonces = {}
         self.seen = []
         self.seen_times = set()
+        self.garbage = False  # answer 200 with bytes that are not JSON
         self.lock = threading.Lock()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -238,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
                 status, answer = 403, {"error": {"kind": "denied", "message": str(e)}}
             except (KeyError, ValueError, TypeError) as e:
                 status, answer = 400, {"error": {"kind": "bad_request", "message": f"bad request: {e!r}"}}
-        data = json.dumps(answer).encode()
+        data = b"<html>not json" if self.cas.garbage else json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

@@ -19,10 +19,13 @@ import time
 import pytest
 
 from cas_mock import MockCas, make_cert
+from pathlib import Path
 from exit_codes import EXIT
 from volumes import one_line, own
 
 NOBODY = 65534
+QUOTE_4 = (Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "attestation" /
+           "tdx" / "tdx_quote_4.dat")
 
 SERVICE = """
 import json, os, teex
@@ -225,6 +228,17 @@ def test_another_key_than_the_pinned_one_is_refused_before_anything_is_sent(run,
     assert cas.seen is None or len(cas.seen) == 1
 
 
+def test_an_answer_that_is_not_json_is_one_line(run, owner, tmp):
+    cas = MockCas(str(tmp.make_sibling("cas")))
+    try:
+        cas.garbage = True
+        r = run("policy", "list", *cas_args(cas), "--owner", owner)
+        assert r.returncode == EXIT.USAGE, r
+        assert one_line(r) == "teepy: policy list: the CAS's answer is not a JSON object"
+    finally:
+        cas.close()
+
+
 def test_settings_give_the_cas_and_its_pin(run, owner, cas):
     r = run("policy", "list", "--owner", owner,
             env={"TEEPY_CAS_ADDR": cas.url, "TEEPY_CAS_FINGERPRINT": cas.fingerprint})
@@ -424,3 +438,28 @@ def test_a_sealed_item_the_cas_has_no_key_for_says_its_id(run, teepy, cas, deplo
     assert r.returncode == EXIT.KEY_MISSING, r
     assert "the CAS gave mysvc/main no key for item" in one_line(r)
 
+
+
+def test_hw_evidence_from_configfs_tsm_is_sent_as_tdx(run, cas, deployment, tmp):
+    """--mode hw against a directory laid out like configfs-tsm holding a RECORDED
+    TDX quote (not a kernel: no machine here is a confidential VM): the run sends it as
+    tdx evidence, which binds none of its claims, and the CAS denies it."""
+    if not QUOTE_4.is_file():
+        pytest.skip(f"no recorded quote at {QUOTE_4}")
+    d = deployment
+    tsm = tmp.make_sibling("tsm")
+    entry = tsm / "recorded"
+    entry.mkdir()
+    (entry / "inblob").write_bytes(b"")
+    (entry / "outblob").write_bytes(QUOTE_4.read_bytes())
+    (entry / "provider").write_text("tdx_guest\n")
+    (entry / "generation").write_text("1\n")
+    env = dict(d["env"], TEEPY_TSM_DIR=str(tsm), TEEPY_TSM_ENTRY="recorded")
+    r = run("run", d["bundle"], "--trust", d["trust"], *cas_args(cas), "--config-id", "mysvc/main",
+            "--data", d["data"], "--mode", "hw", env=env)
+    assert r.returncode == EXIT.ATTESTATION_DENIED, r
+    assert r.err_lines[-1].startswith("teepy: run: the CAS denied mysvc/main: "), r
+    if cas.seen is not None:
+        assert cas.seen[-1][2]["evidence"]["type"] == "tdx"
+        assert cas.seen[-1][2]["claims"]["mode"] == "hw"
+    assert r.stdout == b""
