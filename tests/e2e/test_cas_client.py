@@ -19,13 +19,11 @@ import time
 import pytest
 
 from cas_mock import MockCas, make_cert
-from pathlib import Path
 from exit_codes import EXIT
+from recorded_tsm import QUOTE_4, make_recorded_tsm
 from volumes import one_line, own
 
 NOBODY = 65534
-QUOTE_4 = (Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "attestation" /
-           "tdx" / "tdx_quote_4.dat")
 
 SERVICE = """
 import json, os, teex
@@ -447,14 +445,7 @@ def test_hw_evidence_from_configfs_tsm_is_sent_as_tdx(run, cas, deployment, tmp)
     if not QUOTE_4.is_file():
         pytest.skip(f"no recorded quote at {QUOTE_4}")
     d = deployment
-    tsm = tmp.make_sibling("tsm")
-    entry = tsm / "recorded"
-    entry.mkdir()
-    (entry / "inblob").write_bytes(b"")
-    (entry / "outblob").write_bytes(QUOTE_4.read_bytes())
-    (entry / "provider").write_text("tdx_guest\n")
-    (entry / "generation").write_text("1\n")
-    env = dict(d["env"], TEEPY_TSM_DIR=str(tsm), TEEPY_TSM_ENTRY="recorded")
+    env = dict(d["env"], **make_recorded_tsm(tmp.make_sibling("tsm") / "report"))
     r = run("run", d["bundle"], "--trust", d["trust"], *cas_args(cas), "--config-id", "mysvc/main",
             "--data", d["data"], "--mode", "hw", env=env)
     assert r.returncode == EXIT.ATTESTATION_DENIED, r
