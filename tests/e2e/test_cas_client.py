@@ -32,6 +32,9 @@ try:
 except IndexError:
     data = None
 from helper import greeting
+if os.path.isdir("/out"):
+    with open("/out/note.txt", "w") as f:
+        f.write("written inside, sealed outside")
 teex.TEEX_return(json.dumps({"input": teex.TEEX_getinput(), "data": data,
                              "token": os.environ.get("API_TOKEN"),
                              "greeting": greeting()}))
@@ -337,6 +340,9 @@ def deployment(teepy, tmp, cas, owner, variant, run):
     s = teepy_direct(teepy, "data", "seal", tmp / "train.txt", "-o", tmp / "train.tpd")
     assert s.returncode == EXIT.OK, s.stderr.decode()
     data_key = open(tmp / "train.tpd.key").read().split("\n")[1]
+    volume_key_file = tmp / "volume.key"
+    assert teepy_direct(teepy, "keygen", "--symmetric", "-o", volume_key_file).returncode == 0
+    volume_key = open(volume_key_file).read().split("\n")[1]
     os.remove(tmp / "train.txt")
     info = teepy_direct(teepy, "data", "info", tmp / "train.tpd").stdout.decode()
     data_id = re.search(r"^id\s+([0-9a-f]{64})$", info, re.M).group(1)
@@ -357,6 +363,7 @@ def deployment(teepy, tmp, cas, owner, variant, run):
     secrets = {
         "app_key": {"kind": "bundle_key", "value": b64(bundle_key)},
         "train": {"kind": "data_key", "value": b64(data_key), "data_id": data_id},
+        "out": {"kind": "volume_key", "value": b64(volume_key)},
         "API_TOKEN": {"kind": "env", "value": "s3cret token"},
         "model": {"kind": "blob", "value": "AAAA"},
     }
@@ -368,6 +375,7 @@ def deployment(teepy, tmp, cas, owner, variant, run):
     os.remove(f"{bundle}.key")
     os.remove(tmp / "train.tpd.key")
     return {"bundle": bundle, "trust": tmp / "signer.pub", "data": tmp / "train.tpd",
+            "volume_key": volume_key_file,
             "env": env, "doc": doc, "file": f, "app": ins["app"]}
 
 
@@ -454,3 +462,17 @@ def test_hw_evidence_from_configfs_tsm_is_sent_as_tdx(run, cas, deployment, tmp)
         assert cas.seen[-1][2]["evidence"]["type"] == "tdx"
         assert cas.seen[-1][2]["claims"]["mode"] == "hw"
     assert r.stdout == b""
+
+
+def test_the_volume_key_from_the_cas_seals_the_output_volume(as_user, run, teepy, cas, deployment,
+                                                              tmp, variant):
+    d = deployment
+    out = tmp.make_sibling("vol")
+    own(out, variant)
+    r = run("run", d["bundle"], "--trust", d["trust"], *cas_args(cas), "--config-id", "mysvc/main",
+            "--data", d["data"], "--output-volume", out / "v", env=d["env"], timeout=120)
+    assert r.returncode == EXIT.OK, r
+    # sealed under the key the policy holds (here also in a file, for the test to read)
+    ls = teepy_direct(teepy, "volume", "cat", out / "v", "note.txt", "--volume-key", d["volume_key"])
+    assert ls.returncode == EXIT.OK, ls.stderr.decode()
+    assert ls.stdout == b"written inside, sealed outside"
