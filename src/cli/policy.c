@@ -91,9 +91,14 @@ static int sign(struct policy_cmd *pc, const char *op, const char *const *parts,
 	return 0;
 }
 
-/* One request; body is consumed. Returns 0 with *answer, or an exit code. */
-static int call(struct policy_cmd *pc, const char *op, const char *method, const char *path,
-		json_t *body, json_t **answer)
+/* A refusal of a replayed signature ("signature already used (a replayed request)"
+ * from teepy cas). */
+#define REPLAY_WORD "replay"
+
+/* One request; body is consumed. Returns 0 with *answer, or an exit code; with
+ * quiet_replay, -EAGAIN (nothing said) when the CAS refused it as a replay. */
+static int call_or_replay(struct policy_cmd *pc, const char *op, const char *method,
+			  const char *path, json_t *body, json_t **answer, bool quiet_replay)
 {
 	char err[1024];
 	long status;
@@ -102,6 +107,8 @@ static int call(struct policy_cmd *pc, const char *op, const char *method, const
 	json_decref(body);
 	if (r == 0)
 		return 0;
+	if (quiet_replay && r == -EREMOTEIO && status == 403 && strstr(err, REPLAY_WORD))
+		return -EAGAIN;
 	if (r == -EREMOTEIO)
 		tp_error("policy %s: the CAS refused: %s", op, err);
 	else
@@ -109,25 +116,47 @@ static int call(struct policy_cmd *pc, const char *op, const char *method, const
 	return r == -ENOSYS ? TP_EXIT_INTERNAL : TP_EXIT_USAGE;
 }
 
+static int call(struct policy_cmd *pc, const char *op, const char *method, const char *path,
+		json_t *body, json_t **answer)
+{
+	return call_or_replay(pc, op, method, path, body, answer, false);
+}
+
 /* A signed request of op ("get", "list") whose REST is NAME/PUBHEX "\0" decimal TIME;
- * command names the command in messages (update asks with a get). */
+ * command names the command in messages (update asks with a get). The CAS accepts a
+ * signed time once, and the same get in the same second signs the same bytes (two
+ * commands one after the other in a script): refused as a replay, it is asked again
+ * once, in the next second. body is consumed. */
 static int call_timed(struct policy_cmd *pc, const char *command, const char *op, const char *path,
 		      const char *first, json_t *body, json_t **answer)
 {
 	char now[32], sig[2 * TP_ED25519_SIG_SIZE + 1];
-	time_t t = time(NULL);
-	int code;
+	int code = -EAGAIN;
 
-	snprintf(now, sizeof(now), "%" PRId64, (int64_t)t);
-	const char *parts[] = { first, now };
-	const size_t sizes[] = { strlen(first), strlen(now) };
-	if ((code = sign(pc, op, parts, sizes, 2, sig)) != 0) {
-		json_decref(body);
-		return code;
+	for (int attempt = 0; code == -EAGAIN; attempt++) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if (attempt > 0) {				       /* to the next second */
+			long ns = 1000000000L - ts.tv_nsec + 1000000L; /* and a millisecond */
+			struct timespec rest = { ns / 1000000000L, ns % 1000000000L };
+			nanosleep(&rest, NULL);
+			clock_gettime(CLOCK_REALTIME, &ts);
+		}
+		snprintf(now, sizeof(now), "%" PRId64, (int64_t)ts.tv_sec);
+		const char *parts[] = { first, now };
+		const size_t sizes[] = { strlen(first), strlen(now) };
+		json_t *b = json_copy(body);
+		if (!b || (code = sign(pc, op, parts, sizes, 2, sig)) != 0) {
+			json_decref(b);
+			code = code ? code : TP_EXIT_INTERNAL;
+			break;
+		}
+		json_object_set_new(b, "time", json_integer((json_int_t)ts.tv_sec));
+		json_object_set_new(b, "signature", json_string(sig));
+		code = call_or_replay(pc, command, "POST", path, b, answer, attempt == 0);
 	}
-	json_object_set_new(body, "time", json_integer((json_int_t)t));
-	json_object_set_new(body, "signature", json_string(sig));
-	return call(pc, command, "POST", path, body, answer);
+	json_decref(body);
+	return code;
 }
 
 static int get_current(struct policy_cmd *pc, const char *op, const char *name, json_t **answer)
