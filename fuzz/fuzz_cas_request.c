@@ -91,6 +91,9 @@ static bool listed(unsigned status)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	/* a second passes with each input: challenges expire, so as many stay open as
+	 * the TTL's inputs (the service caps those open at once) */
+	static int64_t now = 1700000000;
 	struct tp_cas_answer a;
 	char *body, *at;
 	size_t n;
@@ -99,6 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setup();
 	if (size < 1)
 		return 0;
+	now++;
 	unsigned route = data[0] % (sizeof(routes) / sizeof(routes[0]));
 	n = size - 1;
 	if (!(body = malloc(n + 64)))
@@ -112,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					     .body = (const uint8_t *)"{}",
 					     .size = 2,
 					     .remote = "fuzz",
-					     .now = 1700000000 };
+					     .now = now };
 		tp_cas_handle(svc, &ch, &a);
 		json_t *j = json_loads(a.body, 0, NULL);
 		const char *nonce = json_string_value(json_object_get(j, "nonce"));
@@ -131,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				      .body = (const uint8_t *)body,
 				      .size = n,
 				      .remote = "fuzz",
-				      .now = 1700000000 };
+				      .now = now };
 	tp_cas_handle(svc, &req, &a);
 	json_t *j = json_loads(a.body, 0, NULL);
 	if (!listed(a.status) || !json_is_object(j) || (route == 0 && a.status == 200))

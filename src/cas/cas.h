@@ -17,9 +17,10 @@
 #define TP_CAS_NAME_MAX	     64	       /* a policy's or a service's name */
 #define TP_CAS_BODY_MAX	     (1 << 20) /* a request body: 413 beyond */
 #define TP_CAS_NONCE_SIZE    32
-#define TP_CAS_NONCE_TTL     60	 /* seconds a challenge is good for */
-#define TP_CAS_TIME_SKEW     300 /* seconds a signed time may be off the server's clock */
-#define TP_CAS_REPLAY_WINDOW 600 /* seconds a (time, signature) pair is remembered */
+#define TP_CAS_NONCE_TTL     60	   /* seconds a challenge is good for */
+#define TP_CAS_NONCE_OPEN    65536 /* challenges open at once: 503 beyond */
+#define TP_CAS_TIME_SKEW     300   /* seconds a signed time may be off the server's clock */
+#define TP_CAS_REPLAY_WINDOW 600   /* seconds a (time, signature) pair is remembered */
 #define TP_CAS_MASTER_SIZE   32
 #define TP_CAS_HASH_HEX	     65 /* 64 hex digits and a NUL */
 
@@ -76,8 +77,11 @@ int tp_cas_store_policy_delete(struct tp_cas_store *st, const char *name, const 
 /* [{"name", "hash"}] of owner's policies, by name (the caller owns it), or NULL. */
 json_t *tp_cas_store_policy_list(struct tp_cas_store *st, const char *owner);
 
-/* A challenge: remembered until expires. Returns 0, -EEXIST or -EIO. */
-int tp_cas_store_nonce_add(struct tp_cas_store *st, const char *nonce, int64_t expires);
+/* A challenge: remembered until a day after expires. Refused while max_open challenges
+ * are unexpired and unused (anyone may ask for one: each is a row). Returns 0, -EBUSY,
+ * -EEXIST or -EIO. */
+int tp_cas_store_nonce_add(struct tp_cas_store *st, const char *nonce, int64_t now, int64_t expires,
+			   unsigned max_open);
 /* Uses a challenge up: 0 (now used), -ENOENT (never given), -EALREADY (used before),
  * -ETIME (expired; now used too), -EIO. Forgets those expired long ago. */
 int tp_cas_store_nonce_take(struct tp_cas_store *st, const char *nonce, int64_t now);

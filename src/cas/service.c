@@ -23,7 +23,7 @@
 
 struct tp_cas_service {
 	struct tp_cas_store *st;
-	unsigned nonce_ttl;
+	unsigned nonce_ttl, nonce_open;
 	pthread_mutex_t lock;
 };
 
@@ -35,6 +35,7 @@ struct tp_cas_service *tp_cas_service_new(struct tp_cas_store *st, unsigned nonc
 		return NULL;
 	s->st = st;
 	s->nonce_ttl = nonce_ttl ? nonce_ttl : TP_CAS_NONCE_TTL;
+	s->nonce_open = TP_CAS_NONCE_OPEN;
 	pthread_mutex_init(&s->lock, NULL);
 	return s;
 }
@@ -464,8 +465,12 @@ static void challenge(struct call *c)
 		return;
 	}
 	tp_hex(nonce, sizeof(nonce), hex);
-	if (tp_cas_store_nonce_add(c->s->st, hex, c->req->now + c->s->nonce_ttl) < 0) {
-		answer_error(c->out, 503, "the store failed");
+	int r = tp_cas_store_nonce_add(c->s->st, hex, c->req->now, c->req->now + c->s->nonce_ttl,
+				       c->s->nonce_open);
+	if (r < 0) {
+		answer_error(c->out, 503,
+			     r == -EBUSY ? "too many open challenges (try again within a minute)" :
+					   "the store failed");
 		return;
 	}
 	answer_json(c->out, 200,

@@ -30,6 +30,7 @@ static const char schema[] =
     " sealed BLOB NOT NULL, PRIMARY KEY (policy, name));"
     "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL,"
     " used INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS nonces_open ON nonces (used, expires);"
     "CREATE TABLE IF NOT EXISTS replay (signature TEXT PRIMARY KEY,"
     " expires INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -353,12 +354,35 @@ json_t *tp_cas_store_policy_list(struct tp_cas_store *st, const char *owner)
 
 /* ---- challenges and the replay cache ---- */
 
-int tp_cas_store_nonce_add(struct tp_cas_store *st, const char *nonce, int64_t expires)
+/* Forgets the nonces that expired more than a day before now (used or not): until
+ * then a late use is told "expired" or "already used" rather than "not given". */
+static void forget_nonces(struct tp_cas_store *st, int64_t now)
 {
-	sqlite3_stmt *s = prepare(st, "INSERT INTO nonces (nonce, expires) VALUES (?, ?)");
+	sqlite3_stmt *s = prepare(st, "DELETE FROM nonces WHERE expires < ?");
+
+	if (s) {
+		sqlite3_bind_int64(s, 1, now - 86400);
+		sqlite3_step(s);
+		sqlite3_finalize(s);
+	}
+}
+
+int tp_cas_store_nonce_add(struct tp_cas_store *st, const char *nonce, int64_t now, int64_t expires,
+			   unsigned max_open)
+{
+	sqlite3_stmt *s;
 	int r;
 
-	if (!s)
+	forget_nonces(st, now);
+	/* challenges nobody used up yet: each is a row, and anyone may ask for one */
+	if (!(s = prepare(st, "SELECT COUNT(*) FROM nonces WHERE expires >= ? AND used = 0")))
+		return -EIO;
+	sqlite3_bind_int64(s, 1, now);
+	r = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) >= (int64_t)max_open;
+	sqlite3_finalize(s);
+	if (r)
+		return -EBUSY;
+	if (!(s = prepare(st, "INSERT INTO nonces (nonce, expires) VALUES (?, ?)")))
 		return -EIO;
 	text(s, 1, nonce);
 	sqlite3_bind_int64(s, 2, expires);
@@ -375,12 +399,7 @@ int tp_cas_store_nonce_take(struct tp_cas_store *st, const char *nonce, int64_t 
 
 	if (exec(st, "BEGIN IMMEDIATE") < 0)
 		return -EIO;
-	/* a used or expired nonce is remembered for a day, so that its reuse is told as such */
-	if ((s = prepare(st, "DELETE FROM nonces WHERE expires < ?"))) {
-		sqlite3_bind_int64(s, 1, now - 86400);
-		sqlite3_step(s);
-		sqlite3_finalize(s);
-	}
+	forget_nonces(st, now);
 	if (!(s = prepare(st, "SELECT expires, used FROM nonces WHERE nonce = ?"))) {
 		exec(st, "ROLLBACK");
 		return -EIO;

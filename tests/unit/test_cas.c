@@ -756,6 +756,29 @@ static void test_tdx_evidence_is_checked_against_the_claims(void)
 	fixture_close(&f);
 }
 
+/* Anyone may ask for challenges: only so many are open at once; a used or expired one
+ * no longer counts, and is told as such for a day. */
+static void test_open_challenges_are_capped(void)
+{
+	struct fixture f;
+
+	NEED_CRYPTO();
+	if (!fixture_open(&f)) {
+		CHECK(false);
+		return;
+	}
+	CHECK(tp_cas_store_nonce_add(f.st, "a", NOW, NOW + 60, 2) == 0);
+	CHECK(tp_cas_store_nonce_add(f.st, "b", NOW, NOW + 60, 2) == 0);
+	CHECK(tp_cas_store_nonce_add(f.st, "c", NOW, NOW + 60, 2) == -EBUSY);
+	CHECK(tp_cas_store_nonce_take(f.st, "a", NOW) == 0);
+	CHECK(tp_cas_store_nonce_add(f.st, "c", NOW, NOW + 60, 2) == 0);
+	CHECK(tp_cas_store_nonce_add(f.st, "d", NOW + 61, NOW + 121, 2) == 0);
+	CHECK(tp_cas_store_nonce_take(f.st, "b", NOW + 61) == -ETIME);
+	CHECK(tp_cas_store_nonce_take(f.st, "a", NOW + 3600) == -EALREADY);
+	CHECK(tp_cas_store_nonce_take(f.st, "a", NOW + 2 * 86400) == -ENOENT);
+	fixture_close(&f);
+}
+
 TESTS(cas_tests) = {
 	{ "cas_policy_parses_and_hashes", test_a_valid_policy_parses_and_hashes_canonically },
 	{ "cas_policy_rules_refuse", test_each_policy_rule_refuses },
@@ -767,5 +790,6 @@ TESTS(cas_tests) = {
 	{ "cas_signer_rule", test_signer_rule_checks_product_and_security_version },
 	{ "cas_bad_requests_get_4xx", test_bad_requests_get_4xx },
 	{ "cas_tdx_evidence_checked", test_tdx_evidence_is_checked_against_the_claims },
+	{ "cas_open_challenges_capped", test_open_challenges_are_capped },
 	END_TESTS,
 };
