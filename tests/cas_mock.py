@@ -77,6 +77,7 @@ class MockCas:
         self.seen = []
         self.seen_times = set()
         self.garbage = False  # answer 200 with bytes that are not JSON
+        self.on_attest = None  # called before an attestation is answered
         self.lock = threading.Lock()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -163,6 +164,8 @@ class MockCas:
             self.nonces[nonce.hex()] = time.time()
             return 200, {"nonce": nonce.hex(), "expires_in": 60}
         if path == "/v1/attest":
+            if self.on_attest:
+                self.on_attest()
             return self.attest(body)
         return 404, {"error": {"kind": "not_found", "message": f"no {method} {path}"}}
 

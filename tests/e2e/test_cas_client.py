@@ -487,3 +487,26 @@ def test_the_volume_key_from_the_cas_seals_the_output_volume(as_user, run, teepy
     ls = teepy_direct(teepy, "volume", "cat", out / "v", "note.txt", "--volume-key", d["volume_key"])
     assert ls.returncode == EXIT.OK, ls.stderr.decode()
     assert ls.stdout == b"written inside, sealed outside"
+
+
+def test_a_bundle_replaced_after_its_attestation_does_not_run(run, teepy, tmp, deployment, cas):
+    """The keys were released for the bundle measured; another bundle of the same
+    signer put in its place while the CAS answers is refused before anything runs."""
+    if cas.seen is None:
+        pytest.skip("the stand-in lets the test act between the measurement and the run")
+    d = deployment
+    other = tmp / "other"
+    other.mkdir()
+    (other / "svc.py").write_text("import teex\nteex.TEEX_return('another app')\n")
+    os.chmod(other, 0o755)
+    b = teepy_direct(teepy, "build", other / "svc.py", "-o", tmp / "other.tpy", "--key",
+                     tmp / "signer.key", "--input", "x")
+    assert b.returncode == EXIT.OK, b.stderr.decode()
+    cas.on_attest = lambda: os.replace(tmp / "other.tpy", d["bundle"])
+    r = run("run", d["bundle"], "--trust", d["trust"], *cas_args(cas), "--config-id", "mysvc/main",
+            "--data", d["data"], "--input", "x", env=d["env"])
+    assert r.returncode == EXIT.BUNDLE, r
+    # (the other bundle is not encrypted: a warning that the bundle key is not used)
+    assert r.err_lines[-1] == (f"teepy: {d['bundle']}: refused: the bundle changed after it was "
+                               "attested; its keys are not used for another"), r
+    assert r.stdout == b""
