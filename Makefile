@@ -8,9 +8,10 @@ export PKG_CONFIG_PATH := /usr/lib/x86_64-linux-gnu/pkgconfig
 
 # Debian packages, with the reason for each in the README's dependency table.
 DEB_PACKAGES := gcc libc6-dev make meson ninja-build pkg-config python3 python3-dev \
-	libseccomp-dev libssl-dev libjansson-dev python3-pytest python3-numpy util-linux \
+	libseccomp-dev libssl-dev libjansson-dev libcurl4-openssl-dev python3-pytest python3-numpy util-linux \
 	clang libclang-rt-14-dev clang-format gzip python3-hypothesis libpython3.11-testsuite \
-	python3-venv python3-pip python3-setuptools python3-wheel
+	python3-venv python3-pip python3-setuptools python3-wheel libmicrohttpd-dev libsqlite3-dev \
+	openssl python3-cryptography
 
 .PHONY: all deps build demo check check-format check-landlock test-unit test-e2e test-compat check-asan check-kernel fuzz fuzz-campaign compat bench format clean
 
@@ -89,11 +90,12 @@ fuzz: deps
 	@[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dwerror=true
 	ninja -C $(FUZZ_BUILD) fuzz/fuzz_channel fuzz/fuzz_boot fuzz/fuzz_bundle fuzz/fuzz_elf \
 		fuzz/fuzz_pubkey fuzz/fuzz_term fuzz/fuzz_alternatives fuzz/fuzz_pfs fuzz/fuzz_volume \
-		fuzz/fuzz_tdx fuzz/fuzz_snp fuzz/fuzz_sim
+		fuzz/fuzz_tdx fuzz/fuzz_snp fuzz/fuzz_sim fuzz/fuzz_policy fuzz/fuzz_cas_request
 	mkdir -p $(FUZZ_BUILD)/corpus-channel $(FUZZ_BUILD)/corpus-boot $(FUZZ_BUILD)/corpus-bundle \
 		$(FUZZ_BUILD)/corpus-elf $(FUZZ_BUILD)/corpus-pubkey $(FUZZ_BUILD)/corpus-term \
 		$(FUZZ_BUILD)/corpus-alternatives $(FUZZ_BUILD)/corpus-pfs $(FUZZ_BUILD)/corpus-volume \
-		$(FUZZ_BUILD)/corpus-tdx $(FUZZ_BUILD)/corpus-snp $(FUZZ_BUILD)/corpus-sim
+		$(FUZZ_BUILD)/corpus-tdx $(FUZZ_BUILD)/corpus-snp $(FUZZ_BUILD)/corpus-sim \
+		$(FUZZ_BUILD)/corpus-policy $(FUZZ_BUILD)/corpus-cas_request
 	$(FUZZ_BUILD)/fuzz/fuzz_channel -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-channel fuzz/corpus/channel
 	$(FUZZ_BUILD)/fuzz/fuzz_boot -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
@@ -118,6 +120,10 @@ fuzz: deps
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-snp fuzz/corpus/snp
 	$(FUZZ_BUILD)/fuzz/fuzz_sim -max_total_time=$(FUZZ_SECONDS) -max_len=1024 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-sim fuzz/corpus/sim
+	$(FUZZ_BUILD)/fuzz/fuzz_policy -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+		-print_final_stats=1 $(FUZZ_BUILD)/corpus-policy fuzz/corpus/policy
+	$(FUZZ_BUILD)/fuzz/fuzz_cas_request -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+		-print_final_stats=1 $(FUZZ_BUILD)/corpus-cas_request fuzz/corpus/cas_request
 
 # A long campaign: each target alone for FUZZ_CAMPAIGN_SECONDS (default 30 min), its
 # executions, coverage and crashes appended to fuzz/REPORT.md (tools/fuzz-campaign).

@@ -40,25 +40,34 @@ int tp_attest_claim_hex(const char *flag, const char *hex, uint8_t *out, size_t 
 	return 0;
 }
 
+int tp_attest_runtime(const char *who, uint8_t out[TP_CLAIM_SIZE])
+{
+	char so[PATH_MAX], reaper[PATH_MAX];
+	int r;
+
+	if ((r = tp_find_runtime(so, sizeof(so))) < 0 ||
+	    (r = tp_find_reaper(reaper, sizeof(reaper))) < 0 ||
+	    (r = tp_runtime_measure(so, reaper, TP_BOOT_TEXT, out)) < 0) {
+		tp_error("%s: cannot measure this teepy's runtime: %s (_teepy or teepy-reaper "
+			 "beside teepy)",
+			 who, strerror(-r));
+		return TP_EXIT_INTERNAL;
+	}
+	return 0;
+}
+
 /* The claims: this teepy's runtime, the app and signer given (or zeros), the nonce
  * given (or 32 random bytes), a new X25519 key's public half. Returns an exit code
  * or 0. */
 static int claims(const struct tp_attest_produce *p, const char *mode, struct tp_claims *c)
 {
-	char so[PATH_MAX], reaper[PATH_MAX];
 	struct tp_x25519 *k;
 	int code, r;
 
 	memset(c, 0, sizeof(*c));
 	snprintf(c->mode, sizeof(c->mode), "%s", mode);
-	if ((r = tp_find_runtime(so, sizeof(so))) < 0 ||
-	    (r = tp_find_reaper(reaper, sizeof(reaper))) < 0 ||
-	    (r = tp_runtime_measure(so, reaper, TP_BOOT_TEXT, c->runtime)) < 0) {
-		tp_error("attest: cannot measure this teepy's runtime: %s (_teepy or teepy-reaper "
-			 "beside teepy)",
-			 strerror(-r));
-		return TP_EXIT_INTERNAL;
-	}
+	if ((code = tp_attest_runtime("attest", c->runtime)) != 0)
+		return code;
 	if ((p->app_hex && (code = tp_attest_claim_hex("--app", p->app_hex, c->app, TP_CLAIM_SIZE,
 						       TP_CLAIM_SIZE, NULL)) != 0) ||
 	    (p->signer_hex &&
@@ -85,29 +94,30 @@ static int claims(const struct tp_attest_produce *p, const char *mode, struct tp
 }
 
 /* The platform key, refused when others may read it. Returns an exit code or 0. */
-static int load_platform_key(const char *given, struct tp_key **key, char *path, size_t size)
+static int load_platform_key(const char *who, const char *given, struct tp_key **key, char *path,
+			     size_t size)
 {
 	char err[PATH_MAX + 128];
 	struct stat st;
 
 	if (tp_platform_key_path(given, path, size, err, sizeof(err)) < 0) {
-		tp_error("attest: %s", err);
+		tp_error("%s: %s", who, err);
 		return TP_EXIT_USAGE;
 	}
 	if (stat(path, &st) < 0) {
-		tp_error("attest: no platform key at %s: %s (sim evidence is signed with it: "
+		tp_error("%s: no platform key at %s: %s (sim evidence is signed with it: "
 			 "teepy platform init)",
-			 path, strerror(errno));
+			 who, path, strerror(errno));
 		return TP_EXIT_KEY_MISSING;
 	}
 	if (st.st_mode & 077) {
-		tp_error("attest: %s: others may read the platform key (mode %03o): chmod 600 it, "
+		tp_error("%s: %s: others may read the platform key (mode %03o): chmod 600 it, "
 			 "and make a new one (teepy platform init --force) if they did",
-			 path, (unsigned)(st.st_mode & 0777));
+			 who, path, (unsigned)(st.st_mode & 0777));
 		return TP_EXIT_USAGE;
 	}
 	if (!(*key = tp_key_load_private(path, err, sizeof(err)))) {
-		tp_error("attest: %s: %s", path, err);
+		tp_error("%s: %s: %s", who, path, err);
 		return TP_EXIT_USAGE;
 	}
 	return 0;
@@ -126,7 +136,7 @@ static const uint8_t *bound_data(const struct tp_tsm_report *t, struct tp_tdx_qu
 	return NULL;
 }
 
-static int hw(const char *dir, const uint8_t *rd, struct tp_tsm_report *t)
+static int hw(const char *who, const char *dir, const uint8_t *rd, struct tp_tsm_report *t)
 {
 	const char *entry = getenv("TEEPY_TSM_ENTRY");
 	struct tp_tdx_quote q;
@@ -137,20 +147,21 @@ static int hw(const char *dir, const uint8_t *rd, struct tp_tsm_report *t)
 	if (entry && !*entry)
 		entry = NULL;
 	if (tp_tsm_get(dir, entry, rd, t, err, sizeof(err)) < 0) {
-		tp_error("attest: --mode hw: %s", err);
+		tp_error("%s: --mode hw: %s", who, err);
 		return TP_EXIT_INTERNAL;
 	}
 	if (entry)
-		tp_warn("attest: TEEPY_TSM_ENTRY: the report is the one recorded in %s/%s, not "
+		tp_warn("%s: TEEPY_TSM_ENTRY: the report is the one recorded in %s/%s, not "
 			"one the kernel made now",
-			dir, entry);
+			who, dir, entry);
 	in = bound_data(t, &q, &s);
 	if (!in)
-		tp_warn("attest: %s: the report is not one teepy reads, its report data unchecked",
+		tp_warn("%s: %s: the report is not one teepy reads, its report data unchecked", who,
 			t->provider);
 	else if (memcmp(in, rd, TP_REPORT_DATA_SIZE) != 0)
-		tp_warn("attest: the report's data is not what teepy wrote: it binds none of these "
-			"claims (a RECORDED report?)");
+		tp_warn("%s: the report's data is not what teepy wrote: it binds none of these "
+			"claims (a RECORDED report?)",
+			who);
 	return 0;
 }
 
@@ -250,69 +261,104 @@ static void print_json(const struct tp_claims *c, const uint8_t *rd, const uint8
 	free(hex);
 }
 
-int tp_attest_produce(const struct tp_attest_produce *p)
+static const char *tsm_dir(void)
 {
-	const char *dir = getenv("TEEPY_TSM_DIR"), *mode = p->mode ? p->mode : "auto";
-	uint8_t rd[TP_REPORT_DATA_SIZE], sim_ev[TP_SIM_MAX_SIZE], platform_pub[TP_SIM_PLATFORM_KEY];
-	struct tp_tsm_report t = { 0 };
-	struct tp_key *key = NULL;
-	struct tp_claims c;
-	char key_path[PATH_MAX], err[256];
-	const uint8_t *ev;
-	size_t size;
-	int code, n;
+	const char *dir = getenv("TEEPY_TSM_DIR");
+	return dir && *dir ? dir : TP_TSM_DIR;
+}
 
-	if (!dir || !*dir)
-		dir = TP_TSM_DIR;
-	if (strcmp(mode, "auto") == 0)
+int tp_attest_mode(const char *who, const char *mode, const char **resolved)
+{
+	const char *dir = tsm_dir();
+
+	if (!mode || strcmp(mode, "auto") == 0)
 		mode = tp_tsm_present(dir) ? "hw" : "sim";
 	else if (strcmp(mode, "sim") != 0 && strcmp(mode, "hw") != 0) {
-		tp_error("attest: --mode: unknown mode '%s' (use sim, auto or hw)", mode);
+		tp_error("%s: --mode: unknown mode '%s' (use sim, auto or hw)", who, mode);
 		return TP_EXIT_USAGE;
 	}
 	if (strcmp(mode, "hw") == 0 && !tp_tsm_present(dir)) {
-		tp_error("attest: --mode hw: no configfs-tsm at %s (not a confidential VM, or a "
+		tp_error("%s: --mode hw: no configfs-tsm at %s (not a confidential VM, or a "
 			 "kernel without TSM reports; --mode sim makes SIMULATION evidence)",
-			 dir);
+			 who, dir);
 		return TP_EXIT_USAGE;
 	}
+	*resolved = mode;
+	return 0;
+}
+
+int tp_attest_evidence(const char *who, const struct tp_claims *c, const char *key,
+		       struct tp_evidence *ev)
+{
+	struct tp_key *k = NULL;
+	int code, n;
+
+	memset(ev, 0, sizeof(*ev));
+	if (tp_report_data(c, ev->report_data) < 0) {
+		tp_error("%s: the claims cannot be encoded", who);
+		return TP_EXIT_INTERNAL;
+	}
+	if (strcmp(c->mode, "sim") == 0) {
+		if ((code = load_platform_key(who, key, &k, ev->key_path, sizeof(ev->key_path))) !=
+		    0)
+			return code;
+		tp_key_public_raw(k, ev->platform_pub);
+		n = tp_sim_write(c, k, ev->sim);
+		tp_key_free(k);
+		if (n < 0) {
+			tp_error("%s: cannot sign the sim evidence: %s", who, strerror(-n));
+			return TP_EXIT_INTERNAL;
+		}
+		ev->bytes = ev->sim;
+		ev->size = (size_t)n;
+		snprintf(ev->type, sizeof(ev->type), "sim");
+		return 0;
+	}
+	if ((code = hw(who, tsm_dir(), ev->report_data, &ev->tsm)) != 0)
+		return code;
+	ev->bytes = ev->tsm.outblob;
+	ev->size = ev->tsm.size;
+	snprintf(ev->type, sizeof(ev->type), "%s",
+		 strcmp(ev->tsm.provider, "tdx_guest") == 0 ? "tdx" :
+		 strcmp(ev->tsm.provider, "sev_guest") == 0 ? "snp" :
+							      ev->tsm.provider);
+	return 0;
+}
+
+void tp_evidence_free(struct tp_evidence *ev)
+{
+	tp_tsm_report_free(&ev->tsm);
+}
+
+int tp_attest_produce(const struct tp_attest_produce *p)
+{
+	struct tp_evidence ev;
+	struct tp_claims c;
+	const char *mode;
+	char err[256];
+	int code;
+
+	if ((code = tp_attest_mode("attest", p->mode, &mode)) != 0)
+		return code;
 	if (tp_crypto_load(err, sizeof(err)) < 0) {
 		tp_error("attest: %s", err);
 		return TP_EXIT_INTERNAL;
 	}
 	if ((code = claims(p, mode, &c)) != 0)
 		return code;
-	if (tp_report_data(&c, rd) < 0) {
-		tp_error("attest: the claims cannot be encoded");
-		return TP_EXIT_INTERNAL;
-	}
-	if (strcmp(mode, "sim") == 0) {
-		if ((code = load_platform_key(p->key, &key, key_path, sizeof(key_path))) != 0)
-			return code;
-		tp_key_public_raw(key, platform_pub);
-		n = tp_sim_write(&c, key, sim_ev);
-		tp_key_free(key);
-		if (n < 0) {
-			tp_error("attest: cannot sign the sim evidence: %s", strerror(-n));
-			return TP_EXIT_INTERNAL;
-		}
-		ev = sim_ev;
-		size = (size_t)n;
-	} else {
-		if ((code = hw(dir, rd, &t)) != 0)
-			return code;
-		ev = t.outblob;
-		size = t.size;
-	}
-	if (p->output && (code = write_output(p->output, ev, size)) != 0) {
-		tp_tsm_report_free(&t);
+	if ((code = tp_attest_evidence("attest", &c, p->key, &ev)) != 0)
+		return code;
+	if (p->output && (code = write_output(p->output, ev.bytes, ev.size)) != 0) {
+		tp_evidence_free(&ev);
 		return code;
 	}
 	if (p->json)
-		print_json(&c, rd, platform_pub, &t, p->output, ev, size);
+		print_json(&c, ev.report_data, ev.platform_pub, &ev.tsm, p->output, ev.bytes,
+			   ev.size);
 	else
-		print_text(&c, rd, key_path, platform_pub, &t, p->output, ev, size);
-	tp_tsm_report_free(&t);
+		print_text(&c, ev.report_data, ev.key_path, ev.platform_pub, &ev.tsm, p->output,
+			   ev.bytes, ev.size);
+	tp_evidence_free(&ev);
 	if (fflush(stdout) != 0) {
 		tp_error("attest: cannot write the evidence: %s", strerror(errno));
 		return TP_EXIT_USAGE;

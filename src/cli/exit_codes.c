@@ -40,12 +40,15 @@ const struct tp_exit_code tp_exit_codes[] = {
 	EXIT(KEY_MISSING, "a key is missing: an encrypted bundle without --bundle-key, a sealed "
 			  "data item without --data-key, an output volume without --volume-key, "
 			  "teepy data open or teepy volume without it, sim evidence or teepy "
-			  "platform show without a platform key"),
+			  "platform show without a platform key; teepy run --cas: the CAS cannot "
+			  "be reached, its key is not the pinned one, it refused the request "
+			  "otherwise than by a denial, its answer is malformed, or it gave no key "
+			  "for a sealed item"),
 	EXIT(ATTESTATION_DENIED,
 	     "attestation evidence refused: teepy attest verify found a TDX quote, SEV-SNP "
 	     "report or sim evidence malformed, a signature or certificate chain that does not "
-	     "verify, an untrusted platform key or claims not those expected (later also the "
-	     "CAS refusing evidence)"),
+	     "verify, an untrusted platform key or claims not those expected; teepy run --cas: "
+	     "the CAS denied the run (its reason on one line)"),
 	EXIT(INTERNAL, "internal error: teepy could not set up the sandbox or write the result, "
 		       "or OpenSSL's libcrypto (needed for a bundle) cannot be loaded (the line "
 		       "says what failed)"),

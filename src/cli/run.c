@@ -4,6 +4,7 @@
 
 #include "exit_codes.h"
 #include "run.h"
+#include "run_cas.h"
 #include "run_opts.h"
 #include "../common/io.h"
 #include "../common/log.h"
@@ -101,6 +102,8 @@ struct cli_run {
 	struct tp_traced_run *traced_out;
 	uint8_t *bundle_key; /* --bundle-key's key, in locked memory, or NULL */
 	uint8_t *volume_key; /* --volume-key's, in locked memory, or NULL */
+	bool cas_on;	     /* --cas: the keys come from cas */
+	struct tp_run_cas cas;
 	struct tp_run_config cfg;
 };
 
@@ -245,6 +248,30 @@ static int open_item(const char *item, char path[PATH_MAX], const char **own_key
 	return fd;
 }
 
+/* --cas: the CAS's key for the sealed item at fd, by the id in its header; NULL
+ * when the CAS gave none for it. Returns an exit code or 0. */
+static int cas_data_key(const struct cli_run *run, const char *flag, const char *path, int fd,
+			const uint8_t **key)
+{
+	uint8_t header[TP_PFS_HEADER_SIZE];
+	struct tp_pfs_header h;
+	char err[256], id[2 * TP_PFS_ID_SIZE + 1];
+
+	if (pread(fd, header, sizeof(header), 0) != (ssize_t)sizeof(header) ||
+	    tp_pfs_header_parse(header, &h, err, sizeof(err)) < 0)
+		return refused(TP_EXIT_DATA_REFUSED,
+			       "%s %s: refused: not a teepy protected file's header", flag, path);
+	if (!(*key = tp_cas_data_key_find(&run->cas.secrets, h.id))) {
+		tp_hex(h.id, TP_PFS_ID_SIZE, id);
+		return refused(TP_EXIT_KEY_MISSING,
+			       "%s %s: the CAS gave %s no key for item %s (its policy's data_key "
+			       "secrets name their data_id; or give the item's own key as %s "
+			       "%s:KEY)",
+			       flag, path, run->cas.config_id, id, flag, path);
+	}
+	return 0;
+}
+
 /* The data files, each opened; a sealed item (docs/protected-files.md) is opened
  * with its key, every chunk checked, into a memfd of its plaintext in its place.
  * The keys: an item's own (FILE:KEY), else --data-key, given once for every
@@ -255,6 +282,7 @@ static int open_data_items(struct cli_run *run)
 	/* each sealed item's key file, and how much of its name is the file's */
 	struct item_key {
 		const char *key;
+		const uint8_t *cas_key; /* the CAS's key for the item's id */
 		int name_len;
 		uint64_t size;
 	} *keys = calloc(o->data.count ? o->data.count : 1, sizeof(*keys));
@@ -293,7 +321,9 @@ static int open_data_items(struct cli_run *run)
 								o->data_keys.items[from_list] :
 								NULL;
 			from_list += !own_key;
-			if (!keys[i].key && missing == SIZE_MAX)
+			if (!keys[i].key && run->cas_on)
+				code = cas_data_key(run, flag, path, fd, &keys[i].cas_key);
+			if (!keys[i].key && !keys[i].cas_key && missing == SIZE_MAX)
 				missing = i;
 		}
 	}
@@ -326,9 +356,11 @@ static int open_data_items(struct cli_run *run)
 		const char *flag = i < o->service_data_count ? "--data" : "--task-data";
 		const char *name = o->data.items[i];
 		int fd = run->data_fds[i], plain;
-		if (!keys[i].key)
+		if (!keys[i].key && !keys[i].cas_key)
 			continue;
-		if (tp_symkey_read(keys[i].key, key, err, sizeof(err)) < 0) {
+		if (keys[i].cas_key)
+			memcpy(key, keys[i].cas_key, TP_SYMKEY_SIZE);
+		else if (tp_symkey_read(keys[i].key, key, err, sizeof(err)) < 0) {
 			code = usage_error("%s %.*s: key %s: %s", flag, keys[i].name_len, name,
 					   keys[i].key, err);
 			break;
@@ -353,6 +385,11 @@ static int open_data_items(struct cli_run *run)
 	}
 	tp_secret_free(key, TP_SYMKEY_SIZE);
 	free(keys);
+	/* the CAS's data keys have done their work */
+	for (size_t i = 0; run->cas_on && i < run->cas.secrets.data_count; i++) {
+		tp_secret_free(run->cas.secrets.data[i].key, TP_SYMKEY_SIZE);
+		run->cas.secrets.data[i].key = NULL;
+	}
 	return code;
 }
 
@@ -507,8 +544,16 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 	fprintf(stderr, "  interpreter   %s (Python %s), executed, not embedded\n", TP_PYTHON_EXE,
 		TP_PYTHON_VERSION);
 	fprintf(stderr, "  runtime       %s\n", inv->runtime_so);
-	fprintf(stderr, "  mode          sim%s (no hardware attestation)\n",
-		o->mode_was_auto ? " (auto)" : "");
+	if (run->cas_on)
+		fprintf(
+		    stderr,
+		    "  keys          by attestation: %s (key %s), config id %s, %s evidence%s%s\n",
+		    o->cas, o->cas_fingerprint, o->config_id, run->cas.mode,
+		    run->cas.secrets.blob_count ? "; blob secrets not used by a run: " : "",
+		    run->cas.secrets.blobs);
+	else
+		fprintf(stderr, "  mode          sim%s (no hardware attestation)\n",
+			o->mode_was_auto ? " (auto)" : "");
 	if (getuid() == 0)
 		fprintf(stderr,
 			"  namespaces    user, mount, pid, network, ipc, uts (root's service is "
@@ -600,7 +645,7 @@ static void filled(void *observer, const struct tp_invocation *inv)
 
 static int check_mode(const struct tp_run_opts *o)
 {
-	if (o->mode != TP_MODE_HW)
+	if (o->mode != TP_MODE_HW || o->cas) /* --cas: the evidence's mode */
 		return 0;
 	tp_error(
 	    "mode hw: hardware attestation needs a confidential VM with configfs-tsm "
@@ -712,7 +757,62 @@ static int make_config(struct cli_run *run)
 		.preload = run->preload,
 		.mark = timing_on ? mark : NULL,
 	};
+	if (o->cas && !cfg->is_bundle && o->cas_from_env)
+		o->cas = NULL; /* the deployment's setting: an unsealed script has no keys */
+	else if (o->cas && !cfg->is_bundle)
+		return usage_error("--cas: %s is not a bundle; only a sealed bundle (teepy build) "
+				   "gets its keys from a CAS",
+				   o->script);
 	return load_bundle_key(run) ?: load_volume_key(run);
+}
+
+/* --cas: the secrets got by attestation, put where the run takes them: the bundle
+ * key and the volume key as --bundle-key's and --volume-key's (locked memory,
+ * wiped when done), the data keys by item id (open_data_items), env values after
+ * --env's. Returns an exit code or 0. */
+static int cas_keys(struct cli_run *run)
+{
+	struct tp_run_opts *o = &run->opts;
+	struct tp_cas_secrets *s = &run->cas.secrets;
+	const char **env;
+	int code;
+
+	run->cas = (struct tp_run_cas){
+		.url = o->cas,
+		.fingerprint = o->cas_fingerprint,
+		.config_id = o->config_id,
+		.mode = o->mode_was_auto      ? "auto" :
+			o->mode == TP_MODE_HW ? "hw" :
+						"sim",
+	};
+	run->cas_on = true;
+	if ((code = tp_run_cas_fetch(&run->cas, o->script)) != 0)
+		return code;
+	run->bundle_key = s->bundle_key;
+	run->cfg.bundle_key = s->bundle_key;
+	s->bundle_key = NULL;
+	if (o->output_volume) {
+		run->volume_key = s->volume_key;
+		run->cfg.volume_key = s->volume_key;
+		s->volume_key = NULL;
+	}
+	for (size_t i = 0; i < s->env_count; i++) {
+		size_t len = (size_t)(strchr(s->env[i], '=') - s->env[i]);
+		for (size_t j = 0; j < o->env.count; j++)
+			if (strncmp(o->env.items[j], s->env[i], len + 1) == 0)
+				return usage_error(
+				    "--env %.*s: the CAS gives %.*s for %s (give one "
+				    "or the other)",
+				    (int)len, s->env[i], (int)len, s->env[i], o->config_id);
+	}
+	if (!(env = calloc(o->env.count + s->env_count + 1, sizeof(*env))))
+		return refused(TP_EXIT_INTERNAL, "out of memory");
+	memcpy(env, run->env, o->env.count * sizeof(*env));
+	memcpy(env + o->env.count, s->env, s->env_count * sizeof(*env));
+	free(run->env);
+	run->env = env;
+	run->cfg.env = env;
+	return 0;
 }
 
 static void cli_run_free(struct cli_run *run)
@@ -731,6 +831,7 @@ static void cli_run_free(struct cli_run *run)
 	free(run->preload);
 	tp_secret_free(run->bundle_key, TP_SYMKEY_SIZE);
 	tp_secret_free(run->volume_key, TP_SYMKEY_SIZE);
+	tp_run_cas_free(&run->cas);
 	tp_run_opts_free(&run->opts);
 }
 
@@ -762,6 +863,8 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 	run->ascii = !tp_term_locale_is_utf8(getenv("LC_ALL"), getenv("LC_CTYPE"), getenv("LANG"));
 	tp_term_escape_init(&run->esc, run->ascii, TP_TERM_SERVICE_MARK);
 	code = make_config(run);
+	if (code == 0 && run->opts.cas)
+		code = cas_keys(run);
 	/* refusals come in the order they always have: a bundle's input is read before
 	 * the bundle is opened, a script's once the script is found */
 	if (code == 0 && run->cfg.is_bundle)
@@ -769,6 +872,18 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 	if (code)
 		return interrupted ? TP_EXIT_INTERRUPTED : code;
 	if (tp_invocation_open(&run->cfg, keep ? keep : &inv, &out) == 0) {
+		/* the keys were released for the bundle measured; the file may have
+		 * changed since, and no other bundle runs with them */
+		if (run->cas_on &&
+		    !tp_run_cas_same_bundle(&run->cas, &(keep ? keep : &inv)->bundle)) {
+			tp_outcome_free(&out);
+			if (!keep)
+				tp_invocation_free(&inv);
+			return refused(TP_EXIT_BUNDLE,
+				       "%s: refused: the bundle changed after it was attested; its "
+				       "keys are not used for another",
+				       run->opts.script);
+		}
 		if (!run->cfg.is_bundle && (code = load_inputs(run)) != 0) {
 			tp_outcome_free(&out);
 			if (!keep)

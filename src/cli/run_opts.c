@@ -2,6 +2,8 @@
 #include "run_opts.h"
 
 #include "flags.h"
+#include "../cas/cas.h"
+#include "../cas/client.h"
 #include "../common/log.h"
 #include "../common/units.h"
 #include "../runner/runner.h"
@@ -42,6 +44,9 @@ enum run_flag {
 	RUN_NO_CACHE,
 	RUN_CACHE_MAX,
 	RUN_ESCAPE,
+	RUN_CAS,
+	RUN_CAS_FINGERPRINT,
+	RUN_CONFIG_ID,
 	RUN_HELP,
 };
 
@@ -107,8 +112,20 @@ const struct tp_flag tp_run_flags[] = {
 	  "the key an encrypted bundle's files are sealed with (teepy keygen --symmetric; "
 	  "build: the key to encrypt with)" },
 
+	TP_FLAG_HEADING("Keys by attestation (a sealed bundle):"),
+	{ RUN_CAS, "cas", 0, "URL", "TEEPY_CAS_ADDR",
+	  "get the bundle key, data keys, volume key and environment values from the CAS at "
+	  "https://HOST:PORT by attestation (not with --bundle-key, --data-key, --volume-key)" },
+	{ RUN_CAS_FINGERPRINT, "cas-fingerprint", 0, "FP", "TEEPY_CAS_FINGERPRINT",
+	  "the CAS's key: sha256// and the base64 of the SHA-256 of its public key (teepy cas "
+	  "prints it)" },
+	{ RUN_CONFIG_ID, "config-id", 0, "POLICY/SERVICE", "TEEPY_CONFIG_ID",
+	  "the policy and service whose secrets the run asks for" },
+
 	TP_FLAG_HEADING("Other:"),
-	{ RUN_MODE, "mode", 0, "MODE", "TEEPY_MODE", "sim | auto | hw (default auto = sim)" },
+	{ RUN_MODE, "mode", 0, "MODE", "TEEPY_MODE",
+	  "sim | auto | hw (default auto = sim; with --cas the evidence's: auto = hw where "
+	  "configfs-tsm is, else sim)" },
 	{ RUN_PRINT_CONFIG, "print-config", 0, NULL, "TEEPY_VERSION",
 	  "print the configuration and applied protections to stderr before running" },
 	{ RUN_NO_CACHE, "no-cache", 0, NULL, "TEEPY_NO_CACHE",
@@ -358,6 +375,32 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 			    "not LD_*)",
 			    what, value);
 		return strv_push(&opts->env, value);
+	case RUN_CAS:
+	case RUN_CAS_FINGERPRINT:
+	case RUN_CONFIG_ID: {
+		const char **slot = id == RUN_CAS	      ? &opts->cas :
+				    id == RUN_CAS_FINGERPRINT ? &opts->cas_fingerprint :
+								&opts->config_id;
+		if (!*value)
+			return tp_errf(err, err_size, "%s: empty", what);
+		if (id == RUN_CONFIG_ID && !tp_run_opts_config_id_ok(value))
+			return tp_errf(err, err_size,
+				       "%s: '%.140s' is not POLICY/SERVICE (each "
+				       "[a-z0-9][a-z0-9_-]{0,63})",
+				       what, value);
+		bool *flag = id == RUN_CAS	       ? &seen->cas :
+			     id == RUN_CAS_FINGERPRINT ? &seen->cas_fingerprint :
+							 &seen->config_id;
+		bool setting = strncmp(what, "TEEPY_", 6) == 0;
+		/* a flag replaces what a setting said, not another flag */
+		if (!setting && *flag)
+			return tp_errf(err, err_size, "%s: given more than once (use one)", what);
+		*slot = value;
+		*flag = !setting;
+		if (id == RUN_CAS)
+			opts->cas_from_env = setting;
+		return 0;
+	}
 	case RUN_MODE:
 		return parse_mode(what, value, opts, err, err_size);
 	case RUN_ESCAPE:
@@ -459,6 +502,39 @@ int tp_run_opts_finish(struct tp_run_opts *opts, const char *command, char *err,
 		return tp_errf(err, err_size,
 			       "%s applies to an output volume: give --output-volume DIR too",
 			       needs_volume);
+	if (opts->cas && opts->cas_from_env && strcmp(command, "build") == 0)
+		opts->cas = NULL; /* the deployment's setting: not a sample run's */
+	else if (opts->cas && strcmp(command, "build") == 0)
+		return tp_errf(err, err_size,
+			       "--cas: a build's sample run gets no keys from a CAS (give it to "
+			       "teepy run)");
+	if (opts->cas) {
+		const char *given = opts->bundle_key	  ? "--bundle-key" :
+				    opts->data_keys.count ? "--data-key" :
+				    opts->volume_key	  ? "--volume-key" :
+							    NULL;
+		if (given && opts->cas_from_env)
+			opts->cas = NULL; /* the flag wins over the deployment's setting */
+		else if (given)
+			return tp_errf(err, err_size,
+				       "%s: with --cas the keys come from the CAS by attestation "
+				       "(give one or the other)",
+				       given);
+		if (opts->cas && (!opts->cas_fingerprint || !opts->config_id))
+			return tp_errf(err, err_size, "--cas: give %s too (or TEEPY_%s)",
+				       !opts->cas_fingerprint ? "--cas-fingerprint FP" :
+								"--config-id POLICY/SERVICE",
+				       !opts->cas_fingerprint ? "CAS_FINGERPRINT" : "CONFIG_ID");
+		char why[320];
+		if (opts->cas && tp_cas_check_url(opts->cas, why, sizeof(why)) < 0)
+			return tp_errf(err, err_size, "--cas: %s", why);
+		if (opts->cas &&
+		    tp_cas_check_fingerprint(opts->cas_fingerprint, why, sizeof(why)) < 0)
+			return tp_errf(err, err_size, "--cas-fingerprint: %s", why);
+	} else if (opts->seen.cas_fingerprint || opts->seen.config_id) {
+		return tp_errf(err, err_size, "%s: applies to --cas URL: give it too",
+			       opts->seen.config_id ? "--config-id" : "--cas-fingerprint");
+	}
 	opts->service_data_count = opts->data.count;
 	for (size_t k = 0; k < opts->seen.task_data.count; k++)
 		if (strv_push(&opts->data, opts->seen.task_data.items[k]) < 0) {
@@ -516,6 +592,17 @@ void tp_run_opts_free(struct tp_run_opts *opts)
 	free(opts->env.items);
 	free(opts->trust.items);
 	memset(opts, 0, sizeof(*opts));
+}
+
+bool tp_run_opts_config_id_ok(const char *text)
+{
+	const char *slash = strchr(text, '/');
+	char policy[TP_CAS_NAME_MAX + 1];
+
+	if (!slash || slash == text || (size_t)(slash - text) > TP_CAS_NAME_MAX)
+		return false;
+	snprintf(policy, sizeof(policy), "%.*s", (int)(slash - text), text);
+	return tp_cas_name_ok(policy) && tp_cas_name_ok(slash + 1);
 }
 
 const char *tp_run_opts_data_item(const struct tp_run_opts *opts, size_t i)

@@ -23,6 +23,7 @@ struct tp_strv {
 struct tp_run_opts_seen {
 	struct tp_strv task_data; /* kept apart until the end: they follow the service data */
 	bool input, output;
+	bool cas, cas_fingerprint, config_id; /* given as flags, not TEEPY_* settings */
 };
 
 struct tp_run_opts {
@@ -58,6 +59,11 @@ struct tp_run_opts {
 	bool help;
 	enum tp_mode mode;
 	bool mode_was_auto;
+	/* --cas URL, --cas-fingerprint FP, --config-id POLICY/SERVICE: the keys by
+	 * attestation; cas_from_env: all three came from TEEPY_* settings (which an
+	 * unsealed script and a build's sample run leave alone) */
+	const char *cas, *cas_fingerprint, *config_id;
+	bool cas_from_env;
 	struct tp_run_opts_seen seen;
 };
 
@@ -87,6 +93,9 @@ int tp_run_opts_allow(struct tp_run_opts *opts, const char *path);
 int tp_run_opts_finish(struct tp_run_opts *opts, const char *command, char *err, size_t err_size);
 
 void tp_run_opts_free(struct tp_run_opts *opts);
+
+/* Whether text is POLICY/SERVICE, each [a-z0-9][a-z0-9_-]{0,63} (cas-api.md). */
+bool tp_run_opts_config_id_ok(const char *text);
 
 /* Data item i of the TEEX list (service data, then task data), or NULL if out of range. */
 const char *tp_run_opts_data_item(const struct tp_run_opts *opts, size_t i);

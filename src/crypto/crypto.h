@@ -184,6 +184,12 @@ struct tp_cert *tp_cert_from_der(const void *der, size_t size);
 int tp_certs_from_pem(const char *text, size_t size, struct tp_cert **out, size_t max);
 void tp_cert_free(struct tp_cert *cert);
 
+/* A new ECDSA P-256 key (PEM, PKCS #8, mode 0600) at key_path and a self-signed
+ * certificate for it (PEM, 0644, ten years, subject CN=cn) at cert_path, for a TLS
+ * server whose clients pin its key; neither file may exist. Returns 0 or -errno
+ * (nothing left behind). */
+int tp_tls_key_generate(const char *key_path, const char *cert_path, const char *cn);
+
 /* SHA-256 of the certificate's SubjectPublicKeyInfo (DER): what a pin names,
  * whichever certificate carries the key. Returns 0 or -EINVAL. */
 int tp_cert_key_sha256(const struct tp_cert *cert, uint8_t out[TP_SHA256_SIZE]);

@@ -101,7 +101,23 @@
 	X(ECDSA_SIG_new)                                                                           \
 	X(ECDSA_SIG_free)                                                                          \
 	X(ECDSA_SIG_set0)                                                                          \
-	X(i2d_ECDSA_SIG)
+	X(i2d_ECDSA_SIG)                                                                           \
+	OSSL_TLS_FUNCTIONS(X)
+
+/* x509.c's: the CAS server's self-signed TLS certificate */
+#define OSSL_TLS_FUNCTIONS(X)                                                                      \
+	X(X509_new)                                                                                \
+	X(X509_set_version)                                                                        \
+	X(X509_get_serialNumber)                                                                   \
+	X(ASN1_INTEGER_set)                                                                        \
+	X(X509_getm_notBefore)                                                                     \
+	X(X509_getm_notAfter)                                                                      \
+	X(X509_gmtime_adj)                                                                         \
+	X(X509_set_pubkey)                                                                         \
+	X(X509_NAME_add_entry_by_txt)                                                              \
+	X(X509_set_issuer_name)                                                                    \
+	X(X509_sign)                                                                               \
+	X(PEM_write_X509)
 
 #define OSSL_DECLARE(name) __typeof__(name) *name;
 struct tp_ossl {

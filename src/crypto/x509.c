@@ -5,11 +5,13 @@
 #include "ossl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A struct tp_cert is OpenSSL's X509 itself, under teepy's name. */
 static X509 *x509(const struct tp_cert *cert)
@@ -275,5 +277,74 @@ int tp_p256_verify(const uint8_t pub[TP_P256_PUB_SIZE], const void *msg, size_t 
 		return -EKEYREJECTED;
 	r = ecdsa_verify(key, 256, msg, msg_size, sig, sig + 32, 32);
 	tp_ossl.EVP_PKEY_free(key);
+	return r;
+}
+
+/* ---- the CAS server's TLS key ---- */
+
+/* Writes a new file at path (never over one there) with write_fn's PEM. */
+static int write_new(const char *path, mode_t mode, int (*write_fn)(FILE *f, void *obj), void *obj)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	FILE *f;
+	int ok;
+
+	if (fd < 0)
+		return -errno;
+	if (!(f = fdopen(fd, "w"))) {
+		int r = -errno;
+		close(fd);
+		unlink(path);
+		return r;
+	}
+	ok = write_fn(f, obj);
+	if (fclose(f) != 0 || !ok) {
+		unlink(path);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int write_private(FILE *f, void *pkey)
+{
+	return tp_ossl.PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL);
+}
+
+static int write_cert(FILE *f, void *x)
+{
+	return tp_ossl.PEM_write_X509(f, x);
+}
+
+int tp_tls_key_generate(const char *key_path, const char *cert_path, const char *cn)
+{
+	EVP_PKEY *pkey =
+	    tp_ossl_ready() ? tp_ossl.EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256") : NULL;
+	X509 *x = pkey ? tp_ossl.X509_new() : NULL;
+	X509_NAME *name;
+	int r = -EIO;
+
+	if (!x)
+		goto out;
+	name = tp_ossl.X509_get_subject_name(x);
+	if (tp_ossl.X509_set_version(x, 2) != 1 ||
+	    tp_ossl.ASN1_INTEGER_set(tp_ossl.X509_get_serialNumber(x), 1) != 1 ||
+	    !tp_ossl.X509_gmtime_adj(tp_ossl.X509_getm_notBefore(x), -86400) ||
+	    !tp_ossl.X509_gmtime_adj(tp_ossl.X509_getm_notAfter(x), 10L * 366 * 86400) ||
+	    tp_ossl.X509_set_pubkey(x, pkey) != 1 ||
+	    tp_ossl.X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn,
+					       -1, -1, 0) != 1 ||
+	    tp_ossl.X509_set_issuer_name(x, name) != 1 ||
+	    tp_ossl.X509_sign(x, pkey, tp_ossl.EVP_sha256()) <= 0)
+		goto out;
+	if ((r = write_new(key_path, 0600, write_private, pkey)) < 0)
+		goto out;
+	if ((r = write_new(cert_path, 0644, write_cert, x)) < 0)
+		unlink(key_path);
+out:
+	tp_ossl.ERR_clear_error();
+	if (x)
+		tp_ossl.X509_free(x);
+	if (pkey)
+		tp_ossl.EVP_PKEY_free(pkey);
 	return r;
 }

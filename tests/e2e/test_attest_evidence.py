@@ -10,15 +10,13 @@ import hashlib
 import json
 import os
 import stat
-from pathlib import Path
 
 import pytest
 
 from exit_codes import EXIT
+from recorded_tsm import QUOTE_4, make_recorded_tsm
 from volumes import one_line, own
 
-EVIDENCE = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "attestation"
-QUOTE_4 = EVIDENCE / "tdx" / "tdx_quote_4.dat"
 NONCE = "00112233445566778899aabbccddeeff"
 APP = "aa" * 32
 SIGNER = "bb" * 32
@@ -191,12 +189,7 @@ def recorded_tsm(tmp, variant):
     one entry with a RECORDED TDX quote in its outblob: NOT a kernel. teepy uses the
     entry named by TEEPY_TSM_ENTRY (the test seam) instead of making its own."""
     d = tmp.make_sibling("tsm")
-    entry = d / "recorded"
-    entry.mkdir()
-    (entry / "inblob").write_bytes(b"")
-    (entry / "outblob").write_bytes(QUOTE_4.read_bytes())
-    (entry / "provider").write_text("tdx_guest\n")
-    (entry / "generation").write_text("1\n")
+    make_recorded_tsm(d)
     own(d, variant)
     return d
 

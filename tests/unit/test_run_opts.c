@@ -297,6 +297,68 @@ static void test_flags_are_named_whole_and_switches_take_no_value(void)
 	tp_run_opts_free(&o);
 }
 
+#define CAS_FP "sha256//LSBV0fVbhLi3AkvK0Ty1YEO0X1vACeg0/ygdmP+ZrtM="
+
+static void test_cas_flags_come_together_and_not_with_key_flags(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+	memset(env_table, 0, sizeof(env_table));
+	CHECK(parse(&o, err,
+		    (const char *[]){ "a.tpy", "--cas", "https://h:1", "--cas-fingerprint", CAS_FP,
+				      "--config-id", "mysvc/main", NULL }) == 0);
+	CHECK_STR(o.cas, "https://h:1");
+	CHECK(!o.cas_from_env);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "a.tpy", "--cas", "https://h:1", NULL }) == -EINVAL);
+	CHECK(strstr(err, "--cas-fingerprint") != NULL);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "a.tpy", "--config-id", "mysvc/main", NULL }) ==
+	      -EINVAL);
+	CHECK_STR(err, "--config-id: applies to --cas URL: give it too");
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err,
+		    (const char *[]){ "a.tpy", "--cas", "https://h:1", "--cas-fingerprint", CAS_FP,
+				      "--config-id", "mysvc/main", "--bundle-key", "k", NULL }) ==
+	      -EINVAL);
+	CHECK(strncmp(err, "--bundle-key: with --cas", 24) == 0);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "a.tpy", "--config-id", "My/main", NULL }) ==
+	      -EINVAL);
+	CHECK(strstr(err, "is not POLICY/SERVICE") != NULL);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err,
+		    (const char *[]){ "a.tpy", "--cas", "http://h:1", "--cas-fingerprint", CAS_FP,
+				      "--config-id", "a/b", NULL }) == -EINVAL);
+	CHECK(strstr(err, "not an https:// URL") != NULL);
+	tp_run_opts_free(&o);
+}
+
+static void test_cas_settings_yield_to_key_flags(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+	memset(env_table, 0, sizeof(env_table));
+	env_table[0][0] = "TEEPY_CAS_ADDR";
+	env_table[0][1] = "https://127.0.0.1:8443";
+	env_table[1][0] = "TEEPY_CAS_FINGERPRINT";
+	env_table[1][1] = CAS_FP;
+	env_table[2][0] = "TEEPY_CONFIG_ID";
+	env_table[2][1] = "mysvc/main";
+	CHECK(parse(&o, err, (const char *[]){ "a.tpy", NULL }) == 0);
+	CHECK(o.cas && o.cas_from_env);
+	CHECK_STR(o.config_id, "mysvc/main");
+	tp_run_opts_free(&o);
+	/* a key flag wins over the deployment's setting */
+	CHECK(parse(&o, err, (const char *[]){ "a.tpy", "--bundle-key", "k", NULL }) == 0);
+	CHECK(o.cas == NULL);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "a.tpy", "--config-id", "other/svc", NULL }) == 0);
+	CHECK_STR(o.config_id, "other/svc");
+	tp_run_opts_free(&o);
+	memset(env_table, 0, sizeof(env_table));
+}
+
 TESTS(run_opts_tests) = {
 	{ "defaults_are_the_teex_limits", test_defaults_are_the_teex_limits },
 	{ "service_data_come_before_task_data", test_service_data_come_before_task_data },
@@ -314,5 +376,8 @@ TESTS(run_opts_tests) = {
 	{ "given_limits_are_a_set_of_bits", test_given_limits_are_a_set_of_bits },
 	{ "flags_are_named_whole_and_switches_take_no_value",
 	  test_flags_are_named_whole_and_switches_take_no_value },
+	{ "cas_flags_come_together_and_not_with_key_flags",
+	  test_cas_flags_come_together_and_not_with_key_flags },
+	{ "cas_settings_yield_to_key_flags", test_cas_settings_yield_to_key_flags },
 	END_TESTS,
 };

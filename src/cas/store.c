@@ -1,0 +1,498 @@
+/* The CAS's state in SQLite (WAL mode): policies (documents without their secret
+ * values), secret values encrypted with the master key (AES-256-GCM, a random nonce
+ * each, associated data policy "\0" secret), challenges, the replay cache of signed
+ * times, and the audit log, which triggers keep append-only. One connection; the
+ * service calls in one request at a time. */
+#include "cas.h"
+
+#include "../crypto/crypto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct tp_cas_store {
+	sqlite3 *db;
+	struct tp_gcm *master;
+};
+
+static const char schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=FULL;"
+    "PRAGMA secure_delete=ON;"
+    "CREATE TABLE IF NOT EXISTS policies (name TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+    " hash TEXT NOT NULL, doc TEXT NOT NULL, updated INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS secrets (policy TEXT NOT NULL, name TEXT NOT NULL,"
+    " sealed BLOB NOT NULL, PRIMARY KEY (policy, name));"
+    "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL,"
+    " used INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS nonces_open ON nonces (used, expires);"
+    "CREATE TABLE IF NOT EXISTS replay (signature TEXT PRIMARY KEY,"
+    " expires INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " time INTEGER NOT NULL, remote TEXT NOT NULL, op TEXT NOT NULL, subject TEXT NOT NULL,"
+    " outcome TEXT NOT NULL, reason TEXT NOT NULL);"
+    "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;";
+
+int tp_cas_store_open(const char *path, const uint8_t master[TP_CAS_MASTER_SIZE],
+		      struct tp_cas_store **out, char *err, size_t err_size)
+{
+	struct tp_cas_store *st = calloc(1, sizeof(*st));
+	char *msg = NULL;
+	int r;
+
+	if (!st || (master && !(st->master = tp_gcm_new(master)))) {
+		free(st);
+		snprintf(err, err_size, "out of memory");
+		return -ENOMEM;
+	}
+	/* the file only its owner reads: values are encrypted, but the rest is the owners' */
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	r = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (r == SQLITE_OK)
+		sqlite3_busy_timeout(st->db, 5000);
+	if (r == SQLITE_OK && sqlite3_exec(st->db, schema, NULL, NULL, &msg) != SQLITE_OK)
+		r = SQLITE_ERROR;
+	if (r != SQLITE_OK) {
+		snprintf(err, err_size, "%s", msg ? msg : sqlite3_errmsg(st->db));
+		sqlite3_free(msg);
+		tp_cas_store_close(st);
+		return -EIO;
+	}
+	*out = st;
+	return 0;
+}
+
+void tp_cas_store_close(struct tp_cas_store *st)
+{
+	if (!st)
+		return;
+	sqlite3_close(st->db);
+	tp_gcm_free(st->master);
+	free(st);
+}
+
+/* A statement with its text parameters bound in order (NULL: SQL NULL). */
+static sqlite3_stmt *prepare(struct tp_cas_store *st, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return NULL;
+	return s;
+}
+
+static int exec(struct tp_cas_store *st, const char *sql)
+{
+	return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+static void text(sqlite3_stmt *s, int i, const char *v)
+{
+	sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+}
+
+/* ---- secrets ---- */
+
+static int seal_value(struct tp_cas_store *st, const char *policy, const char *name,
+		      const char *value, size_t size, uint8_t **out, size_t *out_size)
+{
+	size_t plen = strlen(policy), nlen = strlen(name);
+	uint8_t *blob = malloc(TP_GCM_NONCE_SIZE + size + TP_GCM_TAG_SIZE);
+	char *aad = malloc(plen + 1 + nlen);
+
+	if (!st->master || !blob || !aad || tp_random(blob, TP_GCM_NONCE_SIZE) < 0) {
+		free(blob);
+		free(aad);
+		return -ENOMEM;
+	}
+	memcpy(aad, policy, plen + 1);
+	memcpy(aad + plen + 1, name, nlen);
+	if (tp_gcm_seal(st->master, blob, aad, plen + 1 + nlen, value, size,
+			blob + TP_GCM_NONCE_SIZE, blob + TP_GCM_NONCE_SIZE + size) < 0) {
+		free(blob);
+		free(aad);
+		return -EIO;
+	}
+	free(aad);
+	*out = blob;
+	*out_size = TP_GCM_NONCE_SIZE + size + TP_GCM_TAG_SIZE;
+	return 0;
+}
+
+static int open_value(struct tp_cas_store *st, const char *policy, const char *name,
+		      const uint8_t *blob, size_t size, json_t **out)
+{
+	size_t plen = strlen(policy), nlen = strlen(name), n;
+	char *aad, *plain;
+	int r;
+
+	if (!st->master || size < TP_GCM_NONCE_SIZE + TP_GCM_TAG_SIZE)
+		return -EBADMSG;
+	n = size - TP_GCM_NONCE_SIZE - TP_GCM_TAG_SIZE;
+	aad = malloc(plen + 1 + nlen);
+	plain = tp_secret_alloc(n + 1);
+	if (!aad || !plain) {
+		free(aad);
+		tp_secret_free(plain, n + 1);
+		return -ENOMEM;
+	}
+	memcpy(aad, policy, plen + 1);
+	memcpy(aad + plen + 1, name, nlen);
+	r = tp_gcm_open(st->master, blob, aad, plen + 1 + nlen, blob + TP_GCM_NONCE_SIZE, n,
+			blob + TP_GCM_NONCE_SIZE + n, plain);
+	free(aad);
+	if (r == 0 && !(*out = json_stringn(plain, n)))
+		r = -EBADMSG;
+	tp_secret_free(plain, n + 1);
+	return r < 0 ? -EBADMSG : 0;
+}
+
+/* ---- policies ---- */
+
+int tp_cas_store_policy_get(struct tp_cas_store *st, const char *name, json_t **doc,
+			    char owner[TP_CAS_HASH_HEX], char hash[TP_CAS_HASH_HEX])
+{
+	sqlite3_stmt *s = prepare(st, "SELECT owner, hash, doc FROM policies WHERE name = ?");
+	json_t *d = NULL, *secrets;
+	int r = -EIO;
+
+	if (!s)
+		return -EIO;
+	text(s, 1, name);
+	r = sqlite3_step(s);
+	if (r != SQLITE_ROW) {
+		sqlite3_finalize(s);
+		return r == SQLITE_DONE ? -ENOENT : -EIO;
+	}
+	snprintf(owner, TP_CAS_HASH_HEX, "%s", (const char *)sqlite3_column_text(s, 0));
+	snprintf(hash, TP_CAS_HASH_HEX, "%s", (const char *)sqlite3_column_text(s, 1));
+	d = json_loads((const char *)sqlite3_column_text(s, 2), 0, NULL);
+	sqlite3_finalize(s);
+	if (!d)
+		return -EIO;
+	/* the values back in */
+	s = prepare(st, "SELECT name, sealed FROM secrets WHERE policy = ?");
+	if (!s) {
+		json_decref(d);
+		return -EIO;
+	}
+	text(s, 1, name);
+	secrets = json_object_get(d, "secrets");
+	r = 0;
+	while (r == 0 && sqlite3_step(s) == SQLITE_ROW) {
+		const char *sname = (const char *)sqlite3_column_text(s, 0);
+		json_t *value = NULL, *sec = json_object_get(secrets, sname);
+		r = open_value(st, name, sname, sqlite3_column_blob(s, 1),
+			       (size_t)sqlite3_column_bytes(s, 1), &value);
+		if (r == 0 && (!sec || json_object_set_new(sec, "value", value) < 0))
+			r = -EIO;
+	}
+	sqlite3_finalize(s);
+	if (r < 0) {
+		json_decref(d);
+		return r;
+	}
+	*doc = d;
+	return 0;
+}
+
+static int current_hash(struct tp_cas_store *st, const char *name, char hash[TP_CAS_HASH_HEX])
+{
+	sqlite3_stmt *s = prepare(st, "SELECT hash FROM policies WHERE name = ?");
+	int r;
+
+	if (!s)
+		return -EIO;
+	text(s, 1, name);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW)
+		snprintf(hash, TP_CAS_HASH_HEX, "%s", (const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	return r == SQLITE_ROW ? 0 : r == SQLITE_DONE ? -ENOENT : -EIO;
+}
+
+static int put_in_transaction(struct tp_cas_store *st, const char *name, const char *owner,
+			      const char *hash, const json_t *doc)
+{
+	json_t *bare = json_deep_copy(doc), *sec, *secrets;
+	const char *sname;
+	sqlite3_stmt *s;
+	char *text_doc;
+	int r = 0;
+
+	if (!bare)
+		return -ENOMEM;
+	secrets = json_object_get(bare, "secrets");
+	json_object_foreach(secrets, sname, sec) json_object_del(sec, "value");
+	text_doc = json_dumps(bare, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(bare);
+	if (!text_doc)
+		return -ENOMEM;
+	s = prepare(st, "INSERT OR REPLACE INTO policies (name, owner, hash, doc, updated)"
+			" VALUES (?, ?, ?, ?, strftime('%s','now'))");
+	if (!s) {
+		free(text_doc);
+		return -EIO;
+	}
+	text(s, 1, name);
+	text(s, 2, owner);
+	text(s, 3, hash);
+	text(s, 4, text_doc);
+	free(text_doc);
+	r = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(s);
+	if (r < 0)
+		return r;
+	if (!(s = prepare(st, "DELETE FROM secrets WHERE policy = ?")))
+		return -EIO;
+	text(s, 1, name);
+	r = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(s);
+	if (r < 0 ||
+	    !(s = prepare(st, "INSERT INTO secrets (policy, name, sealed) VALUES (?, ?, ?)")))
+		return -EIO;
+	json_object_foreach(json_object_get(doc, "secrets"), sname, sec)
+	{
+		const json_t *value = json_object_get(sec, "value");
+		uint8_t *blob;
+		size_t size;
+
+		if ((r = seal_value(st, name, sname, json_string_value(value),
+				    json_string_length(value), &blob, &size)) < 0)
+			break;
+		sqlite3_reset(s);
+		text(s, 1, name);
+		text(s, 2, sname);
+		sqlite3_bind_blob(s, 3, blob, (int)size, free);
+		if (sqlite3_step(s) != SQLITE_DONE) {
+			r = -EIO;
+			break;
+		}
+	}
+	sqlite3_finalize(s);
+	return r;
+}
+
+int tp_cas_store_policy_put(struct tp_cas_store *st, const char *name, const char *owner,
+			    const char *hash, const json_t *doc, const char *predecessor)
+{
+	char now[TP_CAS_HASH_HEX];
+	int r;
+
+	if (exec(st, "BEGIN IMMEDIATE") < 0)
+		return -EIO;
+	r = current_hash(st, name, now);
+	if (!predecessor)
+		r = r == 0 ? -EEXIST : r == -ENOENT ? 0 : r;
+	else if (r == 0 && strcmp(now, predecessor) != 0)
+		r = -ESTALE;
+	if (r == 0)
+		r = put_in_transaction(st, name, owner, hash, doc);
+	if (r == 0 && exec(st, "COMMIT") == 0)
+		return 0;
+	exec(st, "ROLLBACK");
+	return r < 0 ? r : -EIO;
+}
+
+int tp_cas_store_policy_delete(struct tp_cas_store *st, const char *name, const char *predecessor)
+{
+	char now[TP_CAS_HASH_HEX];
+	sqlite3_stmt *s;
+	int r;
+
+	if (exec(st, "BEGIN IMMEDIATE") < 0)
+		return -EIO;
+	r = current_hash(st, name, now);
+	if (r == 0 && strcmp(now, predecessor) != 0)
+		r = -ESTALE;
+	for (int i = 0; r == 0 && i < 2; i++) {
+		s = prepare(st, i == 0 ? "DELETE FROM secrets WHERE policy = ?" :
+					 "DELETE FROM policies WHERE name = ?");
+		if (!s) {
+			r = -EIO;
+			break;
+		}
+		text(s, 1, name);
+		r = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
+		sqlite3_finalize(s);
+	}
+	if (r == 0 && exec(st, "COMMIT") == 0)
+		return 0;
+	exec(st, "ROLLBACK");
+	return r < 0 ? r : -EIO;
+}
+
+json_t *tp_cas_store_policy_list(struct tp_cas_store *st, const char *owner)
+{
+	sqlite3_stmt *s =
+	    prepare(st, "SELECT name, hash FROM policies WHERE owner = ? ORDER BY name");
+	json_t *list = json_array();
+
+	if (!s || !list) {
+		sqlite3_finalize(s);
+		json_decref(list);
+		return NULL;
+	}
+	text(s, 1, owner);
+	while (sqlite3_step(s) == SQLITE_ROW)
+		json_array_append_new(
+		    list, json_pack("{s:s, s:s}", "name", (const char *)sqlite3_column_text(s, 0),
+				    "hash", (const char *)sqlite3_column_text(s, 1)));
+	sqlite3_finalize(s);
+	return list;
+}
+
+/* ---- challenges and the replay cache ---- */
+
+/* Forgets the nonces that expired more than a day before now (used or not): until
+ * then a late use is told "expired" or "already used" rather than "not given". */
+static void forget_nonces(struct tp_cas_store *st, int64_t now)
+{
+	sqlite3_stmt *s = prepare(st, "DELETE FROM nonces WHERE expires < ?");
+
+	if (s) {
+		sqlite3_bind_int64(s, 1, now - 86400);
+		sqlite3_step(s);
+		sqlite3_finalize(s);
+	}
+}
+
+int tp_cas_store_nonce_add(struct tp_cas_store *st, const char *nonce, int64_t now, int64_t expires,
+			   unsigned max_open)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	forget_nonces(st, now);
+	/* challenges nobody used up yet: each is a row, and anyone may ask for one */
+	if (!(s = prepare(st, "SELECT COUNT(*) FROM nonces WHERE expires >= ? AND used = 0")))
+		return -EIO;
+	sqlite3_bind_int64(s, 1, now);
+	r = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) >= (int64_t)max_open;
+	sqlite3_finalize(s);
+	if (r)
+		return -EBUSY;
+	if (!(s = prepare(st, "INSERT INTO nonces (nonce, expires) VALUES (?, ?)")))
+		return -EIO;
+	text(s, 1, nonce);
+	sqlite3_bind_int64(s, 2, expires);
+	r = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return r == SQLITE_DONE ? 0 : r == SQLITE_CONSTRAINT ? -EEXIST : -EIO;
+}
+
+int tp_cas_store_nonce_take(struct tp_cas_store *st, const char *nonce, int64_t now)
+{
+	sqlite3_stmt *s;
+	int64_t expires = 0;
+	int used = 0, r;
+
+	if (exec(st, "BEGIN IMMEDIATE") < 0)
+		return -EIO;
+	forget_nonces(st, now);
+	if (!(s = prepare(st, "SELECT expires, used FROM nonces WHERE nonce = ?"))) {
+		exec(st, "ROLLBACK");
+		return -EIO;
+	}
+	text(s, 1, nonce);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		expires = sqlite3_column_int64(s, 0);
+		used = sqlite3_column_int(s, 1);
+	}
+	sqlite3_finalize(s);
+	if (r != SQLITE_ROW) {
+		exec(st, "ROLLBACK");
+		return r == SQLITE_DONE ? -ENOENT : -EIO;
+	}
+	if (!used && (s = prepare(st, "UPDATE nonces SET used = 1 WHERE nonce = ?"))) {
+		text(s, 1, nonce);
+		r = sqlite3_step(s);
+		sqlite3_finalize(s);
+		if (r != SQLITE_DONE) {
+			exec(st, "ROLLBACK");
+			return -EIO;
+		}
+	}
+	if (exec(st, "COMMIT") < 0)
+		return -EIO;
+	return used ? -EALREADY : now > expires ? -ETIME : 0;
+}
+
+int tp_cas_store_replay_add(struct tp_cas_store *st, const char *signature, int64_t expires,
+			    int64_t now)
+{
+	sqlite3_stmt *s = prepare(st, "DELETE FROM replay WHERE expires < ?");
+	int r;
+
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (!(s = prepare(st, "INSERT INTO replay (signature, expires) VALUES (?, ?)")))
+		return -EIO;
+	text(s, 1, signature);
+	sqlite3_bind_int64(s, 2, expires);
+	r = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return r == SQLITE_DONE ? 0 : r == SQLITE_CONSTRAINT ? -EALREADY : -EIO;
+}
+
+/* ---- the audit log ---- */
+
+int tp_cas_store_audit(struct tp_cas_store *st, const struct tp_cas_audit *row)
+{
+	sqlite3_stmt *s = prepare(st, "INSERT INTO audit (time, remote, op, subject, outcome,"
+				      " reason) VALUES (?, ?, ?, ?, ?, ?)");
+	int r;
+
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, row->time);
+	text(s, 2, row->remote ? row->remote : "");
+	text(s, 3, row->op);
+	text(s, 4, row->subject ? row->subject : "");
+	text(s, 5, row->outcome);
+	text(s, 6, row->reason ? row->reason : "");
+	r = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return r == SQLITE_DONE ? 0 : -EIO;
+}
+
+int tp_cas_store_audit_each(struct tp_cas_store *st, bool denied_only,
+			    int (*fn)(const struct tp_cas_audit *row, void *ctx), void *ctx)
+{
+	sqlite3_stmt *s = prepare(
+	    st, denied_only ?
+		    "SELECT * FROM audit WHERE outcome IN ('denied', 'refused') ORDER BY id" :
+		    "SELECT * FROM audit ORDER BY id");
+	int r = 0, step;
+
+	if (!s)
+		return -EIO;
+	while (r == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		struct tp_cas_audit row = {
+			.id = sqlite3_column_int64(s, 0),
+			.time = sqlite3_column_int64(s, 1),
+			.remote = (const char *)sqlite3_column_text(s, 2),
+			.op = (const char *)sqlite3_column_text(s, 3),
+			.subject = (const char *)sqlite3_column_text(s, 4),
+			.outcome = (const char *)sqlite3_column_text(s, 5),
+			.reason = (const char *)sqlite3_column_text(s, 6),
+		};
+		r = fn(&row, ctx);
+	}
+	sqlite3_finalize(s);
+	return r;
+}
