@@ -165,10 +165,11 @@ check-landlock: deps
 	TEEPY_BIN=$(abspath $(LANDLOCK_BUILD))/teepy $(PY) -m pytest -c tests/pytest.ini tests/e2e \
 		tests/hostile -q -p no:cacheprovider $(LANDLOCK_IGNORE)
 
-# What runs no sandbox (evidence, the docs against --help) or is no other under ABI 2
-# stays in the main run alone.
+# What runs no sandbox (evidence, the CAS, the docs against --help) or is no other
+# under ABI 2 stays in the main run alone.
 LANDLOCK_IGNORE := --ignore=tests/e2e/test_attest_verify.py \
-	--ignore=tests/e2e/test_attest_evidence.py --ignore=tests/e2e/test_docs.py
+	--ignore=tests/e2e/test_attest_evidence.py --ignore=tests/e2e/test_docs.py \
+	--ignore=tests/e2e/test_cas.py --ignore=tests/e2e/test_cas_client.py
 
 check-kernel: build
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(KERNEL_PACKAGES)"

@@ -36,8 +36,10 @@ def _binary_path():
 
 
 def _runtime_files(binary):
-    """What teepy needs beside it: the _teepy extension and the teepy-reaper program."""
-    return sorted(binary.parent.glob("_teepy*.so")) + sorted(binary.parent.glob("teepy-reaper"))
+    """What teepy needs beside it: the _teepy extension, the teepy-reaper program and
+    teepy-cas (the CAS server `teepy cas` executes)."""
+    return (sorted(binary.parent.glob("_teepy*.so")) + sorted(binary.parent.glob("teepy-reaper"))
+            + sorted(binary.parent.glob("teepy-cas")))
 
 
 def _mkdtemp(tag):

@@ -117,9 +117,7 @@ int tp_runtime_measure(const char *runtime_so, const char *reaper, const char *b
 	return r;
 }
 
-/* NAME beside the running teepy (the build tree, or a copy of its files), else in
- * the install directory. Returns 0 or -ENOENT. */
-static int find_beside(const char *name, char *out, size_t size)
+int tp_find_beside(const char *name, char *out, size_t size)
 {
 	char exe[PATH_MAX];
 	char beside[PATH_MAX + 64], installed[PATH_MAX];
@@ -144,10 +142,10 @@ static int find_beside(const char *name, char *out, size_t size)
 
 int tp_find_runtime(char *out, size_t size)
 {
-	return find_beside("_teepy" TP_PYTHON_EXT_SUFFIX, out, size);
+	return tp_find_beside("_teepy" TP_PYTHON_EXT_SUFFIX, out, size);
 }
 
 int tp_find_reaper(char *out, size_t size)
 {
-	return find_beside(TP_REAPER_PROGRAM, out, size);
+	return tp_find_beside(TP_REAPER_PROGRAM, out, size);
 }

@@ -73,4 +73,8 @@ int tp_runtime_measure(const char *runtime_so, const char *reaper, const char *b
 int tp_find_runtime(char *out, size_t size);
 int tp_find_reaper(char *out, size_t size);
 
+/* NAME beside the running teepy (the build tree, or a copy of its files), else in
+ * the install directory, into out. Returns 0 or -ENOENT. */
+int tp_find_beside(const char *name, char *out, size_t size);
+
 #endif
