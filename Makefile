@@ -80,7 +80,7 @@ check: build
 	$(MAKE) --no-print-directory test-compat
 	$(MAKE) --no-print-directory check-landlock
 	$(MAKE) --no-print-directory check-asan
-	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 	$(MAKE) --no-print-directory check-kernel
 
 # Each fuzz target for FUZZ_SECONDS (make check runs a short pass; longer by hand).
