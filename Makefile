@@ -13,7 +13,7 @@ DEB_PACKAGES := gcc libc6-dev make meson ninja-build pkg-config python3 python3-
 	python3-venv python3-pip python3-setuptools python3-wheel libmicrohttpd-dev libsqlite3-dev \
 	openssl python3-cryptography
 
-.PHONY: all deps build demo check check-format check-landlock test-unit test-e2e test-compat check-asan check-kernel fuzz fuzz-campaign compat bench format clean
+.PHONY: all deps build demo check check-format check-landlock check-reproducible test-unit test-e2e test-compat check-asan check-kernel fuzz fuzz-campaign compat bench format clean
 
 all: build
 
@@ -170,6 +170,11 @@ check-landlock: deps
 LANDLOCK_IGNORE := --ignore=tests/e2e/test_attest_verify.py \
 	--ignore=tests/e2e/test_attest_evidence.py --ignore=tests/e2e/test_docs.py \
 	--ignore=tests/e2e/test_cas.py --ignore=tests/e2e/test_cas_client.py
+
+# The runtime measurement a CAS policy pins: the same commit built at two paths gives
+# the same teepy, _teepy and teepy-reaper (tools/check-reproducible; two builds).
+check-reproducible: deps
+	$(PY) tools/check-reproducible
 
 check-kernel: build
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(KERNEL_PACKAGES)"
