@@ -274,6 +274,43 @@ static unsigned update(struct fixture *f, json_t *doc, const char *pred, const s
 	return st;
 }
 
+/* A list over 1024 entries is refused naming it, and before the owner's signature
+ * (checked here with another key's) is verified; an invalid policy within the caps is
+ * refused for its signature first. */
+static void test_policy_lists_are_capped_before_the_signature(void)
+{
+	static const char *const lists[] = { "runtime", "app", "platform_keys" };
+	struct fixture f;
+	json_t *body;
+	char want[96];
+
+	NEED_CRYPTO();
+	if (!fixture_open(&f)) {
+		CHECK(false);
+		return;
+	}
+	for (size_t l = 0; l < sizeof(lists) / sizeof(lists[0]); l++) {
+		json_t *doc = policy_doc("mysvc", f.app, f.runtime, f.platform_pub);
+		json_t *list = json_array();
+		for (int i = 0; i < TP_CAS_LIST_MAX + 1; i++)
+			json_array_append_new(list, json_string(hex32(f.app)));
+		json_object_set_new(json_object_get(json_object_get(doc, "services"), "main"),
+				    lists[l], list);
+		CHECK(call(&f, "POST", "/v1/policies",
+			   json_pack("{s:o, s:s, s:s}", "policy", doc, "owner", hex32(f.owner_pub),
+				     "signature", sign(f.other, "create", "", 0)),
+			   NOW, &body) == 400);
+		snprintf(want, sizeof(want), "services.main.%s: more than 1024", lists[l]);
+		CHECK(strstr(message(body), want) != NULL);
+		json_decref(body);
+	}
+	json_t *bad = policy_doc("mysvc", f.app, f.runtime, f.platform_pub);
+	json_object_set_new(json_object_get(json_object_get(bad, "services"), "main"), "runtime",
+			    json_array());
+	CHECK(create(&f, bad, f.other, NULL) == 403);
+	fixture_close(&f);
+}
+
 static void test_policy_ownership_and_predecessors(void)
 {
 	struct fixture f;
@@ -784,6 +821,7 @@ TESTS(cas_tests) = {
 	{ "cas_policy_rules_refuse", test_each_policy_rule_refuses },
 	{ "cas_base64", test_base64_round_trip_and_refusals },
 	{ "cas_ownership_and_predecessors", test_policy_ownership_and_predecessors },
+	{ "cas_lists_capped_before_signature", test_policy_lists_are_capped_before_the_signature },
 	{ "cas_attestation_releases_and_denies",
 	  test_attestation_releases_and_denies_with_reasons },
 	{ "cas_sim_needs_toleration", test_sim_evidence_needs_a_policy_that_tolerates_it },
