@@ -123,7 +123,8 @@ static char *printable(char *s)
 	return s;
 }
 
-static void audit(struct call *c, const char *outcome, const char *reason)
+/* The request's audit row: 0, or < 0 when the store failed to write it. */
+static int audit(struct call *c, const char *outcome, const char *reason)
 {
 	printable(c->subject);
 	struct tp_cas_audit row = {
@@ -134,7 +135,7 @@ static void audit(struct call *c, const char *outcome, const char *reason)
 		.outcome = outcome,
 		.reason = reason,
 	};
-	tp_cas_store_audit(c->s->st, &row);
+	return tp_cas_store_audit(c->s->st, &row);
 }
 
 /* An error answer and its audit row ("denied" for attest, "refused" for the others). */
@@ -835,8 +836,12 @@ static void attest_checked(struct call *c, const json_t *body, const json_t *doc
 		refuse(c, 500, "out of memory");
 		return;
 	}
-	audit(c, "released", "");
-	answer_json(c->out, 200,
+	/* no secret leaves without its row in the audit log */
+	if (audit(c, "released", "") < 0)
+		answer_error(c->out, 503, "the store failed (no audit row: nothing released)");
+	else
+		answer_json(
+		    c->out, 200,
 		    json_pack("{s:{s:s, s:s}}", "sealed", "ephemeral", hex, "ciphertext", ct));
 	free(ct);
 }

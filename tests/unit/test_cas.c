@@ -10,6 +10,7 @@
 #include "../../src/manifest/manifest.h"
 
 #include <errno.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -491,6 +492,35 @@ static bool file_holds(const char *path, const char *needle)
 	return memmem(buf, n, needle, strlen(needle)) != NULL;
 }
 
+/* When the "released" row cannot be written, nothing is released: 503, no secrets. */
+static void test_no_release_without_its_audit_row(void)
+{
+	struct fixture f;
+	sqlite3 *db;
+	json_t *body;
+
+	NEED_CRYPTO();
+	if (!fixture_open(&f)) {
+		CHECK(false);
+		return;
+	}
+	CHECK(create(&f, policy_doc("mysvc", f.app, f.runtime, f.platform_pub), f.owner, NULL) ==
+	      201);
+	CHECK(sqlite3_open(f.db, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db,
+			   "CREATE TRIGGER no_release BEFORE INSERT ON audit"
+			   " WHEN NEW.outcome = 'released' BEGIN SELECT RAISE(ABORT, 'full'); END",
+			   NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	struct attempt ok = { .flip = -1 };
+	CHECK(attest(&f, &ok, NULL, NULL, &body) == 503);
+	CHECK(strcmp(json_string_value(json_object_get(json_object_get(body, "error"), "kind")),
+		     "unavailable") == 0);
+	CHECK(!json_object_get(body, "sealed"));
+	json_decref(body);
+	fixture_close(&f);
+}
+
 static void test_attestation_releases_and_denies_with_reasons(void)
 {
 	struct fixture f;
@@ -824,6 +854,7 @@ TESTS(cas_tests) = {
 	{ "cas_lists_capped_before_signature", test_policy_lists_are_capped_before_the_signature },
 	{ "cas_attestation_releases_and_denies",
 	  test_attestation_releases_and_denies_with_reasons },
+	{ "cas_no_release_without_audit_row", test_no_release_without_its_audit_row },
 	{ "cas_sim_needs_toleration", test_sim_evidence_needs_a_policy_that_tolerates_it },
 	{ "cas_signer_rule", test_signer_rule_checks_product_and_security_version },
 	{ "cas_bad_requests_get_4xx", test_bad_requests_get_4xx },
