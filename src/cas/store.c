@@ -415,7 +415,12 @@ int tp_cas_store_nonce_take(struct tp_cas_store *st, const char *nonce, int64_t 
 		exec(st, "ROLLBACK");
 		return r == SQLITE_DONE ? -ENOENT : -EIO;
 	}
-	if (!used && (s = prepare(st, "UPDATE nonces SET used = 1 WHERE nonce = ?"))) {
+	if (!used) {
+		/* a nonce not marked used is not taken: any failure here fails the attest */
+		if (!(s = prepare(st, "UPDATE nonces SET used = 1 WHERE nonce = ?"))) {
+			exec(st, "ROLLBACK");
+			return -EIO;
+		}
 		text(s, 1, nonce);
 		r = sqlite3_step(s);
 		sqlite3_finalize(s);
