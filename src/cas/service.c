@@ -541,9 +541,10 @@ static void evidence_failed(struct evidence_check *ec, const struct tp_attest_re
 {
 	const struct tp_attest_check *f = tp_attest_failed(res);
 
+	/* a verifier that failed without naming a check still failed */
 	if (!f)
-		return;
-	if (strcmp(f->name, "signature") == 0)
+		snprintf(ec->reason, sizeof(ec->reason), "evidence: verification failed");
+	else if (strcmp(f->name, "signature") == 0)
 		snprintf(ec->reason, sizeof(ec->reason), "evidence: signature does not verify");
 	else
 		snprintf(ec->reason, sizeof(ec->reason), "evidence: %s: %s", f->name, f->detail);
@@ -572,9 +573,11 @@ static void check_sim(const uint8_t *data, size_t size, const json_t *svc, const
 	}
 	json_array_foreach(keys, i, k)
 	    tp_unhex(json_string_value(k), trusted[i], TP_SIM_PLATFORM_KEY);
-	tp_sim_verify(&e, (const uint8_t(*)[TP_SIM_PLATFORM_KEY])trusted, n, NULL, &res);
+	int v = tp_sim_verify(&e, (const uint8_t(*)[TP_SIM_PLATFORM_KEY])trusted, n, NULL, &res);
 	free(trusted);
 	const struct tp_attest_check *f = tp_attest_failed(&res);
+	if (v >= 0 && !f)
+		return;
 	if (f && strcmp(f->name, "platform_key") == 0) {
 		tp_hex(e.platform_key, sizeof(e.platform_key), hex);
 		snprintf(ec->reason, sizeof(ec->reason),
