@@ -19,6 +19,7 @@ import socket
 import ssl
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -425,6 +426,15 @@ def test_a_restart_keeps_policies_and_secrets_and_the_db_holds_no_plaintext(worl
 
 # ---------------------------------------------------------------------------
 # bad requests
+
+
+def test_the_server_makes_no_core_dump(world):
+    # RLIMIT_CORE 0 and not dumpable: /proc/PID is then root's, but limits stays readable
+    limits = Path(f"/proc/{world.cas.proc.pid}/limits").read_text()
+    core = next(l for l in limits.splitlines() if l.startswith("Max core file size"))
+    assert core.split()[4:6] == ["0", "0"], core
+    if os.getuid() != 0:
+        assert Path(f"/proc/{world.cas.proc.pid}").stat().st_uid == 0
 
 
 def test_bad_requests_get_4xx_and_the_server_keeps_serving(world):
