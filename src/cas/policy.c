@@ -412,7 +412,8 @@ json_t *tp_cas_policy_parse(const char *json, size_t size, char *err, size_t err
 	json_t *doc = json_loadb(json, size, JSON_REJECT_DUPLICATES, &je);
 
 	if (!doc) {
-		snprintf(err, err_size, "not JSON: %s (line %d)", je.text, je.line);
+		/* not je.text: it quotes the bytes near the fault, maybe a secret value */
+		snprintf(err, err_size, "not JSON (line %d, column %d)", je.line, je.column);
 		return NULL;
 	}
 	if (tp_cas_policy_check(doc, err, err_size) < 0) {

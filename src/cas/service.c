@@ -1031,8 +1031,13 @@ void tp_cas_handle(struct tp_cas_service *s, const struct tp_cas_request *req,
 	body = json_loadb((const char *)req->body, req->size, JSON_REJECT_DUPLICATES, &je);
 	if (!json_is_object(body)) {
 		char message[256];
-		snprintf(message, sizeof(message), "the body is not a JSON object%s%s",
-			 body ? "" : ": ", body ? "" : je.text);
+		/* not je.text: it quotes the bytes near the fault, maybe a secret value */
+		if (body)
+			snprintf(message, sizeof(message), "the body is not a JSON object");
+		else
+			snprintf(message, sizeof(message),
+				 "the body is not JSON (line %d, column %d, byte %d)", je.line,
+				 je.column, je.position);
 		printable(message);
 		json_decref(body);
 		return answer_error(out, 400, message);

@@ -197,7 +197,13 @@ static int read_policy(const char *op, const char *file, json_t **doc)
 	json_error_t e;
 
 	if (!(*doc = json_load_file(file, JSON_REJECT_DUPLICATES, &e))) {
-		tp_error("policy %s: %s: %s (line %d)", op, file, e.text, e.line);
+		/* jansson's text quotes the bytes near the fault (maybe a secret value):
+		 * only where it is, but for a file that cannot be read (no line then) */
+		if (e.line < 1)
+			tp_error("policy %s: %s", op, e.text);
+		else
+			tp_error("policy %s: %s: not valid JSON at line %d, column %d", op, file,
+				 e.line, e.column);
 		return TP_EXIT_USAGE;
 	}
 	if (!json_is_object(*doc)) {

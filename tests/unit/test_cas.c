@@ -781,6 +781,35 @@ static void test_bad_requests_get_4xx(void)
 	fixture_close(&f);
 }
 
+/* A body or a policy that is not JSON is told by where, never by the bytes there (a
+ * secret's value, maybe). */
+static void test_json_errors_do_not_quote_the_text(void)
+{
+	static const char bad[] = "{\"secrets\":{\"T\":{\"kind\":\"env\",\"value\":hunter2}}}";
+	struct tp_cas_answer a;
+	struct fixture f;
+	char err[256];
+
+	NEED_CRYPTO();
+	if (!fixture_open(&f)) {
+		CHECK(false);
+		return;
+	}
+	struct tp_cas_request r = { .method = "POST",
+				    .path = "/v1/policies",
+				    .content_type = "application/json",
+				    .body = (const uint8_t *)bad,
+				    .size = strlen(bad),
+				    .remote = "127.0.0.1",
+				    .now = NOW };
+	tp_cas_handle(f.svc, &r, &a);
+	CHECK(a.status == 400 && strstr(a.body, "line 1") && !strstr(a.body, "hunter"));
+	free(a.body);
+	CHECK(!tp_cas_policy_parse(bad, strlen(bad), err, sizeof(err)));
+	CHECK(strstr(err, "line 1") && !strstr(err, "hunter"));
+	fixture_close(&f);
+}
+
 /* A real TDX quote (recorded): parsed, and refused since its report data binds
  * another runtime's claims and nonce; a debug mode in the claims is a bad request. */
 static void test_tdx_evidence_is_checked_against_the_claims(void)
@@ -858,6 +887,7 @@ TESTS(cas_tests) = {
 	{ "cas_sim_needs_toleration", test_sim_evidence_needs_a_policy_that_tolerates_it },
 	{ "cas_signer_rule", test_signer_rule_checks_product_and_security_version },
 	{ "cas_bad_requests_get_4xx", test_bad_requests_get_4xx },
+	{ "cas_json_errors_do_not_quote", test_json_errors_do_not_quote_the_text },
 	{ "cas_tdx_evidence_checked", test_tdx_evidence_is_checked_against_the_claims },
 	{ "cas_open_challenges_capped", test_open_challenges_are_capped },
 	END_TESTS,
