@@ -315,6 +315,8 @@ cleanup:
 		curl.curl_easy_cleanup(h);
 	if (headers)
 		curl.curl_slist_free_all(headers);
+	if (text) /* a policy's secret values, for a create or an update */
+		explicit_bzero(text, strlen(text));
 	free(text);
 	free(a.bytes);
 	return r;

@@ -441,7 +441,7 @@ int tp_cas_policy_hash(const json_t *doc, char out[TP_CAS_HASH_HEX])
 	if (!c)
 		return -ENOMEM;
 	tp_sha256(c, size, h);
-	memset(c, 0, size);
+	explicit_bzero(c, size);
 	free(c);
 	tp_hex(h, sizeof(h), out);
 	return 0;

@@ -172,6 +172,14 @@ static const char *hex_string(const json_t *o, const char *key, size_t size)
 	return json_string_value(json_object_get(o, key));
 }
 
+/* Frees bytes that may hold secret values (a policy's canonical text), wiped first. */
+static void free_wiped(void *p, size_t size)
+{
+	if (p)
+		explicit_bzero(p, size);
+	free(p);
+}
+
 /* ---- owner signatures ---- */
 
 /* Whether sighex is owner's signature over "teepy-cas-v1\0" OP "\0" REST. */
@@ -284,11 +292,11 @@ static void policy_create(struct call *c, const json_t *body)
 	name = json_string_value(json_object_get(doc, "name"));
 	snprintf(c->subject, sizeof(c->subject), "%s", name);
 	if (!signed_by(owner, sig, "create", canonical, size)) {
-		free(canonical);
+		free_wiped(canonical, size);
 		refuse(c, 403, "signature does not verify by the owner key %.16s…", owner);
 		return;
 	}
-	free(canonical);
+	free_wiped(canonical, size);
 	if (!policy_valid(c, doc))
 		return;
 	tp_cas_policy_hash(doc, hash);
@@ -340,17 +348,17 @@ static void policy_update(struct call *c, const char *name, const json_t *body)
 	if (!(doc = policy_of(c, body, &canonical, &size)))
 		return;
 	if (strcmp(json_string_value(json_object_get(doc, "name")), name) != 0) {
-		free(canonical);
+		free_wiped(canonical, size);
 		refuse(c, 400, "the policy's name is not %s (a policy is never renamed)", name);
 		return;
 	}
 	if (!(old = stored(c, name, owner, now))) {
-		free(canonical);
+		free_wiped(canonical, size);
 		return;
 	}
 	json_decref(old);
 	if (!(rest = malloc(64 + 1 + size))) {
-		free(canonical);
+		free_wiped(canonical, size);
 		refuse(c, 500, "out of memory");
 		return;
 	}
@@ -358,8 +366,8 @@ static void policy_update(struct call *c, const char *name, const json_t *body)
 	rest[64] = '\0';
 	memcpy(rest + 65, canonical, size);
 	ok = signed_by(owner, sig, "update", rest, 65 + size);
-	free(rest);
-	free(canonical);
+	free_wiped(rest, 65 + size);
+	free_wiped(canonical, size);
 	if (!ok) {
 		refuse(c, 403, "not signed by the owner of %s", name);
 		return;
@@ -819,13 +827,13 @@ static void attest_checked(struct call *c, const json_t *body, const json_t *doc
 	}
 	plain_size = strlen(plain);
 	if (!(sealed = malloc(plain_size + TP_SEAL_OVERHEAD))) {
-		memset(plain, 0, plain_size);
+		explicit_bzero(plain, plain_size);
 		free(plain);
 		refuse(c, 500, "out of memory");
 		return;
 	}
 	int r = tp_seal(cl->pubkey, cl->nonce, cl->nonce_size, plain, plain_size, sealed);
-	memset(plain, 0, plain_size);
+	explicit_bzero(plain, plain_size);
 	free(plain);
 	if (r < 0) {
 		free(sealed);

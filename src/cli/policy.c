@@ -82,6 +82,7 @@ static int sign(struct policy_cmd *pc, const char *op, const char *const *parts,
 		return TP_EXIT_INTERNAL;
 	}
 	int r = tp_sign(pc->owner, bytes, size, sig);
+	explicit_bzero(bytes, size); /* a create's or update's holds the secret values */
 	free(bytes);
 	if (r < 0) {
 		tp_error("policy %s: %s cannot sign: %s", op, pc->owner_path, strerror(-r));
@@ -243,6 +244,7 @@ static int create(struct policy_cmd *pc, const char *file)
 	const char *parts[] = { canon };
 	const size_t sizes[] = { size };
 	code = sign(pc, "create", parts, sizes, 1, sig);
+	explicit_bzero(canon, size); /* it holds the secret values */
 	free(canon);
 	if (code) {
 		json_decref(doc);
@@ -282,6 +284,7 @@ static int update(struct policy_cmd *pc, const char *name, const char *file)
 	const char *parts[] = { hash, canon };
 	const size_t sizes[] = { strlen(hash), size };
 	code = sign(pc, "update", parts, sizes, 2, sig);
+	explicit_bzero(canon, size); /* it holds the secret values */
 	free(canon);
 	if (code) {
 		json_decref(doc);
