@@ -306,6 +306,10 @@ static int check_secret(const char *name, const json_t *sec, char *err, size_t e
 		return fail(err, err_size, "secret name \"%.64s\": not %s", name,
 			    strcmp(kind, "env") == 0 ? "an environment variable's name" :
 						       "[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}");
+	/* the runner refuses them (the loader reads them before any code of the app) */
+	if (strcmp(kind, "env") == 0 && strncmp(name, "LD_", 3) == 0)
+		return fail(err, err_size, "secret name \"%.64s\": an env secret may not be LD_*",
+			    name);
 	if (!json_is_string(value))
 		return fail(err, err_size, "secrets.%.64s.value: not a string", name);
 	if (strcmp(kind, "env") == 0) {

@@ -80,6 +80,8 @@ static void test_each_policy_rule_refuses(void)
 		{ "secrets.app_key.value", "\"AAAA\"", "not 32 bytes" },
 		{ "secrets.app_key.kind", "\"password\"", "kind: not bundle_key" },
 		{ "secrets.bad name", "{\"kind\":\"blob\",\"value\":\"\"}", "secret name" },
+		{ "secrets.LD_PRELOAD", "{\"kind\":\"env\",\"value\":\"/x.so\"}",
+		  "may not be LD_*" },
 		{ "secrets.k2", "{\"kind\":\"bundle_key\",\"value\":\"" SECRET_KEY "\"}", NULL },
 		{ "secrets.d", "{\"kind\":\"data_key\",\"value\":\"" SECRET_KEY "\"}", "data_id" },
 		{ "services.main.tolerate", "[]", "does not tolerate sim and has no hw entry" },
