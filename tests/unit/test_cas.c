@@ -494,6 +494,33 @@ static bool file_holds(const char *path, const char *needle)
 	return memmem(buf, n, needle, strlen(needle)) != NULL;
 }
 
+/* A nonce the store cannot mark used is not taken: the take fails, and the nonce is
+ * still open once the store works again. (A trigger naming no table makes the UPDATE
+ * fail to prepare, the SELECT before it not.) */
+static void test_a_nonce_not_marked_used_is_not_taken(void)
+{
+	struct fixture f;
+	sqlite3 *db;
+
+	NEED_CRYPTO();
+	if (!fixture_open(&f)) {
+		CHECK(false);
+		return;
+	}
+	CHECK(tp_cas_store_nonce_add(f.st, "n", NOW, NOW + 60, 8) == 0);
+	CHECK(sqlite3_open(f.db, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db,
+			   "CREATE TRIGGER broken BEFORE UPDATE ON nonces"
+			   " BEGIN INSERT INTO no_such_table VALUES (1); END",
+			   NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(tp_cas_store_nonce_take(f.st, "n", NOW) == -EIO);
+	CHECK(sqlite3_exec(db, "DROP TRIGGER broken", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	CHECK(tp_cas_store_nonce_take(f.st, "n", NOW) == 0);
+	CHECK(tp_cas_store_nonce_take(f.st, "n", NOW) == -EALREADY);
+	fixture_close(&f);
+}
+
 /* When the "released" row cannot be written, nothing is released: 503, no secrets. */
 static void test_no_release_without_its_audit_row(void)
 {
@@ -887,6 +914,7 @@ TESTS(cas_tests) = {
 	{ "cas_lists_capped_before_signature", test_policy_lists_are_capped_before_the_signature },
 	{ "cas_attestation_releases_and_denies",
 	  test_attestation_releases_and_denies_with_reasons },
+	{ "cas_nonce_not_marked_is_not_taken", test_a_nonce_not_marked_used_is_not_taken },
 	{ "cas_no_release_without_audit_row", test_no_release_without_its_audit_row },
 	{ "cas_sim_needs_toleration", test_sim_evidence_needs_a_policy_that_tolerates_it },
 	{ "cas_signer_rule", test_signer_rule_checks_product_and_security_version },
