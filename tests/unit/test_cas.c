@@ -543,8 +543,9 @@ static void test_no_release_without_its_audit_row(void)
 	sqlite3_close(db);
 	struct attempt ok = { .flip = -1 };
 	CHECK(attest(&f, &ok, NULL, NULL, &body) == 503);
-	CHECK(strcmp(json_string_value(json_object_get(json_object_get(body, "error"), "kind")),
-		     "unavailable") == 0);
+	const char *kind =
+	    json_string_value(json_object_get(json_object_get(body, "error"), "kind"));
+	CHECK(kind && strcmp(kind, "unavailable") == 0);
 	CHECK(!json_object_get(body, "sealed"));
 	json_decref(body);
 	fixture_close(&f);
