@@ -22,7 +22,8 @@
 #define TP_CAS_TIME_SKEW     300   /* seconds a signed time may be off the server's clock */
 #define TP_CAS_REPLAY_WINDOW 600   /* seconds a (time, signature) pair is remembered */
 #define TP_CAS_MASTER_SIZE   32
-#define TP_CAS_HASH_HEX	     65 /* 64 hex digits and a NUL */
+#define TP_CAS_HASH_HEX	     65	  /* 64 hex digits and a NUL */
+#define TP_CAS_LIST_MAX	     1024 /* entries in any one list of a policy: 400 beyond */
 
 /* ---- policies (policy.c): pure ---- */
 
@@ -31,6 +32,12 @@
 json_t *tp_cas_policy_parse(const char *json, size_t size, char *err, size_t err_size);
 /* The same for a document already parsed (borrowed). Returns 0 or -EINVAL with err. */
 int tp_cas_policy_check(const json_t *doc, char *err, size_t err_size);
+/* The checks of a policy that cost time linear in its size: an object, only known
+ * top-level keys, a valid name, no list (services, secrets, a service's app, runtime,
+ * tolerate, platform_keys, secrets, hw.tdx, hw.snp) over TP_CAS_LIST_MAX entries. The
+ * server makes them before the owner's signature is verified (tp_cas_policy_check
+ * makes them too). Returns 0 or -EINVAL with err naming the list. */
+int tp_cas_policy_limits(const json_t *doc, char *err, size_t err_size);
 
 /* The canonical JSON (jansson's JSON_COMPACT | JSON_SORT_KEYS), malloc'd, NUL-terminated,
  * its size in *size. NULL when out of memory. */

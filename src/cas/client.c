@@ -202,6 +202,7 @@ int tp_cas_call(const struct tp_cas_conn *c, const char *method, const char *pat
 	char *text = NULL;
 	long code = 0;
 	CURLcode cr = CURLE_OUT_OF_MEMORY;
+	const char *cannot = NULL;
 	CURL *h = NULL;
 	int r;
 
@@ -217,32 +218,49 @@ int tp_cas_call(const struct tp_cas_conn *c, const char *method, const char *pat
 	    /* the body goes at once, without waiting for a "100 Continue" */
 	    !(headers = curl.curl_slist_append(headers, "Expect:")))
 		goto done;
-	curl.curl_easy_setopt(h, CURLOPT_URL, url);
-	curl.curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	curl.curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
-	curl.curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
-	curl.curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-	curl.curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-	curl.curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
 	/* the pin is the trust: the CAS's certificate is self-signed, so neither its
 	 * chain nor its name is checked; a key other than the pinned one is refused
-	 * before anything is sent */
-	curl.curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->fingerprint);
-	curl.curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-	curl.curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-	curl.curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-	curl.curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl.curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)TP_CAS_CONNECT_S);
-	curl.curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)TP_CAS_TIMEOUT_S);
-	curl.curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl.curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, take_answer);
-	curl.curl_easy_setopt(h, CURLOPT_WRITEDATA, &a);
-	curl.curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
+	 * before anything is sent. A libcurl that cannot pin or require TLS 1.3 sends
+	 * nothing. */
+	if (curl.curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3) !=
+	    CURLE_OK) {
+		cannot = "cannot require TLS 1.3";
+		goto done;
+	}
+	if (curl.curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->fingerprint) != CURLE_OK ||
+	    curl.curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK ||
+	    curl.curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK) {
+		cannot = "cannot pin the CAS's key";
+		goto done;
+	}
+	if (curl.curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK ||
+	    curl.curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK ||
+	    curl.curl_easy_setopt(h, CURLOPT_POSTFIELDS, text) != CURLE_OK ||
+	    curl.curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(text)) != CURLE_OK ||
+	    curl.curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
+	    curl.curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
+	    curl.curl_easy_setopt(h, CURLOPT_NOPROXY, "*") != CURLE_OK ||
+	    curl.curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl.curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)TP_CAS_CONNECT_S) != CURLE_OK ||
+	    curl.curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)TP_CAS_TIMEOUT_S) != CURLE_OK ||
+	    curl.curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+	    curl.curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, take_answer) != CURLE_OK ||
+	    curl.curl_easy_setopt(h, CURLOPT_WRITEDATA, &a) != CURLE_OK ||
+	    curl.curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err) != CURLE_OK) {
+		cannot = "cannot make the request as it must be (https only, no proxy, "
+			 "time limits)";
+		goto done;
+	}
 	cr = curl.curl_easy_perform(h);
 	curl.curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 done:
 	if (status)
 		*status = code;
+	if (cannot) {
+		snprintf(err, err_size, "this libcurl %s: nothing was sent to %s", cannot, c->url);
+		r = -ENOTSUP;
+		goto cleanup;
+	}
 	switch (cr) {
 	case CURLE_OK:
 		if (code < 200 || code > 299) {
@@ -292,10 +310,13 @@ done:
 		r = -EIO;
 		break;
 	}
+cleanup:
 	if (h)
 		curl.curl_easy_cleanup(h);
 	if (headers)
 		curl.curl_slist_free_all(headers);
+	if (text) /* a policy's secret values, for a create or an update */
+		explicit_bzero(text, strlen(text));
 	free(text);
 	free(a.bytes);
 	return r;

@@ -306,6 +306,10 @@ static int check_secret(const char *name, const json_t *sec, char *err, size_t e
 		return fail(err, err_size, "secret name \"%.64s\": not %s", name,
 			    strcmp(kind, "env") == 0 ? "an environment variable's name" :
 						       "[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}");
+	/* the runner refuses them (the loader reads them before any code of the app) */
+	if (strcmp(kind, "env") == 0 && strncmp(name, "LD_", 3) == 0)
+		return fail(err, err_size, "secret name \"%.64s\": an env secret may not be LD_*",
+			    name);
 	if (!json_is_string(value))
 		return fail(err, err_size, "secrets.%.64s.value: not a string", name);
 	if (strcmp(kind, "env") == 0) {
@@ -333,14 +337,22 @@ static int check_secret(const char *name, const json_t *sec, char *err, size_t e
 	return 0;
 }
 
-int tp_cas_policy_check(const json_t *doc, char *err, size_t err_size)
+/* The entries of a list or an object (0 for anything else). */
+static size_t entries(const json_t *v)
+{
+	return json_is_array(v) ? json_array_size(v) : json_is_object(v) ? json_object_size(v) : 0;
+}
+
+int tp_cas_policy_limits(const json_t *doc, char *err, size_t err_size)
 {
 	static const char *const keys[] = { "name", "services", "secrets", NULL };
+	static const char *const lists[] = { "app",	      "runtime", "tolerate",
+					     "platform_keys", "secrets", NULL };
+	static const char *const hw_kinds[] = { "tdx", "snp", NULL };
 	const json_t *services = json_object_get(doc, "services");
-	const json_t *secrets = json_object_get(doc, "secrets");
 	const char *name = json_string_value(json_object_get(doc, "name"));
 	const char *key;
-	json_t *v;
+	json_t *svc;
 	int r;
 
 	if (!json_is_object(doc))
@@ -350,6 +362,37 @@ int tp_cas_policy_check(const json_t *doc, char *err, size_t err_size)
 	if (!name || strlen(name) != json_string_length(json_object_get(doc, "name")) ||
 	    !tp_cas_name_ok(name))
 		return fail(err, err_size, "name: not [a-z0-9][a-z0-9_-]{0,63}");
+	if (entries(services) > TP_CAS_LIST_MAX)
+		return fail(err, err_size, "services: more than %d entries", TP_CAS_LIST_MAX);
+	if (entries(json_object_get(doc, "secrets")) > TP_CAS_LIST_MAX)
+		return fail(err, err_size, "secrets: more than %d entries", TP_CAS_LIST_MAX);
+	json_object_foreach((json_t *)services, key, svc)
+	{
+		const json_t *hw = json_object_get(svc, "hw");
+		for (const char *const *l = lists; *l; l++)
+			if (entries(json_object_get(svc, *l)) > TP_CAS_LIST_MAX)
+				return fail(err, err_size,
+					    "services.%.64s.%s: more than %d entries", key, *l,
+					    TP_CAS_LIST_MAX);
+		for (const char *const *t = hw_kinds; *t; t++)
+			if (entries(json_object_get(hw, *t)) > TP_CAS_LIST_MAX)
+				return fail(err, err_size,
+					    "services.%.64s.hw.%s: more than %d entries", key, *t,
+					    TP_CAS_LIST_MAX);
+	}
+	return 0;
+}
+
+int tp_cas_policy_check(const json_t *doc, char *err, size_t err_size)
+{
+	const json_t *services = json_object_get(doc, "services");
+	const json_t *secrets = json_object_get(doc, "secrets");
+	const char *key;
+	json_t *v;
+	int r;
+
+	if ((r = tp_cas_policy_limits(doc, err, err_size)) < 0)
+		return r;
 	if (secrets && !json_is_object(secrets))
 		return fail(err, err_size, "secrets: not an object");
 	json_object_foreach((json_t *)secrets, key, v)
@@ -373,7 +416,8 @@ json_t *tp_cas_policy_parse(const char *json, size_t size, char *err, size_t err
 	json_t *doc = json_loadb(json, size, JSON_REJECT_DUPLICATES, &je);
 
 	if (!doc) {
-		snprintf(err, err_size, "not JSON: %s (line %d)", je.text, je.line);
+		/* not je.text: it quotes the bytes near the fault, maybe a secret value */
+		snprintf(err, err_size, "not JSON (line %d, column %d)", je.line, je.column);
 		return NULL;
 	}
 	if (tp_cas_policy_check(doc, err, err_size) < 0) {
@@ -401,7 +445,7 @@ int tp_cas_policy_hash(const json_t *doc, char out[TP_CAS_HASH_HEX])
 	if (!c)
 		return -ENOMEM;
 	tp_sha256(c, size, h);
-	memset(c, 0, size);
+	explicit_bzero(c, size);
 	free(c);
 	tp_hex(h, sizeof(h), out);
 	return 0;

@@ -40,6 +40,14 @@ struct pending {
 	size_t dropped; /* bytes of a body over the cap, dropped */
 };
 
+/* A request body freed, wiped first: a create's holds a policy's secret values. */
+static void wipe_free(uint8_t *body, size_t size)
+{
+	if (body)
+		explicit_bzero(body, size);
+	free(body);
+}
+
 static enum MHD_Result send_answer(struct MHD_Connection *conn, unsigned status, char *body,
 				   size_t size)
 {
@@ -127,7 +135,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			/* a body without a length (chunked) went over: dropped while it comes,
 			 * answered at its end; one that goes on and on is cut off */
 			p->early = 413;
-			free(p->body);
+			wipe_free(p->body, p->size);
 			p->body = NULL;
 			p->size = p->cap = 0;
 			p->dropped += n;
@@ -137,9 +145,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			size_t cap = p->cap ? p->cap : 4096;
 			while (cap < p->size + n)
 				cap *= 2;
-			uint8_t *b = realloc(p->body, cap);
+			/* not realloc: it would leave the old bytes (secrets, maybe) behind */
+			uint8_t *b = malloc(cap);
 			if (!b)
 				return MHD_NO;
+			if (p->size)
+				memcpy(b, p->body, p->size);
+			wipe_free(p->body, p->size);
 			p->body = b;
 			p->cap = cap;
 		}
@@ -171,7 +183,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct pending *p = *con_cls;
 
 	if (p) {
-		free(p->body);
+		wipe_free(p->body, p->size);
 		free(p);
 		*con_cls = NULL;
 	}

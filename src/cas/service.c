@@ -123,7 +123,8 @@ static char *printable(char *s)
 	return s;
 }
 
-static void audit(struct call *c, const char *outcome, const char *reason)
+/* The request's audit row: 0, or < 0 when the store failed to write it. */
+static int audit(struct call *c, const char *outcome, const char *reason)
 {
 	printable(c->subject);
 	struct tp_cas_audit row = {
@@ -134,7 +135,7 @@ static void audit(struct call *c, const char *outcome, const char *reason)
 		.outcome = outcome,
 		.reason = reason,
 	};
-	tp_cas_store_audit(c->s->st, &row);
+	return tp_cas_store_audit(c->s->st, &row);
 }
 
 /* An error answer and its audit row ("denied" for attest, "refused" for the others). */
@@ -169,6 +170,14 @@ static const char *hex_string(const json_t *o, const char *key, size_t size)
 	if (size > sizeof(buf) || !hex_field(o, key, buf, size))
 		return NULL;
 	return json_string_value(json_object_get(o, key));
+}
+
+/* Frees bytes that may hold secret values (a policy's canonical text), wiped first. */
+static void free_wiped(void *p, size_t size)
+{
+	if (p)
+		explicit_bzero(p, size);
+	free(p);
 }
 
 /* ---- owner signatures ---- */
@@ -234,13 +243,14 @@ static json_t *name_hash(const char *name, const char *hash)
 	return json_pack("{s:s, s:s}", "name", name, "hash", hash);
 }
 
-/* The policy of a create or update: parsed, checked, its canonical bytes. */
+/* The policy of a create or update, checked only for what costs time linear in its
+ * size (the owner's signature is verified before the rest), and its canonical bytes. */
 static json_t *policy_of(struct call *c, const json_t *body, char **canonical, size_t *size)
 {
 	json_t *doc = json_object_get(body, "policy");
 	char err[256];
 
-	if (tp_cas_policy_check(doc, err, sizeof(err)) < 0) {
+	if (tp_cas_policy_limits(doc, err, sizeof(err)) < 0) {
 		refuse(c, 400, "policy: %s", err);
 		return NULL;
 	}
@@ -249,6 +259,18 @@ static json_t *policy_of(struct call *c, const json_t *body, char **canonical, s
 		return NULL;
 	}
 	return doc;
+}
+
+/* The rest of the policy's rules, once its signature verified. */
+static bool policy_valid(struct call *c, const json_t *doc)
+{
+	char err[256];
+
+	if (tp_cas_policy_check(doc, err, sizeof(err)) < 0) {
+		refuse(c, 400, "policy: %s", err);
+		return false;
+	}
+	return true;
 }
 
 static void policy_create(struct call *c, const json_t *body)
@@ -270,11 +292,13 @@ static void policy_create(struct call *c, const json_t *body)
 	name = json_string_value(json_object_get(doc, "name"));
 	snprintf(c->subject, sizeof(c->subject), "%s", name);
 	if (!signed_by(owner, sig, "create", canonical, size)) {
-		free(canonical);
+		free_wiped(canonical, size);
 		refuse(c, 403, "signature does not verify by the owner key %.16s…", owner);
 		return;
 	}
-	free(canonical);
+	free_wiped(canonical, size);
+	if (!policy_valid(c, doc))
+		return;
 	tp_cas_policy_hash(doc, hash);
 	r = tp_cas_store_policy_put(c->s->st, name, owner, hash, doc, NULL);
 	if (r == -EEXIST)
@@ -324,17 +348,17 @@ static void policy_update(struct call *c, const char *name, const json_t *body)
 	if (!(doc = policy_of(c, body, &canonical, &size)))
 		return;
 	if (strcmp(json_string_value(json_object_get(doc, "name")), name) != 0) {
-		free(canonical);
+		free_wiped(canonical, size);
 		refuse(c, 400, "the policy's name is not %s (a policy is never renamed)", name);
 		return;
 	}
 	if (!(old = stored(c, name, owner, now))) {
-		free(canonical);
+		free_wiped(canonical, size);
 		return;
 	}
 	json_decref(old);
 	if (!(rest = malloc(64 + 1 + size))) {
-		free(canonical);
+		free_wiped(canonical, size);
 		refuse(c, 500, "out of memory");
 		return;
 	}
@@ -342,12 +366,14 @@ static void policy_update(struct call *c, const char *name, const json_t *body)
 	rest[64] = '\0';
 	memcpy(rest + 65, canonical, size);
 	ok = signed_by(owner, sig, "update", rest, 65 + size);
-	free(rest);
-	free(canonical);
+	free_wiped(rest, 65 + size);
+	free_wiped(canonical, size);
 	if (!ok) {
 		refuse(c, 403, "not signed by the owner of %s", name);
 		return;
 	}
+	if (!policy_valid(c, doc))
+		return;
 	tp_cas_policy_hash(doc, hash);
 	r = tp_cas_store_policy_put(c->s->st, name, owner, hash, doc, pred);
 	if (r == -ESTALE || r == -ENOENT)
@@ -523,9 +549,10 @@ static void evidence_failed(struct evidence_check *ec, const struct tp_attest_re
 {
 	const struct tp_attest_check *f = tp_attest_failed(res);
 
+	/* a verifier that failed without naming a check still failed */
 	if (!f)
-		return;
-	if (strcmp(f->name, "signature") == 0)
+		snprintf(ec->reason, sizeof(ec->reason), "evidence: verification failed");
+	else if (strcmp(f->name, "signature") == 0)
 		snprintf(ec->reason, sizeof(ec->reason), "evidence: signature does not verify");
 	else
 		snprintf(ec->reason, sizeof(ec->reason), "evidence: %s: %s", f->name, f->detail);
@@ -554,9 +581,11 @@ static void check_sim(const uint8_t *data, size_t size, const json_t *svc, const
 	}
 	json_array_foreach(keys, i, k)
 	    tp_unhex(json_string_value(k), trusted[i], TP_SIM_PLATFORM_KEY);
-	tp_sim_verify(&e, (const uint8_t(*)[TP_SIM_PLATFORM_KEY])trusted, n, NULL, &res);
+	int v = tp_sim_verify(&e, (const uint8_t(*)[TP_SIM_PLATFORM_KEY])trusted, n, NULL, &res);
 	free(trusted);
 	const struct tp_attest_check *f = tp_attest_failed(&res);
+	if (v >= 0 && !f)
+		return;
 	if (f && strcmp(f->name, "platform_key") == 0) {
 		tp_hex(e.platform_key, sizeof(e.platform_key), hex);
 		snprintf(ec->reason, sizeof(ec->reason),
@@ -798,13 +827,13 @@ static void attest_checked(struct call *c, const json_t *body, const json_t *doc
 	}
 	plain_size = strlen(plain);
 	if (!(sealed = malloc(plain_size + TP_SEAL_OVERHEAD))) {
-		memset(plain, 0, plain_size);
+		explicit_bzero(plain, plain_size);
 		free(plain);
 		refuse(c, 500, "out of memory");
 		return;
 	}
 	int r = tp_seal(cl->pubkey, cl->nonce, cl->nonce_size, plain, plain_size, sealed);
-	memset(plain, 0, plain_size);
+	explicit_bzero(plain, plain_size);
 	free(plain);
 	if (r < 0) {
 		free(sealed);
@@ -818,8 +847,12 @@ static void attest_checked(struct call *c, const json_t *body, const json_t *doc
 		refuse(c, 500, "out of memory");
 		return;
 	}
-	audit(c, "released", "");
-	answer_json(c->out, 200,
+	/* no secret leaves without its row in the audit log */
+	if (audit(c, "released", "") < 0)
+		answer_error(c->out, 503, "the store failed (no audit row: nothing released)");
+	else
+		answer_json(
+		    c->out, 200,
 		    json_pack("{s:{s:s, s:s}}", "sealed", "ephemeral", hex, "ciphertext", ct));
 	free(ct);
 }
@@ -1006,8 +1039,13 @@ void tp_cas_handle(struct tp_cas_service *s, const struct tp_cas_request *req,
 	body = json_loadb((const char *)req->body, req->size, JSON_REJECT_DUPLICATES, &je);
 	if (!json_is_object(body)) {
 		char message[256];
-		snprintf(message, sizeof(message), "the body is not a JSON object%s%s",
-			 body ? "" : ": ", body ? "" : je.text);
+		/* not je.text: it quotes the bytes near the fault, maybe a secret value */
+		if (body)
+			snprintf(message, sizeof(message), "the body is not a JSON object");
+		else
+			snprintf(message, sizeof(message),
+				 "the body is not JSON (line %d, column %d, byte %d)", je.line,
+				 je.column, je.position);
 		printable(message);
 		json_decref(body);
 		return answer_error(out, 400, message);

@@ -174,9 +174,15 @@ int tp_cas_store_policy_get(struct tp_cas_store *st, const char *name, json_t **
 		sqlite3_finalize(s);
 		return r == SQLITE_DONE ? -ENOENT : -EIO;
 	}
-	snprintf(owner, TP_CAS_HASH_HEX, "%s", (const char *)sqlite3_column_text(s, 0));
-	snprintf(hash, TP_CAS_HASH_HEX, "%s", (const char *)sqlite3_column_text(s, 1));
-	d = json_loads((const char *)sqlite3_column_text(s, 2), 0, NULL);
+	const char *o = (const char *)sqlite3_column_text(s, 0);
+	const char *h = (const char *)sqlite3_column_text(s, 1);
+	const char *json = (const char *)sqlite3_column_text(s, 2);
+	/* NULL: a NULL column, or out of memory */
+	if (o && h && json) {
+		snprintf(owner, TP_CAS_HASH_HEX, "%s", o);
+		snprintf(hash, TP_CAS_HASH_HEX, "%s", h);
+		d = json_loads(json, 0, NULL);
+	}
 	sqlite3_finalize(s);
 	if (!d)
 		return -EIO;
@@ -337,6 +343,7 @@ json_t *tp_cas_store_policy_list(struct tp_cas_store *st, const char *owner)
 	sqlite3_stmt *s =
 	    prepare(st, "SELECT name, hash FROM policies WHERE owner = ? ORDER BY name");
 	json_t *list = json_array();
+	int r;
 
 	if (!s || !list) {
 		sqlite3_finalize(s);
@@ -344,11 +351,23 @@ json_t *tp_cas_store_policy_list(struct tp_cas_store *st, const char *owner)
 		return NULL;
 	}
 	text(s, 1, owner);
-	while (sqlite3_step(s) == SQLITE_ROW)
-		json_array_append_new(
-		    list, json_pack("{s:s, s:s}", "name", (const char *)sqlite3_column_text(s, 0),
-				    "hash", (const char *)sqlite3_column_text(s, 1)));
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(s, 0);
+		const char *hash = (const char *)sqlite3_column_text(s, 1);
+		/* a NULL column or no memory fails the list, as a step that fails does:
+		 * a list cut short would read as the whole */
+		if (!name || !hash ||
+		    json_array_append_new(
+			list, json_pack("{s:s, s:s}", "name", name, "hash", hash)) < 0) {
+			r = SQLITE_ERROR;
+			break;
+		}
+	}
 	sqlite3_finalize(s);
+	if (r != SQLITE_DONE) {
+		json_decref(list);
+		return NULL;
+	}
 	return list;
 }
 
@@ -415,7 +434,12 @@ int tp_cas_store_nonce_take(struct tp_cas_store *st, const char *nonce, int64_t 
 		exec(st, "ROLLBACK");
 		return r == SQLITE_DONE ? -ENOENT : -EIO;
 	}
-	if (!used && (s = prepare(st, "UPDATE nonces SET used = 1 WHERE nonce = ?"))) {
+	if (!used) {
+		/* a nonce not marked used is not taken: any failure here fails the attest */
+		if (!(s = prepare(st, "UPDATE nonces SET used = 1 WHERE nonce = ?"))) {
+			exec(st, "ROLLBACK");
+			return -EIO;
+		}
 		text(s, 1, nonce);
 		r = sqlite3_step(s);
 		sqlite3_finalize(s);

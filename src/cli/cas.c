@@ -104,7 +104,7 @@ static int serve(const char *listen, const char *db, const char *master_path, un
 {
 	struct tp_cas_server_opts o = { .timeout = timeout, .threads = THREADS };
 	char host[128], key[PATH_MAX], cert[PATH_MAX], err[PATH_MAX + 256], fp[128];
-	uint8_t *master = tp_secret_alloc(TP_CAS_MASTER_SIZE);
+	uint8_t *master;
 	struct tp_cas_service *service = NULL;
 	struct tp_cas_server *srv = NULL;
 	struct tp_cas_store *st = NULL;
@@ -113,6 +113,9 @@ static int serve(const char *listen, const char *db, const char *master_path, un
 
 	uint8_t addr[sizeof(struct in6_addr)];
 
+	/* the master key and every policy's secrets pass through this process's memory */
+	tp_secret_no_core(true);
+	master = tp_secret_alloc(TP_CAS_MASTER_SIZE);
 	if (split_listen(listen, host, sizeof(host), &o.port) < 0 ||
 	    (inet_pton(AF_INET, host, addr) != 1 && inet_pton(AF_INET6, host, addr) != 1)) {
 		tp_error("cas: --listen %s: not ADDR:PORT (127.0.0.1:8443, [::1]:8443)", listen);
@@ -194,6 +197,7 @@ static int audit(const char *db, bool as_json, bool denied)
 	char err[512];
 	int r;
 
+	tp_secret_no_core(true); /* the store's pages hold sealed secrets and the log */
 	if (access(db, R_OK) < 0) {
 		tp_error("cas audit: %s: %s", db, strerror(errno));
 		json_decref(list);

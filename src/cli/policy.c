@@ -82,6 +82,7 @@ static int sign(struct policy_cmd *pc, const char *op, const char *const *parts,
 		return TP_EXIT_INTERNAL;
 	}
 	int r = tp_sign(pc->owner, bytes, size, sig);
+	explicit_bzero(bytes, size); /* a create's or update's holds the secret values */
 	free(bytes);
 	if (r < 0) {
 		tp_error("policy %s: %s cannot sign: %s", op, pc->owner_path, strerror(-r));
@@ -197,7 +198,13 @@ static int read_policy(const char *op, const char *file, json_t **doc)
 	json_error_t e;
 
 	if (!(*doc = json_load_file(file, JSON_REJECT_DUPLICATES, &e))) {
-		tp_error("policy %s: %s: %s (line %d)", op, file, e.text, e.line);
+		/* jansson's text quotes the bytes near the fault (maybe a secret value):
+		 * only where it is, but for a file that cannot be read (no line then) */
+		if (e.line < 1)
+			tp_error("policy %s: %s", op, e.text);
+		else
+			tp_error("policy %s: %s: not valid JSON at line %d, column %d", op, file,
+				 e.line, e.column);
 		return TP_EXIT_USAGE;
 	}
 	if (!json_is_object(*doc)) {
@@ -237,6 +244,7 @@ static int create(struct policy_cmd *pc, const char *file)
 	const char *parts[] = { canon };
 	const size_t sizes[] = { size };
 	code = sign(pc, "create", parts, sizes, 1, sig);
+	explicit_bzero(canon, size); /* it holds the secret values */
 	free(canon);
 	if (code) {
 		json_decref(doc);
@@ -276,6 +284,7 @@ static int update(struct policy_cmd *pc, const char *name, const char *file)
 	const char *parts[] = { hash, canon };
 	const size_t sizes[] = { strlen(hash), size };
 	code = sign(pc, "update", parts, sizes, 2, sig);
+	explicit_bzero(canon, size); /* it holds the secret values */
 	free(canon);
 	if (code) {
 		json_decref(doc);

@@ -10,6 +10,7 @@
 #include "../../src/manifest/manifest.h"
 
 #include <errno.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -79,6 +80,8 @@ static void test_each_policy_rule_refuses(void)
 		{ "secrets.app_key.value", "\"AAAA\"", "not 32 bytes" },
 		{ "secrets.app_key.kind", "\"password\"", "kind: not bundle_key" },
 		{ "secrets.bad name", "{\"kind\":\"blob\",\"value\":\"\"}", "secret name" },
+		{ "secrets.LD_PRELOAD", "{\"kind\":\"env\",\"value\":\"/x.so\"}",
+		  "may not be LD_*" },
 		{ "secrets.k2", "{\"kind\":\"bundle_key\",\"value\":\"" SECRET_KEY "\"}", NULL },
 		{ "secrets.d", "{\"kind\":\"data_key\",\"value\":\"" SECRET_KEY "\"}", "data_id" },
 		{ "services.main.tolerate", "[]", "does not tolerate sim and has no hw entry" },
@@ -274,6 +277,43 @@ static unsigned update(struct fixture *f, json_t *doc, const char *pred, const s
 	return st;
 }
 
+/* A list over 1024 entries is refused naming it, and before the owner's signature
+ * (checked here with another key's) is verified; an invalid policy within the caps is
+ * refused for its signature first. */
+static void test_policy_lists_are_capped_before_the_signature(void)
+{
+	static const char *const lists[] = { "runtime", "app", "platform_keys" };
+	struct fixture f;
+	json_t *body;
+	char want[96];
+
+	NEED_CRYPTO();
+	if (!fixture_open(&f)) {
+		CHECK(false);
+		return;
+	}
+	for (size_t l = 0; l < sizeof(lists) / sizeof(lists[0]); l++) {
+		json_t *doc = policy_doc("mysvc", f.app, f.runtime, f.platform_pub);
+		json_t *list = json_array();
+		for (int i = 0; i < TP_CAS_LIST_MAX + 1; i++)
+			json_array_append_new(list, json_string(hex32(f.app)));
+		json_object_set_new(json_object_get(json_object_get(doc, "services"), "main"),
+				    lists[l], list);
+		CHECK(call(&f, "POST", "/v1/policies",
+			   json_pack("{s:o, s:s, s:s}", "policy", doc, "owner", hex32(f.owner_pub),
+				     "signature", sign(f.other, "create", "", 0)),
+			   NOW, &body) == 400);
+		snprintf(want, sizeof(want), "services.main.%s: more than 1024", lists[l]);
+		CHECK(strstr(message(body), want) != NULL);
+		json_decref(body);
+	}
+	json_t *bad = policy_doc("mysvc", f.app, f.runtime, f.platform_pub);
+	json_object_set_new(json_object_get(json_object_get(bad, "services"), "main"), "runtime",
+			    json_array());
+	CHECK(create(&f, bad, f.other, NULL) == 403);
+	fixture_close(&f);
+}
+
 static void test_policy_ownership_and_predecessors(void)
 {
 	struct fixture f;
@@ -454,6 +494,63 @@ static bool file_holds(const char *path, const char *needle)
 	return memmem(buf, n, needle, strlen(needle)) != NULL;
 }
 
+/* A nonce the store cannot mark used is not taken: the take fails, and the nonce is
+ * still open once the store works again. (A trigger naming no table makes the UPDATE
+ * fail to prepare, the SELECT before it not.) */
+static void test_a_nonce_not_marked_used_is_not_taken(void)
+{
+	struct fixture f;
+	sqlite3 *db;
+
+	NEED_CRYPTO();
+	if (!fixture_open(&f)) {
+		CHECK(false);
+		return;
+	}
+	CHECK(tp_cas_store_nonce_add(f.st, "n", NOW, NOW + 60, 8) == 0);
+	CHECK(sqlite3_open(f.db, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db,
+			   "CREATE TRIGGER broken BEFORE UPDATE ON nonces"
+			   " BEGIN INSERT INTO no_such_table VALUES (1); END",
+			   NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(tp_cas_store_nonce_take(f.st, "n", NOW) == -EIO);
+	CHECK(sqlite3_exec(db, "DROP TRIGGER broken", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	CHECK(tp_cas_store_nonce_take(f.st, "n", NOW) == 0);
+	CHECK(tp_cas_store_nonce_take(f.st, "n", NOW) == -EALREADY);
+	fixture_close(&f);
+}
+
+/* When the "released" row cannot be written, nothing is released: 503, no secrets. */
+static void test_no_release_without_its_audit_row(void)
+{
+	struct fixture f;
+	sqlite3 *db;
+	json_t *body;
+
+	NEED_CRYPTO();
+	if (!fixture_open(&f)) {
+		CHECK(false);
+		return;
+	}
+	CHECK(create(&f, policy_doc("mysvc", f.app, f.runtime, f.platform_pub), f.owner, NULL) ==
+	      201);
+	CHECK(sqlite3_open(f.db, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db,
+			   "CREATE TRIGGER no_release BEFORE INSERT ON audit"
+			   " WHEN NEW.outcome = 'released' BEGIN SELECT RAISE(ABORT, 'full'); END",
+			   NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	struct attempt ok = { .flip = -1 };
+	CHECK(attest(&f, &ok, NULL, NULL, &body) == 503);
+	const char *kind =
+	    json_string_value(json_object_get(json_object_get(body, "error"), "kind"));
+	CHECK(kind && strcmp(kind, "unavailable") == 0);
+	CHECK(!json_object_get(body, "sealed"));
+	json_decref(body);
+	fixture_close(&f);
+}
+
 static void test_attestation_releases_and_denies_with_reasons(void)
 {
 	struct fixture f;
@@ -533,16 +630,18 @@ static void test_attestation_releases_and_denies_with_reasons(void)
 	CHECK(denied == 8);
 	CHECK(rows == 10); /* the create, the release, the denials */
 
-	/* no plaintext in the file (nor base64 of the env value); a restart keeps all */
-	tp_cas_service_free(f.svc);
-	tp_cas_store_close(f.st);
+	/* no plaintext in the WAL, read while the store is open (SQLite deletes it at the
+	 * close), nor in the file after (nor base64 of the env value); a restart keeps all */
 	char wal[80];
 	snprintf(wal, sizeof(wal), "%s-wal", f.db);
 	char *env64 = tp_base64_encode((const uint8_t *)ENV_VALUE, strlen(ENV_VALUE));
+	CHECK(access(wal, F_OK) == 0);
+	CHECK(!file_holds(wal, ENV_VALUE) && !file_holds(wal, SECRET_KEY) &&
+	      !file_holds(wal, env64));
+	tp_cas_service_free(f.svc);
+	tp_cas_store_close(f.st);
 	CHECK(!file_holds(f.db, ENV_VALUE) && !file_holds(f.db, SECRET_KEY) &&
 	      !file_holds(f.db, env64));
-	CHECK(access(wal, F_OK) < 0 ||
-	      (!file_holds(wal, ENV_VALUE) && !file_holds(wal, SECRET_KEY)));
 	free(env64);
 	CHECK(tp_cas_store_open(f.db, f.master, &f.st, err, sizeof(err)) == 0);
 	f.svc = tp_cas_service_new(f.st, 0);
@@ -714,6 +813,35 @@ static void test_bad_requests_get_4xx(void)
 	fixture_close(&f);
 }
 
+/* A body or a policy that is not JSON is told by where, never by the bytes there (a
+ * secret's value, maybe). */
+static void test_json_errors_do_not_quote_the_text(void)
+{
+	static const char bad[] = "{\"secrets\":{\"T\":{\"kind\":\"env\",\"value\":hunter2}}}";
+	struct tp_cas_answer a;
+	struct fixture f;
+	char err[256];
+
+	NEED_CRYPTO();
+	if (!fixture_open(&f)) {
+		CHECK(false);
+		return;
+	}
+	struct tp_cas_request r = { .method = "POST",
+				    .path = "/v1/policies",
+				    .content_type = "application/json",
+				    .body = (const uint8_t *)bad,
+				    .size = strlen(bad),
+				    .remote = "127.0.0.1",
+				    .now = NOW };
+	tp_cas_handle(f.svc, &r, &a);
+	CHECK(a.status == 400 && strstr(a.body, "line 1") && !strstr(a.body, "hunter"));
+	free(a.body);
+	CHECK(!tp_cas_policy_parse(bad, strlen(bad), err, sizeof(err)));
+	CHECK(strstr(err, "line 1") && !strstr(err, "hunter"));
+	fixture_close(&f);
+}
+
 /* A real TDX quote (recorded): parsed, and refused since its report data binds
  * another runtime's claims and nonce; a debug mode in the claims is a bad request. */
 static void test_tdx_evidence_is_checked_against_the_claims(void)
@@ -784,11 +912,15 @@ TESTS(cas_tests) = {
 	{ "cas_policy_rules_refuse", test_each_policy_rule_refuses },
 	{ "cas_base64", test_base64_round_trip_and_refusals },
 	{ "cas_ownership_and_predecessors", test_policy_ownership_and_predecessors },
+	{ "cas_lists_capped_before_signature", test_policy_lists_are_capped_before_the_signature },
 	{ "cas_attestation_releases_and_denies",
 	  test_attestation_releases_and_denies_with_reasons },
+	{ "cas_nonce_not_marked_is_not_taken", test_a_nonce_not_marked_used_is_not_taken },
+	{ "cas_no_release_without_audit_row", test_no_release_without_its_audit_row },
 	{ "cas_sim_needs_toleration", test_sim_evidence_needs_a_policy_that_tolerates_it },
 	{ "cas_signer_rule", test_signer_rule_checks_product_and_security_version },
 	{ "cas_bad_requests_get_4xx", test_bad_requests_get_4xx },
+	{ "cas_json_errors_do_not_quote", test_json_errors_do_not_quote_the_text },
 	{ "cas_tdx_evidence_checked", test_tdx_evidence_is_checked_against_the_claims },
 	{ "cas_open_challenges_capped", test_open_challenges_are_capped },
 	END_TESTS,
