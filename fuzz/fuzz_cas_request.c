@@ -64,12 +64,11 @@ static void setup(void)
 				"name", "mysvc", "services", "main", "app", ahex, "runtime", ahex,
 				"tolerate", "sim", "platform_keys", phex, "secrets", "k", "secrets",
 				"k", "kind", "env", "value", "v");
-	tp_cas_policy_hash(doc, hash);
 	/* the store lives for the whole run: the master key's cipher contexts, made on
 	 * first use and held in locked memory (mmap, which LeakSanitizer does not scan),
 	 * are made here, both directions, outside its view */
 	__lsan_disable();
-	if (tp_cas_store_policy_put(st, "mysvc", phex, hash, doc, NULL) < 0)
+	if (tp_cas_store_policy_put(st, "mysvc", phex, doc, NULL, hash) < 0)
 		abort();
 	json_decref(doc);
 	char owner[TP_CAS_HASH_HEX];

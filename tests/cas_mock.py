@@ -113,7 +113,8 @@ class MockCas:
         self.seen_times.add((t, body["signature"]))
 
     def policy_hash(self, doc):
-        return hashlib.sha256(canonical(doc)).hexdigest()
+        """A fresh hash for each write of a policy, as the real CAS's salted HMAC."""
+        return hashlib.sha256(os.urandom(16) + canonical(doc)).hexdigest()
 
     def handle(self, method, path, body):
         parts = path.strip("/").split("/")
@@ -122,40 +123,42 @@ class MockCas:
             self.verify(body["owner"], body["signature"], "create", canonical(doc))
             if doc["name"] in self.policies:
                 return 409, {"error": {"kind": "conflict", "message": f"policy {doc['name']} exists"}}
-            self.policies[doc["name"]] = (doc, body["owner"])
-            return 201, {"name": doc["name"], "hash": self.policy_hash(doc)}
+            h = self.policy_hash(doc)
+            self.policies[doc["name"]] = (doc, body["owner"], h)
+            return 201, {"name": doc["name"], "hash": h}
         if path == "/v1/policies/list":
             self.fresh(body)
             self.verify(body["owner"], body["signature"], "list", body["owner"].encode(),
-                        str(body["time"]).encode())
-            return 200, {"policies": [{"name": n, "hash": self.policy_hash(d)}
-                                      for n, (d, o) in sorted(self.policies.items())
+                        str(body["time"]).encode(), body["nonce"].encode())
+            return 200, {"policies": [{"name": n, "hash": h}
+                                      for n, (d, o, h) in sorted(self.policies.items())
                                       if o == body["owner"]]}
         if len(parts) >= 3 and parts[:2] == ["v1", "policies"]:
             name = parts[2]
             if name not in self.policies:
                 return 404, {"error": {"kind": "not_found", "message": f"no policy {name}"}}
-            doc, owner = self.policies[name]
+            doc, owner, current = self.policies[name]
             if method == "PUT" and len(parts) == 3:
                 self.verify(owner, body["signature"], "update", body["predecessor"].encode(),
                             canonical(body["policy"]))
-                if body["predecessor"] != self.policy_hash(doc):
+                if body["predecessor"] != current:
                     return 409, {"error": {"kind": "conflict", "message": "stale predecessor"}}
-                self.policies[name] = (body["policy"], owner)
-                return 200, {"name": name, "hash": self.policy_hash(body["policy"])}
+                h = self.policy_hash(body["policy"])
+                self.policies[name] = (body["policy"], owner, h)
+                return 200, {"name": name, "hash": h}
             if parts[3:] == ["get"]:
                 self.fresh(body)
                 self.verify(owner, body["signature"], "get", name.encode(),
-                            str(body["time"]).encode())
+                            str(body["time"]).encode(), body["nonce"].encode())
                 red = json.loads(json.dumps(doc))
                 for s in red.get("secrets", {}).values():
                     s["sha256"] = hashlib.sha256(s.pop("value").encode()).hexdigest()
-                return 200, {"name": name, "hash": self.policy_hash(doc), "owner": owner,
+                return 200, {"name": name, "hash": current, "owner": owner,
                              "policy": red}
             if parts[3:] == ["delete"]:
                 self.verify(owner, body["signature"], "delete", name.encode(),
                             body["predecessor"].encode())
-                if body["predecessor"] != self.policy_hash(doc):
+                if body["predecessor"] != current:
                     return 409, {"error": {"kind": "conflict", "message": "stale predecessor"}}
                 del self.policies[name]
                 return 200, {"name": name}

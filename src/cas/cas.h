@@ -42,9 +42,16 @@ int tp_cas_policy_limits(const json_t *doc, char *err, size_t err_size);
 /* The canonical JSON (jansson's JSON_COMPACT | JSON_SORT_KEYS), malloc'd, NUL-terminated,
  * its size in *size. NULL when out of memory. */
 char *tp_cas_canonical(const json_t *doc, size_t *size);
-/* Lower-case hex of SHA-256 over the canonical JSON (out: TP_CAS_HASH_HEX). Returns 0 or
- * -ENOMEM. */
-int tp_cas_policy_hash(const json_t *doc, char out[TP_CAS_HASH_HEX]);
+/* A policy version's hash: lower-case hex (out: TP_CAS_HASH_HEX) of HMAC-SHA-256 under
+ * key over "teepy-cas-policy-v1\0" || salt || the canonical JSON, secret values
+ * included. Keyed, so that a copy of the database does not let anyone test guesses of
+ * a secret value against it; salted, so that each write has its own hash and a signed
+ * update or delete cannot be replayed after the policy returns to an earlier text.
+ * Returns 0 or -ENOMEM. */
+#define TP_CAS_HASH_KEY_SIZE  32
+#define TP_CAS_HASH_SALT_SIZE 16
+int tp_cas_policy_hash(const json_t *doc, const uint8_t key[TP_CAS_HASH_KEY_SIZE],
+		       const uint8_t salt[TP_CAS_HASH_SALT_SIZE], char out[TP_CAS_HASH_HEX]);
 /* A copy with each secret's "value" replaced by "sha256": hex of the value's bytes (the
  * decoded bytes for the base64 kinds, the string's for env). NULL when out of memory. */
 json_t *tp_cas_policy_redact(const json_t *doc);
@@ -76,9 +83,10 @@ int tp_cas_store_policy_get(struct tp_cas_store *st, const char *name, json_t **
 /* Writes a policy in one transaction: with predecessor NULL a new one (-EEXIST when the
  * name is taken), else replacing the one whose hash is predecessor (-ENOENT: none;
  * -ESTALE: another hash). Secret values are stored encrypted, the document without
- * them. Returns 0 or -EIO. */
+ * them. The new version's hash (tp_cas_policy_hash under a key derived from the master
+ * key, a fresh salt) goes to hash. Returns 0, -ENOMEM or -EIO. */
 int tp_cas_store_policy_put(struct tp_cas_store *st, const char *name, const char *owner,
-			    const char *hash, const json_t *doc, const char *predecessor);
+			    const json_t *doc, const char *predecessor, char hash[TP_CAS_HASH_HEX]);
 /* Deletes name if its hash is predecessor: 0, -ENOENT, -ESTALE or -EIO. */
 int tp_cas_store_policy_delete(struct tp_cas_store *st, const char *name, const char *predecessor);
 /* [{"name", "hash"}] of owner's policies, by name (the caller owns it), or NULL. */

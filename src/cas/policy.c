@@ -436,15 +436,25 @@ char *tp_cas_canonical(const json_t *doc, size_t *size)
 	return s;
 }
 
-int tp_cas_policy_hash(const json_t *doc, char out[TP_CAS_HASH_HEX])
+int tp_cas_policy_hash(const json_t *doc, const uint8_t key[TP_CAS_HASH_KEY_SIZE],
+		       const uint8_t salt[TP_CAS_HASH_SALT_SIZE], char out[TP_CAS_HASH_HEX])
 {
+	static const char tag[] = "teepy-cas-policy-v1";
+	struct tp_hmac *mac = tp_hmac_new(key, TP_CAS_HASH_KEY_SIZE);
 	uint8_t h[TP_SHA256_SIZE];
 	size_t size;
 	char *c = tp_cas_canonical(doc, &size);
 
-	if (!c)
+	if (!c || !mac) {
+		free(c);
+		if (mac)
+			tp_hmac_final(mac, h);
 		return -ENOMEM;
-	tp_sha256(c, size, h);
+	}
+	tp_hmac_update(mac, tag, sizeof(tag)); /* with its NUL */
+	tp_hmac_update(mac, salt, TP_CAS_HASH_SALT_SIZE);
+	tp_hmac_update(mac, c, size);
+	tp_hmac_final(mac, h);
 	explicit_bzero(c, size);
 	free(c);
 	tp_hex(h, sizeof(h), out);

@@ -299,8 +299,7 @@ static void policy_create(struct call *c, const json_t *body)
 	free_wiped(canonical, size);
 	if (!policy_valid(c, doc))
 		return;
-	tp_cas_policy_hash(doc, hash);
-	r = tp_cas_store_policy_put(c->s->st, name, owner, hash, doc, NULL);
+	r = tp_cas_store_policy_put(c->s->st, name, owner, doc, NULL, hash);
 	if (r == -EEXIST)
 		refuse(c, 409, "policy %s exists", name);
 	else if (r < 0)
@@ -374,8 +373,7 @@ static void policy_update(struct call *c, const char *name, const json_t *body)
 	}
 	if (!policy_valid(c, doc))
 		return;
-	tp_cas_policy_hash(doc, hash);
-	r = tp_cas_store_policy_put(c->s->st, name, owner, hash, doc, pred);
+	r = tp_cas_store_policy_put(c->s->st, name, owner, doc, pred, hash);
 	if (r == -ESTALE || r == -ENOENT)
 		refuse(c, 409, "stale predecessor %.16s… (policy %s is now %.16s…)", pred, name,
 		       now);
@@ -387,21 +385,37 @@ static void policy_update(struct call *c, const char *name, const json_t *body)
 	}
 }
 
+/* The REST a get or list signs: first (the name, the owner key) "\0" decimal TIME "\0"
+ * NONCE, into rest. The nonce makes two requests in the same second sign different
+ * bytes. Returns its size, or -1 (answered) when time, nonce or the signature is
+ * missing. */
+#define SIGNED_NONCE_SIZE 16
+static int timed_rest(struct call *c, const json_t *body, const char *first, const char *sig,
+		      char *rest, size_t size)
+{
+	const json_t *t = json_object_get(body, "time");
+	const char *nonce = hex_string(body, "nonce", SIGNED_NONCE_SIZE);
+
+	if (!json_is_integer(t) || !nonce || !sig) {
+		refuse(c, 400, "%s needs time (an integer), nonce (32 hex) and signature (128 hex)",
+		       c->op);
+		return -1;
+	}
+	return snprintf(rest, size, "%s%c%" JSON_INTEGER_FORMAT "%c%s", first, '\0',
+			json_integer_value(t), '\0', nonce);
+}
+
 static void policy_get(struct call *c, const char *name, const json_t *body)
 {
 	const char *sig = hex_string(body, "signature", 64);
-	char owner[TP_CAS_HASH_HEX], hash[TP_CAS_HASH_HEX], rest[TP_CAS_NAME_MAX + 32];
+	char owner[TP_CAS_HASH_HEX], hash[TP_CAS_HASH_HEX], rest[TP_CAS_NAME_MAX + 64 + 80];
 	json_t *doc;
 	int n;
 
-	if (!sig || !json_is_integer(json_object_get(body, "time"))) {
-		refuse(c, 400, "get needs time (an integer) and signature (128 hex)");
+	if ((n = timed_rest(c, body, name, sig, rest, sizeof(rest))) < 0)
 		return;
-	}
 	if (!(doc = stored(c, name, owner, hash)))
 		return;
-	n = snprintf(rest, sizeof(rest), "%s%c%" JSON_INTEGER_FORMAT, name, '\0',
-		     json_integer_value(json_object_get(body, "time")));
 	if (!signed_by(owner, sig, "get", rest, (size_t)n)) {
 		json_decref(doc);
 		refuse(c, 403, "not signed by the owner of %s", name);
@@ -454,17 +468,17 @@ static void policy_list(struct call *c, const json_t *body)
 {
 	const char *owner = hex_string(body, "owner", 32);
 	const char *sig = hex_string(body, "signature", 64);
-	char rest[64 + 32];
+	char rest[64 + 80];
 	json_t *list;
 	int n;
 
-	if (!owner || !sig || !json_is_integer(json_object_get(body, "time"))) {
-		refuse(c, 400, "list needs owner (64 hex), time (an integer) and signature");
+	if (!owner) {
+		refuse(c, 400, "list needs owner (64 hex)");
 		return;
 	}
 	snprintf(c->subject, sizeof(c->subject), "%.16s…", owner);
-	n = snprintf(rest, sizeof(rest), "%s%c%" JSON_INTEGER_FORMAT, owner, '\0',
-		     json_integer_value(json_object_get(body, "time")));
+	if ((n = timed_rest(c, body, owner, sig, rest, sizeof(rest))) < 0)
+		return;
 	if (!signed_by(owner, sig, "list", rest, (size_t)n)) {
 		refuse(c, 403, "signature does not verify by the owner key %.16s…", owner);
 		return;

@@ -18,7 +18,10 @@
 struct tp_cas_store {
 	sqlite3 *db;
 	struct tp_gcm *master;
+	uint8_t hash_key[TP_CAS_HASH_KEY_SIZE]; /* from the master key: policies' hashes */
 };
+
+static const char hash_key_info[] = "teepy-cas-v1 policy hash key";
 
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
@@ -48,7 +51,12 @@ int tp_cas_store_open(const char *path, const uint8_t master[TP_CAS_MASTER_SIZE]
 	char *msg = NULL;
 	int r;
 
-	if (!st || (master && !(st->master = tp_gcm_new(master)))) {
+	if (!st || (master && (!(st->master = tp_gcm_new(master)) ||
+			       tp_hkdf_sha256(master, TP_CAS_MASTER_SIZE, NULL, 0, hash_key_info,
+					      sizeof(hash_key_info) - 1, st->hash_key,
+					      sizeof(st->hash_key)) < 0))) {
+		if (st)
+			tp_gcm_free(st->master);
 		free(st);
 		snprintf(err, err_size, "out of memory");
 		return -ENOMEM;
@@ -78,6 +86,7 @@ void tp_cas_store_close(struct tp_cas_store *st)
 		return;
 	sqlite3_close(st->db);
 	tp_gcm_free(st->master);
+	explicit_bzero(st->hash_key, sizeof(st->hash_key));
 	free(st);
 }
 
@@ -290,11 +299,16 @@ static int put_in_transaction(struct tp_cas_store *st, const char *name, const c
 }
 
 int tp_cas_store_policy_put(struct tp_cas_store *st, const char *name, const char *owner,
-			    const char *hash, const json_t *doc, const char *predecessor)
+			    const json_t *doc, const char *predecessor, char hash[TP_CAS_HASH_HEX])
 {
+	uint8_t salt[TP_CAS_HASH_SALT_SIZE];
 	char now[TP_CAS_HASH_HEX];
 	int r;
 
+	if (!st->master || tp_random(salt, sizeof(salt)) < 0)
+		return -EIO;
+	if ((r = tp_cas_policy_hash(doc, st->hash_key, salt, hash)) < 0)
+		return r;
 	if (exec(st, "BEGIN IMMEDIATE") < 0)
 		return -EIO;
 	r = current_hash(st, name, now);

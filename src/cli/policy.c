@@ -92,14 +92,9 @@ static int sign(struct policy_cmd *pc, const char *op, const char *const *parts,
 	return 0;
 }
 
-/* A refusal of a replayed signature ("signature already used (a replayed request)"
- * from teepy cas). */
-#define REPLAY_WORD "replay"
-
-/* One request; body is consumed. Returns 0 with *answer, or an exit code; with
- * quiet_replay, -EAGAIN (nothing said) when the CAS refused it as a replay. */
-static int call_or_replay(struct policy_cmd *pc, const char *op, const char *method,
-			  const char *path, json_t *body, json_t **answer, bool quiet_replay)
+/* One request; body is consumed. Returns 0 with *answer, or an exit code. */
+static int call(struct policy_cmd *pc, const char *op, const char *method, const char *path,
+		json_t *body, json_t **answer)
 {
 	char err[1024];
 	long status;
@@ -108,8 +103,6 @@ static int call_or_replay(struct policy_cmd *pc, const char *op, const char *met
 	json_decref(body);
 	if (r == 0)
 		return 0;
-	if (quiet_replay && r == -EREMOTEIO && status == 403 && strstr(err, REPLAY_WORD))
-		return -EAGAIN;
 	if (r == -EREMOTEIO)
 		tp_error("policy %s: the CAS refused: %s", op, err);
 	else
@@ -117,47 +110,39 @@ static int call_or_replay(struct policy_cmd *pc, const char *op, const char *met
 	return r == -ENOSYS ? TP_EXIT_INTERNAL : TP_EXIT_USAGE;
 }
 
-static int call(struct policy_cmd *pc, const char *op, const char *method, const char *path,
-		json_t *body, json_t **answer)
-{
-	return call_or_replay(pc, op, method, path, body, answer, false);
-}
-
-/* A signed request of op ("get", "list") whose REST is NAME/PUBHEX "\0" decimal TIME;
- * command names the command in messages (update asks with a get). The CAS accepts a
- * signed time once, and the same get in the same second signs the same bytes (two
- * commands one after the other in a script): refused as a replay, it is asked again
- * once, in the next second. body is consumed. */
+/* A signed request of op ("get", "list") whose REST is first (NAME, PUBHEX) "\0"
+ * decimal TIME "\0" NONCE: the CAS accepts a time within its skew and each signature
+ * once, and the random nonce keeps two requests in the same second apart. command
+ * names the command in messages (update asks with a get). body is consumed. */
 static int call_timed(struct policy_cmd *pc, const char *command, const char *op, const char *path,
 		      const char *first, json_t *body, json_t **answer)
 {
-	char now[32], sig[2 * TP_ED25519_SIG_SIZE + 1];
-	int code = -EAGAIN;
+	char now[32], nonce[2 * 16 + 1], sig[2 * TP_ED25519_SIG_SIZE + 1];
+	uint8_t random[16];
+	time_t t = time(NULL);
+	int code;
 
-	for (int attempt = 0; code == -EAGAIN; attempt++) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		if (attempt > 0) {				       /* to the next second */
-			long ns = 1000000000L - ts.tv_nsec + 1000000L; /* and a millisecond */
-			struct timespec rest = { ns / 1000000000L, ns % 1000000000L };
-			nanosleep(&rest, NULL);
-			clock_gettime(CLOCK_REALTIME, &ts);
-		}
-		snprintf(now, sizeof(now), "%" PRId64, (int64_t)ts.tv_sec);
-		const char *parts[] = { first, now };
-		const size_t sizes[] = { strlen(first), strlen(now) };
-		json_t *b = json_copy(body);
-		if (!b || (code = sign(pc, op, parts, sizes, 2, sig)) != 0) {
-			json_decref(b);
-			code = code ? code : TP_EXIT_INTERNAL;
-			break;
-		}
-		json_object_set_new(b, "time", json_integer((json_int_t)ts.tv_sec));
-		json_object_set_new(b, "signature", json_string(sig));
-		code = call_or_replay(pc, command, "POST", path, b, answer, attempt == 0);
+	if (tp_random(random, sizeof(random)) < 0) {
+		json_decref(body);
+		tp_error("policy %s: no random bytes", command);
+		return TP_EXIT_INTERNAL;
 	}
-	json_decref(body);
-	return code;
+	tp_hex(random, sizeof(random), nonce);
+	snprintf(now, sizeof(now), "%" PRId64, (int64_t)t);
+	const char *parts[] = { first, now, nonce };
+	const size_t sizes[] = { strlen(first), strlen(now), strlen(nonce) };
+	if ((code = sign(pc, op, parts, sizes, 3, sig)) != 0) {
+		json_decref(body);
+		return code;
+	}
+	if (json_object_set_new(body, "time", json_integer((json_int_t)t)) < 0 ||
+	    json_object_set_new(body, "nonce", json_string(nonce)) < 0 ||
+	    json_object_set_new(body, "signature", json_string(sig)) < 0) {
+		json_decref(body);
+		tp_error("out of memory");
+		return TP_EXIT_INTERNAL;
+	}
+	return call(pc, command, "POST", path, body, answer);
 }
 
 static int get_current(struct policy_cmd *pc, const char *op, const char *name, json_t **answer)
@@ -228,28 +213,41 @@ static void print_name_hash(const char *what, json_t *answer)
 		printf("%s\n", hash);
 }
 
+/* The owner's signature of a create (prefix NULL) or an update (prefix the
+ * predecessor) of doc: over prefix "\0" canonical(doc), the canonical text wiped
+ * after. Returns 0 or an exit code; doc is freed on failure. */
+static int sign_doc(struct policy_cmd *pc, const char *op, const char *prefix, json_t *doc,
+		    char sig[2 * TP_ED25519_SIG_SIZE + 1])
+{
+	size_t size;
+	char *canon = tp_cas_canonical(doc, &size);
+	int code;
+
+	if (!canon) {
+		json_decref(doc);
+		tp_error("out of memory");
+		return TP_EXIT_INTERNAL;
+	}
+	const char *parts[] = { prefix, canon };
+	const size_t sizes[] = { prefix ? strlen(prefix) : 0, size };
+	code = prefix ? sign(pc, op, parts, sizes, 2, sig) :
+			sign(pc, op, parts + 1, sizes + 1, 1, sig);
+	explicit_bzero(canon, size); /* it holds the secret values */
+	free(canon);
+	if (code)
+		json_decref(doc);
+	return code;
+}
+
 static int create(struct policy_cmd *pc, const char *file)
 {
-	char *canon, sig[2 * TP_ED25519_SIG_SIZE + 1];
-	size_t size;
+	char sig[2 * TP_ED25519_SIG_SIZE + 1];
 	json_t *doc, *answer;
 	int code;
 
-	if ((code = read_policy("create", file, &doc)) != 0)
+	if ((code = read_policy("create", file, &doc)) != 0 ||
+	    (code = sign_doc(pc, "create", NULL, doc, sig)) != 0)
 		return code;
-	if (!(canon = tp_cas_canonical(doc, &size))) {
-		json_decref(doc);
-		return TP_EXIT_INTERNAL;
-	}
-	const char *parts[] = { canon };
-	const size_t sizes[] = { size };
-	code = sign(pc, "create", parts, sizes, 1, sig);
-	explicit_bzero(canon, size); /* it holds the secret values */
-	free(canon);
-	if (code) {
-		json_decref(doc);
-		return code;
-	}
 	json_t *body =
 	    json_pack("{s:o, s:s, s:s}", "policy", doc, "owner", pc->owner_hex, "signature", sig);
 	if ((code = call(pc, "create", "POST", "/v1/policies", body, &answer)) != 0)
@@ -261,9 +259,8 @@ static int create(struct policy_cmd *pc, const char *file)
 
 static int update(struct policy_cmd *pc, const char *name, const char *file)
 {
-	char *canon, sig[2 * TP_ED25519_SIG_SIZE + 1], hash[80], path[256];
+	char sig[2 * TP_ED25519_SIG_SIZE + 1], hash[80], path[256];
 	const char *doc_name;
-	size_t size;
 	json_t *doc, *answer;
 	int code;
 
@@ -276,20 +273,12 @@ static int update(struct policy_cmd *pc, const char *name, const char *file)
 		json_decref(doc);
 		return TP_EXIT_USAGE;
 	}
-	if ((code = predecessor(pc, "update", name, hash, sizeof(hash))) != 0 ||
-	    !(canon = tp_cas_canonical(doc, &size))) {
-		json_decref(doc);
-		return code ? code : TP_EXIT_INTERNAL;
-	}
-	const char *parts[] = { hash, canon };
-	const size_t sizes[] = { strlen(hash), size };
-	code = sign(pc, "update", parts, sizes, 2, sig);
-	explicit_bzero(canon, size); /* it holds the secret values */
-	free(canon);
-	if (code) {
+	if ((code = predecessor(pc, "update", name, hash, sizeof(hash))) != 0) {
 		json_decref(doc);
 		return code;
 	}
+	if ((code = sign_doc(pc, "update", hash, doc, sig)) != 0)
+		return code;
 	snprintf(path, sizeof(path), "/v1/policies/%s", name);
 	json_t *body =
 	    json_pack("{s:o, s:s, s:s}", "policy", doc, "predecessor", hash, "signature", sig);

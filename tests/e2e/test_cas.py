@@ -169,23 +169,14 @@ def update(cas, owner, doc, predecessor):
     return cas.call("PUT", f"/v1/policies/{doc['name']}", body)
 
 
-_USED_TIMES = set()
-
-
-def fresh_time():
-    """A time within 100 s of now (the server takes 300) not used by a get before: a
-    (time, signature) pair is accepted once, and Ed25519 signs the same message the same
-    way. Taken from the clock at each call, so it never goes stale on a slow run."""
-    now = int(time.time())
-    t = next(now + k for k in range(-100, 101) if now + k not in _USED_TIMES)
-    _USED_TIMES.add(t)
-    return t
-
-
-def get(cas, owner, name):
-    t = fresh_time()
+def get(cas, owner, name, nonce=None):
+    """A signed get: the time now and a random nonce, which keeps two gets in the same
+    second apart."""
+    t, nonce = int(time.time()), nonce or os.urandom(16).hex()
     return cas.call("POST", f"/v1/policies/{name}/get", {
-        "time": t, "signature": owner.sign("get", name.encode() + b"\0" + str(t).encode())})
+        "time": t, "nonce": nonce,
+        "signature": owner.sign("get", name.encode() + b"\0" + str(t).encode() + b"\0" +
+                                nonce.encode())})
 
 
 # ---------------------------------------------------------------------------
@@ -382,7 +373,8 @@ def test_updates_need_the_owner_and_the_current_predecessor(world):
     status, body = create(cas, owner, doc)
     assert status == 201
     first = body["hash"]
-    assert first == hashlib.sha256(canonical(doc)).hexdigest()
+    # keyed by the master key: a copy of cas.db cannot test a guess of a secret
+    assert first != hashlib.sha256(canonical(doc)).hexdigest()
     status, body = create(cas, owner, doc)
     assert (status, body["error"]["kind"]) == (409, "conflict")
     doc2 = dict(doc, secrets=dict(doc["secrets"], API_TOKEN={"kind": "env", "value": "new"}))
@@ -403,6 +395,14 @@ def test_updates_need_the_owner_and_the_current_predecessor(world):
         "kind": "env", "sha256": hashlib.sha256(b"new").hexdigest()}
     status, body = get(cas, world.other, "upd")
     assert status == 403
+    # the same second, two nonces: two signatures, both answered; the first again is a replay
+    nonce = os.urandom(16).hex()
+    assert get(cas, owner, "upd", nonce)[0] == 200
+    assert get(cas, owner, "upd")[0] == 200
+    t = int(time.time())
+    signed = owner.sign("get", b"upd\0" + str(t).encode())  # the old form, without a nonce
+    status, body = cas.call("POST", "/v1/policies/upd/get", {"time": t, "signature": signed})
+    assert status == 400 and "nonce (32 hex)" in body["error"]["message"], body
     audit = world.cas.audit("--denied").stdout
     assert "stale predecessor" in audit and "not signed by the owner of upd" in audit
 

@@ -50,8 +50,25 @@ static void test_a_valid_policy_parses_and_hashes_canonically(void)
 	json_t *back = tp_cas_policy_parse(text, strlen(text), err, sizeof(err));
 
 	CHECK(back != NULL);
-	CHECK(tp_cas_policy_hash(doc, h1) == 0 && tp_cas_policy_hash(back, h2) == 0);
+	uint8_t key[32] = { 7 }, salt[16] = { 9 };
+	char h3[65];
+	CHECK(tp_cas_policy_hash(doc, key, salt, h1) == 0 &&
+	      tp_cas_policy_hash(back, key, salt, h2) == 0);
 	CHECK_STR(h1, h2); /* whatever the spacing and key order sent */
+	/* keyed: not the SHA-256 of the text, another key gives another hash */
+	size_t csize;
+	char *canon = tp_cas_canonical(doc, &csize), plain[65];
+	uint8_t digest[32];
+	tp_sha256(canon, csize, digest);
+	tp_hex(digest, 32, plain);
+	free(canon);
+	CHECK(strcmp(h1, plain) != 0);
+	key[0] ^= 1;
+	CHECK(tp_cas_policy_hash(doc, key, salt, h3) == 0 && strcmp(h1, h3) != 0);
+	key[0] ^= 1;
+	/* salted: another write of the same text has another hash */
+	salt[0] ^= 1;
+	CHECK(tp_cas_policy_hash(doc, key, salt, h3) == 0 && strcmp(h1, h3) != 0);
 	json_t *red = tp_cas_policy_redact(back);
 	const json_t *k = json_object_get(json_object_get(red, "secrets"), "app_key");
 	CHECK(json_object_get(k, "value") == NULL);
@@ -355,33 +372,55 @@ static void test_policy_ownership_and_predecessors(void)
 	CHECK(update(&f, doc2, h1, f.owner, NULL, &body) == 409);
 	json_decref(body);
 
-	/* get: signed time, redacted, once */
-	int n = snprintf(rest, sizeof(rest), "mysvc%c%d", 0, NOW);
+	/* get: signed time and nonce, redacted, once */
+	static const char nonce1[] = "00112233445566778899aabbccddeeff";
+	static const char nonce2[] = "00112233445566778899aabbccddeef0";
+	int n = snprintf(rest, sizeof(rest), "mysvc%c%d%c%s", 0, NOW, 0, nonce1);
 	const char *sig = sign(f.owner, "get", rest, (size_t)n);
 	char sigcopy[129];
 	snprintf(sigcopy, sizeof(sigcopy), "%s", sig);
+	/* no nonce: refused before anything is read */
 	CHECK(call(&f, "POST", "/v1/policies/mysvc/get",
-		   json_pack("{s:i, s:s}", "time", NOW, "signature", sigcopy), NOW, &body) == 200);
+		   json_pack("{s:i, s:s}", "time", NOW, "signature", sigcopy), NOW, &body) == 400);
+	CHECK(strstr(message(body), "nonce (32 hex)") != NULL);
+	json_decref(body);
+	/* the signature covers the nonce */
+	CHECK(call(&f, "POST", "/v1/policies/mysvc/get",
+		   json_pack("{s:i, s:s, s:s}", "time", NOW, "nonce", nonce2, "signature", sigcopy),
+		   NOW, &body) == 403);
+	CHECK(strstr(message(body), "not signed by the owner") != NULL);
+	json_decref(body);
+	CHECK(call(&f, "POST", "/v1/policies/mysvc/get",
+		   json_pack("{s:i, s:s, s:s}", "time", NOW, "nonce", nonce1, "signature", sigcopy),
+		   NOW, &body) == 200);
 	CHECK_STR(json_string_value(json_object_get(body, "hash")), h2);
 	char *dump = json_dumps(body, 0);
 	CHECK(strstr(dump, ENV_VALUE) == NULL && strstr(dump, SECRET_KEY) == NULL);
 	free(dump);
 	json_decref(body);
 	CHECK(call(&f, "POST", "/v1/policies/mysvc/get",
-		   json_pack("{s:i, s:s}", "time", NOW, "signature", sigcopy), NOW, &body) == 403);
+		   json_pack("{s:i, s:s, s:s}", "time", NOW, "nonce", nonce1, "signature", sigcopy),
+		   NOW, &body) == 403);
 	CHECK(strstr(message(body), "already used") != NULL);
 	json_decref(body);
+	/* the same second, another nonce: another signature, accepted */
+	n = snprintf(rest, sizeof(rest), "mysvc%c%d%c%s", 0, NOW, 0, nonce2);
 	CHECK(call(&f, "POST", "/v1/policies/mysvc/get",
-		   json_pack("{s:i, s:s}", "time", NOW, "signature", sigcopy), NOW + 1000,
-		   &body) == 403);
+		   json_pack("{s:i, s:s, s:s}", "time", NOW, "nonce", nonce2, "signature",
+			     sign(f.owner, "get", rest, (size_t)n)),
+		   NOW, &body) == 200);
+	json_decref(body);
+	CHECK(call(&f, "POST", "/v1/policies/mysvc/get",
+		   json_pack("{s:i, s:s, s:s}", "time", NOW, "nonce", nonce1, "signature", sigcopy),
+		   NOW + 1000, &body) == 403);
 	CHECK(strstr(message(body), "stale time") != NULL);
 	json_decref(body);
 
 	/* list */
-	n = snprintf(rest, sizeof(rest), "%s%c%d", hex32(f.owner_pub), 0, NOW + 1);
+	n = snprintf(rest, sizeof(rest), "%s%c%d%c%s", hex32(f.owner_pub), 0, NOW + 1, 0, nonce1);
 	CHECK(call(&f, "POST", "/v1/policies/list",
-		   json_pack("{s:s, s:i, s:s}", "owner", hex32(f.owner_pub), "time", NOW + 1,
-			     "signature", sign(f.owner, "list", rest, (size_t)n)),
+		   json_pack("{s:s, s:i, s:s, s:s}", "owner", hex32(f.owner_pub), "time", NOW + 1,
+			     "nonce", nonce1, "signature", sign(f.owner, "list", rest, (size_t)n)),
 		   NOW, &body) == 200);
 	CHECK(json_array_size(json_object_get(body, "policies")) == 1);
 	json_decref(body);
@@ -397,8 +436,26 @@ static void test_policy_ownership_and_predecessors(void)
 		   json_pack("{s:s, s:s}", "predecessor", h2, "signature",
 			     sign(f.owner, "delete", rest, (size_t)n)),
 		   NOW, NULL) == 200);
-	CHECK(create(&f, policy_doc("mysvc", f.app, f.runtime, f.platform_pub), f.owner, h1) ==
+	/* the same text again has another hash: the signed delete of h2 replayed after the
+	 * policy is made again, or an update replayed after a return to an earlier text, is
+	 * stale */
+	char h3[65], h4[65];
+	CHECK(create(&f, policy_doc("mysvc", f.app, f.runtime, f.platform_pub), f.owner, h3) ==
 	      201);
+	CHECK(strcmp(h3, h1) != 0 && strcmp(h3, h2) != 0);
+	CHECK(call(&f, "POST", "/v1/policies/mysvc/delete",
+		   json_pack("{s:s, s:s}", "predecessor", h2, "signature",
+			     sign(f.owner, "delete", rest, (size_t)n)),
+		   NOW, NULL) == 409);
+	json_t *other = policy_doc("mysvc", f.runtime, f.runtime, f.platform_pub);
+	CHECK(update(&f, json_incref(other), h3, f.owner, h4, &body) == 200);
+	json_decref(body);
+	CHECK(update(&f, policy_doc("mysvc", f.app, f.runtime, f.platform_pub), h4, f.owner, h2,
+		     &body) == 200); /* back to the first text */
+	json_decref(body);
+	CHECK(strcmp(h2, h3) != 0);
+	CHECK(update(&f, other, h3, f.owner, NULL, &body) == 409); /* the first update, again */
+	json_decref(body);
 	fixture_close(&f);
 }
 
