@@ -138,7 +138,16 @@ struct build {
 	struct tp_strlist left_out;  /* "PATH (why)": never bundled, said in one warning */
 	struct host_source *sources; /* the host paths the builder named */
 	size_t source_count;
+	bool out_of_memory; /* a list lost an entry: the build stops before writing */
 };
+
+/* Adds s to l; out of memory is remembered in b and reported once, before a bundle
+ * that would lack the entry is written. */
+static void push(struct build *b, struct tp_strlist *l, const char *s)
+{
+	if (tp_strlist_push(l, s) < 0)
+		b->out_of_memory = true;
+}
 
 /* A host path the builder named (--include, --include-dir, --allow, --pythonpath):
  * where system files outside the system trees come from, for the warnings. */
@@ -248,7 +257,7 @@ static void note_left_out(struct build *b, const char *inside, const char *why)
 		    strncmp(b->left_out.items[i] + len, " (", 2) == 0)
 			return; /* met twice: traced and included */
 	snprintf(item, sizeof(item), "%s (%s)", inside, why);
-	tp_strlist_push(&b->left_out, item);
+	push(b, &b->left_out, item);
 }
 
 static int add_seen(struct build *b, const char *path);
@@ -1035,16 +1044,16 @@ int tp_cmd_build(int argc, char **argv)
 			b.key_path = p.value;
 			break;
 		case BUILD_INCLUDE:
-			tp_strlist_push(&b.includes, p.value);
+			push(&b, &b.includes, p.value);
 			break;
 		case BUILD_INCLUDE_DIR:
-			tp_strlist_push(&b.include_dirs, p.value);
+			push(&b, &b.include_dirs, p.value);
 			break;
 		case BUILD_PRELOAD:
-			tp_strlist_push(&b.preload, p.value);
+			push(&b, &b.preload, p.value);
 			break;
 		case BUILD_SAMPLE_INPUT:
-			tp_strlist_push(&b.samples, p.value);
+			push(&b, &b.samples, p.value);
 			break;
 		case BUILD_ALLOW_PROCESSES:
 			b.allow_processes = true;
@@ -1054,7 +1063,7 @@ int tp_cmd_build(int argc, char **argv)
 			break;
 		case BUILD_ENCRYPT_PATH:
 			b.encrypt = true;
-			tp_strlist_push(&b.encrypt_paths, p.value);
+			push(&b, &b.encrypt_paths, p.value);
 			break;
 		}
 	}
@@ -1183,9 +1192,9 @@ int tp_cmd_build(int argc, char **argv)
 	b.manifest.limits = opts.limits;
 	b.manifest.processes = b.allow_processes ? TP_PROCESSES_MANIFEST : TP_PROCESSES_NONE;
 	for (size_t i = 0; i < opts.env.count; i++)
-		tp_strlist_push(&b.manifest.env, opts.env.items[i]);
+		push(&b, &b.manifest.env, opts.env.items[i]);
 	for (size_t i = 0; i < opts.script_args.count; i++)
-		tp_strlist_push(&b.manifest.argv, opts.script_args.items[i]);
+		push(&b, &b.manifest.argv, opts.script_args.items[i]);
 
 	/* the sample runs borrow opts; --bundle-key's path (argv's) is build's */
 	const char *bundle_key_path = opts.bundle_key;
@@ -1255,12 +1264,12 @@ int tp_cmd_build(int argc, char **argv)
 				 dir + strlen(b.traced.script_dir));
 			dir = inside;
 		}
-		tp_strlist_push(&b.manifest.python_path, dir);
+		push(&b, &b.manifest.python_path, dir);
 	}
 	for (size_t i = 0; i < b.preload.count; i++)
-		tp_strlist_push(&b.manifest.preload, b.preload.items[i]);
+		push(&b, &b.manifest.preload, b.preload.items[i]);
 	for (size_t i = 0; i < b.traced.site_dirs.count; i++)
-		tp_strlist_push(&b.manifest.site, b.traced.site_dirs.items[i]);
+		push(&b, &b.manifest.site, b.traced.site_dirs.items[i]);
 
 	sort_with_blobs(&b.manifest, b.blobs);
 	settle_mtimes(&b.manifest);
@@ -1269,7 +1278,7 @@ int tp_cmd_build(int argc, char **argv)
 	if (b.encrypt && (code = encrypt_files(&b, bundle_key_path)) != 0)
 		goto out_paths;
 	code = TP_EXIT_USAGE;
-	if (warn_host_files(&b) < 0) {
+	if (warn_host_files(&b) < 0 || b.out_of_memory) {
 		tp_error("build: out of memory");
 		code = TP_EXIT_INTERNAL;
 		goto out_paths;
