@@ -322,18 +322,23 @@ struct tp_tsm_report {
 	size_t size;
 	char provider[32]; /* "tdx_guest", "sev_guest", "arm_cca_guest" */
 	unsigned attempts; /* how many it took (the generation changed in the others) */
+	/* sev_guest: the host's certificate table (tp_snp_certs_parse), malloc'd; empty
+	 * when the host gave none; aux_present false when the entry has no auxblob */
+	uint8_t *auxblob;
+	size_t aux_size;
+	bool aux_present;
 };
 
 /* Whether dir (TP_TSM_DIR) is there to ask: a confidential VM with configfs-tsm. */
 bool tp_tsm_present(const char *dir);
 
 /* Asks configfs-tsm under dir for a report over report_data: makes an entry of its
- * own (mkdir DIR/teepy-PID-RANDOM), writes inblob, reads outblob and provider, and
- * removes the entry; when the entry's generation says another write came between
- * inblob and outblob, asks again (TP_TSM_ATTEMPTS in all). entry non-NULL is the test
- * seam: an entry that is there already (a directory laid out like configfs-tsm
- * holding a recorded report), used and left in place, whose generation may stay as
- * it is. Returns 0, or -errno with one line in err. */
+ * own (mkdir DIR/teepy-PID-RANDOM), writes inblob, reads outblob, provider and (for
+ * sev_guest) auxblob before the generation again, and removes the entry; when the entry's
+ * generation says another write came between inblob and outblob, asks again (TP_TSM_ATTEMPTS in
+ * all). entry non-NULL is the test seam: an entry that is there already (a directory laid out like
+ * configfs-tsm holding a recorded report), used and left in place, whose generation may stay as it
+ * is. Returns 0, or -errno with one line in err. */
 int tp_tsm_get(const char *dir, const char *entry, const uint8_t report_data[TP_REPORT_DATA_SIZE],
 	       struct tp_tsm_report *out, char *err, size_t err_size);
 void tp_tsm_report_free(struct tp_tsm_report *r);
