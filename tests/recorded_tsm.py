@@ -15,6 +15,8 @@ EVIDENCE = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / 
 QUOTE_4 = EVIDENCE / "tdx" / "tdx_quote_4.dat"
 SNP_REPORT = EVIDENCE / "snp" / "test-report.bin"
 SNP_VCEK = EVIDENCE / "snp" / "test-vcek.der"
+SNP_VLEK_REPORT = EVIDENCE / "snp" / "test-vlek-report.bin"  # signed by a VLEK
+SNP_VLEK = EVIDENCE / "snp" / "test-vlek.der"
 SNP_CHAIN = EVIDENCE / "snp" / "milan_ask_ark_asvk.pem"  # ASK, ARK, ASVK (trustee's order)
 
 # AMD's GUIDs (GHCB specification; AMD's sev-guest, virtee/sev and go-sev-guest agree)
@@ -40,6 +42,11 @@ def milan_ask_ark():
     """(ASK, ARK) of the recorded Milan chain, DER."""
     blocks = pem_blocks(SNP_CHAIN.read_text())
     return der_of(blocks[0]), der_of(blocks[1])
+
+
+def milan_asvk():
+    """The ASVK of the recorded Milan chain (a VLEK's issuer), DER."""
+    return der_of(pem_blocks(SNP_CHAIN.read_text())[2])
 
 
 def cert_table(entries):
@@ -72,13 +79,13 @@ def make_recorded_tsm(d):
     return {"TEEPY_TSM_DIR": str(d), "TEEPY_TSM_ENTRY": "recorded"}
 
 
-def make_recorded_snp(d, auxblob=b"default"):
-    """The same with the recorded SEV-SNP report, and auxblob (bytes; the default:
-    recorded_auxblob(); None: no auxblob file, as a kernel before 6.7 has)."""
+def make_recorded_snp(d, auxblob=b"default", report=SNP_REPORT):
+    """The same with a recorded SEV-SNP report (test-report.bin unless given), and
+    auxblob (bytes; the default: recorded_auxblob(); None: no auxblob file)."""
     entry = d / "recorded"
     entry.mkdir(parents=True)
     (entry / "inblob").write_bytes(b"")
-    (entry / "outblob").write_bytes(SNP_REPORT.read_bytes())
+    (entry / "outblob").write_bytes(report.read_bytes())
     if auxblob is not None:
         (entry / "auxblob").write_bytes(recorded_auxblob() if auxblob == b"default" else auxblob)
     (entry / "provider").write_text("sev_guest\n")

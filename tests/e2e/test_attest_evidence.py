@@ -15,8 +15,9 @@ import stat
 import pytest
 
 from exit_codes import EXIT
-from recorded_tsm import (QUOTE_4, SNP_REPORT, SNP_VCEK, der_of, make_recorded_snp,
-                          make_recorded_tsm, milan_ask_ark, pem_blocks)
+from recorded_tsm import (GUID, QUOTE_4, SNP_REPORT, SNP_VCEK, SNP_VLEK, SNP_VLEK_REPORT,
+                          cert_table, der_of, make_recorded_snp, make_recorded_tsm,
+                          milan_ask_ark, milan_asvk, pem_blocks)
 from volumes import one_line, own
 
 NONCE = "00112233445566778899aabbccddeeff"
@@ -265,9 +266,9 @@ def recorded_snp(tmp):
     if not SNP_REPORT.is_file():
         pytest.skip(f"no recorded SEV-SNP report at {SNP_REPORT}")
 
-    def lay_out(auxblob=b"default"):
+    def lay_out(auxblob=b"default", report=SNP_REPORT):
         d = tmp.make_sibling("tsm")
-        return make_recorded_snp(d, auxblob)
+        return make_recorded_snp(d, auxblob, report)
     return lay_out
 
 
@@ -324,3 +325,24 @@ def test_attest_without_the_hosts_snp_certificates_warns_and_shows_the_report(
     assert got["provider"] == "sev_guest" and got["size"] == 1184
     assert got["certificates"]["vcek"] is None and got["certificates"]["chain"] is None
     assert got["certificates"]["host_certs"] == f"none: {says}"
+
+
+def test_attest_takes_the_snp_certificate_of_the_key_the_report_names(run, tmp, recorded_snp):
+    """A host whose table holds a VCEK and a VLEK (and under the ASK's GUID the ASVK,
+    as snphost import writes it): a report signed by the VLEK goes with the VLEK,
+    which verifies it (its certificate expired in 2025: the time check is off)."""
+    _, ark = milan_ask_ark()
+    table = cert_table([(GUID["vcek"], SNP_VCEK.read_bytes()),
+                        (GUID["vlek"], SNP_VLEK.read_bytes()),
+                        (GUID["ask"], milan_asvk()), (GUID["ark"], ark)])
+    out = tmp.make_sibling("out")
+    r = run("attest", "--mode", "hw", "-o", out / "r.bin",
+            env=recorded_snp(table, SNP_VLEK_REPORT))
+    assert r.returncode == EXIT.OK, r
+    f = fields(r)
+    assert f["host_certs"] == "VCEK 1360 bytes, VLEK 1319 bytes, ASK 1683 bytes, ARK 1639 bytes"
+    assert f["vcek"].startswith("the host's VLEK (auxblob), written to ")
+    assert (out / "r.bin.vcek").read_bytes() == SNP_VLEK.read_bytes()
+    v = run("attest", "verify", out / "r.bin", "--type", "snp", "--vcek", out / "r.bin.vcek",
+            "--chain", out / "r.bin.chain", "--insecure-no-time-check")
+    assert v.returncode == EXIT.OK, v
