@@ -91,11 +91,12 @@ fuzz: deps
 	@[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dwerror=true
 	ninja -C $(FUZZ_BUILD) fuzz/fuzz_channel fuzz/fuzz_boot fuzz/fuzz_bundle fuzz/fuzz_elf \
 		fuzz/fuzz_pubkey fuzz/fuzz_term fuzz/fuzz_alternatives fuzz/fuzz_pfs fuzz/fuzz_volume \
-		fuzz/fuzz_tdx fuzz/fuzz_snp fuzz/fuzz_sim fuzz/fuzz_policy fuzz/fuzz_cas_request
+		fuzz/fuzz_tdx fuzz/fuzz_snp fuzz/fuzz_snp_certs fuzz/fuzz_sim fuzz/fuzz_policy fuzz/fuzz_cas_request
 	mkdir -p $(FUZZ_BUILD)/corpus-channel $(FUZZ_BUILD)/corpus-boot $(FUZZ_BUILD)/corpus-bundle \
 		$(FUZZ_BUILD)/corpus-elf $(FUZZ_BUILD)/corpus-pubkey $(FUZZ_BUILD)/corpus-term \
 		$(FUZZ_BUILD)/corpus-alternatives $(FUZZ_BUILD)/corpus-pfs $(FUZZ_BUILD)/corpus-volume \
-		$(FUZZ_BUILD)/corpus-tdx $(FUZZ_BUILD)/corpus-snp $(FUZZ_BUILD)/corpus-sim \
+		$(FUZZ_BUILD)/corpus-tdx $(FUZZ_BUILD)/corpus-snp $(FUZZ_BUILD)/corpus-snp_certs \
+		$(FUZZ_BUILD)/corpus-sim \
 		$(FUZZ_BUILD)/corpus-policy $(FUZZ_BUILD)/corpus-cas_request
 	$(FUZZ_BUILD)/fuzz/fuzz_channel -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-channel fuzz/corpus/channel
@@ -119,6 +120,8 @@ fuzz: deps
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-tdx fuzz/corpus/tdx
 	$(FUZZ_BUILD)/fuzz/fuzz_snp -max_total_time=$(FUZZ_SECONDS) -max_len=2048 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-snp fuzz/corpus/snp
+	$(FUZZ_BUILD)/fuzz/fuzz_snp_certs -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
+		-print_final_stats=1 $(FUZZ_BUILD)/corpus-snp_certs fuzz/corpus/snp_certs
 	$(FUZZ_BUILD)/fuzz/fuzz_sim -max_total_time=$(FUZZ_SECONDS) -max_len=1024 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-sim fuzz/corpus/sim
 	$(FUZZ_BUILD)/fuzz/fuzz_policy -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \

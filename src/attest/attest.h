@@ -1,13 +1,14 @@
 /* Evidence: what a runtime claims ({mode, runtime, app, signer, nonce, pubkey}),
  * bound into 64 bytes of report data (report_data.c); evidence of confidential VMs
  * as the kernel's configfs-tsm gives it, Intel TDX quotes (versions 4 and 5) and
- * AMD SEV-SNP attestation reports; and teepy's sim evidence, signed by a host's
- * platform key (sim.c). The parsers (tdx.c, snp.c, sim.c) are pure and take
- * untrusted bytes; the verifiers (verify.c, sim.c) check every signature and
- * certificate chain up to the vendors' root keys pinned here, or the platform keys
- * a verifier trusts; json.c renders the fields; tsm.c, the only OS code here, asks
- * configfs-tsm for a report. What is verified and what is not (TCB status and the
- * vendors' other collateral): docs/cas.md, "Evidence" and "Producing evidence". */
+ * AMD SEV-SNP attestation reports with the host's certificate table; and teepy's
+ * sim evidence, signed by a host's platform key (sim.c). The parsers (tdx.c, snp.c,
+ * snp_certs.c, sim.c) are pure and take untrusted bytes; the verifiers (verify.c,
+ * sim.c) check every signature and certificate chain up to the vendors' root keys
+ * pinned here, or the platform keys a verifier trusts; json.c renders the fields;
+ * tsm.c, the only OS code here, asks configfs-tsm for a report. What is verified and
+ * what is not (TCB status and the vendors' other collateral): docs/cas.md,
+ * "Evidence" and "Producing evidence". */
 #ifndef TEEPY_ATTEST_ATTEST_H
 #define TEEPY_ATTEST_ATTEST_H
 
@@ -161,6 +162,58 @@ struct tp_snp_report {
 int tp_snp_parse(const uint8_t *bytes, size_t size, struct tp_snp_report *r, char *err,
 		 size_t err_size);
 
+/* ---- the SEV-SNP certificate table (snp_certs.c): configfs-tsm's auxblob ---- */
+
+/* The certificates the host gives with a report (the GHCB's extended guest request,
+ * MSG_REPORT_REQ; configfs-tsm's auxblob on an SEV-SNP guest): entries of a GUID (16
+ * bytes, in the order its text form is written), the offset of its certificate and
+ * its length (u32 little-endian each, from the start of the table), ended by an
+ * entry of 24 zeros; then the certificates, DER. */
+#define TP_SNP_CERT_ENTRY_SIZE 24
+#define TP_SNP_CERTS_MAX       64 /* entries (the one of zeros not counted) */
+#define TP_SNP_GUID_SIZE       16
+#define TP_SNP_GUID_TEXT       37 /* "63da758d-e664-4564-adc5-f4b93be8accd" and its NUL */
+
+enum tp_snp_cert_kind {
+	TP_SNP_CERT_OTHER, /* a GUID AMD did not assign */
+	TP_SNP_CERT_VCEK,
+	TP_SNP_CERT_VLEK,
+	TP_SNP_CERT_ASK, /* the ASK, or for a VLEK the ASVK: AMD gave it no GUID of its own */
+	TP_SNP_CERT_ARK,
+	TP_SNP_CERT_CRL,
+};
+
+struct tp_snp_cert {
+	uint8_t guid[TP_SNP_GUID_SIZE];
+	enum tp_snp_cert_kind kind;
+	uint32_t offset;
+	size_t size;	    /* 0: an empty slot, no certificate */
+	const uint8_t *der; /* borrowed from the table's bytes; NULL for an empty slot */
+};
+
+struct tp_snp_certs {
+	struct tp_snp_cert entries[TP_SNP_CERTS_MAX]; /* in the table's order */
+	size_t count;
+	size_t table_size; /* bytes of the entries, the one of zeros included */
+};
+
+/* Parses a certificate table: no bytes is a table without entries (the host gave
+ * none). Refused (-EINVAL, the reason in err naming the entry, 0 for the first): a
+ * table cut short before its entry of zeros, more than TP_SNP_CERTS_MAX entries, an
+ * entry without a GUID, a GUID twice, a certificate that starts inside the table or
+ * ends past the bytes. An entry of length 0 is an empty slot (its offset unread);
+ * certificates may share bytes, and bytes no entry names are ignored. The
+ * certificates are not parsed. Pure. Returns 0 or -EINVAL. */
+int tp_snp_certs_parse(const uint8_t *bytes, size_t size, struct tp_snp_certs *t, char *err,
+		       size_t err_size);
+/* The (non-empty) certificate of that kind, or NULL. */
+const struct tp_snp_cert *tp_snp_certs_find(const struct tp_snp_certs *t,
+					    enum tp_snp_cert_kind kind);
+/* "VCEK", "VLEK", "ASK", "ARK", "CRL" or "another GUID". */
+const char *tp_snp_cert_kind_name(enum tp_snp_cert_kind kind);
+/* The GUID in its text form, lower-case. */
+void tp_snp_guid_text(const uint8_t guid[TP_SNP_GUID_SIZE], char out[TP_SNP_GUID_TEXT]);
+
 /* ---- verification (verify.c): the command loads libcrypto first ---- */
 
 /* How certificate times are checked (tests fix a time, as the evidence's
@@ -269,18 +322,23 @@ struct tp_tsm_report {
 	size_t size;
 	char provider[32]; /* "tdx_guest", "sev_guest", "arm_cca_guest" */
 	unsigned attempts; /* how many it took (the generation changed in the others) */
+	/* sev_guest: the host's certificate table (tp_snp_certs_parse), malloc'd; empty
+	 * when the host gave none; aux_present false when the entry has no auxblob */
+	uint8_t *auxblob;
+	size_t aux_size;
+	bool aux_present;
 };
 
 /* Whether dir (TP_TSM_DIR) is there to ask: a confidential VM with configfs-tsm. */
 bool tp_tsm_present(const char *dir);
 
 /* Asks configfs-tsm under dir for a report over report_data: makes an entry of its
- * own (mkdir DIR/teepy-PID-RANDOM), writes inblob, reads outblob and provider, and
- * removes the entry; when the entry's generation says another write came between
- * inblob and outblob, asks again (TP_TSM_ATTEMPTS in all). entry non-NULL is the test
- * seam: an entry that is there already (a directory laid out like configfs-tsm
- * holding a recorded report), used and left in place, whose generation may stay as
- * it is. Returns 0, or -errno with one line in err. */
+ * own (mkdir DIR/teepy-PID-RANDOM), writes inblob, reads outblob, provider and (for
+ * sev_guest) auxblob before the generation again, and removes the entry; when the entry's
+ * generation says another write came between inblob and outblob, asks again (TP_TSM_ATTEMPTS in
+ * all). entry non-NULL is the test seam: an entry that is there already (a directory laid out like
+ * configfs-tsm holding a recorded report), used and left in place, whose generation may stay as it
+ * is. Returns 0, or -errno with one line in err. */
 int tp_tsm_get(const char *dir, const char *entry, const uint8_t report_data[TP_REPORT_DATA_SIZE],
 	       struct tp_tsm_report *out, char *err, size_t err_size);
 void tp_tsm_report_free(struct tp_tsm_report *r);

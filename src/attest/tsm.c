@@ -1,7 +1,8 @@
 /* hw evidence: a report from the kernel's configfs-tsm (Documentation/ABI/testing/
  * configfs-tsm): an entry made under /sys/kernel/config/tsm/report, report data
- * written to its inblob, the report read from its outblob. The only code of attest/
- * that touches the OS; it parses nothing but the entry's small counters. */
+ * written to its inblob, the report read from its outblob (and on SEV-SNP the host's
+ * certificates from its auxblob). The only code of attest/ that touches the OS; it
+ * parses nothing but the entry's small counters. */
 #include "attest.h"
 
 #include "../common/io.h"
@@ -93,14 +94,6 @@ static int request(const char *entry, bool recorded, const uint8_t *report_data,
 			 r == -EFBIG ? "larger than any report" : strerror(-r));
 		return r;
 	}
-	if ((r = read_generation(entry, &after)) < 0) {
-		snprintf(err, err_size, "%s/generation: %s", entry, strerror(-r));
-		return r;
-	}
-	/* our write is one: any other means another writer's inblob may be in the report
-	 * (a recorded entry's counter stands still) */
-	if (after != before + 1 && !(recorded && after == before))
-		return -EAGAIN;
 	if ((r = read_attr(entry, "provider", sizeof(out->provider) - 1, &provider, &size)) < 0) {
 		snprintf(err, err_size, "%s/provider: %s", entry, strerror(-r));
 		return r;
@@ -112,6 +105,27 @@ static int request(const char *entry, bool recorded, const uint8_t *report_data,
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
 			*p = '?';
 	free(provider);
+	/* SEV-SNP: the host's certificates, read in the same generation as the report
+	 * (the kernel keeps both from one request); a kernel or entry without the file
+	 * has none to give */
+	if (strcmp(out->provider, "sev_guest") == 0) {
+		r = read_attr(entry, "auxblob", TP_TSM_OUT_MAX, (char **)&out->auxblob,
+			      &out->aux_size);
+		if (r < 0 && r != -ENOENT) {
+			snprintf(err, err_size, "%s/auxblob: %s", entry,
+				 r == -EFBIG ? "larger than any certificate table" : strerror(-r));
+			return r;
+		}
+		out->aux_present = r == 0;
+	}
+	if ((r = read_generation(entry, &after)) < 0) {
+		snprintf(err, err_size, "%s/generation: %s", entry, strerror(-r));
+		return r;
+	}
+	/* our write is one: any other means another writer's inblob may be in the report
+	 * (a recorded entry's counter stands still) */
+	if (after != before + 1 && !(recorded && after == before))
+		return -EAGAIN;
 	return 0;
 }
 
@@ -129,8 +143,7 @@ int tp_tsm_get(const char *dir, const char *entry, const uint8_t report_data[TP_
 	while (r == -EAGAIN && out->attempts < TP_TSM_ATTEMPTS) {
 		uint64_t id = 0;
 		out->attempts++;
-		free(out->outblob);
-		out->outblob = NULL;
+		tp_tsm_report_free(out);
 		if (entry) {
 			snprintf(path, sizeof(path), "%s/%s", dir, entry);
 		} else {
@@ -165,6 +178,8 @@ int tp_tsm_get(const char *dir, const char *entry, const uint8_t report_data[TP_
 void tp_tsm_report_free(struct tp_tsm_report *r)
 {
 	free(r->outblob);
-	r->outblob = NULL;
-	r->size = 0;
+	free(r->auxblob);
+	r->outblob = r->auxblob = NULL;
+	r->size = r->aux_size = 0;
+	r->aux_present = false;
 }

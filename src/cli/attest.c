@@ -31,6 +31,8 @@ enum attest_flag {
 	ATTEST_SIGNER,
 	ATTEST_OUTPUT,
 	ATTEST_KEY,
+	ATTEST_SNP_VCEK,
+	ATTEST_SNP_CHAIN,
 	ATTEST_TYPE,
 	ATTEST_VCEK,
 	ATTEST_CHAIN,
@@ -53,9 +55,15 @@ static const struct tp_flag flags[] = {
 	{ ATTEST_SIGNER, "signer", 0, "HEX", NULL,
 	  "the signer measurement to bind, 32 bytes (default zeros); verify: the one expected" },
 	{ ATTEST_OUTPUT, "output", 'o', "FILE", NULL,
-	  "write the evidence to FILE instead of printing it in hex" },
+	  "write the evidence to FILE instead of printing it in hex (SEV-SNP: its "
+	  "certificate to FILE.vcek, DER, and AMD's chain to FILE.chain, PEM)" },
 	{ ATTEST_KEY, "key", 0, "KEY", "TEEPY_PLATFORM_KEY",
 	  "sim: the platform key that signs (default: teepy platform init's)" },
+	{ ATTEST_SNP_VCEK, "snp-vcek", 0, "FILE", "TEEPY_SNP_VCEK",
+	  "SEV-SNP: the VCEK or VLEK (DER or PEM) to go with the report instead of the "
+	  "host's (configfs-tsm's auxblob), as teepy run --cas sends it" },
+	{ ATTEST_SNP_CHAIN, "snp-chain", 0, "FILE", "TEEPY_SNP_CHAIN",
+	  "SEV-SNP: AMD's chain (PEM: ASK or ASVK, and ARK) instead of the host's" },
 	TP_FLAG_HEADING("Verifying evidence (teepy attest verify FILE):"),
 	{ ATTEST_TYPE, "type", 0, "TYPE", NULL,
 	  "what FILE is: tdx (a TDX quote, version 4 or 5), snp (an SEV-SNP attestation "
@@ -81,7 +89,8 @@ static const struct tp_exit_use exits[] = {
 	{ TP_EXIT_OK, "evidence made and printed; verify: every check passed (the fields and the "
 		      "checks printed)" },
 	{ TP_EXIT_USAGE, "usage error; FILE, --vcek, --chain or --platform-key cannot be read; "
-			 "--mode hw without configfs-tsm" },
+			 "--mode hw without configfs-tsm; --snp-vcek or --snp-chain cannot be "
+			 "read or holds no certificate" },
 	{ TP_EXIT_KEY_MISSING, "sim: there is no platform key (teepy platform init)" },
 	{ TP_EXIT_ATTESTATION_DENIED,
 	  "verify: the evidence is refused: malformed, of a version or kind teepy does not read, "
@@ -95,19 +104,21 @@ static const struct tp_exit_use exits[] = {
 
 const struct tp_command_help tp_attest_help = {
 	.name = "attest",
-	.synopsis =
-	    "[--mode sim|hw|auto] [--nonce HEX] [--app HEX --signer HEX] [--json] [-o FILE]\n"
-	    "verify QUOTE --type tdx [--insecure-no-time-check] [--json]\n"
-	    "verify REPORT --type snp --vcek DER --chain PEM [--insecure-no-time-check] "
-	    "[--json]\n"
-	    "verify EVIDENCE --type sim --platform-key PUB [--nonce HEX] [--app HEX] "
-	    "[--signer HEX] [--json]",
+	.synopsis = "[--mode sim|hw|auto] [--nonce HEX] [--app HEX --signer HEX] [--snp-vcek FILE] "
+		    "[--snp-chain FILE] [--json] [-o FILE]\n"
+		    "verify QUOTE --type tdx [--insecure-no-time-check] [--json]\n"
+		    "verify REPORT --type snp --vcek DER --chain PEM [--insecure-no-time-check] "
+		    "[--json]\n"
+		    "verify EVIDENCE --type sim --platform-key PUB [--nonce HEX] [--app HEX] "
+		    "[--signer HEX] [--json]",
 	.about =
 	    "teepy attest makes this host's evidence for the claims given and prints what it\n"
 	    "binds (runtime: this teepy's; app and signer: given or zeros; nonce: given or\n"
 	    "random; pubkey: a new X25519 key) and the evidence, for debugging: sim evidence is\n"
 	    "SIMULATION, signed by this host's platform key (teepy platform init); hw evidence\n"
-	    "is a report from the kernel's configfs-tsm (TDX, SEV-SNP, CCA guests).\n"
+	    "is a report from the kernel's configfs-tsm (TDX, SEV-SNP, CCA guests), and for\n"
+	    "SEV-SNP the certificates that verify it (its VCEK or VLEK and AMD's chain: the\n"
+	    "host's, from configfs-tsm's auxblob, or those --snp-vcek and --snp-chain give).\n"
 	    "\n"
 	    "teepy attest verify checks evidence and prints its fields. A TDX quote (version 4\n"
 	    "or 5): its signature by the attestation key, the quoting enclave's report binding\n"
@@ -492,6 +503,14 @@ int tp_cmd_attest(int argc, char **argv)
 			c.produce.key = p.value;
 			c.given_produce = "--key";
 			break;
+		case ATTEST_SNP_VCEK:
+			c.produce.snp.vcek = p.value;
+			c.produce.snp.vcek_from = c.given_produce = "--snp-vcek";
+			break;
+		case ATTEST_SNP_CHAIN:
+			c.produce.snp.chain = p.value;
+			c.produce.snp.chain_from = c.given_produce = "--snp-chain";
+			break;
 		case ATTEST_PLATFORM_KEY:
 			if (c.platform_key_count == PLATFORM_KEYS_MAX) {
 				tp_error("attest verify: more than %d --platform-key",
@@ -535,6 +554,15 @@ int tp_cmd_attest(int argc, char **argv)
 			c.produce.mode = getenv("TEEPY_MODE");
 		if (!c.produce.key)
 			c.produce.key = getenv("TEEPY_PLATFORM_KEY");
+		if (!c.produce.snp.vcek && getenv("TEEPY_SNP_VCEK") && *getenv("TEEPY_SNP_VCEK")) {
+			c.produce.snp.vcek = getenv("TEEPY_SNP_VCEK");
+			c.produce.snp.vcek_from = "TEEPY_SNP_VCEK";
+		}
+		if (!c.produce.snp.chain && getenv("TEEPY_SNP_CHAIN") &&
+		    *getenv("TEEPY_SNP_CHAIN")) {
+			c.produce.snp.chain = getenv("TEEPY_SNP_CHAIN");
+			c.produce.snp.chain_from = "TEEPY_SNP_CHAIN";
+		}
 		return tp_attest_produce(&c.produce);
 	}
 	if (tp_crypto_load(err, sizeof(err)) < 0) {

@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "exit_codes.h"
 #include "../attest/attest.h"
+#include "../cas/cas.h"
 #include "../common/io.h"
 #include "../common/log.h"
 #include "../crypto/crypto.h"
@@ -194,9 +195,13 @@ static void print_hex_line(const char *label, const uint8_t *bytes, size_t size,
 	free(hex);
 }
 
-static void print_text(const struct tp_claims *c, const uint8_t *rd, const char *key_path,
-		       const uint8_t *platform_pub, const struct tp_tsm_report *t,
-		       const char *output, const uint8_t *ev, size_t size)
+/* Where -o FILE puts the SNP certificates: FILE.vcek (DER) and FILE.chain (PEM). */
+struct cert_files {
+	char vcek[PATH_MAX + 8], chain[PATH_MAX + 8];
+};
+
+static void print_text(const struct tp_claims *c, const struct tp_evidence *ev, const char *output,
+		       const struct cert_files *files)
 {
 	char note[PATH_MAX + 32];
 	bool sim = strcmp(c->mode, "sim") == 0;
@@ -210,25 +215,73 @@ static void print_text(const struct tp_claims *c, const uint8_t *rd, const char 
 	print_hex_line("nonce", c->nonce, c->nonce_size, "");
 	print_hex_line("pubkey", c->pubkey, sizeof(c->pubkey),
 		       " (X25519; its private half is gone: this shows evidence only)");
-	print_hex_line("report_data", rd, TP_REPORT_DATA_SIZE, "");
+	print_hex_line("report_data", ev->report_data, TP_REPORT_DATA_SIZE, "");
 	if (sim) {
-		snprintf(note, sizeof(note), " (%s)", key_path);
-		print_hex_line("platform_key", platform_pub, TP_SIM_PLATFORM_KEY, note);
+		snprintf(note, sizeof(note), " (%s)", ev->key_path);
+		print_hex_line("platform_key", ev->platform_pub, TP_SIM_PLATFORM_KEY, note);
 	} else {
-		printf("%-13s %s\n", "provider", t->provider);
+		printf("%-13s %s\n", "provider", ev->tsm.provider);
 	}
 	if (output)
-		printf("%-13s written to %s (%zu bytes)\n", "evidence", output, size);
+		printf("%-13s written to %s (%zu bytes)\n", "evidence", output, ev->size);
 	else
-		print_hex_line("evidence", ev, size, "");
+		print_hex_line("evidence", ev->bytes, ev->size, "");
+	if (strcmp(ev->type, "snp") != 0)
+		return;
+	printf("%-13s %s\n", "host_certs", ev->host_certs);
+	if (!ev->vcek)
+		printf("%-13s none\n", "vcek");
+	else if (output)
+		printf("%-13s %s, written to %s (DER, %zu bytes)\n", "vcek", ev->vcek_from,
+		       files->vcek, ev->vcek_size);
+	else
+		printf("%-13s %s (DER, %zu bytes; -o FILE or --json gives it)\n", "vcek",
+		       ev->vcek_from, ev->vcek_size);
+	if (!ev->chain)
+		printf("%-13s none\n", "chain");
+	else if (output)
+		printf("%-13s %s, written to %s (PEM, %zu certificates)\n", "chain", ev->chain_from,
+		       files->chain, ev->chain_certs);
+	else
+		printf("%-13s %s (PEM, %zu certificates; -o FILE or --json gives it)\n", "chain",
+		       ev->chain_from, ev->chain_certs);
 }
 
-static void print_json(const struct tp_claims *c, const uint8_t *rd, const uint8_t *platform_pub,
-		       const struct tp_tsm_report *t, const char *output, const uint8_t *ev,
-		       size_t size)
+static json_t *string_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+/* {"host_certs", "vcek_from", "vcek" (base64 DER) or "vcek_file", "chain_from",
+ * "chain" (PEM) or "chain_file"}: a null for what there is none of */
+static json_t *certs_json(const struct tp_evidence *ev, const char *output,
+			  const struct cert_files *files)
+{
+	char *b64 = ev->vcek ? tp_base64_encode(ev->vcek, ev->vcek_size) : NULL;
+	json_t *o = json_object();
+
+	json_object_set_new(o, "host_certs", json_string(ev->host_certs));
+	json_object_set_new(o, "vcek_from", string_or_null(ev->vcek ? ev->vcek_from : NULL));
+	if (output)
+		json_object_set_new(o, "vcek_file", string_or_null(ev->vcek ? files->vcek : NULL));
+	else
+		json_object_set_new(o, "vcek", string_or_null(b64));
+	json_object_set_new(o, "chain_from", string_or_null(ev->chain ? ev->chain_from : NULL));
+	if (output)
+		json_object_set_new(o, "chain_file",
+				    string_or_null(ev->chain ? files->chain : NULL));
+	else
+		json_object_set_new(o, "chain", string_or_null(ev->chain));
+	free(b64);
+	return o;
+}
+
+static void print_json(const struct tp_claims *c, const struct tp_evidence *ev, const char *output,
+		       const struct cert_files *files)
 {
 	bool sim = strcmp(c->mode, "sim") == 0;
 	json_t *o = json_object();
+	size_t size = ev->size;
 	char *hex = malloc(2 * (size > TP_REPORT_DATA_SIZE ? size : TP_REPORT_DATA_SIZE) + 1);
 
 	if (!o || !hex) {
@@ -239,22 +292,24 @@ static void print_json(const struct tp_claims *c, const uint8_t *rd, const uint8
 	json_object_set_new(o, "mode", json_string(c->mode));
 	json_object_set_new(o, "simulation", json_boolean(sim));
 	json_object_set_new(o, "claims", tp_claims_json(c));
-	tp_hex(rd, TP_REPORT_DATA_SIZE, hex);
+	tp_hex(ev->report_data, TP_REPORT_DATA_SIZE, hex);
 	json_object_set_new(o, "report_data", json_string(hex));
 	if (sim) {
-		tp_hex(platform_pub, TP_SIM_PLATFORM_KEY, hex);
+		tp_hex(ev->platform_pub, TP_SIM_PLATFORM_KEY, hex);
 		json_object_set_new(o, "platform_key", json_string(hex));
 	} else {
-		json_object_set_new(o, "provider", json_string(t->provider));
+		json_object_set_new(o, "provider", json_string(ev->tsm.provider));
 	}
 	json_object_set_new(o, "size", json_integer((json_int_t)size));
 	if (output) {
 		json_t *name = json_string(output);
 		json_object_set_new(o, "evidence_file", name ? name : json_string("?"));
 	} else {
-		tp_hex(ev, size, hex);
+		tp_hex(ev->bytes, size, hex);
 		json_object_set_new(o, "evidence", json_string(hex));
 	}
+	if (strcmp(ev->type, "snp") == 0)
+		json_object_set_new(o, "certificates", certs_json(ev, output, files));
 	if (json_dumpf(o, stdout, JSON_INDENT(2)) == 0)
 		putchar('\n');
 	json_decref(o);
@@ -287,8 +342,20 @@ int tp_attest_mode(const char *who, const char *mode, const char **resolved)
 	return 0;
 }
 
-int tp_attest_evidence(const char *who, const struct tp_claims *c, const char *key,
-		       struct tp_evidence *ev)
+/* --snp-vcek and --snp-chain given as flags for evidence that is not SEV-SNP (the
+ * settings, a deployment's defaults, are not worth a line each run) */
+static void unused_snp_flags(const char *who, const struct tp_evidence_opts *opts, const char *type)
+{
+	const char *from[] = { opts->snp.vcek_from, opts->snp.chain_from };
+
+	for (size_t i = 0; i < 2; i++)
+		if (from[i] && strncmp(from[i], "--", 2) == 0)
+			tp_warn("%s: %s: not used: the evidence is %s, not SEV-SNP", who, from[i],
+				type);
+}
+
+int tp_attest_evidence(const char *who, const struct tp_claims *c,
+		       const struct tp_evidence_opts *opts, struct tp_evidence *ev)
 {
 	struct tp_key *k = NULL;
 	int code, n;
@@ -299,8 +366,8 @@ int tp_attest_evidence(const char *who, const struct tp_claims *c, const char *k
 		return TP_EXIT_INTERNAL;
 	}
 	if (strcmp(c->mode, "sim") == 0) {
-		if ((code = load_platform_key(who, key, &k, ev->key_path, sizeof(ev->key_path))) !=
-		    0)
+		if ((code = load_platform_key(who, opts->key, &k, ev->key_path,
+					      sizeof(ev->key_path))) != 0)
 			return code;
 		tp_key_public_raw(k, ev->platform_pub);
 		n = tp_sim_write(c, k, ev->sim);
@@ -312,6 +379,7 @@ int tp_attest_evidence(const char *who, const struct tp_claims *c, const char *k
 		ev->bytes = ev->sim;
 		ev->size = (size_t)n;
 		snprintf(ev->type, sizeof(ev->type), "sim");
+		unused_snp_flags(who, opts, ev->type);
 		return 0;
 	}
 	if ((code = hw(who, tsm_dir(), ev->report_data, &ev->tsm)) != 0)
@@ -322,16 +390,26 @@ int tp_attest_evidence(const char *who, const struct tp_claims *c, const char *k
 		 strcmp(ev->tsm.provider, "tdx_guest") == 0 ? "tdx" :
 		 strcmp(ev->tsm.provider, "sev_guest") == 0 ? "snp" :
 							      ev->tsm.provider);
+	/* a TDX quote carries its PCK chain; an SNP report needs its certificates */
+	if (strcmp(ev->type, "snp") == 0)
+		return tp_attest_snp_certs(who, opts, ev);
+	unused_snp_flags(who, opts, ev->type);
 	return 0;
 }
 
 void tp_evidence_free(struct tp_evidence *ev)
 {
 	tp_tsm_report_free(&ev->tsm);
+	free(ev->vcek);
+	free(ev->chain);
+	ev->vcek = NULL;
+	ev->chain = NULL;
 }
 
 int tp_attest_produce(const struct tp_attest_produce *p)
 {
+	const struct tp_evidence_opts opts = { .key = p->key, .snp = p->snp };
+	struct cert_files files = { "", "" };
 	struct tp_evidence ev;
 	struct tp_claims c;
 	const char *mode;
@@ -346,18 +424,25 @@ int tp_attest_produce(const struct tp_attest_produce *p)
 	}
 	if ((code = claims(p, mode, &c)) != 0)
 		return code;
-	if ((code = tp_attest_evidence("attest", &c, p->key, &ev)) != 0)
-		return code;
-	if (p->output && (code = write_output(p->output, ev.bytes, ev.size)) != 0) {
+	if ((code = tp_attest_evidence("attest", &c, &opts, &ev)) != 0) {
 		tp_evidence_free(&ev);
 		return code;
 	}
+	if (p->output) {
+		snprintf(files.vcek, sizeof(files.vcek), "%s.vcek", p->output);
+		snprintf(files.chain, sizeof(files.chain), "%s.chain", p->output);
+		if ((code = write_output(p->output, ev.bytes, ev.size)) != 0 ||
+		    (ev.vcek && (code = write_output(files.vcek, ev.vcek, ev.vcek_size)) != 0) ||
+		    (ev.chain && (code = write_output(files.chain, (const uint8_t *)ev.chain,
+						      strlen(ev.chain))) != 0)) {
+			tp_evidence_free(&ev);
+			return code;
+		}
+	}
 	if (p->json)
-		print_json(&c, ev.report_data, ev.platform_pub, &ev.tsm, p->output, ev.bytes,
-			   ev.size);
+		print_json(&c, &ev, p->output, &files);
 	else
-		print_text(&c, ev.report_data, ev.key_path, ev.platform_pub, &ev.tsm, p->output,
-			   ev.bytes, ev.size);
+		print_text(&c, &ev, p->output, &files);
 	tp_evidence_free(&ev);
 	if (fflush(stdout) != 0) {
 		tp_error("attest: cannot write the evidence: %s", strerror(errno));

@@ -43,7 +43,9 @@ const struct tp_exit_code tp_exit_codes[] = {
 			  "platform show without a platform key; teepy run --cas: the CAS cannot "
 			  "be reached, its key is not the pinned one, it refused the request "
 			  "otherwise than by a denial, its answer is malformed, or it gave no key "
-			  "for a sealed item"),
+			  "for a sealed item; an SEV-SNP report without its VCEK or AMD's chain "
+			  "(the host gave none or a malformed table, and no --snp-vcek or "
+			  "--snp-chain)"),
 	EXIT(ATTESTATION_DENIED,
 	     "attestation evidence refused: teepy attest verify found a TDX quote, SEV-SNP "
 	     "report or sim evidence malformed, a signature or certificate chain that does not "

@@ -784,6 +784,7 @@ static int cas_keys(struct cli_run *run)
 		.mode = o->mode_was_auto      ? "auto" :
 			o->mode == TP_MODE_HW ? "hw" :
 						"sim",
+		.snp = { o->snp_vcek, o->snp_vcek_from, o->snp_chain, o->snp_chain_from },
 	};
 	run->cas_on = true;
 	if ((code = tp_run_cas_fetch(&run->cas, o->script)) != 0)

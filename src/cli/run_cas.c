@@ -86,6 +86,13 @@ static json_t *attest_body(const struct tp_run_cas *rc, const struct tp_claims *
 	json_t *evidence =
 	    json_pack("{s:s, s:o}", "type", ev->type, "data", base64_string(ev->bytes, ev->size));
 
+	/* an SNP report's signer's certificate and AMD's chain: the CAS verifies it with
+	 * them (a TDX quote carries its own; sim evidence its platform key) */
+	if (evidence && ev->vcek)
+		json_object_set_new(evidence, "vcek", base64_string(ev->vcek, ev->vcek_size));
+	if (evidence && ev->chain)
+		json_object_set_new(evidence, "chain", json_string(ev->chain));
+
 	return json_pack("{s:s, s:o, s:o, s:o, s:o}", "config_id", rc->config_id, "nonce",
 			 hex_string(c->nonce, c->nonce_size), "claims", claims, "manifest",
 			 base64_string(rc->manifest, rc->manifest_size), "evidence", evidence);
@@ -167,6 +174,11 @@ static int measure(struct tp_run_cas *rc, const char *path, struct tp_claims *c)
 
 int tp_run_cas_fetch(struct tp_run_cas *rc, const char *path)
 {
+	/* the CAS refuses an SNP report without its certificates: none is an error here,
+	 * before anything is sent */
+	const struct tp_evidence_opts opts = { .key = getenv("TEEPY_PLATFORM_KEY"),
+					       .snp = rc->snp,
+					       .snp_certs_needed = true };
 	struct tp_evidence ev = { 0 };
 	struct tp_x25519 *k = NULL;
 	struct tp_claims c = { 0 };
@@ -195,7 +207,7 @@ int tp_run_cas_fetch(struct tp_run_cas *rc, const char *path)
 	}
 	tp_x25519_public(k, c.pubkey);
 	if ((code = challenge(rc, &c)) == 0 &&
-	    (code = tp_attest_evidence("run: --cas", &c, getenv("TEEPY_PLATFORM_KEY"), &ev)) == 0 &&
+	    (code = tp_attest_evidence("run: --cas", &c, &opts, &ev)) == 0 &&
 	    (code = call(rc, "/v1/attest", attest_body(rc, &c, &ev), &answer)) == 0)
 		code = open_answer(rc, answer, k, &c);
 	json_decref(answer);

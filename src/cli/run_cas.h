@@ -3,6 +3,7 @@
 #ifndef TEEPY_CLI_RUN_CAS_H
 #define TEEPY_CLI_RUN_CAS_H
 
+#include "attest_cmd.h"
 #include "../cas/client.h"
 #include "../manifest/bundle_file.h"
 
@@ -13,7 +14,8 @@
 struct tp_run_cas {
 	/* in */
 	const char *url, *fingerprint, *config_id;
-	const char *mode; /* "sim", "hw" or "auto" */
+	const char *mode;	 /* "sim", "hw" or "auto" */
+	struct tp_snp_given snp; /* --snp-vcek, --snp-chain: else the host's */
 	/* out: what was attested, which the bundle the runner opens must be */
 	char *manifest; /* the canonical manifest's bytes (malloc'd) */
 	size_t manifest_size;

@@ -47,6 +47,8 @@ enum run_flag {
 	RUN_CAS,
 	RUN_CAS_FINGERPRINT,
 	RUN_CONFIG_ID,
+	RUN_SNP_VCEK,
+	RUN_SNP_CHAIN,
 	RUN_HELP,
 };
 
@@ -121,6 +123,12 @@ const struct tp_flag tp_run_flags[] = {
 	  "prints it)" },
 	{ RUN_CONFIG_ID, "config-id", 0, "POLICY/SERVICE", "TEEPY_CONFIG_ID",
 	  "the policy and service whose secrets the run asks for" },
+	{ RUN_SNP_VCEK, "snp-vcek", 0, "FILE", "TEEPY_SNP_VCEK",
+	  "SEV-SNP: the VCEK (or VLEK) that signs this guest's reports, DER or PEM, sent "
+	  "instead of the one the host gives with the report (configfs-tsm's auxblob)" },
+	{ RUN_SNP_CHAIN, "snp-chain", 0, "FILE", "TEEPY_SNP_CHAIN",
+	  "SEV-SNP: AMD's chain above it, PEM (ASK or ASVK, and ARK: KDS's cert_chain), "
+	  "instead of the host's" },
 
 	TP_FLAG_HEADING("Other:"),
 	{ RUN_MODE, "mode", 0, "MODE", "TEEPY_MODE",
@@ -401,6 +409,20 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 			opts->cas_from_env = setting;
 		return 0;
 	}
+	case RUN_SNP_VCEK:
+	case RUN_SNP_CHAIN: {
+		bool vcek = id == RUN_SNP_VCEK, setting = strncmp(what, "TEEPY_", 6) == 0;
+		const char **from = vcek ? &opts->snp_vcek_from : &opts->snp_chain_from;
+		if (!*value)
+			return tp_errf(err, err_size, "%s: empty", what);
+		/* a flag replaces what a setting said, not another flag */
+		if (!setting && *from && strncmp(*from, "--", 2) == 0)
+			return tp_errf(err, err_size, "%s: given more than once (use one)", what);
+		*(vcek ? &opts->snp_vcek : &opts->snp_chain) = value;
+		*from = vcek ? (setting ? "TEEPY_SNP_VCEK" : "--snp-vcek") :
+			       (setting ? "TEEPY_SNP_CHAIN" : "--snp-chain");
+		return 0;
+	}
 	case RUN_MODE:
 		return parse_mode(what, value, opts, err, err_size);
 	case RUN_ESCAPE:
@@ -535,6 +557,17 @@ int tp_run_opts_finish(struct tp_run_opts *opts, const char *command, char *err,
 		return tp_errf(err, err_size, "%s: applies to --cas URL: give it too",
 			       opts->seen.config_id ? "--config-id" : "--cas-fingerprint");
 	}
+	/* the certificates go with evidence for a CAS; the settings are a deployment's
+	 * defaults, which a run without one leaves alone */
+	const char *snp_flag =
+	    opts->snp_vcek_from && strncmp(opts->snp_vcek_from, "--", 2) == 0	? "--snp-vcek" :
+	    opts->snp_chain_from && strncmp(opts->snp_chain_from, "--", 2) == 0 ? "--snp-chain" :
+										  NULL;
+	if (!opts->cas && snp_flag)
+		return tp_errf(err, err_size,
+			       "%s: applies to --cas URL (the certificates go with the evidence "
+			       "sent to the CAS): give it too",
+			       snp_flag);
 	opts->service_data_count = opts->data.count;
 	for (size_t k = 0; k < opts->seen.task_data.count; k++)
 		if (strv_push(&opts->data, opts->seen.task_data.items[k]) < 0) {

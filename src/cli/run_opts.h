@@ -64,6 +64,10 @@ struct tp_run_opts {
 	 * unsealed script and a build's sample run leave alone) */
 	const char *cas, *cas_fingerprint, *config_id;
 	bool cas_from_env;
+	/* --snp-vcek FILE, --snp-chain FILE (or TEEPY_SNP_*): the certificates an SEV-SNP
+	 * report goes to the CAS with, instead of the host's; *_from: the flag or the
+	 * setting that gave each */
+	const char *snp_vcek, *snp_chain, *snp_vcek_from, *snp_chain_from;
 	struct tp_run_opts_seen seen;
 };
 

@@ -183,6 +183,12 @@ struct tp_cert *tp_cert_from_der(const void *der, size_t size);
  * than max. */
 int tp_certs_from_pem(const char *text, size_t size, struct tp_cert **out, size_t max);
 void tp_cert_free(struct tp_cert *cert);
+/* The certificate's DER, malloc'd into *der. Returns 0, -EINVAL or -ENOMEM. */
+int tp_cert_der(const struct tp_cert *cert, uint8_t **der, size_t *size);
+/* size bytes of DER as one PEM block labelled CERTIFICATE, as OpenSSL writes it
+ * (base64 in lines of 64), malloc'd and NUL-terminated; the bytes are not parsed.
+ * Pure. NULL when out of memory. */
+char *tp_pem_certificate(const void *der, size_t size);
 
 /* A new ECDSA P-256 key (PEM, PKCS #8, mode 0600) at key_path and a self-signed
  * certificate for it (PEM, 0644, ten years, subject CN=cn) at cert_path, for a TLS

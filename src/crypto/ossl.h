@@ -67,6 +67,7 @@
 	X(BIO_free)                                                                                \
 	X(PEM_read_bio_X509)                                                                       \
 	X(d2i_X509)                                                                                \
+	X(i2d_X509)                                                                                \
 	X(X509_free)                                                                               \
 	X(X509_get0_pubkey)                                                                        \
 	X(X509_get_X509_PUBKEY)                                                                    \

@@ -91,6 +91,60 @@ void tp_cert_free(struct tp_cert *cert)
 		tp_ossl.X509_free(x509(cert));
 }
 
+int tp_cert_der(const struct tp_cert *cert, uint8_t **der, size_t *size)
+{
+	int n = tp_ossl.i2d_X509(x509(cert), NULL);
+	unsigned char *p;
+
+	*der = NULL;
+	if (n <= 0)
+		return -EINVAL;
+	if (!(*der = malloc((size_t)n)))
+		return -ENOMEM;
+	p = *der;
+	if (tp_ossl.i2d_X509(x509(cert), &p) != n) {
+		free(*der);
+		*der = NULL;
+		return -EINVAL;
+	}
+	*size = (size_t)n;
+	return 0;
+}
+
+/* PEM as OpenSSL writes it: the label's lines around base64 in lines of 64. */
+char *tp_pem_certificate(const void *der, size_t size)
+{
+	static const char begin[] = "-----BEGIN CERTIFICATE-----\n",
+			  end[] = "-----END CERTIFICATE-----\n",
+			  digits[] =
+			      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const uint8_t *b = der;
+	size_t chars = (size + 2) / 3 * 4, o = sizeof(begin) - 1, col = 0;
+	char *out;
+
+	if (size > (SIZE_MAX - 128) / 2 ||
+	    !(out = malloc(sizeof(begin) + chars + chars / 64 + 1 + sizeof(end))))
+		return NULL;
+	memcpy(out, begin, sizeof(begin) - 1);
+	for (size_t i = 0; i < size; i += 3) {
+		uint32_t v = (uint32_t)b[i] << 16 | (i + 1 < size ? (uint32_t)b[i + 1] << 8 : 0) |
+			     (i + 2 < size ? b[i + 2] : 0);
+		char quad[4] = { digits[v >> 18], digits[(v >> 12) & 63],
+				 i + 1 < size ? digits[(v >> 6) & 63] : '=',
+				 i + 2 < size ? digits[v & 63] : '=' };
+		memcpy(out + o, quad, 4);
+		o += 4;
+		if ((col += 4) == 64) {
+			out[o++] = '\n';
+			col = 0;
+		}
+	}
+	if (col)
+		out[o++] = '\n';
+	memcpy(out + o, end, sizeof(end));
+	return out;
+}
+
 int tp_cert_key_sha256(const struct tp_cert *cert, uint8_t out[TP_SHA256_SIZE])
 {
 	X509_PUBKEY *key = tp_ossl.X509_get_X509_PUBKEY(x509(cert));

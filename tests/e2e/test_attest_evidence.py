@@ -4,8 +4,9 @@ host's /var/lib/teepy is never touched) and as uid 65534 (its default place unde
 HOME or XDG_DATA_HOME the test owns); `teepy attest` making sim evidence and `teepy
 attest verify --type sim` checking it, a changed byte, another platform key or
 another nonce refused; and `--mode hw` against a directory laid out like
-configfs-tsm holding a RECORDED TDX quote (trustee's tdx_quote_4.dat), not a kernel:
-no machine here is a confidential VM."""
+configfs-tsm holding a RECORDED TDX quote (trustee's tdx_quote_4.dat) or SEV-SNP
+report (test-report.bin, with a certificate table built from its recorded VCEK and
+AMD's Milan ASK and ARK), not a kernel: no machine here is a confidential VM."""
 import hashlib
 import json
 import os
@@ -14,7 +15,9 @@ import stat
 import pytest
 
 from exit_codes import EXIT
-from recorded_tsm import QUOTE_4, make_recorded_tsm
+from recorded_tsm import (GUID, QUOTE_4, SNP_REPORT, SNP_VCEK, SNP_VLEK, SNP_VLEK_REPORT,
+                          cert_table, der_of, make_recorded_snp, make_recorded_tsm,
+                          milan_ask_ark, milan_asvk, pem_blocks)
 from volumes import one_line, own
 
 NONCE = "00112233445566778899aabbccddeeff"
@@ -256,3 +259,90 @@ def test_platform_usage_errors(run, args, says):
     r = run("platform", *args)
     assert r.returncode == EXIT.USAGE, r
     assert says in one_line(r)
+
+
+@pytest.fixture
+def recorded_snp(tmp):
+    if not SNP_REPORT.is_file():
+        pytest.skip(f"no recorded SEV-SNP report at {SNP_REPORT}")
+
+    def lay_out(auxblob=b"default", report=SNP_REPORT):
+        d = tmp.make_sibling("tsm")
+        return make_recorded_snp(d, auxblob, report)
+    return lay_out
+
+
+def test_attest_shows_and_writes_the_hosts_snp_certificates(run, tmp, recorded_snp):
+    """-o FILE writes the report, its VCEK (FILE.vcek, DER) and AMD's chain
+    (FILE.chain, PEM) from the host's table, which `teepy attest verify` takes as they
+    are; --json gives them inline, as the CAS takes them."""
+    import base64
+    env = recorded_snp()
+    out = tmp.make_sibling("out")
+    r = run("attest", "--mode", "hw", "-o", out / "report.bin", env=env)
+    assert r.returncode == EXIT.OK, r
+    f = fields(r)
+    assert f["provider"] == "sev_guest"
+    assert f["host_certs"] == "VCEK 1360 bytes, ASK 1677 bytes, ARK 1639 bytes"
+    assert f["vcek"] == (f"the host's VCEK (auxblob), written to {out}/report.bin.vcek (DER, "
+                         "1360 bytes)")
+    assert f["chain"] == (f"the host's ASK and ARK (auxblob), written to {out}/report.bin.chain "
+                          "(PEM, 2 certificates)")
+    assert (out / "report.bin").read_bytes() == SNP_REPORT.read_bytes()
+    assert (out / "report.bin.vcek").read_bytes() == SNP_VCEK.read_bytes()
+    ask, ark = milan_ask_ark()
+    chain = (out / "report.bin.chain").read_text()
+    assert [der_of(b) for b in pem_blocks(chain)] == [ask, ark]
+    v = run("attest", "verify", out / "report.bin", "--type", "snp", "--vcek",
+            out / "report.bin.vcek", "--chain", out / "report.bin.chain")
+    assert v.returncode == EXIT.OK, v
+    assert "verified: yes" in v.stdout.decode()
+    j = run("attest", "--mode", "hw", "--json", env=env)
+    assert j.returncode == EXIT.OK, j
+    certs = json.loads(j.stdout)["certificates"]
+    assert base64.b64decode(certs["vcek"]) == SNP_VCEK.read_bytes()
+    assert certs["chain"] == chain
+    assert certs["vcek_from"] == "the host's VCEK (auxblob)"
+
+
+@pytest.mark.parametrize("auxblob, says", [
+    (None, "configfs-tsm gave no auxblob with the report"),
+    (b"\x07" * 30, "the host's certificate table (configfs-tsm's auxblob, 30 bytes) is "
+                   "malformed: cut short: no entry of zeros ends the table in its 30 bytes"),
+])
+def test_attest_without_the_hosts_snp_certificates_warns_and_shows_the_report(
+        run, recorded_snp, auxblob, says):
+    """teepy attest is a debugging aid: the report is shown, and one line says what a
+    CAS would lack (teepy run --cas stops there instead: test_cas_client.py)."""
+    r = run("attest", "--mode", "hw", "--json", env=recorded_snp(auxblob))
+    assert r.returncode == EXIT.OK, r
+    lacks = [line for line in r.err_lines if "the SEV-SNP report lacks" in line]
+    assert lacks == [f"teepy: warning: attest: the SEV-SNP report lacks its VCEK and AMD's "
+                     f"chain (ASK and ARK), without which a CAS cannot verify it: {says} (the "
+                     "host provides them: snphost import, given to its VMM; or give "
+                     "--snp-vcek FILE --snp-chain FILE)"], r
+    got = json.loads(r.stdout)
+    assert got["provider"] == "sev_guest" and got["size"] == 1184
+    assert got["certificates"]["vcek"] is None and got["certificates"]["chain"] is None
+    assert got["certificates"]["host_certs"] == f"none: {says}"
+
+
+def test_attest_takes_the_snp_certificate_of_the_key_the_report_names(run, tmp, recorded_snp):
+    """A host whose table holds a VCEK and a VLEK (and under the ASK's GUID the ASVK,
+    as snphost import writes it): a report signed by the VLEK goes with the VLEK,
+    which verifies it (its certificate expired in 2025: the time check is off)."""
+    _, ark = milan_ask_ark()
+    table = cert_table([(GUID["vcek"], SNP_VCEK.read_bytes()),
+                        (GUID["vlek"], SNP_VLEK.read_bytes()),
+                        (GUID["ask"], milan_asvk()), (GUID["ark"], ark)])
+    out = tmp.make_sibling("out")
+    r = run("attest", "--mode", "hw", "-o", out / "r.bin",
+            env=recorded_snp(table, SNP_VLEK_REPORT))
+    assert r.returncode == EXIT.OK, r
+    f = fields(r)
+    assert f["host_certs"] == "VCEK 1360 bytes, VLEK 1319 bytes, ASK 1683 bytes, ARK 1639 bytes"
+    assert f["vcek"].startswith("the host's VLEK (auxblob), written to ")
+    assert (out / "r.bin.vcek").read_bytes() == SNP_VLEK.read_bytes()
+    v = run("attest", "verify", out / "r.bin", "--type", "snp", "--vcek", out / "r.bin.vcek",
+            "--chain", out / "r.bin.chain", "--insecure-no-time-check")
+    assert v.returncode == EXIT.OK, v

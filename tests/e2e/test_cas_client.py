@@ -20,7 +20,9 @@ import pytest
 
 from cas_mock import MockCas, make_cert
 from exit_codes import EXIT
-from recorded_tsm import QUOTE_4, make_recorded_tsm
+from recorded_tsm import (GUID, QUOTE_4, SNP_CHAIN, SNP_REPORT, SNP_VCEK, cert_table, der_of,
+                          make_recorded_snp, make_recorded_tsm, milan_ask_ark, pem_blocks,
+                          recorded_auxblob)
 from volumes import one_line, own
 
 NOBODY = 65534
@@ -183,6 +185,11 @@ FP = "sha256//LSBV0fVbhLi3AkvK0Ty1YEO0X1vACeg0/ygdmP+ZrtM="
       "--data-key", "k"], "--data-key: with --cas the keys come from the CAS"),
     (["run", "x.tpy", "--cas", "https://h:1", "--cas-fingerprint", FP, "--config-id", "A/b"],
      "is not POLICY/SERVICE"),
+    (["run", "x.tpy", "--snp-vcek", "v.der"], "--snp-vcek: applies to --cas URL (the "
+     "certificates go with the evidence sent to the CAS): give it too"),
+    (["run", "x.tpy", "--snp-chain", "c.pem"], "--snp-chain: applies to --cas URL"),
+    (["run", "x.tpy", "--cas", "https://h:1", "--cas-fingerprint", FP, "--config-id", "a/b",
+      "--snp-vcek", "a", "--snp-vcek", "b"], "--snp-vcek: given more than once"),
     (["build", "x.py", "-o", "x.tpy", "--key", "k", "--cas", "https://h:1",
       "--cas-fingerprint", FP, "--config-id", "a/b"], "a build's sample run gets no keys"),
 ])
@@ -487,7 +494,192 @@ def test_hw_evidence_from_configfs_tsm_is_sent_as_tdx(run, cas, deployment, tmp)
     if cas.seen is not None:
         assert cas.seen[-1][2]["evidence"]["type"] == "tdx"
         assert cas.seen[-1][2]["claims"]["mode"] == "hw"
+        # a TDX quote carries its PCK chain: nothing goes beside it
+        assert set(cas.seen[-1][2]["evidence"]) == {"type", "data"}
     assert r.stdout == b""
+
+
+# ---- SEV-SNP: the report goes with its VCEK and AMD's chain ----
+
+def pem(der):
+    import base64
+    b64 = base64.b64encode(der).decode()
+    return ("-----BEGIN CERTIFICATE-----\n" +
+            "".join(b64[i:i + 64] + "\n" for i in range(0, len(b64), 64)) +
+            "-----END CERTIFICATE-----\n")
+
+
+def snp_run(run, cas, d, env, *extra):
+    return run("run", d["bundle"], "--trust", d["trust"], *cas_args(cas), "--config-id",
+               "mysvc/main", "--data", d["data"], "--mode", "hw", *extra, env=env)
+
+
+def error_lines(r):
+    """teepy's lines that are not warnings (the recorded entry's own two are)."""
+    return [line for line in r.err_lines if not line.startswith("teepy: warning:")]
+
+
+@pytest.fixture
+def snp(deployment, cas, tmp):
+    """The deployment, and a way to lay out a RECORDED SEV-SNP report (trustee's
+    test-report.bin: not made by any kernel here) with an auxblob of its own."""
+    if not (SNP_REPORT.is_file() and SNP_VCEK.is_file() and SNP_CHAIN.is_file()):
+        pytest.skip(f"no recorded SEV-SNP report and certificates beside {SNP_REPORT}")
+
+    def lay_out(auxblob=b"default"):
+        d = tmp.make_sibling("tsm") / "report"
+        return dict(deployment["env"], **make_recorded_snp(d, auxblob))
+    return deployment, lay_out
+
+
+def test_snp_evidence_goes_with_the_hosts_vcek_and_chain(run, teepy, cas, snp, tmp):
+    """--mode hw against a RECORDED SEV-SNP report and the certificate table a host
+    gives with it (configfs-tsm's auxblob, built from the recorded VCEK and AMD's Milan
+    ASK and ARK): the run sends the report with that VCEK (base64 DER) and chain (PEM,
+    ASK then ARK), as docs/cas-api.md says.
+
+    The recorded report cannot bind this run's nonce and key, so every CAS denies it;
+    what this shows is that the certificates sent verify the report. The stand-in lets
+    the test read the request: the exact bytes sent go through `teepy attest verify`
+    (src/attest's verifier, the one teepy cas runs) at today's time and pass every
+    check. The real CAS (src/cas/service.c) runs the same verifier, but its answer
+    cannot show the outcome: the report-data check's refusal is told ahead of the
+    evidence's own (cas-api.md's order: report data, then the evidence), so its denial
+    reads "report data does not match the claims" whether or not the chain verified."""
+    d, lay_out = snp
+    r = snp_run(run, cas, d, lay_out())
+    assert r.returncode == EXIT.ATTESTATION_DENIED, r
+    assert len(error_lines(r)) == 1, r
+    assert error_lines(r)[0].startswith("teepy: run: the CAS denied mysvc/main: "), r
+    assert r.stdout == b""
+    if cas.seen is None:
+        assert error_lines(r)[0].endswith("report data does not match the claims "
+                                          "(HTTP 403 denied)"), r
+        row = cas.audit()[-1]
+        assert (row["op"], row["outcome"], row["reason"]) == (
+            "attest", "denied", "report data does not match the claims")
+        return
+    import base64
+    ev = cas.seen[-1][2]["evidence"]
+    assert ev["type"] == "snp" and cas.seen[-1][2]["claims"]["mode"] == "hw"
+    assert base64.b64decode(ev["data"]) == SNP_REPORT.read_bytes()
+    assert base64.b64decode(ev["vcek"]) == SNP_VCEK.read_bytes()
+    ask, ark = milan_ask_ark()
+    assert ev["chain"] == pem(ask) + pem(ark)
+    out = tmp.make_sibling("sent")
+    (out / "report.bin").write_bytes(base64.b64decode(ev["data"]))
+    (out / "vcek.der").write_bytes(base64.b64decode(ev["vcek"]))
+    (out / "chain.pem").write_text(ev["chain"])
+    v = teepy_direct(teepy, "attest", "verify", out / "report.bin", "--type", "snp", "--vcek",
+                     out / "vcek.der", "--chain", out / "chain.pem", "--json")
+    assert v.returncode == EXIT.OK, v.stderr.decode()
+    got = json.loads(v.stdout)
+    assert got["verified"] is True and got["time_checked"] is True and got["product"] == "Milan"
+    assert [c["name"] for c in got["checks"] if c["ok"]] == ["cert_chain", "cert_report",
+                                                             "report_signature"]
+
+
+@pytest.mark.parametrize("auxblob, why, give", [
+    (None, "configfs-tsm gave no auxblob with the report", "--snp-vcek FILE --snp-chain FILE"),
+    (b"", "the host gave none (configfs-tsm's auxblob is empty)",
+     "--snp-vcek FILE --snp-chain FILE"),
+    (bytes(24), "the host's certificate table is empty", "--snp-vcek FILE --snp-chain FILE"),
+    ("vcek only", "the host's certificate table holds only VCEK 1360 bytes", "--snp-chain FILE"),
+], ids=["no-auxblob", "empty", "empty-table", "vcek-only"])
+def test_snp_without_the_hosts_certificates_stops_before_sending(run, cas, snp, auxblob, why,
+                                                                 give):
+    d, lay_out = snp
+    if auxblob == "vcek only":
+        auxblob = cert_table([(GUID["vcek"], SNP_VCEK.read_bytes())])
+    before = len(cas.seen) if cas.seen is not None else len(cas.audit())
+    r = snp_run(run, cas, d, lay_out(auxblob))
+    assert r.returncode == EXIT.KEY_MISSING, r
+    assert len(error_lines(r)) == 1, r
+    line = error_lines(r)[0]
+    assert line.startswith("teepy: run: --cas: the SEV-SNP report needs "), line
+    assert f"for the CAS to verify it, and {why}: the host must provide them" in line, line
+    assert line.endswith(f"or give {give} (from AMD's KDS)"), line
+    # the challenge was asked (the report binds its nonce); nothing was sent
+    if cas.seen is not None:
+        assert [p for _, p, _ in cas.seen[before:]] == ["/v1/challenge"]
+    else:
+        assert len(cas.audit()) == before
+    assert r.stdout == b""
+
+
+def _cut():
+    return recorded_auxblob()[:2000]
+
+
+def _not_a_certificate():
+    ask, ark = milan_ask_ark()
+    return cert_table([(GUID["vcek"], b"not a certificate"), (GUID["ask"], ask),
+                       (GUID["ark"], ark)])
+
+
+@pytest.mark.parametrize("make, says", [
+    (_cut, "the host's certificate table (configfs-tsm's auxblob, 2000 bytes) is malformed: "
+           "entry 1 (ASK): bytes 1456 to 3133 are past the end (2000 bytes: cut short?)"),
+    (lambda: b"\xff" * 300, "is malformed: entry 1 (GUID ffffffff-ffff-ffff-ffff-ffffffffffff): "
+                            "the GUID of entry 0 again"),
+    (lambda: b"\x01" * 23, "is malformed: cut short: no entry of zeros ends the table in its "
+                          "23 bytes"),
+    (_not_a_certificate, "the host's VCEK (17 bytes at offset 96) is not a DER certificate"),
+], ids=["cut", "garbage", "tiny", "not-a-certificate"])
+def test_a_malformed_snp_certificate_table_is_one_line(run, cas, snp, make, says):
+    d, lay_out = snp
+    r = snp_run(run, cas, d, lay_out(make()))
+    assert r.returncode == EXIT.KEY_MISSING, r
+    assert len(error_lines(r)) == 1, r
+    assert says in error_lines(r)[0], error_lines(r)[0]
+    assert "or give --snp-vcek FILE --snp-chain FILE" in error_lines(r)[0]
+    assert r.stdout == b""
+
+
+@pytest.mark.parametrize("how", ["flags", "settings"])
+def test_snp_certificates_given_go_instead_of_the_hosts(run, cas, snp, tmp, how):
+    """A host that gives none: the VCEK from AMD's KDS (here the recorded one, as PEM,
+    which is sent as DER) and KDS's cert_chain (the recorded Milan one: ASK, ARK and
+    ASVK)."""
+    d, lay_out = snp
+    given = tmp.make_sibling("given")
+    (given / "vcek.pem").write_text(pem(SNP_VCEK.read_bytes()))
+    env = lay_out(b"")
+    extra = []
+    if how == "flags":
+        extra = ["--snp-vcek", given / "vcek.pem", "--snp-chain", SNP_CHAIN]
+    else:
+        env = dict(env, TEEPY_SNP_VCEK=str(given / "vcek.pem"), TEEPY_SNP_CHAIN=str(SNP_CHAIN))
+    r = snp_run(run, cas, d, env, *extra)
+    assert r.returncode == EXIT.ATTESTATION_DENIED, r
+    assert len(error_lines(r)) == 1, r
+    if cas.seen is not None:
+        import base64
+        ev = cas.seen[-1][2]["evidence"]
+        assert base64.b64decode(ev["vcek"]) == SNP_VCEK.read_bytes()
+        # the chain's certificates, each written again (nothing else of the file goes)
+        assert [der_of(b) for b in pem_blocks(ev["chain"])] == [
+            der_of(b) for b in pem_blocks(SNP_CHAIN.read_text())]
+    else:
+        assert error_lines(r)[0].endswith("report data does not match the claims "
+                                          "(HTTP 403 denied)"), r
+
+
+@pytest.mark.parametrize("flag, content, says", [
+    ("--snp-vcek", b"garbage", "not one certificate, DER or PEM"),
+    ("--snp-chain", b"garbage", "no PEM certificate in it"),
+    ("--snp-vcek", None, "No such file or directory"),
+])
+def test_snp_certificate_files_that_are_none_are_a_usage_error(run, cas, snp, tmp, flag,
+                                                               content, says):
+    d, lay_out = snp
+    f = tmp.make_sibling("given") / "file"
+    if content is not None:
+        f.write_bytes(content)
+    r = snp_run(run, cas, d, lay_out(), flag, f)
+    assert r.returncode == EXIT.USAGE, r
+    assert len(error_lines(r)) == 1, r
+    assert error_lines(r)[0].startswith(f"teepy: run: --cas: {flag} {f}: {says}"), r
 
 
 def test_the_volume_key_from_the_cas_seals_the_output_volume(as_user, run, teepy, cas, deployment,

@@ -359,6 +359,38 @@ static void test_cas_settings_yield_to_key_flags(void)
 	memset(env_table, 0, sizeof(env_table));
 }
 
+/* --snp-vcek and --snp-chain go with the evidence sent to a CAS: a flag without
+ * --cas is a usage error, a setting without one is left alone, a flag replaces the
+ * setting, and each says where it came from. */
+static void test_snp_certificates_go_with_cas(void)
+{
+	struct tp_run_opts o;
+	char err[256] = "";
+
+	memset(env_table, 0, sizeof(env_table));
+	CHECK(parse(&o, err, (const char *[]){ "a.tpy", "--snp-vcek", "v.der", NULL }) < 0);
+	CHECK_STR(err, "--snp-vcek: applies to --cas URL (the certificates go with the evidence "
+		       "sent to the CAS): give it too");
+	tp_run_opts_free(&o);
+	env_table[0][0] = "TEEPY_SNP_VCEK";
+	env_table[0][1] = "/etc/snp/vcek.der";
+	env_table[1][0] = "TEEPY_SNP_CHAIN";
+	env_table[1][1] = "/etc/snp/chain.pem";
+	CHECK(parse(&o, err, (const char *[]){ "a.tpy", NULL }) == 0);
+	CHECK_STR(o.snp_vcek_from, "TEEPY_SNP_VCEK");
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err,
+		    (const char *[]){ "a.tpy", "--cas", "https://127.0.0.1:8443",
+				      "--cas-fingerprint", CAS_FP, "--config-id", "mysvc/main",
+				      "--snp-vcek", "mine.pem", NULL }) == 0);
+	CHECK_STR(o.snp_vcek, "mine.pem");
+	CHECK_STR(o.snp_vcek_from, "--snp-vcek");
+	CHECK_STR(o.snp_chain, "/etc/snp/chain.pem");
+	CHECK_STR(o.snp_chain_from, "TEEPY_SNP_CHAIN");
+	tp_run_opts_free(&o);
+	memset(env_table, 0, sizeof(env_table));
+}
+
 TESTS(run_opts_tests) = {
 	{ "defaults_are_the_teex_limits", test_defaults_are_the_teex_limits },
 	{ "service_data_come_before_task_data", test_service_data_come_before_task_data },
@@ -379,5 +411,6 @@ TESTS(run_opts_tests) = {
 	{ "cas_flags_come_together_and_not_with_key_flags",
 	  test_cas_flags_come_together_and_not_with_key_flags },
 	{ "cas_settings_yield_to_key_flags", test_cas_settings_yield_to_key_flags },
+	{ "snp_certificates_go_with_cas", test_snp_certificates_go_with_cas },
 	END_TESTS,
 };
