@@ -19,6 +19,12 @@ SNP_VLEK_REPORT = EVIDENCE / "snp" / "test-vlek-report.bin"  # signed by a VLEK
 SNP_VLEK = EVIDENCE / "snp" / "test-vlek.der"
 SNP_CHAIN = EVIDENCE / "snp" / "milan_ask_ark_asvk.pem"  # ASK, ARK, ASVK (trustee's order)
 
+def snp_measurement():
+    """The recorded SEV-SNP report's MEASUREMENT (48 bytes at 0x90, AMD's SNP ABI,
+    "ATTESTATION_REPORT"), in hex: what a policy's hw.snp entry pins."""
+    return SNP_REPORT.read_bytes()[0x90:0xC0].hex()
+
+
 # AMD's GUIDs (GHCB specification; AMD's sev-guest, virtee/sev and go-sev-guest agree)
 GUID = {"vcek": "63da758d-e664-4564-adc5-f4b93be8accd",
         "vlek": "a8074bc2-a25a-483e-aae6-39c045a0b8a1",

@@ -813,14 +813,17 @@ static void attest_checked(struct call *c, const json_t *body, const json_t *doc
 	else
 		check_snp(data, size, evidence, svc, c->subject, &ec);
 	free(data);
+	/* the evidence first (its signature, chain and platform measurements), so that a
+	 * denial names the deepest failure: report data that a forged report would carry
+	 * is not worth checking */
+	if (ec.reason[0]) {
+		refuse(c, 403, "%s", ec.reason);
+		return;
+	}
 	/* the claims the runtime sent and the nonce this CAS gave: what the evidence binds? */
 	if (ec.parsed &&
 	    (tp_report_data(cl, rd) < 0 || !tp_same_bytes(rd, ec.report_data, sizeof(rd)))) {
 		refuse(c, 403, "report data does not match the claims");
-		return;
-	}
-	if (ec.reason[0]) {
-		refuse(c, 403, "%s", ec.reason);
 		return;
 	}
 	if (!in_hex_list(json_object_get(svc, "runtime"), cl->runtime, sizeof(cl->runtime))) {

@@ -22,7 +22,7 @@ from cas_mock import MockCas, make_cert
 from exit_codes import EXIT
 from recorded_tsm import (GUID, QUOTE_4, SNP_CHAIN, SNP_REPORT, SNP_VCEK, cert_table, der_of,
                           make_recorded_snp, make_recorded_tsm, milan_ask_ark, pem_blocks,
-                          recorded_auxblob)
+                          recorded_auxblob, snp_measurement)
 from volumes import one_line, own
 
 NOBODY = 65534
@@ -401,6 +401,8 @@ def deployment(teepy, tmp, cas, owner, variant, run):
         "model": {"kind": "blob", "value": "AAAA"},
     }
     doc = policy_doc(app=ins["app"], runtime=ins["runtime"], platform=platform, secrets=secrets)
+    if SNP_REPORT.is_file():  # the recorded SEV-SNP report's platform is accepted too
+        doc["services"]["main"]["hw"] = {"snp": [{"measurement": snp_measurement()}]}
     f = tmp.write("mysvc.json", json.dumps(doc).encode())
     r = teepy_direct(teepy, "policy", "create", f, *cas_args(cas), "--owner", owner)
     assert r.returncode == EXIT.OK, r.stderr.decode()
@@ -539,13 +541,12 @@ def test_snp_evidence_goes_with_the_hosts_vcek_and_chain(run, teepy, cas, snp, t
     ASK then ARK), as docs/cas-api.md says.
 
     The recorded report cannot bind this run's nonce and key, so every CAS denies it;
-    what this shows is that the certificates sent verify the report. The stand-in lets
-    the test read the request: the exact bytes sent go through `teepy attest verify`
-    (src/attest's verifier, the one teepy cas runs) at today's time and pass every
-    check. The real CAS (src/cas/service.c) runs the same verifier, but its answer
-    cannot show the outcome: the report-data check's refusal is told ahead of the
-    evidence's own (cas-api.md's order: report data, then the evidence), so its denial
-    reads "report data does not match the claims" whether or not the chain verified."""
+    what this shows is that the certificates sent verify the report. The real CAS
+    (src/cas/service.c) checks the evidence (signature, chain, the platform's
+    measurement, which the policy accepts) before the report data, so its denial for
+    the report data means the rest passed. The stand-in lets the test read the
+    request: the exact bytes sent go through `teepy attest verify` (src/attest's
+    verifier, the one teepy cas runs) at today's time and pass every check."""
     d, lay_out = snp
     r = snp_run(run, cas, d, lay_out())
     assert r.returncode == EXIT.ATTESTATION_DENIED, r

@@ -899,8 +899,10 @@ static void test_json_errors_do_not_quote_the_text(void)
 	fixture_close(&f);
 }
 
-/* A real TDX quote (recorded): parsed, and refused since its report data binds
- * another runtime's claims and nonce; a debug mode in the claims is a bad request. */
+/* A real TDX quote (recorded, of a debug TD): verified, then held against the policy's
+ * platform (MRTD, then debug), and only then against the claims, whose report data it
+ * cannot bind (another runtime's claims and nonce); a debug mode in the claims is a bad
+ * request. */
 static void test_tdx_evidence_is_checked_against_the_claims(void)
 {
 	struct fixture f;
@@ -919,8 +921,29 @@ static void test_tdx_evidence_is_checked_against_the_claims(void)
 	if (fp)
 		fclose(fp);
 	CHECK(n > 1000);
-	CHECK(create(&f, hw_only_doc(&f), f.owner, NULL) == 201);
-	for (int mode = 0; mode < 2; mode++) {
+	static const char quote_mr_td[] = "705ee9381b8633a9fbe532b52345e8433343d2868959f578"
+					  "89d84ca377c395b689cac1599ccea1b7d420483a9ce5f031";
+	static const char *const want[] = {
+		NULL,
+		"a debug TD is not tolerated by mysvc/main",
+		"TDX MRTD 705ee9381b8633a9… (with its RTMRs) is not in mysvc/main's hw list",
+		"report data does not match the claims",
+	};
+	char h[65], h2[65];
+	json_t *doc = hw_only_doc(&f);
+	CHECK(create(&f, json_incref(doc), f.owner, h) == 201);
+	for (int mode = 0; mode < 4; mode++) {
+		json_t *svc = json_object_get(json_object_get(doc, "services"), "main");
+		if (mode == 2) { /* a debug TD tolerated; the quote's platform not yet */
+			json_object_set_new(svc, "tolerate", json_pack("[s]", "debug"));
+			CHECK(update(&f, json_incref(doc), h, f.owner, h2, &body) == 200);
+			json_decref(body);
+		} else if (mode == 3) {
+			json_object_set_new(svc, "hw",
+					    json_pack("{s:[{s:s}]}", "tdx", "mr_td", quote_mr_td));
+			CHECK(update(&f, json_incref(doc), h2, f.owner, h, &body) == 200);
+			json_decref(body);
+		}
 		new_nonce(&f, nonce, NOW);
 		tp_hex(nonce, 32, nhex);
 		char *data = tp_base64_encode(quote, n);
@@ -934,10 +957,10 @@ static void test_tdx_evidence_is_checked_against_the_claims(void)
 		if (mode == 0)
 			CHECK(st == 400);
 		else
-			CHECK(st == 403 &&
-			      strcmp(message(body), "report data does not match the claims") == 0);
+			CHECK(st == 403 && strcmp(message(body), want[mode]) == 0);
 		json_decref(body);
 	}
+	json_decref(doc);
 	fixture_close(&f);
 }
 
