@@ -32,6 +32,7 @@ struct job {
 	int sock;      /* the invocation's socket, once running */
 	int client_fd; /* the client's connection (a copy), watched for its going away */
 	bool cancelled;
+	bool client_gone;
 	struct tp_worker_answer ans;
 	struct job *next;
 };
@@ -297,11 +298,14 @@ static void *collector(void *arg)
 			if (!pfds[i].revents || j->state == JOB_DONE)
 				continue;
 			if (pfds[i].fd == j->sock) {
+				if (j->client_gone)
+					j->ans.status = 499; /* for the log line: no one reads it */
 				job_done(srv, j);
 			} else if (pfds[i].fd == j->client_fd) {
 				/* the client went away */
 				close(j->client_fd);
 				j->client_fd = -1;
+				j->client_gone = true;
 				if (j->state == JOB_QUEUED) {
 					tp_worker_error(&j->ans, 499, "cancelled",
 							"the client went away");
