@@ -156,7 +156,8 @@ static json_t *parse_object(const char *body, size_t size, const char *const *kn
 			    size_t err_size)
 {
 	json_error_t je;
-	json_t *doc = json_loadb(body, size, JSON_REJECT_DUPLICATES, &je), *v;
+	/* an input may hold NUL (\u0000): it is bytes to the service */
+	json_t *doc = json_loadb(body, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je), *v;
 	const char *key;
 
 	if (!doc) {

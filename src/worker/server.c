@@ -126,9 +126,12 @@ static enum MHD_Result answer_error(struct MHD_Connection *conn, struct pending 
 static void log_request(struct tp_worker_server *srv, const struct pending *p)
 {
 	const struct tp_worker_answer *a = &p->ans;
-	json_t *line = json_pack("{s:I, s:s, s:s, s:s, s:i, s:f}", "time", (json_int_t)time(NULL),
-				 "remote", p->remote, "method", p->method, "path", p->path,
-				 "status", (int)a->status, "ms", ms_since(&p->start));
+	/* the method and path as the client sent them, which need not be UTF-8 */
+	json_t *line =
+	    json_pack("{s:I, s:s, s:o, s:o, s:i, s:f}", "time", (json_int_t)time(NULL), "remote",
+		      p->remote, "method", tp_worker_utf8_string(p->method, strlen(p->method)),
+		      "path", tp_worker_utf8_string(p->path, strlen(p->path)), "status",
+		      (int)a->status, "ms", ms_since(&p->start));
 	char *text;
 
 	if (!line)

@@ -8,6 +8,7 @@ another succeeds; a full queue; a client that goes away; a worker killed with SI
 leaving no sandboxed process; no input, result or plaintext in the log lines or the
 store."""
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -237,6 +238,9 @@ def test_deploy_then_invoke_with_service_and_task_data_in_teex_order(as_user, st
     assert set(r["usage"]) == {"cpu_ms", "peak_memory_bytes", "wall_ms"}
     s, got, _ = w.request("GET", f"/v1/services/{service}", ctype=None)
     assert s == 200 and got["invocations"] == 1 and got["service_data"] == [a_id]
+    # the service id as docs/api.md defines it
+    assert service == hashlib.sha256(b"teepy-service-v1\0" + bytes.fromhex(got["app"])
+                                     + bytes.fromhex(a_id)).hexdigest()
     assert got["keys"] == "development" and got["state"] == "ready"
     assert w.stop() == 0
     # the request lines: one each, an invocation's with its end, nothing of the bytes
@@ -367,6 +371,12 @@ def test_bad_requests_are_refused_and_the_worker_keeps_serving(start, apps, stor
     slow.close()
     s, r = w.invoke(service, "still here")
     assert s == 200, r
+    # an invocation longer than --timeout: its connection waits, suspended, not idle
+    s, r = w.invoke(service, "sleep 2")
+    assert s == 200, r
+    # an input with a NUL reaches the service whole
+    s, r = w.invoke(service, "a\u0000b")
+    assert s == 200 and json.loads(r["result"])["input"] == "a\u0000b", r
     # a task data item without its key; a log that is not UTF-8
     s, item = w.upload("data", apps / "b.tpd")
     s, doc = w.invoke(service, "x", [item["data"]])
