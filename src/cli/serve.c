@@ -9,6 +9,7 @@
 #include "../common/log.h"
 #include "../common/units.h"
 #include "../crypto/crypto.h"
+#include "../manifest/trust.h"
 #include "../worker/worker.h"
 
 #include <arpa/inet.h>
@@ -251,6 +252,15 @@ static int serve(struct serve_opts *o)
 		return TP_EXIT_USAGE;
 	}
 	so.host = host;
+	/* the trusted keys read before anything is started or made */
+	struct tp_signers signers = { 0 };
+	size_t failed = 0;
+	if (tp_signers_load(&signers, o->trust, o->trust_count, &failed, err, sizeof(err)) < 0) {
+		tp_error("serve: --trust %s: %s", failed < o->trust_count ? o->trust[failed] : "",
+			 err);
+		return TP_EXIT_USAGE;
+	}
+	tp_signers_free(&signers);
 	if (tp_crypto_load(err, sizeof(err)) < 0) {
 		tp_error("serve: %s", err);
 		return TP_EXIT_INTERNAL;

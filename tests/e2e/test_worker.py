@@ -222,6 +222,25 @@ def comm(pid):
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("args, said", [
+    (["--store", "{d}/s"], "no trusted signer: --trust PUB"),
+    (["--store", "{d}/s", "--trust", "{d}/signer.pub", "--listen", "localhost:80"],
+     "--listen localhost:80: not HOST:PORT with a numeric address"),
+    (["--store", "{d}/s", "--trust", "{d}/nothing.pub"], "--trust {d}/nothing.pub:"),
+    (["--store", "{d}/s", "--trust", "{d}/signer.pub", "--queue", "x"], "--queue x: not a number"),
+    (["--store", "{d}/s", "--trust", "{d}/signer.pub", "--cas", "https://h:1"],
+     "--cas https://h:1: keys by attestation are not in this worker yet"),
+    (["--trust", "{d}/signer.pub"], "--store DIR is needed"),
+    (["--bogus"], "unknown option '--bogus' (see teepy serve --help)"),
+])
+def test_a_bad_start_is_one_line(run, apps, args, said):
+    r = run("serve", *[a.format(d=apps) for a in args], timeout=30)
+    assert r.returncode == 2 and len(r.err_lines) == 1, r
+    assert r.err_lines[0].startswith(f"teepy: serve: {said.format(d=apps)}"), r
+    assert not (apps / "s").exists()
+
+
+
 def test_deploy_then_invoke_with_service_and_task_data_in_teex_order(as_user, start, apps, store):
     w = Worker(start, store, apps / "signer.pub")
     assert "keys: development mode" in w.start_line and w.services_at_start == 0
