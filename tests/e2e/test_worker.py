@@ -485,3 +485,31 @@ def test_a_worker_killed_leaves_no_sandboxed_process(start, apps, store):
     s, r = w.invoke(service, "after")
     assert s == 200, r
     w.stop()
+
+
+def test_a_bundle_changed_in_the_store_is_refused_at_run_time(start, apps, store):
+    w = Worker(start, store, apps / "signer.pub")
+    service, _ = deployed(w, apps, ())
+    (blob,) = (store / "bundles").iterdir()
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0x01  # the last byte of the app's own file
+    blob.write_bytes(bytes(data))
+    s, doc = w.invoke(service, "x")
+    assert s == 500 and doc["error"]["kind"] == "refused", doc
+    w.stop()
+
+
+def test_the_openapi_document_names_the_routes_the_worker_serves(start, apps, store):
+    spec = json.loads((Path(__file__).resolve().parents[2] / "docs" / "api.openapi.json").read_text())
+    w = Worker(start, store, apps / "signer.pub")
+    for path, ops in spec["paths"].items():
+        concrete = path.replace("{id}", "ab" * 32)
+        methods = sorted(m.upper() for m in ops if m != "parameters")
+        for method in methods:
+            s, doc, _ = w.request(method, concrete, b"{}" if method == "POST" else b"",
+                                  "application/json")
+            assert s not in (404, 405) or doc["error"]["message"].startswith("no service"), \
+                (method, path, doc)
+        s, doc, r = w.request("PATCH", concrete, b"", None)
+        assert s == 405 and sorted(r.getheader("Allow").split(", ")) == methods, (path, doc)
+    w.stop()
