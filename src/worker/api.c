@@ -218,8 +218,8 @@ static void deploy(struct tp_worker_api *a, const char *body, size_t size,
 	const char **ids = NULL;
 	uint8_t app[32];
 	const char *mode;
-	json_t *doc;
-	bool added;
+	json_t *doc = NULL;
+	bool added = false;
 	int r;
 
 	if ((r = tp_worker_deploy_parse(body, size, &d, err, sizeof(err))) < 0) {
@@ -312,16 +312,19 @@ static void deploy(struct tp_worker_api *a, const char *body, size_t size,
 	tp_unhex(b.app, app, 32);
 	tp_worker_service_id(app, ids, d.service_data_count, sid);
 	mode = (b.encrypted || d.data_key_count) ? TP_WORKER_KEYS_DEV : TP_WORKER_KEYS_NONE;
-	r = tp_worker_service_add(a->st, sid, d.bundle, b.app,
-				  (const char(*)[TP_WORKER_ID_HEX])d.service_data,
-				  d.service_data_count, mode, b.encrypted ? d.bundle_key : NULL,
-				  d.data_keys, d.data_key_count, (int64_t)time(NULL));
-	if (r < 0 && r != -EEXIST) {
-		tp_worker_error(out, 500, "internal", "the store failed");
-		goto out;
+	/* a deletion between the add and the read: added again */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		r = tp_worker_service_add(
+		    a->st, sid, d.bundle, b.app, (const char(*)[TP_WORKER_ID_HEX])d.service_data,
+		    d.service_data_count, mode, b.encrypted ? d.bundle_key : NULL, d.data_keys,
+		    d.data_key_count, (int64_t)time(NULL));
+		if (r < 0 && r != -EEXIST)
+			break;
+		added = r == 0;
+		if ((doc = tp_worker_service_get(a->st, sid, &r)) || r != -ENOENT)
+			break;
 	}
-	added = r == 0;
-	if (!(doc = tp_worker_service_get(a->st, sid, &r))) {
+	if (!doc) {
 		tp_worker_error(out, 500, "internal", "the store failed");
 		goto out;
 	}

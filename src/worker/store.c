@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ static const char SCHEMA[] =
     "NOT NULL, PRIMARY KEY(service, name));";
 
 struct tp_worker_store {
+	pthread_mutex_t lock;
 	sqlite3 *db;
 	char dir[PATH_MAX];
 	int bundles_fd, data_fd;
@@ -73,6 +75,7 @@ int tp_worker_store_open(const char *dir, struct tp_worker_store **out, char *er
 	if (!st)
 		return -ENOMEM;
 	st->bundles_fd = st->data_fd = -1;
+	pthread_mutex_init(&st->lock, NULL);
 	if ((r = make_dir(dir, err, err_size)) < 0)
 		goto fail;
 	if (!realpath(dir, st->dir)) {
@@ -132,6 +135,7 @@ void tp_worker_store_close(struct tp_worker_store *st)
 		close(st->bundles_fd);
 	if (st->data_fd >= 0)
 		close(st->data_fd);
+	pthread_mutex_destroy(&st->lock);
 	free(st);
 }
 
@@ -242,8 +246,8 @@ static void text_col(sqlite3_stmt *s, int col, char *out, size_t size)
 	snprintf(out, size, "%s", t ? (const char *)t : "");
 }
 
-int tp_worker_bundle_get(struct tp_worker_store *st, const char *id,
-			 struct tp_worker_bundle_row *row)
+static int bundle_get_unlocked(struct tp_worker_store *st, const char *id,
+			       struct tp_worker_bundle_row *row)
 {
 	sqlite3_stmt *s =
 	    prepare(st, "SELECT app, signer, encrypted, key_id FROM bundles WHERE id = ?");
@@ -264,7 +268,7 @@ int tp_worker_bundle_get(struct tp_worker_store *st, const char *id,
 	return r == SQLITE_ROW ? 0 : r == SQLITE_DONE ? -ENOENT : -EIO;
 }
 
-int tp_worker_bundle_add(struct tp_worker_store *st, const struct tp_worker_bundle_row *row)
+static int bundle_add_unlocked(struct tp_worker_store *st, const struct tp_worker_bundle_row *row)
 {
 	sqlite3_stmt *s = prepare(st, "INSERT OR IGNORE INTO bundles(id, app, signer, encrypted, "
 				      "key_id) VALUES (?, ?, ?, ?, ?)");
@@ -282,7 +286,8 @@ int tp_worker_bundle_add(struct tp_worker_store *st, const struct tp_worker_bund
 	return r == SQLITE_DONE ? 0 : -EIO;
 }
 
-int tp_worker_data_get(struct tp_worker_store *st, const char *id, struct tp_worker_data_row *row)
+static int data_get_unlocked(struct tp_worker_store *st, const char *id,
+			     struct tp_worker_data_row *row)
 {
 	sqlite3_stmt *s = prepare(st, "SELECT size FROM data WHERE id = ?");
 	int r;
@@ -299,7 +304,7 @@ int tp_worker_data_get(struct tp_worker_store *st, const char *id, struct tp_wor
 	return r == SQLITE_ROW ? 0 : r == SQLITE_DONE ? -ENOENT : -EIO;
 }
 
-int tp_worker_data_add(struct tp_worker_store *st, const struct tp_worker_data_row *row)
+static int data_add_unlocked(struct tp_worker_store *st, const struct tp_worker_data_row *row)
 {
 	sqlite3_stmt *s = prepare(st, "INSERT OR IGNORE INTO data(id, size) VALUES (?, ?)");
 	int r;
@@ -330,7 +335,7 @@ static json_t *service_row(sqlite3_stmt *s)
 
 #define SERVICE_COLS "id, bundle, app, service_data, keys, deployed, invocations"
 
-json_t *tp_worker_service_get(struct tp_worker_store *st, const char *id, int *err)
+static json_t *service_get_unlocked(struct tp_worker_store *st, const char *id, int *err)
 {
 	sqlite3_stmt *s = prepare(st, "SELECT " SERVICE_COLS " FROM services WHERE id = ?");
 	json_t *doc = NULL;
@@ -349,7 +354,7 @@ json_t *tp_worker_service_get(struct tp_worker_store *st, const char *id, int *e
 	return doc;
 }
 
-json_t *tp_worker_service_list(struct tp_worker_store *st)
+static json_t *service_list_unlocked(struct tp_worker_store *st)
 {
 	sqlite3_stmt *s = prepare(st, "SELECT " SERVICE_COLS " FROM services ORDER BY seq");
 	json_t *list = json_array();
@@ -371,7 +376,7 @@ json_t *tp_worker_service_list(struct tp_worker_store *st)
 	return list;
 }
 
-int tp_worker_service_count(struct tp_worker_store *st)
+static int service_count_unlocked(struct tp_worker_store *st)
 {
 	sqlite3_stmt *s = prepare(st, "SELECT count(*) FROM services");
 	int n = -EIO;
@@ -404,10 +409,11 @@ static int add_key(struct tp_worker_store *st, const char *service, const char *
 	return exec_step(s);
 }
 
-int tp_worker_service_add(struct tp_worker_store *st, const char *id, const char *bundle,
-			  const char *app, const char (*data)[TP_WORKER_ID_HEX], size_t count,
-			  const char *keys, const uint8_t *bundle_key,
-			  const struct tp_worker_key *data_keys, size_t data_key_count, int64_t now)
+static int service_add_unlocked(struct tp_worker_store *st, const char *id, const char *bundle,
+				const char *app, const char (*data)[TP_WORKER_ID_HEX], size_t count,
+				const char *keys, const uint8_t *bundle_key,
+				const struct tp_worker_key *data_keys, size_t data_key_count,
+				int64_t now)
 {
 	json_t *list = json_array();
 	char *text;
@@ -444,7 +450,7 @@ int tp_worker_service_add(struct tp_worker_store *st, const char *id, const char
 	return r;
 }
 
-int tp_worker_service_delete(struct tp_worker_store *st, const char *id)
+static int service_delete_unlocked(struct tp_worker_store *st, const char *id)
 {
 	sqlite3_stmt *s;
 	int r, changed;
@@ -463,7 +469,7 @@ int tp_worker_service_delete(struct tp_worker_store *st, const char *id)
 	return r < 0 ? r : changed ? 0 : -ENOENT;
 }
 
-int tp_worker_service_counted(struct tp_worker_store *st, const char *id)
+static int service_counted_unlocked(struct tp_worker_store *st, const char *id)
 {
 	sqlite3_stmt *s = prepare(st, "UPDATE services SET invocations = invocations + 1 WHERE "
 				      "id = ?");
@@ -473,8 +479,8 @@ int tp_worker_service_counted(struct tp_worker_store *st, const char *id)
 	return exec_step(s);
 }
 
-int tp_worker_service_key(struct tp_worker_store *st, const char *service, const char *name,
-			  uint8_t key[32])
+static int service_key_unlocked(struct tp_worker_store *st, const char *service, const char *name,
+				uint8_t key[32])
 {
 	sqlite3_stmt *s = prepare(st, "SELECT key FROM dev_keys WHERE service = ? AND name = ?");
 	int r;
@@ -490,4 +496,123 @@ int tp_worker_service_key(struct tp_worker_store *st, const char *service, const
 		r = SQLITE_ERROR;
 	sqlite3_finalize(s);
 	return r == SQLITE_ROW ? 0 : r == SQLITE_DONE ? -ENOENT : -EIO;
+}
+
+/* ---- each under the store's lock: one connection holds one transaction at a time,
+ * so no statement of another thread lands inside a service's add or delete ---- */
+
+int tp_worker_bundle_get(struct tp_worker_store *st, const char *id,
+			 struct tp_worker_bundle_row *row)
+{
+	int r;
+
+	pthread_mutex_lock(&st->lock);
+	r = bundle_get_unlocked(st, id, row);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int tp_worker_bundle_add(struct tp_worker_store *st, const struct tp_worker_bundle_row *row)
+{
+	int r;
+
+	pthread_mutex_lock(&st->lock);
+	r = bundle_add_unlocked(st, row);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int tp_worker_data_get(struct tp_worker_store *st, const char *id, struct tp_worker_data_row *row)
+{
+	int r;
+
+	pthread_mutex_lock(&st->lock);
+	r = data_get_unlocked(st, id, row);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int tp_worker_data_add(struct tp_worker_store *st, const struct tp_worker_data_row *row)
+{
+	int r;
+
+	pthread_mutex_lock(&st->lock);
+	r = data_add_unlocked(st, row);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+json_t *tp_worker_service_get(struct tp_worker_store *st, const char *id, int *err)
+{
+	json_t *r;
+
+	pthread_mutex_lock(&st->lock);
+	r = service_get_unlocked(st, id, err);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+json_t *tp_worker_service_list(struct tp_worker_store *st)
+{
+	json_t *r;
+
+	pthread_mutex_lock(&st->lock);
+	r = service_list_unlocked(st);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int tp_worker_service_count(struct tp_worker_store *st)
+{
+	int r;
+
+	pthread_mutex_lock(&st->lock);
+	r = service_count_unlocked(st);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int tp_worker_service_add(struct tp_worker_store *st, const char *id, const char *bundle,
+			  const char *app, const char (*data)[TP_WORKER_ID_HEX], size_t count,
+			  const char *keys, const uint8_t *bundle_key,
+			  const struct tp_worker_key *data_keys, size_t data_key_count, int64_t now)
+{
+	int r;
+
+	pthread_mutex_lock(&st->lock);
+	r = service_add_unlocked(st, id, bundle, app, data, count, keys, bundle_key, data_keys,
+				 data_key_count, now);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int tp_worker_service_delete(struct tp_worker_store *st, const char *id)
+{
+	int r;
+
+	pthread_mutex_lock(&st->lock);
+	r = service_delete_unlocked(st, id);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int tp_worker_service_counted(struct tp_worker_store *st, const char *id)
+{
+	int r;
+
+	pthread_mutex_lock(&st->lock);
+	r = service_counted_unlocked(st, id);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int tp_worker_service_key(struct tp_worker_store *st, const char *service, const char *name,
+			  uint8_t key[32])
+{
+	int r;
+
+	pthread_mutex_lock(&st->lock);
+	r = service_key_unlocked(st, service, name, key);
+	pthread_mutex_unlock(&st->lock);
+	return r;
 }

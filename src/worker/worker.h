@@ -156,7 +156,7 @@ struct tp_worker_data_row {
 	uint64_t size;
 };
 
-/* Each returns 0, -ENOENT, or -EIO; safe from any thread (SQLite serialized). */
+/* Each returns 0, -ENOENT, or -EIO; safe from any thread (one at a time: a lock). */
 int tp_worker_bundle_get(struct tp_worker_store *st, const char *id,
 			 struct tp_worker_bundle_row *row);
 int tp_worker_bundle_add(struct tp_worker_store *st, const struct tp_worker_bundle_row *row);

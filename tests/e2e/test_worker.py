@@ -513,3 +513,24 @@ def test_the_openapi_document_names_the_routes_the_worker_serves(start, apps, st
         s, doc, r = w.request("PATCH", concrete, b"", None)
         assert s == 405 and sorted(r.getheader("Allow").split(", ")) == methods, (path, doc)
     w.stop()
+
+
+def test_concurrent_deployments_and_deletions_keep_the_store_whole(start, apps, store):
+    w = Worker(start, store, apps / "signer.pub")
+    s, b = w.upload("bundles", apps / "svc.tpy")
+    statuses = []
+
+    def churn():
+        for _ in range(5):
+            s, doc = w.deploy(b["bundle"])
+            statuses.append(s)
+            s, _, _ = w.request("DELETE", f"/v1/services/{doc['service']}", ctype=None)
+            statuses.append(s)
+
+    threads = [threading.Thread(target=churn) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(statuses) == 80 and set(statuses) <= {200, 201, 404}, sorted(set(statuses))
+    w.stop()
