@@ -46,6 +46,8 @@ if mode == "spin":
         pass
 if mode.startswith("sleep "):
     time.sleep(float(mode.split()[1]))
+if mode == "loud":
+    sys.stdout.write("y" * 100000)
 if mode == "badlog":
     sys.stdout.flush()
     sys.stdout.buffer.write(b"bad \\xff\\xfe bytes\\n")
@@ -402,6 +404,8 @@ def test_bad_requests_are_refused_and_the_worker_keeps_serving(start, apps, stor
     assert s == 409 and doc["error"]["kind"] == "key_missing", doc
     s, r = w.invoke(service, "badlog")
     assert s == 200 and "bad \ufffd\ufffd bytes\n" in r["log"], r
+    s, r = w.invoke(service, "loud")
+    assert s == 200 and r["log_truncated"] is True and len(r["log"]) == 64 * 1024, r["usage"]
     w.stop()
 
 
