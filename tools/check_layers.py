@@ -25,7 +25,7 @@ BELOW = {
                "common"},
     # the CAS server beside attest: it verifies evidence and reads manifests
     "cas": {"attest", "manifest", "crypto", "common"},
-    # the worker beside the CAS: it takes the CAS's base64 (and later its client)
+    # the worker beside the CAS: it takes the CAS's base64 and its client's secrets
     "worker": {"cas", "attest", "runner", "sandbox", "trace", "manifest", "channel", "pfs",
                "crypto", "pyboot", "common"},
     "cli": {"worker", "cas", "attest", "runner", "sandbox", "trace", "manifest", "channel", "pfs", "crypto",

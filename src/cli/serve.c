@@ -5,11 +5,13 @@
 
 #include "exit_codes.h"
 #include "flags.h"
+#include "run_cas.h"
 #include "serve_help.h"
 #include "../common/log.h"
 #include "../common/units.h"
 #include "../crypto/crypto.h"
 #include "../manifest/trust.h"
+#include "../pyboot/boot.h"
 #include "../worker/worker.h"
 
 #include <arpa/inet.h>
@@ -28,7 +30,7 @@
 #define THREADS	 4
 
 struct serve_opts {
-	const char *listen, *store, *cas;
+	const char *listen, *store, *cas, *cas_fingerprint;
 	const char **trust;
 	size_t trust_count;
 	char *trust_copy; /* TEEPY_TRUSTED_SIGNERS, split in place */
@@ -147,6 +149,7 @@ static int parse(struct serve_opts *o, int argc, char **argv, bool *help)
 			o->cas = p.value;
 			break;
 		case SERVE_CAS_FINGERPRINT:
+			o->cas_fingerprint = p.value;
 			break;
 		case SERVE_CONCURRENCY:
 			if (number(&p, 1, 4096, "a number", &o->concurrency) < 0)
@@ -201,13 +204,75 @@ static int parse(struct serve_opts *o, int argc, char **argv, bool *help)
 		    "runs only bundles signed by a key it trusts");
 		return TP_EXIT_USAGE;
 	}
-	if (o->cas) {
-		tp_error("serve: --cas %s: keys by attestation are not in this worker yet (issue "
-			 "15); leave --cas out for development mode",
-			 o->cas);
+	if (!o->cas != !o->cas_fingerprint) {
+		tp_error("serve: %s", o->cas ?
+					  "--cas: give --cas-fingerprint FP too (the CAS's key)" :
+					  "--cas-fingerprint: applies to --cas URL");
+		return TP_EXIT_USAGE;
+	}
+	if (o->cas && (tp_cas_check_url(o->cas, err, sizeof(err)) < 0 ||
+		       tp_cas_check_fingerprint(o->cas_fingerprint, err, sizeof(err)) < 0)) {
+		tp_error("serve: --cas: %s", err);
 		return TP_EXIT_USAGE;
 	}
 	return TP_EXIT_OK;
+}
+
+/* ---- keys by attestation: as teepy run --cas gets them (run_cas.c) ---- */
+
+struct serve_cas {
+	const char *url, *fingerprint;
+	pthread_mutex_t lock; /* one attestation at a time */
+};
+
+static int cas_fetch(void *ctx, const char *bundle_path, const char *config_id,
+		     struct tp_cas_secrets *s, char *err, size_t err_size)
+{
+	struct serve_cas *c = ctx;
+	struct tp_run_cas rc = {
+		.url = c->url,
+		.fingerprint = c->fingerprint,
+		.config_id = config_id,
+		.mode = "auto",
+	};
+	char line[1024] = "";
+	const char *said = line;
+	int code;
+
+	pthread_mutex_lock(&c->lock);
+	tp_log_capture(line, sizeof(line)); /* what teepy run would print: the answer's */
+	code = tp_run_cas_fetch(&rc, bundle_path);
+	tp_log_capture(NULL, 0);
+	pthread_mutex_unlock(&c->lock);
+	if (code == 0) {
+		*s = rc.secrets;
+		memset(&rc.secrets, 0, sizeof(rc.secrets));
+	}
+	tp_run_cas_free(&rc);
+	if (code == 0)
+		return 0;
+	if (strncmp(said, "run: --cas: ", 12) == 0)
+		said += 12;
+	else if (strncmp(said, "run: ", 5) == 0)
+		said += 5;
+	snprintf(err, err_size, "%s", *said ? said : "the attestation failed");
+	return code == TP_EXIT_ATTESTATION_DENIED ? -EACCES : -EIO;
+}
+
+/* This worker's runtime measurement, which a CAS policy lists for it (its program is
+ * teepy-worker, not teepy: teepy inspect's is another). */
+static int worker_runtime(char hex[65])
+{
+	char so[PATH_MAX], reaper[PATH_MAX];
+	uint8_t m[32];
+	int r;
+
+	if ((r = tp_find_runtime(so, sizeof(so))) < 0 ||
+	    (r = tp_find_reaper(reaper, sizeof(reaper))) < 0 ||
+	    (r = tp_runtime_measure(so, reaper, TP_BOOT_TEXT, m)) < 0)
+		return r;
+	tp_hex(m, 32, hex);
+	return 0;
 }
 
 static int serve(struct serve_opts *o)
@@ -231,11 +296,15 @@ static int serve(struct serve_opts *o)
 		.max_request = o->max_request,
 		.max_upload = o->max_upload,
 	};
+	struct serve_cas cas = { .url = o->cas, .fingerprint = o->cas_fingerprint };
 	struct tp_worker_api_opts ao = {
 		.trust_paths = o->trust,
 		.max_request = o->max_request,
 		.max_upload = o->max_upload,
+		.cas_fetch = o->cas ? cas_fetch : NULL,
+		.cas_ctx = &cas,
 	};
+	char runtime[65] = "";
 	struct tp_worker_store *st = NULL;
 	struct tp_worker_api *api = NULL;
 	struct tp_worker_server *srv = NULL;
@@ -280,6 +349,19 @@ static int serve(struct serve_opts *o)
 		return TP_EXIT_INTERNAL;
 	}
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pthread_mutex_init(&cas.lock, NULL);
+	if (o->cas && tp_cas_load(err, sizeof(err)) < 0) {
+		tp_error("serve: --cas: %s", err);
+		code = TP_EXIT_INTERNAL;
+		goto out;
+	}
+	if (o->cas && (n = worker_runtime(runtime)) < 0) {
+		tp_error("serve: --cas: cannot measure this worker's runtime: %s (_teepy or "
+			 "teepy-reaper beside it)",
+			 strerror(-n));
+		code = TP_EXIT_INTERNAL;
+		goto out;
+	}
 	if (tp_worker_store_open(o->store, &st, err, sizeof(err)) < 0) {
 		tp_error("serve: --store %s: %s", o->store, err);
 		code = TP_EXIT_USAGE;
@@ -298,11 +380,17 @@ static int serve(struct serve_opts *o)
 		goto out;
 	}
 	n = tp_worker_service_count(st);
-	tp_info("serve: listening on http://%s%s%s:%u, store %s, %d service%s, keys: development "
-		"mode (uploaded with deployments; not for production)",
+	if (o->cas)
+		snprintf(err, sizeof(err),
+			 "by attestation from %s (this worker's runtime measurement %s)", o->cas,
+			 runtime);
+	else
+		snprintf(err, sizeof(err),
+			 "development mode (uploaded with deployments; not for production)");
+	tp_info("serve: listening on http://%s%s%s:%u, store %s, %d service%s, keys: %s",
 		strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
 		tp_worker_server_port(srv), tp_worker_store_dir(st), n < 0 ? 0 : n,
-		n == 1 ? "" : "s");
+		n == 1 ? "" : "s", err);
 	fflush(stderr);
 	while (sigwait(&set, &sig) != 0)
 		;
@@ -315,6 +403,7 @@ out:
 		;
 	tp_worker_api_free(api);
 	tp_worker_store_close(st);
+	pthread_mutex_destroy(&cas.lock);
 	return code;
 }
 

@@ -17,8 +17,8 @@ const struct tp_flag tp_serve_flags[] = {
 	  "a trusted signer's public key; repeatable (the variable: colon-separated). A bundle "
 	  "signed by anyone else is refused at upload" },
 	{ SERVE_CAS, "cas", 0, "URL", NULL,
-	  "keys by attestation from this CAS (not in this version yet); without it: development "
-	  "mode, keys uploaded with deployments" },
+	  "keys by attestation from this CAS, for the config id a deployment names; without it: "
+	  "development mode, keys uploaded with deployments" },
 	{ SERVE_CAS_FINGERPRINT, "cas-fingerprint", 0, "FP", NULL, "the CAS's key (with --cas)" },
 	{ SERVE_CONCURRENCY, "concurrency", 0, "N", NULL,
 	  "invocations at once (default: the number of CPUs)" },
@@ -53,8 +53,9 @@ const struct tp_command_help tp_serve_help = {
 	    "or behind a TLS-terminating proxy. Each invocation is a cold start in the sandbox,\n"
 	    "as teepy run, forked by one single-threaded spawner process; a worker killed\n"
 	    "leaves no sandboxed process. Keys come uploaded with a deployment (development\n"
-	    "mode: kept in worker.db in plaintext, said at start). One JSON line per request\n"
-	    "on stderr, without input, result, log, data or keys. See docs/api.md.\n",
+	    "mode: kept in worker.db in plaintext, said at start), or with --cas by\n"
+	    "attestation, kept in memory only. One JSON line per request on stderr, without\n"
+	    "input, result, log, data or keys. See docs/api.md.\n",
 	.flags = tp_serve_flags,
 	.exits = exits,
 };

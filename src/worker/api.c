@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +19,20 @@
 #include <time.h>
 #include <unistd.h>
 
+/* What a CAS released for a service, kept in memory only (nothing of a key is
+ * written): got at deployment, or at the first invocation after a restart. */
+struct cas_entry {
+	char service[TP_WORKER_ID_HEX];
+	struct tp_cas_secrets s;
+	struct cas_entry *next;
+};
+
 struct tp_worker_api {
 	struct tp_worker_store *st;
 	struct tp_worker_api_opts o;
 	struct tp_signers signers;
+	pthread_mutex_t cas_lock; /* the entries, and invocations prepared one at a time */
+	struct cas_entry *cas;
 };
 
 struct tp_worker_api *tp_worker_api_new(struct tp_worker_store *st,
@@ -39,6 +50,7 @@ struct tp_worker_api *tp_worker_api_new(struct tp_worker_store *st,
 	}
 	a->st = st;
 	a->o = *o;
+	pthread_mutex_init(&a->cas_lock, NULL);
 	while (o->trust_paths && o->trust_paths[count])
 		count++;
 	if ((r = tp_signers_load(&a->signers, o->trust_paths, count, &failed, why, sizeof(why))) <
@@ -60,6 +72,13 @@ void tp_worker_api_free(struct tp_worker_api *a)
 {
 	if (!a)
 		return;
+	while (a->cas) {
+		struct cas_entry *e = a->cas;
+		a->cas = e->next;
+		tp_cas_secrets_free(&e->s);
+		free(e);
+	}
+	pthread_mutex_destroy(&a->cas_lock);
 	tp_signers_free(&a->signers);
 	free(a);
 }
@@ -207,6 +226,86 @@ static const struct tp_worker_key *find_key(const struct tp_worker_key *keys, si
 	return NULL;
 }
 
+/* ---- keys by attestation ---- */
+
+/* The id in the header of the stored data item id, which a CAS's data key names.
+ * Returns 0 or -errno. */
+static int data_pfs_id(struct tp_worker_api *a, const char *id, uint8_t out[TP_PFS_ID_SIZE])
+{
+	uint8_t head[TP_PFS_HEADER_SIZE];
+	struct tp_pfs_header h;
+	char path[PATH_MAX], err[128];
+	int fd, r;
+
+	tp_worker_data_path(a->st, id, path, sizeof(path));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	r = tp_pread_full(fd, head, sizeof(head), 0);
+	close(fd);
+	if (r == 0 && tp_pfs_header_parse(head, &h, err, sizeof(err)) < 0)
+		r = -EINVAL;
+	if (r == 0)
+		memcpy(out, h.id, TP_PFS_ID_SIZE);
+	return r;
+}
+
+/* The CAS's key of the stored data item id, or NULL. */
+static const uint8_t *cas_data_key(struct tp_worker_api *a, const struct tp_cas_secrets *s,
+				   const char *id)
+{
+	uint8_t pid[TP_PFS_ID_SIZE];
+
+	return data_pfs_id(a, id, pid) == 0 ? tp_cas_data_key_find(s, pid) : NULL;
+}
+
+/* Attests for the bundle under config_id: 0 with *s filled, or 1 with out answered. */
+static int cas_attest(struct tp_worker_api *a, const char *bundle, const char *config_id,
+		      struct tp_cas_secrets *s, struct tp_worker_answer *out)
+{
+	char path[PATH_MAX], err[1024];
+	int r;
+
+	tp_worker_bundle_path(a->st, bundle, path, sizeof(path));
+	memset(s, 0, sizeof(*s));
+	if ((r = a->o.cas_fetch(a->o.cas_ctx, path, config_id, s, err, sizeof(err))) == 0)
+		return 0;
+	if (r == -EACCES)
+		return tp_worker_error(out, 403, "forbidden", "%s", err), 1;
+	return tp_worker_error(out, 500, "internal", "keys of %s: %s", config_id, err), 1;
+}
+
+/* A service's secrets, kept (cas_lock held), or got now. 0 with *s, or 1 answered. */
+static int cas_secrets(struct tp_worker_api *a, const char *service, const char *bundle,
+		       struct tp_cas_secrets **s, struct tp_worker_answer *out)
+{
+	struct cas_entry *e;
+	char config_id[160];
+
+	for (e = a->cas; e; e = e->next)
+		if (strcmp(e->service, service) == 0) {
+			*s = &e->s;
+			return 0;
+		}
+	if (!a->o.cas_fetch)
+		return tp_worker_error(out, 409, "key_missing",
+				       "the service gets its keys from a CAS, and this worker has "
+				       "none (teepy serve --cas)"),
+		       1;
+	if (tp_worker_service_config(a->st, service, config_id) < 0)
+		return tp_worker_error(out, 500, "internal", "the store failed"), 1;
+	if (!(e = calloc(1, sizeof(*e))))
+		return tp_worker_error(out, 500, "internal", "out of memory"), 1;
+	if (cas_attest(a, bundle, config_id, &e->s, out) != 0) {
+		free(e);
+		return 1;
+	}
+	snprintf(e->service, sizeof(e->service), "%s", service);
+	e->next = a->cas;
+	a->cas = e;
+	*s = &e->s;
+	return 0;
+}
+
 /* ---- deploy ---- */
 
 static void deploy(struct tp_worker_api *a, const char *body, size_t size,
@@ -219,7 +318,8 @@ static void deploy(struct tp_worker_api *a, const char *body, size_t size,
 	uint8_t app[32];
 	const char *mode;
 	json_t *doc = NULL;
-	bool added = false;
+	bool added = false, cas = false;
+	struct tp_cas_secrets secrets = { 0 };
 	int r;
 
 	if ((r = tp_worker_deploy_parse(body, size, &d, err, sizeof(err))) < 0) {
@@ -229,13 +329,13 @@ static void deploy(struct tp_worker_api *a, const char *body, size_t size,
 			tp_worker_error(out, 400, "bad_request", "%s", err);
 		goto out;
 	}
-	if (d.config_id[0]) {
-		tp_worker_error(out, 501, "not_implemented",
-				"config_id: keys by attestation from a CAS are not in this worker "
-				"yet (deploy with keys, in development mode)");
+	if (d.config_id[0] && !a->o.cas_fetch) {
+		tp_worker_error(out, 400, "bad_request",
+				"config_id: this worker gets no keys from a CAS (teepy serve --cas "
+				"URL); deploy with keys");
 		goto out;
 	}
-	if (d.has_keys && a->o.cas) {
+	if (d.has_keys && a->o.cas_fetch) {
 		tp_worker_error(out, 403, "forbidden",
 				"keys are not taken by a worker that gets them from a CAS");
 		goto out;
@@ -272,11 +372,32 @@ static void deploy(struct tp_worker_api *a, const char *body, size_t size,
 			goto out;
 		}
 	}
+	if (d.config_id[0]) {
+		/* the CAS's keys in place of uploaded ones: checked as those are */
+		if (cas_attest(a, d.bundle, d.config_id, &secrets, out) != 0)
+			goto out;
+		cas = true;
+		if (secrets.bundle_key) {
+			d.has_bundle_key = true;
+			memcpy(d.bundle_key, secrets.bundle_key, sizeof(d.bundle_key));
+		}
+		if (!(d.data_keys = calloc(d.service_data_count + 1, sizeof(*d.data_keys)))) {
+			tp_worker_error(out, 500, "internal", "out of memory");
+			goto out;
+		}
+		for (size_t i = 0; i < d.service_data_count; i++) {
+			const uint8_t *k = cas_data_key(a, &secrets, d.service_data[i]);
+			if (!k)
+				continue;
+			memcpy(d.data_keys[d.data_key_count].id, d.service_data[i],
+			       TP_WORKER_ID_HEX);
+			memcpy(d.data_keys[d.data_key_count++].key, k, 32);
+		}
+	}
 	if (b.encrypted && !d.has_bundle_key) {
 		tp_worker_error(out, 409, "conflict",
-				"bundle %s has encrypted files: its key is needed "
-				"(keys.bundle_key)",
-				d.bundle);
+				"bundle %s has encrypted files: its key is needed (%s)", d.bundle,
+				cas ? "the CAS gave none" : "keys.bundle_key");
 		goto out;
 	}
 	if (b.encrypted && (tp_symkey_id(d.bundle_key, key_id) < 0 || strcmp(key_id, b.key_id))) {
@@ -288,9 +409,9 @@ static void deploy(struct tp_worker_api *a, const char *body, size_t size,
 		    find_key(d.data_keys, d.data_key_count, d.service_data[i]);
 		if (!k) {
 			tp_worker_error(out, 409, "conflict",
-					"service data %s is sealed: its key is needed "
-					"(keys.data_keys)",
-					d.service_data[i]);
+					"service data %s is sealed: its key is needed (%s)",
+					d.service_data[i],
+					cas ? "the CAS gave none" : "keys.data_keys");
 			goto out;
 		}
 		if ((r = data_key_opens(a, k->id, k->key, err, sizeof(err))) < 0) {
@@ -311,19 +432,13 @@ static void deploy(struct tp_worker_api *a, const char *body, size_t size,
 		ids[i] = d.service_data[i];
 	tp_unhex(b.app, app, 32);
 	tp_worker_service_id(app, ids, d.service_data_count, sid);
-	mode = (b.encrypted || d.data_key_count) ? TP_WORKER_KEYS_DEV : TP_WORKER_KEYS_NONE;
-	/* a deletion between the add and the read: added again */
-	for (int attempt = 0; attempt < 3; attempt++) {
-		r = tp_worker_service_add(
-		    a->st, sid, d.bundle, b.app, (const char(*)[TP_WORKER_ID_HEX])d.service_data,
-		    d.service_data_count, mode, b.encrypted ? d.bundle_key : NULL, d.data_keys,
-		    d.data_key_count, (int64_t)time(NULL));
-		if (r < 0 && r != -EEXIST)
-			break;
-		added = r == 0;
-		if ((doc = tp_worker_service_get(a->st, sid, &r)) || r != -ENOENT)
-			break;
-	}
+	mode = cas				 ? TP_WORKER_KEYS_CAS :
+	       (b.encrypted || d.data_key_count) ? TP_WORKER_KEYS_DEV :
+						   TP_WORKER_KEYS_NONE;
+	doc = tp_worker_service_deploy(
+	    a->st, sid, d.bundle, b.app, (const char(*)[TP_WORKER_ID_HEX])d.service_data,
+	    d.service_data_count, mode, d.config_id, b.encrypted && !cas ? d.bundle_key : NULL,
+	    d.data_keys, cas ? 0 : d.data_key_count, (int64_t)time(NULL), &added, &r);
 	if (!doc) {
 		tp_worker_error(out, 500, "internal", "the store failed");
 		goto out;
@@ -334,7 +449,20 @@ static void deploy(struct tp_worker_api *a, const char *body, size_t size,
 	json_object_del(doc, "invocations");
 	json_object_del(doc, "state");
 	tp_worker_json(out, added ? 201 : 200, doc);
+	if (cas && added) { /* kept in memory: the first deployment's keys stand */
+		struct cas_entry *e = calloc(1, sizeof(*e));
+		if (e) {
+			snprintf(e->service, sizeof(e->service), "%s", sid);
+			e->s = secrets;
+			memset(&secrets, 0, sizeof(secrets));
+			pthread_mutex_lock(&a->cas_lock);
+			e->next = a->cas;
+			a->cas = e;
+			pthread_mutex_unlock(&a->cas_lock);
+		}
+	}
 out:
+	tp_cas_secrets_free(&secrets);
 	free(ids);
 	tp_worker_deploy_free(&d);
 }
@@ -364,6 +492,16 @@ void tp_worker_api_handle(struct tp_worker_api *a, enum tp_worker_route r, const
 			tp_worker_error(out, 500, "internal", "the store failed");
 		return;
 	case TP_ROUTE_DELETE:
+		pthread_mutex_lock(&a->cas_lock); /* what a CAS gave it goes too */
+		for (struct cas_entry **pp = &a->cas; *pp; pp = &(*pp)->next)
+			if (strcmp((*pp)->service, id) == 0) {
+				struct cas_entry *gone = *pp;
+				*pp = gone->next;
+				tp_cas_secrets_free(&gone->s);
+				free(gone);
+				break;
+			}
+		pthread_mutex_unlock(&a->cas_lock);
 		if ((e = tp_worker_service_delete(a->st, id)) == 0)
 			tp_worker_json(out, 200, json_pack("{s:s}", "service", id));
 		else if (e == -ENOENT)
@@ -393,12 +531,12 @@ static int add_item(struct tp_worker_api *a, struct tp_worker_prepared *p, const
 	return 0;
 }
 
-int tp_worker_api_invoke_prepare(struct tp_worker_api *a, const char *id, const char *body,
-				 size_t size, struct tp_worker_prepared *p,
-				 struct tp_worker_answer *out)
+static int prepare(struct tp_worker_api *a, const char *id, const char *body, size_t size,
+		   struct tp_worker_prepared *p, struct tp_worker_answer *out)
 {
 	struct tp_worker_invoke *iv = &p->iv;
 	struct tp_worker_bundle_row b;
+	struct tp_cas_secrets *s = NULL;
 	json_t *svc, *list;
 	char err[512];
 	uint8_t key[32];
@@ -413,7 +551,7 @@ int tp_worker_api_invoke_prepare(struct tp_worker_api *a, const char *id, const 
 			return tp_worker_error(out, 500, "internal", "out of memory"), 1;
 		return tp_worker_error(out, 400, "bad_request", "%s", err), 1;
 	}
-	if (iv->has_data_keys && a->o.cas)
+	if (iv->has_data_keys && a->o.cas_fetch)
 		return tp_worker_error(out, 403, "forbidden",
 				       "data_keys are not taken by a worker that gets keys from a "
 				       "CAS"),
@@ -437,9 +575,15 @@ int tp_worker_api_invoke_prepare(struct tp_worker_api *a, const char *id, const 
 		json_decref(svc);
 		return tp_worker_error(out, 500, "internal", "out of memory"), 1;
 	}
+	if (strcmp(json_string_value(json_object_get(svc, "keys")), TP_WORKER_KEYS_CAS) == 0 &&
+	    cas_secrets(a, id, b.id, &s, out) != 0) {
+		json_decref(svc);
+		return 1;
+	}
 	if (b.encrypted) {
 		if (!(p->bundle_key = tp_secret_alloc(TP_SYMKEY_SIZE)) ||
-		    tp_worker_service_key(a->st, id, "bundle", p->bundle_key) < 0) {
+		    (s ? !s->bundle_key || !memcpy(p->bundle_key, s->bundle_key, TP_SYMKEY_SIZE) :
+			 tp_worker_service_key(a->st, id, "bundle", p->bundle_key) < 0)) {
 			json_decref(svc);
 			return tp_worker_error(out, 409, "key_missing",
 					       "the worker holds no key for the service's bundle"),
@@ -448,7 +592,10 @@ int tp_worker_api_invoke_prepare(struct tp_worker_api *a, const char *id, const 
 	}
 	for (size_t i = 0; i < json_array_size(list); i++) {
 		const char *did = json_string_value(json_array_get(list, i));
-		if (!did || tp_worker_service_key(a->st, id, did, key) < 0) {
+		const uint8_t *ck = s && did ? cas_data_key(a, s, did) : NULL;
+		if (ck)
+			memcpy(key, ck, sizeof(key));
+		if (!did || (s ? !ck : tp_worker_service_key(a->st, id, did, key) < 0)) {
 			json_decref(svc);
 			explicit_bzero(key, sizeof(key));
 			return tp_worker_error(out, 409, "key_missing",
@@ -468,17 +615,25 @@ int tp_worker_api_invoke_prepare(struct tp_worker_api *a, const char *id, const 
 	for (size_t i = 0; i < iv->task_data_count; i++) {
 		const char *did = iv->task_data[i];
 		const struct tp_worker_key *k = find_key(iv->data_keys, iv->data_key_count, did);
+		struct tp_worker_key from_cas;
 		struct tp_worker_data_row row;
 		if ((r = tp_worker_data_get(a->st, did, &row)) < 0)
 			return tp_worker_error(out, r == -ENOENT ? 404 : 500,
 					       r == -ENOENT ? "not_found" : "internal",
 					       "no data item %s here", did),
 			       1;
+		if (s) {
+			const uint8_t *ck = cas_data_key(a, s, did);
+			if (ck) {
+				memcpy(from_cas.key, ck, sizeof(from_cas.key));
+				k = &from_cas;
+			}
+		}
 		if (!k)
 			return tp_worker_error(out, 409, "key_missing",
 					       "task data %s is sealed and the worker holds no key "
-					       "for it (data_keys)",
-					       did),
+					       "for it (%s)",
+					       did, s ? "the CAS gave none" : "data_keys"),
 			       1;
 		if ((r = data_key_opens(a, did, k->key, err, sizeof(err))) < 0)
 			return tp_worker_error(out, r == -EKEYREJECTED ? 400 : 500,
@@ -488,8 +643,17 @@ int tp_worker_api_invoke_prepare(struct tp_worker_api *a, const char *id, const 
 						   "data item %s: damaged in the store",
 					       did),
 			       1;
-		if (add_item(a, p, did, k->key) < 0)
+		r = add_item(a, p, did, k->key);
+		explicit_bzero(&from_cas, sizeof(from_cas));
+		if (r < 0)
 			return tp_worker_error(out, 500, "internal", "out of memory"), 1;
+	}
+	if (s && s->env_count) {
+		if (!(p->env = calloc(s->env_count + 1, sizeof(char *))))
+			return tp_worker_error(out, 500, "internal", "out of memory"), 1;
+		for (size_t i = 0; i < s->env_count; i++, p->env_count++)
+			if (!(p->env[i] = strdup(s->env[i])))
+				return tp_worker_error(out, 500, "internal", "out of memory"), 1;
 	}
 	for (size_t i = 0; i < iv->data_key_count; i++) {
 		size_t j;
@@ -511,8 +675,22 @@ int tp_worker_api_invoke_prepare(struct tp_worker_api *a, const char *id, const 
 		.service_data_count = p->job.service_data_count,
 		.input = iv->input,
 		.input_size = iv->input_size,
+		.env = (const char *const *)p->env,
+		.env_count = p->env_count,
 	};
 	return 0;
+}
+
+int tp_worker_api_invoke_prepare(struct tp_worker_api *a, const char *id, const char *body,
+				 size_t size, struct tp_worker_prepared *p,
+				 struct tp_worker_answer *out)
+{
+	int r;
+
+	pthread_mutex_lock(&a->cas_lock);
+	r = prepare(a, id, body, size, p, out);
+	pthread_mutex_unlock(&a->cas_lock);
+	return r;
 }
 
 void tp_worker_prepared_free(struct tp_worker_prepared *p)
@@ -524,6 +702,11 @@ void tp_worker_prepared_free(struct tp_worker_prepared *p)
 	free(p->paths);
 	free(p->keys);
 	tp_secret_free(p->bundle_key, TP_SYMKEY_SIZE);
+	for (size_t i = 0; i < p->env_count; i++) {
+		explicit_bzero(p->env[i], strlen(p->env[i]));
+		free(p->env[i]);
+	}
+	free(p->env);
 	tp_worker_invoke_free(&p->iv);
 	memset(p, 0, sizeof(*p));
 }

@@ -30,10 +30,11 @@
 #define JOB_MAGIC 0x74706a31u
 
 /* The job in its memfd: this head, the bundle's path, then for each data item its
- * path's length (uint32), the path and its key; then the input. */
+ * path's length (uint32), the path and its key; each env value's length (uint32)
+ * and bytes; then the input. */
 struct job_head {
 	uint32_t magic;
-	uint32_t data_count, service_data_count, bundle_path_len;
+	uint32_t data_count, service_data_count, bundle_path_len, env_count;
 	uint8_t has_bundle_key;
 	uint8_t bundle_key[32];
 	uint64_t input_size;
@@ -53,6 +54,7 @@ int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock)
 		.data_count = (uint32_t)job->data_count,
 		.service_data_count = (uint32_t)job->service_data_count,
 		.bundle_path_len = (uint32_t)strlen(job->bundle_path),
+		.env_count = (uint32_t)job->env_count,
 		.has_bundle_key = job->bundle_key != NULL,
 		.input_size = job->input_size,
 	};
@@ -82,6 +84,11 @@ int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock)
 		if ((r = put(memfd, &len, sizeof(len))) == 0 &&
 		    (r = put(memfd, job->data_paths[i], len)) == 0)
 			r = put(memfd, job->data_keys[i], 32);
+	}
+	for (size_t i = 0; r == 0 && i < job->env_count; i++) {
+		uint32_t len = (uint32_t)strlen(job->env[i]);
+		if ((r = put(memfd, &len, sizeof(len))) == 0)
+			r = put(memfd, job->env[i], len);
 	}
 	if (r == 0)
 		r = put(memfd, job->input, job->input_size);
@@ -170,6 +177,7 @@ static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 	const uint8_t *p, *end;
 	uint8_t *map, *bundle_key = NULL;
 	char bundle[PATH_MAX], err[512], line[1024];
+	char **env = NULL;
 	int *fds = NULL;
 	struct tp_outcome out;
 	struct tp_run_config cfg;
@@ -235,6 +243,20 @@ static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 		}
 		fds[count] = plain;
 	}
+	if (!(env = calloc(h->env_count + 1, sizeof(char *)))) {
+		fail(sock, TP_END_INTERNAL, "out of memory");
+		return;
+	}
+	for (uint32_t i = 0; i < h->env_count; i++) {
+		uint32_t len;
+		if ((size_t)(end - p) < sizeof(len) || (memcpy(&len, p, sizeof(len)), 0) ||
+		    (size_t)(end - p) - sizeof(len) < len ||
+		    !(env[i] = strndup((const char *)p + sizeof(len), len))) {
+			fail(sock, TP_END_INTERNAL, "a malformed job");
+			return;
+		}
+		p += sizeof(len) + len;
+	}
 	if ((uint64_t)(end - p) != h->input_size) {
 		fail(sock, TP_END_INTERNAL, "a malformed job");
 		return;
@@ -250,6 +272,7 @@ static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 		.service_data_count = h->service_data_count,
 		.limits = tp_limits_default(),
 		.limits_given = TP_LIMIT_TIMEOUT | TP_LIMIT_LOG,
+		.env = (const char *const *)env,
 		.trust_paths = o->trust_paths,
 		.trust_source = "--trust",
 		.bundle_key = bundle_key,

@@ -29,7 +29,8 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS data(id TEXT PRIMARY KEY, size INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS services(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE "
     "NOT NULL, bundle TEXT NOT NULL, app TEXT NOT NULL, service_data TEXT NOT NULL, keys TEXT "
-    "NOT NULL, deployed INTEGER NOT NULL, invocations INTEGER NOT NULL DEFAULT 0);"
+    "NOT NULL, config_id TEXT NOT NULL DEFAULT '', deployed INTEGER NOT NULL, invocations INTEGER "
+    "NOT NULL DEFAULT 0);"
     /* development mode only: the keys uploaded with a deployment, in plaintext */
     "CREATE TABLE IF NOT EXISTS dev_keys(service TEXT NOT NULL, name TEXT NOT NULL, key BLOB "
     "NOT NULL, PRIMARY KEY(service, name));";
@@ -411,7 +412,7 @@ static int add_key(struct tp_worker_store *st, const char *service, const char *
 
 static int service_add_unlocked(struct tp_worker_store *st, const char *id, const char *bundle,
 				const char *app, const char (*data)[TP_WORKER_ID_HEX], size_t count,
-				const char *keys, const uint8_t *bundle_key,
+				const char *keys, const char *config_id, const uint8_t *bundle_key,
 				const struct tp_worker_key *data_keys, size_t data_key_count,
 				int64_t now)
 {
@@ -430,8 +431,8 @@ static int service_add_unlocked(struct tp_worker_store *st, const char *id, cons
 		free(text);
 		return -EIO;
 	}
-	s = prepare(st, "INSERT INTO services(id, bundle, app, service_data, keys, deployed) "
-			"VALUES (?, ?, ?, ?, ?, ?)");
+	s = prepare(st, "INSERT INTO services(id, bundle, app, service_data, keys, deployed, "
+			"config_id) VALUES (?, ?, ?, ?, ?, ?, ?)");
 	if (s) {
 		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 2, bundle, -1, SQLITE_STATIC);
@@ -439,6 +440,7 @@ static int service_add_unlocked(struct tp_worker_store *st, const char *id, cons
 		sqlite3_bind_text(s, 4, text, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 5, keys, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 6, now);
+		sqlite3_bind_text(s, 7, config_id ? config_id : "", -1, SQLITE_STATIC);
 	}
 	r = exec_step(s);
 	if (r == 0 && bundle_key)
@@ -574,14 +576,14 @@ int tp_worker_service_count(struct tp_worker_store *st)
 
 int tp_worker_service_add(struct tp_worker_store *st, const char *id, const char *bundle,
 			  const char *app, const char (*data)[TP_WORKER_ID_HEX], size_t count,
-			  const char *keys, const uint8_t *bundle_key,
+			  const char *keys, const char *config_id, const uint8_t *bundle_key,
 			  const struct tp_worker_key *data_keys, size_t data_key_count, int64_t now)
 {
 	int r;
 
 	pthread_mutex_lock(&st->lock);
-	r = service_add_unlocked(st, id, bundle, app, data, count, keys, bundle_key, data_keys,
-				 data_key_count, now);
+	r = service_add_unlocked(st, id, bundle, app, data, count, keys, config_id, bundle_key,
+				 data_keys, data_key_count, now);
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
@@ -615,4 +617,40 @@ int tp_worker_service_key(struct tp_worker_store *st, const char *service, const
 	r = service_key_unlocked(st, service, name, key);
 	pthread_mutex_unlock(&st->lock);
 	return r;
+}
+
+int tp_worker_service_config(struct tp_worker_store *st, const char *id, char out[160])
+{
+	sqlite3_stmt *s;
+	int r = SQLITE_ERROR;
+
+	pthread_mutex_lock(&st->lock);
+	if ((s = prepare(st, "SELECT config_id FROM services WHERE id = ?"))) {
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		if ((r = sqlite3_step(s)) == SQLITE_ROW)
+			text_col(s, 0, out, 160);
+	}
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->lock);
+	return r == SQLITE_ROW ? 0 : r == SQLITE_DONE ? -ENOENT : -EIO;
+}
+
+json_t *tp_worker_service_deploy(struct tp_worker_store *st, const char *id, const char *bundle,
+				 const char *app, const char (*data)[TP_WORKER_ID_HEX],
+				 size_t count, const char *keys, const char *config_id,
+				 const uint8_t *bundle_key, const struct tp_worker_key *data_keys,
+				 size_t data_key_count, int64_t now, bool *added, int *err)
+{
+	json_t *doc = NULL;
+	int r;
+
+	pthread_mutex_lock(&st->lock);
+	r = service_add_unlocked(st, id, bundle, app, data, count, keys, config_id, bundle_key,
+				 data_keys, data_key_count, now);
+	*added = r == 0;
+	*err = r;
+	if (r == 0 || r == -EEXIST)
+		doc = service_get_unlocked(st, id, err);
+	pthread_mutex_unlock(&st->lock);
+	return doc;
 }

@@ -8,6 +8,7 @@
 #ifndef TEEPY_WORKER_WORKER_H
 #define TEEPY_WORKER_WORKER_H
 
+#include "../cas/client.h"
 #include "../runner/runner.h"
 
 #include <jansson.h>
@@ -20,6 +21,7 @@
 #define TP_WORKER_LIST_MAX    1024	 /* data ids in one request: 400 beyond */
 #define TP_WORKER_KEYS_DEV    "development"
 #define TP_WORKER_KEYS_NONE   "none"
+#define TP_WORKER_KEYS_CAS    "cas"
 #define TP_WORKER_SERVICE_TAG "teepy-service-v1" /* and its NUL, first in a service id */
 
 /* ---- pure (request.c) ---- */
@@ -171,10 +173,20 @@ int tp_worker_service_count(struct tp_worker_store *st);
  * NULL, keys of its data items). -EEXIST when there. */
 int tp_worker_service_add(struct tp_worker_store *st, const char *id, const char *bundle,
 			  const char *app, const char (*data)[TP_WORKER_ID_HEX], size_t count,
-			  const char *keys, const uint8_t *bundle_key,
+			  const char *keys, const char *config_id, const uint8_t *bundle_key,
 			  const struct tp_worker_key *data_keys, size_t data_key_count,
 			  int64_t now);
+/* tp_worker_service_add, then the service as GET answers it, in one step (a
+ * deletion cannot come between): the document, *added whether it is new; NULL with
+ * *err. */
+json_t *tp_worker_service_deploy(struct tp_worker_store *st, const char *id, const char *bundle,
+				 const char *app, const char (*data)[TP_WORKER_ID_HEX],
+				 size_t count, const char *keys, const char *config_id,
+				 const uint8_t *bundle_key, const struct tp_worker_key *data_keys,
+				 size_t data_key_count, int64_t now, bool *added, int *err);
 int tp_worker_service_delete(struct tp_worker_store *st, const char *id);
+/* The config id a service gets its keys under ("" for none). 0, -ENOENT, -EIO. */
+int tp_worker_service_config(struct tp_worker_store *st, const char *id, char out[160]);
 int tp_worker_service_counted(struct tp_worker_store *st, const char *id);
 /* A key kept for a service: name "bundle" or a data id. 0, -ENOENT, -EIO. */
 int tp_worker_service_key(struct tp_worker_store *st, const char *service, const char *name,
@@ -199,6 +211,8 @@ struct tp_worker_job {
 	size_t data_count, service_data_count;
 	const char *input;
 	size_t input_size;
+	const char *const *env; /* NAME=VALUE the CAS gives (after the bundle's) */
+	size_t env_count;
 };
 
 /* Forks the spawner (before any thread exists). Its pid in *pid, the socket the
@@ -216,9 +230,14 @@ int tp_worker_outcome_read(int sock, struct tp_worker_outcome *o, char **result,
 
 struct tp_worker_api_opts {
 	const char *const *trust_paths;
-	bool any_signer;
-	bool cas;
 	uint64_t max_request, max_upload;
+	/* keys by attestation (--cas), or NULL: development mode. Attests for the bundle at
+	 * path under config_id and fills *s (its keys in locked memory); returns 0,
+	 * -EACCES (the CAS denied: its reason in err) or another -errno with one line in
+	 * err. Called from any thread, one call at a time. */
+	int (*cas_fetch)(void *ctx, const char *bundle_path, const char *config_id,
+			 struct tp_cas_secrets *s, char *err, size_t err_size);
+	void *cas_ctx;
 };
 
 struct tp_worker_api;
@@ -265,6 +284,8 @@ struct tp_worker_prepared {
 	uint8_t **keys; /* locked memory */
 	uint8_t *bundle_key;
 	size_t count;
+	char **env; /* the CAS's env values (wiped when freed) */
+	size_t env_count;
 	struct tp_worker_invoke iv;
 };
 /* 0 with *p ready, or 1 with out answered (an error). */
