@@ -91,13 +91,15 @@ fuzz: deps
 	@[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dwerror=true
 	ninja -C $(FUZZ_BUILD) fuzz/fuzz_channel fuzz/fuzz_boot fuzz/fuzz_bundle fuzz/fuzz_elf \
 		fuzz/fuzz_pubkey fuzz/fuzz_term fuzz/fuzz_alternatives fuzz/fuzz_pfs fuzz/fuzz_volume \
-		fuzz/fuzz_tdx fuzz/fuzz_snp fuzz/fuzz_snp_certs fuzz/fuzz_sim fuzz/fuzz_policy fuzz/fuzz_cas_request
+		fuzz/fuzz_tdx fuzz/fuzz_snp fuzz/fuzz_snp_certs fuzz/fuzz_sim fuzz/fuzz_policy \
+		fuzz/fuzz_cas_request fuzz/fuzz_worker_request
 	mkdir -p $(FUZZ_BUILD)/corpus-channel $(FUZZ_BUILD)/corpus-boot $(FUZZ_BUILD)/corpus-bundle \
 		$(FUZZ_BUILD)/corpus-elf $(FUZZ_BUILD)/corpus-pubkey $(FUZZ_BUILD)/corpus-term \
 		$(FUZZ_BUILD)/corpus-alternatives $(FUZZ_BUILD)/corpus-pfs $(FUZZ_BUILD)/corpus-volume \
 		$(FUZZ_BUILD)/corpus-tdx $(FUZZ_BUILD)/corpus-snp $(FUZZ_BUILD)/corpus-snp_certs \
 		$(FUZZ_BUILD)/corpus-sim \
-		$(FUZZ_BUILD)/corpus-policy $(FUZZ_BUILD)/corpus-cas_request
+		$(FUZZ_BUILD)/corpus-policy $(FUZZ_BUILD)/corpus-cas_request \
+		$(FUZZ_BUILD)/corpus-worker_request
 	$(FUZZ_BUILD)/fuzz/fuzz_channel -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-channel fuzz/corpus/channel
 	$(FUZZ_BUILD)/fuzz/fuzz_boot -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
@@ -128,6 +130,8 @@ fuzz: deps
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-policy fuzz/corpus/policy
 	$(FUZZ_BUILD)/fuzz/fuzz_cas_request -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 		-print_final_stats=1 $(FUZZ_BUILD)/corpus-cas_request fuzz/corpus/cas_request
+	$(FUZZ_BUILD)/fuzz/fuzz_worker_request -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+		-print_final_stats=1 $(FUZZ_BUILD)/corpus-worker_request fuzz/corpus/worker_request
 
 # A long campaign: each target alone for FUZZ_CAMPAIGN_SECONDS (default 30 min), its
 # executions, coverage and crashes appended to fuzz/REPORT.md (tools/fuzz-campaign).
@@ -170,12 +174,14 @@ check-landlock: deps
 		tests/hostile -q -p no:cacheprovider $(LANDLOCK_IGNORE) \
 		-k "not test_everyday or zone_database or pth_import_line"
 
-# What runs no sandbox (evidence, the CAS, the docs against --help) or is no other
+# What runs no sandbox (evidence, the CAS, the docs against --help), what runs it
+# through the runner library as teepy run does (the worker) or is no other
 # under ABI 2 (of the everyday-Python tests, all but the read-only time zones and a
 # venv's .pth line held by the sandbox) stays in the main run alone.
 LANDLOCK_IGNORE := --ignore=tests/e2e/test_attest_verify.py \
 	--ignore=tests/e2e/test_attest_evidence.py --ignore=tests/e2e/test_docs.py \
-	--ignore=tests/e2e/test_cas.py --ignore=tests/e2e/test_cas_client.py
+	--ignore=tests/e2e/test_cas.py --ignore=tests/e2e/test_cas_client.py \
+	--ignore=tests/e2e/test_worker.py --ignore=tests/e2e/test_worker_client.py
 
 # The runtime measurement a CAS policy pins: the same commit built at two paths gives
 # the same teepy, _teepy and teepy-reaper (tools/check-reproducible; two builds).

@@ -36,10 +36,10 @@ def _binary_path():
 
 
 def _runtime_files(binary):
-    """What teepy needs beside it: the _teepy extension, the teepy-reaper program and
-    teepy-cas (the CAS server `teepy cas` executes)."""
+    """What teepy needs beside it: the _teepy extension, the teepy-reaper program,
+    teepy-cas (the CAS server `teepy cas` executes) and teepy-worker (`teepy serve`'s)."""
     return (sorted(binary.parent.glob("_teepy*.so")) + sorted(binary.parent.glob("teepy-reaper"))
-            + sorted(binary.parent.glob("teepy-cas")))
+            + sorted(binary.parent.glob("teepy-cas")) + sorted(binary.parent.glob("teepy-worker")))
 
 
 def _mkdtemp(tag):

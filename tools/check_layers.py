@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 # each module and the modules it may use (DESIGN.md: common -> crypto -> manifest,
-# channel, pfs -> sandbox, trace -> runner -> attest, cas -> cli); pyboot, the C inside the sandbox,
+# channel, pfs -> sandbox, trace -> runner -> attest, cas, worker -> cli); pyboot, the C inside the sandbox,
 # only the channel and common, and only the runner and cli use its boot text
 BELOW = {
     "common": set(),
@@ -25,7 +25,10 @@ BELOW = {
                "common"},
     # the CAS server beside attest: it verifies evidence and reads manifests
     "cas": {"attest", "manifest", "crypto", "common"},
-    "cli": {"cas", "attest", "runner", "sandbox", "trace", "manifest", "channel", "pfs", "crypto",
+    # the worker beside the CAS: it takes the CAS's base64 and its client's secrets
+    "worker": {"cas", "attest", "runner", "sandbox", "trace", "manifest", "channel", "pfs",
+               "crypto", "pyboot", "common"},
+    "cli": {"worker", "cas", "attest", "runner", "sandbox", "trace", "manifest", "channel", "pfs", "crypto",
             "pyboot", "common"},
 }
 

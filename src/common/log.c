@@ -8,6 +8,17 @@
 #include <stdio.h>
 
 static bool marked;
+/* the calling thread's lines go here instead of stderr (tp_log_capture) */
+static __thread char *captured;
+static __thread size_t captured_size;
+
+void tp_log_capture(char *line, size_t size)
+{
+	captured = line;
+	captured_size = size;
+	if (line && size)
+		line[0] = '\0';
+}
 
 void tp_log_mark_own(bool on)
 {
@@ -19,6 +30,10 @@ static void emit(const char *prefix, const char *fmt, va_list ap)
 	char line[1024];
 
 	vsnprintf(line, sizeof(line), fmt, ap);
+	if (captured) {
+		snprintf(captured, captured_size, "%s%s", prefix, line);
+		return;
+	}
 	fprintf(stderr, "%steepy: %s%s%s\n", marked ? TP_TERM_OWN_START : "", prefix, line,
 		marked ? TP_TERM_OWN_END : "");
 }

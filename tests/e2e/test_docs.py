@@ -132,7 +132,7 @@ def test_exit_code_tables_are_the_binarys(teepy):
 
 
 @pytest.mark.parametrize("command", ["run", "build", "inspect", "keygen", "data", "volume",
-                                     "attest", "cas"])
+                                     "attest", "cas", "serve"])
 def test_each_commands_exit_codes_are_its_help(teepy, command):
     """`teepy run --help` lists every exit code; the other commands list the ones they
     use, with their own wording, by the same numbers and names; docs/cli.md shows the

@@ -1,0 +1,61 @@
+/* `teepy serve`'s flags and help text (serve_help.h). */
+#include "serve_help.h"
+
+#include "commands.h"
+#include "exit_codes.h"
+
+#include <stddef.h>
+
+const struct tp_flag tp_serve_flags[] = {
+	{ SERVE_HELP, "help", 'h', NULL, NULL, "show this help" },
+	{ SERVE_LISTEN, "listen", 0, "HOST:PORT", NULL,
+	  "serve plain HTTP on this numeric address and port (default 127.0.0.1:8080; port 0: "
+	  "any free one; [::1]:8080 for IPv6)" },
+	{ SERVE_STORE, "store", 0, "DIR", "TEEPY_STORE",
+	  "the store: worker.db (SQLite), bundles/ and data/ (made 0700 if missing)" },
+	{ SERVE_TRUST, "trust", 0, "PUB", "TEEPY_TRUSTED_SIGNERS",
+	  "a trusted signer's public key; repeatable (the variable: colon-separated). A bundle "
+	  "signed by anyone else is refused at upload" },
+	{ SERVE_CAS, "cas", 0, "URL", NULL,
+	  "keys by attestation from this CAS, for the config id a deployment names; without it: "
+	  "development mode, keys uploaded with deployments" },
+	{ SERVE_CAS_FINGERPRINT, "cas-fingerprint", 0, "FP", NULL, "the CAS's key (with --cas)" },
+	{ SERVE_CONCURRENCY, "concurrency", 0, "N", NULL,
+	  "invocations at once (default: the number of CPUs)" },
+	{ SERVE_QUEUE, "queue", 0, "N", NULL,
+	  "invocations waiting for a slot (default 64); beyond, 503 busy with Retry-After: 1" },
+	{ SERVE_INVOKE_TIMEOUT, "invoke-timeout", 0, "S", NULL,
+	  "an invocation's wall clock in seconds, or the manifest's if shorter (default 1800)" },
+	{ SERVE_TIMEOUT, "timeout", 0, "S", NULL,
+	  "close a connection idle this many seconds (default 10)" },
+	{ SERVE_MAX_REQUEST, "max-request", 0, "BYTES", NULL,
+	  "the largest JSON body, as 64M or 1G (default 64 MiB)" },
+	{ SERVE_MAX_UPLOAD, "max-upload", 0, "BYTES", NULL,
+	  "the largest bundle or data item uploaded (default 1 GiB)" },
+	TP_FLAGS_END,
+};
+
+static const struct tp_exit_use exits[] = {
+	{ TP_EXIT_OK, "served until SIGINT or SIGTERM, then stopped cleanly" },
+	{ TP_EXIT_USAGE, "usage error; the port is taken, the store cannot be opened, a --trust "
+			 "key cannot be read" },
+	{ TP_EXIT_INTERNAL, "OpenSSL's libcrypto cannot be loaded, or the server did not start" },
+	{ 0, NULL },
+};
+
+const struct tp_command_help tp_serve_help = {
+	.name = "serve",
+	.synopsis = "--store DIR --trust PUB [--listen HOST:PORT] [--concurrency N] [--queue N]",
+	.about =
+	    "The worker: service providers deploy signed bundles (POST /v1/bundles, then\n"
+	    "POST /v1/services), data providers put sealed data items (POST /v1/data), clients\n"
+	    "invoke (POST /v1/services/ID/invoke). Plain HTTP/1.1 with JSON: listen on loopback\n"
+	    "or behind a TLS-terminating proxy. Each invocation is a cold start in the sandbox,\n"
+	    "as teepy run, forked by one single-threaded spawner process; a worker killed\n"
+	    "leaves no sandboxed process. Keys come uploaded with a deployment (development\n"
+	    "mode: kept in worker.db in plaintext, said at start), or with --cas by\n"
+	    "attestation, kept in memory only. One JSON line per request on stderr, without\n"
+	    "input, result, log, data or keys. See docs/api.md.\n",
+	.flags = tp_serve_flags,
+	.exits = exits,
+};

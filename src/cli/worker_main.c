@@ -1,0 +1,8 @@
+/* teepy-worker: the worker, the program `teepy serve` executes (serve_exec.c). argv[0]
+ * is "serve". */
+#include "serve_help.h"
+
+int main(int argc, char **argv)
+{
+	return tp_serve_main(argc, argv);
+}
