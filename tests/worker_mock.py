@@ -10,7 +10,7 @@ test can ask for any end —
 
 It cannot verify a bundle's signature or compute its measurement: a bundle is
 taken when it starts as one does ("TEEPYBDL"), its `app` stands in as the SHA-256 of
-"app" and its bytes. Everything a test may look at is kept: every request seen
+"app" and its id. Uploads are read in pieces, as a worker streams them. Everything a test may look at is kept: every request seen
 (method, path, headers, body) and the keys received. It stands for the real worker
 (`teepy serve`) where that is not built."""
 import base64
@@ -36,6 +36,8 @@ ENDS = {
     "refused": (500, "refused", "bundle refused: a file changed: /app/svc.py"),
     "internal": (500, "internal", "internal error: cannot make the sandbox"),
 }
+
+KEEP_MAX = 16 << 20  # an upload larger is not kept in seen (its body is None)
 
 USAGE = {"cpu_ms": 12, "peak_memory_bytes": 12345678, "wall_ms": 34}
 
@@ -144,24 +146,42 @@ class MockWorker:
                 self._body()
                 return self._error(404, "not_found", f"unknown path {self.path}")
 
+            def _read_upload(self):
+                """The body in pieces, as a worker streams it to its store: (its first
+                bytes, its SHA-256, its size); kept whole in seen only when small."""
+                n = int(self.headers.get("Content-Length") or 0)
+                h, head, size, kept = hashlib.sha256(), b"", 0, []
+                while size < n:
+                    piece = self.rfile.read(min(n - size, 1 << 20))
+                    if not piece:
+                        break
+                    h.update(piece)
+                    head = head or piece[:16]
+                    size += len(piece)
+                    if n <= KEEP_MAX:
+                        kept.append(piece)
+                worker.seen.append({"method": self.command, "path": self.path,
+                                    "headers": dict(self.headers),
+                                    "body": b"".join(kept) if n <= KEEP_MAX else None})
+                return head, h.hexdigest(), size
+
             def _upload(self):
                 ctype = self.headers.get("Content-Type", "")
-                body = self._body()
+                head, oid, size = self._read_upload()
                 if ctype != "application/octet-stream":
                     return self._error(415, "unsupported_media_type",
                                        "not application/octet-stream")
-                oid = hashlib.sha256(body).hexdigest()
                 if self.path == "/v1/data":
-                    if not body.startswith(PFS_MAGIC):
+                    if not head.startswith(PFS_MAGIC):
                         return self._error(400, "bad_request",
                                            "not a sealed data item (teepy data seal)")
                     with worker.lock:
                         known = oid in worker.data
-                        worker.data[oid] = body
-                    return self._answer(200 if known else 201, {"data": oid, "size": len(body)})
-                if not body.startswith(BUNDLE_MAGIC):
+                        worker.data[oid] = size
+                    return self._answer(200 if known else 201, {"data": oid, "size": size})
+                if not head.startswith(BUNDLE_MAGIC):
                     return self._error(400, "bad_request", "not a teepy bundle")
-                app = hashlib.sha256(b"app" + body).hexdigest()
+                app = hashlib.sha256(b"app" + bytes.fromhex(oid)).hexdigest()
                 with worker.lock:
                     known = oid in worker.bundles
                     worker.bundles[oid] = {"bundle": oid, "app": app, "signer": "00" * 32,

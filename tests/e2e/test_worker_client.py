@@ -263,6 +263,24 @@ def test_data_put_prints_the_sha256_of_the_sealed_item(teepy, worker, kit):
     assert again.stdout == r.stdout and "held already" in again.err_lines[0], again
 
 
+def test_an_upload_is_streamed_not_held_in_memory(teepy, mock, tmp):
+    """256 MiB go to the worker with teepy's memory at a few MiB: the file is read as
+    it is sent (its SHA-256 computed on the way), never loaded whole."""
+    item = tmp / "big.tpd"
+    with open(item, "wb") as f:
+        f.write(b"teepy-pf")
+        f.truncate(256 << 20)
+    env = clean_env()
+    pid = os.posix_spawn(str(teepy), [str(teepy), "data", "put", str(item), "--worker",
+                                      mock.url], env,
+                         file_actions=[(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
+                                       (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)])
+    _, status, usage = os.wait4(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == EXIT.OK
+    assert usage.ru_maxrss < 48 * 1024, f"teepy's peak memory: {usage.ru_maxrss} KiB"
+    assert list(mock.data.values()) == [256 << 20]
+
+
 def test_data_put_refuses_a_plain_file_before_sending(teepy, mock, kit):
     r = teepy_run(teepy, "data", "put", kit["dir"] / "svc.py", "--worker", mock.url)
     assert r.returncode == EXIT.DATA_REFUSED, r
