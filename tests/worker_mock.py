@@ -16,6 +16,7 @@ taken when it starts as one does ("TEEPYBDL"), its `app` stands in as the SHA-25
 import base64
 import hashlib
 import json
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,7 +46,7 @@ USAGE = {"cpu_ms": 12, "peak_memory_bytes": 12345678, "wall_ms": 34}
 class MockWorker:
     """One worker's state; url is where it listens."""
 
-    def __init__(self, max_upload=1 << 30, max_request=64 << 20):
+    def __init__(self, max_upload=1 << 30, max_request=64 << 20, tls=None):
         self.max_upload, self.max_request = max_upload, max_request
         self.bundles, self.data, self.services = {}, {}, {}
         self.seen = []
@@ -249,7 +250,12 @@ class MockWorker:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls:  # (cert, key): https, as behind a TLS-terminating proxy
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -426,6 +426,22 @@ def test_an_answer_that_is_not_json_is_one_line(teepy, mock, kit):
                            "is not JSON"), r
 
 
+def test_https_verifies_the_workers_certificate(teepy, tmp):
+    """https:// is a proxy's TLS, checked as a browser checks it: a self-signed
+    certificate is refused before anything is sent."""
+    from cas_mock import make_cert
+    cert, key, _ = make_cert(str(tmp), "worker")
+    w = MockWorker(tls=(cert, key))
+    try:
+        r = teepy_run(teepy, "services", "--worker", w.url)
+    finally:
+        w.close()
+    assert r.returncode == EXIT.USAGE, r
+    assert one_line(r).startswith(f"teepy: services: the worker at {w.url}: its certificate "
+                                  "does not verify: "), r
+    assert w.seen == []
+
+
 @pytest.mark.parametrize("args, says", [
     (["deploy", "--worker", "http://h"], "teepy: deploy: missing APP.tpy"),
     (["deploy", "x.tpy"], "teepy: deploy: missing --worker URL (or TEEPY_WORKER"),
