@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define LIBCURL "libcurl.so.4"
 
@@ -80,6 +81,14 @@ int tp_cas_load(char *err, size_t err_size)
 
 /* ---- checks of what the person gives ---- */
 
+static bool has_space_or_control(const char *s)
+{
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return true;
+	return false;
+}
+
 int tp_cas_check_url(const char *url, char *err, size_t err_size)
 {
 	if (strncmp(url, "https://", 8) != 0 || !url[8]) {
@@ -89,11 +98,28 @@ int tp_cas_check_url(const char *url, char *err, size_t err_size)
 			 url);
 		return -EINVAL;
 	}
-	for (const char *p = url; *p; p++)
-		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
-			snprintf(err, err_size, "the URL holds a space or a control character");
-			return -EINVAL;
-		}
+	if (has_space_or_control(url)) {
+		snprintf(err, err_size, "the URL holds a space or a control character");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int tp_http_check_url(const char *url, const char *what, char *err, size_t err_size)
+{
+	size_t scheme = strncmp(url, "http://", 7) == 0	 ? 7 :
+			strncmp(url, "https://", 8) == 0 ? 8 :
+							   0;
+
+	if (!scheme || !url[scheme] || url[scheme] == '/') {
+		snprintf(err, err_size, "%s: '%.200s' is not an http:// or https:// URL", what,
+			 url);
+		return -EINVAL;
+	}
+	if (has_space_or_control(url)) {
+		snprintf(err, err_size, "%s: the URL holds a space or a control character", what);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -121,7 +147,7 @@ int tp_cas_check_fingerprint(const char *fp, char *err, size_t err_size)
 
 struct answer_buf {
 	char *bytes;
-	size_t size;
+	size_t size, capacity, max;
 	bool too_large;
 };
 
@@ -129,25 +155,62 @@ static size_t take_answer(char *ptr, size_t size, size_t nmemb, void *ctx)
 {
 	struct answer_buf *a = ctx;
 	size_t n = size * nmemb;
-	char *grown;
 
-	if (a->size + n > TP_CAS_ANSWER_MAX) {
+	if (n > a->max || a->size > a->max - n) {
 		a->too_large = true;
 		return 0; /* libcurl stops: CURLE_WRITE_ERROR */
 	}
-	if (!(grown = realloc(a->bytes, a->size + n + 1)))
-		return 0;
-	memcpy(grown + a->size, ptr, n);
-	a->bytes = grown;
+	if (a->size + n + 1 > a->capacity) {
+		size_t want = a->capacity ? a->capacity : 4096;
+		while (want < a->size + n + 1)
+			want *= 2;
+		char *grown = realloc(a->bytes, want);
+		if (!grown)
+			return 0;
+		a->bytes = grown;
+		a->capacity = want;
+	}
+	memcpy(a->bytes + a->size, ptr, n);
 	a->size += n;
 	a->bytes[a->size] = '\0';
 	return n;
 }
 
-/* One line of what the CAS said in an error answer: "MESSAGE (STATUS KIND)". */
-static void server_error(const struct answer_buf *a, long status, char *err, size_t err_size)
+/* A file's bytes as libcurl asks for them. */
+struct upload {
+	int fd;
+	uint64_t size, sent;
+	struct tp_sha256 *hash;
+	bool failed; /* a read failed, or the file ended early */
+};
+
+static size_t give_upload(char *buf, size_t size, size_t nitems, void *ctx)
 {
-	json_t *o = a->bytes ? json_loadb(a->bytes, a->size, 0, NULL) : NULL;
+	struct upload *u = ctx;
+	size_t want = size * nitems;
+	ssize_t n;
+
+	if (want > u->size - u->sent)
+		want = (size_t)(u->size - u->sent);
+	if (want == 0)
+		return 0;
+	do
+		n = pread(u->fd, buf, want, (off_t)u->sent);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0) {
+		u->failed = true;
+		return CURL_READFUNC_ABORT;
+	}
+	if (u->hash)
+		tp_sha256_update(u->hash, buf, (size_t)n);
+	u->sent += (uint64_t)n;
+	return (size_t)n;
+}
+
+/* One line of what the peer said in an error answer o (a JSON object or NULL):
+ * "MESSAGE (HTTP STATUS KIND)". */
+static void server_error(const json_t *o, long status, char *err, size_t err_size)
+{
 	json_t *e = json_object_get(o, "error");
 	const char *kind = json_string_value(json_object_get(e, "kind"));
 	const char *message = json_string_value(json_object_get(e, "message"));
@@ -179,9 +242,10 @@ static void server_error(const struct answer_buf *a, long status, char *err, siz
 	if (message)
 		snprintf(err, err_size, "%s (HTTP %ld%s%.32s)", shown, status, kind ? " " : "",
 			 kind ? kind : "");
-	else
+	else if (o)
 		snprintf(err, err_size, "HTTP %ld, without the error's words", status);
-	json_decref(o);
+	else
+		snprintf(err, err_size, "HTTP %ld, with an answer that is not JSON", status);
 }
 
 static void join_url(const char *base, const char *path, char *out, size_t size)
@@ -193,11 +257,128 @@ static void join_url(const char *base, const char *path, char *out, size_t size)
 	snprintf(out, size, "%.*s%s", (int)n, base, path);
 }
 
-int tp_cas_call(const struct tp_cas_conn *c, const char *method, const char *path,
-		const json_t *body, long *status, json_t **answer, char *err, size_t err_size)
+#define SET(opt, value) (curl.curl_easy_setopt(h, (opt), (value)) == CURLE_OK)
+
+/* The connection's trust: a pinned key (TLS 1.3, nothing else checked), else http as
+ * it is or https verified as libcurl verifies by default. NULL, or what cannot be
+ * set. */
+static const char *set_trust(CURL *h, const struct tp_http_peer *p)
+{
+	bool https = strncmp(p->url, "https://", 8) == 0;
+
+	if (p->fingerprint) {
+		/* the pin is the trust: the CAS's certificate is self-signed, so neither its
+		 * chain nor its name is checked; a key other than the pinned one is refused
+		 * before anything is sent. A libcurl that cannot pin or require TLS 1.3
+		 * sends nothing. */
+		if (!SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3))
+			return "cannot require TLS 1.3";
+		if (!SET(CURLOPT_PINNEDPUBLICKEY, p->fingerprint) ||
+		    !SET(CURLOPT_SSL_VERIFYPEER, 0L) || !SET(CURLOPT_SSL_VERIFYHOST, 0L))
+			return "cannot pin the CAS's key";
+		return SET(CURLOPT_PROTOCOLS_STR, "https") ? NULL : "cannot require https";
+	}
+	if (https && (!SET(CURLOPT_SSL_VERIFYPEER, 1L) || !SET(CURLOPT_SSL_VERIFYHOST, 2L)))
+		return "cannot verify certificates";
+	return SET(CURLOPT_PROTOCOLS_STR, https ? "https" : "http") ?
+		   NULL :
+		   "cannot require the URL's scheme";
+}
+
+/* The body's options and headers. NULL, or what cannot be set. */
+static const char *set_body(CURL *h, const char *method, const char *text,
+			    const struct tp_http_body *body, struct upload *up,
+			    struct curl_slist **headers)
+{
+	struct curl_slist *l = curl.curl_slist_append(NULL, "Accept: application/json");
+
+	if (!l)
+		return "is out of memory";
+	*headers = l;
+	if (text) {
+		/* the body goes at once, without waiting for a "100 Continue" */
+		if (!(l = curl.curl_slist_append(l, "Content-Type: application/json")) ||
+		    !(l = curl.curl_slist_append(l, "Expect:")))
+			return "is out of memory";
+		if (!SET(CURLOPT_POSTFIELDS, text) ||
+		    !SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(text)))
+			return "cannot send a body";
+	} else if (body && body->fd >= 0) {
+		/* "100 Continue" first: a peer that refuses the upload (too large, not
+		 * there) says so before any of its bytes are sent */
+		if (!(l = curl.curl_slist_append(l, "Content-Type: application/octet-stream")) ||
+		    !(l = curl.curl_slist_append(l, "Expect: 100-continue")))
+			return "is out of memory";
+		*up = (struct upload){ .fd = body->fd, .size = body->size, .hash = body->hash };
+		if (!SET(CURLOPT_POST, 1L) || !SET(CURLOPT_READFUNCTION, give_upload) ||
+		    !SET(CURLOPT_READDATA, up) ||
+		    !SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->size))
+			return "cannot stream an upload";
+	} else if (strcmp(method, "GET") == 0 && !SET(CURLOPT_HTTPGET, 1L)) {
+		return "cannot make a GET";
+	}
+	*headers = l;
+	return SET(CURLOPT_CUSTOMREQUEST, method) && SET(CURLOPT_HTTPHEADER, l) ?
+		   NULL :
+		   "cannot set the method or the headers";
+}
+
+/* The outcome of a transfer that ended with cr (and answer a) as a return code and
+ * err's line. */
+static int transfer_error(const struct tp_http_peer *p, CURLcode cr, const struct answer_buf *a,
+			  const struct upload *up, const char *curl_err, char *err, size_t err_size)
+{
+	const char *words = curl_err[0] ? curl_err : curl.curl_easy_strerror(cr);
+
+	switch (cr) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+		snprintf(err, err_size, "cannot reach %s at %s: %s", p->name, p->url, words);
+		return -ECONNREFUSED;
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+		snprintf(err, err_size,
+			 "the CAS's key is not the pinned one: %s does not hold the key of %s "
+			 "(check --cas-fingerprint against what teepy cas printed)",
+			 p->url, p->fingerprint);
+		return -EKEYREJECTED;
+	case CURLE_PEER_FAILED_VERIFICATION:
+		snprintf(err, err_size, "%s at %s: its certificate does not verify: %s", p->name,
+			 p->url, words);
+		return -EKEYREJECTED;
+	case CURLE_OPERATION_TIMEDOUT:
+		snprintf(err, err_size, "%s at %s did not answer within %ld s", p->name, p->url,
+			 p->timeout_s ? p->timeout_s : (long)TP_CAS_CONNECT_S);
+		return -ETIMEDOUT;
+	case CURLE_ABORTED_BY_CALLBACK:
+		if (up->failed) {
+			snprintf(err, err_size,
+				 "the file could not be read, or it changed size, while it was "
+				 "sent");
+			return -ENODATA;
+		}
+		break;
+	case CURLE_WRITE_ERROR:
+		if (a->too_large) {
+			snprintf(err, err_size, "%s's answer is larger than %zu bytes", p->name,
+				 p->answer_max);
+			return -EBADMSG;
+		}
+		break;
+	default:
+		break;
+	}
+	snprintf(err, err_size, "%s at %s: %s", p->name, p->url,
+		 cr == CURLE_OUT_OF_MEMORY ? "out of memory" : words);
+	return -EIO;
+}
+
+int tp_http_call(const struct tp_http_peer *p, const char *method, const char *path,
+		 const struct tp_http_body *body, long *status, json_t **answer, char *err,
+		 size_t err_size)
 {
 	char url[2048], curl_err[CURL_ERROR_SIZE] = "";
-	struct answer_buf a = { 0 };
+	struct answer_buf a = { .max = p->answer_max };
+	struct upload up = { .fd = -1 };
 	struct curl_slist *headers = NULL;
 	char *text = NULL;
 	long code = 0;
@@ -211,114 +392,87 @@ int tp_cas_call(const struct tp_cas_conn *c, const char *method, const char *pat
 		*status = 0;
 	if ((r = tp_cas_load(err, err_size)) < 0)
 		return r;
-	join_url(c->url, path, url, sizeof(url));
-	if (!(text = json_dumps(body, JSON_COMPACT)) || !(h = curl.curl_easy_init()) ||
-	    !(headers = curl.curl_slist_append(NULL, "Content-Type: application/json")) ||
-	    !(headers = curl.curl_slist_append(headers, "Accept: application/json")) ||
-	    /* the body goes at once, without waiting for a "100 Continue" */
-	    !(headers = curl.curl_slist_append(headers, "Expect:")))
+	join_url(p->url, path, url, sizeof(url));
+	if ((body && body->json && !(text = json_dumps(body->json, JSON_COMPACT))) ||
+	    !(h = curl.curl_easy_init()))
 		goto done;
-	/* the pin is the trust: the CAS's certificate is self-signed, so neither its
-	 * chain nor its name is checked; a key other than the pinned one is refused
-	 * before anything is sent. A libcurl that cannot pin or require TLS 1.3 sends
-	 * nothing. */
-	if (curl.curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3) !=
-	    CURLE_OK) {
-		cannot = "cannot require TLS 1.3";
+	if ((cannot = set_trust(h, p)) || (cannot = set_body(h, method, text, body, &up, &headers)))
 		goto done;
-	}
-	if (curl.curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->fingerprint) != CURLE_OK ||
-	    curl.curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK ||
-	    curl.curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK) {
-		cannot = "cannot pin the CAS's key";
-		goto done;
-	}
-	if (curl.curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK ||
-	    curl.curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK ||
-	    curl.curl_easy_setopt(h, CURLOPT_POSTFIELDS, text) != CURLE_OK ||
-	    curl.curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(text)) != CURLE_OK ||
-	    curl.curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
-	    curl.curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
-	    curl.curl_easy_setopt(h, CURLOPT_NOPROXY, "*") != CURLE_OK ||
-	    curl.curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl.curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)TP_CAS_CONNECT_S) != CURLE_OK ||
-	    curl.curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)TP_CAS_TIMEOUT_S) != CURLE_OK ||
-	    curl.curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
-	    curl.curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, take_answer) != CURLE_OK ||
-	    curl.curl_easy_setopt(h, CURLOPT_WRITEDATA, &a) != CURLE_OK ||
-	    curl.curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err) != CURLE_OK) {
-		cannot = "cannot make the request as it must be (https only, no proxy, "
-			 "time limits)";
+	if (!SET(CURLOPT_URL, url) || !SET(CURLOPT_NOPROXY, "*") || !SET(CURLOPT_NOSIGNAL, 1L) ||
+	    !SET(CURLOPT_CONNECTTIMEOUT, (long)TP_CAS_CONNECT_S) ||
+	    !SET(CURLOPT_TIMEOUT, p->timeout_s) || !SET(CURLOPT_FOLLOWLOCATION, 0L) ||
+	    !SET(CURLOPT_WRITEFUNCTION, take_answer) || !SET(CURLOPT_WRITEDATA, &a) ||
+	    !SET(CURLOPT_ERRORBUFFER, curl_err)) {
+		cannot = "cannot make the request as it must be (no proxy, time limits)";
 		goto done;
 	}
 	cr = curl.curl_easy_perform(h);
 	curl.curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	if (cr == CURLE_OK && up.fd >= 0 && up.sent != up.size) {
+		up.failed = true; /* libcurl stopped asking: the peer answered early */
+		cr = code >= 300 ? CURLE_OK : CURLE_ABORTED_BY_CALLBACK;
+	}
 done:
 	if (status)
 		*status = code;
 	if (cannot) {
-		snprintf(err, err_size, "this libcurl %s: nothing was sent to %s", cannot, c->url);
+		snprintf(err, err_size, "this libcurl %s: nothing was sent to %s", cannot, p->url);
 		r = -ENOTSUP;
-		goto cleanup;
-	}
-	switch (cr) {
-	case CURLE_OK:
+	} else if (cr != CURLE_OK) {
+		r = transfer_error(p, cr, &a, &up, curl_err, err, err_size);
+	} else {
+		json_t *o = json_loadb(a.bytes ? a.bytes : "", a.size, 0, NULL);
+		if (o && !json_is_object(o)) {
+			json_decref(o);
+			o = NULL;
+		}
 		if (code < 200 || code > 299) {
-			server_error(&a, code, err, err_size);
+			server_error(o, code, err, err_size);
+			*answer = o;
 			r = -EREMOTEIO;
-		} else if (!(*answer = json_loadb(a.bytes ? a.bytes : "", a.size, 0, NULL)) ||
-			   !json_is_object(*answer)) {
-			json_decref(*answer);
-			*answer = NULL;
-			snprintf(err, err_size, "the CAS's answer is not a JSON object");
+		} else if (!o) {
+			snprintf(err, err_size, "%s's answer is not a JSON object", p->name);
 			r = -EBADMSG;
 		} else {
+			*answer = o;
 			r = 0;
 		}
-		break;
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_COULDNT_RESOLVE_HOST:
-		snprintf(err, err_size, "cannot reach the CAS at %s: %s", c->url,
-			 curl_err[0] ? curl_err : curl.curl_easy_strerror(cr));
-		r = -ECONNREFUSED;
-		break;
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-		snprintf(err, err_size,
-			 "the CAS's key is not the pinned one: %s does not hold the key of %s "
-			 "(check --cas-fingerprint against what teepy cas printed)",
-			 c->url, c->fingerprint);
-		r = -EKEYREJECTED;
-		break;
-	case CURLE_OPERATION_TIMEDOUT:
-		snprintf(err, err_size, "the CAS at %s did not answer within %d s", c->url,
-			 TP_CAS_TIMEOUT_S);
-		r = -ETIMEDOUT;
-		break;
-	case CURLE_WRITE_ERROR:
-		if (a.too_large) {
-			snprintf(err, err_size, "the CAS's answer is larger than %d bytes",
-				 TP_CAS_ANSWER_MAX);
-			r = -EBADMSG;
-			break;
-		}
-		/* fall through */
-	default:
-		snprintf(err, err_size, "the CAS at %s: %s", c->url,
-			 cr == CURLE_OUT_OF_MEMORY ? "out of memory" :
-			 curl_err[0]		   ? curl_err :
-						     curl.curl_easy_strerror(cr));
-		r = -EIO;
-		break;
 	}
-cleanup:
 	if (h)
 		curl.curl_easy_cleanup(h);
 	if (headers)
 		curl.curl_slist_free_all(headers);
-	if (text) /* a policy's secret values, for a create or an update */
+	if (text) /* a policy's secret values, a deployment's keys */
 		explicit_bzero(text, strlen(text));
 	free(text);
 	free(a.bytes);
+	return r;
+}
+
+#undef SET
+
+int tp_cas_call(const struct tp_cas_conn *c, const char *method, const char *path,
+		const json_t *body, long *status, json_t **answer, char *err, size_t err_size)
+{
+	const struct tp_http_peer peer = {
+		.url = c->url,
+		.fingerprint = c->fingerprint,
+		.name = "the CAS",
+		.answer_max = TP_CAS_ANSWER_MAX,
+		.timeout_s = TP_CAS_TIMEOUT_S,
+	};
+	const struct tp_http_body b = { .json = body, .fd = -1 };
+	int r;
+
+	if (!c->fingerprint) { /* never unpinned */
+		snprintf(err, err_size, "the CAS's key fingerprint is missing");
+		return -EINVAL;
+	}
+	r = tp_http_call(&peer, method, path, &b, status, answer, err, err_size);
+	if (r == -EREMOTEIO) {
+		json_decref(*answer);
+		*answer = NULL;
+	}
 	return r;
 }
 

@@ -2,8 +2,9 @@
  * commands"): JSON over HTTPS to a CAS whose key is pinned, through libcurl, which
  * is loaded on first use as libcrypto is (an unsealed `teepy run` maps neither);
  * the bytes an owner signs; and the secrets of an attestation's sealed
- * answer, read into locked memory. Everything but tp_cas_load and tp_cas_call is
- * pure. Base64, canonical JSON and names are cas.h's, the server's too. */
+ * answer, read into locked memory. The HTTP request under it (tp_http_call) is
+ * the worker client's too. Everything but tp_cas_load and the calls is pure. Base64, canonical JSON
+ * and names are cas.h's, the server's too. */
 #ifndef TEEPY_CAS_CLIENT_H
 #define TEEPY_CAS_CLIENT_H
 
@@ -11,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct tp_sha256;
 
 #define TP_CAS_ANSWER_MAX    (1 << 20) /* an answer larger than this is refused */
 #define TP_CAS_TIMEOUT_S     30	       /* a whole request */
@@ -27,6 +30,54 @@ int tp_cas_load(char *err, size_t err_size);
 int tp_cas_check_url(const char *url, char *err, size_t err_size);
 int tp_cas_check_fingerprint(const char *fp, char *err, size_t err_size);
 
+/* ---- one HTTP request (the CAS's, and the worker client's: docs/api.md) ---- */
+
+/* Where a request goes and what is trusted there. */
+struct tp_http_peer {
+	const char *url;	 /* http:// or https://HOST:PORT (a trailing / is dropped) */
+	const char *fingerprint; /* https only: the pinned key (sha256//BASE64), the only
+				  * trust: TLS 1.3, no chain or host name checked. NULL:
+				  * http:// as it is, https:// verified as a browser does
+				  * (the system's CAs, the host name) */
+	const char *name;	 /* "the CAS", "the worker": in messages */
+	size_t answer_max;	 /* an answer larger than this is refused */
+	long timeout_s;		 /* a whole request; 0: none (a connection still has
+				  * TP_CAS_CONNECT_S to be made) */
+};
+
+/* What a request sends: a JSON object, or a file's bytes streamed as they are read
+ * (never held whole in memory). */
+struct tp_http_body {
+	const json_t *json; /* sent as application/json; else: */
+	int fd;		    /* size bytes from offset 0, as application/octet-stream */
+	uint64_t size;
+	struct tp_sha256 *hash; /* NULL, or fed each byte of the file as it is sent */
+};
+
+/* method of body (NULL: none) to the peer's path ("/v1/data"). Returns 0 with
+ * *answer (a JSON object; the caller decrefs it) for a 2xx answer, or one line in err
+ * (naming the peer as its name says):
+ *   -ECONNREFUSED  nothing listens there (or the host is not reached)
+ *   -EKEYREJECTED  the peer's key is not the pinned one, or its certificate does not
+ *                  verify
+ *   -ETIMEDOUT     no answer in time
+ *   -EREMOTEIO     the peer refused: *status is its HTTP status, err "MESSAGE (HTTP
+ *                  STATUS KIND)", and *answer the whole error answer when it is a JSON
+ *                  object (an invocation's carries its log), else NULL
+ *   -EBADMSG       the answer is not a JSON object, or larger than answer_max
+ *   -ENODATA       the file could not be read, or changed size, while it was sent
+ *   -ENOTSUP       this libcurl cannot make the request as asked: nothing was sent
+ *   -EIO           another transport error (TLS, DNS), libcurl's words in err
+ *   -ENOSYS        libcurl cannot be loaded
+ * status may be NULL. A JSON body's text is wiped once sent. */
+int tp_http_call(const struct tp_http_peer *p, const char *method, const char *path,
+		 const struct tp_http_body *body, long *status, json_t **answer, char *err,
+		 size_t err_size);
+
+/* Whether url is an http:// or https:// URL without spaces or control characters.
+ * Pure. Returns 0, or -EINVAL with one line in err (naming what). */
+int tp_http_check_url(const char *url, const char *what, char *err, size_t err_size);
+
 /* Where the CAS is and which key it must hold. */
 struct tp_cas_conn {
 	const char *url;	 /* https://HOST:PORT (a trailing / is dropped) */
@@ -36,15 +87,8 @@ struct tp_cas_conn {
 /* method ("POST", "PUT") of body (a JSON object, sent as application/json) to the
  * CAS's path ("/v1/challenge"), over TLS 1.3 only, the server's key pinned: its
  * certificate chain and host name are not checked, the pin is the trust (the CAS's
- * certificate is self-signed). Returns 0 with *answer (a JSON object; the caller
- * decrefs it) for a 2xx answer, or with one line in err:
- *   -ECONNREFUSED  nothing listens there (or the host is not reached)
- *   -EKEYREJECTED  the CAS's key is not the pinned one
- *   -ETIMEDOUT     no answer in time
- *   -EREMOTEIO     the CAS refused: *status is its HTTP status, err its message
- *   -EBADMSG       the answer is not a JSON object, or larger than TP_CAS_ANSWER_MAX
- *   -EIO           another transport error (TLS, DNS), libcurl's words in err
- * status may be NULL. */
+ * certificate is self-signed). Answers of at most TP_CAS_ANSWER_MAX, within
+ * TP_CAS_TIMEOUT_S. Returns as tp_http_call, but with no *answer for a refusal. */
 int tp_cas_call(const struct tp_cas_conn *c, const char *method, const char *path,
 		const json_t *body, long *status, json_t **answer, char *err, size_t err_size);
 

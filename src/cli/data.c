@@ -4,6 +4,7 @@
 
 #include "exit_codes.h"
 #include "flags.h"
+#include "worker_client.h"
 #include "../common/io.h"
 #include "../common/log.h"
 #include "../common/units.h"
@@ -21,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum data_flag { DATA_HELP = 1, DATA_OUTPUT, DATA_KEY };
+enum data_flag { DATA_HELP = 1, DATA_OUTPUT, DATA_KEY, DATA_WORKER };
 
 static const struct tp_flag flags[] = {
 	{ DATA_HELP, "help", 'h', NULL, NULL, "show this help" },
@@ -30,18 +31,23 @@ static const struct tp_flag flags[] = {
 	{ DATA_KEY, "data-key", 0, "KEY", NULL,
 	  "the item's key, from teepy keygen --symmetric or an earlier seal (seal: default a "
 	  "new key, written to OUTPUT.key)" },
+	{ DATA_WORKER, "worker", 0, "URL", "TEEPY_WORKER",
+	  "put: the worker (teepy serve): http://HOST:PORT" },
 	TP_FLAGS_END,
 };
 
 static const struct tp_exit_use exits[] = {
 	{ TP_EXIT_OK, "sealed, opened, or described" },
 	{ TP_EXIT_USAGE, "usage error; a file that cannot be read or written, or that exists "
-			 "already (teepy never overwrites one)" },
+			 "already (teepy never overwrites one); put: the worker refused the item "
+			 "(its words on one line) or cannot be reached" },
 	{ TP_EXIT_DATA_REFUSED,
 	  "the item is refused: not a sealed item, sealed with another key, or changed, "
-	  "truncated or extended (the line says which); nothing of it is written" },
+	  "truncated or extended (the line says which); nothing of it is written; put: a "
+	  "file that is not a sealed item, refused before anything is sent" },
 	{ TP_EXIT_KEY_MISSING, "open without --data-key" },
-	{ TP_EXIT_INTERNAL, "OpenSSL's libcrypto cannot be loaded, or no random bytes" },
+	{ TP_EXIT_INTERNAL, "OpenSSL's libcrypto (or for put libcurl) cannot be loaded, or no "
+			    "random bytes; put: the worker failed (HTTP 500)" },
 	{ 0, NULL },
 };
 
@@ -49,14 +55,18 @@ const struct tp_command_help tp_data_help = {
 	.name = "data",
 	.synopsis = "seal FILE [-o ITEM.tpd] [--data-key KEY]\n"
 		    "open ITEM.tpd --data-key KEY [-o FILE]\n"
-		    "info ITEM.tpd [--data-key KEY]",
+		    "info ITEM.tpd [--data-key KEY]\n"
+		    "put ITEM.tpd --worker URL",
 	.about = "A data provider's file as a sealed item: AES-256-GCM in chunks under a key of\n"
 		 "the item's own (docs/protected-files.md). seal writes ITEM.tpd and, unless\n"
 		 "--data-key names one, a new key ITEM.tpd.key (0600), and prints the item's id\n"
 		 "on stdout. open checks every chunk and writes the plaintext only if all of\n"
 		 "them authenticate. info shows the header (id, size, chunk size) without a key,\n"
 		 "and with --data-key checks every chunk too. A run takes items with\n"
-		 "teepy run --data ITEM.tpd --data-key KEY (TEEX_getdata returns the plaintext).\n",
+		 "teepy run --data ITEM.tpd --data-key KEY (TEEX_getdata returns the plaintext).\n"
+		 "put uploads a sealed item as it is to a worker (teepy serve, docs/api.md) and\n"
+		 "prints the id the worker knows it by, the SHA-256 of its bytes, for teepy\n"
+		 "deploy --service-data and teepy invoke --task-data; the key is not sent.\n",
 	.flags = flags,
 	.exits = exits,
 };
@@ -419,7 +429,7 @@ done:
 
 int tp_cmd_data(int argc, char **argv)
 {
-	const char *operands[3] = { NULL }, *out = NULL, *key_path = NULL;
+	const char *operands[3] = { NULL }, *out = NULL, *key_path = NULL, *worker = NULL;
 	size_t count = 0;
 	struct tp_flag_parser p;
 	char err[256];
@@ -452,18 +462,34 @@ int tp_cmd_data(int argc, char **argv)
 		case DATA_KEY:
 			key_path = p.value;
 			break;
+		case DATA_WORKER:
+			worker = p.value;
+			break;
 		}
 	}
 	const char *action = operands[0], *file = operands[1];
 	if (!action || (strcmp(action, "seal") != 0 && strcmp(action, "open") != 0 &&
-			strcmp(action, "info") != 0)) {
-		tp_error("data: %s (use seal, open or info; see teepy data --help)",
-			 action ? "unknown action" : "missing seal, open or info");
+			strcmp(action, "info") != 0 && strcmp(action, "put") != 0)) {
+		tp_error("data: %s (use seal, open, info or put; see teepy data --help)",
+			 action ? "unknown action" : "missing seal, open, info or put");
 		return TP_EXIT_USAGE;
 	}
 	if (!file || !*file) {
 		tp_error("data %s: missing %s (see teepy data --help)", action,
 			 strcmp(action, "seal") == 0 ? "FILE" : "ITEM.tpd");
+		return TP_EXIT_USAGE;
+	}
+	if (strcmp(action, "put") == 0) {
+		if (out || key_path) {
+			tp_error("data put: %s has no use here (the item is sent as it is sealed; "
+				 "its key never is)",
+				 out ? "-o" : "--data-key");
+			return TP_EXIT_USAGE;
+		}
+		return tp_worker_data_put(worker, file);
+	}
+	if (worker) {
+		tp_error("data %s: --worker is for put", action);
 		return TP_EXIT_USAGE;
 	}
 	if (out && strcmp(action, "info") == 0) {
