@@ -13,7 +13,7 @@ DEB_PACKAGES := gcc libc6-dev make meson ninja-build pkg-config python3 python3-
 	python3-venv python3-pip python3-setuptools python3-wheel libmicrohttpd-dev libsqlite3-dev \
 	openssl python3-cryptography
 
-.PHONY: all deps build demo check check-format check-landlock check-reproducible test-unit test-e2e test-compat check-asan check-kernel fuzz fuzz-campaign compat bench format clean
+.PHONY: all deps build demo check check-format check-landlock check-reproducible test-unit test-e2e test-compat check-asan check-kernel fuzz fuzz-campaign compat bench bench-cas format clean
 
 all: build
 
@@ -147,6 +147,12 @@ BENCH_PACKAGES := gnuplot-nox time openssl
 bench: build
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BENCH_PACKAGES)"
 	$(PY) bench/all --teepy $(BUILD)/teepy
+
+# The CAS's speed (issue 14): the attestation round trip on one kept-alive TLS
+# connection and releases a second, teepy cas and build/bench/teepy-cas-load (C)
+# sharing this machine's cores, printed against the targets (about a minute).
+bench-cas: build
+	$(PY) bench/cas --teepy $(BUILD)/teepy
 
 # The suites on Debian 12's own kernel (6.1: Landlock ABI 2, pure cgroup v2 with memory
 # and pids, a delegated subtree for uid 65534), booted under qemu: software emulation

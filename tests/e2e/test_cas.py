@@ -345,6 +345,33 @@ def test_a_replayed_and_an_expired_nonce_are_denied(world):
                if r["op"] == "attest")
 
 
+def load_generator(w, *args):
+    """bench/cas's load generator (build/bench/teepy-cas-load) against the world's CAS."""
+    load = w.teepy.parent / "bench" / "teepy-cas-load"
+    if not os.access(load, os.X_OK):
+        pytest.skip(f"{load} is not built")
+    return subprocess.run([str(load), "--url", f"https://127.0.0.1:{w.cas.port}",
+                           "--fingerprint", w.cas.fingerprint, "--config-id", "mysvc/main",
+                           "--platform-key", w.env["TEEPY_PLATFORM_KEY"], "--runtime", w.runtime,
+                           "--app", w.app, "--signer", SIGNER, "--json", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_load_generator_opens_each_release_and_counts_what_fails(world):
+    # a smoke run so that the benchmark's tool cannot rot: every release checked
+    r = load_generator(world, "--expect", f"app_key={SECRET_KEY}", "--connections", "2",
+                       "--requests", "10", "--warmup", "2")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert (got["releases"], got["failures"], got["new_connections"]) == (20, 0, 0)
+    assert got["first_ok"] and got["p50_ms"] > 0
+    # an answer without the expected value is a failure, not a release
+    r = load_generator(world, "--expect", "app_key=another", "--requests", "3", "--warmup", "0")
+    assert r.returncode == 1
+    assert "the opened answer holds no secret app_key of the value expected" in r.stderr
+    assert json.loads(r.stdout)["releases"] == 0
+
+
 def test_signer_product_and_security_version(world):
     raw3, app3 = manifest(3)
     (status, body), _ = attest(world, config="signed/main", app=app3, raw_manifest=raw3)
