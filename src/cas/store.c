@@ -34,8 +34,12 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL,"
     " used INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS nonces_open ON nonces (used, expires);"
+    /* forgetting what expired is a search, not a scan of a day's challenges (86.4
+     * million rows at 1000 a second), on every challenge and attest */
+    "CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires);"
     "CREATE TABLE IF NOT EXISTS replay (signature TEXT PRIMARY KEY,"
     " expires INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS replay_expires ON replay (expires);"
     "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " time INTEGER NOT NULL, remote TEXT NOT NULL, op TEXT NOT NULL, subject TEXT NOT NULL,"
     " outcome TEXT NOT NULL, reason TEXT NOT NULL);"
