@@ -15,10 +15,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#define STATEMENTS_KEPT 48 /* more than this file has */
+
 struct tp_cas_store {
 	sqlite3 *db;
 	struct tp_gcm *master;
 	uint8_t hash_key[TP_CAS_HASH_KEY_SIZE]; /* from the master key: policies' hashes */
+	/* each statement prepared at its first use and kept: parsing and planning cost
+	 * more than running most of them (a release runs a dozen) */
+	struct {
+		const char *sql; /* a string literal of this file */
+		sqlite3_stmt *s;
+	} kept[STATEMENTS_KEPT];
+	size_t kept_count;
 };
 
 static const char hash_key_info[] = "teepy-cas-v1 policy hash key";
@@ -88,25 +97,58 @@ void tp_cas_store_close(struct tp_cas_store *st)
 {
 	if (!st)
 		return;
+	for (size_t i = 0; i < st->kept_count; i++)
+		sqlite3_finalize(st->kept[i].s);
 	sqlite3_close(st->db);
 	tp_gcm_free(st->master);
 	explicit_bzero(st->hash_key, sizeof(st->hash_key));
 	free(st);
 }
 
-/* A statement with its text parameters bound in order (NULL: SQL NULL). */
+/* The statement of sql (a string literal), prepared at its first use and kept; done()
+ * makes it ready for the next. NULL when it does not prepare. (A kept statement whose
+ * tables another connection changed is prepared again by its next step.) */
 static sqlite3_stmt *prepare(struct tp_cas_store *st, const char *sql)
 {
 	sqlite3_stmt *s = NULL;
 
-	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+	for (size_t i = 0; i < st->kept_count; i++)
+		if (st->kept[i].sql == sql || strcmp(st->kept[i].sql, sql) == 0)
+			return st->kept[i].s;
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+		sqlite3_finalize(s);
 		return NULL;
+	}
+	if (st->kept_count < STATEMENTS_KEPT) {
+		st->kept[st->kept_count].sql = sql;
+		st->kept[st->kept_count++].s = s;
+	}
 	return s;
+}
+
+/* A statement used: reset (which ends its read of the database) and its values
+ * unbound, or finalized if it was not kept. */
+static void done(struct tp_cas_store *st, sqlite3_stmt *s)
+{
+	for (size_t i = 0; i < st->kept_count; i++)
+		if (st->kept[i].s == s) {
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+			return;
+		}
+	sqlite3_finalize(s);
 }
 
 static int exec(struct tp_cas_store *st, const char *sql)
 {
-	return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+	sqlite3_stmt *s = prepare(st, sql);
+	int r;
+
+	if (!s)
+		return -EIO;
+	r = sqlite3_step(s);
+	done(st, s);
+	return r == SQLITE_DONE ? 0 : -EIO;
 }
 
 static void text(sqlite3_stmt *s, int i, const char *v)
@@ -184,7 +226,7 @@ int tp_cas_store_policy_get(struct tp_cas_store *st, const char *name, json_t **
 	text(s, 1, name);
 	r = sqlite3_step(s);
 	if (r != SQLITE_ROW) {
-		sqlite3_finalize(s);
+		done(st, s);
 		return r == SQLITE_DONE ? -ENOENT : -EIO;
 	}
 	const char *o = (const char *)sqlite3_column_text(s, 0);
@@ -196,7 +238,7 @@ int tp_cas_store_policy_get(struct tp_cas_store *st, const char *name, json_t **
 		snprintf(hash, TP_CAS_HASH_HEX, "%s", h);
 		d = json_loads(json, 0, NULL);
 	}
-	sqlite3_finalize(s);
+	done(st, s);
 	if (!d)
 		return -EIO;
 	/* the values back in */
@@ -216,7 +258,7 @@ int tp_cas_store_policy_get(struct tp_cas_store *st, const char *name, json_t **
 		if (r == 0 && (!sec || json_object_set_new(sec, "value", value) < 0))
 			r = -EIO;
 	}
-	sqlite3_finalize(s);
+	done(st, s);
 	if (r < 0) {
 		json_decref(d);
 		return r;
@@ -236,7 +278,7 @@ static int current_hash(struct tp_cas_store *st, const char *name, char hash[TP_
 	r = sqlite3_step(s);
 	if (r == SQLITE_ROW)
 		snprintf(hash, TP_CAS_HASH_HEX, "%s", (const char *)sqlite3_column_text(s, 0));
-	sqlite3_finalize(s);
+	done(st, s);
 	return r == SQLITE_ROW ? 0 : r == SQLITE_DONE ? -ENOENT : -EIO;
 }
 
@@ -269,14 +311,14 @@ static int put_in_transaction(struct tp_cas_store *st, const char *name, const c
 	text(s, 4, text_doc);
 	free(text_doc);
 	r = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
-	sqlite3_finalize(s);
+	done(st, s);
 	if (r < 0)
 		return r;
 	if (!(s = prepare(st, "DELETE FROM secrets WHERE policy = ?")))
 		return -EIO;
 	text(s, 1, name);
 	r = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
-	sqlite3_finalize(s);
+	done(st, s);
 	if (r < 0 ||
 	    !(s = prepare(st, "INSERT INTO secrets (policy, name, sealed) VALUES (?, ?, ?)")))
 		return -EIO;
@@ -298,7 +340,7 @@ static int put_in_transaction(struct tp_cas_store *st, const char *name, const c
 			break;
 		}
 	}
-	sqlite3_finalize(s);
+	done(st, s);
 	return r;
 }
 
@@ -348,7 +390,7 @@ int tp_cas_store_policy_delete(struct tp_cas_store *st, const char *name, const 
 		}
 		text(s, 1, name);
 		r = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
-		sqlite3_finalize(s);
+		done(st, s);
 	}
 	if (r == 0 && exec(st, "COMMIT") == 0)
 		return 0;
@@ -364,7 +406,7 @@ json_t *tp_cas_store_policy_list(struct tp_cas_store *st, const char *owner)
 	int r;
 
 	if (!s || !list) {
-		sqlite3_finalize(s);
+		done(st, s);
 		json_decref(list);
 		return NULL;
 	}
@@ -381,7 +423,7 @@ json_t *tp_cas_store_policy_list(struct tp_cas_store *st, const char *owner)
 			break;
 		}
 	}
-	sqlite3_finalize(s);
+	done(st, s);
 	if (r != SQLITE_DONE) {
 		json_decref(list);
 		return NULL;
@@ -400,7 +442,7 @@ static void forget_nonces(struct tp_cas_store *st, int64_t now)
 	if (s) {
 		sqlite3_bind_int64(s, 1, now - 86400);
 		sqlite3_step(s);
-		sqlite3_finalize(s);
+		done(st, s);
 	}
 }
 
@@ -416,7 +458,7 @@ int tp_cas_store_nonce_add(struct tp_cas_store *st, const char *nonce, int64_t n
 		return -EIO;
 	sqlite3_bind_int64(s, 1, now);
 	r = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) >= (int64_t)max_open;
-	sqlite3_finalize(s);
+	done(st, s);
 	if (r)
 		return -EBUSY;
 	if (!(s = prepare(st, "INSERT INTO nonces (nonce, expires) VALUES (?, ?)")))
@@ -424,7 +466,7 @@ int tp_cas_store_nonce_add(struct tp_cas_store *st, const char *nonce, int64_t n
 	text(s, 1, nonce);
 	sqlite3_bind_int64(s, 2, expires);
 	r = sqlite3_step(s);
-	sqlite3_finalize(s);
+	done(st, s);
 	return r == SQLITE_DONE ? 0 : r == SQLITE_CONSTRAINT ? -EEXIST : -EIO;
 }
 
@@ -447,7 +489,7 @@ int tp_cas_store_nonce_take(struct tp_cas_store *st, const char *nonce, int64_t 
 		expires = sqlite3_column_int64(s, 0);
 		used = sqlite3_column_int(s, 1);
 	}
-	sqlite3_finalize(s);
+	done(st, s);
 	if (r != SQLITE_ROW) {
 		exec(st, "ROLLBACK");
 		return r == SQLITE_DONE ? -ENOENT : -EIO;
@@ -460,7 +502,7 @@ int tp_cas_store_nonce_take(struct tp_cas_store *st, const char *nonce, int64_t 
 		}
 		text(s, 1, nonce);
 		r = sqlite3_step(s);
-		sqlite3_finalize(s);
+		done(st, s);
 		if (r != SQLITE_DONE) {
 			exec(st, "ROLLBACK");
 			return -EIO;
@@ -481,13 +523,13 @@ int tp_cas_store_replay_add(struct tp_cas_store *st, const char *signature, int6
 		return -EIO;
 	sqlite3_bind_int64(s, 1, now);
 	sqlite3_step(s);
-	sqlite3_finalize(s);
+	done(st, s);
 	if (!(s = prepare(st, "INSERT INTO replay (signature, expires) VALUES (?, ?)")))
 		return -EIO;
 	text(s, 1, signature);
 	sqlite3_bind_int64(s, 2, expires);
 	r = sqlite3_step(s);
-	sqlite3_finalize(s);
+	done(st, s);
 	return r == SQLITE_DONE ? 0 : r == SQLITE_CONSTRAINT ? -EALREADY : -EIO;
 }
 
@@ -508,7 +550,7 @@ int tp_cas_store_audit(struct tp_cas_store *st, const struct tp_cas_audit *row)
 	text(s, 5, row->outcome);
 	text(s, 6, row->reason ? row->reason : "");
 	r = sqlite3_step(s);
-	sqlite3_finalize(s);
+	done(st, s);
 	return r == SQLITE_DONE ? 0 : -EIO;
 }
 
@@ -535,6 +577,6 @@ int tp_cas_store_audit_each(struct tp_cas_store *st, bool denied_only,
 		};
 		r = fn(&row, ctx);
 	}
-	sqlite3_finalize(s);
+	done(st, s);
 	return r;
 }
