@@ -98,8 +98,14 @@ json_t *tp_cas_store_policy_list(struct tp_cas_store *st, const char *owner);
 int tp_cas_store_nonce_add(struct tp_cas_store *st, const char *nonce, int64_t now, int64_t expires,
 			   unsigned max_open);
 /* Uses a challenge up: 0 (now used), -ENOENT (never given), -EALREADY (used before),
- * -ETIME (expired; now used too), -EIO. Forgets those expired long ago. */
+ * -ETIME (expired; now used too), -EIO (nothing changed). Forgets those expired long
+ * ago. Its own transaction, or part of the one tp_cas_store_begin opened. */
 int tp_cas_store_nonce_take(struct tp_cas_store *st, const char *nonce, int64_t now);
+/* One transaction for the calls between them (BEGIN IMMEDIATE): all of their changes
+ * are written, with one wait for the disk, or none. commit returns 0, or -EIO having
+ * undone them all; begin 0 or -EIO. */
+int tp_cas_store_begin(struct tp_cas_store *st);
+int tp_cas_store_commit(struct tp_cas_store *st);
 /* Remembers a signature until expires: 0, -EALREADY (seen) or -EIO. */
 int tp_cas_store_replay_add(struct tp_cas_store *st, const char *signature, int64_t expires,
 			    int64_t now);

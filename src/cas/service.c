@@ -874,7 +874,7 @@ static void attest_checked(struct call *c, const json_t *body, const json_t *doc
 	free(ct);
 }
 
-static void attest(struct call *c, const json_t *body)
+static void attest_in_transaction(struct call *c, const json_t *body)
 {
 	const char *config = json_string_value(json_object_get(body, "config_id"));
 	const json_t *claims = json_object_get(body, "claims");
@@ -940,6 +940,23 @@ static void attest(struct call *c, const json_t *body)
 	}
 	attest_checked(c, body, doc, svc, &cl);
 	json_decref(doc);
+}
+
+/* An attest is one transaction: the nonce used up and the audit row, of a release or
+ * a denial, are written together with one wait for the disk (not one each), before
+ * the answer leaves. A store that cannot commit them releases nothing (503); the
+ * nonce then stays as it was. */
+static void attest(struct call *c, const json_t *body)
+{
+	if (tp_cas_store_begin(c->s->st) < 0) {
+		answer_error(c->out, 503, "the store failed");
+		return;
+	}
+	attest_in_transaction(c, body);
+	if (tp_cas_store_commit(c->s->st) < 0 && c->out->status == 200) {
+		free(c->out->body);
+		answer_error(c->out, 503, "the store failed (no audit row: nothing released)");
+	}
 }
 
 /* ---- routing ---- */

@@ -470,17 +470,27 @@ int tp_cas_store_nonce_add(struct tp_cas_store *st, const char *nonce, int64_t n
 	return r == SQLITE_DONE ? 0 : r == SQLITE_CONSTRAINT ? -EEXIST : -EIO;
 }
 
+/* Undoes what a savepoint's statements did and ends it. */
+static void undo(struct tp_cas_store *st, const char *rollback_to, const char *release)
+{
+	exec(st, rollback_to);
+	exec(st, release);
+}
+
 int tp_cas_store_nonce_take(struct tp_cas_store *st, const char *nonce, int64_t now)
 {
+	static const char rollback[] = "ROLLBACK TO nonce_take", release[] = "RELEASE nonce_take";
 	sqlite3_stmt *s;
 	int64_t expires = 0;
 	int used = 0, r;
 
-	if (exec(st, "BEGIN IMMEDIATE") < 0)
+	/* a savepoint: its own transaction, or part of the caller's (an attest's, which
+	 * commits the nonce used with its audit row) */
+	if (exec(st, "SAVEPOINT nonce_take") < 0)
 		return -EIO;
 	forget_nonces(st, now);
 	if (!(s = prepare(st, "SELECT expires, used FROM nonces WHERE nonce = ?"))) {
-		exec(st, "ROLLBACK");
+		undo(st, rollback, release);
 		return -EIO;
 	}
 	text(s, 1, nonce);
@@ -491,26 +501,41 @@ int tp_cas_store_nonce_take(struct tp_cas_store *st, const char *nonce, int64_t 
 	}
 	done(st, s);
 	if (r != SQLITE_ROW) {
-		exec(st, "ROLLBACK");
+		undo(st, rollback, release);
 		return r == SQLITE_DONE ? -ENOENT : -EIO;
 	}
 	if (!used) {
 		/* a nonce not marked used is not taken: any failure here fails the attest */
 		if (!(s = prepare(st, "UPDATE nonces SET used = 1 WHERE nonce = ?"))) {
-			exec(st, "ROLLBACK");
+			undo(st, rollback, release);
 			return -EIO;
 		}
 		text(s, 1, nonce);
 		r = sqlite3_step(s);
 		done(st, s);
 		if (r != SQLITE_DONE) {
-			exec(st, "ROLLBACK");
+			undo(st, rollback, release);
 			return -EIO;
 		}
 	}
-	if (exec(st, "COMMIT") < 0)
+	if (exec(st, release) < 0) {
+		undo(st, rollback, release);
 		return -EIO;
+	}
 	return used ? -EALREADY : now > expires ? -ETIME : 0;
+}
+
+int tp_cas_store_begin(struct tp_cas_store *st)
+{
+	return exec(st, "BEGIN IMMEDIATE");
+}
+
+int tp_cas_store_commit(struct tp_cas_store *st)
+{
+	if (exec(st, "COMMIT") == 0)
+		return 0;
+	exec(st, "ROLLBACK");
+	return -EIO;
 }
 
 int tp_cas_store_replay_add(struct tp_cas_store *st, const char *signature, int64_t expires,
