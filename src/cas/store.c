@@ -151,6 +151,15 @@ static int exec(struct tp_cas_store *st, const char *sql)
 	return r == SQLITE_DONE ? 0 : -EIO;
 }
 
+/* A write transaction whose commit waits for the disk (synchronous FULL, which only a
+ * challenge lowers for itself): what it wrote is there after a power cut. */
+static int begin_durable(struct tp_cas_store *st)
+{
+	if (exec(st, "PRAGMA synchronous=FULL") < 0)
+		return -EIO;
+	return exec(st, "BEGIN IMMEDIATE");
+}
+
 static void text(sqlite3_stmt *s, int i, const char *v)
 {
 	sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
@@ -355,7 +364,7 @@ int tp_cas_store_policy_put(struct tp_cas_store *st, const char *name, const cha
 		return -EIO;
 	if ((r = tp_cas_policy_hash(doc, st->hash_key, salt, hash)) < 0)
 		return r;
-	if (exec(st, "BEGIN IMMEDIATE") < 0)
+	if (begin_durable(st) < 0)
 		return -EIO;
 	r = current_hash(st, name, now);
 	if (!predecessor)
@@ -376,7 +385,7 @@ int tp_cas_store_policy_delete(struct tp_cas_store *st, const char *name, const 
 	sqlite3_stmt *s;
 	int r;
 
-	if (exec(st, "BEGIN IMMEDIATE") < 0)
+	if (begin_durable(st) < 0)
 		return -EIO;
 	r = current_hash(st, name, now);
 	if (r == 0 && strcmp(now, predecessor) != 0)
@@ -452,22 +461,44 @@ int tp_cas_store_nonce_add(struct tp_cas_store *st, const char *nonce, int64_t n
 	sqlite3_stmt *s;
 	int r;
 
+	/* A challenge does not wait for the disk (synchronous NORMAL for its transaction:
+	 * WAL, so a crash of the process loses nothing, a power cut maybe the last ones):
+	 * one lost costs its runtime a retry ("not given"). The attest that uses it waits,
+	 * and the WAL is synced as a whole, this challenge with it. */
+	if (exec(st, "PRAGMA synchronous=NORMAL") < 0 || exec(st, "BEGIN IMMEDIATE") < 0) {
+		exec(st, "PRAGMA synchronous=FULL");
+		return -EIO;
+	}
 	forget_nonces(st, now);
 	/* challenges nobody used up yet: each is a row, and anyone may ask for one */
-	if (!(s = prepare(st, "SELECT COUNT(*) FROM nonces WHERE expires >= ? AND used = 0")))
-		return -EIO;
-	sqlite3_bind_int64(s, 1, now);
-	r = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) >= (int64_t)max_open;
-	done(st, s);
-	if (r)
-		return -EBUSY;
-	if (!(s = prepare(st, "INSERT INTO nonces (nonce, expires) VALUES (?, ?)")))
-		return -EIO;
-	text(s, 1, nonce);
-	sqlite3_bind_int64(s, 2, expires);
-	r = sqlite3_step(s);
-	done(st, s);
-	return r == SQLITE_DONE ? 0 : r == SQLITE_CONSTRAINT ? -EEXIST : -EIO;
+	s = prepare(st, "SELECT COUNT(*) FROM nonces WHERE expires >= ? AND used = 0");
+	if (!s) {
+		r = -EIO;
+	} else {
+		sqlite3_bind_int64(s, 1, now);
+		r = sqlite3_step(s) != SQLITE_ROW		    ? -EIO :
+		    sqlite3_column_int64(s, 0) >= (int64_t)max_open ? -EBUSY :
+								      0;
+		done(st, s);
+	}
+	if (r == 0 && !(s = prepare(st, "INSERT INTO nonces (nonce, expires) VALUES (?, ?)")))
+		r = -EIO;
+	if (r == 0) {
+		text(s, 1, nonce);
+		sqlite3_bind_int64(s, 2, expires);
+		r = sqlite3_step(s);
+		done(st, s);
+		r = r == SQLITE_DONE ? 0 : r == SQLITE_CONSTRAINT ? -EEXIST : -EIO;
+	}
+	if (r == 0 && exec(st, "COMMIT") < 0)
+		r = -EIO;
+	if (r < 0)
+		exec(st, "ROLLBACK");
+	/* every other write waits for the disk: a release is not told before its row is
+	 * there to stay */
+	if (exec(st, "PRAGMA synchronous=FULL") < 0)
+		r = -EIO;
+	return r;
 }
 
 /* Undoes what a savepoint's statements did and ends it. */
@@ -527,7 +558,7 @@ int tp_cas_store_nonce_take(struct tp_cas_store *st, const char *nonce, int64_t 
 
 int tp_cas_store_begin(struct tp_cas_store *st)
 {
-	return exec(st, "BEGIN IMMEDIATE");
+	return begin_durable(st);
 }
 
 int tp_cas_store_commit(struct tp_cas_store *st)
