@@ -102,10 +102,19 @@ int tp_cas_store_nonce_add(struct tp_cas_store *st, const char *nonce, int64_t n
  * ago. Its own transaction, or part of the one tp_cas_store_begin opened. */
 int tp_cas_store_nonce_take(struct tp_cas_store *st, const char *nonce, int64_t now);
 /* One transaction for the calls between them (BEGIN IMMEDIATE): all of their changes
- * are written, with one wait for the disk, or none. commit returns 0, or -EIO having
- * undone them all; begin 0 or -EIO. */
+ * are written, or none. commit returns 0, or -EIO having undone them all; begin 0 or
+ * -EIO. */
 int tp_cas_store_begin(struct tp_cas_store *st);
 int tp_cas_store_commit(struct tp_cas_store *st);
+/* Commits reach the WAL without waiting for the disk; an answer waits for it
+ * (group commit). tp_cas_store_written, by the thread holding the store after a
+ * request's writes, returns the mark to wait for, or 0 when the request wrote
+ * nothing that must last (a challenge need not). tp_cas_store_sync waits, without
+ * the store's lock, until the disk has every write up to mark: one fdatasync of the
+ * WAL serves every thread then waiting. It returns 0, or -EIO when a sync failed
+ * (then every later wait fails too: what was written may be lost). */
+uint64_t tp_cas_store_written(struct tp_cas_store *st);
+int tp_cas_store_sync(struct tp_cas_store *st, uint64_t mark);
 /* Remembers a signature until expires: 0, -EALREADY (seen) or -EIO. */
 int tp_cas_store_replay_add(struct tp_cas_store *st, const char *signature, int64_t expires,
 			    int64_t now);

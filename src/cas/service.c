@@ -943,9 +943,8 @@ static void attest_in_transaction(struct call *c, const json_t *body)
 }
 
 /* An attest is one transaction: the nonce used up and the audit row, of a release or
- * a denial, are written together with one wait for the disk (not one each), before
- * the answer leaves. A store that cannot commit them releases nothing (503); the
- * nonce then stays as it was. */
+ * a denial, are written together (and synced once, before the answer leaves). A store that cannot
+ * commit them releases nothing (503); the nonce then stays as it was. */
 static void attest(struct call *c, const json_t *body)
 {
 	if (tp_cas_store_begin(c->s->st) < 0) {
@@ -1058,6 +1057,7 @@ void tp_cas_handle(struct tp_cas_service *s, const struct tp_cas_request *req,
 		   struct tp_cas_answer *out)
 {
 	unsigned bad;
+	uint64_t mark;
 
 	struct call c = { .s = s, .req = req, .out = out, .op = "request" };
 	json_error_t je;
@@ -1086,6 +1086,16 @@ void tp_cas_handle(struct tp_cas_service *s, const struct tp_cas_request *req,
 	}
 	pthread_mutex_lock(&s->lock);
 	route(&c, body);
+	mark = tp_cas_store_written(s->st);
 	pthread_mutex_unlock(&s->lock);
 	json_decref(body);
+	/* what the request wrote (a release's audit row) is on the disk before its answer
+	 * leaves; waited for without the lock, so that one sync serves every request
+	 * waiting and the next request's checks run meanwhile */
+	if (mark && tp_cas_store_sync(s->st, mark) < 0) {
+		free(out->body);
+		answer_error(out, 503,
+			     "the store failed: its disk did not take the write "
+			     "(nothing released)");
+	}
 }

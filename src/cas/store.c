@@ -2,13 +2,16 @@
  * values), secret values encrypted with the master key (AES-256-GCM, a random nonce
  * each, associated data policy "\0" secret), challenges, the replay cache of signed
  * times, and the audit log, which triggers keep append-only. One connection; the
- * service calls in one request at a time. */
+ * service calls in one request at a time. Commits are written to the WAL without
+ * waiting for the disk; the service waits for it before an answer leaves, without
+ * its lock, one sync serving every request then waiting (tp_cas_store_sync). */
 #include "cas.h"
 
 #include "../crypto/crypto.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,13 +31,23 @@ struct tp_cas_store {
 		sqlite3_stmt *s;
 	} kept[STATEMENTS_KEPT];
 	size_t kept_count;
+	/* group commit: marks of writes handed out (tp_cas_store_written) and synced */
+	bool dirty; /* a commit since the last mark; only the store's user touches it */
+	pthread_mutex_t sync_lock;
+	pthread_cond_t synced_cond;
+	uint64_t written, synced;
+	bool syncing, sync_failed;
+	char *wal_path;
+	int wal_fd; /* -1 until the first sync */
 };
 
 static const char hash_key_info[] = "teepy-cas-v1 policy hash key";
 
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
-    "PRAGMA synchronous=FULL;"
+    /* the WAL is synced by tp_cas_store_sync, outside the service's lock; SQLite
+     * still syncs around its checkpoints */
+    "PRAGMA synchronous=NORMAL;"
     "PRAGMA secure_delete=ON;"
     "CREATE TABLE IF NOT EXISTS policies (name TEXT PRIMARY KEY, owner TEXT NOT NULL,"
     " hash TEXT NOT NULL, doc TEXT NOT NULL, updated INTEGER NOT NULL);"
@@ -57,6 +70,16 @@ static const char schema[] =
     "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit"
     " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;";
 
+/* SQLite's commit hook (called before each commit completes): the request has
+ * written something its answer must wait for. */
+static int on_commit(void *ctx)
+{
+	struct tp_cas_store *st = ctx;
+
+	st->dirty = true;
+	return 0;
+}
+
 int tp_cas_store_open(const char *path, const uint8_t master[TP_CAS_MASTER_SIZE],
 		      struct tp_cas_store **out, char *err, size_t err_size)
 {
@@ -74,13 +97,24 @@ int tp_cas_store_open(const char *path, const uint8_t master[TP_CAS_MASTER_SIZE]
 		snprintf(err, err_size, "out of memory");
 		return -ENOMEM;
 	}
+	st->wal_fd = -1;
+	pthread_mutex_init(&st->sync_lock, NULL);
+	pthread_cond_init(&st->synced_cond, NULL);
+	if (asprintf(&st->wal_path, "%s-wal", path) < 0) {
+		st->wal_path = NULL;
+		tp_cas_store_close(st);
+		snprintf(err, err_size, "out of memory");
+		return -ENOMEM;
+	}
 	/* the file only its owner reads: values are encrypted, but the rest is the owners' */
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd >= 0)
 		close(fd);
 	r = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-	if (r == SQLITE_OK)
+	if (r == SQLITE_OK) {
 		sqlite3_busy_timeout(st->db, 5000);
+		sqlite3_commit_hook(st->db, on_commit, st);
+	}
 	if (r == SQLITE_OK && sqlite3_exec(st->db, schema, NULL, NULL, &msg) != SQLITE_OK)
 		r = SQLITE_ERROR;
 	if (r != SQLITE_OK) {
@@ -100,6 +134,11 @@ void tp_cas_store_close(struct tp_cas_store *st)
 	for (size_t i = 0; i < st->kept_count; i++)
 		sqlite3_finalize(st->kept[i].s);
 	sqlite3_close(st->db);
+	if (st->wal_fd >= 0)
+		close(st->wal_fd);
+	free(st->wal_path);
+	pthread_mutex_destroy(&st->sync_lock);
+	pthread_cond_destroy(&st->synced_cond);
 	tp_gcm_free(st->master);
 	explicit_bzero(st->hash_key, sizeof(st->hash_key));
 	free(st);
@@ -149,15 +188,6 @@ static int exec(struct tp_cas_store *st, const char *sql)
 	r = sqlite3_step(s);
 	done(st, s);
 	return r == SQLITE_DONE ? 0 : -EIO;
-}
-
-/* A write transaction whose commit waits for the disk (synchronous FULL, which only a
- * challenge lowers for itself): what it wrote is there after a power cut. */
-static int begin_durable(struct tp_cas_store *st)
-{
-	if (exec(st, "PRAGMA synchronous=FULL") < 0)
-		return -EIO;
-	return exec(st, "BEGIN IMMEDIATE");
 }
 
 static void text(sqlite3_stmt *s, int i, const char *v)
@@ -364,7 +394,7 @@ int tp_cas_store_policy_put(struct tp_cas_store *st, const char *name, const cha
 		return -EIO;
 	if ((r = tp_cas_policy_hash(doc, st->hash_key, salt, hash)) < 0)
 		return r;
-	if (begin_durable(st) < 0)
+	if (exec(st, "BEGIN IMMEDIATE") < 0)
 		return -EIO;
 	r = current_hash(st, name, now);
 	if (!predecessor)
@@ -385,7 +415,7 @@ int tp_cas_store_policy_delete(struct tp_cas_store *st, const char *name, const 
 	sqlite3_stmt *s;
 	int r;
 
-	if (begin_durable(st) < 0)
+	if (exec(st, "BEGIN IMMEDIATE") < 0)
 		return -EIO;
 	r = current_hash(st, name, now);
 	if (r == 0 && strcmp(now, predecessor) != 0)
@@ -461,14 +491,13 @@ int tp_cas_store_nonce_add(struct tp_cas_store *st, const char *nonce, int64_t n
 	sqlite3_stmt *s;
 	int r;
 
-	/* A challenge does not wait for the disk (synchronous NORMAL for its transaction:
-	 * WAL, so a crash of the process loses nothing, a power cut maybe the last ones):
-	 * one lost costs its runtime a retry ("not given"). The attest that uses it waits,
-	 * and the WAL is synced as a whole, this challenge with it. */
-	if (exec(st, "PRAGMA synchronous=NORMAL") < 0 || exec(st, "BEGIN IMMEDIATE") < 0) {
-		exec(st, "PRAGMA synchronous=FULL");
+	/* A challenge's commit does not make its request wait for the disk: one lost to a
+	 * power cut costs its runtime a retry ("not given"), and the attest that uses it
+	 * waits for the WAL as a whole, this challenge with it. */
+	bool dirty = st->dirty;
+
+	if (exec(st, "BEGIN IMMEDIATE") < 0)
 		return -EIO;
-	}
 	forget_nonces(st, now);
 	/* challenges nobody used up yet: each is a row, and anyone may ask for one */
 	s = prepare(st, "SELECT COUNT(*) FROM nonces WHERE expires >= ? AND used = 0");
@@ -494,10 +523,7 @@ int tp_cas_store_nonce_add(struct tp_cas_store *st, const char *nonce, int64_t n
 		r = -EIO;
 	if (r < 0)
 		exec(st, "ROLLBACK");
-	/* every other write waits for the disk: a release is not told before its row is
-	 * there to stay */
-	if (exec(st, "PRAGMA synchronous=FULL") < 0)
-		r = -EIO;
+	st->dirty = dirty;
 	return r;
 }
 
@@ -558,7 +584,7 @@ int tp_cas_store_nonce_take(struct tp_cas_store *st, const char *nonce, int64_t 
 
 int tp_cas_store_begin(struct tp_cas_store *st)
 {
-	return begin_durable(st);
+	return exec(st, "BEGIN IMMEDIATE");
 }
 
 int tp_cas_store_commit(struct tp_cas_store *st)
@@ -567,6 +593,80 @@ int tp_cas_store_commit(struct tp_cas_store *st)
 		return 0;
 	exec(st, "ROLLBACK");
 	return -EIO;
+}
+
+/* ---- waiting for the disk ---- */
+
+uint64_t tp_cas_store_written(struct tp_cas_store *st)
+{
+	uint64_t mark;
+
+	if (!st->dirty)
+		return 0;
+	st->dirty = false;
+	pthread_mutex_lock(&st->sync_lock);
+	mark = ++st->written;
+	pthread_mutex_unlock(&st->sync_lock);
+	return mark;
+}
+
+/* fdatasync of the WAL, which holds every commit since the last checkpoint (SQLite
+ * syncs the database after a checkpoint, before it writes the WAL over). The first
+ * also syncs the directory, whose entry names the WAL. */
+static int sync_wal(struct tp_cas_store *st)
+{
+	if (st->wal_fd < 0) {
+		char *dir = strdup(st->wal_path), *slash = dir ? strrchr(dir, '/') : NULL;
+		int fd;
+
+		if (!dir)
+			return -ENOMEM;
+		if (slash)
+			*(slash == dir ? slash + 1 : slash) = '\0';
+		fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		free(dir);
+		if (fd < 0 || fsync(fd) < 0) {
+			int r = -errno;
+			if (fd >= 0)
+				close(fd);
+			return r;
+		}
+		close(fd);
+		if ((st->wal_fd = open(st->wal_path, O_RDONLY | O_CLOEXEC)) < 0)
+			return -errno;
+	}
+	return fdatasync(st->wal_fd) < 0 ? -errno : 0;
+}
+
+int tp_cas_store_sync(struct tp_cas_store *st, uint64_t mark)
+{
+	int r;
+
+	pthread_mutex_lock(&st->sync_lock);
+	while (st->synced < mark && !st->sync_failed) {
+		if (st->syncing) {
+			pthread_cond_wait(&st->synced_cond, &st->sync_lock);
+			continue;
+		}
+		/* this thread syncs, for every mark handed out so far (whose writes are
+		 * all in the WAL: a mark is handed out after them) */
+		uint64_t upto = st->written;
+		st->syncing = true;
+		pthread_mutex_unlock(&st->sync_lock);
+		r = sync_wal(st);
+		pthread_mutex_lock(&st->sync_lock);
+		st->syncing = false;
+		/* after a failed fdatasync the kernel may have dropped the pages it could
+		 * not write: nothing written since the last good one is known to last */
+		if (r < 0)
+			st->sync_failed = true;
+		else
+			st->synced = upto;
+		pthread_cond_broadcast(&st->synced_cond);
+	}
+	r = st->synced >= mark ? 0 : -EIO;
+	pthread_mutex_unlock(&st->sync_lock);
+	return r;
 }
 
 int tp_cas_store_replay_add(struct tp_cas_store *st, const char *signature, int64_t expires,

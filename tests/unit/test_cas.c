@@ -10,6 +10,7 @@
 #include "../../src/manifest/manifest.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1017,6 +1018,109 @@ static void test_forgetting_expired_rows_searches_an_index(void)
 	fixture_close(&f);
 }
 
+struct waiter {
+	struct tp_cas_store *st;
+	uint64_t mark;
+	int r;
+};
+
+static void *wait_synced(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->r = tp_cas_store_sync(w->st, w->mark);
+	return NULL;
+}
+
+/* The group commit: a request that wrote what must last gets a mark to wait for (a
+ * challenge alone none), and any number of threads wait for it at once. A sync that
+ * fails fails its wait and every later one: after a failed fdatasync the kernel may
+ * have dropped what it could not write. (The WAL moved away before the first sync
+ * makes it fail: the store opens the WAL by name then.) */
+static void test_writes_are_synced_once_for_all_waiting_and_a_failed_sync_sticks(void)
+{
+	struct tp_cas_audit row = { .time = NOW,
+				    .remote = "127.0.0.1",
+				    .op = "attest",
+				    .subject = "mysvc/main",
+				    .outcome = "denied",
+				    .reason = "a test" };
+	struct waiter w[4];
+	pthread_t t[4];
+	struct fixture f;
+	char wal[96], moved[96];
+	uint64_t mark;
+
+	NEED_CRYPTO();
+	if (!fixture_open(&f)) {
+		CHECK(false);
+		return;
+	}
+	tp_cas_store_written(f.st); /* what opening wrote */
+	CHECK(tp_cas_store_nonce_add(f.st, "n", NOW, NOW + 60, 8) == 0);
+	CHECK(tp_cas_store_written(f.st) == 0);
+	CHECK(tp_cas_store_audit(f.st, &row) == 0);
+	CHECK((mark = tp_cas_store_written(f.st)) > 0);
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct waiter){ .st = f.st, .mark = mark, .r = 1 };
+		CHECK(pthread_create(&t[i], NULL, wait_synced, &w[i]) == 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		CHECK(w[i].r == 0);
+	}
+	CHECK(tp_cas_store_written(f.st) == 0);
+	fixture_close(&f);
+
+	if (!fixture_open(&f)) {
+		CHECK(false);
+		return;
+	}
+	snprintf(wal, sizeof(wal), "%s-wal", f.db);
+	snprintf(moved, sizeof(moved), "%s-wal.moved", f.db);
+	CHECK(tp_cas_store_audit(f.st, &row) == 0);
+	mark = tp_cas_store_written(f.st);
+	CHECK(rename(wal, moved) == 0);
+	CHECK(tp_cas_store_sync(f.st, mark) == -EIO);
+	CHECK(rename(moved, wal) == 0);
+	CHECK(tp_cas_store_audit(f.st, &row) == 0);
+	CHECK(tp_cas_store_sync(f.st, tp_cas_store_written(f.st)) == -EIO);
+	fixture_close(&f);
+}
+
+/* A release whose audit row the disk did not take is not answered: 503, no secrets.
+ * (The policy is written straight to the store, so that no request has synced the
+ * WAL, which then moves away.) */
+static void test_no_release_when_the_disk_does_not_take_its_row(void)
+{
+	struct fixture f;
+	char wal[96], moved[96], owner[65], hash[TP_CAS_HASH_HEX];
+	json_t *doc, *body;
+
+	NEED_CRYPTO();
+	if (!fixture_open(&f)) {
+		CHECK(false);
+		return;
+	}
+	tp_hex(f.owner_pub, 32, owner);
+	doc = policy_doc("mysvc", f.app, f.runtime, f.platform_pub);
+	CHECK(tp_cas_store_policy_put(f.st, "mysvc", owner, doc, NULL, hash) == 0);
+	json_decref(doc);
+	tp_cas_store_written(f.st); /* not waited for: the challenge's request would */
+	snprintf(wal, sizeof(wal), "%s-wal", f.db);
+	snprintf(moved, sizeof(moved), "%s-wal.moved", f.db);
+	CHECK(rename(wal, moved) == 0);
+	struct attempt ok = { .flip = -1 };
+	CHECK(attest(&f, &ok, NULL, NULL, &body) == 503);
+	const char *message =
+	    json_string_value(json_object_get(json_object_get(body, "error"), "message"));
+	CHECK(message && strstr(message, "nothing released"));
+	CHECK(!json_object_get(body, "sealed"));
+	json_decref(body);
+	CHECK(rename(moved, wal) == 0);
+	fixture_close(&f);
+}
+
 TESTS(cas_tests) = {
 	{ "cas_policy_parses_and_hashes", test_a_valid_policy_parses_and_hashes_canonically },
 	{ "cas_policy_rules_refuse", test_each_policy_rule_refuses },
@@ -1034,5 +1138,8 @@ TESTS(cas_tests) = {
 	{ "cas_tdx_evidence_checked", test_tdx_evidence_is_checked_against_the_claims },
 	{ "cas_open_challenges_capped", test_open_challenges_are_capped },
 	{ "cas_forgetting_searches_an_index", test_forgetting_expired_rows_searches_an_index },
+	{ "cas_group_commit",
+	  test_writes_are_synced_once_for_all_waiting_and_a_failed_sync_sticks },
+	{ "cas_no_release_without_the_disk", test_no_release_when_the_disk_does_not_take_its_row },
 	END_TESTS,
 };
