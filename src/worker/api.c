@@ -570,6 +570,11 @@ static int prepare(struct tp_worker_api *a, const char *id, const char *body, si
 		       1;
 	}
 	tp_worker_bundle_path(a->st, b.id, p->bundle_path, sizeof(p->bundle_path));
+	if (tp_unhex(b.app, p->app, 32) < 0 || tp_unhex(b.signer, p->signer, 32) < 0) {
+		json_decref(svc);
+		return tp_worker_error(out, 500, "internal", "the store's bundle row is damaged"),
+		       1;
+	}
 	if (!(p->paths = calloc(n + 1, sizeof(char *))) ||
 	    !(p->keys = calloc(n + 1, sizeof(uint8_t *)))) {
 		json_decref(svc);
@@ -668,6 +673,8 @@ static int prepare(struct tp_worker_api *a, const char *id, const char *body, si
 	}
 	p->job = (struct tp_worker_job){
 		.bundle_path = p->bundle_path,
+		.app = p->app,
+		.signer = p->signer,
 		.bundle_key = p->bundle_key,
 		.data_paths = (const char *const *)p->paths,
 		.data_keys = (const uint8_t *const *)p->keys,

@@ -12,6 +12,8 @@
 #include "../common/io.h"
 #include "../common/limits.h"
 #include "../crypto/crypto.h"
+#include "../manifest/manifest.h"
+#include "../manifest/trust.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +39,7 @@ struct job_head {
 	uint32_t data_count, service_data_count, bundle_path_len, env_count;
 	uint8_t has_bundle_key;
 	uint8_t bundle_key[32];
+	uint8_t app[32], signer[32]; /* the service's bundle's measurements */
 	uint64_t input_size;
 };
 
@@ -75,6 +78,8 @@ int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock)
 		return -errno;
 	if (job->bundle_key)
 		memcpy(h.bundle_key, job->bundle_key, 32);
+	memcpy(h.app, job->app, 32);
+	memcpy(h.signer, job->signer, 32);
 	r = put(memfd, &h, sizeof(h));
 	explicit_bzero(h.bundle_key, sizeof(h.bundle_key));
 	if (r == 0)
@@ -170,6 +175,21 @@ static void fail(int sock, enum tp_end end, const char *message)
 	send_outcome(sock, &out, message);
 }
 
+/* Whether the bundle opened is the one the service was deployed with: its manifest
+ * (which names every file's hash) and signer measure as the store recorded. Measured
+ * here from the bytes the runner will use: the runner itself may leave them to the
+ * interpreter's start (a bundle its cache's index knows). */
+static bool same_bundle(const struct tp_bundle_file *bf, const struct job_head *h)
+{
+	uint8_t app[32], signer[32];
+
+	if (!bf->bundle.manifest || !bf->bundle.pubkey)
+		return false;
+	tp_manifest_measure(bf->bundle.manifest, bf->bundle.header.manifest_size, app);
+	tp_trust_signer_measure(bf->bundle.pubkey, signer);
+	return memcmp(app, h->app, 32) == 0 && memcmp(signer, h->signer, 32) == 0;
+}
+
 static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 {
 	struct stat st;
@@ -181,6 +201,7 @@ static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 	int *fds = NULL;
 	struct tp_outcome out;
 	struct tp_run_config cfg;
+	struct tp_invocation inv;
 	size_t count = 0;
 
 	/* the child holds keys and plaintext: no core dump of it */
@@ -284,10 +305,18 @@ static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 	};
 	cfg.limits.timeout_ms = o->timeout_ms;
 	cfg.limits.log_max_bytes = TP_WORKER_LOG_MAX;
-	if (tp_invoke(&cfg, &out) < 0) {
-		fail(sock, TP_END_INTERNAL, "out of memory");
-		return;
+	if (tp_invocation_open(&cfg, &inv, &out) == 0) {
+		if (!same_bundle(&inv.bundle, h)) {
+			tp_outcome_free(&out);
+			tp_invocation_free(&inv);
+			fail(sock, TP_END_REFUSED,
+			     "the bundle in the store is not the service's (the store is damaged): "
+			     "refused, its keys are not used for another");
+			return;
+		}
+		tp_invocation_run(&inv, &out);
 	}
+	tp_invocation_free(&inv);
 	tp_secret_free(bundle_key, TP_SYMKEY_SIZE);
 	send_outcome(sock, &out, NULL);
 	tp_outcome_free(&out);

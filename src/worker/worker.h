@@ -205,6 +205,9 @@ struct tp_worker_run_opts {
 /* One invocation, as the worker hands it over. */
 struct tp_worker_job {
 	const char *bundle_path;
+	/* the service's bundle: what the child opens must measure so (another signed
+	 * bundle put at its path is refused, not run with the service's keys) */
+	const uint8_t *app, *signer;
 	const uint8_t *bundle_key; /* or NULL */
 	const char *const *data_paths;
 	const uint8_t *const *data_keys; /* each item's key (every stored item is sealed) */
@@ -280,6 +283,7 @@ struct tp_worker_prepared {
 	struct tp_worker_job job;
 	char service[TP_WORKER_ID_HEX];
 	char bundle_path[PATH_MAX];
+	uint8_t app[32], signer[32];
 	char **paths;
 	uint8_t **keys; /* locked memory */
 	uint8_t *bundle_key;

@@ -91,6 +91,9 @@ def apps(teepy):
             "--input", "sample", "--encrypt", *limits)
     _direct(teepy, "build", d / "app" / "svc.py", "-o", d / "other.tpy", "--key",
             d / "stranger.key", "--input", "sample")
+    # the same signer, another app (other limits): a bundle the worker trusts too
+    _direct(teepy, "build", d / "app" / "svc.py", "-o", d / "alt.tpy", "--key", d / "signer.key",
+            "--input", "sample", "--memory", "200M")
     for name, marker in DATA_MARKERS.items():
         (d / f"{name}.txt").write_bytes(marker)
         _direct(teepy, "data", "seal", d / f"{name}.txt", "-o", d / f"{name}.tpd")
@@ -505,6 +508,31 @@ def test_a_bundle_changed_in_the_store_is_refused_at_run_time(start, apps, store
     blob.write_bytes(bytes(data))
     s, doc = w.invoke(service, "x")
     assert s == 500 and doc["error"]["kind"] == "refused", doc
+    w.stop()
+
+
+def test_another_signed_bundle_in_a_services_place_is_refused_not_run(start, apps, store):
+    w = Worker(start, store, apps / "signer.pub")
+    service, _ = deployed(w, apps, ())
+    s, alt = w.upload("bundles", apps / "alt.tpy")
+    assert s == 201, alt
+    (blob,) = [p for p in (store / "bundles").iterdir() if alt["bundle"] not in p.name]
+    shutil.copyfile(apps / "alt.tpy", blob)  # trusted and signed, not the service's
+    s, doc = w.invoke(service, "x")
+    assert s == 500 and doc["error"]["kind"] == "refused" and "result" not in doc, doc
+    assert "not the service's" in doc["error"]["message"], doc
+    w.stop()
+
+
+def test_an_upload_replaces_a_file_at_its_name_that_is_not_its_bytes(start, apps, store):
+    w = Worker(start, store, apps / "signer.pub")
+    s, b = w.upload("bundles", apps / "svc.tpy")
+    assert s == 201, b
+    path = store / "bundles" / f"{b['bundle']}.tpy"
+    shutil.copyfile(apps / "alt.tpy", path)
+    s, again = w.upload("bundles", apps / "svc.tpy")
+    assert s == 200, again
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == b["bundle"]
     w.stop()
 
 
