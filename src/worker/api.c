@@ -443,6 +443,19 @@ static void deploy(struct tp_worker_api *a, const char *body, size_t size,
 		tp_worker_error(out, 500, "internal", "the store failed");
 		goto out;
 	}
+	if (!added && (strcmp(json_string_value(json_object_get(doc, "keys")), mode) != 0 ||
+		       strcmp(json_string_value(json_object_get(doc, "config_id")) ?: "",
+			      d.config_id) != 0)) {
+		/* the first deployer's keys stand: another's is told, not answered 200 */
+		const char *had = json_string_value(json_object_get(doc, "config_id"));
+		tp_worker_error(out, 409, "conflict",
+				"service %s is deployed already with keys %s%s%s: delete it first "
+				"(DELETE /v1/services/ID)",
+				sid, json_string_value(json_object_get(doc, "keys")),
+				had ? " from config_id " : "", had ? had : "");
+		json_decref(doc);
+		goto out;
+	}
 	/* the deployment's answer: the service without its counters; deploying the same
 	 * again answers 200 with the same (the first deployment's keys stand) */
 	json_object_del(doc, "deployed");

@@ -370,18 +370,23 @@ static json_t *service_row(sqlite3_stmt *s)
 {
 	json_error_t je;
 	const char *data = (const char *)sqlite3_column_text(s, 3);
+	const char *config_id = (const char *)sqlite3_column_text(s, 7);
 	json_t *list = json_loads(data ? data : "[]", 0, &je);
-
-	return json_pack(
+	json_t *doc = json_pack(
 	    "{s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:s}", "service",
 	    (const char *)sqlite3_column_text(s, 0), "app", (const char *)sqlite3_column_text(s, 2),
 	    "bundle", (const char *)sqlite3_column_text(s, 1), "service_data",
 	    list ? list : json_array(), "keys", (const char *)sqlite3_column_text(s, 4), "deployed",
 	    (json_int_t)sqlite3_column_int64(s, 5), "invocations",
 	    (json_int_t)sqlite3_column_int64(s, 6), "state", "ready");
+
+	/* what its keys are released for: a deployer can see the CAS config it runs under */
+	if (doc && config_id && *config_id)
+		json_object_set_new(doc, "config_id", json_string(config_id));
+	return doc;
 }
 
-#define SERVICE_COLS "id, bundle, app, service_data, keys, deployed, invocations"
+#define SERVICE_COLS "id, bundle, app, service_data, keys, deployed, invocations, config_id"
 
 static json_t *service_get_unlocked(struct tp_worker_store *st, const char *id, int *err)
 {

@@ -609,10 +609,10 @@ def test_keys_by_attestation_from_a_cas(start, teepy, apps, store, tmp):
             "b": {"kind": "data_key", "value": b64(apps / "b.tpd.key"), "data_id": pfs_id(apps / "b.tpd")},
             "API_TOKEN": {"kind": "env", "value": "token from the CAS"},
         }
-        doc = {"name": "mysvc", "services": {"main": {
+        policy = {"name": "mysvc", "services": {"main": {
             "app": [app], "runtime": [runtime], "tolerate": ["sim"], "platform_keys": [platform],
             "secrets": list(secrets)}}, "secrets": secrets}
-        f = tmp.write("mysvc.json", json.dumps(doc))
+        f = tmp.write("mysvc.json", json.dumps(policy))
         _direct(teepy, "keygen", "-o", tmp / "owner.key")
         _direct(teepy, "policy", "create", f, *args, "--owner", tmp / "owner.key")
 
@@ -628,7 +628,17 @@ def test_keys_by_attestation_from_a_cas(start, teepy, apps, store, tmp):
         assert s == 403 and "the CAS denied mysvc/main" in doc["error"]["message"], doc
         body = {"bundle": b["bundle"], "service_data": [a_item["data"]], "config_id": "mysvc/main"}
         s, svc, _ = w.request("POST", "/v1/services", json.dumps(body).encode())
-        assert s == 201 and svc["keys"] == "cas", svc
+        assert s == 201 and svc["keys"] == "cas" and svc["config_id"] == "mysvc/main", svc
+        # another config that releases keys for the same bundle: the first deployer's
+        # config stands, and the second is told so
+        other = tmp.write("othersvc.json", json.dumps({**policy, "name": "othersvc"}))
+        _direct(teepy, "policy", "create", other, *args, "--owner", tmp / "owner.key")
+        s, again, _ = w.request("POST", "/v1/services", json.dumps(
+            {**body, "config_id": "othersvc/main"}).encode())
+        assert s == 409 and again["error"]["kind"] == "conflict", again
+        assert "from config_id mysvc/main" in again["error"]["message"], again
+        s, again, _ = w.request("POST", "/v1/services", json.dumps(body).encode())
+        assert s == 200 and again == svc, again
         s, r = w.invoke(svc["service"], "x", [b_item["data"]])
         assert s == 200 and json.loads(r["result"])["data"] == [
             DATA_MARKERS["a"].decode(), DATA_MARKERS["b"].decode()], r
