@@ -212,7 +212,7 @@ static void collect(struct tp_worker_server *srv, struct job *j)
 {
 	struct tp_worker_outcome o;
 	char *result = NULL, *log = NULL;
-	int r = tp_worker_outcome_read(j->sock, &o, &result, &log);
+	int r = tp_worker_outcome_read(j->sock, srv->o.max_result, &o, &result, &log);
 
 	if (r == 0) {
 		tp_worker_outcome_answer(&o, result, log, &j->ans);
@@ -221,6 +221,9 @@ static void collect(struct tp_worker_server *srv, struct job *j)
 		tp_worker_error(&j->ans, 500, "internal",
 				"the result is larger than the worker "
 				"can hold");
+	else if (r == -EFBIG)
+		tp_worker_error(&j->ans, 500, "internal",
+				"the result is larger than the worker takes (--max-result)");
 	else
 		tp_worker_error(&j->ans, 500, "internal",
 				"the invocation's process ended without an outcome");

@@ -121,7 +121,8 @@ int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock)
 	return 0;
 }
 
-int tp_worker_outcome_read(int sock, struct tp_worker_outcome *o, char **result, char **log)
+int tp_worker_outcome_read(int sock, uint64_t max_result, struct tp_worker_outcome *o,
+			   char **result, char **log)
 {
 	int r;
 
@@ -130,6 +131,8 @@ int tp_worker_outcome_read(int sock, struct tp_worker_outcome *o, char **result,
 		return r;
 	if (o->magic != TP_WORKER_OUTCOME_MAGIC || o->log_size > TP_WORKER_LOG_MAX)
 		return -EPROTO;
+	if (o->result_size > max_result)
+		return -EFBIG;
 	if (o->result_size > SIZE_MAX - 1 || !(*result = malloc((size_t)o->result_size + 1)) ||
 	    !(*log = malloc((size_t)o->log_size + 1))) {
 		free(*result);
@@ -315,6 +318,17 @@ static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 			return;
 		}
 		tp_invocation_run(&inv, &out);
+	}
+	/* checked here, where the result is, before the worker is asked to hold it */
+	if (out.have_result && out.result_size > o->max_result) {
+		out.end = TP_END_FAILED;
+		out.have_result = false;
+		tp_invocation_free(&inv);
+		tp_secret_free(bundle_key, TP_SYMKEY_SIZE);
+		send_outcome(sock, &out,
+			     "the result is larger than the worker takes (--max-result)");
+		tp_outcome_free(&out);
+		return;
 	}
 	tp_invocation_free(&inv);
 	tp_secret_free(bundle_key, TP_SYMKEY_SIZE);

@@ -198,6 +198,7 @@ int tp_worker_service_key(struct tp_worker_store *st, const char *service, const
 struct tp_worker_run_opts {
 	const char *const *trust_paths; /* NULL-terminated */
 	uint64_t timeout_ms;		/* --invoke-timeout */
+	uint64_t max_result;		/* --max-result: a larger result ends failed */
 	const char *no_cache;		/* why the cache of verified roots is off, or NULL */
 	const char *cache_dir, *runtime_dir;
 };
@@ -226,8 +227,10 @@ int tp_worker_spawner_start(const struct tp_worker_run_opts *o, pid_t *pid, int 
  * the invocation. Returns 0 or -errno. Thread-safe. */
 int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock);
 /* Reads an outcome from sock (blocking). Returns 0 with *result and *log malloc'd,
- * or -errno (-EPIPE: the invocation's process died without one). */
-int tp_worker_outcome_read(int sock, struct tp_worker_outcome *o, char **result, char **log);
+ * or -errno (-EPIPE: the invocation's process died without one; -EFBIG: a result over
+ * max_result, which the child never sends). */
+int tp_worker_outcome_read(int sock, uint64_t max_result, struct tp_worker_outcome *o,
+			   char **result, char **log);
 
 /* ---- the answers (api.c) ---- */
 
@@ -308,7 +311,7 @@ struct tp_worker_server_opts {
 	unsigned timeout; /* seconds an idle connection is kept */
 	unsigned threads, max_conn;
 	unsigned concurrency, queue;
-	uint64_t max_request, max_upload;
+	uint64_t max_request, max_upload, max_result;
 	int spawner; /* the spawner's socket */
 };
 

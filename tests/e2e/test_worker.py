@@ -46,6 +46,8 @@ if mode == "spin":
         pass
 if mode.startswith("sleep "):
     time.sleep(float(mode.split()[1]))
+if mode == "big":
+    teex.TEEX_return("z" * 200000)
 if mode == "env":
     teex.TEEX_return(os.environ.get("API_TOKEN", "none"))
 if mode == "loud":
@@ -442,6 +444,18 @@ def test_failing_services_get_their_kinds_while_another_succeeds(start, apps, st
     w.stop()
     ends = sorted(l["end"] for l in w.request_lines() if l["path"].endswith("/invoke"))
     assert ends == ["cpu", "failed", "memory", "result", "timeout"]
+
+
+def test_a_result_over_max_result_ends_failed_and_the_worker_never_holds_it(start, apps, store):
+    w = Worker(start, store, apps / "signer.pub", "--max-result", "100K")
+    service, _ = deployed(w, apps, ())
+    s, doc = w.invoke(service, "big")
+    assert s == 422 and doc["error"]["kind"] == "failed" and "result" not in doc, doc
+    assert doc["error"]["message"] == \
+        "the result is larger than the worker takes (--max-result)", doc
+    s, doc = w.invoke(service, "fine")
+    assert s == 200, doc
+    w.stop()
 
 
 def test_a_full_queue_is_503_and_a_client_gone_stops_its_invocation(start, apps, store):
