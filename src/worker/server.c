@@ -301,6 +301,8 @@ static void *collector(void *arg)
 		pthread_mutex_lock(&srv->lock);
 		for (size_t i = 1; i < n; i++) {
 			struct job *j = who[i];
+			/* a job's other entry, once this pass ended it: skipped (its memory
+			 * is freed only with the lock, after this pass) */
 			if (!pfds[i].revents || j->state == JOB_DONE)
 				continue;
 			if (pfds[i].fd == j->sock) {
@@ -507,9 +509,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return take_body(p, upload_data, n);
 	}
 	if (p->job) { /* resumed: the invocation has ended */
-		if (p->job->state != JOB_DONE)
-			return MHD_YES;
-		return send_answer(conn, p, &p->job->ans);
+		bool done;
+		pthread_mutex_lock(&srv->lock);
+		done = p->job->state == JOB_DONE;
+		pthread_mutex_unlock(&srv->lock);
+		/* done: off the lists, the collector touches it no more */
+		return done ? send_answer(conn, p, &p->job->ans) : MHD_YES;
 	}
 	if (p->answered)
 		return MHD_YES;
@@ -545,8 +550,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		p->ans.status = why == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499;
 	log_request(srv, p);
 	if (p->job) {
+		/* the collector may still be walking the poll entries of the pass that ended
+		 * this job: it looks at a job only with the lock held */
+		pthread_mutex_lock(&srv->lock);
 		free(p->job->ans.body);
 		free(p->job);
+		pthread_mutex_unlock(&srv->lock);
 	}
 	free(p->ans.body);
 	free(p->body);
