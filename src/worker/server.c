@@ -50,6 +50,7 @@ struct tp_worker_server {
 	int wake[2];
 	pthread_t collector;
 	bool collector_on;
+	unsigned workers; /* requests answered on threads of their own (a CAS's wait) */
 	pthread_mutex_t log_lock;
 };
 
@@ -66,6 +67,7 @@ struct pending {
 	struct tp_worker_upload *up;
 	int upload_err;
 	struct job *job;
+	bool working, work_done; /* answered on a thread of its own (work_thread) */
 	struct timespec start;
 	char method[16], path[256], remote[INET6_ADDRSTRLEN + 1];
 	struct tp_worker_answer ans; /* what was answered, for the log line */
@@ -423,14 +425,16 @@ static enum MHD_Result take_body(struct pending *p, const char *data, size_t n)
 	return MHD_YES;
 }
 
-static enum MHD_Result invoke(struct tp_worker_server *srv, struct MHD_Connection *conn,
-			      struct pending *p)
+/* An invocation prepared and queued: 1 (the collector answers it, its connection
+ * suspended: by this, with suspend), or 0 with p->ans the answer. */
+static int invoke_start(struct tp_worker_server *srv, struct MHD_Connection *conn,
+			struct pending *p, bool suspend)
 {
 	struct job *j = calloc(1, sizeof(*j));
 	const union MHD_ConnectionInfo *info;
 
 	if (!j)
-		return answer_error(conn, p, 500, "internal", "out of memory");
+		return tp_worker_error(&p->ans, 500, "internal", "out of memory"), 0;
 	j->sock = j->client_fd = -1;
 	j->conn = conn;
 	if (tp_worker_api_invoke_prepare(srv->api, p->id, p->body ? p->body : "", p->size, &j->prep,
@@ -438,7 +442,7 @@ static enum MHD_Result invoke(struct tp_worker_server *srv, struct MHD_Connectio
 		tp_worker_prepared_free(&j->prep);
 		p->ans = j->ans;
 		free(j);
-		return send_answer(conn, p, &p->ans);
+		return 0;
 	}
 	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (info)
@@ -455,7 +459,7 @@ static enum MHD_Result invoke(struct tp_worker_server *srv, struct MHD_Connectio
 				stopping ? "the worker is stopping" :
 					   "every invocation slot and the queue are taken: retry");
 		p->ans.retry_after = true;
-		return send_answer(conn, p, &p->ans);
+		return 0;
 	}
 	/* appended: the oldest waits least */
 	struct job **tail = &srv->jobs;
@@ -469,10 +473,83 @@ static enum MHD_Result invoke(struct tp_worker_server *srv, struct MHD_Connectio
 		srv->queued++;
 	}
 	p->job = j;
-	MHD_suspend_connection(conn);
+	if (suspend)
+		MHD_suspend_connection(conn);
 	pthread_mutex_unlock(&srv->lock);
 	wake(srv);
-	return MHD_YES;
+	return 1;
+}
+
+static enum MHD_Result invoke(struct tp_worker_server *srv, struct MHD_Connection *conn,
+			      struct pending *p)
+{
+	return invoke_start(srv, conn, p, true) ? MHD_YES : send_answer(conn, p, &p->ans);
+}
+
+/* ---- requests that may wait on a CAS: on threads of their own ---- */
+
+struct work {
+	struct tp_worker_server *srv;
+	struct MHD_Connection *conn;
+	struct pending *p;
+};
+
+static void *work_thread(void *arg)
+{
+	struct work *w = arg;
+	struct tp_worker_server *srv = w->srv;
+	struct pending *p = w->p;
+	struct MHD_Connection *conn = w->conn;
+	bool queued = false;
+
+	free(w);
+	if (p->route == TP_ROUTE_INVOKE)
+		queued = invoke_start(srv, conn, p, false); /* p is the collector's once queued */
+	else
+		tp_worker_api_handle(srv->api, p->route, p->id, p->body ? p->body : "", p->size,
+				     &p->ans);
+	pthread_mutex_lock(&srv->lock);
+	if (!queued) {
+		p->work_done = true;
+		MHD_resume_connection(conn);
+	}
+	srv->workers--;
+	pthread_cond_broadcast(&srv->idle);
+	pthread_mutex_unlock(&srv->lock);
+	return NULL;
+}
+
+/* The request answered on a thread of its own, its connection suspended meanwhile:
+ * a CAS that is slow to answer holds no connection thread (others are served). */
+static enum MHD_Result off_thread(struct tp_worker_server *srv, struct MHD_Connection *conn,
+				  struct pending *p)
+{
+	struct work *w = malloc(sizeof(*w));
+	pthread_attr_t attr;
+	pthread_t t;
+	int r = -1;
+
+	if (!w)
+		return answer_error(conn, p, 500, "internal", "out of memory");
+	*w = (struct work){ .srv = srv, .conn = conn, .p = p };
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* the lock held until suspended: the thread resumes only with it */
+	pthread_mutex_lock(&srv->lock);
+	if (!srv->stopping && (r = pthread_create(&t, &attr, work_thread, w)) == 0) {
+		srv->workers++;
+		p->working = true;
+		MHD_suspend_connection(conn);
+	}
+	pthread_mutex_unlock(&srv->lock);
+	pthread_attr_destroy(&attr);
+	if (r == 0)
+		return MHD_YES;
+	free(w);
+	tp_worker_error(&p->ans, 503, "busy",
+			r < 0 ? "the worker is stopping" : "no thread for the request: retry");
+	p->ans.retry_after = true;
+	return send_answer(conn, p, &p->ans);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -516,6 +593,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* done: off the lists, the collector touches it no more */
 		return done ? send_answer(conn, p, &p->job->ans) : MHD_YES;
 	}
+	if (p->working) { /* resumed: its thread has answered */
+		bool done;
+		pthread_mutex_lock(&srv->lock);
+		done = p->work_done;
+		pthread_mutex_unlock(&srv->lock);
+		if (!done || p->answered)
+			return MHD_YES;
+		return send_answer(conn, p, &p->ans);
+	}
 	if (p->answered)
 		return MHD_YES;
 	if (p->over) {
@@ -532,6 +618,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		tp_worker_api_upload(srv->api, p->route, p->up, &p->ans);
 		return send_answer(conn, p, &p->ans);
 	}
+	if ((p->route == TP_ROUTE_INVOKE || p->route == TP_ROUTE_DEPLOY) &&
+	    tp_worker_api_attests(srv->api))
+		return off_thread(srv, conn, p);
 	if (p->route == TP_ROUTE_INVOKE)
 		return invoke(srv, conn, p);
 	tp_worker_api_handle(srv->api, p->route, p->id, p->body ? p->body : "", p->size, &p->ans);
@@ -669,6 +758,9 @@ void tp_worker_server_stop(struct tp_worker_server *srv)
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 30;
 	while (srv->jobs && pthread_cond_timedwait(&srv->idle, &srv->lock, &until) == 0)
+		;
+	/* requests on threads of their own end within the CAS client's timeouts */
+	while (srv->workers && pthread_cond_timedwait(&srv->idle, &srv->lock, &until) == 0)
 		;
 	srv->quit = true;
 	pthread_mutex_unlock(&srv->lock);

@@ -252,6 +252,9 @@ struct tp_worker_api *tp_worker_api_new(struct tp_worker_store *st,
 					size_t err_size);
 void tp_worker_api_free(struct tp_worker_api *a);
 struct tp_worker_store *tp_worker_api_store(struct tp_worker_api *a);
+/* Whether a deployment or an invocation may wait on a CAS (--cas): the server then
+ * answers them off its connection threads. */
+bool tp_worker_api_attests(const struct tp_worker_api *a);
 
 /* What a request is, from its method and path, before its body. */
 enum tp_worker_route {

@@ -592,6 +592,42 @@ def test_concurrent_deployments_and_deletions_keep_the_store_whole(start, apps, 
     w.stop()
 
 
+def test_a_cas_slow_to_answer_holds_no_connection_thread(start, teepy, apps, store, tmp):
+    """Deployments waiting on a CAS that never answers (more of them than the worker
+    has connection threads) leave the worker serving others."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)
+    env = {"TEEPY_PLATFORM_KEY": str(tmp / "platform.key")}
+    r = subprocess.run([str(teepy), "platform", "init"], capture_output=True, timeout=30,
+                       env={**os.environ, **env})
+    assert r.returncode == 0, r.stderr
+    w = Worker(start, store, apps / "signer.pub", "--cas", f"https://127.0.0.1:{hole.getsockname()[1]}",
+               "--cas-fingerprint", "sha256//LSBV0fVbhLi3AkvK0Ty1YEO0X1vACeg0/ygdmP+ZrtM=", env=env)
+    s, b = w.upload("bundles", apps / "svc.tpy")
+    body = json.dumps({"bundle": b["bundle"], "config_id": "mysvc/main"}).encode()
+    answers = []
+
+    def deploy():
+        answers.append(w.request("POST", "/v1/services", body, timeout=60)[0])
+
+    threads = [threading.Thread(target=deploy) for _ in range(6)]
+    for t in threads:
+        t.start()
+    hole.settimeout(20)
+    first, _ = hole.accept()  # one deployment is in the CAS's call, the others wait
+    try:
+        s, doc, _ = w.request("GET", "/v1/services", ctype=None, timeout=5)
+        assert s == 200, doc
+    finally:
+        first.close()
+        hole.close()
+    for t in threads:
+        t.join(timeout=60)
+    assert answers == [500] * 6, answers
+    w.stop()
+
+
 def test_keys_by_attestation_from_a_cas(start, teepy, apps, store, tmp):
     """--cas: the keys of an encrypted bundle, its sealed service data, a sealed task
     data item and an env value released by the CAS (the stand-in written from its
