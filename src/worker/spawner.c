@@ -363,6 +363,8 @@ static void spawner_loop(const struct tp_worker_run_opts *o, int ctl, pid_t work
 		ssize_t n;
 		pid_t pid;
 
+		pid_t spawner = getpid(); /* before the fork: the child's parent check */
+
 		reap(WNOHANG);
 		if (poll(&pfd, 1, 200) == 0)
 			continue;
@@ -379,7 +381,6 @@ static void spawner_loop(const struct tp_worker_run_opts *o, int ctl, pid_t work
 		pid = fork();
 		if (pid == 0) {
 			sigset_t none;
-			pid_t spawner = getppid();
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			if (getppid() != spawner)
 				_exit(0);
