@@ -284,6 +284,9 @@ static void *collector(void *arg)
 				who[n++] = j;
 			}
 			if (j->client_fd >= 0) {
+				/* a client's end of writing counts as its going away: an HTTP/1.1
+				 * client does not half-close while it waits for its answer, and
+				 * TCP does not tell that from a close */
 				pfds[n] =
 				    (struct pollfd){ .fd = j->client_fd, .events = POLLRDHUP };
 				who[n++] = j;
@@ -308,8 +311,6 @@ static void *collector(void *arg)
 			if (!pfds[i].revents || j->state == JOB_DONE)
 				continue;
 			if (pfds[i].fd == j->sock) {
-				if (j->client_gone)
-					j->ans.status = 499; /* for the log line: no one reads it */
 				job_done(srv, j);
 			} else if (pfds[i].fd == j->client_fd) {
 				/* the client went away */
@@ -591,7 +592,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		done = p->job->state == JOB_DONE;
 		pthread_mutex_unlock(&srv->lock);
 		/* done: off the lists, the collector touches it no more */
-		return done ? send_answer(conn, p, &p->job->ans) : MHD_YES;
+		if (!done)
+			return MHD_YES;
+		if (p->job->client_gone) {
+			/* nothing on the wire (499 is the log's word): the connection closed */
+			p->ans = p->job->ans;
+			p->ans.body = NULL;
+			p->ans.status = 499;
+			return MHD_NO;
+		}
+		return send_answer(conn, p, &p->job->ans);
 	}
 	if (p->working) { /* resumed: its thread has answered */
 		bool done;

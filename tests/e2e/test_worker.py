@@ -203,6 +203,27 @@ def deployed(w, apps, data=("a",), bundle="svc.tpy"):
     return svc["service"], ids
 
 
+def raw_invoke(w, service, input):
+    """An invocation sent on a socket of the test's own (left open): the socket."""
+    body = json.dumps({"input": input}).encode()
+    c = socket.create_connection(("127.0.0.1", w.port))
+    c.sendall(b"POST /v1/services/%s/invoke HTTP/1.1\r\nHost: x\r\nContent-Type: "
+              b"application/json\r\nContent-Length: %d\r\n\r\n%s"
+              % (service.encode(), len(body), body))
+    return c
+
+
+def service_processes(w):
+    """Waits for a service's python under the worker: the worker's descendants then."""
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        below = descendants(w.proc.pid)
+        if any(comm(p) and comm(p).startswith("python") for p in below):
+            return below
+        time.sleep(0.1)
+    raise AssertionError(f"no service process under the worker: {below!r}")
+
+
 def descendants(pid):
     children = {}
     for entry in os.listdir("/proc"):
@@ -461,12 +482,8 @@ def test_a_result_over_max_result_ends_failed_and_the_worker_never_holds_it(star
 def test_a_full_queue_is_503_and_a_client_gone_stops_its_invocation(start, apps, store):
     w = Worker(start, store, apps / "signer.pub", "--concurrency", "1", "--queue", "1")
     service, _ = deployed(w, apps, ())
-    body = json.dumps({"input": "sleep 30"}).encode()
-    first = socket.create_connection(("127.0.0.1", w.port))
-    first.sendall(b"POST /v1/services/%s/invoke HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                  b"application/json\r\nContent-Length: %d\r\n\r\n%s"
-                  % (service.encode(), len(body), body))
-    time.sleep(1.0)  # running
+    first = raw_invoke(w, service, "sleep 30")
+    service_processes(w)  # running
     queued = {}
     t = threading.Thread(target=lambda: queued.update(r=w.invoke(service, "fine")))
     t.start()
@@ -483,22 +500,26 @@ def test_a_full_queue_is_503_and_a_client_gone_stops_its_invocation(start, apps,
     assert sorted(statuses) == [200, 499, 503]
 
 
+def test_a_client_that_half_closes_is_gone_and_gets_no_499_on_the_wire(start, apps, store):
+    w = Worker(start, store, apps / "signer.pub")
+    service, _ = deployed(w, apps, ())
+    c = raw_invoke(w, service, "sleep 30")
+    c.shutdown(socket.SHUT_WR)
+    c.settimeout(20)
+    got = b""
+    while chunk := c.recv(4096):
+        got += chunk
+    c.close()
+    assert got == b"", got
+    w.stop()
+    assert [l["status"] for l in w.request_lines() if l["path"].endswith("/invoke")] == [499]
+
+
 def test_a_worker_killed_leaves_no_sandboxed_process(start, apps, store):
     w = Worker(start, store, apps / "signer.pub")
     service, _ = deployed(w, apps, ())
-    body = json.dumps({"input": "sleep 60"}).encode()
-    c = socket.create_connection(("127.0.0.1", w.port))
-    c.sendall(b"POST /v1/services/%s/invoke HTTP/1.1\r\nHost: x\r\nContent-Type: "
-              b"application/json\r\nContent-Length: %d\r\n\r\n%s"
-              % (service.encode(), len(body), body))
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        below = descendants(w.proc.pid)
-        if any(comm(p) and comm(p).startswith("python") for p in below):
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError(f"no service process under the worker: {below!r}")
+    c = raw_invoke(w, service, "sleep 60")
+    below = service_processes(w)
     w.proc.kill()
     w.proc.wait(timeout=10)
     deadline = time.time() + 10
