@@ -25,6 +25,10 @@
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
 
+/* The inputs waiting in the queue, in all: beyond, 503 busy (each is at most
+ * --max-request) */
+#define QUEUED_BYTES_MAX(max_request) (4 * (max_request))
+
 struct job {
 	struct MHD_Connection *conn;
 	enum job_state state;
@@ -33,6 +37,7 @@ struct job {
 	int client_fd; /* the client's connection (a copy), watched for its going away */
 	bool cancelled;
 	bool client_gone;
+	size_t bytes; /* its input, held while it waits */
 	struct tp_worker_answer ans;
 	struct job *next;
 };
@@ -46,6 +51,7 @@ struct tp_worker_server {
 	pthread_cond_t idle;
 	struct job *jobs; /* queued and running, oldest first */
 	unsigned running, queued;
+	uint64_t queued_bytes; /* the inputs waiting: at most QUEUED_BYTES_MAX */
 	bool stopping, quit;
 	int wake[2];
 	pthread_t collector;
@@ -183,13 +189,19 @@ static void job_unlink(struct tp_worker_server *srv, struct job *j)
 	j->next = NULL;
 }
 
+static void unqueue(struct tp_worker_server *srv, struct job *j)
+{
+	srv->queued--;
+	srv->queued_bytes -= j->bytes;
+}
+
 /* A job answered: off the lists, its connection resumed, the next queued one started. */
 static void job_done(struct tp_worker_server *srv, struct job *j)
 {
 	if (j->state == JOB_RUNNING)
 		srv->running--;
 	else if (j->state == JOB_QUEUED)
-		srv->queued--;
+		unqueue(srv, j);
 	j->state = JOB_DONE;
 	job_unlink(srv, j);
 	if (j->sock >= 0)
@@ -200,7 +212,7 @@ static void job_done(struct tp_worker_server *srv, struct job *j)
 	tp_worker_prepared_free(&j->prep);
 	for (struct job *q = srv->jobs; q && srv->running < srv->o.concurrency; q = q->next)
 		if (q->state == JOB_QUEUED) {
-			srv->queued--;
+			unqueue(srv, q);
 			job_start(srv, q);
 		}
 	MHD_resume_connection(j->conn);
@@ -445,11 +457,19 @@ static int invoke_start(struct tp_worker_server *srv, struct MHD_Connection *con
 		free(j);
 		return 0;
 	}
+	/* the input is in the parsed document now: the body is not held meanwhile */
+	free(p->body);
+	p->body = NULL;
+	p->size = p->cap = 0;
+	j->bytes = j->prep.iv.input_size;
 	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (info)
 		j->client_fd = fcntl(info->connect_fd, F_DUPFD_CLOEXEC, 3);
 	pthread_mutex_lock(&srv->lock);
-	if (srv->stopping || (srv->running >= srv->o.concurrency && srv->queued >= srv->o.queue)) {
+	if (srv->stopping ||
+	    (srv->running >= srv->o.concurrency &&
+	     (srv->queued >= srv->o.queue ||
+	      srv->queued_bytes + j->bytes > QUEUED_BYTES_MAX(srv->o.max_request)))) {
 		bool stopping = srv->stopping;
 		pthread_mutex_unlock(&srv->lock);
 		if (j->client_fd >= 0)
@@ -472,6 +492,7 @@ static int invoke_start(struct tp_worker_server *srv, struct MHD_Connection *con
 	else {
 		j->state = JOB_QUEUED;
 		srv->queued++;
+		srv->queued_bytes += j->bytes;
 	}
 	p->job = j;
 	if (suspend)

@@ -500,6 +500,30 @@ def test_a_full_queue_is_503_and_a_client_gone_stops_its_invocation(start, apps,
     assert sorted(statuses) == [200, 499, 503]
 
 
+def test_the_inputs_waiting_are_bounded_in_bytes(start, apps, store):
+    """Inputs of 900 bytes with --max-request 1K: four wait (4 KiB in all), a fifth is
+    503 busy, whichever it is."""
+    w = Worker(start, store, apps / "signer.pub", "--concurrency", "1", "--queue", "10",
+               "--max-request", "1K")
+    service, _ = deployed(w, apps, ())
+    running = raw_invoke(w, service, "sleep 30")
+    service_processes(w)
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(w.invoke(service, "x" * 900)))
+               for _ in range(5)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 30
+    while not answers and time.time() < deadline:
+        time.sleep(0.1)
+    assert [(s, doc["error"]["kind"]) for s, doc in answers] == [(503, "busy")], answers
+    running.close()  # the four waiting run
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(s for s, _ in answers) == [200, 200, 200, 200, 503], answers
+    w.stop()
+
+
 def test_a_client_that_half_closes_is_gone_and_gets_no_499_on_the_wire(start, apps, store):
     w = Worker(start, store, apps / "signer.pub")
     service, _ = deployed(w, apps, ())
