@@ -357,7 +357,7 @@ def test_one_bundle_with_two_data_lists_is_two_services_and_survives_a_restart(s
     answer = {}
     t = threading.Thread(target=lambda: answer.update(r=w.invoke(first, "sleep 30")))
     t.start()
-    time.sleep(1.0)
+    service_processes(w)
     stopped = time.time()
     assert w.stop() == 0
     t.join(timeout=30)
@@ -441,7 +441,7 @@ def test_bad_requests_are_refused_and_the_worker_keeps_serving(start, apps, stor
 
 
 def test_failing_services_get_their_kinds_while_another_succeeds(start, apps, store):
-    w = Worker(start, store, apps / "signer.pub", "--concurrency", "5", "--invoke-timeout", "4")
+    w = Worker(start, store, apps / "signer.pub", "--concurrency", "5", "--invoke-timeout", "10")
     service, _ = deployed(w, apps, ())
     answers = {}
 
@@ -484,16 +484,23 @@ def test_a_full_queue_is_503_and_a_client_gone_stops_its_invocation(start, apps,
     service, _ = deployed(w, apps, ())
     first = raw_invoke(w, service, "sleep 30")
     service_processes(w)  # running
-    queued = {}
-    t = threading.Thread(target=lambda: queued.update(r=w.invoke(service, "fine")))
-    t.start()
-    time.sleep(0.5)  # waiting
-    s, doc, r = w.request("POST", f"/v1/services/{service}/invoke", b"{}")
+    # two more: one waits, the other (whichever comes second) finds the queue full
+    answers = []
+    body = json.dumps({"input": "fine"}).encode()
+    threads = [threading.Thread(target=lambda: answers.append(
+        w.request("POST", f"/v1/services/{service}/invoke", body))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 30
+    while not answers and time.time() < deadline:
+        time.sleep(0.1)
+    s, doc, r = answers[0]
     assert s == 503 and doc["error"]["kind"] == "busy" and r.getheader("Retry-After") == "1"
     gone = time.time()
     first.close()  # the client goes away: its invocation is stopped, the queued one runs
-    t.join(timeout=30)
-    assert queued["r"][0] == 200, queued
+    for t in threads:
+        t.join(timeout=30)
+    assert [a[0] for a in answers] == [503, 200], answers
     assert time.time() - gone < 10
     w.stop()
     statuses = [l["status"] for l in w.request_lines() if l["path"].endswith("/invoke")]
