@@ -56,7 +56,8 @@ struct tp_worker_server {
 	int wake[2];
 	pthread_t collector;
 	bool collector_on;
-	unsigned workers; /* requests answered on threads of their own (a CAS's wait) */
+	unsigned workers;  /* requests answered on threads of their own (a CAS's wait) */
+	unsigned requests; /* begun and not completed (their answers not all written) */
 	pthread_mutex_t log_lock;
 };
 
@@ -586,6 +587,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!(p = calloc(1, sizeof(*p))))
 			return MHD_NO;
 		*con_cls = p;
+		pthread_mutex_lock(&srv->lock);
+		srv->requests++;
+		pthread_mutex_unlock(&srv->lock);
 		clock_gettime(CLOCK_MONOTONIC, &p->start);
 		snprintf(p->method, sizeof(p->method), "%s", method);
 		snprintf(p->path, sizeof(p->path), "%s", url);
@@ -682,6 +686,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	tp_worker_upload_free(p->up);
 	free(p);
 	*con_cls = NULL;
+	pthread_mutex_lock(&srv->lock);
+	if (--srv->requests == 0)
+		pthread_cond_broadcast(&srv->idle);
+	pthread_mutex_unlock(&srv->lock);
 }
 
 /* ---- start and stop ---- */
@@ -756,10 +764,11 @@ int tp_worker_server_start(const struct tp_worker_server_opts *o, struct tp_work
 	}
 	srv->collector_on = true;
 	srv->daemon = MHD_start_daemon(
-	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request,
-	    srv, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conn, MHD_OPTION_THREAD_POOL_SIZE,
-	    (unsigned)o->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0, NULL, NULL,
+	    on_request, srv, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)o->timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conn,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, srv, MHD_OPTION_END);
 	if (!srv->daemon) {
 		close(fd);
 		snprintf(err, err_size, "libmicrohttpd did not start");
@@ -799,7 +808,17 @@ void tp_worker_server_stop(struct tp_worker_server *srv)
 	if (srv->collector_on)
 		pthread_join(srv->collector, NULL);
 	if (srv->daemon) {
-		usleep(200 * 1000); /* the last answers written */
+		/* no new connection; the requests begun are answered, their answers
+		 * written (within a bound: a client may not read) */
+		MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 5;
+		pthread_mutex_lock(&srv->lock);
+		while (srv->requests && pthread_cond_timedwait(&srv->idle, &srv->lock, &until) == 0)
+			;
+		pthread_mutex_unlock(&srv->lock);
 		MHD_stop_daemon(srv->daemon);
 	}
 	close(srv->wake[0]);
