@@ -32,13 +32,14 @@
 #define JOB_MAGIC 0x74706a31u
 
 /* The job in its memfd: this head, the bundle's path, then for each data item its
- * path's length (uint32), the path and its key; each env value's length (uint32)
- * and bytes; then the input. */
+ * path's length (uint32) and the path; each env value's length (uint32) and bytes;
+ * then the input. The keys are not in it (a memfd's pages may be swapped): they
+ * come first on the invocation's socket, the bundle's (if any) then each item's, and
+ * the child reads them into locked memory. */
 struct job_head {
 	uint32_t magic;
 	uint32_t data_count, service_data_count, bundle_path_len, env_count;
 	uint8_t has_bundle_key;
-	uint8_t bundle_key[32];
 	uint8_t app[32], signer[32]; /* the service's bundle's measurements */
 	uint64_t input_size;
 };
@@ -76,19 +77,15 @@ int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock)
 
 	if (memfd < 0)
 		return -errno;
-	if (job->bundle_key)
-		memcpy(h.bundle_key, job->bundle_key, 32);
 	memcpy(h.app, job->app, 32);
 	memcpy(h.signer, job->signer, 32);
 	r = put(memfd, &h, sizeof(h));
-	explicit_bzero(h.bundle_key, sizeof(h.bundle_key));
 	if (r == 0)
 		r = put(memfd, job->bundle_path, h.bundle_path_len);
 	for (size_t i = 0; r == 0 && i < job->data_count; i++) {
 		uint32_t len = (uint32_t)strlen(job->data_paths[i]);
-		if ((r = put(memfd, &len, sizeof(len))) == 0 &&
-		    (r = put(memfd, job->data_paths[i], len)) == 0)
-			r = put(memfd, job->data_keys[i], 32);
+		if ((r = put(memfd, &len, sizeof(len))) == 0)
+			r = put(memfd, job->data_paths[i], len);
 	}
 	for (size_t i = 0; r == 0 && i < job->env_count; i++) {
 		uint32_t len = (uint32_t)strlen(job->env[i]);
@@ -106,7 +103,12 @@ int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock)
 		c->cmsg_type = SCM_RIGHTS;
 		c->cmsg_len = CMSG_LEN(2 * sizeof(int));
 		memcpy(CMSG_DATA(c), (int[]){ sp[1], memfd }, 2 * sizeof(int));
-		if (sendmsg(ctl, &msg, MSG_NOSIGNAL) < 0)
+		/* the keys wait in the socket's buffer (kernel memory) for the child */
+		if (job->bundle_key)
+			r = put(sp[0], job->bundle_key, 32);
+		for (size_t i = 0; r == 0 && i < job->data_count; i++)
+			r = put(sp[0], job->data_keys[i], 32);
+		if (r == 0 && sendmsg(ctl, &msg, MSG_NOSIGNAL) < 0)
 			r = -errno;
 	}
 	close(memfd);
@@ -198,7 +200,8 @@ static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 	struct stat st;
 	const struct job_head *h;
 	const uint8_t *p, *end;
-	uint8_t *map, *bundle_key = NULL;
+	uint8_t *map, *keys = NULL, *bundle_key = NULL;
+	size_t keys_size;
 	char bundle[PATH_MAX], err[512], line[1024];
 	char **env = NULL;
 	int *fds = NULL;
@@ -226,13 +229,15 @@ static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 	memcpy(bundle, p, h->bundle_path_len);
 	bundle[h->bundle_path_len] = '\0';
 	p += h->bundle_path_len;
-	if (h->has_bundle_key) {
-		if (!(bundle_key = tp_secret_alloc(TP_SYMKEY_SIZE))) {
-			fail(sock, TP_END_INTERNAL, "out of memory");
-			return;
-		}
-		memcpy(bundle_key, h->bundle_key, TP_SYMKEY_SIZE);
+	keys_size = ((size_t)h->has_bundle_key + h->data_count) * TP_SYMKEY_SIZE;
+	if (keys_size &&
+	    (!(keys = tp_secret_alloc(keys_size)) || tp_read_full(sock, keys, keys_size) < 0)) {
+		fail(sock, TP_END_INTERNAL,
+		     keys ? "the job's keys could not be read" : "out of memory");
+		return;
 	}
+	if (h->has_bundle_key)
+		bundle_key = keys;
 	if (!(fds = calloc(h->data_count + 1, sizeof(int)))) {
 		fail(sock, TP_END_INTERNAL, "out of memory");
 		return;
@@ -243,7 +248,7 @@ static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 		int fd, plain;
 		if ((size_t)(end - p) < sizeof(len) ||
 		    (memcpy(&len, p, sizeof(len)), len >= sizeof(path)) ||
-		    (size_t)(end - p) < sizeof(len) + len + 32) {
+		    (size_t)(end - p) < sizeof(len) + len) {
 			fail(sock, TP_END_INTERNAL, "a malformed job");
 			return;
 		}
@@ -256,8 +261,9 @@ static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 			fail(sock, TP_END_REFUSED, line);
 			return;
 		}
-		plain = tp_data_unseal(fd, (uint64_t)st.st_size, p, err, sizeof(err));
-		p += 32;
+		plain = tp_data_unseal(fd, (uint64_t)st.st_size,
+				       keys + ((size_t)h->has_bundle_key + count) * TP_SYMKEY_SIZE,
+				       err, sizeof(err));
 		close(fd);
 		if (plain < 0) {
 			snprintf(line, sizeof(line), "data item %.80s: %.512s",
@@ -324,14 +330,14 @@ static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 		out.end = TP_END_FAILED;
 		out.have_result = false;
 		tp_invocation_free(&inv);
-		tp_secret_free(bundle_key, TP_SYMKEY_SIZE);
+		tp_secret_free(keys, keys_size);
 		send_outcome(sock, &out,
 			     "the result is larger than the worker takes (--max-result)");
 		tp_outcome_free(&out);
 		return;
 	}
 	tp_invocation_free(&inv);
-	tp_secret_free(bundle_key, TP_SYMKEY_SIZE);
+	tp_secret_free(keys, keys_size);
 	send_outcome(sock, &out, NULL);
 	tp_outcome_free(&out);
 }

@@ -546,6 +546,26 @@ def test_a_client_that_half_closes_is_gone_and_gets_no_499_on_the_wire(start, ap
     assert [l["status"] for l in w.request_lines() if l["path"].endswith("/invoke")] == [499]
 
 
+def test_an_invocations_job_file_holds_no_key(start, apps, store):
+    """The keys go to the invocation's process over its socket, into locked memory,
+    not in the job's memfd (whose pages may be swapped)."""
+    w = Worker(start, store, apps / "signer.pub")
+    service, _ = deployed(w, apps, ("a",))
+    c = raw_invoke(w, service, "sleep 30")
+    jobs = []
+    for pid in service_processes(w):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("/memfd:teepy-job"):
+                    jobs.append(Path(f"/proc/{pid}/fd/{fd}").read_bytes())
+        except OSError:
+            continue
+    c.close()
+    key = bytes.fromhex((apps / "a.tpd.key").read_text().split("\n")[1])
+    assert jobs and all(b"sleep 30" in job and key not in job for job in jobs), len(jobs)
+    w.stop()
+
+
 def test_a_worker_killed_leaves_no_sandboxed_process(start, apps, store):
     w = Worker(start, store, apps / "signer.pub")
     service, _ = deployed(w, apps, ())
