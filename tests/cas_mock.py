@@ -77,6 +77,7 @@ class MockCas:
         self.seen = []
         self.seen_times = set()
         self.garbage = False  # answer 200 with bytes that are not JSON
+        self.error_kind = None  # every error answer's kind, when set
         self.on_attest = None  # called before an attestation is answered
         self.lock = threading.Lock()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -245,6 +246,8 @@ class _Handler(BaseHTTPRequestHandler):
                 status, answer = 403, {"error": {"kind": "denied", "message": str(e)}}
             except (KeyError, ValueError, TypeError) as e:
                 status, answer = 400, {"error": {"kind": "bad_request", "message": f"bad request: {e!r}"}}
+        if self.cas.error_kind is not None and "error" in answer:
+            answer["error"]["kind"] = self.cas.error_kind
         data = b"<html>not json" if self.cas.garbage else json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

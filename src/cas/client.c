@@ -11,6 +11,7 @@
 
 /* the table below calls through pointers: no type-checking macros of those names */
 #define CURL_DISABLE_TYPECHECK
+#include <ctype.h>
 #include <curl/curl.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -214,7 +215,7 @@ static void server_error(const json_t *o, long status, char *err, size_t err_siz
 	json_t *e = json_object_get(o, "error");
 	const char *kind = json_string_value(json_object_get(e, "kind"));
 	const char *message = json_string_value(json_object_get(e, "message"));
-	char shown[512];
+	char shown[512], shown_kind[33];
 	size_t n = 0;
 
 	/* the server's words on one line: jansson gives valid UTF-8 ("…" stays), in which
@@ -239,9 +240,15 @@ static void server_error(const json_t *o, long status, char *err, size_t err_siz
 		}
 	}
 	shown[n] = '\0';
+	/* the kind is a word: anything else in it is shown as '?' */
+	for (n = 0; kind && kind[n] && n < sizeof(shown_kind) - 1; n++)
+		shown_kind[n] =
+		    isalnum((unsigned char)kind[n]) || kind[n] == '_' || kind[n] == '-' ? kind[n] :
+											  '?';
+	shown_kind[kind ? n : 0] = '\0';
 	if (message)
-		snprintf(err, err_size, "%s (HTTP %ld%s%.32s)", shown, status, kind ? " " : "",
-			 kind ? kind : "");
+		snprintf(err, err_size, "%s (HTTP %ld%s%s)", shown, status, kind ? " " : "",
+			 shown_kind);
 	else if (o)
 		snprintf(err, err_size, "HTTP %ld, without the error's words", status);
 	else
@@ -326,7 +333,8 @@ static const char *set_body(CURL *h, const char *method, const char *text,
 /* The outcome of a transfer that ended with cr (and answer a) as a return code and
  * err's line. */
 static int transfer_error(const struct tp_http_peer *p, CURLcode cr, const struct answer_buf *a,
-			  const struct upload *up, const char *curl_err, char *err, size_t err_size)
+			  const struct upload *up, const char *curl_err, bool connected, char *err,
+			  size_t err_size)
 {
 	const char *words = curl_err[0] ? curl_err : curl.curl_easy_strerror(cr);
 
@@ -346,8 +354,13 @@ static int transfer_error(const struct tp_http_peer *p, CURLcode cr, const struc
 			 p->url, words);
 		return -EKEYREJECTED;
 	case CURLE_OPERATION_TIMEDOUT:
-		snprintf(err, err_size, "%s at %s did not answer within %ld s", p->name, p->url,
-			 p->timeout_s ? p->timeout_s : (long)TP_CAS_CONNECT_S);
+		/* the one that fired: connecting (TLS's handshake too), or the whole */
+		if (!connected)
+			snprintf(err, err_size, "%s at %s could not be connected to within %d s",
+				 p->name, p->url, TP_CAS_CONNECT_S);
+		else
+			snprintf(err, err_size, "%s at %s did not answer within %ld s", p->name,
+				 p->url, p->timeout_s ? p->timeout_s : (long)TP_CAS_CONNECT_S);
 		return -ETIMEDOUT;
 	case CURLE_ABORTED_BY_CALLBACK:
 		if (up->failed) {
@@ -382,6 +395,7 @@ int tp_http_call(const struct tp_http_peer *p, const char *method, const char *p
 	struct curl_slist *headers = NULL;
 	char *text = NULL;
 	long code = 0;
+	double connect_s = 0;
 	CURLcode cr = CURLE_OUT_OF_MEMORY;
 	const char *cannot = NULL;
 	CURL *h = NULL;
@@ -408,6 +422,10 @@ int tp_http_call(const struct tp_http_peer *p, const char *method, const char *p
 	}
 	cr = curl.curl_easy_perform(h);
 	curl.curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	/* connected: TCP's and, for https, TLS's (what CURLOPT_CONNECTTIMEOUT bounds) */
+	curl.curl_easy_getinfo(
+	    h, strncmp(url, "https:", 6) == 0 ? CURLINFO_APPCONNECT_TIME : CURLINFO_CONNECT_TIME,
+	    &connect_s);
 	if (cr == CURLE_OK && up.fd >= 0 && up.sent != up.size) {
 		up.failed = true; /* libcurl stopped asking: the peer answered early */
 		cr = code >= 300 ? CURLE_OK : CURLE_ABORTED_BY_CALLBACK;
@@ -419,7 +437,7 @@ done:
 		snprintf(err, err_size, "this libcurl %s: nothing was sent to %s", cannot, p->url);
 		r = -ENOTSUP;
 	} else if (cr != CURLE_OK) {
-		r = transfer_error(p, cr, &a, &up, curl_err, err, err_size);
+		r = transfer_error(p, cr, &a, &up, curl_err, connect_s > 0, err, err_size);
 	} else {
 		json_t *o = json_loadb(a.bytes ? a.bytes : "", a.size, 0, NULL);
 		if (o && !json_is_object(o)) {

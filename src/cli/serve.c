@@ -35,7 +35,7 @@ struct serve_opts {
 	size_t trust_count;
 	char *trust_copy; /* TEEPY_TRUSTED_SIGNERS, split in place */
 	unsigned concurrency, queue, timeout;
-	uint64_t invoke_timeout_ms, max_request, max_upload;
+	uint64_t invoke_timeout_ms, max_request, max_upload, max_result;
 };
 
 /* "HOST:PORT" or "[V6]:PORT" into host and port. */
@@ -176,6 +176,10 @@ static int parse(struct serve_opts *o, int argc, char **argv, bool *help)
 			if (size_flag(&p, &o->max_upload) < 0)
 				return TP_EXIT_USAGE;
 			break;
+		case SERVE_MAX_RESULT:
+			if (size_flag(&p, &o->max_result) < 0)
+				return TP_EXIT_USAGE;
+			break;
 		}
 	}
 	if (p.dashdash) {
@@ -280,6 +284,7 @@ static int serve(struct serve_opts *o)
 	struct tp_worker_run_opts run = {
 		.trust_paths = o->trust,
 		.timeout_ms = o->invoke_timeout_ms,
+		.max_result = o->max_result,
 		.no_cache = getenv("TEEPY_NO_CACHE") && strcmp(getenv("TEEPY_NO_CACHE"), "1") == 0 ?
 				"TEEPY_NO_CACHE" :
 				NULL,
@@ -295,6 +300,7 @@ static int serve(struct serve_opts *o)
 		.queue = o->queue,
 		.max_request = o->max_request,
 		.max_upload = o->max_upload,
+		.max_result = o->max_result,
 	};
 	struct serve_cas cas = { .url = o->cas, .fingerprint = o->cas_fingerprint };
 	struct tp_worker_api_opts ao = {
@@ -418,6 +424,7 @@ int tp_serve_main(int argc, char **argv)
 		.invoke_timeout_ms = 1800 * 1000,
 		.max_request = 64ULL << 20,
 		.max_upload = 1ULL << 30,
+		.max_result = 64ULL << 20,
 	};
 	bool help = false;
 	int code = parse(&o, argc, argv, &help);

@@ -32,6 +32,9 @@ const struct tp_flag tp_serve_flags[] = {
 	  "the largest JSON body, as 64M or 1G (default 64 MiB)" },
 	{ SERVE_MAX_UPLOAD, "max-upload", 0, "BYTES", NULL,
 	  "the largest bundle or data item uploaded (default 1 GiB)" },
+	{ SERVE_MAX_RESULT, "max-result", 0, "BYTES", NULL,
+	  "the largest result an invocation may return (default 64 MiB); beyond, it ends "
+	  "failed" },
 	TP_FLAGS_END,
 };
 

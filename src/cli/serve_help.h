@@ -21,6 +21,7 @@ enum serve_flag {
 	SERVE_TIMEOUT,
 	SERVE_MAX_REQUEST,
 	SERVE_MAX_UPLOAD,
+	SERVE_MAX_RESULT,
 };
 
 extern const struct tp_flag tp_serve_flags[];

@@ -24,6 +24,8 @@
 struct cas_entry {
 	char service[TP_WORKER_ID_HEX];
 	struct tp_cas_secrets s;
+	bool pending; /* being fetched (cas_lock not held meanwhile): wait on cas_ready */
+	bool gone;    /* deleted while pending: its fetcher frees it */
 	struct cas_entry *next;
 };
 
@@ -31,7 +33,8 @@ struct tp_worker_api {
 	struct tp_worker_store *st;
 	struct tp_worker_api_opts o;
 	struct tp_signers signers;
-	pthread_mutex_t cas_lock; /* the entries, and invocations prepared one at a time */
+	pthread_mutex_t cas_lock; /* the entries; never held over a CAS's network call */
+	pthread_cond_t cas_ready; /* a pending entry ended */
 	struct cas_entry *cas;
 };
 
@@ -51,6 +54,7 @@ struct tp_worker_api *tp_worker_api_new(struct tp_worker_store *st,
 	a->st = st;
 	a->o = *o;
 	pthread_mutex_init(&a->cas_lock, NULL);
+	pthread_cond_init(&a->cas_ready, NULL);
 	while (o->trust_paths && o->trust_paths[count])
 		count++;
 	if ((r = tp_signers_load(&a->signers, o->trust_paths, count, &failed, why, sizeof(why))) <
@@ -68,6 +72,11 @@ struct tp_worker_store *tp_worker_api_store(struct tp_worker_api *a)
 	return a->st;
 }
 
+bool tp_worker_api_attests(const struct tp_worker_api *a)
+{
+	return a->o.cas_fetch != NULL;
+}
+
 void tp_worker_api_free(struct tp_worker_api *a)
 {
 	if (!a)
@@ -79,6 +88,7 @@ void tp_worker_api_free(struct tp_worker_api *a)
 		free(e);
 	}
 	pthread_mutex_destroy(&a->cas_lock);
+	pthread_cond_destroy(&a->cas_ready);
 	tp_signers_free(&a->signers);
 	free(a);
 }
@@ -274,18 +284,41 @@ static int cas_attest(struct tp_worker_api *a, const char *bundle, const char *c
 	return tp_worker_error(out, 500, "internal", "keys of %s: %s", config_id, err), 1;
 }
 
-/* A service's secrets, kept (cas_lock held), or got now. 0 with *s, or 1 answered. */
+static struct cas_entry *cas_find(struct tp_worker_api *a, const char *service)
+{
+	for (struct cas_entry *e = a->cas; e; e = e->next)
+		if (!e->gone && strcmp(e->service, service) == 0)
+			return e;
+	return NULL;
+}
+
+static void cas_unlink(struct tp_worker_api *a, struct cas_entry *gone)
+{
+	for (struct cas_entry **pp = &a->cas; *pp; pp = &(*pp)->next)
+		if (*pp == gone) {
+			*pp = gone->next;
+			break;
+		}
+	tp_cas_secrets_free(&gone->s);
+	free(gone);
+}
+
+/* A service's secrets, kept, or got now (cas_lock held, but not over the CAS's
+ * network call: one fetch a service, others for it wait). 0 with *s, or 1 answered. */
 static int cas_secrets(struct tp_worker_api *a, const char *service, const char *bundle,
 		       struct tp_cas_secrets **s, struct tp_worker_answer *out)
 {
+	struct tp_cas_secrets got;
 	struct cas_entry *e;
 	char config_id[160];
+	int r;
 
-	for (e = a->cas; e; e = e->next)
-		if (strcmp(e->service, service) == 0) {
-			*s = &e->s;
-			return 0;
-		}
+	while ((e = cas_find(a, service)) && e->pending)
+		pthread_cond_wait(&a->cas_ready, &a->cas_lock);
+	if (e) {
+		*s = &e->s;
+		return 0;
+	}
 	if (!a->o.cas_fetch)
 		return tp_worker_error(out, 409, "key_missing",
 				       "the service gets its keys from a CAS, and this worker has "
@@ -295,13 +328,25 @@ static int cas_secrets(struct tp_worker_api *a, const char *service, const char 
 		return tp_worker_error(out, 500, "internal", "the store failed"), 1;
 	if (!(e = calloc(1, sizeof(*e))))
 		return tp_worker_error(out, 500, "internal", "out of memory"), 1;
-	if (cas_attest(a, bundle, config_id, &e->s, out) != 0) {
-		free(e);
-		return 1;
-	}
 	snprintf(e->service, sizeof(e->service), "%s", service);
+	e->pending = true;
 	e->next = a->cas;
 	a->cas = e;
+	pthread_mutex_unlock(&a->cas_lock);
+	r = cas_attest(a, bundle, config_id, &got, out);
+	pthread_mutex_lock(&a->cas_lock);
+	e->pending = false;
+	pthread_cond_broadcast(&a->cas_ready);
+	if (r != 0 || e->gone) {
+		cas_unlink(a, e);
+		if (r == 0)
+			tp_cas_secrets_free(&got);
+		return r != 0 ? 1 :
+				(tp_worker_error(out, 404, "not_found",
+						 "service %s was deleted meanwhile", service),
+				 1);
+	}
+	e->s = got;
 	*s = &e->s;
 	return 0;
 }
@@ -443,6 +488,19 @@ static void deploy(struct tp_worker_api *a, const char *body, size_t size,
 		tp_worker_error(out, 500, "internal", "the store failed");
 		goto out;
 	}
+	if (!added && (strcmp(json_string_value(json_object_get(doc, "keys")), mode) != 0 ||
+		       strcmp(json_string_value(json_object_get(doc, "config_id")) ?: "",
+			      d.config_id) != 0)) {
+		/* the first deployer's keys stand: another's is told, not answered 200 */
+		const char *had = json_string_value(json_object_get(doc, "config_id"));
+		tp_worker_error(out, 409, "conflict",
+				"service %s is deployed already with keys %s%s%s: delete it first "
+				"(DELETE /v1/services/ID)",
+				sid, json_string_value(json_object_get(doc, "keys")),
+				had ? " from config_id " : "", had ? had : "");
+		json_decref(doc);
+		goto out;
+	}
 	/* the deployment's answer: the service without its counters; deploying the same
 	 * again answers 200 with the same (the first deployment's keys stand) */
 	json_object_del(doc, "deployed");
@@ -450,16 +508,16 @@ static void deploy(struct tp_worker_api *a, const char *body, size_t size,
 	json_object_del(doc, "state");
 	tp_worker_json(out, added ? 201 : 200, doc);
 	if (cas && added) { /* kept in memory: the first deployment's keys stand */
-		struct cas_entry *e = calloc(1, sizeof(*e));
+		pthread_mutex_lock(&a->cas_lock);
+		struct cas_entry *e = cas_find(a, sid) ? NULL : calloc(1, sizeof(*e));
 		if (e) {
 			snprintf(e->service, sizeof(e->service), "%s", sid);
 			e->s = secrets;
 			memset(&secrets, 0, sizeof(secrets));
-			pthread_mutex_lock(&a->cas_lock);
 			e->next = a->cas;
 			a->cas = e;
-			pthread_mutex_unlock(&a->cas_lock);
 		}
+		pthread_mutex_unlock(&a->cas_lock);
 	}
 out:
 	tp_cas_secrets_free(&secrets);
@@ -493,14 +551,12 @@ void tp_worker_api_handle(struct tp_worker_api *a, enum tp_worker_route r, const
 		return;
 	case TP_ROUTE_DELETE:
 		pthread_mutex_lock(&a->cas_lock); /* what a CAS gave it goes too */
-		for (struct cas_entry **pp = &a->cas; *pp; pp = &(*pp)->next)
-			if (strcmp((*pp)->service, id) == 0) {
-				struct cas_entry *gone = *pp;
-				*pp = gone->next;
-				tp_cas_secrets_free(&gone->s);
-				free(gone);
-				break;
-			}
+		for (struct cas_entry *c; (c = cas_find(a, id));) {
+			if (c->pending)
+				c->gone = true; /* its fetcher frees it */
+			else
+				cas_unlink(a, c);
+		}
 		pthread_mutex_unlock(&a->cas_lock);
 		if ((e = tp_worker_service_delete(a->st, id)) == 0)
 			tp_worker_json(out, 200, json_pack("{s:s}", "service", id));
@@ -570,6 +626,11 @@ static int prepare(struct tp_worker_api *a, const char *id, const char *body, si
 		       1;
 	}
 	tp_worker_bundle_path(a->st, b.id, p->bundle_path, sizeof(p->bundle_path));
+	if (tp_unhex(b.app, p->app, 32) < 0 || tp_unhex(b.signer, p->signer, 32) < 0) {
+		json_decref(svc);
+		return tp_worker_error(out, 500, "internal", "the store's bundle row is damaged"),
+		       1;
+	}
 	if (!(p->paths = calloc(n + 1, sizeof(char *))) ||
 	    !(p->keys = calloc(n + 1, sizeof(uint8_t *)))) {
 		json_decref(svc);
@@ -668,6 +729,8 @@ static int prepare(struct tp_worker_api *a, const char *id, const char *body, si
 	}
 	p->job = (struct tp_worker_job){
 		.bundle_path = p->bundle_path,
+		.app = p->app,
+		.signer = p->signer,
 		.bundle_key = p->bundle_key,
 		.data_paths = (const char *const *)p->paths,
 		.data_keys = (const uint8_t *const *)p->keys,

@@ -438,6 +438,7 @@ unsigned tp_worker_outcome_answer(const struct tp_worker_outcome *o, const char 
 	unsigned status = 500;
 	const char *kind = "internal";
 	char message[sizeof(o->message) + 1];
+	bool ok;
 
 	out->usage.cpu_ms = o->cpu_ms;
 	out->usage.peak_memory_bytes = o->peak_memory_bytes;
@@ -452,7 +453,8 @@ unsigned tp_worker_outcome_answer(const struct tp_worker_outcome *o, const char 
 	if (o->end == TP_END_RESULT && o->have_result) {
 		status = 200;
 		kind = "result";
-		json_object_set_new(doc, "result", tp_worker_utf8_string(result, o->result_size));
+		ok = json_object_set_new(doc, "result",
+					 tp_worker_utf8_string(result, o->result_size)) == 0;
 	} else {
 		for (size_t i = 0; i < sizeof(ENDS) / sizeof(ENDS[0]); i++)
 			if ((int)ENDS[i].end == o->end) {
@@ -468,13 +470,22 @@ unsigned tp_worker_outcome_answer(const struct tp_worker_outcome *o, const char 
 		if (!message[0]) /* the service said it already: its log holds it */
 			snprintf(message, sizeof(message), "the service %s (its log says why)",
 				 strcmp(kind, "failed") == 0 ? "failed" : "ended");
-		json_object_set_new(doc, "error",
-				    json_pack("{s:s, s:o}", "kind", kind, "message",
-					      tp_worker_utf8_string(message, strlen(message))));
+		ok = json_object_set_new(
+			 doc, "error",
+			 json_pack("{s:s, s:o}", "kind", kind, "message",
+				   tp_worker_utf8_string(message, strlen(message)))) == 0;
 	}
 	out->end = kind;
-	json_object_set_new(doc, "usage", usage);
-	json_object_set_new(doc, "log", tp_worker_utf8_string(log ? log : "", o->log_size));
-	json_object_set_new(doc, "log_truncated", json_boolean(o->log_truncated));
+	ok = json_object_set_new(doc, "usage", usage) == 0 && ok;
+	ok = json_object_set_new(doc, "log", tp_worker_utf8_string(log ? log : "", o->log_size)) ==
+		 0 &&
+	     ok;
+	ok = json_object_set_new(doc, "log_truncated", json_boolean(o->log_truncated)) == 0 && ok;
+	if (!ok) { /* never a 200 without its result */
+		json_decref(doc);
+		out->end = "internal";
+		return tp_worker_error(out, 500, "internal",
+				       "the worker ran out of memory for the answer");
+	}
 	return tp_worker_json(out, status, doc);
 }

@@ -25,6 +25,10 @@
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
 
+/* The inputs waiting in the queue, in all: beyond, 503 busy (each is at most
+ * --max-request) */
+#define QUEUED_BYTES_MAX(max_request) (4 * (max_request))
+
 struct job {
 	struct MHD_Connection *conn;
 	enum job_state state;
@@ -33,6 +37,7 @@ struct job {
 	int client_fd; /* the client's connection (a copy), watched for its going away */
 	bool cancelled;
 	bool client_gone;
+	size_t bytes; /* its input, held while it waits */
 	struct tp_worker_answer ans;
 	struct job *next;
 };
@@ -46,10 +51,13 @@ struct tp_worker_server {
 	pthread_cond_t idle;
 	struct job *jobs; /* queued and running, oldest first */
 	unsigned running, queued;
+	uint64_t queued_bytes; /* the inputs waiting: at most QUEUED_BYTES_MAX */
 	bool stopping, quit;
 	int wake[2];
 	pthread_t collector;
 	bool collector_on;
+	unsigned workers;  /* requests answered on threads of their own (a CAS's wait) */
+	unsigned requests; /* begun and not completed (their answers not all written) */
 	pthread_mutex_t log_lock;
 };
 
@@ -66,6 +74,7 @@ struct pending {
 	struct tp_worker_upload *up;
 	int upload_err;
 	struct job *job;
+	bool working, work_done; /* answered on a thread of its own (work_thread) */
 	struct timespec start;
 	char method[16], path[256], remote[INET6_ADDRSTRLEN + 1];
 	struct tp_worker_answer ans; /* what was answered, for the log line */
@@ -181,13 +190,19 @@ static void job_unlink(struct tp_worker_server *srv, struct job *j)
 	j->next = NULL;
 }
 
+static void unqueue(struct tp_worker_server *srv, struct job *j)
+{
+	srv->queued--;
+	srv->queued_bytes -= j->bytes;
+}
+
 /* A job answered: off the lists, its connection resumed, the next queued one started. */
 static void job_done(struct tp_worker_server *srv, struct job *j)
 {
 	if (j->state == JOB_RUNNING)
 		srv->running--;
 	else if (j->state == JOB_QUEUED)
-		srv->queued--;
+		unqueue(srv, j);
 	j->state = JOB_DONE;
 	job_unlink(srv, j);
 	if (j->sock >= 0)
@@ -198,7 +213,7 @@ static void job_done(struct tp_worker_server *srv, struct job *j)
 	tp_worker_prepared_free(&j->prep);
 	for (struct job *q = srv->jobs; q && srv->running < srv->o.concurrency; q = q->next)
 		if (q->state == JOB_QUEUED) {
-			srv->queued--;
+			unqueue(srv, q);
 			job_start(srv, q);
 		}
 	MHD_resume_connection(j->conn);
@@ -212,7 +227,7 @@ static void collect(struct tp_worker_server *srv, struct job *j)
 {
 	struct tp_worker_outcome o;
 	char *result = NULL, *log = NULL;
-	int r = tp_worker_outcome_read(j->sock, &o, &result, &log);
+	int r = tp_worker_outcome_read(j->sock, srv->o.max_result, &o, &result, &log);
 
 	if (r == 0) {
 		tp_worker_outcome_answer(&o, result, log, &j->ans);
@@ -221,6 +236,9 @@ static void collect(struct tp_worker_server *srv, struct job *j)
 		tp_worker_error(&j->ans, 500, "internal",
 				"the result is larger than the worker "
 				"can hold");
+	else if (r == -EFBIG)
+		tp_worker_error(&j->ans, 500, "internal",
+				"the result is larger than the worker takes (--max-result)");
 	else
 		tp_worker_error(&j->ans, 500, "internal",
 				"the invocation's process ended without an outcome");
@@ -279,6 +297,9 @@ static void *collector(void *arg)
 				who[n++] = j;
 			}
 			if (j->client_fd >= 0) {
+				/* a client's end of writing counts as its going away: an HTTP/1.1
+				 * client does not half-close while it waits for its answer, and
+				 * TCP does not tell that from a close */
 				pfds[n] =
 				    (struct pollfd){ .fd = j->client_fd, .events = POLLRDHUP };
 				who[n++] = j;
@@ -298,11 +319,11 @@ static void *collector(void *arg)
 		pthread_mutex_lock(&srv->lock);
 		for (size_t i = 1; i < n; i++) {
 			struct job *j = who[i];
+			/* a job's other entry, once this pass ended it: skipped (its memory
+			 * is freed only with the lock, after this pass) */
 			if (!pfds[i].revents || j->state == JOB_DONE)
 				continue;
 			if (pfds[i].fd == j->sock) {
-				if (j->client_gone)
-					j->ans.status = 499; /* for the log line: no one reads it */
 				job_done(srv, j);
 			} else if (pfds[i].fd == j->client_fd) {
 				/* the client went away */
@@ -418,14 +439,16 @@ static enum MHD_Result take_body(struct pending *p, const char *data, size_t n)
 	return MHD_YES;
 }
 
-static enum MHD_Result invoke(struct tp_worker_server *srv, struct MHD_Connection *conn,
-			      struct pending *p)
+/* An invocation prepared and queued: 1 (the collector answers it, its connection
+ * suspended: by this, with suspend), or 0 with p->ans the answer. */
+static int invoke_start(struct tp_worker_server *srv, struct MHD_Connection *conn,
+			struct pending *p, bool suspend)
 {
 	struct job *j = calloc(1, sizeof(*j));
 	const union MHD_ConnectionInfo *info;
 
 	if (!j)
-		return answer_error(conn, p, 500, "internal", "out of memory");
+		return tp_worker_error(&p->ans, 500, "internal", "out of memory"), 0;
 	j->sock = j->client_fd = -1;
 	j->conn = conn;
 	if (tp_worker_api_invoke_prepare(srv->api, p->id, p->body ? p->body : "", p->size, &j->prep,
@@ -433,13 +456,21 @@ static enum MHD_Result invoke(struct tp_worker_server *srv, struct MHD_Connectio
 		tp_worker_prepared_free(&j->prep);
 		p->ans = j->ans;
 		free(j);
-		return send_answer(conn, p, &p->ans);
+		return 0;
 	}
+	/* the input is in the parsed document now: the body is not held meanwhile */
+	free(p->body);
+	p->body = NULL;
+	p->size = p->cap = 0;
+	j->bytes = j->prep.iv.input_size;
 	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (info)
 		j->client_fd = fcntl(info->connect_fd, F_DUPFD_CLOEXEC, 3);
 	pthread_mutex_lock(&srv->lock);
-	if (srv->stopping || (srv->running >= srv->o.concurrency && srv->queued >= srv->o.queue)) {
+	if (srv->stopping ||
+	    (srv->running >= srv->o.concurrency &&
+	     (srv->queued >= srv->o.queue ||
+	      srv->queued_bytes + j->bytes > QUEUED_BYTES_MAX(srv->o.max_request)))) {
 		bool stopping = srv->stopping;
 		pthread_mutex_unlock(&srv->lock);
 		if (j->client_fd >= 0)
@@ -450,7 +481,7 @@ static enum MHD_Result invoke(struct tp_worker_server *srv, struct MHD_Connectio
 				stopping ? "the worker is stopping" :
 					   "every invocation slot and the queue are taken: retry");
 		p->ans.retry_after = true;
-		return send_answer(conn, p, &p->ans);
+		return 0;
 	}
 	/* appended: the oldest waits least */
 	struct job **tail = &srv->jobs;
@@ -462,12 +493,86 @@ static enum MHD_Result invoke(struct tp_worker_server *srv, struct MHD_Connectio
 	else {
 		j->state = JOB_QUEUED;
 		srv->queued++;
+		srv->queued_bytes += j->bytes;
 	}
 	p->job = j;
-	MHD_suspend_connection(conn);
+	if (suspend)
+		MHD_suspend_connection(conn);
 	pthread_mutex_unlock(&srv->lock);
 	wake(srv);
-	return MHD_YES;
+	return 1;
+}
+
+static enum MHD_Result invoke(struct tp_worker_server *srv, struct MHD_Connection *conn,
+			      struct pending *p)
+{
+	return invoke_start(srv, conn, p, true) ? MHD_YES : send_answer(conn, p, &p->ans);
+}
+
+/* ---- requests that may wait on a CAS: on threads of their own ---- */
+
+struct work {
+	struct tp_worker_server *srv;
+	struct MHD_Connection *conn;
+	struct pending *p;
+};
+
+static void *work_thread(void *arg)
+{
+	struct work *w = arg;
+	struct tp_worker_server *srv = w->srv;
+	struct pending *p = w->p;
+	struct MHD_Connection *conn = w->conn;
+	bool queued = false;
+
+	free(w);
+	if (p->route == TP_ROUTE_INVOKE)
+		queued = invoke_start(srv, conn, p, false); /* p is the collector's once queued */
+	else
+		tp_worker_api_handle(srv->api, p->route, p->id, p->body ? p->body : "", p->size,
+				     &p->ans);
+	pthread_mutex_lock(&srv->lock);
+	if (!queued) {
+		p->work_done = true;
+		MHD_resume_connection(conn);
+	}
+	srv->workers--;
+	pthread_cond_broadcast(&srv->idle);
+	pthread_mutex_unlock(&srv->lock);
+	return NULL;
+}
+
+/* The request answered on a thread of its own, its connection suspended meanwhile:
+ * a CAS that is slow to answer holds no connection thread (others are served). */
+static enum MHD_Result off_thread(struct tp_worker_server *srv, struct MHD_Connection *conn,
+				  struct pending *p)
+{
+	struct work *w = malloc(sizeof(*w));
+	pthread_attr_t attr;
+	pthread_t t;
+	int r = -1;
+
+	if (!w)
+		return answer_error(conn, p, 500, "internal", "out of memory");
+	*w = (struct work){ .srv = srv, .conn = conn, .p = p };
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* the lock held until suspended: the thread resumes only with it */
+	pthread_mutex_lock(&srv->lock);
+	if (!srv->stopping && (r = pthread_create(&t, &attr, work_thread, w)) == 0) {
+		srv->workers++;
+		p->working = true;
+		MHD_suspend_connection(conn);
+	}
+	pthread_mutex_unlock(&srv->lock);
+	pthread_attr_destroy(&attr);
+	if (r == 0)
+		return MHD_YES;
+	free(w);
+	tp_worker_error(&p->ans, 503, "busy",
+			r < 0 ? "the worker is stopping" : "no thread for the request: retry");
+	p->ans.retry_after = true;
+	return send_answer(conn, p, &p->ans);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -482,6 +587,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!(p = calloc(1, sizeof(*p))))
 			return MHD_NO;
 		*con_cls = p;
+		pthread_mutex_lock(&srv->lock);
+		srv->requests++;
+		pthread_mutex_unlock(&srv->lock);
 		clock_gettime(CLOCK_MONOTONIC, &p->start);
 		snprintf(p->method, sizeof(p->method), "%s", method);
 		snprintf(p->path, sizeof(p->path), "%s", url);
@@ -504,9 +612,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return take_body(p, upload_data, n);
 	}
 	if (p->job) { /* resumed: the invocation has ended */
-		if (p->job->state != JOB_DONE)
+		bool done;
+		pthread_mutex_lock(&srv->lock);
+		done = p->job->state == JOB_DONE;
+		pthread_mutex_unlock(&srv->lock);
+		/* done: off the lists, the collector touches it no more */
+		if (!done)
 			return MHD_YES;
+		if (p->job->client_gone) {
+			/* nothing on the wire (499 is the log's word): the connection closed */
+			p->ans = p->job->ans;
+			p->ans.body = NULL;
+			p->ans.status = 499;
+			return MHD_NO;
+		}
 		return send_answer(conn, p, &p->job->ans);
+	}
+	if (p->working) { /* resumed: its thread has answered */
+		bool done;
+		pthread_mutex_lock(&srv->lock);
+		done = p->work_done;
+		pthread_mutex_unlock(&srv->lock);
+		if (!done || p->answered)
+			return MHD_YES;
+		return send_answer(conn, p, &p->ans);
 	}
 	if (p->answered)
 		return MHD_YES;
@@ -524,6 +653,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		tp_worker_api_upload(srv->api, p->route, p->up, &p->ans);
 		return send_answer(conn, p, &p->ans);
 	}
+	if ((p->route == TP_ROUTE_INVOKE || p->route == TP_ROUTE_DEPLOY) &&
+	    tp_worker_api_attests(srv->api))
+		return off_thread(srv, conn, p);
 	if (p->route == TP_ROUTE_INVOKE)
 		return invoke(srv, conn, p);
 	tp_worker_api_handle(srv->api, p->route, p->id, p->body ? p->body : "", p->size, &p->ans);
@@ -542,14 +674,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		p->ans.status = why == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499;
 	log_request(srv, p);
 	if (p->job) {
+		/* the collector may still be walking the poll entries of the pass that ended
+		 * this job: it looks at a job only with the lock held */
+		pthread_mutex_lock(&srv->lock);
 		free(p->job->ans.body);
 		free(p->job);
+		pthread_mutex_unlock(&srv->lock);
 	}
 	free(p->ans.body);
 	free(p->body);
 	tp_worker_upload_free(p->up);
 	free(p);
 	*con_cls = NULL;
+	pthread_mutex_lock(&srv->lock);
+	if (--srv->requests == 0)
+		pthread_cond_broadcast(&srv->idle);
+	pthread_mutex_unlock(&srv->lock);
 }
 
 /* ---- start and stop ---- */
@@ -624,10 +764,11 @@ int tp_worker_server_start(const struct tp_worker_server_opts *o, struct tp_work
 	}
 	srv->collector_on = true;
 	srv->daemon = MHD_start_daemon(
-	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request,
-	    srv, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conn, MHD_OPTION_THREAD_POOL_SIZE,
-	    (unsigned)o->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0, NULL, NULL,
+	    on_request, srv, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)o->timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conn,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, srv, MHD_OPTION_END);
 	if (!srv->daemon) {
 		close(fd);
 		snprintf(err, err_size, "libmicrohttpd did not start");
@@ -658,13 +799,26 @@ void tp_worker_server_stop(struct tp_worker_server *srv)
 	until.tv_sec += 30;
 	while (srv->jobs && pthread_cond_timedwait(&srv->idle, &srv->lock, &until) == 0)
 		;
+	/* requests on threads of their own end within the CAS client's timeouts */
+	while (srv->workers && pthread_cond_timedwait(&srv->idle, &srv->lock, &until) == 0)
+		;
 	srv->quit = true;
 	pthread_mutex_unlock(&srv->lock);
 	wake(srv);
 	if (srv->collector_on)
 		pthread_join(srv->collector, NULL);
 	if (srv->daemon) {
-		usleep(200 * 1000); /* the last answers written */
+		/* no new connection; the requests begun are answered, their answers
+		 * written (within a bound: a client may not read) */
+		MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 5;
+		pthread_mutex_lock(&srv->lock);
+		while (srv->requests && pthread_cond_timedwait(&srv->idle, &srv->lock, &until) == 0)
+			;
+		pthread_mutex_unlock(&srv->lock);
 		MHD_stop_daemon(srv->daemon);
 	}
 	close(srv->wake[0]);

@@ -12,6 +12,8 @@
 #include "../common/io.h"
 #include "../common/limits.h"
 #include "../crypto/crypto.h"
+#include "../manifest/manifest.h"
+#include "../manifest/trust.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,13 +32,15 @@
 #define JOB_MAGIC 0x74706a31u
 
 /* The job in its memfd: this head, the bundle's path, then for each data item its
- * path's length (uint32), the path and its key; each env value's length (uint32)
- * and bytes; then the input. */
+ * path's length (uint32) and the path; each env value's length (uint32) and bytes;
+ * then the input. The keys are not in it (a memfd's pages may be swapped): they
+ * come first on the invocation's socket, the bundle's (if any) then each item's, and
+ * the child reads them into locked memory. */
 struct job_head {
 	uint32_t magic;
 	uint32_t data_count, service_data_count, bundle_path_len, env_count;
 	uint8_t has_bundle_key;
-	uint8_t bundle_key[32];
+	uint8_t app[32], signer[32]; /* the service's bundle's measurements */
 	uint64_t input_size;
 };
 
@@ -73,17 +77,15 @@ int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock)
 
 	if (memfd < 0)
 		return -errno;
-	if (job->bundle_key)
-		memcpy(h.bundle_key, job->bundle_key, 32);
+	memcpy(h.app, job->app, 32);
+	memcpy(h.signer, job->signer, 32);
 	r = put(memfd, &h, sizeof(h));
-	explicit_bzero(h.bundle_key, sizeof(h.bundle_key));
 	if (r == 0)
 		r = put(memfd, job->bundle_path, h.bundle_path_len);
 	for (size_t i = 0; r == 0 && i < job->data_count; i++) {
 		uint32_t len = (uint32_t)strlen(job->data_paths[i]);
-		if ((r = put(memfd, &len, sizeof(len))) == 0 &&
-		    (r = put(memfd, job->data_paths[i], len)) == 0)
-			r = put(memfd, job->data_keys[i], 32);
+		if ((r = put(memfd, &len, sizeof(len))) == 0)
+			r = put(memfd, job->data_paths[i], len);
 	}
 	for (size_t i = 0; r == 0 && i < job->env_count; i++) {
 		uint32_t len = (uint32_t)strlen(job->env[i]);
@@ -101,7 +103,12 @@ int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock)
 		c->cmsg_type = SCM_RIGHTS;
 		c->cmsg_len = CMSG_LEN(2 * sizeof(int));
 		memcpy(CMSG_DATA(c), (int[]){ sp[1], memfd }, 2 * sizeof(int));
-		if (sendmsg(ctl, &msg, MSG_NOSIGNAL) < 0)
+		/* the keys wait in the socket's buffer (kernel memory) for the child */
+		if (job->bundle_key)
+			r = put(sp[0], job->bundle_key, 32);
+		for (size_t i = 0; r == 0 && i < job->data_count; i++)
+			r = put(sp[0], job->data_keys[i], 32);
+		if (r == 0 && sendmsg(ctl, &msg, MSG_NOSIGNAL) < 0)
 			r = -errno;
 	}
 	close(memfd);
@@ -116,7 +123,8 @@ int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock)
 	return 0;
 }
 
-int tp_worker_outcome_read(int sock, struct tp_worker_outcome *o, char **result, char **log)
+int tp_worker_outcome_read(int sock, uint64_t max_result, struct tp_worker_outcome *o,
+			   char **result, char **log)
 {
 	int r;
 
@@ -125,6 +133,8 @@ int tp_worker_outcome_read(int sock, struct tp_worker_outcome *o, char **result,
 		return r;
 	if (o->magic != TP_WORKER_OUTCOME_MAGIC || o->log_size > TP_WORKER_LOG_MAX)
 		return -EPROTO;
+	if (o->result_size > max_result)
+		return -EFBIG;
 	if (o->result_size > SIZE_MAX - 1 || !(*result = malloc((size_t)o->result_size + 1)) ||
 	    !(*log = malloc((size_t)o->log_size + 1))) {
 		free(*result);
@@ -170,17 +180,34 @@ static void fail(int sock, enum tp_end end, const char *message)
 	send_outcome(sock, &out, message);
 }
 
+/* Whether the bundle opened is the one the service was deployed with: its manifest
+ * (which names every file's hash) and signer measure as the store recorded. Measured
+ * here from the bytes the runner will use: the runner itself may leave them to the
+ * interpreter's start (a bundle its cache's index knows). */
+static bool same_bundle(const struct tp_bundle_file *bf, const struct job_head *h)
+{
+	uint8_t app[32], signer[32];
+
+	if (!bf->bundle.manifest || !bf->bundle.pubkey)
+		return false;
+	tp_manifest_measure(bf->bundle.manifest, bf->bundle.header.manifest_size, app);
+	tp_trust_signer_measure(bf->bundle.pubkey, signer);
+	return memcmp(app, h->app, 32) == 0 && memcmp(signer, h->signer, 32) == 0;
+}
+
 static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 {
 	struct stat st;
 	const struct job_head *h;
 	const uint8_t *p, *end;
-	uint8_t *map, *bundle_key = NULL;
+	uint8_t *map, *keys = NULL, *bundle_key = NULL;
+	size_t keys_size;
 	char bundle[PATH_MAX], err[512], line[1024];
 	char **env = NULL;
 	int *fds = NULL;
 	struct tp_outcome out;
 	struct tp_run_config cfg;
+	struct tp_invocation inv;
 	size_t count = 0;
 
 	/* the child holds keys and plaintext: no core dump of it */
@@ -202,13 +229,15 @@ static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 	memcpy(bundle, p, h->bundle_path_len);
 	bundle[h->bundle_path_len] = '\0';
 	p += h->bundle_path_len;
-	if (h->has_bundle_key) {
-		if (!(bundle_key = tp_secret_alloc(TP_SYMKEY_SIZE))) {
-			fail(sock, TP_END_INTERNAL, "out of memory");
-			return;
-		}
-		memcpy(bundle_key, h->bundle_key, TP_SYMKEY_SIZE);
+	keys_size = ((size_t)h->has_bundle_key + h->data_count) * TP_SYMKEY_SIZE;
+	if (keys_size &&
+	    (!(keys = tp_secret_alloc(keys_size)) || tp_read_full(sock, keys, keys_size) < 0)) {
+		fail(sock, TP_END_INTERNAL,
+		     keys ? "the job's keys could not be read" : "out of memory");
+		return;
 	}
+	if (h->has_bundle_key)
+		bundle_key = keys;
 	if (!(fds = calloc(h->data_count + 1, sizeof(int)))) {
 		fail(sock, TP_END_INTERNAL, "out of memory");
 		return;
@@ -219,7 +248,7 @@ static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 		int fd, plain;
 		if ((size_t)(end - p) < sizeof(len) ||
 		    (memcpy(&len, p, sizeof(len)), len >= sizeof(path)) ||
-		    (size_t)(end - p) < sizeof(len) + len + 32) {
+		    (size_t)(end - p) < sizeof(len) + len) {
 			fail(sock, TP_END_INTERNAL, "a malformed job");
 			return;
 		}
@@ -232,8 +261,9 @@ static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 			fail(sock, TP_END_REFUSED, line);
 			return;
 		}
-		plain = tp_data_unseal(fd, (uint64_t)st.st_size, p, err, sizeof(err));
-		p += 32;
+		plain = tp_data_unseal(fd, (uint64_t)st.st_size,
+				       keys + ((size_t)h->has_bundle_key + count) * TP_SYMKEY_SIZE,
+				       err, sizeof(err));
 		close(fd);
 		if (plain < 0) {
 			snprintf(line, sizeof(line), "data item %.80s: %.512s",
@@ -284,11 +314,30 @@ static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 	};
 	cfg.limits.timeout_ms = o->timeout_ms;
 	cfg.limits.log_max_bytes = TP_WORKER_LOG_MAX;
-	if (tp_invoke(&cfg, &out) < 0) {
-		fail(sock, TP_END_INTERNAL, "out of memory");
+	if (tp_invocation_open(&cfg, &inv, &out) == 0) {
+		if (!same_bundle(&inv.bundle, h)) {
+			tp_outcome_free(&out);
+			tp_invocation_free(&inv);
+			fail(sock, TP_END_REFUSED,
+			     "the bundle in the store is not the service's (the store is damaged): "
+			     "refused, its keys are not used for another");
+			return;
+		}
+		tp_invocation_run(&inv, &out);
+	}
+	/* checked here, where the result is, before the worker is asked to hold it */
+	if (out.have_result && out.result_size > o->max_result) {
+		out.end = TP_END_FAILED;
+		out.have_result = false;
+		tp_invocation_free(&inv);
+		tp_secret_free(keys, keys_size);
+		send_outcome(sock, &out,
+			     "the result is larger than the worker takes (--max-result)");
+		tp_outcome_free(&out);
 		return;
 	}
-	tp_secret_free(bundle_key, TP_SYMKEY_SIZE);
+	tp_invocation_free(&inv);
+	tp_secret_free(keys, keys_size);
 	send_outcome(sock, &out, NULL);
 	tp_outcome_free(&out);
 }
@@ -320,6 +369,8 @@ static void spawner_loop(const struct tp_worker_run_opts *o, int ctl, pid_t work
 		ssize_t n;
 		pid_t pid;
 
+		pid_t spawner = getpid(); /* before the fork: the child's parent check */
+
 		reap(WNOHANG);
 		if (poll(&pfd, 1, 200) == 0)
 			continue;
@@ -336,7 +387,6 @@ static void spawner_loop(const struct tp_worker_run_opts *o, int ctl, pid_t work
 		pid = fork();
 		if (pid == 0) {
 			sigset_t none;
-			pid_t spawner = getppid();
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			if (getppid() != spawner)
 				_exit(0);

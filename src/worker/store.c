@@ -46,6 +46,7 @@ struct tp_worker_upload {
 	int fd, dir_fd;
 	struct tp_sha256 *sha;
 	uint64_t size;
+	uint8_t id[32]; /* its SHA-256, once finished */
 };
 
 static int make_dir(const char *path, char *err, size_t err_size)
@@ -197,6 +198,7 @@ int tp_worker_upload_finish(struct tp_worker_upload *up, char id[TP_WORKER_ID_HE
 
 	tp_sha256_final(up->sha, sha);
 	up->sha = NULL;
+	memcpy(up->id, sha, sizeof(up->id));
 	tp_hex(sha, 32, id);
 	return fsync(up->fd) < 0 ? -errno : 0;
 }
@@ -206,14 +208,59 @@ int tp_worker_upload_fd(const struct tp_worker_upload *up)
 	return up->fd;
 }
 
+/* Whether the file name in dir_fd hashes to sha: 1, 0 (another file, or none), or
+ * -errno. */
+static int same_bytes(int dir_fd, const char *name, const uint8_t sha[32])
+{
+	struct tp_sha256 *ctx;
+	uint8_t buf[65536], got[32];
+	ssize_t n;
+	int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return errno == ENOENT || errno == ELOOP ? 0 : -errno;
+	if (!(ctx = tp_sha256_new())) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		if (n > 0)
+			tp_sha256_update(ctx, buf, (size_t)n);
+	tp_sha256_final(ctx, got);
+	close(fd);
+	if (n < 0)
+		return 0; /* unreadable: replaced */
+	return memcmp(got, sha, 32) == 0;
+}
+
 int tp_worker_upload_link(struct tp_worker_upload *up, const char *name)
 {
 	char proc[64];
 
 	/* through /proc, not AT_EMPTY_PATH: that needs CAP_DAC_READ_SEARCH */
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", up->fd);
-	if (linkat(AT_FDCWD, proc, up->dir_fd, name, AT_SYMLINK_FOLLOW) < 0 && errno != EEXIST)
-		return -errno;
+	if (linkat(AT_FDCWD, proc, up->dir_fd, name, AT_SYMLINK_FOLLOW) < 0) {
+		char tmp[128];
+		static unsigned serial;
+		int r;
+		if (errno != EEXIST)
+			return -errno;
+		/* the name is the bytes' hash: a file there that is not those bytes
+		 * (damaged, or put there) is replaced, never recorded as the one checked */
+		if ((r = same_bytes(up->dir_fd, name, up->id)) < 0)
+			return r;
+		if (r == 1)
+			return 0;
+		snprintf(tmp, sizeof(tmp), ".%s.%d.%u", name, (int)getpid(),
+			 __atomic_fetch_add(&serial, 1, __ATOMIC_RELAXED));
+		if (linkat(AT_FDCWD, proc, up->dir_fd, tmp, AT_SYMLINK_FOLLOW) < 0)
+			return -errno;
+		if (renameat(up->dir_fd, tmp, up->dir_fd, name) < 0) {
+			r = -errno;
+			unlinkat(up->dir_fd, tmp, 0);
+			return r;
+		}
+	}
 	return fsync(up->dir_fd) < 0 ? -errno : 0;
 }
 
@@ -323,18 +370,23 @@ static json_t *service_row(sqlite3_stmt *s)
 {
 	json_error_t je;
 	const char *data = (const char *)sqlite3_column_text(s, 3);
+	const char *config_id = (const char *)sqlite3_column_text(s, 7);
 	json_t *list = json_loads(data ? data : "[]", 0, &je);
-
-	return json_pack(
+	json_t *doc = json_pack(
 	    "{s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:s}", "service",
 	    (const char *)sqlite3_column_text(s, 0), "app", (const char *)sqlite3_column_text(s, 2),
 	    "bundle", (const char *)sqlite3_column_text(s, 1), "service_data",
 	    list ? list : json_array(), "keys", (const char *)sqlite3_column_text(s, 4), "deployed",
 	    (json_int_t)sqlite3_column_int64(s, 5), "invocations",
 	    (json_int_t)sqlite3_column_int64(s, 6), "state", "ready");
+
+	/* what its keys are released for: a deployer can see the CAS config it runs under */
+	if (doc && config_id && *config_id)
+		json_object_set_new(doc, "config_id", json_string(config_id));
+	return doc;
 }
 
-#define SERVICE_COLS "id, bundle, app, service_data, keys, deployed, invocations"
+#define SERVICE_COLS "id, bundle, app, service_data, keys, deployed, invocations, config_id"
 
 static json_t *service_get_unlocked(struct tp_worker_store *st, const char *id, int *err)
 {

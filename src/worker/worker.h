@@ -198,6 +198,7 @@ int tp_worker_service_key(struct tp_worker_store *st, const char *service, const
 struct tp_worker_run_opts {
 	const char *const *trust_paths; /* NULL-terminated */
 	uint64_t timeout_ms;		/* --invoke-timeout */
+	uint64_t max_result;		/* --max-result: a larger result ends failed */
 	const char *no_cache;		/* why the cache of verified roots is off, or NULL */
 	const char *cache_dir, *runtime_dir;
 };
@@ -205,6 +206,9 @@ struct tp_worker_run_opts {
 /* One invocation, as the worker hands it over. */
 struct tp_worker_job {
 	const char *bundle_path;
+	/* the service's bundle: what the child opens must measure so (another signed
+	 * bundle put at its path is refused, not run with the service's keys) */
+	const uint8_t *app, *signer;
 	const uint8_t *bundle_key; /* or NULL */
 	const char *const *data_paths;
 	const uint8_t *const *data_keys; /* each item's key (every stored item is sealed) */
@@ -223,8 +227,10 @@ int tp_worker_spawner_start(const struct tp_worker_run_opts *o, pid_t *pid, int 
  * the invocation. Returns 0 or -errno. Thread-safe. */
 int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock);
 /* Reads an outcome from sock (blocking). Returns 0 with *result and *log malloc'd,
- * or -errno (-EPIPE: the invocation's process died without one). */
-int tp_worker_outcome_read(int sock, struct tp_worker_outcome *o, char **result, char **log);
+ * or -errno (-EPIPE: the invocation's process died without one; -EFBIG: a result over
+ * max_result, which the child never sends). */
+int tp_worker_outcome_read(int sock, uint64_t max_result, struct tp_worker_outcome *o,
+			   char **result, char **log);
 
 /* ---- the answers (api.c) ---- */
 
@@ -246,6 +252,9 @@ struct tp_worker_api *tp_worker_api_new(struct tp_worker_store *st,
 					size_t err_size);
 void tp_worker_api_free(struct tp_worker_api *a);
 struct tp_worker_store *tp_worker_api_store(struct tp_worker_api *a);
+/* Whether a deployment or an invocation may wait on a CAS (--cas): the server then
+ * answers them off its connection threads. */
+bool tp_worker_api_attests(const struct tp_worker_api *a);
 
 /* What a request is, from its method and path, before its body. */
 enum tp_worker_route {
@@ -280,6 +289,7 @@ struct tp_worker_prepared {
 	struct tp_worker_job job;
 	char service[TP_WORKER_ID_HEX];
 	char bundle_path[PATH_MAX];
+	uint8_t app[32], signer[32];
 	char **paths;
 	uint8_t **keys; /* locked memory */
 	uint8_t *bundle_key;
@@ -304,7 +314,7 @@ struct tp_worker_server_opts {
 	unsigned timeout; /* seconds an idle connection is kept */
 	unsigned threads, max_conn;
 	unsigned concurrency, queue;
-	uint64_t max_request, max_upload;
+	uint64_t max_request, max_upload, max_result;
 	int spawner; /* the spawner's socket */
 };
 

@@ -249,6 +249,32 @@ def test_another_key_than_the_pinned_one_is_refused_before_anything_is_sent(run,
         assert [(a["op"], a["outcome"]) for a in cas.audit()] == [("list", "accepted")]
 
 
+def test_a_cas_that_never_completes_the_handshake_names_the_connect_timeout(run, owner):
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)  # connections are taken into the backlog, never answered
+    try:
+        url = f"https://127.0.0.1:{hole.getsockname()[1]}"
+        r = run("policy", "list", "--cas", url, "--cas-fingerprint", FP, "--owner", owner,
+                timeout=60)
+        assert one_line(r) == f"teepy: policy list: the CAS at {url} could not be connected " \
+            "to within 10 s", r
+    finally:
+        hole.close()
+
+
+def test_the_peers_error_kind_is_shown_without_control_characters(run, owner, tmp):
+    cas = MockCas(str(tmp.make_sibling("cas")))
+    try:
+        cas.error_kind = "not_found\x1b]0;owned\x07\x1b[2J"
+        r = run("policy", "get", "nothing", *cas_args(cas), "--owner", owner)
+        line = one_line(r)
+        assert "\x1b" not in line and "\x07" not in line, line
+        assert line.endswith("(HTTP 404 not_found??0?owned???2J)"), line
+    finally:
+        cas.close()
+
+
 def test_an_answer_that_is_not_json_is_one_line(run, owner, tmp):
     cas = MockCas(str(tmp.make_sibling("cas")))
     try:

@@ -46,6 +46,8 @@ if mode == "spin":
         pass
 if mode.startswith("sleep "):
     time.sleep(float(mode.split()[1]))
+if mode == "big":
+    teex.TEEX_return("z" * 200000)
 if mode == "env":
     teex.TEEX_return(os.environ.get("API_TOKEN", "none"))
 if mode == "loud":
@@ -91,6 +93,9 @@ def apps(teepy):
             "--input", "sample", "--encrypt", *limits)
     _direct(teepy, "build", d / "app" / "svc.py", "-o", d / "other.tpy", "--key",
             d / "stranger.key", "--input", "sample")
+    # the same signer, another app (other limits): a bundle the worker trusts too
+    _direct(teepy, "build", d / "app" / "svc.py", "-o", d / "alt.tpy", "--key", d / "signer.key",
+            "--input", "sample", "--memory", "200M")
     for name, marker in DATA_MARKERS.items():
         (d / f"{name}.txt").write_bytes(marker)
         _direct(teepy, "data", "seal", d / f"{name}.txt", "-o", d / f"{name}.tpd")
@@ -196,6 +201,27 @@ def deployed(w, apps, data=("a",), bundle="svc.tpy"):
     s, svc = w.deploy(b["bundle"], ids, **extra)
     assert s in (200, 201), svc
     return svc["service"], ids
+
+
+def raw_invoke(w, service, input):
+    """An invocation sent on a socket of the test's own (left open): the socket."""
+    body = json.dumps({"input": input}).encode()
+    c = socket.create_connection(("127.0.0.1", w.port))
+    c.sendall(b"POST /v1/services/%s/invoke HTTP/1.1\r\nHost: x\r\nContent-Type: "
+              b"application/json\r\nContent-Length: %d\r\n\r\n%s"
+              % (service.encode(), len(body), body))
+    return c
+
+
+def service_processes(w):
+    """Waits for a service's python under the worker: the worker's descendants then."""
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        below = descendants(w.proc.pid)
+        if any(comm(p) and comm(p).startswith("python") for p in below):
+            return below
+        time.sleep(0.1)
+    raise AssertionError(f"no service process under the worker: {below!r}")
 
 
 def descendants(pid):
@@ -331,7 +357,7 @@ def test_one_bundle_with_two_data_lists_is_two_services_and_survives_a_restart(s
     answer = {}
     t = threading.Thread(target=lambda: answer.update(r=w.invoke(first, "sleep 30")))
     t.start()
-    time.sleep(1.0)
+    service_processes(w)
     stopped = time.time()
     assert w.stop() == 0
     t.join(timeout=30)
@@ -415,7 +441,7 @@ def test_bad_requests_are_refused_and_the_worker_keeps_serving(start, apps, stor
 
 
 def test_failing_services_get_their_kinds_while_another_succeeds(start, apps, store):
-    w = Worker(start, store, apps / "signer.pub", "--concurrency", "5", "--invoke-timeout", "4")
+    w = Worker(start, store, apps / "signer.pub", "--concurrency", "5", "--invoke-timeout", "10")
     service, _ = deployed(w, apps, ())
     answers = {}
 
@@ -441,47 +467,110 @@ def test_failing_services_get_their_kinds_while_another_succeeds(start, apps, st
     assert ends == ["cpu", "failed", "memory", "result", "timeout"]
 
 
+def test_a_result_over_max_result_ends_failed_and_the_worker_never_holds_it(start, apps, store):
+    w = Worker(start, store, apps / "signer.pub", "--max-result", "100K")
+    service, _ = deployed(w, apps, ())
+    s, doc = w.invoke(service, "big")
+    assert s == 422 and doc["error"]["kind"] == "failed" and "result" not in doc, doc
+    assert doc["error"]["message"] == \
+        "the result is larger than the worker takes (--max-result)", doc
+    s, doc = w.invoke(service, "fine")
+    assert s == 200, doc
+    w.stop()
+
+
 def test_a_full_queue_is_503_and_a_client_gone_stops_its_invocation(start, apps, store):
     w = Worker(start, store, apps / "signer.pub", "--concurrency", "1", "--queue", "1")
     service, _ = deployed(w, apps, ())
-    body = json.dumps({"input": "sleep 30"}).encode()
-    first = socket.create_connection(("127.0.0.1", w.port))
-    first.sendall(b"POST /v1/services/%s/invoke HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                  b"application/json\r\nContent-Length: %d\r\n\r\n%s"
-                  % (service.encode(), len(body), body))
-    time.sleep(1.0)  # running
-    queued = {}
-    t = threading.Thread(target=lambda: queued.update(r=w.invoke(service, "fine")))
-    t.start()
-    time.sleep(0.5)  # waiting
-    s, doc, r = w.request("POST", f"/v1/services/{service}/invoke", b"{}")
+    first = raw_invoke(w, service, "sleep 30")
+    service_processes(w)  # running
+    # two more: one waits, the other (whichever comes second) finds the queue full
+    answers = []
+    body = json.dumps({"input": "fine"}).encode()
+    threads = [threading.Thread(target=lambda: answers.append(
+        w.request("POST", f"/v1/services/{service}/invoke", body))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 30
+    while not answers and time.time() < deadline:
+        time.sleep(0.1)
+    s, doc, r = answers[0]
     assert s == 503 and doc["error"]["kind"] == "busy" and r.getheader("Retry-After") == "1"
     gone = time.time()
     first.close()  # the client goes away: its invocation is stopped, the queued one runs
-    t.join(timeout=30)
-    assert queued["r"][0] == 200, queued
+    for t in threads:
+        t.join(timeout=30)
+    assert [a[0] for a in answers] == [503, 200], answers
     assert time.time() - gone < 10
     w.stop()
     statuses = [l["status"] for l in w.request_lines() if l["path"].endswith("/invoke")]
     assert sorted(statuses) == [200, 499, 503]
 
 
+def test_the_inputs_waiting_are_bounded_in_bytes(start, apps, store):
+    """Inputs of 900 bytes with --max-request 1K: four wait (4 KiB in all), a fifth is
+    503 busy, whichever it is."""
+    w = Worker(start, store, apps / "signer.pub", "--concurrency", "1", "--queue", "10",
+               "--max-request", "1K")
+    service, _ = deployed(w, apps, ())
+    running = raw_invoke(w, service, "sleep 30")
+    service_processes(w)
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(w.invoke(service, "x" * 900)))
+               for _ in range(5)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 30
+    while not answers and time.time() < deadline:
+        time.sleep(0.1)
+    assert [(s, doc["error"]["kind"]) for s, doc in answers] == [(503, "busy")], answers
+    running.close()  # the four waiting run
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(s for s, _ in answers) == [200, 200, 200, 200, 503], answers
+    w.stop()
+
+
+def test_a_client_that_half_closes_is_gone_and_gets_no_499_on_the_wire(start, apps, store):
+    w = Worker(start, store, apps / "signer.pub")
+    service, _ = deployed(w, apps, ())
+    c = raw_invoke(w, service, "sleep 30")
+    c.shutdown(socket.SHUT_WR)
+    c.settimeout(20)
+    got = b""
+    while chunk := c.recv(4096):
+        got += chunk
+    c.close()
+    assert got == b"", got
+    w.stop()
+    assert [l["status"] for l in w.request_lines() if l["path"].endswith("/invoke")] == [499]
+
+
+def test_an_invocations_job_file_holds_no_key(start, apps, store):
+    """The keys go to the invocation's process over its socket, into locked memory,
+    not in the job's memfd (whose pages may be swapped)."""
+    w = Worker(start, store, apps / "signer.pub")
+    service, _ = deployed(w, apps, ("a",))
+    c = raw_invoke(w, service, "sleep 30")
+    jobs = []
+    for pid in service_processes(w):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("/memfd:teepy-job"):
+                    jobs.append(Path(f"/proc/{pid}/fd/{fd}").read_bytes())
+        except OSError:
+            continue
+    c.close()
+    key = bytes.fromhex((apps / "a.tpd.key").read_text().split("\n")[1])
+    assert jobs and all(b"sleep 30" in job and key not in job for job in jobs), len(jobs)
+    w.stop()
+
+
 def test_a_worker_killed_leaves_no_sandboxed_process(start, apps, store):
     w = Worker(start, store, apps / "signer.pub")
     service, _ = deployed(w, apps, ())
-    body = json.dumps({"input": "sleep 60"}).encode()
-    c = socket.create_connection(("127.0.0.1", w.port))
-    c.sendall(b"POST /v1/services/%s/invoke HTTP/1.1\r\nHost: x\r\nContent-Type: "
-              b"application/json\r\nContent-Length: %d\r\n\r\n%s"
-              % (service.encode(), len(body), body))
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        below = descendants(w.proc.pid)
-        if any(comm(p) and comm(p).startswith("python") for p in below):
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError(f"no service process under the worker: {below!r}")
+    c = raw_invoke(w, service, "sleep 60")
+    below = service_processes(w)
     w.proc.kill()
     w.proc.wait(timeout=10)
     deadline = time.time() + 10
@@ -505,6 +594,31 @@ def test_a_bundle_changed_in_the_store_is_refused_at_run_time(start, apps, store
     blob.write_bytes(bytes(data))
     s, doc = w.invoke(service, "x")
     assert s == 500 and doc["error"]["kind"] == "refused", doc
+    w.stop()
+
+
+def test_another_signed_bundle_in_a_services_place_is_refused_not_run(start, apps, store):
+    w = Worker(start, store, apps / "signer.pub")
+    service, _ = deployed(w, apps, ())
+    s, alt = w.upload("bundles", apps / "alt.tpy")
+    assert s == 201, alt
+    (blob,) = [p for p in (store / "bundles").iterdir() if alt["bundle"] not in p.name]
+    shutil.copyfile(apps / "alt.tpy", blob)  # trusted and signed, not the service's
+    s, doc = w.invoke(service, "x")
+    assert s == 500 and doc["error"]["kind"] == "refused" and "result" not in doc, doc
+    assert "not the service's" in doc["error"]["message"], doc
+    w.stop()
+
+
+def test_an_upload_replaces_a_file_at_its_name_that_is_not_its_bytes(start, apps, store):
+    w = Worker(start, store, apps / "signer.pub")
+    s, b = w.upload("bundles", apps / "svc.tpy")
+    assert s == 201, b
+    path = store / "bundles" / f"{b['bundle']}.tpy"
+    shutil.copyfile(apps / "alt.tpy", path)
+    s, again = w.upload("bundles", apps / "svc.tpy")
+    assert s == 200, again
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == b["bundle"]
     w.stop()
 
 
@@ -550,6 +664,42 @@ def test_concurrent_deployments_and_deletions_keep_the_store_whole(start, apps, 
     w.stop()
 
 
+def test_a_cas_slow_to_answer_holds_no_connection_thread(start, teepy, apps, store, tmp):
+    """Deployments waiting on a CAS that never answers (more of them than the worker
+    has connection threads) leave the worker serving others."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)
+    env = {"TEEPY_PLATFORM_KEY": str(tmp / "platform.key")}
+    r = subprocess.run([str(teepy), "platform", "init"], capture_output=True, timeout=30,
+                       env={**os.environ, **env})
+    assert r.returncode == 0, r.stderr
+    w = Worker(start, store, apps / "signer.pub", "--cas", f"https://127.0.0.1:{hole.getsockname()[1]}",
+               "--cas-fingerprint", "sha256//LSBV0fVbhLi3AkvK0Ty1YEO0X1vACeg0/ygdmP+ZrtM=", env=env)
+    s, b = w.upload("bundles", apps / "svc.tpy")
+    body = json.dumps({"bundle": b["bundle"], "config_id": "mysvc/main"}).encode()
+    answers = []
+
+    def deploy():
+        answers.append(w.request("POST", "/v1/services", body, timeout=60)[0])
+
+    threads = [threading.Thread(target=deploy) for _ in range(6)]
+    for t in threads:
+        t.start()
+    hole.settimeout(20)
+    first, _ = hole.accept()  # one deployment is in the CAS's call, the others wait
+    try:
+        s, doc, _ = w.request("GET", "/v1/services", ctype=None, timeout=5)
+        assert s == 200, doc
+    finally:
+        first.close()
+        hole.close()
+    for t in threads:
+        t.join(timeout=60)
+    assert answers == [500] * 6, answers
+    w.stop()
+
+
 def test_keys_by_attestation_from_a_cas(start, teepy, apps, store, tmp):
     """--cas: the keys of an encrypted bundle, its sealed service data, a sealed task
     data item and an env value released by the CAS (the stand-in written from its
@@ -581,10 +731,10 @@ def test_keys_by_attestation_from_a_cas(start, teepy, apps, store, tmp):
             "b": {"kind": "data_key", "value": b64(apps / "b.tpd.key"), "data_id": pfs_id(apps / "b.tpd")},
             "API_TOKEN": {"kind": "env", "value": "token from the CAS"},
         }
-        doc = {"name": "mysvc", "services": {"main": {
+        policy = {"name": "mysvc", "services": {"main": {
             "app": [app], "runtime": [runtime], "tolerate": ["sim"], "platform_keys": [platform],
             "secrets": list(secrets)}}, "secrets": secrets}
-        f = tmp.write("mysvc.json", json.dumps(doc))
+        f = tmp.write("mysvc.json", json.dumps(policy))
         _direct(teepy, "keygen", "-o", tmp / "owner.key")
         _direct(teepy, "policy", "create", f, *args, "--owner", tmp / "owner.key")
 
@@ -600,7 +750,17 @@ def test_keys_by_attestation_from_a_cas(start, teepy, apps, store, tmp):
         assert s == 403 and "the CAS denied mysvc/main" in doc["error"]["message"], doc
         body = {"bundle": b["bundle"], "service_data": [a_item["data"]], "config_id": "mysvc/main"}
         s, svc, _ = w.request("POST", "/v1/services", json.dumps(body).encode())
-        assert s == 201 and svc["keys"] == "cas", svc
+        assert s == 201 and svc["keys"] == "cas" and svc["config_id"] == "mysvc/main", svc
+        # another config that releases keys for the same bundle: the first deployer's
+        # config stands, and the second is told so
+        other = tmp.write("othersvc.json", json.dumps({**policy, "name": "othersvc"}))
+        _direct(teepy, "policy", "create", other, *args, "--owner", tmp / "owner.key")
+        s, again, _ = w.request("POST", "/v1/services", json.dumps(
+            {**body, "config_id": "othersvc/main"}).encode())
+        assert s == 409 and again["error"]["kind"] == "conflict", again
+        assert "from config_id mysvc/main" in again["error"]["message"], again
+        s, again, _ = w.request("POST", "/v1/services", json.dumps(body).encode())
+        assert s == 200 and again == svc, again
         s, r = w.invoke(svc["service"], "x", [b_item["data"]])
         assert s == 200 and json.loads(r["result"])["data"] == [
             DATA_MARKERS["a"].decode(), DATA_MARKERS["b"].decode()], r
