@@ -8,6 +8,7 @@
 #include "cas.h"
 
 #include "../common/io.h"
+#include "../common/net.h"
 #include "../crypto/crypto.h"
 
 #include <arpa/inet.h>
@@ -242,45 +243,6 @@ static int load_tls(struct tp_cas_server *srv, const struct tp_cas_server_opts *
 	return 0;
 }
 
-/* The listening socket, bound here so that a port in use is said as such. */
-static int listen_on(const struct tp_cas_server_opts *o, unsigned *port, char *err, size_t err_size)
-{
-	struct sockaddr_storage ss = { 0 };
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-	socklen_t len;
-	int fd, one = 1;
-
-	if (inet_pton(AF_INET, o->host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons((uint16_t)o->port);
-		len = sizeof(*in4);
-	} else if (inet_pton(AF_INET6, o->host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)o->port);
-		len = sizeof(*in6);
-	} else {
-		snprintf(err, err_size, "%s: not a numeric IPv4 or IPv6 address", o->host);
-		return -EINVAL;
-	}
-	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
-		snprintf(err, err_size, "socket: %s", strerror(errno));
-		return -errno;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
-		int r = -errno;
-		snprintf(err, err_size, "cannot listen on %s port %u: %s", o->host, o->port,
-			 strerror(errno));
-		close(fd);
-		return r;
-	}
-	len = sizeof(ss);
-	getsockname(fd, (struct sockaddr *)&ss, &len);
-	*port = ntohs(ss.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
-	return fd;
-}
-
 int tp_cas_server_start(const struct tp_cas_server_opts *o, struct tp_cas_service *s,
 			struct tp_cas_server **out, char *fingerprint, size_t fp_size, char *err,
 			size_t err_size)
@@ -292,7 +254,7 @@ int tp_cas_server_start(const struct tp_cas_server_opts *o, struct tp_cas_servic
 		return -ENOMEM;
 	srv->service = s;
 	if ((r = load_tls(srv, o, fingerprint, fp_size, err, err_size)) < 0 ||
-	    (r = fd = listen_on(o, &srv->port, err, err_size)) < 0) {
+	    (r = fd = tp_listen_tcp(o->host, o->port, &srv->port, err, err_size)) < 0) {
 		tp_cas_server_stop(srv);
 		return r;
 	}

@@ -1,6 +1,6 @@
 /* `teepy cas --listen ADDR:PORT --db FILE`: the CAS server (src/cas/), serving until
  * SIGINT or SIGTERM; `teepy cas audit --db FILE`: its audit log, oldest first. Built
- * into teepy-cas, which `teepy cas` executes (cas_exec.c). */
+ * into teepy-cas, which `teepy cas` executes (programs.c). */
 #include "commands.h"
 
 #include "cas_help.h"
@@ -8,6 +8,7 @@
 #include "flags.h"
 #include "../cas/cas.h"
 #include "../common/log.h"
+#include "../common/net.h"
 #include "../crypto/crypto.h"
 
 #include <arpa/inet.h>
@@ -26,35 +27,6 @@
 #define DEFAULT_TIMEOUT 10
 #define THREADS		4
 #define MAX_CONN	4096
-
-/* "ADDR:PORT" or "[V6]:PORT" into host and port. */
-static int split_listen(const char *s, char *host, size_t size, unsigned *port)
-{
-	const char *colon = strrchr(s, ':'), *h = s;
-	size_t n;
-	char *end;
-	unsigned long p;
-
-	if (!colon)
-		return -EINVAL;
-	n = (size_t)(colon - s);
-	if (s[0] == '[') {
-		if (n < 2 || s[n - 1] != ']')
-			return -EINVAL;
-		h = s + 1;
-		n -= 2;
-	}
-	if (n == 0 || n >= size)
-		return -EINVAL;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	errno = 0;
-	p = strtoul(colon + 1, &end, 10);
-	if (!colon[1] || *end || errno || p > 65535)
-		return -EINVAL;
-	*port = (unsigned)p;
-	return 0;
-}
 
 /* The master key: given (it must be there), or DB.master.key, made at first start. */
 static int master_key(const char *given, const char *db, uint8_t key[TP_CAS_MASTER_SIZE])
@@ -116,7 +88,7 @@ static int serve(const char *listen, const char *db, const char *master_path, un
 	/* the master key and every policy's secrets pass through this process's memory */
 	tp_secret_no_core(true);
 	master = tp_secret_alloc(TP_CAS_MASTER_SIZE);
-	if (split_listen(listen, host, sizeof(host), &o.port) < 0 ||
+	if (tp_split_listen(listen, host, sizeof(host), &o.port) < 0 ||
 	    (inet_pton(AF_INET, host, addr) != 1 && inet_pton(AF_INET6, host, addr) != 1)) {
 		tp_error("cas: --listen %s: not ADDR:PORT (127.0.0.1:8443, [::1]:8443)", listen);
 		tp_secret_free(master, TP_CAS_MASTER_SIZE);

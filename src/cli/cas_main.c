@@ -1,5 +1,5 @@
 /* teepy-cas: the CAS server and its audit log, the program `teepy cas` executes
- * (cas_exec.c). argv[0] is "cas". */
+ * (programs.c). argv[0] is "cas". */
 #include "cas_help.h"
 
 int main(int argc, char **argv)

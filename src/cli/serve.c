@@ -1,6 +1,6 @@
 /* `teepy serve --store DIR --trust PUB`: the worker (src/worker/, docs/api.md),
  * serving until SIGINT or SIGTERM. Built into teepy-worker, which `teepy serve`
- * executes (serve_exec.c). */
+ * executes (programs.c). */
 #include "commands.h"
 
 #include "exit_codes.h"
@@ -8,6 +8,7 @@
 #include "run_cas.h"
 #include "serve_help.h"
 #include "../common/log.h"
+#include "../common/net.h"
 #include "../common/units.h"
 #include "../crypto/crypto.h"
 #include "../manifest/trust.h"
@@ -38,33 +39,13 @@ struct serve_opts {
 	uint64_t invoke_timeout_ms, max_request, max_upload, max_result;
 };
 
-/* "HOST:PORT" or "[V6]:PORT" into host and port. */
+/* "HOST:PORT" or "[V6]:PORT" into host and port, HOST a numeric address. */
 static int split_listen(const char *s, char *host, size_t size, unsigned *port)
 {
-	const char *colon = strrchr(s, ':'), *h = s;
 	uint8_t addr[sizeof(struct in6_addr)];
-	size_t n;
-	char *end;
-	unsigned long p;
 
-	if (!colon)
+	if (tp_split_listen(s, host, size, port) < 0)
 		return -EINVAL;
-	n = (size_t)(colon - s);
-	if (s[0] == '[') {
-		if (n < 2 || s[n - 1] != ']')
-			return -EINVAL;
-		h = s + 1;
-		n -= 2;
-	}
-	if (n == 0 || n >= size)
-		return -EINVAL;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	errno = 0;
-	p = strtoul(colon + 1, &end, 10);
-	if (!colon[1] || *end || errno || p > 65535)
-		return -EINVAL;
-	*port = (unsigned)p;
 	return inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1 ?
 		   0 :
 		   -EINVAL;

@@ -1,4 +1,4 @@
-/* teepy-worker: the worker, the program `teepy serve` executes (serve_exec.c). argv[0]
+/* teepy-worker: the worker, the program `teepy serve` executes (programs.c). argv[0]
  * is "serve". */
 #include "serve_help.h"
 

@@ -8,6 +8,8 @@
  * answers; this file carries bytes and holds the queue. */
 #include "worker.h"
 
+#include "../common/net.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -694,45 +696,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- start and stop ---- */
 
-static int listen_on(const struct tp_worker_server_opts *o, unsigned *port, char *err,
-		     size_t err_size)
-{
-	struct sockaddr_storage ss = { 0 };
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-	socklen_t len;
-	int fd, one = 1;
-
-	if (inet_pton(AF_INET, o->host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons((uint16_t)o->port);
-		len = sizeof(*in4);
-	} else if (inet_pton(AF_INET6, o->host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)o->port);
-		len = sizeof(*in6);
-	} else {
-		snprintf(err, err_size, "%s: not a numeric IPv4 or IPv6 address", o->host);
-		return -EINVAL;
-	}
-	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
-		snprintf(err, err_size, "socket: %s", strerror(errno));
-		return -errno;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
-		int r = -errno;
-		snprintf(err, err_size, "cannot listen on %s port %u: %s", o->host, o->port,
-			 strerror(errno));
-		close(fd);
-		return r;
-	}
-	len = sizeof(ss);
-	getsockname(fd, (struct sockaddr *)&ss, &len);
-	*port = ntohs(ss.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
-	return fd;
-}
-
 int tp_worker_server_start(const struct tp_worker_server_opts *o, struct tp_worker_api *api,
 			   struct tp_worker_server **out, char *err, size_t err_size)
 {
@@ -750,7 +713,7 @@ int tp_worker_server_start(const struct tp_worker_server_opts *o, struct tp_work
 		free(srv);
 		return -errno;
 	}
-	if ((fd = listen_on(o, &srv->port, err, err_size)) < 0) {
+	if ((fd = tp_listen_tcp(o->host, o->port, &srv->port, err, err_size)) < 0) {
 		close(srv->wake[0]);
 		close(srv->wake[1]);
 		free(srv);

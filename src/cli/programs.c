@@ -1,0 +1,44 @@
+/* `teepy cas` and `teepy serve`: the CAS server and the worker are programs of their
+ * own, teepy-cas and teepy-worker, which these execute. libmicrohttpd (with GnuTLS and
+ * a dozen more) and SQLite are then mapped by the servers alone: linked into teepy
+ * they cost every `teepy run` about 7 ms of its start (bench/RESULTS.md). */
+#include "commands.h"
+
+#include "cas_help.h"
+#include "exit_codes.h"
+#include "serve_help.h"
+#include "../common/log.h"
+#include "../manifest/trust.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Executes program (found beside teepy or installed) with argv, whose argv[0] is the
+ * command's name, cmd, as the program takes it; what names the program in messages.
+ * Returns only on failure, having said why. */
+static int exec_program(const char *cmd, const char *program, const char *what, char **argv)
+{
+	char path[PATH_MAX];
+
+	if (tp_find_beside(program, path, sizeof(path)) < 0) {
+		tp_error("%s: %s, %s, is neither beside teepy nor installed", cmd, program, what);
+		return TP_EXIT_INTERNAL;
+	}
+	execv(path, argv);
+	tp_error("%s: cannot run %s: %s", cmd, path, strerror(errno));
+	return TP_EXIT_INTERNAL;
+}
+
+int tp_cmd_cas(int argc, char **argv)
+{
+	(void)argc;
+	return exec_program("cas", TP_CAS_PROGRAM, "the CAS server", argv);
+}
+
+int tp_cmd_serve(int argc, char **argv)
+{
+	(void)argc;
+	return exec_program("serve", TP_WORKER_PROGRAM, "the worker", argv);
+}
