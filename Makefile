@@ -13,7 +13,7 @@ DEB_PACKAGES := gcc libc6-dev make meson ninja-build pkg-config python3 python3-
 	python3-venv python3-pip python3-setuptools python3-wheel libmicrohttpd-dev libsqlite3-dev \
 	openssl python3-cryptography
 
-.PHONY: all deps build demo check check-format check-landlock check-reproducible test-unit test-e2e test-compat check-asan check-kernel fuzz fuzz-campaign compat bench bench-cas format clean
+.PHONY: all deps build demo check check-format check-landlock check-reproducible test-unit test-e2e test-compat check-asan check-kernel fuzz fuzz-campaign compat bench bench-cas bench-worker format clean
 
 all: build
 
@@ -153,6 +153,12 @@ bench: build
 # sharing this machine's cores, printed against the targets (about a minute).
 bench-cas: build
 	$(PY) bench/cas --teepy $(BUILD)/teepy
+
+# The worker's speed (issue 15): invocation latency of teepy serve on one kept-alive
+# connection and on 8, hello and a numpy service with --preload, against the targets,
+# with TEEPY_ZYGOTE=0 beside it and a cold teepy run for comparison (about 1.5 minutes).
+bench-worker: build
+	$(PY) bench/worker --teepy $(BUILD)/teepy
 
 # The suites on Debian 12's own kernel (6.1: Landlock ABI 2, pure cgroup v2 with memory
 # and pids, a delegated subtree for uid 65534), booted under qemu: software emulation
