@@ -49,6 +49,7 @@ int main(int argc, char **argv)
 	r |= emit(out, "tp_seccomp_stage2", TP_SECCOMP_STAGE2, false);
 	r |= emit(out, "tp_seccomp_stage1_processes", TP_SECCOMP_STAGE1, true);
 	r |= emit(out, "tp_seccomp_stage2_processes", TP_SECCOMP_STAGE2, true);
+	r |= emit(out, "tp_seccomp_stage2_zygote", TP_SECCOMP_STAGE2_ZYGOTE, true);
 	if (fclose(out) != 0)
 		r = 1;
 	return r;

@@ -72,9 +72,12 @@ static int emit(const struct tp_boot *b, struct out *o)
 	    (r = add_list(o, TP_BOOT_ARG, b->argv, b->argv_count)) < 0 ||
 	    (r = add_list(o, TP_BOOT_PATH, b->path, b->path_count)) < 0 ||
 	    (r = add_list(o, TP_BOOT_PRELOAD, b->preload, b->preload_count)) < 0 ||
-	    (r = add_list(o, TP_BOOT_SITE, b->site, b->site_count)) < 0)
+	    (r = add_list(o, TP_BOOT_SITE, b->site, b->site_count)) < 0 ||
+	    (r = add_list(o, TP_BOOT_TOP, b->top, b->top_count)) < 0)
 		return r;
-	return b->sealed ? add(o, TP_BOOT_SEALED, "1", 1) : 0;
+	if (b->sealed && (r = add(o, TP_BOOT_SEALED, "1", 1)) < 0)
+		return r;
+	return b->zygote ? add(o, TP_BOOT_ZYGOTE, "1", 1) : 0;
 }
 
 int tp_boot_encode(const struct tp_boot *boot, uint8_t **out, size_t *out_size)
@@ -154,9 +157,9 @@ struct census {
 	bool have_filter;
 	bool have_entry;
 	bool have_count;
-	bool sealed;
+	bool sealed, zygote;
 	uint64_t data_count;
-	size_t lists[4];     /* argv, path, preload, site */
+	size_t lists[5];     /* argv, path, preload, site, top */
 	size_t string_bytes; /* every string with its NUL */
 };
 
@@ -171,6 +174,8 @@ static int list_index(uint8_t tag)
 		return 2;
 	case TP_BOOT_SITE:
 		return 3;
+	case TP_BOOT_TOP:
+		return 4;
 	}
 	return -1;
 }
@@ -199,12 +204,13 @@ static int take_census(const uint8_t *bytes, size_t size, struct census *c)
 			c->have_count = true;
 			continue;
 		}
-		if (f.tag == TP_BOOT_SEALED) {
+		if (f.tag == TP_BOOT_SEALED || f.tag == TP_BOOT_ZYGOTE) {
+			bool *flag = f.tag == TP_BOOT_SEALED ? &c->sealed : &c->zygote;
 			if (f.size != 1 || f.value[0] != '1')
 				return -EBADMSG;
-			if (c->sealed)
+			if (*flag)
 				return -EPROTO;
-			c->sealed = true;
+			*flag = true;
 			continue;
 		}
 		if (f.tag != TP_BOOT_ENTRY && list_index(f.tag) < 0)
@@ -228,8 +234,8 @@ static int take_census(const uint8_t *bytes, size_t size, struct census *c)
 int tp_boot_decode(const void *bytes, size_t size, struct tp_boot *boot)
 {
 	struct census c = { 0 };
-	const char **lists[4];
-	size_t filled[4] = { 0 };
+	const char **lists[5];
+	size_t filled[5] = { 0 };
 	struct field f;
 	size_t pos = 0, ptrs_at, strings_at, total;
 	char *block, *strings;
@@ -242,10 +248,11 @@ int tp_boot_decode(const void *bytes, size_t size, struct tp_boot *boot)
 		return r;
 
 	/* one block: the filter first (malloc's alignment suits sock_filter), then the
-	 * four pointer arrays, then the strings; bounded by a few times size, which is
+	 * five pointer arrays, then the strings; bounded by a few times size, which is
 	 * at most TP_MAX_BOOT_SIZE, so nothing here overflows */
 	ptrs_at = (c.filter.size + alignof(char *) - 1) / alignof(char *) * alignof(char *);
-	strings_at = ptrs_at + (c.lists[0] + c.lists[1] + c.lists[2] + c.lists[3]) * sizeof(char *);
+	strings_at = ptrs_at + (c.lists[0] + c.lists[1] + c.lists[2] + c.lists[3] + c.lists[4]) *
+				   sizeof(char *);
 	total = strings_at + c.string_bytes;
 	block = malloc(total);
 	if (!block)
@@ -255,6 +262,7 @@ int tp_boot_decode(const void *bytes, size_t size, struct tp_boot *boot)
 	lists[1] = lists[0] + c.lists[0];
 	lists[2] = lists[1] + c.lists[1];
 	lists[3] = lists[2] + c.lists[2];
+	lists[4] = lists[3] + c.lists[3];
 	strings = block + strings_at;
 
 	/* the census checked every field: this pass only copies */
@@ -281,7 +289,10 @@ int tp_boot_decode(const void *bytes, size_t size, struct tp_boot *boot)
 	boot->preload_count = c.lists[2];
 	boot->site = lists[3];
 	boot->site_count = c.lists[3];
+	boot->top = lists[4];
+	boot->top_count = c.lists[4];
 	boot->sealed = c.sealed;
+	boot->zygote = c.zygote;
 	boot->data_count = c.data_count;
 	boot->owned = block;
 	return 0;

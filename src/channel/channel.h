@@ -60,7 +60,12 @@ struct tp_boot {
 	 * as site.addsitedir reads them, their entries placed right after it */
 	const char *const *site;
 	size_t site_count;
+	/* a zygote's: the root's entries whose trees the service may reach (names, no
+	 * slash), for each child's own Landlock layer */
+	const char *const *top;
+	size_t top_count;
 	bool sealed;	     /* a sealed bundle: a missing module or file gets a hint */
+	bool zygote;	     /* a zygote (protocol.h): preload, then fork on request */
 	uint64_t data_count; /* data items the service may ask for, at most UINT32_MAX */
 	void *owned;	     /* decoded only */
 };

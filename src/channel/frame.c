@@ -25,6 +25,8 @@ int tp_frame_check(const struct tp_frame *frame)
 	switch (frame->type) {
 	case TP_FRAME_GET_INPUT:
 	case TP_FRAME_GET_DATA:
+	case TP_FRAME_GO:
+	case TP_FRAME_HELLO:
 		return frame->size == 0 ? 0 : -EMSGSIZE;
 	case TP_FRAME_STATUS:
 		return frame->size <= TP_MAX_STATUS_SIZE ? 0 : -EMSGSIZE;

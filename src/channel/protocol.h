@@ -25,12 +25,18 @@ enum tp_frame_type {
 	/* supervisor -> service */
 	TP_FRAME_BOOT = 1,  /* payload: boot fields, see below */
 	TP_FRAME_REPLY = 2, /* arg: TP_REPLY_*, payload: the bytes asked for */
+	/* a zygote's child: its supervisor has placed it (its cgroup); arg: how many data
+	 * items this invocation has, payload: none */
+	TP_FRAME_GO = 3,
 
 	/* service -> supervisor */
 	TP_FRAME_GET_INPUT = 16,
 	TP_FRAME_GET_DATA = 17, /* arg: index */
 	TP_FRAME_RESULT = 18,	/* payload: the result bytes */
 	TP_FRAME_STATUS = 19,	/* arg: TP_STATUS_*, payload: exception type name */
+	/* a zygote's child, first on its channel: here I am (the supervisor reads the
+	 * kernel's SCM_CREDENTIALS of it: the child's pid, which no process can forge) */
+	TP_FRAME_HELLO = 20,
 };
 
 enum tp_reply { TP_REPLY_OK = 0, TP_REPLY_OUT_OF_RANGE = 1 };
@@ -55,10 +61,58 @@ enum tp_boot_tag {
 	TP_BOOT_PRELOAD = 'i',	  /* a module to import before the entry, in order */
 	TP_BOOT_SITE = 's',	  /* a site directory (a venv's): its .pth files read, in order */
 	TP_BOOT_SEALED = 'b',	  /* "1", at most once: a sealed bundle runs (for hints) */
+	TP_BOOT_ZYGOTE = 'z',	  /* "1", at most once: preload, then fork one child per
+				   * invocation (see "Zygotes" below) instead of running */
+	TP_BOOT_TOP = 't',	  /* a zygote's: a name in the root the service may reach
+				   * (its children's Landlock rules), in order */
 };
 
 /* Bytes of a STATUS frame's name: the supervisor keeps it NUL-terminated in 128. */
 #define TP_MAX_STATUS_SIZE 127u
 #define TP_MAX_BOOT_SIZE   (1u << 20)
+
+/* ---- Zygotes (the worker's warm starts, docs/zygote.md) ----
+ * A zygote is a service's interpreter booted with TP_BOOT_ZYGOTE: it imports the
+ * preload modules, then waits on TP_ZYGOTE_FD (a SOCK_SEQPACKET socket to the worker's
+ * spawner) instead of running the entry. Each struct tp_zygote_fork there comes with
+ * three descriptors (SCM_RIGHTS): the child's channel, its output (stdout and
+ * stderr) and its status socket. The zygote forks; the child takes the channel as
+ * TP_CTRL_FD and restricts itself (docs/zygote.md), says TP_FRAME_HELLO, waits for
+ * TP_FRAME_GO and runs the entry. The zygote keeps the status socket: when it has
+ * reaped the child it writes a struct tp_zygote_status there. The zygote answers
+ * with struct tp_zygote_note: once TP_ZYGOTE_READY (or TP_ZYGOTE_REFUSED) after the
+ * preload, then TP_ZYGOTE_FORKED or TP_ZYGOTE_FORK_FAILED for each fork. */
+#define TP_ZYGOTE_FD	       4
+#define TP_ZYGOTE_FORK_MAGIC   0x747a6631u
+#define TP_ZYGOTE_NOTE_MAGIC   0x747a6e31u
+#define TP_ZYGOTE_STATUS_MAGIC 0x747a7331u
+
+struct tp_zygote_fork {
+	uint32_t magic;
+	uint32_t token;	 /* the spawner's name for the child, in the note */
+	uint64_t cpu_ms; /* the child's CPU-time limit (its RLIMIT_CPU backstop) */
+};
+
+enum tp_zygote_note_kind {
+	TP_ZYGOTE_READY = 1,
+	TP_ZYGOTE_REFUSED = 2, /* message says why: no child will be forked */
+	TP_ZYGOTE_FORKED = 3,
+	TP_ZYGOTE_FORK_FAILED = 4,
+};
+
+struct tp_zygote_note {
+	uint32_t magic;
+	uint32_t kind;
+	uint32_t token;
+	int32_t error; /* errno of a failed fork */
+	char message[240];
+};
+
+struct tp_zygote_status {
+	uint32_t magic;
+	int32_t wait_status;
+	uint64_t utime_us, stime_us;
+	uint64_t maxrss_kib;
+};
 
 #endif

@@ -36,6 +36,7 @@ struct serve_opts {
 	size_t trust_count;
 	char *trust_copy; /* TEEPY_TRUSTED_SIGNERS, split in place */
 	unsigned concurrency, queue, timeout;
+	unsigned zygotes, zygote_pool, zygote_idle_s;
 	uint64_t invoke_timeout_ms, max_request, max_upload, max_result;
 };
 
@@ -92,8 +93,20 @@ static int size_flag(const struct tp_flag_parser *p, uint64_t *out)
 	return 0;
 }
 
+/* A flag's variable, read when the flag was not given, by the flag's own rules. */
+static int env_number(unsigned given, int id, const char *name, unsigned long min,
+		      unsigned long max, unsigned *out)
+{
+	struct tp_flag_parser p = { .given = name, .value = getenv(name) };
+
+	if ((given & (1u << id)) || !p.value || !*p.value)
+		return 0;
+	return number(&p, min, max, "a number", out);
+}
+
 static int parse(struct serve_opts *o, int argc, char **argv, bool *help)
 {
+	unsigned given = 0;
 	struct tp_flag_parser p;
 	const char *env;
 	char err[512];
@@ -113,6 +126,7 @@ static int parse(struct serve_opts *o, int argc, char **argv, bool *help)
 				 p.value);
 			return TP_EXIT_USAGE;
 		}
+		given |= 1u << p.flag->id;
 		switch (p.flag->id) {
 		case SERVE_HELP:
 			*help = true;
@@ -161,6 +175,19 @@ static int parse(struct serve_opts *o, int argc, char **argv, bool *help)
 			if (size_flag(&p, &o->max_result) < 0)
 				return TP_EXIT_USAGE;
 			break;
+		case SERVE_ZYGOTES:
+			if (number(&p, 0, 1024, "a number", &o->zygotes) < 0)
+				return TP_EXIT_USAGE;
+			break;
+		case SERVE_ZYGOTE_POOL:
+			if (number(&p, 1, 16, "a number", &o->zygote_pool) < 0)
+				return TP_EXIT_USAGE;
+			break;
+		case SERVE_ZYGOTE_IDLE:
+			if (number(&p, 1, 7 * 24 * 3600, "a number of seconds", &o->zygote_idle_s) <
+			    0)
+				return TP_EXIT_USAGE;
+			break;
 		}
 	}
 	if (p.dashdash) {
@@ -169,6 +196,11 @@ static int parse(struct serve_opts *o, int argc, char **argv, bool *help)
 	}
 	if (!o->store && (env = getenv("TEEPY_STORE")) && *env)
 		o->store = env;
+	if (env_number(given, SERVE_ZYGOTES, "TEEPY_ZYGOTES", 0, 1024, &o->zygotes) < 0 ||
+	    env_number(given, SERVE_ZYGOTE_POOL, "TEEPY_ZYGOTE_POOL", 1, 16, &o->zygote_pool) < 0 ||
+	    env_number(given, SERVE_ZYGOTE_IDLE, "TEEPY_ZYGOTE_IDLE", 1, 7 * 24 * 3600,
+		       &o->zygote_idle_s) < 0)
+		return TP_EXIT_USAGE;
 	if (!o->trust_count && (env = getenv("TEEPY_TRUSTED_SIGNERS")) && *env) {
 		char *save = NULL;
 		free(o->trust);
@@ -273,6 +305,9 @@ static int serve(struct serve_opts *o)
 				 getenv("TEEPY_CACHE_DIR") :
 				 NULL,
 		.runtime_dir = getenv("XDG_RUNTIME_DIR"),
+		.zygotes = o->zygotes,
+		.zygote_pool = o->zygote_pool,
+		.zygote_idle_s = o->zygote_idle_s,
 	};
 	struct tp_worker_server_opts so = {
 		.timeout = o->timeout,
@@ -406,6 +441,9 @@ int tp_serve_main(int argc, char **argv)
 		.max_request = 64ULL << 20,
 		.max_upload = 1ULL << 30,
 		.max_result = 64ULL << 20,
+		.zygotes = 8,
+		.zygote_pool = 2,
+		.zygote_idle_s = 600,
 	};
 	bool help = false;
 	int code = parse(&o, argc, argv, &help);

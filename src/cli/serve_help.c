@@ -35,6 +35,13 @@ const struct tp_flag tp_serve_flags[] = {
 	{ SERVE_MAX_RESULT, "max-result", 0, "BYTES", NULL,
 	  "the largest result an invocation may return (default 64 MiB); beyond, it ends "
 	  "failed" },
+	{ SERVE_ZYGOTES, "zygotes", 0, "N", "TEEPY_ZYGOTES",
+	  "services kept warm at most (default 8; 0: every invocation a cold start). A warm "
+	  "service's invocations are forked from its zygote: see docs/zygote.md" },
+	{ SERVE_ZYGOTE_POOL, "zygote-pool", 0, "N", "TEEPY_ZYGOTE_POOL",
+	  "children each zygote keeps forked and ready (default 2, at most 16)" },
+	{ SERVE_ZYGOTE_IDLE, "zygote-idle", 0, "S", "TEEPY_ZYGOTE_IDLE",
+	  "stop a zygote unused this many seconds (default 600)" },
 	TP_FLAGS_END,
 };
 
@@ -53,9 +60,12 @@ const struct tp_command_help tp_serve_help = {
 	    "The worker: service providers deploy signed bundles (POST /v1/bundles, then\n"
 	    "POST /v1/services), data providers put sealed data items (POST /v1/data), clients\n"
 	    "invoke (POST /v1/services/ID/invoke). Plain HTTP/1.1 with JSON: listen on loopback\n"
-	    "or behind a TLS-terminating proxy. Each invocation is a cold start in the sandbox,\n"
-	    "as teepy run, forked by one single-threaded spawner process; a worker killed\n"
-	    "leaves no sandboxed process. Keys come uploaded with a deployment (development\n"
+	    "or behind a TLS-terminating proxy. A service's first invocation is a cold start in\n"
+	    "the sandbox, as teepy run, and starts its zygote: its interpreter with the preload\n"
+	    "imported, from which later invocations are forked (warm), each restricted further\n"
+	    "and in its own cgroup. One single-threaded spawner process forks them; a worker\n"
+	    "killed leaves no sandboxed process. Keys come uploaded with a deployment "
+	    "(development\n"
 	    "mode: kept in worker.db in plaintext, said at start), or with --cas by\n"
 	    "attestation, kept in memory only. One JSON line per request on stderr, without\n"
 	    "input, result, log, data or keys. See docs/api.md.\n",

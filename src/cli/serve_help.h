@@ -22,6 +22,9 @@ enum serve_flag {
 	SERVE_MAX_REQUEST,
 	SERVE_MAX_UPLOAD,
 	SERVE_MAX_RESULT,
+	SERVE_ZYGOTES,
+	SERVE_ZYGOTE_POOL,
+	SERVE_ZYGOTE_IDLE,
 };
 
 extern const struct tp_flag tp_serve_flags[];

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -165,4 +166,78 @@ int tp_write_fd(void *ctx, uint64_t offset, const void *buf, size_t size)
 {
 	(void)offset; /* the caller writes in order */
 	return tp_write_full(*(const int *)ctx, buf, size);
+}
+
+int tp_send_fds(int sock, const void *bytes, size_t size, const int *fds, size_t count)
+{
+	union {
+		char buf[CMSG_SPACE(TP_FDS_MAX * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = (void *)bytes, .iov_len = size };
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = u.buf,
+			      .msg_controllen = CMSG_SPACE(count * sizeof(int)) };
+	struct cmsghdr *c;
+	ssize_t sent;
+
+	if (count == 0 || count > TP_FDS_MAX)
+		return -EINVAL;
+	memset(u.buf, 0, sizeof(u.buf));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(count * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, count * sizeof(int));
+	do
+		sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (sent < 0 && errno == EINTR);
+	if (sent < 0)
+		return -errno;
+	return (size_t)sent == size ? 0 : -EMSGSIZE;
+}
+
+ssize_t tp_recv_fds(int sock, void *bytes, size_t size, int *fds, size_t count, int flags)
+{
+	union {
+		char buf[CMSG_SPACE(TP_FDS_MAX * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = bytes, .iov_len = size };
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = u.buf,
+			      .msg_controllen = CMSG_SPACE(count * sizeof(int)) };
+	struct cmsghdr *c;
+	ssize_t got;
+
+	for (size_t i = 0; i < count; i++)
+		fds[i] = -1;
+	if (count == 0 || count > TP_FDS_MAX)
+		return -EINVAL;
+	got = recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
+	if (got < 0)
+		return -errno;
+	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *in = (int *)(void *)CMSG_DATA(c);
+		for (size_t i = 0; i < n; i++) {
+			if (i < count && fds[i] < 0)
+				fds[i] = in[i];
+			else
+				close(in[i]); /* more than asked for: none kept */
+		}
+	}
+	/* fewer than asked for: none kept, the message is the caller's to refuse */
+	for (size_t i = 0; i < count; i++)
+		if (fds[i] < 0) {
+			for (size_t k = 0; k < count; k++)
+				if (fds[k] >= 0)
+					close(fds[k]), fds[k] = -1;
+			break;
+		}
+	return got;
 }

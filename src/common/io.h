@@ -42,4 +42,17 @@ int tp_write_text(const char *path, const char *text);
  * Returns 0, -EFBIG as soon as more than max bytes came, or -errno. */
 int tp_read_all(int fd, size_t max, char **out, size_t *out_size);
 
+/* Descriptors passed with a message over a unix socket (SCM_RIGHTS), at most: */
+#define TP_FDS_MAX 4
+
+/* Sends size bytes with count descriptors (1 to TP_FDS_MAX) in one message. Returns 0,
+ * -EMSGSIZE for a message sent in part, or -errno. */
+int tp_send_fds(int sock, const void *bytes, size_t size, const int *fds, size_t count);
+
+/* Receives one message of up to size bytes (recvmsg flags, MSG_CMSG_CLOEXEC added)
+ * with exactly count descriptors into fds (close-on-exec): the bytes' count, or
+ * -errno. A message with fewer descriptors leaves fds all -1, one with more keeps
+ * none of the extra (each closed). */
+ssize_t tp_recv_fds(int sock, void *bytes, size_t size, int *fds, size_t count, int flags);
+
 #endif

@@ -4,17 +4,28 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "zygote_filter.h"
 #include "../channel/channel.h"
 #include "../common/io.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 _Static_assert(sizeof(struct sock_filter) == TP_BOOT_FILTER_INSN_SIZE,
@@ -590,6 +601,417 @@ static int add_site_dirs(PyObject *dirs)
 	return r ? 0 : -1;
 }
 
+/* ---- the zygote (protocol.h's "Zygotes", docs/zygote.md) ---- */
+
+#define ZYGOTE_CHILDREN 512
+#define ZYGOTE_TOP_MAX	128
+/* Landlock's filesystem rights (uapi landlock.h), by the ABI that brought them */
+#define LL_EXECUTE     (1ULL << 0)
+#define LL_WRITE_FILE  (1ULL << 1)
+#define LL_READ_FILE   (1ULL << 2)
+#define LL_TRUNCATE    (1ULL << 14)
+#define LL_IOCTL_DEV   (1ULL << 15)
+#define LL_FILE_RIGHTS (LL_EXECUTE | LL_WRITE_FILE | LL_READ_FILE | LL_TRUNCATE | LL_IOCTL_DEV)
+#define LL_SCOPE_ALL   3ULL /* abstract unix sockets and signals (ABI 6) */
+
+struct zchild {
+	pid_t pid;
+	int status_fd;
+	uint32_t token;
+};
+
+/* The zygote's state: its children, and what every child's Landlock layer allows. */
+static struct {
+	struct zchild children[ZYGOTE_CHILDREN];
+	size_t count;
+	int top_fds[ZYGOTE_TOP_MAX]; /* the root's entries but /tmp (O_PATH) */
+	bool top_dir[ZYGOTE_TOP_MAX];
+	size_t top_count;
+	uint64_t handled; /* the filesystem rights this kernel's Landlock knows */
+	int abi;
+	bool scratch; /* the run has a scratch /tmp */
+} zy;
+
+static void zygote_note(uint32_t kind, uint32_t token, int error, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void zygote_note(uint32_t kind, uint32_t token, int error, const char *fmt, ...)
+{
+	struct tp_zygote_note n = {
+		.magic = TP_ZYGOTE_NOTE_MAGIC, .kind = kind, .token = token, .error = error
+	};
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(n.message, sizeof(n.message), fmt, ap);
+	va_end(ap);
+	(void)send(TP_ZYGOTE_FD, &n, sizeof(n), MSG_NOSIGNAL);
+}
+
+static void child_ended(int sig)
+{
+	(void)sig; /* wakes the zygote's ppoll */
+}
+
+/* Removes NAME under DIRFD and everything beneath it (a child's scratch). */
+static void remove_tree(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d;
+	struct dirent *e;
+
+	if (fd >= 0 && (d = fdopendir(fd))) {
+		while ((e = readdir(d)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+			    unlinkat(fd, e->d_name, 0) < 0)
+				remove_tree(fd, e->d_name);
+		closedir(d);
+	} else if (fd >= 0) {
+		close(fd);
+	}
+	unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+static void scratch_name(uint32_t token, char *out, size_t size)
+{
+	snprintf(out, size, "/tmp/teepy-%u", token);
+}
+
+/* Every child that has ended: its status to its supervisor, its scratch removed. */
+static void zygote_reap(void)
+{
+	struct rusage ru;
+	int status;
+	pid_t pid;
+
+	while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
+		for (size_t i = 0; i < zy.count; i++) {
+			struct zchild *c = &zy.children[i];
+			if (c->pid != pid)
+				continue;
+			struct tp_zygote_status s = {
+				.magic = TP_ZYGOTE_STATUS_MAGIC,
+				.wait_status = status,
+				.utime_us = (uint64_t)ru.ru_utime.tv_sec * 1000000u +
+					    (uint64_t)ru.ru_utime.tv_usec,
+				.stime_us = (uint64_t)ru.ru_stime.tv_sec * 1000000u +
+					    (uint64_t)ru.ru_stime.tv_usec,
+				.maxrss_kib = (uint64_t)ru.ru_maxrss,
+			};
+			(void)send(c->status_fd, &s, sizeof(s), MSG_NOSIGNAL);
+			close(c->status_fd);
+			if (zy.scratch) {
+				char dir[64];
+				scratch_name(c->token, dir, sizeof(dir));
+				remove_tree(AT_FDCWD, dir);
+			}
+			*c = zy.children[--zy.count];
+			break;
+		}
+	}
+}
+
+/* Checks what the preload left and opens the root's entries the service may reach. Returns 0, or -1
+ * with the refusal noted. */
+static int zygote_prepare(const char *const *top, size_t top_count)
+{
+	pid_t pid;
+	int status;
+	PyObject *threads;
+
+	/* a process the preload started would outlive it beside every child */
+	if ((pid = waitpid(-1, &status, WNOHANG)) >= 0) {
+		zygote_note(TP_ZYGOTE_REFUSED, 0, 0,
+			    "a preload module started a process: no warm starts for this "
+			    "service");
+		return -1;
+	}
+	threads = call_text("def f(_):\n"
+			    "    import sys\n"
+			    "    t = sys.modules.get('threading')\n"
+			    "    return 0 if t is None else t.active_count() - 1\n",
+			    "f", Py_None);
+	if (!threads || PyLong_AsLong(threads) != 0) {
+		PyErr_Clear();
+		zygote_note(TP_ZYGOTE_REFUSED, 0, 0,
+			    "a preload module left a thread running: no warm starts for this "
+			    "service");
+		Py_XDECREF(threads);
+		return -1;
+	}
+	Py_DECREF(threads);
+
+	zy.scratch = access("/tmp", W_OK) == 0;
+	zy.abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0, 1u /* VERSION */);
+	/* a build that stands for an older kernel (make check-landlock) */
+	if (TP_LANDLOCK_ABI_MAX > 0 && zy.abi > TP_LANDLOCK_ABI_MAX)
+		zy.abi = TP_LANDLOCK_ABI_MAX;
+	if (zy.abi < 1 && zy.scratch) {
+		zygote_note(TP_ZYGOTE_REFUSED, 0, errno,
+			    "Landlock is not available, so children could not each have their "
+			    "own scratch: no warm starts");
+		return -1;
+	}
+	zy.handled = zy.abi >= 5 ? (1ULL << 16) - 1 :
+		     zy.abi >= 3 ? (1ULL << 15) - 1 :
+		     zy.abi == 2 ? (1ULL << 14) - 1 :
+				   (1ULL << 13) - 1;
+	for (size_t i = 0; i < top_count; i++) {
+		struct stat st;
+		int fd = openat(AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		int entry = fd < 0 ? -1 : openat(fd, top[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0)
+			close(fd);
+		if (entry < 0 && errno == ENOENT)
+			continue;
+		if (zy.top_count == ZYGOTE_TOP_MAX || entry < 0 || fstat(entry, &st) < 0) {
+			zygote_note(TP_ZYGOTE_REFUSED, 0, errno,
+				    "cannot open /%s for the children's Landlock rules", top[i]);
+			return -1;
+		}
+		zy.top_dir[zy.top_count] = S_ISDIR(st.st_mode);
+		zy.top_fds[zy.top_count++] = entry;
+	}
+	return 0;
+}
+
+/* The child's own Landlock layer: everything as before but /tmp, of which only its
+ * own directory. Returns 0 or -errno. */
+static int child_landlock(const char *scratch)
+{
+	struct {
+		uint64_t fs, net, scoped;
+	} attr = { .fs = zy.handled, .scoped = zy.abi >= 6 ? LL_SCOPE_ALL : 0 };
+	struct {
+		uint64_t allowed;
+		int32_t parent_fd;
+	} __attribute__((packed)) rule;
+	size_t size = zy.abi >= 6 ? 24 : zy.abi >= 4 ? 16 : 8;
+	int rs, fd = -1, r = 0;
+
+	if ((rs = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0)) < 0)
+		return -errno;
+	for (size_t i = 0; r == 0 && i <= zy.top_count; i++) {
+		if (i == zy.top_count) {
+			if (!scratch)
+				break;
+			if ((fd = open(scratch, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
+			    0) {
+				r = -errno;
+				break;
+			}
+		}
+		rule.allowed =
+		    i == zy.top_count || zy.top_dir[i] ? zy.handled : zy.handled & LL_FILE_RIGHTS;
+		rule.parent_fd = i == zy.top_count ? fd : zy.top_fds[i];
+		if (syscall(SYS_landlock_add_rule, rs, 1 /* PATH_BENEATH */, &rule, 0) < 0)
+			r = -errno;
+	}
+	if (r == 0 && syscall(SYS_landlock_restrict_self, rs, 0) < 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	close(rs);
+	return r;
+}
+
+/* Python's side of a fresh child: numpy's global generator reseeded (random's is by
+ * its own at-fork hook), the scratch as TMPDIR and HOME. */
+static const char child_text[] = "def f(scratch):\n"
+				 "    import os, sys\n"
+				 "    m = sys.modules.get('numpy.random')\n"
+				 "    if m is not None:\n"
+				 "        m.seed()\n"
+				 "    if scratch is not None:\n"
+				 "        os.environ['TMPDIR'] = os.environ['HOME'] = scratch\n"
+				 "        t = sys.modules.get('tempfile')\n"
+				 "        if t is not None:\n"
+				 "            t.tempdir = None\n";
+
+/* In the child, before it has seen anything of its invocation: its descriptors,
+ * process group, scratch, Landlock layer, RNGs and filter; then HELLO, and the
+ * GO that says how many data items it has. Returns 0, or -1 with one line on
+ * its stderr. */
+static int zygote_child(const struct tp_zygote_fork *req, int ch, int out)
+{
+	uint32_t token = req->token;
+	/* the backstop a second past the limit its supervisor watches (the zygote's own
+	 * has none: its CPU time is all its forks') */
+	rlim_t cpu_s = (rlim_t)((req->cpu_ms + 999) / 1000 + 1);
+	struct rlimit cpu = { cpu_s, cpu_s };
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	struct sock_filter insns[TP_CHILD_FILTER_MAX];
+	struct sock_fprog prog;
+	struct tp_frame go;
+	char scratch[64];
+	sigset_t none;
+	int n, r;
+
+	sigaction(SIGCHLD, &dfl, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (size_t i = 0; i < zy.count; i++)
+		close(zy.children[i].status_fd);
+	if (dup2(ch, TP_CTRL_FD) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+		return -1;
+	close(ch);
+	close(out);
+	close(TP_ZYGOTE_FD);
+	setpgid(0, 0);
+	if (setrlimit(RLIMIT_CPU, &cpu) < 0)
+		return -1;
+
+	scratch_name(token, scratch, sizeof(scratch));
+	if (zy.scratch && mkdir(scratch, 0700) < 0) {
+		fprintf(stderr, "teepy: cannot make the invocation's scratch %s: %s\n", scratch,
+			strerror(errno));
+		return -1;
+	}
+	if (zy.abi >= 1 && (r = child_landlock(zy.scratch ? scratch : NULL)) < 0) {
+		fprintf(stderr, "teepy: cannot restrict the invocation's files: %s\n",
+			strerror(-r));
+		return -1;
+	}
+	for (size_t i = 0; i < zy.top_count; i++)
+		close(zy.top_fds[i]);
+	PyObject *arg = zy.scratch ? PyUnicode_FromString(scratch) : Py_NewRef(Py_None);
+	PyObject *done = arg ? call_text(child_text, "f", arg) : NULL;
+	Py_XDECREF(arg);
+	if (!done) {
+		PyErr_Print();
+		return -1;
+	}
+	Py_DECREF(done);
+
+	if ((n = tp_child_filter_build(getpid(), insns, TP_CHILD_FILTER_MAX)) < 0)
+		return -1;
+	prog.len = (unsigned short)n;
+	prog.filter = insns;
+	/* no TSYNC: the child has one thread, and its zygote's stage 2 allows no flag */
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+		fprintf(stderr, "teepy: cannot install the invocation's filter: %s\n",
+			strerror(errno));
+		return -1;
+	}
+	if (tp_frame_write(TP_CTRL_FD, TP_FRAME_HELLO, 0, NULL, 0) < 0 ||
+	    tp_frame_read_header(TP_CTRL_FD, &go) < 0 || go.type != TP_FRAME_GO)
+		return -1; /* its supervisor is gone */
+	data_count = (Py_ssize_t)go.arg;
+	return 0;
+}
+
+/* Forks one child for a request. Returns 1 in the zygote, 0 in the child (which then
+ * runs the entry), or exits the child that could not be made. */
+static int zygote_fork(const struct tp_zygote_fork *req, const int fds[3])
+{
+	pid_t pid;
+
+	if (zy.count == ZYGOTE_CHILDREN) {
+		zygote_note(TP_ZYGOTE_FORK_FAILED, req->token, EAGAIN, "too many children");
+		return 1;
+	}
+	PyOS_BeforeFork();
+	pid = fork();
+	if (pid == 0) {
+		PyOS_AfterFork_Child();
+		close(fds[2]);
+		if (zygote_child(req, fds[0], fds[1]) < 0) {
+			fflush(stderr);
+			_exit(70);
+		}
+		return 0;
+	}
+	PyOS_AfterFork_Parent();
+	close(fds[0]);
+	close(fds[1]);
+	if (pid < 0) {
+		int e = errno;
+		close(fds[2]);
+		zygote_note(TP_ZYGOTE_FORK_FAILED, req->token, e, "fork: %s", strerror(e));
+		return 1;
+	}
+	zy.children[zy.count++] =
+	    (struct zchild){ .pid = pid, .status_fd = fds[2], .token = req->token };
+	zygote_note(TP_ZYGOTE_FORKED, req->token, 0, "%d", (int)pid);
+	return 1;
+}
+
+/* After the preload: READY (or REFUSED), then one child per request until the
+ * spawner closes its end. Returns 0 in a child, 1 when the zygote is done. */
+static int zygote_serve(const struct tp_boot *b)
+{
+	struct sigaction on_child = { .sa_handler = child_ended };
+	sigset_t block, waiting;
+
+	if (zygote_prepare(b->top, b->top_count) < 0)
+		return 1;
+	/* what the preload wrote is flushed once, not by each child; the preload's
+	 * objects go to the collector's permanent generation, so that a child's
+	 * collections neither scan nor write (copy) their pages */
+	PyObject *flushed = call_text("def f(_):\n"
+				      "    import gc, sys\n"
+				      "    for s in (sys.stdout, sys.stderr):\n"
+				      "        s.flush()\n"
+				      "    gc.collect()\n"
+				      "    gc.freeze()\n",
+				      "f", Py_None);
+	Py_XDECREF(flushed);
+	PyErr_Clear();
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &block, &waiting);
+	sigdelset(&waiting, SIGCHLD);
+	sigaction(SIGCHLD, &on_child, NULL);
+	zygote_note(TP_ZYGOTE_READY, 0, 0, "ready");
+
+	for (;;) {
+		struct pollfd pfd = { .fd = TP_ZYGOTE_FD, .events = POLLIN };
+		struct tp_zygote_fork req;
+		int fds[3];
+		ssize_t got;
+
+		zygote_reap();
+		if (ppoll(&pfd, 1, NULL, &waiting) < 0) {
+			if (errno == EINTR)
+				continue;
+			return 1;
+		}
+		got = tp_recv_fds(TP_ZYGOTE_FD, &req, sizeof(req), fds, 3, MSG_DONTWAIT);
+		if (got == -EINTR || got == -EAGAIN)
+			continue;
+		if (got <= 0)
+			return 1; /* the spawner is done with this service */
+		if (got != sizeof(req) || req.magic != TP_ZYGOTE_FORK_MAGIC || fds[2] < 0) {
+			for (int i = 0; i < 3; i++)
+				if (fds[i] >= 0)
+					close(fds[i]);
+			zygote_note(TP_ZYGOTE_FORK_FAILED, 0, EPROTO, "a malformed request");
+			continue;
+		}
+		if (zygote_fork(&req, fds) == 0)
+			return 0;
+	}
+}
+
+/* A zygote's child ends as an interpreter would, less the teardown of what the
+ * zygote imported, which it shares and which dies with it: atexit functions, then
+ * the standard streams flushed, then _exit. */
+static void child_exit(int status)
+{
+	PyObject *done = call_text("def f(_):\n"
+				   "    import atexit, sys\n"
+				   "    atexit._run_exitfuncs()\n"
+				   "    for s in (sys.stdout, sys.stderr):\n"
+				   "        try:\n"
+				   "            s.flush()\n"
+				   "        except Exception:\n"
+				   "            pass\n",
+				   "f", Py_None);
+	if (!done)
+		PyErr_Print();
+	Py_XDECREF(done);
+	_exit(status);
+}
+
 static PyObject *boot(PyObject *self, PyObject *unused)
 {
 	struct tp_boot b = { 0 };
@@ -642,10 +1064,17 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 		result = PyLong_FromLong(1);
 		goto out;
 	}
+	/* a zygote returns here in each child it forks; itself, when it is done */
+	if (b.zygote && zygote_serve(&b) != 0) {
+		result = PyLong_FromLong(0);
+		goto out;
+	}
 	result = run_entry(b.entry, &status);
 	if (!result)
 		goto out;
 	Py_DECREF(result);
+	if (b.zygote)
+		child_exit(status);
 	result = PyLong_FromLong(status);
 out:
 	Py_XDECREF(teex);

@@ -843,7 +843,7 @@ static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 	const struct tp_manifest *m = &inv->bundle.manifest;
 	char err[256];
 
-	inv->processes = m->processes == TP_PROCESSES_MANIFEST;
+	inv->processes = m->processes == TP_PROCESSES_MANIFEST || inv->cfg->zygote;
 	snprintf(inv->entry, sizeof(inv->entry), "%s", m->entry);
 	snprintf(inv->cwd, sizeof(inv->cwd), "%s", TP_APP_DIR);
 	snprintf(inv->script, sizeof(inv->script), "%s", cfg->script);
@@ -992,7 +992,7 @@ int tp_plan_open(struct tp_invocation *inv, struct tp_outcome *out)
 	inv->limits = cfg->limits;
 	if (cfg->is_bundle)
 		return open_sealed(inv, out);
-	inv->processes = cfg->allow_processes;
+	inv->processes = cfg->allow_processes || cfg->zygote;
 	if (load_script(inv, out) < 0)
 		return -1;
 	if (cfg->mark)
@@ -1066,11 +1066,20 @@ int tp_plan_env(struct tp_invocation *inv)
 
 /* ---- the boot payload ---- */
 
+static bool listed(const struct tp_strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->count; i++)
+		if (strcmp(l->items[i], s) == 0)
+			return true;
+	return false;
+}
+
 int tp_plan_boot(const struct tp_invocation *inv, uint8_t **data, size_t *size)
 {
 	const struct tp_run_config *cfg = inv->cfg;
-	const struct tp_bpf *stage2 =
-	    inv->processes ? &tp_seccomp_stage2_processes : &tp_seccomp_stage2;
+	const struct tp_bpf *stage2 = cfg->zygote    ? &tp_seccomp_stage2_zygote :
+				      inv->processes ? &tp_seccomp_stage2_processes :
+						       &tp_seccomp_stage2;
 	const struct tp_strlist *argv = inv->sealed ? &inv->bundle.manifest.argv : NULL;
 	const struct tp_strlist *signed_preload =
 	    inv->sealed ? &inv->bundle.manifest.preload : NULL;
@@ -1093,6 +1102,28 @@ int tp_plan_boot(const struct tp_invocation *inv, uint8_t **data, size_t *size)
 		items[n++] = inv->python_path.items[i];
 	for (size_t i = 0; i < preload_count; i++)
 		items[n++] = signed_preload ? signed_preload->items[i] : cfg->preload[i];
+	/* a zygote's children each restrict /tmp to their own directory: the rest of what
+	 * the service may reach, by the root's entries that hold it */
+	struct tp_strlist top = { 0 };
+	for (size_t i = 0; cfg->zygote && i < inv->read_trees.count + 1; i++) {
+		const char *tree = i < inv->read_trees.count ? inv->read_trees.items[i] :
+				   inv->has_out		     ? TP_OUT_DIR :
+							       NULL;
+		char name[NAME_MAX + 1];
+		size_t len;
+		if (!tree || tree[0] != '/')
+			continue;
+		len = strcspn(tree + 1, "/");
+		if (len == 0 || len > NAME_MAX)
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)len, tree + 1);
+		if (strcmp(name, "tmp") != 0 && !listed(&top, name) &&
+		    tp_strlist_push(&top, name) < 0) {
+			tp_strlist_free(&top);
+			free(items);
+			return -ENOMEM;
+		}
+	}
 	struct tp_boot boot = {
 		.filter = stage2->insns,
 		.filter_size = stage2->size,
@@ -1106,9 +1137,13 @@ int tp_plan_boot(const struct tp_invocation *inv, uint8_t **data, size_t *size)
 		.site = (const char *const *)inv->site_dirs.items,
 		.site_count = inv->site_dirs.count,
 		.sealed = inv->sealed,
+		.zygote = cfg->zygote,
+		.top = (const char *const *)top.items,
+		.top_count = top.count,
 		.data_count = cfg->data_count,
 	};
 	r = tp_boot_encode(&boot, data, size);
+	tp_strlist_free(&top);
 	free(items);
 	return r;
 }

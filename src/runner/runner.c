@@ -57,6 +57,8 @@ struct watch {
 	int wake[2]; /* a byte ends the watch */
 };
 
+static void no_descriptors(struct tp_invocation *inv);
+
 static uint64_t ms_between(const struct timespec *a, const struct timespec *b)
 {
 	int64_t ms = (int64_t)(b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
@@ -111,7 +113,7 @@ static void set_hold(struct watch *w, bool hold)
 static void *watch_main(void *arg)
 {
 	struct watch *w = arg;
-	uint64_t limit_ns = w->inv->limits.cpu_ms * 1000000u;
+	uint64_t limit_ns = w->inv->enforce.set.cpu_ms * 1000000u;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	/* the reaper's end ends the watch by itself: the supervisor, woken by the same
 	 * end, then finds it gone rather than waking it (a wake-up across CPUs cost
@@ -196,6 +198,22 @@ static int open_result(void *arg)
 	fd = memfd_create("teepy-result", MFD_CLOEXEC);
 	w->result_mem = fd >= 0;
 	return fd < 0 ? -errno : fd;
+}
+
+/* The channel on fd serves the request: input, data, the result's sink. */
+static void serve_request(struct watch *w, int fd)
+{
+	const struct tp_run_config *cfg = w->inv->cfg;
+
+	tp_channel_init(&w->channel, fd);
+	w->channel.input = cfg->input ? cfg->input : "";
+	w->channel.input_size = cfg->input_size;
+	w->channel.data_fds = cfg->data_fds;
+	w->channel.data_count = cfg->data_count;
+	w->channel.open_result = open_result;
+	w->channel.ctx = w;
+	/* a result cannot be larger than the memory the service may hold */
+	w->channel.max_result = w->inv->limits.memory_bytes;
 }
 
 static void log_bytes(struct watch *w, const char *bytes, size_t size)
@@ -549,6 +567,10 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 	 * its limit (the plan made sure enough is left) */
 	inv->enforce.set = inv->limits;
 	inv->enforce.set.memory_bytes -= inv->sealed ? inv->plan.reserve_bytes : 0;
+	/* a zygote's CPU time is its forks', for as long as it lives: each child has the
+	 * service's limit */
+	if (cfg->zygote)
+		inv->enforce.set.cpu_ms = TP_ZYGOTE_LIFETIME_MS;
 	inv->enforce.processes = inv->processes;
 	tp_limits_prepare(&inv->enforce);
 	mark(inv, "cgroups prepared");
@@ -599,7 +621,9 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 				      strerror(-r));
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	tp_deadline_after(&w.deadline, inv->limits.timeout_ms);
+	/* a zygote lives until its worker stops it: each child has its own clock */
+	tp_deadline_after(&w.deadline,
+			  cfg->zygote ? TP_ZYGOTE_LIFETIME_MS : inv->limits.timeout_ms);
 	r = tp_sandbox_spawn(&sc, &sb, err, sizeof(err));
 	tp_limits_close_join(&join);
 	close(sc.reaper_fd);
@@ -648,15 +672,7 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		cfg->on_filled(cfg->observer, inv);
 
 	mark(inv, "root ready");
-	tp_channel_init(&w.channel, sb.ctrl_fd);
-	w.channel.input = cfg->input ? cfg->input : "";
-	w.channel.input_size = cfg->input_size;
-	w.channel.data_fds = cfg->data_fds;
-	w.channel.data_count = cfg->data_count;
-	w.channel.open_result = open_result;
-	w.channel.ctx = &w;
-	/* a result cannot be larger than the memory the service may hold */
-	w.channel.max_result = inv->limits.memory_bytes;
+	serve_request(&w, sb.ctrl_fd);
 	/* the service's /out, reached while the interpreter waits for its boot payload
 	 * (nothing of the service runs before it): held for the publish, it outlives
 	 * the service's mount namespace */
@@ -710,6 +726,90 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 	tp_out_volume_publish(inv, out);
 	if (out->volume.published)
 		mark(inv, "output volume published");
+	return 0;
+}
+
+/* ---- a zygote's child ---- */
+
+/* The zygote's report of the child's end: its wait status and resource use. Waits a
+ * little past the child's end (the zygote reaps on SIGCHLD); none (a zygote that
+ * died, or the spawner's kill): killed. */
+static void take_zygote_status(int fd, struct tp_outcome *out)
+{
+	struct tp_zygote_status s;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	out->wait_status = SIGKILL; /* as the wait status of a process killed by it */
+	if (poll(&p, 1, 2000) <= 0 || read(fd, &s, sizeof(s)) != (ssize_t)sizeof(s) ||
+	    s.magic != TP_ZYGOTE_STATUS_MAGIC)
+		return;
+	out->wait_status = s.wait_status;
+	out->rusage.ru_utime.tv_sec = (time_t)(s.utime_us / 1000000u);
+	out->rusage.ru_utime.tv_usec = (suseconds_t)(s.utime_us % 1000000u);
+	out->rusage.ru_stime.tv_sec = (time_t)(s.stime_us / 1000000u);
+	out->rusage.ru_stime.tv_usec = (suseconds_t)(s.stime_us % 1000000u);
+	out->rusage.ru_maxrss = (long)s.maxrss_kib;
+}
+
+int tp_zygote_child_run(struct tp_zygote_child *child, const struct tp_run_config *cfg,
+			const struct tp_limits *limits, struct tp_outcome *out)
+{
+	struct tp_invocation *inv = calloc(1, sizeof(*inv));
+	struct tp_sandbox sb = { .ctrl_fd = child->channel_fd, .out_fd = child->out_fd };
+	struct watch w = { .out = out,
+			   .pid = child->pid,
+			   .pidfd = child->pidfd,
+			   .hold_lock = PTHREAD_MUTEX_INITIALIZER };
+	struct tp_observed o;
+	struct timespec t0;
+	sigset_t pipe_signal, before;
+	const struct timespec now = { 0, 0 };
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	out->wait_status = -1;
+	out->result_fd = -1;
+	out->status_kind = -1;
+	if (!inv) {
+		close(child->channel_fd);
+		close(child->out_fd);
+		return -ENOMEM;
+	}
+	inv->cfg = cfg;
+	inv->limits = *limits;
+	inv->enforce = child->enforce;
+	no_descriptors(inv);
+	w.inv = inv;
+	sigemptyset(&pipe_signal);
+	sigaddset(&pipe_signal, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_signal, &before);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	tp_deadline_after(&w.deadline, limits->timeout_ms);
+	serve_request(&w, child->channel_fd);
+	if ((r = watch_start(&w)) < 0) {
+		kill_service(&w);
+		tp_runner_fail(out, TP_END_INTERNAL, "cannot watch the service's CPU time: %s",
+			       strerror(-r));
+	} else {
+		/* a child that is gone already: its status says how */
+		tp_frame_write(child->channel_fd, TP_FRAME_GO, (uint32_t)cfg->data_count, NULL, 0);
+		supervise(&w, &sb);
+		take_zygote_status(child->status_fd, out);
+		watch_stop(&w);
+		observe(&w, &o);
+		record(&w, &o, &t0);
+		tp_judge(&o, out);
+	}
+	if (sb.ctrl_fd >= 0)
+		close(sb.ctrl_fd);
+	if (sb.out_fd >= 0)
+		close(sb.out_fd);
+	if (!sigismember(&before, SIGPIPE))
+		while (sigtimedwait(&pipe_signal, NULL, &now) == SIGPIPE)
+			;
+	pthread_sigmask(SIG_SETMASK, &before, NULL);
+	free(inv);
 	return 0;
 }
 

@@ -27,6 +27,9 @@ struct tp_volume_index;
 struct tp_volume_entry;
 struct tp_pfs_reader;
 
+/* how long a zygote's run may last (its worker stops it long before) */
+#define TP_ZYGOTE_LIFETIME_MS (30ULL * 24 * 3600 * 1000)
+
 /* the output volume's directory inside the root (tp_run_config.output_volume) */
 #define TP_OUT_DIR "/out"
 /* teepy build's sample run has a /out of a quarter of its memory, at most this */
@@ -131,6 +134,11 @@ struct tp_run_config {
 
 	/* a byte readable here stops the run (a signal handler writes it); -1: none */
 	int cancel_fd;
+
+	/* the worker's zygote (docs/zygote.md): the interpreter imports the preload and
+	 * then forks children on requests at handed_fds[0] (fd TP_ZYGOTE_FD inside)
+	 * instead of running; it may make processes, and no wall clock ends it */
+	bool zygote;
 
 	/* optional observers, called on the invoking thread */
 	void *observer;					/* their first argument */
@@ -286,6 +294,26 @@ struct tp_invocation {
 	struct tp_out_volume volume;	 /* cfg.output_volume's */
 	bool has_out;			 /* the root has /out (a volume's, or a build's sample) */
 };
+
+/* A zygote's child (docs/zygote.md): forked, restricted and placed in its own cgroups
+ * by the worker's spawner, waiting for its GO. */
+struct tp_zygote_child {
+	pid_t pid;			/* on the host */
+	int pidfd;			/* its pidfd */
+	int channel_fd;			/* its control channel */
+	int out_fd;			/* its stdout and stderr */
+	int status_fd;			/* where its zygote writes its struct tp_zygote_status */
+	struct tp_limits_state enforce; /* its cgroups, prepared with the service's limits */
+};
+
+/* Serves one invocation by a zygote's child: cfg's input, data, sinks and cancel as
+ * for tp_invoke (nothing about what runs: the zygote decided that), limits the
+ * service's (the zygote's run's). Sends GO, serves the channel and the output, holds
+ * CPU time and the wall clock, and judges from the status the zygote reports. Closes
+ * the child's descriptors; its cgroups are the caller's to remove (after it has
+ * answered). Returns 0 when judged, -ENOMEM before anything could be said. */
+int tp_zygote_child_run(struct tp_zygote_child *child, const struct tp_run_config *cfg,
+			const struct tp_limits *limits, struct tp_outcome *out);
 
 /* Runs one invocation start to end and fills *out (free it with tp_outcome_free).
  * Returns 0 when the run was judged (out->end says how), or -ENOMEM before

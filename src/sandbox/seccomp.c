@@ -599,9 +599,27 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, 
 				COUNT(prctl_denied));
 	/* seccomp(2): _teepy installs stage 2 with it under stage 1; after that no
 	 * filter is added or changed, and nothing is asked of it (EPERM) */
-	r = r ?:
-		add(ctx, stage == TP_SECCOMP_STAGE1 ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EPERM),
-		    "seccomp", 0, NULL);
+	if (stage == TP_SECCOMP_STAGE2_ZYGOTE) {
+		/* a zygote's child adds its filter: that mode, no flag (no listener) */
+		const struct scmp_arg_cmp filter_only[] = {
+			SCMP_A0_64(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER),
+			SCMP_A1_64(SCMP_CMP_EQ, 0),
+		};
+		const struct scmp_arg_cmp other_mode[] = {
+			SCMP_A0_64(SCMP_CMP_NE, SECCOMP_SET_MODE_FILTER),
+		};
+		const struct scmp_arg_cmp flagged[] = {
+			SCMP_A1_64(SCMP_CMP_NE, 0),
+		};
+		r = r ?: add(ctx, SCMP_ACT_ALLOW, "seccomp", 2, filter_only);
+		r = r ?: add(ctx, SCMP_ACT_ERRNO(EPERM), "seccomp", 1, other_mode);
+		r = r ?: add(ctx, SCMP_ACT_ERRNO(EPERM), "seccomp", 1, flagged);
+	} else {
+		r = r ?:
+			add(ctx,
+			    stage == TP_SECCOMP_STAGE1 ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EPERM),
+			    "seccomp", 0, NULL);
+	}
 
 	/* ioctl is allowed whole: no terminal is reachable inside (stdin is /dev/null,
 	 * stdout and stderr are pipes, /dev/tty does not exist), so TIOCSTI has no target. */

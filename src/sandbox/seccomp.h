@@ -20,6 +20,10 @@
 enum tp_seccomp_stage {
 	TP_SECCOMP_STAGE1, /* before the interpreter starts: the policy, but execve allowed */
 	TP_SECCOMP_STAGE2, /* installed by _teepy: the full policy, no execve */
+	/* a zygote's stage 2 (docs/zygote.md): stage 2 with processes, and seccomp(2)
+	 * SECCOMP_SET_MODE_FILTER without flags, which each child needs to add its own
+	 * filter (a filter only takes away) */
+	TP_SECCOMP_STAGE2_ZYGOTE,
 };
 
 struct tp_bpf {
@@ -34,6 +38,7 @@ extern const struct tp_bpf tp_seccomp_stage1;
 extern const struct tp_bpf tp_seccomp_stage2;
 extern const struct tp_bpf tp_seccomp_stage1_processes;
 extern const struct tp_bpf tp_seccomp_stage2_processes;
+extern const struct tp_bpf tp_seccomp_stage2_zygote;
 
 /* Builds the program of a stage with libseccomp. Returns 0 or -errno. */
 int tp_seccomp_build(enum tp_seccomp_stage stage, bool processes, struct tp_bpf *out);

@@ -728,6 +728,7 @@ static int prepare(struct tp_worker_api *a, const char *id, const char *body, si
 			       1;
 	}
 	p->job = (struct tp_worker_job){
+		.service = p->service,
 		.bundle_path = p->bundle_path,
 		.app = p->app,
 		.signer = p->signer,

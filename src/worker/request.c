@@ -440,6 +440,7 @@ unsigned tp_worker_outcome_answer(const struct tp_worker_outcome *o, const char 
 	char message[sizeof(o->message) + 1];
 	bool ok;
 
+	out->start = o->warm ? "warm" : "cold";
 	out->usage.cpu_ms = o->cpu_ms;
 	out->usage.peak_memory_bytes = o->peak_memory_bytes;
 	out->usage.wall_ms = o->wall_ms;

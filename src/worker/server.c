@@ -150,6 +150,8 @@ static void log_request(struct tp_worker_server *srv, const struct pending *p)
 	if (p->route == TP_ROUTE_INVOKE && a->end) {
 		json_object_set_new(line, "service", json_string(p->id));
 		json_object_set_new(line, "end", json_string(a->end));
+		if (a->start)
+			json_object_set_new(line, "start", json_string(a->start));
 		json_object_set_new(line, "usage",
 				    json_pack("{s:I, s:I, s:I}", "cpu_ms",
 					      (json_int_t)a->usage.cpu_ms, "peak_memory_bytes",

@@ -14,6 +14,8 @@
 #include "../crypto/crypto.h"
 #include "../manifest/manifest.h"
 #include "../manifest/trust.h"
+#include "../channel/channel.h"
+#include "../sandbox/limits.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +28,8 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +42,7 @@
  * the child reads them into locked memory. */
 struct job_head {
 	uint32_t magic;
+	char service[TP_WORKER_ID_HEX];
 	uint32_t data_count, service_data_count, bundle_path_len, env_count;
 	uint8_t has_bundle_key;
 	uint8_t app[32], signer[32]; /* the service's bundle's measurements */
@@ -63,20 +68,10 @@ int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock)
 		.input_size = job->input_size,
 	};
 	int memfd = memfd_create("teepy-job", MFD_CLOEXEC), sp[2] = { -1, -1 }, r = 0;
-	char byte = 'J';
-	union {
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-	struct msghdr msg = { .msg_iov = &iov,
-			      .msg_iovlen = 1,
-			      .msg_control = u.buf,
-			      .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *c;
 
 	if (memfd < 0)
 		return -errno;
+	snprintf(h.service, sizeof(h.service), "%s", job->service ? job->service : "");
 	memcpy(h.app, job->app, 32);
 	memcpy(h.signer, job->signer, 32);
 	r = put(memfd, &h, sizeof(h));
@@ -97,19 +92,13 @@ int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock)
 	if (r == 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
 		r = -errno;
 	if (r == 0) {
-		memset(u.buf, 0, sizeof(u.buf));
-		c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(2 * sizeof(int));
-		memcpy(CMSG_DATA(c), (int[]){ sp[1], memfd }, 2 * sizeof(int));
 		/* the keys wait in the socket's buffer (kernel memory) for the child */
 		if (job->bundle_key)
 			r = put(sp[0], job->bundle_key, 32);
 		for (size_t i = 0; r == 0 && i < job->data_count; i++)
 			r = put(sp[0], job->data_keys[i], 32);
-		if (r == 0 && sendmsg(ctl, &msg, MSG_NOSIGNAL) < 0)
-			r = -errno;
+		if (r == 0)
+			r = tp_send_fds(ctl, "J", 1, (int[]){ sp[1], memfd }, 2);
 	}
 	close(memfd);
 	if (sp[1] >= 0)
@@ -152,9 +141,115 @@ int tp_worker_outcome_read(int sock, uint64_t max_result, struct tp_worker_outco
 	return 0;
 }
 
+/* ---- a job as the spawner reads it ---- */
+
+struct parsed_job {
+	int memfd; /* the job's, kept open while the job is (its mapping is) */
+	uint8_t *map;
+	size_t map_size;
+	const struct job_head *h;
+	char bundle[PATH_MAX];
+	char **data_paths;
+	char **env;
+	const char *input;
+	uint8_t *keys; /* locked: the bundle's key (if any), then each item's */
+	size_t keys_size;
+	const uint8_t *bundle_key;
+};
+
+static void job_free(struct parsed_job *j)
+{
+	for (size_t i = 0; j->data_paths && j->data_paths[i]; i++)
+		free(j->data_paths[i]);
+	free(j->data_paths);
+	for (size_t i = 0; j->env && j->env[i]; i++) {
+		explicit_bzero(j->env[i], strlen(j->env[i]));
+		free(j->env[i]);
+	}
+	free(j->env);
+	if (j->keys)
+		tp_secret_free(j->keys, j->keys_size);
+	if (j->map)
+		munmap(j->map, j->map_size);
+	if (j->memfd >= 0)
+		close(j->memfd);
+	memset(j, 0, sizeof(*j));
+	j->memfd = -1;
+}
+
+/* A length-prefixed string at *p (before end), as a new string. */
+static char *take_string(const uint8_t **p, const uint8_t *end)
+{
+	uint32_t len;
+	char *s;
+
+	if ((size_t)(end - *p) < sizeof(len))
+		return NULL;
+	memcpy(&len, *p, sizeof(len));
+	if ((size_t)(end - *p) - sizeof(len) < len || !(s = strndup((const char *)*p + 4, len)))
+		return NULL;
+	*p += sizeof(len) + len;
+	return s;
+}
+
+/* The job's memfd and its keys (first on its socket). Returns 0, or -1 with the
+ * line for the outcome in err. */
+static int parse_job(int memfd, int sock, struct parsed_job *j, const char **err)
+{
+	struct stat st;
+	const uint8_t *p, *end;
+
+	memset(j, 0, sizeof(*j));
+	j->memfd = memfd;
+	*err = "a malformed job";
+	if (fstat(memfd, &st) < 0 || (size_t)st.st_size < sizeof(*j->h) ||
+	    (j->map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, memfd, 0)) ==
+		MAP_FAILED) {
+		j->map = NULL;
+		*err = "the job could not be read";
+		return -1;
+	}
+	j->map_size = (size_t)st.st_size;
+	j->h = (const struct job_head *)j->map;
+	p = j->map + sizeof(*j->h);
+	end = j->map + j->map_size;
+	if (j->h->magic != JOB_MAGIC || j->h->bundle_path_len >= sizeof(j->bundle) ||
+	    (size_t)(end - p) < j->h->bundle_path_len ||
+	    memchr(j->h->service, '\0', sizeof(j->h->service)) == NULL)
+		return -1;
+	memcpy(j->bundle, p, j->h->bundle_path_len);
+	j->bundle[j->h->bundle_path_len] = '\0';
+	p += j->h->bundle_path_len;
+	if (!(j->data_paths = calloc((size_t)j->h->data_count + 1, sizeof(char *))) ||
+	    !(j->env = calloc((size_t)j->h->env_count + 1, sizeof(char *)))) {
+		*err = "out of memory";
+		return -1;
+	}
+	for (uint32_t i = 0; i < j->h->data_count; i++)
+		if (!(j->data_paths[i] = take_string(&p, end)))
+			return -1;
+	for (uint32_t i = 0; i < j->h->env_count; i++)
+		if (!(j->env[i] = take_string(&p, end)))
+			return -1;
+	if ((uint64_t)(end - p) != j->h->input_size)
+		return -1;
+	j->input = (const char *)p;
+	j->keys_size = ((size_t)j->h->has_bundle_key + j->h->data_count) * TP_SYMKEY_SIZE;
+	if (j->keys_size && !(j->keys = tp_secret_alloc(j->keys_size))) {
+		*err = "out of memory";
+		return -1;
+	}
+	if (j->keys_size && tp_read_full(sock, j->keys, j->keys_size) < 0) {
+		*err = "the job's keys could not be read";
+		return -1;
+	}
+	j->bundle_key = j->h->has_bundle_key ? j->keys : NULL;
+	return 0;
+}
+
 /* ---- one invocation's process ---- */
 
-static void send_outcome(int sock, const struct tp_outcome *out, const char *message)
+static void send_outcome(int sock, const struct tp_outcome *out, const char *message, bool warm)
 {
 	struct tp_worker_outcome o = {
 		.magic = TP_WORKER_OUTCOME_MAGIC,
@@ -164,6 +259,7 @@ static void send_outcome(int sock, const struct tp_outcome *out, const char *mes
 		.wall_ms = out->usage.wall_ms,
 		.have_result = out->have_result && !out->result_incomplete && out->result,
 		.log_truncated = out->log_dropped > 0,
+		.warm = warm,
 		.log_size = out->log && out->log_size <= TP_WORKER_LOG_MAX ? out->log_size : 0,
 	};
 
@@ -177,7 +273,7 @@ static void send_outcome(int sock, const struct tp_outcome *out, const char *mes
 static void fail(int sock, enum tp_end end, const char *message)
 {
 	struct tp_outcome out = { .end = end };
-	send_outcome(sock, &out, message);
+	send_outcome(sock, &out, message, false);
 }
 
 /* Whether the bundle opened is the one the service was deployed with: its manifest
@@ -195,127 +291,110 @@ static bool same_bundle(const struct tp_bundle_file *bf, const struct job_head *
 	return memcmp(app, h->app, 32) == 0 && memcmp(signer, h->signer, 32) == 0;
 }
 
-static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
+/* The job's data items, unsealed into memfds (fds, data_count of them). Returns 0,
+ * or -1 with the outcome sent. */
+static int open_data(int sock, const struct parsed_job *j, int *fds)
 {
-	struct stat st;
-	const struct job_head *h;
-	const uint8_t *p, *end;
-	uint8_t *map, *keys = NULL, *bundle_key = NULL;
-	size_t keys_size;
-	char bundle[PATH_MAX], err[512], line[1024];
-	char **env = NULL;
-	int *fds = NULL;
-	struct tp_outcome out;
-	struct tp_run_config cfg;
-	struct tp_invocation inv;
-	size_t count = 0;
+	char err[512], line[1024];
 
-	/* the child holds keys and plaintext: no core dump of it */
-	tp_secret_no_core(false);
-	if (fstat(memfd, &st) < 0 || (size_t)st.st_size < sizeof(*h) ||
-	    (map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, memfd, 0)) ==
-		MAP_FAILED) {
-		fail(sock, TP_END_INTERNAL, "the job could not be read");
-		return;
-	}
-	h = (const struct job_head *)map;
-	p = map + sizeof(*h);
-	end = map + st.st_size;
-	if (h->magic != JOB_MAGIC || h->bundle_path_len >= sizeof(bundle) ||
-	    (size_t)(end - p) < h->bundle_path_len) {
-		fail(sock, TP_END_INTERNAL, "a malformed job");
-		return;
-	}
-	memcpy(bundle, p, h->bundle_path_len);
-	bundle[h->bundle_path_len] = '\0';
-	p += h->bundle_path_len;
-	keys_size = ((size_t)h->has_bundle_key + h->data_count) * TP_SYMKEY_SIZE;
-	if (keys_size &&
-	    (!(keys = tp_secret_alloc(keys_size)) || tp_read_full(sock, keys, keys_size) < 0)) {
-		fail(sock, TP_END_INTERNAL,
-		     keys ? "the job's keys could not be read" : "out of memory");
-		return;
-	}
-	if (h->has_bundle_key)
-		bundle_key = keys;
-	if (!(fds = calloc(h->data_count + 1, sizeof(int)))) {
-		fail(sock, TP_END_INTERNAL, "out of memory");
-		return;
-	}
-	for (; count < h->data_count; count++) {
-		uint32_t len;
-		char path[PATH_MAX];
+	for (uint32_t i = 0; i < j->h->data_count; i++) {
+		const char *path = j->data_paths[i], *name = strrchr(path, '/');
+		struct stat st;
 		int fd, plain;
-		if ((size_t)(end - p) < sizeof(len) ||
-		    (memcpy(&len, p, sizeof(len)), len >= sizeof(path)) ||
-		    (size_t)(end - p) < sizeof(len) + len) {
-			fail(sock, TP_END_INTERNAL, "a malformed job");
-			return;
-		}
-		memcpy(path, p + sizeof(len), len);
-		path[len] = '\0';
-		p += sizeof(len) + len;
+		name = name ? name + 1 : path;
 		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
 			snprintf(line, sizeof(line), "data item %.80s: %s (the store is damaged)",
-				 strrchr(path, '/') + 1, strerror(errno));
+				 name, strerror(errno));
 			fail(sock, TP_END_REFUSED, line);
-			return;
+			return -1;
 		}
-		plain = tp_data_unseal(fd, (uint64_t)st.st_size,
-				       keys + ((size_t)h->has_bundle_key + count) * TP_SYMKEY_SIZE,
-				       err, sizeof(err));
+		plain =
+		    tp_data_unseal(fd, (uint64_t)st.st_size,
+				   j->keys + ((size_t)j->h->has_bundle_key + i) * TP_SYMKEY_SIZE,
+				   err, sizeof(err));
 		close(fd);
 		if (plain < 0) {
-			snprintf(line, sizeof(line), "data item %.80s: %.512s",
-				 strrchr(path, '/') + 1, err);
+			snprintf(line, sizeof(line), "data item %.80s: %.512s", name, err);
 			fail(sock, plain == -ENOMEM ? TP_END_INTERNAL : TP_END_REFUSED, line);
-			return;
+			return -1;
 		}
-		fds[count] = plain;
+		fds[i] = plain;
 	}
-	if (!(env = calloc(h->env_count + 1, sizeof(char *)))) {
-		fail(sock, TP_END_INTERNAL, "out of memory");
-		return;
-	}
-	for (uint32_t i = 0; i < h->env_count; i++) {
-		uint32_t len;
-		if ((size_t)(end - p) < sizeof(len) || (memcpy(&len, p, sizeof(len)), 0) ||
-		    (size_t)(end - p) - sizeof(len) < len ||
-		    !(env[i] = strndup((const char *)p + sizeof(len), len))) {
-			fail(sock, TP_END_INTERNAL, "a malformed job");
-			return;
-		}
-		p += sizeof(len) + len;
-	}
-	if ((uint64_t)(end - p) != h->input_size) {
-		fail(sock, TP_END_INTERNAL, "a malformed job");
-		return;
-	}
-	cfg = (struct tp_run_config){
-		.script = bundle,
+	return 0;
+}
+
+/* What every run of a job's bundle shares: a cold invocation's and a zygote's. */
+static struct tp_run_config bundle_config(const struct tp_worker_run_opts *o,
+					  const struct parsed_job *j)
+{
+	struct tp_run_config cfg = {
+		.script = j->bundle,
 		.is_bundle = true,
-		.input = (const char *)p,
-		.input_size = h->input_size,
 		.input_name = "the request's input",
-		.data_fds = fds,
-		.data_count = count,
-		.service_data_count = h->service_data_count,
 		.limits = tp_limits_default(),
 		.limits_given = TP_LIMIT_TIMEOUT | TP_LIMIT_LOG,
-		.env = (const char *const *)env,
+		.env = (const char *const *)j->env,
 		.trust_paths = o->trust_paths,
 		.trust_source = "--trust",
-		.bundle_key = bundle_key,
+		.bundle_key = j->bundle_key,
 		.no_cache = o->no_cache,
 		.cache_max_bytes = TP_CACHE_MAX_DEFAULT,
 		.cache_dir = o->cache_dir,
 		.runtime_dir = o->runtime_dir,
-		.cancel_fd = sock,
+		.cancel_fd = -1,
 	};
 	cfg.limits.timeout_ms = o->timeout_ms;
 	cfg.limits.log_max_bytes = TP_WORKER_LOG_MAX;
+	return cfg;
+}
+
+/* The outcome to the worker, a result over --max-result refused here, where it is,
+ * before the worker is asked to hold it. */
+static void answer(const struct tp_worker_run_opts *o, int sock, struct tp_outcome *out, bool warm)
+{
+	if (out->have_result && out->result_size > o->max_result) {
+		out->end = TP_END_FAILED;
+		out->have_result = false;
+		send_outcome(sock, out, "the result is larger than the worker takes (--max-result)",
+			     warm);
+		return;
+	}
+	send_outcome(sock, out, NULL, warm);
+}
+
+/* The run of one request: the bundle's config with the input, the data items
+ * unsealed and the socket as the cancel. Returns 0, or -1 with the outcome sent. */
+static int request_config(const struct tp_worker_run_opts *o, int sock, const struct parsed_job *j,
+			  struct tp_run_config *cfg)
+{
+	int *fds = calloc((size_t)j->h->data_count + 1, sizeof(int));
+
+	if (!fds) {
+		fail(sock, TP_END_INTERNAL, "out of memory");
+		return -1;
+	}
+	if (open_data(sock, j, fds) < 0)
+		return -1;
+	*cfg = bundle_config(o, j);
+	cfg->input = j->input;
+	cfg->input_size = j->h->input_size;
+	cfg->data_fds = fds;
+	cfg->data_count = j->h->data_count;
+	cfg->service_data_count = j->h->service_data_count;
+	cfg->cancel_fd = sock;
+	return 0;
+}
+
+static void run_cold(const struct tp_worker_run_opts *o, int sock, const struct parsed_job *j)
+{
+	struct tp_outcome out;
+	struct tp_invocation inv;
+	struct tp_run_config cfg;
+
+	if (request_config(o, sock, j, &cfg) < 0)
+		return;
 	if (tp_invocation_open(&cfg, &inv, &out) == 0) {
-		if (!same_bundle(&inv.bundle, h)) {
+		if (!same_bundle(&inv.bundle, j->h)) {
 			tp_outcome_free(&out);
 			tp_invocation_free(&inv);
 			fail(sock, TP_END_REFUSED,
@@ -325,89 +404,735 @@ static void run_child(const struct tp_worker_run_opts *o, int sock, int memfd)
 		}
 		tp_invocation_run(&inv, &out);
 	}
-	/* checked here, where the result is, before the worker is asked to hold it */
-	if (out.have_result && out.result_size > o->max_result) {
-		out.end = TP_END_FAILED;
-		out.have_result = false;
-		tp_invocation_free(&inv);
-		tp_secret_free(keys, keys_size);
-		send_outcome(sock, &out,
-			     "the result is larger than the worker takes (--max-result)");
-		tp_outcome_free(&out);
+	tp_invocation_free(&inv);
+	answer(o, sock, &out, false);
+	tp_outcome_free(&out);
+}
+
+/* ---- zygotes (docs/zygote.md) ---- */
+
+#define ZYGOTE_POOL_MAX	    16
+#define ZYGOTE_RESTART_S    10 /* a zygote that died is not started again sooner */
+#define ZYGOTE_READY_MAX_S  120
+#define ZYGOTE_FAILURES_MAX 3	 /* children in a row that die before their HELLO */
+#define ZYGOTE_WAITING_MAX  64	 /* jobs waiting for one zygote's children; beyond: cold */
+#define ZYGOTE_WAIT_MAX_MS  3000 /* a job waits no longer for a child: then cold */
+
+/* What a zygote's keeper tells the spawner once its run is planned. */
+struct zygote_info {
+	struct tp_limits limits;	/* the service's, for each child */
+	struct tp_limits_state enforce; /* the zygote's own */
+	/* the bundle's policy lets the service start processes, which a child of a
+	 * zygote may not: its keeper ran nothing */
+	bool processes;
+};
+
+/* A child forked, then (once its HELLO came) placed and ready. */
+struct zkid {
+	uint32_t token;
+	struct tp_zygote_child c;
+	bool placed;
+};
+
+enum zstate { Z_STARTING, Z_READY, Z_REFUSED, Z_DEAD };
+
+/* A job waiting for a child of its service's zygote. */
+struct waiting {
+	struct parsed_job j;
+	int sock;
+	struct timespec since;
+};
+
+struct zygote {
+	bool used;
+	uint8_t key[32]; /* the service, its bundle, keys and env */
+	char service[TP_WORKER_ID_HEX];
+	enum zstate state;
+	pid_t keeper;
+	int sock; /* the zygote's fork requests and notes */
+	int info; /* the keeper's zygote_info */
+	int stop; /* closed: the keeper's run is cancelled */
+	bool have_info;
+	struct zygote_info zi;
+	struct zkid kids[ZYGOTE_POOL_MAX]; /* forked for the pool: placed or waiting */
+	size_t kid_count;
+	time_t started, last_used, died;
+	unsigned running; /* its children serving invocations */
+	unsigned failures;
+	struct waiting waiting[ZYGOTE_WAITING_MAX];
+	size_t wait_count;
+};
+
+struct spawner {
+	const struct tp_worker_run_opts *o;
+	struct zygote *z; /* o->zygotes of them */
+	/* the invocation processes of warm starts, for each zygote's running count */
+	struct {
+		pid_t pid;
+		struct zygote *z;
+	} * procs;
+	size_t proc_count, proc_cap;
+	uint32_t next_token; /* a child's name, its scratch's too: one of the worker's */
+};
+
+static void zkey_of(const struct parsed_job *j, uint8_t key[32])
+{
+	struct tp_sha256 *h = tp_sha256_new();
+
+	if (!h) {
+		memset(key, 0, 32);
 		return;
 	}
+	tp_sha256_update(h, j->h->service, strlen(j->h->service) + 1);
+	tp_sha256_update(h, j->bundle, strlen(j->bundle) + 1);
+	tp_sha256_update(h, j->h->app, 32);
+	tp_sha256_update(h, j->h->signer, 32);
+	tp_sha256_update(h, &j->h->has_bundle_key, 1);
+	if (j->bundle_key)
+		tp_sha256_update(h, j->bundle_key, TP_SYMKEY_SIZE);
+	for (size_t i = 0; j->env[i]; i++)
+		tp_sha256_update(h, j->env[i], strlen(j->env[i]) + 1);
+	tp_sha256_final(h, key);
+}
+
+static void keeper_planned(void *observer, const struct tp_invocation *inv)
+{
+	struct zygote_info zi = { .limits = inv->limits, .enforce = inv->enforce };
+
+	zi.limits.memory_bytes = inv->enforce.set.memory_bytes;
+	(void)!write(*(int *)observer, &zi, sizeof(zi));
+}
+
+/* A bundle whose policy lets it start processes stays cold: said before anything
+ * of it runs. */
+static bool keeper_refuses(int info, const struct tp_invocation *inv)
+{
+	struct zygote_info zi = { .processes = true };
+
+	if (inv->bundle.manifest.processes != TP_PROCESSES_MANIFEST)
+		return false;
+	(void)!write(info, &zi, sizeof(zi));
+	return true;
+}
+
+/* The zygote's keeper: the service's run, booted as a zygote. */
+static void run_keeper(const struct tp_worker_run_opts *o, const struct parsed_job *j, int zsock,
+		       int info, int stop)
+{
+	struct tp_outcome out;
+	struct tp_invocation inv;
+	struct tp_run_config cfg = bundle_config(o, j);
+
+	cfg.zygote = true;
+	cfg.handed_fds = &zsock;
+	cfg.handed_count = 1;
+	cfg.cancel_fd = stop;
+	cfg.observer = &info;
+	cfg.on_planned = keeper_planned;
+	if (tp_invocation_open(&cfg, &inv, &out) == 0 && same_bundle(&inv.bundle, j->h) &&
+	    !keeper_refuses(info, &inv))
+		tp_invocation_run(&inv, &out);
 	tp_invocation_free(&inv);
-	tp_secret_free(keys, keys_size);
-	send_outcome(sock, &out, NULL);
 	tp_outcome_free(&out);
+}
+
+static void zkid_close(struct zkid *k)
+{
+	struct tp_zygote_child *c = &k->c;
+
+	if (c->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+	if (c->pidfd >= 0)
+		close(c->pidfd);
+	if (c->channel_fd >= 0)
+		close(c->channel_fd);
+	if (c->out_fd >= 0)
+		close(c->out_fd);
+	if (c->status_fd >= 0)
+		close(c->status_fd);
+	if (k->placed)
+		tp_limits_cleanup(&c->enforce);
+	memset(k, 0, sizeof(*k));
+}
+
+static void zygote_stop(struct zygote *z, enum zstate state)
+{
+	for (size_t i = 0; i < z->kid_count; i++)
+		zkid_close(&z->kids[i]);
+	z->kid_count = 0;
+	if (z->sock >= 0)
+		close(z->sock);
+	if (z->info >= 0)
+		close(z->info);
+	if (z->stop >= 0) {
+		/* the keeper's run is cancelled: the sandbox ends, a preload that never
+		 * ended included */
+		(void)!write(z->stop, "x", 1);
+		close(z->stop);
+	}
+	z->sock = z->info = z->stop = -1;
+	z->state = state;
+	z->died = time(NULL);
+}
+
+static void zygote_start(struct spawner *s, struct zygote *z, const struct parsed_job *j,
+			 const uint8_t key[32])
+{
+	int zs[2] = { -1, -1 }, info[2] = { -1, -1 }, stop[2] = { -1, -1 };
+	pid_t spawner = getpid();
+
+	memset(z, 0, sizeof(*z));
+	z->used = true;
+	memcpy(z->key, key, 32);
+	snprintf(z->service, sizeof(z->service), "%s", j->h->service);
+	z->sock = z->info = z->stop = -1;
+	z->started = z->last_used = time(NULL);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, zs) < 0 ||
+	    pipe2(info, O_CLOEXEC) < 0 || pipe2(stop, O_CLOEXEC) < 0)
+		goto failed;
+	z->keeper = fork();
+	if (z->keeper == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != spawner)
+			_exit(0);
+		prctl(PR_SET_NAME, "teepy-zygote");
+		close(zs[0]);
+		close(info[0]);
+		close(stop[1]);
+		signal(SIGPIPE, SIG_DFL);
+		run_keeper(s->o, j, zs[1], info[1], stop[0]);
+		_exit(0);
+	}
+	if (z->keeper < 0)
+		goto failed;
+	close(zs[1]);
+	close(info[1]);
+	close(stop[0]);
+	z->sock = zs[0];
+	z->info = info[0];
+	z->stop = stop[1];
+	z->state = Z_STARTING;
+	return;
+failed:
+	for (int i = 0; i < 2; i++) {
+		if (zs[i] >= 0)
+			close(zs[i]);
+		if (info[i] >= 0)
+			close(info[i]);
+		if (stop[i] >= 0)
+			close(stop[i]);
+	}
+	z->state = Z_DEAD;
+	z->died = time(NULL);
+}
+
+/* Asks the zygote for children until the pool is full. */
+static void zygote_fill(struct spawner *s, struct zygote *z)
+{
+	while (z->state == Z_READY && z->kid_count < s->o->zygote_pool + z->wait_count &&
+	       z->kid_count < ZYGOTE_POOL_MAX) {
+		int ch[2] = { -1, -1 }, out[2] = { -1, -1 }, st[2] = { -1, -1 }, on = 1;
+		struct tp_zygote_fork req = { .magic = TP_ZYGOTE_FORK_MAGIC,
+					      .token = ++s->next_token,
+					      .cpu_ms = z->zi.limits.cpu_ms };
+		bool sent = false;
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ch) == 0 &&
+		    pipe2(out, O_CLOEXEC) == 0 &&
+		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, st) == 0 &&
+		    setsockopt(ch[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) == 0)
+			sent = tp_send_fds(z->sock, &req, sizeof(req),
+					   (int[]){ ch[1], out[1], st[1] }, 3) == 0;
+		if (ch[1] >= 0)
+			close(ch[1]);
+		if (out[1] >= 0)
+			close(out[1]);
+		if (st[1] >= 0)
+			close(st[1]);
+		struct zkid *k = &z->kids[z->kid_count];
+		*k = (struct zkid){ .token = req.token,
+				    .c = { .pid = -1,
+					   .pidfd = -1,
+					   .channel_fd = ch[0],
+					   .out_fd = out[0],
+					   .status_fd = st[0] } };
+		if (!sent) {
+			zkid_close(k);
+			zygote_stop(z, Z_DEAD);
+			return;
+		}
+		z->kid_count++;
+	}
+}
+
+/* A child's HELLO: its pid from the kernel's credentials of it, then its cgroups.
+ * Returns 0 (placed), or -1 (closed). */
+static int zkid_place(struct zygote *z, struct zkid *k)
+{
+	struct tp_frame hello;
+	union {
+		char buf[CMSG_SPACE(sizeof(struct ucred))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = &hello, .iov_len = sizeof(hello) };
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = u.buf,
+			      .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c;
+	struct ucred cred = { .pid = -1 };
+	struct tp_cgroup_join join;
+	const char *failed = NULL;
+	int off = 0;
+
+	if (recvmsg(k->c.channel_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != sizeof(hello) ||
+	    tp_frame_check(&hello) < 0 || hello.type != TP_FRAME_HELLO)
+		return -1;
+	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(cred)))
+			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+	if (cred.pid <= 0 || cred.pid == z->keeper)
+		return -1;
+	setsockopt(k->c.channel_fd, SOL_SOCKET, SO_PASSCRED, &off, sizeof(off));
+	k->c.pid = cred.pid;
+	if ((k->c.pidfd = (int)syscall(SYS_pidfd_open, cred.pid, 0)) < 0)
+		return -1;
+	/* its own cgroups, with the service's limits; "processes" gives it a cpuacct
+	 * cgroup of its own on v1 too (it cannot fork) */
+	k->c.enforce = (struct tp_limits_state){ .set = z->zi.enforce.set, .processes = true };
+	k->c.enforce.set.memory_bytes = z->zi.limits.memory_bytes;
+	k->c.enforce.set.cpu_ms = z->zi.limits.cpu_ms;
+	tp_limits_prepare(&k->c.enforce);
+	k->placed = true;
+	if (tp_limits_open_join(&k->c.enforce, &join) < 0)
+		return -1;
+	int r = tp_limits_join(&join, cred.pid, false, &failed);
+	tp_limits_close_join(&join);
+	return r < 0 ? -1 : 0;
+}
+
+/* What a child that died before its HELLO wrote: its first line, on the worker's
+ * stderr. */
+static void zkid_said(const struct zygote *z, const struct zkid *k)
+{
+	char line[512];
+	ssize_t n = read(k->c.out_fd, line, sizeof(line) - 1);
+
+	line[n > 0 ? n : 0] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	fprintf(stderr,
+		"teepy-worker: service %.16s…: its zygote's children end before they start (%s): "
+		"no warm starts for it\n",
+		z->service, n > 0 ? line : "they said nothing");
+}
+
+/* The zygote's socket closed: its keeper's run ended, or never ran the zygote. */
+static void zygote_gone(struct zygote *z)
+{
+	if (!z->have_info && read(z->info, &z->zi, sizeof(z->zi)) == sizeof(z->zi))
+		z->have_info = true;
+	if (z->have_info && z->zi.processes) {
+		fprintf(stderr,
+			"teepy-worker: service %.16s…: its policy lets it start processes, which "
+			"an invocation forked from a zygote may not: no warm starts for it\n",
+			z->service);
+		zygote_stop(z, Z_REFUSED);
+		return;
+	}
+	zygote_stop(z, Z_DEAD);
+}
+
+static void zygote_note_in(struct spawner *s, struct zygote *z)
+{
+	struct tp_zygote_note n;
+	ssize_t got = recv(z->sock, &n, sizeof(n), MSG_DONTWAIT);
+
+	if (got < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (got != sizeof(n) || n.magic != TP_ZYGOTE_NOTE_MAGIC) {
+		zygote_gone(z);
+		return;
+	}
+	n.message[sizeof(n.message) - 1] = '\0';
+	if (n.kind == TP_ZYGOTE_READY && z->state == Z_STARTING) {
+		/* its limits were written before the interpreter could start */
+		if (!z->have_info && read(z->info, &z->zi, sizeof(z->zi)) == sizeof(z->zi))
+			z->have_info = true;
+		if (!z->have_info) {
+			zygote_stop(z, Z_DEAD);
+			return;
+		}
+		z->state = Z_READY;
+		zygote_fill(s, z);
+	} else if (n.kind == TP_ZYGOTE_REFUSED) {
+		fprintf(stderr, "teepy-worker: service %.16s…: %s\n", z->service, n.message);
+		zygote_stop(z, Z_REFUSED);
+	} else if (n.kind == TP_ZYGOTE_FORK_FAILED) {
+		for (size_t i = 0; i < z->kid_count; i++)
+			if (z->kids[i].token == n.token) {
+				zkid_close(&z->kids[i]);
+				z->kids[i] = z->kids[--z->kid_count];
+				break;
+			}
+	}
+}
+
+/* A pooled child, placed and alive, taken out of its pool; NULL when none. */
+static struct zkid *zygote_take(struct zygote *z, struct zkid *out)
+{
+	for (size_t i = 0; i < z->kid_count; i++) {
+		struct zkid *k = &z->kids[i];
+		struct pollfd gone = { .fd = k->c.pidfd, .events = POLLIN };
+		if (!k->placed || k->c.pidfd < 0)
+			continue;
+		if (poll(&gone, 1, 0) != 0) { /* it died waiting */
+			zkid_close(k);
+			z->kids[i--] = z->kids[--z->kid_count];
+			continue;
+		}
+		*out = *k;
+		z->kids[i] = z->kids[--z->kid_count];
+		return out;
+	}
+	return NULL;
+}
+
+static struct zygote *zygote_find(struct spawner *s, const uint8_t key[32])
+{
+	for (unsigned i = 0; i < s->o->zygotes; i++)
+		if (s->z[i].used && memcmp(s->z[i].key, key, 32) == 0)
+			return &s->z[i];
+	return NULL;
+}
+
+/* A slot for a new zygote: a free one, else the one unused longest that serves no
+ * invocation now (stopped). NULL when every one is busy. */
+static struct zygote *zygote_slot(struct spawner *s)
+{
+	struct zygote *oldest = NULL;
+
+	for (unsigned i = 0; i < s->o->zygotes; i++) {
+		struct zygote *z = &s->z[i];
+		if (!z->used)
+			return z;
+		if (z->running == 0 && z->wait_count == 0 &&
+		    (!oldest || z->last_used < oldest->last_used))
+			oldest = z;
+	}
+	if (oldest) {
+		zygote_stop(oldest, Z_DEAD);
+		oldest->used = false;
+	}
+	return oldest;
+}
+
+static void run_warm(const struct tp_worker_run_opts *o, int sock, const struct parsed_job *j,
+		     struct zkid *k, const struct zygote_info *zi)
+{
+	struct tp_outcome out;
+	struct tp_limits limits = zi->limits;
+	struct tp_run_config cfg;
+
+	if (request_config(o, sock, j, &cfg) < 0) {
+		zkid_close(k);
+		return;
+	}
+	limits.log_max_bytes = TP_WORKER_LOG_MAX;
+	tp_zygote_child_run(&k->c, &cfg, &limits, &out);
+	k->c.channel_fd = k->c.out_fd = -1; /* closed by the run */
+	answer(o, sock, &out, true);
+	tp_outcome_free(&out);
+	zkid_close(k);
 }
 
 /* ---- the spawner's loop ---- */
 
-static void reap(int flags)
+static void reap(struct spawner *s, int flags)
 {
-	while (waitpid(-1, NULL, flags) > 0)
-		;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, NULL, flags)) > 0) {
+		for (size_t i = 0; i < s->proc_count; i++)
+			if (s->procs[i].pid == pid) {
+				if (s->procs[i].z->running)
+					s->procs[i].z->running--;
+				s->procs[i] = s->procs[--s->proc_count];
+				break;
+			}
+	}
 }
 
-static void spawner_loop(const struct tp_worker_run_opts *o, int ctl, pid_t worker)
+static void child_setup(int ctl)
 {
-	for (;;) {
-		struct pollfd pfd = { .fd = ctl, .events = POLLIN };
-		char byte;
-		union {
-			char buf[CMSG_SPACE(2 * sizeof(int))];
-			struct cmsghdr align;
-		} u;
-		struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-		struct msghdr msg = { .msg_iov = &iov,
-				      .msg_iovlen = 1,
-				      .msg_control = u.buf,
-				      .msg_controllen = sizeof(u.buf) };
-		struct cmsghdr *c;
-		int fds[2] = { -1, -1 };
-		ssize_t n;
-		pid_t pid;
+	sigset_t none;
 
-		pid_t spawner = getpid(); /* before the fork: the child's parent check */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	close(ctl);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+}
 
-		reap(WNOHANG);
-		if (poll(&pfd, 1, 200) == 0)
-			continue;
-		n = recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) /* the worker is done: its invocations end (cancelled) first */
-			break;
-		c = CMSG_FIRSTHDR(&msg);
-		if (c && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(2 * sizeof(int)))
-			memcpy(fds, CMSG_DATA(c), sizeof(fds));
-		else
-			continue;
-		pid = fork();
-		if (pid == 0) {
-			sigset_t none;
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			if (getppid() != spawner)
-				_exit(0);
-			close(ctl);
-			sigemptyset(&none);
-			sigprocmask(SIG_SETMASK, &none, NULL);
-			signal(SIGINT, SIG_DFL);
-			signal(SIGTERM, SIG_DFL);
-			signal(SIGPIPE, SIG_DFL);
-			run_child(o, fds[0], fds[1]);
-			_exit(0);
+/* In an invocation's process: nothing of the spawner's but its own job is kept (other
+ * jobs' sockets and keys, zygotes' sockets, pooled children). */
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void drop_others(struct spawner *s)
+{
+	for (unsigned i = 0; i < s->o->zygotes; i++) {
+		struct zygote *z = &s->z[i];
+		for (size_t w = 0; w < z->wait_count; w++) {
+			close(z->waiting[w].sock);
+			job_free(&z->waiting[w].j);
 		}
-		if (pid < 0) {
-			struct tp_outcome out = { .end = TP_END_INTERNAL };
-			send_outcome(fds[0], &out, "the worker could not fork an invocation");
+		z->wait_count = 0;
+		for (size_t k = 0; k < z->kid_count; k++) {
+			struct tp_zygote_child *c = &z->kids[k].c;
+			close_fd(&c->pidfd);
+			close_fd(&c->channel_fd);
+			close_fd(&c->out_fd);
+			close_fd(&c->status_fd);
 		}
-		close(fds[0]);
-		close(fds[1]);
+		z->kid_count = 0;
+		close_fd(&z->sock);
+		close_fd(&z->info);
+		close_fd(&z->stop);
 	}
-	(void)worker;
-	reap(0);
+}
+
+/* An invocation's process: warm with k (a child of z), else cold. Takes the job and
+ * its socket. */
+static void launch(struct spawner *s, int ctl, struct parsed_job *j, int sock, struct zygote *z,
+		   struct zkid *k)
+{
+	pid_t spawner = getpid(), pid = fork();
+
+	if (pid == 0) {
+		if (getppid() != spawner)
+			_exit(0);
+		child_setup(ctl);
+		drop_others(s);
+		if (k)
+			run_warm(s->o, sock, j, k, &z->zi);
+		else
+			run_cold(s->o, sock, j);
+		_exit(0);
+	}
+	if (pid < 0) {
+		struct tp_outcome out = { .end = TP_END_INTERNAL };
+		send_outcome(sock, &out, "the worker could not fork an invocation", false);
+	}
+	if (k && pid < 0) {
+		zkid_close(k);
+	} else if (k) {
+		/* the invocation's process has the child now, and removes its cgroups */
+		close(k->c.pidfd);
+		close(k->c.channel_fd);
+		close(k->c.out_fd);
+		close(k->c.status_fd);
+		if (s->proc_count < s->proc_cap) {
+			s->procs[s->proc_count].pid = pid;
+			s->procs[s->proc_count++].z = z;
+			z->running++;
+		}
+	}
+	close(sock);
+	job_free(j);
+}
+
+/* The jobs waiting for z's children, from the first: to each child ready, or cold
+ * (all of them: z is gone; those waiting too long: expired). */
+static void zygote_serve_waiting(struct spawner *s, int ctl, struct zygote *z, bool all_cold)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	while (z->wait_count) {
+		struct waiting *w = &z->waiting[0];
+		struct zkid kid, *k = NULL;
+		bool expired = (now.tv_sec - w->since.tv_sec) * 1000 +
+				   (now.tv_nsec - w->since.tv_nsec) / 1000000 >=
+			       ZYGOTE_WAIT_MAX_MS;
+
+		if (!all_cold && !expired && !(k = zygote_take(z, &kid)))
+			break;
+		struct waiting taken = *w;
+		memmove(&z->waiting[0], &z->waiting[1], --z->wait_count * sizeof(*w));
+		launch(s, ctl, &taken.j, taken.sock, z, k);
+	}
+	zygote_fill(s, z);
+}
+
+/* One job: to a ready child of its service's zygote; else, while the zygote starts
+ * or forks, it waits for one (a fork is much shorter than a cold start); cold when
+ * there is no zygote for it (and one is started for the next). Takes sock and memfd. */
+static void dispatch(struct spawner *s, int ctl, int sock, int memfd)
+{
+	const struct tp_worker_run_opts *o = s->o;
+	struct parsed_job j;
+	const char *err;
+	struct zygote *z = NULL;
+	struct zkid kid, *k = NULL;
+	uint8_t key[32];
+	time_t now = time(NULL);
+
+	if (parse_job(memfd, sock, &j, &err) < 0) {
+		fail(sock, TP_END_INTERNAL, err);
+		close(sock);
+		job_free(&j);
+		return;
+	}
+	if (o->zygotes && j.h->service[0]) {
+		zkey_of(&j, key);
+		z = zygote_find(s, key);
+		if (z && z->state == Z_STARTING && now - z->started > ZYGOTE_READY_MAX_S)
+			zygote_stop(z, Z_DEAD);
+		if (z && z->state == Z_DEAD && now - z->died >= ZYGOTE_RESTART_S)
+			zygote_start(s, z, &j, key);
+		else if (!z && (z = zygote_slot(s)))
+			zygote_start(s, z, &j, key);
+		if (z)
+			z->last_used = now;
+		if (z && z->state == Z_READY)
+			k = zygote_take(z, &kid);
+		if (!k && z && (z->state == Z_READY || z->state == Z_STARTING) &&
+		    z->wait_count < ZYGOTE_WAITING_MAX) {
+			struct waiting *w = &z->waiting[z->wait_count++];
+			w->j = j;
+			w->sock = sock;
+			clock_gettime(CLOCK_MONOTONIC, &w->since);
+			zygote_fill(s, z);
+			return;
+		}
+	}
+	launch(s, ctl, &j, sock, z, k);
+	if (k)
+		zygote_fill(s, z);
+}
+
+/* What the loop polls, and for what. */
+struct watched {
+	int kind; /* 0: the worker, 1: a zygote's notes, 2: a child's HELLO */
+	struct zygote *z;
+	uint32_t token;
+};
+
+static void spawner_loop(const struct tp_worker_run_opts *o, int ctl)
+{
+	struct spawner s = { .o = o, .proc_cap = 4096 };
+	size_t cap = 1 + (size_t)o->zygotes * (1 + ZYGOTE_POOL_MAX);
+	struct pollfd *pfds = calloc(cap, sizeof(*pfds));
+	struct watched *what = calloc(cap, sizeof(*what));
+
+	s.z = calloc(o->zygotes ? o->zygotes : 1, sizeof(*s.z));
+	s.procs = calloc(s.proc_cap, sizeof(*s.procs));
+	if (!pfds || !what || !s.z || !s.procs)
+		return;
+	for (;;) {
+		size_t n = 0;
+		time_t now = time(NULL);
+
+		reap(&s, WNOHANG);
+		pfds[n] = (struct pollfd){ .fd = ctl, .events = POLLIN };
+		what[n++] = (struct watched){ 0 };
+		for (unsigned i = 0; i < o->zygotes; i++) {
+			struct zygote *z = &s.z[i];
+			if (!z->used)
+				continue;
+			if (z->running == 0 && z->wait_count == 0 &&
+			    now - z->last_used >= (time_t)o->zygote_idle_s) {
+				zygote_stop(z, Z_DEAD);
+				z->used = false;
+				continue;
+			}
+			if (z->state == Z_STARTING && now - z->started > ZYGOTE_READY_MAX_S)
+				zygote_stop(z, Z_DEAD);
+			if (z->sock < 0)
+				continue;
+			pfds[n] = (struct pollfd){ .fd = z->sock, .events = POLLIN };
+			what[n++] = (struct watched){ .kind = 1, .z = z };
+			for (size_t k = 0; k < z->kid_count; k++)
+				if (!z->kids[k].placed) {
+					pfds[n] = (struct pollfd){ .fd = z->kids[k].c.channel_fd,
+								   .events = POLLIN };
+					what[n++] = (struct watched){ .kind = 2,
+								      .z = z,
+								      .token = z->kids[k].token };
+				}
+		}
+		if (poll(pfds, n, 100) <= 0)
+			goto waiting;
+		for (size_t i = 1; i < n; i++) {
+			struct zygote *z = what[i].z;
+			if (!pfds[i].revents || !z->used)
+				continue;
+			if (what[i].kind == 1 && z->sock == pfds[i].fd) {
+				if (pfds[i].revents & POLLIN)
+					zygote_note_in(&s, z);
+				else
+					zygote_gone(z);
+				continue;
+			}
+			for (size_t k = 0; what[i].kind == 2 && k < z->kid_count; k++) {
+				if (z->kids[k].token != what[i].token || z->kids[k].placed)
+					continue;
+				if (zkid_place(z, &z->kids[k]) == 0) {
+					z->failures = 0;
+					zygote_serve_waiting(&s, ctl, z, false);
+				} else if (++z->failures >= ZYGOTE_FAILURES_MAX) {
+					/* its children die as they start: say why, once */
+					zkid_said(z, &z->kids[k]);
+					zygote_stop(z, Z_REFUSED);
+				} else {
+					zkid_close(&z->kids[k]);
+					z->kids[k] = z->kids[--z->kid_count];
+					zygote_fill(&s, z);
+				}
+				break;
+			}
+		}
+		if (pfds[0].revents) {
+			char byte;
+			int fds[2];
+			ssize_t got = tp_recv_fds(ctl, &byte, 1, fds, 2, 0);
+
+			if (got == -EINTR)
+				continue;
+			if (got <= 0) /* the worker is done: its invocations end (cancelled) */
+				break;
+			if (fds[0] < 0)
+				continue;
+			dispatch(&s, ctl, fds[0], fds[1]);
+		}
+waiting: /* a job waits no longer than its zygote lives, nor too long */
+		for (unsigned i = 0; i < o->zygotes; i++)
+			if (s.z[i].used && s.z[i].wait_count)
+				zygote_serve_waiting(&s, ctl, &s.z[i],
+						     s.z[i].state != Z_READY &&
+							 s.z[i].state != Z_STARTING);
+	}
+	for (unsigned i = 0; i < o->zygotes; i++) {
+		struct zygote *z = &s.z[i];
+		for (size_t w = 0; w < z->wait_count; w++) {
+			close(z->waiting[w].sock);
+			job_free(&z->waiting[w].j);
+		}
+		if (z->used)
+			zygote_stop(z, Z_DEAD);
+	}
+	reap(&s, 0);
+	free(pfds);
+	free(what);
+	free(s.z);
+	free(s.procs);
 }
 
 int tp_worker_spawner_start(const struct tp_worker_run_opts *o, pid_t *pid, int *ctl)
@@ -436,7 +1161,7 @@ int tp_worker_spawner_start(const struct tp_worker_run_opts *o, pid_t *pid, int 
 		signal(SIGTERM, SIG_IGN);
 		signal(SIGPIPE, SIG_IGN);
 		prctl(PR_SET_NAME, "teepy-spawner");
-		spawner_loop(o, sv[1], worker);
+		spawner_loop(o, sv[1]);
 		_exit(0);
 	}
 	close(sv[1]);

@@ -36,6 +36,7 @@ struct tp_worker_answer {
 	bool retry_after;		/* 503 busy: Retry-After: 1 */
 	char service[TP_WORKER_ID_HEX]; /* an invocation's service, for the log line */
 	const char *end;		/* an invocation's end: "result" or its kind */
+	const char *start; /* an invocation's start: "warm" (a zygote's child) or "cold" */
 	struct tp_usage usage;
 };
 
@@ -110,6 +111,7 @@ struct tp_worker_outcome {
 	char message[1024];
 	uint64_t cpu_ms, peak_memory_bytes, wall_ms;
 	uint8_t have_result, log_truncated;
+	uint8_t warm; /* served by a zygote's child (docs/zygote.md) */
 	uint64_t result_size, log_size;
 };
 #define TP_WORKER_OUTCOME_MAGIC 0x74707731u
@@ -201,10 +203,14 @@ struct tp_worker_run_opts {
 	uint64_t max_result;		/* --max-result: a larger result ends failed */
 	const char *no_cache;		/* why the cache of verified roots is off, or NULL */
 	const char *cache_dir, *runtime_dir;
+	/* warm starts (docs/zygote.md): zygotes at most (0: none, every start cold), the
+	 * children each keeps ready, and the seconds an unused one is kept */
+	unsigned zygotes, zygote_pool, zygote_idle_s;
 };
 
 /* One invocation, as the worker hands it over. */
 struct tp_worker_job {
+	const char *service; /* its id: a zygote serves one service */
 	const char *bundle_path;
 	/* the service's bundle: what the child opens must measure so (another signed
 	 * bundle put at its path is refused, not run with the service's keys) */

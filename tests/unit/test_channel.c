@@ -19,10 +19,14 @@ static struct tp_boot sample(void)
 	static const char *const path[] = { "/app", "/usr/lib/python3.11" };
 	static const char *const preload[] = { "numpy" };
 	static const char *const site[] = { "/venv/lib/python3.11/site-packages" };
+	static const char *const top[] = { "app", "usr", ".teepy" };
 
 	return (struct tp_boot){
 		.site = site,
 		.site_count = 1,
+		.top = top,
+		.top_count = 3,
+		.zygote = true,
 		.sealed = true,
 		.filter = filter,
 		.filter_size = sizeof(filter),
@@ -84,7 +88,8 @@ static void test_boot_round_trip_keeps_every_field(void)
 	check_same_list(out.path, out.path_count, in.path, in.path_count);
 	check_same_list(out.preload, out.preload_count, in.preload, in.preload_count);
 	check_same_list(out.site, out.site_count, in.site, in.site_count);
-	CHECK(out.sealed);
+	check_same_list(out.top, out.top_count, in.top, in.top_count);
+	CHECK(out.sealed && out.zygote);
 	CHECK(out.data_count == 2);
 	CHECK((uintptr_t)out.filter % alignof(uint64_t) == 0);
 	tp_boot_free(&out);
@@ -104,7 +109,7 @@ static void test_boot_round_trip_with_no_lists_and_the_largest_count(void)
 	CHECK(tp_boot_decode(bytes, size, &out) == 0);
 	CHECK_STR(out.entry, "");
 	CHECK(out.argv_count == 0 && out.path_count == 0 && out.preload_count == 0);
-	CHECK(out.site_count == 0 && !out.sealed);
+	CHECK(out.site_count == 0 && out.top_count == 0 && !out.sealed && !out.zygote);
 	CHECK(out.data_count == UINT32_MAX && out.filter_size == 8);
 	tp_boot_free(&out);
 	free(bytes);
@@ -226,7 +231,7 @@ static void test_boot_decode_refuses_an_unknown_tag(void)
 	size_t at = minimal(buf);
 	struct tp_boot b;
 
-	put_field(buf, &at, 'z', "what");
+	put_field(buf, &at, 'q', "what");
 	CHECK(tp_boot_decode(buf, at, &b) == -EPROTO);
 	CHECK(b.owned == NULL && b.entry == NULL);
 }
@@ -256,6 +261,26 @@ static void test_boot_decode_refuses_a_missing_or_repeated_field(void)
 		CHECK(tp_boot_decode(buf, at, &b) == -EPROTO);
 	}
 	CHECK(tp_boot_decode(buf, 0, &b) == -EPROTO); /* nothing at all */
+}
+
+/* "zygote" is as "sealed": one field of "1" at most once. */
+static void test_boot_decode_takes_zygote_once_and_only_as_1(void)
+{
+	uint8_t buf[256];
+	size_t at = minimal(buf);
+	struct tp_boot b;
+
+	put_field(buf, &at, TP_BOOT_ZYGOTE, "1");
+	put_field(buf, &at, TP_BOOT_TOP, "app");
+	CHECK(tp_boot_decode(buf, at, &b) == 0 && b.zygote && !b.sealed && b.top_count == 1);
+	tp_boot_free(&b);
+	put_field(buf, &at, TP_BOOT_ZYGOTE, "1");
+	CHECK(tp_boot_decode(buf, at, &b) == -EPROTO);
+	for (const char *const *v = (const char *const[]){ "0", "11", "", NULL }; *v; v++) {
+		at = minimal(buf);
+		put_field(buf, &at, TP_BOOT_ZYGOTE, *v);
+		CHECK(tp_boot_decode(buf, at, &b) == -EBADMSG);
+	}
 }
 
 /* "sealed" is one field of "1" at most once: nothing else means it. */
@@ -394,6 +419,14 @@ static void test_frame_check_holds_each_type_to_its_size(void)
 	CHECK(tp_frame_check(&f) == 0);
 	f.size++;
 	CHECK(tp_frame_check(&f) == -EMSGSIZE);
+	for (uint32_t t = TP_FRAME_GO; t <= TP_FRAME_GO; t = TP_FRAME_HELLO) {
+		f = (struct tp_frame){ .type = t };
+		CHECK(tp_frame_check(&f) == 0);
+		f.size = 1;
+		CHECK(tp_frame_check(&f) == -EMSGSIZE);
+		if (t == TP_FRAME_HELLO)
+			break;
+	}
 	f = (struct tp_frame){ .type = TP_FRAME_RESULT, .size = UINT64_MAX };
 	CHECK(tp_frame_check(&f) == 0);
 	f = (struct tp_frame){ .type = TP_FRAME_REPLY, .size = UINT64_MAX };
@@ -527,6 +560,8 @@ TESTS(channel_tests) = {
 	  test_boot_decode_refuses_a_missing_or_repeated_field },
 	{ "boot_decode_takes_sealed_once_and_only_as_1",
 	  test_boot_decode_takes_sealed_once_and_only_as_1 },
+	{ "boot_decode_takes_zygote_once_and_only_as_1",
+	  test_boot_decode_takes_zygote_once_and_only_as_1 },
 	{ "boot_decode_refuses_a_filter_of_a_wrong_size",
 	  test_boot_decode_refuses_a_filter_of_a_wrong_size },
 	{ "boot_decode_refuses_a_nul_inside_a_string",
