@@ -168,7 +168,7 @@ int tp_write_fd(void *ctx, uint64_t offset, const void *buf, size_t size)
 	return tp_write_full(*(const int *)ctx, buf, size);
 }
 
-int tp_send_fds(int sock, const void *bytes, size_t size, const int *fds, size_t count)
+int tp_send_fds(int sock, const void *bytes, size_t size, const int *fds, size_t count, int flags)
 {
 	union {
 		char buf[CMSG_SPACE(TP_FDS_MAX * sizeof(int))];
@@ -191,7 +191,7 @@ int tp_send_fds(int sock, const void *bytes, size_t size, const int *fds, size_t
 	c->cmsg_len = CMSG_LEN(count * sizeof(int));
 	memcpy(CMSG_DATA(c), fds, count * sizeof(int));
 	do
-		sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+		sent = sendmsg(sock, &msg, flags | MSG_NOSIGNAL);
 	while (sent < 0 && errno == EINTR);
 	if (sent < 0)
 		return -errno;

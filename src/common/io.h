@@ -43,11 +43,12 @@ int tp_write_text(const char *path, const char *text);
 int tp_read_all(int fd, size_t max, char **out, size_t *out_size);
 
 /* Descriptors passed with a message over a unix socket (SCM_RIGHTS), at most: */
-#define TP_FDS_MAX 4
+#define TP_FDS_MAX 6
 
-/* Sends size bytes with count descriptors (1 to TP_FDS_MAX) in one message. Returns 0,
- * -EMSGSIZE for a message sent in part, or -errno. */
-int tp_send_fds(int sock, const void *bytes, size_t size, const int *fds, size_t count);
+/* Sends size bytes with count descriptors (1 to TP_FDS_MAX) in one message (sendmsg
+ * flags, MSG_NOSIGNAL added). Returns 0, -EMSGSIZE for a message sent in part, or
+ * -errno (-EAGAIN with MSG_DONTWAIT on a full socket). */
+int tp_send_fds(int sock, const void *bytes, size_t size, const int *fds, size_t count, int flags);
 
 /* Receives one message of up to size bytes (recvmsg flags, MSG_CMSG_CLOEXEC added)
  * with exactly count descriptors into fds (close-on-exec): the bytes' count, or

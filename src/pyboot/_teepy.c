@@ -353,20 +353,28 @@ static int exit_status_of(PyObject *value)
 	return status;
 }
 
-/* Defines TEXT's functions in a fresh namespace and calls NAME(ARG): a new reference,
- * or NULL with the exception set. Python is clearer than C for what only touches
- * Python objects. */
-static PyObject *call_text(const char *text, const char *name, PyObject *arg)
+/* Defines TEXT's functions in a fresh namespace: NAME, a new reference, or NULL with
+ * the exception set; call_text calls it with ARG at once. Python is clearer than C for
+ * what only touches Python objects. */
+static PyObject *define_text(const char *text, const char *name)
 {
-	PyObject *globals = PyDict_New(), *r = NULL, *fn;
+	PyObject *globals = PyDict_New(), *r = NULL, *fn = NULL;
 
 	if (globals && PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) == 0 &&
 	    (r = PyRun_String(text, Py_file_input, globals, globals))) {
 		Py_DECREF(r);
 		fn = PyDict_GetItemString(globals, name); /* borrowed */
-		r = fn ? PyObject_CallOneArg(fn, arg) : NULL;
+		Py_XINCREF(fn);
 	}
 	Py_XDECREF(globals);
+	return fn;
+}
+
+static PyObject *call_text(const char *text, const char *name, PyObject *arg)
+{
+	PyObject *fn = define_text(text, name), *r = fn ? PyObject_CallOneArg(fn, arg) : NULL;
+
+	Py_XDECREF(fn);
 	return r;
 }
 
@@ -428,35 +436,101 @@ static void print_hint(PyObject *exc)
 	PyErr_Clear();
 }
 
-static PyObject *run_entry(const char *entry, int *status)
+/* The entry made ready to run: its __main__ module, and its code compiled (or the
+ * compiler's exception, raised when it runs). A zygote's child does this before its
+ * HELLO: the compiler's first pass after a fork faults in pages a warm start would
+ * otherwise wait for. */
+struct entry {
+	const char *path;
+	PyObject *module;
+	PyObject *code;
+	PyObject *type, *value, *tb; /* the compiler's exception */
+};
+
+static int entry_prepare(const char *path, struct entry *e)
 {
-	PyObject *main_module, *globals, *result, *sys_modules;
+	PyObject *globals, *sys_modules, *file;
 	FILE *fp;
 
-	main_module = PyModule_New("__main__");
-	if (!main_module)
-		return NULL;
-	globals = PyModule_GetDict(main_module);
+	memset(e, 0, sizeof(*e));
+	e->path = path;
+	if (!(e->module = PyModule_New("__main__")))
+		return -1;
+	globals = PyModule_GetDict(e->module);
 	sys_modules = PyImport_GetModuleDict();
-	PyObject *file = PyUnicode_DecodeFSDefault(entry);
-	if (!file || PyDict_SetItemString(sys_modules, "__main__", main_module) < 0 ||
+	file = PyUnicode_DecodeFSDefault(path);
+	if (!file || PyDict_SetItemString(sys_modules, "__main__", e->module) < 0 ||
 	    PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0 ||
 	    PyDict_SetItemString(globals, "__file__", file) < 0 ||
 	    PyDict_SetItemString(globals, "__cached__", Py_None) < 0) {
 		Py_XDECREF(file);
-		Py_DECREF(main_module);
-		return NULL;
+		Py_CLEAR(e->module);
+		return -1;
 	}
 	Py_DECREF(file);
 
-	fp = fopen(entry, "rb");
-	if (!fp) {
-		PyErr_SetFromErrnoWithFilename(PyExc_OSError, entry);
-		Py_DECREF(main_module);
-		return NULL;
+	if (!(fp = fopen(path, "rb"))) {
+		PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+		Py_CLEAR(e->module);
+		return -1;
+	}
+	/* read whole, compiled as the interpreter compiles a file (a coding cookie
+	 * honoured) */
+	char *text = NULL;
+	size_t size = 0;
+	FILE *mem = open_memstream(&text, &size);
+	char buf[65536];
+	size_t n;
+	while (mem && (n = fread(buf, 1, sizeof(buf), fp)) > 0)
+		fwrite(buf, 1, n, mem);
+	bool failed = !mem || ferror(fp);
+	fclose(fp);
+	if (mem)
+		fclose(mem);
+	if (failed || memchr(text, '\0', size)) {
+		free(text);
+		if (failed) {
+			PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+			Py_CLEAR(e->module);
+			return -1;
+		}
+		PyErr_SetString(PyExc_SyntaxError, "source code cannot contain null bytes");
+		PyErr_Fetch(&e->type, &e->value, &e->tb);
+		return 0;
 	}
 	PyCompilerFlags flags = _PyCompilerFlags_INIT;
-	result = PyRun_FileExFlags(fp, entry, Py_file_input, globals, globals, 1, &flags);
+	e->code = Py_CompileStringExFlags(text, path, Py_file_input, &flags, -1);
+	free(text);
+	if (!e->code)
+		PyErr_Fetch(&e->type, &e->value, &e->tb);
+	return 0;
+}
+
+/* A zygote's child's entry, prepared before its HELLO (failed: the runtime's own
+ * exception, raised out of boot as a cold run would). */
+static struct entry child_entry;
+static bool child_entry_failed;
+
+/* Runs a prepared entry; its end as a STATUS frame and *status. Returns None, or
+ * NULL when the runtime itself failed. */
+static PyObject *entry_run(struct entry *e, int *status)
+{
+	const char *entry = e->path;
+	PyObject *result;
+
+	if (child_entry_failed) {
+		PyErr_Restore(e->type, e->value, e->tb);
+		e->type = e->value = e->tb = NULL;
+		return NULL;
+	}
+	if (e->code) {
+		PyObject *globals = PyModule_GetDict(e->module);
+		result = PyEval_EvalCode(e->code, globals, globals);
+	} else {
+		PyErr_Restore(e->type, e->value, e->tb);
+		e->type = e->value = e->tb = NULL;
+		result = NULL;
+	}
 	Py_XDECREF(result);
 	*status = 0;
 	if (!result) {
@@ -499,8 +573,16 @@ static PyObject *run_entry(const char *entry, int *status)
 	} else {
 		send_frame(TP_FRAME_STATUS, TP_STATUS_OK, "", 0);
 	}
-	Py_DECREF(main_module);
+	Py_CLEAR(e->code);
+	Py_CLEAR(e->module);
 	Py_RETURN_NONE;
+}
+
+static PyObject *run_entry(const char *path, int *status)
+{
+	struct entry e;
+
+	return entry_prepare(path, &e) < 0 ? NULL : entry_run(&e, status);
 }
 
 /* The policy's preload modules, imported before the entry (a worker imports them
@@ -603,6 +685,17 @@ static int add_site_dirs(PyObject *dirs)
 
 /* ---- the zygote (protocol.h's "Zygotes", docs/zygote.md) ---- */
 
+/* How a child ends (child_exit): atexit functions, the standard streams flushed. */
+static const char exit_text[] = "def f(_):\n"
+				"    import atexit, sys\n"
+				"    atexit._run_exitfuncs()\n"
+				"    for s in (sys.stdout, sys.stderr):\n"
+				"        try:\n"
+				"            s.flush()\n"
+				"        except Exception:\n"
+				"            pass\n";
+static PyObject *exit_fn; /* exit_text's f, defined by the zygote once for its children */
+
 #define ZYGOTE_CHILDREN 512
 #define ZYGOTE_TOP_MAX	128
 /* Landlock's filesystem rights (uapi landlock.h), by the ABI that brought them */
@@ -652,23 +745,53 @@ static void child_ended(int sig)
 	(void)sig; /* wakes the zygote's ppoll */
 }
 
-/* Removes NAME under DIRFD and everything beneath it (a child's scratch). */
-static void remove_tree(int dirfd, const char *name)
+/* Removes the directory path and everything beneath it (a child's scratch, once the
+ * child is gone): without recursion and with one directory open at a time, however
+ * deep the tree the child left. */
+static void remove_tree(const char *path)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d;
-	struct dirent *e;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	unsigned depth = 0;
 
-	if (fd >= 0 && (d = fdopendir(fd))) {
-		while ((e = readdir(d)))
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-			    unlinkat(fd, e->d_name, 0) < 0)
-				remove_tree(fd, e->d_name);
+	/* bounded: a tree that will not go (it cannot) is left, not looped over */
+	for (unsigned passes = 0; fd >= 0 && passes < 1000000; passes++) {
+		int dup_fd = dup(fd), sub = -1;
+		DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+		struct dirent *e;
+
+		if (!d) {
+			if (dup_fd >= 0)
+				close(dup_fd);
+			break;
+		}
+		while (sub < 0 && (e = readdir(d))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+			    unlinkat(fd, e->d_name, 0) == 0 ||
+			    unlinkat(fd, e->d_name, AT_REMOVEDIR) == 0)
+				continue;
+			/* a directory the child made unwritable or unreadable: its own again */
+			if (errno == ENOTEMPTY && fchmodat(fd, e->d_name, 0700, 0) == 0)
+				sub = openat(fd, e->d_name,
+					     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		}
 		closedir(d);
-	} else if (fd >= 0) {
+		if (sub >= 0) { /* down into a directory that is not empty */
+			close(fd);
+			fd = sub;
+			depth++;
+			continue;
+		}
+		if (depth == 0)
+			break;
+		/* empty now: up, where it is removed on the next pass */
+		sub = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		close(fd);
+		fd = sub;
+		depth--;
 	}
-	unlinkat(dirfd, name, AT_REMOVEDIR);
+	if (fd >= 0)
+		close(fd);
+	rmdir(path);
 }
 
 static void scratch_name(uint32_t token, char *out, size_t size)
@@ -702,7 +825,7 @@ static void zygote_reap(void)
 			if (zy.scratch) {
 				char dir[64];
 				scratch_name(c->token, dir, sizeof(dir));
-				remove_tree(AT_FDCWD, dir);
+				remove_tree(dir);
 			}
 			*c = zy.children[--zy.count];
 			break;
@@ -831,7 +954,7 @@ static const char child_text[] = "def f(scratch):\n"
  * process group, scratch, Landlock layer, RNGs and filter; then HELLO, and the
  * GO that says how many data items it has. Returns 0, or -1 with one line on
  * its stderr. */
-static int zygote_child(const struct tp_zygote_fork *req, int ch, int out)
+static int zygote_child(const struct tp_zygote_fork *req, const char *entry, int ch, int out)
 {
 	uint32_t token = req->token;
 	/* the backstop a second past the limit its supervisor watches (the zygote's own
@@ -856,8 +979,8 @@ static int zygote_child(const struct tp_zygote_fork *req, int ch, int out)
 	close(ch);
 	close(out);
 	close(TP_ZYGOTE_FD);
-	setpgid(0, 0);
-	if (setrlimit(RLIMIT_CPU, &cpu) < 0)
+	/* its own group: the kill(0, ...) its filter allows reaches it alone */
+	if (setpgid(0, 0) < 0 || setrlimit(RLIMIT_CPU, &cpu) < 0)
 		return -1;
 
 	scratch_name(token, scratch, sizeof(scratch));
@@ -882,6 +1005,10 @@ static int zygote_child(const struct tp_zygote_fork *req, int ch, int out)
 	}
 	Py_DECREF(done);
 
+	if (entry_prepare(entry, &child_entry) < 0) {
+		child_entry_failed = true;
+		PyErr_Fetch(&child_entry.type, &child_entry.value, &child_entry.tb);
+	}
 	if ((n = tp_child_filter_build(getpid(), insns, TP_CHILD_FILTER_MAX)) < 0)
 		return -1;
 	prog.len = (unsigned short)n;
@@ -901,7 +1028,7 @@ static int zygote_child(const struct tp_zygote_fork *req, int ch, int out)
 
 /* Forks one child for a request. Returns 1 in the zygote, 0 in the child (which then
  * runs the entry), or exits the child that could not be made. */
-static int zygote_fork(const struct tp_zygote_fork *req, const int fds[3])
+static int zygote_fork(const struct tp_zygote_fork *req, const char *entry, const int fds[3])
 {
 	pid_t pid;
 
@@ -914,7 +1041,7 @@ static int zygote_fork(const struct tp_zygote_fork *req, const int fds[3])
 	if (pid == 0) {
 		PyOS_AfterFork_Child();
 		close(fds[2]);
-		if (zygote_child(req, fds[0], fds[1]) < 0) {
+		if (zygote_child(req, entry, fds[0], fds[1]) < 0) {
 			fflush(stderr);
 			_exit(70);
 		}
@@ -956,6 +1083,11 @@ static int zygote_serve(const struct tp_boot *b)
 				      "f", Py_None);
 	Py_XDECREF(flushed);
 	PyErr_Clear();
+	if (!(exit_fn = define_text(exit_text, "f"))) {
+		PyErr_Clear();
+		zygote_note(TP_ZYGOTE_REFUSED, 0, 0, "cannot define the children's exit");
+		return 1;
+	}
 	sigemptyset(&block);
 	sigaddset(&block, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &block, &waiting);
@@ -987,7 +1119,7 @@ static int zygote_serve(const struct tp_boot *b)
 			zygote_note(TP_ZYGOTE_FORK_FAILED, 0, EPROTO, "a malformed request");
 			continue;
 		}
-		if (zygote_fork(&req, fds) == 0)
+		if (zygote_fork(&req, b->entry, fds) == 0)
 			return 0;
 	}
 }
@@ -995,17 +1127,11 @@ static int zygote_serve(const struct tp_boot *b)
 /* A zygote's child ends as an interpreter would, less the teardown of what the
  * zygote imported, which it shares and which dies with it: atexit functions, then
  * the standard streams flushed, then _exit. */
+
 static void child_exit(int status)
 {
-	PyObject *done = call_text("def f(_):\n"
-				   "    import atexit, sys\n"
-				   "    atexit._run_exitfuncs()\n"
-				   "    for s in (sys.stdout, sys.stderr):\n"
-				   "        try:\n"
-				   "            s.flush()\n"
-				   "        except Exception:\n"
-				   "            pass\n",
-				   "f", Py_None);
+	PyObject *done = exit_fn ? PyObject_CallOneArg(exit_fn, Py_None) : NULL;
+
 	if (!done)
 		PyErr_Print();
 	Py_XDECREF(done);
@@ -1069,7 +1195,7 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 		result = PyLong_FromLong(0);
 		goto out;
 	}
-	result = run_entry(b.entry, &status);
+	result = b.zygote ? entry_run(&child_entry, &status) : run_entry(b.entry, &status);
 	if (!result)
 		goto out;
 	Py_DECREF(result);

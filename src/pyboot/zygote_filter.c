@@ -8,11 +8,13 @@
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/seccomp.h>
+#include <linux/sockios.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 
 #if defined(__x86_64__)
@@ -94,6 +96,12 @@ int tp_child_filter_build(pid_t self, struct sock_filter *insns, size_t cap)
 	emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 1, 0, ARCH);
 	ret(&p, SECCOMP_RET_KILL_PROCESS);
 	load(&p, NR);
+#ifdef __x86_64__
+	/* x32's numbers (the bit 0x40000000): none of the blocks below would see them
+	 * (stage 2 kills them too) */
+	emit(&p, BPF_JMP | BPF_JGE | BPF_K, 0, 1, 0x40000000u);
+	ret(&p, SECCOMP_RET_KILL_PROCESS);
+#endif
 
 	/* no new process, no new program */
 #ifdef SYS_fork
@@ -146,6 +154,18 @@ int tp_child_filter_build(pid_t self, struct sock_filter *insns, size_t cap)
 	emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 1, 0, (uint32_t)-self);
 	ret(&p, EPERM_);
 	ret(&p, ALLOW);
+
+	/* ioctl FIOSETOWN and SIOCSPGRP are F_SETOWN by another name (stage 2 allows
+	 * ioctl whole): refused, whatever the pid (in memory the filter cannot read) */
+	when(&p, SYS_ioctl, 5);
+	load(&p, ARG(1));
+	emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 1, 0, FIOSETOWN);
+	emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, SIOCSPGRP);
+	ret(&p, EPERM_);
+	ret(&p, ALLOW);
+	/* a pidfd names only itself (pidfd_open above), but one it did not open is
+	 * refused as well */
+	deny(&p, SYS_pidfd_send_signal);
 
 	/* its process group is its own (set before the filter): it stays so */
 	deny(&p, SYS_setpgid);

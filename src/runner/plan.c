@@ -843,7 +843,7 @@ static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 	const struct tp_manifest *m = &inv->bundle.manifest;
 	char err[256];
 
-	inv->processes = m->processes == TP_PROCESSES_MANIFEST || inv->cfg->zygote;
+	inv->processes = m->processes == TP_PROCESSES_MANIFEST;
 	snprintf(inv->entry, sizeof(inv->entry), "%s", m->entry);
 	snprintf(inv->cwd, sizeof(inv->cwd), "%s", TP_APP_DIR);
 	snprintf(inv->script, sizeof(inv->script), "%s", cfg->script);
@@ -992,7 +992,7 @@ int tp_plan_open(struct tp_invocation *inv, struct tp_outcome *out)
 	inv->limits = cfg->limits;
 	if (cfg->is_bundle)
 		return open_sealed(inv, out);
-	inv->processes = cfg->allow_processes || cfg->zygote;
+	inv->processes = cfg->allow_processes;
 	if (load_script(inv, out) < 0)
 		return -1;
 	if (cfg->mark)

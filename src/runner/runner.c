@@ -571,7 +571,8 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 	 * service's limit */
 	if (cfg->zygote)
 		inv->enforce.set.cpu_ms = TP_ZYGOTE_LIFETIME_MS;
-	inv->enforce.processes = inv->processes;
+	/* a zygote forks (its children each their own cgroups), but execs nothing */
+	inv->enforce.processes = inv->processes || cfg->zygote;
 	tp_limits_prepare(&inv->enforce);
 	mark(inv, "cgroups prepared");
 	/* nothing of an unsettled manifest is said (settle_started says it) */
@@ -597,7 +598,8 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		.cwd = inv->cwd,
 		.write_dirs = write_dirs,
 		.limits = &inv->enforce,
-		.stage1 = inv->processes ? &tp_seccomp_stage1_processes : &tp_seccomp_stage1,
+		.stage1 = inv->processes || cfg->zygote ? &tp_seccomp_stage1_processes :
+							  &tp_seccomp_stage1,
 		.tracer = cfg->trace_log ? &tracer : NULL,
 		.filled_from_outside = filled_from_outside,
 		.handed_fds = cfg->handed_fds,

@@ -627,7 +627,9 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, 
 
 	/* Stage 1 must let the launcher exec the interpreter; stage 2 ends that. */
 	const uint32_t exec_action =
-	    stage == TP_SECCOMP_STAGE1 || processes ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EPERM);
+	    stage == TP_SECCOMP_STAGE1 || (processes && stage != TP_SECCOMP_STAGE2_ZYGOTE) ?
+		SCMP_ACT_ALLOW :
+		SCMP_ACT_ERRNO(EPERM);
 	r = r ?: add(ctx, exec_action, "execve", 0, NULL);
 	/* Landlock checks the path of an exec against the root: execveat of a bare
 	 * file descriptor (AT_EMPTY_PATH, as fexecve does) would run a memfd, which no

@@ -20,9 +20,9 @@
 enum tp_seccomp_stage {
 	TP_SECCOMP_STAGE1, /* before the interpreter starts: the policy, but execve allowed */
 	TP_SECCOMP_STAGE2, /* installed by _teepy: the full policy, no execve */
-	/* a zygote's stage 2 (docs/zygote.md): stage 2 with processes, and seccomp(2)
-	 * SECCOMP_SET_MODE_FILTER without flags, which each child needs to add its own
-	 * filter (a filter only takes away) */
+	/* a zygote's stage 2 (docs/zygote.md): stage 2 with fork and process clones but
+	 * no exec, and seccomp(2) SECCOMP_SET_MODE_FILTER without flags, which each child
+	 * needs to add its own filter (a filter only takes away) */
 	TP_SECCOMP_STAGE2_ZYGOTE,
 };
 

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,8 @@ struct job_head {
 	uint32_t data_count, service_data_count, bundle_path_len, env_count;
 	uint8_t has_bundle_key;
 	uint8_t app[32], signer[32]; /* the service's bundle's measurements */
+	/* SHA-256 of the bundle's key: its zygote is the one started with that key */
+	uint8_t bundle_key_hash[32];
 	uint64_t input_size;
 };
 
@@ -73,6 +76,8 @@ int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock)
 		return -errno;
 	snprintf(h.service, sizeof(h.service), "%s", job->service ? job->service : "");
 	memcpy(h.app, job->app, 32);
+	if (job->bundle_key)
+		tp_sha256(job->bundle_key, 32, h.bundle_key_hash);
 	memcpy(h.signer, job->signer, 32);
 	r = put(memfd, &h, sizeof(h));
 	if (r == 0)
@@ -98,7 +103,7 @@ int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock)
 		for (size_t i = 0; r == 0 && i < job->data_count; i++)
 			r = put(sp[0], job->data_keys[i], 32);
 		if (r == 0)
-			r = tp_send_fds(ctl, "J", 1, (int[]){ sp[1], memfd }, 2);
+			r = tp_send_fds(ctl, "J", 1, (int[]){ sp[1], memfd }, 2, 0);
 	}
 	close(memfd);
 	if (sp[1] >= 0)
@@ -192,8 +197,8 @@ static char *take_string(const uint8_t **p, const uint8_t *end)
 	return s;
 }
 
-/* The job's memfd and its keys (first on its socket). Returns 0, or -1 with the
- * line for the outcome in err. */
+/* The job's memfd (its keys are read_keys's). Returns 0, or -1 with the line for the
+ * outcome in err. */
 static int parse_job(int memfd, int sock, struct parsed_job *j, const char **err)
 {
 	struct stat st;
@@ -234,6 +239,14 @@ static int parse_job(int memfd, int sock, struct parsed_job *j, const char **err
 	if ((uint64_t)(end - p) != j->h->input_size)
 		return -1;
 	j->input = (const char *)p;
+	(void)sock;
+	return 0;
+}
+
+/* The job's keys, first on its socket, into locked memory. Returns 0, or -1 with the
+ * line for the outcome in err. */
+static int read_keys(int sock, struct parsed_job *j, const char **err)
+{
 	j->keys_size = ((size_t)j->h->has_bundle_key + j->h->data_count) * TP_SYMKEY_SIZE;
 	if (j->keys_size && !(j->keys = tp_secret_alloc(j->keys_size))) {
 		*err = "out of memory";
@@ -417,6 +430,8 @@ static void run_cold(const struct tp_worker_run_opts *o, int sock, const struct 
 #define ZYGOTE_FAILURES_MAX 3	 /* children in a row that die before their HELLO */
 #define ZYGOTE_WAITING_MAX  64	 /* jobs waiting for one zygote's children; beyond: cold */
 #define ZYGOTE_WAIT_MAX_MS  3000 /* a job waits no longer for a child: then cold */
+#define IDLE_MAX	    2	 /* invocation processes forked ahead */
+#define HANDOVER_MAGIC	    0x74706831u
 
 /* What a zygote's keeper tells the spawner once its run is planned. */
 struct zygote_info {
@@ -473,6 +488,13 @@ struct spawner {
 	} * procs;
 	size_t proc_count, proc_cap;
 	uint32_t next_token; /* a child's name, its scratch's too: one of the worker's */
+	int ctl;	     /* the worker's socket */
+	/* invocation processes forked ahead for warm starts, each waiting for its job */
+	struct {
+		pid_t pid;
+		int sock;
+	} idle[IDLE_MAX];
+	size_t idle_count;
 };
 
 static void zkey_of(const struct parsed_job *j, uint8_t key[32])
@@ -488,8 +510,7 @@ static void zkey_of(const struct parsed_job *j, uint8_t key[32])
 	tp_sha256_update(h, j->h->app, 32);
 	tp_sha256_update(h, j->h->signer, 32);
 	tp_sha256_update(h, &j->h->has_bundle_key, 1);
-	if (j->bundle_key)
-		tp_sha256_update(h, j->bundle_key, TP_SYMKEY_SIZE);
+	tp_sha256_update(h, j->h->bundle_key_hash, 32);
 	for (size_t i = 0; j->env[i]; i++)
 		tp_sha256_update(h, j->env[i], strlen(j->env[i]) + 1);
 	tp_sha256_final(h, key);
@@ -575,13 +596,87 @@ static void zygote_stop(struct zygote *z, enum zstate state)
 	z->died = time(NULL);
 }
 
-static void zygote_start(struct spawner *s, struct zygote *z, const struct parsed_job *j,
+static void child_setup(int ctl)
+{
+	sigset_t none;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	close(ctl);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+}
+
+/* In an invocation's process: nothing of the spawner's but its own job is kept (other
+ * jobs' sockets and keys, zygotes' sockets, pooled children). */
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void drop_others(struct spawner *s)
+{
+	for (unsigned i = 0; i < s->o->zygotes; i++) {
+		struct zygote *z = &s->z[i];
+		for (size_t w = 0; w < z->wait_count; w++) {
+			close(z->waiting[w].sock);
+			job_free(&z->waiting[w].j);
+		}
+		z->wait_count = 0;
+		for (size_t k = 0; k < z->kid_count; k++) {
+			struct tp_zygote_child *c = &z->kids[k].c;
+			close_fd(&c->pidfd);
+			close_fd(&c->channel_fd);
+			close_fd(&c->out_fd);
+			close_fd(&c->status_fd);
+		}
+		z->kid_count = 0;
+		close_fd(&z->sock);
+		close_fd(&z->info);
+		close_fd(&z->stop);
+	}
+	for (size_t i = 0; i < s->idle_count; i++)
+		close_fd(&s->idle[i].sock);
+	s->idle_count = 0;
+}
+
+/* In a keeper: of its first job, only what the service's run needs (the bundle, its
+ * key, the env): the input, the data items' keys and the memfd go; the bundle's key
+ * moves to memory locked here (a fork does not inherit a lock). */
+static void keep_what_a_keeper_needs(struct parsed_job *j)
+{
+	static struct job_head head;
+	uint8_t *key = NULL;
+
+	head = *j->h;
+	if (j->bundle_key && (key = tp_secret_alloc(TP_SYMKEY_SIZE)))
+		memcpy(key, j->bundle_key, TP_SYMKEY_SIZE);
+	if (j->keys)
+		explicit_bzero(j->keys, j->keys_size);
+	munmap(j->map, j->map_size);
+	close(j->memfd);
+	j->map = NULL;
+	j->memfd = -1;
+	j->h = &head;
+	j->input = NULL;
+	j->bundle_key = key;
+}
+
+static void zygote_start(struct spawner *s, struct zygote *z, struct parsed_job *j,
 			 const uint8_t key[32])
 {
 	int zs[2] = { -1, -1 }, info[2] = { -1, -1 }, stop[2] = { -1, -1 };
 	pid_t spawner = getpid();
 
+	/* invocations of a zygote this slot held before may still run: counted on */
+	unsigned running = z->running;
+
 	memset(z, 0, sizeof(*z));
+	z->running = running;
 	z->used = true;
 	memcpy(z->key, key, 32);
 	snprintf(z->service, sizeof(z->service), "%s", j->h->service);
@@ -592,14 +687,15 @@ static void zygote_start(struct spawner *s, struct zygote *z, const struct parse
 		goto failed;
 	z->keeper = fork();
 	if (z->keeper == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != spawner)
 			_exit(0);
+		child_setup(s->ctl);
+		drop_others(s);
 		prctl(PR_SET_NAME, "teepy-zygote");
 		close(zs[0]);
 		close(info[0]);
 		close(stop[1]);
-		signal(SIGPIPE, SIG_DFL);
+		keep_what_a_keeper_needs(j);
 		run_keeper(s->o, j, zs[1], info[1], stop[0]);
 		_exit(0);
 	}
@@ -641,8 +737,9 @@ static void zygote_fill(struct spawner *s, struct zygote *z)
 		    pipe2(out, O_CLOEXEC) == 0 &&
 		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, st) == 0 &&
 		    setsockopt(ch[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) == 0)
+			/* never blocked by a zygote that does not read its requests */
 			sent = tp_send_fds(z->sock, &req, sizeof(req),
-					   (int[]){ ch[1], out[1], st[1] }, 3) == 0;
+					   (int[]){ ch[1], out[1], st[1] }, 3, MSG_DONTWAIT) == 0;
 		if (ch[1] >= 0)
 			close(ch[1]);
 		if (out[1] >= 0)
@@ -665,8 +762,40 @@ static void zygote_fill(struct spawner *s, struct zygote *z)
 	}
 }
 
+/* Whether pid is in the cgroup of limits (its memory controller's; true without
+ * one: then nothing to hold it to). */
+static bool in_cgroup(pid_t pid, const struct tp_limits_state *limits)
+{
+	char path[64], line[1024];
+	size_t dir = strlen(limits->memory_dir);
+	bool in = false;
+	FILE *f;
+
+	if (!limits->memory_dir[0])
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return false;
+	while (!in && fgets(line, sizeof(line), f)) {
+		/* "ID:CONTROLLERS:PATH": the memory hierarchy's, or v2's "0::" */
+		char *controllers = strchr(line, ':'), *where;
+		if (!controllers || !(where = strchr(controllers + 1, ':')))
+			continue;
+		*where++ = '\0';
+		where[strcspn(where, "\n")] = '\0';
+		size_t n = strlen(where);
+		bool memory =
+		    strcmp(controllers + 1, "") == 0 || strstr(controllers + 1, "memory") != NULL;
+		in =
+		    memory && n > 1 && n <= dir && strcmp(limits->memory_dir + dir - n, where) == 0;
+	}
+	fclose(f);
+	return in;
+}
+
 /* A child's HELLO: its pid from the kernel's credentials of it, then its cgroups.
- * Returns 0 (placed), or -1 (closed). */
+ * Returns 0 (placed), 1 (nothing yet), -1 (it is gone, or said something else), or
+ * -2 (the spawner could not place it). */
 static int zkid_place(struct zygote *z, struct zkid *k)
 {
 	struct tp_frame hello;
@@ -685,8 +814,11 @@ static int zkid_place(struct zygote *z, struct zkid *k)
 	const char *failed = NULL;
 	int off = 0;
 
-	if (recvmsg(k->c.channel_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != sizeof(hello) ||
-	    tp_frame_check(&hello) < 0 || hello.type != TP_FRAME_HELLO)
+	ssize_t got = recvmsg(k->c.channel_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	if (got < 0 && (errno == EAGAIN || errno == EINTR))
+		return 1;
+	if (got != sizeof(hello) || tp_frame_check(&hello) < 0 || hello.type != TP_FRAME_HELLO)
 		return -1;
 	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
@@ -696,7 +828,10 @@ static int zkid_place(struct zygote *z, struct zkid *k)
 		return -1;
 	setsockopt(k->c.channel_fd, SOL_SOCKET, SO_PASSCRED, &off, sizeof(off));
 	k->c.pid = cred.pid;
-	if ((k->c.pidfd = (int)syscall(SYS_pidfd_open, cred.pid, 0)) < 0)
+	/* the pid is a number: pinned by a pidfd, then held to be one in the zygote's
+	 * cgroup (a child waiting for its GO, not a process that took a dead one's pid) */
+	if ((k->c.pidfd = (int)syscall(SYS_pidfd_open, cred.pid, 0)) < 0 ||
+	    !in_cgroup(cred.pid, &z->zi.enforce))
 		return -1;
 	/* its own cgroups, with the service's limits; "processes" gives it a cpuacct
 	 * cgroup of its own on v1 too (it cannot fork) */
@@ -706,25 +841,51 @@ static int zkid_place(struct zygote *z, struct zkid *k)
 	tp_limits_prepare(&k->c.enforce);
 	k->placed = true;
 	if (tp_limits_open_join(&k->c.enforce, &join) < 0)
-		return -1;
+		return -2;
 	int r = tp_limits_join(&join, cred.pid, false, &failed);
 	tp_limits_close_join(&join);
-	return r < 0 ? -1 : 0;
+	return r < 0 ? -2 : 0;
 }
 
 /* What a child that died before its HELLO wrote: its first line, on the worker's
  * stderr. */
-static void zkid_said(const struct zygote *z, const struct zkid *k)
+static void zkid_said(const struct zygote *z, struct zkid *k, int placed)
 {
-	char line[512];
-	ssize_t n = read(k->c.out_fd, line, sizeof(line) - 1);
+	char line[512] = "";
+	struct pollfd out = { .fd = k->c.out_fd, .events = POLLIN };
+	ssize_t n = 0;
 
+	if (k->c.pidfd >= 0) /* never left to hold its output's pipe open */
+		syscall(SYS_pidfd_send_signal, k->c.pidfd, SIGKILL, NULL, 0);
+	if (placed == -1 && poll(&out, 1, 0) > 0)
+		n = read(k->c.out_fd, line, sizeof(line) - 1);
 	line[n > 0 ? n : 0] = '\0';
 	line[strcspn(line, "\n")] = '\0';
-	fprintf(stderr,
-		"teepy-worker: service %.16s…: its zygote's children end before they start (%s): "
-		"no warm starts for it\n",
-		z->service, n > 0 ? line : "they said nothing");
+	fprintf(stderr, "teepy-worker: service %.16s…: %s (%s): no warm starts for it\n",
+		z->service,
+		placed == -1 ? "its zygote's children end before they start" :
+			       "its zygote's children cannot be placed in cgroups of their own",
+		n > 0	     ? line :
+		placed == -1 ? "they said nothing" :
+			       strerror(errno));
+}
+
+/* The processes in the cgroup of limits (its memory controller's), 0 without one. */
+static unsigned procs_in(const struct tp_limits_state *limits)
+{
+	char path[640], line[32];
+	unsigned n = 0;
+	FILE *f;
+
+	if (!limits->memory_dir[0])
+		return 0;
+	snprintf(path, sizeof(path), "%s/cgroup.procs", limits->memory_dir);
+	if (!(f = fopen(path, "re")))
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n++;
+	fclose(f);
+	return n;
 }
 
 /* The zygote's socket closed: its keeper's run ended, or never ran the zygote. */
@@ -761,6 +922,17 @@ static void zygote_note_in(struct spawner *s, struct zygote *z)
 			z->have_info = true;
 		if (!z->have_info) {
 			zygote_stop(z, Z_DEAD);
+			return;
+		}
+		/* its cgroup holds its reaper and itself: a process the preload left (one
+		 * the zygote cannot see, orphaned to the reaper) would live on beside its
+		 * children */
+		if (procs_in(&z->zi.enforce) > 2) {
+			fprintf(stderr,
+				"teepy-worker: service %.16s…: a preload module left a process "
+				"running: no warm starts for this service\n",
+				z->service);
+			zygote_stop(z, Z_REFUSED);
 			return;
 		}
 		z->state = Z_READY;
@@ -863,49 +1035,104 @@ static void reap(struct spawner *s, int flags)
 	}
 }
 
-static void child_setup(int ctl)
-{
-	sigset_t none;
+/* ---- invocation processes forked ahead ----
+ * A warm start's process is forked before its job comes (a fork of the spawner is
+ * milliseconds here, most of them page faults); it waits on its socket for one
+ * handover: this head with the job's socket and memfd and the child's pidfd,
+ * channel, output and status (SCM_RIGHTS), then the job's keys. */
+struct handover {
+	uint32_t magic;
+	struct tp_zygote_child c; /* its pid and cgroups (the descriptors come apart) */
+	struct zygote_info zi;
+};
 
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	close(ctl);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGPIPE, SIG_DFL);
+static void *idle_nothing(void *arg)
+{
+	return arg;
 }
 
-/* In an invocation's process: nothing of the spawner's but its own job is kept (other
- * jobs' sockets and keys, zygotes' sockets, pooled children). */
-static void close_fd(int *fd)
+static void idle_serve(const struct tp_worker_run_opts *o, int hs)
 {
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
+	struct handover h;
+	struct parsed_job j;
+	const char *err;
+	int fds[6];
+	pthread_t t;
 
-static void drop_others(struct spawner *s)
-{
-	for (unsigned i = 0; i < s->o->zygotes; i++) {
-		struct zygote *z = &s->z[i];
-		for (size_t w = 0; w < z->wait_count; w++) {
-			close(z->waiting[w].sock);
-			job_free(&z->waiting[w].j);
-		}
-		z->wait_count = 0;
-		for (size_t k = 0; k < z->kid_count; k++) {
-			struct tp_zygote_child *c = &z->kids[k].c;
-			close_fd(&c->pidfd);
-			close_fd(&c->channel_fd);
-			close_fd(&c->out_fd);
-			close_fd(&c->status_fd);
-		}
-		z->kid_count = 0;
-		close_fd(&z->sock);
-		close_fd(&z->info);
-		close_fd(&z->stop);
+	/* a thread made and joined now: its stack stays cached for the run's watch */
+	if (pthread_create(&t, NULL, idle_nothing, NULL) == 0)
+		pthread_join(t, NULL);
+	if (tp_recv_fds(hs, &h, sizeof(h), fds, 6, 0) != (ssize_t)sizeof(h) ||
+	    h.magic != HANDOVER_MAGIC)
+		return; /* the spawner is gone */
+	struct zkid k = { .c = h.c, .placed = true };
+	k.c.pidfd = fds[2];
+	k.c.channel_fd = fds[3];
+	k.c.out_fd = fds[4];
+	k.c.status_fd = fds[5];
+	if (parse_job(fds[1], fds[0], &j, &err) < 0 || read_keys(hs, &j, &err) < 0) {
+		fail(fds[0], TP_END_INTERNAL, err);
+		zkid_close(&k);
+		return;
 	}
+	run_warm(o, fds[0], &j, &k, &h.zi);
+}
+
+/* Forks invocation processes ahead while a zygote is ready, up to IDLE_MAX. */
+static void idle_fill(struct spawner *s)
+{
+	bool ready = false;
+
+	for (unsigned i = 0; i < s->o->zygotes && !ready; i++)
+		ready = s->z[i].used && s->z[i].state == Z_READY;
+	while (ready && s->idle_count < IDLE_MAX) {
+		int hs[2];
+		pid_t spawner = getpid(), pid;
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, hs) < 0)
+			return;
+		pid = fork();
+		if (pid == 0) {
+			if (getppid() != spawner)
+				_exit(0);
+			child_setup(s->ctl);
+			drop_others(s);
+			close(hs[0]);
+			idle_serve(s->o, hs[1]);
+			_exit(0);
+		}
+		close(hs[1]);
+		if (pid < 0) {
+			close(hs[0]);
+			return;
+		}
+		s->idle[s->idle_count].pid = pid;
+		s->idle[s->idle_count++].sock = hs[0];
+	}
+}
+
+/* Hands a warm job to a process forked ahead. Returns its pid, or -1 (none, or it
+ * is gone: the caller forks one). */
+static pid_t handover(struct spawner *s, const struct parsed_job *j, int sock, struct zygote *z,
+		      const struct zkid *k)
+{
+	while (s->idle_count) {
+		struct handover h = { .magic = HANDOVER_MAGIC, .c = k->c, .zi = z->zi };
+		int hs = s->idle[--s->idle_count].sock;
+		pid_t pid = s->idle[s->idle_count].pid;
+		int fds[6] = { sock,	    j->memfd,	   k->c.pidfd, k->c.channel_fd,
+			       k->c.out_fd, k->c.status_fd };
+		int r = tp_send_fds(hs, &h, sizeof(h), fds, 6, MSG_DONTWAIT);
+		if (r == 0 && j->keys_size)
+			r = send(hs, j->keys, j->keys_size, MSG_NOSIGNAL | MSG_DONTWAIT) ==
+				    (ssize_t)j->keys_size ?
+				0 :
+				-EPIPE;
+		close(hs);
+		if (r == 0)
+			return pid;
+		kill(pid, SIGKILL); /* reaped by the loop */
+	}
+	return -1;
 }
 
 /* An invocation's process: warm with k (a child of z), else cold. Takes the job and
@@ -913,8 +1140,10 @@ static void drop_others(struct spawner *s)
 static void launch(struct spawner *s, int ctl, struct parsed_job *j, int sock, struct zygote *z,
 		   struct zkid *k)
 {
-	pid_t spawner = getpid(), pid = fork();
+	pid_t spawner = getpid(), pid = k ? handover(s, j, sock, z, k) : -1;
 
+	if (pid < 0)
+		pid = fork();
 	if (pid == 0) {
 		if (getppid() != spawner)
 			_exit(0);
@@ -984,7 +1213,7 @@ static void dispatch(struct spawner *s, int ctl, int sock, int memfd)
 	uint8_t key[32];
 	time_t now = time(NULL);
 
-	if (parse_job(memfd, sock, &j, &err) < 0) {
+	if (parse_job(memfd, sock, &j, &err) < 0 || read_keys(sock, &j, &err) < 0) {
 		fail(sock, TP_END_INTERNAL, err);
 		close(sock);
 		job_free(&j);
@@ -1027,7 +1256,7 @@ struct watched {
 
 static void spawner_loop(const struct tp_worker_run_opts *o, int ctl)
 {
-	struct spawner s = { .o = o, .proc_cap = 4096 };
+	struct spawner s = { .o = o, .proc_cap = 4096, .ctl = ctl };
 	size_t cap = 1 + (size_t)o->zygotes * (1 + ZYGOTE_POOL_MAX);
 	struct pollfd *pfds = calloc(cap, sizeof(*pfds));
 	struct watched *what = calloc(cap, sizeof(*what));
@@ -1084,12 +1313,15 @@ static void spawner_loop(const struct tp_worker_run_opts *o, int ctl)
 			for (size_t k = 0; what[i].kind == 2 && k < z->kid_count; k++) {
 				if (z->kids[k].token != what[i].token || z->kids[k].placed)
 					continue;
-				if (zkid_place(z, &z->kids[k]) == 0) {
+				int placed = zkid_place(z, &z->kids[k]);
+				if (placed == 1)
+					break;
+				if (placed == 0) {
 					z->failures = 0;
 					zygote_serve_waiting(&s, ctl, z, false);
 				} else if (++z->failures >= ZYGOTE_FAILURES_MAX) {
 					/* its children die as they start: say why, once */
-					zkid_said(z, &z->kids[k]);
+					zkid_said(z, &z->kids[k], placed);
 					zygote_stop(z, Z_REFUSED);
 				} else {
 					zkid_close(&z->kids[k]);
@@ -1113,6 +1345,7 @@ static void spawner_loop(const struct tp_worker_run_opts *o, int ctl)
 			dispatch(&s, ctl, fds[0], fds[1]);
 		}
 waiting: /* a job waits no longer than its zygote lives, nor too long */
+		idle_fill(&s);
 		for (unsigned i = 0; i < o->zygotes; i++)
 			if (s.z[i].used && s.z[i].wait_count)
 				zygote_serve_waiting(&s, ctl, &s.z[i],
@@ -1128,6 +1361,8 @@ waiting: /* a job waits no longer than its zygote lives, nor too long */
 		if (z->used)
 			zygote_stop(z, Z_DEAD);
 	}
+	for (size_t i = 0; i < s.idle_count; i++) /* each reads its end of file and ends */
+		close(s.idle[i].sock);
 	reap(&s, 0);
 	free(pfds);
 	free(what);

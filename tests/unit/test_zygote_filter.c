@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -55,8 +56,12 @@ enum {
 	MQ_OPEN,
 	SETPGID,
 	SETOWN_PARENT,
+	IOCTL_SETOWN,
+	IOCTL_SPGRP,
+	PIDFD_SIGNAL,
 	SETOWN_SELF,
 	SETOWN_EX,
+	IOCTL_OTHER,
 	THREAD,
 	RESULTS
 };
@@ -101,6 +106,12 @@ static void child(int out)
 	r[MQ_OPEN] = call(SYS_mq_open, (long)"q", O_CREAT | O_RDWR, 0600);
 	r[SETPGID] = call(SYS_setpgid, 0, 0, 0);
 	r[SETOWN_PARENT] = call(SYS_fcntl, pipefd[0], F_SETOWN, parent);
+	r[IOCTL_SETOWN] =
+	    syscall(SYS_ioctl, pipefd[0], 0x8901 /* FIOSETOWN */, &parent) < 0 ? errno : 0;
+	r[IOCTL_SPGRP] =
+	    syscall(SYS_ioctl, pipefd[0], 0x8902 /* SIOCSPGRP */, &parent) < 0 ? errno : 0;
+	r[PIDFD_SIGNAL] = call(SYS_pidfd_send_signal, 0, 0, 0);
+	r[IOCTL_OTHER] = syscall(SYS_ioctl, pipefd[0], FIONREAD, &n) < 0 ? errno : 0;
 	r[SETOWN_SELF] = call(SYS_fcntl, pipefd[0], F_SETOWN, self);
 	r[SETOWN_EX] = call(SYS_fcntl, pipefd[0], F_SETOWN_EX, 0);
 	r[THREAD] = pthread_create(&t, NULL, nothing, NULL);
@@ -127,9 +138,10 @@ static void test_the_child_filter_holds_alone(void)
 	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	/* itself: allowed (the kernel answers) */
 	CHECK(r[SELF_KILL] == 0 && r[SELF_KILL0] == 0 && r[SELF_PRLIMIT] == 0 &&
-	      r[SELF_TGKILL] == 0 && r[SETOWN_SELF] == 0 && r[THREAD] == 0);
-	/* another process, a new one, exec, IPC: the filter's EPERM */
-	for (int i = PARENT_KILL; i <= SETOWN_PARENT; i++)
+	      r[SELF_TGKILL] == 0 && r[SETOWN_SELF] == 0 && r[THREAD] == 0 && r[IOCTL_OTHER] == 0);
+	/* another process, a new one, exec, IPC, SIGIO's owner by ioctl, a pidfd: the
+	 * filter's EPERM */
+	for (int i = PARENT_KILL; i <= PIDFD_SIGNAL; i++)
 		CHECK(r[i] == EPERM);
 	CHECK(r[SETOWN_EX] == EPERM);
 }
