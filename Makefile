@@ -156,7 +156,7 @@ bench-cas: build
 
 # The worker's speed (issue 15): invocation latency of teepy serve on one kept-alive
 # connection and on 8, hello and a numpy service with --preload, against the targets,
-# with TEEPY_ZYGOTE=0 beside it and a cold teepy run for comparison (about 1.5 minutes).
+# with TEEPY_ZYGOTES=0 beside it and a cold teepy run for comparison (about 1.5 minutes).
 bench-worker: build
 	$(PY) bench/worker --teepy $(BUILD)/teepy
 

@@ -81,7 +81,8 @@ enum tp_boot_tag {
  * TP_FRAME_GO and runs the entry. The zygote keeps the status socket: when it has
  * reaped the child it writes a struct tp_zygote_status there. The zygote answers
  * with struct tp_zygote_note: once TP_ZYGOTE_READY (or TP_ZYGOTE_REFUSED) after the
- * preload, then TP_ZYGOTE_FORKED or TP_ZYGOTE_FORK_FAILED for each fork. */
+ * preload, then TP_ZYGOTE_FORKED or TP_ZYGOTE_FORK_FAILED for each fork (and
+ * TP_ZYGOTE_FLOOR for a floor request). */
 #define TP_ZYGOTE_FD	       4
 #define TP_ZYGOTE_FORK_MAGIC   0x747a6631u
 #define TP_ZYGOTE_NOTE_MAGIC   0x747a6e31u
@@ -91,6 +92,11 @@ struct tp_zygote_fork {
 	uint32_t magic;
 	uint32_t token;	 /* the spawner's name for the child, in the note */
 	uint64_t cpu_ms; /* the child's CPU-time limit (its RLIMIT_CPU backstop) */
+	/* not 0: no child for an invocation, but the fork floor measured (bench/worker):
+	 * this many children that exit at once, forked and reaped one after another,
+	 * answered by TP_ZYGOTE_FLOOR (its descriptors are ignored) */
+	uint32_t floor;
+	uint32_t unused;
 };
 
 enum tp_zygote_note_kind {
@@ -98,6 +104,7 @@ enum tp_zygote_note_kind {
 	TP_ZYGOTE_REFUSED = 2, /* message says why: no child will be forked */
 	TP_ZYGOTE_FORKED = 3,
 	TP_ZYGOTE_FORK_FAILED = 4,
+	TP_ZYGOTE_FLOOR = 5, /* error: the children, message: the microseconds they took */
 };
 
 struct tp_zygote_note {

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 _Static_assert(sizeof(struct sock_filter) == TP_BOOT_FILTER_INSN_SIZE,
@@ -436,18 +437,19 @@ static void print_hint(PyObject *exc)
 	PyErr_Clear();
 }
 
-/* The entry made ready to run: its __main__ module, and its code compiled (or the
- * compiler's exception, raised when it runs). A zygote's child does this before its
- * HELLO: the compiler's first pass after a fork faults in pages a warm start would
- * otherwise wait for. */
+/* The entry made ready to run: its __main__ module and, with compile, its code. A
+ * zygote's child compiles before its HELLO: the compiler's first pass after a fork
+ * faults in pages a warm start would otherwise wait for. */
 struct entry {
 	const char *path;
 	PyObject *module;
-	PyObject *code;
-	PyObject *type, *value, *tb; /* the compiler's exception */
+	PyObject *code;		     /* NULL: compiled from the file as it runs */
+	PyObject *type, *value, *tb; /* the runtime's own failure to prepare it */
 };
 
-static int entry_prepare(const char *path, struct entry *e)
+static PyObject *entry_code; /* a zygote's entry, compiled once for its children */
+
+static int entry_prepare(const char *path, bool compile, struct entry *e)
 {
 	PyObject *globals, *sys_modules, *file;
 	FILE *fp;
@@ -469,13 +471,16 @@ static int entry_prepare(const char *path, struct entry *e)
 	}
 	Py_DECREF(file);
 
-	if (!(fp = fopen(path, "rb"))) {
-		PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
-		Py_CLEAR(e->module);
-		return -1;
+	if (!compile)
+		return 0;
+	if (entry_code) { /* compiled once by the zygote */
+		e->code = Py_NewRef(entry_code);
+		return 0;
 	}
-	/* read whole, compiled as the interpreter compiles a file (a coding cookie
-	 * honoured) */
+	/* compiled ahead when it compiles; otherwise the error is the interpreter's own
+	 * when it runs (the file compiled as a cold run compiles it) */
+	if (!(fp = fopen(path, "rb")))
+		return 0;
 	char *text = NULL;
 	size_t size = 0;
 	FILE *mem = open_memstream(&text, &size);
@@ -487,22 +492,12 @@ static int entry_prepare(const char *path, struct entry *e)
 	fclose(fp);
 	if (mem)
 		fclose(mem);
-	if (failed || memchr(text, '\0', size)) {
-		free(text);
-		if (failed) {
-			PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
-			Py_CLEAR(e->module);
-			return -1;
-		}
-		PyErr_SetString(PyExc_SyntaxError, "source code cannot contain null bytes");
-		PyErr_Fetch(&e->type, &e->value, &e->tb);
-		return 0;
+	if (!failed && !memchr(text, '\0', size)) {
+		PyCompilerFlags flags = _PyCompilerFlags_INIT;
+		if (!(e->code = Py_CompileStringExFlags(text, path, Py_file_input, &flags, -1)))
+			PyErr_Clear();
 	}
-	PyCompilerFlags flags = _PyCompilerFlags_INIT;
-	e->code = Py_CompileStringExFlags(text, path, Py_file_input, &flags, -1);
 	free(text);
-	if (!e->code)
-		PyErr_Fetch(&e->type, &e->value, &e->tb);
 	return 0;
 }
 
@@ -523,13 +518,18 @@ static PyObject *entry_run(struct entry *e, int *status)
 		e->type = e->value = e->tb = NULL;
 		return NULL;
 	}
+	PyObject *globals = PyModule_GetDict(e->module);
 	if (e->code) {
-		PyObject *globals = PyModule_GetDict(e->module);
 		result = PyEval_EvalCode(e->code, globals, globals);
 	} else {
-		PyErr_Restore(e->type, e->value, e->tb);
-		e->type = e->value = e->tb = NULL;
-		result = NULL;
+		FILE *fp = fopen(entry, "rb");
+		if (!fp) {
+			PyErr_SetFromErrnoWithFilename(PyExc_OSError, entry);
+			Py_CLEAR(e->module);
+			return NULL;
+		}
+		PyCompilerFlags flags = _PyCompilerFlags_INIT;
+		result = PyRun_FileExFlags(fp, entry, Py_file_input, globals, globals, 1, &flags);
 	}
 	Py_XDECREF(result);
 	*status = 0;
@@ -582,7 +582,7 @@ static PyObject *run_entry(const char *path, int *status)
 {
 	struct entry e;
 
-	return entry_prepare(path, &e) < 0 ? NULL : entry_run(&e, status);
+	return entry_prepare(path, false, &e) < 0 ? NULL : entry_run(&e, status);
 }
 
 /* The policy's preload modules, imported before the entry (a worker imports them
@@ -694,7 +694,8 @@ static const char exit_text[] = "def f(_):\n"
 				"            s.flush()\n"
 				"        except Exception:\n"
 				"            pass\n";
-static PyObject *exit_fn; /* exit_text's f, defined by the zygote once for its children */
+static PyObject *exit_fn;  /* exit_text's f, defined by the zygote once for its children */
+static PyObject *child_fn; /* child_text's f, the same */
 
 #define ZYGOTE_CHILDREN 512
 #define ZYGOTE_TOP_MAX	128
@@ -997,7 +998,7 @@ static int zygote_child(const struct tp_zygote_fork *req, const char *entry, int
 	for (size_t i = 0; i < zy.top_count; i++)
 		close(zy.top_fds[i]);
 	PyObject *arg = zy.scratch ? PyUnicode_FromString(scratch) : Py_NewRef(Py_None);
-	PyObject *done = arg ? call_text(child_text, "f", arg) : NULL;
+	PyObject *done = arg ? PyObject_CallOneArg(child_fn, arg) : NULL;
 	Py_XDECREF(arg);
 	if (!done) {
 		PyErr_Print();
@@ -1005,7 +1006,7 @@ static int zygote_child(const struct tp_zygote_fork *req, const char *entry, int
 	}
 	Py_DECREF(done);
 
-	if (entry_prepare(entry, &child_entry) < 0) {
+	if (entry_prepare(entry, true, &child_entry) < 0) {
 		child_entry_failed = true;
 		PyErr_Fetch(&child_entry.type, &child_entry.value, &child_entry.tb);
 	}
@@ -1024,6 +1025,26 @@ static int zygote_child(const struct tp_zygote_fork *req, const char *entry, int
 		return -1; /* its supervisor is gone */
 	data_count = (Py_ssize_t)go.arg;
 	return 0;
+}
+
+/* The fork floor: count children that exit at once, forked (without Python's fork
+ * hooks) and reaped one after another; the time they took, noted. */
+static void zygote_floor(uint32_t count)
+{
+	struct timespec a, b;
+	uint32_t done = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (; done < count; done++) {
+		pid_t pid = fork();
+		if (pid == 0)
+			_exit(0);
+		if (pid < 0 || waitpid(pid, NULL, 0) != pid)
+			break;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	zygote_note(TP_ZYGOTE_FLOOR, 0, (int32_t)done, "%lld",
+		    (long long)((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000));
 }
 
 /* Forks one child for a request. Returns 1 in the zygote, 0 in the child (which then
@@ -1083,11 +1104,19 @@ static int zygote_serve(const struct tp_boot *b)
 				      "f", Py_None);
 	Py_XDECREF(flushed);
 	PyErr_Clear();
-	if (!(exit_fn = define_text(exit_text, "f"))) {
+	if (!(exit_fn = define_text(exit_text, "f")) ||
+	    !(child_fn = define_text(child_text, "f"))) {
 		PyErr_Clear();
-		zygote_note(TP_ZYGOTE_REFUSED, 0, 0, "cannot define the children's exit");
+		zygote_note(TP_ZYGOTE_REFUSED, 0, 0, "cannot define the children's start and exit");
 		return 1;
 	}
+	/* the entry compiled once, shared by every child (one that does not compile is
+	 * compiled by each child as a cold run would, its error the interpreter's own) */
+	struct entry once;
+	if (entry_prepare(b->entry, true, &once) == 0 && once.code)
+		entry_code = Py_NewRef(once.code);
+	Py_XDECREF(once.code);
+	PyErr_Clear();
 	sigemptyset(&block);
 	sigaddset(&block, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &block, &waiting);
@@ -1112,6 +1141,10 @@ static int zygote_serve(const struct tp_boot *b)
 			continue;
 		if (got <= 0)
 			return 1; /* the spawner is done with this service */
+		if (got == sizeof(req) && req.magic == TP_ZYGOTE_FORK_MAGIC && req.floor) {
+			zygote_floor(req.floor);
+			continue;
+		}
 		if (got != sizeof(req) || req.magic != TP_ZYGOTE_FORK_MAGIC || fds[2] < 0) {
 			for (int i = 0; i < 3; i++)
 				if (fds[i] >= 0)

@@ -722,6 +722,22 @@ failed:
 	z->died = time(NULL);
 }
 
+/* TEEPY_ZYGOTE_FLOOR=N (bench/worker): a ready zygote first measures its fork floor
+ * with N children, said on the worker's stderr. */
+static void zygote_floor_ask(struct zygote *z)
+{
+	const char *env = getenv("TEEPY_ZYGOTE_FLOOR");
+	unsigned long count = env ? strtoul(env, NULL, 10) : 0;
+	struct tp_zygote_fork req = { .magic = TP_ZYGOTE_FORK_MAGIC,
+				      .floor = count > 100000 ? 100000 : (uint32_t)count };
+	int none = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (req.floor && none >= 0)
+		tp_send_fds(z->sock, &req, sizeof(req), &none, 1, MSG_DONTWAIT);
+	if (none >= 0)
+		close(none);
+}
+
 /* Asks the zygote for children until the pool is full. */
 static void zygote_fill(struct spawner *s, struct zygote *z)
 {
@@ -936,10 +952,17 @@ static void zygote_note_in(struct spawner *s, struct zygote *z)
 			return;
 		}
 		z->state = Z_READY;
+		zygote_floor_ask(z);
 		zygote_fill(s, z);
 	} else if (n.kind == TP_ZYGOTE_REFUSED) {
 		fprintf(stderr, "teepy-worker: service %.16s…: %s\n", z->service, n.message);
 		zygote_stop(z, Z_REFUSED);
+	} else if (n.kind == TP_ZYGOTE_FLOOR) {
+		double us = strtod(n.message, NULL);
+		fprintf(stderr,
+			"teepy-worker: service %.16s…: fork floor: %d children forked and reaped "
+			"in %.1f ms, %.0f/s\n",
+			z->service, (int)n.error, us / 1000, us > 0 ? n.error * 1e6 / us : 0);
 	} else if (n.kind == TP_ZYGOTE_FORK_FAILED) {
 		for (size_t i = 0; i < z->kid_count; i++)
 			if (z->kids[i].token == n.token) {
