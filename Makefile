@@ -175,12 +175,13 @@ KERNEL_ARGS ?=
 # most Landlock ABI 2, Debian 12's own kernel's: what rests on a newer Landlock (signal
 # scoping, TCP, ioctl on devices) must hold by its other layer, and what ABI 1 already
 # holds (the read rights: test_runner hands in a host directory) must hold there too.
-# Part of make check.
+# Part of make check. The worker's zygote tests run here (teepy-worker built too):
+# a warm child's own Landlock layer at ABI 2, without the signal scope of ABI 6.
 LANDLOCK_BUILD ?= build-landlock2
 check-landlock: deps
 	@[ -f $(LANDLOCK_BUILD)/build.ninja ] || meson setup $(LANDLOCK_BUILD) -Dwerror=true \
 		-Dlandlock_abi_max=2
-	ninja -C $(LANDLOCK_BUILD) teepy teepy-reaper test_runner _teepy$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+	ninja -C $(LANDLOCK_BUILD) teepy teepy-reaper teepy-worker test_runner _teepy$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 	$(LANDLOCK_BUILD)/test_runner
 	TEEPY_BIN=$(abspath $(LANDLOCK_BUILD))/teepy $(PY) -m pytest -c tests/pytest.ini tests/e2e \
 		tests/hostile -q -p no:cacheprovider $(LANDLOCK_IGNORE) \

@@ -161,6 +161,9 @@ def attacks():
             "setpriority_pgrp": sys_call(141, 1, pid, 19),
             "setpgid": sys_call(109, pid, pid),
             "f_setown": sys_call(72, w, 8, pid),
+            # F_SETOWN by another name: who gets SIGIO (and, with F_SETSIG, any signal)
+            "ioctl_fiosetown": sys_call(16, w, 0x8901, ctypes.byref(ctypes.c_int(pid))),
+            "ioctl_siocspgrp": sys_call(16, w, 0x8902, ctypes.byref(ctypes.c_int(pid))),
             "sigkill": attempt(lambda: os.kill(pid, signal.SIGKILL)),
         }
         if got["pidfd_open"][0] >= 0:
