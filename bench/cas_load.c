@@ -8,6 +8,7 @@
  * the exit code is 1. Each of --connections threads keeps one TLS connection alive
  * (one libcurl easy handle) and asks for one release after another. A benchmark
  * tool: built beside teepy, never installed. */
+#include "loadlib.h"
 #include "src/attest/attest.h"
 #include "src/cas/cas.h"
 #include "src/crypto/crypto.h"
@@ -27,6 +28,8 @@
 
 #define PROG "teepy-cas-load"
 
+const char load_prog[] = PROG;
+
 struct opts {
 	const char *url, *fingerprint, *config_id, *platform_key;
 	char challenge_url[1024], attest_url[1024];
@@ -37,11 +40,6 @@ struct opts {
 	double duration;	/* seconds measured, unless requests ends it first */
 	unsigned long requests; /* measured releases a connection; 0: no limit */
 	bool json;
-};
-
-struct samples {
-	double *v; /* ms */
-	size_t n, cap;
 };
 
 /* One connection: its thread, its handle, what it measured. */
@@ -63,41 +61,6 @@ struct worker {
 	long connects;	 /* new connections made during the measured phase */
 	char error[512]; /* the first failure */
 };
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(2);
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int add_sample(struct samples *s, double v)
-{
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 4096;
-		double *grown = realloc(s->v, cap * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		s->v = grown;
-		s->cap = cap;
-	}
-	s->v[s->n++] = v;
-	return 0;
-}
 
 /* The first failure of a worker is kept; the rest are counted. */
 static void failed(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -372,47 +335,12 @@ static void *run(void *arg)
 
 /* ---- figures ---- */
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Linear-interpolated percentile p (0 to 100) of sorted values, as bench/benchlib.py's. */
-static double percentile(const struct samples *s, double p)
-{
-	double k, frac;
-	size_t lo, hi;
-
-	if (!s->n)
-		return NAN;
-	k = (double)(s->n - 1) * p / 100.0;
-	lo = (size_t)k;
-	hi = lo + 1 < s->n ? lo + 1 : lo;
-	frac = k - (double)lo;
-	return s->v[lo] + (s->v[hi] - s->v[lo]) * frac;
-}
-
-static double mean(const struct samples *s)
-{
-	double sum = 0;
-
-	for (size_t i = 0; i < s->n; i++)
-		sum += s->v[i];
-	return s->n ? sum / (double)s->n : NAN;
-}
-
 /* Every worker's samples of one kind, sorted. */
 static void merge(struct worker *ws, unsigned count, size_t offset, struct samples *out)
 {
-	for (unsigned i = 0; i < count; i++) {
-		const struct samples *s = (const struct samples *)((const char *)&ws[i] + offset);
-		for (size_t j = 0; j < s->n; j++)
-			if (add_sample(out, s->v[j]) < 0)
-				die("out of memory");
-	}
-	qsort(out->v, out->n, sizeof(double), cmp_double);
+	for (unsigned i = 0; i < count; i++)
+		merge_samples(out, (const struct samples *)((const char *)&ws[i] + offset));
+	sort_samples(out);
 }
 
 /* ---- options ---- */
@@ -440,18 +368,6 @@ static void claim_option(const char *name, const char *hex, uint8_t out[TP_CLAIM
 	if (strlen(hex) != 2 * TP_CLAIM_SIZE || tp_unhex(hex, out, TP_CLAIM_SIZE) < 0)
 		die("--%s %.80s: not 64 hex digits", name, hex);
 	tp_hex(out, TP_CLAIM_SIZE, out_hex);
-}
-
-static unsigned long count_option(const char *name, const char *text, unsigned long max)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(text, &end, 10);
-	if (errno || end == text || *end || text[0] == '-' || v > max)
-		die("--%s %.40s: not a whole number up to %lu", name, text, max);
-	return v;
 }
 
 static void parse(int argc, char **argv, struct opts *o)

@@ -6,6 +6,8 @@
  * said, and the exit code is 1. Prints p50, p90, p99 and max latency (ms) and
  * requests a second as one JSON line. A benchmark tool: built beside teepy, never
  * installed. */
+#include "loadlib.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -27,6 +29,8 @@
 #define PROG	   "teepy-worker-load"
 #define ANSWER_MAX (16 << 20) /* an answer larger than this is a failure */
 
+const char load_prog[] = PROG;
+
 struct opts {
 	const char *host, *port, *path, *body_file, *expect;
 	char *request; /* the whole request: head and body */
@@ -34,11 +38,6 @@ struct opts {
 	unsigned connections, warmup;
 	double duration;	/* seconds measured, unless requests ends it first */
 	unsigned long requests; /* measured requests a connection; 0: no limit */
-};
-
-struct samples {
-	double *v; /* ms */
-	size_t n, cap;
 };
 
 /* One connection: its thread, its socket, what it measured. */
@@ -53,41 +52,6 @@ struct conn {
 	unsigned long ok, failures, connects;
 	char error[512]; /* the first failure */
 };
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(2);
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int add_sample(struct samples *s, double v)
-{
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 4096;
-		double *grown = realloc(s->v, cap * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		s->v = grown;
-		s->cap = cap;
-	}
-	s->v[s->n++] = v;
-	return 0;
-}
 
 /* The first failure of a connection is kept; the rest are counted. */
 static void failed(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -294,28 +258,6 @@ static void *run(void *arg)
 
 /* ---- figures ---- */
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Linear-interpolated percentile p (0 to 100) of sorted values, as bench/benchlib.py's. */
-static double percentile(const struct samples *s, double p)
-{
-	double k, frac;
-	size_t lo, hi;
-
-	if (!s->n)
-		return NAN;
-	k = (double)(s->n - 1) * p / 100.0;
-	lo = (size_t)k;
-	hi = lo + 1 < s->n ? lo + 1 : lo;
-	frac = k - (double)lo;
-	return s->v[lo] + (s->v[hi] - s->v[lo]) * frac;
-}
-
 /* ---- options ---- */
 
 static void usage(FILE *f)
@@ -330,18 +272,6 @@ static void usage(FILE *f)
 	      "--expect TEXT: every 200 answer's body must hold TEXT.\n"
 	      "Exit 0 when every answer was 200, 1 when one was not, 2 for a usage error.\n",
 	      f);
-}
-
-static unsigned long count_option(const char *name, const char *text, unsigned long max)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(text, &end, 10);
-	if (errno || end == text || *end || text[0] == '-' || v > max)
-		die("--%s %.40s: not a whole number up to %lu", name, text, max);
-	return v;
 }
 
 /* The body file read and the request's bytes made once, shared by every connection. */
@@ -472,15 +402,10 @@ int main(int argc, char **argv)
 		if (cs[i].error[0])
 			fprintf(stderr, PROG ": connection %u: %lu failed; the first: %s\n", i,
 				cs[i].failures, cs[i].error);
-		for (size_t j = 0; j < cs[i].lat.n; j++)
-			if (add_sample(&lat, cs[i].lat.v[j]) < 0)
-				die("out of memory");
+		merge_samples(&lat, &cs[i].lat);
 	}
-	qsort(lat.v, lat.n, sizeof(double), cmp_double);
-	double sum = 0;
-	for (size_t j = 0; j < lat.n; j++)
-		sum += lat.v[j];
-		/* NaN is not JSON: the figures of no samples are 0 */
+	sort_samples(&lat);
+	/* NaN is not JSON: the figures of no samples are 0 */
 #define FIG(x) (lat.n ? (x) : 0.0)
 	printf("{\"connections\":%u,\"warmup\":%u,\"seconds\":%.3f,\"requests\":%lu,"
 	       "\"failures\":%lu,\"connects\":%lu,\"per_s\":%.1f,\"p50_ms\":%.3f,"
@@ -488,8 +413,8 @@ int main(int argc, char **argv)
 	       "\"max_ms\":%.3f}\n",
 	       o.connections, o.warmup, seconds, ok, failures, connects,
 	       seconds > 0 ? (double)ok / seconds : 0.0, FIG(percentile(&lat, 50)),
-	       FIG(percentile(&lat, 90)), FIG(percentile(&lat, 99)), FIG(sum / (double)lat.n),
-	       FIG(lat.v[0]), FIG(lat.v[lat.n - 1]));
+	       FIG(percentile(&lat, 90)), FIG(percentile(&lat, 99)), FIG(mean(&lat)), FIG(lat.v[0]),
+	       FIG(lat.v[lat.n - 1]));
 #undef FIG
 	fflush(stdout);
 	for (unsigned i = 0; i < o.connections; i++) {
