@@ -199,7 +199,7 @@ static char *take_string(const uint8_t **p, const uint8_t *end)
 
 /* The job's memfd (its keys are read_keys's). Returns 0, or -1 with the line for the
  * outcome in err. */
-static int parse_job(int memfd, int sock, struct parsed_job *j, const char **err)
+static int parse_job(int memfd, struct parsed_job *j, const char **err)
 {
 	struct stat st;
 	const uint8_t *p, *end;
@@ -239,7 +239,6 @@ static int parse_job(int memfd, int sock, struct parsed_job *j, const char **err
 	if ((uint64_t)(end - p) != j->h->input_size)
 		return -1;
 	j->input = (const char *)p;
-	(void)sock;
 	return 0;
 }
 
@@ -557,20 +556,31 @@ static void run_keeper(const struct tp_worker_run_opts *o, const struct parsed_j
 	tp_outcome_free(&out);
 }
 
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* This process's descriptors of a child, closed (the child goes on: another process
+ * holds them, or the caller ends it). */
+static void zkid_drop_fds(struct tp_zygote_child *c)
+{
+	close_fd(&c->pidfd);
+	close_fd(&c->channel_fd);
+	close_fd(&c->out_fd);
+	close_fd(&c->status_fd);
+}
+
+/* A child ended: killed, its descriptors closed, its cgroups removed. */
 static void zkid_close(struct zkid *k)
 {
 	struct tp_zygote_child *c = &k->c;
 
 	if (c->pidfd >= 0)
 		syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
-	if (c->pidfd >= 0)
-		close(c->pidfd);
-	if (c->channel_fd >= 0)
-		close(c->channel_fd);
-	if (c->out_fd >= 0)
-		close(c->out_fd);
-	if (c->status_fd >= 0)
-		close(c->status_fd);
+	zkid_drop_fds(c);
 	if (k->placed)
 		tp_limits_cleanup(&c->enforce);
 	memset(k, 0, sizeof(*k));
@@ -611,12 +621,6 @@ static void child_setup(int ctl)
 
 /* In an invocation's process: nothing of the spawner's but its own job is kept (other
  * jobs' sockets and keys, zygotes' sockets, pooled children). */
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
 
 static void drop_others(struct spawner *s)
 {
@@ -627,13 +631,8 @@ static void drop_others(struct spawner *s)
 			job_free(&z->waiting[w].j);
 		}
 		z->wait_count = 0;
-		for (size_t k = 0; k < z->kid_count; k++) {
-			struct tp_zygote_child *c = &z->kids[k].c;
-			close_fd(&c->pidfd);
-			close_fd(&c->channel_fd);
-			close_fd(&c->out_fd);
-			close_fd(&c->status_fd);
-		}
+		for (size_t k = 0; k < z->kid_count; k++)
+			zkid_drop_fds(&z->kids[k].c);
 		z->kid_count = 0;
 		close_fd(&z->sock);
 		close_fd(&z->info);
@@ -1093,7 +1092,7 @@ static void idle_serve(const struct tp_worker_run_opts *o, int hs)
 	k.c.channel_fd = fds[3];
 	k.c.out_fd = fds[4];
 	k.c.status_fd = fds[5];
-	if (parse_job(fds[1], fds[0], &j, &err) < 0 || read_keys(hs, &j, &err) < 0) {
+	if (parse_job(fds[1], &j, &err) < 0 || read_keys(hs, &j, &err) < 0) {
 		fail(fds[0], TP_END_INTERNAL, err);
 		zkid_close(&k);
 		return;
@@ -1186,10 +1185,7 @@ static void launch(struct spawner *s, int ctl, struct parsed_job *j, int sock, s
 		zkid_close(k);
 	} else if (k) {
 		/* the invocation's process has the child now, and removes its cgroups */
-		close(k->c.pidfd);
-		close(k->c.channel_fd);
-		close(k->c.out_fd);
-		close(k->c.status_fd);
+		zkid_drop_fds(&k->c);
 		if (s->proc_count < s->proc_cap) {
 			s->procs[s->proc_count].pid = pid;
 			s->procs[s->proc_count++].z = z;
@@ -1236,7 +1232,7 @@ static void dispatch(struct spawner *s, int ctl, int sock, int memfd)
 	uint8_t key[32];
 	time_t now = time(NULL);
 
-	if (parse_job(memfd, sock, &j, &err) < 0 || read_keys(sock, &j, &err) < 0) {
+	if (parse_job(memfd, &j, &err) < 0 || read_keys(sock, &j, &err) < 0) {
 		fail(sock, TP_END_INTERNAL, err);
 		close(sock);
 		job_free(&j);
