@@ -270,8 +270,10 @@ ERRORS = {"bad_request", "forbidden", "not_found", "conflict", "failed", "no_res
 @pytest.fixture(scope="module")
 def zapps(teepy):
     """The bundles, built once: the service (preload random and its zstate module, 8M
-    scratch, 256M, 1 s of CPU), the same app with other limits (another service), numpy
-    preloaded, a preload that forks, one that starts a thread."""
+    scratch, 256M, 3 s of CPU: filling 256 MiB takes about a second of CPU on these
+    machines, whose page faults are slow, and more when they are loaded), the same app
+    with other limits (another service), numpy preloaded, a preload that forks, one
+    that starts a thread."""
     d = Path(tempfile.mkdtemp(prefix="teepy-test-zygote-", dir="/tmp"))
     d.chmod(0o755)
     app = d / "app"
@@ -279,7 +281,7 @@ def zapps(teepy):
     (app / "svc.py").write_text(SERVICE)
     (app / "zstate.py").write_text(textwrap.dedent(ZSTATE))
     _direct(teepy, "keygen", "-o", d / "signer.key")
-    common = ["--key", d / "signer.key", "--scratch", "8M", "--cpu-time", "1s"]
+    common = ["--key", d / "signer.key", "--scratch", "8M", "--cpu-time", "3s"]
     for name, memory in (("svc", "256M"), ("alt", "200M")):
         # the attack as the sample run: what it opens (ctypes, libffi) is in the manifest
         _direct(teepy, "build", app / "svc.py", "-o", d / f"{name}.tpy", "--input", "attack",
