@@ -152,6 +152,12 @@ struct tp_x25519; /* an X25519 key pair, in locked memory */
 struct tp_x25519 *tp_x25519_generate(void);
 void tp_x25519_public(const struct tp_x25519 *k, uint8_t out[TP_X25519_SIZE]);
 void tp_x25519_free(struct tp_x25519 *k); /* wipes the private key */
+/* A key pair as bytes (private, then public), to hand to another process of ours
+ * (over a socket, into locked memory), and back. Import returns NULL when out of
+ * memory. */
+#define TP_X25519_PAIR_SIZE (2 * TP_X25519_SIZE)
+void tp_x25519_export(const struct tp_x25519 *k, uint8_t out[TP_X25519_PAIR_SIZE]);
+struct tp_x25519 *tp_x25519_import(const uint8_t in[TP_X25519_PAIR_SIZE]);
 
 /* Seals size bytes of in to the holder of recipient's private key: a new ephemeral
  * key pair, X25519 with recipient, HKDF-SHA-256 (salt: the ephemeral and the

@@ -44,6 +44,23 @@ void tp_x25519_public(const struct tp_x25519 *k, uint8_t out[TP_X25519_SIZE])
 	memcpy(out, k->pub, TP_X25519_SIZE);
 }
 
+void tp_x25519_export(const struct tp_x25519 *k, uint8_t out[TP_X25519_PAIR_SIZE])
+{
+	memcpy(out, k->priv, TP_X25519_SIZE);
+	memcpy(out + TP_X25519_SIZE, k->pub, TP_X25519_SIZE);
+}
+
+struct tp_x25519 *tp_x25519_import(const uint8_t in[TP_X25519_PAIR_SIZE])
+{
+	struct tp_x25519 *k = tp_secret_alloc(sizeof(*k));
+
+	if (k) {
+		memcpy(k->priv, in, TP_X25519_SIZE);
+		memcpy(k->pub, in + TP_X25519_SIZE, TP_X25519_SIZE);
+	}
+	return k;
+}
+
 void tp_x25519_free(struct tp_x25519 *k)
 {
 	if (k)
