@@ -1,8 +1,13 @@
 /* libFuzzer target: the worker's pure request code (src/worker/request.c) on what
  * anyone on the network sends: the first byte picks the deploy body, the invoke body,
- * a method and path, bytes as a JSON string, or an outcome as the spawner's child
- * sends it. What is accepted holds only ids and keys of the right shape, every
- * answer is JSON with a status the API lists. Seeds: fuzz/corpus/worker_request. */
+ * a method and path, bytes as a JSON string, an outcome as the spawner's child sends
+ * it, or an evidence body; and what a worker sends teepy invoke --sealed
+ * (src/cli/invoke_sealed.c): its evidence answer and its sealed answer. What is
+ * accepted holds only ids and keys of the right shape, every answer is JSON with a
+ * status the API lists, and no evidence passes that no trusted key signed. Seeds:
+ * fuzz/corpus/worker_request. */
+#include "src/cli/invoke_sealed.h"
+#include "src/common/log.h"
 #include "src/crypto/crypto.h"
 #include "src/worker/worker.h"
 
@@ -35,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *body = (const char *)data + 1;
 	size_t n = size - 1;
 
-	switch (data[0] % 5) {
+	switch (data[0] % 7) {
 	case 0: {
 		struct tp_worker_deploy d;
 		if (tp_worker_deploy_parse(body, n, &d, err, sizeof(err)) == 0) {
@@ -54,7 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 1: {
 		struct tp_worker_invoke iv;
 		if (tp_worker_invoke_parse(body, n, &iv, err, sizeof(err)) == 0) {
-			if (!iv.input)
+			if (!iv.input ||
+			    (iv.sealed && iv.input_size < TP_SEAL_OVERHEAD + TP_X25519_SIZE))
 				abort();
 			for (size_t i = 0; i < iv.task_data_count; i++)
 				if (!tp_worker_id_ok(iv.task_data[i]))
@@ -100,6 +106,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		tp_worker_outcome_answer(&o, body + head, body + head + o.result_size, &a);
 		answer_is_json(&a);
 		free(a.body);
+		break;
+	}
+	case 5: {
+		uint8_t nonce[TP_NONCE_MAX];
+		size_t nonce_size = 0;
+		if (tp_worker_evidence_parse(body, n, nonce, &nonce_size, err, sizeof(err)) == 0 &&
+		    (nonce_size < 1 || nonce_size > TP_NONCE_MAX))
+			abort();
+		break;
+	}
+	case 6: {
+		/* a worker's answers to the client: the trusted platform key is a hash,
+		 * whose private key no one has, so no evidence may pass */
+		static struct tp_sealed_trust trust = { .key_count = 1 };
+		struct tp_sealed_call sc = { 0 };
+		tp_sha256("teepy fuzz: no one's key", 24, trust.keys[0]);
+		json_error_t je;
+		json_t *doc = json_loadb(body, n, 0, &je), *opened = NULL;
+		if (!doc)
+			break;
+		tp_log_capture(err, sizeof(err)); /* its lines are not the fuzzer's output */
+		if (tp_sealed_verify(&trust, doc, &sc) == 0)
+			abort();
+		if (tp_sealed_begin(&sc) == 0 && tp_sealed_open(&sc, doc, 200, &opened) == 0 &&
+		    opened)
+			abort(); /* nothing opens with a key made now, no plain 200 is taken */
+		tp_log_capture(NULL, 0);
+		json_decref(opened);
+		tp_sealed_end(&sc);
+		json_decref(doc);
 		break;
 	}
 	}

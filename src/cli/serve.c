@@ -5,8 +5,10 @@
 
 #include "exit_codes.h"
 #include "flags.h"
+#include "attest_cmd.h"
 #include "run_cas.h"
 #include "serve_help.h"
+#include "../cas/cas.h"
 #include "../common/log.h"
 #include "../common/net.h"
 #include "../common/units.h"
@@ -31,7 +33,7 @@
 #define THREADS	 4
 
 struct serve_opts {
-	const char *listen, *store, *cas, *cas_fingerprint;
+	const char *listen, *store, *cas, *cas_fingerprint, *mode;
 	const char **trust;
 	size_t trust_count;
 	char *trust_copy; /* TEEPY_TRUSTED_SIGNERS, split in place */
@@ -146,6 +148,9 @@ static int parse(struct serve_opts *o, int argc, char **argv, bool *help)
 		case SERVE_CAS_FINGERPRINT:
 			o->cas_fingerprint = p.value;
 			break;
+		case SERVE_MODE:
+			o->mode = p.value;
+			break;
 		case SERVE_CONCURRENCY:
 			if (number(&p, 1, 4096, "a number", &o->concurrency) < 0)
 				return TP_EXIT_USAGE;
@@ -196,6 +201,8 @@ static int parse(struct serve_opts *o, int argc, char **argv, bool *help)
 	}
 	if (!o->store && (env = getenv("TEEPY_STORE")) && *env)
 		o->store = env;
+	if (!o->mode && (env = getenv("TEEPY_MODE")) && *env)
+		o->mode = env;
 	if (env_number(given, SERVE_ZYGOTES, "TEEPY_ZYGOTES", 0, 1024, &o->zygotes) < 0 ||
 	    env_number(given, SERVE_ZYGOTE_POOL, "TEEPY_ZYGOTE_POOL", 1, 16, &o->zygote_pool) < 0 ||
 	    env_number(given, SERVE_ZYGOTE_IDLE, "TEEPY_ZYGOTE_IDLE", 1, 7 * 24 * 3600,
@@ -238,7 +245,7 @@ static int parse(struct serve_opts *o, int argc, char **argv, bool *help)
 /* ---- keys by attestation: as teepy run --cas gets them (run_cas.c) ---- */
 
 struct serve_cas {
-	const char *url, *fingerprint;
+	const char *url, *fingerprint, *mode;
 	pthread_mutex_t lock; /* one attestation at a time */
 };
 
@@ -250,7 +257,7 @@ static int cas_fetch(void *ctx, const char *bundle_path, const char *config_id,
 		.url = c->url,
 		.fingerprint = c->fingerprint,
 		.config_id = config_id,
-		.mode = "auto",
+		.mode = c->mode,
 	};
 	char line[1024] = "";
 	const char *said = line;
@@ -278,18 +285,64 @@ static int cas_fetch(void *ctx, const char *bundle_path, const char *config_id,
 
 /* This worker's runtime measurement, which a CAS policy lists for it (its program is
  * teepy-worker, not teepy: teepy inspect's is another). */
-static int worker_runtime(char hex[65])
+static int worker_runtime(uint8_t m[32])
 {
 	char so[PATH_MAX], reaper[PATH_MAX];
-	uint8_t m[32];
 	int r;
 
 	if ((r = tp_find_runtime(so, sizeof(so))) < 0 ||
 	    (r = tp_find_reaper(reaper, sizeof(reaper))) < 0 ||
 	    (r = tp_runtime_measure(so, reaper, TP_BOOT_TEXT, m)) < 0)
 		return r;
-	tp_hex(m, 32, hex);
 	return 0;
+}
+
+/* ---- evidence for sealed invocations (docs/api.md), on any HTTP thread: the
+ * service's key is the spawner's, its public key is bound here ---- */
+
+struct serve_evidence {
+	const char *mode; /* "sim" or "hw", as decided at start */
+	uint8_t runtime[32];
+};
+
+static json_t *b64_string(const uint8_t *bytes, size_t size)
+{
+	char *text = tp_base64_encode(bytes, size);
+	json_t *s = text ? json_string(text) : NULL;
+
+	free(text);
+	return s;
+}
+
+static json_t *make_evidence(void *ctx, struct tp_claims *c, char *err, size_t err_size)
+{
+	const struct serve_evidence *e = ctx;
+	const struct tp_evidence_opts opts = { .key = getenv("TEEPY_PLATFORM_KEY"),
+					       .snp_certs_needed = true };
+	struct tp_evidence ev = { 0 };
+	char line[1024] = "";
+	const char *said = line;
+	json_t *out = NULL;
+	int code;
+
+	snprintf(c->mode, sizeof(c->mode), "%s", e->mode);
+	memcpy(c->runtime, e->runtime, sizeof(c->runtime));
+	tp_log_capture(line, sizeof(line)); /* its one line, for the answer */
+	code = tp_attest_evidence("serve", c, &opts, &ev);
+	tp_log_capture(NULL, 0);
+	if (code == 0)
+		out =
+		    json_pack("{s:s, s:o}", "type", ev.type, "data", b64_string(ev.bytes, ev.size));
+	if (out && ev.vcek)
+		json_object_set_new(out, "vcek", b64_string(ev.vcek, ev.vcek_size));
+	if (out && ev.chain)
+		json_object_set_new(out, "chain", json_string(ev.chain));
+	tp_evidence_free(&ev);
+	if (strncmp(said, "serve: ", 7) == 0)
+		said += 7;
+	if (!out)
+		snprintf(err, err_size, "%s", code == 0 ? "out of memory" : said);
+	return out;
 }
 
 static int serve(struct serve_opts *o)
@@ -319,14 +372,19 @@ static int serve(struct serve_opts *o)
 		.max_result = o->max_result,
 	};
 	struct serve_cas cas = { .url = o->cas, .fingerprint = o->cas_fingerprint };
+	struct serve_evidence evidence = { 0 };
 	struct tp_worker_api_opts ao = {
 		.trust_paths = o->trust,
 		.max_request = o->max_request,
 		.max_upload = o->max_upload,
 		.cas_fetch = o->cas ? cas_fetch : NULL,
 		.cas_ctx = &cas,
+		.evidence = make_evidence,
+		.evidence_ctx = &evidence,
+		.spawner = -1,
 	};
 	char runtime[65] = "";
+	uint8_t measured[32];
 	struct tp_worker_store *st = NULL;
 	struct tp_worker_api *api = NULL;
 	struct tp_worker_server *srv = NULL;
@@ -359,6 +417,19 @@ static int serve(struct serve_opts *o)
 	/* keys and plaintext pass through the worker's memory (not PR_SET_DUMPABLE: the
 	 * sandbox's unprivileged id maps need it) */
 	tp_secret_no_core(false);
+	/* the evidence it makes (for --cas and sealed invocations): its mode decided and
+	 * its runtime measured once, before the spawner that makes it starts */
+	if ((code = tp_attest_mode("serve", o->mode, &evidence.mode)) != 0)
+		return code;
+	if ((n = worker_runtime(measured)) < 0) {
+		tp_error("serve: cannot measure this worker's runtime: %s (_teepy or teepy-reaper "
+			 "beside it)",
+			 strerror(-n));
+		return TP_EXIT_INTERNAL;
+	}
+	memcpy(evidence.runtime, measured, sizeof(measured));
+	tp_hex(measured, 32, runtime);
+	cas.mode = evidence.mode;
 	/* SIGINT and SIGTERM are this thread's (sigwait); every thread after inherits
 	 * the mask */
 	sigemptyset(&set);
@@ -370,17 +441,11 @@ static int serve(struct serve_opts *o)
 		tp_error("serve: cannot start the spawner: %s", strerror(-n));
 		return TP_EXIT_INTERNAL;
 	}
+	ao.spawner = ctl;
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	pthread_mutex_init(&cas.lock, NULL);
 	if (o->cas && tp_cas_load(err, sizeof(err)) < 0) {
 		tp_error("serve: --cas: %s", err);
-		code = TP_EXIT_INTERNAL;
-		goto out;
-	}
-	if (o->cas && (n = worker_runtime(runtime)) < 0) {
-		tp_error("serve: --cas: cannot measure this worker's runtime: %s (_teepy or "
-			 "teepy-reaper beside it)",
-			 strerror(-n));
 		code = TP_EXIT_INTERNAL;
 		goto out;
 	}

@@ -20,6 +20,10 @@ const struct tp_flag tp_serve_flags[] = {
 	  "keys by attestation from this CAS, for the config id a deployment names; without it: "
 	  "development mode, keys uploaded with deployments" },
 	{ SERVE_CAS_FINGERPRINT, "cas-fingerprint", 0, "FP", NULL, "the CAS's key (with --cas)" },
+	{ SERVE_MODE, "mode", 0, "MODE", "TEEPY_MODE",
+	  "the evidence this worker makes, for --cas and for sealed invocations: sim "
+	  "(SIMULATION: signed by this host's platform key, TEEPY_PLATFORM_KEY or teepy "
+	  "platform init's), hw (configfs-tsm) or auto (default: hw where configfs-tsm is)" },
 	{ SERVE_CONCURRENCY, "concurrency", 0, "N", NULL,
 	  "invocations at once (default: the number of CPUs)" },
 	{ SERVE_QUEUE, "queue", 0, "N", NULL,
@@ -59,7 +63,9 @@ const struct tp_command_help tp_serve_help = {
 	.about =
 	    "The worker: service providers deploy signed bundles (POST /v1/bundles, then\n"
 	    "POST /v1/services), data providers put sealed data items (POST /v1/data), clients\n"
-	    "invoke (POST /v1/services/ID/invoke). Plain HTTP/1.1 with JSON: listen on loopback\n"
+	    "invoke (POST /v1/services/ID/invoke), sealed to the service's attested key if\n"
+	    "they ask (POST /v1/services/ID/evidence; teepy invoke --sealed). Plain HTTP/1.1 with "
+	    "JSON: listen on loopback\n"
 	    "or behind a TLS-terminating proxy. A service's first invocation is a cold start in\n"
 	    "the sandbox, as teepy run, and starts its zygote: its interpreter with the preload\n"
 	    "imported, from which later invocations are forked (warm), each restricted further\n"

@@ -25,6 +25,7 @@ enum serve_flag {
 	SERVE_ZYGOTES,
 	SERVE_ZYGOTE_POOL,
 	SERVE_ZYGOTE_IDLE,
+	SERVE_MODE,
 };
 
 extern const struct tp_flag tp_serve_flags[];

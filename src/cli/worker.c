@@ -5,6 +5,7 @@
 
 #include "exit_codes.h"
 #include "flags.h"
+#include "invoke_sealed.h"
 #include "worker_client.h"
 #include "../cas/cas.h"
 #include "../cas/client.h"
@@ -35,6 +36,10 @@ enum worker_flag {
 	W_INPUT_FILE,
 	W_TASK_DATA,
 	W_JSON,
+	W_SEALED,
+	W_EXPECT_APP,
+	W_EXPECT_RUNTIME,
+	W_TRUST_PLATFORM,
 };
 
 #define WORKER_FLAG                                                                                \
@@ -78,6 +83,20 @@ static const struct tp_flag invoke_flags[] = {
 	  "with --insecure-dev-keys: the key of the sealed task data item ID; repeat" },
 	{ W_JSON, "json", 0, NULL, NULL,
 	  "print the worker's whole answer (result or error, usage, log) as JSON on stdout" },
+	TP_FLAG_HEADING("Confidential invocation (docs/api.md):"),
+	{ W_SEALED, "sealed", 0, NULL, NULL,
+	  "seal the input to a key only an attested instance of the service holds, and get the "
+	  "answer sealed back: the worker's HTTP process, logs and store see ciphertext" },
+	{ W_EXPECT_APP, "expect-app", 0, "HEX", NULL,
+	  "with --sealed: the app measurement the service's evidence must name (teepy inspect "
+	  "prints it); otherwise nothing is sent" },
+	{ W_EXPECT_RUNTIME, "expect-runtime", 0, "HEX", NULL,
+	  "with --sealed: the worker's runtime measurement its evidence must name (teepy serve "
+	  "prints it)" },
+	{ W_TRUST_PLATFORM, "trust-platform", 0, "P", NULL,
+	  "with --sealed: a platform trusted to vouch for it: a platform key's .pub (sim "
+	  "evidence, SIMULATION), tdx:MRTD[:RTMR0:RTMR1:RTMR2:RTMR3] or snp:MEASUREMENT (hw, in "
+	  "hex); repeat" },
 	HELP_FLAG,
 	TP_FLAGS_END,
 };
@@ -119,7 +138,11 @@ static const struct tp_exit_use invoke_exits[] = {
 	{ TP_EXIT_CPU, "CPU time limit exceeded (cpu)" },
 	{ TP_EXIT_TIMEOUT, "the worker's wall clock ran out (timeout)" },
 	{ TP_EXIT_BUNDLE, "the bundle was refused at run time (refused)" },
-	{ TP_EXIT_KEY_MISSING, "the worker holds no key for a sealed item (key_missing)" },
+	{ TP_EXIT_KEY_MISSING, "the worker holds no key for a sealed item, or for the sealed "
+			       "input (key_missing)" },
+	{ TP_EXIT_ATTESTATION_DENIED,
+	  "--sealed: the service's evidence does not verify, names another app, runtime or "
+	  "nonce, or no trusted platform vouches for it: nothing was sent" },
 	{ TP_EXIT_INTERNAL, "libcurl or OpenSSL's libcrypto cannot be loaded; the runner or "
 			    "the worker failed "
 			    "(internal), or an end this teepy does not know" },
@@ -146,12 +169,18 @@ const struct tp_command_help tp_invoke_help = {
 	.synopsis =
 	    "SERVICE_ID --worker URL [--input STR | --input-file FILE] [--task-data ID ...]\n"
 	    "SERVICE_ID --worker URL --insecure-dev-keys --data-key ID=KEYFILE ... "
-	    "[--task-data ID ...]",
-	.about = "Invokes a deployed service on a worker: the input (--input, --input-file, else\n"
-		 "standard input) and the task data, items the worker holds (teepy data put),\n"
-		 "which the service reads after its own. The result is printed on stdout as it\n"
-		 "came, the service's log on stderr, and the exit code is teepy run's for the\n"
-		 "same end (docs/api.md).\n",
+	    "[--task-data ID ...]\n"
+	    "SERVICE_ID --worker URL [--input STR | --input-file FILE] --sealed --expect-app HEX "
+	    "--trust-platform P ... [--expect-runtime HEX]",
+	.about =
+	    "Invokes a deployed service on a worker: the input (--input, --input-file, else\n"
+	    "standard input) and the task data, items the worker holds (teepy data put),\n"
+	    "which the service reads after its own. The result is printed on stdout as it\n"
+	    "came, the service's log on stderr, and the exit code is teepy run's for the\n"
+	    "same end (docs/api.md). With --sealed, the worker's evidence for the service's\n"
+	    "key is checked first (the app, this call's nonce, a trusted platform), the input\n"
+	    "is sealed to that key and the answer comes back sealed to this call: the worker's\n"
+	    "HTTP process, its log and its store see ciphertext only.\n",
 	.flags = invoke_flags,
 	.exits = invoke_exits,
 };
@@ -454,8 +483,14 @@ static void warn_keys_sent(const struct worker *w)
 
 #define IDS_MAX 256
 
+#define PLATFORMS_MAX 16
+
 struct worker_args {
 	const char *worker, *operand, *config_id, *input, *input_file;
+	bool sealed;
+	const char *expect_app, *expect_runtime;
+	const char *platforms[PLATFORMS_MAX + 1];
+	size_t platform_count;
 	char ids[IDS_MAX][TP_WORKER_ID_HEX + 1]; /* --service-data or --task-data */
 	size_t id_count;
 	struct dev_keys keys;
@@ -530,6 +565,19 @@ static int parse(const char *command, const struct tp_flag *flags,
 			break;
 		case W_JSON:
 			a->json = true;
+			break;
+		case W_SEALED:
+			a->sealed = true;
+			break;
+		case W_EXPECT_APP:
+			a->expect_app = p.value;
+			break;
+		case W_EXPECT_RUNTIME:
+			a->expect_runtime = p.value;
+			break;
+		case W_TRUST_PLATFORM:
+			if (a->platform_count < PLATFORMS_MAX + 1)
+				a->platforms[a->platform_count++] = p.value;
 			break;
 		}
 	}
@@ -746,6 +794,8 @@ static int read_input(const struct worker_args *a, json_t **out)
 		return TP_EXIT_USAGE;
 	}
 	*out = json_stringn(bytes, size);
+	if (bytes)
+		explicit_bzero(bytes, size);
 	free(bytes);
 	if (!*out)
 		goto not_text;
@@ -775,11 +825,49 @@ static int report_end(const struct worker_args *a, const json_t *answer, long st
 	return tp_worker_exit_for(kind, true, status);
 }
 
+/* --sealed: the service's evidence asked for with sc's nonce and checked against t
+ * before anything else is sent; then input (taken) sealed to the key it vouches for
+ * as the body's sealed_input. Returns 0 with *body, or an exit code said. */
+static int sealed_body(const struct worker *w, const char *service,
+		       const char (*task_ids)[TP_WORKER_ID_HEX + 1], size_t count,
+		       const struct tp_sealed_trust *t, struct tp_sealed_call *sc, json_t *input,
+		       json_t **body)
+{
+	json_t *ask = NULL, *answer = NULL, *sealed = NULL;
+	char path[128], nonce[2 * sizeof(sc->nonce) + 1];
+	long status = 0;
+	int code;
+
+	*body = NULL;
+	tp_hex(sc->nonce, sizeof(sc->nonce), nonce);
+	snprintf(path, sizeof(path), "/v1/services/%s/evidence", service);
+	if (!(ask = json_pack("{s:s}", "nonce", nonce)))
+		goto oom;
+	if ((code = call(w, "POST", path, ask, TP_WORKER_CALL_S, &status, &answer)) == 0 &&
+	    (code = tp_sealed_verify(t, answer, sc)) == 0 &&
+	    (code = tp_sealed_input(sc, service, task_ids, count, json_string_value(input),
+				    json_string_length(input), &sealed)) == 0 &&
+	    !(*body = json_pack("{s:o, s:[]}", "sealed_input", sealed, "task_data")))
+		goto oom;
+	goto out;
+oom:
+	tp_error("invoke: out of memory");
+	code = TP_EXIT_INTERNAL;
+out:
+	json_decref(ask);
+	json_decref(answer);
+	explicit_bzero((char *)json_string_value(input), json_string_length(input));
+	json_decref(input);
+	return code;
+}
+
 int tp_cmd_invoke(int argc, char **argv)
 {
 	struct worker_args a = { 0 };
 	struct worker w;
-	json_t *body = NULL, *input = NULL, *keys = NULL, *answer = NULL;
+	struct tp_sealed_trust trust;
+	struct tp_sealed_call sc = { 0 };
+	json_t *body = NULL, *input = NULL, *keys = NULL, *answer = NULL, *opened = NULL;
 	char service[TP_WORKER_ID_HEX + 1], path[128], err[1024];
 	long status = 0;
 	int code, r;
@@ -796,23 +884,40 @@ int tp_cmd_invoke(int argc, char **argv)
 		tp_error("invoke: --input and --input-file: give the input once");
 		return TP_EXIT_USAGE;
 	}
+	if (!a.sealed && (a.expect_app || a.expect_runtime || a.platform_count)) {
+		tp_error("invoke: %s applies to --sealed", a.expect_app	    ? "--expect-app" :
+							   a.expect_runtime ? "--expect-runtime" :
+									      "--trust-platform");
+		return TP_EXIT_USAGE;
+	}
 	if ((code = check_keys("invoke", &a.keys, NULL)) != 0 ||
 	    (code = worker_open(&w, "invoke", "invoke", a.worker)) != 0)
 		return code;
 	tp_secret_no_core(true);
-	if ((code = read_input(&a, &input)) != 0)
+	if (a.sealed && (code = tp_sealed_trust_parse(a.expect_app, a.expect_runtime, a.platforms,
+						      a.platform_count, &trust)) != 0)
 		return code;
-	if (!(body = json_pack("{s:o, s:[]}", "input", input, "task_data"))) {
+	/* every file read before anything is sent */
+	if ((code = data_keys("invoke", &a.keys, (const char(*)[TP_WORKER_ID_HEX + 1]) a.ids,
+			      a.id_count, "--task-data", &keys)) != 0 ||
+	    (code = read_input(&a, &input)) != 0)
+		goto done;
+	if (a.sealed) {
+		if ((code = tp_sealed_begin(&sc)) != 0)
+			json_decref(input);
+		if (code != 0 ||
+		    (code = sealed_body(&w, service, (const char(*)[TP_WORKER_ID_HEX + 1]) a.ids,
+					a.id_count, &trust, &sc, input, &body)) != 0)
+			goto done;
+	} else if (!(body = json_pack("{s:o, s:[]}", "input", input, "task_data"))) {
 		tp_error("invoke: out of memory");
-		return TP_EXIT_INTERNAL;
+		code = TP_EXIT_INTERNAL;
+		goto done;
 	}
 	for (size_t i = 0; i < a.id_count; i++)
 		json_array_append_new(json_object_get(body, "task_data"), json_string(a.ids[i]));
-	if ((code = data_keys("invoke", &a.keys, (const char(*)[TP_WORKER_ID_HEX + 1]) a.ids,
-			      a.id_count, "--task-data", &keys)) != 0)
-		goto done;
 	if (keys) {
-		json_object_set_new(body, "data_keys", keys);
+		json_object_set(body, "data_keys", keys);
 		warn_keys_sent(&w);
 	}
 	snprintf(path, sizeof(path), "/v1/services/%s/invoke", service);
@@ -821,6 +926,14 @@ int tp_cmd_invoke(int argc, char **argv)
 		const struct tp_http_body b = { .json = body, .fd = -1 };
 		peer.timeout_s = 0; /* the worker's wall clock bounds it (--invoke-timeout) */
 		r = tp_http_call(&peer, "POST", path, &b, &status, &answer, err, sizeof(err));
+	}
+	/* a sealed answer opened: from here as an unsealed one, its end what it says */
+	if (a.sealed && answer && (code = tp_sealed_open(&sc, answer, status, &opened)) != 0)
+		goto done;
+	if (opened) {
+		json_decref(answer);
+		answer = opened;
+		r = json_is_string(json_object_get(answer, "result")) ? 0 : -EREMOTEIO;
 	}
 	if (a.json && answer && print_json(answer) < 0) {
 		tp_error("invoke: cannot write the answer: %s", strerror(errno));
@@ -846,8 +959,12 @@ int tp_cmd_invoke(int argc, char **argv)
 done:
 	if (keys)
 		wipe_strings(keys);
+	json_decref(keys);
+	if (opened)
+		wipe_strings(opened);
 	json_decref(body);
 	json_decref(answer);
+	tp_sealed_end(&sc);
 	return code;
 }
 

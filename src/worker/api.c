@@ -36,6 +36,8 @@ struct tp_worker_api {
 	pthread_mutex_t cas_lock; /* the entries; never held over a CAS's network call */
 	pthread_cond_t cas_ready; /* a pending entry ended */
 	struct cas_entry *cas;
+	pthread_mutex_t evidence_lock;
+	unsigned evidence_running;
 };
 
 struct tp_worker_api *tp_worker_api_new(struct tp_worker_store *st,
@@ -54,6 +56,7 @@ struct tp_worker_api *tp_worker_api_new(struct tp_worker_store *st,
 	a->st = st;
 	a->o = *o;
 	pthread_mutex_init(&a->cas_lock, NULL);
+	pthread_mutex_init(&a->evidence_lock, NULL);
 	pthread_cond_init(&a->cas_ready, NULL);
 	while (o->trust_paths && o->trust_paths[count])
 		count++;
@@ -88,6 +91,7 @@ void tp_worker_api_free(struct tp_worker_api *a)
 		free(e);
 	}
 	pthread_mutex_destroy(&a->cas_lock);
+	pthread_mutex_destroy(&a->evidence_lock);
 	pthread_cond_destroy(&a->cas_ready);
 	tp_signers_free(&a->signers);
 	free(a);
@@ -525,6 +529,71 @@ out:
 	tp_worker_deploy_free(&d);
 }
 
+/* ---- evidence for sealed invocations (docs/api.md, "Confidential invocation") ---- */
+
+#define EVIDENCE_AT_ONCE 4 /* evidence made at once (configfs-tsm may be slow); beyond, 503 */
+
+static void evidence(struct tp_worker_api *a, const char *id, const char *body, size_t size,
+		     struct tp_worker_answer *out)
+{
+	struct tp_worker_bundle_row b;
+	struct tp_claims c = { 0 };
+	json_t *svc, *ev = NULL;
+	char err[512] = "";
+	bool busy;
+	int r;
+
+	snprintf(out->service, sizeof(out->service), "%s", id);
+	if (tp_worker_evidence_parse(body, size, c.nonce, &c.nonce_size, err, sizeof(err)) < 0) {
+		tp_worker_error(out, 400, "bad_request", "%s", err);
+		return;
+	}
+	if (!(svc = tp_worker_service_get(a->st, id, &r))) {
+		if (r == -ENOENT)
+			tp_worker_error(out, 404, "not_found", "no service %s here", id);
+		else
+			tp_worker_error(out, 500, "internal", "the store failed");
+		return;
+	}
+	r = tp_worker_bundle_get(a->st, json_string_value(json_object_get(svc, "bundle")), &b);
+	json_decref(svc);
+	if (r < 0 || tp_unhex(b.app, c.app, 32) < 0 || tp_unhex(b.signer, c.signer, 32) < 0) {
+		tp_worker_error(out, 500, "internal", "the store lost the service's bundle");
+		return;
+	}
+	if (!a->o.evidence || a->o.spawner < 0) {
+		tp_worker_error(out, 500, "internal", "this worker makes no evidence");
+		return;
+	}
+	if ((r = tp_worker_sealing_key(a->o.spawner, id, c.app, c.signer, c.pubkey)) < 0) {
+		tp_worker_error(out, 500, "internal", "the spawner gave no key for the service: %s",
+				r == -ENOKEY ? "it could not make one" : strerror(-r));
+		return;
+	}
+	pthread_mutex_lock(&a->evidence_lock);
+	busy = a->evidence_running >= EVIDENCE_AT_ONCE;
+	if (!busy)
+		a->evidence_running++;
+	pthread_mutex_unlock(&a->evidence_lock);
+	if (busy) {
+		tp_worker_error(out, 503, "busy", "evidence is being made for %d requests already",
+				EVIDENCE_AT_ONCE);
+		out->retry_after = true;
+		return;
+	}
+	ev = a->o.evidence(a->o.evidence_ctx, &c, err, sizeof(err));
+	pthread_mutex_lock(&a->evidence_lock);
+	a->evidence_running--;
+	pthread_mutex_unlock(&a->evidence_lock);
+	if (!ev) {
+		tp_worker_error(out, 500, "internal", "the worker cannot make evidence: %s", err);
+		return;
+	}
+	tp_worker_json(out, 200,
+		       json_pack("{s:s, s:o, s:o}", "service", id, "claims", tp_claims_json(&c),
+				 "evidence", ev));
+}
+
 void tp_worker_api_handle(struct tp_worker_api *a, enum tp_worker_route r, const char *id,
 			  const char *body, size_t size, struct tp_worker_answer *out)
 {
@@ -548,6 +617,9 @@ void tp_worker_api_handle(struct tp_worker_api *a, enum tp_worker_route r, const
 			tp_worker_error(out, 404, "not_found", "no service %s here", id);
 		else
 			tp_worker_error(out, 500, "internal", "the store failed");
+		return;
+	case TP_ROUTE_EVIDENCE:
+		evidence(a, id, body, size, out);
 		return;
 	case TP_ROUTE_DELETE:
 		pthread_mutex_lock(&a->cas_lock); /* what a CAS gave it goes too */
@@ -739,6 +811,7 @@ static int prepare(struct tp_worker_api *a, const char *id, const char *body, si
 		.service_data_count = p->job.service_data_count,
 		.input = iv->input,
 		.input_size = iv->input_size,
+		.sealed = iv->sealed,
 		.env = (const char *const *)p->env,
 		.env_count = p->env_count,
 	};

@@ -124,6 +124,7 @@ json_t *tp_worker_utf8_string(const char *bytes, size_t size)
 		}
 	}
 	v = json_stringn_nocheck(buf, o);
+	explicit_bzero(buf, o); /* a result or a log, maybe sealed for its client */
 	free(buf);
 	return v;
 }
@@ -326,20 +327,47 @@ void tp_worker_deploy_free(struct tp_worker_deploy *d)
 int tp_worker_invoke_parse(const char *body, size_t size, struct tp_worker_invoke *iv, char *err,
 			   size_t err_size)
 {
-	static const char *const known[] = { "input", "task_data", "data_keys", NULL };
-	json_t *v;
+	static const char *const known[] = { "input", "sealed_input", "task_data", "data_keys",
+					     NULL };
+	json_t *v, *sealed;
+	size_t sealed_size = 0;
 	int r;
 
 	memset(iv, 0, sizeof(*iv));
 	if (!(iv->doc = parse_object(body, size, known, err, err_size)))
 		return -EINVAL;
 	v = json_object_get(iv->doc, "input");
+	sealed = json_object_get(iv->doc, "sealed_input");
 	if (v && !json_is_string(v)) {
 		snprintf(err, err_size, "input must be a string");
 		return -EINVAL;
 	}
+	if (v && sealed) {
+		snprintf(err, err_size, "input and sealed_input: give one");
+		return -EINVAL;
+	}
 	iv->input = v ? json_string_value(v) : "";
 	iv->input_size = v ? json_string_length(v) : 0;
+	if (sealed) {
+		/* its bytes are the service key's to open: only their form is checked here */
+		if (!json_is_string(sealed) ||
+		    (r = tp_base64_decode(json_string_value(sealed), json_string_length(sealed),
+					  &iv->sealed_bytes, &sealed_size)) == -EINVAL) {
+			snprintf(err, err_size, "sealed_input must be a string of base64");
+			return -EINVAL;
+		}
+		if (r < 0)
+			return r;
+		if (sealed_size < TP_SEAL_OVERHEAD + TP_X25519_SIZE) {
+			snprintf(err, err_size,
+				 "sealed_input is too short to be a sealed input (%zu bytes)",
+				 sealed_size);
+			return -EINVAL;
+		}
+		iv->sealed = true;
+		iv->input = (const char *)iv->sealed_bytes;
+		iv->input_size = sealed_size;
+	}
 	if ((r = id_list(json_object_get(iv->doc, "task_data"), "task_data", &iv->task_data,
 			 &iv->task_data_count, err, err_size)) < 0)
 		return r;
@@ -355,11 +383,32 @@ int tp_worker_invoke_parse(const char *body, size_t size, struct tp_worker_invok
 void tp_worker_invoke_free(struct tp_worker_invoke *iv)
 {
 	json_decref(iv->doc);
+	free(iv->sealed_bytes);
 	free(iv->task_data);
 	if (iv->data_keys)
 		explicit_bzero(iv->data_keys, iv->data_key_count * sizeof(*iv->data_keys));
 	free(iv->data_keys);
 	memset(iv, 0, sizeof(*iv));
+}
+
+int tp_worker_evidence_parse(const char *body, size_t size, uint8_t nonce[TP_NONCE_MAX],
+			     size_t *nonce_size, char *err, size_t err_size)
+{
+	static const char *const known[] = { "nonce", NULL };
+	json_t *doc = parse_object(body, size, known, err, err_size);
+	const char *hex = json_string_value(json_object_get(doc, "nonce"));
+	size_t n = hex ? strlen(hex) : 0;
+
+	if (!doc)
+		return -EINVAL;
+	if (!hex || n < 2 || n > 2 * TP_NONCE_MAX || n % 2 || tp_unhex(hex, nonce, n / 2) < 0) {
+		snprintf(err, err_size, "nonce must be 1 to %d bytes in hex", TP_NONCE_MAX);
+		json_decref(doc);
+		return -EINVAL;
+	}
+	*nonce_size = n / 2;
+	json_decref(doc);
+	return 0;
 }
 
 /* ---- routes ---- */
@@ -384,7 +433,8 @@ enum tp_worker_route tp_worker_route(const char *method, const char *path,
 	} else if (strncmp(path, "/v1/services/", 13) == 0) {
 		rest = path + 13;
 		size_t n = strcspn(rest, "/");
-		if (n != 64 || (rest[64] && strcmp(rest + 64, "/invoke") != 0)) {
+		if (n != 64 || (rest[64] && strcmp(rest + 64, "/invoke") != 0 &&
+				strcmp(rest + 64, "/evidence") != 0)) {
 			tp_worker_error(out, 404, "not_found", "no such path: %.200s", path);
 			return TP_ROUTE_NONE;
 		}
@@ -397,7 +447,7 @@ enum tp_worker_route tp_worker_route(const char *method, const char *path,
 		}
 		if (rest[64]) {
 			if (post)
-				return TP_ROUTE_INVOKE;
+				return rest[65] == 'i' ? TP_ROUTE_INVOKE : TP_ROUTE_EVIDENCE;
 			allow = "POST";
 		} else {
 			if (get)
@@ -431,6 +481,25 @@ static const struct {
 	{ TP_END_INTERNAL, 500, "internal" }, { TP_END_CANCELLED, 503, "cancelled" },
 };
 
+/* The status and kind of an outcome's end. */
+static void end_of(const struct tp_worker_outcome *o, unsigned *status, const char **kind)
+{
+	if (o->end == TP_END_RESULT && o->have_result) {
+		*status = 200;
+		*kind = "result";
+		return;
+	}
+	for (size_t i = 0; i < sizeof(ENDS) / sizeof(ENDS[0]); i++)
+		if ((int)ENDS[i].end == o->end) {
+			*status = ENDS[i].status;
+			*kind = ENDS[i].kind;
+		}
+	if (o->end == TP_END_RESULT) { /* ended normally without a result */
+		*status = 422;
+		*kind = "no_result";
+	}
+}
+
 unsigned tp_worker_outcome_answer(const struct tp_worker_outcome *o, const char *result,
 				  const char *log, struct tp_worker_answer *out)
 {
@@ -451,21 +520,37 @@ unsigned tp_worker_outcome_answer(const struct tp_worker_outcome *o, const char 
 		json_decref(usage);
 		return tp_worker_json(out, 500, NULL);
 	}
+	if (o->sealed) {
+		/* the answer below, sealed to the client in the invocation's process: here
+		 * only its status, kind and usage */
+		char *b64 = o->have_result ?
+				tp_base64_encode((const uint8_t *)result, (size_t)o->result_size) :
+				NULL;
+		end_of(o, &status, &kind);
+		ok = b64 && json_object_set_new(doc, "sealed", json_string(b64)) == 0;
+		free(b64);
+		if (ok && status != 200)
+			ok = json_object_set_new(
+				 doc, "error",
+				 json_pack("{s:s, s:s}", "kind", kind, "message",
+					   "sealed: the answer holds the message")) == 0;
+		out->end = kind;
+		ok = json_object_set_new(doc, "usage", usage) == 0 && ok;
+		if (!ok) {
+			json_decref(doc);
+			out->end = "internal";
+			return tp_worker_error(out, 500, "internal",
+					       "the worker ran out of memory for the answer");
+		}
+		return tp_worker_json(out, status, doc);
+	}
 	if (o->end == TP_END_RESULT && o->have_result) {
 		status = 200;
 		kind = "result";
 		ok = json_object_set_new(doc, "result",
 					 tp_worker_utf8_string(result, o->result_size)) == 0;
 	} else {
-		for (size_t i = 0; i < sizeof(ENDS) / sizeof(ENDS[0]); i++)
-			if ((int)ENDS[i].end == o->end) {
-				status = ENDS[i].status;
-				kind = ENDS[i].kind;
-			}
-		if (o->end == TP_END_RESULT) { /* ended normally without a result */
-			status = 422;
-			kind = "no_result";
-		}
+		end_of(o, &status, &kind);
 		memcpy(message, o->message, sizeof(o->message));
 		message[sizeof(o->message)] = '\0';
 		if (!message[0]) /* the service said it already: its log holds it */

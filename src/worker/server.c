@@ -390,7 +390,8 @@ static enum MHD_Result first_call(struct tp_worker_server *srv, struct MHD_Conne
 	if (p->route == TP_ROUTE_NONE)
 		return send_answer(conn, p, &p->ans);
 	upload = tp_worker_route_upload(p->route);
-	json = p->route == TP_ROUTE_DEPLOY || p->route == TP_ROUTE_INVOKE;
+	json = p->route == TP_ROUTE_DEPLOY || p->route == TP_ROUTE_INVOKE ||
+	       p->route == TP_ROUTE_EVIDENCE;
 	p->max = upload ? srv->o.max_upload : srv->o.max_request;
 	if (len && strtoull(len, NULL, 10) > p->max) {
 		snprintf(msg, sizeof(msg), "the body is over %llu bytes (%s)",
@@ -657,8 +658,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		tp_worker_api_upload(srv->api, p->route, p->up, &p->ans);
 		return send_answer(conn, p, &p->ans);
 	}
-	if ((p->route == TP_ROUTE_INVOKE || p->route == TP_ROUTE_DEPLOY) &&
-	    tp_worker_api_attests(srv->api))
+	/* evidence may wait on configfs-tsm: off the connection threads too */
+	if (((p->route == TP_ROUTE_INVOKE || p->route == TP_ROUTE_DEPLOY) &&
+	     tp_worker_api_attests(srv->api)) ||
+	    p->route == TP_ROUTE_EVIDENCE)
 		return off_thread(srv, conn, p);
 	if (p->route == TP_ROUTE_INVOKE)
 		return invoke(srv, conn, p);

@@ -9,6 +9,8 @@
  * SIGKILL leaves no sandboxed process behind. */
 #include "worker.h"
 
+#include "sealed.h"
+
 #include "../common/io.h"
 #include "../common/limits.h"
 #include "../crypto/crypto.h"
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -49,6 +52,7 @@ struct job_head {
 	uint8_t app[32], signer[32]; /* the service's bundle's measurements */
 	/* SHA-256 of the bundle's key: its zygote is the one started with that key */
 	uint8_t bundle_key_hash[32];
+	uint8_t sealed; /* the input is sealed to the service's key (sealed.h) */
 	uint64_t input_size;
 };
 
@@ -68,6 +72,7 @@ int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock)
 		.bundle_path_len = (uint32_t)strlen(job->bundle_path),
 		.env_count = (uint32_t)job->env_count,
 		.has_bundle_key = job->bundle_key != NULL,
+		.sealed = job->sealed,
 		.input_size = job->input_size,
 	};
 	int memfd = memfd_create("teepy-job", MFD_CLOEXEC), sp[2] = { -1, -1 }, r = 0;
@@ -117,6 +122,18 @@ int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock)
 	return 0;
 }
 
+/* The largest sealed answer of a result of max_result bytes: the answer's JSON of the
+ * result (or the message) and the log, each byte at most six there (\u0000), sealed;
+ * no larger than there are bytes. */
+static uint64_t sealed_max(uint64_t max_result)
+{
+	uint64_t m = max_result > 1024 ? max_result : 1024;
+
+	if (m > (UINT64_MAX - 8192) / 6 - TP_WORKER_LOG_MAX)
+		return UINT64_MAX;
+	return 6 * (m + TP_WORKER_LOG_MAX) + 4096 + TP_SEAL_OVERHEAD;
+}
+
 int tp_worker_outcome_read(int sock, uint64_t max_result, struct tp_worker_outcome *o,
 			   char **result, char **log)
 {
@@ -127,7 +144,7 @@ int tp_worker_outcome_read(int sock, uint64_t max_result, struct tp_worker_outco
 		return r;
 	if (o->magic != TP_WORKER_OUTCOME_MAGIC || o->log_size > TP_WORKER_LOG_MAX)
 		return -EPROTO;
-	if (o->result_size > max_result)
+	if (o->result_size > (o->sealed ? sealed_max(max_result) : max_result))
 		return -EFBIG;
 	if (o->result_size > SIZE_MAX - 1 || !(*result = malloc((size_t)o->result_size + 1)) ||
 	    !(*log = malloc((size_t)o->log_size + 1))) {
@@ -160,6 +177,7 @@ struct parsed_job {
 	uint8_t *keys; /* locked: the bundle's key (if any), then each item's */
 	size_t keys_size;
 	const uint8_t *bundle_key;
+	struct tp_x25519 *sealing; /* a sealed job's: the service's key pair (a copy) */
 };
 
 static void job_free(struct parsed_job *j)
@@ -174,6 +192,7 @@ static void job_free(struct parsed_job *j)
 	free(j->env);
 	if (j->keys)
 		tp_secret_free(j->keys, j->keys_size);
+	tp_x25519_free(j->sealing);
 	if (j->map)
 		munmap(j->map, j->map_size);
 	if (j->memfd >= 0)
@@ -259,9 +278,42 @@ static int read_keys(int sock, struct parsed_job *j, const char **err)
 	return 0;
 }
 
+/* A sealed job's key pair, after its keys on a process's handover socket. Returns 0,
+ * or -1 with the line for the outcome in err. */
+static int read_sealing(int sock, struct parsed_job *j, const char **err)
+{
+	uint8_t *pair;
+
+	if (!j->h->sealed)
+		return 0;
+	if (!(pair = tp_secret_alloc(TP_X25519_PAIR_SIZE))) {
+		*err = "out of memory";
+		return -1;
+	}
+	if (tp_read_full(sock, pair, TP_X25519_PAIR_SIZE) == 0)
+		j->sealing = tp_x25519_import(pair);
+	tp_secret_free(pair, TP_X25519_PAIR_SIZE);
+	if (!j->sealing) {
+		*err = "the job's sealing key could not be read";
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- one invocation's process ---- */
 
-static void send_outcome(int sock, const struct tp_outcome *out, const char *message, bool warm)
+/* A sealed job's call (docs/api.md, "Confidential invocation"): its input opened, in
+ * locked memory (the client's reply key, then the input), and what its answer is
+ * sealed with. */
+struct sealed_call {
+	uint8_t *plain;
+	size_t plain_size;
+	uint8_t reply[TP_X25519_SIZE];
+	uint8_t aad[TP_SEALED_ANSWER_AAD];
+};
+
+static void outcome_head(const struct tp_outcome *out, const char *message, bool warm,
+			 struct tp_worker_outcome *head)
 {
 	struct tp_worker_outcome o = {
 		.magic = TP_WORKER_OUTCOME_MAGIC,
@@ -277,6 +329,14 @@ static void send_outcome(int sock, const struct tp_outcome *out, const char *mes
 
 	snprintf(o.message, sizeof(o.message), "%s", message ? message : out->message);
 	o.result_size = o.have_result ? out->result_size : 0;
+	*head = o;
+}
+
+static void send_outcome(int sock, const struct tp_outcome *out, const char *message, bool warm)
+{
+	struct tp_worker_outcome o;
+
+	outcome_head(out, message, warm, &o);
 	if (put(sock, &o, sizeof(o)) == 0 &&
 	    (!o.result_size || put(sock, out->result, (size_t)o.result_size) == 0) && o.log_size)
 		put(sock, out->log, o.log_size);
@@ -286,6 +346,127 @@ static void fail(int sock, enum tp_end end, const char *message)
 {
 	struct tp_outcome out = { .end = end };
 	send_outcome(sock, &out, message, false);
+}
+
+/* jansson's free in a sealed call's process: what it held (the answer's strings) is
+ * the client's */
+static void wiping_free(void *p)
+{
+	if (p) {
+		explicit_bzero(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
+/* The answer an unsealed call would get, sealed to the client: the worker is sent
+ * its end, usage and the sealed bytes only. */
+static void send_sealed(int sock, const struct tp_outcome *out, const char *message, bool warm,
+			const struct sealed_call *sc)
+{
+	struct tp_worker_answer plain = { 0 };
+	struct tp_worker_outcome o;
+	uint8_t *sealed = NULL;
+	int r = -ENOMEM;
+
+	json_set_alloc_funcs(malloc, wiping_free);
+	outcome_head(out, message, warm, &o);
+	tp_worker_outcome_answer(&o, out->result, out->log, &plain);
+	if (plain.body && (sealed = malloc(plain.size + TP_SEAL_OVERHEAD)))
+		r = tp_seal(sc->reply, sc->aad, sizeof(sc->aad), plain.body, plain.size, sealed);
+	if (plain.body) {
+		explicit_bzero(plain.body, plain.size);
+		free(plain.body);
+	}
+	if (r < 0) {
+		free(sealed);
+		fail(sock, r == -EINVAL ? TP_END_CONFIG : TP_END_INTERNAL,
+		     r == -EINVAL ? "the sealed input's reply key is not a key anyone holds" :
+				    "out of memory to seal the answer");
+		return;
+	}
+	/* the kind the sealed answer says (a run that ended well without a result is
+	 * no_result there), for the worker's status and log */
+	if (o.end == TP_END_RESULT && plain.status != 200)
+		o.end = TP_END_NO_RESULT;
+	o.sealed = 1;
+	o.have_result = 1;
+	o.result_size = plain.size + TP_SEAL_OVERHEAD;
+	o.log_size = 0;
+	o.log_truncated = 0;
+	memset(o.message, 0, sizeof(o.message));
+	if (put(sock, &o, sizeof(o)) == 0)
+		put(sock, sealed, (size_t)o.result_size);
+	free(sealed);
+}
+
+/* The task data ids of a job, from its items' paths (the store names an item
+ * ID.tpd), in order, as the client sealed them: into ids (64 hex digits each).
+ * Returns how many, or -1 for a path not so named. */
+static int task_ids(const struct parsed_job *j, char (*ids)[64])
+{
+	uint32_t n = j->h->data_count - j->h->service_data_count;
+
+	for (uint32_t i = 0; i < n; i++) {
+		const char *path = j->data_paths[j->h->service_data_count + i];
+		const char *name = strrchr(path, '/');
+		name = name ? name + 1 : path;
+		if (strlen(name) != 64 + 4 || strcmp(name + 64, ".tpd") != 0)
+			return -1;
+		memcpy(ids[i], name, 64);
+	}
+	return (int)n;
+}
+
+/* A sealed job's input opened with the service's key into sc (the service's name
+ * and the task data's ids bound), the key dropped. Returns 0, or -1 with the outcome
+ * sent. */
+static int open_sealed(int sock, struct parsed_job *j, struct sealed_call *sc)
+{
+	size_t size = (size_t)j->h->input_size, aad_size;
+	char(*ids)[64] = calloc((size_t)j->h->data_count + 1, 64);
+	uint8_t *aad = NULL, probe[TP_SEAL_OVERHEAD];
+	int n = ids ? task_ids(j, ids) : -1, r = -1;
+
+	if (strlen(j->h->service) != 64 || size < TP_SEAL_OVERHEAD + TP_X25519_SIZE || n < 0) {
+		fail(sock, TP_END_INTERNAL, ids ? "a malformed sealed job" : "out of memory");
+		goto out;
+	}
+	aad_size = TP_SEALED_INPUT_AAD + (size_t)n * 64;
+	sc->plain_size = size - TP_SEAL_OVERHEAD;
+	if (!(aad = malloc(aad_size)) || !(sc->plain = tp_secret_alloc(sc->plain_size))) {
+		fail(sock, TP_END_INTERNAL, "out of memory");
+		goto out;
+	}
+	tp_sealed_input_aad(j->h->service, (const char(*)[64])ids, (size_t)n, aad);
+	if (!j->sealing || tp_seal_open(j->sealing, aad, aad_size, (const uint8_t *)j->input, size,
+					sc->plain) < 0) {
+		fail(sock, TP_END_KEY_MISSING,
+		     "the sealed input does not open with the service's key (sealed to an "
+		     "earlier key of this worker, to another service or task data, or changed): "
+		     "ask for its evidence again");
+		goto out;
+	}
+	memcpy(sc->reply, sc->plain, TP_X25519_SIZE);
+	/* a reply key no one holds is refused before the service sees the input */
+	if (tp_seal(sc->reply, NULL, 0, "", 0, probe) < 0) {
+		fail(sock, TP_END_CONFIG, "the sealed input's reply key is not a key anyone holds");
+		goto out;
+	}
+	tp_sealed_answer_aad(j->input, size, sc->aad);
+	r = 0;
+out:
+	tp_x25519_free(j->sealing);
+	j->sealing = NULL;
+	free(aad);
+	free(ids);
+	return r;
+}
+
+static void sealed_call_free(struct sealed_call *sc)
+{
+	if (sc->plain)
+		tp_secret_free(sc->plain, sc->plain_size);
+	memset(sc, 0, sizeof(*sc));
 }
 
 /* Whether the bundle opened is the one the service was deployed with: its manifest
@@ -360,22 +541,32 @@ static struct tp_run_config bundle_config(const struct tp_worker_run_opts *o,
 	return cfg;
 }
 
-/* The outcome to the worker, a result over --max-result refused here, where it is,
- * before the worker is asked to hold it. */
-static void answer(const struct tp_worker_run_opts *o, int sock, struct tp_outcome *out, bool warm)
+/* The outcome to the worker (sealed to the client with sc), a result over
+ * --max-result refused here, where it is, before the worker is asked to hold it. */
+static void answer(const struct tp_worker_run_opts *o, int sock, struct tp_outcome *out, bool warm,
+		   const struct sealed_call *sc)
 {
+	const char *message = NULL;
+
 	if (out->have_result && out->result_size > o->max_result) {
 		out->end = TP_END_FAILED;
 		out->have_result = false;
-		send_outcome(sock, out, "the result is larger than the worker takes (--max-result)",
-			     warm);
+		message = "the result is larger than the worker takes (--max-result)";
+	}
+	if (!sc->plain) {
+		send_outcome(sock, out, message, warm);
 		return;
 	}
-	send_outcome(sock, out, NULL, warm);
+	send_sealed(sock, out, message, warm, sc);
+	if (out->result)
+		explicit_bzero(out->result, out->result_size);
+	if (out->log)
+		explicit_bzero(out->log, out->log_size);
 }
 
-/* The run of one request: the bundle's config with the input, the data items
- * unsealed and the socket as the cancel. Returns 0, or -1 with the outcome sent. */
+/* The run of one request: the bundle's config with the input (a sealed one's size:
+ * open_input opens it), the data items unsealed and the socket as the cancel.
+ * Returns 0, or -1 with the outcome sent. */
 static int request_config(const struct tp_worker_run_opts *o, int sock, const struct parsed_job *j,
 			  struct tp_run_config *cfg)
 {
@@ -388,8 +579,10 @@ static int request_config(const struct tp_worker_run_opts *o, int sock, const st
 	if (open_data(sock, j, fds) < 0)
 		return -1;
 	*cfg = bundle_config(o, j);
-	cfg->input = j->input;
-	cfg->input_size = j->h->input_size;
+	cfg->input = j->h->sealed ? NULL : j->input;
+	cfg->input_size = j->h->sealed && j->h->input_size >= TP_SEAL_OVERHEAD + TP_X25519_SIZE ?
+			      j->h->input_size - TP_SEAL_OVERHEAD - TP_X25519_SIZE :
+			      j->h->input_size;
 	cfg->data_fds = fds;
 	cfg->data_count = j->h->data_count;
 	cfg->service_data_count = j->h->service_data_count;
@@ -397,8 +590,22 @@ static int request_config(const struct tp_worker_run_opts *o, int sock, const st
 	return 0;
 }
 
-static void run_cold(const struct tp_worker_run_opts *o, int sock, const struct parsed_job *j)
+/* A sealed job's input opened into sc and given to cfg. Returns 0, or -1 with the
+ * outcome sent. */
+static int open_input(int sock, struct parsed_job *j, struct sealed_call *sc,
+		      struct tp_run_config *cfg)
 {
+	if (!j->h->sealed)
+		return 0;
+	if (open_sealed(sock, j, sc) < 0)
+		return -1;
+	cfg->input = (const char *)sc->plain + TP_X25519_SIZE;
+	return 0;
+}
+
+static void run_cold(const struct tp_worker_run_opts *o, int sock, struct parsed_job *j)
+{
+	struct sealed_call sc = { 0 };
 	struct tp_outcome out;
 	struct tp_invocation inv;
 	struct tp_run_config cfg;
@@ -414,11 +621,22 @@ static void run_cold(const struct tp_worker_run_opts *o, int sock, const struct 
 			     "refused, its keys are not used for another");
 			return;
 		}
+		/* the input opened for the bundle the service's key was made for only */
+		if (open_input(sock, j, &sc, &cfg) < 0) {
+			tp_outcome_free(&out);
+			tp_invocation_free(&inv);
+			sealed_call_free(&sc);
+			return;
+		}
+		/* the service's key dropped: a process the sandbox's id maps can be written
+		 * for (an unprivileged worker's) */
+		prctl(PR_SET_DUMPABLE, 1);
 		tp_invocation_run(&inv, &out);
 	}
 	tp_invocation_free(&inv);
-	answer(o, sock, &out, false);
+	answer(o, sock, &out, false, &sc);
 	tp_outcome_free(&out);
+	sealed_call_free(&sc);
 }
 
 /* ---- zygotes (docs/zygote.md) ---- */
@@ -477,6 +695,14 @@ struct zygote {
 	size_t wait_count;
 };
 
+/* A service's key for sealed invocations, for its app and signer: named by
+ * SHA-256 of the service id, its NUL, app and signer. */
+struct sealing_key {
+	uint8_t name[32];
+	struct tp_x25519 *k;
+};
+#define SEALING_KEYS_MAX 4096 /* beyond, the least used is dropped (its clients ask again) */
+
 struct spawner {
 	const struct tp_worker_run_opts *o;
 	struct zygote *z; /* o->zygotes of them */
@@ -494,6 +720,9 @@ struct spawner {
 		int sock;
 	} idle[IDLE_MAX];
 	size_t idle_count;
+	/* sealed invocations: each service's key pair, made at its first evidence */
+	struct sealing_key *keys;
+	size_t key_count;
 };
 
 static void zkey_of(const struct parsed_job *j, uint8_t key[32])
@@ -641,6 +870,9 @@ static void drop_others(struct spawner *s)
 	for (size_t i = 0; i < s->idle_count; i++)
 		close_fd(&s->idle[i].sock);
 	s->idle_count = 0;
+	for (size_t i = 0; i < s->key_count; i++) /* its job holds its own copy */
+		tp_x25519_free(s->keys[i].k);
+	s->key_count = 0;
 }
 
 /* In a keeper: of its first job, only what the service's run needs (the bundle, its
@@ -656,6 +888,8 @@ static void keep_what_a_keeper_needs(struct parsed_job *j)
 		memcpy(key, j->bundle_key, TP_SYMKEY_SIZE);
 	if (j->keys)
 		explicit_bzero(j->keys, j->keys_size);
+	tp_x25519_free(j->sealing);
+	j->sealing = NULL;
 	munmap(j->map, j->map_size);
 	close(j->memfd);
 	j->map = NULL;
@@ -695,6 +929,9 @@ static void zygote_start(struct spawner *s, struct zygote *z, struct parsed_job 
 		close(info[0]);
 		close(stop[1]);
 		keep_what_a_keeper_needs(j);
+		/* nothing of the spawner's is left: the sandbox's id maps can be written for
+		 * its zygote (the spawner is not dumpable: tp_worker_spawner_start) */
+		prctl(PR_SET_DUMPABLE, 1);
 		run_keeper(s->o, j, zs[1], info[1], stop[0]);
 		_exit(0);
 	}
@@ -1021,23 +1258,163 @@ static struct zygote *zygote_slot(struct spawner *s)
 	return oldest;
 }
 
-static void run_warm(const struct tp_worker_run_opts *o, int sock, const struct parsed_job *j,
+static void run_warm(const struct tp_worker_run_opts *o, int sock, struct parsed_job *j,
 		     struct zkid *k, const struct zygote_info *zi)
 {
+	struct sealed_call sc = { 0 };
 	struct tp_outcome out;
 	struct tp_limits limits = zi->limits;
 	struct tp_run_config cfg;
 
-	if (request_config(o, sock, j, &cfg) < 0) {
+	/* not dumpable, as the spawner it is a fork of: it holds the input's plaintext */
+	if (request_config(o, sock, j, &cfg) < 0 || open_input(sock, j, &sc, &cfg) < 0) {
+		sealed_call_free(&sc);
 		zkid_close(k);
 		return;
 	}
 	limits.log_max_bytes = TP_WORKER_LOG_MAX;
 	tp_zygote_child_run(&k->c, &cfg, &limits, &out);
 	k->c.channel_fd = k->c.out_fd = -1; /* closed by the run */
-	answer(o, sock, &out, true);
+	answer(o, sock, &out, true, &sc);
 	tp_outcome_free(&out);
+	sealed_call_free(&sc);
 	zkid_close(k);
+}
+
+/* ---- sealed invocations: the services' keys ----
+ * (docs/api.md, "Confidential invocation"). A service's key pair is made the first
+ * time its evidence is asked for and lives in this process's locked memory (not
+ * dumpable) for the worker's life: the worker's HTTP process, which makes the
+ * evidence, gets its public key only. A sealed job gets a copy of its service's, for
+ * the app and signer it names; its invocation's process opens the input with it and
+ * drops it at once (a cold start: once the bundle it opened measures so). */
+
+#define KEY_ASK_MAGIC 0x74706b31u
+
+/* A request for a service's public key, in the memfd that comes with it. */
+struct key_ask {
+	uint32_t magic;
+	char service[TP_WORKER_ID_HEX];
+	uint8_t app[32], signer[32];
+};
+
+static void sealing_name(const char *service, const uint8_t app[32], const uint8_t signer[32],
+			 uint8_t name[32])
+{
+	uint8_t bytes[TP_WORKER_ID_HEX + 64];
+
+	memset(bytes, 0, sizeof(bytes));
+	snprintf((char *)bytes, TP_WORKER_ID_HEX, "%s", service);
+	memcpy(bytes + TP_WORKER_ID_HEX, app, 32);
+	memcpy(bytes + TP_WORKER_ID_HEX + 32, signer, 32);
+	tp_sha256(bytes, sizeof(bytes), name);
+}
+
+/* The key named so, or NULL; with make, a new one when there is none. */
+static struct tp_x25519 *sealing_key(struct spawner *s, const uint8_t name[32], bool make)
+{
+	struct tp_x25519 *k;
+
+	for (size_t i = 0; i < s->key_count; i++)
+		if (memcmp(s->keys[i].name, name, 32) == 0) {
+			struct sealing_key used = s->keys[i];
+			/* the last used last: the first is the one dropped when full */
+			memmove(&s->keys[i], &s->keys[i + 1],
+				(s->key_count - i - 1) * sizeof(*s->keys));
+			s->keys[s->key_count - 1] = used;
+			return used.k;
+		}
+	if (!make)
+		return NULL;
+	if (!s->keys && !(s->keys = calloc(SEALING_KEYS_MAX, sizeof(*s->keys))))
+		return NULL;
+	if (!(k = tp_x25519_generate()))
+		return NULL;
+	if (s->key_count == SEALING_KEYS_MAX) {
+		tp_x25519_free(s->keys[0].k);
+		memmove(&s->keys[0], &s->keys[1], --s->key_count * sizeof(*s->keys));
+	}
+	memcpy(s->keys[s->key_count].name, name, 32);
+	s->keys[s->key_count++].k = k;
+	return k;
+}
+
+/* A sealed job's copy of its service's key. Returns 0, or -1 with the outcome sent. */
+static int sealing_for_job(struct spawner *s, int sock, struct parsed_job *j)
+{
+	uint8_t name[32], pair[TP_X25519_PAIR_SIZE];
+	struct tp_x25519 *k;
+
+	if (!j->h->sealed)
+		return 0;
+	sealing_name(j->h->service, j->h->app, j->h->signer, name);
+	if (!(k = sealing_key(s, name, false))) {
+		fail(sock, TP_END_KEY_MISSING,
+		     "this worker holds no key for the sealed input (it restarted since the "
+		     "evidence, or it was sealed for another service): ask for its evidence "
+		     "again");
+		return -1;
+	}
+	tp_x25519_export(k, pair);
+	j->sealing = tp_x25519_import(pair);
+	explicit_bzero(pair, sizeof(pair));
+	if (!j->sealing) {
+		fail(sock, TP_END_INTERNAL, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Answers a key request on reply: the service's public key (made the first time),
+ * or nothing when it cannot be made. Takes reply and memfd. */
+static void sealing_answer(struct spawner *s, int reply, int memfd)
+{
+	struct key_ask a;
+	struct tp_x25519 *k = NULL;
+	uint8_t name[32], pub[TP_X25519_SIZE];
+
+	if (pread(memfd, &a, sizeof(a), 0) == (ssize_t)sizeof(a) && a.magic == KEY_ASK_MAGIC &&
+	    memchr(a.service, '\0', sizeof(a.service))) {
+		sealing_name(a.service, a.app, a.signer, name);
+		k = sealing_key(s, name, true);
+	}
+	if (k) {
+		tp_x25519_public(k, pub);
+		send(reply, pub, sizeof(pub),
+		     MSG_NOSIGNAL | MSG_DONTWAIT); /* the buffer has room */
+	}
+	close(reply);
+	close(memfd);
+}
+
+int tp_worker_sealing_key(int ctl, const char *service, const uint8_t app[32],
+			  const uint8_t signer[32], uint8_t pubkey[TP_X25519_SIZE])
+{
+	struct key_ask a = { .magic = KEY_ASK_MAGIC };
+	int memfd = memfd_create("teepy-key", MFD_CLOEXEC), sp[2] = { -1, -1 }, r;
+	struct pollfd pfd;
+
+	if (memfd < 0)
+		return -errno;
+	snprintf(a.service, sizeof(a.service), "%s", service);
+	memcpy(a.app, app, 32);
+	memcpy(a.signer, signer, 32);
+	r = put(memfd, &a, sizeof(a));
+	if (r == 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		r = -errno;
+	if (r == 0)
+		r = tp_send_fds(ctl, "K", 1, (int[]){ sp[1], memfd }, 2, 0);
+	close(memfd);
+	if (sp[1] >= 0)
+		close(sp[1]);
+	pfd = (struct pollfd){ .fd = sp[0], .events = POLLIN };
+	if (r == 0 && poll(&pfd, 1, TP_WORKER_KEY_WAIT_S * 1000) != 1)
+		r = -ETIMEDOUT;
+	if (r == 0 && tp_read_full(sp[0], pubkey, TP_X25519_SIZE) < 0)
+		r = -ENOKEY; /* the spawner could not make one */
+	if (sp[0] >= 0)
+		close(sp[0]);
+	return r;
 }
 
 /* ---- the spawner's loop ---- */
@@ -1092,7 +1469,8 @@ static void idle_serve(const struct tp_worker_run_opts *o, int hs)
 	k.c.channel_fd = fds[3];
 	k.c.out_fd = fds[4];
 	k.c.status_fd = fds[5];
-	if (parse_job(fds[1], &j, &err) < 0 || read_keys(hs, &j, &err) < 0) {
+	if (parse_job(fds[1], &j, &err) < 0 || read_keys(hs, &j, &err) < 0 ||
+	    read_sealing(hs, &j, &err) < 0) {
 		fail(fds[0], TP_END_INTERNAL, err);
 		zkid_close(&k);
 		return;
@@ -1143,12 +1521,21 @@ static pid_t handover(struct spawner *s, const struct parsed_job *j, int sock, s
 		pid_t pid = s->idle[s->idle_count].pid;
 		int fds[6] = { sock,	    j->memfd,	   k->c.pidfd, k->c.channel_fd,
 			       k->c.out_fd, k->c.status_fd };
+		uint8_t pair[TP_X25519_PAIR_SIZE];
 		int r = tp_send_fds(hs, &h, sizeof(h), fds, 6, MSG_DONTWAIT);
 		if (r == 0 && j->keys_size)
 			r = send(hs, j->keys, j->keys_size, MSG_NOSIGNAL | MSG_DONTWAIT) ==
 				    (ssize_t)j->keys_size ?
 				0 :
 				-EPIPE;
+		if (r == 0 && j->sealing) {
+			tp_x25519_export(j->sealing, pair);
+			r = send(hs, pair, sizeof(pair), MSG_NOSIGNAL | MSG_DONTWAIT) ==
+				    (ssize_t)sizeof(pair) ?
+				0 :
+				-EPIPE;
+			explicit_bzero(pair, sizeof(pair));
+		}
 		close(hs);
 		if (r == 0)
 			return pid;
@@ -1234,6 +1621,11 @@ static void dispatch(struct spawner *s, int ctl, int sock, int memfd)
 
 	if (parse_job(memfd, &j, &err) < 0 || read_keys(sock, &j, &err) < 0) {
 		fail(sock, TP_END_INTERNAL, err);
+		close(sock);
+		job_free(&j);
+		return;
+	}
+	if (sealing_for_job(s, sock, &j) < 0) {
 		close(sock);
 		job_free(&j);
 		return;
@@ -1361,7 +1753,10 @@ static void spawner_loop(const struct tp_worker_run_opts *o, int ctl)
 				break;
 			if (fds[0] < 0)
 				continue;
-			dispatch(&s, ctl, fds[0], fds[1]);
+			if (byte == 'K')
+				sealing_answer(&s, fds[0], fds[1]);
+			else
+				dispatch(&s, ctl, fds[0], fds[1]);
 		}
 waiting: /* a job waits no longer than its zygote lives, nor too long */
 		idle_fill(&s);
@@ -1383,6 +1778,9 @@ waiting: /* a job waits no longer than its zygote lives, nor too long */
 	for (size_t i = 0; i < s.idle_count; i++) /* each reads its end of file and ends */
 		close(s.idle[i].sock);
 	reap(&s, 0);
+	for (size_t i = 0; i < s.key_count; i++)
+		tp_x25519_free(s.keys[i].k);
+	free(s.keys);
 	free(pfds);
 	free(what);
 	free(s.z);
@@ -1415,6 +1813,11 @@ int tp_worker_spawner_start(const struct tp_worker_run_opts *o, pid_t *pid, int 
 		signal(SIGTERM, SIG_IGN);
 		signal(SIGPIPE, SIG_IGN);
 		prctl(PR_SET_NAME, "teepy-spawner");
+		/* it holds the services' keys for sealed invocations: not to be traced or read
+		 * by another process of the worker's user, the worker's HTTP process included
+		 * (of its children, a zygote's keeper and a cold start's process become so
+		 * again once they dropped what is not theirs) */
+		prctl(PR_SET_DUMPABLE, 0);
 		spawner_loop(o, sv[1]);
 		_exit(0);
 	}

@@ -8,6 +8,7 @@
 #ifndef TEEPY_WORKER_WORKER_H
 #define TEEPY_WORKER_WORKER_H
 
+#include "../attest/attest.h"
 #include "../cas/client.h"
 #include "../runner/runner.h"
 
@@ -87,6 +88,10 @@ struct tp_worker_invoke {
 	json_t *doc;
 	const char *input;
 	size_t input_size;
+	/* sealed_input given (docs/api.md, "Confidential invocation"): input is its
+	 * bytes, decoded (owned: sealed_bytes) */
+	bool sealed;
+	uint8_t *sealed_bytes;
 	char (*task_data)[TP_WORKER_ID_HEX];
 	size_t task_data_count;
 	bool has_data_keys;
@@ -102,6 +107,9 @@ void tp_worker_deploy_free(struct tp_worker_deploy *d);
 int tp_worker_invoke_parse(const char *body, size_t size, struct tp_worker_invoke *iv, char *err,
 			   size_t err_size);
 void tp_worker_invoke_free(struct tp_worker_invoke *iv);
+/* POST /v1/services/ID/evidence's body, {"nonce": HEX}: 0, or -EINVAL with err. */
+int tp_worker_evidence_parse(const char *body, size_t size, uint8_t nonce[TP_NONCE_MAX],
+			     size_t *nonce_size, char *err, size_t err_size);
 
 /* What a finished invocation sends back to the worker: this head, then result_size
  * bytes of result and log_size bytes of log. */
@@ -111,7 +119,8 @@ struct tp_worker_outcome {
 	char message[1024];
 	uint64_t cpu_ms, peak_memory_bytes, wall_ms;
 	uint8_t have_result, log_truncated;
-	uint8_t warm; /* served by a zygote's child (docs/zygote.md) */
+	uint8_t warm;	/* served by a zygote's child (docs/zygote.md) */
+	uint8_t sealed; /* the result is the sealed answer, the log and message empty */
 	uint64_t result_size, log_size;
 };
 #define TP_WORKER_OUTCOME_MAGIC 0x74707731u
@@ -221,6 +230,7 @@ struct tp_worker_job {
 	size_t data_count, service_data_count;
 	const char *input;
 	size_t input_size;
+	bool sealed; /* input is sealed to the service's key (tp_worker_sealed_aad_input) */
 	const char *const *env; /* NAME=VALUE the CAS gives (after the bundle's) */
 	size_t env_count;
 };
@@ -238,6 +248,15 @@ int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock);
 int tp_worker_outcome_read(int sock, uint64_t max_result, struct tp_worker_outcome *o,
 			   char **result, char **log);
 
+/* Asks the spawner for the public key of a service's key pair for sealed
+ * invocations, for its app and signer (made the first time; docs/api.md,
+ * "Confidential invocation"). Returns 0, or -errno (-ENOKEY: it could not make one;
+ * the spawner is gone, or gave no answer in TP_WORKER_KEY_WAIT_S seconds).
+ * Thread-safe. */
+#define TP_WORKER_KEY_WAIT_S 30
+int tp_worker_sealing_key(int ctl, const char *service, const uint8_t app[32],
+			  const uint8_t signer[32], uint8_t pubkey[32]);
+
 /* ---- the answers (api.c) ---- */
 
 struct tp_worker_api_opts {
@@ -250,6 +269,13 @@ struct tp_worker_api_opts {
 	int (*cas_fetch)(void *ctx, const char *bundle_path, const char *config_id,
 			 struct tp_cas_secrets *s, char *err, size_t err_size);
 	void *cas_ctx;
+	/* sealed invocations (docs/api.md, "Confidential invocation"): evidence of c (its
+	 * app, signer, nonce and pubkey set; the callback sets mode and runtime) as
+	 * {"type", "data", "vcek"?, "chain"?}, or NULL with one line in err. Called from
+	 * any thread; NULL: none is made. The services' keys are the spawner's. */
+	json_t *(*evidence)(void *ctx, struct tp_claims *c, char *err, size_t err_size);
+	void *evidence_ctx;
+	int spawner; /* the spawner's socket, for the services' public keys (-1: none) */
 };
 
 struct tp_worker_api;
@@ -272,8 +298,9 @@ enum tp_worker_route {
 	TP_ROUTE_GET,	     /* GET /v1/services/ID */
 	TP_ROUTE_DELETE,     /* DELETE /v1/services/ID */
 	TP_ROUTE_INVOKE,     /* POST /v1/services/ID/invoke: JSON */
+	TP_ROUTE_EVIDENCE,   /* POST /v1/services/ID/evidence: JSON */
 };
-/* The route, with the service id (id, for GET, DELETE and INVOKE); TP_ROUTE_NONE with
+/* The route, with the service id (id, for GET, DELETE, INVOKE and EVIDENCE); TP_ROUTE_NONE with
  * out answered. Pure. */
 enum tp_worker_route tp_worker_route(const char *method, const char *path,
 				     char id[TP_WORKER_ID_HEX], struct tp_worker_answer *out);
