@@ -868,7 +868,7 @@ int tp_cmd_invoke(int argc, char **argv)
 	struct tp_sealed_trust trust;
 	struct tp_sealed_call sc = { 0 };
 	json_t *body = NULL, *input = NULL, *keys = NULL, *answer = NULL, *opened = NULL;
-	char service[TP_WORKER_ID_HEX + 1], path[128], err[1024];
+	char service[TP_WORKER_ID_HEX + 1], path[128], err[1024] = "";
 	long status = 0;
 	int code, r;
 
@@ -934,6 +934,11 @@ int tp_cmd_invoke(int argc, char **argv)
 		json_decref(answer);
 		answer = opened;
 		r = json_is_string(json_object_get(answer, "result")) ? 0 : -EREMOTEIO;
+		if (r < 0 && !tp_worker_answer_is_end(answer)) {
+			tp_error("invoke: the sealed answer holds neither a result nor an end");
+			code = TP_EXIT_INTERNAL;
+			goto done;
+		}
 	}
 	if (a.json && answer && print_json(answer) < 0) {
 		tp_error("invoke: cannot write the answer: %s", strerror(errno));

@@ -21,15 +21,20 @@ void tp_sha512(const void *data, size_t size, uint8_t out[TP_SHA512_SIZE])
 	tp_ossl.EVP_Digest(data, size, out, &len, tp_ossl.EVP_sha512(), NULL);
 }
 
+/* The private key is the kernel's random bytes (getrandom), not OpenSSL's generator:
+ * a process forked from this one holds a copy of that generator's state, from which
+ * the next keys it makes here could be foretold until it reseeds. */
 struct tp_x25519 *tp_x25519_generate(void)
 {
-	EVP_PKEY *pkey = tp_ossl_ready() ? tp_ossl.EVP_PKEY_Q_keygen(NULL, NULL, "X25519") : NULL;
-	struct tp_x25519 *k = pkey ? tp_secret_alloc(sizeof(*k)) : NULL;
-	size_t priv_len = TP_X25519_SIZE, pub_len = TP_X25519_SIZE;
+	struct tp_x25519 *k = tp_ossl_ready() ? tp_secret_alloc(sizeof(*k)) : NULL;
+	EVP_PKEY *pkey = NULL;
+	size_t pub_len = TP_X25519_SIZE;
 
-	if (k && (tp_ossl.EVP_PKEY_get_raw_private_key(pkey, k->priv, &priv_len) != 1 ||
-		  tp_ossl.EVP_PKEY_get_raw_public_key(pkey, k->pub, &pub_len) != 1 ||
-		  priv_len != TP_X25519_SIZE || pub_len != TP_X25519_SIZE)) {
+	if (k && tp_random(k->priv, TP_X25519_SIZE) == 0)
+		pkey = tp_ossl.EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, k->priv,
+							    TP_X25519_SIZE);
+	if (k && (!pkey || tp_ossl.EVP_PKEY_get_raw_public_key(pkey, k->pub, &pub_len) != 1 ||
+		  pub_len != TP_X25519_SIZE)) {
 		tp_secret_free(k, sizeof(*k));
 		k = NULL;
 	}

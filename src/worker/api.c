@@ -630,9 +630,12 @@ void tp_worker_api_handle(struct tp_worker_api *a, enum tp_worker_route r, const
 				cas_unlink(a, c);
 		}
 		pthread_mutex_unlock(&a->cas_lock);
-		if ((e = tp_worker_service_delete(a->st, id)) == 0)
+		if ((e = tp_worker_service_delete(a->st, id)) == 0) {
+			/* its keys for sealed inputs go too */
+			if (a->o.spawner >= 0)
+				tp_worker_sealing_forget(a->o.spawner, id);
 			tp_worker_json(out, 200, json_pack("{s:s}", "service", id));
-		else if (e == -ENOENT)
+		} else if (e == -ENOENT)
 			tp_worker_error(out, 404, "not_found", "no service %s here", id);
 		else
 			tp_worker_error(out, 500, "internal", "the store failed");

@@ -6,7 +6,9 @@
  * socket is also the run's cancel descriptor: when the worker shuts its side (the
  * client went away, the worker stops or dies) it reads as end of file, which stops
  * the run. Each level dies with its parent (PR_SET_PDEATHSIG): a worker killed with
- * SIGKILL leaves no sandboxed process behind. */
+ * SIGKILL leaves no sandboxed process behind. The worker also asks it for a
+ * service's public key for sealed invocations ('K', a reply socket and a memfd
+ * describing the request); the key pairs are the spawner's alone (below). */
 #include "worker.h"
 
 #include "sealed.h"
@@ -238,6 +240,7 @@ static int parse_job(int memfd, struct parsed_job *j, const char **err)
 	p = j->map + sizeof(*j->h);
 	end = j->map + j->map_size;
 	if (j->h->magic != JOB_MAGIC || j->h->bundle_path_len >= sizeof(j->bundle) ||
+	    j->h->service_data_count > j->h->data_count ||
 	    (size_t)(end - p) < j->h->bundle_path_len ||
 	    memchr(j->h->service, '\0', sizeof(j->h->service)) == NULL)
 		return -1;
@@ -448,8 +451,11 @@ static int open_sealed(int sock, struct parsed_job *j, struct sealed_call *sc)
 	}
 	memcpy(sc->reply, sc->plain, TP_X25519_SIZE);
 	/* a reply key no one holds is refused before the service sees the input */
-	if (tp_seal(sc->reply, NULL, 0, "", 0, probe) < 0) {
-		fail(sock, TP_END_CONFIG, "the sealed input's reply key is not a key anyone holds");
+	if ((r = tp_seal(sc->reply, NULL, 0, "", 0, probe)) < 0) {
+		fail(sock, r == -EINVAL ? TP_END_CONFIG : TP_END_INTERNAL,
+		     r == -EINVAL ? "the sealed input's reply key is not a key anyone holds" :
+				    "out of memory");
+		r = -1;
 		goto out;
 	}
 	tp_sealed_answer_aad(j->input, size, sc->aad);
@@ -695,11 +701,13 @@ struct zygote {
 	size_t wait_count;
 };
 
-/* A service's key for sealed invocations, for its app and signer: named by
- * SHA-256 of the service id, its NUL, app and signer. */
+/* A service's key pair for sealed invocations, for its app and signer: named by
+ * SHA-256 of the service id, its NUL, app and signer; the service id kept to drop
+ * it with the service. */
 struct sealing_key {
 	uint8_t name[32];
-	struct tp_x25519 *k;
+	char service[TP_WORKER_ID_HEX];
+	uint8_t pair[TP_X25519_PAIR_SIZE];
 };
 #define SEALING_KEYS_MAX 4096 /* beyond, the least used is dropped (its clients ask again) */
 
@@ -720,9 +728,11 @@ struct spawner {
 		int sock;
 	} idle[IDLE_MAX];
 	size_t idle_count;
-	/* sealed invocations: each service's key pair, made at its first evidence */
+	/* sealed invocations: each service's key pair, made at its first evidence, in
+	 * one mapping (sealing_table) that no fork inherits */
 	struct sealing_key *keys;
 	size_t key_count;
+	bool keys_wiped_on_fork;
 };
 
 static void zkey_of(const struct parsed_job *j, uint8_t key[32])
@@ -870,8 +880,10 @@ static void drop_others(struct spawner *s)
 	for (size_t i = 0; i < s->idle_count; i++)
 		close_fd(&s->idle[i].sock);
 	s->idle_count = 0;
-	for (size_t i = 0; i < s->key_count; i++) /* its job holds its own copy */
-		tp_x25519_free(s->keys[i].k);
+	/* its job holds its own copy; the table is zeros here already where the kernel
+	 * wipes it on fork */
+	if (s->keys && !s->keys_wiped_on_fork)
+		explicit_bzero(s->keys, s->key_count * sizeof(*s->keys));
 	s->key_count = 0;
 }
 
@@ -1310,55 +1322,89 @@ static void sealing_name(const char *service, const uint8_t app[32], const uint8
 	tp_sha256(bytes, sizeof(bytes), name);
 }
 
-/* The key named so, or NULL; with make, a new one when there is none. */
-static struct tp_x25519 *sealing_key(struct spawner *s, const uint8_t name[32], bool make)
+/* The table of keys: SEALING_KEYS_MAX entries in one mapping, locked where the limit
+ * allows, out of core dumps and wiped in every child the spawner forks
+ * (MADV_WIPEONFORK, Linux 4.14; else drop_others wipes the child's copy). Returns
+ * 0 or -ENOMEM. */
+static int sealing_table(struct spawner *s)
+{
+	size_t size = SEALING_KEYS_MAX * sizeof(*s->keys);
+	void *p;
+
+	if (s->keys)
+		return 0;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	madvise(p, size, MADV_DONTDUMP);
+	s->keys_wiped_on_fork = madvise(p, size, MADV_WIPEONFORK) == 0;
+	mlock(p, size);
+	s->keys = p;
+	return 0;
+}
+
+/* The key pair named so, or NULL; with make, a new one for service when there is
+ * none. The one used goes last: the first is the one dropped when the table is
+ * full. */
+static const uint8_t *sealing_key(struct spawner *s, const char *service, const uint8_t name[32],
+				  bool make)
 {
 	struct tp_x25519 *k;
 
 	for (size_t i = 0; i < s->key_count; i++)
 		if (memcmp(s->keys[i].name, name, 32) == 0) {
 			struct sealing_key used = s->keys[i];
-			/* the last used last: the first is the one dropped when full */
 			memmove(&s->keys[i], &s->keys[i + 1],
 				(s->key_count - i - 1) * sizeof(*s->keys));
 			s->keys[s->key_count - 1] = used;
-			return used.k;
+			explicit_bzero(&used, sizeof(used));
+			return s->keys[s->key_count - 1].pair;
 		}
-	if (!make)
-		return NULL;
-	if (!s->keys && !(s->keys = calloc(SEALING_KEYS_MAX, sizeof(*s->keys))))
-		return NULL;
-	if (!(k = tp_x25519_generate()))
+	if (!make || sealing_table(s) < 0 || !(k = tp_x25519_generate()))
 		return NULL;
 	if (s->key_count == SEALING_KEYS_MAX) {
-		tp_x25519_free(s->keys[0].k);
 		memmove(&s->keys[0], &s->keys[1], --s->key_count * sizeof(*s->keys));
+		explicit_bzero(&s->keys[s->key_count], sizeof(*s->keys));
 	}
-	memcpy(s->keys[s->key_count].name, name, 32);
-	s->keys[s->key_count++].k = k;
-	return k;
+	struct sealing_key *e = &s->keys[s->key_count++];
+	memcpy(e->name, name, 32);
+	snprintf(e->service, sizeof(e->service), "%s", service);
+	tp_x25519_export(k, e->pair);
+	tp_x25519_free(k);
+	return e->pair;
+}
+
+/* Every key pair of service dropped (it was deleted): an input sealed to one before
+ * does not open for the service deployed again. */
+static void sealing_forget(struct spawner *s, const char *service)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < s->key_count; i++)
+		if (strcmp(s->keys[i].service, service) != 0)
+			s->keys[kept++] = s->keys[i];
+	if (kept < s->key_count)
+		explicit_bzero(&s->keys[kept], (s->key_count - kept) * sizeof(*s->keys));
+	s->key_count = kept;
 }
 
 /* A sealed job's copy of its service's key. Returns 0, or -1 with the outcome sent. */
 static int sealing_for_job(struct spawner *s, int sock, struct parsed_job *j)
 {
-	uint8_t name[32], pair[TP_X25519_PAIR_SIZE];
-	struct tp_x25519 *k;
+	const uint8_t *pair;
+	uint8_t name[32];
 
 	if (!j->h->sealed)
 		return 0;
 	sealing_name(j->h->service, j->h->app, j->h->signer, name);
-	if (!(k = sealing_key(s, name, false))) {
+	if (!(pair = sealing_key(s, j->h->service, name, false))) {
 		fail(sock, TP_END_KEY_MISSING,
 		     "this worker holds no key for the sealed input (it restarted since the "
-		     "evidence, or it was sealed for another service): ask for its evidence "
-		     "again");
+		     "evidence, the service was deleted, or it was sealed for another service): "
+		     "ask for its evidence again");
 		return -1;
 	}
-	tp_x25519_export(k, pair);
-	j->sealing = tp_x25519_import(pair);
-	explicit_bzero(pair, sizeof(pair));
-	if (!j->sealing) {
+	if (!(j->sealing = tp_x25519_import(pair))) {
 		fail(sock, TP_END_INTERNAL, "out of memory");
 		return -1;
 	}
@@ -1366,54 +1412,80 @@ static int sealing_for_job(struct spawner *s, int sock, struct parsed_job *j)
 }
 
 /* Answers a key request on reply: the service's public key (made the first time),
- * or nothing when it cannot be made. Takes reply and memfd. */
-static void sealing_answer(struct spawner *s, int reply, int memfd)
+ * or nothing when it cannot be made; or drops the service's keys (forget). Takes
+ * reply and memfd. */
+static void sealing_answer(struct spawner *s, int reply, int memfd, bool forget)
 {
 	struct key_ask a;
-	struct tp_x25519 *k = NULL;
-	uint8_t name[32], pub[TP_X25519_SIZE];
+	const uint8_t *pair = NULL;
+	uint8_t name[32];
 
 	if (pread(memfd, &a, sizeof(a), 0) == (ssize_t)sizeof(a) && a.magic == KEY_ASK_MAGIC &&
 	    memchr(a.service, '\0', sizeof(a.service))) {
 		sealing_name(a.service, a.app, a.signer, name);
-		k = sealing_key(s, name, true);
+		if (forget)
+			sealing_forget(s, a.service);
+		else
+			pair = sealing_key(s, a.service, name, true);
 	}
-	if (k) {
-		tp_x25519_public(k, pub);
-		send(reply, pub, sizeof(pub),
-		     MSG_NOSIGNAL | MSG_DONTWAIT); /* the buffer has room */
-	}
+	if (pair) /* the public half; the buffer has room */
+		send(reply, pair + TP_X25519_SIZE, TP_X25519_SIZE, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(reply);
 	close(memfd);
+}
+
+/* A key request ('K', or 'F' to forget) sent; its reply socket in *reply. */
+static int key_request(int ctl, const char *tag, const char *service, const uint8_t app[32],
+		       const uint8_t signer[32], int *reply)
+{
+	struct key_ask a = { .magic = KEY_ASK_MAGIC };
+	int memfd = memfd_create("teepy-key", MFD_CLOEXEC), sp[2] = { -1, -1 }, r;
+
+	*reply = -1;
+	if (memfd < 0)
+		return -errno;
+	snprintf(a.service, sizeof(a.service), "%s", service);
+	if (app)
+		memcpy(a.app, app, 32);
+	if (signer)
+		memcpy(a.signer, signer, 32);
+	r = put(memfd, &a, sizeof(a));
+	if (r == 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		r = -errno;
+	if (r == 0)
+		r = tp_send_fds(ctl, tag, 1, (int[]){ sp[1], memfd }, 2, 0);
+	close(memfd);
+	if (sp[1] >= 0)
+		close(sp[1]);
+	if (r < 0 && sp[0] >= 0)
+		close(sp[0]);
+	else
+		*reply = sp[0];
+	return r;
+}
+
+int tp_worker_sealing_forget(int ctl, const char *service)
+{
+	int reply, r = key_request(ctl, "F", service, NULL, NULL, &reply);
+
+	if (reply >= 0)
+		close(reply);
+	return r;
 }
 
 int tp_worker_sealing_key(int ctl, const char *service, const uint8_t app[32],
 			  const uint8_t signer[32], uint8_t pubkey[TP_X25519_SIZE])
 {
-	struct key_ask a = { .magic = KEY_ASK_MAGIC };
-	int memfd = memfd_create("teepy-key", MFD_CLOEXEC), sp[2] = { -1, -1 }, r;
 	struct pollfd pfd;
+	int reply, r = key_request(ctl, "K", service, app, signer, &reply);
 
-	if (memfd < 0)
-		return -errno;
-	snprintf(a.service, sizeof(a.service), "%s", service);
-	memcpy(a.app, app, 32);
-	memcpy(a.signer, signer, 32);
-	r = put(memfd, &a, sizeof(a));
-	if (r == 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-		r = -errno;
-	if (r == 0)
-		r = tp_send_fds(ctl, "K", 1, (int[]){ sp[1], memfd }, 2, 0);
-	close(memfd);
-	if (sp[1] >= 0)
-		close(sp[1]);
-	pfd = (struct pollfd){ .fd = sp[0], .events = POLLIN };
+	pfd = (struct pollfd){ .fd = reply, .events = POLLIN };
 	if (r == 0 && poll(&pfd, 1, TP_WORKER_KEY_WAIT_S * 1000) != 1)
 		r = -ETIMEDOUT;
-	if (r == 0 && tp_read_full(sp[0], pubkey, TP_X25519_SIZE) < 0)
+	if (r == 0 && tp_read_full(reply, pubkey, TP_X25519_SIZE) < 0)
 		r = -ENOKEY; /* the spawner could not make one */
-	if (sp[0] >= 0)
-		close(sp[0]);
+	if (reply >= 0)
+		close(reply);
 	return r;
 }
 
@@ -1753,8 +1825,8 @@ static void spawner_loop(const struct tp_worker_run_opts *o, int ctl)
 				break;
 			if (fds[0] < 0)
 				continue;
-			if (byte == 'K')
-				sealing_answer(&s, fds[0], fds[1]);
+			if (byte == 'K' || byte == 'F')
+				sealing_answer(&s, fds[0], fds[1], byte == 'F');
 			else
 				dispatch(&s, ctl, fds[0], fds[1]);
 		}
@@ -1778,9 +1850,10 @@ waiting: /* a job waits no longer than its zygote lives, nor too long */
 	for (size_t i = 0; i < s.idle_count; i++) /* each reads its end of file and ends */
 		close(s.idle[i].sock);
 	reap(&s, 0);
-	for (size_t i = 0; i < s.key_count; i++)
-		tp_x25519_free(s.keys[i].k);
-	free(s.keys);
+	if (s.keys) {
+		explicit_bzero(s.keys, SEALING_KEYS_MAX * sizeof(*s.keys));
+		munmap(s.keys, SEALING_KEYS_MAX * sizeof(*s.keys));
+	}
 	free(pfds);
 	free(what);
 	free(s.z);

@@ -256,6 +256,9 @@ int tp_worker_outcome_read(int sock, uint64_t max_result, struct tp_worker_outco
 #define TP_WORKER_KEY_WAIT_S 30
 int tp_worker_sealing_key(int ctl, const char *service, const uint8_t app[32],
 			  const uint8_t signer[32], uint8_t pubkey[32]);
+/* Has the spawner drop a deleted service's key pairs: an input sealed to one does not
+ * open for the service deployed again. Returns 0 or -errno. Thread-safe. */
+int tp_worker_sealing_forget(int ctl, const char *service);
 
 /* ---- the answers (api.c) ---- */
 

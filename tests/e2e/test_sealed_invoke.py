@@ -523,16 +523,22 @@ def test_a_sealed_failure_ends_as_an_unsealed_one_and_only_the_client_sees_why(
     assert_nowhere(w, store, text, hidden)
 
 
+def sealed_to_its_key(w, service):
+    """The service's key now, a fresh marker and its input sealed to that key."""
+    s, got, _ = evidence(w, service, "00")
+    assert s == 200, got
+    key = got["claims"]["pubkey"]
+    marks = marker()
+    _, blob = sealed_input(bytes.fromhex(key), service, marks[0])
+    return key, marks, blob
+
+
 def test_a_restarted_worker_has_a_new_key_and_the_old_ones_input_is_409(
         run, start, apps, store, platform):
     key, pub = platform
     w = sim_worker(start, store, apps, key)
     service, _ = deployed(w, apps, ("a",))
-    s, got, _ = evidence(w, service, "00")
-    assert s == 200, got
-    old = got["claims"]["pubkey"]
-    text, logged, made = marker()
-    _, blob = sealed_input(bytes.fromhex(old), service, text)
+    old, (text, logged, made), blob = sealed_to_its_key(w, service)
     assert w.stop() == 0
 
     w = sim_worker(start, store, apps, key)
@@ -545,6 +551,27 @@ def test_a_restarted_worker_has_a_new_key_and_the_old_ones_input_is_409(
     s, got, _ = evidence(w, service, "00")
     assert s == 200 and got["claims"]["pubkey"] != old, got
     w.stop()
+    assert_nowhere(w, store, text, logged, made)
+
+
+def test_a_deleted_services_key_goes_with_it(run, start, apps, store, platform):
+    """Deleted and deployed again (the same id: the same app and data), a service has
+    a new key: an input sealed to the old one is 409, not run."""
+    key, pub = platform
+    w = sim_worker(start, store, apps, key)
+    service, _ = deployed(w, apps, ("a",))
+    old, (text, logged, made), blob = sealed_to_its_key(w, service)
+    s, doc = wire_invoke(w, service, blob)
+    assert s == 200 and "sealed" in doc, doc
+    s, doc, _ = w.request("DELETE", f"/v1/services/{service}")
+    assert s == 200, doc
+    again, _ = deployed(w, apps, ("a",))
+    assert again == service
+    s, doc = wire_invoke(w, service, blob)
+    assert (s, doc["error"]["kind"]) == (409, "key_missing"), doc
+    s, got, _ = evidence(w, service, "00")
+    assert s == 200 and got["claims"]["pubkey"] != old, got
+    assert w.stop() == 0
     assert_nowhere(w, store, text, logged, made)
 
 
