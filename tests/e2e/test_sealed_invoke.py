@@ -934,3 +934,82 @@ def test_a_sealed_answer_that_does_not_open_is_refused(run, platform, fake, teep
     assert r.stdout == b"", r
     said = [l for l in r.err_lines if "SIMULATION" not in l]
     assert len(said) == 1 and said[0].startswith("teepy: invoke: "), r
+
+
+# ---- hw evidence: real TDX quotes and an SEV-SNP report (../shared/testdata) ----
+#
+# No quote here binds claims of ours (no confidential VM made them), so these runs
+# show the refusals of the hw path, each before anything is sent; the checks that
+# pass (signatures, chains) are teepy attest verify's, tested in test_attest_verify.
+
+EVIDENCE = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "attestation"
+
+
+def verified_fields(run, *args):
+    r = run("attest", "verify", *map(str, args), "--json")
+    assert r.returncode == EXIT.OK, r
+    return json.loads(r.stdout)
+
+
+def hw_answer(service, kind, data, nonce, app, **extra):
+    """A worker's evidence answer carrying real hw evidence, with claims of ours
+    beside it (which its report data does not bind)."""
+    claims = {"mode": "hw", "runtime": "11" * 32, "app": app, "signer": "22" * 32,
+              "nonce": nonce, "pubkey": raw(X25519PrivateKey.generate().public_key()).hex()}
+    return {"service": service, "claims": claims,
+            "evidence": {"type": kind, "data": base64.b64encode(data).decode(), **extra}}
+
+
+@pytest.mark.parametrize("case", ["report-data", "mrtd", "rtmrs", "rtmrs-match", "debug", "changed",
+                                  "no-claims", "snp", "snp-measurement", "snp-no-vcek"])
+def test_hw_evidence_is_checked_before_anything_is_sent(run, fake, apps, case):
+    tdx, snp = EVIDENCE / "tdx", EVIDENCE / "snp"
+    service = hashlib.sha256(case.encode()).hexdigest()
+    quote = (tdx / ("tdx_quote_4.dat" if case == "debug" else "tdx_quote_5.dat")).read_bytes()
+    body = verified_fields(run, tdx / "tdx_quote_5.dat", "--type", "tdx")["body"]
+    assert body["td_attributes_flags"]["debug"] is False
+    rtmrs = ":".join(body[f"rtmr{i}"] for i in range(4))
+    report = (snp / "test-report.bin").read_bytes()
+    vcek = (snp / "test-vcek.der").read_bytes()
+    chain = (snp / "milan_ask_ark_asvk.pem").read_text()
+    measurement = verified_fields(run, snp / "test-report.bin", "--type", "snp", "--vcek",
+                                  snp / "test-vcek.der", "--chain",
+                                  snp / "milan_ask_ark_asvk.pem")["measurement"]
+    trust = f"tdx:{body['mr_td']}"
+    said = {"report-data": "report data does not bind", "mrtd": "measurement",
+            "rtmrs": "measurement", "rtmrs-match": "report data does not bind",
+            "debug": "debug TD", "changed": "does not verify",
+            "no-claims": "no claims", "snp": "report data does not bind",
+            "snp-measurement": "measurement", "snp-no-vcek": "vcek and chain"}[case]
+
+    def evidence(nonce):
+        if case.startswith("snp"):
+            extra = {} if case == "snp-no-vcek" else {
+                "vcek": base64.b64encode(vcek).decode(), "chain": chain}
+            return 200, hw_answer(service, "snp", report, nonce, apps.app, **extra)
+        data = quote
+        if case == "changed":  # a byte of MRTD: the quote's signature no longer holds
+            data = bytearray(quote)
+            data[48 + 136] ^= 1
+            data = bytes(data)
+        doc = hw_answer(service, "tdx", data, nonce, apps.app)
+        if case == "no-claims":
+            del doc["claims"]
+        return 200, doc
+
+    if case == "mrtd":
+        trust = "tdx:" + "ab" * 48
+    elif case == "rtmrs":  # its MRTD, but RTMR3 another's
+        trust = f"tdx:{body['mr_td']}:{rtmrs[:-2]}{'01' if rtmrs.endswith('00') else '00'}"
+        assert trust != f"tdx:{body['mr_td']}:{rtmrs}"
+    elif case == "rtmrs-match":  # all five its own: trusted, then its report data
+        trust = f"tdx:{body['mr_td']}:{rtmrs}"
+    elif case in ("snp", "snp-no-vcek"):
+        trust = f"snp:{measurement}"
+    elif case == "snp-measurement":
+        trust = "snp:" + "cd" * 48
+    f = fake(evidence)
+    text, _, _ = marker()
+    r = invoke(run, f, service, text, "--sealed", "--expect-app", apps.app, "--trust-platform",
+               trust)
+    refused_and_nothing_sent(r, f, service, text, said)
