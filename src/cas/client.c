@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -523,26 +524,46 @@ int tp_cas_signed_bytes(const char *op, const char *const *parts, const size_t *
 
 /* ---- the released secrets ---- */
 
-/* jansson's copies of the opened answer in locked memory, wiped when freed: a size
- * word before each block says how much to wipe */
+/* jansson's copies of the opened answer in locked memory, wiped when freed. jansson
+ * has one allocator for the whole process, and the worker's other threads use it
+ * meanwhile: so the pair installed (once) serves every thread, and only the thread
+ * parsing secrets, while it does (json_locked), gets locked blocks, a size word
+ * before each. That thread frees, in that while, only blocks it made in it (the
+ * answer's tree); every other block is malloc's, wiped when freed. */
 #define LOCKED_HEAD 16
 
-static void *locked_malloc(size_t size)
-{
-	uint8_t *p = tp_secret_alloc(size + LOCKED_HEAD);
+static __thread bool json_locked;
+static pthread_once_t json_alloc_once = PTHREAD_ONCE_INIT;
 
-	if (!p)
+static void *json_malloc(size_t size)
+{
+	uint8_t *p;
+
+	if (!json_locked)
+		return malloc(size);
+	if (size > SIZE_MAX - LOCKED_HEAD || !(p = tp_secret_alloc(size + LOCKED_HEAD)))
 		return NULL;
 	*(size_t *)p = size + LOCKED_HEAD;
 	return p + LOCKED_HEAD;
 }
 
-static void locked_free(void *ptr)
+static void json_free(void *ptr)
 {
 	uint8_t *p = ptr;
 
-	if (p)
-		tp_secret_free(p - LOCKED_HEAD, *(size_t *)(p - LOCKED_HEAD));
+	if (!p)
+		return;
+	if (json_locked) {
+		tp_secret_free(p - LOCKED_HEAD, *(const size_t *)(p - LOCKED_HEAD));
+		return;
+	}
+	explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+static void json_alloc_install(void)
+{
+	json_set_alloc_funcs(json_malloc, json_free);
 }
 
 static bool env_name_ok(const char *name)
@@ -647,7 +668,8 @@ int tp_cas_secrets_parse(const char *json, size_t size, struct tp_cas_secrets *s
 	int r = 0;
 
 	memset(s, 0, sizeof(*s));
-	json_set_alloc_funcs(locked_malloc, locked_free);
+	pthread_once(&json_alloc_once, json_alloc_install);
+	json_locked = true;
 	root = json_loadb(json, size, JSON_REJECT_DUPLICATES, NULL);
 	secrets = json_object_get(root, "secrets");
 	if (!json_is_object(secrets)) {
@@ -669,7 +691,7 @@ int tp_cas_secrets_parse(const char *json, size_t size, struct tp_cas_secrets *s
 	}
 out:
 	json_decref(root);
-	json_set_alloc_funcs(malloc, free);
+	json_locked = false;
 	if (r == -ENOMEM)
 		tp_errf(err, err_size, "out of memory");
 	if (r < 0) {

@@ -5,6 +5,8 @@
 #include "../../src/crypto/crypto.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 static void test_signed_bytes_are_tag_op_and_parts_joined_by_nul(void)
@@ -107,6 +109,54 @@ static void test_secrets_that_are_not_keys_are_refused(void)
 	json_decref(o);
 }
 
+/* Another thread's JSON, made and freed while secrets are parsed: jansson has one
+ * allocator for the process, and the parse's locked blocks must never meet a block
+ * of another thread's (the worker parses a CAS's answer beside its requests). */
+static volatile bool churn_stop;
+
+static void *churn(void *arg)
+{
+	unsigned long *made = arg;
+
+	while (!churn_stop) {
+		json_t *o = json_pack("{s:s, s:[i, i, i], s:{s:s}}", "a", "some text here", "b", 1,
+				      2, 3, "c", "d", "more text");
+		char *text = o ? json_dumps(o, 0) : NULL;
+		json_decref(o);
+		free(text);
+		(*made)++;
+	}
+	return NULL;
+}
+
+static void test_secrets_parsed_beside_another_threads_json(void)
+{
+	static const char json[] =
+	    "{\"secrets\": {\"b\": {\"kind\": \"bundle_key\", \"value\": \"" KEY_A "\"},"
+	    "\"API_TOKEN\": {\"kind\": \"env\", \"value\": \"s3cret\"}}}";
+	unsigned long made = 0;
+	bool all = true;
+	pthread_t t;
+
+	churn_stop = false;
+	CHECK(pthread_create(&t, NULL, churn, &made) == 0);
+	for (int i = 0; i < 2000; i++) {
+		struct tp_cas_secrets s;
+		char err[256];
+		all &= tp_cas_secrets_parse(json, sizeof(json) - 1, &s, err, sizeof(err)) == 0 &&
+		       s.bundle_key && s.env_count == 1;
+		tp_cas_secrets_free(&s);
+	}
+	churn_stop = true;
+	pthread_join(t, NULL);
+	CHECK(all);
+	CHECK(made > 0);
+	/* JSON made here before and after is jansson's as usual */
+	json_t *o = json_pack("{s:s}", "a", "b");
+	CHECK(o != NULL);
+	json_decref(o);
+}
+
 TESTS(cas_client_tests) = {
 	{ "signed_bytes_are_tag_op_and_parts_joined_by_nul",
 	  test_signed_bytes_are_tag_op_and_parts_joined_by_nul },
@@ -114,5 +164,7 @@ TESTS(cas_client_tests) = {
 	  test_fingerprint_is_sha256_and_base64_of_32_bytes },
 	{ "secrets_go_where_the_run_takes_them", test_secrets_go_where_the_run_takes_them },
 	{ "secrets_that_are_not_keys_are_refused", test_secrets_that_are_not_keys_are_refused },
+	{ "secrets_parsed_beside_another_threads_json",
+	  test_secrets_parsed_beside_another_threads_json },
 	END_TESTS,
 };
