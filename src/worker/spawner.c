@@ -180,6 +180,8 @@ struct parsed_job {
 	size_t keys_size;
 	const uint8_t *bundle_key;
 	struct tp_x25519 *sealing; /* a sealed job's: the service's key pair (a copy) */
+	/* a sealed job's task data ids, as their bytes hash (open_data), for its aad */
+	char (*task_ids)[64];
 };
 
 static void job_free(struct parsed_job *j)
@@ -195,6 +197,7 @@ static void job_free(struct parsed_job *j)
 	if (j->keys)
 		tp_secret_free(j->keys, j->keys_size);
 	tp_x25519_free(j->sealing);
+	free(j->task_ids);
 	if (j->map)
 		munmap(j->map, j->map_size);
 	if (j->memfd >= 0)
@@ -402,36 +405,19 @@ static void send_sealed(int sock, const struct tp_outcome *out, const char *mess
 	free(sealed);
 }
 
-/* The task data ids of a job, from its items' paths (the store names an item
- * ID.tpd), in order, as the client sealed them: into ids (64 hex digits each).
- * Returns how many, or -1 for a path not so named. */
-static int task_ids(const struct parsed_job *j, char (*ids)[64])
-{
-	uint32_t n = j->h->data_count - j->h->service_data_count;
-
-	for (uint32_t i = 0; i < n; i++) {
-		const char *path = j->data_paths[j->h->service_data_count + i];
-		const char *name = strrchr(path, '/');
-		name = name ? name + 1 : path;
-		if (strlen(name) != 64 + 4 || strcmp(name + 64, ".tpd") != 0)
-			return -1;
-		memcpy(ids[i], name, 64);
-	}
-	return (int)n;
-}
-
 /* A sealed job's input opened with the service's key into sc (the service's name
  * and the task data's ids bound), the key dropped. Returns 0, or -1 with the outcome
  * sent. */
 static int open_sealed(int sock, struct parsed_job *j, struct sealed_call *sc)
 {
 	size_t size = (size_t)j->h->input_size, aad_size;
-	char(*ids)[64] = calloc((size_t)j->h->data_count + 1, 64);
+	uint32_t n = j->h->data_count - j->h->service_data_count;
 	uint8_t *aad = NULL, probe[TP_SEAL_OVERHEAD];
-	int n = ids ? task_ids(j, ids) : -1, r = -1;
+	int r = -1;
 
-	if (strlen(j->h->service) != 64 || size < TP_SEAL_OVERHEAD + TP_X25519_SIZE || n < 0) {
-		fail(sock, TP_END_INTERNAL, ids ? "a malformed sealed job" : "out of memory");
+	if (strlen(j->h->service) != 64 || size < TP_SEAL_OVERHEAD + TP_X25519_SIZE ||
+	    (n && !j->task_ids)) {
+		fail(sock, TP_END_INTERNAL, "a malformed sealed job");
 		goto out;
 	}
 	aad_size = TP_SEALED_INPUT_AAD + (size_t)n * 64;
@@ -440,7 +426,7 @@ static int open_sealed(int sock, struct parsed_job *j, struct sealed_call *sc)
 		fail(sock, TP_END_INTERNAL, "out of memory");
 		goto out;
 	}
-	tp_sealed_input_aad(j->h->service, (const char(*)[64])ids, (size_t)n, aad);
+	tp_sealed_input_aad(j->h->service, (const char(*)[64])j->task_ids, n, aad);
 	if (!j->sealing || tp_seal_open(j->sealing, aad, aad_size, (const uint8_t *)j->input, size,
 					sc->plain) < 0) {
 		fail(sock, TP_END_KEY_MISSING,
@@ -464,7 +450,6 @@ out:
 	tp_x25519_free(j->sealing);
 	j->sealing = NULL;
 	free(aad);
-	free(ids);
 	return r;
 }
 
@@ -490,20 +475,62 @@ static bool same_bundle(const struct tp_bundle_file *bf, const struct job_head *
 	return memcmp(app, h->app, 32) == 0 && memcmp(signer, h->signer, 32) == 0;
 }
 
-/* The job's data items, unsealed into memfds (fds, data_count of them). Returns 0,
- * or -1 with the outcome sent. */
-static int open_data(int sock, const struct parsed_job *j, int *fds)
+/* The id of the item open on fd: SHA-256 of its bytes, in hex, as the store named
+ * it at upload. Returns 0 or -errno. */
+static int item_id(int fd, uint64_t size, char id[64])
+{
+	struct tp_sha256 *h = tp_sha256_new();
+	char *buf = malloc(1 << 20), hex[2 * TP_SHA256_SIZE + 1];
+	uint8_t digest[TP_SHA256_SIZE];
+	uint64_t at = 0;
+	int r = h && buf ? 0 : -ENOMEM;
+
+	while (r == 0 && at < size) {
+		ssize_t got = pread(fd, buf, 1 << 20, (off_t)at);
+		if (got <= 0)
+			r = got < 0 ? -errno : -EIO;
+		else {
+			tp_sha256_update(h, buf, (size_t)got);
+			at += (uint64_t)got;
+		}
+	}
+	if (h)
+		tp_sha256_final(h, digest);
+	free(buf);
+	if (r == 0) {
+		tp_hex(digest, sizeof(digest), hex);
+		memcpy(id, hex, 64);
+	}
+	return r;
+}
+
+/* The job's data items, unsealed into memfds (fds, data_count of them); for a sealed
+ * job each task item's id as its bytes hash, read from the descriptor it is unsealed
+ * from (another file put at its name is another id: the input does not open).
+ * Returns 0, or -1 with the outcome sent. */
+static int open_data(int sock, struct parsed_job *j, int *fds)
 {
 	char err[512], line[1024];
 
+	if (j->h->sealed &&
+	    !(j->task_ids = calloc((size_t)(j->h->data_count - j->h->service_data_count) + 1,
+				   sizeof(*j->task_ids)))) {
+		fail(sock, TP_END_INTERNAL, "out of memory");
+		return -1;
+	}
 	for (uint32_t i = 0; i < j->h->data_count; i++) {
 		const char *path = j->data_paths[i], *name = strrchr(path, '/');
 		struct stat st;
 		int fd, plain;
 		name = name ? name + 1 : path;
-		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0 ||
+		    (j->h->sealed && i >= j->h->service_data_count &&
+		     (errno = -item_id(fd, (uint64_t)st.st_size,
+				       j->task_ids[i - j->h->service_data_count])) != 0)) {
 			snprintf(line, sizeof(line), "data item %.80s: %s (the store is damaged)",
 				 name, strerror(errno));
+			if (fd >= 0)
+				close(fd);
 			fail(sock, TP_END_REFUSED, line);
 			return -1;
 		}
@@ -573,7 +600,7 @@ static void answer(const struct tp_worker_run_opts *o, int sock, struct tp_outco
 /* The run of one request: the bundle's config with the input (a sealed one's size:
  * open_input opens it), the data items unsealed and the socket as the cancel.
  * Returns 0, or -1 with the outcome sent. */
-static int request_config(const struct tp_worker_run_opts *o, int sock, const struct parsed_job *j,
+static int request_config(const struct tp_worker_run_opts *o, int sock, struct parsed_job *j,
 			  struct tp_run_config *cfg)
 {
 	int *fds = calloc((size_t)j->h->data_count + 1, sizeof(int));

@@ -325,6 +325,47 @@ def test_the_sealed_input_binds_its_task_data(run, start, apps, store, platform)
     assert_nowhere(w, store, text, made)
 
 
+def test_a_task_item_put_at_anothers_name_in_the_store_is_not_run(run, start, apps, store,
+                                                                   platform, tmp):
+    """Two items sealed under one key; the store's file of the one the input was sealed
+    for replaced by the other's bytes: the invocation's process names each task item
+    by its bytes' hash, so the input does not open (409), and the other item is never
+    given to the service."""
+    key, pub = platform
+    w = sim_worker(start, store, apps, key)
+    service, _ = deployed(w, apps, ())
+    items = {}
+    for name, text in (("x", b"TASK-ITEM-X-31f0"), ("y", b"TASK-ITEM-Y-92aa")):
+        tmp.write(f"{name}.txt", text)
+        args = [tmp / f"{name}.txt", "-o", tmp / f"{name}.tpd"]
+        if name == "y":
+            args += ["--data-key", tmp / "x.tpd.key"]
+        r = run("data", "seal", *args)
+        assert r.returncode == EXIT.OK, r
+        s, item = w.upload("data", tmp / f"{name}.tpd")
+        assert s in (200, 201), item
+        items[name] = item["data"]
+    keys = {items["x"]: _key_b64(tmp / "x.tpd.key")}
+    s, got, _ = evidence(w, service, "00")
+    assert s == 200, got
+    text, _, _ = marker()
+    reply = X25519PrivateKey.generate()
+    eph, ct = seal(bytes.fromhex(got["claims"]["pubkey"]),
+                   AAD_IN + service.encode() + items["x"].encode(),
+                   raw(reply.public_key()) + text.encode())
+    blob = eph + ct
+    s, doc = wire_invoke(w, service, blob, task_data=[items["x"]], data_keys=keys)
+    assert s == 200, doc
+    opened = json.loads(open_sealed(reply, AAD_OUT + hashlib.sha256(blob).digest(),
+                                    base64.b64decode(doc["sealed"])))
+    assert json.loads(opened["result"])["data"] == ["TASK-ITEM-X-31f0"], opened
+    # the store's file of x now holds y's bytes (sealed under the same key: they open)
+    shutil.copy(tmp / "y.tpd", store / "data" / f"{items['x']}.tpd")
+    s, doc = wire_invoke(w, service, blob, task_data=[items["x"]], data_keys=keys)
+    assert (s, doc["error"]["kind"]) == (409, "key_missing"), doc
+    assert w.stop() == 0
+
+
 def test_a_cold_start_is_sealed_as_a_warm_one(start, apps, store, platform):
     key, _ = platform
     w = sim_worker(start, store, apps, key, "--zygotes", "0")
