@@ -15,6 +15,7 @@
 
 #include "../common/io.h"
 #include "../common/limits.h"
+#include "../common/seen.h"
 #include "../crypto/crypto.h"
 #include "../manifest/manifest.h"
 #include "../manifest/trust.h"
@@ -760,6 +761,9 @@ struct spawner {
 	struct sealing_key *keys;
 	size_t key_count;
 	bool keys_wiped_on_fork;
+	/* the sealed inputs seen, by their ephemeral public keys (random for each one
+	 * sealed): the last SEEN_MAX */
+	struct tp_seen seen;
 };
 
 static void zkey_of(const struct parsed_job *j, uint8_t key[32])
@@ -1415,14 +1419,41 @@ static void sealing_forget(struct spawner *s, const char *service)
 	s->key_count = kept;
 }
 
-/* A sealed job's copy of its service's key. Returns 0, or -1 with the outcome sent. */
+/* ---- sealed inputs seen: a replay is refused ---- */
+
+#define SEEN_MAX 65536u
+
+/* Whether key was seen before (then it is now). Returns 1, 0, or -ENOMEM. */
+static int seen_before(struct spawner *s, const uint8_t key[TP_X25519_SIZE])
+{
+	if (!s->seen.cap && tp_seen_init(&s->seen, SEEN_MAX) < 0)
+		return -ENOMEM;
+	return tp_seen_add(&s->seen, key);
+}
+
+/* A sealed job's copy of its service's key, its input not one seen before. Returns
+ * 0, or -1 with the outcome sent. */
 static int sealing_for_job(struct spawner *s, int sock, struct parsed_job *j)
 {
 	const uint8_t *pair;
 	uint8_t name[32];
+	int seen;
 
 	if (!j->h->sealed)
 		return 0;
+	/* its first bytes are the ephemeral key tp_seal made for it (the worker took
+	 * no sealed_input shorter) */
+	if (j->h->input_size < TP_X25519_SIZE ||
+	    (seen = seen_before(s, (const uint8_t *)j->input)) < 0) {
+		fail(sock, TP_END_INTERNAL, "a malformed sealed job, or out of memory");
+		return -1;
+	}
+	if (seen) {
+		fail(sock, TP_END_KEY_MISSING,
+		     "this sealed input was sent before (a replay): a client seals each "
+		     "invocation anew");
+		return -1;
+	}
 	sealing_name(j->h->service, j->h->app, j->h->signer, name);
 	if (!(pair = sealing_key(s, j->h->service, name, false))) {
 		fail(sock, TP_END_KEY_MISSING,
@@ -1881,6 +1912,7 @@ waiting: /* a job waits no longer than its zygote lives, nor too long */
 		explicit_bzero(s.keys, SEALING_KEYS_MAX * sizeof(*s.keys));
 		munmap(s.keys, SEALING_KEYS_MAX * sizeof(*s.keys));
 	}
+	tp_seen_free(&s.seen);
 	free(pfds);
 	free(what);
 	free(s.z);

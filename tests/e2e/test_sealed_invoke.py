@@ -146,6 +146,17 @@ def sealed_input(pubkey, service, text):
     return reply, eph + ct
 
 
+DOES_NOT_OPEN = "does not open with the service's key"
+NO_KEY = "holds no key for the sealed input"
+REPLAY = "was sent before"
+
+
+def refused_409(doc, why):
+    """A 409 key_missing whose message says why (DOES_NOT_OPEN, NO_KEY or REPLAY)."""
+    assert doc.get("error", {}).get("kind") == "key_missing", doc
+    assert why in doc["error"]["message"], (why, doc)
+
+
 def wire_invoke(w, service, blob, **extra):
     body = {"sealed_input": base64.b64encode(blob).decode(), **extra}
     s, doc, _ = w.request("POST", f"/v1/services/{service}/invoke", json.dumps(body).encode(),
@@ -304,15 +315,23 @@ def test_the_sealed_input_binds_its_task_data(run, start, apps, store, platform)
                                     base64.b64decode(doc["sealed"])))
     assert json.loads(opened["result"]) == {"input": text, "data": [DATA_MARKER.decode()],
                                             "made": made}, opened
-    # the same sealed input with its task data taken away, or twice: not opened
+    # sent again as it is: a replay
+    s, doc = wire_invoke(w, service, blob, task_data=[did], data_keys=keys)
+    assert s == 409, doc
+    refused_409(doc, REPLAY)
+    # sealed for its task data, sent with them taken away, or twice: not opened
     for task in ([], [did, did]):
-        s, doc = wire_invoke(w, service, blob, task_data=task,
+        eph, ct = seal(pubkey, AAD_IN + service.encode() + did.encode(),
+                       raw(reply.public_key()) + text.encode())
+        s, doc = wire_invoke(w, service, eph + ct, task_data=task,
                              **({"data_keys": keys} if task else {}))
-        assert s == 409 and doc["error"]["kind"] == "key_missing", (task, doc)
+        assert s == 409, (task, doc)
+        refused_409(doc, DOES_NOT_OPEN)
     # sealed without naming its task data, sent with them: not opened
     _, unbound = sealed_input(pubkey, service, text)
     s, doc = wire_invoke(w, service, unbound, task_data=[did], data_keys=keys)
-    assert s == 409 and doc["error"]["kind"] == "key_missing", doc
+    assert s == 409, doc
+    refused_409(doc, DOES_NOT_OPEN)
     # the client binds them as it sends them
     keyfile = store.parent / "a.tpd.key"
     shutil.copy(apps / "a.tpd.key", keyfile)
@@ -361,8 +380,12 @@ def test_a_task_item_put_at_anothers_name_in_the_store_is_not_run(run, start, ap
     assert json.loads(opened["result"])["data"] == ["TASK-ITEM-X-31f0"], opened
     # the store's file of x now holds y's bytes (sealed under the same key: they open)
     shutil.copy(tmp / "y.tpd", store / "data" / f"{items['x']}.tpd")
-    s, doc = wire_invoke(w, service, blob, task_data=[items["x"]], data_keys=keys)
-    assert (s, doc["error"]["kind"]) == (409, "key_missing"), doc
+    eph, ct = seal(bytes.fromhex(got["claims"]["pubkey"]),
+                   AAD_IN + service.encode() + items["x"].encode(),
+                   raw(reply.public_key()) + text.encode())
+    s, doc = wire_invoke(w, service, eph + ct, task_data=[items["x"]], data_keys=keys)
+    assert s == 409, doc
+    refused_409(doc, DOES_NOT_OPEN)
     assert w.stop() == 0
 
 
@@ -468,10 +491,13 @@ def test_a_bad_sealed_body_is_refused(start, apps, store, platform):
     text, logged, made = marker()
     _, blob = sealed_input(bytes.fromhex(got["claims"]["pubkey"]), other, text)
     s, doc = wire_invoke(w, service, blob)
-    assert (s, doc["error"]["kind"]) == (409, "key_missing"), doc
-    # and sent to the other service, whose key it is not
+    assert s == 409, doc
+    refused_409(doc, DOES_NOT_OPEN)
+    # and (sealed anew) sent to the other service, which has no key yet
+    _, blob = sealed_input(bytes.fromhex(got["claims"]["pubkey"]), other, text)
     s, doc = wire_invoke(w, other, blob)
-    assert (s, doc["error"]["kind"]) == (409, "key_missing"), doc
+    assert s == 409, doc
+    refused_409(doc, NO_KEY)
     # an unknown service is 404 as ever
     s, doc = wire_invoke(w, "cd" * 32, blob)
     assert (s, doc["error"]["kind"]) == (404, "not_found"), doc
@@ -584,7 +610,8 @@ def test_a_restarted_worker_has_a_new_key_and_the_old_ones_input_is_409(
 
     w = sim_worker(start, store, apps, key)
     s, doc = wire_invoke(w, service, blob)
-    assert (s, doc["error"]["kind"]) == (409, "key_missing"), doc
+    assert s == 409, doc
+    refused_409(doc, NO_KEY)
     assert "evidence again" in doc["error"]["message"], doc
     r = invoke(run, w, service, text, *sealed(pub, apps.app))
     assert r.returncode == EXIT.OK, r
@@ -602,14 +629,16 @@ def test_a_deleted_services_key_goes_with_it(run, start, apps, store, platform):
     w = sim_worker(start, store, apps, key)
     service, _ = deployed(w, apps, ("a",))
     old, (text, logged, made), blob = sealed_to_its_key(w, service)
+    _, kept = sealed_input(bytes.fromhex(old), service, text)  # sent after the delete
     s, doc = wire_invoke(w, service, blob)
     assert s == 200 and "sealed" in doc, doc
     s, doc, _ = w.request("DELETE", f"/v1/services/{service}")
     assert s == 200, doc
     again, _ = deployed(w, apps, ("a",))
     assert again == service
-    s, doc = wire_invoke(w, service, blob)
-    assert (s, doc["error"]["kind"]) == (409, "key_missing"), doc
+    s, doc = wire_invoke(w, service, kept)
+    assert s == 409, doc
+    refused_409(doc, NO_KEY)
     s, got, _ = evidence(w, service, "00")
     assert s == 200 and got["claims"]["pubkey"] != old, got
     assert w.stop() == 0
@@ -1054,3 +1083,26 @@ def test_hw_evidence_is_checked_before_anything_is_sent(run, fake, apps, case):
     r = invoke(run, f, service, text, "--sealed", "--expect-app", apps.app, "--trust-platform",
                trust)
     refused_and_nothing_sent(r, f, service, text, said)
+
+
+def test_a_sealed_input_sent_again_is_refused_as_a_replay(start, apps, store, platform):
+    """The spawner remembers each sealed input by its ephemeral key: the same bytes
+    again are 409 and do not run; sealed anew, the same input runs."""
+    key, _ = platform
+    w = sim_worker(start, store, apps, key)
+    service, _ = deployed(w, apps, ("a",))
+    pubkey, (text, logged, made), blob = sealed_to_its_key(w, service)
+    s, doc = wire_invoke(w, service, blob)
+    assert s == 200 and "sealed" in doc, doc
+    for _ in range(2):
+        s, doc = wire_invoke(w, service, blob)
+        assert s == 409, doc
+        refused_409(doc, REPLAY)
+    _, again = sealed_input(bytes.fromhex(pubkey), service, text)
+    s, doc = wire_invoke(w, service, again)
+    assert s == 200 and "sealed" in doc, doc
+    assert w.stop() == 0
+    ends = [(l["status"], l.get("end")) for l in invoke_lines(w, service)]
+    assert ends == [(200, "result"), (409, "key_missing"), (409, "key_missing"),
+                    (200, "result")], ends
+    assert_nowhere(w, store, text, logged, made)

@@ -25,16 +25,17 @@ extern const struct tp_test cas_tests[];
 extern const struct tp_test cas_client_tests[];
 extern const struct tp_test worker_client_tests[];
 extern const struct tp_test zygote_filter_tests[];
+extern const struct tp_test seen_tests[];
 
 int main(void)
 {
 	const struct tp_test *groups[] = {
-		units_tests,	     run_opts_tests,	 root_plan_tests,   manifest_tests,
-		trace_tests,	     elf_tests,		 cgroup_plan_tests, judge_tests,
-		plan_tests,	     channel_tests,	 trust_tests,	    flags_tests,
-		term_tests,	     crypto_pfs_tests,	 volume_tests,	    attest_tests,
-		snp_certs_tests,     evidence_tests,	 cas_tests,	    cas_client_tests,
-		worker_client_tests, zygote_filter_tests
+		units_tests,	     run_opts_tests,	  root_plan_tests,   manifest_tests,
+		trace_tests,	     elf_tests,		  cgroup_plan_tests, judge_tests,
+		plan_tests,	     channel_tests,	  trust_tests,	     flags_tests,
+		term_tests,	     crypto_pfs_tests,	  volume_tests,	     attest_tests,
+		snp_certs_tests,     evidence_tests,	  cas_tests,	     cas_client_tests,
+		worker_client_tests, zygote_filter_tests, seen_tests
 	};
 	int passed = 0, failed = 0;
 
