@@ -15,7 +15,6 @@
 #include <curl/curl.h>
 #include <dlfcn.h>
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -553,12 +552,10 @@ static void json_free(void *ptr)
 
 	if (!p)
 		return;
-	if (json_locked) {
+	if (json_locked)
 		tp_secret_free(p - LOCKED_HEAD, *(const size_t *)(p - LOCKED_HEAD));
-		return;
-	}
-	explicit_bzero(p, malloc_usable_size(p));
-	free(p);
+	else
+		tp_free_wiped(p);
 }
 
 static void json_alloc_install(void)

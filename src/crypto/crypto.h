@@ -108,6 +108,9 @@ int tp_gcm_open(struct tp_gcm *g, const uint8_t nonce[TP_GCM_NONCE_SIZE], const 
  * dumps, and wiped by tp_secret_free (given the same size). NULL when out of memory. */
 void *tp_secret_alloc(size_t size);
 void tp_secret_free(void *p, size_t size);
+/* A block of malloc's wiped to its end, then freed (a free function for a library's
+ * allocations that may have held secrets: jansson's). NULL is fine. */
+void tp_free_wiped(void *p);
 /* No core dump of this process, whatever it holds: RLIMIT_CORE 0, and with
  * undumpable PR_SET_DUMPABLE 0 too (which also keeps processes of the same uid out
  * of /proc/PID/mem; a run cannot have it before its sandbox is made, whose

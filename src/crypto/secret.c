@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -94,6 +95,14 @@ void tp_secret_free(void *p, size_t size)
 	}
 	munlock(p, page_round(size));
 	munmap(p, page_round(size));
+}
+
+void tp_free_wiped(void *p)
+{
+	if (!p)
+		return;
+	explicit_bzero(p, malloc_usable_size(p));
+	free(p);
 }
 
 int tp_secret_no_core(bool undumpable)

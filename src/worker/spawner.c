@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -355,16 +354,6 @@ static void fail(int sock, enum tp_end end, const char *message)
 	send_outcome(sock, &out, message, false);
 }
 
-/* jansson's free in a sealed call's process: what it held (the answer's strings) is
- * the client's */
-static void wiping_free(void *p)
-{
-	if (p) {
-		explicit_bzero(p, malloc_usable_size(p));
-		free(p);
-	}
-}
-
 /* The answer an unsealed call would get, sealed to the client: the worker is sent
  * its end, usage and the sealed bytes only. */
 static void send_sealed(int sock, const struct tp_outcome *out, const char *message, bool warm,
@@ -375,7 +364,8 @@ static void send_sealed(int sock, const struct tp_outcome *out, const char *mess
 	uint8_t *sealed = NULL;
 	int r = -ENOMEM;
 
-	json_set_alloc_funcs(malloc, wiping_free);
+	/* what jansson holds from here (the answer's strings) is the client's */
+	json_set_alloc_funcs(malloc, tp_free_wiped);
 	outcome_head(out, message, warm, &o);
 	tp_worker_outcome_answer(&o, out->result, out->log, &plain);
 	if (plain.body && (sealed = malloc(plain.size + TP_SEAL_OVERHEAD)))
