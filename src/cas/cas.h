@@ -63,6 +63,8 @@ bool tp_cas_name_ok(const char *name);
  * *size. Returns 0, -EINVAL or -ENOMEM. */
 char *tp_base64_encode(const uint8_t *bytes, size_t size);
 int tp_base64_decode(const char *text, size_t len, uint8_t **out, size_t *size);
+/* The bytes' base64 as a new JSON string, or NULL when out of memory. */
+json_t *tp_base64_json(const void *bytes, size_t size);
 
 /* ---- the store (store.c): SQLite in WAL mode ---- */
 

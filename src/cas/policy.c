@@ -498,6 +498,15 @@ json_t *tp_cas_policy_redact(const json_t *doc)
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+json_t *tp_base64_json(const void *bytes, size_t size)
+{
+	char *text = tp_base64_encode(bytes, size);
+	json_t *s = text ? json_string(text) : NULL;
+
+	free(text);
+	return s;
+}
+
 char *tp_base64_encode(const uint8_t *bytes, size_t size)
 {
 	char *out = malloc((size + 2) / 3 * 4 + 1), *o = out;

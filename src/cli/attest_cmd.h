@@ -81,6 +81,10 @@ struct tp_evidence {
 int tp_attest_evidence(const char *who, const struct tp_claims *c,
 		       const struct tp_evidence_opts *opts, struct tp_evidence *ev);
 void tp_evidence_free(struct tp_evidence *ev);
+/* Evidence as a verifier takes it (a CAS, teepy invoke --sealed): {"type", "data"
+ * (base64), "vcek" (base64 DER) and "chain" (PEM) for an SNP report}, or NULL when
+ * out of memory. */
+json_t *tp_evidence_json(const struct tp_evidence *ev);
 
 /* snp (attest_snp.c): the certificates of ev's report into ev, the person's files
  * first, else the host's table (configfs-tsm's auxblob). What is missing is one

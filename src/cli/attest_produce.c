@@ -397,6 +397,20 @@ int tp_attest_evidence(const char *who, const struct tp_claims *c,
 	return 0;
 }
 
+json_t *tp_evidence_json(const struct tp_evidence *ev)
+{
+	json_t *out =
+	    json_pack("{s:s, s:o}", "type", ev->type, "data", tp_base64_json(ev->bytes, ev->size));
+
+	/* an SNP report's signer's certificate and AMD's chain: a verifier checks it with
+	 * them (a TDX quote carries its own; sim evidence its platform key) */
+	if (out && ev->vcek)
+		json_object_set_new(out, "vcek", tp_base64_json(ev->vcek, ev->vcek_size));
+	if (out && ev->chain)
+		json_object_set_new(out, "chain", json_string(ev->chain));
+	return out;
+}
+
 void tp_evidence_free(struct tp_evidence *ev)
 {
 	tp_tsm_report_free(&ev->tsm);

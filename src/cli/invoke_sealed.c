@@ -327,7 +327,6 @@ int tp_sealed_input(struct tp_sealed_call *sc, const char *service, const char (
 	size_t plain_size = TP_X25519_SIZE + size, aad_size = TP_SEALED_INPUT_AAD + 64 * count;
 	uint8_t *plain = tp_secret_alloc(plain_size), *aad = malloc(aad_size);
 	char(*ids)[64] = calloc(count + 1, 64);
-	char *b64 = NULL;
 	int r = -ENOMEM;
 
 	*out = NULL;
@@ -346,9 +345,8 @@ int tp_sealed_input(struct tp_sealed_call *sc, const char *service, const char (
 	free(ids);
 	if (r == -EINVAL)
 		return denied("the service's key is not one anyone holds (of small order)");
-	if (r == 0 && (b64 = tp_base64_encode(sc->sealed, sc->sealed_size)))
-		*out = json_string(b64);
-	free(b64);
+	if (r == 0)
+		*out = tp_base64_json(sc->sealed, sc->sealed_size);
 	if (!*out) {
 		tp_error("invoke: out of memory");
 		return TP_EXIT_INTERNAL;

@@ -46,15 +46,6 @@ static json_t *hex_string(const uint8_t *bytes, size_t size)
 	return json_string(hex);
 }
 
-static json_t *base64_string(const void *bytes, size_t size)
-{
-	char *text = tp_base64_encode(bytes, size);
-	json_t *s = text ? json_string(text) : NULL;
-
-	free(text);
-	return s;
-}
-
 /* The challenge's nonce into c. Returns an exit code or 0. */
 static int challenge(const struct tp_run_cas *rc, struct tp_claims *c)
 {
@@ -83,19 +74,11 @@ static json_t *attest_body(const struct tp_run_cas *rc, const struct tp_claims *
 				   hex_string(c->app, TP_CLAIM_SIZE), "signer",
 				   hex_string(c->signer, TP_CLAIM_SIZE), "pubkey",
 				   hex_string(c->pubkey, TP_CLAIM_SIZE));
-	json_t *evidence =
-	    json_pack("{s:s, s:o}", "type", ev->type, "data", base64_string(ev->bytes, ev->size));
-
-	/* an SNP report's signer's certificate and AMD's chain: the CAS verifies it with
-	 * them (a TDX quote carries its own; sim evidence its platform key) */
-	if (evidence && ev->vcek)
-		json_object_set_new(evidence, "vcek", base64_string(ev->vcek, ev->vcek_size));
-	if (evidence && ev->chain)
-		json_object_set_new(evidence, "chain", json_string(ev->chain));
+	json_t *evidence = tp_evidence_json(ev);
 
 	return json_pack("{s:s, s:o, s:o, s:o, s:o}", "config_id", rc->config_id, "nonce",
 			 hex_string(c->nonce, c->nonce_size), "claims", claims, "manifest",
-			 base64_string(rc->manifest, rc->manifest_size), "evidence", evidence);
+			 tp_base64_json(rc->manifest, rc->manifest_size), "evidence", evidence);
 }
 
 /* The sealed answer opened with k (aad: the nonce) into rc->secrets. Returns an exit

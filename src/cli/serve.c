@@ -305,15 +305,6 @@ struct serve_evidence {
 	uint8_t runtime[32];
 };
 
-static json_t *b64_string(const uint8_t *bytes, size_t size)
-{
-	char *text = tp_base64_encode(bytes, size);
-	json_t *s = text ? json_string(text) : NULL;
-
-	free(text);
-	return s;
-}
-
 static json_t *make_evidence(void *ctx, struct tp_claims *c, char *err, size_t err_size)
 {
 	const struct serve_evidence *e = ctx;
@@ -331,12 +322,7 @@ static json_t *make_evidence(void *ctx, struct tp_claims *c, char *err, size_t e
 	code = tp_attest_evidence("serve", c, &opts, &ev);
 	tp_log_capture(NULL, 0);
 	if (code == 0)
-		out =
-		    json_pack("{s:s, s:o}", "type", ev.type, "data", b64_string(ev.bytes, ev.size));
-	if (out && ev.vcek)
-		json_object_set_new(out, "vcek", b64_string(ev.vcek, ev.vcek_size));
-	if (out && ev.chain)
-		json_object_set_new(out, "chain", json_string(ev.chain));
+		out = tp_evidence_json(&ev);
 	tp_evidence_free(&ev);
 	if (strncmp(said, "serve: ", 7) == 0)
 		said += 7;

@@ -523,12 +523,10 @@ unsigned tp_worker_outcome_answer(const struct tp_worker_outcome *o, const char 
 	if (o->sealed) {
 		/* the answer below, sealed to the client in the invocation's process: here
 		 * only its status, kind and usage */
-		char *b64 = o->have_result ?
-				tp_base64_encode((const uint8_t *)result, (size_t)o->result_size) :
-				NULL;
 		end_of(o, &status, &kind);
-		ok = b64 && json_object_set_new(doc, "sealed", json_string(b64)) == 0;
-		free(b64);
+		ok = o->have_result &&
+		     json_object_set_new(doc, "sealed",
+					 tp_base64_json(result, (size_t)o->result_size)) == 0;
 		if (ok && status != 200)
 			ok = json_object_set_new(
 				 doc, "error",
