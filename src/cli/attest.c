@@ -247,20 +247,20 @@ static int expected_claims(const struct attest_cmd *c, struct tp_sim_expect *x,
 	int code;
 
 	if (p->nonce_hex) {
-		if ((code = tp_attest_claim_hex("--nonce", p->nonce_hex, nonce, 1, TP_NONCE_MAX,
-						&x->nonce_size)) != 0)
+		if ((code = tp_flag_hex("attest", "--nonce", p->nonce_hex, nonce, 1, TP_NONCE_MAX,
+					&x->nonce_size)) != 0)
 			return code;
 		x->nonce = nonce;
 	}
 	if (p->app_hex) {
-		if ((code = tp_attest_claim_hex("--app", p->app_hex, app, TP_CLAIM_SIZE,
-						TP_CLAIM_SIZE, NULL)) != 0)
+		if ((code = tp_flag_hex("attest", "--app", p->app_hex, app, TP_CLAIM_SIZE,
+					TP_CLAIM_SIZE, NULL)) != 0)
 			return code;
 		x->app = app;
 	}
 	if (p->signer_hex) {
-		if ((code = tp_attest_claim_hex("--signer", p->signer_hex, signer, TP_CLAIM_SIZE,
-						TP_CLAIM_SIZE, NULL)) != 0)
+		if ((code = tp_flag_hex("attest", "--signer", p->signer_hex, signer, TP_CLAIM_SIZE,
+					TP_CLAIM_SIZE, NULL)) != 0)
 			return code;
 		x->signer = signer;
 	}

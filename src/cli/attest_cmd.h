@@ -29,11 +29,6 @@ struct tp_attest_produce {
 /* Produces and prints the evidence. Returns an exit code. */
 int tp_attest_produce(const struct tp_attest_produce *p);
 
-/* A claim given in hex by flag ("--nonce") of min to max bytes into out. Returns an
- * exit code (one line printed) or 0. */
-int tp_attest_claim_hex(const char *flag, const char *hex, uint8_t *out, size_t min, size_t max,
-			size_t *size);
-
 /* What `teepy attest` and `teepy run --cas` share; WHO starts each line ("attest"). */
 
 /* This teepy's runtime measurement. Returns an exit code (one line said) or 0. */

@@ -23,24 +23,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int tp_attest_claim_hex(const char *flag, const char *hex, uint8_t *out, size_t min, size_t max,
-			size_t *size)
-{
-	size_t len = strlen(hex);
-
-	if (len % 2 || len / 2 < min || len / 2 > max || tp_unhex(hex, out, len / 2) < 0) {
-		if (min == max)
-			tp_error("attest: %s: not %zu bytes in hex (%zu hex digits)", flag, min,
-				 2 * min);
-		else
-			tp_error("attest: %s: not %zu to %zu bytes in hex", flag, min, max);
-		return TP_EXIT_USAGE;
-	}
-	if (size)
-		*size = len / 2;
-	return 0;
-}
-
 int tp_attest_runtime(const char *who, uint8_t out[TP_CLAIM_SIZE])
 {
 	char so[PATH_MAX], reaper[PATH_MAX];
@@ -69,13 +51,12 @@ static int claims(const struct tp_attest_produce *p, const char *mode, struct tp
 	snprintf(c->mode, sizeof(c->mode), "%s", mode);
 	if ((code = tp_attest_runtime("attest", c->runtime)) != 0)
 		return code;
-	if ((p->app_hex && (code = tp_attest_claim_hex("--app", p->app_hex, c->app, TP_CLAIM_SIZE,
-						       TP_CLAIM_SIZE, NULL)) != 0) ||
-	    (p->signer_hex &&
-	     (code = tp_attest_claim_hex("--signer", p->signer_hex, c->signer, TP_CLAIM_SIZE,
-					 TP_CLAIM_SIZE, NULL)) != 0) ||
-	    (p->nonce_hex && (code = tp_attest_claim_hex("--nonce", p->nonce_hex, c->nonce, 1,
-							 TP_NONCE_MAX, &c->nonce_size)) != 0))
+	if ((p->app_hex && (code = tp_flag_hex("attest", "--app", p->app_hex, c->app, TP_CLAIM_SIZE,
+					       TP_CLAIM_SIZE, NULL)) != 0) ||
+	    (p->signer_hex && (code = tp_flag_hex("attest", "--signer", p->signer_hex, c->signer,
+						  TP_CLAIM_SIZE, TP_CLAIM_SIZE, NULL)) != 0) ||
+	    (p->nonce_hex && (code = tp_flag_hex("attest", "--nonce", p->nonce_hex, c->nonce, 1,
+						 TP_NONCE_MAX, &c->nonce_size)) != 0))
 		return code;
 	if (!p->nonce_hex) {
 		c->nonce_size = 32;

@@ -2,6 +2,7 @@
 #include "flags.h"
 
 #include "../common/log.h"
+#include "../crypto/crypto.h"
 
 #include "exit_codes.h"
 
@@ -155,6 +156,24 @@ void tp_flags_print_list(FILE *f, const char *command, const struct tp_flag *fla
 		fprintf(f, "%s --%s %s %s %s\n", command, fl->name, short_name,
 			fl->arg ? fl->arg : "-", fl->env ? fl->env : "-");
 	}
+}
+
+int tp_flag_hex(const char *who, const char *flag, const char *hex, uint8_t *out, size_t min,
+		size_t max, size_t *size)
+{
+	size_t len = strlen(hex);
+
+	if (len % 2 || len / 2 < min || len / 2 > max || tp_unhex(hex, out, len / 2) < 0) {
+		if (min == max)
+			tp_error("%s: %s: not %zu bytes in hex (%zu hex digits)", who, flag, min,
+				 2 * min);
+		else
+			tp_error("%s: %s: not %zu to %zu bytes in hex", who, flag, min, max);
+		return TP_EXIT_USAGE;
+	}
+	if (size)
+		*size = len / 2;
+	return 0;
 }
 
 const struct tp_flag *tp_flag_find(const struct tp_flag *table, const char *name)

@@ -5,6 +5,7 @@
 #define TEEPY_CLI_FLAGS_H
 
 #include <getopt.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -107,6 +108,12 @@ int tp_flags_start(struct tp_flag_parser *p, const char *command, const struct t
  * given to a switch) writes one line into err (without "teepy: ") and returns
  * -EINVAL. */
 int tp_flags_next(struct tp_flag_parser *p, char *err, size_t err_size);
+
+/* A value given in hex by flag ("--nonce") of min to max bytes into out (how many in
+ * *size, when size); WHO starts the line ("attest", "invoke"). Returns an exit code
+ * (one line said) or 0. */
+int tp_flag_hex(const char *who, const char *flag, const char *hex, uint8_t *out, size_t min,
+		size_t max, size_t *size);
 
 /* The flag of TABLE with this long name, or NULL. */
 const struct tp_flag *tp_flag_find(const struct tp_flag *table, const char *name);

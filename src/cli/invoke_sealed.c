@@ -5,6 +5,7 @@
 #include "invoke_sealed.h"
 
 #include "exit_codes.h"
+#include "flags.h"
 #include "../cas/cas.h"
 #include "../common/log.h"
 #include "../worker/sealed.h"
@@ -17,14 +18,10 @@
 
 #define WHO "invoke: refused"
 
+/* A measurement given in hex by flag, of exactly size bytes, into out. */
 static int hex_exact(const char *flag, const char *hex, uint8_t *out, size_t size)
 {
-	if (!hex || strlen(hex) != 2 * size || tp_unhex(hex, out, size) < 0) {
-		tp_error("invoke: %s %.140s: not %zu bytes in hex (%zu hex digits)", flag,
-			 hex ? hex : "", size, 2 * size);
-		return TP_EXIT_USAGE;
-	}
-	return 0;
+	return tp_flag_hex("invoke", flag, hex, out, size, size, NULL);
 }
 
 /* tdx:MRTD[:RTMR0:RTMR1:RTMR2:RTMR3] after its "tdx:" into t. */
