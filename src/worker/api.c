@@ -529,6 +529,33 @@ out:
 	tp_worker_deploy_free(&d);
 }
 
+/* A service as the store holds it (the caller's), its bundle's row and that bundle's
+ * measurements; NULL with out answered (404, or 500 for a store that lost them). */
+static json_t *service_bundle(struct tp_worker_api *a, const char *id,
+			      struct tp_worker_bundle_row *b, uint8_t app[32], uint8_t signer[32],
+			      struct tp_worker_answer *out)
+{
+	json_t *svc;
+	int r;
+
+	if (!(svc = tp_worker_service_get(a->st, id, &r))) {
+		if (r == -ENOENT)
+			tp_worker_error(out, 404, "not_found", "no service %s here", id);
+		else
+			tp_worker_error(out, 500, "internal", "the store failed");
+		return NULL;
+	}
+	if (tp_worker_bundle_get(a->st, json_string_value(json_object_get(svc, "bundle")), b) < 0) {
+		tp_worker_error(out, 500, "internal", "the store lost the service's bundle");
+	} else if (tp_unhex(b->app, app, 32) < 0 || tp_unhex(b->signer, signer, 32) < 0) {
+		tp_worker_error(out, 500, "internal", "the store's bundle row is damaged");
+	} else {
+		return svc;
+	}
+	json_decref(svc);
+	return NULL;
+}
+
 /* ---- evidence for sealed invocations (docs/api.md, "Confidential invocation") ---- */
 
 #define EVIDENCE_AT_ONCE 4 /* evidence made at once (configfs-tsm may be slow); beyond, 503 */
@@ -548,19 +575,9 @@ static void evidence(struct tp_worker_api *a, const char *id, const char *body, 
 		tp_worker_error(out, 400, "bad_request", "%s", err);
 		return;
 	}
-	if (!(svc = tp_worker_service_get(a->st, id, &r))) {
-		if (r == -ENOENT)
-			tp_worker_error(out, 404, "not_found", "no service %s here", id);
-		else
-			tp_worker_error(out, 500, "internal", "the store failed");
+	if (!(svc = service_bundle(a, id, &b, c.app, c.signer, out)))
 		return;
-	}
-	r = tp_worker_bundle_get(a->st, json_string_value(json_object_get(svc, "bundle")), &b);
 	json_decref(svc);
-	if (r < 0 || tp_unhex(b.app, c.app, 32) < 0 || tp_unhex(b.signer, c.signer, 32) < 0) {
-		tp_worker_error(out, 500, "internal", "the store lost the service's bundle");
-		return;
-	}
 	if (!a->o.evidence || a->o.spawner < 0) {
 		tp_worker_error(out, 500, "internal", "this worker makes no evidence");
 		return;
@@ -687,25 +704,11 @@ static int prepare(struct tp_worker_api *a, const char *id, const char *body, si
 				       "data_keys are not taken by a worker that gets keys from a "
 				       "CAS"),
 		       1;
-	if (!(svc = tp_worker_service_get(a->st, id, &r))) {
-		if (r == -ENOENT)
-			return tp_worker_error(out, 404, "not_found", "no service %s here", id), 1;
-		return tp_worker_error(out, 500, "internal", "the store failed"), 1;
-	}
-	r = tp_worker_bundle_get(a->st, json_string_value(json_object_get(svc, "bundle")), &b);
+	if (!(svc = service_bundle(a, id, &b, p->app, p->signer, out)))
+		return 1;
 	list = json_object_get(svc, "service_data");
 	n = json_array_size(list) + iv->task_data_count;
-	if (r < 0) {
-		json_decref(svc);
-		return tp_worker_error(out, 500, "internal", "the store lost the service's bundle"),
-		       1;
-	}
 	tp_worker_bundle_path(a->st, b.id, p->bundle_path, sizeof(p->bundle_path));
-	if (tp_unhex(b.app, p->app, 32) < 0 || tp_unhex(b.signer, p->signer, 32) < 0) {
-		json_decref(svc);
-		return tp_worker_error(out, 500, "internal", "the store's bundle row is damaged"),
-		       1;
-	}
 	if (!(p->paths = calloc(n + 1, sizeof(char *))) ||
 	    !(p->keys = calloc(n + 1, sizeof(uint8_t *)))) {
 		json_decref(svc);
