@@ -520,10 +520,10 @@ unsigned tp_worker_outcome_answer(const struct tp_worker_outcome *o, const char 
 		json_decref(usage);
 		return tp_worker_json(out, 500, NULL);
 	}
+	end_of(o, &status, &kind);
 	if (o->sealed) {
 		/* the answer below, sealed to the client in the invocation's process: here
 		 * only its status, kind and usage */
-		end_of(o, &status, &kind);
 		ok = o->have_result &&
 		     json_object_set_new(doc, "sealed",
 					 tp_base64_json(result, (size_t)o->result_size)) == 0;
@@ -532,23 +532,10 @@ unsigned tp_worker_outcome_answer(const struct tp_worker_outcome *o, const char 
 				 doc, "error",
 				 json_pack("{s:s, s:s}", "kind", kind, "message",
 					   "sealed: the answer holds the message")) == 0;
-		out->end = kind;
-		ok = json_object_set_new(doc, "usage", usage) == 0 && ok;
-		if (!ok) {
-			json_decref(doc);
-			out->end = "internal";
-			return tp_worker_error(out, 500, "internal",
-					       "the worker ran out of memory for the answer");
-		}
-		return tp_worker_json(out, status, doc);
-	}
-	if (o->end == TP_END_RESULT && o->have_result) {
-		status = 200;
-		kind = "result";
+	} else if (status == 200) {
 		ok = json_object_set_new(doc, "result",
 					 tp_worker_utf8_string(result, o->result_size)) == 0;
 	} else {
-		end_of(o, &status, &kind);
 		memcpy(message, o->message, sizeof(o->message));
 		message[sizeof(o->message)] = '\0';
 		if (!message[0]) /* the service said it already: its log holds it */
@@ -561,10 +548,14 @@ unsigned tp_worker_outcome_answer(const struct tp_worker_outcome *o, const char 
 	}
 	out->end = kind;
 	ok = json_object_set_new(doc, "usage", usage) == 0 && ok;
-	ok = json_object_set_new(doc, "log", tp_worker_utf8_string(log ? log : "", o->log_size)) ==
-		 0 &&
-	     ok;
-	ok = json_object_set_new(doc, "log_truncated", json_boolean(o->log_truncated)) == 0 && ok;
+	if (!o->sealed) {
+		ok = json_object_set_new(doc, "log",
+					 tp_worker_utf8_string(log ? log : "", o->log_size)) == 0 &&
+		     ok;
+		ok = json_object_set_new(doc, "log_truncated", json_boolean(o->log_truncated)) ==
+			 0 &&
+		     ok;
+	}
 	if (!ok) { /* never a 200 without its result */
 		json_decref(doc);
 		out->end = "internal";
