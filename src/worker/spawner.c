@@ -65,6 +65,13 @@ static int put(int fd, const void *bytes, size_t size)
 	return tp_write_full(fd, bytes, size);
 }
 
+/* size bytes into a socket's buffer at once, or -EPIPE: the spawner never waits on
+ * a reader. */
+static int send_now(int fd, const void *bytes, size_t size)
+{
+	return send(fd, bytes, size, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)size ? 0 : -EPIPE;
+}
+
 int tp_worker_spawn(int ctl, const struct tp_worker_job *job, int *sock)
 {
 	struct job_head h = {
@@ -374,11 +381,9 @@ static void send_sealed(int sock, const struct tp_outcome *out, const char *mess
 		explicit_bzero(plain.body, plain.size);
 		free(plain.body);
 	}
-	if (r < 0) {
+	if (r < 0) { /* out of memory: its reply key was held to be one (open_sealed) */
 		free(sealed);
-		fail(sock, r == -EINVAL ? TP_END_CONFIG : TP_END_INTERNAL,
-		     r == -EINVAL ? "the sealed input's reply key is not a key anyone holds" :
-				    "out of memory to seal the answer");
+		fail(sock, TP_END_INTERNAL, "out of memory to seal the answer");
 		return;
 	}
 	/* the kind the sealed answer says (a run that ended well without a result is
@@ -1470,14 +1475,15 @@ static void sealing_answer(struct spawner *s, int reply, int memfd, bool forget)
 
 	if (pread(memfd, &a, sizeof(a), 0) == (ssize_t)sizeof(a) && a.magic == KEY_ASK_MAGIC &&
 	    memchr(a.service, '\0', sizeof(a.service))) {
-		sealing_name(a.service, a.app, a.signer, name);
-		if (forget)
+		if (forget) {
 			sealing_forget(s, a.service);
-		else
+		} else {
+			sealing_name(a.service, a.app, a.signer, name);
 			pair = sealing_key(s, a.service, name, true);
+		}
 	}
 	if (pair) /* the public half; the buffer has room */
-		send(reply, pair + TP_X25519_SIZE, TP_X25519_SIZE, MSG_NOSIGNAL | MSG_DONTWAIT);
+		send_now(reply, pair + TP_X25519_SIZE, TP_X25519_SIZE);
 	close(reply);
 	close(memfd);
 }
@@ -1644,16 +1650,10 @@ static pid_t handover(struct spawner *s, const struct parsed_job *j, int sock, s
 		uint8_t pair[TP_X25519_PAIR_SIZE];
 		int r = tp_send_fds(hs, &h, sizeof(h), fds, 6, MSG_DONTWAIT);
 		if (r == 0 && j->keys_size)
-			r = send(hs, j->keys, j->keys_size, MSG_NOSIGNAL | MSG_DONTWAIT) ==
-				    (ssize_t)j->keys_size ?
-				0 :
-				-EPIPE;
+			r = send_now(hs, j->keys, j->keys_size);
 		if (r == 0 && j->sealing) {
 			tp_x25519_export(j->sealing, pair);
-			r = send(hs, pair, sizeof(pair), MSG_NOSIGNAL | MSG_DONTWAIT) ==
-				    (ssize_t)sizeof(pair) ?
-				0 :
-				-EPIPE;
+			r = send_now(hs, pair, sizeof(pair));
 			explicit_bzero(pair, sizeof(pair));
 		}
 		close(hs);
