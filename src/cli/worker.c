@@ -825,9 +825,10 @@ static int report_end(const struct worker_args *a, const json_t *answer, long st
 	return tp_worker_exit_for(kind, true, status);
 }
 
-/* --sealed: the service's evidence asked for with sc's nonce and checked against t
- * before anything else is sent; then input (taken) sealed to the key it vouches for
- * as the body's sealed_input. Returns 0 with *body, or an exit code said. */
+/* --sealed: sc begun (a nonce, a reply key), the service's evidence asked for with
+ * its nonce and checked against t before anything else is sent; then input (taken)
+ * sealed to the key it vouches for as the body's sealed_input. Returns 0 with *body,
+ * or an exit code said. */
 static int sealed_body(const struct worker *w, const char *service,
 		       const char (*task_ids)[TP_WORKER_ID_HEX + 1], size_t count,
 		       const struct tp_sealed_trust *t, struct tp_sealed_call *sc, json_t *input,
@@ -839,6 +840,8 @@ static int sealed_body(const struct worker *w, const char *service,
 	int code;
 
 	*body = NULL;
+	if ((code = tp_sealed_begin(sc)) != 0)
+		goto out;
 	tp_hex(sc->nonce, sizeof(sc->nonce), nonce);
 	snprintf(path, sizeof(path), "/v1/services/%s/evidence", service);
 	if (!(ask = json_pack("{s:s}", "nonce", nonce)))
@@ -903,10 +906,7 @@ int tp_cmd_invoke(int argc, char **argv)
 	    (code = read_input(&a, &input)) != 0)
 		goto done;
 	if (a.sealed) {
-		if ((code = tp_sealed_begin(&sc)) != 0)
-			json_decref(input);
-		if (code != 0 ||
-		    (code = sealed_body(&w, service, (const char(*)[TP_WORKER_ID_HEX + 1]) a.ids,
+		if ((code = sealed_body(&w, service, (const char(*)[TP_WORKER_ID_HEX + 1]) a.ids,
 					a.id_count, &trust, &sc, input, &body)) != 0)
 			goto done;
 	} else if (!(body = json_pack("{s:o, s:[]}", "input", input, "task_data"))) {
