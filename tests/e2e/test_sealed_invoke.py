@@ -139,11 +139,20 @@ def open_sealed(reply, aad, blob):
     return AESGCM(okm[:32]).decrypt(okm[32:], blob[32:], aad)
 
 
-def sealed_input(pubkey, service, text):
-    """(the reply key, the sealed input's bytes) of `text` sealed to the service's key."""
-    reply = X25519PrivateKey.generate()
-    eph, ct = seal(pubkey, AAD_IN + service.encode(), raw(reply.public_key()) + text.encode())
+def sealed_input(pubkey, service, text, task=(), reply=None):
+    """(the reply key, the sealed input's bytes) of `text` sealed to the service's key,
+    for the task data ids `task` (aad_in names them after the service); a new reply
+    key unless one is given."""
+    reply = reply or X25519PrivateKey.generate()
+    aad = AAD_IN + service.encode() + b"".join(i.encode() for i in task)
+    eph, ct = seal(pubkey, aad, raw(reply.public_key()) + text.encode())
     return reply, eph + ct
+
+
+def opened_answer(reply, blob, doc):
+    """The answer to the sealed input `blob`, opened with the reply key: JSON."""
+    return json.loads(open_sealed(reply, AAD_OUT + hashlib.sha256(blob).digest(),
+                                  base64.b64decode(doc["sealed"])))
 
 
 DOES_NOT_OPEN = "does not open with the service's key"
@@ -173,9 +182,7 @@ def wire_sealed(w, service, text):
     s, doc = wire_invoke(w, service, blob)
     if "sealed" not in doc:
         return s, doc, None
-    opened = open_sealed(reply, AAD_OUT + hashlib.sha256(blob).digest(),
-                         base64.b64decode(doc["sealed"]))
-    return s, doc, json.loads(opened)
+    return s, doc, opened_answer(reply, blob, doc)
 
 
 def store_bytes(store):
@@ -305,14 +312,10 @@ def test_the_sealed_input_binds_its_task_data(run, start, apps, store, platform)
     assert s == 200, got
     pubkey = bytes.fromhex(got["claims"]["pubkey"])
     text, _, made = marker()
-    reply = X25519PrivateKey.generate()
-    eph, ct = seal(pubkey, AAD_IN + service.encode() + did.encode(),
-                   raw(reply.public_key()) + text.encode())
-    blob = eph + ct
+    reply, blob = sealed_input(pubkey, service, text, task=[did])
     s, doc = wire_invoke(w, service, blob, task_data=[did], data_keys=keys)
     assert s == 200, doc
-    opened = json.loads(open_sealed(reply, AAD_OUT + hashlib.sha256(blob).digest(),
-                                    base64.b64decode(doc["sealed"])))
+    opened = opened_answer(reply, blob, doc)
     assert json.loads(opened["result"]) == {"input": text, "data": [DATA_MARKER.decode()],
                                             "made": made}, opened
     # sent again as it is: a replay
@@ -321,9 +324,8 @@ def test_the_sealed_input_binds_its_task_data(run, start, apps, store, platform)
     refused_409(doc, REPLAY)
     # sealed for its task data, sent with them taken away, or twice: not opened
     for task in ([], [did, did]):
-        eph, ct = seal(pubkey, AAD_IN + service.encode() + did.encode(),
-                       raw(reply.public_key()) + text.encode())
-        s, doc = wire_invoke(w, service, eph + ct, task_data=task,
+        _, anew = sealed_input(pubkey, service, text, task=[did], reply=reply)
+        s, doc = wire_invoke(w, service, anew, task_data=task,
                              **({"data_keys": keys} if task else {}))
         assert s == 409, (task, doc)
         refused_409(doc, DOES_NOT_OPEN)
@@ -368,22 +370,16 @@ def test_a_task_item_put_at_anothers_name_in_the_store_is_not_run(run, start, ap
     s, got, _ = evidence(w, service, "00")
     assert s == 200, got
     text, _, _ = marker()
-    reply = X25519PrivateKey.generate()
-    eph, ct = seal(bytes.fromhex(got["claims"]["pubkey"]),
-                   AAD_IN + service.encode() + items["x"].encode(),
-                   raw(reply.public_key()) + text.encode())
-    blob = eph + ct
+    pubkey = bytes.fromhex(got["claims"]["pubkey"])
+    reply, blob = sealed_input(pubkey, service, text, task=[items["x"]])
     s, doc = wire_invoke(w, service, blob, task_data=[items["x"]], data_keys=keys)
     assert s == 200, doc
-    opened = json.loads(open_sealed(reply, AAD_OUT + hashlib.sha256(blob).digest(),
-                                    base64.b64decode(doc["sealed"])))
+    opened = opened_answer(reply, blob, doc)
     assert json.loads(opened["result"])["data"] == ["TASK-ITEM-X-31f0"], opened
     # the store's file of x now holds y's bytes (sealed under the same key: they open)
     shutil.copy(tmp / "y.tpd", store / "data" / f"{items['x']}.tpd")
-    eph, ct = seal(bytes.fromhex(got["claims"]["pubkey"]),
-                   AAD_IN + service.encode() + items["x"].encode(),
-                   raw(reply.public_key()) + text.encode())
-    s, doc = wire_invoke(w, service, eph + ct, task_data=[items["x"]], data_keys=keys)
+    _, anew = sealed_input(pubkey, service, text, task=[items["x"]], reply=reply)
+    s, doc = wire_invoke(w, service, anew, task_data=[items["x"]], data_keys=keys)
     assert s == 409, doc
     refused_409(doc, DOES_NOT_OPEN)
     assert w.stop() == 0
