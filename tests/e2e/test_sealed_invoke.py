@@ -33,7 +33,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from cas_mock import seal
 from exit_codes import EXIT
-from test_worker import Worker, _direct, _key_b64, deployed, store  # noqa: F401 (store: a fixture)
+from test_worker import (  # noqa: F401 (store: a fixture)
+    Worker, _direct, _key_b64, comm, deployed, descendants, store)
 from volumes import own
 
 SERVICE = """
@@ -1102,3 +1103,42 @@ def test_a_sealed_input_sent_again_is_refused_as_a_replay(start, apps, store, pl
     assert ends == [(200, "result"), (409, "key_missing"), (409, "key_missing"),
                     (200, "result")], ends
     assert_nowhere(w, store, text, logged, made)
+
+
+def test_a_reply_key_no_one_holds_is_refused_before_the_service_runs(start, apps, store,
+                                                                   platform):
+    """A sealed input whose reply key is of small order (zeros: an answer sealed to it
+    would be readable by anyone) is 400 config, and the service never sees it."""
+    key, _ = platform
+    w = sim_worker(start, store, apps, key)
+    service, _ = deployed(w, apps, ("a",))
+    s, got, _ = evidence(w, service, "00")
+    assert s == 200, got
+    text, logged, made = marker()
+    eph, ct = seal(bytes.fromhex(got["claims"]["pubkey"]), AAD_IN + service.encode(),
+                   bytes(32) + text.encode())
+    s, doc = wire_invoke(w, service, eph + ct)
+    assert (s, doc["error"]["kind"]) == (400, "config"), doc
+    assert "reply key" in doc["error"]["message"] and doc["log"] == "", doc
+    assert w.stop() == 0
+    assert_nowhere(w, store, text, logged, made)
+
+
+@pytest.mark.parametrize("as_user", ["user"], indirect=True)
+def test_no_other_process_of_the_workers_user_reads_the_spawner(as_user, start, apps, store,
+                                                                platform):
+    """The spawner, which holds the services' keys, is not dumpable: its /proc files are
+    root's, not the worker's uid's (no ptrace, no /proc/PID/mem), while the worker's
+    HTTP process's are that uid's."""
+    key, _ = platform
+    w = sim_worker(start, store, apps, key)
+    service, _ = deployed(w, apps, ("a",))
+    s, got, _ = evidence(w, service, "00")  # the spawner has made a key by now
+    assert s == 200, got
+    spawners = [p for p in descendants(w.proc.pid)
+                if comm(p) == "teepy-spawner" and Path(f"/proc/{p}/stat").read_text()
+                .rsplit(")", 1)[1].split()[1] == str(w.proc.pid)]
+    assert len(spawners) == 1, spawners
+    assert os.stat(f"/proc/{w.proc.pid}/mem").st_uid == 65534
+    assert os.stat(f"/proc/{spawners[0]}/mem").st_uid == 0
+    assert w.stop() == 0
