@@ -593,6 +593,15 @@ static void answer(const struct tp_worker_run_opts *o, int sock, struct tp_outco
 		explicit_bzero(out->log, out->log_size);
 }
 
+/* A request's data items closed (an invocation's process serves more than one). */
+static void request_done(const int *fds, uint32_t count)
+{
+	for (uint32_t i = 0; fds && i < count; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free((void *)fds);
+}
+
 /* The run of one request: the bundle's config with the input (a sealed one's size:
  * open_input opens it), the data items unsealed and the socket as the cancel.
  * Returns 0, or -1 with the outcome sent. */
@@ -605,8 +614,12 @@ static int request_config(const struct tp_worker_run_opts *o, int sock, struct p
 		fail(sock, TP_END_INTERNAL, "out of memory");
 		return -1;
 	}
-	if (open_data(sock, j, fds) < 0)
+	for (uint32_t i = 0; i < j->h->data_count; i++)
+		fds[i] = -1;
+	if (open_data(sock, j, fds) < 0) {
+		request_done(fds, j->h->data_count);
 		return -1;
+	}
 	*cfg = bundle_config(o, j);
 	cfg->input = j->h->sealed ? NULL : j->input;
 	cfg->input_size = j->h->sealed && j->h->input_size >= TP_SEAL_OVERHEAD + TP_X25519_SIZE ?
@@ -677,6 +690,8 @@ static void run_cold(const struct tp_worker_run_opts *o, int sock, struct parsed
 #define ZYGOTE_WAITING_MAX  64	 /* jobs waiting for one zygote's children; beyond: cold */
 #define ZYGOTE_WAIT_MAX_MS  3000 /* a job waits no longer for a child: then cold */
 #define IDLE_MAX	    2	 /* invocation processes forked ahead */
+#define IDLE_KEEP	    16	 /* invocation processes kept for more jobs once done */
+#define IDLE_JOBS_MAX	    1000 /* jobs one invocation process serves, then it ends */
 #define HANDOVER_MAGIC	    0x74706831u
 
 /* What a zygote's keeper tells the spawner once its run is planned. */
@@ -737,19 +752,23 @@ struct sealing_key {
 struct spawner {
 	const struct tp_worker_run_opts *o;
 	struct zygote *z; /* o->zygotes of them */
-	/* the invocation processes of warm starts, for each zygote's running count */
+	/* the invocation processes of warm starts, for each zygote's running count;
+	 * sock: the one a process forked ahead was handed its job on (-1: forked for
+	 * it), where it says it is done */
 	struct {
 		pid_t pid;
 		struct zygote *z;
+		int sock;
 	} * procs;
 	size_t proc_count, proc_cap;
 	uint32_t next_token; /* a child's name, its scratch's too: one of the worker's */
 	int ctl;	     /* the worker's socket */
-	/* invocation processes forked ahead for warm starts, each waiting for its job */
+	/* invocation processes forked ahead for warm starts, or done with a job, each
+	 * waiting for its next */
 	struct {
 		pid_t pid;
 		int sock;
-	} idle[IDLE_MAX];
+	} idle[IDLE_KEEP];
 	size_t idle_count;
 	/* sealed invocations: each service's key pair, made at its first evidence, in
 	 * one mapping (sealing_table) that no fork inherits */
@@ -906,6 +925,9 @@ static void drop_others(struct spawner *s)
 	for (size_t i = 0; i < s->idle_count; i++)
 		close_fd(&s->idle[i].sock);
 	s->idle_count = 0;
+	for (size_t i = 0; i < s->proc_count; i++)
+		close_fd(&s->procs[i].sock);
+	s->proc_count = 0;
 	/* its job holds its own copy; the table is zeros here already where the kernel
 	 * wipes it on fork */
 	if (s->keys && !s->keys_wiped_on_fork)
@@ -1302,10 +1324,11 @@ static void run_warm(const struct tp_worker_run_opts *o, int sock, struct parsed
 	struct sealed_call sc = { 0 };
 	struct tp_outcome out;
 	struct tp_limits limits = zi->limits;
-	struct tp_run_config cfg;
+	struct tp_run_config cfg = { 0 };
 
 	/* not dumpable, as the spawner it is a fork of: it holds the input's plaintext */
 	if (request_config(o, sock, j, &cfg) < 0 || open_input(sock, j, &sc, &cfg) < 0) {
+		request_done(cfg.data_fds, cfg.data_count);
 		sealed_call_free(&sc);
 		zkid_close(k);
 		return;
@@ -1316,6 +1339,7 @@ static void run_warm(const struct tp_worker_run_opts *o, int sock, struct parsed
 	answer(o, sock, &out, true, &sc);
 	tp_outcome_free(&out);
 	sealed_call_free(&sc);
+	request_done(cfg.data_fds, cfg.data_count);
 	zkid_close(k);
 }
 
@@ -1545,6 +1569,43 @@ int tp_worker_sealing_key(int ctl, const char *service, const uint8_t app[32],
 
 /* ---- the spawner's loop ---- */
 
+/* procs[i] is done with its job (alive: it said so), or gone: no longer running for
+ * its zygote. One that said so waits for its next job, while there is room, else
+ * ends (it reads its end of file). */
+static void proc_done(struct spawner *s, size_t i, bool alive)
+{
+	if (s->procs[i].z->running)
+		s->procs[i].z->running--;
+	if (alive && s->procs[i].sock >= 0 && s->idle_count < IDLE_KEEP) {
+		s->idle[s->idle_count].pid = s->procs[i].pid;
+		s->idle[s->idle_count++].sock = s->procs[i].sock;
+	} else if (s->procs[i].sock >= 0) {
+		close(s->procs[i].sock);
+	}
+	s->procs[i] = s->procs[--s->proc_count];
+}
+
+/* The invocation's process pid said it is done ('d'), or its socket closed (it
+ * ended: reaped later). */
+static void proc_said(struct spawner *s, pid_t pid)
+{
+	for (size_t i = 0; i < s->proc_count; i++) {
+		if (s->procs[i].pid != pid || s->procs[i].sock < 0)
+			continue;
+		char byte;
+		ssize_t got = recv(s->procs[i].sock, &byte, 1, MSG_DONTWAIT);
+		if (got < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (got == 1 && byte == 'd') {
+			proc_done(s, i, true);
+		} else {
+			close(s->procs[i].sock);
+			s->procs[i].sock = -1;
+		}
+		return;
+	}
+}
+
 static void reap(struct spawner *s, int flags)
 {
 	pid_t pid;
@@ -1552,9 +1613,13 @@ static void reap(struct spawner *s, int flags)
 	while ((pid = waitpid(-1, NULL, flags)) > 0) {
 		for (size_t i = 0; i < s->proc_count; i++)
 			if (s->procs[i].pid == pid) {
-				if (s->procs[i].z->running)
-					s->procs[i].z->running--;
-				s->procs[i] = s->procs[--s->proc_count];
+				proc_done(s, i, false);
+				break;
+			}
+		for (size_t i = 0; i < s->idle_count; i++)
+			if (s->idle[i].pid == pid) { /* its pid is no longer its own */
+				close(s->idle[i].sock);
+				s->idle[i] = s->idle[--s->idle_count];
 				break;
 			}
 	}
@@ -1576,32 +1641,42 @@ static void *idle_nothing(void *arg)
 	return arg;
 }
 
+/* Serves jobs handed over on hs, one after another (at most IDLE_JOBS_MAX): after
+ * each, what it held is wiped and closed, and it says so ('d'), but after its last:
+ * then it ends, and its socket's end says so (no job is handed to it meanwhile). */
 static void idle_serve(const struct tp_worker_run_opts *o, int hs)
 {
-	struct handover h;
-	struct parsed_job j;
-	const char *err;
-	int fds[6];
 	pthread_t t;
 
 	/* a thread made and joined now: its stack stays cached for the run's watch */
 	if (pthread_create(&t, NULL, idle_nothing, NULL) == 0)
 		pthread_join(t, NULL);
-	if (tp_recv_fds(hs, &h, sizeof(h), fds, 6, 0) != (ssize_t)sizeof(h) ||
-	    h.magic != HANDOVER_MAGIC)
-		return; /* the spawner is gone */
-	struct zkid k = { .c = h.c, .placed = true };
-	k.c.pidfd = fds[2];
-	k.c.channel_fd = fds[3];
-	k.c.out_fd = fds[4];
-	k.c.status_fd = fds[5];
-	if (parse_job(fds[1], &j, &err) < 0 || read_keys(hs, &j, &err) < 0 ||
-	    read_sealing(hs, &j, &err) < 0) {
-		fail(fds[0], TP_END_INTERNAL, err);
-		zkid_close(&k);
-		return;
+	for (unsigned served = 0; served < IDLE_JOBS_MAX; served++) {
+		struct handover h;
+		struct parsed_job j;
+		const char *err;
+		int fds[6];
+
+		if (tp_recv_fds(hs, &h, sizeof(h), fds, 6, 0) != (ssize_t)sizeof(h) ||
+		    h.magic != HANDOVER_MAGIC)
+			return; /* the spawner is gone, or done with this process */
+		struct zkid k = { .c = h.c, .placed = true };
+		k.c.pidfd = fds[2];
+		k.c.channel_fd = fds[3];
+		k.c.out_fd = fds[4];
+		k.c.status_fd = fds[5];
+		if (parse_job(fds[1], &j, &err) < 0 || read_keys(hs, &j, &err) < 0 ||
+		    read_sealing(hs, &j, &err) < 0) {
+			fail(fds[0], TP_END_INTERNAL, err);
+			zkid_close(&k);
+		} else {
+			run_warm(o, fds[0], &j, &k, &h.zi);
+		}
+		job_free(&j);
+		close(fds[0]);
+		if (served + 1 == IDLE_JOBS_MAX || send(hs, "d", 1, MSG_NOSIGNAL) != 1)
+			return;
 	}
-	run_warm(o, fds[0], &j, &k, &h.zi);
 }
 
 /* Forks invocation processes ahead while a zygote is ready, up to IDLE_MAX. */
@@ -1639,7 +1714,7 @@ static void idle_fill(struct spawner *s)
 /* Hands a warm job to a process forked ahead. Returns its pid, or -1 (none, or it
  * is gone: the caller forks one). */
 static pid_t handover(struct spawner *s, const struct parsed_job *j, int sock, struct zygote *z,
-		      const struct zkid *k)
+		      const struct zkid *k, int *hs_out)
 {
 	while (s->idle_count) {
 		struct handover h = { .magic = HANDOVER_MAGIC, .c = k->c, .zi = z->zi };
@@ -1656,9 +1731,11 @@ static pid_t handover(struct spawner *s, const struct parsed_job *j, int sock, s
 			r = send_now(hs, pair, sizeof(pair));
 			explicit_bzero(pair, sizeof(pair));
 		}
-		close(hs);
-		if (r == 0)
+		if (r == 0) {
+			*hs_out = hs;
 			return pid;
+		}
+		close(hs);
 		kill(pid, SIGKILL); /* reaped by the loop */
 	}
 	return -1;
@@ -1669,7 +1746,8 @@ static pid_t handover(struct spawner *s, const struct parsed_job *j, int sock, s
 static void launch(struct spawner *s, int ctl, struct parsed_job *j, int sock, struct zygote *z,
 		   struct zkid *k)
 {
-	pid_t spawner = getpid(), pid = k ? handover(s, j, sock, z, k) : -1;
+	int hs = -1;
+	pid_t spawner = getpid(), pid = k ? handover(s, j, sock, z, k, &hs) : -1;
 
 	if (pid < 0)
 		pid = fork();
@@ -1695,8 +1773,11 @@ static void launch(struct spawner *s, int ctl, struct parsed_job *j, int sock, s
 		zkid_drop_fds(&k->c);
 		if (s->proc_count < s->proc_cap) {
 			s->procs[s->proc_count].pid = pid;
+			s->procs[s->proc_count].sock = hs;
 			s->procs[s->proc_count++].z = z;
 			z->running++;
+		} else if (hs >= 0) {
+			close(hs); /* it ends once done */
 		}
 	}
 	close(sock);
@@ -1780,15 +1861,17 @@ static void dispatch(struct spawner *s, int ctl, int sock, int memfd)
 
 /* What the loop polls, and for what. */
 struct watched {
-	int kind; /* 0: the worker, 1: a zygote's notes, 2: a child's HELLO */
+	int kind; /* 0: the worker, 1: a zygote's notes, 2: a child's HELLO, 3: an
+		     invocation's process done */
 	struct zygote *z;
 	uint32_t token;
+	pid_t pid;
 };
 
 static void spawner_loop(const struct tp_worker_run_opts *o, int ctl)
 {
 	struct spawner s = { .o = o, .proc_cap = 4096, .ctl = ctl };
-	size_t cap = 1 + (size_t)o->zygotes * (1 + ZYGOTE_POOL_MAX);
+	size_t cap = 1 + (size_t)o->zygotes * (1 + ZYGOTE_POOL_MAX) + s.proc_cap;
 	struct pollfd *pfds = calloc(cap, sizeof(*pfds));
 	struct watched *what = calloc(cap, sizeof(*what));
 
@@ -1828,11 +1911,19 @@ static void spawner_loop(const struct tp_worker_run_opts *o, int ctl)
 								      .token = z->kids[k].token };
 				}
 		}
+		for (size_t i = 0; i < s.proc_count; i++)
+			if (s.procs[i].sock >= 0) {
+				pfds[n] =
+				    (struct pollfd){ .fd = s.procs[i].sock, .events = POLLIN };
+				what[n++] = (struct watched){ .kind = 3, .pid = s.procs[i].pid };
+			}
 		if (poll(pfds, n, 100) <= 0)
 			goto waiting;
 		for (size_t i = 1; i < n; i++) {
 			struct zygote *z = what[i].z;
-			if (!pfds[i].revents || !z->used)
+			if (pfds[i].revents && what[i].kind == 3)
+				proc_said(&s, what[i].pid);
+			if (!pfds[i].revents || what[i].kind == 3 || !z->used)
 				continue;
 			if (what[i].kind == 1 && z->sock == pfds[i].fd) {
 				if (pfds[i].revents & POLLIN)
@@ -1895,8 +1986,12 @@ waiting: /* a job waits no longer than its zygote lives, nor too long */
 		if (z->used)
 			zygote_stop(z, Z_DEAD);
 	}
-	for (size_t i = 0; i < s.idle_count; i++) /* each reads its end of file and ends */
+	/* each reads its end of file and ends (one still running: once done) */
+	for (size_t i = 0; i < s.idle_count; i++)
 		close(s.idle[i].sock);
+	for (size_t i = 0; i < s.proc_count; i++)
+		if (s.procs[i].sock >= 0)
+			close(s.procs[i].sock);
 	reap(&s, 0);
 	if (s.keys) {
 		explicit_bzero(s.keys, SEALING_KEYS_MAX * sizeof(*s.keys));
