@@ -104,6 +104,7 @@ struct tp_channel {
 	int (*open_result)(void *ctx);
 	void *ctx;
 	uint64_t max_result; /* bytes; a larger RESULT frame breaks the channel */
+	bool takes_exit;     /* a zygote's child's: EXIT ends it (else it breaks it) */
 
 	/* what the service told us */
 	bool have_result;
@@ -115,13 +116,15 @@ struct tp_channel {
 	int result_fd;
 	int status_kind; /* -1: no STATUS frame */
 	char status_name[TP_MAX_STATUS_SIZE + 1];
+	bool exited; /* an EXIT frame came (takes_exit): the service says it ends */
+	int exit_status;
 };
 
 void tp_channel_init(struct tp_channel *ch, int fd);
 
 /* Reads and answers one frame. Returns 0, or < 0 once the channel is finished
- * (-EPIPE: the service closed it) or broken (-EPROTO: a malformed frame, and
- * protocol_violation is set). */
+ * (-EPIPE: the service closed it; -ECONNRESET: it said EXIT, and exited is set) or
+ * broken (-EPROTO: a malformed frame, and protocol_violation is set). */
 int tp_channel_serve_one(struct tp_channel *ch);
 
 #endif

@@ -27,6 +27,7 @@ int tp_frame_check(const struct tp_frame *frame)
 	case TP_FRAME_GET_DATA:
 	case TP_FRAME_GO:
 	case TP_FRAME_HELLO:
+	case TP_FRAME_EXIT:
 		return frame->size == 0 ? 0 : -EMSGSIZE;
 	case TP_FRAME_STATUS:
 		return frame->size <= TP_MAX_STATUS_SIZE ? 0 : -EMSGSIZE;

@@ -37,6 +37,11 @@ enum tp_frame_type {
 	/* a zygote's child, first on its channel: here I am (the supervisor reads the
 	 * kernel's SCM_CREDENTIALS of it: the child's pid, which no process can forge) */
 	TP_FRAME_HELLO = 20,
+	/* a zygote's child, last on its channel: it ends now, arg: its exit status
+	 * (0-255), payload: none. Its supervisor answers at once (and kills it: nothing
+	 * it does after counts), not after the zygote has reaped it. Refused on any
+	 * other channel. */
+	TP_FRAME_EXIT = 21,
 };
 
 enum tp_reply { TP_REPLY_OK = 0, TP_REPLY_OUT_OF_RANGE = 1 };

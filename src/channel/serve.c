@@ -111,6 +111,12 @@ int tp_channel_serve_one(struct tp_channel *ch)
 		ch->status_name[frame.size] = '\0';
 		ch->status_kind = (int)frame.arg;
 		return 0;
+	case TP_FRAME_EXIT:
+		if (!ch->takes_exit || frame.arg > 255)
+			break;
+		ch->exited = true;
+		ch->exit_status = (int)frame.arg;
+		return -ECONNRESET;
 	}
 violation:
 	ch->protocol_violation = true;

@@ -1163,7 +1163,8 @@ static int zygote_serve(const struct tp_boot *b)
 
 /* A zygote's child ends as an interpreter would, less the teardown of what the
  * zygote imported, which it shares and which dies with it: atexit functions, then
- * the standard streams flushed, then _exit. */
+ * the standard streams flushed, then EXIT with its status (its supervisor answers
+ * at once, rather than once its zygote has reaped it), then _exit. */
 
 static void child_exit(int status)
 {
@@ -1172,6 +1173,8 @@ static void child_exit(int status)
 	if (!done)
 		PyErr_Print();
 	Py_XDECREF(done);
+	fflush(stderr);
+	send_frame(TP_FRAME_EXIT, (uint32_t)status & 0xff, NULL, 0);
 	_exit(status);
 }
 

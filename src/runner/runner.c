@@ -242,8 +242,50 @@ static void log_bytes(struct watch *w, const char *bytes, size_t size)
 	out->log_dropped += size - keep;
 }
 
+/* The most a process has held resident (VmHWM), in KiB; 0 if /proc does not say. */
+static long peak_resident_kib(pid_t pid)
+{
+	char path[64], text[4096];
+	int fd;
+	ssize_t got;
+	long kib = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	got = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (got <= 0)
+		return 0;
+	text[got] = '\0';
+	const char *at = strstr(text, "\nVmHWM:");
+	return at && sscanf(at + 8, "%ld", &kib) == 1 ? kib : 0;
+}
+
+/* A zygote's child said EXIT, after its last write: what it wrote is in its output
+ * pipe (out), its CPU time and peak memory are read now, and it is killed: the run
+ * is over, whatever it does next. Its zygote reaps it later (its status is not
+ * waited for: the child's exit, which unmaps its memory, takes milliseconds here). */
+static void take_exit(struct watch *w, int out)
+{
+	struct pollfd p = { .fd = out, .events = POLLIN };
+	char buf[65536];
+	ssize_t got;
+
+	while (out >= 0 && poll(&p, 1, 0) > 0 && (got = read(out, buf, sizeof(buf))) > 0)
+		log_bytes(w, buf, (size_t)got);
+	uint64_t used = tp_limits_cpu_used_ns(&w->inv->enforce, w->pid);
+	if (used > atomic_load(&w->cpu_seen_ns))
+		atomic_store(&w->cpu_seen_ns, used);
+	if (w->inv->enforce.memory_mechanism == TP_LIMIT_RLIMIT)
+		w->out->rusage.ru_maxrss = peak_resident_kib(w->pid);
+	w->out->wait_status = W_EXITCODE(w->channel.exit_status, 0);
+	kill_service(w);
+}
+
 /* Serves the control channel and relays the service's output until both are closed
- * and the service has ended. The watch thread ends it at the deadline or a cancel. */
+ * and the service has ended (or, a zygote's child, it said EXIT). The watch thread
+ * ends it at the deadline or a cancel. */
 static void supervise(struct watch *w, struct tp_sandbox *sb)
 {
 	struct pollfd fds[3] = {
@@ -275,6 +317,10 @@ static void supervise(struct watch *w, struct tp_sandbox *sb)
 					kill_service(w);
 				close(fds[0].fd);
 				fds[0].fd = -1;
+			}
+			if (w->channel.exited) {
+				take_exit(w, fds[1].fd);
+				break;
 			}
 		}
 		if (fds[2].fd >= 0 && fds[2].revents)
@@ -789,6 +835,7 @@ int tp_zygote_child_run(struct tp_zygote_child *child, const struct tp_run_confi
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	tp_deadline_after(&w.deadline, limits->timeout_ms);
 	serve_request(&w, child->channel_fd);
+	w.channel.takes_exit = true;
 	if ((r = watch_start(&w)) < 0) {
 		kill_service(&w);
 		tp_runner_fail(out, TP_END_INTERNAL, "cannot watch the service's CPU time: %s",
@@ -797,7 +844,8 @@ int tp_zygote_child_run(struct tp_zygote_child *child, const struct tp_run_confi
 		/* a child that is gone already: its status says how */
 		tp_frame_write(child->channel_fd, TP_FRAME_GO, (uint32_t)cfg->data_count, NULL, 0);
 		supervise(&w, &sb);
-		take_zygote_status(child->status_fd, out);
+		if (!w.channel.exited)
+			take_zygote_status(child->status_fd, out);
 		watch_stop(&w);
 		observe(&w, &o);
 		record(&w, &o, &t0);

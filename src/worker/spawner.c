@@ -857,13 +857,18 @@ static void zkid_drop_fds(struct tp_zygote_child *c)
 	close_fd(&c->status_fd);
 }
 
-/* A child ended: killed, its descriptors closed, its cgroups removed. */
+/* A child ended: killed, its descriptors closed, its cgroups removed (once it is
+ * gone: it may still be ending, its run answered at its EXIT). */
 static void zkid_close(struct zkid *k)
 {
 	struct tp_zygote_child *c = &k->c;
 
-	if (c->pidfd >= 0)
+	if (c->pidfd >= 0) {
+		struct pollfd p = { .fd = c->pidfd, .events = POLLIN };
 		syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+		if (k->placed)
+			poll(&p, 1, 2000);
+	}
 	zkid_drop_fds(c);
 	if (k->placed)
 		tp_limits_cleanup(&c->enforce);

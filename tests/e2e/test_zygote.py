@@ -225,6 +225,20 @@ elif word == "attack":
     out = attacks()
     out["window"] = [began, time.time()]
     teex.TEEX_return(json.dumps(out))
+elif word == "exit":
+    # exit N: an atexit function that says so, then SystemExit(N), no result
+    import atexit
+    atexit.register(lambda: print("atexit-ran", file=sys.stderr, flush=True))
+    sys.exit(int(mode.split()[1]))
+elif word == "hardexit":
+    # hardexit N: os._exit(N): no atexit, no word on the channel
+    import atexit
+    atexit.register(lambda: print("atexit-ran", file=sys.stderr, flush=True))
+    os._exit(int(mode.split()[1]))
+elif word == "late":
+    # a result, then more log, a 70 KiB line (more than a pipe holds), then the end
+    teex.TEEX_return("late-result")
+    print("after-the-result " + "y" * (70 << 10), file=sys.stderr, flush=True)
 elif word == "abort":
     os.abort()
 elif word == "segv":
@@ -381,6 +395,42 @@ def test_with_zygotes_off_every_invocation_is_cold(start, zapps, store):
     assert [l.get("start", "cold") for l in lines] == ["cold"] * 3, lines
     assert [r["calls"] for r in runs] == [1, 1, 1], runs
     assert len({r["random"] for r in runs}) == 3, runs
+
+
+def test_a_warm_invocation_ends_as_a_cold_one(start, zapps, store):
+    """How a service ends is answered alike warm and cold: SystemExit with a status
+    (atexit functions run, their output in the log), os._exit (nothing runs after it),
+    a result followed by more output than a pipe holds. A warm child that ends as
+    Python ends says EXIT on its channel and is answered at once; one that ends by
+    os._exit is answered from its zygote's wait status: both must match the cold run."""
+    modes = ["exit 3", "exit 0", "hardexit 5", "late"]
+    answers = {}
+    for name, env in (("warm", {}), ("cold", {"TEEPY_ZYGOTES": "0"})):
+        w = Worker(start, store, zapps / "signer.pub", env=env)
+        try:
+            service, _ = deployed(w, zapps, (), bundle="svc.tpy")
+            ok(w, service, "plain")  # the zygote started (warm), or a first cold run
+            answers[name] = [w.invoke(service, m) for m in modes]
+        finally:
+            w.stop()
+        if name == "warm":
+            assert_warm(w, service, len(modes) + 1, 1)
+    for mode, warm, cold in zip(modes, answers["warm"], answers["cold"]):
+        (ws, wr), (cs, cr) = warm, cold
+        assert ws == cs, (mode, warm, cold)
+        assert wr.get("error") == cr.get("error"), (mode, warm, cold)
+        assert wr.get("result") == cr.get("result"), (mode, warm, cold)
+        for r in (wr, cr):
+            log = r.get("log", "")
+            assert log.startswith("log-of-the-service\n"), (mode, r)
+            assert ("atexit-ran" in log) == mode.startswith("exit"), (mode, r)
+        if mode == "late":  # the log capped alike (64 KiB), the line's head in it
+            assert wr["log"] == cr["log"] and "after-the-result yyy" in wr["log"], mode
+            assert wr.get("log_truncated") is True and cr.get("log_truncated") is True
+    exit3 = answers["warm"][0][1]
+    assert exit3["error"]["kind"] == "failed" and "3" in exit3["error"]["message"], exit3
+    assert answers["warm"][2][1]["error"]["kind"] == "failed", answers["warm"][2]
+    assert answers["warm"][3][1]["result"] == "late-result", answers["warm"][3]
 
 
 def test_numpy_preloaded_gives_each_invocation_its_own_random_stream(start, zapps, store):

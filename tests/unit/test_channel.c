@@ -427,6 +427,10 @@ static void test_frame_check_holds_each_type_to_its_size(void)
 		if (t == TP_FRAME_HELLO)
 			break;
 	}
+	f = (struct tp_frame){ .type = TP_FRAME_EXIT, .arg = 255 };
+	CHECK(tp_frame_check(&f) == 0);
+	f.size = 1;
+	CHECK(tp_frame_check(&f) == -EMSGSIZE);
 	f = (struct tp_frame){ .type = TP_FRAME_RESULT, .size = UINT64_MAX };
 	CHECK(tp_frame_check(&f) == 0);
 	f = (struct tp_frame){ .type = TP_FRAME_REPLY, .size = UINT64_MAX };
@@ -525,6 +529,36 @@ static void test_serve_ends_at_a_frame_the_service_may_not_send(void)
 	}
 }
 
+/* EXIT ends a zygote's child's channel with its status; any other channel (a cold
+ * run's service), or a status past 255, is broken by it. */
+static void test_serve_takes_exit_only_from_a_zygote_child(void)
+{
+	const struct {
+		bool takes_exit;
+		uint32_t arg;
+		int r;
+	} cases[] = { { false, 0, -EPROTO }, { true, 3, -ECONNRESET }, { true, 256, -EPROTO } };
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct tp_channel ch;
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+			CHECK(!"socketpair");
+			return;
+		}
+		tp_channel_init(&ch, sv[0]);
+		ch.takes_exit = cases[i].takes_exit;
+		CHECK(tp_frame_write(sv[1], TP_FRAME_EXIT, cases[i].arg, NULL, 0) == 0);
+		CHECK(tp_channel_serve_one(&ch) == cases[i].r);
+		CHECK(ch.exited == (cases[i].r == -ECONNRESET));
+		CHECK(ch.protocol_violation == (cases[i].r == -EPROTO));
+		CHECK(!ch.exited || ch.exit_status == 3);
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
+
 static void test_serve_flags_a_result_over_the_limit(void)
 {
 	struct tp_channel ch;
@@ -544,6 +578,8 @@ static void test_serve_flags_a_result_over_the_limit(void)
 
 TESTS(channel_tests) = {
 	{ "boot_round_trip_keeps_every_field", test_boot_round_trip_keeps_every_field },
+	{ "serve_takes_exit_only_from_a_zygote_child",
+	  test_serve_takes_exit_only_from_a_zygote_child },
 	{ "boot_round_trip_with_no_lists_and_the_largest_count",
 	  test_boot_round_trip_with_no_lists_and_the_largest_count },
 	{ "boot_encoding_is_the_field_sequence_of_protocol_h",
