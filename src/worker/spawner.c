@@ -754,11 +754,13 @@ struct spawner {
 	struct zygote *z; /* o->zygotes of them */
 	/* the invocation processes of warm starts, for each zygote's running count;
 	 * sock: the one a process forked ahead was handed its job on (-1: forked for
-	 * it), where it says it is done */
+	 * it), where it says it is done; child: the zygote's child it serves (its
+	 * pidfd and cgroups), ended and removed here if the process ends first */
 	struct {
 		pid_t pid;
 		struct zygote *z;
 		int sock;
+		struct tp_zygote_child *child;
 	} * procs;
 	size_t proc_count, proc_cap;
 	uint32_t next_token; /* a child's name, its scratch's too: one of the worker's */
@@ -930,8 +932,12 @@ static void drop_others(struct spawner *s)
 	for (size_t i = 0; i < s->idle_count; i++)
 		close_fd(&s->idle[i].sock);
 	s->idle_count = 0;
-	for (size_t i = 0; i < s->proc_count; i++)
+	for (size_t i = 0; i < s->proc_count; i++) {
 		close_fd(&s->procs[i].sock);
+		if (s->procs[i].child)
+			close_fd(&s->procs[i].child->pidfd);
+		free(s->procs[i].child);
+	}
 	s->proc_count = 0;
 	/* its job holds its own copy; the table is zeros here already where the kernel
 	 * wipes it on fork */
@@ -1579,6 +1585,15 @@ int tp_worker_sealing_key(int ctl, const char *service, const uint8_t app[32],
  * ends (it reads its end of file). */
 static void proc_done(struct spawner *s, size_t i, bool alive)
 {
+	struct tp_zygote_child *c = s->procs[i].child;
+
+	if (c && !alive) { /* it ended on its own: it answered, or was killed mid-job */
+		struct zkid k = { .c = *c, .placed = true };
+		zkid_close(&k);
+	} else if (c) {
+		close_fd(&c->pidfd);
+	}
+	free(c);
 	if (s->procs[i].z->running)
 		s->procs[i].z->running--;
 	if (alive && s->procs[i].sock >= 0 && s->idle_count < IDLE_KEEP) {
@@ -1646,6 +1661,17 @@ static void *idle_nothing(void *arg)
 	return arg;
 }
 
+/* What a sealed job's run left on this process's stack, below the caller's frame
+ * (the buffers that relayed the service's output and took its result from the
+ * channel held them), wiped before the next job. */
+static __attribute__((noinline)) void wipe_stack(void)
+{
+	uint8_t below[512 << 10];
+
+	explicit_bzero(below, sizeof(below));
+	__asm__ volatile("" : : "r"(below) : "memory");
+}
+
 /* Serves jobs handed over on hs, one after another (at most IDLE_JOBS_MAX): after
  * each, what it held is wiped and closed, and it says so ('d'), but after its last:
  * then it ends, and its socket's end says so (no job is handed to it meanwhile). */
@@ -1677,7 +1703,10 @@ static void idle_serve(const struct tp_worker_run_opts *o, int hs)
 		} else {
 			run_warm(o, fds[0], &j, &k, &h.zi);
 		}
+		bool sealed = j.h && j.h->sealed;
 		job_free(&j);
+		if (sealed)
+			wipe_stack();
 		close(fds[0]);
 		if (served + 1 == IDLE_JOBS_MAX || send(hs, "d", 1, MSG_NOSIGNAL) != 1)
 			return;
@@ -1774,15 +1803,27 @@ static void launch(struct spawner *s, int ctl, struct parsed_job *j, int sock, s
 	if (k && pid < 0) {
 		zkid_close(k);
 	} else if (k) {
-		/* the invocation's process has the child now, and removes its cgroups */
+		/* the invocation's process has the child now, and removes its cgroups; the
+		 * pidfd and the cgroups' names are kept, for the case it is killed first */
+		struct tp_zygote_child *c = malloc(sizeof(*c));
+		if (c) {
+			*c = k->c;
+			c->channel_fd = c->out_fd = c->status_fd = -1;
+			k->c.pidfd = -1;
+		}
 		zkid_drop_fds(&k->c);
 		if (s->proc_count < s->proc_cap) {
 			s->procs[s->proc_count].pid = pid;
+			s->procs[s->proc_count].child = c;
 			s->procs[s->proc_count].sock = hs;
 			s->procs[s->proc_count++].z = z;
 			z->running++;
-		} else if (hs >= 0) {
-			close(hs); /* it ends once done */
+		} else {
+			if (hs >= 0)
+				close(hs); /* it ends once done */
+			if (c)
+				close_fd(&c->pidfd);
+			free(c);
 		}
 	}
 	close(sock);

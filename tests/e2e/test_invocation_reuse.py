@@ -304,15 +304,12 @@ def test_a_sealed_calls_input_is_not_left_and_its_answer_is_wiped_from_the_heap(
     assert not found_in(held, secrets, lambda name: name != "[stack]")
 
 
-@pytest.mark.xfail(strict=True, reason="known leak: the 64 KiB stack buffers that relay "
-                   "the service's output (runner.c, the watch's loop) and pump its result "
-                   "from the channel (serve.c, pump) keep a sealed call's log and result "
-                   "after answer() wiped its copies; a job that writes less does not "
-                   "overwrite them")
 def test_a_sealed_calls_result_and_log_are_not_left_on_the_reused_invocation_process_stack(
         start, kit, store, platform):
     """As above, the stack read too: once the sealed calls and the plain one after them
-    have ended, no invocation process's stack holds their results or logs."""
+    have ended, no invocation process's stack holds their results or logs (the 64 KiB
+    buffers that relayed the output and took the result from the channel held them
+    until the process wiped its stack after the sealed job)."""
     key, _ = platform
     w = sim_worker(start, store, kit, key)
     service, _ = deployed(w, kit, ())
@@ -333,9 +330,10 @@ def teepy_cgroups(owners):
     return sorted(set(found), key=lambda p: -p.count("/"))
 
 
-def kill_mid_job(w, service):
+def kill_mid_job(w, service, before=None):
     """A service sleeping 2 s invoked, its invocation process killed with SIGKILL while
-    it runs: (the answer, seconds to it, the killed pid, the worker's pids then)."""
+    it runs: (the answer, seconds to it, the killed pid, the worker's pids then); the
+    teepy cgroups there right before the kill in before["cgroups"]."""
     answers = {}
     t = threading.Thread(target=lambda: answers.update(slow=w.invoke(service, "sleep 2")),
                          daemon=True)
@@ -343,25 +341,12 @@ def kill_mid_job(w, service):
     t.start()
     pid = busy(w)
     owners = {w.proc.pid, *descendants(w.proc.pid)}
+    if before is not None:
+        before["cgroups"] = teepy_cgroups(owners)
     os.kill(pid, signal.SIGKILL)
     t.join(timeout=10)
     assert not t.is_alive(), "the request hung"
     return answers["slow"], time.time() - began, pid, owners
-
-
-def remove_cgroups(owners):
-    """The cgroups a killed job left removed (they are empty once its child has ended),
-    so that the host check after the test does not report them again: the test that
-    proves them gone is test_an_invocation_process_killed_mid_job_leaves_no_cgroup_behind
-    (xfail)."""
-    deadline = time.time() + 10
-    while teepy_cgroups(owners) and time.time() < deadline:
-        for path in teepy_cgroups(owners):
-            try:
-                os.rmdir(path)
-            except OSError:
-                pass  # its child still ends, or a child cgroup goes first
-        time.sleep(0.05)
 
 
 def test_an_invocation_process_killed_mid_job_fails_that_request_and_warm_starts_go_on(
@@ -394,28 +379,35 @@ def test_an_invocation_process_killed_mid_job_fails_that_request_and_warm_starts
     finally:
         if w.proc.poll() is None:
             w.stop()
-        remove_cgroups(owners)
 
 
-@pytest.mark.xfail(strict=True, reason="known defect, older than reuse: the child's cgroups "
-                   "are removed by its invocation process (run_warm's zkid_close), and no "
-                   "one removes them when that process is killed")
-def test_an_invocation_process_killed_mid_job_leaves_no_cgroup_behind(start, kit, store):
-    """Once the killed job's child has ended (its 2 s sleep) and the worker has
-    stopped, no cgroup named after one of the worker's processes is left."""
+def test_an_invocation_process_killed_mid_job_leaves_no_child_and_no_cgroup_behind(
+        start, kit, store):
+    """The spawner, which reaps the killed process, ends the zygote's child it served
+    and removes its cgroups: within a second of the kill, long before the child's 2 s
+    sleep would have ended, no cgroup of the worker's processes is left but those of
+    the zygote itself and its ready children (a cgroup cannot be removed while a
+    process is in it: the child is gone too)."""
     w = Worker(start, store, kit / "signer.pub")
-    owners = set()
     try:
         service, _ = deployed(w, kit, ("a",))
         ok(w, service, "warm up")
-        _, _, _, owners = kill_mid_job(w, service)
+        ok(w, service, "warm up again")
+        (s, _), took, _, owners = kill_mid_job(w, service, before := {})
+        assert s == 500 and took < 2
+        # the killed child's cgroups (one name in each hierarchy) are among those there
+        # at the kill; the pool's refill makes new ones meanwhile
+        names = {os.path.basename(p) for p in before["cgroups"]}
+        deadline = time.time() + 1
+        while time.time() < deadline:
+            now = {os.path.basename(p) for p in teepy_cgroups(owners)}
+            if names - now:
+                break
+            time.sleep(0.02)
+        assert names - now, "the killed job's child and its cgroups were left"
         ok(w, service, "after")
         assert w.stop() == 0
-        deadline = time.time() + 5
-        while teepy_cgroups(owners) and time.time() < deadline:
-            time.sleep(0.05)
         assert not teepy_cgroups(owners)
     finally:
         if w.proc.poll() is None:
             w.stop()
-        remove_cgroups(owners)
