@@ -39,6 +39,7 @@ struct job {
 	int client_fd; /* the client's connection (a copy), watched for its going away */
 	bool cancelled;
 	bool client_gone;
+	bool counted; /* it ran to an outcome: its service's count is owed */
 	size_t bytes; /* its input, held while it waits */
 	struct tp_worker_answer ans;
 	struct job *next;
@@ -235,7 +236,7 @@ static void collect(struct tp_worker_server *srv, struct job *j)
 
 	if (r == 0) {
 		tp_worker_outcome_answer(&o, result, log, &j->ans);
-		tp_worker_api_counted(srv->api, j->ans.service);
+		j->counted = true;
 	} else if (r == -ENOMEM)
 		tp_worker_error(&j->ans, 500, "internal",
 				"the result is larger than the worker "
@@ -257,7 +258,10 @@ static void *collector(void *arg)
 	struct tp_worker_server *srv = arg;
 	struct pollfd *pfds = NULL;
 	struct job **who = NULL;
-	size_t cap = 0;
+	/* the services of the jobs the last pass answered, counted in the store once
+	 * their answers are on their way (the count's commit is off their path) */
+	char(*owed)[TP_WORKER_ID_HEX] = NULL;
+	size_t cap = 0, owed_count = 0;
 
 	pthread_mutex_lock(&srv->lock);
 	while (!(srv->quit && !srv->jobs)) {
@@ -270,7 +274,9 @@ static void *collector(void *arg)
 			free(who);
 			pfds = calloc(cap, sizeof(*pfds));
 			who = calloc(cap, sizeof(*who));
-			if (!pfds || !who)
+			/* what it holds is kept: the last pass's, not counted yet */
+			owed = realloc(owed, cap * sizeof(*owed));
+			if (!pfds || !who || !owed)
 				abort();
 		}
 		/* the stopping and the never started first: each ends a job, and the walk
@@ -310,6 +316,9 @@ static void *collector(void *arg)
 			}
 		}
 		pthread_mutex_unlock(&srv->lock);
+		for (size_t i = 0; i < owed_count; i++)
+			tp_worker_api_counted(srv->api, owed[i]);
+		owed_count = 0;
 		poll(pfds, n, -1);
 		if (pfds[0].revents) {
 			char buf[64];
@@ -328,6 +337,9 @@ static void *collector(void *arg)
 			if (!pfds[i].revents || j->state == JOB_DONE)
 				continue;
 			if (pfds[i].fd == j->sock) {
+				if (j->counted)
+					memcpy(owed[owed_count++], j->ans.service,
+					       TP_WORKER_ID_HEX);
 				job_done(srv, j);
 			} else if (pfds[i].fd == j->client_fd) {
 				/* the client went away */
@@ -346,8 +358,11 @@ static void *collector(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&srv->lock);
+	for (size_t i = 0; i < owed_count; i++)
+		tp_worker_api_counted(srv->api, owed[i]);
 	free(pfds);
 	free(who);
+	free(owed);
 	return NULL;
 }
 

@@ -288,7 +288,13 @@ def test_deploy_then_invoke_with_service_and_task_data_in_teex_order(as_user, st
                                                 DATA_MARKERS["b"].decode()]}
     assert r["log"] == "log-of-the-service\n" and r["log_truncated"] is False
     assert set(r["usage"]) == {"cpu_ms", "peak_memory_bytes", "wall_ms"}
-    s, got, _ = w.request("GET", f"/v1/services/{service}", ctype=None)
+    # the count is written just after the answer is sent (docs/api.md)
+    deadline = time.time() + 5
+    while True:
+        s, got, _ = w.request("GET", f"/v1/services/{service}", ctype=None)
+        if s != 200 or got["invocations"] == 1 or time.time() > deadline:
+            break
+        time.sleep(0.01)
     assert s == 200 and got["invocations"] == 1 and got["service_data"] == [a_id]
     # the service id as docs/api.md defines it
     assert service == hashlib.sha256(b"teepy-service-v1\0" + bytes.fromhex(got["app"])
