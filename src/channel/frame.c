@@ -25,7 +25,6 @@ int tp_frame_check(const struct tp_frame *frame)
 	switch (frame->type) {
 	case TP_FRAME_GET_INPUT:
 	case TP_FRAME_GET_DATA:
-	case TP_FRAME_GO:
 	case TP_FRAME_HELLO:
 	case TP_FRAME_EXIT:
 		return frame->size == 0 ? 0 : -EMSGSIZE;
@@ -33,6 +32,7 @@ int tp_frame_check(const struct tp_frame *frame)
 		return frame->size <= TP_MAX_STATUS_SIZE ? 0 : -EMSGSIZE;
 	case TP_FRAME_BOOT:
 		return frame->size <= TP_MAX_BOOT_SIZE ? 0 : -EMSGSIZE;
+	case TP_FRAME_GO:
 	case TP_FRAME_REPLY:
 	case TP_FRAME_RESULT:
 		return 0;

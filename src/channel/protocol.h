@@ -26,7 +26,7 @@ enum tp_frame_type {
 	TP_FRAME_BOOT = 1,  /* payload: boot fields, see below */
 	TP_FRAME_REPLY = 2, /* arg: TP_REPLY_*, payload: the bytes asked for */
 	/* a zygote's child: its supervisor has placed it (its cgroup); arg: how many data
-	 * items this invocation has, payload: none */
+	 * items this invocation has, payload: its input (what GET_INPUT would answer) */
 	TP_FRAME_GO = 3,
 
 	/* service -> supervisor */

@@ -38,7 +38,7 @@ static Py_ssize_t data_count;
 static bool result_sent;
 static bool booted;
 static bool sealed_run;	      /* a missing module or file gets a hint after its traceback */
-static PyObject *input_bytes; /* cached after the first ask */
+static PyObject *input_bytes; /* cached after the first ask (a zygote's child: its GO's) */
 
 /* ---- the channel (GIL released around every blocking call) ---- */
 
@@ -1021,9 +1021,15 @@ static int zygote_child(const struct tp_zygote_fork *req, const char *entry, int
 		return -1;
 	}
 	if (tp_frame_write(TP_CTRL_FD, TP_FRAME_HELLO, 0, NULL, 0) < 0 ||
-	    tp_frame_read_header(TP_CTRL_FD, &go) < 0 || go.type != TP_FRAME_GO)
+	    tp_frame_read_header(TP_CTRL_FD, &go) < 0 || go.type != TP_FRAME_GO ||
+	    go.size > (uint64_t)PY_SSIZE_T_MAX)
 		return -1; /* its supervisor is gone */
 	data_count = (Py_ssize_t)go.arg;
+	/* the input comes with GO: no round trip to ask for it */
+	if (!(input_bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)go.size)))
+		return -1;
+	if (tp_read_full(TP_CTRL_FD, PyBytes_AS_STRING(input_bytes), (size_t)go.size) < 0)
+		return -1;
 	return 0;
 }
 

@@ -842,7 +842,8 @@ int tp_zygote_child_run(struct tp_zygote_child *child, const struct tp_run_confi
 			       strerror(-r));
 	} else {
 		/* a child that is gone already: its status says how */
-		tp_frame_write(child->channel_fd, TP_FRAME_GO, (uint32_t)cfg->data_count, NULL, 0);
+		tp_frame_write(child->channel_fd, TP_FRAME_GO, (uint32_t)cfg->data_count,
+			       w.channel.input, w.channel.input_size);
 		supervise(&w, &sb);
 		if (!w.channel.exited)
 			take_zygote_status(child->status_fd, out);

@@ -419,14 +419,13 @@ static void test_frame_check_holds_each_type_to_its_size(void)
 	CHECK(tp_frame_check(&f) == 0);
 	f.size++;
 	CHECK(tp_frame_check(&f) == -EMSGSIZE);
-	for (uint32_t t = TP_FRAME_GO; t <= TP_FRAME_GO; t = TP_FRAME_HELLO) {
-		f = (struct tp_frame){ .type = t };
-		CHECK(tp_frame_check(&f) == 0);
-		f.size = 1;
-		CHECK(tp_frame_check(&f) == -EMSGSIZE);
-		if (t == TP_FRAME_HELLO)
-			break;
-	}
+	f = (struct tp_frame){ .type = TP_FRAME_HELLO };
+	CHECK(tp_frame_check(&f) == 0);
+	f.size = 1;
+	CHECK(tp_frame_check(&f) == -EMSGSIZE);
+	/* GO carries the input: any size, as a REPLY */
+	f = (struct tp_frame){ .type = TP_FRAME_GO, .size = UINT64_MAX };
+	CHECK(tp_frame_check(&f) == 0);
 	f = (struct tp_frame){ .type = TP_FRAME_EXIT, .arg = 255 };
 	CHECK(tp_frame_check(&f) == 0);
 	f.size = 1;
