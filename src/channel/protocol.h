@@ -83,8 +83,10 @@ enum tp_boot_tag {
  * three descriptors (SCM_RIGHTS): the child's channel, its output (stdout and
  * stderr) and its status socket. The zygote forks; the child takes the channel as
  * TP_CTRL_FD and restricts itself (docs/zygote.md), says TP_FRAME_HELLO, waits for
- * TP_FRAME_GO and runs the entry. The zygote keeps the status socket: when it has
- * reaped the child it writes a struct tp_zygote_status there. The zygote answers
+ * TP_FRAME_GO (which brings the input) and runs the entry; a child that ends as
+ * Python ends says TP_FRAME_EXIT last and waits to be killed. The zygote keeps the
+ * status socket: when it has reaped the child it writes a struct tp_zygote_status
+ * there (its supervisor reads it when no EXIT came). The zygote answers
  * with struct tp_zygote_note: once TP_ZYGOTE_READY (or TP_ZYGOTE_REFUSED) after the
  * preload, then TP_ZYGOTE_FORKED or TP_ZYGOTE_FORK_FAILED for each fork (and
  * TP_ZYGOTE_FLOOR for a floor request). */

@@ -1177,18 +1177,23 @@ static int zygote_serve(const struct tp_boot *b)
 
 /* A zygote's child ends as an interpreter would, less the teardown of what the
  * zygote imported, which it shares and which dies with it: atexit functions, then
- * the standard streams flushed, then EXIT with its status (its supervisor answers
- * at once, rather than once its zygote has reaped it), then _exit. */
+ * the standard streams flushed (C's too), then EXIT with its status, and it waits:
+ * its supervisor reads its CPU time and peak memory and kills it, and answers at
+ * once rather than once its zygote has reaped it. A supervisor gone (the channel's
+ * end) ends the wait. */
 
 static void child_exit(int status)
 {
 	PyObject *done = exit_fn ? PyObject_CallOneArg(exit_fn, Py_None) : NULL;
+	char byte;
 
 	if (!done)
 		PyErr_Print();
 	Py_XDECREF(done);
-	fflush(stderr);
-	send_frame(TP_FRAME_EXIT, (uint32_t)status & 0xff, NULL, 0);
+	fflush(NULL);
+	if (send_frame(TP_FRAME_EXIT, (uint32_t)status & 0xff, NULL, 0) == 0)
+		while (read(TP_CTRL_FD, &byte, 1) > 0)
+			;
 	_exit(status);
 }
 

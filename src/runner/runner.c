@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -228,8 +229,15 @@ static void log_bytes(struct watch *w, const char *bytes, size_t size)
 	if (keep && cfg->log.write) {
 		cfg->log.write(cfg->log.ctx, bytes, keep);
 	} else if (keep) {
-		char *grown = realloc(out->log, out->log_size + keep + 1);
+		/* grown by a copy, the old block wiped: no part of a log is left in freed
+		 * memory (a worker's invocation process serves job after job) */
+		char *grown = malloc(out->log_size + keep + 1);
 		if (grown) {
+			if (out->log) {
+				memcpy(grown, out->log, out->log_size);
+				explicit_bzero(out->log, out->log_size);
+				free(out->log);
+			}
 			memcpy(grown + out->log_size, bytes, keep);
 			out->log = grown;
 			out->log_size += keep;
@@ -259,21 +267,21 @@ static long peak_resident_kib(pid_t pid)
 		return 0;
 	text[got] = '\0';
 	const char *at = strstr(text, "\nVmHWM:");
-	return at && sscanf(at + 8, "%ld", &kib) == 1 ? kib : 0;
+	return at && sscanf(at + strlen("\nVmHWM:"), "%ld", &kib) == 1 ? kib : 0;
 }
 
-/* A zygote's child said EXIT, after its last write: what it wrote is in its output
- * pipe (out), its CPU time and peak memory are read now, and it is killed: the run
- * is over, whatever it does next. Its zygote reaps it later (its status is not
- * waited for: the child's exit, which unmaps its memory, takes milliseconds here). */
+/* A zygote's child said EXIT, after its last write, and waits to be killed: its CPU
+ * time and peak memory are read while it still holds them, it is killed (the run is
+ * over: what it does next is not waited for), and what it wrote before, in its
+ * output pipe (out), is taken without waiting for the pipe's end. Its zygote reaps
+ * it later: its status is not waited for (its exit, which unmaps its memory, takes
+ * milliseconds here). */
 static void take_exit(struct watch *w, int out)
 {
 	struct pollfd p = { .fd = out, .events = POLLIN };
 	char buf[65536];
 	ssize_t got;
 
-	while (out >= 0 && poll(&p, 1, 0) > 0 && (got = read(out, buf, sizeof(buf))) > 0)
-		log_bytes(w, buf, (size_t)got);
 	uint64_t used = tp_limits_cpu_used_ns(&w->inv->enforce, w->pid);
 	if (used > atomic_load(&w->cpu_seen_ns))
 		atomic_store(&w->cpu_seen_ns, used);
@@ -281,6 +289,8 @@ static void take_exit(struct watch *w, int out)
 		w->out->rusage.ru_maxrss = peak_resident_kib(w->pid);
 	w->out->wait_status = W_EXITCODE(w->channel.exit_status, 0);
 	kill_service(w);
+	while (out >= 0 && poll(&p, 1, 0) > 0 && (got = read(out, buf, sizeof(buf))) > 0)
+		log_bytes(w, buf, (size_t)got);
 }
 
 /* Serves the control channel and relays the service's output until both are closed
@@ -539,8 +549,19 @@ static void take_result(struct watch *w)
 
 	if (!w->result_mem || fd < 0)
 		return;
-	if (lseek(fd, 0, SEEK_SET) == 0 && tp_read_all(fd, SIZE_MAX, &out->result, &size) == 0)
-		out->result_size = size;
+	/* one block of the memfd's size: no copy left behind by a growing buffer */
+	struct stat st;
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < SIZE_MAX &&
+	    (out->result = malloc((size_t)st.st_size + 1))) {
+		size = (size_t)st.st_size;
+		if (tp_pread_full(fd, out->result, size, 0) == 0) {
+			out->result[size] = '\0';
+			out->result_size = size;
+		} else {
+			free(out->result);
+			out->result = NULL;
+		}
+	}
 	close(fd);
 	w->channel.result_fd = -1;
 }

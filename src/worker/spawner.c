@@ -1,8 +1,9 @@
 /* The spawner: a single-threaded process the worker forks before its HTTP threads
  * exist (a sandbox's spawn needs the only thread: runner.h). The worker hands it
  * each invocation as two descriptors over a socket (SCM_RIGHTS): the invocation's
- * own socket and a memfd describing the job; it forks one child per invocation,
- * which opens the data, calls the runner and writes the outcome to that socket. The
+ * own socket and a memfd describing the job; an invocation's process (forked for a
+ * cold one; for a warm one, one forked ahead that serves job after job) opens the
+ * data, calls the runner and writes the outcome to that socket. The
  * socket is also the run's cancel descriptor: when the worker shuts its side (the
  * client went away, the worker stops or dies) it reads as end of file, which stops
  * the run. Each level dies with its parent (PR_SET_PDEATHSIG): a worker killed with
@@ -879,6 +880,10 @@ static void zkid_close(struct zkid *k)
 
 static void zygote_stop(struct zygote *z, enum zstate state)
 {
+	/* all killed first: each is then waited for as it ends, not one after another */
+	for (size_t i = 0; i < z->kid_count; i++)
+		if (z->kids[i].c.pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, z->kids[i].c.pidfd, SIGKILL, NULL, 0);
 	for (size_t i = 0; i < z->kid_count; i++)
 		zkid_close(&z->kids[i]);
 	z->kid_count = 0;
@@ -1647,9 +1652,10 @@ static void reap(struct spawner *s, int flags)
 
 /* ---- invocation processes forked ahead ----
  * A warm start's process is forked before its job comes (a fork of the spawner is
- * milliseconds here, most of them page faults); it waits on its socket for one
- * handover: this head with the job's socket and memfd and the child's pidfd,
- * channel, output and status (SCM_RIGHTS), then the job's keys. */
+ * milliseconds here, most of them page faults) and serves one job after another;
+ * it waits on its socket for each handover: this head with the job's socket and
+ * memfd and the child's pidfd, channel, output and status (SCM_RIGHTS), then the
+ * job's keys. */
 struct handover {
 	uint32_t magic;
 	struct tp_zygote_child c; /* its pid and cgroups (the descriptors come apart) */
@@ -1663,10 +1669,14 @@ static void *idle_nothing(void *arg)
 
 /* What a sealed job's run left on this process's stack, below the caller's frame
  * (the buffers that relayed the service's output and took its result from the
- * channel held them), wiped before the next job. */
+ * channel held them), wiped before the next job: WIPED_STACK bytes, past the
+ * deepest a run goes (three 64 KiB buffers at most, in supervise, pump and
+ * take_exit), well within the 8 MiB a main thread gets. */
+#define WIPED_STACK (512u << 10)
+
 static __attribute__((noinline)) void wipe_stack(void)
 {
-	uint8_t below[512 << 10];
+	uint8_t below[WIPED_STACK];
 
 	explicit_bzero(below, sizeof(below));
 	__asm__ volatile("" : : "r"(below) : "memory");
@@ -1688,8 +1698,10 @@ static void idle_serve(const struct tp_worker_run_opts *o, int hs)
 		const char *err;
 		int fds[6];
 
-		if (tp_recv_fds(hs, &h, sizeof(h), fds, 6, 0) != (ssize_t)sizeof(h) ||
-		    h.magic != HANDOVER_MAGIC)
+		ssize_t got;
+		while ((got = tp_recv_fds(hs, &h, sizeof(h), fds, 6, 0)) == -EINTR)
+			;
+		if (got != (ssize_t)sizeof(h) || h.magic != HANDOVER_MAGIC)
 			return; /* the spawner is gone, or done with this process */
 		struct zkid k = { .c = h.c, .placed = true };
 		k.c.pidfd = fds[2];
@@ -1745,7 +1757,8 @@ static void idle_fill(struct spawner *s)
 	}
 }
 
-/* Hands a warm job to a process forked ahead. Returns its pid, or -1 (none, or it
+/* Hands a warm job to a process forked ahead. Returns its pid, with the socket it
+ * was handed the job on in *hs_out (where it says it is done), or -1 (none, or it
  * is gone: the caller forks one). */
 static pid_t handover(struct spawner *s, const struct parsed_job *j, int sock, struct zygote *z,
 		      const struct zkid *k, int *hs_out)
