@@ -331,7 +331,7 @@ def test_a_sealed_calls_long_result_and_log_leave_no_copy_in_the_reused_process(
     by larger ones, so once the calls are done no invocation process holds a marker
     anywhere (its heap, its stack, any writable mapping). Whether a buffer moved, and so
     left a copy, depends on the heap: with the buffers grown by realloc (before
-    0e1c1e2's successor) this failed in 3 of 8 runs, never with them wiped (12 runs)."""
+    3eb9501) this failed in 3 of 8 runs, never with them wiped (12 runs)."""
     key, _ = platform
     w = sim_worker(start, store, kit, key)
     try:
