@@ -250,32 +250,13 @@ static void log_bytes(struct watch *w, const char *bytes, size_t size)
 	out->log_dropped += size - keep;
 }
 
-/* The most a process has held resident (VmHWM), in KiB; 0 if /proc does not say. */
-static long peak_resident_kib(pid_t pid)
-{
-	char path[64], text[4096];
-	int fd;
-	ssize_t got;
-	long kib = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return 0;
-	got = read(fd, text, sizeof(text) - 1);
-	close(fd);
-	if (got <= 0)
-		return 0;
-	text[got] = '\0';
-	const char *at = strstr(text, "\nVmHWM:");
-	return at && sscanf(at + strlen("\nVmHWM:"), "%ld", &kib) == 1 ? kib : 0;
-}
-
 /* A zygote's child said EXIT, after its last write, and waits to be killed: its CPU
- * time and peak memory are read while it still holds them, it is killed (the run is
- * over: what it does next is not waited for), and what it wrote before, in its
- * output pipe (out), is taken without waiting for the pipe's end. Its zygote reaps
- * it later: its status is not waited for (its exit, which unmaps its memory, takes
- * milliseconds here). */
+ * time is read while it still holds it (its cgroup's, or its clock's), it is killed
+ * (the run is over: what it does next is not waited for), and what it wrote before,
+ * in its output pipe (out), is taken without waiting for the pipe's end. With a
+ * cgroup, which holds its peak memory, its zygote's report of its end is not waited
+ * for (its exit, which unmaps its memory, takes milliseconds here); without one,
+ * only that report's rusage says its peak (tp_zygote_child_run). */
 static void take_exit(struct watch *w, int out)
 {
 	struct pollfd p = { .fd = out, .events = POLLIN };
@@ -285,8 +266,6 @@ static void take_exit(struct watch *w, int out)
 	uint64_t used = tp_limits_cpu_used_ns(&w->inv->enforce, w->pid);
 	if (used > atomic_load(&w->cpu_seen_ns))
 		atomic_store(&w->cpu_seen_ns, used);
-	if (w->inv->enforce.memory_mechanism == TP_LIMIT_RLIMIT)
-		w->out->rusage.ru_maxrss = peak_resident_kib(w->pid);
 	w->out->wait_status = W_EXITCODE(w->channel.exit_status, 0);
 	kill_service(w);
 	while (out >= 0 && poll(&p, 1, 0) > 0 && (got = read(out, buf, sizeof(buf))) > 0)
@@ -866,8 +845,14 @@ int tp_zygote_child_run(struct tp_zygote_child *child, const struct tp_run_confi
 		tp_frame_write(child->channel_fd, TP_FRAME_GO, (uint32_t)cfg->data_count,
 			       w.channel.input, w.channel.input_size);
 		supervise(&w, &sb);
-		if (!w.channel.exited)
+		if (!w.channel.exited) {
 			take_zygote_status(child->status_fd, out);
+		} else if (inv->enforce.memory_mechanism == TP_LIMIT_RLIMIT) {
+			/* its rusage (its peak); its end is the one it said, not the kill */
+			int said = out->wait_status;
+			take_zygote_status(child->status_fd, out);
+			out->wait_status = said;
+		}
 		watch_stop(&w);
 		observe(&w, &o);
 		record(&w, &o, &t0);

@@ -386,6 +386,24 @@ def test_nothing_of_an_invocation_is_seen_by_the_next(as_user, start, zapps, sto
     assert len({r["random"] for r in runs}) == len(runs), runs
 
 
+def test_a_warm_invocation_reports_what_it_used(as_user, start, zapps, store):
+    """The usage of an invocation that held two 16 MiB buffers and keeps an 8 MiB one:
+    its peak memory (its own cgroup's; without one, as a user here, its zygote's report
+    of its end, wait4's rusage: the worker waits for it even after EXIT), CPU time and
+    wall time are all there and plausible."""
+    w = Worker(start, store, zapps / "signer.pub")
+    service, _ = deployed(w, zapps, (), bundle="svc.tpy")
+    ok(w, service, "state")
+    answers = [w.invoke(service, "state") for _ in range(3)]
+    w.stop()
+    assert_warm(w, service, 4, 1)
+    for s, r in answers:
+        assert s == 200, r
+        usage = r["usage"]
+        assert usage["peak_memory_bytes"] >= 8 << 20, usage
+        assert usage["cpu_ms"] >= 1 and usage["wall_ms"] >= 1, usage
+
+
 def test_with_zygotes_off_every_invocation_is_cold(start, zapps, store):
     w = Worker(start, store, zapps / "signer.pub", env={"TEEPY_ZYGOTES": "0"})
     service, _ = deployed(w, zapps, (), bundle="svc.tpy")
