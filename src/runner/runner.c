@@ -8,6 +8,7 @@
 #include "../channel/channel.h"
 #include "../common/clock.h"
 #include "../common/io.h"
+#include "../crypto/crypto.h"
 #include "../pyboot/boot.h"
 #include "../sandbox/sandbox.h"
 #include "../sandbox/seccomp.h"
@@ -233,11 +234,9 @@ static void log_bytes(struct watch *w, const char *bytes, size_t size)
 		 * memory (a worker's invocation process serves job after job) */
 		char *grown = malloc(out->log_size + keep + 1);
 		if (grown) {
-			if (out->log) {
+			if (out->log)
 				memcpy(grown, out->log, out->log_size);
-				explicit_bzero(out->log, out->log_size);
-				free(out->log);
-			}
+			tp_free_wiped(out->log);
 			memcpy(grown + out->log_size, bytes, keep);
 			out->log = grown;
 			out->log_size += keep;

@@ -253,13 +253,21 @@ static void collect(struct tp_worker_server *srv, struct job *j)
 	free(log);
 }
 
+/* The services of answered jobs counted in the store, once their answers are on
+ * their way (the count's commit is off their path); *count emptied. */
+static void count_owed(struct tp_worker_server *srv, char (*owed)[TP_WORKER_ID_HEX], size_t *count)
+{
+	for (size_t i = 0; i < *count; i++)
+		tp_worker_api_counted(srv->api, owed[i]);
+	*count = 0;
+}
+
 static void *collector(void *arg)
 {
 	struct tp_worker_server *srv = arg;
 	struct pollfd *pfds = NULL;
 	struct job **who = NULL;
-	/* the services of the jobs the last pass answered, counted in the store once
-	 * their answers are on their way (the count's commit is off their path) */
+	/* the services of the jobs the last pass answered, not counted yet */
 	char(*owed)[TP_WORKER_ID_HEX] = NULL;
 	size_t cap = 0, owed_count = 0;
 
@@ -316,9 +324,7 @@ static void *collector(void *arg)
 			}
 		}
 		pthread_mutex_unlock(&srv->lock);
-		for (size_t i = 0; i < owed_count; i++)
-			tp_worker_api_counted(srv->api, owed[i]);
-		owed_count = 0;
+		count_owed(srv, owed, &owed_count);
 		poll(pfds, n, -1);
 		if (pfds[0].revents) {
 			char buf[64];
@@ -358,8 +364,7 @@ static void *collector(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&srv->lock);
-	for (size_t i = 0; i < owed_count; i++)
-		tp_worker_api_counted(srv->api, owed[i]);
+	count_owed(srv, owed, &owed_count);
 	free(pfds);
 	free(who);
 	free(owed);

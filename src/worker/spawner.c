@@ -878,6 +878,15 @@ static void zkid_close(struct zkid *k)
 	memset(k, 0, sizeof(*k));
 }
 
+/* The spawner's copy of a child an invocation's process serves (procs[].child), let
+ * go: its pidfd closed, the child left to that process. */
+static void kept_child_free(struct tp_zygote_child *c)
+{
+	if (c)
+		close_fd(&c->pidfd);
+	free(c);
+}
+
 static void zygote_stop(struct zygote *z, enum zstate state)
 {
 	/* all killed first: each is then waited for as it ends, not one after another */
@@ -939,9 +948,7 @@ static void drop_others(struct spawner *s)
 	s->idle_count = 0;
 	for (size_t i = 0; i < s->proc_count; i++) {
 		close_fd(&s->procs[i].sock);
-		if (s->procs[i].child)
-			close_fd(&s->procs[i].child->pidfd);
-		free(s->procs[i].child);
+		kept_child_free(s->procs[i].child);
 	}
 	s->proc_count = 0;
 	/* its job holds its own copy; the table is zeros here already where the kernel
@@ -1595,10 +1602,10 @@ static void proc_done(struct spawner *s, size_t i, bool alive)
 	if (c && !alive) { /* it ended on its own: it answered, or was killed mid-job */
 		struct zkid k = { .c = *c, .placed = true };
 		zkid_close(&k);
-	} else if (c) {
-		close_fd(&c->pidfd);
+		free(c);
+	} else {
+		kept_child_free(c);
 	}
-	free(c);
 	if (s->procs[i].z->running)
 		s->procs[i].z->running--;
 	if (alive && s->procs[i].sock >= 0 && s->idle_count < IDLE_KEEP) {
@@ -1834,9 +1841,7 @@ static void launch(struct spawner *s, int ctl, struct parsed_job *j, int sock, s
 		} else {
 			if (hs >= 0)
 				close(hs); /* it ends once done */
-			if (c)
-				close_fd(&c->pidfd);
-			free(c);
+			kept_child_free(c);
 		}
 	}
 	close(sock);

@@ -503,6 +503,25 @@ static void test_serve_answers_input_and_keeps_status_then_ends_at_close(void)
 	close(sv[0]);
 }
 
+/* One frame header from the service served on a fresh channel (ch, taking EXIT or
+ * not): serve_one's return, or 1 if no socket pair could be made. */
+static int serve_header(const struct tp_frame *f, bool takes_exit, struct tp_channel *ch)
+{
+	int sv[2], r;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		CHECK(!"socketpair");
+		return 1;
+	}
+	tp_channel_init(ch, sv[0]);
+	ch->takes_exit = takes_exit;
+	CHECK(tp_write_full(sv[1], f, sizeof(*f)) == 0);
+	r = tp_channel_serve_one(ch);
+	close(sv[0]);
+	close(sv[1]);
+	return r;
+}
+
 static void test_serve_ends_at_a_frame_the_service_may_not_send(void)
 {
 	const struct tp_frame bad[] = {
@@ -514,17 +533,7 @@ static void test_serve_ends_at_a_frame_the_service_may_not_send(void)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct tp_channel ch;
-		int sv[2];
-
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-			CHECK(!"socketpair");
-			return;
-		}
-		tp_channel_init(&ch, sv[0]);
-		CHECK(tp_write_full(sv[1], &bad[i], sizeof(bad[i])) == 0);
-		CHECK(tp_channel_serve_one(&ch) == -EPROTO && ch.protocol_violation);
-		close(sv[0]);
-		close(sv[1]);
+		CHECK(serve_header(&bad[i], false, &ch) == -EPROTO && ch.protocol_violation);
 	}
 }
 
@@ -539,22 +548,12 @@ static void test_serve_takes_exit_only_from_a_zygote_child(void)
 	} cases[] = { { false, 0, -EPROTO }, { true, 3, -ECONNRESET }, { true, 256, -EPROTO } };
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct tp_frame frame = { .type = TP_FRAME_EXIT, .arg = cases[i].arg };
 		struct tp_channel ch;
-		int sv[2];
-
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-			CHECK(!"socketpair");
-			return;
-		}
-		tp_channel_init(&ch, sv[0]);
-		ch.takes_exit = cases[i].takes_exit;
-		CHECK(tp_frame_write(sv[1], TP_FRAME_EXIT, cases[i].arg, NULL, 0) == 0);
-		CHECK(tp_channel_serve_one(&ch) == cases[i].r);
+		CHECK(serve_header(&frame, cases[i].takes_exit, &ch) == cases[i].r);
 		CHECK(ch.exited == (cases[i].r == -ECONNRESET));
 		CHECK(ch.protocol_violation == (cases[i].r == -EPROTO));
 		CHECK(!ch.exited || ch.exit_status == 3);
-		close(sv[0]);
-		close(sv[1]);
 	}
 }
 
