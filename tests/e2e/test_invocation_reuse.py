@@ -25,18 +25,13 @@ import pytest
 from test_sealed_invoke import (  # noqa: F401 (platform: a fixture)
     evidence, memory, opened_answer, platform, sealed_input, sim_worker, wire_invoke)
 from test_worker import (  # noqa: F401 (store: a fixture)
-    Worker, _direct, _key_b64, comm, deployed, descendants, store)
+    READ_DATA, Worker, _direct, _key_b64, comm, deployed, descendants, store)
 from test_zygote import invoke_lines
 
 SERVICE = """
 import hashlib, json, time, teex
 text = teex.TEEX_getinput()
-data = []
-while True:
-    try:
-        data.append(teex.TEEX_getdata(len(data)).decode())
-    except IndexError:
-        break
+""" + READ_DATA + """\
 print("logged " + text[::-1], flush=True)
 if text.startswith("big "):
     # big MARKER: the marker reversed near the start of a 40 KiB result and of each

@@ -34,18 +34,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cas_mock import seal
 from exit_codes import EXIT
 from test_worker import (  # noqa: F401 (store: a fixture)
-    Worker, _direct, _key_b64, comm, deployed, descendants, store)
+    READ_DATA, Worker, _direct, _key_b64, comm, deployed, descendants, store)
 from volumes import own
 
 SERVICE = """
 import hashlib, json, teex
 text = teex.TEEX_getinput()
-data = []
-while True:
-    try:
-        data.append(teex.TEEX_getdata(len(data)).decode())
-    except IndexError:
-        break
+""" + READ_DATA + """\
 print("logged " + text[::-1], flush=True)
 if text.startswith("raise "):
     raise ValueError("failed " + text[6:][::-1])

@@ -27,15 +27,21 @@ import pytest
 
 from volumes import own
 
-SERVICE = """
-import json, os, sys, time, teex
-mode = teex.TEEX_getinput()
+# A service's reading of every data item it was given, in order (the worker's tests'
+# services share it)
+READ_DATA = """\
 data = []
 while True:
     try:
         data.append(teex.TEEX_getdata(len(data)).decode())
     except IndexError:
         break
+"""
+
+SERVICE = """
+import json, os, sys, time, teex
+mode = teex.TEEX_getinput()
+""" + READ_DATA + """\
 print("log-of-the-service", flush=True)
 if mode == "raise":
     raise ValueError("asked to raise")
