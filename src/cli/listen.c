@@ -41,13 +41,13 @@ static int split(const char *spec, char *host, size_t host_size, char *port, siz
 	} else {
 		colon = strrchr(spec, ':');
 		if (!colon) {
-			snprintf(err, err_size, "'%s' has no port (give ADDR:PORT, e.g. 127.0.0.1:8000)",
-				 spec);
+			snprintf(err, err_size,
+				 "'%s' has no port (give ADDR:PORT, e.g. 127.0.0.1:8000)", spec);
 			return -1;
 		}
 		if (memchr(spec, ':', (size_t)(colon - spec))) {
-			snprintf(err, err_size, "'%s': put an IPv6 address in brackets ([::1]:8000)",
-				 spec);
+			snprintf(err, err_size,
+				 "'%s': put an IPv6 address in brackets ([::1]:8000)", spec);
 			return -1;
 		}
 		host_len = (size_t)(colon - spec);
@@ -193,8 +193,8 @@ int tp_listen_check_fd(int fd, char *err, size_t err_size)
 	}
 	len = sizeof(value);
 	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &len) < 0 || !value) {
-		snprintf(err, err_size, "fd %d is a socket that does not listen (listen(2) it first)",
-			 fd);
+		snprintf(err, err_size,
+			 "fd %d is a socket that does not listen (listen(2) it first)", fd);
 		return -1;
 	}
 	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
@@ -224,8 +224,8 @@ const char *tp_listen_describe(int fd, char *out, size_t size)
 	} else if (ss.ss_family == AF_UNIX) {
 		const struct sockaddr_un *un = (const struct sockaddr_un *)&ss;
 		size_t path_len = len > offsetof(struct sockaddr_un, sun_path) ?
-					  len - offsetof(struct sockaddr_un, sun_path) :
-					  0;
+				      len - offsetof(struct sockaddr_un, sun_path) :
+				      0;
 		if (path_len && un->sun_path[0] == '\0')
 			snprintf(out, size, "@%.*s", (int)(path_len - 1), un->sun_path + 1);
 		else if (path_len)

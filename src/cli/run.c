@@ -624,10 +624,14 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 		inv->blas_threads);
 	fprintf(stderr, "  timeout       %s (wall clock, enforced by teepy)\n",
 		tp_limit_format_ms(l->timeout_ms, timeout, sizeof(timeout)));
+	if (l->log_max_bytes == UINT64_MAX)
+		snprintf(timeout, sizeof(timeout), "all");
+	else
+		tp_format_size(l->log_max_bytes, timeout, sizeof(timeout));
 	fprintf(stderr,
-		"  relay         at most %s of the service's stdout and stderr (--log-max), %s "
+		"  relay         %s%s of the service's stdout and stderr (--log-max), %s "
 		"(--escape)\n",
-		tp_format_size(l->log_max_bytes, timeout, sizeof(timeout)),
+		l->log_max_bytes == UINT64_MAX ? "" : "at most ", timeout,
 		run->escape ? "control characters shown as text, lines marked" : "byte for byte");
 	fprintf(stderr, "  environment   %zu variables, none from the host\n", inv->env_count);
 	fprintf(stderr, "  data          %zu service + %zu task items\n", o->service_data_count,

@@ -619,6 +619,9 @@ int tp_run_opts_finish(struct tp_run_opts *opts, const char *command, char *err,
 		opts->limits.cpu_ms = TP_LIMIT_OFF_MS;
 	if (serves && !(opts->limits_given & TP_LIMIT_TIMEOUT))
 		opts->limits.timeout_ms = TP_LIMIT_OFF_MS;
+	/* nor is its log cut after 16M: it goes on for days, and is streamed, not kept */
+	if (serves && !(opts->limits_given & TP_LIMIT_LOG))
+		opts->limits.log_max_bytes = UINT64_MAX;
 	if (opts->cas && opts->cas_from_env && strcmp(command, "build") == 0)
 		opts->cas = NULL; /* the deployment's setting: not a sample run's */
 	else if (opts->cas && strcmp(command, "build") == 0)

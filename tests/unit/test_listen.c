@@ -77,8 +77,7 @@ static void test_a_handed_descriptor_must_listen(void)
 	CHECK(tp_listen_check_fd(1000, err, sizeof(err)) == -1 && strstr(err, "not open"));
 	CHECK(tp_listen_check_fd(file, err, sizeof(err)) == -1 && strstr(err, "is not a socket"));
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-	CHECK(tp_listen_check_fd(sv[0], err, sizeof(err)) == -1 &&
-	      strstr(err, "does not listen"));
+	CHECK(tp_listen_check_fd(sv[0], err, sizeof(err)) == -1 && strstr(err, "does not listen"));
 	close(sv[0]);
 	close(sv[1]);
 	CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == 0);

@@ -403,6 +403,7 @@ static void test_a_server_takes_one_socket_and_no_clock(void)
 	CHECK_STR(o.listen, "127.0.0.1:0");
 	CHECK(o.limits.cpu_ms == TP_LIMIT_OFF_MS && o.limits.timeout_ms == TP_LIMIT_OFF_MS);
 	CHECK(o.limits.memory_bytes == TP_DEFAULT_MEMORY && o.limits.threads == TP_DEFAULT_THREADS);
+	CHECK(o.limits.log_max_bytes == UINT64_MAX);
 	tp_run_opts_free(&o);
 	CHECK(parse(&o, err,
 		    (const char *[]){ "--listen-fd", "3", "--timeout", "5s", "srv.py", NULL }) ==
