@@ -142,6 +142,24 @@ struct tp_run_config {
 	/* a byte readable here stops the run (a signal handler writes it); -1: none */
 	int cancel_fd;
 
+	/* teepy shell: no script runs, but an interactive console whose every line
+	 * read_line gives, on the thread serving the channel, once the service's output
+	 * so far is relayed (so a statement's output comes before the next prompt). It
+	 * returns TP_REPLY_OK with *line (malloc'd, the runner frees it) of *line_size
+	 * bytes, TP_REPLY_EOF (the person left) or TP_REPLY_INTERRUPT (Ctrl-C at the
+	 * prompt), or -errno when no line will come; it returns -EPIPE as soon as
+	 * ended_fd is readable (the run has ended: a timeout, a cancel, a kill). PROMPT
+	 * (the prompt: the service's bytes) is refused on any other run. A byte readable
+	 * at interrupt_fd (-1: none) while a statement runs interrupts it: SIGINT to the
+	 * service, whose Python raises KeyboardInterrupt (not the sandbox's end). A
+	 * bundle's shell is not supported yet: read_line NULL for a bundle. */
+	struct {
+		int (*read_line)(void *ctx, const char *prompt, size_t prompt_size, int ended_fd,
+				 char **line, size_t *line_size);
+		void *ctx;
+		int interrupt_fd;
+	} shell;
+
 	/* the worker's zygote (docs/zygote.md): the interpreter imports the preload and
 	 * then forks children on requests at handed_fds[0] (fd TP_ZYGOTE_FD inside)
 	 * instead of running; it may make processes, and no wall clock ends it */
