@@ -11,7 +11,7 @@ DEB_PACKAGES := gcc libc6-dev make meson ninja-build pkg-config python3 python3-
 	libseccomp-dev libssl-dev libjansson-dev libcurl4-openssl-dev python3-pytest python3-numpy util-linux \
 	clang libclang-rt-14-dev clang-format gzip python3-hypothesis libpython3.11-testsuite \
 	python3-venv python3-pip python3-setuptools python3-wheel libmicrohttpd-dev libsqlite3-dev \
-	openssl python3-cryptography
+	openssl python3-cryptography libedit-dev tmux
 
 .PHONY: all deps build demo check check-format check-landlock check-reproducible test-unit test-e2e test-compat check-asan check-kernel fuzz fuzz-campaign compat bench bench-cas bench-worker format clean
 
@@ -176,12 +176,13 @@ KERNEL_ARGS ?=
 # scoping, TCP, ioctl on devices) must hold by its other layer, and what ABI 1 already
 # holds (the read rights: test_runner hands in a host directory) must hold there too.
 # Part of make check. The worker's zygote tests run here (teepy-worker built too):
-# a warm child's own Landlock layer at ABI 2, without the signal scope of ABI 6.
+# a warm child's own Landlock layer at ABI 2, without the signal scope of ABI 6; and
+# the shell's (teepy-shell built too).
 LANDLOCK_BUILD ?= build-landlock2
 check-landlock: deps
 	@[ -f $(LANDLOCK_BUILD)/build.ninja ] || meson setup $(LANDLOCK_BUILD) -Dwerror=true \
 		-Dlandlock_abi_max=2
-	ninja -C $(LANDLOCK_BUILD) teepy teepy-reaper teepy-worker test_runner _teepy$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+	ninja -C $(LANDLOCK_BUILD) teepy teepy-reaper teepy-worker teepy-shell test_runner _teepy$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 	$(LANDLOCK_BUILD)/test_runner
 	TEEPY_BIN=$(abspath $(LANDLOCK_BUILD))/teepy $(PY) -m pytest -c tests/pytest.ini tests/e2e \
 		tests/hostile -q -p no:cacheprovider $(LANDLOCK_IGNORE) \

@@ -37,9 +37,11 @@ def _binary_path():
 
 def _runtime_files(binary):
     """What teepy needs beside it: the _teepy extension, the teepy-reaper program,
-    teepy-cas (the CAS server `teepy cas` executes) and teepy-worker (`teepy serve`'s)."""
+    teepy-cas (the CAS server `teepy cas` executes), teepy-worker (`teepy serve`'s) and
+    teepy-shell (`teepy shell`'s)."""
     return (sorted(binary.parent.glob("_teepy*.so")) + sorted(binary.parent.glob("teepy-reaper"))
-            + sorted(binary.parent.glob("teepy-cas")) + sorted(binary.parent.glob("teepy-worker")))
+            + sorted(binary.parent.glob("teepy-cas")) + sorted(binary.parent.glob("teepy-worker"))
+            + sorted(binary.parent.glob("teepy-shell")))
 
 
 def _mkdtemp(tag):
