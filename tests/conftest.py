@@ -132,6 +132,14 @@ def _command(request, teepy):
     return [str(teepy)]
 
 
+@pytest.fixture
+def teepy_command(request, teepy):
+    """(argv prefix, environment) that start teepy as this test's variant does (the
+    binary, or setpriv and a copy of it), for a test that starts it itself: in a
+    terminal, say."""
+    return _command(request, teepy), _env(None)
+
+
 def _user_cgroup(request):
     """preexec_fn placing a uid 65534 run started by root in TEEPY_TEST_USER_CGROUP,
     as a login places a user's processes in the cgroup subtree delegated to them
