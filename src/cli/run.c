@@ -590,8 +590,9 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 	else
 		fprintf(stderr,
 			"  root          read-only tmpfs with %zu read-only binds: stdlib, "
-			"libraries, time zones, script directory%s%s%s\n",
-			binds, inv->site_packages ? ", dist-packages" : "",
+			"libraries, time zones%s%s%s%s\n",
+			binds, inv->script_dir[0] ? ", script directory" : "",
+			inv->site_packages ? ", dist-packages" : "",
 			inv->venv_dir[0] ? ", the venv" : "",
 			o->allow.count || o->pythonpath.count ? ", allowed paths" : "");
 	fprintf(stderr, "  processes     %s\n",
@@ -642,11 +643,16 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 		"  relay         %s%s of the service's stdout and stderr (--log-max), %s "
 		"(--escape)\n",
 		l->log_max_bytes == UINT64_MAX ? "" : "at most ", timeout,
-		run->escape ? "control characters shown as text, lines marked" : "byte for byte");
+		!run->escape ? "byte for byte" :
+		run->shell   ? "control characters shown as text" : /* a shell's lines unmarked */
+			       "control characters shown as text, lines marked");
 	fprintf(stderr, "  environment   %zu variables, none from the host\n", inv->env_count);
 	fprintf(stderr, "  data          %zu service + %zu task items\n", o->service_data_count,
 		o->data.count - o->service_data_count);
-	fprintf(stderr, "  output        %s\n", o->output_file ? o->output_file : "stdout");
+	fprintf(stderr, "  output        %s\n",
+		o->output_file ? o->output_file :
+		run->shell     ? "shown after the session" :
+				 "stdout");
 }
 
 /* The sealed root is filled: the bundle key has done its work and goes (wiped), not

@@ -26,9 +26,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* "no wall clock": a month, as long as a zygote may live (runner.h) */
-#define SHELL_TIMEOUT_MS (30ULL * 24 * 3600 * 1000)
-
 /* Ctrl-C: a byte here. The runner takes it while a statement runs (SIGINT to the
  * service), read_line while the person types. SA_RESTART: libedit's reads go on. */
 static int interrupt_pipe[2] = { -1, -1 };
@@ -189,7 +186,7 @@ int tp_shell_main(int argc, char **argv)
 
 	/* a person sits at it: no wall clock and no cap on the output unless asked */
 	if (!(opts.limits_given & TP_LIMIT_TIMEOUT))
-		opts.limits.timeout_ms = SHELL_TIMEOUT_MS;
+		opts.limits.timeout_ms = TP_LIMIT_OFF_MS;
 	if (!(opts.limits_given & TP_LIMIT_LOG))
 		opts.limits.log_max_bytes = UINT64_MAX;
 

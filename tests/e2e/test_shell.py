@@ -207,3 +207,16 @@ def test_without_a_terminal_it_says_so_in_one_line(as_user, run, tmp):
     assert "a bundle's shell is not supported yet" in r.err, r
     r = run("shell", "--input-file", "-")
     assert r.returncode == EXIT.USAGE and "stdin is the shell's terminal" in r.err, r
+
+
+def test_print_config_says_what_a_shell_has(shell):
+    s = shell("--print-config")
+    text = s.screen()
+    for line in ("  script        none: an interactive console",
+                 "  timeout       off (wall clock, enforced by teepy)",
+                 "  relay         all of the service's stdout and stderr",
+                 "  output        shown after the session"):
+        assert line in text, text
+    assert "script directory" not in text
+    s.keys("C-d")
+    assert s.exit_code() == EXIT.OK
