@@ -36,8 +36,7 @@ int tp_run_traced(const struct tp_run_opts *opts, const struct tp_strlist *prelo
  * tp_run_config's shell.read_line) and the descriptor its SIGINT handler writes a
  * byte to. */
 struct tp_run_shell_io {
-	int (*read_line)(void *ctx, const char *prompt, size_t prompt_size, int ended_fd,
-			 char **line, size_t *line_size);
+	int (*read_line)(void *ctx, struct tp_shell_prompt *p, char **line, size_t *line_size);
 	void *ctx;
 	int interrupt_fd;
 };

@@ -81,9 +81,9 @@ static void drain(int fd)
 
 /* The runner's read_line (runner.h): the service's prompt shown escaped (it chose the
  * bytes), the line edited with libedit until Enter, Ctrl-D on an empty line, Ctrl-C,
- * or the run's end (ended_fd). */
-static int read_line(void *ctx, const char *prompt, size_t prompt_size, int ended_fd, char **line,
-		     size_t *line_size)
+ * or the run's end. What the service writes meanwhile (a thread of its) is shown as
+ * it comes, on the prompt's line, and the prompt and the line drawn again below it. */
+static int read_line(void *ctx, struct tp_shell_prompt *p, char **line, size_t *line_size)
 {
 	struct prompt_text shown = { .size = 0 };
 	struct tp_term_escape esc;
@@ -91,19 +91,20 @@ static int read_line(void *ctx, const char *prompt, size_t prompt_size, int ende
 	(void)ctx;
 	tp_term_escape_init(&esc, ascii_terminal, NULL);
 	esc.one_line = true;
-	tp_term_escape_write(&esc, prompt, prompt_size, add_prompt_text, &shown);
+	tp_term_escape_write(&esc, p->prompt, p->prompt_size, add_prompt_text, &shown);
 	tp_term_escape_flush(&esc, add_prompt_text, &shown);
 
 	reading.done = false;
 	reading.line = NULL;
 	rl_callback_handler_install(shown.text, take_line);
 	while (!reading.done) {
-		struct pollfd fds[3] = {
+		struct pollfd fds[4] = {
 			{ .fd = STDIN_FILENO, .events = POLLIN },
 			{ .fd = interrupt_pipe[0], .events = POLLIN },
-			{ .fd = ended_fd, .events = POLLIN },
+			{ .fd = p->ended_fd, .events = POLLIN },
+			{ .fd = p->output_fd, .events = POLLIN },
 		};
-		if (poll(fds, 3, -1) < 0) {
+		if (poll(fds, 4, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			rl_callback_handler_remove();
@@ -120,6 +121,16 @@ static int read_line(void *ctx, const char *prompt, size_t prompt_size, int ende
 			rl_replace_line("", 0);
 			rl_callback_handler_remove();
 			return TP_REPLY_INTERRUPT;
+		}
+		if (fds[3].revents) {
+			/* the prompt's line cleared, the output in its place, then the prompt
+			 * and the line typed so far again, on a line of their own */
+			tp_write_full(STDOUT_FILENO, "\r\033[K", 4);
+			int last = p->relay(p);
+			if (last >= 0 && last != '\n')
+				tp_write_full(STDERR_FILENO, "\n", 1);
+			rl_forced_update_display();
+			continue;
 		}
 		if (fds[0].revents & POLLIN)
 			rl_callback_read_char();

@@ -260,16 +260,35 @@ static void log_bytes(struct watch *w, const char *bytes, size_t size)
 /* ---- teepy shell ---- */
 
 /* What the service wrote before its prompt, shown before the prompt: the output
- * waiting in its pipe now, without waiting for more. */
+ * waiting in its pipe now (a megabyte at most: a thread that writes on and on does
+ * not hold the prompt back). */
 static void relay_pending(struct watch *w)
 {
 	struct pollfd p = { .fd = w->out_fd, .events = POLLIN };
 	char buf[65536];
 	ssize_t got;
 
-	while (w->out_fd >= 0 && poll(&p, 1, 0) > 0 &&
-	       (got = read(w->out_fd, buf, sizeof(buf))) > 0)
+	for (int i = 0; i < 16 && w->out_fd >= 0 && poll(&p, 1, 0) > 0; i++) {
+		if ((got = read(w->out_fd, buf, sizeof(buf))) <= 0)
+			break;
 		log_bytes(w, buf, (size_t)got);
+	}
+}
+
+/* struct tp_shell_prompt's relay: one read of what the service wrote meanwhile. */
+static int relay_some(struct tp_shell_prompt *p)
+{
+	struct watch *w = p->runner;
+	char buf[65536];
+	ssize_t got = p->output_fd >= 0 ? read(p->output_fd, buf, sizeof(buf)) : -1;
+
+	if (got > 0) {
+		log_bytes(w, buf, (size_t)got);
+		return (unsigned char)buf[got - 1];
+	}
+	if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
+		p->output_fd = -1; /* its end: supervise closes it */
+	return -1;
 }
 
 static int shell_read_line(void *arg, const char *prompt, size_t prompt_size, char **line,
@@ -277,9 +296,17 @@ static int shell_read_line(void *arg, const char *prompt, size_t prompt_size, ch
 {
 	struct watch *w = arg;
 	const struct tp_run_config *cfg = w->inv->cfg;
+	struct tp_shell_prompt p = {
+		.prompt = prompt,
+		.prompt_size = prompt_size,
+		.ended_fd = w->pidfd,
+		.output_fd = w->out_fd,
+		.relay = relay_some,
+		.runner = w,
+	};
 
 	relay_pending(w);
-	return cfg->shell.read_line(cfg->shell.ctx, prompt, prompt_size, w->pidfd, line, line_size);
+	return cfg->shell.read_line(cfg->shell.ctx, &p, line, line_size);
 }
 
 /* The shell's service, for Ctrl-C: its pidfd, opened while the reaper lives (the

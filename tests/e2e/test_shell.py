@@ -220,3 +220,18 @@ def test_print_config_says_what_a_shell_has(shell):
     assert "script directory" not in text
     s.keys("C-d")
     assert s.exit_code() == EXIT.OK
+
+
+def test_a_threads_output_comes_while_the_person_types(as_user, shell):
+    s = shell()
+    s.ask("import threading, time")
+    s.ask("t = threading.Thread(target=lambda: [time.sleep(0.5), print('from the thread')]); "
+          "t.start()")
+    s.tmux("send-keys", "-t", "shell", "-l", "typed = 'meanwhile'")
+    # shown before Enter, and the prompt with what was typed drawn again below it
+    text = s.wait(r"^from the thread\n>>> typed = 'meanwhile'")
+    assert len(re.findall(r"^from the thread$", text, re.M)) == 1, text
+    s.keys("Enter")
+    assert s.ask("typed") == "'meanwhile'"
+    s.keys("C-d")
+    assert s.exit_code() == EXIT.OK
