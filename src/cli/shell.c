@@ -40,6 +40,16 @@ static void on_sigint(int sig)
 	}
 }
 
+/* The terminal's size changed: libedit learns it before it draws again (its own
+ * handler is off, rl_catch_signals). */
+static volatile sig_atomic_t resized;
+
+static void on_sigwinch(int sig)
+{
+	(void)sig;
+	resized = 1;
+}
+
 /* libedit's line handler has no context: the one line being read. */
 static struct {
 	bool done;
@@ -104,7 +114,12 @@ static int read_line(void *ctx, struct tp_shell_prompt *p, char **line, size_t *
 			{ .fd = p->ended_fd, .events = POLLIN },
 			{ .fd = p->output_fd, .events = POLLIN },
 		};
-		if (poll(fds, 4, -1) < 0) {
+		int n = poll(fds, 4, -1);
+		if (resized) {
+			resized = 0;
+			rl_resize_terminal();
+		}
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			rl_callback_handler_remove();
@@ -212,11 +227,14 @@ int tp_shell_main(int argc, char **argv)
 	rl_bind_key('\t', rl_insert); /* Tab indents: host file names mean nothing inside */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_sigwinch;
+	sigaction(SIGWINCH, &sa, NULL);
 	io.interrupt_fd = interrupt_pipe[0];
 
 	code = tp_run_shell(&opts, &io);
 
 	signal(SIGINT, SIG_DFL);
+	signal(SIGWINCH, SIG_DFL);
 	clear_history();
 	close(interrupt_pipe[0]);
 	close(interrupt_pipe[1]);
