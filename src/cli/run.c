@@ -98,6 +98,7 @@ struct cli_run {
 	const char **allow, **pythonpath, **env, **args, **trust, **preload;
 	char *trust_copy;   /* TEEPY_TRUSTED_SIGNERS, split in place */
 	bool log_line_open; /* the service's output so far ends inside a line */
+	int log_fd;	    /* where that output goes: stderr; a shell's stdout, its terminal */
 	bool escape;	    /* --escape: the output is shown through esc */
 	bool ascii;	    /* the terminal's locale is not UTF-8 */
 	struct tp_term_escape esc;
@@ -135,16 +136,17 @@ static void warn_line(void *observer, const char *line)
 	tp_warn("%s", line);
 }
 
-static void write_stderr(void *ctx, const char *bytes, size_t size)
-{
-	(void)ctx;
-	tp_write_full(STDERR_FILENO, bytes, size);
-}
-
 static void write_stdout(void *ctx, const char *bytes, size_t size)
 {
 	(void)ctx;
 	tp_write_full(STDOUT_FILENO, bytes, size);
+}
+
+static void write_log(void *ctx, const char *bytes, size_t size)
+{
+	const struct cli_run *run = ctx;
+
+	tp_write_full(run->log_fd, bytes, size);
 }
 
 static void log_to_stderr(void *ctx, const char *bytes, size_t size)
@@ -152,11 +154,11 @@ static void log_to_stderr(void *ctx, const char *bytes, size_t size)
 	struct cli_run *run = ctx;
 
 	if (run->escape) {
-		tp_term_escape_write(&run->esc, bytes, size, write_stderr, NULL);
+		tp_term_escape_write(&run->esc, bytes, size, write_log, run);
 		run->log_line_open = run->esc.in_line;
 		return;
 	}
-	write_stderr(NULL, bytes, size); /* byte for byte */
+	write_log(run, bytes, size); /* byte for byte */
 	run->log_line_open = size && bytes[size - 1] != '\n';
 }
 
@@ -166,9 +168,9 @@ static void log_end(struct cli_run *run)
 {
 	if (!run->escape)
 		return;
-	tp_term_escape_flush(&run->esc, write_stderr, NULL);
+	tp_term_escape_flush(&run->esc, write_log, run);
 	if (run->esc.in_line)
-		write_stderr(NULL, "\n", 1);
+		write_log(run, "\n", 1);
 	run->log_line_open = false;
 }
 
@@ -958,6 +960,10 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 
 	memset(keep ? keep : &inv, 0, sizeof(inv)); /* freed whatever happens below */
 	run->escape = tp_run_escapes_output(&run->opts);
+	/* a shell's session is its terminal's (stdout, which it checked): shown there, and
+	 * escaped unless --escape never */
+	run->log_fd = run->shell ? STDOUT_FILENO : STDERR_FILENO;
+	run->escape = run->escape || (run->shell && run->opts.escape == TP_ESCAPE_AUTO);
 	run->ascii = !tp_term_locale_is_utf8(getenv("LC_ALL"), getenv("LC_CTYPE"), getenv("LANG"));
 	/* a shell's output is all the service's: its lines are not marked */
 	tp_term_escape_init(&run->esc, run->ascii, run->shell ? NULL : TP_TERM_SERVICE_MARK);
@@ -999,7 +1005,7 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 	if (out.log_dropped) {
 		char cap[32], dropped[32];
 		if (run->log_line_open) /* teepy's line starts a line of its own */
-			tp_write_full(STDERR_FILENO, "\n", 1);
+			tp_write_full(run->log_fd, "\n", 1);
 		tp_warn(
 		    "the service's output was cut at %s: %s more were dropped (raise --log-max)",
 		    tp_format_size(run->cfg.limits.log_max_bytes, cap, sizeof(cap)),

@@ -120,10 +120,11 @@ static int read_line(void *ctx, struct tp_shell_prompt *p, char **line, size_t *
 			rl_resize_terminal();
 		}
 		if (n < 0) {
-			if (errno == EINTR)
+			int e = errno;
+			if (e == EINTR)
 				continue;
 			rl_callback_handler_remove();
-			return -errno;
+			return -e;
 		}
 		if (fds[2].revents) { /* the run has ended: a timeout, SIGTERM, a kill */
 			rl_callback_handler_remove();
@@ -142,8 +143,8 @@ static int read_line(void *ctx, struct tp_shell_prompt *p, char **line, size_t *
 			 * and the line typed so far again, on a line of their own */
 			tp_write_full(STDOUT_FILENO, "\r\033[K", 4);
 			int last = p->relay(p);
-			if (last >= 0 && last != '\n')
-				tp_write_full(STDERR_FILENO, "\n", 1);
+			if (last >= 0 && last != '\n') /* the output is on stdout too */
+				tp_write_full(STDOUT_FILENO, "\n", 1);
 			rl_forced_update_display();
 			continue;
 		}

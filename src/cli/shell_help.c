@@ -37,8 +37,9 @@ const struct tp_command_help tp_shell_help = {
 	    "must be a terminal. The wall clock (--timeout) and the output cap (--log-max)\n"
 	    "hold only when given; the CPU time limit holds for the whole session.\n",
 	.flags = tp_run_flags,
-	.after = "The service's output is shown escaped (--escape never: byte for byte), without\n"
-		 "the marks teepy run puts before its lines. A result (teex.TEEX_return) goes to\n"
-		 "--output, else it is shown, escaped, when the session ends.\n",
+	.after = "The service's output is shown on stdout, the terminal (teepy's own lines stay\n"
+		 "on stderr), escaped (--escape never: byte for byte), without the marks teepy\n"
+		 "run puts before its lines. A result (teex.TEEX_return) goes to --output, else\n"
+		 "it is shown, escaped, when the session ends.\n",
 	.exits = exits,
 };

@@ -19,10 +19,12 @@ class Shell:
     """teepy shell in a tmux pane of its own tmux server (its socket in a test
     directory). When teepy ends, the pane shows "[exit N]"."""
 
-    def __init__(self, command, env, cwd, socket, args):
+    def __init__(self, command, env, cwd, socket, args, stderr=None):
         self.socket = str(socket)
         self.env = env
         line = " ".join(shlex.quote(str(a)) for a in [*command, "shell", *args])
+        if stderr:
+            line += f" 2>{shlex.quote(str(stderr))}"
         self.tmux("new-session", "-d", "-s", "shell", "-x", "150", "-y", "50", "-c", str(cwd),
                   f'{line}; echo "[exit $?]"; sleep 600')
 
@@ -88,8 +90,8 @@ def shell(teepy_command, run_cwd, tmp):
     command, env = teepy_command
     started = []
 
-    def start(*args):
-        s = Shell(command, env, run_cwd, tmp.make_sibling("tmux") / "socket", args)
+    def start(*args, stderr=None):
+        s = Shell(command, env, run_cwd, tmp.make_sibling("tmux") / "socket", args, stderr)
         started.append(s)
         s.wait(r"^>>> ?$")
         return s
@@ -235,3 +237,15 @@ def test_a_threads_output_comes_while_the_person_types(as_user, shell):
     assert s.ask("typed") == "'meanwhile'"
     s.keys("C-d")
     assert s.exit_code() == EXIT.OK
+
+
+def test_the_session_is_on_the_terminal_when_stderr_is_not(shell, tmp):
+    """The console's output is shown on stdout, the terminal the shell checked; teepy's
+    own lines stay on stderr."""
+    log = tmp / "stderr.log"
+    s = shell("--print-config", stderr=log)
+    assert s.ask("1+1") == "2"
+    assert "Ctrl-D leaves" in s.screen() and "configuration" not in s.screen()
+    s.keys("C-d")
+    assert s.exit_code() == EXIT.OK
+    assert "teepy: configuration" in log.read_text()
