@@ -50,6 +50,20 @@ static void on_sigwinch(int sig)
 	resized = 1;
 }
 
+/* Ctrl-Z stops teepy-shell alone (the sandbox is a session of its own). At the
+ * prompt the terminal is libedit's: read_line gives it back first, stops, and takes
+ * it again when continued; while a statement runs, it stops at once. */
+static volatile sig_atomic_t at_prompt, suspend;
+
+static void on_sigtstp(int sig)
+{
+	(void)sig;
+	if (at_prompt)
+		suspend = 1; /* poll ends with EINTR */
+	else
+		raise(SIGSTOP);
+}
+
 /* libedit's line handler has no context: the one line being read. */
 static struct {
 	bool done;
@@ -89,24 +103,11 @@ static void drain(int fd)
 		;
 }
 
-/* The runner's read_line (runner.h): the service's prompt shown escaped (it chose the
- * bytes), the line edited with libedit until Enter, Ctrl-D on an empty line, Ctrl-C,
- * or the run's end. What the service writes meanwhile (a thread of its) is shown as
- * it comes, on the prompt's line, and the prompt and the line drawn again below it. */
-static int read_line(void *ctx, struct tp_shell_prompt *p, char **line, size_t *line_size)
+/* read_line's loop, with the terminal in libedit's mode: TP_REPLY_OK when libedit
+ * has a line (or the end: reading.line NULL), else what read_line returns. */
+static int read_until_done(struct tp_shell_prompt *p, const char *prompt)
 {
-	struct prompt_text shown = { .size = 0 };
-	struct tp_term_escape esc;
-
-	(void)ctx;
-	tp_term_escape_init(&esc, ascii_terminal, NULL);
-	esc.one_line = true;
-	tp_term_escape_write(&esc, p->prompt, p->prompt_size, add_prompt_text, &shown);
-	tp_term_escape_flush(&esc, add_prompt_text, &shown);
-
-	reading.done = false;
-	reading.line = NULL;
-	rl_callback_handler_install(shown.text, take_line);
+	rl_callback_handler_install(prompt, take_line);
 	while (!reading.done) {
 		struct pollfd fds[4] = {
 			{ .fd = STDIN_FILENO, .events = POLLIN },
@@ -118,6 +119,20 @@ static int read_line(void *ctx, struct tp_shell_prompt *p, char **line, size_t *
 		if (resized) {
 			resized = 0;
 			rl_resize_terminal();
+		}
+		if (suspend) { /* Ctrl-Z: the terminal as it was, then libedit's again */
+			char *kept = rl_line_buffer ? strdup(rl_line_buffer) : NULL;
+			suspend = 0;
+			rl_callback_handler_remove();
+			tp_write_full(STDOUT_FILENO, "\n", 1);
+			raise(SIGSTOP);
+			rl_callback_handler_install(prompt, take_line);
+			if (kept && *kept) {
+				rl_insert_text(kept);
+				tp_write_full(STDOUT_FILENO, "\r\033[K", 4);
+				rl_forced_update_display();
+			}
+			free(kept);
 		}
 		if (n < 0) {
 			int e = errno;
@@ -155,6 +170,31 @@ static int read_line(void *ctx, struct tp_shell_prompt *p, char **line, size_t *
 			return TP_REPLY_EOF;
 		}
 	}
+	return TP_REPLY_OK;
+}
+
+/* The runner's read_line (runner.h): the service's prompt shown escaped (it chose the
+ * bytes), the line edited with libedit until Enter, Ctrl-D on an empty line, Ctrl-C,
+ * or the run's end. What the service writes meanwhile (a thread of its) is shown as
+ * it comes, on the prompt's line, and the prompt and the line drawn again below it. */
+static int read_line(void *ctx, struct tp_shell_prompt *p, char **line, size_t *line_size)
+{
+	struct prompt_text shown = { .size = 0 };
+	struct tp_term_escape esc;
+
+	(void)ctx;
+	tp_term_escape_init(&esc, ascii_terminal, NULL);
+	esc.one_line = true;
+	tp_term_escape_write(&esc, p->prompt, p->prompt_size, add_prompt_text, &shown);
+	tp_term_escape_flush(&esc, add_prompt_text, &shown);
+
+	reading.done = false;
+	reading.line = NULL;
+	at_prompt = 1;
+	int r = read_until_done(p, shown.text);
+	at_prompt = 0;
+	if (r != TP_REPLY_OK)
+		return r;
 	if (!reading.line)
 		return TP_REPLY_EOF;
 	if (reading.line[0])
@@ -230,12 +270,15 @@ int tp_shell_main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = on_sigwinch;
 	sigaction(SIGWINCH, &sa, NULL);
+	sa.sa_handler = on_sigtstp;
+	sigaction(SIGTSTP, &sa, NULL);
 	io.interrupt_fd = interrupt_pipe[0];
 
 	code = tp_run_shell(&opts, &io);
 
 	signal(SIGINT, SIG_DFL);
 	signal(SIGWINCH, SIG_DFL);
+	signal(SIGTSTP, SIG_DFL);
 	clear_history();
 	close(interrupt_pipe[0]);
 	close(interrupt_pipe[1]);

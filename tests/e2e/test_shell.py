@@ -19,12 +19,18 @@ class Shell:
     """teepy shell in a tmux pane of its own tmux server (its socket in a test
     directory). When teepy ends, the pane shows "[exit N]"."""
 
-    def __init__(self, command, env, cwd, socket, args, stderr=None):
+    def __init__(self, command, env, cwd, socket, args, stderr=None, job_control=False):
         self.socket = str(socket)
         self.env = env
         line = " ".join(shlex.quote(str(a)) for a in [*command, "shell", *args])
         if stderr:
             line += f" 2>{shlex.quote(str(stderr))}"
+        if job_control:  # typed at an interactive bash, which can stop and continue it
+            self.env = dict(env, PS1="$ ")
+            self.tmux("new-session", "-d", "-s", "shell", "-x", "150", "-y", "50", "-c",
+                      str(cwd), "bash --norc --noprofile")
+            self.type(line)
+            return
         self.tmux("new-session", "-d", "-s", "shell", "-x", "150", "-y", "50", "-c", str(cwd),
                   f'{line}; echo "[exit $?]"; sleep 600')
 
@@ -90,8 +96,9 @@ def shell(teepy_command, run_cwd, tmp):
     command, env = teepy_command
     started = []
 
-    def start(*args, stderr=None):
-        s = Shell(command, env, run_cwd, tmp.make_sibling("tmux") / "socket", args, stderr)
+    def start(*args, stderr=None, job_control=False):
+        s = Shell(command, env, run_cwd, tmp.make_sibling("tmux") / "socket", args, stderr,
+                  job_control)
         started.append(s)
         s.wait(r"^>>> ?$")
         return s
@@ -249,3 +256,19 @@ def test_the_session_is_on_the_terminal_when_stderr_is_not(shell, tmp):
     s.keys("C-d")
     assert s.exit_code() == EXIT.OK
     assert "teepy: configuration" in log.read_text()
+
+
+def test_ctrl_z_gives_the_terminal_back_and_fg_takes_it_again(as_user, shell):
+    s = shell(job_control=True)
+    s.tmux("send-keys", "-t", "shell", "-l", "kept = 6 * 7")  # typed, not entered yet
+    s.keys("C-z")
+    s.wait(r"Stopped")
+    s.type("echo back at bash")  # the terminal is bash's: it echoes, it runs
+    s.wait(r"^back at bash$")
+    s.type("fg")
+    s.wait(r"^>>> kept = 6 \* 7 *$")  # the line typed so far, drawn again
+    s.keys("Enter")
+    assert s.ask("kept") == "42"
+    s.keys("C-d")
+    s.type('echo "[exit $?]"')
+    assert s.exit_code() == EXIT.OK
