@@ -535,6 +535,13 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 		char app[65], signer[65];
 		tp_hex(inv->bundle.app, 32, app);
 		tp_hex(inv->bundle.signer, 32, signer);
+		if (run->shell)
+			fprintf(stderr,
+				"  debug         yes: a shell in the bundle's sealed root, not its "
+				"entry; %s\n",
+				run->cas_on ? "the evidence says debug, and the CAS releases keys "
+					      "only to a service that tolerates \"debug\"" :
+					      "its evidence would say debug (--cas)");
 		fprintf(stderr, "  app           %s\n", app);
 		fprintf(stderr, "  signer        %s\n", signer);
 		const struct tp_manifest *m = &inv->bundle.manifest;
@@ -819,6 +826,11 @@ static int make_config(struct cli_run *run)
 		.preload = run->preload,
 		.mark = timing_on ? mark : NULL,
 	};
+	if (run->shell && o->script && !cfg->is_bundle)
+		return usage_error("shell: %s is not a bundle: teepy shell runs no script (give "
+				   "its directory with --pythonpath to import its modules, or a "
+				   "bundle, APP.tpy, for a debug shell in its sealed root)",
+				   o->script);
 	if (run->shell) {
 		cfg->shell.read_line = run->shell->read_line;
 		cfg->shell.ctx = run->shell->ctx;
@@ -833,6 +845,10 @@ static int make_config(struct cli_run *run)
 		return usage_error("--cas: %s is not a bundle; only a sealed bundle (teepy build) "
 				   "gets its keys from a CAS",
 				   o->script);
+	if (run->shell && o->cas)
+		return usage_error(
+		    "shell: --cas: a bundle's shell is a debug run, and its evidence "
+		    "cannot say so yet: no keys by attestation (--bundle-key)");
 	return load_bundle_key(run) ?: load_volume_key(run) ?: hand_socket(run);
 }
 
