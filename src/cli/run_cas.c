@@ -76,6 +76,8 @@ static json_t *attest_body(const struct tp_run_cas *rc, const struct tp_claims *
 				   hex_string(c->pubkey, TP_CLAIM_SIZE));
 	json_t *evidence = tp_evidence_json(ev);
 
+	if (c->debug) /* only then: a run's request is as it always was */
+		json_object_set_new(claims, "debug", json_true());
 	return json_pack("{s:s, s:o, s:o, s:o, s:o}", "config_id", rc->config_id, "nonce",
 			 hex_string(c->nonce, c->nonce_size), "claims", claims, "manifest",
 			 tp_base64_json(rc->manifest, rc->manifest_size), "evidence", evidence);
@@ -178,12 +180,14 @@ int tp_run_cas_fetch(struct tp_run_cas *rc, const char *path)
 		return TP_EXIT_INTERNAL;
 	}
 	snprintf(c.mode, sizeof(c.mode), "%s", mode);
+	c.debug = rc->debug;
 	/* no core dump holds the key or what it opens (not PR_SET_DUMPABLE: the
 	 * sandbox's unprivileged id maps need it) */
 	tp_secret_no_core(false);
 	if ((code = measure(rc, path, &c)) != 0 ||
 	    (code = tp_attest_runtime("run: --cas", c.runtime)) != 0)
 		return code;
+	memcpy(rc->runtime, c.runtime, sizeof(rc->runtime));
 	if (!(k = tp_x25519_generate())) {
 		tp_error("run: --cas: cannot make an X25519 key");
 		return TP_EXIT_INTERNAL;

@@ -21,7 +21,10 @@ static const struct tp_exit_use exits[] = {
 			  "changed)" },
 	{ TP_EXIT_DATA_REFUSED, "a sealed data item or the output volume was refused" },
 	{ TP_EXIT_KEY_MISSING, "an encrypted bundle's key, a sealed data item's or the output "
-			       "volume's is missing" },
+			       "volume's is missing; --cas: the CAS cannot be reached or gave no "
+			       "key" },
+	{ TP_EXIT_ATTESTATION_DENIED, "--cas: the CAS denied the shell's keys (a debug run: the "
+				      "policy must tolerate \"debug\")" },
 	{ TP_EXIT_INTERNAL, "internal error" },
 	{ TP_EXIT_INTERRUPTED, "stopped by SIGTERM or SIGHUP (Ctrl-C interrupts a statement)" },
 	{ 0, NULL },
@@ -42,7 +45,8 @@ const struct tp_command_help tp_shell_help = {
 	    "hold only when given; the CPU time limit holds for the whole session.\n"
 	    "With a bundle, APP.tpy (--trust, --bundle-key as teepy run), the prompt is in\n"
 	    "its sealed root, with its sys.path, and its entry does not run: a DEBUG run,\n"
-	    "said in the banner and by --print-config.\n",
+	    "said in the banner, by --print-config and by its evidence (--cas: a CAS\n"
+	    "releases keys to it only where the policy tolerates \"debug\").\n",
 	.flags = tp_run_flags,
 	.after = "The service's output is shown on stdout, the terminal (teepy's own lines stay\n"
 		 "on stderr), escaped (--escape never: byte for byte), without the marks teepy\n"

@@ -375,3 +375,94 @@ def test_a_bundles_shell_is_refused_as_its_run_would_be(run, bundle, tmp, teepy_
     assert code == EXIT.USAGE and "is not a bundle: teepy shell runs no script" in text, text
     code, text = ended(tpy, "--trust", trust, "--", "x")
     assert code == EXIT.USAGE and "unexpected argument 'x' after the bundle" in text, text
+
+
+# ---- a bundle's shell with keys from a CAS: its evidence says debug ----
+
+def test_a_cas_releases_a_shells_keys_only_where_debug_is_tolerated(as_user, teepy, tmp,
+                                                                  teepy_command, run_cwd,
+                                                                  bundle):
+    """The real CAS (teepy cas): a policy that does not tolerate debug denies the shell
+    of the bundle its key, and says why in its audit log; one that does releases it."""
+    from test_cas_client import RealCas  # noqa: E402 (the CAS the client tests start)
+    import base64
+    import json
+
+    tpy, trust, key_file = bundle
+    command, env = teepy_command
+    direct = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
+
+    def teepy_run(*args, env=direct):
+        r = subprocess.run([str(teepy), *map(str, args)], capture_output=True, env=env,
+                           timeout=120)
+        assert r.returncode == EXIT.OK, r
+        return r.stdout.decode()
+
+    home = tmp.make_sibling("home")
+    own(home, as_user)
+    penv = {"TEEPY_PLATFORM_KEY": str(home / "platform.key")} if as_user == "root" else \
+        {"HOME": str(home)}
+    p = subprocess.run([*command, "platform", "init"], capture_output=True, timeout=60,
+                       env={**{k: v for k, v in env.items() if k != "XDG_DATA_HOME"}, **penv})
+    assert p.returncode == EXIT.OK, p
+    platform = re.search(r"^public\s+([0-9a-f]{64})$", p.stdout.decode(), re.M).group(1)
+    app = json.loads(teepy_run("inspect", tpy, "--json"))["app"]
+    bundle_key = open(key_file).read().split("\n")[1]
+    os.remove(key_file)  # the shell gets it from the CAS or not at all
+    teepy_run("keygen", "-o", tmp / "owner.key")
+
+    def policy(tolerate, runtime):
+        return {"name": "mysvc", "services": {"main": {
+            "app": [app], "runtime": [runtime], "tolerate": tolerate,
+            "platform_keys": [platform], "secrets": ["app_key"]}},
+            "secrets": {"app_key": {"kind": "bundle_key", "value": base64.b64encode(
+                bytes.fromhex(bundle_key)).decode()}}}
+
+    cas = RealCas(teepy, str(tmp.make_sibling("cas")))
+    try:
+        at = ["--cas", cas.url, "--cas-fingerprint", cas.fingerprint]
+        f = tmp.write("mysvc.json", json.dumps(policy(["sim"], "bb" * 32)))
+        teepy_run("policy", "create", f, *at, "--owner", tmp / "owner.key")
+        shell_env = {**env, **penv}
+        args = (tpy, "--trust", trust, *at, "--config-id", "mysvc/main", "--input", "world")
+
+        # no debug tolerated: denied, exit 11, the CAS's reason; no prompt
+        s = Shell(command, shell_env, run_cwd, tmp.make_sibling("tmux") / "socket", args)
+        try:
+            assert s.exit_code() == EXIT.ATTESTATION_DENIED, s.screen()
+            text = s.screen()
+        finally:
+            s.close()
+        assert "a debug run (teepy shell) is not tolerated by mysvc/main" in text, text
+        assert ">>>" not in text, text
+        runtime = re.search(r"its runtime measurement is ([0-9a-f]{64}) \(teepy-shell's\)",
+                            text).group(1)
+        last = cas.audit()[-1]
+        assert (last["op"], last["subject"], last["outcome"]) == \
+            ("attest", "mysvc/main", "denied"), last
+        assert last["reason"] == "a debug run (teepy shell) is not tolerated by mysvc/main"
+
+        # debug tolerated (and the shell's runtime listed): the key is released
+        f.write_text(json.dumps(policy(["sim", "debug"], runtime)))
+        teepy_run("policy", "update", "mysvc", f, *at, "--owner", tmp / "owner.key")
+        s = Shell(command, shell_env, run_cwd, tmp.make_sibling("tmux") / "socket", args)
+        try:
+            s.wait(r"^>>> ?$")
+            assert "a DEBUG run in a bundle's sealed root" in s.screen()
+            assert s.ask("import helper, teex; helper.greeting(teex.get_input())") == \
+                "'hello world'"
+            s.keys("C-d")
+            assert s.exit_code() == EXIT.OK
+        finally:
+            s.close()
+        last = cas.audit()[-1]
+        assert (last["op"], last["outcome"]) == ("attest", "released"), last
+        # a run of the same bundle is no debug run: its evidence says nothing of debug,
+        # and its runtime (teepy's) is not the shell's, so this policy denies it
+        r = subprocess.run([*command, "run", tpy, "--trust", trust, *at, "--config-id",
+                            "mysvc/main", "--input", "x"], capture_output=True, timeout=120,
+                           env=shell_env, cwd=run_cwd)
+        assert r.returncode == EXIT.ATTESTATION_DENIED, r
+        assert b"runtime" in r.stderr and b"is not in policy mysvc/main" in r.stderr, r
+    finally:
+        cas.close()
