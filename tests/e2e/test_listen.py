@@ -215,7 +215,7 @@ def test_wsgi_serves_the_callable_named(as_user, start, wsgi_app):
 def test_wsgi_names_a_missing_callable_in_one_line(as_user, start, wsgi_app):
     with serving(start, "run", "--listen", "127.0.0.1:0", "--wsgi",
                  f"{wsgi_app}:no_such_app") as served:
-        code = served.finish(timeout=30)
+        code = served.finish(timeout=15)
         assert code != EXIT.OK, served.seen
         assert "Traceback" not in served.seen, served.seen
         named = [l for l in served.lines if "no_such_app" in l]
