@@ -77,7 +77,11 @@ static int emit(const struct tp_boot *b, struct out *o)
 		return r;
 	if (b->sealed && (r = add(o, TP_BOOT_SEALED, "1", 1)) < 0)
 		return r;
-	return b->zygote ? add(o, TP_BOOT_ZYGOTE, "1", 1) : 0;
+	if (b->zygote && (r = add(o, TP_BOOT_ZYGOTE, "1", 1)) < 0)
+		return r;
+	if (b->listen && (r = add(o, TP_BOOT_LISTEN, "1", 1)) < 0)
+		return r;
+	return b->wsgi ? add(o, TP_BOOT_WSGI, b->wsgi, strlen(b->wsgi)) : 0;
 }
 
 int tp_boot_encode(const struct tp_boot *boot, uint8_t **out, size_t *out_size)
@@ -155,9 +159,9 @@ static int parse_count(const uint8_t *s, size_t size, uint64_t *out)
 struct census {
 	struct field filter;
 	bool have_filter;
-	bool have_entry;
+	bool have_entry, have_wsgi;
 	bool have_count;
-	bool sealed, zygote;
+	bool sealed, zygote, listen;
 	uint64_t data_count;
 	size_t lists[5];     /* argv, path, preload, site, top */
 	size_t string_bytes; /* every string with its NUL */
@@ -204,8 +208,10 @@ static int take_census(const uint8_t *bytes, size_t size, struct census *c)
 			c->have_count = true;
 			continue;
 		}
-		if (f.tag == TP_BOOT_SEALED || f.tag == TP_BOOT_ZYGOTE) {
-			bool *flag = f.tag == TP_BOOT_SEALED ? &c->sealed : &c->zygote;
+		if (f.tag == TP_BOOT_SEALED || f.tag == TP_BOOT_ZYGOTE || f.tag == TP_BOOT_LISTEN) {
+			bool *flag = f.tag == TP_BOOT_SEALED ? &c->sealed :
+				     f.tag == TP_BOOT_ZYGOTE ? &c->zygote :
+							       &c->listen;
 			if (f.size != 1 || f.value[0] != '1')
 				return -EBADMSG;
 			if (*flag)
@@ -213,14 +219,15 @@ static int take_census(const uint8_t *bytes, size_t size, struct census *c)
 			*flag = true;
 			continue;
 		}
-		if (f.tag != TP_BOOT_ENTRY && list_index(f.tag) < 0)
+		if (f.tag != TP_BOOT_ENTRY && f.tag != TP_BOOT_WSGI && list_index(f.tag) < 0)
 			return -EPROTO;
 		if (memchr(f.value, '\0', f.size))
 			return -EBADMSG;
-		if (f.tag == TP_BOOT_ENTRY) {
-			if (c->have_entry)
+		if (f.tag == TP_BOOT_ENTRY || f.tag == TP_BOOT_WSGI) {
+			bool *have = f.tag == TP_BOOT_ENTRY ? &c->have_entry : &c->have_wsgi;
+			if (*have)
 				return -EPROTO;
-			c->have_entry = true;
+			*have = true;
 		} else {
 			c->lists[list_index(f.tag)]++;
 		}
@@ -268,12 +275,14 @@ int tp_boot_decode(const void *bytes, size_t size, struct tp_boot *boot)
 	/* the census checked every field: this pass only copies */
 	while (next_field(bytes, size, &pos, &f) > 0) {
 		int list = list_index(f.tag);
-		if (list < 0 && f.tag != TP_BOOT_ENTRY)
+		if (list < 0 && f.tag != TP_BOOT_ENTRY && f.tag != TP_BOOT_WSGI)
 			continue;
 		memcpy(strings, f.value, f.size);
 		strings[f.size] = '\0';
-		if (list < 0)
+		if (f.tag == TP_BOOT_ENTRY)
 			boot->entry = strings;
+		else if (f.tag == TP_BOOT_WSGI)
+			boot->wsgi = strings;
 		else
 			lists[list][filled[list]++] = strings;
 		strings += f.size + 1;
@@ -293,6 +302,7 @@ int tp_boot_decode(const void *bytes, size_t size, struct tp_boot *boot)
 	boot->top_count = c.lists[4];
 	boot->sealed = c.sealed;
 	boot->zygote = c.zygote;
+	boot->listen = c.listen;
 	boot->data_count = c.data_count;
 	boot->owned = block;
 	return 0;

@@ -66,6 +66,8 @@ struct tp_boot {
 	size_t top_count;
 	bool sealed;	     /* a sealed bundle: a missing module or file gets a hint */
 	bool zygote;	     /* a zygote (protocol.h): preload, then fork on request */
+	bool listen;	     /* a listening socket at fd 4: teex.listen_socket() */
+	const char *wsgi;    /* serve the entry's WSGI callable of this name, or NULL */
 	uint64_t data_count; /* data items the service may ask for, at most UINT32_MAX */
 	void *owned;	     /* decoded only */
 };

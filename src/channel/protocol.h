@@ -9,6 +9,10 @@
 /* The sandboxed interpreter finds the channel at this fd. */
 #define TP_CTRL_FD 3
 
+/* A service that serves on a handed socket (policy network "listen") has it here:
+ * the first of the handed descriptors (the sandbox's fd 4, 5, ...) */
+#define TP_LISTEN_FD 4
+
 /* Where the runtime's own files are inside the sealed root. */
 #define TP_RUNTIME_DIR "/.teepy"
 
@@ -55,7 +59,8 @@ enum tp_status { TP_STATUS_OK = 0, TP_STATUS_EXCEPTION = 1, TP_STATUS_SYNTAX = 2
 
 /* BOOT payload: a sequence of fields, each a u32 length (host byte order) then that
  * many bytes, whose first byte is a tag and the rest the value. Filter, entry and
- * data count come once each, sealed at most once; the lists in order. Strings hold no NUL byte.
+ * data count come once each, the flags (sealed, zygote, listen) and wsgi at most once;
+ * the lists in order. Strings hold no NUL byte.
  * src/channel/boot.c is the one encoder and decoder. */
 enum tp_boot_tag {
 	TP_BOOT_FILTER = 'f',	  /* stage-2 seccomp program (struct sock_filter[], 8 bytes each) */
@@ -70,6 +75,10 @@ enum tp_boot_tag {
 				   * invocation (see "Zygotes" below) instead of running */
 	TP_BOOT_TOP = 't',	  /* a zygote's: a name in the root the service may reach
 				   * (its children's Landlock rules), in order */
+	TP_BOOT_LISTEN = 'l',	  /* "1", at most once: a listening socket is handed in at
+				   * fd 4 (teex.listen_socket()) */
+	TP_BOOT_WSGI = 'w',	  /* at most once: serve the entry's WSGI callable of this
+				   * name on the handed socket instead of running it */
 };
 
 /* Bytes of a STATUS frame's name: the supervisor keeps it NUL-terminated in 128. */

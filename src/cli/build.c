@@ -966,6 +966,10 @@ static int trace_samples(struct build *b, struct tp_run_opts *opts, struct tp_tr
 			snprintf(which, sizeof(which), "sample run %zu of %zu (--sample-input %s)",
 				 i + 1, count, b->samples.items[i]);
 			tp_info("tracing %s", which);
+		} else if (opts->listen || opts->listen_fd_given) {
+			tp_info("tracing a sample run of %s: a server, it runs until you stop it "
+				"(Ctrl-C); make the requests it should serve meanwhile",
+				opts->script);
 		} else {
 			tp_info("tracing a sample run of %s", opts->script);
 		}
@@ -1191,6 +1195,8 @@ int tp_cmd_build(int argc, char **argv)
 	tp_manifest_init(&b.manifest);
 	b.manifest.limits = opts.limits;
 	b.manifest.processes = b.allow_processes ? TP_PROCESSES_MANIFEST : TP_PROCESSES_NONE;
+	b.manifest.network =
+	    opts.listen || opts.listen_fd_given ? TP_NETWORK_LISTEN : TP_NETWORK_NONE;
 	for (size_t i = 0; i < opts.env.count; i++)
 		push(&b, &b.manifest.env, opts.env.items[i]);
 	for (size_t i = 0; i < opts.script_args.count; i++)

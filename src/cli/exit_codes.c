@@ -9,7 +9,8 @@
 /* A code nothing produces yet is "reserved for" what will: a later command that
  * needs it uses it, and no other code takes its number. */
 const struct tp_exit_code tp_exit_codes[] = {
-	EXIT(OK, "the service returned a result and ended normally"),
+	EXIT(OK, "the service returned a result and ended normally; a server (--listen) stopped "
+		 "by SIGINT, SIGTERM or SIGHUP, or ended without a result"),
 	EXIT(SERVICE_FAILED,
 	     "the service failed: uncaught exception (traceback on stderr), syntax error (one "
 	     "line), non-zero exit, a crash (killed by a signal other than a limit's, e.g. "
@@ -18,7 +19,10 @@ const struct tp_exit_code tp_exit_codes[] = {
 		    "32 MiB the interpreter needs once scratch and a bundle's files are taken "
 		    "off), missing script, unreadable input or data file, input larger than the "
 		    "memory limit, the script's arguments, paths and preload names more than "
-		    "1 MiB together"),
+		    "1 MiB together; a --listen address that cannot be bound (in use, a port "
+		    "below 1024 without root) or a --listen-fd that is not a listening socket; "
+		    "a server's bundle (network \"listen\") without a socket, or a socket for a "
+		    "bundle without that policy"),
 	EXIT(NO_RESULT, "the service ended without returning a result"),
 	EXIT(RULE, "killed for a rule: a forbidden system call that the policy answers by "
 		   "ending the service, a corrupted control channel, or a result larger than the "

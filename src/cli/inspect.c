@@ -210,8 +210,8 @@ static void print_text(const char *path, const struct tp_bundle_file *bf, const 
 		put_list("site", &m->site);
 	printf("limits     memory %s, cpu %s, timeout %s, threads %u\n",
 	       tp_format_size(l->memory_bytes, mem, sizeof(mem)),
-	       tp_format_duration(l->cpu_ms, cpu, sizeof(cpu)),
-	       tp_format_duration(l->timeout_ms, timeout, sizeof(timeout)), l->threads);
+	       tp_limit_format_ms(l->cpu_ms, cpu, sizeof(cpu)),
+	       tp_limit_format_ms(l->timeout_ms, timeout, sizeof(timeout)), l->threads);
 	printf("policy     processes %s, network %s, scratch %s\n",
 	       m->processes ? "manifest" : "none", tp_network_name(m->network),
 	       l->scratch_bytes ? tp_format_size(l->scratch_bytes, scratch, sizeof(scratch)) :

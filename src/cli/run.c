@@ -3,6 +3,7 @@
 #include "commands.h"
 
 #include "exit_codes.h"
+#include "listen.h"
 #include "run.h"
 #include "run_cas.h"
 #include "run_opts.h"
@@ -104,6 +105,8 @@ struct cli_run {
 	uint8_t *volume_key; /* --volume-key's, in locked memory, or NULL */
 	bool cas_on;	     /* --cas: the keys come from cas */
 	struct tp_run_cas cas;
+	int listen_fd;	   /* the socket handed to a server (--listen, --listen-fd), or -1 */
+	bool listen_owned; /* --listen's, closed when the run is done */
 	struct tp_run_config cfg;
 };
 
@@ -584,6 +587,16 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 	fprintf(stderr, "  processes     %s\n",
 		inv->processes ? "fork and exec of files inside the root (policy \"manifest\")" :
 				 "none: threads only");
+	if (inv->listen) {
+		char where[160];
+		fprintf(stderr,
+			"  network       one handed socket, %s: accept on it only (seccomp); no "
+			"socket made, bound or connected (seccomp%s)\n",
+			tp_listen_describe(run->listen_fd, where, sizeof(where)),
+			abi >= 4 ? ", and Landlock for TCP" : " alone: Landlock below ABI 4");
+	} else {
+		fprintf(stderr, "  network       none (an empty network namespace)\n");
+	}
 	fprintf(stderr, "  scratch       %s\n",
 		l->scratch_bytes ? tp_format_size(l->scratch_bytes, scratch, sizeof(scratch)) :
 		l->output_bytes	 ? "none" :
@@ -610,11 +623,15 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 		"  BLAS threads  %u (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS)\n",
 		inv->blas_threads);
 	fprintf(stderr, "  timeout       %s (wall clock, enforced by teepy)\n",
-		tp_format_duration(l->timeout_ms, timeout, sizeof(timeout)));
+		tp_limit_format_ms(l->timeout_ms, timeout, sizeof(timeout)));
+	if (l->log_max_bytes == UINT64_MAX)
+		snprintf(timeout, sizeof(timeout), "all");
+	else
+		tp_format_size(l->log_max_bytes, timeout, sizeof(timeout));
 	fprintf(stderr,
-		"  relay         at most %s of the service's stdout and stderr (--log-max), %s "
+		"  relay         %s%s of the service's stdout and stderr (--log-max), %s "
 		"(--escape)\n",
-		tp_format_size(l->log_max_bytes, timeout, sizeof(timeout)),
+		l->log_max_bytes == UINT64_MAX ? "" : "at most ", timeout,
 		run->escape ? "control characters shown as text, lines marked" : "byte for byte");
 	fprintf(stderr, "  environment   %zu variables, none from the host\n", inv->env_count);
 	fprintf(stderr, "  data          %zu service + %zu task items\n", o->service_data_count,
@@ -697,6 +714,32 @@ static int load_volume_key(struct cli_run *run)
 	return read_key("--volume-key", o->volume_key, &run->volume_key, &run->cfg.volume_key);
 }
 
+/* --listen, --listen-fd: the socket the server is handed, bound here on the host's
+ * network (or systemd's, checked). Returns an exit code or 0. */
+static int hand_socket(struct cli_run *run)
+{
+	const struct tp_run_opts *o = &run->opts;
+	char err[512], where[160];
+
+	if (!o->listen && !o->listen_fd_given)
+		return 0;
+	if (o->listen) {
+		if ((run->listen_fd = tp_listen_open(o->listen, err, sizeof(err))) < 0)
+			return usage_error("--listen %s", err);
+		run->listen_owned = true;
+	} else {
+		if (tp_listen_check_fd(o->listen_fd, err, sizeof(err)) < 0)
+			return usage_error("--listen-fd: %s", err);
+		run->listen_fd = o->listen_fd;
+	}
+	run->cfg.handed_fds = &run->listen_fd;
+	run->cfg.handed_count = 1;
+	run->cfg.listen = true;
+	run->cfg.wsgi = o->wsgi;
+	tp_info("listening on %s", tp_listen_describe(run->listen_fd, where, sizeof(where)));
+	return 0;
+}
+
 /* The runner's config from the flags. Returns an exit code or 0. */
 static int make_config(struct cli_run *run)
 {
@@ -763,7 +806,7 @@ static int make_config(struct cli_run *run)
 		return usage_error("--cas: %s is not a bundle; only a sealed bundle (teepy build) "
 				   "gets its keys from a CAS",
 				   o->script);
-	return load_bundle_key(run) ?: load_volume_key(run);
+	return load_bundle_key(run) ?: load_volume_key(run) ?: hand_socket(run);
 }
 
 /* --cas: the secrets got by attestation, put where the run takes them: the bundle
@@ -833,6 +876,8 @@ static void cli_run_free(struct cli_run *run)
 	tp_secret_free(run->bundle_key, TP_SYMKEY_SIZE);
 	tp_secret_free(run->volume_key, TP_SYMKEY_SIZE);
 	tp_run_cas_free(&run->cas);
+	if (run->listen_owned)
+		close(run->listen_fd);
 	tp_run_opts_free(&run->opts);
 }
 
@@ -843,6 +888,15 @@ static int report(const struct cli_run *run, const struct tp_outcome *out)
 {
 	char shown[4 * sizeof(out->message)];
 
+	/* a server runs until it is stopped: that is its normal end, as is ending
+	 * without a result */
+	bool served = run->cfg.listen &&
+		      (out->end == TP_END_CANCELLED || interrupted || out->end == TP_END_NO_RESULT);
+	if (served) {
+		if (interrupted)
+			tp_info("stopped by signal %d", (int)interrupted);
+		return TP_EXIT_OK;
+	}
 	/* a signal after the volume was published came too late to stop anything */
 	if (interrupted && !out->volume.published) {
 		tp_error("interrupted by signal %d; the service was stopped", (int)interrupted);
@@ -936,7 +990,7 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 
 int tp_cmd_run(int argc, char **argv)
 {
-	struct cli_run run = { 0 };
+	struct cli_run run = { .listen_fd = -1 };
 	char err[512];
 	int code;
 

@@ -49,6 +49,9 @@ enum run_flag {
 	RUN_CONFIG_ID,
 	RUN_SNP_VCEK,
 	RUN_SNP_CHAIN,
+	RUN_LISTEN,
+	RUN_LISTEN_FD,
+	RUN_WSGI,
 	RUN_HELP,
 };
 
@@ -130,6 +133,18 @@ const struct tp_flag tp_run_flags[] = {
 	  "SEV-SNP: AMD's chain above it, PEM (ASK or ASVK, and ARK: KDS's cert_chain), "
 	  "instead of the host's" },
 
+	TP_FLAG_HEADING("Serving on a socket (policy network \"listen\"):"),
+	{ RUN_LISTEN, "listen", 0, "ADDR:PORT", NULL,
+	  "bind and listen on ADDR:PORT (127.0.0.1:8000, [::1]:8000, localhost:0 for any free "
+	  "port) outside the sandbox and hand in only that socket: teex.listen_socket(); the "
+	  "service runs until stopped, with no CPU-time or wall-clock limit unless given" },
+	{ RUN_LISTEN_FD, "listen-fd", 0, "N", NULL,
+	  "the same with a socket already listening at fd N (systemd socket activation: "
+	  "LISTEN_FDS, LISTEN_PID)" },
+	{ RUN_WSGI, "wsgi", 0, "SCRIPT.py[:NAME]", NULL,
+	  "in place of SCRIPT.py: serve its WSGI application NAME (default application) with "
+	  "the stdlib's wsgiref, one request at a time" },
+
 	TP_FLAG_HEADING("Other:"),
 	{ RUN_MODE, "mode", 0, "MODE", "TEEPY_MODE",
 	  "sim | auto | hw (default auto = sim; with --cas the evidence's: auto = hw where "
@@ -172,6 +187,8 @@ const struct tp_command_help tp_run_help = {
 	    "  TEEX_getdata(i), get_data(i)   data item i as bytes: the --data items, then\n"
 	    "                                 the --task-data items (IndexError past the end)\n"
 	    "  data_count()                   how many data items there are\n"
+	    "  listen_socket()                the socket --listen or --listen-fd handed in\n"
+	    "  serve_wsgi(app)                serve a WSGI application on it (wsgiref)\n"
 	    "The result goes to stdout (or --output) exactly as returned; what the service\n"
 	    "prints goes to teepy's stderr.\n"
 	    "\n"
@@ -423,6 +440,68 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 			       (setting ? "TEEPY_SNP_CHAIN" : "--snp-chain");
 		return 0;
 	}
+	case RUN_LISTEN:
+		if (opts->listen || opts->listen_fd_given)
+			return tp_errf(
+			    err, err_size,
+			    "%s: a socket is already given (use one --listen or --listen-fd)",
+			    what);
+		if (!*value)
+			return tp_errf(err, err_size,
+				       "%s: empty (give ADDR:PORT, e.g. 127.0.0.1:8000)", what);
+		opts->listen = value;
+		return 0;
+	case RUN_LISTEN_FD: {
+		char *end;
+		long n;
+
+		if (opts->listen || opts->listen_fd_given)
+			return tp_errf(
+			    err, err_size,
+			    "%s: a socket is already given (use one --listen or --listen-fd)",
+			    what);
+		errno = 0;
+		n = strtol(value, &end, 10);
+		if (errno || *end || end == value || n < 0 || n > INT_MAX)
+			return tp_errf(err, err_size, "%s: '%s' is not a descriptor number", what,
+				       value);
+		opts->listen_fd = (int)n;
+		opts->listen_fd_given = true;
+		return 0;
+	}
+	case RUN_WSGI: {
+		const char *colon = strrchr(value, ':');
+		if (opts->wsgi)
+			return tp_errf(err, err_size, "%s: given more than once (use one)", what);
+		if (opts->script)
+			return tp_errf(err, err_size,
+				       "%s: names the script; '%s' is given already (--wsgi "
+				       "SCRIPT.py[:NAME] takes its place)",
+				       what, opts->script);
+		if (!*value || colon == value)
+			return tp_errf(err, err_size, "%s: empty script name", what);
+		opts->script = value;
+		opts->wsgi = "application";
+		/* SCRIPT.py:NAME; a colon in a path with no name after it is the path's */
+		if (colon && (colon[1] == '/' || strchr(colon + 1, '.')))
+			colon = NULL;
+		if (colon) {
+			/* SCRIPT.py:NAME, the name a Python identifier */
+			bool ok = colon[1] && !(colon[1] >= '0' && colon[1] <= '9');
+			for (const char *c = colon + 1; ok && *c; c++)
+				ok = *c == '_' || (*c >= 'a' && *c <= 'z') ||
+				     (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9');
+			if (!ok)
+				return tp_errf(err, err_size,
+					       "%s: '%s' is not a Python name (SCRIPT.py:NAME)",
+					       what, colon + 1);
+			if (!(opts->wsgi_script = strndup(value, (size_t)(colon - value))))
+				return -ENOMEM;
+			opts->wsgi = colon + 1;
+			opts->script = opts->wsgi_script;
+		}
+		return 0;
+	}
 	case RUN_MODE:
 		return parse_mode(what, value, opts, err, err_size);
 	case RUN_ESCAPE:
@@ -524,6 +603,25 @@ int tp_run_opts_finish(struct tp_run_opts *opts, const char *command, char *err,
 		return tp_errf(err, err_size,
 			       "%s applies to an output volume: give --output-volume DIR too",
 			       needs_volume);
+	bool serves = opts->listen || opts->listen_fd_given;
+	if (opts->wsgi && strcmp(command, "build") == 0)
+		return tp_errf(err, err_size,
+			       "--wsgi: a bundle names a script to run, not an application: build "
+			       "one that calls teex.serve_wsgi(application)");
+	if (opts->wsgi && !serves)
+		return tp_errf(
+		    err, err_size,
+		    "--wsgi: serves on a socket: give --listen ADDR:PORT or --listen-fd N "
+		    "too");
+	/* a server runs until it is stopped: the CPU-time and wall-clock defaults, which
+	 * would end it, are off unless given */
+	if (serves && !(opts->limits_given & TP_LIMIT_CPU))
+		opts->limits.cpu_ms = TP_LIMIT_OFF_MS;
+	if (serves && !(opts->limits_given & TP_LIMIT_TIMEOUT))
+		opts->limits.timeout_ms = TP_LIMIT_OFF_MS;
+	/* nor is its log cut after 16M: it goes on for days, and is streamed, not kept */
+	if (serves && !(opts->limits_given & TP_LIMIT_LOG))
+		opts->limits.log_max_bytes = UINT64_MAX;
 	if (opts->cas && opts->cas_from_env && strcmp(command, "build") == 0)
 		opts->cas = NULL; /* the deployment's setting: not a sample run's */
 	else if (opts->cas && strcmp(command, "build") == 0)
@@ -616,6 +714,7 @@ out:
 
 void tp_run_opts_free(struct tp_run_opts *opts)
 {
+	free(opts->wsgi_script);
 	free(opts->seen.task_data.items);
 	free(opts->script_args.items);
 	free(opts->data.items);

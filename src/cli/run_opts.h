@@ -64,6 +64,13 @@ struct tp_run_opts {
 	 * unsealed script and a build's sample run leave alone) */
 	const char *cas, *cas_fingerprint, *config_id;
 	bool cas_from_env;
+	/* --listen ADDR:PORT, --listen-fd N (listen_fd_given), --wsgi's NAME: a service
+	 * that serves on a handed socket (policy network "listen") */
+	const char *listen;
+	int listen_fd;
+	bool listen_fd_given;
+	const char *wsgi;
+	char *wsgi_script; /* --wsgi SCRIPT.py:NAME's script (opts->script then) */
 	/* --snp-vcek FILE, --snp-chain FILE (or TEEPY_SNP_*): the certificates an SEV-SNP
 	 * report goes to the CAS with, instead of the host's; *_from: the flag or the
 	 * setting that gave each */

@@ -1,5 +1,8 @@
 /* The limits record: defaults, and a bundle's limits tightened by a person's. */
 #include "limits.h"
+#include "units.h"
+
+#include <stdio.h>
 
 struct tp_limits tp_limits_default(void)
 {
@@ -11,6 +14,14 @@ struct tp_limits tp_limits_default(void)
 		.threads = TP_DEFAULT_THREADS,
 		.log_max_bytes = TP_DEFAULT_LOG_MAX,
 	};
+}
+
+const char *tp_limit_format_ms(uint64_t ms, char *buf, size_t size)
+{
+	if (ms < TP_LIMIT_OFF_MS)
+		return tp_format_duration(ms, buf, size);
+	snprintf(buf, size, "off");
+	return buf;
 }
 
 static uint64_t tighter(bool given, uint64_t flag, uint64_t signed_value)

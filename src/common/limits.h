@@ -4,6 +4,7 @@
 #define TEEPY_COMMON_LIMITS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define TP_DEFAULT_MEMORY     (3ULL << 30)
@@ -12,6 +13,9 @@
 #define TP_DEFAULT_THREADS    64u
 #define TP_DEFAULT_LOG_MAX    (16ULL << 20)
 #define TP_MAX_THREADS	      4096u
+/* A CPU-time or wall-clock limit that is off (a server's, teepy run --listen): the
+ * most a manifest may sign, 136 years */
+#define TP_LIMIT_OFF_MS (UINT32_MAX * 1000ULL)
 
 struct tp_limits {
 	uint64_t memory_bytes;	/* everything the service holds, a sealed root's files included */
@@ -41,6 +45,10 @@ enum tp_limit_bit {
 /* The defaults of `teepy run`: 3 GiB, 30 min CPU, 60 min wall clock, 64 threads, no
  * scratch, 16 MiB of output relayed. */
 struct tp_limits tp_limits_default(void);
+
+/* A CPU-time or wall-clock limit in words: "off" (TP_LIMIT_OFF_MS and above), else as
+ * tp_format_duration writes it. Returns buf. */
+const char *tp_limit_format_ms(uint64_t ms, char *buf, size_t size);
 
 /* The signed limits of a bundle, tightened by the ones a person gave (GIVEN, a set of
  * enum tp_limit_bit): a given limit replaces the signed one only when it is smaller.

@@ -220,12 +220,6 @@ int tp_manifest_check_runnable(const struct tp_manifest *m, char *err, size_t er
 	struct tp_manifest_engine this;
 
 	tp_manifest_engine_this(&this);
-	if (m->network != TP_NETWORK_NONE) {
-		snprintf(err, err_size,
-			 "policy network \"%s\" is not supported by this teepy yet (only \"none\")",
-			 tp_network_name(m->network));
-		return -ENOTSUP;
-	}
 	if (m->engine.name != this.name) {
 		snprintf(err, err_size,
 			 "engine %s is not supported by this teepy yet (it runs %s %s)",

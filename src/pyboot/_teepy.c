@@ -39,6 +39,11 @@ static bool result_sent;
 static bool booted;
 static bool sealed_run;	      /* a missing module or file gets a hint after its traceback */
 static PyObject *input_bytes; /* cached after the first ask (a zygote's child: its GO's) */
+static bool listen_handed;    /* a listening socket is at TP_LISTEN_FD (boot's listen) */
+static PyObject *listen_sock; /* teex.listen_socket()'s, made on the first ask */
+static const char *wsgi_name; /* serve the entry's WSGI callable of this name (boot's) */
+
+static PyObject *call_text(const char *text, const char *name, PyObject *arg);
 
 /* ---- the channel (GIL released around every blocking call) ---- */
 
@@ -205,6 +210,69 @@ static PyObject *get_data_count(PyObject *self, PyObject *unused)
 	return PyLong_FromSsize_t(data_count);
 }
 
+/* The handed socket as a socket.socket: one object, so that it is closed only when
+ * the service closes it. */
+static const char listen_text[] = "def make(_):\n"
+				  "    import socket\n"
+				  "    return socket.socket(fileno=4)\n";
+_Static_assert(TP_LISTEN_FD == 4, "listen_text names the handed socket's fd");
+
+static PyObject *listen_socket(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	if (!listen_handed) {
+		PyErr_SetString(PyExc_RuntimeError,
+				"no listening socket was handed in (teepy run --listen ADDR:PORT "
+				"or --listen-fd N gives one)");
+		return NULL;
+	}
+	if (!listen_sock && !(listen_sock = call_text(listen_text, "make", Py_None)))
+		return NULL;
+	return Py_NewRef(listen_sock);
+}
+
+/* teex.serve_wsgi(app), and --wsgi's (main: the entry's callable NAME): a WSGI
+ * application served on the handed socket with the stdlib's wsgiref, one request
+ * at a time, until the run is stopped. wsgiref's server would make and bind a
+ * socket of its own: it is given the handed one instead. */
+static const char wsgi_text[] =
+    "def main(args):\n"
+    "    module, name, path = args\n"
+    "    import sys\n"
+    "    app = getattr(module, name, None)\n"
+    "    if not callable(app):\n"
+    "        what = 'no' if app is None else 'a non-callable'\n"
+    "        print(f'teepy: --wsgi: {path} has {what} WSGI application {name!r} '\n"
+    "              f'(name another as {path}:NAME)', file=sys.stderr)\n"
+    "        raise SystemExit(2)\n"
+    "    serve(app)\n"
+    "def serve(app):\n"
+    "    import socketserver, teex\n"
+    "    from wsgiref.simple_server import WSGIServer, WSGIRequestHandler\n"
+    "    if not callable(app):\n"
+    "        raise TypeError(f'serve_wsgi: {app!r} is not callable (a WSGI application '\n"
+    "                        'is)')\n"
+    "    sock = teex.listen_socket()\n"
+    "    address = sock.getsockname()\n"
+    "    if not isinstance(address, tuple):\n"
+    "        address = ('localhost', 0)\n"
+    "    class Server(WSGIServer):\n"
+    "        def __init__(self):\n"
+    "            socketserver.BaseServer.__init__(self, address[:2], WSGIRequestHandler)\n"
+    "            self.socket = sock\n"
+    "            self.server_name, self.server_port = address[0], address[1]\n"
+    "            self.setup_environ()\n"
+    "    server = Server()\n"
+    "    server.set_app(app)\n"
+    "    server.serve_forever()\n";
+
+static PyObject *serve_wsgi(PyObject *self, PyObject *app)
+{
+	(void)self;
+	return call_text(wsgi_text, "serve", app);
+}
+
 static PyMethodDef teex_methods[] = {
 	{ "TEEX_getinput", get_input, METH_NOARGS, "The input string of this invocation." },
 	{ "get_input", get_input, METH_NOARGS, "The input string of this invocation." },
@@ -220,6 +288,11 @@ static PyMethodDef teex_methods[] = {
 	{ "get_data", get_data, METH_O,
 	  "Bytes of data item i: the service data in order, then the task data." },
 	{ "data_count", get_data_count, METH_NOARGS, "How many data items there are." },
+	{ "listen_socket", listen_socket, METH_NOARGS,
+	  "The listening socket teepy handed in (run --listen, --listen-fd): accept on it." },
+	{ "serve_wsgi", serve_wsgi, METH_O,
+	  "Serve a WSGI application on listen_socket() with wsgiref, one request at a time, "
+	  "until the run is stopped." },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -456,12 +529,19 @@ static int entry_prepare(const char *path, bool compile, struct entry *e)
 
 	memset(e, 0, sizeof(*e));
 	e->path = path;
-	if (!(e->module = PyModule_New("__main__")))
+	/* a WSGI script is imported, as a WSGI server would: under its own name, so that
+	 * what it runs under `if __name__ == "__main__"` (a development server) does not */
+	char name[256] = "__main__";
+	if (wsgi_name) {
+		const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(base, "."), base);
+	}
+	if (!(e->module = PyModule_New(name)))
 		return -1;
 	globals = PyModule_GetDict(e->module);
 	sys_modules = PyImport_GetModuleDict();
 	file = PyUnicode_DecodeFSDefault(path);
-	if (!file || PyDict_SetItemString(sys_modules, "__main__", e->module) < 0 ||
+	if (!file || PyDict_SetItemString(sys_modules, name, e->module) < 0 ||
 	    PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0 ||
 	    PyDict_SetItemString(globals, "__file__", file) < 0 ||
 	    PyDict_SetItemString(globals, "__cached__", Py_None) < 0) {
@@ -530,6 +610,13 @@ static PyObject *entry_run(struct entry *e, int *status)
 		}
 		PyCompilerFlags flags = _PyCompilerFlags_INIT;
 		result = PyRun_FileExFlags(fp, entry, Py_file_input, globals, globals, 1, &flags);
+	}
+	if (result && wsgi_name) {
+		Py_DECREF(result);
+		PyObject *args =
+		    Py_BuildValue("(OsO&)", e->module, wsgi_name, PyUnicode_DecodeFSDefault, entry);
+		result = args ? call_text(wsgi_text, "main", args) : NULL;
+		Py_XDECREF(args);
 	}
 	Py_XDECREF(result);
 	*status = 0;
@@ -1221,6 +1308,8 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 	    !(site = str_list(b.site, b.site_count)))
 		goto out;
 	sealed_run = b.sealed;
+	listen_handed = b.listen;
+	wsgi_name = b.wsgi;
 
 	/* From here on no new program can run, ever. */
 	filter.len = (unsigned short)(b.filter_size / sizeof(struct sock_filter));

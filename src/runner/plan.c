@@ -844,6 +844,18 @@ static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 	char err[256];
 
 	inv->processes = m->processes == TP_PROCESSES_MANIFEST;
+	inv->listen = m->network == TP_NETWORK_LISTEN;
+	if (inv->listen && !cfg->listen)
+		return tp_runner_fail(
+		    out, TP_END_CONFIG,
+		    "%s serves on a socket (policy network \"listen\"): give it one "
+		    "(teepy run --listen ADDR:PORT or --listen-fd N)",
+		    cfg->script);
+	if (!inv->listen && cfg->listen)
+		return tp_runner_fail(out, TP_END_CONFIG,
+				      "%s has no network (policy network \"none\"): it takes no "
+				      "listening socket",
+				      cfg->script);
 	snprintf(inv->entry, sizeof(inv->entry), "%s", m->entry);
 	snprintf(inv->cwd, sizeof(inv->cwd), "%s", TP_APP_DIR);
 	snprintf(inv->script, sizeof(inv->script), "%s", cfg->script);
@@ -993,6 +1005,7 @@ int tp_plan_open(struct tp_invocation *inv, struct tp_outcome *out)
 	if (cfg->is_bundle)
 		return open_sealed(inv, out);
 	inv->processes = cfg->allow_processes;
+	inv->listen = cfg->listen;
 	if (load_script(inv, out) < 0)
 		return -1;
 	if (cfg->mark)
@@ -1074,12 +1087,20 @@ static bool listed(const struct tp_strlist *l, const char *s)
 	return false;
 }
 
+_Static_assert(TP_LISTEN_FD == TP_SECCOMP_LISTEN_FD,
+	       "the filter allows accept where the socket is");
+
+unsigned tp_seccomp_policy(const struct tp_invocation *inv)
+{
+	return (inv->processes ? TP_SECCOMP_PROCESSES : 0u) |
+	       (inv->listen ? TP_SECCOMP_LISTEN : 0u);
+}
+
 int tp_plan_boot(const struct tp_invocation *inv, uint8_t **data, size_t *size)
 {
 	const struct tp_run_config *cfg = inv->cfg;
-	const struct tp_bpf *stage2 = cfg->zygote    ? &tp_seccomp_stage2_zygote :
-				      inv->processes ? &tp_seccomp_stage2_processes :
-						       &tp_seccomp_stage2;
+	const struct tp_bpf *stage2 =
+	    cfg->zygote ? &tp_seccomp_stage2_zygote : &tp_seccomp_stage2_of[tp_seccomp_policy(inv)];
 	const struct tp_strlist *argv = inv->sealed ? &inv->bundle.manifest.argv : NULL;
 	const struct tp_strlist *signed_preload =
 	    inv->sealed ? &inv->bundle.manifest.preload : NULL;
@@ -1138,6 +1159,8 @@ int tp_plan_boot(const struct tp_invocation *inv, uint8_t **data, size_t *size)
 		.site_count = inv->site_dirs.count,
 		.sealed = inv->sealed,
 		.zygote = cfg->zygote,
+		.listen = inv->listen,
+		.wsgi = inv->listen && !inv->sealed ? cfg->wsgi : NULL,
 		.top = (const char *const *)top.items,
 		.top_count = top.count,
 		.data_count = cfg->data_count,

@@ -61,6 +61,9 @@ int tp_plan_env(struct tp_invocation *inv);
  * would be larger than the channel carries, or -ENOMEM. */
 int tp_plan_boot(const struct tp_invocation *inv, uint8_t **data, size_t *size);
 
+/* The seccomp policy of the run (TP_SECCOMP_* bits): what its policy adds */
+unsigned tp_seccomp_policy(const struct tp_invocation *inv);
+
 /* The output volume (volume.c). prepare checks its directory before the run (the
  * key, the index, cfg->expect_version) and makes the hidden sibling the next
  * version is written into; 0, or -1 with out said. reach opens the service's /out

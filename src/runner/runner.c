@@ -643,8 +643,8 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		.cwd = inv->cwd,
 		.write_dirs = write_dirs,
 		.limits = &inv->enforce,
-		.stage1 = inv->processes || cfg->zygote ? &tp_seccomp_stage1_processes :
-							  &tp_seccomp_stage1,
+		.stage1 = &tp_seccomp_stage1_of[cfg->zygote ? TP_SECCOMP_PROCESSES :
+							      tp_seccomp_policy(inv)],
 		.tracer = cfg->trace_log ? &tracer : NULL,
 		.filled_from_outside = filled_from_outside,
 		.handed_fds = cfg->handed_fds,

@@ -123,6 +123,13 @@ struct tp_run_config {
 	/* descriptors the service gets at fd 4, 5, ... (a listening socket, a terminal) */
 	const int *handed_fds;
 	size_t handed_count;
+	/* handed_fds[0] is a listening stream socket the service serves on (policy
+	 * network "listen", docs/cli.md): it may accept on it, and make, bind and connect
+	 * no socket still. A sealed bundle must have that policy, and this set to run */
+	bool listen;
+	/* with listen, an unsealed run: serve the script's WSGI callable of this name
+	 * with the stdlib's wsgiref instead of running it as __main__ (NULL: run it) */
+	const char *wsgi;
 
 	/* teepy build: trace the run into trace_log (the app is seen at /app, as the
 	 * bundle will have it) and import preload (may be NULL) before the entry */
@@ -277,6 +284,7 @@ struct tp_invocation {
 	size_t env_count;
 	unsigned blas_threads;
 	bool processes;
+	bool listen; /* the policy network "listen": cfg.listen, checked against a bundle's */
 	const char *exec_files[4];
 	struct tp_strlist read_trees; /* Landlock: what the service may read, inside the root */
 	char exec_buf[2][PATH_MAX];

@@ -732,7 +732,11 @@ void tp_limits_print(const struct tp_limits_state *limits, uint64_t limit_bytes,
 		fprintf(out, "  threads       %u NOT enforced: no pids cgroup\n",
 			limits->set.threads);
 	}
-	fprintf(out, "  cpu time      %s", tp_format_duration(limits->set.cpu_ms, a, sizeof(a)));
+	fprintf(out, "  cpu time      %s", tp_limit_format_ms(limits->set.cpu_ms, a, sizeof(a)));
+	if (limits->set.cpu_ms >= TP_LIMIT_OFF_MS) {
+		fprintf(out, " (a server's: --cpu-time sets one)\n");
+		return;
+	}
 	switch (limits->cpu_mechanism) {
 	case TP_LIMIT_CGROUP_V2:
 	case TP_LIMIT_CGROUP_V1:

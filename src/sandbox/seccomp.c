@@ -222,17 +222,14 @@ static const struct rule rules[] = {
 
 	/* sockets: only connected AF_UNIX stream pairs can be made (see the argument
 	 * rules); naming a socket file would reach a daemon of the host through a
-	 * visible directory, so nothing can be connected, bound or listened on */
+	 * visible directory, so nothing can be connected, bound or listened on. A
+	 * service with a handed socket may accept on it (argument rules: accept,
+	 * accept4 and the sends) */
 	{ "connect", DENY_EPERM },
-	{ "accept", DENY_EPERM },
-	{ "accept4", DENY_EPERM },
 	{ "bind", DENY_EPERM },
 	{ "listen", DENY_EPERM },
-	{ "sendto", ALLOW },
 	{ "recvfrom", ALLOW },
-	{ "sendmsg", ALLOW },
 	{ "recvmsg", ALLOW },
-	{ "sendmmsg", ALLOW },
 	{ "recvmmsg", ALLOW },
 	{ "shutdown", ALLOW },
 	{ "getsockname", ALLOW },
@@ -440,8 +437,9 @@ static int add_value_lists(scmp_filter_ctx ctx, const char *name, unsigned arg,
 /* Rules that look at arguments. libseccomp lets an unconditional rule override
  * conditional ones, so every argument-checked call is listed only here; a value
  * no rule names gets the default (ENOSYS). */
-static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, bool processes)
+static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, unsigned policy)
 {
+	const bool processes = policy & TP_SECCOMP_PROCESSES;
 	/* Threads share everything and make no namespace; anything else is a process. */
 	const struct scmp_arg_cmp thread_clone[] = {
 		SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_THREAD | NAMESPACE_FLAGS, CLONE_THREAD),
@@ -487,6 +485,47 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, 
 		r = r ?:
 			add_each_value(ctx, SCMP_ACT_ERRNO(EPERM), *call, 0, denied_families,
 				       COUNT(denied_families));
+	}
+
+	/* A handed socket (policy `network = "listen"`): accept on it, at the fd where
+	 * the service gets it, and on nothing else. A send that asks for TCP fast open
+	 * connects the socket it is made on, without connect(2): a listening socket
+	 * shut down (which disconnects it) would reach any host from the host's
+	 * network namespace, so such sends are refused; without a handed socket
+	 * there is no TCP socket to make one on. */
+	static const char *const accepts[] = { "accept", "accept4" };
+	for (size_t i = 0; i < COUNT(accepts); i++) {
+		const struct scmp_arg_cmp handed[] = {
+			SCMP_A0_64(SCMP_CMP_MASKED_EQ, LOW32, TP_SECCOMP_LISTEN_FD),
+		};
+		const struct scmp_arg_cmp other[] = {
+			SCMP_A0_64(SCMP_CMP_NE, TP_SECCOMP_LISTEN_FD),
+		};
+		if (policy & TP_SECCOMP_LISTEN) {
+			r = r ?: add(ctx, SCMP_ACT_ALLOW, accepts[i], 1, handed);
+			r = r ?: add(ctx, SCMP_ACT_ERRNO(EPERM), accepts[i], 1, other);
+		} else {
+			r = r ?: add(ctx, SCMP_ACT_ERRNO(EPERM), accepts[i], 0, NULL);
+		}
+	}
+	static const struct {
+		const char *name;
+		unsigned flags_arg;
+	} sends[] = { { "sendto", 3 }, { "sendmsg", 2 }, { "sendmmsg", 3 } };
+	for (size_t i = 0; i < COUNT(sends); i++) {
+		const struct scmp_arg_cmp plain[] = {
+			SCMP_CMP64(sends[i].flags_arg, SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, 0),
+		};
+		const struct scmp_arg_cmp fast_open[] = {
+			SCMP_CMP64(sends[i].flags_arg, SCMP_CMP_MASKED_EQ, MSG_FASTOPEN,
+				   MSG_FASTOPEN),
+		};
+		if (policy & TP_SECCOMP_LISTEN) {
+			r = r ?: add(ctx, SCMP_ACT_ALLOW, sends[i].name, 1, plain);
+			r = r ?: add(ctx, SCMP_ACT_ERRNO(EPERM), sends[i].name, 1, fast_open);
+		} else {
+			r = r ?: add(ctx, SCMP_ACT_ALLOW, sends[i].name, 0, NULL);
+		}
 	}
 
 	/* personality: the default, and the query that reads it back; any other value,
@@ -645,7 +684,7 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, 
 	return r;
 }
 
-int tp_seccomp_build(enum tp_seccomp_stage stage, bool processes, struct tp_bpf *out)
+int tp_seccomp_build(enum tp_seccomp_stage stage, unsigned policy, struct tp_bpf *out)
 {
 	scmp_filter_ctx ctx;
 	int r, memfd = -1;
@@ -667,7 +706,7 @@ int tp_seccomp_build(enum tp_seccomp_stage stage, bool processes, struct tp_bpf 
 	for (size_t i = 0; r == 0 && i < sizeof(rules) / sizeof(rules[0]); i++)
 		r = add(ctx, to_libseccomp(rules[i].action), rules[i].name, 0, NULL);
 	if (r == 0)
-		r = add_argument_rules(ctx, stage, processes);
+		r = add_argument_rules(ctx, stage, policy);
 	if (r < 0)
 		goto out;
 

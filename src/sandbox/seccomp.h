@@ -26,22 +26,32 @@ enum tp_seccomp_stage {
 	TP_SECCOMP_STAGE2_ZYGOTE,
 };
 
+/* What a policy adds to the base one (tp_seccomp_build's policy, bits) */
+enum {
+	TP_SECCOMP_PROCESSES = 1, /* `processes = "manifest"`: fork, vfork, exec */
+	TP_SECCOMP_LISTEN = 2,	  /* `network = "listen"`: accept on the handed socket */
+	TP_SECCOMP_POLICIES = 4,  /* how many combinations there are */
+};
+
+/* Where a service with a handed socket has it: the first handed descriptor
+ * (tp_sandbox_config.handed_fds) */
+#define TP_SECCOMP_LISTEN_FD 4
+
 struct tp_bpf {
 	void *insns; /* struct sock_filter[], malloc'd, owned by the caller */
 	size_t size; /* bytes */
 };
 
-/* Both stages, compiled at build time by tools/seccomp_gen (seccomp_bpf.c); the
- * _processes variants are the SGXPy policy `processes = "manifest"`: fork, vfork,
- * process clone and execve allowed (Landlock limits exec to the sealed root). */
-extern const struct tp_bpf tp_seccomp_stage1;
-extern const struct tp_bpf tp_seccomp_stage2;
-extern const struct tp_bpf tp_seccomp_stage1_processes;
-extern const struct tp_bpf tp_seccomp_stage2_processes;
+/* Both stages for each policy (indexed by its TP_SECCOMP_* bits) and a zygote's
+ * stage 2, compiled at build time by tools/seccomp_gen (seccomp_bpf.c). The
+ * processes policy is SGXPy's `processes = "manifest"`: fork, vfork, process clone
+ * and execve allowed (Landlock limits exec to the sealed root). */
+extern const struct tp_bpf tp_seccomp_stage1_of[TP_SECCOMP_POLICIES];
+extern const struct tp_bpf tp_seccomp_stage2_of[TP_SECCOMP_POLICIES];
 extern const struct tp_bpf tp_seccomp_stage2_zygote;
 
 /* Builds the program of a stage with libseccomp. Returns 0 or -errno. */
-int tp_seccomp_build(enum tp_seccomp_stage stage, bool processes, struct tp_bpf *out);
+int tp_seccomp_build(enum tp_seccomp_stage stage, unsigned policy, struct tp_bpf *out);
 
 /* Installs a built program on the calling thread (no_new_privs must be set). */
 int tp_seccomp_install(const struct tp_bpf *prog);

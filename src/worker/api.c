@@ -149,6 +149,14 @@ static void bundle_put(struct tp_worker_api *a, struct tp_worker_upload *up,
 				err);
 		goto out;
 	}
+	/* an invocation is a call with an input, never a server's life */
+	if (bf.manifest.network == TP_NETWORK_LISTEN) {
+		tp_worker_error(out, 400, "bad_request",
+				"this teepy cannot run the bundle here: it serves on a socket "
+				"(policy network \"listen\"), which a worker's invocations do not "
+				"give (run it with teepy run --listen)");
+		goto out;
+	}
 	snprintf(row.id, sizeof(row.id), "%s", id);
 	tp_hex(bf.app, 32, row.app);
 	row.encrypted = tp_manifest_any_encrypted(&bf.manifest);

@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import textwrap
 import threading
@@ -350,6 +351,22 @@ def test_an_untrusted_signer_is_refused_at_upload(start, apps, store):
     s, doc = w.upload("bundles", apps / "other.tpy")
     assert s == 403 and doc["error"]["kind"] == "forbidden", doc
     assert "--trust" in doc["error"]["message"]
+    assert not list((store / "bundles").iterdir())
+    w.stop()
+
+
+def test_a_servers_bundle_is_refused_at_upload(start, apps, store, tmp_path):
+    """A bundle with the policy network "listen" serves on a socket for its whole
+    life (teepy run --listen); a worker's invocations give none."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sealed"))
+    from sealed_support import bundle_manifest, resign
+    m = bundle_manifest(apps / "svc.tpy")
+    m["policy"]["network"] = "listen"
+    server = resign(apps / "svc.tpy", apps / "signer.key", m, tmp_path / "server.tpy")
+    w = Worker(start, store, apps / "signer.pub")
+    s, doc = w.upload("bundles", server)
+    assert s == 400 and doc["error"]["kind"] == "bad_request", doc
+    assert 'serves on a socket (policy network "listen")' in doc["error"]["message"]
     assert not list((store / "bundles").iterdir())
     w.stop()
 

@@ -1,6 +1,7 @@
 """Manifest formats: teepy build writes format 2; a format 1 bundle (teepy 0.1's)
-still runs; what format 2 can say but this teepy cannot do yet (encryption, a
-listening socket, another engine) is refused at run in one line, exit 8."""
+still runs; what format 2 can say but this teepy cannot do yet (another engine) is
+refused at run in one line, exit 8. A server's bundle (network "listen") runs only
+with a socket, and a bundle without that policy takes none."""
 import json
 import os
 import struct
@@ -18,6 +19,7 @@ HELPER = '''def greet(name):
     return "hello, " + name
 '''
 EXIT_BUNDLE = 8
+EXIT_USAGE = 2
 
 
 @pytest.fixture
@@ -140,8 +142,6 @@ def other_cpython(m):
 
 
 NOT_YET = {
-    "network listen": (listen, 'policy network "listen" is not supported by this teepy yet '
-                               '(only "none")'),
     "engine pypy": (pypy, "engine pypy is not supported by this teepy yet (it runs cpython "),
     "another cpython": (other_cpython, "engine cpython 3.99 is not supported by this teepy, "
                                        "which runs cpython "),
@@ -162,6 +162,28 @@ def test_what_is_not_built_yet_is_refused_at_run(work, keys, hello, what):
     # inspect shows such a bundle all the same, saying what this teepy lacks
     info = inspect_json(later)
     assert info["supported"] is False and info["unsupported"].startswith(says)
+
+
+def test_a_servers_bundle_runs_only_with_a_socket(work, keys, hello):
+    m = bundle_manifest(hello)
+    listen(m)
+    server = resign(hello, keys[0], m, os.path.join(work, "server.tpy"))
+    r = run_bundle(server, keys, "--input", "x")
+    assert r.returncode == EXIT_USAGE, r.stderr.decode()
+    assert errors(r) == [f'teepy: {server} serves on a socket (policy network "listen"): give it '
+                         "one (teepy run --listen ADDR:PORT or --listen-fd N)"]
+    assert r.stdout == b""
+    # given one, it runs (this one returns at once: a server's end without a stop)
+    r = run_bundle(server, keys, "--input", "x", "--listen", "127.0.0.1:0")
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == b"hello, x"
+    assert inspect_json(server)["supported"] is True
+    # a bundle without the policy takes no socket
+    r = run_bundle(hello, keys, "--input", "x", "--listen", "127.0.0.1:0")
+    assert r.returncode == EXIT_USAGE, r.stderr.decode()
+    assert errors(r)[-1] == (f'teepy: {hello} has no network (policy network "none"): it takes '
+                             "no listening socket")
+    assert r.stdout == b""
 
 
 @pytest.mark.parametrize("change", [encrypted, encryption_section_only])

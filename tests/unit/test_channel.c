@@ -28,6 +28,8 @@ static struct tp_boot sample(void)
 		.top_count = 3,
 		.zygote = true,
 		.sealed = true,
+		.listen = true,
+		.wsgi = "application",
 		.filter = filter,
 		.filter_size = sizeof(filter),
 		.entry = "/app/service.py",
@@ -89,7 +91,8 @@ static void test_boot_round_trip_keeps_every_field(void)
 	check_same_list(out.preload, out.preload_count, in.preload, in.preload_count);
 	check_same_list(out.site, out.site_count, in.site, in.site_count);
 	check_same_list(out.top, out.top_count, in.top, in.top_count);
-	CHECK(out.sealed && out.zygote);
+	CHECK(out.sealed && out.zygote && out.listen);
+	CHECK_STR(out.wsgi, "application");
 	CHECK(out.data_count == 2);
 	CHECK((uintptr_t)out.filter % alignof(uint64_t) == 0);
 	tp_boot_free(&out);
@@ -110,6 +113,7 @@ static void test_boot_round_trip_with_no_lists_and_the_largest_count(void)
 	CHECK_STR(out.entry, "");
 	CHECK(out.argv_count == 0 && out.path_count == 0 && out.preload_count == 0);
 	CHECK(out.site_count == 0 && out.top_count == 0 && !out.sealed && !out.zygote);
+	CHECK(!out.listen && out.wsgi == NULL);
 	CHECK(out.data_count == UINT32_MAX && out.filter_size == 8);
 	tp_boot_free(&out);
 	free(bytes);
@@ -281,6 +285,33 @@ static void test_boot_decode_takes_zygote_once_and_only_as_1(void)
 		put_field(buf, &at, TP_BOOT_ZYGOTE, *v);
 		CHECK(tp_boot_decode(buf, at, &b) == -EBADMSG);
 	}
+}
+
+/* "listen" is a flag as "sealed"; "wsgi" a name given at most once. */
+static void test_boot_decode_takes_listen_and_wsgi_once(void)
+{
+	uint8_t buf[256];
+	size_t at = minimal(buf);
+	struct tp_boot b;
+
+	put_field(buf, &at, TP_BOOT_LISTEN, "1");
+	put_field(buf, &at, TP_BOOT_WSGI, "app");
+	CHECK(tp_boot_decode(buf, at, &b) == 0 && b.listen && !b.zygote);
+	CHECK_STR(b.wsgi, "app");
+	CHECK_STR(b.entry, "/e.py");
+	tp_boot_free(&b);
+	size_t both = at;
+	put_field(buf, &at, TP_BOOT_LISTEN, "1");
+	CHECK(tp_boot_decode(buf, at, &b) == -EPROTO);
+	at = both;
+	put_field(buf, &at, TP_BOOT_WSGI, "other");
+	CHECK(tp_boot_decode(buf, at, &b) == -EPROTO);
+	at = minimal(buf);
+	put_field(buf, &at, TP_BOOT_LISTEN, "0");
+	CHECK(tp_boot_decode(buf, at, &b) == -EBADMSG);
+	at = minimal(buf);
+	put(buf, &at, 5, TP_BOOT_WSGI, "a\0pp", 4);
+	CHECK(tp_boot_decode(buf, at, &b) == -EBADMSG);
 }
 
 /* "sealed" is one field of "1" at most once: nothing else means it. */
@@ -592,6 +623,7 @@ TESTS(channel_tests) = {
 	{ "boot_decode_refuses_an_unknown_tag", test_boot_decode_refuses_an_unknown_tag },
 	{ "boot_decode_refuses_a_missing_or_repeated_field",
 	  test_boot_decode_refuses_a_missing_or_repeated_field },
+	{ "boot_decode_takes_listen_and_wsgi_once", test_boot_decode_takes_listen_and_wsgi_once },
 	{ "boot_decode_takes_sealed_once_and_only_as_1",
 	  test_boot_decode_takes_sealed_once_and_only_as_1 },
 	{ "boot_decode_takes_zygote_once_and_only_as_1",

@@ -26,6 +26,7 @@ extern const struct tp_test cas_client_tests[];
 extern const struct tp_test worker_client_tests[];
 extern const struct tp_test zygote_filter_tests[];
 extern const struct tp_test seen_tests[];
+extern const struct tp_test listen_tests[];
 
 int main(void)
 {
@@ -35,7 +36,7 @@ int main(void)
 		plan_tests,	     channel_tests,	  trust_tests,	     flags_tests,
 		term_tests,	     crypto_pfs_tests,	  volume_tests,	     attest_tests,
 		snp_certs_tests,     evidence_tests,	  cas_tests,	     cas_client_tests,
-		worker_client_tests, zygote_filter_tests, seen_tests
+		worker_client_tests, zygote_filter_tests, seen_tests,	     listen_tests
 	};
 	int passed = 0, failed = 0;
 

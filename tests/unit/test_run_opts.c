@@ -391,6 +391,70 @@ static void test_snp_certificates_go_with_cas(void)
 	memset(env_table, 0, sizeof(env_table));
 }
 
+/* --listen, --listen-fd, --wsgi: one socket; --wsgi names the script and a callable;
+ * a server has no CPU-time or wall-clock limit unless one is given. */
+static void test_a_server_takes_one_socket_and_no_clock(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+
+	memset(env_table, 0, sizeof(env_table));
+	CHECK(parse(&o, err, (const char *[]){ "--listen", "127.0.0.1:0", "srv.py", NULL }) == 0);
+	CHECK_STR(o.listen, "127.0.0.1:0");
+	CHECK(o.limits.cpu_ms == TP_LIMIT_OFF_MS && o.limits.timeout_ms == TP_LIMIT_OFF_MS);
+	CHECK(o.limits.memory_bytes == TP_DEFAULT_MEMORY && o.limits.threads == TP_DEFAULT_THREADS);
+	CHECK(o.limits.log_max_bytes == UINT64_MAX);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err,
+		    (const char *[]){ "--listen-fd", "3", "--timeout", "5s", "srv.py", NULL }) ==
+	      0);
+	CHECK(o.listen_fd_given && o.listen_fd == 3 && !o.listen);
+	CHECK(o.limits.timeout_ms == 5000 && o.limits.cpu_ms == TP_LIMIT_OFF_MS);
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "srv.py", NULL }) == 0);
+	CHECK(o.limits.cpu_ms == TP_DEFAULT_CPU_MS && o.limits.timeout_ms == TP_DEFAULT_TIMEOUT_MS);
+	tp_run_opts_free(&o);
+
+	CHECK(parse(&o, err,
+		    (const char *[]){ "--listen", ":1", "--listen-fd", "3", "srv.py", NULL }) ==
+	      -EINVAL);
+	CHECK(strstr(err, "--listen-fd") && strstr(err, "already given"));
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--listen-fd", "three", "srv.py", NULL }) ==
+	      -EINVAL);
+	CHECK(strstr(err, "'three' is not a descriptor number"));
+	tp_run_opts_free(&o);
+
+	CHECK(parse(&o, err,
+		    (const char *[]){ "--listen", "127.0.0.1:0", "--wsgi", "dir/app.py:api",
+				      NULL }) == 0);
+	CHECK_STR(o.script, "dir/app.py");
+	CHECK_STR(o.wsgi, "api");
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--listen-fd", "3", "--wsgi", "app.py", NULL }) ==
+	      0);
+	CHECK_STR(o.script, "app.py");
+	CHECK_STR(o.wsgi, "application");
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--wsgi", "app.py", NULL }) == -EINVAL);
+	CHECK(strstr(err, "--wsgi") && strstr(err, "--listen ADDR:PORT or --listen-fd N"));
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--listen-fd", "3", "--wsgi", "app.py:9x", NULL }) ==
+	      -EINVAL);
+	CHECK(strstr(err, "'9x' is not a Python name"));
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err,
+		    (const char *[]){ "--listen-fd", "3", "x.py", "--wsgi", "app.py", NULL }) ==
+	      -EINVAL);
+	CHECK(strstr(err, "takes its place"));
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err,
+		    (const char *[]){ "--listen-fd", "3", "--wsgi", "app.py", "x.py", NULL }) ==
+	      -EINVAL);
+	CHECK(strstr(err, "unexpected argument 'x.py'"));
+	tp_run_opts_free(&o);
+}
+
 TESTS(run_opts_tests) = {
 	{ "defaults_are_the_teex_limits", test_defaults_are_the_teex_limits },
 	{ "service_data_come_before_task_data", test_service_data_come_before_task_data },
@@ -412,5 +476,6 @@ TESTS(run_opts_tests) = {
 	  test_cas_flags_come_together_and_not_with_key_flags },
 	{ "cas_settings_yield_to_key_flags", test_cas_settings_yield_to_key_flags },
 	{ "snp_certificates_go_with_cas", test_snp_certificates_go_with_cas },
+	{ "a_server_takes_one_socket_and_no_clock", test_a_server_takes_one_socket_and_no_clock },
 	END_TESTS,
 };

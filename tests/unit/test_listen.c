@@ -1,0 +1,116 @@
+/* The socket a server is handed (src/cli/listen.c): addresses, refusals, systemd's
+ * descriptors. Real sockets on loopback. */
+#include "test.h"
+#include "../../src/cli/listen.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int open_fds(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 256; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+static unsigned short port_of(int fd)
+{
+	struct sockaddr_in in;
+	socklen_t len = sizeof(in);
+	return getsockname(fd, (struct sockaddr *)&in, &len) == 0 ? ntohs(in.sin_port) : 0;
+}
+
+static void test_a_listen_address_is_bound_or_refused_in_one_line(void)
+{
+	char err[256], where[64], spec[64];
+	int before = open_fds();
+	int fd = tp_listen_open("127.0.0.1:0", err, sizeof(err));
+	int value = 0;
+	socklen_t len = sizeof(value);
+
+	CHECK(fd >= 0);
+	CHECK(getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &len) == 0 && value == 1);
+	CHECK((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+	snprintf(spec, sizeof(spec), "127.0.0.1:%u", port_of(fd));
+	CHECK_STR(tp_listen_describe(fd, where, sizeof(where)), spec);
+	/* the same port again: in use */
+	CHECK(tp_listen_open(spec, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "the address is in use") != NULL);
+	close(fd);
+
+	static const char *const bad[][2] = {
+		{ "8000", "has no port" },
+		{ ":8000", "has no address" },
+		{ "127.0.0.1:", "the port must be a number from 0 to 65535" },
+		{ "127.0.0.1:70000", "the port must be a number from 0 to 65535" },
+		{ "127.0.0.1:-1", "the port must be a number from 0 to 65535" },
+		{ "127.0.0.1:http", "the port must be a number from 0 to 65535" },
+		{ "::1:8000", "put an IPv6 address in brackets" },
+		{ "[::1]8000", "is not [ADDRESS]:PORT" },
+		{ "192.0.2.1:8000", "not an address of this host" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		CHECK(tp_listen_open(bad[i][0], err, sizeof(err)) == -1);
+		if (!strstr(err, bad[i][1]))
+			fprintf(stderr, "  %s: %s\n", bad[i][0], err);
+		CHECK(strstr(err, bad[i][1]) != NULL && !strchr(err, '\n'));
+	}
+	CHECK(open_fds() == before); /* nothing left open */
+}
+
+static void test_a_handed_descriptor_must_listen(void)
+{
+	char err[256], env[32];
+	int sv[2], file = open("/dev/null", O_RDONLY);
+	int listening = tp_listen_open("127.0.0.1:0", err, sizeof(err));
+
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	CHECK(tp_listen_check_fd(listening, err, sizeof(err)) == 0);
+	CHECK(tp_listen_check_fd(1000, err, sizeof(err)) == -1 && strstr(err, "not open"));
+	CHECK(tp_listen_check_fd(file, err, sizeof(err)) == -1 && strstr(err, "is not a socket"));
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	CHECK(tp_listen_check_fd(sv[0], err, sizeof(err)) == -1 && strstr(err, "does not listen"));
+	close(sv[0]);
+	close(sv[1]);
+	CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == 0);
+	CHECK(tp_listen_check_fd(sv[0], err, sizeof(err)) == -1 && strstr(err, "not a stream"));
+	close(sv[0]);
+	close(sv[1]);
+
+	/* systemd's: fd 3 onward, LISTEN_FDS of them, to LISTEN_PID */
+	setenv("LISTEN_FDS", "1", 1);
+	CHECK(tp_listen_check_fd(listening, err, sizeof(err)) == (listening == 3 ? 0 : -1));
+	if (listening != 3)
+		CHECK(strstr(err, "not one of the 1 descriptors systemd passed") != NULL);
+	snprintf(env, sizeof(env), "%d", listening - 2);
+	setenv("LISTEN_FDS", env, 1);
+	CHECK(tp_listen_check_fd(listening, err, sizeof(err)) == 0);
+	snprintf(env, sizeof(env), "%ld", (long)getpid() + 1);
+	setenv("LISTEN_PID", env, 1);
+	CHECK(tp_listen_check_fd(listening, err, sizeof(err)) == -1 &&
+	      strstr(err, "not teepy's pid"));
+	snprintf(env, sizeof(env), "%ld", (long)getpid());
+	setenv("LISTEN_PID", env, 1);
+	CHECK(tp_listen_check_fd(listening, err, sizeof(err)) == 0);
+	setenv("LISTEN_FDS", "x", 1);
+	CHECK(tp_listen_check_fd(listening, err, sizeof(err)) == -1 && strstr(err, "not a count"));
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	close(listening);
+	close(file);
+}
+
+TESTS(listen_tests) = {
+	{ "a_listen_address_is_bound_or_refused_in_one_line",
+	  test_a_listen_address_is_bound_or_refused_in_one_line },
+	{ "a_handed_descriptor_must_listen", test_a_handed_descriptor_must_listen },
+	END_TESTS,
+};
