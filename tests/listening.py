@@ -9,6 +9,7 @@ import re
 import select
 import signal
 import socket
+import subprocess
 import time
 
 # teepy: listening on 127.0.0.1:40123, or [::1]:40123
@@ -149,15 +150,19 @@ class Served:
 
 @contextlib.contextmanager
 def serving(start, *args, **kwargs):
-    """start(*args, **kwargs) as a Served; teepy is killed at the end of the block if
-    the test did not stop it (the start fixture would too, later)."""
+    """start(*args, **kwargs) as a Served; teepy is stopped at the end of the block if
+    the test did not stop it: SIGTERM, so that it removes its cgroups, then SIGKILL."""
     served = Served(start(*args, **kwargs))
     try:
         yield served
     finally:
         if served.proc.poll() is None:
-            served.proc.kill()
-            served.proc.wait(timeout=30)
+            served.proc.terminate()
+            try:
+                served.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                served.proc.kill()
+                served.proc.wait(timeout=30)
 
 
 @contextlib.contextmanager

@@ -63,6 +63,7 @@ def test_http_server_on_the_handed_socket_answers_several_requests(as_user, star
         status, _, body = served.http("POST", "/echo", body=b"\x00binary\xffbody" * 1000)
         assert (status, body) == (200, b"\x00binary\xffbody" * 1000)
         # "listening on" comes before the service runs
+        served.wait_for(re.compile("started"))
         assert served.seen.index("listening on") < served.seen.index("started"), served.seen
         assert served.stop() == EXIT.OK, served.seen
 
@@ -256,7 +257,7 @@ def _systemd_wrapper(fd, with_pid):
             f"    os.dup2({fd}, 3)\n"
             f"    os.close({fd})\n"
             + ("os.environ['LISTEN_PID'] = str(os.getpid())\n" if with_pid else "")
-            + "os.execv(sys.argv[1], sys.argv[1:])\n")
+            + "os.execvp(sys.argv[1], sys.argv[1:])\n")
     return ["/usr/bin/python3", "-c", code]
 
 
