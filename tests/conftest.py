@@ -37,9 +37,11 @@ def _binary_path():
 
 def _runtime_files(binary):
     """What teepy needs beside it: the _teepy extension, the teepy-reaper program,
-    teepy-cas (the CAS server `teepy cas` executes) and teepy-worker (`teepy serve`'s)."""
+    teepy-cas (the CAS server `teepy cas` executes), teepy-worker (`teepy serve`'s) and
+    teepy-shell (`teepy shell`'s)."""
     return (sorted(binary.parent.glob("_teepy*.so")) + sorted(binary.parent.glob("teepy-reaper"))
-            + sorted(binary.parent.glob("teepy-cas")) + sorted(binary.parent.glob("teepy-worker")))
+            + sorted(binary.parent.glob("teepy-cas")) + sorted(binary.parent.glob("teepy-worker"))
+            + sorted(binary.parent.glob("teepy-shell")))
 
 
 def _mkdtemp(tag):
@@ -128,6 +130,14 @@ def _command(request, teepy):
         binary = request.getfixturevalue("user_teepy")
         return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", str(binary)]
     return [str(teepy)]
+
+
+@pytest.fixture
+def teepy_command(request, teepy):
+    """(argv prefix, environment) that start teepy as this test's variant does (the
+    binary, or setpriv and a copy of it), for a test that starts it itself: in a
+    terminal, say."""
+    return _command(request, teepy), _env(None)
 
 
 def _user_cgroup(request):
