@@ -418,6 +418,26 @@ def test_a_signal_stops_the_service_with_exit_0_and_nothing_left(as_user, start,
         assert refused(served.host, served.port), "something still listens on the port"
 
 
+def test_a_service_that_ignores_the_signals_is_stopped_all_the_same(as_user, start, script):
+    s = script('''
+        import signal, sys, time, teex
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        sock = teex.listen_socket()
+        print("ready", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(1)
+        ''')
+    with on_loopback(start, s) as served:
+        served.wait_for(re.compile("ready"))
+        service = service_pid(served.proc.pid)
+        began = time.monotonic()
+        assert served.stop(signal.SIGTERM) == EXIT.OK, served.seen
+        assert time.monotonic() - began < 10
+        assert process_gone(service, within=5.0), "the service outlived teepy"
+        assert refused(served.host, served.port)
+
+
 # ---------------------------------------------------------------- limits
 
 
