@@ -122,8 +122,13 @@ def test_threads_serve_connections_at_once(as_user, start, script):
 
 
 def test_a_hand_written_accept_loop(as_user, start, script):
+    """Also: a socket object from listen_socket() let go does not close fd 4 under
+    the next one (it is one object, kept)."""
     s = script('''
-        import teex
+        import gc, teex
+        first = teex.listen_socket()
+        del first
+        gc.collect()
         sock = teex.listen_socket()
         while True:
             conn, peer = sock.accept()
