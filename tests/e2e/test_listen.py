@@ -395,6 +395,17 @@ def test_a_bad_listen_value_is_a_usage_error(as_user, run, script, value):
     assert "started" not in r.err, r
 
 
+@pytest.mark.xfail(strict=True, reason="the socket is bound, and 'listening on' printed, "
+                   "before the script and the other flags are checked")
+@pytest.mark.parametrize("problem", ["missing-script", "memory-too-small"])
+def test_a_usage_error_with_listen_is_one_line_without_listening(as_user, run, script, problem):
+    args = (["--memory", "1k", script(STARTED)] if problem == "memory-too-small"
+            else [str(script(STARTED)) + ".missing"])
+    r = run("run", "--listen", "127.0.0.1:0", *args, timeout=30)
+    assert r.returncode == EXIT.USAGE, r
+    assert len(r.err_lines) == 1 and "listening on" not in r.err, r
+
+
 def test_listen_socket_without_listen_raises_runtime_error(as_user, run, script):
     s = script('''
         import teex
