@@ -502,6 +502,38 @@ def test_a_cpu_time_given_with_listen_still_ends_the_service(as_user, start, scr
         assert served.finish(timeout=15) == EXIT.CPU, served.seen
 
 
+def test_the_memory_limit_still_holds_with_listen(as_user, start, script):
+    s = script("""
+        import teex
+        sock = teex.listen_socket()
+        hog = bytearray(256 << 20)
+        hog[::4096] = b"x" * len(hog[::4096])
+        """)
+    with on_loopback(start, "--memory", "96M", s) as served:
+        assert served.finish(timeout=30) == EXIT.MEMORY, served.seen
+
+
+def test_the_thread_limit_still_holds_with_listen(as_user, start, script):
+    s = script("""
+        import sys, threading, teex
+        sock = teex.listen_socket()
+        stop = threading.Event()
+        started = 0
+        for _ in range(12):
+            try:
+                threading.Thread(target=stop.wait, daemon=True).start()
+                started += 1
+            except RuntimeError:
+                break
+        print("threads started: %d" % started, file=sys.stderr, flush=True)
+        stop.wait()
+        """)
+    with on_loopback(start, "--threads", "4", s) as served:
+        started = int(served.wait_for(re.compile(r"threads started: (\d+)")).group(1))
+        assert started < 4, served.seen
+        assert served.stop() == EXIT.OK, served.seen
+
+
 def test_without_a_timeout_the_service_outlives_a_short_one(as_user, start, script):
     """The counterpart of the --timeout test: the same service still answers after
     a few seconds when no --timeout is given."""
