@@ -226,6 +226,10 @@ def test_wsgi_names_a_missing_callable_in_one_line(as_user, start, wsgi_app):
         assert "Traceback" not in served.seen, served.seen
         named = [l for l in served.lines if "no_such_app" in l]
         assert len(named) == 1, served.seen
+        # that line is the only one after the address: no second "exited with status"
+        after = served.lines[served.lines.index(named[0]):]
+        assert [l for l in after if l.startswith("teepy:")] == named, served.seen
+        assert code == EXIT.SERVICE_FAILED, served.seen
 
 
 # ---------------------------------------------------------------- a socket handed by the caller
@@ -395,8 +399,6 @@ def test_a_bad_listen_value_is_a_usage_error(as_user, run, script, value):
     assert "started" not in r.err, r
 
 
-@pytest.mark.xfail(strict=True, reason="the socket is bound, and 'listening on' printed, "
-                   "before the script and the other flags are checked")
 @pytest.mark.parametrize("problem", ["missing-script", "memory-too-small"])
 def test_a_usage_error_with_listen_is_one_line_without_listening(as_user, run, script, problem):
     args = (["--memory", "1k", script(STARTED)] if problem == "memory-too-small"
