@@ -208,15 +208,19 @@ def run(request, teepy, run_cwd):
 
 @pytest.fixture
 def start(request, teepy, run_cwd):
-    """start(*args, stdout=PIPE, env=None) -> Popen of teepy that the test drives
-    (signals, a dead supervisor, stdout on a full device); stdin is /dev/null and
-    stderr a pipe. Whatever is still running at the end of the test is killed."""
+    """start(*args, stdout=PIPE, env=None, pass_fds=(), wrapper=()) -> Popen of teepy
+    that the test drives (signals, a dead supervisor, stdout on a full device); stdin
+    is /dev/null and stderr a pipe. Whatever is still running at the end of the test
+    is killed. `pass_fds`: as run's. `wrapper`: a command that execs its arguments
+    (the teepy command line), e.g. a shell that moves a descriptor and sets a
+    variable naming its own pid, which exec keeps (systemd's LISTEN_PID)."""
     prefix = _command(request, teepy)
     started = []
 
-    def _start(*args, stdout=subprocess.PIPE, env=None):
-        proc = subprocess.Popen(prefix + [str(a) for a in args], stdin=subprocess.DEVNULL,
-                                stdout=stdout, stderr=subprocess.PIPE, env=_env(env), cwd=run_cwd,
+    def _start(*args, stdout=subprocess.PIPE, env=None, pass_fds=(), wrapper=()):
+        proc = subprocess.Popen(list(wrapper) + prefix + [str(a) for a in args],
+                                stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
+                                env=_env(env), cwd=run_cwd, pass_fds=pass_fds,
                                 preexec_fn=_user_cgroup(request))
         _launched_pids.add(proc.pid)
         started.append((proc, time.time()))

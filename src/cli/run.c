@@ -524,6 +524,12 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 	int abi = tp_landlock_abi();
 	size_t binds = 0;
 
+	/* said once the run is planned: a refusal before is the one line there is */
+	if (run->cfg.listen) {
+		char where[160];
+		tp_info("listening on %s",
+			tp_listen_describe(run->listen_fd, where, sizeof(where)));
+	}
 	if (!o->print_config)
 		return;
 	for (size_t i = 0; i < inv->plan.count; i++)
@@ -744,7 +750,7 @@ static int load_volume_key(struct cli_run *run)
 static int hand_socket(struct cli_run *run)
 {
 	const struct tp_run_opts *o = &run->opts;
-	char err[512], where[160];
+	char err[512];
 
 	if (!o->listen && !o->listen_fd_given)
 		return 0;
@@ -761,7 +767,6 @@ static int hand_socket(struct cli_run *run)
 	run->cfg.handed_count = 1;
 	run->cfg.listen = true;
 	run->cfg.wsgi = o->wsgi;
-	tp_info("listening on %s", tp_listen_describe(run->listen_fd, where, sizeof(where)));
 	return 0;
 }
 

@@ -237,16 +237,6 @@ static PyObject *listen_socket(PyObject *self, PyObject *unused)
  * at a time, until the run is stopped. wsgiref's server would make and bind a
  * socket of its own: it is given the handed one instead. */
 static const char wsgi_text[] =
-    "def main(args):\n"
-    "    module, name, path = args\n"
-    "    import sys\n"
-    "    app = getattr(module, name, None)\n"
-    "    if not callable(app):\n"
-    "        what = 'no' if app is None else 'a non-callable'\n"
-    "        print(f'teepy: --wsgi: {path} has {what} WSGI application {name!r} '\n"
-    "              f'(name another as {path}:NAME)', file=sys.stderr)\n"
-    "        raise SystemExit(2)\n"
-    "    serve(app)\n"
     "def serve(app):\n"
     "    import socketserver, teex\n"
     "    from wsgiref.simple_server import WSGIServer, WSGIRequestHandler\n"
@@ -612,11 +602,25 @@ static PyObject *entry_run(struct entry *e, int *status)
 		result = PyRun_FileExFlags(fp, entry, Py_file_input, globals, globals, 1, &flags);
 	}
 	if (result && wsgi_name) {
+		/* --wsgi names a callable the script lacks: the one line there is, as for a
+		 * syntax error (the supervisor adds none) */
+		PyObject *app = PyObject_GetAttrString(e->module, wsgi_name);
+		if (!app || !PyCallable_Check(app)) {
+			PySys_WriteStderr("teepy: --wsgi: %.400s has %s WSGI application '%.100s' "
+					  "(name another as %.400s:NAME)\n",
+					  entry, app ? "a non-callable" : "no", wsgi_name, entry);
+			PyErr_Clear();
+			Py_XDECREF(app);
+			Py_DECREF(result);
+			*status = 1;
+			send_frame(TP_FRAME_STATUS, TP_STATUS_SYNTAX, "wsgi", 4);
+			Py_CLEAR(e->code);
+			Py_CLEAR(e->module);
+			Py_RETURN_NONE;
+		}
 		Py_DECREF(result);
-		PyObject *args =
-		    Py_BuildValue("(OsO&)", e->module, wsgi_name, PyUnicode_DecodeFSDefault, entry);
-		result = args ? call_text(wsgi_text, "main", args) : NULL;
-		Py_XDECREF(args);
+		result = call_text(wsgi_text, "serve", app);
+		Py_DECREF(app);
 	}
 	Py_XDECREF(result);
 	*status = 0;
