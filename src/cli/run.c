@@ -877,6 +877,7 @@ static int cas_keys(struct cli_run *run)
 		.snp = { o->snp_vcek, o->snp_vcek_from, o->snp_chain, o->snp_chain_from },
 		/* a shell in a bundle's root: its evidence says debug (docs/cas.md) */
 		.debug = run->shell != NULL,
+		.who = run->shell ? "shell" : "run",
 	};
 	run->cas_on = true;
 	code = tp_run_cas_fetch(&run->cas, o->script);

@@ -14,6 +14,7 @@
 struct tp_run_cas {
 	/* in */
 	const char *url, *fingerprint, *config_id;
+	const char *who;	 /* the command, for messages: "run" (NULL), "shell" */
 	const char *mode;	 /* "sim", "hw" or "auto" */
 	struct tp_snp_given snp; /* --snp-vcek, --snp-chain: else the host's */
 	bool debug; /* a debug run (teepy shell APP.tpy): its claims and evidence say so */

@@ -1441,11 +1441,12 @@ static PyObject *run_shell(int *status)
 {
 	PyObject *main = PyModule_New("__main__"), *prompt = NULL, *args = NULL, *fn = NULL;
 	/* a bundle's shell is a debug run (docs/cli.md): said before the first prompt */
-	const char *note = sealed_run ? "teepy shell: a DEBUG run in a bundle's sealed root (only "
-					"its manifest's files; its evidence says debug); Ctrl-D "
-					"leaves." :
-					"teepy shell: this prompt runs inside the sandbox; Ctrl-D "
-					"leaves.";
+	const char *note = sealed_run ?
+			       "teepy shell: a DEBUG run in a bundle's sealed root (only "
+			       "its manifest's files; any evidence of it says debug); Ctrl-D "
+			       "leaves." :
+			       "teepy shell: this prompt runs inside the sandbox; Ctrl-D "
+			       "leaves.";
 	PyObject *result = NULL;
 	char name[128] = "";
 	uint32_t kind = TP_STATUS_OK;

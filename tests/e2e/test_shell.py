@@ -433,7 +433,8 @@ def test_a_cas_releases_a_shells_keys_only_where_debug_is_tolerated(as_user, tee
             text = s.screen()
         finally:
             s.close()
-        assert "a debug run (teepy shell) is not tolerated by mysvc/main" in text, text
+        assert "teepy: shell: the CAS denied mysvc/main: a debug run (teepy shell) is not " \
+            "tolerated by mysvc/main (HTTP 403 denied)" in text, text
         assert ">>>" not in text, text
         runtime = re.search(r"its runtime measurement is ([0-9a-f]{64}) \(teepy-shell's\)",
                             text).group(1)
