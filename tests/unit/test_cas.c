@@ -479,7 +479,7 @@ struct attempt {
 	int64_t now;
 	const uint8_t *nonce; /* reuse this nonce, or NULL for a new one */
 	bool debug;	      /* a debug run's evidence (version 2, bound) */
-	int claim_debug;      /* the request's claims.debug: 0 as debug, 1 false, 2 true */
+	int claim_debug;      /* the request's claims.debug: 0 as debug, 1 false, 2 true, 3 "yes" */
 };
 
 /* An attest request with sim evidence; the answer's status and body; the runtime's key
@@ -520,6 +520,8 @@ static unsigned attest(struct fixture *f, const struct attempt *at, uint8_t used
 		json_object_set_new(json_object_get(req, "claims"), "debug", json_true());
 	else if (at->claim_debug == 1)
 		json_object_set_new(json_object_get(req, "claims"), "debug", json_false());
+	else if (at->claim_debug == 3)
+		json_object_set_new(json_object_get(req, "claims"), "debug", json_string("yes"));
 	if (at->manifest_b64)
 		json_object_set_new(req, "manifest", json_string(at->manifest_b64));
 	unsigned st = call(f, "POST", "/v1/attest", req, at->now ? at->now : NOW, body);
@@ -776,6 +778,11 @@ static void test_a_debug_run_needs_a_policy_that_tolerates_debug(void)
 	expect_denied(&f, &at, "report data does not match the claims");
 	at = (struct attempt){ .flip = -1, .claim_debug = 1 }; /* false is a run */
 	CHECK(attest(&f, &at, NULL, NULL, &body) == 200);
+	json_decref(body);
+	/* anything but true or false is no claim */
+	at = (struct attempt){ .flip = -1, .claim_debug = 3 };
+	CHECK(attest(&f, &at, NULL, NULL, &body) == 400);
+	CHECK(strstr(message(body), "claims.debug: not true or false") != NULL);
 	json_decref(body);
 	/* a service that tolerates debug releases its keys to it */
 	json_t *svc = json_object_get(json_object_get(doc, "services"), "main");

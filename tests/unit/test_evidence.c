@@ -85,6 +85,14 @@ static void test_a_debug_runs_report_data_binds_the_field_debug_last(void)
 	CHECK(tp_report_data(&c, rd) == 0);
 	tp_hex(rd, sizeof(rd), hex);
 	CHECK(strncmp(hex, "274c6dfb4e6384cc", 16) == 0);
+	/* the claims' JSON says debug only when so: a run's reads as it always has */
+	json_t *j = tp_claims_json(&c);
+	CHECK(json_object_get(j, "debug") == NULL && json_object_size(j) == 6);
+	json_decref(j);
+	c.debug = true;
+	j = tp_claims_json(&c);
+	CHECK(json_is_true(json_object_get(j, "debug")));
+	json_decref(j);
 }
 
 static void test_x25519_keys_are_new_each_time(void)
