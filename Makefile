@@ -176,28 +176,35 @@ KERNEL_ARGS ?=
 # scoping, TCP, ioctl on devices) must hold by its other layer, and what ABI 1 already
 # holds (the read rights: test_runner hands in a host directory) must hold there too.
 # Part of make check. The worker's zygote tests run here (teepy-worker built too):
-# a warm child's own Landlock layer at ABI 2, without the signal scope of ABI 6; and
-# the shell's (teepy-shell built too).
+# a warm child's own Landlock layer at ABI 2, without the signal scope of ABI 6.
 LANDLOCK_BUILD ?= build-landlock2
 check-landlock: deps
 	@[ -f $(LANDLOCK_BUILD)/build.ninja ] || meson setup $(LANDLOCK_BUILD) -Dwerror=true \
 		-Dlandlock_abi_max=2
-	ninja -C $(LANDLOCK_BUILD) teepy teepy-reaper teepy-worker teepy-shell test_runner _teepy$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+	ninja -C $(LANDLOCK_BUILD) teepy teepy-reaper teepy-worker test_runner _teepy$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 	$(LANDLOCK_BUILD)/test_runner
 	TEEPY_BIN=$(abspath $(LANDLOCK_BUILD))/teepy $(PY) -m pytest -c tests/pytest.ini tests/e2e \
 		tests/hostile -q -p no:cacheprovider $(LANDLOCK_IGNORE) \
 		-k "not test_everyday or zone_database or pth_import_line"
 
-# What runs no sandbox (evidence, the CAS, the docs against --help), what runs it
-# through the runner library as teepy run does (the worker), a server's serving over
-# HTTP (its kernel rules are hostile/test_listen_hostile.py, which runs) or is no other
-# under ABI 2 (of the everyday-Python tests, all but the read-only time zones and a
-# venv's .pth line held by the sandbox) stays in the main run alone.
+# What runs no sandbox (evidence, the CAS, the docs against --help, data items and
+# exit codes), what runs it through the runner library as teepy run does (the
+# worker, its sealed invocations and reused processes), a server's serving over
+# HTTP (its kernel rules are hostile/test_listen_hostile.py, which runs), what is
+# teepy's own code over the same sandbox (teex's calls, sealed data items, the
+# interpreter's alternatives, the shell's prompt) or is no other under ABI 2 (of the
+# everyday-Python tests, all but the read-only time zones and a venv's .pth line held
+# by the sandbox) stays in the main run alone. What Landlock's ABI changes runs here:
+# the hostile suite, the allowed paths, /out, the zygote's children, the environment.
 LANDLOCK_IGNORE := --ignore=tests/e2e/test_attest_verify.py \
 	--ignore=tests/e2e/test_attest_evidence.py --ignore=tests/e2e/test_docs.py \
 	--ignore=tests/e2e/test_cas.py --ignore=tests/e2e/test_cas_client.py \
 	--ignore=tests/e2e/test_worker.py --ignore=tests/e2e/test_worker_client.py \
-	--ignore=tests/e2e/test_listen.py
+	--ignore=tests/e2e/test_sealed_invoke.py --ignore=tests/e2e/test_invocation_reuse.py \
+	--ignore=tests/e2e/test_listen.py --ignore=tests/e2e/test_exit_codes.py \
+	--ignore=tests/e2e/test_data.py --ignore=tests/e2e/test_teex.py \
+	--ignore=tests/e2e/test_run_sealed_data.py --ignore=tests/e2e/test_alternatives.py \
+	--ignore=tests/e2e/test_shell.py
 
 # The runtime measurement a CAS policy pins: the same commit built at two paths gives
 # the same teepy, _teepy and teepy-reaper (tools/check-reproducible; two builds).
