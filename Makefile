@@ -11,7 +11,7 @@ DEB_PACKAGES := gcc libc6-dev make meson ninja-build pkg-config python3 python3-
 	libseccomp-dev libssl-dev libjansson-dev libcurl4-openssl-dev python3-pytest python3-numpy util-linux \
 	clang libclang-rt-14-dev clang-format gzip python3-hypothesis libpython3.11-testsuite \
 	python3-venv python3-pip python3-setuptools python3-wheel libmicrohttpd-dev libsqlite3-dev \
-	openssl python3-cryptography
+	openssl python3-cryptography pypy3 pypy3-dev
 
 .PHONY: all deps build demo check check-format check-landlock check-reproducible test-unit test-e2e test-compat check-asan check-kernel fuzz fuzz-campaign compat bench bench-cas bench-worker format clean
 

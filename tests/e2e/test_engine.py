@@ -1,0 +1,82 @@
+"""--engine: the service runs on Debian's PyPy in the same sandbox as on CPython, with
+the same teex module; an unknown engine is one line. (The hostile suite runs whole
+on PyPy too: make check-pypy.)"""
+import subprocess
+
+import pytest
+
+from exit_codes import EXIT
+
+
+@pytest.fixture(autouse=True)
+def needs_pypy(teepy):
+    out = subprocess.run([str(teepy), "--version"], capture_output=True, text=True).stdout
+    if "--engine pypy3" not in out:
+        pytest.skip("this teepy was built without PyPy (pypy3, pypy3-dev)")
+
+
+SERVICE = """
+import json, sys, time, teex
+t = time.perf_counter()
+s = 0
+for i in range(3000000):
+    s += i % 7
+teex.TEEX_return(json.dumps({
+    "impl": sys.implementation.name, "version": sys.version_info[:2],
+    "input": teex.TEEX_getinput(), "data": teex.TEEX_getdata(0).decode(),
+    "path": sys.path, "flags": [sys.flags.isolated, sys.flags.no_site],
+    "sum": s, "seconds": time.perf_counter() - t,
+    "builtins": [callable(exit), str(credits)[:4]]}))
+"""
+
+
+def test_pypy_runs_the_service_with_teex_in_the_sandbox(as_user, run, script, tmp):
+    item = tmp.make_sibling("data").write("item", "datum")
+    s = script(SERVICE)
+    r = run("run", "--engine", "pypy3", s, "--input", "hi", "--data", item)
+    assert r.returncode == EXIT.OK, r
+    out = r.json()
+    assert out["impl"] == "pypy" and out["version"] == [3, 9], out
+    assert (out["input"], out["data"], out["sum"]) == ("hi", "datum", 8999994), out
+    assert out["path"] == [str(s.parent), "/usr/lib/pypy3.9"], out
+    assert out["flags"] == [1, 1] and out["builtins"] == [True, "PyPy"], out
+    assert out["seconds"] < 1.0, out  # the JIT compiled the loop (CPython: ~0.3 s)
+    assert "L2 cache" not in r.err, r.err  # the collector was told what it reads natively
+
+
+def test_the_setting_chooses_the_engine_and_the_flag_wins(run, script):
+    s = script("import sys, teex\nteex.TEEX_return(sys.implementation.name)\n")
+    assert run("run", s, env={"TEEPY_ENGINE": "pypy3"}).stdout == b"pypy"
+    assert run("run", "--engine", "cpython", s, env={"TEEPY_ENGINE": "pypy3"}).stdout == b"cpython"
+
+
+@pytest.mark.parametrize("given", [("--engine", "jython"), ("--engine", "")])
+def test_an_unknown_engine_is_one_line_and_exit_2(run, script, given):
+    r = run("run", *given, script("import teex\n"))
+    assert r.returncode == EXIT.USAGE, r
+    assert r.err_lines == [f"teepy: --engine: unknown engine '{given[1]}' (use cpython or pypy3)"], r.err
+
+
+def test_the_setting_unknown_is_one_line_too(run, script):
+    r = run("run", script("import teex\n"), env={"TEEPY_ENGINE": "pypy"})
+    assert (r.returncode, r.err_lines) == (
+        EXIT.USAGE, ["teepy: TEEPY_ENGINE: unknown engine 'pypy' (use cpython or pypy3)"]), r
+
+
+def test_print_config_and_version_name_the_engine(run, script, teepy):
+    r = run("run", "--engine", "pypy3", "--print-config", script("import teex\nteex.TEEX_return('ok')\n"))
+    assert r.returncode == EXIT.OK, r
+    assert "interpreter   /usr/bin/pypy3.9 (PyPy 7.3.11, Python 3.9.16), executed" in r.err, r.err
+    assert "runtime       " in r.err and "_teepy.pypy39-pp73-x86_64-linux-gnu.so" in r.err, r.err
+    version = subprocess.run([str(teepy), "--version"], capture_output=True, text=True).stdout
+    assert "--engine pypy3 runs /usr/bin/pypy3.9, PyPy 7.3.11, Python 3.9.16" in version
+
+
+def test_a_syntax_error_and_a_traceback_are_said_as_on_cpython(run, script):
+    r = run("run", "--engine", "pypy3", script("x = (\n"))
+    assert r.returncode == EXIT.SERVICE_FAILED, r
+    assert r.err_lines[0].startswith("teepy: ") and "SyntaxError" in r.err_lines[0], r.err
+    s = script("def f():\n    raise KeyError('k')\nf()\n")
+    r = run("run", "--engine", "pypy3", s)
+    assert r.returncode == EXIT.SERVICE_FAILED, r
+    assert f'File "{s}", line 3, in <module>' in r.err and "KeyError: 'k'" in r.err, r.err
