@@ -1236,11 +1236,10 @@ int tp_cmd_build(int argc, char **argv)
 			    log.paths[i], strerror(-r));
 	}
 	/* the loader (the kernel opens it, no open call is traced), the interpreter, and
-	 * os.py, the landmark by which CPython finds its prefix (os itself is frozen) */
-	char landmark[PATH_MAX];
-	snprintf(landmark, sizeof(landmark), "%s/os.py", engine->stdlib);
+	 * the landmark by which it finds its prefix: os.py for CPython (os itself is
+	 * frozen), site.py for PyPy */
 	if ((r = add_seen(&b, TP_LOADER)) < 0 || (r = add_seen(&b, engine->exe)) < 0 ||
-	    (r = add_seen(&b, landmark)) < 0) {
+	    (r = add_seen(&b, engine->landmark)) < 0) {
 		tp_error("build: the interpreter's files: %s", strerror(-r));
 		code = TP_EXIT_INTERNAL;
 		goto out_paths;

@@ -21,6 +21,7 @@ struct tp_run_cas {
 	size_t manifest_size;
 	uint8_t pubkey[32]; /* the bundle signer's Ed25519 key */
 	struct tp_cas_secrets secrets;
+	enum tp_engine engine; /* the bundle's: the runtime measured is its _teepy's */
 };
 
 /* Measures the bundle at path as teepy inspect does, makes an ephemeral X25519 key

@@ -13,6 +13,7 @@ struct tp_engine_build {
 	const char *command;	/* the link a person calls it by: /usr/bin/python3 */
 	const char *stdlib;	/* its standard library, on sys.path */
 	const char *dynload;	/* its lib-dynload, on sys.path after it; NULL: none */
+	const char *landmark;	/* the file by which it finds its stdlib (stat, not opened) */
 	const char *ext_suffix; /* of the _teepy built for it */
 	const char *version;	/* the Python language's, in full: "3.11.2" */
 	const char *release;	/* the implementation's: "PyPy 7.3.11", "CPython 3.11.2" */

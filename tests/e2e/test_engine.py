@@ -80,3 +80,58 @@ def test_a_syntax_error_and_a_traceback_are_said_as_on_cpython(run, script):
     r = run("run", "--engine", "pypy3", s)
     assert r.returncode == EXIT.SERVICE_FAILED, r
     assert f'File "{s}", line 3, in <module>' in r.err and "KeyError: 'k'" in r.err, r.err
+
+
+def runtime_measurement(teepy, ext_suffix):
+    """docs/bundle-format.md's runtime measurement, computed here: a tag, the teepy
+    executable, the _teepy of the engine, teepy-reaper and the boot text."""
+    import hashlib
+    h = hashlib.sha256(b"teepy-runtime-v2\0")
+    for path in (teepy, teepy.parent / f"_teepy{ext_suffix}", teepy.parent / "teepy-reaper"):
+        h.update(path.read_bytes())
+    h.update(b"import sys;sys.path[:0]=['/.teepy'];import _teepy;raise SystemExit(_teepy.boot())\0")
+    return h.hexdigest()
+
+
+def test_a_pypy_bundle_records_its_engine_runs_on_it_and_has_its_own_runtime(as_user, run, script, tmp,
+                                                                             teepy):
+    svc = script(SERVICE)
+    out_dir = tmp.make_sibling("bundle")
+    out_dir.chmod(0o777)
+    assert run("keygen", "-o", out_dir / "k.key").returncode == EXIT.OK
+    item = tmp.make_sibling("data").write("item", "datum")
+    built = {}
+    for engine in ("pypy3", "cpython"):
+        b = run("build", "--engine", engine, svc, "-o", out_dir / f"{engine}.tpy", "--key",
+                out_dir / "k.key", "--input", "s", "--data", item)
+        assert b.returncode == EXIT.OK, b
+        r = run("inspect", out_dir / f"{engine}.tpy", "--json")
+        assert r.returncode == EXIT.OK, r
+        built[engine] = r.json()
+    info = built["pypy3"]
+    assert info["engine"] == {"name": "pypy", "version": "3.9"}, info
+    files = [f["path"] for f in info["files"]]
+    assert "/usr/bin/pypy3.9" in files and "/usr/lib/pypy3.9/site.py" in files, sorted(files)
+    assert "/usr/lib/x86_64-linux-gnu/libpypy3.9-c.so" in files or \
+        "/lib/x86_64-linux-gnu/libpypy3.9-c.so" in files, sorted(files)
+    assert not any("python3.11" in f for f in files), sorted(files)
+    # the runtime that runs it is another: this teepy with the _teepy built for PyPy
+    assert built["cpython"]["engine"]["name"] == "cpython"
+    assert info["runtime"] == runtime_measurement(teepy, ".pypy39-pp73-x86_64-linux-gnu.so"), info
+    assert built["cpython"]["runtime"] == runtime_measurement(teepy, ".cpython-311-x86_64-linux-gnu.so")
+
+    r = run("run", out_dir / "pypy3.tpy", "--trust", out_dir / "k.pub", "--input", "sealed",
+            "--data", item)
+    assert r.returncode == EXIT.OK, r
+    out = r.json()
+    assert (out["impl"], out["input"], out["data"]) == ("pypy", "sealed", "datum"), out
+    assert out["path"] == ["/app", "/usr/lib/pypy3.9"], out
+    # a bundle is built for one engine: the flag naming another is refused, the setting not
+    r = run("run", "--engine", "cpython", out_dir / "pypy3.tpy", "--trust", out_dir / "k.pub")
+    assert r.returncode == EXIT.USAGE, r
+    assert r.err_lines == [f"teepy: {out_dir / 'pypy3.tpy'} runs on pypy3, its signed manifest's "
+                           "engine: --engine cpython does not apply (a bundle is built for one "
+                           "engine)"], r.err
+    r = run("run", out_dir / "cpython.tpy", "--trust", out_dir / "k.pub", "--input", "x", "--data", item,
+            env={"TEEPY_ENGINE": "pypy3"})
+    assert r.returncode == EXIT.OK and r.json()["impl"] == "cpython", r
