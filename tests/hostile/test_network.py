@@ -217,7 +217,23 @@ def test_network_namespace_has_no_usable_interface(run, script):
         script,
         """
         import socket
-        report({"ifaces": attempt(lambda: [n for _, n in socket.if_nameindex()])})
+        def names():
+            if hasattr(socket, "if_nameindex"):
+                return [n for _, n in socket.if_nameindex()]
+            # PyPy's socket has none: libc's, which socket.if_nameindex calls
+            class Entry(ctypes.Structure):
+                _fields_ = [("index", ctypes.c_uint), ("name", ctypes.c_char_p)]
+            libc.if_nameindex.restype = ctypes.POINTER(Entry)
+            ctypes.set_errno(0)
+            entries = libc.if_nameindex()
+            if not entries:
+                raise OSError(ctypes.get_errno(), "if_nameindex")
+            found, i = [], 0
+            while entries[i].index:
+                found.append(entries[i].name.decode())
+                i += 1
+            return found
+        report({"ifaces": attempt(names)})
         """,
     )
     out = run("run", s).json()
