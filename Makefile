@@ -13,7 +13,7 @@ DEB_PACKAGES := gcc libc6-dev make meson ninja-build pkg-config python3 python3-
 	python3-venv python3-pip python3-setuptools python3-wheel libmicrohttpd-dev libsqlite3-dev \
 	openssl python3-cryptography pypy3 pypy3-dev
 
-.PHONY: all deps build demo check check-format check-landlock check-pypy check-reproducible test-unit test-e2e test-compat check-asan check-kernel fuzz fuzz-campaign compat bench bench-cas bench-worker format clean
+.PHONY: all deps build demo check check-format check-landlock check-pypy check-reproducible test-unit test-e2e test-compat check-asan check-kernel fuzz fuzz-campaign compat bench bench-cas bench-worker bench-engines format clean
 
 all: build
 
@@ -159,6 +159,12 @@ bench-cas: build
 # with TEEPY_ZYGOTES=0 beside it and a cold teepy run for comparison (about 1.5 minutes).
 bench-worker: build
 	$(PY) bench/worker --teepy $(BUILD)/teepy
+
+# The engines (issue 17): bench/compute.py's CPU-bound kinds (numpy aside) on CPython
+# and on PyPy, natively and inside teepy (--engine), interleaved in one run (about
+# 1.5 minutes; `bench/engines --quick` about 20 s).
+bench-engines: build
+	$(PY) bench/engines --teepy $(BUILD)/teepy
 
 # The suites on Debian 12's own kernel (6.1: Landlock ABI 2, pure cgroup v2 with memory
 # and pids, a delegated subtree for uid 65534), booted under qemu: software emulation
