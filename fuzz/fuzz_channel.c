@@ -3,6 +3,7 @@
  * reading out of bounds. */
 #include "src/channel/channel.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -47,6 +48,23 @@ static int open_null(void *ctx)
 	return open("/dev/null", O_WRONLY | O_CLOEXEC);
 }
 
+/* a shell's reader: every kind of answer, by the prompt's size */
+static int answer_line(void *ctx, const char *prompt, size_t prompt_size, char **line,
+		       size_t *line_size)
+{
+	(void)ctx;
+	if (prompt_size % 4 == 3)
+		return -EPIPE;
+	if (prompt_size % 4 != 0)
+		return prompt_size % 4 == 1 ? TP_REPLY_EOF : TP_REPLY_INTERRUPT;
+	/* the prompt's bytes back as the line (NUL bytes and all) */
+	if (!(*line = malloc(prompt_size + 1)))
+		return -ENOMEM;
+	memcpy(*line, prompt, prompt_size);
+	*line_size = prompt_size;
+	return TP_REPLY_OK;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -75,6 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ch.data_fds = data_fds;
 	ch.data_count = 2;
 	ch.open_result = open_null;
+	ch.read_line = answer_line;
 	while (tp_channel_serve_one(&ch) == 0)
 		;
 	if (ch.result_fd >= 0)

@@ -17,6 +17,8 @@ static int cmd_help(int argc, char **argv);
 static const struct tp_command commands[] = {
 	{ "run", "SCRIPT.py", "run a service in the sandbox", tp_cmd_run, &tp_run_help },
 	{ "run", "APP.tpy", "run a sealed bundle (--trust PUB)", tp_cmd_run, &tp_run_help },
+	{ "shell", "[OPTIONS]", "a Python prompt inside the sandbox (run's flags)", tp_cmd_shell,
+	  &tp_shell_help },
 	{ "build", "SCRIPT.py", "trace a sample run into a signed bundle", tp_cmd_build,
 	  &tp_build_help },
 	{ "inspect", "APP.tpy", "measurements, signer, policy and files of a bundle",

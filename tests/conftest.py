@@ -38,9 +38,11 @@ def _binary_path():
 
 def _runtime_files(binary):
     """What teepy needs beside it: the _teepy extension, the teepy-reaper program,
-    teepy-cas (the CAS server `teepy cas` executes) and teepy-worker (`teepy serve`'s)."""
+    teepy-cas (the CAS server `teepy cas` executes), teepy-worker (`teepy serve`'s) and
+    teepy-shell (`teepy shell`'s)."""
     return (sorted(binary.parent.glob("_teepy*.so")) + sorted(binary.parent.glob("teepy-reaper"))
-            + sorted(binary.parent.glob("teepy-cas")) + sorted(binary.parent.glob("teepy-worker")))
+            + sorted(binary.parent.glob("teepy-cas")) + sorted(binary.parent.glob("teepy-worker"))
+            + sorted(binary.parent.glob("teepy-shell")))
 
 
 def _mkdtemp(tag):
@@ -135,6 +137,14 @@ def _command(request, teepy):
     return [str(teepy)]
 
 
+@pytest.fixture
+def teepy_command(request, teepy):
+    """(argv prefix, environment) that start teepy as this test's variant does (the
+    binary, or setpriv and a copy of it), for a test that starts it itself: in a
+    terminal, say."""
+    return _command(request, teepy), _env(None)
+
+
 def _user_cgroup(request):
     """preexec_fn placing a uid 65534 run started by root in TEEPY_TEST_USER_CGROUP,
     as a login places a user's processes in the cgroup subtree delegated to them
@@ -203,15 +213,19 @@ def run(request, teepy, run_cwd):
 
 @pytest.fixture
 def start(request, teepy, run_cwd):
-    """start(*args, stdout=PIPE, env=None) -> Popen of teepy that the test drives
-    (signals, a dead supervisor, stdout on a full device); stdin is /dev/null and
-    stderr a pipe. Whatever is still running at the end of the test is killed."""
+    """start(*args, stdout=PIPE, env=None, pass_fds=(), wrapper=()) -> Popen of teepy
+    that the test drives (signals, a dead supervisor, stdout on a full device); stdin
+    is /dev/null and stderr a pipe. Whatever is still running at the end of the test
+    is killed. `pass_fds`: as run's. `wrapper`: a command that execs its arguments
+    (the teepy command line), e.g. a shell that moves a descriptor and sets a
+    variable naming its own pid, which exec keeps (systemd's LISTEN_PID)."""
     prefix = _command(request, teepy)
     started = []
 
-    def _start(*args, stdout=subprocess.PIPE, env=None):
-        proc = subprocess.Popen(prefix + [str(a) for a in args], stdin=subprocess.DEVNULL,
-                                stdout=stdout, stderr=subprocess.PIPE, env=_env(env), cwd=run_cwd,
+    def _start(*args, stdout=subprocess.PIPE, env=None, pass_fds=(), wrapper=()):
+        proc = subprocess.Popen(list(wrapper) + prefix + [str(a) for a in args],
+                                stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
+                                env=_env(env), cwd=run_cwd, pass_fds=pass_fds,
                                 preexec_fn=_user_cgroup(request))
         _launched_pids.add(proc.pid)
         started.append((proc, time.time()))

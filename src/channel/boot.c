@@ -81,6 +81,8 @@ static int emit(const struct tp_boot *b, struct out *o)
 		return r;
 	if (b->listen && (r = add(o, TP_BOOT_LISTEN, "1", 1)) < 0)
 		return r;
+	if (b->shell && (r = add(o, TP_BOOT_SHELL, "1", 1)) < 0)
+		return r;
 	return b->wsgi ? add(o, TP_BOOT_WSGI, b->wsgi, strlen(b->wsgi)) : 0;
 }
 
@@ -90,7 +92,7 @@ int tp_boot_encode(const struct tp_boot *boot, uint8_t **out, size_t *out_size)
 	int r;
 
 	if (!boot->entry || !boot->filter || !filter_size_ok(boot->filter_size) ||
-	    boot->data_count > UINT32_MAX)
+	    boot->data_count > UINT32_MAX || (boot->shell && boot->zygote))
 		return -EINVAL;
 	if ((r = emit(boot, &o)) < 0)
 		return r;
@@ -161,7 +163,7 @@ struct census {
 	bool have_filter;
 	bool have_entry, have_wsgi;
 	bool have_count;
-	bool sealed, zygote, listen;
+	bool sealed, zygote, listen, shell;
 	uint64_t data_count;
 	size_t lists[5];     /* argv, path, preload, site, top */
 	size_t string_bytes; /* every string with its NUL */
@@ -208,10 +210,12 @@ static int take_census(const uint8_t *bytes, size_t size, struct census *c)
 			c->have_count = true;
 			continue;
 		}
-		if (f.tag == TP_BOOT_SEALED || f.tag == TP_BOOT_ZYGOTE || f.tag == TP_BOOT_LISTEN) {
+		if (f.tag == TP_BOOT_SEALED || f.tag == TP_BOOT_ZYGOTE || f.tag == TP_BOOT_LISTEN ||
+		    f.tag == TP_BOOT_SHELL) {
 			bool *flag = f.tag == TP_BOOT_SEALED ? &c->sealed :
 				     f.tag == TP_BOOT_ZYGOTE ? &c->zygote :
-							       &c->listen;
+				     f.tag == TP_BOOT_LISTEN ? &c->listen :
+							       &c->shell;
 			if (f.size != 1 || f.value[0] != '1')
 				return -EBADMSG;
 			if (*flag)
@@ -235,7 +239,9 @@ static int take_census(const uint8_t *bytes, size_t size, struct census *c)
 	}
 	if (r < 0)
 		return r;
-	return c->have_filter && c->have_entry && c->have_count ? 0 : -EPROTO;
+	return c->have_filter && c->have_entry && c->have_count && !(c->shell && c->zygote) ?
+		   0 :
+		   -EPROTO;
 }
 
 int tp_boot_decode(const void *bytes, size_t size, struct tp_boot *boot)
@@ -303,6 +309,7 @@ int tp_boot_decode(const void *bytes, size_t size, struct tp_boot *boot)
 	boot->sealed = c.sealed;
 	boot->zygote = c.zygote;
 	boot->listen = c.listen;
+	boot->shell = c.shell;
 	boot->data_count = c.data_count;
 	boot->owned = block;
 	return 0;

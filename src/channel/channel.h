@@ -68,13 +68,14 @@ struct tp_boot {
 	bool zygote;	     /* a zygote (protocol.h): preload, then fork on request */
 	bool listen;	     /* a listening socket at fd 4: teex.listen_socket() */
 	const char *wsgi;    /* serve the entry's WSGI callable of this name, or NULL */
+	bool shell;	     /* teepy shell: a console asks for lines (PROMPT), no entry runs */
 	uint64_t data_count; /* data items the service may ask for, at most UINT32_MAX */
 	void *owned;	     /* decoded only */
 };
 
 /* Encodes boot into a malloc'd payload of *out_size bytes, *out owned by the caller.
  * Pure. Returns 0, -EINVAL for a boot the decoder would refuse (no entry or filter, a
- * filter of a wrong size, a NULL string, too many data items), -EMSGSIZE when the
+ * filter of a wrong size, a NULL string, too many data items, a zygote's shell), -EMSGSIZE when the
  * payload would be larger than TP_MAX_BOOT_SIZE, or -ENOMEM. */
 int tp_boot_encode(const struct tp_boot *boot, uint8_t **out, size_t *out_size);
 
@@ -84,7 +85,8 @@ int tp_boot_encode(const struct tp_boot *boot, uint8_t **out, size_t *out_size);
  * (a length past the end, an empty field, a filter of a wrong size, a NUL inside a
  * string, a data count that is not a decimal number up to UINT32_MAX, more than
  * TP_MAX_BOOT_SIZE bytes), -EPROTO for fields that do not make a boot payload (an
- * unknown tag; filter, entry or data count missing or given twice), or -ENOMEM.
+ * unknown tag; filter, entry or data count missing or given twice; a shell and a
+ * zygote), or -ENOMEM.
  * On failure *boot is zeroed. */
 int tp_boot_decode(const void *bytes, size_t size, struct tp_boot *boot);
 
@@ -107,6 +109,14 @@ struct tp_channel {
 	void *ctx;
 	uint64_t max_result; /* bytes; a larger RESULT frame breaks the channel */
 	bool takes_exit;     /* a zygote's child's: EXIT ends it (else it breaks it) */
+	/* a shell's (else PROMPT breaks the channel): the next line for the prompt of
+	 * prompt_size bytes (not NUL-terminated; the service's bytes). Returns
+	 * TP_REPLY_OK with *line (malloc'd, the caller frees it) of *line_size bytes,
+	 * TP_REPLY_EOF or TP_REPLY_INTERRUPT; or -errno when no line will come (the
+	 * service has ended, the run is cancelled): the channel is then finished. */
+	int (*read_line)(void *ctx, const char *prompt, size_t prompt_size, char **line,
+			 size_t *line_size);
+	void *line_ctx;
 
 	/* what the service told us */
 	bool have_result;
@@ -124,9 +134,10 @@ struct tp_channel {
 
 void tp_channel_init(struct tp_channel *ch, int fd);
 
-/* Reads and answers one frame. Returns 0, or < 0 once the channel is finished
- * (-EPIPE: the service closed it; -ECONNRESET: it said EXIT, and exited is set) or
- * broken (-EPROTO: a malformed frame, and protocol_violation is set). */
+/* Reads and answers one frame (a PROMPT waits for read_line). Returns 0, or < 0 once
+ * the channel is finished (-EPIPE: the service closed it; -ECONNRESET: it said EXIT,
+ * and exited is set; read_line's -errno) or broken (-EPROTO: a malformed frame, and
+ * protocol_violation is set). */
 int tp_channel_serve_one(struct tp_channel *ch);
 
 #endif

@@ -32,6 +32,8 @@ int tp_frame_check(const struct tp_frame *frame)
 		return frame->size <= TP_MAX_STATUS_SIZE ? 0 : -EMSGSIZE;
 	case TP_FRAME_BOOT:
 		return frame->size <= TP_MAX_BOOT_SIZE ? 0 : -EMSGSIZE;
+	case TP_FRAME_PROMPT:
+		return frame->size <= TP_MAX_PROMPT_SIZE ? 0 : -EMSGSIZE;
 	case TP_FRAME_GO:
 	case TP_FRAME_REPLY:
 	case TP_FRAME_RESULT:

@@ -46,9 +46,20 @@ enum tp_frame_type {
 	 * it does after counts), not after the zygote has reaped it. Refused on any
 	 * other channel. */
 	TP_FRAME_EXIT = 21,
+	/* teepy shell's console: the next line, please; arg 0, payload: the prompt
+	 * (">>> ", "... "), at most TP_MAX_PROMPT_SIZE bytes. Answered by a REPLY:
+	 * TP_REPLY_OK with the line (no newline), TP_REPLY_EOF (Ctrl-D) or
+	 * TP_REPLY_INTERRUPT (Ctrl-C at the prompt: the line is discarded). Refused on
+	 * any other channel. */
+	TP_FRAME_PROMPT = 22,
 };
 
-enum tp_reply { TP_REPLY_OK = 0, TP_REPLY_OUT_OF_RANGE = 1 };
+enum tp_reply {
+	TP_REPLY_OK = 0,
+	TP_REPLY_OUT_OF_RANGE = 1,
+	TP_REPLY_EOF = 2,	/* a PROMPT's: the person left (Ctrl-D) */
+	TP_REPLY_INTERRUPT = 3, /* a PROMPT's: Ctrl-C at the prompt */
+};
 
 /* STATUS kinds. TP_STATUS_SYNTAX: the runtime has printed the one-line error itself,
  * so the supervisor adds none; the payload says what failed: "SyntaxError" in the
@@ -59,7 +70,7 @@ enum tp_status { TP_STATUS_OK = 0, TP_STATUS_EXCEPTION = 1, TP_STATUS_SYNTAX = 2
 
 /* BOOT payload: a sequence of fields, each a u32 length (host byte order) then that
  * many bytes, whose first byte is a tag and the rest the value. Filter, entry and
- * data count come once each, the flags (sealed, zygote, listen) and wsgi at most once;
+ * data count come once each, the flags (sealed, zygote, listen, shell) and wsgi at most once;
  * the lists in order. Strings hold no NUL byte.
  * src/channel/boot.c is the one encoder and decoder. */
 enum tp_boot_tag {
@@ -79,11 +90,16 @@ enum tp_boot_tag {
 				   * fd 4 (teex.listen_socket()) */
 	TP_BOOT_WSGI = 'w',	  /* at most once: serve the entry's WSGI callable of this
 				   * name on the handed socket instead of running it */
+	TP_BOOT_SHELL = 'c',	  /* "1", at most once, not with a zygote: teepy shell, an
+				   * interactive console that asks for its lines with
+				   * PROMPT frames instead of the entry */
 };
 
 /* Bytes of a STATUS frame's name: the supervisor keeps it NUL-terminated in 128. */
 #define TP_MAX_STATUS_SIZE 127u
 #define TP_MAX_BOOT_SIZE   (1u << 20)
+/* Bytes of a PROMPT frame's prompt (the console cuts a longer sys.ps1 to this). */
+#define TP_MAX_PROMPT_SIZE 1024u
 
 /* ---- Zygotes (the worker's warm starts, docs/zygote.md) ----
  * A zygote is a service's interpreter booted with TP_BOOT_ZYGOTE: it imports the

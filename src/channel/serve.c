@@ -6,6 +6,7 @@
 #include "../common/io.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -72,6 +73,26 @@ static int send_data(struct tp_channel *ch, uint32_t index)
 	return 0;
 }
 
+/* A shell's PROMPT: the prompt read, a line asked for, the answer sent. */
+static int serve_prompt(struct tp_channel *ch, uint64_t size)
+{
+	char prompt[TP_MAX_PROMPT_SIZE];
+	char *line = NULL;
+	size_t line_size = 0;
+	int r;
+
+	/* tp_frame_check has held size to TP_MAX_PROMPT_SIZE */
+	if ((r = tp_read_full(ch->fd, prompt, (size_t)size)) < 0)
+		return r;
+	if ((r = ch->read_line(ch->line_ctx, prompt, (size_t)size, &line, &line_size)) < 0)
+		return r;
+	if (r != TP_REPLY_OK)
+		line_size = 0;
+	r = tp_frame_write(ch->fd, TP_FRAME_REPLY, (uint32_t)r, line, line_size);
+	free(line);
+	return r;
+}
+
 int tp_channel_serve_one(struct tp_channel *ch)
 {
 	struct tp_frame frame;
@@ -117,6 +138,10 @@ int tp_channel_serve_one(struct tp_channel *ch)
 		ch->exited = true;
 		ch->exit_status = (int)frame.arg;
 		return -ECONNRESET;
+	case TP_FRAME_PROMPT:
+		if (!ch->read_line || frame.arg != 0)
+			break;
+		return serve_prompt(ch, frame.size);
 	}
 violation:
 	ch->protocol_violation = true;

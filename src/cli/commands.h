@@ -19,11 +19,12 @@ int tp_cmd_serve(int argc, char **argv);
 int tp_cmd_deploy(int argc, char **argv);
 int tp_cmd_invoke(int argc, char **argv);
 int tp_cmd_services(int argc, char **argv);
+int tp_cmd_shell(int argc, char **argv);
 
 /* Their --help, which `teepy help COMMAND` and `teepy help flags` print too. */
 extern const struct tp_command_help tp_run_help, tp_build_help, tp_inspect_help, tp_keygen_help,
     tp_cache_help, tp_data_help, tp_volume_help, tp_attest_help, tp_platform_help, tp_cas_help,
-    tp_policy_help, tp_serve_help, tp_deploy_help, tp_invoke_help, tp_services_help;
+    tp_policy_help, tp_serve_help, tp_deploy_help, tp_invoke_help, tp_services_help, tp_shell_help;
 
 /* The public key's path beside a private key's: KEY with .key replaced by .pub, else
  * KEY.pub (keygen.c). */

@@ -48,7 +48,8 @@ static void on_interrupt(int sig)
 	}
 }
 
-static int catch_interrupts(void)
+/* sigint: SIGINT stops the run too (a shell's interrupts its statement instead) */
+static int catch_interrupts(bool sigint)
 {
 	struct sigaction sa = { .sa_handler = on_interrupt };
 
@@ -56,7 +57,8 @@ static int catch_interrupts(void)
 	if (cancel_pipe[0] < 0 && pipe2(cancel_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -errno;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
+	if (sigint)
+		sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	return 0;
@@ -96,6 +98,7 @@ struct cli_run {
 	const char **allow, **pythonpath, **env, **args, **trust, **preload;
 	char *trust_copy;   /* TEEPY_TRUSTED_SIGNERS, split in place */
 	bool log_line_open; /* the service's output so far ends inside a line */
+	int log_fd;	    /* where that output goes: stderr; a shell's stdout, its terminal */
 	bool escape;	    /* --escape: the output is shown through esc */
 	bool ascii;	    /* the terminal's locale is not UTF-8 */
 	struct tp_term_escape esc;
@@ -107,6 +110,7 @@ struct cli_run {
 	struct tp_run_cas cas;
 	int listen_fd;	   /* the socket handed to a server (--listen, --listen-fd), or -1 */
 	bool listen_owned; /* --listen's, closed when the run is done */
+	const struct tp_run_shell_io *shell; /* teepy shell: its line editor */
 	struct tp_run_config cfg;
 };
 
@@ -132,10 +136,17 @@ static void warn_line(void *observer, const char *line)
 	tp_warn("%s", line);
 }
 
-static void write_stderr(void *ctx, const char *bytes, size_t size)
+static void write_stdout(void *ctx, const char *bytes, size_t size)
 {
 	(void)ctx;
-	tp_write_full(STDERR_FILENO, bytes, size);
+	tp_write_full(STDOUT_FILENO, bytes, size);
+}
+
+static void write_log(void *ctx, const char *bytes, size_t size)
+{
+	const struct cli_run *run = ctx;
+
+	tp_write_full(run->log_fd, bytes, size);
 }
 
 static void log_to_stderr(void *ctx, const char *bytes, size_t size)
@@ -143,11 +154,11 @@ static void log_to_stderr(void *ctx, const char *bytes, size_t size)
 	struct cli_run *run = ctx;
 
 	if (run->escape) {
-		tp_term_escape_write(&run->esc, bytes, size, write_stderr, NULL);
+		tp_term_escape_write(&run->esc, bytes, size, write_log, run);
 		run->log_line_open = run->esc.in_line;
 		return;
 	}
-	write_stderr(NULL, bytes, size); /* byte for byte */
+	write_log(run, bytes, size); /* byte for byte */
 	run->log_line_open = size && bytes[size - 1] != '\n';
 }
 
@@ -157,9 +168,9 @@ static void log_end(struct cli_run *run)
 {
 	if (!run->escape)
 		return;
-	tp_term_escape_flush(&run->esc, write_stderr, NULL);
+	tp_term_escape_flush(&run->esc, write_log, run);
 	if (run->esc.in_line)
-		write_stderr(NULL, "\n", 1);
+		write_log(run, "\n", 1);
 	run->log_line_open = false;
 }
 
@@ -513,12 +524,19 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 	int abi = tp_landlock_abi();
 	size_t binds = 0;
 
+	/* said once the run is planned: a refusal before is the one line there is */
+	if (run->cfg.listen) {
+		char where[160];
+		tp_info("listening on %s",
+			tp_listen_describe(run->listen_fd, where, sizeof(where)));
+	}
 	if (!o->print_config)
 		return;
 	for (size_t i = 0; i < inv->plan.count; i++)
 		binds += inv->plan.ops[i].kind == TP_ROOT_BIND;
 	tp_info("configuration");
-	fprintf(stderr, "  %s        %s\n", inv->sealed ? "bundle" : "script", inv->script);
+	fprintf(stderr, "  %s        %s\n", inv->sealed ? "bundle" : "script",
+		inv->sealed || inv->script[0] ? inv->script : "none: an interactive console");
 	if (inv->sealed) {
 		char app[65], signer[65];
 		tp_hex(inv->bundle.app, 32, app);
@@ -580,8 +598,9 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 	else
 		fprintf(stderr,
 			"  root          read-only tmpfs with %zu read-only binds: stdlib, "
-			"libraries, time zones, script directory%s%s%s\n",
-			binds, inv->site_packages ? ", dist-packages" : "",
+			"libraries, time zones%s%s%s%s\n",
+			binds, inv->script_dir[0] ? ", script directory" : "",
+			inv->site_packages ? ", dist-packages" : "",
 			inv->venv_dir[0] ? ", the venv" : "",
 			o->allow.count || o->pythonpath.count ? ", allowed paths" : "");
 	fprintf(stderr, "  processes     %s\n",
@@ -632,11 +651,16 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 		"  relay         %s%s of the service's stdout and stderr (--log-max), %s "
 		"(--escape)\n",
 		l->log_max_bytes == UINT64_MAX ? "" : "at most ", timeout,
-		run->escape ? "control characters shown as text, lines marked" : "byte for byte");
+		!run->escape ? "byte for byte" :
+		run->shell   ? "control characters shown as text" : /* a shell's lines unmarked */
+			       "control characters shown as text, lines marked");
 	fprintf(stderr, "  environment   %zu variables, none from the host\n", inv->env_count);
 	fprintf(stderr, "  data          %zu service + %zu task items\n", o->service_data_count,
 		o->data.count - o->service_data_count);
-	fprintf(stderr, "  output        %s\n", o->output_file ? o->output_file : "stdout");
+	fprintf(stderr, "  output        %s\n",
+		o->output_file ? o->output_file :
+		run->shell     ? "shown after the session" :
+				 "stdout");
 }
 
 /* The sealed root is filled: the bundle key has done its work and goes (wiped), not
@@ -719,7 +743,7 @@ static int load_volume_key(struct cli_run *run)
 static int hand_socket(struct cli_run *run)
 {
 	const struct tp_run_opts *o = &run->opts;
-	char err[512], where[160];
+	char err[512];
 
 	if (!o->listen && !o->listen_fd_given)
 		return 0;
@@ -736,7 +760,6 @@ static int hand_socket(struct cli_run *run)
 	run->cfg.handed_count = 1;
 	run->cfg.listen = true;
 	run->cfg.wsgi = o->wsgi;
-	tp_info("listening on %s", tp_listen_describe(run->listen_fd, where, sizeof(where)));
 	return 0;
 }
 
@@ -749,12 +772,12 @@ static int make_config(struct cli_run *run)
 
 	if ((code = check_mode(o)) != 0)
 		return code;
-	size_t name_len = strlen(o->script);
+	size_t name_len = o->script ? strlen(o->script) : 0; /* a shell has none */
 	bool tpy_name = name_len > 4 && strcmp(o->script + name_len - 4, ".tpy") == 0;
 	if (!(run->allow = strv_array(&o->allow)) ||
 	    !(run->pythonpath = strv_array(&o->pythonpath)) || !(run->env = strv_array(&o->env)) ||
 	    !(run->args = strv_array(&o->script_args)) || load_trust(run) < 0 ||
-	    catch_interrupts() < 0) {
+	    catch_interrupts(!run->shell) < 0) {
 		tp_error("out of memory");
 		return TP_EXIT_INTERNAL;
 	}
@@ -762,7 +785,8 @@ static int make_config(struct cli_run *run)
 		.script = o->script,
 		/* a .tpy is always a bundle (a damaged one is refused as such, never run as
 		 * Python) */
-		.is_bundle = tpy_name || (access(o->script, R_OK) == 0 && tp_is_bundle(o->script)),
+		.is_bundle = tpy_name ||
+			     (o->script && access(o->script, R_OK) == 0 && tp_is_bundle(o->script)),
 		.args = run->args,
 		.home = getenv("HOME"),
 		.input_name = run->input_name,
@@ -802,6 +826,14 @@ static int make_config(struct cli_run *run)
 		.preload = run->preload,
 		.mark = timing_on ? mark : NULL,
 	};
+	if (run->shell) {
+		cfg->shell.read_line = run->shell->read_line;
+		cfg->shell.ctx = run->shell->ctx;
+		cfg->shell.interrupt_fd = run->shell->interrupt_fd;
+		/* the result stays in memory until the shell ends (tp_run_shell shows it) */
+		if (!o->output_file)
+			cfg->result = (struct tp_result_sink){ .name = "memory" };
+	}
 	if (o->cas && !cfg->is_bundle && o->cas_from_env)
 		o->cas = NULL; /* the deployment's setting: an unsealed script has no keys */
 	else if (o->cas && !cfg->is_bundle)
@@ -904,9 +936,27 @@ static int report(const struct cli_run *run, const struct tp_outcome *out)
 		tp_error("interrupted by signal %d; the service was stopped", (int)interrupted);
 		return TP_EXIT_INTERRUPTED;
 	}
+	/* a shell's session ends without a result as a rule */
+	if (run->shell && out->end == TP_END_NO_RESULT)
+		return TP_EXIT_OK;
 	if (out->end != TP_END_RESULT && out->message[0])
 		tp_error("%s", tp_term_escape_line(out->message, run->ascii, shown, sizeof(shown)));
 	return tp_exit_code_for(out->end);
+}
+
+/* A shell's result, kept in memory: shown escaped, as its output is (the terminal is
+ * stdout too), after the session. */
+static void show_shell_result(struct cli_run *run, const struct tp_outcome *out)
+{
+	struct tp_term_escape esc;
+
+	if (!run->shell || run->opts.output_file || !out->have_result || !out->result)
+		return;
+	tp_info("the service's result (%llu bytes):", (unsigned long long)out->result_size);
+	tp_term_escape_init(&esc, run->ascii, NULL);
+	tp_term_escape_write(&esc, out->result, (size_t)out->result_size, write_stdout, NULL);
+	tp_term_escape_flush(&esc, write_stdout, NULL);
+	write_stdout(NULL, "\n", 1);
 }
 
 static int run_with(struct cli_run *run, struct tp_invocation *keep)
@@ -917,8 +967,13 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 
 	memset(keep ? keep : &inv, 0, sizeof(inv)); /* freed whatever happens below */
 	run->escape = tp_run_escapes_output(&run->opts);
+	/* a shell's session is its terminal's (stdout, which it checked): shown there, and
+	 * escaped unless --escape never */
+	run->log_fd = run->shell ? STDOUT_FILENO : STDERR_FILENO;
+	run->escape = run->escape || (run->shell && run->opts.escape == TP_ESCAPE_AUTO);
 	run->ascii = !tp_term_locale_is_utf8(getenv("LC_ALL"), getenv("LC_CTYPE"), getenv("LANG"));
-	tp_term_escape_init(&run->esc, run->ascii, TP_TERM_SERVICE_MARK);
+	/* a shell's output is all the service's: its lines are not marked */
+	tp_term_escape_init(&run->esc, run->ascii, run->shell ? NULL : TP_TERM_SERVICE_MARK);
 	code = make_config(run);
 	if (code == 0 && run->opts.cas)
 		code = cas_keys(run);
@@ -957,7 +1012,7 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 	if (out.log_dropped) {
 		char cap[32], dropped[32];
 		if (run->log_line_open) /* teepy's line starts a line of its own */
-			tp_write_full(STDERR_FILENO, "\n", 1);
+			tp_write_full(run->log_fd, "\n", 1);
 		tp_warn(
 		    "the service's output was cut at %s: %s more were dropped (raise --log-max)",
 		    tp_format_size(run->cfg.limits.log_max_bytes, cap, sizeof(cap)),
@@ -969,6 +1024,7 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 		    (double)out.rusage.ru_utime.tv_sec + (double)out.rusage.ru_utime.tv_usec / 1e6,
 		    (double)out.rusage.ru_stime.tv_sec + (double)out.rusage.ru_stime.tv_usec / 1e6);
 	}
+	show_shell_result(run, &out);
 	code = report(run, &out);
 	if (out.volume.published) {
 		char size[32];
@@ -1041,6 +1097,21 @@ int tp_run_traced(const struct tp_run_opts *opts, const struct tp_strlist *prelo
 	memset(&inv.python_path, 0, sizeof(inv.python_path));
 	memset(&inv.site_dirs, 0, sizeof(inv.site_dirs));
 	tp_invocation_free(&inv);
+	memset(&run.opts, 0, sizeof(run.opts));
+	cli_run_free(&run);
+	return code;
+}
+
+int tp_run_shell(const struct tp_run_opts *opts, const struct tp_run_shell_io *io)
+{
+	struct cli_run run = { .listen_fd = -1 };
+	int code;
+
+	timing_on = getenv("TEEPY_TIMING") && strcmp(getenv("TEEPY_TIMING"), "1") == 0;
+	clock_gettime(CLOCK_MONOTONIC, &timing_start);
+	run.opts = *opts; /* borrowed: the caller frees it */
+	run.shell = io;
+	code = run_with(&run, NULL);
 	memset(&run.opts, 0, sizeof(run.opts));
 	cli_run_free(&run);
 	return code;

@@ -32,6 +32,22 @@ struct tp_traced_run {
 int tp_run_traced(const struct tp_run_opts *opts, const struct tp_strlist *preload,
 		  struct tp_trace_log *log, struct tp_traced_run *out);
 
+/* teepy shell's side of a shell run (shell.c): the line editor (struct
+ * tp_run_config's shell.read_line) and the descriptor its SIGINT handler writes a
+ * byte to. */
+struct tp_run_shell_io {
+	int (*read_line)(void *ctx, struct tp_shell_prompt *p, char **line, size_t *line_size);
+	void *ctx;
+	int interrupt_fd;
+};
+
+/* Runs an interactive console in the sandbox opts describe (borrowed: the caller
+ * frees it; no script), each line read by io, as teepy run runs a script: the same
+ * input, data, limits and paths. SIGTERM and SIGHUP stop it, SIGINT is io's. A result
+ * goes to --output, else is shown after the session. Returns the exit code: 0 for a
+ * session that ends without a result, else teepy run's. */
+int tp_run_shell(const struct tp_run_opts *opts, const struct tp_run_shell_io *io);
+
 /* --escape settled: whether the service's output is shown escaped (auto: when stderr
  * is a terminal). teepy's own lines are marked (tp_log_mark_own) from then on. */
 bool tp_run_escapes_output(const struct tp_run_opts *opts);

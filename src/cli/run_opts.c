@@ -610,7 +610,8 @@ int tp_run_opts_allow(struct tp_run_opts *opts, const char *path)
 
 int tp_run_opts_finish(struct tp_run_opts *opts, const char *command, char *err, size_t err_size)
 {
-	if (!opts->script)
+	/* teepy shell runs a console, no script */
+	if (!opts->script && strcmp(command, "shell") != 0)
 		return tp_errf(err, err_size, "missing SCRIPT.py (see teepy %s --help)", command);
 	const char *needs_volume = opts->volume_key	      ? "--volume-key" :
 				   opts->limits.output_bytes  ? "--output-max" :

@@ -240,16 +240,6 @@ static PyObject *listen_socket(PyObject *self, PyObject *unused)
  * at a time, until the run is stopped. wsgiref's server would make and bind a
  * socket of its own: it is given the handed one instead. */
 static const char wsgi_text[] =
-    "def main(args):\n"
-    "    module, name, path = args\n"
-    "    import sys\n"
-    "    app = getattr(module, name, None)\n"
-    "    if not callable(app):\n"
-    "        what = 'no' if app is None else 'a non-callable'\n"
-    "        print(f'teepy: --wsgi: {path} has {what} WSGI application {name!r} '\n"
-    "              f'(name another as {path}:NAME)', file=sys.stderr)\n"
-    "        raise SystemExit(2)\n"
-    "    serve(app)\n"
     "def serve(app):\n"
     "    import socketserver, teex\n"
     "    from wsgiref.simple_server import WSGIServer, WSGIRequestHandler\n"
@@ -615,11 +605,25 @@ static PyObject *entry_run(struct entry *e, int *status)
 		result = PyRun_FileExFlags(fp, entry, Py_file_input, globals, globals, 1, &flags);
 	}
 	if (result && wsgi_name) {
+		/* --wsgi names a callable the script lacks: the one line there is, as for a
+		 * syntax error (the supervisor adds none) */
+		PyObject *app = PyObject_GetAttrString(e->module, wsgi_name);
+		if (!app || !PyCallable_Check(app)) {
+			PySys_WriteStderr("teepy: --wsgi: %.400s has %s WSGI application '%.100s' "
+					  "(name another as %.400s:NAME)\n",
+					  entry, app ? "a non-callable" : "no", wsgi_name, entry);
+			PyErr_Clear();
+			Py_XDECREF(app);
+			Py_DECREF(result);
+			*status = 1;
+			send_frame(TP_FRAME_STATUS, TP_STATUS_SYNTAX, "wsgi", 4);
+			Py_CLEAR(e->code);
+			Py_CLEAR(e->module);
+			Py_RETURN_NONE;
+		}
 		Py_DECREF(result);
-		PyObject *args =
-		    Py_BuildValue("(OsO&)", e->module, wsgi_name, PyUnicode_DecodeFSDefault, entry);
-		result = args ? call_text(wsgi_text, "main", args) : NULL;
-		Py_XDECREF(args);
+		result = call_text(wsgi_text, "serve", app);
+		Py_DECREF(app);
 	}
 	Py_XDECREF(result);
 	*status = 0;
@@ -1274,6 +1278,142 @@ static int zygote_serve(const struct tp_boot *b)
 	}
 }
 
+/* ---- teepy shell: an interactive console whose lines the supervisor reads ---- */
+
+/* The console's input: PROMPT with the prompt, and the supervisor's answer: the line
+ * as str, None at the end (Ctrl-D), KeyboardInterrupt for a Ctrl-C at the prompt. A
+ * Ctrl-C that came before the prompt is raised first, so that none is pending while
+ * the line is on its way (the supervisor sends SIGINT only while a statement runs). */
+static PyObject *shell_prompt(PyObject *self, PyObject *arg)
+{
+	PyObject *encoded, *text;
+	struct tp_frame reply;
+	char *line;
+	int r;
+
+	(void)self;
+	if (PyErr_CheckSignals() < 0)
+		return NULL;
+	if (!(encoded = PyUnicode_AsEncodedString(arg, "utf-8", "surrogateescape")))
+		return NULL;
+	Py_ssize_t size = PyBytes_GET_SIZE(encoded);
+	if ((size_t)size > TP_MAX_PROMPT_SIZE) /* a sys.ps1 the supervisor would refuse */
+		size = TP_MAX_PROMPT_SIZE;
+	Py_BEGIN_ALLOW_THREADS
+	pthread_mutex_lock(&channel_lock);
+	r = tp_frame_write(TP_CTRL_FD, TP_FRAME_PROMPT, 0, PyBytes_AS_STRING(encoded),
+			   (size_t)size);
+	if (r == 0)
+		r = tp_frame_read_header(TP_CTRL_FD, &reply);
+	Py_END_ALLOW_THREADS
+	Py_DECREF(encoded);
+	if (r < 0 || reply.type != TP_FRAME_REPLY || reply.size > (uint64_t)PY_SSIZE_T_MAX ||
+	    (reply.arg != TP_REPLY_OK && reply.size)) {
+		pthread_mutex_unlock(&channel_lock);
+		return channel_error();
+	}
+	if (reply.arg == TP_REPLY_EOF || reply.arg == TP_REPLY_INTERRUPT) {
+		pthread_mutex_unlock(&channel_lock);
+		if (reply.arg == TP_REPLY_EOF)
+			Py_RETURN_NONE;
+		PyErr_SetNone(PyExc_KeyboardInterrupt);
+		return NULL;
+	}
+	if (!(line = PyMem_Malloc(reply.size ? (size_t)reply.size : 1))) {
+		(void)tp_frame_skip(TP_CTRL_FD, reply.size);
+		pthread_mutex_unlock(&channel_lock);
+		return PyErr_NoMemory();
+	}
+	Py_BEGIN_ALLOW_THREADS
+	r = tp_read_full(TP_CTRL_FD, line, (size_t)reply.size);
+	pthread_mutex_unlock(&channel_lock);
+	Py_END_ALLOW_THREADS
+	text = r < 0 ? channel_error() :
+		       PyUnicode_DecodeUTF8(line, (Py_ssize_t)reply.size, "surrogateescape");
+	PyMem_Free(line);
+	return text;
+}
+
+static PyMethodDef shell_prompt_def = { "prompt", shell_prompt, METH_O,
+					"The next line from the person at teepy shell." };
+
+/* code.InteractiveConsole in __main__'s namespace, as python3's own prompt: its lines,
+ * and input()'s, come from prompt; stdout is line-buffered, as on a terminal, and
+ * both streams are flushed before each prompt, so what a statement printed is shown
+ * before the next one is asked for. SystemExit (exit()) ends it as it ends python3. */
+static const char shell_text[] =
+    "def shell(prompt, main):\n"
+    "    import builtins, code, sys\n"
+    "    try:\n"
+    "        sys.stdout.reconfigure(line_buffering=True)\n"
+    "    except Exception:\n"
+    "        pass\n"
+    "    def ask(text=''):\n"
+    "        for s in (sys.stdout, sys.stderr):\n"
+    "            try:\n"
+    "                s.flush()\n"
+    "            except Exception:\n"
+    "                pass\n"
+    "        line = prompt(str(text))\n"
+    "        if line is None:\n"
+    "            raise EOFError\n"
+    "        return line\n"
+    "    class Console(code.InteractiveConsole):\n"
+    "        def raw_input(self, prompt=''):\n"
+    "            return ask(prompt)\n"
+    "    builtins.input = ask\n"
+    "    Console(main.__dict__, '<stdin>').interact(\n"
+    "        'Python %s on %s\\n'\n"
+    "        'Type \"help\", \"copyright\", \"credits\" or \"license\" for more information.\\n'\n"
+    "        'teepy shell: this prompt runs inside the sandbox; Ctrl-D leaves.'\n"
+    "        % (sys.version, sys.platform), '')\n";
+
+/* The console as the service: its end as a STATUS frame and *status. Returns None, or
+ * NULL when the runtime itself failed. */
+static PyObject *run_shell(int *status)
+{
+	PyObject *main = PyModule_New("__main__"), *prompt = NULL, *args = NULL, *fn = NULL;
+	PyObject *result = NULL;
+	char name[128] = "";
+	uint32_t kind = TP_STATUS_OK;
+
+	if (!main || PyDict_SetItemString(PyImport_GetModuleDict(), "__main__", main) < 0 ||
+	    PyDict_SetItemString(PyModule_GetDict(main), "__builtins__", PyEval_GetBuiltins()) <
+		0 ||
+	    !(prompt = PyCFunction_New(&shell_prompt_def, NULL)) ||
+	    !(args = PyTuple_Pack(2, prompt, main)) || !(fn = define_text(shell_text, "shell")))
+		goto out;
+	result = PyObject_Call(fn, args, NULL);
+	*status = 0;
+	if (!result) {
+		PyObject *type, *value, *tb;
+		PyErr_Fetch(&type, &value, &tb);
+		PyErr_NormalizeException(&type, &value, &tb);
+		if (type && PyErr_GivenExceptionMatches(type, PyExc_SystemExit)) {
+			*status = exit_status_of(value);
+			Py_XDECREF(type);
+			Py_XDECREF(value);
+			Py_XDECREF(tb);
+		} else {
+			snprintf(name, sizeof(name), "%s",
+				 type ? ((PyTypeObject *)type)->tp_name : "exception");
+			PyErr_Restore(type, value, tb);
+			PyErr_Print();
+			kind = TP_STATUS_EXCEPTION;
+			*status = 1;
+		}
+	}
+	Py_XDECREF(result);
+	send_frame(TP_FRAME_STATUS, kind, name, strlen(name));
+	result = Py_NewRef(Py_None);
+out:
+	Py_XDECREF(fn);
+	Py_XDECREF(args);
+	Py_XDECREF(prompt);
+	Py_XDECREF(main);
+	return result;
+}
+
 /* A zygote's child ends as an interpreter would, less the teardown of what the
  * zygote imported, which it shares and which dies with it: atexit functions, then
  * the standard streams flushed (C's too), then EXIT with its status, and it waits:
@@ -1362,7 +1502,9 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 		result = PyLong_FromLong(0);
 		goto out;
 	}
-	result = b.zygote ? entry_run(&child_entry, &status) : run_entry(b.entry, &status);
+	result = b.zygote ? entry_run(&child_entry, &status) :
+		 b.shell  ? run_shell(&status) :
+			    run_entry(b.entry, &status);
 	if (!result)
 		goto out;
 	Py_DECREF(result);

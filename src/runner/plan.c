@@ -488,7 +488,9 @@ static int plan_python_path(struct tp_invocation *inv, struct tp_outcome *out,
 {
 	const struct tp_run_config *cfg = inv->cfg;
 	struct tp_strlist *path = &inv->python_path;
-	int r = tp_strlist_push(path, cfg->trace_log ? TP_APP_DIR : inv->script_dir);
+	int r = cfg->trace_log	   ? tp_strlist_push(path, TP_APP_DIR) :
+		inv->script_dir[0] ? tp_strlist_push(path, inv->script_dir) :
+				     0; /* a shell's: no script */
 
 	for (size_t i = 0; r == 0 && cfg->pythonpath && cfg->pythonpath[i]; i++) {
 		char real[PATH_MAX];
@@ -594,7 +596,7 @@ static int plan_unsealed(struct tp_invocation *inv, struct tp_outcome *out)
 		snprintf(inv->entry, sizeof(inv->entry), "%s%s", TP_APP_DIR,
 			 inv->script + strlen(inv->script_dir));
 		snprintf(inv->cwd, sizeof(inv->cwd), "%s", TP_APP_DIR);
-	} else if ((r = tp_root_plan_add_path(plan, inv->script_dir)) < 0) {
+	} else if (inv->script_dir[0] && (r = tp_root_plan_add_path(plan, inv->script_dir)) < 0) {
 		return tp_runner_fail(out, TP_END_CONFIG, "%s: %s", inv->script_dir, strerror(-r));
 	}
 	for (size_t i = 0; cfg->allow && cfg->allow[i]; i++) {
@@ -1053,10 +1055,21 @@ int tp_plan_open(struct tp_invocation *inv, struct tp_outcome *out)
 				      "(rebuild with make)",
 				      TP_REAPER_PROGRAM, TP_RUNTIME_INSTALL_DIR);
 	inv->limits = cfg->limits;
+	if (cfg->is_bundle && cfg->shell.read_line)
+		return tp_runner_fail(out, TP_END_CONFIG,
+				      "%s: a bundle's shell is not supported yet (teepy shell runs "
+				      "unsealed)",
+				      cfg->script);
 	if (cfg->is_bundle)
 		return open_sealed(inv, out);
 	inv->processes = cfg->allow_processes;
 	inv->listen = cfg->listen;
+	if (cfg->shell.read_line) {
+		/* a console, no script: nothing of the host's but what the flags show, and
+		 * sys.argv [''] as python3's own prompt has it */
+		snprintf(inv->cwd, sizeof(inv->cwd), "/");
+		return 0;
+	}
 	if (load_script(inv, out) < 0)
 		return -1;
 	if (cfg->mark)
@@ -1246,6 +1259,7 @@ int tp_plan_boot(const struct tp_invocation *inv, uint8_t **data, size_t *size)
 		.zygote = cfg->zygote,
 		.listen = inv->listen,
 		.wsgi = inv->listen && !inv->sealed ? cfg->wsgi : NULL,
+		.shell = cfg->shell.read_line != NULL,
 		.top = (const char *const *)top.items,
 		.top_count = top.count,
 		.data_count = cfg->data_count,

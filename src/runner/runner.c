@@ -51,8 +51,10 @@ struct watch {
 	pthread_mutex_t hold_lock;
 	_Atomic uint64_t cpu_seen_ns; /* the service's CPU time when the watch last looked */
 	struct tp_channel channel;
-	bool result_mem;  /* the result is kept in memory (no sink) */
-	int setup_failed; /* the child failed before exec: its line is in setup_err */
+	bool result_mem;   /* the result is kept in memory (no sink) */
+	int out_fd;	   /* the service's output, while supervise relays it (else -1) */
+	int service_pidfd; /* a shell's service, which a Ctrl-C interrupts (else -1) */
+	int setup_failed;  /* the child failed before exec: its line is in setup_err */
 	char setup_err[512];
 
 	pthread_t thread;
@@ -61,6 +63,8 @@ struct watch {
 };
 
 static void no_descriptors(struct tp_invocation *inv);
+static int shell_read_line(void *arg, const char *prompt, size_t prompt_size, char **line,
+			   size_t *line_size);
 
 static uint64_t ms_between(const struct timespec *a, const struct timespec *b)
 {
@@ -217,6 +221,10 @@ static void serve_request(struct watch *w, int fd)
 	w->channel.ctx = w;
 	/* a result cannot be larger than the memory the service may hold */
 	w->channel.max_result = w->inv->limits.memory_bytes;
+	if (cfg->shell.read_line) {
+		w->channel.read_line = shell_read_line;
+		w->channel.line_ctx = w;
+	}
 }
 
 static void log_bytes(struct watch *w, const char *bytes, size_t size)
@@ -250,6 +258,85 @@ static void log_bytes(struct watch *w, const char *bytes, size_t size)
 	out->log_dropped += size - keep;
 }
 
+/* ---- teepy shell ---- */
+
+/* What the service wrote before its prompt, shown before the prompt: the output
+ * waiting in its pipe now (a megabyte at most: a thread that writes on and on does
+ * not hold the prompt back). */
+static void relay_pending(struct watch *w)
+{
+	struct pollfd p = { .fd = w->out_fd, .events = POLLIN };
+	char buf[65536];
+	ssize_t got;
+
+	for (int i = 0; i < 16 && w->out_fd >= 0 && poll(&p, 1, 0) > 0; i++) {
+		if ((got = read(w->out_fd, buf, sizeof(buf))) <= 0)
+			break;
+		log_bytes(w, buf, (size_t)got);
+	}
+}
+
+/* struct tp_shell_prompt's relay: one read of what the service wrote meanwhile. */
+static int relay_some(struct tp_shell_prompt *p)
+{
+	struct watch *w = p->runner;
+	char buf[65536];
+	ssize_t got = p->output_fd >= 0 ? read(p->output_fd, buf, sizeof(buf)) : -1;
+
+	if (got > 0) {
+		log_bytes(w, buf, (size_t)got);
+		return (unsigned char)buf[got - 1];
+	}
+	if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
+		p->output_fd = -1; /* its end: supervise closes it */
+	return -1;
+}
+
+static int shell_read_line(void *arg, const char *prompt, size_t prompt_size, char **line,
+			   size_t *line_size)
+{
+	struct watch *w = arg;
+	const struct tp_run_config *cfg = w->inv->cfg;
+	struct tp_shell_prompt p = {
+		.prompt = prompt,
+		.prompt_size = prompt_size,
+		.ended_fd = w->pidfd,
+		.output_fd = w->out_fd,
+		.relay = relay_some,
+		.runner = w,
+	};
+
+	relay_pending(w);
+	return cfg->shell.read_line(cfg->shell.ctx, &p, line, line_size);
+}
+
+/* The shell's service, for Ctrl-C: its pidfd, opened while the reaper lives (the
+ * reaper ends as soon as it has reaped the service, so a pid it still has not
+ * reaped is the service's, not a reused one). */
+static void open_service(struct watch *w, struct tp_sandbox *sb)
+{
+	struct pollfd reaper = { .fd = w->pidfd, .events = POLLIN };
+	pid_t service = tp_sandbox_find_service(sb);
+	int fd = service > 0 ? (int)syscall(SYS_pidfd_open, service, 0) : -1;
+
+	if (fd >= 0 && poll(&reaper, 1, 0) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	w->service_pidfd = fd;
+}
+
+/* A Ctrl-C while a statement runs: the bytes taken, SIGINT to the service. */
+static void interrupt_service(struct watch *w, int fd)
+{
+	char buf[64];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	if (w->service_pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, w->service_pidfd, SIGINT, NULL, 0);
+}
+
 /* A zygote's child said EXIT, after its last write, and waits to be killed: its CPU
  * time is read while it still holds it (its cgroup's, or its clock's), it is killed
  * (the run is over: what it does next is not waited for), and what it wrote before,
@@ -277,14 +364,18 @@ static void take_exit(struct watch *w, int out)
  * ends it at the deadline or a cancel. */
 static void supervise(struct watch *w, struct tp_sandbox *sb)
 {
-	struct pollfd fds[3] = {
+	const struct tp_run_config *cfg = w->inv->cfg;
+	struct pollfd fds[4] = {
 		{ .fd = sb->ctrl_fd, .events = POLLIN },
 		{ .fd = sb->out_fd, .events = POLLIN },
 		{ .fd = w->pidfd, .events = POLLIN },
+		{ .fd = cfg && cfg->shell.read_line ? cfg->shell.interrupt_fd : -1,
+		  .events = POLLIN },
 	};
 
+	w->out_fd = sb->out_fd;
 	while (fds[0].fd >= 0 || fds[1].fd >= 0 || fds[2].fd >= 0) {
-		if (poll(fds, 3, -1) < 0) {
+		if (poll(fds, 4, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			kill_service(w); /* cannot serve it: end it, and so its descriptors */
@@ -297,9 +388,12 @@ static void supervise(struct watch *w, struct tp_sandbox *sb)
 				log_bytes(w, buf, (size_t)got);
 			else if (got == 0 || errno != EINTR) {
 				close(fds[1].fd);
-				fds[1].fd = -1;
+				fds[1].fd = w->out_fd = -1;
 			}
 		}
+		/* a frame first: a Ctrl-C that comes with the next prompt is the prompt's */
+		if (fds[3].fd >= 0 && fds[3].revents && !(fds[0].fd >= 0 && fds[0].revents))
+			interrupt_service(w, fds[3].fd);
 		if (fds[0].fd >= 0 && fds[0].revents) {
 			if (tp_channel_serve_one(&w->channel) < 0) {
 				if (w->channel.protocol_violation || w->channel.result_too_large)
@@ -318,7 +412,7 @@ static void supervise(struct watch *w, struct tp_sandbox *sb)
 	for (int i = 0; i < 2; i++)
 		if (fds[i].fd >= 0)
 			close(fds[i].fd);
-	sb->ctrl_fd = sb->out_fd = -1;
+	sb->ctrl_fd = sb->out_fd = w->out_fd = -1;
 }
 
 struct serve_args {
@@ -350,6 +444,8 @@ static void *serve_thread(void *arg)
 			kill_service(w);
 		}
 	}
+	if (!w->setup_failed && w->inv->cfg->shell.read_line)
+		open_service(w, a->sb);
 	supervise(w, a->sb);
 	return NULL;
 }
@@ -576,6 +672,8 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 			   .out = out,
 			   .pid = -1,
 			   .pidfd = -1,
+			   .out_fd = -1,
+			   .service_pidfd = -1,
 			   .hold_lock = PTHREAD_MUTEX_INITIALIZER };
 	struct tp_observed o;
 	uint8_t *boot = NULL;
@@ -781,6 +879,8 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 	watch_stop(&w);
 	close(w.pidfd);
 	w.pidfd = -1;
+	if (w.service_pidfd >= 0)
+		close(w.service_pidfd);
 	tp_sandbox_close(&sb);
 	observe(&w, &o);
 	record(&w, &o, &t0);
@@ -824,6 +924,8 @@ int tp_zygote_child_run(struct tp_zygote_child *child, const struct tp_run_confi
 	struct watch w = { .out = out,
 			   .pid = child->pid,
 			   .pidfd = child->pidfd,
+			   .out_fd = -1,
+			   .service_pidfd = -1,
 			   .hold_lock = PTHREAD_MUTEX_INITIALIZER };
 	struct tp_observed o;
 	struct timespec t0;

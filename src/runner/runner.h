@@ -55,6 +55,21 @@ struct tp_log_sink {
 	void *ctx;
 };
 
+/* A shell's prompt, as the runner hands it to read_line (tp_run_config.shell). */
+struct tp_shell_prompt {
+	const char *prompt; /* the service's bytes, not NUL-terminated */
+	size_t prompt_size;
+	/* readable once the run has ended (a timeout, a cancel, a kill): read_line then
+	 * returns -EPIPE at once */
+	int ended_fd;
+	/* readable when the service has written more while the person types (a thread
+	 * of its): relay(p) shows some of it through the log sink now, and returns its
+	 * last byte, or -1 if none (at the output's end it sets output_fd to -1) */
+	int output_fd;
+	int (*relay)(struct tp_shell_prompt *p);
+	void *runner; /* relay's */
+};
+
 struct tp_run_config {
 	/* what runs: a script on this host, or a bundle (.tpy) */
 	const char *script;	 /* path as the person gave it; messages name it */
@@ -146,6 +161,23 @@ struct tp_run_config {
 
 	/* a byte readable here stops the run (a signal handler writes it); -1: none */
 	int cancel_fd;
+
+	/* teepy shell: no script runs, but an interactive console whose every line
+	 * read_line gives (struct tp_shell_prompt), on the thread serving the channel,
+	 * once the service's output so far is relayed (so a statement's output comes
+	 * before the next prompt). It returns TP_REPLY_OK with *line (malloc'd, the runner
+	 * frees it) of *line_size bytes, TP_REPLY_EOF (the person left) or
+	 * TP_REPLY_INTERRUPT (Ctrl-C at the prompt), or -errno when no line will come.
+	 * PROMPT is refused on any other run. A byte readable at interrupt_fd (-1: none)
+	 * while a statement runs interrupts it: SIGINT to the service, whose Python
+	 * raises KeyboardInterrupt (not the sandbox's end). A bundle's shell is not
+	 * supported yet: the run is refused. */
+	struct {
+		int (*read_line)(void *ctx, struct tp_shell_prompt *p, char **line,
+				 size_t *line_size);
+		void *ctx;
+		int interrupt_fd;
+	} shell;
 
 	/* the worker's zygote (docs/zygote.md): the interpreter imports the preload and
 	 * then forks children on requests at handed_fds[0] (fd TP_ZYGOTE_FD inside)

@@ -661,8 +661,38 @@ static int add_argument_rules(scmp_filter_ctx ctx, enum tp_seccomp_stage stage, 
 	}
 
 	/* ioctl is allowed whole: no terminal is reachable inside (stdin is /dev/null,
-	 * stdout and stderr are pipes, /dev/tty does not exist), so TIOCSTI has no target. */
-	r = r ?: add(ctx, SCMP_ACT_ALLOW, "ioctl", 0, NULL);
+	 * stdout and stderr are pipes, /dev/tty does not exist), so TIOCSTI has no target.
+	 * With a handed socket, which is of the host's network namespace, the socket
+	 * ioctls (type 0x89: SIOCGIFCONF, SIOCGIFNAME, SIOCETHTOOL ...) and the wireless
+	 * ones (type 0x8b) would read the host's interfaces: EPERM. Every other type is
+	 * allowed by the masks below, which look at the type byte only (bits 8-15: the
+	 * kernel reads cmd as an unsigned int, and the high word cannot move it). */
+	if (policy & TP_SECCOMP_LISTEN) {
+		static const struct {
+			uint64_t mask, value;
+		} other_types[] = {
+			{ 0x8000, 0x0000 }, /* 0x00-0x7f */
+			{ 0xf800, 0x8000 }, /* 0x80-0x87 */
+			{ 0xff00, 0x8800 }, /* 0x88 */
+			{ 0xff00, 0x8a00 }, /* 0x8a */
+			{ 0xfc00, 0x8c00 }, /* 0x8c-0x8f */
+			{ 0xf000, 0x9000 }, /* 0x90-0x9f */
+			{ 0xe000, 0xa000 }, /* 0xa0-0xbf */
+			{ 0xc000, 0xc000 }, /* 0xc0-0xff */
+		};
+		for (size_t i = 0; i < COUNT(other_types); i++) {
+			const struct scmp_arg_cmp type[] = { SCMP_A1_64(
+			    SCMP_CMP_MASKED_EQ, other_types[i].mask, other_types[i].value) };
+			r = r ?: add(ctx, SCMP_ACT_ALLOW, "ioctl", 1, type);
+		}
+		for (uint64_t t = 0x8900; t <= 0x8b00; t += 0x200) {
+			const struct scmp_arg_cmp type[] = { SCMP_A1_64(SCMP_CMP_MASKED_EQ, 0xff00,
+									t) };
+			r = r ?: add(ctx, SCMP_ACT_ERRNO(EPERM), "ioctl", 1, type);
+		}
+	} else {
+		r = r ?: add(ctx, SCMP_ACT_ALLOW, "ioctl", 0, NULL);
+	}
 
 	/* Stage 1 must let the launcher exec the interpreter; stage 2 ends that. */
 	const uint32_t exec_action =

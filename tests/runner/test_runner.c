@@ -5,17 +5,23 @@
 #include "../../src/crypto/crypto.h"
 #include "../../src/pfs/volume.h"
 #include "../../src/runner/runner.h"
+#include "../../src/sandbox/landlock.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int tp_test_failures;
@@ -532,6 +538,78 @@ static void test_an_output_volume_version_after_version(void)
 	tp_secret_free(key, TP_SYMKEY_SIZE);
 }
 
+/* Landlock's network rights alone, without seccomp: TCP sockets made before the
+ * ruleset (as a handed socket is) can neither be bound nor connected once it
+ * applies, nor connected by a TCP fast open send, which connects without connect().
+ * The child reports each call's errno through a pipe; a listener of the test's
+ * must receive nothing. ABI 4 brought the network rights. */
+enum { LL_BIND, LL_CONNECT, LL_FAST_OPEN, LL_CALLS };
+
+static void landlock_child(int report, const struct sockaddr_in *target)
+{
+	static const char *const none[] = { NULL };
+	const struct tp_landlock_paths paths = { .exec_files = none,
+						 .write_files = none,
+						 .write_dirs = none };
+	struct sockaddr_in any = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fds[LL_CALLS], errs[LL_CALLS];
+
+	for (int i = 0; i < LL_CALLS; i++)
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || tp_landlock_apply(&paths) < 4)
+		_exit(3);
+	errs[LL_BIND] =
+	    bind(fds[LL_BIND], (const struct sockaddr *)&any, sizeof(any)) < 0 ? errno : 0;
+	errs[LL_CONNECT] =
+	    connect(fds[LL_CONNECT], (const struct sockaddr *)target, sizeof(*target)) < 0 ? errno :
+											     0;
+	errs[LL_FAST_OPEN] = sendto(fds[LL_FAST_OPEN], "x", 1, MSG_FASTOPEN,
+				    (const struct sockaddr *)target, sizeof(*target)) < 0 ?
+				 errno :
+				 0;
+	_exit(write(report, errs, sizeof(errs)) == (ssize_t)sizeof(errs) ? 0 : 4);
+}
+
+static void test_landlock_alone_denies_tcp_bind_and_connect(void)
+{
+	struct sockaddr_in target = { .sin_family = AF_INET,
+				      .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(target);
+	int errs[LL_CALLS] = { -1, -1, -1 };
+	int listener, p[2], status = -1;
+	struct pollfd reached;
+	pid_t pid;
+
+	if (tp_landlock_abi() < 4) {
+		printf("  skipped: Landlock ABI %d has no network rights\n", tp_landlock_abi());
+		return;
+	}
+	listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(listener >= 0 && bind(listener, (struct sockaddr *)&target, sizeof(target)) == 0 &&
+	      listen(listener, 8) == 0 &&
+	      getsockname(listener, (struct sockaddr *)&target, &len) == 0);
+	CHECK(pipe2(p, O_CLOEXEC) == 0);
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		landlock_child(p[1], &target);
+	}
+	close(p[1]);
+	CHECK(pid > 0 && read(p[0], errs, sizeof(errs)) == (ssize_t)sizeof(errs));
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	      WEXITSTATUS(status) == 0);
+	printf("  bind %s, connect %s, fast open %s\n", strerror(errs[LL_BIND]),
+	       strerror(errs[LL_CONNECT]), strerror(errs[LL_FAST_OPEN]));
+	CHECK(errs[LL_BIND] == EACCES);
+	CHECK(errs[LL_CONNECT] == EACCES);
+	CHECK(errs[LL_FAST_OPEN] == EACCES);
+	reached = (struct pollfd){ .fd = listener, .events = POLLIN };
+	CHECK(poll(&reached, 1, 200) == 0);
+	close(p[0]);
+	close(listener);
+}
+
 int main(void)
 {
 	static const struct tp_test tests[] = {
@@ -560,6 +638,8 @@ int main(void)
 		{ "runner: an output volume, version after version; a failed run publishes "
 		  "nothing",
 		  test_an_output_volume_version_after_version },
+		{ "runner: Landlock alone denies TCP bind and connect of sockets made before it",
+		  test_landlock_alone_denies_tcp_bind_and_connect },
 	};
 	int passed = 0, failed = 0;
 	char cmd[600];

@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <stdalign.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -314,6 +316,40 @@ static void test_boot_decode_takes_listen_and_wsgi_once(void)
 	CHECK(tp_boot_decode(buf, at, &b) == -EBADMSG);
 }
 
+/* "shell" is as "zygote", and never with it: a console forks no children. */
+static void test_boot_shell_is_one_field_of_1_and_never_a_zygote(void)
+{
+	uint8_t buf[256], *bytes = NULL;
+	size_t at = minimal(buf), size = 0;
+	struct tp_boot b;
+
+	put_field(buf, &at, TP_BOOT_SHELL, "1");
+	CHECK(tp_boot_decode(buf, at, &b) == 0 && b.shell && !b.zygote);
+	tp_boot_free(&b);
+	put_field(buf, &at, TP_BOOT_SHELL, "1");
+	CHECK(tp_boot_decode(buf, at, &b) == -EPROTO);
+	at = minimal(buf);
+	put_field(buf, &at, TP_BOOT_SHELL, "0");
+	CHECK(tp_boot_decode(buf, at, &b) == -EBADMSG);
+	at = minimal(buf);
+	put_field(buf, &at, TP_BOOT_SHELL, "1");
+	put_field(buf, &at, TP_BOOT_ZYGOTE, "1");
+	CHECK(tp_boot_decode(buf, at, &b) == -EPROTO);
+
+	struct tp_boot shell = sample();
+	shell.zygote = false;
+	shell.shell = true;
+	shell.entry = "";
+	CHECK(tp_boot_encode(&shell, &bytes, &size) == 0);
+	CHECK(bytes && tp_boot_decode(bytes, size, &b) == 0 && b.shell && !b.zygote);
+	CHECK_STR(b.entry, "");
+	tp_boot_free(&b);
+	free(bytes);
+	bytes = NULL;
+	shell.zygote = true;
+	CHECK(tp_boot_encode(&shell, &bytes, &size) == -EINVAL && !bytes);
+}
+
 /* "sealed" is one field of "1" at most once: nothing else means it. */
 static void test_boot_decode_takes_sealed_once_and_only_as_1(void)
 {
@@ -461,6 +497,10 @@ static void test_frame_check_holds_each_type_to_its_size(void)
 	CHECK(tp_frame_check(&f) == 0);
 	f.size = 1;
 	CHECK(tp_frame_check(&f) == -EMSGSIZE);
+	f = (struct tp_frame){ .type = TP_FRAME_PROMPT, .size = TP_MAX_PROMPT_SIZE };
+	CHECK(tp_frame_check(&f) == 0);
+	f.size++;
+	CHECK(tp_frame_check(&f) == -EMSGSIZE);
 	f = (struct tp_frame){ .type = TP_FRAME_RESULT, .size = UINT64_MAX };
 	CHECK(tp_frame_check(&f) == 0);
 	f = (struct tp_frame){ .type = TP_FRAME_REPLY, .size = UINT64_MAX };
@@ -588,6 +628,64 @@ static void test_serve_takes_exit_only_from_a_zygote_child(void)
 	}
 }
 
+/* What the tests' read_line was asked, and answers: its ctx is the reply kind. */
+static char asked_prompt[TP_MAX_PROMPT_SIZE + 1];
+
+static int answer_line(void *ctx, const char *prompt, size_t prompt_size, char **line,
+		       size_t *line_size)
+{
+	int kind = *(const int *)ctx;
+
+	snprintf(asked_prompt, sizeof(asked_prompt), "%.*s", (int)prompt_size, prompt);
+	if (kind == TP_REPLY_OK) {
+		*line = strdup("1+1");
+		*line_size = 3;
+	}
+	return kind;
+}
+
+/* PROMPT is a shell's: answered with the line, EOF or an interrupt; without a reader,
+ * or with an arg, it breaks the channel; a reader that can say no more ends it. */
+static void test_serve_answers_a_prompt_only_on_a_shells_channel(void)
+{
+	const int kinds[] = { TP_REPLY_OK, TP_REPLY_EOF, TP_REPLY_INTERRUPT, -EPIPE };
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		struct tp_channel ch;
+		struct tp_frame f;
+		char got[4] = "";
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+			CHECK(!"socketpair");
+			return;
+		}
+		tp_channel_init(&ch, sv[0]);
+		ch.read_line = answer_line;
+		ch.line_ctx = (void *)&kinds[i];
+		CHECK(tp_frame_write(sv[1], TP_FRAME_PROMPT, 0, ">>> ", 4) == 0);
+		CHECK(tp_channel_serve_one(&ch) == (kinds[i] < 0 ? kinds[i] : 0));
+		CHECK_STR(asked_prompt, ">>> ");
+		CHECK(!ch.protocol_violation);
+		if (kinds[i] >= 0) {
+			CHECK(tp_frame_read_header(sv[1], &f) == 0 && f.type == TP_FRAME_REPLY &&
+			      (int)f.arg == kinds[i]);
+			CHECK(f.size == (kinds[i] == TP_REPLY_OK ? 3 : 0));
+			CHECK(f.size == 0 ||
+			      (tp_read_full(sv[1], got, 3) == 0 && strcmp(got, "1+1") == 0));
+		}
+		close(sv[0]);
+		close(sv[1]);
+	}
+
+	struct tp_channel ch;
+	const struct tp_frame prompt = { .type = TP_FRAME_PROMPT };
+	CHECK(serve_header(&prompt, false, &ch) == -EPROTO && ch.protocol_violation);
+	const struct tp_frame too_long = { .type = TP_FRAME_PROMPT,
+					   .size = TP_MAX_PROMPT_SIZE + 1 };
+	CHECK(serve_header(&too_long, false, &ch) == -EPROTO && ch.protocol_violation);
+}
+
 static void test_serve_flags_a_result_over_the_limit(void)
 {
 	struct tp_channel ch;
@@ -609,6 +707,10 @@ TESTS(channel_tests) = {
 	{ "boot_round_trip_keeps_every_field", test_boot_round_trip_keeps_every_field },
 	{ "serve_takes_exit_only_from_a_zygote_child",
 	  test_serve_takes_exit_only_from_a_zygote_child },
+	{ "serve_answers_a_prompt_only_on_a_shells_channel",
+	  test_serve_answers_a_prompt_only_on_a_shells_channel },
+	{ "boot_shell_is_one_field_of_1_and_never_a_zygote",
+	  test_boot_shell_is_one_field_of_1_and_never_a_zygote },
 	{ "boot_round_trip_with_no_lists_and_the_largest_count",
 	  test_boot_round_trip_with_no_lists_and_the_largest_count },
 	{ "boot_encoding_is_the_field_sequence_of_protocol_h",

@@ -126,6 +126,20 @@ static void test_missing_script_is_a_usage_error(void)
 	tp_run_opts_free(&o);
 }
 
+/* teepy shell takes run's flags and runs a console: no script is missing there. */
+static void test_shell_takes_the_flags_without_a_script(void)
+{
+	char *argv[] = { (char *)"shell",     (char *)"--input", (char *)"x",
+			 (char *)"--timeout", (char *)"5s",	 NULL };
+	struct tp_run_opts o;
+	char err[256] = "";
+
+	CHECK(tp_run_opts_parse(&o, 5, argv, fake_getenv, err, sizeof(err)) == 0);
+	CHECK(!o.script && o.input && strcmp(o.input, "x") == 0);
+	CHECK(o.limits.timeout_ms == 5000 && (o.limits_given & TP_LIMIT_TIMEOUT));
+	tp_run_opts_free(&o);
+}
+
 static void test_arguments_after_double_dash_belong_to_the_script(void)
 {
 	struct tp_run_opts o;
@@ -461,6 +475,7 @@ TESTS(run_opts_tests) = {
 	{ "flags_override_environment", test_flags_override_environment },
 	{ "bad_values_name_the_flag", test_bad_values_name_the_flag },
 	{ "missing_script_is_a_usage_error", test_missing_script_is_a_usage_error },
+	{ "shell_takes_the_flags_without_a_script", test_shell_takes_the_flags_without_a_script },
 	{ "arguments_after_double_dash_belong_to_the_script",
 	  test_arguments_after_double_dash_belong_to_the_script },
 	{ "options_after_the_script_are_teepys", test_options_after_the_script_are_teepys },
