@@ -135,3 +135,26 @@ def test_a_pypy_bundle_records_its_engine_runs_on_it_and_has_its_own_runtime(as_
     r = run("run", out_dir / "cpython.tpy", "--trust", out_dir / "k.pub", "--input", "x", "--data", item,
             env={"TEEPY_ENGINE": "pypy3"})
     assert r.returncode == EXIT.OK and r.json()["impl"] == "cpython", r
+
+
+def test_under_rlimit_as_pypy_needs_96m_or_says_so(as_user, run, script):
+    """Without a memory cgroup (uid 65534 here) the limit is address space, and PyPy
+    maps about 70 MiB before it runs: less than 96 MiB is one line, not an abort."""
+    s = script("import teex\nteex.TEEX_return('ok')\n")
+    r = run("run", "--engine", "pypy3", "--memory", "64M", s)
+    if r.returncode == EXIT.OK:  # a cgroup holds the limit: PyPy starts in 64M
+        assert r.stdout == b"ok", r
+        return
+    assert r.returncode == EXIT.USAGE, r
+    assert r.err_lines[-1] == ("teepy: PyPy maps 96 MiB of address space to start, and without a "
+                               "memory cgroup the memory limit is held as address space: RLIMIT_AS "
+                               "64 MiB here (raise --memory)"), r.err
+    r = run("run", "--engine", "pypy3", "--memory", "96M", s)
+    assert (r.returncode, r.stdout) == (EXIT.OK, b"ok"), r
+
+
+def test_a_venv_is_cpythons_only(run, script, tmp):
+    r = run("run", "--engine", "pypy3", "--venv", tmp.make_sibling("venv"), script("import teex\n"))
+    assert r.returncode == EXIT.USAGE, r
+    assert r.err_lines == ["teepy: --venv: teepy reads CPython's virtual environments only (made with "
+                           "/usr/bin/python3 -m venv): run this one with --engine cpython"], r.err
