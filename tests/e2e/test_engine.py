@@ -1,7 +1,9 @@
 """--engine: the service runs on Debian's PyPy in the same sandbox as on CPython, with
 the same teex module; an unknown engine is one line. (The hostile suite runs whole
 on PyPy too: make check-pypy.)"""
+import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -158,3 +160,28 @@ def test_a_venv_is_cpythons_only(run, script, tmp):
     assert r.returncode == EXIT.USAGE, r
     assert r.err_lines == ["teepy: --venv: teepy reads CPython's virtual environments only (made with "
                            "/usr/bin/python3 -m venv): run this one with --engine cpython"], r.err
+
+
+@pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is needed (apt-get install tmux)")
+def test_a_shell_on_pypy_takes_lines_and_ctrl_c(as_user, teepy_command, run_cwd, tmp):
+    """teepy shell --engine pypy3: PyPy's prompt in the sandbox, its console driven
+    by the same _teepy; Ctrl-C stops a loop the JIT compiled, not the sandbox."""
+    from test_shell import Shell
+    command, env = teepy_command
+    s = Shell(command, env, run_cwd, tmp.make_sibling("tmux") / "socket", ("--engine", "pypy3"))
+    try:
+        s.wait(r"^>>> ?$")
+        assert "[PyPy 7.3" in s.screen()
+        assert s.ask("import sys, teex; sys.implementation.name") == "'pypy'"
+        before = s.prompts()
+        s.type("while True: pass")
+        s.type("")
+        time.sleep(1)
+        s.keys("C-c")
+        s.wait_prompts(before + 1)
+        assert "KeyboardInterrupt" in s.screen()
+        assert s.ask("6 * 7") == "42"
+        s.keys("C-d")
+        assert s.exit_code() == EXIT.OK
+    finally:
+        s.close()
