@@ -24,8 +24,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r < 0) {
 		refused_as_documented(r, err);
 	} else {
-		if (size != TP_SIM_FIXED_SIZE + e.claims.nonce_size || e.claims.nonce_size < 1 ||
-		    e.claims.nonce_size > TP_NONCE_MAX || e.version != TP_SIM_VERSION ||
+		/* version 2, a debug run's, has its flags byte more */
+		size_t flags = e.version == TP_SIM_VERSION_DEBUG;
+		if (size != TP_SIM_FIXED_SIZE + flags + e.claims.nonce_size ||
+		    e.claims.nonce_size < 1 || e.claims.nonce_size > TP_NONCE_MAX ||
+		    e.claims.debug != (e.version == TP_SIM_VERSION_DEBUG) ||
+		    (e.version != TP_SIM_VERSION && e.version != TP_SIM_VERSION_DEBUG) ||
 		    memcmp(copy, TP_SIM_LABEL, TP_SIM_LABEL_SIZE) != 0 || e.bytes != copy ||
 		    e.signed_size != size - TP_SIM_SIGNATURE ||
 		    memcmp(e.signature, copy + e.signed_size, TP_SIM_SIGNATURE) != 0)

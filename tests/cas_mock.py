@@ -44,9 +44,9 @@ def canonical(doc):
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def report_data(mode, runtime, app, signer, nonce, pubkey):
+def report_data(mode, runtime, app, signer, nonce, pubkey, debug=False):
     out = b"teepy report data v1"
-    for x in (mode, runtime, app, signer, nonce, pubkey):
+    for x in (mode, runtime, app, signer, nonce, pubkey) + ((b"debug",) if debug else ()):
         out += struct.pack(">I", len(x)) + x
     return hashlib.sha512(out).digest()
 
@@ -194,7 +194,10 @@ class MockCas:
         e = base64.b64decode(ev["data"], validate=True)
         if not e.startswith(SIM_LABEL):
             raise Denied("evidence: not sim evidence")
+        debug = c.get("debug", False) is True
         at = len(SIM_LABEL) + 2
+        if e[at - 2:at] == b"\x00\x02":  # a debug run's: its flags byte, 0x01
+            at += 1
         fields = [e[at + 32 * i: at + 32 * (i + 1)] for i in range(4)]
         at += 128
         n = e[at]
@@ -202,8 +205,10 @@ class MockCas:
         platform, sig = e[at + 65 + n: at + 97 + n], e[at + 97 + n:]
         if fields != [runtime, app, signer, pubkey] or ev_nonce != nonce:
             raise Denied("evidence: claims are not the request's")
-        if rd != report_data(b"sim", runtime, app, signer, nonce, pubkey):
+        if rd != report_data(b"sim", runtime, app, signer, nonce, pubkey, debug):
             raise Denied("report data does not match the claims")
+        if debug and "debug" not in svc.get("tolerate", []):
+            raise Denied(f"a debug run (teepy shell) is not tolerated by {body['config_id']}")
         if platform.hex() not in svc.get("platform_keys", []):
             raise Denied("evidence: platform key not listed")
         try:

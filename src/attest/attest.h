@@ -32,11 +32,17 @@ struct tp_claims {
 	uint8_t nonce[TP_NONCE_MAX];	/* the verifier's challenge */
 	size_t nonce_size;		/* 1 to TP_NONCE_MAX */
 	uint8_t pubkey[TP_CLAIM_SIZE];	/* the runtime's ephemeral X25519 public key */
+	/* a debug run (teepy shell in a bundle's root): whoever runs it may read and
+	 * change what runs; a CAS releases keys to it only if the policy tolerates
+	 * "debug" */
+	bool debug;
 };
 
 /* The report data: SHA-512 over "teepy report data v1" and each claim, in the order
- * above, as a 4-byte big-endian length and its bytes (docs/cas.md, "Report data").
- * Needs libcrypto. Returns 0, or -EINVAL for another mode or nonce size. */
+ * above, as a 4-byte big-endian length and its bytes, a debug run's with the field
+ * "debug" last, and no such field otherwise (so a run's report data is what it was
+ * before debug runs existed) (docs/cas.md, "Report data"). Needs libcrypto. Returns
+ * 0, or -EINVAL for another mode or nonce size. */
 int tp_report_data(const struct tp_claims *c, uint8_t out[TP_REPORT_DATA_SIZE]);
 
 /* ---- TDX quotes (Intel TDX DCAP quote format, versions 4 and 5) ---- */
@@ -263,21 +269,24 @@ int tp_der_small_int(const uint8_t *v, size_t size);
 /* ---- sim evidence (sim.c): SIMULATION, signed by a host's platform key ---- */
 
 /* The first bytes of every sim evidence: what it is, to anyone who looks. */
-#define TP_SIM_LABEL	    "teepy sim evidence: SIMULATION, not hardware\n"
-#define TP_SIM_LABEL_SIZE   (sizeof(TP_SIM_LABEL) - 1)
-#define TP_SIM_VERSION	    1
-#define TP_SIM_PLATFORM_KEY 32 /* Ed25519 public key */
-#define TP_SIM_SIGNATURE    64
+#define TP_SIM_LABEL	  "teepy sim evidence: SIMULATION, not hardware\n"
+#define TP_SIM_LABEL_SIZE (sizeof(TP_SIM_LABEL) - 1)
+#define TP_SIM_VERSION	  1
+/* a debug run's: one byte of flags after the version (TP_SIM_FLAG_*), the rest as 1 */
+#define TP_SIM_VERSION_DEBUG 2
+#define TP_SIM_FLAG_DEBUG    0x01
+#define TP_SIM_PLATFORM_KEY  32 /* Ed25519 public key */
+#define TP_SIM_SIGNATURE     64
 /* label, version, runtime, app, signer, pubkey, nonce size, report data, platform
  * key, signature; and the nonce */
 #define TP_SIM_FIXED_SIZE                                                                          \
 	(TP_SIM_LABEL_SIZE + 2 + 4 * TP_CLAIM_SIZE + 1 + TP_REPORT_DATA_SIZE +                     \
 	 TP_SIM_PLATFORM_KEY + TP_SIM_SIGNATURE)
-#define TP_SIM_MAX_SIZE (TP_SIM_FIXED_SIZE + TP_NONCE_MAX)
+#define TP_SIM_MAX_SIZE (TP_SIM_FIXED_SIZE + 1 + TP_NONCE_MAX)
 
 struct tp_sim_evidence {
 	uint16_t version;
-	struct tp_claims claims; /* mode "sim" */
+	struct tp_claims claims; /* mode "sim"; debug for version 2 */
 	uint8_t report_data[TP_REPORT_DATA_SIZE];
 	uint8_t platform_key[TP_SIM_PLATFORM_KEY];
 	uint8_t signature[TP_SIM_SIGNATURE];
@@ -285,16 +294,18 @@ struct tp_sim_evidence {
 	size_t signed_size;
 };
 
-/* Parses sim evidence: exactly its size, nothing after. Pure. Returns 0, or with
- * the reason in err -EINVAL (not sim evidence, cut short, a nonce size out of
- * range) or -EPROTONOSUPPORT (another version). */
+/* Parses sim evidence, version 1, or 2 (a debug run's: its flags say debug): exactly
+ * its size, nothing after. Pure. Returns 0, or with the reason in err -EINVAL (not
+ * sim evidence, cut short, a nonce size out of range, unknown flags) or
+ * -EPROTONOSUPPORT (another version). */
 int tp_sim_parse(const uint8_t *bytes, size_t size, struct tp_sim_evidence *e, char *err,
 		 size_t err_size);
 
 struct tp_key;
 
 /* Writes the sim evidence of c (mode "sim"), signed by platform (Ed25519), into out
- * (TP_SIM_MAX_SIZE bytes). Returns its size, or -EINVAL (claims) or -EIO (signing). */
+ * (TP_SIM_MAX_SIZE bytes): version 1, or 2 for a debug run. Returns its size, or
+ * -EINVAL (claims) or -EIO (signing). */
 int tp_sim_write(const struct tp_claims *c, const struct tp_key *platform, uint8_t *out);
 
 /* What a verifier expects of the claims; a NULL field is not compared. */
@@ -348,7 +359,8 @@ void tp_tsm_report_free(struct tp_tsm_report *r);
 /* The fields as JSON objects, in the order of the evidence; measurements as hex. */
 json_t *tp_tdx_json(const struct tp_tdx_quote *q);
 json_t *tp_snp_json(const struct tp_snp_report *r);
-/* {"mode", "runtime", "app", "signer", "nonce", "pubkey"}, bytes as hex */
+/* {"mode", "runtime", "app", "signer", "nonce", "pubkey"}, bytes as hex, and
+ * "debug": true for a debug run */
 json_t *tp_claims_json(const struct tp_claims *c);
 /* {"label", "simulation": true, "version", the claims, "report_data", "platform_key"} */
 json_t *tp_sim_json(const struct tp_sim_evidence *e);

@@ -180,6 +180,8 @@ json_t *tp_claims_json(const struct tp_claims *c)
 	SET_HEX(o, "signer", c->signer);
 	set_hex(o, "nonce", c->nonce, c->nonce_size);
 	SET_HEX(o, "pubkey", c->pubkey);
+	if (c->debug) /* said only when so: a run's claims read as they always have */
+		set_bool(o, "debug", true);
 	return o;
 }
 

@@ -38,13 +38,20 @@ int tp_sim_parse(const uint8_t *bytes, size_t size, struct tp_sim_evidence *e, c
 	if (size < TP_SIM_LABEL_SIZE + 2)
 		return fail(-EINVAL, err, err_size, "cut short after the label");
 	e->version = (uint16_t)(p[0] << 8 | p[1]);
-	if (e->version != TP_SIM_VERSION)
+	if (e->version != TP_SIM_VERSION && e->version != TP_SIM_VERSION_DEBUG)
 		return fail(-EPROTONOSUPPORT, err, err_size,
-			    "sim evidence of version %u (teepy reads version %u)", e->version,
-			    TP_SIM_VERSION);
-	if (size < TP_SIM_FIXED_SIZE)
+			    "sim evidence of version %u (teepy reads versions %u and %u)",
+			    e->version, TP_SIM_VERSION, TP_SIM_VERSION_DEBUG);
+	size_t flags = e->version == TP_SIM_VERSION_DEBUG; /* its flags byte */
+	if (size < TP_SIM_FIXED_SIZE + flags)
 		return fail(-EINVAL, err, err_size, "%zu bytes: cut short", size);
 	p += 2;
+	if (flags && p[0] != TP_SIM_FLAG_DEBUG)
+		return fail(-EINVAL, err, err_size,
+			    "flags 0x%02x: version 2 is a debug run's (flags 0x01), no other",
+			    p[0]);
+	e->claims.debug = flags;
+	p += flags;
 	memcpy(e->claims.mode, "sim", 4);
 	memcpy(e->claims.runtime, p, TP_CLAIM_SIZE);
 	memcpy(e->claims.app, p += TP_CLAIM_SIZE, TP_CLAIM_SIZE);
@@ -54,9 +61,9 @@ int tp_sim_parse(const uint8_t *bytes, size_t size, struct tp_sim_evidence *e, c
 	if (nonce_size < 1 || nonce_size > TP_NONCE_MAX)
 		return fail(-EINVAL, err, err_size, "a nonce of %zu bytes (1 to %d)", nonce_size,
 			    TP_NONCE_MAX);
-	if (size != TP_SIM_FIXED_SIZE + nonce_size)
+	if (size != TP_SIM_FIXED_SIZE + flags + nonce_size)
 		return fail(-EINVAL, err, err_size, "%zu bytes, not the %zu its nonce size says",
-			    size, TP_SIM_FIXED_SIZE + nonce_size);
+			    size, TP_SIM_FIXED_SIZE + flags + nonce_size);
 	e->claims.nonce_size = nonce_size;
 	memcpy(e->claims.nonce, p += 1, nonce_size);
 	memcpy(e->report_data, p += nonce_size, TP_REPORT_DATA_SIZE);
@@ -76,8 +83,12 @@ int tp_sim_write(const struct tp_claims *c, const struct tp_key *platform, uint8
 		return -EINVAL;
 	memcpy(p, TP_SIM_LABEL, TP_SIM_LABEL_SIZE);
 	p += TP_SIM_LABEL_SIZE;
-	*p++ = TP_SIM_VERSION >> 8;
-	*p++ = TP_SIM_VERSION & 0xff;
+	/* a run's evidence is version 1, byte for byte as before debug runs existed */
+	unsigned version = c->debug ? TP_SIM_VERSION_DEBUG : TP_SIM_VERSION;
+	*p++ = (uint8_t)(version >> 8);
+	*p++ = (uint8_t)(version & 0xff);
+	if (c->debug)
+		*p++ = TP_SIM_FLAG_DEBUG;
 	memcpy(p, c->runtime, TP_CLAIM_SIZE);
 	memcpy(p += TP_CLAIM_SIZE, c->app, TP_CLAIM_SIZE);
 	memcpy(p += TP_CLAIM_SIZE, c->signer, TP_CLAIM_SIZE);

@@ -826,6 +826,13 @@ static void attest_checked(struct call *c, const json_t *body, const json_t *doc
 		refuse(c, 403, "report data does not match the claims");
 		return;
 	}
+	/* a debug run (teepy shell in the bundle's root), which its evidence binds: whoever
+	 * runs it reads and changes what runs, as in a debug guest. Said before the runtime
+	 * and app, which a shell's may also fail (its runtime is teepy-shell's) */
+	if (cl->debug && !tolerates(svc, "debug")) {
+		refuse(c, 403, "a debug run (teepy shell) is not tolerated by %s", c->subject);
+		return;
+	}
 	if (!in_hex_list(json_object_get(svc, "runtime"), cl->runtime, sizeof(cl->runtime))) {
 		tp_hex(cl->runtime, sizeof(cl->runtime), hex);
 		refuse(c, 403, "runtime %.16s… is not in policy %s", hex, c->subject);
@@ -879,6 +886,7 @@ static void attest_in_transaction(struct call *c, const json_t *body)
 	const char *config = json_string_value(json_object_get(body, "config_id"));
 	const json_t *claims = json_object_get(body, "claims");
 	const char *mode = json_string_value(json_object_get(claims, "mode"));
+	const json_t *debug = json_object_get(claims, "debug");
 	const char *nonce = hex_string(body, "nonce", TP_CAS_NONCE_SIZE);
 	char policy[TP_CAS_NAME_MAX + 1], owner[TP_CAS_HASH_HEX], hash[TP_CAS_HASH_HEX];
 	struct tp_claims cl = { 0 };
@@ -910,7 +918,12 @@ static void attest_in_transaction(struct call *c, const json_t *body)
 		       "(64 hex each)");
 		return;
 	}
+	if (debug && !json_is_boolean(debug)) {
+		refuse(c, 400, "claims.debug: not true or false");
+		return;
+	}
 	snprintf(cl.mode, sizeof(cl.mode), "%s", mode);
+	cl.debug = json_is_true(debug);
 	tp_unhex(nonce, cl.nonce, TP_CAS_NONCE_SIZE);
 	cl.nonce_size = TP_CAS_NONCE_SIZE;
 	/* the nonce is used up here, whatever follows */

@@ -180,6 +180,9 @@ static int check_claims(const struct tp_sealed_trust *t, const struct tp_sealed_
 			      got, want);
 	if (c->nonce_size != sizeof(sc->nonce) || memcmp(c->nonce, sc->nonce, sizeof(sc->nonce)))
 		return denied("the evidence does not bind this call's nonce (a replay?)");
+	/* a worker never makes one; whoever did could read and change the service */
+	if (c->debug)
+		return denied("the evidence is a debug run's (teepy shell), not a service's");
 	tp_hex(c->runtime, 32, got);
 	tp_hex(t->runtime, 32, want);
 	if (t->has_runtime && memcmp(c->runtime, t->runtime, 32) != 0)

@@ -541,6 +541,13 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 		char app[65], signer[65];
 		tp_hex(inv->bundle.app, 32, app);
 		tp_hex(inv->bundle.signer, 32, signer);
+		if (run->shell)
+			fprintf(stderr,
+				"  debug         yes: a shell in the bundle's sealed root, not its "
+				"entry; %s\n",
+				run->cas_on ? "the evidence says debug, and the CAS releases keys "
+					      "only to a service that tolerates \"debug\"" :
+					      "its evidence would say debug (--cas)");
 		fprintf(stderr, "  app           %s\n", app);
 		fprintf(stderr, "  signer        %s\n", signer);
 		const struct tp_manifest *m = &inv->bundle.manifest;
@@ -826,6 +833,11 @@ static int make_config(struct cli_run *run)
 		.preload = run->preload,
 		.mark = timing_on ? mark : NULL,
 	};
+	if (run->shell && o->script && !cfg->is_bundle)
+		return usage_error("shell: %s is not a bundle: teepy shell runs no script (give "
+				   "its directory with --pythonpath to import its modules, or a "
+				   "bundle, APP.tpy, for a debug shell in its sealed root)",
+				   o->script);
 	if (run->shell) {
 		cfg->shell.read_line = run->shell->read_line;
 		cfg->shell.ctx = run->shell->ctx;
@@ -836,6 +848,9 @@ static int make_config(struct cli_run *run)
 	}
 	if (o->cas && !cfg->is_bundle && o->cas_from_env)
 		o->cas = NULL; /* the deployment's setting: an unsealed script has no keys */
+	else if (o->cas && !o->script)
+		return usage_error("--cas: a shell without a bundle gets no keys (teepy shell "
+				   "APP.tpy --cas URL ...)");
 	else if (o->cas && !cfg->is_bundle)
 		return usage_error("--cas: %s is not a bundle; only a sealed bundle (teepy build) "
 				   "gets its keys from a CAS",
@@ -862,9 +877,21 @@ static int cas_keys(struct cli_run *run)
 			o->mode == TP_MODE_HW ? "hw" :
 						"sim",
 		.snp = { o->snp_vcek, o->snp_vcek_from, o->snp_chain, o->snp_chain_from },
+		/* a shell in a bundle's root: its evidence says debug (docs/cas.md) */
+		.debug = run->shell != NULL,
+		.who = run->shell ? "shell" : "run",
 	};
 	run->cas_on = true;
-	if ((code = tp_run_cas_fetch(&run->cas, o->script)) != 0)
+	code = tp_run_cas_fetch(&run->cas, o->script);
+	if (run->shell && (code == 0 || code == TP_EXIT_ATTESTATION_DENIED)) {
+		/* what a policy lists to release keys to a debug shell (docs/cas.md) */
+		char runtime[65];
+		tp_hex(run->cas.runtime, sizeof(run->cas.runtime), runtime);
+		tp_info("shell: a debug run: its evidence says debug; its runtime measurement is "
+			"%s (teepy-shell's)",
+			runtime);
+	}
+	if (code != 0)
 		return code;
 	run->bundle_key = s->bundle_key;
 	run->cfg.bundle_key = s->bundle_key;

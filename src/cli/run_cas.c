@@ -28,13 +28,14 @@ static int call(const struct tp_run_cas *rc, const char *path, json_t *body, jso
 	if (r == 0)
 		return 0;
 	if (r == -EREMOTEIO && status == 403) {
-		tp_error("run: the CAS denied %s: %s", rc->config_id, err);
+		tp_error("%s: the CAS denied %s: %s", rc->who, rc->config_id, err);
 		return TP_EXIT_ATTESTATION_DENIED;
 	}
 	if (r == -EREMOTEIO)
-		tp_error("run: --cas: the CAS refused %s for %s: %s", path, rc->config_id, err);
+		tp_error("%s: --cas: the CAS refused %s for %s: %s", rc->who, path, rc->config_id,
+			 err);
 	else
-		tp_error("run: --cas: %s", err);
+		tp_error("%s: --cas: %s", rc->who, err);
 	return r == -ENOSYS ? TP_EXIT_INTERNAL : TP_EXIT_KEY_MISSING;
 }
 
@@ -58,7 +59,8 @@ static int challenge(const struct tp_run_cas *rc, struct tp_claims *c)
 	nonce = json_string_value(json_object_get(answer, "nonce"));
 	if (!nonce || strlen(nonce) != 64 || tp_unhex(nonce, c->nonce, 32) < 0) {
 		json_decref(answer);
-		tp_error("run: --cas: the CAS's challenge holds no nonce of 32 bytes in hex");
+		tp_error("%s: --cas: the CAS's challenge holds no nonce of 32 bytes in hex",
+			 rc->who);
 		return TP_EXIT_KEY_MISSING;
 	}
 	c->nonce_size = 32;
@@ -76,6 +78,8 @@ static json_t *attest_body(const struct tp_run_cas *rc, const struct tp_claims *
 				   hex_string(c->pubkey, TP_CLAIM_SIZE));
 	json_t *evidence = tp_evidence_json(ev);
 
+	if (c->debug) /* only then: a run's request is as it always was */
+		json_object_set_new(claims, "debug", json_true());
 	return json_pack("{s:s, s:o, s:o, s:o, s:o}", "config_id", rc->config_id, "nonce",
 			 hex_string(c->nonce, c->nonce_size), "claims", claims, "manifest",
 			 tp_base64_json(rc->manifest, rc->manifest_size), "evidence", evidence);
@@ -98,8 +102,9 @@ static int open_answer(struct tp_run_cas *rc, json_t *answer, const struct tp_x2
 	    tp_base64_decode(json_string_value(ct), json_string_length(ct), &body, &size) < 0 ||
 	    size < TP_GCM_TAG_SIZE || !(in = malloc(TP_X25519_SIZE + size)) ||
 	    tp_unhex(eph, in, TP_X25519_SIZE) < 0) {
-		tp_error("run: --cas: the CAS's answer holds no sealed secrets "
-			 "({\"sealed\": {\"ephemeral\", \"ciphertext\"}})");
+		tp_error("%s: --cas: the CAS's answer holds no sealed secrets "
+			 "({\"sealed\": {\"ephemeral\", \"ciphertext\"}})",
+			 rc->who);
 		goto out;
 	}
 	memcpy(in + TP_X25519_SIZE, body, size);
@@ -111,14 +116,15 @@ static int open_answer(struct tp_run_cas *rc, json_t *answer, const struct tp_x2
 		goto out;
 	}
 	if ((r = tp_seal_open(k, c->nonce, c->nonce_size, in, in_size, plain)) < 0) {
-		tp_error("run: --cas: the CAS's sealed answer does not open with this run's key "
+		tp_error("%s: --cas: the CAS's sealed answer does not open with this run's key "
 			 "and nonce: %s",
+			 rc->who,
 			 r == -ENOMEM ? "out of memory" : "sealed to another key, or changed");
 		goto out;
 	}
 	if (tp_cas_secrets_parse((const char *)plain, in_size - TP_SEAL_OVERHEAD, &rc->secrets, err,
 				 sizeof(err)) < 0) {
-		tp_error("run: --cas: the secrets of %s: %s", rc->config_id, err);
+		tp_error("%s: --cas: the secrets of %s: %s", rc->who, rc->config_id, err);
 		goto out;
 	}
 	code = 0;
@@ -174,27 +180,34 @@ int tp_run_cas_fetch(struct tp_run_cas *rc, const char *path)
 	char err[256];
 	int code;
 
-	if ((code = tp_attest_mode("run: --cas", rc->mode, &mode)) != 0)
+	char tag[32];
+
+	if (!rc->who)
+		rc->who = "run";
+	snprintf(tag, sizeof(tag), "%s: --cas", rc->who);
+	if ((code = tp_attest_mode(tag, rc->mode, &mode)) != 0)
 		return code;
 	rc->mode = mode; /* as decided: "sim" or "hw" */
 	if (tp_crypto_load(err, sizeof(err)) < 0 || tp_cas_load(err, sizeof(err)) < 0) {
-		tp_error("run: --cas: %s", err);
+		tp_error("%s: --cas: %s", rc->who, err);
 		return TP_EXIT_INTERNAL;
 	}
 	snprintf(c.mode, sizeof(c.mode), "%s", mode);
+	c.debug = rc->debug;
 	/* no core dump holds the key or what it opens (not PR_SET_DUMPABLE: the
 	 * sandbox's unprivileged id maps need it) */
 	tp_secret_no_core(false);
 	if ((code = measure(rc, path, &c)) != 0 ||
-	    (code = tp_attest_runtime("run: --cas", rc->engine, c.runtime)) != 0)
+	    (code = tp_attest_runtime(tag, rc->engine, c.runtime)) != 0)
 		return code;
+	memcpy(rc->runtime, c.runtime, sizeof(rc->runtime));
 	if (!(k = tp_x25519_generate())) {
-		tp_error("run: --cas: cannot make an X25519 key");
+		tp_error("%s: --cas: cannot make an X25519 key", rc->who);
 		return TP_EXIT_INTERNAL;
 	}
 	tp_x25519_public(k, c.pubkey);
 	if ((code = challenge(rc, &c)) == 0 &&
-	    (code = tp_attest_evidence("run: --cas", &c, &opts, &ev)) == 0 &&
+	    (code = tp_attest_evidence(tag, &c, &opts, &ev)) == 0 &&
 	    (code = call(rc, "/v1/attest", attest_body(rc, &c, &ev), &answer)) == 0)
 		code = open_answer(rc, answer, k, &c);
 	json_decref(answer);

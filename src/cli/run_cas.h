@@ -14,21 +14,24 @@
 struct tp_run_cas {
 	/* in */
 	const char *url, *fingerprint, *config_id;
+	const char *who;	 /* the command, for messages: "run" (NULL), "shell" */
 	const char *mode;	 /* "sim", "hw" or "auto" */
 	struct tp_snp_given snp; /* --snp-vcek, --snp-chain: else the host's */
+	bool debug; /* a debug run (teepy shell APP.tpy): its claims and evidence say so */
 	/* out: what was attested, which the bundle the runner opens must be */
 	char *manifest; /* the canonical manifest's bytes (malloc'd) */
 	size_t manifest_size;
-	uint8_t pubkey[32]; /* the bundle signer's Ed25519 key */
+	uint8_t pubkey[32];  /* the bundle signer's Ed25519 key */
+	uint8_t runtime[32]; /* the runtime measurement claimed (teepy-shell's for a shell) */
 	struct tp_cas_secrets secrets;
 	enum tp_engine engine; /* the bundle's: the runtime measured is its _teepy's */
 };
 
 /* Measures the bundle at path as teepy inspect does, makes an ephemeral X25519 key
  * (locked memory), asks the CAS for a challenge, makes evidence of the claims (as
- * teepy attest does), sends it with the manifest, and opens the sealed answer into
- * rc->secrets. Returns an exit code (one line said: ATTESTATION_DENIED with the CAS's
- * reason for a denial) or 0. */
+ * teepy attest does; a debug run's with its claim debug), sends it with the manifest, and opens the
+ * sealed answer into rc->secrets. Returns an exit code (one line said: ATTESTATION_DENIED with the
+ * CAS's reason for a denial) or 0. */
 int tp_run_cas_fetch(struct tp_run_cas *rc, const char *path);
 
 /* Whether the bundle the runner opened is the one attested: its manifest and

@@ -231,10 +231,10 @@ int tp_shell_main(int argc, char **argv)
 	if (opts.wsgi)
 		tp_error("shell: --wsgi serves a script's application; teepy shell runs no script "
 			 "(give --listen, and serve from the prompt: teex.serve_wsgi(app))");
-	else if (opts.script)
-		tp_error("shell: unexpected argument '%s' (teepy shell runs no script; a bundle's "
-			 "shell is not supported yet)",
-			 opts.script);
+	else if (opts.script && opts.script_args.count)
+		tp_error("shell: unexpected argument '%s' after the bundle (a shell runs no "
+			 "entry: sys.argv is [''])",
+			 opts.script_args.items[0]);
 	else if (opts.input_file && strcmp(opts.input_file, "-") == 0)
 		tp_error("shell: --input-file -: stdin is the shell's terminal (name a file)");
 	else if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))

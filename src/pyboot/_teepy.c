@@ -1337,13 +1337,20 @@ static PyObject *shell_prompt(PyObject *self, PyObject *arg)
 static PyMethodDef shell_prompt_def = { "prompt", shell_prompt, METH_O,
 					"The next line from the person at teepy shell." };
 
-/* code.InteractiveConsole in __main__'s namespace, as python3's own prompt: its lines,
- * and input()'s, come from prompt; stdout is line-buffered, as on a terminal, and
- * both streams are flushed before each prompt, so what a statement printed is shown
- * before the next one is asked for. SystemExit (exit()) ends it as it ends python3. */
+/* python3's own prompt in __main__'s namespace, written with builtins and sys alone:
+ * a sealed root holds only its manifest's files, and the stdlib's console (code,
+ * codeop, traceback, linecache, tokenize, re, ...) is rarely among them; nothing is
+ * added to a root for it, so a shell sees a bundle's root as its service does. The
+ * rules are codeop's, by the interpreter's version (3.11 says "incomplete input"
+ * itself; before, source + "\n" and + "\n\n" are compared), __future__ statements
+ * stay in force, and errors are shown by sys.excepthook without the console's frame,
+ * as code.InteractiveConsole shows them. Its lines, and input()'s, come from prompt;
+ * stdout is line-buffered, as on a terminal, and both streams are flushed before each
+ * prompt, so what a statement printed is shown before the next one is asked for.
+ * SystemExit (exit()) ends it as it ends python3. note: the banner's last line. */
 static const char shell_text[] =
-    "def shell(prompt, main):\n"
-    "    import builtins, code, sys\n"
+    "def shell(prompt, main, note):\n"
+    "    import builtins, sys\n"
     "    try:\n"
     "        sys.stdout.reconfigure(line_buffering=True)\n"
     "    except Exception:\n"
@@ -1358,21 +1365,100 @@ static const char shell_text[] =
     "        if line is None:\n"
     "            raise EOFError\n"
     "        return line\n"
-    "    class Console(code.InteractiveConsole):\n"
-    "        def raw_input(self, prompt=''):\n"
-    "            return ask(prompt)\n"
+    "    # codeop's rules, by the interpreter's version: 3.11 tells incomplete input\n"
+    "    # itself; before, two compiles with more newlines are compared\n"
+    "    new = sys.version_info >= (3, 11)\n"
+    "    flags = 0x200 | (0x4000 if new else 0)\n"
+    "    features = 0\n"
+    "    def build(text):\n"
+    "        nonlocal features\n"
+    "        code = compile(text, '<stdin>', 'single', flags | features, True)\n"
+    "        features |= code.co_flags & 0x1fe0000  # __future__ statements stay in force\n"
+    "        return code\n"
+    "    def take(source):\n"
+    "        \"\"\"(code, None), (None, None) when more lines are needed, or (None, the\n"
+    "        SyntaxError to show)\"\"\"\n"
+    "        for line in source.split('\\n'):\n"
+    "            line = line.strip()\n"
+    "            if line and line[0] != '#':\n"
+    "                break\n"
+    "        else:\n"
+    "            source = 'pass'\n"
+    "        try:\n"
+    "            return build(source), None\n"
+    "        except SyntaxError as e:\n"
+    "            err = e\n"
+    "        try:\n"
+    "            build(source + '\\n')\n"
+    "            return None, None\n"
+    "        except SyntaxError as e:\n"
+    "            if new and 'incomplete input' not in str(e):\n"
+    "                return None, err\n"
+    "            if new:\n"
+    "                return None, None\n"
+    "            err = e\n"
+    "        try:\n"
+    "            build(source + '\\n\\n')\n"
+    "            return None, None\n"
+    "        except SyntaxError as e:\n"
+    "            return None, err if repr(e) == repr(err) else None\n"
+    "    def show(value, tb):\n"
+    "        \"\"\"as python3 shows it: the console's own frame left out\"\"\"\n"
+    "        value.__traceback__ = tb\n"
+    "        sys.last_type, sys.last_value, sys.last_traceback = type(value), value, tb\n"
+    "        sys.excepthook(type(value), value, tb)\n"
     "    builtins.input = ask\n"
-    "    Console(main.__dict__, '<stdin>').interact(\n"
-    "        'Python %s on %s\\n'\n"
-    "        'Type \"help\", \"copyright\", \"credits\" or \"license\" for more information.\\n'\n"
-    "        'teepy shell: this prompt runs inside the sandbox; Ctrl-D leaves.'\n"
-    "        % (sys.version, sys.platform), '')\n";
+    "    for name, text in (('ps1', '>>> '), ('ps2', '... ')):\n"
+    "        if not hasattr(sys, name):\n"
+    "            setattr(sys, name, text)\n"
+    "    sys.stderr.write('Python %s on %s\\n'\n"
+    "                     'Type \"help\", \"copyright\", \"credits\" or \"license\" for more "
+    "information.\\n'\n"
+    "                     '%s\\n' % (sys.version, sys.platform, note))\n"
+    "    lines = []\n"
+    "    while True:\n"
+    "        try:\n"
+    "            try:\n"
+    "                line = ask(sys.ps2 if lines else sys.ps1)\n"
+    "            except EOFError:\n"
+    "                sys.stderr.write('\\n')\n"
+    "                return\n"
+    "            lines.append(line)\n"
+    "            try:\n"
+    "                code, err = take('\\n'.join(lines))\n"
+    "            except (OverflowError, ValueError) as e:\n"
+    "                code, err = None, e\n"
+    "            if err is not None:\n"
+    "                lines = []\n"
+    "                show(err, None)\n"
+    "                err = None\n"
+    "                continue\n"
+    "            if code is None:\n"
+    "                continue\n"
+    "            lines = []\n"
+    "            try:\n"
+    "                exec(code, main.__dict__)\n"
+    "            except SystemExit:\n"
+    "                raise\n"
+    "            except BaseException as e:\n"
+    "                show(e, e.__traceback__.tb_next)\n"
+    "                e = None\n"
+    "        except KeyboardInterrupt:\n"
+    "            sys.stderr.write('\\nKeyboardInterrupt\\n')\n"
+    "            lines = []\n";
 
 /* The console as the service: its end as a STATUS frame and *status. Returns None, or
  * NULL when the runtime itself failed. */
 static PyObject *run_shell(int *status)
 {
 	PyObject *main = PyModule_New("__main__"), *prompt = NULL, *args = NULL, *fn = NULL;
+	/* a bundle's shell is a debug run (docs/cli.md): said before the first prompt */
+	const char *note = sealed_run ?
+			       "teepy shell: a DEBUG run in a bundle's sealed root (only "
+			       "its manifest's files; any evidence of it says debug); Ctrl-D "
+			       "leaves." :
+			       "teepy shell: this prompt runs inside the sandbox; Ctrl-D "
+			       "leaves.";
 	PyObject *result = NULL;
 	char name[128] = "";
 	uint32_t kind = TP_STATUS_OK;
@@ -1381,7 +1467,8 @@ static PyObject *run_shell(int *status)
 	    PyDict_SetItemString(PyModule_GetDict(main), "__builtins__", PyEval_GetBuiltins()) <
 		0 ||
 	    !(prompt = PyCFunction_New(&shell_prompt_def, NULL)) ||
-	    !(args = PyTuple_Pack(2, prompt, main)) || !(fn = define_text(shell_text, "shell")))
+	    !(args = Py_BuildValue("(OOs)", prompt, main, note)) ||
+	    !(fn = define_text(shell_text, "shell")))
 		goto out;
 	result = PyObject_Call(fn, args, NULL);
 	*status = 0;

@@ -1055,11 +1055,6 @@ int tp_plan_open(struct tp_invocation *inv, struct tp_outcome *out)
 				      "(rebuild with make)",
 				      TP_REAPER_PROGRAM, TP_RUNTIME_INSTALL_DIR);
 	inv->limits = cfg->limits;
-	if (cfg->is_bundle && cfg->shell.read_line)
-		return tp_runner_fail(out, TP_END_CONFIG,
-				      "%s: a bundle's shell is not supported yet (teepy shell runs "
-				      "unsealed)",
-				      cfg->script);
 	if (cfg->is_bundle)
 		return open_sealed(inv, out);
 	inv->processes = cfg->allow_processes;
@@ -1199,10 +1194,13 @@ int tp_plan_boot(const struct tp_invocation *inv, uint8_t **data, size_t *size)
 	const struct tp_run_config *cfg = inv->cfg;
 	const struct tp_bpf *stage2 =
 	    cfg->zygote ? &tp_seccomp_stage2_zygote : &tp_seccomp_stage2_of[tp_seccomp_policy(inv)];
-	const struct tp_strlist *argv = inv->sealed ? &inv->bundle.manifest.argv : NULL;
+	/* a shell runs no entry: sys.argv is [''], as at python3's prompt, in a bundle's
+	 * root too (its signed argv is its entry's) */
+	bool shell = cfg->shell.read_line != NULL;
+	const struct tp_strlist *argv = inv->sealed && !shell ? &inv->bundle.manifest.argv : NULL;
 	const struct tp_strlist *signed_preload =
 	    inv->sealed ? &inv->bundle.manifest.preload : NULL;
-	size_t args = count_of(cfg->args);
+	size_t args = shell ? 0 : count_of(cfg->args);
 	size_t argc = 1 + (argv ? argv->count : 0) + args;
 	size_t preload_count = signed_preload ? signed_preload->count : count_of(cfg->preload);
 	size_t n = 0;
@@ -1212,7 +1210,7 @@ int tp_plan_boot(const struct tp_invocation *inv, uint8_t **data, size_t *size)
 
 	if (!items)
 		return -ENOMEM;
-	items[n++] = inv->entry;
+	items[n++] = shell ? "" : inv->entry;
 	for (size_t i = 0; argv && i < argv->count; i++)
 		items[n++] = argv->items[i];
 	for (size_t i = 0; i < args; i++)
@@ -1259,7 +1257,7 @@ int tp_plan_boot(const struct tp_invocation *inv, uint8_t **data, size_t *size)
 		.zygote = cfg->zygote,
 		.listen = inv->listen,
 		.wsgi = inv->listen && !inv->sealed ? cfg->wsgi : NULL,
-		.shell = cfg->shell.read_line != NULL,
+		.shell = shell,
 		.top = (const char *const *)top.items,
 		.top_count = top.count,
 		.data_count = cfg->data_count,

@@ -170,8 +170,10 @@ struct tp_run_config {
 	 * TP_REPLY_INTERRUPT (Ctrl-C at the prompt), or -errno when no line will come.
 	 * PROMPT is refused on any other run. A byte readable at interrupt_fd (-1: none)
 	 * while a statement runs interrupts it: SIGINT to the service, whose Python
-	 * raises KeyboardInterrupt (not the sandbox's end). A bundle's shell is not
-	 * supported yet: the run is refused. */
+	 * raises KeyboardInterrupt (not the sandbox's end). A bundle's shell runs in
+	 * its sealed root as its service would (its sys.path, limits and policy), but
+	 * with sys.argv [''] and no entry run: a debug run, whose caller marks its
+	 * evidence so. */
 	struct {
 		int (*read_line)(void *ctx, struct tp_shell_prompt *p, char **line,
 				 size_t *line_size);

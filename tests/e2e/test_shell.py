@@ -1,5 +1,6 @@
 """`teepy shell` as a person uses it (docs/cli.md): tmux runs it in a real terminal,
 send-keys types, capture-pane reads the screen. As root and as uid 65534."""
+import os
 import re
 import shlex
 import shutil
@@ -9,6 +10,7 @@ import time
 import pytest
 
 from exit_codes import EXIT
+from volumes import own
 
 pytestmark = pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is needed (apt-get install tmux)")
 
@@ -213,7 +215,7 @@ def test_without_a_terminal_it_says_so_in_one_line(as_user, run, tmp):
                            "without one, use teepy run)"], r
     r = run("shell", tmp / "app.tpy")
     assert r.returncode == EXIT.USAGE and len(r.err_lines) == 1, r
-    assert "a bundle's shell is not supported yet" in r.err, r
+    assert "stdin and stdout must be a terminal" in r.err, r
     r = run("shell", "--input-file", "-")
     assert r.returncode == EXIT.USAGE and "stdin is the shell's terminal" in r.err, r
 
@@ -272,3 +274,196 @@ def test_ctrl_z_gives_the_terminal_back_and_fg_takes_it_again(as_user, shell):
     s.keys("C-d")
     s.type('echo "[exit $?]"')
     assert s.exit_code() == EXIT.OK
+
+
+# ---- a bundle's shell: a debug run in its sealed root ----
+
+APP = """
+import teex
+from helper import greeting
+teex.TEEX_return(greeting(teex.TEEX_getinput()))
+"""
+HELPER = """
+def greeting(name):
+    return "hello " + name
+"""
+
+
+@pytest.fixture
+def bundle(teepy, tmp, variant):
+    """A bundle of APP and its helper module, encrypted, built by root (or whoever runs
+    the tests), its key given to the variant's user: (bundle, signer.pub, key file)."""
+    app = tmp / "app"
+    app.mkdir()
+    (app / "svc.py").write_text(APP)
+    (app / "helper.py").write_text(HELPER)
+    app.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
+    for args in (["keygen", "-o", tmp / "signer.key"],
+                 ["build", app / "svc.py", "-o", tmp / "svc.tpy", "--key", tmp / "signer.key",
+                  "--encrypt", "--input", "sample", "--no-cache"]):
+        r = subprocess.run([str(teepy), *map(str, args)], capture_output=True, env=env,
+                           timeout=120)
+        assert r.returncode == EXIT.OK, r
+    own(tmp / "svc.tpy.key", variant)  # its user's alone, as teepy wants of a key
+    return tmp / "svc.tpy", tmp / "signer.pub", tmp / "svc.tpy.key"
+
+
+def test_a_bundles_shell_sees_its_root_and_nothing_else(as_user, shell, bundle, tmp):
+    tpy, trust, key = bundle
+    tmp.write("secret.txt", "a host file the manifest does not name")
+    s = shell(tpy, "--trust", trust, "--bundle-key", key, "--input", "world")
+    text = s.screen()
+    assert "a DEBUG run in a bundle's sealed root" in text and "Ctrl-D leaves" in text, text
+    # the bundle's files, decrypted: its module imports, its sys.path and directory
+    assert s.ask("import helper; helper.greeting('you')") == "'hello you'"
+    assert s.ask("import os, sys; os.getcwd(), sys.path[0], sys.argv") == \
+        "('/app', '/app', [''])"
+    assert s.ask("sorted(os.listdir('/app'))") == "['helper.py', 'svc.py']"
+    # nothing of the host's that the manifest does not name
+    out = s.ask(f"open({str(tmp / 'secret.txt')!r})")
+    assert out.endswith(f"FileNotFoundError: [Errno 2] No such file or directory: "
+                        f"'{tmp / 'secret.txt'}'"), out
+    out = s.ask("import json")  # a stdlib module the sample run never imported
+    assert out.endswith("ModuleNotFoundError: No module named 'json'"), out
+    assert s.ask("import code").endswith("No module named 'code'")  # the console needs none
+    # the console as python3's: blocks, errors without its own frame, teex
+    before = s.prompts()
+    s.type("for c in 'ab':")
+    s.type("    print(c)")
+    s.type("")
+    s.wait_prompts(before + 1)
+    assert s.ask("1/0") == "Traceback (most recent call last):\n" \
+        '  File "<stdin>", line 1, in <module>\nZeroDivisionError: division by zero'
+    assert s.ask("1 +").endswith("SyntaxError: incomplete input")  # as code.py says
+    assert s.ask("import teex; teex.TEEX_return(helper.greeting(teex.TEEX_getinput()))") == "True"
+    s.keys("C-d")
+    assert s.exit_code() == EXIT.OK
+    assert "teepy: the service's result (11 bytes):\nhello world\n" in s.screen()
+
+
+def test_a_bundles_shell_says_it_is_a_debug_run(shell, bundle):
+    tpy, trust, key = bundle
+    s = shell(tpy, "--trust", trust, "--bundle-key", key, "--print-config")
+    text = s.screen()
+    assert "  debug         yes: a shell in the bundle's sealed root, not its entry" in text, text
+    assert re.search(r"^  bundle +\S+svc\.tpy$", text, re.M), text
+    s.keys("C-d")
+    assert s.exit_code() == EXIT.OK
+
+
+def test_a_bundles_shell_is_refused_as_its_run_would_be(run, bundle, tmp, teepy_command,
+                                                      run_cwd):
+    tpy, trust, key = bundle
+    command, env = teepy_command
+    assert run("keygen", "-o", tmp / "other.key").returncode == EXIT.OK
+
+    def ended(*args):
+        s = Shell(command, env, run_cwd, tmp.make_sibling("tmux") / "socket", args)
+        try:
+            return s.exit_code(), s.screen()
+        finally:
+            s.close()
+
+    # no key: the encrypted bundle stops before a prompt, as teepy run does
+    code, text = ended(tpy, "--trust", trust)
+    assert code == EXIT.KEY_MISSING and ">>>" not in text, text
+    code, text = ended(tpy, "--trust", tmp / "other.pub", "--bundle-key", key)
+    assert code == EXIT.BUNDLE and ">>>" not in text, text
+    # a script is no bundle; nor are arguments after one
+    code, text = ended(tmp / "app" / "svc.py")
+    assert code == EXIT.USAGE and "is not a bundle: teepy shell runs no script" in text, text
+    code, text = ended(tpy, "--trust", trust, "--", "x")
+    assert code == EXIT.USAGE and "unexpected argument 'x' after the bundle" in text, text
+
+
+# ---- a bundle's shell with keys from a CAS: its evidence says debug ----
+
+def test_a_cas_releases_a_shells_keys_only_where_debug_is_tolerated(as_user, teepy, tmp,
+                                                                  teepy_command, run_cwd,
+                                                                  bundle):
+    """The real CAS (teepy cas): a policy that does not tolerate debug denies the shell
+    of the bundle its key, and says why in its audit log; one that does releases it."""
+    from test_cas_client import RealCas  # noqa: E402 (the CAS the client tests start)
+    import base64
+    import json
+
+    tpy, trust, key_file = bundle
+    command, env = teepy_command
+    direct = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
+
+    def teepy_run(*args, env=direct):
+        r = subprocess.run([str(teepy), *map(str, args)], capture_output=True, env=env,
+                           timeout=120)
+        assert r.returncode == EXIT.OK, r
+        return r.stdout.decode()
+
+    home = tmp.make_sibling("home")
+    own(home, as_user)
+    penv = {"TEEPY_PLATFORM_KEY": str(home / "platform.key")} if as_user == "root" else \
+        {"HOME": str(home)}
+    p = subprocess.run([*command, "platform", "init"], capture_output=True, timeout=60,
+                       env={**{k: v for k, v in env.items() if k != "XDG_DATA_HOME"}, **penv})
+    assert p.returncode == EXIT.OK, p
+    platform = re.search(r"^public\s+([0-9a-f]{64})$", p.stdout.decode(), re.M).group(1)
+    app = json.loads(teepy_run("inspect", tpy, "--json"))["app"]
+    bundle_key = open(key_file).read().split("\n")[1]
+    os.remove(key_file)  # the shell gets it from the CAS or not at all
+    teepy_run("keygen", "-o", tmp / "owner.key")
+
+    def policy(tolerate, runtime):
+        return {"name": "mysvc", "services": {"main": {
+            "app": [app], "runtime": [runtime], "tolerate": tolerate,
+            "platform_keys": [platform], "secrets": ["app_key"]}},
+            "secrets": {"app_key": {"kind": "bundle_key", "value": base64.b64encode(
+                bytes.fromhex(bundle_key)).decode()}}}
+
+    cas = RealCas(teepy, str(tmp.make_sibling("cas")))
+    try:
+        at = ["--cas", cas.url, "--cas-fingerprint", cas.fingerprint]
+        f = tmp.write("mysvc.json", json.dumps(policy(["sim"], "bb" * 32)))
+        teepy_run("policy", "create", f, *at, "--owner", tmp / "owner.key")
+        shell_env = {**env, **penv}
+        args = (tpy, "--trust", trust, *at, "--config-id", "mysvc/main", "--input", "world")
+
+        # no debug tolerated: denied, exit 11, the CAS's reason; no prompt
+        s = Shell(command, shell_env, run_cwd, tmp.make_sibling("tmux") / "socket", args)
+        try:
+            assert s.exit_code() == EXIT.ATTESTATION_DENIED, s.screen()
+            text = s.screen()
+        finally:
+            s.close()
+        assert "teepy: shell: the CAS denied mysvc/main: a debug run (teepy shell) is not " \
+            "tolerated by mysvc/main (HTTP 403 denied)" in text, text
+        assert ">>>" not in text, text
+        runtime = re.search(r"its runtime measurement is ([0-9a-f]{64}) \(teepy-shell's\)",
+                            text).group(1)
+        last = cas.audit()[-1]
+        assert (last["op"], last["subject"], last["outcome"]) == \
+            ("attest", "mysvc/main", "denied"), last
+        assert last["reason"] == "a debug run (teepy shell) is not tolerated by mysvc/main"
+
+        # debug tolerated (and the shell's runtime listed): the key is released
+        f.write_text(json.dumps(policy(["sim", "debug"], runtime)))
+        teepy_run("policy", "update", "mysvc", f, *at, "--owner", tmp / "owner.key")
+        s = Shell(command, shell_env, run_cwd, tmp.make_sibling("tmux") / "socket", args)
+        try:
+            s.wait(r"^>>> ?$")
+            assert "a DEBUG run in a bundle's sealed root" in s.screen()
+            assert s.ask("import helper, teex; helper.greeting(teex.get_input())") == \
+                "'hello world'"
+            s.keys("C-d")
+            assert s.exit_code() == EXIT.OK
+        finally:
+            s.close()
+        last = cas.audit()[-1]
+        assert (last["op"], last["outcome"]) == ("attest", "released"), last
+        # a run of the same bundle is no debug run: its evidence says nothing of debug,
+        # and its runtime (teepy's) is not the shell's, so this policy denies it
+        r = subprocess.run([*command, "run", tpy, "--trust", trust, *at, "--config-id",
+                            "mysvc/main", "--input", "x"], capture_output=True, timeout=120,
+                           env=shell_env, cwd=run_cwd)
+        assert r.returncode == EXIT.ATTESTATION_DENIED, r
+        assert b"runtime" in r.stderr and b"is not in policy mysvc/main" in r.stderr, r
+    finally:
+        cas.close()

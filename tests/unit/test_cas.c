@@ -478,6 +478,8 @@ struct attempt {
 	const char *manifest_b64; /* or NULL */
 	int64_t now;
 	const uint8_t *nonce; /* reuse this nonce, or NULL for a new one */
+	bool debug;	      /* a debug run's evidence (version 2, bound) */
+	int claim_debug;      /* the request's claims.debug: 0 as debug, 1 false, 2 true, 3 "yes" */
 };
 
 /* An attest request with sim evidence; the answer's status and body; the runtime's key
@@ -499,6 +501,7 @@ static unsigned attest(struct fixture *f, const struct attempt *at, uint8_t used
 	memcpy(c.app, at->app ? at->app : f->app, 32);
 	memcpy(c.signer, at->signer ? at->signer : f->signer, 32);
 	tp_x25519_public(k, c.pubkey);
+	c.debug = at->debug;
 	size = tp_sim_write(&c, at->platform ? at->platform : f->platform, ev);
 	CHECK(size > 0);
 	if (at->flip >= 0)
@@ -513,6 +516,12 @@ static unsigned attest(struct fixture *f, const struct attempt *at, uint8_t used
 		      hex32(c.runtime), "app", hex32(c.app), "signer", hex32(c.signer), "pubkey",
 		      hex32(c.pubkey), "evidence", "type", "sim", "data", data);
 	free(data);
+	if (at->claim_debug ? at->claim_debug == 2 : at->debug)
+		json_object_set_new(json_object_get(req, "claims"), "debug", json_true());
+	else if (at->claim_debug == 1)
+		json_object_set_new(json_object_get(req, "claims"), "debug", json_false());
+	else if (at->claim_debug == 3)
+		json_object_set_new(json_object_get(req, "claims"), "debug", json_string("yes"));
 	if (at->manifest_b64)
 		json_object_set_new(req, "manifest", json_string(at->manifest_b64));
 	unsigned st = call(f, "POST", "/v1/attest", req, at->now ? at->now : NOW, body);
@@ -742,6 +751,48 @@ static void test_sim_evidence_needs_a_policy_that_tolerates_it(void)
 	CHECK(create(&f, hw_only_doc(&f), f.owner, NULL) == 201);
 	struct attempt at = { .flip = -1 };
 	expect_denied(&f, &at, "sim evidence is not tolerated by mysvc/main");
+	fixture_close(&f);
+}
+
+/* A debug run's evidence (teepy shell in a bundle's root) gets keys only from a service
+ * that tolerates "debug"; the claim is bound, so it cannot be dropped or added. */
+static void test_a_debug_run_needs_a_policy_that_tolerates_debug(void)
+{
+	struct fixture f;
+	json_t *body;
+
+	NEED_CRYPTO();
+	if (!fixture_open(&f)) {
+		CHECK(false);
+		return;
+	}
+	json_t *doc = policy_doc("mysvc", f.app, f.runtime, f.platform_pub);
+	char hash[65];
+	CHECK(create(&f, json_incref(doc), f.owner, hash) == 201);
+	struct attempt at = { .flip = -1, .debug = true };
+	expect_denied(&f, &at, "a debug run (teepy shell) is not tolerated by mysvc/main");
+	/* the claim left out of the request, or said false: the evidence binds it */
+	at.claim_debug = 1;
+	expect_denied(&f, &at, "report data does not match the claims");
+	at = (struct attempt){ .flip = -1, .claim_debug = 2 }; /* a run claiming debug */
+	expect_denied(&f, &at, "report data does not match the claims");
+	at = (struct attempt){ .flip = -1, .claim_debug = 1 }; /* false is a run */
+	CHECK(attest(&f, &at, NULL, NULL, &body) == 200);
+	json_decref(body);
+	/* anything but true or false is no claim */
+	at = (struct attempt){ .flip = -1, .claim_debug = 3 };
+	CHECK(attest(&f, &at, NULL, NULL, &body) == 400);
+	CHECK(strstr(message(body), "claims.debug: not true or false") != NULL);
+	json_decref(body);
+	/* a service that tolerates debug releases its keys to it */
+	json_t *svc = json_object_get(json_object_get(doc, "services"), "main");
+	json_array_append_new(json_object_get(svc, "tolerate"), json_string("debug"));
+	CHECK(update(&f, doc, hash, f.owner, NULL, &body) == 200);
+	json_decref(body);
+	at = (struct attempt){ .flip = -1, .debug = true };
+	CHECK(attest(&f, &at, NULL, NULL, &body) == 200);
+	CHECK(json_object_get(body, "sealed") != NULL);
+	json_decref(body);
 	fixture_close(&f);
 }
 
@@ -1132,6 +1183,7 @@ TESTS(cas_tests) = {
 	{ "cas_nonce_not_marked_is_not_taken", test_a_nonce_not_marked_used_is_not_taken },
 	{ "cas_no_release_without_audit_row", test_no_release_without_its_audit_row },
 	{ "cas_sim_needs_toleration", test_sim_evidence_needs_a_policy_that_tolerates_it },
+	{ "cas_debug_run_needs_toleration", test_a_debug_run_needs_a_policy_that_tolerates_debug },
 	{ "cas_signer_rule", test_signer_rule_checks_product_and_security_version },
 	{ "cas_bad_requests_get_4xx", test_bad_requests_get_4xx },
 	{ "cas_json_errors_do_not_quote", test_json_errors_do_not_quote_the_text },

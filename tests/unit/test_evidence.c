@@ -65,6 +65,36 @@ static void test_report_data_is_the_documented_encoding(void)
 	CHECK(tp_report_data(&c, rd) == -EINVAL);
 }
 
+static void test_a_debug_runs_report_data_binds_the_field_debug_last(void)
+{
+	/* the same, with b"debug" a seventh field */
+	static const char debug[] =
+	    "278e460a6fdff9f3dcff509eea73f8bcb15cbd486df770fcfa0bcba16fdb91dc48fa44213402a4137509a0"
+	    "87a27428d1c9b8e72bef5311034d03209cbab74aed";
+	struct tp_claims c = vector_claims("sim");
+	uint8_t rd[TP_REPORT_DATA_SIZE];
+	char hex[2 * TP_REPORT_DATA_SIZE + 1];
+
+	NEED_CRYPTO();
+	c.debug = true;
+	CHECK(tp_report_data(&c, rd) == 0);
+	tp_hex(rd, sizeof(rd), hex);
+	CHECK_STR(hex, debug);
+	/* and a run's is as it was: the vector above */
+	c.debug = false;
+	CHECK(tp_report_data(&c, rd) == 0);
+	tp_hex(rd, sizeof(rd), hex);
+	CHECK(strncmp(hex, "274c6dfb4e6384cc", 16) == 0);
+	/* the claims' JSON says debug only when so: a run's reads as it always has */
+	json_t *j = tp_claims_json(&c);
+	CHECK(json_object_get(j, "debug") == NULL && json_object_size(j) == 6);
+	json_decref(j);
+	c.debug = true;
+	j = tp_claims_json(&c);
+	CHECK(json_is_true(json_object_get(j, "debug")));
+	json_decref(j);
+}
+
 static void test_x25519_keys_are_new_each_time(void)
 {
 	struct tp_x25519 *a, *b;
@@ -197,6 +227,18 @@ static void test_sim_evidence_round_trip_and_what_it_binds(void)
 	CHECK(tp_sim_parse(ev, (size_t)n, &e, err, sizeof(err)) == 0);
 	CHECK(tp_sim_verify(&e, trusted + 1, 1, NULL, &res) == -EBADMSG);
 	CHECK_STR(tp_test_failed_names(&res), "platform_key");
+	/* a debug run's: version 2, its flag after the version, bound as its claim */
+	c.debug = true;
+	n = tp_sim_write(&c, k, ev);
+	CHECK(n == (int)(TP_SIM_FIXED_SIZE + 1 + 16));
+	CHECK(ev[TP_SIM_LABEL_SIZE + 1] == 2 && ev[TP_SIM_LABEL_SIZE + 2] == TP_SIM_FLAG_DEBUG);
+	CHECK(tp_sim_parse(ev, (size_t)n, &e, err, sizeof(err)) == 0);
+	CHECK(e.version == 2 && e.claims.debug);
+	CHECK(memcmp(&e.claims, &c, sizeof(c)) == 0);
+	CHECK(tp_sim_verify(&e, trusted, 2, NULL, &res) == 0);
+	/* its flags cannot say anything else */
+	ev[TP_SIM_LABEL_SIZE + 2] = 0;
+	CHECK(tp_sim_parse(ev, (size_t)n, &e, err, sizeof(err)) == -EINVAL);
 	c.nonce_size = 0;
 	CHECK(tp_sim_write(&c, k, ev) == -EINVAL);
 out:
@@ -206,7 +248,7 @@ out:
 
 /* Every byte changed: refused, by the parser (label, version, nonce size) or by a
  * check; every length cut short and one byte more refused by the parser. */
-static void test_sim_evidence_any_byte_changed_or_cut_is_refused(void)
+static void any_byte_changed_or_cut_is_refused(bool debug)
 {
 	uint8_t pub[TP_ED25519_PUB_SIZE], ev[TP_SIM_MAX_SIZE + 1];
 	struct tp_key *k;
@@ -221,6 +263,7 @@ static void test_sim_evidence_any_byte_changed_or_cut_is_refused(void)
 		CHECK(false);
 		return;
 	}
+	c.debug = debug;
 	n = tp_sim_write(&c, k, ev);
 	CHECK(n > 0);
 	for (int i = 0; i < n; i++) {
@@ -242,14 +285,22 @@ static void test_sim_evidence_any_byte_changed_or_cut_is_refused(void)
 		CHECK(tp_sim_parse(ev, (size_t)size, &e, err, sizeof(err)) < 0);
 	ev[n] = 0;
 	CHECK(tp_sim_parse(ev, (size_t)n + 1, &e, err, sizeof(err)) == -EINVAL);
-	ev[TP_SIM_LABEL_SIZE + 1] = 2;
+	ev[TP_SIM_LABEL_SIZE + 1] = 3;
 	CHECK(tp_sim_parse(ev, (size_t)n, &e, err, sizeof(err)) == -EPROTONOSUPPORT);
-	CHECK(strstr(err, "version 2") != NULL);
+	CHECK(strstr(err, "version 3") != NULL);
 	tp_key_free(k);
+}
+
+static void test_sim_evidence_any_byte_changed_or_cut_is_refused(void)
+{
+	any_byte_changed_or_cut_is_refused(false);
+	any_byte_changed_or_cut_is_refused(true); /* a debug run's, version 2 */
 }
 
 TESTS(evidence_tests) = {
 	{ "report_data_is_the_documented_encoding", test_report_data_is_the_documented_encoding },
+	{ "a_debug_runs_report_data_binds_the_field_debug_last",
+	  test_a_debug_runs_report_data_binds_the_field_debug_last },
 	{ "x25519_keys_are_new_each_time", test_x25519_keys_are_new_each_time },
 	{ "seal_opens_only_with_the_recipients_key_and_unchanged",
 	  test_seal_opens_only_with_the_recipients_key_and_unchanged },
