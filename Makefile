@@ -11,9 +11,9 @@ DEB_PACKAGES := gcc libc6-dev make meson ninja-build pkg-config python3 python3-
 	libseccomp-dev libssl-dev libjansson-dev libcurl4-openssl-dev python3-pytest python3-numpy util-linux \
 	clang libclang-rt-14-dev clang-format gzip python3-hypothesis libpython3.11-testsuite \
 	python3-venv python3-pip python3-setuptools python3-wheel libmicrohttpd-dev libsqlite3-dev \
-	openssl python3-cryptography libedit-dev tmux
+	openssl python3-cryptography libedit-dev tmux pypy3 pypy3-dev
 
-.PHONY: all deps build demo check check-format check-landlock check-reproducible test-unit test-e2e test-compat check-asan check-kernel fuzz fuzz-campaign compat bench bench-cas bench-worker format clean
+.PHONY: all deps build demo check check-format check-landlock check-pypy check-reproducible test-unit test-e2e test-compat check-asan check-kernel fuzz fuzz-campaign compat bench bench-cas bench-worker bench-engines format clean
 
 all: build
 
@@ -79,6 +79,7 @@ check: build
 	TEEPY_BIN=$(abspath $(BUILD))/teepy $(PY) -m pytest -c tests/pytest.ini tests
 	$(MAKE) --no-print-directory test-compat
 	$(MAKE) --no-print-directory check-landlock
+	$(MAKE) --no-print-directory check-pypy
 	$(MAKE) --no-print-directory check-asan
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 	$(MAKE) --no-print-directory check-reproducible
@@ -160,6 +161,12 @@ bench-cas: build
 bench-worker: build
 	$(PY) bench/worker --teepy $(BUILD)/teepy
 
+# The engines (issue 17): bench/compute.py's CPU-bound kinds (numpy aside) on CPython
+# and on PyPy, natively and inside teepy (--engine), interleaved in one run (about
+# 1.5 minutes; `bench/engines --quick` about 20 s).
+bench-engines: build
+	$(PY) bench/engines --teepy $(BUILD)/teepy
+
 # The suites on Debian 12's own kernel (6.1: Landlock ABI 2, pure cgroup v2 with memory
 # and pids, a delegated subtree for uid 65534), booted under qemu: software emulation
 # (TCG), or KVM where /dev/kvm opens. The kernel package (linux-image-amd64's) is
@@ -187,6 +194,13 @@ check-landlock: deps
 		tests/hostile -q -p no:cacheprovider $(LANDLOCK_IGNORE) \
 		-k "not test_everyday or zone_database or pth_import_line"
 
+# The hostile suite with every service on PyPy (teepy run --engine pypy3): the
+# fixtures hand teepy TEEPY_ENGINE=pypy3 (tests/engine.py), so scripts and builds'
+# sample runs run on PyPy, in the same sandbox (about 2.5 minutes here).
+check-pypy: build
+	TEEPY_TEST_ENGINE=pypy3 TEEPY_BIN=$(abspath $(BUILD))/teepy $(PY) -m pytest -c tests/pytest.ini \
+		tests/hostile tests/e2e/test_engine.py -q -p no:cacheprovider
+
 # What runs no sandbox (evidence, the CAS, the docs against --help, data items and
 # exit codes), what runs it through the runner library as teepy run does (the
 # worker, its sealed invocations and reused processes), a server's serving over
@@ -204,7 +218,7 @@ LANDLOCK_IGNORE := --ignore=tests/e2e/test_attest_verify.py \
 	--ignore=tests/e2e/test_listen.py --ignore=tests/e2e/test_exit_codes.py \
 	--ignore=tests/e2e/test_data.py --ignore=tests/e2e/test_teex.py \
 	--ignore=tests/e2e/test_run_sealed_data.py --ignore=tests/e2e/test_alternatives.py \
-	--ignore=tests/e2e/test_shell.py
+	--ignore=tests/e2e/test_shell.py --ignore=tests/e2e/test_engine.py
 
 # The runtime measurement a CAS policy pins: the same commit built at two paths gives
 # the same teepy, _teepy and teepy-reaper (tools/check-reproducible; two builds).

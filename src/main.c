@@ -3,6 +3,7 @@
 #include "cli/exit_codes.h"
 #include "cli/flags.h"
 #include "common/log.h"
+#include "manifest/engine.h"
 #include "sandbox/landlock.h"
 
 #include <fcntl.h>
@@ -168,8 +169,13 @@ int main(int argc, char **argv)
 		}
 		if (r == TP_FLAGS_FLAG && p.flag->id == MAIN_VERSION) {
 			int abi = tp_landlock_abi();
-			printf("teepy %s (runs %s, Python %s; Landlock ABI %d%s)\n", TP_VERSION,
-			       TP_PYTHON_EXE, TP_PYTHON_VERSION, abi > 0 ? abi : 0,
+			const struct tp_engine_build *pypy = tp_engine_built(TP_ENGINE_PYPY);
+			char also[192] = "";
+			if (pypy)
+				snprintf(also, sizeof(also), "; --engine %s runs %s, %s, Python %s",
+					 pypy->word, pypy->exe, pypy->release, pypy->version);
+			printf("teepy %s (runs %s, Python %s%s; Landlock ABI %d%s)\n", TP_VERSION,
+			       TP_PYTHON_EXE, TP_PYTHON_VERSION, also, abi > 0 ? abi : 0,
 			       TP_LANDLOCK_ABI_MAX > 0 ? ", capped by the build" : "");
 			return TP_EXIT_OK;
 		}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import engine
 from exit_codes import EXIT
 from volumes import Place, own
 
@@ -121,6 +122,10 @@ def _base_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
     # no cache of verified roots (a host's /run/teepy stays as it was)
     env["TEEPY_NO_CACHE"] = "1"
+    # make check-pypy: scripts and builds' sample runs on PyPy (the setting, not the
+    # flag: a bundle runs on the engine it was built for)
+    if engine.PYPY:
+        env["TEEPY_ENGINE"] = engine.NAME
     return env
 
 

@@ -4,6 +4,7 @@
 #define TEEPY_CLI_ATTEST_CMD_H
 
 #include "../attest/attest.h"
+#include "../manifest/manifest.h"
 
 #include <limits.h>
 #include <stdbool.h>
@@ -31,8 +32,9 @@ int tp_attest_produce(const struct tp_attest_produce *p);
 
 /* What `teepy attest` and `teepy run --cas` share; WHO starts each line ("attest"). */
 
-/* This teepy's runtime measurement. Returns an exit code (one line said) or 0. */
-int tp_attest_runtime(const char *who, uint8_t out[TP_CLAIM_SIZE]);
+/* This teepy's runtime measurement for a bundle of that engine (its _teepy is the
+ * engine's). Returns an exit code (one line said) or 0. */
+int tp_attest_runtime(const char *who, enum tp_engine engine, uint8_t out[TP_CLAIM_SIZE]);
 
 /* The mode evidence is made in: "sim" or "hw" for mode ("sim", "hw", or "auto" or
  * NULL: hw where configfs-tsm is, else sim; TEEPY_TSM_DIR for tests). Returns an

@@ -10,6 +10,7 @@
 #include "../common/io.h"
 #include "../common/log.h"
 #include "../crypto/crypto.h"
+#include "../manifest/engine.h"
 #include "../manifest/trust.h"
 #include "../pyboot/boot.h"
 
@@ -23,12 +24,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int tp_attest_runtime(const char *who, uint8_t out[TP_CLAIM_SIZE])
+int tp_attest_runtime(const char *who, enum tp_engine engine, uint8_t out[TP_CLAIM_SIZE])
 {
+	const struct tp_engine_build *built = tp_engine_built(engine);
 	char so[PATH_MAX], reaper[PATH_MAX];
-	int r;
+	int r = -ENOENT;
 
-	if ((r = tp_find_runtime(so, sizeof(so))) < 0 ||
+	if (!built || (r = tp_find_engine_runtime(built, so, sizeof(so))) < 0 ||
 	    (r = tp_find_reaper(reaper, sizeof(reaper))) < 0 ||
 	    (r = tp_runtime_measure(so, reaper, TP_BOOT_TEXT, out)) < 0) {
 		tp_error("%s: cannot measure this teepy's runtime: %s (_teepy or teepy-reaper "
@@ -49,7 +51,7 @@ static int claims(const struct tp_attest_produce *p, const char *mode, struct tp
 
 	memset(c, 0, sizeof(*c));
 	snprintf(c->mode, sizeof(c->mode), "%s", mode);
-	if ((code = tp_attest_runtime("attest", c->runtime)) != 0)
+	if ((code = tp_attest_runtime("attest", TP_ENGINE_CPYTHON, c->runtime)) != 0)
 		return code;
 	if ((p->app_hex && (code = tp_flag_hex("attest", "--app", p->app_hex, c->app, TP_CLAIM_SIZE,
 					       TP_CLAIM_SIZE, NULL)) != 0) ||

@@ -15,6 +15,7 @@
 #include "../crypto/crypto.h"
 #include "../manifest/bundle.h"
 #include "../manifest/bundle_file.h"
+#include "../manifest/engine.h"
 #include "../manifest/manifest.h"
 #include "../pfs/pfs.h"
 #include "../trace/elf.h"
@@ -658,12 +659,12 @@ static bool leads_out(const struct build *b, const struct host_source *s)
 
 /* Whether teepy run takes a system file without an --allow: the path named, and
  * where it leads, lie under the system trees (as tp_plan_may_take judges a run). */
-static bool in_system_trees(const char *path, bool processes)
+static bool in_system_trees(const char *path, bool processes, enum tp_engine engine)
 {
 	char real[PATH_MAX];
 
-	return tp_system_tree_covers(path, processes) &&
-	       (!realpath(path, real) || tp_system_tree_covers(real, processes));
+	return tp_system_tree_covers(path, processes, engine) &&
+	       (!realpath(path, real) || tp_system_tree_covers(real, processes, engine));
 }
 
 /* The manifest names its system files, and cannot grant itself host paths: teepy
@@ -680,7 +681,8 @@ static int warn_host_files(const struct build *b)
 	if (!said)
 		return -ENOMEM;
 	for (size_t i = 0; i < m->file_count; i++)
-		said[i] = m->files[i].bundled || in_system_trees(m->files[i].path, processes);
+		said[i] = m->files[i].bundled ||
+			  in_system_trees(m->files[i].path, processes, m->engine.name);
 	for (size_t k = 0; k < b->source_count; k++) {
 		const struct host_source *s = &b->sources[k];
 		const char *first = NULL;
@@ -1190,9 +1192,11 @@ int tp_cmd_build(int argc, char **argv)
 	code = TP_EXIT_USAGE;
 	opts.allow_processes = b.allow_processes;
 
-	/* the bundle records the sample run's limits and policy; the keys no flag sets
-	 * yet (engine, network, ids, trees, encryption) keep today's defaults */
+	/* the bundle records the sample run's limits, policy and engine; the keys no flag
+	 * sets yet (ids, trees, encryption) keep today's defaults */
+	const struct tp_engine_build *engine = tp_engine_built(opts.engine);
 	tp_manifest_init(&b.manifest);
+	tp_manifest_engine_of(engine, &b.manifest.engine);
 	b.manifest.limits = opts.limits;
 	b.manifest.processes = b.allow_processes ? TP_PROCESSES_MANIFEST : TP_PROCESSES_NONE;
 	b.manifest.network =
@@ -1232,9 +1236,10 @@ int tp_cmd_build(int argc, char **argv)
 			    log.paths[i], strerror(-r));
 	}
 	/* the loader (the kernel opens it, no open call is traced), the interpreter, and
-	 * os.py, the landmark by which CPython finds its prefix (os itself is frozen) */
-	if ((r = add_seen(&b, TP_LOADER)) < 0 || (r = add_seen(&b, TP_PYTHON_EXE)) < 0 ||
-	    (r = add_seen(&b, TP_PYTHON_STDLIB "/os.py")) < 0) {
+	 * the landmark by which it finds its prefix: os.py for CPython (os itself is
+	 * frozen), site.py for PyPy */
+	if ((r = add_seen(&b, TP_LOADER)) < 0 || (r = add_seen(&b, engine->exe)) < 0 ||
+	    (r = add_seen(&b, engine->landmark)) < 0) {
 		tp_error("build: the interpreter's files: %s", strerror(-r));
 		code = TP_EXIT_INTERNAL;
 		goto out_paths;

@@ -3,6 +3,7 @@
 #include "commands.h"
 
 #include "../manifest/bundle_file.h"
+#include "../manifest/engine.h"
 #include "../manifest/manifest_json.h"
 #include "../manifest/trust.h"
 #include "../pyboot/boot.h"
@@ -309,7 +310,9 @@ int tp_cmd_inspect(int argc, char **argv)
 	const char *unsupported = r == -ENOTSUP ? err : NULL;
 	tp_hex(bf.app, 32, app);
 	tp_hex(bf.signer, 32, signer);
-	if (tp_find_runtime(runtime_so, sizeof(runtime_so)) == 0 &&
+	/* the runtime that runs it: this teepy with the _teepy of the bundle's engine */
+	const struct tp_engine_build *engine = tp_engine_built(bf.manifest.engine.name);
+	if (engine && tp_find_engine_runtime(engine, runtime_so, sizeof(runtime_so)) == 0 &&
 	    tp_find_reaper(reaper, sizeof(reaper)) == 0 &&
 	    tp_runtime_measure(runtime_so, reaper, TP_BOOT_TEXT, runtime) == 0)
 		tp_hex(runtime, 32, runtime_hex);

@@ -569,8 +569,8 @@ static void print_config(void *observer, const struct tp_invocation *inv)
 				m->file_count);
 		print_cache(&inv->cache);
 	}
-	fprintf(stderr, "  interpreter   %s (Python %s), executed, not embedded\n", TP_PYTHON_EXE,
-		TP_PYTHON_VERSION);
+	fprintf(stderr, "  interpreter   %s (%s, Python %s), executed, not embedded\n",
+		inv->engine->exe, inv->engine->release, inv->engine->version);
 	fprintf(stderr, "  runtime       %s\n", inv->runtime_so);
 	if (run->cas_on)
 		fprintf(
@@ -804,6 +804,8 @@ static int make_config(struct cli_run *run)
 		.allow = run->allow,
 		.pythonpath = run->pythonpath,
 		.allow_site_packages = o->allow_site_packages,
+		.engine = o->engine,
+		.engine_given = o->engine_given,
 		.venv = o->venv,
 		.allow_processes = o->allow_processes,
 		.env = run->env,

@@ -153,6 +153,10 @@ static int measure(struct tp_run_cas *rc, const char *path, struct tp_claims *c)
 	memcpy(rc->pubkey, bf.bundle.pubkey, sizeof(rc->pubkey));
 	memcpy(c->app, bf.app, TP_CLAIM_SIZE);
 	memcpy(c->signer, bf.signer, TP_CLAIM_SIZE);
+	/* a manifest that does not parse is the runner's to refuse, after this */
+	rc->engine = tp_bundle_file_parse(&bf, false, err, sizeof(err)) == 0 ?
+			 bf.manifest.engine.name :
+			 TP_ENGINE_CPYTHON;
 	tp_bundle_file_close(&bf);
 	if (!rc->manifest) {
 		tp_error("out of memory");
@@ -193,7 +197,8 @@ int tp_run_cas_fetch(struct tp_run_cas *rc, const char *path)
 	/* no core dump holds the key or what it opens (not PR_SET_DUMPABLE: the
 	 * sandbox's unprivileged id maps need it) */
 	tp_secret_no_core(false);
-	if ((code = measure(rc, path, &c)) != 0 || (code = tp_attest_runtime(tag, c.runtime)) != 0)
+	if ((code = measure(rc, path, &c)) != 0 ||
+	    (code = tp_attest_runtime(tag, rc->engine, c.runtime)) != 0)
 		return code;
 	memcpy(rc->runtime, c.runtime, sizeof(rc->runtime));
 	if (!(k = tp_x25519_generate())) {

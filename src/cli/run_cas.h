@@ -24,6 +24,7 @@ struct tp_run_cas {
 	uint8_t pubkey[32];  /* the bundle signer's Ed25519 key */
 	uint8_t runtime[32]; /* the runtime measurement claimed (teepy-shell's for a shell) */
 	struct tp_cas_secrets secrets;
+	enum tp_engine engine; /* the bundle's: the runtime measured is its _teepy's */
 };
 
 /* Measures the bundle at path as teepy inspect does, makes an ephemeral X25519 key

@@ -6,6 +6,7 @@
 #include "../cas/client.h"
 #include "../common/log.h"
 #include "../common/units.h"
+#include "../manifest/engine.h"
 #include "../runner/runner.h"
 
 #include <errno.h>
@@ -52,6 +53,7 @@ enum run_flag {
 	RUN_LISTEN,
 	RUN_LISTEN_FD,
 	RUN_WSGI,
+	RUN_ENGINE,
 	RUN_HELP,
 };
 
@@ -146,6 +148,9 @@ const struct tp_flag tp_run_flags[] = {
 	  "the stdlib's wsgiref, one request at a time" },
 
 	TP_FLAG_HEADING("Other:"),
+	{ RUN_ENGINE, "engine", 0, "NAME", "TEEPY_ENGINE",
+	  "the interpreter: cpython (default, Debian's python3) or pypy3 (Debian's PyPy, "
+	  "with its JIT); a bundle runs on the engine it was built for" },
 	{ RUN_MODE, "mode", 0, "MODE", "TEEPY_MODE",
 	  "sim | auto | hw (default auto = sim; with --cas the evidence's: auto = hw where "
 	  "configfs-tsm is, else sim)" },
@@ -500,6 +505,22 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 			opts->wsgi = colon + 1;
 			opts->script = opts->wsgi_script;
 		}
+		return 0;
+	}
+	case RUN_ENGINE: {
+		bool known;
+		const struct tp_engine_build *e = tp_engine_by_word(value, &known);
+		if (!known)
+			return tp_errf(err, err_size, "%s: unknown engine '%s' (use %s)", what,
+				       value, TP_ENGINE_WORDS);
+		if (!e)
+			return tp_errf(err, err_size,
+				       "%s %s: this teepy was built without it (install pypy3 and "
+				       "pypy3-dev, then rebuild teepy)",
+				       what, value);
+		opts->engine = e->name;
+		/* a deployment's setting is a default: a bundle runs on its own engine */
+		opts->engine_given = strncmp(what, "TEEPY_", 6) != 0;
 		return 0;
 	}
 	case RUN_MODE:

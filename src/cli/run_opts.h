@@ -4,6 +4,7 @@
 
 #include "flags.h"
 #include "../common/limits.h"
+#include "../manifest/manifest.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -52,6 +53,8 @@ struct tp_run_opts {
 	 * bundle's own limits are only tightened by them */
 	unsigned limits_given;
 	bool allow_site_packages;
+	enum tp_engine engine; /* --engine, TEEPY_ENGINE: CPython unless given */
+	bool engine_given;     /* by the flag, not the setting */
 	bool print_config;
 	const char *no_cache; /* "--no-cache" or "TEEPY_NO_CACHE" as given, or NULL */
 	uint64_t cache_max_bytes;

@@ -2,6 +2,7 @@
  * types, unsorted or duplicate files, bad hashes and non-canonical bytes are all
  * refused, so one manifest has exactly one byte representation to sign. */
 #include "manifest.h"
+#include "engine.h"
 #include "manifest_json.h"
 
 #include "../crypto/crypto.h"
@@ -135,17 +136,7 @@ void tp_manifest_free(struct tp_manifest *m)
 
 void tp_manifest_engine_this(struct tp_manifest_engine *e)
 {
-	/* "3.11.2" -> "3.11": a bundle is for a language version; the interpreter's
-	 * own bytes are a manifest file and pin the rest */
-	static const char full[] = TP_PYTHON_VERSION;
-	const char *dot = strchr(full, '.');
-	size_t len = dot ? strcspn(dot + 1, ".") + (size_t)(dot + 1 - full) : strlen(full);
-
-	e->name = TP_ENGINE_CPYTHON;
-	if (len >= sizeof(e->version))
-		len = sizeof(e->version) - 1;
-	memcpy(e->version, full, len);
-	e->version[len] = '\0';
+	tp_manifest_engine_of(tp_engine_built(TP_ENGINE_CPYTHON), e);
 }
 
 void tp_manifest_init(struct tp_manifest *m)
@@ -217,15 +208,17 @@ bool tp_manifest_any_encrypted(const struct tp_manifest *m)
 
 int tp_manifest_check_runnable(const struct tp_manifest *m, char *err, size_t err_size)
 {
+	const struct tp_engine_build *built = tp_engine_built(m->engine.name);
 	struct tp_manifest_engine this;
 
-	tp_manifest_engine_this(&this);
-	if (m->engine.name != this.name) {
+	if (!built) {
 		snprintf(err, err_size,
-			 "engine %s is not supported by this teepy yet (it runs %s %s)",
-			 tp_engine_name(m->engine.name), tp_engine_name(this.name), this.version);
+			 "engine %s is not built into this teepy (install pypy3 and pypy3-dev, "
+			 "then rebuild teepy)",
+			 tp_engine_name(m->engine.name));
 		return -ENOTSUP;
 	}
+	tp_manifest_engine_of(built, &this);
 	if (strcmp(m->engine.version, this.version) != 0) {
 		snprintf(err, err_size,
 			 "engine %s %s is not supported by this teepy, which runs %s %s (rebuild "

@@ -127,9 +127,9 @@ const char *tp_cipher_name(enum tp_cipher c);
 /* Whether the bundle or any of its files is encrypted. */
 bool tp_manifest_any_encrypted(const struct tp_manifest *m);
 
-/* A valid manifest this teepy cannot run: network "listen", another engine or
- * engine version. Returns 0, or -ENOTSUP with one line in err saying what is not
- * supported. Pure: the caller refuses the bundle. */
+/* A valid manifest this teepy cannot run: an engine it was not built for
+ * (engine.h), or another version of one. Returns 0, or -ENOTSUP with one line in
+ * err saying what is not supported. Pure: the caller refuses the bundle. */
 int tp_manifest_check_runnable(const struct tp_manifest *m, char *err, size_t err_size);
 
 /* Canonical JSON of m's format: sorted keys, no insignificant space, UTF-8.

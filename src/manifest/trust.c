@@ -145,6 +145,14 @@ int tp_find_runtime(char *out, size_t size)
 	return tp_find_beside("_teepy" TP_PYTHON_EXT_SUFFIX, out, size);
 }
 
+int tp_find_engine_runtime(const struct tp_engine_build *engine, char *out, size_t size)
+{
+	char name[128];
+
+	snprintf(name, sizeof(name), "_teepy%s", engine->ext_suffix);
+	return tp_find_beside(name, out, size);
+}
+
 int tp_find_reaper(char *out, size_t size)
 {
 	return tp_find_beside(TP_REAPER_PROGRAM, out, size);

@@ -6,6 +6,7 @@
 #define TEEPY_MANIFEST_TRUST_H
 
 #include "bundle.h"
+#include "engine.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -71,6 +72,8 @@ int tp_runtime_measure(const char *runtime_so, const char *reaper, const char *b
 /* Find _teepy, and teepy-reaper, beside the running teepy (the build tree, or a
  * copy of its files), else in the install directory. Return 0 or -ENOENT. */
 int tp_find_runtime(char *out, size_t size);
+/* the _teepy built for that engine (CPython's is tp_find_runtime's) */
+int tp_find_engine_runtime(const struct tp_engine_build *engine, char *out, size_t size);
 int tp_find_reaper(char *out, size_t size);
 
 /* NAME beside the running teepy (the build tree, or a copy of its files), else in

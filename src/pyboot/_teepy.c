@@ -3,6 +3,9 @@
  * the control channel, and runs the service as __main__. The only C in the sandbox. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#ifdef PYPY_VERSION
+#include "pypy_compat.h"
+#endif
 
 #include "zygote_filter.h"
 #include "../channel/channel.h"
@@ -718,6 +721,16 @@ static int import_preload(PyObject *names)
  * for a service that may need none of them; _Printer's constructor imports os
  * too, so its three objects are filled in as that constructor fills them.
  * tests/e2e compares every attribute of the six with a native python3 -I's. */
+#ifdef PYPY_VERSION
+/* PyPy's site.py says its own credits; its sys has no _stdlib_dir (3.11's) */
+#define SITE_CREDITS	"'PyPy is maintained by the PyPy developers\\nhttp://pypy.org/'"
+#define SITE_STDLIB_DIR "_sitebuiltins.__file__.rpartition('/')[0]"
+#else
+#define SITE_CREDITS                                                                               \
+	"    '    Thanks to CWI, CNRI, BeOpen.com, Zope Corporation and a cast of thousands\\n'\n" \
+	"    '    for supporting Python development.  See www.python.org for more information.'"
+#define SITE_STDLIB_DIR "sys._stdlib_dir"
+#endif
 static const char site_builtins_text[] =
     "import _sitebuiltins, builtins, sys\n"
     "def _printer(name, data, files=(), dirs=()):\n"
@@ -728,12 +741,11 @@ static const char site_builtins_text[] =
     "builtins.quit = _sitebuiltins.Quitter('quit', 'Ctrl-D (i.e. EOF)')\n"
     "builtins.exit = _sitebuiltins.Quitter('exit', 'Ctrl-D (i.e. EOF)')\n"
     "builtins.copyright = _printer('copyright', sys.copyright)\n"
-    "builtins.credits = _printer('credits',\n"
-    "    '    Thanks to CWI, CNRI, BeOpen.com, Zope Corporation and a cast of thousands\\n'\n"
-    "    '    for supporting Python development.  See www.python.org for more information.')\n"
+    "builtins.credits = _printer('credits',\n" SITE_CREDITS ")\n"
+    "_stdlib_dir = " SITE_STDLIB_DIR "\n"
     "builtins.license = _printer('license', 'See https://www.python.org/psf/license/',\n"
     "                            ['LICENSE.txt', 'LICENSE'],\n"
-    "                            [sys._stdlib_dir + '/..', sys._stdlib_dir, '.'])\n"
+    "                            [_stdlib_dir + '/..', _stdlib_dir, '.'])\n"
     "builtins.help = _sitebuiltins._Helper()\n";
 
 static int add_site_builtins(void)
@@ -1565,6 +1577,13 @@ static PyObject *boot(PyObject *self, PyObject *unused)
 		result = PyLong_FromLong(1);
 		goto out;
 	}
+#ifdef PYPY_VERSION
+	/* the worker keeps a PyPy service cold: its zygote forks through CPython's hooks */
+	if (b.zygote) {
+		PyErr_SetString(PyExc_RuntimeError, "teepy: a zygote runs on CPython only");
+		goto out;
+	}
+#endif
 	/* a zygote returns here in each child it forks; itself, when it is done */
 	if (b.zygote && zygote_serve(&b) != 0) {
 		result = PyLong_FromLong(0);

@@ -11,6 +11,7 @@
 #include "plan.h"
 #include "../common/io.h"
 #include "../crypto/crypto.h"
+#include "../manifest/trust.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -279,11 +280,16 @@ static void file_id_of(const struct stat *st, file_id id)
 	memcpy(id, v, sizeof(v));
 }
 
-/* Which teepy this is: its executable's and runtime extension's file ids. Returns 0
- * or -errno. */
+/* Which teepy this is: its executable's and CPython runtime extension's file ids
+ * (the one every teepy has: a bundle's engine is not known until its manifest is
+ * read, after the index is looked at). Returns 0 or -errno. */
 static int teepy_id(const struct tp_invocation *inv, file_id id[2])
 {
-	const char *parts[] = { "/proc/self/exe", inv->runtime_so };
+	char runtime[PATH_MAX];
+	const char *parts[] = { "/proc/self/exe", runtime };
+
+	if (tp_find_runtime(runtime, sizeof(runtime)) < 0)
+		return -ENOENT;
 
 	for (size_t i = 0; i < 2; i++) {
 		struct stat st;

@@ -7,6 +7,7 @@
 
 #include "../channel/channel.h"
 #include "../crypto/crypto.h"
+#include "../manifest/engine.h"
 #include "../manifest/trust.h"
 
 #include "../common/units.h"
@@ -52,13 +53,14 @@ static size_t count_of(const char *const *list)
 /* How an unsealed run shows a tree (NONE: it does not; only a bundle may take files
  * from it), and when. */
 enum tree_show { SHOW_NONE, SHOW_BIND, SHOW_BIND_IF_PRESENT, SHOW_LINKS };
-enum tree_when { WHEN_ALWAYS, WHEN_SITE_PACKAGES, WHEN_PROCESSES };
+enum tree_when { WHEN_ALWAYS, WHEN_SITE_PACKAGES, WHEN_PROCESSES, WHEN_CPYTHON, WHEN_PYPY };
 
 struct system_tree {
 	const char *prefix; /* NULL, or what comes before path */
 	const char *path;
 	enum tree_show show;
-	enum tree_when when; /* a bundle: WHEN_PROCESSES only with that policy */
+	enum tree_when when; /* a bundle: WHEN_PROCESSES only with that policy, an
+			      * engine's only if it runs on that engine */
 	bool searched;	     /* the loader searches it for libraries, in this order */
 };
 
@@ -74,11 +76,18 @@ struct system_tree {
  * --allow does (tp_plan_may_take); until then, --allow VENV does it. */
 static const struct system_tree system_trees[] = {
 	/* the engine: the interpreter, the link python3 names it by, its program loader */
-	{ NULL, TP_PYTHON_EXE, SHOW_BIND, WHEN_ALWAYS, false },
-	{ NULL, "/usr/bin/python3", SHOW_LINKS, WHEN_ALWAYS, false },
+	{ NULL, TP_PYTHON_EXE, SHOW_BIND, WHEN_CPYTHON, false },
+	{ NULL, "/usr/bin/python3", SHOW_LINKS, WHEN_CPYTHON, false },
 	{ NULL, TP_LOADER, SHOW_BIND, WHEN_ALWAYS, false },
 	/* the interpreter's prefix: the stdlib and lib-dynload */
-	{ NULL, TP_PYTHON_STDLIB, SHOW_BIND, WHEN_ALWAYS, false },
+	{ NULL, TP_PYTHON_STDLIB, SHOW_BIND, WHEN_CPYTHON, false },
+#ifdef TP_PYPY_EXE
+	/* PyPy's: its interpreter (libpypy3.9-c.so, in the library directory, is the
+	 * most of it), the link pypy3 names it by, its stdlib with lib_pypy in it */
+	{ NULL, TP_PYPY_EXE, SHOW_BIND, WHEN_PYPY, false },
+	{ NULL, TP_PYPY_COMMAND, SHOW_LINKS, WHEN_PYPY, false },
+	{ NULL, TP_PYPY_STDLIB, SHOW_BIND, WHEN_PYPY, false },
+#endif
 	/* shared libraries: the loader's own search path when it has no ld.so.cache, as
 	 * in a sealed root (ld.so --list-diagnostics: path.system_dirs), then the
 	 * directories of the loader itself */
@@ -96,7 +105,7 @@ static const struct system_tree system_trees[] = {
 	 * scheme: /usr/local in place of /usr) */
 	{ NULL, TP_PYTHON_DIST_PACKAGES, SHOW_BIND, WHEN_SITE_PACKAGES, false },
 	{ "/usr/local", TP_PYTHON_STDLIB "/dist-packages" + sizeof("/usr") - 1, SHOW_NONE,
-	  WHEN_ALWAYS, false },
+	  WHEN_CPYTHON, false },
 	/* Debian's alternatives (BLAS, LAPACK): an unsealed run shows the links whose
 	 * targets it shows (plan_alternatives) */
 	{ NULL, "/etc/alternatives", SHOW_NONE, WHEN_ALWAYS, false },
@@ -112,12 +121,21 @@ static const struct system_tree system_trees[] = {
 
 #define SYSTEM_TREE_COUNT (sizeof(system_trees) / sizeof(system_trees[0]))
 
-bool tp_system_tree_covers(const char *path, bool processes)
+/* Whether tree t is one of a run on engine with that processes policy (site-packages
+ * aside: the caller decides them). */
+static bool tree_of(const struct system_tree *t, bool processes, enum tp_engine engine)
+{
+	return (t->when != WHEN_PROCESSES || processes) &&
+	       (t->when != WHEN_CPYTHON || engine == TP_ENGINE_CPYTHON) &&
+	       (t->when != WHEN_PYPY || engine == TP_ENGINE_PYPY);
+}
+
+bool tp_system_tree_covers(const char *path, bool processes, enum tp_engine engine)
 {
 	for (size_t i = 0; i < SYSTEM_TREE_COUNT; i++) {
 		const struct system_tree *t = &system_trees[i];
 		size_t n = t->prefix ? strlen(t->prefix) : 0;
-		if (t->when == WHEN_PROCESSES && !processes)
+		if (!tree_of(t, processes, engine))
 			continue;
 		if (strncmp(path, t->prefix ? t->prefix : "", n) == 0 &&
 		    tp_root_path_under(path + n, t->path))
@@ -138,7 +156,7 @@ int tp_system_library_dirs_each(int (*fn)(const char *dir, void *ctx), void *ctx
 
 bool tp_plan_may_take(const struct tp_invocation *inv, const char *path)
 {
-	if (tp_system_tree_covers(path, inv->processes))
+	if (tp_system_tree_covers(path, inv->processes, inv->engine->name))
 		return true;
 	for (size_t i = 0; i < inv->allowed.count; i++)
 		if (tp_root_path_under(path, inv->allowed.items[i]))
@@ -420,9 +438,9 @@ static int plan_runtime(struct tp_invocation *inv, struct tp_outcome *out)
 
 	for (size_t i = 0; r == 0 && i < sizeof(devices) / sizeof(devices[0]); i++)
 		r = tp_root_plan_add(plan, TP_ROOT_DEVICE, devices[i], devices[i], 0);
-	r = r ?:
-		tp_root_plan_add(plan, TP_ROOT_RUNTIME,
-				 TP_RUNTIME_DIR "/_teepy" TP_PYTHON_EXT_SUFFIX, inv->runtime_so, 0);
+	char runtime[64 + sizeof(TP_RUNTIME_DIR)];
+	snprintf(runtime, sizeof(runtime), "%s/_teepy%s", TP_RUNTIME_DIR, inv->engine->ext_suffix);
+	r = r ?: tp_root_plan_add(plan, TP_ROOT_RUNTIME, runtime, inv->runtime_so, 0);
 	r = r ?: plan_user_database(inv);
 	if (r == 0 && inv->limits.scratch_bytes)
 		r = tp_root_plan_add(plan, TP_ROOT_TMPFS, "/tmp", NULL, inv->limits.scratch_bytes);
@@ -480,8 +498,9 @@ static int plan_python_path(struct tp_invocation *inv, struct tp_outcome *out,
 			return -1;
 		r = tp_strlist_push(path, real);
 	}
-	r = r ?: tp_strlist_push(path, TP_PYTHON_STDLIB);
-	r = r ?: tp_strlist_push(path, TP_PYTHON_STDLIB "/lib-dynload");
+	r = r ?: tp_strlist_push(path, inv->engine->stdlib);
+	if (inv->engine->dynload)
+		r = r ?: tp_strlist_push(path, inv->engine->dynload);
 	if (r == 0 && venv) {
 		char site[PATH_MAX];
 		if (cfg->trace_log)
@@ -535,6 +554,12 @@ static int plan_unsealed(struct tp_invocation *inv, struct tp_outcome *out)
 	int r;
 
 	inv->site_packages = cfg->allow_site_packages;
+	if (cfg->venv && inv->engine->name != TP_ENGINE_CPYTHON)
+		return tp_runner_fail(
+		    out, TP_END_CONFIG,
+		    "--venv: teepy reads CPython's virtual environments only (made "
+		    "with /usr/bin/python3 -m venv): run this one with --engine "
+		    "cpython");
 	if (cfg->venv && plan_venv(inv, out, &venv) < 0)
 		return -1;
 
@@ -544,7 +569,7 @@ static int plan_unsealed(struct tp_invocation *inv, struct tp_outcome *out)
 		const struct system_tree *t = &system_trees[i];
 		if (t->show == SHOW_NONE ||
 		    (t->when == WHEN_SITE_PACKAGES && !inv->site_packages) ||
-		    (t->when == WHEN_PROCESSES && !inv->processes))
+		    !tree_of(t, inv->processes, inv->engine->name))
 			continue;
 		r = t->show == SHOW_LINKS ? tp_root_plan_add_links(plan, t->path) :
 					    tp_root_plan_add_path(plan, t->path);
@@ -587,11 +612,29 @@ static int plan_unsealed(struct tp_invocation *inv, struct tp_outcome *out)
 		return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
 
 	char loader_real[PATH_MAX], exe_real[PATH_MAX];
-	if (!realpath(TP_LOADER, loader_real) || !realpath(TP_PYTHON_EXE, exe_real))
+	if (!realpath(TP_LOADER, loader_real) || !realpath(inv->engine->exe, exe_real))
 		return tp_runner_fail(out, TP_END_INTERNAL, "cannot resolve the interpreter: %s",
 				      strerror(errno));
 	set_exec_files(inv, exe_real, loader_real, inv->processes ? "/usr/bin" : NULL);
 	return plan_runtime(inv, out);
+}
+
+/* The engine the run's interpreter is, and the _teepy built for it. WHAT names
+ * where the choice came from, for the message when this teepy has no such engine. */
+static int plan_engine(struct tp_invocation *inv, struct tp_outcome *out, enum tp_engine name,
+		       const char *what)
+{
+	if (!(inv->engine = tp_engine_built(name)))
+		return tp_runner_fail(out, TP_END_CONFIG,
+				      "%s: this teepy was built without the engine %s (install "
+				      "pypy3 and pypy3-dev, then rebuild teepy)",
+				      what, tp_engine_word(name));
+	if (tp_find_engine_runtime(inv->engine, inv->runtime_so, sizeof(inv->runtime_so)) < 0)
+		return tp_runner_fail(out, TP_END_INTERNAL,
+				      "runtime extension _teepy%s not found beside teepy or in %s "
+				      "(rebuild with make)",
+				      inv->engine->ext_suffix, TP_RUNTIME_INSTALL_DIR);
+	return 0;
 }
 
 /* ---- sealed bundles ---- */
@@ -792,6 +835,15 @@ static int open_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 	/* bytes the index holds passed this teepy's checks once: not encoded again */
 	if ((r = tp_bundle_file_parse(&inv->bundle, inv->pending, err, sizeof(err))) < 0)
 		return tp_runner_fail(out, TP_END_REFUSED, "%s: %s", cfg->script, err);
+	enum tp_engine engine = inv->bundle.manifest.engine.name;
+	if (cfg->engine_given && cfg->engine != engine)
+		return tp_runner_fail(out, TP_END_CONFIG,
+				      "%s runs on %s, its signed manifest's engine: --engine %s "
+				      "does not apply (a bundle is built for one engine)",
+				      cfg->script, tp_engine_word(engine),
+				      tp_engine_word(cfg->engine));
+	if (engine != inv->engine->name && plan_engine(inv, out, engine, cfg->script) < 0)
+		return -1;
 	if (check_bundle_key(inv, out) < 0)
 		return -1;
 	return check_env(inv, out);
@@ -905,7 +957,7 @@ static int plan_sealed(struct tp_invocation *inv, struct tp_outcome *out)
 		    0)
 			return tp_runner_fail(out, TP_END_INTERNAL, "out of memory");
 	/* only manifest files exist: in a processes policy any of them may be executed */
-	set_exec_files(inv, TP_PYTHON_EXE, TP_LOADER, inv->processes ? "/" : NULL);
+	set_exec_files(inv, inv->engine->exe, TP_LOADER, inv->processes ? "/" : NULL);
 	return plan_runtime(inv, out);
 }
 
@@ -993,11 +1045,10 @@ int tp_plan_open(struct tp_invocation *inv, struct tp_outcome *out)
 {
 	const struct tp_run_config *cfg = inv->cfg;
 
-	if (tp_find_runtime(inv->runtime_so, sizeof(inv->runtime_so)) < 0)
-		return tp_runner_fail(out, TP_END_INTERNAL,
-				      "runtime extension _teepy%s not found beside teepy or in %s "
-				      "(rebuild with make)",
-				      TP_PYTHON_EXT_SUFFIX, TP_RUNTIME_INSTALL_DIR);
+	/* a bundle's engine is its manifest's (open_sealed); until then CPython's, whose
+	 * _teepy every teepy has */
+	if (plan_engine(inv, out, cfg->is_bundle ? TP_ENGINE_CPYTHON : cfg->engine, "--engine") < 0)
+		return -1;
 	if (tp_find_reaper(inv->reaper, sizeof(inv->reaper)) < 0)
 		return tp_runner_fail(out, TP_END_INTERNAL,
 				      "runtime program %s not found beside teepy or in %s "
@@ -1053,6 +1104,38 @@ static int push_env(struct tp_invocation *inv, const char *fmt, ...)
 	return 0;
 }
 
+/* The L2 cache's bytes as PyPy's collector reads them natively: the least "cache
+ * size" of /proc/cpuinfo (x86), or 0. */
+static uint64_t l2_cache_bytes(void)
+{
+	FILE *f = fopen("/proc/cpuinfo", "re");
+	unsigned long long least = 0, kib;
+	char line[256];
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "cache size : %llu KB", &kib) == 1 && kib &&
+		    (!least || kib < least))
+			least = kib;
+	if (f)
+		fclose(f);
+	return least * 1024;
+}
+
+/* PyPy's collector sizes itself from /proc/cpuinfo and /proc/meminfo, which the
+ * sandbox has not (it would warn on every start, and guess): told here what it
+ * would read natively, the total memory being the run's limit. */
+static int pypy_gc_env(struct tp_invocation *inv)
+{
+	uint64_t l2 = l2_cache_bytes();
+	int r = 0;
+
+	if (l2)
+		r = push_env(inv, "PYPY_GC_NURSERY=%llu", (unsigned long long)l2);
+	return r ?:
+		   push_env(inv, "PYPY_GC_MAX_DELTA=%llu",
+			    (unsigned long long)(inv->limits.memory_bytes / 8));
+}
+
 int tp_plan_env(struct tp_invocation *inv)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1067,6 +1150,8 @@ int tp_plan_env(struct tp_invocation *inv)
 	r = r ?: push_env(inv, "OPENBLAS_NUM_THREADS=%u", inv->blas_threads);
 	r = r ?: push_env(inv, "OMP_NUM_THREADS=%u", inv->blas_threads);
 	r = r ?: push_env(inv, "MKL_NUM_THREADS=%u", inv->blas_threads);
+	if (r == 0 && inv->engine->name == TP_ENGINE_PYPY)
+		r = pypy_gc_env(inv);
 	for (size_t i = 0; r == 0 && i < manifest_count + extra; i++) {
 		const char *assignment = i < manifest_count ? inv->bundle.manifest.env.items[i] :
 							      env[i - manifest_count];

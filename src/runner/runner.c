@@ -8,6 +8,7 @@
 #include "../channel/channel.h"
 #include "../common/clock.h"
 #include "../common/io.h"
+#include "../common/units.h"
 #include "../crypto/crypto.h"
 #include "../pyboot/boot.h"
 #include "../sandbox/sandbox.h"
@@ -718,11 +719,28 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 	inv->enforce.processes = inv->processes || cfg->zygote;
 	tp_limits_prepare(&inv->enforce);
 	mark(inv, "cgroups prepared");
+	/* PyPy maps about 70 MiB before it runs a line: in less address space it would
+	 * abort as it starts */
+	uint64_t address_space = tp_limits_address_space(&inv->enforce);
+	if (inv->engine->name == TP_ENGINE_PYPY &&
+	    inv->enforce.memory_mechanism == TP_LIMIT_RLIMIT &&
+	    address_space < TP_PYPY_MIN_ADDRESS_SPACE) {
+		char as[32], min[32];
+		free(boot);
+		return tp_runner_fail(
+		    out, TP_END_CONFIG,
+		    "PyPy maps %s of address space to start, and without a memory cgroup the "
+		    "memory limit is held as address space: RLIMIT_AS %s here (raise --memory)",
+		    tp_format_size(TP_PYPY_MIN_ADDRESS_SPACE, min, sizeof(min)),
+		    tp_format_size(address_space, as, sizeof(as)));
+	}
 	/* nothing of an unsettled manifest is said (settle_started says it) */
 	if (!inv->pending)
 		announce(inv);
 
-	const char *interp_argv[] = { TP_PYTHON_EXE, "-I", "-S", "-B", "-c", TP_BOOT_TEXT, NULL };
+	const char *interp_argv[] = {
+		inv->engine->exe, "-I", "-S", "-B", "-c", TP_BOOT_TEXT, NULL
+	};
 	const char *write_dirs[3] = { NULL };
 	size_t writable = 0;
 	if (inv->limits.scratch_bytes)
@@ -731,7 +749,7 @@ static int execute(struct tp_invocation *inv, struct tp_outcome *out)
 		write_dirs[writable++] = TP_OUT_DIR;
 	static const struct tp_sandbox_tracer tracer = { tp_trace_filter_install, tp_trace_seize };
 	struct tp_sandbox_config sc = {
-		.interpreter = TP_PYTHON_EXE,
+		.interpreter = inv->engine->exe,
 		.argv = interp_argv,
 		.envp = (const char *const *)inv->envp,
 		.exec_files = inv->exec_files,

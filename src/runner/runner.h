@@ -10,6 +10,7 @@
 #include "fill.h"
 #include "../common/limits.h"
 #include "../manifest/bundle_file.h"
+#include "../manifest/engine.h"
 #include "../manifest/manifest.h"
 #include "../sandbox/limits.h"
 #include "../sandbox/root.h"
@@ -102,6 +103,10 @@ struct tp_run_config {
 	const char *venv;
 	bool allow_processes;
 	const char *const *env; /* NAME=VALUE added (a bundle's signed ones cannot change) */
+	/* the interpreter of an unsealed run (0: CPython); a bundle runs on its
+	 * manifest's, and is refused if engine_given names another */
+	enum tp_engine engine;
+	bool engine_given;
 
 	/* sealed bundles: public-key files of the signers whose bundles may run,
 	 * NULL-terminated; trust_source names where they came from in messages
@@ -306,6 +311,8 @@ struct tp_invocation {
 	char script_dir[PATH_MAX]; /* unsealed: its directory */
 	char entry[PATH_MAX];	   /* inside the root */
 	char cwd[PATH_MAX];	   /* inside the root */
+	/* the interpreter (from tp_plan_open on), and the _teepy built for it */
+	const struct tp_engine_build *engine;
 	char runtime_so[PATH_MAX];
 	char reaper[PATH_MAX];	       /* teepy-reaper, which the sandbox's pid 1 executes */
 	struct tp_strlist python_path; /* inside the root */
@@ -394,11 +401,12 @@ const char *tp_run_shared_dir(const char *dir, const char *home);
 
 /* Whether a sealed bundle may take the host file PATH (normal and absolute) as a
  * system file without the person running it allowing it: PATH lies under one of
- * the host's system trees (plan.c lists them: the interpreter, its loader, its
- * prefix, the library directories, dist-packages, /etc/alternatives, time-zone
- * data, and with the processes policy /usr/bin and /bin). They are also what an
- * unsealed run (a build's sample run) shows of the host. No OS calls. */
-bool tp_system_tree_covers(const char *path, bool processes);
+ * the host's system trees of a run on that engine (plan.c lists them: its
+ * interpreter, its loader, its prefix, the library directories, dist-packages,
+ * /etc/alternatives, time-zone data, and with the processes policy /usr/bin and
+ * /bin). They are also what an unsealed run (a build's sample run) shows of the
+ * host. No OS calls. */
+bool tp_system_tree_covers(const char *path, bool processes, enum tp_engine engine);
 
 /* Calls fn with each directory the program loader searches for a library when it
  * has no ld.so.cache (a sealed root has none), in its order, until fn returns

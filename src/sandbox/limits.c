@@ -495,9 +495,9 @@ int tp_limits_join(const struct tp_cgroup_join *j, pid_t child, bool in_v2, cons
 	return 0;
 }
 
-/* What RLIMIT_AS is set to without a memory cgroup: the pages of the scratch and
- * output tmpfs are memory the address space does not show, so they come out of it. */
-static uint64_t fallback_address_space(const struct tp_limits_state *limits)
+/* the pages of the scratch and output tmpfs are memory the address space does not
+ * show, so they come out of it */
+uint64_t tp_limits_address_space(const struct tp_limits_state *limits)
 {
 	return limits->set.memory_bytes - limits->set.scratch_bytes - limits->set.output_bytes;
 }
@@ -521,7 +521,7 @@ int tp_limits_apply_rlimits(const struct tp_limits_state *limits)
 	    setrlimit(RLIMIT_NOFILE, &nofile) < 0)
 		return -errno;
 	if (limits->memory_mechanism == TP_LIMIT_RLIMIT) {
-		uint64_t bytes = fallback_address_space(limits);
+		uint64_t bytes = tp_limits_address_space(limits);
 		struct rlimit as = { bytes, bytes };
 		if (setrlimit(RLIMIT_AS, &as) < 0)
 			return -errno;
@@ -698,7 +698,7 @@ void tp_limits_print(const struct tp_limits_state *limits, uint64_t limit_bytes,
 	} else {
 		fprintf(out,
 			" via RLIMIT_AS %s (fallback, no cgroup: address space, not memory, %s",
-			tp_format_size(fallback_address_space(limits), a, sizeof(a)),
+			tp_format_size(tp_limits_address_space(limits), a, sizeof(a)),
 			limits->processes ? "of each process separately" : "of the one process");
 		if (limits->set.scratch_bytes)
 			fprintf(out, "; less the %s scratch",

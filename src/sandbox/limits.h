@@ -52,6 +52,9 @@ struct tp_limits_state {
  * made falls back to rlimits, which the child applies. */
 void tp_limits_prepare(struct tp_limits_state *limits);
 
+/* What RLIMIT_AS is set to when no memory cgroup holds the memory limit. */
+uint64_t tp_limits_address_space(const struct tp_limits_state *limits);
+
 /* How the service enters its cgroups without the supervisor moving it: a move by
  * another process takes the kernel's global threadgroup lock, whose first writer
  * waits for an RCU grace period (1-12 ms measured on v1, on every start that did

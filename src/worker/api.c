@@ -157,6 +157,15 @@ static void bundle_put(struct tp_worker_api *a, struct tp_worker_upload *up,
 				"give (run it with teepy run --listen)");
 		goto out;
 	}
+	/* its invocations fork from CPython's zygotes, and its evidence names CPython's
+	 * runtime measurement */
+	if (bf.manifest.engine.name != TP_ENGINE_CPYTHON) {
+		tp_worker_error(out, 400, "bad_request",
+				"this teepy cannot run the bundle here: it runs on %s, and a "
+				"worker runs CPython's bundles (run it with teepy run)",
+				tp_engine_word(bf.manifest.engine.name));
+		goto out;
+	}
 	snprintf(row.id, sizeof(row.id), "%s", id);
 	tp_hex(bf.app, 32, row.app);
 	row.encrypted = tp_manifest_any_encrypted(&bf.manifest);

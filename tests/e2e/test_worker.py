@@ -371,6 +371,22 @@ def test_a_servers_bundle_is_refused_at_upload(start, apps, store, tmp_path):
     w.stop()
 
 
+def test_a_pypy_bundle_is_refused_at_upload(start, apps, store, tmp_path):
+    """A worker forks its invocations from CPython zygotes and names CPython's runtime
+    measurement: a bundle for PyPy runs with teepy run."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sealed"))
+    from sealed_support import bundle_manifest, resign
+    m = bundle_manifest(apps / "svc.tpy")
+    m["engine"] = {"name": "pypy", "version": "3.9"}
+    pypy = resign(apps / "svc.tpy", apps / "signer.key", m, tmp_path / "pypy.tpy")
+    w = Worker(start, store, apps / "signer.pub")
+    s, doc = w.upload("bundles", pypy)
+    assert s == 400 and doc["error"]["kind"] == "bad_request", doc
+    assert "it runs on pypy3, and a worker runs CPython's bundles" in doc["error"]["message"], doc
+    assert not list((store / "bundles").iterdir())
+    w.stop()
+
+
 def test_one_bundle_with_two_data_lists_is_two_services_and_survives_a_restart(start, apps, store):
     w = Worker(start, store, apps / "signer.pub")
     first, _ = deployed(w, apps, ("a",))

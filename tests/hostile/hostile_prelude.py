@@ -6,6 +6,8 @@ so the tests can assert exact errno values.
 import errno
 import textwrap
 
+import engine
+
 PRELUDE = '''
 import ctypes, errno, json, os, sys, threading, teex
 
@@ -59,7 +61,9 @@ def noexec_probe(directory):
                           ctypes.c_int, ctypes.c_long]
     ctypes.set_errno(0)
     addr = libc.mmap(None, 4096, mmap.PROT_READ | mmap.PROT_EXEC, mmap.MAP_PRIVATE, fd, 0)
-    return {"flags": [bool(st.f_flag & f) for f in (os.ST_NOEXEC, os.ST_NOSUID, os.ST_NODEV)],
+    # PyPy's os has no ST_NOEXEC or ST_NODEV: statvfs(3)'s values
+    flags = (getattr(os, "ST_NOEXEC", 8), getattr(os, "ST_NOSUID", 2), getattr(os, "ST_NODEV", 4))
+    return {"flags": [bool(st.f_flag & f) for f in flags],
             "mmap_exec": [addr, ctypes.get_errno()],
             "mmap_read": attempt(lambda: len(mmap.mmap(fd, 4096, prot=mmap.PROT_READ))),
             "dlopen": attempt(ctypes.CDLL, copy),
@@ -77,7 +81,10 @@ def assert_noexec(out):
 
 
 def hostile(script, body, name="svc.py", **values):
-    """Writes a hostile service: PRELUDE, then NAME = value lines, then the body."""
+    """Writes a hostile service: PRELUDE, then NAME = value lines, then the body.
+    ENGINE_EXE and ENGINE_STDLIB name the interpreter's own files in the root (the
+    engine's under test: tests/engine.py)."""
+    values = dict(ENGINE_EXE=engine.EXE, ENGINE_STDLIB=engine.STDLIB, **values)
     consts = "".join(f"{k} = {v!r}\n" for k, v in values.items())
     return script(PRELUDE + consts + textwrap.dedent(body), name=name)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import engine
 from exit_codes import EXIT, landlock_abi
 from hostile_prelude import NOEXEC_PROBE, assert_noexec, failed, hostile
 from supervision import WAITING, listing, waiting_root
@@ -267,7 +268,7 @@ def test_pythonpath_dir_is_importable(run, tmp, script):
 def test_writes_anywhere_fail(as_user, run, tmp, script, sentinel):
     tmp.write("data.txt", "original")
     host_tmp_file = sentinel()
-    names = {"root": sentinel(directory="/"), "stdlib": sentinel(directory="/usr/lib/python3.11"),
+    names = {"root": sentinel(directory="/"), "stdlib": sentinel(directory=engine.STDLIB),
              "usr_bin": sentinel(directory="/usr/bin"), "devshm": sentinel(directory="/dev/shm")}
     s = hostile(
         script,
@@ -410,7 +411,7 @@ def test_scratch_tmp_writable_size_capped_and_gone(as_user, run, tmp, script, se
         out["mkdir"] = attempt(lambda: os.mkdir(SUBDIR) or "made")
         out["script_dir"] = attempt(lambda: open(os.path.join(here, "data.txt")).read())
         out["script_dir_write"] = attempt(lambda: open(os.path.join(here, "new.txt"), "w").write("x"))
-        out["stdlib_write"] = attempt(lambda: open("/usr/lib/python3.11/pwned.py", "w").write("x"))
+        out["stdlib_write"] = attempt(lambda: open(ENGINE_STDLIB + "/pwned.py", "w").write("x"))
         report(out)
         """,
         INSIDE=inside,
@@ -488,7 +489,7 @@ def test_fifos_xattrs_and_chown_in_scratch_only_devices_never(as_user, run, scri
                 "xattr": attempt(os.getxattr, "/tmp/plain", "user.k") if "ok" in set_xattr
                          else set_xattr,
                 "fifo_root": attempt(os.mkfifo, "/fifo"),
-                "xattr_host": attempt(os.setxattr, "/usr/lib/python3.11/os.py", "user.k", b"v"),
+                "xattr_host": attempt(os.setxattr, ENGINE_STDLIB + "/os.py", "user.k", b"v"),
                 "xattr_device": attempt(os.setxattr, "/dev/null", "user.k", b"v"),
                 "chr": attempt(os.mknod, "/tmp/null", 0o666 | S_IFCHR, os.makedev(1, 3)),
                 "raw_chr": sc(259, AT_FDCWD, b"/tmp/null2", 0o666 | S_IFCHR, os.makedev(1, 3)),
@@ -498,7 +499,7 @@ def test_fifos_xattrs_and_chown_in_scratch_only_devices_never(as_user, run, scri
                 "chown_own": attempt(os.chown, "/tmp/plain", os.getuid(), os.getgid()),
                 "chown_other": attempt(os.chown, "/tmp/plain", 4242, 4242),
                 "raw_chown_other": sc(92, b"/tmp/plain", 4242, 4242),
-                "chown_host": attempt(os.chown, "/usr/lib/python3.11/os.py", os.getuid(), -1)})
+                "chown_host": attempt(os.chown, ENGINE_STDLIB + "/os.py", os.getuid(), -1)})
         """,
     )
     out = run("run", s, "--scratch", "1M").json()

@@ -142,7 +142,7 @@ def other_cpython(m):
 
 
 NOT_YET = {
-    "engine pypy": (pypy, "engine pypy is not supported by this teepy yet (it runs cpython "),
+    "another pypy": (pypy, "engine pypy 3.10 is not supported by this teepy, which runs pypy 3.9 "),
     "another cpython": (other_cpython, "engine cpython 3.99 is not supported by this teepy, "
                                        "which runs cpython "),
 }

@@ -2,6 +2,7 @@
 #include "test.h"
 #include "../../src/crypto/crypto.h"
 #include "../../src/manifest/bundle.h"
+#include "../../src/manifest/engine.h"
 #include "../../src/manifest/manifest.h"
 
 #include <errno.h>
@@ -698,9 +699,19 @@ static void test_not_yet_built_features_are_refused_to_run(void)
 	m.network = TP_NETWORK_LISTEN;
 	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == 0);
 	m.network = TP_NETWORK_NONE;
+	/* PyPy's bundle runs where teepy was built with PyPy, for its Python version */
 	m.engine.name = TP_ENGINE_PYPY;
+#ifdef TP_PYPY_EXE
+	tp_manifest_engine_of(tp_engine_built(TP_ENGINE_PYPY), &m.engine);
+	CHECK(strcmp(m.engine.version, "3.9") == 0);
+	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == 0);
+	snprintf(m.engine.version, sizeof(m.engine.version), "3.10");
 	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == -ENOTSUP);
-	CHECK(strstr(err, "engine pypy is not supported by this teepy yet"));
+	CHECK(strstr(err, "engine pypy 3.10 is not supported by this teepy"));
+#else
+	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == -ENOTSUP);
+	CHECK(strstr(err, "engine pypy is not built into this teepy"));
+#endif
 	m.engine.name = TP_ENGINE_CPYTHON;
 	snprintf(m.engine.version, sizeof(m.engine.version), "2.7");
 	CHECK(tp_manifest_check_runnable(&m, err, sizeof(err)) == -ENOTSUP);

@@ -245,21 +245,60 @@ static void test_system_trees_cover_the_engine_libraries_and_packages_only(void)
 	};
 
 	for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++)
-		CHECK(tp_system_tree_covers(taken[i], false));
+		CHECK(tp_system_tree_covers(taken[i], false, TP_ENGINE_CPYTHON));
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
-		CHECK(!tp_system_tree_covers(refused[i], false));
+		CHECK(!tp_system_tree_covers(refused[i], false, TP_ENGINE_CPYTHON));
 	/* pip's packages in /usr/local, not the rest of it */
 	char local[256];
 	snprintf(local, sizeof(local), "/usr/local%s/dist-packages/x.py",
 		 TP_PYTHON_STDLIB + strlen("/usr"));
-	CHECK(tp_system_tree_covers(local, false));
+	CHECK(tp_system_tree_covers(local, false, TP_ENGINE_CPYTHON));
 	snprintf(local, sizeof(local), "/usr/local%s/site.py", TP_PYTHON_STDLIB + strlen("/usr"));
-	CHECK(!tp_system_tree_covers(local, false));
+	CHECK(!tp_system_tree_covers(local, false, TP_ENGINE_CPYTHON));
 	/* the processes policy takes the programs it runs */
-	CHECK(tp_system_tree_covers("/usr/bin/gzip", true));
-	CHECK(tp_system_tree_covers("/bin/sh", true));
-	CHECK(!tp_system_tree_covers("/etc/shadow", true));
+	CHECK(tp_system_tree_covers("/usr/bin/gzip", true, TP_ENGINE_CPYTHON));
+	CHECK(tp_system_tree_covers("/bin/sh", true, TP_ENGINE_CPYTHON));
+	CHECK(!tp_system_tree_covers("/etc/shadow", true, TP_ENGINE_CPYTHON));
 }
+
+#ifdef TP_PYPY_EXE
+/* each engine's interpreter is a system file of its own bundles only (both stdlibs
+ * lie under /usr/lib, which the loader searches for libraries: every bundle's) */
+static void test_system_trees_cover_an_engines_files_for_its_own_runs(void)
+{
+	CHECK(tp_system_tree_covers(TP_PYPY_EXE, false, TP_ENGINE_PYPY));
+	CHECK(tp_system_tree_covers(TP_PYPY_COMMAND, false, TP_ENGINE_PYPY));
+	CHECK(tp_system_tree_covers(TP_PYPY_STDLIB "/os.py", false, TP_ENGINE_PYPY));
+	CHECK(tp_system_tree_covers("/usr/lib/" TP_MULTIARCH "/libpypy3.9-c.so", false,
+				    TP_ENGINE_PYPY));
+	CHECK(tp_system_tree_covers(TP_PYTHON_DIST_PACKAGES "/x.py", false, TP_ENGINE_PYPY));
+	CHECK(!tp_system_tree_covers(TP_PYTHON_EXE, false, TP_ENGINE_PYPY));
+	CHECK(!tp_system_tree_covers("/usr/bin/python3", false, TP_ENGINE_PYPY));
+	CHECK(!tp_system_tree_covers(TP_PYPY_EXE, false, TP_ENGINE_CPYTHON));
+	CHECK(!tp_system_tree_covers(TP_PYPY_COMMAND, false, TP_ENGINE_CPYTHON));
+}
+
+static void test_a_pypy_run_sees_pypys_interpreter_and_stdlib_not_cpythons(void)
+{
+	struct tp_run_config cfg = config();
+	struct tp_invocation inv;
+	struct tp_outcome out;
+
+	cfg.engine = TP_ENGINE_PYPY;
+	CHECK(plan(&cfg, &inv, &out) == 0);
+	CHECK(inv.engine->name == TP_ENGINE_PYPY);
+	CHECK(tp_root_plan_covers(&inv.plan, TP_PYPY_STDLIB "/os.py"));
+	CHECK(tp_root_plan_covers(&inv.plan, TP_PYPY_EXE));
+	CHECK(!tp_root_plan_covers(&inv.plan, TP_PYTHON_STDLIB "/os.py"));
+	CHECK(!tp_root_plan_covers(&inv.plan, TP_PYTHON_EXE));
+	CHECK(op_at(&inv.plan, TP_RUNTIME_DIR "/_teepy" TP_PYPY_EXT_SUFFIX));
+	CHECK(!op_at(&inv.plan, TP_RUNTIME_DIR "/_teepy" TP_PYTHON_EXT_SUFFIX));
+	CHECK(inv.python_path.count == 2);
+	CHECK_STR(inv.python_path.items[1], TP_PYPY_STDLIB);
+	CHECK_STR(inv.exec_files[0], TP_PYPY_EXE);
+	tp_invocation_free(&inv);
+}
+#endif
 
 static int note_dir(const char *searched, void *ctx)
 {
@@ -370,6 +409,12 @@ TESTS(plan_tests) = {
 	  test_processes_policy_lets_programs_be_seen_and_run },
 	{ "plan: system files come from the engine's, library and package trees only",
 	  test_system_trees_cover_the_engine_libraries_and_packages_only },
+#ifdef TP_PYPY_EXE
+	{ "plan: an engine's interpreter and stdlib are system files of its bundles only",
+	  test_system_trees_cover_an_engines_files_for_its_own_runs },
+	{ "plan: a PyPy run sees PyPy's interpreter, stdlib and _teepy, not CPython's",
+	  test_a_pypy_run_sees_pypys_interpreter_and_stdlib_not_cpythons },
+#endif
 	{ "plan: library directories are the loader's search path, in order",
 	  test_library_dirs_are_the_loaders_search_path_in_order },
 	{ "plan: a venv's pyvenv.cfg is read as CPython reads it",
