@@ -1088,6 +1088,12 @@ int tp_cmd_build(int argc, char **argv)
 		    "build: missing --key SIGNER.key (make one with teepy keygen -o SIGNER.key)");
 		goto out;
 	}
+	if (b.samples.count && (opts.listen || opts.listen_fd_given)) {
+		tp_error("build: --sample-input and %s: a server's sample run serves until it is "
+			 "stopped, once (make the requests it should serve meanwhile)",
+			 opts.listen ? "--listen" : "--listen-fd");
+		goto out;
+	}
 	if (b.samples.count && (opts.input || opts.input_file)) {
 		tp_error("build: --sample-input and %s: give every sample as --sample-input FILE "
 			 "(one --input or --input-file is a single sample)",

@@ -191,6 +191,21 @@ int tp_listen_check_fd(int fd, char *err, size_t err_size)
 		snprintf(err, err_size, "fd %d is not a stream socket (SOCK_STREAM)", fd);
 		return -1;
 	}
+	/* TCP or a Unix socket: what the sandbox's rules are written for (SCTP or TIPC
+	 * would set up a connection from a send with an address) */
+	int domain = 0, protocol = 0;
+	len = sizeof(domain);
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
+	    (domain != AF_INET && domain != AF_INET6 && domain != AF_UNIX)) {
+		snprintf(err, err_size, "fd %d is not an IPv4, IPv6 or Unix socket", fd);
+		return -1;
+	}
+	len = sizeof(protocol);
+	if (domain != AF_UNIX && (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) < 0 ||
+				  protocol != IPPROTO_TCP)) {
+		snprintf(err, err_size, "fd %d is not a TCP socket (protocol %d)", fd, protocol);
+		return -1;
+	}
 	len = sizeof(value);
 	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &len) < 0 || !value) {
 		snprintf(err, err_size,

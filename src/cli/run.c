@@ -48,6 +48,11 @@ static void on_interrupt(int sig)
 	}
 }
 
+void tp_run_cancel_from_signal(int sig)
+{
+	on_interrupt(sig);
+}
+
 /* sigint: SIGINT stops the run too (a shell's interrupts its statement instead) */
 static int catch_interrupts(bool sigint)
 {
@@ -950,8 +955,8 @@ static int report(const struct cli_run *run, const struct tp_outcome *out)
 	char shown[4 * sizeof(out->message)];
 
 	/* a server runs until it is stopped: that is its normal end, as is ending
-	 * without a result */
-	bool served = run->cfg.listen &&
+	 * without a result (a shell with a socket is a shell: a signal interrupts it) */
+	bool served = run->cfg.listen && !run->cfg.shell.read_line &&
 		      (out->end == TP_END_CANCELLED || interrupted || out->end == TP_END_NO_RESULT);
 	if (served) {
 		if (interrupted)

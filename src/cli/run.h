@@ -41,6 +41,11 @@ struct tp_run_shell_io {
 	int interrupt_fd;
 };
 
+/* What SIGTERM does to a run, from a signal handler (async-signal-safe): the run is
+ * stopped and ends as interrupted by SIG. teepy shell's Ctrl-C before its console is
+ * up (a slow fill, a CAS), when there is no statement to interrupt. */
+void tp_run_cancel_from_signal(int sig);
+
 /* Runs an interactive console in the sandbox opts describe (borrowed: the caller
  * frees it; no script), each line read by io, as teepy run runs a script: the same
  * input, data, limits and paths. SIGTERM and SIGHUP stop it, SIGINT is io's. A result

@@ -282,7 +282,10 @@ static bool valid_env_name(const char *assignment)
 {
 	const char *eq = strchr(assignment, '=');
 
-	if (!eq || eq == assignment || eq - assignment >= 256 || strncmp(assignment, "LD_", 3) == 0)
+	/* LD_*: the program loader's; PYPY*: PyPy's runtime reads them whatever -I says
+	 * (PYPYLOG would print JIT traces of the code; teepy sets PYPY_GC_* itself) */
+	if (!eq || eq == assignment || eq - assignment >= 256 ||
+	    strncmp(assignment, "LD_", 3) == 0 || strncmp(assignment, "PYPY", 4) == 0)
 		return false;
 	for (const char *p = assignment; p < eq; p++) {
 		bool ok = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_' ||
@@ -402,7 +405,7 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 			return tp_errf(
 			    err, err_size,
 			    "%s: '%.64s' is not NAME=VALUE (a name of letters, digits and _, "
-			    "not LD_*)",
+			    "not LD_* or PYPY*)",
 			    what, value);
 		return strv_push(&opts->env, value);
 	case RUN_CAS:
@@ -630,6 +633,11 @@ int tp_run_opts_finish(struct tp_run_opts *opts, const char *command, char *err,
 		return tp_errf(err, err_size,
 			       "--wsgi: a bundle names a script to run, not an application: build "
 			       "one that calls teex.serve_wsgi(application)");
+	if (serves && opts->output_volume)
+		return tp_errf(
+		    err, err_size,
+		    "--output-volume: a server ends when it is stopped, which publishes no "
+		    "volume (a volume is sealed only after a normal end)");
 	if (opts->wsgi && !serves)
 		return tp_errf(
 		    err, err_size,

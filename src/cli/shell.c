@@ -30,11 +30,19 @@
  * service), read_line while the person types. SA_RESTART: libedit's reads go on. */
 static int interrupt_pipe[2] = { -1, -1 };
 
+/* set once the console has asked for its first line: before, there is no statement
+ * to interrupt (the root fills, a CAS answers, the interpreter starts), and a Ctrl-C
+ * stops the run as SIGTERM does, rather than waiting to end the console as it comes */
+static volatile sig_atomic_t console_up;
+
 static void on_sigint(int sig)
 {
 	char byte = 'I';
 
-	(void)sig;
+	if (!console_up) {
+		tp_run_cancel_from_signal(sig);
+		return;
+	}
 	if (write(interrupt_pipe[1], &byte, 1) < 0) {
 		/* full: a byte is already there */
 	}
@@ -183,6 +191,7 @@ static int read_line(void *ctx, struct tp_shell_prompt *p, char **line, size_t *
 	struct tp_term_escape esc;
 
 	(void)ctx;
+	console_up = 1;
 	tp_term_escape_init(&esc, ascii_terminal, NULL);
 	esc.one_line = true;
 	tp_term_escape_write(&esc, p->prompt, p->prompt_size, add_prompt_text, &shown);

@@ -816,10 +816,11 @@ static int parse_env(json_t *obj, struct tp_manifest *m, char *err, size_t err_s
 			return bad(err, err_size, "\"env\" entry \"%s\" is not NAME: string",
 				   tp_escape(key, shown, sizeof(shown)));
 		}
-		/* the program loader reads LD_*: a manifest must not steer it */
-		if (strncmp(key, "LD_", 3) == 0)
-			return bad(err, err_size,
-				   "\"env\" entry %.64s would steer the program loader", key);
+		/* the program loader reads LD_*, PyPy's runtime PYPY* (its JIT's log, its
+		 * collector): a manifest must not steer them */
+		if (strncmp(key, "LD_", 3) == 0 || strncmp(key, "PYPY", 4) == 0)
+			return bad(err, err_size, "\"env\" entry %.64s would steer the %s", key,
+				   key[0] == 'L' ? "program loader" : "PyPy runtime");
 		if ((size_t)snprintf(assignment, sizeof(assignment), "%s=%s", key,
 				     json_string_value(value)) >= sizeof(assignment))
 			return bad(err, err_size, "\"env\" entry \"%s\" is too long", key);

@@ -45,6 +45,7 @@ static PyObject *input_bytes; /* cached after the first ask (a zygote's child: i
 static bool listen_handed;    /* a listening socket is at TP_LISTEN_FD (boot's listen) */
 static PyObject *listen_sock; /* teex.listen_socket()'s, made on the first ask */
 static const char *wsgi_name; /* serve the entry's WSGI callable of this name (boot's) */
+static char wsgi_clash[256];  /* the module a --wsgi script's name would replace, or "" */
 
 static PyObject *call_text(const char *text, const char *name, PyObject *arg);
 
@@ -528,6 +529,16 @@ static int entry_prepare(const char *path, bool compile, struct entry *e)
 	if (wsgi_name) {
 		const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 		snprintf(name, sizeof(name), "%.*s", (int)strcspn(base, "."), base);
+		/* wsgiref's modules first: a script named as one of them, as teex or as
+		 * any module the runtime holds would replace it (entry_run refuses it) */
+		PyObject *server = PyImport_ImportModule("wsgiref.simple_server");
+		if (!server)
+			return -1;
+		Py_DECREF(server);
+		if (PyDict_GetItemString(PyImport_GetModuleDict(), name)) {
+			snprintf(wsgi_clash, sizeof(wsgi_clash), "%s", name);
+			snprintf(name, sizeof(name), "__wsgi__");
+		}
 	}
 	if (!(e->module = PyModule_New(name)))
 		return -1;
@@ -579,6 +590,17 @@ static int entry_prepare(const char *path, bool compile, struct entry *e)
 static struct entry child_entry;
 static bool child_entry_failed;
 
+/* --wsgi refused, its line printed: the one line there is, as for a syntax error
+ * (the supervisor adds none). Returns None. */
+static PyObject *wsgi_refused(struct entry *e, int *status)
+{
+	*status = 1;
+	send_frame(TP_FRAME_STATUS, TP_STATUS_SYNTAX, "wsgi", 4);
+	Py_CLEAR(e->code);
+	Py_CLEAR(e->module);
+	Py_RETURN_NONE;
+}
+
 /* Runs a prepared entry; its end as a STATUS frame and *status. Returns None, or
  * NULL when the runtime itself failed. */
 static PyObject *entry_run(struct entry *e, int *status)
@@ -590,6 +612,12 @@ static PyObject *entry_run(struct entry *e, int *status)
 		PyErr_Restore(e->type, e->value, e->tb);
 		e->type = e->value = e->tb = NULL;
 		return NULL;
+	}
+	if (wsgi_clash[0]) {
+		PySys_WriteStderr("teepy: --wsgi: %.400s would be imported as %.100s, a module the "
+				  "server needs (rename the script)\n",
+				  entry, wsgi_clash);
+		return wsgi_refused(e, status);
 	}
 	PyObject *globals = PyModule_GetDict(e->module);
 	if (e->code) {
@@ -615,11 +643,7 @@ static PyObject *entry_run(struct entry *e, int *status)
 			PyErr_Clear();
 			Py_XDECREF(app);
 			Py_DECREF(result);
-			*status = 1;
-			send_frame(TP_FRAME_STATUS, TP_STATUS_SYNTAX, "wsgi", 4);
-			Py_CLEAR(e->code);
-			Py_CLEAR(e->module);
-			Py_RETURN_NONE;
+			return wsgi_refused(e, status);
 		}
 		Py_DECREF(result);
 		result = call_text(wsgi_text, "serve", app);

@@ -218,6 +218,34 @@ def test_wsgi_serves_the_callable_named(as_user, start, wsgi_app):
         assert served.stop() == EXIT.OK, served.seen
 
 
+@pytest.mark.parametrize("name", ["teex", "os"])
+def test_a_wsgi_script_named_as_a_module_the_server_needs_is_refused(as_user, start, script,
+                                                                     name):
+    """The script is imported under its file's stem: as teex.py it would replace the
+    runtime's teex (which no service file may), as os.py a module already loaded."""
+    app = script(WSGI_APP, name=f"{name}.py")
+    with serving(start, "run", "--listen", "127.0.0.1:0", "--wsgi", app) as served:
+        code = served.finish(timeout=15)
+        assert code == EXIT.SERVICE_FAILED, served.seen
+        assert "Traceback" not in served.seen, served.seen
+        said = [l for l in served.lines if l.startswith("teepy: --wsgi:")]
+        assert len(said) == 1 and f"would be imported as {name}," in said[0], served.seen
+
+
+def test_a_servers_build_takes_one_sample_run(run, script, tmp):
+    """A server's sample run lasts until it is stopped: several --sample-input would
+    each need a stop, so they are refused, before anything runs."""
+    key = tmp / "k"
+    assert run("keygen", "-o", key).returncode == EXIT.OK
+    sample = tmp.write("sample.txt", b"x")
+    r = run("build", "--listen", "127.0.0.1:0", "--sample-input", sample, "--sample-input",
+            sample, script(HTTP_SERVICE), "-o", tmp / "s.tpy", "--key", key)
+    assert r.returncode == EXIT.USAGE, r
+    _one_line(r, "--sample-input and --listen: a server's sample run serves until it is "
+                 "stopped, once")
+    assert "listening on" not in r.err, r
+
+
 def test_wsgi_names_a_missing_callable_in_one_line(as_user, start, wsgi_app):
     with serving(start, "run", "--listen", "127.0.0.1:0", "--wsgi",
                  f"{wsgi_app}:no_such_app") as served:

@@ -467,3 +467,19 @@ def test_a_cas_releases_a_shells_keys_only_where_debug_is_tolerated(as_user, tee
         assert b"runtime" in r.stderr and b"is not in policy mysvc/main" in r.stderr, r
     finally:
         cas.close()
+
+
+def test_the_services_prompt_is_shown_escaped(as_user, shell):
+    """sys.ps1 is the service's text: its control characters (a title change, a
+    screen clear) are shown as text on the host's terminal, never acted on."""
+    s = shell()
+    s.type("import sys; sys.ps1 = '\\x1b]0;owned\\x07\\x1b[2Jzz> '")
+    s.wait(r"zz> *$")
+    text = s.screen()
+    assert "Ctrl-D leaves" in text  # the screen was not cleared
+    assert re.search(r"\\x1b\]0;owned\\x07\\x1b\[2Jzz> *$", text, re.M) or \
+        re.search(r"\\e\]0;owned\\a\\e\[2Jzz> *$", text, re.M) or \
+        ("owned" in text and "\x1b" not in text), text
+    assert s.tmux("display-message", "-p", "-t", "shell", "#{pane_title}").strip() != "owned"
+    s.keys("C-d")
+    assert s.exit_code() == EXIT.OK

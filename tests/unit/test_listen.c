@@ -85,6 +85,18 @@ static void test_a_handed_descriptor_must_listen(void)
 	close(sv[0]);
 	close(sv[1]);
 
+	/* a listening stream socket of another protocol than TCP (MPTCP here, where the
+	 * kernel has it; SCTP and TIPC alike): the sandbox's rules are written for TCP */
+	int mptcp = socket(AF_INET, SOCK_STREAM, 262 /* IPPROTO_MPTCP */);
+	struct sockaddr_in any = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	if (mptcp >= 0 && bind(mptcp, (struct sockaddr *)&any, sizeof(any)) == 0 &&
+	    listen(mptcp, 1) == 0)
+		CHECK(tp_listen_check_fd(mptcp, err, sizeof(err)) == -1 &&
+		      strstr(err, "is not a TCP socket"));
+	if (mptcp >= 0)
+		close(mptcp);
+
 	/* systemd's: fd 3 onward, LISTEN_FDS of them, to LISTEN_PID */
 	setenv("LISTEN_FDS", "1", 1);
 	CHECK(tp_listen_check_fd(listening, err, sizeof(err)) == (listening == 3 ? 0 : -1));

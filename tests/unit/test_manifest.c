@@ -32,6 +32,8 @@ static void sample(struct tp_manifest *m)
 	tp_sha256("abcd", 4, m->files[1].sha256);
 }
 
+static int parse_replaced(const char *json, const char *from, const char *to, char *err);
+
 static void test_manifest_round_trips_canonically(void)
 {
 	struct tp_manifest m, back;
@@ -50,6 +52,11 @@ static void test_manifest_round_trips_canonically(void)
 	CHECK(tp_manifest_to_json(&back, &again, &again_size) == 0);
 	CHECK(again_size == size && memcmp(json, again, size) == 0);
 	CHECK(back.file_count == 3 && back.files[2].mtime == 5 && back.files[2].mode == 0755);
+	/* names the program loader or PyPy's runtime would read are refused */
+	CHECK(parse_replaced(json, "\"env\":{\"A\"", "\"env\":{\"LD_A\"", err) == -EINVAL);
+	CHECK(strstr(err, "would steer the program loader"));
+	CHECK(parse_replaced(json, "\"env\":{\"A\"", "\"env\":{\"PYPYLOG\"", err) == -EINVAL);
+	CHECK(strstr(err, "would steer the PyPy runtime"));
 	free(json);
 	free(again);
 	tp_manifest_free(&m);

@@ -467,6 +467,15 @@ static void test_a_server_takes_one_socket_and_no_clock(void)
 	      -EINVAL);
 	CHECK(strstr(err, "unexpected argument 'x.py'"));
 	tp_run_opts_free(&o);
+	CHECK(parse(&o, err,
+		    (const char *[]){ "--listen", "127.0.0.1:0", "--output-volume", "out", "s.py",
+				      NULL }) == -EINVAL);
+	CHECK(strstr(err, "--output-volume: a server ends when it is stopped"));
+	tp_run_opts_free(&o);
+	CHECK(parse(&o, err, (const char *[]){ "--env", "PYPYLOG=jit-log-opt:-", "s.py", NULL }) ==
+	      -EINVAL);
+	CHECK(strstr(err, "not LD_* or PYPY*"));
+	tp_run_opts_free(&o);
 }
 
 TESTS(run_opts_tests) = {
