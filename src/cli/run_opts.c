@@ -7,6 +7,7 @@
 #include "../common/log.h"
 #include "../common/units.h"
 #include "../manifest/engine.h"
+#include "../manifest/manifest.h"
 #include "../runner/runner.h"
 
 #include <errno.h>
@@ -449,16 +450,6 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 		return 0;
 	}
 	case RUN_LISTEN:
-		if (opts->listen || opts->listen_fd_given)
-			return tp_errf(
-			    err, err_size,
-			    "%s: a socket is already given (use one --listen or --listen-fd)",
-			    what);
-		if (!*value)
-			return tp_errf(err, err_size,
-				       "%s: empty (give ADDR:PORT, e.g. 127.0.0.1:8000)", what);
-		opts->listen = value;
-		return 0;
 	case RUN_LISTEN_FD: {
 		char *end;
 		long n;
@@ -468,6 +459,13 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 			    err, err_size,
 			    "%s: a socket is already given (use one --listen or --listen-fd)",
 			    what);
+		if (id == RUN_LISTEN && !*value)
+			return tp_errf(err, err_size,
+				       "%s: empty (give ADDR:PORT, e.g. 127.0.0.1:8000)", what);
+		if (id == RUN_LISTEN) {
+			opts->listen = value;
+			return 0;
+		}
 		errno = 0;
 		n = strtol(value, &end, 10);
 		if (errno || *end || end == value || n < 0 || n > INT_MAX)
@@ -494,12 +492,9 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 		if (colon && (colon[1] == '/' || strchr(colon + 1, '.')))
 			colon = NULL;
 		if (colon) {
-			/* SCRIPT.py:NAME, the name a Python identifier */
-			bool ok = colon[1] && !(colon[1] >= '0' && colon[1] <= '9');
-			for (const char *c = colon + 1; ok && *c; c++)
-				ok = *c == '_' || (*c >= 'a' && *c <= 'z') ||
-				     (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9');
-			if (!ok)
+			/* SCRIPT.py:NAME, the name a Python identifier (a module name with no
+			 * dot: one with a dot was taken for the path's above) */
+			if (!tp_module_name_ok(colon + 1))
 				return tp_errf(err, err_size,
 					       "%s: '%s' is not a Python name (SCRIPT.py:NAME)",
 					       what, colon + 1);
