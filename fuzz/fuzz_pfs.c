@@ -120,6 +120,17 @@ static void fuzz_open(const uint8_t key[TP_PFS_KEY_SIZE], enum tp_pfs_purpose pu
 		    tp_pfs_read_chunk(rd, last + 1, buf, &len, err, sizeof(err)) != -ERANGE)
 			abort();
 		free(buf);
+		/* and so does every chunk read as one run */
+		uint64_t chunks = last + 1;
+		uint8_t *run = malloc(chunks << parsed.chunk_shift);
+		uint8_t *in = malloc(size);
+		if (!run || !in ||
+		    tp_pfs_read_chunks(rd, 0, (size_t)chunks, in, run, &len, err, sizeof(err)) !=
+			0 ||
+		    len != parsed.size || memcmp(run, plain.data, len) != 0)
+			abort();
+		free(run);
+		free(in);
 		/* what opened is exactly what sealing it again writes */
 		struct source back = { plain.data, plain.size };
 		sealed.cap = size;

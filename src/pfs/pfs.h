@@ -97,6 +97,14 @@ const struct tp_pfs_header *tp_pfs_reader_header(const struct tp_pfs_reader *r);
  * an index past the last, or the read callback's error; the reason in err. */
 int tp_pfs_read_chunk(struct tp_pfs_reader *r, uint64_t index, void *buf, size_t *size, char *err,
 		      size_t err_size);
+/* Chunks first .. first + count - 1 (fewer where the file ends first) read with one
+ * call into sealed (room for count chunks and their tags: a caller's buffer, kept
+ * from one file to the next), their plaintexts one after another into buf (room
+ * for count chunks), their total length into *size. Returns as tp_pfs_read_chunk,
+ * with every plaintext of the run wiped when one of its chunks does not
+ * authenticate, -ERANGE for count 0 or a first index past the last. */
+int tp_pfs_read_chunks(struct tp_pfs_reader *r, uint64_t first, size_t count, void *sealed,
+		       void *buf, size_t *size, char *err, size_t err_size);
 /* Every chunk, in order, into write_plain (offsets 0 ..). A chunk that does not
  * authenticate stops it: what was written before is the caller's to discard.
  * Returns as tp_pfs_read_chunk, or the write callback's error. -ENOTRECOVERABLE

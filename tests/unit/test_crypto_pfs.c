@@ -690,6 +690,43 @@ static void test_pfs_chunks_read_alone_in_reverse_order(void)
 	mem_free(&sealed);
 }
 
+/* Runs of chunks read at once (the sealed root's fill): the same plaintext as the
+ * chunks one by one, from any chunk, the run cut where the file ends. */
+static void test_pfs_runs_of_chunks_read_at_once(void)
+{
+	const unsigned shift = TP_PFS_MIN_SHIFT;
+	const size_t chunk = (size_t)1 << shift, size = 7 * chunk + 123, run = 3;
+	struct tp_pfs_header h = header(TP_PFS_BUNDLE, shift, size, 10);
+	struct tp_pfs_reader *rd = NULL;
+	struct mem plain, sealed;
+	uint8_t *buf = malloc(run * chunk), *in = malloc(run * (chunk + TP_PFS_TAG_SIZE));
+	size_t len;
+	char err[256];
+
+	NEED_CRYPTO();
+	pattern(&plain, size, 3);
+	CHECK(seal(key_a, &h, &plain, &sealed) == 0);
+	CHECK(tp_pfs_reader_open(key_a, TP_PFS_BUNDLE, mem_read, &sealed, sealed.size, &rd, err,
+				 sizeof(err)) == 0);
+	if (rd && buf && in) {
+		for (uint64_t first = 0; first < 8; first++) {
+			size_t want = first + run >= 8 ? size - first * chunk : run * chunk;
+			CHECK(tp_pfs_read_chunks(rd, first, run, in, buf, &len, err, sizeof(err)) ==
+			      0);
+			CHECK(len == want && memcmp(buf, plain.data + first * chunk, want) == 0);
+		}
+		len = 1;
+		CHECK(tp_pfs_read_chunks(rd, 2, 0, in, buf, &len, err, sizeof(err)) == -ERANGE &&
+		      len == 0);
+		CHECK(tp_pfs_read_chunks(rd, 8, run, in, buf, &len, err, sizeof(err)) == -ERANGE);
+	}
+	tp_pfs_reader_free(rd);
+	free(buf);
+	free(in);
+	mem_free(&plain);
+	mem_free(&sealed);
+}
+
 /* sealed with byte at flipped by mask: what opening it gives */
 static int open_flipped(const struct mem *sealed, size_t at, uint8_t mask,
 			enum tp_pfs_purpose purpose)
@@ -787,8 +824,9 @@ static void test_pfs_header_changes_are_refused_each_with_its_error(void)
 }
 
 /* A file of 4 chunks of 4096 bytes (the last short) with the chunks in bad_mask not
- * authenticating: open_all stops at the first with nothing of it written, and
- * read_chunk refuses each of them alone, wiping the buffer, and reads the others. */
+ * authenticating: open_all stops at the first with nothing of it written (nor of
+ * the chunks read in the same run before it: all four here), and read_chunk refuses
+ * each of them alone, wiping the buffer, and reads the others. */
 static void check_chunks_refused(struct mem *sealed, unsigned bad_mask)
 {
 	struct tp_pfs_reader *rd = NULL;
@@ -799,7 +837,7 @@ static void check_chunks_refused(struct mem *sealed, unsigned bad_mask)
 	char err[256];
 
 	CHECK(open_all(key_a, TP_PFS_DATA, sealed, &back) == -EBADMSG);
-	CHECK(back.size == first_bad * 4096);
+	CHECK(back.size == 0);
 	mem_free(&back);
 	CHECK(tp_pfs_reader_open(key_a, TP_PFS_DATA, mem_read, sealed, sealed->size, &rd, err,
 				 sizeof(err)) == 0);
@@ -813,6 +851,14 @@ static void check_chunks_refused(struct mem *sealed, unsigned bad_mask)
 		}
 		CHECK(tp_pfs_read_chunk(rd, i, buf, &len, err, sizeof(err)) == -EBADMSG);
 		CHECK(len == 0 && is_zero(buf, i == 3 ? 5 : sizeof(buf))); /* wiped */
+		CHECK(strstr(err, "does not authenticate") != NULL);
+	}
+	/* all four as one run: refused, and none of its plaintext is left */
+	{
+		uint8_t run[4 * 4096], in[4 * (4096 + TP_PFS_TAG_SIZE)];
+		memset(run, 0x5a, sizeof(run));
+		CHECK(tp_pfs_read_chunks(rd, 0, 4, in, run, &len, err, sizeof(err)) == -EBADMSG);
+		CHECK(len == 0 && is_zero(run, first_bad * 4096 + (first_bad == 3 ? 5 : 4096)));
 		CHECK(strstr(err, "does not authenticate") != NULL);
 	}
 	tp_pfs_reader_free(rd);
@@ -1128,6 +1174,7 @@ TESTS(crypto_pfs_tests) = {
 	{ "pfs_seals_as_an_independent_implementation_does",
 	  test_pfs_seals_as_an_independent_implementation_does },
 	{ "pfs_chunks_read_alone_in_reverse_order", test_pfs_chunks_read_alone_in_reverse_order },
+	{ "pfs_runs_of_chunks_read_at_once", test_pfs_runs_of_chunks_read_at_once },
 	{ "pfs_header_changes_are_refused_each_with_its_error",
 	  test_pfs_header_changes_are_refused_each_with_its_error },
 	{ "pfs_chunk_changes_are_refused_as_bad_messages",
