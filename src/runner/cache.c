@@ -138,6 +138,12 @@ static void remove_stale_temps(int dir_fd)
 	each_name(dir_fd, remove_if_stale_temp);
 }
 
+static bool on_tmpfs(int fd)
+{
+	struct statfs sf;
+	return fstatfs(fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC;
+}
+
 /* What is wrong with a directory for holding a cache or an entry, or NULL. */
 static const char *untrusted(int fd, mode_t want_mode, char *why, size_t why_size)
 {
@@ -242,6 +248,13 @@ int tp_cache_dir_open(const char *cache_dir, const char *runtime_dir, bool creat
 		snprintf(why, why_size, "cache %s: %s", path, strerror(errno));
 		close(fd);
 		return -EPERM;
+	}
+	if (!cache_dir && geteuid() == 0 && create && !on_tmpfs(fd) && rmdir(path) == 0) {
+		/* an empty /run/teepy where /run is no tmpfs: its tmpfs was unmounted and
+		 * the directory left; made and mounted again, as the first run did */
+		close(fd);
+		return tp_cache_dir_open(cache_dir, runtime_dir, create, path, path_size, why,
+					 why_size);
 	}
 	if (untrusted(fd, 0700, problem, sizeof(problem))) {
 		snprintf(why, why_size, "cache %s: %s", path, problem);

@@ -189,6 +189,44 @@ def test_an_untrusted_cache_dir_is_refused_with_one_warning(request, work, keys,
     assert entries(cache) == []
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's cache, /run/teepy")
+@pytest.mark.parametrize("left", ["empty", "holding a file"])
+def test_roots_run_teepy_left_by_an_umount_is_mounted_again_if_empty(work, vendored, keys, left):
+    """Where /run is no tmpfs, an umount of /run/teepy leaves its directory: the next
+    run mounts the tmpfs again (else every run warned and went without the cache), but
+    never over a directory that holds anything. In a mount namespace of its own, /run
+    a directory on disk: the host's /run is not touched."""
+    run_dir = os.path.join(work, "run")
+    os.makedirs(os.path.join(run_dir, "teepy"), 0o700)
+    if _fs_type(run_dir) == "tmpfs":
+        pytest.skip(f"{work} is on a tmpfs here")
+    if left != "empty":
+        open(os.path.join(run_dir, "teepy", "kept"), "w").close()
+    bundle, target = vendored
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
+    env["TEEPY_NO_CACHE"] = "0"
+    run = [TEEPY, "run", bundle, "--trust", keys[1], "--allow", os.path.dirname(target),
+           "--print-config"]
+    script = ('mount --bind "$1" /run && shift && "$@" && "$@" && '
+              "echo fs=$(stat -f -c %T /run/teepy)")
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                        "sh", run_dir, *run], capture_output=True, timeout=120, env=env)
+    err = r.stderr.decode()
+    assert r.returncode == EXIT.OK, err
+    assert r.stdout.endswith(b"\n") and r.stdout.split(b"fs=")[0] == b"4242", r.stdout
+    caches = [l.split(None, 1)[1] for l in err.splitlines() if l.startswith("  cache ")]
+    if left == "empty":
+        assert r.stdout.endswith(b"fs=tmpfs\n"), r.stdout
+        assert caches[0].startswith("miss: the verified files are kept in /run/teepy/"), err
+        assert caches[1].startswith("hit:"), err
+        assert "warning" not in err, err
+    else:
+        assert not r.stdout.endswith(b"fs=tmpfs\n"), r.stdout
+        assert all(c.startswith("off:") and "not on a tmpfs" in c for c in caches), err
+        assert os.listdir(os.path.join(run_dir, "teepy")) == ["kept"]
+    assert not os.path.ismount(os.path.join(run_dir, "teepy"))
+
+
 def test_an_entry_the_checks_refuse_is_made_again(vendored, keys, cache):
     assert run_vendored(vendored, keys, cache).returncode == EXIT.OK
     [entry] = entries(cache)
