@@ -603,7 +603,7 @@ def test_snp_evidence_goes_with_the_hosts_vcek_and_chain(run, teepy, cas, snp, t
     got = json.loads(v.stdout)
     assert got["verified"] is True and got["time_checked"] is True and got["product"] == "Milan"
     assert [c["name"] for c in got["checks"] if c["ok"]] == ["cert_chain", "cert_report",
-                                                             "report_signature"]
+                                                             "report_signature", "debug"]
 
 
 @pytest.mark.parametrize("auxblob, why, give", [
