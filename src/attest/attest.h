@@ -1,6 +1,6 @@
-/* Evidence: what a runtime claims ({mode, runtime, app, signer, nonce, pubkey}),
- * bound into 64 bytes of report data (report_data.c); evidence of confidential VMs
- * as the kernel's configfs-tsm gives it, Intel TDX quotes (versions 4 and 5) and
+/* Evidence: what a runtime claims ({mode, runtime, app, signer, nonce, pubkey}, and
+ * debug for a debug run), bound into 64 bytes of report data (report_data.c); evidence of
+ * confidential VMs as the kernel's configfs-tsm gives it, Intel TDX quotes (versions 4 and 5) and
  * AMD SEV-SNP attestation reports with the host's certificate table; and teepy's
  * sim evidence, signed by a host's platform key (sim.c). The parsers (tdx.c, snp.c,
  * snp_certs.c, sim.c) are pure and take untrusted bytes; the verifiers (verify.c,
