@@ -1,6 +1,6 @@
-/* Evidence: what a runtime claims ({mode, runtime, app, signer, nonce, pubkey}),
- * bound into 64 bytes of report data (report_data.c); evidence of confidential VMs
- * as the kernel's configfs-tsm gives it, Intel TDX quotes (versions 4 and 5) and
+/* Evidence: what a runtime claims ({mode, runtime, app, signer, nonce, pubkey}, and
+ * debug for a debug run), bound into 64 bytes of report data (report_data.c); evidence of
+ * confidential VMs as the kernel's configfs-tsm gives it, Intel TDX quotes (versions 4 and 5) and
  * AMD SEV-SNP attestation reports with the host's certificate table; and teepy's
  * sim evidence, signed by a host's platform key (sim.c). The parsers (tdx.c, snp.c,
  * snp_certs.c, sim.c) are pure and take untrusted bytes; the verifiers (verify.c,
@@ -229,7 +229,7 @@ struct tp_attest_opts {
 	int64_t at_time; /* seconds since the epoch; 0: now */
 };
 
-#define TP_ATTEST_CHECKS_MAX 5
+#define TP_ATTEST_CHECKS_MAX 5 /* a quote's four, and debug (tp_attest_check_debug) */
 
 struct tp_attest_check {
 	const char *name; /* "quote_signature" */
@@ -246,6 +246,12 @@ struct tp_attest_result {
 
 /* The first check that failed, or NULL when every one passed. */
 const struct tp_attest_check *tp_attest_failed(const struct tp_attest_result *res);
+
+/* Adds the check "debug" to res: passes when debug is NULL (the evidence is no debug
+ * run's, TD's or guest's), else names what debug says ("a debug TD") and fails unless
+ * tolerated (a verifier's choice, as a CAS policy's "tolerate": ["debug"]): whoever
+ * runs a debug run, TD or guest can read and change what runs. Pure. */
+void tp_attest_check_debug(struct tp_attest_result *res, const char *debug, bool tolerated);
 
 /* Every check of a quote, each run whatever the others gave: the quote's signature
  * by its attestation key, the QE report's binding of that key, the QE report's

@@ -70,6 +70,23 @@ const struct tp_attest_check *tp_attest_failed(const struct tp_attest_result *re
 	return NULL;
 }
 
+void tp_attest_check_debug(struct tp_attest_result *res, const char *debug, bool tolerated)
+{
+	struct tp_attest_check *c =
+	    add(res, "debug", "the evidence is not a debug run's, TD's or guest's");
+
+	if (!debug)
+		c->ok = true;
+	else if (tolerated) {
+		c->ok = true;
+		snprintf(c->detail, sizeof(c->detail), "%s, tolerated (--tolerate-debug)", debug);
+	} else
+		failed(c,
+		       "%s: whoever ran it could read and change what ran (--tolerate-debug "
+		       "accepts it)",
+		       debug);
+}
+
 static int verdict(const struct tp_attest_result *res)
 {
 	return tp_attest_failed(res) ? -EBADMSG : 0;

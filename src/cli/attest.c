@@ -38,6 +38,7 @@ enum attest_flag {
 	ATTEST_CHAIN,
 	ATTEST_PLATFORM_KEY,
 	ATTEST_NO_TIME,
+	ATTEST_TOLERATE_DEBUG,
 	ATTEST_JSON
 };
 
@@ -80,6 +81,9 @@ static const struct tp_flag flags[] = {
 	{ ATTEST_NO_TIME, "insecure-no-time-check", 0, NULL, NULL,
 	  "do not check certificates' validity periods (to verify old evidence; says so on "
 	  "stderr)" },
+	{ ATTEST_TOLERATE_DEBUG, "tolerate-debug", 0, NULL, NULL,
+	  "accept debug evidence (a debug run's: teepy shell's; a debug TD or guest), which is "
+	  "refused without it; a warning on stderr says so" },
 	{ ATTEST_JSON, "json", 0, NULL, NULL,
 	  "print JSON instead (verify: {\"type\", \"verified\", \"checks\", ...the fields})" },
 	TP_FLAGS_END,
@@ -94,9 +98,10 @@ static const struct tp_exit_use exits[] = {
 	{ TP_EXIT_KEY_MISSING, "sim: there is no platform key (teepy platform init)" },
 	{ TP_EXIT_ATTESTATION_DENIED,
 	  "verify: the evidence is refused: malformed, of a version or kind teepy does not read, "
-	  "a signature or certificate chain that does not verify, an untrusted platform key or "
-	  "claims not those expected (one line names the first check that failed; the fields "
-	  "and every check are printed all the same, marked FAILED)" },
+	  "a signature or certificate chain that does not verify, an untrusted platform key, "
+	  "claims not those expected, or debug evidence without --tolerate-debug (one line "
+	  "names the first check that failed; the fields and every check are printed all the "
+	  "same, marked FAILED)" },
 	{ TP_EXIT_INTERNAL, "OpenSSL's libcrypto cannot be loaded, out of memory, or "
 			    "configfs-tsm refused the request" },
 	{ 0, NULL },
@@ -106,11 +111,12 @@ const struct tp_command_help tp_attest_help = {
 	.name = "attest",
 	.synopsis = "[--mode sim|hw|auto] [--nonce HEX] [--app HEX --signer HEX] [--snp-vcek FILE] "
 		    "[--snp-chain FILE] [--json] [-o FILE]\n"
-		    "verify QUOTE --type tdx [--insecure-no-time-check] [--json]\n"
-		    "verify REPORT --type snp --vcek DER --chain PEM [--insecure-no-time-check] "
+		    "verify QUOTE --type tdx [--insecure-no-time-check] [--tolerate-debug] "
 		    "[--json]\n"
+		    "verify REPORT --type snp --vcek DER --chain PEM [--insecure-no-time-check] "
+		    "[--tolerate-debug] [--json]\n"
 		    "verify EVIDENCE --type sim --platform-key PUB [--nonce HEX] [--app HEX] "
-		    "[--signer HEX] [--json]",
+		    "[--signer HEX] [--tolerate-debug] [--json]",
 	.about =
 	    "teepy attest makes this host's evidence for the claims given and prints what it\n"
 	    "binds (runtime: this teepy's; app and signer: given or zeros; nonce: given or\n"
@@ -126,10 +132,14 @@ const struct tp_command_help tp_attest_help = {
 	    "Intel SGX Root CA key. An SEV-SNP report: its ECDSA P-384 signature by the VCEK or\n"
 	    "VLEK, whose chain must end at a pinned AMD ARK key (Milan, Genoa), and the\n"
 	    "certificate's chip id and TCB against the report's. sim evidence: its report\n"
-	    "data binds its claims, its platform key is one given, and it signed them. A policy\n"
-	    "pins MRTD and RTMR0-3 (TDX), or MEASUREMENT and the guest policy (SNP). TCB status\n"
-	    "and Intel's and AMD's other collateral (TCB info, QE identity, revocation lists)\n"
-	    "are not checked: see docs/cas.md, \"Evidence\" and \"Producing evidence\".\n",
+	    "data binds its claims, its platform key is one given, and it signed them. Debug\n"
+	    "evidence is refused unless --tolerate-debug: a debug run's (teepy shell), a debug\n"
+	    "TD's (TD attributes' DEBUG bit) or a debug guest's (guest policy's DEBUG bit),\n"
+	    "whose insides its user or host can read, as a CAS refuses it unless the policy\n"
+	    "tolerates \"debug\". A policy pins MRTD and RTMR0-3 (TDX), or MEASUREMENT and the\n"
+	    "guest policy (SNP). TCB status and Intel's and AMD's other collateral (TCB info,\n"
+	    "QE identity, revocation lists) are not checked: see docs/cas.md, \"Evidence\" and\n"
+	    "\"Producing evidence\".\n",
 	.flags = flags,
 	.exits = exits,
 };
@@ -146,6 +156,8 @@ struct attest_cmd {
 	struct tp_attest_produce produce; /* its nonce, app, signer and json serve verify too */
 	const char *given_produce;	  /* a flag of producing, given to verify */
 	bool json;
+	bool tolerate_debug;  /* --tolerate-debug: debug evidence passes its check */
+	bool debug_tolerated; /* the evidence is debug, and it did */
 	struct tp_attest_opts opts;
 	char *bytes, *vcek, *chain;
 	size_t size, vcek_size, chain_size;
@@ -224,13 +236,16 @@ static int print_report(const struct attest_cmd *c, json_t *fields,
 			       *k->detail ? ": " : "", k->detail);
 		}
 		/* what "yes" covers, as docs/cas.md says: not the platform's TCB status */
+		const char *debug = c->debug_tolerated ? "; DEBUG, tolerated" : "";
 		if (ok && strcmp(c->type, "sim") == 0)
 			printf("verified: yes (SIMULATION: signed by a trusted platform key, not "
-			       "by hardware)\n");
+			       "by hardware%s)\n",
+			       debug);
 		else if (ok)
-			printf("verified: yes (signatures and chain; TCB status not checked%s)\n",
+			printf("verified: yes (signatures and chain; TCB status not checked%s%s)\n",
 			       c->opts.insecure_no_time_check ? "; certificate times not checked" :
-								"");
+								"",
+			       debug);
 		else
 			printf("verified: NO\n");
 	}
@@ -268,8 +283,9 @@ static int expected_claims(const struct attest_cmd *c, struct tp_sim_expect *x,
 }
 
 /* sim evidence against the platform keys given. Returns an exit code or 0 (then
- * res and fields are set). */
-static int verify_sim(struct attest_cmd *c, struct tp_attest_result *res, json_t **fields)
+ * res and fields are set, and debug when the evidence is a debug run's). */
+static int verify_sim(struct attest_cmd *c, struct tp_attest_result *res, json_t **fields,
+		      const char **debug)
 {
 	uint8_t keys[PLATFORM_KEYS_MAX][TP_SIM_PLATFORM_KEY], nonce[TP_NONCE_MAX];
 	uint8_t app[TP_CLAIM_SIZE], signer[TP_CLAIM_SIZE];
@@ -294,6 +310,7 @@ static int verify_sim(struct attest_cmd *c, struct tp_attest_result *res, json_t
 	tp_sim_verify(&e, (const uint8_t(*)[TP_SIM_PLATFORM_KEY])keys, c->platform_key_count, &x,
 		      res);
 	*fields = tp_sim_json(&e);
+	*debug = e.claims.debug ? "a debug run (teepy shell)" : NULL;
 	return 0;
 }
 
@@ -301,6 +318,7 @@ static int verify(struct attest_cmd *c)
 {
 	struct tp_attest_result res;
 	const struct tp_attest_check *bad;
+	const char *debug = NULL; /* what makes the evidence a debug one */
 	json_t *fields;
 	char err[512];
 	int r, code;
@@ -308,7 +326,7 @@ static int verify(struct attest_cmd *c)
 	if ((code = read_input("", c->file, EVIDENCE_MAX, &c->bytes, &c->size)) != 0)
 		return code;
 	if (strcmp(c->type, "sim") == 0) {
-		if ((code = verify_sim(c, &res, &fields)) != 0)
+		if ((code = verify_sim(c, &res, &fields, &debug)) != 0)
 			return code;
 	} else if (strcmp(c->type, "tdx") == 0) {
 		struct tp_tdx_quote q;
@@ -325,6 +343,8 @@ static int verify(struct attest_cmd *c)
 		}
 		tp_tdx_verify(&q, &c->opts, &res);
 		fields = tp_tdx_json(&q);
+		if (q.td_attributes & TP_TDX_ATTR_DEBUG)
+			debug = "a debug TD (the TD attributes' DEBUG bit)";
 	} else {
 		struct tp_snp_report rep;
 		if ((r = tp_snp_parse((const uint8_t *)c->bytes, c->size, &rep, err, sizeof(err))) <
@@ -346,7 +366,15 @@ static int verify(struct attest_cmd *c)
 		tp_snp_verify(&rep, (const uint8_t *)c->vcek, c->vcek_size, c->chain, c->chain_size,
 			      &c->opts, &res);
 		fields = tp_snp_json(&rep);
+		if (rep.policy & TP_SNP_POLICY_DEBUG)
+			debug = "a debug guest (the guest policy's DEBUG bit)";
 	}
+	/* as a CAS refuses it unless the policy tolerates "debug", and teepy invoke
+	 * --sealed always: whoever runs it can look inside */
+	tp_attest_check_debug(&res, debug, c->tolerate_debug);
+	c->debug_tolerated = debug && c->tolerate_debug;
+	if (c->debug_tolerated)
+		tp_warn("attest verify: %s: %s, accepted (--tolerate-debug)", c->file, debug);
 	if (!fields) {
 		tp_error("attest verify: out of memory");
 		return TP_EXIT_INTERNAL;
@@ -377,7 +405,8 @@ static int check_usage(const struct attest_cmd *c, const char *action)
 					  c->platform_key_count ? "--platform-key" :
 					  c->opts.insecure_no_time_check ?
 								  "--insecure-no-time-check" :
-								  NULL;
+					  c->tolerate_debug ? "--tolerate-debug" :
+							      NULL;
 		if (verify_flag) {
 			tp_error("attest: %s is for verify (teepy attest verify FILE %s ...)",
 				 verify_flag, verify_flag);
@@ -530,6 +559,9 @@ int tp_cmd_attest(int argc, char **argv)
 			break;
 		case ATTEST_NO_TIME:
 			c.opts.insecure_no_time_check = true;
+			break;
+		case ATTEST_TOLERATE_DEBUG:
+			c.tolerate_debug = true;
 			break;
 		case ATTEST_JSON:
 			c.json = true;

@@ -851,6 +851,11 @@ static int make_config(struct cli_run *run)
 		if (!o->output_file)
 			cfg->result = (struct tp_result_sink){ .name = "memory" };
 	}
+	/* TEEPY_ENGINE is a script's default: a bundle runs on the engine it records,
+	 * whatever the setting names (docs/cli.md) */
+	char why[256];
+	if (!cfg->is_bundle && tp_run_opts_engine_check(o, why, sizeof(why)) < 0)
+		return usage_error("%s", why);
 	if (o->cas && !cfg->is_bundle && o->cas_from_env)
 		o->cas = NULL; /* the deployment's setting: an unsealed script has no keys */
 	else if (o->cas && !o->script)

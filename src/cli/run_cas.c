@@ -136,8 +136,9 @@ out:
 }
 
 /* The bundle's manifest and signer, measured (as teepy inspect measures them) into
- * the claims and kept to compare with what the runner opens. Returns an exit code
- * or 0. */
+ * the claims and kept to compare with what the runner opens. A manifest this teepy
+ * cannot run is refused here, as the runner would refuse it, before the CAS is asked
+ * anything: its engine names the runtime measured. Returns an exit code or 0. */
 static int measure(struct tp_run_cas *rc, const char *path, struct tp_claims *c)
 {
 	struct tp_bundle_file bf;
@@ -147,16 +148,18 @@ static int measure(struct tp_run_cas *rc, const char *path, struct tp_claims *c)
 		tp_error("%s: %s", path, err);
 		return TP_EXIT_BUNDLE;
 	}
+	if (tp_bundle_file_parse(&bf, false, err, sizeof(err)) < 0) {
+		tp_bundle_file_close(&bf);
+		tp_error("%s: %s", path, err);
+		return TP_EXIT_BUNDLE;
+	}
 	rc->manifest_size = bf.bundle.header.manifest_size;
 	if ((rc->manifest = malloc(rc->manifest_size ? rc->manifest_size : 1)))
 		memcpy(rc->manifest, bf.bundle.manifest, rc->manifest_size);
 	memcpy(rc->pubkey, bf.bundle.pubkey, sizeof(rc->pubkey));
 	memcpy(c->app, bf.app, TP_CLAIM_SIZE);
 	memcpy(c->signer, bf.signer, TP_CLAIM_SIZE);
-	/* a manifest that does not parse is the runner's to refuse, after this */
-	rc->engine = tp_bundle_file_parse(&bf, false, err, sizeof(err)) == 0 ?
-			 bf.manifest.engine.name :
-			 TP_ENGINE_CPYTHON;
+	rc->engine = bf.manifest.engine.name;
 	tp_bundle_file_close(&bf);
 	if (!rc->manifest) {
 		tp_error("out of memory");

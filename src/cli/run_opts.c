@@ -263,6 +263,25 @@ static int parse_mode(const char *what, const char *text, struct tp_run_opts *op
 	return 0;
 }
 
+/* The engine word names, or NULL with one line in err (err may be NULL): one teepy
+ * does not know, or one this teepy was built without. */
+static const struct tp_engine_build *engine_named(const char *what, const char *word, char *err,
+						  size_t err_size)
+{
+	bool known;
+	const struct tp_engine_build *e = tp_engine_by_word(word, &known);
+
+	if (!known)
+		tp_errf(err, err_size, "%s: unknown engine '%s' (use %s)", what, word,
+			TP_ENGINE_WORDS);
+	else if (!e)
+		tp_errf(err, err_size,
+			"%s %s: this teepy was built without it (install pypy3 and pypy3-dev, then "
+			"rebuild teepy)",
+			what, word);
+	return e;
+}
+
 static int parse_escape(const char *what, const char *text, struct tp_run_opts *opts, char *err,
 			size_t err_size)
 {
@@ -506,19 +525,20 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 		return 0;
 	}
 	case RUN_ENGINE: {
-		bool known;
-		const struct tp_engine_build *e = tp_engine_by_word(value, &known);
-		if (!known)
-			return tp_errf(err, err_size, "%s: unknown engine '%s' (use %s)", what,
-				       value, TP_ENGINE_WORDS);
-		if (!e)
-			return tp_errf(err, err_size,
-				       "%s %s: this teepy was built without it (install pypy3 and "
-				       "pypy3-dev, then rebuild teepy)",
-				       what, value);
+		const struct tp_engine_build *e;
+		/* a deployment's setting is a script's default: a bundle runs on its own
+		 * engine, so a setting that names none here is refused only for a script
+		 * (tp_run_opts_engine_check, once the runner knows which it is) */
+		if (strncmp(what, "TEEPY_", 6) == 0) {
+			opts->engine_setting = value;
+			if ((e = engine_named(what, value, NULL, 0)))
+				opts->engine = e->name;
+			return 0;
+		}
+		if (!(e = engine_named(what, value, err, err_size)))
+			return -EINVAL;
 		opts->engine = e->name;
-		/* a deployment's setting is a default: a bundle runs on its own engine */
-		opts->engine_given = strncmp(what, "TEEPY_", 6) != 0;
+		opts->engine_given = true;
 		return 0;
 	}
 	case RUN_MODE:
@@ -546,6 +566,13 @@ int tp_run_opts_set(struct tp_run_opts *opts, int id, const char *what, const ch
 		return 0;
 	}
 	return tp_errf(err, err_size, "%s: not a flag of teepy run", what);
+}
+
+int tp_run_opts_engine_check(const struct tp_run_opts *opts, char *err, size_t err_size)
+{
+	if (opts->engine_given || !opts->engine_setting)
+		return 0;
+	return engine_named("TEEPY_ENGINE", opts->engine_setting, err, err_size) ? 0 : -EINVAL;
 }
 
 /* TEEPY_* settings give the defaults that flags then override: a value when it is

@@ -55,6 +55,9 @@ struct tp_run_opts {
 	bool allow_site_packages;
 	enum tp_engine engine; /* --engine, TEEPY_ENGINE: CPython unless given */
 	bool engine_given;     /* by the flag, not the setting */
+	/* TEEPY_ENGINE as set, checked only where it applies (tp_run_opts_engine_check): a
+	 * bundle runs on the engine it records, whatever the setting names */
+	const char *engine_setting;
 	bool print_config;
 	const char *no_cache; /* "--no-cache" or "TEEPY_NO_CACHE" as given, or NULL */
 	uint64_t cache_max_bytes;
@@ -105,6 +108,11 @@ int tp_run_opts_rest(struct tp_run_opts *opts, int argc, char **argv, int from);
 /* path (borrowed) made visible, as --allow does */
 int tp_run_opts_allow(struct tp_run_opts *opts, const char *path);
 int tp_run_opts_finish(struct tp_run_opts *opts, const char *command, char *err, size_t err_size);
+
+/* For a script (or a shell's prompt), not a bundle: whether TEEPY_ENGINE, unless
+ * --engine was given, names an engine this teepy runs. Returns 0, or -EINVAL with one
+ * line in err (an unknown engine, or one this teepy was built without). Pure. */
+int tp_run_opts_engine_check(const struct tp_run_opts *opts, char *err, size_t err_size);
 
 void tp_run_opts_free(struct tp_run_opts *opts);
 

@@ -2,8 +2,8 @@
 init|show`, the platform key of sim mode, as root (at a path the test gives: the
 host's /var/lib/teepy is never touched) and as uid 65534 (its default place under a
 HOME or XDG_DATA_HOME the test owns); `teepy attest` making sim evidence and `teepy
-attest verify --type sim` checking it, a changed byte, another platform key or
-another nonce refused; and `--mode hw` against a directory laid out like
+attest verify --type sim` checking it, a changed byte, another platform key,
+another nonce or a debug run's evidence (without --tolerate-debug) refused; and `--mode hw` against a directory laid out like
 configfs-tsm holding a RECORDED TDX quote (trustee's tdx_quote_4.dat) or SEV-SNP
 report (test-report.bin, with a certificate table built from its recorded VCEK and
 AMD's Milan ASK and ARK), not a kernel: no machine here is a confidential VM."""
@@ -111,7 +111,7 @@ def test_sim_evidence_round_trip(run, tmp, keys, variant):
     got = json.loads(r.stdout)
     assert got["verified"] is True and got["simulation"] is True
     assert [c["name"] for c in got["checks"]] == ["report_data", "platform_key", "signature",
-                                                 "claims"]
+                                                 "claims", "debug"]
     assert got["claims"]["nonce"] == NONCE and got["claims"]["runtime"] == made["runtime"]
     assert got["claims"]["pubkey"] == made["pubkey"].split()[0]
     assert got["report_data"] == made["report_data"]
@@ -170,6 +170,51 @@ def test_another_platform_key_or_nonce_is_refused(run, tmp, keys, variant):
     assert r.stdout.decode().endswith("verified: NO\n")
 
 
+def as_a_debug_runs(evidence, key):
+    """Sim evidence of version 1 made again as `teepy shell APP.tpy --cas` makes a
+    debug run's (docs/cas.md, "Debug runs"): version 2, the flags byte 0x01, report
+    data that binds the seventh field "debug", signed by the same platform key."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from cas_mock import SIM_LABEL, report_data
+    body = evidence[len(SIM_LABEL) + 2:]
+    runtime, app, signer, pubkey = (body[32 * i:32 * (i + 1)] for i in range(4))
+    n = body[128]
+    nonce, platform = body[129:129 + n], body[129 + n + 64:129 + n + 96]
+    signed = (SIM_LABEL + b"\x00\x02\x01" + body[:129 + n]
+              + report_data(b"sim", runtime, app, signer, nonce, pubkey, debug=True) + platform)
+    return signed + load_pem_private_key(key.read_bytes(), None).sign(signed)
+
+
+def test_a_debug_runs_evidence_is_refused_unless_debug_is_tolerated(run, tmp, keys):
+    """A debug run's evidence verifies as evidence, but whoever ran it could read and
+    change what ran: refused as a CAS refuses it unless the policy tolerates "debug",
+    in one line, exit 11; accepted with --tolerate-debug, and said so."""
+    env, key = keys
+    init(run, env)
+    r = run("attest", "--mode", "sim", "--nonce", NONCE, "--json", env=env)
+    assert r.returncode == EXIT.OK, r
+    ev = tmp.write("debug.bin", as_a_debug_runs(bytes.fromhex(json.loads(r.stdout)["evidence"]),
+                                                key))
+    verify = ("attest", "verify", ev, "--type", "sim", "--platform-key", key.with_suffix(".pub"),
+              "--nonce", NONCE)
+    r = run(*verify, "--json")
+    assert r.returncode == EXIT.ATTESTATION_DENIED, r
+    assert one_line(r) == (f"teepy: attest verify: {ev}: refused: debug failed: a debug run "
+                           "(teepy shell): whoever ran it could read and change what ran "
+                           "(--tolerate-debug accepts it)")
+    got = json.loads(r.stdout)
+    assert got["verified"] is False and got["version"] == 2 and got["claims"]["debug"] is True
+    assert {c["name"]: c["ok"] for c in got["checks"]} == {
+        "report_data": True, "platform_key": True, "signature": True, "claims": True,
+        "debug": False}
+    r = run(*verify, "--tolerate-debug")
+    assert r.returncode == EXIT.OK, r
+    assert one_line(r) == (f"teepy: warning: attest verify: {ev}: a debug run (teepy shell), "
+                           "accepted (--tolerate-debug)")
+    assert r.stdout.decode().endswith("verified: yes (SIMULATION: signed by a trusted platform "
+                                      "key, not by hardware; DEBUG, tolerated)\n")
+
+
 def test_a_platform_key_others_may_read_is_refused(run, keys):
     env, key = keys
     init(run, env)
@@ -212,7 +257,8 @@ def test_hw_against_a_recorded_configfs_tsm_entry(run, tmp, variant, as_user, re
     assert quote.read_bytes() == QUOTE_4.read_bytes()
     # the recorded quote binds other report data: teepy says so
     assert "recorded" in r.err and "binds none of these claims" in r.err
-    r = run("attest", "verify", quote, "--type", "tdx")
+    # (trustee's quote is a debug TD's, which verify refuses unless told to tolerate)
+    r = run("attest", "verify", quote, "--type", "tdx", "--tolerate-debug")
     assert r.returncode == EXIT.OK, r
 
 

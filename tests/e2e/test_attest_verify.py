@@ -2,7 +2,7 @@
 real TDX quotes and SEV-SNP reports from confidential-containers/trustee
 (../shared/testdata/attestation) verified through the binary, their fields as
 JSON, evidence changed by one byte refused with exit 11 and one line naming the
-check, and usage errors. These runs check certificate times at the time they run:
+check, a debug TD's quote refused unless --tolerate-debug, and usage errors. These runs check certificate times at the time they run:
 every certificate used here without --insecure-no-time-check is valid to 2030 or
 later; the VLEK, expired on 2025-12-10, shows the flag (the unit tests fix a time
 instead, tests/unit/test_attest.c)."""
@@ -21,6 +21,8 @@ SNP = EVIDENCE / "snp"
 MILAN = SNP / "milan_ask_ark_asvk.pem"
 TDX_CHECKS = ["pck_chain", "qe_report_signature", "qe_report_data", "quote_signature"]
 SNP_CHECKS = ["cert_chain", "cert_report", "report_signature"]
+# trustee's tdx_quote_4.dat is a debug TD's (TD attributes bit 0); 5 and 6 are not
+DEBUG_TD = TDX / "tdx_quote_4.dat"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -48,7 +50,7 @@ def checks(r):
     return found
 
 
-@pytest.mark.parametrize("n", [4, 5, 6])
+@pytest.mark.parametrize("n", [5, 6])
 def test_tdx_quote_verifies_and_prints_its_measurements(run, n):
     r = verify_tdx(run, TDX / f"tdx_quote_{n}.dat")
     assert r.returncode == EXIT.OK, r
@@ -57,17 +59,41 @@ def test_tdx_quote_verifies_and_prints_its_measurements(run, n):
     for field in ["body.mr_td", "body.rtmr0", "body.rtmr3", "body.report_data",
                   "body.td_attributes_flags.debug", "header.version", "qe_report.mr_signer"]:
         assert f"\n{field} " in out, field
-    assert checks(r) == {name: True for name in TDX_CHECKS}
+    assert checks(r) == {name: True for name in TDX_CHECKS + ["debug"]}
     assert out.endswith("verified: yes (signatures and chain; TCB status not checked)\n")
+
+
+def test_a_debug_tds_quote_is_refused_unless_debug_is_tolerated(run):
+    """As a CAS refuses a debug TD unless the policy tolerates "debug": its host can
+    read and change what runs in it. Every other check passes."""
+    r = verify_tdx(run, DEBUG_TD)
+    assert r.returncode == EXIT.ATTESTATION_DENIED, r
+    assert one_line(r) == (f"teepy: attest verify: {DEBUG_TD}: refused: debug failed: a debug TD "
+                           "(the TD attributes' DEBUG bit): whoever ran it could read and change "
+                           "what ran (--tolerate-debug accepts it)")
+    assert checks(r) == {**{name: True for name in TDX_CHECKS}, "debug": False}
+    assert r.stdout.decode().endswith("verified: NO\n")
+    r = verify_tdx(run, DEBUG_TD, "--tolerate-debug")
+    assert r.returncode == EXIT.OK, r
+    assert one_line(r) == (f"teepy: warning: attest verify: {DEBUG_TD}: a debug TD (the TD "
+                           "attributes' DEBUG bit), accepted (--tolerate-debug)")
+    assert checks(r) == {name: True for name in TDX_CHECKS + ["debug"]}
+    assert r.stdout.decode().endswith(
+        "verified: yes (signatures and chain; TCB status not checked; DEBUG, tolerated)\n")
+    # evidence that is no debug one passes with the flag as without it
+    r = verify_tdx(run, TDX / "tdx_quote_5.dat", "--tolerate-debug")
+    assert (r.returncode, r.err) == (EXIT.OK, ""), r
+    assert r.stdout.decode().endswith(
+        "verified: yes (signatures and chain; TCB status not checked)\n")
 
 
 def test_tdx_json_fields_are_trustees(run):
     expected = json.loads((TDX / "parse_tdx_claims_expected.json").read_text())["quote"]["body"]
-    r = verify_tdx(run, TDX / "tdx_quote_4.dat", "--json")
+    r = verify_tdx(run, DEBUG_TD, "--json", "--tolerate-debug")
     assert r.returncode == EXIT.OK, r
     got = json.loads(r.stdout)
     assert got["type"] == "tdx" and got["verified"] is True and got["time_checked"] is True
-    assert [c["name"] for c in got["checks"]] == TDX_CHECKS
+    assert [c["name"] for c in got["checks"]] == TDX_CHECKS + ["debug"]
     assert all(c["ok"] for c in got["checks"])
     body = got["body"]
     for mine, trustees in [("mr_td", "mr_td"), ("rtmr0", "rtmr_0"), ("rtmr1", "rtmr_1"),
@@ -93,7 +119,7 @@ def test_snp_vcek_report_verifies_up_to_the_milan_ark(run):
     assert r.returncode == EXIT.OK, r
     got = json.loads(r.stdout)
     assert got["verified"] is True and got["product"] == "Milan"
-    assert [c["name"] for c in got["checks"]] == SNP_CHECKS
+    assert [c["name"] for c in got["checks"]] == SNP_CHECKS + ["debug"]
     assert got["measurement"] == ("a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98"
                                   "f1ef827c23500644e0e692e6be917f9050d3d38c")
     assert got["policy_flags"]["debug"] is False
@@ -118,7 +144,7 @@ def test_invalid_vcek_is_refused(run):
     r = verify_snp(run, SNP / "test-report.bin", SNP / "test-vcek-invalid-new.der")
     assert r.returncode == EXIT.ATTESTATION_DENIED, r
     assert "refused: cert_chain failed: certificate signature failure at SEV-VCEK" in one_line(r)
-    assert checks(r) == {name: False for name in SNP_CHECKS}
+    assert checks(r) == {**{name: False for name in SNP_CHECKS}, "debug": True}
     assert r.stdout.decode().endswith("verified: NO\n")
 
 
@@ -180,6 +206,7 @@ def test_malformed_evidence_is_one_line_exit_11(run, tmp):
     (["verify", "/nonexistent/quote.dat", "--type", "tdx"], "No such file"),
     (["verify", "QUOTE", "--type", "tdx", "--bogus"], "--bogus"),
     (["verify", "a", "b", "--type", "tdx"], "unexpected argument 'b'"),
+    (["--tolerate-debug"], "--tolerate-debug is for verify"),
 ])
 def test_usage_errors_are_one_line_exit_2(run, args, says):
     r = run("attest", *args)
@@ -199,5 +226,6 @@ def test_help_names_verify_and_every_flag(run, flag):
     assert r.returncode == EXIT.OK, r
     out = r.stdout.decode()
     assert out.startswith("usage: teepy attest ") and "\n       teepy attest verify " in out
-    for f in ["--type", "--vcek", "--chain", "--insecure-no-time-check", "--json", "docs/cas.md"]:
+    for f in ["--type", "--vcek", "--chain", "--insecure-no-time-check", "--tolerate-debug",
+              "--json", "docs/cas.md"]:
         assert f in out, f

@@ -12,9 +12,11 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import threading
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -603,7 +605,7 @@ def test_snp_evidence_goes_with_the_hosts_vcek_and_chain(run, teepy, cas, snp, t
     got = json.loads(v.stdout)
     assert got["verified"] is True and got["time_checked"] is True and got["product"] == "Milan"
     assert [c["name"] for c in got["checks"] if c["ok"]] == ["cert_chain", "cert_report",
-                                                             "report_signature"]
+                                                             "report_signature", "debug"]
 
 
 @pytest.mark.parametrize("auxblob, why, give", [
@@ -744,3 +746,29 @@ def test_a_bundle_replaced_after_its_attestation_does_not_run(run, teepy, tmp, d
     assert r.err_lines[-1] == (f"teepy: {d['bundle']}: refused: the bundle changed after it was "
                                "attested; its keys are not used for another"), r
     assert r.stdout == b""
+
+
+def test_a_manifest_this_teepy_cannot_parse_is_refused_before_the_cas_is_asked(run, teepy, tmp,
+                                                                               cas):
+    """A signed bundle whose manifest is of a newer format: refused as the runner
+    refuses it, before a challenge is asked for or evidence of any runtime is sent."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sealed"))
+    from sealed_support import bundle_manifest, resign
+    app = tmp / "app"
+    app.mkdir()
+    (app / "svc.py").write_text("import teex\nteex.TEEX_return('ran')\n")
+    os.chmod(app, 0o755)
+    assert teepy_direct(teepy, "keygen", "-o", tmp / "signer.key").returncode == EXIT.OK
+    b = teepy_direct(teepy, "build", app / "svc.py", "-o", tmp / "svc.tpy", "--key",
+                     tmp / "signer.key", "--input", "x")
+    assert b.returncode == EXIT.OK, b.stderr.decode()
+    m = bundle_manifest(tmp / "svc.tpy")
+    m["format"] = 4
+    newer = resign(tmp / "svc.tpy", tmp / "signer.key", m, tmp / "newer.tpy")
+    r = run("run", newer, "--trust", tmp / "signer.pub", *cas_args(cas), "--config-id",
+            "mysvc/main", "--input", "x")
+    assert r.returncode == EXIT.BUNDLE, r
+    assert one_line(r) == (f"teepy: {newer}: manifest: format 4 is not supported (this teepy "
+                           "reads formats 1 to 3; a newer teepy built it)")
+    # nothing reached it: the stand-in saw no request, the real server logged none
+    assert cas.seen == [] if cas.seen is not None else cas.audit() == []

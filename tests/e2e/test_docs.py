@@ -1,7 +1,8 @@
 """docs/cli.md and the README say what the binary's own tables say: every flag of
 every command with its argument and environment variable (`teepy help flags`),
 and every exit code with its name and meaning (`teepy help exit-codes`, which
-each command's --help prints from)."""
+each command's --help prints from); and where the docs list the claims evidence
+binds, they name a debug run's too."""
 import re
 import subprocess
 from pathlib import Path
@@ -145,3 +146,15 @@ def test_each_commands_exit_codes_are_its_help(teepy, command):
     else:
         rows = table_rows(sections(CLI)[command], "| code | name | meaning |")
         assert exit_rows(rows) == listed
+
+
+def test_where_the_docs_list_the_claims_evidence_binds_they_name_debug_too():
+    """A run's evidence binds six claims and a debug run's (teepy shell APP.tpy) a
+    seventh, debug (docs/cas.md, "Debug runs"): a paragraph that lists the six says so,
+    so that no reader takes six for all there is."""
+    six = "{mode, runtime, app, signer, nonce, pubkey}"
+    for path in sorted((REPO / "docs").glob("*.md")) + [REPO / "README.md"]:
+        for paragraph in re.split(r"\n\s*\n", path.read_text()):
+            words = " ".join(paragraph.split())
+            if six in words:
+                assert "debug" in words, f"{path.name}: {words[:160]}"

@@ -13,6 +13,7 @@ import pytest
 import engine
 from exit_codes import EXIT
 from hostile_prelude import hostile
+from limits_host import host_memory_cgroup_is_v2, memory_cgroup
 
 pytestmark = pytest.mark.slow
 
@@ -20,18 +21,6 @@ pytestmark = pytest.mark.slow
 # 70 MiB before it runs a line, so under RLIMIT_AS it needs more than CPython's 64
 # (teepy refuses less than 96 MiB of address space for it: tests/e2e/test_engine.py).
 SMALL = 128 if engine.PYPY else 64
-
-def memory_cgroup(variant):
-    """Whether this variant's runs get a memory cgroup here: root's do wherever a
-    memory controller is mounted; uid 65534's only where the suite starts them in a
-    cgroup v2 subtree delegated to that user (make check-kernel's guest sets
-    TEEPY_TEST_USER_CGROUP), whose nearest ancestor with memory on then takes the
-    run's cgroup. On the hybrid (v1) build machines uid 65534 gets none."""
-    if variant == "root":
-        return True
-    return (os.geteuid() == 0 and bool(os.environ.get("TEEPY_TEST_USER_CGROUP"))
-            and host_memory_cgroup_is_v2())
-
 
 MEMORY_BOMB = """
 chunks = []
@@ -275,23 +264,6 @@ def test_weaker_limits_are_announced_in_one_line(as_user, run, script):
     else:
         assert len(warnings) == 1 and warnings[0].startswith("teepy: warning: "), r.err
         assert "RLIMIT_AS" in warnings[0] and "kernel buffers are not counted" in warnings[0]
-
-
-def host_memory_cgroup_is_v2():
-    """Whether root's memory limit is a cgroup v2 one on this host, decided as
-    src/sandbox/limits.c does: a v2 mount (/sys/fs/cgroup, pure v2 as on a stock
-    Debian 12, or /sys/fs/cgroup/unified in the hybrid layout, a v2 mount told by
-    cgroup.controllers at its top) whose root offers the memory controller. On a
-    hybrid host the memory controller is bound to the v1 hierarchy instead and the
-    v2 mount offers none."""
-    for mount in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-        try:
-            with open(os.path.join(mount, "cgroup.controllers")) as f:
-                if "memory" in f.read().split():
-                    return True
-        except OSError:
-            continue
-    return False
 
 
 def test_print_config_names_what_the_memory_limit_does_not_count(as_user, run, script):

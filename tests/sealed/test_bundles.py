@@ -143,6 +143,22 @@ def test_trusted_signers_from_environment(hello, keys):
     assert r.returncode == EXIT.OK, r.stderr.decode()
 
 
+def test_an_engine_setting_teepy_cannot_use_is_ignored_for_a_bundle(work, keys, hello):
+    """TEEPY_ENGINE is a script's default; a bundle runs on the engine it records
+    (docs/cli.md), so a setting that names none this teepy runs does not stop it."""
+    bundle, app = hello
+    r = run_bundle(bundle, keys, "--input", "x", env={"TEEPY_ENGINE": "foo"})
+    assert (r.returncode, r.stdout, r.stderr) == (EXIT.OK, b"hello, x", b""), r
+    # for a script, whose engine it names, it is refused in one line
+    svc = os.path.join(app, "svc.py")
+    r = teepy("run", svc, "--input", "x", env={"TEEPY_ENGINE": "foo"})
+    assert (r.returncode, r.stderr) == (
+        EXIT.USAGE, b"teepy: TEEPY_ENGINE: unknown engine 'foo' (use cpython or pypy3)\n"), r
+    # unless --engine names one: the flag wins over the setting
+    r = teepy("run", "--engine", "cpython", svc, "--input", "x", env={"TEEPY_ENGINE": "foo"})
+    assert (r.returncode, r.stdout) == (EXIT.OK, b"hello, x"), r
+
+
 def copy(bundle, work, name):
     dst = os.path.join(work, name)
     shutil.copy(bundle, dst)

@@ -82,6 +82,30 @@ static void test_flags_override_environment(void)
 	memset(env_table, 0, sizeof(env_table));
 }
 
+static void test_the_engine_setting_is_checked_where_it_applies(void)
+{
+	struct tp_run_opts o;
+	char err[256];
+	memset(env_table, 0, sizeof(env_table));
+	env_table[0][0] = "TEEPY_ENGINE";
+	env_table[0][1] = "foo";
+	/* a bundle runs on its own engine: the setting is checked for a script only */
+	CHECK(parse(&o, err, (const char *[]){ "app.tpy", NULL }) == 0);
+	CHECK(o.engine == TP_ENGINE_CPYTHON && !o.engine_given);
+	CHECK(tp_run_opts_engine_check(&o, err, sizeof(err)) == -EINVAL);
+	CHECK_STR(err, "TEEPY_ENGINE: unknown engine 'foo' (use cpython or pypy3)");
+	tp_run_opts_free(&o);
+	/* the flag wins over the setting */
+	CHECK(parse(&o, err, (const char *[]){ "--engine", "cpython", "svc.py", NULL }) == 0);
+	CHECK(o.engine_given && tp_run_opts_engine_check(&o, err, sizeof(err)) == 0);
+	tp_run_opts_free(&o);
+	/* the flag is checked as it is parsed */
+	memset(env_table, 0, sizeof(env_table));
+	CHECK(parse(&o, err, (const char *[]){ "--engine", "foo", "svc.py", NULL }) == -EINVAL);
+	CHECK_STR(err, "--engine: unknown engine 'foo' (use cpython or pypy3)");
+	tp_run_opts_free(&o);
+}
+
 static void test_bad_values_name_the_flag(void)
 {
 	struct tp_run_opts o;
@@ -483,6 +507,8 @@ TESTS(run_opts_tests) = {
 	{ "service_data_come_before_task_data", test_service_data_come_before_task_data },
 	{ "flags_override_environment", test_flags_override_environment },
 	{ "bad_values_name_the_flag", test_bad_values_name_the_flag },
+	{ "the_engine_setting_is_checked_where_it_applies",
+	  test_the_engine_setting_is_checked_where_it_applies },
 	{ "missing_script_is_a_usage_error", test_missing_script_is_a_usage_error },
 	{ "shell_takes_the_flags_without_a_script", test_shell_takes_the_flags_without_a_script },
 	{ "arguments_after_double_dash_belong_to_the_script",
