@@ -136,9 +136,10 @@ out:
 }
 
 /* The bundle's manifest and signer, measured (as teepy inspect measures them) into
- * the claims and kept to compare with what the runner opens. A manifest this teepy
- * cannot run is refused here, as the runner would refuse it, before the CAS is asked
- * anything: its engine names the runtime measured. Returns an exit code or 0. */
+ * the claims and kept to compare with what the runner opens. A signature that does
+ * not verify, or a manifest this teepy cannot run, is refused here, as the runner
+ * would refuse it, before the CAS is asked anything: the evidence claims the signer,
+ * and the manifest's engine names the runtime measured. Returns an exit code or 0. */
 static int measure(struct tp_run_cas *rc, const char *path, struct tp_claims *c)
 {
 	struct tp_bundle_file bf;
@@ -146,6 +147,14 @@ static int measure(struct tp_run_cas *rc, const char *path, struct tp_claims *c)
 
 	if (tp_bundle_file_open(path, &bf, err, sizeof(err)) < 0) {
 		tp_error("%s: %s", path, err);
+		return TP_EXIT_BUNDLE;
+	}
+	if (!bf.signature_ok) {
+		/* the evidence would claim a signer that did not sign this manifest */
+		tp_bundle_file_close(&bf);
+		tp_error("%s: the signature does not verify: the manifest or the signature was "
+			 "changed after signing",
+			 path);
 		return TP_EXIT_BUNDLE;
 	}
 	if (tp_bundle_file_parse(&bf, false, err, sizeof(err)) < 0) {

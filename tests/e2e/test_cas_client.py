@@ -11,6 +11,7 @@ import json
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -771,4 +772,28 @@ def test_a_manifest_this_teepy_cannot_parse_is_refused_before_the_cas_is_asked(r
     assert one_line(r) == (f"teepy: {newer}: manifest: format 4 is not supported (this teepy "
                            "reads formats 1 to 3; a newer teepy built it)")
     # nothing reached it: the stand-in saw no request, the real server logged none
+    assert cas.seen == [] if cas.seen is not None else cas.audit() == []
+
+
+def test_a_bundle_whose_signature_fails_is_refused_before_the_cas_is_asked(run, teepy, tmp, cas):
+    """A bundle whose manifest was changed after signing: refused as the runner
+    refuses it, before any evidence claims its signer signed it."""
+    app = tmp / "app"
+    app.mkdir()
+    (app / "svc.py").write_text("import teex\nteex.TEEX_return('ran')\n")
+    os.chmod(app, 0o755)
+    assert teepy_direct(teepy, "keygen", "-o", tmp / "signer.key").returncode == EXIT.OK
+    b = teepy_direct(teepy, "build", app / "svc.py", "-o", tmp / "svc.tpy", "--key",
+                     tmp / "signer.key", "--input", "x")
+    assert b.returncode == EXIT.OK, b.stderr.decode()
+    data = bytearray((tmp / "svc.tpy").read_bytes())
+    manifest_size = struct.unpack_from("<I", data, 12)[0]
+    data[24 + manifest_size + 32] ^= 0x01  # the signature's first byte (after the key)
+    forged = tmp / "forged.tpy"
+    forged.write_bytes(bytes(data))
+    r = run("run", forged, "--trust", tmp / "signer.pub", *cas_args(cas), "--config-id",
+            "mysvc/main", "--input", "x")
+    assert r.returncode == EXIT.BUNDLE, r
+    assert one_line(r) == (f"teepy: {forged}: the signature does not verify: the manifest or "
+                           "the signature was changed after signing")
     assert cas.seen == [] if cas.seen is not None else cas.audit() == []
