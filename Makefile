@@ -196,8 +196,9 @@ check-landlock: deps
 		-k "not test_everyday or zone_database or pth_import_line"
 
 # The hostile suite with every service on PyPy (teepy run --engine pypy3): the
-# fixtures hand teepy TEEPY_ENGINE=pypy3 (tests/engine.py), so scripts and builds'
-# sample runs run on PyPy, in the same sandbox (about 2.5 minutes here). A teepy
+# fixtures hand teepy TEEPY_ENGINE=pypy3 (tests/engine.py), so scripts run on PyPy,
+# in the same sandbox (about 2.5 minutes here); bundles, and builds' sample runs,
+# run on the engine the build chose (teepy build reads no TEEPY_* setting). A teepy
 # built without PyPy (meson's pypy option disabled, or auto without pypy3 and
 # pypy3-dev when the build was set up) has nothing to test: skipped in one line,
 # as its --version names no second engine.

@@ -122,8 +122,8 @@ def _base_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
     # no cache of verified roots (a host's /run/teepy stays as it was)
     env["TEEPY_NO_CACHE"] = "1"
-    # make check-pypy: scripts and builds' sample runs on PyPy (the setting, not the
-    # flag: a bundle runs on the engine it was built for)
+    # make check-pypy: scripts on PyPy (the setting, not the flag: a bundle runs on
+    # the engine it was built for, and teepy build reads no TEEPY_* setting)
     if engine.PYPY:
         env["TEEPY_ENGINE"] = engine.NAME
     return env
