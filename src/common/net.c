@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,13 +40,37 @@ int tp_split_listen(const char *s, char *host, size_t size, unsigned *port)
 	return 0;
 }
 
-int tp_listen_tcp(const char *host, unsigned port, unsigned *bound, char *err, size_t err_size)
+/* A close-on-exec TCP socket bound to addr and listening with room for backlog waiting
+ * connections, non-blocking unless flags has TP_LISTEN_BLOCKING; SO_REUSEADDR, as a
+ * server restarted at once binds while the last one's connections wait. Returns the fd,
+ * or -errno with *made false if socket(2) itself failed; nothing is left open. */
+static int listen_on(const struct sockaddr *addr, socklen_t len, int flags, int backlog, bool *made)
+{
+	int type = SOCK_STREAM | SOCK_CLOEXEC | (flags & TP_LISTEN_BLOCKING ? 0 : SOCK_NONBLOCK);
+	int fd, r, one = 1;
+
+	*made = false;
+	if ((fd = socket(addr->sa_family, type, 0)) < 0)
+		return -errno;
+	*made = true;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, addr, len) < 0 || listen(fd, backlog) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int tp_listen_tcp(const char *host, unsigned port, int flags, unsigned *bound, char *err,
+		  size_t err_size)
 {
 	struct sockaddr_storage ss = { 0 };
 	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
 	socklen_t len;
-	int fd, one = 1;
+	bool made;
+	int fd;
 
 	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
 		in4->sin_family = AF_INET;
@@ -59,17 +84,13 @@ int tp_listen_tcp(const char *host, unsigned port, unsigned *bound, char *err, s
 		snprintf(err, err_size, "%s: not a numeric IPv4 or IPv6 address", host);
 		return -EINVAL;
 	}
-	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
-		snprintf(err, err_size, "socket: %s", strerror(errno));
-		return -errno;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
-		int r = -errno;
-		snprintf(err, err_size, "cannot listen on %s port %u: %s", host, port,
-			 strerror(errno));
-		close(fd);
-		return r;
+	if ((fd = listen_on((struct sockaddr *)&ss, len, flags, 1024, &made)) < 0) {
+		if (made)
+			snprintf(err, err_size, "cannot listen on %s port %u: %s", host, port,
+				 strerror(-fd));
+		else
+			snprintf(err, err_size, "socket: %s", strerror(-fd));
+		return fd;
 	}
 	len = sizeof(ss);
 	getsockname(fd, (struct sockaddr *)&ss, &len);

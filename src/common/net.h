@@ -5,14 +5,22 @@
 
 #include <stddef.h>
 
+/* How tp_listen_tcp makes its socket. */
+enum tp_listen_flags {
+	/* accept(2) waits for a connection: for a program that takes the socket as it is;
+	 * without it the socket is non-blocking, for an event loop (libmicrohttpd's) */
+	TP_LISTEN_BLOCKING = 1 << 0,
+};
+
 /* "HOST:PORT" or "[V6]:PORT" into host (size bytes) and port (0 to 65535). Returns 0
  * or -EINVAL; host is not checked to be an address. */
 int tp_split_listen(const char *s, char *host, size_t size, unsigned *port);
 
-/* A non-blocking, close-on-exec TCP socket listening on host (a numeric IPv4 or IPv6
- * address) and port (0: any free one), SO_REUSEADDR set; the port bound goes to
- * *bound. Returns the fd, or -errno with one line in err (a port in use is said as
- * such). */
-int tp_listen_tcp(const char *host, unsigned port, unsigned *bound, char *err, size_t err_size);
+/* A close-on-exec TCP socket listening on host (a numeric IPv4 or IPv6 address) and
+ * port (0: any free one), SO_REUSEADDR set, non-blocking unless flags (enum
+ * tp_listen_flags) say otherwise; the port bound goes to *bound. Returns the fd, or
+ * -errno with one line in err (a port in use is said as such). */
+int tp_listen_tcp(const char *host, unsigned port, int flags, unsigned *bound, char *err,
+		  size_t err_size);
 
 #endif
