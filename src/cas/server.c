@@ -254,7 +254,7 @@ int tp_cas_server_start(const struct tp_cas_server_opts *o, struct tp_cas_servic
 		return -ENOMEM;
 	srv->service = s;
 	if ((r = load_tls(srv, o, fingerprint, fp_size, err, err_size)) < 0 ||
-	    (r = fd = tp_listen_tcp(o->host, o->port, &srv->port, err, err_size)) < 0) {
+	    (r = fd = tp_listen_tcp(o->host, o->port, 0, &srv->port, err, err_size)) < 0) {
 		tp_cas_server_stop(srv);
 		return r;
 	}

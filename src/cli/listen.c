@@ -3,13 +3,13 @@
  * socket"). */
 #include "listen.h"
 
+#include "../common/net.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netdb.h>
 #include <netinet/in.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,120 +18,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* SPEC as HOST and PORT: "[v6]:port", or the last colon's split of "host:port".
- * Returns 0 or -1 with the line in err. */
-static int split(const char *spec, char *host, size_t host_size, char *port, size_t port_size,
-		 char *err, size_t err_size)
-{
-	const char *colon, *host_start = spec;
-	size_t host_len;
-
-	if (spec[0] == '[') {
-		const char *close = strchr(spec, ']');
-		if (!close || close[1] != ':') {
-			snprintf(err, err_size,
-				 "'%s' is not [ADDRESS]:PORT (an IPv6 address in brackets, then "
-				 ":PORT)",
-				 spec);
-			return -1;
-		}
-		host_start = spec + 1;
-		host_len = (size_t)(close - host_start);
-		colon = close + 1;
-	} else {
-		colon = strrchr(spec, ':');
-		if (!colon) {
-			snprintf(err, err_size,
-				 "'%s' has no port (give ADDR:PORT, e.g. 127.0.0.1:8000)", spec);
-			return -1;
-		}
-		if (memchr(spec, ':', (size_t)(colon - spec))) {
-			snprintf(err, err_size,
-				 "'%s': put an IPv6 address in brackets ([::1]:8000)", spec);
-			return -1;
-		}
-		host_len = (size_t)(colon - spec);
-	}
-	if (host_len == 0) {
-		snprintf(err, err_size,
-			 "'%s' has no address (127.0.0.1 for this host only, 0.0.0.0 for every "
-			 "interface)",
-			 spec);
-		return -1;
-	}
-	if (host_len >= host_size) {
-		snprintf(err, err_size, "'%.64s...': the address is too long", spec);
-		return -1;
-	}
-	const char *digits = colon + 1;
-	char *end;
-	errno = 0;
-	long n = strtol(digits, &end, 10);
-	if (!*digits || *end || errno || n < 0 || n > 65535 || digits[0] == '-' ||
-	    digits[0] == '+' || digits[0] == ' ') {
-		snprintf(err, err_size, "'%s': the port must be a number from 0 to 65535", spec);
-		return -1;
-	}
-	memcpy(host, host_start, host_len);
-	host[host_len] = '\0';
-	snprintf(port, port_size, "%ld", n);
-	return 0;
-}
-
-static const char *bind_failure(int e)
-{
-	switch (e) {
-	case EADDRINUSE:
-		return "the address is in use (another program listens there)";
-	case EACCES:
-		return "permission denied (ports below 1024 need root, or "
-		       "net.ipv4.ip_unprivileged_port_start)";
-	case EADDRNOTAVAIL:
-		return "not an address of this host";
-	default:
-		return strerror(e);
-	}
-}
-
 int tp_listen_open(const char *spec, char *err, size_t err_size)
 {
-	char host[256], port[8];
-	struct addrinfo hints = { .ai_family = AF_UNSPEC,
-				  .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV | AI_ADDRCONFIG },
-			*list, *a;
-	int fd = -1, e = 0, r;
+	/* blocking: the service inside takes the socket as it is, and Python's accept()
+	 * on a non-blocking one fails at once (BlockingIOError) instead of waiting */
+	int fd = tp_listen_spec(spec, TP_LISTEN_BLOCKING, err, err_size);
 
-	if (split(spec, host, sizeof(host), port, sizeof(port), err, err_size) < 0)
-		return -1;
-	/* a literal address is taken whatever interfaces are configured */
-	struct in6_addr probe;
-	if (inet_pton(AF_INET, host, &probe) == 1 || inet_pton(AF_INET6, host, &probe) == 1)
-		hints.ai_flags = (hints.ai_flags & ~AI_ADDRCONFIG) | AI_NUMERICHOST;
-	if ((r = getaddrinfo(host, port, &hints, &list)) != 0) {
-		snprintf(err, err_size, "'%s': cannot find the address of %s: %s", spec, host,
-			 r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
-		return -1;
-	}
-	for (a = list; a; a = a->ai_next) {
-		int one = 1;
-		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-		if (fd < 0) {
-			e = errno;
-			continue;
-		}
-		/* a server restarted at once binds while the last one's connections wait */
-		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
-		    bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
-			break;
-		e = errno;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(list);
-	if (fd < 0)
-		snprintf(err, err_size, "'%s': %s", spec, bind_failure(e ? e : EADDRNOTAVAIL));
-	return fd;
+	return fd < 0 ? -1 : fd;
 }
 
 /* systemd's LISTEN_FDS: FD must be one it passed (3 ...), and to this process. */

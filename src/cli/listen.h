@@ -5,9 +5,10 @@
 
 #include <stddef.h>
 
-/* Binds a TCP socket to SPEC ("127.0.0.1:8000", "[::1]:8000", "localhost:0": HOST and
- * PORT, 0 for any free one) and listens on it. Returns the descriptor (close-on-exec),
- * or -1 with one line in err (without the flag's name) and nothing left open. */
+/* Binds a blocking TCP socket to SPEC ("127.0.0.1:8000", "[::1]:8000", "localhost:0":
+ * HOST and PORT, 0 for any free one) and listens on it (tp_listen_spec, common/net.h).
+ * Returns the descriptor (close-on-exec), or -1 with one line in err (without the
+ * flag's name) and nothing left open. */
 int tp_listen_open(const char *spec, char *err, size_t err_size);
 
 /* Checks that FD is a listening stream socket that teepy may take: with systemd's

@@ -3,7 +3,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,41 +13,105 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int tp_split_listen(const char *s, char *host, size_t size, unsigned *port)
+/* s as host and port: "[V6]:PORT", or the last colon's split of "HOST:PORT". Loose, as
+ * the CAS and serve have always read it: "::1:8080" is [::1]:8080 and PORT is what strtol
+ * reads (" 80", "+80"). Strict, teepy run --listen's: "::1:8080" is refused (it could be
+ * an address without a port) and PORT may not start with a sign or a space. Returns 0,
+ * or -EINVAL with one line in err (NULL with err_size 0 for none). */
+static int split(const char *s, bool loose, char *host, size_t size, unsigned *port, char *err,
+		 size_t err_size)
 {
-	const char *colon = strrchr(s, ':'), *h = s;
+	const char *colon, *h = s, *digits;
 	size_t n;
 	char *end;
-	unsigned long p;
+	long p;
 
-	if (!colon)
-		return -EINVAL;
-	n = (size_t)(colon - s);
 	if (s[0] == '[') {
-		if (n < 2 || s[n - 1] != ']')
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':') {
+			snprintf(err, err_size,
+				 "'%s' is not [ADDRESS]:PORT (an IPv6 address in brackets, then "
+				 ":PORT)",
+				 s);
 			return -EINVAL;
+		}
 		h = s + 1;
-		n -= 2;
+		n = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		if (!(colon = strrchr(s, ':'))) {
+			snprintf(err, err_size,
+				 "'%s' has no port (give ADDR:PORT, e.g. 127.0.0.1:8000)", s);
+			return -EINVAL;
+		}
+		n = (size_t)(colon - s);
+		if (!loose && memchr(s, ':', n)) {
+			snprintf(err, err_size,
+				 "'%s': put an IPv6 address in brackets ([::1]:8000)", s);
+			return -EINVAL;
+		}
 	}
-	if (n == 0 || n >= size)
+	if (n == 0) {
+		snprintf(err, err_size,
+			 "'%s' has no address (127.0.0.1 for this host only, 0.0.0.0 for every "
+			 "interface)",
+			 s);
 		return -EINVAL;
+	}
+	if (n >= size) {
+		snprintf(err, err_size, "'%.64s...': the address is too long", s);
+		return -EINVAL;
+	}
+	digits = colon + 1;
+	errno = 0;
+	p = strtol(digits, &end, 10);
+	if (!*digits || *end || errno || p < 0 || p > 65535 ||
+	    (!loose && (digits[0] == '-' || digits[0] == '+' || digits[0] == ' '))) {
+		snprintf(err, err_size, "'%s': the port must be a number from 0 to 65535", s);
+		return -EINVAL;
+	}
 	memcpy(host, h, n);
 	host[n] = '\0';
-	errno = 0;
-	p = strtoul(colon + 1, &end, 10);
-	if (!colon[1] || *end || errno || p > 65535)
-		return -EINVAL;
 	*port = (unsigned)p;
 	return 0;
 }
 
-int tp_listen_tcp(const char *host, unsigned port, unsigned *bound, char *err, size_t err_size)
+int tp_split_listen(const char *s, char *host, size_t size, unsigned *port)
+{
+	return split(s, true, host, size, port, NULL, 0); /* its callers say their own line */
+}
+
+/* A close-on-exec TCP socket bound to addr and listening with room for backlog waiting
+ * connections, non-blocking unless flags has TP_LISTEN_BLOCKING; SO_REUSEADDR, as a
+ * server restarted at once binds while the last one's connections wait. Returns the fd,
+ * or -errno with *made false if socket(2) itself failed; nothing is left open. */
+static int listen_on(const struct sockaddr *addr, socklen_t len, int flags, int backlog, bool *made)
+{
+	int type = SOCK_STREAM | SOCK_CLOEXEC | (flags & TP_LISTEN_BLOCKING ? 0 : SOCK_NONBLOCK);
+	int fd, r, one = 1;
+
+	*made = false;
+	if ((fd = socket(addr->sa_family, type, 0)) < 0)
+		return -errno;
+	*made = true;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, addr, len) < 0 || listen(fd, backlog) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int tp_listen_tcp(const char *host, unsigned port, int flags, unsigned *bound, char *err,
+		  size_t err_size)
 {
 	struct sockaddr_storage ss = { 0 };
 	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
 	socklen_t len;
-	int fd, one = 1;
+	bool made;
+	int fd;
 
 	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
 		in4->sin_family = AF_INET;
@@ -59,20 +125,64 @@ int tp_listen_tcp(const char *host, unsigned port, unsigned *bound, char *err, s
 		snprintf(err, err_size, "%s: not a numeric IPv4 or IPv6 address", host);
 		return -EINVAL;
 	}
-	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
-		snprintf(err, err_size, "socket: %s", strerror(errno));
-		return -errno;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
-		int r = -errno;
-		snprintf(err, err_size, "cannot listen on %s port %u: %s", host, port,
-			 strerror(errno));
-		close(fd);
-		return r;
+	if ((fd = listen_on((struct sockaddr *)&ss, len, flags, 1024, &made)) < 0) {
+		if (made)
+			snprintf(err, err_size, "cannot listen on %s port %u: %s", host, port,
+				 strerror(-fd));
+		else
+			snprintf(err, err_size, "socket: %s", strerror(-fd));
+		return fd;
 	}
 	len = sizeof(ss);
 	getsockname(fd, (struct sockaddr *)&ss, &len);
 	*bound = ntohs(ss.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
+	return fd;
+}
+
+static const char *bind_failure(int e)
+{
+	switch (e) {
+	case EADDRINUSE:
+		return "the address is in use (another program listens there)";
+	case EACCES:
+		return "permission denied (ports below 1024 need root, or "
+		       "net.ipv4.ip_unprivileged_port_start)";
+	case EADDRNOTAVAIL:
+		return "not an address of this host";
+	default:
+		return strerror(e);
+	}
+}
+
+int tp_listen_spec(const char *spec, int flags, char *err, size_t err_size)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV | AI_ADDRCONFIG },
+			*list;
+	struct in6_addr probe;
+	char host[256], service[8];
+	unsigned port;
+	bool made;
+	int fd = -EADDRNOTAVAIL, r;
+
+	if ((r = split(spec, false, host, sizeof(host), &port, err, err_size)) < 0)
+		return r;
+	snprintf(service, sizeof(service), "%u", port);
+	/* a literal address is taken whatever interfaces are configured */
+	if (inet_pton(AF_INET, host, &probe) == 1 || inet_pton(AF_INET6, host, &probe) == 1)
+		hints.ai_flags = (hints.ai_flags & ~AI_ADDRCONFIG) | AI_NUMERICHOST;
+	if ((r = getaddrinfo(host, service, &hints, &list)) != 0) {
+		int e = r == EAI_SYSTEM ? errno : EADDRNOTAVAIL;
+		snprintf(err, err_size, "'%s': cannot find the address of %s: %s", spec, host,
+			 r == EAI_SYSTEM ? strerror(e) : gai_strerror(r));
+		return -e;
+	}
+	/* a name's addresses in getaddrinfo's order, the first that binds */
+	for (const struct addrinfo *a = list; a && fd < 0; a = a->ai_next)
+		fd = listen_on(a->ai_addr, a->ai_addrlen, flags, SOMAXCONN, &made);
+	freeaddrinfo(list);
+	if (fd < 0)
+		snprintf(err, err_size, "'%s': %s", spec, bind_failure(-fd));
 	return fd;
 }

@@ -738,7 +738,7 @@ int tp_worker_server_start(const struct tp_worker_server_opts *o, struct tp_work
 		free(srv);
 		return -errno;
 	}
-	if ((fd = tp_listen_tcp(o->host, o->port, &srv->port, err, err_size)) < 0) {
+	if ((fd = tp_listen_tcp(o->host, o->port, 0, &srv->port, err, err_size)) < 0) {
 		close(srv->wake[0]);
 		close(srv->wake[1]);
 		free(srv);

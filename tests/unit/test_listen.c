@@ -1,9 +1,12 @@
-/* The socket a server is handed (src/cli/listen.c): addresses, refusals, systemd's
- * descriptors. Real sockets on loopback. */
+/* The socket a server is handed (src/cli/listen.c) and the CAS's and the worker's
+ * (src/common/net.c): addresses, refusals, systemd's descriptors. Real sockets on
+ * loopback. */
 #include "test.h"
 #include "../../src/cli/listen.h"
+#include "../../src/common/net.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -120,9 +123,47 @@ static void test_a_handed_descriptor_must_listen(void)
 	close(file);
 }
 
+static void test_a_handed_socket_blocks_and_a_servers_does_not(void)
+{
+	char err[256];
+	unsigned bound;
+	int handed = tp_listen_open("127.0.0.1:0", err, sizeof(err));
+	int server = tp_listen_tcp("127.0.0.1", 0, 0, &bound, err, sizeof(err));
+
+	/* the service's accept() waits; libmicrohttpd's event loop must not */
+	CHECK(handed >= 0 && (fcntl(handed, F_GETFL) & O_NONBLOCK) == 0);
+	CHECK(server >= 0 && (fcntl(server, F_GETFL) & O_NONBLOCK) != 0);
+	CHECK(bound == port_of(server) && bound != 0);
+	close(handed);
+	close(server);
+}
+
+static void test_serve_and_cas_split_a_bare_ipv6_address_at_its_last_colon(void)
+{
+	char host[128], err[256];
+	unsigned port = 0;
+
+	/* teepy run --listen refuses it (it could be an address without a port) */
+	CHECK(tp_split_listen("::1:8080", host, sizeof(host), &port) == 0);
+	CHECK_STR(host, "::1");
+	CHECK(port == 8080);
+	CHECK(tp_split_listen("[::1]:8443", host, sizeof(host), &port) == 0);
+	CHECK_STR(host, "::1");
+	CHECK(port == 8443);
+	CHECK(tp_split_listen("127.0.0.1:+80", host, sizeof(host), &port) == 0 && port == 80);
+	CHECK(tp_split_listen("127.0.0.1:70000", host, sizeof(host), &port) == -EINVAL);
+	CHECK(tp_split_listen("[::1]8000", host, sizeof(host), &port) == -EINVAL);
+	CHECK(tp_listen_open("::1:8080", err, sizeof(err)) == -1 &&
+	      strstr(err, "put an IPv6 address in brackets"));
+}
+
 TESTS(listen_tests) = {
 	{ "a_listen_address_is_bound_or_refused_in_one_line",
 	  test_a_listen_address_is_bound_or_refused_in_one_line },
 	{ "a_handed_descriptor_must_listen", test_a_handed_descriptor_must_listen },
+	{ "a_handed_socket_blocks_and_a_servers_does_not",
+	  test_a_handed_socket_blocks_and_a_servers_does_not },
+	{ "serve_and_cas_split_a_bare_ipv6_address_at_its_last_colon",
+	  test_serve_and_cas_split_a_bare_ipv6_address_at_its_last_colon },
 	END_TESTS,
 };
