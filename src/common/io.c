@@ -42,6 +42,22 @@ DIR *tp_dir_open(int fd)
 	return d;
 }
 
+bool tp_dir_is_empty(int dir_fd)
+{
+	DIR *d = tp_dir_open(openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	struct dirent *de;
+	bool empty = d != NULL;
+
+	while (d && (de = readdir(d)))
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+			empty = false;
+			break;
+		}
+	if (d)
+		closedir(d);
+	return empty;
+}
+
 const char *tp_file_kind(mode_t mode)
 {
 	return S_ISREG(mode)  ? "a regular file" :

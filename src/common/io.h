@@ -3,6 +3,7 @@
 #define TEEPY_COMMON_IO_H
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -30,6 +31,10 @@ const char *tp_file_kind(mode_t mode);
 /* The directory fd opened to read with readdir (closedir closes fd), or NULL with
  * errno set, fd closed: fd may be a failed open's -1, whose errno stays. */
 DIR *tp_dir_open(int fd);
+
+/* Whether the directory dir_fd holds nothing but . and .. (false when it cannot be
+ * read). */
+bool tp_dir_is_empty(int dir_fd);
 
 /* Writes exactly size bytes. Returns 0 or -errno. */
 int tp_write_full(int fd, const void *buf, size_t size);

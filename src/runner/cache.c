@@ -171,21 +171,56 @@ static const char *untrusted(int fd, mode_t want_mode, char *why, size_t why_siz
  * file fills, as a sealed root without the cache has (sandbox/root.c): bound from
  * a tmpfs without them, hello's service took 20-30 ms longer to start here (the
  * interpreter and libraries mapped in 4 KiB pages). Mode 0700 from the start. */
-static int mount_root_cache(const char *path)
+static int mount_cache_tmpfs(const char *target)
 {
 	char options[96];
 	int n;
 
-	if (mkdir(path, 0700) < 0)
-		return -errno;
 	n = snprintf(options, sizeof(options), "mode=0700,nr_inodes=%u", TP_ROOT_TMPFS_INODES);
 	snprintf(options + n, sizeof(options) - (size_t)n, ",huge=within_size");
-	if (mount("teepy-cache", path, "tmpfs", MS_NOSUID | MS_NODEV, options) == 0 ||
+	if (mount("teepy-cache", target, "tmpfs", MS_NOSUID | MS_NODEV, options) == 0 ||
 	    (options[n] = '\0',
-	     mount("teepy-cache", path, "tmpfs", MS_NOSUID | MS_NODEV, options) == 0))
+	     mount("teepy-cache", target, "tmpfs", MS_NOSUID | MS_NODEV, options) == 0))
 		return 0;
-	int r = -errno;
-	rmdir(path);
+	return -errno;
+}
+
+static int mount_root_cache(const char *path)
+{
+	int r;
+
+	if (mkdir(path, 0700) < 0)
+		return -errno;
+	if ((r = mount_cache_tmpfs(path)) < 0)
+		rmdir(path);
+	return r;
+}
+
+/* An empty /run/teepy that is no tmpfs, where /run is none either: an umount left
+ * it. Mounted again on that very directory (through its fd, not its path, which
+ * another run could change meanwhile), under a lock on it: of two runs finding it
+ * so, one mounts and the other finds the mount made. Returns 0 when path is a
+ * tmpfs now; the directory is left as it was on any failure (no right to mount, a
+ * file in it). */
+static int mount_left_directory(const char *path, int fd)
+{
+	char target[64];
+	int now, r;
+
+	if (flock(fd, LOCK_EX) < 0)
+		return -errno;
+	now = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (now >= 0 && on_tmpfs(now))
+		r = 0; /* another run mounted it while this one waited */
+	else if (!tp_dir_is_empty(fd))
+		r = -ENOTEMPTY;
+	else {
+		snprintf(target, sizeof(target), "/proc/self/fd/%d", fd);
+		r = mount_cache_tmpfs(target);
+	}
+	if (now >= 0)
+		close(now);
+	flock(fd, LOCK_UN);
 	return r;
 }
 
@@ -249,11 +284,10 @@ int tp_cache_dir_open(const char *cache_dir, const char *runtime_dir, bool creat
 		close(fd);
 		return -EPERM;
 	}
-	if (!cache_dir && geteuid() == 0 && create && !on_tmpfs(fd) && rmdir(path) == 0) {
-		/* an empty /run/teepy where /run is no tmpfs: its tmpfs was unmounted and
-		 * the directory left; made and mounted again, as the first run did */
+	if (!cache_dir && geteuid() == 0 && create && !on_tmpfs(fd) &&
+	    mount_left_directory(path, fd) == 0) {
 		close(fd);
-		return tp_cache_dir_open(cache_dir, runtime_dir, create, path, path_size, why,
+		return tp_cache_dir_open(cache_dir, runtime_dir, false, path, path_size, why,
 					 why_size);
 	}
 	if (untrusted(fd, 0700, problem, sizeof(problem))) {

@@ -131,22 +131,6 @@ int tp_volume_open_file(int dir_fd, const uint8_t key[32], const struct tp_volum
 
 /* ---- before the run ---- */
 
-static bool dir_is_empty(int dir_fd)
-{
-	DIR *d = tp_dir_open(openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-	struct dirent *de;
-	bool empty = d != NULL;
-
-	while (d && (de = readdir(d)))
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-			empty = false;
-			break;
-		}
-	if (d)
-		closedir(d);
-	return empty;
-}
-
 /* The volume's state as the directory shows it now: *exists (and its stat in *st),
  * and for a volume its version and id (a new or empty directory: version 0).
  * Returns 0, or -1 with out said (end: how a refusal ends). */
@@ -203,7 +187,7 @@ static int read_state(const struct tp_run_config *cfg, const struct tp_out_volum
 	}
 	r = tp_volume_read_index(fd, cfg->volume_key, &ix, err, sizeof(err));
 	if (r == -ENOENT) {
-		bool empty = dir_is_empty(fd);
+		bool empty = tp_dir_is_empty(fd);
 		close(fd);
 		if (empty)
 			return 0;

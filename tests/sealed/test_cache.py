@@ -227,6 +227,61 @@ def test_roots_run_teepy_left_by_an_umount_is_mounted_again_if_empty(work, vendo
     assert not os.path.ismount(os.path.join(run_dir, "teepy"))
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's cache, /run/teepy")
+def test_runs_finding_run_teepy_left_at_once_mount_it_once(work, vendored, keys):
+    """Eight runs at once find the left directory: one tmpfs is mounted on it, not a
+    stack of them (a lower one would hold entries nobody sees or clears), round
+    after round."""
+    run_dir = os.path.join(work, "run")
+    os.makedirs(os.path.join(run_dir, "teepy"), 0o700)
+    if _fs_type(run_dir) == "tmpfs":
+        pytest.skip(f"{work} is on a tmpfs here")
+    bundle, target = vendored
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
+    env["TEEPY_NO_CACHE"] = "0"
+    run = " ".join([TEEPY, "run", bundle, "--trust", keys[1], "--allow",
+                    os.path.dirname(target)])
+    # counted before and after: the host's own /run/teepy, hidden under the bind,
+    # is still listed
+    count = "grep -c ' /run/teepy tmpfs ' /proc/self/mounts"
+    # five rounds, each ending with the mount undone as an admin would (the race a
+    # stack needs is narrow)
+    script = (f'mount --bind "$1" /run || exit 9; before=$({count}); '
+              'for round in 1 2 3 4 5; do '
+              f'for i in 1 2 3 4 5 6 7 8; do {run} > /dev/null & done; wait; '
+              f'echo $(($({count}) - before)); '
+              'while umount /run/teepy 2>/dev/null; do :; done; done')
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                        "sh", run_dir], capture_output=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == b"1\n" * 5, (r.stdout, r.stderr.decode())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's cache, /run/teepy")
+def test_run_teepy_left_stays_where_root_may_not_mount(work, vendored, keys):
+    """Root without CAP_SYS_ADMIN (a container, a unit without mount rights): the
+    directory stays as it was, and the run says why it has no cache."""
+    run_dir = os.path.join(work, "run")
+    os.makedirs(os.path.join(run_dir, "teepy"), 0o700)
+    if _fs_type(run_dir) == "tmpfs":
+        pytest.skip(f"{work} is on a tmpfs here")
+    bundle, target = vendored
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
+    env["TEEPY_NO_CACHE"] = "0"
+    script = ('mount --bind "$1" /run && shift && '
+              'capsh --drop=cap_sys_admin -- -c \'exec "$@"\' sh "$@"')
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                        "sh", run_dir, TEEPY, "run", bundle, "--trust", keys[1], "--allow",
+                        os.path.dirname(target), "--print-config"],
+                       capture_output=True, timeout=120, env=env)
+    err = r.stderr.decode()
+    assert r.returncode == EXIT.OK, err
+    assert r.stdout == b"42"
+    lines = [l for l in err.splitlines() if l.startswith("teepy: warning")]
+    assert len(lines) == 1 and "not on a tmpfs" in lines[0], err
+    assert os.path.isdir(os.path.join(run_dir, "teepy"))
+
+
 def test_an_entry_the_checks_refuse_is_made_again(vendored, keys, cache):
     assert run_vendored(vendored, keys, cache).returncode == EXIT.OK
     [entry] = entries(cache)
