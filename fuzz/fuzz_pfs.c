@@ -106,6 +106,19 @@ static void fuzz_open(const uint8_t key[TP_PFS_KEY_SIZE], enum tp_pfs_purpose pu
 	r = tp_pfs_open_all(rd, sink_write, &plain, err, sizeof(err));
 	if (r != 0 && r != -EBADMSG)
 		abort();
+	if (r == -EBADMSG) {
+		/* a chunk does not authenticate: read as one run, the file is refused too */
+		uint64_t chunks = tp_pfs_chunk_count(parsed.size, parsed.chunk_shift);
+		uint8_t *run = malloc(chunks << parsed.chunk_shift), *in = malloc(size);
+		size_t len = 1;
+		if (!run || !in ||
+		    tp_pfs_read_chunks(rd, 0, (size_t)chunks, in, run, &len, err, sizeof(err)) !=
+			-EBADMSG ||
+		    len != 0)
+			abort();
+		free(run);
+		free(in);
+	}
 	if (r == 0) {
 		uint8_t *buf = malloc((size_t)1 << parsed.chunk_shift);
 		uint64_t last = tp_pfs_chunk_count(parsed.size, parsed.chunk_shift) - 1;
@@ -128,6 +141,14 @@ static void fuzz_open(const uint8_t key[TP_PFS_KEY_SIZE], enum tp_pfs_purpose pu
 		    tp_pfs_read_chunks(rd, 0, (size_t)chunks, in, run, &len, err, sizeof(err)) !=
 			0 ||
 		    len != parsed.size || memcmp(run, plain.data, len) != 0)
+			abort();
+		/* and a run from the middle, cut where the file ends */
+		uint64_t mid = chunks / 2;
+		size_t want = (size_t)(parsed.size - (mid << parsed.chunk_shift));
+		if (want > (size_t)3 << parsed.chunk_shift)
+			want = (size_t)3 << parsed.chunk_shift;
+		if (tp_pfs_read_chunks(rd, mid, 3, in, run, &len, err, sizeof(err)) != 0 ||
+		    len != want || memcmp(run, plain.data + (mid << parsed.chunk_shift), len) != 0)
 			abort();
 		free(run);
 		free(in);

@@ -21,6 +21,9 @@ struct file_keys {
 	uint8_t check[TP_SHA256_SIZE];
 };
 
+/* open_all reads runs of chunks up to this many bytes of plaintext: a read and a
+ * write per run, not per chunk, with both buffers still in a core's L2 (the fill's
+ * CHUNK, bench/RESULTS.md) */
 #define OPEN_RUN (256u << 10)
 
 struct tp_pfs_reader {
@@ -30,7 +33,7 @@ struct tp_pfs_reader {
 	tp_pfs_read_fn read;
 	void *ctx;
 	uint64_t chunks;
-	uint8_t *sealed; /* one chunk and its tag */
+	uint8_t *sealed; /* one chunk and its tag, for read_chunk */
 };
 
 uint64_t tp_pfs_chunk_count(uint64_t size, unsigned chunk_shift)
@@ -325,8 +328,7 @@ int tp_pfs_reader_open(const uint8_t key[TP_PFS_KEY_SIZE], enum tp_pfs_purpose p
 		goto fail;
 	}
 	rd->chunks = tp_pfs_chunk_count(rd->header.size, rd->header.chunk_shift);
-	if (!(rd->gcm = tp_gcm_new(keys->aes)) ||
-	    !(rd->sealed = malloc(((size_t)1 << rd->header.chunk_shift) + TP_PFS_TAG_SIZE))) {
+	if (!(rd->gcm = tp_gcm_new(keys->aes))) {
 		snprintf(err, err_size, "out of memory");
 		r = -ENOMEM;
 		goto fail;
@@ -380,7 +382,8 @@ int tp_pfs_read_chunks(struct tp_pfs_reader *rd, uint64_t first, size_t count, v
 		chunk_binding(rd->header_bytes, index, index + 1 == rd->chunks, nonce, aad);
 		r = tp_gcm_open(rd->gcm, nonce, aad, sizeof(aad), in, len, in + len, out + done);
 		if (r < 0) {
-			explicit_bzero(out, done); /* the run's plaintext so far */
+			/* the run's plaintext so far, and whatever this chunk left */
+			explicit_bzero(out, done + len);
 			if (r != -EBADMSG) {
 				snprintf(err, err_size, "AES-GCM failed (OpenSSL out of memory?)");
 				return -ENOTRECOVERABLE;
@@ -401,6 +404,13 @@ int tp_pfs_read_chunks(struct tp_pfs_reader *rd, uint64_t first, size_t count, v
 int tp_pfs_read_chunk(struct tp_pfs_reader *rd, uint64_t index, void *buf, size_t *size, char *err,
 		      size_t err_size)
 {
+	/* made on first use: the fill and open_all read runs into buffers of their own */
+	if (!rd->sealed &&
+	    !(rd->sealed = malloc(((size_t)1 << rd->header.chunk_shift) + TP_PFS_TAG_SIZE))) {
+		*size = 0;
+		snprintf(err, err_size, "out of memory");
+		return -ENOMEM;
+	}
 	return tp_pfs_read_chunks(rd, index, 1, rd->sealed, buf, size, err, err_size);
 }
 
@@ -408,8 +418,6 @@ int tp_pfs_open_all(struct tp_pfs_reader *rd, tp_pfs_write_fn write_plain, void 
 		    char *err, size_t err_size)
 {
 	size_t chunk = (size_t)1 << rd->header.chunk_shift, len;
-	/* runs of chunks up to 256 KiB, read at once: a read and a write per run, not per
-	 * chunk, with both buffers still in a core's L2 (bench/RESULTS.md) */
 	uint64_t run = chunk < OPEN_RUN ? OPEN_RUN / chunk : 1;
 	uint8_t *buf, *sealed;
 	uint64_t offset = 0;

@@ -94,7 +94,7 @@ const struct tp_pfs_header *tp_pfs_reader_header(const struct tp_pfs_reader *r);
 /* Chunk index's plaintext into buf (room for the chunk size), its length into
  * *size; any chunk may be read on its own. Returns 0, -EBADMSG when the chunk does
  * not authenticate (changed, moved, from another file) with buf wiped, -ERANGE for
- * an index past the last, or the read callback's error; the reason in err. */
+ * an index past the last, -ENOMEM, or the read callback's error; the reason in err. */
 int tp_pfs_read_chunk(struct tp_pfs_reader *r, uint64_t index, void *buf, size_t *size, char *err,
 		      size_t err_size);
 /* Chunks first .. first + count - 1 (fewer where the file ends first) read with one

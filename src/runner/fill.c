@@ -438,7 +438,6 @@ out:
 
 static int copy_one(struct job *job, size_t i, struct scratch *sc)
 {
-	char *buf = sc->buf;
 	const struct tp_manifest_file *f = &job->m->files[i];
 	const struct tp_file_source *source = f->bundled ? job->bundled : job->system;
 	struct tp_source_file src = { .fd = -1 };
@@ -474,7 +473,7 @@ static int copy_one(struct job *job, size_t i, struct scratch *sc)
 	}
 	for (uint64_t offset = 0; offset < f->size;) {
 		size_t want_n = f->size - offset < CHUNK ? (size_t)(f->size - offset) : CHUNK;
-		ssize_t n = source->read(source->ctx, &src, buf, want_n, offset);
+		ssize_t n = source->read(source->ctx, &src, sc->buf, want_n, offset);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -487,8 +486,8 @@ static int copy_one(struct job *job, size_t i, struct scratch *sc)
 				       f->path);
 			goto out;
 		}
-		tp_sha256_update(ctx, buf, (size_t)n);
-		if (dst >= 0 && (r = tp_write_full(dst, buf, (size_t)n)) < 0) {
+		tp_sha256_update(ctx, sc->buf, (size_t)n);
+		if (dst >= 0 && (r = tp_write_full(dst, sc->buf, (size_t)n)) < 0) {
 			report(job, "file %s: cannot write it into the sealed root: %s", f->path,
 			       strerror(-r));
 			goto out;

@@ -727,6 +727,25 @@ static void test_pfs_runs_of_chunks_read_at_once(void)
 	mem_free(&sealed);
 }
 
+/* A file of several runs with a bad chunk in its second: open_all writes the first
+ * run whole and nothing of the second. */
+static void test_pfs_open_all_stops_at_the_run_holding_a_bad_chunk(void)
+{
+	const size_t chunk = 4096, per_run = (256u << 10) / 4096, size = 70 * chunk + 9;
+	struct tp_pfs_header h = header(TP_PFS_DATA, TP_PFS_MIN_SHIFT, size, 0x12);
+	struct mem plain, sealed, back;
+
+	NEED_CRYPTO();
+	pattern(&plain, size, 4);
+	CHECK(seal(key_a, &h, &plain, &sealed) == 0);
+	sealed.data[TP_PFS_HEADER_SIZE + 66 * (chunk + TP_PFS_TAG_SIZE) + 7] ^= 0x20;
+	CHECK(open_all(key_a, TP_PFS_DATA, &sealed, &back) == -EBADMSG);
+	CHECK(back.size == per_run * chunk && memcmp(back.data, plain.data, back.size) == 0);
+	mem_free(&back);
+	mem_free(&plain);
+	mem_free(&sealed);
+}
+
 /* sealed with byte at flipped by mask: what opening it gives */
 static int open_flipped(const struct mem *sealed, size_t at, uint8_t mask,
 			enum tp_pfs_purpose purpose)
@@ -1175,6 +1194,8 @@ TESTS(crypto_pfs_tests) = {
 	  test_pfs_seals_as_an_independent_implementation_does },
 	{ "pfs_chunks_read_alone_in_reverse_order", test_pfs_chunks_read_alone_in_reverse_order },
 	{ "pfs_runs_of_chunks_read_at_once", test_pfs_runs_of_chunks_read_at_once },
+	{ "pfs_open_all_stops_at_the_run_holding_a_bad_chunk",
+	  test_pfs_open_all_stops_at_the_run_holding_a_bad_chunk },
 	{ "pfs_header_changes_are_refused_each_with_its_error",
 	  test_pfs_header_changes_are_refused_each_with_its_error },
 	{ "pfs_chunk_changes_are_refused_as_bad_messages",
