@@ -203,7 +203,8 @@ check-landlock: deps
 # pypy3-dev when the build was set up) has nothing to test: skipped in one line,
 # as its --version names no second engine.
 check-pypy: build
-	@if ! $(BUILD)/teepy --version | grep -q -- '--engine pypy3'; then \
+	@v=$$($(BUILD)/teepy --version) || { echo "check-pypy: $(BUILD)/teepy --version failed"; exit 1; }; \
+	if ! printf '%s\n' "$$v" | grep -q -- '--engine pypy3'; then \
 		echo "check-pypy: skipped: $(BUILD)/teepy was built without PyPy (install pypy3 and pypy3-dev, then meson setup --reconfigure $(BUILD) -Dpypy=enabled)"; \
 	else \
 		TEEPY_TEST_ENGINE=pypy3 TEEPY_BIN=$(abspath $(BUILD))/teepy $(PY) -m pytest -c tests/pytest.ini \

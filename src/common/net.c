@@ -173,10 +173,10 @@ int tp_listen_spec(const char *spec, int flags, char *err, size_t err_size)
 	if (inet_pton(AF_INET, host, &probe) == 1 || inet_pton(AF_INET6, host, &probe) == 1)
 		hints.ai_flags = (hints.ai_flags & ~AI_ADDRCONFIG) | AI_NUMERICHOST;
 	if ((r = getaddrinfo(host, service, &hints, &list)) != 0) {
-		int e = r == EAI_SYSTEM ? errno : EADDRNOTAVAIL;
+		int sys = r == EAI_SYSTEM ? errno : 0;
 		snprintf(err, err_size, "'%s': cannot find the address of %s: %s", spec, host,
-			 r == EAI_SYSTEM ? strerror(e) : gai_strerror(r));
-		return -e;
+			 sys ? strerror(sys) : gai_strerror(r));
+		return sys ? -sys : -EADDRNOTAVAIL; /* never 0: a caller would take it for fd 0 */
 	}
 	/* a name's addresses in getaddrinfo's order, the first that binds */
 	for (const struct addrinfo *a = list; a && fd < 0; a = a->ai_next)

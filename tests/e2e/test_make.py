@@ -25,3 +25,20 @@ def test_check_pypy_on_a_teepy_without_pypy_skips_in_one_line(tmp):
     said = [line for line in r.stdout.splitlines() if not line.startswith("ninja")]
     assert said == [f"check-pypy: skipped: {build}/teepy was built without PyPy (install pypy3 "
                     f"and pypy3-dev, then meson setup --reconfigure {build} -Dpypy=enabled)"], r
+
+
+def test_check_pypy_fails_when_teepy_cannot_say_its_version(tmp):
+    """A teepy that fails to start (a library missing, a crash) is no teepy without
+    PyPy: check-pypy fails, it does not skip."""
+    build = tmp / "build"
+    build.mkdir()
+    (build / "build.ninja").write_text("")
+    teepy = build / "teepy"
+    teepy.write_text("#!/bin/sh\necho 'teepy: error while loading shared libraries' >&2\nexit 127\n")
+    teepy.chmod(0o755)
+    r = subprocess.run(["make", "--no-print-directory", "check-pypy", f"BUILD={build}",
+                        "DEB_PACKAGES=", "PY=/bin/false"], cwd=REPO, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode != 0, r
+    assert f"check-pypy: {build}/teepy --version failed" in r.stdout, r
+    assert "skipped" not in r.stdout, r
