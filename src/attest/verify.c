@@ -79,12 +79,14 @@ void tp_attest_check_debug(struct tp_attest_result *res, const char *debug, bool
 		c->ok = true;
 	else if (tolerated) {
 		c->ok = true;
-		snprintf(c->detail, sizeof(c->detail), "%s, tolerated (--tolerate-debug)", debug);
+		snprintf(c->detail, sizeof(c->detail), "%s, tolerated (--insecure-tolerate-debug)",
+			 debug);
 	} else
-		failed(c,
-		       "%s: whoever ran it could read and change what ran (--tolerate-debug "
-		       "accepts it)",
-		       debug);
+		failed(
+		    c,
+		    "%s: whoever ran it could read and change what ran (--insecure-tolerate-debug "
+		    "accepts it)",
+		    debug);
 }
 
 static int verdict(const struct tp_attest_result *res)

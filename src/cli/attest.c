@@ -81,7 +81,7 @@ static const struct tp_flag flags[] = {
 	{ ATTEST_NO_TIME, "insecure-no-time-check", 0, NULL, NULL,
 	  "do not check certificates' validity periods (to verify old evidence; says so on "
 	  "stderr)" },
-	{ ATTEST_TOLERATE_DEBUG, "tolerate-debug", 0, NULL, NULL,
+	{ ATTEST_TOLERATE_DEBUG, "insecure-tolerate-debug", 0, NULL, NULL,
 	  "accept debug evidence (a debug run's: teepy shell's; a debug TD or guest), which is "
 	  "refused without it; a warning on stderr says so" },
 	{ ATTEST_JSON, "json", 0, NULL, NULL,
@@ -99,7 +99,8 @@ static const struct tp_exit_use exits[] = {
 	{ TP_EXIT_ATTESTATION_DENIED,
 	  "verify: the evidence is refused: malformed, of a version or kind teepy does not read, "
 	  "a signature or certificate chain that does not verify, an untrusted platform key, "
-	  "claims not those expected, or debug evidence without --tolerate-debug (one line "
+	  "claims not those expected, or debug evidence without --insecure-tolerate-debug (one "
+	  "line "
 	  "names the first check that failed; the fields and every check are printed all the "
 	  "same, marked FAILED)" },
 	{ TP_EXIT_INTERNAL, "OpenSSL's libcrypto cannot be loaded, out of memory, or "
@@ -109,14 +110,15 @@ static const struct tp_exit_use exits[] = {
 
 const struct tp_command_help tp_attest_help = {
 	.name = "attest",
-	.synopsis = "[--mode sim|hw|auto] [--nonce HEX] [--app HEX --signer HEX] [--snp-vcek FILE] "
-		    "[--snp-chain FILE] [--json] [-o FILE]\n"
-		    "verify QUOTE --type tdx [--insecure-no-time-check] [--tolerate-debug] "
-		    "[--json]\n"
-		    "verify REPORT --type snp --vcek DER --chain PEM [--insecure-no-time-check] "
-		    "[--tolerate-debug] [--json]\n"
-		    "verify EVIDENCE --type sim --platform-key PUB [--nonce HEX] [--app HEX] "
-		    "[--signer HEX] [--tolerate-debug] [--json]",
+	.synopsis =
+	    "[--mode sim|hw|auto] [--nonce HEX] [--app HEX --signer HEX] [--snp-vcek FILE] "
+	    "[--snp-chain FILE] [--json] [-o FILE]\n"
+	    "verify QUOTE --type tdx [--insecure-no-time-check] [--insecure-tolerate-debug] "
+	    "[--json]\n"
+	    "verify REPORT --type snp --vcek DER --chain PEM [--insecure-no-time-check] "
+	    "[--insecure-tolerate-debug] [--json]\n"
+	    "verify EVIDENCE --type sim --platform-key PUB [--nonce HEX] [--app HEX] "
+	    "[--signer HEX] [--insecure-tolerate-debug] [--json]",
 	.about =
 	    "teepy attest makes this host's evidence for the claims given and prints what it\n"
 	    "binds (runtime: this teepy's; app and signer: given or zeros; nonce: given or\n"
@@ -133,13 +135,13 @@ const struct tp_command_help tp_attest_help = {
 	    "VLEK, whose chain must end at a pinned AMD ARK key (Milan, Genoa), and the\n"
 	    "certificate's chip id and TCB against the report's. sim evidence: its report\n"
 	    "data binds its claims, its platform key is one given, and it signed them. Debug\n"
-	    "evidence is refused unless --tolerate-debug: a debug run's (teepy shell), a debug\n"
-	    "TD's (TD attributes' DEBUG bit) or a debug guest's (guest policy's DEBUG bit),\n"
-	    "whose insides its user or host can read, as a CAS refuses it unless the policy\n"
-	    "tolerates \"debug\". A policy pins MRTD and RTMR0-3 (TDX), or MEASUREMENT and the\n"
-	    "guest policy (SNP). TCB status and Intel's and AMD's other collateral (TCB info,\n"
-	    "QE identity, revocation lists) are not checked: see docs/cas.md, \"Evidence\" and\n"
-	    "\"Producing evidence\".\n",
+	    "evidence is refused unless --insecure-tolerate-debug: a debug run's (sim\n"
+	    "evidence of teepy shell), a debug TD's (TD attributes' DEBUG bit) or a debug\n"
+	    "guest's (guest policy's DEBUG bit), whose insides its user or host can read, as\n"
+	    "a CAS refuses it unless the policy tolerates \"debug\". A policy pins MRTD and\n"
+	    "RTMR0-3 (TDX), or MEASUREMENT and the guest policy (SNP). TCB status and\n"
+	    "Intel's and AMD's other collateral (TCB info, QE identity, revocation lists) are\n"
+	    "not checked: see docs/cas.md, \"Evidence\" and \"Producing evidence\".\n",
 	.flags = flags,
 	.exits = exits,
 };
@@ -156,7 +158,7 @@ struct attest_cmd {
 	struct tp_attest_produce produce; /* its nonce, app, signer and json serve verify too */
 	const char *given_produce;	  /* a flag of producing, given to verify */
 	bool json;
-	bool tolerate_debug;  /* --tolerate-debug: debug evidence passes its check */
+	bool tolerate_debug;  /* --insecure-tolerate-debug: debug evidence passes its check */
 	bool debug_tolerated; /* the evidence is debug, and it did */
 	struct tp_attest_opts opts;
 	char *bytes, *vcek, *chain;
@@ -374,7 +376,8 @@ static int verify(struct attest_cmd *c)
 	tp_attest_check_debug(&res, debug, c->tolerate_debug);
 	c->debug_tolerated = debug && c->tolerate_debug;
 	if (c->debug_tolerated)
-		tp_warn("attest verify: %s: %s, accepted (--tolerate-debug)", c->file, debug);
+		tp_warn("attest verify: %s: %s, accepted (--insecure-tolerate-debug)", c->file,
+			debug);
 	if (!fields) {
 		tp_error("attest verify: out of memory");
 		return TP_EXIT_INTERNAL;
@@ -405,7 +408,7 @@ static int check_usage(const struct attest_cmd *c, const char *action)
 					  c->platform_key_count ? "--platform-key" :
 					  c->opts.insecure_no_time_check ?
 								  "--insecure-no-time-check" :
-					  c->tolerate_debug ? "--tolerate-debug" :
+					  c->tolerate_debug ? "--insecure-tolerate-debug" :
 							      NULL;
 		if (verify_flag) {
 			tp_error("attest: %s is for verify (teepy attest verify FILE %s ...)",

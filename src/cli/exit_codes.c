@@ -54,7 +54,7 @@ const struct tp_exit_code tp_exit_codes[] = {
 	     "attestation evidence refused: teepy attest verify found a TDX quote, SEV-SNP "
 	     "report or sim evidence malformed, a signature or certificate chain that does not "
 	     "verify, an untrusted platform key, claims not those expected or debug evidence "
-	     "without --tolerate-debug; teepy run --cas: "
+	     "without --insecure-tolerate-debug; teepy run --cas: "
 	     "the CAS denied the run (its reason on one line)"),
 	EXIT(INTERNAL, "internal error: teepy could not set up the sandbox or write the result, "
 		       "or OpenSSL's libcrypto (needed for a bundle) cannot be loaded (the line "

@@ -3,7 +3,7 @@ init|show`, the platform key of sim mode, as root (at a path the test gives: the
 host's /var/lib/teepy is never touched) and as uid 65534 (its default place under a
 HOME or XDG_DATA_HOME the test owns); `teepy attest` making sim evidence and `teepy
 attest verify --type sim` checking it, a changed byte, another platform key,
-another nonce or a debug run's evidence (without --tolerate-debug) refused; and `--mode hw` against a directory laid out like
+another nonce or a debug run's evidence (without --insecure-tolerate-debug) refused; and `--mode hw` against a directory laid out like
 configfs-tsm holding a RECORDED TDX quote (trustee's tdx_quote_4.dat) or SEV-SNP
 report (test-report.bin, with a certificate table built from its recorded VCEK and
 AMD's Milan ASK and ARK), not a kernel: no machine here is a confidential VM."""
@@ -188,7 +188,7 @@ def as_a_debug_runs(evidence, key):
 def test_a_debug_runs_evidence_is_refused_unless_debug_is_tolerated(run, tmp, keys):
     """A debug run's evidence verifies as evidence, but whoever ran it could read and
     change what ran: refused as a CAS refuses it unless the policy tolerates "debug",
-    in one line, exit 11; accepted with --tolerate-debug, and said so."""
+    in one line, exit 11; accepted with --insecure-tolerate-debug, and said so."""
     env, key = keys
     init(run, env)
     r = run("attest", "--mode", "sim", "--nonce", NONCE, "--json", env=env)
@@ -201,16 +201,16 @@ def test_a_debug_runs_evidence_is_refused_unless_debug_is_tolerated(run, tmp, ke
     assert r.returncode == EXIT.ATTESTATION_DENIED, r
     assert one_line(r) == (f"teepy: attest verify: {ev}: refused: debug failed: a debug run "
                            "(teepy shell): whoever ran it could read and change what ran "
-                           "(--tolerate-debug accepts it)")
+                           "(--insecure-tolerate-debug accepts it)")
     got = json.loads(r.stdout)
     assert got["verified"] is False and got["version"] == 2 and got["claims"]["debug"] is True
     assert {c["name"]: c["ok"] for c in got["checks"]} == {
         "report_data": True, "platform_key": True, "signature": True, "claims": True,
         "debug": False}
-    r = run(*verify, "--tolerate-debug")
+    r = run(*verify, "--insecure-tolerate-debug")
     assert r.returncode == EXIT.OK, r
     assert one_line(r) == (f"teepy: warning: attest verify: {ev}: a debug run (teepy shell), "
-                           "accepted (--tolerate-debug)")
+                           "accepted (--insecure-tolerate-debug)")
     assert r.stdout.decode().endswith("verified: yes (SIMULATION: signed by a trusted platform "
                                       "key, not by hardware; DEBUG, tolerated)\n")
 
@@ -258,7 +258,7 @@ def test_hw_against_a_recorded_configfs_tsm_entry(run, tmp, variant, as_user, re
     # the recorded quote binds other report data: teepy says so
     assert "recorded" in r.err and "binds none of these claims" in r.err
     # (trustee's quote is a debug TD's, which verify refuses unless told to tolerate)
-    r = run("attest", "verify", quote, "--type", "tdx", "--tolerate-debug")
+    r = run("attest", "verify", quote, "--type", "tdx", "--insecure-tolerate-debug")
     assert r.returncode == EXIT.OK, r
 
 

@@ -2,7 +2,7 @@
 real TDX quotes and SEV-SNP reports from confidential-containers/trustee
 (../shared/testdata/attestation) verified through the binary, their fields as
 JSON, evidence changed by one byte refused with exit 11 and one line naming the
-check, a debug TD's quote refused unless --tolerate-debug, and usage errors. These runs check certificate times at the time they run:
+check, a debug TD's quote refused unless --insecure-tolerate-debug, and usage errors. These runs check certificate times at the time they run:
 every certificate used here without --insecure-no-time-check is valid to 2030 or
 later; the VLEK, expired on 2025-12-10, shows the flag (the unit tests fix a time
 instead, tests/unit/test_attest.c)."""
@@ -70,18 +70,18 @@ def test_a_debug_tds_quote_is_refused_unless_debug_is_tolerated(run):
     assert r.returncode == EXIT.ATTESTATION_DENIED, r
     assert one_line(r) == (f"teepy: attest verify: {DEBUG_TD}: refused: debug failed: a debug TD "
                            "(the TD attributes' DEBUG bit): whoever ran it could read and change "
-                           "what ran (--tolerate-debug accepts it)")
+                           "what ran (--insecure-tolerate-debug accepts it)")
     assert checks(r) == {**{name: True for name in TDX_CHECKS}, "debug": False}
     assert r.stdout.decode().endswith("verified: NO\n")
-    r = verify_tdx(run, DEBUG_TD, "--tolerate-debug")
+    r = verify_tdx(run, DEBUG_TD, "--insecure-tolerate-debug")
     assert r.returncode == EXIT.OK, r
     assert one_line(r) == (f"teepy: warning: attest verify: {DEBUG_TD}: a debug TD (the TD "
-                           "attributes' DEBUG bit), accepted (--tolerate-debug)")
+                           "attributes' DEBUG bit), accepted (--insecure-tolerate-debug)")
     assert checks(r) == {name: True for name in TDX_CHECKS + ["debug"]}
     assert r.stdout.decode().endswith(
         "verified: yes (signatures and chain; TCB status not checked; DEBUG, tolerated)\n")
     # evidence that is no debug one passes with the flag as without it
-    r = verify_tdx(run, TDX / "tdx_quote_5.dat", "--tolerate-debug")
+    r = verify_tdx(run, TDX / "tdx_quote_5.dat", "--insecure-tolerate-debug")
     assert (r.returncode, r.err) == (EXIT.OK, ""), r
     assert r.stdout.decode().endswith(
         "verified: yes (signatures and chain; TCB status not checked)\n")
@@ -89,7 +89,7 @@ def test_a_debug_tds_quote_is_refused_unless_debug_is_tolerated(run):
 
 def test_tdx_json_fields_are_trustees(run):
     expected = json.loads((TDX / "parse_tdx_claims_expected.json").read_text())["quote"]["body"]
-    r = verify_tdx(run, DEBUG_TD, "--json", "--tolerate-debug")
+    r = verify_tdx(run, DEBUG_TD, "--json", "--insecure-tolerate-debug")
     assert r.returncode == EXIT.OK, r
     got = json.loads(r.stdout)
     assert got["type"] == "tdx" and got["verified"] is True and got["time_checked"] is True
@@ -206,7 +206,7 @@ def test_malformed_evidence_is_one_line_exit_11(run, tmp):
     (["verify", "/nonexistent/quote.dat", "--type", "tdx"], "No such file"),
     (["verify", "QUOTE", "--type", "tdx", "--bogus"], "--bogus"),
     (["verify", "a", "b", "--type", "tdx"], "unexpected argument 'b'"),
-    (["--tolerate-debug"], "--tolerate-debug is for verify"),
+    (["--insecure-tolerate-debug"], "--insecure-tolerate-debug is for verify"),
 ])
 def test_usage_errors_are_one_line_exit_2(run, args, says):
     r = run("attest", *args)
@@ -226,6 +226,6 @@ def test_help_names_verify_and_every_flag(run, flag):
     assert r.returncode == EXIT.OK, r
     out = r.stdout.decode()
     assert out.startswith("usage: teepy attest ") and "\n       teepy attest verify " in out
-    for f in ["--type", "--vcek", "--chain", "--insecure-no-time-check", "--tolerate-debug",
+    for f in ["--type", "--vcek", "--chain", "--insecure-no-time-check", "--insecure-tolerate-debug",
               "--json", "docs/cas.md"]:
         assert f in out, f
