@@ -996,6 +996,30 @@ static void show_shell_result(struct cli_run *run, const struct tp_outcome *out)
 	write_stdout(NULL, "\n", 1);
 }
 
+/* --cas: the bundle's signer judged as the run will judge it, before the CAS is
+ * asked for its keys: a bundle --trust does not take costs no round trip, and is
+ * refused in the run's own line and exit code. A bundle that cannot be opened, or
+ * libcrypto missing, is left to tp_run_cas_fetch, which says so. Returns an exit
+ * code or 0. */
+static int cas_signer_first(struct cli_run *run)
+{
+	struct tp_run_config cfg = run->cfg;
+	struct tp_outcome out = { 0 };
+	struct tp_bundle_file bf;
+	char err[512];
+	int code = 0;
+
+	if (tp_crypto_load(err, sizeof(err)) < 0 ||
+	    tp_bundle_file_open(run->opts.script, &bf, err, sizeof(err)) < 0)
+		return 0;
+	cfg.warn = NULL; /* an --insecure-any-signer run is said by the run itself */
+	if (tp_runner_judge_signer(&cfg, &bf, &out) < 0)
+		code = report(run, &out);
+	tp_bundle_file_close(&bf);
+	tp_outcome_free(&out);
+	return code;
+}
+
 static int run_with(struct cli_run *run, struct tp_invocation *keep)
 {
 	struct tp_outcome out;
@@ -1012,6 +1036,8 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 	/* a shell's output is all the service's: its lines are not marked */
 	tp_term_escape_init(&run->esc, run->ascii, run->shell ? NULL : TP_TERM_SERVICE_MARK);
 	code = make_config(run);
+	if (code == 0 && run->opts.cas)
+		code = cas_signer_first(run);
 	if (code == 0 && run->opts.cas)
 		code = cas_keys(run);
 	/* refusals come in the order they always have: a bundle's input is read before

@@ -641,10 +641,9 @@ static int plan_engine(struct tp_invocation *inv, struct tp_outcome *out, enum t
 
 /* Who signed the bundle is settled before a byte of its manifest is parsed
  * (manifest/trust.c decides; the words are the runner's). */
-static int check_signer(struct tp_invocation *inv, struct tp_outcome *out)
+int tp_runner_judge_signer(const struct tp_run_config *cfg, const struct tp_bundle_file *bf,
+			   struct tp_outcome *out)
 {
-	const struct tp_run_config *cfg = inv->cfg;
-	const struct tp_bundle_file *bf = &inv->bundle;
 	size_t count = count_of(cfg->trust_paths), failed;
 	const char *source = cfg->trust_source ? cfg->trust_source : "--trust";
 	struct tp_signers signers = { 0 };
@@ -693,6 +692,11 @@ static int check_signer(struct tp_invocation *inv, struct tp_outcome *out)
 	}
 	tp_signers_free(&signers);
 	return r;
+}
+
+static int check_signer(struct tp_invocation *inv, struct tp_outcome *out)
+{
+	return tp_runner_judge_signer(inv->cfg, &inv->bundle, out);
 }
 
 /* An encrypted bundle runs only with the key its files were sealed with, which the

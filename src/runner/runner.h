@@ -376,6 +376,14 @@ int tp_invoke(const struct tp_run_config *cfg, struct tp_outcome *out);
 int tp_invoke_keep(const struct tp_run_config *cfg, struct tp_outcome *out,
 		   struct tp_invocation *inv);
 
+/* Who signed the bundle bf (opened with tp_bundle_file_open), judged as a run of it
+ * under cfg judges it (cfg's trust_paths, trust_source, insecure_any_signer; cfg's
+ * warn says an --insecure-any-signer run): 0, or -1 with out's end and message the
+ * run's own. For a caller that must know before the run (run --cas, before the CAS
+ * is asked for the bundle's keys). */
+int tp_runner_judge_signer(const struct tp_run_config *cfg, const struct tp_bundle_file *bf,
+			   struct tp_outcome *out);
+
 /* tp_invoke_keep in two steps, for a caller that checks its own inputs between
  * them (teepy run reads a script's input after the script is found, a bundle's
  * before it is opened): open finds the runtime and opens the script or the bundle

@@ -775,25 +775,63 @@ def test_a_manifest_this_teepy_cannot_parse_is_refused_before_the_cas_is_asked(r
     assert cas.seen == [] if cas.seen is not None else cas.audit() == []
 
 
-def test_a_bundle_whose_signature_fails_is_refused_before_the_cas_is_asked(run, teepy, tmp, cas):
-    """A bundle whose manifest was changed after signing: refused as the runner
-    refuses it, before any evidence claims its signer signed it."""
+def _signed_app(teepy, tmp, key="signer"):
     app = tmp / "app"
-    app.mkdir()
+    app.mkdir(exist_ok=True)
     (app / "svc.py").write_text("import teex\nteex.TEEX_return('ran')\n")
     os.chmod(app, 0o755)
-    assert teepy_direct(teepy, "keygen", "-o", tmp / "signer.key").returncode == EXIT.OK
-    b = teepy_direct(teepy, "build", app / "svc.py", "-o", tmp / "svc.tpy", "--key",
-                     tmp / "signer.key", "--input", "x")
+    for name in ("signer", "other"):
+        if not (tmp / f"{name}.key").exists():
+            assert teepy_direct(teepy, "keygen", "-o", tmp / f"{name}.key").returncode == EXIT.OK
+    b = teepy_direct(teepy, "build", app / "svc.py", "-o", tmp / f"{key}.tpy", "--key",
+                     tmp / f"{key}.key", "--input", "x")
     assert b.returncode == EXIT.OK, b.stderr.decode()
-    data = bytearray((tmp / "svc.tpy").read_bytes())
+    return tmp / f"{key}.tpy"
+
+
+def _forged(bundle, out):
+    """bundle with its signature's first byte (after the key) flipped."""
+    data = bytearray(bundle.read_bytes())
     manifest_size = struct.unpack_from("<I", data, 12)[0]
-    data[24 + manifest_size + 32] ^= 0x01  # the signature's first byte (after the key)
-    forged = tmp / "forged.tpy"
-    forged.write_bytes(bytes(data))
+    data[24 + manifest_size + 32] ^= 0x01
+    out.write_bytes(bytes(data))
+    return out
+
+
+def _nothing_reached(cas):
+    # the stand-in saw no request, the real server logged none
+    return cas.seen == [] if cas.seen is not None else cas.audit() == []
+
+
+def test_a_bundle_whose_signature_fails_is_refused_before_the_cas_is_asked(run, teepy, tmp, cas):
+    """A bundle whose signature was changed after signing: refused as the runner
+    refuses it, before any evidence claims its signer signed it."""
+    forged = _forged(_signed_app(teepy, tmp), tmp / "forged.tpy")
     r = run("run", forged, "--trust", tmp / "signer.pub", *cas_args(cas), "--config-id",
             "mysvc/main", "--input", "x")
     assert r.returncode == EXIT.BUNDLE, r
     assert one_line(r) == (f"teepy: {forged}: the signature does not verify: the manifest or "
                            "the signature was changed after signing")
-    assert cas.seen == [] if cas.seen is not None else cas.audit() == []
+    assert _nothing_reached(cas)
+
+
+def test_a_signer_the_run_does_not_trust_is_refused_before_the_cas_is_asked(run, teepy, tmp,
+                                                                            cas):
+    """--trust names another signer, or none is given: the run's own refusal (the
+    same line and exit code as without --cas), and no round trip to the CAS for a
+    bundle the run would not start."""
+    other = _signed_app(teepy, tmp, key="other")
+    r = run("run", other, "--trust", tmp / "signer.pub", *cas_args(cas), "--config-id",
+            "mysvc/main", "--input", "x")
+    assert r.returncode == EXIT.BUNDLE, r
+    assert "which is none of the trusted signers (use --trust KEY)" in one_line(r), r
+    plain = run("run", other, "--trust", tmp / "signer.pub", "--input", "x")
+    assert (plain.returncode, one_line(plain)) == (r.returncode, one_line(r))
+    # a forged signature and no --trust at all: what a run without --cas says first
+    forged = _forged(other, tmp / "forged.tpy")
+    r = run("run", forged, *cas_args(cas), "--config-id", "mysvc/main", "--input", "x")
+    plain = run("run", forged, "--input", "x")
+    assert r.returncode == EXIT.USAGE, r
+    assert "no trusted signer given" in one_line(r), r
+    assert (plain.returncode, one_line(plain)) == (r.returncode, one_line(r))
+    assert _nothing_reached(cas)
