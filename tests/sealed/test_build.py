@@ -421,3 +421,19 @@ def test_build_as_root_refuses_an_app_its_service_cannot_read(work, keys):
     r = teepy("run", os.path.join(app, "svc.py"))
     assert r.returncode == EXIT.USAGE, r.stderr.decode()
     assert "cannot list its directory" in r.stderr.decode() and "(mode 0700)" in r.stderr.decode()
+
+
+def test_build_reads_no_run_setting(work, keys):
+    """TEEPY_ENGINE, TEEPY_MEMORY, TEEPY_CPU_TIME in the environment change nothing a
+    bundle records (docs/cli.md): the same bundle as without them, byte for byte."""
+    app = write_app(work, {"svc.py": "import teex\nteex.TEEX_return('ok')\n"})
+    script = os.path.join(app, "svc.py")
+    plain = build(work, keys, script, name="plain.tpy")
+    r = teepy("build", script, "-o", os.path.join(work, "set.tpy"), "--key", keys[0],
+              env={"TEEPY_ENGINE": "pypy3", "TEEPY_MEMORY": "64M", "TEEPY_CPU_TIME": "5s",
+                   "TEEPY_THREADS": "3"})
+    assert r.returncode == EXIT.OK, r.stderr.decode()
+    m = inspect_json(os.path.join(work, "set.tpy"))
+    assert "cpython" in json.dumps(m["engine"]), m["engine"]
+    with open(plain, "rb") as a, open(os.path.join(work, "set.tpy"), "rb") as b:
+        assert a.read() == b.read()
