@@ -8,6 +8,7 @@
 #include "flags.h"
 #include "../cas/cas.h"
 #include "../common/log.h"
+#include "../common/hostport.h"
 #include "../common/net.h"
 #include "../crypto/crypto.h"
 

@@ -10,6 +10,7 @@
 #include "serve_help.h"
 #include "../cas/cas.h"
 #include "../common/log.h"
+#include "../common/hostport.h"
 #include "../common/net.h"
 #include "../common/units.h"
 #include "../crypto/crypto.h"

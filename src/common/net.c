@@ -1,6 +1,8 @@
 /* A server's listening address and socket (net.h). */
 #include "net.h"
 
+#include "hostport.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -12,74 +14,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-/* s as host and port: "[V6]:PORT", or the last colon's split of "HOST:PORT". Loose, as
- * the CAS and serve have always read it: "::1:8080" is [::1]:8080 and PORT is what strtol
- * reads (" 80", "+80"). Strict, teepy run --listen's: "::1:8080" is refused (it could be
- * an address without a port) and PORT may not start with a sign or a space. Returns 0,
- * or -EINVAL with one line in err (NULL with err_size 0 for none). */
-static int split(const char *s, bool loose, char *host, size_t size, unsigned *port, char *err,
-		 size_t err_size)
-{
-	const char *colon, *h = s, *digits;
-	size_t n;
-	char *end;
-	long p;
-
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-		if (!close || close[1] != ':') {
-			snprintf(err, err_size,
-				 "'%s' is not [ADDRESS]:PORT (an IPv6 address in brackets, then "
-				 ":PORT)",
-				 s);
-			return -EINVAL;
-		}
-		h = s + 1;
-		n = (size_t)(close - h);
-		colon = close + 1;
-	} else {
-		if (!(colon = strrchr(s, ':'))) {
-			snprintf(err, err_size,
-				 "'%s' has no port (give ADDR:PORT, e.g. 127.0.0.1:8000)", s);
-			return -EINVAL;
-		}
-		n = (size_t)(colon - s);
-		if (!loose && memchr(s, ':', n)) {
-			snprintf(err, err_size,
-				 "'%s': put an IPv6 address in brackets ([::1]:8000)", s);
-			return -EINVAL;
-		}
-	}
-	if (n == 0) {
-		snprintf(err, err_size,
-			 "'%s' has no address (127.0.0.1 for this host only, 0.0.0.0 for every "
-			 "interface)",
-			 s);
-		return -EINVAL;
-	}
-	if (n >= size) {
-		snprintf(err, err_size, "'%.64s...': the address is too long", s);
-		return -EINVAL;
-	}
-	digits = colon + 1;
-	errno = 0;
-	p = strtol(digits, &end, 10);
-	if (!*digits || *end || errno || p < 0 || p > 65535 ||
-	    (!loose && (digits[0] == '-' || digits[0] == '+' || digits[0] == ' '))) {
-		snprintf(err, err_size, "'%s': the port must be a number from 0 to 65535", s);
-		return -EINVAL;
-	}
-	memcpy(host, h, n);
-	host[n] = '\0';
-	*port = (unsigned)p;
-	return 0;
-}
-
-int tp_split_listen(const char *s, char *host, size_t size, unsigned *port)
-{
-	return split(s, true, host, size, port, NULL, 0); /* its callers say their own line */
-}
 
 /* A close-on-exec TCP socket bound to addr and listening with room for backlog waiting
  * connections, non-blocking unless flags has TP_LISTEN_BLOCKING; SO_REUSEADDR, as a
@@ -166,7 +100,7 @@ int tp_listen_spec(const char *spec, int flags, char *err, size_t err_size)
 	bool made;
 	int fd = -EADDRNOTAVAIL, r;
 
-	if ((r = split(spec, false, host, sizeof(host), &port, err, err_size)) < 0)
+	if ((r = tp_split_host_port(spec, false, host, sizeof(host), &port, err, err_size)) < 0)
 		return r;
 	snprintf(service, sizeof(service), "%u", port);
 	/* a literal address is taken whatever interfaces are configured */

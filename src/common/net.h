@@ -1,6 +1,6 @@
-/* A server's listening address: "HOST:PORT" split, and a TCP socket bound and listening
- * on a numeric address (the CAS's and the worker's) or on a name's (teepy run
- * --listen's). */
+/* A server's listening socket: TCP, bound and listening on a numeric address (the
+ * CAS's and the worker's) or on a name's (teepy run --listen's). Its address is
+ * split by hostport.h. */
 #ifndef TEEPY_COMMON_NET_H
 #define TEEPY_COMMON_NET_H
 
@@ -12,11 +12,6 @@ enum tp_listen_flags {
 	 * without it the socket is non-blocking, for an event loop (libmicrohttpd's) */
 	TP_LISTEN_BLOCKING = 1 << 0,
 };
-
-/* "HOST:PORT" or "[V6]:PORT" into host (size bytes) and port (0 to 65535); the last
- * colon splits an IPv6 address without brackets ("::1:8080"). Returns 0 or -EINVAL;
- * host is not checked to be an address. */
-int tp_split_listen(const char *s, char *host, size_t size, unsigned *port);
 
 /* A close-on-exec TCP socket listening on host (a numeric IPv4 or IPv6 address) and
  * port (0: any free one), SO_REUSEADDR set, non-blocking unless flags (enum

@@ -3,6 +3,7 @@
  * loopback. */
 #include "test.h"
 #include "../../src/cli/listen.h"
+#include "../../src/common/hostport.h"
 #include "../../src/common/net.h"
 
 #include <arpa/inet.h>

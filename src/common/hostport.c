@@ -1,0 +1,72 @@
+/* A listening address as a person writes it, split into host and port (hostport.h):
+ * a parser, touching no OS. */
+#include "hostport.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tp_split_host_port(const char *s, bool loose, char *host, size_t size, unsigned *port,
+		       char *err, size_t err_size)
+{
+	const char *colon, *h = s, *digits;
+	size_t n;
+	char *end;
+	long p;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':') {
+			snprintf(err, err_size,
+				 "'%s' is not [ADDRESS]:PORT (an IPv6 address in brackets, then "
+				 ":PORT)",
+				 s);
+			return -EINVAL;
+		}
+		h = s + 1;
+		n = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		if (!(colon = strrchr(s, ':'))) {
+			snprintf(err, err_size,
+				 "'%s' has no port (give ADDR:PORT, e.g. 127.0.0.1:8000)", s);
+			return -EINVAL;
+		}
+		n = (size_t)(colon - s);
+		if (!loose && memchr(s, ':', n)) {
+			snprintf(err, err_size,
+				 "'%s': put an IPv6 address in brackets ([::1]:8000)", s);
+			return -EINVAL;
+		}
+	}
+	if (n == 0) {
+		snprintf(err, err_size,
+			 "'%s' has no address (127.0.0.1 for this host only, 0.0.0.0 for every "
+			 "interface)",
+			 s);
+		return -EINVAL;
+	}
+	if (n >= size) {
+		snprintf(err, err_size, "'%.64s...': the address is too long", s);
+		return -EINVAL;
+	}
+	digits = colon + 1;
+	errno = 0;
+	p = strtol(digits, &end, 10);
+	if (!*digits || *end || errno || p < 0 || p > 65535 ||
+	    (!loose && (digits[0] == '-' || digits[0] == '+' || digits[0] == ' '))) {
+		snprintf(err, err_size, "'%s': the port must be a number from 0 to 65535", s);
+		return -EINVAL;
+	}
+	memcpy(host, h, n);
+	host[n] = '\0';
+	*port = (unsigned)p;
+	return 0;
+}
+
+int tp_split_listen(const char *s, char *host, size_t size, unsigned *port)
+{
+	return tp_split_host_port(s, true, host, size, port, NULL,
+				  0); /* its callers say their own line */
+}
