@@ -21,11 +21,6 @@ struct file_keys {
 	uint8_t check[TP_SHA256_SIZE];
 };
 
-/* open_all reads runs of chunks up to this many bytes of plaintext: a read and a
- * write per run, not per chunk, with both buffers still in a core's L2 (the fill's
- * CHUNK, bench/RESULTS.md) */
-#define OPEN_RUN (256u << 10)
-
 struct tp_pfs_reader {
 	struct tp_pfs_header header;
 	uint8_t header_bytes[TP_PFS_HEADER_SIZE];
@@ -401,6 +396,12 @@ int tp_pfs_read_chunks(struct tp_pfs_reader *rd, uint64_t first, size_t count, v
 	return 0;
 }
 
+size_t tp_pfs_run_chunks(unsigned chunk_shift)
+{
+	size_t chunk = (size_t)1 << chunk_shift;
+	return chunk < TP_PFS_RUN_BYTES ? TP_PFS_RUN_BYTES / chunk : 1;
+}
+
 int tp_pfs_read_chunk(struct tp_pfs_reader *rd, uint64_t index, void *buf, size_t *size, char *err,
 		      size_t err_size)
 {
@@ -418,7 +419,7 @@ int tp_pfs_open_all(struct tp_pfs_reader *rd, tp_pfs_write_fn write_plain, void 
 		    char *err, size_t err_size)
 {
 	size_t chunk = (size_t)1 << rd->header.chunk_shift, len;
-	uint64_t run = chunk < OPEN_RUN ? OPEN_RUN / chunk : 1;
+	uint64_t run = tp_pfs_run_chunks(rd->header.chunk_shift);
 	uint8_t *buf, *sealed;
 	uint64_t offset = 0;
 	int r = 0;

@@ -97,6 +97,13 @@ const struct tp_pfs_header *tp_pfs_reader_header(const struct tp_pfs_reader *r);
  * an index past the last, -ENOMEM, or the read callback's error; the reason in err. */
 int tp_pfs_read_chunk(struct tp_pfs_reader *r, uint64_t index, void *buf, size_t *size, char *err,
 		      size_t err_size);
+/* How many chunks of 1 << chunk_shift bytes a run holds, as open_all and the sealed
+ * root's fill read them: as many as fill TP_PFS_RUN_BYTES, at least one. A read and
+ * a write per run, not per chunk, with the run's sealed and plain buffers still in a
+ * core's L2 (bench/RESULTS.md, 2026-12-07). */
+#define TP_PFS_RUN_BYTES (256u << 10)
+size_t tp_pfs_run_chunks(unsigned chunk_shift);
+
 /* Chunks first .. first + count - 1 (fewer where the file ends first) read with one
  * call into sealed (room for count chunks and their tags: a caller's buffer, kept
  * from one file to the next), their plaintexts one after another into buf (room

@@ -401,9 +401,9 @@ static int copy_encrypted(struct job *job, size_t i, struct tp_source_file *src,
 		goto out;
 	}
 	chunk = (size_t)1 << h->chunk_shift;
-	/* as many chunks at once as fill CHUNK: one read and one write for them (a
-	 * system call costs 1-2 us here, twice per 64 KiB chunk before) */
-	run = chunk < CHUNK ? CHUNK / chunk : 1;
+	/* runs of chunks: one read and one write for them (a system call costs 1-2 us
+	 * here, twice per 64 KiB chunk before) */
+	run = tp_pfs_run_chunks(h->chunk_shift);
 	chunks = tp_pfs_chunk_count(h->size, h->chunk_shift);
 	r = scratch_room((void **)&sc->buf, &sc->buf_size, run * chunk);
 	if (r == 0)
