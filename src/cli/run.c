@@ -868,6 +868,24 @@ static int make_config(struct cli_run *run)
 	return load_bundle_key(run) ?: load_volume_key(run) ?: hand_socket(run);
 }
 
+static int report(const struct cli_run *run, const struct tp_outcome *out);
+
+/* --cas: the bundle's signer judged as the run will judge it, before the CAS is
+ * asked for its keys: a bundle --trust does not take costs no round trip, and is
+ * refused in the run's own line and exit code. Returns an exit code or 0. */
+static int judge_signer_first(struct cli_run *run, const struct tp_bundle_file *bf)
+{
+	struct tp_run_config cfg = run->cfg;
+	struct tp_outcome out = { 0 };
+	int code = 0;
+
+	cfg.warn = NULL; /* an --insecure-any-signer run is said by the run itself */
+	if (tp_runner_judge_signer(&cfg, bf, &out) < 0)
+		code = report(run, &out);
+	tp_outcome_free(&out);
+	return code;
+}
+
 /* --cas: the secrets got by attestation, put where the run takes them: the bundle
  * key and the volume key as --bundle-key's and --volume-key's (locked memory,
  * wiped when done), the data keys by item id (open_data_items), env values after
@@ -876,7 +894,9 @@ static int cas_keys(struct cli_run *run)
 {
 	struct tp_run_opts *o = &run->opts;
 	struct tp_cas_secrets *s = &run->cas.secrets;
+	struct tp_bundle_file bf, *opened = NULL;
 	const char **env;
+	char err[512];
 	int code;
 
 	run->cas = (struct tp_run_cas){
@@ -892,7 +912,16 @@ static int cas_keys(struct cli_run *run)
 		.who = run->shell ? "shell" : "run",
 	};
 	run->cas_on = true;
-	code = tp_run_cas_fetch(&run->cas, o->script);
+	/* the bundle opened once: its signer judged as the run will judge it, then
+	 * measured; one that cannot be opened (or no libcrypto) is said by the fetch */
+	if (tp_crypto_load(err, sizeof(err)) == 0 &&
+	    tp_bundle_file_open(o->script, &bf, err, sizeof(err)) == 0)
+		opened = &bf;
+	code = opened ? judge_signer_first(run, opened) : 0;
+	if (code == 0)
+		code = tp_run_cas_fetch(&run->cas, o->script, opened);
+	if (opened)
+		tp_bundle_file_close(opened);
 	if (run->shell && (code == 0 || code == TP_EXIT_ATTESTATION_DENIED)) {
 		/* what a policy lists to release keys to a debug shell (docs/cas.md) */
 		char runtime[65];
@@ -996,30 +1025,6 @@ static void show_shell_result(struct cli_run *run, const struct tp_outcome *out)
 	write_stdout(NULL, "\n", 1);
 }
 
-/* --cas: the bundle's signer judged as the run will judge it, before the CAS is
- * asked for its keys: a bundle --trust does not take costs no round trip, and is
- * refused in the run's own line and exit code. A bundle that cannot be opened, or
- * libcrypto missing, is left to tp_run_cas_fetch, which says so. Returns an exit
- * code or 0. */
-static int cas_signer_first(struct cli_run *run)
-{
-	struct tp_run_config cfg = run->cfg;
-	struct tp_outcome out = { 0 };
-	struct tp_bundle_file bf;
-	char err[512];
-	int code = 0;
-
-	if (tp_crypto_load(err, sizeof(err)) < 0 ||
-	    tp_bundle_file_open(run->opts.script, &bf, err, sizeof(err)) < 0)
-		return 0;
-	cfg.warn = NULL; /* an --insecure-any-signer run is said by the run itself */
-	if (tp_runner_judge_signer(&cfg, &bf, &out) < 0)
-		code = report(run, &out);
-	tp_bundle_file_close(&bf);
-	tp_outcome_free(&out);
-	return code;
-}
-
 static int run_with(struct cli_run *run, struct tp_invocation *keep)
 {
 	struct tp_outcome out;
@@ -1036,8 +1041,6 @@ static int run_with(struct cli_run *run, struct tp_invocation *keep)
 	/* a shell's output is all the service's: its lines are not marked */
 	tp_term_escape_init(&run->esc, run->ascii, run->shell ? NULL : TP_TERM_SERVICE_MARK);
 	code = make_config(run);
-	if (code == 0 && run->opts.cas)
-		code = cas_signer_first(run);
 	if (code == 0 && run->opts.cas)
 		code = cas_keys(run);
 	/* refusals come in the order they always have: a bundle's input is read before

@@ -140,36 +140,41 @@ out:
  * not verify, or a manifest this teepy cannot run, is refused here, as the runner
  * would refuse it, before the CAS is asked anything: the evidence claims the signer,
  * and the manifest's engine names the runtime measured. Returns an exit code or 0. */
-static int measure(struct tp_run_cas *rc, const char *path, struct tp_claims *c)
+static int measure(struct tp_run_cas *rc, const char *path, struct tp_bundle_file *opened,
+		   struct tp_claims *c)
 {
-	struct tp_bundle_file bf;
+	struct tp_bundle_file own, *bf = opened ? opened : &own;
 	char err[512];
+	int code = TP_EXIT_BUNDLE;
 
-	if (tp_bundle_file_open(path, &bf, err, sizeof(err)) < 0) {
+	if (!opened && tp_bundle_file_open(path, &own, err, sizeof(err)) < 0) {
 		tp_error("%s: %s", path, err);
 		return TP_EXIT_BUNDLE;
 	}
-	if (!bf.signature_ok) {
+	if (!bf->signature_ok) {
 		/* the evidence would claim a signer that did not sign this manifest */
-		tp_bundle_file_close(&bf);
 		tp_error("%s: the signature does not verify: the manifest or the signature was "
 			 "changed after signing",
 			 path);
-		return TP_EXIT_BUNDLE;
+		goto out;
 	}
-	if (tp_bundle_file_parse(&bf, false, err, sizeof(err)) < 0) {
-		tp_bundle_file_close(&bf);
+	if (tp_bundle_file_parse(bf, false, err, sizeof(err)) < 0) {
 		tp_error("%s: %s", path, err);
-		return TP_EXIT_BUNDLE;
+		goto out;
 	}
-	rc->manifest_size = bf.bundle.header.manifest_size;
+	rc->manifest_size = bf->bundle.header.manifest_size;
 	if ((rc->manifest = malloc(rc->manifest_size ? rc->manifest_size : 1)))
-		memcpy(rc->manifest, bf.bundle.manifest, rc->manifest_size);
-	memcpy(rc->pubkey, bf.bundle.pubkey, sizeof(rc->pubkey));
-	memcpy(c->app, bf.app, TP_CLAIM_SIZE);
-	memcpy(c->signer, bf.signer, TP_CLAIM_SIZE);
-	rc->engine = bf.manifest.engine.name;
-	tp_bundle_file_close(&bf);
+		memcpy(rc->manifest, bf->bundle.manifest, rc->manifest_size);
+	memcpy(rc->pubkey, bf->bundle.pubkey, sizeof(rc->pubkey));
+	memcpy(c->app, bf->app, TP_CLAIM_SIZE);
+	memcpy(c->signer, bf->signer, TP_CLAIM_SIZE);
+	rc->engine = bf->manifest.engine.name;
+	code = 0;
+out:
+	if (!opened)
+		tp_bundle_file_close(&own);
+	if (code != 0)
+		return code;
 	if (!rc->manifest) {
 		tp_error("out of memory");
 		return TP_EXIT_INTERNAL;
@@ -177,7 +182,7 @@ static int measure(struct tp_run_cas *rc, const char *path, struct tp_claims *c)
 	return 0;
 }
 
-int tp_run_cas_fetch(struct tp_run_cas *rc, const char *path)
+int tp_run_cas_fetch(struct tp_run_cas *rc, const char *path, struct tp_bundle_file *opened)
 {
 	/* the CAS refuses an SNP report without its certificates: none is an error here,
 	 * before anything is sent */
@@ -209,7 +214,7 @@ int tp_run_cas_fetch(struct tp_run_cas *rc, const char *path)
 	/* no core dump holds the key or what it opens (not PR_SET_DUMPABLE: the
 	 * sandbox's unprivileged id maps need it) */
 	tp_secret_no_core(false);
-	if ((code = measure(rc, path, &c)) != 0 ||
+	if ((code = measure(rc, path, opened, &c)) != 0 ||
 	    (code = tp_attest_runtime(tag, rc->engine, c.runtime)) != 0)
 		return code;
 	memcpy(rc->runtime, c.runtime, sizeof(rc->runtime));

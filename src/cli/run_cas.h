@@ -27,12 +27,13 @@ struct tp_run_cas {
 	enum tp_engine engine; /* the bundle's: the runtime measured is its _teepy's */
 };
 
-/* Measures the bundle at path as teepy inspect does, makes an ephemeral X25519 key
- * (locked memory), asks the CAS for a challenge, makes evidence of the claims (as
- * teepy attest does; a debug run's with its claim debug), sends it with the manifest, and opens the
+/* Measures the bundle at path as teepy inspect does (opened: the caller's, opened
+ * with tp_bundle_file_open and libcrypto loaded, else NULL to open it here), makes an ephemeral
+ * X25519 key (locked memory), asks the CAS for a challenge, makes evidence of the claims (as teepy
+ * attest does; a debug run's with its claim debug), sends it with the manifest, and opens the
  * sealed answer into rc->secrets. Returns an exit code (one line said: ATTESTATION_DENIED with the
  * CAS's reason for a denial) or 0. */
-int tp_run_cas_fetch(struct tp_run_cas *rc, const char *path);
+int tp_run_cas_fetch(struct tp_run_cas *rc, const char *path, struct tp_bundle_file *opened);
 
 /* Whether the bundle the runner opened is the one attested: its manifest and
  * signer's key byte for byte. */

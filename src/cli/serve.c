@@ -266,7 +266,7 @@ static int cas_fetch(void *ctx, const char *bundle_path, const char *config_id,
 
 	pthread_mutex_lock(&c->lock);
 	tp_log_capture(line, sizeof(line)); /* what teepy run would print: the answer's */
-	code = tp_run_cas_fetch(&rc, bundle_path);
+	code = tp_run_cas_fetch(&rc, bundle_path, NULL);
 	tp_log_capture(NULL, 0);
 	pthread_mutex_unlock(&c->lock);
 	if (code == 0) {
