@@ -189,6 +189,23 @@ def test_an_untrusted_cache_dir_is_refused_with_one_warning(request, work, keys,
     assert entries(cache) == []
 
 
+def left_run_dir(work):
+    """A /run to bind over the host's in a mount namespace: a directory on disk
+    holding the empty teepy directory an umount of root's cache leaves."""
+    run_dir = os.path.join(work, "run")
+    os.makedirs(os.path.join(run_dir, "teepy"), 0o700)
+    if _fs_type(run_dir) == "tmpfs":
+        pytest.skip(f"{work} is on a tmpfs here")
+    return run_dir
+
+
+def root_cache_env():
+    """The environment of a run with root's own cache (no TEEPY_CACHE_DIR)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
+    env["TEEPY_NO_CACHE"] = "0"
+    return env
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="root's cache, /run/teepy")
 @pytest.mark.parametrize("left", ["empty", "holding a file"])
 def test_roots_run_teepy_left_by_an_umount_is_mounted_again_if_empty(work, vendored, keys, left):
@@ -196,15 +213,11 @@ def test_roots_run_teepy_left_by_an_umount_is_mounted_again_if_empty(work, vendo
     run mounts the tmpfs again (else every run warned and went without the cache), but
     never over a directory that holds anything. In a mount namespace of its own, /run
     a directory on disk: the host's /run is not touched."""
-    run_dir = os.path.join(work, "run")
-    os.makedirs(os.path.join(run_dir, "teepy"), 0o700)
-    if _fs_type(run_dir) == "tmpfs":
-        pytest.skip(f"{work} is on a tmpfs here")
+    run_dir = left_run_dir(work)
     if left != "empty":
         open(os.path.join(run_dir, "teepy", "kept"), "w").close()
     bundle, target = vendored
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
-    env["TEEPY_NO_CACHE"] = "0"
+    env = root_cache_env()
     run = [TEEPY, "run", bundle, "--trust", keys[1], "--allow", os.path.dirname(target),
            "--print-config"]
     script = ('mount --bind "$1" /run && shift && "$@" && "$@" && '
@@ -232,13 +245,9 @@ def test_runs_finding_run_teepy_left_at_once_mount_it_once(work, vendored, keys)
     """Eight runs at once find the left directory: one tmpfs is mounted on it, not a
     stack of them (a lower one would hold entries nobody sees or clears), round
     after round."""
-    run_dir = os.path.join(work, "run")
-    os.makedirs(os.path.join(run_dir, "teepy"), 0o700)
-    if _fs_type(run_dir) == "tmpfs":
-        pytest.skip(f"{work} is on a tmpfs here")
+    run_dir = left_run_dir(work)
     bundle, target = vendored
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
-    env["TEEPY_NO_CACHE"] = "0"
+    env = root_cache_env()
     run = " ".join([TEEPY, "run", bundle, "--trust", keys[1], "--allow",
                     os.path.dirname(target)])
     # counted before and after: the host's own /run/teepy, hidden under the bind,
@@ -261,13 +270,9 @@ def test_runs_finding_run_teepy_left_at_once_mount_it_once(work, vendored, keys)
 def test_run_teepy_left_stays_where_root_may_not_mount(work, vendored, keys):
     """Root without CAP_SYS_ADMIN (a container, a unit without mount rights): the
     directory stays as it was, and the run says why it has no cache."""
-    run_dir = os.path.join(work, "run")
-    os.makedirs(os.path.join(run_dir, "teepy"), 0o700)
-    if _fs_type(run_dir) == "tmpfs":
-        pytest.skip(f"{work} is on a tmpfs here")
+    run_dir = left_run_dir(work)
     bundle, target = vendored
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPY_")}
-    env["TEEPY_NO_CACHE"] = "0"
+    env = root_cache_env()
     script = ('mount --bind "$1" /run && shift && '
               'capsh --drop=cap_sys_admin -- -c \'exec "$@"\' sh "$@"')
     r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
