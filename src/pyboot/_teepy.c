@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -23,6 +24,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -1224,6 +1227,65 @@ static int zygote_fork(const struct tp_zygote_fork *req, const char *entry, cons
 	return 1;
 }
 
+/* A fork copies the page-table entries of a private mapping only where the mapping
+ * has anonymous pages: those of a file's code and constants it leaves out, counting
+ * on a fault to fill them, and so each child faulted anew on every page of code it
+ * ran: about 50 faults a hello child, each 20 to 30 µs on these guests (bench/RESULTS.md,
+ * 2026-12-07). So each read-only segment of every object the zygote has loaded (the
+ * interpreter, libc, the preload's extension modules) is given one anonymous page:
+ * made writable for an instant, never losing PROT_EXEC (a preload's thread running
+ * in it never faults), its first byte written back to itself (that page copied), its
+ * protection restored. Its children then start with the zygote's entries. Only
+ * whole pages of the segment are touched: a page it shares with a writable segment
+ * keeps that segment's protection. */
+struct code_tables {
+	uintptr_t vdso;
+	int unrestored; /* errno of a protection that could not be restored, or 0 */
+};
+
+static int code_tables_segments(struct dl_phdr_info *info, size_t size, void *data)
+{
+	struct code_tables *ct = data;
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+
+	(void)size;
+	if (info->dlpi_addr == ct->vdso && ct->vdso)
+		return 0;
+	for (ElfW(Half) i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W))
+			continue;
+		uintptr_t from = (info->dlpi_addr + ph->p_vaddr + page - 1) & ~(page - 1);
+		uintptr_t to = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz) & ~(page - 1);
+		int prot =
+		    ((ph->p_flags & PF_R) ? PROT_READ : 0) | ((ph->p_flags & PF_X) ? PROT_EXEC : 0);
+		if (to <= from || !(prot & PROT_READ) ||
+		    mprotect((void *)from, to - from, prot | PROT_WRITE) != 0)
+			continue; /* left as it was: its children fault on it, as before */
+		volatile char *first = (volatile char *)from;
+		*first = *first;
+		if (mprotect((void *)from, to - from, prot) != 0) {
+			ct->unrestored = errno;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Returns 0, or -1 with errno when a segment's protection could not be restored
+ * (the zygote is then refused: its code would stay writable). */
+static int code_tables_copied_on_fork(void)
+{
+	struct code_tables ct = { .vdso = (uintptr_t)getauxval(AT_SYSINFO_EHDR) };
+
+	dl_iterate_phdr(code_tables_segments, &ct);
+	if (ct.unrestored) {
+		errno = ct.unrestored;
+		return -1;
+	}
+	return 0;
+}
+
 /* After the preload: READY (or REFUSED), then one child per request until the
  * spawner closes its end. Returns 0 in a child, 1 when the zygote is done. */
 static int zygote_serve(const struct tp_boot *b)
@@ -1249,6 +1311,11 @@ static int zygote_serve(const struct tp_boot *b)
 				      "f", Py_None);
 	Py_XDECREF(flushed);
 	PyErr_Clear();
+	if (code_tables_copied_on_fork() < 0) {
+		zygote_note(TP_ZYGOTE_REFUSED, 0, 0, "cannot restore its code's protection: %s",
+			    strerror(errno));
+		return 1;
+	}
 	if (!(exit_fn = define_text(exit_text, "f")) ||
 	    !(child_fn = define_text(child_text, "f"))) {
 		PyErr_Clear();

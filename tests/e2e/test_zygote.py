@@ -11,6 +11,7 @@ The tests hold with zygotes off (`TEEPY_ZYGOTES=0`, or a worker without them: ev
 invocation cold, each in its own sandbox). Where an invocation's log line says
 `"start"`, they assert that the invocations meant to be warm were; without that field
 (a worker without zygotes) that assertion is skipped, the rest still holds."""
+import errno
 import json
 import os
 import re
@@ -196,6 +197,56 @@ def attacks():
     return out
 
 
+class Phdr(ctypes.Structure):
+    _fields_ = [("p_type", ctypes.c_uint32), ("p_flags", ctypes.c_uint32),
+                ("p_offset", ctypes.c_uint64), ("p_vaddr", ctypes.c_uint64),
+                ("p_paddr", ctypes.c_uint64), ("p_filesz", ctypes.c_uint64),
+                ("p_memsz", ctypes.c_uint64), ("p_align", ctypes.c_uint64)]
+
+
+class PhdrInfo(ctypes.Structure):
+    _fields_ = [("dlpi_addr", ctypes.c_uint64), ("dlpi_name", ctypes.c_char_p),
+                ("dlpi_phdr", ctypes.POINTER(Phdr)), ("dlpi_phnum", ctypes.c_uint16)]
+
+
+def code_pages():
+    """The first and the last whole page of each read-only segment (code, constants) of
+    every object loaded (the vdso's aside): [(object, address)]."""
+    pages = []
+    libc.getauxval.restype = ctypes.c_ulong
+    vdso = libc.getauxval(33)  # AT_SYSINFO_EHDR
+
+    def each(info, size, data):
+        i = info.contents
+        for k in range(i.dlpi_phnum if i.dlpi_addr != vdso else 0):
+            ph = i.dlpi_phdr[k]
+            if ph.p_type != 1 or ph.p_flags & 2:  # PT_LOAD, not PF_W
+                continue
+            lo = (i.dlpi_addr + ph.p_vaddr + 4095) & ~4095
+            hi = (i.dlpi_addr + ph.p_vaddr + ph.p_memsz) & ~4095
+            if hi > lo:
+                name = (i.dlpi_name or b"").decode() or sys.executable
+                pages.extend([(name, lo), (name, hi - 4096)])
+        return 0
+
+    walk = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(PhdrInfo), ctypes.c_size_t,
+                            ctypes.c_void_p)(each)
+    libc.dl_iterate_phdr(walk, None)
+    return pages
+
+
+def write_in_place(address):
+    """The kernel asked to write this process's memory at address: read(2) of one byte
+    from a pipe that holds the byte already there (a write that went through changes
+    nothing). [-1, EFAULT] where the page is not writable."""
+    r, w = os.pipe()
+    os.write(w, ctypes.string_at(address, 1))
+    got = sys_call(0, r, ctypes.c_void_p(address), 1)
+    os.close(r)
+    os.close(w)
+    return got
+
+
 mode = teex.TEEX_getinput()
 word = mode.split()[0] if mode else ""
 print("log-of-the-service", flush=True)
@@ -239,6 +290,9 @@ elif word == "late":
     # a result, then more log, a 70 KiB line (more than a pipe holds), then the end
     teex.TEEX_return("late-result")
     print("after-the-result " + "y" * (70 << 10), file=sys.stderr, flush=True)
+elif word == "code":
+    teex.TEEX_return(json.dumps([[name, address, write_in_place(address)]
+                                 for name, address in code_pages()]))
 elif word == "abort":
     os.abort()
 elif word == "segv":
@@ -458,6 +512,29 @@ def test_numpy_preloaded_gives_each_invocation_its_own_random_stream(start, zapp
     w.stop()
     assert_warm(w, service, 4, 1)
     assert len(set(got)) == len(got), got
+
+
+def test_the_zygotes_code_stays_read_only_in_its_children(as_user, start, zapps, store):
+    """A zygote makes each read-only segment of what it has loaded writable for an
+    instant, so that a fork copies their page-table entries (_teepy.c,
+    code_tables_copied_on_fork). In a warm child, as in a cold run, the kernel refuses
+    a write to any of them: to the first and the last whole page of each segment of the
+    interpreter, libc, the loader and every extension module (EFAULT)."""
+    for env in ({}, {"TEEPY_ZYGOTES": "0"}):
+        w = Worker(start, store, zapps / "signer.pub", env=env)
+        try:
+            service, _ = deployed(w, zapps, (), bundle="svc.tpy")
+            ok(w, service, "plain")  # the zygote started (warm), or a first cold run
+            pages = ok(w, service, "code")
+        finally:
+            w.stop()
+        if not env:
+            assert_warm(w, service, 2, 1)
+        names = {os.path.basename(name) for name, _, _ in pages}
+        assert {"libc.so.6", "ld-linux-x86-64.so.2"} <= names, names
+        assert any(n.startswith("python3") for n in names), names
+        assert any(n.startswith("_ctypes") for n in names), names
+        assert all(got == [-1, errno.EFAULT] for _, _, got in pages), (env, pages)
 
 
 # ---------------------------------------------------------------------------
