@@ -1071,10 +1071,18 @@ static int child_landlock(const char *scratch)
 /* Python's side of a fresh child: numpy's global generator reseeded (random's is by
  * its own at-fork hook), the scratch as TMPDIR and HOME. The generator's whole state
  * (624 words) comes from the OS: as random as seed()'s, which mixes 128 bits through
- * a SeedSequence, and half the pages written (about 64 page faults against 143). */
+ * a SeedSequence, and half the pages written (about 64 page faults against 143).
+ * Its imports (teex's too: every service imports it) and the flush of the streams
+ * (empty: the zygote flushed them) change nothing but are done here on purpose, before
+ * HELLO: they write the pages the run's own imports and its exit's flush would (the
+ * import machinery's, the streams'), so that those pages are copied before an
+ * invocation waits: a hello's run and exit took 1.1 ms of CPU after GO, 0.46 with
+ * them (bench/RESULTS.md, 2026-12-07). */
 static const char child_text[] =
     "def f(scratch):\n"
-    "    import os, sys\n"
+    "    import os, sys, teex\n"
+    "    for s in (sys.stdout, sys.stderr):\n"
+    "        s.flush()\n"
     "    m = sys.modules.get('numpy.random')\n"
     "    if m is not None:\n"
     "        try:\n"
