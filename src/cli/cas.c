@@ -84,14 +84,11 @@ static int serve(const char *listen, const char *db, const char *master_path, un
 	sigset_t set;
 	int code, sig = 0;
 
-	uint8_t addr[sizeof(struct in6_addr)];
-
 	/* the master key and every policy's secrets pass through this process's memory */
 	tp_secret_no_core(true);
 	master = tp_secret_alloc(TP_CAS_MASTER_SIZE);
-	if (tp_split_listen(listen, host, sizeof(host), &o.port) < 0 ||
-	    (inet_pton(AF_INET, host, addr) != 1 && inet_pton(AF_INET6, host, addr) != 1)) {
-		tp_error("cas: --listen %s: not ADDR:PORT (127.0.0.1:8443, [::1]:8443)", listen);
+	if (tp_split_numeric_host_port(listen, host, sizeof(host), &o.port, err, sizeof(err)) < 0) {
+		tp_error("cas: --listen %s", err);
 		tp_secret_free(master, TP_CAS_MASTER_SIZE);
 		return TP_EXIT_USAGE;
 	}

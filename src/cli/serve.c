@@ -43,18 +43,6 @@ struct serve_opts {
 	uint64_t invoke_timeout_ms, max_request, max_upload, max_result;
 };
 
-/* "HOST:PORT" or "[V6]:PORT" into host and port, HOST a numeric address. */
-static int split_listen(const char *s, char *host, size_t size, unsigned *port)
-{
-	uint8_t addr[sizeof(struct in6_addr)];
-
-	if (tp_split_listen(s, host, size, port) < 0)
-		return -EINVAL;
-	return inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1 ?
-		   0 :
-		   -EINVAL;
-}
-
 static unsigned raise_fd_limit(void)
 {
 	struct rlimit rl;
@@ -380,11 +368,9 @@ static int serve(struct serve_opts *o)
 	int ctl = -1, code = TP_EXIT_OK, sig = 0, n;
 	sigset_t set;
 
-	if (split_listen(o->listen, host, sizeof(host), &so.port) < 0) {
-		tp_error(
-		    "serve: --listen %s: not HOST:PORT with a numeric address (127.0.0.1:8080, "
-		    "[::1]:8080)",
-		    o->listen);
+	if (tp_split_numeric_host_port(o->listen, host, sizeof(host), &so.port, err, sizeof(err)) <
+	    0) {
+		tp_error("serve: --listen %s", err);
 		return TP_EXIT_USAGE;
 	}
 	so.host = host;

@@ -2,13 +2,15 @@
  * a parser, touching no OS. */
 #include "hostport.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int tp_split_host_port(const char *s, bool loose, char *host, size_t size, unsigned *port,
-		       char *err, size_t err_size)
+int tp_split_host_port(const char *s, char *host, size_t size, unsigned *port, char *err,
+		       size_t err_size)
 {
 	const char *colon, *h = s, *digits;
 	size_t n;
@@ -34,7 +36,7 @@ int tp_split_host_port(const char *s, bool loose, char *host, size_t size, unsig
 			return -EINVAL;
 		}
 		n = (size_t)(colon - s);
-		if (!loose && memchr(s, ':', n)) {
+		if (memchr(s, ':', n)) {
 			snprintf(err, err_size,
 				 "'%s': put an IPv6 address in brackets ([::1]:8000)", s);
 			return -EINVAL;
@@ -54,8 +56,8 @@ int tp_split_host_port(const char *s, bool loose, char *host, size_t size, unsig
 	digits = colon + 1;
 	errno = 0;
 	p = strtol(digits, &end, 10);
-	if (!*digits || *end || errno || p < 0 || p > 65535 ||
-	    (!loose && (digits[0] == '-' || digits[0] == '+' || digits[0] == ' '))) {
+	if (!*digits || *end || errno || p < 0 || p > 65535 || digits[0] == '-' ||
+	    digits[0] == '+' || digits[0] == ' ') {
 		snprintf(err, err_size, "'%s': the port must be a number from 0 to 65535", s);
 		return -EINVAL;
 	}
@@ -65,8 +67,16 @@ int tp_split_host_port(const char *s, bool loose, char *host, size_t size, unsig
 	return 0;
 }
 
-int tp_split_listen(const char *s, char *host, size_t size, unsigned *port)
+int tp_split_numeric_host_port(const char *s, char *host, size_t size, unsigned *port, char *err,
+			       size_t err_size)
 {
-	return tp_split_host_port(s, true, host, size, port, NULL,
-				  0); /* its callers say their own line */
+	unsigned char addr[sizeof(struct in6_addr)];
+
+	if (tp_split_host_port(s, host, size, port, err, err_size) < 0)
+		return -EINVAL;
+	if (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1)
+		return 0;
+	snprintf(err, err_size, "'%s': the address must be numeric (127.0.0.1:8080, [::1]:8080)",
+		 s);
+	return -EINVAL;
 }

@@ -100,7 +100,7 @@ int tp_listen_spec(const char *spec, int flags, char *err, size_t err_size)
 	bool made;
 	int fd = -EADDRNOTAVAIL, r;
 
-	if ((r = tp_split_host_port(spec, false, host, sizeof(host), &port, err, err_size)) < 0)
+	if ((r = tp_split_host_port(spec, host, sizeof(host), &port, err, err_size)) < 0)
 		return r;
 	snprintf(service, sizeof(service), "%u", port);
 	/* a literal address is taken whatever interfaces are configured */

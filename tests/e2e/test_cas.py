@@ -601,3 +601,13 @@ def test_bad_starts_are_one_line_each(teepy, world, tmp_path):
     assert r.returncode == EXIT.USAGE and "none.db" in r.stderr
     r = subprocess.run([str(teepy), "cas", "--db", str(junk)], capture_output=True, text=True)
     assert r.returncode == EXIT.USAGE and "--listen" in r.stderr
+    # --listen read as every teepy --listen reads it, nothing made for a refused one
+    for listen, said in (("::1:8443", "put an IPv6 address in brackets"),
+                         ("127.0.0.1:+80", "the port must be a number from 0 to 65535"),
+                         ("localhost:8443", "the address must be numeric")):
+        r = subprocess.run([str(teepy), "cas", "--listen", listen, "--db",
+                            str(tmp_path / "c.db")], capture_output=True, text=True, timeout=30)
+        assert r.returncode == EXIT.USAGE, r.stderr
+        assert r.stderr.startswith("teepy: cas: --listen '%s': %s" % (listen, said)), r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not (tmp_path / "c.db").exists()

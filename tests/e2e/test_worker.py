@@ -262,7 +262,11 @@ def comm(pid):
 @pytest.mark.parametrize("args, said", [
     (["--store", "{d}/s"], "no trusted signer: --trust PUB"),
     (["--store", "{d}/s", "--trust", "{d}/signer.pub", "--listen", "localhost:80"],
-     "--listen localhost:80: not HOST:PORT with a numeric address"),
+     "--listen 'localhost:80': the address must be numeric"),
+    (["--store", "{d}/s", "--trust", "{d}/signer.pub", "--listen", "::1:8080"],
+     "--listen '::1:8080': put an IPv6 address in brackets ([::1]:8000)"),
+    (["--store", "{d}/s", "--trust", "{d}/signer.pub", "--listen", "127.0.0.1:+80"],
+     "--listen '127.0.0.1:+80': the port must be a number from 0 to 65535"),
     (["--store", "{d}/s", "--trust", "{d}/nothing.pub"], "--trust {d}/nothing.pub:"),
     (["--store", "{d}/s", "--trust", "{d}/signer.pub", "--queue", "x"], "--queue x: not a number"),
     (["--store", "{d}/s", "--trust", "{d}/signer.pub", "--cas", "https://h:1"],

@@ -139,23 +139,40 @@ static void test_a_handed_socket_blocks_and_a_servers_does_not(void)
 	close(server);
 }
 
-static void test_serve_and_cas_split_a_bare_ipv6_address_at_its_last_colon(void)
+static void test_serve_and_cas_read_a_listen_address_as_run_does(void)
 {
+	static const char *const bad[][2] = {
+		{ "::1:8080", "put an IPv6 address in brackets" },
+		{ "127.0.0.1:+80", "the port must be a number from 0 to 65535" },
+		{ "127.0.0.1: 80", "the port must be a number from 0 to 65535" },
+		{ "127.0.0.1:70000", "the port must be a number from 0 to 65535" },
+		{ "[::1]8000", "is not [ADDRESS]:PORT" },
+		{ "localhost:8080", "the address must be numeric" },
+	};
 	char host[128], err[256];
 	unsigned port = 0;
 
-	/* teepy run --listen refuses it (it could be an address without a port) */
-	CHECK(tp_split_listen("::1:8080", host, sizeof(host), &port) == 0);
-	CHECK_STR(host, "::1");
-	CHECK(port == 8080);
-	CHECK(tp_split_listen("[::1]:8443", host, sizeof(host), &port) == 0);
+	CHECK(tp_split_numeric_host_port("[::1]:8443", host, sizeof(host), &port, err,
+					 sizeof(err)) == 0);
 	CHECK_STR(host, "::1");
 	CHECK(port == 8443);
-	CHECK(tp_split_listen("127.0.0.1:+80", host, sizeof(host), &port) == 0 && port == 80);
-	CHECK(tp_split_listen("127.0.0.1:70000", host, sizeof(host), &port) == -EINVAL);
-	CHECK(tp_split_listen("[::1]8000", host, sizeof(host), &port) == -EINVAL);
+	CHECK(tp_split_numeric_host_port("127.0.0.1:0", host, sizeof(host), &port, err,
+					 sizeof(err)) == 0);
+	CHECK_STR(host, "127.0.0.1");
+	CHECK(port == 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		CHECK(tp_split_numeric_host_port(bad[i][0], host, sizeof(host), &port, err,
+						 sizeof(err)) == -EINVAL);
+		if (!strstr(err, bad[i][1]))
+			fprintf(stderr, "  %s: %s\n", bad[i][0], err);
+		CHECK(strstr(err, bad[i][1]) != NULL && !strchr(err, '\n'));
+	}
+	/* teepy run --listen refuses the same, in the same words (it resolves names) */
 	CHECK(tp_listen_open("::1:8080", err, sizeof(err)) == -1 &&
 	      strstr(err, "put an IPv6 address in brackets"));
+	CHECK(tp_listen_open("127.0.0.1:+80", err, sizeof(err)) == -1 &&
+	      strstr(err, "the port must be a number from 0 to 65535"));
 }
 
 TESTS(listen_tests) = {
@@ -164,7 +181,7 @@ TESTS(listen_tests) = {
 	{ "a_handed_descriptor_must_listen", test_a_handed_descriptor_must_listen },
 	{ "a_handed_socket_blocks_and_a_servers_does_not",
 	  test_a_handed_socket_blocks_and_a_servers_does_not },
-	{ "serve_and_cas_split_a_bare_ipv6_address_at_its_last_colon",
-	  test_serve_and_cas_split_a_bare_ipv6_address_at_its_last_colon },
+	{ "serve_and_cas_read_a_listen_address_as_run_does",
+	  test_serve_and_cas_read_a_listen_address_as_run_does },
 	END_TESTS,
 };
