@@ -48,11 +48,25 @@ static int open_null(void *ctx)
 	return open("/dev/null", O_WRONLY | O_CLOEXEC);
 }
 
-/* a shell's reader: every kind of answer, by the prompt's size */
+/* a shell's reader: every kind of answer, by the prompt's size; a size of 4 modulo 8
+ * is a Tab first, the prompt asked to be completed and the answer read from the
+ * same bytes (a COMPLETIONS frame, or anything else) */
 static int answer_line(void *ctx, const char *prompt, size_t prompt_size, char **line,
 		       size_t *line_size)
 {
-	(void)ctx;
+	struct tp_channel *ch = ctx;
+
+	if (prompt_size % 8 == 4) {
+		char *list = NULL;
+		size_t list_size = 0;
+		int r = tp_channel_ask_completions(ch, prompt, prompt_size);
+		if (r == 0 && (r = tp_channel_read_completions(ch, &list, &list_size)) == 0 &&
+		    (list_size > TP_MAX_COMPLETIONS_SIZE || strlen(list) > list_size))
+			abort();
+		free(list);
+		if (r < 0)
+			return r;
+	}
 	if (prompt_size % 4 == 3)
 		return -EPIPE;
 	if (prompt_size % 4 != 0)
@@ -94,6 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ch.data_count = 2;
 	ch.open_result = open_null;
 	ch.read_line = answer_line;
+	ch.line_ctx = &ch;
 	while (tp_channel_serve_one(&ch) == 0)
 		;
 	if (ch.result_fd >= 0)

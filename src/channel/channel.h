@@ -140,4 +140,14 @@ void tp_channel_init(struct tp_channel *ch, int fd);
  * protocol_violation is set). */
 int tp_channel_serve_one(struct tp_channel *ch);
 
+/* A shell's Tab, while read_line has its PROMPT: asks the console to complete word
+ * (size bytes, at most TP_MAX_COMPLETE_WORD) with a REPLY TP_REPLY_COMPLETE. Returns 0
+ * or -errno. */
+int tp_channel_ask_completions(struct tp_channel *ch, const char *word, size_t size);
+
+/* ... and reads its answer, a COMPLETIONS frame: *list (malloc'd, NUL-terminated, the
+ * caller frees it) of *list_size bytes, the service's, unchecked. Returns 0, or -errno
+ * (-EPROTO, protocol_violation set, for any other frame). */
+int tp_channel_read_completions(struct tp_channel *ch, char **list, size_t *list_size);
+
 #endif

@@ -34,6 +34,8 @@ int tp_frame_check(const struct tp_frame *frame)
 		return frame->size <= TP_MAX_BOOT_SIZE ? 0 : -EMSGSIZE;
 	case TP_FRAME_PROMPT:
 		return frame->size <= TP_MAX_PROMPT_SIZE ? 0 : -EMSGSIZE;
+	case TP_FRAME_COMPLETIONS:
+		return frame->size <= TP_MAX_COMPLETIONS_SIZE ? 0 : -EMSGSIZE;
 	case TP_FRAME_GO:
 	case TP_FRAME_REPLY:
 	case TP_FRAME_RESULT:

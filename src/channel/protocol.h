@@ -52,6 +52,11 @@ enum tp_frame_type {
 	 * TP_REPLY_INTERRUPT (Ctrl-C at the prompt: the line is discarded). Refused on
 	 * any other channel. */
 	TP_FRAME_PROMPT = 22,
+	/* teepy shell's console, answering a REPLY TP_REPLY_COMPLETE to its PROMPT: the
+	 * completions of the word, each ended by a newline, at most
+	 * TP_MAX_COMPLETIONS_SIZE bytes (what the console cannot send, it leaves out);
+	 * then it waits again for its PROMPT's reply. Arg 0. Refused at any other time. */
+	TP_FRAME_COMPLETIONS = 23,
 };
 
 enum tp_reply {
@@ -59,6 +64,9 @@ enum tp_reply {
 	TP_REPLY_OUT_OF_RANGE = 1,
 	TP_REPLY_EOF = 2,	/* a PROMPT's: the person left (Ctrl-D) */
 	TP_REPLY_INTERRUPT = 3, /* a PROMPT's: Ctrl-C at the prompt */
+	/* a PROMPT's, not its last: Tab; payload: the word before the cursor (at most
+	 * TP_MAX_COMPLETE_WORD bytes), answered by COMPLETIONS */
+	TP_REPLY_COMPLETE = 4,
 };
 
 /* STATUS kinds. TP_STATUS_SYNTAX: the runtime has printed the one-line error itself,
@@ -100,6 +108,9 @@ enum tp_boot_tag {
 #define TP_MAX_BOOT_SIZE   (1u << 20)
 /* Bytes of a PROMPT frame's prompt (the console cuts a longer sys.ps1 to this). */
 #define TP_MAX_PROMPT_SIZE 1024u
+/* A shell's Tab: the word sent, the completions answered. */
+#define TP_MAX_COMPLETE_WORD	4096u
+#define TP_MAX_COMPLETIONS_SIZE (64u << 10)
 
 /* ---- Zygotes (the worker's warm starts, docs/zygote.md) ----
  * A zygote is a service's interpreter booted with TP_BOOT_ZYGOTE: it imports the

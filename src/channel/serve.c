@@ -93,6 +93,39 @@ static int serve_prompt(struct tp_channel *ch, uint64_t size)
 	return r;
 }
 
+int tp_channel_ask_completions(struct tp_channel *ch, const char *word, size_t size)
+{
+	if (size > TP_MAX_COMPLETE_WORD)
+		return -EMSGSIZE;
+	return tp_frame_write(ch->fd, TP_FRAME_REPLY, TP_REPLY_COMPLETE, word, size);
+}
+
+int tp_channel_read_completions(struct tp_channel *ch, char **list, size_t *list_size)
+{
+	struct tp_frame frame;
+	char *buf;
+	int r = tp_frame_read_header(ch->fd, &frame);
+
+	if (r == -EPROTO || r == -EMSGSIZE ||
+	    (r == 0 && (frame.type != TP_FRAME_COMPLETIONS || frame.arg != 0))) {
+		ch->protocol_violation = true;
+		return -EPROTO;
+	}
+	if (r < 0)
+		return r;
+	/* tp_frame_check has held size to TP_MAX_COMPLETIONS_SIZE */
+	if (!(buf = malloc((size_t)frame.size + 1)))
+		return -ENOMEM;
+	if ((r = tp_read_full(ch->fd, buf, (size_t)frame.size)) < 0) {
+		free(buf);
+		return r;
+	}
+	buf[frame.size] = '\0';
+	*list = buf;
+	*list_size = (size_t)frame.size;
+	return 0;
+}
+
 int tp_channel_serve_one(struct tp_channel *ch)
 {
 	struct tp_frame frame;

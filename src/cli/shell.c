@@ -103,6 +103,72 @@ static void add_prompt_text(void *ctx, const char *bytes, size_t size)
 
 static bool ascii_terminal;
 
+/* A Tab: libedit asks attempt_completion for the word before the cursor, which the
+ * console inside completes (struct tp_shell_prompt's complete); the candidates are
+ * the service's bytes, so only those that start with the word and show as they are
+ * (no control byte, escape sequence, tab or invalid UTF-8: tp_term_escape_line
+ * changes nothing) are offered. */
+#define MAX_CANDIDATES 2048
+static struct {
+	struct tp_shell_prompt *prompt; /* the prompt being read */
+	int failed;			/* < 0: the channel failed in a completion */
+	char *list;			/* the console's answer, split in place */
+	const char *candidates[MAX_CANDIDATES];
+	size_t count, next;
+} completing;
+
+static bool shows_as_is(const char *s)
+{
+	char shown[TP_MAX_COMPLETE_WORD + 1];
+
+	return !strchr(s, '\t') && strlen(s) < sizeof(shown) &&
+	       strcmp(tp_term_escape_line(s, ascii_terminal, shown, sizeof(shown)), s) == 0;
+}
+
+static char *next_candidate(const char *word, int state)
+{
+	(void)word;
+	if (state == 0)
+		completing.next = 0;
+	return completing.next < completing.count ?
+		   strdup(completing.candidates[completing.next++]) :
+		   NULL;
+}
+
+static char **attempt_completion(const char *word, int start, int end)
+{
+	size_t size = strlen(word), list_size = 0;
+	char *line, *cut;
+	int r;
+
+	(void)start;
+	(void)end;
+	rl_attempted_completion_over = 1; /* never the host's file names */
+	free(completing.list);
+	completing.list = NULL;
+	completing.count = 0;
+	/* as python3's: Tab with nothing to complete indents (the word is a tab) */
+	if (!word[0]) {
+		completing.candidates[completing.count++] = "\t";
+		return rl_completion_matches(word, next_candidate);
+	}
+	if (!completing.prompt || size > TP_MAX_COMPLETE_WORD)
+		return NULL;
+	r = completing.prompt->complete(completing.prompt, word, size, &completing.list,
+					&list_size);
+	if (r < 0) {
+		completing.failed = r;
+		return NULL;
+	}
+	for (line = completing.list; (cut = strchr(line, '\n')); line = cut + 1) {
+		*cut = '\0';
+		if (strncmp(line, word, size) == 0 && shows_as_is(line) &&
+		    completing.count < MAX_CANDIDATES)
+			completing.candidates[completing.count++] = line;
+	}
+	return completing.count ? rl_completion_matches(word, next_candidate) : NULL;
+}
+
 static void drain(int fd)
 {
 	char buf[64];
@@ -171,9 +237,14 @@ static int read_until_done(struct tp_shell_prompt *p, const char *prompt)
 			rl_forced_update_display();
 			continue;
 		}
-		if (fds[0].revents & POLLIN)
+		if (fds[0].revents & POLLIN) {
 			rl_callback_read_char();
-		else if (fds[0].revents) { /* the terminal is gone */
+			if (completing.failed < 0) { /* the run has ended, or the channel broke */
+				rl_callback_handler_remove();
+				tp_write_full(STDOUT_FILENO, "\n", 1);
+				return completing.failed;
+			}
+		} else if (fds[0].revents) { /* the terminal is gone */
 			rl_callback_handler_remove();
 			return TP_REPLY_EOF;
 		}
@@ -199,9 +270,15 @@ static int read_line(void *ctx, struct tp_shell_prompt *p, char **line, size_t *
 
 	reading.done = false;
 	reading.line = NULL;
+	completing.prompt = p;
+	completing.failed = 0;
 	at_prompt = 1;
 	int r = read_until_done(p, shown.text);
 	at_prompt = 0;
+	completing.prompt = NULL;
+	free(completing.list);
+	completing.list = NULL;
+	completing.count = 0;
 	if (r != TP_REPLY_OK)
 		return r;
 	if (!reading.line)
@@ -274,7 +351,13 @@ int tp_shell_main(int argc, char **argv)
 	using_history();
 	stifle_history(1000);
 	rl_initialize();
-	rl_bind_key('\t', rl_insert); /* Tab indents: host file names mean nothing inside */
+	/* Tab completes as python3's does, from the console inside (attempt_completion):
+	 * its word breaks are CPython's readline module's, no space is appended */
+	rl_attempted_completion_function = attempt_completion;
+	static char python_breaks[] = " \t\n`~!@#$%^&*()-=+[{]}\\|;:'\",<>/?";
+	rl_basic_word_break_characters = python_breaks;
+	rl_completer_word_break_characters = python_breaks;
+	rl_completion_append_character = '\0';
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = on_sigwinch;

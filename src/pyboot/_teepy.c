@@ -1379,18 +1379,77 @@ static int zygote_serve(const struct tp_boot *b)
 
 /* ---- teepy shell: an interactive console whose lines the supervisor reads ---- */
 
-/* The console's input: PROMPT with the prompt, and the supervisor's answer: the line
- * as str, None at the end (Ctrl-D), KeyboardInterrupt for a Ctrl-C at the prompt. A
- * Ctrl-C that came before the prompt is raised first, so that none is pending while
- * the line is on its way (the supervisor sends SIGINT only while a statement runs). */
-static PyObject *shell_prompt(PyObject *self, PyObject *arg)
+/* A Tab at the prompt: the supervisor's word (size bytes, read here) completed by the
+ * console's complete(word), a list of str, and the completions sent back in one
+ * COMPLETIONS frame (each ended by a newline; one holding a newline, or past the
+ * frame's room, is left out). Whatever complete raised (a Ctrl-C the supervisor turned
+ * into SIGINT among it) is dropped: no completions. The channel's lock is held.
+ * Returns 0, or < 0 when the channel failed. */
+static int answer_completion(PyObject *complete, uint64_t size)
 {
-	PyObject *encoded, *text;
+	char word[TP_MAX_COMPLETE_WORD];
+	char *out = NULL;
+	size_t used = 0;
+	PyObject *found = NULL, *text;
+	int r;
+
+	if (size > sizeof(word))
+		return -EMSGSIZE;
+	Py_BEGIN_ALLOW_THREADS
+	r = tp_read_full(TP_CTRL_FD, word, (size_t)size);
+	Py_END_ALLOW_THREADS
+	if (r < 0)
+		return r;
+	if ((text = PyUnicode_DecodeUTF8(word, (Py_ssize_t)size, "surrogateescape"))) {
+		found = PyObject_CallOneArg(complete, text);
+		Py_DECREF(text);
+	}
+	if (found && PyList_Check(found) && (out = PyMem_Malloc(TP_MAX_COMPLETIONS_SIZE))) {
+		for (Py_ssize_t i = 0; i < PyList_GET_SIZE(found); i++) {
+			PyObject *item = PyList_GET_ITEM(found, i);
+			PyObject *bytes =
+			    PyUnicode_Check(item) ?
+				PyUnicode_AsEncodedString(item, "utf-8", "surrogateescape") :
+				NULL;
+			if (!bytes) {
+				PyErr_Clear();
+				continue;
+			}
+			size_t n = (size_t)PyBytes_GET_SIZE(bytes);
+			if (!memchr(PyBytes_AS_STRING(bytes), '\n', n) &&
+			    n < TP_MAX_COMPLETIONS_SIZE - used) {
+				memcpy(out + used, PyBytes_AS_STRING(bytes), n);
+				used += n;
+				out[used++] = '\n';
+			}
+			Py_DECREF(bytes);
+		}
+	}
+	Py_XDECREF(found);
+	PyErr_Clear();
+	Py_BEGIN_ALLOW_THREADS
+	r = tp_frame_write(TP_CTRL_FD, TP_FRAME_COMPLETIONS, 0, out, used);
+	Py_END_ALLOW_THREADS
+	PyMem_Free(out);
+	return r;
+}
+
+/* The console's input: PROMPT with the prompt, and the supervisor's answer: the line
+ * as str, None at the end (Ctrl-D), KeyboardInterrupt for a Ctrl-C at the prompt;
+ * meanwhile each Tab's word, answered with complete(word) (answer_completion). A
+ * Ctrl-C that came before the prompt is raised first, so that none is pending while
+ * the line is on its way (the supervisor sends SIGINT only while a statement runs, or
+ * a completion is computed). */
+static PyObject *shell_prompt(PyObject *self, PyObject *args)
+{
+	PyObject *arg, *complete, *encoded, *text;
 	struct tp_frame reply;
 	char *line;
 	int r;
 
 	(void)self;
+	if (!PyArg_ParseTuple(args, "UO:prompt", &arg, &complete))
+		return NULL;
 	if (PyErr_CheckSignals() < 0)
 		return NULL;
 	if (!(encoded = PyUnicode_AsEncodedString(arg, "utf-8", "surrogateescape")))
@@ -1402,14 +1461,23 @@ static PyObject *shell_prompt(PyObject *self, PyObject *arg)
 	pthread_mutex_lock(&channel_lock);
 	r = tp_frame_write(TP_CTRL_FD, TP_FRAME_PROMPT, 0, PyBytes_AS_STRING(encoded),
 			   (size_t)size);
-	if (r == 0)
-		r = tp_frame_read_header(TP_CTRL_FD, &reply);
 	Py_END_ALLOW_THREADS
 	Py_DECREF(encoded);
-	if (r < 0 || reply.type != TP_FRAME_REPLY || reply.size > (uint64_t)PY_SSIZE_T_MAX ||
-	    (reply.arg != TP_REPLY_OK && reply.size)) {
-		pthread_mutex_unlock(&channel_lock);
-		return channel_error();
+	for (;;) {
+		if (r == 0) {
+			Py_BEGIN_ALLOW_THREADS
+			r = tp_frame_read_header(TP_CTRL_FD, &reply);
+			Py_END_ALLOW_THREADS
+		}
+		if (r < 0 || reply.type != TP_FRAME_REPLY ||
+		    reply.size > (uint64_t)PY_SSIZE_T_MAX ||
+		    (reply.arg != TP_REPLY_OK && reply.arg != TP_REPLY_COMPLETE && reply.size)) {
+			pthread_mutex_unlock(&channel_lock);
+			return channel_error();
+		}
+		if (reply.arg != TP_REPLY_COMPLETE)
+			break;
+		r = answer_completion(complete, reply.size);
 	}
 	if (reply.arg == TP_REPLY_EOF || reply.arg == TP_REPLY_INTERRUPT) {
 		pthread_mutex_unlock(&channel_lock);
@@ -1433,8 +1501,10 @@ static PyObject *shell_prompt(PyObject *self, PyObject *arg)
 	return text;
 }
 
-static PyMethodDef shell_prompt_def = { "prompt", shell_prompt, METH_O,
-					"The next line from the person at teepy shell." };
+static PyMethodDef shell_prompt_def = {
+	"prompt", shell_prompt, METH_VARARGS,
+	"prompt(text, complete): the next line from the person at teepy shell."
+};
 
 /* python3's own prompt in __main__'s namespace, written with builtins and sys alone:
  * a sealed root holds only its manifest's files, and the stdlib's console (code,
@@ -1460,7 +1530,7 @@ static const char shell_text[] =
     "                s.flush()\n"
     "            except Exception:\n"
     "                pass\n"
-    "        line = prompt(str(text))\n"
+    "        line = prompt(str(text), complete)\n"
     "        if line is None:\n"
     "            raise EOFError\n"
     "        return line\n"
@@ -1506,6 +1576,64 @@ static const char shell_text[] =
     "        value.__traceback__ = tb\n"
     "        sys.last_type, sys.last_value, sys.last_traceback = type(value), value, tb\n"
     "        sys.excepthook(type(value), value, tb)\n"
+    "    # Tab, as python3's (rlcompleter's rules, with builtins and sys alone): keywords\n"
+    "    # (where the keyword module is in the root) and names, or the attributes of a\n"
+    "    # dotted name, found by getattr and never otherwise evaluated\n"
+    "    try:\n"
+    "        keywords = __import__('keyword').kwlist\n"
+    "    except Exception:\n"
+    "        keywords = []\n"
+    "    bare = ('False', 'None', 'True', 'break', 'continue', 'pass', 'else')\n"
+    "    def named(value, word):\n"
+    "        return word + '(' if callable(value) else word\n"
+    "    def complete(text):\n"
+    "        try:\n"
+    "            head, dot, attr = text.rpartition('.')\n"
+    "            found = []\n"
+    "            if not dot:\n"
+    "                seen = {'__builtins__'}\n"
+    "                for word in keywords:\n"
+    "                    if word.startswith(text):\n"
+    "                        seen.add(word)\n"
+    "                        if word in ('finally', 'try'):\n"
+    "                            word += ':'\n"
+    "                        elif word not in bare:\n"
+    "                            word += ' '\n"
+    "                        found.append(word)\n"
+    "                for space in (main.__dict__, builtins.__dict__):\n"
+    "                    for word, value in list(space.items()):\n"
+    "                        if word.startswith(text) and word not in seen:\n"
+    "                            seen.add(word)\n"
+    "                            found.append(named(value, word))\n"
+    "                return found\n"
+    "            parts = head.split('.')\n"
+    "            if not all(part.isidentifier() for part in parts):\n"
+    "                return found\n"
+    "            if parts[0] in main.__dict__:\n"
+    "                obj = main.__dict__[parts[0]]\n"
+    "            else:\n"
+    "                obj = getattr(builtins, parts[0])\n"
+    "            for part in parts[1:]:\n"
+    "                obj = getattr(obj, part)\n"
+    "            words = set(dir(obj))\n"
+    "            words.discard('__builtins__')\n"
+    "            if hasattr(obj, '__class__'):\n"
+    "                words.add('__class__')\n"
+    "                words.update(dir(obj.__class__))\n"
+    "            hide = '_' if not attr else '__' if attr == '_' else None\n"
+    "            while True:\n"
+    "                for word in words:\n"
+    "                    if word.startswith(attr) and not (hide and word.startswith(hide)):\n"
+    "                        match = head + '.' + word\n"
+    "                        if isinstance(getattr(type(obj), word, None), property):\n"
+    "                            found.append(match)  # not run to see if it is callable\n"
+    "                        else:\n"
+    "                            found.append(named(getattr(obj, word, None), match))\n"
+    "                if found or not hide:\n"
+    "                    return sorted(found)\n"
+    "                hide = '__' if hide == '_' else None\n"
+    "        except BaseException:\n"
+    "            return []\n"
     "    builtins.input = ask\n"
     "    for name, text in (('ps1', '>>> '), ('ps2', '... ')):\n"
     "        if not hasattr(sys, name):\n"

@@ -292,6 +292,46 @@ static int relay_some(struct tp_shell_prompt *p)
 	return -1;
 }
 
+/* A Ctrl-C while a statement runs: the bytes taken, SIGINT to the service. */
+static void interrupt_service(struct watch *w, int fd)
+{
+	char buf[64];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	if (w->service_pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, w->service_pidfd, SIGINT, NULL, 0);
+}
+
+/* struct tp_shell_prompt's complete: the word asked of the console, its answer awaited
+ * (a Ctrl-C meanwhile is SIGINT to the service, whose completer then gives up). */
+static int complete_word(struct tp_shell_prompt *p, const char *word, size_t size, char **list,
+			 size_t *list_size)
+{
+	struct watch *w = p->runner;
+	int r = tp_channel_ask_completions(&w->channel, word, size);
+
+	while (r == 0) {
+		struct pollfd fds[3] = {
+			{ .fd = w->channel.fd, .events = POLLIN },
+			{ .fd = p->ended_fd, .events = POLLIN },
+			{ .fd = w->inv->cfg->shell.interrupt_fd, .events = POLLIN },
+		};
+		if (poll(fds, 3, -1) < 0) {
+			if (errno != EINTR)
+				return -errno;
+			continue;
+		}
+		if (fds[0].revents)
+			return tp_channel_read_completions(&w->channel, list, list_size);
+		if (fds[1].revents)
+			return -EPIPE;
+		if (fds[2].revents)
+			interrupt_service(w, fds[2].fd);
+	}
+	return r;
+}
+
 static int shell_read_line(void *arg, const char *prompt, size_t prompt_size, char **line,
 			   size_t *line_size)
 {
@@ -303,6 +343,7 @@ static int shell_read_line(void *arg, const char *prompt, size_t prompt_size, ch
 		.ended_fd = w->pidfd,
 		.output_fd = w->out_fd,
 		.relay = relay_some,
+		.complete = complete_word,
 		.runner = w,
 	};
 
@@ -324,17 +365,6 @@ static void open_service(struct watch *w, struct tp_sandbox *sb)
 		fd = -1;
 	}
 	w->service_pidfd = fd;
-}
-
-/* A Ctrl-C while a statement runs: the bytes taken, SIGINT to the service. */
-static void interrupt_service(struct watch *w, int fd)
-{
-	char buf[64];
-
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
-	if (w->service_pidfd >= 0)
-		syscall(SYS_pidfd_send_signal, w->service_pidfd, SIGINT, NULL, 0);
 }
 
 /* A zygote's child said EXIT, after its last write, and waits to be killed: its CPU

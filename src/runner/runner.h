@@ -67,7 +67,14 @@ struct tp_shell_prompt {
 	 * last byte, or -1 if none (at the output's end it sets output_fd to -1) */
 	int output_fd;
 	int (*relay)(struct tp_shell_prompt *p);
-	void *runner; /* relay's */
+	/* Tab: the console's completions of word (size bytes), each ended by a newline,
+	 * in *list (malloc'd, the caller frees it): the service's bytes, unchecked. A
+	 * Ctrl-C meanwhile interrupts the console's completer. Returns 0, or -errno when
+	 * no answer will come (the run has ended, the channel broke): read_line then
+	 * returns that. */
+	int (*complete)(struct tp_shell_prompt *p, const char *word, size_t size, char **list,
+			size_t *list_size);
+	void *runner; /* relay's and complete's */
 };
 
 struct tp_run_config {

@@ -115,11 +115,7 @@ def test_lines_are_python_as_at_python3s_prompt(as_user, shell, tmp):
     s = shell("--input", "hello", "--data", data)
     assert s.ask("1+1") == "2"
     assert "Ctrl-D leaves" in s.screen()
-    before = s.prompts()
-    s.type("def twice(x):")
-    s.type("    return 2 * x")
-    s.type("")
-    s.wait_prompts(before + 1)
+    block(s, "def twice(x):", "    return 2 * x")
     assert s.ask("twice(21)") == "42"
     assert s.ask("import teex; teex.get_input(), teex.get_data(0)") == "('hello', b'data bytes')"
     assert s.ask("_[0].upper()") == "'HELLO'"
@@ -130,6 +126,97 @@ def test_lines_are_python_as_at_python3s_prompt(as_user, shell, tmp):
     assert s.screen().count("('hello', b'data bytes')") == 2
     s.keys("C-d")
     assert s.exit_code() == EXIT.OK
+
+
+def line_at_prompt(s):
+    """What the last line of the screen holds after its prompt."""
+    return s.screen().rstrip("\n").rsplit("\n", 1)[-1]
+
+
+def block(s, *lines):
+    """Types the lines of a block, then the empty line that ends it; waits for the prompt."""
+    before = s.prompts()
+    for line in (*lines, ""):
+        s.type(line)
+    s.wait_prompts(before + 1)
+
+
+def tab(s, text, want, timeout=30):
+    """Types text (no Enter), then Tab; waits until the prompt's line is want."""
+    s.tmux("send-keys", "-t", "shell", "-l", text)
+    s.keys("Tab")
+    end = time.time() + timeout
+    while line_at_prompt(s).rstrip(" ") != want.rstrip(" "):  # blanks: the pane's cells
+        if time.time() > end:
+            raise AssertionError(f"the line never became {want!r}:\n{s.screen()}")
+        time.sleep(0.1)
+
+
+def test_tab_completes_as_at_python3s_prompt(as_user, shell):
+    """Tab completes from the namespace inside, as python3's rlcompleter does: a name, a
+    keyword, an attribute of a dotted name (a callable gets its "("), the common part
+    of several (a second Tab lists them); with nothing to complete it indents. A host's
+    file names are never offered (the host's files mean nothing inside)."""
+    s = shell()
+    s.ask("zyxw_value = 41")
+    tab(s, "zyxw", ">>> zyxw_value")
+    assert s.ask(" + 1") == "42"
+    s.ask("import os")
+    tab(s, "os.path.jo", ">>> os.path.join(")
+    assert s.ask("'a', 'b')") == "'a/b'"
+    tab(s, "os.getc", ">>> os.getcwd")
+    s.keys("Tab")
+    s.wait(r"os\.getcwd\(\s+os\.getcwdb\(")
+    s.keys("C-u")
+    tab(s, "impo", ">>> import ")
+    assert s.ask("sys") == ""  # "import " with its space: no NameError
+    # the word after a quote and a slash is "hos": no Python name, no host file name
+    tab(s, "open('/etc/hos", ">>> open('/etc/hos")
+    s.keys("C-u")
+    before = s.prompts()
+    s.type("if True:")
+    s.keys("Tab")  # the block's line indented by Tab alone
+    s.type("indented = 5")
+    s.type("")
+    s.wait_prompts(before + 1)
+    assert "IndentationError" not in s.screen()
+    assert s.ask("indented") == "5"
+    s.keys("C-d")
+    assert s.exit_code() == EXIT.OK
+
+
+def test_tab_offers_only_what_the_terminal_shows_as_it_is(as_user, shell):
+    """The completions are the service's: one holding an escape sequence, a control
+    byte, a newline or a tab is never offered, so Tab cannot write to the terminal
+    what the service chose. A completer that hangs (a __dir__ that sleeps) gives way
+    to Ctrl-C, as at python3's prompt: the line stays, the session goes on."""
+    s = shell()
+    block(s, "class H:",
+          "    def __dir__(self): return ['ok_name', 'ok_\\x1b]0;TITLE\\x07', "
+          "'ok_\\x1b[2J', 'ok_nl\\nx', 'ok_tab\\tx', 'ok_\\x07bell']")
+    s.ask("h = H()")
+    tab(s, "h.o", ">>> h.ok_name")
+    s.keys("C-u")
+    block(s, "class S:", "    def __dir__(self): import time; time.sleep(120); return ['slow']")
+    s.ask("slow = S()")
+    s.tmux("send-keys", "-t", "shell", "-l", "slow.")
+    s.keys("Tab")
+    time.sleep(1)
+    s.keys("C-c")
+    s.keys("C-u")
+    assert s.ask("6 * 7", timeout=10) == "42"
+    assert s.tmux("display-message", "-p", "-t", "shell", "#{pane_title}").strip() != "TITLE"
+    s.keys("C-d")
+    assert s.exit_code() == EXIT.OK
+
+
+def test_completions_nobody_asked_for_break_the_channel(as_user, shell):
+    """A COMPLETIONS frame written while no Tab asked for one (by a statement, with
+    os.write on the control channel) ends the session as a broken rule."""
+    s = shell()
+    s.type("import os, struct; os.write(3, struct.pack('=IIQ', 23, 0, 4) + b'abc\\n')")
+    assert s.exit_code() == EXIT.RULE
+    assert "malformed frames" in s.screen()
 
 
 def test_ctrl_c_interrupts_the_statement_not_the_sandbox(as_user, shell):
@@ -327,6 +414,9 @@ def test_a_bundles_shell_sees_its_root_and_nothing_else(as_user, shell, bundle, 
     out = s.ask("import json")  # a stdlib module the sample run never imported
     assert out.endswith("ModuleNotFoundError: No module named 'json'"), out
     assert s.ask("import code").endswith("No module named 'code'")  # the console needs none
+    # Tab completes from the root's own modules, with no module of the stdlib's
+    tab(s, "helper.gre", ">>> helper.greeting(")
+    assert s.ask("'tab')") == "'hello tab'"
     # the console as python3's: blocks, errors without its own frame, teex
     before = s.prompts()
     s.type("for c in 'ab':")

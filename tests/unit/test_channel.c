@@ -686,6 +686,60 @@ static void test_serve_answers_a_prompt_only_on_a_shells_channel(void)
 	CHECK(serve_header(&too_long, false, &ch) == -EPROTO && ch.protocol_violation);
 }
 
+/* A Tab: the word asked with a REPLY TP_REPLY_COMPLETE, the answer a COMPLETIONS
+ * frame; any other frame, or one over TP_MAX_COMPLETIONS_SIZE, breaks the channel; a
+ * COMPLETIONS frame nobody asked for breaks it too; a word too long is not sent. */
+static void test_completions_come_only_as_asked(void)
+{
+	const struct tp_frame answers[] = {
+		{ .type = TP_FRAME_COMPLETIONS, .size = 10 },
+		{ .type = TP_FRAME_COMPLETIONS, .size = 0 },
+		{ .type = TP_FRAME_COMPLETIONS, .arg = 1 },
+		{ .type = TP_FRAME_COMPLETIONS, .size = TP_MAX_COMPLETIONS_SIZE + 1 },
+		{ .type = TP_FRAME_RESULT, .size = 10 },
+		{ .type = TP_FRAME_PROMPT, .size = 4 },
+	};
+	static char big[TP_MAX_COMPLETE_WORD + 1];
+
+	for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+		struct tp_channel ch;
+		struct tp_frame f;
+		char word[8] = "", *list = NULL;
+		size_t list_size = 99;
+		int sv[2];
+		bool good = answers[i].type == TP_FRAME_COMPLETIONS && answers[i].arg == 0 &&
+			    answers[i].size <= TP_MAX_COMPLETIONS_SIZE;
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+			CHECK(!"socketpair");
+			return;
+		}
+		tp_channel_init(&ch, sv[0]);
+		CHECK(tp_channel_ask_completions(&ch, "os.ge", 5) == 0);
+		CHECK(tp_frame_read_header(sv[1], &f) == 0 && f.type == TP_FRAME_REPLY &&
+		      f.arg == TP_REPLY_COMPLETE && f.size == 5);
+		CHECK(tp_read_full(sv[1], word, 5) == 0 && strcmp(word, "os.ge") == 0);
+		CHECK(tp_frame_write_header(sv[1], answers[i].type, answers[i].arg,
+					    answers[i].size) == 0);
+		if (good && answers[i].size)
+			CHECK(tp_write_full(sv[1], "os.getcwd\n", 10) == 0);
+		CHECK(tp_channel_read_completions(&ch, &list, &list_size) == (good ? 0 : -EPROTO));
+		CHECK(ch.protocol_violation == !good);
+		CHECK(!good || (list_size == answers[i].size && strlen(list) == list_size));
+		CHECK(!good || !answers[i].size || strcmp(list, "os.getcwd\n") == 0);
+		free(list);
+		close(sv[0]);
+		close(sv[1]);
+	}
+
+	struct tp_channel ch;
+	const struct tp_frame unasked = { .type = TP_FRAME_COMPLETIONS };
+	CHECK(serve_header(&unasked, true, &ch) == -EPROTO && ch.protocol_violation);
+	tp_channel_init(&ch, -1);
+	memset(big, 'a', sizeof(big));
+	CHECK(tp_channel_ask_completions(&ch, big, sizeof(big)) == -EMSGSIZE);
+}
+
 static void test_serve_flags_a_result_over_the_limit(void)
 {
 	struct tp_channel ch;
@@ -709,6 +763,7 @@ TESTS(channel_tests) = {
 	  test_serve_takes_exit_only_from_a_zygote_child },
 	{ "serve_answers_a_prompt_only_on_a_shells_channel",
 	  test_serve_answers_a_prompt_only_on_a_shells_channel },
+	{ "completions_come_only_as_asked", test_completions_come_only_as_asked },
 	{ "boot_shell_is_one_field_of_1_and_never_a_zygote",
 	  test_boot_shell_is_one_field_of_1_and_never_a_zygote },
 	{ "boot_round_trip_with_no_lists_and_the_largest_count",
