@@ -29,6 +29,11 @@ int tp_split_host_port(const char *s, char *host, size_t size, unsigned *port, c
 		h = s + 1;
 		n = (size_t)(close - h);
 		colon = close + 1;
+		if (n && !memchr(h, ':', n)) {
+			snprintf(err, err_size,
+				 "'%s': only an IPv6 address goes in brackets (127.0.0.1:8000)", s);
+			return -EINVAL;
+		}
 	} else {
 		if (!(colon = strrchr(s, ':'))) {
 			snprintf(err, err_size,
@@ -56,8 +61,8 @@ int tp_split_host_port(const char *s, char *host, size_t size, unsigned *port, c
 	digits = colon + 1;
 	errno = 0;
 	p = strtol(digits, &end, 10);
-	if (!*digits || *end || errno || p < 0 || p > 65535 || digits[0] == '-' ||
-	    digits[0] == '+' || digits[0] == ' ') {
+	if (!*digits || *end || errno || p < 0 || p > 65535 ||
+	    strspn(digits, "0123456789") != strlen(digits)) {
 		snprintf(err, err_size, "'%s': the port must be a number from 0 to 65535", s);
 		return -EINVAL;
 	}
