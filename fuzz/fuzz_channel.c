@@ -2,6 +2,7 @@
  * The server must answer, drop or refuse them without crashing, hanging or
  * reading out of bounds. */
 #include "src/channel/channel.h"
+#include "src/common/term.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,12 +58,24 @@ static int answer_line(void *ctx, const char *prompt, size_t prompt_size, char *
 	struct tp_channel *ch = ctx;
 
 	if (prompt_size % 8 == 4) {
-		char *list = NULL;
+		char *list = NULL, word[TP_MAX_PROMPT_SIZE + 1];
+		const char *offered[64];
 		size_t list_size = 0;
 		int r = tp_channel_ask_completions(ch, prompt, prompt_size);
-		if (r == 0 && (r = tp_channel_read_completions(ch, &list, &list_size)) == 0 &&
-		    (list_size > TP_MAX_COMPLETIONS_SIZE || strlen(list) > list_size))
-			abort();
+		if (r == 0 && (r = tp_channel_read_completions(ch, &list, &list_size)) == 0) {
+			/* what the shell would offer: each starts with the word, lies in the
+			 * list, and holds no byte that is not shown as itself */
+			memcpy(word, prompt, prompt_size);
+			word[prompt_size] = '\0';
+			size_t n = tp_term_completions(list, list_size, word,
+						       prompt_size % 16 == 12, offered, 64);
+			for (size_t i = 0; i < n; i++)
+				if (offered[i] < list || offered[i] >= list + list_size ||
+				    strncmp(offered[i], word, strlen(word)) != 0 ||
+				    strpbrk(offered[i], "\t\n\r\x1b\x7f") ||
+				    strlen(offered[i]) > TP_TERM_MAX_CANDIDATE)
+					abort();
+		}
 		free(list);
 		if (r < 0)
 			return r;

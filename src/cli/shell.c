@@ -30,6 +30,10 @@
  * service), read_line while the person types. SA_RESTART: libedit's reads go on. */
 static int interrupt_pipe[2] = { -1, -1 };
 
+/* set while the console is asked for a Tab's completions (attempt_completion): a
+ * second Ctrl-C meanwhile ends the session, whatever the console does */
+static volatile sig_atomic_t asking, interrupts_while_asking;
+
 /* set once the console has asked for its first line: before, there is no statement
  * to interrupt (the root fills, a CAS answers, the interpreter starts), and a Ctrl-C
  * stops the run as SIGTERM does, rather than waiting to end the console as it comes */
@@ -39,7 +43,7 @@ static void on_sigint(int sig)
 {
 	char byte = 'I';
 
-	if (!console_up) {
+	if (!console_up || (asking && interrupts_while_asking++)) {
 		tp_run_cancel_from_signal(sig);
 		return;
 	}
@@ -105,9 +109,8 @@ static bool ascii_terminal;
 
 /* A Tab: libedit asks attempt_completion for the word before the cursor, which the
  * console inside completes (struct tp_shell_prompt's complete); the candidates are
- * the service's bytes, so only those that start with the word and show as they are
- * (no control byte, escape sequence, tab or invalid UTF-8: tp_term_escape_line
- * changes nothing) are offered. */
+ * the service's, so only those tp_term_completions lets through are offered. A
+ * second Ctrl-C while the console has not answered ends the session (on_sigint). */
 #define MAX_CANDIDATES 2048
 static struct {
 	struct tp_shell_prompt *prompt; /* the prompt being read */
@@ -116,15 +119,6 @@ static struct {
 	const char *candidates[MAX_CANDIDATES];
 	size_t count, next;
 } completing;
-
-static bool shows_as_is(const char *s)
-{
-	char shown[TP_MAX_COMPLETE_WORD + 1];
-
-	return !strchr(s, '\t') && strlen(s) < sizeof(shown) &&
-	       strcmp(tp_term_escape_line(s, ascii_terminal, shown, sizeof(shown)), s) == 0;
-}
-
 static char *next_candidate(const char *word, int state)
 {
 	(void)word;
@@ -138,7 +132,6 @@ static char *next_candidate(const char *word, int state)
 static char **attempt_completion(const char *word, int start, int end)
 {
 	size_t size = strlen(word), list_size = 0;
-	char *line, *cut;
 	int r;
 
 	(void)start;
@@ -154,18 +147,17 @@ static char **attempt_completion(const char *word, int start, int end)
 	}
 	if (!completing.prompt || size > TP_MAX_COMPLETE_WORD)
 		return NULL;
+	interrupts_while_asking = 0;
+	asking = 1;
 	r = completing.prompt->complete(completing.prompt, word, size, &completing.list,
 					&list_size);
+	asking = 0;
 	if (r < 0) {
 		completing.failed = r;
 		return NULL;
 	}
-	for (line = completing.list; (cut = strchr(line, '\n')); line = cut + 1) {
-		*cut = '\0';
-		if (strncmp(line, word, size) == 0 && shows_as_is(line) &&
-		    completing.count < MAX_CANDIDATES)
-			completing.candidates[completing.count++] = line;
-	}
+	completing.count = tp_term_completions(completing.list, list_size, word, ascii_terminal,
+					       completing.candidates, MAX_CANDIDATES);
 	return completing.count ? rl_completion_matches(word, next_candidate) : NULL;
 }
 
@@ -358,6 +350,7 @@ int tp_shell_main(int argc, char **argv)
 	rl_basic_word_break_characters = python_breaks;
 	rl_completer_word_break_characters = python_breaks;
 	rl_completion_append_character = '\0';
+	rl_completion_query_items = MAX_CANDIDATES + 1; /* a list is shown, never asked about */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = on_sigwinch;

@@ -219,3 +219,31 @@ bool tp_term_locale_is_utf8(const char *lc_all, const char *lc_ctype, const char
 			return names_utf8(set[i]);
 	return false;
 }
+
+static bool shows_as_is(const char *s, size_t n, bool ascii)
+{
+	char shown[TP_TERM_MAX_CANDIDATE + 1];
+
+	return n <= TP_TERM_MAX_CANDIDATE && !memchr(s, '\t', n) &&
+	       strcmp(tp_term_escape_line(s, ascii, shown, sizeof(shown)), s) == 0;
+}
+
+size_t tp_term_completions(char *list, size_t size, const char *word, bool ascii, const char **out,
+			   size_t max)
+{
+	size_t count = 0, word_size = strlen(word);
+	char *end = list + size, *line, *cut;
+
+	for (line = list; line < end && (cut = memchr(line, '\n', (size_t)(end - line)));
+	     line = cut + 1) {
+		size_t n = (size_t)(cut - line);
+		*cut = '\0';
+		if (memchr(line, '\0', n) || n < word_size || memcmp(line, word, word_size) != 0 ||
+		    !shows_as_is(line, n, ascii))
+			continue;
+		if (count == max)
+			return 0;
+		out[count++] = line;
+	}
+	return count;
+}

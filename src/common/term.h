@@ -46,6 +46,17 @@ void tp_term_escape_flush(struct tp_term_escape *e, tp_term_write_fn write, void
  * out as tp_term_escape shows them, without marks; cut to fit size. Returns out. */
 const char *tp_term_escape_line(const char *s, bool ascii, char *out, size_t size);
 
+/* A shell's Tab: the completions a service's console sent (list, size bytes, each
+ * candidate ended by a newline; split in place) that may be offered for word: those
+ * that start with it, are at most TP_TERM_MAX_CANDIDATE bytes and show as they are
+ * (tp_term_escape_line changes nothing: no control byte, escape sequence or invalid
+ * UTF-8; nor a tab or a NUL), at most max of them into out. Returns their count: 0
+ * also when more than max would be offered (a cut list would make the common part
+ * the line gets longer than the true one). */
+#define TP_TERM_MAX_CANDIDATE 4096
+size_t tp_term_completions(char *list, size_t size, const char *word, bool ascii, const char **out,
+			   size_t max);
+
 /* Whether the locale the environment names (LC_ALL, else LC_CTYPE, else LANG; NULL
  * or "" if unset) names a UTF-8 character set. The C and POSIX locales, and none
  * set, do not: they say nothing of the terminal's. */

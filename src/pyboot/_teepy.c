@@ -61,6 +61,24 @@ static PyObject *channel_error(void)
 	return NULL;
 }
 
+/* A shell's completer runs the service's code (a __dir__, a __getattr__) while the
+ * console holds the channel (answer_completion): a call on the channel from that
+ * code, on that thread, would wait for itself. It is refused instead. */
+static pthread_t completer;
+static bool completer_running;
+
+static bool channel_held_here(void)
+{
+	return completer_running && pthread_equal(completer, pthread_self());
+}
+
+static PyObject *channel_busy(void)
+{
+	PyErr_SetString(PyExc_RuntimeError, "teepy: the control channel is busy: teex and "
+					    "input() cannot be used while Tab completes");
+	return NULL;
+}
+
 /* Sends a request and returns the reply's payload as bytes, or None when the
  * supervisor answers out of range. */
 static PyObject *request(uint32_t type, uint32_t arg)
@@ -69,6 +87,8 @@ static PyObject *request(uint32_t type, uint32_t arg)
 	PyObject *bytes;
 	int r;
 
+	if (channel_held_here())
+		return channel_busy();
 	Py_BEGIN_ALLOW_THREADS
 	pthread_mutex_lock(&channel_lock);
 	r = tp_frame_write(TP_CTRL_FD, type, arg, NULL, 0);
@@ -105,6 +125,8 @@ static int send_frame(uint32_t type, uint32_t arg, const void *payload, size_t s
 {
 	int r;
 
+	if (channel_held_here())
+		return -EDEADLK;
 	Py_BEGIN_ALLOW_THREADS
 	pthread_mutex_lock(&channel_lock);
 	r = tp_frame_write(TP_CTRL_FD, type, arg, payload, size);
@@ -168,6 +190,10 @@ static PyObject *set_result(PyObject *self, PyObject *arg)
 				    Py_TYPE(arg)->tp_name);
 	}
 
+	if (channel_held_here()) {
+		Py_XDECREF(encoded);
+		return channel_busy();
+	}
 	/* the GIL orders concurrent callers: the first one to get here wins */
 	first = !result_sent;
 	result_sent = true;
@@ -1082,7 +1108,10 @@ static const char child_text[] =
     "def f(scratch):\n"
     "    import os, sys, teex\n"
     "    for s in (sys.stdout, sys.stderr):\n"
-    "        s.flush()\n"
+    "        try:\n"
+    "            s.flush()\n"
+    "        except Exception:\n"
+    "            pass\n"
     "    m = sys.modules.get('numpy.random')\n"
     "    if m is not None:\n"
     "        try:\n"
@@ -1240,16 +1269,30 @@ static int zygote_fork(const struct tp_zygote_fork *req, const char *entry, cons
  * on a fault to fill them, and so each child faulted anew on every page of code it
  * ran: about 50 faults a hello child, each 20 to 30 µs on these guests (bench/RESULTS.md,
  * 2026-12-07). So each read-only segment of every object the zygote has loaded (the
- * interpreter, libc, the preload's extension modules) is given one anonymous page:
- * made writable for an instant, never losing PROT_EXEC (a preload's thread running
- * in it never faults), its first byte written back to itself (that page copied), its
- * protection restored. Its children then start with the zygote's entries. Only
- * whole pages of the segment are touched: a page it shares with a writable segment
- * keeps that segment's protection. */
+ * interpreter, libc, the preload's extension modules; not the vdso) is given one
+ * anonymous page: made writable for an instant, never losing PROT_EXEC (a preload's
+ * thread running in it never faults), its first byte written back to itself (that
+ * page copied), its protection restored. Its children then start with the zygote's
+ * entries. Only whole pages of the segment's file bytes are touched: a page it
+ * shares with a writable segment keeps that segment's protection. x86-64 only: on
+ * aarch64 an mprotect without PROT_BTI would take branch-target protection off the
+ * code, and BTI-marked objects are told apart only by their notes. */
 struct code_tables {
 	uintptr_t vdso;
-	int unrestored; /* errno of a protection that could not be restored, or 0 */
+	int unrestored;	 /* errno of a protection that could not be restored, or 0 */
+	char where[160]; /* ... and which object's */
 };
+
+static bool holds_address(const struct dl_phdr_info *info, uintptr_t address)
+{
+	for (ElfW(Half) i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+		if (ph->p_type == PT_LOAD && address >= start && address - start < ph->p_memsz)
+			return true;
+	}
+	return false;
+}
 
 static int code_tables_segments(struct dl_phdr_info *info, size_t size, void *data)
 {
@@ -1257,40 +1300,50 @@ static int code_tables_segments(struct dl_phdr_info *info, size_t size, void *da
 	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
 
 	(void)size;
-	if (info->dlpi_addr == ct->vdso && ct->vdso)
+	if (ct->vdso && holds_address(info, ct->vdso))
 		return 0;
 	for (ElfW(Half) i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W))
 			continue;
 		uintptr_t from = (info->dlpi_addr + ph->p_vaddr + page - 1) & ~(page - 1);
-		uintptr_t to = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz) & ~(page - 1);
+		uintptr_t to = (info->dlpi_addr + ph->p_vaddr + ph->p_filesz) & ~(page - 1);
 		int prot =
 		    ((ph->p_flags & PF_R) ? PROT_READ : 0) | ((ph->p_flags & PF_X) ? PROT_EXEC : 0);
-		if (to <= from || !(prot & PROT_READ) ||
-		    mprotect((void *)from, to - from, prot | PROT_WRITE) != 0)
-			continue; /* left as it was: its children fault on it, as before */
-		volatile char *first = (volatile char *)from;
-		*first = *first;
+		if (to <= from || !(prot & PROT_READ))
+			continue;
+		/* a change that fails partway is not undone by the kernel: restored either way */
+		if (mprotect((void *)from, to - from, prot | PROT_WRITE) == 0) {
+			volatile char *first = (volatile char *)from;
+			*first = *first;
+		}
 		if (mprotect((void *)from, to - from, prot) != 0) {
 			ct->unrestored = errno;
+			snprintf(ct->where, sizeof(ct->where), "%s at %#lx",
+				 info->dlpi_name && *info->dlpi_name ? info->dlpi_name :
+								       "the interpreter",
+				 (unsigned long)from);
 			return 1;
 		}
 	}
 	return 0;
 }
 
-/* Returns 0, or -1 with errno when a segment's protection could not be restored
- * (the zygote is then refused: its code would stay writable). */
-static int code_tables_copied_on_fork(void)
+/* Returns 0, or -1 with errno when a segment's protection could not be restored,
+ * ct->where naming it. */
+static int code_tables_copied_on_fork(struct code_tables *ct)
 {
-	struct code_tables ct = { .vdso = (uintptr_t)getauxval(AT_SYSINFO_EHDR) };
-
-	dl_iterate_phdr(code_tables_segments, &ct);
-	if (ct.unrestored) {
-		errno = ct.unrestored;
+#if defined(__x86_64__)
+	*ct = (struct code_tables){ .vdso = (uintptr_t)getauxval(AT_SYSINFO_EHDR) };
+	dl_iterate_phdr(code_tables_segments, ct);
+	if (ct->unrestored) {
+		errno = ct->unrestored;
 		return -1;
 	}
+#else
+	(void)ct;
+	(void)code_tables_segments;
+#endif
 	return 0;
 }
 
@@ -1319,10 +1372,12 @@ static int zygote_serve(const struct tp_boot *b)
 				      "f", Py_None);
 	Py_XDECREF(flushed);
 	PyErr_Clear();
-	if (code_tables_copied_on_fork() < 0) {
-		zygote_note(TP_ZYGOTE_REFUSED, 0, 0, "cannot restore its code's protection: %s",
-			    strerror(errno));
-		return 1;
+	struct code_tables ct;
+	if (code_tables_copied_on_fork(&ct) < 0) {
+		/* refused, and ended at once: nothing more runs with code left writable */
+		zygote_note(TP_ZYGOTE_REFUSED, 0, 0, "cannot restore the protection of %s: %s",
+			    ct.where, strerror(errno));
+		_exit(70);
 	}
 	if (!(exit_fn = define_text(exit_text, "f")) ||
 	    !(child_fn = define_text(child_text, "f"))) {
@@ -1381,10 +1436,11 @@ static int zygote_serve(const struct tp_boot *b)
 
 /* A Tab at the prompt: the supervisor's word (size bytes, read here) completed by the
  * console's complete(word), a list of str, and the completions sent back in one
- * COMPLETIONS frame (each ended by a newline; one holding a newline, or past the
- * frame's room, is left out). Whatever complete raised (a Ctrl-C the supervisor turned
- * into SIGINT among it) is dropped: no completions. The channel's lock is held.
- * Returns 0, or < 0 when the channel failed. */
+ * COMPLETIONS frame (each ended by a newline; one holding a newline is left out, and
+ * a list past the frame's room is sent as none). Whatever complete raised (a Ctrl-C
+ * the supervisor turned into SIGINT among it) is dropped: no completions. The
+ * channel's lock is held: the service's code complete runs may not use the channel
+ * on this thread (channel_held_here). Returns 0, or < 0 when the channel failed. */
 static int answer_completion(PyObject *complete, uint64_t size)
 {
 	char word[TP_MAX_COMPLETE_WORD];
@@ -1401,7 +1457,10 @@ static int answer_completion(PyObject *complete, uint64_t size)
 	if (r < 0)
 		return r;
 	if ((text = PyUnicode_DecodeUTF8(word, (Py_ssize_t)size, "surrogateescape"))) {
+		completer = pthread_self();
+		completer_running = true;
 		found = PyObject_CallOneArg(complete, text);
+		completer_running = false;
 		Py_DECREF(text);
 	}
 	if (found && PyList_Check(found) && (out = PyMem_Malloc(TP_MAX_COMPLETIONS_SIZE))) {
@@ -1416,13 +1475,17 @@ static int answer_completion(PyObject *complete, uint64_t size)
 				continue;
 			}
 			size_t n = (size_t)PyBytes_GET_SIZE(bytes);
-			if (!memchr(PyBytes_AS_STRING(bytes), '\n', n) &&
-			    n < TP_MAX_COMPLETIONS_SIZE - used) {
+			bool fits = n < TP_MAX_COMPLETIONS_SIZE - used;
+			if (fits && !memchr(PyBytes_AS_STRING(bytes), '\n', n)) {
 				memcpy(out + used, PyBytes_AS_STRING(bytes), n);
 				used += n;
 				out[used++] = '\n';
 			}
 			Py_DECREF(bytes);
+			if (!fits) { /* none rather than a cut list (its common part misleads) */
+				used = 0;
+				break;
+			}
 		}
 	}
 	Py_XDECREF(found);
@@ -1440,16 +1503,34 @@ static int answer_completion(PyObject *complete, uint64_t size)
  * Ctrl-C that came before the prompt is raised first, so that none is pending while
  * the line is on its way (the supervisor sends SIGINT only while a statement runs, or
  * a completion is computed). */
+/* A Ctrl-C the supervisor sent to stop a completer that had already answered: its
+ * KeyboardInterrupt, pending, would drop the line that comes next. Dropped itself
+ * (the supervisor sends SIGINT at a prompt only during a completion). Called with the
+ * channel free: a handler the service set runs here. Returns 0, or -1 with another
+ * exception a handler raised. */
+static int drop_completion_interrupt(bool completed)
+{
+	if (completed && PyErr_CheckSignals() < 0) {
+		if (!PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
+			return -1;
+		PyErr_Clear();
+	}
+	return 0;
+}
+
 static PyObject *shell_prompt(PyObject *self, PyObject *args)
 {
 	PyObject *arg, *complete, *encoded, *text;
 	struct tp_frame reply;
+	bool completed = false;
 	char *line;
 	int r;
 
 	(void)self;
 	if (!PyArg_ParseTuple(args, "UO:prompt", &arg, &complete))
 		return NULL;
+	if (channel_held_here())
+		return channel_busy();
 	if (PyErr_CheckSignals() < 0)
 		return NULL;
 	if (!(encoded = PyUnicode_AsEncodedString(arg, "utf-8", "surrogateescape")))
@@ -1478,9 +1559,12 @@ static PyObject *shell_prompt(PyObject *self, PyObject *args)
 		if (reply.arg != TP_REPLY_COMPLETE)
 			break;
 		r = answer_completion(complete, reply.size);
+		completed = true;
 	}
 	if (reply.arg == TP_REPLY_EOF || reply.arg == TP_REPLY_INTERRUPT) {
 		pthread_mutex_unlock(&channel_lock);
+		if (drop_completion_interrupt(completed) < 0)
+			return NULL;
 		if (reply.arg == TP_REPLY_EOF)
 			Py_RETURN_NONE;
 		PyErr_SetNone(PyExc_KeyboardInterrupt);
@@ -1498,6 +1582,8 @@ static PyObject *shell_prompt(PyObject *self, PyObject *args)
 	text = r < 0 ? channel_error() :
 		       PyUnicode_DecodeUTF8(line, (Py_ssize_t)reply.size, "surrogateescape");
 	PyMem_Free(line);
+	if (text && drop_completion_interrupt(completed) < 0)
+		Py_CLEAR(text);
 	return text;
 }
 

@@ -304,7 +304,8 @@ static void interrupt_service(struct watch *w, int fd)
 }
 
 /* struct tp_shell_prompt's complete: the word asked of the console, its answer awaited
- * (a Ctrl-C meanwhile is SIGINT to the service, whose completer then gives up). */
+ * (a Ctrl-C meanwhile is SIGINT to the service, whose completer then gives up; what the
+ * service writes meanwhile is relayed, so that a full pipe cannot stall it). */
 static int complete_word(struct tp_shell_prompt *p, const char *word, size_t size, char **list,
 			 size_t *list_size)
 {
@@ -312,12 +313,13 @@ static int complete_word(struct tp_shell_prompt *p, const char *word, size_t siz
 	int r = tp_channel_ask_completions(&w->channel, word, size);
 
 	while (r == 0) {
-		struct pollfd fds[3] = {
+		struct pollfd fds[4] = {
 			{ .fd = w->channel.fd, .events = POLLIN },
 			{ .fd = p->ended_fd, .events = POLLIN },
 			{ .fd = w->inv->cfg->shell.interrupt_fd, .events = POLLIN },
+			{ .fd = p->output_fd, .events = POLLIN },
 		};
-		if (poll(fds, 3, -1) < 0) {
+		if (poll(fds, 4, -1) < 0) {
 			if (errno != EINTR)
 				return -errno;
 			continue;
@@ -328,6 +330,8 @@ static int complete_word(struct tp_shell_prompt *p, const char *word, size_t siz
 			return -EPIPE;
 		if (fds[2].revents)
 			interrupt_service(w, fds[2].fd);
+		if (fds[3].revents) /* what the completer (or a thread) writes is shown */
+			p->relay(p);
 	}
 	return r;
 }

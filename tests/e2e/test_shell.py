@@ -152,6 +152,16 @@ def tab(s, text, want, timeout=30):
         time.sleep(0.1)
 
 
+def interrupt_a_tab(s):
+    """slow = S() made; then "slow." and Tab, whose completer hangs, and a Ctrl-C."""
+    s.ask("slow = S()")
+    s.tmux("send-keys", "-t", "shell", "-l", "slow.")
+    s.keys("Tab")
+    time.sleep(1)
+    s.keys("C-c")
+    time.sleep(1)
+
+
 def test_tab_completes_as_at_python3s_prompt(as_user, shell):
     """Tab completes from the namespace inside, as python3's rlcompleter does: a name, a
     keyword, an attribute of a dotted name (a callable gets its "("), the common part
@@ -170,9 +180,11 @@ def test_tab_completes_as_at_python3s_prompt(as_user, shell):
     s.keys("C-u")
     tab(s, "impo", ">>> import ")
     assert s.ask("sys") == ""  # "import " with its space: no NameError
-    # the word after a quote and a slash is "hos": no Python name, no host file name
+    # the word after a quote and a slash is "hos": no Python name, and no host file
+    # name either (libedit's own completion would make it /etc/hosts)
     tab(s, "open('/etc/hos", ">>> open('/etc/hos")
-    s.keys("C-u")
+    time.sleep(0.5)  # the Tab's answer has come
+    assert s.ask("')").endswith("No such file or directory: '/etc/hos'")
     before = s.prompts()
     s.type("if True:")
     s.keys("Tab")  # the block's line indented by Tab alone
@@ -197,17 +209,42 @@ def test_tab_offers_only_what_the_terminal_shows_as_it_is(as_user, shell):
     s.ask("h = H()")
     tab(s, "h.o", ">>> h.ok_name")
     s.keys("C-u")
-    block(s, "class S:", "    def __dir__(self): import time; time.sleep(120); return ['slow']")
-    s.ask("slow = S()")
-    s.tmux("send-keys", "-t", "shell", "-l", "slow.")
+    # an escape sequence alone: a unique match that would be put on the line, and so
+    # written to the terminal (the pane's title), were it offered
+    block(s, "class T:", "    def __dir__(self): return ['ok_\\x1b]0;TITLE\\x07']")
+    s.ask("t = T()")
+    tab(s, "t.o", ">>> t.o")
     s.keys("Tab")
+    time.sleep(0.5)
+    assert line_at_prompt(s).rstrip() == ">>> t.o"
+    assert s.tmux("display-message", "-p", "-t", "shell", "#{pane_title}").strip() != "TITLE"
+    s.keys("C-u")
+    block(s, "class S:", "    def __dir__(self): import time; time.sleep(120); return ['slow']")
+    interrupt_a_tab(s)
+    assert line_at_prompt(s).rstrip() == ">>> slow."  # the line stays
+    s.keys("C-u")
+    assert s.ask("6 * 7", timeout=10) == "42"  # no KeyboardInterrupt left to drop it
+    # the completer's code cannot use the channel the console holds: an error, no hang
+    block(s, "class U:", "    def __dir__(self): import teex; teex.get_input(); return ['x']")
+    s.ask("u = U()")
+    tab(s, "u.", ">>> u.")
     time.sleep(1)
-    s.keys("C-c")
     s.keys("C-u")
     assert s.ask("6 * 7", timeout=10) == "42"
-    assert s.tmux("display-message", "-p", "-t", "shell", "#{pane_title}").strip() != "TITLE"
     s.keys("C-d")
     assert s.exit_code() == EXIT.OK
+
+
+def test_a_second_ctrl_c_ends_a_session_whose_completer_does_not_answer(as_user, shell):
+    """A completer that ignores SIGINT (or a console that never answers): the second
+    Ctrl-C ends the session, as SIGTERM would."""
+    s = shell()
+    block(s, "class S:", "    def __dir__(self):",
+          "        import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN)",
+          "        time.sleep(120); return []")
+    interrupt_a_tab(s)
+    s.keys("C-c")
+    assert s.exit_code(timeout=20) == 130
 
 
 def test_completions_nobody_asked_for_break_the_channel(as_user, shell):

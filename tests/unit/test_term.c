@@ -3,6 +3,7 @@
 #include "../../src/common/term.h"
 
 #include <stdbool.h>
+#include <string.h>
 
 #define M "<m>" /* a line mark that is easy to read in a failure */
 
@@ -260,6 +261,50 @@ static void test_locale_decides_utf8(void)
 	CHECK(tp_term_locale_is_utf8(NULL, NULL, "en_US.UTF-8"));
 }
 
+/* A Tab's completions from a service: only what starts with the word and shows as it
+ * is; none when more than the room would be offered. */
+static void test_completions_offer_only_what_shows_as_it_is(void)
+{
+	static char list[] = "os.getcwd(\n"
+			     "os.get\x1b]0;TITLE\x07\n"
+			     "os.get\x1b[2J\n"
+			     "os.get\x07"
+			     "bell\n"
+			     "os.get\ttab\n"
+			     "os.get\xc2\x9b"
+			     "c1\n"
+			     "os.get\xe2\x80\xae"
+			     "bidi\n"
+			     "os.get\xff\n"
+			     "os.get\0"
+			     "nul\n"
+			     "os.getcwdb(\n"
+			     "sys.path\n"
+			     "os.get_caf\xc3\xa9\n"
+			     "os.getpid(";
+	const char *out[8];
+	size_t n = tp_term_completions(list, sizeof(list) - 1, "os.get", false, out, 8);
+
+	CHECK(n == 3);
+	CHECK(n == 3 && strcmp(out[0], "os.getcwd(") == 0 && strcmp(out[1], "os.getcwdb(") == 0 &&
+	      strcmp(out[2], "os.get_caf\xc3\xa9") == 0); /* the last, with no newline, is cut */
+
+	static char again[] = "os.getcwd(\nos.get_caf\xc3\xa9\n";
+	n = tp_term_completions(again, sizeof(again) - 1, "os.get", true, out, 8);
+	CHECK(n == 1 && strcmp(out[0], "os.getcwd(") == 0); /* an ASCII terminal: no é */
+
+	static char many[] = "a1\na2\na3\n";
+	CHECK(tp_term_completions(many, sizeof(many) - 1, "a", false, out, 2) == 0);
+
+	static char longer[TP_TERM_MAX_CANDIDATE + 3];
+	memset(longer, 'a', sizeof(longer));
+	longer[TP_TERM_MAX_CANDIDATE + 1] = '\n';
+	CHECK(tp_term_completions(longer, TP_TERM_MAX_CANDIDATE + 2, "a", false, out, 8) == 0);
+	longer[TP_TERM_MAX_CANDIDATE] = '\n';
+	CHECK(tp_term_completions(longer, TP_TERM_MAX_CANDIDATE + 1, "a", false, out, 8) == 1);
+	CHECK(tp_term_completions(NULL, 0, "a", false, out, 8) == 0);
+}
+
 TESTS(term_tests) = {
 	{ "term: text, newlines and tabs pass, each line marked",
 	  test_text_newlines_and_tabs_pass_each_line_marked },
@@ -282,5 +327,7 @@ TESTS(term_tests) = {
 	{ "term: a long output goes through in order", test_a_long_output_goes_through_in_order },
 	{ "term: one line of teepy's holds no control", test_one_line_of_teepys_holds_no_control },
 	{ "term: the locale decides UTF-8", test_locale_decides_utf8 },
+	{ "term: completions offer only what shows as it is",
+	  test_completions_offer_only_what_shows_as_it_is },
 	END_TESTS,
 };
