@@ -119,6 +119,7 @@ static struct {
 	const char *candidates[MAX_CANDIDATES];
 	size_t count, next;
 } completing;
+
 static char *next_candidate(const char *word, int state)
 {
 	(void)word;
