@@ -137,13 +137,18 @@ def start_worker(kind, teepy, kit, max_upload=None):
     return w
 
 
+def stop_worker(w):
+    """The worker stopped and its store (a real worker's) removed."""
+    w.close()
+    if getattr(w, "store", None):
+        shutil.rmtree(w.store, ignore_errors=True)
+
+
 @pytest.fixture(params=["stand-in", "teepy-worker"])
 def worker(request, teepy, kit):
     w = start_worker(request.param, teepy, kit)
     yield w
-    w.close()
-    if getattr(w, "store", None):
-        shutil.rmtree(w.store, ignore_errors=True)
+    stop_worker(w)
 
 
 @pytest.fixture
@@ -415,7 +420,7 @@ def test_an_upload_over_the_limit_is_the_workers_413(teepy, kit, kind):
     try:
         r = teepy_run(teepy, "deploy", kit["bundle"], "--worker", w.url)
     finally:
-        w.close()
+        stop_worker(w)
     assert r.returncode == EXIT.USAGE, r
     line = one_line(r)
     assert line.startswith("teepy: deploy: the worker refused: ") and \
