@@ -120,6 +120,14 @@ static struct {
 	size_t count, next;
 } completing;
 
+/* The last Tab's answer let go (a new Tab, the prompt's end). */
+static void forget_completions(void)
+{
+	free(completing.list);
+	completing.list = NULL;
+	completing.count = 0;
+}
+
 static char *next_candidate(const char *word, int state)
 {
 	(void)word;
@@ -138,9 +146,7 @@ static char **attempt_completion(const char *word, int start, int end)
 	(void)start;
 	(void)end;
 	rl_attempted_completion_over = 1; /* never the host's file names */
-	free(completing.list);
-	completing.list = NULL;
-	completing.count = 0;
+	forget_completions();
 	/* as python3's: Tab with nothing to complete indents (the word is a tab) */
 	if (!word[0]) {
 		completing.candidates[completing.count++] = "\t";
@@ -269,9 +275,7 @@ static int read_line(void *ctx, struct tp_shell_prompt *p, char **line, size_t *
 	int r = read_until_done(p, shown.text);
 	at_prompt = 0;
 	completing.prompt = NULL;
-	free(completing.list);
-	completing.list = NULL;
-	completing.count = 0;
+	forget_completions();
 	if (r != TP_REPLY_OK)
 		return r;
 	if (!reading.line)

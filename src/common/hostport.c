@@ -14,7 +14,6 @@ int tp_split_host_port(const char *s, char *host, size_t size, unsigned *port, c
 {
 	const char *colon, *h = s, *digits;
 	size_t n;
-	char *end;
 	long p;
 
 	if (s[0] == '[') {
@@ -60,9 +59,8 @@ int tp_split_host_port(const char *s, char *host, size_t size, unsigned *port, c
 	}
 	digits = colon + 1;
 	errno = 0;
-	p = strtol(digits, &end, 10);
-	if (!*digits || *end || errno || p < 0 || p > 65535 ||
-	    strspn(digits, "0123456789") != strlen(digits)) {
+	p = strtol(digits, NULL, 10);
+	if (!*digits || digits[strspn(digits, "0123456789")] || errno || p > 65535) {
 		snprintf(err, err_size, "'%s': the port must be a number from 0 to 65535", s);
 		return -EINVAL;
 	}

@@ -1497,12 +1497,6 @@ static int answer_completion(PyObject *complete, uint64_t size)
 	return r;
 }
 
-/* The console's input: PROMPT with the prompt, and the supervisor's answer: the line
- * as str, None at the end (Ctrl-D), KeyboardInterrupt for a Ctrl-C at the prompt;
- * meanwhile each Tab's word, answered with complete(word) (answer_completion). A
- * Ctrl-C that came before the prompt is raised first, so that none is pending while
- * the line is on its way (the supervisor sends SIGINT only while a statement runs, or
- * a completion is computed). */
 /* A Ctrl-C the supervisor sent to stop a completer that had already answered: its
  * KeyboardInterrupt, pending, would drop the line that comes next. Dropped itself
  * (the supervisor sends SIGINT at a prompt only during a completion). Called with the
@@ -1518,6 +1512,12 @@ static int drop_completion_interrupt(bool completed)
 	return 0;
 }
 
+/* The console's input: PROMPT with the prompt, and the supervisor's answer: the line
+ * as str, None at the end (Ctrl-D), KeyboardInterrupt for a Ctrl-C at the prompt;
+ * meanwhile each Tab's word, answered with complete(word) (answer_completion). A
+ * Ctrl-C that came before the prompt is raised first, so that none is pending while
+ * the line is on its way (the supervisor sends SIGINT only while a statement runs, or
+ * a completion is computed). */
 static PyObject *shell_prompt(PyObject *self, PyObject *args)
 {
 	PyObject *arg, *complete, *encoded, *text;

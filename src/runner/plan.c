@@ -694,11 +694,6 @@ int tp_runner_judge_signer(const struct tp_run_config *cfg, const struct tp_bund
 	return r;
 }
 
-static int check_signer(struct tp_invocation *inv, struct tp_outcome *out)
-{
-	return tp_runner_judge_signer(inv->cfg, &inv->bundle, out);
-}
-
 /* An encrypted bundle runs only with the key its files were sealed with, which the
  * manifest names by its id (tp_symkey_id): a wrong key is refused before anything
  * is decrypted, a missing one said as such. */
@@ -776,7 +771,7 @@ static int settle_signer(struct tp_invocation *inv, struct tp_outcome *out)
 	tp_bundle_file_verify(&inv->bundle);
 	if (cfg->mark)
 		cfg->mark("bundle read, signature checked");
-	if (check_signer(inv, out) < 0)
+	if (tp_runner_judge_signer(inv->cfg, &inv->bundle, out) < 0)
 		return -1;
 	if (cfg->mark)
 		cfg->mark("signer trusted");

@@ -292,7 +292,8 @@ static int relay_some(struct tp_shell_prompt *p)
 	return -1;
 }
 
-/* A Ctrl-C while a statement runs: the bytes taken, SIGINT to the service. */
+/* A Ctrl-C while a statement runs, or a completion is awaited: the bytes taken, SIGINT
+ * to the service. */
 static void interrupt_service(struct watch *w, int fd)
 {
 	char buf[64];
