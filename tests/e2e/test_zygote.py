@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import tempfile
 import textwrap
 import threading
@@ -350,6 +351,54 @@ ERRORS = {"bad_request", "forbidden", "not_found", "conflict", "failed", "no_res
           "memory", "cpu", "timeout", "config", "key_missing", "refused", "internal"}
 
 
+def load_segments(path):
+    """The PT_LOAD segments of the ELF object at path: [(its first page's file offset,
+    the end of its file bytes, p_flags)]; None for a file that is no 64-bit ELF."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:
+            return None
+        (phoff,) = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    segments = []
+    for i in range(phnum):
+        p_type, p_flags, p_offset, _, _, p_filesz, _, _ = struct.unpack_from(
+            "<IIQQQQQQ", table, i * phentsize)
+        if p_type == 1:  # PT_LOAD
+            segments.append((p_offset & ~4095, p_offset + p_filesz, p_flags))
+    return segments
+
+
+def protections_unlike_their_segments(pid):
+    """Process pid's file mappings, seen from the host as root: how many map a
+    segment of an ELF object, and those whose protection is not what the segment's
+    flags ask (executable without PF_X or not executable with it, writable without
+    PF_W). Each file is read through /proc/PID/map_files, whatever its path is in the
+    sandbox."""
+    checked, wrong = 0, []
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        span, perms, offset, _, inode = line.split()[:5]
+        if inode == "0":
+            continue
+        try:
+            segments = load_segments(f"/proc/{pid}/map_files/{span}")
+        except OSError:
+            continue  # gone, or no regular file
+        offset = int(offset, 16)
+        covering = [s for s in segments or () if s[0] <= offset < s[1]]
+        if len(covering) > 1:  # a page two segments share: the one starting there
+            covering = [s for s in covering if s[0] == offset]
+        if len(covering) != 1:
+            continue
+        flags = covering[0][2]
+        checked += 1
+        if ("x" in perms) != bool(flags & 1) or ("w" in perms and not flags & 2):
+            wrong.append(line)
+    return checked, wrong
+
+
 @pytest.fixture(scope="module")
 def zapps(teepy):
     """The bundles, built once: the service (preload random and its zstate module, 8M
@@ -535,17 +584,27 @@ def test_the_zygotes_code_stays_read_only_in_its_children(as_user, start, zapps,
     code_tables_copied_on_fork). In a warm child, as in a cold run, the kernel refuses
     a write to any of them: to the first and the last whole page of each segment of the
     interpreter, libc, the loader and every extension module (EFAULT), those of a numpy
-    zygote too, whose preload left BLAS threads running while it did so."""
+    zygote too, whose preload left BLAS threads running while it did so. Seen from the
+    host, the zygote and its children map each segment with the protection its ELF
+    flags give it: none made executable that was not, none left writable."""
     for bundle, env in (("svc.tpy", {}), ("np.tpy", {}), ("svc.tpy", {"TEEPY_ZYGOTES": "0"})):
         w = Worker(start, store, zapps / "signer.pub", env=env)
         try:
             service, _ = deployed(w, zapps, (), bundle=bundle)
             ok(w, service, "x")  # the zygote started (warm), or a first cold run
             pages = ok(w, service, "code")
+            # from the host: the zygote and the children it forked ahead map every
+            # segment as its ELF flags say (no constants made executable, no code
+            # left writable)
+            pythons = pythons_under(w)
+            for pid in pythons:
+                checked, wrong = protections_unlike_their_segments(pid)
+                assert checked > 0 and not wrong, (bundle, pid, checked, wrong)
         finally:
             w.stop()
         if not env:
             assert_warm(w, service, 2, 1)
+            assert pythons, "no zygote or child under the worker to look at"
         names = {os.path.basename(name) for name, _, _ in pages}
         assert {"libc.so.6", "ld-linux-x86-64.so.2"} <= names, names
         assert any(n.startswith("python3") for n in names), names
