@@ -378,7 +378,11 @@ def protections_unlike_their_segments(pid):
     PF_W). Each file is read through /proc/PID/map_files, whatever its path is in the
     sandbox."""
     checked, wrong = 0, []
-    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return 0, []  # gone since it was listed (a zombie's maps are empty too)
+    for line in maps.splitlines():
         span, perms, offset, _, inode = line.split()[:5]
         if inode == "0":
             continue
@@ -596,15 +600,16 @@ def test_the_zygotes_code_stays_read_only_in_its_children(as_user, start, zapps,
             # from the host: the zygote and the children it forked ahead map every
             # segment as its ELF flags say (no constants made executable, no code
             # left writable)
-            pythons = pythons_under(w)
-            for pid in pythons:
+            looked_at = 0
+            for pid in pythons_under(w):  # the invocation's own child may be ending
                 checked, wrong = protections_unlike_their_segments(pid)
-                assert checked > 0 and not wrong, (bundle, pid, checked, wrong)
+                assert not wrong, (bundle, pid, wrong)
+                looked_at += checked > 0
         finally:
             w.stop()
         if not env:
             assert_warm(w, service, 2, 1)
-            assert pythons, "no zygote or child under the worker to look at"
+            assert looked_at, "no zygote or child under the worker to look at"
         names = {os.path.basename(name) for name, _, _ in pages}
         assert {"libc.so.6", "ld-linux-x86-64.so.2"} <= names, names
         assert any(n.startswith("python3") for n in names), names
